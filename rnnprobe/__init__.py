@@ -1,0 +1,42 @@
+"""rnnprobe: record, analyse and compare the hidden states of recurrent networks.
+
+``import rnnprobe`` is light: numpy only. torch, zarr, pandas, scikit-learn,
+rsatoolbox and matplotlib load when the functions that need them are used.
+
+Examples
+--------
+>>> import torch, rnnprobe
+>>> lstm = torch.nn.LSTM(3, 8, batch_first=True)
+>>> rec = rnnprobe.record(lstm, torch.randn(10, 20, 3), layers=["output", "l0.c"], progress=False)
+>>> rec.shapes
+{'output': (10, 20, 8), 'l0.c': (10, 20, 8)}
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from . import errors
+from ._version import __version__
+from .recording import Recording, concat
+
+__all__ = ["Recording", "Tap", "__version__", "concat", "errors", "record", "recordable"]
+
+_LAZY = {"record": ".record", "recordable": ".record", "Tap": ".record"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name], __name__)
+        # importing a submodule binds it under its own name (rnnprobe.record): rebind every
+        # public name that submodule provides to the function/class itself
+        for attr, source in _LAZY.items():
+            if source == _LAZY[name]:
+                globals()[attr] = getattr(module, attr)
+        return globals()[name]
+    raise AttributeError(f"module 'rnnprobe' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

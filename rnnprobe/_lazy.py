@@ -1,0 +1,98 @@
+"""Read-on-demand views of on-disk (stimulus, time, *units) arrays."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._indexing import as_slice_if_contiguous, compose, index_length
+
+
+class LazyArray:
+    """A selection of an on-disk (stimulus, time, *units) array, read only when asked.
+
+    Selections compose without reading anything; ``np.asarray(view)`` or
+    ``view.read()`` reads just the chunks the selection touches.
+
+    Parameters
+    ----------
+    base : zarr.Array
+        The stored array, shape (stimulus, time, *units).
+    stimuli, time : slice or ndarray of int, optional
+        Normalized selections into ``base`` along its first two axes.
+    unit_shape : tuple of int, optional
+        Reshape the units to this (same size), e.g. ``(n_units,)`` to flatten.
+    """
+
+    def __init__(
+        self,
+        base: Any,
+        stimuli: slice | np.ndarray | None = None,
+        time: slice | np.ndarray | None = None,
+        unit_shape: tuple[int, ...] | None = None,
+    ) -> None:
+        self.base = base
+        n_stim, n_time = base.shape[:2]
+        self._stimuli = slice(0, n_stim, 1) if stimuli is None else stimuli
+        self._time = slice(0, n_time, 1) if time is None else time
+        base_units = tuple(base.shape[2:])
+        self._unit_shape = base_units if unit_shape is None else tuple(unit_shape)
+        if int(np.prod(self._unit_shape)) != int(np.prod(base_units)):
+            raise ValueError(f"cannot reshape units {base_units} to {self._unit_shape}")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        n_stim, n_time = self.base.shape[:2]
+        return (
+            index_length(self._stimuli, n_stim),
+            index_length(self._time, n_time),
+            *self._unit_shape,
+        )
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.dtype(self.base.dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def take(
+        self,
+        stimuli: slice | np.ndarray | None = None,
+        time: slice | np.ndarray | None = None,
+    ) -> LazyArray:
+        """Compose a further (normalized) selection; reads nothing."""
+        n_stim, n_time = self.base.shape[:2]
+        new_stim = self._stimuli if stimuli is None else compose(self._stimuli, stimuli, n_stim)
+        new_time = self._time if time is None else compose(self._time, time, n_time)
+        return LazyArray(self.base, new_stim, new_time, self._unit_shape)
+
+    def reshape_units(self, unit_shape: tuple[int, ...]) -> LazyArray:
+        return LazyArray(self.base, self._stimuli, self._time, unit_shape)
+
+    def read(self) -> np.ndarray:
+        """Read the selection into memory."""
+        stim = as_slice_if_contiguous(self._stimuli)
+        time = as_slice_if_contiguous(self._time)
+        if isinstance(stim, slice) and isinstance(time, slice):
+            data = self.base[stim, time]
+        else:
+            data = self.base.oindex[stim, time]
+        data = np.asarray(data)
+        return data.reshape(data.shape[:2] + self._unit_shape)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        data = self.read()
+        return data if dtype is None else data.astype(dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"LazyArray(shape={self.shape}, dtype={self.dtype}, store={self.base.store!s})"

@@ -1,0 +1,1 @@
+"""Recurrent models: exact unrolled torch RNN modules (and, later, the model zoo)."""

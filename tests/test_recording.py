@@ -1,0 +1,140 @@
+import numpy as np
+import pytest
+
+from rnnprobe import Recording, concat
+from rnnprobe.errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError
+
+
+@pytest.fixture
+def rec(rng):
+    return Recording(
+        {"a": rng.normal(size=(6, 5, 2, 3)).astype("float32"), "b": rng.normal(size=(6, 4, 7))},
+        metadata={"label": [0, 1, 2, 0, 1, 2], "cond": ["x", "y", "x", "y", "x", "y"]},
+        times={"a": np.linspace(0, 1, 5)},
+        provenance={"model_class": "Toy"},
+    )
+
+
+def test_properties(rec):
+    assert rec.layers == ["a", "b"]
+    assert rec.n_stimuli == len(rec) == 6
+    assert rec.shapes == {"a": (6, 5, 2, 3), "b": (6, 4, 7)}
+    assert rec.unit_shape("a") == (2, 3)
+    np.testing.assert_array_equal(rec.times["a"], np.linspace(0, 1, 5))
+    np.testing.assert_array_equal(rec.times["b"], np.arange(4))
+    assert rec.columns == ["label", "cond"]
+    assert rec.column("cond").dtype.kind == "U"
+    assert list(rec.metadata.columns) == ["label", "cond"]
+    assert rec.provenance == {"model_class": "Toy"}
+    assert rec.nbytes == 6 * 5 * 6 * 4 + 6 * 4 * 7 * 8
+    assert not rec.is_lazy
+    assert "a" in rec and "zz" not in rec
+
+
+def test_arrays_are_read_only(rec):
+    with pytest.raises(ValueError):
+        rec["a"][0, 0, 0, 0] = 1.0
+
+
+def test_get_matches_numpy(rec):
+    full = rec["a"]
+    np.testing.assert_array_equal(rec.get("a", time=-1), full[:, -1])
+    np.testing.assert_array_equal(rec.get("a", time=[0, 3], stimuli=[5, 1]), full[[5, 1]][:, [0, 3]])
+    np.testing.assert_array_equal(rec.get("a", flatten=True), full.reshape(6, 5, 6))
+    np.testing.assert_array_equal(rec.get("a", where={"cond": "y"}), full[[1, 3, 5]])
+    np.testing.assert_array_equal(rec.get("a", where={"label": [0, 2]}), full[[0, 2, 3, 5]])
+    np.testing.assert_array_equal(rec.get("a", query="label > 0 and cond == 'x'"), full[[2, 4]])
+    mask = np.array([True, False] * 3)
+    np.testing.assert_array_equal(rec.get("a", stimuli=mask, query="label != 2"), full[[0, 4]])
+
+
+def test_select_keeps_everything_consistent(rec):
+    sub = rec.select("a", stimuli=slice(1, 4), time=2)
+    assert sub.shapes == {"a": (3, 1, 2, 3)}
+    np.testing.assert_array_equal(sub.times["a"], [0.5])
+    np.testing.assert_array_equal(sub.column("label"), [1, 2, 0])
+    assert sub.provenance == rec.provenance
+    both = rec.select(time=slice(-2, None))
+    assert both.shapes == {"a": (6, 2, 2, 3), "b": (6, 2, 7)}
+    np.testing.assert_array_equal(both.times["b"], [2, 3])
+
+
+def test_flatten_units(rec):
+    flat = rec.flatten_units()
+    assert flat.shapes == {"a": (6, 5, 6), "b": (6, 4, 7)}
+    np.testing.assert_array_equal(flat["a"], rec["a"].reshape(6, 5, 6))
+
+
+def test_concat(rec):
+    both = concat([rec, rec.select(stimuli=[0, 1])])
+    assert both.n_stimuli == 8
+    np.testing.assert_array_equal(both["b"], np.concatenate([rec["b"], rec["b"][:2]]))
+    np.testing.assert_array_equal(both.column("cond"), list("xyxyxyxy"))
+    assert both.provenance["concatenated_from"] == 2
+    with pytest.raises(ArgumentError, match="has layers"):
+        concat([rec, rec.select("a")])
+    with pytest.raises(ShapeError, match="Only the stimulus axis may differ"):
+        concat([rec, rec.select(time=slice(0, 3))])
+    with pytest.raises(ArgumentTypeError):
+        concat([])
+
+
+def test_repr(rec):
+    text = repr(rec)
+    assert text.startswith("<Recording: 6 stimuli, 2 layers, in memory>")
+    assert "a  (6, 5, 2, 3)  float32" in text
+    assert "metadata: label (int64), cond (<U1)" in text
+
+
+def test_metadata_from_dataframe():
+    import pandas as pd
+
+    frame = pd.DataFrame({"label": [3, 4], "name": ["p", "q"]})
+    rec = Recording({"h": np.zeros((2, 1, 1))}, metadata=frame)
+    np.testing.assert_array_equal(rec.column("label"), [3, 4])
+    assert rec.column("name").dtype.kind == "U"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"states": {}}, ArgumentError, "at least one layer"),
+        ({"states": [1]}, ArgumentTypeError, "Pass a dict of layer name"),
+        ({"states": {"h": [1, 2]}}, ArgumentTypeError, r"states\['h'\]: got \[1, 2\]"),
+        ({"states": {"h": np.zeros(3)}}, ShapeError, "add a time axis"),
+        ({"states": {"h": np.zeros((2, 1)), "g": np.zeros((3, 1))}}, ShapeError, "disagree on the number"),
+        ({"metadata": {"label": [1, 2, 3]}}, ShapeError, r"metadata\['label'\].*there are 2 stimuli"),
+        ({"metadata": [1, 2]}, ArgumentTypeError, "Pass a dict of column name"),
+        ({"times": [0, 1, 2]}, ShapeError, "layer 'h' has 4 time steps"),
+        ({"times": {"h": [0]}}, ShapeError, r"times\['h'\]"),
+        ({"provenance": {"x": object()}}, ArgumentTypeError, "JSON-serialisable"),
+    ],
+)
+def test_bad_construction(kwargs, error, match):
+    args = {"states": {"h": np.zeros((2, 4, 3))}} | kwargs
+    states = args.pop("states")
+    with pytest.raises(error, match=match):
+        Recording(states, **args)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "match"),
+    [
+        (lambda r: r.get("zz"), UnknownNameError, "'zz' is not in this recording. Recorded layers: 'a', 'b'"),
+        (lambda r: r.get(), ArgumentError, "has 2 layers"),
+        (lambda r: r.get("a", time=5), ArgumentError, "index 5 is out of range for an axis of length 5"),
+        (lambda r: r.get("a", stimuli=[0, 9]), ArgumentError, r"indices \[9\] are out of range"),
+        (lambda r: r.get("a", stimuli=[True, False]), ArgumentError, r"mask must have shape \(6,\)"),
+        (lambda r: r.get("a", stimuli=True), ArgumentTypeError, "boolean True"),
+        (lambda r: r.get("a", stimuli=[0.5]), ArgumentTypeError, "1-d list of ints"),
+        (lambda r: r.get("a", where={"nope": 1}), UnknownNameError, "'nope' is not a metadata column"),
+        (lambda r: r.get("a", query="nope > 1"), ArgumentError, "could not be evaluated"),
+        (lambda r: r.get("a", query="label + 1"), ArgumentError, "one True/False per stimulus"),
+        (lambda r: r.select([]), ArgumentError, "empty list"),
+        (lambda r: r.select(time=4), ArgumentError, "layer 'b' has 4 time steps"),
+        (lambda r: r.column("zz"), UnknownNameError, "Available: 'label', 'cond'"),
+    ],
+)
+def test_bad_selection(rec, call, error, match):
+    with pytest.raises(error, match=match):
+        call(rec)
