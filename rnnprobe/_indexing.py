@@ -8,6 +8,7 @@ import numpy as np
 
 from .errors import ArgumentError, ArgumentTypeError, describe
 
+
 def normalize_index(index: Any, n: int, *, name: str) -> slice | np.ndarray:
     """Turn a user index along an axis of length ``n`` into a slice or int array.
 

@@ -80,9 +80,7 @@ def test_lazy_selection_reads_nothing_until_asked(tmp_path, monkeypatch):
     monkeypatch.setattr(LazyArray, "read", lambda self: reads.append(self.shape) or original(self))
     sub = loaded.select(["h"], stimuli=slice(3, 20), time=[1, 3], query="label == 1").flatten_units()
     assert reads == [] and sub.is_lazy
-    np.testing.assert_array_equal(
-        sub["h"], rec["h"][3:20][rec.column("label")[3:20] == 1][:, [1, 3]].reshape(-1, 2, 3)
-    )
+    np.testing.assert_array_equal(sub["h"], rec["h"][3:20][rec.column("label")[3:20] == 1][:, [1, 3]].reshape(-1, 2, 3))
     assert reads == [sub.shapes["h"]]
 
 
@@ -105,11 +103,18 @@ def test_lazy_read_touches_only_needed_chunks(tmp_path):
 @given(
     stim=st.one_of(
         st.lists(st.integers(-13, 12), min_size=0, max_size=8),
-        st.builds(slice, st.integers(-15, 15) | st.none(), st.integers(-15, 15) | st.none(),
-                  st.sampled_from([None, 1, 2, -1, 3])),
+        st.builds(
+            slice,
+            st.integers(-15, 15) | st.none(),
+            st.integers(-15, 15) | st.none(),
+            st.sampled_from([None, 1, 2, -1, 3]),
+        ),
     ),
-    time=st.one_of(st.integers(-4, 3), st.lists(st.integers(-4, 3), min_size=1, max_size=5),
-                   st.builds(slice, st.integers(-5, 5) | st.none(), st.none(), st.sampled_from([None, 2, -1]))),
+    time=st.one_of(
+        st.integers(-4, 3),
+        st.lists(st.integers(-4, 3), min_size=1, max_size=5),
+        st.builds(slice, st.integers(-5, 5) | st.none(), st.none(), st.sampled_from([None, 2, -1])),
+    ),
     stim2=st.one_of(st.none(), st.lists(st.integers(0, 2), min_size=1, max_size=3)),
 )
 def test_lazy_selection_equals_numpy(tmp_path_factory, stim, time, stim2):
@@ -179,7 +184,7 @@ def test_not_a_store(tmp_path):
     with pytest.raises(StoreNotFoundError, match="does not exist"):
         Recording.load(tmp_path / "missing")
     (tmp_path / "dir").mkdir()
-    with pytest.raises(StoreFormatError, match="no zarr.json"):
+    with pytest.raises(StoreFormatError, match=r"no zarr\.json"):
         Recording.load(tmp_path / "dir")
     import zarr
 
