@@ -140,6 +140,9 @@ def _default_layers(model: nn.Module) -> list[str]:
     taps = [name for name, m in model.named_modules() if isinstance(m, Tap) and name]
     if taps:
         return taps
+    root_parts, _ = _static_parts(model)
+    if root_parts:  # the model is itself an nn.LSTM/GRU/RNN or nn.LSTMCell
+        return root_parts
     return [
         name
         for name, m in model.named_modules()
@@ -159,6 +162,7 @@ class _Target:
     sequence: bool = False  # generic outputs shaped (batch, time, ...)
     stash: dict[str, torch.Tensor] = field(default_factory=dict)
     seen_parts: set[str] = field(default_factory=set)
+    recorded: set[str] = field(default_factory=set)
 
     def layer_name(self, part: str) -> str:
         return _join(self.name, part)
@@ -323,41 +327,39 @@ class _Sink:
         return {k: v.numpy() for k, v in self._views.items()}
 
 
+def _output_parts(target: _Target, output: Any) -> list[tuple[str, torch.Tensor, bool]]:
+    """(part, tensor laid out batch-first, whether axis 1 is time) for one module call."""
+    if target.kind == "lstmcell":
+        return [(part, tensor, False) for part, tensor in zip(("h", "c"), output, strict=True)]
+    if target.kind == "generic":
+        return [(part, tensor, target.sequence) for part, tensor in _flatten_output(output)]
+    module = target.module
+    seq_out, hidden = output
+    if isinstance(seq_out, nn.utils.rnn.PackedSequence):
+        _flatten_output(seq_out)  # raises the PackedSequence error
+    if seq_out.dim() == 2:
+        raise ShapeError(
+            f"layers: {target.name or type(module).__name__!r} received an unbatched sequence "
+            f"{describe(seq_out)}; record needs batched input (stimulus axis first). Check the stimuli's shape."
+        )
+    parts = [("output", seq_out if module.batch_first else seq_out.transpose(0, 1), True)]
+    if rnn_kind(module) == "LSTM":
+        parts += [("h_n", hidden[0].transpose(0, 1), False), ("c_n", hidden[1].transpose(0, 1), False)]
+    else:
+        parts.append(("h_n", hidden.transpose(0, 1), False))
+    parts += [(name, state, True) for name, state in target.stash.items()]
+    target.stash = {}
+    return parts
+
+
 def _make_hook(target: _Target, sink: _Sink) -> Callable[..., None]:
     def hook(module: nn.Module, args: Any, output: Any) -> None:
-        if target.kind == "rnn":
-            seq_out, hidden = output
-            if isinstance(seq_out, nn.utils.rnn.PackedSequence):
-                _flatten_output(seq_out)  # raises the PackedSequence error
-            if seq_out.dim() == 2:
-                raise ShapeError(
-                    f"layers: {target.name!r} received an unbatched sequence {describe(seq_out)}; record "
-                    f"needs batched input (stimulus axis first). Check the stimuli's shape."
-                )
-            if not module.batch_first:
-                seq_out = seq_out.transpose(0, 1)
-            parts = {"output": (seq_out, True)}
-            if rnn_kind(module) == "LSTM":
-                parts["h_n"] = (hidden[0].transpose(0, 1), False)
-                parts["c_n"] = (hidden[1].transpose(0, 1), False)
-            else:
-                parts["h_n"] = (hidden.transpose(0, 1), False)
-            for name, state in target.stash.items():
-                parts[name] = (state, True)
-            target.stash = {}
-            for part, (tensor, sequence) in parts.items():
-                if target.wants(part):
-                    sink.add(target.layer_name(part), tensor, sequence=sequence)
-            return
-        if target.kind == "lstmcell":
-            for part, tensor in zip(("h", "c"), output, strict=True):
-                if target.wants(part):
-                    sink.add(target.layer_name(part), tensor, sequence=False)
-            return
-        for part, tensor in _flatten_output(output):
+        for part, tensor, sequence in _output_parts(target, output):
             target.seen_parts.add(part)
             if target.wants(part):
-                sink.add(target.layer_name(part), tensor, sequence=target.sequence)
+                name = target.layer_name(part)
+                target.recorded.add(name)
+                sink.add(name, tensor, sequence=sequence)
 
     return hook
 
@@ -622,7 +624,8 @@ def record(
         stimuli are converted to the model's parameter dtype.
     layers : str or list of str, optional
         What to record (see :func:`recordable`). Default: the model's
-        :class:`Tap` modules if it has any, else every leaf module except dropout.
+        :class:`Tap` modules if it has any; the outputs and final states of a
+        bare ``nn.LSTM``/``nn.GRU``/``nn.RNN``; else every leaf module except dropout.
     metadata : dict or pandas.DataFrame, optional
         Per-stimulus columns (label, condition, ...), one value per stimulus.
     batch_size : int
@@ -709,7 +712,7 @@ def record(
                 _call_model(call, model, _batch(inputs, start, stop, run_device, model_dtype), b)
                 blocks = sink.finish()
                 if b == 0:
-                    _check_first_batch(targets, blocks)
+                    _check_first_batch(targets)
                     blocks = {name: blocks[name] for name in _layer_order(requested, list(blocks))}
                     provenance = _provenance(
                         model, list(blocks), seed, batch_size, storage_dtype, run_device, n_stimuli
@@ -741,21 +744,19 @@ def _mark_sequences(targets: Mapping[str, _Target], sequence: Sequence[str]) -> 
         target.sequence = True
 
 
-def _check_first_batch(targets: dict[str, _Target], blocks: dict[str, np.ndarray]) -> None:
+def _check_first_batch(targets: Mapping[str, _Target]) -> None:
     """Every requested module was called, and every requested part exists."""
     for target in targets.values():
         if target.kind == "generic" and target.parts:
             missing = target.parts - target.seen_parts
             if missing:
-                seen = sorted(target.seen_parts)
-                available = [target.layer_name(p) for p in seen] if seen != [""] else [target.name]
+                available = [target.layer_name(p) for p in sorted(target.seen_parts)]
                 raise UnknownNameError(
                     f"layers: {target.layer_name(sorted(missing)[0])!r} is not in the output of "
                     f"{target.name!r} ({type(target.module).__name__}). Its output gives: "
                     f"{format_choices(available)}."
                 )
-        recorded = [k for k in blocks if k == target.name or k.startswith(target.name + SEP)]
-        if not recorded:
+        if not target.recorded:
             raise ArgumentError(
                 f"layers: {target.name!r} ({type(target.module).__name__}) was never called during the forward "
                 f"pass, or returned no tensor, so there is nothing to record. Choose a module the model uses."
