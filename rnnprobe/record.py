@@ -470,6 +470,9 @@ class _MemoryDestination:
     def result(self) -> Recording:
         return Recording(self.arrays, metadata=self.metadata, provenance=self.provenance)
 
+    def abort(self) -> None:
+        self.arrays.clear()
+
 
 class _StoreDestination:
     """A zarr store written batch by batch through a reused staging buffer."""
@@ -512,6 +515,9 @@ class _StoreDestination:
     def result(self) -> Recording:
         self.writer.close()
         return load_recording(self.writer.path)
+
+    def abort(self) -> None:
+        self.writer.abort()
 
 
 @contextlib.contextmanager
@@ -723,6 +729,9 @@ def record(
                 if bar is not None:
                     bar.update(stop - start)
             result = destination.result()
+    except BaseException:
+        destination.abort()  # a store stays marked incomplete; nothing half-written is returned
+        raise
     finally:
         if bar is not None:
             bar.close()

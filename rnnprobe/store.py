@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -122,8 +123,10 @@ def _decode_metadata(group: Any, header: list[dict[str, Any]]) -> dict[str, np.n
 class StoreWriter:
     """Write a recording into a zarr store, buffering rows into whole chunks.
 
-    Peak memory is one chunk (plus one batch) per layer. Until :meth:`close`
-    the header says ``complete: false``.
+    Full chunks are compressed and written by one background thread while the
+    caller computes the next batch; at most one write is in flight. Peak memory
+    is two chunks (plus one batch) per layer. Until :meth:`close` the header says
+    ``complete: false``, and ``n_written`` counts rows whose writes have finished.
     """
 
     def __init__(self, path: str | Path, *, overwrite: bool = False) -> None:
@@ -131,8 +134,12 @@ class StoreWriter:
         self._group: Any = None
         self._arrays: dict[str, Any] = {}
         self._buffers: dict[str, np.ndarray] = {}
+        self._spares: dict[str, np.ndarray] = {}
         self._filled: dict[str, int] = {}
-        self._flushed: dict[str, int] = {}
+        self._flushed: dict[str, int] = {}  # rows handed to the writer thread
+        self._done: dict[str, int] = {}  # rows whose write finished
+        self._pending: tuple[Future, str, int] | None = None
+        self._pool: ThreadPoolExecutor | None = None
         self._header: dict[str, Any] = {}
 
     def create(
@@ -147,6 +154,7 @@ class StoreWriter:
     ) -> None:
         """Create the group and empty arrays. ``layers`` maps name -> (per-stimulus shape, dtype)."""
         import zarr
+        from zarr.codecs import ZstdCodec
 
         if self.path.exists():  # validated as an rnnprobe store or empty dir by check_store_path
             shutil.rmtree(self.path)
@@ -165,12 +173,19 @@ class StoreWriter:
                 chunk = default_chunk_stimuli(bytes_per, n_stimuli)
             chunk = max(1, min(chunk, max(1, n_stimuli)))
             self._arrays[name] = group.create_array(
-                f"states/{i}", shape=(n_stimuli, *shape), chunks=(chunk, *shape), dtype=dtype, fill_value=0
+                f"states/{i}",
+                shape=(n_stimuli, *shape),
+                chunks=(chunk, *shape),
+                dtype=dtype,
+                fill_value=0,
+                compressors=ZstdCodec(level=1),  # ~1.8x on ReLU maps; faster than zarr's default level
             )
             group.create_array(f"times/{i}", data=np.asarray(times[name]))
             self._buffers[name] = np.empty((chunk, *shape), dtype=dtype)
+            self._spares[name] = np.empty((chunk, *shape), dtype=dtype)
             self._filled[name] = 0
             self._flushed[name] = 0
+            self._done[name] = 0
         self._header = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -183,6 +198,7 @@ class StoreWriter:
         }
         group.attrs["rnnprobe"] = self._header
         self._group = group
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnprobe-store")
 
     @property
     def created(self) -> bool:
@@ -191,9 +207,9 @@ class StoreWriter:
     def append(self, batch: Mapping[str, np.ndarray]) -> None:
         """Append the next rows (same count for every layer) to each layer."""
         for name, rows in batch.items():
-            buffer = self._buffers[name]
             offset = 0
             while offset < rows.shape[0]:
+                buffer = self._buffers[name]  # swapped on every flush: never hold on to the one in flight
                 take = min(buffer.shape[0] - self._filled[name], rows.shape[0] - offset)
                 buffer[self._filled[name] : self._filled[name] + take] = rows[offset : offset + take]
                 self._filled[name] += take
@@ -204,24 +220,41 @@ class StoreWriter:
 
     def _flush(self, name: str) -> None:
         filled = self._filled[name]
-        if filled:
-            start = self._flushed[name]
-            self._arrays[name][start : start + filled] = self._buffers[name][:filled]
-            self._flushed[name] += filled
-            self._filled[name] = 0
+        if not filled:
+            return
+        self._wait()  # the spare buffer may still be in flight
+        data = self._buffers[name]
+        self._buffers[name], self._spares[name] = self._spares[name], data
+        start = self._flushed[name]
+        future = self._pool.submit(self._arrays[name].__setitem__, slice(start, start + filled), data[:filled])
+        self._pending = (future, name, filled)
+        self._flushed[name] += filled
+        self._filled[name] = 0
+
+    def _wait(self) -> None:
+        """Finish the write in flight; its error, if any, is raised here."""
+        if self._pending is not None:
+            future, name, rows = self._pending
+            self._pending = None
+            future.result()
+            self._done[name] += rows
 
     def _update_progress(self) -> None:
-        written = min(self._flushed.values()) if self._flushed else 0
+        written = min(self._done.values()) if self._done else 0
         if written != self._header["n_written"]:
             self._header["n_written"] = written
             self._group.attrs["rnnprobe"] = self._header
 
     def close(self) -> None:
         """Flush the last rows and mark the store complete (only if every row was written)."""
-        for name in self._buffers:
-            self._flush(name)
+        try:
+            for name in self._buffers:
+                self._flush(name)
+            self._wait()
+        finally:
+            self._shutdown()
         n = self._header["n_stimuli"]
-        short = {name: count for name, count in self._flushed.items() if count != n}
+        short = {name: count for name, count in self._done.items() if count != n}
         if short:
             self._update_progress()
             raise IncompleteStoreError(
@@ -231,6 +264,23 @@ class StoreWriter:
         self._header["n_written"] = n
         self._header["complete"] = True
         self._group.attrs["rnnprobe"] = self._header
+
+    def abort(self) -> None:
+        """Stop after a failure: let the write in flight finish, record progress; the store stays incomplete."""
+        if self._group is None:
+            return
+        try:
+            self._wait()
+            self._update_progress()
+        except Exception:
+            pass
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
 
 def save_recording(
@@ -249,9 +299,13 @@ def save_recording(
     )
     n = recording.n_stimuli
     step = min(writer._buffers[name].shape[0] for name in recording.layers)
-    for start in range(0, n, step):
-        stop = min(n, start + step)
-        writer.append({name: recording.get(name, stimuli=slice(start, stop)) for name in recording.layers})
+    try:
+        for start in range(0, n, step):
+            stop = min(n, start + step)
+            writer.append({name: recording.get(name, stimuli=slice(start, stop)) for name in recording.layers})
+    except BaseException:
+        writer.abort()
+        raise
     writer.close()
     return writer.path
 

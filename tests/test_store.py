@@ -152,13 +152,46 @@ def test_interrupted_store_is_refused(tmp_path):
         chunk_stimuli=2,
     )
     writer.append({"h": rec["h"][:5]})
+    # n_written counts finished writes only; the second chunk may still be in flight
+    assert json.loads((tmp_path / "cut.zarr" / "zarr.json").read_text())["attributes"]["rnnprobe"]["n_written"] in (
+        2,
+        4,
+    )
+    writer.abort()  # what record() does on failure: the write in flight finishes, progress is recorded
     with pytest.raises(IncompleteStoreError, match=r"stopped after 4 of 10 stimuli.*overwrite=True"):
         Recording.load(tmp_path / "cut.zarr")
     # closing with rows missing keeps it incomplete
-    with pytest.raises(IncompleteStoreError, match="only"):
+    writer = StoreWriter(tmp_path / "short.zarr")
+    writer.create(
+        n_stimuli=3, layers={"h": ((1,), np.dtype("float32"))}, times={"h": np.arange(1)}, metadata={}, provenance={}
+    )
+    writer.append({"h": np.zeros((2, 1), dtype=np.float32)})
+    with pytest.raises(IncompleteStoreError, match=r"only \{'h': 2\} of 3 stimuli were written"):
         writer.close()
-    with pytest.raises(IncompleteStoreError):
-        Recording.load(tmp_path / "cut.zarr")
+    with pytest.raises(IncompleteStoreError, match="stopped after 2 of 3"):
+        Recording.load(tmp_path / "short.zarr")
+
+
+def test_write_errors_in_the_background_thread_surface(tmp_path, monkeypatch):
+    writer = StoreWriter(tmp_path / "fail.zarr")
+    writer.create(
+        n_stimuli=6,
+        layers={"h": ((1,), np.dtype("float32"))},
+        times={"h": np.arange(1)},
+        metadata={},
+        provenance={},
+        chunk_stimuli=2,
+    )
+
+    def broken(self, key, value):
+        raise OSError("disk full (simulated)")
+
+    monkeypatch.setattr(type(writer._arrays["h"]), "__setitem__", broken)
+    with pytest.raises(OSError, match="disk full"):
+        writer.append({"h": np.zeros((6, 1), dtype=np.float32)})
+    writer.abort()
+    with pytest.raises(IncompleteStoreError, match="stopped after 0 of 6"):
+        Recording.load(tmp_path / "fail.zarr")
 
 
 def test_existing_paths(tmp_path):
@@ -207,3 +240,32 @@ def test_unsaveable_metadata(tmp_path):
     with pytest.raises(ArgumentTypeError, match=r"metadata\['bad'\]: holds \{'a': 1\}"):
         rec.save(tmp_path / "x.zarr")
     assert not (tmp_path / "x.zarr").exists()  # checked before anything is written
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 9), min_size=1, max_size=8),
+    chunk=st.integers(1, 6),
+)
+def test_writer_with_any_batch_partition_and_chunk_size(tmp_path_factory, sizes, chunk):
+    n = sum(sizes)
+    data = np.arange(n * 6, dtype=np.float32).reshape(n, 2, 3)
+    small = np.arange(n, dtype=np.int8).reshape(n, 1)
+    path = tmp_path_factory.mktemp("w") / "r.zarr"
+    writer = StoreWriter(path)
+    writer.create(
+        n_stimuli=n,
+        layers={"h": ((2, 3), data.dtype), "k": ((1,), small.dtype)},
+        times={"h": np.arange(2), "k": np.arange(1)},
+        metadata={},
+        provenance={},
+        chunk_stimuli={"h": chunk, "k": chunk + 2},
+    )
+    start = 0
+    for size in sizes:
+        writer.append({"h": data[start : start + size], "k": small[start : start + size]})
+        start += size
+    writer.close()
+    rec = Recording.load(path)
+    np.testing.assert_array_equal(rec["h"], data)
+    np.testing.assert_array_equal(rec["k"], small)
