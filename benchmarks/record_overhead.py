@@ -71,22 +71,25 @@ def timed(fn):
     return time.perf_counter() - t0, out
 
 
-def measure_memory(name: str, repeats: int, n: int | None) -> dict:
+def setup(name: str, n: int | None):
+    """The case's model (seeded), its stimuli and record() keyword arguments."""
     case = CASES[name]
     torch.manual_seed(0)
     model = case["make"]()
-    n = n or case["n"]
-    stimuli = case["stimuli"](n)
+    stimuli = case["stimuli"](n or case["n"])
     kwargs = dict(layers=case["layers"], sequence=case["sequence"], batch_size=case["batch_size"], progress=False)
+    return case, model, stimuli, kwargs
+
+
+def measure_memory(name: str, repeats: int, n: int | None) -> dict:
+    case, model, stimuli, kwargs = setup(name, n)
+    n = stimuli.shape[0]
     rnnprobe.record(model, stimuli[: case["batch_size"]], **kwargs)  # warm-up both paths
     plain_pass(model, stimuli[: case["batch_size"]], case["batch_size"])
     plain, rec_times = [], []
-    rec = None
-    for _ in range(repeats):
+    for _ in range(repeats):  # alternate, so that drift of a shared machine hits both alike
         plain.append(timed(lambda: plain_pass(model, stimuli, case["batch_size"]))[0])
-        t, rec = timed(lambda: rnnprobe.record(model, stimuli, **kwargs))
-        rec_times.append(t)
-        del rec
+        rec_times.append(timed(lambda: rnnprobe.record(model, stimuli, **kwargs))[0])
     rec = rnnprobe.record(model, stimuli, **kwargs)
     result = {
         "case": name,
@@ -95,7 +98,8 @@ def measure_memory(name: str, repeats: int, n: int | None) -> dict:
         "record_s": statistics.median(rec_times),
         "recorded_MB": rec.nbytes / 1e6,
     }
-    result["overhead"] = result["record_s"] / result["plain_s"] - 1
+    # median of the ratios of adjacent pairs: robust to slow drifts of machine load
+    result["overhead"] = statistics.median(r / p for r, p in zip(rec_times, plain, strict=True)) - 1
     if name == "lstm":  # cell states and gates need the unrolled recurrence: a different computation
         unroll_layers = ["lstm:output"] + [f"lstm:l{k}.{s}" for k in range(2) for s in "hcifgo"]
         t_unroll = statistics.median(
@@ -112,12 +116,7 @@ def measure_memory(name: str, repeats: int, n: int | None) -> dict:
 
 def store_child(name: str, n: int | None) -> None:
     """In a fresh process: record into a store; print time, bytes and peak RSS as JSON."""
-    case = CASES[name]
-    torch.manual_seed(0)
-    model = case["make"]()
-    n = n or case["n"]
-    stimuli = case["stimuli"](n)
-    kwargs = dict(layers=case["layers"], sequence=case["sequence"], batch_size=case["batch_size"], progress=False)
+    _, model, stimuli, kwargs = setup(name, n)
     with tempfile.TemporaryDirectory(dir=os.environ.get("RNNPROBE_BENCH_TMP")) as tmp:
         rnnprobe.record(model, stimuli[:2], store=Path(tmp) / "warm.zarr", **kwargs)  # imports, first calls
         rss_before = peak_rss()
@@ -161,8 +160,8 @@ def main() -> None:
         print(f"\n[{name}] {r['n_stimuli']} stimuli, {r['recorded_MB']:.0f} MB of states")
         print(f"  plain forward        {r['plain_s']:.3f} s")
         print(
-            f"  record (in memory)   {r['record_s']:.3f} s   overhead {100 * r['overhead']:+.1f}%  "
-            f"(ratio {r['record_s'] / r['plain_s']:.3f})"
+            f"  record (in memory)   {r['record_s']:.3f} s   overhead {100 * r['overhead']:+.1f}% "
+            f"(median of {repeats} paired ratios)"
         )
         if "unrolled_all_states_s" in r:
             print(

@@ -103,7 +103,8 @@ class NonFiniteCounter:
 
     def update(self, blocks: Mapping[str, np.ndarray]) -> None:
         for name, block in blocks.items():
-            if block.dtype.kind == "f" and not np.isfinite(block).all():
+            # a sum is NaN/inf whenever an element is (and, rarely, on overflow): one pass, no temporary
+            if block.dtype.kind == "f" and not np.isfinite(block.sum(dtype=block.dtype)):
                 bad = (~np.isfinite(block)).reshape(block.shape[0], block.shape[1], -1).sum(axis=(0, 2))
                 self.counts[name] = self.counts.get(name, 0) + bad
 

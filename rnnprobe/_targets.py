@@ -44,7 +44,44 @@ class Tap(nn.Identity):
     >>> from rnnprobe import record
     >>> record(Loop(), torch.randn(5, 3, 2), progress=False).shapes
     {'h': (5, 3, 4)}
+
+    A tap may carry its own name, used instead of its module path (handy for
+    taps kept in a ``ModuleList``): ``Tap("l0.c")`` records as ``"l0.c"``.
     """
+
+    def __init__(self, name: str | None = None) -> None:
+        super().__init__()
+        if name is not None and (not isinstance(name, str) or not name or SEP in name):
+            raise ArgumentError(f"name: got {describe(name)}. Pass a non-empty string without {SEP!r}.")
+        self.name = name
+
+    def extra_repr(self) -> str:
+        return repr(self.name) if self.name else ""
+
+
+def named_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """Recordable submodules by name: a named :class:`Tap` by its own name, others by module path."""
+    modules: dict[str, nn.Module] = {}
+    for path, module in model.named_modules():
+        if not path:
+            continue
+        name = module.name if isinstance(module, Tap) and module.name else path
+        if name in modules and modules[name] is not module:
+            raise ArgumentError(
+                f"model: two recordable modules of {type(model).__name__} are both called {name!r}. "
+                f"Give each Tap a unique name."
+            )
+        modules[name] = module
+    return modules
+
+
+def _aliases(model: nn.Module) -> dict[str, str]:
+    """Module path -> own name, for named taps (either name selects the tap)."""
+    return {
+        path: module.name
+        for path, module in model.named_modules()
+        if path and isinstance(module, Tap) and module.name and module.name != path
+    }
 
 
 def _rnn_parts(module: nn.Module) -> list[str]:
@@ -92,7 +129,7 @@ def recordable(model: nn.Module) -> list[str]:
     if not isinstance(model, nn.Module):
         raise ArgumentTypeError(f"model: got {describe(model)}. Pass a torch.nn.Module.")
     names: list[str] = []
-    for name, module in model.named_modules():
+    for name, module in [("", model), *named_modules(model).items()]:
         if name:
             names.append(name)
         parts, unrollable = _static_parts(module)
@@ -101,7 +138,7 @@ def recordable(model: nn.Module) -> list[str]:
 
 
 def default_layers(model: nn.Module) -> list[str]:
-    taps = [name for name, m in model.named_modules() if isinstance(m, Tap) and name]
+    taps = [name for name, m in named_modules(model).items() if isinstance(m, Tap)]
     if taps:
         return taps
     root_parts, _ = _static_parts(model)
@@ -140,6 +177,7 @@ def _parse_spec(model: nn.Module, modules: Mapping[str, nn.Module], spec: Any) -
     if not isinstance(spec, str):
         raise ArgumentTypeError(f"layers: got {describe(spec)} in the list. Layer names are strings.")
     module_name, _, part = spec.partition(SEP)
+    module_name = _aliases(model).get(module_name, module_name)
     if module_name and module_name in modules:
         return module_name, part
     root_parts, root_unrollable = _static_parts(model)
@@ -152,7 +190,7 @@ def _parse_spec(model: nn.Module, modules: Mapping[str, nn.Module], spec: Any) -
 
 
 def resolve_targets(model: nn.Module, layers: Sequence[str]) -> dict[str, Target]:
-    modules = {name: m for name, m in model.named_modules() if name}
+    modules = named_modules(model)
     targets: dict[str, Target] = {}
     for spec in layers:
         module_name, part = _parse_spec(model, modules, spec)
