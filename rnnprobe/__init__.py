@@ -23,7 +23,7 @@ from .recording import Recording, concat
 
 __all__ = ["Recording", "Tap", "__version__", "concat", "errors", "record", "recordable"]
 
-_LAZY = {"record": ".record", "recordable": ".record", "Tap": ".record"}
+_LAZY = {"record": ".record", "recordable": ".record", "Tap": ".tap"}
 
 
 def __getattr__(name: str) -> Any:

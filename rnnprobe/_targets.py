@@ -14,49 +14,10 @@ from torch import nn
 
 from .errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
 from .models.unrolled import rnn_kind, state_names, unrolled_forward
+from .tap import SEP, Tap
 
 if TYPE_CHECKING:  # pragma: no cover
     from ._sink import Sink
-
-SEP = ":"
-
-
-class Tap(nn.Identity):
-    """An identity module that marks a recordable state inside a model.
-
-    Call it on a state wherever the state is computed (e.g. once per step in a
-    recurrent loop); :func:`record` then records every call as a time step,
-    and a model with taps records exactly its taps by default.
-
-    Examples
-    --------
-    >>> import torch
-    >>> class Loop(torch.nn.Module):
-    ...     def __init__(self):
-    ...         super().__init__()
-    ...         self.cell = torch.nn.RNNCell(2, 4)
-    ...         self.h = Tap()
-    ...     def forward(self, x):
-    ...         h = torch.zeros(x.shape[0], 4)
-    ...         for t in range(x.shape[1]):
-    ...             h = self.h(self.cell(x[:, t], h))
-    ...         return h
-    >>> from rnnprobe import record
-    >>> record(Loop(), torch.randn(5, 3, 2), progress=False).shapes
-    {'h': (5, 3, 4)}
-
-    A tap may carry its own name, used instead of its module path (handy for
-    taps kept in a ``ModuleList``): ``Tap("l0.c")`` records as ``"l0.c"``.
-    """
-
-    def __init__(self, name: str | None = None) -> None:
-        super().__init__()
-        if name is not None and (not isinstance(name, str) or not name or SEP in name):
-            raise ArgumentError(f"name: got {describe(name)}. Pass a non-empty string without {SEP!r}.")
-        self.name = name
-
-    def extra_repr(self) -> str:
-        return repr(self.name) if self.name else ""
 
 
 def named_modules(model: nn.Module) -> dict[str, nn.Module]:

@@ -27,9 +27,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .._targets import Tap
 from ..errors import ArgumentError, ArgumentTypeError, describe
-from .base import RecurrentModel, State
+from ..tap import Tap
+from .base import RecurrentModel, State, embedding
 from .unrolled import GATES, gru_cell, layer_weights, lstm_cell, rnn_cell, rnn_kind
 
 
@@ -50,7 +50,14 @@ class TorchRNNStep(RecurrentModel):
     with ``record_gates``, ``l{k}.<gate>``.
     """
 
-    def __init__(self, module: nn.RNNBase, *, readout: nn.Module | None = None, record_gates: bool = False) -> None:
+    def __init__(
+        self,
+        module: nn.RNNBase,
+        *,
+        readout: nn.Module | None = None,
+        record_gates: bool = False,
+        embed: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         kind = rnn_kind(module)
         if kind is None:
@@ -63,7 +70,9 @@ class TorchRNNStep(RecurrentModel):
         self.kind = kind
         self.rnn = module
         self.readout = readout if readout is not None else nn.Identity()
-        self.input_size = module.input_size
+        self.embed = embed if embed is not None else nn.Identity()
+        in_features = getattr(self.embed, "in_features", None)
+        self.input_size = int(in_features) if in_features is not None else module.input_size
         self.hidden_size = module.hidden_size
         self.num_layers = module.num_layers
         self.state_size = getattr(module, "proj_size", 0) or module.hidden_size
@@ -86,7 +95,7 @@ class TorchRNNStep(RecurrentModel):
         else:
             h_all, c_all = state, None
         hs, cs = [], []
-        inp = x_t
+        inp = self.embed(x_t)
         for k in range(self.num_layers):
             w = layer_weights(self.rnn, k, reverse=False)
             x_proj = inp @ w["w_ih"].T
@@ -150,20 +159,25 @@ class _ZooRNN(TorchRNNStep):
         *,
         num_layers: int = 1,
         record_gates: bool = False,
+        embedding_size: int | None = None,
         **extra: Any,
     ) -> None:
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("output_size", output_size),
                             ("num_layers", num_layers)):  # fmt: skip
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ArgumentError(f"{name}: got {describe(value)}. Pass a positive integer.")
-        module = self.torch_class(input_size, hidden_size, num_layers=num_layers, batch_first=True, **extra)
-        super().__init__(module, readout=nn.Linear(hidden_size, output_size), record_gates=record_gates)
+        embed = embedding(input_size, embedding_size)
+        module = self.torch_class(
+            embedding_size or input_size, hidden_size, num_layers=num_layers, batch_first=True, **extra
+        )
+        super().__init__(module, readout=nn.Linear(hidden_size, output_size), record_gates=record_gates, embed=embed)
         self.config = dict(
             input_size=input_size,
             hidden_size=hidden_size,
             output_size=output_size,
             num_layers=num_layers,
             record_gates=record_gates,
+            embedding_size=embedding_size,
             **extra,
         )
 
@@ -207,9 +221,18 @@ class VanillaRNN(_ZooRNN):
 
     torch_class = nn.RNN
 
-    def __init__(self, input_size: int, hidden_size: int, output_size: int, *, nonlinearity: str = "tanh",
-                 num_layers: int = 1, record_gates: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        output_size: int,
+        *,
+        nonlinearity: str = "tanh",
+        num_layers: int = 1,
+        record_gates: bool = False,
+        embedding_size: int | None = None,
+    ) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise ArgumentError(f"nonlinearity: got {describe(nonlinearity)}. Pass 'tanh' or 'relu'.")
         super().__init__(input_size, hidden_size, output_size, num_layers=num_layers, record_gates=record_gates,
-                         nonlinearity=nonlinearity)  # fmt: skip
+                         embedding_size=embedding_size, nonlinearity=nonlinearity)  # fmt: skip

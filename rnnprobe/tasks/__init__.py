@@ -1,0 +1,8 @@
+"""Task generators: deterministic given a seed, with train/test splits and per-trial metadata."""
+
+from .base import Task, TaskData
+from .digits import DigitSequences, OccludedDigits
+from .flipflop import FlipFlop
+from .retrieval import AssociativeRetrieval
+
+__all__ = ["AssociativeRetrieval", "DigitSequences", "FlipFlop", "OccludedDigits", "Task", "TaskData"]

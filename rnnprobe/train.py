@@ -1,0 +1,159 @@
+"""`train`: fit a model to a task with Adam, deterministically given a seed."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import ArgumentError, ArgumentTypeError, describe
+from .tasks.base import Task
+
+
+@dataclass
+class History:
+    """What happened during training.
+
+    Attributes
+    ----------
+    steps, loss : list
+        Training step and batch loss, every ``log_every`` steps.
+    eval_steps, eval_metric : list
+        Held-out metric (the task's ``metric_name``) at evaluation points.
+    metric_name : str
+    seconds : float
+        Wall time of the whole run.
+    """
+
+    steps: list[int] = field(default_factory=list)
+    loss: list[float] = field(default_factory=list)
+    eval_steps: list[int] = field(default_factory=list)
+    eval_metric: list[float] = field(default_factory=list)
+    metric_name: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ArgumentError(f"{name}: got {describe(value)}. Pass a positive integer.")
+    return int(value)
+
+
+def evaluate(model: nn.Module, task: Task, *, n: int = 512, split: str = "test", index: int = 0) -> float:
+    """The task's metric on ``n`` held-out trials (eval mode, no gradients; the mode is restored)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            data = task.sample(n, split=split, index=index)
+            return task.metric(model(data.x), data)
+    finally:
+        model.train(was_training)
+
+
+def train(
+    model: nn.Module,
+    task: Task,
+    *,
+    steps: int,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    seed: int = 0,
+    clip_grad: float | None = 1.0,
+    eval_every: int | None = None,
+    eval_size: int = 512,
+    log_every: int = 10,
+    progress: bool = True,
+) -> History:
+    """Train ``model`` on ``task`` for a fixed number of steps (Adam, gradient clipping).
+
+    Batch ``k`` is ``task.sample(batch_size, split="train", index=k)``, so two runs
+    with the same model initialisation and arguments give identical weights (on the
+    same machine and torch version). The loss is ``model.training_loss(output, data)``
+    where the model defines one, else ``task.loss(output, data)``. Torch's global RNG
+    is left untouched.
+
+    Parameters
+    ----------
+    model : RecurrentModel or any nn.Module mapping ``data.x`` to outputs
+    task : Task
+    steps : int
+        Number of optimisation steps (a fixed budget, not wall time).
+    lr, batch_size, seed, clip_grad
+        Adam learning rate, trials per step, seed for stochastic layers, gradient norm clip.
+    eval_every : int, optional
+        Evaluate the task metric on ``eval_size`` test trials every this many steps
+        (and always at the end).
+    progress : bool
+        Show a progress bar with the current loss.
+
+    Returns
+    -------
+    History
+
+    Examples
+    --------
+    >>> from rnnprobe.models import GRU
+    >>> from rnnprobe.tasks import FlipFlop
+    >>> import torch
+    >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+    <torch._C.Generator object at ...>
+    >>> task = FlipFlop(n_bits=2, n_steps=20)
+    >>> history = train(GRU(2, 8, 2), task, steps=5, progress=False)
+    >>> len(history.eval_metric), history.metric_name
+    (1, 'sign accuracy')
+    """
+    if not isinstance(model, nn.Module):
+        raise ArgumentTypeError(f"model: got {describe(model)}. Pass a torch.nn.Module.")
+    if not isinstance(task, Task):
+        raise ArgumentTypeError(f"task: got {describe(task)}. Pass an rnnprobe.tasks Task.")
+    steps = _positive_int("steps", steps)
+    batch_size = _positive_int("batch_size", batch_size)
+    if not (isinstance(lr, (int, float)) and lr > 0):
+        raise ArgumentError(f"lr: got {describe(lr)}. Pass a positive learning rate.")
+    history = History(metric_name=task.metric_name)
+    loss_fn = getattr(model, "training_loss", None) or task.loss
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=steps, desc=f"train {type(model).__name__}", unit="step")
+    start = time.perf_counter()
+    model.train()
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for step in range(steps):
+                data = task.sample(batch_size, split="train", index=step)
+                loss = loss_fn(model(data.x), data)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if clip_grad is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+                optimizer.step()
+                if step % log_every == 0 or step == steps - 1:
+                    history.steps.append(step)
+                    history.loss.append(float(loss.detach()))
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
+                if eval_every and (step + 1) % eval_every == 0 and step != steps - 1:
+                    history.eval_steps.append(step + 1)
+                    history.eval_metric.append(evaluate(model, task, n=eval_size))
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        model.eval()
+    history.eval_steps.append(steps)
+    history.eval_metric.append(evaluate(model, task, n=eval_size))
+    history.seconds = time.perf_counter() - start
+    return history

@@ -1,0 +1,116 @@
+import pickle
+
+import pytest
+import torch
+
+import rnnprobe.models as zoo
+from rnnprobe.errors import ArgumentError, ArgumentTypeError, StoreFormatError, StoreNotFoundError, UnknownNameError
+from rnnprobe.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, task_from_checkpoint
+from rnnprobe.tasks import FlipFlop, OccludedDigits
+from rnnprobe.train import train
+
+MODELS = [
+    lambda: zoo.LSTM(3, 5, 2, num_layers=2, record_gates=True),
+    lambda: zoo.GRU(3, 5, 2),
+    lambda: zoo.VanillaRNN(3, 5, 2, nonlinearity="relu"),
+    lambda: zoo.CTRNN(3, 5, 2, tau=40.0, dt=8.0),
+    lambda: zoo.FastWeightsRNN(3, 5, 2, inner_steps=2),
+    lambda: zoo.EnergyEfficientRNN(3),
+]
+
+
+@pytest.mark.parametrize("make", MODELS, ids=lambda m: type(m()).__name__)
+def test_checkpoint_round_trip(tmp_path, make):
+    torch.manual_seed(0)
+    model = make()
+    task = FlipFlop(3, n_steps=10)
+    path = save_checkpoint(tmp_path / "m.pt", model, task=task, metrics={"acc": 0.5})
+    loaded = load_checkpoint(path)
+    assert type(loaded) is type(model) and loaded.config == model.config and not loaded.training
+    x = torch.randn(2, 6, 3)
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+    assert loaded.checkpoint["metrics"] == {"acc": 0.5} and loaded.checkpoint["task_class"] == "FlipFlop"
+    assert task_from_checkpoint(loaded).config == task.config
+
+
+def test_blt_checkpoint_round_trip(tmp_path):
+    model = zoo.BLT("B-F", image_size=16, maps=4, steps=2)
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "b.pt", model, task=OccludedDigits(image_size=16)))
+    x = torch.rand(2, 1, 16, 16)
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+    assert task_from_checkpoint(loaded).levels == OccludedDigits().levels
+
+
+def test_checkpoint_errors(tmp_path):
+    path = save_checkpoint(tmp_path / "gru.pt", zoo.GRU(2, 3, 1))
+    with pytest.raises(CheckpointError, match=r"holds a GRU, not a LSTM\. Load it with model_class=GRU"):
+        load_checkpoint(path, model_class=zoo.LSTM)
+    assert type(load_checkpoint(path, model_class="GRU")) is zoo.GRU
+    with pytest.raises(StoreNotFoundError):
+        load_checkpoint(tmp_path / "nope.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "plain.pt")
+    with pytest.raises(StoreFormatError, match="not an rnnprobe checkpoint"):
+        load_checkpoint(tmp_path / "plain.pt")
+    with pytest.raises(ArgumentTypeError, match="Checkpoints hold rnnprobe zoo models"):
+        save_checkpoint(tmp_path / "x.pt", torch.nn.Linear(2, 2))
+    with pytest.raises(ArgumentError, match="not loaded from a checkpoint"):
+        task_from_checkpoint(zoo.GRU(2, 3, 1))
+
+
+class _Boom:
+    def __reduce__(self):
+        return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('x')",))
+
+
+def test_checkpoints_never_unpickle_code(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with open("evil.pt", "wb") as f:
+        pickle.dump({"format": "rnnprobe.checkpoint", "x": _Boom()}, f)
+    with pytest.raises(StoreFormatError, match="weights-only"):
+        load_checkpoint("evil.pt")
+    assert not (tmp_path / "PWNED").exists()
+
+
+def test_shipped_unknown_name_lists_available():
+    with pytest.raises(UnknownNameError, match=r"'nope' is not a shipped model\. Available: "):
+        zoo.load("nope")
+
+
+def test_training_is_deterministic_and_learns():
+    task = FlipFlop(2, n_steps=20, p_pulse=0.1)
+
+    def run():
+        torch.manual_seed(0)
+        model = zoo.GRU(2, 8, 2)
+        return model, train(model, task, steps=80, lr=2e-2, batch_size=32, progress=False)
+
+    (a, history_a), (b, history_b) = run(), run()
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+    assert history_a.loss == history_b.loss
+    assert history_a.loss[-1] < 0.5 * history_a.loss[0]
+    assert history_a.eval_metric[-1] > 0.85  # chance is 0.5
+    assert not a.training
+
+
+def test_train_bad_input():
+    with pytest.raises(ArgumentError, match="steps: got 0"):
+        train(zoo.GRU(2, 3, 2), FlipFlop(2), steps=0, progress=False)
+    with pytest.raises(ArgumentTypeError, match=r"Pass an rnnprobe\.tasks Task"):
+        train(zoo.GRU(2, 3, 2), "flipflop", steps=1, progress=False)
+    with pytest.raises(ArgumentError, match="lr: got -1"):
+        train(zoo.GRU(2, 3, 2), FlipFlop(2), steps=1, lr=-1, progress=False)
+
+
+@pytest.mark.parametrize("name", sorted(__import__("rnnprobe.models.recipes", fromlist=["RECIPES"]).RECIPES))
+def test_every_recipe_builds_trains_and_evaluates(name):
+    from rnnprobe.models.recipes import RECIPES, evaluate_recipe
+
+    recipe = RECIPES[name]
+    model, task = recipe.build(seed=0)
+    again, _ = recipe.build(seed=0)
+    for p, q in zip(model.parameters(), again.parameters(), strict=True):
+        assert torch.equal(p, q)  # seeded initialisation
+    train(model, task, steps=2, lr=recipe.lr, batch_size=4, progress=False)
+    metrics = evaluate_recipe(name, model, task, n=24)
+    assert metrics and all(isinstance(v, (int, float)) for v in metrics.values())
