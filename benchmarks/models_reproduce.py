@@ -30,20 +30,25 @@ GROUPS = {
 }
 
 
-def run(name: str, seed: int) -> tuple[str, int, dict]:
+def run(name: str, seed: int, save_dir: str | None = None) -> tuple[str, int, dict]:
     import torch
 
+    from rnnprobe.models.checkpoint import save_checkpoint
     from rnnprobe.models.recipes import RECIPES, evaluate_recipe
-    from rnnprobe.train import train
+    from rnnprobe.training import train
 
     torch.set_num_threads(1)
     recipe = RECIPES[name]
     model, task = recipe.build(seed)
     start = time.perf_counter()
-    train(model, task, steps=recipe.steps, lr=recipe.lr, batch_size=recipe.batch_size, seed=seed, progress=False,
-          **recipe.train_kwargs)  # fmt: skip
+    history = train(model, task, steps=recipe.steps, lr=recipe.lr, batch_size=recipe.batch_size, seed=seed,
+                    progress=False, log_every=50, **recipe.train_kwargs)  # fmt: skip
     metrics = evaluate_recipe(name, model, task)
-    metrics["seconds"] = time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    if save_dir is not None and seed == 0:  # the same model scripts/train_checkpoints.py makes
+        saved = dict(metrics, train_seconds=round(seconds, 1), steps=recipe.steps, seed=seed)
+        save_checkpoint(f"{save_dir}/{name}.pt", model, task=task, metrics=saved, history=history.to_dict())
+    metrics["seconds"] = seconds
     return name, seed, metrics
 
 
@@ -52,11 +57,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="seeds per recipe (occluded digits: at least 3)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (1 torch thread each)")
     parser.add_argument("--only", nargs="*", choices=list(GROUPS), default=list(GROUPS))
+    parser.add_argument("--save-checkpoints", metavar="DIR", help="also save each recipe's seed-0 model there")
     args = parser.parse_args()
     jobs = [(name, seed) for group in args.only for name in GROUPS[group] for seed in range(args.seeds)]
     results: dict[str, list[dict]] = {}
     with ProcessPoolExecutor(args.jobs) as pool:
-        for name, seed, metrics in pool.map(run, *zip(*jobs, strict=True)):
+        names, seeds = zip(*jobs, strict=True)
+        for name, seed, metrics in pool.map(run, names, seeds, [args.save_checkpoints] * len(jobs)):
             results.setdefault(name, []).append(metrics)
             print(f"  done {name} seed {seed} ({metrics['seconds']:.0f} s)", file=sys.stderr, flush=True)
 

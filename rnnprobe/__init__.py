@@ -21,12 +21,26 @@ from . import errors
 from ._version import __version__
 from .recording import Recording, concat
 
-__all__ = ["Recording", "Tap", "__version__", "concat", "errors", "record", "recordable"]
+__all__ = [
+    "Recording",
+    "Tap",
+    "__version__",
+    "concat",
+    "errors",
+    "models",
+    "record",
+    "recordable",
+    "tasks",
+    "train",
+]
 
-_LAZY = {"record": ".record", "recordable": ".record", "Tap": ".tap"}
+_LAZY = {"record": ".record", "recordable": ".record", "Tap": ".tap", "train": ".training"}
+_SUBPACKAGES = ("models", "tasks")
 
 
 def __getattr__(name: str) -> Any:
+    if name in _SUBPACKAGES:
+        return importlib.import_module(f".{name}", __name__)
     if name in _LAZY:
         module = importlib.import_module(_LAZY[name], __name__)
         # importing a submodule binds it under its own name (rnnprobe.record): rebind every
@@ -39,4 +53,4 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBPACKAGES))

@@ -24,6 +24,8 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import sys
+import types
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -332,3 +334,14 @@ def _provenance(
         "device": str(device),
         "n_stimuli": n_stimuli,
     }
+
+
+class _CallableModule(types.ModuleType):
+    """``import rnnprobe.record`` binds this module to ``rnnprobe.record``, shadowing the function of the
+    same name; calling the module calls the function, so ``rnnprobe.record(model, x)`` always works."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Recording:
+        return record(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

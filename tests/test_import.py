@@ -16,7 +16,8 @@ def test_lazy_names_resolve_to_objects_not_modules():
     code = (
         "import rnnprobe, types; assert callable(rnnprobe.recordable); "
         "assert not isinstance(rnnprobe.record, types.ModuleType); "
-        "assert isinstance(rnnprobe.Tap, type); print('ok')"
+        "assert isinstance(rnnprobe.Tap, type); assert callable(rnnprobe.train); "
+        "assert rnnprobe.models.LSTM and rnnprobe.tasks.FlipFlop; print('ok')"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
@@ -29,3 +30,13 @@ def test_unknown_attribute():
 
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         rnnprobe.nope  # noqa: B018
+
+
+def test_importing_submodules_does_not_shadow_functions():
+    code = (
+        "import rnnprobe.record, rnnprobe.training, rnnprobe, torch; "
+        "rec = rnnprobe.record(torch.nn.Sequential(rnnprobe.Tap()), torch.zeros(2, 3), progress=False); "
+        "assert rec.shapes == {'0': (2, 1, 3)}; assert callable(rnnprobe.train); print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "ok", out.stderr

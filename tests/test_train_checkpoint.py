@@ -7,7 +7,7 @@ import rnnprobe.models as zoo
 from rnnprobe.errors import ArgumentError, ArgumentTypeError, StoreFormatError, StoreNotFoundError, UnknownNameError
 from rnnprobe.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, task_from_checkpoint
 from rnnprobe.tasks import FlipFlop, OccludedDigits
-from rnnprobe.train import train
+from rnnprobe.training import train
 
 MODELS = [
     lambda: zoo.LSTM(3, 5, 2, num_layers=2, record_gates=True),
@@ -114,3 +114,29 @@ def test_every_recipe_builds_trains_and_evaluates(name):
     train(model, task, steps=2, lr=recipe.lr, batch_size=4, progress=False)
     metrics = evaluate_recipe(name, model, task, n=24)
     assert metrics and all(isinstance(v, (int, float)) for v in metrics.values())
+
+
+SHIPPED_GOALS = {  # name -> (metric key, check); the acceptance figures
+    "flipflop-gru": ("test_sign_accuracy", lambda v: v >= 0.995),
+    "flipflop-gru64": ("test_sign_accuracy", lambda v: v >= 0.995),
+    "flipflop-lstm": ("test_sign_accuracy", lambda v: v >= 0.995),
+    "retrieval-fastweights": ("test_error", lambda v: v < 0.30),
+    "retrieval-lstm": ("test_error", lambda v: v > 0.50),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED_GOALS))
+def test_shipped_checkpoints_load_and_perform(name):
+    from rnnprobe.models.recipes import RECIPES
+
+    assert name in zoo.available()
+    model = zoo.load(name)
+    key, goal = SHIPPED_GOALS[name]
+    assert goal(model.checkpoint["metrics"][key])
+    assert model.checkpoint["model_config"] == RECIPES[name].make_model().config  # made by its recipe
+    # recompute on fresh held-out trials rather than trusting the stored number
+    task = task_from_checkpoint(model)
+    data = task.sample(256, split="test", index=7)
+    with torch.no_grad():
+        value = task.metric(model(data.x), data)
+    assert goal(value if key != "test_error" else 1 - value)

@@ -24,7 +24,7 @@ from .recurrent import GRU, LSTM, VanillaRNN
 
 @dataclass(frozen=True)
 class Recipe:
-    """A model factory, a task, and the training settings for :func:`rnnprobe.train.train`."""
+    """A model factory, a task, and the training settings for :func:`rnnprobe.train`."""
 
     make_model: Callable[[], nn.Module]
     make_task: Callable[[], Task]
@@ -51,11 +51,11 @@ def _retrieval() -> AssociativeRetrieval:
 
 
 def _occluded() -> OccludedDigits:
-    return OccludedDigits(image_size=24, levels=(0, 4, 8, 12), fragment_size=6)
+    return OccludedDigits(image_size=16, levels=(0, 4, 8, 12), fragment_size=4)
 
 
 def _blt(connections: str) -> Callable[[], nn.Module]:
-    return lambda: BLT(connections, image_size=24, maps=16, steps=4, norm="lrn")
+    return lambda: BLT(connections, image_size=16, maps=16, steps=4, norm="lrn")
 
 
 RECIPES: dict[str, Recipe] = {
