@@ -29,6 +29,8 @@ __all__ = [
     "StoreFormatError",
     "StoreNotFoundError",
     "UnknownNameError",
+    "check_int",
+    "check_option",
     "describe",
 ]
 
@@ -148,3 +150,25 @@ def check_option(name: str, value: Any, allowed: Iterable[Any]) -> Any:
             f"{name}: got {describe(value)}, which is not one of {format_choices(allowed)}. Pass one of these."
         )
     return value
+
+
+def check_int(name: str, value: Any, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """Return ``value`` as an int if it is an integer in [minimum, maximum], else raise `ArgumentError`.
+
+    Examples
+    --------
+    >>> check_int("steps", 3)
+    3
+    >>> check_int("n_pairs", 30, maximum=26)
+    Traceback (most recent call last):
+    ...
+    rnnprobe.errors.ArgumentError: n_pairs: got 30. Pass an integer from 1 to 26.
+    """
+    is_int = isinstance(value, int) or type(value).__name__.startswith(("int", "uint"))  # numpy ints too
+    if isinstance(value, bool) or not is_int or value < minimum or (maximum is not None and value > maximum):
+        if maximum is not None:
+            wanted = f"an integer from {minimum} to {maximum}"
+        else:
+            wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ArgumentError(f"{name}: got {describe(value)}. Pass {wanted}.")
+    return int(value)

@@ -49,7 +49,7 @@ from ._targets import (
     unrolled_method,
 )
 from ._version import __version__
-from .errors import ArgumentError, ArgumentTypeError, ModelCallError, RnnprobeError, ShapeError, describe
+from .errors import ArgumentError, ArgumentTypeError, ModelCallError, RnnprobeError, ShapeError, check_int, describe
 from .recording import Recording, normalize_metadata
 from .store import StoreWriter
 
@@ -114,12 +114,6 @@ def _storage_dtype(dtype: Any) -> torch.dtype | None:
             f"'float32' or 'float64', or None to keep the model's dtype."
         )
     return getattr(torch, np_dtype.name)
-
-
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ArgumentError(f"{name}: got {describe(value)}. Pass a positive integer.")
-    return int(value)
 
 
 @contextlib.contextmanager
@@ -245,9 +239,9 @@ def record(
         raise ArgumentTypeError(f"model: got {describe(model)}. Pass a torch.nn.Module.")
     inputs = _as_inputs(stimuli)
     n_stimuli = int(inputs[0].shape[0])
-    batch_size = _check_positive_int("batch_size", batch_size)
+    batch_size = check_int("batch_size", batch_size)
     if chunk_stimuli is not None:
-        chunk_stimuli = _check_positive_int("chunk_stimuli", chunk_stimuli)
+        chunk_stimuli = check_int("chunk_stimuli", chunk_stimuli)
     meta = normalize_metadata(metadata, n_stimuli)
     storage_dtype = _storage_dtype(dtype)
     requested = [layers] if isinstance(layers, str) else list(default_layers(model) if layers is None else layers)

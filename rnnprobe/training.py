@@ -6,11 +6,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from .errors import ArgumentError, ArgumentTypeError, describe
+from .errors import ArgumentError, ArgumentTypeError, check_int, describe
 from .tasks.base import Task
 
 
@@ -38,12 +37,6 @@ class History:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ArgumentError(f"{name}: got {describe(value)}. Pass a positive integer.")
-    return int(value)
 
 
 def evaluate(model: nn.Module, task: Task, *, n: int = 512, split: str = "test", index: int = 0) -> float:
@@ -114,8 +107,8 @@ def train(
         raise ArgumentTypeError(f"model: got {describe(model)}. Pass a torch.nn.Module.")
     if not isinstance(task, Task):
         raise ArgumentTypeError(f"task: got {describe(task)}. Pass an rnnprobe.tasks Task.")
-    steps = _positive_int("steps", steps)
-    batch_size = _positive_int("batch_size", batch_size)
+    steps = check_int("steps", steps)
+    batch_size = check_int("batch_size", batch_size)
     if not (isinstance(lr, (int, float)) and lr > 0):
         raise ArgumentError(f"lr: got {describe(lr)}. Pass a positive learning rate.")
     history = History(metric_name=task.metric_name)

@@ -168,3 +168,17 @@ def test_prediction_and_error_units_on_planted_data(rng):
     np.testing.assert_array_equal(error_units(a, labels), [0, 1, 3, 4, 5, 6, 8, 9])
     with pytest.raises(ShapeError, match="one label per stimulus"):
         prediction_units(a, labels[:-1])
+
+
+def test_energy_efficient_rnn_learns_to_cancel_predictable_input():
+    """A fast version of Ali et al.'s effect: trained on ascending digit sequences, the preactivation
+    after the first step falls below what the input alone would give (W = 0)."""
+    from rnnprobe.models.recipes import evaluate_recipe
+    from rnnprobe.tasks import DigitSequences
+    from rnnprobe.training import train
+
+    torch.manual_seed(0)
+    model, task = EnergyEfficientRNN(64), DigitSequences(length=10)
+    train(model, task, steps=300, lr=3e-3, batch_size=64, progress=False)
+    metrics = evaluate_recipe("energy-efficient", model, task, n=256)
+    assert metrics["mean_abs_preactivation_after_first_step"] < 0.8 * metrics["input_only_baseline"]

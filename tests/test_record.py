@@ -456,3 +456,15 @@ def test_progress_bar_is_optional(capsys):
         warnings.simplefilter("error")
         record(nn.Sequential(Tap()), torch.zeros(3, 2), progress=False)
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on CI); the CPU path is tested above")
+def test_record_on_cuda_equals_cpu():
+    torch.manual_seed(10)
+    model = MiniBLT(3)
+    x = torch.randn(6, 1, 5, 5)
+    cpu = record(model, x, layers=["act", "readout"], batch_size=4, progress=False)
+    gpu = record(model, x, layers=["act", "readout"], batch_size=4, device="cuda", progress=False)
+    assert next(model.parameters()).device.type == "cpu"  # moved back afterwards
+    for name in cpu.layers:
+        np.testing.assert_allclose(gpu[name], cpu[name], rtol=1e-4, atol=1e-5)

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..errors import ArgumentError, ArgumentTypeError, ShapeError, describe
+from ..errors import ArgumentTypeError, ShapeError, check_int, describe
 
 State = Any  # Tensor | tuple[Tensor, ...] | dict[str, Tensor] (nested)
 
@@ -49,9 +49,7 @@ def embedding(input_size: int, embedding_size: int | None) -> nn.Module:
     """A learned linear input embedding (no bias, N(0, 1) weights like ``nn.Embedding``), or identity."""
     if embedding_size is None:
         return nn.Identity()
-    if isinstance(embedding_size, bool) or not isinstance(embedding_size, int) or embedding_size < 1:
-        raise ArgumentError(f"embedding_size: got {describe(embedding_size)}. Pass a positive integer or None.")
-    layer = nn.Linear(input_size, embedding_size, bias=False)
+    layer = nn.Linear(input_size, check_int("embedding_size", embedding_size), bias=False)
     nn.init.normal_(layer.weight)
     return layer
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..errors import ArgumentError, ArgumentTypeError, ShapeError, check_option, describe
+from ..errors import ArgumentError, ArgumentTypeError, ShapeError, check_int, check_option, describe
 from ..tap import Tap
 from .base import RecurrentModel
 
@@ -111,8 +111,7 @@ class BLT(RecurrentModel):
         check_option("norm", norm, NORMS)
         for name, value in (("in_channels", in_channels), ("image_size", image_size), ("n_classes", n_classes),
                             ("layers", layers), ("maps", maps), ("steps", steps)):  # fmt: skip
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ArgumentError(f"{name}: got {describe(value)}. Pass a positive integer.")
+            check_int(name, value)
         if not isinstance(kernel_size, int) or kernel_size < 1 or kernel_size % 2 == 0:
             raise ArgumentError(f"kernel_size: got {describe(kernel_size)}. Pass an odd positive integer.")
         if image_size % 2 ** (layers - 1):

@@ -22,7 +22,7 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from ..errors import ArgumentError, describe
+from ..errors import ArgumentError, check_int, describe
 from ..tap import Tap
 from .base import RecurrentModel
 
@@ -75,8 +75,7 @@ class CTRNN(RecurrentModel):
     ) -> None:
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("output_size", output_size)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ArgumentError(f"{name}: got {describe(value)}. Pass a positive integer.")
+            check_int(name, value)
         tau, dt = _positive("tau", tau), _positive("dt", dt)
         if dt > tau:
             raise ArgumentError(

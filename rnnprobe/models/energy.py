@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import ArgumentError, ShapeError, describe
+from ..errors import ShapeError, check_int, describe
 from ..tap import Tap
 from .base import RecurrentModel
 
@@ -44,8 +44,7 @@ class EnergyEfficientRNN(RecurrentModel):
 
     def __init__(self, size: int) -> None:
         super().__init__()
-        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-            raise ArgumentError(f"size: got {describe(size)}. Pass a positive integer.")
+        check_int("size", size)
         self.input_size = self.output_size = size
         self.recurrent = nn.Linear(size, size, bias=False)
         nn.init.normal_(self.recurrent.weight, std=0.1 / size**0.5)

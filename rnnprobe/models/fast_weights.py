@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..errors import ArgumentError, describe
+from ..errors import ArgumentError, check_int, describe
 from ..tap import Tap
 from .base import RecurrentModel, embedding
 
@@ -72,8 +72,7 @@ class FastWeightsRNN(RecurrentModel):
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("output_size", output_size),
                             ("inner_steps", inner_steps)):  # fmt: skip
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ArgumentError(f"{name}: got {describe(value)}. Pass a positive integer.")
+            check_int(name, value)
         if not 0 < decay < 1:
             raise ArgumentError(f"decay: got {describe(decay)}. Pass lambda with 0 < lambda < 1.")
         if not fast_lr > 0:

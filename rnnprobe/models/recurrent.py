@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..errors import ArgumentError, ArgumentTypeError, describe
+from ..errors import ArgumentError, ArgumentTypeError, check_int, describe
 from ..tap import Tap
 from .base import RecurrentModel, State, embedding
 from .unrolled import GATES, gru_cell, layer_weights, lstm_cell, rnn_cell, rnn_kind
@@ -164,8 +164,7 @@ class _ZooRNN(TorchRNNStep):
     ) -> None:
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("output_size", output_size),
                             ("num_layers", num_layers)):  # fmt: skip
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ArgumentError(f"{name}: got {describe(value)}. Pass a positive integer.")
+            check_int(name, value)
         embed = embedding(input_size, embedding_size)
         module = self.torch_class(
             embedding_size or input_size, hidden_size, num_layers=num_layers, batch_first=True, **extra

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import ArgumentError, check_option, describe
+from ..errors import check_int, check_option
 
 SPLITS = ("train", "test")
 
@@ -49,8 +49,7 @@ class Task:
     metric_name = "accuracy"
 
     def __init__(self, seed: int = 0) -> None:
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ArgumentError(f"seed: got {describe(seed)}. Pass a non-negative integer.")
+        check_int("seed", seed, minimum=0)
         self.seed = seed
         self.config: dict[str, Any] = {"seed": seed}
 
@@ -60,9 +59,7 @@ class Task:
     def sample(self, n: int, *, split: str = "train", index: int = 0) -> TaskData:
         """``n`` trials of ``split`` ("train" or "test"); ``index`` picks one of many draws."""
         check_option("split", split, SPLITS)
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-            raise ArgumentError(f"n: got {describe(n)}. Pass a positive number of trials.")
-        return self._generate(int(n), self.rng(split, index), split)
+        return self._generate(check_int("n", n), self.rng(split, index), split)
 
     def _generate(self, n: int, rng: np.random.Generator, split: str) -> TaskData:  # pragma: no cover
         raise NotImplementedError

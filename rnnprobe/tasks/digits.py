@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import ArgumentError, describe
+from ..errors import ArgumentError, check_int, describe
 from .base import Task, TaskData, as_tensor, last_step_accuracy
 
 TEST_FRACTION = 0.25
@@ -67,8 +67,7 @@ class OccludedDigits(Task):
         seed: int = 0,
     ) -> None:  # fmt: skip
         super().__init__(seed)
-        if isinstance(image_size, bool) or not isinstance(image_size, int) or image_size < 8:
-            raise ArgumentError(f"image_size: got {describe(image_size)}. Pass an integer >= 8.")
+        check_int("image_size", image_size, minimum=8)
         levels = tuple(levels)
         if not levels or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in levels):
             raise ArgumentError(f"levels: got {describe(levels)}. Pass numbers of fragments (integers >= 0).")
@@ -130,8 +129,7 @@ class DigitSequences(Task):
     def __init__(self, *, length: int = 10, steps_per_digit: int = 1, seed: int = 0) -> None:
         super().__init__(seed)
         for name, value in (("length", length), ("steps_per_digit", steps_per_digit)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ArgumentError(f"{name}: got {describe(value)}. Pass a positive integer.")
+            check_int(name, value)
         self.length, self.steps_per_digit = length, steps_per_digit
         self.n_steps = length * steps_per_digit
         self.input_size = self.output_size = 64

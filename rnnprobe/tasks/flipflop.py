@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import ArgumentError, describe
+from ..errors import ArgumentError, check_int, describe
 from .base import Task, TaskData, as_tensor
 
 
@@ -39,10 +39,8 @@ class FlipFlop(Task):
 
     def __init__(self, n_bits: int = 3, *, n_steps: int = 100, p_pulse: float = 0.05, seed: int = 0) -> None:
         super().__init__(seed)
-        if isinstance(n_bits, bool) or not isinstance(n_bits, int) or n_bits < 1:
-            raise ArgumentError(f"n_bits: got {describe(n_bits)}. Pass a positive integer.")
-        if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 2:
-            raise ArgumentError(f"n_steps: got {describe(n_steps)}. Pass an integer >= 2.")
+        check_int("n_bits", n_bits)
+        check_int("n_steps", n_steps, minimum=2)
         if not 0 < p_pulse < 1:
             raise ArgumentError(f"p_pulse: got {describe(p_pulse)}. Pass a probability between 0 and 1.")
         self.n_bits, self.n_steps, self.p_pulse = n_bits, n_steps, float(p_pulse)

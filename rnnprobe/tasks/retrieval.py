@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import ArgumentError, describe
+from ..errors import check_int
 from .base import Task, TaskData, as_tensor, last_step_accuracy
 
 SYMBOLS = string.ascii_lowercase + string.digits + "?"
@@ -32,8 +32,7 @@ class AssociativeRetrieval(Task):
 
     def __init__(self, n_pairs: int = 4, *, seed: int = 0) -> None:
         super().__init__(seed)
-        if isinstance(n_pairs, bool) or not isinstance(n_pairs, int) or not 1 <= n_pairs <= 26:
-            raise ArgumentError(f"n_pairs: got {describe(n_pairs)}. Pass an integer from 1 to 26.")
+        check_int("n_pairs", n_pairs, maximum=26)
         self.n_pairs = n_pairs
         self.n_steps = 2 * n_pairs + 3
         self.input_size, self.output_size = len(SYMBOLS), 10
