@@ -16,7 +16,7 @@ class Sink:
 
     def __init__(self, storage_dtype: torch.dtype | None) -> None:
         self.storage_dtype = storage_dtype
-        self.layout: dict[str, tuple[int, tuple[int, ...], np.dtype]] = {}  # layer -> (n_time, units, dtype)
+        self.first_batch = True  # until finish(): collect copies; afterwards copy into the given views
         self.order: list[str] = []
         self.batch_size = 0
         self.batch_index = 0
@@ -45,7 +45,7 @@ class Sink:
             )
         if not sequence:
             tensor = tensor.unsqueeze(1)
-        if not self.layout:  # first batch: keep copies (later in-place ops must not change them)
+        if self.first_batch:  # keep copies (later in-place ops must not change them)
             if layer not in self._lists:
                 self.order.append(layer)
             self._lists.setdefault(layer, []).append(tensor.to("cpu", self._dtype_for(tensor), copy=True))
@@ -70,7 +70,7 @@ class Sink:
 
     def finish(self) -> dict[str, np.ndarray]:
         """End a batch; the first batch fixes each layer's (time, units, dtype)."""
-        if not self.layout:
+        if self.first_batch:
             blocks = {}
             for layer in self.order:
                 pieces = self._lists[layer]
@@ -80,10 +80,9 @@ class Sink:
                         f"layers: {layer!r} changed shape between calls within one forward pass "
                         f"({sorted(units)}); only states of a fixed shape can be stacked over time."
                     )
-                block = torch.cat(pieces, dim=1).numpy()
-                self.layout[layer] = (block.shape[1], block.shape[2:], block.dtype)
-                blocks[layer] = block
+                blocks[layer] = torch.cat(pieces, dim=1).numpy()
             self._lists = {}
+            self.first_batch = False
             return blocks
         short = {k: (c, self._views[k].shape[1]) for k, c in self._cursor.items() if c != self._views[k].shape[1]}
         if short:
