@@ -27,7 +27,7 @@ class MemoryDestination:
         self.metadata = metadata
         self.arrays: dict[str, np.ndarray] = {}
         self._pool: ThreadPoolExecutor | None = None
-        self._prefaulted: tuple[int, Future] | None = None
+        self._prefaulted: Future | None = None
 
     def open(self, blocks: Mapping[str, np.ndarray], provenance: dict[str, Any]) -> None:
         self.provenance = provenance
@@ -42,11 +42,12 @@ class MemoryDestination:
     def _prefault(self, start: int, stop: int) -> None:
         if self._pool is not None and start < self.n_stimuli:
             regions = [array[start:stop] for array in self.arrays.values()]
-            self._prefaulted = (start, self._pool.submit(_touch_pages, regions))
+            self._prefaulted = self._pool.submit(_touch_pages, regions)
 
     def views(self, start: int, stop: int) -> dict[str, torch.Tensor]:
-        if self._prefaulted is not None and self._prefaulted[0] == start:
-            self._prefaulted[1].result()
+        if self._prefaulted is not None:  # never let the helper write into rows the hooks are filling
+            self._prefaulted.result()
+            self._prefaulted = None
         self._prefault(stop, stop + (stop - start))
         return {name: torch.from_numpy(array[start:stop]) for name, array in self.arrays.items()}
 
