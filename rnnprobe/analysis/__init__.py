@@ -1,0 +1,1 @@
+"""Analyses of a `Recording`: each returns a small result object with `.plot()`."""

@@ -1,0 +1,30 @@
+"""Shared figure conventions: a colour-blind-safe palette (Okabe & Ito 2008) and lazy matplotlib."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000")
+
+
+def pyplot() -> Any:
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def category_colors(values: np.ndarray) -> tuple[list[Any], dict[Any, str]]:
+    """A colour per value (categorical, up to 8 categories from Okabe-Ito, then viridis)."""
+    categories = list(dict.fromkeys(np.asarray(values).tolist()))
+    try:
+        categories.sort()
+    except TypeError:  # mixed types: keep order of appearance
+        pass
+    if len(categories) <= len(OKABE_ITO):
+        lookup = dict(zip(categories, OKABE_ITO, strict=False))
+    else:
+        cmap = pyplot().get_cmap("viridis", len(categories))
+        lookup = {c: cmap(i) for i, c in enumerate(categories)}
+    return [lookup[v] for v in np.asarray(values).tolist()], lookup

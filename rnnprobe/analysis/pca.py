@@ -1,0 +1,276 @@
+"""PCA of recorded states over time: trajectories, explained variance and dimensionality.
+
+States of one layer, ``(stimulus, time, units)``, are pooled over stimuli and
+(chosen) time steps and centred; the principal axes are the right singular
+vectors of that matrix, with scikit-learn's sign convention (the largest-
+magnitude loading of each component is positive, ``svd_flip(...,
+u_based_decision=False)``), so results equal ``sklearn.decomposition.PCA`` to
+float rounding. Projections give trajectories ``(stimulus, time, k)``; a basis
+fitted on one recording projects another (compare models in one space).
+
+Dimensionality per time step is the participation ratio of the covariance of
+the states across stimuli at that step (Gao et al. 2017; Recanatesi et al. 2019)::
+
+    PR(t) = (sum_i lambda_i(t))^2 / sum_i lambda_i(t)^2
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._indexing import as_positions, normalize_index
+from ..errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    ShapeError,
+    UnknownNameError,
+    check_int,
+    check_option,
+    describe,
+    format_choices,
+)
+from ..recording import Recording
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+
+def _svd_flip(vt: np.ndarray) -> np.ndarray:
+    """Signs so that the largest-magnitude entry of each row of ``vt`` is positive (sklearn's convention)."""
+    rows = np.arange(vt.shape[0])
+    signs = np.sign(vt[rows, np.argmax(np.abs(vt), axis=1)])
+    signs[signs == 0] = 1
+    return vt * signs[:, None]
+
+
+def _principal_axes(x: np.ndarray, backend: str) -> tuple[np.ndarray, np.ndarray]:
+    """(singular values, Vt) of the centred matrix ``x`` (samples, features)."""
+    if backend == "torch":
+        import torch
+
+        _, s, vt = torch.linalg.svd(torch.from_numpy(x), full_matrices=False)
+        return s.numpy(), vt.numpy()
+    _, s, vt = np.linalg.svd(x, full_matrices=False)
+    return s, vt
+
+
+def participation_ratio(states: np.ndarray) -> np.ndarray:
+    """PR(t) of ``states`` (stimulus, time, units): (sum of eigenvalues)^2 / sum of squared eigenvalues.
+
+    Computed from the Gram matrix of the centred states at each step (tr C = ||X||_F^2 / (n-1),
+    tr C^2 = ||X X^T||_F^2 / (n-1)^2), without an eigendecomposition.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.random.default_rng(0).normal(size=(2000, 1, 5))  # isotropic: PR close to 5
+    >>> round(float(participation_ratio(x)[0]), 1)
+    5.0
+    """
+    x = np.asarray(states, dtype=np.float64)
+    if x.ndim != 3:
+        raise ShapeError(f"states: got {describe(x)}. Pass (stimulus, time, units).")
+    x = x - x.mean(axis=0, keepdims=True)
+    xt = np.moveaxis(x, 1, 0)  # (time, stimulus, units)
+    trace = np.einsum("tsu,tsu->t", xt, xt)
+    small = xt.shape[1] <= xt.shape[2]
+    gram = xt @ np.swapaxes(xt, 1, 2) if small else np.swapaxes(xt, 1, 2) @ xt  # same nonzero spectrum
+    trace_sq = np.einsum("tij,tij->t", gram, gram)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(trace_sq > 0, trace**2 / trace_sq, np.nan)
+
+
+@dataclass
+class PCAResult:
+    """Principal axes of one layer's states and the recording's trajectories in them.
+
+    Attributes
+    ----------
+    layer : str
+    components : ndarray, (k, n_units)
+        Principal axes (rows), sklearn's sign convention.
+    mean : ndarray, (n_units,)
+    explained_variance, explained_variance_ratio : ndarray, (k,)
+        Variance along each axis (ddof=1) and its share of the total variance.
+    trajectories : ndarray, (stimulus, time, k)
+        The recording's states (all time steps) projected on the axes.
+    participation_ratio : ndarray, (time,)
+        Dimensionality of the states across stimuli at each time step.
+    times : ndarray, (time,)
+    fit_time : ndarray of int
+        The time-step indices the axes were fitted on.
+    metadata : dict of str to ndarray
+        The recording's per-stimulus columns (for colouring plots).
+    """
+
+    layer: str
+    components: np.ndarray
+    mean: np.ndarray
+    explained_variance: np.ndarray
+    explained_variance_ratio: np.ndarray
+    trajectories: np.ndarray
+    participation_ratio: np.ndarray
+    times: np.ndarray
+    fit_time: np.ndarray
+    metadata: dict[str, np.ndarray]
+
+    @property
+    def n_components(self) -> int:
+        return self.components.shape[0]
+
+    def transform(self, recording: Recording | np.ndarray, layer: str | None = None) -> np.ndarray:
+        """Project another recording's states (same number of units) on these axes: (stimulus, time, k)."""
+        if isinstance(recording, Recording):
+            states = recording.get(layer if layer is not None else self.layer, flatten=True)
+        else:
+            states = np.asarray(recording)
+            states = states.reshape(*states.shape[:2], -1) if states.ndim > 3 else states
+        if states.ndim != 3 or states.shape[-1] != self.components.shape[1]:
+            raise ShapeError(
+                f"recording: states {describe(states)} do not have the {self.components.shape[1]} units the "
+                f"axes were fitted on ({self.layer!r}). Project a layer of the same size."
+            )
+        return (states.astype(np.float64) - self.mean) @ self.components.T
+
+    def plot(
+        self,
+        *,
+        color_by: str | None = None,
+        components: tuple[int, ...] = (0, 1),
+        trajectories: np.ndarray | None = None,
+        max_trajectories: int = 200,
+    ) -> Figure:
+        """Trajectories in PC space (coloured by a metadata column), and variance/dimensionality over time.
+
+        Parameters
+        ----------
+        color_by : str, optional
+            A metadata column; one colour per value (colour-blind-safe palette).
+        components : tuple of 2 or 3 int
+            Which axes to draw (0-based).
+        trajectories : ndarray, optional
+            Other trajectories to draw (e.g. ``result.transform(other)``) instead of this recording's.
+        max_trajectories : int
+            Draw at most this many stimuli (evenly spaced), to keep figures readable.
+        """
+        from ._plotting import category_colors, pyplot
+
+        plt = pyplot()
+        if len(components) not in (2, 3) or max(components) >= self.n_components:
+            raise ArgumentError(f"components: got {components!r}. Pass 2 or 3 axis indices below {self.n_components}.")
+        traj = self.trajectories if trajectories is None else np.asarray(trajectories)
+        chosen = np.unique(np.linspace(0, traj.shape[0] - 1, min(traj.shape[0], max_trajectories)).astype(int))
+        if color_by is not None:
+            if color_by not in self.metadata:
+                raise UnknownNameError(
+                    f"color_by: {color_by!r} is not a metadata column. Available: {format_choices(self.metadata)}."
+                )
+            colors, legend = category_colors(self.metadata[color_by][chosen])
+        else:
+            colors, legend = ["#0072B2"] * len(chosen), {}
+        fig = plt.figure(figsize=(10, 4.2), layout="constrained")
+        three_d = len(components) == 3
+        ax = fig.add_subplot(1, 2, 1, projection="3d" if three_d else None)
+        for row, color in zip(chosen, colors, strict=True):
+            points = traj[row][:, list(components)]
+            ax.plot(*points.T, color=color, lw=0.8, alpha=0.7)
+            ax.scatter(*points[-1], color=color, s=8)
+        for name, color in legend.items():
+            ax.plot([], [], color=color, label=str(name))
+        if legend:
+            ax.legend(title=color_by, fontsize=7, frameon=False)
+        for setter, c in zip((ax.set_xlabel, ax.set_ylabel, getattr(ax, "set_zlabel", None)), components,
+                             strict=False):  # fmt: skip
+            if setter is not None:
+                setter(f"PC{c + 1} ({100 * self.explained_variance_ratio[c]:.1f}%)")
+        ax.set_title(f"{self.layer}: trajectories (dot: last step)")
+        ax2 = fig.add_subplot(1, 2, 2)
+        ax2.plot(self.times, self.participation_ratio, color="#D55E00", marker="o", ms=3)
+        ax2.set_xlabel("time step")
+        ax2.set_ylabel("participation ratio (dimensions)", color="#D55E00")
+        inset = ax2.inset_axes([0.55, 0.55, 0.42, 0.4])
+        k = np.arange(1, self.n_components + 1)
+        inset.bar(k, self.explained_variance_ratio, color="#0072B2")
+        inset.plot(k, np.cumsum(self.explained_variance_ratio), color="#000000", lw=1)
+        inset.set_xticks(k if k.size <= 10 else k[:: int(np.ceil(k.size / 10))])
+        inset.set_xlabel("PC", fontsize=7)
+        inset.set_ylabel("variance ratio", fontsize=7)
+        inset.tick_params(labelsize=6)
+        ax2.set_title("dimensionality over time")
+        return fig
+
+
+def fit_pca(
+    recording: Recording,
+    layer: str | None = None,
+    *,
+    n_components: int | None = 10,
+    time: Any = None,
+    stimuli: Any = None,
+    backend: str = "numpy",
+) -> PCAResult:
+    """PCA of one layer's states, pooled over stimuli and time steps.
+
+    Parameters
+    ----------
+    recording : Recording
+    layer : str, optional
+        May be omitted when the recording has one layer; units are flattened.
+    n_components : int or None
+        Axes to keep (None: all).
+    time : int, slice or sequence of int, optional
+        Fit on these time steps only (e.g. ``slice(-5, None)``); trajectories cover all steps.
+    stimuli : optional
+        Fit on these stimuli only (index, mask or list); trajectories cover all stimuli.
+    backend : {"numpy", "torch"}
+        SVD in float64 numpy, or torch (faster for large layers; same results to rounding).
+
+    Returns
+    -------
+    PCAResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rnnprobe import Recording
+    >>> rng = np.random.default_rng(0)
+    >>> rec = Recording({"h": rng.normal(size=(30, 8, 5)) * [3, 1, 1, 0.1, 0.1]})
+    >>> result = fit_pca(rec, n_components=2)
+    >>> result.trajectories.shape, bool(result.explained_variance_ratio[0] > 0.5)
+    ((30, 8, 2), True)
+    """
+    if not isinstance(recording, Recording):
+        raise ArgumentTypeError(f"recording: got {describe(recording)}. Pass an rnnprobe Recording.")
+    check_option("backend", backend, ("numpy", "torch"))
+    layer = recording._default_layer(layer)
+    states = recording.get(layer, flatten=True).astype(np.float64)  # (stimulus, time, units)
+    _, n_time, n_units = states.shape
+
+    fit_time = as_positions(normalize_index(time, n_time, name="time"), n_time)
+    fit_stim = recording.stimulus_index(stimuli)
+    sample = states[fit_stim][:, fit_time].reshape(-1, n_units)
+    if sample.shape[0] < 2:
+        raise ArgumentError(f"time, stimuli: only {sample.shape[0]} state(s) selected for fitting. Select at least 2.")
+    max_k = min(sample.shape)
+    k = max_k if n_components is None else check_int("n_components", n_components, maximum=max_k)
+    mean = sample.mean(axis=0)
+    singular, vt = _principal_axes(sample - mean, backend)
+    vt = _svd_flip(vt)
+    variance = singular**2 / (sample.shape[0] - 1)
+    total = variance.sum()
+    components = vt[:k]
+    return PCAResult(
+        layer=layer,
+        components=components,
+        mean=mean,
+        explained_variance=variance[:k],
+        explained_variance_ratio=variance[:k] / total if total > 0 else np.zeros(k),
+        trajectories=(states - mean) @ components.T,
+        participation_ratio=participation_ratio(states),
+        times=np.asarray(recording.times[layer]),
+        fit_time=fit_time,
+        metadata={c: np.asarray(recording.column(c)) for c in recording.columns},
+    )

@@ -1,0 +1,90 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA
+
+from rnnprobe import Recording
+from rnnprobe.analysis.pca import fit_pca, participation_ratio
+from rnnprobe.errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError
+
+
+def _recording(rng, n=40, t=6, units=(3, 4)):
+    mixing = rng.normal(size=(int(np.prod(units)),) * 2) * np.geomspace(3, 0.05, int(np.prod(units)))
+    states = (rng.normal(size=(n, t, int(np.prod(units)))) @ mixing).reshape(n, t, *units) + 2.0
+    return Recording({"h": states}, metadata={"label": np.arange(n) % 4})
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize(("n", "t", "units"), [(40, 6, (3, 4)), (5, 3, (20,)), (100, 1, (2, 2, 2))])
+def test_matches_sklearn(rng, backend, n, t, units):
+    rec = _recording(rng, n, t, units)
+    flat = rec.get("h", flatten=True).reshape(n * t, -1)
+    k = min(5, flat.shape[0], flat.shape[1])
+    ref = PCA(n_components=k, svd_solver="full").fit(flat)
+    res = fit_pca(rec, "h", n_components=k, backend=backend)
+    np.testing.assert_allclose(res.components, ref.components_, atol=1e-6)
+    np.testing.assert_allclose(res.explained_variance, ref.explained_variance_, rtol=1e-6)
+    np.testing.assert_allclose(res.explained_variance_ratio, ref.explained_variance_ratio_, rtol=1e-6)
+    np.testing.assert_allclose(res.trajectories.reshape(n * t, k), ref.transform(flat), atol=1e-6)
+
+
+def test_fit_window_subset_and_shared_basis(rng):
+    rec = _recording(rng)
+    other = _recording(np.random.default_rng(5))
+    res = fit_pca(rec, n_components=3, time=slice(-2, None), stimuli=rec.column("label") < 2)
+    subset = rec.get("h", flatten=True)[rec.column("label") < 2][:, -2:].reshape(-1, 12)
+    ref = PCA(n_components=3, svd_solver="full").fit(subset)
+    np.testing.assert_allclose(res.components, ref.components_, atol=1e-6)
+    assert res.trajectories.shape == (40, 6, 3)  # every stimulus and step is projected
+    np.testing.assert_array_equal(res.fit_time, [4, 5])
+    np.testing.assert_allclose(
+        res.transform(other).reshape(-1, 3), ref.transform(other.get("h", flatten=True).reshape(-1, 12)), atol=1e-6
+    )
+    with pytest.raises(ShapeError, match="do not have the 12 units"):
+        res.transform(np.zeros((2, 3, 5)))
+
+
+def test_participation_ratio_equals_eigenvalue_formula(rng):
+    for n, units in [(50, 8), (6, 30)]:
+        states = rng.normal(size=(n, 4, units)) * np.linspace(0.1, 3, units)
+        expected = []
+        for t in range(4):
+            eig = np.linalg.eigvalsh(np.cov(states[:, t], rowvar=False))
+            expected.append(eig.sum() ** 2 / (eig**2).sum())
+        np.testing.assert_allclose(participation_ratio(states), expected, rtol=1e-9)
+    assert np.isnan(participation_ratio(np.ones((5, 2, 3)))).all()  # no variance: undefined, not 0
+
+
+def test_plot(rng):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    res = fit_pca(_recording(rng), n_components=3)
+    fig = res.plot(color_by="label")
+    assert len(fig.axes) >= 2 and fig.axes[0].get_xlabel().startswith("PC1")
+    fig3 = res.plot(components=(0, 1, 2))
+    assert fig3.axes[0].name == "3d"
+    with pytest.raises(UnknownNameError, match="color_by: 'nope'"):
+        res.plot(color_by="nope")
+    with pytest.raises(ArgumentError, match="components"):
+        res.plot(components=(0, 5))
+
+
+def test_bad_input(rng):
+    rec = _recording(rng)
+    with pytest.raises(ArgumentTypeError, match="Pass an rnnprobe Recording"):
+        fit_pca(np.zeros((3, 4, 5)))
+    with pytest.raises(ArgumentError, match=r"n_components: got 99\. Pass an integer from 1 to 12"):
+        fit_pca(rec, n_components=99)
+    with pytest.raises(ArgumentError, match="Select at least 2"):
+        fit_pca(rec, time=0, stimuli=[0])
+    with pytest.raises(UnknownNameError, match="backend"):
+        fit_pca(rec, backend="jax")
+
+
+def test_analysis_import_does_not_load_matplotlib():
+    code = "import sys, rnnprobe.analysis.pca; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
