@@ -1,0 +1,145 @@
+import warnings
+
+import numpy as np
+import pytest
+import rsatoolbox
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rnnprobe import Recording
+from rnnprobe.analysis.rsa import METHODS, RDMs, compute_rdms
+from rnnprobe.errors import ArgumentError, ArgumentTypeError, RnnprobeWarning, ShapeError, UnknownNameError
+
+RSATOOLBOX_METHOD = {"euclidean": "euclidean", "correlation": "correlation", "mahalanobis": "mahalanobis"}
+
+
+def _rec(rng, n=12, t=5, units=7, images=None):
+    meta = {"image": np.arange(n) % images if images else np.arange(n), "label": np.arange(n) % 3}
+    return Recording({"h": rng.normal(size=(n, t, units)) + rng.normal(size=(1, 1, units))}, metadata=meta)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # rsatoolbox's own averaging casts NaN into an int array
+@pytest.mark.parametrize("method", ["euclidean", "correlation", "mahalanobis"])
+@pytest.mark.parametrize("images", [None, 4])
+def test_equals_rsatoolbox_calc_rdm_per_time_step(rng, method, images):
+    rec = _rec(rng, images=images)
+    noise = None
+    if method == "mahalanobis":
+        a = rng.normal(size=(7, 7))
+        noise = np.linalg.inv(a @ a.T + 7 * np.eye(7))
+    descriptor = "image" if images else None
+    ours = compute_rdms(rec, "h", method=method, descriptor=descriptor, noise=noise)
+    for t in range(5):
+        ds = rec.to_rsatoolbox("h", time=t)
+        ref = rsatoolbox.rdm.calc_rdm(ds, method=RSATOOLBOX_METHOD[method], descriptor=descriptor, noise=noise)
+        np.testing.assert_allclose(ours.dissimilarities[t], ref.get_vectors()[0], rtol=1e-6, atol=1e-12)
+    if images:
+        np.testing.assert_array_equal(ours.conditions["image"], np.arange(4))
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # rsatoolbox's concat note about pattern descriptors
+def test_equals_rsatoolbox_calc_rdm_movie(rng):
+    rec = _rec(rng, n=10, t=8, units=6)
+    for method in ("euclidean", "correlation"):
+        ours = compute_rdms(rec, method=method)
+        ref = rsatoolbox.rdm.calc_rdm_movie(rec.to_rsatoolbox("h"), method=method)
+        np.testing.assert_allclose(ours.dissimilarities, ref.get_vectors(), rtol=1e-6, atol=1e-12)
+
+
+def _brute_force(x, method):
+    n = x.shape[0]
+    out = []
+    for i in range(n):
+        for j in range(i + 1, n):
+            a, b = x[i], x[j]
+            if method == "euclidean_plain":
+                out.append(np.linalg.norm(a - b))
+            elif method == "cosine":
+                out.append(1 - a @ b / np.linalg.norm(a) / np.linalg.norm(b))
+            elif method == "euclidean":
+                out.append(((a - b) ** 2).sum() / a.size)
+            elif method == "correlation":
+                out.append(1 - np.corrcoef(a, b)[0, 1])
+    return np.array(out)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(2, 9),
+    t=st.integers(1, 4),
+    units=st.integers(2, 12),
+    method=st.sampled_from(["euclidean", "euclidean_plain", "correlation", "cosine"]),
+    seed=st.integers(0, 10_000),
+)
+def test_brute_force_any_shape(n, t, units, method, seed):
+    x = np.random.default_rng(seed).normal(size=(n, t, units))
+    ours = compute_rdms(Recording({"h": x}), method=method)
+    assert ours.dissimilarities.shape == (t, n * (n - 1) // 2)
+    for step in range(t):
+        np.testing.assert_allclose(ours.dissimilarities[step], _brute_force(x[:, step], method), rtol=1e-9,
+                                   atol=1e-12)  # fmt: skip
+
+
+def test_float32_and_time_selection(rng):
+    rec = _rec(rng, t=6)
+    full = compute_rdms(rec, method="correlation")
+    part = compute_rdms(rec, method="correlation", time=[4, 1], stimuli=slice(0, 12), dtype="float32")
+    np.testing.assert_allclose(part.dissimilarities, full.dissimilarities[[4, 1]], rtol=1e-4, atol=1e-6)
+    np.testing.assert_array_equal(part.rdm_descriptors["time_index"], [4, 1])
+
+
+def test_rsatoolbox_round_trip_and_matrices(rng):
+    rdms = compute_rdms(_rec(rng), method="euclidean")
+    converted = rdms.to_rsatoolbox()
+    assert converted.dissimilarity_measure == "squared euclidean" and converted.n_rdm == 5
+    np.testing.assert_array_equal(converted.get_vectors(), rdms.dissimilarities)
+    back = RDMs.from_rsatoolbox(converted)
+    np.testing.assert_array_equal(back.dissimilarities, rdms.dissimilarities)
+    assert back.method == "euclidean" and back.descriptors == rdms.descriptors
+    for key, value in rdms.conditions.items():
+        np.testing.assert_array_equal(back.conditions[key], value)
+    np.testing.assert_array_equal(back.rdm_descriptors["time"], rdms.rdm_descriptors["time"])
+    mats = rdms.matrices()
+    np.testing.assert_array_equal(mats, np.swapaxes(mats, 1, 2))
+    np.testing.assert_array_equal(converted.get_matrices(), mats)
+
+
+def test_constant_patterns_give_documented_nan_and_a_warning():
+    x = np.random.default_rng(0).normal(size=(4, 2, 5))
+    x[1, 1] = 3.0  # constant pattern at step 1
+    with pytest.warns(RnnprobeWarning, match="NaN at 1 time step"):
+        rdms = compute_rdms(Recording({"h": x}), method="correlation")
+    assert np.isfinite(rdms.dissimilarities[0]).all() and np.isnan(rdms.dissimilarities[1]).sum() == 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compute_rdms(Recording({"h": x}), method="euclidean")
+
+
+def test_plot(rng):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fig = compute_rdms(_rec(rng, t=9), method="correlation").plot(max_panels=4)
+    assert sum(1 for ax in fig.axes if ax.images) == 4
+
+
+def test_bad_input(rng):
+    rec = _rec(rng)
+    with pytest.raises(UnknownNameError, match=f"method: got 'pearson', which is not one of {METHODS[0]!r}"):
+        compute_rdms(rec, method="pearson")
+    with pytest.raises(ArgumentError, match="needs the noise precision matrix"):
+        compute_rdms(rec, method="mahalanobis")
+    with pytest.raises(ShapeError, match=r"has 7 units. Pass a \(7, 7\) precision matrix"):
+        compute_rdms(rec, method="mahalanobis", noise=np.eye(3))
+    with pytest.raises(ArgumentError, match="only used by method='mahalanobis'"):
+        compute_rdms(rec, method="euclidean", noise=np.eye(7))
+    with pytest.raises(ArgumentError, match="got 1 condition"):
+        compute_rdms(rec, stimuli=[0])
+    with pytest.raises(UnknownNameError, match="descriptor: 'img' is not a metadata column"):
+        compute_rdms(rec, descriptor="img")
+    with pytest.raises(ArgumentTypeError, match="Pass an rnnprobe Recording"):
+        compute_rdms(np.zeros((3, 2, 2)))
+    with pytest.raises(ShapeError, match="not a stack of upper triangles"):
+        RDMs(np.zeros((2, 4)), "euclidean")
+    with pytest.raises(ArgumentTypeError, match="Pass an rsatoolbox"):
+        RDMs.from_rsatoolbox(np.zeros(3))
