@@ -143,3 +143,82 @@ def test_bad_input(rng):
         RDMs(np.zeros((2, 4)), "euclidean")
     with pytest.raises(ArgumentTypeError, match="Pass an rsatoolbox"):
         RDMs.from_rsatoolbox(np.zeros(3))
+
+
+from rnnprobe.analysis.rsa import COMPARE_METHODS, compare_rdms  # noqa: E402
+
+
+def _rsa_rdms(vectors):
+    return rsatoolbox.rdm.RDMs(np.atleast_2d(vectors))
+
+
+@pytest.mark.parametrize("method", COMPARE_METHODS)
+@pytest.mark.parametrize("ties", [False, True])
+def test_compare_equals_rsatoolbox(rng, method, ties):
+    n_cond = 9
+    n_pairs = n_cond * (n_cond - 1) // 2
+    a = rng.random((3, n_pairs))
+    b = rng.random((4, n_pairs)) + 0.3 * a[[0, 1, 2, 0]]
+    if ties:
+        a, b = np.round(a * 4), np.round(b * 4)  # many tied dissimilarities (e.g. categorical models)
+    ours = compare_rdms(a, b, method=method)
+    ref = rsatoolbox.rdm.compare(_rsa_rdms(a), _rsa_rdms(b), method=method)
+    np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["corr_cov", "cosine_cov"])
+def test_compare_cov_weighted_with_sigma_k(rng, method):
+    import importlib
+
+    rsa_compare = importlib.import_module("rsatoolbox.rdm.compare")  # the module (the name is shadowed)
+    n_cond = 7
+    a, b = rng.random((2, 21)), rng.random((3, 21))
+    diag = rng.random(n_cond) + 0.5
+    ref = rsatoolbox.rdm.compare(_rsa_rdms(a), _rsa_rdms(b), method=method, sigma_k=diag)
+    np.testing.assert_allclose(compare_rdms(a, b, method=method, sigma_k=diag), ref, rtol=1e-6, atol=1e-9)
+    # full pattern covariance: rsatoolbox solves V x = v by conjugate gradients at scipy's default rtol
+    # (1e-5), so it is only that accurate; the exact value uses its own V with a direct solve
+    m = rng.normal(size=(n_cond, n_cond))
+    full = m @ m.T + n_cond * np.eye(n_cond)
+    ours = compare_rdms(a, b, method=method, sigma_k=full)
+    va, vb = (a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)) if method == "corr_cov" else (a, b)
+    v = rsa_compare._get_v(n_cond, full).toarray()
+    va_m, vb_m = np.linalg.solve(v, va.T).T, np.linalg.solve(v, vb.T).T
+    exact = (va @ vb_m.T) / np.outer(np.sqrt((va * va_m).sum(1)), np.sqrt((vb * vb_m).sum(1)))
+    np.testing.assert_allclose(ours, exact, rtol=1e-9, atol=1e-12)
+    approximate = rsatoolbox.rdm.compare(_rsa_rdms(a), _rsa_rdms(b), method=method, sigma_k=full)
+    np.testing.assert_allclose(ours, approximate, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["cosine", "corr", "spearman", "rho-a", "tau-a"])
+def test_compare_with_nan_positions(rng, method):
+    a, b = rng.random((2, 28)), rng.random((2, 28))
+    a[:, [3, 10]] = np.nan
+    b[:, [3, 10]] = np.nan
+    ref = rsatoolbox.rdm.compare(_rsa_rdms(a), _rsa_rdms(b), method=method)
+    np.testing.assert_allclose(compare_rdms(a, b, method=method), ref, rtol=1e-6, atol=1e-9)
+
+
+def test_compare_accepts_rdms_objects_and_is_a_matrix(rng):
+    rec = _rec(rng, t=4)
+    model = compute_rdms(rec, method="correlation")
+    sims = compare_rdms(model, model.to_rsatoolbox(), method="corr")
+    assert sims.shape == (4, 4)
+    np.testing.assert_allclose(np.diag(sims), 1.0)
+
+
+def test_compare_bad_input(rng):
+    with pytest.raises(UnknownNameError, match="method: got 'pearson'"):
+        compare_rdms(rng.random(10), rng.random(10), method="pearson")
+    with pytest.raises(ShapeError, match="not over the same conditions"):
+        compare_rdms(rng.random(10), rng.random(15))
+    a, b = rng.random((1, 10)), rng.random((1, 10))
+    a[0, 2] = np.nan
+    with pytest.raises(ArgumentError, match="NaN dissimilarities at different positions"):
+        compare_rdms(a, b)
+    with pytest.raises(ArgumentError, match="at least 3"):
+        compare_rdms(rng.random(1), rng.random(1))
+    with pytest.raises(ShapeError, match=r"sigma_k: got .* Pass \(5,\) or \(5, 5\)"):
+        compare_rdms(rng.random(10), rng.random(10), method="corr_cov", sigma_k=np.ones(3))
+    with pytest.raises(ArgumentTypeError, match="upper-triangle vectors"):
+        compare_rdms({"a": 1}, rng.random(10))
