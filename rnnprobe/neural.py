@@ -1,0 +1,141 @@
+"""Neural data: RDMs from MATLAB RSA-toolbox files, .npy arrays or rsatoolbox, and responses to RDMs.
+
+MATLAB's RSA toolbox (Nili et al. 2014) stores RDMs as struct arrays with fields
+``RDM`` (a square matrix or an upper-triangle vector) and ``name``; rsatoolbox's
+demos ship the 92-image data of Kriegeskorte et al. (2008) that way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .analysis.rsa import RDMs, compute_rdms
+from .errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    ShapeError,
+    StoreNotFoundError,
+    UnknownNameError,
+    describe,
+    format_choices,
+)
+from .recording import Recording
+
+__all__ = ["load_rdms", "rdms_from_responses"]
+
+
+def _as_vector(rdm: Any, where: str) -> np.ndarray:
+    array = np.asarray(rdm, dtype=np.float64)
+    if array.ndim == 1:
+        return array
+    if array.ndim == 2 and array.shape[0] == array.shape[1]:
+        if not np.allclose(array, array.T, equal_nan=True) or np.nanmax(np.abs(np.diag(array))) > 1e-12:
+            raise ShapeError(
+                f"{where}: a square RDM must be symmetric with a zero diagonal. Pass dissimilarities, not "
+                f"similarities (e.g. 1 - r)."
+            )
+        rows, cols = np.triu_indices(array.shape[0], k=1)
+        return array[rows, cols]
+    raise ShapeError(f"{where}: got {describe(array)}. An RDM is a square matrix or an upper-triangle vector.")
+
+
+def _rdm_structs(mat: dict[str, Any]) -> dict[str, np.ndarray]:
+    found = {}
+    for key, value in mat.items():
+        if key.startswith("__"):
+            continue
+        items = np.atleast_1d(value)
+        if items.dtype == object and items.size and all(hasattr(item, "RDM") for item in items.ravel()):
+            found[key] = items
+    return found
+
+
+def load_rdms(path: str | Path | Any, *, variable: str | None = None, method: str = "unknown") -> RDMs:
+    """Load RDMs from a MATLAB RSA-toolbox ``.mat`` file, a ``.npy`` array, or an rsatoolbox RDMs object.
+
+    Parameters
+    ----------
+    path : path or rsatoolbox.rdm.RDMs
+        ``.mat``: struct array(s) with field ``RDM`` (and ``name``); ``.npy``: (n_pairs,), (n, n),
+        (n_rdms, n_pairs) or (n_rdms, n, n).
+    variable : str, optional
+        The ``.mat`` variable holding the struct array (needed when a file has several).
+    method : str
+        The dissimilarity measure, for the record (e.g. "correlation" for 1 - Pearson r).
+
+    Returns
+    -------
+    RDMs
+        ``rdm_descriptors["name"]`` from the struct names (MATLAB struct arrays are read in
+        column-major order, as MATLAB lists them).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "rdm.npy")
+    >>> np.save(path, np.array([[0, 1, 2], [1, 0, 3], [2, 3, 0.]]))
+    >>> load_rdms(path).dissimilarities
+    array([[1., 2., 3.]])
+    """
+    if hasattr(path, "get_vectors") and hasattr(path, "dissimilarity_measure"):
+        return RDMs.from_rsatoolbox(path)
+    if not isinstance(path, (str, Path)):
+        raise ArgumentTypeError(f"path: got {describe(path)}. Pass a .mat or .npy path, or rsatoolbox RDMs.")
+    path = Path(path)
+    if not path.is_file():
+        raise StoreNotFoundError(f"path: {str(path)!r} does not exist.")
+    if path.suffix == ".npy":
+        array = np.load(path, allow_pickle=False)
+        if array.ndim == 2 and array.shape[0] == array.shape[1] and array.shape[0] > 1:
+            return RDMs(_as_vector(array, "path")[None], method)
+        if array.ndim == 3:
+            return RDMs(np.stack([_as_vector(a, f"path[{i}]") for i, a in enumerate(array)]), method)
+        return RDMs(np.atleast_2d(array).astype(np.float64), method)
+    if path.suffix != ".mat":
+        raise ArgumentError(f"path: {str(path)!r} is neither .mat nor .npy. Convert it, or pass rsatoolbox RDMs.")
+    import scipy.io
+
+    mat = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)
+    structs = _rdm_structs(mat)
+    if variable is None:
+        if len(structs) != 1:
+            raise ArgumentError(
+                f"variable: {str(path)!r} holds {len(structs)} RDM struct arrays "
+                f"({format_choices(structs)}). Name one with variable=..."
+            )
+        variable = next(iter(structs))
+    if variable not in structs:
+        raise UnknownNameError(
+            f"variable: {variable!r} is not an RDM struct array in {str(path)!r}. Available: {format_choices(structs)}."
+        )
+    items = structs[variable].ravel(order="F")
+    vectors = np.stack([_as_vector(item.RDM, f"{variable}[{i}].RDM") for i, item in enumerate(items)])
+    names = np.array([str(getattr(item, "name", i)) for i, item in enumerate(items)])
+    return RDMs(vectors, method, rdm_descriptors={"name": names}, descriptors={"source": str(path)})
+
+
+def rdms_from_responses(
+    responses: np.ndarray, *, method: str = "correlation", metadata: Any = None, descriptor: str | None = None,
+    noise: np.ndarray | None = None,
+) -> RDMs:  # fmt: skip
+    """RDMs from response arrays, (stimulus, channel) or (stimulus, channel, time): one RDM per time point.
+
+    Uses the same computation as model RDMs (:func:`rnnprobe.analysis.rsa.compute_rdms`), so model
+    and brain RDMs are directly comparable; ``descriptor`` averages repeated presentations.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> meg = np.random.default_rng(0).normal(size=(20, 30, 50))   # stimuli x sensors x time points
+    >>> rdms_from_responses(meg, method="correlation").n_rdms
+    50
+    """
+    array = np.asarray(responses)
+    if array.ndim not in (2, 3):
+        raise ShapeError(f"responses: got {describe(array)}. Pass (stimulus, channel) or (stimulus, channel, time).")
+    states = array[:, None, :] if array.ndim == 2 else np.moveaxis(array, 2, 1)  # (stimulus, time, channel)
+    recording = Recording({"responses": states}, metadata=metadata)
+    return compute_rdms(recording, "responses", method=method, descriptor=descriptor, noise=noise)

@@ -1,0 +1,90 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rsatoolbox
+
+from rnnprobe.analysis.rsa import compare_rdms, compute_rdms
+from rnnprobe.errors import ArgumentError, ShapeError, UnknownNameError
+from rnnprobe.neural import load_rdms, rdms_from_responses
+from rnnprobe.recording import Recording
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "92imageData"
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"the 92-image data is not at {DATA} (../shared absent)")
+
+
+@needs_data
+def test_92_image_monkey_vs_human_it_reference_values():
+    rdms = load_rdms(DATA / "Kriegeskorte_Neuron2008_supplementalData.mat", variable="RDMs_mIT_hIT_fig1")
+    assert rdms.n_rdms == 2 and rdms.n_conditions == 92
+    assert list(rdms.rdm_descriptors["name"]) == ["mIT_674neurons", "hITvisStim_316vx"]
+    monkey, human = rdms.dissimilarities[:1], rdms.dissimilarities[1:]
+    expected = {"corr": 0.4912, "spearman": 0.4389, "tau-a": 0.3040}  # rsatoolbox 0.3.2, measured by the issue
+    for method, value in expected.items():
+        assert round(float(compare_rdms(monkey, human, method=method)[0, 0]), 4) == value, method
+
+
+@needs_data
+def test_92_image_subject_rdms_and_models():
+    subjects = load_rdms(DATA / "92_brainRDMs.mat")
+    assert subjects.n_rdms == 8 and subjects.n_conditions == 92
+    assert subjects.rdm_descriptors["name"][0] == "hIT | BE | Session: 1"
+    models = load_rdms(DATA / "92_modelRDMs.mat")
+    assert list(models.rdm_descriptors["name"][:3]) == ["animacy", "FaceBodyManmadeNatobj", "monkeyIT"]
+    # the mean of the single-session RDMs matches the hIT RDM of the supplemental file (Spearman 1.0, DATA.md)
+    hit = load_rdms(DATA / "Kriegeskorte_Neuron2008_supplementalData.mat", variable="RDMs_mIT_hIT_fig1")
+    mean = subjects.dissimilarities.mean(axis=0, keepdims=True)
+    assert compare_rdms(mean, hit.dissimilarities[1:], method="spearman")[0, 0] > 0.999
+    # mean pairwise Spearman between single-session RDMs is 0.181 (DATA.md)
+    sims = compare_rdms(subjects, subjects, method="spearman")
+    assert round(float(sims[np.triu_indices(8, 1)].mean()), 3) == 0.181
+    alone = load_rdms(DATA / "Kriegeskorte_Neuron2008_supplementalData.mat")  # the only RDM struct array
+    np.testing.assert_array_equal(alone.dissimilarities, hit.dissimilarities)
+    with pytest.raises(UnknownNameError, match="'stimuli_92objs' is not an RDM struct array"):
+        load_rdms(DATA / "Kriegeskorte_Neuron2008_supplementalData.mat", variable="stimuli_92objs")
+
+
+def test_mat_file_with_several_rdm_variables(tmp_path, rng):
+    import scipy.io
+
+    square = rng.random((4, 4))
+    square = square + square.T
+    np.fill_diagonal(square, 0)
+    scipy.io.savemat(tmp_path / "two.mat", {"a": {"RDM": square, "name": "first"}, "b": {"RDM": 2 * square}})
+    with pytest.raises(ArgumentError, match="holds 2 RDM struct arrays \\('a', 'b'\\)"):
+        load_rdms(tmp_path / "two.mat")
+    loaded = load_rdms(tmp_path / "two.mat", variable="a")
+    np.testing.assert_allclose(loaded.matrices()[0], square)
+    assert loaded.rdm_descriptors["name"][0] == "first"
+
+
+def test_npy_and_rsatoolbox_inputs(tmp_path, rng):
+    square = rng.random((5, 5))
+    square = square + square.T
+    np.fill_diagonal(square, 0)
+    np.save(tmp_path / "one.npy", square)
+    np.testing.assert_array_equal(load_rdms(tmp_path / "one.npy").matrices()[0], square)
+    np.save(tmp_path / "stack.npy", np.stack([square, 2 * square]))
+    assert load_rdms(tmp_path / "stack.npy").n_rdms == 2
+    np.save(tmp_path / "vectors.npy", rng.random((3, 10)))
+    assert load_rdms(tmp_path / "vectors.npy").n_conditions == 5
+    converted = load_rdms(rsatoolbox.rdm.RDMs(rng.random((2, 10))))
+    assert converted.n_rdms == 2
+    np.save(tmp_path / "similarity.npy", np.eye(4))
+    with pytest.raises(ShapeError, match=r"zero diagonal\. Pass dissimilarities"):
+        load_rdms(tmp_path / "similarity.npy")
+    (tmp_path / "x.csv").write_text("1,2")
+    with pytest.raises(ArgumentError, match=r"neither \.mat nor \.npy"):
+        load_rdms(tmp_path / "x.csv")
+
+
+def test_responses_to_rdms_equal_the_recording_path(rng):
+    meg = rng.normal(size=(12, 8, 5))  # stimuli x channels x time points
+    rdms = rdms_from_responses(meg, metadata={"image": np.arange(12) % 6}, descriptor="image")
+    assert rdms.n_rdms == 5 and rdms.n_conditions == 6
+    expected = compute_rdms(Recording({"x": np.moveaxis(meg, 2, 1)}, metadata={"image": np.arange(12) % 6}),
+                            method="correlation", descriptor="image")  # fmt: skip
+    np.testing.assert_array_equal(rdms.dissimilarities, expected.dissimilarities)
+    assert rdms_from_responses(meg[:, :, 0]).n_rdms == 1
+    with pytest.raises(ShapeError, match=r"\(stimulus, channel\) or \(stimulus, channel, time\)"):
+        rdms_from_responses(np.zeros(5))
