@@ -88,3 +88,56 @@ def test_responses_to_rdms_equal_the_recording_path(rng):
     assert rdms_from_responses(meg[:, :, 0]).n_rdms == 1
     with pytest.raises(ShapeError, match=r"\(stimulus, channel\) or \(stimulus, channel, time\)"):
         rdms_from_responses(np.zeros(5))
+
+
+from rnnprobe.analysis.rsa import compare_model_to_data, noise_ceiling, pool_rdms  # noqa: E402
+
+
+@pytest.mark.parametrize("method", ["corr", "cosine", "spearman", "rho-a"])
+def test_noise_ceiling_equals_rsatoolbox(rng, method):
+    from rsatoolbox.inference import boot_noise_ceiling
+
+    truth = rng.random(36)
+    subjects = truth + rng.normal(0, 0.4, size=(6, 36))
+    expected = boot_noise_ceiling(rsatoolbox.rdm.RDMs(subjects), method=method)
+    np.testing.assert_allclose(noise_ceiling(subjects, method=method), expected, rtol=1e-6)
+    pooled = pool_rdms(subjects, method=method)
+    from rsatoolbox.util.inference_util import pool_rdm
+
+    np.testing.assert_allclose(pooled, pool_rdm(rsatoolbox.rdm.RDMs(subjects), method=method).get_vectors()[0])
+
+
+@needs_data
+def test_92_image_noise_ceiling_and_models():
+    subjects = load_rdms(DATA / "92_brainRDMs.mat")
+    from rsatoolbox.inference import boot_noise_ceiling
+
+    low, high = noise_ceiling(subjects, method="spearman")
+    np.testing.assert_allclose((low, high), boot_noise_ceiling(subjects.to_rsatoolbox(), method="spearman"))
+    assert 0 < low < high < 1
+    models = load_rdms(DATA / "92_modelRDMs.mat")
+    result = compare_model_to_data(models, None, subjects=subjects, method="spearman")
+    assert result.similarity.shape == (8, 1) and result.noise_ceiling == (low, high)
+    names = list(models.rdm_descriptors["name"])
+    # the monkey IT RDM explains human IT better than low-level models (Kriegeskorte et al. 2008)
+    assert result.similarity[names.index("monkeyIT"), 0] > result.similarity[names.index("V1"), 0]
+
+
+def test_model_time_by_data_time_and_plots(rng):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    model = compute_rdms(Recording({"h": rng.normal(size=(8, 5, 6))}), method="correlation")
+    data = rdms_from_responses(rng.normal(size=(8, 10, 7)))
+    result = compare_model_to_data(model, data, method="spearman")
+    assert result.similarity.shape == (5, 7)
+    np.testing.assert_array_equal(result.model_times, np.arange(5))
+    best = result.best()
+    assert best["similarity"] == pytest.approx(result.similarity.max())
+    assert len(result.plot().axes) == 2  # matrix + colour bar
+    single = compare_model_to_data(model, None, subjects=rng.random((4, 28)))
+    assert single.plot().axes[0].get_xlabel() == "model time step"
+    with pytest.raises(ArgumentError, match="without subjects"):
+        compare_model_to_data(model, None)
+    with pytest.raises(ArgumentError, match="at least 2 subjects"):
+        noise_ceiling(rng.random((1, 28)))

@@ -481,3 +481,172 @@ def compare_rdms(a: Any, b: Any, *, method: str = "corr", sigma_k: np.ndarray | 
         return _cosine_rows(ra, rb)
     n = ra.shape[1]
     return (ra @ rb.T) * 12 / (n**3 - n)  # rho-a
+
+
+def _nan_ranks(vectors: np.ndarray) -> np.ndarray:
+    """Average-tie ranks of each row, ignoring NaN (which stays NaN), as rsatoolbox's _nan_rank_data."""
+    from scipy.stats import rankdata
+
+    out = np.full(vectors.shape, np.nan)
+    for i, row in enumerate(vectors):
+        valid = ~np.isnan(row)
+        out[i, valid] = rankdata(row[valid])
+    return out
+
+
+def pool_rdms(rdms: Any, *, method: str = "corr") -> np.ndarray:
+    """The RDM (vector) with the best average similarity to ``rdms`` under ``method`` (rsatoolbox's ``pool_rdm``).
+
+    Normalised means for "cosine"/"corr" (and their whitened variants), mean ranks for the rank methods.
+    """
+    check_option("method", method, COMPARE_METHODS)
+    v = _vectors(rdms, "rdms")
+    if method in ("cosine", "cosine_cov"):
+        v = v / np.sqrt(np.nanmean(v**2, axis=1, keepdims=True))
+        return np.nanmean(v, axis=0)
+    if method in ("corr", "corr_cov"):
+        v = v - np.nanmean(v, axis=1, keepdims=True)
+        v = v / np.nanstd(v, axis=1, keepdims=True)
+        pooled = np.nanmean(v, axis=0)
+        return pooled - np.nanmin(pooled)
+    return np.nanmean(_nan_ranks(v), axis=0)  # spearman, rho-a, tau-a: averaged ranks
+
+
+def noise_ceiling(subject_rdms: Any, *, method: str = "corr") -> tuple[float, float]:
+    """Lower and upper bound of the best possible model performance, from per-subject RDMs.
+
+    Upper bound: mean similarity of each subject's RDM to the pooled RDM of all subjects; lower
+    bound: to the pooled RDM of the other subjects (leave one out). Nili et al. 2014; equal to
+    ``rsatoolbox.inference.boot_noise_ceiling`` without bootstrapping.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> truth = np.random.default_rng(0).random(45)
+    >>> subjects = truth + np.random.default_rng(1).normal(0, 0.3, size=(6, 45))
+    >>> low, high = noise_ceiling(subjects, method="corr")
+    >>> bool(0 < low < high < 1)
+    True
+    """
+    v = _vectors(subject_rdms, "subject_rdms")
+    if v.shape[0] < 2:
+        raise ArgumentError(
+            f"subject_rdms: got {v.shape[0]} RDM; a noise ceiling needs RDMs of at least 2 subjects/sessions."
+        )
+    pooled_all = pool_rdms(v, method=method)
+    lower, upper = [], []
+    for i in range(v.shape[0]):
+        others = pool_rdms(np.delete(v, i, axis=0), method=method)
+        lower.append(compare_rdms(others, v[i], method=method)[0, 0])
+        upper.append(compare_rdms(pooled_all, v[i], method=method)[0, 0])
+    return float(np.mean(lower)), float(np.mean(upper))
+
+
+@dataclass
+class ModelDataComparison:
+    """How well each model RDM (e.g. per time step) matches each data RDM (e.g. per brain time point).
+
+    Attributes
+    ----------
+    similarity : ndarray, (n_model, n_data)
+    method : str
+    model_times, data_times : ndarray
+    noise_ceiling : tuple of float or None
+        (lower, upper) bound for a single data RDM, from per-subject RDMs.
+    model_label, data_label : str
+    """
+
+    similarity: np.ndarray
+    method: str
+    model_times: np.ndarray
+    data_times: np.ndarray
+    noise_ceiling: tuple[float, float] | None = None
+    model_label: str = "model"
+    data_label: str = "data"
+
+    def best(self) -> dict[str, Any]:
+        """The best-matching (model time, data time) and its similarity."""
+        i, j = np.unravel_index(np.nanargmax(self.similarity), self.similarity.shape)
+        return {
+            "model_time": self.model_times[i].item(),
+            "data_time": self.data_times[j].item(),
+            "similarity": float(self.similarity[i, j]),
+        }
+
+    def plot(self) -> Figure:
+        """Similarity over model time (one data RDM; noise-ceiling band when known), or the
+        model-time x data-time matrix (several data RDMs)."""
+        from ._plotting import pyplot
+
+        plt = pyplot()
+        fig, ax = plt.subplots(figsize=(5.5, 4), layout="constrained")
+        if self.similarity.shape[1] == 1:
+            if self.noise_ceiling is not None:
+                low, high = self.noise_ceiling
+                ax.axhspan(low, high, color="#999999", alpha=0.35, lw=0, label="noise ceiling")
+            ax.plot(self.model_times, self.similarity[:, 0], color="#0072B2", marker="o", ms=4, label=self.model_label)
+            ax.axhline(0, color="black", lw=0.6)
+            ax.set_xlabel(f"{self.model_label} time step")
+            ax.set_ylabel(f"RDM similarity ({self.method})")
+            ax.legend(frameon=False)
+            ax.set_title(f"{self.model_label} vs {self.data_label}")
+        else:
+            limit = float(np.nanmax(np.abs(self.similarity)))
+            image = ax.imshow(self.similarity, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit)
+            fig.colorbar(image, ax=ax, label=f"RDM similarity ({self.method})")
+            ax.set_xlabel(f"{self.data_label} time point (index)")
+            ax.set_ylabel(f"{self.model_label} time step (index)")
+            ax.set_title(f"{self.model_label} time x {self.data_label} time")
+        return fig
+
+
+def compare_model_to_data(
+    model: Any,
+    data: Any,
+    *,
+    method: str = "corr",
+    subjects: Any = None,
+    model_label: str = "model",
+    data_label: str = "data",
+) -> ModelDataComparison:
+    """Compare model RDMs (over model time) with data RDMs (one, or over data time), in one call.
+
+    Parameters
+    ----------
+    model, data : RDMs (or rsatoolbox RDMs / vectors) over the same conditions
+    method : str
+        See :func:`compare_rdms`.
+    subjects : RDMs, optional
+        Per-subject (or per-session) RDMs of the data; gives the noise ceiling, and is averaged
+        (pooled) into the data RDM when ``data`` is None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> subjects = rng.random(45) + rng.normal(0, 0.2, size=(5, 45))
+    >>> result = compare_model_to_data(rng.random((4, 45)), None, subjects=subjects)
+    >>> result.similarity.shape, result.noise_ceiling is not None
+    ((4, 1), True)
+    """
+    if data is None:
+        if subjects is None:
+            raise ArgumentError("data: got None without subjects. Pass data RDMs, or per-subject RDMs as subjects.")
+        data_vectors = pool_rdms(subjects, method=method)[None]
+    else:
+        data_vectors = _vectors(data, "data")
+    model_vectors = _vectors(model, "model")
+    ceiling = noise_ceiling(subjects, method=method) if subjects is not None else None
+
+    def times(rdms: Any, n: int) -> np.ndarray:
+        return np.asarray(rdms.rdm_descriptors.get("time", np.arange(n))) if isinstance(rdms, RDMs) else np.arange(n)
+
+    return ModelDataComparison(
+        compare_rdms(model_vectors, data_vectors, method=method),
+        method,
+        times(model, model_vectors.shape[0]),
+        times(data, data_vectors.shape[0]),
+        ceiling,
+        model_label,
+        data_label,
+    )
