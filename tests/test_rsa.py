@@ -222,3 +222,20 @@ def test_compare_bad_input(rng):
         compare_rdms(rng.random(10), rng.random(10), method="corr_cov", sigma_k=np.ones(3))
     with pytest.raises(ArgumentTypeError, match="upper-triangle vectors"):
         compare_rdms({"a": 1}, rng.random(10))
+
+
+def test_mds_recovers_planted_geometry_and_plots(rng):
+    import matplotlib
+    from scipy.spatial.distance import pdist
+
+    matplotlib.use("Agg")
+    points = rng.normal(size=(10, 2)) * [3, 1]
+    states = np.concatenate([points, np.zeros((10, 3))], axis=1)[:, None, :]  # 2-D geometry in 5 units
+    rdms = compute_rdms(Recording({"h": states}, metadata={"group": np.arange(10) % 2}), method="euclidean_plain")
+    coords = rdms.mds()
+    assert np.corrcoef(pdist(coords), pdist(points))[0, 1] > 0.999
+    squared = compute_rdms(Recording({"h": states}), method="euclidean")  # embedded as distances, not squared
+    assert np.corrcoef(pdist(squared.mds()), pdist(points))[0, 1] > 0.999
+    assert rdms.plot_mds(color_by="group").axes[0].get_legend() is not None
+    with pytest.raises(UnknownNameError, match="color_by: 'nope'"):
+        rdms.plot_mds(color_by="nope")

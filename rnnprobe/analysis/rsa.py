@@ -140,6 +140,50 @@ class RDMs:
             descriptors=dict(rdms.descriptors),
         )
 
+    def mds(self, index: int = 0, *, n_components: int = 2, seed: int = 0) -> np.ndarray:
+        """Metric MDS coordinates (n_conditions, n_components) of RDM ``index`` (scikit-learn, seeded).
+
+        For squared measures ("euclidean", "mahalanobis") the square root is embedded, so that
+        distances in the picture are distances, not squared distances.
+        """
+        from sklearn.manifold import MDS
+
+        matrix = self.matrices()[index]
+        if not np.isfinite(matrix).all():
+            raise ArgumentError(f"index: RDM {index} has NaN dissimilarities; MDS needs a complete RDM.")
+        if self.method in ("euclidean", "mahalanobis"):
+            matrix = np.sqrt(np.clip(matrix, 0, None))
+        mds = MDS(n_components=n_components, dissimilarity="precomputed", random_state=seed, n_init=4,
+                  normalized_stress="auto")  # fmt: skip
+        return mds.fit_transform(matrix)
+
+    def plot_mds(self, index: int = 0, *, color_by: str | None = None, seed: int = 0) -> Figure:
+        """The conditions of RDM ``index`` in 2-D (metric MDS), coloured by a condition descriptor."""
+        from ._plotting import category_colors, pyplot
+
+        plt = pyplot()
+        coords = self.mds(index, seed=seed)
+        fig, ax = plt.subplots(figsize=(4.5, 4.2), layout="constrained")
+        if color_by is not None:
+            if color_by not in self.conditions:
+                raise UnknownNameError(
+                    f"color_by: {color_by!r} is not a condition descriptor. Available: "
+                    f"{format_choices(self.conditions)}."
+                )
+            colors, legend = category_colors(self.conditions[color_by])
+            for name, color in legend.items():
+                ax.scatter([], [], color=color, label=str(name))
+            ax.legend(title=color_by, fontsize=7, frameon=False)
+        else:
+            colors = "#0072B2"
+        ax.scatter(coords[:, 0], coords[:, 1], c=colors, s=18)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_aspect("equal", adjustable="datalim")
+        time = self.rdm_descriptors.get("time")
+        ax.set_title(f"MDS ({self.method})" + (f", t = {time[index]}" if time is not None else ""))
+        return fig
+
     def plot(self, *, max_panels: int = 12, condition_labels: str | None = None) -> Figure:
         """One panel per RDM (up to ``max_panels``, evenly spaced), shared colour scale (percentiles)."""
         from ._plotting import pyplot
