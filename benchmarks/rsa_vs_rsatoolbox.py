@@ -1,0 +1,92 @@
+"""rnnprobe's RDMs and RDM comparisons vs rsatoolbox, side by side in one run (1 thread).
+
+Run:  OMP_NUM_THREADS=1 python benchmarks/rsa_vs_rsatoolbox.py [--repeats 3] [--quick]
+
+Cases (from issue 4; float64 inputs; medians of --repeats; results checked equal first):
+  calc_rdm correlation and euclidean, 2000 conditions x 4096 channels (+ achieved GFLOP/s vs this
+      machine's float64 GEMM peak measured on the same shapes)
+  calc_rdm_movie, 92 conditions x 512 channels x 50 time points, euclidean and correlation
+  compare 1 vs 1000 RDMs of 500 conditions: corr, spearman, rho-a
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+import warnings
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+import rsatoolbox
+import torch
+
+from rnnprobe import Recording
+from rnnprobe.analysis.rsa import compare_rdms, compute_rdms
+
+
+def median_time(fn, repeats: int) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def row(label: str, ours: float, theirs: float, extra: str = "") -> None:
+    print(f"  {label:38s} rsatoolbox {theirs:8.3f} s   rnnprobe {ours:8.4f} s   {theirs / ours:7.1f}x  {extra}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not the issue's)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+    rng = np.random.default_rng(0)
+    scale = 4 if args.quick else 1
+    print(f"rsatoolbox {rsatoolbox.__version__}, torch {torch.__version__}, 1 thread, median of {args.repeats}")
+
+    n, p = 2000 // scale, 4096 // scale
+    x = rng.normal(size=(n, p))
+    rec = Recording({"x": x[:, None, :]})
+    ds = rsatoolbox.data.Dataset(x)
+    a = rng.normal(size=(n, p))
+    gemm, _ = median_time(lambda: a @ a.T, args.repeats)
+    flops = 2.0 * n * n * p  # one Gram matrix
+    print(f"\n[calc_rdm, {n} conditions x {p} channels]  float64 GEMM peak here: {flops / gemm / 1e9:.1f} GFLOP/s")
+    for method in ("correlation", "euclidean"):
+        theirs, ref = median_time(lambda m=method: rsatoolbox.rdm.calc_rdm(ds, method=m), args.repeats)
+        ours, res = median_time(lambda m=method: compute_rdms(rec, method=m), args.repeats)
+        np.testing.assert_allclose(res.dissimilarities, ref.get_vectors(), rtol=1e-6, atol=1e-9)
+        row(method, ours, theirs, f"{flops / ours / 1e9:.1f} GFLOP/s ({gemm / ours:.2f} of GEMM peak)")
+
+    conds, chans, steps = 92, 512, 50
+    movie = rng.normal(size=(conds, chans, steps))
+    tds = rsatoolbox.data.TemporalDataset(movie, time_descriptors={"time": np.arange(steps)})
+    rec_movie = Recording({"x": np.moveaxis(movie, 2, 1)})
+    print(f"\n[calc_rdm_movie, {conds} conditions x {chans} channels x {steps} time points]")
+    for method in ("euclidean", "correlation"):
+        theirs, ref = median_time(lambda m=method: rsatoolbox.rdm.calc_rdm_movie(tds, method=m), args.repeats)
+        ours, res = median_time(lambda m=method: compute_rdms(rec_movie, method=m), args.repeats)
+        np.testing.assert_allclose(res.dissimilarities, ref.get_vectors(), rtol=1e-6, atol=1e-9)
+        row(method, ours, theirs)
+
+    n_cond, n_rdms = 500 // scale, 1000 // scale
+    pairs = n_cond * (n_cond - 1) // 2
+    one, many = rng.random((1, pairs)), rng.random((n_rdms, pairs))
+    r_one, r_many = rsatoolbox.rdm.RDMs(one), rsatoolbox.rdm.RDMs(many)
+    print(f"\n[compare 1 vs {n_rdms} RDMs of {n_cond} conditions]")
+    for method in ("corr", "spearman", "rho-a"):
+        theirs, ref = median_time(lambda m=method: rsatoolbox.rdm.compare(r_one, r_many, method=m), args.repeats)
+        ours, res = median_time(lambda m=method: compare_rdms(one, many, method=m), args.repeats)
+        np.testing.assert_allclose(res, ref, rtol=1e-6, atol=1e-9)
+        row(method, ours, theirs)
+
+
+if __name__ == "__main__":
+    main()
