@@ -49,7 +49,9 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     rng = np.random.default_rng(0)
     scale = 4 if args.quick else 1
-    print(f"rsatoolbox {rsatoolbox.__version__}, torch {torch.__version__}, 1 thread, median of {args.repeats}")
+    from importlib.metadata import version
+
+    print(f"rsatoolbox {version('rsatoolbox')}, torch {torch.__version__}, 1 thread, median of {args.repeats}")
 
     n, p = 2000 // scale, 4096 // scale
     x = rng.normal(size=(n, p))

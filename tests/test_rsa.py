@@ -239,3 +239,26 @@ def test_mds_recovers_planted_geometry_and_plots(rng):
     assert rdms.plot_mds(color_by="group").axes[0].get_legend() is not None
     with pytest.raises(UnknownNameError, match="color_by: 'nope'"):
         rdms.plot_mds(color_by="nope")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(st.lists(st.integers(0, 6), min_size=3, max_size=30), min_size=1, max_size=4).filter(
+        lambda rows: len({len(r) for r in rows}) == 1
+    )
+)
+def test_rank_rows_equals_scipy_with_ties(values):
+    from scipy.stats import rankdata
+
+    from rnnprobe.analysis.rsa import rank_rows
+
+    x = np.array(values, dtype=float)
+    np.testing.assert_array_equal(rank_rows(x), rankdata(x, axis=1))
+
+
+def test_no_warnings_from_read_only_recordings(rng):
+    rec = _rec(rng)  # Recording arrays are read-only views
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for method in ("euclidean", "correlation"):
+            compute_rdms(rec, method=method)

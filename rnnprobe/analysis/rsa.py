@@ -234,6 +234,20 @@ def _condition_means(
     return sums / counts[:, None, None], {descriptor: unique}
 
 
+def _gram(patterns: Any, weighted: Any = None) -> Any:
+    """Batched Gram matrices x w^T. On the CPU with w = x, numpy's ``x @ x.T`` uses the symmetric
+    rank-k product (half the flops of a general product); elsewhere torch's batched product."""
+    import torch
+
+    if weighted is None and patterns.device.type == "cpu":
+        x = patterns.numpy()
+        if x.shape[1] >= 128:  # large: the symmetric product per step pays for the loop
+            return torch.from_numpy(np.stack([step @ step.T for step in x]))
+        return torch.from_numpy(np.matmul(x, x.transpose(0, 2, 1)))  # small: one batched call
+    other = patterns if weighted is None else weighted
+    return torch.bmm(other, patterns.transpose(1, 2))
+
+
 def _dissimilarities(patterns: Any, method: str, precision: Any) -> Any:
     """(time, n, units) torch tensor -> (time, n_pairs) upper triangles."""
     import torch
@@ -243,11 +257,9 @@ def _dissimilarities(patterns: Any, method: str, precision: Any) -> Any:
         patterns = patterns - patterns.mean(dim=2, keepdim=True)
     if method in ("correlation", "cosine"):
         patterns = patterns / torch.linalg.vector_norm(patterns, dim=2, keepdim=True)
-        gram = torch.bmm(patterns, patterns.transpose(1, 2))
-        full = 1 - gram
+        full = 1 - _gram(patterns)
     else:
-        weighted = patterns @ precision if method == "mahalanobis" else patterns
-        gram = torch.bmm(weighted, patterns.transpose(1, 2))
+        gram = _gram(patterns, patterns @ precision if method == "mahalanobis" else None)
         diag = torch.diagonal(gram, dim1=1, dim2=2)
         full = diag[:, :, None] + diag[:, None, :] - 2 * gram
         if method == "euclidean_plain":
@@ -322,14 +334,15 @@ def compute_rdms(
     time_index = as_positions(normalize_index(time, n_time, name="time"), n_time)
     stim = recording.stimulus_index(stimuli)
     states = recording.get(layer, stimuli=stim, time=time_index, flatten=True)
-    patterns, conditions = _condition_means(states.astype(np.float64), recording, descriptor, stim)
+    patterns, conditions = _condition_means(states.astype(np.float64, copy=False), recording, descriptor, stim)
     if patterns.shape[0] < 2:
         raise ArgumentError(
             f"stimuli/descriptor: got {patterns.shape[0]} condition(s); an RDM needs at least 2 (3 or more to "
             f"compare RDMs). Select more stimuli or another descriptor."
         )
     torch_dtype = getattr(torch, dtype)
-    x = torch.from_numpy(np.ascontiguousarray(patterns.transpose(1, 0, 2))).to(device or "cpu", torch_dtype)
+    # (time, condition, unit), contiguous and writable (recordings hand out read-only views)
+    x = torch.tensor(patterns.transpose(1, 0, 2), dtype=torch_dtype, device=device or "cpu")
     precision = None
     if method == "mahalanobis":
         if noise is None:
@@ -430,6 +443,35 @@ def _cosine_full_covariance(a: np.ndarray, b: np.ndarray, n_cond: int, sigma_k: 
     return (a @ b_m.T) / np.outer(norm_a, norm_b)
 
 
+def rank_rows(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of each row, ties averaged (as ``scipy.stats.rankdata``), for rows without NaN.
+
+    One quicksort argsort per row plus linear passes for tied runs (skipped when a row has none):
+    about twice as fast as ``rankdata`` row by row.
+
+    Examples
+    --------
+    >>> rank_rows(np.array([[10.0, 30.0, 20.0, 20.0]]))
+    array([[1. , 4. , 2.5, 2.5]])
+    """
+    values = np.asarray(values, dtype=np.float64)
+    order = np.argsort(values, axis=1)
+    ordered = np.take_along_axis(values, order, axis=1)
+    n = values.shape[1]
+    positions = np.arange(1, n + 1, dtype=np.float64)
+    averaged = np.broadcast_to(positions, values.shape).copy()
+    ties = ordered[:, 1:] == ordered[:, :-1]
+    for row in np.flatnonzero(ties.any(axis=1)):
+        starts = np.r_[True, ~ties[row]]  # first position of each run of equal values
+        run = np.cumsum(starts) - 1
+        first = np.flatnonzero(starts)
+        last = np.r_[first[1:], n] - 1
+        averaged[row] = (first[run] + last[run]) / 2 + 1
+    ranks = np.empty_like(averaged)
+    np.put_along_axis(ranks, order, averaged, axis=1)
+    return ranks
+
+
 def _tau_a(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Kendall's tau-a from scipy's tau-b: tau_a = tau_b sqrt((n0 - t_a)(n0 - t_b)) / n0."""
     from scipy.stats import kendalltau
@@ -510,16 +552,15 @@ def compare_rdms(a: Any, b: Any, *, method: str = "corr", sigma_k: np.ndarray | 
         if sigma_k is not None and sigma_k.ndim == 2:
             return _cosine_full_covariance(va, vb, n_cond, sigma_k)
         return _cosine_rows(_whitened(va, n_cond, sigma_k), _whitened(vb, n_cond, sigma_k))
-    va, vb = va[:, keep], vb[:, keep]
+    if not keep.all():
+        va, vb = va[:, keep], vb[:, keep]
     if method == "cosine":
         return _cosine_rows(va, vb)
     if method == "corr":
         return _cosine_rows(va - va.mean(axis=1, keepdims=True), vb - vb.mean(axis=1, keepdims=True))
     if method == "tau-a":
         return _tau_a(va, vb)
-    from scipy.stats import rankdata
-
-    ra, rb = rankdata(va, axis=1), rankdata(vb, axis=1)
+    ra, rb = rank_rows(va), rank_rows(vb)
     ra, rb = ra - ra.mean(axis=1, keepdims=True), rb - rb.mean(axis=1, keepdims=True)
     if method == "spearman":
         return _cosine_rows(ra, rb)
@@ -553,7 +594,7 @@ def pool_rdms(rdms: Any, *, method: str = "corr") -> np.ndarray:
         v = v / np.nanstd(v, axis=1, keepdims=True)
         pooled = np.nanmean(v, axis=0)
         return pooled - np.nanmin(pooled)
-    return np.nanmean(_nan_ranks(v), axis=0)  # spearman, rho-a, tau-a: averaged ranks
+    return np.nanmean(_nan_ranks(v), axis=0)  # spearman, rho-a, tau-a: averaged ranks (NaN-aware)
 
 
 def noise_ceiling(subject_rdms: Any, *, method: str = "corr") -> tuple[float, float]:
