@@ -262,3 +262,63 @@ def test_no_warnings_from_read_only_recordings(rng):
         warnings.simplefilter("error")
         for method in ("euclidean", "correlation"):
             compute_rdms(rec, method=method)
+
+
+def _runs_recording(rng, n_cond=6, n_runs=4, t=3, units=8):
+    image = np.tile(np.arange(n_cond), n_runs)
+    run = np.repeat(np.arange(n_runs), n_cond)
+    signal = rng.normal(size=(n_cond, t, units))
+    states = signal[image] + 0.5 * rng.normal(size=(n_cond * n_runs, t, units))
+    order = rng.permutation(len(image))  # presentations in any order
+    return Recording({"h": states[order]}, metadata={"image": image[order], "run": run[order]})
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("with_noise", [False, True])
+@pytest.mark.parametrize("cv", ["run", None])
+def test_crossnobis_equals_rsatoolbox(rng, with_noise, cv):
+    rec = _runs_recording(rng)
+    noise = None
+    if with_noise:
+        a = rng.normal(size=(8, 8))
+        noise = np.linalg.inv(a @ a.T + 8 * np.eye(8))
+    ours = compute_rdms(rec, method="crossnobis", descriptor="image", cv_descriptor=cv, noise=noise)
+    for t in range(3):
+        ds = rec.to_rsatoolbox("h", time=t)
+        ref = rsatoolbox.rdm.calc_rdm(ds, method="crossnobis", descriptor="image", cv_descriptor=cv, noise=noise)
+        np.testing.assert_allclose(ours.dissimilarities[t], ref.get_vectors()[0], rtol=1e-6, atol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_crossnobis_movie_equals_rsatoolbox(rng):
+    rec = _runs_recording(rng, t=7)
+    ours = compute_rdms(rec, method="crossnobis", descriptor="image", cv_descriptor="run")
+    ref = rsatoolbox.rdm.calc_rdm_movie(rec.to_rsatoolbox("h"), method="crossnobis", descriptor="image",
+                                        cv_descriptor="run")  # fmt: skip
+    np.testing.assert_allclose(ours.dissimilarities, ref.get_vectors(), rtol=1e-6, atol=1e-10)
+
+
+def test_crossnobis_is_unbiased_where_euclidean_is_not(rng):
+    """Pure noise: cross-validated distances average to 0; plain squared distances are biased upwards."""
+    image = np.tile(np.arange(5), 6)
+    rec = Recording({"h": rng.normal(size=(30, 1, 50))}, metadata={"image": image, "run": np.repeat(np.arange(6), 5)})
+    cross = compute_rdms(rec, method="crossnobis", descriptor="image", cv_descriptor="run").dissimilarities
+    plain = compute_rdms(rec, method="euclidean", descriptor="image").dissimilarities
+    assert abs(cross.mean()) < 0.05 and plain.mean() > 0.2
+
+
+def test_crossnobis_bad_input(rng):
+    rec = _runs_recording(rng)
+    with pytest.raises(ArgumentError, match="needs the metadata column that names each condition"):
+        compute_rdms(rec, method="crossnobis")
+    with pytest.raises(ArgumentError, match="at least 2 folds"):
+        compute_rdms(rec, method="crossnobis", descriptor="image", stimuli=rec.column("run") == 0,
+                     cv_descriptor="run")  # fmt: skip
+    with pytest.raises(ArgumentError, match="without data on one side"):
+        compute_rdms(rec, method="crossnobis", descriptor="image", cv_descriptor="run",
+                     stimuli=~((rec.column("run") == 1) & (rec.column("image") == 2)))  # fmt: skip
+    with pytest.raises(ArgumentError, match="cv_descriptor: only used by method='crossnobis'"):
+        compute_rdms(rec, method="euclidean", cv_descriptor="run")
+    with pytest.raises(UnknownNameError, match="cv_descriptor: 'session'"):
+        compute_rdms(rec, method="crossnobis", descriptor="image", cv_descriptor="session")

@@ -8,6 +8,9 @@ metadata column) of one layer at time step t, with n_units channels::
     correlation   d_ij = 1 - pearson(x_i, x_j)
     cosine        d_ij = 1 - x_i . x_j / (||x_i|| ||x_j||)
     mahalanobis   d_ij = (x_i - x_j)^T P (x_i - x_j) / n_units   (P: noise precision, n_units x n_units)
+    crossnobis    d_ij = mean over folds f of (a_i - a_j)^T P (b_i - b_j) / n_units, with b the condition
+                  means of the stimuli in fold f and a those of the other folds (cross-validated,
+                  unbiased: Walther et al. 2016; rsatoolbox's calc_rdm_crossnobis)
 
 All time steps are computed at once from Gram matrices (one batched matrix
 product in torch, float64 accumulation by default), which is what makes this
@@ -43,13 +46,14 @@ if TYPE_CHECKING:  # pragma: no cover
     import rsatoolbox.rdm
     from matplotlib.figure import Figure
 
-METHODS = ("euclidean", "euclidean_plain", "correlation", "cosine", "mahalanobis")
+METHODS = ("euclidean", "euclidean_plain", "correlation", "cosine", "mahalanobis", "crossnobis")
 _RSATOOLBOX_NAMES = {
     "euclidean": "squared euclidean",
     "euclidean_plain": "euclidean",
     "correlation": "correlation",
     "cosine": "cosine",
     "mahalanobis": "squared mahalanobis",
+    "crossnobis": "crossnobis",
 }
 
 
@@ -270,6 +274,62 @@ def _dissimilarities(patterns: Any, method: str, precision: Any) -> Any:
     return full[:, rows, cols]
 
 
+def _crossnobis(
+    states: np.ndarray,
+    recording: Recording,
+    stim: np.ndarray,
+    descriptor: str,
+    cv_descriptor: str | None,
+    precision: Any,
+    torch_dtype: Any,
+) -> np.ndarray:
+    """Cross-validated Mahalanobis distances, all time steps at once; (time, n_pairs)."""
+    import torch
+
+    conditions = np.asarray(recording.column(descriptor))[stim]
+    if cv_descriptor is None:  # k-th presentation of each condition = fold k
+        folds_of = np.zeros(len(stim), dtype=np.int64)
+        for value in np.unique(conditions):
+            members = np.flatnonzero(conditions == value)
+            folds_of[members] = np.arange(members.size)
+    else:
+        if cv_descriptor not in recording.columns:
+            raise UnknownNameError(
+                f"cv_descriptor: {cv_descriptor!r} is not a metadata column. Available: "
+                f"{format_choices(recording.columns)}."
+            )
+        folds_of = np.asarray(recording.column(cv_descriptor))[stim]
+    folds = np.unique(folds_of)
+    if folds.size < 2:
+        raise ArgumentError(
+            f"cv_descriptor: crossnobis needs at least 2 folds (runs), found {folds.size}. Give each condition "
+            f"several presentations in different folds."
+        )
+    all_conditions = np.unique(conditions)
+    n_units = states.shape[2]
+    total = None
+    for fold in folds:
+        means = []
+        for mask in (folds_of != fold, folds_of == fold):
+            present = np.unique(conditions[mask])
+            if present.size != all_conditions.size:
+                missing = np.setdiff1d(all_conditions, present)[:5].tolist()
+                raise ArgumentError(
+                    f"cv_descriptor: fold {fold!r} leaves conditions {missing} without data on one side of the "
+                    f"split. Every condition needs presentations in every fold."
+                )
+            patterns, _ = _condition_means(states[mask], recording, descriptor, stim[mask])
+            means.append(torch.tensor(patterns.transpose(1, 0, 2), dtype=torch_dtype, device=precision.device))
+        train, test = means
+        kernel = torch.bmm(train @ precision, test.transpose(1, 2))
+        diag = torch.diagonal(kernel, dim1=1, dim2=2)
+        d = diag[:, :, None] + diag[:, None, :] - kernel - kernel.transpose(1, 2)
+        total = d if total is None else total + d
+    full = total / folds.size / n_units
+    rows, cols = torch.triu_indices(all_conditions.size, all_conditions.size, offset=1)
+    return full[:, rows, cols].cpu().numpy().astype(np.float64)
+
+
 def compute_rdms(
     recording: Recording,
     layer: str | None = None,
@@ -279,6 +339,7 @@ def compute_rdms(
     descriptor: str | None = None,
     stimuli: Any = None,
     noise: np.ndarray | None = None,
+    cv_descriptor: str | None = None,
     dtype: str = "float64",
     device: str | None = None,
 ) -> RDMs:
@@ -299,7 +360,10 @@ def compute_rdms(
     stimuli : optional
         Use only these stimuli (index, mask or list).
     noise : ndarray, (n_units, n_units), optional
-        Noise precision matrix for "mahalanobis".
+        Noise precision matrix for "mahalanobis" (required) and "crossnobis" (default: identity).
+    cv_descriptor : str, optional
+        For "crossnobis": the metadata column giving each stimulus' fold (run, session). Default: the
+        k-th presentation of each condition is fold k (as rsatoolbox).
     dtype : {"float64", "float32"}
         Accumulation precision (float32 is faster, also on a GPU).
     device : str, optional
@@ -330,6 +394,13 @@ def compute_rdms(
         raise UnknownNameError(
             f"descriptor: {descriptor!r} is not a metadata column. Available: {format_choices(recording.columns)}."
         )
+    if method == "crossnobis" and descriptor is None:
+        raise ArgumentError(
+            "descriptor: method='crossnobis' needs the metadata column that names each condition (e.g. image id), "
+            "with several presentations per condition across folds."
+        )
+    if cv_descriptor is not None and method != "crossnobis":
+        raise ArgumentError(f"cv_descriptor: only used by method='crossnobis', got method={method!r}.")
     n_time = recording.shapes[layer][1]
     time_index = as_positions(normalize_index(time, n_time, name="time"), n_time)
     stim = recording.stimulus_index(stimuli)
@@ -344,7 +415,9 @@ def compute_rdms(
     # (time, condition, unit), contiguous and writable (recordings hand out read-only views)
     x = torch.tensor(patterns.transpose(1, 0, 2), dtype=torch_dtype, device=device or "cpu")
     precision = None
-    if method == "mahalanobis":
+    if method == "crossnobis" and noise is None:
+        noise = np.eye(x.shape[2])
+    if method in ("mahalanobis", "crossnobis"):
         if noise is None:
             raise ArgumentError(
                 "noise: method='mahalanobis' needs the noise precision matrix (n_units x n_units), e.g. the "
@@ -360,7 +433,10 @@ def compute_rdms(
     elif noise is not None:
         raise ArgumentError(f"noise: only used by method='mahalanobis', got method={method!r}.")
     with torch.no_grad():
-        dissim = _dissimilarities(x, method, precision).cpu().numpy().astype(np.float64)
+        if method == "crossnobis":
+            dissim = _crossnobis(states, recording, stim, descriptor, cv_descriptor, precision, torch_dtype)
+        else:
+            dissim = _dissimilarities(x, method, precision).cpu().numpy().astype(np.float64)
     bad = ~np.isfinite(dissim)
     if bad.any():
         warnings.warn(
