@@ -484,6 +484,18 @@ def _cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return (a @ b.T) / np.outer(norm_a, norm_b)
 
 
+def _correlation_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of every row of ``a`` with every row of ``b``, from raw dot products and
+    row sums (no centred copies of large stacks): cov = a.b - n mean_a mean_b."""
+    n = a.shape[1]
+    mean_a, mean_b = a.mean(axis=1), b.mean(axis=1)
+    centred_norm_a = np.sqrt(np.maximum(np.einsum("ij,ij->i", a, a) - n * mean_a**2, 0))
+    centred_norm_b = np.sqrt(np.maximum(np.einsum("ij,ij->i", b, b) - n * mean_b**2, 0))
+    cov = a @ b.T - n * np.outer(mean_a, mean_b)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return cov / np.outer(centred_norm_a, centred_norm_b)
+
+
 def _whitened(vectors: np.ndarray, n_cond: int, sigma_k: np.ndarray | None) -> np.ndarray:
     """rsatoolbox's covariance weighting (no missing values, sigma_k None or per-condition variances):
     double-centred second-moment matrices, scaled, as vectors whose plain cosine is the weighted one."""
@@ -603,7 +615,7 @@ def compare_rdms(a: Any, b: Any, *, method: str = "corr", sigma_k: np.ndarray | 
             f"a, b: RDMs of {va.shape[1]} and {vb.shape[1]} dissimilarities are not over the same conditions. "
             f"Compute both over the same stimuli/descriptor."
         )
-    nan_a, nan_b = np.isnan(va).any(axis=0), np.isnan(vb).any(axis=0)
+    nan_a, nan_b = np.isnan(va.sum(axis=0)), np.isnan(vb.sum(axis=0))  # no full-size boolean temporaries
     if not np.array_equal(nan_a, nan_b):
         raise ArgumentError(
             f"a, b: NaN dissimilarities at different positions ({int(nan_a.sum())} in a, {int(nan_b.sum())} in b). "
@@ -633,7 +645,7 @@ def compare_rdms(a: Any, b: Any, *, method: str = "corr", sigma_k: np.ndarray | 
     if method == "cosine":
         return _cosine_rows(va, vb)
     if method == "corr":
-        return _cosine_rows(va - va.mean(axis=1, keepdims=True), vb - vb.mean(axis=1, keepdims=True))
+        return _correlation_rows(va, vb)
     if method == "tau-a":
         return _tau_a(va, vb)
     ra, rb = rank_rows(va), rank_rows(vb)
