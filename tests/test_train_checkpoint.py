@@ -62,6 +62,7 @@ class _Boom:
         return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('x')",))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")  # torch notes the foreign pickle
 def test_checkpoints_never_unpickle_code(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with open("evil.pt", "wb") as f:

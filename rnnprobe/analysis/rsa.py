@@ -157,9 +157,14 @@ class RDMs:
             raise ArgumentError(f"index: RDM {index} has NaN dissimilarities; MDS needs a complete RDM.")
         if self.method in ("euclidean", "mahalanobis"):
             matrix = np.sqrt(np.clip(matrix, 0, None))
-        mds = MDS(n_components=n_components, dissimilarity="precomputed", random_state=seed, n_init=4,
-                  normalized_stress="auto")  # fmt: skip
-        return mds.fit_transform(matrix)
+        import inspect
+
+        options = {"n_components": n_components, "random_state": seed, "n_init": 4}
+        if "metric_mds" in inspect.signature(MDS).parameters:  # scikit-learn >= 1.8
+            options.update(metric_mds=True, metric="precomputed", init="random")
+        else:
+            options.update(dissimilarity="precomputed")
+        return MDS(**options).fit_transform(matrix)
 
     def plot_mds(self, index: int = 0, *, color_by: str | None = None, seed: int = 0) -> Figure:
         """The conditions of RDM ``index`` in 2-D (metric MDS), coloured by a condition descriptor."""

@@ -38,7 +38,7 @@ class EnergyEfficientRNN(RecurrentModel):
     >>> import torch
     >>> model = EnergyEfficientRNN(64)
     >>> a = model(torch.rand(3, 10, 64))
-    >>> float(model.training_loss(a)) > 0
+    >>> float(model.training_loss(a).detach()) > 0
     True
     """
 
