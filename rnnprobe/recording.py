@@ -512,10 +512,7 @@ class Recording:
 
         return to_rsatoolbox(self, layer, time=time)
 
-    # internal accessors used by store/interop (read-only)
-    def _raw_state(self, layer: str) -> np.ndarray | LazyArray:
-        return self._states[layer]
-
+    # internal accessor used by store/interop (read-only arrays)
     def _raw_metadata(self) -> dict[str, np.ndarray]:
         return dict(self._metadata)
 

@@ -200,10 +200,6 @@ class StoreWriter:
         self._group = group
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnprobe-store")
 
-    @property
-    def created(self) -> bool:
-        return self._group is not None
-
     def append(self, batch: Mapping[str, np.ndarray]) -> None:
         """Append the next rows (same count for every layer) to each layer."""
         for name, rows in batch.items():

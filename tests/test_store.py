@@ -269,3 +269,14 @@ def test_writer_with_any_batch_partition_and_chunk_size(tmp_path_factory, sizes,
     rec = Recording.load(path)
     np.testing.assert_array_equal(rec["h"], data)
     np.testing.assert_array_equal(rec["k"], small)
+
+
+def test_load_into_memory(tmp_path):
+    rec = _mixed_recording(9)
+    lazy = Recording.load(rec.save(tmp_path / "r.zarr", chunk_stimuli=2))
+    loaded = lazy.select(stimuli=[8, 0, 3]).load_into_memory()
+    assert lazy.is_lazy and not loaded.is_lazy
+    expected = rec.select(stimuli=[8, 0, 3])
+    for name in rec.layers:
+        np.testing.assert_array_equal(loaded[name], expected[name])
+    assert loaded.column("name").tolist() == ["s008", "s000", "s003"]

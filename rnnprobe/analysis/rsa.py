@@ -417,11 +417,10 @@ def compute_rdms(
             f"compare RDMs). Select more stimuli or another descriptor."
         )
     torch_dtype = getattr(torch, dtype)
-    # (time, condition, unit), contiguous and writable (recordings hand out read-only views)
-    x = torch.tensor(patterns.transpose(1, 0, 2), dtype=torch_dtype, device=device or "cpu")
+    n_units = patterns.shape[2]
     precision = None
     if method == "crossnobis" and noise is None:
-        noise = np.eye(x.shape[2])
+        noise = np.eye(n_units)
     if method in ("mahalanobis", "crossnobis"):
         if noise is None:
             raise ArgumentError(
@@ -429,18 +428,20 @@ def compute_rdms(
                 "inverse of a shrinkage covariance estimate of the residuals."
             )
         precision = np.asarray(noise, dtype=np.float64)
-        if precision.shape != (x.shape[2],) * 2:
+        if precision.shape != (n_units, n_units):
             raise ShapeError(
-                f"noise: got {describe(precision)}, but layer {layer!r} has {x.shape[2]} units. Pass a "
-                f"({x.shape[2]}, {x.shape[2]}) precision matrix."
+                f"noise: got {describe(precision)}, but layer {layer!r} has {n_units} units. Pass a "
+                f"({n_units}, {n_units}) precision matrix."
             )
-        precision = torch.from_numpy(precision).to(x.device, torch_dtype)
+        precision = torch.from_numpy(precision).to(device or "cpu", torch_dtype)
     elif noise is not None:
-        raise ArgumentError(f"noise: only used by method='mahalanobis', got method={method!r}.")
+        raise ArgumentError(f"noise: only used by method='mahalanobis' or 'crossnobis', got method={method!r}.")
     with torch.no_grad():
         if method == "crossnobis":
             dissim = _crossnobis(states, recording, stim, descriptor, cv_descriptor, precision, torch_dtype)
         else:
+            # (time, condition, unit), contiguous and writable (recordings hand out read-only views)
+            x = torch.tensor(patterns.transpose(1, 0, 2), dtype=torch_dtype, device=device or "cpu")
             dissim = _dissimilarities(x, method, precision).cpu().numpy().astype(np.float64)
     bad = ~np.isfinite(dissim)
     if bad.any():
