@@ -1,0 +1,166 @@
+"""Inference for model-vs-data RSA: bootstrap over conditions (patterns).
+
+Resampling conditions with replacement asks how a model's fit would vary over
+other stimulus sets drawn from the same population (Nili et al. 2014; Schütt et
+al. 2023). For each bootstrap sample the RDMs are restricted to the drawn
+conditions: every pair of drawn copies is kept, except a condition paired with
+its own copy, which has no dissimilarity. Given the same indices, the results
+equal rsatoolbox's ``eval_bootstrap_pattern`` (tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import ArgumentError, ShapeError, check_int, describe
+from .rsa import RDMs, _vectors, compare_rdms, noise_ceiling
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+
+def _pair_index(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
+    """Position of pair (i, j), i < j, in a row-major upper-triangle vector of an n x n matrix."""
+    return i * n - i * (i + 1) // 2 + (j - i - 1)
+
+
+def resample_pairs(indices: np.ndarray, n_conditions: int) -> np.ndarray:
+    """Upper-triangle positions of all pairs among drawn conditions (sorted, with copies), without a
+    condition paired with its own copy; the order follows the resampled matrix's upper triangle."""
+    drawn = np.sort(np.asarray(indices))
+    rows, cols = np.triu_indices(drawn.size, k=1)
+    a, b = drawn[rows], drawn[cols]
+    keep = a != b
+    a, b = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
+    return _pair_index(a, b, n_conditions)
+
+
+@dataclass
+class BootstrapResult:
+    """Model evaluations over bootstrap samples of the conditions.
+
+    Attributes
+    ----------
+    evaluations : ndarray, (n_bootstrap, n_models)
+        Mean similarity of each model to the data RDMs in each sample (NaN for samples with
+        fewer than 3 distinct conditions).
+    noise_ceiling : ndarray, (2, n_bootstrap) or None
+        Lower and upper noise ceiling per sample.
+    indices : ndarray, (n_bootstrap, n_conditions)
+        The drawn conditions (reproducible given the seed).
+    method : str
+    model_names : list of str
+    """
+
+    evaluations: np.ndarray
+    noise_ceiling: np.ndarray | None
+    indices: np.ndarray
+    method: str
+    model_names: list[str]
+
+    def mean(self) -> np.ndarray:
+        return np.nanmean(self.evaluations, axis=0)
+
+    def confidence_interval(self, level: float = 0.95) -> np.ndarray:
+        """Percentile interval per model, (2, n_models)."""
+        alpha = (1 - level) / 2
+        return np.nanpercentile(self.evaluations, [100 * alpha, 100 * (1 - alpha)], axis=0)
+
+    def plot(self) -> Figure:
+        """Mean model performance with 95% bootstrap intervals and the noise-ceiling band."""
+        from ._plotting import pyplot
+
+        plt = pyplot()
+        fig, ax = plt.subplots(figsize=(max(3.5, 0.8 * len(self.model_names) + 1.5), 4), layout="constrained")
+        x = np.arange(len(self.model_names))
+        mean, (low, high) = self.mean(), self.confidence_interval()
+        if self.noise_ceiling is not None:
+            ceiling = np.nanmean(self.noise_ceiling, axis=1)
+            ax.axhspan(ceiling[0], ceiling[1], color="#999999", alpha=0.35, lw=0, label="noise ceiling")
+        ax.bar(x, mean, color="#0072B2", width=0.6)
+        ax.errorbar(x, mean, yerr=[mean - low, high - mean], fmt="none", ecolor="black", capsize=3, lw=1)
+        ax.set_xticks(x, self.model_names, rotation=30, ha="right")
+        ax.set_ylabel(f"RDM similarity ({self.method})")
+        ax.axhline(0, color="black", lw=0.6)
+        if self.noise_ceiling is not None:
+            ax.legend(frameon=False)
+        ax.set_title(f"bootstrap over conditions (n = {self.evaluations.shape[0]})")
+        return fig
+
+
+def bootstrap_conditions(
+    models: Any,
+    data: Any,
+    *,
+    method: str = "corr",
+    n_bootstrap: int = 1000,
+    seed: int | None = 0,
+    indices: np.ndarray | None = None,
+    with_noise_ceiling: bool = True,
+) -> BootstrapResult:
+    """Evaluate fixed model RDMs against data RDMs over bootstrap samples of the conditions.
+
+    Parameters
+    ----------
+    models : RDMs (or rsatoolbox RDMs / vectors), n_models RDMs
+    data : RDMs, one RDM per subject/session (the evaluation averages over them)
+    method : str
+        A comparison of :func:`compare_rdms` (not the whitened ones: resampled RDMs have gaps).
+    n_bootstrap, seed : int
+        Number of samples; seed for drawing condition indices (numpy Generator).
+    indices : ndarray, (n_bootstrap, n_conditions), optional
+        Use these draws instead (e.g. to reproduce another tool's samples).
+    with_noise_ceiling : bool
+        Also compute the noise ceiling of each sample (needs at least 2 data RDMs).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> truth = rng.random(45)
+    >>> data = truth + rng.normal(0, 0.3, size=(4, 45))            # 4 subjects, 10 conditions
+    >>> models = np.stack([truth, rng.random(45)])                  # a good and a random model
+    >>> result = bootstrap_conditions(models, data, n_bootstrap=50, seed=1)
+    >>> bool(result.mean()[0] > result.mean()[1])
+    True
+    """
+    if method in ("corr_cov", "cosine_cov"):
+        raise ArgumentError(
+            f"method: {method!r} whitens with the full RDM structure, which resampled RDMs (with gaps for "
+            f"repeated conditions) do not have. Use 'corr', 'cosine', 'spearman', 'rho-a' or 'tau-a'."
+        )
+    model_vectors, data_vectors = _vectors(models, "models"), _vectors(data, "data")
+    if model_vectors.shape[1] != data_vectors.shape[1]:
+        raise ShapeError(
+            f"models, data: RDMs of {model_vectors.shape[1]} and {data_vectors.shape[1]} dissimilarities are not "
+            f"over the same conditions."
+        )
+    n_cond = round((1 + np.sqrt(1 + 8 * model_vectors.shape[1])) / 2)
+    if indices is None:
+        n_bootstrap = check_int("n_bootstrap", n_bootstrap)
+        indices = np.random.default_rng(seed).integers(0, n_cond, size=(n_bootstrap, n_cond))
+    else:
+        indices = np.asarray(indices)
+        if indices.ndim != 2 or indices.size == 0 or indices.min() < 0 or indices.max() >= n_cond:
+            raise ShapeError(
+                f"indices: got {describe(indices)}. Pass (n_bootstrap, n_draws) condition indices in [0, {n_cond})."
+            )
+    if with_noise_ceiling and data_vectors.shape[0] < 2:
+        raise ArgumentError("data: a noise ceiling needs at least 2 data RDMs; pass with_noise_ceiling=False.")
+    evaluations = np.full((indices.shape[0], model_vectors.shape[0]), np.nan)
+    ceiling = np.full((2, indices.shape[0]), np.nan) if with_noise_ceiling else None
+    for b, drawn in enumerate(indices):
+        if np.unique(drawn).size < 3:
+            continue
+        pairs = resample_pairs(drawn, n_cond)
+        sample = data_vectors[:, pairs]
+        evaluations[b] = compare_rdms(model_vectors[:, pairs], sample, method=method).mean(axis=1)
+        if ceiling is not None:
+            ceiling[:, b] = noise_ceiling(sample, method=method)
+    names = list(models.rdm_descriptors.get("name", [])) if isinstance(models, RDMs) else []
+    if len(names) != model_vectors.shape[0]:
+        names = [f"model {i}" for i in range(model_vectors.shape[0])]
+    return BootstrapResult(evaluations, ceiling, indices, method, [str(n) for n in names])

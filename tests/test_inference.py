@@ -1,0 +1,73 @@
+import warnings
+
+import numpy as np
+import pytest
+import rsatoolbox
+
+from rnnprobe.analysis.inference import bootstrap_conditions, resample_pairs
+from rnnprobe.analysis.rsa import RDMs
+from rnnprobe.errors import ArgumentError, ShapeError
+
+
+def test_resample_pairs_equals_rsatoolbox_subsample_pattern(rng):
+    vector = rng.random(15)  # 6 conditions
+    drawn = np.array([4, 0, 0, 2, 5, 2])
+    sub = rsatoolbox.rdm.RDMs(vector[None]).subsample_pattern("index", drawn).get_vectors()[0]
+    np.testing.assert_array_equal(vector[resample_pairs(drawn, 6)], sub[~np.isnan(sub)])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("method", ["corr", "cosine", "spearman", "rho-a"])
+def test_equals_rsatoolbox_eval_bootstrap_pattern_on_the_same_draws(rng, method):
+    from rsatoolbox.inference import eval_bootstrap_pattern
+    from rsatoolbox.model import ModelFixed
+
+    n_cond, n_boot = 8, 12
+    truth = rng.random(n_cond * (n_cond - 1) // 2)
+    data = truth + rng.normal(0, 0.3, size=(4, truth.size))
+    models = np.stack([truth, rng.random(truth.size), 0.5 * truth + rng.random(truth.size)])
+    # rsatoolbox draws with numpy's legacy global RNG: record the same draws, and restore its state afterwards
+    saved = np.random.get_state()  # noqa: NPY002
+    np.random.seed(7)  # noqa: NPY002
+    draws = np.stack([np.random.randint(0, n_cond, size=n_cond) for _ in range(n_boot)])  # noqa: NPY002
+    np.random.seed(7)  # noqa: NPY002
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = eval_bootstrap_pattern(
+            [ModelFixed(f"m{i}", rsatoolbox.rdm.RDMs(m[None])) for i, m in enumerate(models)],
+            rsatoolbox.rdm.RDMs(data), method=method, N=n_boot,
+        )  # fmt: skip
+    np.random.set_state(saved)  # noqa: NPY002
+    ours = bootstrap_conditions(models, data, method=method, indices=draws)
+    np.testing.assert_allclose(ours.evaluations, ref.evaluations, rtol=1e-6, atol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(ours.noise_ceiling, ref.noise_ceiling, rtol=1e-6, atol=1e-9, equal_nan=True)
+
+
+def test_deterministic_intervals_and_plot(rng):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    truth = rng.random(45)
+    data = truth + rng.normal(0, 0.3, size=(5, 45))
+    models = RDMs(np.stack([truth, rng.random(45)]), "correlation", rdm_descriptors={"name": np.array(["good", "bad"])})
+    a = bootstrap_conditions(models, data, n_bootstrap=40, seed=3)
+    b = bootstrap_conditions(models, data, n_bootstrap=40, seed=3)
+    np.testing.assert_array_equal(a.evaluations, b.evaluations)
+    low, high = a.confidence_interval()
+    assert (low <= a.mean()).all() and (a.mean() <= high).all() and low[0] > high[1]  # good beats bad
+    assert a.model_names == ["good", "bad"]
+    from matplotlib.container import BarContainer
+
+    bars = [c for c in a.plot().axes[0].containers if isinstance(c, BarContainer)]
+    assert len(bars) == 1 and len(bars[0]) == 2
+
+
+def test_bad_input(rng):
+    with pytest.raises(ArgumentError, match="whitens with the full RDM structure"):
+        bootstrap_conditions(rng.random(10), rng.random((2, 10)), method="corr_cov")
+    with pytest.raises(ShapeError, match="not over the same conditions"):
+        bootstrap_conditions(rng.random(10), rng.random((2, 15)))
+    with pytest.raises(ShapeError, match=r"condition indices in \[0, 5\)"):
+        bootstrap_conditions(rng.random(10), rng.random((2, 10)), indices=np.array([[0, 9, 1, 2, 3]]))
+    with pytest.raises(ArgumentError, match="at least 2 data RDMs"):
+        bootstrap_conditions(rng.random(10), rng.random((1, 10)), n_bootstrap=3)
