@@ -7,6 +7,7 @@ Cases (from issue 4; float64 inputs; medians of --repeats; results checked equal
       machine's float64 GEMM peak measured on the same shapes)
   calc_rdm_movie, 92 conditions x 512 channels x 50 time points, euclidean and correlation
   compare 1 vs 1000 RDMs of 500 conditions: corr, spearman, rho-a
+  eval_bootstrap_pattern: 5 fixed models, 10 data RDMs, 92 conditions, 100 bootstraps: corr, rho-a
   a time-resolved case from a real recording: the shipped BLT on 1000 occluded digits, RDMs of every
       layer at every step (correlation distance)
 """
@@ -91,7 +92,37 @@ def main() -> None:
         np.testing.assert_allclose(res, ref, rtol=1e-6, atol=1e-9)
         row(method, ours, theirs)
 
+    bootstrap_case(args.repeats, rng)
     blt_case(args.repeats, 1000 // scale)
+
+
+def bootstrap_case(repeats: int, rng: np.random.Generator) -> None:
+    from rsatoolbox.inference import eval_bootstrap_pattern
+    from rsatoolbox.model import ModelFixed
+
+    from rnnprobe.analysis.inference import bootstrap_conditions
+
+    n_cond, n_boot = 92, 100
+    truth = rng.random(n_cond * (n_cond - 1) // 2)
+    data = truth + rng.normal(0, 0.5, size=(10, truth.size))
+    models = np.stack([truth + rng.normal(0, s, truth.size) for s in (0.2, 0.5, 1, 2, 4)])
+    rsa_models = [ModelFixed(f"m{i}", rsatoolbox.rdm.RDMs(m[None])) for i, m in enumerate(models)]
+    rsa_data = rsatoolbox.rdm.RDMs(data)
+    print(f"\n[eval_bootstrap_pattern: 5 fixed models, 10 data RDMs, {n_cond} conditions, {n_boot} bootstraps]")
+    for method in ("corr", "rho-a"):
+        state = np.random.RandomState(11)  # rsatoolbox draws from numpy's global RNG: replay its draws
+        draws = np.stack([state.randint(0, n_cond, size=n_cond) for _ in range(n_boot)])
+
+        def theirs_run(m=method):
+            np.random.seed(11)  # noqa: NPY002
+            return eval_bootstrap_pattern(rsa_models, rsa_data, method=m, N=n_boot)
+
+        theirs, ref = median_time(theirs_run, repeats)
+        ours, res = median_time(
+            lambda m=method, d=draws: bootstrap_conditions(models, data, method=m, indices=d), repeats
+        )
+        np.testing.assert_allclose(res.evaluations, ref.evaluations, rtol=1e-6, atol=1e-9)
+        row(method, ours, theirs)
 
 
 def blt_case(repeats: int, n_stimuli: int) -> None:

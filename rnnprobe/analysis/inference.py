@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ArgumentError, ShapeError, check_int, describe
-from .rsa import RDMs, _vectors, compare_rdms, noise_ceiling
+from .rsa import DOT_METHODS, RDMs, _vectors, compare_rdms, noise_ceiling, rank_rows, similarity_transform
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -36,6 +36,32 @@ def resample_pairs(indices: np.ndarray, n_conditions: int) -> np.ndarray:
     keep = a != b
     a, b = np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])
     return _pair_index(a, b, n_conditions)
+
+
+def _dot_sample(
+    models: np.ndarray, sample: np.ndarray, method: str, with_ceiling: bool
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """Model evaluations and noise ceiling of one sample, for similarities that are dot products of
+    transformed RDMs. The pooled RDMs of :func:`pool_rdms` enter only through shift- and scale-
+    invariant transforms, so the leave-one-out pools are row sums minus one row."""
+    ranks = method in ("spearman", "rho-a")
+    if ranks:
+        parts = rank_rows(sample)  # the pooled RDM is the mean rank (re-ranked when compared)
+        f_data = similarity_transform(parts, method, ranked=True)
+    else:
+        f_data = similarity_transform(sample, method)
+    evaluations = (similarity_transform(models, method) @ f_data.T).mean(axis=1)
+    if not with_ceiling:
+        return evaluations, (np.nan, np.nan)
+    if method == "corr":
+        centred = sample - sample.mean(axis=1, keepdims=True)
+        parts = centred / centred.std(axis=1, keepdims=True)
+    elif method == "cosine":
+        parts = sample / np.sqrt((sample**2).mean(axis=1, keepdims=True))
+    total = parts.sum(axis=0, keepdims=True)
+    upper = (similarity_transform(total, method) @ f_data.T).mean()
+    lower = np.einsum("ij,ij->i", similarity_transform(total - parts, method), f_data).mean()
+    return evaluations, (float(lower), float(upper))
 
 
 @dataclass
@@ -152,11 +178,17 @@ def bootstrap_conditions(
         raise ArgumentError("data: a noise ceiling needs at least 2 data RDMs; pass with_noise_ceiling=False.")
     evaluations = np.full((indices.shape[0], model_vectors.shape[0]), np.nan)
     ceiling = np.full((2, indices.shape[0]), np.nan) if with_noise_ceiling else None
+    fast = method in DOT_METHODS and not np.isnan(model_vectors).any() and not np.isnan(data_vectors).any()
     for b, drawn in enumerate(indices):
         if np.unique(drawn).size < 3:
             continue
         pairs = resample_pairs(drawn, n_cond)
         sample = data_vectors[:, pairs]
+        if fast:
+            evaluations[b], bounds = _dot_sample(model_vectors[:, pairs], sample, method, ceiling is not None)
+            if ceiling is not None:
+                ceiling[:, b] = bounds
+            continue
         evaluations[b] = compare_rdms(model_vectors[:, pairs], sample, method=method).mean(axis=1)
         if ceiling is not None:
             ceiling[:, b] = noise_ceiling(sample, method=method)

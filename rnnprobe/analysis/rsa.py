@@ -490,6 +490,28 @@ def _cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return (a @ b.T) / np.outer(norm_a, norm_b)
 
 
+DOT_METHODS = ("cosine", "corr", "spearman", "rho-a")
+
+
+def similarity_transform(vectors: np.ndarray, method: str, *, ranked: bool = False) -> np.ndarray:
+    """Rows f(v) such that ``method``'s similarity of RDMs a and b is the dot product f(a) . f(b).
+
+    cosine: v / ||v||; corr: centred, then unit norm; spearman: ranks, centred, unit norm; rho-a:
+    centred ranks times sqrt(12 / (n^3 - n)). Rows must be free of NaN; ``ranked=True`` says the
+    rows already are ranks (spearman, rho-a).
+    """
+    v = np.asarray(vectors, dtype=np.float64)
+    if method in ("spearman", "rho-a") and not ranked:
+        v = rank_rows(v)
+    if method != "cosine":
+        v = v - v.mean(axis=1, keepdims=True)
+    if method == "rho-a":
+        n = v.shape[1]
+        return v * np.sqrt(12 / (n**3 - n))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
 def _correlation_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pearson correlation of every row of ``a`` with every row of ``b``, from raw dot products and
     row sums (no centred copies of large stacks): cov = a.b - n mean_a mean_b."""
@@ -648,18 +670,11 @@ def compare_rdms(a: Any, b: Any, *, method: str = "corr", sigma_k: np.ndarray | 
         return _cosine_rows(_whitened(va, n_cond, sigma_k), _whitened(vb, n_cond, sigma_k))
     if not keep.all():
         va, vb = va[:, keep], vb[:, keep]
-    if method == "cosine":
-        return _cosine_rows(va, vb)
-    if method == "corr":
+    if method == "corr":  # from dot products and sums: no centred copies of large stacks
         return _correlation_rows(va, vb)
     if method == "tau-a":
         return _tau_a(va, vb)
-    ra, rb = rank_rows(va), rank_rows(vb)
-    ra, rb = ra - ra.mean(axis=1, keepdims=True), rb - rb.mean(axis=1, keepdims=True)
-    if method == "spearman":
-        return _cosine_rows(ra, rb)
-    n = ra.shape[1]
-    return (ra @ rb.T) * 12 / (n**3 - n)  # rho-a
+    return similarity_transform(va, method) @ similarity_transform(vb, method).T
 
 
 def _nan_ranks(vectors: np.ndarray) -> np.ndarray:
