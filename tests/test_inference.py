@@ -71,3 +71,47 @@ def test_bad_input(rng):
         bootstrap_conditions(rng.random(10), rng.random((2, 10)), indices=np.array([[0, 9, 1, 2, 3]]))
     with pytest.raises(ArgumentError, match="at least 2 data RDMs"):
         bootstrap_conditions(rng.random(10), rng.random((1, 10)), n_bootstrap=3)
+
+
+from rnnprobe.analysis.inference import bootstrap_subjects  # noqa: E402
+from rnnprobe.analysis.rsa import noise_ceiling  # noqa: E402
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("method", ["corr", "cosine", "spearman", "rho-a", "tau-a"])
+def test_bootstrap_subjects_equals_rsatoolbox_eval_bootstrap_rdm(rng, method):
+    from rsatoolbox.inference import eval_bootstrap_rdm
+    from rsatoolbox.model import ModelFixed
+
+    n_subjects, n_boot = 5, 10
+    truth = rng.random(28)
+    data = truth + rng.normal(0, 0.4, size=(n_subjects, 28))
+    models = np.stack([truth, rng.random(28)])
+    saved = np.random.get_state()  # noqa: NPY002
+    np.random.seed(3)  # noqa: NPY002
+    draws = np.stack([np.random.randint(0, n_subjects, size=n_subjects) for _ in range(n_boot)])  # noqa: NPY002
+    np.random.seed(3)  # noqa: NPY002
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = eval_bootstrap_rdm([ModelFixed(f"m{i}", rsatoolbox.rdm.RDMs(m[None])) for i, m in enumerate(models)],
+                                 rsatoolbox.rdm.RDMs(data), method=method, N=n_boot)  # fmt: skip
+    np.random.set_state(saved)  # noqa: NPY002
+    ours = bootstrap_subjects(models, data, method=method, indices=draws)
+    np.testing.assert_allclose(ours.evaluations, ref.evaluations, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(ours.noise_ceiling, ref.noise_ceiling, rtol=1e-6, atol=1e-9, equal_nan=True)
+
+
+def test_grouped_noise_ceiling_counts_copies_once(rng):
+    data = rng.random((3, 15))
+    with_copies = data[[0, 0, 1, 2]]
+    low, high = noise_ceiling(with_copies, method="corr", groups=np.array([0, 0, 1, 2]))
+    # leave-one-subject-out: subject 0's copies leave together; each subject counts once
+    from rnnprobe.analysis.rsa import compare_rdms, pool_rdms
+
+    expected_low = np.mean([compare_rdms(pool_rdms(with_copies[[2, 3]]), data[0])[0, 0],
+                            compare_rdms(pool_rdms(with_copies[[0, 1, 3]]), data[1])[0, 0],
+                            compare_rdms(pool_rdms(with_copies[[0, 1, 2]]), data[2])[0, 0]])  # fmt: skip
+    assert low == pytest.approx(expected_low)
+    assert high > low
+    with pytest.raises(ShapeError, match="one subject id per RDM"):
+        noise_ceiling(data, groups=np.array([0, 1]))

@@ -39,18 +39,26 @@ def resample_pairs(indices: np.ndarray, n_conditions: int) -> np.ndarray:
 
 
 def _dot_sample(
-    models: np.ndarray, sample: np.ndarray, method: str, with_ceiling: bool
+    models: np.ndarray,
+    sample: np.ndarray,
+    method: str,
+    with_ceiling: bool,
+    groups: np.ndarray | None = None,
+    f_models: np.ndarray | None = None,
 ) -> tuple[np.ndarray, tuple[float, float]]:
     """Model evaluations and noise ceiling of one sample, for similarities that are dot products of
     transformed RDMs. The pooled RDMs of :func:`pool_rdms` enter only through shift- and scale-
-    invariant transforms, so the leave-one-out pools are row sums minus one row."""
+    invariant transforms, so the leave-one-out pools are row sums minus one subject's rows
+    (``groups``: a subject id per row, copies left out together and counted once)."""
     ranks = method in ("spearman", "rho-a")
     if ranks:
         parts = rank_rows(sample)  # the pooled RDM is the mean rank (re-ranked when compared)
         f_data = similarity_transform(parts, method, ranked=True)
     else:
         f_data = similarity_transform(sample, method)
-    evaluations = (similarity_transform(models, method) @ f_data.T).mean(axis=1)
+    if f_models is None:
+        f_models = similarity_transform(models, method)
+    evaluations = (f_models @ f_data.T).mean(axis=1)
     if not with_ceiling:
         return evaluations, (np.nan, np.nan)
     if method == "corr":
@@ -58,10 +66,22 @@ def _dot_sample(
         parts = centred / centred.std(axis=1, keepdims=True)
     elif method == "cosine":
         parts = sample / np.sqrt((sample**2).mean(axis=1, keepdims=True))
+    if groups is None:
+        groups = np.arange(sample.shape[0])
+    ids, first, counts = np.unique(groups, return_index=True, return_counts=True)
+    if ids.size < 2:
+        return evaluations, (np.nan, np.nan)
     total = parts.sum(axis=0, keepdims=True)
-    upper = (similarity_transform(total, method) @ f_data.T).mean()
-    lower = np.einsum("ij,ij->i", similarity_transform(total - parts, method), f_data).mean()
+    f_subjects = f_data[first]  # one row per distinct subject
+    upper = (similarity_transform(total, method) @ f_subjects.T).mean()
+    others = total - counts[:, None] * parts[first]
+    lower = np.einsum("ij,ij->i", similarity_transform(others, method), f_subjects).mean()
     return evaluations, (float(lower), float(upper))
+
+
+def _model_names(models: Any, n: int) -> list[str]:
+    names = list(models.rdm_descriptors.get("name", [])) if isinstance(models, RDMs) else []
+    return [str(name) for name in names] if len(names) == n else [f"model {i}" for i in range(n)]
 
 
 @dataclass
@@ -113,7 +133,7 @@ class BootstrapResult:
         ax.axhline(0, color="black", lw=0.6)
         if self.noise_ceiling is not None:
             ax.legend(frameon=False)
-        ax.set_title(f"bootstrap over conditions (n = {self.evaluations.shape[0]})")
+        ax.set_title(f"bootstrap (n = {self.evaluations.shape[0]} samples)")
         return fig
 
 
@@ -192,7 +212,69 @@ def bootstrap_conditions(
         evaluations[b] = compare_rdms(model_vectors[:, pairs], sample, method=method).mean(axis=1)
         if ceiling is not None:
             ceiling[:, b] = noise_ceiling(sample, method=method)
-    names = list(models.rdm_descriptors.get("name", [])) if isinstance(models, RDMs) else []
-    if len(names) != model_vectors.shape[0]:
-        names = [f"model {i}" for i in range(model_vectors.shape[0])]
-    return BootstrapResult(evaluations, ceiling, indices, method, [str(n) for n in names])
+    return BootstrapResult(evaluations, ceiling, indices, method, _model_names(models, model_vectors.shape[0]))
+
+
+def bootstrap_subjects(
+    models: Any,
+    data: Any,
+    *,
+    method: str = "corr",
+    n_bootstrap: int = 1000,
+    seed: int | None = 0,
+    indices: np.ndarray | None = None,
+    with_noise_ceiling: bool = True,
+) -> BootstrapResult:
+    """Evaluate fixed model RDMs over bootstrap samples of the subjects (data RDMs).
+
+    How would the models fare with other subjects from the same population? Each sample draws data
+    RDMs with replacement; the noise ceiling leaves each drawn subject out with all its copies.
+    Given the same draws, equal to rsatoolbox's ``eval_bootstrap_rdm`` (tested).
+
+    Parameters are as for :func:`bootstrap_conditions`; ``indices`` are (n_bootstrap, n_subjects) draws.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> truth = rng.random(45)
+    >>> data = truth + rng.normal(0, 0.3, size=(6, 45))
+    >>> result = bootstrap_subjects(np.stack([truth, rng.random(45)]), data, n_bootstrap=50)
+    >>> result.evaluations.shape
+    (50, 2)
+    """
+    model_vectors, data_vectors = _vectors(models, "models"), _vectors(data, "data")
+    if model_vectors.shape[1] != data_vectors.shape[1]:
+        raise ShapeError(
+            f"models, data: RDMs of {model_vectors.shape[1]} and {data_vectors.shape[1]} dissimilarities are not "
+            f"over the same conditions."
+        )
+    n_subjects = data_vectors.shape[0]
+    if with_noise_ceiling and n_subjects < 2:
+        raise ArgumentError("data: a noise ceiling needs at least 2 data RDMs; pass with_noise_ceiling=False.")
+    if indices is None:
+        n_bootstrap = check_int("n_bootstrap", n_bootstrap)
+        indices = np.random.default_rng(seed).integers(0, n_subjects, size=(n_bootstrap, n_subjects))
+    else:
+        indices = np.asarray(indices)
+        if indices.ndim != 2 or indices.size == 0 or indices.min() < 0 or indices.max() >= n_subjects:
+            raise ShapeError(
+                f"indices: got {describe(indices)}. Pass (n_bootstrap, n_draws) subject indices in [0, {n_subjects})."
+            )
+    fast = method in DOT_METHODS and not np.isnan(model_vectors).any() and not np.isnan(data_vectors).any()
+    evaluations = np.full((indices.shape[0], model_vectors.shape[0]), np.nan)
+    ceiling = np.full((2, indices.shape[0]), np.nan) if with_noise_ceiling else None
+    f_models = similarity_transform(model_vectors, method) if fast else None
+    for b, drawn in enumerate(indices):
+        sample = data_vectors[drawn]
+        if fast:
+            evaluations[b], bounds = _dot_sample(model_vectors, sample, method, ceiling is not None, groups=drawn,
+                                                 f_models=f_models)  # fmt: skip
+        else:
+            evaluations[b] = compare_rdms(model_vectors, sample, method=method).mean(axis=1)
+            bounds = (np.nan, np.nan)
+            if ceiling is not None and np.unique(drawn).size >= 2:
+                bounds = noise_ceiling(sample, method=method, groups=drawn)
+        if ceiling is not None:
+            ceiling[:, b] = bounds
+    return BootstrapResult(evaluations, ceiling, indices, method, _model_names(models, model_vectors.shape[0]))

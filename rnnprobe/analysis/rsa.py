@@ -706,12 +706,18 @@ def pool_rdms(rdms: Any, *, method: str = "corr") -> np.ndarray:
     return np.nanmean(_nan_ranks(v), axis=0)  # spearman, rho-a, tau-a: averaged ranks (NaN-aware)
 
 
-def noise_ceiling(subject_rdms: Any, *, method: str = "corr") -> tuple[float, float]:
+def noise_ceiling(subject_rdms: Any, *, method: str = "corr", groups: np.ndarray | None = None) -> tuple[float, float]:
     """Lower and upper bound of the best possible model performance, from per-subject RDMs.
 
     Upper bound: mean similarity of each subject's RDM to the pooled RDM of all subjects; lower
     bound: to the pooled RDM of the other subjects (leave one out). Nili et al. 2014; equal to
     ``rsatoolbox.inference.boot_noise_ceiling`` without bootstrapping.
+
+    Parameters
+    ----------
+    groups : ndarray, optional
+        A subject id per RDM: RDMs sharing an id (e.g. copies drawn by a bootstrap) are left out
+        together and count once, as rsatoolbox does. Default: each RDM is its own subject.
 
     Examples
     --------
@@ -723,16 +729,21 @@ def noise_ceiling(subject_rdms: Any, *, method: str = "corr") -> tuple[float, fl
     True
     """
     v = _vectors(subject_rdms, "subject_rdms")
-    if v.shape[0] < 2:
+    groups = np.arange(v.shape[0]) if groups is None else np.asarray(groups)
+    if groups.shape != (v.shape[0],):
+        raise ShapeError(f"groups: got {describe(groups)}. Pass one subject id per RDM ({v.shape[0]}).")
+    ids = np.unique(groups)
+    if ids.size < 2:
         raise ArgumentError(
-            f"subject_rdms: got {v.shape[0]} RDM; a noise ceiling needs RDMs of at least 2 subjects/sessions."
+            f"subject_rdms: got RDMs of {ids.size} subject; a noise ceiling needs at least 2 subjects/sessions."
         )
     pooled_all = pool_rdms(v, method=method)
     lower, upper = [], []
-    for i in range(v.shape[0]):
-        others = pool_rdms(np.delete(v, i, axis=0), method=method)
-        lower.append(compare_rdms(others, v[i], method=method)[0, 0])
-        upper.append(compare_rdms(pooled_all, v[i], method=method)[0, 0])
+    for subject in ids:
+        mine = v[groups == subject][:1]  # copies of one subject are identical
+        others = pool_rdms(v[groups != subject], method=method)
+        lower.append(compare_rdms(others, mine, method=method)[0, 0])
+        upper.append(compare_rdms(pooled_all, mine, method=method)[0, 0])
     return float(np.mean(lower)), float(np.mean(upper))
 
 
