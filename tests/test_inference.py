@@ -115,3 +115,48 @@ def test_grouped_noise_ceiling_counts_copies_once(rng):
     assert high > low
     with pytest.raises(ShapeError, match="one subject id per RDM"):
         noise_ceiling(data, groups=np.array([0, 1]))
+
+
+from rnnprobe.analysis.inference import permutation_test  # noqa: E402
+from rnnprobe.analysis.rsa import compare_rdms  # noqa: E402
+
+
+@pytest.mark.parametrize("method", ["corr", "spearman", "rho-a", "cosine", "tau-a"])
+def test_permutation_null_equals_brute_force(rng, method):
+    n_cond = 7
+    model, data = rng.random((2, 21)), rng.random((3, 21))
+    result = permutation_test(model, data, method=method, n_permutations=20, seed=4)
+    perms = np.argsort(np.random.default_rng(4).random((20, n_cond)), axis=1)
+    full = RDMs(model, "x").matrices()
+    rows, cols = np.triu_indices(n_cond, 1)
+    for k, perm in enumerate(perms):
+        permuted = np.stack([m[np.ix_(perm, perm)][rows, cols] for m in full])  # M[perm[i], perm[j]]
+        np.testing.assert_allclose(result.null[k], compare_rdms(permuted, data, method=method).mean(axis=1),
+                                   rtol=1e-9, atol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(result.observed, compare_rdms(model, data, method=method).mean(axis=1), rtol=1e-9)
+
+
+def test_permutation_p_values_are_uniform_under_the_null_and_small_for_a_planted_model():
+    from scipy.stats import kstest
+
+    rng = np.random.default_rng(12)
+    p_values = [
+        permutation_test(rng.random(45), rng.random((2, 45)), method="spearman", n_permutations=199,
+                         seed=int(rng.integers(1 << 30))).p_values[0]
+        for _ in range(200)
+    ]  # fmt: skip
+    assert kstest(p_values, "uniform").pvalue > 0.01
+    truth = rng.random(45)
+    planted = permutation_test(truth, truth + rng.normal(0, 0.5, size=(3, 45)), n_permutations=999)
+    assert planted.p_values[0] == pytest.approx(0.001)
+
+
+def test_permutation_bad_input(rng):
+    with pytest.raises(ArgumentError, match="not supported by permutation_test"):
+        permutation_test(rng.random(10), rng.random(10), method="corr_cov")
+    nan = rng.random(10)
+    nan[3] = np.nan
+    with pytest.raises(ArgumentError, match="complete RDMs"):
+        permutation_test(nan, rng.random(10))
+    with pytest.raises(ArgumentError, match="n_permutations: got 0"):
+        permutation_test(rng.random(10), rng.random(10), n_permutations=0)
