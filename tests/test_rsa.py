@@ -322,3 +322,15 @@ def test_crossnobis_bad_input(rng):
         compute_rdms(rec, method="euclidean", cv_descriptor="run")
     with pytest.raises(UnknownNameError, match="cv_descriptor: 'session'"):
         compute_rdms(rec, method="crossnobis", descriptor="image", cv_descriptor="session")
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_torch_backend_equals_numpy_backend(rng, method):
+    """The torch path (used on GPUs) runs here on the CPU and must give the numpy path's RDMs."""
+    rec = _runs_recording(rng, t=3) if method == "crossnobis" else _rec(rng, t=3)
+    kwargs = {"descriptor": "image", "cv_descriptor": "run"} if method == "crossnobis" else {}
+    if method == "mahalanobis":
+        kwargs["noise"] = np.eye(rec.unit_shape("h")[0]) * 2.0
+    numpy_path = compute_rdms(rec, method=method, **kwargs)
+    torch_path = compute_rdms(rec, method=method, device="cpu", **kwargs)
+    np.testing.assert_allclose(torch_path.dissimilarities, numpy_path.dissimilarities, rtol=1e-10, atol=1e-12)

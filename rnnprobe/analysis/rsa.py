@@ -12,9 +12,10 @@ metadata column) of one layer at time step t, with n_units channels::
                   means of the stimuli in fold f and a those of the other folds (cross-validated,
                   unbiased: Walther et al. 2016; rsatoolbox's calc_rdm_crossnobis)
 
-All time steps are computed at once from Gram matrices (one batched matrix
-product in torch, float64 accumulation by default), which is what makes this
-fast; results equal ``rsatoolbox.rdm.calc_rdm``/``calc_rdm_movie`` to 1e-6
+All time steps are computed at once from Gram matrices (numpy's BLAS on the
+CPU, with the symmetric rank-k product for large condition sets; torch on a
+GPU; float64 accumulation by default), which is what makes this fast; results
+equal ``rsatoolbox.rdm.calc_rdm``/``calc_rdm_movie`` to 1e-6
 relative on the same data. Dissimilarities are stored as vectors of the upper
 triangle in row-major order (``scipy.spatial.distance.squareform`` order, as
 rsatoolbox does). Patterns with zero variance (correlation) or zero norm
@@ -243,40 +244,66 @@ def _condition_means(
     return sums / counts[:, None, None], {descriptor: unique}
 
 
-def _gram(patterns: Any, weighted: Any = None) -> Any:
-    """Batched Gram matrices x w^T. On the CPU with w = x, numpy's ``x @ x.T`` uses the symmetric
-    rank-k product (half the flops of a general product); elsewhere torch's batched product."""
-    import torch
+class _Backend:
+    """The few array operations that differ between numpy (CPU) and torch (e.g. on a GPU)."""
 
-    if weighted is None and patterns.device.type == "cpu":
-        x = patterns.numpy()
-        if x.shape[1] >= 128:  # large: the symmetric product per step pays for the loop
-            return torch.from_numpy(np.stack([step @ step.T for step in x]))
-        return torch.from_numpy(np.matmul(x, x.transpose(0, 2, 1)))  # small: one batched call
-    other = patterns if weighted is None else weighted
-    return torch.bmm(other, patterns.transpose(1, 2))
+    def __init__(self, device: str | None, dtype: str) -> None:
+        self.device, self.dtype = device, dtype
+        self.numpy = device is None  # any named device (also "cpu") uses torch
+
+    def asarray(self, array: np.ndarray) -> Any:
+        if self.numpy:
+            return np.ascontiguousarray(array, dtype=self.dtype)
+        import torch
+
+        return torch.tensor(np.ascontiguousarray(array), dtype=getattr(torch, self.dtype), device=self.device)
+
+    def to_numpy(self, array: Any) -> np.ndarray:
+        return np.asarray(array if self.numpy else array.cpu().numpy(), dtype=np.float64)
+
+    def mean(self, x: Any) -> Any:
+        return x.mean(axis=2, keepdims=True) if self.numpy else x.mean(dim=2, keepdim=True)
+
+    def norm(self, x: Any) -> Any:
+        if self.numpy:
+            return np.linalg.norm(x, axis=2, keepdims=True)
+        import torch
+
+        return torch.linalg.vector_norm(x, dim=2, keepdim=True)
+
+    def diagonal(self, g: Any) -> Any:
+        return np.diagonal(g, axis1=1, axis2=2) if self.numpy else g.diagonal(dim1=1, dim2=2)
+
+    def sqrt_clipped(self, x: Any) -> Any:
+        return np.sqrt(np.clip(x, 0, None)) if self.numpy else x.clamp(min=0).sqrt()
+
+    def transpose(self, x: Any) -> Any:
+        return x.transpose(0, 2, 1) if self.numpy else x.transpose(1, 2)
+
+    def gram(self, x: Any, weighted: Any = None) -> Any:
+        """Batched Gram matrices w x^T (w = x by default). With numpy and w = x, ``step @ step.T`` uses the
+        symmetric rank-k product (half the flops) for large steps, one batched product for small ones."""
+        if weighted is None and self.numpy and x.shape[1] >= 128:
+            return np.stack([step @ step.T for step in x])
+        return (x if weighted is None else weighted) @ self.transpose(x)
 
 
-def _dissimilarities(patterns: Any, method: str, precision: Any) -> Any:
-    """(time, n, units) torch tensor -> (time, n_pairs) upper triangles."""
-    import torch
-
+def _dissimilarities(patterns: Any, method: str, precision: Any, backend: _Backend) -> np.ndarray:
+    """(time, n, units) patterns -> (time, n_pairs) upper triangles."""
     _, n, n_units = patterns.shape
     if method == "correlation":
-        patterns = patterns - patterns.mean(dim=2, keepdim=True)
+        patterns = patterns - backend.mean(patterns)
     if method in ("correlation", "cosine"):
-        patterns = patterns / torch.linalg.vector_norm(patterns, dim=2, keepdim=True)
-        full = 1 - _gram(patterns)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            patterns = patterns / backend.norm(patterns)
+        full = 1 - backend.gram(patterns)
     else:
-        gram = _gram(patterns, patterns @ precision if method == "mahalanobis" else None)
-        diag = torch.diagonal(gram, dim1=1, dim2=2)
+        gram = backend.gram(patterns, patterns @ precision if method == "mahalanobis" else None)
+        diag = backend.diagonal(gram)
         full = diag[:, :, None] + diag[:, None, :] - 2 * gram
-        if method == "euclidean_plain":
-            full = torch.sqrt(torch.clamp(full, min=0))
-        else:
-            full = full / n_units
-    rows, cols = torch.triu_indices(n, n, offset=1)
-    return full[:, rows, cols]
+        full = backend.sqrt_clipped(full) if method == "euclidean_plain" else full / n_units
+    rows, cols = np.triu_indices(n, k=1)
+    return backend.to_numpy(full[:, rows, cols])
 
 
 def _crossnobis(
@@ -286,11 +313,9 @@ def _crossnobis(
     descriptor: str,
     cv_descriptor: str | None,
     precision: Any,
-    torch_dtype: Any,
+    backend: _Backend,
 ) -> np.ndarray:
     """Cross-validated Mahalanobis distances, all time steps at once; (time, n_pairs)."""
-    import torch
-
     conditions = np.asarray(recording.column(descriptor))[stim]
     if cv_descriptor is None:  # k-th presentation of each condition = fold k
         folds_of = np.zeros(len(stim), dtype=np.int64)
@@ -324,15 +349,15 @@ def _crossnobis(
                     f"split. Every condition needs presentations in every fold."
                 )
             patterns, _ = _condition_means(states[mask], recording, descriptor, stim[mask])
-            means.append(torch.tensor(patterns.transpose(1, 0, 2), dtype=torch_dtype, device=precision.device))
+            means.append(backend.asarray(patterns.transpose(1, 0, 2)))
         train, test = means
-        kernel = torch.bmm(train @ precision, test.transpose(1, 2))
-        diag = torch.diagonal(kernel, dim1=1, dim2=2)
-        d = diag[:, :, None] + diag[:, None, :] - kernel - kernel.transpose(1, 2)
+        kernel = (train @ precision) @ backend.transpose(test)
+        diag = backend.diagonal(kernel)
+        d = diag[:, :, None] + diag[:, None, :] - kernel - backend.transpose(kernel)
         total = d if total is None else total + d
     full = total / folds.size / n_units
-    rows, cols = torch.triu_indices(all_conditions.size, all_conditions.size, offset=1)
-    return full[:, rows, cols].cpu().numpy().astype(np.float64)
+    rows, cols = np.triu_indices(all_conditions.size, k=1)
+    return backend.to_numpy(full[:, rows, cols])
 
 
 def compute_rdms(
@@ -372,7 +397,8 @@ def compute_rdms(
     dtype : {"float64", "float32"}
         Accumulation precision (float32 is faster, also on a GPU).
     device : str, optional
-        Torch device for the computation, e.g. "cuda".
+        Compute with torch on this device, e.g. "cuda" (or "cpu" for torch on the CPU); by default
+        numpy on the CPU (BLAS).
 
     Returns
     -------
@@ -388,8 +414,6 @@ def compute_rdms(
     >>> compute_rdms(rec, method="correlation", descriptor="image")
     <RDMs: 4 RDM(s) of 3 conditions, correlation, layer='h'>
     """
-    import torch
-
     if not isinstance(recording, Recording):
         raise ArgumentTypeError(f"recording: got {describe(recording)}. Pass an rnnprobe Recording.")
     check_option("method", method, METHODS)
@@ -416,7 +440,7 @@ def compute_rdms(
             f"stimuli/descriptor: got {patterns.shape[0]} condition(s); an RDM needs at least 2 (3 or more to "
             f"compare RDMs). Select more stimuli or another descriptor."
         )
-    torch_dtype = getattr(torch, dtype)
+    backend = _Backend(device, dtype)
     n_units = patterns.shape[2]
     precision = None
     if method == "crossnobis" and noise is None:
@@ -433,16 +457,14 @@ def compute_rdms(
                 f"noise: got {describe(precision)}, but layer {layer!r} has {n_units} units. Pass a "
                 f"({n_units}, {n_units}) precision matrix."
             )
-        precision = torch.from_numpy(precision).to(device or "cpu", torch_dtype)
+        precision = backend.asarray(precision)
     elif noise is not None:
         raise ArgumentError(f"noise: only used by method='mahalanobis' or 'crossnobis', got method={method!r}.")
-    with torch.no_grad():
-        if method == "crossnobis":
-            dissim = _crossnobis(states, recording, stim, descriptor, cv_descriptor, precision, torch_dtype)
-        else:
-            # (time, condition, unit), contiguous and writable (recordings hand out read-only views)
-            x = torch.tensor(patterns.transpose(1, 0, 2), dtype=torch_dtype, device=device or "cpu")
-            dissim = _dissimilarities(x, method, precision).cpu().numpy().astype(np.float64)
+    if method == "crossnobis":
+        dissim = _crossnobis(states, recording, stim, descriptor, cv_descriptor, precision, backend)
+    else:
+        # (time, condition, unit), contiguous (recordings hand out read-only, possibly strided views)
+        dissim = _dissimilarities(backend.asarray(patterns.transpose(1, 0, 2)), method, precision, backend)
     bad = ~np.isfinite(dissim)
     if bad.any():
         warnings.warn(
