@@ -20,9 +20,9 @@ from .rsa import (
     COMPARE_METHODS,
     DOT_METHODS,
     RDMs,
-    _vectors,
     compare_rdms,
     noise_ceiling,
+    paired_vectors,
     rank_rows,
     similarity_transform,
 )
@@ -187,12 +187,7 @@ def bootstrap_conditions(
             f"method: {method!r} whitens with the full RDM structure, which resampled RDMs (with gaps for "
             f"repeated conditions) do not have. Use 'corr', 'cosine', 'spearman', 'rho-a' or 'tau-a'."
         )
-    model_vectors, data_vectors = _vectors(models, "models"), _vectors(data, "data")
-    if model_vectors.shape[1] != data_vectors.shape[1]:
-        raise ShapeError(
-            f"models, data: RDMs of {model_vectors.shape[1]} and {data_vectors.shape[1]} dissimilarities are not "
-            f"over the same conditions."
-        )
+    model_vectors, data_vectors = paired_vectors(models, data, names=("models", "data"))
     n_cond = round((1 + np.sqrt(1 + 8 * model_vectors.shape[1])) / 2)
     if indices is None:
         n_bootstrap = check_int("n_bootstrap", n_bootstrap)
@@ -252,12 +247,7 @@ def bootstrap_subjects(
     >>> result.evaluations.shape
     (50, 2)
     """
-    model_vectors, data_vectors = _vectors(models, "models"), _vectors(data, "data")
-    if model_vectors.shape[1] != data_vectors.shape[1]:
-        raise ShapeError(
-            f"models, data: RDMs of {model_vectors.shape[1]} and {data_vectors.shape[1]} dissimilarities are not "
-            f"over the same conditions."
-        )
+    model_vectors, data_vectors = paired_vectors(models, data, names=("models", "data"))
     n_subjects = data_vectors.shape[0]
     if with_noise_ceiling and n_subjects < 2:
         raise ArgumentError("data: a noise ceiling needs at least 2 data RDMs; pass with_noise_ceiling=False.")
@@ -333,12 +323,7 @@ def permutation_test(
     check_option("method", method, COMPARE_METHODS)
     if method in ("corr_cov", "cosine_cov"):
         raise ArgumentError(f"method: {method!r} is not supported by permutation_test; use a plain comparison.")
-    model_vectors, data_vectors = _vectors(models, "models"), _vectors(data, "data")
-    if model_vectors.shape[1] != data_vectors.shape[1]:
-        raise ShapeError(
-            f"models, data: RDMs of {model_vectors.shape[1]} and {data_vectors.shape[1]} dissimilarities are not "
-            f"over the same conditions."
-        )
+    model_vectors, data_vectors = paired_vectors(models, data, names=("models", "data"))
     if np.isnan(model_vectors).any() or np.isnan(data_vectors).any():
         raise ArgumentError("models, data: permutation tests need complete RDMs (no NaN dissimilarities).")
     n_permutations = check_int("n_permutations", n_permutations)

@@ -505,6 +505,17 @@ def _vectors(rdms: Any, name: str) -> np.ndarray:
     return array
 
 
+def paired_vectors(a: Any, b: Any, *, names: tuple[str, str] = ("a", "b")) -> tuple[np.ndarray, np.ndarray]:
+    """Both stacks of RDMs as (n_rdms, n_pairs) vectors, checked to be over the same conditions."""
+    va, vb = _vectors(a, names[0]), _vectors(b, names[1])
+    if va.shape[1] != vb.shape[1]:
+        raise ShapeError(
+            f"{names[0]}, {names[1]}: RDMs of {va.shape[1]} and {vb.shape[1]} dissimilarities are not over the "
+            f"same conditions. Compute both over the same stimuli/descriptor."
+        )
+    return va, vb
+
+
 def _cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     norm_a = np.linalg.norm(a, axis=1)
     norm_b = np.linalg.norm(b, axis=1)
@@ -659,12 +670,7 @@ def compare_rdms(a: Any, b: Any, *, method: str = "corr", sigma_k: np.ndarray | 
     (3, 5)
     """
     check_option("method", method, COMPARE_METHODS)
-    va, vb = _vectors(a, "a"), _vectors(b, "b")
-    if va.shape[1] != vb.shape[1]:
-        raise ShapeError(
-            f"a, b: RDMs of {va.shape[1]} and {vb.shape[1]} dissimilarities are not over the same conditions. "
-            f"Compute both over the same stimuli/descriptor."
-        )
+    va, vb = paired_vectors(a, b)
     nan_a, nan_b = np.isnan(va.sum(axis=0)), np.isnan(vb.sum(axis=0))  # no full-size boolean temporaries
     if not np.array_equal(nan_a, nan_b):
         raise ArgumentError(
