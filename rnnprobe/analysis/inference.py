@@ -88,6 +88,17 @@ def _dot_sample(
     return evaluations, (float(lower), float(upper))
 
 
+def _draws(indices: np.ndarray | None, n_bootstrap: int, seed: int | None, n: int, what: str) -> np.ndarray:
+    """Bootstrap draws (n_bootstrap, n) from ``seed``, or the given ``indices`` after checking them."""
+    if indices is None:
+        n_bootstrap = check_int("n_bootstrap", n_bootstrap)
+        return np.random.default_rng(seed).integers(0, n, size=(n_bootstrap, n))
+    indices = np.asarray(indices)
+    if indices.ndim != 2 or indices.size == 0 or indices.min() < 0 or indices.max() >= n:
+        raise ShapeError(f"indices: got {describe(indices)}. Pass (n_bootstrap, n_draws) {what} indices in [0, {n}).")
+    return indices
+
+
 def _model_names(models: Any, n: int) -> list[str]:
     names = list(models.rdm_descriptors.get("name", [])) if isinstance(models, RDMs) else []
     return [str(name) for name in names] if len(names) == n else [f"model {i}" for i in range(n)]
@@ -189,15 +200,7 @@ def bootstrap_conditions(
         )
     model_vectors, data_vectors = paired_vectors(models, data, names=("models", "data"))
     n_cond = round((1 + np.sqrt(1 + 8 * model_vectors.shape[1])) / 2)
-    if indices is None:
-        n_bootstrap = check_int("n_bootstrap", n_bootstrap)
-        indices = np.random.default_rng(seed).integers(0, n_cond, size=(n_bootstrap, n_cond))
-    else:
-        indices = np.asarray(indices)
-        if indices.ndim != 2 or indices.size == 0 or indices.min() < 0 or indices.max() >= n_cond:
-            raise ShapeError(
-                f"indices: got {describe(indices)}. Pass (n_bootstrap, n_draws) condition indices in [0, {n_cond})."
-            )
+    indices = _draws(indices, n_bootstrap, seed, n_cond, "condition")
     if with_noise_ceiling and data_vectors.shape[0] < 2:
         raise ArgumentError("data: a noise ceiling needs at least 2 data RDMs; pass with_noise_ceiling=False.")
     evaluations = np.full((indices.shape[0], model_vectors.shape[0]), np.nan)
@@ -251,15 +254,7 @@ def bootstrap_subjects(
     n_subjects = data_vectors.shape[0]
     if with_noise_ceiling and n_subjects < 2:
         raise ArgumentError("data: a noise ceiling needs at least 2 data RDMs; pass with_noise_ceiling=False.")
-    if indices is None:
-        n_bootstrap = check_int("n_bootstrap", n_bootstrap)
-        indices = np.random.default_rng(seed).integers(0, n_subjects, size=(n_bootstrap, n_subjects))
-    else:
-        indices = np.asarray(indices)
-        if indices.ndim != 2 or indices.size == 0 or indices.min() < 0 or indices.max() >= n_subjects:
-            raise ShapeError(
-                f"indices: got {describe(indices)}. Pass (n_bootstrap, n_draws) subject indices in [0, {n_subjects})."
-            )
+    indices = _draws(indices, n_bootstrap, seed, n_subjects, "subject")
     fast = method in DOT_METHODS and not np.isnan(model_vectors).any() and not np.isnan(data_vectors).any()
     evaluations = np.full((indices.shape[0], model_vectors.shape[0]), np.nan)
     ceiling = np.full((2, indices.shape[0]), np.nan) if with_noise_ceiling else None
