@@ -88,6 +88,11 @@ def _dot_sample(
     return evaluations, (float(lower), float(upper))
 
 
+def _dot_path(method: str, *stacks: np.ndarray) -> bool:
+    """Whether similarities can be computed as dot products of transformed RDMs (no NaN anywhere)."""
+    return method in DOT_METHODS and not any(np.isnan(stack).any() for stack in stacks)
+
+
 def _draws(indices: np.ndarray | None, n_bootstrap: int, seed: int | None, n: int, what: str) -> np.ndarray:
     """Bootstrap draws (n_bootstrap, n) from ``seed``, or the given ``indices`` after checking them."""
     if indices is None:
@@ -205,7 +210,7 @@ def bootstrap_conditions(
         raise ArgumentError("data: a noise ceiling needs at least 2 data RDMs; pass with_noise_ceiling=False.")
     evaluations = np.full((indices.shape[0], model_vectors.shape[0]), np.nan)
     ceiling = np.full((2, indices.shape[0]), np.nan) if with_noise_ceiling else None
-    fast = method in DOT_METHODS and not np.isnan(model_vectors).any() and not np.isnan(data_vectors).any()
+    fast = _dot_path(method, model_vectors, data_vectors)
     for b, drawn in enumerate(indices):
         if np.unique(drawn).size < 3:
             continue
@@ -255,7 +260,7 @@ def bootstrap_subjects(
     if with_noise_ceiling and n_subjects < 2:
         raise ArgumentError("data: a noise ceiling needs at least 2 data RDMs; pass with_noise_ceiling=False.")
     indices = _draws(indices, n_bootstrap, seed, n_subjects, "subject")
-    fast = method in DOT_METHODS and not np.isnan(model_vectors).any() and not np.isnan(data_vectors).any()
+    fast = _dot_path(method, model_vectors, data_vectors)
     evaluations = np.full((indices.shape[0], model_vectors.shape[0]), np.nan)
     ceiling = np.full((2, indices.shape[0]), np.nan) if with_noise_ceiling else None
     f_models = similarity_transform(model_vectors, method) if fast else None
