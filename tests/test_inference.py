@@ -9,6 +9,26 @@ from rnnprobe.analysis.rsa import RDMs
 from rnnprobe.errors import ArgumentError, ShapeError
 
 
+def _replay_rsatoolbox(evaluate, models, data, method, n_boot, n_draw, *, seed):
+    """Run an rsatoolbox bootstrap evaluation and return (its draws, its result).
+
+    rsatoolbox draws with numpy's legacy global RNG (np.random.randint(0, n, size=n) per sample);
+    seeding it twice replays those draws. The global state is restored afterwards."""
+    from rsatoolbox.model import ModelFixed
+
+    saved = np.random.get_state()  # noqa: NPY002
+    try:
+        np.random.seed(seed)  # noqa: NPY002
+        draws = np.stack([np.random.randint(0, n_draw, size=n_draw) for _ in range(n_boot)])  # noqa: NPY002
+        np.random.seed(seed)  # noqa: NPY002
+        rsa_models = [ModelFixed(f"m{i}", rsatoolbox.rdm.RDMs(m[None])) for i, m in enumerate(models)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return draws, evaluate(rsa_models, rsatoolbox.rdm.RDMs(data), method=method, N=n_boot)
+    finally:
+        np.random.set_state(saved)  # noqa: NPY002
+
+
 def test_resample_pairs_equals_rsatoolbox_subsample_pattern(rng):
     vector = rng.random(15)  # 6 conditions
     drawn = np.array([4, 0, 0, 2, 5, 2])
@@ -20,24 +40,12 @@ def test_resample_pairs_equals_rsatoolbox_subsample_pattern(rng):
 @pytest.mark.parametrize("method", ["corr", "cosine", "spearman", "rho-a"])
 def test_equals_rsatoolbox_eval_bootstrap_pattern_on_the_same_draws(rng, method):
     from rsatoolbox.inference import eval_bootstrap_pattern
-    from rsatoolbox.model import ModelFixed
 
     n_cond, n_boot = 8, 12
     truth = rng.random(n_cond * (n_cond - 1) // 2)
     data = truth + rng.normal(0, 0.3, size=(4, truth.size))
     models = np.stack([truth, rng.random(truth.size), 0.5 * truth + rng.random(truth.size)])
-    # rsatoolbox draws with numpy's legacy global RNG: record the same draws, and restore its state afterwards
-    saved = np.random.get_state()  # noqa: NPY002
-    np.random.seed(7)  # noqa: NPY002
-    draws = np.stack([np.random.randint(0, n_cond, size=n_cond) for _ in range(n_boot)])  # noqa: NPY002
-    np.random.seed(7)  # noqa: NPY002
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ref = eval_bootstrap_pattern(
-            [ModelFixed(f"m{i}", rsatoolbox.rdm.RDMs(m[None])) for i, m in enumerate(models)],
-            rsatoolbox.rdm.RDMs(data), method=method, N=n_boot,
-        )  # fmt: skip
-    np.random.set_state(saved)  # noqa: NPY002
+    draws, ref = _replay_rsatoolbox(eval_bootstrap_pattern, models, data, method, n_boot, n_cond, seed=7)
     ours = bootstrap_conditions(models, data, method=method, indices=draws)
     np.testing.assert_allclose(ours.evaluations, ref.evaluations, rtol=1e-6, atol=1e-9, equal_nan=True)
     np.testing.assert_allclose(ours.noise_ceiling, ref.noise_ceiling, rtol=1e-6, atol=1e-9, equal_nan=True)
@@ -81,21 +89,12 @@ from rnnprobe.analysis.rsa import noise_ceiling  # noqa: E402
 @pytest.mark.parametrize("method", ["corr", "cosine", "spearman", "rho-a", "tau-a"])
 def test_bootstrap_subjects_equals_rsatoolbox_eval_bootstrap_rdm(rng, method):
     from rsatoolbox.inference import eval_bootstrap_rdm
-    from rsatoolbox.model import ModelFixed
 
     n_subjects, n_boot = 5, 10
     truth = rng.random(28)
     data = truth + rng.normal(0, 0.4, size=(n_subjects, 28))
     models = np.stack([truth, rng.random(28)])
-    saved = np.random.get_state()  # noqa: NPY002
-    np.random.seed(3)  # noqa: NPY002
-    draws = np.stack([np.random.randint(0, n_subjects, size=n_subjects) for _ in range(n_boot)])  # noqa: NPY002
-    np.random.seed(3)  # noqa: NPY002
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ref = eval_bootstrap_rdm([ModelFixed(f"m{i}", rsatoolbox.rdm.RDMs(m[None])) for i, m in enumerate(models)],
-                                 rsatoolbox.rdm.RDMs(data), method=method, N=n_boot)  # fmt: skip
-    np.random.set_state(saved)  # noqa: NPY002
+    draws, ref = _replay_rsatoolbox(eval_bootstrap_rdm, models, data, method, n_boot, n_subjects, seed=3)
     ours = bootstrap_subjects(models, data, method=method, indices=draws)
     np.testing.assert_allclose(ours.evaluations, ref.evaluations, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(ours.noise_ceiling, ref.noise_ceiling, rtol=1e-6, atol=1e-9, equal_nan=True)
