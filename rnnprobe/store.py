@@ -200,6 +200,11 @@ class StoreWriter:
         self._group = group
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnprobe-store")
 
+    @property
+    def chunk_rows(self) -> dict[str, int]:
+        """Stimuli per on-disk chunk, per layer (known after :meth:`create`)."""
+        return {name: buffer.shape[0] for name, buffer in self._buffers.items()}
+
     def append(self, batch: Mapping[str, np.ndarray]) -> None:
         """Append the next rows (same count for every layer) to each layer."""
         for name, rows in batch.items():
@@ -294,7 +299,7 @@ def save_recording(
         chunk_stimuli=chunk_stimuli,
     )
     n = recording.n_stimuli
-    step = min(writer._buffers[name].shape[0] for name in recording.layers)
+    step = min(writer.chunk_rows.values())
     try:
         for start in range(0, n, step):
             stop = min(n, start + step)
