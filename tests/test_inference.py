@@ -159,3 +159,100 @@ def test_permutation_bad_input(rng):
         permutation_test(nan, rng.random(10))
     with pytest.raises(ArgumentError, match="n_permutations: got 0"):
         permutation_test(rng.random(10), rng.random(10), n_permutations=0)
+
+
+from rnnprobe.analysis.inference import bootstrap_conditions_and_subjects  # noqa: E402
+
+
+def _replay_joint(models, data, method, n_boot, *, seed):
+    """rsatoolbox's eval_bootstrap draws subjects, then conditions, per sample from the global RNG."""
+    from rsatoolbox.inference import eval_bootstrap
+    from rsatoolbox.model import ModelFixed
+
+    n_subjects, n_cond = data.shape[0], round((1 + np.sqrt(1 + 8 * data.shape[1])) / 2)
+    saved = np.random.get_state()  # noqa: NPY002
+    try:
+        np.random.seed(seed)  # noqa: NPY002
+        subjects, conditions = [], []
+        for _ in range(n_boot):
+            subjects.append(np.random.randint(0, n_subjects, size=n_subjects))  # noqa: NPY002
+            conditions.append(np.random.randint(0, n_cond, size=n_cond))  # noqa: NPY002
+        np.random.seed(seed)  # noqa: NPY002
+        rsa_models = [ModelFixed(f"m{i}", rsatoolbox.rdm.RDMs(m[None])) for i, m in enumerate(models)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = eval_bootstrap(rsa_models, rsatoolbox.rdm.RDMs(data), method=method, N=n_boot)
+        return (np.stack(conditions), np.stack(subjects)), ref
+    finally:
+        np.random.set_state(saved)  # noqa: NPY002
+
+
+def _data(rng, n_cond=9, n_subjects=5):
+    truth = rng.random(n_cond * (n_cond - 1) // 2)
+    data = truth + rng.normal(0, 0.4, size=(n_subjects, truth.size))
+    models = np.stack([truth, rng.random(truth.size), 0.6 * truth + rng.random(truth.size)])
+    return models, data
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("method", ["corr", "spearman", "rho-a", "tau-a"])
+def test_joint_bootstrap_equals_rsatoolbox_eval_bootstrap(rng, method):
+    models, data = _data(rng)
+    draws, ref = _replay_joint(models, data, method, 15, seed=5)
+    ours = bootstrap_conditions_and_subjects(models, data, method=method, indices=draws)
+    assert ours.over == ("conditions", "subjects")
+    np.testing.assert_allclose(ours.evaluations, ref.evaluations, rtol=1e-6, atol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(ours.noise_ceiling, ref.noise_ceiling, rtol=1e-6, atol=1e-9, equal_nan=True)
+    np.testing.assert_allclose(ours.standard_error() ** 2, ref.model_var, rtol=1e-6)
+    np.testing.assert_allclose(ours.pairwise_p_values(), ref.test_pairwise(), rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("factor", ["conditions", "subjects"])
+def test_variances_and_pairwise_tests_equal_rsatoolbox_result(rng, factor):
+    from rsatoolbox.inference import eval_bootstrap_pattern, eval_bootstrap_rdm
+
+    models, data = _data(rng, n_cond=10, n_subjects=6)
+    evaluate, ours_fn, n_draw = {
+        "conditions": (eval_bootstrap_pattern, bootstrap_conditions, 10),
+        "subjects": (eval_bootstrap_rdm, bootstrap_subjects, 6),
+    }[factor]
+    draws, ref = _replay_rsatoolbox(evaluate, models, data, "corr", 30, n_draw, seed=2)
+    ours = ours_fn(models, data, indices=draws)
+    np.testing.assert_allclose(ours.standard_error() ** 2, ref.model_var, rtol=1e-6)
+    p = ours.pairwise_p_values()
+    np.testing.assert_allclose(p, ref.test_pairwise(), rtol=1e-6, atol=1e-12)
+    assert np.all(np.diag(p) == 1) and np.allclose(p, p.T)
+
+
+def test_joint_bootstrap_is_seeded_and_checks_its_indices(rng):
+    models, data = _data(rng)
+    a = bootstrap_conditions_and_subjects(models, data, n_bootstrap=20, seed=1)
+    b = bootstrap_conditions_and_subjects(models, data, n_bootstrap=20, seed=1)
+    np.testing.assert_array_equal(a.evaluations, b.evaluations)
+    assert a.indices.shape == (20, 9) and a.subject_indices.shape == (20, 5)
+    assert not np.array_equal(a.indices[:, :5], a.subject_indices)  # independent streams
+    with pytest.raises(ArgumentError, match="a pair"):
+        bootstrap_conditions_and_subjects(models, data, indices=a.indices)
+    with pytest.raises(ShapeError, match="3 condition draws but 20 subject draws"):
+        bootstrap_conditions_and_subjects(models, data, indices=(a.indices[:3], a.subject_indices))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("method", ["corr", "cosine", "spearman", "rho-a"])
+def test_all_samples_at_once_equals_sample_by_sample_with_ties(rng, method):
+    """The weighted all-samples path against the per-sample loop (itself tested against rsatoolbox),
+    on RDMs full of tied values and with draws of fewer than 3 distinct conditions."""
+    from rnnprobe.analysis.inference import _bootstrap_loop
+
+    n_cond = 9
+    models = rng.integers(0, 4, size=(3, 36)).astype(float)
+    data = rng.integers(0, 3, size=(4, 36)).astype(float) + models[0]
+    draws = rng.integers(0, n_cond, size=(25, n_cond))
+    draws[3] = [1, 1, 1, 2, 2, 2, 1, 2, 1]  # 2 distinct conditions: NaN
+    draws[4] = [5, 5, 5, 5, 5, 5, 0, 0, 7]  # 3 distinct: some RDMs constant over its pairs
+    fast = bootstrap_conditions(models, data, method=method, indices=draws)
+    ev, ceiling = _bootstrap_loop(models, data, draws, None, method, True, True)
+    assert np.isnan(fast.evaluations[3]).all()
+    np.testing.assert_allclose(fast.evaluations, ev, rtol=1e-9, atol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(fast.noise_ceiling, ceiling, rtol=1e-9, atol=1e-12, equal_nan=True)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import ArgumentError, ShapeError, check_int, check_option, describe
+from ._pattern_bootstrap import pattern_bootstrap
 from .rsa import (
     COMPARE_METHODS,
     DOT_METHODS,
@@ -93,7 +94,7 @@ def _dot_path(method: str, *stacks: np.ndarray) -> bool:
     return method in DOT_METHODS and not any(np.isnan(stack).any() for stack in stacks)
 
 
-def _draws(indices: np.ndarray | None, n_bootstrap: int, seed: int | None, n: int, what: str) -> np.ndarray:
+def _draws(indices: np.ndarray | None, n_bootstrap: int, seed: Any, n: int, what: str) -> np.ndarray:
     """Bootstrap draws (n_bootstrap, n) from ``seed``, or the given ``indices`` after checking them."""
     if indices is None:
         n_bootstrap = check_int("n_bootstrap", n_bootstrap)
@@ -111,7 +112,7 @@ def _model_names(models: Any, n: int) -> list[str]:
 
 @dataclass
 class BootstrapResult:
-    """Model evaluations over bootstrap samples of the conditions.
+    """Model evaluations over bootstrap samples of the conditions and/or subjects.
 
     Attributes
     ----------
@@ -120,10 +121,18 @@ class BootstrapResult:
         fewer than 3 distinct conditions).
     noise_ceiling : ndarray, (2, n_bootstrap) or None
         Lower and upper noise ceiling per sample.
-    indices : ndarray, (n_bootstrap, n_conditions)
-        The drawn conditions (reproducible given the seed).
+    indices : ndarray, (n_bootstrap, n_conditions) or (n_bootstrap, n_subjects)
+        The drawn conditions (or subjects when only subjects were resampled); reproducible given
+        the seed.
     method : str
     model_names : list of str
+    over : tuple of str
+        What was resampled: ("conditions",), ("subjects",) or ("conditions", "subjects").
+    n_conditions, n_subjects : int
+        Size of the data; the variance correction n / (n - 1) and the t-tests' degrees of freedom
+        n - 1 use the resampled factor's n (the smaller one when both were), as rsatoolbox does.
+    subject_indices : ndarray or None
+        The drawn subjects of a joint bootstrap.
     """
 
     evaluations: np.ndarray
@@ -131,6 +140,10 @@ class BootstrapResult:
     indices: np.ndarray
     method: str
     model_names: list[str]
+    over: tuple[str, ...] = ("conditions",)
+    n_conditions: int = 0
+    n_subjects: int = 0
+    subject_indices: np.ndarray | None = None
 
     def mean(self) -> np.ndarray:
         return np.nanmean(self.evaluations, axis=0)
@@ -139,6 +152,39 @@ class BootstrapResult:
         """Percentile interval per model, (2, n_models)."""
         alpha = (1 - level) / 2
         return np.nanpercentile(self.evaluations, [100 * alpha, 100 * (1 - alpha)], axis=0)
+
+    def _n(self) -> int:
+        sizes = {"conditions": self.n_conditions, "subjects": self.n_subjects}
+        return min(sizes[factor] for factor in self.over)
+
+    def covariance(self) -> np.ndarray:
+        """Covariance of the model evaluations over the valid samples, corrected by n / (n - 1).
+
+        The diagonal equals rsatoolbox's ``Result.model_var`` for the same draws (tested).
+        """
+        valid = np.isfinite(self.evaluations).all(axis=1)
+        n = self._n()
+        return np.atleast_2d(np.cov(self.evaluations[valid].T)) * (n / (n - 1))
+
+    def standard_error(self) -> np.ndarray:
+        """Bootstrap standard error of each model's evaluation, (n_models,)."""
+        return np.sqrt(np.maximum(np.diag(self.covariance()), 0))
+
+    def pairwise_p_values(self) -> np.ndarray:
+        """Two-sided t-tests of every pair of models, (n_models, n_models), 1 on the diagonal.
+
+        t = (mean_i - mean_j) / sqrt(var(eval_i - eval_j)), with n - 1 degrees of freedom (as
+        rsatoolbox's ``Result.test_pairwise()``). Not corrected for multiple comparisons.
+        """
+        from scipy import stats
+
+        cov, mean = self.covariance(), self.mean()
+        variance = np.diag(cov)[:, None] + np.diag(cov)[None, :] - 2 * cov
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t = (mean[:, None] - mean[None, :]) / np.sqrt(np.maximum(variance, np.finfo(float).eps))
+        p = 2 * stats.t.sf(np.abs(t), self._n() - 1)
+        np.fill_diagonal(p, 1.0)  # no difference of a model with itself
+        return p
 
     def plot(self) -> Figure:
         """Mean model performance with 95% bootstrap intervals and the noise-ceiling band."""
@@ -158,8 +204,100 @@ class BootstrapResult:
         ax.axhline(0, color="black", lw=0.6)
         if self.noise_ceiling is not None:
             ax.legend(frameon=False)
-        ax.set_title(f"bootstrap (n = {self.evaluations.shape[0]} samples)")
+        ax.set_title(f"bootstrap over {' and '.join(self.over)} (n = {self.evaluations.shape[0]} samples)")
         return fig
+
+
+def _check_resampling_method(method: str) -> None:
+    check_option("method", method, COMPARE_METHODS)
+    if method in ("corr_cov", "cosine_cov"):
+        raise ArgumentError(
+            f"method: {method!r} whitens with the full RDM structure, which resampled RDMs (with gaps for "
+            f"repeated conditions) do not have. Use 'corr', 'cosine', 'spearman', 'rho-a' or 'tau-a'."
+        )
+
+
+def _bootstrap_loop(
+    model_vectors: np.ndarray,
+    data_vectors: np.ndarray,
+    condition_draws: np.ndarray | None,
+    subject_draws: np.ndarray | None,
+    method: str,
+    fast: bool,
+    with_noise_ceiling: bool,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Evaluations and noise ceilings sample by sample (resampled subjects, or methods and RDMs
+    without a dot-product form)."""
+    n_cond = round((1 + np.sqrt(1 + 8 * data_vectors.shape[1])) / 2)
+    n_samples = len(condition_draws if condition_draws is not None else subject_draws)
+    evaluations = np.full((n_samples, model_vectors.shape[0]), np.nan)
+    ceiling = np.full((2, n_samples), np.nan) if with_noise_ceiling else None
+    f_models = similarity_transform(model_vectors, method) if fast and condition_draws is None else None
+    for b in range(n_samples):
+        groups = None if subject_draws is None else subject_draws[b]
+        sample, sample_models = data_vectors if groups is None else data_vectors[groups], model_vectors
+        if condition_draws is not None:
+            if np.unique(condition_draws[b]).size < 3:
+                continue
+            pairs = resample_pairs(condition_draws[b], n_cond)
+            sample, sample_models = sample[:, pairs], model_vectors[:, pairs]
+        if fast:
+            evaluations[b], bounds = _dot_sample(sample_models, sample, method, ceiling is not None, groups, f_models)
+        else:
+            evaluations[b] = compare_rdms(sample_models, sample, method=method).mean(axis=1)
+            distinct = sample.shape[0] if groups is None else np.unique(groups).size
+            bounds = (np.nan, np.nan)
+            if ceiling is not None and distinct >= 2:
+                bounds = noise_ceiling(sample, method=method, groups=groups)
+        if ceiling is not None:
+            ceiling[:, b] = bounds
+    return evaluations, ceiling
+
+
+def _bootstrap(
+    models: Any,
+    data: Any,
+    method: str,
+    conditions: tuple[np.ndarray | None, int, int | None] | None,
+    subjects: tuple[np.ndarray | None, int, int | None] | None,
+    with_noise_ceiling: bool,
+) -> BootstrapResult:
+    """The bootstrap loop shared by the three public functions. ``conditions``/``subjects``:
+    (given indices or None, n_bootstrap, seed) for each resampled factor, None when it is fixed."""
+    _check_resampling_method(method)
+    model_vectors, data_vectors = paired_vectors(models, data, names=("models", "data"))
+    n_subjects, n_pairs = data_vectors.shape
+    n_cond = round((1 + np.sqrt(1 + 8 * n_pairs)) / 2)
+    if with_noise_ceiling and n_subjects < 2:
+        raise ArgumentError("data: a noise ceiling needs at least 2 data RDMs; pass with_noise_ceiling=False.")
+    subject_draws = None if subjects is None else _draws(*subjects, n_subjects, "subject")
+    condition_draws = None if conditions is None else _draws(*conditions, n_cond, "condition")
+    if condition_draws is not None and subject_draws is not None and len(condition_draws) != len(subject_draws):
+        raise ShapeError(
+            f"indices: {len(condition_draws)} condition draws but {len(subject_draws)} subject draws; "
+            f"pass the same number of samples for both."
+        )
+    fast = _dot_path(method, model_vectors, data_vectors)
+    if fast and subject_draws is None:  # every sample at once, as weighted statistics
+        evaluations, ceiling = pattern_bootstrap(model_vectors, data_vectors, condition_draws, method,
+                                                 with_noise_ceiling)  # fmt: skip
+    else:
+        evaluations, ceiling = _bootstrap_loop(model_vectors, data_vectors, condition_draws, subject_draws, method,
+                                               fast, with_noise_ceiling)  # fmt: skip
+    over = tuple(
+        name for name, draws in (("conditions", condition_draws), ("subjects", subject_draws)) if draws is not None
+    )
+    return BootstrapResult(
+        evaluations,
+        ceiling,
+        condition_draws if condition_draws is not None else subject_draws,
+        method,
+        _model_names(models, model_vectors.shape[0]),
+        over=over,
+        n_conditions=n_cond,
+        n_subjects=n_subjects,
+        subject_indices=subject_draws if condition_draws is not None else None,
+    )
 
 
 def bootstrap_conditions(
@@ -173,6 +311,9 @@ def bootstrap_conditions(
     with_noise_ceiling: bool = True,
 ) -> BootstrapResult:
     """Evaluate fixed model RDMs against data RDMs over bootstrap samples of the conditions.
+
+    Given the same draws, equal to rsatoolbox's ``eval_bootstrap_pattern`` (tested), including
+    the variances and pairwise tests of its result.
 
     Parameters
     ----------
@@ -197,34 +338,10 @@ def bootstrap_conditions(
     >>> result = bootstrap_conditions(models, data, n_bootstrap=50, seed=1)
     >>> bool(result.mean()[0] > result.mean()[1])
     True
+    >>> bool(result.pairwise_p_values()[0, 1] < 0.05)
+    True
     """
-    if method in ("corr_cov", "cosine_cov"):
-        raise ArgumentError(
-            f"method: {method!r} whitens with the full RDM structure, which resampled RDMs (with gaps for "
-            f"repeated conditions) do not have. Use 'corr', 'cosine', 'spearman', 'rho-a' or 'tau-a'."
-        )
-    model_vectors, data_vectors = paired_vectors(models, data, names=("models", "data"))
-    n_cond = round((1 + np.sqrt(1 + 8 * model_vectors.shape[1])) / 2)
-    indices = _draws(indices, n_bootstrap, seed, n_cond, "condition")
-    if with_noise_ceiling and data_vectors.shape[0] < 2:
-        raise ArgumentError("data: a noise ceiling needs at least 2 data RDMs; pass with_noise_ceiling=False.")
-    evaluations = np.full((indices.shape[0], model_vectors.shape[0]), np.nan)
-    ceiling = np.full((2, indices.shape[0]), np.nan) if with_noise_ceiling else None
-    fast = _dot_path(method, model_vectors, data_vectors)
-    for b, drawn in enumerate(indices):
-        if np.unique(drawn).size < 3:
-            continue
-        pairs = resample_pairs(drawn, n_cond)
-        sample = data_vectors[:, pairs]
-        if fast:
-            evaluations[b], bounds = _dot_sample(model_vectors[:, pairs], sample, method, ceiling is not None)
-            if ceiling is not None:
-                ceiling[:, b] = bounds
-            continue
-        evaluations[b] = compare_rdms(model_vectors[:, pairs], sample, method=method).mean(axis=1)
-        if ceiling is not None:
-            ceiling[:, b] = noise_ceiling(sample, method=method)
-    return BootstrapResult(evaluations, ceiling, indices, method, _model_names(models, model_vectors.shape[0]))
+    return _bootstrap(models, data, method, (indices, n_bootstrap, seed), None, with_noise_ceiling)
 
 
 def bootstrap_subjects(
@@ -255,28 +372,54 @@ def bootstrap_subjects(
     >>> result.evaluations.shape
     (50, 2)
     """
-    model_vectors, data_vectors = paired_vectors(models, data, names=("models", "data"))
-    n_subjects = data_vectors.shape[0]
-    if with_noise_ceiling and n_subjects < 2:
-        raise ArgumentError("data: a noise ceiling needs at least 2 data RDMs; pass with_noise_ceiling=False.")
-    indices = _draws(indices, n_bootstrap, seed, n_subjects, "subject")
-    fast = _dot_path(method, model_vectors, data_vectors)
-    evaluations = np.full((indices.shape[0], model_vectors.shape[0]), np.nan)
-    ceiling = np.full((2, indices.shape[0]), np.nan) if with_noise_ceiling else None
-    f_models = similarity_transform(model_vectors, method) if fast else None
-    for b, drawn in enumerate(indices):
-        sample = data_vectors[drawn]
-        if fast:
-            evaluations[b], bounds = _dot_sample(model_vectors, sample, method, ceiling is not None, groups=drawn,
-                                                 f_models=f_models)  # fmt: skip
-        else:
-            evaluations[b] = compare_rdms(model_vectors, sample, method=method).mean(axis=1)
-            bounds = (np.nan, np.nan)
-            if ceiling is not None and np.unique(drawn).size >= 2:
-                bounds = noise_ceiling(sample, method=method, groups=drawn)
-        if ceiling is not None:
-            ceiling[:, b] = bounds
-    return BootstrapResult(evaluations, ceiling, indices, method, _model_names(models, model_vectors.shape[0]))
+    return _bootstrap(models, data, method, None, (indices, n_bootstrap, seed), with_noise_ceiling)
+
+
+def bootstrap_conditions_and_subjects(
+    models: Any,
+    data: Any,
+    *,
+    method: str = "corr",
+    n_bootstrap: int = 1000,
+    seed: int | None = 0,
+    indices: tuple[np.ndarray, np.ndarray] | None = None,
+    with_noise_ceiling: bool = True,
+) -> BootstrapResult:
+    """Evaluate fixed model RDMs over samples that resample both subjects and conditions.
+
+    The question of most model-vs-brain studies: would the ranking of models hold for new
+    subjects *and* new stimuli? Each sample draws subjects, then conditions, with replacement.
+    Given the same draws, equal to rsatoolbox's ``eval_bootstrap`` (tested). Resampling both
+    factors overestimates the variance somewhat (Schütt et al. 2023); the result's intervals are
+    conservative.
+
+    Parameters
+    ----------
+    indices : (condition_draws, subject_draws), optional
+        (n_bootstrap, n_conditions) and (n_bootstrap, n_subjects) draws to use instead of ``seed``.
+
+    Other parameters are as for :func:`bootstrap_conditions`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> truth = rng.random(45)
+    >>> data = truth + rng.normal(0, 0.3, size=(6, 45))
+    >>> result = bootstrap_conditions_and_subjects(np.stack([truth, rng.random(45)]), data, n_bootstrap=50)
+    >>> result.over, result.standard_error().shape
+    (('conditions', 'subjects'), (2,))
+    """
+    if indices is None:  # independent streams for the two factors
+        condition_seed, subject_seed = np.random.SeedSequence(seed).spawn(2)
+        return _bootstrap(models, data, method, (None, n_bootstrap, condition_seed),
+                          (None, n_bootstrap, subject_seed), with_noise_ceiling)  # fmt: skip
+    if not (isinstance(indices, tuple | list) and len(indices) == 2):
+        raise ArgumentError(
+            f"indices: got {describe(indices)}. Pass a pair (condition_draws, subject_draws), "
+            f"or None to draw them from seed."
+        )
+    return _bootstrap(models, data, method, (indices[0], 0, None), (indices[1], 0, None), with_noise_ceiling)
 
 
 @dataclass

@@ -1,0 +1,190 @@
+"""Bootstrap over conditions as weighted statistics of the original RDMs: all samples at once.
+
+A bootstrap sample of conditions keeps every pair of drawn copies except a condition paired with
+its own copy, so original pair (i, j) appears c_i * c_j times, where c counts how often each
+condition was drawn. Any statistic of the resampled RDMs is therefore a statistic of the original
+dissimilarities weighted by w_ij = c_i c_j:
+
+- "corr" and "cosine" need only weighted first and second moments of the model and data RDMs:
+  one matrix product of the weights (samples x pairs) with the needed products of rows gives
+  every sample's evaluations and noise ceiling (the pooled RDMs of :func:`rsa.pool_rdms` enter
+  only through their covariances with the subjects' RDMs).
+- "spearman" and "rho-a" rank the resampled vectors; a value standing for w tied copies after L
+  smaller copies has the average rank L + (w + 1) / 2, so each RDM is sorted once and ranked in
+  every sample by a cumulative sum of weights in that fixed order. Only the pooled RDMs of the
+  noise ceiling, whose order changes from sample to sample, are sorted per sample.
+
+Equal to looping over the resampled RDMs (tested against rsatoolbox's ``eval_bootstrap_pattern``
+on the same draws).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_BLOCK_BYTES = 2**26  # samples are processed in blocks of about this many bytes of weights
+
+
+def _pair_weights(draws: np.ndarray, n_cond: int) -> np.ndarray:
+    """(n_samples, n_pairs) weights c_i c_j of every upper-triangle pair (i < j)."""
+    n = draws.shape[0]
+    flat = (draws + n_cond * np.arange(n)[:, None]).ravel()
+    counts = np.bincount(flat, minlength=n * n_cond).reshape(n, n_cond).astype(np.float64)
+    rows, cols = np.triu_indices(n_cond, k=1)
+    return counts[:, rows] * counts[:, cols]
+
+
+def _ranks_in_order(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Average-tie ranks of ascending ``values`` whose entries stand for ``weights`` copies each.
+
+    Both arrays (..., n) in ascending order of ``values`` along the last axis.
+    """
+    cum = np.cumsum(weights, axis=-1)
+    new_run = np.ones(values.shape, dtype=bool)
+    new_run[..., 1:] = values[..., 1:] != values[..., :-1]
+    if new_run.all():  # no ties: L = cum - w, rank = L + (w + 1) / 2
+        return cum - (weights - 1) / 2
+    n = values.shape[-1]
+    positions = np.broadcast_to(np.arange(n), values.shape)
+    first = np.maximum.accumulate(np.where(new_run, positions, 0), axis=-1)
+    is_last = np.ones(values.shape, dtype=bool)
+    is_last[..., :-1] = new_run[..., 1:]
+    last = np.minimum.accumulate(np.where(is_last, positions, n)[..., ::-1], axis=-1)[..., ::-1]
+    before = np.take_along_axis(cum - weights, first, axis=-1)
+    in_run = np.take_along_axis(cum, last, axis=-1) - before
+    return before + (in_run + 1) / 2
+
+
+def _sample_ranks(values: np.ndarray, weights: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
+    """Weighted average-tie ranks of each row of ``values`` (n_rows, m), whose entries stand for
+    ``weights`` (m,) copies; ``order``: the rows' ascending order when already known."""
+    if order is None:
+        order = np.argsort(values, axis=1)
+    sorted_ranks = _ranks_in_order(np.take_along_axis(values, order, 1), weights[order])
+    ranks = np.empty_like(sorted_ranks)
+    np.put_along_axis(ranks, order, sorted_ranks, axis=1)
+    return ranks
+
+
+def _rank_similarity(a: np.ndarray, b: np.ndarray, weights: np.ndarray, method: str) -> np.ndarray:
+    """Weighted spearman / rho-a of ranks a (K, m) with ranks b (L, m): (K, L)."""
+    n = weights.sum()
+    a, b = a - (n + 1) / 2, b - (n + 1) / 2  # weighted ranks always have mean (n + 1) / 2
+    weighted_a = a * weights
+    cross = weighted_a @ b.T
+    if method == "rho-a":
+        return cross * 12 / (n**3 - n)
+    norm_a = np.sqrt(np.einsum("kp,kp->k", weighted_a, a))
+    norm_b = np.sqrt(np.einsum("kp,p,kp->k", b, weights, b))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return cross / np.outer(norm_a, norm_b)
+
+
+def _ceiling_from_similarities(sim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Noise ceiling (lower, upper) per sample from the (S, D, D) similarities of the subjects'
+    RDMs, for "corr"/"cosine" whose pooled RDM is a sum of normalised RDMs: the similarity of
+    sum_k z_k with subject j is sum_k R_kj / sqrt(sum_kl R_kl) (R with unit diagonal)."""
+    col = sim.sum(axis=1)
+    total = col.sum(axis=1)
+    diag = np.einsum("sjj->sj", sim)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        upper = (col / np.sqrt(total)[:, None]).mean(axis=1)
+        lower = ((col - diag) / np.sqrt(total[:, None] - 2 * col + diag)).mean(axis=1)
+    return lower, upper
+
+
+def _moment_block(
+    models: np.ndarray, data: np.ndarray, weights: np.ndarray, method: str, with_ceiling: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """corr / cosine for one block of samples, from weighted moments."""
+    n_models, n_data = len(models), len(data)
+    rows = np.vstack([models, data])
+    if method == "corr":  # shift-invariant: centring first keeps the moments well conditioned
+        rows = rows - rows.mean(axis=1, keepdims=True)
+    m_idx, d_idx = np.meshgrid(np.arange(n_models), n_models + np.arange(n_data), indexing="ij")
+    d1, d2 = np.triu_indices(n_data)
+    first = np.r_[np.arange(n_models), m_idx.ravel(), n_models + d1]
+    second = np.r_[np.arange(n_models), d_idx.ravel(), n_models + d2]
+    moments = np.empty((len(weights), first.size))
+    for start in range(0, first.size, 64):  # products of rows, 64 at a time
+        stop = start + 64
+        moments[:, start:stop] = weights @ (rows[first[start:stop]] * rows[second[start:stop]]).T
+    if method == "corr":
+        n = weights.sum(axis=1, keepdims=True)
+        sums = weights @ rows.T / n
+        raw = moments / n
+        moments = raw - sums[:, first] * sums[:, second]
+        # an RDM constant over a sample's pairs has no correlation (NaN, as rsatoolbox gives); from
+        # moments its variance is a rounding residue, so variances below 1e-12 of the mean square
+        # count as zero
+        same = first == second
+        degenerate = np.zeros_like(moments, dtype=bool)
+        degenerate[:, same] = moments[:, same] <= 1e-12 * raw[:, same]
+        moments[degenerate] = np.nan
+    model_var = moments[:, :n_models]
+    cross = moments[:, n_models : n_models + m_idx.size].reshape(-1, n_models, n_data)
+    data_moments = np.zeros((len(weights), n_data, n_data))
+    data_moments[:, d1, d2] = moments[:, n_models + m_idx.size :]
+    data_moments[:, d2, d1] = data_moments[:, d1, d2]
+    data_var = np.einsum("sjj->sj", data_moments)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sim = cross / np.sqrt(model_var[:, :, None] * data_var[:, None, :])
+        evaluations = sim.mean(axis=2)
+        if not with_ceiling:
+            return evaluations, None
+        data_sim = data_moments / np.sqrt(data_var[:, :, None] * data_var[:, None, :])
+    return evaluations, np.stack(_ceiling_from_similarities(data_sim))
+
+
+def _rank_sample(
+    rows: np.ndarray, orders: np.ndarray, n_models: int, weights: np.ndarray, method: str, with_ceiling: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """spearman / rho-a for one sample, on the pairs it contains (weight > 0): ``rows`` stacks
+    the model and data RDMs, ``orders`` their ascending orders over all pairs."""
+    keep = weights > 0
+    kept = np.flatnonzero(keep)
+    compact = np.full(keep.size, -1)
+    compact[kept] = np.arange(kept.size)
+    order = compact[orders[keep[orders]].reshape(len(rows), kept.size)]  # fixed order, kept pairs
+    w = weights[kept]
+    ranks = _sample_ranks(rows[:, kept], w, order)
+    model_ranks, data_ranks = ranks[:n_models], ranks[n_models:]
+    evaluations = _rank_similarity(model_ranks, data_ranks, w, method).mean(axis=1)
+    if not with_ceiling:
+        return evaluations, None
+    total = data_ranks.sum(axis=0, keepdims=True)  # pooled RDM: mean rank (scale does not matter)
+    pool_ranks = _sample_ranks(np.vstack([total, total - data_ranks]), w)  # all, then leave-one-out
+    upper = _rank_similarity(pool_ranks[:1], data_ranks, w, method).mean()
+    lower = np.diag(_rank_similarity(pool_ranks[1:], data_ranks, w, method)).mean()
+    return evaluations, np.array([lower, upper])
+
+
+def pattern_bootstrap(
+    models: np.ndarray, data: np.ndarray, draws: np.ndarray, method: str, with_ceiling: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Evaluations (n_samples, n_models) and noise ceiling (2, n_samples) of every bootstrap
+    sample of conditions, for complete RDMs (no NaN) and method in corr/cosine/spearman/rho-a.
+    Samples with fewer than 3 distinct conditions are NaN."""
+    n_cond = round((1 + np.sqrt(1 + 8 * models.shape[1])) / 2)
+    n_samples = draws.shape[0]
+    evaluations = np.full((n_samples, len(models)), np.nan)
+    ceiling = np.full((2, n_samples), np.nan) if with_ceiling else None
+    distinct = np.array([np.unique(d).size for d in draws])
+    valid = np.flatnonzero(distinct >= 3)
+    if method in ("spearman", "rho-a"):  # sample by sample, on the pairs each contains
+        rows = np.vstack([models, data])
+        orders = np.argsort(rows, axis=1)
+        for b in valid:
+            evaluations[b], bounds = _rank_sample(rows, orders, len(models), _pair_weights(draws[b : b + 1], n_cond)[0],
+                                                  method, with_ceiling)  # fmt: skip
+            if with_ceiling:
+                ceiling[:, b] = bounds
+        return evaluations, ceiling
+    block = max(1, _BLOCK_BYTES // (models.shape[1] * 8))
+    for start in range(0, valid.size, block):
+        samples = valid[start : start + block]
+        evaluations[samples], bounds = _moment_block(models, data, _pair_weights(draws[samples], n_cond), method,
+                                                     with_ceiling)  # fmt: skip
+        if with_ceiling:
+            ceiling[:, samples] = bounds
+    return evaluations, ceiling

@@ -1,0 +1,95 @@
+"""Row-wise ranks with ties averaged (as ``scipy.stats.rankdata``), fast for long rows.
+
+Sorting is what rank-based RDM comparisons spend their time on. numpy's argsort of 124,750
+float64 values (one RDM of 500 conditions) costs about 8 ms on this project's machine, scipy's
+``rankdata`` 18 ms. Long rows here go through a radix sort instead: each float64 is rounded to
+float32 and mapped to an order-preserving 32-bit integer key, torch's stable integer sort (a radix
+sort on 1-D tensors, about 2 ms for 124,750 keys) orders the keys, and the few runs whose keys
+collide although their float64 values differ (rounding to float32 merges values closer than one
+float32 ulp) are put in float64 order afterwards. Rounding is monotone, so equal keys are always
+contiguous and this fix-up makes the order exact. Short rows use one batched numpy argsort.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_RADIX_MIN = 20_000  # below this many values per row, numpy's batched argsort is faster
+
+
+def _order_keys(row: np.ndarray) -> np.ndarray:
+    """Order-preserving uint32 keys of ``row`` rounded to float32, as int64 (torch sorts int64)."""
+    with np.errstate(over="ignore"):  # beyond float32's range: +-inf, still in order
+        bits = row.astype(np.float32).view(np.uint32)
+    # negative floats: flip every bit; non-negative: flip the sign bit
+    flip = (bits >> np.uint32(31)) * np.uint32(0x7FFFFFFF) | np.uint32(0x80000000)
+    bits ^= flip
+    return bits.astype(np.int64)
+
+
+def _radix_order(row: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The ascending order of one float64 row (exact) and whether it may hold ties."""
+    import torch
+
+    keys = _order_keys(row)
+    order = torch.sort(torch.from_numpy(keys), stable=True).indices.numpy()
+    sorted_keys = keys[order]
+    collide = sorted_keys[1:] == sorted_keys[:-1]
+    if collide.any():  # rare: values closer than a float32 ulp, or exact ties
+        in_run = np.zeros(row.size, dtype=bool)
+        in_run[1:] |= collide
+        in_run[:-1] |= collide
+        positions = np.flatnonzero(in_run)
+        # run id: a new run starts where a position does not continue the previous key
+        starts = np.r_[True, sorted_keys[positions[1:]] != sorted_keys[positions[:-1]]]
+        run = np.cumsum(starts)
+        members = order[positions]
+        within = np.lexsort((row[members], run))
+        order[positions] = members[within]
+    return order, bool(collide.any())  # equal values have equal keys: no collision, no tie
+
+
+def _average_ties(ordered: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of an ascending row, ties given their mean position."""
+    n = ordered.size
+    ties = ordered[1:] == ordered[:-1]
+    if not ties.any():
+        return np.arange(1, n + 1, dtype=np.float64)
+    starts = np.r_[True, ~ties]  # first position of each run of equal values
+    run = np.cumsum(starts) - 1
+    first = np.flatnonzero(starts)
+    last = np.r_[first[1:], n] - 1
+    return (first[run] + last[run]) / 2 + 1
+
+
+def rank_rows(values: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
+    """Ranks 1..n of each row, ties averaged (as ``scipy.stats.rankdata``), for rows without NaN.
+
+    Exactly ``scipy.stats.rankdata(values, axis=1)``; rows of 20,000 values or more are ordered
+    by a radix sort (see the module docstring), about 4x faster than ``rankdata``. ``out``: a
+    float64 array of the same shape to write into (reused buffers avoid page faults of fresh
+    memory, which cost as much as the sort on large stacks).
+
+    Examples
+    --------
+    >>> rank_rows(np.array([[10.0, 30.0, 20.0, 20.0]]))
+    array([[1. , 4. , 2.5, 2.5]])
+    """
+    values = np.asarray(values, dtype=np.float64)
+    n = values.shape[1]
+    ranks = np.empty_like(values) if out is None else out
+    if n >= _RADIX_MIN:
+        positions = np.arange(1, n + 1, dtype=np.float64)
+        for row, out in zip(values, ranks, strict=True):
+            order, may_tie = _radix_order(row)
+            out[order] = _average_ties(row[order]) if may_tie else positions
+        return ranks
+    order = np.argsort(values, axis=1)
+    ordered = np.take_along_axis(values, order, axis=1)
+    averaged = np.empty_like(values)
+    ties = ordered[:, 1:] == ordered[:, :-1]
+    averaged[:] = np.arange(1, n + 1, dtype=np.float64)
+    for i in np.flatnonzero(ties.any(axis=1)):
+        averaged[i] = _average_ties(ordered[i])
+    np.put_along_axis(ranks, order, averaged, axis=1)
+    return ranks
