@@ -5,9 +5,11 @@ Run:  OMP_NUM_THREADS=1 python benchmarks/rsa_vs_rsatoolbox.py [--repeats 3] [--
 Cases (from issue 4; float64 inputs; medians of --repeats; results checked equal first):
   calc_rdm correlation and euclidean, 2000 conditions x 4096 channels (+ achieved GFLOP/s vs this
       machine's float64 GEMM peak measured on the same shapes)
-  calc_rdm_movie, 92 conditions x 512 channels x 50 time points, euclidean and correlation
+  calc_rdm_movie, 92 conditions x 512 channels x 50 time points, euclidean and correlation, and
+      crossnobis with 4 runs (leave-one-run-out)
   compare 1 vs 1000 RDMs of 500 conditions: corr, spearman, rho-a
   eval_bootstrap_pattern: 5 fixed models, 10 data RDMs, 92 conditions, 100 bootstraps: corr, rho-a
+      (with the noise ceiling of every sample, as rsatoolbox computes it)
   a time-resolved case from a real recording: the shipped BLT on 1000 occluded digits, RDMs of every
       layer at every step (correlation distance)
 """
@@ -73,13 +75,26 @@ def main() -> None:
     conds, chans, steps = 92, 512, 50
     movie = rng.normal(size=(conds, chans, steps))
     tds = rsatoolbox.data.TemporalDataset(movie, time_descriptors={"time": np.arange(steps)})
-    rec_movie = Recording({"x": np.moveaxis(movie, 2, 1)})
+    # each tool gets its own layout: rsatoolbox (condition, channel, time), a Recording (stimulus, time, unit)
+    rec_movie = Recording({"x": np.ascontiguousarray(np.moveaxis(movie, 2, 1))})
     print(f"\n[calc_rdm_movie, {conds} conditions x {chans} channels x {steps} time points]")
     for method in ("euclidean", "correlation"):
         theirs, ref = median_time(lambda m=method: rsatoolbox.rdm.calc_rdm_movie(tds, method=m), args.repeats)
         ours, res = median_time(lambda m=method: compute_rdms(rec_movie, method=m), args.repeats)
         np.testing.assert_allclose(res.dissimilarities, ref.get_vectors(), rtol=1e-6, atol=1e-9)
         row(method, ours, theirs)
+    runs = 4
+    movie_runs = rng.normal(size=(conds * runs, chans, steps))
+    labels = {"conds": np.tile(np.arange(conds), runs), "runs": np.repeat(np.arange(runs), conds)}
+    tds_runs = rsatoolbox.data.TemporalDataset(
+        movie_runs, obs_descriptors=labels, time_descriptors={"time": np.arange(steps)}
+    )
+    rec_runs = Recording({"x": np.ascontiguousarray(np.moveaxis(movie_runs, 2, 1))}, metadata=labels)
+    kw = {"method": "crossnobis", "descriptor": "conds", "cv_descriptor": "runs"}
+    theirs, ref = median_time(lambda: rsatoolbox.rdm.calc_rdm_movie(tds_runs, **kw), args.repeats)
+    ours, res = median_time(lambda: compute_rdms(rec_runs, **kw), args.repeats)
+    np.testing.assert_allclose(res.dissimilarities, ref.get_vectors(), rtol=1e-6, atol=1e-9)
+    row(f"crossnobis, {runs} runs", ours, theirs)
 
     n_cond, n_rdms = 500 // scale, 1000 // scale
     pairs = n_cond * (n_cond - 1) // 2

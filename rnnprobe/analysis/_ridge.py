@@ -1,0 +1,110 @@
+"""Ridge regression for every (fold, time step) at once, from shared Gram matrices.
+
+For one fold and training time step t, sklearn's ``Ridge(alpha)`` (and ``RidgeClassifier``, which
+regresses on {-1, 1} codes of the classes) with an intercept solves
+
+    (Xc' Xc + alpha I) W = Xc' Yc,   Xc = (X - mean) / scale,  Yc = Y - mean(Y),
+
+(scale = 1, or the training standard deviation for ``make_pipeline(StandardScaler(), ...)``).
+Everything in it comes from the Gram matrix X'X, the sums X'1 and the cross products X'Y of the
+training samples, and those of a fold's training set are the whole data's minus the fold's test
+samples'. So each time step needs one Gram matrix of all samples plus one of each test fold, and
+the fits of all folds share them: half the products of fitting fold by fold. The data are centred
+once per time step (over all samples) so that the fold means are small and the centring
+``Xc' Xc = X'X - n mean mean'`` loses no digits.
+
+Labels enter only through X'Y: permuted labels for a permutation test are more columns of Y, all
+solved with the same factorisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class RidgeFit:
+    """Weights and intercepts of ridge fits in the original units of the features.
+
+    coef : (n_folds, n_times, n_features, n_outputs); intercept : (n_folds, n_times, n_outputs).
+    Predictions of fold f, trained at t, on features x: x @ coef[f, t] + intercept[f, t].
+    """
+
+    coef: np.ndarray
+    intercept: np.ndarray
+
+
+def fit_ridge(
+    x: np.ndarray,
+    y: np.ndarray,
+    folds: list[np.ndarray],
+    *,
+    alpha: float,
+    scale: bool,
+    time_block: int | None = None,
+) -> RidgeFit:
+    """Fit ridge for every fold's training set at every time step.
+
+    Parameters
+    ----------
+    x : (n_samples, n_times, n_features) float64
+    y : (n_samples, n_outputs) float64 targets (class codes or values), shared by all time steps
+    folds : one boolean mask per fold, True for the *training* samples
+    alpha : ridge penalty; scale : standardise features by the training standard deviation
+    time_block : time steps per block of work (bounds the memory of Gram matrices)
+    """
+    n_times, p = x.shape[1:]
+    n_out = y.shape[1]
+    if time_block is None:  # about 256 MB of Gram matrices per block
+        time_block = max(1, min(n_times, (2**28) // (8 * p * p * (len(folds) + 1))))
+    coef = np.empty((len(folds), n_times, p, n_out))
+    intercept = np.empty((len(folds), n_times, n_out))
+    eye = np.eye(p)
+    for start in range(0, n_times, time_block):
+        block = slice(start, min(n_times, start + time_block))
+        xb = np.ascontiguousarray(x[:, block].transpose(1, 0, 2))  # (tb, n, p)
+        centre = xb.mean(axis=1, keepdims=True)
+        xb -= centre
+        gram_all = np.matmul(xb.transpose(0, 2, 1), xb)  # (tb, p, p)
+        sums_all = xb.sum(axis=1)  # (tb, p)
+        cross_all = np.matmul(xb.transpose(0, 2, 1), y)  # (tb, p, n_out)
+        y_sum = y.sum(axis=0)
+        for f, train in enumerate(folds):
+            test = ~train
+            n_train = int(train.sum())
+            xt = xb[:, test]
+            gram = gram_all - np.matmul(xt.transpose(0, 2, 1), xt)
+            mean = (sums_all - xt.sum(axis=1)) / n_train  # (tb, p)
+            y_mean = (y_sum - y[test].sum(axis=0)) / n_train  # (n_out,)
+            cross = cross_all - np.matmul(xt.transpose(0, 2, 1), y[test])
+            gram -= n_train * mean[:, :, None] * mean[:, None, :]
+            cross -= n_train * mean[:, :, None] * y_mean[None, None, :]
+            if scale:  # StandardScaler: population std of the training samples, 1 where constant
+                std = np.sqrt(np.clip(np.diagonal(gram, axis1=1, axis2=2) / n_train, 0, None))
+                std[std == 0] = 1.0
+                gram = gram / (std[:, :, None] * std[:, None, :])
+                cross = cross / std[:, :, None]
+            else:
+                std = np.ones_like(mean)
+            w = _solve_spd(gram + alpha * eye, cross) / std[:, :, None]  # in the centred original units
+            coef[f, block] = w
+            # prediction x @ w + b must equal ((x - centre - mean) / std) @ w_scaled + y_mean
+            intercept[f, block] = y_mean - np.einsum("tp,tpo->to", centre[:, 0] + mean, w)
+    return RidgeFit(coef, intercept)
+
+
+def _solve_spd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Solve batched symmetric positive definite systems (Cholesky; LU if one is not quite SPD)."""
+    try:
+        chol = np.linalg.cholesky(a)
+    except np.linalg.LinAlgError:
+        return np.linalg.solve(a, b)
+    from scipy.linalg import solve_triangular
+
+    out = np.empty_like(b)
+    for i in range(a.shape[0]):
+        z = solve_triangular(chol[i], b[i], lower=True, check_finite=False)
+        out[i] = solve_triangular(chol[i].T, z, lower=False, check_finite=False)
+    return out

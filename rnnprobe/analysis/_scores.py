@@ -1,0 +1,64 @@
+"""Scores of batched predictions: the sklearn scorers the fast decoding path computes itself.
+
+Each scorer takes the test targets and a stack of predictions for them (any leading axes: train
+time, test time, permutation) and returns the scores with the leading axes, equal to the sklearn
+metric of each prediction (tested).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CLASSIFICATION = ("accuracy", "balanced_accuracy", "roc_auc")
+REGRESSION = ("r2", "neg_mean_squared_error", "neg_mean_absolute_error")
+
+
+def predicted_classes(decision: np.ndarray) -> np.ndarray:
+    """Class index from decision values (..., n, 1) of a binary problem (> 0: class 1) or
+    (..., n, n_classes) (argmax), as sklearn's linear classifiers."""
+    if decision.shape[-1] == 1:
+        return (decision[..., 0] > 0).astype(np.int64)
+    return decision.argmax(axis=-1)
+
+
+def score(name: str, y: np.ndarray, decision: np.ndarray, n_classes: int | None) -> np.ndarray:
+    """``name`` of every prediction in ``decision`` (..., n, k) against targets ``y`` (n,) or
+    (..., n) (class indices for classification, values for regression)."""
+    if name in REGRESSION:
+        pred = decision[..., 0]
+        if name == "neg_mean_squared_error":
+            return -((pred - y) ** 2).mean(axis=-1)
+        if name == "neg_mean_absolute_error":
+            return -np.abs(pred - y).mean(axis=-1)
+        total = ((y - y.mean(axis=-1, keepdims=True)) ** 2).sum(axis=-1)
+        residual = ((y - pred) ** 2).sum(axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return 1 - residual / total
+    if name == "roc_auc":
+        return _auc(y, decision[..., 0] if decision.shape[-1] == 1 else decision[..., 1] - decision[..., 0])
+    pred = predicted_classes(decision)
+    correct = pred == y
+    if name == "accuracy":
+        return correct.mean(axis=-1)
+    # balanced accuracy: mean recall over the classes present in y (sklearn's default)
+    y_b = np.broadcast_to(y, correct.shape)
+    recalls = []
+    for c in range(n_classes or int(y.max()) + 1):
+        members = y_b == c
+        count = members.sum(axis=-1)
+        if np.all(count == 0):
+            continue
+        recalls.append((correct & members).sum(axis=-1) / np.where(count == 0, 1, count))
+    return np.mean(recalls, axis=0)
+
+
+def _auc(y: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """ROC AUC of binary labels y (0/1) from decision values (Mann-Whitney U with tied ranks)."""
+    from scipy.stats import rankdata
+
+    y_b = np.broadcast_to(y, values.shape).astype(bool)
+    ranks = rankdata(values, axis=-1)
+    n_pos = y_b.sum(axis=-1)
+    n_neg = y_b.shape[-1] - n_pos
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ((ranks * y_b).sum(axis=-1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)

@@ -1,0 +1,603 @@
+"""Decoding over time and temporal generalization from a Recording.
+
+When (at which time step) and where (which layer) can a variable be read out, and does the code
+change over time? :func:`decode` cross-validates a decoder at every time step of a layer, or with
+``generalize=True`` trains at every step and tests at every step (King & Dehaene 2014), like
+MNE-Python's ``SlidingEstimator`` / ``GeneralizingEstimator``.
+
+Two paths give the same scores:
+
+- any scikit-learn estimator or pipeline, cloned and fitted per (fold, time step);
+- a fast path for ridge (``RidgeClassifier`` / ``Ridge``, optionally after ``StandardScaler``),
+  the default: all folds and time steps are solved at once from shared Gram matrices
+  (:mod:`._ridge`), with the same scores as sklearn to rounding; permutation tests reuse the same
+  factorisations (labels enter linearly).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, check_int, describe, format_choices
+from ..recording import Recording
+from . import _scores
+from ._clusters import Cluster, cluster_test
+from ._ridge import fit_ridge
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+ESTIMATORS = ("ridge",)
+
+
+@dataclass
+class DecodingResult:
+    """Cross-validated decoding scores over time (or the temporal generalization matrix).
+
+    Attributes
+    ----------
+    scores : ndarray, (n_times,) or (n_train_times, n_test_times)
+        Mean over folds.
+    fold_scores : ndarray, (n_folds, ...)
+    times, test_times : ndarray
+        Time coordinates of the training and test time steps.
+    scoring : str
+    chance : float
+        The score of guessing: the majority-class rate for accuracy, 1 / n_classes for balanced
+        accuracy, 0.5 for ROC AUC, 0 for R^2, minus the target's variance (mean absolute deviation
+        from the median) for the negated squared (absolute) error.
+    null : ndarray or None, (n_permutations, ...)
+        Scores with permuted targets (same folds).
+    p_values : ndarray or None
+        Per point: (1 + #{null >= score}) / (1 + n_permutations), one-sided.
+    clusters : list of Cluster
+        Cluster-based permutation correction over time (or the generalization matrix).
+    patterns : ndarray or None, (n_times, n_units, n_outputs)
+        Haufe et al. (2014) activation patterns of linear decoders fitted on all samples.
+    classes : ndarray or None
+    """
+
+    scores: np.ndarray
+    fold_scores: np.ndarray
+    times: np.ndarray
+    test_times: np.ndarray
+    scoring: str
+    chance: float
+    layer: str
+    target: str
+    estimator: str
+    generalize: bool
+    null: np.ndarray | None = None
+    p_values: np.ndarray | None = None
+    clusters: list[Cluster] = field(default_factory=list)
+    patterns: np.ndarray | None = None
+    classes: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        shape = "x".join(str(s) for s in self.scores.shape)
+        kind = "generalization matrix" if self.generalize else "scores over time"
+        best = float(np.nanmax(self.scores))
+        return (
+            f"<DecodingResult: {kind} ({shape}) of {self.target!r} from {self.layer!r}, {self.scoring}, "
+            f"best {best:.3f}, chance {self.chance:.3f}, {len(self.fold_scores)} fold(s)>"
+        )
+
+    def diagonal(self) -> np.ndarray:
+        """Scores when training and testing at the same time step."""
+        return np.diagonal(self.scores) if self.generalize else self.scores
+
+    def significant(self, alpha: float = 0.05) -> np.ndarray:
+        """Boolean mask of the points in clusters with p < ``alpha``."""
+        mask = np.zeros(self.scores.shape, dtype=bool)
+        for cluster in self.clusters:
+            if cluster.p_value < alpha:
+                mask |= cluster.mask
+        return mask
+
+    def plot(self, *, alpha: float = 0.05) -> Figure:
+        """Score over time with the chance line and significant clusters, or the generalization
+        matrix (train time x test time) with its diagonal and cluster outlines."""
+        from ._plotting import pyplot
+
+        plt = pyplot()
+        if not self.generalize:
+            fig, ax = plt.subplots(figsize=(5, 3.2), layout="constrained")
+            spread = self.fold_scores.std(axis=0) / np.sqrt(len(self.fold_scores))
+            ax.fill_between(self.times, self.scores - spread, self.scores + spread, color="#0072B2", alpha=0.25, lw=0)
+            ax.plot(self.times, self.scores, color="#0072B2", lw=1.8, label=self.target)
+            ax.axhline(self.chance, color="black", ls="--", lw=0.8, label="chance")
+            sig = self.significant(alpha)
+            if sig.any():
+                level = np.full(self.scores.shape, np.nan)
+                level[sig] = np.nanmin(self.scores) - 0.02 * np.ptp(self.scores)
+                ax.plot(self.times, level, color="#D55E00", lw=3, label=f"cluster p < {alpha}")
+            ax.set_xlabel("time step")
+            ax.set_ylabel(self.scoring)
+            ax.set_title(f"decoding {self.target} from {self.layer}")
+            ax.legend(frameon=False, fontsize=8)
+            return fig
+        fig, ax = plt.subplots(figsize=(4.6, 4), layout="constrained")
+        span = np.nanmax(np.abs(self.scores - self.chance))
+        image = ax.imshow(
+            self.scores,
+            origin="lower",
+            cmap="RdBu_r",
+            vmin=self.chance - span,
+            vmax=self.chance + span,
+            extent=_extent(self.test_times, self.times),
+            aspect="auto",
+        )
+        low, high = max(self.times[0], self.test_times[0]), min(self.times[-1], self.test_times[-1])
+        ax.plot([low, high], [low, high], color="black", lw=0.8, ls=":")
+        sig = self.significant(alpha)
+        if sig.any():
+            ax.contour(self.test_times, self.times, sig.astype(float), levels=[0.5], colors="black", linewidths=1)
+        ax.set_xlabel("test time step")
+        ax.set_ylabel("train time step")
+        ax.set_title(f"generalization: {self.target} from {self.layer}")
+        fig.colorbar(image, ax=ax, label=f"{self.scoring} (chance {self.chance:.2f})")
+        return fig
+
+
+def _extent(x: np.ndarray, y: np.ndarray) -> list[float]:
+    def edges(v: np.ndarray) -> tuple[float, float]:
+        step = float(v[1] - v[0]) if len(v) > 1 else 1.0
+        return float(v[0]) - step / 2, float(v[-1]) + step / 2
+
+    return [*edges(np.asarray(x, dtype=float)), *edges(np.asarray(y, dtype=float))]
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+
+def _target(recording: Recording, target: Any) -> tuple[np.ndarray, str]:
+    if isinstance(target, str):
+        if target not in recording.columns:
+            raise UnknownNameError(
+                f"target: {target!r} is not a metadata column. Available: {format_choices(recording.columns)}; "
+                f"or pass an array with one value per stimulus."
+            )
+        return np.asarray(recording.column(target)), target
+    if target is None:
+        raise ArgumentError("target: pass a metadata column name or an array with one value per stimulus.")
+    values = np.asarray(target)
+    if values.ndim != 1 or len(values) != recording.n_stimuli:
+        raise ShapeError(
+            f"target: got {describe(values)}, but the recording has {recording.n_stimuli} stimuli. Pass one "
+            f"value per stimulus (1-D)."
+        )
+    return values, "target"
+
+
+def _fast_spec(estimator: Any) -> tuple[str, float, bool] | None:
+    """(kind, penalty, standardise) when ``estimator`` can take the fast path, else None."""
+    if isinstance(estimator, str):
+        return (estimator, 1.0, True)
+    from sklearn.linear_model import Ridge, RidgeClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    scale = False
+    if isinstance(estimator, Pipeline):
+        steps = [step for _, step in estimator.steps if step not in (None, "passthrough")]
+        if len(steps) == 2 and isinstance(steps[0], StandardScaler):
+            scaler = steps[0]
+            if not (scaler.with_mean and scaler.with_std):
+                return None
+            scale, estimator = True, steps[1]
+        elif len(steps) == 1:
+            estimator = steps[0]
+        else:
+            return None
+    if type(estimator) in (Ridge, RidgeClassifier):
+        params = estimator.get_params()
+        plain = params["fit_intercept"] and not params.get("positive") and params["solver"] in ("auto", "cholesky")
+        if plain and params.get("class_weight") is None and np.ndim(params["alpha"]) == 0:
+            return ("ridge", float(params["alpha"]), scale)
+    return None
+
+
+def _folds(cv: Any, y: np.ndarray, groups: np.ndarray | None, classify: bool, seed: int | None) -> list:
+    """(train, test) index pairs: stratified (grouped) k-fold for an int, else ``cv``'s splits."""
+    from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
+
+    if isinstance(cv, (int, np.integer)) and not isinstance(cv, bool):
+        k = check_int("cv", cv, minimum=2)
+        if classify:
+            _, counts = np.unique(y, return_counts=True)
+            if counts.min() < k:
+                raise ArgumentError(
+                    f"cv: {k} folds need at least {k} samples of every class; the smallest class has "
+                    f"{int(counts.min())}. Use fewer folds (cv={max(2, int(counts.min()))}) or more stimuli."
+                )
+        if groups is not None:
+            n_groups = np.unique(groups).size
+            if n_groups < k:
+                raise ArgumentError(f"groups: {n_groups} distinct groups cannot make cv={k} folds; use cv<={n_groups}.")
+            splitter = StratifiedGroupKFold(k, shuffle=True, random_state=seed) if classify else GroupKFold(k)
+        else:
+            kfold = StratifiedKFold if classify else KFold
+            splitter = kfold(k, shuffle=True, random_state=seed)
+        return list(splitter.split(np.zeros(len(y)), y, groups))
+    if hasattr(cv, "split"):
+        return list(cv.split(np.zeros(len(y)), y, groups))
+    try:
+        return [(np.asarray(train), np.asarray(test)) for train, test in cv]
+    except TypeError:
+        raise ArgumentTypeError(
+            f"cv: got {describe(cv)}. Pass a number of folds, a scikit-learn splitter, or (train, test) index pairs."
+        ) from None
+
+
+def _check_scoring(scoring: str | None, classify: bool, fast: bool) -> str:
+    if scoring is None:
+        return "accuracy" if classify else "r2"
+    own = _scores.CLASSIFICATION if classify else _scores.REGRESSION
+    if fast and scoring in own:
+        return scoring
+    from sklearn.metrics import get_scorer_names
+
+    names = get_scorer_names()
+    if scoring not in names:
+        raise UnknownNameError(
+            f"scoring: unknown scorer {scoring!r}. For {'classification' if classify else 'regression'} use "
+            f"{format_choices(own)} or another scikit-learn scorer name."
+        )
+    if fast:
+        raise ArgumentError(
+            f"scoring: {scoring!r} is not computed by the fast ridge path ({format_choices(own)}). Pass "
+            f"fast=False to score with scikit-learn, or choose one of those."
+        )
+    return scoring
+
+
+def _chance(scoring: str, y: np.ndarray, n_classes: int | None) -> float:
+    if scoring == "accuracy":
+        return float(np.bincount(y).max() / len(y))
+    if scoring in ("balanced_accuracy",):
+        return 1.0 / n_classes
+    if scoring == "roc_auc":
+        return 0.5
+    if scoring == "neg_mean_squared_error":
+        return -float(np.var(y))
+    if scoring == "neg_mean_absolute_error":
+        return -float(np.mean(np.abs(y - np.median(y))))
+    return 0.0
+
+
+# --- the two paths ----------------------------------------------------------------------------
+
+
+def _ridge_scores(
+    x: np.ndarray,
+    coded: np.ndarray,
+    y_sets: np.ndarray,
+    folds: list,
+    x_test: np.ndarray | None,
+    y_test: np.ndarray | None,
+    *,
+    alpha: float,
+    scale: bool,
+    scoring: str,
+    n_classes: int | None,
+    generalize: bool,
+) -> np.ndarray:
+    """Scores (n_folds, n_sets, T[, T']) of ridge fits to several target sets at once (the true
+    targets, then permuted ones): ``coded`` (n, n_sets * n_outputs) their codings, ``y_sets``
+    (n, n_sets) their values/class indices. With ``x_test``, one fold trains on everything and
+    tests on (x_test, y_test)."""
+    masks = []
+    for train, _ in folds:
+        mask = np.zeros(len(x), dtype=bool)
+        mask[train] = True
+        masks.append(mask)
+    fit = fit_ridge(x, coded, masks, alpha=alpha, scale=scale)
+    n_sets = y_sets.shape[1]
+    out = []
+    for f, (_, test) in enumerate(folds):
+        if x_test is None:
+            xt, yt = x[test], y_sets[test]
+        else:
+            xt, yt = x_test, np.repeat(y_test[:, None], n_sets, axis=1)
+        coef, intercept = fit.coef[f], fit.intercept[f]  # (T, p, cols), (T, cols)
+        if generalize:  # every training step's decoder on every test step: (T, T', n, cols)
+            flat = np.matmul(xt.reshape(-1, xt.shape[2])[None], coef) + intercept[:, None, :]
+            decision = flat.reshape(coef.shape[0], *xt.shape[:2], -1).transpose(0, 2, 1, 3)
+        else:
+            decision = np.einsum("itp,tpc->tic", xt, coef) + intercept[:, None, :]  # (T, n, cols)
+        decision = decision.reshape(*decision.shape[:-1], n_sets, -1)
+        out.append(np.stack([_scores.score(scoring, yt[:, s], decision[..., s, :], n_classes) for s in range(n_sets)]))
+    return np.stack(out)
+
+
+def _generic_scores(
+    estimator: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    folds: list,
+    x_test: np.ndarray | None,
+    y_test: np.ndarray | None,
+    *,
+    scoring: str,
+    generalize: bool,
+    progress: bool,
+) -> np.ndarray:
+    """Scores (n_folds, T[, T']) of a scikit-learn estimator cloned per (fold, training time)."""
+    from sklearn.base import clone
+    from sklearn.metrics import check_scoring
+    from tqdm.auto import tqdm
+
+    scorer = check_scoring(estimator, scoring=scoring)
+    n_times = x.shape[1]
+    n_test_times = (x_test if x_test is not None else x).shape[1]
+    shape = (len(folds), n_times, n_test_times) if generalize else (len(folds), n_times)
+    out = np.empty(shape)
+    bar = tqdm(total=len(folds) * n_times, desc="decoding", disable=not progress)
+    for f, (train, test) in enumerate(folds):
+        xt, yt = (x[test], y[test]) if x_test is None else (x_test, y_test)
+        for t in range(n_times):
+            model = clone(estimator).fit(x[train, t], y[train])
+            if generalize:
+                out[f, t] = [scorer(model, xt[:, s], yt) for s in range(n_test_times)]
+            else:
+                out[f, t] = scorer(model, xt[:, t], yt)
+            bar.update()
+    bar.close()
+    return out
+
+
+def _haufe_patterns(x: np.ndarray, targets: np.ndarray, *, alpha: float, scale: bool) -> np.ndarray:
+    """Activation patterns A = cov(x) W cov(s)^-1 (Haufe et al. 2014) of ridge decoders fitted on
+    all samples at each time step: (n_times, n_units, n_outputs)."""
+    fit = fit_ridge(x, targets, [np.ones(len(x), dtype=bool)], alpha=alpha, scale=scale)
+    coef = fit.coef[0]  # (T, p, out), in original units
+    xc = x - x.mean(axis=0, keepdims=True)  # (n, T, p)
+    sources = np.einsum("ntp,tpo->tno", xc, coef)  # (T, n, out)
+    cov_xs = np.einsum("ntp,tno->tpo", xc, sources) / (len(x) - 1)
+    cov_s = np.matmul(sources.transpose(0, 2, 1), sources) / (len(x) - 1)
+    return np.matmul(cov_xs, np.linalg.pinv(cov_s))
+
+
+# --- public -----------------------------------------------------------------------------------
+
+
+def decode(
+    recording: Recording,
+    layer: str | None = None,
+    target: Any = None,
+    *,
+    estimator: Any = "ridge",
+    cv: Any = 5,
+    scoring: str | None = None,
+    generalize: bool = False,
+    time: Any = None,
+    groups: Any = None,
+    test: Recording | None = None,
+    alpha: float = 1.0,
+    fast: bool | None = None,
+    n_permutations: int = 0,
+    cluster_threshold: float = 0.05,
+    patterns: bool = False,
+    seed: int | None = 0,
+    progress: bool = False,
+) -> DecodingResult:
+    """Cross-validated decoding of ``target`` from ``layer`` at every time step.
+
+    Parameters
+    ----------
+    recording : Recording
+    layer : str, optional
+        May be omitted when the recording has one layer; units are flattened.
+    target : str or array-like
+        A metadata column, or one value per stimulus. Classes (any labels) for classifiers,
+        numbers for regressors.
+    estimator : "ridge" or a scikit-learn estimator
+        "ridge": ``make_pipeline(StandardScaler(), RidgeClassifier(alpha))`` for categorical
+        targets, ``Ridge`` for continuous ones (``type_of_target``), on the fast path. Any
+        estimator or pipeline works (cloned per fold and time step, like MNE's
+        SlidingEstimator); ridge models, alone or after a ``StandardScaler``, take the fast path.
+    cv : int, splitter or iterable of (train, test)
+        An int gives shuffled stratified k-fold for classification (grouped when ``groups`` is
+        given), k-fold for regression, seeded by ``seed``.
+    scoring : str, optional
+        A scikit-learn scorer name; default "accuracy" (classification) or "r2". The fast path
+        computes "accuracy", "balanced_accuracy", "roc_auc" (2 classes), "r2",
+        "neg_mean_squared_error" and "neg_mean_absolute_error" itself.
+    generalize : bool
+        Train at every time step and test at every time step: a (train time x test time) matrix.
+    time : selection of time steps, optional
+        Index, slice, mask or list (as :meth:`Recording.get`).
+    groups : str or array-like, optional
+        A metadata column or labels keeping samples of a group in the same fold (e.g. image id).
+    test : Recording, optional
+        Cross-decoding: train on all of ``recording`` and test on ``test`` (same layer), e.g.
+        train on clean digits and test on occluded ones. ``cv`` and ``groups`` are not used.
+    alpha : float
+        Ridge penalty of the "ridge" estimator.
+    fast : bool, optional
+        Force (True) or forbid (False) the fast path; by default it is used when possible.
+    n_permutations : int
+        Label permutations for p-values and cluster-based correction over time (and over the
+        generalization matrix); the same folds are used for every permutation.
+    cluster_threshold : float
+        Cluster-forming threshold, as a one-sided p-value per point.
+    patterns : bool
+        Also compute Haufe activation patterns of the ridge decoder at each time step.
+    seed : int, optional
+        Seeds the folds and the permutations.
+    progress : bool
+        Progress bar (the per-estimator path).
+
+    Returns
+    -------
+    DecodingResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rnnprobe import Recording
+    >>> rng = np.random.default_rng(0)
+    >>> label = np.repeat([0, 1], 40)
+    >>> states = rng.normal(size=(80, 6, 20))
+    >>> states[:, 3:, 0] += 2.0 * label[:, None]        # the label appears at step 3
+    >>> rec = Recording({"h": states}, metadata={"label": label})
+    >>> result = decode(rec, "h", "label")
+    >>> np.round(result.scores, 2)
+    array([0.46, 0.46, 0.45, 0.85, 0.85, 0.89])
+    """
+    if not isinstance(recording, Recording):
+        raise ArgumentTypeError(f"recording: got {describe(recording)}. Pass an rnnprobe Recording.")
+    from sklearn.base import is_classifier, is_regressor
+    from sklearn.utils.multiclass import type_of_target
+
+    layer = recording._default_layer(layer)
+    values, target_name = _target(recording, target)
+    if isinstance(estimator, str):
+        if estimator not in ESTIMATORS:
+            raise UnknownNameError(
+                f"estimator: unknown name {estimator!r}. Use {format_choices(ESTIMATORS)} or a scikit-learn estimator."
+            )
+    elif not (hasattr(estimator, "fit") and hasattr(estimator, "get_params")):
+        raise ArgumentTypeError(f"estimator: got {describe(estimator)}. Pass 'ridge' or a scikit-learn estimator.")
+    kind = type_of_target(values) if not (values.dtype.kind == "f" and np.isnan(values).any()) else "nan"
+    if kind == "nan":
+        raise ArgumentError(f"target: {int(np.isnan(values).sum())} value(s) are NaN. Drop those stimuli first.")
+    classify = is_classifier(estimator) if not isinstance(estimator, str) else kind in ("binary", "multiclass")
+    if not isinstance(estimator, str) and not classify and not is_regressor(estimator):
+        classify = kind in ("binary", "multiclass")
+    classes = None
+    if classify:
+        classes, y = np.unique(values, return_inverse=True)
+        if classes.size < 2:
+            raise ArgumentError(
+                f"target: every stimulus has the same class ({classes[0]!r}); decoding needs at least 2 classes."
+            )
+        if kind not in ("binary", "multiclass"):
+            raise ArgumentError(
+                f"target: a classifier needs class labels, got {kind} values ({describe(values)}). Use a regressor, "
+                f"or bin the target."
+            )
+    else:
+        y = values.astype(np.float64)
+    spec = _fast_spec(estimator) if fast is not False else None
+    if fast and spec is None:
+        raise ArgumentError(
+            f"fast: {estimator!r} has no fast path (ridge models, alone or after StandardScaler, have). Pass fast=None."
+        )
+    if spec is not None and isinstance(estimator, str):
+        spec = (spec[0], float(alpha), True)
+    scoring = _check_scoring(scoring, classify, spec is not None)
+    if spec is not None and scoring == "roc_auc" and classes.size != 2:
+        raise ArgumentError(
+            f"scoring: 'roc_auc' needs 2 classes, the target has {classes.size}. Use 'accuracy' or 'balanced_accuracy'."
+        )
+    n_permutations = check_int("n_permutations", n_permutations, minimum=0)
+
+    x = recording.get(layer, time=time, flatten=True).astype(np.float64)
+    times = np.asarray(recording.times[layer])[np.arange(recording.shapes[layer][1])[_time_index(time)]]
+    if test is not None:
+        if not isinstance(test, Recording):
+            raise ArgumentTypeError(f"test: got {describe(test)}. Pass a Recording to test on.")
+        test_layer = test._default_layer(layer)
+        x_test = test.get(test_layer, time=time, flatten=True).astype(np.float64)
+        if x_test.shape[2] != x.shape[2]:
+            raise ShapeError(
+                f"test: layer {test_layer!r} has {x_test.shape[2]} units, the training layer {x.shape[2]}; "
+                f"cross-decoding needs the same units."
+            )
+        if not generalize and x_test.shape[1] != x.shape[1]:
+            raise ShapeError(
+                f"test: {x_test.shape[1]} time steps against {x.shape[1]} for training; use generalize=True "
+                f"or select the same steps."
+            )
+        test_values, _ = _target(test, target if isinstance(target, str) else None)
+        if classify:
+            unknown = np.setdiff1d(test_values, classes)
+            if unknown.size:
+                raise ArgumentError(f"test: classes {unknown[:5].tolist()} were never seen in training.")
+            y_test = np.searchsorted(classes, test_values)
+        else:
+            y_test = test_values.astype(np.float64)
+        test_times = np.asarray(test.times[test_layer])[np.arange(test.shapes[test_layer][1])[_time_index(time)]]
+        folds = [(np.arange(len(x)), np.zeros(0, dtype=np.int64))]
+    else:
+        x_test = y_test = None
+        test_times = times
+        group_values = None
+        if groups is not None:
+            group_values, _ = _target(recording, groups) if isinstance(groups, str) else (np.asarray(groups), "")
+            if len(group_values) != len(y):
+                raise ShapeError(f"groups: got {describe(group_values)}; pass one group per stimulus ({len(y)}).")
+        folds = _folds(cv, y, group_values, classify, seed)
+
+    rng = np.random.default_rng(seed)
+    perms = [rng.permutation(len(y)) for _ in range(n_permutations)]
+    if spec is not None:
+        n_classes = classes.size if classify else None
+        coded = _code(y, n_classes)
+        orders = [np.arange(len(y)), *perms]  # the true targets, then permuted ones
+        result = []
+        for start in range(0, len(orders), 64):  # bounded memory: 64 target sets per pass
+            block = orders[start : start + 64]
+            result.append(_ridge_scores(x, np.hstack([coded[o] for o in block]), np.stack([y[o] for o in block], 1),
+                                        folds, x_test, y_test, alpha=spec[1], scale=spec[2], scoring=scoring,
+                                        n_classes=n_classes, generalize=generalize))  # fmt: skip
+        all_scores = np.concatenate(result, axis=1)  # (folds, sets, ...)
+        fold_scores, null = all_scores[:, 0], all_scores[:, 1:].mean(axis=0)
+        label = "ridge" if isinstance(estimator, str) else type(estimator).__name__
+    else:
+        fold_scores = _generic_scores(estimator, x, y, folds, x_test, y_test, scoring=scoring, generalize=generalize,
+                                      progress=progress)  # fmt: skip
+        null = np.stack([
+            _generic_scores(estimator, x, y[p], folds, x_test, y_test, scoring=scoring, generalize=generalize,
+                            progress=False).mean(axis=0)
+            for p in perms
+        ]) if perms else np.zeros((0, *fold_scores.shape[1:]))  # fmt: skip
+        label = type(estimator).__name__
+    scores = fold_scores.mean(axis=0)
+    result = DecodingResult(
+        scores=scores,
+        fold_scores=fold_scores,
+        times=times,
+        test_times=test_times,
+        scoring=scoring,
+        chance=_chance(scoring, y, classes.size if classify else None),
+        layer=layer,
+        target=target_name,
+        estimator=label,
+        generalize=generalize,
+        classes=classes,
+    )
+    if n_permutations:
+        result.null = null
+        result.p_values = (1 + (null >= scores - 1e-12).sum(axis=0)) / (1 + n_permutations)
+        result.clusters = cluster_test(scores, null, threshold_p=cluster_threshold)
+    if patterns:
+        if spec is None:
+            raise ArgumentError("patterns: Haufe patterns are computed for the ridge path; use estimator='ridge'.")
+        result.patterns = _haufe_patterns(x, _code(y, classes.size if classify else None), alpha=spec[1], scale=spec[2])
+    return result
+
+
+def _time_index(time: Any) -> Any:
+    """The time selection as an index into the time axis (None: all)."""
+    if time is None:
+        return slice(None)
+    if isinstance(time, (int, np.integer)) and not isinstance(time, (bool, np.bool_)):
+        return [int(time)]
+    return time
+
+
+def _code(y: np.ndarray, n_classes: int | None) -> np.ndarray:
+    """Regression targets as one column; classes as RidgeClassifier codes: one {-1, 1} column for
+    2 classes (1 = the second class), one per class otherwise."""
+    if n_classes is None:
+        return y[:, None].astype(np.float64)
+    if n_classes == 2:
+        return np.where(y == 1, 1.0, -1.0)[:, None]
+    coded = -np.ones((len(y), n_classes))
+    coded[np.arange(len(y)), y] = 1.0
+    return coded
