@@ -1,0 +1,217 @@
+"""decode() against scikit-learn, on planted signals and under the null; bad inputs."""
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
+from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold, cross_val_score
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from rnnprobe import Recording
+from rnnprobe.analysis import _scores
+from rnnprobe.analysis.decoding import decode
+from rnnprobe.errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError
+
+
+def _recording(rng, n=120, steps=6, units=12, classes=3, onset=3, strength=1.5):
+    label = rng.integers(0, classes, n)
+    x = rng.normal(size=(n, steps, units))
+    x[:, onset:, 0] += strength * label[:, None]
+    value = x[:, 2, 1] * 2 + rng.normal(size=n)
+    return Recording({"h": x}, metadata={"label": label, "value": value, "image": np.arange(n) // 4}), x, label
+
+
+def _sklearn_generalization(estimator, x, y, cv, scoring="accuracy"):
+    from sklearn.base import clone
+    from sklearn.metrics import check_scoring
+
+    steps = x.shape[1]
+    out = np.zeros((steps, steps))
+    splits = list(cv.split(x[:, 0], y))
+    for train, test in splits:
+        for t in range(steps):
+            model = clone(estimator).fit(x[train, t], y[train])
+            scorer = check_scoring(model, scoring=scoring)
+            out[t] += [scorer(model, x[test, s], y[test]) / len(splits) for s in range(steps)]
+    return out
+
+
+@pytest.mark.parametrize("scoring", ["accuracy", "balanced_accuracy"])
+def test_fast_ridge_equals_sklearn_pipeline_per_step(rng, scoring):
+    rec, x, label = _recording(rng)
+    result = decode(rec, "h", "label", scoring=scoring)
+    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    pipe = make_pipeline(StandardScaler(), RidgeClassifier())
+    expected = [cross_val_score(pipe, x[:, t], label, cv=cv, scoring=scoring).mean() for t in range(x.shape[1])]
+    np.testing.assert_allclose(result.scores, expected, atol=1e-12)
+    assert result.fold_scores.shape == (5, 6) and result.estimator == "ridge"
+
+
+def test_fast_ridge_generalization_matrix_equals_sklearn(rng):
+    rec, x, label = _recording(rng, steps=5)
+    cv = StratifiedKFold(4, shuffle=True, random_state=3)
+    pipe = make_pipeline(StandardScaler(), RidgeClassifier(alpha=10.0))
+    result = decode(rec, "h", "label", estimator=pipe, cv=cv, generalize=True)
+    np.testing.assert_allclose(result.scores, _sklearn_generalization(pipe, x, label, cv), atol=1e-12)
+    np.testing.assert_allclose(result.diagonal(), np.diagonal(result.scores))
+
+
+@pytest.mark.parametrize("scoring", ["accuracy", "roc_auc"])
+def test_binary_ridge_without_scaler_equals_sklearn(rng, scoring):
+    rec, x, label = _recording(rng, classes=2)
+    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    result = decode(rec, "h", "label", estimator=RidgeClassifier(alpha=0.5), scoring=scoring)
+    expected = [
+        cross_val_score(RidgeClassifier(alpha=0.5), x[:, t], label, cv=cv, scoring=scoring).mean()
+        for t in range(x.shape[1])
+    ]
+    np.testing.assert_allclose(result.scores, expected, atol=1e-12)
+    assert result.estimator == "RidgeClassifier"
+
+
+@pytest.mark.parametrize("scoring", ["r2", "neg_mean_squared_error"])
+def test_ridge_regression_equals_sklearn_and_generic_path(rng, scoring):
+    rec, x, _ = _recording(rng)
+    value = rec.column("value")
+    cv = KFold(5, shuffle=True, random_state=0)
+    expected = [cross_val_score(Ridge(alpha=3.0), x[:, t], value, cv=cv, scoring=scoring).mean() for t in range(6)]
+    fast = decode(rec, "h", "value", estimator=Ridge(alpha=3.0), scoring=scoring)
+    slow = decode(rec, "h", "value", estimator=Ridge(alpha=3.0), scoring=scoring, fast=False)
+    np.testing.assert_allclose(fast.scores, expected, atol=1e-10)
+    np.testing.assert_allclose(slow.scores, expected, atol=1e-12)
+    assert np.argmax(fast.scores) == 2  # the value was built from step 2
+
+
+def test_any_sklearn_estimator_is_cloned_per_step(rng):
+    rec, x, label = _recording(rng, steps=4)
+    cv = StratifiedKFold(3, shuffle=True, random_state=1)
+    knn = KNeighborsClassifier(5)
+    result = decode(rec, "h", "label", estimator=knn, cv=cv, generalize=True)
+    np.testing.assert_allclose(result.scores, _sklearn_generalization(knn, x, label, cv), atol=1e-12)
+    logistic = make_pipeline(StandardScaler(), LogisticRegression())
+    result = decode(rec, "h", "label", estimator=logistic, cv=cv)
+    expected = [cross_val_score(logistic, x[:, t], label, cv=cv).mean() for t in range(4)]
+    np.testing.assert_allclose(result.scores, expected, atol=1e-12)
+
+
+def test_planted_signal_is_found_where_it_is_and_nowhere_else(rng):
+    label = np.repeat([0, 1], 60)
+    x = rng.normal(size=(120, 12, 10))
+    x[:, 5:8, :3] += 0.9 * (2 * label[:, None, None] - 1)  # only at steps 5, 6, 7
+    rec = Recording({"h": x}, metadata={"label": label})
+    result = decode(rec, "h", "label", n_permutations=200, seed=1)
+    significant = result.significant(0.05)
+    assert significant[5:8].all() and not significant[:5].any() and not significant[8:].any()
+    assert result.clusters[0].p_value < 0.01
+    assert result.chance == 0.5 and result.null.shape == (200, 12)
+    generalization = decode(rec, "h", "label", generalize=True, n_permutations=100, seed=1)
+    sig = generalization.significant(0.05)
+    assert sig[5:8, 5:8].all()
+    # what cluster inference supports: every significant cluster touches the true block (a
+    # cluster's extent is not error-controlled; points next to the block may join it)
+    assert all(c.mask[5:8, 5:8].any() for c in generalization.clusters if c.p_value < 0.05)
+
+
+def test_permutation_p_values_are_uniform_under_the_null():
+    from scipy.stats import kstest
+
+    rng = np.random.default_rng(12)
+    x = rng.normal(size=(80, 60, 8))  # no signal at any of 60 independent steps
+    rec = Recording({"h": x}, metadata={"label": np.repeat([0, 1], 40)})
+    result = decode(rec, "h", "label", n_permutations=199, seed=5)
+    assert kstest(result.p_values, "uniform").pvalue > 0.05
+    assert 0.2 < result.p_values.mean() < 0.8
+
+
+def test_grouped_folds_equal_sklearn_stratified_group_kfold(rng):
+    rec, x, label = _recording(rng, n=96)
+    groups = rec.column("image")
+    label = np.repeat(rng.integers(0, 2, 24), 4)  # one class per image
+    rec = Recording({"h": x}, metadata={"label": label, "image": groups})
+    result = decode(rec, "h", "label", groups="image", cv=4, seed=2)
+    cv = StratifiedGroupKFold(4, shuffle=True, random_state=2)
+    pipe = make_pipeline(StandardScaler(), RidgeClassifier())
+    expected = [cross_val_score(pipe, x[:, t], label, cv=cv, groups=groups).mean() for t in range(6)]
+    np.testing.assert_allclose(result.scores, expected, atol=1e-12)
+
+
+def test_cross_decoding_trains_on_one_recording_and_tests_on_another(rng):
+    rec, x, label = _recording(rng)
+    shifted = x + rng.normal(0, 0.5, size=x.shape)
+    other = Recording({"h": shifted}, metadata={"label": label})
+    result = decode(rec, "h", "label", test=other, generalize=True)
+    pipe = make_pipeline(StandardScaler(), RidgeClassifier())
+    expected = np.array([[pipe.fit(x[:, t], label).score(shifted[:, s], label) for s in range(6)] for t in range(6)])
+    np.testing.assert_allclose(result.scores, expected, atol=1e-12)
+    assert result.fold_scores.shape == (1, 6, 6)
+
+
+def test_haufe_patterns_equal_the_closed_form(rng):
+    rec, x, label = _recording(rng, classes=2)
+    result = decode(rec, "h", "label", estimator=RidgeClassifier(alpha=2.0), patterns=True)
+    t = 4
+    w = np.ravel(RidgeClassifier(alpha=2.0).fit(x[:, t], label).coef_)
+    xc = x[:, t] - x[:, t].mean(axis=0)
+    s = xc @ w
+    expected = np.cov(xc.T) @ w / np.var(s, ddof=1)
+    np.testing.assert_allclose(result.patterns[t][:, 0], expected, rtol=1e-8)
+    assert np.argmax(np.abs(result.patterns[t][:, 0])) == 0  # the unit carrying the signal
+
+
+@pytest.mark.parametrize("name", [*_scores.CLASSIFICATION, *_scores.REGRESSION])
+def test_batched_scores_equal_sklearn_metrics(rng, name):
+    from sklearn.metrics import get_scorer
+
+    metric = get_scorer(name)._score_func
+    sign = get_scorer(name)._sign
+    if name in _scores.REGRESSION:
+        y = rng.normal(size=30)
+        decision = y + rng.normal(size=(4, 30, 1))
+        expected = [sign * metric(y, d[:, 0]) for d in decision]
+    else:
+        y = rng.integers(0, 2, 30)
+        decision = np.round(rng.normal(size=(4, 30, 1)), 1)  # ties in the decision values
+        expected = [sign * metric(y, d[:, 0] if name == "roc_auc" else (d[:, 0] > 0).astype(int)) for d in decision]
+    np.testing.assert_allclose(_scores.score(name, y, decision, 2), expected, atol=1e-12)
+
+
+def test_plots(rng):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    rec, _, _ = _recording(rng, steps=5)
+    over_time = decode(rec, "h", "label", n_permutations=30)
+    assert len(over_time.plot().axes) == 1
+    assert "scores over time" in repr(over_time)
+    matrix = decode(rec, "h", "label", generalize=True)
+    assert len(matrix.plot().axes) == 2  # matrix and colour bar
+
+
+def test_bad_inputs_get_clear_errors(rng):
+    rec, x, label = _recording(rng)
+    with pytest.raises(ShapeError, match=r"target: got .*120 stimuli"):
+        decode(rec, "h", label[:50])
+    with pytest.raises(UnknownNameError, match="'nope' is not a metadata column"):
+        decode(rec, "h", "nope")
+    one_class = Recording({"h": x}, metadata={"label": np.zeros(120, dtype=int)})
+    with pytest.raises(ArgumentError, match="at least 2 classes"):
+        decode(one_class, "h", "label")
+    rare = label.copy()
+    rare[:3] = 7  # a class with 3 members cannot fill 5 folds
+    with pytest.raises(ArgumentError, match="smallest class has 3. Use fewer folds"):
+        decode(Recording({"h": x}, metadata={"label": rare}), "h", "label")
+    with pytest.raises(UnknownNameError, match="unknown scorer 'acuracy'"):
+        decode(rec, "h", "label", scoring="acuracy")
+    with pytest.raises(ArgumentError, match="fast=False"):
+        decode(rec, "h", "label", scoring="f1_macro")
+    with pytest.raises(ArgumentError, match="no fast path"):
+        decode(rec, "h", "label", estimator=KNeighborsClassifier(), fast=True)
+    with pytest.raises(ArgumentTypeError, match="estimator: got"):
+        decode(rec, "h", "label", estimator=42)
+    with pytest.raises(UnknownNameError, match="estimator: unknown name 'lasso'"):
+        decode(rec, "h", "label", estimator="lasso")
+    with pytest.raises(ArgumentError, match="roc_auc' needs 2 classes"):
+        decode(rec, "h", "label", scoring="roc_auc")
+    with pytest.raises(ArgumentError, match="NaN"):
+        decode(rec, "h", np.r_[np.nan, rec.column("value")[1:]])
