@@ -420,8 +420,13 @@ def decode(
     fast : bool, optional
         Force (True) or forbid (False) the fast path; by default it is used when possible.
     n_permutations : int
-        Label permutations for p-values and cluster-based correction over time (and over the
-        generalization matrix); the same folds are used for every permutation.
+        Label permutations (the same folds for every permutation) for p-values and cluster-based
+        correction over time and over the generalization matrix. Shuffling all labels is exact
+        under the global null (no information at any step): p-values are uniform there (tested).
+        Like every cluster test it controls the error of claiming *any* effect, not where each
+        cluster ends; in a generalization matrix, decoders trained at steps without information
+        are random projections, which score above chance on test steps with a strong signal half
+        of the time, so off-diagonal clusters next to real effects need care.
     cluster_threshold : float
         Cluster-forming threshold, as a one-sided p-value per point.
     patterns : bool
