@@ -197,7 +197,7 @@ def test_bad_inputs_get_clear_errors(rng):
         decode(one_class, "h", "label")
     rare = label.copy()
     rare[:3] = 7  # a class with 3 members cannot fill 5 folds
-    with pytest.raises(ArgumentError, match="smallest class has 3. Use fewer folds"):
+    with pytest.raises(ArgumentError, match=r"smallest class has 3\. Use fewer folds"):
         decode(Recording({"h": x}, metadata={"label": rare}), "h", "label")
     with pytest.raises(UnknownNameError, match="unknown scorer 'acuracy'"):
         decode(rec, "h", "label", scoring="acuracy")

@@ -1,0 +1,109 @@
+"""rnnprobe's decoding vs MNE-Python's GeneralizingEstimator, side by side in one run (1 thread).
+
+Run:  OMP_NUM_THREADS=1 python benchmarks/decoding_vs_mne.py [--repeats 3] [--quick] [--large]
+
+Cases (from issue 5): 600 trials x 128 features x 30 time points, 2 classes, 5-fold stratified CV,
+temporal generalization (train time x test time):
+  MNE GeneralizingEstimator(make_pipeline(StandardScaler(), RidgeClassifier())) with
+      cross_val_multiscore, against rnnprobe's decode(..., generalize=True) on the same folds
+      (scores checked equal first);
+  MNE with StandardScaler + LogisticRegression, for reference (rnnprobe's fast path is ridge).
+--large adds 5000 x 1024 x 50 (ridge), where MNE takes minutes (run once, no repeats).
+Times are CPU seconds of this process (time.process_time) and wall seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+import warnings
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+
+
+def timed(fn, repeats: int) -> tuple[float, float, object]:
+    cpu, wall, out = [], [], None
+    for _ in range(repeats):
+        c0, w0 = time.process_time(), time.perf_counter()
+        out = fn()
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    return statistics.median(cpu), statistics.median(wall), out
+
+
+def case(n: int, p: int, steps: int, repeats: int, *, logistic: bool) -> None:
+    import mne
+    from mne.decoding import GeneralizingEstimator, cross_val_multiscore
+    from sklearn.linear_model import LogisticRegression, RidgeClassifier
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from rnnprobe import Recording
+    from rnnprobe.analysis.decoding import decode
+
+    mne.set_log_level("ERROR")
+    rng = np.random.default_rng(0)
+    label = np.repeat([0, 1], n // 2)
+    x = rng.normal(size=(n, steps, p))
+    x[:, steps // 3 :, :8] += 0.3 * (2 * label[:, None, None] - 1)  # the class appears a third of the way in
+    rec = Recording({"h": x}, metadata={"label": label})
+    epochs = np.ascontiguousarray(x.transpose(0, 2, 1))  # MNE's (trials, features, times)
+    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    print(f"\n[{n} trials x {p} features x {steps} time points, 2 classes, 5-fold, generalization matrix]")
+
+    pipe = make_pipeline(StandardScaler(), RidgeClassifier())
+
+    def theirs():
+        gen = GeneralizingEstimator(pipe, scoring="accuracy", n_jobs=None)
+        return cross_val_multiscore(gen, epochs, label, cv=cv).mean(axis=0)
+
+    cpu_m, wall_m, ref = timed(theirs, repeats)
+    cpu_r, wall_r, res = timed(lambda: decode(rec, "h", "label", estimator=pipe, cv=cv, generalize=True), repeats)
+    np.testing.assert_allclose(res.scores, ref, atol=1e-12)
+    print(
+        f"  ridge    MNE {cpu_m:8.2f} s CPU ({wall_m:7.2f} s wall)   rnnprobe {cpu_r:7.3f} s CPU "
+        f"({wall_r:6.3f} s wall)   {cpu_m / cpu_r:6.1f}x CPU, {wall_m / wall_r:6.1f}x wall   scores equal"
+    )
+    if logistic:
+        log_pipe = make_pipeline(StandardScaler(), LogisticRegression())
+
+        def theirs_log():
+            gen = GeneralizingEstimator(log_pipe, scoring="accuracy", n_jobs=None)
+            return cross_val_multiscore(gen, epochs, label, cv=cv).mean(axis=0)
+
+        cpu_l, wall_l, ref_l = timed(theirs_log, repeats)
+        print(
+            f"  logistic MNE {cpu_l:8.2f} s CPU ({wall_l:7.2f} s wall)   vs rnnprobe ridge: {cpu_l / cpu_r:6.1f}x "
+            f"CPU; peak accuracy logistic {ref_l.max():.3f}, ridge {res.scores.max():.3f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
+    parser.add_argument("--large", action="store_true", help="also 5000 x 1024 x 50 (MNE takes minutes)")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+    from importlib.metadata import version
+
+    print(f"mne {version('mne')}, scikit-learn {version('scikit-learn')}, numpy {np.__version__}, 1 thread, "
+          f"median of {args.repeats}")  # fmt: skip
+    if args.quick:
+        case(200, 32, 10, 1, logistic=False)
+        return
+    case(600, 128, 30, args.repeats, logistic=True)
+    if args.large:
+        case(5000, 1024, 50, 1, logistic=False)
+
+
+if __name__ == "__main__":
+    main()
