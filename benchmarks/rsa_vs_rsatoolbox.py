@@ -23,6 +23,7 @@ import time
 import warnings
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("TQDM_DISABLE", "1")  # rsatoolbox's bootstrap progress bars
 
 import numpy as np
 import rsatoolbox
