@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._indexing import as_positions, normalize_index
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, check_int, describe, format_choices
 from ..recording import Recording
 from . import _scores
@@ -172,10 +173,11 @@ def _target(recording: Recording, target: Any) -> tuple[np.ndarray, str]:
     return values, "target"
 
 
-def _fast_spec(estimator: Any) -> tuple[str, float, bool] | None:
-    """(kind, penalty, standardise) when ``estimator`` can take the fast path, else None."""
+def _fast_spec(estimator: Any, alpha: float) -> tuple[float, bool] | None:
+    """(ridge penalty, standardise) when ``estimator`` can take the fast path, else None; the
+    "ridge" estimator is a StandardScaler and ridge with penalty ``alpha``."""
     if isinstance(estimator, str):
-        return (estimator, 1.0, True)
+        return (float(alpha), True)
     from sklearn.linear_model import Ridge, RidgeClassifier
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
@@ -196,7 +198,7 @@ def _fast_spec(estimator: Any) -> tuple[str, float, bool] | None:
         params = estimator.get_params()
         plain = params["fit_intercept"] and not params.get("positive") and params["solver"] in ("auto", "cholesky")
         if plain and params.get("class_weight") is None and np.ndim(params["alpha"]) == 0:
-            return ("ridge", float(params["alpha"]), scale)
+            return (float(params["alpha"]), scale)
     return None
 
 
@@ -257,7 +259,7 @@ def _check_scoring(scoring: str | None, classify: bool, fast: bool) -> str:
 def _chance(scoring: str, y: np.ndarray, n_classes: int | None) -> float:
     if scoring == "accuracy":
         return float(np.bincount(y).max() / len(y))
-    if scoring in ("balanced_accuracy",):
+    if scoring == "balanced_accuracy":
         return 1.0 / n_classes
     if scoring == "roc_auc":
         return 0.5
@@ -472,12 +474,13 @@ def decode(
             )
     elif not (hasattr(estimator, "fit") and hasattr(estimator, "get_params")):
         raise ArgumentTypeError(f"estimator: got {describe(estimator)}. Pass 'ridge' or a scikit-learn estimator.")
-    kind = type_of_target(values) if not (values.dtype.kind == "f" and np.isnan(values).any()) else "nan"
-    if kind == "nan":
+    if values.dtype.kind == "f" and np.isnan(values).any():
         raise ArgumentError(f"target: {int(np.isnan(values).sum())} value(s) are NaN. Drop those stimuli first.")
-    classify = is_classifier(estimator) if not isinstance(estimator, str) else kind in ("binary", "multiclass")
-    if not isinstance(estimator, str) and not classify and not is_regressor(estimator):
-        classify = kind in ("binary", "multiclass")
+    kind = type_of_target(values)
+    if isinstance(estimator, str) or not (is_classifier(estimator) or is_regressor(estimator)):
+        classify = kind in ("binary", "multiclass")  # from the target
+    else:
+        classify = is_classifier(estimator)
     classes = None
     if classify:
         classes, y = np.unique(values, return_inverse=True)
@@ -492,13 +495,11 @@ def decode(
             )
     else:
         y = values.astype(np.float64)
-    spec = _fast_spec(estimator) if fast is not False else None
+    spec = _fast_spec(estimator, alpha) if fast is not False else None
     if fast and spec is None:
         raise ArgumentError(
             f"fast: {estimator!r} has no fast path (ridge models, alone or after StandardScaler, have). Pass fast=None."
         )
-    if spec is not None and isinstance(estimator, str):
-        spec = (spec[0], float(alpha), True)
     scoring = _check_scoring(scoring, classify, spec is not None)
     if spec is not None and scoring == "roc_auc" and classes.size != 2:
         raise ArgumentError(
@@ -506,13 +507,15 @@ def decode(
         )
     n_permutations = check_int("n_permutations", n_permutations, minimum=0)
 
-    x = np.asarray(recording.get(layer, time=time, flatten=True), dtype=np.float64)
-    times = np.asarray(recording.times[layer])[np.arange(recording.shapes[layer][1])[_time_index(time)]]
+    positions = _time_positions(recording, layer, time)
+    x = np.asarray(recording.get(layer, time=positions, flatten=True), dtype=np.float64)
+    times = np.asarray(recording.times[layer])[positions]
     if test is not None:
         if not isinstance(test, Recording):
             raise ArgumentTypeError(f"test: got {describe(test)}. Pass a Recording to test on.")
         test_layer = test._default_layer(layer)
-        x_test = np.asarray(test.get(test_layer, time=time, flatten=True), dtype=np.float64)
+        test_positions = _time_positions(test, test_layer, time)
+        x_test = np.asarray(test.get(test_layer, time=test_positions, flatten=True), dtype=np.float64)
         if x_test.shape[2] != x.shape[2]:
             raise ShapeError(
                 f"test: layer {test_layer!r} has {x_test.shape[2]} units, the training layer {x.shape[2]}; "
@@ -531,7 +534,7 @@ def decode(
             y_test = np.searchsorted(classes, test_values)
         else:
             y_test = test_values.astype(np.float64)
-        test_times = np.asarray(test.times[test_layer])[np.arange(test.shapes[test_layer][1])[_time_index(time)]]
+        test_times = np.asarray(test.times[test_layer])[test_positions]
         folds = [(np.arange(len(x)), np.zeros(0, dtype=np.int64))]
     else:
         x_test = y_test = None
@@ -553,7 +556,7 @@ def decode(
         for start in range(0, len(orders), 64):  # bounded memory: 64 target sets per pass
             block = orders[start : start + 64]
             result.append(_ridge_scores(x, np.hstack([coded[o] for o in block]), np.stack([y[o] for o in block], 1),
-                                        folds, x_test, y_test, alpha=spec[1], scale=spec[2], scoring=scoring,
+                                        folds, x_test, y_test, alpha=spec[0], scale=spec[1], scoring=scoring,
                                         n_classes=n_classes, generalize=generalize))  # fmt: skip
         all_scores = np.concatenate(result, axis=1)  # (folds, sets, ...)
         fold_scores, null = all_scores[:, 0], all_scores[:, 1:].mean(axis=0)
@@ -588,17 +591,14 @@ def decode(
     if patterns:
         if spec is None:
             raise ArgumentError("patterns: Haufe patterns are computed for the ridge path; use estimator='ridge'.")
-        result.patterns = _haufe_patterns(x, _code(y, classes.size if classify else None), alpha=spec[1], scale=spec[2])
+        result.patterns = _haufe_patterns(x, _code(y, classes.size if classify else None), alpha=spec[0], scale=spec[1])
     return result
 
 
-def _time_index(time: Any) -> Any:
-    """The time selection as an index into the time axis (None: all)."""
-    if time is None:
-        return slice(None)
-    if isinstance(time, (int, np.integer)) and not isinstance(time, (bool, np.bool_)):
-        return [int(time)]
-    return time
+def _time_positions(recording: Recording, layer: str, time: Any) -> np.ndarray:
+    """Positions of the selected time steps (an int selects one step and keeps the axis)."""
+    n_steps = recording.shapes[layer][1]
+    return as_positions(normalize_index(time, n_steps, name="time"), n_steps)
 
 
 def _code(y: np.ndarray, n_classes: int | None) -> np.ndarray:
