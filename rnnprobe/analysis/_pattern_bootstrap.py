@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._ranks import ranks_in_order
+
 _BLOCK_BYTES = 2**26  # samples are processed in blocks of about this many bytes of weights
 
 
@@ -34,39 +36,18 @@ def _pair_weights(draws: np.ndarray, n_cond: int) -> np.ndarray:
     return counts[:, rows] * counts[:, cols]
 
 
-def _ranks_in_order(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Average-tie ranks of ascending ``values`` whose entries stand for ``weights`` copies each.
-
-    Both arrays (..., n) in ascending order of ``values`` along the last axis.
-    """
-    cum = np.cumsum(weights, axis=-1)
-    new_run = np.ones(values.shape, dtype=bool)
-    new_run[..., 1:] = values[..., 1:] != values[..., :-1]
-    if new_run.all():  # no ties: L = cum - w, rank = L + (w + 1) / 2
-        return cum - (weights - 1) / 2
-    n = values.shape[-1]
-    positions = np.broadcast_to(np.arange(n), values.shape)
-    first = np.maximum.accumulate(np.where(new_run, positions, 0), axis=-1)
-    is_last = np.ones(values.shape, dtype=bool)
-    is_last[..., :-1] = new_run[..., 1:]
-    last = np.minimum.accumulate(np.where(is_last, positions, n)[..., ::-1], axis=-1)[..., ::-1]
-    before = np.take_along_axis(cum - weights, first, axis=-1)
-    in_run = np.take_along_axis(cum, last, axis=-1) - before
-    return before + (in_run + 1) / 2
-
-
 def _sample_ranks(values: np.ndarray, weights: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
     """Weighted average-tie ranks of each row of ``values`` (n_rows, m), whose entries stand for
     ``weights`` (m,) copies; ``order``: the rows' ascending order when already known."""
     if order is None:
         order = np.argsort(values, axis=1)
-    sorted_ranks = _ranks_in_order(np.take_along_axis(values, order, 1), weights[order])
+    sorted_ranks = ranks_in_order(np.take_along_axis(values, order, 1), weights[order])
     ranks = np.empty_like(sorted_ranks)
     np.put_along_axis(ranks, order, sorted_ranks, axis=1)
     return ranks
 
 
-def _rank_similarity(a: np.ndarray, b: np.ndarray, weights: np.ndarray, method: str) -> np.ndarray:
+def _weighted_rank_similarity(a: np.ndarray, b: np.ndarray, weights: np.ndarray, method: str) -> np.ndarray:
     """Weighted spearman / rho-a of ranks a (K, m) with ranks b (L, m): (K, L)."""
     n = weights.sum()
     a, b = a - (n + 1) / 2, b - (n + 1) / 2  # weighted ranks always have mean (n + 1) / 2
@@ -149,13 +130,13 @@ def _rank_sample(
     w = weights[kept]
     ranks = _sample_ranks(rows[:, kept], w, order)
     model_ranks, data_ranks = ranks[:n_models], ranks[n_models:]
-    evaluations = _rank_similarity(model_ranks, data_ranks, w, method).mean(axis=1)
+    evaluations = _weighted_rank_similarity(model_ranks, data_ranks, w, method).mean(axis=1)
     if not with_ceiling:
         return evaluations, None
     total = data_ranks.sum(axis=0, keepdims=True)  # pooled RDM: mean rank (scale does not matter)
     pool_ranks = _sample_ranks(np.vstack([total, total - data_ranks]), w)  # all, then leave-one-out
-    upper = _rank_similarity(pool_ranks[:1], data_ranks, w, method).mean()
-    lower = np.diag(_rank_similarity(pool_ranks[1:], data_ranks, w, method)).mean()
+    upper = _weighted_rank_similarity(pool_ranks[:1], data_ranks, w, method).mean()
+    lower = np.diag(_weighted_rank_similarity(pool_ranks[1:], data_ranks, w, method)).mean()
     return evaluations, np.array([lower, upper])
 
 

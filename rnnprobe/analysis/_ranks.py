@@ -49,17 +49,27 @@ def _radix_order(row: np.ndarray) -> tuple[np.ndarray, bool]:
     return order, bool(collide.any())  # equal values have equal keys: no collision, no tie
 
 
-def _average_ties(ordered: np.ndarray) -> np.ndarray:
-    """Ranks 1..n of an ascending row, ties given their mean position."""
-    n = ordered.size
-    ties = ordered[1:] == ordered[:-1]
-    if not ties.any():
-        return np.arange(1, n + 1, dtype=np.float64)
-    starts = np.r_[True, ~ties]  # first position of each run of equal values
-    run = np.cumsum(starts) - 1
-    first = np.flatnonzero(starts)
-    last = np.r_[first[1:], n] - 1
-    return (first[run] + last[run]) / 2 + 1
+def ranks_in_order(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Average-tie ranks of ascending ``values`` whose entries stand for ``weights`` copies each.
+
+    Both arrays (..., n) in ascending order of ``values`` along the last axis. A value standing for
+    w copies after L smaller copies ranks L + (w + 1) / 2; with unit weights these are the ranks
+    1..n with ties averaged (rank_rows), with copy counts the ranks of a bootstrap sample.
+    """
+    cum = np.cumsum(weights, axis=-1)
+    new_run = np.ones(values.shape, dtype=bool)
+    new_run[..., 1:] = values[..., 1:] != values[..., :-1]
+    if new_run.all():  # no ties: L = cum - w, rank = L + (w + 1) / 2
+        return cum - (weights - 1) / 2
+    n = values.shape[-1]
+    positions = np.broadcast_to(np.arange(n), values.shape)
+    first = np.maximum.accumulate(np.where(new_run, positions, 0), axis=-1)
+    is_last = np.ones(values.shape, dtype=bool)
+    is_last[..., :-1] = new_run[..., 1:]
+    last = np.minimum.accumulate(np.where(is_last, positions, n)[..., ::-1], axis=-1)[..., ::-1]
+    before = np.take_along_axis(cum - weights, first, axis=-1)
+    in_run = np.take_along_axis(cum, last, axis=-1) - before
+    return before + (in_run + 1) / 2
 
 
 def rank_rows(values: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
@@ -78,18 +88,14 @@ def rank_rows(values: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarra
     values = np.asarray(values, dtype=np.float64)
     n = values.shape[1]
     ranks = np.empty_like(values) if out is None else out
+    ones = np.ones(n)
     if n >= _RADIX_MIN:
         positions = np.arange(1, n + 1, dtype=np.float64)
-        for row, out in zip(values, ranks, strict=True):
+        for row, target in zip(values, ranks, strict=True):
             order, may_tie = _radix_order(row)
-            out[order] = _average_ties(row[order]) if may_tie else positions
+            target[order] = ranks_in_order(row[order], ones) if may_tie else positions
         return ranks
     order = np.argsort(values, axis=1)
-    ordered = np.take_along_axis(values, order, axis=1)
-    averaged = np.empty_like(values)
-    ties = ordered[:, 1:] == ordered[:, :-1]
-    averaged[:] = np.arange(1, n + 1, dtype=np.float64)
-    for i in np.flatnonzero(ties.any(axis=1)):
-        averaged[i] = _average_ties(ordered[i])
+    averaged = ranks_in_order(np.take_along_axis(values, order, axis=1), np.broadcast_to(ones, values.shape))
     np.put_along_axis(ranks, order, averaged, axis=1)
     return ranks
