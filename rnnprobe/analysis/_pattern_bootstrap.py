@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._ranks import ranks_in_order
+from .rsa import n_conditions
 
 _BLOCK_BYTES = 2**26  # samples are processed in blocks of about this many bytes of weights
 
@@ -146,7 +147,7 @@ def pattern_bootstrap(
     """Evaluations (n_samples, n_models) and noise ceiling (2, n_samples) of every bootstrap
     sample of conditions, for complete RDMs (no NaN) and method in corr/cosine/spearman/rho-a.
     Samples with fewer than 3 distinct conditions are NaN."""
-    n_cond = round((1 + np.sqrt(1 + 8 * models.shape[1])) / 2)
+    n_cond = n_conditions(models.shape[1])
     n_samples = draws.shape[0]
     evaluations = np.full((n_samples, len(models)), np.nan)
     ceiling = np.full((2, n_samples), np.nan) if with_ceiling else None

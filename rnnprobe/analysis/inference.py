@@ -22,6 +22,7 @@ from .rsa import (
     DOT_METHODS,
     RDMs,
     compare_rdms,
+    n_conditions,
     noise_ceiling,
     paired_vectors,
     rank_rows,
@@ -228,7 +229,7 @@ def _bootstrap_loop(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Evaluations and noise ceilings sample by sample (resampled subjects, or methods and RDMs
     without a dot-product form)."""
-    n_cond = round((1 + np.sqrt(1 + 8 * data_vectors.shape[1])) / 2)
+    n_cond = n_conditions(data_vectors.shape[1])
     n_samples = len(condition_draws if condition_draws is not None else subject_draws)
     evaluations = np.full((n_samples, model_vectors.shape[0]), np.nan)
     ceiling = np.full((2, n_samples), np.nan) if with_noise_ceiling else None
@@ -267,7 +268,7 @@ def _bootstrap(
     _check_resampling_method(method)
     model_vectors, data_vectors = paired_vectors(models, data, names=("models", "data"))
     n_subjects, n_pairs = data_vectors.shape
-    n_cond = round((1 + np.sqrt(1 + 8 * n_pairs)) / 2)
+    n_cond = n_conditions(n_pairs)
     if with_noise_ceiling and n_subjects < 2:
         raise ArgumentError("data: a noise ceiling needs at least 2 data RDMs; pass with_noise_ceiling=False.")
     subject_draws = None if subjects is None else _draws(*subjects, n_subjects, "subject")
@@ -470,7 +471,7 @@ def permutation_test(
     if np.isnan(model_vectors).any() or np.isnan(data_vectors).any():
         raise ArgumentError("models, data: permutation tests need complete RDMs (no NaN dissimilarities).")
     n_permutations = check_int("n_permutations", n_permutations)
-    n_cond = round((1 + np.sqrt(1 + 8 * model_vectors.shape[1])) / 2)
+    n_cond = n_conditions(model_vectors.shape[1])
     perms = np.argsort(np.random.default_rng(seed).random((n_permutations, n_cond)), axis=1)
     rows, cols = np.triu_indices(n_cond, k=1)
 

@@ -101,7 +101,7 @@ class RDMs:
 
     @property
     def n_conditions(self) -> int:
-        return round((1 + np.sqrt(1 + 8 * self.dissimilarities.shape[1])) / 2)
+        return n_conditions(self.dissimilarities.shape[1])
 
     def matrices(self) -> np.ndarray:
         """Full symmetric matrices, (n_rdms, n_conditions, n_conditions), zero diagonal."""
@@ -252,6 +252,11 @@ def _group_sums(states: np.ndarray, groups: np.ndarray, n_groups: int) -> np.nda
     indicator = csr_matrix((np.ones(groups.size), (groups, np.arange(groups.size))), shape=(n_groups, groups.size))
     flat = np.asarray(states, dtype=np.float64).reshape(groups.size, -1)
     return np.asarray(indicator @ flat).reshape(n_groups, *states.shape[1:])
+
+
+def n_conditions(n_pairs: int) -> int:
+    """Number of conditions n of RDMs with n (n - 1) / 2 upper-triangle dissimilarities."""
+    return round((1 + np.sqrt(1 + 8 * n_pairs)) / 2)
 
 
 class _Backend:
@@ -703,7 +708,7 @@ def compare_rdms(a: Any, b: Any, *, method: str = "corr", sigma_k: np.ndarray | 
                 f"method={method!r} with NaN dissimilarities is not supported; leave out the conditions with "
                 f"missing values, or use 'corr'/'cosine'."
             )
-        n_cond = round((1 + np.sqrt(1 + 8 * va.shape[1])) / 2)
+        n_cond = n_conditions(va.shape[1])
         if sigma_k is not None:
             sigma_k = np.asarray(sigma_k, dtype=np.float64)
             if sigma_k.shape not in ((n_cond,), (n_cond, n_cond)):
