@@ -19,6 +19,7 @@ from typing import Any
 __all__ = [
     "ArgumentError",
     "ArgumentTypeError",
+    "ConvergenceError",
     "IncompleteStoreError",
     "ModelCallError",
     "NonFiniteWarning",
@@ -73,6 +74,10 @@ class StoreNotFoundError(RnnprobeError, FileNotFoundError):
 
 class ModelCallError(RnnprobeError, RuntimeError):
     """Calling the model on the given stimuli failed."""
+
+
+class ConvergenceError(RnnprobeError, RuntimeError):
+    """An iterative solver did not reach its tolerance; no partial result is returned."""
 
 
 class RnnprobeWarning(UserWarning):

@@ -90,9 +90,101 @@ def test_any_sklearn_estimator_is_cloned_per_step(rng):
     result = decode(rec, "h", "label", estimator=knn, cv=cv, generalize=True)
     np.testing.assert_allclose(result.scores, _sklearn_generalization(knn, x, label, cv), atol=1e-12)
     logistic = make_pipeline(StandardScaler(), LogisticRegression())
-    result = decode(rec, "h", "label", estimator=logistic, cv=cv)
+    result = decode(rec, "h", "label", estimator=logistic, cv=cv, fast=False)
     expected = [cross_val_score(logistic, x[:, t], label, cv=cv).mean() for t in range(4)]
     np.testing.assert_allclose(result.scores, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize(("classes", "scale"), [(2, True), (2, False), (4, True), (3, False)])
+def test_batched_logistic_fits_equal_sklearn_at_its_optimum(rng, classes, scale):
+    """Decision values of every (fold, step) fit against sklearn's Newton solver at a tight
+    tolerance (multinomial logits compared up to their common shift), on offset, badly scaled
+    features."""
+    from rnnprobe.analysis._logistic import fit_logistic
+
+    n, steps = 150, 3
+    label = rng.integers(0, classes, n)
+    x = rng.normal(size=(n, steps, 10)) + 3.0
+    x[:, :, :2] += 0.7 * label[:, None, None]
+    x[:, :, 5] *= 10
+    folds = [np.arange(n) % 3 != k for k in range(3)]
+    fit = fit_logistic(x, label[:, None], folds, n_classes=classes, penalty=0.5, scale=scale, tol=1e-10)
+    for f, train in enumerate(folds):
+        for t in range(steps):
+            model = LogisticRegression(C=2.0, solver="newton-cholesky", tol=1e-12, max_iter=1000)
+            model = make_pipeline(StandardScaler(), model) if scale else model
+            model.fit(x[train, t], label[train])
+            expected = model.decision_function(x[~train, t]).reshape(int((~train).sum()), -1)
+            ours = x[~train, t] @ fit.coef[f, t] + fit.intercept[f, t]
+            if classes > 2:
+                expected = expected - expected.mean(axis=1, keepdims=True)
+                assert np.allclose(ours.sum(axis=1), 0, atol=1e-9)  # zero-sum logits, as the optimum's
+            np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
+
+
+def test_logistic_fast_path_scores_within_0_01_of_sklearn(rng):
+    rec, x, label = _recording(rng, n=150, steps=5, units=20, strength=1.0)
+    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    pipe = make_pipeline(StandardScaler(), LogisticRegression())
+    fast = decode(rec, "h", "label", estimator=pipe, cv=cv, generalize=True)
+    assert fast.estimator == "Pipeline"
+    reference = _sklearn_generalization(pipe, x, label, cv)
+    assert np.abs(fast.scores - reference).max() <= 0.01
+    assert fast.scores[4, 4] > 0.55 > 0.45 > fast.scores[0, 0]  # the signal from step 3 on (chance 1/3)
+    # against sklearn run to its optimum the predictions agree exactly
+    tight = make_pipeline(StandardScaler(), LogisticRegression(tol=1e-10, max_iter=10_000))
+    np.testing.assert_allclose(fast.scores, _sklearn_generalization(tight, x, label, cv), atol=1e-12)
+    named = decode(rec, "h", "label", estimator="logistic", alpha=1.0, cv=cv, generalize=True)
+    np.testing.assert_allclose(named.scores, fast.scores, atol=1e-12)
+    assert named.estimator == "logistic"
+
+
+def test_logistic_permutations_and_patterns(rng):
+    label = np.repeat([0, 1], 50)
+    x = rng.normal(size=(100, 8, 6))
+    x[:, 4:, 0] += 1.2 * (2 * label[:, None] - 1)
+    rec = Recording({"h": x}, metadata={"label": label})
+    result = decode(rec, "h", "label", estimator="logistic", n_permutations=40, patterns=True, seed=3)
+    assert result.null.shape == (40, 8)
+    assert (result.p_values[4:] < 0.05).all() and (result.p_values[:4] > 0.05).all()
+    t = 5
+    model = make_pipeline(StandardScaler(), LogisticRegression(tol=1e-12)).fit(x[:, t], label)
+    w = model[-1].coef_[0] / model[0].scale_  # in the original units
+    xc = x[:, t] - x[:, t].mean(axis=0)
+    s = xc @ w
+    np.testing.assert_allclose(result.patterns[t][:, 0], np.cov(xc.T) @ w / np.var(s, ddof=1), rtol=1e-6)
+
+
+def test_logistic_convergence_failure_is_an_error(rng):
+    from rnnprobe.analysis._logistic import fit_logistic
+    from rnnprobe.errors import ConvergenceError
+
+    x = rng.normal(size=(40, 2, 5))
+    label = np.repeat([0, 1], 20)
+    with pytest.raises(ConvergenceError, match="did not converge in 1 Newton"):
+        fit_logistic(x, label[:, None], [np.ones(40, dtype=bool)], n_classes=2, penalty=1.0, scale=True, max_iter=1)
+
+
+def test_device_argument(rng):
+    import torch
+
+    rec, _, _ = _recording(rng, steps=3)
+    on_cpu = decode(rec, "h", "label", device="cpu")
+    np.testing.assert_allclose(on_cpu.scores, decode(rec, "h", "label").scores)
+    with pytest.raises(ArgumentError, match="device: got 'gpu0'"):
+        decode(rec, "h", "label", device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ArgumentError, match="no CUDA device"):
+            decode(rec, "h", "label", device="cuda")
+
+
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()")
+def test_fast_path_on_gpu_equals_cpu(rng):
+    rec, _, _ = _recording(rng, steps=4)
+    for estimator in ("ridge", "logistic"):
+        cpu = decode(rec, "h", "label", estimator=estimator, generalize=True)
+        gpu = decode(rec, "h", "label", estimator=estimator, generalize=True, device="cuda")
+        np.testing.assert_allclose(gpu.scores, cpu.scores, atol=1e-12)
 
 
 def test_planted_signal_is_found_where_it_is_and_nowhere_else(rng):
@@ -211,5 +303,7 @@ def test_bad_inputs_get_clear_errors(rng):
         decode(rec, "h", "label", estimator="lasso")
     with pytest.raises(ArgumentError, match="roc_auc' needs 2 classes"):
         decode(rec, "h", "label", scoring="roc_auc")
+    with pytest.raises(ArgumentError, match="'logistic' classifies"):
+        decode(rec, "h", "value", estimator="logistic")
     with pytest.raises(ArgumentError, match="NaN"):
         decode(rec, "h", np.r_[np.nan, rec.column("value")[1:]])

@@ -5,13 +5,15 @@ change over time? :func:`decode` cross-validates a decoder at every time step of
 ``generalize=True`` trains at every step and tests at every step (King & Dehaene 2014), like
 MNE-Python's ``SlidingEstimator`` / ``GeneralizingEstimator``.
 
-Two paths give the same scores:
+Two paths:
 
 - any scikit-learn estimator or pipeline, cloned and fitted per (fold, time step);
-- a fast path for ridge (``RidgeClassifier`` / ``Ridge``, optionally after ``StandardScaler``),
-  the default: all folds and time steps are solved at once from shared Gram matrices
-  (:mod:`._ridge`), with the same scores as sklearn to rounding; permutation tests reuse the same
-  factorisations (labels enter linearly).
+- a fast path, the default, for ridge (``RidgeClassifier`` / ``Ridge``) and l2 logistic
+  regression (``LogisticRegression``), alone or after a ``StandardScaler``: every fold, time step
+  and permutation is fitted at once in torch (CPU or GPU). Ridge is solved from shared Gram
+  matrices (:mod:`._ridge`) with sklearn's scores to rounding, and permutation tests reuse its
+  factorisations (labels enter linearly); logistic regression by a batched truncated Newton
+  method (:mod:`._logistic`) to a tighter optimum than sklearn's lbfgs reaches.
 """
 
 from __future__ import annotations
@@ -26,12 +28,13 @@ from ..errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameEr
 from ..recording import Recording
 from . import _scores
 from ._clusters import Cluster, cluster_test
+from ._logistic import fit_logistic
 from ._ridge import fit_ridge
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-ESTIMATORS = ("ridge",)
+ESTIMATORS = ("ridge", "logistic")
 
 
 @dataclass
@@ -173,12 +176,23 @@ def _target(recording: Recording, target: Any) -> tuple[np.ndarray, str]:
     return values, "target"
 
 
-def _fast_spec(estimator: Any, alpha: float) -> tuple[float, bool] | None:
-    """(ridge penalty, standardise) when ``estimator`` can take the fast path, else None; the
-    "ridge" estimator is a StandardScaler and ridge with penalty ``alpha``."""
+@dataclass(frozen=True)
+class _FastSpec:
+    """A decoder the fast path fits: "ridge" (penalty alpha) or "logistic" (penalty 1 / C),
+    optionally after a StandardScaler."""
+
+    kind: str
+    penalty: float
+    scale: bool
+
+
+def _fast_spec(estimator: Any, alpha: float, classify: bool) -> _FastSpec | None:
+    """How the fast path fits ``estimator``, or None when it cannot; the named estimators are a
+    StandardScaler and ridge (or logistic regression) with penalty ``alpha``."""
     if isinstance(estimator, str):
-        return (float(alpha), True)
-    from sklearn.linear_model import Ridge, RidgeClassifier
+        kind = "ridge" if estimator == "ridge" or not classify else "logistic"
+        return _FastSpec(kind, float(alpha), True)
+    from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
@@ -194,11 +208,19 @@ def _fast_spec(estimator: Any, alpha: float) -> tuple[float, bool] | None:
             estimator = steps[0]
         else:
             return None
-    if type(estimator) in (Ridge, RidgeClassifier):
-        params = estimator.get_params()
-        plain = params["fit_intercept"] and not params.get("positive") and params["solver"] in ("auto", "cholesky")
-        if plain and params.get("class_weight") is None and np.ndim(params["alpha"]) == 0:
-            return (float(params["alpha"]), scale)
+    if type(estimator) not in (Ridge, RidgeClassifier, LogisticRegression):
+        return None
+    params = estimator.get_params()
+    if not params["fit_intercept"] or params.get("class_weight") is not None:
+        return None
+    if isinstance(estimator, LogisticRegression):
+        l2 = params["penalty"] == "l2" or (params["penalty"] == "deprecated" and params["l1_ratio"] in (0, None))
+        c = params["C"]
+        if l2 and params["solver"] != "liblinear" and not params["dual"] and np.ndim(c) == 0 and 0 < c < np.inf:
+            return _FastSpec("logistic", 1.0 / float(c), scale)
+        return None
+    if not params.get("positive") and params["solver"] in ("auto", "cholesky") and np.ndim(params["alpha"]) == 0:
+        return _FastSpec("ridge", float(params["alpha"]), scale)
     return None
 
 
@@ -273,30 +295,28 @@ def _chance(scoring: str, y: np.ndarray, n_classes: int | None) -> float:
 # --- the two paths ----------------------------------------------------------------------------
 
 
-def _ridge_scores(
+def _fast_scores(
+    spec: _FastSpec,
     x: np.ndarray,
-    coded: np.ndarray,
     y_sets: np.ndarray,
     folds: list,
     x_test: np.ndarray | None,
     y_test: np.ndarray | None,
     *,
-    alpha: float,
-    scale: bool,
     scoring: str,
     n_classes: int | None,
     generalize: bool,
+    device: Any,
 ) -> np.ndarray:
-    """Scores (n_folds, n_sets, T[, T']) of ridge fits to several target sets at once (the true
-    targets, then permuted ones): ``coded`` (n, n_sets * n_outputs) their codings, ``y_sets``
-    (n, n_sets) their values/class indices. With ``x_test``, one fold trains on everything and
-    tests on (x_test, y_test)."""
+    """Scores (n_folds, n_sets, T[, T']) of batched linear fits to several target sets at once
+    (the true targets, then permuted ones): ``y_sets`` (n, n_sets) holds their values or class
+    indices. With ``x_test``, one fold trains on everything and tests on (x_test, y_test)."""
     masks = []
     for train, _ in folds:
         mask = np.zeros(len(x), dtype=bool)
         mask[train] = True
         masks.append(mask)
-    fit = fit_ridge(x, coded, masks, alpha=alpha, scale=scale)
+    fit = _fit(spec, x, y_sets, masks, n_classes, device)
     n_sets = y_sets.shape[1]
     out = []
     for f, (_, test) in enumerate(folds):
@@ -316,6 +336,16 @@ def _ridge_scores(
         decision = decision.reshape(*decision.shape[:-1], n_sets, -1)
         out.append(np.stack([_scores.score(scoring, yt[:, s], decision[..., s, :], n_classes) for s in range(n_sets)]))
     return np.stack(out)
+
+
+def _fit(spec: _FastSpec, x: np.ndarray, y_sets: np.ndarray, masks: list, n_classes: int | None, device: Any):
+    """The batched fit of every fold (mask) and target set: ridge on the targets' codes, or
+    logistic regression on the classes."""
+    if spec.kind == "logistic":
+        return fit_logistic(x, y_sets, masks, n_classes=n_classes, penalty=spec.penalty, scale=spec.scale,
+                            device=device)  # fmt: skip
+    codes = np.hstack([_code(y_sets[:, s], n_classes) for s in range(y_sets.shape[1])])
+    return fit_ridge(x, codes, masks, alpha=spec.penalty, scale=spec.scale, device=device)
 
 
 def _generic_scores(
@@ -354,11 +384,10 @@ def _generic_scores(
     return out
 
 
-def _haufe_patterns(x: np.ndarray, targets: np.ndarray, *, alpha: float, scale: bool) -> np.ndarray:
-    """Activation patterns A = cov(x) W cov(s)^-1 (Haufe et al. 2014) of ridge decoders fitted on
-    all samples at each time step: (n_times, n_units, n_outputs)."""
-    fit = fit_ridge(x, targets, [np.ones(len(x), dtype=bool)], alpha=alpha, scale=scale)
-    coef = fit.coef[0]  # (T, p, out), in original units
+def _haufe_patterns(spec: _FastSpec, x: np.ndarray, y: np.ndarray, n_classes: int | None, device: Any) -> np.ndarray:
+    """Activation patterns A = cov(x) W cov(s)^-1 (Haufe et al. 2014) of the linear decoders
+    fitted on all samples at each time step: (n_times, n_units, n_outputs)."""
+    coef = _fit(spec, x, y[:, None], [np.ones(len(x), dtype=bool)], n_classes, device).coef[0]  # (T, p, out)
     xc = x - x.mean(axis=0, keepdims=True)  # (n, T, p)
     sources = np.einsum("ntp,tpo->tno", xc, coef)  # (T, n, out)
     cov_xs = np.einsum("ntp,tno->tpo", xc, sources) / (len(x) - 1)
@@ -388,6 +417,7 @@ def decode(
     patterns: bool = False,
     seed: int | None = 0,
     progress: bool = False,
+    device: str | None = None,
 ) -> DecodingResult:
     """Cross-validated decoding of ``target`` from ``layer`` at every time step.
 
@@ -399,11 +429,14 @@ def decode(
     target : str or array-like
         A metadata column, or one value per stimulus. Classes (any labels) for classifiers,
         numbers for regressors.
-    estimator : "ridge" or a scikit-learn estimator
+    estimator : "ridge", "logistic" or a scikit-learn estimator
         "ridge": ``make_pipeline(StandardScaler(), RidgeClassifier(alpha))`` for categorical
-        targets, ``Ridge`` for continuous ones (``type_of_target``), on the fast path. Any
-        estimator or pipeline works (cloned per fold and time step, like MNE's
-        SlidingEstimator); ridge models, alone or after a ``StandardScaler``, take the fast path.
+        targets, ``Ridge`` for continuous ones (``type_of_target``); "logistic":
+        ``make_pipeline(StandardScaler(), LogisticRegression(C=1 / alpha))``; both on the fast
+        path. Any estimator or pipeline works (cloned per fold and time step, like MNE's
+        SlidingEstimator); Ridge, RidgeClassifier and l2-penalised LogisticRegression (not
+        liblinear, which penalises the intercept), alone or after a ``StandardScaler``, take the
+        fast path.
     cv : int, splitter or iterable of (train, test)
         An int gives shuffled stratified k-fold for classification (grouped when ``groups`` is
         given), k-fold for regression, seeded by ``seed``.
@@ -421,7 +454,7 @@ def decode(
         Cross-decoding: train on all of ``recording`` and test on ``test`` (same layer), e.g.
         train on clean digits and test on occluded ones. ``cv`` and ``groups`` are not used.
     alpha : float
-        Ridge penalty of the "ridge" estimator.
+        Penalty of the named estimators: ridge's alpha, 1 / C of logistic regression.
     fast : bool, optional
         Force (True) or forbid (False) the fast path; by default it is used when possible.
     n_permutations : int
@@ -440,6 +473,8 @@ def decode(
         Seeds the folds and the permutations.
     progress : bool
         Progress bar (the per-estimator path).
+    device : str, optional
+        Torch device of the fast path's arithmetic, e.g. "cuda"; default the CPU.
 
     Returns
     -------
@@ -495,11 +530,20 @@ def decode(
             )
     else:
         y = values.astype(np.float64)
-    spec = _fast_spec(estimator, alpha) if fast is not False else None
+    if estimator == "logistic" and not classify:
+        raise ArgumentError(
+            f"estimator: 'logistic' classifies, but the target has {kind} values ({describe(values)}). Use "
+            f"estimator='ridge' for regression, or bin the target."
+        )
+    spec = _fast_spec(estimator, alpha, classify) if fast is not False else None
     if fast and spec is None:
         raise ArgumentError(
-            f"fast: {estimator!r} has no fast path (ridge models, alone or after StandardScaler, have). Pass fast=None."
+            f"fast: {estimator!r} has no fast path (Ridge, RidgeClassifier and l2 LogisticRegression, alone or after "
+            f"StandardScaler, have). Pass fast=None."
         )
+    if isinstance(estimator, str) and spec is None:
+        raise ArgumentError(f"fast: estimator={estimator!r} is only fitted on the fast path; pass fast=None.")
+    device = _check_device(device)
     scoring = _check_scoring(scoring, classify, spec is not None)
     if spec is not None and scoring == "roc_auc" and classes.size != 2:
         raise ArgumentError(
@@ -550,17 +594,15 @@ def decode(
     perms = [rng.permutation(len(y)) for _ in range(n_permutations)]
     if spec is not None:
         n_classes = classes.size if classify else None
-        coded = _code(y, n_classes)
         orders = [np.arange(len(y)), *perms]  # the true targets, then permuted ones
         result = []
         for start in range(0, len(orders), 64):  # bounded memory: 64 target sets per pass
-            block = orders[start : start + 64]
-            result.append(_ridge_scores(x, np.hstack([coded[o] for o in block]), np.stack([y[o] for o in block], 1),
-                                        folds, x_test, y_test, alpha=spec[0], scale=spec[1], scoring=scoring,
-                                        n_classes=n_classes, generalize=generalize))  # fmt: skip
+            y_sets = np.stack([y[o] for o in orders[start : start + 64]], 1)
+            result.append(_fast_scores(spec, x, y_sets, folds, x_test, y_test, scoring=scoring, n_classes=n_classes,
+                                       generalize=generalize, device=device))  # fmt: skip
         all_scores = np.concatenate(result, axis=1)  # (folds, sets, ...)
         fold_scores, null = all_scores[:, 0], all_scores[:, 1:].mean(axis=0)
-        label = "ridge" if isinstance(estimator, str) else type(estimator).__name__
+        label = spec.kind if isinstance(estimator, str) else type(estimator).__name__
     else:
         fold_scores = _generic_scores(estimator, x, y, folds, x_test, y_test, scoring=scoring, generalize=generalize,
                                       progress=progress)  # fmt: skip
@@ -590,9 +632,26 @@ def decode(
         result.clusters = cluster_test(scores, null, threshold_p=cluster_threshold)
     if patterns:
         if spec is None:
-            raise ArgumentError("patterns: Haufe patterns are computed for the ridge path; use estimator='ridge'.")
-        result.patterns = _haufe_patterns(x, _code(y, classes.size if classify else None), alpha=spec[0], scale=spec[1])
+            raise ArgumentError(
+                "patterns: Haufe patterns are computed for the fast path's linear decoders; use estimator='ridge' or "
+                "'logistic'."
+            )
+        result.patterns = _haufe_patterns(spec, x, y, classes.size if classify else None, device)
     return result
+
+
+def _check_device(device: Any) -> Any:
+    if device is None:
+        return None
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ArgumentError(f"device: got {device!r}. Pass a torch device such as 'cpu' or 'cuda'.") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ArgumentError(f"device: {device!r} was requested but torch sees no CUDA device here. Use device='cpu'.")
+    return parsed
 
 
 def _time_positions(recording: Recording, layer: str, time: Any) -> np.ndarray:
