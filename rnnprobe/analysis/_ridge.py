@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._linear import LinearFit, TimeBlock, as_device, matmul, time_blocks, to_original_units
+from ._linear import LinearFit, TimeBlock, as_device, matmul, solve, time_blocks, to_original_units
 
 
 def fit_ridge(
@@ -59,6 +59,6 @@ def fit_ridge(
             torch.diagonal(gram, dim1=1, dim2=2).add_(alpha)
             # one batched LAPACK call: for decoding sizes this beats a Cholesky factorisation
             # followed by per-matrix triangular solves
-            w = torch.linalg.solve(gram, cross)
+            w = solve(gram, cross)
             coef[f, block], intercept[f, block] = to_original_units(w, y_mean.expand(len(w), -1), fold, data.centre)
     return LinearFit(coef, intercept)

@@ -1,0 +1,194 @@
+"""find_fixed_points against closed forms, an independent root finder and torch's own modules."""
+
+import numpy as np
+import pytest
+import torch
+
+from rnnprobe import record
+from rnnprobe.analysis.fixed_points import find_fixed_points
+from rnnprobe.errors import ArgumentError, ShapeError
+from rnnprobe.models import CTRNN, shipped
+from rnnprobe.tasks.flipflop import FlipFlop
+
+
+def _trajectory_states(model, n_trials=32):
+    x = FlipFlop(3).sample(n_trials, split="test").x
+    states, state = [], model.init_state(n_trials)
+    with torch.no_grad():
+        for t in range(x.shape[1]):
+            state = model.step(x[:, t], state)[1]
+            states.append(model.pack_state(state))
+    return torch.cat(states).double().numpy()
+
+
+def test_linear_map_fixed_point_and_eigenvalues_equal_the_closed_form(rng):
+    d, m = 6, 2
+    a = rng.normal(size=(d, d))
+    a *= 1.3 / np.max(np.abs(np.linalg.eigvals(a)))  # one or more unstable modes
+    b, c = rng.normal(size=(d, m)), rng.normal(size=d)
+    at, bt, ct = (torch.as_tensor(v) for v in (a, b, c))
+
+    def linear(x, u):
+        return x @ at.T + u @ bt.T + ct
+
+    u = np.array([[0.5, -1.0], [0.0, 2.0]])
+    fp = find_fixed_points(linear, inputs=u, initial_states=rng.normal(size=(30, d)), outlier_distance=np.inf)
+    assert len(fp) == 2 and fp.n_candidates == 60 and fp.n_unconverged == 0
+    for i in range(2):
+        expected = np.linalg.solve(np.eye(d) - a, b @ fp.inputs[i] + c)
+        np.testing.assert_allclose(fp.states[i], expected, rtol=1e-12, atol=1e-12)
+        assert fp.q[i] < 1e-28
+    np.testing.assert_allclose(fp.jacobians[0], a, atol=1e-12)
+    np.testing.assert_allclose(fp.input_jacobians[0], b, atol=1e-12)
+    eig = np.linalg.eigvals(a)
+    np.testing.assert_allclose(np.sort(np.abs(fp.eigenvalues[0]))[::-1], np.sort(np.abs(eig))[::-1], rtol=1e-10)
+    assert fp.n_unstable[0] == (np.abs(eig) > 1).sum() and not fp.stable[0]
+    assert sorted(map(tuple, fp.inputs)) == sorted(map(tuple, u))  # each point keeps its input
+
+
+def _bistable(x, u):
+    """(x, y) -> (x + 0.1 (x - x^3) + u, 0.9 y): attractors (+-1, 0), a saddle at (0, 0) for u = 0."""
+    return torch.stack([x[:, 0] + 0.1 * (x[:, 0] - x[:, 0] ** 3) + u[:, 0], 0.9 * x[:, 1]], dim=1)
+
+
+def test_two_dimensional_system_with_known_saddle_and_attractors(rng):
+    fp = find_fixed_points(_bistable, inputs=[0.0], initial_states=rng.uniform(-2, 2, size=(200, 2)))
+    order = np.argsort(fp.states[:, 0])
+    np.testing.assert_allclose(fp.states[order], [[-1, 0], [0, 0], [1, 0]], atol=1e-14)
+    assert fp.stable[order].tolist() == [True, False, True]
+    assert fp.n_unstable[order].tolist() == [0, 1, 0]
+    np.testing.assert_allclose(np.abs(fp.eigenvalues[order][1]), [1.1, 0.9], rtol=1e-12)
+    np.testing.assert_allclose(np.abs(fp.eigenvalues[order][0]), [0.9, 0.8], rtol=1e-12)
+    unstable = fp._unstable_directions(order[1])
+    np.testing.assert_allclose(np.abs(unstable[0]), [1, 0], atol=1e-12)  # the saddle's unstable manifold is x
+
+
+def test_dedup_tolerance_and_inputs_kept_apart(rng):
+    starts = rng.uniform(-2, 2, size=(100, 2))
+    fp = find_fixed_points(_bistable, inputs=[[0.0], [0.02]], initial_states=starts)
+    assert len(fp) == 6  # three points at each input
+    assert fp.n_duplicates == fp.n_candidates - fp.n_unconverged - fp.n_outliers - 6
+    merged = find_fixed_points(_bistable, inputs=[0.0], initial_states=starts, dedup_tol=10.0)
+    assert len(merged) == 1 and merged.q[0] < 1e-28
+
+
+def test_slow_points_are_kept_apart():
+    def near_miss(x, u):  # r = -0.1 (x^2 + 0.01) is never 0; q has a minimum 5e-7 at x = 0
+        return x - 0.1 * (x**2 + 0.01)
+
+    fp = find_fixed_points(near_miss, inputs=[0.0], initial_states=np.linspace(-0.5, 0.5, 21)[:, None])
+    assert len(fp) == 0 and len(fp.slow) == 1
+    np.testing.assert_allclose(fp.slow.states[0], [0.0], atol=1e-6)
+    np.testing.assert_allclose(fp.slow.q[0], 0.5 * 0.001**2, rtol=1e-6)
+
+
+def test_period_two_orbit_of_a_constructed_map(rng):
+    def flip(x, u):  # 0 is an unstable fixed point; +-a with a = 2 tanh(2 tanh a) form a stable 2-cycle
+        return -2 * torch.tanh(x)
+
+    starts = rng.uniform(-3, 3, size=(50, 1))
+    plain = find_fixed_points(flip, inputs=[0.0], initial_states=starts)
+    assert len(plain) == 1 and abs(plain.states[0, 0]) < 1e-14 and not plain.stable[0]
+    orbit = find_fixed_points(flip, inputs=[0.0], initial_states=starts, period=2)
+    order = np.argsort(orbit.states[:, 0])
+    a = orbit.states[order][2, 0]
+    np.testing.assert_allclose(a, 2 * np.tanh(2 * np.tanh(a)), rtol=1e-14)
+    np.testing.assert_allclose(orbit.states[order][:, 0], [-a, 0, a], atol=1e-14)
+    assert orbit.minimal_period[order].tolist() == [2, 1, 2]
+    assert orbit.stable[order].tolist() == [True, False, True]
+    slope = 4 / np.cosh(a) ** 4  # F'(a) F'(-a) = (2 sech^2 a)^2
+    np.testing.assert_allclose(orbit.eigenvalues[order][2].real, [slope], rtol=1e-10)
+
+
+def test_flipflop_lstm_tuple_state_all_eight_attractors_confirmed_by_scipy():
+    from scipy.optimize import root
+
+    model = shipped.load("flipflop-lstm")
+    starts = _trajectory_states(model)
+    fp = find_fixed_points(model, initial_states=starts, n_initial=256)
+    stable = fp.stable
+    assert stable.sum() == 8
+    patterns = {tuple(np.sign(o).astype(int)) for o in fp.outputs[stable]}
+    assert len(patterns) == 8  # one attractor per bit pattern, read out through the model's readout
+    h, c = fp.state(0)
+    assert h.shape == (1, 1, 16) and c.shape == (1, 1, 16)
+    double = model.double()
+    for x in fp.states:  # an independent root finder from each point, in float64
+
+        def residual(v):
+            state = double.unpack_state(torch.as_tensor(v[None]))
+            with torch.no_grad():
+                return (double.pack_state(double.step(torch.zeros(1, 3, dtype=torch.float64), state)[1])[0] - v).numpy()
+
+        solution = root(residual, x, tol=1e-14)
+        assert np.linalg.norm(residual(x)) < 1e-10
+        np.testing.assert_allclose(solution.x, x, atol=1e-9)
+
+
+def test_torch_lstm_module_points_are_fixed_points_of_torch_itself(rng):
+    torch.manual_seed(0)
+    lstm = torch.nn.LSTM(2, 5, batch_first=True)
+    fp = find_fixed_points(lstm, inputs=[0.3, -0.2], initial_states=rng.normal(size=(40, 10)))
+    assert len(fp) >= 1
+    module = lstm.double()
+    for x in fp.states:
+        h, c = torch.as_tensor(x[:5]).view(1, 1, 5), torch.as_tensor(x[5:]).view(1, 1, 5)
+        with torch.no_grad():
+            _, (h1, c1) = module(torch.tensor([[[0.3, -0.2]]], dtype=torch.float64), (h, c))
+        assert np.abs(torch.cat([h1.ravel(), c1.ravel()]).numpy() - x).max() < 1e-12
+
+
+def test_ctrnn_is_judged_in_continuous_time(rng):
+    torch.manual_seed(1)
+    model = CTRNN(2, 8, 1, tau=100.0, dt=20.0)
+    fp = find_fixed_points(model, inputs=[0.5, 0.0], initial_states=rng.normal(size=(20, 8)))
+    assert fp.continuous_time and len(fp) >= 1
+    x = torch.as_tensor(fp.states[0])
+    m = model.double()
+    w = m.recurrent.weight.detach().numpy()
+    slope = 1 - np.tanh(x.numpy()) ** 2 if m.nonlinearity == "tanh" else None
+    expected = (-np.eye(8) + w * slope[None, :]) / m.tau  # the ODE's Jacobian in closed form
+    a, _ = fp.linearize(0)
+    np.testing.assert_allclose(a, expected, atol=1e-12)
+    np.testing.assert_allclose(np.sort(fp.eigenvalues[0].real), np.sort(np.linalg.eigvals(expected).real), atol=1e-12)
+    assert fp.stable[0] == (np.linalg.eigvals(expected).real < 0).all()
+
+
+def test_initial_states_from_a_recording(rng):
+    model = shipped.load("flipflop-lstm")
+    x = FlipFlop(3).sample(8, split="test").x
+    rec = record(model, x, progress=False)
+    fp = find_fixed_points(model, initial_states=rec, layer=["l0.h", "l0.c"], n_initial=100, noise=0.01, seed=1)
+    assert fp.n_candidates == 100 and fp.stable.sum() >= 1
+    with pytest.raises(ShapeError, match=r"give 16 units per state, but the model's state packs into 32"):
+        find_fixed_points(model, initial_states=rec, layer="l0.h")
+
+
+def test_bad_inputs_get_clear_errors(rng):
+    model = shipped.load("flipflop-gru")
+    with pytest.raises(ShapeError, match=r"initial_states: got .*packs into 16"):
+        find_fixed_points(model, initial_states=rng.normal(size=(10, 15)))
+    with pytest.raises(ShapeError, match=r"inputs: got .*takes 3 input features"):
+        find_fixed_points(model, inputs=[0.0, 1.0], initial_states=rng.normal(size=(10, 16)))
+    bad = rng.normal(size=(10, 16))
+    bad[3, 2] = np.nan
+    with pytest.raises(ArgumentError, match=r"1 state\(s\) contain NaN"):
+        find_fixed_points(model, initial_states=bad)
+    with pytest.raises(ArgumentError, match="initial_states: pass a Recording"):
+        find_fixed_points(model)
+    with pytest.raises(ArgumentError, match="period: got 2 for a continuous-time model"):
+        find_fixed_points(CTRNN(1, 4, 1), initial_states=np.zeros((2, 4)), period=2)
+    with pytest.raises(ShapeError, match="model: one step on a state"):
+        find_fixed_points(lambda x, u: x @ torch.ones(3, 3), inputs=[0.0], initial_states=np.zeros((2, 2)))
+    with pytest.raises(ShapeError, match="must return the next state with the same shape"):
+        find_fixed_points(lambda x, u: x[:, :1], inputs=[0.0], initial_states=np.zeros((2, 2)))
+
+
+def test_plot(rng):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    fp = find_fixed_points(_bistable, inputs=[0.0], initial_states=rng.uniform(-2, 2, size=(50, 2)))
+    fig = fp.plot(rng.normal(size=(5, 10, 2)))
+    assert len(fig.axes) == 2
+    assert "3 fixed points (2 stable, 1 unstable)" in repr(fp)
