@@ -118,7 +118,7 @@ def test_flipflop_lstm_tuple_state_all_eight_attractors_confirmed_by_scipy():
         def residual(v):
             state = double.unpack_state(torch.as_tensor(v[None]))
             with torch.no_grad():
-                return (double.pack_state(double.step(torch.zeros(1, 3, dtype=torch.float64), state)[1])[0] - v).numpy()
+                return double.pack_state(double.step(torch.zeros(1, 3, dtype=torch.float64), state)[1])[0].numpy() - v
 
         solution = root(residual, x, tol=1e-14)
         assert np.linalg.norm(residual(x)) < 1e-10
