@@ -53,7 +53,7 @@ class _Problems:
         self.x = data.x
         tb, n, p = data.x.shape
         # the adjoint's GEMM runs twice as fast on a contiguous copy; a row of ones adds the sums
-        self.xt = torch.cat([data.x.mT, torch.ones(tb, 1, n, dtype=data.x.dtype, device=device)], dim=1)
+        xt = torch.cat([data.x.mT, torch.ones(tb, 1, n, dtype=data.x.dtype, device=device)], dim=1)
         self.n_sets = y.shape[1]
         self.basis = torch.as_tensor(class_basis(n_classes), dtype=torch.float64, device=device)  # (K, m)
         self.m = self.basis.shape[1]
@@ -73,15 +73,14 @@ class _Problems:
             precond.append(torch.cholesky_inverse(torch.linalg.cholesky(gram)))
             means.append(fold.mean)
             invs.append(fold.inv)
-        self.mean = torch.stack(means, 1)  # (tb, F, p)
-        self.inv = torch.stack(invs, 1)
+        mean, inv = torch.stack(means, 1), torch.stack(invs, 1)  # (tb, F, p)
         self.n_train = self.weights.sum(dim=0)[None, :, None]  # (1, F, 1)
-        self.precond_b = c * self.weights.sum(dim=0)  # (F,)
+        self.precond_b = c * self.n_train[..., None]  # (1, F, 1, 1): the intercepts' block
         self.shape = (tb, len(folds), p, self.n_sets, self.m)
         # the data in both precisions: gradients and losses in float64, the conjugate gradients'
         # Hessian products and preconditioning (approximate by nature) in float32, at a third of
         # the cost of the GEMMs that dominate the solver
-        arrays = {"x": self.x, "xt": self.xt, "mean": self.mean, "inv": self.inv, "shift": self.mean * self.inv,
+        arrays = {"x": self.x, "xt": xt, "mean": mean, "inv": inv, "shift": mean * inv,
                   "precond": torch.stack(precond, 1), "basis": self.basis, "weights": self.weights}  # fmt: skip
         self.data = {torch.float64: arrays, torch.float32: {k: v.float() for k, v in arrays.items()}}
 
@@ -149,7 +148,7 @@ class _Problems:
     def precondition(self, rw: torch.Tensor, rb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         tb, f, p, s, m = rw.shape
         zw = matmul(self.data[torch.float32]["precond"], rw.float().reshape(tb, f, p, s * m)).view(rw.shape)
-        return zw.double(), rb / self.precond_b[None, :, None, None]
+        return zw.double(), rb / self.precond_b
 
 
 def _dot(aw: torch.Tensor, ab: torch.Tensor, bw: torch.Tensor, bb: torch.Tensor) -> torch.Tensor:
@@ -258,6 +257,7 @@ def fit_logistic(
     n, n_times, p = x.shape
     n_sets = y.shape[1]
     basis = class_basis(n_classes)
+    to_logits = torch.as_tensor(basis if n_classes > 2 else basis[1:], dtype=torch.float64, device=device)
     n_out = 1 if n_classes == 2 else n_classes
     coef = np.empty((len(folds), n_times, p, n_sets * n_out))
     intercept = np.empty((len(folds), n_times, n_sets * n_out))
@@ -267,7 +267,6 @@ def fit_logistic(
         data = TimeBlock(x, block, device)
         problems = _Problems(data, folds, y_t, n_classes, penalty, scale)
         w, b = _newton(problems, tol=tol, max_iter=max_iter, max_cg=max_cg)
-        to_logits = torch.as_tensor(basis if n_classes > 2 else basis[1:], dtype=torch.float64, device=device)
         tb = w.shape[0]
         for f, fold in enumerate(problems.moments):
             wf = (w[:, f] @ to_logits.T).reshape(tb, p, -1)  # (tb, p, S * n_out)
