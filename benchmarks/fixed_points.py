@@ -32,15 +32,13 @@ import torch
 
 
 def trajectory_states(model, n_trials: int = 64) -> np.ndarray:
+    """Every state of the model on flip-flop trials, packed (its taps l0.h, and l0.c for an LSTM)."""
+    from rnnprobe import record
+    from rnnprobe.analysis.fixed_points import recorded_states
     from rnnprobe.tasks.flipflop import FlipFlop
 
-    x = FlipFlop(3).sample(n_trials, split="test").x
-    states, state = [], model.init_state(n_trials)
-    with torch.no_grad():
-        for t in range(x.shape[1]):
-            state = model.step(x[:, t], state)[1]
-            states.append(model.pack_state(state))
-    return torch.cat(states).double().numpy()
+    rec = record(model, FlipFlop(3).sample(n_trials, split="test").x, progress=False)
+    return recorded_states(rec, list(rec.shapes))
 
 
 def adam_on_mean_q(model, starts: np.ndarray, *, max_iters: int = 5000, tol_q: float = 1e-12) -> tuple:

@@ -5,20 +5,15 @@ import pytest
 import torch
 
 from rnnprobe import record
-from rnnprobe.analysis.fixed_points import find_fixed_points
+from rnnprobe.analysis.fixed_points import find_fixed_points, recorded_states
 from rnnprobe.errors import ArgumentError, ShapeError
 from rnnprobe.models import CTRNN, shipped
 from rnnprobe.tasks.flipflop import FlipFlop
 
 
 def _trajectory_states(model, n_trials=32):
-    x = FlipFlop(3).sample(n_trials, split="test").x
-    states, state = [], model.init_state(n_trials)
-    with torch.no_grad():
-        for t in range(x.shape[1]):
-            state = model.step(x[:, t], state)[1]
-            states.append(model.pack_state(state))
-    return torch.cat(states).double().numpy()
+    rec = record(model, FlipFlop(3).sample(n_trials, split="test").x, progress=False)
+    return recorded_states(rec, list(rec.shapes))  # the taps l0.h (and l0.c) make the packed state
 
 
 def test_linear_map_fixed_point_and_eigenvalues_equal_the_closed_form(rng):

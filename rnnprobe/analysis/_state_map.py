@@ -115,10 +115,7 @@ def as_states(states: Any, state_map: StateMap, name: str = "initial_states") ->
                 f"{name}: got {describe(states)}. Pass packed states (N, {state_map.state_size}) or a state of "
                 f"the model."
             ) from None
-    x = torch.as_tensor(np.asarray(states) if not isinstance(states, Tensor) else states.detach())
-    x = x.to(device=state_map.device, dtype=torch.float64)
-    if x.dim() == 1:
-        x = x[None]
+    x = _rows(states, state_map.device)
     size = state_map.state_size
     if x.dim() != 2 or (size is not None and x.shape[1] != size):
         raise ShapeError(
@@ -137,10 +134,7 @@ def as_inputs(inputs: Any, state_map: StateMap) -> Tensor:
         if state_map.input_size is None:
             raise ArgumentError("inputs: pass the constant input(s) of the search, (m,) or (n_inputs, m).")
         inputs = np.zeros(state_map.input_size)
-    u = torch.as_tensor(np.asarray(inputs.detach().cpu() if isinstance(inputs, Tensor) else inputs, dtype=np.float64))
-    u = u.to(state_map.device)
-    if u.dim() == 1:
-        u = u[None]
+    u = _rows(inputs, state_map.device)
     size = state_map.input_size
     if u.dim() != 2 or (size is not None and u.shape[1] != size):
         raise ShapeError(
@@ -150,3 +144,10 @@ def as_inputs(inputs: Any, state_map: StateMap) -> Tensor:
     if not torch.isfinite(u).all():
         raise ArgumentError("inputs: contain NaN or infinite values.")
     return u
+
+
+def _rows(values: Any, device: torch.device) -> Tensor:
+    """An array, tensor or nested list as a float64 tensor on ``device``; a vector becomes one row."""
+    out = values.detach() if isinstance(values, Tensor) else torch.as_tensor(np.asarray(values, dtype=np.float64))
+    out = out.to(device=device, dtype=torch.float64)
+    return out[None] if out.dim() == 1 else out

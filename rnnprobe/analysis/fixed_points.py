@@ -325,11 +325,8 @@ def find_fixed_points(
     chunk = max(1, int(memory // (8 * d * d * 4)))
     solved = [_levenberg_marquardt(state_map, x[s : s + chunk], u[s : s + chunk], tol, max_iter, centre, radius)
               for s in range(0, len(x), chunk)]  # fmt: skip
-    x = torch.cat([s[0] for s in solved])
-    converged = torch.cat([s[1] for s in solved])
-    stalled = torch.cat([s[2] for s in solved])
-    iterations = torch.cat([s[3] for s in solved])
-    q = 0.5 * (state_map.residual(x, u) ** 2).sum(dim=1)
+    x, r, converged, stalled, iterations = (torch.cat(part) for part in zip(*solved, strict=True))
+    q = 0.5 * (r**2).sum(dim=1)
 
     far = ((x - centre) ** 2).sum(dim=1).sqrt() > radius
     finite = torch.isfinite(x).all(dim=1)
@@ -382,10 +379,10 @@ def find_fixed_points(
 
 def _levenberg_marquardt(
     sm: StateMap, x: Tensor, u: Tensor, tol: float, max_iter: int, centre: Tensor, radius: float
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """Per-candidate damped Gauss-Newton on r(x) = F(x) - x, then Newton polish.
 
-    Returns (x, converged, stalled, iterations): stalled candidates stopped at a stationary point
+    Returns (x, r, converged, stalled, iterations): stalled candidates stopped at a stationary point
     of q that is not a zero of r (the gradient vanished, q stagnated, or no step decreased q).
     Candidates farther than ``radius`` from ``centre`` stop there (diverging, e.g. towards
     saturation where q creeps to 0 at infinity); they are outliers."""
@@ -446,7 +443,7 @@ def _levenberg_marquardt(
         stalled[idx] = (flat | stuck | stagnant) & ~_small(r[idx], x[idx], tol)
     converged = _small(r, x, tol)
     x, r, polished = _newton_polish(sm, x, u, r, converged)
-    return x, _small(r, x, tol), stalled & ~converged, iterations + polished
+    return x, r, _small(r, x, tol), stalled & ~converged, iterations + polished
 
 
 def _newton_polish(sm: StateMap, x: Tensor, u: Tensor, r: Tensor, which: Tensor, steps: int = 3) -> tuple:
@@ -540,6 +537,26 @@ def _check_callable(sm: StateMap, x: Tensor, u: Tensor) -> None:
         ) from error
 
 
+def recorded_states(recording: Recording, layer: str | list[str] | None = None) -> np.ndarray:
+    """Every recorded state of ``layer`` as one row (stimulus x time, units), float64; a list of
+    layers is joined unit-wise, in order (e.g. ``["l0.h", "l0.c"]`` for an LSTM's packed state).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rnnprobe import Recording
+    >>> rec = Recording({"h": np.zeros((2, 5, 3)), "c": np.ones((2, 5, 3))})
+    >>> recorded_states(rec, ["h", "c"]).shape
+    (10, 6)
+    """
+    parts = [np.asarray(recording.get(name, flatten=True), dtype=np.float64) for name in _names(recording, layer)]
+    return np.concatenate([p.reshape(-1, p.shape[-1]) for p in parts], axis=1)
+
+
+def _names(recording: Recording, layer: str | list[str] | None) -> list[str]:
+    return list(layer) if isinstance(layer, list | tuple) else [recording._default_layer(layer)]
+
+
 def _initial_states(states: Any, sm: StateMap, layer: Any, n_initial: int, rng: np.random.Generator) -> Tensor:
     if states is None:
         raise ArgumentError(
@@ -547,13 +564,11 @@ def _initial_states(states: Any, sm: StateMap, layer: Any, n_initial: int, rng: 
             "(n, d), or a state of the model; fixed points are searched from there."
         )
     if isinstance(states, Recording):
-        names = [states._default_layer(layer)] if not isinstance(layer, list | tuple) else list(layer)
-        parts = [np.asarray(states.get(name, flatten=True), dtype=np.float64) for name in names]
-        pooled = np.concatenate([p.reshape(-1, p.shape[-1]) for p in parts], axis=1)
+        pooled = recorded_states(states, layer)
         if sm.state_size is not None and pooled.shape[1] != sm.state_size:
             raise ShapeError(
-                f"layer: {names} give {pooled.shape[1]} units per state, but the model's state packs into "
-                f"{sm.state_size}. Name every part of the state in pack order (e.g. ['l0.h', 'l0.c'] for an LSTM)."
+                f"layer: {_names(states, layer)} give {pooled.shape[1]} units per state, but the model's state packs "
+                f"into {sm.state_size}. Name every part of the state in pack order (e.g. ['l0.h', 'l0.c'] for an LSTM)."
             )
         pick = rng.choice(len(pooled), size=min(n_initial, len(pooled)), replace=False)
         return as_states(pooled[np.sort(pick)], sm)
