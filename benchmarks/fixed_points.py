@@ -17,6 +17,15 @@ point); otherwise *spurious*. rnnprobe's points are themselves roots to float64 
 Distinct true points are counted after merging roots within 1e-6, and stable ones (all
 |lambda| < 1) are read out through the model's readout.
 Times are wall seconds, 1 thread, including each method's first call.
+
+``--scale`` runs the searches on large states instead (no Adam comparison; it cannot run there
+either without a dense Jacobian per candidate): the shipped BLT family on occluded digits at one
+constant image (packed state of 4096 + 1024 = 5120 units; method="matrix-free", memory-aware
+chunks), started from states of 300-step runs on four test images; and the fast-weights RNN of the
+associative-retrieval task (state (h, A) of 20 + 400 units) at zero input, dense against matrix-free.
+Every point is checked by scipy.optimize.root started at it (method "krylov" for the BLT states,
+"hybr" for the fast weights), and BLT's stable points against the state reached by running the
+model forward for 2000 steps.
 """
 
 from __future__ import annotations
@@ -119,12 +128,96 @@ def stable_patterns(model, roots: np.ndarray) -> tuple[int, int]:
     return stable, len(patterns)
 
 
+def scipy_roots(model, image: torch.Tensor, points: np.ndarray, method: str) -> int:
+    """How many of the points scipy.optimize.root confirms (residual < 1e-10 max(1, |x|), within 1e-6 |x|)."""
+    from scipy.optimize import root
+
+    m = model.double()
+    u = image.double()
+
+    def residual(v: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return m.pack_state(m.step(u, m.unpack_state(torch.as_tensor(v[None])))[1])[0].numpy() - v
+
+    confirmed = 0
+    for p in points:
+        scale = max(1.0, np.linalg.norm(p))
+        options = {"fatol": 1e-10 * scale / np.sqrt(len(p))} if method == "krylov" else {}
+        solution = root(residual, p, method=method, options=options) if options else root(residual, p, tol=1e-14)
+        confirmed += bool(
+            np.linalg.norm(residual(solution.x)) < 1e-10 * scale and np.linalg.norm(solution.x - p) < 1e-6 * scale
+        )
+    return confirmed
+
+
+def scale_runs() -> None:
+    from rnnprobe.analysis.fixed_points import find_fixed_points
+    from rnnprobe.models import shipped
+    from rnnprobe.models.recipes import _occluded, _retrieval
+
+    data = _occluded().sample(4, split="test")
+    image = data.x[:1]
+    print(f"torch {torch.__version__}, 1 thread; BLT at test image 0 (digit {int(data.y[0])})")
+    for name in ("occluded-b", "occluded-bl", "occluded-blt"):
+        model = shipped.load(name)
+        with torch.no_grad():
+            state, runs = model.init_state(4), []
+            for t in range(300):
+                state = model.step(data.x, state)[1]
+                if t % 10 == 9:
+                    runs.append(model.pack_state(state))
+            far = model.double().init_state(1)
+            for _ in range(2000):
+                far = model.step(image.double(), far)[1]
+            far = model.pack_state(far)[0].numpy()
+        starts = torch.cat(runs).double().numpy()
+        starts = starts[np.random.default_rng(0).choice(len(starts), 32, replace=False)]
+        fp = find_fixed_points(shipped.load(name), inputs=image, initial_states=starts, method="matrix-free")
+        confirmed = scipy_roots(shipped.load(name), image, fp.states, "krylov")
+        stable = fp.states[fp.stable]
+        gap = np.linalg.norm(stable - far, axis=1).min() / np.linalg.norm(far) if len(stable) else np.nan
+        lead = np.abs(fp.eigenvalues[:, 0]).round(3).tolist()
+        classes = fp.outputs.argmax(axis=1).tolist() if len(fp) else []
+        print(
+            f"  {name:13s} state {starts.shape[1]}: {fp.seconds:6.2f} s, {len(fp)} points "
+            f"({int(fp.stable.sum())} stable; leading |lambda| {lead}; readout class {classes}), "
+            f"{fp.n_unconverged} of {fp.n_candidates} unconverged, {len(fp.slow)} slow; "
+            f"scipy confirms {confirmed}/{len(fp)}; relative distance of the stable point "
+            f"to the state after 2000 forward steps {gap:.1e}"
+        )
+
+    model = shipped.load("retrieval-fastweights")
+    task = _retrieval()
+    x = task.sample(64, split="test").x
+    with torch.no_grad():
+        state, runs = model.init_state(64), []
+        for t in range(x.shape[1]):
+            state = model.step(x[:, t], state)[1]
+            runs.append(model.pack_state(state))
+    starts = torch.cat(runs).double().numpy()
+    starts = starts[np.random.default_rng(0).choice(len(starts), 64, replace=False)]
+    zero = torch.zeros(1, model.input_size)
+    print(f"fast-weights RNN (retrieval), state {starts.shape[1]} = h 20 + A 400, zero input, 64 starts")
+    for method in ("dense", "matrix-free"):
+        fp = find_fixed_points(shipped.load("retrieval-fastweights"), inputs=zero, initial_states=starts, method=method)
+        confirmed = scipy_roots(shipped.load("retrieval-fastweights"), zero, fp.states, "hybr")
+        lead = np.abs(fp.eigenvalues[:, 0]).round(3).tolist()
+        print(
+            f"  {method:11s} {fp.seconds:6.2f} s, {len(fp)} points ({int(fp.stable.sum())} stable; leading |lambda| "
+            f"{lead}), {fp.n_unconverged} unconverged; scipy confirms {confirmed}/{len(fp)}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="flipflop-gru,flipflop-lstm,flipflop-gru64")
     parser.add_argument("--n-initial", type=int, default=1024)
+    parser.add_argument("--scale", action="store_true", help="BLT and fast-weights runs instead")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.scale:
+        scale_runs()
+        return
     from rnnprobe.analysis.fixed_points import find_fixed_points
     from rnnprobe.models import shipped
 

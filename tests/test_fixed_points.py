@@ -7,7 +7,7 @@ import torch
 from rnnprobe import record
 from rnnprobe.analysis.fixed_points import find_fixed_points, recorded_states
 from rnnprobe.errors import ArgumentError, ShapeError
-from rnnprobe.models import CTRNN, shipped
+from rnnprobe.models import BLT, CTRNN, FastWeightsRNN, shipped
 from rnnprobe.tasks.flipflop import FlipFlop
 
 
@@ -95,12 +95,14 @@ def test_period_two_orbit_of_a_constructed_map(rng):
     np.testing.assert_allclose(orbit.eigenvalues[order][2].real, [slope], rtol=1e-10)
 
 
-def test_flipflop_lstm_tuple_state_all_eight_attractors_confirmed_by_scipy():
+@pytest.mark.parametrize("method", ["dense", "matrix-free"])
+def test_flipflop_lstm_tuple_state_all_eight_attractors_confirmed_by_scipy(method):
     from scipy.optimize import root
 
     model = shipped.load("flipflop-lstm")
-    starts = _trajectory_states(model)
-    fp = find_fixed_points(model, initial_states=starts, n_initial=256)
+    starts = _trajectory_states(model)[::4]
+    fp = find_fixed_points(model, initial_states=starts, method=method)
+    assert fp.method == method
     stable = fp.stable
     assert stable.sum() == 8
     patterns = {tuple(np.sign(o).astype(int)) for o in fp.outputs[stable]}
@@ -118,6 +120,72 @@ def test_flipflop_lstm_tuple_state_all_eight_attractors_confirmed_by_scipy():
         solution = root(residual, x, tol=1e-14)
         assert np.linalg.norm(residual(x)) < 1e-10
         np.testing.assert_allclose(solution.x, x, atol=1e-9)
+
+
+def test_matrix_free_equals_the_closed_form_of_a_linear_map(rng):
+    d = 40
+    a = rng.normal(size=(d, d)) / np.sqrt(d)
+    a *= 1.2 / np.max(np.abs(np.linalg.eigvals(a)))
+    at, c = torch.as_tensor(a), torch.as_tensor(rng.normal(size=d))
+    fp = find_fixed_points(lambda x, u: x @ at.T + u * c, inputs=[1.0], initial_states=rng.normal(size=(5, d)),
+                           method="matrix-free", n_eigenvalues=6, outlier_distance=np.inf)  # fmt: skip
+    assert len(fp) == 1 and fp.jacobians is None
+    np.testing.assert_allclose(fp.states[0], np.linalg.solve(np.eye(d) - a, c.numpy()), atol=1e-12)
+    eig = np.linalg.eigvals(a)
+    top = eig[np.argsort(-np.abs(eig), kind="stable")][:6]
+    np.testing.assert_allclose(np.abs(fp.eigenvalues[0]), np.abs(top), rtol=1e-9)
+    assert fp.eigenvalues.shape == (1, 6) and fp.eigenvectors.shape == (1, d, 6)
+    v, lam = fp.eigenvectors[0][:, 0], fp.eigenvalues[0][0]
+    np.testing.assert_allclose(a @ v, lam * v, atol=1e-9)  # eigenvectors of the Jacobian, not just values
+    assert fp.n_unstable[0] == min(6, (np.abs(eig) > 1).sum()) and not fp.stable[0]
+    np.testing.assert_allclose(fp.linearize(0)[0], a, atol=1e-12)  # the dense Jacobian on demand
+
+
+def test_blt_constant_image_matrix_free_agrees_with_dense(rng):
+    torch.manual_seed(0)
+    model = BLT("BL", image_size=8, maps=2, steps=2, norm="none")  # state 2 x 8 x 8 + 2 x 4 x 4 = 160 units
+    with torch.no_grad():
+        model.conv.lateral[0].weight.mul_(0.3)
+        model.conv.lateral[1].weight.mul_(0.3)
+    image = torch.rand(1, 8, 8)
+    starts = np.abs(rng.normal(size=(6, 160)))
+    dense = find_fixed_points(model, inputs=image, initial_states=starts, method="dense")
+    free = find_fixed_points(
+        model, inputs=image[None], initial_states=starts, method="matrix-free", n_eigenvalues=5, memory=2**16
+    )  # fmt: skip: a small budget: one state per chunk
+    assert len(dense) == len(free) >= 1
+    np.testing.assert_allclose(free.states, dense.states, atol=1e-10)
+    np.testing.assert_allclose(np.abs(free.eigenvalues), np.abs(dense.eigenvalues[:, :5]), rtol=1e-8, atol=1e-12)
+    assert free.stable.tolist() == dense.stable.tolist()
+    m = model.double()
+    with torch.no_grad():  # a fixed point of the model itself, at the image
+        x = torch.as_tensor(free.states[:1])
+        nxt = m.pack_state(m.step(image[None].double(), m.unpack_state(x))[1])
+    assert (nxt - x).abs().max() < 1e-12
+
+
+def test_feedforward_blt_has_one_fixed_point_with_zero_jacobian():
+    torch.manual_seed(0)
+    model = BLT("B", image_size=8, maps=2, steps=2)
+    image = torch.rand(1, 1, 8, 8)
+    fp = find_fixed_points(model, inputs=image, initial_states=np.ones((3, 160)), method="matrix-free")
+    with torch.no_grad():
+        expected = model.double().pack_state(model.step(image.double(), model.init_state(1))[1])
+    np.testing.assert_allclose(fp.states, expected.numpy(), atol=1e-12)
+    assert np.all(fp.eigenvalues == 0) and fp.stable.all()
+
+
+def test_fast_weights_tuple_state_points_are_fixed_points(rng):
+    torch.manual_seed(0)
+    model = FastWeightsRNN(3, 6, 2)  # (h, A): 6 + 36 state units
+    starts = np.abs(rng.normal(size=(20, 42)))
+    fp = find_fixed_points(model, inputs=[1.0, 0.0, 0.0], initial_states=starts)
+    assert len(fp) >= 1
+    h, a = fp.state(0)
+    np.testing.assert_allclose(
+        a[0], 0.5 / (1 - 0.95) * np.outer(h[0], h[0]), atol=1e-10
+    )  # A* = eta h h' / (1 - lambda)
+    assert np.isclose(np.abs(fp.eigenvalues[0]), 0.95).sum() >= 36 - 6  # A's own decay lambda
 
 
 def test_torch_lstm_module_points_are_fixed_points_of_torch_itself(rng):
@@ -175,6 +243,8 @@ def test_bad_inputs_get_clear_errors(rng):
         find_fixed_points(CTRNN(1, 4, 1), initial_states=np.zeros((2, 4)), period=2)
     with pytest.raises(ShapeError, match="model: one step on a state"):
         find_fixed_points(lambda x, u: x @ torch.ones(3, 3), inputs=[0.0], initial_states=np.zeros((2, 2)))
+    with pytest.raises(ArgumentError, match="method: got 'newton'"):
+        find_fixed_points(model, initial_states=bad[:2], method="newton")
     with pytest.raises(ShapeError, match="must return the next state with the same shape"):
         find_fixed_points(lambda x, u: x[:, :1], inputs=[0.0], initial_states=np.zeros((2, 2)))
 

@@ -14,7 +14,8 @@ Only candidates whose residual is below ``tol`` (relative to the state's norm) a
 Candidates that stop at a local minimum of q (the gradient J'r vanishes while r does not) with q
 below ``slow_q`` are *slow points*, kept apart; the rest are dropped and counted. Fixed points
 within ``dedup_tol`` (relative to the scale of the initial states) are merged, and points far
-from the initial states (``outlier_distance`` times their spread) are dropped and counted.
+from the initial states (``outlier_distance`` times their spread, or a tenth of their norm if that
+is larger) are dropped and counted.
 
 At each fixed point: Jacobians dF/dx and dF/du (batched forward mode, ``torch.func``), their
 eigendecomposition, stability (|lambda| < 1 for maps; Re(lambda) < 0 of (J - I) / dt for
@@ -32,8 +33,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import ArgumentError, ShapeError, check_int, describe
+from ..errors import ArgumentError, ConvergenceError, ShapeError, check_int, check_option, describe
 from ..recording import Recording
+from ._fp_search import METHODS, levenberg_marquardt, newton_polish, small
 from ._state_map import StateMap, as_inputs, as_states
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -66,18 +68,22 @@ class FixedPoints:
         1/2 ||F(x) - x||^2 at the point.
     iterations : ndarray (K,)
         Levenberg-Marquardt plus Newton iterations of the candidate that found it.
-    jacobians : ndarray (K, d, d)
-        dF/dx (of the k-times composed map for ``period=k``).
-    input_jacobians : ndarray (K, d, m)
+    jacobians : ndarray (K, d, d) or None
+        dF/dx (of the k-times composed map for ``period=k``). None for the matrix-free method
+        (:meth:`linearize` computes one point's).
+    input_jacobians : ndarray (K, d, m) or None
         dF/du.
-    eigenvalues : ndarray (K, d) complex
+    eigenvalues : ndarray (K, k) complex
         Of dF/dx (discrete time), or of the continuous-time Jacobian (dF/dx - I) / dt for
-        continuous-time models; sorted from the most unstable.
-    eigenvectors : ndarray (K, d, d) complex
+        continuous-time models; sorted from the most unstable. All d of them, or the leading
+        ``n_eigenvalues``.
+    eigenvectors : ndarray (K, d, k) complex
         Column j belongs to eigenvalue j.
     stable : ndarray (K,) bool
+        No eigenvalue outside the unit circle (discrete) or in the right half-plane (continuous).
+        With the leading eigenvalues only, this is exact: the most unstable ones are among them.
     n_unstable : ndarray (K,) int
-        Eigenvalues outside the unit circle (discrete) or in the right half-plane (continuous).
+        Unstable eigenvalues (among the ones computed: a lower bound when all k are unstable).
     outputs : ndarray (K, n_out) or None
         The model's readout at each point (its step's output), e.g. the bits a flip-flop stores.
     minimal_period : ndarray (K,) int
@@ -86,6 +92,8 @@ class FixedPoints:
     continuous_time : bool
     period : int
     tol : float
+    method : str
+        "dense" or "matrix-free" (see :func:`find_fixed_points`).
     n_candidates, n_unconverged, n_outliers, n_duplicates : int
     seconds : float
         Wall time of the search.
@@ -95,8 +103,8 @@ class FixedPoints:
     inputs: np.ndarray
     q: np.ndarray
     iterations: np.ndarray
-    jacobians: np.ndarray
-    input_jacobians: np.ndarray
+    jacobians: np.ndarray | None
+    input_jacobians: np.ndarray | None
     eigenvalues: np.ndarray
     eigenvectors: np.ndarray
     stable: np.ndarray
@@ -107,6 +115,7 @@ class FixedPoints:
     continuous_time: bool
     period: int
     tol: float
+    method: str
     n_candidates: int
     n_unconverged: int
     n_outliers: int
@@ -135,7 +144,12 @@ class FixedPoints:
     def linearize(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """(A, B) of the linearised dynamics around point ``i``: for discrete time
         dx_{t+1} = A dx_t + B du_t; for continuous time d(dx)/dt = A dx + B du."""
-        a, b = self.jacobians[i], self.input_jacobians[i]
+        if self.jacobians is None:  # matrix-free search: this point's dense Jacobians, on demand
+            sm = self._state_map
+            x, u = (torch.as_tensor(v[i : i + 1], device=sm.device) for v in (self.states, self.inputs))
+            a, b = (j[0].cpu().numpy() for j in sm.jacobians(x, u, inputs=True, chunk=1))
+        else:
+            a, b = self.jacobians[i], self.input_jacobians[i]
         if self.continuous_time:
             dt = self._state_map.dt
             return (a - np.eye(len(a))) / dt, b / dt
@@ -228,6 +242,9 @@ def find_fixed_points(
     dedup_tol: float = 1e-6,
     outlier_distance: float = 10.0,
     max_iter: int = 200,
+    method: str = "auto",
+    krylov_dim: int = 50,
+    n_eigenvalues: int | None = None,
     memory: float = 2**28,
     seed: int | None = 0,
     device: Any = None,
@@ -264,11 +281,27 @@ def find_fixed_points(
         norm) are one point (the one with the smaller q is kept).
     outlier_distance : float
         Points farther from the initial states' centre than this many times the initial
-        states' RMS distance from it are dropped (diverged candidates).
+        states' RMS distance from it (at least a tenth of their RMS norm) are dropped
+        (diverged candidates).
     max_iter : int
         Levenberg-Marquardt iterations per candidate.
+    method : {"auto", "dense", "matrix-free"}
+        How the Gauss-Newton systems are solved. "dense": full Jacobians of every candidate
+        (batched forward mode; float32 far from a root, float64 near it) and batched solves, and
+        the full eigendecomposition at each point. "matrix-free": Jacobian-vector products only:
+        the Newton step by batched GMRES (forward mode; an inexact Newton method whose
+        accuracy tightens as r shrinks), the damped step in the plane of the Newton step and the
+        gradient J'r (reverse mode); memory O(krylov_dim * d) per candidate; the
+        ``n_eigenvalues`` leading eigenvalues at each point by Arnoldi iteration (ARPACK). For
+        states of thousands of units. "auto": dense up to 128 state units.
+    krylov_dim : int
+        GMRES iterations per step at most ("matrix-free").
+    n_eigenvalues : int, optional
+        Keep the leading eigenvalues (most unstable first) and their eigenvectors only. Default:
+        all (dense), 10 (matrix-free). ``n_unstable`` then counts unstable modes among them.
     memory : float
-        Bytes of Jacobians held at once; candidates are processed in chunks that fit.
+        Bytes of work arrays held at once (Jacobians, or the reverse-mode graph of the
+        matrix-free products, measured on the model); candidates are processed in chunks that fit.
     seed : int, optional
         Seeds the sampling of initial states and their noise.
     device : optional
@@ -304,6 +337,12 @@ def find_fixed_points(
         if not (np.isscalar(value) and np.isfinite(value) and value >= 0):
             raise ArgumentError(f"{name}: got {describe(value)}. Pass a finite number >= 0.")
     max_iter = check_int("max_iter", max_iter, minimum=1)
+    krylov_dim = check_int("krylov_dim", krylov_dim, minimum=1)
+    check_option("method", method, METHODS)
+    if n_eigenvalues is not None:
+        n_eigenvalues = check_int("n_eigenvalues", n_eigenvalues, minimum=1)
+    if not (np.isscalar(memory) and memory > 0):
+        raise ArgumentError(f"memory: got {describe(memory)}. Pass the bytes the search may hold, e.g. 2**28.")
     rng = np.random.default_rng(seed)
     x0 = _initial_states(initial_states, state_map, layer, check_int("n_initial", n_initial, minimum=1), rng)
     if state_map.state_size is None:
@@ -321,31 +360,40 @@ def find_fixed_points(
     centre = x0.mean(dim=0)
     spread = torch.sqrt(((x0 - centre) ** 2).sum(dim=1).mean()).clamp(min=1e-12)
     scale = torch.sqrt((x0**2).sum(dim=1).mean()).clamp(min=1e-12)
-    radius = outlier_distance * float(spread)
-    chunk = max(1, int(memory // (8 * d * d * 4)))
-    solved = [_levenberg_marquardt(state_map, x[s : s + chunk], u[s : s + chunk], tol, max_iter, centre, radius)
-              for s in range(0, len(x), chunk)]  # fmt: skip
-    x, r, converged, stalled, iterations = (torch.cat(part) for part in zip(*solved, strict=True))
+    radius = outlier_distance * max(float(spread), 0.1 * float(scale))  # a floor for clustered starts
+    if method == "auto":  # full Jacobians while they and their eigendecompositions are cheap
+        method = "dense" if d <= 128 else "matrix-free"
+    search = dict(method=method, krylov_dim=krylov_dim)
+    per_state = 4 * 8 * d * d if method == "dense" else 2 * state_map.bytes_per_state(x, u) + (krylov_dim + 16) * 8 * d
+    chunk = max(1, int(memory // per_state))
+    parts = [levenberg_marquardt(state_map, x[s : s + chunk], u[s : s + chunk], tol=tol, max_iter=max_iter,
+                                 centre=centre, radius=radius, **search)
+             for s in range(0, len(x), chunk)]  # fmt: skip
+    x, r, stalled, iterations = (torch.cat(part) for part in zip(*parts, strict=True))
     q = 0.5 * (r**2).sum(dim=1)
 
+    converged = small(r, x, tol)
     far = ((x - centre) ** 2).sum(dim=1).sqrt() > radius
     finite = torch.isfinite(x).all(dim=1)
     keep = converged & finite & ~far
-    slow = ~converged & stalled & finite & ~far & (q <= slow_q)
+    slow = stalled & finite & ~far & (q <= slow_q)
     n_outliers = int((finite & far).sum())
-    index = _deduplicate(x[keep], u[keep], q[keep], dedup_tol * float(scale))
-    points = torch.nonzero(keep).flatten()[index]
+    points = torch.nonzero(keep).flatten()[_deduplicate(x[keep], u[keep], q[keep], dedup_tol * float(scale))]
+    for s in range(0, len(points), chunk):  # float64 precision for the representatives only
+        at = points[s : s + chunk]
+        x[at], r[at], polished = newton_polish(state_map, x[at], u[at], r[at], **search)
+        iterations[at] += polished
+    q = 0.5 * (r**2).sum(dim=1)
     slow_index = torch.nonzero(slow).flatten()
     slow_index = slow_index[_deduplicate(x[slow_index], u[slow_index], q[slow_index], dedup_tol * float(scale))]
 
     xs, us = x[points], u[points]
-    jac, jac_u = (
-        state_map.jacobians(xs, us, inputs=True)
-        if len(xs)
-        else (torch.zeros(0, d, d, dtype=torch.float64), torch.zeros(0, d, u.shape[1], dtype=torch.float64))
-    )
-    jac, jac_u = jac.cpu().numpy(), jac_u.cpu().numpy()
-    eigenvalues, eigenvectors, stable, n_unstable = _spectra(jac, state_map)
+    if method == "dense":
+        jac, jac_u = _jacobians(state_map, xs, us, chunk)
+        eigenvalues, eigenvectors, stable, n_unstable = _spectra(jac, state_map, n_eigenvalues)
+    else:  # d x d matrices per point would not fit: leading eigenvalues by Arnoldi iteration on J v
+        jac = jac_u = None
+        eigenvalues, eigenvectors, stable, n_unstable = _leading_spectra(state_map, xs, us, n_eigenvalues or 10)
     with torch.no_grad():
         out = state_map.output(xs, us) if len(xs) else None
     return FixedPoints(
@@ -365,6 +413,7 @@ def find_fixed_points(
         continuous_time=state_map.continuous_time,
         period=state_map.period,
         tol=tol,
+        method=method,
         n_candidates=len(x),
         n_unconverged=int((~converged & ~far).sum()),
         n_outliers=n_outliers,
@@ -374,104 +423,7 @@ def find_fixed_points(
     )
 
 
-# --- the search ---------------------------------------------------------------------------
-
-
-def _levenberg_marquardt(
-    sm: StateMap, x: Tensor, u: Tensor, tol: float, max_iter: int, centre: Tensor, radius: float
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Per-candidate damped Gauss-Newton on r(x) = F(x) - x, then Newton polish.
-
-    Returns (x, r, converged, stalled, iterations): stalled candidates stopped at a stationary point
-    of q that is not a zero of r (the gradient vanished, q stagnated, or no step decreased q).
-    Candidates farther than ``radius`` from ``centre`` stop there (diverging, e.g. towards
-    saturation where q creeps to 0 at infinity); they are outliers."""
-    n, d = x.shape
-    eye = torch.eye(d, dtype=x.dtype, device=x.device)
-    with torch.no_grad():
-        r = sm.residual(x, u)
-    q = 0.5 * (r**2).sum(dim=1)
-    damping = torch.full((n,), float("nan"), dtype=x.dtype, device=x.device)
-    growth = torch.full_like(damping, 2.0)
-    converged = torch.zeros(n, dtype=torch.bool, device=x.device)
-    stalled = torch.zeros_like(converged)
-    iterations = torch.zeros(n, dtype=torch.int64, device=x.device)
-    q_mark = q.clone()
-    for it in range(max_iter):
-        converged = _small(r, x, tol)
-        inside = ((x - centre) ** 2).sum(dim=1) <= radius**2
-        active = ~(converged | stalled) & torch.isfinite(q) & inside
-        if not active.any():
-            break
-        idx = torch.nonzero(active).flatten()
-        xa, ua, ra = x[idx], u[idx], r[idx]
-        jr = sm.jacobians(xa, ua) - eye  # (na, d, d), d r / dx
-        jt = jr.mT
-        a = jt @ jr
-        g = (jt @ ra[:, :, None])[..., 0]
-        mu = damping[idx]
-        fresh = torch.isnan(mu)
-        # first steps damped as much as the largest curvature: gradient-like descent of q from each
-        # start reaches more distinct points than Gauss-Newton jumps (flip-flop LSTM: 27 against 21
-        # with 1e-3 of it, the same 27 that Adam on q finds) and costs fewer iterations
-        mu = torch.where(fresh, torch.diagonal(a, dim1=1, dim2=2).amax(dim=1).clamp(min=1e-12), mu)
-        step = -torch.linalg.solve(a + mu[:, None, None] * eye, g)
-        trial = xa + step
-        with torch.no_grad():
-            r_trial = sm.residual(trial, ua)
-        q_trial = 0.5 * (r_trial**2).sum(dim=1)
-        predicted = -(g * step).sum(dim=1) - 0.5 * (step * (a @ step[:, :, None])[..., 0]).sum(dim=1)
-        rho = (q[idx] - q_trial) / predicted.clamp(min=1e-300)
-        better = (q_trial < q[idx]) & torch.isfinite(q_trial)
-        # Nielsen's damping update: shrink after a good step, grow ever faster after failures
-        shrink = torch.clamp(1 - (2 * rho - 1) ** 3, min=1 / 3)
-        damping[idx] = torch.where(better, mu * shrink, mu * growth[idx])
-        growth[idx] = torch.where(better, 2.0, growth[idx] * 2)
-        x[idx] = torch.where(better[:, None], trial, xa)
-        r[idx] = torch.where(better[:, None], r_trial, ra)
-        q[idx] = torch.where(better, q_trial, q[idx])
-        iterations[idx] += 1
-        # a stationary point of q that is not a root: zero gradient, or damping beyond any use
-        flat = g.abs().amax(dim=1) <= 1e-14 * (1 + xa.abs().amax(dim=1)) * (1 + ra.abs().amax(dim=1))
-        stuck = damping[idx] > 1e12 * torch.diagonal(a, dim1=1, dim2=2).amax(dim=1).clamp(min=1e-12)
-        stagnant = torch.zeros_like(flat)
-        if it % 10 == 9:  # after the first 30, q must halve every 10 iterations (Newton-like convergence
-            # to a root takes it down by orders of magnitude); slower is creeping to a minimum of q
-            # or out to infinity along a saturated direction
-            stagnant = q[idx] > (0.5 if it >= 29 else 1 - 1e-3) * q_mark[idx]
-            q_mark = q.clone()
-        stalled[idx] = (flat | stuck | stagnant) & ~_small(r[idx], x[idx], tol)
-    converged = _small(r, x, tol)
-    x, r, polished = _newton_polish(sm, x, u, r, converged)
-    return x, r, _small(r, x, tol), stalled & ~converged, iterations + polished
-
-
-def _newton_polish(sm: StateMap, x: Tensor, u: Tensor, r: Tensor, which: Tensor, steps: int = 3) -> tuple:
-    """Undamped Newton steps on the converged candidates while the residual shrinks: float64
-    precision for true fixed points."""
-    polished = torch.zeros(len(x), dtype=torch.int64, device=x.device)
-    eye = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
-    idx = torch.nonzero(which).flatten()
-    for _ in range(steps):
-        if not len(idx):
-            break
-        jr = sm.jacobians(x[idx], u[idx]) - eye
-        try:
-            trial = x[idx] - torch.linalg.solve(jr, r[idx][:, :, None])[..., 0]
-        except RuntimeError:  # a singular Jacobian (a degenerate point): keep the LM solution
-            break
-        with torch.no_grad():
-            r_trial = sm.residual(trial, u[idx])
-        better = r_trial.norm(dim=1) < r[idx].norm(dim=1)
-        x[idx] = torch.where(better[:, None], trial, x[idx])
-        r[idx] = torch.where(better[:, None], r_trial, r[idx])
-        polished[idx] += better.long()
-        idx = idx[better & (r[idx].abs().amax(dim=1) > 0)]
-    return x, r, polished
-
-
-def _small(r: Tensor, x: Tensor, tol: float) -> Tensor:
-    return r.norm(dim=1) <= tol * torch.clamp(x.norm(dim=1), min=1.0)
+# --- after the search ---------------------------------------------------------------------
 
 
 def _deduplicate(x: Tensor, u: Tensor, q: Tensor, radius: float) -> Tensor:
@@ -483,7 +435,9 @@ def _deduplicate(x: Tensor, u: Tensor, q: Tensor, radius: float) -> Tensor:
     xs, us = x[order], u[order]
     taken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     keep = []
-    close = (torch.cdist(xs, xs) <= radius) & (torch.cdist(us, us) <= 1e-12 * (1 + us.abs().max()))
+    exact = "donot_use_mm_for_euclid_dist"  # the mm form loses sqrt(eps) ||x|| to cancellation
+    close = torch.cdist(xs, xs, compute_mode=exact) <= radius
+    close &= torch.cdist(us, us, compute_mode=exact) <= 1e-12 * (1 + us.abs().max())
     for i in range(len(x)):
         if taken[i]:
             continue
@@ -492,21 +446,64 @@ def _deduplicate(x: Tensor, u: Tensor, q: Tensor, radius: float) -> Tensor:
     return order[torch.as_tensor(keep, device=x.device)]
 
 
-def _spectra(jac: np.ndarray, sm: StateMap) -> tuple[np.ndarray, ...]:
+def _jacobians(sm: StateMap, x: Tensor, u: Tensor, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """dF/dx (K, d, d) and dF/du (K, d, m) at the points, float64, ``chunk`` points at a time."""
+    d, m = x.shape[1], u.shape[1]
+    jac, jac_u = np.zeros((len(x), d, d)), np.zeros((len(x), d, m))
+    for s in range(0, len(x), chunk):
+        a, b = sm.jacobians(x[s : s + chunk], u[s : s + chunk], inputs=True)
+        jac[s : s + chunk], jac_u[s : s + chunk] = a.cpu().numpy(), b.cpu().numpy()
+    return jac, jac_u
+
+
+def _spectra(jac: np.ndarray, sm: StateMap, n_eigenvalues: int | None = None) -> tuple[np.ndarray, ...]:
     """Eigenvalues (sorted from the most unstable), eigenvectors, stability and unstable counts."""
     k, d, _ = jac.shape
-    if k == 0:
-        empty = np.zeros((0, d), dtype=complex)
-        return empty, np.zeros((0, d, d), dtype=complex), np.zeros(0, dtype=bool), np.zeros(0, dtype=int)
     matrix = (jac - np.eye(d)) / sm.dt if sm.continuous_time else jac
-    values, vectors = np.linalg.eig(matrix)
+    values, vectors = np.linalg.eig(matrix) if k else (np.zeros((0, d), complex), np.zeros((0, d, d), complex))
+    return _sorted_spectra(values, vectors, sm, n_eigenvalues)
+
+
+def _sorted_spectra(values: np.ndarray, vectors: np.ndarray, sm: StateMap, n: int | None) -> tuple[np.ndarray, ...]:
     key = values.real if sm.continuous_time else np.abs(values)
-    order = np.argsort(-key, axis=1, kind="stable")
+    order = np.argsort(-key, axis=1, kind="stable")[:, :n]
     values = np.take_along_axis(values, order, axis=1)
     vectors = np.take_along_axis(vectors, order[:, None, :], axis=2)
     unstable = values.real > 0 if sm.continuous_time else np.abs(values) > 1
     n_unstable = unstable.sum(axis=1)
     return values, vectors, n_unstable == 0, n_unstable
+
+
+def _leading_spectra(sm: StateMap, x: Tensor, u: Tensor, n: int) -> tuple[np.ndarray, ...]:
+    """The ``n`` most unstable eigenvalues and eigenvectors at each point by ARPACK on J v products
+    (largest modulus for maps, largest real part for continuous time)."""
+    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigs
+
+    d = x.shape[1]
+    k = min(n, d - 2)
+    values, vectors = np.zeros((len(x), k), complex), np.zeros((len(x), d, k), complex)
+    for i in range(len(x)):
+        xi, ui = x[i : i + 1], u[i : i + 1]
+
+        def matvec(v: np.ndarray, xi: Tensor = xi, ui: Tensor = ui) -> np.ndarray:
+            jv = sm.jvp(xi, ui, torch.as_tensor(np.real(v).reshape(1, d), device=xi.device))[0].cpu().numpy()
+            return (jv - np.real(v).ravel()) / sm.dt if sm.continuous_time else jv
+
+        start = np.random.default_rng(i).normal(size=d)  # ARPACK's default start is random: seeded here
+        if not np.any(matvec(start) - (-start / sm.dt if sm.continuous_time else 0)):  # dF/dx = 0 (no recurrence)
+            values[i] = -1 / sm.dt if sm.continuous_time else 0
+            vectors[i] = np.eye(d, k)
+            continue
+        operator = LinearOperator((d, d), matvec=matvec, dtype=np.float64)
+        try:
+            values[i], vectors[i] = eigs(operator, k=k, which="LR" if sm.continuous_time else "LM", v0=start, tol=1e-10)
+        except ArpackNoConvergence as error:
+            raise ConvergenceError(
+                f"n_eigenvalues: ARPACK did not converge on the {k} leading eigenvalues at fixed point {i} "
+                f"({len(error.eigenvalues)} converged). Ask for fewer (n_eigenvalues), or use method='dense' if the "
+                f"d x d Jacobians fit in memory."
+            ) from None
+    return _sorted_spectra(values, vectors, sm, None)
 
 
 def _minimal_period(sm: StateMap, x: Tensor, u: Tensor, tol: float) -> np.ndarray:
@@ -519,7 +516,7 @@ def _minimal_period(sm: StateMap, x: Tensor, u: Tensor, tol: float) -> np.ndarra
         for j in range(1, sm.period):
             y = sm._step(y, u)[1]
             if sm.period % j == 0:
-                hit = _small(y - x, x, tol * 10).cpu().numpy() & (out == sm.period)
+                hit = small(y - x, x, tol * 10).cpu().numpy() & (out == sm.period)
                 out[hit] = j
     return out
 

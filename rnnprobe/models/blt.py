@@ -143,6 +143,11 @@ class BLT(RecurrentModel):
             layers=layers, maps=maps, kernel_size=kernel_size, steps=steps, norm=norm,
         )  # fmt: skip
 
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """The shape of one input image (channels, size, size); ``input_size`` is its pixel count."""
+        return (self.in_channels, self.image_size, self.image_size)
+
     def check_input(self, x: Tensor) -> None:
         if not isinstance(x, Tensor):
             raise ArgumentTypeError(f"x: got {describe(x)}. Pass a torch.Tensor of images.")

@@ -1,0 +1,245 @@
+"""The fixed-point search: per-candidate Levenberg-Marquardt on r(x) = F(x) - x, then Newton polish.
+
+One loop serves two ways of solving the damped Gauss-Newton systems (J'J + mu I) s = -J'r, with
+J = dF/dx - I, for every candidate at once:
+
+- :class:`Dense`: the Jacobians themselves (batched forward mode), normal equations by a batched
+  Cholesky-free solve. Far from a root (||r|| > 1e-5 ||x||) the Jacobians are evaluated with a
+  float32 copy of the model: the step needs no more, and it halves their cost. Near a root, and
+  in the Newton polish, they are float64.
+- :class:`MatrixFree`: products J v (forward mode) and J'w (reverse mode) only, the systems solved
+  by batched conjugate gradients to a relative accuracy that tightens as r shrinks (an inexact
+  Newton method). Memory is O(d) per candidate: states of thousands of units (BLT feature maps,
+  fast-weight matrices).
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ._state_map import StateMap
+
+METHODS = ("auto", "dense", "matrix-free")
+NEAR = 1e-5  # ||r|| / max(1, ||x||) below which the dense Jacobians are float64
+
+
+def small(r: Tensor, x: Tensor, tol: float) -> Tensor:
+    """||r|| <= tol * max(1, ||x||), per row."""
+    return r.norm(dim=1) <= tol * torch.clamp(x.norm(dim=1), min=1.0)
+
+
+def _dot(a: Tensor, b: Tensor) -> Tensor:
+    return (a * b).sum(dim=1)
+
+
+class Dense:
+    """J'J and J'r from full Jacobians of the candidates ``x`` (rows) at inputs ``u``."""
+
+    def __init__(self, sm: StateMap, x: Tensor, u: Tensor, r: Tensor) -> None:
+        eye = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+        near = small(r, x, NEAR)
+        jac = torch.empty(len(x), x.shape[1], x.shape[1], dtype=x.dtype, device=x.device)
+        for mask, dtype in ((near, None), (~near, torch.float32)):
+            if mask.any():
+                jac[mask] = sm.jacobians(x[mask], u[mask], dtype=dtype)
+        self.jr = jac - eye
+        self.a = self.jr.mT @ self.jr
+        self.g = (self.jr.mT @ r[:, :, None])[..., 0]
+        self.r, self.eye = r, eye
+
+    def curvature(self) -> Tensor:
+        """The largest diagonal element of J'J per candidate."""
+        return torch.diagonal(self.a, dim1=1, dim2=2).amax(dim=1)
+
+    def step(self, mu: Tensor) -> tuple[Tensor, Tensor]:
+        """s solving (J'J + mu I) s = -J'r, and the decrease of q the linear model predicts."""
+        s = -torch.linalg.solve(self.a + mu[:, None, None] * self.eye, self.g)
+        return s, -_dot(self.g, s) - 0.5 * _dot(s, (self.a @ s[:, :, None])[..., 0])
+
+    def newton(self) -> Tensor:
+        """s solving J s = -r (raises RuntimeError for a singular J)."""
+        return -torch.linalg.solve(self.jr, self.r[:, :, None])[..., 0]
+
+
+class MatrixFree:
+    """The same steps from Jacobian-vector products only: a Newton step by batched GMRES on
+    J s = -r (forward mode; its convergence follows the eigenvalues of dF/dx - I, which for a
+    recurrent network cluster away from 0 but for a few slow modes), and the damped step in the
+    plane of that Newton step and the gradient J'r (reverse mode) -- a smooth version of Powell's
+    dogleg, the trust-region method of MINPACK's hybrd, with Levenberg-Marquardt's damping."""
+
+    def __init__(self, sm: StateMap, x: Tensor, u: Tensor, r: Tensor, *, krylov_dim: int = 50) -> None:
+        self.sm, self.x, self.u, self.r, self.krylov_dim = sm, x, u, r, krylov_dim
+
+    @cached_property
+    def g(self) -> Tensor:
+        """J'r (reverse mode)."""
+        return self.sm.vjp(self.x, self.u)(self.r) - self.r
+
+    @cached_property
+    def _plane(self) -> tuple[Tensor, ...]:
+        """The basis S = [g, Newton step] (N, d, 2), J S, and the 2 x 2 normal-equation pieces."""
+        relative = self.r.norm(dim=1) / torch.clamp(self.x.norm(dim=1), min=1.0)
+        forcing = torch.clamp(relative.sqrt(), max=0.1)  # inexact Newton: tighter near a root
+        newton, j_newton = self.gmres(-self.r, forcing)
+        basis = torch.stack([self.g, newton], dim=2)
+        image = torch.stack([self.j(self.g), j_newton], dim=2)
+        return basis, image, image.mT @ image, basis.mT @ basis, (image.mT @ self.r[:, :, None])[..., 0]
+
+    def j(self, v: Tensor) -> Tensor:
+        """J v = (dF/dx - I) v, every row."""
+        return self.sm.jvp(self.x, self.u, v) - v
+
+    def gmres(self, b: Tensor, forcing: Tensor) -> tuple[Tensor, Tensor]:
+        """s with ||J s - b|| <= forcing ||b|| per row (or the best in ``krylov_dim`` steps), and J s."""
+        n, d = b.shape
+        m = self.krylov_dim
+        beta = b.norm(dim=1).clamp(min=1e-300)
+        basis = torch.zeros(n, m + 1, d, dtype=b.dtype, device=b.device)
+        hess = torch.zeros(n, m + 1, m, dtype=b.dtype, device=b.device)
+        basis[:, 0] = b / beta[:, None]
+        e1 = torch.zeros(n, m + 1, 1, dtype=b.dtype, device=b.device)
+        e1[:, 0, 0] = beta
+        k = 0
+        for k in range(1, m + 1):
+            w = self.j(basis[:, k - 1])
+            for _ in range(2):  # classical Gram-Schmidt, twice (as accurate as modified, batched)
+                h = torch.einsum("nd,nkd->nk", w, basis[:, :k])
+                w = w - torch.einsum("nk,nkd->nd", h, basis[:, :k])
+                hess[:, :k, k - 1] += h
+            norm = w.norm(dim=1)
+            hess[:, k, k - 1] = norm
+            basis[:, k] = torch.where(norm[:, None] > 1e-14 * beta[:, None], w / norm.clamp(min=1e-300)[:, None], 0)
+            y = torch.linalg.lstsq(hess[:, : k + 1, :k], e1[:, : k + 1]).solution
+            residual = (hess[:, : k + 1, :k] @ y - e1[:, : k + 1])[..., 0].norm(dim=1)
+            if bool((residual <= forcing * beta).all()):
+                break
+        s = torch.einsum("nk,nkd->nd", y[..., 0], basis[:, :k])
+        js = torch.einsum("nk,nkd->nd", (hess[:, : k + 1, :k] @ y)[..., 0], basis[:, : k + 1])  # Arnoldi: J V = V H
+        return s, js
+
+    def curvature(self) -> Tensor:
+        """||J g||^2 / ||g||^2: the curvature of q along the gradient (a damping of that size
+        makes the first step gradient-like)."""
+        _, _, mtm, sts, _ = self._plane
+        return mtm[:, 0, 0] / sts[:, 0, 0].clamp(min=1e-300)
+
+    def step(self, mu: Tensor) -> tuple[Tensor, Tensor]:
+        """The step in the plane of the gradient and the Newton step minimising
+        ||J s + r||^2 + mu ||s||^2, and the decrease of q the linear model predicts."""
+        basis, image, mtm, sts, mtr = self._plane
+        ridge = 1e-14 * mtm.diagonal(dim1=1, dim2=2).amax(dim=1)  # g parallel to the Newton step: one direction
+        system = mtm + mu[:, None, None] * sts + ridge[:, None, None] * torch.eye(2, dtype=mu.dtype, device=mu.device)
+        coef = -torch.linalg.lstsq(system, mtr[:, :, None]).solution
+        s = (basis @ coef)[..., 0]
+        js = (image @ coef)[..., 0]
+        return s, -_dot(self.g, s) - 0.5 * _dot(js, js)
+
+    def newton(self) -> Tensor:
+        """s with J s = -r to high relative accuracy (GMRES to 1e-12)."""
+        return self.gmres(-self.r, torch.full_like(self.r[:, 0], 1e-12))[0]
+
+
+def system(method: str, sm: StateMap, x: Tensor, u: Tensor, r: Tensor, krylov_dim: int) -> Any:
+    return Dense(sm, x, u, r) if method == "dense" else MatrixFree(sm, x, u, r, krylov_dim=krylov_dim)
+
+
+def levenberg_marquardt(
+    sm: StateMap,
+    x: Tensor,
+    u: Tensor,
+    *,
+    tol: float,
+    max_iter: int,
+    centre: Tensor,
+    radius: float,
+    method: str,
+    krylov_dim: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per-candidate damped Gauss-Newton on r(x) = F(x) - x.
+
+    Returns (x, r, stalled, iterations): stalled candidates stopped at a stationary point of q
+    that is not a zero of r (the gradient vanished, q stagnated, or no step decreased q).
+    Candidates farther than ``radius`` from ``centre`` stop there (diverging, e.g. towards
+    saturation where q creeps to 0 at infinity); they are outliers."""
+    n = len(x)
+    with torch.no_grad():
+        r = sm.residual(x, u)
+    q = 0.5 * (r**2).sum(dim=1)
+    damping = torch.full((n,), float("nan"), dtype=x.dtype, device=x.device)
+    curvature = torch.full_like(damping, float("nan"))
+    growth = torch.full_like(damping, 2.0)
+    stalled = torch.zeros(n, dtype=torch.bool, device=x.device)
+    iterations = torch.zeros(n, dtype=torch.int64, device=x.device)
+    q_mark = q.clone()
+    for it in range(max_iter):
+        inside = ((x - centre) ** 2).sum(dim=1) <= radius**2
+        active = ~(small(r, x, tol) | stalled) & torch.isfinite(q) & inside
+        if not active.any():
+            break
+        idx = torch.nonzero(active).flatten()
+        xa, ua, ra = x[idx], u[idx], r[idx]
+        sys_ = system(method, sm, xa, ua, ra, krylov_dim)
+        mu = damping[idx]
+        fresh = torch.isnan(mu)
+        if fresh.any():
+            # first steps damped as much as the largest curvature: gradient-like descent of q from each
+            # start reaches more distinct points than Gauss-Newton jumps (flip-flop LSTM: 27 against 21
+            # with 1e-3 of it, the same 27 that Adam on q finds) and costs fewer iterations
+            curvature[idx] = torch.where(fresh, sys_.curvature().clamp(min=1e-12), curvature[idx])
+            mu = torch.where(fresh, curvature[idx], mu)
+        step, predicted = sys_.step(mu)
+        trial = xa + step
+        with torch.no_grad():
+            r_trial = sm.residual(trial, ua)
+        q_trial = 0.5 * (r_trial**2).sum(dim=1)
+        rho = (q[idx] - q_trial) / predicted.clamp(min=1e-300)
+        better = (q_trial < q[idx]) & torch.isfinite(q_trial)
+        # Nielsen's damping update: shrink after a good step, grow ever faster after failures
+        shrink = torch.clamp(1 - (2 * rho - 1) ** 3, min=1 / 3)
+        damping[idx] = torch.where(better, mu * shrink, mu * growth[idx])
+        growth[idx] = torch.where(better, 2.0, growth[idx] * 2)
+        x[idx] = torch.where(better[:, None], trial, xa)
+        r[idx] = torch.where(better[:, None], r_trial, ra)
+        q[idx] = torch.where(better, q_trial, q[idx])
+        iterations[idx] += 1
+        # a stationary point of q that is not a root: zero gradient, or damping beyond any use
+        g = sys_.g
+        flat = g.abs().amax(dim=1) <= 1e-14 * (1 + xa.abs().amax(dim=1)) * (1 + ra.abs().amax(dim=1))
+        stuck = damping[idx] > 1e12 * curvature[idx]
+        stagnant = torch.zeros_like(flat)
+        if it % 10 == 9:  # after the first 30, q must halve every 10 iterations (Newton-like convergence
+            # to a root takes it down by orders of magnitude); slower is creeping to a minimum of q
+            # or out to infinity along a saturated direction
+            stagnant = q[idx] > (0.5 if it >= 29 else 1 - 1e-3) * q_mark[idx]
+            q_mark = q.clone()
+        stalled[idx] = (flat | stuck | stagnant) & ~small(r[idx], x[idx], tol)
+    return x, r, stalled & ~small(r, x, tol), iterations
+
+
+def newton_polish(
+    sm: StateMap, x: Tensor, u: Tensor, r: Tensor, *, method: str, krylov_dim: int, steps: int = 3
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Undamped Newton steps while the residual shrinks: float64 precision for true fixed points.
+    Returns (x, r, steps taken) per row."""
+    polished = torch.zeros(len(x), dtype=torch.int64, device=x.device)
+    idx = torch.arange(len(x), device=x.device)
+    for _ in range(steps):
+        if not len(idx):
+            break
+        try:
+            trial = x[idx] + system(method, sm, x[idx], u[idx], r[idx], krylov_dim).newton()
+        except RuntimeError:  # a singular Jacobian (a degenerate point): keep the LM solution
+            break
+        with torch.no_grad():
+            r_trial = sm.residual(trial, u[idx])
+        better = r_trial.norm(dim=1) < r[idx].norm(dim=1)
+        x[idx] = torch.where(better[:, None], trial, x[idx])
+        r[idx] = torch.where(better[:, None], r_trial, r[idx])
+        polished[idx] += better.long()
+        idx = idx[better & (r[idx].abs().amax(dim=1) > 0)]
+    return x, r, polished
