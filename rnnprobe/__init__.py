@@ -23,6 +23,7 @@ from .recording import Recording, concat
 
 __all__ = [
     "Recording",
+    "Report",
     "Tap",
     "__version__",
     "concat",
@@ -30,12 +31,13 @@ __all__ = [
     "models",
     "record",
     "recordable",
+    "report",
     "tasks",
     "train",
 ]
 
-_LAZY = {"record": ".record", "recordable": ".record", "Tap": ".tap", "train": ".training"}
-_SUBPACKAGES = ("models", "tasks")
+_LAZY = {"record": ".record", "recordable": ".record", "Tap": ".tap", "train": ".training", "Report": ".report"}
+_SUBPACKAGES = ("models", "tasks", "report")
 
 
 def __getattr__(name: str) -> Any:

@@ -19,3 +19,13 @@ def _one_thread():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    """Figures made by a test are closed after it (pyplot keeps them open otherwise)."""
+    yield
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")

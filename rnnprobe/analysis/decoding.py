@@ -101,6 +101,26 @@ class DecodingResult:
                 mask |= cluster.mask
         return mask
 
+    def summary(self, alpha: float = 0.05) -> dict[str, Any]:
+        """Key numbers: the peak score and when, chance, folds, and significant clusters (if tested)."""
+        i = np.unravel_index(np.nanargmax(self.scores), self.scores.shape)
+        out: dict[str, Any] = {
+            "layer": self.layer, "target": self.target, "scoring": self.scoring, "chance": float(self.chance),
+            "peak score": float(self.scores[i]),
+        }  # fmt: skip
+        if self.generalize:
+            out["peak train time"], out["peak test time"] = self.times[i[0]].item(), self.test_times[i[1]].item()
+            out["peak diagonal score"] = float(np.nanmax(self.diagonal()))
+        else:
+            out["peak time"] = self.times[i[0]].item()
+        out["folds"] = len(self.fold_scores)
+        if self.null is not None:
+            out[f"clusters p < {alpha}"] = sum(c.p_value < alpha for c in self.clusters)
+            significant = self.significant(alpha)
+            steps = np.diagonal(significant) if self.generalize else significant
+            out["first significant time"] = self.times[np.argmax(steps)].item() if steps.any() else None
+        return out
+
     def plot(self, *, alpha: float = 0.05) -> Figure:
         """Score over time with the chance line and significant clusters, or the generalization
         matrix (train time x test time) with its diagonal and cluster outlines."""

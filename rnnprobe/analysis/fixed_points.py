@@ -135,6 +135,22 @@ class FixedPoints:
             f"unconverged, {self.n_duplicates} duplicates, {self.n_outliers} outliers), {self.seconds:.2f} s>"
         )
 
+    def summary(self) -> dict[str, Any]:
+        """Key numbers: points found (stable, unstable), slow points, candidates, largest q, time."""
+        return {
+            "method": self.method,
+            "period": self.period,
+            "fixed points": len(self),
+            "stable": int(self.stable.sum()),
+            "unstable": int((~self.stable).sum()),
+            "slow points": len(self.slow),
+            "candidates": self.n_candidates,
+            "unconverged": self.n_unconverged,
+            "outliers": self.n_outliers,
+            "largest q": float(self.q.max()) if len(self) else None,
+            "seconds": self.seconds,
+        }
+
     def state(self, i: int) -> Any:
         """Point ``i`` as a state of the model (tuples/dicts unpacked), batch of one, float64."""
         sm = self._state_map

@@ -187,6 +187,17 @@ class BootstrapResult:
         np.fill_diagonal(p, 1.0)  # no difference of a model with itself
         return p
 
+    def summary(self, level: float = 0.95) -> dict[str, Any]:
+        """Key numbers: each model's mean evaluation and confidence interval, and the noise ceiling."""
+        mean, ci = self.mean(), self.confidence_interval(level)
+        out: dict[str, Any] = {"method": self.method, "resampled": " and ".join(self.over)}
+        for k, name in enumerate(self.model_names):
+            out[f"{name} mean"] = float(mean[k])
+            out[f"{name} {int(level * 100)}% interval"] = [float(ci[0, k]), float(ci[1, k])]
+        if self.noise_ceiling is not None:
+            out["noise ceiling lower"], out["noise ceiling upper"] = map(float, np.nanmean(self.noise_ceiling, axis=1))
+        return out
+
     def plot(self) -> Figure:
         """Mean model performance with 95% bootstrap intervals and the noise-ceiling band."""
         from ._plotting import pyplot

@@ -135,6 +135,20 @@ class PCAResult:
             )
         return (states.astype(np.float64) - self.mean) @ self.components.T
 
+    def summary(self) -> dict[str, Any]:
+        """Key numbers: variance explained by the first components, and dimensionality over time."""
+        ratio = self.explained_variance_ratio
+        return {
+            "layer": self.layer,
+            "components": self.n_components,
+            "variance PC1": float(ratio[0]),
+            "variance PC1-3": float(ratio[:3].sum()),
+            f"variance PC1-{self.n_components}": float(ratio.sum()),
+            "participation ratio (mean over time)": float(np.nanmean(self.participation_ratio)),
+            "participation ratio (max)": float(np.nanmax(self.participation_ratio)),
+            "time of max participation ratio": self.times[int(np.nanargmax(self.participation_ratio))].item(),
+        }
+
     def plot(
         self,
         *,

@@ -168,6 +168,13 @@ class RDMs:
             options.update(dissimilarity="precomputed")
         return MDS(**options).fit_transform(matrix)
 
+    def summary(self) -> dict[str, Any]:
+        """Key numbers: how many RDMs of how many conditions, the method, the mean dissimilarity."""
+        out: dict[str, Any] = {"RDMs": self.n_rdms, "conditions": self.n_conditions, "method": self.method}
+        out.update({k: v for k, v in self.descriptors.items() if isinstance(v, str | int | float)})
+        out["mean dissimilarity"] = float(np.nanmean(self.dissimilarities))
+        return out
+
     def plot_mds(self, index: int = 0, *, color_by: str | None = None, seed: int = 0) -> Figure:
         """The conditions of RDM ``index`` in 2-D (metric MDS), coloured by a condition descriptor."""
         from ._plotting import category_colors, pyplot
@@ -852,6 +859,17 @@ class ModelDataComparison:
             "data_time": self.data_times[j].item(),
             "similarity": float(self.similarity[i, j]),
         }
+
+    def summary(self) -> dict[str, Any]:
+        """Key numbers: the best-matching model time (and data time), its similarity, the noise ceiling."""
+        best = self.best()
+        out: dict[str, Any] = {"method": self.method, f"best {self.model_label} time": best["model_time"]}
+        if self.similarity.shape[1] > 1:
+            out[f"best {self.data_label} time"] = best["data_time"]
+        out["best similarity"] = best["similarity"]
+        if self.noise_ceiling is not None:
+            out["noise ceiling lower"], out["noise ceiling upper"] = map(float, self.noise_ceiling)
+        return out
 
     def plot(self) -> Figure:
         """Similarity over model time (one data RDM; noise-ceiling band when known), or the
