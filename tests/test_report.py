@@ -93,9 +93,10 @@ def test_saved_report_structure_numbers_and_files(rng, tmp_path):
     assert outline.links == ["#" + s for s in outline.sections]  # the table of contents
     assert outline.tags.count("figure") == 6 and len(outline.images) == 6  # 5 results and one figure
     assert "script" not in outline.tags and "http://" not in page.replace("http://www.w3.org", "")
+    assert "<figcaption>PCAResult of &#x27;h&#x27;</figcaption>" in page  # a short caption, not a dump
     assert "&lt;b&gt;no markup&lt;/b&gt;" in page and "Golden &lt;report&gt; &amp; co" in page
     for img in outline.images:  # every figure is embedded and is a whole SVG document
-        assert img["src"].startswith("data:image/svg+xml;base64,") and img["alt"]
+        assert img["src"].startswith("data:image/svg+xml;base64,") and 0 < len(img["alt"]) <= 300
         ET.fromstring(base64.b64decode(img["src"].split(",", 1)[1]))
     files = sorted(p.name for p in (tmp_path / "r_figures").iterdir())
     names = ["decoding", "fixed-points", "line", "pcaresult", "rdms", "rsa"]

@@ -336,5 +336,10 @@ def _item_dict(item: _Item) -> dict[str, Any]:
 
 
 def _caption(result: Any) -> str:
+    """The result's one-line repr (e.g. "DecodingResult: scores over time ... best 0.91"), or its
+    type and layer when the repr is a dataclass dump."""
     text = repr(result)
-    return text[1:-1] if text.startswith("<") and text.endswith(">") else text
+    if text.startswith("<") and text.endswith(">") and len(text) <= 300:
+        return text[1:-1]
+    layer = getattr(result, "layer", None)
+    return type(result).__name__ + (f" of {layer!r}" if isinstance(layer, str) else "")
