@@ -7,10 +7,11 @@ J = dF/dx - I, for every candidate at once:
   Cholesky-free solve. Far from a root (||r|| > 1e-5 ||x||) the Jacobians are evaluated with a
   float32 copy of the model: the step needs no more, and it halves their cost. Near a root, and
   in the Newton polish, they are float64.
-- :class:`MatrixFree`: products J v (forward mode) and J'w (reverse mode) only, the systems solved
-  by batched conjugate gradients to a relative accuracy that tightens as r shrinks (an inexact
-  Newton method). Memory is O(d) per candidate: states of thousands of units (BLT feature maps,
-  fast-weight matrices).
+- :class:`MatrixFree`: products J v (forward mode) and J'r (reverse mode) only. The Newton step
+  comes from batched GMRES on J s = -r to a relative accuracy that tightens as r shrinks (an
+  inexact Newton method); the damped step is the minimiser of ||J s + r||^2 + mu ||s||^2 in the
+  plane of that Newton step and the gradient J'r. Memory is O(krylov_dim d) per candidate: states
+  of thousands of units (BLT feature maps, fast-weight matrices).
 """
 
 from __future__ import annotations
@@ -47,9 +48,17 @@ class Dense:
             if mask.any():
                 jac[mask] = sm.jacobians(x[mask], u[mask], dtype=dtype)
         self.jr = jac - eye
-        self.a = self.jr.mT @ self.jr
-        self.g = (self.jr.mT @ r[:, :, None])[..., 0]
         self.r, self.eye = r, eye
+
+    @cached_property
+    def a(self) -> Tensor:
+        """J'J (not formed for the Newton polish, which needs J only)."""
+        return self.jr.mT @ self.jr
+
+    @cached_property
+    def g(self) -> Tensor:
+        """J'r."""
+        return (self.jr.mT @ self.r[:, :, None])[..., 0]
 
     def curvature(self) -> Tensor:
         """The largest diagonal element of J'J per candidate."""
@@ -218,7 +227,7 @@ def levenberg_marquardt(
             stagnant = q[idx] > (0.5 if it >= 29 else 1 - 1e-3) * q_mark[idx]
             q_mark = q.clone()
         stalled[idx] = (flat | stuck | stagnant) & ~small(r[idx], x[idx], tol)
-    return x, r, stalled & ~small(r, x, tol), iterations
+    return x, r, stalled, iterations  # stalled candidates are never roots: they were marked only when not small
 
 
 def newton_polish(

@@ -506,7 +506,7 @@ def _leading_spectra(sm: StateMap, x: Tensor, u: Tensor, n: int) -> tuple[np.nda
             return (jv - np.real(v).ravel()) / sm.dt if sm.continuous_time else jv
 
         start = np.random.default_rng(i).normal(size=d)  # ARPACK's default start is random: seeded here
-        if not np.any(matvec(start) - (-start / sm.dt if sm.continuous_time else 0)):  # dF/dx = 0 (no recurrence)
+        if not sm.jvp(xi, ui, torch.as_tensor(start[None], device=xi.device)).any():  # dF/dx = 0 (no recurrence)
             values[i] = -1 / sm.dt if sm.continuous_time else 0
             vectors[i] = np.eye(d, k)
             continue
