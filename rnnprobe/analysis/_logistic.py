@@ -209,7 +209,11 @@ def _newton(problems: _Problems, *, tol: float, max_iter: int, max_cg: int) -> t
             trial_w = w + scale[:, :, None, :, None] * sw
             trial_eta = eta + scale[:, None, :, :, None] * direction
             trial = problems.loss(trial_eta, trial_w)
-            ok = (trial <= loss + 1e-4 * scale * slope) & ~accepted
+            # near the optimum the decrease a full Newton step makes is below the loss's rounding
+            # error: that step is taken when the loss rises no more than rounding (as sklearn's
+            # Newton solver does), rather than stalling forever
+            flat = (scale == 1) & (trial - loss <= 64 * torch.finfo(loss.dtype).eps * loss.abs())
+            ok = ((trial <= loss + 1e-4 * scale * slope) | flat) & ~accepted
             new_loss = torch.where(ok, trial, new_loss)
             accepted = accepted | ok
             if accepted.all():
