@@ -129,22 +129,40 @@ class DecodingResult:
         plt = pyplot()
         if not self.generalize:
             fig, ax = plt.subplots(figsize=(5, 3.2), layout="constrained")
-            spread = self.fold_scores.std(axis=0) / np.sqrt(len(self.fold_scores))
-            ax.fill_between(self.times, self.scores - spread, self.scores + spread, color="#0072B2", alpha=0.25, lw=0)
-            ax.plot(self.times, self.scores, color="#0072B2", lw=1.8, label=self.target)
-            ax.axhline(self.chance, color="black", ls="--", lw=0.8, label="chance")
-            sig = self.significant(alpha)
-            if sig.any():
-                level = np.full(self.scores.shape, np.nan)
-                level[sig] = np.nanmin(self.scores) - 0.02 * np.ptp(self.scores)
-                ax.plot(self.times, level, color="#D55E00", lw=3, label=f"cluster p < {alpha}")
-            ax.set_xlabel("time step")
-            ax.set_ylabel(self.scoring)
+            self.draw(ax, alpha=alpha)
             ax.set_title(f"decoding {self.target} from {self.layer}")
             ax.legend(frameon=False, fontsize=8)
             return fig
         fig, ax = plt.subplots(figsize=(4.6, 4), layout="constrained")
-        span = np.nanmax(np.abs(self.scores - self.chance))
+        image = self.draw(ax, alpha=alpha)
+        ax.set_title(f"generalization: {self.target} from {self.layer}")
+        fig.colorbar(image, ax=ax, label=f"{self.scoring} (chance {self.chance:.2f})")
+        return fig
+
+    def draw(
+        self, ax: Any, *, alpha: float = 0.05, color: str = "#0072B2", label: str | None = None,
+        span: float | None = None, chance_line: bool = True,
+    ) -> Any:  # fmt: skip
+        """Draw into a matplotlib Axes (for composite figures): the score over time with its
+        standard error over folds, the chance line and significant clusters; or the generalization
+        matrix, coloured symmetrically around chance (``span``: the colour range's half-width,
+        default the largest deviation from chance), whose image is returned."""
+        sig = self.significant(alpha)
+        if not self.generalize:
+            spread = self.fold_scores.std(axis=0) / np.sqrt(len(self.fold_scores))
+            ax.fill_between(self.times, self.scores - spread, self.scores + spread, color=color, alpha=0.25, lw=0)
+            line = ax.plot(self.times, self.scores, color=color, lw=1.8, label=label or self.target)
+            if chance_line:
+                ax.axhline(self.chance, color="black", ls="--", lw=0.8, label="chance")
+            if sig.any():
+                level = np.full(self.scores.shape, np.nan)
+                level[sig] = np.nanmin(self.scores) - 0.02 * np.ptp(self.scores)
+                ax.plot(self.times, level, color=color, lw=3, label=f"cluster p < {alpha}")
+            ax.set_xlabel("time step")
+            ax.set_ylabel(self.scoring)
+            return line[0]
+        if span is None:
+            span = float(np.nanmax(np.abs(self.scores - self.chance)))
         image = ax.imshow(
             self.scores,
             origin="lower",
@@ -156,14 +174,11 @@ class DecodingResult:
         )
         low, high = max(self.times[0], self.test_times[0]), min(self.times[-1], self.test_times[-1])
         ax.plot([low, high], [low, high], color="black", lw=0.8, ls=":")
-        sig = self.significant(alpha)
         if sig.any():
             ax.contour(self.test_times, self.times, sig.astype(float), levels=[0.5], colors="black", linewidths=1)
         ax.set_xlabel("test time step")
         ax.set_ylabel("train time step")
-        ax.set_title(f"generalization: {self.target} from {self.layer}")
-        fig.colorbar(image, ax=ax, label=f"{self.scoring} (chance {self.chance:.2f})")
-        return fig
+        return image
 
 
 def _extent(x: np.ndarray, y: np.ndarray) -> list[float]:

@@ -185,8 +185,16 @@ class FixedPoints:
         eigenvalue spectra with the unit circle (or the imaginary axis in continuous time)."""
         from ._plotting import pyplot
 
-        plt = pyplot()
-        fig, (ax, ax_eig) = plt.subplots(1, 2, figsize=(9, 4), layout="constrained")
+        fig, (ax, ax_eig) = pyplot().subplots(1, 2, figsize=(9, 4), layout="constrained")
+        self.draw_points(ax, trajectories, layer=layer, n_eigenvectors=n_eigenvectors, scale=scale)
+        self.draw_spectrum(ax_eig)
+        return fig
+
+    def draw_points(
+        self, ax: Any, trajectories: Any = None, *, layer: str | None = None, n_eigenvectors: int = 1,
+        scale: float = 0.3,
+    ) -> None:  # fmt: skip
+        """Draw the points in the trajectories' PC1-PC2 plane into a matplotlib Axes (see :meth:`plot`)."""
         d = self.states.shape[1]
         if trajectories is not None:
             if isinstance(trajectories, Recording):
@@ -223,20 +231,23 @@ class FixedPoints:
         ax.set_ylabel("PC 2")
         ax.set_title(f"{len(self)} fixed points" if self.period == 1 else f"{len(self)} period-{self.period} points")
         ax.legend(frameon=False, fontsize=8)
+
+    def draw_spectrum(self, ax: Any) -> None:
+        """Draw the eigenvalues with the unit circle (or the imaginary axis in continuous time) into
+        a matplotlib Axes; stable points' in black, unstable points' in vermillion."""
         if self.continuous_time:
-            ax_eig.axvline(0, color="black", lw=0.8)
-            ax_eig.set_xlabel("Re(lambda) (per unit time)")
+            ax.axvline(0, color="black", lw=0.8)
+            ax.set_xlabel("Re(lambda) (per unit time)")
         else:
             angle = np.linspace(0, 2 * np.pi, 200)
-            ax_eig.plot(np.cos(angle), np.sin(angle), color="black", lw=0.8)
-            ax_eig.set_aspect("equal")
-            ax_eig.set_xlabel("Re(lambda)")
+            ax.plot(np.cos(angle), np.sin(angle), color="black", lw=0.8)
+            ax.set_aspect("equal")
+            ax.set_xlabel("Re(lambda)")
         for i in range(len(self)):
             ev = self.eigenvalues[i]
-            ax_eig.scatter(ev.real, ev.imag, s=8, alpha=0.6, color="black" if self.stable[i] else "#D55E00")
-        ax_eig.set_ylabel("Im(lambda)")
-        ax_eig.set_title("Jacobian eigenvalues")
-        return fig
+            ax.scatter(ev.real, ev.imag, s=8, alpha=0.6, color="black" if self.stable[i] else "#D55E00")
+        ax.set_ylabel("Im(lambda)")
+        ax.set_title("Jacobian eigenvalues")
 
     def _unstable_directions(self, i: int) -> np.ndarray:
         ev = self.eigenvalues[i]
