@@ -83,6 +83,34 @@ def test_ridge_regression_equals_sklearn_and_generic_path(rng, scoring):
     assert np.argmax(fast.scores) == 2  # the value was built from step 2
 
 
+@pytest.mark.parametrize("scale", [False, True])
+def test_wide_layers_solve_ridge_in_the_dual_with_sklearns_coefficients(rng, scale):
+    """More units than training samples (a conv layer): the dual form gives sklearn's Ridge
+    coefficients and intercepts for every fold and step (one unit constant, as StandardScaler sees)."""
+    from rnnprobe.analysis._ridge import fit_ridge
+
+    n, steps, p = 30, 2, 80
+    x = rng.normal(size=(n, steps, p)) * rng.uniform(0.5, 5, size=p) + 2.0
+    x[:, :, 7] = 3.0
+    y = rng.normal(size=(n, 2))
+    folds = [np.arange(n) % 3 != k for k in range(3)]
+    fit = fit_ridge(x, y, folds, alpha=2.0, scale=scale)
+    for f, train in enumerate(folds):
+        for t in range(steps):
+            model = make_pipeline(StandardScaler(), Ridge(alpha=2.0)) if scale else Ridge(alpha=2.0)
+            model.fit(x[train, t], y[train])
+            np.testing.assert_allclose(x[~train, t] @ fit.coef[f, t] + fit.intercept[f, t],
+                                       model.predict(x[~train, t]), rtol=1e-9, atol=1e-9)  # fmt: skip
+
+
+def test_wide_layer_generalization_equals_sklearn(rng):
+    rec, x, label = _recording(rng, n=60, steps=3, units=150)
+    cv = StratifiedKFold(4, shuffle=True, random_state=3)
+    pipe = make_pipeline(StandardScaler(), RidgeClassifier(alpha=10.0))
+    result = decode(rec, "h", "label", estimator=pipe, cv=cv, generalize=True)
+    np.testing.assert_allclose(result.scores, _sklearn_generalization(pipe, x, label, cv), atol=1e-12)
+
+
 def test_any_sklearn_estimator_is_cloned_per_step(rng):
     rec, x, label = _recording(rng, steps=4)
     cv = StratifiedKFold(3, shuffle=True, random_state=1)
