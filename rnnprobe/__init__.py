@@ -26,6 +26,7 @@ __all__ = [
     "Report",
     "Tap",
     "__version__",
+    "compare_models",
     "concat",
     "errors",
     "models",
@@ -36,7 +37,14 @@ __all__ = [
     "train",
 ]
 
-_LAZY = {"record": ".record", "recordable": ".record", "Tap": ".tap", "train": ".training", "Report": ".report"}
+_LAZY = {
+    "record": ".record",
+    "recordable": ".record",
+    "Tap": ".tap",
+    "train": ".training",
+    "Report": ".report",
+    "compare_models": ".report",
+}
 _SUBPACKAGES = ("models", "tasks", "report")
 
 

@@ -1,0 +1,255 @@
+"""Side-by-side figures of a ModelComparison: one panel per model, shared axes and colour scales.
+
+Field conventions: chance lines on decoding, noise-ceiling bands on RSA, the unit circle on
+eigenvalue plots, labelled axes in time steps, the Okabe-Ito colour-blind-safe palette.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..analysis._plotting import OKABE_ITO, category_colors, pyplot
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+    from .compare import ModelComparison
+
+PANEL = 3.2  # inches per panel
+
+
+def _colors(n: int) -> list[str]:
+    palette = [c for c in OKABE_ITO if c != "#F0E442"]  # yellow is too faint for lines
+    return [palette[i % len(palette)] for i in range(n)]
+
+
+def _integer_ticks(ax: Any) -> None:
+    """Time steps are whole numbers: no ticks at 0.5."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _panels(n: int, *, rows: int = 1, height: float = PANEL, extra: int = 0, **kwargs: Any) -> tuple[Any, np.ndarray]:
+    fig, axes = pyplot().subplots(rows, n + extra, figsize=(PANEL * (n + extra) + 0.6, height * rows),
+                                  squeeze=False, layout="constrained", **kwargs)  # fmt: skip
+    return fig, axes
+
+
+def pca(c: ModelComparison) -> Figure:
+    """Trajectories of each model's focus layer on its PC1-PC2 (class means when the target is
+    categorical), and the participation ratio over time of every model in one panel."""
+    fig, axes = _panels(len(c.names), extra=1)
+    for ax, name in zip(axes[0], c.names, strict=False):
+        result = c.pca[name]
+        traj = result.trajectories
+        if traj.shape[-1] < 2:  # one component: PC2 is zero
+            traj = np.pad(traj, ((0, 0), (0, 0), (0, 1)))
+        labels = result.metadata.get(c.target) if c.target is not None else None
+        if labels is not None and len(np.unique(labels)) <= 20:
+            classes = np.unique(labels)
+            colors, legend = category_colors(classes)
+            for k, color in zip(classes, colors, strict=True):
+                mean = traj[labels == k].mean(axis=0)
+                ax.plot(mean[:, 0], mean[:, 1], color=color, lw=1.5, marker="o", ms=2.5)
+                ax.scatter(mean[-1, 0], mean[-1, 1], color=color, s=18, zorder=3)
+            for k, color in legend.items():
+                ax.plot([], [], color=color, label=str(k))
+            ax.legend(title=c.target, fontsize=6, title_fontsize=7, frameon=False, ncol=2)
+        else:
+            for path in traj[np.unique(np.linspace(0, len(traj) - 1, min(len(traj), 50)).astype(int))]:
+                ax.plot(path[:, 0], path[:, 1], color="#0072B2", lw=0.7, alpha=0.6)
+        ratio = result.explained_variance_ratio
+        ax.set_xlabel(f"PC1 ({100 * ratio[0]:.0f}%)")
+        ax.set_ylabel(f"PC2 ({100 * ratio[1]:.0f}%)" if len(ratio) > 1 else "PC2")
+        ax.set_title(f"{name}: {result.layer}", fontsize=9)
+    ax = axes[0, -1]
+    for name, color in zip(c.names, _colors(len(c.names)), strict=True):
+        result = c.pca[name]
+        ax.plot(result.times, result.participation_ratio, color=color, marker="o", ms=3, label=f"{name} {result.layer}")
+    ax.set_xlabel("time step")
+    _integer_ticks(ax)
+    ax.set_ylabel("participation ratio (dimensions)")
+    ax.set_title("dimensionality over time", fontsize=9)
+    ax.legend(frameon=False, fontsize=7)
+    return fig
+
+
+def _order(c: ModelComparison, name: str, rdms: Any) -> np.ndarray:
+    """Conditions sorted by the target (block structure), when the conditions are stimuli."""
+    n = rdms.n_conditions
+    if c.target is None or c.settings.get("descriptor") is not None:
+        return np.arange(n)
+    labels = np.asarray(c._recordings[name].column(c.target))
+    return np.argsort(labels, kind="stable") if len(labels) == n else np.arange(n)
+
+
+def rdms(c: ModelComparison, max_times: int = 6) -> Figure:
+    """RDMs of each model's focus layer over time: a row per model, shared colour scale."""
+    chosen = {name: c.rdms[name][c.focus[name]] for name in c.names}
+    n_cols = max(min(r.n_rdms, max_times) for r in chosen.values())
+    fig, axes = _panels(n_cols, rows=len(c.names), height=2.4)
+    mats = {name: r.matrices() for name, r in chosen.items()}
+    finite = np.concatenate([m[np.isfinite(m)] for m in mats.values()])
+    vmax = float(np.percentile(finite, 99)) if finite.size else 1.0
+    image = None
+    for row, name in enumerate(c.names):
+        r = chosen[name]
+        order = _order(c, name, r)
+        picks = np.unique(np.linspace(0, r.n_rdms - 1, min(r.n_rdms, max_times)).astype(int))
+        times = r.rdm_descriptors.get("time", np.arange(r.n_rdms))
+        for col, ax in enumerate(axes[row]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col >= len(picks):
+                ax.axis("off")
+                continue
+            mat = mats[name][picks[col]][np.ix_(order, order)]
+            image = ax.imshow(mat, cmap="viridis", vmin=0, vmax=vmax, interpolation="nearest")
+            ax.set_title(f"t = {times[picks[col]]}", fontsize=8)
+            if col == 0:
+                ax.set_ylabel(f"{name}\n{r.descriptors.get('layer', '')}", fontsize=8)
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.7, label=f"dissimilarity ({c.settings['rdm_method']})")
+    sort = f", conditions sorted by {c.target}" if c.target is not None and c.settings.get("descriptor") is None else ""
+    fig.suptitle(f"RDMs over time{sort}", fontsize=10)
+    return fig
+
+
+def rsa(c: ModelComparison, neural: str) -> Figure:
+    """Model-vs-neural RDM similarity: per model, one line per layer over model time with the
+    noise-ceiling band (one neural RDM), or the best layer's model-time x data-time matrix."""
+    per_model = c.rsa[neural]
+    first = next(iter(per_model[c.names[0]].values()))
+    if len(first.data_times) == 1:
+        fig, axes = _panels(len(c.names), sharey=True)
+        for ax, name in zip(axes[0], c.names, strict=False):
+            layers = per_model[name]
+            ceiling = next(iter(layers.values())).noise_ceiling
+            if ceiling is not None:
+                ax.axhspan(*ceiling, color="#999999", alpha=0.35, lw=0, label="noise ceiling")
+            for (layer, comp), color in zip(layers.items(), _colors(len(layers)), strict=True):
+                ax.plot(comp.model_times, comp.similarity[:, 0], color=color, marker="o", ms=3, label=layer)
+            ax.axhline(0, color="black", lw=0.6)
+            ax.set_xlabel("model time step")
+            _integer_ticks(ax)
+            ax.set_title(name, fontsize=9)
+            ax.legend(frameon=False, fontsize=7)
+        axes[0, 0].set_ylabel(f"similarity to {neural} ({c.settings['compare_method']})")
+        return fig
+    fig, axes = _panels(len(c.names))
+    best = {name: c.best_rsa(neural, name)["layer"] for name in c.names}
+    limit = max(float(np.nanmax(np.abs(per_model[n][best[n]].similarity))) for n in c.names)
+    image = None
+    for ax, name in zip(axes[0], c.names, strict=False):
+        comp = per_model[name][best[name]]
+        image = ax.imshow(comp.similarity, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit)
+        ax.set_xlabel(f"{neural} time point (index)")
+        ax.set_ylabel(f"{name} {best[name]} time step (index)")
+        ax.set_title(f"{name}: {best[name]}", fontsize=9)
+    fig.colorbar(image, ax=axes, shrink=0.8, label=f"RDM similarity ({c.settings['compare_method']})")
+    return fig
+
+
+def decoding(c: ModelComparison) -> Figure:
+    """Decoding score over time, per model a panel with one line per layer and the chance line."""
+    fig, axes = _panels(len(c.names), sharey=True)
+    for ax, name in zip(axes[0], c.names, strict=False):
+        results = c.decoding[name]
+        for i, ((layer, result), color) in enumerate(zip(results.items(), _colors(len(results)), strict=True)):
+            result.draw(ax, color=color, label=layer, chance_line=i == len(results) - 1)
+        ax.set_title(name, fontsize=9)
+        ax.legend(frameon=False, fontsize=7)
+        _integer_ticks(ax)
+        if ax is not axes[0, 0]:
+            ax.set_ylabel("")
+    fig.suptitle(f"decoding {c.target} over time", fontsize=10)
+    return fig
+
+
+def generalization(c: ModelComparison) -> Figure:
+    """Temporal generalization matrices of the focus layers, coloured around chance on a shared scale."""
+    fig, axes = _panels(len(c.names))
+    results = [c.generalization[name] for name in c.names]
+    span = max(float(np.nanmax(np.abs(r.scores - r.chance))) for r in results)
+    image = None
+    for ax, name, result in zip(axes[0], c.names, results, strict=False):
+        image = result.draw(ax, span=span)
+        ax.set_title(f"{name}: {result.layer}", fontsize=9)
+    fig.colorbar(image, ax=axes, shrink=0.8, label=f"{results[0].scoring} (chance {results[0].chance:.2f})")
+    fig.suptitle(f"temporal generalization of {c.target}", fontsize=10)
+    return fig
+
+
+def fixed_points(c: ModelComparison) -> Figure:
+    """Per model: fixed points on the recorded trajectories' PC1-PC2 (stable filled, unstable open
+    with their unstable directions), and the Jacobian eigenvalues with the unit circle."""
+    found = [name for name in c.names if name in c.fixed_points and not isinstance(c.fixed_points[name], str)]
+    fig, axes = _panels(len(found), rows=2, height=3.0)
+    for col, name in enumerate(found):
+        fp = c.fixed_points[name]
+        layers = c._fp_layers[name]
+        rec = c._recordings[name]
+        traj = np.concatenate([np.asarray(rec.get(layer, flatten=True), dtype=float) for layer in layers], axis=-1)
+        fp.draw_points(axes[0, col], traj)
+        axes[0, col].set_title(f"{name}: {len(fp)} fixed points ({int(fp.stable.sum())} stable)", fontsize=9)
+        fp.draw_spectrum(axes[1, col])
+    return fig
+
+
+def overview(c: ModelComparison) -> str:
+    parts = [f"{len(c.names)} models ({', '.join(c.names)}), the same settings for each: {', '.join(c.analyses)}."]
+    if c.target is not None:
+        parts.append(f"Decoded variable: {c.target!r} ({c.settings['estimator']}, {c.settings['cv']}-fold).")
+    for neural, (low, high) in c.noise_ceilings().items():
+        parts.append(f"Noise ceiling of {neural} ({c.settings['compare_method']}): {low:.3f} to {high:.3f}.")
+    parts.append("Seconds per analysis (all models): " + ", ".join(f"{k} {v:.1f}" for k, v in c.seconds.items()) + ".")
+    return " ".join(parts)
+
+
+def sections(c: ModelComparison) -> dict[str, tuple[str, str]]:
+    """Figure name -> (section heading, caption)."""
+    out = {
+        "pca": ("Trajectories and dimensionality",
+                "Left: states of each model's focus layer on its first two principal components"
+                + (f" (mean per {c.target})" if c.target else "") + "; dot: last step. Right: participation "
+                "ratio (effective number of dimensions) across stimuli at each time step."),
+        "rdms": ("RDMs over time", "Representational dissimilarity matrices of each model's focus layer, shared "
+                 "colour scale."),
+    }  # fmt: skip
+    for neural in c.rsa:
+        out[f"rsa-{neural}"] = (
+            f"RSA: {neural}",
+            f"Similarity ({c.settings['compare_method']}) between each layer's RDM at each model time step and "
+            f"{neural}; grey band: noise ceiling (lower to upper bound), where subject RDMs were given.",
+        )
+    out["decoding"] = ("Decoding over time", f"Cross-validated decoding of {c.target} from each layer at each time "
+                       "step (mean over folds, band: s.e.m.); dashed: chance.")  # fmt: skip
+    out["generalization"] = ("Temporal generalization", "Decoders trained at each time step (rows) and tested at "
+                             "each (columns), focus layers; dotted: the diagonal.")  # fmt: skip
+    out["fixed-points"] = ("Fixed points", "Fixed points at the constant input on the recorded trajectories (grey); "
+                           "filled: stable, open: unstable with unstable eigenvectors (orange). Below: Jacobian "
+                           "eigenvalues with the unit circle.")  # fmt: skip
+    return out
+
+
+def numbers(c: ModelComparison, key: str) -> dict[str, list[Any]] | None:
+    """Each model's key numbers for one figure (its result's summary()), as a table."""
+    if key == "pca":
+        results = {name: c.pca[name] for name in c.names}
+    elif key == "generalization":
+        results = {name: c.generalization[name] for name in c.names}
+    elif key == "fixed-points":
+        results = {n: fp for n, fp in c.fixed_points.items() if not isinstance(fp, str)}
+    elif key == "decoding":
+        results = {name: c.decoding[name][c.focus[name]] for name in c.names}
+    elif key.startswith("rsa-"):
+        neural = key[4:]
+        results = {name: c.rsa[neural][name][c.best_rsa(neural, name)["layer"]] for name in c.names}
+    else:
+        return None
+    rows = [{"model": name, **result.summary()} for name, result in results.items()]
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    return {k: [row.get(k) for row in rows] for k in keys}

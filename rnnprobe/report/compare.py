@@ -1,0 +1,563 @@
+"""``compare_models``: the same analyses on several models' recordings, laid out side by side.
+
+One call runs the chosen analyses on every recording with the same settings (same layers policy,
+same cross-validation folds and seeds, same RDM and comparison methods) and returns a
+:class:`ModelComparison`, whose :meth:`~ModelComparison.to_report` puts the results side by side in
+a :class:`~rnnprobe.report.Report` with a summary table.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, check_int, describe, format_choices
+from ..recording import Recording
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+    from ..analysis.decoding import DecodingResult
+    from ..analysis.fixed_points import FixedPoints
+    from ..analysis.pca import PCAResult
+    from ..analysis.rsa import ModelDataComparison, RDMs
+    from .report import Report
+
+ANALYSES = ("pca", "rdms", "rsa", "decoding", "generalization", "fixed_points")
+
+
+@dataclass
+class ModelComparison:
+    """Results of :func:`compare_models`: per model (and layer), the same analyses.
+
+    Attributes
+    ----------
+    names : list of str
+        The models, in the order given.
+    layers : dict of str to list of str
+        The layers analysed per model.
+    focus : dict of str to str
+        Per model, the layer shown in the trajectory, RDM and generalization figures: the best
+        decoding layer (with a target), else the best-matching layer for the first neural RDM,
+        else the last layer.
+    analyses : tuple of str
+        The analyses run.
+    target : str or None
+        The decoded metadata column.
+    pca : dict of str to PCAResult
+        PCA of each model's focus layer.
+    rdms : dict of str to dict of str to RDMs
+        RDMs over time, per model and layer.
+    rsa : dict of str to dict of str to dict of str to ModelDataComparison
+        ``rsa[neural][model][layer]``: similarity of the layer's RDMs (over model time) to the
+        neural RDM(s), with the noise ceiling when subject RDMs were given.
+    decoding : dict of str to dict of str to DecodingResult
+        Decoding of ``target`` over time, per model and layer.
+    generalization : dict of str to DecodingResult
+        Temporal generalization of ``target`` at each model's focus layer.
+    fixed_points : dict of str to FixedPoints or str
+        Per model given in ``models``: its fixed points, or why they were not searched.
+    seconds : dict of str to float
+        Wall time per analysis, summed over models.
+    settings : dict
+        The shared settings.
+    """
+
+    names: list[str]
+    layers: dict[str, list[str]]
+    focus: dict[str, str]
+    analyses: tuple[str, ...]
+    target: str | None
+    pca: dict[str, PCAResult] = field(default_factory=dict)
+    rdms: dict[str, dict[str, RDMs]] = field(default_factory=dict)
+    rsa: dict[str, dict[str, dict[str, ModelDataComparison]]] = field(default_factory=dict)
+    decoding: dict[str, dict[str, DecodingResult]] = field(default_factory=dict)
+    generalization: dict[str, DecodingResult] = field(default_factory=dict)
+    fixed_points: dict[str, FixedPoints | str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    _recordings: dict[str, Recording] = field(default_factory=dict, repr=False)
+    _fp_layers: dict[str, list[str]] = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        return (
+            f"<ModelComparison: {len(self.names)} model(s) ({', '.join(self.names)}), "
+            f"analyses {', '.join(self.analyses)}>"
+        )
+
+    # --- numbers ---------------------------------------------------------------------------
+
+    def best_rsa(self, neural: str, model: str) -> dict[str, Any]:
+        """The best-matching layer and model time for a neural RDM (at its best data time)."""
+        best: dict[str, Any] = {}
+        for layer, comparison in self.rsa[neural][model].items():
+            found = comparison.best()
+            if not best or found["similarity"] > best["similarity"]:
+                best = {"layer": layer, **found}
+        return best
+
+    def best_decoding(self, model: str) -> dict[str, Any]:
+        """The layer and time step with the highest decoding score (and the score, chance)."""
+        best: dict[str, Any] = {}
+        for layer, result in self.decoding[model].items():
+            i = int(np.nanargmax(result.scores))
+            if not best or result.scores[i] > best["score"]:
+                best = {"layer": layer, "time": result.times[i].item(), "score": float(result.scores[i]),
+                        "chance": float(result.chance), "scoring": result.scoring}  # fmt: skip
+        return best
+
+    def table(self) -> dict[str, list[Any]]:
+        """The summary table, one row per model: best-matching layer and time per neural RDM,
+        peak decoding (layer, time, score), dimensionality, stable fixed points."""
+        rows: list[dict[str, Any]] = []
+        for name in self.names:
+            row: dict[str, Any] = {"model": name, "focus layer": self.focus[name]}
+            for neural in self.rsa:
+                best = self.best_rsa(neural, name)
+                row[f"{neural}: best layer"] = best["layer"]
+                row[f"{neural}: best time"] = best["model_time"]
+                if len(next(iter(self.rsa[neural][name].values())).data_times) > 1:
+                    row[f"{neural}: best data time"] = best["data_time"]
+                row[f"{neural}: similarity"] = best["similarity"]
+            if name in self.decoding:
+                best = self.best_decoding(name)
+                row["decoding: best layer"] = best["layer"]
+                row["decoding: peak time"] = best["time"]
+                row[f"decoding: peak {best['scoring']}"] = best["score"]
+                row["decoding: chance"] = best["chance"]
+            if name in self.generalization:
+                g = self.generalization[name].scores
+                off = g[~np.eye(*g.shape, dtype=bool)] if min(g.shape) > 1 else np.array([np.nan])
+                row["generalization: mean off-diagonal"] = float(np.nanmean(off))
+            if name in self.pca:
+                row["participation ratio (last step)"] = float(self.pca[name].participation_ratio[-1])
+            if "fixed_points" in self.analyses:
+                fp = self.fixed_points.get(name)
+                searched = fp is not None and not isinstance(fp, str)
+                row["fixed points"] = len(fp) if searched else None
+                row["stable fixed points"] = int(fp.stable.sum()) if searched else None
+            rows.append(row)
+        keys = list(dict.fromkeys(k for row in rows for k in row))
+        return {k: [row.get(k) for row in rows] for k in keys}
+
+    def summary(self) -> dict[str, Any]:
+        """The summary table as a dict of columns (see :meth:`table`)."""
+        return self.table()
+
+    def noise_ceilings(self) -> dict[str, tuple[float, float]]:
+        """(lower, upper) noise ceiling per neural RDM with subject RDMs."""
+        out = {}
+        for neural, per_model in self.rsa.items():
+            first = next(iter(next(iter(per_model.values())).values()))
+            if first.noise_ceiling is not None:
+                out[neural] = tuple(map(float, first.noise_ceiling))
+        return out
+
+    # --- figures ---------------------------------------------------------------------------
+
+    def figures(self) -> dict[str, Figure]:
+        """Every side-by-side figure, by name (see :mod:`rnnprobe.report._compare_figures`)."""
+        from . import _compare_figures as figs
+
+        out: dict[str, Figure] = {}
+        if self.pca:
+            out["pca"] = figs.pca(self)
+        if self.rdms and "rdms" in self.analyses:
+            out["rdms"] = figs.rdms(self)
+        for neural in self.rsa:
+            out[f"rsa-{neural}"] = figs.rsa(self, neural)
+        if self.decoding:
+            out["decoding"] = figs.decoding(self)
+        if self.generalization:
+            out["generalization"] = figs.generalization(self)
+        if any(not isinstance(fp, str) for fp in self.fixed_points.values()):
+            out["fixed-points"] = figs.fixed_points(self)
+        return out
+
+    def plot(self, analysis: str = "decoding") -> Figure:
+        """One side-by-side figure: "pca", "rdms", "rsa-<neural name>", "decoding",
+        "generalization" or "fixed-points"."""
+        from . import _compare_figures as figs
+
+        makers = {"pca": figs.pca, "rdms": figs.rdms, "decoding": figs.decoding,
+                  "generalization": figs.generalization, "fixed-points": figs.fixed_points}  # fmt: skip
+        if analysis.startswith("rsa-") and analysis[4:] in self.rsa:
+            return figs.rsa(self, analysis[4:])
+        available = [k for k in makers if k in self._available()] + [f"rsa-{n}" for n in self.rsa]
+        if analysis not in available:
+            raise UnknownNameError(f"analysis: {analysis!r} was not run. Available: {format_choices(available)}.")
+        return makers[analysis](self)
+
+    def _available(self) -> list[str]:
+        out = []
+        if self.pca:
+            out.append("pca")
+        if self.rdms:
+            out.append("rdms")
+        if self.decoding:
+            out.append("decoding")
+        if self.generalization:
+            out.append("generalization")
+        if any(not isinstance(fp, str) for fp in self.fixed_points.values()):
+            out.append("fixed-points")
+        return out
+
+    # --- report ----------------------------------------------------------------------------
+
+    def to_report(self, report: Report | None = None, *, title: str = "Model comparison") -> Report:
+        """The comparison as report sections: summary table, then one section per analysis with the
+        side-by-side figure and each model's key numbers. Adds to ``report`` when given."""
+        from . import _compare_figures as figs
+        from .report import Report
+
+        report = Report(title) if report is None else report
+        figures = self.figures()
+        report.section("Summary")
+        report.add_text(figs.overview(self), name="overview")
+        report.add_table(self.table(), caption="One row per model (times are time steps).", name="summary")
+        for key, (heading, caption) in figs.sections(self).items():
+            if key not in figures:
+                continue
+            report.section(heading)
+            report.add_figure(figures[key], caption=caption, name=key)
+            numbers = figs.numbers(self, key)
+            if numbers:
+                report.add_table(numbers, name=f"{key}-numbers")
+        skipped = {name: why for name, why in self.fixed_points.items() if isinstance(why, str)}
+        if skipped:
+            report.section("Fixed points")
+            report.add_text("\n\n".join(f"{name}: {why}" for name, why in skipped.items()), name="fixed-points-skipped")
+        return report
+
+    def save(self, path: Any, *, title: str = "Model comparison", **kwargs: Any) -> Any:
+        """``self.to_report(title=title).save(path, **kwargs)``; returns the HTML file's path."""
+        return self.to_report(title=title).save(path, **kwargs)
+
+
+# --- the analyses -----------------------------------------------------------------------------
+
+
+def _check_recordings(recordings: Any) -> dict[str, Recording]:
+    if not isinstance(recordings, Mapping) or not recordings:
+        raise ArgumentTypeError(
+            f"recordings: got {describe(recordings)}. Pass a dict of model name to Recording, e.g. "
+            f"{{'BLT': rec_blt, 'B': rec_b}}."
+        )
+    for name, rec in recordings.items():
+        if not isinstance(name, str) or not name:
+            raise ArgumentTypeError(f"recordings: the key {name!r} is not a model name. Use non-empty strings.")
+        if not isinstance(rec, Recording):
+            raise ArgumentTypeError(f"recordings[{name!r}]: got {describe(rec)}. Pass an rnnprobe Recording.")
+    return dict(recordings)
+
+
+def _per_model(value: Any, names: list[str], what: str) -> dict[str, Any]:
+    """A setting given once for all models, or as a dict per model."""
+    if isinstance(value, Mapping):
+        unknown = [k for k in value if k not in names]
+        if unknown:
+            raise UnknownNameError(f"{what}: {unknown[0]!r} is not one of the models. Models: {format_choices(names)}.")
+        return {name: value.get(name) for name in names}
+    return dict.fromkeys(names, value)
+
+
+def _layers(recordings: dict[str, Recording], layers: Any) -> dict[str, list[str]]:
+    out = {}
+    for name, chosen in _per_model(layers, list(recordings), "layers").items():
+        rec = recordings[name]
+        chosen = rec.layers if chosen is None else [chosen] if isinstance(chosen, str) else list(chosen)
+        for layer in chosen:
+            if layer not in rec.layers:
+                raise UnknownNameError(
+                    f"layers: {layer!r} is not a layer of {name!r}'s recording. Available: "
+                    f"{format_choices(rec.layers)}."
+                )
+        if not chosen:
+            raise ArgumentError(f"layers: no layers chosen for {name!r}. Name at least one.")
+        out[name] = chosen
+    return out
+
+
+def _neural(neural: Any, subjects: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    from ..analysis.rsa import RDMs
+
+    if neural is None:
+        if subjects is not None:
+            raise ArgumentError("subjects: given without neural. Pass the neural RDMs as neural={'name': rdms}.")
+        return {}, {}
+    neural = {"neural": neural} if not isinstance(neural, Mapping) else dict(neural)
+    subjects = {} if subjects is None else {"neural": subjects} if not isinstance(subjects, Mapping) else dict(subjects)
+    for key in subjects:
+        if key not in neural:
+            raise UnknownNameError(f"subjects: {key!r} is not a key of neural. Keys: {format_choices(neural)}.")
+    for key, value in list(neural.items()):
+        if value is None and key in subjects:
+            continue  # pooled from the subjects
+        if not isinstance(value, RDMs) and not hasattr(value, "get_vectors"):
+            try:
+                np.asarray(value, dtype=float)
+            except (TypeError, ValueError):
+                raise ArgumentTypeError(
+                    f"neural[{key!r}]: got {describe(value)}. Pass rnnprobe RDMs (e.g. from "
+                    f"rnnprobe.neural.load_rdms(path)), rsatoolbox RDMs or upper-triangle vectors."
+                ) from None
+    return neural, subjects
+
+
+def _n_conditions(rdms: Any) -> int:
+    from ..analysis.rsa import _vectors, n_conditions
+
+    return n_conditions(_vectors(rdms, "neural").shape[1])
+
+
+def _fp_layers(model: Any, rec: Recording, chosen: Any, name: str) -> list[str] | str:
+    """The recorded layers whose units, joined in order, make the model's packed state."""
+    from ..analysis._state_map import StateMap
+
+    if chosen is not None:
+        return [chosen] if isinstance(chosen, str) else list(chosen)
+    size = StateMap(model).state_size
+    units = {layer: int(np.prod(rec.unit_shape(layer))) for layer in rec.layers}
+    layers = rec.layers
+    for length in range(len(layers), 0, -1):  # contiguous runs of recorded layers, longest first
+        for start in range(len(layers) - length + 1):
+            run = layers[start : start + length]
+            if sum(units[layer] for layer in run) == size:
+                return run
+    return (
+        f"no recorded layers make up its state of {size} units (recorded: "
+        f"{', '.join(f'{k} ({v})' for k, v in units.items())}); pass fixed_point_layers={{{name!r}: [...]}} "
+        f"naming the state's parts in pack order, or record them."
+    )
+
+
+def compare_models(
+    recordings: Mapping[str, Recording],
+    *,
+    layers: Any = None,
+    target: str | None = None,
+    neural: Any = None,
+    subjects: Any = None,
+    descriptor: str | None = None,
+    analyses: Sequence[str] | None = None,
+    models: Mapping[str, Any] | None = None,
+    fixed_point_layers: Mapping[str, Any] | None = None,
+    fixed_point_inputs: Any = None,
+    n_initial: int = 256,
+    rdm_method: str = "correlation",
+    compare_method: str = "corr",
+    estimator: Any = "ridge",
+    cv: int = 5,
+    n_permutations: int = 0,
+    seed: int = 0,
+    progress: bool = True,
+) -> ModelComparison:
+    """Run the same analyses on several models' recordings and compare them side by side.
+
+    Parameters
+    ----------
+    recordings : dict of str to Recording
+        One recording per model, e.g. ``{"BLT": rec_blt, "B": rec_b}``, of the same stimuli (in
+        the same order) when RSA compares them with neural RDMs.
+    layers : str, list of str, or dict of model to those, optional
+        Layers to analyse (default: all recorded layers). RSA and decoding sweep them all; PCA,
+        RDM figures and temporal generalization use each model's focus layer (see
+        :class:`ModelComparison`).
+    target : str, optional
+        Metadata column to decode over time (and to colour trajectories and sort RDMs by).
+    neural : RDMs or dict of str to RDMs, optional
+        Neural (or any reference) RDMs over the same conditions as the model RDMs: one RDM, or
+        one per data time point (MEG, electrophysiology) for model-time x brain-time RSA. A
+        value may be None when ``subjects`` has that key (the subjects' mean is used).
+    subjects : RDMs or dict of str to RDMs, optional
+        Per-subject (or per-session) RDMs of the neural data: gives the noise ceiling.
+    descriptor : str, optional
+        Metadata column whose values are the RDM conditions (stimuli with the same value are
+        averaged), e.g. the image id; default: every stimulus is a condition.
+    analyses : list of str, optional
+        Any of "pca", "rdms", "rsa", "decoding", "generalization", "fixed_points". Default: all
+        that the arguments allow (RSA with ``neural``, decoding and generalization with
+        ``target``, fixed points with ``models``).
+    models : dict of str to model, optional
+        The models (step protocol, or torch RNN modules) for the fixed-point search, searched at
+        the constant input ``fixed_point_inputs`` (default zeros) from ``n_initial`` recorded
+        states of ``fixed_point_layers`` (default: the recorded layers whose units make up the
+        model's state).
+    rdm_method, compare_method : str
+        RDM dissimilarity (:func:`~rnnprobe.analysis.rsa.compute_rdms`) and RDM comparison
+        (:func:`~rnnprobe.analysis.rsa.compare_rdms`) methods.
+    estimator, cv, n_permutations : optional
+        Decoding settings (:func:`~rnnprobe.analysis.decoding.decode`), the same for every model.
+    seed : int
+        Seeds the folds, permutations and fixed-point initial states.
+    progress : bool
+        Show a progress bar over models and analyses (on stderr).
+
+    Returns
+    -------
+    ModelComparison
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rnnprobe import Recording
+    >>> rng = np.random.default_rng(0)
+    >>> label = rng.integers(0, 2, 40)
+    >>> slow = Recording({"h": rng.normal(size=(40, 6, 5)) + label[:, None, None] * np.arange(6)[:, None] / 3},
+    ...                  metadata={"label": label})
+    >>> fast = Recording({"h": rng.normal(size=(40, 6, 5)) + 2.0 * label[:, None, None]}, metadata={"label": label})
+    >>> result = compare_models({"slow": slow, "fast": fast}, target="label", progress=False)
+    >>> result
+    <ModelComparison: 2 model(s) (slow, fast), analyses pca, rdms, decoding, generalization>
+    >>> table = result.table()
+    >>> table["model"], table["decoding: peak time"]
+    (['slow', 'fast'], [4, 1])
+    """
+    from ..analysis.decoding import decode
+    from ..analysis.fixed_points import find_fixed_points
+    from ..analysis.pca import fit_pca
+    from ..analysis.rsa import COMPARE_METHODS, METHODS, compare_model_to_data, compute_rdms
+    from ..errors import check_option
+
+    recordings = _check_recordings(recordings)
+    names = list(recordings)
+    chosen_layers = _layers(recordings, layers)
+    neural, subjects = _neural(neural, subjects)
+    check_option("rdm_method", rdm_method, METHODS)
+    check_option("compare_method", compare_method, COMPARE_METHODS)
+    n_initial = check_int("n_initial", n_initial, minimum=1)
+    models = {} if models is None else dict(models)
+    for name in models:
+        if name not in names:
+            raise UnknownNameError(f"models: {name!r} has no recording. Models: {format_choices(names)}.")
+    if target is not None:
+        for name, rec in recordings.items():
+            if target not in rec.columns:
+                raise UnknownNameError(
+                    f"target: {target!r} is not a metadata column of {name!r}'s recording. Available: "
+                    f"{format_choices(rec.columns)}."
+                )
+    if descriptor is not None:
+        for name, rec in recordings.items():
+            if descriptor not in rec.columns:
+                raise UnknownNameError(
+                    f"descriptor: {descriptor!r} is not a metadata column of {name!r}'s recording. Available: "
+                    f"{format_choices(rec.columns)}."
+                )
+    possible = ["pca", "rdms"] + (["rsa"] if neural else []) + (["decoding", "generalization"] if target else [])
+    possible += ["fixed_points"] if models else []
+    if analyses is None:
+        run = tuple(possible)
+    else:
+        run = tuple([analyses] if isinstance(analyses, str) else analyses)
+        for analysis in run:
+            check_option("analyses", analysis, ANALYSES)
+        needs = {"rsa": ("neural", neural), "decoding": ("target", target), "generalization": ("target", target),
+                 "fixed_points": ("models", models)}  # fmt: skip
+        for analysis in run:
+            if analysis in needs and not needs[analysis][1]:
+                raise ArgumentError(
+                    f"analyses: {analysis!r} needs {needs[analysis][0]}=..., which was not given. Pass it, or drop "
+                    f"{analysis!r} from analyses."
+                )
+        run = tuple(a for a in ANALYSES if a in run)  # canonical order
+    fp_layers: dict[str, list[str] | str] = {}
+    if "fixed_points" in run:
+        for name, chosen in _per_model(fixed_point_layers, names, "fixed_point_layers").items():
+            if name in models:
+                fp_layers[name] = _fp_layers(models[name], recordings[name], chosen, name)
+                if isinstance(fp_layers[name], list):
+                    for layer in fp_layers[name]:
+                        if layer not in recordings[name].layers:
+                            raise UnknownNameError(
+                                f"fixed_point_layers: {layer!r} is not a layer of {name!r}'s recording. Available: "
+                                f"{format_choices(recordings[name].layers)}."
+                            )
+
+    result = ModelComparison(names, chosen_layers, {}, run, target, _recordings=recordings)
+    result.settings = {"rdm_method": rdm_method, "compare_method": compare_method, "descriptor": descriptor,
+                       "estimator": estimator if isinstance(estimator, str) else type(estimator).__name__,
+                       "cv": cv, "n_permutations": n_permutations, "seed": seed, "n_initial": n_initial}  # fmt: skip
+    steps = [(name, a) for name in names for a in run if a != "fixed_points" or name in models]
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(steps), desc="compare models", unit="analysis", disable=not progress)
+
+    @contextmanager
+    def timed(analysis: str, name: str) -> Iterator[None]:
+        bar.set_postfix_str(f"{name}: {analysis}")
+        started = _time.perf_counter()
+        yield
+        result.seconds[analysis] = result.seconds.get(analysis, 0.0) + _time.perf_counter() - started
+        bar.update()
+
+    decoding = dict(estimator=estimator, cv=cv, seed=seed)
+    try:
+        for name in names:
+            rec, model_layers = recordings[name], chosen_layers[name]
+            if "decoding" in run:
+                with timed("decoding", name):
+                    result.decoding[name] = {layer: decode(rec, layer, target, n_permutations=n_permutations,
+                                                           **decoding) for layer in model_layers}  # fmt: skip
+            if "rdms" in run or "rsa" in run:
+                with timed("rdms", name):
+                    result.rdms[name] = {layer: compute_rdms(rec, layer, method=rdm_method, descriptor=descriptor)
+                                         for layer in model_layers}  # fmt: skip
+            if "rsa" in run:
+                with timed("rsa", name):
+                    for key, data in neural.items():
+                        _check_conditions(key, data if data is not None else subjects[key], result.rdms[name], name,
+                                          descriptor)  # fmt: skip
+                        result.rsa.setdefault(key, {})[name] = {
+                            layer: compare_model_to_data(rdms, data, method=compare_method, subjects=subjects.get(key),
+                                                         model_label="model", data_label=key)
+                            for layer, rdms in result.rdms[name].items()
+                        }  # fmt: skip
+            if "decoding" in run:
+                focus = result.best_decoding(name)["layer"]
+            elif "rsa" in run:
+                focus = result.best_rsa(next(iter(neural)), name)["layer"]
+            else:
+                focus = model_layers[-1]
+            result.focus[name] = focus
+            if "pca" in run:
+                with timed("pca", name):
+                    result.pca[name] = fit_pca(rec, focus, n_components=min(10, _rank(rec, focus)))
+            if "generalization" in run:
+                with timed("generalization", name):
+                    result.generalization[name] = decode(rec, focus, target, generalize=True, **decoding)
+            if "fixed_points" in run and name in models:
+                chosen = fp_layers[name]
+                if isinstance(chosen, str):  # the reason it cannot be searched
+                    result.fixed_points[name] = chosen
+                    bar.update()
+                    continue
+                result._fp_layers[name] = chosen
+                with timed("fixed_points", name):
+                    result.fixed_points[name] = find_fixed_points(
+                        models[name], inputs=fixed_point_inputs, initial_states=rec,
+                        layer=chosen if len(chosen) > 1 else chosen[0], n_initial=n_initial, seed=seed,
+                    )  # fmt: skip
+    finally:
+        bar.close()
+    return result
+
+
+def _check_conditions(key: str, reference: Any, rdms: dict[str, Any], name: str, descriptor: str | None) -> None:
+    n_cond = next(iter(rdms.values())).n_conditions
+    if _n_conditions(reference) != n_cond:
+        raise ShapeError(
+            f"neural[{key!r}]: RDMs of {_n_conditions(reference)} conditions, but {name!r}'s RDMs have {n_cond} "
+            f"({'stimuli' if descriptor is None else f'values of {descriptor!r}'}). Record the same stimuli, or set "
+            f"descriptor= to the column naming the conditions."
+        )
+
+
+def _rank(rec: Recording, layer: str) -> int:
+    n, t = rec.shapes[layer][:2]
+    return max(1, min(n * t, int(np.prod(rec.unit_shape(layer)))))

@@ -1,0 +1,163 @@
+"""compare_models: the same analyses per model, picked maxima checked against direct calls, the
+report's structure (golden), and errors."""
+
+import json
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+
+import rnnprobe
+from rnnprobe import Recording
+from rnnprobe.analysis.decoding import decode
+from rnnprobe.analysis.rsa import RDMs, compare_rdms, compute_rdms
+from rnnprobe.errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError
+from rnnprobe.report import ModelComparison, compare_models
+
+matplotlib.use("Agg")
+
+
+def _models(rng, n=48, t=5):
+    """Two models over the same stimuli: 'early' codes the label from step 0 in layer b,
+    'late' from step 3 in layer a; each has a label-free layer."""
+    label = np.repeat(np.arange(3), n // 3)
+    noise = lambda: rng.normal(size=(n, t, 6))  # noqa: E731
+    code = 3.0 * np.eye(3)[label]  # one unit per class: linearly separable one-vs-rest
+    early_b = noise()
+    early_b[:, :, :3] += code[:, None]
+    late_a = noise()
+    late_a[:, 3:, :3] += code[:, None]
+    meta = {"label": label, "image": np.arange(n)}
+    return {
+        "early": Recording({"a": noise(), "b": early_b}, metadata=meta),
+        "late": Recording({"a": late_a, "b": noise()}, metadata=meta),
+    }, label
+
+
+def test_picks_the_best_layer_and_time_that_direct_analyses_find(rng):
+    recs, _ = _models(rng)
+    target_rdm = compute_rdms(recs["late"], "a", time=4).dissimilarities  # 'late' a at t=4 is the reference
+    subjects = target_rdm + rng.normal(scale=0.05, size=(4, target_rdm.shape[1]))
+    result = compare_models(recs, target="label", neural={"ref": target_rdm}, subjects={"ref": subjects},
+                            cv=4, progress=False)  # fmt: skip
+    assert isinstance(result, ModelComparison)
+    assert result.analyses == ("pca", "rdms", "rsa", "decoding", "generalization")
+    table = result.table()
+    assert table["model"] == ["early", "late"]
+    assert table["ref: best layer"][1] == "a" and table["ref: best time"][1] == 4
+    assert table["ref: similarity"][1] == pytest.approx(1.0, abs=1e-12)
+    # the early model's best match, by brute force over its layers and steps
+    sims = {layer: compare_rdms(compute_rdms(recs["early"], layer), target_rdm)[:, 0] for layer in ("a", "b")}
+    layer, step = max(((k, int(np.argmax(v))) for k, v in sims.items()), key=lambda kv: sims[kv[0]][kv[1]])
+    assert (table["ref: best layer"][0], table["ref: best time"][0]) == (layer, step)
+    assert table["ref: similarity"][0] == pytest.approx(sims[layer][step], abs=1e-12)
+    # decoding: the same scores as decode() with the same settings; focus = best decoding layer
+    direct = decode(recs["late"], "a", "label", cv=4, seed=0)
+    np.testing.assert_allclose(result.decoding["late"]["a"].scores, direct.scores, atol=1e-12)
+    assert result.focus == {"early": "b", "late": "a"}
+    assert table["decoding: best layer"] == ["b", "a"]
+    assert table["decoding: peak time"][1] >= 3 and table["decoding: peak accuracy"][1] > 0.9
+    assert table["decoding: chance"] == [pytest.approx(1 / 3)] * 2
+    np.testing.assert_allclose(
+        result.generalization["late"].scores, decode(recs["late"], "a", "label", cv=4, generalize=True).scores
+    )
+    low, high = result.noise_ceilings()["ref"]
+    assert 0.5 < low <= high <= 1.0
+    # the early model generalizes across time, the late one cannot before its onset
+    g = result.generalization
+    assert table["generalization: mean off-diagonal"][0] > table["generalization: mean off-diagonal"][1]
+    assert g["late"].scores[0, 4] < 0.6
+
+
+def test_report_structure_golden(rng, tmp_path):
+    recs, _ = _models(rng)
+    neural = compute_rdms(recs["late"], "a", time=4)
+    gru = rnnprobe.models.GRU(2, 4, 1)
+    gru_rec = rnnprobe.record(gru, torch.randn(20, 8, 2, generator=torch.Generator().manual_seed(0)), progress=False)
+    gru_rec = Recording({"a": gru_rec.get("l0.h")[:, :5], "b": gru_rec.get("l0.h")[:, :5]},
+                        metadata={"label": np.repeat(np.arange(2), 10), "image": np.arange(20)})  # fmt: skip
+    result = compare_models({"early": recs["early"], "gru": gru_rec}, target="label", analyses=["pca", "decoding"],
+                            cv=2, progress=False)  # fmt: skip
+    assert list(result.figures()) == ["pca", "decoding"]
+    result = compare_models(recs, target="label", neural={"IT": neural}, cv=3, progress=False)
+    path = result.save(tmp_path / "compare.html", data=True, export=["png"])
+    report = result.to_report()
+    assert report.sections() == ["Summary", "Trajectories and dimensionality", "RDMs over time", "RSA: IT",
+                                 "Decoding over time", "Temporal generalization"]  # fmt: skip
+    assert report.names() == ["overview", "summary", "pca", "pca-numbers", "rdms", "rsa-it", "rsa-it-numbers",
+                              "decoding", "decoding-numbers", "generalization", "generalization-numbers"]  # fmt: skip
+    html = path.read_text()
+    assert html.count("<img") == 5 and "https://" not in html.replace("https://www.w3.org", "")
+    numbers = json.loads(path.with_suffix(".json").read_text())
+    summary = numbers["sections"][0]["items"][1]
+    assert summary["name"] == "summary" and summary["columns"]["model"] == ["early", "late"]
+    assert set(summary["columns"]) >= {"IT: best layer", "IT: best time", "IT: similarity", "decoding: peak time"}
+    assert sorted(p.name for p in (tmp_path / "compare_figures").iterdir()) == [
+        "decoding.png", "generalization.png", "pca.png", "rdms.png", "rsa-it.png"
+    ]  # fmt: skip
+
+
+def test_fixed_points_of_models_with_a_step_and_a_reason_for_the_others(rng):
+    model = rnnprobe.models.load("flipflop-gru")
+    data = rnnprobe.models.task_from_checkpoint(model).sample(16, split="test")
+    rec = rnnprobe.record(model, data.x, progress=False)
+    fw = rnnprobe.models.load("retrieval-fastweights")
+    fw_data = rnnprobe.models.task_from_checkpoint(fw).sample(16, split="test")
+    fw_rec = rnnprobe.record(fw, fw_data.x, progress=False)
+    result = compare_models({"gru": rec, "fast weights": fw_rec}, models={"gru": model, "fast weights": fw},
+                            analyses=["fixed_points"], n_initial=256, progress=False)  # fmt: skip
+    fp = result.fixed_points["gru"]
+    assert int(fp.stable.sum()) == 8  # the 8 bit patterns
+    assert isinstance(result.fixed_points["fast weights"], str) and "fixed_point_layers" in result.fixed_points[
+        "fast weights"]  # fmt: skip
+    table = result.table()
+    assert table["stable fixed points"] == [8, None]
+    report = result.to_report()
+    assert "fixed-points" in report.names() and "fixed-points-skipped" in report.names()
+
+
+def test_progress_is_shown_and_can_be_silenced(rng, capsys):
+    recs, _ = _models(rng, n=24)
+    compare_models(recs, progress=False)
+    assert capsys.readouterr().err == ""
+    compare_models(recs, progress=True)
+    assert "compare models" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"analyses": ["pca", "tsne"]}, UnknownNameError, "analyses: got 'tsne'"),
+        ({"analyses": ["rsa"]}, ArgumentError, "needs neural="),
+        ({"analyses": ["decoding"]}, ArgumentError, "needs target="),
+        ({"target": "colour"}, UnknownNameError, "target: 'colour' is not a metadata column of 'early'"),
+        ({"layers": {"early": ["a", "c"]}}, UnknownNameError, "layers: 'c' is not a layer of 'early'"),
+        ({"layers": {"middle": "a"}}, UnknownNameError, "layers: 'middle' is not one of the models"),
+        ({"neural": np.ones(10)}, ShapeError, "neural\\['neural'\\]: RDMs of 5 conditions, but 'early'"),
+        ({"neural": "it.mat"}, ArgumentTypeError, "neural\\['neural'\\]: got"),
+        ({"models": {"other": None}}, UnknownNameError, "models: 'other' has no recording"),
+        ({"subjects": np.ones((3, 10))}, ArgumentError, "subjects: given without neural"),
+    ],
+)
+def test_errors_name_the_argument(rng, kwargs, error, match):
+    recs, _ = _models(rng, n=24)
+    with pytest.raises(error, match=match):
+        compare_models(recs, progress=False, **kwargs)
+
+
+def test_recordings_must_be_a_dict_of_recordings(rng):
+    recs, _ = _models(rng, n=24)
+    with pytest.raises(ArgumentTypeError, match="recordings: got"):
+        compare_models([recs["early"]])
+    with pytest.raises(ArgumentTypeError, match="recordings\\['x'\\]: got"):
+        compare_models({"x": np.zeros((3, 4, 5))})
+
+
+def test_rsa_against_per_time_neural_rdms_gives_model_time_by_brain_time(rng):
+    recs, _ = _models(rng, n=24)
+    meg = RDMs(rng.random((7, 276)), "correlation", rdm_descriptors={"time": np.arange(7) * 10})
+    result = compare_models(recs, neural={"MEG": meg}, analyses=["rsa"], progress=False)
+    assert result.rsa["MEG"]["early"]["a"].similarity.shape == (5, 7)
+    assert "MEG: best data time" in result.table()
+    assert result.plot("rsa-MEG") is not None
