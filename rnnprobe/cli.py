@@ -1,13 +1,19 @@
-"""The ``rnnprobe`` command."""
+"""The ``rnnprobe`` command: ``demo``, ``models``, and ``record`` / ``analyze`` / ``report`` from a
+TOML configuration (see :mod:`rnnprobe.config`). Errors are one line on stderr and exit status 2;
+a command that fails writes nothing."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from ._version import __version__
 from .errors import RnnprobeError
+
+CONFIG_HELP = "TOML configuration: models, stimuli, layers, analyses, neural RDMs (see `rnnprobe.config`)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -17,10 +23,24 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"rnnprobe {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = commands.add_parser("demo", help="record a small built-in recurrent model and summarise the Recording")
-    demo.add_argument("--out", default=None, help="directory to save the recording to (zarr store)")
-    demo.add_argument("--quick", action="store_true", help="fewer stimuli, for a fast check")
+    about = ("Compare the shipped models (BLT family on occluded digits, LSTM vs fast weights, flip-flop fixed "
+             "points, energy-efficient RNN) and write a report.")  # fmt: skip
+    demo = commands.add_parser("demo", help="compare the shipped trained models in one HTML report", description=about)
+    demo.add_argument("--out", default="rnnprobe-demo", help="folder for report.html and report.json")
+    demo.add_argument("--quick", action="store_true", help="fewer models and stimuli (under a minute)")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    commands.add_parser("models", help="list the shipped trained models", description="List the shipped models.")
+    for name, text in (
+        ("record", "record every configured model's states into <output>/recordings/<model>.zarr"),
+        ("analyze", "run the configured analyses on the recordings; print the summary, write analysis.json"),
+        ("report", "run the configured analyses and write <output>/report.html (+ report.json)"),
+    ):
+        sub = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        sub.add_argument("config", help=CONFIG_HELP)
+        sub.add_argument("--no-progress", action="store_true", help="hide progress bars")
+        if name == "report":
+            sub.add_argument("--export", nargs="*", default=[], choices=["png", "svg", "pdf"],
+                             help="also write every figure in these formats")  # fmt: skip
     return parser
 
 
@@ -36,10 +56,140 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .demo import run_demo
 
             run_demo(out=args.out, quick=args.quick, progress=not args.no_progress)
+        elif args.command == "models":
+            _models()
+        else:
+            _configured(args)
     except RnnprobeError as exc:
-        print(f"rnnprobe {args.command}: error: {exc}", file=sys.stderr)
+        print(f"rnnprobe {args.command}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     return 0
+
+
+def _models() -> None:
+    from .models import load
+    from .models.shipped import available
+
+    rows = []
+    for name in available():
+        model = load(name)
+        info = model.checkpoint
+        metrics = {k: v for k, v in info["metrics"].items() if k.startswith("test_") and "occlusion" not in k}
+        metric = ", ".join(f"{k[5:]} {v:.3f}" for k, v in metrics.items() if k != "test_error") or ", ".join(
+            f"{k} {v:.3g}" for k, v in info["metrics"].items() if k not in ("train_seconds", "steps", "seed")
+        )
+        params = sum(p.numel() for p in model.parameters())
+        rows.append((name, info["model_class"], info["task_class"], f"{params:,}", metric))
+    header = ("name", "model", "task", "parameters", "held-out metrics")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
+    print("\nload one with rnnprobe.models.load(name); its task with rnnprobe.models.task_from_checkpoint(model)")
+
+
+def _configured(args: argparse.Namespace) -> None:
+    """record / analyze / report: read and check the whole configuration, then run."""
+    from .config import check_layers, load_config
+
+    config = load_config(args.config)
+    progress = not args.no_progress
+    base = config.path.parent
+    from .config import build_model
+
+    models = {spec.name: build_model(spec, base) for spec in config.models}
+    check_layers(config, models)
+    if args.command == "record":
+        _record(config, models, progress)
+        return
+    comparison = _analyze(config, models, progress)
+    if args.command == "analyze":
+        from .report import Report
+
+        report = comparison.to_report(Report(f"rnnprobe analyze: {config.path.name}"))
+        _print_table(comparison.table())
+        config.output.mkdir(parents=True, exist_ok=True)
+        out = _write_json(config.output / "analysis.json", report.to_dict())
+        print(f"numbers written: {out.resolve()}")
+    else:
+        report = comparison.to_report(title=f"rnnprobe report: {config.path.name}")
+        config.output.mkdir(parents=True, exist_ok=True)
+        path = report.save(config.output / "report.html", data=True, export=args.export)
+        _print_table(comparison.table())
+        print(f"report written: {path.resolve()}")
+
+
+def _record(config: Any, models: dict[str, Any], progress: bool) -> None:
+    """Record every model into a temporary folder, then move the stores into place: a model that
+    fails to record (e.g. stimuli of the wrong shape) leaves nothing behind."""
+    import shutil
+    import tempfile
+
+    import torch
+
+    from .config import load_stimuli
+    from .record import record
+
+    torch.set_num_threads(1)
+    x, metadata = load_stimuli(config, next(iter(models.values())))
+    config.output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{config.output.name}-recording-", dir=config.output.parent))
+    try:
+        done = []
+        for spec in config.models:
+            path = staging / config.recording_path(spec.name).name
+            rec = record(models[spec.name], x, layers=spec.layers, metadata=metadata or None, store=path,
+                         progress=progress)  # fmt: skip
+            done.append((spec.name, rec, path))
+        for name, rec, path in done:
+            final = config.recording_path(name)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            if final.exists():
+                shutil.rmtree(final)
+            path.rename(final)
+            print(f"{name}: {rec.n_stimuli} stimuli, layers {', '.join(rec.layers)} -> {final}")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _analyze(config: Any, models: dict[str, Any], progress: bool) -> Any:
+    from .config import load_neural
+    from .errors import StoreNotFoundError
+    from .recording import Recording
+    from .report import compare_models
+
+    recordings = {}
+    for spec in config.models:
+        path = config.recording_path(spec.name)
+        if not path.exists():
+            raise StoreNotFoundError(
+                f"{spec.name}: no recording at {str(path)!r}. Run `rnnprobe record {config.path}` first."
+            )
+        recordings[spec.name] = Recording.load(path)
+    neural, subjects = load_neural(config)
+    settings = dict(config.analyses)
+    run = settings.pop("run", ["pca", "rdms"])
+    fp_layers = {s.name: s.fixed_point_layers for s in config.models if s.fixed_point_layers}
+    return compare_models(
+        recordings, analyses=run, neural=neural or None, subjects=subjects or None,
+        models=models if "fixed_points" in run else None, fixed_point_layers=fp_layers or None,
+        progress=progress, **settings,
+    )  # fmt: skip
+
+
+def _print_table(table: dict[str, list[Any]]) -> None:
+    from .report._html import format_value
+
+    for i, model in enumerate(table["model"]):
+        print(f"{model}: " + ", ".join(f"{k} {format_value(v[i])}" for k, v in table.items() if k != "model"))
+
+
+def _write_json(path: Path, content: dict[str, Any]) -> Path:
+    import json
+
+    from .report.report import _json_safe, _write
+
+    _write(path, json.dumps(_json_safe(content), indent=1, allow_nan=False).encode("utf-8"))
+    return path
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,112 +1,229 @@
-"""``rnnprobe demo``: train a small LSTM for a few seconds, record everything inside it, summarise.
+"""``rnnprobe demo``: compare the shipped trained models and write one HTML report.
 
-The task is delayed recall: one of four input channels pulses at the first step,
-noise follows, and the network must report the pulsed channel at the last
-step. The demo records the output sequence and, through the exact unrolled
-recurrence, the cell states and gates of both layers, streams them into a zarr
-store, reopens it lazily and prints what it holds.
+From the checkpoints shipped in the package (no training, no downloads):
+
+1. the BLT family (B, BK, BF, BL, BLT; Spoerer et al. 2017) on occluded digits: RSA of every
+   layer over time against the digit-category RDM, decoding of the digit over time, temporal
+   generalization, trajectories and RDMs;
+2. LSTM vs fast weights (Ba et al. 2016) on associative retrieval: when does the retrieved value
+   become decodable;
+3. fixed points of the flip-flop GRU and LSTM (Sussillo & Barak 2013): 8 attractors each;
+4. the energy-efficient RNN (Ali et al. 2022): preactivation over a digit sequence and its
+   class-specific prediction units.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from .errors import ArgumentError
 
-def delayed_recall(n: int, *, steps: int = 12, n_classes: int = 4, noise: float = 0.3, seed: int = 0):
-    """Stimuli (n, steps, n_classes), labels (n,): the class channel pulses at t=0, then noise."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, n_classes, size=n)
-    x = noise * rng.standard_normal((n, steps, n_classes)).astype(np.float32)
-    x[np.arange(n), 0, labels] += 1.0
-    return x, labels
+BLT_FAMILY = ("occluded-b", "occluded-bk", "occluded-bf", "occluded-bl", "occluded-blt")
+BLT_QUICK = ("occluded-b", "occluded-bl", "occluded-blt")
 
 
-def class_variance_share(states: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Between-class sum of squares over total sum of squares, per time step (scale-free, 0..1).
+def category_rdm(labels: Any) -> Any:
+    """The categorical model RDM: 0 for two stimuli of the same category, 1 otherwise.
 
-    ``states`` is (stimulus, time, units); the share is pooled over units.
+    Examples
+    --------
+    >>> category_rdm([0, 0, 1]).dissimilarities
+    array([[0., 1., 1.]])
     """
-    total = ((states - states.mean(0)) ** 2).sum(axis=(0, 2))
-    between = np.zeros_like(total)
-    for k in np.unique(labels):
-        members = states[labels == k]
-        between += members.shape[0] * ((members.mean(0) - states.mean(0)) ** 2).sum(axis=-1)
-    return between / np.where(total > 0, total, 1)
+    from .analysis.rsa import RDMs
+
+    labels = np.asarray(labels)
+    rows, cols = np.triu_indices(len(labels), k=1)
+    return RDMs((labels[rows] != labels[cols]).astype(float)[None], "category", conditions={"category": labels})
 
 
-def _model(n_classes: int, hidden: int):
-    import torch
-    from torch import nn
+def _record(name: str, n: int) -> tuple[Any, Any, Any]:
+    import rnnprobe
 
-    class DelayedRecallLSTM(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.lstm = nn.LSTM(n_classes, hidden, num_layers=2, batch_first=True)
-            self.readout = nn.Linear(hidden, n_classes)
+    model = rnnprobe.models.load(name)
+    data = rnnprobe.models.task_from_checkpoint(model).sample(n, split="test")
+    return model, data, rnnprobe.record(model, data.x, metadata=data.metadata, progress=False)
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.readout(self.lstm(x)[0])
 
-    return DelayedRecallLSTM()
+def _label(name: str) -> str:
+    """'occluded-blt' -> 'BLT', 'retrieval-fastweights' -> 'fast weights', 'flipflop-gru' -> 'GRU'."""
+    tail = name.split("-", 1)[1]
+    return {"fastweights": "fast weights"}.get(tail, tail.upper())
+
+
+def _blt(report: Any, quick: bool, progress: bool) -> str:
+    from .report import compare_models
+
+    names = BLT_QUICK if quick else BLT_FAMILY
+    n = 200 if quick else 500
+    recordings, accuracy = {}, {}
+    for name in names:
+        model, _, rec = _record(name, n)
+        recordings[_label(name)] = rec
+        accuracy[_label(name)] = model.checkpoint["metrics"]["test_accuracy"]
+    labels = next(iter(recordings.values())).column("label")
+    result = compare_models(recordings, target="label", neural={"digit category": category_rdm(labels)},
+                            cv=5, progress=progress)  # fmt: skip
+    report.section("BLT family on occluded digits")
+    report.add_text(
+        f"Recurrent convnets with bottom-up (B), lateral (L) and top-down (T) connections, and the feedforward "
+        f"controls with larger kernels (BK) or more maps (BF), trained on digits occluded by debris "
+        f"(Spoerer et al. 2017). {n} held-out test digits, 4 time steps. Test accuracy of the shipped checkpoints: "
+        + ", ".join(f"{k} {v:.3f}" for k, v in accuracy.items())
+        + ". RSA compares every layer's RDM (1 - Pearson r) at every step with the digit-category RDM.",
+        name="blt-intro",
+    )
+    result.to_report(report, prefix="BLT")
+    table = result.table()
+    best = int(np.argmax(table["decoding: peak accuracy"]))
+    return (
+        f"BLT family ({', '.join(result.names)}, {n} digits): best digit decoding {table['model'][best]} "
+        f"{table['decoding: best layer'][best]} at step {table['decoding: peak time'][best]} "
+        f"({table['decoding: peak accuracy'][best]:.3f}); best category RSA "
+        + ", ".join(f"{m} {s:.2f}" for m, s in zip(table["model"], table["digit category: similarity"], strict=True))
+    )
+
+
+def _retrieval(report: Any, quick: bool, progress: bool) -> str:
+    from .report import compare_models
+
+    n = 300 if quick else 1000
+    recordings, accuracy = {}, {}
+    for name in ("retrieval-lstm", "retrieval-fastweights"):
+        model, _, rec = _record(name, n)
+        recordings[_label(name)] = rec
+        accuracy[_label(name)] = model.checkpoint["metrics"]["test_accuracy"]
+    layers = {"LSTM": ["l0.h", "l0.c"], "fast weights": ["h"]}
+    result = compare_models(recordings, layers=layers, target="target", analyses=["pca", "decoding", "generalization"],
+                            cv=5, progress=progress)  # fmt: skip
+    report.section("LSTM vs fast weights on associative retrieval")
+    report.add_text(
+        f"Key-value sequences such as c9k8j3f1??c: the network must answer the value stored with the queried key "
+        f"(Ba et al. 2016). {n} held-out sequences of 11 steps; the query key arrives at the last step. Test accuracy "
+        f"of the shipped checkpoints: " + ", ".join(f"{k} {v:.3f}" for k, v in accuracy.items()) + ". Decoding "
+        "asks when the answer can be read from each state: only after the query for a network that retrieves.",
+        name="retrieval-intro",
+    )
+    result.to_report(report, prefix="Retrieval")
+    table = result.table()
+    return "retrieval: peak decoding of the answer " + ", ".join(
+        f"{m} {s:.3f} at step {t}"
+        for m, s, t in zip(table["model"], table["decoding: peak accuracy"], table["decoding: peak time"], strict=True)
+    )
+
+
+def _flipflop(report: Any, quick: bool, progress: bool) -> str:
+    from .report import compare_models
+
+    recordings, models = {}, {}
+    for name in ("flipflop-gru", "flipflop-lstm"):
+        model, _, rec = _record(name, 32 if quick else 64)
+        recordings[_label(name)], models[_label(name)] = rec, model
+    result = compare_models(recordings, models=models, analyses=["pca", "fixed_points"],
+                            n_initial=256 if quick else 1024, progress=progress)  # fmt: skip
+    report.section("Fixed points of flip-flop networks")
+    report.add_text(
+        "Networks trained to hold 3 bits, each flipped by a pulse on its input (Sussillo & Barak 2013). Fixed "
+        "points at zero input, searched from states sampled along the recorded trajectories: the 8 bit patterns "
+        "should be 8 stable fixed points, with saddles between them.",
+        name="flipflop-intro",
+    )
+    result.to_report(report, prefix="Flip-flop")
+    table = result.table()
+    counts = zip(table["model"], table["fixed points"], table["stable fixed points"], strict=True)
+    return "flip-flop fixed points: " + ", ".join(f"{m} {k} ({s} stable)" for m, k, s in counts)
+
+
+def _energy(report: Any, quick: bool) -> str:
+    from .analysis._plotting import pyplot
+    from .models.energy import error_units, prediction_units
+
+    _, data, rec = _record("energy-efficient", 500 if quick else 2000)
+    a = np.asarray(rec.get("a"), dtype=float)  # (sequence, step, unit)
+    energy = np.abs(a).mean(axis=(0, 2))
+    baseline = float(np.abs(np.asarray(data.x)).mean())
+    # as the checkpoint's metrics (rnnprobe.models.recipes): class-specific units at the last step,
+    # by the digit shown there
+    predicted = rec.column("last")
+    units = prediction_units(a[:, -1], predicted)
+    n_pred = len(set().union(*(set(u.tolist()) for u in units.values())))
+    plt = pyplot()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained")
+    ax.plot(np.arange(1, len(energy) + 1), energy, color="#0072B2", marker="o", ms=3, label="network")
+    ax.axhline(baseline, color="black", ls="--", lw=0.8, label="input only (no prediction)")
+    ax.set_xlabel("time step (digit)")
+    ax.set_ylabel("mean |preactivation|")
+    ax.legend(frameon=False, fontsize=8)
+    ax.set_title("energy over a sequence")
+    medians = np.stack([np.median(a[predicted == c, -1], axis=0) for c in range(10)])
+    limit = float(np.abs(medians).max())
+    image = ax2.imshow(medians, aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+    ax2.set_xlabel("unit (8 x 8 pixels, row-major)")
+    ax2.set_ylabel("digit shown at the last step")
+    ax2.set_yticks(range(10))
+    ax2.set_title(f"median last-step preactivation; {n_pred} prediction units")
+    fig.colorbar(image, ax=ax2, label="preactivation")
+    report.section("Energy-efficient RNN: prediction units")
+    report.add_text(
+        "A recurrent network trained only to minimise its own preactivation on ascending digit sequences (Ali et "
+        "al. 2022) learns to predict the next digit: its recurrent input cancels the expected input. Prediction "
+        "units carry a class-specific signal (a median preactivation per digit more than 2.576 robust SDs from the "
+        "other units'); error units carry none.",
+        name="energy-intro",
+    )
+    caption = ("Left: mean |preactivation| per step against the input alone. Right: each unit's median "
+               "preactivation at the last step, by the digit shown there.")  # fmt: skip
+    report.add_figure(fig, caption=caption, name="energy")
+    report.add_table({"digit": list(units), "prediction units": [len(v) for v in units.values()]},
+                     caption=f"Prediction units per digit; error units: {len(error_units(a[:, -1], predicted))}.",
+                     name="prediction-units")  # fmt: skip
+    return (
+        f"energy-efficient RNN: mean |preactivation| {energy[-1]:.3f} at the last step vs {baseline:.3f} from the "
+        f"input alone; {n_pred} prediction units"
+    )
 
 
 def run_demo(*, out: str | Path | None = None, quick: bool = False, progress: bool = True) -> Path:
-    """Run the demo; returns the path of the recording store it wrote."""
+    """Compare the shipped models and write ``report.html`` (and ``report.json``) into ``out``.
+
+    Returns the report's path. Nothing is written unless every part ran.
+    """
+    import matplotlib
     import torch
 
-    import rnnprobe
+    from .report import Report
 
-    torch.set_num_threads(1)
     out_dir = Path(out) if out is not None else Path("rnnprobe-demo")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    model = _model(4, 32)
-    train_steps = 300 if quick else 600
-    t0 = time.perf_counter()
-    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
-    for step in range(train_steps):
-        x, y = delayed_recall(64, seed=step + 1)
-        loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(x))[:, -1], torch.from_numpy(y))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    n_test = 256 if quick else 2048
-    x_test, y_test = delayed_recall(n_test, seed=10_000)
-    with torch.no_grad():
-        accuracy = float((model(torch.from_numpy(x_test))[:, -1].argmax(-1).numpy() == y_test).mean())
-    print(
-        f"trained a 2-layer LSTM (32 units) on delayed recall for {train_steps} steps "
-        f"in {time.perf_counter() - t0:.1f} s: held-out accuracy {accuracy:.3f} (chance 0.25)"
-    )
-
-    layers = ["lstm:output", "lstm:c_n"] + [f"lstm:l{k}.{s}" for k in range(2) for s in "hcifgo"] + ["readout"]
-    store = out_dir / "delayed_recall.zarr"
-    t0 = time.perf_counter()
-    rnnprobe.record(
-        model,
-        x_test,
-        layers=layers,
-        metadata={"label": y_test, "split": np.array(["test"] * n_test)},
-        batch_size=256,
-        sequence=["readout"],
-        store=store,
-        overwrite=True,
-        progress=progress,
-    )
-    elapsed = time.perf_counter() - t0
-    rec = rnnprobe.Recording.load(store)
-    print(
-        f"recorded {rec.n_stimuli} stimuli x {len(rec.layers)} states in {elapsed:.2f} s "
-        f"({rec.nbytes / 2**20:.1f} MiB) into {store}"
-    )
-    print(rec)
-    labels = rec.column("label")
-    for name in ("lstm:l0.h", "lstm:l0.c", "lstm:l1.h", "lstm:l1.c"):
-        print(
-            f"  share of {name} variance explained by the remembered class, by step: "
-            + " ".join(f"{v:.2f}" for v in class_variance_share(rec.get(name), labels))
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ArgumentError(f"--out: {str(out_dir)!r} is a file. Pass a folder for the report.")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    backend = matplotlib.get_backend()
+    matplotlib.use("Agg")
+    started = time.perf_counter()
+    try:
+        report = Report("rnnprobe demo: the shipped models compared")
+        report.section("About")
+        report.add_text(
+            "Made by `rnnprobe demo`" + (" --quick" if quick else "") + " from the trained checkpoints shipped with "
+            "rnnprobe. Every number in this report is in report.json next to it.",
+            name="about",
         )
-    return store
+        lines = [_blt(report, quick, progress), _retrieval(report, quick, progress), _flipflop(report, quick, progress),
+                 _energy(report, quick)]  # fmt: skip
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = report.save(out_dir / "report.html", data=True)
+    finally:
+        torch.set_num_threads(threads)
+        matplotlib.use(backend)
+        import matplotlib.pyplot as plt
+
+        plt.close("all")
+    for line in lines:
+        print(line)
+    print(f"report written in {time.perf_counter() - started:.0f} s: {path.resolve()}")
+    return path

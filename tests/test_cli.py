@@ -1,50 +1,215 @@
+"""The `rnnprobe` command: demo, models, and record / analyze / report from a TOML config, run as
+subprocesses (as users run them); errors are one line, exit 2, and nothing is written."""
+
+import json
+import os
 import subprocess
 import sys
+import textwrap
+from html.parser import HTMLParser
 
 import numpy as np
+import pytest
 
 from rnnprobe import Recording
 from rnnprobe.cli import main
-from rnnprobe.demo import class_variance_share
+from rnnprobe.demo import category_rdm
+
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 
 
-def test_class_variance_share_equals_pooled_r2_of_label_regression(rng):
-    from sklearn.linear_model import LinearRegression
-    from sklearn.metrics import r2_score
+def _run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "rnnprobe.cli", *args], capture_output=True, text=True, cwd=cwd,
+                          env=ENV, timeout=300)  # fmt: skip
 
-    labels = rng.integers(0, 3, size=60)
-    states = rng.normal(size=(60, 4, 5)) + labels[:, None, None] * np.array([0.0, 0.5, 1.0, 2.0])[None, :, None]
-    onehot = np.eye(3)[labels]
-    expected = [
-        r2_score(states[:, t], LinearRegression().fit(onehot, states[:, t]).predict(onehot),
-                 multioutput="variance_weighted")
-        for t in range(4)
+
+class _Sections(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.sections, self.images = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "section":
+            self.sections.append(dict(attrs)["id"])
+        self.images += tag == "img"
+
+
+def test_help_everywhere():
+    out = _run("--help")
+    assert out.returncode == 0
+    for command in ("demo", "models", "record", "analyze", "report"):
+        assert command in out.stdout
+        sub = _run(command, "--help")
+        assert sub.returncode == 0 and "usage: rnnprobe " + command in sub.stdout
+    assert "--quick" in _run("demo", "--help").stdout
+    bad = _run("nonsense")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_models_lists_the_shipped_checkpoints():
+    out = _run("models")
+    assert out.returncode == 0
+    lines = out.stdout.splitlines()
+    assert lines[0].split()[:4] == ["name", "model", "task", "parameters"]
+    assert any(line.startswith("occluded-blt") and "BLT" in line and "accuracy 0.870" in line for line in lines)
+    assert sum(line.startswith(("occluded-", "flipflop-", "retrieval-", "energy-")) for line in lines) == 12
+
+
+def test_category_rdm_is_one_between_categories():
+    rdm = category_rdm(np.array([0, 1, 0, 2]))
+    from scipy.spatial.distance import pdist
+
+    expected = pdist(np.array([0, 1, 0, 2])[:, None], lambda a, b: float(a[0] != b[0]))
+    np.testing.assert_array_equal(rdm.dissimilarities[0], expected)
+
+
+@pytest.mark.slow
+def test_demo_quick_writes_the_comparison_report(tmp_path, capsys):
+    assert main(["demo", "--quick", "--out", str(tmp_path / "demo"), "--no-progress"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[-1].startswith("report written in") and lines[-1].endswith(str(tmp_path / "demo" / "report.html"))
+    assert lines[0].startswith("BLT family (B, BL, BLT, 200 digits)")
+    assert "flip-flop fixed points: GRU" in lines[2] and "(8 stable), LSTM" in lines[2]
+    parser = _Sections()
+    parser.feed((tmp_path / "demo" / "report.html").read_text())
+    assert parser.sections == [
+        "section-about", "section-blt-family-on-occluded-digits", "section-blt-summary",
+        "section-blt-trajectories-and-dimensionality", "section-blt-rdms-over-time", "section-blt-rsa-digit-category",
+        "section-blt-decoding-over-time", "section-blt-temporal-generalization",
+        "section-lstm-vs-fast-weights-on-associative-retrieval", "section-retrieval-summary",
+        "section-retrieval-trajectories-and-dimensionality", "section-retrieval-decoding-over-time",
+        "section-retrieval-temporal-generalization", "section-fixed-points-of-flip-flop-networks",
+        "section-flip-flop-summary", "section-flip-flop-trajectories-and-dimensionality",
+        "section-flip-flop-fixed-points", "section-energy-efficient-rnn-prediction-units",
     ]  # fmt: skip
-    np.testing.assert_allclose(class_variance_share(states, labels), expected, rtol=1e-10)
+    assert parser.images == 11  # BLT 5, retrieval 3, flip-flop 2, energy 1
+    numbers = json.loads((tmp_path / "demo" / "report.json").read_text())
+    summary = numbers["sections"][2]["items"][1]["columns"]
+    assert summary["model"] == ["B", "BL", "BLT"]
+    assert set(summary) >= {"digit category: best layer", "digit category: similarity", "decoding: peak accuracy"}
+    # recurrent models match the category structure better than the feedforward B (the shipped checkpoints)
+    assert summary["digit category: similarity"][2] > summary["digit category: similarity"][0]
+    flip = numbers["sections"][14]["items"][1]["columns"]
+    assert flip["stable fixed points"] == [8, 8]
 
 
-def test_demo_quick_writes_a_complete_recording(tmp_path, capsys):
-    assert main(["demo", "--quick", "--out", str(tmp_path), "--no-progress"]) == 0
-    out = capsys.readouterr().out
-    assert "held-out accuracy" in out and "<Recording: 256 stimuli, 15 layers, lazy, on disk>" in out
-    rec = Recording.load(tmp_path / "delayed_recall.zarr")
-    assert rec.shapes["lstm:l1.c"] == (256, 12, 32)
-    assert rec.shapes["readout"] == (256, 12, 4)
-
-
-def test_command_line_entry_point():
-    out = subprocess.run([sys.executable, "-m", "rnnprobe.cli", "--help"], capture_output=True, text=True)
-    assert out.returncode == 0 and "demo" in out.stdout
-    out = subprocess.run([sys.executable, "-m", "rnnprobe.cli", "demo", "--help"], capture_output=True, text=True)
-    assert out.returncode == 0 and "--quick" in out.stdout
-    out = subprocess.run([sys.executable, "-m", "rnnprobe.cli", "nonsense"], capture_output=True, text=True)
-    assert out.returncode == 2 and "invalid choice" in out.stderr
-
-
-def test_errors_are_one_line_with_exit_2(tmp_path, capsys):
-    (tmp_path / "thesis").mkdir()
-    (tmp_path / "thesis" / "delayed_recall.zarr").mkdir()
-    (tmp_path / "thesis" / "delayed_recall.zarr" / "notes.txt").write_text("keep")
-    assert main(["demo", "--quick", "--out", str(tmp_path / "thesis"), "--no-progress"]) == 2
+def test_demo_refuses_a_file_as_output_folder(tmp_path, capsys):
+    target = tmp_path / "report"
+    target.write_text("my notes")
+    assert main(["demo", "--quick", "--out", str(target), "--no-progress"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("rnnprobe demo: error: store:")
+    assert len(err) == 1 and err[0].startswith("rnnprobe demo: error: --out:")
+    assert target.read_text() == "my notes"
+
+
+def _project(tmp_path, *, extra="", layers='["output", "l0.h"]', run='["pca", "rdms", "rsa", "decoding"]'):
+    """A user's project: their own model factory, stimuli file with metadata, a neural RDM file."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "mymodels.py").write_text(
+        textwrap.dedent("""
+        import torch
+
+        def build(hidden=6):
+            torch.manual_seed(0)
+            return torch.nn.GRU(3, hidden, batch_first=True)
+    """)
+    )
+    label = np.repeat([0, 1], 20)
+    x = rng.normal(size=(40, 7, 3)).astype(np.float32)
+    x[:, :2, 0] += 2.0 * label[:, None]
+    np.savez(tmp_path / "stimuli.npz", x=x, label=label)
+    np.save(tmp_path / "brain.npy", category_rdm(label).dissimilarities[0] + rng.normal(0, 0.1, 780))
+    config = (
+        textwrap.dedent(f"""
+        output = "results"
+
+        [stimuli]
+        file = "stimuli.npz"
+
+        [[models]]
+        name = "small"
+        factory = "mymodels:build"
+        kwargs = {{ hidden = 4 }}
+        layers = {layers}
+
+        [[models]]
+        name = "large"
+        factory = "mymodels:build"
+        kwargs = {{ hidden = 12 }}
+        layers = {layers}
+
+        [analyses]
+        run = {run}
+        target = "label"
+        cv = 4
+
+        [neural.brain]
+        file = "brain.npy"
+    """)
+        + extra
+    )
+    (tmp_path / "config.toml").write_text(config)
+    return tmp_path / "config.toml"
+
+
+def test_record_analyze_report_from_a_config(tmp_path):
+    config = _project(tmp_path)
+    out = _run("record", str(config), "--no-progress")
+    assert out.returncode == 0, out.stderr
+    rec = Recording.load(tmp_path / "results" / "recordings" / "large.zarr")
+    assert rec.shapes == {"output": (40, 7, 12), "l0.h": (40, 7, 12)}
+    assert list(rec.column("label")) == [0] * 20 + [1] * 20
+    out = _run("analyze", str(config), "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("small: focus layer") and "brain: similarity" in out.stdout
+    numbers = json.loads((tmp_path / "results" / "analysis.json").read_text())
+    assert numbers["sections"][0]["items"][1]["columns"]["model"] == ["small", "large"]
+    out = _run("report", str(config), "--no-progress", "--export", "png")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "results" / "report.html").is_file()
+    assert sorted(p.name for p in (tmp_path / "results" / "report_figures").iterdir()) == [
+        "decoding.png", "pca.png", "rdms.png", "rsa-brain.png"
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"layers": '["output", "l3.h"]'}, "models.small.layers: 'l3.h' is not recordable in GRU"),
+        ({"run": '["pca", "tsne"]'}, "analyses.run: 'tsne' is not an analysis"),
+        ({"extra": '\n[neural.monkey]\nfile = "missing.mat"\n'}, "neural.monkey.file: '"),
+        ({"extra": "\n[colours]\nx = 1\n"}, "config: unknown key 'colours'"),
+    ],
+)
+def test_bad_config_is_one_line_exit_2_and_writes_nothing(tmp_path, change, message):
+    config = _project(tmp_path, **change)
+    for command in ("record", "report"):
+        out = _run(command, str(config), "--no-progress")
+        lines = out.stderr.strip().splitlines()
+        assert out.returncode == 2 and len(lines) == 1, out.stderr
+        assert lines[0].startswith(f"rnnprobe {command}: error: ") and message in lines[0]
+        assert not (tmp_path / "results").exists()
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".results")]
+
+
+def test_missing_config_and_missing_recordings(tmp_path):
+    out = _run("record", str(tmp_path / "nope.toml"))
+    assert out.returncode == 2 and out.stderr.strip() == (
+        f"rnnprobe record: error: config: {str(tmp_path / 'nope.toml')!r} does not exist. Pass the path of a TOML "
+        f"configuration file."
+    )
+    config = _project(tmp_path)
+    out = _run("analyze", str(config), "--no-progress")
+    assert out.returncode == 2 and "Run `rnnprobe record" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_model_that_fails_to_record_leaves_no_recordings(tmp_path):
+    config = _project(tmp_path)
+    x = np.load(tmp_path / "stimuli.npz")
+    np.savez(tmp_path / "stimuli.npz", x=x["x"][..., :2], label=x["label"])  # 2 features for a 3-input GRU
+    out = _run("record", str(config), "--no-progress")
+    assert out.returncode == 2 and len(out.stderr.strip().splitlines()) == 1
+    assert "rnnprobe record: error: stimuli: GRU failed on batch 0" in out.stderr
+    assert not (tmp_path / "results" / "recordings").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".results")]

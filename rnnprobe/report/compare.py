@@ -209,28 +209,34 @@ class ModelComparison:
 
     # --- report ----------------------------------------------------------------------------
 
-    def to_report(self, report: Report | None = None, *, title: str = "Model comparison") -> Report:
+    def to_report(self, report: Report | None = None, *, title: str = "Model comparison",
+                  prefix: str | None = None) -> Report:  # fmt: skip
         """The comparison as report sections: summary table, then one section per analysis with the
-        side-by-side figure and each model's key numbers. Adds to ``report`` when given."""
+        side-by-side figure and each model's key numbers. Adds to ``report`` when given, with section
+        titles starting with ``prefix`` (e.g. "BLT: Decoding over time") to tell comparisons apart."""
         from . import _compare_figures as figs
         from .report import Report
 
         report = Report(title) if report is None else report
+
+        def heading(text: str) -> str:
+            return f"{prefix}: {text}" if prefix else text
+
         figures = self.figures()
-        report.section("Summary")
+        report.section(heading("Summary"))
         report.add_text(figs.overview(self), name="overview")
         report.add_table(self.table(), caption="One row per model (times are time steps).", name="summary")
-        for key, (heading, caption) in figs.sections(self).items():
+        for key, (title_, caption) in figs.sections(self).items():
             if key not in figures:
                 continue
-            report.section(heading)
+            report.section(heading(title_))
             report.add_figure(figures[key], caption=caption, name=key)
             numbers = figs.numbers(self, key)
             if numbers:
                 report.add_table(numbers, name=f"{key}-numbers")
         skipped = {name: why for name, why in self.fixed_points.items() if isinstance(why, str)}
         if skipped:
-            report.section("Fixed points")
+            report.section(heading("Fixed points"))
             report.add_text("\n\n".join(f"{name}: {why}" for name, why in skipped.items()), name="fixed-points-skipped")
         return report
 

@@ -1,0 +1,282 @@
+"""The TOML configuration of ``rnnprobe record / analyze / report``, read and checked in full
+before anything runs or is written.
+
+A configuration (paths relative to the file)::
+
+    output = "results"                      # folder for recordings, numbers and the report
+
+    [stimuli]                               # one of: file, or task (the first model's checkpoint task)
+    file = "stimuli.npz"                    # .npy (stimulus, time, features...) or .npz with "x" + 1-D metadata
+    # task = true
+    # n = 500
+    # split = "test"
+
+    [[models]]
+    name = "BLT"
+    checkpoint = "occluded-blt"             # a shipped name or an rnnprobe checkpoint file (.pt)
+    layers = ["layer0", "layer1"]           # default: what rnnprobe.record records by default
+
+    [[models]]
+    name = "mine"
+    factory = "mymodels:build"              # importable callable returning an nn.Module (the config's
+    kwargs = { hidden = 64 }                # folder is importable), and optionally its weights:
+    weights = "mine.pt"                     # a state_dict, read with torch.load(weights_only=True)
+
+    [analyses]
+    run = ["pca", "rdms", "rsa", "decoding", "generalization", "fixed_points"]
+    target = "label"
+    cv = 5
+
+    [neural."human IT"]                     # RDMs over the same stimuli (or descriptor values)
+    subjects = "92_brainRDMs.mat"           # per-subject RDMs: noise ceiling (pooled when file is absent)
+    # file = "hIT.npy"; variable = "RDMs"; subjects_variable = "RDMs"
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ArgumentError, ArgumentTypeError, StoreNotFoundError, UnknownNameError, describe, format_choices
+
+SECTIONS = ("output", "stimuli", "models", "analyses", "neural")
+MODEL_KEYS = ("name", "checkpoint", "factory", "kwargs", "weights", "layers", "fixed_point_layers")
+STIMULI_KEYS = ("file", "task", "n", "split", "seed")
+NEURAL_KEYS = ("file", "variable", "subjects", "subjects_variable")
+ANALYSIS_KEYS = ("run", "target", "descriptor", "cv", "n_permutations", "rdm_method", "compare_method", "n_initial",
+                 "seed")  # fmt: skip
+
+
+class ConfigError(ArgumentError):
+    """The configuration file is missing, unreadable or inconsistent."""
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    checkpoint: str | None = None
+    factory: str | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    weights: Path | None = None
+    layers: list[str] | None = None
+    fixed_point_layers: list[str] | None = None
+
+
+@dataclass
+class Config:
+    path: Path
+    output: Path
+    models: list[ModelSpec]
+    stimuli: dict[str, Any]
+    analyses: dict[str, Any]
+    neural: dict[str, dict[str, Any]]
+
+    def recording_path(self, name: str) -> Path:
+        return self.output / "recordings" / f"{_safe(name)}.zarr"
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    if not path.is_file():
+        raise StoreNotFoundError(f"config: {str(path)!r} does not exist. Pass the path of a TOML configuration file.")
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config: {str(path)!r} is not valid TOML ({exc}).") from None
+
+
+def _unknown(where: str, table: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown key {key!r}. Allowed: {format_choices(allowed)}.")
+
+
+def _file(base: Path, value: Any, where: str) -> Path:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where}: got {describe(value)}. Pass a file path (relative to the config file).")
+    path = (base / value).expanduser()
+    if not path.exists():
+        raise ConfigError(f"{where}: {str(path)!r} does not exist.")
+    return path
+
+
+def _names(value: Any, where: str) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value) or not value:
+        raise ConfigError(f'{where}: got {describe(value)}. Pass a list of names, e.g. ["l0.h", "l0.c"].')
+    return value
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and check a configuration (see the module docstring); paths resolve against its folder."""
+    from .analysis.rsa import COMPARE_METHODS, METHODS
+    from .models.shipped import available
+    from .report.compare import ANALYSES
+
+    path = Path(path)
+    raw = _toml(path)
+    base = path.parent
+    _unknown("config", raw, SECTIONS)
+    output = raw.get("output", "rnnprobe-results")
+    if not isinstance(output, str):
+        raise ConfigError(f"output: got {describe(output)}. Pass a folder path.")
+    models_raw = raw.get("models")
+    if not isinstance(models_raw, list) or not models_raw:
+        raise ConfigError("models: no [[models]] tables. Add at least one with a name and a checkpoint or factory.")
+    models, seen = [], set()
+    for i, table in enumerate(models_raw):
+        where = f"models[{i}]"
+        _unknown(where, table, MODEL_KEYS)
+        name = table.get("name")
+        if not isinstance(name, str) or not name or name in seen:
+            raise ConfigError(f"{where}.name: got {describe(name)}. Give every model a distinct name.")
+        seen.add(name)
+        spec = ModelSpec(name, layers=_names(table.get("layers"), f"{where}.layers"))
+        spec.fixed_point_layers = _names(table.get("fixed_point_layers"), f"{where}.fixed_point_layers")
+        if ("checkpoint" in table) == ("factory" in table):
+            raise ConfigError(
+                f"{where}: give either checkpoint (a shipped name or .pt file) or factory (module:function)."
+            )
+        if "checkpoint" in table:
+            value = table["checkpoint"]
+            spec.checkpoint = value if value in available() else str(_file(base, value, f"{where}.checkpoint"))
+        else:
+            factory = table["factory"]
+            if not isinstance(factory, str) or factory.count(":") != 1:
+                raise ConfigError(f"{where}.factory: got {describe(factory)}. Pass 'module:function'.")
+            spec.factory = factory
+            spec.kwargs = dict(table.get("kwargs", {}))
+            if "weights" in table:
+                spec.weights = _file(base, table["weights"], f"{where}.weights")
+        models.append(spec)
+    stimuli = dict(raw.get("stimuli", {}))
+    _unknown("stimuli", stimuli, STIMULI_KEYS)
+    if ("file" in stimuli) == bool(stimuli.get("task")):
+        raise ConfigError("stimuli: give either file (.npy/.npz) or task = true (sample the first model's task).")
+    if "file" in stimuli:
+        stimuli["file"] = _file(base, stimuli["file"], "stimuli.file")
+        if stimuli["file"].suffix not in (".npy", ".npz"):
+            raise ConfigError(f"stimuli.file: {str(stimuli['file'])!r} is not .npy or .npz.")
+    analyses = dict(raw.get("analyses", {}))
+    _unknown("analyses", analyses, ANALYSIS_KEYS)
+    run = analyses.get("run", ["pca", "rdms"])
+    for name in [run] if isinstance(run, str) else run:
+        if name not in ANALYSES:
+            raise UnknownNameError(f"analyses.run: {name!r} is not an analysis. Available: {format_choices(ANALYSES)}.")
+    for key, allowed in (("rdm_method", METHODS), ("compare_method", COMPARE_METHODS)):
+        if key in analyses and analyses[key] not in allowed:
+            raise UnknownNameError(f"analyses.{key}: got {analyses[key]!r}. Available: {format_choices(allowed)}.")
+    neural = {}
+    for name, table in dict(raw.get("neural", {})).items():
+        where = f"neural.{name}"
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: got {describe(table)}. Use a table with file and/or subjects.")
+        _unknown(where, table, NEURAL_KEYS)
+        if "file" not in table and "subjects" not in table:
+            raise ConfigError(f"{where}: give file (RDMs) and/or subjects (per-subject RDMs).")
+        entry = dict(table)
+        for key in ("file", "subjects"):
+            if key in entry:
+                entry[key] = _file(base, entry[key], f"{where}.{key}")
+        neural[name] = entry
+    return Config(path, (base / output), models, stimuli, analyses, neural)
+
+
+# --- using a configuration ---------------------------------------------------------------------
+
+
+def build_model(spec: ModelSpec, base: Path) -> Any:
+    """The model of a spec: a shipped or saved checkpoint, or an importable factory (+ weights)."""
+    import torch
+
+    from .models import load, load_checkpoint
+    from .models.shipped import available
+
+    if spec.checkpoint is not None:
+        return load(spec.checkpoint) if spec.checkpoint in available() else load_checkpoint(spec.checkpoint)
+    module_name, function = spec.factory.split(":")
+    sys.path.insert(0, str(base))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"models.{spec.name}.factory: cannot import {module_name!r} ({exc}).") from None
+    finally:
+        sys.path.remove(str(base))
+    build = getattr(module, function, None)
+    if not callable(build):
+        raise ConfigError(f"models.{spec.name}.factory: {module_name!r} has no function {function!r}.")
+    model = build(**spec.kwargs)
+    if not isinstance(model, torch.nn.Module):
+        raise ArgumentTypeError(
+            f"models.{spec.name}.factory: {spec.factory} returned {describe(model)}, not an nn.Module."
+        )
+    if spec.weights is not None:
+        try:
+            state = torch.load(spec.weights, map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+        except Exception as exc:
+            raise ConfigError(f"models.{spec.name}.weights: could not load {str(spec.weights)!r} ({exc}).") from None
+    return model.eval()
+
+
+def load_stimuli(config: Config, first_model: Any) -> tuple[Any, dict[str, np.ndarray]]:
+    """(inputs, metadata) from the stimuli file or the first model's task."""
+    stimuli = config.stimuli
+    if stimuli.get("task"):
+        from .models import task_from_checkpoint
+
+        task = task_from_checkpoint(first_model)
+        data = task.sample(int(stimuli.get("n", 500)), split=stimuli.get("split", "test"))
+        return data.x, dict(data.metadata)
+    path = stimuli["file"]
+    if path.suffix == ".npy":
+        return np.load(path, allow_pickle=False), {}
+    with np.load(path, allow_pickle=False) as archive:
+        if "x" not in archive:
+            raise ConfigError(f"stimuli.file: {str(path)!r} has no array 'x'. Arrays: {format_choices(archive.files)}.")
+        x = archive["x"]
+        metadata = {k: archive[k] for k in archive.files if k != "x"}
+    return x, metadata
+
+
+def load_neural(config: Config) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(neural RDMs, subject RDMs) per name (the neural value None where only subjects are given)."""
+    from .neural import load_rdms
+
+    neural, subjects = {}, {}
+    for name, entry in config.neural.items():
+        neural[name] = load_rdms(entry["file"], variable=entry.get("variable")) if "file" in entry else None
+        if "subjects" in entry:
+            subjects[name] = load_rdms(entry["subjects"], variable=entry.get("subjects_variable"))
+    return neural, subjects
+
+
+def check_layers(config: Config, models: dict[str, Any]) -> None:
+    """Every configured layer exists in its model (before anything is recorded)."""
+    from .record import recordable
+
+    for spec in config.models:
+        if spec.layers is None:
+            continue
+        names = recordable(models[spec.name])
+        for layer in spec.layers:
+            if layer not in names:
+                raise UnknownNameError(
+                    f"models.{spec.name}.layers: {layer!r} is not recordable in {type(models[spec.name]).__name__}. "
+                    f"Available: {format_choices(names)}."
+                )
