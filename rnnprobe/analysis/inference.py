@@ -410,6 +410,8 @@ def bootstrap_conditions_and_subjects(
     indices : (condition_draws, subject_draws), optional
         (n_bootstrap, n_conditions) and (n_bootstrap, n_subjects) draws to use instead of ``seed``.
 
+    Notes
+    -----
     Other parameters are as for :func:`bootstrap_conditions`.
 
     Examples

@@ -81,6 +81,8 @@ class BLT(RecurrentModel):
     norm : {"lrn", "group", "layer", "none"}
         Local response normalisation (as in Spoerer et al. 2017) or group/layer norm.
 
+    Notes
+    -----
     Taps: ``layer{l}`` (each layer's maps at every step) and ``readout``.
 
     Examples

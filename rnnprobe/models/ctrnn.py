@@ -47,6 +47,8 @@ class CTRNN(RecurrentModel):
     sigma_rec : float
         Standard deviation of the recurrent noise (0: deterministic).
 
+    Notes
+    -----
     Taps: ``x`` (the state) and ``r`` (the rate f(x)).
 
     Examples

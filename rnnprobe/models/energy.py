@@ -31,6 +31,8 @@ class EnergyEfficientRNN(RecurrentModel):
     size : int
         Number of units = input size (e.g. 64 for 8x8 digit images).
 
+    Notes
+    -----
     Taps: ``a`` (preactivation) and ``h``.
 
     Examples

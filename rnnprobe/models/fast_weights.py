@@ -45,6 +45,8 @@ class FastWeightsRNN(RecurrentModel):
         layer norm, and associative retrieval does not train (measured: 60% error
         after 20,000 steps at R=20); the embedding gives the input its weight.
 
+    Notes
+    -----
     Taps: ``h`` (h(t+1)), ``inner`` (the inner-loop states h_1..h_S, shape (S, hidden) per step)
     and, optionally, ``A``.
 

@@ -46,6 +46,8 @@ class TorchRNNStep(RecurrentModel):
     record_gates : bool
         Also tap the gates (LSTM ``i, f, g, o``; GRU ``r, z, n``) of every layer.
 
+    Notes
+    -----
     Taps (recordable states, per layer ``k``): ``l{k}.h``, ``l{k}.c`` (LSTM) and,
     with ``record_gates``, ``l{k}.<gate>``.
     """

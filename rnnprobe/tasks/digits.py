@@ -51,6 +51,8 @@ class OccludedDigits(Task):
         Side of each square fragment, in pixels of the upsampled image.
     seed : int
 
+    Notes
+    -----
     Metadata: ``label``, ``occlusion`` (number of fragments), ``image_id`` (index into
     scikit-learn's digits).
 
@@ -115,6 +117,8 @@ class DigitSequences(Task):
     class, shown for ``steps_per_digit`` steps. There are no targets: the energy-
     efficient RNN is trained to minimise its own preactivation.
 
+    Notes
+    -----
     Metadata: ``start`` (first digit) and ``last`` (last digit shown).
 
     Examples
