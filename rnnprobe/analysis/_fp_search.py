@@ -16,6 +16,7 @@ J = dF/dx - I, for every candidate at once:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
@@ -168,8 +169,10 @@ def levenberg_marquardt(
     radius: float,
     method: str,
     krylov_dim: int,
+    settled: Callable[[int], None] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Per-candidate damped Gauss-Newton on r(x) = F(x) - x.
+    """Per-candidate damped Gauss-Newton on r(x) = F(x) - x (``settled`` is told, after each
+    iteration, how many candidates have stopped: for progress bars).
 
     Returns (x, r, stalled, iterations): stalled candidates stopped at a stationary point of q
     that is not a zero of r (the gradient vanished, q stagnated, or no step decreased q).
@@ -188,6 +191,8 @@ def levenberg_marquardt(
     for it in range(max_iter):
         inside = ((x - centre) ** 2).sum(dim=1) <= radius**2
         active = ~(small(r, x, tol) | stalled) & torch.isfinite(q) & inside
+        if settled is not None:
+            settled(n - int(active.sum()))
         if not active.any():
             break
         idx = torch.nonzero(active).flatten()

@@ -451,7 +451,7 @@ def decode(
     cluster_threshold: float = 0.05,
     patterns: bool = False,
     seed: int | None = 0,
-    progress: bool = False,
+    progress: bool = True,
     device: str | None = None,
 ) -> DecodingResult:
     """Cross-validated decoding of ``target`` from ``layer`` at every time step.
@@ -507,7 +507,7 @@ def decode(
     seed : int, optional
         Seeds the folds and the permutations.
     progress : bool
-        Progress bar (the per-estimator path).
+        Progress bar (on stderr) over the permutations, and over the fits of the per-estimator path.
     device : str, optional
         Torch device of the fast path's arithmetic, e.g. "cuda"; default the CPU.
 
@@ -631,20 +631,26 @@ def decode(
         n_classes = classes.size if classify else None
         orders = [np.arange(len(y)), *perms]  # the true targets, then permuted ones
         result = []
-        for start in range(0, len(orders), 64):  # bounded memory: 64 target sets per pass
-            y_sets = np.stack([y[o] for o in orders[start : start + 64]], 1)
-            result.append(_fast_scores(spec, x, y_sets, folds, x_test, y_test, scoring=scoring, n_classes=n_classes,
-                                       generalize=generalize, device=device))  # fmt: skip
+        from tqdm.auto import tqdm
+
+        with tqdm(total=n_permutations, desc="permutations", disable=not (progress and n_permutations)) as bar:
+            for start in range(0, len(orders), 64):  # bounded memory: 64 target sets per pass
+                y_sets = np.stack([y[o] for o in orders[start : start + 64]], 1)
+                result.append(_fast_scores(spec, x, y_sets, folds, x_test, y_test, scoring=scoring,
+                                           n_classes=n_classes, generalize=generalize, device=device))  # fmt: skip
+                bar.update(min(len(orders), start + 64) - 1 - bar.n)
         all_scores = np.concatenate(result, axis=1)  # (folds, sets, ...)
         fold_scores, null = all_scores[:, 0], all_scores[:, 1:].mean(axis=0)
         label = spec.kind if isinstance(estimator, str) else type(estimator).__name__
     else:
         fold_scores = _generic_scores(estimator, x, y, folds, x_test, y_test, scoring=scoring, generalize=generalize,
                                       progress=progress)  # fmt: skip
+        from tqdm.auto import tqdm
+
         null = np.stack([
             _generic_scores(estimator, x, y[p], folds, x_test, y_test, scoring=scoring, generalize=generalize,
                             progress=False).mean(axis=0)
-            for p in perms
+            for p in tqdm(perms, desc="permutations", disable=not progress)
         ]) if perms else np.zeros((0, *fold_scores.shape[1:]))  # fmt: skip
         label = type(estimator).__name__
     scores = fold_scores.mean(axis=0)

@@ -275,6 +275,7 @@ def find_fixed_points(
     memory: float = 2**28,
     seed: int | None = 0,
     device: Any = None,
+    progress: bool = True,
 ) -> FixedPoints:
     """Fixed points (and slow points, period-k orbits) of a recurrent model at constant inputs.
 
@@ -333,6 +334,8 @@ def find_fixed_points(
         Seeds the sampling of initial states and their noise.
     device : optional
         Torch device of the search.
+    progress : bool
+        Show a progress bar of the candidates that have settled (on stderr).
 
     Returns
     -------
@@ -393,9 +396,18 @@ def find_fixed_points(
     search = dict(method=method, krylov_dim=krylov_dim)
     per_state = 4 * 8 * d * d if method == "dense" else 2 * state_map.bytes_per_state(x, u) + (krylov_dim + 16) * 8 * d
     chunk = max(1, int(memory // per_state))
-    parts = [levenberg_marquardt(state_map, x[s : s + chunk], u[s : s + chunk], tol=tol, max_iter=max_iter,
-                                 centre=centre, radius=radius, **search)
-             for s in range(0, len(x), chunk)]  # fmt: skip
+    from tqdm.auto import tqdm
+
+    parts = []
+    with tqdm(total=len(x), desc="fixed points", unit="candidate", disable=not progress) as bar:
+        for s in range(0, len(x), chunk):
+
+            def settled(k: int, s: int = s) -> None:
+                bar.update(s + k - bar.n)
+
+            parts.append(levenberg_marquardt(state_map, x[s : s + chunk], u[s : s + chunk], tol=tol,
+                                             max_iter=max_iter, centre=centre, radius=radius, settled=settled,
+                                             **search))  # fmt: skip
     x, r, stalled, iterations = (torch.cat(part) for part in zip(*parts, strict=True))
     q = 0.5 * (r**2).sum(dim=1)
 

@@ -237,6 +237,7 @@ def _bootstrap_loop(
     method: str,
     fast: bool,
     with_noise_ceiling: bool,
+    progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Evaluations and noise ceilings sample by sample (resampled subjects, or methods and RDMs
     without a dot-product form)."""
@@ -245,7 +246,9 @@ def _bootstrap_loop(
     evaluations = np.full((n_samples, model_vectors.shape[0]), np.nan)
     ceiling = np.full((2, n_samples), np.nan) if with_noise_ceiling else None
     f_models = similarity_transform(model_vectors, method) if fast and condition_draws is None else None
-    for b in range(n_samples):
+    from tqdm.auto import tqdm
+
+    for b in tqdm(range(n_samples), desc="bootstrap", unit="sample", disable=not progress):
         groups = None if subject_draws is None else subject_draws[b]
         sample, sample_models = data_vectors if groups is None else data_vectors[groups], model_vectors
         if condition_draws is not None:
@@ -273,6 +276,7 @@ def _bootstrap(
     conditions: tuple[np.ndarray | None, int, int | None] | None,
     subjects: tuple[np.ndarray | None, int, int | None] | None,
     with_noise_ceiling: bool,
+    progress: bool = False,
 ) -> BootstrapResult:
     """The bootstrap loop shared by the three public functions. ``conditions``/``subjects``:
     (given indices or None, n_bootstrap, seed) for each resampled factor, None when it is fixed."""
@@ -295,7 +299,7 @@ def _bootstrap(
                                                  with_noise_ceiling)  # fmt: skip
     else:
         evaluations, ceiling = _bootstrap_loop(model_vectors, data_vectors, condition_draws, subject_draws, method,
-                                               fast, with_noise_ceiling)  # fmt: skip
+                                               fast, with_noise_ceiling, progress)  # fmt: skip
     over = tuple(
         name for name, draws in (("conditions", condition_draws), ("subjects", subject_draws)) if draws is not None
     )
@@ -321,6 +325,7 @@ def bootstrap_conditions(
     seed: int | None = 0,
     indices: np.ndarray | None = None,
     with_noise_ceiling: bool = True,
+    progress: bool = True,
 ) -> BootstrapResult:
     """Evaluate fixed model RDMs against data RDMs over bootstrap samples of the conditions.
 
@@ -339,6 +344,9 @@ def bootstrap_conditions(
         Use these draws instead (e.g. to reproduce another tool's samples).
     with_noise_ceiling : bool
         Also compute the noise ceiling of each sample (needs at least 2 data RDMs).
+    progress : bool
+        Progress bar over the samples (on stderr) where they are evaluated one by one (the
+        pattern bootstrap of dot-product comparisons evaluates all samples at once).
 
     Examples
     --------
@@ -353,7 +361,7 @@ def bootstrap_conditions(
     >>> bool(result.pairwise_p_values()[0, 1] < 0.05)
     True
     """
-    return _bootstrap(models, data, method, (indices, n_bootstrap, seed), None, with_noise_ceiling)
+    return _bootstrap(models, data, method, (indices, n_bootstrap, seed), None, with_noise_ceiling, progress)
 
 
 def bootstrap_subjects(
@@ -365,6 +373,7 @@ def bootstrap_subjects(
     seed: int | None = 0,
     indices: np.ndarray | None = None,
     with_noise_ceiling: bool = True,
+    progress: bool = True,
 ) -> BootstrapResult:
     """Evaluate fixed model RDMs over bootstrap samples of the subjects (data RDMs).
 
@@ -384,7 +393,7 @@ def bootstrap_subjects(
     >>> result.evaluations.shape
     (50, 2)
     """
-    return _bootstrap(models, data, method, None, (indices, n_bootstrap, seed), with_noise_ceiling)
+    return _bootstrap(models, data, method, None, (indices, n_bootstrap, seed), with_noise_ceiling, progress)
 
 
 def bootstrap_conditions_and_subjects(
@@ -396,6 +405,7 @@ def bootstrap_conditions_and_subjects(
     seed: int | None = 0,
     indices: tuple[np.ndarray, np.ndarray] | None = None,
     with_noise_ceiling: bool = True,
+    progress: bool = True,
 ) -> BootstrapResult:
     """Evaluate fixed model RDMs over samples that resample both subjects and conditions.
 
@@ -427,13 +437,14 @@ def bootstrap_conditions_and_subjects(
     if indices is None:  # independent streams for the two factors
         condition_seed, subject_seed = np.random.SeedSequence(seed).spawn(2)
         return _bootstrap(models, data, method, (None, n_bootstrap, condition_seed),
-                          (None, n_bootstrap, subject_seed), with_noise_ceiling)  # fmt: skip
+                          (None, n_bootstrap, subject_seed), with_noise_ceiling, progress)  # fmt: skip
     if not (isinstance(indices, tuple | list) and len(indices) == 2):
         raise ArgumentError(
             f"indices: got {describe(indices)}. Pass a pair (condition_draws, subject_draws), "
             f"or None to draw them from seed."
         )
-    return _bootstrap(models, data, method, (indices[0], 0, None), (indices[1], 0, None), with_noise_ceiling)
+    return _bootstrap(models, data, method, (indices[0], 0, None), (indices[1], 0, None), with_noise_ceiling,
+                      progress)  # fmt: skip
 
 
 @dataclass
@@ -460,13 +471,15 @@ class PermutationResult:
 
 
 def permutation_test(
-    models: Any, data: Any, *, method: str = "corr", n_permutations: int = 10_000, seed: int | None = 0
-) -> PermutationResult:
+    models: Any, data: Any, *, method: str = "corr", n_permutations: int = 10_000, seed: int | None = 0,
+    progress: bool = True,
+) -> PermutationResult:  # fmt: skip
     """Test each model RDM against the data RDMs by permuting the model's condition labels.
 
     For the dot-product comparisons ("cosine", "corr", "spearman", "rho-a") the transform of an RDM
     commutes with permuting its entries, so every permutation is a gather of the transformed model
     and one matrix product: thousands of permutations cost about as much as a few comparisons.
+    ``progress`` shows a bar over the permutations (on stderr).
 
     Examples
     --------
@@ -493,7 +506,10 @@ def permutation_test(
         a, b = chunk[:, rows], chunk[:, cols]
         return _pair_index(np.minimum(a, b), np.maximum(a, b), n_cond)
 
+    from tqdm.auto import tqdm
+
     null = np.empty((n_permutations, model_vectors.shape[0]))
+    bar = tqdm(total=n_permutations, desc="permutations", disable=not progress)
     if method in DOT_METHODS:
         f_models = similarity_transform(model_vectors, method)
         f_data_mean = similarity_transform(data_vectors, method).mean(axis=0)
@@ -501,9 +517,12 @@ def permutation_test(
         for start in range(0, n_permutations, 256):  # chunks bound the memory of the gathered copies
             pos = positions(perms[start : start + 256])
             null[start : start + len(pos)] = (f_models[:, pos] @ f_data_mean).T
+            bar.update(len(pos))
     else:
         observed = compare_rdms(model_vectors, data_vectors, method=method).mean(axis=1)
         for k, pos in enumerate(positions(perms)):
             null[k] = compare_rdms(model_vectors[:, pos], data_vectors, method=method).mean(axis=1)
+            bar.update()
+    bar.close()
     p_values = (1 + (null >= observed - 1e-12).sum(axis=0)) / (1 + n_permutations)
     return PermutationResult(observed, null, p_values, method, _model_names(models, model_vectors.shape[0]))

@@ -502,7 +502,7 @@ def compare_models(
         result.seconds[analysis] = result.seconds.get(analysis, 0.0) + _time.perf_counter() - started
         bar.update()
 
-    decoding = dict(estimator=estimator, cv=cv, seed=seed)
+    decoding = dict(estimator=estimator, cv=cv, seed=seed, progress=False)  # the comparison's own bar
     try:
         for name in names:
             rec, model_layers = recordings[name], chosen_layers[name]
@@ -548,6 +548,7 @@ def compare_models(
                     result.fixed_points[name] = find_fixed_points(
                         models[name], inputs=fixed_point_inputs, initial_states=rec,
                         layer=chosen if len(chosen) > 1 else chosen[0], n_initial=n_initial, seed=seed,
+                        progress=False,
                     )  # fmt: skip
     finally:
         bar.close()
