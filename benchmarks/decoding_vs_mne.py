@@ -11,6 +11,8 @@ temporal generalization (train time x test time):
       decode(..., estimator=<the same pipeline>, generalize=True), rnnprobe's batched Newton
       solver (scores within 0.01 of sklearn's: the largest difference is printed).
 --large adds 5000 x 1024 x 50 (ridge), where MNE takes minutes (run once, no repeats).
+--wide adds 300 x 4096 x 4 (ridge): a convolutional layer (BLT layer0: 16 maps of 16 x 16), more units
+      than training trials, where rnnprobe (like sklearn) solves ridge in its dual form.
 Times are CPU seconds of this process (time.process_time) and wall seconds.
 """
 
@@ -96,6 +98,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     parser.add_argument("--large", action="store_true", help="also 5000 x 1024 x 50 (MNE takes minutes)")
+    parser.add_argument("--wide", action="store_true", help="also 300 x 4096 x 4 (more units than trials)")
     args = parser.parse_args()
     import torch
 
@@ -109,6 +112,8 @@ def main() -> None:
         case(200, 32, 10, 1, logistic=False)
         return
     case(600, 128, 30, args.repeats, logistic=True)
+    if args.wide:
+        case(300, 4096, 4, args.repeats, logistic=False)
     if args.large:
         case(5000, 1024, 50, 1, logistic=False)
 
