@@ -111,6 +111,21 @@ def test_wide_layer_generalization_equals_sklearn(rng):
     np.testing.assert_allclose(result.scores, _sklearn_generalization(pipe, x, label, cv), atol=1e-12)
 
 
+@pytest.mark.parametrize("estimator", ["ridge", "logistic"])
+def test_a_single_step_float64_recording_is_left_untouched_and_decoded_right(rng, estimator):
+    """Regression: one time step of float64 states was centred in place through a shared buffer, which
+    changed the user's Recording and, within the call, mixed centred and raw data (0.70 for 1.00)."""
+    label = rng.integers(0, 2, size=300)
+    x = np.stack([label, rng.integers(0, 2, size=300)], axis=-1)[:, None] + 0.1 * rng.normal(size=(300, 1, 2)) + 5.0
+    rec = Recording({"h": x.copy()}, metadata={"label": label})
+    result = decode(rec, "h", "label", estimator=estimator, progress=False)
+    np.testing.assert_array_equal(rec.get("h"), x)
+    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    sk = RidgeClassifier() if estimator == "ridge" else LogisticRegression()
+    expected = cross_val_score(make_pipeline(StandardScaler(), sk), x[:, 0], label, cv=cv).mean()
+    assert result.scores[0] == pytest.approx(expected, abs=1e-12) and expected > 0.99
+
+
 def test_any_sklearn_estimator_is_cloned_per_step(rng):
     rec, x, label = _recording(rng, steps=4)
     cv = StratifiedKFold(3, shuffle=True, random_state=1)

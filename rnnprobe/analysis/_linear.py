@@ -61,7 +61,9 @@ class TimeBlock:
     """
 
     def __init__(self, x: np.ndarray, block: slice, device: torch.device) -> None:
-        xb = torch.as_tensor(np.ascontiguousarray(x[:, block].transpose(1, 0, 2)), dtype=torch.float64, device=device)
+        # a copy, always: it is centred in place below, and for a single time step the transposed slice
+        # of a float64 array is the caller's own memory (a Recording's states), which must not change
+        xb = torch.tensor(x[:, block].transpose(1, 0, 2), dtype=torch.float64, device=device)
         self.centre = xb.mean(dim=1)
         xb -= self.centre[:, None, :]
         self.x = xb

@@ -81,7 +81,7 @@ def _fit_dual(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], *, alpha: f
     intercept = np.empty((len(folds), n_times, n_out))
     y_all = torch.as_tensor(y, dtype=torch.float64, device=device)
     for block in time_blocks(n_times, 8 * n * (p + n) * 2):
-        xb = torch.as_tensor(np.ascontiguousarray(x[:, block].transpose(1, 0, 2)), dtype=torch.float64, device=device)
+        xb = torch.tensor(x[:, block].transpose(1, 0, 2), dtype=torch.float64, device=device)  # a copy
         for f, train in enumerate(folds):
             rows = torch.as_tensor(train, device=device)
             z = xb[:, rows]  # (tb, n_train, p)
