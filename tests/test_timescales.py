@@ -1,0 +1,101 @@
+"""Intrinsic timescales (Murray et al. 2014) and memory decay: against brute-force correlations,
+scipy's curve_fit, AR(1) processes with known timescales, sklearn, and errors."""
+
+import numpy as np
+import pytest
+
+from rnnprobe import Recording
+from rnnprobe.analysis.timescales import autocorrelation, fit_exponential, fit_timescales, memory_decay
+from rnnprobe.errors import ArgumentError, ShapeError
+
+
+def _ar1(rng, phis, n=300, t=60):
+    """AR(1) units x(t+1) = phi x(t) + e, started stationary: R(k) = phi^k, tau = -1 / ln(phi)."""
+    phis = np.asarray(phis)
+    x = np.zeros((n, t, len(phis)))
+    x[:, 0] = rng.normal(size=(n, len(phis))) / np.sqrt(1 - phis**2)
+    for s in range(t - 1):
+        x[:, s + 1] = phis * x[:, s] + rng.normal(size=(n, len(phis)))
+    return x
+
+
+def test_autocorrelation_equals_brute_force_pearson(rng):
+    x = _ar1(rng, [0.5, 0.9], n=40, t=12)
+    ours = autocorrelation(x, 4)
+    for u in range(2):
+        for k in range(5):
+            expected = np.mean([np.corrcoef(x[:, s, u], x[:, s + k, u])[0, 1] for s in range(12 - k)])
+            assert ours[u, k] == pytest.approx(expected, abs=1e-12)
+
+
+def test_vectorised_fit_equals_scipy_curve_fit(rng):
+    from scipy.optimize import curve_fit
+
+    lags = np.arange(1, 16, dtype=float)
+    taus, amps, offsets = rng.uniform(0.5, 20, 30), rng.uniform(0.3, 1, 30), rng.uniform(-0.1, 0.2, 30)
+    curves = amps[:, None] * (np.exp(-lags / taus[:, None]) + offsets[:, None])
+    noisy = curves + rng.normal(0, 0.01, curves.shape)
+    fit = fit_exponential(lags, noisy)
+    exact = fit_exponential(lags, curves)
+    np.testing.assert_allclose(exact["tau"], taus, rtol=1e-3)  # noise-free curves: the true parameters
+    np.testing.assert_allclose(exact["offset"], offsets, rtol=1e-2, atol=1e-4)
+    for i in range(30):
+
+        def model(k, a, tau, b):
+            return a * (np.exp(-k / tau) + b)
+
+        params, _ = curve_fit(model, lags, noisy[i], p0=[amps[i], taus[i], offsets[i]], maxfev=20000)
+        sse_scipy = ((model(lags, *params) - noisy[i]) ** 2).sum()
+        assert fit["sse"][i] <= sse_scipy * (1 + 1e-4) + 1e-12  # at least as good a least-squares fit
+        assert fit["tau"][i] == pytest.approx(params[1], rel=1e-2)
+
+
+def test_ar1_timescales_are_recovered_and_constant_units_are_invalid(rng):
+    phis = np.array([0.3, 0.6, 0.8, 0.9])
+    x = _ar1(rng, phis, n=500, t=80)
+    x = np.concatenate([x, np.ones((500, 80, 1))], axis=-1)  # a constant unit
+    result = fit_timescales(Recording({"x": x}), max_lag=12)
+    truth = -1 / np.log(phis)
+    np.testing.assert_allclose(result.tau[:4], truth, rtol=0.2)
+    assert (np.diff(result.tau[:4]) > 0).all()
+    assert not result.valid[4] and np.isnan(result.tau[4])
+    summary = result.summary()
+    assert summary["units fitted"] == 4 and summary["median tau (steps)"] == pytest.approx(np.median(result.tau[:4]))
+    assert result.plot(others={"copy": result}) is not None
+
+
+def test_memory_decay_equals_sklearn_with_the_same_grouped_folds(rng):
+    from sklearn.linear_model import RidgeClassifier
+    from sklearn.model_selection import StratifiedGroupKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    n, t = 60, 10
+    u = rng.integers(0, 2, size=(n, t))
+    h = np.zeros((n, t, 3))
+    leak = np.array([0.1, 0.5, 0.9])
+    for s in range(t):  # leaky traces of past inputs, with three different leaks
+        h[:, s] = leak * (h[:, s - 1] if s else 0) + (2 * u[:, s, None] - 1)
+    h += 0.2 * rng.normal(size=h.shape)
+    result = memory_decay(Recording({"h": h}), "h", u, lags=[0, 2, 4])
+    for lag, score in zip([0, 2, 4], result.scores, strict=True):
+        x = h[:, lag:].reshape(-1, 3)
+        y = u[:, : t - lag].reshape(-1)
+        groups = np.repeat(np.arange(n), t - lag)
+        cv = StratifiedGroupKFold(5, shuffle=True, random_state=0)
+        expected = cross_val_score(make_pipeline(StandardScaler(), RidgeClassifier()), x, y, cv=cv, groups=groups)
+        assert score == pytest.approx(expected.mean(), abs=1e-12)
+    assert result.scores[0] > result.scores[1] > result.scores[2]
+    assert result.memory_span() >= 2 and result.summary()["lag 0"] == result.scores[0]
+
+
+def test_errors(rng):
+    rec = Recording({"h": rng.normal(size=(10, 8, 2))})
+    with pytest.raises(ArgumentError, match="max_lag: got 8, but the recording has 8 time steps"):
+        fit_timescales(rec, max_lag=8)
+    with pytest.raises(ArgumentError, match="lags: got 9, but the recording has 8 time steps"):
+        memory_decay(rec, "h", np.zeros((10, 8)), lags=[0, 9])
+    with pytest.raises(ShapeError, match=r"inputs: got .*\(10, 8\)"):
+        memory_decay(rec, "h", np.zeros((10, 7)))
+    with pytest.raises(ArgumentError, match="time: pass consecutive time steps"):
+        fit_timescales(rec, time=[0, 2, 4])
