@@ -384,7 +384,7 @@ def hash_recording(recording: Recording, layer: str | None = None, hasher: Any =
     n, t, d = states.shape
     hasher = fly_hash(d, **kwargs) if hasher is None else hasher
     transform = hasher.transform if isinstance(hasher, FlyHash) else hasher
-    codes = np.asarray(transform(states.reshape(n * t, d)))
+    codes = np.asarray(transform(states.reshape(n * t, d)), dtype=np.float32)  # binary codes: exact in float32
     return Recording(
         {name or f"{layer}:flyhash": codes.reshape(n, t, -1)},
         metadata=recording.metadata if recording.columns else None,
