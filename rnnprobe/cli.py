@@ -89,13 +89,12 @@ def _models() -> None:
 
 def _configured(args: argparse.Namespace) -> None:
     """record / analyze / report: read and check the whole configuration, then run."""
-    from .config import check_layers, load_config
+    from .config import build_model, check_layers, load_config
+    from .report.report import _write
 
     config = load_config(args.config)
     progress = not args.no_progress
     base = config.path.parent
-    from .config import build_model
-
     models = {spec.name: build_model(spec, base) for spec in config.models}
     check_layers(config, models)
     if args.command == "record":
@@ -108,7 +107,8 @@ def _configured(args: argparse.Namespace) -> None:
         report = comparison.to_report(Report(f"rnnprobe analyze: {config.path.name}"))
         _print_table(comparison.table())
         config.output.mkdir(parents=True, exist_ok=True)
-        out = _write_json(config.output / "analysis.json", report.to_dict())
+        out = config.output / "analysis.json"
+        _write(out, report.to_json().encode("utf-8"))
         print(f"numbers written: {out.resolve()}")
     else:
         report = comparison.to_report(title=f"rnnprobe report: {config.path.name}")
@@ -181,15 +181,6 @@ def _print_table(table: dict[str, list[Any]]) -> None:
 
     for i, model in enumerate(table["model"]):
         print(f"{model}: " + ", ".join(f"{k} {format_value(v[i])}" for k, v in table.items() if k != "model"))
-
-
-def _write_json(path: Path, content: dict[str, Any]) -> Path:
-    import json
-
-    from .report.report import _json_safe, _write
-
-    _write(path, json.dumps(_json_safe(content), indent=1, allow_nan=False).encode("utf-8"))
-    return path
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -49,6 +49,18 @@ def _record(name: str, n: int) -> tuple[Any, Any, Any]:
     return model, data, rnnprobe.record(model, data.x, metadata=data.metadata, progress=False)
 
 
+def _record_models(names: Any, n: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(models, recordings) of shipped models by display label, each on n held-out trials of its task."""
+    models, recordings = {}, {}
+    for name in names:
+        models[_label(name)], _, recordings[_label(name)] = _record(name, n)
+    return models, recordings
+
+
+def _test_accuracy(models: dict[str, Any]) -> dict[str, float]:
+    return {label: model.checkpoint["metrics"]["test_accuracy"] for label, model in models.items()}
+
+
 def _label(name: str) -> str:
     """'occluded-blt' -> 'BLT', 'retrieval-fastweights' -> 'fast weights', 'flipflop-gru' -> 'GRU'."""
     tail = name.split("-", 1)[1]
@@ -60,11 +72,8 @@ def _blt(report: Any, quick: bool, progress: bool) -> str:
 
     names = BLT_QUICK if quick else BLT_FAMILY
     n = 200 if quick else 500
-    recordings, accuracy = {}, {}
-    for name in names:
-        model, _, rec = _record(name, n)
-        recordings[_label(name)] = rec
-        accuracy[_label(name)] = model.checkpoint["metrics"]["test_accuracy"]
+    models, recordings = _record_models(names, n)
+    accuracy = _test_accuracy(models)
     labels = next(iter(recordings.values())).column("label")
     result = compare_models(recordings, target="label", neural={"digit category": category_rdm(labels)},
                             cv=5, progress=progress)  # fmt: skip
@@ -92,11 +101,8 @@ def _retrieval(report: Any, quick: bool, progress: bool) -> str:
     from .report import compare_models
 
     n = 300 if quick else 1000
-    recordings, accuracy = {}, {}
-    for name in ("retrieval-lstm", "retrieval-fastweights"):
-        model, _, rec = _record(name, n)
-        recordings[_label(name)] = rec
-        accuracy[_label(name)] = model.checkpoint["metrics"]["test_accuracy"]
+    models, recordings = _record_models(("retrieval-lstm", "retrieval-fastweights"), n)
+    accuracy = _test_accuracy(models)
     layers = {"LSTM": ["l0.h", "l0.c"], "fast weights": ["h"]}
     result = compare_models(recordings, layers=layers, target="target", analyses=["pca", "decoding", "generalization"],
                             cv=5, progress=progress)  # fmt: skip
@@ -119,10 +125,7 @@ def _retrieval(report: Any, quick: bool, progress: bool) -> str:
 def _flipflop(report: Any, quick: bool, progress: bool) -> str:
     from .report import compare_models
 
-    recordings, models = {}, {}
-    for name in ("flipflop-gru", "flipflop-lstm"):
-        model, _, rec = _record(name, 32 if quick else 64)
-        recordings[_label(name)], models[_label(name)] = rec, model
+    models, recordings = _record_models(("flipflop-gru", "flipflop-lstm"), 32 if quick else 64)
     result = compare_models(recordings, models=models, analyses=["pca", "fixed_points"],
                             n_initial=256 if quick else 1024, progress=progress)  # fmt: skip
     report.section("Fixed points of flip-flop networks")

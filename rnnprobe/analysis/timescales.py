@@ -83,15 +83,8 @@ def fit_exponential(lags: np.ndarray, values: np.ndarray, grid: np.ndarray = TAU
     cross = yc @ ec.T  # (U, G)
     sse_grid = (yc**2).sum(axis=1, keepdims=True) - cross**2 / np.where(ee > 0, ee, np.inf)[None]
     best = np.argmin(sse_grid, axis=1)
-    # parabolic refinement in log tau around the best grid point
-    log_grid = np.log(grid)
-    inner = np.clip(best, 1, len(grid) - 2)
-    s0, s1, s2 = (sse_grid[np.arange(len(y)), inner + d] for d in (-1, 0, 1))
-    denom = s0 - 2 * s1 + s2
-    step = np.where(denom > 0, 0.5 * (s0 - s2) / np.where(denom > 0, denom, 1), 0.0)
-    h = log_grid[1] - log_grid[0]
-    log_tau = np.where((best > 0) & (best < len(grid) - 1), log_grid[inner] + np.clip(step, -1, 1) * h,
-                       log_grid[best])  # fmt: skip
+    log_tau = np.log(grid)[best]
+    h = np.log(grid[1] / grid[0])  # the grid's step in log tau
 
     def closed_form(log_tau: np.ndarray) -> tuple[np.ndarray, ...]:
         """Per-row a, c (y ~ a e + c at that row's tau) and the residual sum of squares."""
@@ -101,8 +94,9 @@ def fit_exponential(lags: np.ndarray, values: np.ndarray, grid: np.ndarray = TAU
         c = y_mean[:, 0] - a * e_u.mean(axis=1)
         return a, c, ((y - (a[:, None] * e_u + c[:, None])) ** 2).sum(axis=1)
 
+    # parabolic steps in log tau on ever finer brackets around the best grid point (h, h/2, ... h/2^7)
     interior = (best > 0) & (best < len(grid) - 1)
-    for i in range(1, 8):  # parabolic steps on ever finer brackets: log tau to about h / 2^7
+    for i in range(8):
         width = h / 2**i
         s_lo, s_mid, s_hi = (closed_form(log_tau + d)[2] for d in (-width, 0.0, width))
         curve = s_lo - 2 * s_mid + s_hi

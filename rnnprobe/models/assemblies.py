@@ -222,43 +222,34 @@ class Brain:
 
     # --- operations -------------------------------------------------------------------------
 
+    def _rounds(self, sources: dict[str, Any], target: str, rounds: int, label: str, plasticity: bool = True) -> Run:
+        """``rounds`` steps of ``sources`` firing into ``target``, with ``target``'s own recurrent input
+        from its previous winners (none while it is silent)."""
+        rounds = check_int("rounds", rounds)
+        history = [self.step({**sources, target: None}, target, plasticity=plasticity) for _ in range(rounds)]
+        return Run(target, self.areas[target].n, np.stack(history), label)
+
     def project(self, source: str, target: str, *, rounds: int = 10, plasticity: bool = True,
                 label: str = "") -> Run:  # fmt: skip
         """Fire ``source`` (a stimulus, or an area's current assembly) into ``target`` for ``rounds``,
         with ``target``'s own recurrent input from its previous winners."""
-        rounds = check_int("rounds", rounds)
         self._size(source), self._area(target)
-        history = []
         active = None if source in self.stimuli else self.areas[source].winners.copy()
-        for _ in range(rounds):
-            sources = {source: active}
-            if self.areas[target].winners.size:
-                sources[target] = None
-            history.append(self.step(sources, target, plasticity=plasticity))
-        return Run(target, self.areas[target].n, np.stack(history), label or f"{source}->{target}")
+        return self._rounds({source: active}, target, rounds, label or f"{source}->{target}", plasticity)
 
     def associate(self, first: str, second: str, target: str, *, rounds: int = 10) -> Run:
         """Fire two stimuli (each with an assembly in ``target``) together into ``target``."""
-        rounds = check_int("rounds", rounds)
         self._size(first), self._size(second), self._area(target)
-        history = [self.step({first: None, second: None, target: None}, target) for _ in range(rounds)]
-        return Run(target, self.areas[target].n, np.stack(history), f"{first}+{second}->{target}")
+        return self._rounds({first: None, second: None}, target, rounds, f"{first}+{second}->{target}")
 
     def merge(self, first: str, second: str, target: str, *, rounds: int = 10) -> Run:
         """Fire the current assemblies of areas ``first`` and ``second`` together into ``target``:
         one assembly of ``target`` comes to respond to both."""
-        rounds = check_int("rounds", rounds)
         a, b = self._area(first).winners.copy(), self._area(second).winners.copy()
         self._area(target)
         if not (a.size and b.size):
             raise ArgumentError(f"merge: {first!r} and {second!r} need assemblies first (project into them).")
-        history = []
-        for _ in range(rounds):
-            sources = {first: a, second: b}
-            if self.areas[target].winners.size:
-                sources[target] = None
-            history.append(self.step(sources, target))
-        return Run(target, self.areas[target].n, np.stack(history), f"{first}+{second}->{target}")
+        return self._rounds({first: a, second: b}, target, rounds, f"{first}+{second}->{target}")
 
     def respond(self, source: str, target: str, *, rounds: int = 1) -> np.ndarray:
         """Which neurons of ``target`` fire for ``source`` alone, without learning (from silence)."""

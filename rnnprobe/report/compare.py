@@ -160,52 +160,39 @@ class ModelComparison:
 
     # --- figures ---------------------------------------------------------------------------
 
-    def figures(self) -> dict[str, Figure]:
-        """Every side-by-side figure, by name (see :mod:`rnnprobe.report._compare_figures`)."""
+    def _makers(self) -> dict[str, Any]:
+        """Figure name -> function drawing it, for every figure the results allow, in report order."""
+        from functools import partial
+
         from . import _compare_figures as figs
 
-        out: dict[str, Figure] = {}
+        makers: dict[str, Any] = {}
         if self.pca:
-            out["pca"] = figs.pca(self)
-        if self.rdms and "rdms" in self.analyses:
-            out["rdms"] = figs.rdms(self)
+            makers["pca"] = figs.pca
+        if self.rdms:
+            makers["rdms"] = figs.rdms
         for neural in self.rsa:
-            out[f"rsa-{neural}"] = figs.rsa(self, neural)
+            makers[f"rsa-{neural}"] = partial(figs.rsa, neural=neural)
         if self.decoding:
-            out["decoding"] = figs.decoding(self)
+            makers["decoding"] = figs.decoding
         if self.generalization:
-            out["generalization"] = figs.generalization(self)
+            makers["generalization"] = figs.generalization
         if any(not isinstance(fp, str) for fp in self.fixed_points.values()):
-            out["fixed-points"] = figs.fixed_points(self)
-        return out
+            makers["fixed-points"] = figs.fixed_points
+        return makers
+
+    def figures(self) -> dict[str, Figure]:
+        """Every side-by-side figure, by name (see :mod:`rnnprobe.report._compare_figures`); the RDM
+        figure when "rdms" was asked for (RDMs computed only for RSA are not drawn)."""
+        return {k: make(self) for k, make in self._makers().items() if k != "rdms" or "rdms" in self.analyses}
 
     def plot(self, analysis: str = "decoding") -> Figure:
         """One side-by-side figure: "pca", "rdms", "rsa-<neural name>", "decoding",
         "generalization" or "fixed-points"."""
-        from . import _compare_figures as figs
-
-        makers = {"pca": figs.pca, "rdms": figs.rdms, "decoding": figs.decoding,
-                  "generalization": figs.generalization, "fixed-points": figs.fixed_points}  # fmt: skip
-        if analysis.startswith("rsa-") and analysis[4:] in self.rsa:
-            return figs.rsa(self, analysis[4:])
-        available = [k for k in makers if k in self._available()] + [f"rsa-{n}" for n in self.rsa]
-        if analysis not in available:
-            raise UnknownNameError(f"analysis: {analysis!r} was not run. Available: {format_choices(available)}.")
+        makers = self._makers()
+        if analysis not in makers:
+            raise UnknownNameError(f"analysis: {analysis!r} was not run. Available: {format_choices(makers)}.")
         return makers[analysis](self)
-
-    def _available(self) -> list[str]:
-        out = []
-        if self.pca:
-            out.append("pca")
-        if self.rdms:
-            out.append("rdms")
-        if self.decoding:
-            out.append("decoding")
-        if self.generalization:
-            out.append("generalization")
-        if any(not isinstance(fp, str) for fp in self.fixed_points.values()):
-            out.append("fixed-points")
-        return out
 
     # --- report ----------------------------------------------------------------------------
 
@@ -441,18 +428,11 @@ def compare_models(
     for name in models:
         if name not in names:
             raise UnknownNameError(f"models: {name!r} has no recording. Models: {format_choices(names)}.")
-    if target is not None:
+    for argument, column in (("target", target), ("descriptor", descriptor)):
         for name, rec in recordings.items():
-            if target not in rec.columns:
+            if column is not None and column not in rec.columns:
                 raise UnknownNameError(
-                    f"target: {target!r} is not a metadata column of {name!r}'s recording. Available: "
-                    f"{format_choices(rec.columns)}."
-                )
-    if descriptor is not None:
-        for name, rec in recordings.items():
-            if descriptor not in rec.columns:
-                raise UnknownNameError(
-                    f"descriptor: {descriptor!r} is not a metadata column of {name!r}'s recording. Available: "
+                    f"{argument}: {column!r} is not a metadata column of {name!r}'s recording. Available: "
                     f"{format_choices(rec.columns)}."
                 )
     possible = ["pca", "rdms"] + (["rsa"] if neural else []) + (["decoding", "generalization"] if target else [])

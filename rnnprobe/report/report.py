@@ -206,6 +206,10 @@ class Report:
             "sections": [{"title": s.title, "items": [_item_dict(item) for item in s.items]} for s in self._sections],
         }
 
+    def to_json(self) -> str:
+        """:meth:`to_dict` as JSON text (what ``save(..., data=True)`` writes)."""
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False)
+
     def save(
         self, path: str | os.PathLike, *, embed: str = "svg", export: Any = (), data: bool = False, dpi: int = 150
     ) -> Path:
@@ -230,7 +234,7 @@ class Report:
             if item.figure is not None
             for fmt in formats
         ]
-        numbers = json.dumps(self.to_dict(), indent=1, allow_nan=False).encode("utf-8") if data else None
+        numbers = self.to_json().encode("utf-8") if data else None
         if exports:
             figures_dir = path.parent / f"{path.stem}_figures"
             figures_dir.mkdir(exist_ok=True)
