@@ -35,7 +35,7 @@ def run(name: str, seed: int, save_dir: str | None = None) -> tuple[str, int, di
 
     from rnnprobe.models.checkpoint import save_checkpoint
     from rnnprobe.models.recipes import RECIPES, evaluate_recipe
-    from rnnprobe.training import train
+    from rnnprobe.models.training import train
 
     torch.set_num_threads(1)
     recipe = RECIPES[name]

@@ -19,46 +19,44 @@ from typing import Any
 
 from . import errors
 from ._version import __version__
-from .recording import Recording, concat
+from .recording.container import Recording, concat
 
 __all__ = [
     "Recording",
     "Report",
     "Tap",
     "__version__",
+    "analysis",
     "compare_models",
     "concat",
     "errors",
     "models",
+    "neural",
     "record",
     "recordable",
+    "recording",
     "report",
     "tasks",
     "train",
 ]
 
+# name -> the module that defines it, imported on first use (torch, pandas, ... load only then)
 _LAZY = {
-    "record": ".record",
-    "recordable": ".record",
-    "Tap": ".tap",
-    "train": ".training",
-    "Report": ".report",
-    "compare_models": ".report",
+    "record": ".recording.recorder",
+    "recordable": ".recording.targets",
+    "Tap": ".recording.tap",
+    "train": ".models.training",
+    "Report": ".report.report",
+    "compare_models": ".analysis.compare",
 }
-_SUBPACKAGES = ("models", "tasks", "report")
+_SUBPACKAGES = ("analysis", "cli", "models", "neural", "recording", "report", "tasks")
 
 
 def __getattr__(name: str) -> Any:
     if name in _SUBPACKAGES:
         return importlib.import_module(f".{name}", __name__)
     if name in _LAZY:
-        module = importlib.import_module(_LAZY[name], __name__)
-        # importing a submodule binds it under its own name (rnnprobe.record): rebind every
-        # public name that submodule provides to the function/class itself
-        for attr, source in _LAZY.items():
-            if source == _LAZY[name]:
-                globals()[attr] = getattr(module, attr)
-        return globals()[name]
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
     raise AttributeError(f"module 'rnnprobe' has no attribute {name!r}")
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "ConvergenceError",
     "IncompleteStoreError",
     "ModelCallError",
+    "NonFiniteError",
     "NonFiniteWarning",
     "RnnprobeError",
     "RnnprobeWarning",
@@ -30,9 +31,8 @@ __all__ = [
     "StoreFormatError",
     "StoreNotFoundError",
     "UnknownNameError",
-    "check_int",
-    "check_option",
     "describe",
+    "format_choices",
 ]
 
 
@@ -50,6 +50,10 @@ class ArgumentTypeError(RnnprobeError, TypeError):
 
 class UnknownNameError(ArgumentError):
     """A name (layer, column, method, ...) is not among the valid ones."""
+
+
+class NonFiniteError(ArgumentError):
+    """An array holds NaN or infinite values where rnnprobe needs finite numbers."""
 
 
 class ShapeError(ArgumentError):
@@ -139,41 +143,3 @@ def format_choices(choices: Iterable[Any], *, limit: int = 30) -> str:
     if len(items) > limit:
         return ", ".join(items[:limit]) + f", ... ({len(items) - limit} more)"
     return ", ".join(items)
-
-
-def check_option(name: str, value: Any, allowed: Iterable[Any]) -> Any:
-    """Return ``value`` if it is one of ``allowed``, else raise `UnknownNameError`.
-
-    Examples
-    --------
-    >>> check_option("method", "corr", ["corr", "cosine"])
-    'corr'
-    """
-    allowed = list(allowed)
-    if value not in allowed:
-        raise UnknownNameError(
-            f"{name}: got {describe(value)}, which is not one of {format_choices(allowed)}. Pass one of these."
-        )
-    return value
-
-
-def check_int(name: str, value: Any, *, minimum: int = 1, maximum: int | None = None) -> int:
-    """Return ``value`` as an int if it is an integer in [minimum, maximum], else raise `ArgumentError`.
-
-    Examples
-    --------
-    >>> check_int("steps", 3)
-    3
-    >>> check_int("n_pairs", 30, maximum=26)
-    Traceback (most recent call last):
-    ...
-    rnnprobe.errors.ArgumentError: n_pairs: got 30. Pass an integer from 1 to 26.
-    """
-    is_int = isinstance(value, int) or type(value).__name__.startswith(("int", "uint"))  # numpy ints too
-    if isinstance(value, bool) or not is_int or value < minimum or (maximum is not None and value > maximum):
-        if maximum is not None:
-            wanted = f"an integer from {minimum} to {maximum}"
-        else:
-            wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ArgumentError(f"{name}: got {describe(value)}. Pass {wanted}.")
-    return int(value)

@@ -21,7 +21,7 @@ import torch
 from rnnprobe.models.checkpoint import save_checkpoint
 from rnnprobe.models.recipes import RECIPES, evaluate_recipe
 from rnnprobe.models.shipped import CHECKPOINT_DIR
-from rnnprobe.training import train
+from rnnprobe.models.training import train
 
 
 def main() -> None:

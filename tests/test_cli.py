@@ -13,7 +13,7 @@ import pytest
 
 from rnnprobe import Recording
 from rnnprobe.cli import main
-from rnnprobe.demo import category_rdm
+from rnnprobe.cli.demo import category_rdm
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MPLBACKEND": "Agg"}
 

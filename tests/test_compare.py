@@ -10,10 +10,10 @@ import torch
 
 import rnnprobe
 from rnnprobe import Recording
+from rnnprobe.analysis import ModelComparison, compare_models
 from rnnprobe.analysis.decoding import decode
 from rnnprobe.analysis.rsa import RDMs, compare_rdms, compute_rdms
 from rnnprobe.errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError
-from rnnprobe.report import ModelComparison, compare_models
 
 matplotlib.use("Agg")
 

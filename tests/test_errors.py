@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rnnprobe import errors
+from rnnprobe import _validation, errors
 
 
 def test_hierarchy():
@@ -21,6 +21,6 @@ def test_describe():
 
 
 def test_check_option():
-    assert errors.check_option("method", "a", ["a", "b"]) == "a"
+    assert _validation.check_option("method", "a", ["a", "b"]) == "a"
     with pytest.raises(errors.UnknownNameError, match=r"method: got 'c', which is not one of 'a', 'b'"):
-        errors.check_option("method", "c", ["a", "b"])
+        _validation.check_option("method", "c", ["a", "b"])

@@ -34,9 +34,10 @@ def test_unknown_attribute():
 
 def test_importing_submodules_does_not_shadow_functions():
     code = (
-        "import rnnprobe.record, rnnprobe.training, rnnprobe, torch; "
+        "import rnnprobe.recording.recorder, rnnprobe.models.training, rnnprobe, torch, types; "
         "rec = rnnprobe.record(torch.nn.Sequential(rnnprobe.Tap()), torch.zeros(2, 3), progress=False); "
-        "assert rec.shapes == {'0': (2, 1, 3)}; assert callable(rnnprobe.train); print('ok')"
+        "assert rec.shapes == {'0': (2, 1, 3)}; assert callable(rnnprobe.train); "
+        "assert isinstance(rnnprobe.record, types.FunctionType); print('ok')"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr

@@ -174,8 +174,8 @@ def test_energy_efficient_rnn_learns_to_cancel_predictable_input():
     """A fast version of Ali et al.'s effect: trained on ascending digit sequences, the preactivation
     after the first step falls below what the input alone would give (W = 0)."""
     from rnnprobe.models.recipes import evaluate_recipe
+    from rnnprobe.models.training import train
     from rnnprobe.tasks import DigitSequences
-    from rnnprobe.training import train
 
     torch.manual_seed(0)
     model, task = EnergyEfficientRNN(64), DigitSequences(length=10)

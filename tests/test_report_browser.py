@@ -37,8 +37,8 @@ def _golden(tmp_path):
 
 
 def _comparison(tmp_path):
+    from rnnprobe.analysis import compare_models
     from rnnprobe.analysis.rsa import compute_rdms
-    from rnnprobe.report import compare_models
 
     recs, _ = _models(np.random.default_rng(0))
     neural = compute_rdms(recs["late"], "a", time=4)

@@ -7,7 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnprobe import Recording
-from rnnprobe.analysis.rsa import METHODS, RDMs, compute_rdms
+from rnnprobe.analysis.rsa import DISTANCES as METHODS
+from rnnprobe.analysis.rsa import RDMs, compute_rdms
 from rnnprobe.errors import ArgumentError, ArgumentTypeError, RnnprobeWarning, ShapeError, UnknownNameError
 
 RSATOOLBOX_METHOD = {"euclidean": "euclidean", "correlation": "correlation", "mahalanobis": "mahalanobis"}
@@ -145,7 +146,8 @@ def test_bad_input(rng):
         RDMs.from_rsatoolbox(np.zeros(3))
 
 
-from rnnprobe.analysis.rsa import COMPARE_METHODS, compare_rdms  # noqa: E402
+from rnnprobe.analysis.rsa import COMPARISONS as COMPARE_METHODS  # noqa: E402
+from rnnprobe.analysis.rsa import compare_rdms  # noqa: E402
 
 
 def _rsa_rdms(vectors):
@@ -250,7 +252,7 @@ def test_mds_recovers_planted_geometry_and_plots(rng):
 def test_rank_rows_equals_scipy_with_ties(values):
     from scipy.stats import rankdata
 
-    from rnnprobe.analysis.rsa import rank_rows
+    from rnnprobe.analysis._ranks import rank_rows
 
     x = np.array(values, dtype=float)
     np.testing.assert_array_equal(rank_rows(x), rankdata(x, axis=1))

@@ -6,7 +6,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnprobe import Recording
-from rnnprobe._lazy import LazyArray
 from rnnprobe.errors import (
     ArgumentTypeError,
     IncompleteStoreError,
@@ -14,7 +13,8 @@ from rnnprobe.errors import (
     StoreFormatError,
     StoreNotFoundError,
 )
-from rnnprobe.store import StoreWriter
+from rnnprobe.recording.lazy import LazyArray
+from rnnprobe.recording.store import StoreWriter
 
 
 def _mixed_recording(n=11):

@@ -6,8 +6,8 @@ import torch
 import rnnprobe.models as zoo
 from rnnprobe.errors import ArgumentError, ArgumentTypeError, StoreFormatError, StoreNotFoundError, UnknownNameError
 from rnnprobe.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, task_from_checkpoint
+from rnnprobe.models.training import train
 from rnnprobe.tasks import FlipFlop, OccludedDigits
-from rnnprobe.training import train
 
 MODELS = [
     lambda: zoo.LSTM(3, 5, 2, num_layers=2, record_gates=True),

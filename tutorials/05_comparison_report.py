@@ -34,7 +34,7 @@ matplotlib.use("Agg")
 torch.set_num_threads(1)
 
 import rnnprobe
-from rnnprobe.demo import category_rdm
+from rnnprobe.cli.demo import category_rdm
 
 # %% [markdown]
 # ## Record every model on the same stimuli

@@ -1,1 +1,63 @@
-"""Analyses of a `Recording`: each returns a small result object with `.plot()`."""
+"""Analyses of a `Recording` (model states or neural responses), each returning a result.
+
+Every result follows :class:`~rnnprobe.analysis.protocol.AnalysisResult`: ``summary()`` (a dict of
+numbers), ``plot()`` (a new figure) and, where it is one panel, ``draw(ax)``; any result can be
+added to a :class:`~rnnprobe.Report`.
+
+>>> from rnnprobe.analysis import compute_rdms, decode, fit_pca  # doctest: +SKIP
+
+The submodules load when one of their names is first used (``import rnnprobe.analysis`` is light).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, tuple[str, ...]] = {
+    ".pca": ("PCAResult", "fit_pca", "participation_ratio"),
+    ".rsa": (
+        "ModelDataComparison",
+        "RDMs",
+        "compare_model_to_data",
+        "compare_rdms",
+        "compute_rdms",
+        "noise_ceiling",
+        "pool_rdms",
+    ),
+    ".inference": (
+        "BootstrapResult",
+        "PermutationResult",
+        "bootstrap_conditions",
+        "bootstrap_conditions_and_subjects",
+        "bootstrap_subjects",
+        "permutation_test",
+    ),
+    ".decoding": ("DecodingResult", "decode"),
+    ".fixed_points": ("FixedPoints", "SlowPoints", "find_fixed_points", "recorded_states"),
+    ".timescales": ("MemoryDecay", "TimescaleResult", "autocorrelation", "fit_timescales", "memory_decay"),
+    ".flyhash": (
+        "FlyHash",
+        "HashComparison",
+        "compare_hashes",
+        "fly_hash",
+        "hash_recording",
+        "mean_average_precision",
+        "random_projection",
+    ),
+    ".compare": ("ModelComparison", "compare_models"),
+    ".protocol": ("AnalysisResult",),
+}
+_SOURCE = {name: module for module, names in _EXPORTS.items() for name in names}
+
+__all__ = sorted(_SOURCE)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SOURCE:
+        return getattr(importlib.import_module(_SOURCE[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SOURCE))

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import ArgumentError, ArgumentTypeError, ShapeError, check_int, describe
+from .._validation import check_int
+from ..errors import ArgumentError, ArgumentTypeError, ShapeError, describe
 
 
 class StateMap:

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._indexing import as_positions, normalize_index
-from ..errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, check_int, describe, format_choices
+from .._validation import check_int
+from ..errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
 from ..recording import Recording
 from . import _scores
 from ._clusters import Cluster, cluster_test
@@ -124,7 +124,7 @@ class DecodingResult:
     def plot(self, *, alpha: float = 0.05) -> Figure:
         """Score over time with the chance line and significant clusters, or the generalization
         matrix (train time x test time) with its diagonal and cluster outlines."""
-        from ._plotting import pyplot
+        from .plotting import pyplot
 
         plt = pyplot()
         if not self.generalize:
@@ -535,7 +535,7 @@ def decode(
     from sklearn.base import is_classifier, is_regressor
     from sklearn.utils.multiclass import type_of_target
 
-    layer = recording._default_layer(layer)
+    layer = recording.resolve_layer(layer)
     values, target_name = _target(recording, target)
     if isinstance(estimator, str):
         if estimator not in ESTIMATORS:
@@ -586,14 +586,14 @@ def decode(
         )
     n_permutations = check_int("n_permutations", n_permutations, minimum=0)
 
-    positions = _time_positions(recording, layer, time)
+    positions = recording.time_positions(layer, time)
     x = np.asarray(recording.get(layer, time=positions, flatten=True), dtype=np.float64)
     times = np.asarray(recording.times[layer])[positions]
     if test is not None:
         if not isinstance(test, Recording):
             raise ArgumentTypeError(f"test: got {describe(test)}. Pass a Recording to test on.")
-        test_layer = test._default_layer(layer)
-        test_positions = _time_positions(test, test_layer, time)
+        test_layer = test.resolve_layer(layer)
+        test_positions = test.time_positions(test_layer, time)
         x_test = np.asarray(test.get(test_layer, time=test_positions, flatten=True), dtype=np.float64)
         if x_test.shape[2] != x.shape[2]:
             raise ShapeError(
@@ -693,12 +693,6 @@ def _check_device(device: Any) -> Any:
     if parsed.type == "cuda" and not torch.cuda.is_available():
         raise ArgumentError(f"device: {device!r} was requested but torch sees no CUDA device here. Use device='cpu'.")
     return parsed
-
-
-def _time_positions(recording: Recording, layer: str, time: Any) -> np.ndarray:
-    """Positions of the selected time steps (an int selects one step and keeps the axis)."""
-    n_steps = recording.shapes[layer][1]
-    return as_positions(normalize_index(time, n_steps, name="time"), n_steps)
 
 
 def _code(y: np.ndarray, n_classes: int | None) -> np.ndarray:

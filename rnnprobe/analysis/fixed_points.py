@@ -33,7 +33,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import ArgumentError, ConvergenceError, ShapeError, check_int, check_option, describe
+from .._validation import check_int, check_option
+from ..errors import ArgumentError, ConvergenceError, ShapeError, describe
 from ..recording import Recording
 from ._fp_search import METHODS, levenberg_marquardt, newton_polish, small
 from ._state_map import StateMap, as_inputs, as_states
@@ -183,7 +184,7 @@ class FixedPoints:
         (a Recording whose ``layer`` has the packed state's size, or an array (..., d)), stable
         ones filled and unstable ones open, with their unstable eigenvectors as lines; and the
         eigenvalue spectra with the unit circle (or the imaginary axis in continuous time)."""
-        from ._plotting import pyplot
+        from .plotting import pyplot
 
         fig, (ax, ax_eig) = pyplot().subplots(1, 2, figsize=(9, 4), layout="constrained")
         self.draw_points(ax, trajectories, layer=layer, n_eigenvectors=n_eigenvectors, scale=scale)
@@ -198,7 +199,7 @@ class FixedPoints:
         d = self.states.shape[1]
         if trajectories is not None:
             if isinstance(trajectories, Recording):
-                traj = np.asarray(trajectories.get(trajectories._default_layer(layer), flatten=True), dtype=float)
+                traj = np.asarray(trajectories.get(trajectories.resolve_layer(layer), flatten=True), dtype=float)
             else:
                 traj = np.asarray(trajectories, dtype=float)
             if traj.shape[-1] != d:
@@ -590,7 +591,7 @@ def recorded_states(recording: Recording, layer: str | list[str] | None = None) 
 
 
 def _names(recording: Recording, layer: str | list[str] | None) -> list[str]:
-    return list(layer) if isinstance(layer, list | tuple) else [recording._default_layer(layer)]
+    return list(layer) if isinstance(layer, list | tuple) else [recording.resolve_layer(layer)]
 
 
 def _initial_states(states: Any, sm: StateMap, layer: Any, n_initial: int, rng: np.random.Generator) -> Tensor:

@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ArgumentError, ShapeError, check_int, describe
+from .._validation import check_int
+from ..errors import ArgumentError, ShapeError, describe
 from ..recording import Recording
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -284,7 +285,7 @@ class HashComparison:
 
     def plot(self) -> Figure:
         """MAP and RSA against hash length, fly vs LSH (mean and s.d. over draws)."""
-        from ._plotting import pyplot
+        from .plotting import pyplot
 
         fig, axes = pyplot().subplots(1, 2, figsize=(9, 3.4), layout="constrained")
         for ax, (fly, lsh, label) in zip(axes, ((self.fly_map, self.lsh_map, "mean average precision"),
@@ -379,7 +380,7 @@ def hash_recording(recording: Recording, layer: str | None = None, hasher: Any =
     >>> hash_recording(rec, "h", expansion=10, k=4).shapes
     {'h:flyhash': (8, 3, 50)}
     """
-    layer = recording._default_layer(layer)
+    layer = recording.resolve_layer(layer)
     states = np.asarray(recording.get(layer, flatten=True), dtype=np.float64)
     n, t, d = states.shape
     hasher = fly_hash(d, **kwargs) if hasher is None else hasher

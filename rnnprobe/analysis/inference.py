@@ -15,19 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ArgumentError, ShapeError, check_int, check_option, describe
+from .._validation import check_int, check_option
+from ..errors import ArgumentError, ShapeError, describe
 from ._pattern_bootstrap import pattern_bootstrap
-from .rsa import (
-    COMPARE_METHODS,
-    DOT_METHODS,
-    RDMs,
-    compare_rdms,
-    n_conditions,
-    noise_ceiling,
-    paired_vectors,
-    rank_rows,
-    similarity_transform,
-)
+from ._ranks import rank_rows
+from .rsa import COMPARISONS, RDMs, compare_rdms, n_conditions, noise_ceiling, paired_vectors, similarity_transform
+from .rsa.compare import DOT_METHODS
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -200,7 +193,7 @@ class BootstrapResult:
 
     def plot(self) -> Figure:
         """Mean model performance with 95% bootstrap intervals and the noise-ceiling band."""
-        from ._plotting import pyplot
+        from .plotting import pyplot
 
         plt = pyplot()
         fig, ax = plt.subplots(figsize=(max(3.5, 0.8 * len(self.model_names) + 1.5), 4), layout="constrained")
@@ -221,7 +214,7 @@ class BootstrapResult:
 
 
 def _check_resampling_method(method: str) -> None:
-    check_option("method", method, COMPARE_METHODS)
+    check_option("method", method, COMPARISONS)
     if method in ("corr_cov", "cosine_cov"):
         raise ArgumentError(
             f"method: {method!r} whitens with the full RDM structure, which resampled RDMs (with gaps for "
@@ -490,7 +483,7 @@ def permutation_test(
     >>> float(result.p_values[0])
     0.001
     """
-    check_option("method", method, COMPARE_METHODS)
+    check_option("method", method, COMPARISONS)
     if method in ("corr_cov", "cosine_cov"):
         raise ArgumentError(f"method: {method!r} is not supported by permutation_test; use a plain comparison.")
     model_vectors, data_vectors = paired_vectors(models, data, names=("models", "data"))

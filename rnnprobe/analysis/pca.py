@@ -21,17 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._indexing import as_positions, normalize_index
-from ..errors import (
-    ArgumentError,
-    ArgumentTypeError,
-    ShapeError,
-    UnknownNameError,
-    check_int,
-    check_option,
-    describe,
-    format_choices,
-)
+from .._validation import check_int, check_option
+from ..errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
 from ..recording import Recording
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -170,7 +161,7 @@ class PCAResult:
         max_trajectories : int
             Draw at most this many stimuli (evenly spaced), to keep figures readable.
         """
-        from ._plotting import category_colors, pyplot
+        from .plotting import category_colors, pyplot
 
         plt = pyplot()
         if len(components) not in (2, 3) or max(components) >= self.n_components:
@@ -259,11 +250,11 @@ def fit_pca(
     if not isinstance(recording, Recording):
         raise ArgumentTypeError(f"recording: got {describe(recording)}. Pass an rnnprobe Recording.")
     check_option("backend", backend, ("numpy", "torch"))
-    layer = recording._default_layer(layer)
+    layer = recording.resolve_layer(layer)
     states = recording.get(layer, flatten=True).astype(np.float64)  # (stimulus, time, units)
-    _, n_time, n_units = states.shape
+    n_units = states.shape[2]
 
-    fit_time = as_positions(normalize_index(time, n_time, name="time"), n_time)
+    fit_time = recording.time_positions(layer, time)
     fit_stim = recording.stimulus_index(stimuli)
     sample = states[fit_stim][:, fit_time].reshape(-1, n_units)
     if sample.shape[0] < 2:

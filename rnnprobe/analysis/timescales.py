@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ArgumentError, ArgumentTypeError, ShapeError, check_int, describe
+from .._validation import check_int
+from ..errors import ArgumentError, ArgumentTypeError, ShapeError, describe
 from ..recording import Recording
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -160,7 +161,7 @@ class TimescaleResult:
     def plot(self, others: dict[str, TimescaleResult] | None = None) -> Figure:
         """Mean autocorrelation over lags with the fit at the median tau, and the distribution of
         log tau; ``others`` (label -> result) are drawn alongside (e.g. cell vs hidden states)."""
-        from ._plotting import OKABE_ITO, pyplot
+        from .plotting import OKABE_ITO, pyplot
 
         results = {self.layer: self, **(others or {})}
         fig, (ax, ax2) = pyplot().subplots(1, 2, figsize=(9, 3.4), layout="constrained")
@@ -220,13 +221,11 @@ def fit_timescales(
     >>> bool(abs(result.tau[0] - truth) < 0.5)          # estimated from 400 trials
     True
     """
-    from .._indexing import as_positions, normalize_index
 
     if not isinstance(recording, Recording):
         raise ArgumentTypeError(f"recording: got {describe(recording)}. Pass an rnnprobe Recording.")
-    layer = recording._default_layer(layer)
-    n_time = recording.shapes[layer][1]
-    steps = as_positions(normalize_index(time, n_time, name="time"), n_time)
+    layer = recording.resolve_layer(layer)
+    steps = recording.time_positions(layer, time)
     if len(steps) > 1 and not (np.diff(steps) == 1).all():
         raise ArgumentError("time: pass consecutive time steps (a slice): lags are counted in steps.")
     states = np.asarray(recording.get(layer, time=steps, flatten=True), dtype=np.float64)
@@ -282,7 +281,7 @@ class MemoryDecay:
 
     def plot(self, others: dict[str, MemoryDecay] | None = None) -> Figure:
         """Score against lag, with the chance line (``others`` drawn alongside)."""
-        from ._plotting import OKABE_ITO, pyplot
+        from .plotting import OKABE_ITO, pyplot
 
         fig, ax = pyplot().subplots(figsize=(5, 3.4), layout="constrained")
         for (label, r), color in zip({self.layer: self, **(others or {})}.items(), OKABE_ITO[4:] + OKABE_ITO[:4],
@@ -333,7 +332,7 @@ def memory_decay(
 
     if not isinstance(recording, Recording):
         raise ArgumentTypeError(f"recording: got {describe(recording)}. Pass an rnnprobe Recording.")
-    layer = recording._default_layer(layer)
+    layer = recording.resolve_layer(layer)
     states = np.asarray(recording.get(layer, flatten=True))
     n, t, _ = states.shape
     u = np.asarray(inputs)

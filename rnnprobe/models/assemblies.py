@@ -27,8 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ArgumentError, UnknownNameError, check_int, describe, format_choices
-from ..recording import Recording
+from .._validation import check_int
+from ..errors import ArgumentError, UnknownNameError, describe, format_choices
+from ..recording.container import Recording
 
 
 @dataclass

@@ -22,7 +22,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..errors import ArgumentTypeError, ShapeError, check_int, describe
+from .._validation import check_int
+from ..errors import ArgumentTypeError, ShapeError, describe
 
 State = Any  # Tensor | tuple[Tensor, ...] | dict[str, Tensor] (nested)
 

@@ -21,8 +21,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..errors import ArgumentError, ArgumentTypeError, ShapeError, check_int, check_option, describe
-from ..tap import Tap
+from .._validation import check_int, check_option
+from ..errors import ArgumentError, ArgumentTypeError, ShapeError, describe
+from ..recording.tap import Tap
+from ..tasks.base import summed_cross_entropy
 from .base import RecurrentModel
 
 CONNECTIONS = ("B", "BL", "BT", "BLT", "B-K", "B-F")
@@ -199,6 +201,4 @@ class BLT(RecurrentModel):
     @staticmethod
     def sequence_loss(logits: Tensor, labels: Tensor) -> Tensor:
         """Cross-entropy summed over time steps, averaged over the batch (Spoerer et al. 2017)."""
-        n, steps, classes = logits.shape
-        per_step = nn.functional.cross_entropy(logits.reshape(n * steps, classes), labels.repeat_interleave(steps))
-        return per_step * steps
+        return summed_cross_entropy(logits, labels)

@@ -22,8 +22,9 @@ import copy
 import torch
 from torch import Tensor, nn
 
-from ..errors import ArgumentError, check_int, describe
-from ..tap import Tap
+from .._validation import check_int
+from ..errors import ArgumentError, describe
+from ..recording.tap import Tap
 from .base import RecurrentModel
 
 

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import ShapeError, check_int, describe
-from ..tap import Tap
+from .._validation import check_int
+from ..errors import ShapeError, describe
+from ..recording.tap import Tap
 from .base import RecurrentModel
 
 

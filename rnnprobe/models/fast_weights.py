@@ -19,8 +19,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..errors import ArgumentError, check_int, describe
-from ..tap import Tap
+from .._validation import check_int
+from ..errors import ArgumentError, describe
+from ..recording.tap import Tap
 from .base import RecurrentModel, embedding
 
 

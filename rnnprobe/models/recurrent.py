@@ -27,8 +27,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..errors import ArgumentError, ArgumentTypeError, check_int, describe
-from ..tap import Tap
+from .._validation import check_int
+from ..errors import ArgumentError, ArgumentTypeError, describe
+from ..recording.tap import Tap
 from .base import RecurrentModel, State, embedding
 from .unrolled import GATES, gru_cell, layer_weights, lstm_cell, rnn_cell, rnn_kind
 

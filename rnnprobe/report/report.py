@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import check_option
 from .._version import __version__
-from ..errors import ArgumentError, ArgumentTypeError, check_option, describe
+from ..errors import ArgumentError, ArgumentTypeError, describe
 from . import _html
 
 FIGURE_FORMATS = ("svg", "png", "pdf")
@@ -239,10 +240,10 @@ class Report:
             figures_dir = path.parent / f"{path.stem}_figures"
             figures_dir.mkdir(exist_ok=True)
             for name, content in exports:
-                _write(figures_dir / name, content)
+                write_atomic(figures_dir / name, content)
         if numbers is not None:
-            _write(path.with_suffix(".json"), numbers)
-        _write(path, page)
+            write_atomic(path.with_suffix(".json"), numbers)
+        write_atomic(path, page)
         return path
 
     def __repr__(self) -> str:
@@ -267,7 +268,8 @@ def _render(figure: Any, fmt: str, *, dpi: int = 150) -> bytes:
     return buffer.getvalue()
 
 
-def _write(path: Path, content: bytes) -> None:
+def write_atomic(path: Path, content: bytes) -> None:
+    """Write ``content`` to ``path`` through a temporary file beside it and a rename: all or nothing."""
     handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(handle, "wb") as f:

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import check_int, check_option
+from .._validation import check_int, check_option
 
 SPLITS = ("train", "test")
 
@@ -77,6 +77,16 @@ class Task:
 def last_step_accuracy(logits: Tensor, labels: Tensor) -> float:
     """Accuracy of the argmax of the last step's logits, (trial, time, classes)."""
     return float((logits[:, -1].argmax(-1) == labels).float().mean())
+
+
+def summed_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
+    """Cross-entropy summed over time steps, averaged over the batch (per-step readouts, Spoerer et al. 2017).
+
+    ``logits`` is (batch, time, class), ``labels`` (batch,): every step is scored against the label.
+    """
+    n, steps, classes = logits.shape
+    per_step = torch.nn.functional.cross_entropy(logits.reshape(n * steps, classes), labels.repeat_interleave(steps))
+    return per_step * steps
 
 
 def as_tensor(array: np.ndarray, dtype: torch.dtype = torch.float32) -> Tensor:

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import ArgumentError, check_int, describe
-from .base import Task, TaskData, as_tensor, last_step_accuracy
+from .._validation import check_int
+from ..errors import ArgumentError, describe
+from .base import Task, TaskData, as_tensor, last_step_accuracy, summed_cross_entropy
 
 TEST_FRACTION = 0.25
 
@@ -101,9 +102,7 @@ class OccludedDigits(Task):
 
     def loss(self, output: Tensor, data: TaskData) -> Tensor:
         """Cross-entropy summed over time steps (per-step readouts, as in Spoerer et al. 2017)."""
-        from ..models.blt import BLT
-
-        return BLT.sequence_loss(output, data.y)
+        return summed_cross_entropy(output, data.y)
 
     def metric(self, output: Tensor, data: TaskData) -> float:
         """Accuracy at the final time step."""

@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import ArgumentError, check_int, describe
+from .._validation import check_int
+from ..errors import ArgumentError, describe
 from .base import Task, TaskData, as_tensor
 
 

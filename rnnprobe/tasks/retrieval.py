@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import check_int
+from .._validation import check_int
 from .base import Task, TaskData, as_tensor, last_step_accuracy
 
 SYMBOLS = string.ascii_lowercase + string.digits + "?"

@@ -16,17 +16,18 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, check_int, describe, format_choices
+from .._validation import check_int
+from ..errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
 from ..recording import Recording
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-    from ..analysis.decoding import DecodingResult
-    from ..analysis.fixed_points import FixedPoints
-    from ..analysis.pca import PCAResult
-    from ..analysis.rsa import ModelDataComparison, RDMs
-    from .report import Report
+    from ..report import Report
+    from .decoding import DecodingResult
+    from .fixed_points import FixedPoints
+    from .pca import PCAResult
+    from .rsa import ModelDataComparison, RDMs
 
 ANALYSES = ("pca", "rdms", "rsa", "decoding", "generalization", "fixed_points")
 
@@ -164,7 +165,7 @@ class ModelComparison:
         """Figure name -> function drawing it, for every figure the results allow, in report order."""
         from functools import partial
 
-        from . import _compare_figures as figs
+        from ..report import comparison_figures as figs
 
         makers: dict[str, Any] = {}
         if self.pca:
@@ -182,7 +183,7 @@ class ModelComparison:
         return makers
 
     def figures(self) -> dict[str, Figure]:
-        """Every side-by-side figure, by name (see :mod:`rnnprobe.report._compare_figures`); the RDM
+        """Every side-by-side figure, by name (see :mod:`rnnprobe.report.comparison_figures`); the RDM
         figure when "rdms" was asked for (RDMs computed only for RSA are not drawn)."""
         return {k: make(self) for k, make in self._makers().items() if k != "rdms" or "rdms" in self.analyses}
 
@@ -201,8 +202,8 @@ class ModelComparison:
         """The comparison as report sections: summary table, then one section per analysis with the
         side-by-side figure and each model's key numbers. Adds to ``report`` when given, with section
         titles starting with ``prefix`` (e.g. "BLT: Decoding over time") to tell comparisons apart."""
-        from . import _compare_figures as figs
-        from .report import Report
+        from ..report import Report
+        from ..report import comparison_figures as figs
 
         report = Report(title) if report is None else report
 
@@ -277,7 +278,7 @@ def _layers(recordings: dict[str, Recording], layers: Any) -> dict[str, list[str
 
 
 def _neural(neural: Any, subjects: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    from ..analysis.rsa import RDMs
+    from .rsa import RDMs
 
     if neural is None:
         if subjects is not None:
@@ -303,14 +304,14 @@ def _neural(neural: Any, subjects: Any) -> tuple[dict[str, Any], dict[str, Any]]
 
 
 def _n_conditions(rdms: Any) -> int:
-    from ..analysis.rsa import _vectors, n_conditions
+    from .rsa import as_vectors, n_conditions
 
-    return n_conditions(_vectors(rdms, "neural").shape[1])
+    return n_conditions(as_vectors(rdms, "neural").shape[1])
 
 
 def _fp_layers(model: Any, rec: Recording, chosen: Any, name: str) -> list[str] | str:
     """The recorded layers whose units, joined in order, make the model's packed state."""
-    from ..analysis._state_map import StateMap
+    from ._state_map import StateMap
 
     if chosen is not None:
         return [chosen] if isinstance(chosen, str) else list(chosen)
@@ -411,18 +412,18 @@ def compare_models(
     >>> table["model"], table["decoding: peak time"]
     (['slow', 'fast'], [4, 1])
     """
-    from ..analysis.decoding import decode
-    from ..analysis.fixed_points import find_fixed_points
-    from ..analysis.pca import fit_pca
-    from ..analysis.rsa import COMPARE_METHODS, METHODS, compare_model_to_data, compute_rdms
-    from ..errors import check_option
+    from .._validation import check_option
+    from .decoding import decode
+    from .fixed_points import find_fixed_points
+    from .pca import fit_pca
+    from .rsa import COMPARISONS, DISTANCES, compare_model_to_data, compute_rdms
 
     recordings = _check_recordings(recordings)
     names = list(recordings)
     chosen_layers = _layers(recordings, layers)
     neural, subjects = _neural(neural, subjects)
-    check_option("rdm_method", rdm_method, METHODS)
-    check_option("compare_method", compare_method, COMPARE_METHODS)
+    check_option("rdm_method", rdm_method, DISTANCES)
+    check_option("compare_method", compare_method, COMPARISONS)
     n_initial = check_int("n_initial", n_initial, minimum=1)
     models = {} if models is None else dict(models)
     for name in models:

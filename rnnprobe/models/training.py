@@ -9,8 +9,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ArgumentError, ArgumentTypeError, check_int, describe
-from .tasks.base import Task
+from .._validation import check_int
+from ..errors import ArgumentError, ArgumentTypeError, describe
+from ..tasks.base import Task
 
 
 @dataclass

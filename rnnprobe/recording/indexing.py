@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ArgumentError, ArgumentTypeError, describe
+from ..errors import ArgumentError, ArgumentTypeError, describe
 
 
 def normalize_index(index: Any, n: int, *, name: str) -> slice | np.ndarray:

@@ -1,5 +1,5 @@
 """The ``rnnprobe`` command: ``demo``, ``models``, and ``record`` / ``analyze`` / ``report`` from a
-TOML configuration (see :mod:`rnnprobe.config`). Errors are one line on stderr and exit status 2;
+TOML configuration (see :mod:`rnnprobe.cli.config`). Errors are one line on stderr and exit status 2;
 a command that fails writes nothing."""
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._version import __version__
-from .errors import RnnprobeError
+from .._version import __version__
+from ..errors import RnnprobeError
 
-CONFIG_HELP = "TOML configuration: models, stimuli, layers, analyses, neural RDMs (see `rnnprobe.config`)"
+CONFIG_HELP = "TOML configuration: models, stimuli, layers, analyses, neural RDMs (see `rnnprobe.cli.config`)"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,8 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _models() -> None:
-    from .models import load
-    from .models.shipped import available
+    from ..models import load
+    from ..models.shipped import available
 
     rows = []
     for name in available():
@@ -89,8 +89,8 @@ def _models() -> None:
 
 def _configured(args: argparse.Namespace) -> None:
     """record / analyze / report: read and check the whole configuration, then run."""
+    from ..report import write_atomic
     from .config import build_model, check_layers, load_config
-    from .report.report import _write
 
     config = load_config(args.config)
     progress = not args.no_progress
@@ -102,13 +102,13 @@ def _configured(args: argparse.Namespace) -> None:
         return
     comparison = _analyze(config, models, progress)
     if args.command == "analyze":
-        from .report import Report
+        from ..report import Report
 
         report = comparison.to_report(Report(f"rnnprobe analyze: {config.path.name}"))
         _print_table(comparison.table())
         config.output.mkdir(parents=True, exist_ok=True)
         out = config.output / "analysis.json"
-        _write(out, report.to_json().encode("utf-8"))
+        write_atomic(out, report.to_json().encode("utf-8"))
         print(f"numbers written: {out.resolve()}")
     else:
         report = comparison.to_report(title=f"rnnprobe report: {config.path.name}")
@@ -126,8 +126,8 @@ def _record(config: Any, models: dict[str, Any], progress: bool) -> None:
 
     import torch
 
+    from ..recording import record
     from .config import load_stimuli
-    from .record import record
 
     torch.set_num_threads(1)
     x, metadata = load_stimuli(config, next(iter(models.values())))
@@ -152,10 +152,10 @@ def _record(config: Any, models: dict[str, Any], progress: bool) -> None:
 
 
 def _analyze(config: Any, models: dict[str, Any], progress: bool) -> Any:
+    from ..analysis import compare_models
+    from ..errors import StoreNotFoundError
+    from ..recording import Recording
     from .config import load_neural
-    from .errors import StoreNotFoundError
-    from .recording import Recording
-    from .report import compare_models
 
     recordings = {}
     for spec in config.models:
@@ -177,7 +177,7 @@ def _analyze(config: Any, models: dict[str, Any], progress: bool) -> Any:
 
 
 def _print_table(table: dict[str, list[Any]]) -> None:
-    from .report._html import format_value
+    from ..report import format_value
 
     for i, model in enumerate(table["model"]):
         print(f"{model}: " + ", ".join(f"{k} {format_value(v[i])}" for k, v in table.items() if k != "model"))

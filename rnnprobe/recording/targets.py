@@ -1,6 +1,6 @@
 """What to record: names of recordable states, the hooked modules and their hooks.
 
-See :mod:`rnnprobe.record` for the naming scheme.
+See :mod:`rnnprobe.recording.recorder` for the naming scheme.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from .errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
-from .models.unrolled import rnn_kind, state_names, unrolled_forward
+from ..errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
+from ..models.unrolled import rnn_kind, state_names, unrolled_forward
 from .tap import SEP, Tap
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ._sink import Sink
+    from .sink import Sink
 
 
 def named_modules(model: nn.Module) -> dict[str, nn.Module]:

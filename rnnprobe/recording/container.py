@@ -16,9 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._indexing import as_slice_if_contiguous, normalize_index
-from ._lazy import LazyArray
-from .errors import (
+from ..errors import (
     ArgumentError,
     ArgumentTypeError,
     ShapeError,
@@ -26,6 +24,8 @@ from .errors import (
     describe,
     format_choices,
 )
+from .indexing import as_positions, as_slice_if_contiguous, normalize_index
+from .lazy import LazyArray
 
 if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
@@ -240,7 +240,7 @@ class Recording:
 
     def unit_shape(self, layer: str) -> tuple[int, ...]:
         """Shape of one time step of ``layer`` for one stimulus."""
-        return tuple(self._states[self._check_layer(layer)].shape[2:])
+        return tuple(self._states[self.resolve_layer(layer)].shape[2:])
 
     def column(self, name: str) -> np.ndarray:
         """One metadata column as a read-only numpy array."""
@@ -279,7 +279,22 @@ class Recording:
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ selection
-    def _check_layer(self, layer: str) -> str:
+    def resolve_layer(self, layer: str | None = None) -> str:
+        """The name of a recorded layer, checked; ``None`` names the only layer of a one-layer recording.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> Recording({"h": np.zeros((2, 3, 4))}).resolve_layer()
+        'h'
+        """
+        if layer is None:
+            if len(self._states) != 1:
+                raise ArgumentError(
+                    f"layer: this recording has {len(self._states)} layers "
+                    f"({format_choices(self._states)}). Name the one you want."
+                )
+            return next(iter(self._states))
         if not isinstance(layer, str):
             raise ArgumentTypeError(f"layer: got {describe(layer)}. Pass a layer name (str).")
         if layer not in self._states:
@@ -288,15 +303,30 @@ class Recording:
             )
         return layer
 
-    def _default_layer(self, layer: str | None) -> str:
-        if layer is not None:
-            return self._check_layer(layer)
-        if len(self._states) != 1:
+    def time_positions(self, layer: str | None = None, time: Any = None) -> np.ndarray:
+        """Positions of the time steps selected by ``time`` (int, slice, mask or list) in ``layer``.
+
+        An int selects one step (and keeps it as a one-element array); ``None`` selects all; a
+        selection of no step is refused.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> Recording({"h": np.zeros((2, 5, 4))}).time_positions("h", slice(-2, None))
+        array([3, 4])
+        """
+        layer = self.resolve_layer(layer)
+        n_time = self._states[layer].shape[1]
+        try:
+            positions = as_positions(normalize_index(time, n_time, name="time"), n_time)
+        except ArgumentError as exc:
+            raise type(exc)(f"{exc} (layer {layer!r} has {n_time} time steps)") from None
+        if positions.size == 0:
             raise ArgumentError(
-                f"layer: this recording has {len(self._states)} layers "
-                f"({format_choices(self._states)}). Name the one you want."
+                f"time: got {describe(time)}, which selects no time step of layer {layer!r} ({n_time} steps, "
+                f"0..{n_time - 1}). Select at least one step."
             )
-        return next(iter(self._states))
+        return positions
 
     def stimulus_index(
         self,
@@ -385,7 +415,7 @@ class Recording:
             ``(stimulus, time, *units)``; ``(stimulus, *units)`` for an int ``time``.
             Only the selected part is read from disk.
         """
-        layer = self._default_layer(layer)
+        layer = self.resolve_layer(layer)
         array = self._states[layer]
         stim_index = self.stimulus_index(stimuli, where=where, query=query)
         n_time = array.shape[1]
@@ -430,9 +460,9 @@ class Recording:
         if layers is None:
             names = list(self._states)
         elif isinstance(layers, str):
-            names = [self._check_layer(layers)]
+            names = [self.resolve_layer(layers)]
         else:
-            names = [self._check_layer(name) for name in layers]
+            names = [self.resolve_layer(name) for name in layers]
             if not names:
                 raise ArgumentError("layers: got an empty list. Name at least one layer, or pass None for all.")
         stim_index = self.stimulus_index(stimuli, where=where, query=query)

@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ArgumentError, ArgumentTypeError, StoreNotFoundError, UnknownNameError, describe, format_choices
+from ..errors import ArgumentError, ArgumentTypeError, StoreNotFoundError, UnknownNameError, describe, format_choices
 
 SECTIONS = ("output", "stimuli", "models", "analyses", "neural")
 MODEL_KEYS = ("name", "checkpoint", "factory", "kwargs", "weights", "layers", "fixed_point_layers")
@@ -124,9 +124,9 @@ def _names(value: Any, where: str) -> list[str] | None:
 
 def load_config(path: str | Path) -> Config:
     """Read and check a configuration (see the module docstring); paths resolve against its folder."""
-    from .analysis.rsa import COMPARE_METHODS, METHODS
-    from .models.shipped import available
-    from .report.compare import ANALYSES
+    from ..analysis.compare import ANALYSES
+    from ..analysis.rsa import COMPARISONS, DISTANCES
+    from ..models.shipped import available
 
     path = Path(path)
     raw = _toml(path)
@@ -178,7 +178,7 @@ def load_config(path: str | Path) -> Config:
     for name in [run] if isinstance(run, str) else run:
         if name not in ANALYSES:
             raise UnknownNameError(f"analyses.run: {name!r} is not an analysis. Available: {format_choices(ANALYSES)}.")
-    for key, allowed in (("rdm_method", METHODS), ("compare_method", COMPARE_METHODS)):
+    for key, allowed in (("rdm_method", DISTANCES), ("compare_method", COMPARISONS)):
         if key in analyses and analyses[key] not in allowed:
             raise UnknownNameError(f"analyses.{key}: got {analyses[key]!r}. Available: {format_choices(allowed)}.")
     neural = {}
@@ -204,8 +204,8 @@ def build_model(spec: ModelSpec, base: Path) -> Any:
     """The model of a spec: a shipped or saved checkpoint, or an importable factory (+ weights)."""
     import torch
 
-    from .models import load, load_checkpoint
-    from .models.shipped import available
+    from ..models import load, load_checkpoint
+    from ..models.shipped import available
 
     if spec.checkpoint is not None:
         return load(spec.checkpoint) if spec.checkpoint in available() else load_checkpoint(spec.checkpoint)
@@ -238,7 +238,7 @@ def load_stimuli(config: Config, first_model: Any) -> tuple[Any, dict[str, np.nd
     """(inputs, metadata) from the stimuli file or the first model's task."""
     stimuli = config.stimuli
     if stimuli.get("task"):
-        from .models import task_from_checkpoint
+        from ..models import task_from_checkpoint
 
         task = task_from_checkpoint(first_model)
         data = task.sample(int(stimuli.get("n", 500)), split=stimuli.get("split", "test"))
@@ -256,7 +256,7 @@ def load_stimuli(config: Config, first_model: Any) -> tuple[Any, dict[str, np.nd
 
 def load_neural(config: Config) -> tuple[dict[str, Any], dict[str, Any]]:
     """(neural RDMs, subject RDMs) per name (the neural value None where only subjects are given)."""
-    from .neural import load_rdms
+    from ..neural import load_rdms
 
     neural, subjects = {}, {}
     for name, entry in config.neural.items():
@@ -268,7 +268,7 @@ def load_neural(config: Config) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def check_layers(config: Config, models: dict[str, Any]) -> None:
     """Every configured layer exists in its model (before anything is recorded)."""
-    from .record import recordable
+    from ..recording import recordable
 
     for spec in config.models:
         if spec.layers is None:

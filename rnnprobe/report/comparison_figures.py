@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..analysis._plotting import OKABE_ITO, category_colors, pyplot
+from ..analysis.plotting import OKABE_ITO, category_colors, pyplot
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-    from .compare import ModelComparison
+    from ..analysis.compare import ModelComparison
 
 PANEL = 3.2  # inches per panel
 

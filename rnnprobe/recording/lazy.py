@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ._indexing import as_slice_if_contiguous, compose, index_length
+from .indexing import as_slice_if_contiguous, compose, index_length
 
 
 class LazyArray:

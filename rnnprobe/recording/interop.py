@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import ArgumentTypeError, describe
+from ..errors import ArgumentTypeError, describe
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .recording import Recording
+    from .container import Recording
 
 
 def _import(module: str, purpose: str) -> Any:
@@ -45,7 +45,7 @@ def to_xarray(recording: Recording, layer: str | None = None) -> Any:
 
     attrs = {"provenance": json.dumps(recording.provenance)}
     if layer is not None:
-        array = _data_array(recording, recording._check_layer(layer), time_dim="time", unit_prefix="")
+        array = _data_array(recording, recording.resolve_layer(layer), time_dim="time", unit_prefix="")
         array.attrs.update(attrs)
         return array
     xr = _import("xarray", "Recording.to_xarray")
@@ -66,7 +66,7 @@ def to_rsatoolbox(recording: Recording, layer: str | None = None, *, time: int |
     ``descriptors`` name the layer (and the time step for a Dataset).
     """
     rsd = _import("rsatoolbox.data", "Recording.to_rsatoolbox")
-    layer = recording._default_layer(layer)
+    layer = recording.resolve_layer(layer)
     obs = {"stimulus": np.arange(recording.n_stimuli)}
     obs.update({k: np.array(v) for k, v in recording._raw_metadata().items()})
     n_units = int(np.prod(recording.unit_shape(layer)))

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from .analysis.rsa import RDMs, compute_rdms
-from .errors import (
+from ..analysis.rsa import RDMs, compute_rdms
+from ..errors import (
     ArgumentError,
     ArgumentTypeError,
     ShapeError,
@@ -22,7 +22,7 @@ from .errors import (
     describe,
     format_choices,
 )
-from .recording import Recording
+from ..recording import Recording
 
 __all__ = ["load_rdms", "rdms_from_responses"]
 

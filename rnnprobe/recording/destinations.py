@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .recording import Recording
+from .container import Recording
 from .store import StoreWriter, load_recording
 
 

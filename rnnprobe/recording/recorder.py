@@ -24,8 +24,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
-import sys
-import types
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,9 +32,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._destinations import MemoryDestination, StoreDestination
-from ._sink import NonFiniteCounter, Sink
-from ._targets import (
+from .._validation import check_int
+from .._version import __version__
+from ..errors import ArgumentError, ArgumentTypeError, ModelCallError, RnnprobeError, ShapeError, describe
+from .container import Recording, normalize_metadata
+from .destinations import MemoryDestination, StoreDestination
+from .sink import NonFiniteCounter, Sink
+from .store import StoreWriter
+from .targets import (
     Tap,
     Target,
     check_first_batch,
@@ -48,10 +51,6 @@ from ._targets import (
     resolve_targets,
     unrolled_method,
 )
-from ._version import __version__
-from .errors import ArgumentError, ArgumentTypeError, ModelCallError, RnnprobeError, ShapeError, check_int, describe
-from .recording import Recording, normalize_metadata
-from .store import StoreWriter
 
 __all__ = ["Tap", "record", "recordable"]
 
@@ -328,14 +327,3 @@ def _provenance(
         "device": str(device),
         "n_stimuli": n_stimuli,
     }
-
-
-class _CallableModule(types.ModuleType):
-    """``import rnnprobe.record`` binds this module to ``rnnprobe.record``, shadowing the function of the
-    same name; calling the module calls the function, so ``rnnprobe.record(model, x)`` always works."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Recording:
-        return record(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

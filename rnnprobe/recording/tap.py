@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .errors import ArgumentError, describe
+from ..errors import ArgumentError, describe
 
 SEP = ":"  # separates a module name from a part of its output in layer names ("lstm:h_n")
 

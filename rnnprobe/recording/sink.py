@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from .errors import NonFiniteWarning, ShapeError, describe
+from ..errors import NonFiniteWarning, ShapeError, describe
 
 
 class Sink:

@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._lazy import LazyArray
-from .errors import (
+from ..errors import (
     ArgumentTypeError,
     IncompleteStoreError,
     StoreExistsError,
@@ -33,9 +32,10 @@ from .errors import (
     StoreNotFoundError,
     describe,
 )
+from .lazy import LazyArray
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .recording import Recording
+    from .container import Recording
 
 FORMAT = "rnnprobe.recording"
 FORMAT_VERSION = 1
@@ -334,7 +334,7 @@ def read_header(path: str | Path) -> tuple[Any, dict[str, Any]]:
 
 def load_recording(path: str | Path) -> Recording:
     """Open a complete store as a lazy `Recording` (see :meth:`Recording.load`)."""
-    from .recording import Recording
+    from .container import Recording
 
     group, header = read_header(path)
     if not header.get("complete", False):

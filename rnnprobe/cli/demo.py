@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ArgumentError
+from ..errors import ArgumentError
 
 BLT_FAMILY = ("occluded-b", "occluded-bk", "occluded-bf", "occluded-bl", "occluded-blt")
 BLT_QUICK = ("occluded-b", "occluded-bl", "occluded-blt")
@@ -34,7 +34,7 @@ def category_rdm(labels: Any) -> Any:
     >>> category_rdm([0, 0, 1]).dissimilarities
     array([[0., 1., 1.]])
     """
-    from .analysis.rsa import RDMs
+    from ..analysis.rsa import RDMs
 
     labels = np.asarray(labels)
     rows, cols = np.triu_indices(len(labels), k=1)
@@ -68,7 +68,7 @@ def _label(name: str) -> str:
 
 
 def _blt(report: Any, quick: bool, progress: bool) -> str:
-    from .report import compare_models
+    from ..analysis import compare_models
 
     names = BLT_QUICK if quick else BLT_FAMILY
     n = 200 if quick else 500
@@ -98,7 +98,7 @@ def _blt(report: Any, quick: bool, progress: bool) -> str:
 
 
 def _retrieval(report: Any, quick: bool, progress: bool) -> str:
-    from .report import compare_models
+    from ..analysis import compare_models
 
     n = 300 if quick else 1000
     models, recordings = _record_models(("retrieval-lstm", "retrieval-fastweights"), n)
@@ -123,7 +123,7 @@ def _retrieval(report: Any, quick: bool, progress: bool) -> str:
 
 
 def _flipflop(report: Any, quick: bool, progress: bool) -> str:
-    from .report import compare_models
+    from ..analysis import compare_models
 
     models, recordings = _record_models(("flipflop-gru", "flipflop-lstm"), 32 if quick else 64)
     result = compare_models(recordings, models=models, analyses=["pca", "fixed_points"],
@@ -142,8 +142,8 @@ def _flipflop(report: Any, quick: bool, progress: bool) -> str:
 
 
 def _energy(report: Any, quick: bool) -> str:
-    from .analysis._plotting import pyplot
-    from .models.energy import error_units, prediction_units
+    from ..analysis.plotting import pyplot
+    from ..models.energy import error_units, prediction_units
 
     _, data, rec = _record("energy-efficient", 500 if quick else 2000)
     a = np.asarray(rec.get("a"), dtype=float)  # (sequence, step, unit)
@@ -198,7 +198,7 @@ def run_demo(*, out: str | Path | None = None, quick: bool = False, progress: bo
     import matplotlib
     import torch
 
-    from .report import Report
+    from ..report import Report
 
     out_dir = Path(out) if out is not None else Path("rnnprobe-demo")
     if out_dir.exists() and not out_dir.is_dir():

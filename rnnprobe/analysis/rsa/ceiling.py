@@ -1,0 +1,71 @@
+"""Pooled RDMs and the noise ceiling from per-subject RDMs (Nili et al. 2014)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..._validation import check_option
+from ...errors import ArgumentError, ShapeError, describe
+from .compare import COMPARISONS, _nan_ranks, compare_rdms
+from .rdms import as_vectors
+
+
+def pool_rdms(rdms: Any, *, method: str = "corr") -> np.ndarray:
+    """The RDM (vector) with the best average similarity to ``rdms`` under ``method`` (rsatoolbox's ``pool_rdm``).
+
+    Normalised means for "cosine"/"corr" (and their whitened variants), mean ranks for the rank methods.
+    """
+    check_option("method", method, COMPARISONS)
+    v = as_vectors(rdms, "rdms")
+    if method in ("cosine", "cosine_cov"):
+        v = v / np.sqrt(np.nanmean(v**2, axis=1, keepdims=True))
+        return np.nanmean(v, axis=0)
+    if method in ("corr", "corr_cov"):
+        v = v - np.nanmean(v, axis=1, keepdims=True)
+        v = v / np.nanstd(v, axis=1, keepdims=True)
+        pooled = np.nanmean(v, axis=0)
+        return pooled - np.nanmin(pooled)
+    return np.nanmean(_nan_ranks(v), axis=0)  # spearman, rho-a, tau-a: averaged ranks (NaN-aware)
+
+
+def noise_ceiling(subject_rdms: Any, *, method: str = "corr", groups: np.ndarray | None = None) -> tuple[float, float]:
+    """Lower and upper bound of the best possible model performance, from per-subject RDMs.
+
+    Upper bound: mean similarity of each subject's RDM to the pooled RDM of all subjects; lower
+    bound: to the pooled RDM of the other subjects (leave one out). Nili et al. 2014; equal to
+    ``rsatoolbox.inference.boot_noise_ceiling`` without bootstrapping.
+
+    Parameters
+    ----------
+    groups : ndarray, optional
+        A subject id per RDM: RDMs sharing an id (e.g. copies drawn by a bootstrap) are left out
+        together and count once, as rsatoolbox does. Default: each RDM is its own subject.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> truth = np.random.default_rng(0).random(45)
+    >>> subjects = truth + np.random.default_rng(1).normal(0, 0.3, size=(6, 45))
+    >>> low, high = noise_ceiling(subjects, method="corr")
+    >>> bool(0 < low < high < 1)
+    True
+    """
+    v = as_vectors(subject_rdms, "subject_rdms")
+    groups = np.arange(v.shape[0]) if groups is None else np.asarray(groups)
+    if groups.shape != (v.shape[0],):
+        raise ShapeError(f"groups: got {describe(groups)}. Pass one subject id per RDM ({v.shape[0]}).")
+    ids = np.unique(groups)
+    if ids.size < 2:
+        raise ArgumentError(
+            f"subject_rdms: got RDMs of {ids.size} subject; a noise ceiling needs at least 2 subjects/sessions."
+        )
+    pooled_all = pool_rdms(v, method=method)
+    lower, upper = [], []
+    for subject in ids:
+        mine = v[groups == subject][:1]  # copies of one subject are identical
+        others = pool_rdms(v[groups != subject], method=method)
+        lower.append(compare_rdms(others, mine, method=method)[0, 0])
+        upper.append(compare_rdms(pooled_all, mine, method=method)[0, 0])
+    return float(np.mean(lower)), float(np.mean(upper))

@@ -1,0 +1,342 @@
+"""Representational dissimilarity matrices over time, batched, equal to rsatoolbox's.
+
+For the condition patterns x_i (one per stimulus, or averaged per value of a
+metadata column) of one layer at time step t, with n_units channels::
+
+    euclidean     d_ij = ||x_i - x_j||^2 / n_units              (rsatoolbox 'euclidean': squared, per channel)
+    euclidean_plain  d_ij = ||x_i - x_j||                        (plain Euclidean distance)
+    correlation   d_ij = 1 - pearson(x_i, x_j)
+    cosine        d_ij = 1 - x_i . x_j / (||x_i|| ||x_j||)
+    mahalanobis   d_ij = (x_i - x_j)^T P (x_i - x_j) / n_units   (P: noise precision, n_units x n_units)
+    crossnobis    d_ij = mean over folds f of (a_i - a_j)^T P (b_i - b_j) / n_units, with b the condition
+                  means of the stimuli in fold f and a those of the other folds (cross-validated,
+                  unbiased: Walther et al. 2016; rsatoolbox's calc_rdm_crossnobis)
+
+All time steps are computed at once from Gram matrices (numpy's BLAS on the
+CPU, with the symmetric rank-k product for large condition sets; torch on a
+GPU; float64 accumulation by default), which is what makes this fast; results
+equal ``rsatoolbox.rdm.calc_rdm``/``calc_rdm_movie`` to 1e-6
+relative on the same data. Dissimilarities are stored as vectors of the upper
+triangle in row-major order (``scipy.spatial.distance.squareform`` order, as
+rsatoolbox does). Patterns with zero variance (correlation) or zero norm
+(cosine) give NaN dissimilarities, as in rsatoolbox; rnnprobe warns when that happens.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ..._validation import check_option
+from ...errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    RnnprobeWarning,
+    ShapeError,
+    UnknownNameError,
+    describe,
+    format_choices,
+)
+from ...recording import Recording
+from .rdms import DISTANCES, RDMs
+
+
+def _condition_means(
+    states: np.ndarray, recording: Recording, descriptor: str | None, stimuli: np.ndarray
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Average (stimulus, time, units) states per value of ``descriptor`` (np.unique order, as rsatoolbox)."""
+    if descriptor is None:
+        conditions = {"stimulus": stimuli}
+        conditions.update({c: np.asarray(recording.column(c))[stimuli] for c in recording.columns})
+        return states, conditions
+    values = np.asarray(recording.column(descriptor))[stimuli]
+    unique, inverse = np.unique(values, return_inverse=True)
+    sums = _group_sums(states, inverse, unique.size)
+    counts = np.bincount(inverse, minlength=unique.size).astype(np.float64)
+    return sums / counts[:, None, None], {descriptor: unique}
+
+
+def _group_sums(states: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    """Sum of the (stimulus, ...) ``states`` of each group 0..n_groups-1: one sparse indicator product
+    (one read of the states; ``np.add.at`` is ~10x slower)."""
+    from scipy.sparse import csr_matrix
+
+    indicator = csr_matrix((np.ones(groups.size), (groups, np.arange(groups.size))), shape=(n_groups, groups.size))
+    flat = np.asarray(states, dtype=np.float64).reshape(groups.size, -1)
+    return np.asarray(indicator @ flat).reshape(n_groups, *states.shape[1:])
+
+
+class _Backend:
+    """The few array operations that differ between numpy (CPU) and torch (e.g. on a GPU)."""
+
+    def __init__(self, device: str | None, dtype: str) -> None:
+        self.device, self.dtype = device, dtype
+        self.numpy = device is None  # any named device (also "cpu") uses torch
+
+    def asarray(self, array: np.ndarray) -> Any:
+        if self.numpy:  # BLAS takes time-major views of stimulus-major stacks without a copy if units
+            array = np.asarray(array, dtype=self.dtype)  # are contiguous
+            return array if array.strides[-1] == array.itemsize else np.ascontiguousarray(array)
+        import torch
+
+        return torch.tensor(np.ascontiguousarray(array), dtype=getattr(torch, self.dtype), device=self.device)
+
+    def to_numpy(self, array: Any) -> np.ndarray:
+        return np.asarray(array if self.numpy else array.cpu().numpy(), dtype=np.float64)
+
+    def mean(self, x: Any) -> Any:
+        return x.mean(axis=2, keepdims=True) if self.numpy else x.mean(dim=2, keepdim=True)
+
+    def norm(self, x: Any) -> Any:
+        if self.numpy:
+            return np.linalg.norm(x, axis=2, keepdims=True)
+        import torch
+
+        return torch.linalg.vector_norm(x, dim=2, keepdim=True)
+
+    def diagonal(self, g: Any) -> Any:
+        return np.diagonal(g, axis1=1, axis2=2) if self.numpy else g.diagonal(dim1=1, dim2=2)
+
+    def sqrt_clipped(self, x: Any) -> Any:
+        return np.sqrt(np.clip(x, 0, None)) if self.numpy else x.clamp(min=0).sqrt()
+
+    def transpose(self, x: Any) -> Any:
+        return x.transpose(0, 2, 1) if self.numpy else x.transpose(1, 2)
+
+    def gram(self, x: Any, weighted: Any = None) -> Any:
+        """Batched Gram matrices w x^T (w = x by default). With numpy and w = x, ``step @ step.T`` uses the
+        symmetric rank-k product (half the flops) for large steps, one batched product for small ones."""
+        if weighted is None and self.numpy and x.shape[1] >= 128:
+            return np.stack([step @ step.T for step in x])
+        return (x if weighted is None else weighted) @ self.transpose(x)
+
+
+def _normalised_distances(patterns: np.ndarray, method: str) -> np.ndarray | None:
+    """1 - cosine or 1 - Pearson r of every pair, (time, n_pairs), from raw Gram matrices and row
+    means: no centred or normalised copies of the patterns (which cost as much as the products on
+    this machine), and elementwise work on the upper triangles only. cov_ij = G_ij - p m_i m_j
+    cancels digits when a pattern's mean is large against its spread; when mean^2 exceeds 1e6 times
+    the variance anywhere (relative error above ~1e-10), or a pattern is constant, returns None and
+    the caller centres explicitly."""
+    n_units = patterns.shape[2]
+    rows, cols = np.triu_indices(patterns.shape[1], k=1)
+    gram = np.matmul(patterns, patterns.transpose(0, 2, 1))
+    square = np.diagonal(gram, axis1=1, axis2=2)
+    upper = gram[:, rows, cols]
+    if method == "correlation":
+        means = patterns.mean(axis=2)
+        centred = square - n_units * means**2
+        if not np.all(centred * (1 + 1e6) > square):
+            return None
+        upper -= n_units * means[:, rows] * means[:, cols]
+        square = centred
+    norms = np.sqrt(square)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        upper /= norms[:, rows] * norms[:, cols]
+    return np.subtract(1, upper, out=upper)
+
+
+def _dissimilarities(patterns: Any, method: str, precision: Any, backend: _Backend) -> np.ndarray:
+    """(time, n, units) patterns -> (time, n_pairs) upper triangles."""
+    _, n, n_units = patterns.shape
+    if backend.numpy and method in ("correlation", "cosine"):
+        upper = _normalised_distances(patterns, method)
+        if upper is not None:
+            return upper
+    if method == "correlation":
+        patterns = patterns - backend.mean(patterns)
+    if method in ("correlation", "cosine"):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            patterns = patterns / backend.norm(patterns)
+        full = 1 - backend.gram(patterns)
+    else:
+        gram = backend.gram(patterns, patterns @ precision if method == "mahalanobis" else None)
+        diag = backend.diagonal(gram)
+        full = diag[:, :, None] + diag[:, None, :] - 2 * gram
+        full = backend.sqrt_clipped(full) if method == "euclidean_plain" else full / n_units
+    rows, cols = np.triu_indices(n, k=1)
+    return backend.to_numpy(full[:, rows, cols])
+
+
+def _crossnobis(
+    states: np.ndarray,
+    recording: Recording,
+    stim: np.ndarray,
+    descriptor: str,
+    cv_descriptor: str | None,
+    precision: Any,
+    backend: _Backend,
+) -> np.ndarray:
+    """Cross-validated Mahalanobis distances, all time steps at once; (time, n_pairs)."""
+    conditions = np.asarray(recording.column(descriptor))[stim]
+    if cv_descriptor is None:  # k-th presentation of each condition = fold k
+        folds_of = np.zeros(len(stim), dtype=np.int64)
+        for value in np.unique(conditions):
+            members = np.flatnonzero(conditions == value)
+            folds_of[members] = np.arange(members.size)
+    else:
+        if cv_descriptor not in recording.columns:
+            raise UnknownNameError(
+                f"cv_descriptor: {cv_descriptor!r} is not a metadata column. Available: "
+                f"{format_choices(recording.columns)}."
+            )
+        folds_of = np.asarray(recording.column(cv_descriptor))[stim]
+    folds = np.unique(folds_of)
+    if folds.size < 2:
+        raise ArgumentError(
+            f"cv_descriptor: crossnobis needs at least 2 folds (runs), found {folds.size}. Give each condition "
+            f"several presentations in different folds."
+        )
+    all_conditions, condition_of = np.unique(conditions, return_inverse=True)
+    fold_of = np.searchsorted(folds, folds_of)
+    n_cond, n_units = all_conditions.size, states.shape[2]
+    # sums and counts of every (fold, condition) in one pass; each fold's training mean pools the
+    # observations of all other folds (as rsatoolbox), its test mean those of the fold
+    sums = _group_sums(states, fold_of * n_cond + condition_of, folds.size * n_cond)
+    sums = sums.reshape(folds.size, n_cond, *states.shape[1:])
+    counts = np.bincount(fold_of * n_cond + condition_of, minlength=folds.size * n_cond).reshape(folds.size, n_cond)
+    total_sums, total_counts = sums.sum(axis=0), counts.sum(axis=0)
+    for k, fold in enumerate(folds):
+        for side in (total_counts - counts[k], counts[k]):  # training, then test
+            if not side.all():
+                missing = all_conditions[side == 0][:5].tolist()
+                raise ArgumentError(
+                    f"cv_descriptor: fold {fold!r} leaves conditions {missing} without data on one side of the "
+                    f"split. Every condition needs presentations in every fold."
+                )
+    total = None
+    for k in range(folds.size):
+        train = (total_sums - sums[k]) / (total_counts - counts[k])[:, None, None]
+        test = sums[k] / counts[k][:, None, None]
+        train, test = backend.asarray(train.transpose(1, 0, 2)), backend.asarray(test.transpose(1, 0, 2))
+        if precision is not None:
+            train = train @ precision
+        kernel = train @ backend.transpose(test)
+        diag = backend.diagonal(kernel)
+        d = diag[:, :, None] + diag[:, None, :] - kernel - backend.transpose(kernel)
+        total = d if total is None else total + d
+    full = total / folds.size / n_units
+    rows, cols = np.triu_indices(n_cond, k=1)
+    return backend.to_numpy(full[:, rows, cols])
+
+
+def compute_rdms(
+    recording: Recording,
+    layer: str | None = None,
+    *,
+    method: str = "correlation",
+    time: Any = None,
+    descriptor: str | None = None,
+    stimuli: Any = None,
+    noise: np.ndarray | None = None,
+    cv_descriptor: str | None = None,
+    dtype: str = "float64",
+    device: str | None = None,
+) -> RDMs:
+    """One RDM per time step of a layer (all steps computed in one batched product).
+
+    Parameters
+    ----------
+    recording : Recording
+    layer : str, optional
+        May be omitted for a single-layer recording; units are flattened.
+    method : {"euclidean", "euclidean_plain", "correlation", "cosine", "mahalanobis"}
+        See the module docstring; "euclidean" is rsatoolbox's (squared, divided by the number of units).
+    time : int, slice or sequence of int, optional
+        Time steps (default: all).
+    descriptor : str, optional
+        Average the stimuli sharing a value of this metadata column into one condition
+        (e.g. image id), as rsatoolbox's ``descriptor``.
+    stimuli : optional
+        Use only these stimuli (index, mask or list).
+    noise : ndarray, (n_units, n_units), optional
+        Noise precision matrix for "mahalanobis" (required) and "crossnobis" (default: identity).
+    cv_descriptor : str, optional
+        For "crossnobis": the metadata column giving each stimulus' fold (run, session). Default: the
+        k-th presentation of each condition is fold k (as rsatoolbox).
+    dtype : {"float64", "float32"}
+        Accumulation precision (float32 is faster, also on a GPU).
+    device : str, optional
+        Compute with torch on this device, e.g. "cuda" (or "cpu" for torch on the CPU); by default
+        numpy on the CPU (BLAS).
+
+    Returns
+    -------
+    RDMs
+        ``rdm_descriptors``: ``time`` and ``time_index``; ``descriptors``: ``layer``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rnnprobe import Recording
+    >>> rec = Recording({"h": np.random.default_rng(0).normal(size=(6, 4, 10))},
+    ...                 metadata={"image": [0, 0, 1, 1, 2, 2]})
+    >>> compute_rdms(rec, method="correlation", descriptor="image")
+    <RDMs: 4 RDM(s) of 3 conditions, correlation, layer='h'>
+    """
+    if not isinstance(recording, Recording):
+        raise ArgumentTypeError(f"recording: got {describe(recording)}. Pass an rnnprobe Recording.")
+    check_option("method", method, DISTANCES)
+    check_option("dtype", dtype, ("float64", "float32"))
+    layer = recording.resolve_layer(layer)
+    if descriptor is not None and descriptor not in recording.columns:
+        raise UnknownNameError(
+            f"descriptor: {descriptor!r} is not a metadata column. Available: {format_choices(recording.columns)}."
+        )
+    if method == "crossnobis" and descriptor is None:
+        raise ArgumentError(
+            "descriptor: method='crossnobis' needs the metadata column that names each condition (e.g. image id), "
+            "with several presentations per condition across folds."
+        )
+    if cv_descriptor is not None and method != "crossnobis":
+        raise ArgumentError(f"cv_descriptor: only used by method='crossnobis', got method={method!r}.")
+    time_index = recording.time_positions(layer, time)
+    stim = recording.stimulus_index(stimuli)
+    states = recording.get(layer, stimuli=stim, time=time_index, flatten=True)
+    patterns, conditions = _condition_means(states.astype(np.float64, copy=False), recording, descriptor, stim)
+    if patterns.shape[0] < 2:
+        raise ArgumentError(
+            f"stimuli/descriptor: got {patterns.shape[0]} condition(s); an RDM needs at least 2 (3 or more to "
+            f"compare RDMs). Select more stimuli or another descriptor."
+        )
+    backend = _Backend(device, dtype)
+    n_units = patterns.shape[2]
+    precision = None
+    if method in ("mahalanobis", "crossnobis") and not (method == "crossnobis" and noise is None):
+        if noise is None:
+            raise ArgumentError(
+                "noise: method='mahalanobis' needs the noise precision matrix (n_units x n_units), e.g. the "
+                "inverse of a shrinkage covariance estimate of the residuals."
+            )
+        precision = np.asarray(noise, dtype=np.float64)
+        if precision.shape != (n_units, n_units):
+            raise ShapeError(
+                f"noise: got {describe(precision)}, but layer {layer!r} has {n_units} units. Pass a "
+                f"({n_units}, {n_units}) precision matrix."
+            )
+        precision = backend.asarray(precision)
+    elif noise is not None:
+        raise ArgumentError(f"noise: only used by method='mahalanobis' or 'crossnobis', got method={method!r}.")
+    if method == "crossnobis":
+        dissim = _crossnobis(states, recording, stim, descriptor, cv_descriptor, precision, backend)
+    else:
+        # (time, condition, unit), contiguous (recordings hand out read-only, possibly strided views)
+        dissim = _dissimilarities(backend.asarray(patterns.transpose(1, 0, 2)), method, precision, backend)
+    bad = ~np.isfinite(dissim)
+    if bad.any():
+        warnings.warn(
+            f"compute_rdms: {int(bad.sum())} dissimilarities are NaN at {int(bad.any(axis=1).sum())} time step(s): "
+            f"some patterns are constant (correlation) or zero (cosine).",
+            RnnprobeWarning,
+            stacklevel=2,
+        )
+    times = np.asarray(recording.times[layer])[time_index]
+    return RDMs(
+        dissim,
+        method,
+        conditions=conditions,
+        rdm_descriptors={"time": times, "time_index": time_index},
+        descriptors={"layer": layer},
+    )
