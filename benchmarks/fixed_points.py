@@ -172,7 +172,7 @@ def scale_runs() -> None:
             far = model.pack_state(far)[0].numpy()
         starts = torch.cat(runs).double().numpy()
         starts = starts[np.random.default_rng(0).choice(len(starts), 32, replace=False)]
-        fp = find_fixed_points(shipped.load(name), inputs=image, initial_states=starts, method="matrix-free")
+        fp = find_fixed_points(shipped.load(name), inputs=image, initial_states=starts, solver="matrix-free")
         confirmed = scipy_roots(shipped.load(name), image, fp.states, "krylov")
         stable = fp.states[fp.stable]
         gap = np.linalg.norm(stable - far, axis=1).min() / np.linalg.norm(far) if len(stable) else np.nan
@@ -199,7 +199,7 @@ def scale_runs() -> None:
     zero = torch.zeros(1, model.input_size)
     print(f"fast-weights RNN (retrieval), state {starts.shape[1]} = h 20 + A 400, zero input, 64 starts")
     for method in ("dense", "matrix-free"):
-        fp = find_fixed_points(shipped.load("retrieval-fastweights"), inputs=zero, initial_states=starts, method=method)
+        fp = find_fixed_points(shipped.load("retrieval-fastweights"), inputs=zero, initial_states=starts, solver=method)
         confirmed = scipy_roots(shipped.load("retrieval-fastweights"), zero, fp.states, "hybr")
         lead = np.abs(fp.eigenvalues[:, 0]).round(3).tolist()
         print(

@@ -69,7 +69,7 @@ def main() -> None:
     print(f"\n[calc_rdm, {n} conditions x {p} channels]  float64 GEMM peak here: {flops / gemm / 1e9:.1f} GFLOP/s")
     for method in ("correlation", "euclidean"):
         theirs, ref = median_time(lambda m=method: rsatoolbox.rdm.calc_rdm(ds, method=m), args.repeats)
-        ours, res = median_time(lambda m=method: compute_rdms(rec, method=m), args.repeats)
+        ours, res = median_time(lambda m=method: compute_rdms(rec, distance=m), args.repeats)
         np.testing.assert_allclose(res.dissimilarities, ref.get_vectors(), rtol=1e-6, atol=1e-9)
         row(method, ours, theirs, f"{flops / ours / 1e9:.1f} GFLOP/s ({gemm / ours:.2f} of GEMM peak)")
 
@@ -81,7 +81,7 @@ def main() -> None:
     print(f"\n[calc_rdm_movie, {conds} conditions x {chans} channels x {steps} time points]")
     for method in ("euclidean", "correlation"):
         theirs, ref = median_time(lambda m=method: rsatoolbox.rdm.calc_rdm_movie(tds, method=m), args.repeats)
-        ours, res = median_time(lambda m=method: compute_rdms(rec_movie, method=m), args.repeats)
+        ours, res = median_time(lambda m=method: compute_rdms(rec_movie, distance=m), args.repeats)
         np.testing.assert_allclose(res.dissimilarities, ref.get_vectors(), rtol=1e-6, atol=1e-9)
         row(method, ours, theirs)
     runs = 4
@@ -91,9 +91,9 @@ def main() -> None:
         movie_runs, obs_descriptors=labels, time_descriptors={"time": np.arange(steps)}
     )
     rec_runs = Recording({"x": np.ascontiguousarray(np.moveaxis(movie_runs, 2, 1))}, metadata=labels)
-    kw = {"method": "crossnobis", "descriptor": "conds", "cv_descriptor": "runs"}
-    theirs, ref = median_time(lambda: rsatoolbox.rdm.calc_rdm_movie(tds_runs, **kw), args.repeats)
-    ours, res = median_time(lambda: compute_rdms(rec_runs, **kw), args.repeats)
+    kw = {"descriptor": "conds", "cv_descriptor": "runs"}
+    theirs, ref = median_time(lambda: rsatoolbox.rdm.calc_rdm_movie(tds_runs, method="crossnobis", **kw), args.repeats)
+    ours, res = median_time(lambda: compute_rdms(rec_runs, distance="crossnobis", **kw), args.repeats)
     np.testing.assert_allclose(res.dissimilarities, ref.get_vectors(), rtol=1e-6, atol=1e-9)
     row(f"crossnobis, {runs} runs", ours, theirs)
 
@@ -104,7 +104,7 @@ def main() -> None:
     print(f"\n[compare 1 vs {n_rdms} RDMs of {n_cond} conditions]")
     for method in ("corr", "spearman", "rho-a"):
         theirs, ref = median_time(lambda m=method: rsatoolbox.rdm.compare(r_one, r_many, method=m), args.repeats)
-        ours, res = median_time(lambda m=method: compare_rdms(one, many, method=m), args.repeats)
+        ours, res = median_time(lambda m=method: compare_rdms(one, many, comparison=m), args.repeats)
         np.testing.assert_allclose(res, ref, rtol=1e-6, atol=1e-9)
         row(method, ours, theirs)
 
@@ -135,7 +135,7 @@ def bootstrap_case(repeats: int, rng: np.random.Generator) -> None:
 
         theirs, ref = median_time(theirs_run, repeats)
         ours, res = median_time(
-            lambda m=method, d=draws: bootstrap_conditions(models, data, method=m, indices=d), repeats
+            lambda m=method, d=draws: bootstrap_conditions(models, data, comparison=m, indices=d), repeats
         )
         np.testing.assert_allclose(res.evaluations, ref.evaluations, rtol=1e-6, atol=1e-9)
         row(method, ours, theirs)
@@ -153,7 +153,7 @@ def blt_case(repeats: int, n_stimuli: int) -> None:
     for layer in rec.layers:
         tds = rec.to_rsatoolbox(layer)
         theirs, ref = median_time(lambda t=tds: rsatoolbox.rdm.calc_rdm_movie(t, method="correlation"), repeats)
-        ours, res = median_time(lambda name=layer: compute_rdms(rec, name, method="correlation"), repeats)
+        ours, res = median_time(lambda name=layer: compute_rdms(rec, name, distance="correlation"), repeats)
         np.testing.assert_allclose(res.dissimilarities, ref.get_vectors(), rtol=1e-6, atol=1e-8)
         total_ours, total_theirs = total_ours + ours, total_theirs + theirs
         units = int(np.prod(rec.unit_shape(layer)))

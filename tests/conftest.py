@@ -29,3 +29,14 @@ def _close_figures():
 
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close("all")
+
+
+@pytest.fixture
+def small_recording(rng):
+    """``small_recording(n_stimuli, n_time, n_units, *, n_classes, onset, signal)``: a labelled recording
+    (rnnprobe.testing.make_recording) drawn from the test's ``rng``."""
+    from functools import partial
+
+    from rnnprobe.testing import make_recording
+
+    return partial(make_recording, seed=rng)

@@ -94,7 +94,7 @@ def test_runs_become_a_recording_for_the_usual_analyses():
     rec = to_recording(runs)
     assert rec.shapes == {"A": (6, 8, 400)} and list(rec.column("run")) == list(runs)
     assert (rec.get("A").sum(axis=-1) == 20).all()
-    rdms = compute_rdms(rec, "A", method="euclidean")
+    rdms = compute_rdms(rec, "A", distance="euclidean")
     assert rdms.n_rdms == 8 and rdms.n_conditions == 6
     twice = to_recording(list(runs.values()) * 2, metadata={"label": np.tile(np.arange(6), 2)})
     assert decode(twice, "A", "label", cv=2, progress=False).scores[-1] == 1.0  # the same assembly again

@@ -10,7 +10,7 @@ import torch
 
 import rnnprobe
 from rnnprobe import Recording
-from rnnprobe.analysis import ModelComparison, compare_models
+from rnnprobe.analysis import ComparisonResult, compare_models
 from rnnprobe.analysis.decoding import decode
 from rnnprobe.analysis.rsa import RDMs, compare_rdms, compute_rdms
 from rnnprobe.errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError
@@ -41,7 +41,7 @@ def test_picks_the_best_layer_and_time_that_direct_analyses_find(rng):
     subjects = target_rdm + rng.normal(scale=0.05, size=(4, target_rdm.shape[1]))
     result = compare_models(recs, target="label", neural={"ref": target_rdm}, subjects={"ref": subjects},
                             cv=4, progress=False)  # fmt: skip
-    assert isinstance(result, ModelComparison)
+    assert isinstance(result, ComparisonResult)
     assert result.analyses == ("pca", "rdms", "rsa", "decoding", "generalization")
     table = result.table()
     assert table["model"] == ["early", "late"]

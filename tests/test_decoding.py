@@ -12,12 +12,12 @@ from rnnprobe import Recording
 from rnnprobe.analysis import _scores
 from rnnprobe.analysis.decoding import decode
 from rnnprobe.errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError
+from rnnprobe.testing import make_recording
 
 
 def _recording(rng, n=120, steps=6, units=12, classes=3, onset=3, strength=1.5):
-    label = rng.integers(0, classes, n)
-    x = rng.normal(size=(n, steps, units))
-    x[:, onset:, 0] += strength * label[:, None]
+    base = make_recording(n, steps, units, n_classes=classes, onset=onset, signal=strength, seed=rng)
+    x, label = base.get("h"), base.column("label")
     value = x[:, 2, 1] * 2 + rng.normal(size=n)
     return Recording({"h": x}, metadata={"label": label, "value": value, "image": np.arange(n) // 4}), x, label
 

@@ -101,8 +101,8 @@ def test_flipflop_lstm_tuple_state_all_eight_attractors_confirmed_by_scipy(metho
 
     model = shipped.load("flipflop-lstm")
     starts = _trajectory_states(model)[::4]
-    fp = find_fixed_points(model, initial_states=starts, method=method)
-    assert fp.method == method
+    fp = find_fixed_points(model, initial_states=starts, solver=method)
+    assert fp.solver == method
     stable = fp.stable
     assert stable.sum() == 8
     patterns = {tuple(np.sign(o).astype(int)) for o in fp.outputs[stable]}
@@ -128,7 +128,7 @@ def test_matrix_free_equals_the_closed_form_of_a_linear_map(rng):
     a *= 1.2 / np.max(np.abs(np.linalg.eigvals(a)))
     at, c = torch.as_tensor(a), torch.as_tensor(rng.normal(size=d))
     fp = find_fixed_points(lambda x, u: x @ at.T + u * c, inputs=[1.0], initial_states=rng.normal(size=(5, d)),
-                           method="matrix-free", n_eigenvalues=6, outlier_distance=np.inf)  # fmt: skip
+                           solver="matrix-free", n_eigenvalues=6, outlier_distance=np.inf)  # fmt: skip
     assert len(fp) == 1 and fp.jacobians is None
     np.testing.assert_allclose(fp.states[0], np.linalg.solve(np.eye(d) - a, c.numpy()), atol=1e-12)
     eig = np.linalg.eigvals(a)
@@ -149,9 +149,9 @@ def test_blt_constant_image_matrix_free_agrees_with_dense(rng):
         model.conv.lateral[1].weight.mul_(0.3)
     image = torch.rand(1, 8, 8)
     starts = np.abs(rng.normal(size=(6, 160)))
-    dense = find_fixed_points(model, inputs=image, initial_states=starts, method="dense")
+    dense = find_fixed_points(model, inputs=image, initial_states=starts, solver="dense")
     free = find_fixed_points(
-        model, inputs=image[None], initial_states=starts, method="matrix-free", n_eigenvalues=5, memory=2**16
+        model, inputs=image[None], initial_states=starts, solver="matrix-free", n_eigenvalues=5, memory=2**16
     )  # fmt: skip: a small budget: one state per chunk
     assert len(dense) == len(free) >= 1
     np.testing.assert_allclose(free.states, dense.states, atol=1e-10)
@@ -168,7 +168,7 @@ def test_feedforward_blt_has_one_fixed_point_with_zero_jacobian():
     torch.manual_seed(0)
     model = BLT("B", image_size=8, maps=2, steps=2)
     image = torch.rand(1, 1, 8, 8)
-    fp = find_fixed_points(model, inputs=image, initial_states=np.ones((3, 160)), method="matrix-free")
+    fp = find_fixed_points(model, inputs=image, initial_states=np.ones((3, 160)), solver="matrix-free")
     with torch.no_grad():
         expected = model.double().pack_state(model.step(image.double(), model.init_state(1))[1])
     np.testing.assert_allclose(fp.states, expected.numpy(), atol=1e-12)
@@ -243,8 +243,8 @@ def test_bad_inputs_get_clear_errors(rng):
         find_fixed_points(CTRNN(1, 4, 1), initial_states=np.zeros((2, 4)), period=2)
     with pytest.raises(ShapeError, match="model: one step on a state"):
         find_fixed_points(lambda x, u: x @ torch.ones(3, 3), inputs=[0.0], initial_states=np.zeros((2, 2)))
-    with pytest.raises(ArgumentError, match="method: got 'newton'"):
-        find_fixed_points(model, initial_states=bad[:2], method="newton")
+    with pytest.raises(ArgumentError, match="solver: got 'newton'"):
+        find_fixed_points(model, initial_states=bad[:2], solver="newton")
     with pytest.raises(ShapeError, match="must return the next state with the same shape"):
         find_fixed_points(lambda x, u: x[:, :1], inputs=[0.0], initial_states=np.zeros((2, 2)))
 

@@ -75,7 +75,7 @@ def test_hash_recording_keeps_metadata_and_times(rng):
     assert hashed.shapes == {"h:flyhash": (12, 4, 120)}
     assert (hashed.get("h:flyhash").sum(axis=-1) == 6).all()
     assert list(hashed.column("label")) == list(rec.column("label"))
-    assert compute_rdms(hashed, method="euclidean").n_rdms == 4
+    assert compute_rdms(hashed, distance="euclidean").n_rdms == 4
 
 
 def test_errors():

@@ -46,7 +46,7 @@ def test_equals_rsatoolbox_eval_bootstrap_pattern_on_the_same_draws(rng, method)
     data = truth + rng.normal(0, 0.3, size=(4, truth.size))
     models = np.stack([truth, rng.random(truth.size), 0.5 * truth + rng.random(truth.size)])
     draws, ref = _replay_rsatoolbox(eval_bootstrap_pattern, models, data, method, n_boot, n_cond, seed=7)
-    ours = bootstrap_conditions(models, data, method=method, indices=draws)
+    ours = bootstrap_conditions(models, data, comparison=method, indices=draws)
     np.testing.assert_allclose(ours.evaluations, ref.evaluations, rtol=1e-6, atol=1e-9, equal_nan=True)
     np.testing.assert_allclose(ours.noise_ceiling, ref.noise_ceiling, rtol=1e-6, atol=1e-9, equal_nan=True)
 
@@ -72,7 +72,7 @@ def test_deterministic_intervals_and_plot(rng):
 
 def test_bad_input(rng):
     with pytest.raises(ArgumentError, match="whitens with the full RDM structure"):
-        bootstrap_conditions(rng.random(10), rng.random((2, 10)), method="corr_cov")
+        bootstrap_conditions(rng.random(10), rng.random((2, 10)), comparison="corr_cov")
     with pytest.raises(ShapeError, match="not over the same conditions"):
         bootstrap_conditions(rng.random(10), rng.random((2, 15)))
     with pytest.raises(ShapeError, match=r"condition indices in \[0, 5\)"):
@@ -95,7 +95,7 @@ def test_bootstrap_subjects_equals_rsatoolbox_eval_bootstrap_rdm(rng, method):
     data = truth + rng.normal(0, 0.4, size=(n_subjects, 28))
     models = np.stack([truth, rng.random(28)])
     draws, ref = _replay_rsatoolbox(eval_bootstrap_rdm, models, data, method, n_boot, n_subjects, seed=3)
-    ours = bootstrap_subjects(models, data, method=method, indices=draws)
+    ours = bootstrap_subjects(models, data, comparison=method, indices=draws)
     np.testing.assert_allclose(ours.evaluations, ref.evaluations, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(ours.noise_ceiling, ref.noise_ceiling, rtol=1e-6, atol=1e-9, equal_nan=True)
 
@@ -103,7 +103,7 @@ def test_bootstrap_subjects_equals_rsatoolbox_eval_bootstrap_rdm(rng, method):
 def test_grouped_noise_ceiling_counts_copies_once(rng):
     data = rng.random((3, 15))
     with_copies = data[[0, 0, 1, 2]]
-    low, high = noise_ceiling(with_copies, method="corr", groups=np.array([0, 0, 1, 2]))
+    low, high = noise_ceiling(with_copies, comparison="corr", groups=np.array([0, 0, 1, 2]))
     # leave-one-subject-out: subject 0's copies leave together; each subject counts once
     from rnnprobe.analysis.rsa import compare_rdms, pool_rdms
 
@@ -124,15 +124,15 @@ from rnnprobe.analysis.rsa import compare_rdms  # noqa: E402
 def test_permutation_null_equals_brute_force(rng, method):
     n_cond = 7
     model, data = rng.random((2, 21)), rng.random((3, 21))
-    result = permutation_test(model, data, method=method, n_permutations=20, seed=4)
+    result = permutation_test(model, data, comparison=method, n_permutations=20, seed=4)
     perms = np.argsort(np.random.default_rng(4).random((20, n_cond)), axis=1)
     full = RDMs(model, "x").matrices()
     rows, cols = np.triu_indices(n_cond, 1)
     for k, perm in enumerate(perms):
         permuted = np.stack([m[np.ix_(perm, perm)][rows, cols] for m in full])  # M[perm[i], perm[j]]
-        np.testing.assert_allclose(result.null[k], compare_rdms(permuted, data, method=method).mean(axis=1),
+        np.testing.assert_allclose(result.null[k], compare_rdms(permuted, data, comparison=method).mean(axis=1),
                                    rtol=1e-9, atol=1e-12)  # fmt: skip
-    np.testing.assert_allclose(result.observed, compare_rdms(model, data, method=method).mean(axis=1), rtol=1e-9)
+    np.testing.assert_allclose(result.observed, compare_rdms(model, data, comparison=method).mean(axis=1), rtol=1e-9)
 
 
 def test_permutation_p_values_are_uniform_under_the_null_and_small_for_a_planted_model():
@@ -140,7 +140,7 @@ def test_permutation_p_values_are_uniform_under_the_null_and_small_for_a_planted
 
     rng = np.random.default_rng(12)
     p_values = [
-        permutation_test(rng.random(45), rng.random((2, 45)), method="spearman", n_permutations=199,
+        permutation_test(rng.random(45), rng.random((2, 45)), comparison="spearman", n_permutations=199,
                          seed=int(rng.integers(1 << 30))).p_values[0]
         for _ in range(200)
     ]  # fmt: skip
@@ -152,7 +152,7 @@ def test_permutation_p_values_are_uniform_under_the_null_and_small_for_a_planted
 
 def test_permutation_bad_input(rng):
     with pytest.raises(ArgumentError, match="not supported by permutation_test"):
-        permutation_test(rng.random(10), rng.random(10), method="corr_cov")
+        permutation_test(rng.random(10), rng.random(10), comparison="corr_cov")
     nan = rng.random(10)
     nan[3] = np.nan
     with pytest.raises(ArgumentError, match="complete RDMs"):
@@ -199,7 +199,7 @@ def _data(rng, n_cond=9, n_subjects=5):
 def test_joint_bootstrap_equals_rsatoolbox_eval_bootstrap(rng, method):
     models, data = _data(rng)
     draws, ref = _replay_joint(models, data, method, 15, seed=5)
-    ours = bootstrap_conditions_and_subjects(models, data, method=method, indices=draws)
+    ours = bootstrap_conditions_and_subjects(models, data, comparison=method, indices=draws)
     assert ours.over == ("conditions", "subjects")
     np.testing.assert_allclose(ours.evaluations, ref.evaluations, rtol=1e-6, atol=1e-9, equal_nan=True)
     np.testing.assert_allclose(ours.noise_ceiling, ref.noise_ceiling, rtol=1e-6, atol=1e-9, equal_nan=True)
@@ -251,7 +251,7 @@ def test_all_samples_at_once_equals_sample_by_sample_with_ties(rng, method):
     draws = rng.integers(0, n_cond, size=(25, n_cond))
     draws[3] = [1, 1, 1, 2, 2, 2, 1, 2, 1]  # 2 distinct conditions: NaN
     draws[4] = [5, 5, 5, 5, 5, 5, 0, 0, 7]  # 3 distinct: some RDMs constant over its pairs
-    fast = bootstrap_conditions(models, data, method=method, indices=draws)
+    fast = bootstrap_conditions(models, data, comparison=method, indices=draws)
     ev, ceiling = _bootstrap_loop(models, data, draws, None, method, True, True)
     assert np.isnan(fast.evaluations[3]).all()
     np.testing.assert_allclose(fast.evaluations, ev, rtol=1e-9, atol=1e-12, equal_nan=True)

@@ -21,7 +21,7 @@ def test_92_image_monkey_vs_human_it_reference_values():
     monkey, human = rdms.dissimilarities[:1], rdms.dissimilarities[1:]
     expected = {"corr": 0.4912, "spearman": 0.4389, "tau-a": 0.3040}  # rsatoolbox 0.3.2, measured by the issue
     for method, value in expected.items():
-        assert round(float(compare_rdms(monkey, human, method=method)[0, 0]), 4) == value, method
+        assert round(float(compare_rdms(monkey, human, comparison=method)[0, 0]), 4) == value, method
 
 
 @needs_data
@@ -34,9 +34,9 @@ def test_92_image_subject_rdms_and_models():
     # the mean of the single-session RDMs matches the hIT RDM of the supplemental file (Spearman 1.0, DATA.md)
     hit = load_rdms(DATA / "Kriegeskorte_Neuron2008_supplementalData.mat", variable="RDMs_mIT_hIT_fig1")
     mean = subjects.dissimilarities.mean(axis=0, keepdims=True)
-    assert compare_rdms(mean, hit.dissimilarities[1:], method="spearman")[0, 0] > 0.999
+    assert compare_rdms(mean, hit.dissimilarities[1:], comparison="spearman")[0, 0] > 0.999
     # mean pairwise Spearman between single-session RDMs is 0.181 (DATA.md)
-    sims = compare_rdms(subjects, subjects, method="spearman")
+    sims = compare_rdms(subjects, subjects, comparison="spearman")
     assert round(float(sims[np.triu_indices(8, 1)].mean()), 3) == 0.181
     alone = load_rdms(DATA / "Kriegeskorte_Neuron2008_supplementalData.mat")  # the only RDM struct array
     np.testing.assert_array_equal(alone.dissimilarities, hit.dissimilarities)
@@ -83,7 +83,7 @@ def test_responses_to_rdms_equal_the_recording_path(rng):
     rdms = rdms_from_responses(meg, metadata={"image": np.arange(12) % 6}, descriptor="image")
     assert rdms.n_rdms == 5 and rdms.n_conditions == 6
     expected = compute_rdms(Recording({"x": np.moveaxis(meg, 2, 1)}, metadata={"image": np.arange(12) % 6}),
-                            method="correlation", descriptor="image")  # fmt: skip
+                            distance="correlation", descriptor="image")  # fmt: skip
     np.testing.assert_array_equal(rdms.dissimilarities, expected.dissimilarities)
     assert rdms_from_responses(meg[:, :, 0]).n_rdms == 1
     with pytest.raises(ShapeError, match=r"\(stimulus, channel\) or \(stimulus, channel, time\)"):
@@ -100,8 +100,8 @@ def test_noise_ceiling_equals_rsatoolbox(rng, method):
     truth = rng.random(36)
     subjects = truth + rng.normal(0, 0.4, size=(6, 36))
     expected = boot_noise_ceiling(rsatoolbox.rdm.RDMs(subjects), method=method)
-    np.testing.assert_allclose(noise_ceiling(subjects, method=method), expected, rtol=1e-6)
-    pooled = pool_rdms(subjects, method=method)
+    np.testing.assert_allclose(noise_ceiling(subjects, comparison=method), expected, rtol=1e-6)
+    pooled = pool_rdms(subjects, comparison=method)
     from rsatoolbox.util.inference_util import pool_rdm
 
     np.testing.assert_allclose(pooled, pool_rdm(rsatoolbox.rdm.RDMs(subjects), method=method).get_vectors()[0])
@@ -112,11 +112,11 @@ def test_92_image_noise_ceiling_and_models():
     subjects = load_rdms(DATA / "92_brainRDMs.mat")
     from rsatoolbox.inference import boot_noise_ceiling
 
-    low, high = noise_ceiling(subjects, method="spearman")
+    low, high = noise_ceiling(subjects, comparison="spearman")
     np.testing.assert_allclose((low, high), boot_noise_ceiling(subjects.to_rsatoolbox(), method="spearman"))
     assert 0 < low < high < 1
     models = load_rdms(DATA / "92_modelRDMs.mat")
-    result = compare_model_to_data(models, None, subjects=subjects, method="spearman")
+    result = compare_model_to_data(models, None, subjects=subjects, comparison="spearman")
     assert result.similarity.shape == (8, 1) and result.noise_ceiling == (low, high)
     names = list(models.rdm_descriptors["name"])
     # the monkey IT RDM explains human IT better than low-level models (Kriegeskorte et al. 2008)
@@ -127,9 +127,9 @@ def test_model_time_by_data_time_and_plots(rng):
     import matplotlib
 
     matplotlib.use("Agg")
-    model = compute_rdms(Recording({"h": rng.normal(size=(8, 5, 6))}), method="correlation")
+    model = compute_rdms(Recording({"h": rng.normal(size=(8, 5, 6))}), distance="correlation")
     data = rdms_from_responses(rng.normal(size=(8, 10, 7)))
-    result = compare_model_to_data(model, data, method="spearman")
+    result = compare_model_to_data(model, data, comparison="spearman")
     assert result.similarity.shape == (5, 7)
     np.testing.assert_array_equal(result.model_times, np.arange(5))
     best = result.best()

@@ -9,13 +9,13 @@ import matplotlib
 import numpy as np
 import pytest
 
-from rnnprobe import Recording
 from rnnprobe.analysis.decoding import decode
 from rnnprobe.analysis.fixed_points import find_fixed_points
 from rnnprobe.analysis.pca import fit_pca
 from rnnprobe.analysis.rsa import compare_model_to_data, compute_rdms
 from rnnprobe.errors import ArgumentError, ArgumentTypeError
 from rnnprobe.report import Report
+from rnnprobe.testing import make_recording
 
 matplotlib.use("Agg")
 
@@ -46,10 +46,7 @@ class _Outline(HTMLParser):
 
 
 def _recording(rng, n=60, t=5, units=8):
-    labels = rng.integers(0, 2, size=n)
-    states = rng.normal(size=(n, t, units))
-    states[:, 2:, 0] += 2.0 * labels[:, None]  # decodable from step 2
-    return Recording({"h": states}, metadata={"label": labels})
+    return make_recording(n, t, units, onset=2, signal=2.0, seed=rng)  # decodable from step 2
 
 
 def _bistable(x, u):
@@ -83,7 +80,7 @@ def _report(rng):
 def test_saved_report_structure_numbers_and_files(rng, tmp_path):
     report, fp = _report(rng)
     assert report.sections() == ["", "Representations", "Decoding", "Dynamics"]
-    assert report.names() == ["text", "pcaresult", "rdms", "rsa", "decoding", "line", "scores", "fixed-points"]
+    assert report.names() == ["text", "pca", "rdms", "rsa", "decoding", "line", "scores", "fixed-point"]
     out = report.save(tmp_path / "r.html", export=["png", "svg", "pdf"], data=True)
     page = out.read_text()
     outline = _Outline()
@@ -99,7 +96,7 @@ def test_saved_report_structure_numbers_and_files(rng, tmp_path):
         assert img["src"].startswith("data:image/svg+xml;base64,") and 0 < len(img["alt"]) <= 300
         ET.fromstring(base64.b64decode(img["src"].split(",", 1)[1]))
     files = sorted(p.name for p in (tmp_path / "r_figures").iterdir())
-    names = ["decoding", "fixed-points", "line", "pcaresult", "rdms", "rsa"]
+    names = ["decoding", "fixed-point", "line", "pca", "rdms", "rsa"]
     assert files == sorted(f"{n}.{ext}" for n in names for ext in ("pdf", "png", "svg"))
     assert (tmp_path / "r_figures" / "line.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "r_figures" / "line.pdf").read_bytes()[:5] == b"%PDF-"
@@ -109,7 +106,7 @@ def test_saved_report_structure_numbers_and_files(rng, tmp_path):
     assert [s["title"] for s in data["sections"]] == report.sections()
     items = {i["name"]: i for s in data["sections"] for i in s["items"]}
     assert items["scores"]["columns"] == {"model": ["a", "b"], "score": [0.5, None]}  # NaN is null
-    fixed = items["fixed-points"]["numbers"]
+    fixed = items["fixed-point"]["numbers"]
     assert fixed["fixed points"] == len(fp) == 3 and fixed["stable"] == 2 and fixed["unstable"] == 1
     assert fixed["largest q"] == pytest.approx(fp.q.max())
     assert set(items["decoding"]["numbers"]) >= {"peak score", "peak time", "chance", "clusters p < 0.05"}

@@ -29,7 +29,7 @@ def test_equals_rsatoolbox_calc_rdm_per_time_step(rng, method, images):
         a = rng.normal(size=(7, 7))
         noise = np.linalg.inv(a @ a.T + 7 * np.eye(7))
     descriptor = "image" if images else None
-    ours = compute_rdms(rec, "h", method=method, descriptor=descriptor, noise=noise)
+    ours = compute_rdms(rec, "h", distance=method, descriptor=descriptor, noise=noise)
     for t in range(5):
         ds = rec.to_rsatoolbox("h", time=t)
         ref = rsatoolbox.rdm.calc_rdm(ds, method=RSATOOLBOX_METHOD[method], descriptor=descriptor, noise=noise)
@@ -42,7 +42,7 @@ def test_equals_rsatoolbox_calc_rdm_per_time_step(rng, method, images):
 def test_equals_rsatoolbox_calc_rdm_movie(rng):
     rec = _rec(rng, n=10, t=8, units=6)
     for method in ("euclidean", "correlation"):
-        ours = compute_rdms(rec, method=method)
+        ours = compute_rdms(rec, distance=method)
         ref = rsatoolbox.rdm.calc_rdm_movie(rec.to_rsatoolbox("h"), method=method)
         np.testing.assert_allclose(ours.dissimilarities, ref.get_vectors(), rtol=1e-6, atol=1e-12)
 
@@ -74,7 +74,7 @@ def _brute_force(x, method):
 )
 def test_brute_force_any_shape(n, t, units, method, seed):
     x = np.random.default_rng(seed).normal(size=(n, t, units))
-    ours = compute_rdms(Recording({"h": x}), method=method)
+    ours = compute_rdms(Recording({"h": x}), distance=method)
     assert ours.dissimilarities.shape == (t, n * (n - 1) // 2)
     for step in range(t):
         np.testing.assert_allclose(ours.dissimilarities[step], _brute_force(x[:, step], method), rtol=1e-9,
@@ -83,20 +83,20 @@ def test_brute_force_any_shape(n, t, units, method, seed):
 
 def test_float32_and_time_selection(rng):
     rec = _rec(rng, t=6)
-    full = compute_rdms(rec, method="correlation")
-    part = compute_rdms(rec, method="correlation", time=[4, 1], stimuli=slice(0, 12), dtype="float32")
+    full = compute_rdms(rec, distance="correlation")
+    part = compute_rdms(rec, distance="correlation", time=[4, 1], stimuli=slice(0, 12), dtype="float32")
     np.testing.assert_allclose(part.dissimilarities, full.dissimilarities[[4, 1]], rtol=1e-4, atol=1e-6)
     np.testing.assert_array_equal(part.rdm_descriptors["time_index"], [4, 1])
 
 
 def test_rsatoolbox_round_trip_and_matrices(rng):
-    rdms = compute_rdms(_rec(rng), method="euclidean")
+    rdms = compute_rdms(_rec(rng), distance="euclidean")
     converted = rdms.to_rsatoolbox()
     assert converted.dissimilarity_measure == "squared euclidean" and converted.n_rdm == 5
     np.testing.assert_array_equal(converted.get_vectors(), rdms.dissimilarities)
     back = RDMs.from_rsatoolbox(converted)
     np.testing.assert_array_equal(back.dissimilarities, rdms.dissimilarities)
-    assert back.method == "euclidean" and back.descriptors == rdms.descriptors
+    assert back.distance == "euclidean" and back.descriptors == rdms.descriptors
     for key, value in rdms.conditions.items():
         np.testing.assert_array_equal(back.conditions[key], value)
     np.testing.assert_array_equal(back.rdm_descriptors["time"], rdms.rdm_descriptors["time"])
@@ -109,31 +109,31 @@ def test_constant_patterns_give_documented_nan_and_a_warning():
     x = np.random.default_rng(0).normal(size=(4, 2, 5))
     x[1, 1] = 3.0  # constant pattern at step 1
     with pytest.warns(RnnprobeWarning, match="NaN at 1 time step"):
-        rdms = compute_rdms(Recording({"h": x}), method="correlation")
+        rdms = compute_rdms(Recording({"h": x}), distance="correlation")
     assert np.isfinite(rdms.dissimilarities[0]).all() and np.isnan(rdms.dissimilarities[1]).sum() == 3
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        compute_rdms(Recording({"h": x}), method="euclidean")
+        compute_rdms(Recording({"h": x}), distance="euclidean")
 
 
 def test_plot(rng):
     import matplotlib
 
     matplotlib.use("Agg")
-    fig = compute_rdms(_rec(rng, t=9), method="correlation").plot(max_panels=4)
+    fig = compute_rdms(_rec(rng, t=9), distance="correlation").plot(max_panels=4)
     assert sum(1 for ax in fig.axes if ax.images) == 4
 
 
 def test_bad_input(rng):
     rec = _rec(rng)
-    with pytest.raises(UnknownNameError, match=f"method: got 'pearson', which is not one of {METHODS[0]!r}"):
-        compute_rdms(rec, method="pearson")
+    with pytest.raises(UnknownNameError, match=f"distance: got 'pearson', which is not one of {METHODS[0]!r}"):
+        compute_rdms(rec, distance="pearson")
     with pytest.raises(ArgumentError, match="needs the noise precision matrix"):
-        compute_rdms(rec, method="mahalanobis")
+        compute_rdms(rec, distance="mahalanobis")
     with pytest.raises(ShapeError, match=r"has 7 units. Pass a \(7, 7\) precision matrix"):
-        compute_rdms(rec, method="mahalanobis", noise=np.eye(3))
-    with pytest.raises(ArgumentError, match="only used by method='mahalanobis'"):
-        compute_rdms(rec, method="euclidean", noise=np.eye(7))
+        compute_rdms(rec, distance="mahalanobis", noise=np.eye(3))
+    with pytest.raises(ArgumentError, match="only used by distance='mahalanobis'"):
+        compute_rdms(rec, distance="euclidean", noise=np.eye(7))
     with pytest.raises(ArgumentError, match="got 1 condition"):
         compute_rdms(rec, stimuli=[0])
     with pytest.raises(UnknownNameError, match="descriptor: 'img' is not a metadata column"):
@@ -163,7 +163,7 @@ def test_compare_equals_rsatoolbox(rng, method, ties):
     b = rng.random((4, n_pairs)) + 0.3 * a[[0, 1, 2, 0]]
     if ties:
         a, b = np.round(a * 4), np.round(b * 4)  # many tied dissimilarities (e.g. categorical models)
-    ours = compare_rdms(a, b, method=method)
+    ours = compare_rdms(a, b, comparison=method)
     ref = rsatoolbox.rdm.compare(_rsa_rdms(a), _rsa_rdms(b), method=method)
     np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-9)
 
@@ -177,12 +177,12 @@ def test_compare_cov_weighted_with_sigma_k(rng, method):
     a, b = rng.random((2, 21)), rng.random((3, 21))
     diag = rng.random(n_cond) + 0.5
     ref = rsatoolbox.rdm.compare(_rsa_rdms(a), _rsa_rdms(b), method=method, sigma_k=diag)
-    np.testing.assert_allclose(compare_rdms(a, b, method=method, sigma_k=diag), ref, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(compare_rdms(a, b, comparison=method, sigma_k=diag), ref, rtol=1e-6, atol=1e-9)
     # full pattern covariance: rsatoolbox solves V x = v by conjugate gradients at scipy's default rtol
     # (1e-5), so it is only that accurate; the exact value uses its own V with a direct solve
     m = rng.normal(size=(n_cond, n_cond))
     full = m @ m.T + n_cond * np.eye(n_cond)
-    ours = compare_rdms(a, b, method=method, sigma_k=full)
+    ours = compare_rdms(a, b, comparison=method, sigma_k=full)
     va, vb = (a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)) if method == "corr_cov" else (a, b)
     v = rsa_compare._get_v(n_cond, full).toarray()
     va_m, vb_m = np.linalg.solve(v, va.T).T, np.linalg.solve(v, vb.T).T
@@ -198,20 +198,20 @@ def test_compare_with_nan_positions(rng, method):
     a[:, [3, 10]] = np.nan
     b[:, [3, 10]] = np.nan
     ref = rsatoolbox.rdm.compare(_rsa_rdms(a), _rsa_rdms(b), method=method)
-    np.testing.assert_allclose(compare_rdms(a, b, method=method), ref, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(compare_rdms(a, b, comparison=method), ref, rtol=1e-6, atol=1e-9)
 
 
 def test_compare_accepts_rdms_objects_and_is_a_matrix(rng):
     rec = _rec(rng, t=4)
-    model = compute_rdms(rec, method="correlation")
-    sims = compare_rdms(model, model.to_rsatoolbox(), method="corr")
+    model = compute_rdms(rec, distance="correlation")
+    sims = compare_rdms(model, model.to_rsatoolbox(), comparison="corr")
     assert sims.shape == (4, 4)
     np.testing.assert_allclose(np.diag(sims), 1.0)
 
 
 def test_compare_bad_input(rng):
-    with pytest.raises(UnknownNameError, match="method: got 'pearson'"):
-        compare_rdms(rng.random(10), rng.random(10), method="pearson")
+    with pytest.raises(UnknownNameError, match="comparison: got 'pearson'"):
+        compare_rdms(rng.random(10), rng.random(10), comparison="pearson")
     with pytest.raises(ShapeError, match="not over the same conditions"):
         compare_rdms(rng.random(10), rng.random(15))
     a, b = rng.random((1, 10)), rng.random((1, 10))
@@ -221,7 +221,7 @@ def test_compare_bad_input(rng):
     with pytest.raises(ArgumentError, match="at least 3"):
         compare_rdms(rng.random(1), rng.random(1))
     with pytest.raises(ShapeError, match=r"sigma_k: got .* Pass \(5,\) or \(5, 5\)"):
-        compare_rdms(rng.random(10), rng.random(10), method="corr_cov", sigma_k=np.ones(3))
+        compare_rdms(rng.random(10), rng.random(10), comparison="corr_cov", sigma_k=np.ones(3))
     with pytest.raises(ArgumentTypeError, match="upper-triangle vectors"):
         compare_rdms({"a": 1}, rng.random(10))
 
@@ -233,10 +233,10 @@ def test_mds_recovers_planted_geometry_and_plots(rng):
     matplotlib.use("Agg")
     points = rng.normal(size=(10, 2)) * [3, 1]
     states = np.concatenate([points, np.zeros((10, 3))], axis=1)[:, None, :]  # 2-D geometry in 5 units
-    rdms = compute_rdms(Recording({"h": states}, metadata={"group": np.arange(10) % 2}), method="euclidean_plain")
+    rdms = compute_rdms(Recording({"h": states}, metadata={"group": np.arange(10) % 2}), distance="euclidean_plain")
     coords = rdms.mds()
     assert np.corrcoef(pdist(coords), pdist(points))[0, 1] > 0.999
-    squared = compute_rdms(Recording({"h": states}), method="euclidean")  # embedded as distances, not squared
+    squared = compute_rdms(Recording({"h": states}), distance="euclidean")  # embedded as distances, not squared
     assert np.corrcoef(pdist(squared.mds()), pdist(points))[0, 1] > 0.999
     assert rdms.plot_mds(color_by="group").axes[0].get_legend() is not None
     with pytest.raises(UnknownNameError, match="color_by: 'nope'"):
@@ -263,7 +263,7 @@ def test_no_warnings_from_read_only_recordings(rng):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for method in ("euclidean", "correlation"):
-            compute_rdms(rec, method=method)
+            compute_rdms(rec, distance=method)
 
 
 def _runs_recording(rng, n_cond=6, n_runs=4, t=3, units=8):
@@ -284,7 +284,7 @@ def test_crossnobis_equals_rsatoolbox(rng, with_noise, cv):
     if with_noise:
         a = rng.normal(size=(8, 8))
         noise = np.linalg.inv(a @ a.T + 8 * np.eye(8))
-    ours = compute_rdms(rec, method="crossnobis", descriptor="image", cv_descriptor=cv, noise=noise)
+    ours = compute_rdms(rec, distance="crossnobis", descriptor="image", cv_descriptor=cv, noise=noise)
     for t in range(3):
         ds = rec.to_rsatoolbox("h", time=t)
         ref = rsatoolbox.rdm.calc_rdm(ds, method="crossnobis", descriptor="image", cv_descriptor=cv, noise=noise)
@@ -295,7 +295,7 @@ def test_crossnobis_equals_rsatoolbox(rng, with_noise, cv):
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_crossnobis_movie_equals_rsatoolbox(rng):
     rec = _runs_recording(rng, t=7)
-    ours = compute_rdms(rec, method="crossnobis", descriptor="image", cv_descriptor="run")
+    ours = compute_rdms(rec, distance="crossnobis", descriptor="image", cv_descriptor="run")
     ref = rsatoolbox.rdm.calc_rdm_movie(rec.to_rsatoolbox("h"), method="crossnobis", descriptor="image",
                                         cv_descriptor="run")  # fmt: skip
     np.testing.assert_allclose(ours.dissimilarities, ref.get_vectors(), rtol=1e-6, atol=1e-10)
@@ -305,25 +305,25 @@ def test_crossnobis_is_unbiased_where_euclidean_is_not(rng):
     """Pure noise: cross-validated distances average to 0; plain squared distances are biased upwards."""
     image = np.tile(np.arange(5), 6)
     rec = Recording({"h": rng.normal(size=(30, 1, 50))}, metadata={"image": image, "run": np.repeat(np.arange(6), 5)})
-    cross = compute_rdms(rec, method="crossnobis", descriptor="image", cv_descriptor="run").dissimilarities
-    plain = compute_rdms(rec, method="euclidean", descriptor="image").dissimilarities
+    cross = compute_rdms(rec, distance="crossnobis", descriptor="image", cv_descriptor="run").dissimilarities
+    plain = compute_rdms(rec, distance="euclidean", descriptor="image").dissimilarities
     assert abs(cross.mean()) < 0.05 and plain.mean() > 0.2
 
 
 def test_crossnobis_bad_input(rng):
     rec = _runs_recording(rng)
     with pytest.raises(ArgumentError, match="needs the metadata column that names each condition"):
-        compute_rdms(rec, method="crossnobis")
+        compute_rdms(rec, distance="crossnobis")
     with pytest.raises(ArgumentError, match="at least 2 folds"):
-        compute_rdms(rec, method="crossnobis", descriptor="image", stimuli=rec.column("run") == 0,
+        compute_rdms(rec, distance="crossnobis", descriptor="image", stimuli=rec.column("run") == 0,
                      cv_descriptor="run")  # fmt: skip
     with pytest.raises(ArgumentError, match="without data on one side"):
-        compute_rdms(rec, method="crossnobis", descriptor="image", cv_descriptor="run",
+        compute_rdms(rec, distance="crossnobis", descriptor="image", cv_descriptor="run",
                      stimuli=~((rec.column("run") == 1) & (rec.column("image") == 2)))  # fmt: skip
-    with pytest.raises(ArgumentError, match="cv_descriptor: only used by method='crossnobis'"):
-        compute_rdms(rec, method="euclidean", cv_descriptor="run")
+    with pytest.raises(ArgumentError, match="cv_descriptor: only used by distance='crossnobis'"):
+        compute_rdms(rec, distance="euclidean", cv_descriptor="run")
     with pytest.raises(UnknownNameError, match="cv_descriptor: 'session'"):
-        compute_rdms(rec, method="crossnobis", descriptor="image", cv_descriptor="session")
+        compute_rdms(rec, distance="crossnobis", descriptor="image", cv_descriptor="session")
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -333,6 +333,6 @@ def test_torch_backend_equals_numpy_backend(rng, method):
     kwargs = {"descriptor": "image", "cv_descriptor": "run"} if method == "crossnobis" else {}
     if method == "mahalanobis":
         kwargs["noise"] = np.eye(rec.unit_shape("h")[0]) * 2.0
-    numpy_path = compute_rdms(rec, method=method, **kwargs)
-    torch_path = compute_rdms(rec, method=method, device="cpu", **kwargs)
+    numpy_path = compute_rdms(rec, distance=method, **kwargs)
+    torch_path = compute_rdms(rec, distance=method, device="cpu", **kwargs)
     np.testing.assert_allclose(torch_path.dissimilarities, numpy_path.dissimilarities, rtol=1e-10, atol=1e-12)

@@ -15,6 +15,7 @@ from rnnprobe.errors import (
 )
 from rnnprobe.recording.lazy import LazyArray
 from rnnprobe.recording.store import StoreWriter
+from rnnprobe.testing import assert_recordings_equal
 
 
 def _mixed_recording(n=11):
@@ -39,21 +40,6 @@ def _mixed_recording(n=11):
         times={"h": np.array([0.0, 0.1, 0.2, 0.3]), "half": np.array([5, 7])},
         provenance={"model_class": "Toy", "seed": 3, "nested": {"a": [1, 2]}},
     )
-
-
-def assert_recordings_equal(a: Recording, b: Recording):
-    assert a.layers == b.layers
-    for name in a.layers:
-        x, y = a.get(name), b.get(name)
-        assert x.dtype == y.dtype and x.shape == y.shape, name
-        np.testing.assert_array_equal(x, y)
-        assert a.times[name].dtype == b.times[name].dtype
-        np.testing.assert_array_equal(a.times[name], b.times[name])
-    assert a.columns == b.columns
-    for col in a.columns:
-        assert a.column(col).dtype == b.column(col).dtype, col
-        assert a.column(col).tolist() == b.column(col).tolist(), col
-    assert a.provenance == b.provenance
 
 
 def test_round_trip_is_exact(tmp_path):

@@ -68,7 +68,7 @@ category = np.array([s.category for s in stimuli])
 animate = np.array(["inanimate" not in c for c in category])
 print(images.shape, dict(zip(*np.unique(category, return_counts=True), strict=True)))
 
-sessions = load_rdms(DATA / "92_brainRDMs.mat", variable="RDMs", method="correlation")
+sessions = load_rdms(DATA / "92_brainRDMs.mat", variable="RDMs", distance="correlation")
 names = sessions.rdm_descriptors["name"]
 subject_of = np.array([n.split("|")[1].strip() for n in names])
 subjects = RDMs(np.stack([sessions.dissimilarities[subject_of == s].mean(axis=0) for s in np.unique(subject_of)]),
@@ -82,10 +82,10 @@ print(subjects, monkey_it)
 # (rsatoolbox 0.3.2 gives 0.4912).
 
 # %%
-r = compare_rdms(figure1.dissimilarities[[0]], figure1.dissimilarities[[1]], method="corr")[0, 0]
+r = compare_rdms(figure1.dissimilarities[[0]], figure1.dissimilarities[[1]], comparison="corr")[0, 0]
 print(f"human IT vs monkey IT: r = {r:.4f}")
 assert abs(r - 0.4912) < 1e-3
-low, high = noise_ceiling(subjects, method="corr")
+low, high = noise_ceiling(subjects, comparison="corr")
 print(f"human IT noise ceiling (4 subjects, Pearson r): {low:.3f} to {high:.3f}")
 
 # %% [markdown]

@@ -68,9 +68,9 @@ print(hasher)
 hashed = hash_recording(rec, "layer1", hasher)
 print(hashed)
 
-original = compute_rdms(rec, "layer1", method="correlation")
-coded = compute_rdms(hashed, method="correlation")
-preserved = compare_rdms(original, coded, method="spearman").diagonal()
+original = compute_rdms(rec, "layer1", distance="correlation")
+coded = compute_rdms(hashed, distance="correlation")
+preserved = compare_rdms(original, coded, comparison="spearman").diagonal()
 print("RSA between the layer's and its hash's RDMs, per step:", preserved.round(3))
 for name, r in (("layer1", rec), ("layer1:flyhash", hashed)):
     print(f"{name:15s} digit decoding by step:", decode(r, name, "label", progress=False).scores.round(3))

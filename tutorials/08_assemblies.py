@@ -67,7 +67,7 @@ print("beta = 0: last overlaps", static.project("x", "A", rounds=15).overlaps[-3
 # %%
 rec = to_recording(runs)
 print(rec)
-rdms = compute_rdms(rec, "A", method="correlation", time=[0, 14])
+rdms = compute_rdms(rec, "A", distance="correlation", time=[0, 14])
 print("RDM at round 0:\n", rdms.matrices()[0].round(2), "\nRDM at round 14:\n", rdms.matrices()[1].round(2))
 pca = fit_pca(rec, "A", n_components=3)
 print("variance explained by 3 PCs:", pca.explained_variance_ratio.round(3))

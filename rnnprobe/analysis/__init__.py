@@ -17,7 +17,7 @@ from typing import Any
 _EXPORTS: dict[str, tuple[str, ...]] = {
     ".pca": ("PCAResult", "fit_pca", "participation_ratio"),
     ".rsa": (
-        "ModelDataComparison",
+        "RSAResult",
         "RDMs",
         "compare_model_to_data",
         "compare_rdms",
@@ -34,18 +34,18 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "permutation_test",
     ),
     ".decoding": ("DecodingResult", "decode"),
-    ".fixed_points": ("FixedPoints", "SlowPoints", "find_fixed_points", "recorded_states"),
-    ".timescales": ("MemoryDecay", "TimescaleResult", "autocorrelation", "fit_timescales", "memory_decay"),
+    ".fixed_points": ("FixedPointResult", "SlowPoints", "find_fixed_points", "recorded_states"),
+    ".timescales": ("MemoryDecayResult", "TimescaleResult", "autocorrelation", "fit_timescales", "memory_decay"),
     ".flyhash": (
         "FlyHash",
-        "HashComparison",
+        "HashComparisonResult",
         "compare_hashes",
         "fly_hash",
         "hash_recording",
         "mean_average_precision",
         "random_projection",
     ),
-    ".compare": ("ModelComparison", "compare_models"),
+    ".compare": ("ComparisonResult", "compare_models"),
     ".protocol": ("AnalysisResult",),
 }
 _SOURCE = {name: module for module, names in _EXPORTS.items() for name in names}

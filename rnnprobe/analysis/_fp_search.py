@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ._state_map import StateMap
 
-METHODS = ("auto", "dense", "matrix-free")
+SOLVERS = ("auto", "dense", "matrix-free")
 NEAR = 1e-5  # ||r|| / max(1, ||x||) below which the dense Jacobians are float64
 
 
@@ -154,8 +154,8 @@ class MatrixFree:
         return self.gmres(-self.r, torch.full_like(self.r[:, 0], 1e-12))[0]
 
 
-def system(method: str, sm: StateMap, x: Tensor, u: Tensor, r: Tensor, krylov_dim: int) -> Any:
-    return Dense(sm, x, u, r) if method == "dense" else MatrixFree(sm, x, u, r, krylov_dim=krylov_dim)
+def system(solver: str, sm: StateMap, x: Tensor, u: Tensor, r: Tensor, krylov_dim: int) -> Any:
+    return Dense(sm, x, u, r) if solver == "dense" else MatrixFree(sm, x, u, r, krylov_dim=krylov_dim)
 
 
 def levenberg_marquardt(
@@ -167,7 +167,7 @@ def levenberg_marquardt(
     max_iter: int,
     centre: Tensor,
     radius: float,
-    method: str,
+    solver: str,
     krylov_dim: int,
     settled: Callable[[int], None] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -197,7 +197,7 @@ def levenberg_marquardt(
             break
         idx = torch.nonzero(active).flatten()
         xa, ua, ra = x[idx], u[idx], r[idx]
-        sys_ = system(method, sm, xa, ua, ra, krylov_dim)
+        sys_ = system(solver, sm, xa, ua, ra, krylov_dim)
         mu = damping[idx]
         fresh = torch.isnan(mu)
         if fresh.any():
@@ -236,7 +236,7 @@ def levenberg_marquardt(
 
 
 def newton_polish(
-    sm: StateMap, x: Tensor, u: Tensor, r: Tensor, *, method: str, krylov_dim: int, steps: int = 3
+    sm: StateMap, x: Tensor, u: Tensor, r: Tensor, *, solver: str, krylov_dim: int, steps: int = 3
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Undamped Newton steps while the residual shrinks: float64 precision for true fixed points.
     Returns (x, r, steps taken) per row."""
@@ -246,7 +246,7 @@ def newton_polish(
         if not len(idx):
             break
         try:
-            trial = x[idx] + system(method, sm, x[idx], u[idx], r[idx], krylov_dim).newton()
+            trial = x[idx] + system(solver, sm, x[idx], u[idx], r[idx], krylov_dim).newton()
         except RuntimeError:  # a singular Jacobian (a degenerate point): keep the LM solution
             break
         with torch.no_grad():

@@ -48,13 +48,13 @@ def _sample_ranks(values: np.ndarray, weights: np.ndarray, order: np.ndarray | N
     return ranks
 
 
-def _weighted_rank_similarity(a: np.ndarray, b: np.ndarray, weights: np.ndarray, method: str) -> np.ndarray:
+def _weighted_rank_similarity(a: np.ndarray, b: np.ndarray, weights: np.ndarray, comparison: str) -> np.ndarray:
     """Weighted spearman / rho-a of ranks a (K, m) with ranks b (L, m): (K, L)."""
     n = weights.sum()
     a, b = a - (n + 1) / 2, b - (n + 1) / 2  # weighted ranks always have mean (n + 1) / 2
     weighted_a = a * weights
     cross = weighted_a @ b.T
-    if method == "rho-a":
+    if comparison == "rho-a":
         return cross * 12 / (n**3 - n)
     norm_a = np.sqrt(np.einsum("kp,kp->k", weighted_a, a))
     norm_b = np.sqrt(np.einsum("kp,p,kp->k", b, weights, b))
@@ -76,12 +76,12 @@ def _ceiling_from_similarities(sim: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 
 
 def _moment_block(
-    models: np.ndarray, data: np.ndarray, weights: np.ndarray, method: str, with_ceiling: bool
+    models: np.ndarray, data: np.ndarray, weights: np.ndarray, comparison: str, with_ceiling: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """corr / cosine for one block of samples, from weighted moments."""
     n_models, n_data = len(models), len(data)
     rows = np.vstack([models, data])
-    if method == "corr":  # shift-invariant: centring first keeps the moments well conditioned
+    if comparison == "corr":  # shift-invariant: centring first keeps the moments well conditioned
         rows = rows - rows.mean(axis=1, keepdims=True)
     m_idx, d_idx = np.meshgrid(np.arange(n_models), n_models + np.arange(n_data), indexing="ij")
     d1, d2 = np.triu_indices(n_data)
@@ -91,7 +91,7 @@ def _moment_block(
     for start in range(0, first.size, 64):  # products of rows, 64 at a time
         stop = start + 64
         moments[:, start:stop] = weights @ (rows[first[start:stop]] * rows[second[start:stop]]).T
-    if method == "corr":
+    if comparison == "corr":
         n = weights.sum(axis=1, keepdims=True)
         sums = weights @ rows.T / n
         raw = moments / n
@@ -119,7 +119,7 @@ def _moment_block(
 
 
 def _rank_sample(
-    rows: np.ndarray, orders: np.ndarray, n_models: int, weights: np.ndarray, method: str, with_ceiling: bool
+    rows: np.ndarray, orders: np.ndarray, n_models: int, weights: np.ndarray, comparison: str, with_ceiling: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """spearman / rho-a for one sample, on the pairs it contains (weight > 0): ``rows`` stacks
     the model and data RDMs, ``orders`` their ascending orders over all pairs."""
@@ -131,21 +131,21 @@ def _rank_sample(
     w = weights[kept]
     ranks = _sample_ranks(rows[:, kept], w, order)
     model_ranks, data_ranks = ranks[:n_models], ranks[n_models:]
-    evaluations = _weighted_rank_similarity(model_ranks, data_ranks, w, method).mean(axis=1)
+    evaluations = _weighted_rank_similarity(model_ranks, data_ranks, w, comparison).mean(axis=1)
     if not with_ceiling:
         return evaluations, None
     total = data_ranks.sum(axis=0, keepdims=True)  # pooled RDM: mean rank (scale does not matter)
     pool_ranks = _sample_ranks(np.vstack([total, total - data_ranks]), w)  # all, then leave-one-out
-    upper = _weighted_rank_similarity(pool_ranks[:1], data_ranks, w, method).mean()
-    lower = np.diag(_weighted_rank_similarity(pool_ranks[1:], data_ranks, w, method)).mean()
+    upper = _weighted_rank_similarity(pool_ranks[:1], data_ranks, w, comparison).mean()
+    lower = np.diag(_weighted_rank_similarity(pool_ranks[1:], data_ranks, w, comparison)).mean()
     return evaluations, np.array([lower, upper])
 
 
 def pattern_bootstrap(
-    models: np.ndarray, data: np.ndarray, draws: np.ndarray, method: str, with_ceiling: bool
+    models: np.ndarray, data: np.ndarray, draws: np.ndarray, comparison: str, with_ceiling: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Evaluations (n_samples, n_models) and noise ceiling (2, n_samples) of every bootstrap
-    sample of conditions, for complete RDMs (no NaN) and method in corr/cosine/spearman/rho-a.
+    sample of conditions, for complete RDMs (no NaN) and comparison in corr/cosine/spearman/rho-a.
     Samples with fewer than 3 distinct conditions are NaN."""
     n_cond = n_conditions(models.shape[1])
     n_samples = draws.shape[0]
@@ -153,19 +153,19 @@ def pattern_bootstrap(
     ceiling = np.full((2, n_samples), np.nan) if with_ceiling else None
     distinct = np.array([np.unique(d).size for d in draws])
     valid = np.flatnonzero(distinct >= 3)
-    if method in ("spearman", "rho-a"):  # sample by sample, on the pairs each contains
+    if comparison in ("spearman", "rho-a"):  # sample by sample, on the pairs each contains
         rows = np.vstack([models, data])
         orders = np.argsort(rows, axis=1)
         for b in valid:
             evaluations[b], bounds = _rank_sample(rows, orders, len(models), _pair_weights(draws[b : b + 1], n_cond)[0],
-                                                  method, with_ceiling)  # fmt: skip
+                                                  comparison, with_ceiling)  # fmt: skip
             if with_ceiling:
                 ceiling[:, b] = bounds
         return evaluations, ceiling
     block = max(1, _BLOCK_BYTES // (models.shape[1] * 8))
     for start in range(0, valid.size, block):
         samples = valid[start : start + block]
-        evaluations[samples], bounds = _moment_block(models, data, _pair_weights(draws[samples], n_cond), method,
+        evaluations[samples], bounds = _moment_block(models, data, _pair_weights(draws[samples], n_cond), comparison,
                                                      with_ceiling)  # fmt: skip
         if with_ceiling:
             ceiling[:, samples] = bounds

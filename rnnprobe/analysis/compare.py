@@ -2,7 +2,7 @@
 
 One call runs the chosen analyses on every recording with the same settings (same layers policy,
 same cross-validation folds and seeds, same RDM and comparison methods) and returns a
-:class:`ModelComparison`, whose :meth:`~ModelComparison.to_report` puts the results side by side in
+:class:`ComparisonResult`, whose :meth:`~ComparisonResult.to_report` puts the results side by side in
 a :class:`~rnnprobe.report.Report` with a summary table.
 """
 
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_int
+from .._validation import check_int, check_progress
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
 from ..recording import Recording
 
@@ -25,15 +25,15 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from ..report import Report
     from .decoding import DecodingResult
-    from .fixed_points import FixedPoints
+    from .fixed_points import FixedPointResult
     from .pca import PCAResult
-    from .rsa import ModelDataComparison, RDMs
+    from .rsa import RDMs, RSAResult
 
 ANALYSES = ("pca", "rdms", "rsa", "decoding", "generalization", "fixed_points")
 
 
 @dataclass
-class ModelComparison:
+class ComparisonResult:
     """Results of :func:`compare_models`: per model (and layer), the same analyses.
 
     Attributes
@@ -54,14 +54,14 @@ class ModelComparison:
         PCA of each model's focus layer.
     rdms : dict of str to dict of str to RDMs
         RDMs over time, per model and layer.
-    rsa : dict of str to dict of str to dict of str to ModelDataComparison
+    rsa : dict of str to dict of str to dict of str to RSAResult
         ``rsa[neural][model][layer]``: similarity of the layer's RDMs (over model time) to the
         neural RDM(s), with the noise ceiling when subject RDMs were given.
     decoding : dict of str to dict of str to DecodingResult
         Decoding of ``target`` over time, per model and layer.
     generalization : dict of str to DecodingResult
         Temporal generalization of ``target`` at each model's focus layer.
-    fixed_points : dict of str to FixedPoints or str
+    fixed_points : dict of str to FixedPointResult or str
         Per model given in ``models``: its fixed points, or why they were not searched.
     seconds : dict of str to float
         Wall time per analysis, summed over models.
@@ -76,10 +76,10 @@ class ModelComparison:
     target: str | None
     pca: dict[str, PCAResult] = field(default_factory=dict)
     rdms: dict[str, dict[str, RDMs]] = field(default_factory=dict)
-    rsa: dict[str, dict[str, dict[str, ModelDataComparison]]] = field(default_factory=dict)
+    rsa: dict[str, dict[str, dict[str, RSAResult]]] = field(default_factory=dict)
     decoding: dict[str, dict[str, DecodingResult]] = field(default_factory=dict)
     generalization: dict[str, DecodingResult] = field(default_factory=dict)
-    fixed_points: dict[str, FixedPoints | str] = field(default_factory=dict)
+    fixed_points: dict[str, FixedPointResult | str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     _recordings: dict[str, Recording] = field(default_factory=dict, repr=False)
@@ -87,7 +87,7 @@ class ModelComparison:
 
     def __repr__(self) -> str:
         return (
-            f"<ModelComparison: {len(self.names)} model(s) ({', '.join(self.names)}), "
+            f"<ComparisonResult: {len(self.names)} model(s) ({', '.join(self.names)}), "
             f"analyses {', '.join(self.analyses)}>"
         )
 
@@ -343,14 +343,14 @@ def compare_models(
     fixed_point_layers: Mapping[str, Any] | None = None,
     fixed_point_inputs: Any = None,
     n_initial: int = 256,
-    rdm_method: str = "correlation",
-    compare_method: str = "corr",
+    distance: str = "correlation",
+    comparison: str = "corr",
     estimator: Any = "ridge",
     cv: int = 5,
     n_permutations: int = 0,
     seed: int = 0,
-    progress: bool = True,
-) -> ModelComparison:
+    progress: bool | None = None,
+) -> ComparisonResult:
     """Run the same analyses on several models' recordings and compare them side by side.
 
     Parameters
@@ -361,7 +361,7 @@ def compare_models(
     layers : str, list of str, or dict of model to those, optional
         Layers to analyse (default: all recorded layers). RSA and decoding sweep them all; PCA,
         RDM figures and temporal generalization use each model's focus layer (see
-        :class:`ModelComparison`).
+        :class:`ComparisonResult`).
     target : str, optional
         Metadata column to decode over time (and to colour trajectories and sort RDMs by).
     neural : RDMs or dict of str to RDMs, optional
@@ -382,19 +382,20 @@ def compare_models(
         the constant input ``fixed_point_inputs`` (default zeros) from ``n_initial`` recorded
         states of ``fixed_point_layers`` (default: the recorded layers whose units make up the
         model's state).
-    rdm_method, compare_method : str
+    distance, comparison : str
         RDM dissimilarity (:func:`~rnnprobe.analysis.rsa.compute_rdms`) and RDM comparison
         (:func:`~rnnprobe.analysis.rsa.compare_rdms`) methods.
     estimator, cv, n_permutations : optional
         Decoding settings (:func:`~rnnprobe.analysis.decoding.decode`), the same for every model.
     seed : int
         Seeds the folds, permutations and fixed-point initial states.
-    progress : bool
+    progress : bool or None
         Show a progress bar over models and analyses (on stderr).
+        None (default): a bar only when stderr is a terminal.
 
     Returns
     -------
-    ModelComparison
+    ComparisonResult
 
     Examples
     --------
@@ -407,7 +408,7 @@ def compare_models(
     >>> fast = Recording({"h": rng.normal(size=(40, 6, 5)) + 2.0 * label[:, None, None]}, metadata={"label": label})
     >>> result = compare_models({"slow": slow, "fast": fast}, target="label", progress=False)
     >>> result
-    <ModelComparison: 2 model(s) (slow, fast), analyses pca, rdms, decoding, generalization>
+    <ComparisonResult: 2 model(s) (slow, fast), analyses pca, rdms, decoding, generalization>
     >>> table = result.table()
     >>> table["model"], table["decoding: peak time"]
     (['slow', 'fast'], [4, 1])
@@ -422,8 +423,8 @@ def compare_models(
     names = list(recordings)
     chosen_layers = _layers(recordings, layers)
     neural, subjects = _neural(neural, subjects)
-    check_option("rdm_method", rdm_method, DISTANCES)
-    check_option("compare_method", compare_method, COMPARISONS)
+    check_option("distance", distance, DISTANCES)
+    check_option("comparison", comparison, COMPARISONS)
     n_initial = check_int("n_initial", n_initial, minimum=1)
     models = {} if models is None else dict(models)
     for name in models:
@@ -466,14 +467,14 @@ def compare_models(
                                 f"{format_choices(recordings[name].layers)}."
                             )
 
-    result = ModelComparison(names, chosen_layers, {}, run, target, _recordings=recordings)
-    result.settings = {"rdm_method": rdm_method, "compare_method": compare_method, "descriptor": descriptor,
+    result = ComparisonResult(names, chosen_layers, {}, run, target, _recordings=recordings)
+    result.settings = {"distance": distance, "comparison": comparison, "descriptor": descriptor,
                        "estimator": estimator if isinstance(estimator, str) else type(estimator).__name__,
                        "cv": cv, "n_permutations": n_permutations, "seed": seed, "n_initial": n_initial}  # fmt: skip
     steps = [(name, a) for name in names for a in run if a != "fixed_points" or name in models]
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(steps), desc="compare models", unit="analysis", disable=not progress)
+    bar = tqdm(total=len(steps), desc="compare models", unit="analysis", disable=not check_progress(progress))
 
     @contextmanager
     def timed(analysis: str, name: str) -> Iterator[None]:
@@ -493,7 +494,7 @@ def compare_models(
                                                            **decoding) for layer in model_layers}  # fmt: skip
             if "rdms" in run or "rsa" in run:
                 with timed("rdms", name):
-                    result.rdms[name] = {layer: compute_rdms(rec, layer, method=rdm_method, descriptor=descriptor)
+                    result.rdms[name] = {layer: compute_rdms(rec, layer, distance=distance, descriptor=descriptor)
                                          for layer in model_layers}  # fmt: skip
             if "rsa" in run:
                 with timed("rsa", name):
@@ -501,7 +502,7 @@ def compare_models(
                         _check_conditions(key, data if data is not None else subjects[key], result.rdms[name], name,
                                           descriptor)  # fmt: skip
                         result.rsa.setdefault(key, {})[name] = {
-                            layer: compare_model_to_data(rdms, data, method=compare_method, subjects=subjects.get(key),
+                            layer: compare_model_to_data(rdms, data, comparison=comparison, subjects=subjects.get(key),
                                                          model_label="model", data_label=key)
                             for layer, rdms in result.rdms[name].items()
                         }  # fmt: skip

@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_int
+from .._validation import (
+    check_device,
+    check_int,
+    check_number,
+    check_probability,
+    check_progress,
+    check_seed,
+    layer_states,
+)
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
 from ..recording import Recording
 from . import _scores
@@ -93,15 +101,15 @@ class DecodingResult:
         """Scores when training and testing at the same time step."""
         return np.diagonal(self.scores) if self.generalize else self.scores
 
-    def significant(self, alpha: float = 0.05) -> np.ndarray:
-        """Boolean mask of the points in clusters with p < ``alpha``."""
+    def significant(self, p_threshold: float = 0.05) -> np.ndarray:
+        """Boolean mask of the points in clusters with p < ``p_threshold``."""
         mask = np.zeros(self.scores.shape, dtype=bool)
         for cluster in self.clusters:
-            if cluster.p_value < alpha:
+            if cluster.p_value < p_threshold:
                 mask |= cluster.mask
         return mask
 
-    def summary(self, alpha: float = 0.05) -> dict[str, Any]:
+    def summary(self, p_threshold: float = 0.05) -> dict[str, Any]:
         """Key numbers: the peak score and when, chance, folds, and significant clusters (if tested)."""
         i = np.unravel_index(np.nanargmax(self.scores), self.scores.shape)
         out: dict[str, Any] = {
@@ -115,13 +123,13 @@ class DecodingResult:
             out["peak time"] = self.times[i[0]].item()
         out["folds"] = len(self.fold_scores)
         if self.null is not None:
-            out[f"clusters p < {alpha}"] = sum(c.p_value < alpha for c in self.clusters)
-            significant = self.significant(alpha)
+            out[f"clusters p < {p_threshold}"] = sum(c.p_value < p_threshold for c in self.clusters)
+            significant = self.significant(p_threshold)
             steps = np.diagonal(significant) if self.generalize else significant
             out["first significant time"] = self.times[np.argmax(steps)].item() if steps.any() else None
         return out
 
-    def plot(self, *, alpha: float = 0.05) -> Figure:
+    def plot(self, *, p_threshold: float = 0.05) -> Figure:
         """Score over time with the chance line and significant clusters, or the generalization
         matrix (train time x test time) with its diagonal and cluster outlines."""
         from .plotting import pyplot
@@ -129,25 +137,25 @@ class DecodingResult:
         plt = pyplot()
         if not self.generalize:
             fig, ax = plt.subplots(figsize=(5, 3.2), layout="constrained")
-            self.draw(ax, alpha=alpha)
+            self.draw(ax, p_threshold=p_threshold)
             ax.set_title(f"decoding {self.target} from {self.layer}")
             ax.legend(frameon=False, fontsize=8)
             return fig
         fig, ax = plt.subplots(figsize=(4.6, 4), layout="constrained")
-        image = self.draw(ax, alpha=alpha)
+        image = self.draw(ax, p_threshold=p_threshold)
         ax.set_title(f"generalization: {self.target} from {self.layer}")
         fig.colorbar(image, ax=ax, label=f"{self.scoring} (chance {self.chance:.2f})")
         return fig
 
     def draw(
-        self, ax: Any, *, alpha: float = 0.05, color: str = "#0072B2", label: str | None = None,
+        self, ax: Any, *, p_threshold: float = 0.05, color: str = "#0072B2", label: str | None = None,
         span: float | None = None, chance_line: bool = True,
     ) -> Any:  # fmt: skip
         """Draw into a matplotlib Axes (for composite figures): the score over time with its
         standard error over folds, the chance line and significant clusters; or the generalization
         matrix, coloured symmetrically around chance (``span``: the colour range's half-width,
         default the largest deviation from chance), whose image is returned."""
-        sig = self.significant(alpha)
+        sig = self.significant(p_threshold)
         if not self.generalize:
             spread = self.fold_scores.std(axis=0) / np.sqrt(len(self.fold_scores))
             ax.fill_between(self.times, self.scores - spread, self.scores + spread, color=color, alpha=0.25, lw=0)
@@ -157,7 +165,7 @@ class DecodingResult:
             if sig.any():
                 level = np.full(self.scores.shape, np.nan)
                 level[sig] = np.nanmin(self.scores) - 0.02 * np.ptp(self.scores)
-                ax.plot(self.times, level, color=color, lw=3, label=f"cluster p < {alpha}")
+                ax.plot(self.times, level, color=color, lw=3, label=f"cluster p < {p_threshold}")
             ax.set_xlabel("time step")
             ax.set_ylabel(self.scoring)
             return line[0]
@@ -405,7 +413,7 @@ def _generic_scores(
     n_test_times = (x_test if x_test is not None else x).shape[1]
     shape = (len(folds), n_times, n_test_times) if generalize else (len(folds), n_times)
     out = np.empty(shape)
-    bar = tqdm(total=len(folds) * n_times, desc="decoding", disable=not progress)
+    bar = tqdm(total=len(folds) * n_times, desc="decoding", disable=not check_progress(progress))
     for f, (train, test) in enumerate(folds):
         xt, yt = (x[test], y[test]) if x_test is None else (x_test, y_test)
         for t in range(n_times):
@@ -451,7 +459,7 @@ def decode(
     cluster_threshold: float = 0.05,
     patterns: bool = False,
     seed: int | None = 0,
-    progress: bool = True,
+    progress: bool | None = None,
     device: str | None = None,
 ) -> DecodingResult:
     """Cross-validated decoding of ``target`` from ``layer`` at every time step.
@@ -506,8 +514,9 @@ def decode(
         Also compute Haufe activation patterns of the ridge decoder at each time step.
     seed : int, optional
         Seeds the folds and the permutations.
-    progress : bool
+    progress : bool or None
         Progress bar (on stderr) over the permutations, and over the fits of the per-estimator path.
+        None (default): a bar only when stderr is a terminal.
     device : str, optional
         Torch device of the fast path's arithmetic, e.g. "cuda"; default the CPU.
 
@@ -530,128 +539,42 @@ def decode(
     >>> result
     <DecodingResult: scores over time (6) of 'label' from 'h', accuracy, best 0.850, chance 0.500, 5 fold(s)>
     """
-    if not isinstance(recording, Recording):
-        raise ArgumentTypeError(f"recording: got {describe(recording)}. Pass an rnnprobe Recording.")
-    from sklearn.base import is_classifier, is_regressor
-    from sklearn.utils.multiclass import type_of_target
-
-    layer = recording.resolve_layer(layer)
+    layer, positions, x = layer_states(recording, layer, time=time)
     values, target_name = _target(recording, target)
-    if isinstance(estimator, str):
-        if estimator not in ESTIMATORS:
-            raise UnknownNameError(
-                f"estimator: unknown name {estimator!r}. Use {format_choices(ESTIMATORS)} or a scikit-learn estimator."
-            )
-    elif not (hasattr(estimator, "fit") and hasattr(estimator, "get_params")):
-        raise ArgumentTypeError(f"estimator: got {describe(estimator)}. Pass 'ridge' or a scikit-learn estimator.")
-    if values.dtype.kind == "f" and np.isnan(values).any():
-        raise ArgumentError(f"target: {int(np.isnan(values).sum())} value(s) are NaN. Drop those stimuli first.")
-    kind = type_of_target(values)
-    if isinstance(estimator, str) or not (is_classifier(estimator) or is_regressor(estimator)):
-        classify = kind in ("binary", "multiclass")  # from the target
-    else:
-        classify = is_classifier(estimator)
-    classes = None
-    if classify:
-        classes, y = np.unique(values, return_inverse=True)
-        if classes.size < 2:
-            raise ArgumentError(
-                f"target: every stimulus has the same class ({classes[0]!r}); decoding needs at least 2 classes."
-            )
-        if kind not in ("binary", "multiclass"):
-            raise ArgumentError(
-                f"target: a classifier needs class labels, got {kind} values ({describe(values)}). Use a regressor, "
-                f"or bin the target."
-            )
-    else:
-        y = values.astype(np.float64)
-    if estimator == "logistic" and not classify:
-        raise ArgumentError(
-            f"estimator: 'logistic' classifies, but the target has {kind} values ({describe(values)}). Use "
-            f"estimator='ridge' for regression, or bin the target."
-        )
-    spec = _fast_spec(estimator, alpha, classify) if fast is not False else None
-    if fast and spec is None:
-        raise ArgumentError(
-            f"fast: {estimator!r} has no fast path (Ridge, RidgeClassifier and l2 LogisticRegression, alone or after "
-            f"StandardScaler, have). Pass fast=None."
-        )
-    if isinstance(estimator, str) and spec is None:
-        raise ArgumentError(f"fast: estimator={estimator!r} is only fitted on the fast path; pass fast=None.")
-    device = _check_device(device)
+    _check_estimator(estimator)
+    classify, classes, y = _labels(values, estimator)
+    spec = _fast_path(estimator, check_number("alpha", alpha, minimum=0), classify, fast)
+    device = check_device(device)
     scoring = _check_scoring(scoring, classify, spec is not None)
     if spec is not None and scoring == "roc_auc" and classes.size != 2:
         raise ArgumentError(
             f"scoring: 'roc_auc' needs 2 classes, the target has {classes.size}. Use 'accuracy' or 'balanced_accuracy'."
         )
     n_permutations = check_int("n_permutations", n_permutations, minimum=0)
-
-    positions = recording.time_positions(layer, time)
-    x = np.asarray(recording.get(layer, time=positions, flatten=True), dtype=np.float64)
+    cluster_threshold = check_probability("cluster_threshold", cluster_threshold)
+    seed = check_seed(seed)
+    if patterns and spec is None:
+        raise ArgumentError(
+            "patterns: Haufe patterns are computed for the fast path's linear decoders; use estimator='ridge' or "
+            "'logistic'."
+        )
     times = np.asarray(recording.times[layer])[positions]
     if test is not None:
-        if not isinstance(test, Recording):
-            raise ArgumentTypeError(f"test: got {describe(test)}. Pass a Recording to test on.")
-        test_layer = test.resolve_layer(layer)
-        test_positions = test.time_positions(test_layer, time)
-        x_test = np.asarray(test.get(test_layer, time=test_positions, flatten=True), dtype=np.float64)
-        if x_test.shape[2] != x.shape[2]:
-            raise ShapeError(
-                f"test: layer {test_layer!r} has {x_test.shape[2]} units, the training layer {x.shape[2]}; "
-                f"cross-decoding needs the same units."
-            )
-        if not generalize and x_test.shape[1] != x.shape[1]:
-            raise ShapeError(
-                f"test: {x_test.shape[1]} time steps against {x.shape[1]} for training; use generalize=True "
-                f"or select the same steps."
-            )
-        test_values, _ = _target(test, target if isinstance(target, str) else None)
-        if classify:
-            unknown = np.setdiff1d(test_values, classes)
-            if unknown.size:
-                raise ArgumentError(f"test: classes {unknown[:5].tolist()} were never seen in training.")
-            y_test = np.searchsorted(classes, test_values)
-        else:
-            y_test = test_values.astype(np.float64)
-        test_times = np.asarray(test.times[test_layer])[test_positions]
+        x_test, y_test, test_times = _test_set(test, layer, time, target, classes, x, generalize=generalize)
         folds = [(np.arange(len(x)), np.zeros(0, dtype=np.int64))]
     else:
         x_test = y_test = None
         test_times = times
-        group_values = None
-        if groups is not None:
-            group_values, _ = _target(recording, groups) if isinstance(groups, str) else (np.asarray(groups), "")
-            if len(group_values) != len(y):
-                raise ShapeError(f"groups: got {describe(group_values)}; pass one group per stimulus ({len(y)}).")
-        folds = _folds(cv, y, group_values, classify, seed)
-
+        folds = _folds(cv, y, _groups(recording, groups, len(y)), classify, seed)
+    data = _Data(x, y, x_test, y_test, folds, classes.size if classify else None)
     rng = np.random.default_rng(seed)
     perms = [rng.permutation(len(y)) for _ in range(n_permutations)]
+    run = dict(scoring=scoring, generalize=generalize, progress=progress)
     if spec is not None:
-        n_classes = classes.size if classify else None
-        orders = [np.arange(len(y)), *perms]  # the true targets, then permuted ones
-        result = []
-        from tqdm.auto import tqdm
-
-        with tqdm(total=n_permutations, desc="permutations", disable=not (progress and n_permutations)) as bar:
-            for start in range(0, len(orders), 64):  # bounded memory: 64 target sets per pass
-                y_sets = np.stack([y[o] for o in orders[start : start + 64]], 1)
-                result.append(_fast_scores(spec, x, y_sets, folds, x_test, y_test, scoring=scoring,
-                                           n_classes=n_classes, generalize=generalize, device=device))  # fmt: skip
-                bar.update(min(len(orders), start + 64) - 1 - bar.n)
-        all_scores = np.concatenate(result, axis=1)  # (folds, sets, ...)
-        fold_scores, null = all_scores[:, 0], all_scores[:, 1:].mean(axis=0)
+        fold_scores, null = _fast_permutations(spec, data, perms, device=device, **run)
         label = spec.kind if isinstance(estimator, str) else type(estimator).__name__
     else:
-        fold_scores = _generic_scores(estimator, x, y, folds, x_test, y_test, scoring=scoring, generalize=generalize,
-                                      progress=progress)  # fmt: skip
-        from tqdm.auto import tqdm
-
-        null = np.stack([
-            _generic_scores(estimator, x, y[p], folds, x_test, y_test, scoring=scoring, generalize=generalize,
-                            progress=False).mean(axis=0)
-            for p in tqdm(perms, desc="permutations", disable=not progress)
-        ]) if perms else np.zeros((0, *fold_scores.shape[1:]))  # fmt: skip
+        fold_scores, null = _generic_permutations(estimator, data, perms, **run)
         label = type(estimator).__name__
     scores = fold_scores.mean(axis=0)
     result = DecodingResult(
@@ -660,7 +583,7 @@ def decode(
         times=times,
         test_times=test_times,
         scoring=scoring,
-        chance=_chance(scoring, y, classes.size if classify else None),
+        chance=_chance(scoring, y, data.n_classes),
         layer=layer,
         target=target_name,
         estimator=label,
@@ -672,27 +595,150 @@ def decode(
         result.p_values = (1 + (null >= scores - 1e-12).sum(axis=0)) / (1 + n_permutations)
         result.clusters = cluster_test(scores, null, threshold_p=cluster_threshold)
     if patterns:
-        if spec is None:
-            raise ArgumentError(
-                "patterns: Haufe patterns are computed for the fast path's linear decoders; use estimator='ridge' or "
-                "'logistic'."
-            )
-        result.patterns = _haufe_patterns(spec, x, y, classes.size if classify else None, device)
+        result.patterns = _haufe_patterns(spec, x, y, data.n_classes, device)
     return result
 
 
-def _check_device(device: Any) -> Any:
-    if device is None:
-        return None
-    import torch
+@dataclass
+class _Data:
+    """What the decoders see: training states and targets, the test set (cross-decoding), the folds."""
 
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ArgumentError(f"device: got {device!r}. Pass a torch device such as 'cpu' or 'cuda'.") from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise ArgumentError(f"device: {device!r} was requested but torch sees no CUDA device here. Use device='cpu'.")
-    return parsed
+    x: np.ndarray
+    y: np.ndarray
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    folds: list
+    n_classes: int | None
+
+
+def _check_estimator(estimator: Any) -> None:
+    if isinstance(estimator, str):
+        if estimator not in ESTIMATORS:
+            raise UnknownNameError(
+                f"estimator: unknown name {estimator!r}. Use {format_choices(ESTIMATORS)} or a scikit-learn estimator."
+            )
+    elif not (hasattr(estimator, "fit") and hasattr(estimator, "get_params")):
+        raise ArgumentTypeError(f"estimator: got {describe(estimator)}. Pass 'ridge' or a scikit-learn estimator.")
+
+
+def _labels(values: np.ndarray, estimator: Any) -> tuple[bool, np.ndarray | None, np.ndarray]:
+    """(classify?, the classes, y as class indices or floats), checked against the estimator."""
+    from sklearn.base import is_classifier, is_regressor
+    from sklearn.utils.multiclass import type_of_target
+
+    if values.dtype.kind == "f" and np.isnan(values).any():
+        raise ArgumentError(f"target: {int(np.isnan(values).sum())} value(s) are NaN. Drop those stimuli first.")
+    kind = type_of_target(values)
+    if isinstance(estimator, str) or not (is_classifier(estimator) or is_regressor(estimator)):
+        classify = kind in ("binary", "multiclass")  # from the target
+    else:
+        classify = is_classifier(estimator)
+    if estimator == "logistic" and not classify:
+        raise ArgumentError(
+            f"estimator: 'logistic' classifies, but the target has {kind} values ({describe(values)}). Use "
+            f"estimator='ridge' for regression, or bin the target."
+        )
+    if not classify:
+        return False, None, values.astype(np.float64)
+    classes, y = np.unique(values, return_inverse=True)
+    if classes.size < 2:
+        raise ArgumentError(
+            f"target: every stimulus has the same class ({classes[0]!r}); decoding needs at least 2 classes."
+        )
+    if kind not in ("binary", "multiclass"):
+        raise ArgumentError(
+            f"target: a classifier needs class labels, got {kind} values ({describe(values)}). Use a regressor, "
+            f"or bin the target."
+        )
+    return True, classes, y
+
+
+def _fast_path(estimator: Any, alpha: float, classify: bool, fast: bool | None) -> _FastSpec | None:
+    spec = _fast_spec(estimator, alpha, classify) if fast is not False else None
+    if fast and spec is None:
+        raise ArgumentError(
+            f"fast: {estimator!r} has no fast path (Ridge, RidgeClassifier and l2 LogisticRegression, alone or after "
+            f"StandardScaler, have). Pass fast=None."
+        )
+    if isinstance(estimator, str) and spec is None:
+        raise ArgumentError(f"fast: estimator={estimator!r} is only fitted on the fast path; pass fast=None.")
+    if spec is not None and spec.kind == "logistic" and spec.penalty <= 0:
+        raise ArgumentError(f"alpha: got {alpha}. Logistic regression needs a positive penalty (alpha = 1 / C > 0).")
+    return spec
+
+
+def _groups(recording: Recording, groups: Any, n: int) -> np.ndarray | None:
+    if groups is None:
+        return None
+    values, _ = _target(recording, groups) if isinstance(groups, str) else (np.asarray(groups), "")
+    if len(values) != n:
+        raise ShapeError(f"groups: got {describe(values)}; pass one group per stimulus ({n}).")
+    return values
+
+
+def _test_set(
+    test: Any, layer: str, time: Any, target: Any, classes: np.ndarray | None, x: np.ndarray, *, generalize: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cross-decoding's test states, targets (coded as in training) and times."""
+    if not isinstance(test, Recording):
+        raise ArgumentTypeError(f"test: got {describe(test)}. Pass a Recording to test on.")
+    test_layer, test_positions, x_test = layer_states(test, layer, time=time, name="test")
+    if x_test.shape[2] != x.shape[2]:
+        raise ShapeError(
+            f"test: layer {test_layer!r} has {x_test.shape[2]} units, the training layer {x.shape[2]}; "
+            f"cross-decoding needs the same units."
+        )
+    if not generalize and x_test.shape[1] != x.shape[1]:
+        raise ShapeError(
+            f"test: {x_test.shape[1]} time steps against {x.shape[1]} for training; use generalize=True "
+            f"or select the same steps."
+        )
+    test_values, _ = _target(test, target if isinstance(target, str) else None)
+    if classes is not None:
+        unknown = np.setdiff1d(test_values, classes)
+        if unknown.size:
+            raise ArgumentError(f"test: classes {unknown[:5].tolist()} were never seen in training.")
+        y_test = np.searchsorted(classes, test_values)
+    else:
+        y_test = test_values.astype(np.float64)
+    return x_test, y_test, np.asarray(test.times[test_layer])[test_positions]
+
+
+def _fast_permutations(
+    spec: _FastSpec, data: _Data, perms: list, *, scoring: str, generalize: bool, progress: Any, device: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fold scores of the true targets and the mean null scores, all target sets on the fast path."""
+    from tqdm.auto import tqdm
+
+    orders = [np.arange(len(data.y)), *perms]  # the true targets, then permuted ones
+    result = []
+    show = check_progress(progress) and len(perms) > 0
+    with tqdm(total=len(perms), desc="permutations", disable=not show) as bar:
+        for start in range(0, len(orders), 64):  # bounded memory: 64 target sets per pass
+            y_sets = np.stack([data.y[o] for o in orders[start : start + 64]], 1)
+            result.append(_fast_scores(spec, data.x, y_sets, data.folds, data.x_test, data.y_test, scoring=scoring,
+                                       n_classes=data.n_classes, generalize=generalize, device=device))  # fmt: skip
+            bar.update(min(len(orders), start + 64) - 1 - bar.n)
+    all_scores = np.concatenate(result, axis=1)  # (folds, sets, ...)
+    return all_scores[:, 0], all_scores[:, 1:].mean(axis=0)
+
+
+def _generic_permutations(
+    estimator: Any, data: _Data, perms: list, *, scoring: str, generalize: bool, progress: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """The same with a scikit-learn estimator cloned per fold and time step."""
+    from tqdm.auto import tqdm
+
+    def scores(y: np.ndarray, bar: Any) -> np.ndarray:
+        return _generic_scores(estimator, data.x, y, data.folds, data.x_test, data.y_test, scoring=scoring,
+                               generalize=generalize, progress=bar)  # fmt: skip
+
+    fold_scores = scores(data.y, progress)
+    if not perms:
+        return fold_scores, np.zeros((0, *fold_scores.shape[1:]))
+    null = [scores(data.y[p], False).mean(axis=0) for p in tqdm(perms, desc="permutations",
+                                                                  disable=not check_progress(progress))]  # fmt: skip
+    return fold_scores, np.stack(null)
 
 
 def _code(y: np.ndarray, n_classes: int | None) -> np.ndarray:

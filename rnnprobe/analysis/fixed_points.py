@@ -33,10 +33,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._validation import check_int, check_option
+from .._validation import check_device, check_int, check_option, check_progress
 from ..errors import ArgumentError, ConvergenceError, ShapeError, describe
 from ..recording import Recording
-from ._fp_search import METHODS, levenberg_marquardt, newton_polish, small
+from ._fp_search import SOLVERS, levenberg_marquardt, newton_polish, small
 from ._state_map import StateMap, as_inputs, as_states
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -56,7 +56,7 @@ class SlowPoints:
 
 
 @dataclass
-class FixedPoints:
+class FixedPointResult:
     """Unique fixed points (or period-k points) with their linearisation.
 
     Attributes
@@ -93,7 +93,7 @@ class FixedPoints:
     continuous_time : bool
     period : int
     tol : float
-    method : str
+    solver : str
         "dense" or "matrix-free" (see :func:`find_fixed_points`).
     n_candidates, n_unconverged, n_outliers, n_duplicates : int
     seconds : float
@@ -116,7 +116,7 @@ class FixedPoints:
     continuous_time: bool
     period: int
     tol: float
-    method: str
+    solver: str
     n_candidates: int
     n_unconverged: int
     n_outliers: int
@@ -131,7 +131,7 @@ class FixedPoints:
         n_stable = int(self.stable.sum())
         kind = "fixed points" if self.period == 1 else f"period-{self.period} points"
         return (
-            f"<FixedPoints: {len(self)} {kind} ({n_stable} stable, {len(self) - n_stable} unstable), "
+            f"<FixedPointResult: {len(self)} {kind} ({n_stable} stable, {len(self) - n_stable} unstable), "
             f"{len(self.slow)} slow point(s), from {self.n_candidates} candidates ({self.n_unconverged} "
             f"unconverged, {self.n_duplicates} duplicates, {self.n_outliers} outliers), {self.seconds:.2f} s>"
         )
@@ -139,7 +139,7 @@ class FixedPoints:
     def summary(self) -> dict[str, Any]:
         """Key numbers: points found (stable, unstable), slow points, candidates, largest q, time."""
         return {
-            "method": self.method,
+            "solver": self.solver,
             "period": self.period,
             "fixed points": len(self),
             "stable": int(self.stable.sum()),
@@ -270,14 +270,14 @@ def find_fixed_points(
     dedup_tol: float = 1e-6,
     outlier_distance: float = 10.0,
     max_iter: int = 200,
-    method: str = "auto",
+    solver: str = "auto",
     krylov_dim: int = 50,
     n_eigenvalues: int | None = None,
     memory: float = 2**28,
     seed: int | None = 0,
     device: Any = None,
-    progress: bool = True,
-) -> FixedPoints:
+    progress: bool | None = None,
+) -> FixedPointResult:
     """Fixed points (and slow points, period-k orbits) of a recurrent model at constant inputs.
 
     Parameters
@@ -314,7 +314,7 @@ def find_fixed_points(
         (diverged candidates).
     max_iter : int
         Levenberg-Marquardt iterations per candidate.
-    method : {"auto", "dense", "matrix-free"}
+    solver : {"auto", "dense", "matrix-free"}
         How the Gauss-Newton systems are solved. "dense": full Jacobians of every candidate
         (batched forward mode; float32 far from a root, float64 near it) and batched solves, and
         the full eigendecomposition at each point. "matrix-free": Jacobian-vector products only:
@@ -335,12 +335,13 @@ def find_fixed_points(
         Seeds the sampling of initial states and their noise.
     device : optional
         Torch device of the search.
-    progress : bool
+    progress : bool or None
         Show a progress bar of the candidates that have settled (on stderr).
+        None (default): a bar only when stderr is a terminal.
 
     Returns
     -------
-    FixedPoints
+    FixedPointResult
 
     Examples
     --------
@@ -358,7 +359,7 @@ def find_fixed_points(
     (20, 19, 0)
     """
     started = _time.perf_counter()
-    state_map = StateMap(model, period=period, device=device)
+    state_map = StateMap(model, period=period, device=check_device(device))
     if state_map.continuous_time and state_map.period > 1:
         raise ArgumentError(
             f"period: got {period} for a continuous-time model; its flow has no period-k points of the Euler map to "
@@ -369,7 +370,7 @@ def find_fixed_points(
             raise ArgumentError(f"{name}: got {describe(value)}. Pass a finite number >= 0.")
     max_iter = check_int("max_iter", max_iter, minimum=1)
     krylov_dim = check_int("krylov_dim", krylov_dim, minimum=1)
-    check_option("method", method, METHODS)
+    check_option("solver", solver, SOLVERS)
     if n_eigenvalues is not None:
         n_eigenvalues = check_int("n_eigenvalues", n_eigenvalues, minimum=1)
     if not (np.isscalar(memory) and memory > 0):
@@ -392,15 +393,15 @@ def find_fixed_points(
     spread = torch.sqrt(((x0 - centre) ** 2).sum(dim=1).mean()).clamp(min=1e-12)
     scale = torch.sqrt((x0**2).sum(dim=1).mean()).clamp(min=1e-12)
     radius = outlier_distance * max(float(spread), 0.1 * float(scale))  # a floor for clustered starts
-    if method == "auto":  # full Jacobians while they and their eigendecompositions are cheap
-        method = "dense" if d <= 128 else "matrix-free"
-    search = dict(method=method, krylov_dim=krylov_dim)
-    per_state = 4 * 8 * d * d if method == "dense" else 2 * state_map.bytes_per_state(x, u) + (krylov_dim + 16) * 8 * d
+    if solver == "auto":  # full Jacobians while they and their eigendecompositions are cheap
+        solver = "dense" if d <= 128 else "matrix-free"
+    search = dict(solver=solver, krylov_dim=krylov_dim)
+    per_state = 4 * 8 * d * d if solver == "dense" else 2 * state_map.bytes_per_state(x, u) + (krylov_dim + 16) * 8 * d
     chunk = max(1, int(memory // per_state))
     from tqdm.auto import tqdm
 
     parts = []
-    with tqdm(total=len(x), desc="fixed points", unit="candidate", disable=not progress) as bar:
+    with tqdm(total=len(x), desc="fixed points", unit="candidate", disable=not check_progress(progress)) as bar:
         for s in range(0, len(x), chunk):
 
             def settled(k: int, s: int = s) -> None:
@@ -428,7 +429,7 @@ def find_fixed_points(
     slow_index = slow_index[_deduplicate(x[slow_index], u[slow_index], q[slow_index], dedup_tol * float(scale))]
 
     xs, us = x[points], u[points]
-    if method == "dense":
+    if solver == "dense":
         jac, jac_u = _jacobians(state_map, xs, us, chunk)
         eigenvalues, eigenvectors, stable, n_unstable = _spectra(jac, state_map, n_eigenvalues)
     else:  # d x d matrices per point would not fit: leading eigenvalues by Arnoldi iteration on J v
@@ -436,7 +437,7 @@ def find_fixed_points(
         eigenvalues, eigenvectors, stable, n_unstable = _leading_spectra(state_map, xs, us, n_eigenvalues or 10)
     with torch.no_grad():
         out = state_map.output(xs, us) if len(xs) else None
-    return FixedPoints(
+    return FixedPointResult(
         states=xs.cpu().numpy(),
         inputs=us.cpu().numpy(),
         q=q[points].cpu().numpy(),
@@ -453,7 +454,7 @@ def find_fixed_points(
         continuous_time=state_map.continuous_time,
         period=state_map.period,
         tol=tol,
-        method=method,
+        solver=solver,
         n_candidates=len(x),
         n_unconverged=int((~converged & ~far).sum()),
         n_outliers=n_outliers,
@@ -540,7 +541,7 @@ def _leading_spectra(sm: StateMap, x: Tensor, u: Tensor, n: int) -> tuple[np.nda
         except ArpackNoConvergence as error:
             raise ConvergenceError(
                 f"n_eigenvalues: ARPACK did not converge on the {k} leading eigenvalues at fixed point {i} "
-                f"({len(error.eigenvalues)} converged). Ask for fewer (n_eigenvalues), or use method='dense' if the "
+                f"({len(error.eigenvalues)} converged). Ask for fewer (n_eigenvalues), or use solver='dense' if the "
                 f"d x d Jacobians fit in memory."
             ) from None
     return _sorted_spectra(values, vectors, sm, None)

@@ -245,7 +245,7 @@ def mean_average_precision(
 
 
 @dataclass
-class HashComparison:
+class HashComparisonResult:
     """Fly hash vs LSH over hash lengths: mean average precision and RSA, mean and spread over draws.
 
     Attributes
@@ -270,7 +270,7 @@ class HashComparison:
             f"k={k}: {f:.2f} vs {g:.2f}"
             for k, f, g in zip(self.lengths, self.fly_map.mean(1), self.lsh_map.mean(1), strict=True)
         )
-        return f"<HashComparison: mean average precision, fly vs LSH, {pairs}>"
+        return f"<HashComparisonResult: mean average precision, fly vs LSH, {pairs}>"
 
     def summary(self) -> dict[str, Any]:
         """MAP and RSA of both hashes at each length (means over draws)."""
@@ -316,7 +316,7 @@ def compare_hashes(
     n_queries: int = 1000,
     rsa_samples: int = 300,
     seed: int | None = 0,
-) -> HashComparison:
+) -> HashComparisonResult:
     """Fly hash vs dense random projection (LSH) at equal hash length k, as Dasgupta et al. (2017).
 
     For each k: the fly's k winners among ``n_units`` (default ``expansion * d``) Kenyon cells vs LSH's
@@ -353,10 +353,10 @@ def compare_hashes(
             scoring = dict(n_neighbours=n_neighbours, n_queries=n_queries, seed=int(seeds[i, r]))
             for name, codes in (("fly", fly.transform(x)), ("lsh", lsh(x))):
                 out[f"{name}_map"][i, r] = mean_average_precision(x, codes, **scoring)
-                out[f"{name}_rsa"][i, r] = compare_rdms(input_rdm, pdist(codes[sub]), method="spearman")[0, 0]
+                out[f"{name}_rsa"][i, r] = compare_rdms(input_rdm, pdist(codes[sub]), comparison="spearman")[0, 0]
     settings = dict(n_samples=n, n_inputs=d, n_units=n_units or round(expansion * d), sampling=sampling or 6,
                     n_neighbours=n_neighbours, n_queries=n_queries, seed=seed)  # fmt: skip
-    return HashComparison(lengths, out["fly_map"], out["lsh_map"], out["fly_rsa"], out["lsh_rsa"], settings)
+    return HashComparisonResult(lengths, out["fly_map"], out["lsh_map"], out["fly_rsa"], out["lsh_rsa"], settings)
 
 
 def hash_recording(recording: Recording, layer: str | None = None, hasher: Any = None, *, name: str | None = None,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_int, check_option
+from .._validation import check_int, check_option, check_probability, check_progress
 from ..errors import ArgumentError, ShapeError, describe
 from ._pattern_bootstrap import pattern_bootstrap
 from ._ranks import rank_rows
@@ -45,7 +45,7 @@ def resample_pairs(indices: np.ndarray, n_conditions: int) -> np.ndarray:
 def _dot_sample(
     models: np.ndarray,
     sample: np.ndarray,
-    method: str,
+    comparison: str,
     with_ceiling: bool,
     groups: np.ndarray | None = None,
     f_models: np.ndarray | None = None,
@@ -54,21 +54,21 @@ def _dot_sample(
     transformed RDMs. The pooled RDMs of :func:`pool_rdms` enter only through shift- and scale-
     invariant transforms, so the leave-one-out pools are row sums minus one subject's rows
     (``groups``: a subject id per row, copies left out together and counted once)."""
-    ranks = method in ("spearman", "rho-a")
+    ranks = comparison in ("spearman", "rho-a")
     if ranks:
         parts = rank_rows(sample)  # the pooled RDM is the mean rank (re-ranked when compared)
-        f_data = similarity_transform(parts, method, ranked=True)
+        f_data = similarity_transform(parts, comparison, ranked=True)
     else:
-        f_data = similarity_transform(sample, method)
+        f_data = similarity_transform(sample, comparison)
     if f_models is None:
-        f_models = similarity_transform(models, method)
+        f_models = similarity_transform(models, comparison)
     evaluations = (f_models @ f_data.T).mean(axis=1)
     if not with_ceiling:
         return evaluations, (np.nan, np.nan)
-    if method == "corr":
+    if comparison == "corr":
         centred = sample - sample.mean(axis=1, keepdims=True)
         parts = centred / centred.std(axis=1, keepdims=True)
-    elif method == "cosine":
+    elif comparison == "cosine":
         parts = sample / np.sqrt((sample**2).mean(axis=1, keepdims=True))
     if groups is None:
         groups = np.arange(sample.shape[0])
@@ -77,15 +77,15 @@ def _dot_sample(
         return evaluations, (np.nan, np.nan)
     total = parts.sum(axis=0, keepdims=True)
     f_subjects = f_data[first]  # one row per distinct subject
-    upper = (similarity_transform(total, method) @ f_subjects.T).mean()
+    upper = (similarity_transform(total, comparison) @ f_subjects.T).mean()
     others = total - counts[:, None] * parts[first]
-    lower = np.einsum("ij,ij->i", similarity_transform(others, method), f_subjects).mean()
+    lower = np.einsum("ij,ij->i", similarity_transform(others, comparison), f_subjects).mean()
     return evaluations, (float(lower), float(upper))
 
 
-def _dot_path(method: str, *stacks: np.ndarray) -> bool:
+def _dot_path(comparison: str, *stacks: np.ndarray) -> bool:
     """Whether similarities can be computed as dot products of transformed RDMs (no NaN anywhere)."""
-    return method in DOT_METHODS and not any(np.isnan(stack).any() for stack in stacks)
+    return comparison in DOT_METHODS and not any(np.isnan(stack).any() for stack in stacks)
 
 
 def _draws(indices: np.ndarray | None, n_bootstrap: int, seed: Any, n: int, what: str) -> np.ndarray:
@@ -118,7 +118,7 @@ class BootstrapResult:
     indices : ndarray, (n_bootstrap, n_conditions) or (n_bootstrap, n_subjects)
         The drawn conditions (or subjects when only subjects were resampled); reproducible given
         the seed.
-    method : str
+    comparison : str
     model_names : list of str
     over : tuple of str
         What was resampled: ("conditions",), ("subjects",) or ("conditions", "subjects").
@@ -132,7 +132,7 @@ class BootstrapResult:
     evaluations: np.ndarray
     noise_ceiling: np.ndarray | None
     indices: np.ndarray
-    method: str
+    comparison: str
     model_names: list[str]
     over: tuple[str, ...] = ("conditions",)
     n_conditions: int = 0
@@ -143,9 +143,9 @@ class BootstrapResult:
         return np.nanmean(self.evaluations, axis=0)
 
     def confidence_interval(self, level: float = 0.95) -> np.ndarray:
-        """Percentile interval per model, (2, n_models)."""
-        alpha = (1 - level) / 2
-        return np.nanpercentile(self.evaluations, [100 * alpha, 100 * (1 - alpha)], axis=0)
+        """Percentile interval per model, (2, n_models); ``level`` in (0, 1)."""
+        tail = (1 - check_probability("level", level)) / 2
+        return np.nanpercentile(self.evaluations, [100 * tail, 100 * (1 - tail)], axis=0)
 
     def _n(self) -> int:
         sizes = {"conditions": self.n_conditions, "subjects": self.n_subjects}
@@ -183,7 +183,7 @@ class BootstrapResult:
     def summary(self, level: float = 0.95) -> dict[str, Any]:
         """Key numbers: each model's mean evaluation and confidence interval, and the noise ceiling."""
         mean, ci = self.mean(), self.confidence_interval(level)
-        out: dict[str, Any] = {"method": self.method, "resampled": " and ".join(self.over)}
+        out: dict[str, Any] = {"comparison": self.comparison, "resampled": " and ".join(self.over)}
         for k, name in enumerate(self.model_names):
             out[f"{name} mean"] = float(mean[k])
             out[f"{name} {int(level * 100)}% interval"] = [float(ci[0, k]), float(ci[1, k])]
@@ -205,7 +205,7 @@ class BootstrapResult:
         ax.bar(x, mean, color="#0072B2", width=0.6)
         ax.errorbar(x, mean, yerr=[mean - low, high - mean], fmt="none", ecolor="black", capsize=3, lw=1)
         ax.set_xticks(x, self.model_names, rotation=30, ha="right")
-        ax.set_ylabel(f"RDM similarity ({self.method})")
+        ax.set_ylabel(f"RDM similarity ({self.comparison})")
         ax.axhline(0, color="black", lw=0.6)
         if self.noise_ceiling is not None:
             ax.legend(frameon=False)
@@ -213,11 +213,11 @@ class BootstrapResult:
         return fig
 
 
-def _check_resampling_method(method: str) -> None:
-    check_option("method", method, COMPARISONS)
-    if method in ("corr_cov", "cosine_cov"):
+def _check_resampling_method(comparison: str) -> None:
+    check_option("comparison", comparison, COMPARISONS)
+    if comparison in ("corr_cov", "cosine_cov"):
         raise ArgumentError(
-            f"method: {method!r} whitens with the full RDM structure, which resampled RDMs (with gaps for "
+            f"comparison: {comparison!r} whitens with the full RDM structure, which resampled RDMs (with gaps for "
             f"repeated conditions) do not have. Use 'corr', 'cosine', 'spearman', 'rho-a' or 'tau-a'."
         )
 
@@ -227,7 +227,7 @@ def _bootstrap_loop(
     data_vectors: np.ndarray,
     condition_draws: np.ndarray | None,
     subject_draws: np.ndarray | None,
-    method: str,
+    comparison: str,
     fast: bool,
     with_noise_ceiling: bool,
     progress: bool = False,
@@ -238,10 +238,10 @@ def _bootstrap_loop(
     n_samples = len(condition_draws if condition_draws is not None else subject_draws)
     evaluations = np.full((n_samples, model_vectors.shape[0]), np.nan)
     ceiling = np.full((2, n_samples), np.nan) if with_noise_ceiling else None
-    f_models = similarity_transform(model_vectors, method) if fast and condition_draws is None else None
+    f_models = similarity_transform(model_vectors, comparison) if fast and condition_draws is None else None
     from tqdm.auto import tqdm
 
-    for b in tqdm(range(n_samples), desc="bootstrap", unit="sample", disable=not progress):
+    for b in tqdm(range(n_samples), desc="bootstrap", unit="sample", disable=not check_progress(progress)):
         groups = None if subject_draws is None else subject_draws[b]
         sample, sample_models = data_vectors if groups is None else data_vectors[groups], model_vectors
         if condition_draws is not None:
@@ -250,22 +250,24 @@ def _bootstrap_loop(
             pairs = resample_pairs(condition_draws[b], n_cond)
             sample, sample_models = sample[:, pairs], model_vectors[:, pairs]
         if fast:
-            evaluations[b], bounds = _dot_sample(sample_models, sample, method, ceiling is not None, groups, f_models)
+            evaluations[b], bounds = _dot_sample(
+                sample_models, sample, comparison, ceiling is not None, groups, f_models
+            )
         else:
-            evaluations[b] = compare_rdms(sample_models, sample, method=method).mean(axis=1)
+            evaluations[b] = compare_rdms(sample_models, sample, comparison=comparison).mean(axis=1)
             distinct = sample.shape[0] if groups is None else np.unique(groups).size
             bounds = (np.nan, np.nan)
             if ceiling is not None and distinct >= 2:
-                bounds = noise_ceiling(sample, method=method, groups=groups)
+                bounds = noise_ceiling(sample, comparison=comparison, groups=groups)
         if ceiling is not None:
             ceiling[:, b] = bounds
     return evaluations, ceiling
 
 
 def _bootstrap(
-    models: Any,
+    model_rdms: Any,
     data: Any,
-    method: str,
+    comparison: str,
     conditions: tuple[np.ndarray | None, int, int | None] | None,
     subjects: tuple[np.ndarray | None, int, int | None] | None,
     with_noise_ceiling: bool,
@@ -273,8 +275,8 @@ def _bootstrap(
 ) -> BootstrapResult:
     """The bootstrap loop shared by the three public functions. ``conditions``/``subjects``:
     (given indices or None, n_bootstrap, seed) for each resampled factor, None when it is fixed."""
-    _check_resampling_method(method)
-    model_vectors, data_vectors = paired_vectors(models, data, names=("models", "data"))
+    _check_resampling_method(comparison)
+    model_vectors, data_vectors = paired_vectors(model_rdms, data, names=("model_rdms", "data"))
     n_subjects, n_pairs = data_vectors.shape
     n_cond = n_conditions(n_pairs)
     if with_noise_ceiling and n_subjects < 2:
@@ -286,12 +288,12 @@ def _bootstrap(
             f"indices: {len(condition_draws)} condition draws but {len(subject_draws)} subject draws; "
             f"pass the same number of samples for both."
         )
-    fast = _dot_path(method, model_vectors, data_vectors)
+    fast = _dot_path(comparison, model_vectors, data_vectors)
     if fast and subject_draws is None:  # every sample at once, as weighted statistics
-        evaluations, ceiling = pattern_bootstrap(model_vectors, data_vectors, condition_draws, method,
+        evaluations, ceiling = pattern_bootstrap(model_vectors, data_vectors, condition_draws, comparison,
                                                  with_noise_ceiling)  # fmt: skip
     else:
-        evaluations, ceiling = _bootstrap_loop(model_vectors, data_vectors, condition_draws, subject_draws, method,
+        evaluations, ceiling = _bootstrap_loop(model_vectors, data_vectors, condition_draws, subject_draws, comparison,
                                                fast, with_noise_ceiling, progress)  # fmt: skip
     over = tuple(
         name for name, draws in (("conditions", condition_draws), ("subjects", subject_draws)) if draws is not None
@@ -300,8 +302,8 @@ def _bootstrap(
         evaluations,
         ceiling,
         condition_draws if condition_draws is not None else subject_draws,
-        method,
-        _model_names(models, model_vectors.shape[0]),
+        comparison,
+        _model_names(model_rdms, model_vectors.shape[0]),
         over=over,
         n_conditions=n_cond,
         n_subjects=n_subjects,
@@ -310,15 +312,15 @@ def _bootstrap(
 
 
 def bootstrap_conditions(
-    models: Any,
+    model_rdms: Any,
     data: Any,
     *,
-    method: str = "corr",
+    comparison: str = "corr",
     n_bootstrap: int = 1000,
     seed: int | None = 0,
     indices: np.ndarray | None = None,
     with_noise_ceiling: bool = True,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> BootstrapResult:
     """Evaluate fixed model RDMs against data RDMs over bootstrap samples of the conditions.
 
@@ -327,9 +329,9 @@ def bootstrap_conditions(
 
     Parameters
     ----------
-    models : RDMs (or rsatoolbox RDMs / vectors), n_models RDMs
+    model_rdms : RDMs (or rsatoolbox RDMs / vectors), n_models RDMs
     data : RDMs, one RDM per subject/session (the evaluation averages over them)
-    method : str
+    comparison : str
         A comparison of :func:`compare_rdms` (not the whitened ones: resampled RDMs have gaps).
     n_bootstrap, seed : int
         Number of samples; seed for drawing condition indices (numpy Generator).
@@ -337,9 +339,10 @@ def bootstrap_conditions(
         Use these draws instead (e.g. to reproduce another tool's samples).
     with_noise_ceiling : bool
         Also compute the noise ceiling of each sample (needs at least 2 data RDMs).
-    progress : bool
+    progress : bool or None
         Progress bar over the samples (on stderr) where they are evaluated one by one (the
         pattern bootstrap of dot-product comparisons evaluates all samples at once).
+        None (default): a bar only when stderr is a terminal.
 
     Examples
     --------
@@ -354,19 +357,19 @@ def bootstrap_conditions(
     >>> bool(result.pairwise_p_values()[0, 1] < 0.05)
     True
     """
-    return _bootstrap(models, data, method, (indices, n_bootstrap, seed), None, with_noise_ceiling, progress)
+    return _bootstrap(model_rdms, data, comparison, (indices, n_bootstrap, seed), None, with_noise_ceiling, progress)
 
 
 def bootstrap_subjects(
-    models: Any,
+    model_rdms: Any,
     data: Any,
     *,
-    method: str = "corr",
+    comparison: str = "corr",
     n_bootstrap: int = 1000,
     seed: int | None = 0,
     indices: np.ndarray | None = None,
     with_noise_ceiling: bool = True,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> BootstrapResult:
     """Evaluate fixed model RDMs over bootstrap samples of the subjects (data RDMs).
 
@@ -386,19 +389,19 @@ def bootstrap_subjects(
     >>> result.evaluations.shape
     (50, 2)
     """
-    return _bootstrap(models, data, method, None, (indices, n_bootstrap, seed), with_noise_ceiling, progress)
+    return _bootstrap(model_rdms, data, comparison, None, (indices, n_bootstrap, seed), with_noise_ceiling, progress)
 
 
 def bootstrap_conditions_and_subjects(
-    models: Any,
+    model_rdms: Any,
     data: Any,
     *,
-    method: str = "corr",
+    comparison: str = "corr",
     n_bootstrap: int = 1000,
     seed: int | None = 0,
     indices: tuple[np.ndarray, np.ndarray] | None = None,
     with_noise_ceiling: bool = True,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> BootstrapResult:
     """Evaluate fixed model RDMs over samples that resample both subjects and conditions.
 
@@ -429,14 +432,14 @@ def bootstrap_conditions_and_subjects(
     """
     if indices is None:  # independent streams for the two factors
         condition_seed, subject_seed = np.random.SeedSequence(seed).spawn(2)
-        return _bootstrap(models, data, method, (None, n_bootstrap, condition_seed),
+        return _bootstrap(model_rdms, data, comparison, (None, n_bootstrap, condition_seed),
                           (None, n_bootstrap, subject_seed), with_noise_ceiling, progress)  # fmt: skip
     if not (isinstance(indices, tuple | list) and len(indices) == 2):
         raise ArgumentError(
             f"indices: got {describe(indices)}. Pass a pair (condition_draws, subject_draws), "
             f"or None to draw them from seed."
         )
-    return _bootstrap(models, data, method, (indices[0], 0, None), (indices[1], 0, None), with_noise_ceiling,
+    return _bootstrap(model_rdms, data, comparison, (indices[0], 0, None), (indices[1], 0, None), with_noise_ceiling,
                       progress)  # fmt: skip
 
 
@@ -452,20 +455,48 @@ class PermutationResult:
         The same with the model's condition labels permuted.
     p_values : ndarray, (n_models,)
         One-sided (model more similar than chance): (1 + #{null >= observed}) / (1 + n_permutations).
-    method : str
+    comparison : str
     model_names : list of str
     """
 
     observed: np.ndarray
     null: np.ndarray
     p_values: np.ndarray
-    method: str
+    comparison: str
     model_names: list[str]
+
+    def summary(self) -> dict[str, Any]:
+        """Key numbers: per model the observed similarity and its p-value, and the permutation count."""
+        out: dict[str, Any] = {"comparison": self.comparison, "permutations": int(self.null.shape[0])}
+        for k, name in enumerate(self.model_names):
+            out[f"{name} observed"] = float(self.observed[k])
+            out[f"{name} p"] = float(self.p_values[k])
+        return out
+
+    def plot(self) -> Figure:
+        """The null distribution of each model with its observed similarity (one panel per model)."""
+        from .plotting import pyplot
+
+        plt = pyplot()
+        n = len(self.model_names)
+        fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3), layout="constrained", squeeze=False)
+        for k, ax in enumerate(axes[0]):
+            self.draw(ax, k)
+        return fig
+
+    def draw(self, ax: Any, model: int = 0) -> None:
+        """One model's null histogram and observed value into ``ax``."""
+        ax.hist(self.null[:, model], bins=40, color="#999999", lw=0)
+        ax.axvline(self.observed[model], color="#D55E00", lw=2, label="observed")
+        ax.set_xlabel(f"RDM similarity ({self.comparison})")
+        ax.set_ylabel("permutations")
+        ax.set_title(f"{self.model_names[model]}: p = {self.p_values[model]:.3g}")
+        ax.legend(frameon=False)
 
 
 def permutation_test(
-    models: Any, data: Any, *, method: str = "corr", n_permutations: int = 10_000, seed: int | None = 0,
-    progress: bool = True,
+    model_rdms: Any, data: Any, *, comparison: str = "corr", n_permutations: int = 10_000, seed: int | None = 0,
+    progress: bool | None = None,
 ) -> PermutationResult:  # fmt: skip
     """Test each model RDM against the data RDMs by permuting the model's condition labels.
 
@@ -483,12 +514,12 @@ def permutation_test(
     >>> float(result.p_values[0])
     0.001
     """
-    check_option("method", method, COMPARISONS)
-    if method in ("corr_cov", "cosine_cov"):
-        raise ArgumentError(f"method: {method!r} is not supported by permutation_test; use a plain comparison.")
-    model_vectors, data_vectors = paired_vectors(models, data, names=("models", "data"))
+    check_option("comparison", comparison, COMPARISONS)
+    if comparison in ("corr_cov", "cosine_cov"):
+        raise ArgumentError(f"comparison: {comparison!r} is not supported by permutation_test; use a plain comparison.")
+    model_vectors, data_vectors = paired_vectors(model_rdms, data, names=("model_rdms", "data"))
     if np.isnan(model_vectors).any() or np.isnan(data_vectors).any():
-        raise ArgumentError("models, data: permutation tests need complete RDMs (no NaN dissimilarities).")
+        raise ArgumentError("model_rdms, data: permutation tests need complete RDMs (no NaN dissimilarities).")
     n_permutations = check_int("n_permutations", n_permutations)
     n_cond = n_conditions(model_vectors.shape[1])
     perms = np.argsort(np.random.default_rng(seed).random((n_permutations, n_cond)), axis=1)
@@ -502,20 +533,20 @@ def permutation_test(
     from tqdm.auto import tqdm
 
     null = np.empty((n_permutations, model_vectors.shape[0]))
-    bar = tqdm(total=n_permutations, desc="permutations", disable=not progress)
-    if method in DOT_METHODS:
-        f_models = similarity_transform(model_vectors, method)
-        f_data_mean = similarity_transform(data_vectors, method).mean(axis=0)
+    bar = tqdm(total=n_permutations, desc="permutations", disable=not check_progress(progress))
+    if comparison in DOT_METHODS:
+        f_models = similarity_transform(model_vectors, comparison)
+        f_data_mean = similarity_transform(data_vectors, comparison).mean(axis=0)
         observed = f_models @ f_data_mean
         for start in range(0, n_permutations, 256):  # chunks bound the memory of the gathered copies
             pos = positions(perms[start : start + 256])
             null[start : start + len(pos)] = (f_models[:, pos] @ f_data_mean).T
             bar.update(len(pos))
     else:
-        observed = compare_rdms(model_vectors, data_vectors, method=method).mean(axis=1)
+        observed = compare_rdms(model_vectors, data_vectors, comparison=comparison).mean(axis=1)
         for k, pos in enumerate(positions(perms)):
-            null[k] = compare_rdms(model_vectors[:, pos], data_vectors, method=method).mean(axis=1)
+            null[k] = compare_rdms(model_vectors[:, pos], data_vectors, comparison=comparison).mean(axis=1)
             bar.update()
     bar.close()
     p_values = (1 + (null >= observed - 1e-12).sum(axis=0)) / (1 + n_permutations)
-    return PermutationResult(observed, null, p_values, method, _model_names(models, model_vectors.shape[0]))
+    return PermutationResult(observed, null, p_values, comparison, _model_names(model_rdms, model_vectors.shape[0]))

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_int, check_option
+from .._validation import check_device, check_int
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
 from ..recording import Recording
 
@@ -37,13 +37,14 @@ def _svd_flip(vt: np.ndarray) -> np.ndarray:
     return vt * signs[:, None]
 
 
-def _principal_axes(x: np.ndarray, backend: str) -> tuple[np.ndarray, np.ndarray]:
-    """(singular values, Vt) of the centred matrix ``x`` (samples, features)."""
-    if backend == "torch":
+def _principal_axes(x: np.ndarray, device: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(singular values, Vt) of the centred matrix ``x`` (samples, features): numpy's LAPACK, or
+    torch's SVD in float64 on ``device``."""
+    if device is not None:
         import torch
 
-        _, s, vt = torch.linalg.svd(torch.from_numpy(x), full_matrices=False)
-        return s.numpy(), vt.numpy()
+        _, s, vt = torch.linalg.svd(torch.from_numpy(x).to(device), full_matrices=False)
+        return s.cpu().numpy(), vt.cpu().numpy()
     _, s, vt = np.linalg.svd(x, full_matrices=False)
     return s, vt
 
@@ -215,7 +216,7 @@ def fit_pca(
     n_components: int | None = 10,
     time: Any = None,
     stimuli: Any = None,
-    backend: str = "numpy",
+    device: str | None = None,
 ) -> PCAResult:
     """PCA of one layer's states, pooled over stimuli and time steps.
 
@@ -230,8 +231,9 @@ def fit_pca(
         Fit on these time steps only (e.g. ``slice(-5, None)``); trajectories cover all steps.
     stimuli : optional
         Fit on these stimuli only (index, mask or list); trajectories cover all stimuli.
-    backend : {"numpy", "torch"}
-        SVD in float64 numpy, or torch (faster for large layers; same results to rounding).
+    device : str, optional
+        Compute the SVD with torch on this device ("cpu", "cuda"; faster for large layers, same
+        results to rounding); by default numpy's LAPACK.
 
     Returns
     -------
@@ -249,7 +251,7 @@ def fit_pca(
     """
     if not isinstance(recording, Recording):
         raise ArgumentTypeError(f"recording: got {describe(recording)}. Pass an rnnprobe Recording.")
-    check_option("backend", backend, ("numpy", "torch"))
+    device = check_device(device)
     layer = recording.resolve_layer(layer)
     states = recording.get(layer, flatten=True).astype(np.float64)  # (stimulus, time, units)
     n_units = states.shape[2]
@@ -262,7 +264,7 @@ def fit_pca(
     max_k = min(sample.shape)
     k = max_k if n_components is None else check_int("n_components", n_components, maximum=max_k)
     mean = sample.mean(axis=0)
-    singular, vt = _principal_axes(sample - mean, backend)
+    singular, vt = _principal_axes(sample - mean, device)
     vt = _svd_flip(vt)
     variance = singular**2 / (sample.shape[0] - 1)
     total = variance.sum()

@@ -245,7 +245,7 @@ def fit_timescales(
 
 
 @dataclass
-class MemoryDecay:
+class MemoryDecayResult:
     """Decoding of the input at step t - lag from the state at step t, per lag.
 
     Attributes
@@ -266,7 +266,7 @@ class MemoryDecay:
 
     def __repr__(self) -> str:
         pairs = ", ".join(f"{k}: {s:.2f}" for k, s in zip(self.lags, self.scores, strict=True))
-        return f"<MemoryDecay of {self.layer!r} ({self.scoring}, chance {self.chance:.2f}): {pairs}>"
+        return f"<MemoryDecayResult of {self.layer!r} ({self.scoring}, chance {self.chance:.2f}): {pairs}>"
 
     def memory_span(self, margin: float = 0.05) -> int:
         """The largest lag whose score exceeds chance by ``margin`` (in score units); -1 if none."""
@@ -279,7 +279,7 @@ class MemoryDecay:
         out["memory span (steps)"] = self.memory_span()
         return out
 
-    def plot(self, others: dict[str, MemoryDecay] | None = None) -> Figure:
+    def plot(self, others: dict[str, MemoryDecayResult] | None = None) -> Figure:
         """Score against lag, with the chance line (``others`` drawn alongside)."""
         from .plotting import OKABE_ITO, pyplot
 
@@ -305,7 +305,7 @@ def memory_decay(
     cv: int = 5,
     scoring: str | None = None,
     seed: int | None = 0,
-) -> MemoryDecay:
+) -> MemoryDecayResult:
     """Decode the input ``lag`` steps back from the current state, for each lag.
 
     Parameters
@@ -356,4 +356,4 @@ def memory_decay(
                         progress=False)  # fmt: skip
         scores.append(float(result.scores[0]))
         chance, name = result.chance, result.scoring
-    return MemoryDecay(lags, np.array(scores), float(chance), name, layer)
+    return MemoryDecayResult(lags, np.array(scores), float(chance), name, layer)

@@ -48,7 +48,7 @@ SECTIONS = ("output", "stimuli", "models", "analyses", "neural")
 MODEL_KEYS = ("name", "checkpoint", "factory", "kwargs", "weights", "layers", "fixed_point_layers")
 STIMULI_KEYS = ("file", "task", "n", "split", "seed")
 NEURAL_KEYS = ("file", "variable", "subjects", "subjects_variable")
-ANALYSIS_KEYS = ("run", "target", "descriptor", "cv", "n_permutations", "rdm_method", "compare_method", "n_initial",
+ANALYSIS_KEYS = ("run", "target", "descriptor", "cv", "n_permutations", "distance", "comparison", "n_initial",
                  "seed")  # fmt: skip
 
 
@@ -178,7 +178,7 @@ def load_config(path: str | Path) -> Config:
     for name in [run] if isinstance(run, str) else run:
         if name not in ANALYSES:
             raise UnknownNameError(f"analyses.run: {name!r} is not an analysis. Available: {format_choices(ANALYSES)}.")
-    for key, allowed in (("rdm_method", DISTANCES), ("compare_method", COMPARISONS)):
+    for key, allowed in (("distance", DISTANCES), ("comparison", COMPARISONS)):
         if key in analyses and analyses[key] not in allowed:
             raise UnknownNameError(f"analyses.{key}: got {analyses[key]!r}. Available: {format_choices(allowed)}.")
     neural = {}

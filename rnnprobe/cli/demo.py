@@ -190,7 +190,7 @@ def _energy(report: Any, quick: bool) -> str:
     )
 
 
-def run_demo(*, out: str | Path | None = None, quick: bool = False, progress: bool = True) -> Path:
+def run_demo(*, out: str | Path | None = None, quick: bool = False, progress: bool | None = None) -> Path:
     """Compare the shipped models and write ``report.html`` (and ``report.json``) into ``out``.
 
     Returns the report's path. Nothing is written unless every part ran.

@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "demo":
             from .demo import run_demo
 
-            run_demo(out=args.out, quick=args.quick, progress=not args.no_progress)
+            run_demo(out=args.out, quick=args.quick, progress=False if args.no_progress else None)
         elif args.command == "models":
             _models()
         else:
@@ -93,7 +93,7 @@ def _configured(args: argparse.Namespace) -> None:
     from .config import build_model, check_layers, load_config
 
     config = load_config(args.config)
-    progress = not args.no_progress
+    progress = False if args.no_progress else None  # bars only on a terminal
     base = config.path.parent
     models = {spec.name: build_model(spec, base) for spec in config.models}
     check_layers(config, models)

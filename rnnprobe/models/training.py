@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._validation import check_int
+from .._validation import check_int, check_progress
 from ..errors import ArgumentError, ArgumentTypeError, describe
 from ..tasks.base import Task
 
@@ -64,7 +64,7 @@ def train(
     eval_every: int | None = None,
     eval_size: int = 512,
     log_every: int = 10,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> History:
     """Train ``model`` on ``task`` for a fixed number of steps (Adam, gradient clipping).
 
@@ -85,8 +85,9 @@ def train(
     eval_every : int, optional
         Evaluate the task metric on ``eval_size`` test trials every this many steps
         (and always at the end).
-    progress : bool
+    progress : bool or None
         Show a progress bar with the current loss.
+        None (default): a bar only when stderr is a terminal.
 
     Returns
     -------
@@ -116,7 +117,7 @@ def train(
     loss_fn = getattr(model, "training_loss", None) or task.loss
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     bar = None
-    if progress:
+    if check_progress(progress):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps, desc=f"train {type(model).__name__}", unit="step")

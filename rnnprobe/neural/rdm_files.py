@@ -53,7 +53,7 @@ def _rdm_structs(mat: dict[str, Any]) -> dict[str, np.ndarray]:
     return found
 
 
-def load_rdms(path: str | Path | Any, *, variable: str | None = None, method: str = "unknown") -> RDMs:
+def load_rdms(path: str | Path | Any, *, variable: str | None = None, distance: str = "unknown") -> RDMs:
     """Load RDMs from a MATLAB RSA-toolbox ``.mat`` file, a ``.npy`` array, or an rsatoolbox RDMs object.
 
     Parameters
@@ -63,7 +63,7 @@ def load_rdms(path: str | Path | Any, *, variable: str | None = None, method: st
         (n_rdms, n_pairs) or (n_rdms, n, n).
     variable : str, optional
         The ``.mat`` variable holding the struct array (needed when a file has several).
-    method : str
+    distance : str
         The dissimilarity measure, for the record (e.g. "correlation" for 1 - Pearson r).
 
     Returns
@@ -90,10 +90,10 @@ def load_rdms(path: str | Path | Any, *, variable: str | None = None, method: st
     if path.suffix == ".npy":
         array = np.load(path, allow_pickle=False)
         if array.ndim == 2 and array.shape[0] == array.shape[1] and array.shape[0] > 1:
-            return RDMs(_as_vector(array, "path")[None], method)
+            return RDMs(_as_vector(array, "path")[None], distance)
         if array.ndim == 3:
-            return RDMs(np.stack([_as_vector(a, f"path[{i}]") for i, a in enumerate(array)]), method)
-        return RDMs(np.atleast_2d(array).astype(np.float64), method)
+            return RDMs(np.stack([_as_vector(a, f"path[{i}]") for i, a in enumerate(array)]), distance)
+        return RDMs(np.atleast_2d(array).astype(np.float64), distance)
     if path.suffix != ".mat":
         raise ArgumentError(f"path: {str(path)!r} is neither .mat nor .npy. Convert it, or pass rsatoolbox RDMs.")
     import scipy.io
@@ -114,11 +114,11 @@ def load_rdms(path: str | Path | Any, *, variable: str | None = None, method: st
     items = structs[variable].ravel(order="F")
     vectors = np.stack([_as_vector(item.RDM, f"{variable}[{i}].RDM") for i, item in enumerate(items)])
     names = np.array([str(getattr(item, "name", i)) for i, item in enumerate(items)])
-    return RDMs(vectors, method, rdm_descriptors={"name": names}, descriptors={"source": str(path)})
+    return RDMs(vectors, distance, rdm_descriptors={"name": names}, descriptors={"source": str(path)})
 
 
 def rdms_from_responses(
-    responses: np.ndarray, *, method: str = "correlation", metadata: Any = None, descriptor: str | None = None,
+    responses: np.ndarray, *, distance: str = "correlation", metadata: Any = None, descriptor: str | None = None,
     noise: np.ndarray | None = None,
 ) -> RDMs:  # fmt: skip
     """RDMs from response arrays, (stimulus, channel) or (stimulus, channel, time): one RDM per time point.
@@ -130,7 +130,7 @@ def rdms_from_responses(
     --------
     >>> import numpy as np
     >>> meg = np.random.default_rng(0).normal(size=(20, 30, 50))   # stimuli x sensors x time points
-    >>> rdms_from_responses(meg, method="correlation").n_rdms
+    >>> rdms_from_responses(meg, distance="correlation").n_rdms
     50
     """
     array = np.asarray(responses)
@@ -138,4 +138,4 @@ def rdms_from_responses(
         raise ShapeError(f"responses: got {describe(array)}. Pass (stimulus, channel) or (stimulus, channel, time).")
     states = array[:, None, :] if array.ndim == 2 else np.moveaxis(array, 2, 1)  # (stimulus, time, channel)
     recording = Recording({"responses": states}, metadata=metadata)
-    return compute_rdms(recording, "responses", method=method, descriptor=descriptor, noise=noise)
+    return compute_rdms(recording, "responses", distance=distance, descriptor=descriptor, noise=noise)

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._validation import check_int
+from .._validation import check_device, check_int, check_progress
 from .._version import __version__
 from ..errors import ArgumentError, ArgumentTypeError, ModelCallError, RnnprobeError, ShapeError, describe
 from .container import Recording, normalize_metadata
@@ -174,7 +174,7 @@ def record(
     sequence: Sequence[str] = (),
     forward: Callable[..., Any] | None = None,
     seed: int | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ) -> Recording:
     """Record hidden states of ``model`` for every stimulus, over time.
 
@@ -216,8 +216,9 @@ def record(
         ``lambda m, x: m(x.transpose(0, 1))`` for a sequence-first model.
     seed : int, optional
         Seeds torch's RNG for stochastic models, without changing global RNG state.
-    progress : bool
+    progress : bool or None
         Show a progress bar.
+        None (default): a bar only when stderr is a terminal.
 
     Returns
     -------
@@ -258,12 +259,12 @@ def record(
         destination = MemoryDestination(n_stimuli, meta)
     call = forward if forward is not None else (lambda m, *xs: m(*xs))
     model_device, model_dtype = _model_device_dtype(model)
-    run_device = torch.device(device) if device is not None else model_device
+    run_device = check_device(device) or model_device
     sink = Sink(storage_dtype)
     nonfinite = NonFiniteCounter()
     rng = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
     bar = None
-    if progress:
+    if check_progress(progress):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=n_stimuli, unit="stim", desc=f"record {type(model).__name__}")

@@ -1,4 +1,4 @@
-"""Side-by-side figures of a ModelComparison: one panel per model, shared axes and colour scales.
+"""Side-by-side figures of a ComparisonResult: one panel per model, shared axes and colour scales.
 
 Field conventions: chance lines on decoding, noise-ceiling bands on RSA, the unit circle on
 eigenvalue plots, labelled axes in time steps, the Okabe-Ito colour-blind-safe palette.
@@ -15,7 +15,7 @@ from ..analysis.plotting import OKABE_ITO, category_colors, pyplot
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
-    from ..analysis.compare import ModelComparison
+    from ..analysis.compare import ComparisonResult
 
 PANEL = 3.2  # inches per panel
 
@@ -38,7 +38,7 @@ def _panels(n: int, *, rows: int = 1, height: float = PANEL, extra: int = 0, **k
     return fig, axes
 
 
-def pca(c: ModelComparison) -> Figure:
+def pca(c: ComparisonResult) -> Figure:
     """Trajectories of each model's focus layer on its PC1-PC2 (class means when the target is
     categorical), and the participation ratio over time of every model in one panel."""
     fig, axes = _panels(len(c.names), extra=1)
@@ -77,7 +77,7 @@ def pca(c: ModelComparison) -> Figure:
     return fig
 
 
-def _order(c: ModelComparison, name: str, rdms: Any) -> np.ndarray:
+def _order(c: ComparisonResult, name: str, rdms: Any) -> np.ndarray:
     """Conditions sorted by the target (block structure), when the conditions are stimuli."""
     n = rdms.n_conditions
     if c.target is None or c.settings.get("descriptor") is not None:
@@ -86,7 +86,7 @@ def _order(c: ModelComparison, name: str, rdms: Any) -> np.ndarray:
     return np.argsort(labels, kind="stable") if len(labels) == n else np.arange(n)
 
 
-def rdms(c: ModelComparison, max_times: int = 6) -> Figure:
+def rdms(c: ComparisonResult, max_times: int = 6) -> Figure:
     """RDMs of each model's focus layer over time: a row per model, shared colour scale."""
     chosen = {name: c.rdms[name][c.focus[name]] for name in c.names}
     n_cols = max(min(r.n_rdms, max_times) for r in chosen.values())
@@ -112,13 +112,13 @@ def rdms(c: ModelComparison, max_times: int = 6) -> Figure:
             if col == 0:
                 ax.set_ylabel(f"{name}\n{r.descriptors.get('layer', '')}", fontsize=8)
     if image is not None:
-        fig.colorbar(image, ax=axes, shrink=0.7, label=f"dissimilarity ({c.settings['rdm_method']})")
+        fig.colorbar(image, ax=axes, shrink=0.7, label=f"dissimilarity ({c.settings['distance']})")
     sort = f", conditions sorted by {c.target}" if c.target is not None and c.settings.get("descriptor") is None else ""
     fig.suptitle(f"RDMs over time{sort}", fontsize=10)
     return fig
 
 
-def rsa(c: ModelComparison, neural: str) -> Figure:
+def rsa(c: ComparisonResult, neural: str) -> Figure:
     """Model-vs-neural RDM similarity: per model, one line per layer over model time with the
     noise-ceiling band (one neural RDM), or the best layer's model-time x data-time matrix."""
     per_model = c.rsa[neural]
@@ -137,7 +137,7 @@ def rsa(c: ModelComparison, neural: str) -> Figure:
             _integer_ticks(ax)
             ax.set_title(name, fontsize=9)
             ax.legend(frameon=False, fontsize=7)
-        axes[0, 0].set_ylabel(f"similarity to {neural} ({c.settings['compare_method']})")
+        axes[0, 0].set_ylabel(f"similarity to {neural} ({c.settings['comparison']})")
         return fig
     fig, axes = _panels(len(c.names))
     best = {name: c.best_rsa(neural, name)["layer"] for name in c.names}
@@ -149,11 +149,11 @@ def rsa(c: ModelComparison, neural: str) -> Figure:
         ax.set_xlabel(f"{neural} time point (index)")
         ax.set_ylabel(f"{name} {best[name]} time step (index)")
         ax.set_title(f"{name}: {best[name]}", fontsize=9)
-    fig.colorbar(image, ax=axes, shrink=0.8, label=f"RDM similarity ({c.settings['compare_method']})")
+    fig.colorbar(image, ax=axes, shrink=0.8, label=f"RDM similarity ({c.settings['comparison']})")
     return fig
 
 
-def decoding(c: ModelComparison) -> Figure:
+def decoding(c: ComparisonResult) -> Figure:
     """Decoding score over time, per model a panel with one line per layer and the chance line."""
     fig, axes = _panels(len(c.names), sharey=True)
     for ax, name in zip(axes[0], c.names, strict=False):
@@ -169,7 +169,7 @@ def decoding(c: ModelComparison) -> Figure:
     return fig
 
 
-def generalization(c: ModelComparison) -> Figure:
+def generalization(c: ComparisonResult) -> Figure:
     """Temporal generalization matrices of the focus layers, coloured around chance on a shared scale."""
     fig, axes = _panels(len(c.names))
     results = [c.generalization[name] for name in c.names]
@@ -183,7 +183,7 @@ def generalization(c: ModelComparison) -> Figure:
     return fig
 
 
-def fixed_points(c: ModelComparison) -> Figure:
+def fixed_points(c: ComparisonResult) -> Figure:
     """Per model: fixed points on the recorded trajectories' PC1-PC2 (stable filled, unstable open
     with their unstable directions), and the Jacobian eigenvalues with the unit circle."""
     found = [name for name in c.names if name in c.fixed_points and not isinstance(c.fixed_points[name], str)]
@@ -199,17 +199,17 @@ def fixed_points(c: ModelComparison) -> Figure:
     return fig
 
 
-def overview(c: ModelComparison) -> str:
+def overview(c: ComparisonResult) -> str:
     parts = [f"{len(c.names)} models ({', '.join(c.names)}), the same settings for each: {', '.join(c.analyses)}."]
     if c.target is not None:
         parts.append(f"Decoded variable: {c.target!r} ({c.settings['estimator']}, {c.settings['cv']}-fold).")
     for neural, (low, high) in c.noise_ceilings().items():
-        parts.append(f"Noise ceiling of {neural} ({c.settings['compare_method']}): {low:.3f} to {high:.3f}.")
+        parts.append(f"Noise ceiling of {neural} ({c.settings['comparison']}): {low:.3f} to {high:.3f}.")
     parts.append("Seconds per analysis (all models): " + ", ".join(f"{k} {v:.1f}" for k, v in c.seconds.items()) + ".")
     return " ".join(parts)
 
 
-def sections(c: ModelComparison) -> dict[str, tuple[str, str]]:
+def sections(c: ComparisonResult) -> dict[str, tuple[str, str]]:
     """Figure name -> (section heading, caption)."""
     out = {
         "pca": ("Trajectories and dimensionality",
@@ -222,7 +222,7 @@ def sections(c: ModelComparison) -> dict[str, tuple[str, str]]:
     for neural in c.rsa:
         out[f"rsa-{neural}"] = (
             f"RSA: {neural}",
-            f"Similarity ({c.settings['compare_method']}) between each layer's RDM at each model time step and "
+            f"Similarity ({c.settings['comparison']}) between each layer's RDM at each model time step and "
             f"{neural}; grey band: noise ceiling (lower to upper bound), where subject RDMs were given.",
         )
     out["decoding"] = ("Decoding over time", f"Cross-validated decoding of {c.target} from each layer at each time "
@@ -235,7 +235,7 @@ def sections(c: ModelComparison) -> dict[str, tuple[str, str]]:
     return out
 
 
-def numbers(c: ModelComparison, key: str) -> dict[str, list[Any]] | None:
+def numbers(c: ComparisonResult, key: str) -> dict[str, list[Any]] | None:
     """Each model's key numbers for one figure (its result's summary()), as a table."""
     if key == "pca":
         results = {name: c.pca[name] for name in c.names}

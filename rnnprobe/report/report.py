@@ -11,7 +11,7 @@ import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from .._validation import check_option
 from .._version import __version__
 from ..errors import ArgumentError, ArgumentTypeError, describe
 from . import _html
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..analysis.protocol import AnalysisResult
 
 FIGURE_FORMATS = ("svg", "png", "pdf")
 
@@ -132,17 +135,21 @@ class Report:
         self._add(_Item("table", self._name(name, "table"), caption=caption, columns=columns), section)
 
     def add_result(
-        self, result: Any, *, caption: str | None = None, name: str | None = None, section: str | None = None
+        self, result: AnalysisResult, *, caption: str | None = None, name: str | None = None, section: str | None = None
     ) -> None:
         """An analysis result: its figure (``result.plot()``) and its key numbers
-        (``result.summary()``, a table). Every rnnprobe result has both."""
-        if not (hasattr(result, "plot") and hasattr(result, "summary")):
+        (``result.summary()``, a table). Every rnnprobe result follows
+        :class:`~rnnprobe.analysis.protocol.AnalysisResult`."""
+        from ..analysis.protocol import AnalysisResult
+
+        if not isinstance(result, AnalysisResult):
             raise ArgumentTypeError(
                 f"result: got {describe(result)}, which has no plot() and summary(). Pass an rnnprobe analysis "
                 f"result (decode, pca, rdms, compare, bootstrap, find_fixed_points), or use add_figure/add_table."
             )
         numbers = {str(k): _plain(v) for k, v in result.summary().items()}
-        default = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", type(result).__name__).lower()
+        kind = type(result).__name__.removesuffix("Result") or type(result).__name__
+        default = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", kind).lower()  # FixedPointResult -> fixed-point
         item = _Item("result", self._name(name, default), caption=caption or _caption(result), figure=result.plot())
         item.numbers = numbers
         self._add(item, section)

@@ -10,14 +10,14 @@
 from .ceiling import noise_ceiling, pool_rdms
 from .compare import COMPARISONS, compare_rdms, similarity_transform
 from .compute import compute_rdms
-from .model_data import ModelDataComparison, compare_model_to_data
+from .model_data import RSAResult, compare_model_to_data
 from .rdms import DISTANCES, RDMs, as_vectors, n_conditions, paired_vectors
 
 __all__ = [
     "COMPARISONS",
     "DISTANCES",
-    "ModelDataComparison",
     "RDMs",
+    "RSAResult",
     "as_vectors",
     "compare_model_to_data",
     "compare_rdms",

@@ -12,17 +12,17 @@ from .compare import COMPARISONS, _nan_ranks, compare_rdms
 from .rdms import as_vectors
 
 
-def pool_rdms(rdms: Any, *, method: str = "corr") -> np.ndarray:
-    """The RDM (vector) with the best average similarity to ``rdms`` under ``method`` (rsatoolbox's ``pool_rdm``).
+def pool_rdms(rdms: Any, *, comparison: str = "corr") -> np.ndarray:
+    """The RDM (vector) with the best average similarity to ``rdms`` under ``comparison`` (rsatoolbox's ``pool_rdm``).
 
     Normalised means for "cosine"/"corr" (and their whitened variants), mean ranks for the rank methods.
     """
-    check_option("method", method, COMPARISONS)
+    check_option("comparison", comparison, COMPARISONS)
     v = as_vectors(rdms, "rdms")
-    if method in ("cosine", "cosine_cov"):
+    if comparison in ("cosine", "cosine_cov"):
         v = v / np.sqrt(np.nanmean(v**2, axis=1, keepdims=True))
         return np.nanmean(v, axis=0)
-    if method in ("corr", "corr_cov"):
+    if comparison in ("corr", "corr_cov"):
         v = v - np.nanmean(v, axis=1, keepdims=True)
         v = v / np.nanstd(v, axis=1, keepdims=True)
         pooled = np.nanmean(v, axis=0)
@@ -30,7 +30,9 @@ def pool_rdms(rdms: Any, *, method: str = "corr") -> np.ndarray:
     return np.nanmean(_nan_ranks(v), axis=0)  # spearman, rho-a, tau-a: averaged ranks (NaN-aware)
 
 
-def noise_ceiling(subject_rdms: Any, *, method: str = "corr", groups: np.ndarray | None = None) -> tuple[float, float]:
+def noise_ceiling(
+    subject_rdms: Any, *, comparison: str = "corr", groups: np.ndarray | None = None
+) -> tuple[float, float]:
     """Lower and upper bound of the best possible model performance, from per-subject RDMs.
 
     Upper bound: mean similarity of each subject's RDM to the pooled RDM of all subjects; lower
@@ -48,7 +50,7 @@ def noise_ceiling(subject_rdms: Any, *, method: str = "corr", groups: np.ndarray
     >>> import numpy as np
     >>> truth = np.random.default_rng(0).random(45)
     >>> subjects = truth + np.random.default_rng(1).normal(0, 0.3, size=(6, 45))
-    >>> low, high = noise_ceiling(subjects, method="corr")
+    >>> low, high = noise_ceiling(subjects, comparison="corr")
     >>> bool(0 < low < high < 1)
     True
     """
@@ -61,11 +63,11 @@ def noise_ceiling(subject_rdms: Any, *, method: str = "corr", groups: np.ndarray
         raise ArgumentError(
             f"subject_rdms: got RDMs of {ids.size} subject; a noise ceiling needs at least 2 subjects/sessions."
         )
-    pooled_all = pool_rdms(v, method=method)
+    pooled_all = pool_rdms(v, comparison=comparison)
     lower, upper = [], []
     for subject in ids:
         mine = v[groups == subject][:1]  # copies of one subject are identical
-        others = pool_rdms(v[groups != subject], method=method)
-        lower.append(compare_rdms(others, mine, method=method)[0, 0])
-        upper.append(compare_rdms(pooled_all, mine, method=method)[0, 0])
+        others = pool_rdms(v[groups != subject], comparison=comparison)
+        lower.append(compare_rdms(others, mine, comparison=comparison)[0, 0])
+        upper.append(compare_rdms(pooled_all, mine, comparison=comparison)[0, 0])
     return float(np.mean(lower)), float(np.mean(upper))

@@ -24,19 +24,19 @@ def _cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 DOT_METHODS = ("cosine", "corr", "spearman", "rho-a")
 
 
-def similarity_transform(vectors: np.ndarray, method: str, *, ranked: bool = False) -> np.ndarray:
-    """Rows f(v) such that ``method``'s similarity of RDMs a and b is the dot product f(a) . f(b).
+def similarity_transform(vectors: np.ndarray, comparison: str, *, ranked: bool = False) -> np.ndarray:
+    """Rows f(v) such that ``comparison``'s similarity of RDMs a and b is the dot product f(a) . f(b).
 
     cosine: v / ||v||; corr: centred, then unit norm; spearman: ranks, centred, unit norm; rho-a:
     centred ranks times sqrt(12 / (n^3 - n)). Rows must be free of NaN; ``ranked=True`` says the
     rows already are ranks (spearman, rho-a).
     """
     v = np.asarray(vectors, dtype=np.float64)
-    if method in ("spearman", "rho-a") and not ranked:
+    if comparison in ("spearman", "rho-a") and not ranked:
         v = rank_rows(v)
-    if method != "cosine":
+    if comparison != "cosine":
         v = v - v.mean(axis=1, keepdims=True)
-    if method == "rho-a":
+    if comparison == "rho-a":
         n = v.shape[1]
         return v * np.sqrt(12 / (n**3 - n))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -109,10 +109,10 @@ def _tau_a(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.clip(out, -1, 1)
 
 
-def compare_rdms(a: Any, b: Any, *, method: str = "corr", sigma_k: np.ndarray | None = None) -> np.ndarray:
+def compare_rdms(a: Any, b: Any, *, comparison: str = "corr", sigma_k: np.ndarray | None = None) -> np.ndarray:
     """Similarity of every RDM in ``a`` with every RDM in ``b``: an (n_a, n_b) matrix.
 
-    Equals ``rsatoolbox.rdm.compare(a, b, method)`` to 1e-6, vectorised over many-vs-many (e.g.
+    Equals ``rsatoolbox.rdm.compare(a, b, comparison)`` to 1e-6, vectorised over many-vs-many (e.g.
     every model time step x every brain time point in one call).
 
     Parameters
@@ -120,7 +120,7 @@ def compare_rdms(a: Any, b: Any, *, method: str = "corr", sigma_k: np.ndarray | 
     a, b : RDMs, rsatoolbox RDMs, or (n_rdms, n_pairs) upper-triangle vectors
         Over the same conditions. Dissimilarities that are NaN in any RDM are left out of
         all comparisons (their positions must agree between ``a`` and ``b``, as in rsatoolbox).
-    method : {"cosine", "corr", "spearman", "rho-a", "tau-a", "corr_cov", "cosine_cov"}
+    comparison : {"cosine", "corr", "spearman", "rho-a", "tau-a", "corr_cov", "cosine_cov"}
         Cosine similarity; Pearson correlation; Spearman correlation (ranks with ties averaged);
         rho-a (Spearman without tie correction, Nili et al. 2014); Kendall's tau-a;
         correlation or cosine after whitening with the dissimilarities' covariance under
@@ -135,10 +135,10 @@ def compare_rdms(a: Any, b: Any, *, method: str = "corr", sigma_k: np.ndarray | 
     >>> import numpy as np
     >>> rng = np.random.default_rng(0)
     >>> model, brain = rng.random((3, 45)), rng.random((5, 45))   # 3 model steps, 5 brain time points
-    >>> compare_rdms(model, brain, method="spearman").shape
+    >>> compare_rdms(model, brain, comparison="spearman").shape
     (3, 5)
     """
-    check_option("method", method, COMPARISONS)
+    check_option("comparison", comparison, COMPARISONS)
     va, vb = paired_vectors(a, b)
     nan_a, nan_b = np.isnan(va.sum(axis=0)), np.isnan(vb.sum(axis=0))  # no full-size boolean temporaries
     if not np.array_equal(nan_a, nan_b):
@@ -149,10 +149,10 @@ def compare_rdms(a: Any, b: Any, *, method: str = "corr", sigma_k: np.ndarray | 
     keep = ~nan_a
     if keep.sum() < 3:
         raise ArgumentError(f"a, b: only {int(keep.sum())} valid dissimilarities; comparisons need at least 3.")
-    if method in ("corr_cov", "cosine_cov"):
+    if comparison in ("corr_cov", "cosine_cov"):
         if not keep.all():
             raise ArgumentError(
-                f"method={method!r} with NaN dissimilarities is not supported; leave out the conditions with "
+                f"comparison={comparison!r} with NaN dissimilarities is not supported; leave out the conditions with "
                 f"missing values, or use 'corr'/'cosine'."
             )
         n_cond = n_conditions(va.shape[1])
@@ -160,23 +160,23 @@ def compare_rdms(a: Any, b: Any, *, method: str = "corr", sigma_k: np.ndarray | 
             sigma_k = np.asarray(sigma_k, dtype=np.float64)
             if sigma_k.shape not in ((n_cond,), (n_cond, n_cond)):
                 raise ShapeError(f"sigma_k: got {describe(sigma_k)}. Pass ({n_cond},) or ({n_cond}, {n_cond}).")
-        if method == "corr_cov":
+        if comparison == "corr_cov":
             va, vb = va - va.mean(axis=1, keepdims=True), vb - vb.mean(axis=1, keepdims=True)
         if sigma_k is not None and sigma_k.ndim == 2:
             return _cosine_full_covariance(va, vb, n_cond, sigma_k)
         return _cosine_rows(_whitened(va, n_cond, sigma_k), _whitened(vb, n_cond, sigma_k))
     if not keep.all():
         va, vb = va[:, keep], vb[:, keep]
-    if method == "corr":  # from dot products and sums: no centred copies of large stacks
+    if comparison == "corr":  # from dot products and sums: no centred copies of large stacks
         return _correlation_rows(va, vb)
-    if method == "tau-a":
+    if comparison == "tau-a":
         return _tau_a(va, vb)
-    if method == "cosine":
-        return similarity_transform(va, method) @ similarity_transform(vb, method).T
-    return _rank_similarity(va, vb, method)
+    if comparison == "cosine":
+        return similarity_transform(va, comparison) @ similarity_transform(vb, comparison).T
+    return _rank_similarity(va, vb, comparison)
 
 
-def _rank_similarity(a: np.ndarray, b: np.ndarray, method: str, *, block_bytes: int = 2**25) -> np.ndarray:
+def _rank_similarity(a: np.ndarray, b: np.ndarray, comparison: str, *, block_bytes: int = 2**25) -> np.ndarray:
     """Spearman or rho-a of every row of ``a`` with every row of ``b`` (rows free of NaN).
 
     The smaller stack is ranked once; the larger one is ranked in blocks of rows into one reused
@@ -191,7 +191,7 @@ def _rank_similarity(a: np.ndarray, b: np.ndarray, method: str, *, block_bytes: 
     buffer = np.empty((rows, n))
     for start in range(0, len(large), rows):
         ranks = rank_rows(large[start : start + rows], out=buffer[: min(rows, len(large) - start)])
-        if method == "spearman":
+        if comparison == "spearman":
             block = _correlation_rows(ranks_small, ranks)
         else:  # rho-a; ranks always have mean (n + 1) / 2
             block = (ranks_small @ ranks.T - n * ((n + 1) / 2) ** 2) * (12 / (n**3 - n))

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import check_option
+from ..._validation import check_device, check_option
 from ...errors import (
     ArgumentError,
     ArgumentTypeError,
@@ -113,7 +113,7 @@ class _Backend:
         return (x if weighted is None else weighted) @ self.transpose(x)
 
 
-def _normalised_distances(patterns: np.ndarray, method: str) -> np.ndarray | None:
+def _normalised_distances(patterns: np.ndarray, distance: str) -> np.ndarray | None:
     """1 - cosine or 1 - Pearson r of every pair, (time, n_pairs), from raw Gram matrices and row
     means: no centred or normalised copies of the patterns (which cost as much as the products on
     this machine), and elementwise work on the upper triangles only. cov_ij = G_ij - p m_i m_j
@@ -125,7 +125,7 @@ def _normalised_distances(patterns: np.ndarray, method: str) -> np.ndarray | Non
     gram = np.matmul(patterns, patterns.transpose(0, 2, 1))
     square = np.diagonal(gram, axis1=1, axis2=2)
     upper = gram[:, rows, cols]
-    if method == "correlation":
+    if distance == "correlation":
         means = patterns.mean(axis=2)
         centred = square - n_units * means**2
         if not np.all(centred * (1 + 1e6) > square):
@@ -138,24 +138,24 @@ def _normalised_distances(patterns: np.ndarray, method: str) -> np.ndarray | Non
     return np.subtract(1, upper, out=upper)
 
 
-def _dissimilarities(patterns: Any, method: str, precision: Any, backend: _Backend) -> np.ndarray:
+def _dissimilarities(patterns: Any, distance: str, precision: Any, backend: _Backend) -> np.ndarray:
     """(time, n, units) patterns -> (time, n_pairs) upper triangles."""
     _, n, n_units = patterns.shape
-    if backend.numpy and method in ("correlation", "cosine"):
-        upper = _normalised_distances(patterns, method)
+    if backend.numpy and distance in ("correlation", "cosine"):
+        upper = _normalised_distances(patterns, distance)
         if upper is not None:
             return upper
-    if method == "correlation":
+    if distance == "correlation":
         patterns = patterns - backend.mean(patterns)
-    if method in ("correlation", "cosine"):
+    if distance in ("correlation", "cosine"):
         with np.errstate(invalid="ignore", divide="ignore"):
             patterns = patterns / backend.norm(patterns)
         full = 1 - backend.gram(patterns)
     else:
-        gram = backend.gram(patterns, patterns @ precision if method == "mahalanobis" else None)
+        gram = backend.gram(patterns, patterns @ precision if distance == "mahalanobis" else None)
         diag = backend.diagonal(gram)
         full = diag[:, :, None] + diag[:, None, :] - 2 * gram
-        full = backend.sqrt_clipped(full) if method == "euclidean_plain" else full / n_units
+        full = backend.sqrt_clipped(full) if distance == "euclidean_plain" else full / n_units
     rows, cols = np.triu_indices(n, k=1)
     return backend.to_numpy(full[:, rows, cols])
 
@@ -226,7 +226,7 @@ def compute_rdms(
     recording: Recording,
     layer: str | None = None,
     *,
-    method: str = "correlation",
+    distance: str = "correlation",
     time: Any = None,
     descriptor: str | None = None,
     stimuli: Any = None,
@@ -242,7 +242,7 @@ def compute_rdms(
     recording : Recording
     layer : str, optional
         May be omitted for a single-layer recording; units are flattened.
-    method : {"euclidean", "euclidean_plain", "correlation", "cosine", "mahalanobis"}
+    distance : {"euclidean", "euclidean_plain", "correlation", "cosine", "mahalanobis"}
         See the module docstring; "euclidean" is rsatoolbox's (squared, divided by the number of units).
     time : int, slice or sequence of int, optional
         Time steps (default: all).
@@ -273,25 +273,25 @@ def compute_rdms(
     >>> from rnnprobe import Recording
     >>> rec = Recording({"h": np.random.default_rng(0).normal(size=(6, 4, 10))},
     ...                 metadata={"image": [0, 0, 1, 1, 2, 2]})
-    >>> compute_rdms(rec, method="correlation", descriptor="image")
+    >>> compute_rdms(rec, distance="correlation", descriptor="image")
     <RDMs: 4 RDM(s) of 3 conditions, correlation, layer='h'>
     """
     if not isinstance(recording, Recording):
         raise ArgumentTypeError(f"recording: got {describe(recording)}. Pass an rnnprobe Recording.")
-    check_option("method", method, DISTANCES)
+    check_option("distance", distance, DISTANCES)
     check_option("dtype", dtype, ("float64", "float32"))
     layer = recording.resolve_layer(layer)
     if descriptor is not None and descriptor not in recording.columns:
         raise UnknownNameError(
             f"descriptor: {descriptor!r} is not a metadata column. Available: {format_choices(recording.columns)}."
         )
-    if method == "crossnobis" and descriptor is None:
+    if distance == "crossnobis" and descriptor is None:
         raise ArgumentError(
-            "descriptor: method='crossnobis' needs the metadata column that names each condition (e.g. image id), "
+            "descriptor: distance='crossnobis' needs the metadata column that names each condition (e.g. image id), "
             "with several presentations per condition across folds."
         )
-    if cv_descriptor is not None and method != "crossnobis":
-        raise ArgumentError(f"cv_descriptor: only used by method='crossnobis', got method={method!r}.")
+    if cv_descriptor is not None and distance != "crossnobis":
+        raise ArgumentError(f"cv_descriptor: only used by distance='crossnobis', got distance={distance!r}.")
     time_index = recording.time_positions(layer, time)
     stim = recording.stimulus_index(stimuli)
     states = recording.get(layer, stimuli=stim, time=time_index, flatten=True)
@@ -301,13 +301,13 @@ def compute_rdms(
             f"stimuli/descriptor: got {patterns.shape[0]} condition(s); an RDM needs at least 2 (3 or more to "
             f"compare RDMs). Select more stimuli or another descriptor."
         )
-    backend = _Backend(device, dtype)
+    backend = _Backend(check_device(device), dtype)
     n_units = patterns.shape[2]
     precision = None
-    if method in ("mahalanobis", "crossnobis") and not (method == "crossnobis" and noise is None):
+    if distance in ("mahalanobis", "crossnobis") and not (distance == "crossnobis" and noise is None):
         if noise is None:
             raise ArgumentError(
-                "noise: method='mahalanobis' needs the noise precision matrix (n_units x n_units), e.g. the "
+                "noise: distance='mahalanobis' needs the noise precision matrix (n_units x n_units), e.g. the "
                 "inverse of a shrinkage covariance estimate of the residuals."
             )
         precision = np.asarray(noise, dtype=np.float64)
@@ -318,12 +318,12 @@ def compute_rdms(
             )
         precision = backend.asarray(precision)
     elif noise is not None:
-        raise ArgumentError(f"noise: only used by method='mahalanobis' or 'crossnobis', got method={method!r}.")
-    if method == "crossnobis":
+        raise ArgumentError(f"noise: only used by distance='mahalanobis' or 'crossnobis', got distance={distance!r}.")
+    if distance == "crossnobis":
         dissim = _crossnobis(states, recording, stim, descriptor, cv_descriptor, precision, backend)
     else:
         # (time, condition, unit), contiguous (recordings hand out read-only, possibly strided views)
-        dissim = _dissimilarities(backend.asarray(patterns.transpose(1, 0, 2)), method, precision, backend)
+        dissim = _dissimilarities(backend.asarray(patterns.transpose(1, 0, 2)), distance, precision, backend)
     bad = ~np.isfinite(dissim)
     if bad.any():
         warnings.warn(
@@ -335,7 +335,7 @@ def compute_rdms(
     times = np.asarray(recording.times[layer])[time_index]
     return RDMs(
         dissim,
-        method,
+        distance,
         conditions=conditions,
         rdm_descriptors={"time": times, "time_index": time_index},
         descriptors={"layer": layer},

@@ -17,13 +17,13 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 @dataclass
-class ModelDataComparison:
+class RSAResult:
     """How well each model RDM (e.g. per time step) matches each data RDM (e.g. per brain time point).
 
     Attributes
     ----------
     similarity : ndarray, (n_model, n_data)
-    method : str
+    comparison : str
     model_times, data_times : ndarray
     noise_ceiling : tuple of float or None
         (lower, upper) bound for a single data RDM, from per-subject RDMs.
@@ -31,7 +31,7 @@ class ModelDataComparison:
     """
 
     similarity: np.ndarray
-    method: str
+    comparison: str
     model_times: np.ndarray
     data_times: np.ndarray
     noise_ceiling: tuple[float, float] | None = None
@@ -50,7 +50,7 @@ class ModelDataComparison:
     def summary(self) -> dict[str, Any]:
         """Key numbers: the best-matching model time (and data time), its similarity, the noise ceiling."""
         best = self.best()
-        out: dict[str, Any] = {"method": self.method, f"best {self.model_label} time": best["model_time"]}
+        out: dict[str, Any] = {"comparison": self.comparison, f"best {self.model_label} time": best["model_time"]}
         if self.similarity.shape[1] > 1:
             out[f"best {self.data_label} time"] = best["data_time"]
         out["best similarity"] = best["similarity"]
@@ -72,13 +72,13 @@ class ModelDataComparison:
             ax.plot(self.model_times, self.similarity[:, 0], color="#0072B2", marker="o", ms=4, label=self.model_label)
             ax.axhline(0, color="black", lw=0.6)
             ax.set_xlabel(f"{self.model_label} time step")
-            ax.set_ylabel(f"RDM similarity ({self.method})")
+            ax.set_ylabel(f"RDM similarity ({self.comparison})")
             ax.legend(frameon=False)
             ax.set_title(f"{self.model_label} vs {self.data_label}")
         else:
             limit = float(np.nanmax(np.abs(self.similarity)))
             image = ax.imshow(self.similarity, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit)
-            fig.colorbar(image, ax=ax, label=f"RDM similarity ({self.method})")
+            fig.colorbar(image, ax=ax, label=f"RDM similarity ({self.comparison})")
             ax.set_xlabel(f"{self.data_label} time point (index)")
             ax.set_ylabel(f"{self.model_label} time step (index)")
             ax.set_title(f"{self.model_label} time x {self.data_label} time")
@@ -89,17 +89,17 @@ def compare_model_to_data(
     model: Any,
     data: Any,
     *,
-    method: str = "corr",
+    comparison: str = "corr",
     subjects: Any = None,
     model_label: str = "model",
     data_label: str = "data",
-) -> ModelDataComparison:
+) -> RSAResult:
     """Compare model RDMs (over model time) with data RDMs (one, or over data time), in one call.
 
     Parameters
     ----------
     model, data : RDMs (or rsatoolbox RDMs / vectors) over the same conditions
-    method : str
+    comparison : str
         See :func:`compare_rdms`.
     subjects : RDMs, optional
         Per-subject (or per-session) RDMs of the data; gives the noise ceiling, and is averaged
@@ -117,18 +117,18 @@ def compare_model_to_data(
     if data is None:
         if subjects is None:
             raise ArgumentError("data: got None without subjects. Pass data RDMs, or per-subject RDMs as subjects.")
-        data_vectors = pool_rdms(subjects, method=method)[None]
+        data_vectors = pool_rdms(subjects, comparison=comparison)[None]
     else:
         data_vectors = as_vectors(data, "data")
     model_vectors = as_vectors(model, "model")
-    ceiling = noise_ceiling(subjects, method=method) if subjects is not None else None
+    ceiling = noise_ceiling(subjects, comparison=comparison) if subjects is not None else None
 
     def times(rdms: Any, n: int) -> np.ndarray:
         return np.asarray(rdms.rdm_descriptors.get("time", np.arange(n))) if isinstance(rdms, RDMs) else np.arange(n)
 
-    return ModelDataComparison(
-        compare_rdms(model_vectors, data_vectors, method=method),
-        method,
+    return RSAResult(
+        compare_rdms(model_vectors, data_vectors, comparison=comparison),
+        comparison,
         times(model, model_vectors.shape[0]),
         times(data, data_vectors.shape[0]),
         ceiling,

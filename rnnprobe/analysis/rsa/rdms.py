@@ -32,7 +32,7 @@ class RDMs:
     ----------
     dissimilarities : ndarray, (n_rdms, n_pairs)
         Upper triangles, row-major (squareform order).
-    method : str
+    distance : str
         One of ``DISTANCES`` (or a name taken over from rsatoolbox).
     conditions : dict of str to ndarray
         Per-condition descriptors (``rsatoolbox`` pattern descriptors), each of length n_conditions.
@@ -43,7 +43,7 @@ class RDMs:
     """
 
     dissimilarities: np.ndarray
-    method: str
+    distance: str
     conditions: dict[str, np.ndarray] = field(default_factory=dict)
     rdm_descriptors: dict[str, np.ndarray] = field(default_factory=dict)
     descriptors: dict[str, Any] = field(default_factory=dict)
@@ -79,7 +79,7 @@ class RDMs:
 
     def __repr__(self) -> str:
         return (
-            f"<RDMs: {self.n_rdms} RDM(s) of {self.n_conditions} conditions, {self.method}"
+            f"<RDMs: {self.n_rdms} RDM(s) of {self.n_conditions} conditions, {self.distance}"
             f"{', ' + ', '.join(f'{k}={v!r}' for k, v in self.descriptors.items()) if self.descriptors else ''}>"
         )
 
@@ -89,7 +89,7 @@ class RDMs:
 
         return RsaRDMs(
             self.dissimilarities.copy(),
-            dissimilarity_measure=_RSATOOLBOX_NAMES.get(self.method, self.method),
+            dissimilarity_measure=_RSATOOLBOX_NAMES.get(self.distance, self.distance),
             descriptors=dict(self.descriptors),
             rdm_descriptors={k: np.asarray(v) for k, v in self.rdm_descriptors.items()},
             pattern_descriptors={k: np.asarray(v) for k, v in self.conditions.items()},
@@ -122,7 +122,7 @@ class RDMs:
         matrix = self.matrices()[index]
         if not np.isfinite(matrix).all():
             raise ArgumentError(f"index: RDM {index} has NaN dissimilarities; MDS needs a complete RDM.")
-        if self.method in ("euclidean", "mahalanobis"):
+        if self.distance in ("euclidean", "mahalanobis"):
             matrix = np.sqrt(np.clip(matrix, 0, None))
         import inspect
 
@@ -134,8 +134,8 @@ class RDMs:
         return MDS(**options).fit_transform(matrix)
 
     def summary(self) -> dict[str, Any]:
-        """Key numbers: how many RDMs of how many conditions, the method, the mean dissimilarity."""
-        out: dict[str, Any] = {"RDMs": self.n_rdms, "conditions": self.n_conditions, "method": self.method}
+        """Key numbers: how many RDMs of how many conditions, the distance, the mean dissimilarity."""
+        out: dict[str, Any] = {"RDMs": self.n_rdms, "conditions": self.n_conditions, "distance": self.distance}
         out.update({k: v for k, v in self.descriptors.items() if isinstance(v, str | int | float)})
         out["mean dissimilarity"] = float(np.nanmean(self.dissimilarities))
         return out
@@ -164,7 +164,7 @@ class RDMs:
         ax.set_yticks([])
         ax.set_aspect("equal", adjustable="datalim")
         time = self.rdm_descriptors.get("time")
-        ax.set_title(f"MDS ({self.method})" + (f", t = {time[index]}" if time is not None else ""))
+        ax.set_title(f"MDS ({self.distance})" + (f", t = {time[index]}" if time is not None else ""))
         return fig
 
     def plot(self, *, max_panels: int = 12, condition_labels: str | None = None) -> Figure:
@@ -194,7 +194,7 @@ class RDMs:
             first = axes.flat[0]
             first.set_yticks(range(self.n_conditions), names, fontsize=6)
         if image is not None:
-            fig.colorbar(image, ax=axes, shrink=0.8, label=f"dissimilarity ({self.method})")
+            fig.colorbar(image, ax=axes, shrink=0.8, label=f"dissimilarity ({self.distance})")
         layer = self.descriptors.get("layer")
         if layer:
             fig.suptitle(f"RDMs of {layer} over time")

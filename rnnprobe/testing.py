@@ -1,0 +1,91 @@
+"""Helpers for testing code built on rnnprobe (and rnnprobe's own tests).
+
+- :func:`assert_recordings_equal`: two recordings hold the same layers, states (exactly, or to a
+  tolerance), dtypes, time coordinates, metadata and provenance;
+- :func:`make_recording`: a small labelled recording whose label becomes decodable at a chosen step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._validation import check_int, check_number
+from .recording.container import Recording
+
+__all__ = ["assert_recordings_equal", "make_recording"]
+
+
+def assert_recordings_equal(
+    actual: Recording,
+    expected: Recording,
+    *,
+    rtol: float = 0.0,
+    atol: float = 0.0,
+    check_provenance: bool = True,
+) -> None:
+    """Raise ``AssertionError`` unless two recordings are the same.
+
+    Layers (in order), state dtypes, shapes and values (exactly by default; within ``rtol``/``atol``
+    if given), time coordinates and their dtypes, metadata columns (names, dtypes, values) and,
+    unless ``check_provenance=False``, provenance must agree.
+
+    Examples
+    --------
+    >>> rec = make_recording(n_stimuli=4, n_time=2, n_units=3)
+    >>> assert_recordings_equal(rec, rec.load_into_memory())
+    """
+    assert actual.layers == expected.layers, f"layers differ: {actual.layers} != {expected.layers}"
+    for name in actual.layers:
+        x, y = actual.get(name), expected.get(name)
+        assert x.dtype == y.dtype, f"layer {name!r}: dtype {x.dtype} != {y.dtype}"
+        assert x.shape == y.shape, f"layer {name!r}: shape {x.shape} != {y.shape}"
+        if rtol or atol:
+            np.testing.assert_allclose(x, y, rtol=rtol, atol=atol, err_msg=f"layer {name!r}")
+        else:
+            np.testing.assert_array_equal(x, y, err_msg=f"layer {name!r}")
+        tx, ty = actual.times[name], expected.times[name]
+        assert tx.dtype == ty.dtype, f"times of {name!r}: dtype {tx.dtype} != {ty.dtype}"
+        np.testing.assert_array_equal(tx, ty, err_msg=f"times of {name!r}")
+    assert actual.columns == expected.columns, f"metadata columns differ: {actual.columns} != {expected.columns}"
+    for column in actual.columns:
+        a, b = actual.column(column), expected.column(column)
+        assert a.dtype == b.dtype, f"metadata {column!r}: dtype {a.dtype} != {b.dtype}"
+        assert a.tolist() == b.tolist(), f"metadata {column!r} differs"
+    if check_provenance:
+        assert actual.provenance == expected.provenance, "provenance differs"
+
+
+def make_recording(
+    n_stimuli: int = 40,
+    n_time: int = 6,
+    n_units: int = 8,
+    *,
+    n_classes: int = 2,
+    onset: int = 0,
+    signal: float = 0.0,
+    layer: str = "h",
+    seed: Any = 0,
+) -> Recording:
+    """A small recording: Gaussian states and a random ``label``, added to unit 0 from step ``onset``.
+
+    ``states[:, onset:, 0] += signal * label``: with ``signal > 0`` the label is decodable from step
+    ``onset`` on. ``seed`` may be a numpy Generator, which is then advanced (labels first, then states).
+
+    Examples
+    --------
+    >>> rec = make_recording(n_stimuli=6, n_time=3, n_units=2, signal=1.0, seed=1)
+    >>> rec.shapes, rec.columns
+    ({'h': (6, 3, 2)}, ['label'])
+    """
+    n_stimuli, n_time, n_units = (check_int(k, v) for k, v in
+                                  (("n_stimuli", n_stimuli), ("n_time", n_time), ("n_units", n_units)))  # fmt: skip
+    n_classes = check_int("n_classes", n_classes, minimum=2)
+    onset = check_int("onset", onset, minimum=0, maximum=n_time)
+    signal = check_number("signal", signal)
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, n_classes, size=n_stimuli)
+    states = rng.normal(size=(n_stimuli, n_time, n_units))
+    states[:, onset:, 0] += signal * label[:, None]
+    return Recording({layer: states}, metadata={"label": label})
