@@ -147,7 +147,6 @@ def _code_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     return node.end_lineno - node.lineno + 1
 
 
-@pytest.mark.xfail(strict=True, reason="decode, find_fixed_points, compare_models, unrolled_forward: split next")
 def test_no_function_over_80_lines():
     long = []
     for path in _modules():

@@ -4,7 +4,7 @@ Every result follows :class:`~rnnprobe.analysis.protocol.AnalysisResult`: ``summ
 numbers), ``plot()`` (a new figure) and, where it is one panel, ``draw(ax)``; any result can be
 added to a :class:`~rnnprobe.Report`.
 
->>> from rnnprobe.analysis import compute_rdms, decode, fit_pca  # doctest: +SKIP
+>>> from rnnprobe.analysis import compute_rdms, decode, fit_pca
 
 The submodules load when one of their names is first used (``import rnnprobe.analysis`` is light).
 """

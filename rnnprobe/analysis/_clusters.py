@@ -19,7 +19,8 @@ import numpy as np
 @dataclass
 class Cluster:
     """A cluster of adjacent above-threshold points: a boolean ``mask`` of the score's shape,
-    its ``mass`` (sum of z) and permutation ``p_value``."""
+    its ``mass`` (sum of z) and permutation ``p_value``.
+    """
 
     mask: np.ndarray
     mass: float
@@ -39,7 +40,8 @@ def _clusters(z: np.ndarray, threshold: float) -> tuple[np.ndarray, np.ndarray]:
 
 def cluster_test(observed: np.ndarray, null: np.ndarray, *, threshold_p: float = 0.05) -> list[Cluster]:
     """Clusters of ``observed`` (1-D or 2-D scores) against ``null`` (n_permutations, *shape);
-    sorted by p-value."""
+    sorted by p-value.
+    """
     from scipy.stats import norm
 
     mean, sd = null.mean(axis=0), null.std(axis=0, ddof=1)

@@ -66,12 +66,12 @@ class Dense:
         return torch.diagonal(self.a, dim1=1, dim2=2).amax(dim=1)
 
     def step(self, mu: Tensor) -> tuple[Tensor, Tensor]:
-        """s solving (J'J + mu I) s = -J'r, and the decrease of q the linear model predicts."""
+        """S solving (J'J + mu I) s = -J'r, and the decrease of q the linear model predicts."""
         s = -torch.linalg.solve(self.a + mu[:, None, None] * self.eye, self.g)
         return s, -_dot(self.g, s) - 0.5 * _dot(s, (self.a @ s[:, :, None])[..., 0])
 
     def newton(self) -> Tensor:
-        """s solving J s = -r (raises RuntimeError for a singular J)."""
+        """S solving J s = -r (raises RuntimeError for a singular J)."""
         return -torch.linalg.solve(self.jr, self.r[:, :, None])[..., 0]
 
 
@@ -80,7 +80,8 @@ class MatrixFree:
     J s = -r (forward mode; its convergence follows the eigenvalues of dF/dx - I, which for a
     recurrent network cluster away from 0 but for a few slow modes), and the damped step in the
     plane of that Newton step and the gradient J'r (reverse mode) -- a smooth version of Powell's
-    dogleg, the trust-region method of MINPACK's hybrd, with Levenberg-Marquardt's damping."""
+    dogleg, the trust-region method of MINPACK's hybrd, with Levenberg-Marquardt's damping.
+    """
 
     def __init__(self, sm: StateMap, x: Tensor, u: Tensor, r: Tensor, *, krylov_dim: int = 50) -> None:
         self.sm, self.x, self.u, self.r, self.krylov_dim = sm, x, u, r, krylov_dim
@@ -105,7 +106,7 @@ class MatrixFree:
         return self.sm.jvp(self.x, self.u, v) - v
 
     def gmres(self, b: Tensor, forcing: Tensor) -> tuple[Tensor, Tensor]:
-        """s with ||J s - b|| <= forcing ||b|| per row (or the best in ``krylov_dim`` steps), and J s."""
+        """S with ||J s - b|| <= forcing ||b|| per row (or the best in ``krylov_dim`` steps), and J s."""
         n, d = b.shape
         m = self.krylov_dim
         beta = b.norm(dim=1).clamp(min=1e-300)
@@ -134,13 +135,15 @@ class MatrixFree:
 
     def curvature(self) -> Tensor:
         """||J g||^2 / ||g||^2: the curvature of q along the gradient (a damping of that size
-        makes the first step gradient-like)."""
+        makes the first step gradient-like).
+        """
         _, _, mtm, sts, _ = self._plane
         return mtm[:, 0, 0] / sts[:, 0, 0].clamp(min=1e-300)
 
     def step(self, mu: Tensor) -> tuple[Tensor, Tensor]:
         """The step in the plane of the gradient and the Newton step minimising
-        ||J s + r||^2 + mu ||s||^2, and the decrease of q the linear model predicts."""
+        ||J s + r||^2 + mu ||s||^2, and the decrease of q the linear model predicts.
+        """
         basis, image, mtm, sts, mtr = self._plane
         ridge = 1e-14 * mtm.diagonal(dim1=1, dim2=2).amax(dim=1)  # g parallel to the Newton step: one direction
         system = mtm + mu[:, None, None] * sts + ridge[:, None, None] * torch.eye(2, dtype=mu.dtype, device=mu.device)
@@ -150,7 +153,7 @@ class MatrixFree:
         return s, -_dot(self.g, s) - 0.5 * _dot(js, js)
 
     def newton(self) -> Tensor:
-        """s with J s = -r to high relative accuracy (GMRES to 1e-12)."""
+        """S with J s = -r to high relative accuracy (GMRES to 1e-12)."""
         return self.gmres(-self.r, torch.full_like(self.r[:, 0], 1e-12))[0]
 
 
@@ -177,7 +180,8 @@ def levenberg_marquardt(
     Returns (x, r, stalled, iterations): stalled candidates stopped at a stationary point of q
     that is not a zero of r (the gradient vanished, q stagnated, or no step decreased q).
     Candidates farther than ``radius`` from ``centre`` stop there (diverging, e.g. towards
-    saturation where q creeps to 0 at infinity); they are outliers."""
+    saturation where q creeps to 0 at infinity); they are outliers.
+    """
     n = len(x)
     with torch.no_grad():
         r = sm.residual(x, u)
@@ -239,7 +243,8 @@ def newton_polish(
     sm: StateMap, x: Tensor, u: Tensor, r: Tensor, *, solver: str, krylov_dim: int, steps: int = 3
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Undamped Newton steps while the residual shrinks: float64 precision for true fixed points.
-    Returns (x, r, steps taken) per row."""
+    Returns (x, r, steps taken) per row.
+    """
     polished = torch.zeros(len(x), dtype=torch.int64, device=x.device)
     idx = torch.arange(len(x), device=x.device)
     for _ in range(steps):

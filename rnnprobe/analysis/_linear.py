@@ -103,7 +103,8 @@ def to_original_units(
     w: torch.Tensor, b: torch.Tensor, moments: FoldMoments, centre: torch.Tensor
 ) -> tuple[np.ndarray, np.ndarray]:
     """Weights w (tb, p, k) and intercepts b (tb, k) of a decoder of the centred, scaled features
-    ((x - centre - mean) * inv) as (coef, intercept) of the raw features x."""
+    ((x - centre - mean) * inv) as (coef, intercept) of the raw features x.
+    """
     coef = w * moments.inv[:, :, None]
     intercept = b - torch.einsum("tp,tpk->tk", centre + moments.mean, coef)
     return coef.cpu().numpy(), intercept.cpu().numpy()
@@ -113,7 +114,8 @@ def matmul(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None)
     """``a @ b`` (into ``out``); on the CPU through numpy's BLAS, which multiplies the batched
     solvers' matrices up to several times faster than torch's here (AMD EPYC, 1 thread: 30 Gram
     matrices of 600 x 128 in 10 vs 19 ms; thin n x p times p x 5 products in 2.2 vs 3.0 ms in
-    float64, 0.4 vs 3.1 ms in float32)."""
+    float64, 0.4 vs 3.1 ms in float32).
+    """
     if a.device.type != "cpu":
         return torch.matmul(a, b, out=out)
     left = a.numpy() if a.mT.is_contiguous() else a.contiguous().numpy()  # a transposed view is fine
@@ -123,7 +125,8 @@ def matmul(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None)
 
 def solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Batched ``a x = b``; on the CPU through numpy's LAPACK (1024 x 1024 systems: 26 vs 39 ms
-    with torch here)."""
+    with torch here).
+    """
     if a.device.type != "cpu":
         return torch.linalg.solve(a, b)
     return torch.from_numpy(np.linalg.solve(a.numpy(), b.numpy()))

@@ -37,7 +37,8 @@ from ._linear import LinearFit, TimeBlock, as_device, matmul, time_blocks, to_or
 
 def class_basis(n_classes: int) -> np.ndarray:
     """(K, m) map from parameters to class logits: [[0], [1]] for 2 classes (class 1's logit;
-    class 0's is 0), else an orthonormal basis of the zero-sum vectors of R^K."""
+    class 0's is 0), else an orthonormal basis of the zero-sum vectors of R^K.
+    """
     if n_classes == 2:
         return np.array([[0.0], [1.0]])
     centred = np.eye(n_classes) - 1.0 / n_classes
@@ -126,14 +127,16 @@ class _Problems:
 
     def curvature(self, prob: torch.Tensor) -> torch.Tensor:
         """What the Hessian products need of the probabilities, in float32, training weights
-        included: p (1 - p) (binary), or the class probabilities."""
+        included: p (1 - p) (binary), or the class probabilities.
+        """
         if self.binary:
             return (prob * (1 - prob) * self.weights[None, :, :, None, None]).float()
         return prob.float()
 
     def hessian_vector(self, curvature: torch.Tensor, vw: torch.Tensor, vb: torch.Tensor) -> tuple:
         """H [vw; vb] (in float32): the softmax Jacobian (diag(P) - P P') applied to Z_f v,
-        mapped back."""
+        mapped back.
+        """
         data = self.data[torch.float32]
         u = self.linear(vw.float(), vb.float())
         if self.binary:

@@ -39,7 +39,8 @@ def _pair_weights(draws: np.ndarray, n_cond: int) -> np.ndarray:
 
 def _sample_ranks(values: np.ndarray, weights: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
     """Weighted average-tie ranks of each row of ``values`` (n_rows, m), whose entries stand for
-    ``weights`` (m,) copies; ``order``: the rows' ascending order when already known."""
+    ``weights`` (m,) copies; ``order``: the rows' ascending order when already known.
+    """
     if order is None:
         order = np.argsort(values, axis=1)
     sorted_ranks = ranks_in_order(np.take_along_axis(values, order, 1), weights[order])
@@ -65,7 +66,8 @@ def _weighted_rank_similarity(a: np.ndarray, b: np.ndarray, weights: np.ndarray,
 def _ceiling_from_similarities(sim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Noise ceiling (lower, upper) per sample from the (S, D, D) similarities of the subjects'
     RDMs, for "corr"/"cosine" whose pooled RDM is a sum of normalised RDMs: the similarity of
-    sum_k z_k with subject j is sum_k R_kj / sqrt(sum_kl R_kl) (R with unit diagonal)."""
+    sum_k z_k with subject j is sum_k R_kj / sqrt(sum_kl R_kl) (R with unit diagonal).
+    """
     col = sim.sum(axis=1)
     total = col.sum(axis=1)
     diag = np.einsum("sjj->sj", sim)
@@ -78,7 +80,7 @@ def _ceiling_from_similarities(sim: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def _moment_block(
     models: np.ndarray, data: np.ndarray, weights: np.ndarray, comparison: str, with_ceiling: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """corr / cosine for one block of samples, from weighted moments."""
+    """Corr / cosine for one block of samples, from weighted moments."""
     n_models, n_data = len(models), len(data)
     rows = np.vstack([models, data])
     if comparison == "corr":  # shift-invariant: centring first keeps the moments well conditioned
@@ -121,8 +123,9 @@ def _moment_block(
 def _rank_sample(
     rows: np.ndarray, orders: np.ndarray, n_models: int, weights: np.ndarray, comparison: str, with_ceiling: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """spearman / rho-a for one sample, on the pairs it contains (weight > 0): ``rows`` stacks
-    the model and data RDMs, ``orders`` their ascending orders over all pairs."""
+    """Spearman / rho-a for one sample, on the pairs it contains (weight > 0): ``rows`` stacks
+    the model and data RDMs, ``orders`` their ascending orders over all pairs.
+    """
     keep = weights > 0
     kept = np.flatnonzero(keep)
     compact = np.full(keep.size, -1)
@@ -146,7 +149,8 @@ def pattern_bootstrap(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Evaluations (n_samples, n_models) and noise ceiling (2, n_samples) of every bootstrap
     sample of conditions, for complete RDMs (no NaN) and comparison in corr/cosine/spearman/rho-a.
-    Samples with fewer than 3 distinct conditions are NaN."""
+    Samples with fewer than 3 distinct conditions are NaN.
+    """
     n_cond = n_conditions(models.shape[1])
     n_samples = draws.shape[0]
     evaluations = np.full((n_samples, len(models)), np.nan)

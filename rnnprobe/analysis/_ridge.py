@@ -74,7 +74,8 @@ def fit_ridge(
 def _fit_dual(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], *, alpha: float, scale: bool,
               device: torch.device) -> LinearFit:  # fmt: skip
     """:func:`fit_ridge` in the dual form, for p > n_train: per fold and time step, with the
-    training samples centred (and scaled) as Z, W = Z' (Z Z' + alpha I)^-1 (Y - mean Y)."""
+    training samples centred (and scaled) as Z, W = Z' (Z Z' + alpha I)^-1 (Y - mean Y).
+    """
     n, n_times, p = x.shape
     n_out = y.shape[1]
     coef = np.empty((len(folds), n_times, p, n_out))

@@ -15,7 +15,8 @@ REGRESSION = ("r2", "neg_mean_squared_error", "neg_mean_absolute_error")
 
 def predicted_classes(decision: np.ndarray) -> np.ndarray:
     """Class index from decision values (..., n, 1) of a binary problem (> 0: class 1) or
-    (..., n, n_classes) (argmax), as sklearn's linear classifiers."""
+    (..., n, n_classes) (argmax), as sklearn's linear classifiers.
+    """
     if decision.shape[-1] == 1:
         return (decision[..., 0] > 0).astype(np.int64)
     return decision.argmax(axis=-1)
@@ -23,7 +24,8 @@ def predicted_classes(decision: np.ndarray) -> np.ndarray:
 
 def score(name: str, y: np.ndarray, decision: np.ndarray, n_classes: int | None) -> np.ndarray:
     """``name`` of every prediction in ``decision`` (..., n, k) against targets ``y`` (n,) or
-    (..., n) (class indices for classification, values for regression)."""
+    (..., n) (class indices for classification, values for regression).
+    """
     if name in REGRESSION:
         pred = decision[..., 0]
         if name == "neg_mean_squared_error":

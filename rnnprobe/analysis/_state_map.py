@@ -23,7 +23,8 @@ from ..errors import ArgumentError, ArgumentTypeError, ShapeError, describe
 
 class StateMap:
     """F(x, u): packed states x (N, d) and inputs u (N, m) to the next packed states, composed
-    ``period`` times; ``output(x, u)`` is the model's readout at x (None for a callable)."""
+    ``period`` times; ``output(x, u)`` is the model's readout at x (None for a callable).
+    """
 
     def __init__(self, model: Any, *, period: int = 1, device: Any = None) -> None:
         self.period = check_int("period", period, minimum=1)
@@ -91,7 +92,8 @@ class StateMap:
     ) -> Any:
         """dF/dx (N, d, d), and with ``inputs`` also dF/du (N, d, m), by forward mode, returned in
         x's dtype. ``dtype=torch.float32`` evaluates them with a float32 copy of a model (about
-        twice as fast; callables always run in x's dtype)."""
+        twice as fast; callables always run in x's dtype).
+        """
         from torch.func import jacfwd, vmap
 
         def single(xi: Tensor, ui: Tensor) -> Tensor:
@@ -117,7 +119,7 @@ class StateMap:
         return jvp(lambda z: self(z, u), (x,), (v,))[1]
 
     def vjp(self, x: Tensor, u: Tensor) -> Any:
-        """w -> (dF/dx)^T w for every row at once (reverse mode; the forward pass is kept)."""
+        """W -> (dF/dx)^T w for every row at once (reverse mode; the forward pass is kept)."""
         from torch.func import vjp
 
         _, pullback = vjp(lambda z: self(z, u), x)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_int, check_progress
+from .._validation import check_int, check_option, check_progress
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
 from ..recording import Recording
 
@@ -114,7 +114,8 @@ class ComparisonResult:
 
     def table(self) -> dict[str, list[Any]]:
         """The summary table, one row per model: best-matching layer and time per neural RDM,
-        peak decoding (layer, time, score), dimensionality, stable fixed points."""
+        peak decoding (layer, time, score), dimensionality, stable fixed points.
+        """
         rows: list[dict[str, Any]] = []
         for name in self.names:
             row: dict[str, Any] = {"model": name, "focus layer": self.focus[name]}
@@ -184,12 +185,14 @@ class ComparisonResult:
 
     def figures(self) -> dict[str, Figure]:
         """Every side-by-side figure, by name (see :mod:`rnnprobe.report.comparison_figures`); the RDM
-        figure when "rdms" was asked for (RDMs computed only for RSA are not drawn)."""
+        figure when "rdms" was asked for (RDMs computed only for RSA are not drawn).
+        """
         return {k: make(self) for k, make in self._makers().items() if k != "rdms" or "rdms" in self.analyses}
 
     def plot(self, analysis: str = "decoding") -> Figure:
         """One side-by-side figure: "pca", "rdms", "rsa-<neural name>", "decoding",
-        "generalization" or "fixed-points"."""
+        "generalization" or "fixed-points".
+        """
         makers = self._makers()
         if analysis not in makers:
             raise UnknownNameError(f"analysis: {analysis!r} was not run. Available: {format_choices(makers)}.")
@@ -201,7 +204,8 @@ class ComparisonResult:
                   prefix: str | None = None) -> Report:  # fmt: skip
         """The comparison as report sections: summary table, then one section per analysis with the
         side-by-side figure and each model's key numbers. Adds to ``report`` when given, with section
-        titles starting with ``prefix`` (e.g. "BLT: Decoding over time") to tell comparisons apart."""
+        titles starting with ``prefix`` (e.g. "BLT: Decoding over time") to tell comparisons apart.
+        """
         from ..report import Report
         from ..report import comparison_figures as figs
 
@@ -413,11 +417,7 @@ def compare_models(
     >>> table["model"], table["decoding: peak time"]
     (['slow', 'fast'], [4, 1])
     """
-    from .._validation import check_option
-    from .decoding import decode
-    from .fixed_points import find_fixed_points
-    from .pca import fit_pca
-    from .rsa import COMPARISONS, DISTANCES, compare_model_to_data, compute_rdms
+    from .rsa import COMPARISONS, DISTANCES
 
     recordings = _check_recordings(recordings)
     names = list(recordings)
@@ -430,42 +430,9 @@ def compare_models(
     for name in models:
         if name not in names:
             raise UnknownNameError(f"models: {name!r} has no recording. Models: {format_choices(names)}.")
-    for argument, column in (("target", target), ("descriptor", descriptor)):
-        for name, rec in recordings.items():
-            if column is not None and column not in rec.columns:
-                raise UnknownNameError(
-                    f"{argument}: {column!r} is not a metadata column of {name!r}'s recording. Available: "
-                    f"{format_choices(rec.columns)}."
-                )
-    possible = ["pca", "rdms"] + (["rsa"] if neural else []) + (["decoding", "generalization"] if target else [])
-    possible += ["fixed_points"] if models else []
-    if analyses is None:
-        run = tuple(possible)
-    else:
-        run = tuple([analyses] if isinstance(analyses, str) else analyses)
-        for analysis in run:
-            check_option("analyses", analysis, ANALYSES)
-        needs = {"rsa": ("neural", neural), "decoding": ("target", target), "generalization": ("target", target),
-                 "fixed_points": ("models", models)}  # fmt: skip
-        for analysis in run:
-            if analysis in needs and not needs[analysis][1]:
-                raise ArgumentError(
-                    f"analyses: {analysis!r} needs {needs[analysis][0]}=..., which was not given. Pass it, or drop "
-                    f"{analysis!r} from analyses."
-                )
-        run = tuple(a for a in ANALYSES if a in run)  # canonical order
-    fp_layers: dict[str, list[str] | str] = {}
-    if "fixed_points" in run:
-        for name, chosen in _per_model(fixed_point_layers, names, "fixed_point_layers").items():
-            if name in models:
-                fp_layers[name] = _fp_layers(models[name], recordings[name], chosen, name)
-                if isinstance(fp_layers[name], list):
-                    for layer in fp_layers[name]:
-                        if layer not in recordings[name].layers:
-                            raise UnknownNameError(
-                                f"fixed_point_layers: {layer!r} is not a layer of {name!r}'s recording. Available: "
-                                f"{format_choices(recordings[name].layers)}."
-                            )
+    _check_columns(recordings, target=target, descriptor=descriptor)
+    run = _analyses_to_run(analyses, neural=neural, target=target, models=models)
+    fp_layers = _fixed_point_layers(fixed_point_layers, recordings, models) if "fixed_points" in run else {}
 
     result = ComparisonResult(names, chosen_layers, {}, run, target, _recordings=recordings)
     result.settings = {"distance": distance, "comparison": comparison, "descriptor": descriptor,
@@ -475,66 +442,157 @@ def compare_models(
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(steps), desc="compare models", unit="analysis", disable=not check_progress(progress))
-
-    @contextmanager
-    def timed(analysis: str, name: str) -> Iterator[None]:
-        bar.set_postfix_str(f"{name}: {analysis}")
-        started = _time.perf_counter()
-        yield
-        result.seconds[analysis] = result.seconds.get(analysis, 0.0) + _time.perf_counter() - started
-        bar.update()
-
-    decoding = dict(estimator=estimator, cv=cv, seed=seed, progress=False)  # the comparison's own bar
+    runner = _Runner(
+        result,
+        bar,
+        neural=neural,
+        subjects=subjects,
+        models=models,
+        fp_layers=fp_layers,
+        fixed_point_inputs=fixed_point_inputs,
+        decoding=dict(estimator=estimator, cv=cv, seed=seed, progress=False),
+    )  # the comparison's own bar
     try:
         for name in names:
-            rec, model_layers = recordings[name], chosen_layers[name]
-            if "decoding" in run:
-                with timed("decoding", name):
-                    result.decoding[name] = {layer: decode(rec, layer, target, n_permutations=n_permutations,
-                                                           **decoding) for layer in model_layers}  # fmt: skip
-            if "rdms" in run or "rsa" in run:
-                with timed("rdms", name):
-                    result.rdms[name] = {layer: compute_rdms(rec, layer, distance=distance, descriptor=descriptor)
-                                         for layer in model_layers}  # fmt: skip
-            if "rsa" in run:
-                with timed("rsa", name):
-                    for key, data in neural.items():
-                        _check_conditions(key, data if data is not None else subjects[key], result.rdms[name], name,
-                                          descriptor)  # fmt: skip
-                        result.rsa.setdefault(key, {})[name] = {
-                            layer: compare_model_to_data(rdms, data, comparison=comparison, subjects=subjects.get(key),
-                                                         model_label="model", data_label=key)
-                            for layer, rdms in result.rdms[name].items()
-                        }  # fmt: skip
-            if "decoding" in run:
-                focus = result.best_decoding(name)["layer"]
-            elif "rsa" in run:
-                focus = result.best_rsa(next(iter(neural)), name)["layer"]
-            else:
-                focus = model_layers[-1]
-            result.focus[name] = focus
-            if "pca" in run:
-                with timed("pca", name):
-                    result.pca[name] = fit_pca(rec, focus, n_components=min(10, _rank(rec, focus)))
-            if "generalization" in run:
-                with timed("generalization", name):
-                    result.generalization[name] = decode(rec, focus, target, generalize=True, **decoding)
-            if "fixed_points" in run and name in models:
-                chosen = fp_layers[name]
-                if isinstance(chosen, str):  # the reason it cannot be searched
-                    result.fixed_points[name] = chosen
-                    bar.update()
-                    continue
-                result._fp_layers[name] = chosen
-                with timed("fixed_points", name):
-                    result.fixed_points[name] = find_fixed_points(
-                        models[name], inputs=fixed_point_inputs, initial_states=rec,
-                        layer=chosen if len(chosen) > 1 else chosen[0], n_initial=n_initial, seed=seed,
-                        progress=False,
-                    )  # fmt: skip
+            runner.run(name, recordings[name], chosen_layers[name])
     finally:
         bar.close()
     return result
+
+
+def _check_columns(recordings: Mapping[str, Recording], **columns: str | None) -> None:
+    for argument, column in columns.items():
+        for name, rec in recordings.items():
+            if column is not None and column not in rec.columns:
+                raise UnknownNameError(
+                    f"{argument}: {column!r} is not a metadata column of {name!r}'s recording. Available: "
+                    f"{format_choices(rec.columns)}."
+                )
+
+
+def _analyses_to_run(analyses: Any, *, neural: Any, target: Any, models: Any) -> tuple[str, ...]:
+    """The analyses in canonical order: those given (checked against what they need), else all possible."""
+    if analyses is None:
+        possible = ["pca", "rdms"] + (["rsa"] if neural else []) + (["decoding", "generalization"] if target else [])
+        return tuple(possible + (["fixed_points"] if models else []))
+    run = tuple([analyses] if isinstance(analyses, str) else analyses)
+    for analysis in run:
+        check_option("analyses", analysis, ANALYSES)
+    needs = {"rsa": ("neural", neural), "decoding": ("target", target), "generalization": ("target", target),
+             "fixed_points": ("models", models)}  # fmt: skip
+    for analysis in run:
+        if analysis in needs and not needs[analysis][1]:
+            raise ArgumentError(
+                f"analyses: {analysis!r} needs {needs[analysis][0]}=..., which was not given. Pass it, or drop "
+                f"{analysis!r} from analyses."
+            )
+    return tuple(a for a in ANALYSES if a in run)
+
+
+def _fixed_point_layers(
+    fixed_point_layers: Any, recordings: Mapping[str, Recording], models: Mapping[str, Any]
+) -> dict[str, list[str] | str]:
+    """Per model, the recorded layers that make up its state (or the reason why none do)."""
+    found: dict[str, list[str] | str] = {}
+    for name, chosen in _per_model(fixed_point_layers, list(recordings), "fixed_point_layers").items():
+        if name not in models:
+            continue
+        found[name] = _fp_layers(models[name], recordings[name], chosen, name)
+        for layer in found[name] if isinstance(found[name], list) else []:
+            if layer not in recordings[name].layers:
+                raise UnknownNameError(
+                    f"fixed_point_layers: {layer!r} is not a layer of {name!r}'s recording. Available: "
+                    f"{format_choices(recordings[name].layers)}."
+                )
+    return found
+
+
+@dataclass
+class _Runner:
+    """Runs one model's analyses into the comparison, timing each and advancing the bar."""
+
+    result: ComparisonResult
+    bar: Any
+    neural: dict[str, Any]
+    subjects: dict[str, Any]
+    models: dict[str, Any]
+    fp_layers: dict[str, list[str] | str]
+    fixed_point_inputs: Any
+    decoding: dict[str, Any]
+
+    @contextmanager
+    def timed(self, analysis: str, name: str) -> Iterator[None]:
+        self.bar.set_postfix_str(f"{name}: {analysis}")
+        started = _time.perf_counter()
+        yield
+        self.result.seconds[analysis] = self.result.seconds.get(analysis, 0.0) + _time.perf_counter() - started
+        self.bar.update()
+
+    def run(self, name: str, rec: Recording, layers: list[str]) -> None:
+        from .decoding import decode
+        from .pca import fit_pca
+
+        result, run, settings = self.result, self.result.analyses, self.result.settings
+        if "decoding" in run:
+            with self.timed("decoding", name):
+                result.decoding[name] = {layer: decode(rec, layer, result.target,
+                                                       n_permutations=settings["n_permutations"], **self.decoding)
+                                         for layer in layers}  # fmt: skip
+        self.representations(name, rec, layers)
+        if "decoding" in run:
+            result.focus[name] = result.best_decoding(name)["layer"]
+        elif "rsa" in run:
+            result.focus[name] = result.best_rsa(next(iter(self.neural)), name)["layer"]
+        else:
+            result.focus[name] = layers[-1]
+        focus = result.focus[name]
+        if "pca" in run:
+            with self.timed("pca", name):
+                result.pca[name] = fit_pca(rec, focus, n_components=min(10, _rank(rec, focus)))
+        if "generalization" in run:
+            with self.timed("generalization", name):
+                result.generalization[name] = decode(rec, focus, result.target, generalize=True, **self.decoding)
+        if "fixed_points" in run and name in self.models:
+            self.dynamics(name, rec)
+
+    def representations(self, name: str, rec: Recording, layers: list[str]) -> None:
+        """RDMs of every layer over time, and their similarity to each neural RDM."""
+        from .rsa import compare_model_to_data, compute_rdms
+
+        result, run, settings = self.result, self.result.analyses, self.result.settings
+        if "rdms" in run or "rsa" in run:
+            with self.timed("rdms", name):
+                result.rdms[name] = {layer: compute_rdms(rec, layer, distance=settings["distance"],
+                                                         descriptor=settings["descriptor"])
+                                     for layer in layers}  # fmt: skip
+        if "rsa" not in run:
+            return
+        with self.timed("rsa", name):
+            for key, data in self.neural.items():
+                reference = data if data is not None else self.subjects[key]
+                _check_conditions(key, reference, result.rdms[name], name, settings["descriptor"])
+                result.rsa.setdefault(key, {})[name] = {
+                    layer: compare_model_to_data(rdms, data, comparison=settings["comparison"],
+                                                 subjects=self.subjects.get(key), model_label="model", data_label=key)
+                    for layer, rdms in result.rdms[name].items()
+                }  # fmt: skip
+
+    def dynamics(self, name: str, rec: Recording) -> None:
+        """Fixed points of the model, started from its recorded states (or the reason they cannot be)."""
+        from .fixed_points import find_fixed_points
+
+        chosen = self.fp_layers[name]
+        if isinstance(chosen, str):  # the reason it cannot be searched
+            self.result.fixed_points[name] = chosen
+            self.bar.update()
+            return
+        self.result._fp_layers[name] = chosen
+        with self.timed("fixed_points", name):
+            self.result.fixed_points[name] = find_fixed_points(
+                self.models[name], inputs=self.fixed_point_inputs, initial_states=rec,
+                layer=chosen if len(chosen) > 1 else chosen[0], n_initial=self.result.settings["n_initial"],
+                seed=self.result.settings["seed"], progress=False,
+            )  # fmt: skip
 
 
 def _check_conditions(key: str, reference: Any, rdms: dict[str, Any], name: str, descriptor: str | None) -> None:

@@ -131,7 +131,8 @@ class DecodingResult:
 
     def plot(self, *, p_threshold: float = 0.05) -> Figure:
         """Score over time with the chance line and significant clusters, or the generalization
-        matrix (train time x test time) with its diagonal and cluster outlines."""
+        matrix (train time x test time) with its diagonal and cluster outlines.
+        """
         from .plotting import pyplot
 
         plt = pyplot()
@@ -154,7 +155,8 @@ class DecodingResult:
         """Draw into a matplotlib Axes (for composite figures): the score over time with its
         standard error over folds, the chance line and significant clusters; or the generalization
         matrix, coloured symmetrically around chance (``span``: the colour range's half-width,
-        default the largest deviation from chance), whose image is returned."""
+        default the largest deviation from chance), whose image is returned.
+        """
         sig = self.significant(p_threshold)
         if not self.generalize:
             spread = self.fold_scores.std(axis=0) / np.sqrt(len(self.fold_scores))
@@ -222,7 +224,8 @@ def _target(recording: Recording, target: Any) -> tuple[np.ndarray, str]:
 @dataclass(frozen=True)
 class _FastSpec:
     """A decoder the fast path fits: "ridge" (penalty alpha) or "logistic" (penalty 1 / C),
-    optionally after a StandardScaler."""
+    optionally after a StandardScaler.
+    """
 
     kind: str
     penalty: float
@@ -231,7 +234,8 @@ class _FastSpec:
 
 def _fast_spec(estimator: Any, alpha: float, classify: bool) -> _FastSpec | None:
     """How the fast path fits ``estimator``, or None when it cannot; the named estimators are a
-    StandardScaler and ridge (or logistic regression) with penalty ``alpha``."""
+    StandardScaler and ridge (or logistic regression) with penalty ``alpha``.
+    """
     if isinstance(estimator, str):
         kind = "ridge" if estimator == "ridge" or not classify else "logistic"
         return _FastSpec(kind, float(alpha), True)
@@ -353,7 +357,8 @@ def _fast_scores(
 ) -> np.ndarray:
     """Scores (n_folds, n_sets, T[, T']) of batched linear fits to several target sets at once
     (the true targets, then permuted ones): ``y_sets`` (n, n_sets) holds their values or class
-    indices. With ``x_test``, one fold trains on everything and tests on (x_test, y_test)."""
+    indices. With ``x_test``, one fold trains on everything and tests on (x_test, y_test).
+    """
     masks = []
     for train, _ in folds:
         mask = np.zeros(len(x), dtype=bool)
@@ -383,7 +388,8 @@ def _fast_scores(
 
 def _fit(spec: _FastSpec, x: np.ndarray, y_sets: np.ndarray, masks: list, n_classes: int | None, device: Any):
     """The batched fit of every fold (mask) and target set: ridge on the targets' codes, or
-    logistic regression on the classes."""
+    logistic regression on the classes.
+    """
     if spec.kind == "logistic":
         return fit_logistic(x, y_sets, masks, n_classes=n_classes, penalty=spec.penalty, scale=spec.scale,
                             device=device)  # fmt: skip
@@ -429,7 +435,8 @@ def _generic_scores(
 
 def _haufe_patterns(spec: _FastSpec, x: np.ndarray, y: np.ndarray, n_classes: int | None, device: Any) -> np.ndarray:
     """Activation patterns A = cov(x) W cov(s)^-1 (Haufe et al. 2014) of the linear decoders
-    fitted on all samples at each time step: (n_times, n_units, n_outputs)."""
+    fitted on all samples at each time step: (n_times, n_units, n_outputs).
+    """
     coef = _fit(spec, x, y[:, None], [np.ones(len(x), dtype=bool)], n_classes, device).coef[0]  # (T, p, out)
     xc = x - x.mean(axis=0, keepdims=True)  # (n, T, p)
     sources = np.einsum("ntp,tpo->tno", xc, coef)  # (T, n, out)
@@ -743,7 +750,8 @@ def _generic_permutations(
 
 def _code(y: np.ndarray, n_classes: int | None) -> np.ndarray:
     """Regression targets as one column; classes as RidgeClassifier codes: one {-1, 1} column for
-    2 classes (1 = the second class), one per class otherwise."""
+    2 classes (1 = the second class), one per class otherwise.
+    """
     if n_classes is None:
         return y[:, None].astype(np.float64)
     if n_classes == 2:

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._validation import check_device, check_int, check_option, check_progress
+from .._validation import check_device, check_int, check_option, check_progress, check_seed
 from ..errors import ArgumentError, ConvergenceError, ShapeError, describe
 from ..recording import Recording
 from ._fp_search import SOLVERS, levenberg_marquardt, newton_polish, small
@@ -160,7 +160,8 @@ class FixedPointResult:
 
     def linearize(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """(A, B) of the linearised dynamics around point ``i``: for discrete time
-        dx_{t+1} = A dx_t + B du_t; for continuous time d(dx)/dt = A dx + B du."""
+        dx_{t+1} = A dx_t + B du_t; for continuous time d(dx)/dt = A dx + B du.
+        """
         if self.jacobians is None:  # matrix-free search: this point's dense Jacobians, on demand
             sm = self._state_map
             x, u = (torch.as_tensor(v[i : i + 1], device=sm.device) for v in (self.states, self.inputs))
@@ -183,7 +184,8 @@ class FixedPointResult:
         """The points in the plane of the first two principal components of ``trajectories``
         (a Recording whose ``layer`` has the packed state's size, or an array (..., d)), stable
         ones filled and unstable ones open, with their unstable eigenvectors as lines; and the
-        eigenvalue spectra with the unit circle (or the imaginary axis in continuous time)."""
+        eigenvalue spectra with the unit circle (or the imaginary axis in continuous time).
+        """
         from .plotting import pyplot
 
         fig, (ax, ax_eig) = pyplot().subplots(1, 2, figsize=(9, 4), layout="constrained")
@@ -235,7 +237,8 @@ class FixedPointResult:
 
     def draw_spectrum(self, ax: Any) -> None:
         """Draw the eigenvalues with the unit circle (or the imaginary axis in continuous time) into
-        a matplotlib Axes; stable points' in black, unstable points' in vermillion."""
+        a matplotlib Axes; stable points' in black, unstable points' in vermillion.
+        """
         if self.continuous_time:
             ax.axvline(0, color="black", lw=0.8)
             ax.set_xlabel("Re(lambda) (per unit time)")
@@ -360,88 +363,33 @@ def find_fixed_points(
     """
     started = _time.perf_counter()
     state_map = StateMap(model, period=period, device=check_device(device))
-    if state_map.continuous_time and state_map.period > 1:
-        raise ArgumentError(
-            f"period: got {period} for a continuous-time model; its flow has no period-k points of the Euler map to "
-            f"speak of. Search period=1 (fixed points of the ODE)."
-        )
-    for name, value in (("tol", tol), ("slow_q", slow_q), ("dedup_tol", dedup_tol), ("noise", noise)):
-        if not (np.isscalar(value) and np.isfinite(value) and value >= 0):
-            raise ArgumentError(f"{name}: got {describe(value)}. Pass a finite number >= 0.")
+    _check_settings(state_map, period, tol=tol, slow_q=slow_q, dedup_tol=dedup_tol, noise=noise, memory=memory,
+                    outlier_distance=outlier_distance, solver=solver)  # fmt: skip
     max_iter = check_int("max_iter", max_iter, minimum=1)
     krylov_dim = check_int("krylov_dim", krylov_dim, minimum=1)
-    check_option("solver", solver, SOLVERS)
     if n_eigenvalues is not None:
         n_eigenvalues = check_int("n_eigenvalues", n_eigenvalues, minimum=1)
-    if not (np.isscalar(memory) and memory > 0):
-        raise ArgumentError(f"memory: got {describe(memory)}. Pass the bytes the search may hold, e.g. 2**28.")
-    rng = np.random.default_rng(seed)
-    x0 = _initial_states(initial_states, state_map, layer, check_int("n_initial", n_initial, minimum=1), rng)
-    if state_map.state_size is None:
-        state_map.state_size = x0.shape[1]
-    if noise:
-        x0 = x0 + torch.as_tensor(rng.normal(scale=noise, size=tuple(x0.shape)), device=x0.device)
-    u_all = as_inputs(inputs, state_map)
-    if state_map.input_size is None:
-        state_map.input_size = u_all.shape[1]
-    n0, d = x0.shape
-    x = x0.repeat(len(u_all), 1)  # every initial state at every input
-    u = u_all.repeat_interleave(n0, dim=0)
-    _check_callable(state_map, x[:1], u[:1])
-
-    centre = x0.mean(dim=0)
-    spread = torch.sqrt(((x0 - centre) ** 2).sum(dim=1).mean()).clamp(min=1e-12)
-    scale = torch.sqrt((x0**2).sum(dim=1).mean()).clamp(min=1e-12)
-    radius = outlier_distance * max(float(spread), 0.1 * float(scale))  # a floor for clustered starts
-    if solver == "auto":  # full Jacobians while they and their eigendecompositions are cheap
-        solver = "dense" if d <= 128 else "matrix-free"
-    search = dict(solver=solver, krylov_dim=krylov_dim)
-    per_state = 4 * 8 * d * d if solver == "dense" else 2 * state_map.bytes_per_state(x, u) + (krylov_dim + 16) * 8 * d
-    chunk = max(1, int(memory // per_state))
-    from tqdm.auto import tqdm
-
-    parts = []
-    with tqdm(total=len(x), desc="fixed points", unit="candidate", disable=not check_progress(progress)) as bar:
-        for s in range(0, len(x), chunk):
-
-            def settled(k: int, s: int = s) -> None:
-                bar.update(s + k - bar.n)
-
-            parts.append(levenberg_marquardt(state_map, x[s : s + chunk], u[s : s + chunk], tol=tol,
-                                             max_iter=max_iter, centre=centre, radius=radius, settled=settled,
-                                             **search))  # fmt: skip
-    x, r, stalled, iterations = (torch.cat(part) for part in zip(*parts, strict=True))
-    q = 0.5 * (r**2).sum(dim=1)
-
-    converged = small(r, x, tol)
-    far = ((x - centre) ** 2).sum(dim=1).sqrt() > radius
-    finite = torch.isfinite(x).all(dim=1)
-    keep = converged & finite & ~far
-    slow = stalled & finite & ~far & (q <= slow_q)
-    n_outliers = int((finite & far).sum())
-    points = torch.nonzero(keep).flatten()[_deduplicate(x[keep], u[keep], q[keep], dedup_tol * float(scale))]
-    for s in range(0, len(points), chunk):  # float64 precision for the representatives only
-        at = points[s : s + chunk]
-        x[at], r[at], polished = newton_polish(state_map, x[at], u[at], r[at], **search)
-        iterations[at] += polished
-    q = 0.5 * (r**2).sum(dim=1)
-    slow_index = torch.nonzero(slow).flatten()
-    slow_index = slow_index[_deduplicate(x[slow_index], u[slow_index], q[slow_index], dedup_tol * float(scale))]
-
-    xs, us = x[points], u[points]
-    if solver == "dense":
-        jac, jac_u = _jacobians(state_map, xs, us, chunk)
+    rng = np.random.default_rng(check_seed(seed))
+    x0, x, u = _candidates(state_map, initial_states, inputs, layer, check_int("n_initial", n_initial), noise, rng)
+    plan = _plan(state_map, x0, x, u, tol=tol, max_iter=max_iter, solver=solver, krylov_dim=krylov_dim,
+                 memory=memory, outlier_distance=outlier_distance)  # fmt: skip
+    x, r, stalled, iterations = _search(state_map, x, u, plan, progress)
+    found = _select(state_map, x, u, r, stalled, iterations, plan, slow_q=slow_q, dedup_tol=dedup_tol)
+    xs, us = x[found.points], u[found.points]
+    if plan.solver == "dense":
+        jac, jac_u = _jacobians(state_map, xs, us, plan.chunk)
         eigenvalues, eigenvectors, stable, n_unstable = _spectra(jac, state_map, n_eigenvalues)
     else:  # d x d matrices per point would not fit: leading eigenvalues by Arnoldi iteration on J v
         jac = jac_u = None
         eigenvalues, eigenvectors, stable, n_unstable = _leading_spectra(state_map, xs, us, n_eigenvalues or 10)
     with torch.no_grad():
         out = state_map.output(xs, us) if len(xs) else None
+    slow = found.slow
     return FixedPointResult(
         states=xs.cpu().numpy(),
         inputs=us.cpu().numpy(),
-        q=q[points].cpu().numpy(),
-        iterations=iterations[points].cpu().numpy(),
+        q=found.q[found.points].cpu().numpy(),
+        iterations=iterations[found.points].cpu().numpy(),
         jacobians=jac,
         input_jacobians=jac_u,
         eigenvalues=eigenvalues,
@@ -450,18 +398,141 @@ def find_fixed_points(
         n_unstable=n_unstable,
         outputs=None if out is None else out.detach().cpu().numpy(),
         minimal_period=_minimal_period(state_map, xs, us, tol),
-        slow=SlowPoints(x[slow_index].cpu().numpy(), u[slow_index].cpu().numpy(), q[slow_index].cpu().numpy()),
+        slow=SlowPoints(x[slow].cpu().numpy(), u[slow].cpu().numpy(), found.q[slow].cpu().numpy()),
         continuous_time=state_map.continuous_time,
         period=state_map.period,
         tol=tol,
-        solver=solver,
+        solver=plan.solver,
         n_candidates=len(x),
-        n_unconverged=int((~converged & ~far).sum()),
-        n_outliers=n_outliers,
-        n_duplicates=int(keep.sum()) - len(points),
+        n_unconverged=found.n_unconverged,
+        n_outliers=found.n_outliers,
+        n_duplicates=found.n_duplicates,
         seconds=_time.perf_counter() - started,
         _state_map=state_map,
     )
+
+
+# --- before the search: settings, candidates, plan ------------------------------------------
+
+
+def _check_settings(
+    state_map: StateMap, period: int, *, solver: str, memory: Any, outlier_distance: Any, **numbers: Any
+) -> None:
+    if state_map.continuous_time and state_map.period > 1:
+        raise ArgumentError(
+            f"period: got {period} for a continuous-time model; its flow has no period-k points of the Euler map to "
+            f"speak of. Search period=1 (fixed points of the ODE)."
+        )
+    for name, value in numbers.items():
+        if not (np.isscalar(value) and np.isfinite(value) and value >= 0):
+            raise ArgumentError(f"{name}: got {describe(value)}. Pass a finite number >= 0.")
+    if not (np.isscalar(outlier_distance) and outlier_distance > 0):  # inf: keep points however far
+        raise ArgumentError(
+            f"outlier_distance: got {describe(outlier_distance)}. Pass a number > 0 (np.inf keeps every point)."
+        )
+    check_option("solver", solver, SOLVERS)
+    if not (np.isscalar(memory) and memory > 0):
+        raise ArgumentError(f"memory: got {describe(memory)}. Pass the bytes the search may hold, e.g. 2**28.")
+
+
+def _candidates(
+    state_map: StateMap, initial_states: Any, inputs: Any, layer: Any, n_initial: int, noise: float, rng: Any
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(the initial states, every initial state at every input, the matching inputs)."""
+    x0 = _initial_states(initial_states, state_map, layer, n_initial, rng)
+    if state_map.state_size is None:
+        state_map.state_size = x0.shape[1]
+    if noise:
+        x0 = x0 + torch.as_tensor(rng.normal(scale=noise, size=tuple(x0.shape)), device=x0.device)
+    u_all = as_inputs(inputs, state_map)
+    if state_map.input_size is None:
+        state_map.input_size = u_all.shape[1]
+    x = x0.repeat(len(u_all), 1)  # every initial state at every input
+    u = u_all.repeat_interleave(len(x0), dim=0)
+    _check_callable(state_map, x[:1], u[:1])
+    return x0, x, u
+
+
+@dataclass
+class _Plan:
+    """How the search runs: solver, tolerances, chunk size (memory), and the outlier region."""
+
+    solver: str
+    tol: float
+    max_iter: int
+    krylov_dim: int
+    chunk: int
+    centre: Tensor
+    radius: float
+    scale: float
+
+
+def _plan(state_map: StateMap, x0: Tensor, x: Tensor, u: Tensor, *, solver: str, krylov_dim: int, memory: Any,
+          outlier_distance: float, **rest: Any) -> _Plan:  # fmt: skip
+    d = x0.shape[1]
+    centre = x0.mean(dim=0)
+    spread = torch.sqrt(((x0 - centre) ** 2).sum(dim=1).mean()).clamp(min=1e-12)
+    scale = torch.sqrt((x0**2).sum(dim=1).mean()).clamp(min=1e-12)
+    radius = outlier_distance * max(float(spread), 0.1 * float(scale))  # a floor for clustered starts
+    if solver == "auto":  # full Jacobians while they and their eigendecompositions are cheap
+        solver = "dense" if d <= 128 else "matrix-free"
+    per_state = 4 * 8 * d * d if solver == "dense" else 2 * state_map.bytes_per_state(x, u) + (krylov_dim + 16) * 8 * d
+    return _Plan(solver, krylov_dim=krylov_dim, chunk=max(1, int(memory // per_state)), centre=centre, radius=radius,
+                 scale=float(scale), **rest)  # fmt: skip
+
+
+# --- the search and the selection of its end points ------------------------------------------
+
+
+def _search(state_map: StateMap, x: Tensor, u: Tensor, plan: _Plan, progress: Any) -> tuple[Tensor, ...]:
+    """Levenberg-Marquardt from every candidate, chunk by chunk: (end points, residuals, stalled, iterations)."""
+    from tqdm.auto import tqdm
+
+    parts = []
+    with tqdm(total=len(x), desc="fixed points", unit="candidate", disable=not check_progress(progress)) as bar:
+        for s in range(0, len(x), plan.chunk):
+
+            def settled(k: int, s: int = s) -> None:
+                bar.update(s + k - bar.n)
+
+            at = slice(s, s + plan.chunk)
+            parts.append(levenberg_marquardt(state_map, x[at], u[at], tol=plan.tol, max_iter=plan.max_iter,
+                                             centre=plan.centre, radius=plan.radius, settled=settled,
+                                             solver=plan.solver, krylov_dim=plan.krylov_dim))  # fmt: skip
+    return tuple(torch.cat(part) for part in zip(*parts, strict=True))
+
+
+@dataclass
+class _Found:
+    points: Tensor  # indices of the distinct converged points (polished)
+    slow: Tensor  # indices of the distinct slow points
+    q: Tensor
+    n_unconverged: int
+    n_outliers: int
+    n_duplicates: int
+
+
+def _select(state_map: StateMap, x: Tensor, u: Tensor, r: Tensor, stalled: Tensor, iterations: Tensor, plan: _Plan,
+            *, slow_q: float, dedup_tol: float) -> _Found:  # fmt: skip
+    """Converged, finite, in-range end points, merged and polished; distinct slow points. Edits x, r, iterations."""
+    q = 0.5 * (r**2).sum(dim=1)
+    converged = small(r, x, plan.tol)
+    far = ((x - plan.centre) ** 2).sum(dim=1).sqrt() > plan.radius
+    finite = torch.isfinite(x).all(dim=1)
+    keep = converged & finite & ~far
+    slow = stalled & finite & ~far & (q <= slow_q)
+    radius = dedup_tol * plan.scale
+    points = torch.nonzero(keep).flatten()[_deduplicate(x[keep], u[keep], q[keep], radius)]
+    for s in range(0, len(points), plan.chunk):  # float64 precision for the representatives only
+        at = points[s : s + plan.chunk]
+        x[at], r[at], polished = newton_polish(state_map, x[at], u[at], r[at], solver=plan.solver,
+                                               krylov_dim=plan.krylov_dim)  # fmt: skip
+        iterations[at] += polished
+    q = 0.5 * (r**2).sum(dim=1)
+    slow_index = torch.nonzero(slow).flatten()
+    slow_index = slow_index[_deduplicate(x[slow_index], u[slow_index], q[slow_index], radius)]
+    return _Found(points, slow_index, q, int((~converged & ~far).sum()), int((finite & far).sum()),
+                  int(keep.sum()) - len(points))  # fmt: skip
 
 
 # --- after the search ---------------------------------------------------------------------
@@ -469,7 +540,8 @@ def find_fixed_points(
 
 def _deduplicate(x: Tensor, u: Tensor, q: Tensor, radius: float) -> Tensor:
     """Indices of one representative (smallest q) per group of points within ``radius`` at the
-    same input (greedy, in order of q)."""
+    same input (greedy, in order of q).
+    """
     if len(x) == 0:
         return torch.zeros(0, dtype=torch.int64, device=x.device)
     order = torch.argsort(q)
@@ -517,7 +589,8 @@ def _sorted_spectra(values: np.ndarray, vectors: np.ndarray, sm: StateMap, n: in
 
 def _leading_spectra(sm: StateMap, x: Tensor, u: Tensor, n: int) -> tuple[np.ndarray, ...]:
     """The ``n`` most unstable eigenvalues and eigenvectors at each point by ARPACK on J v products
-    (largest modulus for maps, largest real part for continuous time)."""
+    (largest modulus for maps, largest real part for continuous time).
+    """
     from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigs
 
     d = x.shape[1]

@@ -68,10 +68,12 @@ class FlyHash:
 
     @property
     def n_inputs(self) -> int:
+        """Input dimension (columns of the projection)."""
         return self.projection.shape[1]
 
     @property
     def n_units(self) -> int:
+        """Number of expansion units (Kenyon cells)."""
         return self.projection.shape[0]
 
     def activations(self, x: Any) -> np.ndarray:

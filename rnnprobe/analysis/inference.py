@@ -33,7 +33,8 @@ def _pair_index(i: np.ndarray, j: np.ndarray, n: int) -> np.ndarray:
 
 def resample_pairs(indices: np.ndarray, n_conditions: int) -> np.ndarray:
     """Upper-triangle positions of all pairs among drawn conditions (sorted, with copies), without a
-    condition paired with its own copy; the order follows the resampled matrix's upper triangle."""
+    condition paired with its own copy; the order follows the resampled matrix's upper triangle.
+    """
     drawn = np.sort(np.asarray(indices))
     rows, cols = np.triu_indices(drawn.size, k=1)
     a, b = drawn[rows], drawn[cols]
@@ -53,7 +54,8 @@ def _dot_sample(
     """Model evaluations and noise ceiling of one sample, for similarities that are dot products of
     transformed RDMs. The pooled RDMs of :func:`pool_rdms` enter only through shift- and scale-
     invariant transforms, so the leave-one-out pools are row sums minus one subject's rows
-    (``groups``: a subject id per row, copies left out together and counted once)."""
+    (``groups``: a subject id per row, copies left out together and counted once).
+    """
     ranks = comparison in ("spearman", "rho-a")
     if ranks:
         parts = rank_rows(sample)  # the pooled RDM is the mean rank (re-ranked when compared)
@@ -140,6 +142,7 @@ class BootstrapResult:
     subject_indices: np.ndarray | None = None
 
     def mean(self) -> np.ndarray:
+        """Mean evaluation of each model over the valid samples, (n_models,)."""
         return np.nanmean(self.evaluations, axis=0)
 
     def confidence_interval(self, level: float = 0.95) -> np.ndarray:
@@ -233,7 +236,8 @@ def _bootstrap_loop(
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Evaluations and noise ceilings sample by sample (resampled subjects, or methods and RDMs
-    without a dot-product form)."""
+    without a dot-product form).
+    """
     n_cond = n_conditions(data_vectors.shape[1])
     n_samples = len(condition_draws if condition_draws is not None else subject_draws)
     evaluations = np.full((n_samples, model_vectors.shape[0]), np.nan)
@@ -274,7 +278,8 @@ def _bootstrap(
     progress: bool = False,
 ) -> BootstrapResult:
     """The bootstrap loop shared by the three public functions. ``conditions``/``subjects``:
-    (given indices or None, n_bootstrap, seed) for each resampled factor, None when it is fixed."""
+    (given indices or None, n_bootstrap, seed) for each resampled factor, None when it is fixed.
+    """
     _check_resampling_method(comparison)
     model_vectors, data_vectors = paired_vectors(model_rdms, data, names=("model_rdms", "data"))
     n_subjects, n_pairs = data_vectors.shape

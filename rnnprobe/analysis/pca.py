@@ -39,7 +39,8 @@ def _svd_flip(vt: np.ndarray) -> np.ndarray:
 
 def _principal_axes(x: np.ndarray, device: Any) -> tuple[np.ndarray, np.ndarray]:
     """(singular values, Vt) of the centred matrix ``x`` (samples, features): numpy's LAPACK, or
-    torch's SVD in float64 on ``device``."""
+    torch's SVD in float64 on ``device``.
+    """
     if device is not None:
         import torch
 
@@ -111,6 +112,7 @@ class PCAResult:
 
     @property
     def n_components(self) -> int:
+        """Number of kept principal axes."""
         return self.components.shape[0]
 
     def transform(self, recording: Recording | np.ndarray, layer: str | None = None) -> np.ndarray:

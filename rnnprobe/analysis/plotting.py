@@ -10,6 +10,7 @@ OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "
 
 
 def pyplot() -> Any:
+    """matplotlib.pyplot, imported on first use (``import rnnprobe`` never loads matplotlib)."""
     import matplotlib.pyplot as plt
 
     return plt

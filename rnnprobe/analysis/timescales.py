@@ -160,7 +160,8 @@ class TimescaleResult:
 
     def plot(self, others: dict[str, TimescaleResult] | None = None) -> Figure:
         """Mean autocorrelation over lags with the fit at the median tau, and the distribution of
-        log tau; ``others`` (label -> result) are drawn alongside (e.g. cell vs hidden states)."""
+        log tau; ``others`` (label -> result) are drawn alongside (e.g. cell vs hidden states).
+        """
         from .plotting import OKABE_ITO, pyplot
 
         results = {self.layer: self, **(others or {})}
@@ -221,7 +222,6 @@ def fit_timescales(
     >>> bool(abs(result.tau[0] - truth) < 0.5)          # estimated from 400 trials
     True
     """
-
     if not isinstance(recording, Recording):
         raise ArgumentTypeError(f"recording: got {describe(recording)}. Pass an rnnprobe Recording.")
     layer = recording.resolve_layer(layer)
@@ -274,6 +274,7 @@ class MemoryDecayResult:
         return int(above.max()) if above.size else -1
 
     def summary(self) -> dict[str, Any]:
+        """Key numbers: the decoding score at each lag, chance and the memory span."""
         out: dict[str, Any] = {"layer": self.layer, "scoring": self.scoring, "chance": self.chance}
         out.update({f"lag {k}": float(s) for k, s in zip(self.lags, self.scores, strict=True)})
         out["memory span (steps)"] = self.memory_span()

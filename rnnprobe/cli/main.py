@@ -1,6 +1,7 @@
 """The ``rnnprobe`` command: ``demo``, ``models``, and ``record`` / ``analyze`` / ``report`` from a
 TOML configuration (see :mod:`rnnprobe.cli.config`). Errors are one line on stderr and exit status 2;
-a command that fails writes nothing."""
+a command that fails writes nothing.
+"""
 
 from __future__ import annotations
 
@@ -88,7 +89,7 @@ def _models() -> None:
 
 
 def _configured(args: argparse.Namespace) -> None:
-    """record / analyze / report: read and check the whole configuration, then run."""
+    """Record / analyze / report: read and check the whole configuration, then run."""
     from ..report import write_atomic
     from .config import build_model, check_layers, load_config
 
@@ -120,7 +121,8 @@ def _configured(args: argparse.Namespace) -> None:
 
 def _record(config: Any, models: dict[str, Any], progress: bool) -> None:
     """Record every model into a temporary folder, then move the stores into place: a model that
-    fails to record (e.g. stimuli of the wrong shape) leaves nothing behind."""
+    fails to record (e.g. stimuli of the wrong shape) leaves nothing behind.
+    """
     import shutil
     import tempfile
 

@@ -52,6 +52,7 @@ class Run:
 
     @property
     def overlaps(self) -> np.ndarray:
+        """Fraction of winners shared by consecutive rounds (1: the assembly has converged)."""
         k = self.winners.shape[1]
         return np.array([np.intersect1d(a, b).size / k for a, b in zip(self.winners[:-1], self.winners[1:],
                                                                         strict=True)])  # fmt: skip
@@ -150,7 +151,8 @@ class Brain:
 
     def weights(self, source: str, target: str) -> Any:
         """The (pre x post) sparse weight matrix from ``source`` to area ``target``, drawn on first use
-        (each synapse present with probability p, weight 1)."""
+        (each synapse present with probability p, weight 1).
+        """
         import scipy.sparse
 
         key = (source, target)
@@ -178,7 +180,8 @@ class Brain:
     def step(self, sources: dict[str, Any], target: str, *, plasticity: bool = True) -> np.ndarray:
         """One round: ``target``'s k neurons with the largest summed input from the firing neurons of
         ``sources`` (name -> indices, or None for a stimulus's all or an area's current winners) fire;
-        returns them and makes them the area's winners."""
+        returns them and makes them the area's winners.
+        """
         area = self._area(target)
         total = np.zeros(area.n, dtype=np.float64)
         fired = {}
@@ -225,7 +228,8 @@ class Brain:
 
     def _rounds(self, sources: dict[str, Any], target: str, rounds: int, label: str, plasticity: bool = True) -> Run:
         """``rounds`` steps of ``sources`` firing into ``target``, with ``target``'s own recurrent input
-        from its previous winners (none while it is silent)."""
+        from its previous winners (none while it is silent).
+        """
         rounds = check_int("rounds", rounds)
         history = [self.step({**sources, target: None}, target, plasticity=plasticity) for _ in range(rounds)]
         return Run(target, self.areas[target].n, np.stack(history), label)
@@ -233,7 +237,8 @@ class Brain:
     def project(self, source: str, target: str, *, rounds: int = 10, plasticity: bool = True,
                 label: str = "") -> Run:  # fmt: skip
         """Fire ``source`` (a stimulus, or an area's current assembly) into ``target`` for ``rounds``,
-        with ``target``'s own recurrent input from its previous winners."""
+        with ``target``'s own recurrent input from its previous winners.
+        """
         self._size(source), self._area(target)
         active = None if source in self.stimuli else self.areas[source].winners.copy()
         return self._rounds({source: active}, target, rounds, label or f"{source}->{target}", plasticity)
@@ -245,7 +250,8 @@ class Brain:
 
     def merge(self, first: str, second: str, target: str, *, rounds: int = 10) -> Run:
         """Fire the current assemblies of areas ``first`` and ``second`` together into ``target``:
-        one assembly of ``target`` comes to respond to both."""
+        one assembly of ``target`` comes to respond to both.
+        """
         a, b = self._area(first).winners.copy(), self._area(second).winners.copy()
         self._area(target)
         if not (a.size and b.size):

@@ -74,9 +74,11 @@ class RecurrentModel(nn.Module):
         self.config: dict[str, Any] = {}
 
     def init_state(self, batch_size: int) -> State:  # pragma: no cover - abstract
+        """The state before the first step, for ``batch_size`` sequences."""
         raise NotImplementedError
 
     def step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:  # pragma: no cover - abstract
+        """One time step: (output, next state) for inputs ``x_t`` (batch, features)."""
         raise NotImplementedError
 
     def check_input(self, x: Tensor) -> None:
@@ -130,4 +132,5 @@ class RecurrentModel(nn.Module):
         return _rebuild(template, shaped)
 
     def extra_repr(self) -> str:
+        """The model's configuration, shown in its repr."""
         return ", ".join(f"{k}={v!r}" for k, v in self.config.items())

@@ -153,6 +153,7 @@ class BLT(RecurrentModel):
         return (self.in_channels, self.image_size, self.image_size)
 
     def check_input(self, x: Tensor) -> None:
+        """Refuse inputs that are not (batch, channels, size, size) images of this model."""
         if not isinstance(x, Tensor):
             raise ArgumentTypeError(f"x: got {describe(x)}. Pass a torch.Tensor of images.")
         expected = (self.in_channels, self.image_size, self.image_size)
@@ -163,6 +164,7 @@ class BLT(RecurrentModel):
             )
 
     def init_state(self, batch_size: int) -> tuple[Tensor, ...]:
+        """Zero feature maps of every layer, for ``batch_size`` images."""
         device, dtype = self._like()
         return tuple(
             torch.zeros(batch_size, self.maps, self.image_size >> i, self.image_size >> i, device=device, dtype=dtype)

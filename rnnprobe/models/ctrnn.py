@@ -103,7 +103,7 @@ class CTRNN(RecurrentModel):
         )  # fmt: skip
 
     def rate(self, x: Tensor) -> Tensor:
-        """r = f(x)."""
+        """R = f(x)."""
         if self.nonlinearity == "tanh":
             return torch.tanh(x)
         if self.nonlinearity == "relu":
@@ -115,10 +115,12 @@ class CTRNN(RecurrentModel):
         return (-x + self.recurrent(self.rate(x)) + self.input(u)) / self.tau
 
     def init_state(self, batch_size: int) -> Tensor:
+        """Zero activity, for ``batch_size`` trials."""
         device, dtype = self._like()
         return torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
 
     def step(self, x_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """One Euler step of the ODE (with recurrent noise when ``sigma_rec`` > 0)."""
         x = state + self.dt * self.vector_field(state, x_t)
         if self.sigma_rec:  # also when recording: seed it with record(..., seed=...)
             x = x + (2 * self.alpha) ** 0.5 * self.sigma_rec * torch.randn_like(x)

@@ -55,16 +55,18 @@ class EnergyEfficientRNN(RecurrentModel):
         self.config = dict(size=size)
 
     def init_state(self, batch_size: int) -> Tensor:
+        """Zero activity, for ``batch_size`` sequences."""
         device, dtype = self._like()
         return torch.zeros(batch_size, self.input_size, device=device, dtype=dtype)
 
     def step(self, x_t: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """One step: preactivation a = W h + x, then h = relu(a)."""
         a = self.tap_a(self.recurrent(state) + x_t)
         return a, self.tap_h(torch.relu(a))
 
     @staticmethod
     def training_loss(preactivations: Tensor, data: object = None) -> Tensor:
-        """sum over time of the mean |a_t| over batch and units."""
+        """Sum over time of the mean |a_t| over batch and units."""
         return preactivations.abs().mean(dim=(0, 2)).sum()
 
 

@@ -100,11 +100,13 @@ class FastWeightsRNN(RecurrentModel):
         )  # fmt: skip
 
     def init_state(self, batch_size: int) -> tuple[Tensor, Tensor]:
+        """Zero hidden state and zero fast-weight matrix, for ``batch_size`` sequences."""
         device, dtype = self._like()
         h = torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
         return h, torch.zeros(batch_size, self.hidden_size, self.hidden_size, device=device, dtype=dtype)
 
     def step(self, x_t: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """One step: decay and Hebbian update of the fast weights, then the inner loop of h."""
         h, fast = state
         fast = self.decay * fast + self.fast_lr * h.unsqueeze(2) * h.unsqueeze(1)  # A(t)
         slow = self.recurrent(h) + self.input(self.embed(x_t))  # W h(t) + C x(t)

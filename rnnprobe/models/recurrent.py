@@ -86,6 +86,7 @@ class TorchRNNStep(RecurrentModel):
         self.taps = nn.ModuleList(nn.ModuleDict({p: Tap(f"l{k}.{p}") for p in parts}) for k in range(self.num_layers))
 
     def init_state(self, batch_size: int) -> State:
+        """Zero hidden (and cell) states of every layer, for ``batch_size`` sequences."""
         device, dtype = self._like()
         h = torch.zeros(batch_size, self.num_layers, self.state_size, device=device, dtype=dtype)
         if self.kind == "LSTM":
@@ -93,6 +94,7 @@ class TorchRNNStep(RecurrentModel):
         return h
 
     def step(self, x_t: Tensor, state: State) -> tuple[Tensor, State]:
+        """One step of every layer, with the module's own weights."""
         if self.kind == "LSTM":
             h_all, c_all = state
         else:

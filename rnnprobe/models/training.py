@@ -37,6 +37,7 @@ class History:
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
+        """The history as a plain dict (JSON-ready)."""
         return asdict(self)
 
 

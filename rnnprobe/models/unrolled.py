@@ -163,7 +163,7 @@ def unrolled_forward(
     x = input.unsqueeze(1) if unbatched else input
     if module.batch_first and not unbatched:
         x = x.transpose(0, 1)  # -> (T, B, F)
-    n_steps, batch = x.shape[:2]
+    batch = x.shape[1]
     n_dirs = 2 if module.bidirectional else 1
     hidden_size = module.hidden_size
     out_size = getattr(module, "proj_size", 0) or hidden_size
@@ -177,40 +177,15 @@ def unrolled_forward(
         outputs = []
         for d in range(n_dirs):
             prefix = f"l{k}{'_reverse' if d else ''}"
-            w = layer_weights(module, k, bool(d))
-            seq = layer_input.flip(0) if d else layer_input
-            x_proj = seq @ w["w_ih"].T
-            if w["b_ih"] is not None:
-                x_proj = x_proj + w["b_ih"]
-            h = h0[k * n_dirs + d]
             c = c0[k * n_dirs + d] if c0 is not None else None
-            collect = {name: [] for name in wanted if name.startswith(prefix + ".")}
-            hs = []
-            for t in range(n_steps):
-                if kind == "LSTM":
-                    h, c, gates = lstm_cell(x_proj[t], h, c, w["w_hh"], w["b_hh"], w["w_hr"])
-                    step = {"h": h, "c": c, **dict(zip(GATES["LSTM"], gates, strict=True))}
-                elif kind == "GRU":
-                    h, gates = gru_cell(x_proj[t], h, w["w_hh"], w["b_hh"])
-                    step = {"h": h, **dict(zip(GATES["GRU"], gates, strict=True))}
-                else:
-                    h = rnn_cell(x_proj[t], h, w["w_hh"], w["b_hh"], module.nonlinearity)
-                    step = {"h": h}
-                hs.append(h)
-                for name, values in collect.items():
-                    values.append(step[name[len(prefix) + 1 :]])
-            out = torch.stack(hs)  # (T, B, out)
-            if d:
-                out = out.flip(0)
+            names = [name for name in wanted if name.startswith(prefix + ".")]
+            out, h, c, collected = _direction(module, kind, layer_input, layer_weights(module, k, bool(d)),
+                                              h0[k * n_dirs + d], c, names, reverse=bool(d))  # fmt: skip
             outputs.append(out)
             h_n.append(h)
             if c is not None:
                 c_n.append(c)
-            for name, values in collect.items():
-                seq_states = torch.stack(values)
-                if d:
-                    seq_states = seq_states.flip(0)
-                states[name] = seq_states.transpose(0, 1)  # (B, T, size)
+            states.update(collected)
         layer_input = torch.cat(outputs, dim=-1) if n_dirs > 1 else outputs[0]
         if module.training and module.dropout > 0 and k < module.num_layers - 1:
             layer_input = nn.functional.dropout(layer_input, p=module.dropout, training=True)
@@ -229,6 +204,47 @@ def unrolled_forward(
             hidden_c = hidden_c.squeeze(1)
         return output, (hidden_h, hidden_c), states
     return output, hidden_h, states
+
+
+def _direction(
+    module: nn.RNNBase,
+    kind: str,
+    layer_input: Tensor,
+    w: dict[str, Tensor | None],
+    h: Tensor,
+    c: Tensor | None,
+    names: list[str],
+    *,
+    reverse: bool,
+) -> tuple[Tensor, Tensor, Tensor | None, dict[str, Tensor]]:
+    """One layer in one direction over the (T, B, F) ``layer_input``: (output (T, B, out), final h, final c,
+    the states in ``names`` as (B, T, size)).
+    """
+    seq = layer_input.flip(0) if reverse else layer_input
+    x_proj = seq @ w["w_ih"].T
+    if w["b_ih"] is not None:
+        x_proj = x_proj + w["b_ih"]
+    collect: dict[str, list[Tensor]] = {name: [] for name in names}
+    hs = []
+    for t in range(seq.shape[0]):
+        if kind == "LSTM":
+            h, c, gates = lstm_cell(x_proj[t], h, c, w["w_hh"], w["b_hh"], w["w_hr"])
+            step = {"h": h, "c": c, **dict(zip(GATES["LSTM"], gates, strict=True))}
+        elif kind == "GRU":
+            h, gates = gru_cell(x_proj[t], h, w["w_hh"], w["b_hh"])
+            step = {"h": h, **dict(zip(GATES["GRU"], gates, strict=True))}
+        else:
+            h = rnn_cell(x_proj[t], h, w["w_hh"], w["b_hh"], module.nonlinearity)
+            step = {"h": h}
+        hs.append(h)
+        for name, values in collect.items():
+            values.append(step[name.split(".", 1)[1]])
+    out = torch.stack(hs)  # (T, B, out)
+    states = {name: torch.stack(values) for name, values in collect.items()}
+    if reverse:
+        out = out.flip(0)
+        states = {name: value.flip(0) for name, value in states.items()}
+    return out, h, c, {name: value.transpose(0, 1) for name, value in states.items()}
 
 
 def _initial_states(

@@ -118,7 +118,8 @@ def _storage_dtype(dtype: Any) -> torch.dtype | None:
 @contextlib.contextmanager
 def _attached(model: nn.Module, targets: Mapping[str, Target], sink: Sink, device: torch.device):
     """Hooks (and unrolled forwards) on the targets, the model in eval mode on ``device``;
-    everything restored on exit, also on error."""
+    everything restored on exit, also on error.
+    """
     model_device, _ = _model_device_dtype(model)
     modes = {m: m.training for m in model.modules()}
     handles = []

@@ -44,4 +44,5 @@ class Tap(nn.Identity):
         self.name = name
 
     def extra_repr(self) -> str:
+        """The tap's own name, shown in its repr."""
         return repr(self.name) if self.name else ""

@@ -40,7 +40,8 @@ def _panels(n: int, *, rows: int = 1, height: float = PANEL, extra: int = 0, **k
 
 def pca(c: ComparisonResult) -> Figure:
     """Trajectories of each model's focus layer on its PC1-PC2 (class means when the target is
-    categorical), and the participation ratio over time of every model in one panel."""
+    categorical), and the participation ratio over time of every model in one panel.
+    """
     fig, axes = _panels(len(c.names), extra=1)
     for ax, name in zip(axes[0], c.names, strict=False):
         result = c.pca[name]
@@ -120,7 +121,8 @@ def rdms(c: ComparisonResult, max_times: int = 6) -> Figure:
 
 def rsa(c: ComparisonResult, neural: str) -> Figure:
     """Model-vs-neural RDM similarity: per model, one line per layer over model time with the
-    noise-ceiling band (one neural RDM), or the best layer's model-time x data-time matrix."""
+    noise-ceiling band (one neural RDM), or the best layer's model-time x data-time matrix.
+    """
     per_model = c.rsa[neural]
     first = next(iter(per_model[c.names[0]].values()))
     if len(first.data_times) == 1:
@@ -185,7 +187,8 @@ def generalization(c: ComparisonResult) -> Figure:
 
 def fixed_points(c: ComparisonResult) -> Figure:
     """Per model: fixed points on the recorded trajectories' PC1-PC2 (stable filled, unstable open
-    with their unstable directions), and the Jacobian eigenvalues with the unit circle."""
+    with their unstable directions), and the Jacobian eigenvalues with the unit circle.
+    """
     found = [name for name in c.names if name in c.fixed_points and not isinstance(c.fixed_points[name], str)]
     fig, axes = _panels(len(found), rows=2, height=3.0)
     for col, name in enumerate(found):

@@ -39,7 +39,8 @@ class _Item:
 
     def render(self, fmt: str, dpi: int = 150) -> bytes:
         """The figure's bytes in ``fmt``, rendered once (re-rendering a constrained-layout figure can
-        move its tight bounding box by a fraction of a point)."""
+        move its tight bounding box by a fraction of a point).
+        """
         if (fmt, dpi) not in self.rendered:
             self.rendered[fmt, dpi] = _render(self.figure, fmt, dpi=dpi)
         return self.rendered[fmt, dpi]
@@ -106,7 +107,8 @@ class Report:
 
     def section(self, title: str) -> None:
         """Start a section: the items added next go in it (and it gets an entry in the contents).
-        Naming an existing section makes it current again."""
+        Naming an existing section makes it current again.
+        """
         if not isinstance(title, str) or not title.strip():
             raise ArgumentError(f"title: got {describe(title)}. Pass the section's title as a non-empty string.")
         self._current = self._find_or_create(title)
@@ -139,7 +141,8 @@ class Report:
     ) -> None:
         """An analysis result: its figure (``result.plot()``) and its key numbers
         (``result.summary()``, a table). Every rnnprobe result follows
-        :class:`~rnnprobe.analysis.protocol.AnalysisResult`."""
+        :class:`~rnnprobe.analysis.protocol.AnalysisResult`.
+        """
         from ..analysis.protocol import AnalysisResult
 
         if not isinstance(result, AnalysisResult):
@@ -224,7 +227,8 @@ class Report:
         """Write the report to ``path`` (.html), and optionally every figure in the ``export``
         formats ("png", "svg", "pdf") to ``<stem>_figures/<name>.<format>`` and all numbers to
         ``<stem>.json``. Files are written whole (to a temporary name, then renamed): an
-        interrupted save leaves nothing that looks finished. Returns the HTML file's path."""
+        interrupted save leaves nothing that looks finished. Returns the HTML file's path.
+        """
         path = Path(path)
         if path.suffix.lower() not in (".html", ".htm"):
             raise ArgumentError(f"path: got {str(path)!r}. Pass a file name ending in .html.")
@@ -307,7 +311,7 @@ def _columns(table: Any) -> dict[str, list[Any]]:
 
 
 def _plain(value: Any) -> Any:
-    """numpy scalars and arrays as Python numbers and lists; non-finite floats as NaN (null in JSON)."""
+    """Numpy scalars and arrays as Python numbers and lists; non-finite floats as NaN (null in JSON)."""
     if isinstance(value, np.ndarray):
         return [_plain(v) for v in value.tolist()]
     if isinstance(value, list | tuple):
@@ -350,7 +354,8 @@ def _item_dict(item: _Item) -> dict[str, Any]:
 
 def _caption(result: Any) -> str:
     """The result's one-line repr (e.g. "DecodingResult: scores over time ... best 0.91"), or its
-    type and layer when the repr is a dataclass dump."""
+    type and layer when the repr is a dataclass dump.
+    """
     text = repr(result)
     if text.startswith("<") and text.endswith(">") and len(text) <= 300:
         return text[1:-1]

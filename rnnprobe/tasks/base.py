@@ -54,6 +54,7 @@ class Task:
         self.config: dict[str, Any] = {"seed": seed}
 
     def rng(self, split: str, index: int) -> np.random.Generator:
+        """The generator of one split and sample index: the same samples for the same seed."""
         return np.random.default_rng([self.seed, SPLITS.index(split), index])
 
     def sample(self, n: int, *, split: str = "train", index: int = 0) -> TaskData:
@@ -65,9 +66,11 @@ class Task:
         raise NotImplementedError
 
     def loss(self, output: Tensor, data: TaskData) -> Tensor:  # pragma: no cover
+        """The training loss of a batch of model outputs."""
         raise NotImplementedError
 
     def metric(self, output: Tensor, data: TaskData) -> float:  # pragma: no cover
+        """The task's performance measure (e.g. accuracy) of a batch of model outputs."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -90,4 +93,5 @@ def summed_cross_entropy(logits: Tensor, labels: Tensor) -> Tensor:
 
 
 def as_tensor(array: np.ndarray, dtype: torch.dtype = torch.float32) -> Tensor:
+    """A numpy array as a contiguous torch tensor of ``dtype``."""
     return torch.from_numpy(np.ascontiguousarray(array)).to(dtype)

@@ -61,4 +61,5 @@ class AssociativeRetrieval(Task):
         return nn.functional.cross_entropy(output[:, -1], data.y)
 
     def metric(self, output: Tensor, data: TaskData) -> float:
+        """Accuracy of the retrieved value at the last step."""
         return last_step_accuracy(output, data.y)

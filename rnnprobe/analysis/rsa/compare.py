@@ -45,7 +45,8 @@ def similarity_transform(vectors: np.ndarray, comparison: str, *, ranked: bool =
 
 def _correlation_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pearson correlation of every row of ``a`` with every row of ``b``, from raw dot products and
-    row sums (no centred copies of large stacks): cov = a.b - n mean_a mean_b."""
+    row sums (no centred copies of large stacks): cov = a.b - n mean_a mean_b.
+    """
     n = a.shape[1]
     mean_a, mean_b = a.mean(axis=1), b.mean(axis=1)
     centred_norm_a = np.sqrt(np.maximum(np.einsum("ij,ij->i", a, a) - n * mean_a**2, 0))
@@ -56,8 +57,9 @@ def _correlation_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _whitened(vectors: np.ndarray, n_cond: int, sigma_k: np.ndarray | None) -> np.ndarray:
-    """rsatoolbox's covariance weighting (no missing values, sigma_k None or per-condition variances):
-    double-centred second-moment matrices, scaled, as vectors whose plain cosine is the weighted one."""
+    """Rsatoolbox's covariance weighting (no missing values, sigma_k None or per-condition variances):
+    double-centred second-moment matrices, scaled, as vectors whose plain cosine is the weighted one.
+    """
     rows, cols = np.triu_indices(n_cond, k=1)
     g = np.zeros((vectors.shape[0], n_cond, n_cond))
     g[:, rows, cols] = -0.5 * vectors
@@ -71,8 +73,9 @@ def _whitened(vectors: np.ndarray, n_cond: int, sigma_k: np.ndarray | None) -> n
 
 
 def _cosine_full_covariance(a: np.ndarray, b: np.ndarray, n_cond: int, sigma_k: np.ndarray) -> np.ndarray:
-    """cos = a^T V^-1 b / sqrt(a^T V^-1 a b^T V^-1 b), V = (C S C^T) o (C S C^T), C the pairwise contrasts
-    (the dissimilarities' covariance under pattern noise S; rsatoolbox's definition for a full sigma_k)."""
+    """Cos = a^T V^-1 b / sqrt(a^T V^-1 a b^T V^-1 b), V = (C S C^T) o (C S C^T), C the pairwise contrasts
+    (the dissimilarities' covariance under pattern noise S; rsatoolbox's definition for a full sigma_k).
+    """
     import scipy.linalg
     import scipy.sparse.linalg
 

@@ -60,7 +60,8 @@ def _condition_means(
 
 def _group_sums(states: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
     """Sum of the (stimulus, ...) ``states`` of each group 0..n_groups-1: one sparse indicator product
-    (one read of the states; ``np.add.at`` is ~10x slower)."""
+    (one read of the states; ``np.add.at`` is ~10x slower).
+    """
     from scipy.sparse import csr_matrix
 
     indicator = csr_matrix((np.ones(groups.size), (groups, np.arange(groups.size))), shape=(n_groups, groups.size))
@@ -107,7 +108,8 @@ class _Backend:
 
     def gram(self, x: Any, weighted: Any = None) -> Any:
         """Batched Gram matrices w x^T (w = x by default). With numpy and w = x, ``step @ step.T`` uses the
-        symmetric rank-k product (half the flops) for large steps, one batched product for small ones."""
+        symmetric rank-k product (half the flops) for large steps, one batched product for small ones.
+        """
         if weighted is None and self.numpy and x.shape[1] >= 128:
             return np.stack([step @ step.T for step in x])
         return (x if weighted is None else weighted) @ self.transpose(x)
@@ -119,7 +121,8 @@ def _normalised_distances(patterns: np.ndarray, distance: str) -> np.ndarray | N
     this machine), and elementwise work on the upper triangles only. cov_ij = G_ij - p m_i m_j
     cancels digits when a pattern's mean is large against its spread; when mean^2 exceeds 1e6 times
     the variance anywhere (relative error above ~1e-10), or a pattern is constant, returns None and
-    the caller centres explicitly."""
+    the caller centres explicitly.
+    """
     n_units = patterns.shape[2]
     rows, cols = np.triu_indices(patterns.shape[1], k=1)
     gram = np.matmul(patterns, patterns.transpose(0, 2, 1))

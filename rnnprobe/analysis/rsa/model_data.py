@@ -60,7 +60,8 @@ class RSAResult:
 
     def plot(self) -> Figure:
         """Similarity over model time (one data RDM; noise-ceiling band when known), or the
-        model-time x data-time matrix (several data RDMs)."""
+        model-time x data-time matrix (several data RDMs).
+        """
         from ..plotting import pyplot
 
         plt = pyplot()

@@ -62,10 +62,12 @@ class RDMs:
 
     @property
     def n_rdms(self) -> int:
+        """Number of RDMs in the stack."""
         return self.dissimilarities.shape[0]
 
     @property
     def n_conditions(self) -> int:
+        """Number of conditions of each RDM."""
         return n_conditions(self.dissimilarities.shape[1])
 
     def matrices(self) -> np.ndarray:
@@ -98,7 +100,8 @@ class RDMs:
     @classmethod
     def from_rsatoolbox(cls, rdms: rsatoolbox.rdm.RDMs) -> RDMs:
         """From an ``rsatoolbox.rdm.RDMs`` (dissimilarities and descriptors kept; rsatoolbox's own
-        ``index`` descriptors are dropped, as rsatoolbox re-creates them)."""
+        ``index`` descriptors are dropped, as rsatoolbox re-creates them).
+        """
         if not hasattr(rdms, "get_vectors") or not hasattr(rdms, "pattern_descriptors"):
             raise ArgumentTypeError(f"rdms: got {describe(rdms)}. Pass an rsatoolbox.rdm.RDMs.")
         names = {v: k for k, v in _RSATOOLBOX_NAMES.items()}
