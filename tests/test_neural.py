@@ -74,7 +74,7 @@ def test_npy_and_rsatoolbox_inputs(tmp_path, rng):
     with pytest.raises(ShapeError, match=r"zero diagonal\. Pass dissimilarities"):
         load_rdms(tmp_path / "similarity.npy")
     (tmp_path / "x.csv").write_text("1,2")
-    with pytest.raises(ArgumentError, match=r"neither \.mat nor \.npy"):
+    with pytest.raises(ArgumentError, match=r"is not \.mat, \.npy or \.npz"):
         load_rdms(tmp_path / "x.csv")
 
 

@@ -27,7 +27,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import matplotlib
 import numpy as np
-import scipy.io
 import torch
 
 matplotlib.use("Agg")
@@ -35,8 +34,8 @@ torch.set_num_threads(1)
 
 import rnnprobe
 from rnnprobe import Recording
-from rnnprobe.analysis.rsa import RDMs, compare_rdms, noise_ceiling
-from rnnprobe.neural import load_rdms
+from rnnprobe.analysis.rsa import compare_rdms, noise_ceiling
+from rnnprobe.neural import load_kriegeskorte92
 
 
 def find_data() -> Path:
@@ -61,28 +60,22 @@ DATA = find_data()
 # independent subjects. Monkey IT: one RDM (674 neurons).
 
 # %%
-mat = scipy.io.loadmat(DATA / "Kriegeskorte_Neuron2008_supplementalData.mat", squeeze_me=True, struct_as_record=False)
-stimuli = mat["stimuli_92objs"]
-images = np.stack([s.image for s in stimuli]).astype(np.float32) / 255  # (92, 175, 175, 3)
-category = np.array([s.category for s in stimuli])
+data = load_kriegeskorte92(DATA)  # the RDM files as rnnprobe RDMs (rnnprobe.neural)
+images = data.images.astype(np.float32) / 255  # (92, 175, 175, 3)
+category = data.category
 animate = np.array(["inanimate" not in c for c in category])
 print(images.shape, dict(zip(*np.unique(category, return_counts=True), strict=True)))
 
-sessions = load_rdms(DATA / "92_brainRDMs.mat", variable="RDMs", distance="correlation")
-names = sessions.rdm_descriptors["name"]
-subject_of = np.array([n.split("|")[1].strip() for n in names])
-subjects = RDMs(np.stack([sessions.dissimilarities[subject_of == s].mean(axis=0) for s in np.unique(subject_of)]),
-                "correlation")  # fmt: skip
-figure1 = load_rdms(DATA / "Kriegeskorte_Neuron2008_supplementalData.mat", variable="RDMs_mIT_hIT_fig1")
-monkey_it = RDMs(figure1.dissimilarities[[0]], "correlation")
-print(subjects, monkey_it)
+subjects = data.subjects  # each subject's two sessions averaged
+monkey_it = data.monkey_it
+print(data.sessions, subjects, monkey_it)
 
 # %% [markdown]
 # A sanity check against the paper's data description: the two published IT RDMs correlate at r = 0.49
 # (rsatoolbox 0.3.2 gives 0.4912).
 
 # %%
-r = compare_rdms(figure1.dissimilarities[[0]], figure1.dissimilarities[[1]], comparison="corr")[0, 0]
+r = compare_rdms(data.monkey_it, data.human_it, comparison="corr")[0, 0]
 print(f"human IT vs monkey IT: r = {r:.4f}")
 assert abs(r - 0.4912) < 1e-3
 low, high = noise_ceiling(subjects, comparison="corr")
@@ -153,7 +146,7 @@ assert abs(theirs - best["similarity"]) < 1e-9
 # RDM and monkey IT itself are close to the ceiling).
 
 # %%
-classics = load_rdms(DATA / "92_modelRDMs.mat")
+classics = data.models
 human_mean = subjects.dissimilarities.mean(axis=0)
 for name, vector in zip(classics.rdm_descriptors["name"], classics.dissimilarities, strict=True):
     print(f"{name:22s} r = {compare_rdms(vector, human_mean)[0, 0]:.3f}")

@@ -22,9 +22,9 @@ from ..errors import (
     describe,
     format_choices,
 )
-from ..recording import Recording
+from .responses import from_responses
 
-__all__ = ["load_rdms", "rdms_from_responses"]
+__all__ = ["load_rdms", "rdms_from_matrices", "rdms_from_responses"]
 
 
 def _as_vector(rdm: Any, where: str) -> np.ndarray:
@@ -59,10 +59,11 @@ def load_rdms(path: str | Path | Any, *, variable: str | None = None, distance: 
     Parameters
     ----------
     path : path or rsatoolbox.rdm.RDMs
-        ``.mat``: struct array(s) with field ``RDM`` (and ``name``); ``.npy``: (n_pairs,), (n, n),
-        (n_rdms, n_pairs) or (n_rdms, n, n).
+        ``.mat``: struct array(s) with field ``RDM`` (and ``name``); ``.npy`` or ``.npz`` (one array):
+        (n_pairs,), (n, n), (n_rdms, n_pairs) or (n_rdms, n, n) (see :func:`rdms_from_matrices`).
     variable : str, optional
-        The ``.mat`` variable holding the struct array (needed when a file has several).
+        The ``.mat`` variable holding the struct array, or the ``.npz`` array (needed when a file has
+        several).
     distance : str
         The dissimilarity measure, for the record (e.g. "correlation" for 1 - Pearson r).
 
@@ -88,14 +89,23 @@ def load_rdms(path: str | Path | Any, *, variable: str | None = None, distance: 
     if not path.is_file():
         raise StoreNotFoundError(f"path: {str(path)!r} does not exist.")
     if path.suffix == ".npy":
-        array = np.load(path, allow_pickle=False)
-        if array.ndim == 2 and array.shape[0] == array.shape[1] and array.shape[0] > 1:
-            return RDMs(_as_vector(array, "path")[None], distance)
-        if array.ndim == 3:
-            return RDMs(np.stack([_as_vector(a, f"path[{i}]") for i, a in enumerate(array)]), distance)
-        return RDMs(np.atleast_2d(array).astype(np.float64), distance)
+        return rdms_from_matrices(np.load(path, allow_pickle=False), distance=distance)
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as archive:
+            if variable is None and len(archive.files) != 1:
+                raise ArgumentError(
+                    f"variable: {str(path)!r} holds {len(archive.files)} arrays ({format_choices(archive.files)}). "
+                    f"Name one with variable=..."
+                )
+            key = variable if variable is not None else archive.files[0]
+            if key not in archive.files:
+                raise UnknownNameError(f"variable: {key!r} is not in {str(path)!r}. Available: "
+                                       f"{format_choices(archive.files)}.")  # fmt: skip
+            array = archive[key]
+        rdms = rdms_from_matrices(array, distance=distance)
+        return RDMs(rdms.dissimilarities, distance, descriptors={"source": str(path)})
     if path.suffix != ".mat":
-        raise ArgumentError(f"path: {str(path)!r} is neither .mat nor .npy. Convert it, or pass rsatoolbox RDMs.")
+        raise ArgumentError(f"path: {str(path)!r} is not .mat, .npy or .npz. Convert it, or pass rsatoolbox RDMs.")
     import scipy.io
 
     mat = scipy.io.loadmat(path, squeeze_me=True, struct_as_record=False)
@@ -117,6 +127,25 @@ def load_rdms(path: str | Path | Any, *, variable: str | None = None, distance: 
     return RDMs(vectors, distance, rdm_descriptors={"name": names}, descriptors={"source": str(path)})
 
 
+def rdms_from_matrices(array: Any, *, distance: str = "unknown") -> RDMs:
+    """RDMs from an array: (n_pairs,) or (n_rdms, n_pairs) upper triangles, or (n, n) or (n_rdms, n, n) matrices.
+
+    Square matrices must be symmetric with a zero diagonal (dissimilarities, not similarities).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rdms_from_matrices(np.array([[0, 1, 2], [1, 0, 3], [2, 3, 0.]])).dissimilarities
+    array([[1., 2., 3.]])
+    """
+    array = np.asarray(array, dtype=np.float64)
+    if array.ndim == 2 and array.shape[0] == array.shape[1] and array.shape[0] > 1:
+        return RDMs(_as_vector(array, "path")[None], distance)
+    if array.ndim == 3:
+        return RDMs(np.stack([_as_vector(a, f"path[{i}]") for i, a in enumerate(array)]), distance)
+    return RDMs(np.atleast_2d(array), distance)
+
+
 def rdms_from_responses(
     responses: np.ndarray, *, distance: str = "correlation", metadata: Any = None, descriptor: str | None = None,
     noise: np.ndarray | None = None,
@@ -136,6 +165,5 @@ def rdms_from_responses(
     array = np.asarray(responses)
     if array.ndim not in (2, 3):
         raise ShapeError(f"responses: got {describe(array)}. Pass (stimulus, channel) or (stimulus, channel, time).")
-    states = array[:, None, :] if array.ndim == 2 else np.moveaxis(array, 2, 1)  # (stimulus, time, channel)
-    recording = Recording({"responses": states}, metadata=metadata)
+    recording = from_responses(array, axes="stimulus unit" + " time" * (array.ndim == 3), metadata=metadata)
     return compute_rdms(recording, "responses", distance=distance, descriptor=descriptor, noise=noise)
