@@ -19,6 +19,7 @@ import time
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
+from _machine import print_machine
 
 
 def dense_project(brain, stimulus: str, area: str, rounds: int) -> np.ndarray:
@@ -45,6 +46,7 @@ def dense_project(brain, stimulus: str, area: str, rounds: int) -> np.ndarray:
 
 
 def main() -> None:
+    print_machine()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-n", type=int, default=100_000)
     args = parser.parse_args()

@@ -27,6 +27,7 @@ import warnings
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
+from _machine import print_machine
 
 
 def timed(fn, repeats: int) -> tuple[float, float, object]:
@@ -94,6 +95,7 @@ def case(n: int, p: int, steps: int, repeats: int, *, logistic: bool) -> None:
 
 
 def main() -> None:
+    print_machine()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")

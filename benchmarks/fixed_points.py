@@ -38,6 +38,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np
 import torch
+from _machine import print_machine
 
 
 def trajectory_states(model, n_trials: int = 64) -> np.ndarray:
@@ -209,6 +210,7 @@ def scale_runs() -> None:
 
 
 def main() -> None:
+    print_machine()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="flipflop-gru,flipflop-lstm,flipflop-gru64")
     parser.add_argument("--n-initial", type=int, default=1024)

@@ -20,6 +20,8 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
+from _machine import print_machine
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 GROUPS = {
@@ -53,6 +55,7 @@ def run(name: str, seed: int, save_dir: str | None = None) -> tuple[str, int, di
 
 
 def main() -> None:
+    print_machine()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=3, help="seeds per recipe (occluded digits: at least 3)")
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (1 torch thread each)")

@@ -25,6 +25,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import torch
+from _machine import print_machine
 from _models import ConvRecurrent, SeqLSTM
 
 import rnnprobe
@@ -142,6 +143,7 @@ def measure_store(name: str, n: int | None) -> dict:
 
 
 def main() -> None:
+    print_machine()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer stimuli and repeats")
     parser.add_argument("--store-child", help=argparse.SUPPRESS)

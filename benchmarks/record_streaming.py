@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np
 import torch
+from _machine import print_machine
 from _models import ConvRecurrent
 from record_overhead import peak_rss
 
@@ -31,6 +32,7 @@ import rnnprobe
 
 
 def main() -> None:
+    print_machine()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=1700, help="number of stimuli")
     parser.add_argument("--dir", default=None, help="where to write the store (deleted afterwards)")

@@ -28,6 +28,7 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # rsatoolbox's bootstrap progress ba
 import numpy as np
 import rsatoolbox
 import torch
+from _machine import print_machine
 
 from rnnprobe import Recording
 from rnnprobe.analysis.rsa import compare_rdms, compute_rdms
@@ -47,6 +48,7 @@ def row(label: str, ours: float, theirs: float, extra: str = "") -> None:
 
 
 def main() -> None:
+    print_machine()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not the issue's)")
