@@ -102,7 +102,9 @@ def test_demo_refuses_a_file_as_output_folder(tmp_path, capsys):
     assert target.read_text() == "my notes"
 
 
-def _project(tmp_path, *, extra="", layers='["output", "l0.h"]', run='["pca", "rdms", "rsa", "decoding"]'):
+def _project(
+    tmp_path, *, extra="", layers='["output", "l0.h"]', run='["pca", "rdms", "rsa", "decoding"]', distance='"euclidean"'
+):
     """A user's project: their own model factory, stimuli file with metadata, a neural RDM file."""
     rng = np.random.default_rng(0)
     (tmp_path / "mymodels.py").write_text(
@@ -142,6 +144,8 @@ def _project(tmp_path, *, extra="", layers='["output", "l0.h"]', run='["pca", "r
         run = {run}
         target = "label"
         cv = 4
+        distance = {distance}
+        comparison = "spearman"
 
         [neural.brain]
         file = "brain.npy"
@@ -164,6 +168,8 @@ def test_record_analyze_report_from_a_config(tmp_path):
     assert out.stdout.startswith("small: focus layer") and "brain: similarity" in out.stdout
     numbers = json.loads((tmp_path / "results" / "analysis.json").read_text())
     assert numbers["sections"][0]["items"][1]["columns"]["model"] == ["small", "large"]
+    overview = numbers["sections"][0]["items"][0]["text"]  # the config's distance and comparison were used
+    assert "RDMs: euclidean distance, compared with the neural RDMs by spearman." in overview
     out = _run("report", str(config), "--no-progress", "--export", "png")
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "results" / "report.html").is_file()
@@ -179,6 +185,7 @@ def test_record_analyze_report_from_a_config(tmp_path):
         ({"run": '["pca", "tsne"]'}, "analyses.run: 'tsne' is not an analysis"),
         ({"extra": '\n[neural.monkey]\nfile = "missing.mat"\n'}, "neural.monkey.file: '"),
         ({"extra": "\n[colours]\nx = 1\n"}, "config: unknown key 'colours'"),
+        ({"distance": '"pearson"'}, "analyses.distance: got 'pearson'"),
     ],
 )
 def test_bad_config_is_one_line_exit_2_and_writes_nothing(tmp_path, change, message):

@@ -26,6 +26,8 @@ A configuration (paths relative to the file)::
     run = ["pca", "rdms", "rsa", "decoding", "generalization", "fixed_points"]
     target = "label"
     cv = 5
+    distance = "correlation"                # RDM dissimilarity (as compute_rdms' distance=)
+    comparison = "corr"                     # RDM comparison (as compare_rdms' comparison=)
 
     [neural."human IT"]                     # RDMs over the same stimuli (or descriptor values)
     subjects = "92_brainRDMs.mat"           # per-subject RDMs: noise ceiling (pooled when file is absent)

@@ -204,6 +204,9 @@ def fixed_points(c: ComparisonResult) -> Figure:
 
 def overview(c: ComparisonResult) -> str:
     parts = [f"{len(c.names)} models ({', '.join(c.names)}), the same settings for each: {', '.join(c.analyses)}."]
+    if "rdms" in c.analyses or "rsa" in c.analyses:
+        compared = f", compared with the neural RDMs by {c.settings['comparison']}" if "rsa" in c.analyses else ""
+        parts.append(f"RDMs: {c.settings['distance']} distance{compared}.")
     if c.target is not None:
         parts.append(f"Decoded variable: {c.target!r} ({c.settings['estimator']}, {c.settings['cv']}-fold).")
     for neural, (low, high) in c.noise_ceilings().items():
