@@ -220,3 +220,16 @@ def test_a_model_that_fails_to_record_leaves_no_recordings(tmp_path):
     assert "rnnprobe record: error: stimuli: GRU failed on batch 0" in out.stderr
     assert not (tmp_path / "results" / "recordings").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".results")]
+
+
+def test_record_never_replaces_a_folder_of_the_users_files(tmp_path):
+    config = _project(tmp_path)
+    theirs = tmp_path / "results" / "recordings" / "small.zarr"
+    theirs.mkdir(parents=True)
+    (theirs / "notes.txt").write_text("mine")
+    out = _run("record", str(config), "--no-progress")
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1, out.stderr
+    assert "is not an rnnprobe store; refusing to delete it" in lines[0]
+    assert (theirs / "notes.txt").read_text() == "mine" and sorted(p.name for p in theirs.iterdir()) == ["notes.txt"]
+    assert not (tmp_path / "results" / "recordings" / "large.zarr").exists()

@@ -12,7 +12,6 @@ from rnnprobe import Recording, Tap, record, recordable
 from rnnprobe.errors import (
     ArgumentError,
     ArgumentTypeError,
-    IncompleteStoreError,
     ModelCallError,
     NonFiniteWarning,
     ShapeError,
@@ -343,7 +342,7 @@ def test_model_state_is_restored_even_on_error():
     assert out[0].shape == (1, 4, 3)
 
 
-def test_interrupted_store_is_marked_incomplete(tmp_path):
+def test_interrupted_recording_leaves_the_previous_store(tmp_path):
     class Interrupted(nn.Module):
         def __init__(self):
             super().__init__()
@@ -359,11 +358,16 @@ def test_interrupted_store_is_marked_incomplete(tmp_path):
     path = tmp_path / "cut.zarr"
     with pytest.raises(KeyboardInterrupt):
         record(Interrupted(), torch.randn(20, 3), batch_size=4, chunk_stimuli=4, store=path, progress=False)
-    with pytest.raises(IncompleteStoreError, match="stopped after 8 of 20 stimuli"):
-        Recording.load(path)
-    # overwriting the interrupted store works and gives a complete one
-    rec = record(nn.Sequential(Tap()), torch.randn(20, 3), store=path, overwrite=True, progress=False)
-    assert Recording.load(path).n_stimuli == rec.n_stimuli == 20
+    assert not path.exists() and list(tmp_path.iterdir()) == []  # nothing half-written anywhere
+    first = record(nn.Sequential(Tap()), torch.randn(20, 3), store=path, progress=False)
+    with pytest.raises(KeyboardInterrupt):  # an interrupted overwrite keeps the store that was there
+        record(Interrupted(), torch.randn(20, 3), batch_size=4, chunk_stimuli=4, store=path, overwrite=True,
+               progress=False)  # fmt: skip
+    np.testing.assert_array_equal(Recording.load(path).get("0"), first.get("0"))
+    rec = record(nn.Sequential(Tap()), torch.ones(12, 3), store=path, overwrite=True, progress=False)
+    assert Recording.load(path).n_stimuli == rec.n_stimuli == 12 and [p.name for p in tmp_path.iterdir()] == [
+        "cut.zarr"
+    ]
 
 
 def test_recordable_lists_names():

@@ -126,7 +126,11 @@ def test_lazy_selection_equals_numpy(tmp_path_factory, stim, time, stim2):
 _STORE_CACHE: dict = {}
 
 
-def test_interrupted_store_is_refused(tmp_path):
+def _partials(folder):
+    return sorted(p for p in folder.iterdir() if ".rnnprobe-partial-" in p.name)
+
+
+def test_an_unfinished_store_is_never_at_the_path_and_never_loads(tmp_path):
     rec = _mixed_recording(10)
     writer = StoreWriter(tmp_path / "cut.zarr")
     writer.create(
@@ -138,28 +142,30 @@ def test_interrupted_store_is_refused(tmp_path):
         chunk_stimuli=2,
     )
     writer.append({"h": rec["h"][:5]})
-    # n_written counts finished writes only; the second chunk may still be in flight
-    assert json.loads((tmp_path / "cut.zarr" / "zarr.json").read_text())["attributes"]["rnnprobe"]["n_written"] in (
-        2,
-        4,
-    )
-    writer.abort()  # what record() does on failure: the write in flight finishes, progress is recorded
-    with pytest.raises(IncompleteStoreError, match=r"stopped after 4 of 10 stimuli.*overwrite=True"):
-        Recording.load(tmp_path / "cut.zarr")
-    # closing with rows missing keeps it incomplete
+    assert not (tmp_path / "cut.zarr").exists()  # written beside the path, hidden, until complete
+    (partial,) = _partials(tmp_path)
+    header = json.loads((partial / "zarr.json").read_text())["attributes"]["rnnprobe"]
+    assert header["complete"] is False and header["n_written"] in (2, 4)  # finished writes only
+    with pytest.raises(IncompleteStoreError, match=r"stopped after [24] of 10 stimuli"):
+        Recording.load(partial)
+    writer.abort()  # what record() does on failure: the write in flight finishes, the partial goes
+    assert not _partials(tmp_path) and not (tmp_path / "cut.zarr").exists()
+    # closing with rows missing saves nothing
     writer = StoreWriter(tmp_path / "short.zarr")
     writer.create(
         n_stimuli=3, layers={"h": ((1,), np.dtype("float32"))}, times={"h": np.arange(1)}, metadata={}, provenance={}
     )
     writer.append({"h": np.zeros((2, 1), dtype=np.float32)})
-    with pytest.raises(IncompleteStoreError, match=r"only \{'h': 2\} of 3 stimuli were written"):
+    with pytest.raises(IncompleteStoreError, match=r"only \{'h': 2\} of 3 stimuli were written; nothing was saved"):
         writer.close()
-    with pytest.raises(IncompleteStoreError, match="stopped after 2 of 3"):
+    with pytest.raises(StoreNotFoundError):
         Recording.load(tmp_path / "short.zarr")
+    assert not _partials(tmp_path)
 
 
 def test_write_errors_in_the_background_thread_surface(tmp_path, monkeypatch):
-    writer = StoreWriter(tmp_path / "fail.zarr")
+    old = _mixed_recording(4).save(tmp_path / "fail.zarr")
+    writer = StoreWriter(tmp_path / "fail.zarr", overwrite=True)
     writer.create(
         n_stimuli=6,
         layers={"h": ((1,), np.dtype("float32"))},
@@ -176,8 +182,8 @@ def test_write_errors_in_the_background_thread_surface(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         writer.append({"h": np.zeros((6, 1), dtype=np.float32)})
     writer.abort()
-    with pytest.raises(IncompleteStoreError, match="stopped after 0 of 6"):
-        Recording.load(tmp_path / "fail.zarr")
+    assert_recordings_equal(Recording.load(old), _mixed_recording(4))  # the old store survived
+    assert not _partials(tmp_path)
 
 
 def test_existing_paths(tmp_path):

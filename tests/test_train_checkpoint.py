@@ -160,3 +160,38 @@ def test_shipped_checkpoints_load_and_perform(name):
     with torch.no_grad():
         value = task.metric(model(data.x), data)
     assert goal(1 - value if key == "test_error" else value)
+
+
+def _edited(tmp_path, change):
+    model = zoo.GRU(2, 6, 2)
+    path = tmp_path / "m.pt"
+    save_checkpoint(path, model)
+    payload = torch.load(path, weights_only=True)
+    change(payload)
+    torch.save(payload, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda p: p.update(format_version=99), "says checkpoint format 99"),
+        (lambda p: p.pop("format_version"), "says checkpoint format None"),
+        (lambda p: p.pop("state_dict"), "is damaged: state_dict"),
+        (lambda p: p["model_config"].update(bogus=1), "does not build a GRU"),
+        (
+            lambda p: p["model_config"].update(hidden_size=60000),
+            r"disagree: readout.weight \(config \(2, 60000\), weights \(2, 6\)\)",
+        ),
+        (lambda p: p["state_dict"].pop("readout.bias"), "disagree: readout.bias"),
+    ],
+)
+def test_crafted_checkpoints_are_refused_before_building(tmp_path, change, message):
+    path = _edited(tmp_path, change)
+    with pytest.raises((StoreFormatError, CheckpointError), match=message):
+        load_checkpoint(path)
+
+
+def test_checkpoint_path_type():
+    with pytest.raises(ArgumentTypeError, match="path: got 5"):
+        load_checkpoint(5)

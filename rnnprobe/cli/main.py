@@ -129,9 +129,15 @@ def _record(config: Any, models: dict[str, Any], progress: bool) -> None:
     import torch
 
     from ..recording import record
+    from ..recording.store import check_store_path, publish_store
     from .config import load_stimuli
 
     torch.set_num_threads(1)
+    for spec in config.models:  # before any work: a folder of the user's own files is never replaced
+        try:
+            check_store_path(config.recording_path(spec.name), overwrite=True)
+        except RnnprobeError as exc:
+            raise RnnprobeError(f"output: {exc}") from None
     x, metadata = load_stimuli(config, next(iter(models.values())))
     config.output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{config.output.name}-recording-", dir=config.output.parent))
@@ -145,9 +151,7 @@ def _record(config: Any, models: dict[str, Any], progress: bool) -> None:
         for name, rec, path in done:
             final = config.recording_path(name)
             final.parent.mkdir(parents=True, exist_ok=True)
-            if final.exists():
-                shutil.rmtree(final)
-            path.rename(final)
+            publish_store(path, final, overwrite=True)  # replaces only an rnnprobe store, never other files
             print(f"{name}: {rec.n_stimuli} stimuli, layers {', '.join(rec.layers)} -> {final}")
     finally:
         shutil.rmtree(staging, ignore_errors=True)

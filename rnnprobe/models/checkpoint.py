@@ -26,6 +26,7 @@ from .fast_weights import FastWeightsRNN
 from .recurrent import GRU, LSTM, VanillaRNN
 
 FORMAT = "rnnprobe.checkpoint"
+FORMAT_VERSION = 1
 MODEL_CLASSES: dict[str, type[nn.Module]] = {
     cls.__name__: cls for cls in (LSTM, GRU, VanillaRNN, CTRNN, FastWeightsRNN, BLT, EnergyEfficientRNN)
 }
@@ -65,7 +66,7 @@ def save_checkpoint(
         )
     payload = {
         "format": FORMAT,
-        "format_version": 1,
+        "format_version": FORMAT_VERSION,
         "rnnprobe_version": __version__,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "model_class": name,
@@ -98,6 +99,8 @@ def load_checkpoint(path: str | Path, *, model_class: type[nn.Module] | str | No
         With ``model.checkpoint`` = dict(model_class, model_config, task_class, task_config,
         metrics, history, rnnprobe_version, date, path).
     """
+    if not isinstance(path, (str, Path)):
+        raise ArgumentTypeError(f"path: got {describe(path)}. Pass the path of a checkpoint file (.pt).")
     path = Path(path)
     if not path.is_file():
         raise StoreNotFoundError(f"path: {str(path)!r} does not exist. Pass a checkpoint file (.pt).")
@@ -108,11 +111,7 @@ def load_checkpoint(path: str | Path, *, model_class: type[nn.Module] | str | No
             f"path: {str(path)!r} could not be read as a weights-only checkpoint ({type(exc).__name__}: {exc}). "
             f"rnnprobe never unpickles arbitrary objects."
         ) from exc
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise StoreFormatError(f"path: {str(path)!r} is not an rnnprobe checkpoint.")
-    name = payload["model_class"]
-    if name not in MODEL_CLASSES:
-        raise CheckpointError(f"path: {str(path)!r} holds an unknown model class {name!r}. Upgrade rnnprobe.")
+    name = _check_payload(payload, path)
     if model_class is not None:
         wanted = model_class if isinstance(model_class, str) else model_class.__name__
         if wanted != name:
@@ -120,12 +119,56 @@ def load_checkpoint(path: str | Path, *, model_class: type[nn.Module] | str | No
                 f"model_class: the checkpoint {str(path)!r} holds a {name}, not a {wanted}. Load it with "
                 f"model_class={name} (or without model_class)."
             )
-    model = _construct(MODEL_CLASSES, name, payload["model_config"])
-    model.load_state_dict(payload["state_dict"])
+    model = _build(name, payload, path)
     model.eval()
     info = {k: v for k, v in payload.items() if k not in ("state_dict", "format", "format_version")}
     info["path"] = str(path)
     model.checkpoint = info
+    return model
+
+
+def _check_payload(payload: Any, path: Path) -> str:
+    """The model class of a well-formed checkpoint of a format this rnnprobe reads."""
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise StoreFormatError(f"path: {str(path)!r} is not an rnnprobe checkpoint.")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise StoreFormatError(
+            f"path: {str(path)!r} says checkpoint format {payload.get('format_version')!r}; this rnnprobe reads "
+            f"format {FORMAT_VERSION}."
+        )
+    missing = [k for k in ("model_class", "model_config", "state_dict") if k not in payload]
+    if missing or not isinstance(payload.get("model_config"), dict) or not isinstance(payload.get("state_dict"), dict):
+        raise CheckpointError(f"path: {str(path)!r} is damaged: {', '.join(missing) or 'model_config/state_dict'}.")
+    name = payload["model_class"]
+    if name not in MODEL_CLASSES:
+        raise CheckpointError(f"path: {str(path)!r} holds an unknown model class {name!r}. Upgrade rnnprobe.")
+    return name
+
+
+def _build(name: str, payload: dict[str, Any], path: Path) -> nn.Module:
+    """The model, built first without memory (meta device) so that a config disagreeing with the weights'
+    shapes is refused before anything is allocated.
+    """
+    try:
+        with torch.device("meta"):
+            skeleton = _construct(MODEL_CLASSES, name, payload["model_config"])
+    except (TypeError, ValueError, KeyError, RnnprobeError) as exc:
+        raise CheckpointError(
+            f"path: {str(path)!r}: its model_config does not build a {name} ({type(exc).__name__}: {exc})."
+        ) from None
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    given = {k: tuple(v.shape) for k, v in payload["state_dict"].items() if isinstance(v, torch.Tensor)}
+    if expected != given:
+        wrong = sorted(set(expected) ^ set(given)) + sorted(
+            k for k in expected if k in given and expected[k] != given[k]
+        )
+        shown = ", ".join(f"{k} (config {expected.get(k)}, weights {given.get(k)})" for k in wrong[:3])
+        raise CheckpointError(
+            f"path: {str(path)!r}: its model_config and weights disagree: {shown}. The file is damaged or "
+            f"was edited; retrain or re-save the model."
+        )
+    model = _construct(MODEL_CLASSES, name, payload["model_config"])
+    model.load_state_dict(payload["state_dict"])
     return model
 
 

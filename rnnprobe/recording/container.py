@@ -542,6 +542,10 @@ class Recording:
 
         return to_rsatoolbox(self, layer, time=time)
 
+    def sources(self) -> set[Path]:
+        """The store folders this recording reads from (empty for an in-memory recording)."""
+        return {a.source() for a in self._states.values() if isinstance(a, LazyArray) and a.source() is not None}
+
     # internal accessor used by store/interop (read-only arrays)
     def _raw_metadata(self) -> dict[str, np.ndarray]:
         return dict(self._metadata)

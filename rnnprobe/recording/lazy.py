@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..errors import StoreFormatError
 from .indexing import as_slice_if_contiguous, compose, index_length
 
 
@@ -23,6 +25,8 @@ class LazyArray:
         Normalized selections into ``base`` along its first two axes.
     unit_shape : tuple of int, optional
         Reshape the units to this (same size), e.g. ``(n_units,)`` to flatten.
+    name : str, optional
+        The layer, named in the error when a chunk fails its checksum.
     """
 
     def __init__(
@@ -31,8 +35,11 @@ class LazyArray:
         stimuli: slice | np.ndarray | None = None,
         time: slice | np.ndarray | None = None,
         unit_shape: tuple[int, ...] | None = None,
+        *,
+        name: str | None = None,
     ) -> None:
         self.base = base
+        self.name = name
         n_stim, n_time = base.shape[:2]
         self._stimuli = slice(0, n_stim, 1) if stimuli is None else stimuli
         self._time = slice(0, n_time, 1) if time is None else time
@@ -74,21 +81,32 @@ class LazyArray:
         n_stim, n_time = self.base.shape[:2]
         new_stim = self._stimuli if stimuli is None else compose(self._stimuli, stimuli, n_stim)
         new_time = self._time if time is None else compose(self._time, time, n_time)
-        return LazyArray(self.base, new_stim, new_time, self._unit_shape)
+        return LazyArray(self.base, new_stim, new_time, self._unit_shape, name=self.name)
 
     def reshape_units(self, unit_shape: tuple[int, ...]) -> LazyArray:
-        return LazyArray(self.base, self._stimuli, self._time, unit_shape)
+        return LazyArray(self.base, self._stimuli, self._time, unit_shape, name=self.name)
 
     def read(self) -> np.ndarray:
         """Read the selection into memory."""
         stim = as_slice_if_contiguous(self._stimuli)
         time = as_slice_if_contiguous(self._time)
-        if isinstance(stim, slice) and isinstance(time, slice):
-            data = self.base[stim, time]
-        else:
-            data = self.base.oindex[stim, time]
+        try:
+            data = self.base[stim, time] if isinstance(stim, slice) and isinstance(time, slice) else (
+                self.base.oindex[stim, time])  # fmt: skip
+        except (ValueError, RuntimeError, OSError) as exc:
+            positions = np.arange(self.base.shape[0])[self._stimuli]
+            span = f"{positions.min()}..{positions.max()}" if positions.size else "none"
+            raise StoreFormatError(
+                f"store {self.source()!s}: layer {self.name!r}, stimuli {span}: a chunk could not be read "
+                f"({type(exc).__name__}: {exc}). The store is damaged there; record or save it again."
+            ) from None
         data = np.asarray(data)
         return data.reshape(data.shape[:2] + self._unit_shape)
+
+    def source(self) -> Path | None:
+        """The folder of the zarr store this array reads from (None if not a local store)."""
+        root = getattr(self.base.store, "root", None)
+        return Path(root).resolve() if root is not None else None
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         data = self.read()

@@ -8,15 +8,31 @@ Layout of a store ``path``::
       metadata/<j>           numeric/bool/datetime metadata column j (others are in the header)
 
 The header records the format version, layer names, number of stimuli, the
-metadata columns (and string columns' values), provenance and ``complete``.
-``complete`` is written last, after every state row: a store whose writing was
-interrupted keeps ``complete: false`` and :func:`load_recording` refuses it.
+metadata columns (and string columns' values), provenance, every array's number
+of chunks and ``complete``.
+
+Nothing half-written is ever taken for a result, and nothing is lost:
+
+- a store is written into a hidden folder beside its path
+  (``.<name>.rnnprobe-partial-<id>``) and renamed into place only when every row is
+  written and ``complete: true``; an existing store at the path survives until then
+  (``overwrite=True`` moves it aside, renames the new one in, then deletes the old);
+- of concurrent writers to one path exactly one wins; the others get
+  `StoreExistsError`; a writer killed mid-way leaves only its hidden partial folder
+  (marked incomplete, never loaded), which a later write to the same path removes;
+- every chunk carries a CRC32C checksum (format 2) and the header the number of
+  chunks per array: a missing chunk is refused on load, a corrupt one on read, with
+  the layer (and stimuli) named;
+- only rnnprobe stores (by their header) or empty folders are ever deleted.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
+import uuid
 from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -38,18 +54,53 @@ if TYPE_CHECKING:  # pragma: no cover
     from .container import Recording
 
 FORMAT = "rnnprobe.recording"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: CRC32C per chunk, chunk counts in the header; 1 (no checksums) is still read
+READABLE_VERSIONS = (1, 2)
 TARGET_CHUNK_BYTES = 8 * 2**20
+PARTIAL = ".rnnprobe-partial-"
+OLD = ".rnnprobe-old-"
+
+
+def _header_of(path: Path) -> dict[str, Any] | None:
+    """The rnnprobe header of a store folder, or None if ``path`` is not one."""
+    meta = path / "zarr.json"
+    if not meta.is_file():
+        return None
+    try:
+        header = json.loads(meta.read_text()).get("attributes", {}).get("rnnprobe", {})
+    except (OSError, ValueError, AttributeError):
+        return None
+    return header if isinstance(header, dict) and header.get("format") == FORMAT else None
 
 
 def _is_store(path: Path) -> bool:
-    meta = path / "zarr.json"
-    if not meta.is_file():
-        return False
+    return _header_of(path) is not None
+
+
+def _is_ours(path: Path) -> bool:
+    """What rnnprobe may delete: one of its stores, or an empty folder."""
+    return _is_store(path) or (path.is_dir() and not any(path.iterdir()))
+
+
+def _writer_alive(header: dict[str, Any]) -> bool:
+    writer = header.get("writer", {})
+    if writer.get("host") != socket.gethostname() or not isinstance(writer.get("pid"), int):
+        return True  # another machine's writer (a shared file system): leave it alone
     try:
-        return json.loads(meta.read_text()).get("attributes", {}).get("rnnprobe", {}).get("format") == FORMAT
-    except (OSError, ValueError):
+        os.kill(writer["pid"], 0)
+    except ProcessLookupError:
         return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_partials(path: Path) -> None:
+    """Partial folders of writers to ``path`` that died (SIGKILL, power loss) on this machine."""
+    for leftover in path.parent.glob(f".{path.name}{PARTIAL}*"):
+        header = _header_of(leftover)
+        if header is not None and header.get("complete") is not True and not _writer_alive(header):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 def check_store_path(path: str | Path, *, overwrite: bool) -> Path:
@@ -62,7 +113,7 @@ def check_store_path(path: str | Path, *, overwrite: bool) -> Path:
             raise StoreExistsError(
                 f"store: {str(path)!r} already exists. Pass overwrite=True to replace it, or choose a new path."
             )
-        if not (_is_store(path) or (path.is_dir() and not any(path.iterdir()))):
+        if not _is_ours(path):
             raise StoreExistsError(
                 f"store: {str(path)!r} exists and is not an rnnprobe store; refusing to delete it even with "
                 f"overwrite=True. Choose another path."
@@ -141,6 +192,8 @@ class StoreWriter:
         self._pending: tuple[Future, str, int] | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._header: dict[str, Any] = {}
+        self.overwrite = overwrite
+        self.staging: Path | None = None
 
     def create(
         self,
@@ -152,16 +205,19 @@ class StoreWriter:
         provenance: Mapping[str, Any],
         chunk_stimuli: int | Mapping[str, int] | None = None,
     ) -> None:
-        """Create the group and empty arrays. ``layers`` maps name -> (per-stimulus shape, dtype)."""
-        import zarr
-        from zarr.codecs import ZstdCodec
+        """Create the group and empty arrays in the hidden partial folder beside the path.
 
-        if self.path.exists():  # validated as an rnnprobe store or empty dir by check_store_path
-            shutil.rmtree(self.path)
+        ``layers`` maps name -> (per-stimulus shape, dtype).
+        """
+        import zarr
+
+        _remove_stale_partials(self.path)
+        self.staging = self.path.parent / f".{self.path.name}{PARTIAL}{uuid.uuid4().hex[:12]}"
         meta_header, meta_arrays = _encode_metadata(metadata)
-        group = zarr.open_group(str(self.path), mode="w")
+        group = zarr.open_group(str(self.staging), mode="w-")
+        chunks: dict[str, int] = {}
         for key, column in meta_arrays.items():
-            group.create_array(key, data=column)
+            chunks[key] = _create(group, key, data=column).nchunks
         for i, (name, (shape, dtype)) in enumerate(layers.items()):
             dtype = np.dtype(dtype)
             bytes_per = int(np.prod(shape)) * dtype.itemsize
@@ -172,15 +228,10 @@ class StoreWriter:
             else:
                 chunk = default_chunk_stimuli(bytes_per, n_stimuli)
             chunk = max(1, min(chunk, max(1, n_stimuli)))
-            self._arrays[name] = group.create_array(
-                f"states/{i}",
-                shape=(n_stimuli, *shape),
-                chunks=(chunk, *shape),
-                dtype=dtype,
-                fill_value=0,
-                compressors=ZstdCodec(level=1),  # ~1.8x on ReLU maps; faster than zarr's default level
-            )
-            group.create_array(f"times/{i}", data=np.asarray(times[name]))
+            self._arrays[name] = _create(group, f"states/{i}", shape=(n_stimuli, *shape), chunks=(chunk, *shape),
+                                         dtype=dtype, fill_value=0)  # fmt: skip
+            chunks[f"states/{i}"] = self._arrays[name].nchunks
+            chunks[f"times/{i}"] = _create(group, f"times/{i}", data=np.asarray(times[name])).nchunks
             self._buffers[name] = np.empty((chunk, *shape), dtype=dtype)
             self._spares[name] = np.empty((chunk, *shape), dtype=dtype)
             self._filled[name] = 0
@@ -194,7 +245,9 @@ class StoreWriter:
             "n_written": 0,
             "layers": list(layers),
             "metadata": meta_header,
+            "chunks": chunks,
             "provenance": dict(provenance),
+            "writer": {"pid": os.getpid(), "host": socket.gethostname()},
         }
         group.attrs["rnnprobe"] = self._header
         self._group = group
@@ -257,26 +310,31 @@ class StoreWriter:
         n = self._header["n_stimuli"]
         short = {name: count for name, count in self._done.items() if count != n}
         if short:
-            self._update_progress()
+            shutil.rmtree(self.staging, ignore_errors=True)
             raise IncompleteStoreError(
-                f"store {str(self.path)!r}: only {short} of {n} stimuli were written; the store stays "
-                f"marked incomplete."
+                f"store {str(self.path)!r}: only {short} of {n} stimuli were written; nothing was saved (a store "
+                f"that was at the path is still there)."
             )
         self._header["n_written"] = n
         self._header["complete"] = True
+        self._header.pop("writer", None)
         self._group.attrs["rnnprobe"] = self._header
+        publish_store(self.staging, self.path, overwrite=self.overwrite)
 
     def abort(self) -> None:
-        """Stop after a failure: let the write in flight finish, record progress; the store stays incomplete."""
+        """Stop after a failure: let the write in flight finish, then remove the partial folder.
+
+        The path itself was never touched: a store that was there is still there.
+        """
         if self._group is None:
             return
         try:
             self._wait()
-            self._update_progress()
         except Exception:
             pass
         finally:
             self._shutdown()
+            shutil.rmtree(self.staging, ignore_errors=True)
 
     def _shutdown(self) -> None:
         if self._pool is not None:
@@ -284,11 +342,61 @@ class StoreWriter:
             self._pool = None
 
 
+def _create(group: Any, key: str, **kwargs: Any) -> Any:
+    """A zarr array with a CRC32C checksum per chunk, every chunk written (also all-zero ones)."""
+    from zarr.codecs import Crc32cCodec, ZstdCodec
+
+    # zstd level 1: ~1.8x on ReLU maps, faster than zarr's default level
+    return group.create_array(key, compressors=[ZstdCodec(level=1), Crc32cCodec()],
+                              config={"write_empty_chunks": True}, **kwargs)  # fmt: skip
+
+
+def publish_store(staging: Path, path: Path, *, overwrite: bool) -> None:
+    """Rename the complete ``staging`` store to ``path``; an old store there is moved aside, then deleted.
+
+    Of concurrent writers, the first rename wins; the others raise `StoreExistsError` and remove
+    their own staging folder.
+    """
+    old = None
+    if path.exists() or path.is_symlink():
+        if not overwrite or not _is_ours(path):
+            shutil.rmtree(staging, ignore_errors=True)
+            raise StoreExistsError(
+                f"store: {str(path)!r} was created by someone else while this recording was written"
+                + (" and is not an rnnprobe store" if overwrite else "")
+                + "; nothing was replaced. Choose a new path, or pass overwrite=True."
+            )
+        old = path.parent / f".{path.name}{OLD}{uuid.uuid4().hex[:12]}"
+        try:
+            path.rename(old)
+        except FileNotFoundError:  # another writer moved it first
+            old = None
+    try:
+        staging.rename(path)
+    except OSError as exc:  # another writer's store got there first (a non-empty folder)
+        shutil.rmtree(staging, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        raise StoreExistsError(
+            f"store: another writer finished {str(path)!r} first ({type(exc).__name__}); its store is complete "
+            f"and was kept, this one was discarded."
+        ) from None
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def save_recording(
     recording: Recording, path: str | Path, *, overwrite: bool = False, chunk_stimuli: int | None = None
 ) -> Path:
     """Write ``recording`` to ``path`` (see :meth:`Recording.save`)."""
     writer = StoreWriter(path, overwrite=overwrite)
+    sources = recording.sources()
+    if writer.path.exists() and writer.path.resolve() in sources:
+        raise StoreExistsError(
+            f"path: {str(path)!r} is the store this recording reads from; saving over it would replace the data "
+            f"under the recording. Save to a new path (and move it over the old one afterwards), or "
+            f"load_into_memory() first if it fits."
+        )
     layers = {name: (tuple(recording.shapes[name][1:]), recording.dtypes[name]) for name in recording.layers}
     writer.create(
         n_stimuli=recording.n_stimuli,
@@ -315,21 +423,50 @@ def read_header(path: str | Path) -> tuple[Any, dict[str, Any]]:
     """Open a store read-only and return (group, header), validating the format."""
     import zarr
 
+    if not isinstance(path, (str, os.PathLike)):
+        raise ArgumentTypeError(f"path: got {describe(path)}. Pass the store's directory (str or pathlib.Path).")
     path = Path(path)
     if not path.exists():
         raise StoreNotFoundError(f"path: {str(path)!r} does not exist. Pass the directory written by save/record.")
     if not (path / "zarr.json").is_file():
         raise StoreFormatError(f"path: {str(path)!r} is not a zarr store written by rnnprobe (no zarr.json).")
-    group = zarr.open_group(str(path), mode="r")
-    header = group.attrs.get("rnnprobe")
+    try:
+        group = zarr.open_group(str(path), mode="r")
+        header = group.attrs.get("rnnprobe")
+    except Exception as exc:  # a truncated or hand-edited zarr.json
+        raise StoreFormatError(
+            f"path: {str(path)!r} has an unreadable zarr.json ({type(exc).__name__}: {exc})."
+        ) from None
     if not isinstance(header, Mapping) or header.get("format") != FORMAT:
         raise StoreFormatError(f"path: {str(path)!r} is a zarr store, but not an rnnprobe recording.")
-    if int(header.get("format_version", 0)) > FORMAT_VERSION:
+    version = header.get("format_version")
+    if version not in READABLE_VERSIONS:
+        newer = isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION
         raise StoreFormatError(
-            f"path: {str(path)!r} was written in store format {header['format_version']}, newer than this "
-            f"rnnprobe reads ({FORMAT_VERSION}). Upgrade rnnprobe."
+            f"path: {str(path)!r} says store format {version!r}; this rnnprobe reads formats "
+            f"{', '.join(map(str, READABLE_VERSIONS))}." + (" Upgrade rnnprobe." if newer else "")
         )
+    missing = [key for key in ("complete", "n_stimuli", "layers", "metadata", "provenance") if key not in header]
+    if missing:
+        raise StoreFormatError(f"path: {str(path)!r} has a damaged header: {', '.join(missing)} missing.")
     return group, dict(header)
+
+
+def _check_chunks(path: Path, group: Any, header: dict[str, Any]) -> None:
+    """Every chunk file the header counts is there (zarr would read a missing one as zeros)."""
+    for key, expected in header.get("chunks", {}).items():
+        folder = path / key / "c"
+        found = sum(len(files) for _, _, files in os.walk(folder)) if folder.is_dir() else 0
+        if found != expected:
+            what = key
+            if key.startswith("states/"):
+                what = f"layer {header['layers'][int(key.split('/')[1])]!r}"
+            elif key.startswith("metadata/"):
+                what = f"metadata column {next(e['name'] for e in header['metadata'] if e.get('key') == key)!r}"
+            raise StoreFormatError(
+                f"path: {str(path)!r} is damaged: {what} has {found} of its {expected} chunk files ({key}). "
+                f"The data there cannot be recovered from this store; record or save it again."
+            )
 
 
 def load_recording(path: str | Path) -> Recording:
@@ -337,14 +474,20 @@ def load_recording(path: str | Path) -> Recording:
     from .container import Recording
 
     group, header = read_header(path)
-    if not header.get("complete", False):
+    if header.get("complete") is not True:
         raise IncompleteStoreError(
             f"path: {str(path)!r} is incomplete: its writing stopped after {header.get('n_written', 0)} of "
             f"{header.get('n_stimuli')} stimuli (interrupted or failed). Its contents are not a result; "
             f"record again with overwrite=True."
         )
+    _check_chunks(Path(path), group, header)
     names = header["layers"]
-    states = {name: LazyArray(group[f"states/{i}"]) for i, name in enumerate(names)}
-    times = {name: np.asarray(group[f"times/{i}"][:]) for i, name in enumerate(names)}
-    metadata = _decode_metadata(group, header["metadata"])
+    try:
+        states = {name: LazyArray(group[f"states/{i}"], name=name) for i, name in enumerate(names)}
+        times = {name: np.asarray(group[f"times/{i}"][:]) for i, name in enumerate(names)}
+        metadata = _decode_metadata(group, header["metadata"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise StoreFormatError(
+            f"path: {str(path)!r} is damaged ({type(exc).__name__}: {exc}); record or save it again."
+        ) from None
     return Recording(states, metadata=metadata, times=times, provenance=header["provenance"])
