@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._validation import check_device, check_int, check_option, check_progress, check_seed
+from .._validation import check_device, check_finite, check_int, check_option, check_progress, check_seed
 from ..errors import ArgumentError, ConvergenceError, ShapeError, describe
 from ..recording import Recording
 from ._fp_search import SOLVERS, levenberg_marquardt, newton_polish, small
@@ -529,6 +529,7 @@ def _select(state_map: StateMap, x: Tensor, u: Tensor, r: Tensor, stalled: Tenso
                                                krylov_dim=plan.krylov_dim)  # fmt: skip
         iterations[at] += polished
     q = 0.5 * (r**2).sum(dim=1)
+    points = points[_deduplicate(x[points], u[points], q[points], radius)]  # polishing merges near-duplicates
     slow_index = torch.nonzero(slow).flatten()
     slow_index = slow_index[_deduplicate(x[slow_index], u[slow_index], q[slow_index], radius)]
     return _Found(points, slow_index, q, int((~converged & ~far).sum()), int((finite & far).sum()),
@@ -660,7 +661,10 @@ def recorded_states(recording: Recording, layer: str | list[str] | None = None) 
     >>> recorded_states(rec, ["h", "c"]).shape
     (10, 6)
     """
-    parts = [np.asarray(recording.get(name, flatten=True), dtype=np.float64) for name in _names(recording, layer)]
+    parts = [
+        check_finite(np.asarray(recording.get(name, flatten=True), dtype=np.float64), name="initial_states", layer=name)
+        for name in _names(recording, layer)
+    ]
     return np.concatenate([p.reshape(-1, p.shape[-1]) for p in parts], axis=1)
 
 

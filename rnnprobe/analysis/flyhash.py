@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_int
+from .._validation import check_finite, check_int
 from ..errors import ArgumentError, ShapeError, describe
 from ..recording import Recording
 
@@ -383,7 +383,9 @@ def hash_recording(recording: Recording, layer: str | None = None, hasher: Any =
     {'h:flyhash': (8, 3, 50)}
     """
     layer = recording.resolve_layer(layer)
-    states = np.asarray(recording.get(layer, flatten=True), dtype=np.float64)
+    states = check_finite(
+        np.asarray(recording.get(layer, flatten=True), dtype=np.float64), name="recording", layer=layer
+    )
     n, t, d = states.shape
     hasher = fly_hash(d, **kwargs) if hasher is None else hasher
     transform = hasher.transform if isinstance(hasher, FlyHash) else hasher

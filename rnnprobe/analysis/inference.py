@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_int, check_option, check_probability, check_progress
+from .._validation import check_int, check_option, check_probability, check_progress, check_seed
 from ..errors import ArgumentError, ShapeError, describe
 from ._pattern_bootstrap import pattern_bootstrap
 from ._ranks import rank_rows
@@ -499,6 +499,17 @@ class PermutationResult:
         ax.legend(frameon=False)
 
 
+def _check_informative(vectors: np.ndarray, name: str, comparison: str) -> None:
+    """RDMs whose similarity is undefined under ``comparison`` (all zeros; constant for the others)."""
+    flat = np.flatnonzero(~vectors.any(axis=1) if comparison == "cosine" else np.ptp(vectors, axis=1) == 0)
+    if flat.size:
+        what = "all zero" if comparison == "cosine" else "constant"
+        raise ArgumentError(
+            f"{name}: RDM(s) {flat[:5].tolist()} are {what}, so their similarity under {comparison!r} is undefined "
+            f"(NaN); no p-value is computed from it. Leave them out."
+        )
+
+
 def permutation_test(
     model_rdms: Any, data: Any, *, comparison: str = "corr", n_permutations: int = 10_000, seed: int | None = 0,
     progress: bool | None = None,
@@ -523,9 +534,12 @@ def permutation_test(
     if comparison in ("corr_cov", "cosine_cov"):
         raise ArgumentError(f"comparison: {comparison!r} is not supported by permutation_test; use a plain comparison.")
     model_vectors, data_vectors = paired_vectors(model_rdms, data, names=("model_rdms", "data"))
-    if np.isnan(model_vectors).any() or np.isnan(data_vectors).any():
-        raise ArgumentError("model_rdms, data: permutation tests need complete RDMs (no NaN dissimilarities).")
+    if not (np.isfinite(model_vectors).all() and np.isfinite(data_vectors).all()):
+        raise ArgumentError("model_rdms, data: permutation tests need complete RDMs (no NaN or inf dissimilarities).")
+    _check_informative(model_vectors, "model_rdms", comparison)
+    _check_informative(data_vectors, "data", comparison)
     n_permutations = check_int("n_permutations", n_permutations)
+    seed = check_seed(seed)
     n_cond = n_conditions(model_vectors.shape[1])
     perms = np.argsort(np.random.default_rng(seed).random((n_permutations, n_cond)), axis=1)
     rows, cols = np.triu_indices(n_cond, k=1)

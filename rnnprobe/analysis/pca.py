@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_device, check_int
+from .._validation import check_device, check_finite, check_int, check_numeric
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
 from ..recording import Recording
 
@@ -63,9 +63,10 @@ def participation_ratio(states: np.ndarray) -> np.ndarray:
     >>> round(float(participation_ratio(x)[0]), 1)
     5.0
     """
-    x = np.asarray(states, dtype=np.float64)
+    x = check_numeric(states, name="states").astype(np.float64)
     if x.ndim != 3:
         raise ShapeError(f"states: got {describe(x)}. Pass (stimulus, time, units).")
+    check_finite(x, name="states")
     x = x - x.mean(axis=0, keepdims=True)
     xt = np.moveaxis(x, 1, 0)  # (time, stimulus, units)
     trace = np.einsum("tsu,tsu->t", xt, xt)
@@ -255,7 +256,7 @@ def fit_pca(
         raise ArgumentTypeError(f"recording: got {describe(recording)}. Pass an rnnprobe Recording.")
     device = check_device(device)
     layer = recording.resolve_layer(layer)
-    states = recording.get(layer, flatten=True).astype(np.float64)  # (stimulus, time, units)
+    states = check_finite(recording.get(layer, flatten=True).astype(np.float64), name="recording", layer=layer)
     n_units = states.shape[2]
 
     fit_time = recording.time_positions(layer, time)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_int
+from .._validation import check_finite, check_int, check_number
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError, describe
 from ..recording import Recording
 
@@ -225,10 +225,13 @@ def fit_timescales(
     if not isinstance(recording, Recording):
         raise ArgumentTypeError(f"recording: got {describe(recording)}. Pass an rnnprobe Recording.")
     layer = recording.resolve_layer(layer)
+    dt = check_number("dt", dt, minimum=0, inclusive=False)
     steps = recording.time_positions(layer, time)
     if len(steps) > 1 and not (np.diff(steps) == 1).all():
         raise ArgumentError("time: pass consecutive time steps (a slice): lags are counted in steps.")
-    states = np.asarray(recording.get(layer, time=steps, flatten=True), dtype=np.float64)
+    states = check_finite(
+        np.asarray(recording.get(layer, time=steps, flatten=True), dtype=np.float64), name="recording", layer=layer
+    )
     max_lag = max(1, states.shape[1] // 2) if max_lag is None else max_lag
     ac = autocorrelation(states, max_lag)
     lags = np.arange(max_lag + 1)
@@ -334,7 +337,7 @@ def memory_decay(
     if not isinstance(recording, Recording):
         raise ArgumentTypeError(f"recording: got {describe(recording)}. Pass an rnnprobe Recording.")
     layer = recording.resolve_layer(layer)
-    states = np.asarray(recording.get(layer, flatten=True))
+    states = check_finite(np.asarray(recording.get(layer, flatten=True)), name="recording", layer=layer)
     n, t, _ = states.shape
     u = np.asarray(inputs)
     if u.shape != (n, t):

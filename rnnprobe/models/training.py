@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._validation import check_int, check_progress
-from ..errors import ArgumentError, ArgumentTypeError, describe
+from .._validation import check_int, check_number, check_progress
+from ..errors import ArgumentTypeError, describe
 from ..tasks.base import Task
 
 
@@ -112,8 +112,9 @@ def train(
         raise ArgumentTypeError(f"task: got {describe(task)}. Pass an rnnprobe.tasks Task.")
     steps = check_int("steps", steps)
     batch_size = check_int("batch_size", batch_size)
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise ArgumentError(f"lr: got {describe(lr)}. Pass a positive learning rate.")
+    lr = check_number("lr", lr, minimum=0, inclusive=False)
+    if clip_grad is not None:
+        clip_grad = check_number("clip_grad", clip_grad, minimum=0, inclusive=False)
     history = History(metric_name=task.metric_name)
     loss_fn = getattr(model, "training_loss", None) or task.loss
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)

@@ -69,6 +69,19 @@ def _take(array: np.ndarray, stimuli: slice | np.ndarray, time: slice | np.ndarr
     return array[stimuli][:, time]
 
 
+def _as_column(values: Any) -> np.ndarray:
+    """A 1-d column; a sequence mixing strings with other values stays an object column (numpy would
+    turn ``[1, "a"]`` into the strings ``["1", "a"]``).
+    """
+    if not isinstance(values, np.ndarray) and isinstance(values, (list, tuple)):
+        kinds = {isinstance(v, str) for v in values}
+        if len(kinds) == 2:
+            column = np.empty(len(values), dtype=object)
+            column[:] = list(values)
+            return column
+    return np.asarray(values)
+
+
 def normalize_metadata(metadata: Any, n_stimuli: int) -> dict[str, np.ndarray]:
     """Per-stimulus metadata as a dict of 1-d numpy columns of length ``n_stimuli``.
 
@@ -78,7 +91,9 @@ def normalize_metadata(metadata: Any, n_stimuli: int) -> dict[str, np.ndarray]:
     if metadata is None:
         return {}
     if hasattr(metadata, "columns") and hasattr(metadata, "to_numpy"):  # pandas DataFrame
-        metadata = {str(c): metadata[c].to_numpy() for c in metadata.columns}
+        if len(set(metadata.columns)) != len(metadata.columns):
+            raise ArgumentError(f"metadata: the DataFrame has repeated column names {list(metadata.columns)}.")
+        metadata = {c: metadata[c].to_numpy() for c in metadata.columns}
     if not isinstance(metadata, Mapping):
         raise ArgumentTypeError(
             f"metadata: got {describe(metadata)}. Pass a dict of column name -> sequence "
@@ -88,9 +103,14 @@ def normalize_metadata(metadata: Any, n_stimuli: int) -> dict[str, np.ndarray]:
     for key, values in metadata.items():
         if not isinstance(key, str):
             raise ArgumentTypeError(f"metadata: column names must be strings, got {key!r}.")
+        if not isinstance(key, str):
+            raise ArgumentTypeError(
+                f"metadata: column names must be strings, got {key!r} ({type(key).__name__}). Rename the column "
+                f"(e.g. frame.rename(columns=str)), keeping the names distinct."
+            )
         if hasattr(values, "detach") and hasattr(values, "cpu"):
             values = values.detach().cpu().numpy()
-        column = np.asarray(values)
+        column = _as_column(values)
         if column.dtype == object and column.size and all(isinstance(v, str) for v in column):
             column = column.astype(str)
         if column.ndim != 1 or column.shape[0] != n_stimuli:
@@ -145,7 +165,13 @@ class Recording:
             )
         if not states:
             raise ArgumentError("states: got an empty mapping. A Recording needs at least one layer.")
-        arrays = {str(k): _as_state_array(str(k), v) for k, v in states.items()}
+        for key in states:
+            if not isinstance(key, str) or not key:
+                raise ArgumentTypeError(
+                    f"states: layer names must be non-empty strings, got {key!r} ({type(key).__name__}). Name "
+                    f"each layer with a str (e.g. str(key)), keeping the names distinct."
+                )
+        arrays = {k: _as_state_array(k, v) for k, v in states.items()}
         n_stim = {name: a.shape[0] for name, a in arrays.items()}
         if len(set(n_stim.values())) != 1:
             raise ShapeError(
@@ -218,7 +244,10 @@ class Recording:
 
     @property
     def metadata(self) -> pd.DataFrame:
-        """Per-stimulus metadata as a new pandas DataFrame (one row per stimulus)."""
+        """Per-stimulus metadata as a new pandas DataFrame (one row per stimulus).
+
+        A copy: assigning to it does not change the recording; use :meth:`with_metadata`.
+        """
         import pandas as pd
 
         return pd.DataFrame({k: np.array(v) for k, v in self._metadata.items()}, index=np.arange(self._n_stimuli))
@@ -483,6 +512,24 @@ class Recording:
         metadata = {k: v[stim_index] for k, v in self._metadata.items()}
         return Recording(states, metadata=metadata, times=times, provenance=self._provenance)
 
+    def with_metadata(self, metadata: Any = None, **columns: Any) -> Recording:
+        """A new Recording with metadata columns added or replaced (states are shared, nothing is read).
+
+        ``rec.metadata`` is a new DataFrame on every access: assigning to it changes nothing. Add a
+        column with ``rec = rec.with_metadata(choice=values)`` (or a dict/DataFrame as ``metadata``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rec = Recording({"h": np.zeros((3, 2, 1))}, metadata={"label": [0, 1, 0]})
+        >>> rec.with_metadata(choice=[1, 1, 0]).columns
+        ['label', 'choice']
+        """
+        added = normalize_metadata(metadata, self._n_stimuli)
+        added.update(normalize_metadata(columns, self._n_stimuli) if columns else {})
+        merged = {**self._metadata, **added}
+        return Recording(self._states, metadata=merged, times=self._times, provenance=self._provenance)
+
     def flatten_units(self) -> Recording:
         """A view with every layer as ``(stimulus, time, n_units)``."""
         states: dict[str, Any] = {}
@@ -554,8 +601,9 @@ class Recording:
 def concat(recordings: Iterable[Recording]) -> Recording:
     """Concatenate recordings of the same layers along the stimulus axis (in memory).
 
-    Layers, time coordinates, unit shapes and metadata columns must agree.
-    Provenance is taken from the first recording.
+    Layers, time coordinates, unit shapes and metadata columns must agree. The provenance is the
+    shared one (with ``concatenated_from``), or, when the recordings' provenances differ (e.g. two
+    models), ``{"concatenated_from": n, "parts": [each recording's provenance]}``.
 
     Examples
     --------
@@ -591,6 +639,9 @@ def concat(recordings: Iterable[Recording]) -> Recording:
             )
     states = {name: np.concatenate([r.get(name) for r in recs], axis=0) for name in first.layers}
     metadata = {col: np.concatenate([r._metadata[col] for r in recs]) for col in first.columns}
-    provenance = first.provenance
-    provenance["concatenated_from"] = len(recs)
+    provenances = [r.provenance for r in recs]
+    if all(p == provenances[0] for p in provenances):
+        provenance = dict(provenances[0], concatenated_from=len(recs))
+    else:  # recordings of different models or settings: keep every one's provenance
+        provenance = {"concatenated_from": len(recs), "parts": provenances}
     return Recording(states, metadata=metadata, times=first._times, provenance=provenance)

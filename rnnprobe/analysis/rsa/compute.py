@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import check_device, check_option
+from ..._validation import check_device, check_finite, check_option
 from ...errors import (
     ArgumentError,
     ArgumentTypeError,
@@ -297,7 +297,9 @@ def compute_rdms(
         raise ArgumentError(f"cv_descriptor: only used by distance='crossnobis', got distance={distance!r}.")
     time_index = recording.time_positions(layer, time)
     stim = recording.stimulus_index(stimuli)
-    states = recording.get(layer, stimuli=stim, time=time_index, flatten=True)
+    states = check_finite(
+        recording.get(layer, stimuli=stim, time=time_index, flatten=True), name="recording", layer=layer
+    )
     patterns, conditions = _condition_means(states.astype(np.float64, copy=False), recording, descriptor, stim)
     if patterns.shape[0] < 2:
         raise ArgumentError(

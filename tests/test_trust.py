@@ -1,0 +1,155 @@
+"""Silently wrong numbers, each a regression test of a case that gave a plausible wrong answer before:
+NaN states, NaN statistics with p-values, unchecked settings, merged or changed inputs, duplicate fixed
+points."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rnnprobe import Recording, concat
+from rnnprobe.analysis import (
+    bootstrap_subjects,
+    compute_rdms,
+    decode,
+    find_fixed_points,
+    fit_pca,
+    fit_timescales,
+    hash_recording,
+    participation_ratio,
+    permutation_test,
+)
+from rnnprobe.errors import ArgumentError, ArgumentTypeError, NonFiniteError
+from rnnprobe.models import GRU
+from rnnprobe.models.training import train
+from rnnprobe.tasks import FlipFlop
+from rnnprobe.testing import make_recording
+
+
+@pytest.fixture
+def labelled(rng):
+    return make_recording(120, 6, 6, n_classes=2, onset=2, signal=2.0, seed=rng)
+
+
+def test_one_nan_state_is_refused_not_decoded_at_chance(labelled):
+    states = labelled.get("h").copy()
+    states[7, 3, 2] = np.nan
+    rec = Recording({"h": states}, metadata={"label": labelled.column("label")})
+    for estimator in ("ridge", "logistic"):
+        with pytest.raises(NonFiniteError, match=r"layer 'h' holds 1 non-finite value\(s\) .* first at \(7, 3, 2\)"):
+            decode(rec, "h", "label", estimator=estimator)
+    all_nan = Recording({"h": np.full((40, 3, 4), np.nan)}, metadata={"value": np.arange(40.0)})
+    with pytest.raises(NonFiniteError, match="480 non-finite"):
+        decode(all_nan, "h", "value", n_permutations=99)  # no NaN scores with p = 0.01
+
+
+@pytest.mark.parametrize("analysis", [compute_rdms, fit_pca, fit_timescales, hash_recording])
+def test_every_analysis_of_states_refuses_non_finite_values(analysis, labelled):
+    states = labelled.get("h").copy()
+    states[0, 0, 0] = np.inf
+    with pytest.raises(NonFiniteError, match="layer 'h'"):
+        analysis(Recording({"h": states}), "h")
+    with pytest.raises(NonFiniteError, match="states"):
+        participation_ratio(states)
+
+
+def test_find_fixed_points_refuses_non_finite_recorded_starts():
+    states = np.zeros((4, 3, 2))
+    states[1, 1, 1] = np.nan
+    with pytest.raises(NonFiniteError, match="initial_states: layer 'h'"):
+        find_fixed_points(lambda x, u: 0.5 * x, initial_states=Recording({"h": states}), layer="h")
+
+
+def test_a_nan_statistic_gets_no_p_value(rng):
+    data = rng.random((3, 45))
+    with pytest.raises(ArgumentError, match=r"RDM\(s\) \[0\] are constant.*no p-value"):
+        permutation_test(np.ones(45), data, n_permutations=999)
+    with pytest.raises(ArgumentError, match="are all zero"):
+        permutation_test(np.zeros((1, 45)), data, comparison="cosine", n_permutations=9)
+    with pytest.raises(ArgumentError, match=r"data: RDM\(s\) \[1\] are constant"):
+        permutation_test(rng.random(45), np.stack([data[0], np.ones(45)]), n_permutations=9)
+
+
+@pytest.mark.parametrize("alpha", [np.nan, np.inf, -1.0, "1"])
+def test_decode_penalty_is_checked(labelled, alpha):
+    with pytest.raises(ArgumentError, match="alpha: got"):
+        decode(labelled, "h", "label", alpha=alpha)
+
+
+def test_logistic_needs_a_positive_penalty(labelled):
+    with pytest.raises(ArgumentError, match="positive penalty"):
+        decode(labelled, "h", "label", estimator="logistic", alpha=0.0)
+
+
+@pytest.mark.parametrize("value", [np.nan, -1.0, 0.0])
+def test_find_fixed_points_outlier_distance_is_checked(value):
+    with pytest.raises(ArgumentError, match="outlier_distance: got"):
+        find_fixed_points(lambda x, u: 0.5 * x, initial_states=np.zeros((3, 2)), outlier_distance=value)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"), [("lr", np.inf), ("lr", 0.0), ("clip_grad", np.nan), ("clip_grad", -1.0)]
+)
+def test_train_settings_are_checked(setting, value):
+    model = GRU(3, 4, 3)
+    before = [p.detach().clone() for p in model.parameters()]
+    with pytest.raises(ArgumentError, match=f"{setting}: got"):
+        train(model, FlipFlop(3), steps=2, progress=False, **{setting: value})
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))  # untouched
+
+
+@pytest.mark.parametrize("dt", [-1.0, 0.0, np.nan])
+def test_timescale_dt_is_checked(labelled, dt):
+    with pytest.raises(ArgumentError, match="dt: got"):
+        fit_timescales(labelled, "h", dt=dt)
+
+
+def test_confidence_level_is_checked(rng):
+    truth = rng.random(45)
+    result = bootstrap_subjects(truth, truth + rng.normal(0, 0.3, size=(4, 45)), n_bootstrap=20, progress=False)
+    for level in (-1, 0, 1, 1.5):
+        with pytest.raises(ArgumentError, match="level: got"):
+            result.confidence_interval(level)
+
+
+def test_layer_and_column_names_are_never_merged():
+    a, b = np.zeros((2, 1, 1)), np.ones((2, 1, 1))
+    with pytest.raises(ArgumentTypeError, match="layer names must be non-empty strings, got 1"):
+        Recording({1: a, "1": b})
+    frame = pd.DataFrame({0: [1, 2], "0": [3, 4]})
+    with pytest.raises(ArgumentTypeError, match="column names must be strings, got 0"):
+        Recording({"h": a}, metadata=frame)
+
+
+def test_a_mixed_column_keeps_its_values():
+    rec = Recording({"h": np.zeros((2, 1, 1))}, metadata={"id": [1, "a"]})
+    assert rec.column("id").tolist() == [1, "a"]  # not the strings "1", "a"
+    strings = Recording({"h": np.zeros((2, 1, 1))}, metadata={"id": ["x", "y"]})
+    assert strings.column("id").dtype.kind == "U"
+
+
+def test_concat_keeps_every_models_provenance():
+    a = Recording({"h": np.zeros((2, 1, 1))}, provenance={"model_class": "A"})
+    b = Recording({"h": np.ones((3, 1, 1))}, provenance={"model_class": "B"})
+    both = concat([a, b]).provenance
+    assert both["concatenated_from"] == 2 and [p["model_class"] for p in both["parts"]] == ["A", "B"]
+    same = concat([a, a]).provenance
+    assert same == {"model_class": "A", "concatenated_from": 2}
+
+
+def test_with_metadata_adds_a_column(tmp_path):
+    rec = make_recording(5, 2, 3)
+    added = rec.with_metadata(choice=[1, 0, 1, 1, 0])
+    assert added.columns == ["label", "choice"] and rec.columns == ["label"]
+    lazy = Recording.load(added.save(tmp_path / "r.zarr"))
+    replaced = lazy.with_metadata({"label": np.zeros(5, dtype=int)})
+    assert replaced.is_lazy and replaced.column("label").tolist() == [0] * 5
+    with pytest.raises(ArgumentError, match="there are 5 stimuli"):
+        rec.with_metadata(choice=[1, 2])
+
+
+def test_near_duplicate_fixed_points_are_merged_after_polishing(rng):
+    starts = rng.normal(size=(200, 3)) * 10
+    result = find_fixed_points(lambda x, u: 0.5 * x + u, inputs=[1.0], initial_states=starts, tol=1e-4)
+    assert len(result.states) == 1 and result.n_duplicates == 199  # was 166 "distinct" points 1e-16 apart
+    np.testing.assert_allclose(result.states[0], 2.0, atol=1e-12)
