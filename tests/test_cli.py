@@ -103,7 +103,14 @@ def test_demo_refuses_a_file_as_output_folder(tmp_path, capsys):
 
 
 def _project(
-    tmp_path, *, extra="", layers='["output", "l0.h"]', run='["pca", "rdms", "rsa", "decoding"]', distance='"euclidean"'
+    tmp_path,
+    *,
+    extra="",
+    layers='["output", "l0.h"]',
+    run='["pca", "rdms", "rsa", "decoding"]',
+    distance='"euclidean"',
+    cv="4",
+    kwargs="{ hidden = 4 }",
 ):
     """A user's project: their own model factory, stimuli file with metadata, a neural RDM file."""
     rng = np.random.default_rng(0)
@@ -131,7 +138,7 @@ def _project(
         [[models]]
         name = "small"
         factory = "mymodels:build"
-        kwargs = {{ hidden = 4 }}
+        kwargs = {kwargs}
         layers = {layers}
 
         [[models]]
@@ -143,7 +150,7 @@ def _project(
         [analyses]
         run = {run}
         target = "label"
-        cv = 4
+        cv = {cv}
         distance = {distance}
         comparison = "spearman"
 
@@ -186,6 +193,10 @@ def test_record_analyze_report_from_a_config(tmp_path):
         ({"extra": '\n[neural.monkey]\nfile = "missing.mat"\n'}, "neural.monkey.file: '"),
         ({"extra": "\n[colours]\nx = 1\n"}, "config: unknown key 'colours'"),
         ({"distance": '"pearson"'}, "analyses.distance: got 'pearson'"),
+        ({"extra": "\n[[models]]\nname = 1\n"}, "models[2].name: got 1"),
+        ({"cv": '"five"'}, "analyses.cv: got 'five'. Pass a int"),
+        ({"kwargs": '"x"'}, "models[0].kwargs: got 'x'. Use a TOML table"),
+        ({"kwargs": "{ hidden = 4, bogus = 1 }"}, "models.small.factory: mymodels:build(**{'hidden': 4, 'bogus': 1})"),
     ],
 )
 def test_bad_config_is_one_line_exit_2_and_writes_nothing(tmp_path, change, message):
@@ -233,3 +244,36 @@ def test_record_never_replaces_a_folder_of_the_users_files(tmp_path):
     assert "is not an rnnprobe store; refusing to delete it" in lines[0]
     assert (theirs / "notes.txt").read_text() == "mine" and sorted(p.name for p in theirs.iterdir()) == ["notes.txt"]
     assert not (tmp_path / "results" / "recordings" / "large.zarr").exists()
+
+
+def test_export_before_the_config_and_help_says_configs_run_code(tmp_path):
+    out = _run("report", "--help")
+    assert "runs code like a Python script" in " ".join(out.stdout.split())
+    config = _project(tmp_path, run='["pca"]')
+    assert _run("record", str(config), "--no-progress").returncode == 0
+    out = _run("report", "--export", "png", str(config), "--no-progress")  # the order --help shows
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "results" / "report_figures" / "pca.png").is_file()
+
+
+def test_a_stale_recording_is_refused(tmp_path):
+    config = _project(tmp_path, run='["pca"]')
+    assert _run("record", str(config), "--no-progress").returncode == 0
+    text = config.read_text().replace('layers = ["output", "l0.h"]', 'layers = ["output"]', 1)
+    config.write_text(text)  # the config's layers changed after recording
+    out = _run("analyze", str(config), "--no-progress")
+    assert out.returncode == 2 and "was made from another configuration" in out.stderr, out.stderr
+    assert _run("record", str(config), "--no-progress").returncode == 0
+    assert _run("analyze", str(config), "--no-progress").returncode == 0
+
+
+def test_analyze_without_run_uses_every_given_input(tmp_path):
+    config = _project(tmp_path)
+    text = config.read_text().replace('run = ["pca", "rdms", "rsa", "decoding"]\n', "")
+    config.write_text(text)
+    assert _run("record", str(config), "--no-progress").returncode == 0
+    out = _run("analyze", str(config), "--no-progress")
+    assert out.returncode == 0 and "brain: similarity" in out.stdout and "decoding" in out.stdout, out.stderr
+    np.save(tmp_path / "brain.npy", np.zeros(10))  # a neural RDM of the wrong size is found, not ignored
+    out = _run("analyze", str(config), "--no-progress")
+    assert out.returncode == 2 and "neural['brain']: RDMs of 5 conditions" in out.stderr, out.stderr

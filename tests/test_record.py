@@ -14,6 +14,7 @@ from rnnprobe.errors import (
     ArgumentTypeError,
     ModelCallError,
     NonFiniteWarning,
+    RnnprobeWarning,
     ShapeError,
     StoreExistsError,
     UnknownNameError,
@@ -230,12 +231,20 @@ def test_sequence_option_for_whole_sequence_modules():
             return self.fc(self.rnn(x)[0])
 
     x = torch.randn(5, 7, 2)
-    plain = record(SeqModel(), x, layers=["fc"], progress=False)
+    with pytest.warns(RnnprobeWarning, match=r"'fc' was called once .* pass sequence=\['fc'\]"):
+        plain = record(SeqModel(), x, layers=["fc"], progress=False)  # detected, and said what to pass
     assert plain.shapes["fc"] == (5, 1, 7, 3)
     seq = record(SeqModel(), x, layers=["fc"], sequence=["fc"], progress=False)
     assert seq.shapes["fc"] == (5, 7, 3)
     with pytest.raises(UnknownNameError, match="sequence: 'rnn'"):
         record(SeqModel(), x, layers=["fc", "rnn"], sequence=["rnn"], progress=False)
+
+
+def test_own_provenance_is_kept(tmp_path):
+    rec = record(nn.Sequential(Tap()), torch.zeros(3, 2), provenance={"config": "a.toml"}, progress=False)
+    assert rec.provenance["config"] == "a.toml" and rec.provenance["n_stimuli"] == 3
+    with pytest.raises(ArgumentTypeError, match="provenance: must be JSON-serialisable"):
+        record(nn.Sequential(Tap()), torch.zeros(3, 2), provenance={"x": object()}, progress=False)
 
 
 def test_batching_does_not_change_results(tmp_path):

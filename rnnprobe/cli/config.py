@@ -15,6 +15,7 @@ A configuration (paths relative to the file)::
     name = "BLT"
     checkpoint = "occluded-blt"             # a shipped name or an rnnprobe checkpoint file (.pt)
     layers = ["layer0", "layer1"]           # default: what rnnprobe.record records by default
+    # sequence = ["readout"]                # modules applied once to a whole sequence (time on axis 1)
 
     [[models]]
     name = "mine"
@@ -37,6 +38,7 @@ A configuration (paths relative to the file)::
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +49,11 @@ import numpy as np
 from ..errors import ArgumentError, ArgumentTypeError, StoreNotFoundError, UnknownNameError, describe, format_choices
 
 SECTIONS = ("output", "stimuli", "models", "analyses", "neural")
-MODEL_KEYS = ("name", "checkpoint", "factory", "kwargs", "weights", "layers", "fixed_point_layers")
+MODEL_KEYS = ("name", "checkpoint", "factory", "kwargs", "weights", "layers", "sequence", "fixed_point_layers")
+# [analyses] and [stimuli] values of a fixed type (the others are checked where they are used)
+TYPES: dict[str, tuple[type, ...]] = {"cv": (int,), "n_permutations": (int,), "seed": (int,), "n_initial": (int,),
+                                      "target": (str,), "descriptor": (str,), "n": (int,), "split": (str,),
+                                      "task": (bool,)}  # fmt: skip
 STIMULI_KEYS = ("file", "task", "n", "split", "seed")
 NEURAL_KEYS = ("file", "variable", "subjects", "subjects_variable")
 ANALYSIS_KEYS = ("run", "target", "descriptor", "cv", "n_permutations", "distance", "comparison", "n_initial",
@@ -67,6 +73,7 @@ class ModelSpec:
     weights: Path | None = None
     layers: list[str] | None = None
     fixed_point_layers: list[str] | None = None
+    sequence: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -114,6 +121,19 @@ def _file(base: Path, value: Any, where: str) -> Path:
     return path
 
 
+def _table(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: got {describe(value)}. Use a TOML table ({where.split('.')[-1]} = {{ ... }}).")
+    return value
+
+
+def _typed(where: str, table: dict[str, Any]) -> None:
+    for key, value in table.items():
+        wanted = TYPES.get(key)
+        if wanted and (not isinstance(value, wanted) or (isinstance(value, bool) and bool not in wanted)):
+            raise ConfigError(f"{where}.{key}: got {describe(value)}. Pass a {wanted[0].__name__}.")
+
+
 def _names(value: Any, where: str) -> list[str] | None:
     if value is None:
         return None
@@ -124,11 +144,39 @@ def _names(value: Any, where: str) -> list[str] | None:
     return value
 
 
+def _model_spec(where: str, table: Any, base: Path, taken: set[str]) -> ModelSpec:
+    """One [[models]] table, checked."""
+    from ..models.shipped import available
+
+    _unknown(where, _table(table, where), MODEL_KEYS)
+    name = table.get("name")
+    if not isinstance(name, str) or not name or name in taken:
+        raise ConfigError(f"{where}.name: got {describe(name)}. Give every model a distinct name.")
+    spec = ModelSpec(name, layers=_names(table.get("layers"), f"{where}.layers"))
+    spec.fixed_point_layers = _names(table.get("fixed_point_layers"), f"{where}.fixed_point_layers")
+    spec.sequence = _names(table.get("sequence"), f"{where}.sequence") or []
+    if ("checkpoint" in table) == ("factory" in table):
+        raise ConfigError(f"{where}: give either checkpoint (a shipped name or .pt file) or factory (module:function).")
+    if "checkpoint" in table:
+        value = table["checkpoint"]
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}.checkpoint: got {describe(value)}. Pass a shipped name or a .pt path.")
+        spec.checkpoint = value if value in available() else str(_file(base, value, f"{where}.checkpoint"))
+        return spec
+    factory = table["factory"]
+    if not isinstance(factory, str) or factory.count(":") != 1:
+        raise ConfigError(f"{where}.factory: got {describe(factory)}. Pass 'module:function'.")
+    spec.factory = factory
+    spec.kwargs = dict(_table(table.get("kwargs", {}), f"{where}.kwargs"))
+    if "weights" in table:
+        spec.weights = _file(base, table["weights"], f"{where}.weights")
+    return spec
+
+
 def load_config(path: str | Path) -> Config:
     """Read and check a configuration (see the module docstring); paths resolve against its folder."""
     from ..analysis.compare import ANALYSES
     from ..analysis.rsa import COMPARISONS, DISTANCES
-    from ..models.shipped import available
 
     path = Path(path)
     raw = _toml(path)
@@ -140,51 +188,29 @@ def load_config(path: str | Path) -> Config:
     models_raw = raw.get("models")
     if not isinstance(models_raw, list) or not models_raw:
         raise ConfigError("models: no [[models]] tables. Add at least one with a name and a checkpoint or factory.")
-    models, seen = [], set()
+    models: list[ModelSpec] = []
     for i, table in enumerate(models_raw):
-        where = f"models[{i}]"
-        _unknown(where, table, MODEL_KEYS)
-        name = table.get("name")
-        if not isinstance(name, str) or not name or name in seen:
-            raise ConfigError(f"{where}.name: got {describe(name)}. Give every model a distinct name.")
-        seen.add(name)
-        spec = ModelSpec(name, layers=_names(table.get("layers"), f"{where}.layers"))
-        spec.fixed_point_layers = _names(table.get("fixed_point_layers"), f"{where}.fixed_point_layers")
-        if ("checkpoint" in table) == ("factory" in table):
-            raise ConfigError(
-                f"{where}: give either checkpoint (a shipped name or .pt file) or factory (module:function)."
-            )
-        if "checkpoint" in table:
-            value = table["checkpoint"]
-            spec.checkpoint = value if value in available() else str(_file(base, value, f"{where}.checkpoint"))
-        else:
-            factory = table["factory"]
-            if not isinstance(factory, str) or factory.count(":") != 1:
-                raise ConfigError(f"{where}.factory: got {describe(factory)}. Pass 'module:function'.")
-            spec.factory = factory
-            spec.kwargs = dict(table.get("kwargs", {}))
-            if "weights" in table:
-                spec.weights = _file(base, table["weights"], f"{where}.weights")
-        models.append(spec)
-    stimuli = dict(raw.get("stimuli", {}))
+        models.append(_model_spec(f"models[{i}]", table, base, {m.name for m in models}))
+    stimuli = dict(_table(raw.get("stimuli", {}), "stimuli"))
     _unknown("stimuli", stimuli, STIMULI_KEYS)
+    _typed("stimuli", stimuli)
     if ("file" in stimuli) == bool(stimuli.get("task")):
         raise ConfigError("stimuli: give either file (.npy/.npz) or task = true (sample the first model's task).")
     if "file" in stimuli:
         stimuli["file"] = _file(base, stimuli["file"], "stimuli.file")
         if stimuli["file"].suffix not in (".npy", ".npz"):
             raise ConfigError(f"stimuli.file: {str(stimuli['file'])!r} is not .npy or .npz.")
-    analyses = dict(raw.get("analyses", {}))
+    analyses = dict(_table(raw.get("analyses", {}), "analyses"))
     _unknown("analyses", analyses, ANALYSIS_KEYS)
-    run = analyses.get("run", ["pca", "rdms"])
-    for name in [run] if isinstance(run, str) else run:
+    _typed("analyses", analyses)
+    for name in _names(analyses.get("run"), "analyses.run") or []:
         if name not in ANALYSES:
             raise UnknownNameError(f"analyses.run: {name!r} is not an analysis. Available: {format_choices(ANALYSES)}.")
     for key, allowed in (("distance", DISTANCES), ("comparison", COMPARISONS)):
         if key in analyses and analyses[key] not in allowed:
             raise UnknownNameError(f"analyses.{key}: got {analyses[key]!r}. Available: {format_choices(allowed)}.")
     neural = {}
-    for name, table in dict(raw.get("neural", {})).items():
+    for name, table in _table(raw.get("neural", {}), "neural").items():
         where = f"neural.{name}"
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: got {describe(table)}. Use a table with file and/or subjects.")
@@ -222,7 +248,12 @@ def build_model(spec: ModelSpec, base: Path) -> Any:
     build = getattr(module, function, None)
     if not callable(build):
         raise ConfigError(f"models.{spec.name}.factory: {module_name!r} has no function {function!r}.")
-    model = build(**spec.kwargs)
+    try:
+        model = build(**spec.kwargs)
+    except Exception as exc:  # the user's code: one line, not a traceback
+        raise ConfigError(
+            f"models.{spec.name}.factory: {spec.factory}(**{spec.kwargs}) raised {type(exc).__name__}: {exc}"
+        ) from None
     if not isinstance(model, torch.nn.Module):
         raise ArgumentTypeError(
             f"models.{spec.name}.factory: {spec.factory} returned {describe(model)}, not an nn.Module."
@@ -234,6 +265,25 @@ def build_model(spec: ModelSpec, base: Path) -> Any:
         except Exception as exc:
             raise ConfigError(f"models.{spec.name}.weights: could not load {str(spec.weights)!r} ({exc}).") from None
     return model.eval()
+
+
+def fingerprint(config: Config, spec: ModelSpec) -> dict[str, Any]:
+    """What made a model's recording: the model (checkpoint or factory, kwargs, weights), the layers and
+    the stimuli (file contents or task settings). A recording whose fingerprint differs is stale.
+    """
+    import hashlib
+
+    def digest(path: Any) -> str | None:
+        return None if path is None else hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+    model = {"checkpoint": spec.checkpoint, "factory": spec.factory, "kwargs": spec.kwargs,
+             "layers": spec.layers, "sequence": spec.sequence, "weights": digest(spec.weights)}  # fmt: skip
+    if spec.checkpoint is not None and Path(spec.checkpoint).is_file():
+        model["checkpoint_sha256"] = digest(spec.checkpoint)
+    stimuli = {k: str(v) if isinstance(v, Path) else v for k, v in config.stimuli.items()}
+    if "file" in config.stimuli:
+        stimuli["file"] = digest(config.stimuli["file"])
+    return json.loads(json.dumps({"model": model, "stimuli": stimuli}, sort_keys=True, default=str))
 
 
 def load_stimuli(config: Config, first_model: Any) -> tuple[Any, dict[str, np.ndarray]]:

@@ -14,7 +14,11 @@ from typing import Any
 from .._version import __version__
 from ..errors import RnnprobeError
 
-CONFIG_HELP = "TOML configuration: models, stimuli, layers, analyses, neural RDMs (see `rnnprobe.cli.config`)"
+CONFIG_HELP = (
+    "TOML configuration: models, stimuli, layers, analyses, neural RDMs (see `rnnprobe.cli.config`). A config runs "
+    "code like a Python script (a factory names any importable function; a module beside it runs on import): "
+    "run only configs you trust"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -40,8 +44,9 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("config", help=CONFIG_HELP)
         sub.add_argument("--no-progress", action="store_true", help="hide progress bars")
         if name == "report":
-            sub.add_argument("--export", nargs="*", default=[], choices=["png", "svg", "pdf"],
-                             help="also write every figure in these formats")  # fmt: skip
+            sub.add_argument("--export", action="append", default=[], choices=["png", "svg", "pdf"],
+                             metavar="FORMAT", help="also write every figure as png, svg or pdf (repeatable: "
+                             "--export png --export pdf)")  # fmt: skip
     return parser
 
 
@@ -130,7 +135,7 @@ def _record(config: Any, models: dict[str, Any], progress: bool) -> None:
 
     from ..recording import record
     from ..recording.store import check_store_path, publish_store
-    from .config import load_stimuli
+    from .config import fingerprint, load_stimuli
 
     torch.set_num_threads(1)
     for spec in config.models:  # before any work: a folder of the user's own files is never replaced
@@ -146,6 +151,7 @@ def _record(config: Any, models: dict[str, Any], progress: bool) -> None:
         for spec in config.models:
             path = staging / config.recording_path(spec.name).name
             rec = record(models[spec.name], x, layers=spec.layers, metadata=metadata or None, store=path,
+                         sequence=spec.sequence, provenance={"cli": fingerprint(config, spec)},
                          progress=progress)  # fmt: skip
             done.append((spec.name, rec, path))
         for name, rec, path in done:
@@ -161,7 +167,7 @@ def _analyze(config: Any, models: dict[str, Any], progress: bool) -> Any:
     from ..analysis import compare_models
     from ..errors import StoreNotFoundError
     from ..recording import Recording
-    from .config import load_neural
+    from .config import ConfigError, fingerprint, load_neural
 
     recordings = {}
     for spec in config.models:
@@ -171,13 +177,20 @@ def _analyze(config: Any, models: dict[str, Any], progress: bool) -> Any:
                 f"{spec.name}: no recording at {str(path)!r}. Run `rnnprobe record {config.path}` first."
             )
         recordings[spec.name] = Recording.load(path)
+        made_by = recordings[spec.name].provenance.get("cli")
+        if made_by is not None and made_by != fingerprint(config, spec):
+            raise ConfigError(
+                f"{spec.name}: the recording at {str(path)!r} was made from another configuration of this model "
+                f"(its model, layers or stimuli changed since). Run `rnnprobe record {config.path}` again."
+            )
     neural, subjects = load_neural(config)
     settings = dict(config.analyses)
-    run = settings.pop("run", ["pca", "rdms"])
+    run = settings.pop("run", None)  # None: what the given inputs allow, as compare_models decides
     fp_layers = {s.name: s.fixed_point_layers for s in config.models if s.fixed_point_layers}
+    wants_fixed_points = run is not None and "fixed_points" in ([run] if isinstance(run, str) else run)
     return compare_models(
         recordings, analyses=run, neural=neural or None, subjects=subjects or None,
-        models=models if "fixed_points" in run else None, fixed_point_layers=fp_layers or None,
+        models=models if wants_fixed_points else None, fixed_point_layers=fp_layers or None,
         progress=progress, **settings,
     )  # fmt: skip
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -32,13 +33,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._validation import check_device, check_int, check_progress
+from .._validation import check_device, check_int, check_progress, check_seed
 from .._version import __version__
-from ..errors import ArgumentError, ArgumentTypeError, ModelCallError, RnnprobeError, ShapeError, describe
+from ..errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    ModelCallError,
+    RnnprobeError,
+    RnnprobeWarning,
+    ShapeError,
+    describe,
+)
 from .container import Recording, normalize_metadata
 from .destinations import MemoryDestination, StoreDestination
 from .sink import NonFiniteCounter, Sink
 from .store import StoreWriter
+from .tap import SEP
 from .targets import (
     Tap,
     Target,
@@ -175,6 +185,7 @@ def record(
     sequence: Sequence[str] = (),
     forward: Callable[..., Any] | None = None,
     seed: int | None = None,
+    provenance: Mapping[str, Any] | None = None,
     progress: bool | None = None,
 ) -> Recording:
     """Record hidden states of ``model`` for every stimulus, over time.
@@ -217,6 +228,9 @@ def record(
         ``lambda m, x: m(x.transpose(0, 1))`` for a sequence-first model.
     seed : int, optional
         Seeds torch's RNG for stochastic models, without changing global RNG state.
+    provenance : dict, optional
+        JSON-serialisable facts of your own (a config, a data set version) kept in the recording's
+        provenance beside what rnnprobe records.
     progress : bool or None
         Show a progress bar.
         None (default): a bar only when stderr is a terminal.
@@ -244,14 +258,10 @@ def record(
     if chunk_stimuli is not None:
         chunk_stimuli = check_int("chunk_stimuli", chunk_stimuli)
     meta = normalize_metadata(metadata, n_stimuli)
+    extra = _extra_provenance(provenance)
+    seed = check_seed(seed)
     storage_dtype = _storage_dtype(dtype)
-    requested = [layers] if isinstance(layers, str) else list(default_layers(model) if layers is None else layers)
-    if not requested:
-        raise ArgumentError(
-            f"layers: nothing to record in {type(model).__name__}. Pass names from rnnprobe.recordable(model)."
-        )
-    targets = resolve_targets(model, requested)
-    mark_sequences(targets, sequence)
+    requested, targets = _targets_of(model, layers, sequence)
     destination: MemoryDestination | StoreDestination
     if store is not None:
         writer = StoreWriter(store, overwrite=overwrite)
@@ -281,10 +291,9 @@ def record(
                 if b == 0:
                     check_first_batch(targets)
                     blocks = {name: blocks[name] for name in layer_order(requested, list(blocks))}
-                    provenance = _provenance(
-                        model, list(blocks), seed, batch_size, storage_dtype, run_device, n_stimuli
-                    )
-                    destination.open(blocks, provenance)
+                    made = _provenance(model, list(blocks), seed, batch_size, storage_dtype, run_device, n_stimuli)
+                    _warn_unmarked_sequences(targets, blocks, inputs)
+                    destination.open(blocks, {**extra, **made})
                 destination.write(blocks)
                 nonfinite.update(blocks)
                 if bar is not None:
@@ -298,6 +307,56 @@ def record(
             bar.close()
     nonfinite.warn()
     return result
+
+
+def _targets_of(model: nn.Module, layers: Any, sequence: Sequence[str]) -> tuple[list[str], dict[str, Target]]:
+    """The requested layer names and the hooked targets that give them."""
+    requested = [layers] if isinstance(layers, str) else list(default_layers(model) if layers is None else layers)
+    if not requested:
+        raise ArgumentError(
+            f"layers: nothing to record in {type(model).__name__}. Pass names from rnnprobe.recordable(model)."
+        )
+    targets = resolve_targets(model, requested)
+    mark_sequences(targets, sequence)
+    return requested, targets
+
+
+def _extra_provenance(provenance: Any) -> dict[str, Any]:
+    if provenance is None:
+        return {}
+    if not isinstance(provenance, Mapping):
+        raise ArgumentTypeError(f"provenance: got {describe(provenance)}. Pass a dict of JSON-serialisable facts.")
+    try:
+        return json.loads(json.dumps(dict(provenance)))
+    except (TypeError, ValueError) as exc:
+        raise ArgumentTypeError(f"provenance: must be JSON-serialisable ({exc}).") from None
+
+
+def _warn_unmarked_sequences(targets: Mapping[str, Target], blocks: Mapping[str, np.ndarray], inputs: list) -> None:
+    """A module called once whose output carries the input's time axis (a readout applied to a whole
+    sequence) would be recorded as one step of shape (time, ...): say what to pass.
+    """
+    x = inputs[0]
+    if x.ndim != 3 or x.shape[1] < 2:  # only (stimulus, time, features) inputs have an obvious time axis
+        return
+    for target in targets.values():
+        if target.kind != "generic" or target.sequence:
+            continue
+        for name, block in blocks.items():
+            if (
+                name.split(SEP)[0] == target.name
+                and block.shape[1] == 1
+                and block.ndim >= 4
+                and (block.shape[2] == x.shape[1])
+            ):
+                warnings.warn(
+                    f"record: {name!r} was called once per forward pass and gave (batch, {x.shape[1]}, ...), "
+                    f"like the input's {x.shape[1]} time steps; it is recorded as 1 step of shape "
+                    f"{tuple(block.shape[2:])}. If axis 1 is time, pass sequence=[{target.name!r}] (CLI: "
+                    f"sequence = [{target.name!r}] in the model's table).",
+                    RnnprobeWarning,
+                    stacklevel=3,
+                )
 
 
 def _provenance(
