@@ -83,6 +83,7 @@ def test_demo_quick_writes_the_comparison_report(tmp_path, capsys):
         "section-flip-flop-fixed-points", "section-energy-efficient-rnn-prediction-units",
     ]  # fmt: skip
     assert parser.images == 11  # BLT 5, retrieval 3, flip-flop 2, energy 1
+    assert (tmp_path / "demo" / "report.html").stat().st_size < 3 * 2**20  # heatmaps as palette PNGs
     numbers = json.loads((tmp_path / "demo" / "report.json").read_text())
     summary = numbers["sections"][2]["items"][1]["columns"]
     assert summary["model"] == ["B", "BL", "BLT"]

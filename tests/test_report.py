@@ -92,9 +92,17 @@ def test_saved_report_structure_numbers_and_files(rng, tmp_path):
     assert "script" not in outline.tags and "http://" not in page.replace("http://www.w3.org", "")
     assert "<figcaption>PCAResult of &#x27;h&#x27;</figcaption>" in page  # a short caption, not a dump
     assert "&lt;b&gt;no markup&lt;/b&gt;" in page and "Golden &lt;report&gt; &amp; co" in page
-    for img in outline.images:  # every figure is embedded and is a whole SVG document
-        assert img["src"].startswith("data:image/svg+xml;base64,") and 0 < len(img["alt"]) <= 300
-        ET.fromstring(base64.b64decode(img["src"].split(",", 1)[1]))
+    kinds = []
+    for img in outline.images:  # every figure is embedded: a whole SVG document, or PNG for heatmaps
+        assert 0 < len(img["alt"]) <= 300
+        payload = base64.b64decode(img["src"].split(",", 1)[1])
+        if img["src"].startswith("data:image/svg+xml;base64,"):
+            ET.fromstring(payload)
+            kinds.append("svg")
+        else:
+            assert img["src"].startswith("data:image/png;base64,") and payload[:8] == b"\x89PNG\r\n\x1a\n"
+            kinds.append("png")
+    assert kinds.count("png") == 1  # the RDM heatmaps; lines and points stay vector graphics
     files = sorted(p.name for p in (tmp_path / "r_figures").iterdir())
     names = ["decoding", "fixed-point", "line", "pca", "rdms", "rsa"]
     assert files == sorted(f"{n}.{ext}" for n in names for ext in ("pdf", "png", "svg"))
@@ -169,3 +177,22 @@ def test_an_interrupted_save_leaves_no_report(tmp_path):
     with pytest.raises(RuntimeError, match="disk full"):
         report.save(tmp_path / "r.html", data=True)
     assert not list(tmp_path.iterdir())  # no HTML, no JSON, no temporary files
+
+
+def test_saved_files_follow_the_umask_and_are_byte_identical(rng, tmp_path):
+    import os
+
+    report, _ = _report(rng)
+    old = os.umask(0o022)
+    try:
+        first = report.save(tmp_path / "a.html", export=["pdf", "svg"], data=True)
+    finally:
+        os.umask(old)
+    assert first.stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+    second = report.save(tmp_path / "b.html", export=["pdf", "svg"], data=True)
+    assert first.read_bytes() == second.read_bytes()
+    assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    for fmt in ("pdf", "svg"):
+        a = (tmp_path / "a_figures" / f"line.{fmt}").read_bytes()
+        assert a == (tmp_path / "b_figures" / f"line.{fmt}").read_bytes()
+    assert b"CreationDate" not in (tmp_path / "a_figures" / "line.pdf").read_bytes()

@@ -201,10 +201,12 @@ class ComparisonResult:
     # --- report ----------------------------------------------------------------------------
 
     def to_report(self, report: Report | None = None, *, title: str = "Model comparison",
-                  prefix: str | None = None) -> Report:  # fmt: skip
+                  prefix: str | None = None, timings: bool = False) -> Report:  # fmt: skip
         """The comparison as report sections: summary table, then one section per analysis with the
         side-by-side figure and each model's key numbers. Adds to ``report`` when given, with section
         titles starting with ``prefix`` (e.g. "BLT: Decoding over time") to tell comparisons apart.
+        ``timings=True`` adds the seconds per analysis to the overview (off: a report of the same
+        analyses is the same file).
         """
         from ..report import Report
         from ..report import comparison_figures as figs
@@ -216,7 +218,7 @@ class ComparisonResult:
 
         figures = self.figures()
         report.section(heading("Summary"))
-        report.add_text(figs.overview(self), name="overview")
+        report.add_text(figs.overview(self, timings=timings), name="overview")
         report.add_table(self.table(), caption="One row per model (times are time steps).", name="summary")
         for key, (title_, caption) in figs.sections(self).items():
             if key not in figures:

@@ -133,7 +133,7 @@ class FixedPointResult:
         return (
             f"<FixedPointResult: {len(self)} {kind} ({n_stable} stable, {len(self) - n_stable} unstable), "
             f"{len(self.slow)} slow point(s), from {self.n_candidates} candidates ({self.n_unconverged} "
-            f"unconverged, {self.n_duplicates} duplicates, {self.n_outliers} outliers), {self.seconds:.2f} s>"
+            f"unconverged, {self.n_duplicates} duplicates, {self.n_outliers} outliers)>"
         )
 
     def summary(self) -> dict[str, Any]:
@@ -149,7 +149,6 @@ class FixedPointResult:
             "unconverged": self.n_unconverged,
             "outliers": self.n_outliers,
             "largest q": float(self.q.max()) if len(self) else None,
-            "seconds": self.seconds,
         }
 
     def state(self, i: int) -> Any:

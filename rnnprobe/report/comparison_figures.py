@@ -202,7 +202,7 @@ def fixed_points(c: ComparisonResult) -> Figure:
     return fig
 
 
-def overview(c: ComparisonResult) -> str:
+def overview(c: ComparisonResult, *, timings: bool = False) -> str:
     parts = [f"{len(c.names)} models ({', '.join(c.names)}), the same settings for each: {', '.join(c.analyses)}."]
     if "rdms" in c.analyses or "rsa" in c.analyses:
         compared = f", compared with the neural RDMs by {c.settings['comparison']}" if "rsa" in c.analyses else ""
@@ -211,7 +211,10 @@ def overview(c: ComparisonResult) -> str:
         parts.append(f"Decoded variable: {c.target!r} ({c.settings['estimator']}, {c.settings['cv']}-fold).")
     for neural, (low, high) in c.noise_ceilings().items():
         parts.append(f"Noise ceiling of {neural} ({c.settings['comparison']}): {low:.3f} to {high:.3f}.")
-    parts.append("Seconds per analysis (all models): " + ", ".join(f"{k} {v:.1f}" for k, v in c.seconds.items()) + ".")
+    if timings:  # off by default: the same analyses give the same report, byte for byte
+        parts.append(
+            "Seconds per analysis (all models): " + ", ".join(f"{k} {v:.1f}" for k, v in c.seconds.items()) + "."
+        )
     return " ".join(parts)
 
 

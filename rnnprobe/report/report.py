@@ -188,8 +188,10 @@ class Report:
     # --- output ----------------------------------------------------------------------------
 
     def to_html(self, *, embed: str = "svg") -> str:
-        """The report as one HTML string (figures embedded as ``embed``: "svg" or "png")."""
-        check_option("embed", embed, ("svg", "png"))
+        """The report as one HTML string (figures embedded as ``embed``: "svg", "png", or "auto": PNG
+        for figures of images such as heatmaps, SVG for the others).
+        """
+        check_option("embed", embed, ("auto", "svg", "png"))
         sections = []
         for s in self._sections:
             body = "".join(self._item_html(item, embed) for item in s.items)
@@ -201,8 +203,9 @@ class Report:
             return _html.paragraphs(item.text or "")
         if item.kind == "table":
             return _html.table(item.columns or {}, item.caption, item.name)
-        mime = "image/svg+xml" if embed == "svg" else "image/png"
-        uri = f"data:{mime};base64," + base64.b64encode(item.render(embed)).decode("ascii")
+        fmt, content = _embedded(item, embed)
+        mime = "image/svg+xml" if fmt == "svg" else "image/png"
+        uri = f"data:{mime};base64," + base64.b64encode(content).decode("ascii")
         out = _html.figure(uri, item.caption, item.name, alt=item.caption or item.name)
         if item.kind == "result" and item.numbers:
             rows = {"quantity": list(item.numbers), "value": [_cell(v) for v in item.numbers.values()]}
@@ -222,7 +225,7 @@ class Report:
         return json.dumps(self.to_dict(), indent=1, allow_nan=False)
 
     def save(
-        self, path: str | os.PathLike, *, embed: str = "svg", export: Any = (), data: bool = False, dpi: int = 150
+        self, path: str | os.PathLike, *, embed: str = "auto", export: Any = (), data: bool = False, dpi: int = 150
     ) -> Path:
         """Write the report to ``path`` (.html), and optionally every figure in the ``export``
         formats ("png", "svg", "pdf") to ``<stem>_figures/<name>.<format>`` and all numbers to
@@ -273,10 +276,52 @@ def _render(figure: Any, fmt: str, *, dpi: int = 150) -> bytes:
     import matplotlib
 
     buffer = io.BytesIO()
-    metadata = {"Date": None} if fmt in ("svg", "pdf") else None
+    metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt)  # no dates: the same file
     with matplotlib.rc_context({"svg.hashsalt": "rnnprobe"}):
         figure.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight", metadata=metadata)
     return buffer.getvalue()
+
+
+EMBED_PNG_DPI = 100  # heatmaps: about one pixel per RDM cell
+SVG_LIMIT = 256 * 1024  # an SVG larger than this (dense scatter plots) is embedded as PNG when that is smaller
+
+
+def _embedded(item: _Item, embed: str) -> tuple[str, bytes]:
+    """(format, bytes) of a figure in the page. "auto": PNG (256 colours, 100 dpi) for heatmaps and for
+    figures whose SVG is larger than the PNG and than ``SVG_LIMIT``; SVG for the others.
+    """
+    if embed != "auto":
+        return embed, item.render(embed)
+    if not _raster_heavy(item.figure):
+        svg = item.render("svg")
+        if len(svg) <= SVG_LIMIT:
+            return "svg", svg
+        png = _palette_png(item.render("png", EMBED_PNG_DPI))
+        return ("png", png) if len(png) < len(svg) else ("svg", svg)
+    return "png", _palette_png(item.render("png", EMBED_PNG_DPI))
+
+
+def _palette_png(content: bytes) -> bytes:
+    """The PNG with 256 colours (median cut, no dithering): about a third of the RGBA size for heatmaps."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(content)) as image:
+        quantized = image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+        out = io.BytesIO()
+        quantized.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _raster_heavy(figure: Any) -> bool:
+    """Figures of images (heatmaps: RDMs, generalization matrices) are far smaller as PNG than as SVG."""
+    axes = getattr(figure, "axes", [])
+    return any(ax.images or any(type(c).__name__ == "QuadMesh" for c in ax.collections) for ax in axes)
 
 
 def write_atomic(path: Path, content: bytes) -> None:
@@ -285,6 +330,7 @@ def write_atomic(path: Path, content: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as f:
             f.write(content)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; the user's umask decides, as for open()
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
