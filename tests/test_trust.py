@@ -153,3 +153,25 @@ def test_near_duplicate_fixed_points_are_merged_after_polishing(rng):
     result = find_fixed_points(lambda x, u: 0.5 * x + u, inputs=[1.0], initial_states=starts, tol=1e-4)
     assert len(result.states) == 1 and result.n_duplicates == 199  # was 166 "distinct" points 1e-16 apart
     np.testing.assert_allclose(result.states[0], 2.0, atol=1e-12)
+
+
+def test_clear_errors_instead_of_raw_crashes(tmp_path, rng):
+    from rnnprobe.errors import ShapeError, StoreFormatError
+    from rnnprobe.neural import load_rdms, rdms_from_matrices
+    from rnnprobe.report import Report
+
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(StoreFormatError, match="holds pickled Python objects, which rnnprobe never loads"):
+        load_rdms(tmp_path / "objects.npy")
+    for bad in (np.zeros((1, 1)), np.float64(3.0), np.zeros((2, 1, 1))):
+        with pytest.raises(ShapeError, match="holds no dissimilarity"):
+            rdms_from_matrices(bad)
+    with pytest.raises(ArgumentTypeError, match="path: got 5"):
+        Report().save(5)
+    weird = fit_pca(Recording({"$x^$": rng.normal(size=(20, 3, 4))}))  # mathtext-breaking layer name
+    report = Report()
+    report.add_result(weird)
+    assert report.save(tmp_path / "r.html").stat().st_size > 0
+    flat = fit_pca(Recording({"h": np.ones((1, 3, 4))}), n_components=1).summary()  # one stimulus
+    assert flat["participation ratio (max)"] is None and flat["steps without variance"] == 3
+    assert fit_pca(Recording({"h": rng.normal(size=(20, 3, 4))})).n_components == 4  # default: at most 10

@@ -2,6 +2,7 @@ import itertools
 
 import pytest
 import torch
+from torch import nn
 
 from rnnprobe.errors import ArgumentTypeError
 from rnnprobe.models.unrolled import state_names, unrolled_forward
@@ -81,3 +82,16 @@ def test_bad_input():
     packed = torch.nn.utils.rnn.pack_sequence([torch.zeros(3, 2), torch.zeros(2, 2)])
     with pytest.raises(ArgumentTypeError, match="PackedSequence"):
         unrolled_forward(lstm, packed)
+
+
+@pytest.mark.parametrize("cls", [nn.GRU, nn.LSTM])
+def test_unrolled_equals_fused_in_float64_on_long_sequences(cls):
+    """Only float32 rounding separates the unrolled recurrence from the fused kernel."""
+    torch.manual_seed(0)
+    module = cls(5, 64, num_layers=2, batch_first=True).double()
+    with torch.no_grad():
+        for p in module.parameters():
+            p.mul_(3)
+        x = torch.randn(8, 300, 5, dtype=torch.float64)
+        out, _, _ = unrolled_forward(module, x)
+        torch.testing.assert_close(out, module(x)[0], rtol=0, atol=1e-12)

@@ -133,16 +133,21 @@ class PCAResult:
     def summary(self) -> dict[str, Any]:
         """Key numbers: variance explained by the first components, and dimensionality over time."""
         ratio = self.explained_variance_ratio
-        return {
+        pr = self.participation_ratio
+        defined = np.isfinite(pr)  # undefined (NaN) at steps where the states do not vary across stimuli
+        out = {
             "layer": self.layer,
             "components": self.n_components,
             "variance PC1": float(ratio[0]),
             "variance PC1-3": float(ratio[:3].sum()),
             f"variance PC1-{self.n_components}": float(ratio.sum()),
-            "participation ratio (mean over time)": float(np.nanmean(self.participation_ratio)),
-            "participation ratio (max)": float(np.nanmax(self.participation_ratio)),
-            "time of max participation ratio": self.times[int(np.nanargmax(self.participation_ratio))].item(),
+            "participation ratio (mean over time)": float(pr[defined].mean()) if defined.any() else None,
+            "participation ratio (max)": float(pr[defined].max()) if defined.any() else None,
+            "time of max participation ratio": self.times[int(np.nanargmax(pr))].item() if defined.any() else None,
         }
+        if not defined.all():
+            out["steps without variance"] = int((~defined).sum())
+        return out
 
     def plot(
         self,
@@ -216,7 +221,7 @@ def fit_pca(
     recording: Recording,
     layer: str | None = None,
     *,
-    n_components: int | None = 10,
+    n_components: int | str | None = "auto",
     time: Any = None,
     stimuli: Any = None,
     device: str | None = None,
@@ -228,8 +233,9 @@ def fit_pca(
     recording : Recording
     layer : str, optional
         May be omitted when the recording has one layer; units are flattened.
-    n_components : int or None
-        Axes to keep (None: all).
+    n_components : int, "auto" or None
+        Axes to keep: an int, None for all, or "auto" (default): 10, or fewer when the states have
+        fewer units or samples.
     time : int, slice or sequence of int, optional
         Fit on these time steps only (e.g. ``slice(-5, None)``); trajectories cover all steps.
     stimuli : optional
@@ -265,7 +271,12 @@ def fit_pca(
     if sample.shape[0] < 2:
         raise ArgumentError(f"time, stimuli: only {sample.shape[0]} state(s) selected for fitting. Select at least 2.")
     max_k = min(sample.shape)
-    k = max_k if n_components is None else check_int("n_components", n_components, maximum=max_k)
+    if n_components is None:
+        k = max_k
+    elif isinstance(n_components, str) and n_components == "auto":  # never more axes than the states have
+        k = min(10, max_k)
+    else:
+        k = check_int("n_components", n_components, maximum=max_k)
     mean = sample.mean(axis=0)
     singular, vt = _principal_axes(sample - mean, device)
     vt = _svd_flip(vt)

@@ -296,9 +296,11 @@ def load_stimuli(config: Config, first_model: Any) -> tuple[Any, dict[str, np.nd
         data = task.sample(int(stimuli.get("n", 500)), split=stimuli.get("split", "test"))
         return data.x, dict(data.metadata)
     path = stimuli["file"]
+    from ..neural.rdm_files import load_numpy_file
+
     if path.suffix == ".npy":
-        return np.load(path, allow_pickle=False), {}
-    with np.load(path, allow_pickle=False) as archive:
+        return load_numpy_file(path), {}
+    with load_numpy_file(path) as archive:
         if "x" not in archive:
             raise ConfigError(f"stimuli.file: {str(path)!r} has no array 'x'. Arrays: {format_choices(archive.files)}.")
         x = archive["x"]

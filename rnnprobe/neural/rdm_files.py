@@ -17,6 +17,7 @@ from ..errors import (
     ArgumentError,
     ArgumentTypeError,
     ShapeError,
+    StoreFormatError,
     StoreNotFoundError,
     UnknownNameError,
     describe,
@@ -89,9 +90,9 @@ def load_rdms(path: str | Path | Any, *, variable: str | None = None, distance: 
     if not path.is_file():
         raise StoreNotFoundError(f"path: {str(path)!r} does not exist.")
     if path.suffix == ".npy":
-        return rdms_from_matrices(np.load(path, allow_pickle=False), distance=distance)
+        return rdms_from_matrices(load_numpy_file(path), distance=distance)
     if path.suffix == ".npz":
-        with np.load(path, allow_pickle=False) as archive:
+        with load_numpy_file(path) as archive:
             if variable is None and len(archive.files) != 1:
                 raise ArgumentError(
                     f"variable: {str(path)!r} holds {len(archive.files)} arrays ({format_choices(archive.files)}). "
@@ -127,6 +128,19 @@ def load_rdms(path: str | Path | Any, *, variable: str | None = None, distance: 
     return RDMs(vectors, distance, rdm_descriptors={"name": names}, descriptors={"source": str(path)})
 
 
+def load_numpy_file(path: Path) -> Any:
+    """np.load without unpickling: a file holding Python objects is refused with a clear error."""
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise StoreFormatError(
+                f"path: {str(path)!r} holds pickled Python objects, which rnnprobe never loads (unpickling runs "
+                f"code). Save the RDMs as a plain float array (np.save(path, np.asarray(rdms, dtype=float)))."
+            ) from None
+        raise StoreFormatError(f"path: {str(path)!r} could not be read as a numpy file ({exc}).") from None
+
+
 def rdms_from_matrices(array: Any, *, distance: str = "unknown") -> RDMs:
     """RDMs from an array: (n_pairs,) or (n_rdms, n_pairs) upper triangles, or (n, n) or (n_rdms, n, n) matrices.
 
@@ -139,6 +153,11 @@ def rdms_from_matrices(array: Any, *, distance: str = "unknown") -> RDMs:
     array([[1., 2., 3.]])
     """
     array = np.asarray(array, dtype=np.float64)
+    if array.ndim == 0 or array.size == 0 or (array.ndim >= 2 and array.shape[-1] == array.shape[-2] == 1):
+        raise ShapeError(
+            f"rdms: got {describe(array)}, which holds no dissimilarity. An RDM of n >= 2 conditions is an (n, n) "
+            f"matrix or its n (n - 1) / 2 upper-triangle values."
+        )
     if array.ndim == 2 and array.shape[0] == array.shape[1] and array.shape[0] > 1:
         return RDMs(_as_vector(array, "path")[None], distance)
     if array.ndim == 3:

@@ -232,6 +232,8 @@ class Report:
         ``<stem>.json``. Files are written whole (to a temporary name, then renamed): an
         interrupted save leaves nothing that looks finished. Returns the HTML file's path.
         """
+        if not isinstance(path, (str, os.PathLike)):
+            raise ArgumentTypeError(f"path: got {describe(path)}. Pass a file name ending in .html.")
         path = Path(path)
         if path.suffix.lower() not in (".html", ".htm"):
             raise ArgumentError(f"path: got {str(path)!r}. Pass a file name ending in .html.")
@@ -278,7 +280,15 @@ def _render(figure: Any, fmt: str, *, dpi: int = 150) -> bytes:
     buffer = io.BytesIO()
     metadata = {"svg": {"Date": None}, "pdf": {"CreationDate": None}}.get(fmt)  # no dates: the same file
     with matplotlib.rc_context({"svg.hashsalt": "rnnprobe"}):
-        figure.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight", metadata=metadata)
+        try:
+            figure.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight", metadata=metadata)
+        except ValueError:  # a "$" in a layer or column name read as broken mathtext: draw the text as typed
+            from matplotlib.text import Text
+
+            for text in figure.findobj(Text):
+                text.set_parse_math(False)
+            buffer = io.BytesIO()
+            figure.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight", metadata=metadata)
     return buffer.getvalue()
 
 
