@@ -93,3 +93,17 @@ def test_errors():
         mean_average_precision(np.ones((10, 2)), np.ones((3, 2)))
     h = fly_hash(3, projection=np.array([[1, 1, 0], [0, 1, 1]]), k=1)
     assert h.n_units == 2 and h.transform(np.array([[3.0, 0, 0]])).tolist() == [[1.0, 0.0]]
+
+
+def test_projection_drawn_in_blocks_equals_one_draw(monkeypatch):
+    """The projection is drawn block by block (bounded memory); the stream, and so the mask, is that of one
+    (m, d) draw of uniforms whose s smallest per row pick each unit's inputs."""
+    import rnnprobe.analysis.flyhash as flyhash
+    from rnnprobe.analysis.flyhash import fly_hash
+
+    monkeypatch.setattr(flyhash, "PROJECTION_BLOCK", 300 * 1000)  # 12 blocks of 1000 rows
+    d, m, s = 300, 12_000, 6
+    rng = np.random.default_rng(3)
+    reference = np.zeros((m, d))
+    np.put_along_axis(reference, np.argsort(rng.random((m, d)), axis=1)[:, :s], 1.0, axis=1)
+    np.testing.assert_array_equal(fly_hash(d, n_units=m, seed=3).projection.toarray(), reference)

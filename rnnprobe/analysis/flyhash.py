@@ -31,6 +31,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 
+PROJECTION_BLOCK = 2**24  # uniform draws per block of projection rows (128 MiB)
+
+
 def _rows(x: Any, name: str = "x") -> np.ndarray:
     array = np.asarray(x, dtype=np.float64)
     if array.ndim != 2 or min(array.shape) < 1:
@@ -85,9 +88,18 @@ class FlyHash:
             x = x - x.mean(axis=1, keepdims=True)
         return np.asarray((self.projection @ x.T).T)
 
-    def transform(self, x: Any) -> np.ndarray:
-        """Binary hash codes, (samples, m) with k ones per row."""
-        return _winners(self.activations(x), self.k)
+    def transform(self, x: Any, *, dtype: Any = np.float64) -> np.ndarray:
+        """Binary hash codes, (samples, m) with k ones per row, as ``dtype``.
+
+        Samples are hashed in blocks whose float64 activations fit in 256 MiB: memory is the codes
+        plus one block (a 4096-unit layer expands to 163,840 Kenyon cells per sample).
+        """
+        x = _rows(x)
+        codes = np.empty((x.shape[0], self.n_units), dtype=dtype)
+        step = max(1, 2**28 // (8 * 3 * self.n_units))
+        for start in range(0, x.shape[0], step):
+            codes[start : start + step] = _winners(self.activations(x[start : start + step]), self.k)
+        return codes
 
     def __repr__(self) -> str:
         per_unit = self.projection.getnnz(axis=1)
@@ -163,7 +175,14 @@ def fly_hash(
         m = check_int("n_units", n_units) if n_units is not None else max(1, round(expansion * d))
         s = min(6, d) if sampling is None else check_int("sampling", sampling, maximum=d)
         rng = np.random.default_rng(seed)
-        columns = np.argsort(rng.random((m, d)), axis=1)[:, :s]  # s distinct inputs per unit
+        # s distinct inputs per unit: the s smallest of d uniform draws, drawn in blocks of rows (the same
+        # stream as one (m, d) draw, without its m x d memory: 10 GiB for a 4096-unit layer)
+        rows = max(1, PROJECTION_BLOCK // d)
+        blocks = []
+        for start in range(0, m, rows):
+            draws = rng.random((min(rows, m - start), d))
+            blocks.append(np.argpartition(draws, s - 1, axis=1)[:, :s].copy())  # a copy: no view keeps a block
+        columns = np.concatenate(blocks)
         matrix = scipy.sparse.csr_matrix(
             (np.ones(m * s), (np.repeat(np.arange(m), s), columns.ravel())), shape=(m, d), dtype=np.float64
         )
@@ -388,8 +407,11 @@ def hash_recording(recording: Recording, layer: str | None = None, hasher: Any =
     )
     n, t, d = states.shape
     hasher = fly_hash(d, **kwargs) if hasher is None else hasher
-    transform = hasher.transform if isinstance(hasher, FlyHash) else hasher
-    codes = np.asarray(transform(states.reshape(n * t, d)), dtype=np.float32)  # binary codes: exact in float32
+    flat = states.reshape(n * t, d)
+    if isinstance(hasher, FlyHash):  # binary codes: exact in float32, built block by block
+        codes = hasher.transform(flat, dtype=np.float32)
+    else:
+        codes = np.asarray(hasher(flat), dtype=np.float32)
     return Recording(
         {name or f"{layer}:flyhash": codes.reshape(n, t, -1)},
         metadata=recording.metadata if recording.columns else None,

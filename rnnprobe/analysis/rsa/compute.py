@@ -163,6 +163,24 @@ def _dissimilarities(patterns: Any, distance: str, precision: Any, backend: _Bac
     return backend.to_numpy(full[:, rows, cols])
 
 
+BLOCK_BYTES = 2**28  # the n x n work arrays of one block of time steps stay under 256 MiB
+
+
+def _blocked_dissimilarities(patterns: np.ndarray, distance: str, precision: Any, backend: _Backend) -> np.ndarray:
+    """(condition, time, unit) patterns -> (time, n_pairs), in blocks of time steps whose n x n work arrays
+    (Gram matrix, distances, their triangle) fit in ``BLOCK_BYTES``: memory stays bounded by the result
+    and one block, and an interrupt (Ctrl-C) is taken between blocks.
+    """
+    n, n_time = patterns.shape[:2]
+    step = max(1, BLOCK_BYTES // (3 * 8 * n * n))
+    out = np.empty((n_time, n * (n - 1) // 2))
+    for start in range(0, n_time, step):
+        # (time, condition, unit), contiguous (recordings hand out read-only, possibly strided views)
+        block = backend.asarray(patterns[:, start : start + step].transpose(1, 0, 2))
+        out[start : start + step] = _dissimilarities(block, distance, precision, backend)
+    return out
+
+
 def _crossnobis(
     states: np.ndarray,
     recording: Recording,
@@ -327,8 +345,7 @@ def compute_rdms(
     if distance == "crossnobis":
         dissim = _crossnobis(states, recording, stim, descriptor, cv_descriptor, precision, backend)
     else:
-        # (time, condition, unit), contiguous (recordings hand out read-only, possibly strided views)
-        dissim = _dissimilarities(backend.asarray(patterns.transpose(1, 0, 2)), distance, precision, backend)
+        dissim = _blocked_dissimilarities(patterns, distance, precision, backend)
     bad = ~np.isfinite(dissim)
     if bad.any():
         warnings.warn(
