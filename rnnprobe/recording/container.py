@@ -53,6 +53,11 @@ def _as_state_array(name: str, value: Any) -> np.ndarray | LazyArray:
             f"states[{name!r}]: got {describe(value)}. Pass a numpy array or torch tensor of "
             f"shape (stimulus, time, *units)."
         )
+    if value.dtype.kind not in "biuf":
+        raise ArgumentTypeError(
+            f"states[{name!r}]: got {describe(value)}. States must be numbers (bool, int or float); convert "
+            f"them with value.astype(float)."
+        )
     if value.ndim < 2:
         raise ShapeError(
             f"states[{name!r}]: got {describe(value)}. A recorded state needs at least the "

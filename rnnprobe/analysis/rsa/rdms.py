@@ -223,8 +223,16 @@ def as_vectors(rdms: Any, name: str) -> np.ndarray:
         ) from exc
     if array.ndim == 1:
         array = array[None]
-    if array.ndim != 2:
+    if array.ndim != 2 or array.shape[0] == 0:
         raise ShapeError(f"{name}: got {describe(array)}. Pass (n_rdms, n_pairs) upper-triangle vectors.")
+    n = n_conditions(array.shape[1]) if array.shape[1] else 0
+    if n < 2 or n * (n - 1) // 2 != array.shape[1]:
+        raise ShapeError(
+            f"{name}: got {describe(array)}; {array.shape[1]} dissimilarities are not the upper triangle of an "
+            f"RDM (n (n - 1) / 2 values for n >= 2 conditions: 1, 3, 6, 10, ...)."
+        )
+    if np.isinf(array).any():
+        raise ArgumentError(f"{name}: holds infinite dissimilarities. Pass finite values (NaN marks a missing one).")
     return array
 
 

@@ -1,0 +1,178 @@
+"""Property-based bad input: public functions driven with generated arrays (odd shapes, dtypes, NaN and
+inf), settings (negative, NaN, inf, huge, wrong types) and names. Only rnnprobe errors may come out (or a
+result), never a raw numpy/torch/scikit-learn/zarr exception, and never a p-value next to a NaN statistic."""
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rnnprobe import Recording
+from rnnprobe.analysis import (
+    compare_rdms,
+    compute_rdms,
+    decode,
+    fit_pca,
+    fly_hash,
+    noise_ceiling,
+    participation_ratio,
+    permutation_test,
+)
+from rnnprobe.errors import RnnprobeError, RnnprobeWarning
+from rnnprobe.neural import from_responses, rdms_from_matrices
+
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+shapes = st.lists(st.integers(0, 5), min_size=0, max_size=4).map(tuple)
+dtypes = st.sampled_from(["float64", "float32", "int64", "bool", "object", "U3"])
+specials = st.sampled_from([None, np.nan, np.inf, -np.inf])
+numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.integers(-(2**70), 2**70),
+    st.sampled_from(["1", "x", None, [1.0], (), True, 0, -1]),
+)
+
+
+@st.composite
+def arrays(draw, shape=shapes):
+    shape = draw(shape)
+    dtype = draw(dtypes)
+    size = int(np.prod(shape)) if shape else 1
+    values = np.asarray(draw(st.lists(st.floats(-1e3, 1e3), min_size=size, max_size=size)) or [0.0])[:size]
+    array = values.reshape(shape) if shape else np.float64(values[0])
+    special = draw(specials)
+    if special is not None and np.size(array):
+        array = np.array(array, dtype=np.float64)
+        array.flat[draw(st.integers(0, array.size - 1))] = special
+    try:
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # NaN cast to int: part of the bad input
+            return np.asarray(array).astype(dtype)
+    except (ValueError, TypeError):
+        return np.asarray(array)
+
+
+def _only_rnnprobe_errors(call):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RnnprobeWarning)
+        try:
+            return call()
+        except RnnprobeError:
+            return None
+
+
+@SETTINGS
+@given(arrays())
+def test_recording_constructor(states):
+    _only_rnnprobe_errors(lambda: Recording({"h": states}))
+
+
+@SETTINGS
+@given(arrays(st.tuples(st.integers(1, 6), st.integers(1, 4), st.integers(1, 5))), st.sampled_from(
+    ["correlation", "euclidean", "cosine", "crossnobis", "pearson", 3]))  # fmt: skip
+def test_compute_rdms(states, distance):
+    def call():
+        rec = Recording({"h": states}, metadata={"c": np.arange(states.shape[0]) % 2})
+        return compute_rdms(rec, "h", distance=distance)
+
+    _only_rnnprobe_errors(call)
+
+
+@SETTINGS
+@given(arrays(), arrays(), st.sampled_from(["corr", "spearman", "tau-a", "cosine", "rho-a", "x", None]))
+def test_compare_rdms(a, b, comparison):
+    _only_rnnprobe_errors(lambda: compare_rdms(a, b, comparison=comparison))
+
+
+@SETTINGS
+@given(arrays(st.tuples(st.integers(2, 12), st.integers(1, 3), st.integers(1, 4))), numbers, numbers)
+def test_decode(states, alpha, n_permutations):
+    def call():
+        rec = Recording({"h": states}, metadata={"label": np.arange(states.shape[0]) % 2})
+        result = decode(rec, "h", "label", cv=2, alpha=alpha, n_permutations=n_permutations, progress=False)
+        if result.p_values is not None:
+            assert np.isfinite(result.scores[np.isfinite(result.p_values)]).all()  # no p-value beside a NaN
+        return result
+
+    _only_rnnprobe_errors(call)
+
+
+@SETTINGS
+@given(arrays(st.tuples(st.integers(1, 8), st.integers(1, 3), st.integers(1, 6))), numbers)
+def test_fit_pca(states, n_components):
+    def call():
+        result = fit_pca(Recording({"h": states}), n_components=n_components)
+        result.summary()  # also on degenerate states
+        return result
+
+    _only_rnnprobe_errors(call)
+
+
+@SETTINGS
+@given(arrays())
+def test_participation_ratio(states):
+    _only_rnnprobe_errors(lambda: participation_ratio(states))
+
+
+@SETTINGS
+@given(arrays(st.tuples(st.integers(1, 4), st.integers(0, 12))), arrays(st.tuples(st.integers(1, 4), st.integers(0, 12))), numbers)  # fmt: skip  # noqa: E501
+def test_permutation_test(model, data, n_permutations):
+    def call():
+        result = permutation_test(model, data, n_permutations=n_permutations, progress=False)
+        assert np.isfinite(result.observed).all()  # a p-value only for a defined statistic
+        return result
+
+    _only_rnnprobe_errors(call)
+
+
+@SETTINGS
+@given(arrays())
+def test_noise_ceiling(subjects):
+    _only_rnnprobe_errors(lambda: noise_ceiling(subjects))
+
+
+@SETTINGS
+@given(numbers, numbers, numbers)
+def test_fly_hash_settings(n_inputs, expansion, k):
+    _only_rnnprobe_errors(lambda: fly_hash(n_inputs if not isinstance(n_inputs, int) else min(abs(n_inputs), 50),
+                                           expansion=expansion, k=k))  # fmt: skip
+
+
+@SETTINGS
+@given(arrays(), st.sampled_from(["stimulus time unit", "time unit stimulus", "unit stimulus", "a b", "", 3]))
+def test_from_responses(responses, axes):
+    _only_rnnprobe_errors(lambda: from_responses(responses, axes=axes))
+
+
+@SETTINGS
+@given(arrays())
+def test_rdms_from_matrices(array):
+    _only_rnnprobe_errors(lambda: rdms_from_matrices(array))
+
+
+@SETTINGS
+@given(arrays(), numbers, numbers)
+def test_record(stimuli, batch_size, seed):
+    import torch
+
+    from rnnprobe import Tap, record
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), Tap())
+    _only_rnnprobe_errors(lambda: record(model, stimuli, batch_size=batch_size, seed=seed, progress=False))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -1, "x", 2**70, [1], None])
+def test_seeds_everywhere(bad):
+    rec = Recording({"h": np.random.default_rng(0).normal(size=(10, 2, 3))}, metadata={"label": np.arange(10) % 2})
+    calls = [
+        lambda: decode(rec, "h", "label", cv=2, seed=bad),
+        lambda: permutation_test(np.arange(10.0), np.arange(10.0)[None] ** 2, seed=bad, n_permutations=9),
+    ]
+    for call in calls:
+        if bad is None:
+            call()
+            continue
+        with pytest.raises(RnnprobeError, match="seed"):
+            call()
