@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .recording.container import Recording
 
 MAX_SEED = 2**63 - 1
+MAX_RESAMPLES = 10**7  # permutations or bootstrap samples: more would not finish (or fit) anyway
 
 
 def check_option(name: str, value: Any, allowed: Iterable[Any]) -> Any:

@@ -77,8 +77,9 @@ def test_decode_penalty_is_checked(labelled, alpha):
 
 
 def test_logistic_needs_a_positive_penalty(labelled):
-    with pytest.raises(ArgumentError, match="positive penalty"):
-        decode(labelled, "h", "label", estimator="logistic", alpha=0.0)
+    for estimator in ("ridge", "logistic"):  # 0 would be unregularised and singular on wide layers
+        with pytest.raises(ArgumentError, match=r"alpha: got 0\.0\. Pass a finite number > 0"):
+            decode(labelled, "h", "label", estimator=estimator, alpha=0.0)
 
 
 @pytest.mark.parametrize("value", [np.nan, -1.0, 0.0])

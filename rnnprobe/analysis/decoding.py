@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._validation import (
+    MAX_RESAMPLES,
     check_device,
     check_int,
     check_number,
@@ -550,14 +551,14 @@ def decode(
     values, target_name = _target(recording, target)
     _check_estimator(estimator)
     classify, classes, y = _labels(values, estimator)
-    spec = _fast_path(estimator, check_number("alpha", alpha, minimum=0), classify, fast)
+    spec = _fast_path(estimator, check_number("alpha", alpha, minimum=0, inclusive=False), classify, fast)
     device = check_device(device)
     scoring = _check_scoring(scoring, classify, spec is not None)
     if spec is not None and scoring == "roc_auc" and classes.size != 2:
         raise ArgumentError(
             f"scoring: 'roc_auc' needs 2 classes, the target has {classes.size}. Use 'accuracy' or 'balanced_accuracy'."
         )
-    n_permutations = check_int("n_permutations", n_permutations, minimum=0)
+    n_permutations = check_int("n_permutations", n_permutations, minimum=0, maximum=MAX_RESAMPLES)
     cluster_threshold = check_probability("cluster_threshold", cluster_threshold)
     seed = check_seed(seed)
     if patterns and spec is None:
@@ -662,6 +663,8 @@ def _labels(values: np.ndarray, estimator: Any) -> tuple[bool, np.ndarray | None
 
 def _fast_path(estimator: Any, alpha: float, classify: bool, fast: bool | None) -> _FastSpec | None:
     spec = _fast_spec(estimator, alpha, classify) if fast is not False else None
+    if spec is not None and spec.penalty <= 0 and not isinstance(estimator, str):
+        spec = None  # an unpenalised scikit-learn estimator: its own solver copes with singular problems
     if fast and spec is None:
         raise ArgumentError(
             f"fast: {estimator!r} has no fast path (Ridge, RidgeClassifier and l2 LogisticRegression, alone or after "

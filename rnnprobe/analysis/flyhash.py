@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_finite, check_int
+from .._validation import check_finite, check_int, check_number
 from ..errors import ArgumentError, ShapeError, describe
 from ..recording import Recording
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 
+MAX_UNITS = 10**8  # expansion units (Kenyon cells): more would not fit in memory
 PROJECTION_BLOCK = 2**24  # uniform draws per block of projection rows (128 MiB)
 
 
@@ -170,9 +171,12 @@ def fly_hash(
         matrix.eliminate_zeros()
         m = matrix.shape[0]
     else:
-        if not (np.isscalar(expansion) and expansion > 0):
-            raise ArgumentError(f"expansion: got {describe(expansion)}. Pass a positive ratio m / d, e.g. 40.")
-        m = check_int("n_units", n_units) if n_units is not None else max(1, round(expansion * d))
+        expansion = check_number("expansion", expansion, minimum=0, inclusive=False)
+        if expansion * d > MAX_UNITS:
+            raise ArgumentError(
+                f"expansion: got {describe(expansion)}. Pass a finite ratio m / d with m <= {MAX_UNITS}."
+            )
+        m = check_int("n_units", n_units, maximum=MAX_UNITS) if n_units is not None else max(1, round(expansion * d))
         s = min(6, d) if sampling is None else check_int("sampling", sampling, maximum=d)
         rng = np.random.default_rng(seed)
         # s distinct inputs per unit: the s smallest of d uniform draws, drawn in blocks of rows (the same

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_int, check_option, check_probability, check_progress, check_seed
+from .._validation import MAX_RESAMPLES, check_int, check_option, check_probability, check_progress, check_seed
 from ..errors import ArgumentError, ShapeError, describe
 from ._pattern_bootstrap import pattern_bootstrap
 from ._ranks import rank_rows
@@ -93,7 +93,7 @@ def _dot_path(comparison: str, *stacks: np.ndarray) -> bool:
 def _draws(indices: np.ndarray | None, n_bootstrap: int, seed: Any, n: int, what: str) -> np.ndarray:
     """Bootstrap draws (n_bootstrap, n) from ``seed``, or the given ``indices`` after checking them."""
     if indices is None:
-        n_bootstrap = check_int("n_bootstrap", n_bootstrap)
+        n_bootstrap = check_int("n_bootstrap", n_bootstrap, maximum=MAX_RESAMPLES)
         return np.random.default_rng(seed).integers(0, n, size=(n_bootstrap, n))
     indices = np.asarray(indices)
     if indices.ndim != 2 or indices.size == 0 or indices.min() < 0 or indices.max() >= n:
@@ -538,7 +538,7 @@ def permutation_test(
         raise ArgumentError("model_rdms, data: permutation tests need complete RDMs (no NaN or inf dissimilarities).")
     _check_informative(model_vectors, "model_rdms", comparison)
     _check_informative(data_vectors, "data", comparison)
-    n_permutations = check_int("n_permutations", n_permutations)
+    n_permutations = check_int("n_permutations", n_permutations, maximum=MAX_RESAMPLES)
     seed = check_seed(seed)
     n_cond = n_conditions(model_vectors.shape[1])
     perms = np.argsort(np.random.default_rng(seed).random((n_permutations, n_cond)), axis=1)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import check_numeric
 from ..analysis.rsa import RDMs, compute_rdms
 from ..errors import (
     ArgumentError,
@@ -152,7 +153,7 @@ def rdms_from_matrices(array: Any, *, distance: str = "unknown") -> RDMs:
     >>> rdms_from_matrices(np.array([[0, 1, 2], [1, 0, 3], [2, 3, 0.]])).dissimilarities
     array([[1., 2., 3.]])
     """
-    array = np.asarray(array, dtype=np.float64)
+    array = check_numeric(array, name="rdms").astype(np.float64)
     if array.ndim == 0 or array.size == 0 or (array.ndim >= 2 and array.shape[-1] == array.shape[-2] == 1):
         raise ShapeError(
             f"rdms: got {describe(array)}, which holds no dissimilarity. An RDM of n >= 2 conditions is an (n, n) "

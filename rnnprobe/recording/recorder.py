@@ -254,7 +254,7 @@ def record(
         raise ArgumentTypeError(f"model: got {describe(model)}. Pass a torch.nn.Module.")
     inputs = _as_inputs(stimuli)
     n_stimuli = int(inputs[0].shape[0])
-    batch_size = check_int("batch_size", batch_size)
+    batch_size = min(check_int("batch_size", batch_size), n_stimuli)  # buffers never exceed the stimuli
     if chunk_stimuli is not None:
         chunk_stimuli = check_int("chunk_stimuli", chunk_stimuli)
     meta = normalize_metadata(metadata, n_stimuli)
