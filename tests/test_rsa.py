@@ -338,12 +338,13 @@ def test_torch_backend_equals_numpy_backend(rng, method):
     np.testing.assert_allclose(torch_path.dissimilarities, numpy_path.dissimilarities, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("distance", ["correlation", "euclidean", "cosine"])
+@pytest.mark.parametrize("distance", ["correlation", "euclidean", "cosine", "crossnobis"])
 def test_blocks_of_time_steps_give_the_same_rdms(rng, monkeypatch, distance):
     """compute_rdms works through time steps in blocks under a memory budget; the blocks change nothing."""
     import rnnprobe.analysis.rsa.compute as compute
 
-    rec = _rec(rng, n=30, t=7)
-    whole = compute_rdms(rec, distance=distance).dissimilarities
-    monkeypatch.setattr(compute, "BLOCK_BYTES", 3 * 8 * 30 * 30 * 2)  # two steps per block
-    np.testing.assert_array_equal(compute_rdms(rec, distance=distance).dissimilarities, whole)
+    rec = _rec(rng, n=30, t=7, images=10)
+    kwargs = {"descriptor": "image"} if distance == "crossnobis" else {}
+    whole = compute_rdms(rec, distance=distance, **kwargs).dissimilarities
+    monkeypatch.setattr(compute, "BLOCK_BYTES", 4 * 8 * 10 * 10 * 2)  # blocks of 1-2 steps
+    np.testing.assert_array_equal(compute_rdms(rec, distance=distance, **kwargs).dissimilarities, whole)

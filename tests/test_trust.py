@@ -176,3 +176,19 @@ def test_clear_errors_instead_of_raw_crashes(tmp_path, rng):
     flat = fit_pca(Recording({"h": np.ones((1, 3, 4))}), n_components=1).summary()  # one stimulus
     assert flat["participation ratio (max)"] is None and flat["steps without variance"] == 3
     assert fit_pca(Recording({"h": rng.normal(size=(20, 3, 4))})).n_components == 4  # default: at most 10
+
+
+def test_bfloat16_models_record_as_float32_and_meta_models_are_refused():
+    from rnnprobe import Tap, record
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), Tap()).to(torch.bfloat16)
+    x = torch.randn(5, 3)
+    rec = record(model, x, progress=False)
+    assert rec.dtypes["1"] == np.float32
+    with torch.no_grad():
+        expected = model(x.to(torch.bfloat16)).float().numpy()
+    np.testing.assert_array_equal(rec.get("1", time=0), expected)  # exact: float32 holds every bfloat16
+    with torch.device("meta"):
+        ghost = torch.nn.Sequential(torch.nn.Linear(3, 4), Tap())
+    with pytest.raises(ArgumentError, match="meta device"):
+        record(ghost, x, progress=False)

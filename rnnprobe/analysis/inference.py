@@ -21,6 +21,7 @@ from ._pattern_bootstrap import pattern_bootstrap
 from ._ranks import rank_rows
 from .rsa import COMPARISONS, RDMs, compare_rdms, n_conditions, noise_ceiling, paired_vectors, similarity_transform
 from .rsa.compare import DOT_METHODS
+from .rsa.rdms import check_whole
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -540,7 +541,7 @@ def permutation_test(
     _check_informative(data_vectors, "data", comparison)
     n_permutations = check_int("n_permutations", n_permutations, maximum=MAX_RESAMPLES)
     seed = check_seed(seed)
-    n_cond = n_conditions(model_vectors.shape[1])
+    n_cond = check_whole(model_vectors, "model_rdms", "a permutation of conditions")
     perms = np.argsort(np.random.default_rng(seed).random((n_permutations, n_cond)), axis=1)
     rows, cols = np.triu_indices(n_cond, k=1)
 

@@ -271,6 +271,11 @@ def record(
     call = forward if forward is not None else (lambda m, *xs: m(*xs))
     model_device, model_dtype = _model_device_dtype(model)
     run_device = check_device(device) or model_device
+    if run_device.type == "meta":
+        raise ArgumentError(
+            f"model: {type(model).__name__}'s parameters are on the meta device (shapes without data), so it "
+            f"computes nothing. Materialise it first (model.to_empty(device='cpu'), then load_state_dict)."
+        )
     sink = Sink(storage_dtype)
     nonfinite = NonFiniteCounter()
     rng = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()

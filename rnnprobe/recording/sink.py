@@ -27,6 +27,8 @@ class Sink:
     def _dtype_for(self, tensor: torch.Tensor) -> torch.dtype:
         if self.storage_dtype is not None and tensor.is_floating_point():
             return self.storage_dtype
+        if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16; float32 holds every value exactly
+            return torch.float32
         return tensor.dtype
 
     def start(self, batch_size: int, batch_index: int, views: dict[str, torch.Tensor] | None) -> None:

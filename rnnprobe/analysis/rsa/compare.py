@@ -9,7 +9,7 @@ import numpy as np
 from ..._validation import check_option
 from ...errors import ArgumentError, ShapeError, describe
 from .._ranks import rank_rows
-from .rdms import n_conditions, paired_vectors
+from .rdms import check_whole, paired_vectors
 
 COMPARISONS = ("cosine", "corr", "spearman", "rho-a", "tau-a", "corr_cov", "cosine_cov")
 
@@ -158,7 +158,7 @@ def compare_rdms(a: Any, b: Any, *, comparison: str = "corr", sigma_k: np.ndarra
                 f"comparison={comparison!r} with NaN dissimilarities is not supported; leave out the conditions with "
                 f"missing values, or use 'corr'/'cosine'."
             )
-        n_cond = n_conditions(va.shape[1])
+        n_cond = check_whole(va, "a, b", f"comparison={comparison!r}")
         if sigma_k is not None:
             sigma_k = np.asarray(sigma_k, dtype=np.float64)
             if sigma_k.shape not in ((n_cond,), (n_cond, n_cond)):

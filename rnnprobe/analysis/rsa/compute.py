@@ -227,20 +227,25 @@ def _crossnobis(
                     f"cv_descriptor: fold {fold!r} leaves conditions {missing} without data on one side of the "
                     f"split. Every condition needs presentations in every fold."
                 )
-    total = None
-    for k in range(folds.size):
-        train = (total_sums - sums[k]) / (total_counts - counts[k])[:, None, None]
-        test = sums[k] / counts[k][:, None, None]
-        train, test = backend.asarray(train.transpose(1, 0, 2)), backend.asarray(test.transpose(1, 0, 2))
-        if precision is not None:
-            train = train @ precision
-        kernel = train @ backend.transpose(test)
-        diag = backend.diagonal(kernel)
-        d = diag[:, :, None] + diag[:, None, :] - kernel - backend.transpose(kernel)
-        total = d if total is None else total + d
-    full = total / folds.size / n_units
     rows, cols = np.triu_indices(n_cond, k=1)
-    return backend.to_numpy(full[:, rows, cols])
+    n_time = states.shape[1]
+    out = np.empty((n_time, rows.size))
+    step = max(1, BLOCK_BYTES // (4 * 8 * n_cond * n_cond))  # time steps per block (bounded n x n work)
+    for start in range(0, n_time, step):
+        block = slice(start, start + step)
+        total = None
+        for k in range(folds.size):
+            train = (total_sums[:, block] - sums[k][:, block]) / (total_counts - counts[k])[:, None, None]
+            test = sums[k][:, block] / counts[k][:, None, None]
+            train, test = backend.asarray(train.transpose(1, 0, 2)), backend.asarray(test.transpose(1, 0, 2))
+            if precision is not None:
+                train = train @ precision
+            kernel = train @ backend.transpose(test)
+            diag = backend.diagonal(kernel)
+            d = diag[:, :, None] + diag[:, None, :] - kernel - backend.transpose(kernel)
+            total = d if total is None else total + d
+        out[block] = backend.to_numpy((total / folds.size / n_units)[:, rows, cols])
+    return out
 
 
 def compute_rdms(

@@ -223,17 +223,23 @@ def as_vectors(rdms: Any, name: str) -> np.ndarray:
         ) from exc
     if array.ndim == 1:
         array = array[None]
-    if array.ndim != 2 or array.shape[0] == 0:
+    # any number of pairs >= 1: resampled RDMs (bootstraps over conditions) keep a subset of the pairs
+    if array.ndim != 2 or 0 in array.shape:
         raise ShapeError(f"{name}: got {describe(array)}. Pass (n_rdms, n_pairs) upper-triangle vectors.")
-    n = n_conditions(array.shape[1]) if array.shape[1] else 0
-    if n < 2 or n * (n - 1) // 2 != array.shape[1]:
-        raise ShapeError(
-            f"{name}: got {describe(array)}; {array.shape[1]} dissimilarities are not the upper triangle of an "
-            f"RDM (n (n - 1) / 2 values for n >= 2 conditions: 1, 3, 6, 10, ...)."
-        )
     if np.isinf(array).any():
         raise ArgumentError(f"{name}: holds infinite dissimilarities. Pass finite values (NaN marks a missing one).")
     return array
+
+
+def check_whole(vectors: np.ndarray, name: str, why: str) -> int:
+    """The number of conditions of RDM vectors that must be whole upper triangles (n (n - 1) / 2 values)."""
+    n = n_conditions(vectors.shape[1])
+    if n * (n - 1) // 2 != vectors.shape[1]:
+        raise ShapeError(
+            f"{name}: {vectors.shape[1]} dissimilarities are not the upper triangle of an RDM (n (n - 1) / 2 "
+            f"values: 1, 3, 6, 10, ...); {why} needs whole RDMs."
+        )
+    return n
 
 
 def paired_vectors(a: Any, b: Any, *, names: tuple[str, str] = ("a", "b")) -> tuple[np.ndarray, np.ndarray]:
