@@ -122,6 +122,19 @@ def _project(
         def build(hidden=6):
             torch.manual_seed(0)
             return torch.nn.GRU(3, hidden, batch_first=True)
+
+        class Wrapped(torch.nn.Module):  # a user's model whose recurrent part is a submodule
+            def __init__(self, hidden):
+                super().__init__()
+                self.rnn = torch.nn.GRU(3, hidden, batch_first=True)
+                self.out = torch.nn.Linear(hidden, 2)
+
+            def forward(self, x):
+                return self.out(self.rnn(x)[0])
+
+        def wrapped(hidden=6):
+            torch.manual_seed(0)
+            return Wrapped(hidden)
     """)
     )
     label = np.repeat([0, 1], 20)
@@ -278,3 +291,34 @@ def test_analyze_without_run_uses_every_given_input(tmp_path):
     np.save(tmp_path / "brain.npy", np.zeros(10))  # a neural RDM of the wrong size is found, not ignored
     out = _run("analyze", str(config), "--no-progress")
     assert out.returncode == 2 and "neural['brain']: RDMs of 5 conditions" in out.stderr, out.stderr
+
+
+def test_fixed_points_of_a_recurrent_submodule_from_a_config(tmp_path):
+    _project(tmp_path)
+    config = tmp_path / "dynamics.toml"
+    config.write_text(
+        textwrap.dedent("""
+        output = "results"
+        [stimuli]
+        file = "stimuli.npz"
+        [[models]]
+        name = "wrapped"
+        factory = "mymodels:wrapped"
+        kwargs = { hidden = 5 }
+        layers = ["rnn:l0.h"]
+        fixed_point_module = "rnn"
+        [analyses]
+        run = ["fixed_points"]
+        fixed_point_inputs = [[0.0, 0.0, 0.0]]
+    """)
+    )
+    assert _run("record", str(config), "--no-progress").returncode == 0
+    out = _run("analyze", str(config), "--no-progress")
+    assert out.returncode == 0, out.stderr
+    numbers = json.loads((tmp_path / "results" / "analysis.json").read_text())
+    summary = numbers["sections"][0]["items"][1]["columns"]
+    assert summary["model"] == ["wrapped"] and summary["fixed points"][0] >= 1
+    config.write_text(config.read_text().replace('fixed_point_module = "rnn"', 'fixed_point_module = "gru"'))
+    assert _run("record", str(config), "--no-progress").returncode == 0
+    out = _run("analyze", str(config), "--no-progress")
+    assert out.returncode == 2 and "models.wrapped.fixed_point_module" in out.stderr, out.stderr

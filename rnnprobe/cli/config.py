@@ -15,6 +15,7 @@ A configuration (paths relative to the file)::
     name = "BLT"
     checkpoint = "occluded-blt"             # a shipped name or an rnnprobe checkpoint file (.pt)
     layers = ["layer0", "layer1"]           # default: what rnnprobe.record records by default
+    # fixed_point_module = "rnn"            # fixed points of this submodule (an nn.RNN/GRU/LSTM inside)
     # sequence = ["readout"]                # modules applied once to a whole sequence (time on axis 1)
 
     [[models]]
@@ -28,6 +29,7 @@ A configuration (paths relative to the file)::
     target = "label"
     cv = 5
     distance = "correlation"                # RDM dissimilarity (as compute_rdms' distance=)
+    # fixed_point_inputs = [[0.0, 0.0, 0.0]]  # constant inputs of the fixed-point search (default: zero)
     comparison = "corr"                     # RDM comparison (as compare_rdms' comparison=)
 
     [neural."human IT"]                     # RDMs over the same stimuli (or descriptor values)
@@ -49,15 +51,16 @@ import numpy as np
 from ..errors import ArgumentError, ArgumentTypeError, StoreNotFoundError, UnknownNameError, describe, format_choices
 
 SECTIONS = ("output", "stimuli", "models", "analyses", "neural")
-MODEL_KEYS = ("name", "checkpoint", "factory", "kwargs", "weights", "layers", "sequence", "fixed_point_layers")
+MODEL_KEYS = ("name", "checkpoint", "factory", "kwargs", "weights", "layers", "sequence", "fixed_point_layers",
+              "fixed_point_module")  # fmt: skip
 # [analyses] and [stimuli] values of a fixed type (the others are checked where they are used)
 TYPES: dict[str, tuple[type, ...]] = {"cv": (int,), "n_permutations": (int,), "seed": (int,), "n_initial": (int,),
                                       "target": (str,), "descriptor": (str,), "n": (int,), "split": (str,),
-                                      "task": (bool,)}  # fmt: skip
+                                      "task": (bool,), "fixed_point_inputs": (list,)}  # fmt: skip
 STIMULI_KEYS = ("file", "task", "n", "split", "seed")
 NEURAL_KEYS = ("file", "variable", "subjects", "subjects_variable")
 ANALYSIS_KEYS = ("run", "target", "descriptor", "cv", "n_permutations", "distance", "comparison", "n_initial",
-                 "seed")  # fmt: skip
+                 "seed", "fixed_point_inputs")  # fmt: skip
 
 
 class ConfigError(ArgumentError):
@@ -74,6 +77,7 @@ class ModelSpec:
     layers: list[str] | None = None
     fixed_point_layers: list[str] | None = None
     sequence: list[str] = field(default_factory=list)
+    fixed_point_module: str | None = None
 
 
 @dataclass
@@ -155,6 +159,10 @@ def _model_spec(where: str, table: Any, base: Path, taken: set[str]) -> ModelSpe
     spec = ModelSpec(name, layers=_names(table.get("layers"), f"{where}.layers"))
     spec.fixed_point_layers = _names(table.get("fixed_point_layers"), f"{where}.fixed_point_layers")
     spec.sequence = _names(table.get("sequence"), f"{where}.sequence") or []
+    module = table.get("fixed_point_module")
+    if module is not None and (not isinstance(module, str) or not module):
+        raise ConfigError(f'{where}.fixed_point_module: got {describe(module)}. Pass a submodule path, e.g. "rnn".')
+    spec.fixed_point_module = module
     if ("checkpoint" in table) == ("factory" in table):
         raise ConfigError(f"{where}: give either checkpoint (a shipped name or .pt file) or factory (module:function).")
     if "checkpoint" in table:

@@ -190,9 +190,26 @@ def _analyze(config: Any, models: dict[str, Any], progress: bool) -> Any:
     wants_fixed_points = run is not None and "fixed_points" in ([run] if isinstance(run, str) else run)
     return compare_models(
         recordings, analyses=run, neural=neural or None, subjects=subjects or None,
-        models=models if wants_fixed_points else None, fixed_point_layers=fp_layers or None,
+        models=_dynamics(config, models) if wants_fixed_points else None, fixed_point_layers=fp_layers or None,
         progress=progress, **settings,
     )  # fmt: skip
+
+
+def _dynamics(config: Any, models: dict[str, Any]) -> dict[str, Any]:
+    """The model whose fixed points are searched: the model, or its configured recurrent submodule."""
+    from ..models import from_module
+    from .config import ConfigError
+
+    out = {}
+    for spec in config.models:
+        model = models[spec.name]
+        if spec.fixed_point_module is not None:
+            try:
+                model = from_module(model.get_submodule(spec.fixed_point_module))
+            except (AttributeError, RnnprobeError) as exc:
+                raise ConfigError(f"models.{spec.name}.fixed_point_module: {exc}") from None
+        out[spec.name] = model
+    return out
 
 
 def _print_table(table: dict[str, list[Any]]) -> None:
