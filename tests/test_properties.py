@@ -179,3 +179,29 @@ def test_seeds_everywhere(bad):
             continue
         with pytest.raises(RnnprobeError, match="seed"):
             call()
+
+
+@SETTINGS
+@given(arrays(st.tuples(st.integers(1, 8), st.integers(1, 6), st.integers(1, 3))), counts, numbers)
+def test_fit_timescales(states, max_lag, dt):
+    from rnnprobe.analysis import fit_timescales
+
+    _only_rnnprobe_errors(lambda: fit_timescales(Recording({"h": states}), "h", max_lag=max_lag, dt=dt))
+
+
+@SETTINGS
+@given(arrays(st.tuples(st.integers(1, 3), st.integers(0, 12))), arrays(st.tuples(st.integers(1, 5), st.integers(0, 12))), counts, numbers)  # fmt: skip  # noqa: E501
+def test_bootstrap_subjects(model, data, n_bootstrap, seed):
+    from rnnprobe.analysis import bootstrap_subjects
+
+    _only_rnnprobe_errors(lambda: bootstrap_subjects(model, data, n_bootstrap=n_bootstrap, seed=seed, progress=False))
+
+
+@SETTINGS
+@given(arrays(st.tuples(st.integers(1, 6), st.integers(1, 3))), numbers, numbers, counts)
+def test_find_fixed_points_settings(starts, tol, outlier_distance, max_iter):
+    from rnnprobe.analysis import find_fixed_points
+
+    _only_rnnprobe_errors(lambda: find_fixed_points(lambda x, u: 0.5 * x + u, initial_states=starts, tol=tol,
+                                                    outlier_distance=outlier_distance, max_iter=max_iter,
+                                                    progress=False))  # fmt: skip

@@ -33,8 +33,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._validation import check_device, check_finite, check_int, check_option, check_progress, check_seed
-from ..errors import ArgumentError, ConvergenceError, ShapeError, describe
+from .._validation import check_device, check_finite, check_int, check_number, check_option, check_progress, check_seed
+from ..errors import ArgumentError, ConvergenceError, ShapeError
 from ..recording import Recording
 from ._fp_search import SOLVERS, levenberg_marquardt, newton_polish, small
 from ._state_map import StateMap, as_inputs, as_states
@@ -423,15 +423,11 @@ def _check_settings(
             f"speak of. Search period=1 (fixed points of the ODE)."
         )
     for name, value in numbers.items():
-        if not (np.isscalar(value) and np.isfinite(value) and value >= 0):
-            raise ArgumentError(f"{name}: got {describe(value)}. Pass a finite number >= 0.")
-    if not (np.isscalar(outlier_distance) and outlier_distance > 0):  # inf: keep points however far
-        raise ArgumentError(
-            f"outlier_distance: got {describe(outlier_distance)}. Pass a number > 0 (np.inf keeps every point)."
-        )
+        check_number(name, value, minimum=0)
+    if not (isinstance(outlier_distance, float) and outlier_distance == np.inf):  # inf: keep points however far
+        check_number("outlier_distance", outlier_distance, minimum=0, inclusive=False)
     check_option("solver", solver, SOLVERS)
-    if not (np.isscalar(memory) and memory > 0):
-        raise ArgumentError(f"memory: got {describe(memory)}. Pass the bytes the search may hold, e.g. 2**28.")
+    check_number("memory", memory, minimum=0, inclusive=False)
 
 
 def _candidates(
