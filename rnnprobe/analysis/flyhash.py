@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_finite, check_int, check_number
+from .._validation import check_finite, check_int, check_number, check_numeric, layer_states
 from ..errors import ArgumentError, ShapeError, describe
 from ..recording import Recording
 
@@ -36,12 +36,10 @@ PROJECTION_BLOCK = 2**24  # uniform draws per block of projection rows (128 MiB)
 
 
 def _rows(x: Any, name: str = "x") -> np.ndarray:
-    array = np.asarray(x, dtype=np.float64)
+    array = check_numeric(x, name=name).astype(np.float64)
     if array.ndim != 2 or min(array.shape) < 1:
         raise ShapeError(f"{name}: got {describe(array)}. Pass a 2-D array (samples, features).")
-    if not np.isfinite(array).all():
-        raise ArgumentError(f"{name}: contains NaN or infinite values. Remove or impute them first.")
-    return array
+    return check_finite(array, name=name)
 
 
 def _winners(activations: np.ndarray, k: int) -> np.ndarray:
@@ -405,10 +403,7 @@ def hash_recording(recording: Recording, layer: str | None = None, hasher: Any =
     >>> hash_recording(rec, "h", expansion=10, k=4).shapes
     {'h:flyhash': (8, 3, 50)}
     """
-    layer = recording.resolve_layer(layer)
-    states = check_finite(
-        np.asarray(recording.get(layer, flatten=True), dtype=np.float64), name="recording", layer=layer
-    )
+    layer, _, states = layer_states(recording, layer)
     n, t, d = states.shape
     hasher = fly_hash(d, **kwargs) if hasher is None else hasher
     flat = states.reshape(n * t, d)

@@ -95,6 +95,8 @@ def _draws(indices: np.ndarray | None, n_bootstrap: int, seed: Any, n: int, what
     """Bootstrap draws (n_bootstrap, n) from ``seed``, or the given ``indices`` after checking them."""
     if indices is None:
         n_bootstrap = check_int("n_bootstrap", n_bootstrap, maximum=MAX_RESAMPLES)
+        if not isinstance(seed, np.random.SeedSequence):  # the joint bootstrap spawns its own sequences
+            seed = check_seed(seed)
         return np.random.default_rng(seed).integers(0, n, size=(n_bootstrap, n))
     indices = np.asarray(indices)
     if indices.ndim != 2 or indices.size == 0 or indices.min() < 0 or indices.max() >= n:

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_device, check_finite, check_int, check_numeric
-from ..errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
+from .._validation import check_device, check_finite, check_int, check_numeric, check_recording, layer_states
+from ..errors import ArgumentError, ShapeError, UnknownNameError, describe, format_choices
 from ..recording import Recording
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -258,11 +258,9 @@ def fit_pca(
     >>> result.trajectories.shape, bool(result.explained_variance_ratio[0] > 0.5)
     ((30, 8, 2), True)
     """
-    if not isinstance(recording, Recording):
-        raise ArgumentTypeError(f"recording: got {describe(recording)}. Pass an rnnprobe Recording.")
+    check_recording(recording)
     device = check_device(device)
-    layer = recording.resolve_layer(layer)
-    states = check_finite(recording.get(layer, flatten=True).astype(np.float64), name="recording", layer=layer)
+    layer, _, states = layer_states(recording, layer)
     n_units = states.shape[2]
 
     fit_time = recording.time_positions(layer, time)

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_finite, check_int, check_number
-from ..errors import ArgumentError, ArgumentTypeError, ShapeError, describe
+from .._validation import check_int, check_number, check_recording, layer_states
+from ..errors import ArgumentError, ShapeError, describe
 from ..recording import Recording
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -222,16 +222,11 @@ def fit_timescales(
     >>> bool(abs(result.tau[0] - truth) < 0.5)          # estimated from 400 trials
     True
     """
-    if not isinstance(recording, Recording):
-        raise ArgumentTypeError(f"recording: got {describe(recording)}. Pass an rnnprobe Recording.")
-    layer = recording.resolve_layer(layer)
+    check_recording(recording)
     dt = check_number("dt", dt, minimum=0, inclusive=False)
-    steps = recording.time_positions(layer, time)
+    layer, steps, states = layer_states(recording, layer, time=time)
     if len(steps) > 1 and not (np.diff(steps) == 1).all():
         raise ArgumentError("time: pass consecutive time steps (a slice): lags are counted in steps.")
-    states = check_finite(
-        np.asarray(recording.get(layer, time=steps, flatten=True), dtype=np.float64), name="recording", layer=layer
-    )
     max_lag = max(1, states.shape[1] // 2) if max_lag is None else max_lag
     ac = autocorrelation(states, max_lag)
     lags = np.arange(max_lag + 1)
@@ -334,10 +329,8 @@ def memory_decay(
     """
     from .decoding import decode
 
-    if not isinstance(recording, Recording):
-        raise ArgumentTypeError(f"recording: got {describe(recording)}. Pass an rnnprobe Recording.")
-    layer = recording.resolve_layer(layer)
-    states = check_finite(np.asarray(recording.get(layer, flatten=True)), name="recording", layer=layer)
+    check_recording(recording)
+    layer, _, states = layer_states(recording, layer, dtype=None)
     n, t, _ = states.shape
     u = np.asarray(inputs)
     if u.shape != (n, t):

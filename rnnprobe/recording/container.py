@@ -596,7 +596,8 @@ class Recording:
 
     def sources(self) -> set[Path]:
         """The store folders this recording reads from (empty for an in-memory recording)."""
-        return {a.source() for a in self._states.values() if isinstance(a, LazyArray) and a.source() is not None}
+        found = {a.source() for a in self._states.values() if isinstance(a, LazyArray)}
+        return found - {None}
 
     # internal accessor used by store/interop (read-only arrays)
     def _raw_metadata(self) -> dict[str, np.ndarray]:

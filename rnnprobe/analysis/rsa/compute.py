@@ -29,10 +29,9 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import check_device, check_finite, check_option
+from ..._validation import check_device, check_option, check_recording, layer_states
 from ...errors import (
     ArgumentError,
-    ArgumentTypeError,
     RnnprobeWarning,
     ShapeError,
     UnknownNameError,
@@ -302,8 +301,7 @@ def compute_rdms(
     >>> compute_rdms(rec, distance="correlation", descriptor="image")
     <RDMs: 4 RDM(s) of 3 conditions, correlation, layer='h'>
     """
-    if not isinstance(recording, Recording):
-        raise ArgumentTypeError(f"recording: got {describe(recording)}. Pass an rnnprobe Recording.")
+    check_recording(recording)
     check_option("distance", distance, DISTANCES)
     check_option("dtype", dtype, ("float64", "float32"))
     layer = recording.resolve_layer(layer)
@@ -318,11 +316,8 @@ def compute_rdms(
         )
     if cv_descriptor is not None and distance != "crossnobis":
         raise ArgumentError(f"cv_descriptor: only used by distance='crossnobis', got distance={distance!r}.")
-    time_index = recording.time_positions(layer, time)
     stim = recording.stimulus_index(stimuli)
-    states = check_finite(
-        recording.get(layer, stimuli=stim, time=time_index, flatten=True), name="recording", layer=layer
-    )
+    layer, time_index, states = layer_states(recording, layer, time=time, stimuli=stim, dtype=None)
     patterns, conditions = _condition_means(states.astype(np.float64, copy=False), recording, descriptor, stim)
     if patterns.shape[0] < 2:
         raise ArgumentError(
