@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_int
+from .._validation import check_int, check_numeric
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError, describe
 
 
@@ -199,6 +199,9 @@ def as_inputs(inputs: Any, state_map: StateMap) -> Tensor:
 
 def _rows(values: Any, device: torch.device) -> Tensor:
     """An array, tensor or nested list as a float64 tensor on ``device``; a vector becomes one row."""
-    out = values.detach() if isinstance(values, Tensor) else torch.as_tensor(np.asarray(values, dtype=np.float64))
+    if isinstance(values, Tensor):
+        out = values.detach()
+    else:
+        out = torch.as_tensor(check_numeric(values, name="states").astype(np.float64))
     out = out.to(device=device, dtype=torch.float64)
     return out[None] if out.dim() == 1 else out
