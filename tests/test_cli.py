@@ -206,6 +206,7 @@ def test_record_analyze_report_from_a_config(tmp_path):
         ({"run": '["pca", "tsne"]'}, "analyses.run: 'tsne' is not an analysis"),
         ({"extra": '\n[neural.monkey]\nfile = "missing.mat"\n'}, "neural.monkey.file: '"),
         ({"extra": "\n[colours]\nx = 1\n"}, "config: unknown key 'colours'"),
+        ({"extra": '\n[neural.monkey]\nfile = "brain.npy"\nlayout = "rows"\n'}, "neural.monkey.layout: got 'rows'"),
         ({"distance": '"pearson"'}, "analyses.distance: got 'pearson'"),
         ({"extra": "\n[[models]]\nname = 1\n"}, "models[2].name: got 1"),
         ({"cv": '"five"'}, "analyses.cv: got 'five'. Pass a int"),

@@ -9,13 +9,14 @@ import scipy.io
 
 from rnnprobe import Recording
 from rnnprobe.analysis import compare_rdms, noise_ceiling
-from rnnprobe.errors import ArgumentError, NonFiniteError, ShapeError, StoreNotFoundError
+from rnnprobe.errors import ArgumentError, NonFiniteError, ShapeError, StoreNotFoundError, UnknownNameError
 from rnnprobe.neural import (
     data_folder,
     from_responses,
     load_churchland,
     load_cichy_fmri,
     load_kriegeskorte92,
+    load_rdms,
     load_zhang_desimone,
     rdms_from_matrices,
 )
@@ -50,6 +51,24 @@ def test_rdms_from_matrices(rng):
     assert rdms_from_matrices(np.stack([square, 2 * square])).n_rdms == 2
     with pytest.raises(ShapeError, match="symmetric with a zero diagonal"):
         rdms_from_matrices(square + np.eye(4))
+
+
+def test_a_stack_of_k_rdms_of_k_pairs_is_never_read_as_one_square_rdm(tmp_path, rng):
+    stack = rng.random((6, 6))  # six RDMs of 4 conditions (6 pairs each): (6, 6) like a square RDM of 6
+    with pytest.raises(ShapeError, match=r"could be 6 RDMs of 6 pairs \(4 conditions\) each\. Pass layout=.vectors."):
+        rdms_from_matrices(stack)
+    np.save(tmp_path / "stack.npy", stack)
+    for rdms in (rdms_from_matrices(stack, layout="vectors"), load_rdms(tmp_path / "stack.npy", layout="vectors")):
+        np.testing.assert_array_equal(rdms.dissimilarities, stack)
+        assert rdms.n_conditions == 4
+    square = stack + stack.T
+    np.fill_diagonal(square, 0)
+    rows, cols = np.triu_indices(6, 1)
+    np.testing.assert_array_equal(rdms_from_matrices(square).dissimilarities[0], square[rows, cols])
+    with pytest.raises(ShapeError, match="symmetric with a zero diagonal"):
+        rdms_from_matrices(stack, layout="square")
+    with pytest.raises(UnknownNameError, match="layout: got 'rows'"):
+        rdms_from_matrices(stack, layout="rows")
 
 
 def test_data_folder_errors(tmp_path):

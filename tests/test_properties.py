@@ -168,10 +168,14 @@ def test_record(stimuli, batch_size, seed):
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -1, "x", 2**70, [1], None])
 def test_seeds_everywhere(bad):
+    from rnnprobe.analysis import bootstrap_conditions_and_subjects
+
     rec = Recording({"h": np.random.default_rng(0).normal(size=(10, 2, 3))}, metadata={"label": np.arange(10) % 2})
+    subjects = np.arange(10.0) ** 2 + np.random.default_rng(1).normal(size=(3, 10))
     calls = [
         lambda: decode(rec, "h", "label", cv=2, seed=bad),
         lambda: permutation_test(np.arange(10.0), np.arange(10.0)[None] ** 2, seed=bad, n_permutations=9),
+        lambda: bootstrap_conditions_and_subjects(np.arange(10.0), subjects, seed=bad, n_bootstrap=5, progress=False),
     ]
     for call in calls:
         if bad is None:
@@ -205,3 +209,37 @@ def test_find_fixed_points_settings(starts, tol, outlier_distance, max_iter):
     _only_rnnprobe_errors(lambda: find_fixed_points(lambda x, u: 0.5 * x + u, initial_states=starts, tol=tol,
                                                     outlier_distance=outlier_distance, max_iter=max_iter,
                                                     progress=False))  # fmt: skip
+
+
+@SETTINGS
+@given(arrays(st.tuples(st.integers(1, 8), st.integers(1, 6), st.integers(1, 3))), arrays(), st.one_of(counts, st.lists(counts, max_size=3)), counts)  # fmt: skip  # noqa: E501
+def test_memory_decay(states, inputs, lags, cv):
+    from rnnprobe.analysis import memory_decay
+
+    _only_rnnprobe_errors(lambda: memory_decay(Recording({"h": states}), "h", inputs, lags=lags, cv=cv))
+
+
+@SETTINGS
+@given(arrays(st.tuples(st.integers(1, 3), st.integers(0, 12))), arrays(st.tuples(st.integers(1, 5), st.integers(0, 12))), st.sampled_from(["conditions", "both"]), counts, numbers)  # fmt: skip  # noqa: E501
+def test_bootstrap_conditions(model, data, kind, n_bootstrap, seed):
+    from rnnprobe.analysis import bootstrap_conditions, bootstrap_conditions_and_subjects
+
+    function = bootstrap_conditions if kind == "conditions" else bootstrap_conditions_and_subjects
+    result = _only_rnnprobe_errors(lambda: function(model, data, n_bootstrap=n_bootstrap, seed=seed, progress=False))
+    if result is not None:
+        assert np.isfinite(result.evaluations).any()
+
+
+@SETTINGS
+@given(arrays(st.tuples(st.integers(2, 8), st.integers(1, 3), st.integers(1, 4))), arrays(), st.sampled_from([None, "label", "nope", 3]), st.sampled_from([None, ["pca"], ["rdms", "rsa"], ["decoding"], ["x"], "pca"]))  # fmt: skip  # noqa: E501
+def test_compare_models(states, neural, target, analyses):
+    from rnnprobe.analysis import compare_models
+
+    labels = np.arange(states.shape[0]) % 2
+    neural = neural if np.ndim(neural) == 1 and np.size(neural) else None
+
+    def run():
+        recordings = {"a": Recording({"h": states}, metadata={"label": labels}), "b": Recording({"h": states[::-1]})}
+        return compare_models(recordings, target=target, neural=neural, analyses=analyses, cv=2, progress=False)
+
+    _only_rnnprobe_errors(run)

@@ -439,7 +439,7 @@ def bootstrap_conditions_and_subjects(
     (('conditions', 'subjects'), (2,))
     """
     if indices is None:  # independent streams for the two factors
-        condition_seed, subject_seed = np.random.SeedSequence(seed).spawn(2)
+        condition_seed, subject_seed = np.random.SeedSequence(check_seed(seed)).spawn(2)
         return _bootstrap(model_rdms, data, comparison, (None, n_bootstrap, condition_seed),
                           (None, n_bootstrap, subject_seed), with_noise_ceiling, progress)  # fmt: skip
     if not (isinstance(indices, tuple | list) and len(indices) == 2):

@@ -35,6 +35,7 @@ A configuration (paths relative to the file)::
     [neural."human IT"]                     # RDMs over the same stimuli (or descriptor values)
     subjects = "92_brainRDMs.mat"           # per-subject RDMs: noise ceiling (pooled when file is absent)
     # file = "hIT.npy"; variable = "RDMs"; subjects_variable = "RDMs"
+    # layout = "vectors"                    # a (k, k) .npy read as k RDMs of k pairs (default "auto")
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ TYPES: dict[str, tuple[type, ...]] = {"cv": (int,), "n_permutations": (int,), "s
                                       "target": (str,), "descriptor": (str,), "n": (int,), "split": (str,),
                                       "task": (bool,), "fixed_point_inputs": (list,)}  # fmt: skip
 STIMULI_KEYS = ("file", "task", "n", "split", "seed")
-NEURAL_KEYS = ("file", "variable", "subjects", "subjects_variable")
+NEURAL_KEYS = ("file", "variable", "subjects", "subjects_variable", "layout")
 ANALYSIS_KEYS = ("run", "target", "descriptor", "cv", "n_permutations", "distance", "comparison", "n_initial",
                  "seed", "fixed_point_inputs")  # fmt: skip
 
@@ -225,6 +226,10 @@ def load_config(path: str | Path) -> Config:
         _unknown(where, table, NEURAL_KEYS)
         if "file" not in table and "subjects" not in table:
             raise ConfigError(f"{where}: give file (RDMs) and/or subjects (per-subject RDMs).")
+        from ..neural.rdm_files import LAYOUTS
+
+        if table.get("layout", "auto") not in LAYOUTS:
+            raise UnknownNameError(f"{where}.layout: got {table['layout']!r}. Available: {format_choices(LAYOUTS)}.")
         entry = dict(table)
         for key in ("file", "subjects"):
             if key in entry:
@@ -322,9 +327,13 @@ def load_neural(config: Config) -> tuple[dict[str, Any], dict[str, Any]]:
 
     neural, subjects = {}, {}
     for name, entry in config.neural.items():
-        neural[name] = load_rdms(entry["file"], variable=entry.get("variable")) if "file" in entry else None
+        layout = entry.get("layout", "auto")
+        if "file" in entry:
+            neural[name] = load_rdms(entry["file"], variable=entry.get("variable"), layout=layout)
+        else:
+            neural[name] = None
         if "subjects" in entry:
-            subjects[name] = load_rdms(entry["subjects"], variable=entry.get("subjects_variable"))
+            subjects[name] = load_rdms(entry["subjects"], variable=entry.get("subjects_variable"), layout=layout)
     return neural, subjects
 
 

@@ -34,7 +34,7 @@ def _as_vector(rdm: Any, where: str) -> np.ndarray:
     if array.ndim == 1:
         return array
     if array.ndim == 2 and array.shape[0] == array.shape[1]:
-        if not np.allclose(array, array.T, equal_nan=True) or np.nanmax(np.abs(np.diag(array))) > 1e-12:
+        if not _is_square_rdm(array):
             raise ShapeError(
                 f"{where}: a square RDM must be symmetric with a zero diagonal. Pass dissimilarities, not "
                 f"similarities (e.g. 1 - r)."
@@ -55,7 +55,9 @@ def _rdm_structs(mat: dict[str, Any]) -> dict[str, np.ndarray]:
     return found
 
 
-def load_rdms(path: str | Path | Any, *, variable: str | None = None, distance: str = "unknown") -> RDMs:
+def load_rdms(
+    path: str | Path | Any, *, variable: str | None = None, distance: str = "unknown", layout: str = "auto"
+) -> RDMs:
     """Load RDMs from a MATLAB RSA-toolbox ``.mat`` file, a ``.npy`` array, or an rsatoolbox RDMs object.
 
     Parameters
@@ -68,6 +70,8 @@ def load_rdms(path: str | Path | Any, *, variable: str | None = None, distance: 
         several).
     distance : str
         The dissimilarity measure, for the record (e.g. "correlation" for 1 - Pearson r).
+    layout : {"auto", "square", "vectors"}
+        How a 2-D (k, k) ``.npy``/``.npz`` array is read (see :func:`rdms_from_matrices`).
 
     Returns
     -------
@@ -91,7 +95,7 @@ def load_rdms(path: str | Path | Any, *, variable: str | None = None, distance: 
     if not path.is_file():
         raise StoreNotFoundError(f"path: {str(path)!r} does not exist.")
     if path.suffix == ".npy":
-        return rdms_from_matrices(load_numpy_file(path), distance=distance)
+        return rdms_from_matrices(load_numpy_file(path), distance=distance, layout=layout)
     if path.suffix == ".npz":
         with load_numpy_file(path) as archive:
             if variable is None and len(archive.files) != 1:
@@ -104,7 +108,7 @@ def load_rdms(path: str | Path | Any, *, variable: str | None = None, distance: 
                 raise UnknownNameError(f"variable: {key!r} is not in {str(path)!r}. Available: "
                                        f"{format_choices(archive.files)}.")  # fmt: skip
             array = archive[key]
-        rdms = rdms_from_matrices(array, distance=distance)
+        rdms = rdms_from_matrices(array, distance=distance, layout=layout)
         return RDMs(rdms.dissimilarities, distance, descriptors={"source": str(path)})
     if path.suffix != ".mat":
         raise ArgumentError(f"path: {str(path)!r} is not .mat, .npy or .npz. Convert it, or pass rsatoolbox RDMs.")
@@ -142,28 +146,64 @@ def load_numpy_file(path: Path) -> Any:
         raise StoreFormatError(f"path: {str(path)!r} could not be read as a numpy file ({exc}).") from None
 
 
-def rdms_from_matrices(array: Any, *, distance: str = "unknown") -> RDMs:
+LAYOUTS = ("auto", "square", "vectors")
+
+
+def rdms_from_matrices(array: Any, *, distance: str = "unknown", layout: str = "auto") -> RDMs:
     """RDMs from an array: (n_pairs,) or (n_rdms, n_pairs) upper triangles, or (n, n) or (n_rdms, n, n) matrices.
 
     Square matrices must be symmetric with a zero diagonal (dissimilarities, not similarities).
+
+    Parameters
+    ----------
+    array : array_like
+        The dissimilarities.
+    distance : str
+        The dissimilarity measure, for the record.
+    layout : {"auto", "square", "vectors"}
+        How a 2-D (k, k) array is read: "square" (one k x k RDM), "vectors" (k RDMs of k pairs each,
+        possible where k = n (n - 1) / 2, e.g. 3, 6, 10, 15, 21) or "auto": a symmetric matrix with a
+        zero diagonal is one square RDM, and any other (k, k) array is refused with a message naming
+        both layouts (it is never guessed to be a stack).
 
     Examples
     --------
     >>> import numpy as np
     >>> rdms_from_matrices(np.array([[0, 1, 2], [1, 0, 3], [2, 3, 0.]])).dissimilarities
     array([[1., 2., 3.]])
+    >>> rdms_from_matrices(np.arange(9.).reshape(3, 3), layout="vectors").n_rdms
+    3
     """
+    if layout not in LAYOUTS:
+        raise UnknownNameError(f"layout: got {layout!r}. Choose one of {format_choices(LAYOUTS)}.")
     array = check_numeric(array, name="rdms").astype(np.float64)
     if array.ndim == 0 or array.size == 0 or (array.ndim >= 2 and array.shape[-1] == array.shape[-2] == 1):
         raise ShapeError(
             f"rdms: got {describe(array)}, which holds no dissimilarity. An RDM of n >= 2 conditions is an (n, n) "
             f"matrix or its n (n - 1) / 2 upper-triangle values."
         )
-    if array.ndim == 2 and array.shape[0] == array.shape[1] and array.shape[0] > 1:
-        return RDMs(_as_vector(array, "path")[None], distance)
+    if array.ndim == 2 and array.shape[0] == array.shape[1] and layout != "vectors":
+        return RDMs(_square_vector(array, layout)[None], distance)
     if array.ndim == 3:
-        return RDMs(np.stack([_as_vector(a, f"path[{i}]") for i, a in enumerate(array)]), distance)
+        return RDMs(np.stack([_as_vector(a, f"rdms[{i}]") for i, a in enumerate(array)]), distance)
     return RDMs(np.atleast_2d(array), distance)
+
+
+def _square_vector(array: np.ndarray, layout: str) -> np.ndarray:
+    """One (k, k) array as a square RDM; where "auto" meets a non-RDM (k, k) that could be a stack, say so."""
+    k = array.shape[0]
+    n = (1 + np.sqrt(1 + 8 * k)) / 2
+    if layout == "auto" and n == round(n) and not _is_square_rdm(array):
+        raise ShapeError(
+            f"rdms: got {describe(array)}, which is not a square RDM (not symmetric with a zero diagonal) but "
+            f"could be {k} RDMs of {k} pairs ({round(n)} conditions) each. Pass layout='vectors' to read it as "
+            f"a stack of upper-triangle vectors, or layout='square' after fixing the matrix."
+        )
+    return _as_vector(array, "rdms")
+
+
+def _is_square_rdm(array: np.ndarray) -> bool:
+    return bool(np.allclose(array, array.T, equal_nan=True) and np.nanmax(np.abs(np.diag(array))) <= 1e-12)
 
 
 def rdms_from_responses(
