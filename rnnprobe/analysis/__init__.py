@@ -46,6 +46,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "random_projection",
     ),
     ".compare": ("ComparisonResult", "compare_models"),
+    ".alignment": ("AlignmentResult", "DistanceMatrixResult", "compare_representations", "pairwise_distances"),
     ".protocol": ("AnalysisResult",),
 }
 _SOURCE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -1,0 +1,84 @@
+"""rnnprobe's shape metrics vs netrep's LinearMetric, side by side in one run; results checked equal first.
+
+Run:  python benchmarks/alignment_vs_netrep.py [--threads 1] [--repeats 5]
+
+netrep is not on PyPI: install it from its source repository (github.com/ahwillia/netrep, the version
+benchmarked is 0.0.2, commit 0186b8a) with ``pip install --no-deps <checkout>``.
+
+Cases (from issue 17):
+  one pair, 5000 stimuli x 500 units: Procrustes (alpha=1) and CCA (alpha=0), in sample
+  pairwise distances of 10 networks of 1000 stimuli x 100 units, Procrustes (netrep's
+      pairwise_distances with its process pool over pairs; rnnprobe prepares each network once)
+``--threads`` pins torch, BLAS and OpenMP threads for both (default 1; pass 2 to measure threading).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+
+def _pin(threads: int) -> None:
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[key] = str(threads)
+
+
+def median_time(fn, repeats: int) -> tuple[float, object]:
+    fn()  # warm-up: first calls load kernels
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def row(label: str, ours: float, theirs: float) -> None:
+    print(f"  {label:44s} netrep {theirs * 1e3:8.1f} ms   rnnprobe {ours * 1e3:8.1f} ms   {theirs / ours:6.1f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    _pin(args.threads)
+    import numpy as np
+    import torch
+    from _machine import print_machine
+
+    torch.set_num_threads(args.threads)
+    try:
+        from netrep.metrics import LinearMetric
+    except ImportError:
+        sys.exit("netrep is not installed: pip install --no-deps <a checkout of github.com/ahwillia/netrep>")
+    from rnnprobe.analysis import compare_representations, pairwise_distances
+
+    print_machine()
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(5000, 500))
+    y = x @ rng.normal(size=(500, 500)) / 20 + rng.normal(size=(5000, 500))
+    print(f"one pair, {x.shape[0]} stimuli x {x.shape[1]} units ({args.threads} thread(s)):")
+    for alpha, label in ((1.0, "Procrustes (alpha=1)"), (0.0, "CCA (alpha=0)")):
+        theirs, expected = median_time(lambda a=alpha: LinearMetric(alpha=a).fit_score(x, y), args.repeats)
+        ours, result = median_time(lambda a=alpha: compare_representations(x, y, alpha=a).value, args.repeats)
+        assert abs(result - expected) < 1e-6, (result, expected)
+        row(f"{label}, distance {expected:.6f}", ours, theirs)
+
+    nets = [rng.normal(size=(1000, 100)) @ rng.normal(size=(100, 100)) for _ in range(10)]
+    print("pairwise distances, 10 networks of 1000 stimuli x 100 units, Procrustes:")
+    metric = LinearMetric(alpha=1.0)
+    theirs, (expected, _) = median_time(
+        lambda: metric.pairwise_distances(nets, processes=args.threads, verbose=False), args.repeats
+    )
+    named = {f"net{i}": net for i, net in enumerate(nets)}
+    ours, result = median_time(lambda: pairwise_distances(named, n_jobs=args.threads).distances, args.repeats)
+    np.testing.assert_allclose(result, expected, atol=1e-6)
+    row("45 pairs", ours, theirs)
+
+
+if __name__ == "__main__":
+    main()

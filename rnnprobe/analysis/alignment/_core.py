@@ -1,0 +1,266 @@
+"""Alignment metrics between two representations of the same stimuli, from prepared factors.
+
+Every metric here depends on a representation X (n stimuli x p units) only through its centred
+version Xc = X - mean, and is unchanged by rotating Xc's units (Xc -> Xc Q). So each representation
+is *prepared* once: centred, and kept as n x r coordinates B with B'B diagonal (principal
+coordinates, eigenvalues ``lam``) when the metric needs its spectrum, or as Xc itself when it does
+not. A pair then costs one cross product B_x' B_y and a small decomposition; many pairs (time steps,
+models) reuse the preparations.
+
+- shape (Williams et al. 2021, netrep's ``LinearMetric``): partial whitening
+  ``d = alpha + (1 - alpha) / sqrt(max(lam, 1e-7))`` (lam: eigenvalues of Xc'Xc, unnormalised, as
+  netrep), then the angle arccos(||Xw' Yw||_* / (||Xw|| ||Yw||)) after the best rotation.
+- cca / svcca: full whitening of the directions kept (all with lam above a relative tolerance, or the
+  top ones explaining ``variance`` of it); the canonical correlations are the singular values of
+  B_x' B_y after whitening; the mean over min(r_x, r_y) of them; pwcca weights them by how much of X
+  each canonical variate accounts for (Morcos et al. 2018).
+- cka (Kornblith et al. 2019): ||Xc'Yc||_F^2 / (||Xc'Xc||_F ||Yc'Yc||_F); debiased: the unbiased HSIC
+  estimator (Song et al. 2012) in its feature-space form (Nguyen et al. 2021).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+EIGVAL_TOL = 1e-7  # netrep's clipping of the unnormalised covariance's eigenvalues
+RANK_RTOL = 1e-10  # directions with lam below this fraction of the largest are not canonical directions
+TINY = np.finfo(np.float64).tiny
+
+
+@dataclass
+class Prepared:
+    """One centred representation: coordinates ``b`` (n x r) and what the metric needs of them.
+
+    ``units`` maps centred units to principal coordinates (p x r: coordinates = Xc units); where
+    ``rotate`` is True, ``b`` is Xc itself and the rotation by ``units`` is applied lazily to cross
+    products (cheaper than rotating n x p data). ``lam`` are the eigenvalues of the principal
+    coordinates' Gram matrix, ``d`` the per-coordinate whitening factors.
+    """
+
+    b: np.ndarray
+    mean: np.ndarray
+    units: np.ndarray | None
+    rotate: bool
+    lam: np.ndarray | None
+    d: np.ndarray | None
+    row_sq: np.ndarray | None = None  # squared row norms (debiased CKA)
+    self_term: float = 0.0  # ||Xc'Xc||_F or its unbiased HSIC (CKA); ||Xw||^2 (shape)
+    total: float = 0.0  # ||Xc||_F^2: 0 for a representation that is the same for every stimulus
+
+
+def gram(x: np.ndarray) -> np.ndarray:
+    """X'X (numpy's matmul recognises the pattern and calls BLAS syrk). numpy.linalg only: a second
+    BLAS (scipy bundles its own OpenBLAS) would leave its threads spinning against numpy's.
+    """
+    return x.T @ x
+
+
+def principal(xc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """(b, eigenvalues r, units p x r, rotate): principal coordinates of centred xc.
+
+    From the smaller Gram matrix: Xc'Xc (p <= n: ``b`` stays Xc, rotated lazily by its eigenvectors)
+    or Xc Xc' (p > n: ``b`` = U sqrt(lam), units Xc' U / sqrt(lam), directions of lam ~ 0 dropped).
+    """
+    n, p = xc.shape
+    if p <= n:
+        lam, vectors = np.linalg.eigh(gram(xc))
+        return xc, lam, vectors, True
+    lam, u = np.linalg.eigh(gram(xc.T))
+    keep = lam > RANK_RTOL * max(lam[-1], TINY)
+    lam, u = lam[keep], u[:, keep]
+    return u * np.sqrt(lam), lam, (xc.T @ u) / np.sqrt(lam), False
+
+
+def prepare(x: np.ndarray, metric: str, *, alpha: float = 1.0, variance: float = 0.99, fit: bool = False) -> Prepared:
+    """Prepare one representation (n x p float64) for ``metric`` (``fit``: keep what fitting
+    an alignment for held-out stimuli needs).
+    """
+    mean = x.mean(axis=0)
+    xc = x - mean
+    total = float(np.vdot(xc, xc))
+    if metric in ("cka", "debiased_cka") or (metric == "shape" and alpha == 1.0 and not fit):
+        if xc.shape[1] > xc.shape[0]:  # compress to n columns: every quantity used is rotation-free
+            xc = principal(xc)[0]
+        prepared = Prepared(xc, mean, None, False, None, None, total=total)
+        if metric == "cka":
+            prepared.self_term = float(np.linalg.norm(gram(xc)))
+        elif metric == "debiased_cka":
+            prepared.row_sq = np.einsum("ij,ij->i", xc, xc)
+            prepared.self_term = float(debiased_hsic(gram(xc), prepared, prepared))
+        else:
+            prepared.self_term = total
+        return prepared
+    if metric == "cca" or (metric == "shape" and alpha == 0.0):
+        whitening = cholesky_whitening(xc)
+        if whitening is not None:  # full rank: whitened by L^-T, the same canonical correlations
+            ones = np.ones(xc.shape[1])
+            return Prepared(xc, mean, whitening, True, ones, ones, self_term=float(xc.shape[1]), total=total)
+    b, lam, units, rotate = principal(xc)
+    if metric == "shape":  # numerically null directions (rounding noise) are dropped, not amplified
+        d = alpha + (1 - alpha) / np.sqrt(np.maximum(lam, EIGVAL_TOL))
+        d = np.where(lam > RANK_RTOL * max(lam[-1], TINY), d, 0.0)
+    else:
+        d = canonical_factors(lam, metric, variance)
+    lam = np.maximum(lam, 0)
+    return Prepared(b, mean, units, rotate, lam, d, self_term=float((lam * d * d).sum()), total=total)
+
+
+def cholesky_whitening(xc: np.ndarray) -> np.ndarray | None:
+    """L^-T with L L' = Xc'Xc where every eigenvalue provably exceeds the clipping tolerances, else None.
+
+    lambda_min >= 1 / ||L^-1||_F^2 and lambda_max <= trace: where the bound clears both netrep's
+    absolute clipping and the relative rank tolerance, whitening by L^-T equals the eigen-whitening up
+    to a rotation, which no metric here sees (canonical correlations, the CCA shape distance).
+    """
+    if xc.shape[1] > xc.shape[0]:
+        return None
+    product = gram(xc)
+    try:
+        factor = np.linalg.cholesky(product)
+        inverse = np.linalg.inv(factor)
+    except np.linalg.LinAlgError:
+        return None
+    bound = 1 / float(np.vdot(inverse, inverse))
+    if not bound > max(EIGVAL_TOL, RANK_RTOL * float(np.trace(product))):
+        return None
+    return inverse.T
+
+
+def canonical_factors(lam: np.ndarray, metric: str, variance: float) -> np.ndarray:
+    """Whitening factors 1 / sqrt(lam) of the canonical directions kept, 0 for the others."""
+    keep = lam > RANK_RTOL * max(lam[-1], TINY)
+    if metric == "svcca":  # the top directions explaining `variance` of the total (Raghu et al. 2017)
+        positive = np.maximum(lam[::-1], 0)
+        share = np.cumsum(positive) / positive.sum()
+        n_keep = int(np.searchsorted(share, variance)) + 1
+        keep &= np.arange(lam.size) >= lam.size - n_keep
+    return np.where(keep, 1 / np.sqrt(np.maximum(lam, TINY)), 0.0)
+
+
+def cross(a: Prepared, b: Prepared) -> np.ndarray:
+    """B_a' B_b in principal coordinates (rotated by each side's map where it is lazy)."""
+    product = a.b.T @ b.b
+    if a.rotate:
+        product = a.units.T @ product
+    if b.rotate:
+        product = product @ b.units
+    return product
+
+
+def whitened_cross(a: Prepared, b: Prepared) -> np.ndarray:
+    """The cross product of both sides' whitened coordinates."""
+    return a.d[:, None] * cross(a, b) * b.d[None, :]
+
+
+def debiased_hsic(xty: np.ndarray, a: Prepared, b: Prepared) -> float:
+    """Unbiased HSIC of two centred linear kernels (times n (n - 3)), from X'Y, row norms and norms."""
+    n = a.b.shape[0]
+    norms = a.row_sq.sum() * b.row_sq.sum()
+    return float(np.vdot(xty, xty) - n / (n - 2) * (a.row_sq @ b.row_sq) + norms / ((n - 1) * (n - 2)))
+
+
+def pair_value(a: Prepared, b: Prepared, metric: str) -> float:
+    """The metric's value for one pair of prepared representations."""
+    if metric == "cka":
+        product = a.b.T @ b.b
+        return float(np.vdot(product, product) / (a.self_term * b.self_term))
+    if metric == "debiased_cka":
+        return debiased_cka_value(debiased_hsic(a.b.T @ b.b, a, b), a.self_term, b.self_term)
+    if metric == "shape":
+        product = a.b.T @ b.b if a.d is None else whitened_cross(a, b)
+        return angle(nuclear_norm(product), a.self_term, b.self_term)
+    if metric == "pwcca":
+        u, rho, _ = canonical(a, b)
+        weights = np.abs(pwcca_loadings(a, u)).sum(axis=0)
+        return float((weights * rho).sum() / weights.sum())
+    k = min(int((a.d > 0).sum()), int((b.d > 0).sum()))
+    return float(np.clip(singular_values(whitened_cross(a, b))[:k], 0, 1).mean())
+
+
+def debiased_cka_value(cross_term: float, self_a: float, self_b: float) -> float:
+    """Debiased CKA; 0 where either unbiased self-HSIC is <= 0 (no structure distinguishable from noise)."""
+    if self_a <= 0 or self_b <= 0:
+        return 0.0
+    return cross_term / float(np.sqrt(self_a * self_b))
+
+
+def angle(inner: float, squared_a: float, squared_b: float) -> float:
+    """arccos(inner / (||a|| ||b||)), clipped to [0, pi]; pi / 2 where a side is all zero."""
+    if squared_a <= 0 or squared_b <= 0:
+        return float(np.pi / 2)
+    return float(np.arccos(np.clip(inner / np.sqrt(squared_a * squared_b), -1.0, 1.0)))
+
+
+def singular_values(m: np.ndarray) -> np.ndarray:
+    """Singular values, largest first; of large matrices from the eigenvalues of the smaller Gram
+    matrix (about 2x faster than an SVD; absolute error about 1e-8 of the largest, for the smallest).
+    """
+    if min(m.shape) <= 64:
+        return np.linalg.svd(m, compute_uv=False)
+    product = gram(m) if m.shape[1] <= m.shape[0] else gram(m.T)
+    return np.sqrt(np.maximum(np.linalg.eigvalsh(product), 0))[::-1]
+
+
+def nuclear_norm(m: np.ndarray) -> float:
+    """Sum of singular values (the trace of the best rotation's alignment)."""
+    return float(singular_values(m).sum())
+
+
+def canonical(a: Prepared, b: Prepared) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(u r_a x k, canonical correlations k, v r_b x k), largest first, over k = min(r_a, r_b) directions."""
+    k = min(int((a.d > 0).sum()), int((b.d > 0).sum()))
+    u, rho, vh = np.linalg.svd(whitened_cross(a, b), full_matrices=False)
+    return u[:, :k], np.clip(rho[:k], 0, 1), vh[:k].T
+
+
+def pwcca_loadings(a: Prepared, u: np.ndarray) -> np.ndarray:
+    """<h_i, x_j> of each canonical variate h_i of a with each of a's units x_j (p x k).
+
+    h_i = Xc units diag(d) u_i, so Xc' h_i = units diag(lam d) u_i (eigen-whitening: Xc'Xc units =
+    units diag(lam)); the PWCCA weight of variate i is sum_j |<h_i, x_j>| (Morcos et al. 2018).
+    """
+    return a.units @ ((a.lam * a.d)[:, None] * u)
+
+
+@dataclass
+class Fitted:
+    """An alignment fitted on training stimuli: means, the full whitening maps (units -> whitened
+    coordinates) and the k matched directions of each side.
+    """
+
+    mean_a: np.ndarray
+    mean_b: np.ndarray
+    whiten_a: np.ndarray
+    whiten_b: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    weights: np.ndarray | None
+
+
+def fit_pair(a: Prepared, b: Prepared, metric: str) -> Fitted:
+    """Fit the alignment of two prepared training representations (prepared with units kept)."""
+    if metric == "shape":
+        u, _, vh = np.linalg.svd(whitened_cross(a, b), full_matrices=False)
+        k = min(u.shape[1], int((a.d > 0).sum()), int((b.d > 0).sum()))
+        u, v = u[:, :k], vh[:k].T
+    else:
+        u, _, v = canonical(a, b)
+    weights = np.abs(pwcca_loadings(a, u)).sum(axis=0) if metric == "pwcca" else None
+    return Fitted(a.mean, b.mean, a.units * a.d, b.units * b.d, u, v, weights)
+
+
+def held_out_value(fitted: Fitted, x: np.ndarray, y: np.ndarray, metric: str) -> float:
+    """The metric on held-out stimuli x, y (n_test x p, n_test x q) under a fitted alignment."""
+    xw = (x - fitted.mean_a) @ fitted.whiten_a
+    yw = (y - fitted.mean_b) @ fitted.whiten_b
+    zx, zy = xw @ fitted.u, yw @ fitted.v
+    if metric == "shape":
+        return angle(float(np.vdot(zx, zy)), float(np.vdot(xw, xw)), float(np.vdot(yw, yw)))
+    zx, zy = zx - zx.mean(axis=0), zy - zy.mean(axis=0)
+    denominator = np.maximum(np.linalg.norm(zx, axis=0) * np.linalg.norm(zy, axis=0), TINY)
+    rho = np.einsum("ij,ij->j", zx, zy) / denominator
+    if metric == "pwcca":
+        return float((fitted.weights * rho).sum() / fitted.weights.sum())
+    return float(rho.mean())

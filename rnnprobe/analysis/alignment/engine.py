@@ -1,0 +1,73 @@
+"""Values of many pairs from per-representation preparations, in sample or on held-out folds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from .inputs import Settings, check_varies, folds
+
+
+def pair_values(
+    sides: Sequence[Sequence[np.ndarray]],
+    labels: Sequence[str],
+    pairs: Sequence[tuple[int, int, int, int]],
+    settings: Settings,
+    *,
+    n_jobs: int = 1,
+    progress: Callable[[int], Any] | None = None,
+) -> np.ndarray:
+    """The metric for each (side_i, index_i, side_j, index_j) pair, averaged over folds.
+
+    ``sides`` holds one list of (stimulus, unit) arrays per side (time steps, or models); every
+    array is prepared once per fold and reused by all its pairs.
+    """
+    n = sides[0][0].shape[0]
+    total = np.zeros(len(pairs))
+    for train, test in folds(n, settings.cv, settings.seed):
+        chosen = slice(None) if settings.cv is None else train
+        prepared = [[_prepare(x[chosen], settings) for x in side] for side in sides]
+        for side, label in zip(prepared, labels, strict=True):
+            for t, representation in enumerate(side):
+                check_varies(representation.total, label, t, held_out=settings.cv is not None)
+        held_out = None if settings.cv is None else [[x[test] for x in side] for side in sides]
+        value = partial(_pair_value, prepared=prepared, held_out=held_out, metric=settings.metric)
+        total += np.asarray(_map(value, pairs, n_jobs, progress))
+    return total / (settings.cv or 1)
+
+
+def _pair_value(pair: tuple[int, int, int, int], *, prepared: list, held_out: list | None, metric: str) -> float:
+    """One pair's value: in sample, or fitted on the training fold and scored on the held-out one."""
+    i, a, j, b = pair
+    first, second = prepared[i][a], prepared[j][b]
+    if held_out is None:
+        return _core.pair_value(first, second, metric)
+    fitted = _core.fit_pair(first, second, metric)
+    return _core.held_out_value(fitted, held_out[i][a], held_out[j][b], metric)
+
+
+def _prepare(x: np.ndarray, settings: Settings) -> _core.Prepared:
+    return _core.prepare(np.ascontiguousarray(x), settings.metric, alpha=settings.alpha, variance=settings.variance,
+                         fit=settings.cv is not None)  # fmt: skip
+
+
+def _map(function: Callable[[Any], float], items: Sequence[Any], n_jobs: int, progress: Any) -> list[float]:
+    if n_jobs == 1:
+        out = []
+        for item in items:
+            out.append(function(item))
+            if progress is not None:
+                progress(1)
+        return out
+    with ThreadPoolExecutor(max_workers=n_jobs) as pool:  # BLAS and LAPACK release the GIL
+        out = []
+        for result in pool.map(function, items):
+            out.append(result)
+            if progress is not None:
+                progress(1)
+        return out

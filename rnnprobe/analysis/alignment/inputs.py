@@ -1,0 +1,118 @@
+"""What the alignment functions read and check: representations, settings, folds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..._validation import check_finite, check_int, check_number, check_numeric, check_option, check_seed, layer_states
+from ...errors import ArgumentError, ShapeError, describe
+from ...recording import Recording
+
+METRICS = ("shape", "cca", "svcca", "pwcca", "cka", "debiased_cka")
+DISTANCE_METRICS = ("shape",)  # the others are similarities
+FITTED_METRICS = ("shape", "cca", "svcca", "pwcca")  # an alignment fitted on stimuli: cross-validation applies
+
+
+@dataclass
+class Representation:
+    """States of one side: (stimulus, time, unit) float64, the layer's name and time coordinate."""
+
+    states: np.ndarray
+    label: str
+    times: np.ndarray
+
+
+@dataclass
+class Settings:
+    """Checked settings of one comparison."""
+
+    metric: str
+    alpha: float
+    variance: float
+    cv: int | None
+    seed: int | None
+
+
+def read_representation(value: Any, layer: str | None, time: Any, name: str) -> Representation:
+    """A Recording's layer (through the validation layer) or an array (stimulus, unit) / (stimulus, time, unit)."""
+    if isinstance(value, Recording):
+        label, positions, states = layer_states(value, layer, time=time, name=name)
+        return Representation(states, label, np.asarray(value.times[label])[positions])
+    if layer is not None:
+        raise ArgumentError(f"layer: {name} is an array, which has no layers. Pass layer=None for arrays.")
+    array = check_numeric(value, name=name)
+    if array.ndim not in (2, 3) or 0 in array.shape:
+        raise ShapeError(
+            f"{name}: got {describe(array)}. Pass a Recording, or an array (stimulus, unit) or (stimulus, time, unit)."
+        )
+    states = np.asarray(array, dtype=np.float64)
+    states = states[:, None] if states.ndim == 2 else states
+    times = np.arange(states.shape[1])
+    if time is not None:
+        positions = np.arange(states.shape[1])[time]
+        states, times = states[:, np.atleast_1d(positions)], times[np.atleast_1d(positions)]
+    check_finite(states, name=name)
+    return Representation(states, name, times)
+
+
+def pair_argument(value: Any, name: str) -> tuple[Any, Any]:
+    """``value`` for both sides, or a tuple (for a, for b) (a list is one selection, not a pair)."""
+    if isinstance(value, tuple):
+        if len(value) != 2:
+            raise ArgumentError(f"{name}: got a tuple of {len(value)}. Pass one value for both sides, or (a, b).")
+        return value[0], value[1]
+    return value, value
+
+
+def check_settings(metric: Any, alpha: Any, variance: Any, cv: Any, seed: Any, n_stimuli: int) -> Settings:
+    """Checked settings of an alignment comparison over ``n_stimuli`` stimuli."""
+    metric = check_option("metric", metric, METRICS)
+    alpha = check_number("alpha", alpha, minimum=0, maximum=1)
+    if metric != "shape" and alpha != 1.0:
+        raise ArgumentError(f"alpha: got {alpha:g}, but alpha (partial whitening) applies to metric='shape' only.")
+    variance = check_number("variance", variance, minimum=0, maximum=1, inclusive=True)
+    if variance <= 0:
+        raise ArgumentError("variance: got 0. Pass the share of variance SVCCA keeps, in (0, 1] (e.g. 0.99).")
+    minimum = 4 if metric == "debiased_cka" else 4 if cv is not None else 2
+    if n_stimuli < minimum:
+        raise ShapeError(f"a, b: {n_stimuli} stimuli; metric={metric!r} with cv={cv} needs at least {minimum}.")
+    if cv is not None:
+        if metric not in FITTED_METRICS:
+            raise ArgumentError(
+                f"cv: got {cv!r}, but metric={metric!r} fits nothing to the stimuli; cross-validation applies to "
+                f"{', '.join(FITTED_METRICS)}. Pass cv=None."
+            )
+        cv = check_int("cv", cv, minimum=2, maximum=n_stimuli // 2)
+    return Settings(metric, alpha, variance, cv, check_seed(seed))
+
+
+def check_same_stimuli(n_a: int, n_b: int) -> int:
+    """The number of stimuli, the same on both sides."""
+    if n_a != n_b:
+        raise ShapeError(
+            f"a, b: {n_a} and {n_b} stimuli. Both sides must hold the same stimuli in the same order (select or "
+            f"reorder one with Recording.select)."
+        )
+    return n_a
+
+
+def folds(n: int, cv: int | None, seed: int | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) index pairs of shuffled k-fold splits, or one in-sample pair where cv is None."""
+    everything = np.arange(n)
+    if cv is None:
+        return [(everything, everything)]
+    order = np.random.default_rng(seed).permutation(n)
+    return [(np.sort(np.setdiff1d(order, part)), np.sort(part)) for part in np.array_split(order, cv)]
+
+
+def check_varies(total_variance: float, label: str, time: Any, *, held_out: bool = False) -> None:
+    """Refuse a representation that is the same for every stimulus (no alignment is defined)."""
+    if total_variance <= 0:
+        where = " in a training fold" if held_out else ""
+        raise ArgumentError(
+            f"{label}: the states at time position {time} are the same for every stimulus{where}, so no alignment "
+            f"is defined. Select time steps where the representation varies."
+        )
