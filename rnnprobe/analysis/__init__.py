@@ -46,6 +46,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "random_projection",
     ),
     ".compare": ("ComparisonResult", "compare_models"),
+    ".encoding": ("CeilingResult", "EncodingResult", "fit_encoding", "split_half_reliability"),
     ".alignment": ("AlignmentResult", "DistanceMatrixResult", "compare_representations", "pairwise_distances"),
     ".protocol": ("AnalysisResult",),
 }

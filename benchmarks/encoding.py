@@ -1,0 +1,124 @@
+"""Encoding models: rnnprobe's fit_encoding vs scikit-learn, himalaya and a Brain-Score-style PLS, in one run.
+
+Run:  python benchmarks/encoding.py [--threads 1] [--quick]
+
+Cases (from issue 17; results checked first, then timed):
+  ridge, a penalty per target from 20 alphas: 2000 training stimuli x 512 features -> 2000 targets,
+      scored on 500 held-out stimuli. scikit-learn's RidgeCV(alpha_per_target=True) (efficient
+      leave-one-out, the same criterion as rnnprobe: predictions checked equal to 1e-6) and himalaya's
+      RidgeCV(cv=5) on its numpy CPU backend (5-fold selection: a different criterion, so its scores
+      are compared, not required equal).
+  PLS(25), 10 splits (90% train), 2000 stimuli x 512 features -> 200 targets: scikit-learn's
+      PLSRegression(25, scale=False) per split as Brain-Score runs it, vs rnnprobe's exact PLS (scores
+      equal within NIPALS's tolerance, printed).
+``--threads`` pins BLAS threads for every tool (default 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+
+def _pin(threads: int) -> None:
+    for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[key] = str(threads)
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - t0, out
+
+
+def row(label: str, theirs: float, ours: float, extra: str) -> None:
+    print(f"  {label:38s} {theirs:7.2f} s   rnnprobe {ours:6.2f} s   {theirs / ours:5.1f}x   {extra}")
+
+
+def pearson(a, b):
+    import numpy as np
+
+    a, b = a - a.mean(0), b - b.mean(0)
+    return (a * b).sum(0) / np.sqrt((a * a).sum(0) * (b * b).sum(0))
+
+
+def ridge_case(rng, quick: bool) -> None:
+    import numpy as np
+    from himalaya.backend import set_backend
+    from himalaya.ridge import RidgeCV as HimalayaRidgeCV
+    from sklearn.linear_model import RidgeCV
+
+    from rnnprobe.analysis import fit_encoding
+
+    n_train, n_test, p, targets = (2000, 500, 512, 2000) if not quick else (500, 200, 128, 300)
+    alphas = np.logspace(-1, 6, 20)
+    x = rng.normal(size=(n_train + n_test, p)) * np.linspace(0.2, 2, p)
+    y = x @ rng.normal(size=(p, targets)) * rng.uniform(0, 0.1, targets) + rng.normal(size=(n_train + n_test, targets))
+    train, test = np.arange(n_train), np.arange(n_train, n_train + n_test)
+    small = (slice(0, 60), slice(0, 5))  # warm-up: imports and first calls are not timed
+    fit_encoding(x[small[0], :5], y[small], alphas=alphas, cv=3, ceiling=False)
+    RidgeCV(alphas=alphas, alpha_per_target=True).fit(x[small[0], :5], y[small])
+    set_backend("numpy")
+    HimalayaRidgeCV(alphas=alphas, cv=5).fit(x[small[0], :5], y[small])
+    print(f"ridge: {n_train} training stimuli x {p} features -> {targets} targets, {alphas.size} alphas, "
+          f"{n_test} held out")  # fmt: skip
+    ours_s, ours = timed(lambda: fit_encoding(x, y, alphas=alphas, cv=[(train, test)], ceiling=False))
+    sk_s, sk = timed(lambda: RidgeCV(alphas=alphas, alpha_per_target=True).fit(x[train], y[train]).predict(x[test]))
+    r_sk = pearson(sk, y[test])
+    r_ours = ours.scores["features"][0, 0]
+    assert np.abs(r_ours - r_sk).max() < 1e-6, np.abs(r_ours - r_sk).max()
+    model = HimalayaRidgeCV(alphas=alphas, cv=5)
+    him_s, him = timed(lambda: model.fit(x[train], y[train]).predict(x[test]))
+    r_him = pearson(np.asarray(him), y[test])
+    row("scikit-learn RidgeCV (leave-one-out)", sk_s, ours_s, f"max |r difference| {np.abs(r_ours - r_sk).max():.1e}")
+    row("himalaya RidgeCV (5-fold, numpy)", him_s, ours_s,
+        f"median r {np.median(r_him):.4f} vs {np.median(r_ours):.4f} (median |difference| "
+        f"{np.median(np.abs(r_him - r_ours)):.1e})")  # fmt: skip
+
+
+def pls_case(rng, quick: bool) -> None:
+    import numpy as np
+    from sklearn.cross_decomposition import PLSRegression
+    from sklearn.model_selection import ShuffleSplit
+
+    from rnnprobe.analysis import fit_encoding
+
+    n, p, targets, splits = (2000, 512, 200, 10) if not quick else (500, 128, 50, 3)
+    x = rng.normal(size=(n, p)) @ rng.normal(size=(p, p)) / np.sqrt(p)
+    y = x @ rng.normal(size=(p, targets)) * 0.05 + rng.normal(size=(n, targets))
+    folds = list(ShuffleSplit(splits, test_size=0.1, random_state=0).split(x))
+    print(f"PLS(25): {n} stimuli x {p} features -> {targets} targets, {splits} splits (90% train)")
+
+    def brain_score():
+        return np.mean([pearson(PLSRegression(25, scale=False).fit(x[tr], y[tr]).predict(x[te]), y[te])
+                        for tr, te in folds], axis=0)  # fmt: skip
+
+    sk_s, r_sk = timed(brain_score)
+    ours_s, ours = timed(lambda: fit_encoding(x, y, estimator="pls", n_components=25, cv=folds, ceiling=False))
+    r_ours = ours.scores["features"][0, 0]
+    row(
+        "scikit-learn PLSRegression (NIPALS)",
+        sk_s,
+        ours_s,
+        f"max |r difference| {np.abs(r_ours - r_sk).max():.1e} (NIPALS stops at tol 1e-6)",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    _pin(args.threads)
+    import numpy as np
+    from _machine import print_machine
+
+    print_machine()
+    rng = np.random.default_rng(0)
+    ridge_case(rng, args.quick)
+    pls_case(rng, args.quick)
+
+
+if __name__ == "__main__":
+    main()

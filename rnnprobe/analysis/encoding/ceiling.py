@@ -1,0 +1,149 @@
+"""Noise ceilings of responses with repetitions: split-half reliability, Spearman-Brown corrected."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..._validation import MAX_RESAMPLES, check_finite, check_int, check_numeric, check_seed
+from ...errors import ArgumentError, ShapeError, describe
+
+
+@dataclass
+class CeilingResult:
+    """Split-half reliability of each target (neuron, voxel) and the ceiling it puts on scores.
+
+    Attributes
+    ----------
+    reliability : ndarray, (..., n_targets)
+        Spearman-Brown corrected split-half correlation: the expected correlation between two
+        independent averages of ``n_repetitions`` repetitions. Also the ceiling on R^2.
+    ceiling : ndarray
+        sqrt(reliability): the expected correlation of a noiseless model with an average of
+        ``n_repetitions`` repetitions, the ceiling on Pearson r (NaN where reliability <= 0).
+    split_half : ndarray
+        The uncorrected split-half correlation, averaged over splits.
+    n_repetitions : int
+        The number of repetitions averaged in the responses the ceiling is for.
+    n_splits : int
+    """
+
+    reliability: np.ndarray
+    ceiling: np.ndarray
+    split_half: np.ndarray
+    n_repetitions: int
+    n_splits: int
+
+    def summary(self) -> dict[str, Any]:
+        """Key numbers: the median reliability and ceiling, and how many targets are unreliable."""
+        return {
+            "targets": int(self.reliability.size), "repetitions": self.n_repetitions, "splits": self.n_splits,
+            "median reliability": float(np.nanmedian(self.reliability)),
+            "median ceiling (r)": float(np.nanmedian(self.ceiling)),
+            "targets with reliability <= 0": int(np.sum(~(self.reliability > 0))),
+        }  # fmt: skip
+
+    def draw(self, ax: Any) -> Any:
+        """The distribution of the ceilings on r."""
+        values = self.ceiling[np.isfinite(self.ceiling)].ravel()
+        ax.hist(values, bins=30, color="#0072B2")
+        ax.set_xlabel("noise ceiling (r)")
+        ax.set_ylabel("targets")
+        return ax
+
+    def plot(self) -> Any:
+        """A new figure of :meth:`draw`."""
+        from ..plotting import pyplot
+
+        fig, ax = pyplot().subplots(figsize=(4.5, 3.4), layout="constrained")
+        self.draw(ax)
+        return fig
+
+
+def spearman_brown(r: np.ndarray, factor: float) -> np.ndarray:
+    """Reliability of an average ``factor`` times as long: factor r / (1 + (factor - 1) r)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return factor * r / (1 + (factor - 1) * r)
+
+
+def column_correlations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson r of each column of a with the same column of b (rows: stimuli); NaN where constant."""
+    a = a - a.mean(axis=0)
+    b = b - b.mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.einsum("i...,i...->...", a, b) / np.sqrt(np.einsum("i...,i...->...", a, a)
+                                                            * np.einsum("i...,i...->...", b, b))  # fmt: skip
+
+
+def split_half_reliability(
+    trials: Any, *, n_splits: int = 100, n_repetitions: int | None = None, seed: int | None = 0
+) -> CeilingResult:
+    """Noise ceilings from repetitions: split-half reliability with the Spearman-Brown correction.
+
+    For each of ``n_splits`` random splits of the repetitions into two halves of h = n // 2 (the
+    same split for every stimulus and target), the mean responses of the halves are correlated
+    across stimuli, per target; the mean correlation r over splits is corrected to the reliability
+    of an average of m = ``n_repetitions`` repetitions: k r / (1 + (k - 1) r), k = m / h.
+
+    Parameters
+    ----------
+    trials : array, (stimulus, repetition, ...)
+        Responses per repetition; the trailing axes are targets (e.g. time x neuron).
+    n_splits : int
+        Random splits (seeded).
+    n_repetitions : int, optional
+        The number of repetitions averaged in the responses a model is scored against (default all
+        of them); pass the number averaged in held-out data when it differs.
+    seed : int, optional
+
+    Returns
+    -------
+    CeilingResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> signal = rng.normal(size=(200, 1, 5))                      # 200 stimuli, 5 neurons
+    >>> trials = signal + rng.normal(size=(200, 10, 5))            # 10 repetitions, noise variance 1
+    >>> result = split_half_reliability(trials)
+    >>> np.round(result.reliability, 1)                            # analytic: 1 / (1 + 1 / 10) = 0.91
+    array([0.9, 0.9, 0.9, 0.9, 0.9])
+    """
+    array = check_finite(check_numeric(trials, name="trials").astype(np.float64), name="trials")
+    if array.ndim < 3:
+        raise ShapeError(f"trials: got {describe(array)}. Pass (stimulus, repetition, target) or more target axes.")
+    n_stimuli, n_reps = array.shape[:2]
+    if n_reps < 2:
+        raise ShapeError(
+            f"trials: {n_reps} repetition per stimulus; a split-half ceiling needs at least 2 (pass responses "
+            f"with their repetitions, or give the ceiling yourself)."
+        )
+    if n_stimuli < 3:
+        raise ShapeError(f"trials: {n_stimuli} stimuli; correlations across stimuli need at least 3.")
+    n_splits = check_int("n_splits", n_splits, maximum=MAX_RESAMPLES // max(n_reps, 1))
+    m = n_reps if n_repetitions is None else check_int("n_repetitions", n_repetitions)
+    half = n_reps // 2
+    rng = np.random.default_rng(check_seed(seed))
+    total = np.zeros(array.shape[2:])
+    for _ in range(n_splits):
+        order = rng.permutation(n_reps)
+        total += column_correlations(array[:, order[:half]].mean(axis=1), array[:, order[half : 2 * half]].mean(axis=1))
+    split = total / n_splits
+    _refuse_constant(split)
+    reliability = spearman_brown(split, m / half)
+    with np.errstate(invalid="ignore"):
+        ceiling = np.where(reliability > 0, np.sqrt(np.where(reliability > 0, reliability, 0)), np.nan)
+    return CeilingResult(reliability, ceiling, split, m, n_splits)
+
+
+def _refuse_constant(split: np.ndarray) -> None:
+    if np.isnan(split).any():
+        flat = np.flatnonzero(np.isnan(split.ravel()))
+        positions = [np.unravel_index(i, split.shape) for i in flat[:5]]
+        raise ArgumentError(
+            f"trials: {flat.size} target(s) (first at {positions}) have a half-average that is the same for every "
+            f"stimulus, so no reliability is defined. Drop constant targets (e.g. neurons that never fire)."
+        )

@@ -1,0 +1,364 @@
+"""fit_encoding: regressions from model features to every neuron or voxel, scored on held-out stimuli."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..._validation import check_int, check_progress
+from ...errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
+from . import ridge as ridge_solver
+from .ceiling import CeilingResult, column_correlations, split_half_reliability
+from .inputs import Features, make_folds, read_features, read_responses, stimulus_labels
+from .pls import fit_pls, predict_pls
+
+ESTIMATORS = ("ridge", "pls")
+DEFAULT_ALPHAS = np.logspace(-3, 9, 25)
+GRAM_BLOCK = 4096  # units per block of a Gram matrix accumulated from float32 features
+
+
+@dataclass
+class Estimator:
+    """The checked estimator of a call: "ridge" (alphas), "pls" (n_components) or a scikit-learn regressor."""
+
+    name: str
+    alphas: np.ndarray | None = None
+    n_components: int = 25
+    regressor: Any = None
+    edge_hits: list[float] = field(default_factory=list)  # share of targets choosing a grid edge, per fit
+
+
+def check_estimator(estimator: Any, alphas: Any, n_components: Any) -> Estimator:
+    """The estimator setting, checked (a name, or an object with fit and predict)."""
+    if isinstance(estimator, str):
+        if estimator not in ESTIMATORS:
+            raise UnknownNameError(f"estimator: got {estimator!r}. Available: {format_choices(ESTIMATORS)}, or a "
+                                   f"scikit-learn regressor.")  # fmt: skip
+        if estimator == "pls":
+            return Estimator("pls", n_components=check_int("n_components", n_components))
+        grid = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=np.float64).ravel()
+        if grid.size == 0 or not np.isfinite(grid).all() or (grid <= 0).any():
+            raise ArgumentError(f"alphas: got {describe(alphas)}. Pass positive finite ridge penalties.")
+        return Estimator("ridge", alphas=grid)
+    if hasattr(estimator, "fit") and hasattr(estimator, "predict"):
+        return Estimator(type(estimator).__name__, regressor=estimator)
+    raise ArgumentTypeError(f"estimator: got {describe(estimator)}. Pass 'ridge', 'pls' or a scikit-learn regressor.")
+
+
+def gram_matrix(x: np.ndarray) -> np.ndarray:
+    """X X' in float64, accumulated over blocks of units (float32 features are never copied whole)."""
+    out = np.zeros((x.shape[0], x.shape[0]))
+    for start in range(0, x.shape[1], GRAM_BLOCK):
+        block = np.asarray(x[:, start : start + GRAM_BLOCK], dtype=np.float64)
+        out += block @ block.T
+    return out
+
+
+def fold_predictions(x: np.ndarray, y: np.ndarray, folds: list, estimator: Estimator) -> list[np.ndarray]:
+    """Held-out predictions of each fold for one (layer, model time step)."""
+    if estimator.name == "ridge":
+        return _ridge_predictions(x, y, folds, estimator)
+    out = []
+    for train, test in folds:
+        x_train = np.asarray(x[train], dtype=np.float64)
+        if estimator.name == "pls":
+            n_components = min(estimator.n_components, *x_train.shape)
+            out.append(predict_pls(fit_pls(x_train, y[train], n_components), np.asarray(x[test], dtype=np.float64)))
+        else:
+            from sklearn.base import clone
+
+            model = clone(estimator.regressor).fit(x_train, y[train])
+            out.append(np.asarray(model.predict(np.asarray(x[test], dtype=np.float64))).reshape(len(test), -1))
+    return out
+
+
+def _ridge_predictions(x: np.ndarray, y: np.ndarray, folds: list, estimator: Estimator) -> list[np.ndarray]:
+    """Ridge per fold, primal (units <= training stimuli) or dual from one Gram matrix of all stimuli."""
+    alphas = estimator.alphas
+    dual = x.shape[1] > min(len(train) for train, _ in folds)
+    kernel = gram_matrix(x) if dual else None
+    out = []
+    for train, test in folds:
+        if dual:
+            k_train, k_test = ridge_solver.centre_gram(kernel, train, test)
+            u, s2 = ridge_solver.factorise_gram(k_train)
+            z = (k_test @ u) / np.sqrt(s2)
+        else:
+            x_train = np.asarray(x[train], dtype=np.float64)
+            mean = x_train.mean(axis=0)
+            u, s2, v = ridge_solver.factorise(x_train - mean)
+            z = (np.asarray(x[test], dtype=np.float64) - mean) @ v
+        path = ridge_solver.ridge_path(u, s2, y[train])
+        chosen = path.best_alphas(alphas)
+        estimator.edge_hits.append(float(np.mean((chosen == 0) | (chosen == alphas.size - 1))) if alphas.size > 1
+                                   else 0.0)  # fmt: skip
+        out.append(path.predict(z, alphas, chosen))
+    return out
+
+
+def fold_scores(predictions: list[np.ndarray], y: np.ndarray, folds: list) -> tuple[np.ndarray, np.ndarray]:
+    """(Pearson r, R^2) per target on each fold's held-out stimuli, averaged over folds."""
+    r, r2 = [], []
+    for prediction, (_, test) in zip(predictions, folds, strict=True):
+        actual = y[test]
+        r.append(column_correlations(prediction, actual))
+        residual = ((actual - prediction) ** 2).sum(axis=0)
+        spread = ((actual - actual.mean(axis=0)) ** 2).sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2.append(1 - residual / spread)
+    return np.mean(r, axis=0), np.mean(r2, axis=0)
+
+
+@dataclass
+class EncodingResult:
+    """Held-out scores of encoding models from each layer and model time step to each target.
+
+    Attributes
+    ----------
+    scores : dict of str to ndarray, (n_model_times, n_neural_times, n_targets)
+        Pearson r between predicted and actual responses on held-out stimuli, averaged over folds.
+    r2 : dict of str to ndarray
+        R^2 on held-out stimuli (the same shape).
+    model_times : dict of str to ndarray
+    neural_times : ndarray
+    ceiling : CeilingResult or None
+        Split-half reliability of every (neural time, target) from the repetitions.
+    estimator : str
+    n_folds, n_stimuli : int
+    edge_share : float
+        Ridge: the share of (fit, target) whose penalty was the smallest or largest of ``alphas`` (widen
+        the grid when it is large); NaN for other estimators.
+    """
+
+    scores: dict[str, np.ndarray]
+    r2: dict[str, np.ndarray]
+    model_times: dict[str, np.ndarray]
+    neural_times: np.ndarray
+    ceiling: CeilingResult | None
+    estimator: str
+    n_folds: int
+    n_stimuli: int
+    edge_share: float
+
+    def ceiled(self, layer: str) -> np.ndarray:
+        """R / ceiling per target (ceiling = sqrt(reliability)); NaN where the target is unreliable."""
+        if self.ceiling is None:
+            raise ArgumentError("ceiled: this result has no ceiling (responses without repetitions).")
+        return self.scores[self._layer(layer)] / self.ceiling.ceiling[None]
+
+    def median(self, layer: str | None = None, *, ceiled: bool = False) -> np.ndarray:
+        """The median over targets (as Brain-Score reports), (n_model_times, n_neural_times)."""
+        layer = self._layer(layer)
+        values = self.ceiled(layer) if ceiled else self.scores[layer]
+        return np.nanmedian(values, axis=-1)
+
+    def best(self) -> dict[str, np.ndarray]:
+        """Per (neural time, target): the best layer and model time step and its score."""
+        layers = list(self.scores)
+        stacked = [self.scores[name] for name in layers]
+        best_step = [np.nanargmax(np.where(np.isnan(s), -np.inf, s), axis=0) for s in stacked]
+        best_value = np.stack([np.take_along_axis(s, b[None], 0)[0] for s, b in zip(stacked, best_step, strict=True)])
+        which = np.argmax(np.where(np.isnan(best_value), -np.inf, best_value), axis=0)
+        steps = np.choose(which, best_step)
+        times = np.array([[self.model_times[layers[w]][t] for w, t in zip(wr, tr, strict=True)]
+                          for wr, tr in zip(which, steps, strict=True)])  # fmt: skip
+        return {"layer": np.asarray(layers)[which], "model_time": times, "score": best_value.max(axis=0)}
+
+    def summary(self) -> dict[str, Any]:
+        """Key numbers: each layer's best median score (and ceiled), where it is, and the ceiling."""
+        out: dict[str, Any] = {"estimator": self.estimator, "stimuli": self.n_stimuli, "folds": self.n_folds,
+                               "targets": int(next(iter(self.scores.values())).shape[-1])}  # fmt: skip
+        for layer in self.scores:
+            median = self.median(layer)
+            i, j = np.unravel_index(int(np.nanargmax(median)), median.shape)
+            out[f"{layer}: best median r"] = float(median[i, j])
+            out[f"{layer}: at model time"] = self.model_times[layer][i].item()
+            out[f"{layer}: at neural time"] = self.neural_times[j].item()
+            if self.ceiling is not None:
+                out[f"{layer}: ceiled median r"] = float(self.median(layer, ceiled=True)[i, j])
+        if self.ceiling is not None:
+            out["median ceiling (r)"] = float(np.nanmedian(self.ceiling.ceiling))
+        if np.isfinite(self.edge_share):
+            out["penalties at the grid's edge"] = self.edge_share
+        return out
+
+    def draw(self, ax: Any) -> Any:
+        """The median score over model time of each layer, at the neural time where it peaks."""
+        from ..plotting import OKABE_ITO
+
+        for layer, color in zip(self.scores, OKABE_ITO * 4, strict=False):
+            median = self.median(layer)
+            j = int(np.nanargmax(np.nanmax(median, axis=0)))
+            ax.plot(self.model_times[layer], median[:, j], marker="o", ms=3, color=color,
+                    label=f"{layer} (neural time {self.neural_times[j]})")  # fmt: skip
+        ax.set_xlabel("model time step")
+        ax.set_ylabel("median held-out r")
+        ax.legend(frameon=False, fontsize=7)
+        return ax
+
+    def plot(self) -> Any:
+        """:meth:`draw` and the model time x neural time median of the best layer."""
+        from ..plotting import pyplot
+
+        fig, (left, right) = pyplot().subplots(1, 2, figsize=(10, 3.8), layout="constrained")
+        self.draw(left)
+        layer = max(self.scores, key=lambda name: np.nanmax(self.median(name)))
+        image = right.imshow(self.median(layer), origin="lower", aspect="auto", cmap="viridis")
+        right.set_xlabel("neural time bin")
+        right.set_ylabel(f"model time step ({layer})")
+        fig.colorbar(image, ax=right, label="median held-out r")
+        return fig
+
+    def _layer(self, layer: str | None) -> str:
+        if layer is None:
+            if len(self.scores) != 1:
+                raise ArgumentError(f"layer: this result has {len(self.scores)} layers; name one of "
+                                    f"{format_choices(self.scores)}.")  # fmt: skip
+            return next(iter(self.scores))
+        if layer not in self.scores:
+            raise UnknownNameError(f"layer: {layer!r} is not in this result. Available: {format_choices(self.scores)}.")
+        return layer
+
+
+def fit_encoding(
+    features: Any,
+    responses: Any,
+    *,
+    layers: Any = None,
+    area: str | None = None,
+    time: Any = None,
+    neural_time: Any = None,
+    descriptor: str | None = None,
+    estimator: Any = "ridge",
+    alphas: Any = None,
+    n_components: int = 25,
+    cv: Any = 5,
+    stratify: Any = None,
+    groups: Any = None,
+    ceiling: bool = True,
+    n_splits: int = 100,
+    seed: int | None = 0,
+    progress: bool | None = None,
+) -> EncodingResult:
+    r"""Encoding models: predict every neuron (voxel) at every neural time from each layer at each model time.
+
+    For each layer and model time step, a regression from the units to all (neural time, target)
+    columns at once is fitted on the training stimuli of each fold and scored on the held-out ones
+    (Pearson r and R^2 per target, averaged over folds, the same folds for every layer): the
+    Brain-Score "neural predictivity" standard, over time.
+
+    Parameters
+    ----------
+    features : Recording or ndarray
+        The model's states, (stimulus, time, unit) per layer; an array (stimulus, unit) or (stimulus,
+        time, unit) is one layer named "features".
+    responses : Recording or ndarray
+        Neural responses. A Recording's rows are trials (grouped by ``descriptor`` into stimuli, with
+        their repetitions) or stimuli; arrays are (stimulus, target), (stimulus, time, target) or
+        (stimulus, repetition, time, target). Models are scored against the mean over repetitions.
+    layers : str or list of str, optional
+        The model layers (default all).
+    area : str, optional
+        The responses' layer (e.g. "IT"); default its only layer.
+    time, neural_time : selection, optional
+        Model time steps and neural time bins (positions); default all.
+    descriptor : str, optional
+        A column of both Recordings naming each trial's stimulus (e.g. "condition"): trials are grouped
+        per value (sorted), features averaged per value.
+    estimator : "ridge", "pls" or a scikit-learn regressor
+        "ridge": a penalty per target from ``alphas`` by efficient leave-one-out on the training
+        stimuli (scikit-learn's ``RidgeCV(alpha_per_target=True)``), in the dual form when units
+        outnumber training stimuli. "pls": PLS regression with ``n_components`` (Brain-Score's default,
+        25; scikit-learn's ``PLSRegression(scale=False)``). A regressor is cloned and fitted per fold.
+    alphas : array, optional
+        Ridge penalties (default 25 values from 1e-3 to 1e9).
+    n_components : int
+    cv : int, splitter or (train, test) pairs
+        An int k: shuffled k-fold of the stimuli, stratified by ``stratify`` or grouped by ``groups``.
+    stratify, groups : str or array, optional
+        A column of ``features`` (per stimulus; per condition with a descriptor) or labels.
+    ceiling : bool
+        Compute split-half noise ceilings from the repetitions (needs at least 2).
+    n_splits : int
+        Random splits of the ceiling.
+    seed : int, optional
+        Seeds the folds and the ceiling's splits.
+    progress : bool, optional
+        A progress bar over (layer, model time step).
+
+    Returns
+    -------
+    EncodingResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.normal(size=(120, 30))                                   # 120 stimuli x 30 units
+    >>> signal = x @ rng.normal(size=(30, 8))                            # 8 neurons
+    >>> trials = signal[:, None, None] + rng.normal(0, 3, size=(120, 6, 1, 8))   # 6 repetitions
+    >>> result = fit_encoding(x, trials)
+    >>> bool(result.median(ceiled=True)[0, 0] > 0.9)
+    True
+    """
+    model = check_estimator(estimator, alphas, n_components)
+    if not isinstance(ceiling, bool):
+        raise ArgumentTypeError(f"ceiling: got {describe(ceiling)}. Pass True or False.")
+    neural = read_responses(responses, layer=area, time=neural_time, descriptor=descriptor)
+    readers, rows = read_features(features, layers=layers, time=time, descriptor=descriptor,
+                                  conditions=neural.conditions)  # fmt: skip
+    n = neural.trials.shape[0]
+    _check_stimuli(features, rows, n)
+    folds = make_folds(n, cv, seed=seed, stratify=stimulus_labels(stratify, "stratify", features, rows, n),
+                       groups=stimulus_labels(groups, "groups", features, rows, n))  # fmt: skip
+    y = neural.mean.reshape(n, -1)
+    _refuse_constant_targets(y, neural.trials.shape[2:])
+    noise = None
+    if ceiling and neural.trials.shape[1] >= 2:
+        noise = split_half_reliability(neural.trials, n_splits=n_splits, seed=seed)
+    scores, r2 = _fit_all(readers, y, folds, model, neural.trials.shape[2:], progress)
+    edge = float(np.mean(model.edge_hits)) if model.edge_hits else float("nan")
+    return EncodingResult(scores, r2, {f.label: f.times for f in readers}, neural.times, noise, model.name,
+                          len(folds), n, edge)  # fmt: skip
+
+
+def _fit_all(readers: list[Features], y: np.ndarray, folds: list, model: Estimator, shape: tuple, progress: Any
+             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:  # fmt: skip
+    from tqdm.auto import tqdm
+
+    scores, r2 = {}, {}
+    with tqdm(total=sum(len(f.times) for f in readers), desc="encoding", unit="step",
+              disable=not check_progress(progress)) as bar:  # fmt: skip
+        for feature in readers:
+            r_steps, r2_steps = [], []
+            for step in range(len(feature.times)):
+                x = feature.read(step)
+                r, r_sq = fold_scores(fold_predictions(x, y, folds, model), y, folds)
+                r_steps.append(r.reshape(shape))
+                r2_steps.append(r_sq.reshape(shape))
+                bar.update(1)
+            scores[feature.label], r2[feature.label] = np.stack(r_steps), np.stack(r2_steps)
+    return scores, r2
+
+
+def _check_stimuli(features: Any, rows: list[np.ndarray] | None, n: int) -> None:
+    from ...recording import Recording
+
+    got = len(rows) if rows is not None else len(features) if isinstance(features, Recording) else np.shape(features)[0]
+    if got != n:
+        raise ShapeError(
+            f"features, responses: {got} and {n} stimuli. Both must hold the same stimuli in the same order (or pass "
+            f"descriptor= to match trials to stimuli by a column)."
+        )
+
+
+def _refuse_constant_targets(y: np.ndarray, shape: tuple) -> None:
+    constant = np.ptp(y, axis=0) == 0
+    if constant.any():
+        first = [np.unravel_index(i, shape) for i in np.flatnonzero(constant)[:5]]
+        raise ArgumentError(
+            f"responses: {int(constant.sum())} (time, target) column(s) (first at {first}) are the same for every "
+            f"stimulus, so no score is defined. Drop them (e.g. neurons that never fire in a bin)."
+        )

@@ -1,0 +1,205 @@
+"""What fit_encoding reads and checks: model features, neural responses (with repetitions), folds."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..._validation import check_finite, check_int, check_numeric, check_recording, check_seed
+from ...errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe
+from ...recording import Recording
+
+
+@dataclass
+class Responses:
+    """Neural responses: trials (stimulus, repetition, time, target), their mean, the time coordinate."""
+
+    trials: np.ndarray
+    times: np.ndarray
+    label: str
+    conditions: np.ndarray | None
+
+    @property
+    def mean(self) -> np.ndarray:
+        """The mean over repetitions, (stimulus, time, target)."""
+        return self.trials.mean(axis=1)
+
+
+@dataclass
+class Features:
+    """One model layer: a reader of (stimulus, unit) states per model time step."""
+
+    label: str
+    times: np.ndarray
+    read: Callable[[int], np.ndarray]
+    n_units: int
+
+
+def read_responses(responses: Any, *, layer: str | None, time: Any, descriptor: str | None) -> Responses:
+    """Trials (stimulus, repetition, time, target) from a Recording (trials grouped by ``descriptor``) or
+    an array (stimulus, target), (stimulus, time, target) or (stimulus, repetition, time, target).
+    """
+    if isinstance(responses, Recording):
+        check_recording(responses, "responses")
+        label = responses.resolve_layer(layer)
+        positions = responses.time_positions(label, time)
+        states = np.asarray(responses.get(label, time=positions, flatten=True), dtype=np.float64)
+        check_finite(states, name="responses", layer=label)
+        times = np.asarray(responses.times[label])[positions]
+        if descriptor is None:
+            return Responses(states[:, None], times, label, None)
+        values, trials = _group_trials(states, responses.column(descriptor), descriptor)
+        return Responses(trials, times, label, values)
+    if descriptor is not None:
+        raise ArgumentError("descriptor: responses is an array, which has no columns. Pass descriptor=None.")
+    array = check_numeric(responses, name="responses").astype(np.float64)
+    shapes = {2: lambda a: a[:, None, None], 3: lambda a: a[:, None], 4: lambda a: a}
+    if array.ndim not in shapes or 0 in array.shape:
+        raise ShapeError(
+            f"responses: got {describe(array)}. Pass (stimulus, target), (stimulus, time, target) or (stimulus, "
+            f"repetition, time, target), or a Recording."
+        )
+    trials = shapes[array.ndim](array)
+    times = np.arange(trials.shape[2])
+    if time is not None:
+        chosen = np.atleast_1d(times[time])
+        trials, times = trials[:, :, chosen], times[chosen]
+    check_finite(trials, name="responses")
+    return Responses(trials, times, "responses", None)
+
+
+def _group_trials(states: np.ndarray, column: np.ndarray, descriptor: str) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted condition values, trials (condition, repetition, time, target)); equal repetitions required."""
+    values, inverse, counts = np.unique(column, return_inverse=True, return_counts=True)
+    if counts.min() != counts.max():
+        raise ShapeError(
+            f"responses: the {descriptor!r} conditions have {counts.min()} to {counts.max()} trials. A ceiling and "
+            f"fair averages need the same number for each; keep that many per condition (e.g. load_zhang_desimone's "
+            f"n_repetitions=)."
+        )
+    order = np.argsort(inverse, kind="stable")
+    return values, states[order].reshape(values.size, counts[0], *states.shape[1:])
+
+
+def read_features(
+    features: Any, *, layers: Any, time: Any, descriptor: str | None, conditions: np.ndarray | None
+) -> tuple[list[Features], list[np.ndarray] | None]:
+    """One reader per layer of the model's Recording (averaged per ``descriptor`` value), or of an array;
+    and the rows of each condition (None without a descriptor).
+    """
+    if not isinstance(features, Recording):
+        array = check_numeric(features, name="features")
+        if array.ndim not in (2, 3) or 0 in array.shape:
+            raise ShapeError(f"features: got {describe(array)}. Pass (stimulus, unit), (stimulus, time, unit) or a "
+                             f"Recording.")  # fmt: skip
+        if layers is not None or descriptor is not None:
+            raise ArgumentError("layers, descriptor: features is an array, which has no layers or columns.")
+        features = Recording({"features": array if array.ndim == 3 else array[:, None]})
+    check_recording(features, "features")
+    names = features.layers if layers is None else [layers] if isinstance(layers, str) else list(layers)
+    groups = None if descriptor is None else _feature_groups(features, descriptor, conditions)
+    return [_reader(features, features.resolve_layer(name), time, groups) for name in names], groups
+
+
+def _feature_groups(features: Recording, descriptor: str, conditions: np.ndarray) -> list[np.ndarray]:
+    if descriptor not in features.columns:
+        raise UnknownNameError(
+            f"descriptor: {descriptor!r} is a column of the responses but not of the features. Add it to the model's "
+            f"recording (rec.with_metadata({descriptor}=...)) so that stimuli and conditions can be matched."
+        )
+    column = features.column(descriptor)
+    missing = [v for v in conditions.tolist() if v not in set(column.tolist())]
+    if missing:
+        raise ShapeError(f"descriptor: conditions {missing[:5]} of the responses have no stimulus in the features.")
+    return [np.flatnonzero(column == value) for value in conditions]
+
+
+def _reader(features: Recording, layer: str, time: Any, groups: list[np.ndarray] | None) -> Features:
+    positions = features.time_positions(layer, time)
+    n_units = int(np.prod(features.shapes[layer][2:]))
+
+    def read(step: int) -> np.ndarray:
+        states = np.asarray(features.get(layer, time=int(positions[step]), flatten=True))
+        if states.dtype.kind not in "fc":
+            states = states.astype(np.float64)
+        check_finite(states, name="features", layer=layer)
+        if groups is not None:
+            states = np.stack([states[rows].mean(axis=0) for rows in groups])
+        return states
+
+    return Features(layer, np.asarray(features.times[layer])[positions], read, n_units)
+
+
+def make_folds(
+    n: int, cv: Any, *, seed: Any, stratify: Any = None, groups: Any = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) index pairs: an int k gives shuffled k-fold (stratified or grouped when given), a
+    scikit-learn splitter or a sequence of (train, test) is used as given.
+    """
+    from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
+
+    seed = check_seed(seed)
+    if isinstance(cv, bool) or not isinstance(cv, int | np.integer):
+        splits = _given_splits(cv, n, stratify, groups)
+    else:
+        k = check_int("cv", cv, minimum=2, maximum=max(2, n // 3))
+        if groups is not None:
+            splitter: Any = GroupKFold(k, shuffle=True, random_state=seed)
+        elif stratify is not None:
+            splitter = StratifiedKFold(k, shuffle=True, random_state=seed)
+        else:
+            splitter = KFold(k, shuffle=True, random_state=seed)
+        splits = _given_splits(splitter, n, stratify, groups)
+    for i, (train, test) in enumerate(splits):
+        if len(test) < 3 or len(train) < 3:
+            raise ShapeError(f"cv: fold {i} has {len(train)} training and {len(test)} test stimuli; each needs >= 3.")
+    return splits
+
+
+def _is_pair(value: Any) -> bool:
+    return isinstance(value, tuple | list) and len(value) == 2
+
+
+def _given_splits(cv: Any, n: int, stratify: Any, groups: Any) -> list[tuple[np.ndarray, np.ndarray]]:
+    if not isinstance(cv, str) and hasattr(cv, "split"):
+        splits = list(cv.split(np.zeros((n, 1)), stratify, groups))
+    elif not isinstance(cv, str) and isinstance(cv, Sequence) and cv and all(_is_pair(pair) for pair in cv):
+        splits = list(cv)
+    else:
+        raise ArgumentTypeError(
+            f"cv: got {describe(cv)}. Pass an int, a scikit-learn splitter or a list of (train, test) index arrays."
+        )
+    out = []
+    for i, (train, test) in enumerate(splits):
+        train, test = np.asarray(train), np.asarray(test)
+        if (
+            train.dtype.kind not in "iu"
+            or test.dtype.kind not in "iu"
+            or not all(part.ndim == 1 and part.size and part.min() >= 0 and part.max() < n for part in (train, test))
+        ):
+            raise ShapeError(f"cv: fold {i} is not two arrays of stimulus indices in [0, {n}).")
+        if np.intersect1d(train, test).size:
+            raise ShapeError(f"cv: fold {i} has stimuli in both its training and its test set.")
+        out.append((train, test))
+    return out
+
+
+def stimulus_labels(
+    values: Any, name: str, features: Any, groups: list[np.ndarray] | None, n: int
+) -> np.ndarray | None:
+    """Stratification or grouping labels, one per stimulus (condition): an array, or a features column."""
+    if values is None:
+        return None
+    if isinstance(values, str):
+        if not isinstance(features, Recording):
+            raise ArgumentError(f"{name}: {values!r} names a column, but the features are an array. Pass the labels.")
+        column = features.column(values)
+        array = column if groups is None else np.array([column[rows[0]] for rows in groups])
+    else:
+        array = np.asarray(values)
+    if array.ndim != 1 or array.size != n:
+        raise ShapeError(f"{name}: got {describe(array)}; pass one value per stimulus ({n}).")
+    return array

@@ -1,0 +1,96 @@
+"""Ridge regression with a penalty per target chosen by efficient leave-one-out, primal or dual.
+
+With centred training features Xc = U S V' (thin SVD, rank r) and centred targets Yc, ridge with an
+(unpenalised) intercept has the hat matrix H = 11'/n + U diag(f) U', f = s^2 / (s^2 + alpha), and the
+leave-one-out residuals e_i / (1 - H_ii) with e = Yc - U diag(f) U'Yc (Golub, Heath & Wahba 1979),
+as scikit-learn's ``RidgeCV(alpha_per_target=True)`` computes them. Every quantity comes from U, s
+and C = U'Yc, which the smaller Gram matrix gives: Xc'Xc (p <= n, primal) or Xc Xc' (p > n, dual: the
+features never need to be held, only their n x n Gram matrix). Held-out predictions are
+Z diag(s / (s^2 + alpha)) C with Z = Xt_c V, which is (Kt_c U) / s from the test-train Gram matrix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+RANK_RTOL = 1e-12
+
+
+@dataclass
+class RidgePath:
+    """A training fold's factorisation: u (n x r), s2 (r), c = u'Yc (r x targets), the targets' mean."""
+
+    u: np.ndarray
+    s2: np.ndarray
+    c: np.ndarray
+    y_mean: np.ndarray
+    yc: np.ndarray
+    n: int
+
+    def loo_errors(self, alpha: float, *, out: np.ndarray | None = None) -> np.ndarray:
+        """Mean squared leave-one-out error of each target under ``alpha`` (``out``: an n x targets buffer)."""
+        f = self.s2 / (self.s2 + alpha)
+        leverage = 1 / self.n + (self.u * self.u) @ f
+        residual = np.matmul(self.u, f[:, None] * self.c, out=out)
+        np.subtract(self.yc, residual, out=residual)
+        np.square(residual, out=residual)
+        return (1 / (1 - leverage) ** 2) @ residual / self.n
+
+    def best_alphas(self, alphas: np.ndarray) -> np.ndarray:
+        """Index into ``alphas`` of each target's smallest leave-one-out error (the first on ties)."""
+        best = np.zeros(self.c.shape[1], dtype=np.intp)
+        best_error = np.full(self.c.shape[1], np.inf)
+        buffer = np.empty_like(self.yc)
+        for i, alpha in enumerate(alphas):
+            error = self.loo_errors(float(alpha), out=buffer)
+            better = error < best_error
+            best[better], best_error[better] = i, error[better]
+        return best
+
+    def predict(self, z: np.ndarray, alphas: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+        """Predictions from test coordinates z = Xt_c V (n_test x r), each target with its alpha."""
+        out = np.empty((z.shape[0], self.c.shape[1]))
+        s = np.sqrt(self.s2)
+        for i in np.unique(chosen):
+            columns = np.flatnonzero(chosen == i)
+            g = s / (self.s2 + float(alphas[i]))
+            out[:, columns] = z @ (g[:, None] * self.c[:, columns])
+        return out + self.y_mean
+
+
+def factorise(xc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(u, s^2, v) of centred training features; v is None in the dual form (p > n)."""
+    n, p = xc.shape
+    if p <= n:
+        s2, v = np.linalg.eigh(xc.T @ xc)
+        keep = s2 > RANK_RTOL * max(s2[-1], np.finfo(float).tiny)
+        s2, v = s2[keep], v[:, keep]
+        return (xc @ v) / np.sqrt(s2), s2, v
+    return *factorise_gram(xc @ xc.T), None
+
+
+def factorise_gram(kc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(u, s^2) from a centred training Gram matrix Xc Xc'."""
+    s2, u = np.linalg.eigh(kc)
+    keep = s2 > RANK_RTOL * max(s2[-1], np.finfo(float).tiny)
+    return u[:, keep], s2[keep]
+
+
+def centre_gram(k: np.ndarray, train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The training Gram matrix and the test-train one, both centred with the training features' mean."""
+    k_train = k[np.ix_(train, train)]
+    k_test = k[np.ix_(test, train)]
+    row_mean = k_train.mean(axis=0)
+    total = row_mean.mean()
+    centred_train = k_train - row_mean[:, None] - row_mean[None, :] + total
+    centred_test = k_test - k_test.mean(axis=1, keepdims=True) - row_mean[None, :] + total
+    return centred_train, centred_test
+
+
+def ridge_path(u: np.ndarray, s2: np.ndarray, y: np.ndarray) -> RidgePath:
+    """The path of a factorised fold for targets y (n x targets)."""
+    y_mean = y.mean(axis=0)
+    yc = y - y_mean
+    return RidgePath(u, s2, u.T @ yc, y_mean, yc, y.shape[0])

@@ -1,0 +1,155 @@
+"""Encoding models against scikit-learn on the same folds, noise ceilings against a brute-force loop and
+the analytic value of a planted data set, and bad input."""
+
+import numpy as np
+import pytest
+from sklearn.cross_decomposition import PLSRegression
+from sklearn.linear_model import Lasso, RidgeCV
+from sklearn.model_selection import KFold
+
+from rnnprobe import Recording
+from rnnprobe.analysis import fit_encoding, split_half_reliability
+from rnnprobe.errors import ArgumentError, NonFiniteError, RnnprobeError, ShapeError, UnknownNameError
+
+ALPHAS = np.logspace(-2, 5, 15)
+
+
+def _pearson(a, b):
+    return np.array([np.corrcoef(a[:, j], b[:, j])[0, 1] for j in range(a.shape[1])])
+
+
+def _reference(x, y, folds, make):
+    """Mean over folds of the held-out Pearson r and R^2 per target, fitted by a scikit-learn model."""
+    r, r2 = [], []
+    for train, test in folds:
+        prediction = make().fit(x[train], y[train]).predict(x[test]).reshape(len(test), -1)
+        r.append(_pearson(prediction, y[test]))
+        r2.append(1 - ((y[test] - prediction) ** 2).sum(0) / ((y[test] - y[test].mean(0)) ** 2).sum(0))
+    return np.mean(r, axis=0), np.mean(r2, axis=0)
+
+
+def _data(rng, n, p, targets, noise=2.0):
+    x = rng.normal(size=(n, p)) * np.linspace(0.2, 2, p) + 3
+    y = x @ rng.normal(size=(p, targets)) * rng.uniform(0.1, 1, targets) + rng.normal(size=(n, targets)) * noise
+    return x, y
+
+
+@pytest.mark.parametrize(("n", "p"), [(90, 20), (60, 150)])  # primal, and dual (units > training stimuli)
+def test_ridge_equals_scikit_learn_ridgecv_per_target(rng, n, p):
+    x, y = _data(rng, n, p, 12)
+    folds = list(KFold(4, shuffle=True, random_state=3).split(x))
+    result = fit_encoding(x, y, alphas=ALPHAS, cv=folds, ceiling=False)
+    r, r2 = _reference(x, y, folds, lambda: RidgeCV(alphas=ALPHAS, alpha_per_target=True))
+    np.testing.assert_allclose(result.scores["features"][0, 0], r, atol=1e-8)
+    np.testing.assert_allclose(result.r2["features"][0, 0], r2, atol=1e-8)
+
+
+def test_pls_equals_scikit_learn_pls_regression(rng):
+    x, y = _data(rng, 100, 30, 9)
+    folds = list(KFold(5, shuffle=True, random_state=0).split(x))
+    result = fit_encoding(x, y, estimator="pls", n_components=6, cv=folds, ceiling=False)
+    # scikit-learn's NIPALS converged tightly: its default tol=1e-6 stops early where the first two singular
+    # values of X'Y are close (predictions then differ by up to 0.3%); rnnprobe computes the limit exactly
+    r, r2 = _reference(x, y, folds, lambda: PLSRegression(6, scale=False, tol=1e-15, max_iter=100_000))
+    np.testing.assert_allclose(result.scores["features"][0, 0], r, atol=1e-6)
+    np.testing.assert_allclose(result.r2["features"][0, 0], r2, atol=1e-6)
+
+
+def test_any_regressor_on_the_same_folds(rng):
+    x, y = _data(rng, 80, 10, 4)
+    folds = list(KFold(4, shuffle=True, random_state=1).split(x))
+    result = fit_encoding(x, y, estimator=Lasso(alpha=0.1), cv=folds, ceiling=False)
+    r, _ = _reference(x, y, folds, lambda: Lasso(alpha=0.1))
+    np.testing.assert_allclose(result.scores["features"][0, 0], r, atol=1e-12)
+    assert result.estimator == "Lasso"
+
+
+def test_ceiling_equals_a_brute_force_loop_and_the_analytic_value(rng):
+    n, reps, targets = 300, 8, 6
+    signal_sd = np.linspace(0.5, 2, targets)
+    trials = rng.normal(size=(n, 1, targets)) * signal_sd + rng.normal(size=(n, reps, targets))
+    result = split_half_reliability(trials, n_splits=25, seed=4)
+    order_rng, total = np.random.default_rng(4), np.zeros(targets)
+    for _ in range(25):
+        order = order_rng.permutation(reps)
+        a, b = trials[:, order[:4]].mean(1), trials[:, order[4:]].mean(1)
+        total += _pearson(a, b)
+    split = total / 25
+    np.testing.assert_allclose(result.split_half, split, atol=1e-12)
+    np.testing.assert_allclose(result.reliability, 2 * split / (1 + split), atol=1e-12)
+    analytic = signal_sd**2 / (signal_sd**2 + 1 / reps)  # reliability of an average of 8 repetitions
+    np.testing.assert_allclose(result.reliability, analytic, atol=0.03)
+    fewer = split_half_reliability(trials, n_splits=25, seed=4, n_repetitions=4)  # the ceiling for 4-trial averages
+    np.testing.assert_allclose(fewer.reliability, split, atol=1e-12)
+
+
+def test_a_planted_encoding_model_reaches_its_ceiling_and_noise_does_not(rng):
+    n, reps, p, targets = 400, 6, 20, 30
+    x = rng.normal(size=(n, p))
+    signal = x @ rng.normal(size=(p, targets)) / np.sqrt(p)
+    trials = signal[:, None, None] + rng.normal(0, 1.5, size=(n, reps, 1, targets))
+    result = fit_encoding(x, trials, cv=5)
+    analytic = np.sqrt(1 / (1 + 1.5**2 / reps))  # the correlation of the true signal with a 6-trial mean
+    assert np.nanmedian(result.ceiling.ceiling) == pytest.approx(analytic, abs=0.02)
+    assert result.median(ceiled=True)[0, 0] == pytest.approx(1.0, abs=0.04)
+    noise = fit_encoding(rng.normal(size=(n, p)), trials, cv=5)
+    assert abs(noise.median()[0, 0]) < 0.05
+
+
+def test_time_resolved_layers_share_folds_and_find_the_matching_step(rng):
+    n, p = 150, 12
+    h = rng.normal(size=(n, 4, p))
+    responses = np.stack(
+        [h[:, 2] @ rng.normal(size=(p, 5)), rng.normal(size=(n, 5))], axis=1
+    )  # (stimulus, time, target)
+    rec = Recording({"a": h, "b": rng.normal(size=(n, 4, 3))})
+    result = fit_encoding(rec, responses + 0.3 * rng.normal(size=responses.shape), cv=3)
+    assert result.scores["a"].shape == (4, 2, 5) and result.scores["b"].shape == (4, 2, 5)
+    median = result.median("a")
+    assert np.unravel_index(np.argmax(median), median.shape) == (2, 0)
+    best = result.best()
+    assert (best["layer"][0] == "a").all() and (best["model_time"][0] == 2).all()
+    alone = fit_encoding(rec, responses + 0.3 * np.random.default_rng(0).normal(size=responses.shape), layers="a",
+                         cv=3)  # fmt: skip
+    assert alone.scores["a"].shape == (4, 2, 5)
+    assert result.summary()["a: at model time"] == 2
+
+
+def test_trials_grouped_by_a_descriptor_match_the_stimuli(rng):
+    conditions, reps, p = 30, 4, 8
+    x = rng.normal(size=(conditions, 1, p))
+    signal = x[:, 0] @ rng.normal(size=(p, 6))
+    labels = np.repeat(np.arange(conditions), reps)
+    shuffle = rng.permutation(labels.size)
+    trials = (signal[labels] + 0.5 * rng.normal(size=(labels.size, 6)))[shuffle]
+    neural = Recording({"IT": trials[:, None]}, metadata={"condition": labels[shuffle]})
+    model = Recording({"h": x[::-1]}, metadata={"condition": np.arange(conditions)[::-1]})
+    grouped = fit_encoding(model, neural, descriptor="condition", cv=3)
+    ordered = trials[np.argsort(labels[shuffle], kind="stable")].reshape(conditions, reps, 1, 6)
+    direct = fit_encoding(x, ordered, cv=3)
+    np.testing.assert_allclose(grouped.scores["h"], direct.scores["features"], atol=1e-12)
+    np.testing.assert_allclose(grouped.ceiling.reliability, direct.ceiling.reliability, atol=1e-12)
+
+
+def test_bad_input_is_one_clear_error(rng):
+    x, y = _data(rng, 40, 5, 3)
+    constant = y.copy()
+    constant[:, 1] = 2.0
+    cases = [
+        (lambda: fit_encoding(x, y[:30]), ShapeError, "40 and 30 stimuli"),
+        (lambda: fit_encoding(x[:8], y[:8], cv=5), ArgumentError, "cv: got 5"),
+        (lambda: fit_encoding(x, constant), ArgumentError, "are the same for every stimulus"),
+        (lambda: fit_encoding(x, np.where(y > 2, np.nan, y)), NonFiniteError, "non-finite"),
+        (lambda: fit_encoding(x, y, estimator="svm"), UnknownNameError, "estimator: got 'svm'"),
+        (lambda: fit_encoding(x, y, alphas=[1, -1]), ArgumentError, "alphas"),
+        (lambda: fit_encoding(x, y, estimator=3), RnnprobeError, "estimator"),
+        (lambda: fit_encoding(x, y, cv="five"), RnnprobeError, "cv: got 'five'"),
+        (lambda: split_half_reliability(y[:, None]), ShapeError, "1 repetition per stimulus"),
+        (lambda: fit_encoding(x, y, descriptor="condition"), ArgumentError, "no columns"),
+        (lambda: fit_encoding(x, y).ceiled("features"), ArgumentError, "no ceiling"),
+        (lambda: fit_encoding(x, y, stratify=np.arange(3)), ShapeError, "one value per stimulus"),
+        (lambda: fit_encoding(x, y, cv=[(np.arange(30), np.arange(25, 40))]), ShapeError, "both its training"),
+    ]
+    for call, error, message in cases:
+        with pytest.raises(error, match=message):
+            call()
