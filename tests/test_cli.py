@@ -75,14 +75,14 @@ def test_demo_quick_writes_the_comparison_report(tmp_path, capsys):
     assert parser.sections == [
         "section-about", "section-blt-family-on-occluded-digits", "section-blt-summary",
         "section-blt-trajectories-and-dimensionality", "section-blt-rdms-over-time", "section-blt-rsa-digit-category",
-        "section-blt-decoding-over-time", "section-blt-temporal-generalization",
+        "section-blt-decoding-over-time", "section-blt-temporal-generalization", "section-blt-alignment-between-models",
         "section-lstm-vs-fast-weights-on-associative-retrieval", "section-retrieval-summary",
         "section-retrieval-trajectories-and-dimensionality", "section-retrieval-decoding-over-time",
         "section-retrieval-temporal-generalization", "section-fixed-points-of-flip-flop-networks",
         "section-flip-flop-summary", "section-flip-flop-trajectories-and-dimensionality",
         "section-flip-flop-fixed-points", "section-energy-efficient-rnn-prediction-units",
     ]  # fmt: skip
-    assert parser.images == 11  # BLT 5, retrieval 3, flip-flop 2, energy 1
+    assert parser.images == 12  # BLT 6, retrieval 3, flip-flop 2, energy 1
     assert (tmp_path / "demo" / "report.html").stat().st_size < 3 * 2**20  # heatmaps as palette PNGs
     numbers = json.loads((tmp_path / "demo" / "report.json").read_text())
     summary = numbers["sections"][2]["items"][1]["columns"]
@@ -90,7 +90,7 @@ def test_demo_quick_writes_the_comparison_report(tmp_path, capsys):
     assert set(summary) >= {"digit category: best layer", "digit category: similarity", "decoding: peak accuracy"}
     # recurrent models match the category structure better than the feedforward B (the shipped checkpoints)
     assert summary["digit category: similarity"][2] > summary["digit category: similarity"][0]
-    flip = numbers["sections"][14]["items"][1]["columns"]
+    flip = next(s for s in numbers["sections"] if s["title"] == "Flip-flop: Summary")["items"][1]["columns"]
     assert flip["stable fixed points"] == [8, 8]
 
 
@@ -323,3 +323,22 @@ def test_fixed_points_of_a_recurrent_submodule_from_a_config(tmp_path):
     assert _run("record", str(config), "--no-progress").returncode == 0
     out = _run("analyze", str(config), "--no-progress")
     assert out.returncode == 2 and "models.wrapped.fixed_point_module" in out.stderr, out.stderr
+
+
+def test_encoding_and_alignment_from_a_config(tmp_path):
+    rng = np.random.default_rng(1)
+    np.save(tmp_path / "cells.npy", rng.normal(size=(40, 3, 1, 6)))  # stimulus x repetition x time x neuron
+    config = _project(tmp_path, run='["pca", "encoding", "alignment"]',
+                      extra='\n[neural.cells]\nresponses = "cells.npy"\n')  # fmt: skip
+    config.write_text(config.read_text().replace('comparison = "spearman"', 'comparison = "spearman"\nmetric = "cka"'))
+    assert _run("record", str(config), "--no-progress").returncode == 0
+    out = _run("report", str(config), "--no-progress", "--export", "png")
+    assert out.returncode == 0, out.stderr
+    assert "cells encoding: best layer" in out.stdout and "alignment: nearest" in out.stdout
+    figures = sorted(p.name for p in (tmp_path / "results" / "report_figures").iterdir())
+    assert figures == ["alignment.png", "encoding-cells.png", "pca.png"]
+    overview = json.loads((tmp_path / "results" / "report.json").read_text())["sections"][0]["items"][0]["text"]
+    assert "Alignment: cka distances" in overview
+    config.write_text(config.read_text().replace('metric = "cka"', 'metric = "svd"'))
+    out = _run("analyze", str(config), "--no-progress")
+    assert out.returncode == 2 and "analyses.metric: got 'svd'" in out.stderr

@@ -42,7 +42,7 @@ def test_picks_the_best_layer_and_time_that_direct_analyses_find(rng):
     result = compare_models(recs, target="label", neural={"ref": target_rdm}, subjects={"ref": subjects},
                             cv=4, progress=False)  # fmt: skip
     assert isinstance(result, ComparisonResult)
-    assert result.analyses == ("pca", "rdms", "rsa", "decoding", "generalization")
+    assert result.analyses == ("pca", "rdms", "rsa", "decoding", "generalization", "alignment")
     table = result.table()
     assert table["model"] == ["early", "late"]
     assert table["ref: best layer"][1] == "a" and table["ref: best time"][1] == 4
@@ -84,17 +84,19 @@ def test_report_structure_golden(rng, tmp_path):
     path = result.save(tmp_path / "compare.html", data=True, export=["png"])
     report = result.to_report()
     assert report.sections() == ["Summary", "Trajectories and dimensionality", "RDMs over time", "RSA: IT",
-                                 "Decoding over time", "Temporal generalization"]  # fmt: skip
+                                 "Decoding over time", "Temporal generalization",
+                                 "Alignment between models"]  # fmt: skip
     assert report.names() == ["overview", "summary", "pca", "pca-numbers", "rdms", "rsa-it", "rsa-it-numbers",
-                              "decoding", "decoding-numbers", "generalization", "generalization-numbers"]  # fmt: skip
+                              "decoding", "decoding-numbers", "generalization", "generalization-numbers",
+                              "alignment", "alignment-numbers"]  # fmt: skip
     html = path.read_text()
-    assert html.count("<img") == 5 and "https://" not in html.replace("https://www.w3.org", "")
+    assert html.count("<img") == 6 and "https://" not in html.replace("https://www.w3.org", "")
     numbers = json.loads(path.with_suffix(".json").read_text())
     summary = numbers["sections"][0]["items"][1]
     assert summary["name"] == "summary" and summary["columns"]["model"] == ["early", "late"]
     assert set(summary["columns"]) >= {"IT: best layer", "IT: best time", "IT: similarity", "decoding: peak time"}
     assert sorted(p.name for p in (tmp_path / "compare_figures").iterdir()) == [
-        "decoding.png", "generalization.png", "pca.png", "rdms.png", "rsa-it.png"
+        "alignment.png", "decoding.png", "generalization.png", "pca.png", "rdms.png", "rsa-it.png"
     ]  # fmt: skip
 
 
@@ -161,3 +163,30 @@ def test_rsa_against_per_time_neural_rdms_gives_model_time_by_brain_time(rng):
     assert result.rsa["MEG"]["early"]["a"].similarity.shape == (5, 7)
     assert "MEG: best data time" in result.table()
     assert result.plot("rsa-MEG") is not None
+
+
+def test_encoding_and_alignment_sections_equal_the_direct_analyses(rng):
+    from rnnprobe.analysis import fit_encoding, pairwise_distances
+
+    recs, label = _models(rng)
+    n = len(label)
+    trials = recs["late"].get("a", time=4)[:, None, None, :4] + rng.normal(0, 0.5, size=(n, 4, 1, 4))
+    result = compare_models(recs, responses={"IT": trials}, cv=4, metric="cka", progress=False)
+    assert result.analyses == ("pca", "rdms", "encoding", "alignment")
+    direct = fit_encoding(recs["late"], trials, cv=4, seed=0)
+    for layer in ("a", "b"):
+        np.testing.assert_allclose(result.encoding["IT"]["late"].scores[layer], direct.scores[layer], atol=1e-12)
+    table = result.table()
+    assert table["IT encoding: best layer"][1] == "a" and table["IT encoding: best time"][1] == 4
+    assert table["IT encoding: ceiled median r"][1] > 0.8
+    entries = {f"{m}: {layer}": recs[m] for m in recs for layer in ("a", "b")}
+    layers = {key: key.split(": ")[1] for key in entries}
+    expected = pairwise_distances(entries, layer=layers, metric="cka").distances
+    np.testing.assert_allclose(result.alignment.distances, expected, atol=1e-12)
+    assert set(result.figures()) >= {"encoding-IT", "alignment"}
+    report = result.to_report()
+    assert "Encoding models: IT" in report.sections() and "Alignment between models" in report.sections()
+    with pytest.raises(ArgumentError, match="'alignment' needs recordings of at least two models"):
+        compare_models({"late": recs["late"]}, analyses=["alignment"], progress=False)
+    with pytest.raises(ArgumentError, match="'encoding' needs responses="):
+        compare_models(recs, analyses=["encoding"], progress=False)

@@ -24,12 +24,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
     from ..report import Report
+    from .alignment import DistanceMatrixResult
     from .decoding import DecodingResult
+    from .encoding import EncodingResult
     from .fixed_points import FixedPointResult
     from .pca import PCAResult
     from .rsa import RDMs, RSAResult
 
-ANALYSES = ("pca", "rdms", "rsa", "decoding", "generalization", "fixed_points")
+ANALYSES = ("pca", "rdms", "rsa", "encoding", "decoding", "generalization", "alignment", "fixed_points")
 
 
 @dataclass
@@ -61,6 +63,12 @@ class ComparisonResult:
         Decoding of ``target`` over time, per model and layer.
     generalization : dict of str to DecodingResult
         Temporal generalization of ``target`` at each model's focus layer.
+    encoding : dict of str to dict of str to EncodingResult
+        ``encoding[responses][model]``: ridge encoding models from every layer and model time step to
+        every neuron (voxel) and neural time of those responses, with noise ceilings.
+    alignment : DistanceMatrixResult or None
+        Shape (or ``metric``) distances between every model's layers at the last time step, and their
+        map.
     fixed_points : dict of str to FixedPointResult or str
         Per model given in ``models``: its fixed points, or why they were not searched.
     seconds : dict of str to float
@@ -79,6 +87,8 @@ class ComparisonResult:
     rsa: dict[str, dict[str, dict[str, RSAResult]]] = field(default_factory=dict)
     decoding: dict[str, dict[str, DecodingResult]] = field(default_factory=dict)
     generalization: dict[str, DecodingResult] = field(default_factory=dict)
+    encoding: dict[str, dict[str, EncodingResult]] = field(default_factory=dict)
+    alignment: DistanceMatrixResult | None = None
     fixed_points: dict[str, FixedPointResult | str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
@@ -112,6 +122,20 @@ class ComparisonResult:
                         "chance": float(result.chance), "scoring": result.scoring}  # fmt: skip
         return best
 
+    def best_encoding(self, responses: str, model: str) -> dict[str, Any]:
+        """The layer, model time and neural time with the highest median held-out r for ``responses``."""
+        best: dict[str, Any] = {}
+        result = self.encoding[responses][model]
+        for layer in result.scores:
+            median = result.median(layer)
+            i, j = np.unravel_index(int(np.nanargmax(median)), median.shape)
+            if not best or median[i, j] > best["median r"]:
+                best = {"layer": layer, "model_time": result.model_times[layer][i].item(),
+                        "neural_time": result.neural_times[j].item(), "median r": float(median[i, j])}  # fmt: skip
+                if result.ceiling is not None:
+                    best["ceiled median r"] = float(result.median(layer, ceiled=True)[i, j])
+        return best
+
     def table(self) -> dict[str, list[Any]]:
         """The summary table, one row per model: best-matching layer and time per neural RDM,
         peak decoding (layer, time, score), dimensionality, stable fixed points.
@@ -126,6 +150,13 @@ class ComparisonResult:
                 if len(next(iter(self.rsa[neural][name].values())).data_times) > 1:
                     row[f"{neural}: best data time"] = best["data_time"]
                 row[f"{neural}: similarity"] = best["similarity"]
+            for responses in self.encoding:
+                best = self.best_encoding(responses, name)
+                row[f"{responses} encoding: best layer"] = best["layer"]
+                row[f"{responses} encoding: best time"] = best["model_time"]
+                row[f"{responses} encoding: median r"] = best["median r"]
+                if "ceiled median r" in best:
+                    row[f"{responses} encoding: ceiled median r"] = best["ceiled median r"]
             if name in self.decoding:
                 best = self.best_decoding(name)
                 row["decoding: best layer"] = best["layer"]
@@ -138,6 +169,8 @@ class ComparisonResult:
                 row["generalization: mean off-diagonal"] = float(np.nanmean(off))
             if name in self.pca:
                 row["participation ratio (last step)"] = float(self.pca[name].participation_ratio[-1])
+            if self.alignment is not None:
+                row["alignment: nearest"] = self.alignment.nearest()[f"{name}: {self.focus[name]}"]
             if "fixed_points" in self.analyses:
                 fp = self.fixed_points.get(name)
                 searched = fp is not None and not isinstance(fp, str)
@@ -175,10 +208,14 @@ class ComparisonResult:
             makers["rdms"] = figs.rdms
         for neural in self.rsa:
             makers[f"rsa-{neural}"] = partial(figs.rsa, neural=neural)
+        for responses in self.encoding:
+            makers[f"encoding-{responses}"] = partial(figs.encoding, responses=responses)
         if self.decoding:
             makers["decoding"] = figs.decoding
         if self.generalization:
             makers["generalization"] = figs.generalization
+        if self.alignment is not None:
+            makers["alignment"] = figs.alignment
         if any(not isinstance(fp, str) for fp in self.fixed_points.values()):
             makers["fixed-points"] = figs.fixed_points
         return makers
@@ -190,8 +227,8 @@ class ComparisonResult:
         return {k: make(self) for k, make in self._makers().items() if k != "rdms" or "rdms" in self.analyses}
 
     def plot(self, analysis: str = "decoding") -> Figure:
-        """One side-by-side figure: "pca", "rdms", "rsa-<neural name>", "decoding",
-        "generalization" or "fixed-points".
+        """One side-by-side figure: "pca", "rdms", "rsa-<neural name>", "encoding-<responses name>",
+        "decoding", "generalization", "alignment" or "fixed-points".
         """
         makers = self._makers()
         if analysis not in makers:
@@ -309,6 +346,17 @@ def _neural(neural: Any, subjects: Any) -> tuple[dict[str, Any], dict[str, Any]]
     return neural, subjects
 
 
+def _responses(responses: Any) -> dict[str, Any]:
+    """Neural responses for encoding, by name (one set is named "neural")."""
+    if responses is None:
+        return {}
+    out = dict(responses) if isinstance(responses, Mapping) else {"neural": responses}
+    for key in out:
+        if not isinstance(key, str) or not key:
+            raise ArgumentTypeError(f"responses: the key {key!r} is not a name. Use non-empty strings.")
+    return out
+
+
 def _n_conditions(rdms: Any) -> int:
     from .rsa import as_vectors, n_conditions
 
@@ -343,6 +391,7 @@ def compare_models(
     target: str | None = None,
     neural: Any = None,
     subjects: Any = None,
+    responses: Any = None,
     descriptor: str | None = None,
     analyses: Sequence[str] | None = None,
     models: Mapping[str, Any] | None = None,
@@ -351,6 +400,7 @@ def compare_models(
     n_initial: int = 256,
     distance: str = "correlation",
     comparison: str = "corr",
+    metric: str = "shape",
     estimator: Any = "ridge",
     cv: int = 5,
     n_permutations: int = 0,
@@ -376,13 +426,18 @@ def compare_models(
         value may be None when ``subjects`` has that key (the subjects' mean is used).
     subjects : RDMs or dict of str to RDMs, optional
         Per-subject (or per-session) RDMs of the neural data: gives the noise ceiling.
+    responses : Recording, array or dict of str to those, optional
+        Neural responses for encoding models (:func:`~rnnprobe.analysis.encoding.fit_encoding`:
+        ridge, ``cv`` folds, noise ceilings from repetitions), e.g. ``{"IT": it_recording}``.
     descriptor : str, optional
         Metadata column whose values are the RDM conditions (stimuli with the same value are
-        averaged), e.g. the image id; default: every stimulus is a condition.
+        averaged), e.g. the image id; default: every stimulus is a condition. For encoding, it
+        also groups the responses' trials into those conditions.
     analyses : list of str, optional
-        Any of "pca", "rdms", "rsa", "decoding", "generalization", "fixed_points". Default: all
-        that the arguments allow (RSA with ``neural``, decoding and generalization with
-        ``target``, fixed points with ``models``).
+        Any of "pca", "rdms", "rsa", "encoding", "decoding", "generalization", "alignment",
+        "fixed_points". Default: all that the arguments allow (RSA with ``neural``, encoding with
+        ``responses``, decoding and generalization with ``target``, alignment with two models or
+        more, fixed points with ``models``).
     models : dict of str to model, optional
         The models (step protocol, or torch RNN modules) for the fixed-point search, searched at
         the constant input ``fixed_point_inputs`` (default zeros) from ``n_initial`` recorded
@@ -391,6 +446,10 @@ def compare_models(
     distance, comparison : str
         RDM dissimilarity (:func:`~rnnprobe.analysis.rsa.compute_rdms`) and RDM comparison
         (:func:`~rnnprobe.analysis.rsa.compare_rdms`) methods.
+    metric : str
+        The alignment metric between models' layers at the last time step
+        (:func:`~rnnprobe.analysis.alignment.pairwise_distances`): "shape" (Procrustes), "cca",
+        "svcca", "pwcca", "cka" or "debiased_cka".
     estimator, cv, n_permutations : optional
         Decoding settings (:func:`~rnnprobe.analysis.decoding.decode`), the same for every model.
     seed : int
@@ -414,7 +473,7 @@ def compare_models(
     >>> fast = Recording({"h": rng.normal(size=(40, 6, 5)) + 2.0 * label[:, None, None]}, metadata={"label": label})
     >>> result = compare_models({"slow": slow, "fast": fast}, target="label", progress=False)
     >>> result
-    <ComparisonResult: 2 model(s) (slow, fast), analyses pca, rdms, decoding, generalization>
+    <ComparisonResult: 2 model(s) (slow, fast), analyses pca, rdms, decoding, generalization, alignment>
     >>> table = result.table()
     >>> table["model"], table["decoding: peak time"]
     (['slow', 'fast'], [4, 1])
@@ -433,14 +492,22 @@ def compare_models(
         if name not in names:
             raise UnknownNameError(f"models: {name!r} has no recording. Models: {format_choices(names)}.")
     _check_columns(recordings, target=target, descriptor=descriptor)
-    run = _analyses_to_run(analyses, neural=neural, target=target, models=models)
+    responses = (
+        {} if responses is None else dict(responses) if isinstance(responses, Mapping) else {"neural": responses}
+    )
+    from .alignment.inputs import METRICS
+
+    check_option("metric", metric, METRICS)
+    run = _analyses_to_run(analyses, neural=neural, target=target, models=models, responses=responses,
+                           n_models=len(names))  # fmt: skip
     fp_layers = _fixed_point_layers(fixed_point_layers, recordings, models) if "fixed_points" in run else {}
 
     result = ComparisonResult(names, chosen_layers, {}, run, target, _recordings=recordings)
-    result.settings = {"distance": distance, "comparison": comparison, "descriptor": descriptor,
+    result.settings = {"distance": distance, "comparison": comparison, "descriptor": descriptor, "metric": metric,
                        "estimator": estimator if isinstance(estimator, str) else type(estimator).__name__,
                        "cv": cv, "n_permutations": n_permutations, "seed": seed, "n_initial": n_initial}  # fmt: skip
-    steps = [(name, a) for name in names for a in run if a != "fixed_points" or name in models]
+    steps = [(name, a) for name in names for a in run if a != "alignment" and (a != "fixed_points" or name in models)]
+    steps += [("all models", "alignment")] if "alignment" in run else []
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(steps), desc="compare models", unit="analysis", disable=not check_progress(progress))
@@ -453,10 +520,13 @@ def compare_models(
         fp_layers=fp_layers,
         fixed_point_inputs=fixed_point_inputs,
         decoding=dict(estimator=estimator, cv=cv, seed=seed, progress=False),
+        responses=responses,
     )  # the comparison's own bar
     try:
         for name in names:
             runner.run(name, recordings[name], chosen_layers[name])
+        if "alignment" in run:
+            runner.align()
     finally:
         bar.close()
     return result
@@ -472,20 +542,23 @@ def _check_columns(recordings: Mapping[str, Recording], **columns: str | None) -
                 )
 
 
-def _analyses_to_run(analyses: Any, *, neural: Any, target: Any, models: Any) -> tuple[str, ...]:
+def _analyses_to_run(
+    analyses: Any, *, neural: Any, target: Any, models: Any, responses: Any, n_models: int
+) -> tuple[str, ...]:
     """The analyses in canonical order: those given (checked against what they need), else all possible."""
+    needs = {"rsa": ("neural=...", neural), "encoding": ("responses=...", responses),
+             "decoding": ("target=...", target), "generalization": ("target=...", target),
+             "alignment": ("recordings of at least two models", n_models > 1),
+             "fixed_points": ("models=...", models)}  # fmt: skip
     if analyses is None:
-        possible = ["pca", "rdms"] + (["rsa"] if neural else []) + (["decoding", "generalization"] if target else [])
-        return tuple(possible + (["fixed_points"] if models else []))
+        return tuple(a for a in ANALYSES if a not in needs or needs[a][1])
     run = tuple([analyses] if isinstance(analyses, str) else analyses)
     for analysis in run:
         check_option("analyses", analysis, ANALYSES)
-    needs = {"rsa": ("neural", neural), "decoding": ("target", target), "generalization": ("target", target),
-             "fixed_points": ("models", models)}  # fmt: skip
     for analysis in run:
         if analysis in needs and not needs[analysis][1]:
             raise ArgumentError(
-                f"analyses: {analysis!r} needs {needs[analysis][0]}=..., which was not given. Pass it, or drop "
+                f"analyses: {analysis!r} needs {needs[analysis][0]}, which was not given. Pass it, or drop "
                 f"{analysis!r} from analyses."
             )
     return tuple(a for a in ANALYSES if a in run)
@@ -521,6 +594,7 @@ class _Runner:
     fp_layers: dict[str, list[str] | str]
     fixed_point_inputs: Any
     decoding: dict[str, Any]
+    responses: dict[str, Any] = field(default_factory=dict)
 
     @contextmanager
     def timed(self, analysis: str, name: str) -> Iterator[None]:
@@ -541,6 +615,8 @@ class _Runner:
                                                        n_permutations=settings["n_permutations"], **self.decoding)
                                          for layer in layers}  # fmt: skip
         self.representations(name, rec, layers)
+        if "encoding" in run:
+            self.encode(name, rec, layers)
         if "decoding" in run:
             result.focus[name] = result.best_decoding(name)["layer"]
         elif "rsa" in run:
@@ -578,6 +654,30 @@ class _Runner:
                                                  subjects=self.subjects.get(key), model_label="model", data_label=key)
                     for layer, rdms in result.rdms[name].items()
                 }  # fmt: skip
+
+    def encode(self, name: str, rec: Recording, layers: list[str]) -> None:
+        """Ridge encoding models from every layer to each set of responses, with the decoding's folds."""
+        from .encoding import fit_encoding
+
+        settings = self.result.settings
+        with self.timed("encoding", name):
+            for key, data in self.responses.items():
+                self.result.encoding.setdefault(key, {})[name] = fit_encoding(
+                    rec, data, layers=layers, descriptor=settings["descriptor"], cv=settings["cv"],
+                    seed=settings["seed"], progress=False,
+                )  # fmt: skip
+
+    def align(self) -> None:
+        """Distances between every model's layers at the last time step, and their map."""
+        from .alignment import pairwise_distances
+
+        result = self.result
+        entries = {f"{name}: {layer}": (name, layer) for name in result.names for layer in result.layers[name]}
+        with self.timed("alignment", "all models"):
+            result.alignment = pairwise_distances(
+                {key: result._recordings[name] for key, (name, _) in entries.items()},
+                layer={key: layer for key, (_, layer) in entries.items()}, metric=result.settings["metric"],
+            )  # fmt: skip
 
     def dynamics(self, name: str, rec: Recording) -> None:
         """Fixed points of the model, started from its recorded states (or the reason they cannot be)."""

@@ -31,11 +31,13 @@ A configuration (paths relative to the file)::
     distance = "correlation"                # RDM dissimilarity (as compute_rdms' distance=)
     # fixed_point_inputs = [[0.0, 0.0, 0.0]]  # constant inputs of the fixed-point search (default: zero)
     comparison = "corr"                     # RDM comparison (as compare_rdms' comparison=)
+    # metric = "shape"                      # alignment between models (as pairwise_distances' metric=)
 
     [neural."human IT"]                     # RDMs over the same stimuli (or descriptor values)
     subjects = "92_brainRDMs.mat"           # per-subject RDMs: noise ceiling (pooled when file is absent)
     # file = "hIT.npy"; variable = "RDMs"; subjects_variable = "RDMs"
     # layout = "vectors"                    # a (k, k) .npy read as k RDMs of k pairs (default "auto")
+    # responses = "it.npy"                  # (stimulus[, repetition], time, neuron): encoding models
 """
 
 from __future__ import annotations
@@ -59,9 +61,9 @@ TYPES: dict[str, tuple[type, ...]] = {"cv": (int,), "n_permutations": (int,), "s
                                       "target": (str,), "descriptor": (str,), "n": (int,), "split": (str,),
                                       "task": (bool,), "fixed_point_inputs": (list,)}  # fmt: skip
 STIMULI_KEYS = ("file", "task", "n", "split", "seed")
-NEURAL_KEYS = ("file", "variable", "subjects", "subjects_variable", "layout")
-ANALYSIS_KEYS = ("run", "target", "descriptor", "cv", "n_permutations", "distance", "comparison", "n_initial",
-                 "seed", "fixed_point_inputs")  # fmt: skip
+NEURAL_KEYS = ("file", "variable", "subjects", "subjects_variable", "layout", "responses")
+ANALYSIS_KEYS = ("run", "target", "descriptor", "cv", "n_permutations", "distance", "comparison", "metric",
+                 "n_initial", "seed", "fixed_point_inputs")  # fmt: skip
 
 
 class ConfigError(ArgumentError):
@@ -184,6 +186,7 @@ def _model_spec(where: str, table: Any, base: Path, taken: set[str]) -> ModelSpe
 
 def load_config(path: str | Path) -> Config:
     """Read and check a configuration (see the module docstring); paths resolve against its folder."""
+    from ..analysis.alignment.inputs import METRICS
     from ..analysis.compare import ANALYSES
     from ..analysis.rsa import COMPARISONS, DISTANCES
 
@@ -215,7 +218,7 @@ def load_config(path: str | Path) -> Config:
     for name in _names(analyses.get("run"), "analyses.run") or []:
         if name not in ANALYSES:
             raise UnknownNameError(f"analyses.run: {name!r} is not an analysis. Available: {format_choices(ANALYSES)}.")
-    for key, allowed in (("distance", DISTANCES), ("comparison", COMPARISONS)):
+    for key, allowed in (("distance", DISTANCES), ("comparison", COMPARISONS), ("metric", METRICS)):
         if key in analyses and analyses[key] not in allowed:
             raise UnknownNameError(f"analyses.{key}: got {analyses[key]!r}. Available: {format_choices(allowed)}.")
     neural = {}
@@ -224,16 +227,18 @@ def load_config(path: str | Path) -> Config:
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: got {describe(table)}. Use a table with file and/or subjects.")
         _unknown(where, table, NEURAL_KEYS)
-        if "file" not in table and "subjects" not in table:
-            raise ConfigError(f"{where}: give file (RDMs) and/or subjects (per-subject RDMs).")
+        if not {"file", "subjects", "responses"} & set(table):
+            raise ConfigError(f"{where}: give file (RDMs), subjects (per-subject RDMs) and/or responses (an array).")
         from ..neural.rdm_files import LAYOUTS
 
         if table.get("layout", "auto") not in LAYOUTS:
             raise UnknownNameError(f"{where}.layout: got {table['layout']!r}. Available: {format_choices(LAYOUTS)}.")
         entry = dict(table)
-        for key in ("file", "subjects"):
+        for key in ("file", "subjects", "responses"):
             if key in entry:
                 entry[key] = _file(base, entry[key], f"{where}.{key}")
+        if "responses" in entry and entry["responses"].suffix != ".npy":
+            raise ConfigError(f"{where}.responses: {str(entry['responses'])!r} is not a .npy array.")
         neural[name] = entry
     return Config(path, (base / output), models, stimuli, analyses, neural)
 
@@ -321,12 +326,21 @@ def load_stimuli(config: Config, first_model: Any) -> tuple[Any, dict[str, np.nd
     return x, metadata
 
 
+def load_responses(config: Config) -> dict[str, np.ndarray]:
+    """Neural responses per name for encoding models: (stimulus[, repetition], time, target) arrays."""
+    from ..neural.rdm_files import load_numpy_file
+
+    return {name: load_numpy_file(entry["responses"]) for name, entry in config.neural.items() if "responses" in entry}
+
+
 def load_neural(config: Config) -> tuple[dict[str, Any], dict[str, Any]]:
     """(neural RDMs, subject RDMs) per name (the neural value None where only subjects are given)."""
     from ..neural import load_rdms
 
     neural, subjects = {}, {}
     for name, entry in config.neural.items():
+        if "file" not in entry and "subjects" not in entry:
+            continue  # responses only (encoding models)
         layout = entry.get("layout", "auto")
         if "file" in entry:
             neural[name] = load_rdms(entry["file"], variable=entry.get("variable"), layout=layout)

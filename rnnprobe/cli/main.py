@@ -167,7 +167,7 @@ def _analyze(config: Any, models: dict[str, Any], progress: bool) -> Any:
     from ..analysis import compare_models
     from ..errors import StoreNotFoundError
     from ..recording import Recording
-    from .config import ConfigError, fingerprint, load_neural
+    from .config import ConfigError, fingerprint, load_neural, load_responses
 
     recordings = {}
     for spec in config.models:
@@ -184,12 +184,13 @@ def _analyze(config: Any, models: dict[str, Any], progress: bool) -> Any:
                 f"(its model, layers or stimuli changed since). Run `rnnprobe record {config.path}` again."
             )
     neural, subjects = load_neural(config)
+    responses = load_responses(config)
     settings = dict(config.analyses)
     run = settings.pop("run", None)  # None: what the given inputs allow, as compare_models decides
     fp_layers = {s.name: s.fixed_point_layers for s in config.models if s.fixed_point_layers}
     wants_fixed_points = run is not None and "fixed_points" in ([run] if isinstance(run, str) else run)
     return compare_models(
-        recordings, analyses=run, neural=neural or None, subjects=subjects or None,
+        recordings, analyses=run, neural=neural or None, subjects=subjects or None, responses=responses or None,
         models=_dynamics(config, models) if wants_fixed_points else None, fixed_point_layers=fp_layers or None,
         progress=progress, **settings,
     )  # fmt: skip

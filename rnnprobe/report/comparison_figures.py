@@ -185,6 +185,24 @@ def generalization(c: ComparisonResult) -> Figure:
     return fig
 
 
+def encoding(c: ComparisonResult, responses: str) -> Figure:
+    """Per model a panel: the median held-out r of each layer over model time (at its best neural time)."""
+    fig, axes = _panels(len(c.names), sharey=True)
+    for ax, name in zip(axes[0], c.names, strict=False):
+        c.encoding[responses][name].draw(ax)
+        ax.set_title(name, fontsize=9)
+        _integer_ticks(ax)
+        if ax is not axes[0, 0]:
+            ax.set_ylabel("")
+    fig.suptitle(f"encoding models of {responses}", fontsize=10)
+    return fig
+
+
+def alignment(c: ComparisonResult) -> Figure:
+    """The distance matrix of every model's layers (last time step) and their MDS map."""
+    return c.alignment.plot()
+
+
 def fixed_points(c: ComparisonResult) -> Figure:
     """Per model: fixed points on the recorded trajectories' PC1-PC2 (stable filled, unstable open
     with their unstable directions), and the Jacobian eigenvalues with the unit circle.
@@ -207,6 +225,8 @@ def overview(c: ComparisonResult, *, timings: bool = False) -> str:
     if "rdms" in c.analyses or "rsa" in c.analyses:
         compared = f", compared with the neural RDMs by {c.settings['comparison']}" if "rsa" in c.analyses else ""
         parts.append(f"RDMs: {c.settings['distance']} distance{compared}.")
+    if c.alignment is not None:
+        parts.append(f"Alignment: {c.settings['metric']} distances between the layers at the last time step.")
     if c.target is not None:
         parts.append(f"Decoded variable: {c.target!r} ({c.settings['estimator']}, {c.settings['cv']}-fold).")
     for neural, (low, high) in c.noise_ceilings().items():
@@ -234,10 +254,19 @@ def sections(c: ComparisonResult) -> dict[str, tuple[str, str]]:
             f"Similarity ({c.settings['comparison']}) between each layer's RDM at each model time step and "
             f"{neural}; grey band: noise ceiling (lower to upper bound), where subject RDMs were given.",
         )
+    for responses in c.encoding:
+        out[f"encoding-{responses}"] = (
+            f"Encoding models: {responses}",
+            f"Ridge regressions from each layer at each model time step to every target of {responses} "
+            f"({c.settings['cv']}-fold, a penalty per target by leave-one-out): the median held-out Pearson r over "
+            f"targets, at the neural time where it peaks.",
+        )
     out["decoding"] = ("Decoding over time", f"Cross-validated decoding of {c.target} from each layer at each time "
                        "step (mean over folds, band: s.e.m.); dashed: chance.")  # fmt: skip
     out["generalization"] = ("Temporal generalization", "Decoders trained at each time step (rows) and tested at "
                              "each (columns), focus layers; dotted: the diagonal.")  # fmt: skip
+    out["alignment"] = ("Alignment between models", f"Distances ({c.settings.get('metric', 'shape')}) between every "
+                        "model's layers at the last time step, and their map (classical MDS).")  # fmt: skip
     out["fixed-points"] = ("Fixed points", "Fixed points at the constant input on the recorded trajectories (grey); "
                            "filled: stable, open: unstable with unstable eigenvectors (orange). Below: Jacobian "
                            "eigenvalues with the unit circle.")  # fmt: skip
@@ -254,6 +283,10 @@ def numbers(c: ComparisonResult, key: str) -> dict[str, list[Any]] | None:
         results = {n: fp for n, fp in c.fixed_points.items() if not isinstance(fp, str)}
     elif key == "decoding":
         results = {name: c.decoding[name][c.focus[name]] for name in c.names}
+    elif key.startswith("encoding-"):
+        results = {name: c.encoding[key[9:]][name] for name in c.names}
+    elif key == "alignment":
+        results = {"all models": c.alignment}
     elif key.startswith("rsa-"):
         neural = key[4:]
         results = {name: c.rsa[neural][name][c.best_rsa(neural, name)["layer"]] for name in c.names}
