@@ -85,7 +85,9 @@ def split_half_reliability(
     For each of ``n_splits`` random splits of the repetitions into two halves of h = n // 2 (the
     same split for every stimulus and target), the mean responses of the halves are correlated
     across stimuli, per target; the mean correlation r over splits is corrected to the reliability
-    of an average of m = ``n_repetitions`` repetitions: k r / (1 + (k - 1) r), k = m / h.
+    of an average of m = ``n_repetitions`` repetitions: k r / (1 + (k - 1) r), k = m / h. A split
+    where a half is the same for every stimulus (a sparse neuron) has no correlation and is left out
+    for that target; a target without any defined split is refused.
 
     Parameters
     ----------
@@ -127,23 +129,27 @@ def split_half_reliability(
     m = n_reps if n_repetitions is None else check_int("n_repetitions", n_repetitions)
     half = n_reps // 2
     rng = np.random.default_rng(check_seed(seed))
-    total = np.zeros(array.shape[2:])
+    total, defined = np.zeros(array.shape[2:]), np.zeros(array.shape[2:])
     for _ in range(n_splits):
         order = rng.permutation(n_reps)
-        total += column_correlations(array[:, order[:half]].mean(axis=1), array[:, order[half : 2 * half]].mean(axis=1))
-    split = total / n_splits
-    _refuse_constant(split)
+        r = column_correlations(array[:, order[:half]].mean(axis=1), array[:, order[half : 2 * half]].mean(axis=1))
+        ok = np.isfinite(r)  # a half that is the same for every stimulus has no correlation: that split is left out
+        total[ok] += r[ok]
+        defined += ok
+    _refuse_constant(defined)
+    split = total / defined
     reliability = spearman_brown(split, m / half)
     with np.errstate(invalid="ignore"):
         ceiling = np.where(reliability > 0, np.sqrt(np.where(reliability > 0, reliability, 0)), np.nan)
     return CeilingResult(reliability, ceiling, split, m, n_splits)
 
 
-def _refuse_constant(split: np.ndarray) -> None:
-    if np.isnan(split).any():
-        flat = np.flatnonzero(np.isnan(split.ravel()))
-        positions = [np.unravel_index(i, split.shape) for i in flat[:5]]
+def _refuse_constant(defined: np.ndarray) -> None:
+    if (defined == 0).any():
+        flat = np.flatnonzero(defined.ravel() == 0)
+        positions = [tuple(int(i) for i in np.unravel_index(i, defined.shape)) for i in flat[:5]]
         raise ArgumentError(
             f"trials: {flat.size} target(s) (first at {positions}) have a half-average that is the same for every "
-            f"stimulus, so no reliability is defined. Drop constant targets (e.g. neurons that never fire)."
+            f"stimulus in every split, so no reliability is defined. Drop constant targets (e.g. neurons that never "
+            f"fire in a bin)."
         )
