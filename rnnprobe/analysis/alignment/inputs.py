@@ -44,12 +44,13 @@ def read_representation(value: Any, layer: str | None, time: Any, name: str) -> 
     if layer is not None:
         raise ArgumentError(f"layer: {name} is an array, which has no layers. Pass layer=None for arrays.")
     array = check_numeric(value, name=name)
-    if array.ndim not in (2, 3) or 0 in array.shape:
+    if array.ndim < 2 or 0 in array.shape:
         raise ShapeError(
-            f"{name}: got {describe(array)}. Pass a Recording, or an array (stimulus, unit) or (stimulus, time, unit)."
+            f"{name}: got {describe(array)}. Pass a Recording, or an array (stimulus, unit) or (stimulus, time, "
+            f"*units)."
         )
     states = np.asarray(array, dtype=np.float64)
-    states = states[:, None] if states.ndim == 2 else states
+    states = states[:, None] if states.ndim == 2 else states.reshape(*states.shape[:2], -1)
     times = np.arange(states.shape[1])
     if time is not None:
         positions = np.arange(states.shape[1])[time]

@@ -131,8 +131,8 @@ def compare_representations(
     Parameters
     ----------
     a, b : Recording or ndarray
-        Recordings, or arrays (stimulus, unit) or (stimulus, time, unit), of the same stimuli in the
-        same order. Units may differ in number (shape metrics zero-pad, as netrep).
+        Recordings, or arrays (stimulus, unit) or (stimulus, time, *units), of the same stimuli in
+        the same order. Units may differ in number (shape metrics zero-pad, as netrep).
     layer : str or (str, str), optional
         The layer of each Recording (one name for both, or a pair); default: each one's only layer.
     time : selection or (selection, selection), optional

@@ -130,7 +130,7 @@ def pairwise_distances(
     Parameters
     ----------
     representations : dict of str to Recording or ndarray
-        Name -> a Recording or an array (stimulus, unit) / (stimulus, time, unit), e.g. one entry per
+        Name -> a Recording or an array (stimulus, unit) / (stimulus, time, *units), e.g. one entry per
         model and layer: ``{"BLT layer1": rec_blt, "B layer1": rec_b}``.
     layer : str or dict of str to str, optional
         The layer of each Recording (one name for all, or name -> layer).
