@@ -142,6 +142,25 @@ def test_cka_equals_the_kernel_formulas(rng, n, p, q):
     assert _value(x, y, metric="debiased_cka") == pytest.approx(debiased, abs=1e-10)
 
 
+def test_rbf_cka_equals_kornblith_et_al_formulas(rng):
+    x = rng.normal(size=(40, 6))
+    y = np.tanh(x @ rng.normal(size=(6, 4))) + 0.1 * rng.normal(size=(40, 4))
+
+    def gram_rbf(v, threshold):  # Kornblith et al. (2019), their notebook's gram_rbf and centering
+        sq = np.sum((v[:, None] - v[None]) ** 2, axis=-1)
+        k = np.exp(-sq / (2 * threshold**2 * np.median(sq)))
+        h = np.eye(len(v)) - 1 / len(v)
+        return h @ k @ h
+
+    for sigma in (0.5, 1.0, 2.0):
+        k, g = gram_rbf(x, sigma), gram_rbf(y, sigma)
+        expected = (k * g).sum() / np.linalg.norm(k) / np.linalg.norm(g)
+        assert _value(x, y, metric="rbf_cka", sigma=sigma) == pytest.approx(expected, abs=1e-12)
+    assert _value(x, x @ np.linalg.qr(rng.normal(size=(6, 6)))[0] * 3 + 1, metric="rbf_cka") == pytest.approx(1.0)
+    with pytest.raises(ArgumentError, match="applies to metric='rbf_cka'"):
+        _value(x, y, sigma=2.0)
+
+
 def test_debiased_cka_of_independent_data_is_about_zero(rng):
     draws = [(rng.normal(size=(32, 64)), rng.normal(size=(32, 64))) for _ in range(40)]
     biased = np.mean([_value(x, y, metric="cka") for x, y in draws])

@@ -243,3 +243,40 @@ def test_compare_models(states, neural, target, analyses):
         return compare_models(recordings, target=target, neural=neural, analyses=analyses, cv=2, progress=False)
 
     _only_rnnprobe_errors(run)
+
+
+@SETTINGS
+@given(arrays(st.tuples(st.integers(1, 8), st.integers(1, 3), st.integers(1, 4))), arrays(), st.sampled_from(["shape", "cca", "svcca", "pwcca", "cka", "debiased_cka", "rbf_cka", "x", None]), numbers, st.one_of(st.none(), counts))  # fmt: skip  # noqa: E501
+def test_compare_representations(a, b, metric, alpha, cv):
+    from rnnprobe.analysis import compare_representations
+
+    result = _only_rnnprobe_errors(lambda: compare_representations(a, b, metric=metric, alpha=alpha, cv=cv))
+    if result is not None:
+        assert np.isfinite(result.values).all()
+
+
+@SETTINGS
+@given(arrays(st.tuples(st.integers(1, 8), st.integers(1, 4))), arrays(st.tuples(st.integers(1, 8), st.integers(1, 4))), st.sampled_from(["shape", "cka", "cca"]), counts)  # fmt: skip  # noqa: E501
+def test_pairwise_distances(a, b, metric, n_jobs):
+    from rnnprobe.analysis import pairwise_distances
+
+    result = _only_rnnprobe_errors(lambda: pairwise_distances({"a": a, "b": b, "c": a}, metric=metric, n_jobs=n_jobs))
+    if result is not None:
+        assert np.isfinite(result.distances).all() and np.isfinite(result.embedding).all()
+
+
+@SETTINGS
+@given(arrays(st.tuples(st.integers(1, 10), st.integers(1, 4))), arrays(), st.sampled_from(["ridge", "pls", "x", 3]), st.one_of(counts, st.just([(np.arange(3), np.arange(3, 6))])))  # fmt: skip  # noqa: E501
+def test_fit_encoding(features, responses, estimator, cv):
+    from rnnprobe.analysis import fit_encoding
+
+    _only_rnnprobe_errors(lambda: fit_encoding(features, responses, estimator=estimator, cv=cv, n_splits=5))
+
+
+@SETTINGS
+@given(arrays(), counts, st.one_of(st.none(), counts), numbers)
+def test_split_half_reliability(trials, n_splits, n_repetitions, seed):
+    from rnnprobe.analysis import split_half_reliability
+
+    _only_rnnprobe_errors(lambda: split_half_reliability(trials, n_splits=n_splits, n_repetitions=n_repetitions,
+                                                         seed=seed))  # fmt: skip

@@ -43,7 +43,7 @@ def _comparison(tmp_path):
     recs, _ = _models(np.random.default_rng(0))
     neural = compute_rdms(recs["late"], "a", time=4)
     result = compare_models(recs, target="label", neural={"IT": neural}, cv=3, progress=False)
-    return result.save(tmp_path / "compare.html"), 5
+    return result.save(tmp_path / "compare.html"), 6  # pca, rdms, rsa, decoding, generalization, alignment
 
 
 @pytest.mark.parametrize("make", [_golden, _comparison], ids=["golden-report", "model-comparison"])

@@ -15,7 +15,8 @@ models) reuse the preparations.
   B_x' B_y after whitening; the mean over min(r_x, r_y) of them; pwcca weights them by how much of X
   each canonical variate accounts for (Morcos et al. 2018).
 - cka (Kornblith et al. 2019): ||Xc'Yc||_F^2 / (||Xc'Xc||_F ||Yc'Yc||_F); debiased: the unbiased HSIC
-  estimator (Song et al. 2012) in its feature-space form (Nguyen et al. 2021).
+  estimator (Song et al. 2012) in its feature-space form (Nguyen et al. 2021); rbf_cka: the same with
+  centred Gaussian kernel matrices (n x n) in place of Xc Xc'.
 """
 
 from __future__ import annotations
@@ -73,13 +74,18 @@ def principal(xc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]
     return u * np.sqrt(lam), lam, (xc.T @ u) / np.sqrt(lam), False
 
 
-def prepare(x: np.ndarray, metric: str, *, alpha: float = 1.0, variance: float = 0.99, fit: bool = False) -> Prepared:
+def prepare(
+    x: np.ndarray, metric: str, *, alpha: float = 1.0, variance: float = 0.99, sigma: float = 1.0, fit: bool = False
+) -> Prepared:
     """Prepare one representation (n x p float64) for ``metric`` (``fit``: keep what fitting
     an alignment for held-out stimuli needs).
     """
     mean = x.mean(axis=0)
     xc = x - mean
     total = float(np.vdot(xc, xc))
+    if metric == "rbf_cka":
+        kernel = centred_rbf_kernel(xc, sigma)
+        return Prepared(kernel, mean, None, False, None, None, self_term=float(np.linalg.norm(kernel)), total=total)
     if metric in ("cka", "debiased_cka") or (metric == "shape" and alpha == 1.0 and not fit):
         if xc.shape[1] > xc.shape[0]:  # compress to n columns: every quantity used is rotation-free
             xc = principal(xc)[0]
@@ -105,6 +111,20 @@ def prepare(x: np.ndarray, metric: str, *, alpha: float = 1.0, variance: float =
         d = canonical_factors(lam, metric, variance)
     lam = np.maximum(lam, 0)
     return Prepared(b, mean, units, rotate, lam, d, self_term=float((lam * d * d).sum()), total=total)
+
+
+def centred_rbf_kernel(xc: np.ndarray, sigma: float) -> np.ndarray:
+    """H K H with K = exp(-d^2 / (2 sigma^2 median(d^2))), d the distances between stimuli (the median over
+    all n^2 pairs, the diagonal's zeros included, as Kornblith et al.'s code).
+    """
+    gram_n = xc @ xc.T
+    norms = np.diagonal(gram_n)
+    squared = np.maximum(norms[:, None] + norms[None, :] - 2 * gram_n, 0)
+    median = float(np.median(squared))
+    kernel = np.exp(-squared / (2 * sigma**2 * median)) if median > 0 else np.ones_like(squared)
+    kernel -= kernel.mean(axis=0)
+    kernel -= kernel.mean(axis=1, keepdims=True)
+    return kernel
 
 
 def cholesky_whitening(xc: np.ndarray) -> np.ndarray | None:
@@ -166,6 +186,8 @@ def pair_value(a: Prepared, b: Prepared, metric: str) -> float:
     if metric == "cka":
         product = a.b.T @ b.b
         return float(np.vdot(product, product) / (a.self_term * b.self_term))
+    if metric == "rbf_cka":  # b holds the centred kernel matrices
+        return float(np.vdot(a.b, b.b) / (a.self_term * b.self_term))
     if metric == "debiased_cka":
         return debiased_cka_value(debiased_hsic(a.b.T @ b.b, a, b), a.self_term, b.self_term)
     if metric == "shape":

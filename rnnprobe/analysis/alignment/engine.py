@@ -53,7 +53,7 @@ def _pair_value(pair: tuple[int, int, int, int], *, prepared: list, held_out: li
 
 def _prepare(x: np.ndarray, settings: Settings) -> _core.Prepared:
     return _core.prepare(np.ascontiguousarray(x), settings.metric, alpha=settings.alpha, variance=settings.variance,
-                         fit=settings.cv is not None)  # fmt: skip
+                         sigma=settings.sigma, fit=settings.cv is not None)  # fmt: skip
 
 
 def _map(function: Callable[[Any], float], items: Sequence[Any], n_jobs: int, progress: Any) -> list[float]:

@@ -11,7 +11,7 @@ from ..._validation import check_finite, check_int, check_number, check_numeric,
 from ...errors import ArgumentError, ShapeError, describe
 from ...recording import Recording
 
-METRICS = ("shape", "cca", "svcca", "pwcca", "cka", "debiased_cka")
+METRICS = ("shape", "cca", "svcca", "pwcca", "cka", "debiased_cka", "rbf_cka")
 DISTANCE_METRICS = ("shape",)  # the others are similarities
 FITTED_METRICS = ("shape", "cca", "svcca", "pwcca")  # an alignment fitted on stimuli: cross-validation applies
 
@@ -34,6 +34,7 @@ class Settings:
     variance: float
     cv: int | None
     seed: int | None
+    sigma: float = 1.0
 
 
 def read_representation(value: Any, layer: str | None, time: Any, name: str) -> Representation:
@@ -68,9 +69,14 @@ def pair_argument(value: Any, name: str) -> tuple[Any, Any]:
     return value, value
 
 
-def check_settings(metric: Any, alpha: Any, variance: Any, cv: Any, seed: Any, n_stimuli: int) -> Settings:
+def check_settings(
+    metric: Any, alpha: Any, variance: Any, cv: Any, seed: Any, n_stimuli: int, sigma: Any = 1.0
+) -> Settings:
     """Checked settings of an alignment comparison over ``n_stimuli`` stimuli."""
     metric = check_option("metric", metric, METRICS)
+    sigma = check_number("sigma", sigma, minimum=0, inclusive=False)
+    if metric != "rbf_cka" and sigma != 1.0:
+        raise ArgumentError(f"sigma: got {sigma:g}, but sigma (the RBF kernel's width) applies to metric='rbf_cka'.")
     alpha = check_number("alpha", alpha, minimum=0, maximum=1)
     if metric != "shape" and alpha != 1.0:
         raise ArgumentError(f"alpha: got {alpha:g}, but alpha (partial whitening) applies to metric='shape' only.")
@@ -87,7 +93,7 @@ def check_settings(metric: Any, alpha: Any, variance: Any, cv: Any, seed: Any, n
                 f"{', '.join(FITTED_METRICS)}. Pass cv=None."
             )
         cv = check_int("cv", cv, minimum=2, maximum=n_stimuli // 2)
-    return Settings(metric, alpha, variance, cv, check_seed(seed))
+    return Settings(metric, alpha, variance, cv, check_seed(seed), sigma)
 
 
 def check_same_stimuli(n_a: int, n_b: int) -> int:

@@ -23,6 +23,7 @@ METRIC_LABELS = {
     "pwcca": "PWCCA",
     "cka": "linear CKA",
     "debiased_cka": "debiased linear CKA",
+    "rbf_cka": "RBF CKA",
 }
 
 
@@ -122,6 +123,7 @@ def compare_representations(
     metric: str = "shape",
     alpha: float = 1.0,
     variance: float = 0.99,
+    sigma: float = 1.0,
     cv: int | None = None,
     seed: int | None = 0,
     progress: bool | None = None,
@@ -137,7 +139,7 @@ def compare_representations(
         The layer of each Recording (one name for both, or a pair); default: each one's only layer.
     time : selection or (selection, selection), optional
         Time steps of each side (an int, slice or array of positions); default all.
-    metric : {"shape", "cca", "svcca", "pwcca", "cka", "debiased_cka"}
+    metric : {"shape", "cca", "svcca", "pwcca", "cka", "debiased_cka", "rbf_cka"}
         "shape": the angular shape distance of Williams et al. (2021) after centring and partial
         whitening ``alpha`` (netrep's ``LinearMetric``; a metric: symmetric, triangle inequality).
         "cca": the mean canonical correlation over min(rank a, rank b) directions; "svcca": the same
@@ -146,12 +148,16 @@ def compare_representations(
         (Morcos et al. 2018; not symmetric). "cka": linear CKA (Kornblith et al. 2019);
         "debiased_cka": linear CKA from the unbiased HSIC (Song et al. 2012), about 0 for
         independent representations; it can be negative (less similar than chance), and is 0 where a
-        side's unbiased self-HSIC is <= 0 (no structure distinguishable from noise).
+        side's unbiased self-HSIC is <= 0 (no structure distinguishable from noise). "rbf_cka": CKA of
+        Gaussian kernels exp(-d^2 / (2 sigma^2 median d^2)) (Kornblith et al.'s ``gram_rbf``; n x n
+        matrices).
     alpha : float in [0, 1]
         Partial whitening of "shape": 1 rotations only (Procrustes), 0 any invertible linear map (the
         CCA distance arccos(sum rho / sqrt(p q))).
     variance : float in (0, 1]
         The share of variance SVCCA keeps.
+    sigma : float
+        RBF CKA's kernel width, as a fraction of the median distance between stimuli.
     cv : int, optional
         Cross-validate: fit the alignment (rotation, canonical directions, weights) on ``cv - 1`` folds
         of shuffled stimuli and evaluate it on the held-out fold, averaged over folds. In sample, the
@@ -182,7 +188,7 @@ def compare_representations(
     rep_a = read_representation(a, layer_a, time_a, "a")
     rep_b = read_representation(b, layer_b, time_b, "b")
     n = check_same_stimuli(rep_a.states.shape[0], rep_b.states.shape[0])
-    settings = check_settings(metric, alpha, variance, cv, seed, n)
+    settings = check_settings(metric, alpha, variance, cv, seed, n, sigma)
     steps_a = [rep_a.states[:, t] for t in range(rep_a.states.shape[1])]
     steps_b = [rep_b.states[:, t] for t in range(rep_b.states.shape[1])]
     pairs = [(0, i, 1, j) for i in range(len(steps_a)) for j in range(len(steps_b))]

@@ -117,6 +117,7 @@ def pairwise_distances(
     metric: str = "shape",
     alpha: float = 1.0,
     variance: float = 0.99,
+    sigma: float = 1.0,
     cv: int | None = None,
     seed: int | None = 0,
     n_jobs: int = 1,
@@ -136,7 +137,7 @@ def pairwise_distances(
         The layer of each Recording (one name for all, or name -> layer).
     time : int, default -1
         The time step (position) compared where a representation has several; -1: the last one.
-    metric, alpha, variance, cv, seed
+    metric, alpha, variance, sigma, cv, seed
         As :func:`compare_representations`; similarities become distances by arccos.
     n_jobs : int
         Pairs computed in parallel threads (BLAS and LAPACK release the GIL); 1: one by one, each
@@ -173,7 +174,7 @@ def pairwise_distances(
     n = steps[0].shape[0]
     for x in steps[1:]:
         check_same_stimuli(n, x.shape[0])
-    settings = check_settings(metric, alpha, variance, cv, seed, n)
+    settings = check_settings(metric, alpha, variance, cv, seed, n, sigma)
     pairs = [(i, 0, j, 0) for i in range(len(steps)) for j in range(i + 1, len(steps))]
     from tqdm.auto import tqdm
 
