@@ -157,17 +157,26 @@ def rsa(c: ComparisonResult, neural: str) -> Figure:
 
 def decoding(c: ComparisonResult) -> Figure:
     """Decoding score over time, per model a panel with one line per layer and the chance line."""
-    fig, axes = _panels(len(c.names), sharey=True)
-    for ax, name in zip(axes[0], c.names, strict=False):
+
+    def one(ax: Any, name: str) -> None:
         results = c.decoding[name]
         for i, ((layer, result), color) in enumerate(zip(results.items(), _colors(len(results)), strict=True)):
             result.draw(ax, color=color, label=layer, chance_line=i == len(results) - 1)
-        ax.set_title(name, fontsize=9)
         ax.legend(frameon=False, fontsize=7)
+
+    return _over_time_panels(c, one, f"decoding {c.target} over time")
+
+
+def _over_time_panels(c: ComparisonResult, draw: Any, title: str) -> Figure:
+    """A panel per model over time steps, sharing the y axis (labelled on the first panel only)."""
+    fig, axes = _panels(len(c.names), sharey=True)
+    for ax, name in zip(axes[0], c.names, strict=False):
+        draw(ax, name)
+        ax.set_title(name, fontsize=9)
         _integer_ticks(ax)
         if ax is not axes[0, 0]:
             ax.set_ylabel("")
-    fig.suptitle(f"decoding {c.target} over time", fontsize=10)
+    fig.suptitle(title, fontsize=10)
     return fig
 
 
@@ -187,15 +196,9 @@ def generalization(c: ComparisonResult) -> Figure:
 
 def encoding(c: ComparisonResult, responses: str) -> Figure:
     """Per model a panel: the median held-out r of each layer over model time (at its best neural time)."""
-    fig, axes = _panels(len(c.names), sharey=True)
-    for ax, name in zip(axes[0], c.names, strict=False):
-        c.encoding[responses][name].draw(ax)
-        ax.set_title(name, fontsize=9)
-        _integer_ticks(ax)
-        if ax is not axes[0, 0]:
-            ax.set_ylabel("")
-    fig.suptitle(f"encoding models of {responses}", fontsize=10)
-    return fig
+    return _over_time_panels(
+        c, lambda ax, name: c.encoding[responses][name].draw(ax), f"encoding models of {responses}"
+    )
 
 
 def alignment(c: ComparisonResult) -> Figure:
