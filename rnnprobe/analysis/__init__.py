@@ -46,6 +46,8 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
         "random_projection",
     ),
     ".compare": ("ComparisonResult", "compare_models"),
+    ".conditions": ("condition_average",),
+    ".jpca": ("JPCAResult", "fit_jpca"),
     ".encoding": ("CeilingResult", "EncodingResult", "fit_encoding", "split_half_reliability"),
     ".alignment": ("AlignmentResult", "DistanceMatrixResult", "compare_representations", "pairwise_distances"),
     ".protocol": ("AnalysisResult",),

@@ -1,0 +1,92 @@
+"""condition_average: a Recording averaged over the stimuli (trials) that share metadata values."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_finite, check_recording
+from ..errors import ArgumentError, ShapeError, describe
+from ..recording import Recording
+
+
+def condition_average(
+    recording: Recording, by: str | Sequence[str], *, layers: Any = None, sem: bool = False, min_trials: int = 1
+) -> Recording:
+    """Average a recording's stimuli (trials) per condition: every combination of the ``by`` columns.
+
+    Parameters
+    ----------
+    recording : Recording
+        Trials as rows, e.g. recorded task trials with their metadata.
+    by : str or list of str
+        The metadata column(s) defining conditions (e.g. ``["context", "coherence"]``).
+    layers : str or list of str, optional
+        Layers to average (default all).
+    sem : bool
+        Also return the standard error of the mean of each layer, as layers named ``"<layer>:sem"``
+        (NaN for conditions of one trial).
+    min_trials : int
+        Refuse conditions with fewer trials.
+
+    Returns
+    -------
+    Recording
+        One row per condition, sorted by the ``by`` values; metadata: the ``by`` columns and
+        ``n_trials``; the same time coordinates; provenance notes the averaging.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rec = Recording({"h": np.arange(12.0).reshape(4, 3, 1)}, metadata={"ctx": ["a", "b", "a", "b"]})
+    >>> means = condition_average(rec, "ctx")
+    >>> means.get("h")[:, :, 0], means.column("n_trials").tolist()
+    (array([[3., 4., 5.],
+           [6., 7., 8.]]), [2, 2])
+    """
+    check_recording(recording, "recording")
+    columns = [by] if isinstance(by, str) else list(by)
+    if not columns:
+        raise ArgumentError("by: no columns given. Name the metadata column(s) that define conditions.")
+    values = [np.asarray(recording.column(name)) for name in columns]
+    keys, inverse, counts = _conditions(values)
+    if counts.min() < max(int(min_trials), 1):
+        worst = int(np.argmin(counts))
+        raise ShapeError(
+            f"by: condition {dict(zip(columns, keys[worst], strict=True))} has {counts[worst]} trial(s), fewer than "
+            f"min_trials={min_trials}. Drop it (Recording.select) or lower min_trials."
+        )
+    names = recording.layers if layers is None else [layers] if isinstance(layers, str) else list(layers)
+    states: dict[str, np.ndarray] = {}
+    for name in names:
+        layer = recording.resolve_layer(name)
+        data = np.asarray(recording.get(layer), dtype=np.float64)
+        check_finite(data, name="recording", layer=layer)
+        mean = np.stack([data[inverse == k].mean(axis=0) for k in range(len(keys))])
+        states[layer] = mean
+        if sem:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                spread = np.stack([data[inverse == k].std(axis=0, ddof=1) if counts[k] > 1
+                                   else np.full(data.shape[1:], np.nan) for k in range(len(keys))])  # fmt: skip
+            states[f"{layer}:sem"] = spread / np.sqrt(counts).reshape(-1, *([1] * (data.ndim - 1)))
+    metadata = {name: np.array([key[i] for key in keys]) for i, name in enumerate(columns)}
+    metadata["n_trials"] = counts
+    times = {name: recording.times[name.split(":sem")[0]] for name in states}
+    provenance = {**recording.provenance, "condition_average": {"by": columns, "n_trials": int(counts.sum())}}
+    return Recording(states, metadata=metadata, times=times, provenance=provenance)
+
+
+def _conditions(values: list[np.ndarray]) -> tuple[list[tuple], np.ndarray, np.ndarray]:
+    """(sorted unique value tuples, index of each row's condition, trials per condition)."""
+    rows = list(zip(*[v.tolist() for v in values], strict=True))
+    try:
+        keys = sorted(set(rows))
+    except TypeError:  # values that do not sort together: keep the order of appearance
+        keys = list(dict.fromkeys(rows))
+    lookup = {key: k for k, key in enumerate(keys)}
+    inverse = np.array([lookup[row] for row in rows], dtype=np.intp)
+    if not rows:
+        raise ShapeError(f"recording: got {describe(rows)}: no trials to average.")
+    return keys, inverse, np.bincount(inverse, minlength=len(keys))

@@ -1,0 +1,222 @@
+"""jPCA (Churchland et al. 2012): rotational dynamics in condition-averaged population activity.
+
+The states X (condition, time, unit) are soft-normalised per unit (optionally), the cross-condition mean is
+subtracted at each time, and the top ``n_components`` principal components are kept: Z. The
+dynamics dZ(t) = Z(t + 1) - Z(t) are fitted by least squares twice, dZ = Z M with M unconstrained and
+with M skew-symmetric (M' = -M: pure rotation, no expansion). A skew-symmetric M has eigenvalues
++-i omega; each pair spans a plane in which the states rotate at omega radians per step. jPC planes
+are ordered by omega; ``r2_skew / r2`` says how much of the linear dynamics rotation explains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._validation import check_int, check_number, layer_states
+from ..errors import ShapeError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+    from ..recording import Recording
+
+
+@dataclass
+class JPCAResult:
+    """jPCA of condition-averaged states.
+
+    Attributes
+    ----------
+    m, m_skew : ndarray, (k, k)
+        The least-squares dynamics matrices (dZ = Z M), unconstrained and skew-symmetric, in PC space.
+    r2, r2_skew : float
+        Fraction of the variance of dZ each explains.
+    skew_fraction : float
+        ||(M - M') / 2|| / ||M||: how skew-symmetric the unconstrained fit is.
+    frequencies : ndarray, (k // 2,)
+        Rotation frequency of each jPC plane, cycles per time unit (per step / dt), largest first.
+    planes : ndarray, (k // 2, 2, k)
+        Orthonormal basis of each plane in PC space (jPC1, jPC2 of plane 1 first).
+    projections : ndarray, (condition, time, 2)
+        The states in the first jPC plane.
+    components : ndarray, (k, n_units)
+        The principal axes (of the normalised, mean-subtracted states).
+    variance_captured : ndarray, (k // 2,)
+        Share of the states' variance in each plane.
+    times : ndarray
+    layer : str
+    """
+
+    m: np.ndarray
+    m_skew: np.ndarray
+    r2: float
+    r2_skew: float
+    skew_fraction: float
+    frequencies: np.ndarray
+    planes: np.ndarray
+    projections: np.ndarray
+    components: np.ndarray
+    variance_captured: np.ndarray
+    times: np.ndarray
+    layer: str
+
+    def summary(self) -> dict[str, Any]:
+        """Key numbers: the fits' R^2, the skew fraction, plane 1's frequency and variance."""
+        return {
+            "layer": self.layer, "components": int(self.m.shape[0]), "R2 (unconstrained)": self.r2,
+            "R2 (skew-symmetric)": self.r2_skew, "rotation explains": self.r2_skew / self.r2 if self.r2 > 0 else 0.0,
+            "skew-symmetric fraction of M": self.skew_fraction, "plane 1 frequency": float(self.frequencies[0]),
+            "plane 1 variance": float(self.variance_captured[0]),
+        }  # fmt: skip
+
+    def draw(self, ax: Any) -> Any:
+        """Each condition's trajectory in the first jPC plane (circle: start), coloured in order."""
+        from .plotting import pyplot
+
+        cmap = pyplot().get_cmap("viridis", self.projections.shape[0])
+        for c, path in enumerate(self.projections):
+            ax.plot(path[:, 0], path[:, 1], color=cmap(c), lw=1)
+            ax.plot(path[0, 0], path[0, 1], "o", color=cmap(c), ms=3)
+            ax.annotate("", xy=path[-1], xytext=path[-2], arrowprops={"arrowstyle": "->", "color": cmap(c)})
+        ax.set_xlabel("jPC1")
+        ax.set_ylabel("jPC2")
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.set_title(f"{self.layer}: rotation explains {self.r2_skew / max(self.r2, 1e-300):.0%}", fontsize=9)
+        return ax
+
+    def plot(self) -> Figure:
+        """A new figure of :meth:`draw`."""
+        from .plotting import pyplot
+
+        fig, ax = pyplot().subplots(figsize=(4.5, 4.2), layout="constrained")
+        self.draw(ax)
+        return fig
+
+
+def skew_least_squares(z: np.ndarray, dz: np.ndarray) -> np.ndarray:
+    """The skew-symmetric M minimising ||dZ - Z M||_F, exactly (a linear system in M's k (k - 1) / 2
+    free entries).
+    """
+    k = z.shape[1]
+    rows, cols = np.triu_indices(k, 1)
+    # column (i, j) of the design: Z (E_ij - E_ji), flattened
+    design = np.zeros((z.shape[0] * k, rows.size))
+    for p, (i, j) in enumerate(zip(rows, cols, strict=True)):
+        basis = np.zeros((k, k))
+        basis[i, j], basis[j, i] = 1.0, -1.0
+        design[:, p] = (z @ basis).ravel()
+    h = np.linalg.lstsq(design, dz.ravel(), rcond=None)[0]
+    m = np.zeros((k, k))
+    m[rows, cols] = h
+    return m - m.T
+
+
+def _counterclockwise(plane: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """The plane with jPC2 flipped where needed so that the states' mean angular velocity is positive."""
+    p = z @ plane.T
+    dp = np.diff(p, axis=1)
+    turning = float(np.sum(p[:, :-1, 0] * dp[..., 1] - p[:, :-1, 1] * dp[..., 0]))
+    return plane if turning >= 0 else plane * np.array([[1.0], [-1.0]])
+
+
+def jpc_planes(m_skew: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(planes (k // 2, 2, k), omegas) of a skew-symmetric matrix, fastest rotation first."""
+    values, vectors = np.linalg.eig(m_skew)
+    order = [i for i in np.argsort(-values.imag) if values[i].imag > 0]
+    planes, omegas = [], []
+    for i in order:
+        v = vectors[:, i]
+        a, b = v.real, v.imag
+        first = b / np.linalg.norm(b)  # the eigenvector's real and imaginary parts span the plane
+        second = a - (a @ first) * first
+        planes.append(np.stack([first, second / np.linalg.norm(second)]))
+        omegas.append(values[i].imag)
+    return np.array(planes), np.array(omegas)
+
+
+def fit_jpca(
+    recording: Recording,
+    layer: str | None = None,
+    *,
+    n_components: int = 6,
+    time: Any = None,
+    soft_normalize: float | None = 5.0,
+    dt: float | None = None,
+) -> JPCAResult:
+    """jPCA: rotational structure of condition-averaged states (Churchland et al. 2012).
+
+    Parameters
+    ----------
+    recording : Recording
+        Condition averages as rows (e.g. from :func:`~rnnprobe.analysis.conditions.condition_average`),
+        (condition, time, unit).
+    layer : str, optional
+    n_components : int
+        Principal components kept (even: planes come in pairs; Churchland et al. use 6).
+    time : selection, optional
+        The time steps analysed (e.g. ``rec.times["M1"] <= 350``).
+    soft_normalize : float or None
+        Each unit is divided by (its range + ``soft_normalize``) (5 spikes/s in the paper; 0: by its
+        range). None: no normalisation (for states normalised already; any per-unit scaling distorts
+        rotations into non-skew dynamics).
+    dt : float, optional
+        The time step's duration; default: the spacing of the layer's time coordinate (ms for neural
+        data: frequencies are then cycles per ms, x 1000 for Hz), or 1 (cycles per step).
+
+    Returns
+    -------
+    JPCAResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rnnprobe import Recording
+    >>> t = np.arange(40) * 0.2
+    >>> phases = np.linspace(0, np.pi, 8)[:, None]
+    >>> circle = np.stack([np.cos(t + phases), np.sin(t + phases)], axis=-1)   # 8 conditions, 40 steps
+    >>> ring = circle @ np.linalg.qr(np.random.default_rng(0).normal(size=(9, 2)))[0].T   # in 9 units
+    >>> result = fit_jpca(Recording({"h": ring}), n_components=2, soft_normalize=None)
+    >>> round(result.skew_fraction, 2), round(float(2 * np.pi * result.frequencies[0]), 2)  # radians per step
+    (1.0, 0.2)
+    """
+    n_components = check_int("n_components", n_components, minimum=2)
+    if n_components % 2:
+        raise ShapeError(f"n_components: got {n_components}. jPC planes come in pairs; pass an even number.")
+    layer, positions, x = layer_states(recording, layer, time=time)
+    times = np.asarray(recording.times[layer])[positions]
+    if dt is None:
+        steps = np.diff(times.astype(float))
+        dt = float(steps[0]) if steps.size and np.allclose(steps, steps[0]) and steps[0] > 0 else 1.0
+    dt = check_number("dt", dt, minimum=0, inclusive=False)
+    n_conditions, n_times, n_units = x.shape
+    if n_times < 3 or n_conditions * (n_times - 1) < n_components or n_units < n_components:
+        raise ShapeError(
+            f"recording: {n_conditions} conditions x {n_times} time steps x {n_units} units cannot support "
+            f"{n_components} components; jPCA needs more steps, conditions and units than components."
+        )
+    if soft_normalize is not None:
+        scale = np.ptp(x.reshape(-1, n_units), axis=0) + check_number("soft_normalize", soft_normalize, minimum=0)
+        x = x / np.where(scale > 0, scale, 1.0)
+    x = x - x.mean(axis=0, keepdims=True)  # the cross-condition mean at each time
+    flat = x.reshape(-1, n_units)
+    _, _, vt = np.linalg.svd(flat - flat.mean(axis=0), full_matrices=False)
+    components = vt[:n_components]
+    z = x @ components.T
+    before, change = z[:, :-1].reshape(-1, n_components), np.diff(z, axis=1).reshape(-1, n_components)
+    m = np.linalg.lstsq(before, change, rcond=None)[0]
+    m_skew = skew_least_squares(before, change)
+    total = float(np.vdot(change, change))
+    planes, omegas = jpc_planes(m_skew)
+    planes = np.stack([_counterclockwise(plane, z) for plane in planes])
+    variance = np.array([float(np.sum((z @ plane.T) ** 2)) for plane in planes]) / float(np.sum(x**2))
+    return JPCAResult(
+        m=m, m_skew=m_skew, r2=1 - float(np.sum((change - before @ m) ** 2)) / total,
+        r2_skew=1 - float(np.sum((change - before @ m_skew) ** 2)) / total,
+        skew_fraction=float(np.linalg.norm((m - m.T) / 2) / np.linalg.norm(m)),
+        frequencies=omegas / (2 * np.pi * dt), planes=planes, projections=z @ planes[0].T,
+        components=components, variance_captured=variance, times=times,
+        layer=layer,
+    )  # fmt: skip

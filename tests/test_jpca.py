@@ -1,0 +1,86 @@
+"""jPCA and condition averages against independent references: the Sylvester equation of the skew-symmetric
+least-squares problem, a planted rotation, the motor-cortex tensor's published rotational structure, and a
+loop over conditions."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+from rnnprobe import Recording
+from rnnprobe.analysis import condition_average, fit_jpca
+from rnnprobe.analysis.jpca import skew_least_squares
+from rnnprobe.errors import NonFiniteError, ShapeError, UnknownNameError
+from rnnprobe.neural import load_churchland
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def test_skew_least_squares_solves_its_normal_equations(rng):
+    a, b = rng.normal(size=(200, 6)), rng.normal(size=(200, 6))
+    m = skew_least_squares(a, b)
+    np.testing.assert_allclose(m, -m.T, atol=1e-14)
+    # the minimiser over skew-symmetric M solves A'A M + M A'A = A'B - B'A (a Sylvester equation)
+    gram = a.T @ a
+    expected = scipy.linalg.solve_sylvester(gram, gram, a.T @ b - b.T @ a)
+    np.testing.assert_allclose(m, expected, atol=1e-10)
+
+
+def test_planted_rotations_are_found_with_their_planes_and_frequencies(rng):
+    t = np.arange(60)
+    phases = rng.uniform(0, 2 * np.pi, size=(12, 1))
+    radius = rng.uniform(0.5, 1.5, size=(12, 1, 1))
+
+    def circle(theta, scale):  # (condition, time, 2), rotating theta radians per step
+        return scale * radius * np.stack([np.cos(theta * t + phases), np.sin(theta * t + phases)], axis=-1)
+
+    latent = np.concatenate([circle(0.08, 1.0), circle(0.03, 0.7)], axis=-1)
+    embedding = np.linalg.qr(rng.normal(size=(20, 4)))[0].T  # 4 latents in 20 units
+    result = fit_jpca(Recording({"h": latent @ embedding}), n_components=4, soft_normalize=None)
+    # about sin(theta): a step of rotation R is dZ = Z (R - I), whose skew part is sin(theta)
+    np.testing.assert_allclose(2 * np.pi * result.frequencies, np.sin([0.08, 0.03]), rtol=2e-3)
+    for plane, planted in zip(result.planes, (embedding[:2], embedding[2:]), strict=True):
+        assert scipy.linalg.subspace_angles((plane @ result.components).T, planted.T).max() < 0.05  # within 3 degrees
+    assert result.r2_skew / result.r2 > 0.99
+    p, dp = result.projections[:, :-1], np.diff(result.projections, axis=1)
+    turning = (p[..., 0] * dp[..., 1] - p[..., 1] * dp[..., 0]).mean()
+    assert turning > 0  # oriented counterclockwise
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data is absent")
+def test_motor_cortex_rotations_of_churchland_et_al():
+    rec = load_churchland(DATA / "churchland2012_m1_tme_tensor")
+    result = fit_jpca(rec, time=rec.times["M1"] <= 350, soft_normalize=None)  # the tensor is normalised already
+    assert result.skew_fraction == pytest.approx(0.95, abs=0.01)  # DATA.md
+    assert result.r2_skew / result.r2 > 0.85
+    assert 1.0 < result.frequencies[0] * 1000 < 2.0  # Hz: about half a cycle over the 400 ms reach
+    assert result.projections.shape == (10, 41, 2)
+
+
+def test_condition_average_equals_a_loop(rng):
+    h = rng.normal(size=(30, 4, 3))
+    context, coherence = rng.integers(0, 2, 30), rng.integers(0, 3, 30)
+    rec = Recording({"h": h}, metadata={"context": context, "coherence": coherence})
+    means = condition_average(rec, ["context", "coherence"], sem=True)
+    for row, (c, k) in enumerate(zip(means.column("context"), means.column("coherence"), strict=True)):
+        trials = h[(context == c) & (coherence == k)]
+        np.testing.assert_allclose(means.get("h")[row], trials.mean(axis=0), atol=1e-12)
+        np.testing.assert_allclose(means.get("h:sem")[row], trials.std(axis=0, ddof=1) / np.sqrt(len(trials)))
+        assert means.column("n_trials")[row] == len(trials)
+    with pytest.raises(ShapeError, match="fewer than min_trials=50"):
+        condition_average(rec, "context", min_trials=50)
+    with pytest.raises(UnknownNameError, match="'choice' is not a metadata column"):
+        condition_average(rec, "choice")
+
+
+def test_bad_input_is_one_clear_error(rng):
+    rec = Recording({"h": rng.normal(size=(5, 10, 8))})
+    with pytest.raises(ShapeError, match="pass an even number"):
+        fit_jpca(rec, n_components=3)
+    with pytest.raises(ShapeError, match="cannot support"):
+        fit_jpca(rec, time=slice(0, 2))
+    bad = rng.normal(size=(5, 10, 8))
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(NonFiniteError):
+        fit_jpca(Recording({"h": bad}))
