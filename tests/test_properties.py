@@ -280,3 +280,29 @@ def test_split_half_reliability(trials, n_splits, n_repetitions, seed):
 
     _only_rnnprobe_errors(lambda: split_half_reliability(trials, n_splits=n_splits, n_repetitions=n_repetitions,
                                                          seed=seed))  # fmt: skip
+
+
+@SETTINGS
+@given(arrays(st.tuples(st.integers(1, 6), st.integers(1, 8), st.integers(1, 7))), counts, st.one_of(st.none(), numbers), st.one_of(st.none(), numbers))  # fmt: skip  # noqa: E501
+def test_fit_jpca(states, n_components, soft_normalize, dt):
+    from rnnprobe.analysis import fit_jpca
+
+    def run():
+        return fit_jpca(Recording({"h": states}), n_components=n_components, soft_normalize=soft_normalize, dt=dt)
+
+    result = _only_rnnprobe_errors(run)
+    if result is not None:
+        assert np.isfinite([result.r2, result.r2_skew]).all()
+
+
+@SETTINGS
+@given(arrays(st.tuples(st.integers(1, 8), st.integers(1, 3), st.integers(1, 3))), st.sampled_from(["a", ["a", "b"], [], "x", 3]), counts)  # fmt: skip  # noqa: E501
+def test_condition_average(states, by, min_trials):
+    from rnnprobe.analysis import condition_average
+
+    def run():
+        n = len(states)
+        rec = Recording({"h": states}, metadata={"a": np.arange(n) % 2, "b": np.arange(n) % 3})
+        return condition_average(rec, by, min_trials=min_trials, sem=True)
+
+    _only_rnnprobe_errors(run)

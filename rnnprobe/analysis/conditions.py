@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_finite, check_recording
-from ..errors import ArgumentError, ShapeError, describe
+from .._validation import check_finite, check_int, check_recording
+from ..errors import ArgumentTypeError, ShapeError, describe
 from ..recording import Recording
 
 
@@ -47,12 +47,15 @@ def condition_average(
            [6., 7., 8.]]), [2, 2])
     """
     check_recording(recording, "recording")
-    columns = [by] if isinstance(by, str) else list(by)
-    if not columns:
-        raise ArgumentError("by: no columns given. Name the metadata column(s) that define conditions.")
+    columns = [by] if isinstance(by, str) else list(by) if isinstance(by, list | tuple) else None
+    if not columns or not all(isinstance(name, str) for name in columns):
+        raise ArgumentTypeError(
+            f"by: got {describe(by)}. Name the metadata column(s) that define conditions: a str or a list of str."
+        )
+    min_trials = check_int("min_trials", min_trials, minimum=1)
     values = [np.asarray(recording.column(name)) for name in columns]
     keys, inverse, counts = _conditions(values)
-    if counts.min() < max(int(min_trials), 1):
+    if counts.min() < min_trials:
         worst = int(np.argmin(counts))
         raise ShapeError(
             f"by: condition {dict(zip(columns, keys[worst], strict=True))} has {counts[worst]} trial(s), fewer than "
