@@ -84,3 +84,13 @@ def test_bad_input_is_one_clear_error(rng):
     bad[0, 0, 0] = np.nan
     with pytest.raises(NonFiniteError):
         fit_jpca(Recording({"h": bad}))
+
+
+def test_states_without_rotation_get_planes_of_zero_frequency(rng):
+    decay = np.exp(-0.1 * np.arange(30))[None, :, None] * rng.normal(size=(8, 1, 4))  # pure decay, no rotation
+    result = fit_jpca(Recording({"h": decay @ np.linalg.qr(rng.normal(size=(10, 4)))[0].T}), n_components=4,
+                      soft_normalize=None)  # fmt: skip
+    assert result.planes.shape == (2, 2, 4) and np.isfinite(result.planes).all()
+    np.testing.assert_allclose(result.r2_skew / result.r2, 0.0, atol=1e-6)
+    with pytest.raises(ShapeError, match="do not differ"):
+        fit_jpca(Recording({"h": rng.normal(size=(1, 10, 4))}), n_components=2)

@@ -123,9 +123,13 @@ def _counterclockwise(plane: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 
 def jpc_planes(m_skew: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(planes (k // 2, 2, k), omegas) of a skew-symmetric matrix, fastest rotation first."""
+    """(planes (k // 2, 2, k), omegas) of a skew-symmetric matrix, fastest rotation first; directions
+    without rotation (zero eigenvalues) fill the remaining planes with omega 0.
+    """
+    k = m_skew.shape[0]
     values, vectors = np.linalg.eig(m_skew)
-    order = [i for i in np.argsort(-values.imag) if values[i].imag > 0]
+    tol = 1e-12 * max(float(np.abs(values).max()), np.finfo(float).tiny)
+    order = [i for i in np.argsort(-values.imag) if values[i].imag > tol][: k // 2]
     planes, omegas = [], []
     for i in order:
         v = vectors[:, i]
@@ -134,6 +138,12 @@ def jpc_planes(m_skew: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         second = a - (a @ first) * first
         planes.append(np.stack([first, second / np.linalg.norm(second)]))
         omegas.append(values[i].imag)
+    if len(planes) < k // 2:  # directions that do not rotate: paired up in an orthonormal complement, omega 0
+        used = np.concatenate(planes) if planes else np.zeros((0, k))
+        rest = np.linalg.svd(np.eye(k) - used.T @ used)[0][:, : k - used.shape[0]]
+        for j in range(0, rest.shape[1] - 1, 2):
+            planes.append(rest[:, j : j + 2].T)
+            omegas.append(0.0)
     return np.array(planes), np.array(omegas)
 
 
@@ -201,6 +211,11 @@ def fit_jpca(
         scale = np.ptp(x.reshape(-1, n_units), axis=0) + check_number("soft_normalize", soft_normalize, minimum=0)
         x = x / np.where(scale > 0, scale, 1.0)
     x = x - x.mean(axis=0, keepdims=True)  # the cross-condition mean at each time
+    if n_conditions < 2 or not np.any(x):
+        raise ShapeError(
+            f"recording: {n_conditions} condition(s) whose states do not differ once the cross-condition mean is "
+            f"removed; jPCA needs conditions (rows) that differ, e.g. condition averages of several reach targets."
+        )
     flat = x.reshape(-1, n_units)
     _, _, vt = np.linalg.svd(flat - flat.mean(axis=0), full_matrices=False)
     components = vt[:n_components]
@@ -209,6 +224,8 @@ def fit_jpca(
     m = np.linalg.lstsq(before, change, rcond=None)[0]
     m_skew = skew_least_squares(before, change)
     total = float(np.vdot(change, change))
+    if total == 0:
+        raise ShapeError("recording: the states do not change over the time steps selected; no dynamics to fit.")
     planes, omegas = jpc_planes(m_skew)
     planes = np.stack([_counterclockwise(plane, z) for plane in planes])
     variance = np.array([float(np.sum((z @ plane.T) ** 2)) for plane in planes]) / float(np.sum(x**2))
