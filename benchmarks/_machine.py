@@ -43,3 +43,18 @@ def describe_machine() -> str:
 
 def print_machine() -> None:
     print(describe_machine(), flush=True)
+
+
+def median_time(fn, repeats: int, *, warmup: bool = False) -> tuple[float, object]:
+    """(median seconds over ``repeats`` calls, the last result); ``warmup``: one untimed call first."""
+    import statistics
+    import time
+
+    if warmup:
+        fn()
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 
 def _pin(threads: int) -> None:
@@ -26,14 +24,11 @@ def _pin(threads: int) -> None:
         os.environ[key] = str(threads)
 
 
-def median_time(fn, repeats: int) -> tuple[float, object]:
-    fn()  # warm-up: first calls load kernels
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
+def timed(fn, repeats: int) -> tuple[float, object]:
+    """Median time after one warm-up call (first calls load kernels)."""
+    from _machine import median_time  # imported after the threads are pinned
+
+    return median_time(fn, repeats, warmup=True)
 
 
 def row(label: str, ours: float, theirs: float) -> None:
@@ -63,19 +58,19 @@ def main() -> None:
     y = x @ rng.normal(size=(500, 500)) / 20 + rng.normal(size=(5000, 500))
     print(f"one pair, {x.shape[0]} stimuli x {x.shape[1]} units ({args.threads} thread(s)):")
     for alpha, label in ((1.0, "Procrustes (alpha=1)"), (0.0, "CCA (alpha=0)")):
-        theirs, expected = median_time(lambda a=alpha: LinearMetric(alpha=a).fit_score(x, y), args.repeats)
-        ours, result = median_time(lambda a=alpha: compare_representations(x, y, alpha=a).value, args.repeats)
+        theirs, expected = timed(lambda a=alpha: LinearMetric(alpha=a).fit_score(x, y), args.repeats)
+        ours, result = timed(lambda a=alpha: compare_representations(x, y, alpha=a).value, args.repeats)
         assert abs(result - expected) < 1e-6, (result, expected)
         row(f"{label}, distance {expected:.6f}", ours, theirs)
 
     nets = [rng.normal(size=(1000, 100)) @ rng.normal(size=(100, 100)) for _ in range(10)]
     print("pairwise distances, 10 networks of 1000 stimuli x 100 units, Procrustes:")
     metric = LinearMetric(alpha=1.0)
-    theirs, (expected, _) = median_time(
+    theirs, (expected, _) = timed(
         lambda: metric.pairwise_distances(nets, processes=args.threads, verbose=False), args.repeats
     )
     named = {f"net{i}": net for i, net in enumerate(nets)}
-    ours, result = median_time(lambda: pairwise_distances(named, n_jobs=args.threads).distances, args.repeats)
+    ours, result = timed(lambda: pairwise_distances(named, n_jobs=args.threads).distances, args.repeats)
     np.testing.assert_allclose(result, expected, atol=1e-6)
     row("45 pairs", ours, theirs)
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 import warnings
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -28,19 +26,10 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # rsatoolbox's bootstrap progress ba
 import numpy as np
 import rsatoolbox
 import torch
-from _machine import print_machine
+from _machine import median_time, print_machine
 
 from rnnprobe import Recording
 from rnnprobe.analysis.rsa import compare_rdms, compute_rdms
-
-
-def median_time(fn, repeats: int) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def row(label: str, ours: float, theirs: float, extra: str = "") -> None:
