@@ -153,3 +153,26 @@ def test_bad_input_is_one_clear_error(rng):
     for call, error, message in cases:
         with pytest.raises(error, match=message):
             call()
+
+
+@pytest.mark.parametrize(("n", "p"), [(80, 12), (50, 90)])  # primal, dual
+def test_inner_kfold_selection_equals_a_brute_force_loop_over_ridge(rng, n, p):
+    from sklearn.linear_model import Ridge
+
+    x, y = _data(rng, n, p, 5)
+    folds = list(KFold(3, shuffle=True, random_state=2).split(x))
+    result = fit_encoding(x, y, alphas=ALPHAS, cv=folds, inner_cv=4, seed=7, ceiling=False)
+    r = []
+    for train, test in folds:
+        errors = np.zeros((ALPHAS.size, y.shape[1]))
+        for inner_train, inner_test in KFold(4, shuffle=True, random_state=7).split(train):
+            fit_on, held = train[inner_train], train[inner_test]
+            for i, alpha in enumerate(ALPHAS):
+                errors[i] += ((y[held] - Ridge(alpha=alpha).fit(x[fit_on], y[fit_on]).predict(x[held])) ** 2).sum(0)
+        chosen = ALPHAS[np.argmin(errors, axis=0)]
+        prediction = np.column_stack([Ridge(alpha=a).fit(x[train], y[train, j]).predict(x[test])
+                                      for j, a in enumerate(chosen)])  # fmt: skip
+        r.append(_pearson(prediction, y[test]))
+    np.testing.assert_allclose(result.scores["features"][0, 0], np.mean(r, axis=0), atol=1e-8)
+    with pytest.raises(ArgumentError, match="inner_cv: got 4, but it selects ridge penalties"):
+        fit_encoding(x, y, estimator="pls", inner_cv=4)

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import check_int, check_progress
+from ..._validation import check_int, check_progress, check_seed
 from ...errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
 from . import ridge as ridge_solver
 from .ceiling import CeilingResult, column_correlations, split_half_reliability
@@ -27,24 +27,34 @@ class Estimator:
     alphas: np.ndarray | None = None
     n_components: int = 25
     regressor: Any = None
+    inner_cv: int | None = None  # ridge: k-fold selection of the penalties (None: leave-one-out)
+    seed: int | None = 0
     edge_hits: list[float] = field(default_factory=list)  # share of targets choosing a grid edge, per fit
 
 
-def check_estimator(estimator: Any, alphas: Any, n_components: Any) -> Estimator:
+def check_estimator(estimator: Any, alphas: Any, n_components: Any, inner_cv: Any = None, seed: Any = 0) -> Estimator:
     """The estimator setting, checked (a name, or an object with fit and predict)."""
     if isinstance(estimator, str):
         if estimator not in ESTIMATORS:
             raise UnknownNameError(f"estimator: got {estimator!r}. Available: {format_choices(ESTIMATORS)}, or a "
                                    f"scikit-learn regressor.")  # fmt: skip
         if estimator == "pls":
+            _no_inner_cv(inner_cv)
             return Estimator("pls", n_components=check_int("n_components", n_components))
         grid = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=np.float64).ravel()
         if grid.size == 0 or not np.isfinite(grid).all() or (grid <= 0).any():
             raise ArgumentError(f"alphas: got {describe(alphas)}. Pass positive finite ridge penalties.")
-        return Estimator("ridge", alphas=grid)
+        inner = None if inner_cv is None else check_int("inner_cv", inner_cv, minimum=2, maximum=10_000)
+        return Estimator("ridge", alphas=grid, inner_cv=inner, seed=check_seed(seed))
+    _no_inner_cv(inner_cv)
     if hasattr(estimator, "fit") and hasattr(estimator, "predict"):
         return Estimator(type(estimator).__name__, regressor=estimator)
     raise ArgumentTypeError(f"estimator: got {describe(estimator)}. Pass 'ridge', 'pls' or a scikit-learn regressor.")
+
+
+def _no_inner_cv(inner_cv: Any) -> None:
+    if inner_cv is not None:
+        raise ArgumentError(f"inner_cv: got {inner_cv!r}, but it selects ridge penalties; pass estimator='ridge'.")
 
 
 def gram_matrix(x: np.ndarray) -> np.ndarray:
@@ -81,21 +91,49 @@ def _ridge_predictions(x: np.ndarray, y: np.ndarray, folds: list, estimator: Est
     kernel = gram_matrix(x) if dual else None
     out = []
     for train, test in folds:
-        if dual:
-            k_train, k_test = ridge_solver.centre_gram(kernel, train, test)
-            u, s2 = ridge_solver.factorise_gram(k_train)
-            z = (k_test @ u) / np.sqrt(s2)
-        else:
-            x_train = np.asarray(x[train], dtype=np.float64)
-            mean = x_train.mean(axis=0)
-            u, s2, v = ridge_solver.factorise(x_train - mean)
-            z = (np.asarray(x[test], dtype=np.float64) - mean) @ v
+        u, s2, z = _coordinates(x, kernel, train, test)
         path = ridge_solver.ridge_path(u, s2, y[train])
-        chosen = path.best_alphas(alphas)
+        if estimator.inner_cv is None:
+            chosen = path.best_alphas(alphas)
+        else:
+            chosen = _inner_alphas(x, kernel, y, train, estimator)
         estimator.edge_hits.append(float(np.mean((chosen == 0) | (chosen == alphas.size - 1))) if alphas.size > 1
                                    else 0.0)  # fmt: skip
         out.append(path.predict(z, alphas, chosen))
     return out
+
+
+def _coordinates(
+    x: np.ndarray, kernel: np.ndarray | None, train: np.ndarray, test: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(u, s^2, z) of a training set and its test stimuli: from the features, or from the Gram matrix."""
+    if kernel is not None:
+        k_train, k_test = ridge_solver.centre_gram(kernel, train, test)
+        u, s2 = ridge_solver.factorise_gram(k_train)
+        return u, s2, (k_test @ u) / np.sqrt(s2)
+    x_train = np.asarray(x[train], dtype=np.float64)
+    mean = x_train.mean(axis=0)
+    u, s2, v = ridge_solver.factorise(x_train - mean)
+    return u, s2, (np.asarray(x[test], dtype=np.float64) - mean) @ v
+
+
+def _inner_alphas(x: np.ndarray, kernel: np.ndarray | None, y: np.ndarray, train: np.ndarray,
+                  estimator: Estimator) -> np.ndarray:  # fmt: skip
+    """Each target's penalty with the smallest squared error summed over inner k-fold splits of ``train``
+    (each inner fit centred on its own training part; the first penalty on ties).
+    """
+    from sklearn.model_selection import KFold
+
+    alphas = estimator.alphas
+    errors = np.zeros((alphas.size, y.shape[1]))
+    for inner_train, inner_test in KFold(estimator.inner_cv, shuffle=True, random_state=estimator.seed).split(train):
+        fit_on, held = train[inner_train], train[inner_test]
+        u, s2, z = _coordinates(x, kernel, fit_on, held)
+        path = ridge_solver.ridge_path(u, s2, y[fit_on])
+        for i in range(alphas.size):
+            residual = y[held] - path.predict(z, alphas, np.full(y.shape[1], i))
+            errors[i] += np.einsum("ij,ij->j", residual, residual)
+    return np.argmin(errors, axis=0)
 
 
 def fold_scores(predictions: list[np.ndarray], y: np.ndarray, folds: list) -> tuple[np.ndarray, np.ndarray]:
@@ -233,6 +271,7 @@ def fit_encoding(
     descriptor: str | None = None,
     estimator: Any = "ridge",
     alphas: Any = None,
+    inner_cv: int | None = None,
     n_components: int = 25,
     cv: Any = 5,
     stratify: Any = None,
@@ -274,6 +313,10 @@ def fit_encoding(
         25; scikit-learn's ``PLSRegression(scale=False)``). A regressor is cloned and fitted per fold.
     alphas : array, optional
         Ridge penalties (default 25 values from 1e-3 to 1e9).
+    inner_cv : int, optional
+        Ridge: choose each target's penalty by k-fold cross-validation on the training stimuli (the
+        smallest squared error summed over the inner folds, shuffled by ``seed``) instead of exact
+        leave-one-out; for stimuli that are not independent (e.g. neighbouring frames).
     n_components : int
     cv : int, splitter or (train, test) pairs
         An int k: shuffled k-fold of the stimuli, stratified by ``stratify`` or grouped by ``groups``.
@@ -303,7 +346,7 @@ def fit_encoding(
     >>> bool(result.median(ceiled=True)[0, 0] > 0.9)
     True
     """
-    model = check_estimator(estimator, alphas, n_components)
+    model = check_estimator(estimator, alphas, n_components, inner_cv, seed)
     if not isinstance(ceiling, bool):
         raise ArgumentTypeError(f"ceiling: got {describe(ceiling)}. Pass True or False.")
     neural = read_responses(responses, layer=area, time=neural_time, descriptor=descriptor)
