@@ -233,6 +233,7 @@ def test_bad_input_is_one_clear_error(rng):
         (lambda: compare_representations(x, "x"), RnnprobeError, "b"),
         (lambda: compare_representations(x, x, layer="h"), ArgumentError, "has no layers"),
         (lambda: compare_representations(x, x, time=(0, 1, 2)), ArgumentError, "tuple of 3"),
+        (lambda: compare_representations(x, x, time=3), ArgumentError, "time: index 3 is out of range"),
         (lambda: pairwise_distances({"a": x}), RnnprobeError, "at least 2"),
         (lambda: pairwise_distances({"a": x, "b": x}, time=slice(0, 2)), ArgumentError, "one time position"),
         (lambda: compare_representations(x[:, None].repeat(2, 1), x).value, ShapeError, "holds"),

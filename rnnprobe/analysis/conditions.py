@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_finite, check_int, check_recording
+from .._validation import check_int, check_recording, layer_states
 from ..errors import ArgumentTypeError, ShapeError, describe
 from ..recording import Recording
 
@@ -64,9 +64,8 @@ def condition_average(
     names = recording.layers if layers is None else [layers] if isinstance(layers, str) else list(layers)
     states: dict[str, np.ndarray] = {}
     for name in names:
-        layer = recording.resolve_layer(name)
-        data = np.asarray(recording.get(layer), dtype=np.float64)
-        check_finite(data, name="recording", layer=layer)
+        layer, _, flat = layer_states(recording, name)
+        data = flat.reshape(recording.shapes[layer])
         mean = np.stack([data[inverse == k].mean(axis=0) for k in range(len(keys))])
         states[layer] = mean
         if sem:

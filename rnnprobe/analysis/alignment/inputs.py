@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import check_finite, check_int, check_number, check_numeric, check_option, check_seed, layer_states
+from ..._validation import check_int, check_number, check_numeric, check_option, check_seed, layer_states
 from ...errors import ArgumentError, ShapeError, describe
 from ...recording import Recording
 
@@ -38,26 +38,19 @@ class Settings:
 
 
 def read_representation(value: Any, layer: str | None, time: Any, name: str) -> Representation:
-    """A Recording's layer (through the validation layer) or an array (stimulus, unit) / (stimulus, time, unit)."""
-    if isinstance(value, Recording):
-        label, positions, states = layer_states(value, layer, time=time, name=name)
-        return Representation(states, label, np.asarray(value.times[label])[positions])
-    if layer is not None:
-        raise ArgumentError(f"layer: {name} is an array, which has no layers. Pass layer=None for arrays.")
-    array = check_numeric(value, name=name)
-    if array.ndim < 2 or 0 in array.shape:
-        raise ShapeError(
-            f"{name}: got {describe(array)}. Pass a Recording, or an array (stimulus, unit) or (stimulus, time, "
-            f"*units)."
-        )
-    states = np.asarray(array, dtype=np.float64)
-    states = states[:, None] if states.ndim == 2 else states.reshape(*states.shape[:2], -1)
-    times = np.arange(states.shape[1])
-    if time is not None:
-        positions = np.arange(states.shape[1])[time]
-        states, times = states[:, np.atleast_1d(positions)], times[np.atleast_1d(positions)]
-    check_finite(states, name=name)
-    return Representation(states, name, times)
+    """A Recording's layer (through the validation layer) or an array (stimulus, unit) / (stimulus, time, *units)."""
+    if not isinstance(value, Recording):
+        if layer is not None:
+            raise ArgumentError(f"layer: {name} is an array, which has no layers. Pass layer=None for arrays.")
+        array = check_numeric(value, name=name)
+        if array.ndim < 2 or 0 in array.shape:
+            raise ShapeError(
+                f"{name}: got {describe(array)}. Pass a Recording, or an array (stimulus, unit) or (stimulus, time, "
+                f"*units)."
+            )
+        value = Recording({name: array[:, None] if array.ndim == 2 else array})  # the same checks as a layer's
+    label, positions, states = layer_states(value, layer, time=time, name=name)
+    return Representation(states, label, np.asarray(value.times[label])[positions])
 
 
 def pair_argument(value: Any, name: str) -> tuple[Any, Any]:

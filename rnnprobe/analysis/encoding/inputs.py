@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import check_finite, check_int, check_numeric, check_recording, check_seed
+from ..._validation import check_finite, check_int, check_numeric, check_recording, check_seed, layer_states
 from ...errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe
 from ...recording import Recording
 
@@ -19,7 +19,6 @@ class Responses:
 
     trials: np.ndarray
     times: np.ndarray
-    label: str
     conditions: np.ndarray | None
 
     @property
@@ -35,7 +34,6 @@ class Features:
     label: str
     times: np.ndarray
     read: Callable[[int], np.ndarray]
-    n_units: int
 
 
 def read_responses(responses: Any, *, layer: str | None, time: Any, descriptor: str | None) -> Responses:
@@ -43,19 +41,15 @@ def read_responses(responses: Any, *, layer: str | None, time: Any, descriptor: 
     an array (stimulus, target), (stimulus, time, target) or (stimulus, repetition, time, target).
     """
     if isinstance(responses, Recording):
-        check_recording(responses, "responses")
-        label = responses.resolve_layer(layer)
-        positions = responses.time_positions(label, time)
-        states = np.asarray(responses.get(label, time=positions, flatten=True), dtype=np.float64)
-        check_finite(states, name="responses", layer=label)
+        label, positions, states = layer_states(responses, layer, time=time, name="responses")
         times = np.asarray(responses.times[label])[positions]
         if descriptor is None:
-            return Responses(states[:, None], times, label, None)
+            return Responses(states[:, None], times, None)
         values, trials = _group_trials(states, responses.column(descriptor), descriptor)
-        return Responses(trials, times, label, values)
+        return Responses(trials, times, values)
     if descriptor is not None:
         raise ArgumentError("descriptor: responses is an array, which has no columns. Pass descriptor=None.")
-    array = check_numeric(responses, name="responses").astype(np.float64)
+    array = check_numeric(responses, name="responses")
     shapes = {2: lambda a: a[:, None, None], 3: lambda a: a[:, None], 4: lambda a: a}
     if array.ndim not in shapes or 0 in array.shape:
         raise ShapeError(
@@ -63,12 +57,11 @@ def read_responses(responses: Any, *, layer: str | None, time: Any, descriptor: 
             f"repetition, time, target), or a Recording."
         )
     trials = shapes[array.ndim](array)
-    times = np.arange(trials.shape[2])
-    if time is not None:
-        chosen = np.atleast_1d(times[time])
-        trials, times = trials[:, :, chosen], times[chosen]
-    check_finite(trials, name="responses")
-    return Responses(trials, times, "responses", None)
+    # the time selection and finite check of Recordings: (stimulus, time, repetition x target) and back
+    as_recording = Recording({"responses": np.moveaxis(trials, 1, 2)})
+    _, positions, states = layer_states(as_recording, "responses", time=time, name="responses")
+    trials = np.moveaxis(states.reshape(len(states), len(positions), *trials.shape[1:2], -1), 2, 1)
+    return Responses(trials, positions, None)
 
 
 def _group_trials(states: np.ndarray, column: np.ndarray, descriptor: str) -> tuple[np.ndarray, np.ndarray]:
@@ -119,7 +112,6 @@ def _feature_groups(features: Recording, descriptor: str, conditions: np.ndarray
 
 def _reader(features: Recording, layer: str, time: Any, groups: list[np.ndarray] | None) -> Features:
     positions = features.time_positions(layer, time)
-    n_units = int(np.prod(features.shapes[layer][2:]))
 
     def read(step: int) -> np.ndarray:
         states = np.asarray(features.get(layer, time=int(positions[step]), flatten=True))
@@ -130,7 +122,7 @@ def _reader(features: Recording, layer: str, time: Any, groups: list[np.ndarray]
             states = np.stack([states[rows].mean(axis=0) for rows in groups])
         return states
 
-    return Features(layer, np.asarray(features.times[layer])[positions], read, n_units)
+    return Features(layer, np.asarray(features.times[layer])[positions], read)
 
 
 def make_folds(
