@@ -149,6 +149,8 @@ def test_bad_input_is_one_clear_error(rng):
         (lambda: fit_encoding(x, y).ceiled("features"), ArgumentError, "no ceiling"),
         (lambda: fit_encoding(x, y, stratify=np.arange(3)), ShapeError, "one value per stimulus"),
         (lambda: fit_encoding(x, y, cv=[(np.arange(30), np.arange(25, 40))]), ShapeError, "both its training"),
+        (lambda: fit_encoding(x, y, inner_cv=40), ArgumentError, "inner_cv: got 40, but the smallest training fold"),
+        (lambda: fit_encoding(x, y, neural_time=5), ArgumentError, "time: index 5 is out of range"),
     ]
     for call, error, message in cases:
         with pytest.raises(error, match=message):

@@ -124,17 +124,8 @@ class ComparisonResult:
 
     def best_encoding(self, responses: str, model: str) -> dict[str, Any]:
         """The layer, model time and neural time with the highest median held-out r for ``responses``."""
-        best: dict[str, Any] = {}
         result = self.encoding[responses][model]
-        for layer in result.scores:
-            median = result.median(layer)
-            i, j = np.unravel_index(int(np.nanargmax(median)), median.shape)
-            if not best or median[i, j] > best["median r"]:
-                best = {"layer": layer, "model_time": result.model_times[layer][i].item(),
-                        "neural_time": result.neural_times[j].item(), "median r": float(median[i, j])}  # fmt: skip
-                if result.ceiling is not None:
-                    best["ceiled median r"] = float(result.median(layer, ceiled=True)[i, j])
-        return best
+        return max((result.peak(layer) for layer in result.scores), key=lambda peak: peak["median r"])
 
     def table(self) -> dict[str, list[Any]]:
         """The summary table, one row per model: best-matching layer and time per neural RDM,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from functools import partial
 from typing import Any
 
@@ -57,16 +58,10 @@ def _prepare(x: np.ndarray, settings: Settings) -> _core.Prepared:
 
 
 def _map(function: Callable[[Any], float], items: Sequence[Any], n_jobs: int, progress: Any) -> list[float]:
-    if n_jobs == 1:
+    """``function`` over ``items``, in threads where ``n_jobs`` > 1 (BLAS and LAPACK release the GIL)."""
+    with ThreadPoolExecutor(max_workers=n_jobs) if n_jobs > 1 else nullcontext() as pool:
         out = []
-        for item in items:
-            out.append(function(item))
-            if progress is not None:
-                progress(1)
-        return out
-    with ThreadPoolExecutor(max_workers=n_jobs) as pool:  # BLAS and LAPACK release the GIL
-        out = []
-        for result in pool.map(function, items):
+        for result in map(function, items) if pool is None else pool.map(function, items):
             out.append(result)
             if progress is not None:
                 progress(1)

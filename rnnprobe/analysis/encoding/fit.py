@@ -192,6 +192,17 @@ class EncodingResult:
         values = self.ceiled(layer) if ceiled else self.scores[layer]
         return np.nanmedian(values, axis=-1)
 
+    def peak(self, layer: str | None = None) -> dict[str, Any]:
+        """The layer's (model time, neural time) of the highest median r, that median (and ceiled)."""
+        layer = self._layer(layer)
+        median = self.median(layer)
+        i, j = np.unravel_index(int(np.nanargmax(median)), median.shape)
+        out = {"layer": layer, "model_time": self.model_times[layer][i].item(),
+               "neural_time": self.neural_times[j].item(), "median r": float(median[i, j])}  # fmt: skip
+        if self.ceiling is not None:
+            out["ceiled median r"] = float(self.median(layer, ceiled=True)[i, j])
+        return out
+
     def best(self) -> dict[str, np.ndarray]:
         """Per (neural time, target): the best layer and model time step and its score."""
         layers = list(self.scores)
@@ -209,13 +220,12 @@ class EncodingResult:
         out: dict[str, Any] = {"estimator": self.estimator, "stimuli": self.n_stimuli, "folds": self.n_folds,
                                "targets": int(next(iter(self.scores.values())).shape[-1])}  # fmt: skip
         for layer in self.scores:
-            median = self.median(layer)
-            i, j = np.unravel_index(int(np.nanargmax(median)), median.shape)
-            out[f"{layer}: best median r"] = float(median[i, j])
-            out[f"{layer}: at model time"] = self.model_times[layer][i].item()
-            out[f"{layer}: at neural time"] = self.neural_times[j].item()
-            if self.ceiling is not None:
-                out[f"{layer}: ceiled median r"] = float(self.median(layer, ceiled=True)[i, j])
+            peak = self.peak(layer)
+            out[f"{layer}: best median r"] = peak["median r"]
+            out[f"{layer}: at model time"] = peak["model_time"]
+            out[f"{layer}: at neural time"] = peak["neural_time"]
+            if "ceiled median r" in peak:
+                out[f"{layer}: ceiled median r"] = peak["ceiled median r"]
         if self.ceiling is not None:
             out["median ceiling (r)"] = float(np.nanmedian(self.ceiling.ceiling))
         if np.isfinite(self.edge_share):
@@ -356,6 +366,12 @@ def fit_encoding(
     _check_stimuli(features, rows, n)
     folds = make_folds(n, cv, seed=seed, stratify=stimulus_labels(stratify, "stratify", features, rows, n),
                        groups=stimulus_labels(groups, "groups", features, rows, n))  # fmt: skip
+    smallest = min(len(train) for train, _ in folds)
+    if model.inner_cv is not None and model.inner_cv > smallest // 2:
+        raise ArgumentError(
+            f"inner_cv: got {model.inner_cv}, but the smallest training fold has {smallest} stimuli; pass at most "
+            f"{smallest // 2} (each inner split needs 2 or more stimuli)."
+        )
     y = neural.mean.reshape(n, -1)
     _refuse_constant_targets(y, neural.trials.shape[2:])
     noise = None
