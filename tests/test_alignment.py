@@ -235,6 +235,10 @@ def test_bad_input_is_one_clear_error(rng):
         (lambda: compare_representations(x, x, time=(0, 1, 2)), ArgumentError, "tuple of 3"),
         (lambda: compare_representations(x, x, time=3), ArgumentError, "time: index 3 is out of range"),
         (lambda: pairwise_distances({"a": x}), RnnprobeError, "at least 2"),
+        (lambda: pairwise_distances({"a": x, "b": np.where(x > 1, np.inf, x)}), NonFiniteError, "non-finite"),
+        (lambda: classical_mds(np.ones((3, 4))), ShapeError, "symmetric"),
+        (lambda: classical_mds(np.array([[0.0, np.nan], [np.nan, 0.0]])), NonFiniteError, "non-finite"),
+        (lambda: classical_mds(np.zeros((3, 3)), n_components=0), ArgumentError, "n_components"),
         (lambda: pairwise_distances({"a": x, "b": x}, time=slice(0, 2)), ArgumentError, "one time position"),
         (lambda: compare_representations(x[:, None].repeat(2, 1), x).value, ShapeError, "holds"),
     ]  # fmt: skip

@@ -145,6 +145,7 @@ def test_bad_input_is_one_clear_error(rng):
         (lambda: fit_encoding(x, y, estimator=3), RnnprobeError, "estimator"),
         (lambda: fit_encoding(x, y, cv="five"), RnnprobeError, "cv: got 'five'"),
         (lambda: split_half_reliability(y[:, None]), ShapeError, "1 repetition per stimulus"),
+        (lambda: split_half_reliability(np.full((5, 2, 3), np.nan)), NonFiniteError, "non-finite"),
         (lambda: fit_encoding(x, y, descriptor="condition"), ArgumentError, "no columns"),
         (lambda: fit_encoding(x, y).ceiled("features"), ArgumentError, "no ceiling"),
         (lambda: fit_encoding(x, y, stratify=np.arange(3)), ShapeError, "one value per stimulus"),

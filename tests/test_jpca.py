@@ -72,6 +72,9 @@ def test_condition_average_equals_a_loop(rng):
         condition_average(rec, "context", min_trials=50)
     with pytest.raises(UnknownNameError, match="'choice' is not a metadata column"):
         condition_average(rec, "choice")
+    broken = Recording({"h": np.where(h > 2, np.nan, h)}, metadata={"context": context})
+    with pytest.raises(NonFiniteError, match="non-finite"):
+        condition_average(broken, "context")
 
 
 def test_bad_input_is_one_clear_error(rng):

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..._validation import check_int, check_progress
-from ...errors import ArgumentError, ArgumentTypeError, describe
+from ..._validation import check_finite, check_int, check_numeric, check_progress
+from ...errors import ArgumentError, ArgumentTypeError, ShapeError, describe
 from .engine import pair_values
 from .inputs import DISTANCE_METRICS, check_same_stimuli, check_settings, read_representation
 from .over_time import METRIC_LABELS
@@ -98,6 +98,18 @@ def classical_mds(distances: np.ndarray, n_components: int = 2) -> np.ndarray:
 
     Exact for distances between points of an ``n_components``-dimensional Euclidean space.
     """
+    distances = check_finite(check_numeric(distances, name="distances").astype(np.float64), name="distances")
+    if (
+        distances.ndim != 2
+        or distances.shape[0] != distances.shape[1]
+        or distances.shape[0] < 2
+        or not (np.allclose(distances, distances.T) and np.abs(np.diagonal(distances)).max() <= 1e-12)
+    ):
+        raise ShapeError(
+            f"distances: got {describe(distances)}. Pass a symmetric (n, n) distance matrix with a zero diagonal, "
+            f"n >= 2."
+        )
+    n_components = check_int("n_components", n_components, minimum=1)
     n = distances.shape[0]
     centring = np.eye(n) - 1 / n
     gram = -0.5 * centring @ (distances**2) @ centring
