@@ -55,6 +55,17 @@ def test_pls_equals_scikit_learn_pls_regression(rng):
     np.testing.assert_allclose(result.r2["features"][0, 0], r2, atol=1e-6)
 
 
+def test_pls_nipals_equals_scikit_learn_defaults_where_the_exact_solution_does_not(rng):
+    x, y = _data(np.random.default_rng(2), 100, 30, 9)  # a draw where NIPALS' early stop moves predictions by 0.5%
+    folds = list(KFold(5, shuffle=True, random_state=0).split(x))
+    r, r2 = _reference(x, y, folds, lambda: PLSRegression(6, scale=False))  # tol=1e-6, max_iter=500
+    nipals = fit_encoding(x, y, estimator="pls_nipals", n_components=6, cv=folds, ceiling=False)
+    np.testing.assert_allclose(nipals.scores["features"][0, 0], r, atol=1e-12)
+    np.testing.assert_allclose(nipals.r2["features"][0, 0], r2, atol=1e-12)
+    exact = fit_encoding(x, y, estimator="pls", n_components=6, cv=folds, ceiling=False)
+    assert np.abs(exact.r2["features"][0, 0] - r2).max() > 1e-6  # the limit differs from the iterations here
+
+
 def test_any_regressor_on_the_same_folds(rng):
     x, y = _data(rng, 80, 10, 4)
     folds = list(KFold(4, shuffle=True, random_state=1).split(x))

@@ -12,9 +12,10 @@ from ...errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameE
 from . import ridge as ridge_solver
 from .ceiling import CeilingResult, column_correlations, split_half_reliability
 from .inputs import Features, make_folds, read_features, read_responses, stimulus_labels
-from .pls import fit_pls, predict_pls
+from .pls import fit_pls, fit_pls_nipals, predict_pls
 
-ESTIMATORS = ("ridge", "pls")
+ESTIMATORS = ("ridge", "pls", "pls_nipals")
+PLS_SOLVERS = {"pls": fit_pls, "pls_nipals": fit_pls_nipals}
 DEFAULT_ALPHAS = np.logspace(-3, 9, 25)
 GRAM_BLOCK = 4096  # units per block of a Gram matrix accumulated from float32 features
 
@@ -38,9 +39,9 @@ def check_estimator(estimator: Any, alphas: Any, n_components: Any, inner_cv: An
         if estimator not in ESTIMATORS:
             raise UnknownNameError(f"estimator: got {estimator!r}. Available: {format_choices(ESTIMATORS)}, or a "
                                    f"scikit-learn regressor.")  # fmt: skip
-        if estimator == "pls":
+        if estimator in PLS_SOLVERS:
             _no_inner_cv(inner_cv)
-            return Estimator("pls", n_components=check_int("n_components", n_components))
+            return Estimator(estimator, n_components=check_int("n_components", n_components))
         grid = DEFAULT_ALPHAS if alphas is None else np.asarray(alphas, dtype=np.float64).ravel()
         if grid.size == 0 or not np.isfinite(grid).all() or (grid <= 0).any():
             raise ArgumentError(f"alphas: got {describe(alphas)}. Pass positive finite ridge penalties.")
@@ -73,9 +74,10 @@ def fold_predictions(x: np.ndarray, y: np.ndarray, folds: list, estimator: Estim
     out = []
     for train, test in folds:
         x_train = np.asarray(x[train], dtype=np.float64)
-        if estimator.name == "pls":
+        if estimator.name in PLS_SOLVERS:
             n_components = min(estimator.n_components, *x_train.shape)
-            out.append(predict_pls(fit_pls(x_train, y[train], n_components), np.asarray(x[test], dtype=np.float64)))
+            model = PLS_SOLVERS[estimator.name](x_train, y[train], n_components)
+            out.append(predict_pls(model, np.asarray(x[test], dtype=np.float64)))
         else:
             from sklearn.base import clone
 
@@ -316,11 +318,14 @@ def fit_encoding(
     descriptor : str, optional
         A column of both Recordings naming each trial's stimulus (e.g. "condition"): trials are grouped
         per value (sorted), features averaged per value.
-    estimator : "ridge", "pls" or a scikit-learn regressor
+    estimator : "ridge", "pls", "pls_nipals" or a scikit-learn regressor
         "ridge": a penalty per target from ``alphas`` by efficient leave-one-out on the training
         stimuli (scikit-learn's ``RidgeCV(alpha_per_target=True)``), in the dual form when units
         outnumber training stimuli. "pls": PLS regression with ``n_components`` (Brain-Score's default,
-        25; scikit-learn's ``PLSRegression(scale=False)``). A regressor is cloned and fitted per fold.
+        25; scikit-learn's ``PLSRegression(scale=False)``) solved exactly: each component from an
+        eigendecomposition, the limit of scikit-learn's iterations. "pls_nipals": the same model by
+        NIPALS with scikit-learn's defaults (tol 1e-6, 500 iterations), to reproduce its (and
+        Brain-Score's) numbers to rounding. A regressor is cloned and fitted per fold.
     alphas : array, optional
         Ridge penalties (default 25 values from 1e-3 to 1e9).
     inner_cv : int, optional

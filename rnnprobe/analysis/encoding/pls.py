@@ -7,11 +7,22 @@ identities make it cheap: Y never needs deflating (t is orthogonal to the earlie
 t'Y_k = t'Y), X_{k+1}'Y = X_k'Y - p (t'Y) is a rank-one update, so X'Y is formed once, and X_k
 itself is never formed.
 The coefficients are W (P'W)^+ Q'.
+
+``fit_pls_nipals`` instead runs NIPALS as scikit-learn's ``PLSRegression`` runs it by default (power
+iterations from the first non-constant target, stopped when the squared change of w falls below
+``tol`` = 1e-6 or after ``max_iter`` = 500, explicit deflation of X and Y): the numbers Brain-Score
+reports, which differ from the converged limit where two singular values of X_k'Y are close.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+
+from ...errors import RnnprobeWarning
+
+EPS = np.finfo(np.float64).eps
 
 
 def first_left_singular_vector(m: np.ndarray) -> np.ndarray:
@@ -48,6 +59,54 @@ def fit_pls(x: np.ndarray, y: np.ndarray, n_components: int) -> tuple[np.ndarray
         weights[:, k], loadings[:, k], scores[:, k], y_loadings[:, k] = w, x_load, t, ty / tt
     rotations = weights @ np.linalg.pinv(loadings.T @ weights)
     return rotations @ y_loadings.T, x_mean, y_mean
+
+
+def fit_pls_nipals(
+    x: np.ndarray, y: np.ndarray, n_components: int, *, tol: float = 1e-6, max_iter: int = 500
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(coef, x mean, y mean) of PLS regression by NIPALS with scikit-learn's stopping rule and deflation."""
+    x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
+    xk, yk = x - x_mean, y - y_mean
+    p, q = x.shape[1], y.shape[1]
+    weights, loadings, y_loadings = np.zeros((p, n_components)), np.zeros((p, n_components)), np.zeros((q, n_components))
+    for k in range(n_components):
+        yk[:, np.all(np.abs(yk) < 10 * EPS, axis=0)] = 0.0  # targets explained to rounding are exhausted
+        w = _nipals_weights(xk, yk, tol, max_iter)
+        if w is None:  # every target's residual is constant: the remaining components are zero
+            break
+        w *= np.sign(w[np.argmax(np.abs(w))])
+        t = xk @ w
+        tt = float(t @ t)
+        x_load, y_load = (t @ xk) / tt, (t @ yk) / tt
+        xk -= np.outer(t, x_load)
+        yk -= np.outer(t, y_load)
+        weights[:, k], loadings[:, k], y_loadings[:, k] = w, x_load, y_load
+    rotations = weights @ np.linalg.pinv(loadings.T @ weights)
+    return rotations @ y_loadings.T, x_mean, y_mean
+
+
+def _nipals_weights(xk: np.ndarray, yk: np.ndarray, tol: float, max_iter: int) -> np.ndarray | None:
+    """NIPALS power iterations for the first left singular vector of X_k'Y_k (None: Y_k is exhausted)."""
+    columns = np.flatnonzero(np.any(np.abs(yk) > EPS, axis=0))
+    if columns.size == 0:
+        return None
+    u, previous = yk[:, columns[0]], None
+    for _ in range(max_iter):
+        w = (xk.T @ u) / (u @ u)
+        w /= np.sqrt(w @ w) + EPS
+        t = xk @ w
+        c = (yk.T @ t) / (t @ t)
+        u = (yk @ c) / (c @ c + EPS)
+        if yk.shape[1] == 1 or (previous is not None and float((w - previous) @ (w - previous)) < tol):
+            return w
+        previous = w
+    warnings.warn(
+        f"estimator='pls_nipals': NIPALS stopped after {max_iter} iterations without reaching tol={tol} (as "
+        f"scikit-learn, the last iterate is used); estimator='pls' gives the converged solution.",
+        RnnprobeWarning,
+        stacklevel=4,
+    )
+    return w
 
 
 def predict_pls(model: tuple[np.ndarray, np.ndarray, np.ndarray], x: np.ndarray) -> np.ndarray:
