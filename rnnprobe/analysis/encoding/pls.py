@@ -68,7 +68,8 @@ def fit_pls_nipals(
     x_mean, y_mean = x.mean(axis=0), y.mean(axis=0)
     xk, yk = x - x_mean, y - y_mean
     p, q = x.shape[1], y.shape[1]
-    weights, loadings, y_loadings = np.zeros((p, n_components)), np.zeros((p, n_components)), np.zeros((q, n_components))
+    weights, loadings = np.zeros((p, n_components)), np.zeros((p, n_components))
+    y_loadings = np.zeros((q, n_components))
     for k in range(n_components):
         yk[:, np.all(np.abs(yk) < 10 * EPS, axis=0)] = 0.0  # targets explained to rounding are exhausted
         w = _nipals_weights(xk, yk, tol, max_iter)
