@@ -2,7 +2,8 @@
 
 - :func:`assert_recordings_equal`: two recordings hold the same layers, states (exactly, or to a
   tolerance), dtypes, time coordinates, metadata and provenance;
-- :func:`make_recording`: a small labelled recording whose label becomes decodable at a chosen step.
+- :func:`make_recording`: a small labelled recording whose label becomes decodable at a chosen step;
+- :func:`make_dynamics`: noisy trials of a line attractor, a point attractor or a limit cycle.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import numpy as np
 from ._validation import check_int, check_number
 from .recording.container import Recording
 
-__all__ = ["assert_recordings_equal", "make_recording"]
+__all__ = ["assert_recordings_equal", "make_dynamics", "make_recording"]
 
 
 def assert_recordings_equal(
@@ -89,3 +90,49 @@ def make_recording(
     states = rng.normal(size=(n_stimuli, n_time, n_units))
     states[:, onset:, 0] += signal * label[:, None]
     return Recording({layer: states}, metadata={"label": label})
+
+
+DYNAMICS = ("line", "point", "cycle")
+
+
+def make_dynamics(
+    kind: str,
+    *,
+    n_trials: int = 20,
+    n_steps: int = 200,
+    n_units: int = 32,
+    noise: float = 0.05,
+    seed: int | None = 0,
+) -> np.ndarray:
+    """Noisy trials (trial, time, unit) of a planar system embedded in ``n_units`` by a random orthonormal map.
+
+    "line": a line attractor (x1 persists, x2 decays by 0.9 per step); "point": a point attractor (both
+    decay by 0.9); "cycle": a limit cycle (the Hopf normal form, radius 1, 0.2 rad per step). Every
+    step adds Gaussian noise of s.d. ``noise`` to the latent state, and each unit independent noise of
+    s.d. ``noise / 2`` (so the units are not confined to a plane); trials start at random points.
+
+    Examples
+    --------
+    >>> make_dynamics("cycle", n_trials=2, n_steps=5, n_units=3).shape
+    (2, 5, 3)
+    """
+    from ._validation import check_option, check_seed
+
+    kind = check_option("kind", kind, DYNAMICS)
+    n_trials, n_steps = check_int("n_trials", n_trials), check_int("n_steps", n_steps, minimum=2)
+    n_units = check_int("n_units", n_units, minimum=2)
+    noise = check_number("noise", noise, minimum=0)
+    rng = np.random.default_rng(check_seed(seed))
+    z = np.empty((n_trials, n_steps, 2))
+    z[:, 0] = rng.uniform(-1.5, 1.5, size=(n_trials, 2))
+    for t in range(n_steps - 1):
+        x, y = z[:, t, 0], z[:, t, 1]
+        if kind == "cycle":
+            radius, angle = np.hypot(x, y), np.arctan2(y, x)
+            radius = radius + 0.1 * radius * (1 - radius**2)
+            step = np.stack([radius * np.cos(angle + 0.2), radius * np.sin(angle + 0.2)], axis=1)
+        else:
+            step = np.stack([x if kind == "line" else 0.9 * x, 0.9 * y], axis=1)
+        z[:, t + 1] = step + noise * rng.normal(size=(n_trials, 2))
+    basis = np.linalg.qr(rng.normal(size=(n_units, 2)))[0]
+    return z @ basis.T + noise / 2 * rng.normal(size=(n_trials, n_steps, n_units))

@@ -34,6 +34,8 @@ class DistanceMatrixResult:
     metric : str
     alpha : float
     cv : int or None
+    label : str, optional
+        The distance's name on figures (default from the metric).
     """
 
     distances: np.ndarray
@@ -42,6 +44,7 @@ class DistanceMatrixResult:
     metric: str
     alpha: float
     cv: int | None
+    label: str | None = None
 
     def nearest(self) -> dict[str, str]:
         """Each representation's nearest other one."""
@@ -83,7 +86,7 @@ class DistanceMatrixResult:
         ticks = np.arange(len(self.names))
         left.set_xticks(ticks, self.names, rotation=90, fontsize=7)
         left.set_yticks(ticks, self.names, fontsize=7)
-        fig.colorbar(image, ax=left, label=_distance_label(self.metric))
+        fig.colorbar(image, ax=left, label=self.label or _distance_label(self.metric))
         self.draw(right)
         right.set_title("map of representations")
         return fig
