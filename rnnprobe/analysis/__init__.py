@@ -48,6 +48,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".compare": ("ComparisonResult", "compare_models"),
     ".conditions": ("condition_average",),
     ".jpca": ("JPCAResult", "fit_jpca"),
+    ".tdr": ("TDRResult", "fit_tdr"),
     ".dsa": ("DMDResult", "DSAResult", "compare_dynamics", "fit_dmd", "pairwise_dynamics"),
     ".encoding": ("CeilingResult", "EncodingResult", "fit_encoding", "split_half_reliability"),
     ".alignment": ("AlignmentResult", "DistanceMatrixResult", "compare_representations", "pairwise_distances"),

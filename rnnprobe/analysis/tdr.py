@@ -1,0 +1,270 @@
+"""Targeted dimensionality reduction (Mante et al. 2013): population axes of task variables.
+
+Each unit's responses are z-scored over trials and time. At every time t and for every unit i, a
+linear regression over trials k,
+
+    r_i,t(k) = sum_v beta_v,i,t F_v(k) + beta_0,i,t,
+
+gives the coefficients of the task variables F_v (e.g. choice, motion and colour coherence, context).
+The coefficient vectors beta_v,t (one entry per unit) are denoised by projecting them on the leading
+principal components of the condition-averaged responses; each variable's axis is its denoised vector at
+the time where its norm peaks, and the axes are orthogonalised in the order given (QR), so the first
+variable's axis is kept and each later one is the part not explained by those before. Condition averages
+projected on the axes are the trajectories of the paper's Fig. 2-3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._validation import check_int, check_recording, layer_states
+from ..errors import ArgumentError, ArgumentTypeError, UnknownNameError, describe, format_choices
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+    from ..recording import Recording
+
+
+@dataclass
+class TDRResult:
+    """Task-variable axes of a population and the condition averages projected on them.
+
+    Attributes
+    ----------
+    axes : ndarray, (variable, unit)
+        Orthonormal axes in the z-scored unit space, in the order of ``variables``.
+    variables : list of str
+    coefficients : ndarray, (variable, time, unit)
+        Regression coefficients of the z-scored responses on each variable (the intercept left out).
+    denoised : ndarray, (variable, time, unit)
+        The coefficients projected on the leading ``n_components`` principal components.
+    peak_times : ndarray, (variable,)
+        The time (coordinate) at which each variable's denoised coefficient vector is largest.
+    r2 : ndarray, (time,)
+        Share of the z-scored responses' variance across trials the regression explains, per time.
+    projections : ndarray, (condition, time, variable)
+        Condition averages (z-scored) projected on the axes.
+    conditions : dict of str to ndarray
+        Each condition's values of the condition columns, and ``n_trials``.
+    times : ndarray
+    layer : str
+    n_components : int
+    mean, scale : ndarray, (unit,)
+        The z-scoring, to project other states with :meth:`project`.
+    """
+
+    axes: np.ndarray
+    variables: list[str]
+    coefficients: np.ndarray
+    denoised: np.ndarray
+    peak_times: np.ndarray
+    r2: np.ndarray
+    projections: np.ndarray
+    conditions: dict[str, np.ndarray]
+    times: np.ndarray
+    layer: str
+    n_components: int
+    mean: np.ndarray
+    scale: np.ndarray
+
+    def project(self, states: np.ndarray) -> np.ndarray:
+        """States (..., unit) of the same layer, z-scored as the fit and projected: (..., variable)."""
+        return ((np.asarray(states, dtype=np.float64) - self.mean) / self.scale) @ self.axes.T
+
+    def summary(self) -> dict[str, Any]:
+        """Key numbers: each axis's peak time, the regression's best R^2, and how orthogonal the raw axes were."""
+        peaks = self.denoised[np.arange(len(self.variables)), [int(np.argmin(np.abs(self.times - t)))
+                                                              for t in self.peak_times]]  # fmt: skip
+        unit = peaks / np.maximum(np.linalg.norm(peaks, axis=1, keepdims=True), 1e-300)
+        overlap = np.abs(unit @ unit.T)[np.triu_indices(len(self.variables), 1)]
+        return {
+            "layer": self.layer, "variables": ", ".join(self.variables), "components": self.n_components,
+            "conditions": int(self.projections.shape[0]), "max R2 over time": float(self.r2.max()),
+            "largest |cos| between raw axes": float(overlap.max()) if overlap.size else 0.0,
+            **{f"peak time ({v})": float(t) for v, t in zip(self.variables, self.peak_times, strict=True)},
+        }  # fmt: skip
+
+    def draw(self, ax: Any, *, x: str | None = None, y: str | None = None, rows: Any = None, color: str | None = None
+             ) -> Any:  # fmt: skip
+        """Condition-averaged trajectories in the plane of two axes (circle: start), coloured by ``color``."""
+        from .plotting import pyplot
+
+        i, j = self._axis(x, 0), self._axis(y, 1)
+        rows = np.arange(self.projections.shape[0]) if rows is None else np.asarray(rows)
+        key = color if color is not None else self.variables[j] if self.variables[j] in self.conditions else None
+        values = np.asarray(self.conditions[key], dtype=float)[rows] if key is not None else np.arange(rows.size)
+        span = np.ptp(values) or 1.0
+        cmap = pyplot().get_cmap("coolwarm")
+        lines = []
+        for value, row in zip(values, rows, strict=True):
+            path = self.projections[row]
+            shade = cmap((value - values.min()) / span)
+            lines += ax.plot(path[:, i], path[:, j], color=shade, lw=1.2)
+            ax.plot(path[0, i], path[0, j], "o", color=shade, ms=3)
+        ax.set_xlabel(f"{self.variables[i]} axis")
+        ax.set_ylabel(f"{self.variables[j]} axis")
+        return lines
+
+    def plot(self, *, x: str | None = None, y: str | None = None, by: str | None = None, color: str | None = None
+             ) -> Figure:  # fmt: skip
+        """Projections over time on every axis, and the trajectories in the (x, y) plane, one panel per value
+        of the condition column ``by`` (e.g. the context, as in Mante et al. 2013, Fig. 2).
+        """
+        from .plotting import pyplot
+
+        groups = [(None, None)] if by is None else [(v, np.flatnonzero(self.conditions[self._column(by)] == v))
+                                                    for v in np.unique(self.conditions[by])]  # fmt: skip
+        fig, axes = pyplot().subplots(1, 1 + len(groups), figsize=(4 * (1 + len(groups)), 3.8), layout="constrained",
+                                      squeeze=False)  # fmt: skip
+        over_time = axes[0, 0]
+        for v, name in enumerate(self.variables):
+            spread = self.projections[:, :, v]
+            over_time.plot(self.times, spread.max(axis=0) - spread.min(axis=0), label=name)
+        over_time.set_xlabel("time")
+        over_time.set_ylabel("range over conditions")
+        over_time.legend(frameon=False, fontsize=8)
+        for ax, (value, rows) in zip(axes[0, 1:], groups, strict=True):
+            self.draw(ax, x=x, y=y, rows=rows, color=color)
+            if by is not None:
+                ax.set_title(f"{by} = {value}", fontsize=9)
+        return fig
+
+    def _axis(self, name: str | None, default: int) -> int:
+        if name is None:
+            return min(default, len(self.variables) - 1)
+        if name not in self.variables:
+            raise UnknownNameError(f"axis: got {name!r}. Available: {format_choices(self.variables)}.")
+        return self.variables.index(name)
+
+    def _column(self, name: str) -> str:
+        if name not in self.conditions:
+            raise UnknownNameError(f"by: got {name!r}. Condition columns: {format_choices(self.conditions)}.")
+        return name
+
+
+def task_regressors(recording: Recording, variables: Sequence[str]) -> np.ndarray:
+    """(trial, variable) numeric regressors: numeric columns as they are, two-valued columns as -1 / +1."""
+    if isinstance(variables, str) or not isinstance(variables, Sequence) or not variables:
+        raise ArgumentTypeError(f"variables: got {describe(variables)}. Pass a list of metadata column names.")
+    columns = []
+    for name in variables:
+        if not isinstance(name, str) or name not in recording.columns:
+            raise UnknownNameError(
+                f"variables: {name!r} is not a metadata column. Available: {format_choices(recording.columns)}."
+            )
+        values = np.asarray(recording.column(name))
+        if values.dtype.kind in "biuf":
+            column = values.astype(np.float64)
+        else:
+            levels = np.unique(values.astype(str))
+            if levels.size != 2:
+                raise ArgumentError(
+                    f"variables: column {name!r} has {levels.size} non-numeric values ({format_choices(levels)}); "
+                    f"a task variable is numeric or has two values (coded -1, +1). Add a numeric column."
+                )
+            column = np.where(values.astype(str) == levels[1], 1.0, -1.0)
+        if not np.isfinite(column).all() or np.ptp(column) == 0:
+            raise ArgumentError(f"variables: column {name!r} is constant or not finite; it cannot be regressed on.")
+        columns.append(column)
+    return np.stack(columns, axis=1)
+
+
+def fit_tdr(
+    recording: Recording,
+    layer: str | None = None,
+    *,
+    variables: Sequence[str],
+    conditions: Sequence[str] | None = None,
+    time: Any = None,
+    n_components: int | None = None,
+) -> TDRResult:
+    """Targeted dimensionality reduction (Mante et al. 2013): one population axis per task variable.
+
+    Parameters
+    ----------
+    recording : Recording
+        Trials as rows, with the task variables as metadata columns.
+    layer : str, optional
+    variables : list of str
+        Metadata columns regressed on, in the order of orthogonalisation (the paper: choice, motion,
+        colour, context). Numeric columns are used as they are (e.g. signed coherence); columns of two
+        values are coded -1 / +1 (the second value in sorted order is +1).
+    conditions : list of str, optional
+        Columns defining the conditions whose averages are projected and whose principal components
+        denoise the coefficients (default ``variables``).
+    time : selection, optional
+    n_components : int, optional
+        Principal components of the condition averages kept for denoising (default 12, as the paper, or
+        as many as the condition averages have where fewer).
+
+    Returns
+    -------
+    TDRResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rnnprobe import Recording
+    >>> rng = np.random.default_rng(0)
+    >>> choice, coherence = rng.choice([-1, 1], 200), rng.choice([-0.5, -0.1, 0.1, 0.5], 200)
+    >>> w = np.linalg.qr(rng.normal(size=(20, 2)))[0]
+    >>> ramp = np.linspace(0, 1, 15)[None, :, None]
+    >>> states = ramp * (choice[:, None, None] * w[:, 0] + coherence[:, None, None] * w[:, 1])
+    >>> rec = Recording({"h": states + 0.1 * rng.normal(size=(200, 15, 20))},
+    ...                 metadata={"choice": choice, "coherence": coherence})
+    >>> result = fit_tdr(rec, variables=["choice", "coherence"], n_components=4)
+    >>> planted = w[:, 0] / result.scale                    # coefficients of z-scored units: w / s.d.
+    >>> bool(abs(result.axes[0] @ planted / np.linalg.norm(planted)) > 0.99)
+    True
+    """
+    check_recording(recording, "recording")
+    regressors = task_regressors(recording, variables)
+    variables = list(variables)
+    columns = variables if conditions is None else list(conditions)
+    layer, positions, states = layer_states(recording, layer, time=time)
+    n_trials, n_times, n_units = states.shape
+    design = np.column_stack([regressors, np.ones(n_trials)])
+    if n_trials <= design.shape[1] or np.linalg.matrix_rank(design) < design.shape[1]:
+        raise ArgumentError(
+            f"variables: the {len(variables)} variables and a constant are collinear over the {n_trials} trials "
+            f"(or trials are too few); pass variables that vary independently."
+        )
+    flat = states.reshape(n_trials * n_times, n_units)
+    mean, scale = flat.mean(axis=0), flat.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)  # a constant unit stays 0 after centring
+    z = (states - mean) / scale
+    coef, _, _, _ = np.linalg.lstsq(design, z.reshape(n_trials, -1), rcond=None)
+    fitted = design @ coef
+    total = ((z - z.mean(axis=0)) ** 2).reshape(n_trials, n_times, n_units).sum(axis=(0, 2))
+    residual = ((z.reshape(n_trials, -1) - fitted) ** 2).reshape(n_trials, n_times, n_units).sum(axis=(0, 2))
+    r2 = 1 - residual / np.where(total > 0, total, 1.0)
+    coefficients = coef[:-1].reshape(len(variables), n_times, n_units)
+    from ..recording import Recording
+    from .conditions import condition_average
+
+    averaged = condition_average(Recording({"z": z}, metadata={c: recording.column(c) for c in columns}), columns)
+    means = averaged.get("z")
+    available = min(means.shape[0] * n_times, n_units)
+    n_components = min(12, available) if n_components is None else check_int("n_components", n_components)
+    if n_components > available:
+        raise ArgumentError(
+            f"n_components: got {n_components}, but {means.shape[0]} conditions x {n_times} times x {n_units} units "
+            f"have at most {min(means.shape[0] * n_times, n_units)} principal components."
+        )
+    pooled = means.reshape(-1, n_units)
+    _, _, vt = np.linalg.svd(pooled - pooled.mean(axis=0), full_matrices=False)
+    basis = vt[:n_components]
+    denoised = coefficients @ basis.T @ basis
+    norms = np.linalg.norm(denoised, axis=2)
+    peaks = np.argmax(norms, axis=1)
+    q, r = np.linalg.qr(denoised[np.arange(len(variables)), peaks].T)
+    axes = (q * np.where(np.diagonal(r) < 0, -1.0, 1.0)).T
+    times = np.asarray(recording.times[layer])[positions]
+    condition_values = {c: np.asarray(averaged.column(c)) for c in [*columns, "n_trials"]}
+    return TDRResult(axes, variables, coefficients, denoised, times[peaks], r2, means @ axes.T, condition_values,
+                     times, layer, n_components, mean, scale)  # fmt: skip

@@ -1,0 +1,113 @@
+"""Targeted dimensionality reduction: coefficients against scikit-learn's per-unit regression, planted axes
+recovered, the denoising and orthogonalisation against a direct computation, and bad input."""
+
+import numpy as np
+import pytest
+from sklearn.linear_model import LinearRegression
+
+from rnnprobe import Recording
+from rnnprobe.analysis import fit_tdr
+from rnnprobe.errors import ArgumentError, ArgumentTypeError, NonFiniteError, UnknownNameError
+
+
+def _task(rng, n_trials=240, n_times=12, n_units=30, noise=0.3):
+    """Trials of a context-dependent task: choice, two signed coherences, context; planted unit axes."""
+    motion = rng.choice([-0.5, -0.15, -0.05, 0.05, 0.15, 0.5], n_trials)
+    colour = rng.choice([-0.5, -0.15, -0.05, 0.05, 0.15, 0.5], n_trials)
+    context = rng.choice(["colour", "motion"], n_trials)
+    relevant = np.where(context == "motion", motion, colour)
+    choice = np.where(relevant + 0.1 * rng.normal(size=n_trials) > 0, 1, -1)
+    axes = rng.normal(size=(4, n_units))
+    ramp = np.linspace(0, 1, n_times)[None, :, None]
+    inputs = choice[:, None, None] * axes[0] + 2 * motion[:, None, None] * axes[1] + 2 * colour[:, None, None] * axes[2]
+    signal = ramp * inputs + np.where(context == "motion", 0.5, -0.5)[:, None, None] * axes[3]
+    states = signal + noise * rng.normal(size=(n_trials, n_times, n_units)) + rng.normal(size=n_units) * 3
+    metadata = {"choice": choice, "motion": motion, "colour": colour, "context": context}
+    return Recording({"h": states}, metadata=metadata), axes
+
+
+def test_coefficients_equal_scikit_learn_per_unit_and_time(rng):
+    rec, _ = _task(rng, n_trials=100, n_times=4, n_units=6)
+    result = fit_tdr(rec, variables=["choice", "motion", "colour", "context"], n_components=4)
+    states = rec.get("h")
+    z = (states - states.reshape(-1, 6).mean(0)) / states.reshape(-1, 6).std(0)
+    design = np.column_stack([rec.column("choice"), rec.column("motion"), rec.column("colour"),
+                              np.where(rec.column("context") == "motion", 1.0, -1.0)])  # fmt: skip
+    for t in range(4):
+        for unit in range(6):
+            model = LinearRegression().fit(design, z[:, t, unit])
+            np.testing.assert_allclose(result.coefficients[:, t, unit], model.coef_, atol=1e-10)
+        r2 = 1 - sum(((z[:, t, u] - LinearRegression().fit(design, z[:, t, u]).predict(design)) ** 2).sum()
+                     for u in range(6)) / ((z[:, t] - z[:, t].mean(0)) ** 2).sum()  # fmt: skip
+        assert result.r2[t] == pytest.approx(r2, abs=1e-10)
+
+
+def test_planted_axes_are_recovered_and_orthonormal(rng):
+    rec, planted = _task(rng)
+    variables = ["choice", "motion", "colour", "context"]
+    result = fit_tdr(rec, variables=variables, n_components=8)
+    np.testing.assert_allclose(result.axes @ result.axes.T, np.eye(4), atol=1e-12)
+    # the planted axes live in raw unit space; coefficients of z-scored units are divided by each unit's s.d.
+    expected = np.linalg.qr((planted / result.scale).T)[0].T
+    for v in range(4):
+        assert abs(result.axes[v] @ expected[v]) > 0.97, variables[v]
+    assert result.peak_times[0] == result.times[-1]  # the choice signal ramps up to the last step
+    assert result.summary()["max R2 over time"] > 0.5
+    # projections of the condition averages are the z-scored means on the axes
+    projected = result.project(rec.get("h")[rec.column("choice") == 1].mean(0, keepdims=True))
+    assert projected.shape == (1, result.times.size, 4)
+
+
+def test_denoising_and_orthogonalisation_equal_a_direct_computation(rng):
+    rec, _ = _task(rng, n_trials=150, n_times=6, n_units=10)
+    result = fit_tdr(rec, variables=["choice", "motion"], conditions=["choice", "motion"], n_components=3)
+    # the principal components of the condition averages, by hand
+    z = (rec.get("h") - result.mean) / result.scale
+    keys = sorted(set(zip(rec.column("choice").tolist(), rec.column("motion").tolist(), strict=True)))
+    means = np.stack([z[(rec.column("choice") == c) & (rec.column("motion") == m)].mean(0) for c, m in keys])
+    pooled = means.reshape(-1, 10)
+    basis = np.linalg.svd(pooled - pooled.mean(0))[2][:3]
+    denoised = result.coefficients @ basis.T @ basis
+    np.testing.assert_allclose(result.denoised, denoised, atol=1e-10)
+    peaks = [np.argmax(np.linalg.norm(denoised[v], axis=1)) for v in range(2)]
+    first = denoised[0, peaks[0]] / np.linalg.norm(denoised[0, peaks[0]])
+    second = denoised[1, peaks[1]] - (denoised[1, peaks[1]] @ first) * first
+    np.testing.assert_allclose(result.axes[0], first, atol=1e-10)
+    np.testing.assert_allclose(result.axes[1], second / np.linalg.norm(second), atol=1e-10)
+    np.testing.assert_allclose(result.projections, means @ result.axes.T, atol=1e-10)
+
+
+def test_figures():
+    rec, _ = _task(np.random.default_rng(1), n_trials=120, n_times=5, n_units=8)
+    result = fit_tdr(rec, variables=["choice", "motion", "colour"], conditions=["context", "motion", "choice"],
+                     n_components=4)  # fmt: skip
+    fig = result.plot(x="choice", y="motion", by="context", color="motion")
+    assert len(fig.axes) == 3
+    with pytest.raises(UnknownNameError):
+        result.plot(x="speed")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"variables": ["speed"]}, UnknownNameError, "not a metadata column"),
+        ({"variables": "choice"}, ArgumentTypeError, "list of metadata column"),
+        ({"variables": ["choice", "choice"]}, ArgumentError, "collinear"),
+        ({"variables": ["label"]}, ArgumentError, "3 non-numeric values"),
+        ({"variables": ["constant"]}, ArgumentError, "constant"),
+        ({"variables": ["choice"], "n_components": 99}, ArgumentError, "n_components"),
+    ],
+)
+def test_bad_input_is_one_clear_error(rng, kwargs, error, match):
+    rec, _ = _task(rng, n_trials=60, n_times=3, n_units=5)
+    rec = rec.with_metadata(label=np.resize(["a", "b", "c"], 60), constant=np.ones(60))
+    with pytest.raises(error, match=match):
+        fit_tdr(rec, **kwargs)
+
+
+def test_non_finite_states_are_refused(rng):
+    rec, _ = _task(rng, n_trials=40, n_times=3, n_units=4)
+    states = rec.get("h").copy()
+    states[3, 1, 2] = np.inf
+    with pytest.raises(NonFiniteError):
+        fit_tdr(Recording({"h": states}, metadata=rec.metadata), variables=["choice"], n_components=2)
