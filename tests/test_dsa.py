@@ -30,7 +30,8 @@ def test_dmd_equals_a_direct_least_squares_fit_in_delay_coordinates(rng):
     v = (u[:, :5] * np.sign(u[np.argmax(np.abs(u[:, :5]), axis=0), np.arange(5)])).reshape(4, 56, 5)
     coef = np.linalg.lstsq(v[:, :-1].reshape(-1, 5), v[:, 1:].reshape(-1, 5), rcond=None)[0]
     np.testing.assert_allclose(result.operator, coef.T, atol=1e-10)
-    np.testing.assert_allclose(result.singular_values, s, rtol=1e-12)
+    np.testing.assert_allclose(result.singular_values[:5], s[:5], rtol=1e-12)  # the kept ones
+    np.testing.assert_allclose(result.singular_values, s, atol=1e-7 * s[0])  # the rest from the Gram matrix
     assert np.all(np.diff(np.abs(result.eigenvalues)) <= 1e-12)
 
 
@@ -49,7 +50,9 @@ def test_gradient_and_hessian_of_the_search_match_finite_differences(rng):
     n = 5
     a, b = rng.normal(size=(n, n)), rng.normal(size=(n, n))
     c = _orthogonal(rng, n, 1)
-    gradient, hessian = similarity._newton_system(a, b, c)
+    model = similarity._LocalModel(a, b, c)
+    gradient = model.gradient
+    hessian = np.stack([model.hessian_times(e) for e in np.eye(n * (n - 1) // 2)], axis=1)  # from its products
     upper = np.triu_indices(n, 1)
 
     def f(u):

@@ -6,12 +6,14 @@ norm), the angular distance is arccos of max over C in O(n) of <A, C B C'>. O(n)
 
 The objective f(C) = <A, C B C'> is a quadratic form in C, so it is maximised from several starts by
 
-1. minorise-maximise steps C <- polar(A C B' + A' C B + 2 s C): with s >= ||A||_2 ||B||_2 the
-   function h(C) = f(C) + s ||C||^2 (constant on O(n)) is convex, so each step cannot decrease f;
-   s starts small and doubles whenever a step would decrease f, which keeps the guarantee and takes
-   far longer steps;
-2. Riemannian Newton steps C <- C cay(S) once the Hessian in the Lie algebra (skew S) is negative
-   definite: quadratic convergence to the local maximum, each step kept only if f increases.
+1. minorise-maximise steps C <- polar(A C B' + A' C B + 2 s C) (30 from every start): with
+   s >= ||A||_2 ||B||_2 the function h(C) = f(C) + s ||C||^2 (constant on O(n)) is convex, so each
+   step cannot decrease f; s starts small and doubles whenever a step would decrease f, which keeps
+   the guarantee and takes far longer steps;
+2. from the best 2, a Riemannian trust region (Absil et al. 2007) in the Lie algebra, C <- C cay(S)
+   for skew S, with Steihaug-Toint truncated conjugate gradients on the exact Hessian through its
+   products (never formed): superlinear convergence to a local maximum, negative curvature followed,
+   until the Riemannian gradient is below 1e-10 or the model predicts no gain.
 
 Starts: the eigenbases of the symmetric parts (A + A') / 2 and (B + B') / 2 matched by eigenvalue,
 their signs chosen to align the antisymmetric parts (exact where B is an orthogonal similarity of A,
@@ -25,11 +27,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MM_STEPS = 60  # minorise-maximise steps from every start before only the best few continue
+MM_STEPS = 30  # minorise-maximise steps from every start before only the best few continue
 CONTINUED = 2  # starts taken on to convergence
-MAX_STEPS = 5000
-STALL = 1e-8  # relative gain per step below which Newton steps are tried
-RTOL = 1e-13
+RTOL = 1e-14
 GTOL = 1e-10  # Riemannian gradient norm (unit-norm operators) at which a start has converged
 
 
@@ -74,71 +74,94 @@ def _mm(a: np.ndarray, b: np.ndarray, c: np.ndarray, f: float, steps: int, s: fl
     return c, f, s, False
 
 
-def _newton_system(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Gradient and Hessian of S -> f(C exp(S)) at S = 0, in the coordinates of the skew basis
+class _LocalModel:
+    """The gradient and Hessian of S -> f(C exp(S)) at S = 0, in the coordinates of the skew basis
     E_k = e_i e_j' - e_j e_i' (i < j).
 
-    With At = C'AC, f(C e^S) = <At, e^S B e^-S>; its second derivative along S, T is <S, L(T)> with
-    L(T) = (2 At T B' + 2 B' T At - At B' T - T At B' - B' At T - T B' At) / 2, so the Hessian's entry
-    (k, l) = L(E_l)_ij - L(E_l)_ji, gathered from the matrix of L acting on vec(T).
+    With At = C'AC, f(C e^S) = <At, e^S B e^-S>; its gradient is (M - M')_ij with M = At B' + At' B, and
+    its second derivative along S, T is <S, L(T)> with
+    L(T) = At T B' + B' T At - (P T + T P) / 2, P = At B' + B' At, so a Hessian-vector product is
+    (L(T) - L(T)')_ij: six n x n products, never the m x m Hessian (m = n (n - 1) / 2).
     """
-    n = a.shape[0]
-    at = c.T @ a @ c
-    first, second = np.triu_indices(n, 1)
-    m = at @ b.T + at.T @ b  # C'G, G the Euclidean gradient
-    gradient = m[first, second] - m[second, first]
-    eye = np.eye(n)
-    ab, ba = at @ b.T, b.T @ at
-    # column-major vec(X T Y) = kron(Y', X) vec(T); (i, j) sits at i + j n
-    k = (2 * np.kron(b, at) + 2 * np.kron(at.T, b.T) - np.kron(eye, ab) - np.kron(ab.T, eye) - np.kron(eye, ba)
-         - np.kron(ba.T, eye)) / 2  # fmt: skip
-    upper, lower = first + second * n, second + first * n
-    hessian = k[np.ix_(upper, upper)] - k[np.ix_(upper, lower)] - k[np.ix_(lower, upper)] + k[np.ix_(lower, lower)]
-    return gradient, (hessian + hessian.T) / 2
+
+    def __init__(self, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> None:
+        n = a.shape[0]
+        self.upper = np.triu_indices(n, 1)
+        self.at, self.bt = c.T @ a @ c, b.T
+        m = self.at @ self.bt + self.at.T @ b
+        self.gradient = m[self.upper] - m.T[self.upper]
+        self.p = self.at @ self.bt + self.bt @ self.at
+
+    def skew(self, u: np.ndarray) -> np.ndarray:
+        n = self.at.shape[0]
+        t = np.zeros((n, n))
+        t[self.upper] = u
+        return t - t.T
+
+    def hessian_times(self, u: np.ndarray) -> np.ndarray:
+        t = self.skew(u)
+        product = self.at @ t @ self.bt + self.bt @ t @ self.at - (self.p @ t + t @ self.p) / 2
+        return product[self.upper] - product.T[self.upper]
 
 
-def _cayley(c: np.ndarray, step: np.ndarray) -> np.ndarray:
-    n = c.shape[0]
-    s = np.zeros((n, n))
-    s[np.triu_indices(n, 1)] = step
-    s -= s.T
-    eye = np.eye(n)
-    return c @ np.linalg.solve(eye - s / 2, eye + s / 2)
+def _cayley(c: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """C cay(T) = C (I - T / 2)^-1 (I + T / 2): a retraction on O(n) that agrees with C exp(T) to second order."""
+    eye = np.eye(c.shape[0])
+    return c @ np.linalg.solve(eye - t / 2, eye + t / 2)
 
 
-def _ascent_step(gradient: np.ndarray, hessian: np.ndarray) -> np.ndarray | None:
-    """(mu I - H)^-1 g with the smallest mu >= 0 (0, then growing) for which mu I - H is positive definite:
-    the Newton step where the Hessian is negative definite, a damped one on flat or saddle directions.
-    """
-    eye = np.eye(hessian.shape[0])
-    scale = max(float(np.abs(hessian).max()), 1e-300)
-    for shift in (0.0, *(scale * 10.0**k for k in (-9, -6, -4, -3, -2, -1, 0, 1, 2))):
-        try:
-            factor = np.linalg.cholesky(shift * eye - hessian)
-        except np.linalg.LinAlgError:
-            continue
-        return np.linalg.solve(factor.T, np.linalg.solve(factor, gradient))
-    return None
+def _truncated_cg(model: _LocalModel, radius: float) -> np.ndarray:
+    """Steihaug-Toint truncated conjugate gradients: an ascent step for the quadratic model within ``radius``."""
+    g = model.gradient
+    step, residual = np.zeros_like(g), g.copy()  # residual = gradient of the model at the step
+    direction = residual.copy()
+    start = float(np.sqrt(residual @ residual))
+    for _ in range(g.size):
+        curvature_direction = model.hessian_times(direction)
+        curvature = float(direction @ curvature_direction)
+        if curvature >= 0:  # not concave along it: the model rises to the boundary
+            return step + _to_boundary(step, direction, radius) * direction
+        length = float(residual @ residual) / -curvature
+        trial = step + length * direction
+        if trial @ trial >= radius**2:
+            return step + _to_boundary(step, direction, radius) * direction
+        new_residual = residual + length * curvature_direction
+        norm = float(np.sqrt(new_residual @ new_residual))
+        if norm <= start * min(0.1, start):  # superlinear local convergence
+            return trial
+        direction = new_residual + (norm**2 / float(residual @ residual)) * direction
+        step, residual = trial, new_residual
+    return step
 
 
-def _newton(a: np.ndarray, b: np.ndarray, c: np.ndarray, f: float) -> tuple[np.ndarray, float, bool]:
-    """(Damped) Newton steps in the Lie algebra, each kept only if f increases: (C, f, converged)."""
-    for _ in range(40):
-        gradient, hessian = _newton_system(a, b, c)
-        if np.linalg.norm(gradient) <= GTOL:
+def _to_boundary(step: np.ndarray, direction: np.ndarray, radius: float) -> float:
+    """The tau >= 0 with ||step + tau direction|| = radius."""
+    a, b, c = direction @ direction, 2 * step @ direction, step @ step - radius**2
+    return float((-b + np.sqrt(max(b * b - 4 * a * c, 0.0))) / (2 * a)) if a > 0 else 0.0
+
+
+def _trust_region(a: np.ndarray, b: np.ndarray, c: np.ndarray, f: float) -> tuple[np.ndarray, float, bool]:
+    """Riemannian trust-region steps (Absil et al. 2007) to a local maximum: (C, f, converged)."""
+    radius, largest = 0.5, float(np.pi)
+    for _ in range(200):
+        model = _LocalModel(a, b, c)
+        if np.sqrt(model.gradient @ model.gradient) <= GTOL:
             return c, f, True
-        step = _ascent_step(gradient, hessian)
-        if step is None:
+        step = _truncated_cg(model, radius)
+        predicted = float(model.gradient @ step + 0.5 * step @ model.hessian_times(step))
+        if predicted <= RTOL * max(abs(f), 1e-300):
+            return c, f, True
+        candidate = _cayley(c, model.skew(step))
+        value = _value(a, b, candidate)
+        ratio = (value - f) / predicted
+        if ratio < 0.25:
+            radius *= 0.25
+        elif ratio > 0.75 and np.sqrt(step @ step) >= 0.99 * radius:
+            radius = min(2 * radius, largest)
+        if ratio > 0.1:
+            c, f = candidate, value
+        if radius < 1e-14:
             return c, f, False
-        for _ in range(30):
-            candidate = _cayley(c, step)
-            value = _value(a, b, candidate)
-            if value >= f:
-                break
-            step = step / 2
-        else:
-            return c, f, False
-        c, f = candidate, value
     return c, f, False
 
 
@@ -194,14 +217,8 @@ def orthogonal_similarity(a: np.ndarray, b: np.ndarray, *, n_init: int = 8, seed
         runs.append((f, c, s, stalled))
     runs.sort(key=lambda run: -run[0])
     best = None
-    for f, c, s, stalled in runs[:CONTINUED]:
-        converged, taken = False, 0
-        while taken < MAX_STEPS:
-            c, f, s, stalled = _mm(a, b, c, f, 200, s, bound, stall=STALL)
-            taken += 200
-            c, f, converged = _newton(a, b, c, f)
-            if converged:
-                break
+    for f, c, _, _ in runs[:CONTINUED]:
+        c, f, converged = _trust_region(a, b, c, f)
         if best is None or f > best.cosine:
             best = _result(a, b, c, f, len(runs), converged)
     return best
