@@ -49,6 +49,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".conditions": ("condition_average",),
     ".jpca": ("JPCAResult", "fit_jpca"),
     ".tdr": ("TDRResult", "fit_tdr"),
+    ".dpca": ("DPCAResult", "dpca_significance", "fit_dpca"),
     ".dsa": ("DMDResult", "DSAResult", "compare_dynamics", "fit_dmd", "pairwise_dynamics"),
     ".encoding": ("CeilingResult", "EncodingResult", "fit_encoding", "split_half_reliability"),
     ".alignment": ("AlignmentResult", "DistanceMatrixResult", "compare_representations", "pairwise_distances"),

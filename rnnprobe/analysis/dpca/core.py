@@ -1,0 +1,167 @@
+"""dPCA's algebra: trials to a condition tensor, marginalisations, the regularised closed-form fit.
+
+Notation (Kobak et al. 2016): X (unit x conditions... x time), centred per unit. A marginalisation
+X_phi for a set phi of task parameters (time among them) keeps what depends on exactly those
+parameters: by inclusion-exclusion over the means M_psi of X over every axis outside psi,
+X_phi = sum over psi in phi of (-1)^(|phi| - |psi|) M_psi. The X_phi sum to X. For each (joined)
+marginalisation, dPCA solves the reduced-rank regression
+
+    min over P, D of ||X_phi - P D' X||^2 + mu ||P D'||^2,   P'P = I, rank q:
+
+with C = X_phi X' (X X' + mu I)^-1, P holds the top q eigenvectors of C (X X' + mu I) C' and D = C' P.
+The ridge mu is (regularizer x ||X||^2)^2, as the dPCA package scales it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+from ...errors import ArgumentError, ShapeError, UnknownNameError, format_choices
+
+TIME = "time"
+
+
+@dataclass
+class Design:
+    """The condition tensor of a set of trials: levels per parameter and each trial's cell."""
+
+    parameters: list[str]
+    levels: list[np.ndarray]
+    cells: np.ndarray  # (trial,) flat index of each trial's condition
+    counts: np.ndarray  # trials per condition, in the grid's shape
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Levels per parameter."""
+        return tuple(len(level) for level in self.levels)
+
+
+def trial_design(columns: dict[str, np.ndarray]) -> Design:
+    """The full grid of the parameters' levels; every combination must have a trial."""
+    parameters = list(columns)
+    levels, codes = [], []
+    for name in parameters:
+        values, code = np.unique(np.asarray(columns[name]), return_inverse=True)
+        if values.size < 2:
+            raise ArgumentError(f"parameters: column {name!r} has one value ({values[0]!r}); a parameter needs two.")
+        levels.append(values)
+        codes.append(code)
+    shape = tuple(len(level) for level in levels)
+    cells = np.ravel_multi_index(codes, shape)
+    counts = np.bincount(cells, minlength=int(np.prod(shape))).reshape(shape)
+    if counts.min() == 0:
+        missing = np.argwhere(counts == 0)[0]
+        where = {name: level[i].item() for name, level, i in zip(parameters, levels, missing, strict=True)}
+        raise ShapeError(
+            f"parameters: no trial has {where} ({int((counts == 0).sum())} empty condition(s)). dPCA needs every "
+            f"combination of the parameters' values; select trials or parameters that cross fully."
+        )
+    return Design(parameters, levels, cells, counts)
+
+
+def condition_means(trials: np.ndarray, design: Design) -> np.ndarray:
+    """(unit, *conditions, time) means of the trials (trial, time, unit) per condition (each condition weighs
+    the same, whatever its number of trials).
+    """
+    n_cells = int(np.prod(design.shape))
+    sums = np.zeros((n_cells, *trials.shape[1:]))
+    np.add.at(sums, design.cells, trials)
+    means = sums / design.counts.reshape(-1, 1, 1)
+    return np.moveaxis(means.reshape(*design.shape, *trials.shape[1:]), -1, 0)
+
+
+def marginalization_names(parameters: list[str], join: Any) -> dict[str, list[tuple[str, ...]]]:
+    """Marginalisation name -> the parameter sets it joins. join: None (every set apart), "time" (each
+    set with its interaction with time, as Kobak et al.'s figures), or a dict name -> list of set names.
+    """
+    axes = [*parameters, TIME]
+    subsets = [s for r in range(1, len(axes) + 1) for s in combinations(axes, r)]
+    names = {" x ".join(s): s for s in subsets}
+    if join is None:
+        return {name: [s] for name, s in names.items()}
+    if join == TIME:
+        joined: dict[str, list[tuple[str, ...]]] = {TIME: [(TIME,)]}
+        for s in subsets:
+            if TIME not in s:
+                joined[" x ".join(s)] = [s, (*s, TIME)]
+        return joined
+    if isinstance(join, dict):
+        out = {name: [s] for name, s in names.items()}
+        for new, parts in join.items():
+            for part in parts:
+                if part not in out:
+                    raise UnknownNameError(
+                        f"join: {part!r} is not a marginalisation. Available: {format_choices(out)}."
+                    )
+            out[str(new)] = [s for part in parts for s in out.pop(part)]
+        return out
+    raise ArgumentError(f"join: got {join!r}. Pass None, 'time' or a dict of name -> list of marginalisations.")
+
+
+def marginalize(x: np.ndarray, axes: list[str], groups: dict[str, list[tuple[str, ...]]]) -> dict[str, np.ndarray]:
+    """Name -> X_phi (unit x conditions x time, summed over the joined sets) of centred x."""
+    dims = {name: k + 1 for k, name in enumerate(axes)}
+    means: dict[tuple[str, ...], np.ndarray] = {}
+
+    def mean_keeping(keep: tuple[str, ...]) -> np.ndarray:
+        if keep not in means:
+            drop = tuple(d for name, d in dims.items() if name not in keep)
+            means[keep] = x.mean(axis=drop, keepdims=True) if drop else x
+        return means[keep]
+
+    out = {}
+    for name, sets in groups.items():
+        total = np.zeros_like(x)
+        for s in sets:
+            for r in range(len(s) + 1):
+                for psi in combinations(s, r):
+                    total += (-1) ** (len(s) - r) * mean_keeping(psi)
+        out[name] = total
+    return out
+
+
+def fit_marginal(x: np.ndarray, marginal: np.ndarray, mu: float, q: int, gram: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(encoder P, decoder D), unit x q, of one marginalisation (x, marginal: unit x samples; gram = X X')."""
+    regularized = gram + mu * np.eye(gram.shape[0])
+    if mu > 0:
+        c = np.linalg.solve(regularized, x @ marginal.T).T  # X_phi X' (X X' + mu I)^-1 (the inverse is symmetric)
+    else:  # unregularised: X_phi X^+ (X X' may be singular: more units than samples)
+        c = marginal @ np.linalg.pinv(x)
+    target = c @ regularized @ c.T
+    vectors = np.linalg.eigh((target + target.T) / 2)[1]
+    encoder = vectors[:, ::-1][:, :q]
+    encoder = encoder * np.where(encoder[np.argmax(np.abs(encoder), axis=0), np.arange(q)] < 0, -1.0, 1.0)
+    return encoder, c.T @ encoder
+
+
+def fit_all(x: np.ndarray, marginals: dict[str, np.ndarray], regularizer: float, components: dict[str, int]
+            ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:  # fmt: skip
+    """Encoders and decoders of every marginalisation, at one regularizer."""
+    flat = x.reshape(x.shape[0], -1)
+    gram = flat @ flat.T
+    mu = (regularizer * float(np.vdot(flat, flat))) ** 2
+    encoders, decoders = {}, {}
+    for name, marginal in marginals.items():
+        encoders[name], decoders[name] = fit_marginal(flat, marginal.reshape(flat.shape), mu,
+                                                      components[name], gram)  # fmt: skip
+    return encoders, decoders
+
+
+def held_out_error(x: np.ndarray, marginals: dict[str, np.ndarray], encoders: dict[str, np.ndarray],
+                   decoders: dict[str, np.ndarray]) -> dict[str, float]:  # fmt: skip
+    """Per marginalisation, sum over units n of ||X_phi[n] - (P D')[n, -n] X[-n]||^2 on held-out data: each
+    unit predicted from the others (Kobak et al. 2016, Methods; the dPCA package's score).
+    """
+    flat = x.reshape(x.shape[0], -1)
+    errors = {}
+    for name, marginal in marginals.items():
+        p, d = encoders[name], decoders[name]
+        own = np.sum(p * d, axis=1)  # the diagonal of P D'
+        residual = marginal.reshape(flat.shape) - p @ (d.T @ flat) + own[:, None] * flat
+        errors[name] = float(np.vdot(residual, residual))
+    return errors

@@ -1,0 +1,107 @@
+"""dpca_significance: which demixed components separate their classes on held-out trials (Kobak et al. 2016)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..._validation import check_int, check_recording, check_seed, layer_states
+from ...errors import ArgumentTypeError, ShapeError, describe
+from ...recording import Recording
+from .core import TIME, Design, fit_all, marginalize, trial_design
+from .fit import DPCAResult, _centred, _parameters, held_out_split
+
+
+def _class_traces(z: np.ndarray, sets: list[tuple[str, ...]], axes: list[str]) -> np.ndarray:
+    """(component, class, time): components averaged over the parameters outside the marginalisation."""
+    keep = {name for s in sets for name in s} - {TIME}
+    drop = tuple(k + 1 for k, name in enumerate(axes[:-1]) if name not in keep)
+    averaged = z.mean(axis=drop) if drop else z
+    return averaged.reshape(averaged.shape[0], -1, averaged.shape[-1])
+
+
+def nearest_mean_accuracy(train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """(component, time) share of held-out classes whose value is nearest their own class's training mean."""
+    distance = np.abs(test[:, :, None, :] - train[:, None, :, :])  # (component, test class, train class, time)
+    return (np.argmin(distance, axis=2) == np.arange(train.shape[1])[None, :, None]).mean(axis=1)
+
+
+def _split_scores(trials: np.ndarray, design: Design, result: DPCAResult, names: list[str], n_splits: int,
+                  rng: np.random.Generator) -> dict[str, np.ndarray]:  # fmt: skip
+    axes = [*design.parameters, TIME]
+    components = {n: result.decoders[n].shape[1] for n in result.decoders}
+    totals = {n: 0.0 for n in names}
+    for _ in range(n_splits):
+        train, validation = (_centred(x) for x in held_out_split(trials, design, rng))
+        _, decoders = fit_all(train, marginalize(train, axes, result.marginalizations), result.regularizer, components)
+        for n in names:
+            sets = result.marginalizations[n]
+            z_train = _class_traces(np.einsum("uk,u...->k...", decoders[n], train), sets, axes)
+            z_valid = _class_traces(np.einsum("uk,u...->k...", decoders[n], validation), sets, axes)
+            totals[n] = totals[n] + nearest_mean_accuracy(z_train, z_valid)
+    return {n: totals[n] / n_splits for n in names}
+
+
+def dpca_significance(
+    recording: Recording, result: DPCAResult, *, n_shuffles: int = 100, n_splits: int = 100, seed: int | None = 0
+) -> DPCAResult:
+    """Cross-validated significance of every demixed component over time, by label shuffles.
+
+    For each of ``n_splits`` splits, one random trial per condition is held out, dPCA is refitted on the
+    means of the others, and each component's held-out class values (the classes: the values of the
+    marginalisation's parameters) are classified by the nearest training class mean, at every time. The
+    mean accuracy is compared with the same computed after each of ``n_shuffles`` random reassignments of
+    trials to conditions (counts kept): significant where it exceeds every shuffle (p < 1 / (n_shuffles
+    + 1)), as the dPCA package's ``significance_analysis`` with ``axis=True``. Unbalanced conditions are
+    handled trial by trial (no padding).
+
+    Parameters
+    ----------
+    recording : Recording
+        The trials ``result`` was fitted on.
+    result : DPCAResult
+    n_shuffles, n_splits : int
+    seed : int, optional
+
+    Returns
+    -------
+    DPCAResult
+        ``result`` with ``significance`` (marginalisation -> (component, time) bool) filled in; the
+        time-only marginalisation has no classes and is left out.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from rnnprobe import Recording
+    >>> from rnnprobe.analysis import fit_dpca
+    >>> rng = np.random.default_rng(0)
+    >>> stimulus = np.repeat([0, 1], 12)
+    >>> ramp = np.linspace(0, 1, 6)[None, :, None]
+    >>> states = ramp * (stimulus - 0.5)[:, None, None] * rng.normal(size=8) + 0.1 * rng.normal(size=(24, 6, 8))
+    >>> rec = Recording({"h": states}, metadata={"stimulus": stimulus})
+    >>> result = dpca_significance(rec, fit_dpca(rec, parameters="stimulus", n_components=1), n_shuffles=9,
+    ...                            n_splits=5)
+    >>> result.significance["stimulus"][0]
+    array([False,  True,  True,  True,  True,  True])
+    """
+    check_recording(recording, "recording")
+    if not isinstance(result, DPCAResult):
+        raise ArgumentTypeError(f"result: got {describe(result)}. Pass the DPCAResult of fit_dpca on these trials.")
+    n_shuffles = check_int("n_shuffles", n_shuffles, maximum=100_000)
+    n_splits = check_int("n_splits", n_splits, maximum=100_000)
+    design = trial_design(_parameters(recording, result.parameters))
+    _, _, trials = layer_states(recording, result.layer, time=result.time_positions)
+    if design.counts.shape != result.counts.shape or not np.array_equal(design.counts, result.counts):
+        raise ShapeError("recording: its trials per condition differ from result's; pass the trials it was fitted on.")
+    if design.counts.min() < 2:
+        raise ShapeError(f"recording: a condition has {design.counts.min()} trial; held-out splits need 2 or more.")
+    rng = np.random.default_rng(check_seed(seed))
+    names = [n for n in result.marginalizations if n != TIME]
+    observed = _split_scores(trials, design, result, names, n_splits, rng)
+    exceeded = {n: np.ones(observed[n].shape, dtype=bool) for n in names}
+    for _ in range(n_shuffles):
+        shuffled = dataclasses.replace(design, cells=rng.permutation(design.cells))
+        for n, score in _split_scores(trials, shuffled, result, names, n_splits, rng).items():
+            exceeded[n] &= observed[n] > score
+    return dataclasses.replace(result, significance=exceeded)
