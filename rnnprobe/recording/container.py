@@ -535,6 +535,22 @@ class Recording:
         merged = {**self._metadata, **added}
         return Recording(self._states, metadata=merged, times=self._times, provenance=self._provenance)
 
+    def with_times(self, times: Any) -> Recording:
+        """A new Recording with new time coordinates (states are shared, nothing is read).
+
+        ``times``: one array for every layer, or a dict of layer -> array (other layers keep theirs); one
+        value per time step, e.g. milliseconds ``np.arange(n_steps) * dt`` for a task with a step of dt ms.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rec = Recording({"h": np.zeros((3, 4, 1))})
+        >>> rec.with_times(np.arange(4) * 20.0).times["h"]
+        array([ 0., 20., 40., 60.])
+        """
+        merged = {**self._times, **times} if isinstance(times, Mapping) else times
+        return Recording(self._states, metadata=self._metadata, times=merged, provenance=self._provenance)
+
     def flatten_units(self) -> Recording:
         """A view with every layer as ``(stimulus, time, n_units)``."""
         states: dict[str, Any] = {}

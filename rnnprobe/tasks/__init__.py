@@ -3,6 +3,7 @@
 from .base import Task, TaskData
 from .digits import DigitSequences, OccludedDigits
 from .flipflop import FlipFlop
+from .neurogym import NeurogymTask
 from .retrieval import AssociativeRetrieval
 
-__all__ = ["AssociativeRetrieval", "DigitSequences", "FlipFlop", "OccludedDigits", "Task", "TaskData"]
+__all__ = ["AssociativeRetrieval", "DigitSequences", "FlipFlop", "NeurogymTask", "OccludedDigits", "Task", "TaskData"]
