@@ -1,5 +1,7 @@
 """find_fixed_points against closed forms, an independent root finder and torch's own modules."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -28,7 +30,7 @@ def test_linear_map_fixed_point_and_eigenvalues_equal_the_closed_form(rng):
 
     u = np.array([[0.5, -1.0], [0.0, 2.0]])
     fp = find_fixed_points(linear, inputs=u, initial_states=rng.normal(size=(30, d)), outlier_distance=np.inf)
-    assert len(fp) == 2 and fp.n_candidates == 60 and fp.n_unconverged == 0
+    assert len(fp) == 2 and fp.n_candidates == 60 * 6 and fp.n_unconverged == 0  # x 6 damping levels
     for i in range(2):
         expected = np.linalg.solve(np.eye(d) - a, b @ fp.inputs[i] + c)
         np.testing.assert_allclose(fp.states[i], expected, rtol=1e-12, atol=1e-12)
@@ -222,7 +224,7 @@ def test_initial_states_from_a_recording(rng):
     x = FlipFlop(3).sample(8, split="test").x
     rec = record(model, x, progress=False)
     fp = find_fixed_points(model, initial_states=rec, layer=["l0.h", "l0.c"], n_initial=100, noise=0.01, seed=1)
-    assert fp.n_candidates == 100 and fp.stable.sum() >= 1
+    assert fp.n_candidates == 100 * 6 and fp.stable.sum() >= 1
     with pytest.raises(ShapeError, match=r"give 16 units per state, but the model's state packs into 32"):
         find_fixed_points(model, initial_states=rec, layer="l0.h")
 
@@ -257,3 +259,36 @@ def test_plot(rng):
     fig = fp.plot(rng.normal(size=(5, 10, 2)))
     assert len(fig.axes) == 2
     assert "3 fixed points (2 stable, 1 unstable)" in repr(fp)
+
+
+def test_recall_matches_an_independent_float64_root_search_from_the_same_starts():
+    """Every root scipy's hybr finds from the same starts is found (the damping ladder), and every point
+    returned is a root; benchmarks/fixed_point_recall.py runs the full-size comparison."""
+    from scipy.optimize import root
+
+    model = shipped.load("flipflop-gru")
+    rec = record(model, FlipFlop(3).sample(16, split="test").x, progress=False)
+    pooled = recorded_states(rec, list(rec.shapes))
+    starts = pooled[np.random.default_rng(0).choice(len(pooled), size=192, replace=False)]
+    m = copy.deepcopy(model).double()
+    zero = torch.zeros(1, m.input_size, dtype=torch.float64)
+
+    def residual(v):
+        with torch.no_grad():
+            return m.pack_state(m.step(zero, m.unpack_state(torch.as_tensor(v[None])))[1])[0].numpy() - v
+
+    fp = find_fixed_points(model, initial_states=starts)
+    centre = starts.mean(0)
+    radius = 10 * max(np.sqrt(((starts - centre) ** 2).sum(1).mean()), 0.1 * np.sqrt((starts**2).sum(1).mean()))
+    roots = []
+    for start in starts:
+        x = root(residual, start, method="hybr", tol=1e-14).x
+        if np.linalg.norm(residual(x)) < 1e-10 * max(1, np.linalg.norm(x)) and np.linalg.norm(x - centre) <= radius:
+            if not any(np.linalg.norm(x - r) <= 1e-6 for r in roots):
+                roots.append(x)
+    assert len(roots) >= 15
+    missed = [r for r in roots if not any(np.linalg.norm(p - r) <= 1e-6 for p in fp.states)]
+    assert not missed, f"{len(missed)} of {len(roots)} scipy roots missed"
+    assert all(np.linalg.norm(residual(p)) < 1e-10 for p in fp.states)
+    single = find_fixed_points(model, initial_states=starts, initial_damping=1.0)  # one level: fewer points
+    assert len(single) < len(fp)

@@ -151,7 +151,8 @@ def test_with_metadata_adds_a_column(tmp_path):
 
 def test_near_duplicate_fixed_points_are_merged_after_polishing(rng):
     starts = rng.normal(size=(200, 3)) * 10
-    result = find_fixed_points(lambda x, u: 0.5 * x + u, inputs=[1.0], initial_states=starts, tol=1e-4)
+    result = find_fixed_points(lambda x, u: 0.5 * x + u, inputs=[1.0], initial_states=starts, tol=1e-4,
+                               initial_damping=1.0)  # fmt: skip
     assert len(result.states) == 1 and result.n_duplicates == 199  # was 166 "distinct" points 1e-16 apart
     np.testing.assert_allclose(result.states[0], 2.0, atol=1e-12)
 

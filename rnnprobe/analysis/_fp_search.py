@@ -172,6 +172,7 @@ def levenberg_marquardt(
     radius: float,
     solver: str,
     krylov_dim: int,
+    initial_damping: Tensor | None = None,
     settled: Callable[[int], None] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Per-candidate damped Gauss-Newton on r(x) = F(x) - x (``settled`` is told, after each
@@ -180,7 +181,8 @@ def levenberg_marquardt(
     Returns (x, r, stalled, iterations): stalled candidates stopped at a stationary point of q
     that is not a zero of r (the gradient vanished, q stagnated, or no step decreased q).
     Candidates farther than ``radius`` from ``centre`` stop there (diverging, e.g. towards
-    saturation where q creeps to 0 at infinity); they are outliers.
+    saturation where q creeps to 0 at infinity); they are outliers. ``initial_damping`` (per
+    candidate) scales the first step's damping, the largest curvature of J'J.
     """
     n = len(x)
     with torch.no_grad():
@@ -209,7 +211,8 @@ def levenberg_marquardt(
             # start reaches more distinct points than Gauss-Newton jumps (flip-flop LSTM: 27 against 21
             # with 1e-3 of it, the same 27 that Adam on q finds) and costs fewer iterations
             curvature[idx] = torch.where(fresh, sys_.curvature().clamp(min=1e-12), curvature[idx])
-            mu = torch.where(fresh, curvature[idx], mu)
+            scale = 1.0 if initial_damping is None else initial_damping[idx]
+            mu = torch.where(fresh, curvature[idx] * scale, mu)
         step, predicted = sys_.step(mu)
         trial = xa + step
         with torch.no_grad():

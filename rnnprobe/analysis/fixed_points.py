@@ -96,6 +96,7 @@ class FixedPointResult:
     solver : str
         "dense" or "matrix-free" (see :func:`find_fixed_points`).
     n_candidates, n_unconverged, n_outliers, n_duplicates : int
+        Searches (initial states x inputs x damping levels) and how they ended.
     seconds : float
         Wall time of the search.
     """
@@ -272,6 +273,7 @@ def find_fixed_points(
     dedup_tol: float = 1e-6,
     outlier_distance: float = 10.0,
     max_iter: int = 200,
+    initial_damping: Any = "auto",
     solver: str = "auto",
     krylov_dim: int = 50,
     n_eigenvalues: int | None = None,
@@ -316,6 +318,12 @@ def find_fixed_points(
         (diverged candidates).
     max_iter : int
         Levenberg-Marquardt iterations per candidate.
+    initial_damping : float, sequence of float or "auto"
+        The first step's damping as a multiple of the largest curvature of J'J; with several values,
+        every start is searched once per value and the end points are pooled. Heavy damping follows the
+        gradient of q into the nearest basin; light damping takes Gauss-Newton jumps (as MINPACK's hybr)
+        that reach other roots, so the ladder finds more distinct points than either. "auto": (1, 0.1,
+        0.01, 1e-3, 1e-4, 1e-6) with the dense solver, 1 with the matrix-free one (large states).
     solver : {"auto", "dense", "matrix-free"}
         How the Gauss-Newton systems are solved. "dense": full Jacobians of every candidate
         (batched forward mode; float32 far from a root, float64 near it) and batched solves, and
@@ -357,8 +365,8 @@ def find_fixed_points(
     >>> fp = find_fixed_points(linear, inputs=[1.0, -1.0], initial_states=starts)
     >>> fp.states.round(6), fp.eigenvalues.real, fp.stable
     (array([[ 2., -2.]]), array([[0.5, 0.5]]), array([ True]))
-    >>> fp.n_candidates, fp.n_duplicates, len(fp.slow)
-    (20, 19, 0)
+    >>> fp.n_candidates, fp.n_duplicates, len(fp.slow)  # 20 starts x 6 damping levels
+    (120, 119, 0)
     """
     started = _time.perf_counter()
     state_map = StateMap(model, period=period, device=check_device(device))
@@ -372,7 +380,10 @@ def find_fixed_points(
     x0, x, u = _candidates(state_map, initial_states, inputs, layer, check_int("n_initial", n_initial), noise, rng)
     plan = _plan(state_map, x0, x, u, tol=tol, max_iter=max_iter, solver=solver, krylov_dim=krylov_dim,
                  memory=memory, outlier_distance=outlier_distance)  # fmt: skip
-    x, r, stalled, iterations = _search(state_map, x, u, plan, progress)
+    levels = _damping_levels(initial_damping, plan.solver)
+    x, u = x.repeat(len(levels), 1), u.repeat(len(levels), 1)  # every start once per damping level
+    damping = torch.as_tensor(levels, dtype=x.dtype, device=x.device).repeat_interleave(len(x) // len(levels))
+    x, r, stalled, iterations = _search(state_map, x, u, damping, plan, progress)
     found = _select(state_map, x, u, r, stalled, iterations, plan, slow_q=slow_q, dedup_tol=dedup_tol)
     xs, us = x[found.points], u[found.points]
     if plan.solver == "dense":
@@ -479,7 +490,21 @@ def _plan(state_map: StateMap, x0: Tensor, x: Tensor, u: Tensor, *, solver: str,
 # --- the search and the selection of its end points ------------------------------------------
 
 
-def _search(state_map: StateMap, x: Tensor, u: Tensor, plan: _Plan, progress: Any) -> tuple[Tensor, ...]:
+DAMPING_LADDER = (1.0, 0.1, 0.01, 1e-3, 1e-4, 1e-6)
+
+
+def _damping_levels(initial_damping: Any, solver: str) -> tuple[float, ...]:
+    if isinstance(initial_damping, str):
+        check_option("initial_damping", initial_damping, ["auto"])
+        return DAMPING_LADDER if solver == "dense" else (1.0,)
+    values = [initial_damping] if np.ndim(initial_damping) == 0 else list(np.ravel(initial_damping))
+    if not values or len(values) > 100:
+        raise ArgumentError(f"initial_damping: got {len(values)} values. Pass 1 to 100 positive numbers, or 'auto'.")
+    return tuple(check_number("initial_damping", v, minimum=0, inclusive=False) for v in values)
+
+
+def _search(state_map: StateMap, x: Tensor, u: Tensor, damping: Tensor, plan: _Plan, progress: Any
+            ) -> tuple[Tensor, ...]:  # fmt: skip
     """Levenberg-Marquardt from every candidate, chunk by chunk: (end points, residuals, stalled, iterations)."""
     from tqdm.auto import tqdm
 
@@ -493,7 +518,8 @@ def _search(state_map: StateMap, x: Tensor, u: Tensor, plan: _Plan, progress: An
             at = slice(s, s + plan.chunk)
             parts.append(levenberg_marquardt(state_map, x[at], u[at], tol=plan.tol, max_iter=plan.max_iter,
                                              centre=plan.centre, radius=plan.radius, settled=settled,
-                                             solver=plan.solver, krylov_dim=plan.krylov_dim))  # fmt: skip
+                                             solver=plan.solver, krylov_dim=plan.krylov_dim,
+                                             initial_damping=damping[at]))  # fmt: skip
     return tuple(torch.cat(part) for part in zip(*parts, strict=True))
 
 
