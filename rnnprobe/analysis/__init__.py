@@ -35,6 +35,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     ".decoding": ("DecodingResult", "decode"),
     ".fixed_points": ("FixedPointResult", "SlowPoints", "find_fixed_points", "recorded_states"),
+    ".manifolds": ("Linearization", "SlowManifoldResult", "linearize_points", "slow_manifolds"),
     ".timescales": ("MemoryDecayResult", "TimescaleResult", "autocorrelation", "fit_timescales", "memory_decay"),
     ".flyhash": (
         "FlyHash",
