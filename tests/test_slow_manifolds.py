@@ -66,12 +66,15 @@ def test_selection_vectors_turn_with_the_context():
         c = u[:, 2:3]  # the context input: 0 or 1
         return (1 - c) * (x @ a0.T) + c * (x @ a1.T) + u[:, :2] @ bt.T
 
-    fp = find_fixed_points(model, inputs=[[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]], initial_states=rng.normal(size=(40, 4)))
-    line = slow_manifolds(fp)
-    assert line.is_line_attractor().tolist() == [True, True]
-    relevant = np.abs(line.input_alignment[:, :2])
-    assert relevant[0, 0] > 0.9 and relevant[0, 1] < 0.35  # context 0 selects the first input
-    assert relevant[1, 1] > 0.9 and relevant[1, 0] < 0.35  # context 1 the second
+    for contexts in ([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]], [[0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]):
+        fp = find_fixed_points(model, inputs=contexts, initial_states=rng.normal(size=(40, 4)))
+        line = slow_manifolds(fp)
+        np.testing.assert_array_equal(line.inputs, contexts)  # groups in the order the inputs were given
+        assert line.is_line_attractor().tolist() == [True, True]
+        relevant = np.abs(line.input_alignment[:, :2])
+        first = int(contexts[0][2])  # the context of group 0
+        assert relevant[0, first] > 0.9 and relevant[0, 1 - first] < 0.35  # each context selects its input
+        assert relevant[1, 1 - first] > 0.9 and relevant[1, first] < 0.35
     assert abs(line.direction[0] @ right) > 0.999 and abs(line.direction[1] @ right) > 0.999
     assert line.plot() is not None and len(line.summary()) > 4
 

@@ -173,6 +173,7 @@ def levenberg_marquardt(
     solver: str,
     krylov_dim: int,
     initial_damping: Tensor | None = None,
+    stop_q: float | None = None,
     settled: Callable[[int], None] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Per-candidate damped Gauss-Newton on r(x) = F(x) - x (``settled`` is told, after each
@@ -182,7 +183,9 @@ def levenberg_marquardt(
     that is not a zero of r (the gradient vanished, q stagnated, or no step decreased q).
     Candidates farther than ``radius`` from ``centre`` stop there (diverging, e.g. towards
     saturation where q creeps to 0 at infinity); they are outliers. ``initial_damping`` (per
-    candidate) scales the first step's damping, the largest curvature of J'J.
+    candidate) scales the first step's damping, the largest curvature of J'J. With ``stop_q``, a
+    candidate whose q falls to ``stop_q`` stops there (marked stalled unless it is a root): slow points
+    near where it started, as FixedPointFinder's q tolerance.
     """
     n = len(x)
     with torch.no_grad():
@@ -238,7 +241,8 @@ def levenberg_marquardt(
             # or out to infinity along a saturated direction
             stagnant = q[idx] > (0.5 if it >= 29 else 1 - 1e-3) * q_mark[idx]
             q_mark = q.clone()
-        stalled[idx] = (flat | stuck | stagnant) & ~small(r[idx], x[idx], tol)
+        slow_enough = q[idx] <= stop_q if stop_q is not None else torch.zeros_like(flat)
+        stalled[idx] = (flat | stuck | stagnant | slow_enough) & ~small(r[idx], x[idx], tol)
     return x, r, stalled, iterations  # stalled candidates are never roots: they were marked only when not small
 
 

@@ -99,6 +99,9 @@ class FixedPointResult:
         Searches (initial states x inputs x damping levels) and how they ended.
     seconds : float
         Wall time of the search.
+    searched_inputs : ndarray (n_inputs, m)
+        The constant inputs searched, in the order given; points (and slow points) are listed by input
+        in this order.
     """
 
     states: np.ndarray
@@ -123,6 +126,7 @@ class FixedPointResult:
     n_outliers: int
     n_duplicates: int
     seconds: float
+    searched_inputs: np.ndarray | None = None
     _state_map: Any = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -274,6 +278,7 @@ def find_fixed_points(
     outlier_distance: float = 10.0,
     max_iter: int = 200,
     initial_damping: Any = "auto",
+    stop_q: float | None = None,
     solver: str = "auto",
     krylov_dim: int = 50,
     n_eigenvalues: int | None = None,
@@ -324,6 +329,10 @@ def find_fixed_points(
         gradient of q into the nearest basin; light damping takes Gauss-Newton jumps (as MINPACK's hybr)
         that reach other roots, so the ladder finds more distinct points than either. "auto": (1, 0.1,
         0.01, 1e-3, 1e-4, 1e-6) with the dense solver, 1 with the matrix-free one (large states).
+    stop_q : float, optional
+        Stop a candidate as soon as q <= stop_q, as a slow point unless it is a root (FixedPointFinder's
+        q tolerance): on an approximate line attractor, candidates then stay near where they started
+        instead of drifting along the line towards saturation. Must not exceed ``slow_q``.
     solver : {"auto", "dense", "matrix-free"}
         How the Gauss-Newton systems are solved. "dense": full Jacobians of every candidate
         (batched forward mode; float32 far from a root, float64 near it) and batched solves, and
@@ -381,6 +390,9 @@ def find_fixed_points(
     plan = _plan(state_map, x0, x, u, tol=tol, max_iter=max_iter, solver=solver, krylov_dim=krylov_dim,
                  memory=memory, outlier_distance=outlier_distance)  # fmt: skip
     levels = _damping_levels(initial_damping, plan.solver)
+    plan.levels = len(levels)
+    if stop_q is not None:
+        plan.stop_q = check_number("stop_q", stop_q, minimum=0, maximum=slow_q)
     x, u = x.repeat(len(levels), 1), u.repeat(len(levels), 1)  # every start once per damping level
     damping = torch.as_tensor(levels, dtype=x.dtype, device=x.device).repeat_interleave(len(x) // len(levels))
     x, r, stalled, iterations = _search(state_map, x, u, damping, plan, progress)
@@ -418,6 +430,7 @@ def find_fixed_points(
         n_outliers=found.n_outliers,
         n_duplicates=found.n_duplicates,
         seconds=_time.perf_counter() - started,
+        searched_inputs=u[: len(u) // len(levels) : max(1, len(x0))].cpu().numpy(),
         _state_map=state_map,
     )
 
@@ -471,6 +484,8 @@ class _Plan:
     centre: Tensor
     radius: float
     scale: float
+    stop_q: float | None = None
+    levels: int = 1
 
 
 def _plan(state_map: StateMap, x0: Tensor, x: Tensor, u: Tensor, *, solver: str, krylov_dim: int, memory: Any,
@@ -519,7 +534,7 @@ def _search(state_map: StateMap, x: Tensor, u: Tensor, damping: Tensor, plan: _P
             parts.append(levenberg_marquardt(state_map, x[at], u[at], tol=plan.tol, max_iter=plan.max_iter,
                                              centre=plan.centre, radius=plan.radius, settled=settled,
                                              solver=plan.solver, krylov_dim=plan.krylov_dim,
-                                             initial_damping=damping[at]))  # fmt: skip
+                                             initial_damping=damping[at], stop_q=plan.stop_q))  # fmt: skip
     return tuple(torch.cat(part) for part in zip(*parts, strict=True))
 
 
@@ -553,6 +568,10 @@ def _select(state_map: StateMap, x: Tensor, u: Tensor, r: Tensor, stalled: Tenso
     points = points[_deduplicate(x[points], u[points], q[points], radius)]  # polishing merges near-duplicates
     slow_index = torch.nonzero(slow).flatten()
     slow_index = slow_index[_deduplicate(x[slow_index], u[slow_index], q[slow_index], radius)]
+    # by input (in the order given), then by initial state: candidates are (level, input, start)-major
+    per_level = len(x) // plan.levels
+    key = lambda i: (i % per_level) * plan.levels + i // per_level  # noqa: E731
+    points, slow_index = (idx[torch.argsort(key(idx))] for idx in (points, slow_index))
     return _Found(points, slow_index, q, int((~converged & ~far).sum()), int((finite & far).sum()),
                   int(keep.sum()) - len(points))  # fmt: skip
 

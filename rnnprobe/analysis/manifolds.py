@@ -31,6 +31,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .fixed_points import FixedPointResult
 
 WHICH = ("all", "fixed", "slow")
+MODES = ("line", "slowest")
+LINE_MODES = 5  # mode="line": the slowest modes among which the one along the line is chosen
 
 
 @dataclass
@@ -71,7 +73,7 @@ class SlowManifoldResult:
     Attributes
     ----------
     inputs : ndarray (n_inputs, m)
-        The distinct constant inputs (e.g. one per context).
+        The distinct constant inputs (e.g. one per context), in the order they were searched.
     n_points : ndarray (n_inputs,)
     centre, direction : ndarray (n_inputs, d)
         The points' mean and principal direction.
@@ -80,11 +82,11 @@ class SlowManifoldResult:
     straightness : ndarray (n_inputs,)
         Share of the points' spread along the direction (1: on a line).
     slow_eigenvalue : ndarray of complex (n_inputs,)
-        Median over the points of the slowest eigenvalue (its modulus and angle medians).
+        Median over the points of the reported mode's eigenvalue (see ``mode``; modulus and angle medians).
     mode_alignment : ndarray (n_inputs,)
-        Median |cos| between the slowest mode's right eigenvector and the direction.
+        Median |cos| between the reported mode's right eigenvector and the direction.
     selection : ndarray (n_inputs, d)
-        Median left eigenvector of the slowest mode (real part; sign: positive on the direction), unit norm.
+        Median left eigenvector of the reported mode (real part; sign: positive on the direction), unit norm.
     input_alignment : ndarray (n_inputs, m)
         cos(selection, column j of dF/du), median over the points: how much input channel j drives the
         state along the slow mode, per input.
@@ -175,8 +177,10 @@ class SlowManifoldResult:
         self.draw(left, trajectories)
         left.set_title("slow points and line attractors")
         image = right.imshow(self.input_alignment, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+        right.set_xticks(np.arange(self.input_alignment.shape[1]))
+        right.set_yticks(np.arange(len(self.inputs)), [f"input {k}" for k in range(len(self.inputs))])
         right.set_xlabel("input channel")
-        right.set_ylabel("input (context)")
+        right.set_ylabel("constant input (e.g. context)")
         right.set_title("cos(selection vector, input weights)")
         fig.colorbar(image, ax=right)
         return fig
@@ -226,11 +230,28 @@ def linearize_points(result: FixedPointResult, *, which: str = "all") -> Lineari
     return Linearization(states, inputs, q, slow, jac, jac_u, values, right, left)
 
 
+def _input_groups(inputs: np.ndarray, searched: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct inputs that have points, in the order they were searched; each point's group)."""
+    order = searched if searched is not None else np.unique(inputs, axis=0)
+    match = np.argmin(np.abs(inputs[:, None, :] - order[None, :, :]).max(axis=2), axis=1)
+    present = np.unique(match)  # sorted: the searched order
+    return order[present], np.searchsorted(present, match)
+
+
+def _modes(lin: Linearization, members: np.ndarray, direction: np.ndarray, mode: str) -> np.ndarray:
+    """Each point's reported mode: the slowest, or the one of the LINE_MODES slowest most along the line."""
+    if mode == "slowest":
+        return np.zeros(len(members), dtype=int)
+    right = np.real(lin.right[members, :, :LINE_MODES])
+    cos = np.abs(np.einsum("pdj,d->pj", right, direction)) / np.maximum(np.linalg.norm(right, axis=1), 1e-300)
+    return np.argmax(cos, axis=1)
+
+
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a @ b) / np.maximum(np.linalg.norm(a, axis=-1)[..., None] * np.linalg.norm(b, axis=0), 1e-300)
 
 
-def slow_manifolds(result: FixedPointResult, *, which: str = "all") -> SlowManifoldResult:
+def slow_manifolds(result: FixedPointResult, *, which: str = "all", mode: str = "line") -> SlowManifoldResult:
     """Summarise the points of each constant input as a line: a line attractor where it is one.
 
     Parameters
@@ -239,6 +260,11 @@ def slow_manifolds(result: FixedPointResult, *, which: str = "all") -> SlowManif
         A search at one or several constant inputs (e.g. one per context).
     which : {"all", "fixed", "slow"}
         The points used.
+    mode : {"line", "slowest"}
+        The mode whose eigenvalue, eigenvectors and selection vector are reported at each point: "line"
+        (default), among the 5 slowest, the one whose right eigenvector lies most along the line (a
+        network can have slower modes that the trajectories do not use, e.g. saturated units); "slowest":
+        the slowest one.
 
     Returns
     -------
@@ -258,11 +284,11 @@ def slow_manifolds(result: FixedPointResult, *, which: str = "all") -> SlowManif
     >>> bool(line.is_line_attractor()[0]), round(float(abs(line.direction[0] @ v[:, 0]) / np.linalg.norm(v[:, 0])), 6)
     (True, 1.0)
     """
+    mode = check_option("mode", mode, MODES)
     lin = linearize_points(result, which=which)
     if not len(lin.states):
         raise ArgumentError("result: it holds no points to summarise; search from more or other initial states.")
-    distinct, group = np.unique(np.round(lin.inputs, 12), axis=0, return_inverse=True)
-    group = group.ravel()
+    distinct, group = _input_groups(lin.inputs, result.searched_inputs)
     n, d, m = len(distinct), lin.states.shape[1], lin.inputs.shape[1]
     out = {name: np.zeros(shape) for name, shape in (("centre", (n, d)), ("direction", (n, d)), ("extent", n),
            ("straightness", n), ("mode_alignment", n), ("selection", (n, d)), ("input_alignment", (n, m)),
@@ -275,11 +301,12 @@ def slow_manifolds(result: FixedPointResult, *, which: str = "all") -> SlowManif
         _, spread, vt = np.linalg.svd(points - centre, full_matrices=False)
         direction = vt[0] if len(members) > 1 else np.real(lin.right[members[0], :, 0])
         projection = (points - centre) @ direction
-        r1, l1 = np.real(lin.right[members, :, 0]), np.real(lin.left[members, :, 0])
+        chosen = _modes(lin, members, direction, mode)
+        r1, l1 = np.real(lin.right[members, :, chosen]), np.real(lin.left[members, :, chosen])
         # the displacement along the direction per unit of input j: (direction . r) (l' b_j), whatever r's sign
         drive = [(direction @ r1[i]) * (l1[i] @ lin.input_jacobians[j]) for i, j in enumerate(members)]
         l1 = l1 * np.where(l1 @ direction < 0, -1.0, 1.0)[:, None]
-        value = lin.eigenvalues[members, 0]
+        value = lin.eigenvalues[members, chosen]
         out["centre"][k], out["direction"][k], out["extent"][k] = centre, direction, np.ptp(projection)
         out["straightness"][k] = spread[0] ** 2 / (spread**2).sum() if spread.size and spread.sum() > 0 else 1.0
         out["mode_alignment"][k] = float(np.median(np.abs(r1 @ direction) / np.linalg.norm(r1, axis=1)))
