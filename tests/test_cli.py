@@ -342,3 +342,19 @@ def test_encoding_and_alignment_from_a_config(tmp_path):
     config.write_text(config.read_text().replace('metric = "cka"', 'metric = "svd"'))
     out = _run("analyze", str(config), "--no-progress")
     assert out.returncode == 2 and "analyses.metric: got 'svd'" in out.stderr
+
+
+def test_dsa_from_a_config(tmp_path):
+    config = _project(tmp_path, run='["pca", "dsa"]', layers='["l0.h"]')
+    config.write_text(config.read_text().replace('comparison = "spearman"', 'comparison = "spearman"\ndsa_delays = 2\n'
+                                                 'dsa_rank = 3'))  # fmt: skip
+    assert _run("record", str(config), "--no-progress").returncode == 0
+    out = _run("report", str(config), "--no-progress", "--export", "png")
+    assert out.returncode == 0, out.stderr
+    assert "dsa: nearest" in out.stdout
+    assert sorted(p.name for p in (tmp_path / "results" / "report_figures").iterdir()) == ["dsa.png", "pca.png"]
+    overview = json.loads((tmp_path / "results" / "report.json").read_text())["sections"][0]["items"][0]["text"]
+    assert "DSA: 2 delays, rank 3" in overview
+    config.write_text(config.read_text().replace("dsa_rank = 3", 'dsa_rank = "ten"'))
+    out = _run("analyze", str(config), "--no-progress")
+    assert out.returncode == 2 and "dsa_rank" in out.stderr

@@ -190,3 +190,20 @@ def test_encoding_and_alignment_sections_equal_the_direct_analyses(rng):
         compare_models({"late": recs["late"]}, analyses=["alignment"], progress=False)
     with pytest.raises(ArgumentError, match="'encoding' needs responses="):
         compare_models(recs, analyses=["encoding"], progress=False)
+
+
+def test_dsa_between_models_on_request():
+    from rnnprobe.analysis import pairwise_dynamics
+    from rnnprobe.testing import make_dynamics
+
+    recs = {f"{kind} {k}": Recording({"h": make_dynamics(kind, n_trials=8, n_steps=60, n_units=6, seed=10 * k + i)})
+            for i, kind in enumerate(("line", "cycle")) for k in range(2)}  # fmt: skip
+    default = compare_models(recs, progress=False)
+    assert "dsa" not in default.analyses and default.dsa is None  # opt-in
+    result = compare_models(recs, analyses=["pca", "dsa"], dsa_delays=2, dsa_rank=4, progress=False)
+    direct = pairwise_dynamics(recs, layer="h", n_delays=2, rank=4)
+    np.testing.assert_allclose(result.dsa.distances, direct.distances, atol=1e-12)
+    assert result.table()["dsa: nearest"] == ["line 1", "line 0", "cycle 1", "cycle 0"]
+    assert "dsa" in result.figures()
+    with pytest.raises(ArgumentError, match="at least two models"):
+        compare_models({"one": recs["line 0"]}, analyses=["dsa"], progress=False)

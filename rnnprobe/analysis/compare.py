@@ -31,7 +31,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .pca import PCAResult
     from .rsa import RDMs, RSAResult
 
-ANALYSES = ("pca", "rdms", "rsa", "encoding", "decoding", "generalization", "alignment", "fixed_points")
+ANALYSES = ("pca", "rdms", "rsa", "encoding", "decoding", "generalization", "alignment", "dsa", "fixed_points")
+OPT_IN = ("dsa",)  # run only when asked for (analyses=[..., "dsa"]): its settings depend on the models' time scales
 
 
 @dataclass
@@ -69,6 +70,9 @@ class ComparisonResult:
     alignment : DistanceMatrixResult or None
         Shape (or ``metric``) distances between every model's layers at the last time step, and their
         map.
+    dsa : DistanceMatrixResult or None
+        Dynamical similarity (DSA angular distances) between every model's focus layer over time, and
+        their map.
     fixed_points : dict of str to FixedPointResult or str
         Per model given in ``models``: its fixed points, or why they were not searched.
     seconds : dict of str to float
@@ -89,6 +93,7 @@ class ComparisonResult:
     generalization: dict[str, DecodingResult] = field(default_factory=dict)
     encoding: dict[str, dict[str, EncodingResult]] = field(default_factory=dict)
     alignment: DistanceMatrixResult | None = None
+    dsa: DistanceMatrixResult | None = None
     fixed_points: dict[str, FixedPointResult | str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
@@ -162,6 +167,8 @@ class ComparisonResult:
                 row["participation ratio (last step)"] = float(self.pca[name].participation_ratio[-1])
             if self.alignment is not None:
                 row["alignment: nearest"] = self.alignment.nearest()[f"{name}: {self.focus[name]}"]
+            if self.dsa is not None:
+                row["dsa: nearest"] = self.dsa.nearest()[name]
             if "fixed_points" in self.analyses:
                 fp = self.fixed_points.get(name)
                 searched = fp is not None and not isinstance(fp, str)
@@ -207,6 +214,8 @@ class ComparisonResult:
             makers["generalization"] = figs.generalization
         if self.alignment is not None:
             makers["alignment"] = figs.alignment
+        if self.dsa is not None:
+            makers["dsa"] = figs.dsa
         if any(not isinstance(fp, str) for fp in self.fixed_points.values()):
             makers["fixed-points"] = figs.fixed_points
         return makers
@@ -219,7 +228,7 @@ class ComparisonResult:
 
     def plot(self, analysis: str = "decoding") -> Figure:
         """One side-by-side figure: "pca", "rdms", "rsa-<neural name>", "encoding-<responses name>",
-        "decoding", "generalization", "alignment" or "fixed-points".
+        "decoding", "generalization", "alignment", "dsa" or "fixed-points".
         """
         makers = self._makers()
         if analysis not in makers:
@@ -392,6 +401,8 @@ def compare_models(
     distance: str = "correlation",
     comparison: str = "corr",
     metric: str = "shape",
+    dsa_delays: int = 3,
+    dsa_rank: int = 10,
     estimator: Any = "ridge",
     cv: int = 5,
     n_permutations: int = 0,
@@ -425,10 +436,10 @@ def compare_models(
         averaged), e.g. the image id; default: every stimulus is a condition. For encoding, it
         also groups the responses' trials into those conditions.
     analyses : list of str, optional
-        Any of "pca", "rdms", "rsa", "encoding", "decoding", "generalization", "alignment",
+        Any of "pca", "rdms", "rsa", "encoding", "decoding", "generalization", "alignment", "dsa",
         "fixed_points". Default: all that the arguments allow (RSA with ``neural``, encoding with
         ``responses``, decoding and generalization with ``target``, alignment with two models or
-        more, fixed points with ``models``).
+        more, fixed points with ``models``) but "dsa", which runs when asked for (two models or more).
     models : dict of str to model, optional
         The models (step protocol, or torch RNN modules) for the fixed-point search, searched at
         the constant input ``fixed_point_inputs`` (default zeros) from ``n_initial`` recorded
@@ -441,6 +452,9 @@ def compare_models(
         The alignment metric between models' layers at the last time step
         (:func:`~rnnprobe.analysis.alignment.pairwise_distances`): "shape" (Procrustes), "cca",
         "svcca", "pwcca", "cka" or "debiased_cka".
+    dsa_delays, dsa_rank : int
+        DSA (:func:`~rnnprobe.analysis.dsa.pairwise_dynamics`) of each model's focus layer over time, its
+        stimuli as trials: delays of the embedding and rank of the operators.
     estimator, cv, n_permutations : optional
         Decoding settings (:func:`~rnnprobe.analysis.decoding.decode`), the same for every model.
     seed : int
@@ -495,10 +509,12 @@ def compare_models(
 
     result = ComparisonResult(names, chosen_layers, {}, run, target, _recordings=recordings)
     result.settings = {"distance": distance, "comparison": comparison, "descriptor": descriptor, "metric": metric,
+                       "dsa_delays": check_int("dsa_delays", dsa_delays), "dsa_rank": check_int("dsa_rank", dsa_rank),
                        "estimator": estimator if isinstance(estimator, str) else type(estimator).__name__,
                        "cv": cv, "n_permutations": n_permutations, "seed": seed, "n_initial": n_initial}  # fmt: skip
-    steps = [(name, a) for name in names for a in run if a != "alignment" and (a != "fixed_points" or name in models)]
-    steps += [("all models", "alignment")] if "alignment" in run else []
+    together = ("alignment", "dsa")  # analyses of all models at once
+    steps = [(name, a) for name in names for a in run if a not in together and (a != "fixed_points" or name in models)]
+    steps += [("all models", a) for a in together if a in run]
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(steps), desc="compare models", unit="analysis", disable=not check_progress(progress))
@@ -518,6 +534,8 @@ def compare_models(
             runner.run(name, recordings[name], chosen_layers[name])
         if "alignment" in run:
             runner.align()
+        if "dsa" in run:
+            runner.compare_dynamics()
     finally:
         bar.close()
     return result
@@ -540,9 +558,10 @@ def _analyses_to_run(
     needs = {"rsa": ("neural=...", neural), "encoding": ("responses=...", responses),
              "decoding": ("target=...", target), "generalization": ("target=...", target),
              "alignment": ("recordings of at least two models", n_models > 1),
+             "dsa": ("recordings of at least two models", n_models > 1),
              "fixed_points": ("models=...", models)}  # fmt: skip
     if analyses is None:
-        return tuple(a for a in ANALYSES if a not in needs or needs[a][1])
+        return tuple(a for a in ANALYSES if a not in OPT_IN and (a not in needs or needs[a][1]))
     run = tuple([analyses] if isinstance(analyses, str) else analyses)
     for analysis in run:
         check_option("analyses", analysis, ANALYSES)
@@ -668,6 +687,17 @@ class _Runner:
             result.alignment = pairwise_distances(
                 {key: result._recordings[name] for key, (name, _) in entries.items()},
                 layer={key: layer for key, (_, layer) in entries.items()}, metric=result.settings["metric"],
+            )  # fmt: skip
+
+    def compare_dynamics(self) -> None:
+        """DSA distances between every model's focus layer over time, and their map."""
+        from .dsa import pairwise_dynamics
+
+        result = self.result
+        with self.timed("dsa", "all models"):
+            result.dsa = pairwise_dynamics(
+                {name: result._recordings[name] for name in result.names}, layer=dict(result.focus),
+                n_delays=result.settings["dsa_delays"], rank=result.settings["dsa_rank"],
             )  # fmt: skip
 
     def dynamics(self, name: str, rec: Recording) -> None:

@@ -32,6 +32,7 @@ A configuration (paths relative to the file)::
     # fixed_point_inputs = [[0.0, 0.0, 0.0]]  # constant inputs of the fixed-point search (default: zero)
     comparison = "corr"                     # RDM comparison (as compare_rdms' comparison=)
     # metric = "shape"                      # alignment between models (as pairwise_distances' metric=)
+    # dsa_delays = 3; dsa_rank = 10         # DSA between models (run = [..., "dsa"]; pairwise_dynamics)
 
     [neural."human IT"]                     # RDMs over the same stimuli (or descriptor values)
     subjects = "92_brainRDMs.mat"           # per-subject RDMs: noise ceiling (pooled when file is absent)
@@ -59,11 +60,12 @@ MODEL_KEYS = ("name", "checkpoint", "factory", "kwargs", "weights", "layers", "s
 # [analyses] and [stimuli] values of a fixed type (the others are checked where they are used)
 TYPES: dict[str, tuple[type, ...]] = {"cv": (int,), "n_permutations": (int,), "seed": (int,), "n_initial": (int,),
                                       "target": (str,), "descriptor": (str,), "n": (int,), "split": (str,),
-                                      "task": (bool,), "fixed_point_inputs": (list,)}  # fmt: skip
+                                      "task": (bool,), "fixed_point_inputs": (list,), "dsa_delays": (int,),
+                                      "dsa_rank": (int,)}  # fmt: skip
 STIMULI_KEYS = ("file", "task", "n", "split", "seed")
 NEURAL_KEYS = ("file", "variable", "subjects", "subjects_variable", "layout", "responses")
 ANALYSIS_KEYS = ("run", "target", "descriptor", "cv", "n_permutations", "distance", "comparison", "metric",
-                 "n_initial", "seed", "fixed_point_inputs")  # fmt: skip
+                 "n_initial", "seed", "fixed_point_inputs", "dsa_delays", "dsa_rank")  # fmt: skip
 
 
 class ConfigError(ArgumentError):

@@ -206,6 +206,11 @@ def alignment(c: ComparisonResult) -> Figure:
     return c.alignment.plot()
 
 
+def dsa(c: ComparisonResult) -> Figure:
+    """The DSA distance matrix of the models' focus layers over time and their MDS map."""
+    return c.dsa.plot()
+
+
 def fixed_points(c: ComparisonResult) -> Figure:
     """Per model: fixed points on the recorded trajectories' PC1-PC2 (stable filled, unstable open
     with their unstable directions), and the Jacobian eigenvalues with the unit circle.
@@ -230,6 +235,9 @@ def overview(c: ComparisonResult, *, timings: bool = False) -> str:
         parts.append(f"RDMs: {c.settings['distance']} distance{compared}.")
     if c.alignment is not None:
         parts.append(f"Alignment: {c.settings['metric']} distances between the layers at the last time step.")
+    if c.dsa is not None:
+        parts.append(f"DSA: {c.settings['dsa_delays']} delays, rank {c.settings['dsa_rank']}, over each model's "
+                     f"focus layer in time.")  # fmt: skip
     if c.target is not None:
         parts.append(f"Decoded variable: {c.target!r} ({c.settings['estimator']}, {c.settings['cv']}-fold).")
     for neural, (low, high) in c.noise_ceilings().items():
@@ -270,6 +278,9 @@ def sections(c: ComparisonResult) -> dict[str, tuple[str, str]]:
                              "each (columns), focus layers; dotted: the diagonal.")  # fmt: skip
     out["alignment"] = ("Alignment between models", f"Distances ({c.settings.get('metric', 'shape')}) between every "
                         "model's layers at the last time step, and their map (classical MDS).")  # fmt: skip
+    out["dsa"] = ("Dynamical similarity (DSA)", "Angular distances between the models' dynamics (the linear "
+                  "operators of their focus layers' delay embeddings, compared up to any rotation or reflection), "
+                  "and their map (classical MDS).")  # fmt: skip
     out["fixed-points"] = ("Fixed points", "Fixed points at the constant input on the recorded trajectories (grey); "
                            "filled: stable, open: unstable with unstable eigenvectors (orange). Below: Jacobian "
                            "eigenvalues with the unit circle.")  # fmt: skip
@@ -290,6 +301,8 @@ def numbers(c: ComparisonResult, key: str) -> dict[str, list[Any]] | None:
         results = {name: c.encoding[key[9:]][name] for name in c.names}
     elif key == "alignment":
         results = {"all models": c.alignment}
+    elif key == "dsa":
+        results = {"all models": c.dsa}
     elif key.startswith("rsa-"):
         neural = key[4:]
         results = {name: c.rsa[neural][name][c.best_rsa(neural, name)["layer"]] for name in c.names}
