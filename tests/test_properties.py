@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from rnnprobe import Recording
@@ -257,6 +257,7 @@ def test_compare_representations(a, b, metric, alpha, cv):
 
 @SETTINGS
 @given(arrays(st.tuples(st.integers(1, 8), st.integers(1, 4))), arrays(st.tuples(st.integers(1, 8), st.integers(1, 4))), st.sampled_from(["shape", "cka", "cca"]), counts)  # fmt: skip  # noqa: E501
+@example(a=np.zeros((2, 1)), b=np.zeros((2, 3)), metric="cca", n_jobs=1)  # constant: an IndexError before
 def test_pairwise_distances(a, b, metric, n_jobs):
     from rnnprobe.analysis import pairwise_distances
 
@@ -306,3 +307,50 @@ def test_condition_average(states, by, min_trials):
         return condition_average(rec, by, min_trials=min_trials, sem=True)
 
     _only_rnnprobe_errors(run)
+
+
+@SETTINGS
+@given(arrays(st.tuples(st.integers(1, 4), st.integers(1, 12), st.integers(1, 4))), counts, counts, numbers, st.sampled_from(["angular", "euclidean", "wasserstein", "x"]))  # fmt: skip  # noqa: E501
+def test_compare_dynamics(states, n_delays, rank, ridge, metric):
+    from rnnprobe.analysis import compare_dynamics
+
+    def run():
+        return compare_dynamics(states, states[::-1], n_delays=n_delays, rank=rank, ridge=ridge, metric=metric,
+                                n_init=2)  # fmt: skip
+
+    result = _only_rnnprobe_errors(run)
+    if result is not None:
+        assert np.isfinite(result.distance) and result.distance >= 0
+
+
+@SETTINGS
+@given(arrays(st.tuples(st.integers(1, 12), st.integers(1, 3), st.integers(1, 3))), st.sampled_from([["a"], ["a", "b"], "a", [], ["x"]]), counts)  # fmt: skip  # noqa: E501
+def test_fit_tdr(states, variables, n_components):
+    from rnnprobe.analysis import fit_tdr
+
+    n = states.shape[0]
+    meta = {"a": np.arange(n) % 2, "b": (np.arange(n) // 2) % 3}
+
+    def run():
+        return fit_tdr(Recording({"h": states}, metadata=meta), variables=variables, n_components=n_components)
+
+    result = _only_rnnprobe_errors(run)
+    if result is not None:
+        assert np.isfinite(result.axes).all() and np.isfinite(result.projections).all()
+
+
+@SETTINGS
+@given(arrays(st.tuples(st.integers(1, 12), st.integers(1, 4), st.integers(1, 3))), st.sampled_from([["a"], ["a", "b"], "a", ["x"]]), counts, st.sampled_from([0.0, 1e-3, "auto", -1.0, np.nan]))  # fmt: skip  # noqa: E501
+def test_fit_dpca(states, parameters, n_components, regularizer):
+    from rnnprobe.analysis import fit_dpca
+
+    n = states.shape[0]
+    meta = {"a": np.arange(n) % 2, "b": (np.arange(n) // 2) % 2}
+
+    def run():
+        return fit_dpca(Recording({"h": states}, metadata=meta), parameters=parameters, n_components=n_components,
+                        regularizer=regularizer, n_splits=1)  # fmt: skip
+
+    result = _only_rnnprobe_errors(run)
+    if result is not None:
+        assert all(np.isfinite(v).all() for v in result.decoders.values())

@@ -492,10 +492,7 @@ def compare_models(
     check_option("distance", distance, DISTANCES)
     check_option("comparison", comparison, COMPARISONS)
     n_initial = check_int("n_initial", n_initial, minimum=1)
-    models = {} if models is None else dict(models)
-    for name in models:
-        if name not in names:
-            raise UnknownNameError(f"models: {name!r} has no recording. Models: {format_choices(names)}.")
+    models = _check_models(models, names)
     _check_columns(recordings, target=target, descriptor=descriptor)
     responses = (
         {} if responses is None else dict(responses) if isinstance(responses, Mapping) else {"neural": responses}
@@ -539,6 +536,14 @@ def compare_models(
     finally:
         bar.close()
     return result
+
+
+def _check_models(models: Mapping[str, Any] | None, names: list[str]) -> dict[str, Any]:
+    models = {} if models is None else dict(models)
+    for name in models:
+        if name not in names:
+            raise UnknownNameError(f"models: {name!r} has no recording. Models: {format_choices(names)}.")
+    return models
 
 
 def _check_columns(recordings: Mapping[str, Recording], **columns: str | None) -> None:

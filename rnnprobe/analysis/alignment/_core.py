@@ -69,7 +69,7 @@ def principal(xc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]
         lam, vectors = np.linalg.eigh(gram(xc))
         return xc, lam, vectors, True
     lam, u = np.linalg.eigh(gram(xc.T))
-    keep = lam > RANK_RTOL * max(lam[-1], TINY)
+    keep = lam > RANK_RTOL * max(_largest(lam), TINY)
     lam, u = lam[keep], u[:, keep]
     return u * np.sqrt(lam), lam, (xc.T @ u) / np.sqrt(lam), False
 
@@ -106,7 +106,7 @@ def prepare(
     b, lam, units, rotate = principal(xc)
     if metric == "shape":  # numerically null directions (rounding noise) are dropped, not amplified
         d = alpha + (1 - alpha) / np.sqrt(np.maximum(lam, EIGVAL_TOL))
-        d = np.where(lam > RANK_RTOL * max(lam[-1], TINY), d, 0.0)
+        d = np.where(lam > RANK_RTOL * max(_largest(lam), TINY), d, 0.0)
     else:
         d = canonical_factors(lam, metric, variance)
     lam = np.maximum(lam, 0)
@@ -148,12 +148,17 @@ def cholesky_whitening(xc: np.ndarray) -> np.ndarray | None:
     return inverse.T
 
 
+def _largest(lam: np.ndarray) -> float:
+    """The largest eigenvalue (ascending order), 0 for none (a representation the same for every stimulus)."""
+    return float(lam[-1]) if lam.size else 0.0
+
+
 def canonical_factors(lam: np.ndarray, metric: str, variance: float) -> np.ndarray:
     """Whitening factors 1 / sqrt(lam) of the canonical directions kept, 0 for the others."""
-    keep = lam > RANK_RTOL * max(lam[-1], TINY)
+    keep = lam > RANK_RTOL * max(_largest(lam), TINY)
     if metric == "svcca":  # the top directions explaining `variance` of the total (Raghu et al. 2017)
         positive = np.maximum(lam[::-1], 0)
-        share = np.cumsum(positive) / positive.sum()
+        share = np.cumsum(positive) / max(positive.sum(), TINY)
         n_keep = int(np.searchsorted(share, variance)) + 1
         keep &= np.arange(lam.size) >= lam.size - n_keep
     return np.where(keep, 1 / np.sqrt(np.maximum(lam, TINY)), 0.0)
