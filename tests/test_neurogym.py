@@ -47,7 +47,10 @@ def test_trials_are_the_environments_own_and_deterministic(name):
     assert torch.equal(again.x, data.x) and torch.equal(again.y, data.y)
     assert not torch.equal(task.sample(6, split="train", index=2).x[:, :20], data.x[:, :20])
     assert (task.n_inputs, task.n_outputs) == (data.x.shape[2], env.action_space.n)
-    assert task.periods == list(env.timing)
+    assert task.period_names == list(env.timing)
+    periods = task.periods(data)
+    assert list(periods) == [p for p in env.timing if p in periods] and periods["fixation"][0] == 0  # in order
+    assert task.periods(data, in_ms=True)["fixation"][1] == 20 * periods["fixation"][1]
 
 
 def test_a_gru_trains_and_records_with_times_in_ms():

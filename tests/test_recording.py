@@ -138,3 +138,28 @@ def test_bad_construction(kwargs, error, match):
 def test_bad_selection(rec, call, error, match):
     with pytest.raises(error, match=match):
         call(rec)
+
+
+def test_periods_are_kept_through_a_store_and_marked_on_figures(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rnnprobe.analysis import decode
+    from rnnprobe.errors import ArgumentError, ArgumentTypeError
+    from rnnprobe.tasks import ContextDependentDecision
+
+    task = ContextDependentDecision(n_steps=12, fixation_steps=2, response_steps=3)
+    rng = np.random.default_rng(0)
+    label = np.repeat([0, 1], 20)
+    rec = Recording({"h": rng.normal(size=(40, 12, 3)) + label[:, None, None]}, metadata={"label": label})
+    rec = rec.with_periods(task.periods())
+    assert rec.periods == {"fixation": (0.0, 2.0), "evidence": (2.0, 9.0), "response": (9.0, 12.0)}
+    rec.save(tmp_path / "r.zarr")
+    assert Recording.load(tmp_path / "r.zarr").periods == rec.periods
+    fig = decode(rec, "h", "label").plot()
+    names = {t.get_text() for t in fig.axes[0].texts}
+    assert {"fixation", "evidence", "response"} <= names
+    with pytest.raises(ArgumentError, match="start < end"):
+        rec.with_periods({"late": (5, 2)})
+    with pytest.raises(ArgumentTypeError):
+        rec.with_periods([(0, 1)])

@@ -92,7 +92,9 @@ for name, model in models.items():
 
 # %%
 recordings = {
-    name: rnnprobe.record(model, test.x, metadata={**test.metadata, "net_choice": choices[name]}, progress=False)
+    name: rnnprobe.record(
+        model, test.x, metadata={**test.metadata, "net_choice": choices[name]}, progress=False
+    ).with_periods(task.periods())  # fixation, evidence, response: marked on every figure over time
     for name, model in models.items()
 }
 rec = recordings["RNN"]

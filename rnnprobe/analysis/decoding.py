@@ -88,6 +88,7 @@ class DecodingResult:
     clusters: list[Cluster] = field(default_factory=list)
     patterns: np.ndarray | None = None
     classes: np.ndarray | None = None
+    periods: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         shape = "x".join(str(s) for s in self.scores.shape)
@@ -171,6 +172,9 @@ class DecodingResult:
                 ax.plot(self.times, level, color=color, lw=3, label=f"cluster p < {p_threshold}")
             ax.set_xlabel("time step")
             ax.set_ylabel(self.scoring)
+            from .plotting import mark_periods
+
+            mark_periods(ax, self.periods)
             return line[0]
         if span is None:
             span = float(np.nanmax(np.abs(self.scores - self.chance)))
@@ -597,6 +601,7 @@ def decode(
         estimator=label,
         generalize=generalize,
         classes=classes,
+        periods=recording.periods,
     )
     if n_permutations:
         result.null = null

@@ -29,3 +29,19 @@ def category_colors(values: np.ndarray) -> tuple[list[Any], dict[Any, str]]:
         cmap = pyplot().get_cmap("viridis", len(categories))
         lookup = {c: cmap(i) for i, c in enumerate(categories)}
     return [lookup[v] for v in np.asarray(values).tolist()], lookup
+
+
+def mark_periods(ax: Any, periods: dict[str, tuple[float, float]] | None) -> None:
+    """Shade alternate periods of a trial (name -> (start, end) in the x axis's time coordinate) and name
+    them at the top of an over-time panel; nothing where there are none.
+    """
+    if not periods:
+        return
+    from matplotlib.transforms import blended_transform_factory
+
+    top = blended_transform_factory(ax.transData, ax.transAxes)
+    for k, (name, (start, end)) in enumerate(sorted(periods.items(), key=lambda item: item[1][0])):
+        if k % 2 == 0:
+            ax.axvspan(start, end, color="0.92", lw=0, zorder=0)
+        ax.axvline(start, color="0.6", lw=0.6, zorder=0.5)
+        ax.text((start + end) / 2, 0.98, name, transform=top, ha="center", va="top", fontsize=7, color="0.35")

@@ -16,7 +16,7 @@ projected on the axes are the trajectories of the paper's Fig. 2-3.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -56,6 +56,8 @@ class TDRResult:
     n_components : int
     mean, scale : ndarray, (unit,)
         The z-scoring, to project other states with :meth:`project`.
+    periods : dict
+        The recording's periods (marked on the figure over time).
     """
 
     axes: np.ndarray
@@ -71,6 +73,7 @@ class TDRResult:
     n_components: int
     mean: np.ndarray
     scale: np.ndarray
+    periods: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def project(self, states: np.ndarray) -> np.ndarray:
         """States (..., unit) of the same layer, z-scored as the fit and projected: (..., variable)."""
@@ -127,6 +130,9 @@ class TDRResult:
             over_time.plot(self.times, spread.max(axis=0) - spread.min(axis=0), label=name)
         over_time.set_xlabel("time")
         over_time.set_ylabel("range over conditions")
+        from .plotting import mark_periods
+
+        mark_periods(over_time, self.periods)
         over_time.legend(frameon=False, fontsize=8)
         for ax, (value, rows) in zip(axes[0, 1:], groups, strict=True):
             self.draw(ax, x=x, y=y, rows=rows, color=color)
@@ -267,4 +273,4 @@ def fit_tdr(
     times = np.asarray(recording.times[layer])[positions]
     condition_values = {c: np.asarray(averaged.column(c)) for c in [*columns, "n_trials"]}
     return TDRResult(axes, variables, coefficients, denoised, times[peaks], r2, means @ axes.T, condition_values,
-                     times, layer, n_components, mean, scale)  # fmt: skip
+                     times, layer, n_components, mean, scale, recording.periods)  # fmt: skip

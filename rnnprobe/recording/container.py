@@ -551,6 +551,38 @@ class Recording:
         merged = {**self._times, **times} if isinstance(times, Mapping) else times
         return Recording(self._states, metadata=self._metadata, times=merged, provenance=self._provenance)
 
+    @property
+    def periods(self) -> dict[str, tuple[float, float]]:
+        """Named periods of the trials (e.g. fixation, stimulus, delay), (start, end) in the time
+        coordinate; figures over time mark them. Set with :meth:`with_periods`; empty by default.
+        """
+        return {name: (float(a), float(b)) for name, (a, b) in self._provenance.get("periods", {}).items()}
+
+    def with_periods(self, periods: Mapping[str, Any]) -> Recording:
+        """A new Recording whose over-time figures mark ``periods`` (name -> (start, end) in the time
+        coordinate, e.g. ms); kept in the provenance, so saved and loaded with the recording.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> rec = Recording({"h": np.zeros((2, 10, 1))}).with_periods({"fixation": (0, 3), "stimulus": (3, 10)})
+        >>> rec.periods["stimulus"]
+        (3.0, 10.0)
+        """
+        if not isinstance(periods, Mapping):
+            raise ArgumentTypeError(f"periods: got {describe(periods)}. Pass a dict of name -> (start, end).")
+        checked = {}
+        for name, span in periods.items():
+            try:
+                start, end = (float(v) for v in span)
+            except (TypeError, ValueError):
+                raise ArgumentError(f"periods[{name!r}]: got {describe(span)}. Pass (start, end) numbers.") from None
+            if not (np.isfinite(start) and np.isfinite(end) and start < end):
+                raise ArgumentError(f"periods[{name!r}]: got ({start}, {end}). Pass finite start < end.")
+            checked[str(name)] = [start, end]
+        provenance = {**self._provenance, "periods": checked}
+        return Recording(self._states, metadata=self._metadata, times=self._times, provenance=provenance)
+
     def flatten_units(self) -> Recording:
         """A view with every layer as ``(stimulus, time, n_units)``."""
         states: dict[str, Any] = {}

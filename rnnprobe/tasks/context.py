@@ -94,6 +94,14 @@ class ContextDependentDecision(Task):
                     "relevant": relevant, "choice": np.where(choice == 1, 1, -1)}  # fmt: skip
         return TaskData(as_tensor(x), torch.from_numpy(y), torch.from_numpy(mask), metadata)
 
+    def periods(self) -> dict[str, tuple[int, int]]:
+        """The trial's periods in steps (for ``Recording.with_periods``): fixation, evidence, and the response
+        (the last steps, when the evidence continues and the choice is scored).
+        """
+        n, f, r = self.n_steps, self.fixation_steps, self.response_steps
+        out = {"fixation": (0, f), "evidence": (f, n - r), "response": (n - r, n)}
+        return {name: span for name, span in out.items() if span[1] > span[0]}
+
     def loss(self, output: Tensor, data: TaskData) -> Tensor:
         """Cross-entropy of the choice logits (trial, time, 2) on the response steps."""
         return torch.nn.functional.cross_entropy(output[data.mask], data.y[data.mask])

@@ -60,7 +60,7 @@ class NeurogymTask(Task):
     ----------
     dt : float
         Milliseconds per step.
-    periods : list of str
+    period_names : list of str
         The environment's periods, in order.
     n_inputs, n_outputs : int
 
@@ -79,7 +79,7 @@ class NeurogymTask(Task):
         self.env = _environment(env, env_kwargs)
         self.n_steps = None if n_steps is None else check_int("n_steps", n_steps)
         self.dt = float(self.env.dt)
-        self.periods = list(getattr(self.env, "timing", {}))
+        self.period_names = list(getattr(self.env, "timing", {}))
         self.n_inputs = int(np.prod(self.env.observation_space.shape))
         self.n_outputs = int(self.env.action_space.n)
         name = env if isinstance(env, str) else type(self.env).__name__
@@ -88,6 +88,19 @@ class NeurogymTask(Task):
     def times(self, n_steps: int) -> np.ndarray:
         """The time of each step in ms (0, dt, 2 dt, ...), for ``Recording.with_times``."""
         return np.arange(check_int("n_steps", n_steps)) * self.dt
+
+    def periods(self, data: TaskData, *, in_ms: bool = False) -> dict[str, tuple[float, float]]:
+        """Each period's median start and end over the trials of ``data`` (steps, or ms with ``in_ms``), for
+        ``Recording.with_periods``; where durations are random, trials differ from the medians.
+        """
+        scale = self.dt if in_ms else 1.0
+        out = {}
+        for period in (p for p in self.period_names if f"{p}_start" in data.metadata):
+            start = float(np.median(data.metadata[f"{period}_start"])) * scale
+            end = float(np.median(data.metadata[f"{period}_end"])) * scale
+            if end > start:
+                out[period] = (start, end)
+        return out
 
     def _generate(self, n: int, rng: np.random.Generator, split: str) -> TaskData:
         self.env.seed(int(rng.integers(2**31 - 1)))

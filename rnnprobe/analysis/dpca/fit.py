@@ -59,6 +59,8 @@ class DPCAResult:
         held-out trials better than every label shuffle.
     marginalizations : dict of str to list of tuple
         The parameter sets each marginalisation joins.
+    periods : dict
+        The recording's periods (marked on the figures over time).
     times : ndarray
     layer : str
     mean : ndarray (unit,)
@@ -82,6 +84,7 @@ class DPCAResult:
     significance: dict[str, np.ndarray] = field(default_factory=dict)
     marginalizations: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
     time_positions: np.ndarray | None = None
+    periods: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def transform(self, states: np.ndarray, marginalization: str) -> np.ndarray:
         """States (..., unit) of the same layer on one marginalisation's components: (..., component)."""
@@ -124,6 +127,9 @@ class DPCAResult:
         share = self.explained_variance[name][component]
         ax.set_title(f"{name}: component {component + 1} ({100 * share:.1f}%)", fontsize=9)
         ax.set_xlabel("time")
+        from ..plotting import mark_periods
+
+        mark_periods(ax, self.periods)
         return lines
 
     def plot(self) -> Figure:
@@ -266,7 +272,7 @@ def fit_dpca(
     times = np.asarray(recording.times[layer])[positions]
     return DPCAResult(encoders, decoders, projected, explained, shares, design.parameters,
                       dict(zip(design.parameters, design.levels, strict=True)), design.counts, regularizer, times,
-                      layer, mean, scores, candidates, {}, groups, positions)  # fmt: skip
+                      layer, mean, scores, candidates, {}, groups, positions, recording.periods)  # fmt: skip
 
 
 def held_out_split(trials: np.ndarray, design: Design, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
