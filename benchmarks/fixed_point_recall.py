@@ -48,14 +48,6 @@ def residual_function(model, period: int):
     return residual
 
 
-def merge(points: np.ndarray, radius: float) -> np.ndarray:
-    keep: list[np.ndarray] = []
-    for p in points:
-        if all(np.linalg.norm(p - k) > radius for k in keep):
-            keep.append(p)
-    return np.array(keep).reshape(-1, points.shape[1])
-
-
 def scipy_roots(residual, starts: np.ndarray) -> np.ndarray:
     from scipy.optimize import root
 
@@ -68,7 +60,9 @@ def scipy_roots(residual, starts: np.ndarray) -> np.ndarray:
         x = solution.x
         if np.linalg.norm(residual(x)) < 1e-10 * max(1.0, np.linalg.norm(x)) and np.linalg.norm(x - centre) <= radius:
             found.append(x)
-    return merge(np.array(found).reshape(-1, starts.shape[1]), 1e-6)
+    from fixed_points import _merge  # the comparison benchmark's merging of roots
+
+    return _merge(np.array(found).reshape(-1, starts.shape[1]), 1e-6)
 
 
 def main() -> None:

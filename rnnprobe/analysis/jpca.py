@@ -216,9 +216,9 @@ def fit_jpca(
             f"recording: {n_conditions} condition(s) whose states do not differ once the cross-condition mean is "
             f"removed; jPCA needs conditions (rows) that differ, e.g. condition averages of several reach targets."
         )
-    flat = x.reshape(-1, n_units)
-    _, _, vt = np.linalg.svd(flat - flat.mean(axis=0), full_matrices=False)
-    components = vt[:n_components]
+    from .pca import principal_axes
+
+    components = principal_axes(x.reshape(-1, n_units), n_components)
     z = x @ components.T
     before, change = z[:, :-1].reshape(-1, n_components), np.diff(z, axis=1).reshape(-1, n_components)
     m = np.linalg.lstsq(before, change, rcond=None)[0]

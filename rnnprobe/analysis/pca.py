@@ -77,6 +77,11 @@ def participation_ratio(states: np.ndarray) -> np.ndarray:
         return np.where(trace_sq > 0, trace**2 / trace_sq, np.nan)
 
 
+def principal_axes(samples: np.ndarray, n_components: int) -> np.ndarray:
+    """The ``n_components`` leading principal axes (rows, unit norm) of samples (n, units), centred first."""
+    return np.linalg.svd(samples - samples.mean(axis=0), full_matrices=False)[2][:n_components]
+
+
 @dataclass
 class PCAResult:
     """Principal axes of one layer's states and the recording's trajectories in them.

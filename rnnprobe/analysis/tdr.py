@@ -262,9 +262,9 @@ def fit_tdr(
             f"n_components: got {n_components}, but {means.shape[0]} conditions x {n_times} times x {n_units} units "
             f"have at most {min(means.shape[0] * n_times, n_units)} principal components."
         )
-    pooled = means.reshape(-1, n_units)
-    _, _, vt = np.linalg.svd(pooled - pooled.mean(axis=0), full_matrices=False)
-    basis = vt[:n_components]
+    from .pca import principal_axes
+
+    basis = principal_axes(means.reshape(-1, n_units), n_components)
     denoised = coefficients @ basis.T @ basis
     norms = np.linalg.norm(denoised, axis=2)
     peaks = np.argmax(norms, axis=1)
