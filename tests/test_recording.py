@@ -163,3 +163,16 @@ def test_periods_are_kept_through_a_store_and_marked_on_figures(tmp_path):
         rec.with_periods({"late": (5, 2)})
     with pytest.raises(ArgumentTypeError):
         rec.with_periods([(0, 1)])
+
+
+def test_periods_mark_pca_and_encoding_figures_too():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rnnprobe.analysis import fit_encoding, fit_pca
+
+    rng = np.random.default_rng(1)
+    rec = Recording({"h": rng.normal(size=(60, 8, 4))}).with_periods({"cue": (0, 2), "delay": (2, 8)})
+    figures = [fit_pca(rec).plot(), fit_encoding(rec, rng.normal(size=(60, 3)), ceiling=False).plot()]
+    for fig in figures:
+        assert any({"cue", "delay"} <= {t.get_text() for t in ax.texts} for ax in fig.axes)

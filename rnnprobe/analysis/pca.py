@@ -16,7 +16,7 @@ the states across stimuli at that step (Gao et al. 2017; Recanatesi et al. 2019)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -103,6 +103,8 @@ class PCAResult:
         The time-step indices the axes were fitted on.
     metadata : dict of str to ndarray
         The recording's per-stimulus columns (for colouring plots).
+    periods : dict
+        The recording's periods (marked on the participation-ratio panel).
     """
 
     layer: str
@@ -115,6 +117,7 @@ class PCAResult:
     times: np.ndarray
     fit_time: np.ndarray
     metadata: dict[str, np.ndarray]
+    periods: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def n_components(self) -> int:
@@ -210,6 +213,9 @@ class PCAResult:
         ax2.plot(self.times, self.participation_ratio, color="#D55E00", marker="o", ms=3)
         ax2.set_xlabel("time step")
         ax2.set_ylabel("participation ratio (dimensions)", color="#D55E00")
+        from .plotting import mark_periods
+
+        mark_periods(ax2, self.periods)
         inset = ax2.inset_axes([0.55, 0.55, 0.42, 0.4])
         k = np.arange(1, self.n_components + 1)
         inset.bar(k, self.explained_variance_ratio, color="#0072B2")
@@ -297,4 +303,5 @@ def fit_pca(
         times=np.asarray(recording.times[layer]),
         fit_time=fit_time,
         metadata={c: np.asarray(recording.column(c)) for c in recording.columns},
+        periods=recording.periods,
     )

@@ -170,6 +170,8 @@ class EncodingResult:
     edge_share : float
         Ridge: the share of (fit, target) whose penalty was the smallest or largest of ``alphas`` (widen
         the grid when it is large); NaN for other estimators.
+    periods : dict
+        The model recording's periods (marked on the figure over model time).
     """
 
     scores: dict[str, np.ndarray]
@@ -181,6 +183,7 @@ class EncodingResult:
     n_folds: int
     n_stimuli: int
     edge_share: float
+    periods: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def ceiled(self, layer: str) -> np.ndarray:
         """R / ceiling per target (ceiling = sqrt(reliability)); NaN where the target is unreliable."""
@@ -246,6 +249,9 @@ class EncodingResult:
         ax.set_xlabel("model time step")
         ax.set_ylabel("median held-out r")
         ax.legend(frameon=False, fontsize=7)
+        from ..plotting import mark_periods
+
+        mark_periods(ax, self.periods)
         return ax
 
     def plot(self) -> Any:
@@ -384,8 +390,11 @@ def fit_encoding(
         noise = split_half_reliability(neural.trials, n_splits=n_splits, seed=seed)
     scores, r2 = _fit_all(readers, y, folds, model, neural.trials.shape[2:], progress)
     edge = float(np.mean(model.edge_hits)) if model.edge_hits else float("nan")
+    from ...recording import Recording
+
+    periods = features.periods if isinstance(features, Recording) else {}  # of the model's time axis
     return EncodingResult(scores, r2, {f.label: f.times for f in readers}, neural.times, noise, model.name,
-                          len(folds), n, edge)  # fmt: skip
+                          len(folds), n, edge, periods)  # fmt: skip
 
 
 def _fit_all(readers: list[Features], y: np.ndarray, folds: list, model: Estimator, shape: tuple, progress: Any
