@@ -176,3 +176,19 @@ def test_periods_mark_pca_and_encoding_figures_too():
     figures = [fit_pca(rec).plot(), fit_encoding(rec, rng.normal(size=(60, 3)), ceiling=False).plot()]
     for fig in figures:
         assert any({"cue", "delay"} <= {t.get_text() for t in ax.texts} for ax in fig.axes)
+
+
+def test_periods_mark_alignment_over_time():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rnnprobe.analysis import compare_representations
+
+    rng = np.random.default_rng(2)
+    rec = Recording({"h": rng.normal(size=(30, 6, 4))}).with_periods({"cue": (0, 2), "delay": (2, 6)})
+    over_time = compare_representations(rec, rec.select(time=slice(-1, None)), metric="cka").plot()
+    assert {"cue", "delay"} <= {t.get_text() for t in over_time.axes[0].texts}
+    matrix = compare_representations(rec, rec, metric="cka")
+    assert matrix.periods == (rec.periods, rec.periods)
+    ax = matrix.plot().axes[0]
+    assert len(ax.lines) == 4  # the periods' starts on both axes

@@ -31,11 +31,17 @@ def category_colors(values: np.ndarray) -> tuple[list[Any], dict[Any, str]]:
     return [lookup[v] for v in np.asarray(values).tolist()], lookup
 
 
-def mark_periods(ax: Any, periods: dict[str, tuple[float, float]] | None) -> None:
+def mark_periods(ax: Any, periods: dict[str, tuple[float, float]] | None, *, axis: str | None = None) -> None:
     """Shade alternate periods of a trial (name -> (start, end) in the x axis's time coordinate) and name
-    them at the top of an over-time panel; nothing where there are none.
+    them at the top of an over-time panel; nothing where there are none. ``axis="x"`` or ``"y"`` (the
+    axes of a time x time matrix): the periods' starts as thin white lines only.
     """
     if not periods:
+        return
+    if axis is not None:
+        line = ax.axvline if axis == "x" else ax.axhline
+        for start, _ in periods.values():
+            line(start, color="white", lw=0.6, alpha=0.8)
         return
     from matplotlib.transforms import blended_transform_factory
 

@@ -9,6 +9,8 @@ import numpy as np
 
 from ..._validation import check_progress
 from ...errors import ShapeError
+from ...recording import Recording
+from ..plotting import mark_periods
 from .engine import pair_values
 from .inputs import DISTANCE_METRICS, check_same_stimuli, check_settings, pair_argument, read_representation
 
@@ -45,6 +47,8 @@ class AlignmentResult:
     cv : int or None
         Folds of the cross-validation (the alignment fitted on the other folds), or None: in sample.
     n_stimuli : int
+    periods : (dict, dict)
+        Each side's recording periods (marked on the figure).
     """
 
     values: np.ndarray
@@ -55,6 +59,7 @@ class AlignmentResult:
     alpha: float
     cv: int | None
     n_stimuli: int
+    periods: tuple[dict, dict] = ({}, {})
 
     @property
     def value(self) -> float:
@@ -90,12 +95,15 @@ class AlignmentResult:
             ax.plot(self.times[side], self.values.ravel(), marker="o", ms=3, color="#0072B2")
             ax.set_xlabel(f"time ({self.layers[side]})")
             ax.set_ylabel(label)
+            mark_periods(ax, self.periods[side])
             return ax
         image = ax.imshow(self.values, origin="lower", aspect="auto", cmap="viridis_r" if self.kind == "distance"
                           else "viridis", extent=_extent(self.times[1]) + _extent(self.times[0]))  # fmt: skip
         ax.set_xlabel(f"time ({self.layers[1]})")
         ax.set_ylabel(f"time ({self.layers[0]})")
         ax.figure.colorbar(image, ax=ax, label=label)
+        mark_periods(ax, self.periods[1], axis="x")
+        mark_periods(ax, self.periods[0], axis="y")
         return image
 
     def plot(self) -> Figure:
@@ -200,5 +208,6 @@ def compare_representations(
                              progress=bar.update)  # fmt: skip
     kind = "distance" if settings.metric in DISTANCE_METRICS else "similarity"
     values = values.reshape(len(steps_a), len(steps_b))
+    periods = tuple(v.periods if isinstance(v, Recording) else {} for v in (a, b))
     return AlignmentResult(values, settings.metric, kind, (rep_a.label, rep_b.label), (rep_a.times, rep_b.times),
-                           settings.alpha, settings.cv, n)  # fmt: skip
+                           settings.alpha, settings.cv, n, periods)  # fmt: skip
