@@ -358,3 +358,17 @@ def test_dsa_from_a_config(tmp_path):
     config.write_text(config.read_text().replace("dsa_rank = 3", 'dsa_rank = "ten"'))
     out = _run("analyze", str(config), "--no-progress")
     assert out.returncode == 2 and "dsa_rank" in out.stderr
+
+
+def test_tdr_and_dpca_from_a_config(tmp_path):
+    config = _project(tmp_path, run='["tdr", "dpca"]', layers='["l0.h"]')
+    config.write_text(config.read_text().replace('comparison = "spearman"', 'comparison = "spearman"\n'
+                                                 'variables = ["label"]\nparameters = ["label"]'))  # fmt: skip
+    assert _run("record", str(config), "--no-progress").returncode == 0
+    out = _run("report", str(config), "--no-progress", "--export", "png")
+    assert out.returncode == 0, out.stderr
+    assert "tdr: max R2" in out.stdout and "dpca: label variance" in out.stdout
+    assert sorted(p.name for p in (tmp_path / "results" / "report_figures").iterdir()) == ["dpca.png", "tdr.png"]
+    config.write_text(config.read_text().replace('variables = ["label"]', 'variables = "label"'))
+    out = _run("analyze", str(config), "--no-progress")
+    assert out.returncode == 2 and "variables" in out.stderr

@@ -207,3 +207,34 @@ def test_dsa_between_models_on_request():
     assert "dsa" in result.figures()
     with pytest.raises(ArgumentError, match="at least two models"):
         compare_models({"one": recs["line 0"]}, analyses=["dsa"], progress=False)
+
+
+def test_jpca_tdr_and_dpca_sections_equal_the_direct_calls():
+    from rnnprobe.analysis import condition_average, fit_dpca, fit_jpca, fit_tdr
+
+    rng = np.random.default_rng(3)
+    stimulus = np.repeat(np.arange(4), 12)
+    choice = np.where(rng.random(48) < 0.5, -1, 1)
+    t = np.arange(10)[None, :, None]
+    angle = 0.3 * t + stimulus[:, None, None]
+    states = np.concatenate([np.cos(angle), np.sin(angle), choice[:, None, None] * t / 10 + 0 * angle], axis=2)
+    meta = {"stimulus": stimulus, "choice": choice}
+    recs = {"rotating": Recording({"h": states @ rng.normal(size=(3, 6)) + 0.05 * rng.normal(size=(48, 10, 6))},
+                                  metadata=meta),
+            "narrow": Recording({"h": rng.normal(size=(48, 10, 1))}, metadata=meta)}  # fmt: skip
+    result = compare_models(recs, target="stimulus", analyses=["jpca", "tdr", "dpca"], variables=["choice"],
+                            parameters=["stimulus"], progress=False)  # fmt: skip
+    rec = recs["rotating"]
+    direct = fit_jpca(condition_average(rec, "stimulus"), "h", n_components=6, soft_normalize=None)
+    np.testing.assert_allclose(result.jpca["rotating"].m_skew, direct.m_skew, atol=1e-12)
+    np.testing.assert_allclose(result.tdr["rotating"].axes, fit_tdr(rec, "h", variables=["choice"]).axes, atol=1e-12)
+    dpca = fit_dpca(rec, "h", parameters=["stimulus"])
+    np.testing.assert_allclose(result.dpca["rotating"].decoders["stimulus"], dpca.decoders["stimulus"], atol=1e-12)
+    assert isinstance(result.jpca["narrow"], str) and "could not run" in result.jpca["narrow"]  # one unit
+    table = result.table()
+    assert table["jpca: rotation explains"][1] is None and table["jpca: rotation explains"][0] > 0.5
+    assert {"tdr: max R2", "dpca: stimulus variance"} <= set(table)
+    assert {"jpca", "tdr", "dpca"} <= set(result.figures())
+    assert "jpca" not in compare_models({"rotating": rec}, target="stimulus", progress=False).analyses  # opt-in
+    with pytest.raises(ArgumentError, match="variables"):
+        compare_models(recs, analyses=["tdr"], progress=False)

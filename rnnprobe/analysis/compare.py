@@ -31,8 +31,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .pca import PCAResult
     from .rsa import RDMs, RSAResult
 
-ANALYSES = ("pca", "rdms", "rsa", "encoding", "decoding", "generalization", "alignment", "dsa", "fixed_points")
-OPT_IN = ("dsa",)  # run only when asked for (analyses=[..., "dsa"]): its settings depend on the models' time scales
+ANALYSES = ("pca", "rdms", "rsa", "encoding", "decoding", "generalization", "jpca", "tdr", "dpca", "alignment", "dsa",
+            "fixed_points")  # fmt: skip
+OPT_IN = ("dsa", "jpca")  # run only when asked for: their settings depend on the models and the stimuli
+POPULATION = ("jpca", "tdr", "dpca")  # of each model's focus layer; a model where one cannot run keeps the reason
 
 
 @dataclass
@@ -70,6 +72,9 @@ class ComparisonResult:
     alignment : DistanceMatrixResult or None
         Shape (or ``metric``) distances between every model's layers at the last time step, and their
         map.
+    jpca, tdr, dpca : dict of str to result or str
+        Per model: jPCA of the focus layer's averages per ``target`` value, TDR on ``variables``, dPCA by
+        ``parameters`` (or why it could not run on that model).
     dsa : DistanceMatrixResult or None
         Dynamical similarity (DSA angular distances) between every model's focus layer over time, and
         their map.
@@ -94,6 +99,9 @@ class ComparisonResult:
     encoding: dict[str, dict[str, EncodingResult]] = field(default_factory=dict)
     alignment: DistanceMatrixResult | None = None
     dsa: DistanceMatrixResult | None = None
+    jpca: dict[str, Any] = field(default_factory=dict)
+    tdr: dict[str, Any] = field(default_factory=dict)
+    dpca: dict[str, Any] = field(default_factory=dict)
     fixed_points: dict[str, FixedPointResult | str] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
@@ -169,6 +177,7 @@ class ComparisonResult:
                 row["alignment: nearest"] = self.alignment.nearest()[f"{name}: {self.focus[name]}"]
             if self.dsa is not None:
                 row["dsa: nearest"] = self.dsa.nearest()[name]
+            row.update(_population_row(self, name))
             if "fixed_points" in self.analyses:
                 fp = self.fixed_points.get(name)
                 searched = fp is not None and not isinstance(fp, str)
@@ -216,6 +225,9 @@ class ComparisonResult:
             makers["alignment"] = figs.alignment
         if self.dsa is not None:
             makers["dsa"] = figs.dsa
+        for analysis in POPULATION:
+            if any(not isinstance(r, str) for r in getattr(self, analysis).values()):
+                makers[analysis] = partial(figs.population, analysis=analysis)
         if any(not isinstance(fp, str) for fp in self.fixed_points.values()):
             makers["fixed-points"] = figs.fixed_points
         return makers
@@ -228,7 +240,7 @@ class ComparisonResult:
 
     def plot(self, analysis: str = "decoding") -> Figure:
         """One side-by-side figure: "pca", "rdms", "rsa-<neural name>", "encoding-<responses name>",
-        "decoding", "generalization", "alignment", "dsa" or "fixed-points".
+        "decoding", "generalization", "jpca", "tdr", "dpca", "alignment", "dsa" or "fixed-points".
         """
         makers = self._makers()
         if analysis not in makers:
@@ -403,6 +415,8 @@ def compare_models(
     metric: str = "shape",
     dsa_delays: int = 3,
     dsa_rank: int = 10,
+    variables: Sequence[str] | None = None,
+    parameters: Sequence[str] | None = None,
     estimator: Any = "ridge",
     cv: int = 5,
     n_permutations: int = 0,
@@ -439,7 +453,8 @@ def compare_models(
         Any of "pca", "rdms", "rsa", "encoding", "decoding", "generalization", "alignment", "dsa",
         "fixed_points". Default: all that the arguments allow (RSA with ``neural``, encoding with
         ``responses``, decoding and generalization with ``target``, alignment with two models or
-        more, fixed points with ``models``) but "dsa", which runs when asked for (two models or more).
+        more, TDR with ``variables``, dPCA with ``parameters``, fixed points with ``models``) but "dsa"
+        (two models or more) and "jpca" (with ``target``), which run when asked for.
     models : dict of str to model, optional
         The models (step protocol, or torch RNN modules) for the fixed-point search, searched at
         the constant input ``fixed_point_inputs`` (default zeros) from ``n_initial`` recorded
@@ -455,6 +470,10 @@ def compare_models(
     dsa_delays, dsa_rank : int
         DSA (:func:`~rnnprobe.analysis.dsa.pairwise_dynamics`) of each model's focus layer over time, its
         stimuli as trials: delays of the embedding and rank of the operators.
+    variables : list of str, optional
+        TDR (:func:`~rnnprobe.analysis.tdr.fit_tdr`) of each model's focus layer on these metadata columns.
+    parameters : list of str, optional
+        dPCA (:func:`~rnnprobe.analysis.dpca.fit_dpca`) of each model's focus layer by these columns.
     estimator, cv, n_permutations : optional
         Decoding settings (:func:`~rnnprobe.analysis.decoding.decode`), the same for every model.
     seed : int
@@ -501,14 +520,14 @@ def compare_models(
 
     check_option("metric", metric, METRICS)
     run = _analyses_to_run(analyses, neural=neural, target=target, models=models, responses=responses,
-                           n_models=len(names))  # fmt: skip
+                           n_models=len(names), variables=variables, parameters=parameters)  # fmt: skip
     fp_layers = _fixed_point_layers(fixed_point_layers, recordings, models) if "fixed_points" in run else {}
 
     result = ComparisonResult(names, chosen_layers, {}, run, target, _recordings=recordings)
-    result.settings = {"distance": distance, "comparison": comparison, "descriptor": descriptor, "metric": metric,
-                       "dsa_delays": check_int("dsa_delays", dsa_delays), "dsa_rank": check_int("dsa_rank", dsa_rank),
-                       "estimator": estimator if isinstance(estimator, str) else type(estimator).__name__,
-                       "cv": cv, "n_permutations": n_permutations, "seed": seed, "n_initial": n_initial}  # fmt: skip
+    result.settings = _settings(distance=distance, comparison=comparison, descriptor=descriptor, metric=metric,
+                                dsa_delays=dsa_delays, dsa_rank=dsa_rank, variables=variables, parameters=parameters,
+                                estimator=estimator, cv=cv, n_permutations=n_permutations, seed=seed,
+                                n_initial=n_initial)  # fmt: skip
     together = ("alignment", "dsa")  # analyses of all models at once
     steps = [(name, a) for name in names for a in run if a not in together and (a != "fixed_points" or name in models)]
     steps += [("all models", a) for a in together if a in run]
@@ -538,6 +557,15 @@ def compare_models(
     return result
 
 
+def _settings(**settings: Any) -> dict[str, Any]:
+    """The settings shared by every model's analyses, as the result (and its report) keeps them."""
+    settings["dsa_delays"] = check_int("dsa_delays", settings["dsa_delays"])
+    settings["dsa_rank"] = check_int("dsa_rank", settings["dsa_rank"])
+    estimator = settings["estimator"]
+    settings["estimator"] = estimator if isinstance(estimator, str) else type(estimator).__name__
+    return settings
+
+
 def _check_models(models: Mapping[str, Any] | None, names: list[str]) -> dict[str, Any]:
     models = {} if models is None else dict(models)
     for name in models:
@@ -557,13 +585,22 @@ def _check_columns(recordings: Mapping[str, Recording], **columns: str | None) -
 
 
 def _analyses_to_run(
-    analyses: Any, *, neural: Any, target: Any, models: Any, responses: Any, n_models: int
+    analyses: Any,
+    *,
+    neural: Any,
+    target: Any,
+    models: Any,
+    responses: Any,
+    n_models: int,
+    variables: Any = None,
+    parameters: Any = None,
 ) -> tuple[str, ...]:
     """The analyses in canonical order: those given (checked against what they need), else all possible."""
     needs = {"rsa": ("neural=...", neural), "encoding": ("responses=...", responses),
              "decoding": ("target=...", target), "generalization": ("target=...", target),
              "alignment": ("recordings of at least two models", n_models > 1),
-             "dsa": ("recordings of at least two models", n_models > 1),
+             "dsa": ("recordings of at least two models", n_models > 1), "jpca": ("target=...", target),
+             "tdr": ("variables=[...]", variables), "dpca": ("parameters=[...]", parameters),
              "fixed_points": ("models=...", models)}  # fmt: skip
     if analyses is None:
         return tuple(a for a in ANALYSES if a not in OPT_IN and (a not in needs or needs[a][1]))
@@ -645,6 +682,10 @@ class _Runner:
         if "generalization" in run:
             with self.timed("generalization", name):
                 result.generalization[name] = decode(rec, focus, result.target, generalize=True, **self.decoding)
+        for analysis in POPULATION:
+            if analysis in run:
+                with self.timed(analysis, name):
+                    getattr(result, analysis)[name] = _population(analysis, rec, focus, result)
         if "fixed_points" in run and name in self.models:
             self.dynamics(name, rec)
 
@@ -721,6 +762,43 @@ class _Runner:
                 layer=chosen if len(chosen) > 1 else chosen[0], n_initial=self.result.settings["n_initial"],
                 seed=self.result.settings["seed"], progress=False,
             )  # fmt: skip
+
+
+def _population(analysis: str, rec: Recording, layer: str, result: ComparisonResult) -> Any:
+    """jPCA, TDR or dPCA of one model's focus layer, or the reason it cannot run there (one clear line)."""
+    from ..errors import RnnprobeError
+    from .conditions import condition_average
+    from .dpca import fit_dpca
+    from .jpca import fit_jpca
+    from .tdr import fit_tdr
+
+    settings = result.settings
+    try:
+        if analysis == "jpca":
+            means = condition_average(rec, result.target, layers=layer)
+            units = int(np.prod(rec.unit_shape(layer)))
+            k = max(2, min(6, units, (len(means) * (means.shapes[layer][1] - 1))) // 2 * 2)
+            return fit_jpca(means, layer, n_components=k, soft_normalize=None)
+        if analysis == "tdr":
+            return fit_tdr(rec, layer, variables=list(settings["variables"]))
+        return fit_dpca(rec, layer, parameters=list(settings["parameters"]))
+    except RnnprobeError as error:
+        return f"{analysis} could not run on {layer!r}: {error}"
+
+
+def _population_row(c: ComparisonResult, name: str) -> dict[str, Any]:
+    """The table's numbers of jPCA, TDR and dPCA for one model (None where it could not run)."""
+    row: dict[str, Any] = {}
+    if name in c.jpca:
+        j = c.jpca[name]
+        row["jpca: rotation explains"] = None if isinstance(j, str) else (j.r2_skew / j.r2 if j.r2 > 0 else 0.0)
+        row["jpca: plane 1 frequency"] = None if isinstance(j, str) else float(j.frequencies[0])
+    if name in c.tdr:
+        row["tdr: max R2"] = None if isinstance(c.tdr[name], str) else float(c.tdr[name].r2.max())
+    if name in c.dpca and not isinstance(c.dpca[name], str):
+        for marginalization, share in c.dpca[name].marginal_variance.items():
+            row[f"dpca: {marginalization} variance"] = share
+    return row
 
 
 def _check_conditions(key: str, reference: Any, rdms: dict[str, Any], name: str, descriptor: str | None) -> None:

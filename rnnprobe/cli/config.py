@@ -33,6 +33,8 @@ A configuration (paths relative to the file)::
     comparison = "corr"                     # RDM comparison (as compare_rdms' comparison=)
     # metric = "shape"                      # alignment between models (as pairwise_distances' metric=)
     # dsa_delays = 3; dsa_rank = 10         # DSA between models (run = [..., "dsa"]; pairwise_dynamics)
+    # variables = ["choice", "coherence"]   # TDR of each model (fit_tdr); run = [..., "jpca"]: jPCA by target
+    # parameters = ["stimulus", "decision"] # dPCA of each model (fit_dpca)
 
     [neural."human IT"]                     # RDMs over the same stimuli (or descriptor values)
     subjects = "92_brainRDMs.mat"           # per-subject RDMs: noise ceiling (pooled when file is absent)
@@ -61,11 +63,12 @@ MODEL_KEYS = ("name", "checkpoint", "factory", "kwargs", "weights", "layers", "s
 TYPES: dict[str, tuple[type, ...]] = {"cv": (int,), "n_permutations": (int,), "seed": (int,), "n_initial": (int,),
                                       "target": (str,), "descriptor": (str,), "n": (int,), "split": (str,),
                                       "task": (bool,), "fixed_point_inputs": (list,), "dsa_delays": (int,),
-                                      "dsa_rank": (int,)}  # fmt: skip
+                                      "dsa_rank": (int,), "variables": (list,), "parameters": (list,)}  # fmt: skip
 STIMULI_KEYS = ("file", "task", "n", "split", "seed")
 NEURAL_KEYS = ("file", "variable", "subjects", "subjects_variable", "layout", "responses")
 ANALYSIS_KEYS = ("run", "target", "descriptor", "cv", "n_permutations", "distance", "comparison", "metric",
-                 "n_initial", "seed", "fixed_point_inputs", "dsa_delays", "dsa_rank")  # fmt: skip
+                 "n_initial", "seed", "fixed_point_inputs", "dsa_delays", "dsa_rank", "variables",
+                 "parameters")  # fmt: skip
 
 
 class ConfigError(ArgumentError):

@@ -206,6 +206,21 @@ def alignment(c: ComparisonResult) -> Figure:
     return c.alignment.plot()
 
 
+def population(c: ComparisonResult, analysis: str) -> Figure:
+    """JPCA (first jPC plane), TDR (trajectories on the first two axes) or dPCA (first component of the
+    first marginalisation after time), one panel per model where it ran.
+    """
+    results = {n: r for n, r in getattr(c, analysis).items() if not isinstance(r, str)}
+    fig, axes = _panels(len(results))
+    for ax, (name, result) in zip(axes[0], results.items(), strict=True):
+        if analysis == "dpca":
+            result.draw(ax, next((m for m in result.components if m != "time"), None))
+        else:
+            result.draw(ax)
+        ax.set_title(f"{name}: {ax.get_title()}" if ax.get_title() else name, fontsize=9)
+    return fig
+
+
 def dsa(c: ComparisonResult) -> Figure:
     """The DSA distance matrix of the models' focus layers over time and their MDS map."""
     return c.dsa.plot()
@@ -281,6 +296,12 @@ def sections(c: ComparisonResult) -> dict[str, tuple[str, str]]:
     out["dsa"] = ("Dynamical similarity (DSA)", "Angular distances between the models' dynamics (the linear "
                   "operators of their focus layers' delay embeddings, compared up to any rotation or reflection), "
                   "and their map (classical MDS).")  # fmt: skip
+    out["jpca"] = ("Rotational dynamics (jPCA)", f"Each model's focus layer averaged per value of {c.target}, in "
+                   "its first jPC plane (Churchland et al. 2012); circle: start.")  # fmt: skip
+    out["tdr"] = ("Targeted dimensionality reduction", "Condition averages on the first two task axes of each "
+                  f"model's focus layer (variables: {c.settings.get('variables')}).")  # fmt: skip
+    out["dpca"] = ("Demixed PCA", "The first demixed component of each model's focus layer (parameters: "
+                   f"{c.settings.get('parameters')}), over time, per condition.")  # fmt: skip
     out["fixed-points"] = ("Fixed points", "Fixed points at the constant input on the recorded trajectories (grey); "
                            "filled: stable, open: unstable with unstable eigenvectors (orange). Below: Jacobian "
                            "eigenvalues with the unit circle.")  # fmt: skip
@@ -303,6 +324,8 @@ def numbers(c: ComparisonResult, key: str) -> dict[str, list[Any]] | None:
         results = {"all models": c.alignment}
     elif key == "dsa":
         results = {"all models": c.dsa}
+    elif key in ("jpca", "tdr", "dpca"):
+        results = {n: r for n, r in getattr(c, key).items() if not isinstance(r, str)}
     elif key.startswith("rsa-"):
         neural = key[4:]
         results = {name: c.rsa[neural][name][c.best_rsa(neural, name)["layer"]] for name in c.names}
