@@ -192,3 +192,20 @@ def test_periods_mark_alignment_over_time():
     assert matrix.periods == (rec.periods, rec.periods)
     ax = matrix.plot().axes[0]
     assert len(ax.lines) == 4  # the periods' starts on both axes
+
+
+def test_periods_mark_rsa_over_time_and_survive_rsatoolbox():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rnnprobe.analysis import RDMs, compare_model_to_data, compute_rdms
+
+    rng = np.random.default_rng(4)
+    rec = Recording({"h": rng.normal(size=(8, 6, 5))}).with_periods({"cue": (0, 2), "delay": (2, 6)})
+    rdms = compute_rdms(rec, "h")
+    result = compare_model_to_data(rdms, rng.random(28))
+    assert result.periods == rec.periods
+    assert {"cue", "delay"} <= {t.get_text() for t in result.plot().axes[0].texts}
+    back = RDMs.from_rsatoolbox(rdms.to_rsatoolbox())
+    np.testing.assert_array_equal(back.dissimilarities, rdms.dissimilarities)
+    assert compute_rdms(Recording({"h": rng.normal(size=(8, 6, 5))}), "h").descriptors == {"layer": "h"}

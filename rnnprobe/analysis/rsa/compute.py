@@ -360,5 +360,5 @@ def compute_rdms(
         distance,
         conditions=conditions,
         rdm_descriptors={"time": times, "time_index": time_index},
-        descriptors={"layer": layer},
+        descriptors={"layer": layer, **({"periods": recording.periods} if recording.periods else {})},
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,6 +28,8 @@ class RSAResult:
     noise_ceiling : tuple of float or None
         (lower, upper) bound for a single data RDM, from per-subject RDMs.
     model_label, data_label : str
+    periods : dict
+        The model recording's periods (marked on the figure over model time).
     """
 
     similarity: np.ndarray
@@ -37,6 +39,7 @@ class RSAResult:
     noise_ceiling: tuple[float, float] | None = None
     model_label: str = "model"
     data_label: str = "data"
+    periods: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def best(self) -> dict[str, Any]:
         """The best-matching (model time, data time) and its similarity."""
@@ -74,6 +77,9 @@ class RSAResult:
             ax.axhline(0, color="black", lw=0.6)
             ax.set_xlabel(f"{self.model_label} time step")
             ax.set_ylabel(f"RDM similarity ({self.comparison})")
+            from ..plotting import mark_periods
+
+            mark_periods(ax, self.periods)
             ax.legend(frameon=False)
             ax.set_title(f"{self.model_label} vs {self.data_label}")
         else:
@@ -135,4 +141,5 @@ def compare_model_to_data(
         ceiling,
         model_label,
         data_label,
+        model.descriptors.get("periods", {}) if isinstance(model, RDMs) else {},
     )
