@@ -285,6 +285,8 @@ def _bootstrap(
     """
     _check_resampling_method(comparison)
     model_vectors, data_vectors = paired_vectors(model_rdms, data, names=("model_rdms", "data"))
+    _check_informative(model_vectors, "model_rdms", comparison)
+    _check_informative(data_vectors, "data", comparison)
     n_subjects, n_pairs = data_vectors.shape
     n_cond = n_conditions(n_pairs)
     if with_noise_ceiling and n_subjects < 2:
@@ -303,6 +305,11 @@ def _bootstrap(
     else:
         evaluations, ceiling = _bootstrap_loop(model_vectors, data_vectors, condition_draws, subject_draws, comparison,
                                                fast, with_noise_ceiling, progress)  # fmt: skip
+    if not np.isfinite(evaluations).any():
+        raise ArgumentError(
+            f"n_bootstrap: none of the {len(evaluations)} samples gives a defined similarity (a sample of conditions "
+            f"needs 3 or more distinct ones); pass more samples, or RDMs of more conditions."
+        )
     over = tuple(
         name for name, draws in (("conditions", condition_draws), ("subjects", subject_draws)) if draws is not None
     )
@@ -503,7 +510,9 @@ class PermutationResult:
 
 
 def _check_informative(vectors: np.ndarray, name: str, comparison: str) -> None:
-    """RDMs whose similarity is undefined under ``comparison`` (all zeros; constant for the others)."""
+    """Refuse RDMs whose similarity is undefined under ``comparison`` (all zeros; constant for the others),
+    before a permutation test or a bootstrap.
+    """
     flat = np.flatnonzero(~vectors.any(axis=1) if comparison == "cosine" else np.ptp(vectors, axis=1) == 0)
     if flat.size:
         what = "all zero" if comparison == "cosine" else "constant"
