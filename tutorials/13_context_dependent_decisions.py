@@ -83,7 +83,7 @@ for name, model in models.items():
     by_level = {c: round(float(correct[strength == c].mean()), 3) for c in task.coherences}
     by_context = {c: round(float(correct[test.metadata["context"] == c].mean()), 3) for c in ("motion", "colour")}
     print(f"{name}: accuracy {correct.mean():.3f}; by coherence {by_level}; by context {by_context}")
-    assert correct.mean() > 0.7, f"{name} did not learn the task"
+    assert correct.mean() > 0.65, f"{name} did not learn the task"  # chance 0.5, ideal observer 0.81
 
 # %% [markdown]
 # ## Recordings with the networks' own choices
