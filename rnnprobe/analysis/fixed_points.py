@@ -387,12 +387,12 @@ def find_fixed_points(
         n_eigenvalues = check_int("n_eigenvalues", n_eigenvalues, minimum=1)
     rng = np.random.default_rng(check_seed(seed))
     x0, x, u = _candidates(state_map, initial_states, inputs, layer, check_int("n_initial", n_initial), noise, rng)
-    plan = _plan(state_map, x0, x, u, tol=tol, max_iter=max_iter, solver=solver, krylov_dim=krylov_dim,
-                 memory=memory, outlier_distance=outlier_distance)  # fmt: skip
-    levels = _damping_levels(initial_damping, plan.solver)
-    plan.levels = len(levels)
     if stop_q is not None:
-        plan.stop_q = check_number("stop_q", stop_q, minimum=0, maximum=slow_q)
+        stop_q = check_number("stop_q", stop_q, minimum=0, maximum=slow_q)
+    plan = _plan(state_map, x0, x, u, tol=tol, max_iter=max_iter, solver=solver, krylov_dim=krylov_dim,
+                 memory=memory, outlier_distance=outlier_distance, initial_damping=initial_damping,
+                 stop_q=stop_q)  # fmt: skip
+    levels = plan.levels
     x, u = x.repeat(len(levels), 1), u.repeat(len(levels), 1)  # every start once per damping level
     damping = torch.as_tensor(levels, dtype=x.dtype, device=x.device).repeat_interleave(len(x) // len(levels))
     x, r, stalled, iterations = _search(state_map, x, u, damping, plan, progress)
@@ -485,11 +485,11 @@ class _Plan:
     radius: float
     scale: float
     stop_q: float | None = None
-    levels: int = 1
+    levels: tuple[float, ...] = (1.0,)  # initial dampings: every start is searched once per level
 
 
 def _plan(state_map: StateMap, x0: Tensor, x: Tensor, u: Tensor, *, solver: str, krylov_dim: int, memory: Any,
-          outlier_distance: float, **rest: Any) -> _Plan:  # fmt: skip
+          outlier_distance: float, initial_damping: Any, **rest: Any) -> _Plan:  # fmt: skip
     d = x0.shape[1]
     centre = x0.mean(dim=0)
     spread = torch.sqrt(((x0 - centre) ** 2).sum(dim=1).mean()).clamp(min=1e-12)
@@ -499,7 +499,7 @@ def _plan(state_map: StateMap, x0: Tensor, x: Tensor, u: Tensor, *, solver: str,
         solver = "dense" if d <= 128 else "matrix-free"
     per_state = 4 * 8 * d * d if solver == "dense" else 2 * state_map.bytes_per_state(x, u) + (krylov_dim + 16) * 8 * d
     return _Plan(solver, krylov_dim=krylov_dim, chunk=max(1, int(memory // per_state)), centre=centre, radius=radius,
-                 scale=float(scale), **rest)  # fmt: skip
+                 scale=float(scale), levels=_damping_levels(initial_damping, solver), **rest)  # fmt: skip
 
 
 # --- the search and the selection of its end points ------------------------------------------
@@ -569,8 +569,9 @@ def _select(state_map: StateMap, x: Tensor, u: Tensor, r: Tensor, stalled: Tenso
     slow_index = torch.nonzero(slow).flatten()
     slow_index = slow_index[_deduplicate(x[slow_index], u[slow_index], q[slow_index], radius)]
     # by input (in the order given), then by initial state: candidates are (level, input, start)-major
-    per_level = len(x) // plan.levels
-    key = lambda i: (i % per_level) * plan.levels + i // per_level  # noqa: E731
+    n_levels = len(plan.levels)
+    per_level = len(x) // n_levels
+    key = lambda i: (i % per_level) * n_levels + i // per_level  # noqa: E731
     points, slow_index = (idx[torch.argsort(key(idx))] for idx in (points, slow_index))
     return _Found(points, slow_index, q, int((~converged & ~far).sum()), int((finite & far).sum()),
                   int(keep.sum()) - len(points))  # fmt: skip

@@ -212,13 +212,8 @@ def linearize_points(result: FixedPointResult, *, which: str = "all") -> Lineari
     sm = result._state_map
     if sm is None:
         raise ArgumentError("result: it holds no model to linearise (made outside find_fixed_points).")
-    d, m = states.shape[1], inputs.shape[1]
-    jac, jac_u = np.zeros((len(states), d, d)), np.zeros((len(states), d, m))
-    for start in range(0, len(states), 64):
-        x = torch.as_tensor(states[start : start + 64], device=sm.device)
-        u = torch.as_tensor(inputs[start : start + 64], device=sm.device)
-        a, b = sm.jacobians(x, u, inputs=True)
-        jac[start : start + 64], jac_u[start : start + 64] = a.cpu().numpy(), b.cpu().numpy()
+    d = states.shape[1]
+    jac, jac_u = _point_jacobians(result, which, states, inputs)
     matrix = (jac - np.eye(d)) / sm.dt if sm.continuous_time else jac
     values, right = np.linalg.eig(matrix) if len(states) else (np.zeros((0, d), complex), np.zeros((0, d, d), complex))
     key = np.abs(values.real) if sm.continuous_time else np.abs(np.abs(values) - 1)
@@ -245,6 +240,21 @@ def _modes(lin: Linearization, members: np.ndarray, direction: np.ndarray, mode:
     right = np.real(lin.right[members, :, :LINE_MODES])
     cos = np.abs(np.einsum("pdj,d->pj", right, direction)) / np.maximum(np.linalg.norm(right, axis=1), 1e-300)
     return np.argmax(cos, axis=1)
+
+
+def _point_jacobians(result: FixedPointResult, which: str, states: np.ndarray, inputs: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """dF/dx and dF/du at the points: the search's own for its fixed points (dense solver), computed for the rest."""
+    from .fixed_points import _jacobians
+
+    sm = result._state_map
+    known = result.jacobians is not None and which != "slow"
+    start = len(result.q) if known else 0
+    x, u = (torch.as_tensor(v[start:], device=sm.device) for v in (states, inputs))
+    jac, jac_u = _jacobians(sm, x, u, 64)
+    if known:
+        jac, jac_u = np.concatenate([result.jacobians, jac]), np.concatenate([result.input_jacobians, jac_u])
+    return jac, jac_u
 
 
 def _cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:

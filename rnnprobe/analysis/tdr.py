@@ -246,7 +246,7 @@ def fit_tdr(
     z = (states - mean) / scale
     coef, _, _, _ = np.linalg.lstsq(design, z.reshape(n_trials, -1), rcond=None)
     fitted = design @ coef
-    total = ((z - z.mean(axis=0)) ** 2).reshape(n_trials, n_times, n_units).sum(axis=(0, 2))
+    total = ((z - z.mean(axis=0)) ** 2).sum(axis=(0, 2))
     residual = ((z.reshape(n_trials, -1) - fitted) ** 2).reshape(n_trials, n_times, n_units).sum(axis=(0, 2))
     r2 = 1 - residual / np.where(total > 0, total, 1.0)
     coefficients = coef[:-1].reshape(len(variables), n_times, n_units)

@@ -56,9 +56,9 @@ def _value(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float:
     return float(np.vdot(a, c @ b @ c.T))
 
 
-def _mm(a: np.ndarray, b: np.ndarray, c: np.ndarray, f: float, steps: int, s: float, bound: float,
-        stall: float = RTOL) -> tuple[np.ndarray, float, float, bool]:  # fmt: skip
-    """Monotone minorise-maximise steps until the relative gain falls below ``stall``: (C, f, s, stalled)."""
+def _mm(a: np.ndarray, b: np.ndarray, c: np.ndarray, f: float, steps: int, s: float, bound: float
+        ) -> tuple[np.ndarray, float]:  # fmt: skip
+    """Monotone minorise-maximise steps (at most ``steps``, fewer once the gain is negligible): (C, f)."""
     for _ in range(steps):
         gradient = a @ c @ b.T + a.T @ c @ b
         while True:
@@ -69,9 +69,9 @@ def _mm(a: np.ndarray, b: np.ndarray, c: np.ndarray, f: float, steps: int, s: fl
             s = min(2 * s, bound)
         gain = value - f
         c, f, s = candidate, max(value, f), max(s * 0.7, bound * 1e-6)
-        if gain <= stall * max(abs(f), 1e-300):
-            return c, f, s, True
-    return c, f, s, False
+        if gain <= RTOL * max(abs(f), 1e-300):
+            break
+    return c, f
 
 
 class _LocalModel:
@@ -213,11 +213,11 @@ def orthogonal_similarity(a: np.ndarray, b: np.ndarray, *, n_init: int = 8, seed
         f = _value(a, b, start)
         if f >= 1 - 1e-14:  # B is an orthogonal similarity of A, found exactly (the structured starts)
             return _result(a, b, start, f, len(runs) + 1, True)
-        c, f, s, stalled = _mm(a, b, start, f, MM_STEPS, bound * 0.05, bound)
-        runs.append((f, c, s, stalled))
+        c, f = _mm(a, b, start, f, MM_STEPS, bound * 0.05, bound)
+        runs.append((f, c))
     runs.sort(key=lambda run: -run[0])
     best = None
-    for f, c, _, _ in runs[:CONTINUED]:
+    for f, c in runs[:CONTINUED]:
         c, f, converged = _trust_region(a, b, c, f)
         if best is None or f > best.cosine:
             best = _result(a, b, c, f, len(runs), converged)
