@@ -171,3 +171,11 @@ def test_auto_needs_two_trials_per_condition_and_finite_states():
     trials[0, 0, 0] = np.nan
     with pytest.raises(NonFiniteError):
         fit_dpca(_recording(stim, dec, trials), parameters="stimulus")
+
+
+def test_significance_refuses_non_finite_states():
+    stim, dec, trials = _task(reps=(3, 3))
+    result = fit_dpca(_recording(stim, dec, trials), parameters=["stimulus", "decision"], n_components=1)
+    trials[2, 4, 1] = np.nan
+    with pytest.raises(NonFiniteError):
+        dpca_significance(_recording(stim, dec, trials), result, n_shuffles=2, n_splits=2)

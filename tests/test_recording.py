@@ -161,6 +161,8 @@ def test_periods_are_kept_through_a_store_and_marked_on_figures(tmp_path):
     assert {"fixation", "evidence", "response"} <= names
     with pytest.raises(ArgumentError, match="start < end"):
         rec.with_periods({"late": (5, 2)})
+    with pytest.raises(ArgumentError, match="finite"):
+        rec.with_periods({"late": (np.nan, 2)})
     with pytest.raises(ArgumentTypeError):
         rec.with_periods([(0, 1)])
 
