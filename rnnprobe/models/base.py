@@ -16,7 +16,8 @@ any state into one vector per batch element and back).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -131,6 +132,68 @@ class RecurrentModel(nn.Module):
         shaped = [piece.reshape(vector.shape[0], *leaf.shape[1:]) for piece, leaf in zip(pieces, leaves, strict=True)]
         return _rebuild(template, shaped)
 
+    def connection_parameters(self) -> dict[str, list[list[str]]]:
+        """Named connection types and, per layer, the parameters that carry each.
+
+        Scaling every parameter of a connection scales its contribution (the maps are linear), which
+        is what :class:`~rnnprobe.recording.Lesion` does to "cool" one type of connection. Models
+        without named connections return ``{}``.
+        """
+        return {}
+
     def extra_repr(self) -> str:
         """The model's configuration, shown in its repr."""
         return ", ".join(f"{k}={v!r}" for k, v in self.config.items())
+
+
+@contextlib.contextmanager
+def watch_steps(
+    model: nn.Module, *, before: Callable[[int], None] | None = None, after: Callable[[int], None] | None = None
+) -> Iterator[None]:
+    """Call ``before(t)`` and ``after(t)`` around every ``model.step`` call, t counted from each forward call.
+
+    The step method is wrapped on the instance (not the class) and unwrapped on exit, also on error;
+    contexts nest. Steps called outside ``model(...)`` count on from the last forward call.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from rnnprobe.models import GRU
+    >>> model, seen = GRU(2, 4, 1), []
+    >>> with watch_steps(model, before=seen.append):
+    ...     _ = model(torch.randn(3, 5, 2))
+    >>> seen
+    [0, 1, 2, 3, 4]
+    """
+    if not callable(getattr(model, "step", None)):
+        raise ArgumentTypeError(
+            f"model: {type(model).__name__} has no step method. Time steps are known for models on the "
+            f"step protocol (init_state/step); see rnnprobe.models.RecurrentModel."
+        )
+    clock = [0]
+    inner = model.step
+    saved = model.__dict__.get("step")
+
+    def step(*args: Any, **kwargs: Any) -> Any:
+        t = clock[0]
+        if before is not None:
+            before(t)
+        out = inner(*args, **kwargs)
+        clock[0] = t + 1
+        if after is not None:
+            after(t)
+        return out
+
+    def reset(module: nn.Module, args: Any) -> None:
+        clock[0] = 0
+
+    handle = model.register_forward_pre_hook(reset)
+    model.step = step
+    try:
+        yield
+    finally:
+        handle.remove()
+        if saved is None:
+            del model.step
+        else:
+            model.step = saved

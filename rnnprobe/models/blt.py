@@ -200,6 +200,23 @@ class BLT(RecurrentModel):
         y = torch.stack(outputs, dim=1)
         return (y, state) if return_state else y
 
+    def connection_parameters(self) -> dict[str, list[list[str]]]:
+        """``bottom-up``, ``lateral``, ``top-down`` (those the architecture has) and ``readout``, per layer.
+
+        A layer's top-down connection is the one it receives from the layer above.
+        """
+
+        def per_layer(prefix: str, modules: nn.ModuleList) -> list[list[str]]:
+            return [[f"{prefix}.{i}.{n}" for n, _ in m.named_parameters()] for i, m in enumerate(modules)]
+
+        found = {"bottom-up": per_layer("conv.bottom_up", self.conv.bottom_up)}
+        if len(self.conv.lateral):
+            found["lateral"] = per_layer("conv.lateral", self.conv.lateral)
+        if len(self.conv.top_down):
+            found["top-down"] = per_layer("conv.top_down", self.conv.top_down)
+        found["readout"] = [["classifier.weight", "classifier.bias"]]
+        return found
+
     @staticmethod
     def sequence_loss(logits: Tensor, labels: Tensor) -> Tensor:
         """Cross-entropy summed over time steps, averaged over the batch (Spoerer et al. 2017)."""

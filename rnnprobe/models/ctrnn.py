@@ -128,6 +128,14 @@ class CTRNN(RecurrentModel):
         r = self.tap_r(self.rate(x))
         return self.readout(r), x
 
+    def connection_parameters(self) -> dict[str, list[list[str]]]:
+        """``input`` (W_in, b), ``recurrent`` (W_rec) and ``readout``."""
+        return {
+            "input": [["input.weight", "input.bias"]],
+            "recurrent": [["recurrent.weight"]],
+            "readout": [["readout.weight", "readout.bias"]],
+        }
+
     def with_dt(self, dt: float) -> CTRNN:
         """A copy with the same weights, integrated with step size ``dt``."""
         twin = copy.deepcopy(self)

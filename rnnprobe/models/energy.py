@@ -64,6 +64,10 @@ class EnergyEfficientRNN(RecurrentModel):
         a = self.tap_a(self.recurrent(state) + x_t)
         return a, self.tap_h(torch.relu(a))
 
+    def connection_parameters(self) -> dict[str, list[list[str]]]:
+        """``recurrent`` (W, the learned prediction of the next input)."""
+        return {"recurrent": [["recurrent.weight"]]}
+
     @staticmethod
     def training_loss(preactivations: Tensor, data: object = None) -> Tensor:
         """Sum over time of the mean |a_t| over batch and units."""

@@ -90,14 +90,22 @@ class FastWeightsRNN(RecurrentModel):
             self.recurrent.weight.mul_(0.05)
         self.norm = nn.LayerNorm(hidden_size)  # normalises over units, per sample
         self.readout = nn.Linear(hidden_size, output_size)
-        self.tap_h, self.tap_inner = Tap("h"), Tap("inner")
+        self.tap_h, self.tap_inner = Tap("h"), Tap("inner", observe_only=True)
         self.record_fast_weights = record_fast_weights
-        self.tap_A = Tap("A") if record_fast_weights else None
+        self.tap_A = Tap("A", observe_only=True) if record_fast_weights else None
         self.config = dict(
             input_size=input_size, hidden_size=hidden_size, output_size=output_size, decay=self.decay,
             fast_lr=self.fast_lr, inner_steps=inner_steps, record_fast_weights=record_fast_weights,
             embedding_size=embedding_size,
         )  # fmt: skip
+
+    def connection_parameters(self) -> dict[str, list[list[str]]]:
+        """``input`` (C), ``recurrent`` (the slow weights W) and ``readout``; the fast weights are state."""
+        return {
+            "input": [["input.weight", "input.bias"]],
+            "recurrent": [["recurrent.weight"]],
+            "readout": [["readout.weight", "readout.bias"]],
+        }
 
     def init_state(self, batch_size: int) -> tuple[Tensor, Tensor]:
         """Zero hidden state and zero fast-weight matrix, for ``batch_size`` sequences."""

@@ -83,7 +83,10 @@ class TorchRNNStep(RecurrentModel):
         self.output_size = int(out_features) if out_features is not None else self.state_size
         parts = ["h"] + (["c"] if kind == "LSTM" else []) + (list(GATES[kind]) if record_gates else [])
         self.record_gates = record_gates
-        self.taps = nn.ModuleList(nn.ModuleDict({p: Tap(f"l{k}.{p}") for p in parts}) for k in range(self.num_layers))
+        self.taps = nn.ModuleList(
+            nn.ModuleDict({p: Tap(f"l{k}.{p}", observe_only=p in GATES[kind]) for p in parts})
+            for k in range(self.num_layers)
+        )
 
     def init_state(self, batch_size: int) -> State:
         """Zero hidden (and cell) states of every layer, for ``batch_size`` sequences."""
@@ -117,13 +120,26 @@ class TorchRNNStep(RecurrentModel):
             if self.record_gates:
                 for name, gate in zip(GATES[self.kind], gates, strict=True):
                     taps[name](gate)
-            hs.append(taps["h"](h))
+            h = taps["h"](h)  # the tapped h goes on (an intervention on it reaches the next layer and step)
+            hs.append(h)
             inp = h
             if self.training and self.rnn.dropout > 0 and k < self.num_layers - 1:
                 inp = nn.functional.dropout(inp, p=self.rnn.dropout, training=True)
         h_new = torch.stack(hs, dim=1)
         new_state = (h_new, torch.stack(cs, dim=1)) if self.kind == "LSTM" else h_new
         return self.readout(h_new[:, -1]), new_state
+
+    def connection_parameters(self) -> dict[str, list[list[str]]]:
+        """``input`` (W_ih, b_ih), ``recurrent`` (W_hh) of every layer, and ``readout`` if it has weights."""
+        found = {
+            "input": [[f"rnn.{n}" for n in (f"weight_ih_l{k}", f"bias_ih_l{k}") if hasattr(self.rnn, n)]
+                      for k in range(self.num_layers)],
+            "recurrent": [[f"rnn.weight_hh_l{k}"] for k in range(self.num_layers)],
+        }  # fmt: skip
+        readout = [f"readout.{n}" for n, _ in self.readout.named_parameters()]
+        if readout:
+            found["readout"] = [readout]
+        return found
 
     def torch_state(self, state: State) -> Tensor | tuple[Tensor, Tensor]:
         """A batch-first state in the (layers, batch, size) layout torch modules take as ``hx``."""

@@ -5,7 +5,9 @@
   :class:`Tap`) and where the states go (memory or a zarr store, batch by batch);
 - :mod:`.container`: the :class:`Recording` data model (also for neural responses);
 - :mod:`.store`, :mod:`.lazy`, :mod:`.indexing`: the zarr store, lazily read arrays, selections;
-- :mod:`.interop`: xarray and rsatoolbox.
+- :mod:`.interop`: xarray and rsatoolbox;
+- :mod:`.interventions`: :class:`Intervention` (unit-level changes through the same hooks),
+  :class:`Lesion` (virtual cooling of connection types) and :func:`intervene`.
 
 ``Recording`` and ``concat`` need numpy only; ``record``, ``recordable`` and ``Tap`` load torch
 when first used.
@@ -18,9 +20,16 @@ from typing import Any
 
 from .container import Recording, concat
 
-__all__ = ["Recording", "Tap", "concat", "record", "recordable"]
+__all__ = ["Intervention", "Lesion", "Recording", "Tap", "concat", "intervene", "record", "recordable"]
 
-_LAZY = {"record": ".recorder", "recordable": ".targets", "Tap": ".tap"}
+_LAZY = {
+    "record": ".recorder",
+    "recordable": ".targets",
+    "Tap": ".tap",
+    "Intervention": ".interventions",
+    "Lesion": ".interventions",
+    "intervene": ".interventions",
+}
 
 
 def __getattr__(name: str) -> Any:

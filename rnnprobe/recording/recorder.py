@@ -46,6 +46,7 @@ from ..errors import (
 )
 from .container import Recording, normalize_metadata
 from .destinations import MemoryDestination, StoreDestination
+from .interventions import as_changes, describe_changes, intervene
 from .sink import NonFiniteCounter, Sink
 from .store import StoreWriter
 from .tap import SEP
@@ -186,6 +187,7 @@ def record(
     forward: Callable[..., Any] | None = None,
     seed: int | None = None,
     provenance: Mapping[str, Any] | None = None,
+    interventions: Any = None,
     progress: bool | None = None,
 ) -> Recording:
     """Record hidden states of ``model`` for every stimulus, over time.
@@ -231,6 +233,9 @@ def record(
     provenance : dict, optional
         JSON-serialisable facts of your own (a config, a data set version) kept in the recording's
         provenance beside what rnnprobe records.
+    interventions : Intervention, Lesion or list of them, optional
+        Record the model changed by these (:func:`rnnprobe.recording.intervene`); the
+        recording's provenance lists them under ``"interventions"`` (``[]`` when intact).
     progress : bool or None
         Show a progress bar.
         None (default): a bar only when stderr is a terminal.
@@ -259,6 +264,7 @@ def record(
         chunk_stimuli = check_int("chunk_stimuli", chunk_stimuli)
     meta = normalize_metadata(metadata, n_stimuli)
     extra = _extra_provenance(provenance)
+    changes = [] if interventions is None else as_changes(interventions)
     seed = check_seed(seed)
     storage_dtype = _storage_dtype(dtype)
     requested, targets = _targets_of(model, layers, sequence)
@@ -269,23 +275,13 @@ def record(
     else:
         destination = MemoryDestination(n_stimuli, meta)
     call = forward if forward is not None else (lambda m, *xs: m(*xs))
-    model_device, model_dtype = _model_device_dtype(model)
-    run_device = check_device(device) or model_device
-    if run_device.type == "meta":
-        raise ArgumentError(
-            f"model: {type(model).__name__}'s parameters are on the meta device (shapes without data), so it "
-            f"computes nothing. Materialise it first (model.to_empty(device='cpu'), then load_state_dict)."
-        )
+    run_device, model_dtype = _run_device(model, device)
     sink = Sink(storage_dtype)
     nonfinite = NonFiniteCounter()
     rng = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
-    bar = None
-    if check_progress(progress):
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n_stimuli, unit="stim", desc=f"record {type(model).__name__}")
+    bar = _progress_bar(progress, n_stimuli, model)
     try:
-        with _attached(model, targets, sink, run_device), rng, torch.no_grad():
+        with _attached(model, targets, sink, run_device), intervene(model, changes), rng, torch.no_grad():
             if seed is not None:
                 torch.manual_seed(seed)
             for b, start in enumerate(range(0, n_stimuli, batch_size)):
@@ -297,6 +293,7 @@ def record(
                     check_first_batch(targets)
                     blocks = {name: blocks[name] for name in layer_order(requested, list(blocks))}
                     made = _provenance(model, list(blocks), seed, batch_size, storage_dtype, run_device, n_stimuli)
+                    made["interventions"] = describe_changes(changes)
                     _warn_unmarked_sequences(targets, blocks, inputs)
                     destination.open(blocks, {**extra, **made})
                 destination.write(blocks)
@@ -312,6 +309,26 @@ def record(
             bar.close()
     nonfinite.warn()
     return result
+
+
+def _run_device(model: nn.Module, device: Any) -> tuple[torch.device, torch.dtype]:
+    """Where the model runs and the dtype its floating-point inputs take."""
+    model_device, model_dtype = _model_device_dtype(model)
+    run_device = check_device(device) or model_device
+    if run_device.type == "meta":
+        raise ArgumentError(
+            f"model: {type(model).__name__}'s parameters are on the meta device (shapes without data), so it "
+            f"computes nothing. Materialise it first (model.to_empty(device='cpu'), then load_state_dict)."
+        )
+    return run_device, model_dtype
+
+
+def _progress_bar(progress: Any, n_stimuli: int, model: nn.Module) -> Any:
+    if not check_progress(progress):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=n_stimuli, unit="stim", desc=f"record {type(model).__name__}")
 
 
 def _targets_of(model: nn.Module, layers: Any, sequence: Sequence[str]) -> tuple[list[str], dict[str, Target]]:

@@ -35,14 +35,22 @@ class Tap(nn.Identity):
 
     A tap may carry its own name, used instead of its module path (handy for
     taps kept in a ``ModuleList``): ``Tap("l0.c")`` records as ``"l0.c"``.
+
+    Call a tap on the tensor the computation goes on with (``h = tap(h)``), so that
+    an intervention on it (:func:`rnnprobe.recording.intervene`) changes what
+    follows. A tap on a value that nothing downstream uses (an LSTM's gates,
+    kept inside its cell) is made with ``observe_only=True``: it records, and
+    interventions on it are refused rather than silently having no effect.
     """
 
-    def __init__(self, name: str | None = None) -> None:
+    def __init__(self, name: str | None = None, *, observe_only: bool = False) -> None:
         super().__init__()
         if name is not None and (not isinstance(name, str) or not name or SEP in name):
             raise ArgumentError(f"name: got {describe(name)}. Pass a non-empty string without {SEP!r}.")
         self.name = name
+        self.observe_only = bool(observe_only)
 
     def extra_repr(self) -> str:
         """The tap's own name, shown in its repr."""
-        return repr(self.name) if self.name else ""
+        text = repr(self.name) if self.name else ""
+        return f"{text}, observe_only=True" if self.observe_only else text
