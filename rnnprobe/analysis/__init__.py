@@ -54,6 +54,15 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".dsa": ("DMDResult", "DSAResult", "compare_dynamics", "fit_dmd", "pairwise_dynamics"),
     ".encoding": ("CeilingResult", "EncodingResult", "fit_encoding", "split_half_reliability"),
     ".alignment": ("AlignmentResult", "DistanceMatrixResult", "compare_representations", "pairwise_distances"),
+    ".speed_accuracy": (
+        "ComputeMatchedResult",
+        "SpeedAccuracyResult",
+        "compute_matched",
+        "readout_over_time",
+        "speed_accuracy",
+        "speed_accuracy_curve",
+        "step_flops",
+    ),
     ".protocol": ("AnalysisResult",),
 }
 _SOURCE = {name: module for module, names in _EXPORTS.items() for name in names}
