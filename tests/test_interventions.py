@@ -248,3 +248,34 @@ def test_a_timed_lesion_needs_the_step_protocol():
     with intervene(model, Lesion.masked("0.weight", np.zeros((4, 3)))):
         out = model(torch.ones(2, 3))
     torch.testing.assert_close(out, model[0].bias.detach().expand(2, 4))
+
+
+def test_random_unit_controls_draw_as_many_other_units():
+    from rnnprobe.recording import random_like
+
+    model, x = _blt(), _images(1)
+    change = Intervention.zero("layer1", units=[1, 5, 9], steps=[2])
+    controls = random_like(change, model, x, n_draws=30, seed=4)
+    again = random_like(change, model, x, n_draws=30, seed=4)
+    assert all(np.array_equal(a[0].units, b[0].units) for a, b in zip(controls, again, strict=True))
+    drawn = np.concatenate([c[0].units for c in controls])
+    assert all(len(c[0].units) == 3 and c[0].steps == [2] and c[0].kind == "zero" for c in controls)
+    assert not set(drawn) & {1, 5, 9} and drawn.max() < 64 and len(set(drawn)) > 30
+    with pytest.raises(ArgumentError, match="every unit"):
+        random_like(Intervention.zero("layer1"), model, x)
+
+
+def test_random_weight_controls_remove_as_many_weights_from_the_same_step():
+    from rnnprobe.recording import random_like
+
+    model, x = _blt(), _images(1)
+    controls = random_like(Lesion.cool("top-down", from_step=2), model, x, n_draws=5, seed=0)
+    n_top_down = model.conv.top_down[0].weight.numel()
+    for draw in controls:
+        assert sum(int((c.mask == 0).sum()) for c in draw) == n_top_down
+        assert all(c.from_step == 2 and not c.parameter.startswith("classifier") for c in draw)
+    with intervene(model, controls[0]):
+        changed = model(x)
+    assert torch.equal(changed[:, :2], model(x)[:, :2])
+    with pytest.raises(UnknownNameError, match="among"):
+        random_like(Lesion.cool("lateral"), model, x, among=["sideways"])

@@ -20,7 +20,7 @@ from typing import Any
 
 from .container import Recording, concat
 
-__all__ = ["Intervention", "Lesion", "Recording", "Tap", "concat", "intervene", "record", "recordable"]
+__all__ = ["Intervention", "Lesion", "Recording", "Tap", "concat", "intervene", "random_like", "record", "recordable"]
 
 _LAZY = {
     "record": ".recorder",
@@ -29,6 +29,7 @@ _LAZY = {
     "Intervention": ".interventions",
     "Lesion": ".interventions",
     "intervene": ".interventions",
+    "random_like": ".interventions",
 }
 
 
