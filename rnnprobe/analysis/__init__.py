@@ -54,6 +54,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".dsa": ("DMDResult", "DSAResult", "compare_dynamics", "fit_dmd", "pairwise_dynamics"),
     ".encoding": ("CeilingResult", "EncodingResult", "fit_encoding", "split_half_reliability"),
     ".alignment": ("AlignmentResult", "DistanceMatrixResult", "compare_representations", "pairwise_distances"),
+    ".intervention_effects": ("InterventionEffect", "intervention_effect"),
     ".speed_accuracy": (
         "ComputeMatchedResult",
         "SpeedAccuracyResult",

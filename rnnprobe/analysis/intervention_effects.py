@@ -1,0 +1,383 @@
+"""What an intervention does: behaviour, representational geometry and decodability over time, with statistics.
+
+:func:`intervention_effect` runs a model intact, changed (:mod:`rnnprobe.recording.interventions`)
+and under control changes (the same change on random units or weights,
+:func:`rnnprobe.recording.random_like`), all on the same stimuli, and reports at every time step:
+
+- the change of a per-stimulus score (accuracy of the readout, mean |output|, or your own),
+  mean(changed - intact), with a percentile bootstrap interval over stimuli (paired);
+- its empirical two-sided p-value against the controls' changes,
+  p = min(1, 2 min(#{c <= e} + 1, #{c >= e} + 1) / (n_controls + 1));
+- for each recorded layer, the correlation of the changed model's RDM with the intact model's
+  (RDMs: correlation distance between condition means) at the same step, with a bootstrap interval
+  over stimuli (resampled within conditions), and the controls' correlations;
+- optionally the cross-validated decoding accuracy of the labels from each layer, intact and changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._validation import check_int, check_probability, check_seed
+from ..errors import ArgumentError, NonFiniteError, ShapeError, UnknownNameError, describe
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+    from torch import nn
+
+    from ..recording import Recording
+
+SCORES = ("accuracy", "mean_abs_output")
+
+
+def accuracy_score(outputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(stimulus, time): 1 where the readout's largest output is the label."""
+    return (outputs.argmax(axis=-1) == labels[:, None]).astype(float)
+
+
+def mean_abs_output(outputs: np.ndarray, labels: Any = None) -> np.ndarray:
+    """(stimulus, time): the mean absolute output (e.g. the energy-efficient RNN's preactivation)."""
+    return np.abs(outputs).reshape(outputs.shape[0], outputs.shape[1], -1).mean(axis=-1)
+
+
+def _run(model: nn.Module, stimuli: Any, changes: Any, layers: list[str], batch_size: int) -> tuple[np.ndarray, Any]:
+    """(outputs (stimulus, time, ...), the recording of ``layers`` or None) in one pass under ``changes``."""
+    import torch
+
+    from ..recording import record
+
+    outputs: list[np.ndarray] = []
+
+    def forward(m: nn.Module, x: torch.Tensor) -> None:
+        outputs.append(m(x).detach().double().cpu().numpy())
+
+    recording = record(model, stimuli, layers=layers or None, batch_size=batch_size, forward=forward,
+                       interventions=changes, progress=False)  # fmt: skip
+    out = np.concatenate(outputs)
+    if out.ndim < 3:
+        raise ShapeError(f"model: gave outputs of shape {out.shape}; scores over time need (stimulus, time, ...).")
+    if not np.all(np.isfinite(out)):
+        raise NonFiniteError("model: its outputs hold NaN or inf under this change; no score or p-value is computed.")
+    return out, (recording if layers else None)
+
+
+def condition_rdms(states: np.ndarray, groups: list[np.ndarray], weights: np.ndarray | None = None) -> np.ndarray:
+    """Correlation-distance RDMs of condition means; states (stimulus, time, units); with ``weights``
+    (sample, stimulus) resampling weights within conditions, one RDM per sample: (sample, time, c, c).
+    """
+    if weights is None:
+        weights = np.ones((1, states.shape[0]))
+    means = np.stack(
+        [np.einsum("sn,ntu->stu", weights[:, g], states[g]) / weights[:, g].sum(1)[:, None, None] for g in groups],
+        axis=2,
+    )  # fmt: skip  (sample, time, condition, units)
+    centred = means - means.mean(axis=-1, keepdims=True)
+    norms = np.linalg.norm(centred, axis=-1, keepdims=True)
+    if np.any(norms == 0):
+        raise ArgumentError(
+            "layers: a condition mean is constant over units, so its correlation distance is undefined."
+        )
+    unit = centred / norms
+    return 1 - unit @ np.swapaxes(unit, -1, -2)
+
+
+def rdm_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of the upper triangles of RDMs (..., c, c), per leading index."""
+    i, j = np.triu_indices(a.shape[-1], 1)
+    x, y = a[..., i, j], b[..., i, j]
+    x = x - x.mean(axis=-1, keepdims=True)
+    y = y - y.mean(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (x * y).sum(-1) / np.sqrt((x * x).sum(-1) * (y * y).sum(-1))
+
+
+def within_condition_weights(groups: list[np.ndarray], n: int, n_bootstrap: int, seed: int | None) -> np.ndarray:
+    """(sample, stimulus) counts of a bootstrap that resamples stimuli within each condition."""
+    rng = np.random.default_rng(check_seed(seed))
+    weights = np.zeros((n_bootstrap, n))
+    rows = np.arange(n_bootstrap)[:, None]
+    for g in groups:
+        np.add.at(weights, (rows, g[rng.integers(0, g.size, size=(n_bootstrap, g.size))]), 1.0)
+    return weights
+
+
+def empirical_p(effect: np.ndarray, controls: np.ndarray) -> np.ndarray:
+    """Two-sided p-value of ``effect`` (time,) among ``controls`` (control, time)."""
+    low = (np.sum(controls <= effect, axis=0) + 1) / (controls.shape[0] + 1)
+    high = (np.sum(controls >= effect, axis=0) + 1) / (controls.shape[0] + 1)
+    return np.minimum(1.0, 2 * np.minimum(low, high))
+
+
+@dataclass
+class InterventionEffect:
+    """The effect of a change on a model over time (see :func:`intervention_effect`)."""
+
+    changes: list[dict[str, Any]]
+    score_name: str
+    intact: np.ndarray  # (stimulus, time) per-stimulus scores
+    changed: np.ndarray  # (stimulus, time)
+    effect: np.ndarray  # (time,) mean(changed - intact)
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    control_effects: np.ndarray  # (control, time)
+    p_values: np.ndarray | None  # (time,), None without controls
+    rdm_similarity: dict[str, np.ndarray] = field(default_factory=dict)  # layer -> (time,)
+    rdm_ci: dict[str, np.ndarray] = field(default_factory=dict)  # layer -> (2, time)
+    control_rdm_similarity: dict[str, np.ndarray] = field(default_factory=dict)  # layer -> (control, time)
+    rdm_p_values: dict[str, np.ndarray] = field(default_factory=dict)
+    decoding: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # layer -> {"intact", "changed"}
+    level: float = 0.95
+
+    def summary(self) -> dict[str, Any]:
+        """Per step: the effect, its interval and p-value; the RDM correlations and the controls' means."""
+        out: dict[str, Any] = {
+            "score": self.score_name, "changes": len(self.changes), "intact": self.intact.mean(0).tolist(),
+            "changed": self.changed.mean(0).tolist(), "effect": self.effect.tolist(), "ci_low": self.ci_low.tolist(),
+            "ci_high": self.ci_high.tolist(), "n_controls": int(self.control_effects.shape[0]),
+        }  # fmt: skip
+        if self.control_effects.size:
+            out["control_effect_mean"] = self.control_effects.mean(0).tolist()
+            out["p_values"] = self.p_values.tolist()
+        for layer, r in self.rdm_similarity.items():
+            out[f"rdm_r_{layer}"] = r.tolist()
+            if layer in self.control_rdm_similarity:
+                out[f"control_rdm_r_{layer}"] = self.control_rdm_similarity[layer].mean(0).tolist()
+        for layer, scores in self.decoding.items():
+            out[f"decoding_{layer}_intact"] = scores["intact"].tolist()
+            out[f"decoding_{layer}_changed"] = scores["changed"].tolist()
+        return out
+
+    def draw(self, ax: Any) -> Any:
+        """The score over time: intact, changed (with the interval of the change) and controls' band."""
+        steps = np.arange(self.intact.shape[1])
+        base = self.intact.mean(0)
+        ax.plot(steps, base, "-o", color="black", ms=3, label="intact")
+        ax.plot(steps, base + self.effect, "-o", color="#D55E00", ms=3, label="changed")
+        ax.fill_between(steps, base + self.ci_low, base + self.ci_high, color="#D55E00", alpha=0.25, lw=0)
+        if self.control_effects.size:
+            low, high = np.percentile(self.control_effects, [2.5, 97.5], axis=0)
+            ax.fill_between(steps, base + low, base + high, color="#0072B2", alpha=0.2, lw=0, label="random controls")
+        ax.set_xlabel("time step")
+        ax.set_ylabel(self.score_name)
+        ax.legend(frameon=False, fontsize="small")
+        return ax
+
+    def plot(self) -> Figure:
+        """The score over time, and each layer's RDM correlation with the intact model over time."""
+        from .plotting import pyplot
+
+        n = 1 + bool(self.rdm_similarity) + bool(self.decoding)
+        fig, axes = pyplot().subplots(1, n, figsize=(4.2 * n, 3.4), layout="constrained", squeeze=False)
+        self.draw(axes[0, 0])
+        steps = np.arange(self.intact.shape[1])
+        if self.rdm_similarity:
+            ax = axes[0, 1]
+            for layer, r in self.rdm_similarity.items():
+                (line,) = ax.plot(steps, r, "-o", ms=3, label=layer)
+                ax.fill_between(steps, *self.rdm_ci[layer], color=line.get_color(), alpha=0.25, lw=0)
+                if layer in self.control_rdm_similarity:
+                    ax.plot(steps, self.control_rdm_similarity[layer].mean(0), "--", color=line.get_color(),
+                            label=f"{layer}, random controls")  # fmt: skip
+            ax.set_xlabel("time step")
+            ax.set_ylabel("r(RDM changed, RDM intact)")
+            ax.legend(frameon=False, fontsize="small")
+        if self.decoding:
+            ax = axes[0, -1]
+            for layer, scores in self.decoding.items():
+                (line,) = ax.plot(steps, scores["intact"], "-", label=f"{layer} intact")
+                ax.plot(steps, scores["changed"], "--", color=line.get_color(), label=f"{layer} changed")
+            ax.set_xlabel("time step")
+            ax.set_ylabel("decoding accuracy")
+            ax.legend(frameon=False, fontsize="small")
+        return fig
+
+
+def _score_function(score: Any, labels: np.ndarray | None) -> tuple[str, Callable[..., np.ndarray]]:
+    if callable(score):
+        return getattr(score, "__name__", "score"), score
+    if score not in SCORES:
+        raise UnknownNameError(f"score: got {describe(score)}. Pass one of {list(SCORES)} or a callable.")
+    if score == "accuracy" and labels is None:
+        raise ArgumentError("labels: the accuracy score needs one label per stimulus. Pass labels=...")
+    return score, accuracy_score if score == "accuracy" else mean_abs_output
+
+
+def _scores(fn: Callable[..., np.ndarray], outputs: np.ndarray, labels: Any, stimuli: np.ndarray) -> np.ndarray:
+    values = np.asarray(fn(outputs, labels if labels is not None else stimuli), dtype=float)
+    if values.shape != outputs.shape[:2]:
+        raise ShapeError(f"score: returned shape {values.shape}; a score is (stimulus, time) = {outputs.shape[:2]}.")
+    if not np.all(np.isfinite(values)):
+        raise NonFiniteError("score: returned NaN or inf; no effect or p-value is computed from it.")
+    return values
+
+
+def _groups(conditions: Any, labels: Any, n: int) -> list[np.ndarray]:
+    values = conditions if conditions is not None else labels
+    if values is None:
+        raise ArgumentError("conditions: RDMs over layers need conditions (or labels). Pass conditions=...")
+    values = np.asarray(values)
+    if values.shape != (n,):
+        raise ShapeError(f"conditions: got {describe(values)}. Pass one condition per stimulus ({n}).")
+    groups = [np.flatnonzero(values == v) for v in np.unique(values)]
+    if len(groups) < 3:
+        raise ArgumentError(f"conditions: {len(groups)} condition(s); an RDM correlation needs at least 3.")
+    return groups
+
+
+def _as_numpy(values: Any) -> Any:
+    return values.detach().cpu().numpy() if hasattr(values, "detach") else values
+
+
+def _layer_rdms(recording: Recording, layers: list[str], groups: list[np.ndarray], weights: Any) -> dict[str, Any]:
+    out = {}
+    for layer in layers:
+        states = np.asarray(recording.get(layer, flatten=True), dtype=np.float64)
+        if not np.all(np.isfinite(states)):
+            raise NonFiniteError(f"layers: {layer!r} holds NaN or inf under this change; its RDM is undefined.")
+        out[layer] = condition_rdms(states, groups, weights)
+    return out
+
+
+def _effect(intact: np.ndarray, changed: np.ndarray, n_bootstrap: int, seed: Any, level: float) -> tuple:
+    diff = changed - intact
+    rng = np.random.default_rng(check_seed(seed))
+    n = diff.shape[0]
+    samples = np.stack([diff[rng.integers(0, n, n)].mean(0) for _ in range(n_bootstrap)])
+    tail = (1 - level) / 2
+    low, high = np.percentile(samples, [100 * tail, 100 * (1 - tail)], axis=0)
+    return diff.mean(0), low, high
+
+
+def intervention_effect(
+    model: nn.Module,
+    stimuli: Any,
+    interventions: Any,
+    *,
+    labels: Any = None,
+    score: str | Callable[..., np.ndarray] = "accuracy",
+    controls: Sequence[Any] | None = None,
+    layers: Sequence[str] | None = None,
+    conditions: Any = None,
+    decode: bool = False,
+    n_bootstrap: int = 1000,
+    level: float = 0.95,
+    seed: int | None = 0,
+    batch_size: int = 256,
+) -> InterventionEffect:
+    """The effect of interventions or lesions on a model's behaviour and representations, over time.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A model whose outputs are (stimulus, time, ...), e.g. any model of :mod:`rnnprobe.models`.
+    stimuli : Tensor or ndarray
+    interventions : Intervention, Lesion or list of them
+        The targeted change.
+    labels : array, optional
+        Class per stimulus (for ``score="accuracy"``, the default RDM conditions and decoding).
+    score : {"accuracy", "mean_abs_output"} or callable
+        Per-stimulus score at each step; a callable gets (outputs, labels or, without labels, the
+        stimuli) and returns (stimulus, time).
+    controls : list of changes, optional
+        Control changes (e.g. ``random_like(change, model, stimuli[:1], n_draws=20)``), each a
+        change or a list of changes; they give the p-values.
+    layers : list of str, optional
+        Layers whose RDM (and decoding) change over time is reported.
+    conditions : array, optional
+        Condition per stimulus for the RDMs (default: the labels); at least 3 conditions.
+    decode : bool
+        Also decode the labels from each layer (5-fold cross-validated ridge classifier), intact and changed.
+    n_bootstrap : int
+        Bootstrap samples over stimuli for the intervals.
+    level : float
+        Confidence level of the intervals.
+    seed : int, optional
+
+    Examples
+    --------
+    >>> import torch
+    >>> from rnnprobe.models import BLT
+    >>> from rnnprobe.recording import Lesion
+    >>> model = BLT("BL", image_size=8, maps=4, steps=3)
+    >>> x, y = torch.rand(30, 1, 8, 8), torch.randint(0, 10, (30,))
+    >>> result = intervention_effect(model, x, Lesion.cool("lateral", from_step=1), labels=y, n_bootstrap=100)
+    >>> float(result.effect[0])  # the first step runs before the lesion
+    0.0
+    """
+    labels = _as_numpy(labels)
+    x = _as_numpy(stimuli)
+    n = int(np.shape(x)[0])
+    if labels is not None and np.shape(labels) != (n,):
+        raise ShapeError(f"labels: got {describe(labels)}. Pass one label per stimulus ({n}).")
+    name, fn = _score_function(score, labels)
+    layers = [layers] if isinstance(layers, str) else list(layers or [])
+    groups = _groups(conditions, labels, n) if layers else []
+    controls = [] if controls is None else list(controls)
+    n_bootstrap = check_int("n_bootstrap", n_bootstrap)
+    level = check_probability("level", level)
+    if decode and (labels is None or not layers):
+        raise ArgumentError("decode: decoding needs labels and layers. Pass labels=... and layers=[...].")
+
+    weights = within_condition_weights(groups, n, n_bootstrap, seed) if layers else None
+    runs = {}
+    for key, change in (("intact", []), ("changed", interventions)):
+        outputs, recording = _run(model, stimuli, change, layers, batch_size)
+        runs[key] = (_scores(fn, outputs, labels, x), recording,
+                     _layer_rdms(recording, layers, groups, None) if layers else {},
+                     _layer_rdms(recording, layers, groups, weights) if layers else {})  # fmt: skip
+    effect, low, high = _effect(runs["intact"][0], runs["changed"][0], n_bootstrap, seed, level)
+    control_effects, control_r = _controls(model, stimuli, controls, layers, groups, runs, fn, labels, x, batch_size)
+    result = InterventionEffect(
+        changes=_describe(interventions), score_name=name, intact=runs["intact"][0], changed=runs["changed"][0],
+        effect=effect, ci_low=low, ci_high=high, control_effects=control_effects,
+        p_values=empirical_p(effect, control_effects) if controls else None, level=level,
+    )  # fmt: skip
+    _add_rdms(result, runs, control_r, level)
+    if decode:
+        result.decoding = _decoding(runs, layers, labels, seed)
+    return result
+
+
+def _describe(changes: Any) -> list[dict[str, Any]]:
+    from ..recording.interventions import describe_changes
+
+    return describe_changes(changes)
+
+
+def _controls(model, stimuli, controls, layers, groups, runs, fn, labels, x, batch_size) -> tuple:
+    """Each control's mean score change (control, time) and RDM correlations with the intact model."""
+    effects, rdm_r = [], {layer: [] for layer in layers}
+    base = runs["intact"][0]
+    for change in controls:
+        outputs, recording = _run(model, stimuli, change, layers, batch_size)
+        effects.append((_scores(fn, outputs, labels, x) - base).mean(0))
+        for layer, rdms in (_layer_rdms(recording, layers, groups, None) if layers else {}).items():
+            rdm_r[layer].append(rdm_correlation(rdms[0], runs["intact"][2][layer][0]))
+    shape = (0, base.shape[1])
+    return (np.array(effects) if effects else np.zeros(shape)), {k: np.array(v) for k, v in rdm_r.items() if v}
+
+
+def _add_rdms(result: InterventionEffect, runs: dict[str, Any], control_r: dict[str, np.ndarray], level: float) -> None:
+    tail = (1 - level) / 2
+    for layer in runs["intact"][2]:
+        r = rdm_correlation(runs["changed"][2][layer][0], runs["intact"][2][layer][0])
+        samples = rdm_correlation(runs["changed"][3][layer], runs["intact"][3][layer])  # (sample, time)
+        result.rdm_similarity[layer] = r
+        result.rdm_ci[layer] = np.nanpercentile(samples, [100 * tail, 100 * (1 - tail)], axis=0)
+        if layer in control_r:
+            result.control_rdm_similarity[layer] = control_r[layer]
+            result.rdm_p_values[layer] = empirical_p(r, control_r[layer])
+
+
+def _decoding(runs: dict[str, Any], layers: list[str], labels: np.ndarray, seed: Any) -> dict[str, Any]:
+    from .decoding import decode
+
+    out = {}
+    for layer in layers:
+        out[layer] = {key: decode(runs[key][1], layer, labels, estimator="ridge", seed=seed, progress=False).scores
+                      for key in ("intact", "changed")}  # fmt: skip
+    return out

@@ -1,0 +1,139 @@
+"""intervention_effect: against hand-run models, compute_rdms and brute-force p-values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.spatial.distance import squareform
+
+from rnnprobe import Recording
+from rnnprobe.analysis import compute_rdms, condition_average, decode, intervention_effect
+from rnnprobe.analysis.intervention_effects import (
+    condition_rdms,
+    empirical_p,
+    rdm_correlation,
+    within_condition_weights,
+)
+from rnnprobe.errors import ArgumentError, NonFiniteError, ShapeError, UnknownNameError
+from rnnprobe.recording import Intervention, Lesion, intervene, random_like
+
+
+@pytest.fixture(scope="module")
+def setup():
+    from rnnprobe.models import load
+    from rnnprobe.tasks import OccludedDigits
+
+    model = load("occluded-blt")  # trained: lesions change its answers
+    data = OccludedDigits(image_size=16, levels=(0, 4, 8, 12), fragment_size=4).sample(150, split="test", index=0)
+    return model, data.x, data.y.numpy()
+
+
+def test_the_effect_is_the_mean_change_of_accuracy_of_the_hand_run_models(setup):
+    model, x, labels = setup
+    change = Lesion.cool("lateral", from_step=1)
+    result = intervention_effect(model, x, change, labels=labels, n_bootstrap=300)
+    with torch.no_grad():
+        intact = (model(x).argmax(-1).numpy() == labels[:, None]).mean(0)
+        with intervene(model, change):
+            changed = (model(x).argmax(-1).numpy() == labels[:, None]).mean(0)
+    np.testing.assert_allclose(result.intact.mean(0), intact, atol=1e-12)
+    np.testing.assert_allclose(result.effect, changed - intact, atol=1e-12)
+    assert result.effect[0] == 0 and np.any(result.effect[1:] != 0)
+    assert np.all(result.ci_low <= result.effect + 1e-12) and np.all(result.effect <= result.ci_high + 1e-12)
+    assert result.p_values is None and result.changes == [change.describe()]
+
+
+def test_an_identity_change_has_no_effect_and_rdms_equal_to_the_intact_ones(setup):
+    model, x, labels = setup
+    result = intervention_effect(model, x, Intervention.scale("layer0", 1.0), labels=labels, layers=["layer1"],
+                                 conditions=labels % 5, n_bootstrap=100)  # fmt: skip
+    np.testing.assert_array_equal(result.effect, 0)
+    np.testing.assert_array_equal(result.ci_low, 0)
+    np.testing.assert_allclose(result.rdm_similarity["layer1"], 1, atol=1e-12)
+    np.testing.assert_allclose(result.rdm_ci["layer1"], 1, atol=1e-12)
+
+
+def test_p_values_against_controls_equal_a_brute_force_count(setup):
+    model, x, labels = setup
+    change = Intervention.zero("layer1", units=np.arange(0, 1024, 7))
+    controls = random_like(change, model, x[:1], n_draws=9, seed=0)  # layer1: 16 maps x 8 x 8
+    result = intervention_effect(model, x, change, labels=labels, controls=controls, layers=["layer1"], n_bootstrap=50)
+    effect, ctrl = result.effect, result.control_effects
+    for t in range(4):
+        below = 1 + sum(c <= effect[t] for c in ctrl[:, t])
+        above = 1 + sum(c >= effect[t] for c in ctrl[:, t])
+        assert result.p_values[t] == pytest.approx(min(1.0, 2 * min(below, above) / 10))
+    assert result.control_rdm_similarity["layer1"].shape == (9, 4)
+    same = intervention_effect(model, x, change, labels=labels, controls=[change] * 4, n_bootstrap=50)
+    np.testing.assert_array_equal(same.p_values, 1.0)
+
+
+def test_condition_rdms_equal_compute_rdms_of_condition_averages():
+    rng = np.random.default_rng(0)
+    states = rng.normal(size=(30, 2, 7))
+    conditions = np.repeat(np.arange(5), 6)
+    groups = [np.flatnonzero(conditions == c) for c in range(5)]
+    means = condition_average(Recording({"h": states}, metadata={"c": conditions}), "c")
+    for t in range(2):
+        expected = compute_rdms(means, "h", distance="correlation", time=[t]).dissimilarities
+        np.testing.assert_allclose(condition_rdms(states, groups)[0, t], squareform(expected[0]), atol=1e-12)
+
+
+def test_bootstrap_weights_resample_within_conditions_and_rdm_correlation_is_pearson():
+    groups = [np.arange(0, 4), np.arange(4, 10), np.arange(10, 11)]
+    weights = within_condition_weights(groups, 11, 50, 0)
+    for g in groups:
+        np.testing.assert_array_equal(weights[:, g].sum(1), g.size)
+    rng = np.random.default_rng(1)
+    a, b = rng.random((6, 6)), rng.random((6, 6))
+    a, b = a + a.T, b + b.T
+    i, j = np.triu_indices(6, 1)
+    assert rdm_correlation(a, b) == pytest.approx(np.corrcoef(a[i, j], b[i, j])[0, 1], abs=1e-12)
+    np.testing.assert_allclose(empirical_p(np.array([0.0]), np.array([[1.0], [2.0], [-1.0]])), [1.0])
+
+
+def test_decoding_intact_and_changed_equal_decode_on_the_recordings(setup):
+    from rnnprobe import record
+
+    model, x, labels = setup
+    change = Lesion.cool("top-down")
+    result = intervention_effect(model, x, change, labels=labels, layers=["layer1"], decode=True, n_bootstrap=20)
+    rec = record(model, x, layers=["layer1"], interventions=change, progress=False)
+    expected = decode(rec, "layer1", labels, estimator="ridge", seed=0, progress=False).scores
+    np.testing.assert_allclose(result.decoding["layer1"]["changed"], expected)
+
+
+def test_a_custom_score_and_the_protocol(setup, tmp_path):
+    from rnnprobe.analysis import AnalysisResult
+
+    model, x, labels = setup
+
+    def top_logit(outputs, labels):
+        return outputs.max(axis=-1)
+
+    controls = random_like(Lesion.cool("lateral"), model, x[:1], n_draws=3)
+    result = intervention_effect(model, x, Lesion.cool("lateral"), labels=labels, score=top_logit, layers=["layer0"],
+                                 controls=controls, n_bootstrap=20)  # fmt: skip
+    assert result.score_name == "top_logit" and isinstance(result, AnalysisResult)
+    assert set(result.summary()) >= {"effect", "p_values", "rdm_r_layer0", "control_rdm_r_layer0"}
+    result.plot().savefig(tmp_path / "effect.png")
+
+
+def test_bad_input_is_refused(setup):
+    model, x, labels = setup
+    change = Lesion.cool("lateral")
+    with pytest.raises(ArgumentError, match="labels"):
+        intervention_effect(model, x, change)
+    with pytest.raises(ShapeError, match="labels"):
+        intervention_effect(model, x, change, labels=labels[:5])
+    with pytest.raises(UnknownNameError, match="score"):
+        intervention_effect(model, x, change, labels=labels, score="f1")
+    with pytest.raises(ShapeError, match="score"):
+        intervention_effect(model, x, change, labels=labels, score=lambda o, y: o[:, 0])
+    with pytest.raises(NonFiniteError, match="score"):
+        intervention_effect(model, x, change, labels=labels, score=lambda o, y: o.max(-1) * np.nan)
+    with pytest.raises(ArgumentError, match="at least 3"):
+        intervention_effect(model, x, change, labels=labels, layers=["layer0"], conditions=labels % 2)
+    with pytest.raises(ArgumentError, match="decode"):
+        intervention_effect(model, x, change, labels=labels, decode=True)
