@@ -255,14 +255,19 @@ def test_random_unit_controls_draw_as_many_other_units():
 
     model, x = _blt(), _images(1)
     change = Intervention.zero("layer1", units=[1, 5, 9], steps=[2])
-    controls = random_like(change, model, x, n_draws=30, seed=4)
-    again = random_like(change, model, x, n_draws=30, seed=4)
+    controls = random_like(change, model, x, n_draws=30, seed=4, exclude=True)
+    again = random_like(change, model, x, n_draws=30, seed=4, exclude=True)
     assert all(np.array_equal(a[0].units, b[0].units) for a, b in zip(controls, again, strict=True))
     drawn = np.concatenate([c[0].units for c in controls])
     assert all(len(c[0].units) == 3 and c[0].steps == [2] and c[0].kind == "zero" for c in controls)
     assert not set(drawn) & {1, 5, 9} and drawn.max() < 64 and len(set(drawn)) > 30
     with pytest.raises(ArgumentError, match="every unit"):
         random_like(Intervention.zero("layer1"), model, x)
+    with pytest.raises(ShapeError, match="do not fit"):
+        random_like(Intervention.zero("layer1", units=[64]), model, x)
+    everywhere = random_like(Intervention.zero("layer1", units=np.arange(40)), model, x, n_draws=50, seed=0)
+    assert all(len(c[0].units) == 40 for c in everywhere)  # more than half the units: drawn among all 64
+    assert len(set(np.concatenate([c[0].units for c in everywhere]))) == 64
 
 
 def test_random_weight_controls_remove_as_many_weights_from_the_same_step():

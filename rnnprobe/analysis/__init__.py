@@ -55,7 +55,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ".encoding": ("CeilingResult", "EncodingResult", "fit_encoding", "split_half_reliability"),
     ".alignment": ("AlignmentResult", "DistanceMatrixResult", "compare_representations", "pairwise_distances"),
     ".intervention_effects": ("InterventionEffect", "intervention_effect"),
-    ".speed_accuracy": (
+    ".compute_cost": (
         "ComputeMatchedResult",
         "SpeedAccuracyResult",
         "compute_matched",

@@ -71,10 +71,8 @@ def condition_rdms(states: np.ndarray, groups: list[np.ndarray], weights: np.nda
     """
     if weights is None:
         weights = np.ones((1, states.shape[0]))
-    means = np.stack(
-        [np.einsum("sn,ntu->stu", weights[:, g], states[g]) / weights[:, g].sum(1)[:, None, None] for g in groups],
-        axis=2,
-    )  # fmt: skip  (sample, time, condition, units)
+    sums = [np.tensordot(weights[:, g], states[g], axes=(1, 0)) / weights[:, g].sum(1)[:, None, None] for g in groups]
+    means = np.stack(sums, axis=2)  # (sample, time, condition, units)
     centred = means - means.mean(axis=-1, keepdims=True)
     norms = np.linalg.norm(centred, axis=-1, keepdims=True)
     if np.any(norms == 0):

@@ -9,7 +9,7 @@ from .base import RecurrentModel
 from .blt import BLT
 from .checkpoint import load_checkpoint, save_checkpoint, task_from_checkpoint
 from .ctrnn import CTRNN
-from .energy import EnergyEfficientRNN, error_units, prediction_units
+from .energy import EnergyEfficientRNN, error_units, input_prediction, prediction_units
 from .fast_weights import FastWeightsRNN
 from .recurrent import GRU, LSTM, TorchRNNStep, VanillaRNN, from_module
 from .shipped import available, load
@@ -27,6 +27,7 @@ __all__ = [
     "available",
     "error_units",
     "from_module",
+    "input_prediction",
     "load",
     "load_checkpoint",
     "prediction_units",

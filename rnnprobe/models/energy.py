@@ -14,12 +14,14 @@ the others respond to what was not predicted (error units).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from .._validation import check_int
-from ..errors import ShapeError, describe
+from ..errors import ArgumentError, ShapeError, describe
 from ..recording.tap import Tap
 from .base import RecurrentModel
 
@@ -121,6 +123,37 @@ def prediction_units(
         mad = 1.4826 * np.median(np.abs(medians - center))  # normal-consistent MAD
         result[c.item()] = np.flatnonzero(np.abs(medians - center) > threshold * mad) if mad > 0 else np.array([], int)
     return result
+
+
+def input_prediction(preactivations: Any, inputs: Any) -> np.ndarray:
+    """How much of each input the recurrent drive predicts: 1 - ||a_t||^2 / ||x_t||^2, per stimulus and step.
+
+    With a_t = W h_{t-1} + x_t, the recurrent drive's prediction of the input is -W h_{t-1} =
+    x_t - a_t, and this is its R^2 (1: the input is cancelled exactly; 0: no prediction, as at
+    t = 0; negative: the drive adds to the input).
+
+    Parameters
+    ----------
+    preactivations, inputs : array, (stimulus, time, units)
+        The model's outputs a_t and the inputs x_t it was given.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.ones((1, 2, 4)); a = np.stack([x[0, 0], 0.5 * x[0, 1]])[None]
+    >>> input_prediction(a, x).tolist()
+    [[0.0, 0.75]]
+    """
+    a = np.asarray(preactivations, dtype=float)
+    x = np.asarray(inputs, dtype=float)
+    if a.shape != x.shape or a.ndim != 3:
+        raise ShapeError(
+            f"preactivations, inputs: got {describe(a)} and {describe(x)}. Pass both as (stimulus, time, units)."
+        )
+    power = (x**2).sum(axis=-1)
+    if np.any(power == 0):
+        raise ArgumentError("inputs: an input is all zeros, so the fraction of it that is predicted is undefined.")
+    return 1 - (a**2).sum(axis=-1) / power
 
 
 def error_units(preactivations: np.ndarray, labels: np.ndarray, *, threshold: float = 2.576) -> np.ndarray:

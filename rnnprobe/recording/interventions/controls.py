@@ -9,7 +9,7 @@ import numpy as np
 from torch import nn
 
 from ..._validation import check_int, check_seed
-from ...errors import ArgumentError, ArgumentTypeError, UnknownNameError, describe, format_choices
+from ...errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
 from .changes import Change, Intervention, Lesion
 from .weights import lesioned_parameters
 
@@ -22,8 +22,13 @@ def random_like(
     n_draws: int = 20,
     seed: int | None = 0,
     among: Sequence[str] | None = None,
+    exclude: bool = False,
 ) -> list[list[Change]]:
     """Controls for a targeted change: the same change on as many randomly chosen units or weights.
+
+    The weights of a lesion's controls are drawn among all weights of the connection types
+    ``among`` (the targeted ones included), so that a control removes a random set of as many
+    connections.
 
     Parameters
     ----------
@@ -39,6 +44,9 @@ def random_like(
     seed : int, optional
     among : list of str, optional
         Connection types the random weights come from (default: every type but ``readout``).
+    exclude : bool
+        Draw random units among the units the change does not select (default: among all units,
+        so that the controls are random sets of the same size).
 
     Returns
     -------
@@ -57,32 +65,34 @@ def random_like(
     n_draws = check_int("n_draws", n_draws)
     rng = np.random.default_rng(check_seed(seed))
     if isinstance(change, Intervention):
-        return [[draw] for draw in _random_units(change, model, stimulus, n_draws, rng)]
+        return [[draw] for draw in _random_units(change, model, stimulus, n_draws, rng, bool(exclude))]
     if isinstance(change, Lesion):
         return _random_weights(change, model, n_draws, rng, among)
     raise ArgumentTypeError(f"change: got {describe(change)}. Pass an Intervention or a Lesion.")
 
 
-def _random_units(change: Intervention, model: nn.Module, stimulus: Any, n_draws: int, rng: Any) -> list[Intervention]:
+def _random_units(
+    change: Intervention, model: nn.Module, stimulus: Any, n_draws: int, rng: Any, exclude: bool
+) -> list[Intervention]:
     if change._mask is None:
         raise ArgumentError(
-            f"change: the intervention on {change.layer!r} changes every unit, so there are no other units to draw "
-            f"a control from. Select units (units=...) to compare with random units."
+            f"change: the intervention on {change.layer!r} changes every unit, so a random set of as many units "
+            f"is the same set. Select units (units=...) to compare with random units."
         )
     from ..recorder import record
 
     shape = record(model, stimulus, layers=[change.layer], progress=False).shapes[change.layer][2:]
     n = int(np.prod(shape))
-    chosen = np.zeros(n, dtype=bool)
-    if change._mask.dtype == bool:
-        chosen[:] = change._mask.reshape(-1) if change._mask.size == n else False
-    else:
-        chosen[change._mask[change._mask < n]] = True
-    pool = np.flatnonzero(~chosen)
+    mask = change._mask
+    if (mask.dtype == bool and mask.size != n) or (mask.dtype != bool and mask.size and mask.max() >= n):
+        raise ShapeError(f"units: do not fit {change.layer!r}, which has {n} units {shape}.")
+    chosen = mask.reshape(-1).copy() if mask.dtype == bool else np.isin(np.arange(n), mask)
+    pool = np.flatnonzero(~chosen) if exclude else np.arange(n)
     k = int(chosen.sum())
     if k == 0 or k > pool.size:
         raise ArgumentError(
-            f"change: selects {k} of {n} units of {change.layer!r}; a random control needs 1 to {n // 2} units."
+            f"change: selects {k} of {n} units of {change.layer!r}, and the controls draw from {pool.size}. "
+            f"{'Pass exclude=False to draw among all units.' if exclude else 'Select at least one unit.'}"
         )
     return [
         Intervention(

@@ -7,7 +7,7 @@ import pytest
 import torch
 from scipy.stats import spearmanr
 
-from rnnprobe.analysis.speed_accuracy import (
+from rnnprobe.analysis.compute_cost import (
     compute_matched,
     speed_accuracy,
     speed_accuracy_curve,
