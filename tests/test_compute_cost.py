@@ -31,6 +31,28 @@ def test_flops_equal_hand_counts_for_convolutions_and_linear_layers():
     np.testing.assert_array_equal(step_flops(GRU(inputs, hidden, 1), torch.rand(1, 5, inputs)), [gru] * 5)
 
 
+def test_flops_of_a_model_without_a_step_method_are_split_at_the_calls_of_a_module():
+    class Loop(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cell, self.readout = torch.nn.RNNCell(3, 5), torch.nn.Linear(5, 2)
+
+        def forward(self, x):
+            h, outs = torch.zeros(x.shape[0], 5), []
+            for t in range(x.shape[1]):
+                h = self.cell(x[:, t], h)
+                outs.append(self.readout(h))
+            return torch.stack(outs, 1) @ torch.ones(2, 2)  # after the last call: added to the last step
+
+    per_step = 2 * (5 * 3 + 5 * 5) + 2 * 5 * 2
+    np.testing.assert_array_equal(step_flops(Loop(), torch.rand(2, 4, 3), step_module="readout"),
+                                  [per_step] * 3 + [per_step + 2 * 4 * 2 * 2])  # fmt: skip
+    with pytest.raises(UnknownNameError, match="step_module"):
+        step_flops(Loop(), torch.rand(2, 4, 3), step_module="output")
+    with pytest.raises(ArgumentTypeError, match="step"):
+        step_flops(Loop(), torch.rand(2, 4, 3))
+
+
 def _brute_stops(probabilities, thresholds, criterion):
     n, t_max, k = probabilities.shape
     stops = np.zeros((len(thresholds), n), int)

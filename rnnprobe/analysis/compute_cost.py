@@ -25,14 +25,22 @@ bootstrap intervals over stimuli.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .._validation import check_int, check_number, check_option, check_probability, check_seed
-from ..errors import ArgumentError, ArgumentTypeError, NonFiniteError, ShapeError, describe
+from ..errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    NonFiniteError,
+    ShapeError,
+    UnknownNameError,
+    describe,
+    format_choices,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -41,16 +49,21 @@ if TYPE_CHECKING:  # pragma: no cover
 CRITERIA = ("entropy", "probability")
 
 
-def step_flops(model: nn.Module, stimulus: Any) -> np.ndarray:
-    """FLOPs per stimulus spent in each time step of a step-protocol model, counted by torch.
+def step_flops(model: nn.Module, stimulus: Any, *, step_module: str | None = None) -> np.ndarray:
+    """FLOPs per stimulus spent in each time step, counted by torch.
 
     Parameters
     ----------
-    model : RecurrentModel
-        A model on the step protocol (``init_state``/``step``), e.g. any model of :mod:`rnnprobe.models`.
+    model : torch.nn.Module
+        A model on the step protocol (``init_state``/``step``), e.g. any model of :mod:`rnnprobe.models`;
+        or any module whose time steps are the calls of one submodule (``step_module``).
     stimulus : Tensor or ndarray
         One stimulus batch as the model takes it, e.g. ``(1, channels, size, size)`` images; the
         count is divided by the batch size (these models spend the same compute on every stimulus).
+    step_module : str, optional
+        For models without a step method: the recordable module (e.g. the readout) whose calls end
+        the time steps; step t holds the FLOPs after call t - 1 up to call t, and FLOPs after the
+        last call are added to the last step.
 
     Returns
     -------
@@ -68,18 +81,46 @@ def step_flops(model: nn.Module, stimulus: Any) -> np.ndarray:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from ..models.base import watch_steps
-
     x = torch.as_tensor(stimulus)
     if x.dim() == 0 or x.shape[0] == 0:
         raise ShapeError(f"stimulus: got {describe(stimulus)}. Pass a batch of at least one stimulus.")
     totals: list[int] = []
     counter = FlopCounterMode(display=False)
-    with watch_steps(model, after=lambda t: totals.append(counter.get_total_flops())), counter, torch.no_grad():
+    with _step_marks(model, step_module, lambda: totals.append(counter.get_total_flops())), counter, torch.no_grad():
         model(x.to(next(iter(model.parameters())).dtype) if x.is_floating_point() else x)
     if not totals:
         raise ArgumentError(f"model: {type(model).__name__} ran no step on the stimulus; nothing to count.")
+    totals[-1] = counter.get_total_flops()
     return np.diff(np.asarray([0, *totals], dtype=float)) / x.shape[0]
+
+
+def _step_marks(model: nn.Module, step_module: str | None, mark: Callable[[], None]) -> Any:
+    """A context calling ``mark()`` at the end of every time step."""
+    from ..models.base import watch_steps
+
+    if step_module is None:
+        return watch_steps(model, after=lambda t: mark())
+    from ..recording.targets import named_modules
+
+    modules = named_modules(model)
+    if step_module not in modules:
+        raise UnknownNameError(
+            f"step_module: {step_module!r} is not a module of {type(model).__name__} ({format_choices(modules)})."
+        )
+    return _Hooked(modules[step_module], mark)
+
+
+class _Hooked:
+    """A forward hook for the duration of a with-block."""
+
+    def __init__(self, module: nn.Module, mark: Callable[[], None]) -> None:
+        self.module, self.mark, self.handle = module, mark, None
+
+    def __enter__(self) -> None:
+        self.handle = self.module.register_forward_hook(lambda *_: self.mark())
+
+    def __exit__(self, *exc: Any) -> None:
+        self.handle.remove()
 
 
 def readout_over_time(
@@ -374,12 +415,14 @@ def speed_accuracy(
     solution_threshold: float = 0.5,
     interventions: Any = None,
     name: str | None = None,
+    step_module: str | None = None,
     batch_size: int = 256,
 ) -> SpeedAccuracyResult:
     """Run a step-protocol classifier on ``stimuli`` and trace accuracy against mean compute.
 
     The readouts come from :func:`readout_over_time` (under ``interventions`` if given), the
-    FLOPs per step from :func:`step_flops`; see :func:`speed_accuracy_curve` for the rest.
+    FLOPs per step from :func:`step_flops` (``step_module`` for models without a step method);
+    see :func:`speed_accuracy_curve` for the rest.
 
     Examples
     --------
@@ -399,7 +442,7 @@ def speed_accuracy(
     from ..recording import intervene
 
     with intervene(model, [] if interventions is None else interventions):
-        flops = step_flops(model, x[:1])
+        flops = step_flops(model, x[:1], step_module=step_module)
     labels = labels.numpy() if isinstance(labels, torch.Tensor) else labels
     return speed_accuracy_curve(logits, labels, flops, thresholds=thresholds, criterion=criterion,
                                 solution_threshold=solution_threshold, name=name or type(model).__name__)  # fmt: skip
