@@ -74,8 +74,10 @@ fig.savefig("speed_accuracy.png", dpi=120)
 #
 # Each model's cost is the mean FLOPs at which it reaches its best accuracy; `compute_matched` scores
 # every model at every other model's cost (its best accuracy with no more compute), with intervals from
-# resampling the stimuli. NaN: the model cannot run that cheaply (here, one step of BL costs more than
-# a whole pass of a feedforward control: its lateral convolutions run at every step, also the first).
+# resampling the stimuli. NaN: the model cannot run that cheaply. BL's and BLT's first step costs what
+# B's single pass costs (no recurrent input yet, so no recurrent FLOPs), but every later step costs 1.8
+# to 2.1 M FLOPs, more than a whole pass of a feedforward control: at the controls' compute, the
+# recurrent models stop almost every stimulus at the first step.
 
 # %%
 matched = compute_matched(curves, n_bootstrap=500, seed=0)
@@ -92,7 +94,7 @@ for recurrent in ("BL", "BLT"):
           f"accuracy against {recurrent}")  # fmt: skip
     assert matched.ci_high[i, j] < 0  # more feedforward compute does not buy the recurrent models' accuracy
     k = matched.names.index(recurrent)
-    print(f"{recurrent} at {best_ff}'s compute: {matched.accuracy[k, i]} (cannot complete one step)")
+    print(f"{recurrent} at {best_ff}'s compute: {matched.accuracy[k, i]:.3f} (its first step only)")
 
 # %% [markdown]
 # ## Solution times grow with occlusion

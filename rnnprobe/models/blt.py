@@ -171,16 +171,21 @@ class BLT(RecurrentModel):
             for i in range(self.n_layers)
         )
 
-    def step(self, x_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
-        """One time step given the image ``x_t`` (batch, channels, size, size)."""
+    def step(self, x_t: Tensor, state: tuple[Tensor, ...] | None) -> tuple[Tensor, tuple[Tensor, ...]]:
+        """One time step given the image ``x_t`` (batch, channels, size, size).
+
+        ``state=None`` is the empty initial state: lateral and top-down inputs are zero (the
+        convolutions have no bias), so they are not computed. ``forward`` starts this way, which
+        gives the same values as ``init_state`` and spends no FLOPs on recurrence at the first step.
+        """
         conv = self.conv
         new: list[Tensor] = []
         below = x_t
         for i in range(self.n_layers):
             pre = conv.bottom_up[i](below if i == 0 else self.pool(below))
-            if len(conv.lateral):
+            if len(conv.lateral) and state is not None:
                 pre = pre + conv.lateral[i](state[i])
-            if len(conv.top_down) and i < self.n_layers - 1:
+            if len(conv.top_down) and i < self.n_layers - 1 and state is not None:
                 pre = pre + conv.top_down[i](state[i + 1])
             a = self.taps[i](conv.norms[i](torch.relu(pre)))
             new.append(a)
@@ -191,8 +196,6 @@ class BLT(RecurrentModel):
     def forward(self, x: Tensor, state: tuple[Tensor, ...] | None = None, *, return_state: bool = False):
         """Present the image for ``steps`` steps; logits are (batch, steps, n_classes)."""
         self.check_input(x)
-        if state is None:
-            state = self.init_state(x.shape[0])
         outputs = []
         for _ in range(self.steps):
             y, state = self.step(x, state)
