@@ -238,3 +238,41 @@ def test_jpca_tdr_and_dpca_sections_equal_the_direct_calls():
     assert "jpca" not in compare_models({"rotating": rec}, target="stimulus", progress=False).analyses  # opt-in
     with pytest.raises(ArgumentError, match="variables"):
         compare_models(recs, analyses=["tdr"], progress=False)
+
+
+def test_speed_accuracy_and_interventions_in_a_comparison_equal_the_direct_calls(tmp_path):
+
+    import rnnprobe
+    from rnnprobe.analysis import compute_matched, intervention_effect, speed_accuracy
+    from rnnprobe.recording import Lesion, random_like
+
+    models = {k: rnnprobe.models.load(n) for k, n in {"BL": "occluded-bl", "BLT": "occluded-blt"}.items()}
+    data = rnnprobe.models.task_from_checkpoint(models["BLT"]).sample(150, split="test", index=0)
+    recs = {k: rnnprobe.record(m, data.x, metadata=data.metadata, progress=False) for k, m in models.items()}
+    change = Lesion.cool("lateral", from_step=1)
+    c = compare_models(recs, target="label", models=models, stimuli=data.x, layers="layer1",
+                       analyses=["decoding", "speed_accuracy", "interventions"], n_controls=2, cv=3,
+                       interventions={"cooled": ("BLT", change)}, progress=False)  # fmt: skip
+    direct = speed_accuracy(models["BL"], data.x, data.y, name="BL")
+    np.testing.assert_array_equal(c.speed_accuracy["BL"].stop_steps, direct.stop_steps)
+    matched = compute_matched({"BL": direct, "BLT": speed_accuracy(models["BLT"], data.x, data.y)}, seed=0)
+    np.testing.assert_allclose(c.compute_matched.difference, matched.difference)
+    controls = random_like(change, models["BLT"], data.x[:1], n_draws=2, seed=0)
+    effect = intervention_effect(models["BLT"], data.x, change, labels=data.y, controls=controls, layers=["layer1"])
+    np.testing.assert_allclose(c.interventions["cooled"].effect, effect.effect)
+    np.testing.assert_allclose(c.interventions["cooled"].control_effects, effect.control_effects)
+    assert c.table()["speed-accuracy: best accuracy"] == [direct.best()[0], c.speed_accuracy["BLT"].best()[0]]
+    assert {"speed-accuracy", "intervention-cooled"} <= set(c.figures())
+    html = c.save(tmp_path / "report.html").read_text()
+    assert "Speed-accuracy and compute" in html and "Intervention: cooled" in html
+
+
+def test_interventions_need_their_model_and_the_stimuli():
+    from rnnprobe.errors import ArgumentError, UnknownNameError
+    from rnnprobe.recording import Lesion
+
+    rec = Recording({"h": np.zeros((4, 2, 3))}, metadata={"label": [0, 1, 0, 1]})
+    with pytest.raises(UnknownNameError, match="not in models"):
+        compare_models({"a": rec}, interventions={"x": ("a", Lesion.cool("lateral"))}, progress=False)
+    with pytest.raises(ArgumentError, match="speed_accuracy"):
+        compare_models({"a": rec}, analyses=["speed_accuracy"], progress=False)

@@ -32,8 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .rsa import RDMs, RSAResult
 
 ANALYSES = ("pca", "rdms", "rsa", "encoding", "decoding", "generalization", "jpca", "tdr", "dpca", "alignment", "dsa",
-            "fixed_points")  # fmt: skip
-OPT_IN = ("dsa", "jpca")  # run only when asked for: their settings depend on the models and the stimuli
+            "fixed_points", "speed_accuracy", "interventions")  # fmt: skip
+OPT_IN = ("dsa", "jpca", "speed_accuracy")  # run only when asked for: their settings depend on the models and stimuli
 POPULATION = ("jpca", "tdr", "dpca")  # of each model's focus layer; a model where one cannot run keeps the reason
 
 
@@ -80,6 +80,14 @@ class ComparisonResult:
         their map.
     fixed_points : dict of str to FixedPointResult or str
         Per model given in ``models``: its fixed points, or why they were not searched.
+    speed_accuracy : dict of str to SpeedAccuracyResult
+        Per model given in ``models``: accuracy of its readout against mean FLOPs under
+        confidence-threshold stopping, on ``stimuli`` with ``target`` as labels.
+    compute_matched : ComputeMatchedResult or None
+        The models at each other's compute (two models or more).
+    interventions : dict of str to InterventionEffect
+        Per named intervention: its effect on the model's accuracy (or mean |output| without a
+        target) and on its focus layer's RDMs over time, against ``n_controls`` random controls.
     seconds : dict of str to float
         Wall time per analysis, summed over models.
     settings : dict
@@ -103,6 +111,9 @@ class ComparisonResult:
     tdr: dict[str, Any] = field(default_factory=dict)
     dpca: dict[str, Any] = field(default_factory=dict)
     fixed_points: dict[str, FixedPointResult | str] = field(default_factory=dict)
+    speed_accuracy: dict[str, Any] = field(default_factory=dict)
+    compute_matched: Any = None
+    interventions: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     _recordings: dict[str, Recording] = field(default_factory=dict, repr=False)
@@ -178,6 +189,10 @@ class ComparisonResult:
             if self.dsa is not None:
                 row["dsa: nearest"] = self.dsa.nearest()[name]
             row.update(_population_row(self, name))
+            if name in self.speed_accuracy:
+                best = self.speed_accuracy[name].best()
+                row["speed-accuracy: best accuracy"] = best[0]
+                row["speed-accuracy: mean FLOPs at best"] = best[1]
             if "fixed_points" in self.analyses:
                 fp = self.fixed_points.get(name)
                 searched = fp is not None and not isinstance(fp, str)
@@ -230,6 +245,10 @@ class ComparisonResult:
                 makers[analysis] = partial(figs.population, analysis=analysis)
         if any(not isinstance(fp, str) for fp in self.fixed_points.values()):
             makers["fixed-points"] = figs.fixed_points
+        if self.speed_accuracy:
+            makers["speed-accuracy"] = figs.speed_accuracy
+        for name in self.interventions:
+            makers[f"intervention-{name}"] = partial(figs.intervention, name=name)
         return makers
 
     def figures(self) -> dict[str, Figure]:
@@ -240,7 +259,8 @@ class ComparisonResult:
 
     def plot(self, analysis: str = "decoding") -> Figure:
         """One side-by-side figure: "pca", "rdms", "rsa-<neural name>", "encoding-<responses name>",
-        "decoding", "generalization", "jpca", "tdr", "dpca", "alignment", "dsa" or "fixed-points".
+        "decoding", "generalization", "jpca", "tdr", "dpca", "alignment", "dsa", "fixed-points",
+        "speed-accuracy" or "intervention-<name>".
         """
         makers = self._makers()
         if analysis not in makers:
@@ -407,7 +427,11 @@ def compare_models(
     descriptor: str | None = None,
     analyses: Sequence[str] | None = None,
     models: Mapping[str, Any] | None = None,
+    stimuli: Any = None,
+    interventions: Mapping[str, Any] | None = None,
+    n_controls: int = 0,
     fixed_point_layers: Mapping[str, Any] | None = None,
+    fixed_point_modules: Mapping[str, str] | None = None,
     fixed_point_inputs: Any = None,
     n_initial: int = 256,
     distance: str = "correlation",
@@ -450,16 +474,30 @@ def compare_models(
         averaged), e.g. the image id; default: every stimulus is a condition. For encoding, it
         also groups the responses' trials into those conditions.
     analyses : list of str, optional
-        Any of "pca", "rdms", "rsa", "encoding", "decoding", "generalization", "alignment", "dsa",
-        "fixed_points". Default: all that the arguments allow (RSA with ``neural``, encoding with
-        ``responses``, decoding and generalization with ``target``, alignment with two models or
-        more, TDR with ``variables``, dPCA with ``parameters``, fixed points with ``models``) but "dsa"
-        (two models or more) and "jpca" (with ``target``), which run when asked for.
+        Any of "pca", "rdms", "rsa", "encoding", "decoding", "generalization", "jpca", "tdr", "dpca",
+        "alignment", "dsa", "fixed_points", "speed_accuracy", "interventions". Default: all that the
+        arguments allow (RSA with ``neural``, encoding with ``responses``, decoding and generalization
+        with ``target``, alignment with two models or more, TDR with ``variables``, dPCA with
+        ``parameters``, fixed points with ``models``, interventions with ``interventions``) but "dsa"
+        (two models or more), "jpca" (with ``target``) and "speed_accuracy" (``models``, ``stimuli``,
+        ``target``), which run when asked for.
     models : dict of str to model, optional
-        The models (step protocol, or torch RNN modules) for the fixed-point search, searched at
-        the constant input ``fixed_point_inputs`` (default zeros) from ``n_initial`` recorded
-        states of ``fixed_point_layers`` (default: the recorded layers whose units make up the
-        model's state).
+        The models the recordings came from (step protocol, or torch RNN modules), for the
+        fixed-point search, speed-accuracy and interventions. Fixed points are searched at the
+        constant input ``fixed_point_inputs`` (default zeros) from ``n_initial`` recorded states of
+        ``fixed_point_layers`` (default: the recorded layers whose units make up the model's state),
+        in the submodule ``fixed_point_modules[name]`` (an nn.RNN/GRU/LSTM inside) where given.
+    stimuli : Tensor or ndarray, optional
+        The stimuli the recordings were made from (same order), for "speed_accuracy" (each model in
+        ``models`` with ``target`` as class labels: :func:`~rnnprobe.analysis.speed_accuracy`, and
+        :func:`~rnnprobe.analysis.compute_matched` between them) and "interventions".
+    interventions : dict of str to (model name, changes), optional
+        Named changes (an Intervention, a Lesion or a list) of one model each, e.g.
+        ``{"BLT, lateral cooled": ("BLT", Lesion.cool("lateral", from_step=1))}``:
+        :func:`~rnnprobe.analysis.intervention_effect` on ``stimuli`` (accuracy of ``target``, else
+        mean |output|; the model's focus layer's RDMs by ``target``), against ``n_controls`` controls
+        from :func:`~rnnprobe.recording.random_like`. To run every analysis on a changed model too,
+        add its recording (``record(..., interventions=...)``) to ``recordings``.
     distance, comparison : str
         RDM dissimilarity (:func:`~rnnprobe.analysis.rsa.compute_rdms`) and RDM comparison
         (:func:`~rnnprobe.analysis.rsa.compare_rdms`) methods.
@@ -502,6 +540,7 @@ def compare_models(
     >>> table["model"], table["decoding: peak time"]
     (['slow', 'fast'], [4, 1])
     """
+    from .alignment.inputs import METRICS
     from .rsa import COMPARISONS, DISTANCES
 
     recordings = _check_recordings(recordings)
@@ -513,14 +552,12 @@ def compare_models(
     n_initial = check_int("n_initial", n_initial, minimum=1)
     models = _check_models(models, names)
     _check_columns(recordings, target=target, descriptor=descriptor)
-    responses = (
-        {} if responses is None else dict(responses) if isinstance(responses, Mapping) else {"neural": responses}
-    )
-    from .alignment.inputs import METRICS
-
+    responses = _responses(responses)
     check_option("metric", metric, METRICS)
+    changes = _check_interventions(interventions, models, stimuli)
     run = _analyses_to_run(analyses, neural=neural, target=target, models=models, responses=responses,
-                           n_models=len(names), variables=variables, parameters=parameters)  # fmt: skip
+                           n_models=len(names), variables=variables, parameters=parameters,
+                           costs=bool(models) and stimuli is not None and target, interventions=changes)  # fmt: skip
     fp_layers = _fixed_point_layers(fixed_point_layers, recordings, models) if "fixed_points" in run else {}
 
     result = ComparisonResult(names, chosen_layers, {}, run, target, _recordings=recordings)
@@ -528,23 +565,19 @@ def compare_models(
                                 dsa_delays=dsa_delays, dsa_rank=dsa_rank, variables=variables, parameters=parameters,
                                 estimator=estimator, cv=cv, n_permutations=n_permutations, seed=seed,
                                 n_initial=n_initial)  # fmt: skip
-    together = ("alignment", "dsa")  # analyses of all models at once
-    steps = [(name, a) for name in names for a in run if a not in together and (a != "fixed_points" or name in models)]
-    steps += [("all models", a) for a in together if a in run]
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(steps), desc="compare models", unit="analysis", disable=not check_progress(progress))
-    runner = _Runner(
-        result,
-        bar,
-        neural=neural,
-        subjects=subjects,
-        models=models,
-        fp_layers=fp_layers,
-        fixed_point_inputs=fixed_point_inputs,
-        decoding=dict(estimator=estimator, cv=cv, seed=seed, progress=False),
-        responses=responses,
+    bar = tqdm(
+        total=len(_steps(run, names, models, changes)),
+        desc="compare models",
+        unit="analysis",
+        disable=not check_progress(progress),
     )  # the comparison's own bar
+    runner = _Runner(result, bar, neural=neural, subjects=subjects, models=models, fp_layers=fp_layers,
+                     fixed_point_inputs=fixed_point_inputs, responses=responses,
+                     decoding=dict(estimator=estimator, cv=cv, seed=seed, progress=False),
+                     extra=dict(stimuli=stimuli, interventions=changes, n_controls=check_int("n_controls", n_controls,
+                                minimum=0), fixed_point_modules=dict(fixed_point_modules or {})))  # fmt: skip
     try:
         for name in names:
             runner.run(name, recordings[name], chosen_layers[name])
@@ -552,9 +585,19 @@ def compare_models(
             runner.align()
         if "dsa" in run:
             runner.compare_dynamics()
+        runner.costs_and_interventions()
     finally:
         bar.close()
     return result
+
+
+def _steps(run: tuple[str, ...], names: list[str], models: Mapping[str, Any], changes: Mapping[str, Any]) -> list:
+    """(model, analysis) pairs the progress bar counts."""
+    together = ("alignment", "dsa")  # analyses of all models at once
+    per_model = ("fixed_points", "speed_accuracy")  # of the models given only
+    steps = [(name, a) for name in names for a in run if a not in (*together, "interventions")
+             and (a not in per_model or name in models)]  # fmt: skip
+    return steps + [("all models", a) for a in together if a in run] + [(name, "interventions") for name in changes]
 
 
 def _settings(**settings: Any) -> dict[str, Any]:
@@ -584,6 +627,28 @@ def _check_columns(recordings: Mapping[str, Recording], **columns: str | None) -
                 )
 
 
+def _check_interventions(interventions: Any, models: Mapping[str, Any], stimuli: Any) -> dict[str, tuple[str, Any]]:
+    """Named changes as {name: (model name, [changes])}, each of a model in ``models``."""
+    from ..recording.interventions import as_changes
+
+    if interventions is None:
+        return {}
+    if not isinstance(interventions, Mapping):
+        raise ArgumentTypeError(f"interventions: got {describe(interventions)}. Pass {{name: (model name, changes)}}.")
+    out = {}
+    for name, value in interventions.items():
+        if not isinstance(value, tuple) or len(value) != 2:
+            raise ArgumentTypeError(f"interventions[{name!r}]: got {describe(value)}. Pass (model name, changes).")
+        if value[0] not in models:
+            raise UnknownNameError(
+                f"interventions[{name!r}]: {value[0]!r} is not in models ({format_choices(models)})."
+            )
+        out[str(name)] = (value[0], as_changes(value[1]))
+    if out and stimuli is None:
+        raise ArgumentError("stimuli: interventions run the models again; pass the stimuli the recordings came from.")
+    return out
+
+
 def _analyses_to_run(
     analyses: Any,
     *,
@@ -594,9 +659,13 @@ def _analyses_to_run(
     n_models: int,
     variables: Any = None,
     parameters: Any = None,
+    costs: Any = None,
+    interventions: Any = None,
 ) -> tuple[str, ...]:
     """The analyses in canonical order: those given (checked against what they need), else all possible."""
-    needs = {"rsa": ("neural=...", neural), "encoding": ("responses=...", responses),
+    needs = {"speed_accuracy": ("models=..., stimuli=... and target=...", costs),
+             "interventions": ("interventions=...", interventions),
+             "rsa": ("neural=...", neural), "encoding": ("responses=...", responses),
              "decoding": ("target=...", target), "generalization": ("target=...", target),
              "alignment": ("recordings of at least two models", n_models > 1),
              "dsa": ("recordings of at least two models", n_models > 1), "jpca": ("target=...", target),
@@ -647,6 +716,7 @@ class _Runner:
     fixed_point_inputs: Any
     decoding: dict[str, Any]
     responses: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # stimuli, interventions, n_controls, fixed_point_modules
 
     @contextmanager
     def timed(self, analysis: str, name: str) -> Iterator[None]:
@@ -756,12 +826,64 @@ class _Runner:
             self.bar.update()
             return
         self.result._fp_layers[name] = chosen
+        model = self.models[name]
+        path = self.extra.get("fixed_point_modules", {}).get(name)
+        if path is not None:
+            from ..models import from_module
+
+            model = from_module(model.get_submodule(path))
         with self.timed("fixed_points", name):
             self.result.fixed_points[name] = find_fixed_points(
-                self.models[name], inputs=self.fixed_point_inputs, initial_states=rec,
+                model, inputs=self.fixed_point_inputs, initial_states=rec,
                 layer=chosen if len(chosen) > 1 else chosen[0], n_initial=self.result.settings["n_initial"],
                 seed=self.result.settings["seed"], progress=False,
             )  # fmt: skip
+
+    def costs_and_interventions(self) -> None:
+        """Speed-accuracy of every model given (and the compute-matched table), then each intervention's effect."""
+        from .compute_cost import compute_matched, speed_accuracy
+        from .intervention_effects import intervention_effect
+
+        result, stimuli = self.result, self.extra.get("stimuli")
+        if "speed_accuracy" in result.analyses:
+            for name in (n for n in result.names if n in self.models):
+                with self.timed("speed_accuracy", name):
+                    labels = _class_labels(result._recordings[name], result.target)
+                    result.speed_accuracy[name] = speed_accuracy(self.models[name], stimuli, labels, name=name)
+            if len(result.speed_accuracy) > 1:
+                result.compute_matched = compute_matched(result.speed_accuracy, seed=result.settings["seed"])
+        if "interventions" not in result.analyses:
+            return
+        for key, (name, changes) in self.extra["interventions"].items():
+            with self.timed("interventions", key):
+                model, rec = self.models[name], result._recordings[name]
+                labels = _class_labels(rec, result.target) if result.target else None
+                controls = _controls(changes, model, stimuli, self.extra["n_controls"], result.settings["seed"])
+                result.interventions[key] = intervention_effect(
+                    model, stimuli, changes, labels=labels, controls=controls or None,
+                    score="accuracy" if labels is not None else "mean_abs_output",
+                    layers=[result.focus[name]] if labels is not None else None, seed=result.settings["seed"],
+                )  # fmt: skip
+
+
+def _controls(changes: list[Any], model: Any, stimuli: Any, n: int, seed: int) -> list[list[Any]]:
+    """``n`` control draws, each the random counterpart of every change (none when n is 0)."""
+    from ..recording import random_like
+
+    if n == 0:
+        return []
+    per_change = [random_like(change, model, stimuli[:1], n_draws=n, seed=seed + k) for k, change in enumerate(changes)]
+    return [[c for draw in draws for c in draw] for draws in zip(*per_change, strict=True)]
+
+
+def _class_labels(rec: Recording, target: str) -> np.ndarray:
+    labels = np.asarray(rec.column(target))
+    if labels.dtype.kind not in "iu" or labels.min() < 0:
+        raise ArgumentError(
+            f"target: {target!r} holds {describe(labels)}; speed-accuracy and interventions score the readout "
+            f"against class indices 0, 1, ... Pass a column of class indices."
+        )
+    return labels
 
 
 def _population(analysis: str, rec: Recording, layer: str, result: ComparisonResult) -> Any:

@@ -494,7 +494,8 @@ class ComputeMatchedResult:
         ax.set_yticks(range(len(self.names)), self.names)
         for (i, j), value in np.ndenumerate(self.difference):
             text = "n/a" if np.isnan(value) else f"{value:+.3f}\n[{self.ci_low[i, j]:+.3f}, {self.ci_high[i, j]:+.3f}]"
-            ax.text(j, i, text, ha="center", va="center", fontsize=6)
+            dark = not np.isnan(value) and abs(value) > 0.6 * span
+            ax.text(j, i, text, ha="center", va="center", fontsize=6, color="white" if dark else "black")
         ax.set_xlabel("at the mean compute of (its best accuracy)")
         ax.set_ylabel("model")
         ax.figure.colorbar(image, ax=ax, label="accuracy difference")

@@ -149,6 +149,22 @@ class InterventionEffect:
             out[f"decoding_{layer}_changed"] = scores["changed"].tolist()
         return out
 
+    def table(self) -> dict[str, list[Any]]:
+        """One row per time step: mean scores, the change and its interval, the controls, the RDM correlations."""
+        out: dict[str, list[Any]] = {
+            "step": list(range(self.intact.shape[1])), "intact": self.intact.mean(0).tolist(),
+            "changed": self.changed.mean(0).tolist(),
+            "change": self.effect.tolist(), "ci_low": self.ci_low.tolist(), "ci_high": self.ci_high.tolist(),
+        }  # fmt: skip
+        if self.control_effects.size:
+            out["controls' mean change"] = self.control_effects.mean(0).tolist()
+            out["p"] = self.p_values.tolist()
+        for layer, r in self.rdm_similarity.items():
+            out[f"RDM r ({layer})"] = r.tolist()
+            if layer in self.control_rdm_similarity:
+                out[f"controls' RDM r ({layer})"] = self.control_rdm_similarity[layer].mean(0).tolist()
+        return out
+
     def draw(self, ax: Any) -> Any:
         """The score over time: intact, changed (with the interval of the change) and controls' band."""
         steps = np.arange(self.intact.shape[1])
@@ -162,6 +178,7 @@ class InterventionEffect:
         ax.set_xlabel("time step")
         ax.set_ylabel(self.score_name)
         ax.legend(frameon=False, fontsize="small")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         return ax
 
     def plot(self) -> Figure:
@@ -181,6 +198,7 @@ class InterventionEffect:
                     ax.plot(steps, self.control_rdm_similarity[layer].mean(0), "--", color=line.get_color(),
                             label=f"{layer}, random controls")  # fmt: skip
             ax.set_xlabel("time step")
+            ax.xaxis.get_major_locator().set_params(integer=True)
             ax.set_ylabel("r(RDM changed, RDM intact)")
             ax.legend(frameon=False, fontsize="small")
         if self.decoding:

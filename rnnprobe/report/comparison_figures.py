@@ -243,6 +243,27 @@ def fixed_points(c: ComparisonResult) -> Figure:
     return fig
 
 
+def speed_accuracy(c: ComparisonResult) -> Figure:
+    """Accuracy against mean FLOPs of every model (confidence-threshold stopping), and the compute-matched
+    accuracy differences with their intervals.
+    """
+    fig, axes = _panels(1 + (c.compute_matched is not None), height=3.6)
+    for name in c.names:
+        if name in c.speed_accuracy:
+            c.speed_accuracy[name].draw(axes[0, 0])
+    axes[0, 0].set_xscale("log")
+    if c.compute_matched is not None:
+        c.compute_matched.draw(axes[0, 1])
+    return fig
+
+
+def intervention(c: ComparisonResult, name: str) -> Figure:
+    """One intervention's effect over time: the score, and the focus layer's RDM correlation with the intact model."""
+    fig = c.interventions[name].plot()
+    fig.suptitle(name, fontsize=10)
+    return fig
+
+
 def overview(c: ComparisonResult, *, timings: bool = False) -> str:
     parts = [f"{len(c.names)} models ({', '.join(c.names)}), the same settings for each: {', '.join(c.analyses)}."]
     if "rdms" in c.analyses or "rsa" in c.analyses:
@@ -305,6 +326,21 @@ def sections(c: ComparisonResult) -> dict[str, tuple[str, str]]:
     out["fixed-points"] = ("Fixed points", "Fixed points at the constant input on the recorded trajectories (grey); "
                            "filled: stable, open: unstable with unstable eigenvectors (orange). Below: Jacobian "
                            "eigenvalues with the unit circle.")  # fmt: skip
+    out["speed-accuracy"] = (
+        "Speed-accuracy and compute",
+        f"Accuracy of each model's readout ({c.target}) when each stimulus stops at the first step whose normalised "
+        "entropy falls below a threshold, against mean FLOPs per stimulus (torch's count; dots: every stimulus "
+        "stopped at one step). Right: each model's accuracy at another's compute minus that model's best accuracy, "
+        "with 95% bootstrap intervals over stimuli (n/a: cannot run that cheaply).",
+    )
+    for name, effect in c.interventions.items():
+        n = effect.control_effects.shape[0]
+        controls = f", and {n} random controls (band: their 2.5-97.5%)" if n else ""
+        out[f"intervention-{name}"] = (
+            f"Intervention: {name}",
+            f"{effect.score_name} over time, intact and changed (band: 95% bootstrap interval of the change over "
+            f"stimuli){controls}; right: correlation of the changed model's RDMs with the intact model's at each step.",
+        )
     return out
 
 
@@ -326,6 +362,10 @@ def numbers(c: ComparisonResult, key: str) -> dict[str, list[Any]] | None:
         results = {"all models": c.dsa}
     elif key in ("jpca", "tdr", "dpca"):
         results = {n: r for n, r in getattr(c, key).items() if not isinstance(r, str)}
+    elif key == "speed-accuracy":
+        results = dict(c.speed_accuracy)
+    elif key.startswith("intervention-"):
+        return c.interventions[key[13:]].table()
     elif key.startswith("rsa-"):
         neural = key[4:]
         results = {name: c.rsa[neural][name][c.best_rsa(neural, name)["layer"]] for name in c.names}
