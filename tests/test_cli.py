@@ -372,3 +372,79 @@ def test_tdr_and_dpca_from_a_config(tmp_path):
     config.write_text(config.read_text().replace('variables = ["label"]', 'variables = "label"'))
     out = _run("analyze", str(config), "--no-progress")
     assert out.returncode == 2 and "variables" in out.stderr
+
+
+def test_interventions_and_speed_accuracy_from_a_config(tmp_path):
+    config = tmp_path / "cooling.toml"
+    config.write_text(
+        textwrap.dedent("""
+        output = "results"
+
+        [stimuli]
+        task = true
+        n = 120
+
+        [[models]]
+        name = "BL"
+        checkpoint = "occluded-bl"
+        layers = ["layer1", "readout"]
+
+        [[models]]
+        name = "B"
+        checkpoint = "occluded-b"
+        layers = ["layer1", "readout"]
+
+        [analyses]
+        target = "label"
+        cv = 3
+        n_controls = 2
+
+        [interventions."BL, lateral cooled"]
+        model = "BL"
+        connection = "lateral"
+        from_step = 1
+
+        [interventions."BL, layer1 silenced"]
+        model = "BL"
+        layer = "layer1"
+        kind = "zero"
+        units = [0, 1, 2, 3]
+        steps = [2, 3]
+    """)
+    )
+    out = _run("record", str(config), "--no-progress")
+    assert out.returncode == 0, out.stderr
+    cooled = Recording.load(tmp_path / "results" / "recordings" / "BL__lateral_cooled.zarr")
+    assert cooled.provenance["interventions"][0]["connection"] == "lateral"
+    intact = Recording.load(tmp_path / "results" / "recordings" / "BL.zarr")
+    assert np.array_equal(cooled.get("readout")[:, 0], intact.get("readout")[:, 0])
+    assert not np.allclose(cooled.get("readout")[:, -1], intact.get("readout")[:, -1])
+    out = _run("report", str(config), "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert "BL, lateral cooled: focus layer" in out.stdout  # recorded and compared as one more model
+    html = (tmp_path / "results" / "report.html").read_text()
+    assert "Intervention: BL, lateral cooled" in html and "Intervention: BL, layer1 silenced" in html
+    config.write_text(config.read_text().replace("n_controls = 2", 'n_controls = 2\nrun = ["speed_accuracy"]'))
+    out = _run("analyze", str(config), "--no-progress")
+    assert out.returncode == 0 and "speed-accuracy: best accuracy" in out.stdout, out.stderr
+    config.write_text(config.read_text().replace('connection = "lateral"', 'connection = "top-down"'))
+    out = _run("record", str(config), "--no-progress")
+    assert (
+        out.returncode == 2
+        and "interventions.BL, lateral cooled.connection: BLT has no connection type 'top-down'" in out.stderr
+    ), out.stderr
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ('model = "nobody"\nconnection = "lateral"', "interventions.x.model: got 'nobody'"),
+        ('model = "small"', "give either connection (a Lesion) or layer and kind"),
+        ('model = "small"\nlayer = "l0.h"\nkind = "freeze"', "interventions.x: kind: got 'freeze'"),
+        ('model = "small"\nconnection = "lateral"\nkind = "zero"', "interventions.x.kind: not a key of a Lesion"),
+    ],
+)
+def test_bad_interventions_are_one_line_errors(tmp_path, table, message):
+    config = _project(tmp_path, extra=f"\n[interventions.x]\n{table}\n")
+    out = _run("record", str(config), "--no-progress")
+    assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr

@@ -547,18 +547,18 @@ def compare_models(
     names = list(recordings)
     chosen_layers = _layers(recordings, layers)
     neural, subjects = _neural(neural, subjects)
-    check_option("distance", distance, DISTANCES)
-    check_option("comparison", comparison, COMPARISONS)
+    check_option("distance", distance, DISTANCES), check_option("comparison", comparison, COMPARISONS)
     n_initial = check_int("n_initial", n_initial, minimum=1)
     models = _check_models(models, names)
     _check_columns(recordings, target=target, descriptor=descriptor)
     responses = _responses(responses)
     check_option("metric", metric, METRICS)
     changes = _check_interventions(interventions, models, stimuli)
-    run = _analyses_to_run(analyses, neural=neural, target=target, models=models, responses=responses,
+    run = analyses_to_run(analyses, neural=neural, target=target, models=models, responses=responses,
                            n_models=len(names), variables=variables, parameters=parameters,
                            costs=bool(models) and stimuli is not None and target, interventions=changes)  # fmt: skip
-    fp_layers = _fixed_point_layers(fixed_point_layers, recordings, models) if "fixed_points" in run else {}
+    fp_models = _fixed_point_models(models, fixed_point_modules) if "fixed_points" in run else {}
+    fp_layers = _fixed_point_layers(fixed_point_layers, recordings, fp_models)
 
     result = ComparisonResult(names, chosen_layers, {}, run, target, _recordings=recordings)
     result.settings = _settings(distance=distance, comparison=comparison, descriptor=descriptor, metric=metric,
@@ -567,17 +567,13 @@ def compare_models(
                                 n_initial=n_initial)  # fmt: skip
     from tqdm.auto import tqdm
 
-    bar = tqdm(
-        total=len(_steps(run, names, models, changes)),
-        desc="compare models",
-        unit="analysis",
-        disable=not check_progress(progress),
-    )  # the comparison's own bar
+    bar = tqdm(total=len(_steps(run, names, models, changes)), desc="compare models", unit="analysis",
+               disable=not check_progress(progress))  # fmt: skip
     runner = _Runner(result, bar, neural=neural, subjects=subjects, models=models, fp_layers=fp_layers,
                      fixed_point_inputs=fixed_point_inputs, responses=responses,
                      decoding=dict(estimator=estimator, cv=cv, seed=seed, progress=False),
-                     extra=dict(stimuli=stimuli, interventions=changes, n_controls=check_int("n_controls", n_controls,
-                                minimum=0), fixed_point_modules=dict(fixed_point_modules or {})))  # fmt: skip
+                     extra=dict(stimuli=stimuli, interventions=changes, fp_models=fp_models,
+                                n_controls=check_int("n_controls", n_controls, minimum=0)))  # fmt: skip
     try:
         for name in names:
             runner.run(name, recordings[name], chosen_layers[name])
@@ -627,6 +623,21 @@ def _check_columns(recordings: Mapping[str, Recording], **columns: str | None) -
                 )
 
 
+def _fixed_point_models(models: Mapping[str, Any], modules: Mapping[str, str] | None) -> dict[str, Any]:
+    """The model whose fixed points are searched: the model, or the recurrent submodule named in ``modules``."""
+    from ..models import from_module
+
+    out = dict(models)
+    for name, path in (modules or {}).items():
+        if name not in models:
+            raise UnknownNameError(f"fixed_point_modules: {name!r} is not in models ({format_choices(models)}).")
+        try:
+            out[name] = from_module(models[name].get_submodule(path))
+        except AttributeError:
+            raise UnknownNameError(f"fixed_point_modules: {name!r} has no submodule {path!r}.") from None
+    return out
+
+
 def _check_interventions(interventions: Any, models: Mapping[str, Any], stimuli: Any) -> dict[str, tuple[str, Any]]:
     """Named changes as {name: (model name, [changes])}, each of a model in ``models``."""
     from ..recording.interventions import as_changes
@@ -649,7 +660,7 @@ def _check_interventions(interventions: Any, models: Mapping[str, Any], stimuli:
     return out
 
 
-def _analyses_to_run(
+def analyses_to_run(
     analyses: Any,
     *,
     neural: Any,
@@ -662,7 +673,9 @@ def _analyses_to_run(
     costs: Any = None,
     interventions: Any = None,
 ) -> tuple[str, ...]:
-    """The analyses in canonical order: those given (checked against what they need), else all possible."""
+    """The analyses in canonical order: those given (checked against what they need), else all that what is
+    given allows (the opt-in ones excepted), as :func:`compare_models` runs them.
+    """
     needs = {"speed_accuracy": ("models=..., stimuli=... and target=...", costs),
              "interventions": ("interventions=...", interventions),
              "rsa": ("neural=...", neural), "encoding": ("responses=...", responses),
@@ -826,15 +839,9 @@ class _Runner:
             self.bar.update()
             return
         self.result._fp_layers[name] = chosen
-        model = self.models[name]
-        path = self.extra.get("fixed_point_modules", {}).get(name)
-        if path is not None:
-            from ..models import from_module
-
-            model = from_module(model.get_submodule(path))
         with self.timed("fixed_points", name):
             self.result.fixed_points[name] = find_fixed_points(
-                model, inputs=self.fixed_point_inputs, initial_states=rec,
+                self.extra["fp_models"][name], inputs=self.fixed_point_inputs, initial_states=rec,
                 layer=chosen if len(chosen) > 1 else chosen[0], n_initial=self.result.settings["n_initial"],
                 seed=self.result.settings["seed"], progress=False,
             )  # fmt: skip

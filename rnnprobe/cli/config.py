@@ -36,6 +36,15 @@ A configuration (paths relative to the file)::
     # variables = ["choice", "coherence"]   # TDR of each model (fit_tdr); run = [..., "jpca"]: jPCA by target
     # parameters = ["stimulus", "decision"] # dPCA of each model (fit_dpca)
 
+    # n_controls = 20                       # random controls per intervention (p-values)
+
+    [interventions."BLT, lateral cooled"]   # recorded and analysed as one more model, and its effect
+    model = "BLT"                           # against the intact model (accuracy of target, RDMs over time)
+    connection = "lateral"                  # a Lesion: a connection type (model.connection_parameters())
+    from_step = 1                           # scale = 0.0; layers = [0]
+    # layer = "layer1"; kind = "zero"       # or an Intervention: zero, mean, clamp, noise, scale, project_out
+    # units = [0, 1, 2]; steps = [1, 2]; value = 0.5; seed = 0
+
     [neural."human IT"]                     # RDMs over the same stimuli (or descriptor values)
     subjects = "92_brainRDMs.mat"           # per-subject RDMs: noise ceiling (pooled when file is absent)
     # file = "hIT.npy"; variable = "RDMs"; subjects_variable = "RDMs"
@@ -56,19 +65,22 @@ import numpy as np
 
 from ..errors import ArgumentError, ArgumentTypeError, StoreNotFoundError, UnknownNameError, describe, format_choices
 
-SECTIONS = ("output", "stimuli", "models", "analyses", "neural")
+SECTIONS = ("output", "stimuli", "models", "analyses", "neural", "interventions")
 MODEL_KEYS = ("name", "checkpoint", "factory", "kwargs", "weights", "layers", "sequence", "fixed_point_layers",
               "fixed_point_module")  # fmt: skip
 # [analyses] and [stimuli] values of a fixed type (the others are checked where they are used)
 TYPES: dict[str, tuple[type, ...]] = {"cv": (int,), "n_permutations": (int,), "seed": (int,), "n_initial": (int,),
                                       "target": (str,), "descriptor": (str,), "n": (int,), "split": (str,),
                                       "task": (bool,), "fixed_point_inputs": (list,), "dsa_delays": (int,),
-                                      "dsa_rank": (int,), "variables": (list,), "parameters": (list,)}  # fmt: skip
+                                      "dsa_rank": (int,), "variables": (list,), "parameters": (list,),
+                                      "n_controls": (int,)}  # fmt: skip
 STIMULI_KEYS = ("file", "task", "n", "split", "seed")
 NEURAL_KEYS = ("file", "variable", "subjects", "subjects_variable", "layout", "responses")
 ANALYSIS_KEYS = ("run", "target", "descriptor", "cv", "n_permutations", "distance", "comparison", "metric",
                  "n_initial", "seed", "fixed_point_inputs", "dsa_delays", "dsa_rank", "variables",
-                 "parameters")  # fmt: skip
+                 "parameters", "n_controls")  # fmt: skip
+LESION_KEYS = ("connection", "scale", "from_step", "layers")
+UNIT_KEYS = ("layer", "kind", "units", "steps", "value", "seed")
 
 
 class ConfigError(ArgumentError):
@@ -89,6 +101,14 @@ class ModelSpec:
 
 
 @dataclass
+class InterventionSpec:
+    name: str
+    model: str
+    change: Any  # an Intervention or a Lesion
+    table: dict[str, Any]  # as written (part of the recording's fingerprint)
+
+
+@dataclass
 class Config:
     path: Path
     output: Path
@@ -96,6 +116,7 @@ class Config:
     stimuli: dict[str, Any]
     analyses: dict[str, Any]
     neural: dict[str, dict[str, Any]]
+    interventions: list[InterventionSpec] = field(default_factory=list)
 
     def recording_path(self, name: str) -> Path:
         return self.output / "recordings" / f"{_safe(name)}.zarr"
@@ -189,6 +210,32 @@ def _model_spec(where: str, table: Any, base: Path, taken: set[str]) -> ModelSpe
     return spec
 
 
+def _intervention_spec(name: str, table: Any, models: list[str]) -> InterventionSpec:
+    """One [interventions."name"] table: a Lesion (connection = ...) or an Intervention (layer = ...)."""
+    from ..errors import RnnprobeError
+    from ..recording import Intervention, Lesion
+
+    where = f"interventions.{name}"
+    _unknown(where, _table(table, where), ("model", *LESION_KEYS, *UNIT_KEYS))
+    if table.get("model") not in models or name in models:
+        raise ConfigError(f"{where}.model: got {describe(table.get('model'))}. Name one of the [[models]] "
+                          f"({format_choices(models)}), and give the intervention a name no model has.")  # fmt: skip
+    if ("connection" in table) == ("layer" in table):
+        raise ConfigError(f"{where}: give either connection (a Lesion) or layer and kind (an Intervention).")
+    keys = LESION_KEYS if "connection" in table else UNIT_KEYS
+    stray = [k for k in table if k != "model" and k not in keys]
+    if stray:
+        raise ConfigError(
+            f"{where}.{stray[0]}: not a key of a {'Lesion' if 'connection' in table else 'Intervention'}."
+        )
+    args = {k: v for k, v in table.items() if k != "model"}
+    try:
+        change = Lesion.cool(args.pop("connection"), **args) if "connection" in table else Intervention(**args)
+    except (RnnprobeError, TypeError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return InterventionSpec(name, table["model"], change, dict(table))
+
+
 def load_config(path: str | Path) -> Config:
     """Read and check a configuration (see the module docstring); paths resolve against its folder."""
     from ..analysis.alignment.inputs import METRICS
@@ -245,7 +292,10 @@ def load_config(path: str | Path) -> Config:
         if "responses" in entry and entry["responses"].suffix != ".npy":
             raise ConfigError(f"{where}.responses: {str(entry['responses'])!r} is not a .npy array.")
         neural[name] = entry
-    return Config(path, (base / output), models, stimuli, analyses, neural)
+    names = [m.name for m in models]
+    interventions = [_intervention_spec(str(name), table, names)
+                     for name, table in _table(raw.get("interventions", {}), "interventions").items()]  # fmt: skip
+    return Config(path, (base / output), models, stimuli, analyses, neural, interventions)
 
 
 # --- using a configuration ---------------------------------------------------------------------
@@ -290,11 +340,16 @@ def build_model(spec: ModelSpec, base: Path) -> Any:
     return model.eval()
 
 
-def fingerprint(config: Config, spec: ModelSpec) -> dict[str, Any]:
+def fingerprint(config: Config, spec: ModelSpec | InterventionSpec) -> dict[str, Any]:
     """What made a model's recording: the model (checkpoint or factory, kwargs, weights), the layers and
-    the stimuli (file contents or task settings). A recording whose fingerprint differs is stale.
+    the stimuli (file contents or task settings), and for a changed model the change. A recording whose
+    fingerprint differs is stale.
     """
     import hashlib
+
+    if isinstance(spec, InterventionSpec):  # the changed model: its model's fingerprint and the change
+        made = fingerprint(config, next(m for m in config.models if m.name == spec.model))
+        return {**made, "intervention": json.loads(json.dumps(spec.table, sort_keys=True, default=str))}
 
     def digest(path: Any) -> str | None:
         return None if path is None else hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -370,3 +425,23 @@ def check_layers(config: Config, models: dict[str, Any]) -> None:
                     f"models.{spec.name}.layers: {layer!r} is not recordable in {type(models[spec.name]).__name__}. "
                     f"Available: {format_choices(names)}."
                 )
+
+
+def check_interventions(config: Config, models: dict[str, Any]) -> None:
+    """Every configured intervention names a module or connection type its model has (before anything runs)."""
+    from ..recording import Lesion, recordable
+
+    for spec in config.interventions:
+        model, change = models[spec.model], spec.change
+        if isinstance(change, Lesion):
+            table = model.connection_parameters() if callable(getattr(model, "connection_parameters", None)) else {}
+            if change.connection not in table:
+                raise UnknownNameError(
+                    f"interventions.{spec.name}.connection: {type(model).__name__} has no connection type "
+                    f"{change.connection!r} ({format_choices(table) if table else 'it names none'})."
+                )
+        elif change.layer not in recordable(model):
+            raise UnknownNameError(
+                f"interventions.{spec.name}.layer: {change.layer!r} is not a module of {type(model).__name__}. "
+                f"Available: {format_choices(recordable(model))}."
+            )

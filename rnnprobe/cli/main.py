@@ -96,13 +96,14 @@ def _models() -> None:
 def _configured(args: argparse.Namespace) -> None:
     """Record / analyze / report: read and check the whole configuration, then run."""
     from ..report import write_atomic
-    from .config import build_model, check_layers, load_config
+    from .config import build_model, check_interventions, check_layers, load_config
 
     config = load_config(args.config)
     progress = False if args.no_progress else None  # bars only on a terminal
     base = config.path.parent
     models = {spec.name: build_model(spec, base) for spec in config.models}
     check_layers(config, models)
+    check_interventions(config, models)
     if args.command == "record":
         _record(config, models, progress)
         return
@@ -138,7 +139,8 @@ def _record(config: Any, models: dict[str, Any], progress: bool) -> None:
     from .config import fingerprint, load_stimuli
 
     torch.set_num_threads(1)
-    for spec in config.models:  # before any work: a folder of the user's own files is never replaced
+    specs = [*config.models, *config.interventions]
+    for spec in specs:  # before any work: a folder of the user's own files is never replaced
         try:
             check_store_path(config.recording_path(spec.name), overwrite=True)
         except RnnprobeError as exc:
@@ -148,11 +150,12 @@ def _record(config: Any, models: dict[str, Any], progress: bool) -> None:
     staging = Path(tempfile.mkdtemp(prefix=f".{config.output.name}-recording-", dir=config.output.parent))
     try:
         done = []
-        for spec in config.models:
+        for spec in specs:
             path = staging / config.recording_path(spec.name).name
-            rec = record(models[spec.name], x, layers=spec.layers, metadata=metadata or None, store=path,
-                         sequence=spec.sequence, provenance={"cli": fingerprint(config, spec)},
-                         progress=progress)  # fmt: skip
+            model_spec = next(m for m in config.models if m.name == getattr(spec, "model", spec.name))
+            rec = record(models[model_spec.name], x, layers=model_spec.layers, metadata=metadata or None, store=path,
+                         sequence=model_spec.sequence, provenance={"cli": fingerprint(config, spec)},
+                         interventions=getattr(spec, "change", None), progress=progress)  # fmt: skip
             done.append((spec.name, rec, path))
         for name, rec, path in done:
             final = config.recording_path(name)
@@ -167,10 +170,10 @@ def _analyze(config: Any, models: dict[str, Any], progress: bool) -> Any:
     from ..analysis import compare_models
     from ..errors import StoreNotFoundError
     from ..recording import Recording
-    from .config import ConfigError, fingerprint, load_neural, load_responses
+    from .config import ConfigError, fingerprint, load_neural, load_responses, load_stimuli
 
     recordings = {}
-    for spec in config.models:
+    for spec in [*config.models, *config.interventions]:
         path = config.recording_path(spec.name)
         if not path.exists():
             raise StoreNotFoundError(
@@ -188,28 +191,46 @@ def _analyze(config: Any, models: dict[str, Any], progress: bool) -> Any:
     settings = dict(config.analyses)
     run = settings.pop("run", None)  # None: what the given inputs allow, as compare_models decides
     fp_layers = {s.name: s.fixed_point_layers for s in config.models if s.fixed_point_layers}
-    wants_fixed_points = run is not None and "fixed_points" in ([run] if isinstance(run, str) else run)
+    run = _analyses(config, run, neural, subjects, responses, len(recordings))
+    wanted = {"fixed_points", "speed_accuracy", "interventions"} & set(run or ())
+    stimuli = load_stimuli(config, next(iter(models.values())))[0] if wanted - {"fixed_points"} else None
     return compare_models(
         recordings, analyses=run, neural=neural or None, subjects=subjects or None, responses=responses or None,
-        models=_dynamics(config, models) if wants_fixed_points else None, fixed_point_layers=fp_layers or None,
-        progress=progress, **settings,
+        models=models if wanted else None, fixed_point_layers=fp_layers or None, stimuli=stimuli,
+        fixed_point_modules=_fixed_point_modules(config, models) if "fixed_points" in wanted else None,
+        interventions={i.name: (i.model, i.change) for i in config.interventions} or None, progress=progress,
+        **settings,
     )  # fmt: skip
 
 
-def _dynamics(config: Any, models: dict[str, Any]) -> dict[str, Any]:
-    """The model whose fixed points are searched: the model, or its configured recurrent submodule."""
+def _analyses(config: Any, run: Any, neural: Any, subjects: Any, responses: Any, n_models: int) -> Any:
+    """The analyses to run: as configured; unset, what compare_models runs by default on the given inputs,
+    plus the configured interventions (fixed points and speed-accuracy only when asked for).
+    """
+    if run is not None or not config.interventions:
+        return run
+    from ..analysis.compare import analyses_to_run
+
+    settings = config.analyses
+    default = analyses_to_run(None, neural=neural, target=settings.get("target"), models=None, responses=responses,
+                              n_models=n_models, variables=settings.get("variables"),
+                              parameters=settings.get("parameters"))  # fmt: skip
+    return [*default, "interventions"]
+
+
+def _fixed_point_modules(config: Any, models: dict[str, Any]) -> dict[str, str]:
+    """Per model, the recurrent submodule whose fixed points are searched (checked here, used by compare_models)."""
     from ..models import from_module
     from .config import ConfigError
 
     out = {}
     for spec in config.models:
-        model = models[spec.name]
         if spec.fixed_point_module is not None:
             try:
-                model = from_module(model.get_submodule(spec.fixed_point_module))
+                from_module(models[spec.name].get_submodule(spec.fixed_point_module))
             except (AttributeError, RnnprobeError) as exc:
                 raise ConfigError(f"models.{spec.name}.fixed_point_module: {exc}") from None
-        out[spec.name] = model
+            out[spec.name] = spec.fixed_point_module
     return out
 
 
