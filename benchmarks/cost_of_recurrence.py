@@ -45,7 +45,7 @@ def speed(n: int, n_bootstrap: int) -> dict:
     for short, curve in curves.items():
         s = curve.summary()
         print(f"  {short:4s} accuracy per step {np.round(curve.accuracy_by_step, 3)}, "
-              f"{curve.step_flops[0] / 1e6:.3f} M FLOPs per step, best {s['best_accuracy']:.3f} "
+              f"FLOPs per step {np.round(curve.step_flops / 1e6, 3)} M, best {s['best_accuracy']:.3f} "
               f"at {s['mean_flops_at_best'] / 1e6:.3f} M mean FLOPs")  # fmt: skip
     matched = compute_matched(curves, n_bootstrap=n_bootstrap, seed=0)
     table = matched.table()

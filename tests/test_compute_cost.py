@@ -181,7 +181,7 @@ def test_a_model_with_its_lateral_connections_cooled_from_step_0_runs_like_b():
     assert intact.summary()["model"] == "BLT"
 
 
-@pytest.mark.parametrize("thresholds", [[0.0], [1.5], [np.nan], "high", []])
+@pytest.mark.parametrize("thresholds", [[0.0], [1.5], [np.nan], "high", [], ["a"], [[0.5]]])
 def test_thresholds_outside_0_1_are_refused(thresholds):
     with pytest.raises(ArgumentError, match="thresholds"):
         speed_accuracy_curve(np.zeros((2, 2, 3)), [0, 1], [1.0, 1.0], thresholds=thresholds)
@@ -209,6 +209,10 @@ def test_bad_outputs_are_refused():
         compute_matched([a])
     with pytest.raises(ShapeError, match="covariate"):
         a.solution_time_correlation([1.0, 2.0, 3.0])
+    with pytest.raises(ArgumentTypeError, match="covariate"):
+        a.solution_time_correlation(["low", "high"])
+    with pytest.raises(ArgumentTypeError, match="logits"):
+        speed_accuracy_curve(np.full((2, 2, 3), "x"), [0, 1], [1.0, 1.0])
     with pytest.raises(NonFiniteError, match="covariate"):
         a.solution_time_correlation([1.0, np.nan])
 

@@ -355,3 +355,41 @@ def test_fit_dpca(states, parameters, n_components, regularizer):
     result = _only_rnnprobe_errors(run)
     if result is not None:
         assert all(np.isfinite(v).all() for v in result.decoders.values())
+
+
+@SETTINGS
+@given(arrays(st.tuples(st.integers(1, 6), st.integers(1, 4), st.integers(0, 4))), arrays(st.tuples(st.integers(0, 7))), arrays(st.tuples(st.integers(0, 5))), st.sampled_from(["entropy", "probability", "x"]))  # fmt: skip  # noqa: E501
+def test_speed_accuracy_curve(logits, labels, flops, criterion):
+    from rnnprobe.analysis import speed_accuracy_curve
+
+    thresholds = np.linspace(0.05, 1, 7)
+    result = _only_rnnprobe_errors(
+        lambda: speed_accuracy_curve(logits, labels, flops, thresholds=thresholds, criterion=criterion)
+    )
+    if result is not None:  # a stricter threshold never stops earlier, so it never costs less
+        later = result.stop_steps[:-1] >= result.stop_steps[1:] if criterion == "entropy" else (
+            result.stop_steps[:-1] <= result.stop_steps[1:])  # fmt: skip
+        assert later.all() and np.isfinite(result.mean_flops).all()
+        assert ((0 <= result.accuracy) & (result.accuracy <= 1)).all()
+
+
+@SETTINGS
+@given(st.sampled_from(["zero", "clamp", "noise", "scale", "project_out", "mean", "x"]), numbers, counts, counts)
+def test_interventions(kind, value, unit, step):
+    import torch
+
+    from rnnprobe import record
+    from rnnprobe.models import VanillaRNN
+    from rnnprobe.recording import Intervention
+
+    torch.manual_seed(0)
+    model, x = VanillaRNN(2, 4, 1), torch.randn(3, 5, 2)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def run():
+        return record(model, x, progress=False,
+                      interventions=Intervention("l0.h", kind, units=[unit], steps=[step], value=value))  # fmt: skip
+
+    _only_rnnprobe_errors(run)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert not model.rnn._forward_hooks and not model.taps[0]["h"]._forward_hooks

@@ -59,7 +59,7 @@ curves = {short: speed_accuracy(model, data.x, data.y, name=short) for short, mo
 for short, curve in curves.items():
     s = curve.summary()
     best = f"best {s['best_accuracy']:.3f} at {s['mean_flops_at_best'] / 1e6:.2f} M"
-    cost = f"{curve.step_flops[0] / 1e6:.2f} M FLOPs/step"
+    cost = f"FLOPs per step {np.round(curve.step_flops / 1e6, 2)} M"
     print(f"{short:4s} accuracy per step {np.round(curve.accuracy_by_step, 3)}  {cost}  {best}")
 
 # %%

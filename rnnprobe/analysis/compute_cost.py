@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_int, check_number, check_option, check_probability, check_seed
+from .._validation import check_int, check_number, check_numeric, check_option, check_probability, check_seed
 from ..errors import (
     ArgumentError,
     ArgumentTypeError,
@@ -298,8 +298,8 @@ class SpeedAccuracyResult:
 
 
 def _covariate(values: Any, n: int) -> np.ndarray:
-    array = np.asarray(values, dtype=float) if not isinstance(values, str) else None
-    if array is None or array.shape != (n,):
+    array = check_numeric(values, name="covariate").astype(float)
+    if array.shape != (n,):
         raise ShapeError(f"covariate: got {describe(values)}. Pass one number per stimulus ({n}).")
     if not np.all(np.isfinite(array)):
         raise NonFiniteError("covariate: holds NaN or inf; a correlation with it is undefined.")
@@ -331,7 +331,7 @@ def _default_thresholds(criterion: str) -> np.ndarray:
 
 
 def _check_outputs(logits: Any, labels: Any, flops: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    logits = np.asarray(logits, dtype=float)
+    logits = check_numeric(logits, name="logits").astype(float)
     if logits.ndim != 3 or logits.shape[2] < 2:
         raise ShapeError(f"logits: got {describe(logits)}. Pass readouts of shape (stimulus, time, classes).")
     if not np.all(np.isfinite(logits)):
@@ -340,7 +340,7 @@ def _check_outputs(logits: Any, labels: Any, flops: Any) -> tuple[np.ndarray, np
     n, k = logits.shape[0], logits.shape[2]
     if labels.shape != (n,) or labels.dtype.kind not in "iu" or labels.min() < 0 or labels.max() >= k:
         raise ShapeError(f"labels: got {describe(labels)}. Pass one class index in [0, {k}) per stimulus ({n}).")
-    flops = np.asarray(flops, dtype=float)
+    flops = check_numeric(flops, name="step_flops").astype(float)
     if flops.shape != (logits.shape[1],) or not np.all(np.isfinite(flops)) or np.any(flops < 0):
         raise ShapeError(
             f"step_flops: got {describe(flops)}. Pass {logits.shape[1]} finite FLOP counts >= 0, one per step."
@@ -351,7 +351,10 @@ def _check_outputs(logits: Any, labels: Any, flops: Any) -> tuple[np.ndarray, np
 def _check_thresholds(thresholds: Any, criterion: str) -> np.ndarray:
     if thresholds is None:
         return _default_thresholds(criterion)
-    values = np.atleast_1d(np.asarray(thresholds, dtype=float)) if not isinstance(thresholds, str) else np.array([])
+    try:
+        values = np.atleast_1d(np.asarray(thresholds, dtype=float))
+    except (TypeError, ValueError):
+        values = np.array([])
     if values.ndim != 1 or not values.size or not np.all((values > 0) & (values <= 1)):
         raise ArgumentError(f"thresholds: got {describe(thresholds)}. Pass thresholds in (0, 1].")
     return values
