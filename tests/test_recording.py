@@ -196,6 +196,25 @@ def test_periods_mark_alignment_over_time():
     assert len(ax.lines) == 4  # the periods' starts on both axes
 
 
+def test_periods_mark_time_by_time_matrices_of_decoding_and_rsa():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from rnnprobe.analysis import compare_model_to_data, compute_rdms, decode
+
+    rng = np.random.default_rng(3)
+    times = np.arange(6) * 10.0  # ms: the marks are placed in time units on the decoding matrix ...
+    rec = Recording({"h": rng.normal(size=(40, 6, 3))}, metadata={"y": np.arange(40) % 2}, times=times)
+    rec = rec.with_periods({"cue": (0, 20), "delay": (20, 60)})
+    ax = decode(rec, "h", "y", generalize=True, cv=2, progress=False).plot().axes[0]
+    vertical = sorted(line.get_xdata()[0] for line in ax.lines if line.get_xdata()[0] == line.get_xdata()[-1])
+    horizontal = sorted(line.get_ydata()[0] for line in ax.lines if line.get_ydata()[0] == line.get_ydata()[-1])
+    assert vertical == [0, 20] and horizontal == [0, 20]
+    model = compute_rdms(rec, "h")  # ... and at model time indices on the RSA matrix (0 and 2)
+    rsa = compare_model_to_data(model, rng.random((3, model.dissimilarities.shape[1]))).plot().axes[0]
+    assert sorted(line.get_ydata()[0] for line in rsa.lines) == [0, 2]
+
+
 def test_periods_mark_rsa_over_time_and_survive_rsatoolbox():
     import matplotlib
 

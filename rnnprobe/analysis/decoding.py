@@ -193,6 +193,11 @@ class DecodingResult:
             ax.contour(self.test_times, self.times, sig.astype(float), levels=[0.5], colors="black", linewidths=1)
         ax.set_xlabel("test time step")
         ax.set_ylabel("train time step")
+        from .plotting import mark_periods
+
+        mark_periods(ax, self.periods, axis="y")
+        if np.array_equal(self.test_times, self.times):  # tested on the same trials' time axis
+            mark_periods(ax, self.periods, axis="x")
         return image
 
 

@@ -89,6 +89,11 @@ class RSAResult:
             ax.set_xlabel(f"{self.data_label} time point (index)")
             ax.set_ylabel(f"{self.model_label} time step (index)")
             ax.set_title(f"{self.model_label} time x {self.data_label} time")
+            from ..plotting import mark_periods
+
+            index = np.arange(len(self.model_times), dtype=float)  # the image's rows are model time indices
+            rows = {name: tuple(np.interp(bounds, self.model_times, index)) for name, bounds in self.periods.items()}
+            mark_periods(ax, rows, axis="y")
         return fig
 
 
