@@ -130,40 +130,26 @@ class InterventionEffect:
     decoding: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # layer -> {"intact", "changed"}
     level: float = 0.95
 
-    def summary(self) -> dict[str, Any]:
-        """Per step: the effect, its interval and p-value; the RDM correlations and the controls' means."""
-        out: dict[str, Any] = {
-            "score": self.score_name, "changes": len(self.changes), "intact": self.intact.mean(0).tolist(),
-            "changed": self.changed.mean(0).tolist(), "effect": self.effect.tolist(), "ci_low": self.ci_low.tolist(),
-            "ci_high": self.ci_high.tolist(), "n_controls": int(self.control_effects.shape[0]),
-        }  # fmt: skip
-        if self.control_effects.size:
-            out["control_effect_mean"] = self.control_effects.mean(0).tolist()
-            out["p_values"] = self.p_values.tolist()
-        for layer, r in self.rdm_similarity.items():
-            out[f"rdm_r_{layer}"] = r.tolist()
-            if layer in self.control_rdm_similarity:
-                out[f"control_rdm_r_{layer}"] = self.control_rdm_similarity[layer].mean(0).tolist()
-        for layer, scores in self.decoding.items():
-            out[f"decoding_{layer}_intact"] = scores["intact"].tolist()
-            out[f"decoding_{layer}_changed"] = scores["changed"].tolist()
-        return out
-
     def table(self) -> dict[str, list[Any]]:
         """One row per time step: mean scores, the change and its interval, the controls, the RDM correlations."""
-        out: dict[str, list[Any]] = {
-            "step": list(range(self.intact.shape[1])), "intact": self.intact.mean(0).tolist(),
-            "changed": self.changed.mean(0).tolist(),
-            "change": self.effect.tolist(), "ci_low": self.ci_low.tolist(), "ci_high": self.ci_high.tolist(),
-        }  # fmt: skip
+        out: dict[str, list[Any]] = {"step": list(range(self.intact.shape[1]))}
+        columns = {"intact": self.intact.mean(0), "changed": self.changed.mean(0), "effect": self.effect,
+                   "ci_low": self.ci_low, "ci_high": self.ci_high}  # fmt: skip
         if self.control_effects.size:
-            out["controls' mean change"] = self.control_effects.mean(0).tolist()
-            out["p"] = self.p_values.tolist()
+            columns.update(control_effect_mean=self.control_effects.mean(0), p_values=self.p_values)
         for layer, r in self.rdm_similarity.items():
-            out[f"RDM r ({layer})"] = r.tolist()
+            columns[f"rdm_r_{layer}"] = r
             if layer in self.control_rdm_similarity:
-                out[f"controls' RDM r ({layer})"] = self.control_rdm_similarity[layer].mean(0).tolist()
-        return out
+                columns[f"control_rdm_r_{layer}"] = self.control_rdm_similarity[layer].mean(0)
+        for layer, scores in self.decoding.items():
+            columns.update({f"decoding_{layer}_{key}": values for key, values in scores.items()})
+        return {**out, **{key: np.asarray(values, dtype=float).tolist() for key, values in columns.items()}}
+
+    def summary(self) -> dict[str, Any]:
+        """The score, the number of changes and controls, and every column of :meth:`table` as a list over steps."""
+        steps = {key: values for key, values in self.table().items() if key != "step"}
+        n_controls = int(self.control_effects.shape[0])
+        return {"score": self.score_name, "changes": len(self.changes), "n_controls": n_controls, **steps}
 
     def draw(self, ax: Any) -> Any:
         """The score over time: intact, changed (with the interval of the change) and controls' band."""
