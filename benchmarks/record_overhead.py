@@ -2,7 +2,8 @@
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/record_overhead.py [--quick]
 
-For an LSTM and a BLT-style recurrent convnet: the same batches through the model
+For an LSTM, a BLT-style recurrent convnet and a CORnet-RT-like model (224 x 224 images, 5 steps, 4
+areas): the same batches through the model
 (eval, no_grad) with and without recording, alternated, median of repeats; the
 overhead is record / plain - 1 (goal <= 10% in memory). With store=... it reports MB/s
 written and the peak RSS of a fresh process that records into a store.
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import torch
 from _machine import print_machine
-from _models import ConvRecurrent, SeqLSTM
+from _models import ConvRecurrent, CORnetRT, SeqLSTM
 
 import rnnprobe
 
@@ -46,6 +47,14 @@ CASES = {
         sequence=[],
         n=512,
         batch_size=64,
+    ),
+    "cornet-rt": dict(
+        make=lambda: CORnetRT(),
+        stimuli=lambda n: torch.randn(n, 3, 224, 224),
+        layers=["V1.output", "V2.output", "V4.output", "IT.output"],
+        sequence=[],
+        n=64,
+        batch_size=8,
     ),
 }
 
@@ -99,8 +108,11 @@ def measure_memory(name: str, repeats: int, n: int | None) -> dict:
         "record_s": statistics.median(rec_times),
         "recorded_MB": rec.nbytes / 1e6,
     }
-    # median of the ratios of adjacent pairs: robust to slow drifts of machine load
-    result["overhead"] = statistics.median(r / p for r, p in zip(rec_times, plain, strict=True)) - 1
+    # median of the ratios of adjacent pairs: robust to slow drifts of machine load; the quartiles say how noisy
+    ratios = [r / p - 1 for r, p in zip(rec_times, plain, strict=True)]
+    result["overhead"] = statistics.median(ratios)
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
+    result["overhead_iqr"] = (quartiles[0], quartiles[2])
     if name == "lstm":  # cell states and gates need the unrolled recurrence: a different computation
         unroll_layers = ["lstm:output"] + [f"lstm:l{k}.{s}" for k in range(2) for s in "hcifgo"]
         t_unroll = statistics.median(
@@ -148,14 +160,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer stimuli and repeats")
     parser.add_argument("--store-child", help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--case", choices=list(CASES), action="append", help="only these cases (default: all)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.store_child:
         store_child(args.store_child, args.n)
         return
-    repeats = 3 if args.quick else 7
+    repeats = 3 if args.quick else 15
     print(f"rnnprobe {rnnprobe.__version__}, torch {torch.__version__}, 1 thread, median of {repeats}")
-    for name in CASES:
+    for name in args.case or CASES:
         n = CASES[name]["n"] // 4 if args.quick else None
         r = measure_memory(name, repeats, n)
         s = measure_store(name, n)
@@ -163,7 +176,8 @@ def main() -> None:
         print(f"  plain forward        {r['plain_s']:.3f} s")
         print(
             f"  record (in memory)   {r['record_s']:.3f} s   overhead {100 * r['overhead']:+.1f}% "
-            f"(median of {repeats} paired ratios)"
+            f"(median of {repeats} paired ratios; quartiles {100 * r['overhead_iqr'][0]:+.1f}% to "
+            f"{100 * r['overhead_iqr'][1]:+.1f}%)"
         )
         if "unrolled_all_states_s" in r:
             print(

@@ -615,15 +615,43 @@ class Recording:
         return save_recording(self, path, overwrite=overwrite, chunk_stimuli=chunk_stimuli)
 
     @classmethod
-    def load(cls, path: str | Path) -> Recording:
+    def load(cls, path: str | Path, *, chunks: Any = None) -> Recording:
         """Open a recording saved with :meth:`save` or streamed by ``record(store=...)``.
 
         The states stay on disk and are read lazily when selected. A store whose
         writing was interrupted is refused with `IncompleteStoreError`.
+
+        ``chunks`` opens the layers as dask arrays (dask needed): ``"auto"`` (the store's chunks
+        along stimuli, every time step), a number of stimuli per chunk, or ``{"stimuli": n, "time":
+        m}``. Selections then read through dask, on the active ``dask.distributed`` client when there
+        is one, and :meth:`to_dask` / :meth:`to_xarray` keep the chunking.
         """
         from .store import load_recording
 
-        return load_recording(path)
+        return load_recording(path, chunks)
+
+    @property
+    def is_dask(self) -> bool:
+        """Whether any layer is read through dask (``Recording.load(path, chunks=...)``)."""
+        return any(isinstance(a, LazyArray) and a.is_dask for a in self._states.values())
+
+    def to_dask(self, layer: str | None = None) -> Any:
+        """One layer as a dask array ``(stimulus, time, *units)``, or a dict of every layer (dask needed).
+
+        Dask-backed layers keep their chunks; on-disk layers use the store's chunks; in-memory layers
+        are wrapped with dask's automatic chunks along stimuli.
+        """
+        import dask.array as da
+
+        def one(name: str) -> Any:
+            array = self._states[name]
+            if isinstance(array, LazyArray):
+                return array.dask()
+            return da.from_array(array, chunks=("auto", *array.shape[1:]))
+
+        if layer is None and len(self._states) > 1:
+            return {name: one(name) for name in self._states}
+        return one(self.resolve_layer(layer))
 
     def to_xarray(self, layer: str | None = None) -> xr.DataArray | xr.Dataset:
         """An xarray DataArray of one layer, or a Dataset of all layers (xarray needed)."""

@@ -26,7 +26,7 @@ def _import(module: str, purpose: str) -> Any:
 
 def _data_array(recording: Recording, layer: str, *, time_dim: str, unit_prefix: str) -> Any:
     xr = _import("xarray", "Recording.to_xarray")
-    data = recording.get(layer)
+    data = recording.to_dask(layer) if recording.is_dask else recording.get(layer)  # dask layers stay chunked
     unit_dims = [f"{unit_prefix}unit{i}" if data.ndim > 3 else f"{unit_prefix}unit" for i in range(data.ndim - 2)]
     coords: dict[str, Any] = {"stimulus": np.arange(recording.n_stimuli), time_dim: recording.times[layer]}
     for name, column in recording._raw_metadata().items():

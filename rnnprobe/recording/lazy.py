@@ -27,6 +27,11 @@ class LazyArray:
         Reshape the units to this (same size), e.g. ``(n_units,)`` to flatten.
     name : str, optional
         The layer, named in the error when a chunk fails its checksum.
+    origin : Path, optional
+        The store folder, for a ``base`` that does not know it (a dask array over the store's arrays).
+
+    A ``base`` that is a dask array is read by computing the selection (on the active
+    ``dask.distributed`` client when there is one); :meth:`dask` gives the selection as a dask array.
     """
 
     def __init__(
@@ -37,9 +42,11 @@ class LazyArray:
         unit_shape: tuple[int, ...] | None = None,
         *,
         name: str | None = None,
+        origin: Path | None = None,
     ) -> None:
         self.base = base
         self.name = name
+        self.origin = origin
         n_stim, n_time = base.shape[:2]
         self._stimuli = slice(0, n_stim, 1) if stimuli is None else stimuli
         self._time = slice(0, n_time, 1) if time is None else time
@@ -81,16 +88,34 @@ class LazyArray:
         n_stim, n_time = self.base.shape[:2]
         new_stim = self._stimuli if stimuli is None else compose(self._stimuli, stimuli, n_stim)
         new_time = self._time if time is None else compose(self._time, time, n_time)
-        return LazyArray(self.base, new_stim, new_time, self._unit_shape, name=self.name)
+        return LazyArray(self.base, new_stim, new_time, self._unit_shape, name=self.name, origin=self.origin)
 
     def reshape_units(self, unit_shape: tuple[int, ...]) -> LazyArray:
-        return LazyArray(self.base, self._stimuli, self._time, unit_shape, name=self.name)
+        return LazyArray(self.base, self._stimuli, self._time, unit_shape, name=self.name, origin=self.origin)
+
+    @property
+    def is_dask(self) -> bool:
+        """Whether the base is a dask array (read by computing)."""
+        return hasattr(self.base, "dask") and hasattr(self.base, "compute")
+
+    def dask(self) -> Any:
+        """The selection as a dask array (from the store's chunks when the base is a zarr array)."""
+        import dask.array as da
+
+        base = self.base if self.is_dask else da.from_zarr(self.base)
+        stim = as_slice_if_contiguous(self._stimuli)
+        time = as_slice_if_contiguous(self._time)
+        out = base[stim] if isinstance(stim, slice) else base[np.asarray(stim)]
+        out = out[:, time] if isinstance(time, slice) else out[:, np.asarray(time)]
+        return out.reshape(out.shape[:2] + self._unit_shape)
 
     def read(self) -> np.ndarray:
         """Read the selection into memory."""
         stim = as_slice_if_contiguous(self._stimuli)
         time = as_slice_if_contiguous(self._time)
         try:
+            if self.is_dask:
+                return np.asarray(self.dask().compute())
             data = self.base[stim, time] if isinstance(stim, slice) and isinstance(time, slice) else (
                 self.base.oindex[stim, time])  # fmt: skip
         except (ValueError, RuntimeError, OSError) as exc:
@@ -105,7 +130,9 @@ class LazyArray:
 
     def source(self) -> Path | None:
         """The folder of the zarr store this array reads from (None if not a local store)."""
-        root = getattr(self.base.store, "root", None)
+        if self.origin is not None:
+            return Path(self.origin).resolve()
+        root = getattr(getattr(self.base, "store", None), "root", None)
         return Path(root).resolve() if root is not None else None
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
@@ -113,4 +140,4 @@ class LazyArray:
         return data if dtype is None else data.astype(dtype, copy=False)
 
     def __repr__(self) -> str:
-        return f"LazyArray(shape={self.shape}, dtype={self.dtype}, store={self.base.store!s})"
+        return f"LazyArray(shape={self.shape}, dtype={self.dtype}, store={self.source()!s})"

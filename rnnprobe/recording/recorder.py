@@ -188,6 +188,7 @@ def record(
     seed: int | None = None,
     provenance: Mapping[str, Any] | None = None,
     interventions: Any = None,
+    client: Any = None,
     progress: bool | None = None,
 ) -> Recording:
     """Record hidden states of ``model`` for every stimulus, over time.
@@ -236,6 +237,11 @@ def record(
     interventions : Intervention, Lesion or list of them, optional
         Record the model changed by these (:func:`rnnprobe.recording.intervene`); the
         recording's provenance lists them under ``"interventions"`` (``[]`` when intact).
+    client : dask.distributed.Client, optional
+        Record on a dask cluster: shards of whole chunks of stimuli are recorded by the workers
+        into ``store`` (needed; on a file system every worker shares), which is marked complete
+        only when every shard is written (:mod:`rnnprobe.recording.cluster`). With ``seed``,
+        each shard seeds its own generator (stochastic models differ from an unsharded run).
     progress : bool or None
         Show a progress bar.
         None (default): a bar only when stderr is a terminal.
@@ -268,6 +274,11 @@ def record(
     seed = check_seed(seed)
     storage_dtype = _storage_dtype(dtype)
     requested, targets = _targets_of(model, layers, sequence)
+    if client is not None:
+        settings = dict(layers=requested, batch_size=batch_size, sequence=list(sequence), forward=forward, seed=seed,
+                        dtype=dtype, device=device, interventions=changes or None, provenance=provenance)  # fmt: skip
+        return _on_cluster(model, inputs, meta, client=client, store=store, overwrite=overwrite,
+                           chunk_stimuli=chunk_stimuli, settings=settings)  # fmt: skip
     destination: MemoryDestination | StoreDestination
     if store is not None:
         writer = StoreWriter(store, overwrite=overwrite)
@@ -308,6 +319,29 @@ def record(
         if bar is not None:
             bar.close()
     nonfinite.warn()
+    return result
+
+
+def _on_cluster(model: nn.Module, inputs: list[Any], meta: Any, *, client: Any, store: Any, overwrite: bool,
+                chunk_stimuli: int | None, settings: dict[str, Any]) -> Recording:  # fmt: skip
+    """``record`` in shards on a dask cluster's workers (see :mod:`rnnprobe.recording.cluster`)."""
+    from .cluster import check_client, record_on_cluster
+
+    check_client(client)
+    if store is None:
+        raise ArgumentError(
+            "store: recording on a cluster writes into a store. Pass store=path (shared by the workers)."
+        )
+    writer = StoreWriter(store, overwrite=overwrite)
+
+    def probe(items: list[Any]) -> Recording:
+        return record(model, items[0] if len(items) == 1 else tuple(items), progress=False, **settings)
+
+    result, bad = record_on_cluster(model, inputs, client=client, writer=writer, probe=probe, metadata=meta,
+                                    settings=settings, chunk_stimuli=chunk_stimuli, per_task=None)  # fmt: skip
+    counter = NonFiniteCounter()
+    counter.counts = bad
+    counter.warn()
     return result
 
 

@@ -321,6 +321,21 @@ class StoreWriter:
         self._group.attrs["rnnprobe"] = self._header
         publish_store(self.staging, self.path, overwrite=self.overwrite)
 
+    def complete_external(self, *, cleanup: list[Path] = ()) -> None:
+        """Mark complete a store whose rows other processes wrote (a cluster's workers), then publish it.
+
+        The caller has checked that every region was written; ``cleanup`` are folders of its own to
+        remove from the store first.
+        """
+        self._shutdown()
+        for folder in cleanup:
+            shutil.rmtree(folder, ignore_errors=True)
+        self._header["n_written"] = self._header["n_stimuli"]
+        self._header["complete"] = True
+        self._header.pop("writer", None)
+        self._group.attrs["rnnprobe"] = self._header
+        publish_store(self.staging, self.path, overwrite=self.overwrite)
+
     def abort(self) -> None:
         """Stop after a failure: let the write in flight finish, then remove the partial folder.
 
@@ -469,8 +484,8 @@ def _check_chunks(path: Path, group: Any, header: dict[str, Any]) -> None:
             )
 
 
-def load_recording(path: str | Path) -> Recording:
-    """Open a complete store as a lazy `Recording` (see :meth:`Recording.load`)."""
+def load_recording(path: str | Path, chunks: Any = None) -> Recording:
+    """Open a complete store as a lazy `Recording` (see :meth:`Recording.load`); with ``chunks``, dask-backed."""
     from .container import Recording
 
     group, header = read_header(path)
@@ -483,7 +498,13 @@ def load_recording(path: str | Path) -> Recording:
     _check_chunks(Path(path), group, header)
     names = header["layers"]
     try:
-        states = {name: LazyArray(group[f"states/{i}"], name=name) for i, name in enumerate(names)}
+        if chunks is None:
+            states = {name: LazyArray(group[f"states/{i}"], name=name) for i, name in enumerate(names)}
+        else:
+            from .cluster import dask_states
+
+            arrays = dask_states(group, names, chunks)
+            states = {name: LazyArray(arrays[name], name=name, origin=Path(path)) for name in names}
         times = {name: np.asarray(group[f"times/{i}"][:]) for i, name in enumerate(names)}
         metadata = _decode_metadata(group, header["metadata"])
     except (KeyError, ValueError, TypeError) as exc:

@@ -1,0 +1,189 @@
+"""Recordings on a dask cluster: stimuli recorded in shards by workers into one store, and layers read as dask arrays.
+
+``record(model, stimuli, store=path, client=client)`` records one stimulus in this process to learn the
+layers' shapes, creates the store (marked incomplete) in its hidden partial folder beside ``path``, and
+submits one task per region of stimuli (whole chunks, so that no two tasks write one chunk) to the
+workers of a ``dask.distributed`` client. Each worker records its region in memory with the same
+settings and writes it into the store's arrays, then leaves a marker for the region. The store is
+marked complete and moved into place only when every task has returned and every region's marker is
+there; a task that fails (or whose worker dies more often than the scheduler allows) leaves no store
+at ``path``. The store's folder must be reachable by every worker (a shared file system).
+
+``Recording.load(path, chunks=...)`` opens the layers as dask arrays (``Recording.to_dask``), read
+block by block by whatever computes on them: the active ``dask.distributed`` client, or dask's threads.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._validation import check_int
+from ..errors import ArgumentError, ArgumentTypeError, RnnprobeError, ShapeError, describe
+
+MARKERS = ".rnnprobe-regions"
+
+
+def check_client(client: Any) -> Any:
+    """A ``dask.distributed.Client``, else `ArgumentTypeError`."""
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - dask is an optional dependency
+        raise ArgumentTypeError(
+            "client: dask.distributed is not installed. Install it (pip install 'dask[distributed]') to record on a "
+            "cluster."
+        ) from None
+    if not isinstance(client, Client):
+        raise ArgumentTypeError(
+            f"client: got {describe(client)}. Pass a dask.distributed.Client (e.g. Client(LocalCluster()) or "
+            f"Client('tcp://scheduler:8786'))."
+        )
+    return client
+
+
+def regions(n_stimuli: int, chunk: int, per_task: int) -> list[tuple[int, int]]:
+    """Stimulus ranges of whole chunks, about ``per_task`` stimuli each (the last may be shorter)."""
+    size = max(chunk, (per_task // chunk) * chunk)
+    return [(start, min(n_stimuli, start + size)) for start in range(0, n_stimuli, size)]
+
+
+def _record_region(
+    model: bytes, inputs: list[Any], start: int, stop: int, staging: str, names: list[str], settings: dict[str, Any]
+) -> tuple[int, int, dict[str, np.ndarray]]:
+    """On a worker: record stimuli [start, stop) in memory, write them into the store, mark the region done."""
+    import zarr
+
+    from .recorder import record
+
+    model = pickle.loads(model)  # this process's own pickle of the caller's model (dask's torch serializer
+    # rebuilds modules with plain dicts as hook tables, which torch's hooks cannot use)
+    if not Path(staging).is_dir():
+        raise ArgumentError(
+            f"store: the worker on {os.uname().nodename} cannot reach {staging!r}. Put the store on a file system "
+            f"every worker shares."
+        )
+    batch = inputs[0] if len(inputs) == 1 else tuple(inputs)
+    rec = record(model, batch, progress=False, **settings)
+    group = zarr.open_group(staging, mode="r+")
+    bad = {}
+    for i, name in enumerate(names):
+        data = rec.get(name)
+        target = group[f"states/{i}"]
+        if tuple(data.shape[1:]) != tuple(target.shape[1:]):
+            raise ShapeError(
+                f"layers: {name!r} gave {data.shape[1:]} per stimulus for stimuli {start}..{stop - 1}, but "
+                f"{target.shape[1:]} for the first stimulus. Every stimulus must give the same shapes."
+            )
+        target[start:stop] = data
+        if data.dtype.kind == "f" and not np.isfinite(data.sum(dtype=data.dtype)):
+            bad[name] = (~np.isfinite(data)).reshape(data.shape[0], data.shape[1], -1).sum(axis=(0, 2))
+    marker = Path(staging) / MARKERS / f"{start}-{stop}"
+    temporary = marker.with_name(f".{marker.name}.{uuid.uuid4().hex[:8]}")
+    temporary.write_text("written")
+    temporary.rename(marker)  # atomic: a marker is there only once its region is
+    return start, stop, bad
+
+
+def record_on_cluster(
+    model: Any,
+    inputs: list[Any],
+    *,
+    client: Any,
+    writer: Any,
+    probe: Callable[[list[Any]], Any],
+    metadata: Mapping[str, np.ndarray],
+    settings: dict[str, Any],
+    chunk_stimuli: int | None,
+    per_task: int | None,
+) -> tuple[Any, dict[str, np.ndarray]]:
+    """Record in shards on ``client``'s workers into ``writer``'s store; (the loaded Recording, NaN counts)."""
+    from .store import default_chunk_stimuli, load_recording
+
+    first = probe([item[:1] for item in inputs])  # one stimulus here: the layers' shapes, dtypes and times
+    n = int(inputs[0].shape[0])
+    names = first.layers
+    per_stimulus = max(int(np.prod(first.shapes[name][1:])) * first.dtypes[name].itemsize for name in names)
+    chunk = check_int("chunk_stimuli", chunk_stimuli) if chunk_stimuli else default_chunk_stimuli(per_stimulus, n)
+    chunk = min(chunk, n)
+    writer.create(
+        n_stimuli=n, layers={name: (first.shapes[name][1:], first.dtypes[name]) for name in names},
+        times=first.times, metadata=metadata, chunk_stimuli=chunk,
+        provenance={**first.provenance, "n_stimuli": n, "cluster": {"scheduler": client.scheduler.address}},
+    )  # fmt: skip
+    try:
+        parts = regions(
+            n, chunk, check_int("per_task", per_task) if per_task else max(chunk, -(-n // _n_workers(client)))
+        )
+        (writer.staging / MARKERS).mkdir()
+        shared = client.scatter(pickle.dumps(model), broadcast=True)
+        futures = [client.submit(_record_region, shared, [item[a:b] for item in inputs], a, b, str(writer.staging),
+                                 names, settings, key=f"rnnprobe-record-{a}-{b}-{uuid.uuid4().hex[:8]}", pure=False)
+                   for a, b in parts]  # fmt: skip
+        results = _gather(client, futures)
+        missing = [f"{a}-{b}" for a, b in parts if not (writer.staging / MARKERS / f"{a}-{b}").is_file()]
+        if missing:
+            raise RnnprobeError(f"store: regions {missing} were not marked written; the store is not complete.")
+        writer.complete_external(cleanup=[writer.staging / MARKERS])
+    except BaseException:
+        writer.abort()
+        raise
+    bad: dict[str, np.ndarray] = {}
+    for _, _, counts in results:
+        for name, per_step in counts.items():
+            bad[name] = bad.get(name, 0) + per_step
+    return load_recording(writer.path), bad
+
+
+def _n_workers(client: Any) -> int:
+    return max(1, len(client.scheduler_info().get("workers", {})))
+
+
+def _gather(client: Any, futures: list[Any]) -> list[Any]:
+    """Every task's result; a failed task (or a worker lost too often) cancels the rest and is one rnnprobe error."""
+    try:
+        return client.gather(futures)
+    except RnnprobeError:
+        client.cancel(futures)
+        raise
+    except Exception as exc:
+        client.cancel(futures)
+        raise RnnprobeError(
+            f"client: a shard of the recording failed on a worker ({type(exc).__name__}: {exc}); nothing was saved "
+            f"(a store that was at the path is still there)."
+        ) from exc
+
+
+def dask_states(group: Any, names: list[str], chunks: Any) -> dict[str, Any]:
+    """The store's layers as dask arrays chunked along stimuli and time (``chunks``: see Recording.load)."""
+    import dask.array as da
+
+    out = {}
+    for i, name in enumerate(names):
+        array = group[f"states/{i}"]
+        out[name] = da.from_zarr(array, chunks=_chunks(chunks, array), name=f"rnnprobe-{name}-{uuid.uuid4().hex[:8]}")
+    return out
+
+
+def _chunks(chunks: Any, array: Any) -> tuple[int, ...]:
+    """Chunk sizes: "auto" (the store's chunks along stimuli, every time step), an int (stimuli per chunk),
+    or a dict {"stimuli": n, "time": m}; units are never split.
+    """
+    t = array.shape[1]
+    units = tuple(array.shape[2:])
+    if isinstance(chunks, str) and chunks == "auto":
+        return (array.chunks[0], t, *units)
+    if isinstance(chunks, (int, np.integer)) and not isinstance(chunks, bool):
+        return (check_int("chunks", int(chunks)), t, *units)
+    if isinstance(chunks, Mapping) and set(chunks) <= {"stimuli", "time"}:
+        return (check_int("chunks['stimuli']", chunks.get("stimuli", array.chunks[0])),
+                check_int("chunks['time']", chunks.get("time", t)), *units)  # fmt: skip
+    raise ArgumentError(
+        f"chunks: got {describe(chunks)}. Pass 'auto' (the store's chunks), a number of stimuli per chunk, or "
+        f"{{'stimuli': n, 'time': m}}; the units of a stimulus and step are never split."
+    )
