@@ -43,6 +43,7 @@ import numpy as np
 from ..errors import (
     ArgumentTypeError,
     IncompleteStoreError,
+    RnnprobeError,
     StoreExistsError,
     StoreFormatError,
     StoreNotFoundError,
@@ -507,6 +508,8 @@ def load_recording(path: str | Path, chunks: Any = None) -> Recording:
             states = {name: LazyArray(arrays[name], name=name, origin=Path(path)) for name in names}
         times = {name: np.asarray(group[f"times/{i}"][:]) for i, name in enumerate(names)}
         metadata = _decode_metadata(group, header["metadata"])
+    except RnnprobeError:  # a bad argument (chunks), not a damaged store
+        raise
     except (KeyError, ValueError, TypeError) as exc:
         raise StoreFormatError(
             f"path: {str(path)!r} is damaged ({type(exc).__name__}: {exc}); record or save it again."

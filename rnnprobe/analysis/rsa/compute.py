@@ -39,22 +39,36 @@ from ...errors import (
     format_choices,
 )
 from ...recording import Recording
+from .blockwise import DISTANCES as BLOCKWISE
 from .rdms import DISTANCES, RDMs
+
+
+def _conditions(
+    recording: Recording, descriptor: str | None, stimuli: np.ndarray
+) -> tuple[dict[str, np.ndarray], tuple[np.ndarray, int] | None]:
+    """The RDM's conditions (descriptors), and each stimulus's condition with their number (None: every
+    stimulus is its own condition); ``descriptor`` values in np.unique order, as rsatoolbox.
+    """
+    if descriptor is None:
+        conditions = {"stimulus": stimuli}
+        conditions.update({c: np.asarray(recording.column(c))[stimuli] for c in recording.columns})
+        return conditions, None
+    values = np.asarray(recording.column(descriptor))[stimuli]
+    unique, inverse = np.unique(values, return_inverse=True)
+    return {descriptor: unique}, (inverse, unique.size)
 
 
 def _condition_means(
     states: np.ndarray, recording: Recording, descriptor: str | None, stimuli: np.ndarray
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Average (stimulus, time, units) states per value of ``descriptor`` (np.unique order, as rsatoolbox)."""
-    if descriptor is None:
-        conditions = {"stimulus": stimuli}
-        conditions.update({c: np.asarray(recording.column(c))[stimuli] for c in recording.columns})
+    conditions, groups = _conditions(recording, descriptor, stimuli)
+    if groups is None:
         return states, conditions
-    values = np.asarray(recording.column(descriptor))[stimuli]
-    unique, inverse = np.unique(values, return_inverse=True)
-    sums = _group_sums(states, inverse, unique.size)
-    counts = np.bincount(inverse, minlength=unique.size).astype(np.float64)
-    return sums / counts[:, None, None], {descriptor: unique}
+    inverse, n_groups = groups
+    sums = _group_sums(states, inverse, n_groups)
+    counts = np.bincount(inverse, minlength=n_groups).astype(np.float64)
+    return sums / counts[:, None, None], conditions
 
 
 def _group_sums(states: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
@@ -317,6 +331,8 @@ def compute_rdms(
     if cv_descriptor is not None and distance != "crossnobis":
         raise ArgumentError(f"cv_descriptor: only used by distance='crossnobis', got distance={distance!r}.")
     stim = recording.stimulus_index(stimuli)
+    if recording.is_dask and distance in BLOCKWISE and device is None and noise is None:
+        return _rdms_blockwise(recording, layer, time, stim, descriptor, distance)
     layer, time_index, states = layer_states(recording, layer, time=time, stimuli=stim, dtype=None)
     patterns, conditions = _condition_means(states.astype(np.float64, copy=False), recording, descriptor, stim)
     if patterns.shape[0] < 2:
@@ -346,13 +362,19 @@ def compute_rdms(
         dissim = _crossnobis(states, recording, stim, descriptor, cv_descriptor, precision, backend)
     else:
         dissim = _blocked_dissimilarities(patterns, distance, precision, backend)
+    return _result(dissim, distance, conditions, recording, layer, time_index)
+
+
+def _result(dissim: np.ndarray, distance: str, conditions: dict[str, np.ndarray], recording: Recording, layer: str,
+            time_index: np.ndarray) -> RDMs:  # fmt: skip
+    """The RDMs with their descriptors; NaN dissimilarities (constant or zero patterns) are warned about."""
     bad = ~np.isfinite(dissim)
     if bad.any():
         warnings.warn(
             f"compute_rdms: {int(bad.sum())} dissimilarities are NaN at {int(bad.any(axis=1).sum())} time step(s): "
             f"some patterns are constant (correlation) or zero (cosine).",
             RnnprobeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     times = np.asarray(recording.times[layer])[time_index]
     return RDMs(
@@ -362,3 +384,16 @@ def compute_rdms(
         rdm_descriptors={"time": times, "time_index": time_index},
         descriptors={"layer": layer, **({"periods": recording.periods} if recording.periods else {})},
     )
+
+
+def _rdms_blockwise(recording: Recording, layer: str, time: Any, stim: np.ndarray, descriptor: str | None,
+                    distance: str) -> RDMs:  # fmt: skip
+    """compute_rdms of a dask-backed recording, without gathering the layer (:mod:`.blockwise`)."""
+    from .blockwise import dask_dissimilarities
+
+    time_index = recording.time_positions(layer, time)
+    conditions, groups = _conditions(recording, descriptor, stim)
+    if (stim.size if groups is None else groups[1]) < 2:
+        raise ArgumentError("stimuli/descriptor: fewer than 2 conditions; an RDM needs at least 2.")
+    dissim = dask_dissimilarities(recording, layer, time_index, stim, groups, distance)
+    return _result(dissim, distance, conditions, recording, layer, time_index)

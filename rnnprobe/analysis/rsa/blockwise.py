@@ -1,0 +1,60 @@
+"""RDMs of a dask-backed recording, computed blockwise: the layer is never gathered in one place.
+
+For ``Recording.load(path, chunks=...)``: the condition means (a product with the condition indicator),
+the centring and normalisation of each pattern (within a chunk: units are never split) and the Gram
+matrices of every time step (products of chunk pairs along stimuli) are one dask graph, computed on the
+active ``dask.distributed`` client when there is one (else dask's threads). Only the Gram matrices
+(time x condition x condition) come back; the distances are formed from them as in memory. Results equal
+the in-memory path's to about 1e-12 (both accumulate in float64; the summation order differs).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ...errors import NonFiniteError
+
+DISTANCES = ("correlation", "cosine", "euclidean", "euclidean_plain")
+
+
+def dask_dissimilarities(
+    recording: Any, layer: str, time_index: np.ndarray, stimuli: np.ndarray, groups: tuple[np.ndarray, int] | None,
+    distance: str,
+) -> np.ndarray:  # fmt: skip
+    """(time, n_pairs) dissimilarities of the selected stimuli (or of their condition means, ``groups``:
+    (condition of each stimulus, number of conditions)) at the selected time steps.
+    """
+    import dask
+    import dask.array as da
+
+    x = recording.select(layer, stimuli=stimuli, time=time_index).to_dask(layer)
+    x = x.reshape(x.shape[0], x.shape[1], -1).astype(np.float64)
+    finite = da.isfinite(x).all()
+    if groups is not None:
+        inverse, n_groups = groups
+        counts = np.bincount(inverse, minlength=n_groups).astype(np.float64)
+        indicator = np.zeros((n_groups, inverse.size))
+        indicator[inverse, np.arange(inverse.size)] = 1.0 / counts[inverse]
+        x = da.tensordot(da.from_array(indicator, chunks=(n_groups, x.chunks[0])), x, axes=(1, 0))
+    if distance == "correlation":
+        x = x - x.mean(axis=2, keepdims=True)
+    if distance in ("correlation", "cosine"):
+        x = x / da.linalg.norm(x, axis=2, keepdims=True)
+    gram = da.einsum("ctu,dtu->tcd", x, x)
+    gram, finite = dask.compute(gram, finite)
+    if not finite:
+        raise NonFiniteError(
+            f"recording: layer {layer!r} holds NaN or inf among the selected states; no RDM is computed from them. "
+            f"Select finite stimuli and time steps, or check the model."
+        )
+    n = gram.shape[1]
+    if distance in ("correlation", "cosine"):
+        full = 1 - gram
+    else:
+        diag = np.diagonal(gram, axis1=1, axis2=2)
+        full = diag[:, :, None] + diag[:, None, :] - 2 * gram
+        full = np.sqrt(np.clip(full, 0, None)) if distance == "euclidean_plain" else full / x.shape[2]
+    rows, cols = np.triu_indices(n, k=1)
+    return full[:, rows, cols]

@@ -1,0 +1,146 @@
+"""Recording and RDMs on a dask LocalCluster (2 worker processes): equal to the in-memory path."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("distributed")
+
+from distributed import Client, LocalCluster
+
+import rnnprobe
+from rnnprobe import Recording
+from rnnprobe.analysis import compute_rdms
+from rnnprobe.errors import ArgumentError, ArgumentTypeError, RnnprobeError, StoreExistsError
+from rnnprobe.models import BLT
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+def _model_and_stimuli(n: int = 60):
+    torch.manual_seed(0)
+    model = BLT("BLT", image_size=8, maps=4, steps=3)
+    x = torch.rand(n, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    return model, x, {"label": np.arange(n) % 4}
+
+
+def test_a_sharded_recording_equals_the_in_memory_one(client, tmp_path):
+    model, x, meta = _model_and_stimuli()
+    sharded = rnnprobe.record(model, x, metadata=meta, store=tmp_path / "rec.zarr", client=client, chunk_stimuli=7,
+                              progress=False)  # fmt: skip
+    memory = rnnprobe.record(model, x, metadata=meta, progress=False)
+    assert sharded.layers == memory.layers and sharded.sources() == {(tmp_path / "rec.zarr").resolve()}
+    for layer in memory.layers:
+        np.testing.assert_array_equal(sharded.get(layer), memory.get(layer))
+        np.testing.assert_array_equal(sharded.times[layer], memory.times[layer])
+    np.testing.assert_array_equal(sharded.column("label"), meta["label"])
+    assert sharded.provenance["n_stimuli"] == 60 and "scheduler" in sharded.provenance["cluster"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial folder left
+    assert not (tmp_path / "rec.zarr" / ".rnnprobe-regions").exists()
+
+
+def test_dask_backed_rdms_equal_the_in_memory_ones(client, tmp_path):
+    model, x, meta = _model_and_stimuli()
+    rnnprobe.record(model, x, metadata=meta, store=tmp_path / "rec.zarr", progress=False)
+    lazy = Recording.load(tmp_path / "rec.zarr")
+    chunked = Recording.load(tmp_path / "rec.zarr", chunks={"stimuli": 16, "time": 2})
+    assert chunked.is_dask and not lazy.is_dask
+    assert chunked.to_dask("layer1").chunks[:2] == ((16, 16, 16, 12), (2, 1))
+    for distance in ("correlation", "cosine", "euclidean", "euclidean_plain"):
+        for descriptor in (None, "label"):
+            for selection in ({}, {"time": [0, 2], "stimuli": slice(5, 50)}):
+                expected = compute_rdms(lazy, "layer1", distance=distance, descriptor=descriptor, **selection)
+                got = compute_rdms(chunked, "layer1", distance=distance, descriptor=descriptor, **selection)
+                np.testing.assert_allclose(got.dissimilarities, expected.dissimilarities, rtol=0, atol=1e-10)
+                np.testing.assert_array_equal(got.rdm_descriptors["time"], expected.rdm_descriptors["time"])
+    np.testing.assert_array_equal(
+        chunked.get("layer0", stimuli=[3, 1], time=1), lazy.get("layer0", stimuli=[3, 1], time=1)
+    )
+    array = chunked.to_xarray("layer1")
+    assert hasattr(array.data, "dask") and array.data.chunks[0] == (16, 16, 16, 12)
+
+
+def test_nan_states_are_refused_by_the_blockwise_rdms(client, tmp_path):
+    states = np.random.default_rng(0).normal(size=(20, 3, 5))
+    states[4, 1, 2] = np.nan
+    Recording({"h": states}).save(tmp_path / "nan.zarr")
+    chunked = Recording.load(tmp_path / "nan.zarr", chunks=5)
+    with pytest.raises(rnnprobe.errors.NonFiniteError, match="NaN"):
+        compute_rdms(chunked, "h")
+    assert compute_rdms(chunked, "h", time=[0]).dissimilarities.shape == (1, 190)  # step 0 is finite
+
+
+class _FailsOn(torch.nn.Module):
+    """Raises (or, with ``kill``, ends its worker process) on stimuli whose first value is 42."""
+
+    def __init__(self, kill: bool) -> None:
+        super().__init__()
+        self.kill = kill
+        self.linear = torch.nn.Linear(3, 2)
+
+    def forward(self, x):
+        if (x[:, 0, 0] == 42).any():
+            if self.kill:
+                os._exit(1)
+            raise RuntimeError("bad stimulus")
+        return self.linear(x)
+
+
+def test_a_failing_shard_leaves_no_store(client, tmp_path):
+    x = torch.zeros(40, 2, 3)
+    x[33, 0, 0] = 42
+    with pytest.raises(RnnprobeError, match=r"failed on a worker|bad stimulus"):
+        rnnprobe.record(_FailsOn(kill=False), x, store=tmp_path / "rec.zarr", client=client, chunk_stimuli=5,
+                        sequence=["linear"], progress=False)  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_worker_never_leaves_a_store_marked_complete(tmp_path):
+    import dask
+
+    x = torch.zeros(40, 2, 3)
+    x[33, 0, 0] = 42  # the worker recording this shard dies, and so does every retry
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+        with Client(cluster) as c, pytest.raises(RnnprobeError, match="failed on a worker"):
+            rnnprobe.record(_FailsOn(kill=True), x, store=tmp_path / "rec.zarr", client=c, chunk_stimuli=5,
+                            sequence=["linear"], progress=False)  # fmt: skip
+        cluster.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_cluster_arguments(client, tmp_path):
+    model, x, _ = _model_and_stimuli(8)
+    with pytest.raises(ArgumentTypeError, match="client"):
+        rnnprobe.record(model, x, store=tmp_path / "a.zarr", client="tcp://127.0.0.1:8786", progress=False)
+    with pytest.raises(ArgumentError, match="store"):
+        rnnprobe.record(model, x, client=client, progress=False)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    with pytest.raises(StoreExistsError):
+        rnnprobe.record(model, x, store=tmp_path / "mine", client=client, overwrite=True, progress=False)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "mine"
+    rnnprobe.record(model, x, store=tmp_path / "rec.zarr", progress=False)
+    for chunks in (0, "big", {"units": 3}, True):
+        with pytest.raises(ArgumentError, match="chunks"):
+            Recording.load(tmp_path / "rec.zarr", chunks=chunks)
+
+
+def test_a_worker_that_cannot_reach_the_store_says_so(tmp_path):
+    import pickle
+
+    from rnnprobe.recording.cluster import _record_region
+
+    model, x, _ = _model_and_stimuli(4)
+    with pytest.raises(ArgumentError, match="cannot reach"):
+        _record_region(pickle.dumps(model), [x], 0, 4, str(tmp_path / "elsewhere"), ["layer0"], {})
