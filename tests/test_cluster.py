@@ -144,3 +144,35 @@ def test_a_worker_that_cannot_reach_the_store_says_so(tmp_path):
     model, x, _ = _model_and_stimuli(4)
     with pytest.raises(ArgumentError, match="cannot reach"):
         _record_region(pickle.dumps(model), [x], 0, 4, str(tmp_path / "elsewhere"), ["layer0"], {})
+
+
+@pytest.mark.parametrize("with_client", [True, False])
+def test_decoding_a_dask_backed_recording_in_blocks_equals_the_whole(client, tmp_path, monkeypatch, with_client):
+    from rnnprobe.analysis import blockwise, decode
+
+    rng = np.random.default_rng(4)
+    label = np.arange(60) % 3
+    states = rng.normal(size=(60, 7, 5))
+    states[:, 3:] += label[:, None, None] * 0.8
+    Recording({"h": states}, metadata={"label": label}).save(tmp_path / "rec.zarr")
+    whole = Recording.load(tmp_path / "rec.zarr")
+    chunked = Recording.load(tmp_path / "rec.zarr", chunks=20)
+    monkeypatch.setattr(blockwise, "BLOCK_BYTES", 2 * 60 * 5 * 8)  # blocks of 2 time steps: 4 blocks
+    if not with_client:
+        monkeypatch.setattr(blockwise, "active_client", lambda: None)
+    seen = []
+    run_blocks = blockwise.run_blocks
+    monkeypatch.setattr(
+        blockwise, "run_blocks", lambda f, blocks, *a: seen.append(len(blocks)) or run_blocks(f, blocks, *a)
+    )
+    for settings in ({}, {"estimator": "logistic", "n_permutations": 20, "patterns": True, "time": [1, 2, 4, 6]}):
+        expected = decode(whole, "h", "label", progress=False, **settings)
+        got = decode(chunked, "h", "label", progress=False, **settings)
+        np.testing.assert_allclose(got.fold_scores, expected.fold_scores, rtol=0, atol=1e-10)
+        np.testing.assert_array_equal(got.times, expected.times)
+        if settings:
+            np.testing.assert_allclose(got.null, expected.null, rtol=0, atol=1e-10)
+            np.testing.assert_allclose(got.p_values, expected.p_values, rtol=0, atol=1e-12)
+            np.testing.assert_allclose(got.patterns, expected.patterns, rtol=0, atol=1e-8)
+            assert [c.p_value for c in got.clusters] == pytest.approx([c.p_value for c in expected.clusters])
+    assert seen == [4, 2]  # 7 steps in blocks of 2, then 4 steps

@@ -556,6 +556,11 @@ def decode(
     >>> result
     <DecodingResult: scores over time (6) of 'label' from 'h', accuracy, best 0.850, chance 0.500, 5 fold(s)>
     """
+    if recording.is_dask and not generalize and test is None:
+        settings = dict(estimator=estimator, cv=cv, scoring=scoring, groups=groups, alpha=alpha, fast=fast,
+                        n_permutations=n_permutations, cluster_threshold=cluster_threshold, patterns=patterns,
+                        seed=seed, progress=False, device=device)  # fmt: skip
+        return _decode_blockwise(recording, layer, target, time, settings)
     layer, positions, x = layer_states(recording, layer, time=time)
     values, target_name = _target(recording, target)
     _check_estimator(estimator)
@@ -615,6 +620,35 @@ def decode(
     if patterns:
         result.patterns = _haufe_patterns(spec, x, y, data.n_classes, device)
     return result
+
+
+def _decode_block(block: np.ndarray, recording: Recording, layer: str, target: Any, settings: dict) -> DecodingResult:
+    """Decoding at one block of time steps, read into memory (on a dask worker, or here)."""
+    return decode(recording.select(layer, time=block).load_into_memory(), layer, target, **settings)
+
+
+def _decode_blockwise(recording: Recording, layer: Any, target: Any, time: Any, settings: dict) -> DecodingResult:
+    """decode() of a dask-backed recording in blocks of time steps (:mod:`.blockwise`), joined."""
+    import dataclasses
+
+    from .blockwise import run_blocks, time_blocks
+
+    layer = recording.resolve_layer(layer)
+    positions = recording.time_positions(layer, time)
+    blocks = time_blocks(recording.n_stimuli, int(np.prod(recording.unit_shape(layer))), positions)
+    parts = run_blocks(_decode_block, blocks, recording, layer, target, settings)  # same folds, seeds, permutations
+    first = parts[0]
+    joined = dataclasses.replace(
+        first, scores=np.concatenate([p.scores for p in parts]), times=np.concatenate([p.times for p in parts]),
+        fold_scores=np.concatenate([p.fold_scores for p in parts], axis=1),
+        test_times=np.concatenate([p.test_times for p in parts]),
+        patterns=None if first.patterns is None else np.concatenate([p.patterns for p in parts]),
+    )  # fmt: skip
+    if first.null is not None:
+        joined.null = np.concatenate([p.null for p in parts], axis=1)
+        joined.p_values = np.concatenate([p.p_values for p in parts])
+        joined.clusters = cluster_test(joined.scores, joined.null, threshold_p=settings["cluster_threshold"])
+    return joined
 
 
 @dataclass
