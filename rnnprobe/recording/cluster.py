@@ -28,6 +28,7 @@ from .._validation import check_int
 from ..errors import ArgumentError, ArgumentTypeError, RnnprobeError, ShapeError, describe
 
 MARKERS = ".rnnprobe-regions"
+TASK_BYTES = 2**28  # states one task records in memory before writing them (256 MiB)
 
 
 def check_client(client: Any) -> Any:
@@ -117,9 +118,9 @@ def record_on_cluster(
         provenance={**first.provenance, "n_stimuli": n, "cluster": {"scheduler": client.scheduler.address}},
     )  # fmt: skip
     try:
-        parts = regions(
-            n, chunk, check_int("per_task", per_task) if per_task else max(chunk, -(-n // _n_workers(client)))
-        )
+        if per_task is None:  # each task holds its region's states in memory: at most TASK_BYTES of them
+            per_task = min(-(-n // _n_workers(client)), max(1, TASK_BYTES // max(1, per_stimulus)))
+        parts = regions(n, chunk, check_int("per_task", per_task))
         (writer.staging / MARKERS).mkdir()
         shared = client.scatter(pickle.dumps(model), broadcast=True)
         futures = [client.submit(_record_region, shared, [item[a:b] for item in inputs], a, b, str(writer.staging),
