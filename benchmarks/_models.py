@@ -98,6 +98,6 @@ class CORnetRT(nn.Module):
         areas = [self.V1, self.V2, self.V4, self.IT]
         outputs: list[torch.Tensor | None] = [None] * 4
         for t in range(self.steps):
-            inputs = [x if t == 0 else None] + outputs[:-1]  # V1 sees the image at the first step only
+            inputs = [x if t == 0 else None, *outputs[:-1]]  # V1 sees the image at the first step only
             outputs = [area(inp, state, x.shape[0]) for area, inp, state in zip(areas, inputs, outputs, strict=True)]
         return self.decoder(outputs[-1].mean(dim=(2, 3)))

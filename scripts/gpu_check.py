@@ -1,0 +1,151 @@
+"""Every ``device=`` path of rnnprobe on a GPU against the CPU results, with timings (issue 20, goal 5).
+
+Run on a machine with CUDA:   OMP_NUM_THREADS=1 python scripts/gpu_check.py            (about 2 minutes)
+Smoke test without a GPU:     OMP_NUM_THREADS=1 python scripts/gpu_check.py --device cpu --small
+
+For each path the same call runs on the CPU (rnnprobe's default: numpy, or torch on the CPU for
+``record``) and on ``--device``; the results are compared with the tolerance printed beside them, then
+both are timed (after one warm-up; the median of ``--repeats`` calls). Paths: record (a BLT-style convnet), compute_rdms
+(correlation and euclidean, float64 and float32), decode (ridge and logistic over time, with
+generalization), fit_pca, find_fixed_points (the shipped 64-unit flip-flop GRU). Encoding models and
+alignment metrics have no device path. Exits with status 1 when a comparison fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import numpy as np
+import torch
+from _machine import print_machine
+
+import rnnprobe
+from rnnprobe import Recording
+from rnnprobe.analysis import compute_rdms, decode, find_fixed_points, fit_pca
+
+REPEATS = [1]  # timed calls after the warm-up (--repeats)
+
+
+def timed(fn, device: str) -> tuple[float, object]:
+    def sync() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    out = fn()  # warm-up (kernels, allocator)
+    sync()
+    times = []
+    for _ in range(REPEATS[0]):
+        t0 = time.perf_counter()
+        out = fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def check(name: str, cpu, dev, device: str, compare, tolerance: str) -> bool:
+    (t_cpu, a), (t_dev, b) = timed(cpu, "cpu"), timed(dev, device)
+    ok, detail = compare(a, b)
+    print(f"  {name:44s} cpu {t_cpu * 1e3:9.1f} ms  {device} {t_dev * 1e3:9.1f} ms  x{t_cpu / t_dev:6.2f}  "
+          f"{'equal' if ok else 'DIFFERENT'} ({detail}; tolerance {tolerance})", flush=True)  # fmt: skip
+    return ok
+
+
+def max_abs(a: np.ndarray, b: np.ndarray, tol: float) -> tuple[bool, str]:
+    diff = float(np.nanmax(np.abs(np.asarray(a, dtype=float) - np.asarray(b, dtype=float))))
+    return diff <= tol, f"max |diff| {diff:.2e}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--small", action="store_true", help="small sizes (a smoke test)")
+    parser.add_argument("--repeats", type=int, default=1, help="timed calls per path after a warm-up (median)")
+    args = parser.parse_args()
+    REPEATS[0] = args.repeats
+    device = args.device
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        print("no CUDA device here: run on a GPU machine, or pass --device cpu for a smoke test")
+        return 2
+    torch.set_num_threads(1)
+    print_machine()
+    if device.startswith("cuda"):
+        print(f"  GPU: {torch.cuda.get_device_name(device)}")
+    n = 200 if args.small else 2000
+    rng = np.random.default_rng(0)
+    results = []
+
+    torch.manual_seed(0)
+    from rnnprobe.models import BLT
+
+    model = BLT("BLT", image_size=32, maps=32, steps=4)
+    images = torch.rand(n, 1, 32, 32)
+    results.append(check(
+        f"record BLT (32 maps, 32 x 32, 4 steps), {n} images",
+        lambda: rnnprobe.record(model, images, batch_size=100, progress=False).get("layer1"),
+        lambda: rnnprobe.record(model, images, batch_size=100, device=device, progress=False).get("layer1"),
+        device, lambda a, b: max_abs(a, b, 1e-4), "1e-4 (float32 convolutions)",
+    ))  # fmt: skip
+
+    units = 1024 if args.small else 4096
+    rec = Recording({"h": rng.normal(size=(n, 8, units))}, metadata={"label": rng.integers(0, 10, n)})
+    for distance in ("correlation", "euclidean"):
+        for dtype, tol in (("float64", 1e-10), ("float32", 1e-4)):
+            results.append(check(
+                f"compute_rdms {distance} {dtype}, {n} x 8 x {units}",
+                lambda d=distance, t=dtype: compute_rdms(rec, distance=d, dtype=t).dissimilarities,
+                lambda d=distance, t=dtype: compute_rdms(rec, distance=d, dtype=t, device=device).dissimilarities,
+                device, lambda a, b, tol=tol: max_abs(a, b, tol), f"{tol:g}",
+            ))  # fmt: skip
+
+    n_decode = min(n, 600)  # the CPU's logistic fits dominate the script's time
+    label = rng.integers(0, 4, n_decode)
+    states = rng.normal(size=(n_decode, 10, 512))
+    states[:, 5:] += label[:, None, None] * 0.3
+    dec = Recording({"h": states}, metadata={"label": label})
+    for estimator in ("ridge", "logistic"):
+        for generalize in (False, True):
+            results.append(check(
+                f"decode {estimator}{' generalize' if generalize else ''}, {n_decode} x 10 x 512",
+                lambda e=estimator, g=generalize: decode(dec, "h", "label", estimator=e, generalize=g,
+                                                         progress=False).scores,
+                lambda e=estimator, g=generalize: decode(dec, "h", "label", estimator=e, generalize=g, device=device,
+                                                         progress=False).scores,
+                device, lambda a, b: max_abs(a, b, 0.01), "0.01 accuracy (iterative logistic fits)",
+            ))  # fmt: skip
+
+    results.append(check(
+        f"fit_pca, {n} x 8 x {units}",
+        lambda: np.abs(fit_pca(rec, n_components=10).explained_variance_ratio),
+        lambda: np.abs(fit_pca(rec, n_components=10, device=device).explained_variance_ratio),
+        device, lambda a, b: max_abs(a, b, 1e-8), "1e-8",
+    ))  # fmt: skip
+
+    gru = rnnprobe.models.load("flipflop-gru64")
+    n_initial = 256 if args.small else 1024
+    trials = rnnprobe.models.task_from_checkpoint(gru).sample(100, split="test", index=0)
+    trajectories = rnnprobe.record(gru, trials.x, layers=["l0.h"], progress=False)
+    search = dict(initial_states=trajectories, layer="l0.h", n_initial=n_initial, seed=0, progress=False)
+
+    def count(result) -> tuple[int, int]:
+        return len(result), int(result.stable.sum())
+
+    results.append(check(
+        f"find_fixed_points flip-flop GRU64, {n_initial} starts",
+        lambda: count(find_fixed_points(gru, **search)),
+        lambda: count(find_fixed_points(gru, device=device, **search)),
+        device, lambda a, b: (a == b, f"(fixed points, stable) cpu {a}, {device} {b}"), "the same counts",
+    ))  # fmt: skip
+    print(f"{sum(results)} of {len(results)} paths equal")
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
