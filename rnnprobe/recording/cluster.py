@@ -28,7 +28,7 @@ from .._validation import check_int
 from ..errors import ArgumentError, ArgumentTypeError, RnnprobeError, ShapeError, describe
 
 MARKERS = ".rnnprobe-regions"
-TASK_BYTES = 2**28  # states one task records in memory before writing them (256 MiB)
+TASK_BYTES = 2**28  # states of one task's region (256 MiB), recorded and written piece by piece
 
 
 def check_client(client: Any) -> Any:
@@ -57,10 +57,10 @@ def regions(n_stimuli: int, chunk: int, per_task: int) -> list[tuple[int, int]]:
 def _record_region(
     model: bytes, inputs: list[Any], start: int, stop: int, staging: str, names: list[str], settings: dict[str, Any]
 ) -> tuple[int, int, dict[str, np.ndarray]]:
-    """On a worker: record stimuli [start, stop) in memory, write them into the store, mark the region done."""
+    """On a worker: record stimuli [start, stop) piece by piece (whole chunks, about one batch each: memory
+    stays bounded by one piece), write each into the store, then mark the region done.
+    """
     import zarr
-
-    from .recorder import record
 
     model = pickle.loads(model)  # this process's own pickle of the caller's model (dask's torch serializer
     # rebuilds modules with plain dicts as hook tables, which torch's hooks cannot use)
@@ -69,26 +69,38 @@ def _record_region(
             f"store: the worker on {os.uname().nodename} cannot reach {staging!r}. Put the store on a file system "
             f"every worker shares."
         )
-    batch = inputs[0] if len(inputs) == 1 else tuple(inputs)
-    rec = record(model, batch, progress=False, **settings)
     group = zarr.open_group(staging, mode="r+")
-    bad = {}
-    for i, name in enumerate(names):
-        data = rec.get(name)
-        target = group[f"states/{i}"]
-        if tuple(data.shape[1:]) != tuple(target.shape[1:]):
-            raise ShapeError(
-                f"layers: {name!r} gave {data.shape[1:]} per stimulus for stimuli {start}..{stop - 1}, but "
-                f"{target.shape[1:]} for the first stimulus. Every stimulus must give the same shapes."
-            )
-        target[start:stop] = data
-        if data.dtype.kind == "f" and not np.isfinite(data.sum(dtype=data.dtype)):
-            bad[name] = (~np.isfinite(data)).reshape(data.shape[0], data.shape[1], -1).sum(axis=(0, 2))
+    targets = [group[f"states/{i}"] for i in range(len(names))]
+    chunk = targets[0].chunks[0]
+    piece = chunk * max(1, -(-int(settings.get("batch_size", 64)) // chunk))
+    bad: dict[str, np.ndarray] = {}
+    for a in range(start, stop, piece):
+        b = min(stop, a + piece)
+        _write_piece(model, [item[a - start : b - start] for item in inputs], a, b, names, targets, settings, bad)
     marker = Path(staging) / MARKERS / f"{start}-{stop}"
     temporary = marker.with_name(f".{marker.name}.{uuid.uuid4().hex[:8]}")
     temporary.write_text("written")
     temporary.rename(marker)  # atomic: a marker is there only once its region is
     return start, stop, bad
+
+
+def _write_piece(model: Any, inputs: list[Any], a: int, b: int, names: list[str], targets: list[Any],
+                 settings: dict[str, Any], bad: dict[str, np.ndarray]) -> None:  # fmt: skip
+    """Record stimuli [a, b) in memory and write them into the store's arrays; count NaN/inf per step."""
+    from .recorder import record
+
+    rec = record(model, inputs[0] if len(inputs) == 1 else tuple(inputs), progress=False, **settings)
+    for name, target in zip(names, targets, strict=True):
+        data = rec.get(name)
+        if tuple(data.shape[1:]) != tuple(target.shape[1:]):
+            raise ShapeError(
+                f"layers: {name!r} gave {data.shape[1:]} per stimulus for stimuli {a}..{b - 1}, but "
+                f"{target.shape[1:]} for the first stimulus. Every stimulus must give the same shapes."
+            )
+        target[a:b] = data
+        if data.dtype.kind == "f" and not np.isfinite(data.sum(dtype=data.dtype)):
+            counts = (~np.isfinite(data)).reshape(data.shape[0], data.shape[1], -1).sum(axis=(0, 2))
+            bad[name] = bad.get(name, 0) + counts
 
 
 def record_on_cluster(
@@ -118,14 +130,15 @@ def record_on_cluster(
         provenance={**first.provenance, "n_stimuli": n, "cluster": {"scheduler": client.scheduler.address}},
     )  # fmt: skip
     try:
-        if per_task is None:  # each task holds its region's states in memory: at most TASK_BYTES of them
+        if per_task is None:  # regions of at most TASK_BYTES of states: many tasks, balanced by dask
             per_task = min(-(-n // _n_workers(client)), max(1, TASK_BYTES // max(1, per_stimulus)))
         parts = regions(n, chunk, check_int("per_task", per_task))
         (writer.staging / MARKERS).mkdir()
         shared = client.scatter(pickle.dumps(model), broadcast=True)
-        futures = [client.submit(_record_region, shared, [item[a:b] for item in inputs], a, b, str(writer.staging),
-                                 names, settings, key=f"rnnprobe-record-{a}-{b}-{uuid.uuid4().hex[:8]}", pure=False)
-                   for a, b in parts]  # fmt: skip
+        shards = client.scatter([[item[a:b] for item in inputs] for a, b in parts])  # data, not graph
+        futures = [client.submit(_record_region, shared, shard, a, b, str(writer.staging), names, settings,
+                                 key=f"rnnprobe-record-{a}-{b}-{uuid.uuid4().hex[:8]}", pure=False)
+                   for shard, (a, b) in zip(shards, parts, strict=True)]  # fmt: skip
         results = _gather(client, futures)
         missing = [f"{a}-{b}" for a, b in parts if not (writer.staging / MARKERS / f"{a}-{b}").is_file()]
         if missing:

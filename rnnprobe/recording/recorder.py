@@ -241,7 +241,7 @@ def record(
         Record on a dask cluster: shards of whole chunks of stimuli are recorded by the workers
         into ``store`` (needed; on a file system every worker shares), which is marked complete
         only when every shard is written (:mod:`rnnprobe.recording.cluster`). With ``seed``,
-        each shard seeds its own generator (stochastic models differ from an unsharded run).
+        every shard starts its generator from ``seed`` (stochastic models differ from an unsharded run).
     progress : bool or None
         Show a progress bar.
         None (default): a bar only when stderr is a terminal.
