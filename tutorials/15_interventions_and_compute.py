@@ -22,8 +22,8 @@
 #    connections from the second step on, against cooling as many random connections.
 #
 # A third: the energy-efficient RNN's prediction units (Ali et al. 2022) are lesioned against as many
-# random units. Every number below is computed here; the docs page (docs/interventions.md) has the
-# larger runs of benchmarks/cost_of_recurrence.py.
+# random units. Every number below is computed here; the docs page "Interventions and the cost of
+# recurrence" has the larger runs of benchmarks/cost_of_recurrence.py.
 
 # %%
 import os

@@ -1,0 +1,109 @@
+"""The gallery: tutorials executed cell by cell into pages with their output and figures (scripts/gallery_*.py),
+and the built pages in a real browser."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import gallery_hook  # noqa: E402
+from gallery_runner import cells  # noqa: E402
+
+SCRIPT = """# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+# ---
+
+# %% [markdown]
+# # A title
+#
+# Some *text*.
+
+# %%
+import matplotlib.pyplot as plt
+x = 21
+print("half of", 2 * x)
+
+# %%
+fig, ax = plt.subplots()
+ax.plot([0, 1], [0, x])
+fig.savefig("kept.png")
+"""
+
+
+def test_cells_of_a_percent_script():
+    parsed = cells(SCRIPT)
+    assert [c["kind"] for c in parsed] == ["markdown", "code", "code"]
+    assert parsed[0]["source"] == "# A title\n\nSome *text*."
+    assert parsed[1]["source"].startswith("import matplotlib.pyplot as plt")
+
+
+def test_the_runner_keeps_each_cells_output_and_figures(tmp_path):
+    script = tmp_path / "tiny.py"
+    script.write_text(SCRIPT)
+    runner = str(ROOT / "scripts" / "gallery_runner.py")
+    done = subprocess.run([sys.executable, runner, str(script)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=120, env={"MPLBACKEND": "Agg", "PATH": ""})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result[1]["stdout"] == "half of 42\n" and result[1]["figures"] == []
+    assert len(result[2]["figures"]) == 1 and result[2]["stdout"] == ""
+
+
+def test_every_tutorial_has_a_question():
+    assert set(gallery_hook.QUESTIONS) == {p.stem for p in (ROOT / "tutorials").glob("*.py")}
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHECK = """<script>
+window.addEventListener("load", () => {
+  const images = [...document.images];
+  const broken = images.filter(i => !(i.complete && i.naturalWidth > 0 && i.naturalHeight > 0)).map(i => i.src);
+  const out = document.createElement("pre");
+  out.id = "browser-check";
+  out.textContent = JSON.stringify({images: images.length, broken: broken});
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def _cache_complete() -> bool:
+    tutorials = sorted((ROOT / "tutorials").glob("*.py"))
+    return all((gallery_hook.CACHE / f"{t.stem}-{gallery_hook._digest(t)}.json").is_file() for t in tutorials)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (.ci/run installs it with apt-get)")
+@pytest.mark.skipif(not _cache_complete(), reason="the gallery is not built for this code: run mkdocs build first "
+                    "(.ci/run does, before the tests)")  # fmt: skip
+def test_the_built_gallery_pages_show_every_figure_in_chromium(tmp_path):
+    site = tmp_path / "site"
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    done = subprocess.run(["mkdocs", "build", "--strict", "--quiet", "--site-dir", str(site)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    pages = sorted((site / "gallery").glob("*/index.html"))
+    assert len(pages) == len(gallery_hook.QUESTIONS)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
+    total = 0
+    for page in [site / "gallery" / "index.html", *pages]:
+        probe = page.with_name("probe.html")
+        probe.write_text(page.read_text().replace("</body>", CHECK + "</body>"))
+        out = subprocess.run([CHROMIUM, *flags, "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+        found = re.search(r'<pre id="browser-check">(.*?)</pre>', out.stdout)
+        assert found, f"{page}: did not load"
+        check = json.loads(found.group(1).replace("&quot;", '"'))
+        assert check["broken"] == [], f"{page}: {check['broken']}"
+        total += check["images"]
+    assert total > 20  # the tutorials' figures, and the index's thumbnails
