@@ -12,6 +12,10 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGES = [*sorted((ROOT / "docs").rglob("*.md")), ROOT / "README.md"]
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 FENCE = re.compile(r"^```.*?^```", re.S | re.M)
+# pages the docs build generates (scripts/gallery_hook.py): the gallery index and one page per tutorial
+GENERATED = {(ROOT / "docs" / "gallery" / "index.md").resolve()} | {
+    (ROOT / "docs" / "gallery" / f"{p.stem}.md").resolve() for p in (ROOT / "tutorials").glob("*.py")
+}
 
 
 def _slugs(page: Path) -> set[str]:
@@ -38,6 +42,8 @@ def test_internal_links_and_anchors_resolve(page):
             continue  # http(s), mailto: outside this check
         path, _, anchor = target.partition("#")
         destination = (page.parent / path).resolve() if path else page
+        if destination in GENERATED:
+            continue
         if not destination.exists():
             broken.append(
                 f"{target}: no file {destination.relative_to(ROOT) if ROOT in destination.parents else destination}"
