@@ -5,7 +5,8 @@ process (``scripts/gallery_runner.py``, in a temporary folder, one thread, the A
 printed text and every open matplotlib figure are kept. The hook adds one page per tutorial
 (``gallery/<name>.md``: the markdown cells, the code, its output and figures) and a gallery index with a
 thumbnail (the tutorial's last figure) and the question each tutorial answers. So a figure in the docs is
-always the one the current code makes. Results are cached in ``.cache/gallery`` by the hash of the
+always the one the current code makes. The same runs every ```python title="Example"``` block of a page and
+shows its output and figures below it. Results are cached in ``.cache/gallery`` by the hash of the
 tutorial and of the package's sources, so a rebuild without changes does not run them again.
 """
 
@@ -15,6 +16,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -45,17 +47,20 @@ QUESTIONS = {
 }
 
 
-def _digest(tutorial: Path) -> str:
-    h = hashlib.sha256(tutorial.read_bytes())
+def _package_digest() -> str:
+    h = hashlib.sha256(RUNNER.read_bytes())
     for source in sorted((ROOT / "rnnprobe").rglob("*.py")):
         h.update(source.read_bytes())
-    h.update(RUNNER.read_bytes())
-    return h.hexdigest()[:20]
+    return h.hexdigest()
 
 
-def _run(tutorial: Path) -> list[dict]:
+def _digest(tutorial: Path) -> str:
+    return hashlib.sha256(tutorial.read_bytes() + _package_digest().encode()).hexdigest()[:20]
+
+
+def _run(tutorial: Path, name: str | None = None) -> list[dict]:
     """The tutorial's cells with their outputs (cached)."""
-    cached = CACHE / f"{tutorial.stem}-{_digest(tutorial)}.json"
+    cached = CACHE / f"{name or tutorial.stem}-{_digest(tutorial)}.json"
     if cached.is_file():
         return json.loads(cached.read_text())
     env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
@@ -67,10 +72,32 @@ def _run(tutorial: Path) -> list[dict]:
         raise RuntimeError(f"gallery: {tutorial.name} failed:\n{done.stderr[-3000:]}")
     cells = json.loads(done.stdout.splitlines()[-1])
     CACHE.mkdir(parents=True, exist_ok=True)
-    for old in CACHE.glob(f"{tutorial.stem}-*.json"):
+    for old in CACHE.glob(f"{name or tutorial.stem}-*.json"):
         old.unlink()
     cached.write_text(json.dumps(cells))
     return cells
+
+
+EXAMPLE = re.compile(r'^```python title="Example"\n(.*?)^```[ \t]*$', re.S | re.M)
+
+
+def on_page_markdown(markdown, page, config, files):
+    """Run each page's ```python title="Example"``` blocks (cached) and show their output and figures below."""
+
+    def show(match: re.Match) -> str:
+        code = match.group(1)
+        key = "example-" + hashlib.sha256(code.encode()).hexdigest()[:12]
+        with tempfile.TemporaryDirectory() as folder:
+            script = Path(folder) / f"{key}.py"
+            script.write_text("# %%\n" + code)
+            cell = _run(script, key)[0]
+        parts = [match.group(0), ""]
+        if cell["stdout"].strip():
+            parts += ["```text", cell["stdout"].rstrip(), "```", ""]
+        parts += [f"![the example's figure](data:image/png;base64,{png})" for png in cell["figures"]]
+        return "\n".join(parts)
+
+    return EXAMPLE.sub(show, markdown)
 
 
 def _page(stem: str, cells: list[dict], config, files) -> str:
