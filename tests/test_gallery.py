@@ -15,6 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(Path(__file__).parent))
 
 import gallery_hook  # noqa: E402
 from gallery_runner import cells  # noqa: E402
@@ -66,16 +67,7 @@ def test_every_tutorial_has_a_question():
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHECK = """<script>
-window.addEventListener("load", () => {
-  const images = [...document.images];
-  const broken = images.filter(i => !(i.complete && i.naturalWidth > 0 && i.naturalHeight > 0)).map(i => i.src);
-  const out = document.createElement("pre");
-  out.id = "browser-check";
-  out.textContent = JSON.stringify({images: images.length, broken: broken});
-  document.body.appendChild(out);
-});
-</script>"""
+from test_report_browser import CHECK  # noqa: E402  (the images-decode probe the report's browser test uses)
 
 
 def _cache_complete() -> bool:

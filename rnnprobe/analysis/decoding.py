@@ -556,11 +556,8 @@ def decode(
     >>> result
     <DecodingResult: scores over time (6) of 'label' from 'h', accuracy, best 0.850, chance 0.500, 5 fold(s)>
     """
-    if recording.is_dask and not generalize and test is None:
-        settings = dict(estimator=estimator, cv=cv, scoring=scoring, groups=groups, alpha=alpha, fast=fast,
-                        n_permutations=n_permutations, cluster_threshold=cluster_threshold, patterns=patterns,
-                        seed=seed, progress=False, device=device)  # fmt: skip
-        return _decode_blockwise(recording, layer, target, time, settings)
+    if recording.is_dask and not generalize and test is None:  # blocks of time steps, as dask tasks
+        return _decode_blockwise(recording, layer, target, time, _block_settings(locals()))
     layer, positions, x = layer_states(recording, layer, time=time)
     values, target_name = _target(recording, target)
     _check_estimator(estimator)
@@ -569,17 +566,14 @@ def decode(
     device = check_device(device)
     scoring = _check_scoring(scoring, classify, spec is not None)
     if spec is not None and scoring == "roc_auc" and classes.size != 2:
-        raise ArgumentError(
-            f"scoring: 'roc_auc' needs 2 classes, the target has {classes.size}. Use 'accuracy' or 'balanced_accuracy'."
-        )
+        raise ArgumentError(f"scoring: 'roc_auc' needs 2 classes, the target has {classes.size}. Use 'accuracy' or "
+                            f"'balanced_accuracy'.")  # fmt: skip
     n_permutations = check_int("n_permutations", n_permutations, minimum=0, maximum=MAX_RESAMPLES)
     cluster_threshold = check_probability("cluster_threshold", cluster_threshold)
     seed = check_seed(seed)
     if patterns and spec is None:
-        raise ArgumentError(
-            "patterns: Haufe patterns are computed for the fast path's linear decoders; use estimator='ridge' or "
-            "'logistic'."
-        )
+        raise ArgumentError("patterns: Haufe patterns are computed for the fast path's linear decoders; use "
+                            "estimator='ridge' or 'logistic'.")  # fmt: skip
     times = np.asarray(recording.times[layer])[positions]
     if test is not None:
         x_test, y_test, test_times = _test_set(test, layer, time, target, classes, x, generalize=generalize)
@@ -622,9 +616,29 @@ def decode(
     return result
 
 
+_BLOCK_SETTINGS = (
+    "estimator",
+    "cv",
+    "scoring",
+    "groups",
+    "alpha",
+    "fast",
+    "n_permutations",
+    "cluster_threshold",
+    "patterns",
+    "seed",
+    "device",
+)  # decode()'s arguments a block of time steps is decoded with
+
+
+def _block_settings(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of a decode() call that every block of time steps is decoded with."""
+    return {key: arguments[key] for key in _BLOCK_SETTINGS}
+
+
 def _decode_block(block: np.ndarray, recording: Recording, layer: str, target: Any, settings: dict) -> DecodingResult:
     """Decoding at one block of time steps, read into memory (on a dask worker, or here)."""
-    return decode(recording.select(layer, time=block).load_into_memory(), layer, target, **settings)
+    return decode(recording.select(layer, time=block).load_into_memory(), layer, target, progress=False, **settings)
 
 
 def _decode_blockwise(recording: Recording, layer: Any, target: Any, time: Any, settings: dict) -> DecodingResult:

@@ -158,15 +158,39 @@ def _n_workers(client: Any) -> int:
     return max(1, len(client.scheduler_info().get("workers", {})))
 
 
+def _executing(dask_worker: Any) -> list[str]:
+    """On a worker: the keys of the tasks it is running now."""
+    return [str(ts.key) for ts in getattr(dask_worker.state, "executing", ())]
+
+
+def _stop(client: Any, futures: list[Any], timeout: float = 120.0) -> None:
+    """Cancel the tasks and wait until no worker still runs one (a running task is not interrupted by a cancel,
+    and would otherwise write into the partial folder after it is removed).
+    """
+    import time
+
+    keys = {str(f.key) for f in futures}
+    client.cancel(futures)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            running = {key for keys_ in client.run(_executing).values() for key in keys_}
+        except Exception:  # a worker going away mid-call: ask again
+            running = keys
+        if not running & keys:
+            return
+        time.sleep(0.2)
+
+
 def _gather(client: Any, futures: list[Any]) -> list[Any]:
     """Every task's result; a failed task (or a worker lost too often) cancels the rest and is one rnnprobe error."""
     try:
         return client.gather(futures)
     except RnnprobeError:
-        client.cancel(futures)
+        _stop(client, futures)
         raise
     except Exception as exc:
-        client.cancel(futures)
+        _stop(client, futures)
         raise RnnprobeError(
             f"client: a shard of the recording failed on a worker ({type(exc).__name__}: {exc}); nothing was saved "
             f"(a store that was at the path is still there)."
