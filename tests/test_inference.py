@@ -256,3 +256,10 @@ def test_all_samples_at_once_equals_sample_by_sample_with_ties(rng, method):
     assert np.isnan(fast.evaluations[3]).all()
     np.testing.assert_allclose(fast.evaluations, ev, rtol=1e-9, atol=1e-12, equal_nan=True)
     np.testing.assert_allclose(fast.noise_ceiling, ceiling, rtol=1e-9, atol=1e-12, equal_nan=True)
+
+
+def test_resampling_conditions_needs_whole_rdms():
+    """Two dissimilarities are no RDM's upper triangle (1, 3, 6, ...): one clear error, not an IndexError."""
+    vectors = np.array([[0.0, 1.0], [1.0, 0.0]])
+    with pytest.raises(ShapeError, match="not the upper triangle"):
+        bootstrap_conditions(vectors, vectors, n_bootstrap=5, progress=False)

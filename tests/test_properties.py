@@ -222,6 +222,9 @@ def test_memory_decay(states, inputs, lags, cv):
 @SETTINGS
 @given(arrays(st.tuples(st.integers(1, 3), st.integers(0, 12))), arrays(st.tuples(st.integers(1, 5), st.integers(0, 12))), st.sampled_from(["conditions", "both"]), counts, numbers)  # fmt: skip  # noqa: E501
 @example(model=np.zeros((3, 3)), data=np.zeros((3, 3)), kind="conditions", n_bootstrap=1, seed=0)  # constant RDMs
+@example(model=np.array([[0.0, 1.0]] * 2), data=np.array([[0.0, 1.0]] * 2), kind="both", n_bootstrap=1, seed=2)
+@example(model=np.array([[0.0, 1.0]] * 2), data=np.array([[0.0, 1.0]] * 2), kind="conditions", n_bootstrap=2, seed=2)
+# (2 dissimilarities are no RDM's upper triangle: resampling conditions refuses them)
 def test_bootstrap_conditions(model, data, kind, n_bootstrap, seed):
     from rnnprobe.analysis import bootstrap_conditions, bootstrap_conditions_and_subjects
 

@@ -288,7 +288,7 @@ def _bootstrap(
     _check_informative(model_vectors, "model_rdms", comparison)
     _check_informative(data_vectors, "data", comparison)
     n_subjects, n_pairs = data_vectors.shape
-    n_cond = n_conditions(n_pairs)
+    n_cond = check_whole(data_vectors, "data", "resampling conditions") if conditions else n_conditions(n_pairs)
     if with_noise_ceiling and n_subjects < 2:
         raise ArgumentError("data: a noise ceiling needs at least 2 data RDMs; pass with_noise_ceiling=False.")
     subject_draws = None if subjects is None else _draws(*subjects, n_subjects, "subject")
