@@ -19,7 +19,7 @@ GENERATED = {(ROOT / "docs" / "gallery" / "index.md").resolve()} | {
 
 
 def _slugs(page: Path) -> set[str]:
-    from markdown.extensions.toc import slugify
+    slugify = pytest.importorskip("markdown.extensions.toc", reason="Markdown comes with the docs extra").slugify
 
     text = FENCE.sub("", page.read_text())
     return {slugify(m.group(1).strip(), "-") for m in re.finditer(r"^#{1,6}\s+(.+?)\s*#*\s*$", text, re.M)}

@@ -22,6 +22,8 @@ def _ran_in_the_docs_build(path):
     sys.path.insert(0, str(path.parents[1] / "scripts"))
     try:
         import gallery_hook
+    except ImportError:  # no docs extra (mkdocs): no docs build ran either
+        return False
     finally:
         sys.path.pop(0)
     cached = gallery_hook.CACHE / f"{path.stem}-{gallery_hook._digest(path)}.json"
