@@ -5,9 +5,10 @@ process (``scripts/gallery_runner.py``, in a temporary folder, one thread, the A
 printed text and every open matplotlib figure are kept. The hook adds one page per tutorial
 (``gallery/<name>.md``: the markdown cells, the code, its output and figures) and a gallery index with a
 thumbnail (the tutorial's last figure) and the question each tutorial answers. So a figure in the docs is
-always the one the current code makes. The same runs every ```python title="Example"``` block of a page and
-shows its output and figures below it. Results are cached in ``.cache/gallery`` by the hash of the
-tutorial and of the package's sources, so a rebuild without changes does not run them again.
+always the one the current code makes. The same runs every ```python title="Example"``` block of a page
+(from the repository's root, so that examples read ``../shared/data``) and shows its output and figures
+below it. Results are cached in ``.cache/gallery`` by the hash of the tutorial and of the package's
+sources, so a rebuild without changes does not run them again.
 """
 
 from __future__ import annotations
@@ -58,16 +59,16 @@ def _digest(tutorial: Path) -> str:
     return hashlib.sha256(tutorial.read_bytes() + _package_digest().encode()).hexdigest()[:20]
 
 
-def _run(tutorial: Path, name: str | None = None) -> list[dict]:
-    """The tutorial's cells with their outputs (cached)."""
+def _run(tutorial: Path, name: str | None = None, cwd: Path | None = None) -> list[dict]:
+    """The tutorial's cells with their outputs (cached); run in ``cwd`` (default: a temporary folder)."""
     cached = CACHE / f"{name or tutorial.stem}-{_digest(tutorial)}.json"
     if cached.is_file():
         return json.loads(cached.read_text())
     env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as folder:
         env["TMPDIR"] = folder
-        done = subprocess.run([sys.executable, str(RUNNER), str(tutorial)], cwd=folder, env=env, capture_output=True,
-                              text=True, timeout=900)  # fmt: skip
+        done = subprocess.run([sys.executable, str(RUNNER), str(tutorial)], cwd=cwd or folder, env=env,
+                              capture_output=True, text=True, timeout=900)  # fmt: skip
     if done.returncode != 0:
         raise RuntimeError(f"gallery: {tutorial.name} failed:\n{done.stderr[-3000:]}")
     cells = json.loads(done.stdout.splitlines()[-1])
@@ -90,7 +91,7 @@ def on_page_markdown(markdown, page, config, files):
         with tempfile.TemporaryDirectory() as folder:
             script = Path(folder) / f"{key}.py"
             script.write_text("# %%\n" + code)
-            cell = _run(script, key)[0]
+            cell = _run(script, key, cwd=ROOT)[0]  # from the repository's root: ../shared/data paths work
         parts = [match.group(0), ""]
         if cell["stdout"].strip():
             parts += ["```text", cell["stdout"].rstrip(), "```", ""]
