@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import nullcontext
 from functools import partial
 from typing import Any
 
 import numpy as np
 
+from ..parallel import worker_pool
 from . import _core
 from .inputs import Settings, check_varies, folds
 
@@ -58,10 +57,12 @@ def _prepare(x: np.ndarray, settings: Settings) -> _core.Prepared:
 
 
 def _map(function: Callable[[Any], float], items: Sequence[Any], n_jobs: int, progress: Any) -> list[float]:
-    """``function`` over ``items``, in threads where ``n_jobs`` > 1 (BLAS and LAPACK release the GIL)."""
-    with ThreadPoolExecutor(max_workers=n_jobs) if n_jobs > 1 else nullcontext() as pool:
+    """``function`` over ``items``, in threads where ``n_jobs`` > 1 (BLAS and LAPACK release the GIL), under
+    the one thread policy (:mod:`rnnprobe.analysis.parallel`).
+    """
+    with worker_pool(n_jobs) as pmap:
         out = []
-        for result in map(function, items) if pool is None else pool.map(function, items):
+        for result in pmap(function, items):
             out.append(result)
             if progress is not None:
                 progress(1)

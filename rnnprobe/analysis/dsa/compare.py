@@ -313,14 +313,14 @@ def pairwise_dynamics(
     dmds = [_system(value, layer.get(name) if isinstance(layer, Mapping) else layer, time, str(name), settings)
             for name, value in systems.items()]  # fmt: skip
     pairs = [(i, j) for i in range(len(dmds)) for j in range(i + 1, len(dmds))]
-    from concurrent.futures import ThreadPoolExecutor
-
     from tqdm.auto import tqdm
 
-    with ThreadPoolExecutor(n_jobs) as pool, tqdm(total=len(pairs), desc="DSA", unit="pair",
-                                                   disable=not check_progress(progress)) as bar:  # fmt: skip
+    from ..parallel import worker_pool
+
+    with worker_pool(n_jobs) as pmap, tqdm(total=len(pairs), desc="DSA", unit="pair",
+                                           disable=not check_progress(progress)) as bar:  # fmt: skip
         values = []
-        for result in pool.map(lambda pair: _pair(dmds[pair[0]], dmds[pair[1]], metric, n_init, seed), pairs):
+        for result in pmap(lambda pair: _pair(dmds[pair[0]], dmds[pair[1]], metric, n_init, seed), pairs):
             values.append(result.distance)
             bar.update(1)
     distances = np.zeros((len(dmds), len(dmds)))

@@ -1,0 +1,51 @@
+"""The one thread policy of rnnprobe's own worker pools (``n_jobs=`` of pairwise analyses).
+
+A pool of ``n_jobs`` threads whose work calls BLAS (numpy, scipy) or torch would run ``n_jobs`` x
+(cores) threads with the libraries' default thread counts: oversubscribed, and slower than one thread
+(measured: decoding on 2 threads slower than on 1). While a pool runs, each library is limited to
+``max(1, cores // n_jobs)`` threads (threadpoolctl for BLAS/OpenMP, ``torch.set_num_threads`` when torch is
+loaded), and the previous settings come back afterwards, also on error. With ``n_jobs=1`` nothing is
+limited: the libraries use their own threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+
+def threads_per_worker(n_jobs: int) -> int:
+    """Library threads per worker so that n_jobs workers use the cores once."""
+    return max(1, (os.cpu_count() or 1) // max(1, n_jobs))
+
+
+@contextlib.contextmanager
+def worker_pool(n_jobs: int) -> Iterator[Callable[..., Any]]:
+    """A ``map`` over ``n_jobs`` threads under the thread policy above (the built-in ``map`` for one job).
+
+    Examples
+    --------
+    >>> with worker_pool(2) as pmap:
+    ...     list(pmap(abs, [-1, -2, 3]))
+    [1, 2, 3]
+    """
+    if n_jobs <= 1:
+        yield map
+        return
+    from threadpoolctl import threadpool_limits
+
+    per_worker = threads_per_worker(n_jobs)
+    torch = sys.modules.get("torch")
+    previous = torch.get_num_threads() if torch is not None else None
+    with threadpool_limits(limits=per_worker), ThreadPoolExecutor(max_workers=n_jobs) as pool:
+        try:
+            if torch is not None:
+                torch.set_num_threads(per_worker)
+            yield pool.map
+        finally:
+            if torch is not None:
+                torch.set_num_threads(previous)

@@ -1,0 +1,52 @@
+"""The one thread policy of rnnprobe's worker pools: library threads limited while a pool runs, restored after."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from threadpoolctl import threadpool_info
+
+from rnnprobe.analysis.parallel import threads_per_worker, worker_pool
+
+
+def _blas_threads() -> list[int]:
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+def test_threads_per_worker_share_the_cores(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 16)
+    assert [threads_per_worker(n) for n in (1, 2, 3, 16, 64)] == [16, 8, 5, 1, 1]
+
+
+def test_a_pool_limits_blas_and_torch_threads_and_restores_them(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    torch_before, blas_before = torch.get_num_threads(), _blas_threads()
+    seen = []
+
+    def work(i):
+        seen.append((torch.get_num_threads(), _blas_threads()))
+        return float(np.linalg.norm(np.eye(3) * i))
+
+    with worker_pool(4) as pmap:
+        assert list(pmap(work, range(6))) == pytest.approx([float(np.sqrt(3) * i) for i in range(6)])
+    assert all(t == 2 and all(b == 2 for b in blas) for t, blas in seen)  # 8 cores / 4 workers
+    assert torch.get_num_threads() == torch_before and _blas_threads() == blas_before
+    with pytest.raises(ZeroDivisionError), worker_pool(2) as pmap:
+        list(pmap(lambda x: 1 / x, [1, 0]))
+    assert torch.get_num_threads() == torch_before and _blas_threads() == blas_before
+
+
+def test_one_job_limits_nothing():
+    with worker_pool(1) as pmap:
+        assert pmap is map
+
+
+def test_pairwise_results_do_not_depend_on_n_jobs():
+    from rnnprobe import Recording
+    from rnnprobe.analysis import pairwise_distances
+
+    rng = np.random.default_rng(0)
+    recs = {f"net{i}": Recording({"h": rng.normal(size=(40, 1, 6))}) for i in range(4)}
+    one = pairwise_distances(recs, n_jobs=1).distances
+    np.testing.assert_array_equal(pairwise_distances(recs, n_jobs=3).distances, one)
