@@ -1,8 +1,8 @@
 """The one thread policy of rnnprobe's own worker pools (``n_jobs=`` of pairwise analyses).
 
 A pool of ``n_jobs`` threads whose work calls BLAS (numpy, scipy) or torch would run ``n_jobs`` x
-(cores) threads with the libraries' default thread counts: oversubscribed, and slower than one thread
-(measured: decoding on 2 threads slower than on 1). While a pool runs, each library is limited to
+(cores) threads with the libraries' default thread counts: more threads than cores, which contend for
+them. While a pool runs, each library is limited to
 ``max(1, cores // n_jobs)`` threads (threadpoolctl for BLAS/OpenMP, ``torch.set_num_threads`` when torch is
 loaded), and the previous settings come back afterwards, also on error. With ``n_jobs=1`` nothing is
 limited: the libraries use their own threads.
