@@ -245,10 +245,10 @@ def _layer_rdms(recording: Recording, layers: list[str], groups: list[np.ndarray
 
 
 def _effect(intact: np.ndarray, changed: np.ndarray, n_bootstrap: int, seed: Any, level: float) -> tuple:
+    from .compute_cost import _stimulus_weights  # the same resampling of stimuli as speed_accuracy's bootstrap
+
     diff = changed - intact
-    rng = np.random.default_rng(check_seed(seed))
-    n = diff.shape[0]
-    samples = np.stack([diff[rng.integers(0, n, n)].mean(0) for _ in range(n_bootstrap)])
+    samples = _stimulus_weights(diff.shape[0], n_bootstrap, seed) @ diff  # (sample, time) resampled means
     tail = (1 - level) / 2
     low, high = np.percentile(samples, [100 * tail, 100 * (1 - tail)], axis=0)
     return diff.mean(0), low, high
