@@ -65,6 +65,8 @@ def _run(tutorial: Path, name: str | None = None, cwd: Path | None = None) -> li
     if cached.is_file():
         return json.loads(cached.read_text())
     env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"}
+    if (ROOT.parent / "shared" / "data").is_dir():  # tutorials run in a temporary folder: show the loaders the data
+        env.setdefault("RNNPROBE_DATA", str(ROOT.parent / "shared" / "data"))
     with tempfile.TemporaryDirectory() as folder:
         env["TMPDIR"] = folder
         done = subprocess.run([sys.executable, str(RUNNER), str(tutorial)], cwd=cwd or folder, env=env,

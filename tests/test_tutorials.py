@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 TUTORIALS = sorted((Path(__file__).parent.parent / "tutorials").glob("*.py"))
+# the tutorials run in a temporary folder, so the data loaders cannot find ../shared/data from there: point them at it
+_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = {"RNNPROBE_DATA": str(_DATA)} if _DATA.is_dir() and "RNNPROBE_DATA" not in os.environ else {}
 
 
 def test_there_are_tutorials():
@@ -34,7 +37,7 @@ def _ran_in_the_docs_build(path):
 def test_tutorial_runs(path, tmp_path):
     if _ran_in_the_docs_build(path):
         return  # executed to the end, cell by cell, by the docs build of this same code
-    env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path)}
+    env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", "TMPDIR": str(tmp_path), **SHARED_DATA}
     done = subprocess.run(
         [sys.executable, str(path)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )

@@ -37,19 +37,6 @@ from rnnprobe.analysis import condition_average, fit_jpca
 from rnnprobe.neural import load_churchland
 from rnnprobe.report import Report
 
-
-def find_data() -> Path:
-    """The tensor's folder: $RNNPROBE_DATA/churchland2012_m1_tme_tensor, or shared/data beside a parent."""
-    if "RNNPROBE_DATA" in os.environ:
-        return Path(os.environ["RNNPROBE_DATA"]) / "churchland2012_m1_tme_tensor"
-    start = Path(globals().get("__file__", Path.cwd())).resolve()
-    for folder in [start, *start.parents]:
-        candidate = folder / "shared" / "data" / "churchland2012_m1_tme_tensor"
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("churchland2012_m1_tme_tensor not found: set RNNPROBE_DATA to its parent folder")
-
-
 # %% [markdown]
 # ## jPCA of the reach epoch
 #
@@ -57,7 +44,7 @@ def find_data() -> Path:
 # is -50..350 ms around movement onset, as in the TME demo.
 
 # %%
-m1 = load_churchland(find_data())
+m1 = load_churchland()  # found under shared/data beside the working directory (or in $RNNPROBE_DATA)
 result = fit_jpca(m1, time=m1.times["M1"] <= 350, soft_normalize=None)
 for key, value in result.summary().items():
     print(f"{key:32s} {value:.3f}" if isinstance(value, float) else f"{key:32s} {value}")

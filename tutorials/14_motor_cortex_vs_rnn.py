@@ -40,20 +40,7 @@ from rnnprobe.models import VanillaRNN
 from rnnprobe.neural import load_churchland
 from rnnprobe.report import Report
 
-
-def find_data() -> Path:
-    """The tensor's folder: $RNNPROBE_DATA/churchland2012_m1_tme_tensor, or shared/data beside a parent."""
-    if "RNNPROBE_DATA" in os.environ:
-        return Path(os.environ["RNNPROBE_DATA"]) / "churchland2012_m1_tme_tensor"
-    start = Path(globals().get("__file__", Path.cwd())).resolve()
-    for folder in [start, *start.parents]:
-        candidate = folder / "shared" / "data" / "churchland2012_m1_tme_tensor"
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("churchland2012_m1_tme_tensor not found: set RNNPROBE_DATA to its parent folder")
-
-
-m1 = load_churchland(find_data())
+m1 = load_churchland()  # found under shared/data beside the working directory (or in $RNNPROBE_DATA)
 window = m1.times["M1"] <= 350
 data = np.array(m1.get("M1", time=window), dtype=np.float64)  # (10 conditions, 41 times, 50 neurons)
 ms = m1.times["M1"][window]
