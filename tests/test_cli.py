@@ -177,6 +177,19 @@ def _project(
     return tmp_path / "config.toml"
 
 
+def _report_with(config, settings):
+    """Add [analyses] settings to a project's config, record and report with PNG figures: (stdout, figure
+    file names, the report's overview text)."""
+    config.write_text(config.read_text().replace('comparison = "spearman"', f'comparison = "spearman"\n{settings}'))
+    assert _run("record", str(config), "--no-progress").returncode == 0
+    out = _run("report", str(config), "--no-progress", "--export", "png")
+    assert out.returncode == 0, out.stderr
+    results = config.parent / "results"
+    figures = sorted(p.name for p in (results / "report_figures").iterdir())
+    overview = json.loads((results / "report.json").read_text())["sections"][0]["items"][0]["text"]
+    return out.stdout, figures, overview
+
+
 def test_record_analyze_report_from_a_config(tmp_path):
     config = _project(tmp_path)
     out = _run("record", str(config), "--no-progress")
@@ -330,14 +343,9 @@ def test_encoding_and_alignment_from_a_config(tmp_path):
     np.save(tmp_path / "cells.npy", rng.normal(size=(40, 3, 1, 6)))  # stimulus x repetition x time x neuron
     config = _project(tmp_path, run='["pca", "encoding", "alignment"]',
                       extra='\n[neural.cells]\nresponses = "cells.npy"\n')  # fmt: skip
-    config.write_text(config.read_text().replace('comparison = "spearman"', 'comparison = "spearman"\nmetric = "cka"'))
-    assert _run("record", str(config), "--no-progress").returncode == 0
-    out = _run("report", str(config), "--no-progress", "--export", "png")
-    assert out.returncode == 0, out.stderr
-    assert "cells encoding: best layer" in out.stdout and "alignment: nearest" in out.stdout
-    figures = sorted(p.name for p in (tmp_path / "results" / "report_figures").iterdir())
+    stdout, figures, overview = _report_with(config, 'metric = "cka"')
+    assert "cells encoding: best layer" in stdout and "alignment: nearest" in stdout
     assert figures == ["alignment.png", "encoding-cells.png", "pca.png"]
-    overview = json.loads((tmp_path / "results" / "report.json").read_text())["sections"][0]["items"][0]["text"]
     assert "Alignment: cka distances" in overview
     config.write_text(config.read_text().replace('metric = "cka"', 'metric = "svd"'))
     out = _run("analyze", str(config), "--no-progress")
@@ -346,14 +354,9 @@ def test_encoding_and_alignment_from_a_config(tmp_path):
 
 def test_dsa_from_a_config(tmp_path):
     config = _project(tmp_path, run='["pca", "dsa"]', layers='["l0.h"]')
-    config.write_text(config.read_text().replace('comparison = "spearman"', 'comparison = "spearman"\ndsa_delays = 2\n'
-                                                 'dsa_rank = 3'))  # fmt: skip
-    assert _run("record", str(config), "--no-progress").returncode == 0
-    out = _run("report", str(config), "--no-progress", "--export", "png")
-    assert out.returncode == 0, out.stderr
-    assert "dsa: nearest" in out.stdout
-    assert sorted(p.name for p in (tmp_path / "results" / "report_figures").iterdir()) == ["dsa.png", "pca.png"]
-    overview = json.loads((tmp_path / "results" / "report.json").read_text())["sections"][0]["items"][0]["text"]
+    stdout, figures, overview = _report_with(config, "dsa_delays = 2\ndsa_rank = 3")
+    assert "dsa: nearest" in stdout
+    assert figures == ["dsa.png", "pca.png"]
     assert "DSA: 2 delays, rank 3" in overview
     config.write_text(config.read_text().replace("dsa_rank = 3", 'dsa_rank = "ten"'))
     out = _run("analyze", str(config), "--no-progress")
@@ -362,13 +365,9 @@ def test_dsa_from_a_config(tmp_path):
 
 def test_tdr_and_dpca_from_a_config(tmp_path):
     config = _project(tmp_path, run='["tdr", "dpca"]', layers='["l0.h"]')
-    config.write_text(config.read_text().replace('comparison = "spearman"', 'comparison = "spearman"\n'
-                                                 'variables = ["label"]\nparameters = ["label"]'))  # fmt: skip
-    assert _run("record", str(config), "--no-progress").returncode == 0
-    out = _run("report", str(config), "--no-progress", "--export", "png")
-    assert out.returncode == 0, out.stderr
-    assert "tdr: max R2" in out.stdout and "dpca: label variance" in out.stdout
-    assert sorted(p.name for p in (tmp_path / "results" / "report_figures").iterdir()) == ["dpca.png", "tdr.png"]
+    stdout, figures, _ = _report_with(config, 'variables = ["label"]\nparameters = ["label"]')
+    assert "tdr: max R2" in stdout and "dpca: label variance" in stdout
+    assert figures == ["dpca.png", "tdr.png"]
     config.write_text(config.read_text().replace('variables = ["label"]', 'variables = "label"'))
     out = _run("analyze", str(config), "--no-progress")
     assert out.returncode == 2 and "variables" in out.stderr
