@@ -234,13 +234,17 @@ def _as_numpy(values: Any) -> Any:
     return values.detach().cpu().numpy() if hasattr(values, "detach") else values
 
 
-def _layer_rdms(recording: Recording, layers: list[str], groups: list[np.ndarray], weights: Any) -> dict[str, Any]:
-    out = {}
+def _layer_rdms(recording: Recording, layers: list[str], groups: list[np.ndarray], *weightings: Any) -> tuple:
+    """Per weighting (None: the condition means; or bootstrap weights), the RDMs of every layer: one dict each,
+    every layer read once.
+    """
+    out: tuple[dict[str, Any], ...] = tuple({} for _ in weightings)
     for layer in layers:
         states = np.asarray(recording.get(layer, flatten=True), dtype=np.float64)
         if not np.all(np.isfinite(states)):
             raise NonFiniteError(f"layers: {layer!r} holds NaN or inf under this change; its RDM is undefined.")
-        out[layer] = condition_rdms(states, groups, weights)
+        for found, weights in zip(out, weightings, strict=True):
+            found[layer] = condition_rdms(states, groups, weights)
     return out
 
 
@@ -328,9 +332,7 @@ def intervention_effect(
     runs = {}
     for key, change in (("intact", []), ("changed", interventions)):
         outputs, recording = _run(model, stimuli, change, layers, batch_size)
-        runs[key] = (_scores(fn, outputs, labels, x), recording,
-                     _layer_rdms(recording, layers, groups, None) if layers else {},
-                     _layer_rdms(recording, layers, groups, weights) if layers else {})  # fmt: skip
+        runs[key] = (_scores(fn, outputs, labels, x), recording, *_layer_rdms(recording, layers, groups, None, weights))
     effect, low, high = _effect(runs["intact"][0], runs["changed"][0], n_bootstrap, seed, level)
     control_effects, control_r = _controls(model, stimuli, controls, layers, groups, runs, fn, labels, x, batch_size)
     result = InterventionEffect(
@@ -357,7 +359,7 @@ def _controls(model, stimuli, controls, layers, groups, runs, fn, labels, x, bat
     for change in controls:
         outputs, recording = _run(model, stimuli, change, layers, batch_size)
         effects.append((_scores(fn, outputs, labels, x) - base).mean(0))
-        for layer, rdms in (_layer_rdms(recording, layers, groups, None) if layers else {}).items():
+        for layer, rdms in _layer_rdms(recording, layers, groups, None)[0].items():
             rdm_r[layer].append(rdm_correlation(rdms[0], runs["intact"][2][layer][0]))
     shape = (0, base.shape[1])
     return (np.array(effects) if effects else np.zeros(shape)), {k: np.array(v) for k, v in rdm_r.items() if v}
