@@ -182,3 +182,24 @@ def test_energy_efficient_rnn_learns_to_cancel_predictable_input():
     train(model, task, steps=300, lr=3e-3, batch_size=64, progress=False)
     metrics = evaluate_recipe("energy-efficient", model, task, n=256)
     assert metrics["mean_abs_preactivation_after_first_step"] < 0.8 * metrics["input_only_baseline"]
+
+
+def test_input_prediction_against_a_loop_and_bad_input():
+    from rnnprobe.errors import NonFiniteError
+    from rnnprobe.models import input_prediction
+
+    rng = np.random.default_rng(3)
+    x, a = rng.random((4, 5, 6)) + 0.1, rng.normal(size=(4, 5, 6))
+    expected = [[1 - sum(a[i, t] ** 2) / sum(x[i, t] ** 2) for t in range(5)] for i in range(4)]
+    np.testing.assert_allclose(input_prediction(a, x), expected, rtol=1e-12)
+    torch.manual_seed(0)
+    model = EnergyEfficientRNN(6)
+    with torch.no_grad():
+        out = model(torch.from_numpy(x).float()).numpy()
+    np.testing.assert_allclose(input_prediction(out, x)[:, 0], 0, atol=1e-6)  # step 0: no recurrent drive yet
+    with pytest.raises(ShapeError, match="preactivations"):
+        input_prediction(a[:, :3], x)
+    with pytest.raises(ArgumentError, match="all zeros"):
+        input_prediction(a, np.zeros_like(x))
+    with pytest.raises(NonFiniteError, match="NaN"):
+        input_prediction(np.where(a > 1, np.nan, a), x)

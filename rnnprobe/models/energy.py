@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .._validation import check_int
-from ..errors import ArgumentError, ShapeError, describe
+from ..errors import ArgumentError, NonFiniteError, ShapeError, describe
 from ..recording.tap import Tap
 from .base import RecurrentModel
 
@@ -150,6 +150,8 @@ def input_prediction(preactivations: Any, inputs: Any) -> np.ndarray:
         raise ShapeError(
             f"preactivations, inputs: got {describe(a)} and {describe(x)}. Pass both as (stimulus, time, units)."
         )
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(x))):
+        raise NonFiniteError("preactivations, inputs: hold NaN or inf; the share of the input predicted is undefined.")
     power = (x**2).sum(axis=-1)
     if np.any(power == 0):
         raise ArgumentError("inputs: an input is all zeros, so the fraction of it that is predicted is undefined.")
