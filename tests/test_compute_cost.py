@@ -15,7 +15,7 @@ from rnnprobe.analysis.compute_cost import (
 )
 from rnnprobe.errors import ArgumentError, ArgumentTypeError, NonFiniteError, ShapeError, UnknownNameError
 from rnnprobe.models import BLT, GRU
-from rnnprobe.recording import Lesion
+from rnnprobe.recording import Lesion, intervene
 
 
 def test_flops_equal_hand_counts_for_convolutions_and_linear_layers():
@@ -230,3 +230,21 @@ def test_results_follow_the_protocol(tmp_path):
         result.plot().savefig(tmp_path / "figure.png")
     assert set(a.summary()) >= {"best_accuracy", "mean_flops_at_best", "median_solution_time"}
     assert "a_minus_b_at_b_compute" in matched.summary()
+
+
+def test_readout_over_time_equals_the_models_own_outputs_and_restores_its_mode():
+    from rnnprobe.analysis import readout_over_time
+
+    torch.manual_seed(0)
+    model = BLT("BL", image_size=8, maps=4, steps=3).train()
+    x = torch.rand(7, 1, 8, 8)
+    got = readout_over_time(model, x, batch_size=3)
+    assert model.training  # its mode is put back
+    with torch.no_grad():
+        expected = model.eval()(x).double().numpy()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    with intervene(model, Lesion.cool("lateral")):
+        cooled = model(x).detach().double().numpy()
+    np.testing.assert_allclose(readout_over_time(model, x, interventions=Lesion.cool("lateral")), cooled, atol=1e-6)
+    with pytest.raises(ShapeError, match="readout over time"):
+        readout_over_time(torch.nn.Linear(64, 3), x.reshape(7, 64))
