@@ -90,7 +90,8 @@ def main() -> None:
         extra = sum(not any(np.linalg.norm(p - r) <= 1e-6 for r in reference) for p in fp.states)
         print(f"{name} (period {args.period}): scipy hybr {len(reference)} distinct roots ({t_scipy:.1f} s); "
               f"find_fixed_points {len(fp)} points ({t_ours:.1f} s), {sum(true)}/{len(fp)} true roots, "
-              f"recall {matched}/{len(reference)}, {extra} not found by scipy; {len(fp.slow)} slow points, "
+              f"recall {matched}/{len(reference)}, {extra} not found by scipy, {fp.n_deflated} found by deflation; "
+              f"{len(fp.slow)} slow points, "
               f"{fp.n_unconverged} unconverged")  # fmt: skip
 
 

@@ -30,7 +30,7 @@ def test_linear_map_fixed_point_and_eigenvalues_equal_the_closed_form(rng):
 
     u = np.array([[0.5, -1.0], [0.0, 2.0]])
     fp = find_fixed_points(linear, inputs=u, initial_states=rng.normal(size=(30, d)), outlier_distance=np.inf)
-    assert len(fp) == 2 and fp.n_candidates == 60 * 6 and fp.n_unconverged == 0  # x 6 damping levels
+    assert len(fp) == 2 and fp.n_candidates == 60 * 2 and fp.n_unconverged == 0  # x 2 damping levels
     for i in range(2):
         expected = np.linalg.solve(np.eye(d) - a, b @ fp.inputs[i] + c)
         np.testing.assert_allclose(fp.states[i], expected, rtol=1e-12, atol=1e-12)
@@ -64,7 +64,7 @@ def test_dedup_tolerance_and_inputs_kept_apart(rng):
     starts = rng.uniform(-2, 2, size=(100, 2))
     fp = find_fixed_points(_bistable, inputs=[[0.0], [0.02]], initial_states=starts)
     assert len(fp) == 6  # three points at each input
-    assert fp.n_duplicates == fp.n_candidates - fp.n_unconverged - fp.n_outliers - 6
+    assert fp.n_duplicates == fp.n_candidates - fp.n_unconverged - fp.n_outliers - (6 - fp.n_deflated)
     merged = find_fixed_points(_bistable, inputs=[0.0], initial_states=starts, dedup_tol=10.0)
     assert len(merged) == 1 and merged.q[0] < 1e-28
 
@@ -224,7 +224,7 @@ def test_initial_states_from_a_recording(rng):
     x = FlipFlop(3).sample(8, split="test").x
     rec = record(model, x, progress=False)
     fp = find_fixed_points(model, initial_states=rec, layer=["l0.h", "l0.c"], n_initial=100, noise=0.01, seed=1)
-    assert fp.n_candidates == 100 * 6 and fp.stable.sum() >= 1
+    assert fp.n_candidates == 100 * 2 and fp.stable.sum() >= 1
     with pytest.raises(ShapeError, match=r"give 16 units per state, but the model's state packs into 32"):
         find_fixed_points(model, initial_states=rec, layer="l0.h")
 
@@ -249,6 +249,9 @@ def test_bad_inputs_get_clear_errors(rng):
         find_fixed_points(model, initial_states=bad[:2], solver="newton")
     with pytest.raises(ShapeError, match="must return the next state with the same shape"):
         find_fixed_points(lambda x, u: x[:, :1], inputs=[0.0], initial_states=np.zeros((2, 2)))
+    for value in (-1, True, 1.5):
+        with pytest.raises(ArgumentError, match=r"deflation: got .*Pass an integer >= 0"):
+            find_fixed_points(model, initial_states=bad[:2], deflation=value)
 
 
 def test_plot(rng):
@@ -261,15 +264,7 @@ def test_plot(rng):
     assert "3 fixed points (2 stable, 1 unstable)" in repr(fp)
 
 
-def test_recall_matches_an_independent_float64_root_search_from_the_same_starts():
-    """Every root scipy's hybr finds from the same starts is found (the damping ladder), and every point
-    returned is a root; benchmarks/fixed_point_recall.py runs the full-size comparison."""
-    from scipy.optimize import root
-
-    model = shipped.load("flipflop-gru")
-    rec = record(model, FlipFlop(3).sample(16, split="test").x, progress=False)
-    pooled = recorded_states(rec, list(rec.shapes))
-    starts = pooled[np.random.default_rng(0).choice(len(pooled), size=192, replace=False)]
+def _float64_residual(model):
     m = copy.deepcopy(model).double()
     zero = torch.zeros(1, m.input_size, dtype=torch.float64)
 
@@ -277,7 +272,13 @@ def test_recall_matches_an_independent_float64_root_search_from_the_same_starts(
         with torch.no_grad():
             return m.pack_state(m.step(zero, m.unpack_state(torch.as_tensor(v[None])))[1])[0].numpy() - v
 
-    fp = find_fixed_points(model, initial_states=starts)
+    return residual
+
+
+def _hybr_roots(residual, starts):
+    """Distinct in-range roots scipy's hybr (float64, tol 1e-14) reaches from ``starts``."""
+    from scipy.optimize import root
+
     centre = starts.mean(0)
     radius = 10 * max(np.sqrt(((starts - centre) ** 2).sum(1).mean()), 0.1 * np.sqrt((starts**2).sum(1).mean()))
     roots = []
@@ -286,9 +287,46 @@ def test_recall_matches_an_independent_float64_root_search_from_the_same_starts(
         if np.linalg.norm(residual(x)) < 1e-10 * max(1, np.linalg.norm(x)) and np.linalg.norm(x - centre) <= radius:
             if not any(np.linalg.norm(x - r) <= 1e-6 for r in roots):
                 roots.append(x)
+    return roots
+
+
+def _missed(roots, points):
+    return [r for r in roots if not any(np.linalg.norm(p - r) <= 1e-6 for p in points)]
+
+
+def test_recall_matches_an_independent_float64_root_search_from_the_same_starts():
+    """Every root scipy's hybr finds from the same starts is found (the damping ladder), and every point
+    returned is a root; benchmarks/fixed_point_recall.py runs the full-size comparison."""
+    model = shipped.load("flipflop-gru")
+    rec = record(model, FlipFlop(3).sample(16, split="test").x, progress=False)
+    pooled = recorded_states(rec, list(rec.shapes))
+    starts = pooled[np.random.default_rng(0).choice(len(pooled), size=192, replace=False)]
+    residual = _float64_residual(model)
+    fp = find_fixed_points(model, initial_states=starts)
+    roots = _hybr_roots(residual, starts)
     assert len(roots) >= 15
-    missed = [r for r in roots if not any(np.linalg.norm(p - r) <= 1e-6 for p in fp.states)]
-    assert not missed, f"{len(missed)} of {len(roots)} scipy roots missed"
+    assert not _missed(roots, fp.states), f"{len(_missed(roots, fp.states))} of {len(roots)} scipy roots missed"
     assert all(np.linalg.norm(residual(p)) < 1e-10 for p in fp.states)
-    single = find_fixed_points(model, initial_states=starts, initial_damping=1.0)  # one level: fewer points
+    single = find_fixed_points(model, initial_states=starts, initial_damping=1.0, deflation=0)  # fewer points
     assert len(single) < len(fp)
+
+
+@pytest.mark.parametrize("solver", ["dense", "matrix-free"])
+def test_deflation_finds_the_saddle_the_damping_ladder_misses(solver):
+    """From these four states of the flip-flop RNN (rows 641, 0, 100, 200 of the recall benchmark's 1024),
+    hybr reaches four roots; every damping level misses one (a saddle with |lambda| 1.26, which hybr's
+    dogleg reaches from row 641). The deflated pass finds it, and every point it adds is a root of F.
+    """
+    model = shipped.load("flipflop-rnn")
+    rec = record(model, FlipFlop(3).sample(64, split="test").x, progress=False)
+    pooled = recorded_states(rec, list(rec.shapes))
+    rows = np.sort(np.random.default_rng(0).choice(len(pooled), size=1024, replace=False))[[641, 0, 100, 200]]
+    starts, residual = pooled[rows], _float64_residual(model)
+    roots = _hybr_roots(residual, starts)
+    ladder = find_fixed_points(model, initial_states=starts, deflation=0, solver=solver)
+    assert len(roots) == 4 and len(_missed(roots, ladder.states)) == 1 and ladder.n_deflated == 0
+    fp = find_fixed_points(model, initial_states=starts, solver=solver)
+    assert not _missed(roots, fp.states) and fp.n_deflated >= 1
+    assert all(np.linalg.norm(residual(p)) < 1e-10 * max(1, np.linalg.norm(p)) for p in fp.states)
+    assert not _missed(ladder.states, fp.states)  # nothing the ladder found is lost
+    assert fp.n_candidates == ladder.n_candidates and fp.n_duplicates == ladder.n_duplicates

@@ -7,7 +7,11 @@ constant inputs u, from many initial states at once, and minimises q(x) = 1/2 ||
    step fails takes shorter, more gradient-like steps (damping up), one that succeeds takes
    Gauss-Newton steps (damping down). There is no shared learning rate that decays for all
    candidates because some of them stall, the failure mode of Adam on the mean of q.
-2. Newton polish of the candidates that reached a small residual, so that true fixed points end
+2. Deflation (Farrell, Birkisson & Funke 2015): one more pass from every start on the residual
+   M(x) r(x), M = prod_i (s^2 / ||x - x_i||^2 + 1) over the points found at the same input. Each
+   known point becomes a pole, so searches that ended there go on to roots the first pass missed
+   (e.g. saddles between the basins of attraction of q's descent).
+3. Newton polish of the candidates that reached a small residual, so that true fixed points end
    at float64 precision (||r|| about 1e-15 for states of order 1).
 
 Only candidates whose residual is below ``tol`` (relative to the state's norm) are fixed points.
@@ -36,7 +40,7 @@ from torch import Tensor
 from .._validation import check_device, check_finite, check_int, check_number, check_option, check_progress, check_seed
 from ..errors import ArgumentError, ConvergenceError, ShapeError
 from ..recording import Recording
-from ._fp_search import SOLVERS, levenberg_marquardt, newton_polish, small
+from ._fp_search import SOLVERS, Deflated, levenberg_marquardt, newton_polish, small
 from ._state_map import StateMap, as_inputs, as_states
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -96,12 +100,16 @@ class FixedPointResult:
     solver : str
         "dense" or "matrix-free" (see :func:`find_fixed_points`).
     n_candidates, n_unconverged, n_outliers, n_duplicates : int
-        Searches (initial states x inputs x damping levels) and how they ended.
+        Searches (initial states x inputs x damping levels) and how they ended. The deflated pass is
+        counted by what it found, ``n_deflated`` (its other searches end unconverged wherever every point
+        is known): ``len(result) - n_deflated`` = candidates - unconverged - outliers - duplicates.
     seconds : float
         Wall time of the search.
     searched_inputs : ndarray (n_inputs, m)
         The constant inputs searched, in the order given; points (and slow points) are listed by input
         in this order.
+    n_deflated : int
+        Points found by the deflated pass only (see ``deflation``).
     """
 
     states: np.ndarray
@@ -127,6 +135,7 @@ class FixedPointResult:
     n_duplicates: int
     seconds: float
     searched_inputs: np.ndarray | None = None
+    n_deflated: int = 0
     _state_map: Any = field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -153,6 +162,7 @@ class FixedPointResult:
             "candidates": self.n_candidates,
             "unconverged": self.n_unconverged,
             "outliers": self.n_outliers,
+            "found by deflation": self.n_deflated,
             "largest q": float(self.q.max()) if len(self) else None,
         }
 
@@ -279,6 +289,7 @@ def find_fixed_points(
     max_iter: int = 200,
     initial_damping: Any = "auto",
     stop_q: float | None = None,
+    deflation: int = 128,
     solver: str = "auto",
     krylov_dim: int = 50,
     n_eigenvalues: int | None = None,
@@ -327,12 +338,20 @@ def find_fixed_points(
         The first step's damping as a multiple of the largest curvature of J'J; with several values,
         every start is searched once per value and the end points are pooled. Heavy damping follows the
         gradient of q into the nearest basin; light damping takes Gauss-Newton jumps (as MINPACK's hybr)
-        that reach other roots, so the ladder finds more distinct points than either. "auto": (1, 0.1,
-        0.01, 1e-3, 1e-4, 1e-6) with the dense solver, 1 with the matrix-free one (large states).
+        that reach other roots, so the ladder finds more distinct points than either. "auto": (1, 1e-3)
+        with the dense solver, 1 with the matrix-free one (large states).
     stop_q : float, optional
         Stop a candidate as soon as q <= stop_q, as a slow point unless it is a root (FixedPointFinder's
         q tolerance): on an approximate line attractor, candidates then stay near where they started
         instead of drifting along the line towards saturation. Must not exceed ``slow_q``.
+    deflation : int
+        After the damping levels, search once more from this many starts per input (evenly spaced among
+        them; 0: no deflation), at the first level's damping, on the deflated residual M(x) (F(x) - x),
+        M(x) = prod_i (s^2 / ||x - x_i||^2 + 1) over the points found so far at the same input, s half
+        the median distance between neighbouring points (Farrell, Birkisson & Funke 2015). Known points
+        repel the search, which then converges to points the damping levels missed (saddles between
+        the basins of q's descent). M >= 1, so every point it finds is a root of F itself; it is
+        polished on F like the rest. ``n_deflated`` counts the points only it found.
     solver : {"auto", "dense", "matrix-free"}
         How the Gauss-Newton systems are solved. "dense": full Jacobians of every candidate
         (batched forward mode; float32 far from a root, float64 near it) and batched solves, and
@@ -374,15 +393,16 @@ def find_fixed_points(
     >>> fp = find_fixed_points(linear, inputs=[1.0, -1.0], initial_states=starts)
     >>> fp.states.round(6), fp.eigenvalues.real, fp.stable
     (array([[ 2., -2.]]), array([[0.5, 0.5]]), array([ True]))
-    >>> fp.n_candidates, fp.n_duplicates, len(fp.slow)  # 20 starts x 6 damping levels
-    (120, 119, 0)
+    >>> fp.n_candidates, fp.n_duplicates, len(fp.slow)  # 20 starts x 2 damping levels
+    (40, 39, 0)
     """
     started = _time.perf_counter()
     state_map = StateMap(model, period=period, device=check_device(device))
     _check_settings(state_map, period, tol=tol, slow_q=slow_q, dedup_tol=dedup_tol, noise=noise, memory=memory,
                     outlier_distance=outlier_distance, solver=solver)  # fmt: skip
-    max_iter = check_int("max_iter", max_iter, minimum=1)
-    krylov_dim = check_int("krylov_dim", krylov_dim, minimum=1)
+    max_iter, krylov_dim, deflation = (check_int(name, value, minimum=low) for name, value, low in
+                                       (("max_iter", max_iter, 1), ("krylov_dim", krylov_dim, 1),
+                                        ("deflation", deflation, 0)))  # fmt: skip
     if n_eigenvalues is not None:
         n_eigenvalues = check_int("n_eigenvalues", n_eigenvalues, minimum=1)
     rng = np.random.default_rng(check_seed(seed))
@@ -392,18 +412,12 @@ def find_fixed_points(
     plan = _plan(state_map, x0, x, u, tol=tol, max_iter=max_iter, solver=solver, krylov_dim=krylov_dim,
                  memory=memory, outlier_distance=outlier_distance, initial_damping=initial_damping,
                  stop_q=stop_q)  # fmt: skip
-    levels = plan.levels
-    x, u = x.repeat(len(levels), 1), u.repeat(len(levels), 1)  # every start once per damping level
-    damping = torch.as_tensor(levels, dtype=x.dtype, device=x.device).repeat_interleave(len(x) // len(levels))
-    x, r, stalled, iterations = _search(state_map, x, u, damping, plan, progress)
-    found = _select(state_map, x, u, r, stalled, iterations, plan, slow_q=slow_q, dedup_tol=dedup_tol)
+    searched_inputs, n_candidates = u[:: max(1, len(x0))].cpu().numpy(), len(x) * len(plan.levels)
+    x, u, r, stalled, iterations, origin = _search_all(state_map, x, u, plan, progress, deflation=deflation,
+                                                       dedup_tol=dedup_tol)  # fmt: skip
+    found = _select(state_map, x, u, r, stalled, iterations, origin, plan, slow_q=slow_q, dedup_tol=dedup_tol)
     xs, us = x[found.points], u[found.points]
-    if plan.solver == "dense":
-        jac, jac_u = _jacobians(state_map, xs, us, plan.chunk)
-        eigenvalues, eigenvectors, stable, n_unstable = _spectra(jac, state_map, n_eigenvalues)
-    else:  # d x d matrices per point would not fit: leading eigenvalues by Arnoldi iteration on J v
-        jac = jac_u = None
-        eigenvalues, eigenvectors, stable, n_unstable = _leading_spectra(state_map, xs, us, n_eigenvalues or 10)
+    jac, jac_u, (eigenvalues, eigenvectors, stable, n_unstable) = _linearise(state_map, xs, us, plan, n_eigenvalues)
     with torch.no_grad():
         out = state_map.output(xs, us) if len(xs) else None
     slow = found.slow
@@ -425,12 +439,13 @@ def find_fixed_points(
         period=state_map.period,
         tol=tol,
         solver=plan.solver,
-        n_candidates=len(x),
+        n_candidates=n_candidates,
         n_unconverged=found.n_unconverged,
         n_outliers=found.n_outliers,
         n_duplicates=found.n_duplicates,
         seconds=_time.perf_counter() - started,
-        searched_inputs=u[: len(u) // len(levels) : max(1, len(x0))].cpu().numpy(),
+        searched_inputs=searched_inputs,
+        n_deflated=found.n_deflated,
         _state_map=state_map,
     )
 
@@ -505,7 +520,7 @@ def _plan(state_map: StateMap, x0: Tensor, x: Tensor, u: Tensor, *, solver: str,
 # --- the search and the selection of its end points ------------------------------------------
 
 
-DAMPING_LADDER = (1.0, 0.1, 0.01, 1e-3, 1e-4, 1e-6)
+DAMPING_LADDER = (1.0, 1e-3)
 
 
 def _damping_levels(initial_damping: Any, solver: str) -> tuple[float, ...]:
@@ -518,8 +533,63 @@ def _damping_levels(initial_damping: Any, solver: str) -> tuple[float, ...]:
     return tuple(check_number("initial_damping", v, minimum=0, inclusive=False) for v in values)
 
 
-def _search(state_map: StateMap, x: Tensor, u: Tensor, damping: Tensor, plan: _Plan, progress: Any
-            ) -> tuple[Tensor, ...]:  # fmt: skip
+def _search_all(state_map: StateMap, x: Tensor, u: Tensor, plan: _Plan, progress: Any, *, deflation: int,
+                dedup_tol: float) -> tuple[Tensor, ...]:  # fmt: skip
+    """Every start once per damping level, then once on the deflated map: (end points, inputs, residuals,
+    stalled, iterations, origin), origin (N, 2) holding each candidate's level (len(levels) for the deflated
+    pass) and start (its row in the input-major grid of starts).
+    """
+    n, levels = len(x), plan.levels
+    damping = torch.as_tensor(levels, dtype=x.dtype, device=x.device).repeat_interleave(n)
+    grid = torch.arange(n, device=x.device)
+    origin = torch.stack([torch.arange(len(levels), device=x.device).repeat_interleave(n), grid.repeat(len(levels))], 1)
+    ends, r, stalled, iterations = _search(state_map, x.repeat(len(levels), 1), u.repeat(len(levels), 1), damping,
+                                           plan, progress)  # fmt: skip
+    u_ends = u.repeat(len(levels), 1)
+    if not deflation:
+        return ends, u_ends, r, stalled, iterations, origin
+    known = _in_range(ends, plan) & small(r, ends, plan.tol)
+    known = torch.nonzero(known).flatten()
+    known = known[_deduplicate(ends[known], u_ends[known], 0.5 * (r[known] ** 2).sum(dim=1), dedup_tol * plan.scale)]
+    if not len(known):  # nothing to deflate: the same search again
+        return ends, u_ends, r, stalled, iterations, origin
+    exact = "donot_use_mm_for_euclid_dist"
+    near_input = torch.cdist(u, u_ends[known], compute_mode=exact) <= 1e-12 * (1 + u.abs().max())
+    starts = _spread(grid[near_input.any(dim=1)], u, deflation)  # at inputs with a known point
+    deflated = Deflated(state_map, ends[known], u_ends[known], _pole_radius(ends[known], u_ends[known], plan.scale))
+    damping = torch.full((len(starts),), levels[0], dtype=x.dtype, device=x.device)
+    more, _, _, more_iterations = _search(deflated, x[starts], u[starts], damping, plan, progress)
+    with torch.no_grad():  # judged on F itself from here on (M >= 1: a deflated root is a root of F)
+        more_r = state_map.residual(more, u[starts]) if len(starts) else more
+    level = torch.full_like(starts, len(levels))
+    return (torch.cat([ends, more]), torch.cat([u_ends, u[starts]]), torch.cat([r, more_r]),
+            torch.cat([stalled, torch.zeros_like(starts, dtype=torch.bool)]),  # never slow points: q was deflated
+            torch.cat([iterations, more_iterations]), torch.cat([origin, torch.stack([level, starts], 1)]))  # fmt: skip
+
+
+def _spread(rows: Tensor, u: Tensor, per_input: int) -> Tensor:
+    """At most ``per_input`` of ``rows`` at each input, evenly spaced in their order."""
+    inputs = torch.unique(u[rows], dim=0, return_inverse=True)[1]
+    chosen = []
+    for k in range(int(inputs.max()) + 1 if len(rows) else 0):
+        mine = rows[inputs == k]
+        chosen.append(mine[torch.linspace(0, len(mine) - 1, min(per_input, len(mine))).round().long()])
+    return torch.cat(chosen) if chosen else rows
+
+
+def _pole_radius(roots: Tensor, inputs: Tensor, scale: float) -> float:
+    """Half the median distance from each known point to its nearest at the same input (a quarter of the
+    states' scale for a single point): poles that reach halfway to the neighbouring points.
+    """
+    exact = "donot_use_mm_for_euclid_dist"
+    dist = torch.cdist(roots, roots, compute_mode=exact)
+    same = torch.cdist(inputs, inputs, compute_mode=exact) <= 1e-12 * (1 + inputs.abs().max())
+    dist = torch.where(same, dist, torch.inf).fill_diagonal_(torch.inf).amin(dim=1)
+    dist = dist[torch.isfinite(dist)]
+    return 0.5 * float(dist.median()) if len(dist) else 0.25 * scale
+
+
+def _search(state_map: Any, x: Tensor, u: Tensor, damping: Tensor, plan: _Plan, progress: Any) -> tuple[Tensor, ...]:
     """Levenberg-Marquardt from every candidate, chunk by chunk: (end points, residuals, stalled, iterations)."""
     from tqdm.auto import tqdm
 
@@ -535,7 +605,14 @@ def _search(state_map: StateMap, x: Tensor, u: Tensor, damping: Tensor, plan: _P
                                              centre=plan.centre, radius=plan.radius, settled=settled,
                                              solver=plan.solver, krylov_dim=plan.krylov_dim,
                                              initial_damping=damping[at], stop_q=plan.stop_q))  # fmt: skip
+    if not parts:
+        empty = x[:0]
+        return empty, empty, torch.zeros(0, dtype=torch.bool), torch.zeros(0, dtype=torch.int64)
     return tuple(torch.cat(part) for part in zip(*parts, strict=True))
+
+
+def _in_range(x: Tensor, plan: _Plan) -> Tensor:
+    return torch.isfinite(x).all(dim=1) & (((x - plan.centre) ** 2).sum(dim=1).sqrt() <= plan.radius)
 
 
 @dataclass
@@ -546,10 +623,11 @@ class _Found:
     n_unconverged: int
     n_outliers: int
     n_duplicates: int
+    n_deflated: int
 
 
-def _select(state_map: StateMap, x: Tensor, u: Tensor, r: Tensor, stalled: Tensor, iterations: Tensor, plan: _Plan,
-            *, slow_q: float, dedup_tol: float) -> _Found:  # fmt: skip
+def _select(state_map: StateMap, x: Tensor, u: Tensor, r: Tensor, stalled: Tensor, iterations: Tensor,
+            origin: Tensor, plan: _Plan, *, slow_q: float, dedup_tol: float) -> _Found:  # fmt: skip
     """Converged, finite, in-range end points, merged and polished; distinct slow points. Edits x, r, iterations."""
     q = 0.5 * (r**2).sum(dim=1)
     converged = small(r, x, plan.tol)
@@ -568,13 +646,14 @@ def _select(state_map: StateMap, x: Tensor, u: Tensor, r: Tensor, stalled: Tenso
     points = points[_deduplicate(x[points], u[points], q[points], radius)]  # polishing merges near-duplicates
     slow_index = torch.nonzero(slow).flatten()
     slow_index = slow_index[_deduplicate(x[slow_index], u[slow_index], q[slow_index], radius)]
-    # by input (in the order given), then by initial state: candidates are (level, input, start)-major
-    n_levels = len(plan.levels)
-    per_level = len(x) // n_levels
-    key = lambda i: (i % per_level) * n_levels + i // per_level  # noqa: E731
-    points, slow_index = (idx[torch.argsort(key(idx))] for idx in (points, slow_index))
-    return _Found(points, slow_index, q, int((~converged & ~far).sum()), int((finite & far).sum()),
-                  int(keep.sum()) - len(points))  # fmt: skip
+    # by input (in the order given), then by initial state, then by level
+    deflated = len(plan.levels)
+    key = origin[:, 1] * (deflated + 1) + origin[:, 0]
+    points, slow_index = (idx[torch.argsort(key[idx])] for idx in (points, slow_index))
+    ladder = origin[:, 0] < deflated  # the counts are the first pass's; the deflated pass's is what it found
+    n_deflated = int((origin[points, 0] == deflated).sum())
+    return _Found(points, slow_index, q, int((~converged & ~far & ladder).sum()), int((finite & far & ladder).sum()),
+                  int((keep & ladder).sum()) - (len(points) - n_deflated), n_deflated)  # fmt: skip
 
 
 # --- after the search ---------------------------------------------------------------------
@@ -599,6 +678,16 @@ def _deduplicate(x: Tensor, u: Tensor, q: Tensor, radius: float) -> Tensor:
         keep.append(i)
         taken |= close[i]
     return order[torch.as_tensor(keep, device=x.device)]
+
+
+def _linearise(sm: StateMap, x: Tensor, u: Tensor, plan: _Plan, n_eigenvalues: int | None) -> tuple[Any, ...]:
+    """(dF/dx, dF/du, spectra) at the points: full matrices (dense), or None and the leading eigenvalues by
+    Arnoldi iteration on J v (matrix-free: d x d matrices per point would not fit).
+    """
+    if plan.solver == "dense":
+        jac, jac_u = _jacobians(sm, x, u, plan.chunk)
+        return jac, jac_u, _spectra(jac, sm, n_eigenvalues)
+    return None, None, _leading_spectra(sm, x, u, n_eigenvalues or 10)
 
 
 def _jacobians(sm: StateMap, x: Tensor, u: Tensor, chunk: int) -> tuple[np.ndarray, np.ndarray]:
