@@ -190,3 +190,21 @@ def test_inner_kfold_selection_equals_a_brute_force_loop_over_ridge(rng, n, p):
     np.testing.assert_allclose(result.scores["features"][0, 0], np.mean(r, axis=0), atol=1e-8)
     with pytest.raises(ArgumentError, match="inner_cv: got 4, but it selects ridge penalties"):
         fit_encoding(x, y, estimator="pls", inner_cv=4)
+
+
+def test_plot_of_one_time_step_shows_every_target_and_its_ceiling(rng):
+    """One model time and one neural time: the targets' scores per layer, and r against the ceiling."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    signal = rng.normal(size=(30, 1, 1, 8))
+    responses = signal + 0.5 * rng.normal(size=(30, 4, 1, 8))  # stimulus x repetition x time x target
+    features = Recording({"a": signal[:, 0] + rng.normal(size=(30, 1, 8)), "b": rng.normal(size=(30, 1, 5))})
+    result = fit_encoding(features, responses, cv=5)
+    fig = result.plot()
+    left, right = fig.axes[:2]
+    assert [c.get_offsets().shape[0] for c in left.collections if c.get_offsets().shape[0] > 1] == [8, 8]
+    np.testing.assert_allclose(left.collections[0].get_offsets()[:, 1], result.scores["a"][0, 0])
+    points = right.collections[0].get_offsets()
+    np.testing.assert_allclose(points[:, 0], result.ceiling.ceiling[0])
+    np.testing.assert_allclose(points[:, 1], result.scores["a"][0, 0])  # "a" predicts better than noise "b"

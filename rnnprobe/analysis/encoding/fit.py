@@ -254,18 +254,56 @@ class EncodingResult:
         mark_periods(ax, self.periods)
         return ax
 
+    def draw_targets(self, ax: Any) -> Any:
+        """Every target's held-out r at each layer's peak (model time, neural time): one column of points
+        per layer, its median as a bar, the targets' median ceiling dashed.
+        """
+        from ..plotting import OKABE_ITO
+
+        jitter = np.random.default_rng(0)
+        for k, (layer, color) in enumerate(zip(self.scores, OKABE_ITO * 4, strict=False)):
+            values = self._at_peak(layer)
+            ax.scatter(k + jitter.uniform(-0.15, 0.15, len(values)), values, s=8, alpha=0.6, color=color)
+            ax.hlines(np.nanmedian(values), k - 0.3, k + 0.3, color="black", lw=2)
+        if self.ceiling is not None:
+            ax.axhline(np.nanmedian(self.ceiling.ceiling), color="grey", ls="--", lw=1, label="median ceiling")
+            ax.legend(frameon=False, fontsize=7)
+        ax.set_xticks(range(len(self.scores)), list(self.scores), rotation=20)
+        ax.set_ylabel("held-out r per target (at the peak)")
+        return ax
+
     def plot(self) -> Any:
-        """:meth:`draw` and the model time x neural time median of the best layer."""
+        """Left: :meth:`draw` (over model time), or :meth:`draw_targets` when there is one model time step.
+        Right: the best layer's model time x neural time median, or (one of either) each target's r against
+        its ceiling.
+        """
         from ..plotting import pyplot
 
         fig, (left, right) = pyplot().subplots(1, 2, figsize=(10, 3.8), layout="constrained")
-        self.draw(left)
+        over_time = max(len(times) for times in self.model_times.values()) > 1
+        self.draw(left) if over_time else self.draw_targets(left)
         layer = max(self.scores, key=lambda name: np.nanmax(self.median(name)))
-        image = right.imshow(self.median(layer), origin="lower", aspect="auto", cmap="viridis")
-        right.set_xlabel("neural time bin")
-        right.set_ylabel(f"model time step ({layer})")
-        fig.colorbar(image, ax=right, label="median held-out r")
+        median = self.median(layer)
+        if min(median.shape) > 1:
+            image = right.imshow(median, origin="lower", aspect="auto", cmap="viridis")
+            right.set_xlabel("neural time bin")
+            right.set_ylabel(f"model time step ({layer})")
+            fig.colorbar(image, ax=right, label="median held-out r")
+        elif self.ceiling is not None:
+            j = self.neural_times.tolist().index(self.peak(layer)["neural_time"])
+            right.scatter(self.ceiling.ceiling[j], self._at_peak(layer), s=8, alpha=0.6, color="black")
+            right.axline((0, 0), slope=1, color="grey", ls="--", lw=1)
+            right.set_xlabel("ceiling (sqrt of split-half reliability)")
+            right.set_ylabel(f"held-out r ({layer})")
+        else:
+            self.draw_targets(right)
         return fig
+
+    def _at_peak(self, layer: str) -> np.ndarray:
+        peak = self.peak(layer)
+        i = self.model_times[layer].tolist().index(peak["model_time"])
+        j = self.neural_times.tolist().index(peak["neural_time"])
+        return self.scores[layer][i, j]
 
     def _layer(self, layer: str | None) -> str:
         if layer is None:
