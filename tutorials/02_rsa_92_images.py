@@ -16,7 +16,8 @@
 # runs recurrent models on the same 92 images, computes one RDM per layer and time step, and asks how
 # close each comes to human IT (with the noise ceiling from 4 subjects) and monkey IT.
 #
-# The data are read from `../shared/data/92imageData` (set `RNNPROBE_92IMAGES` to point elsewhere).
+# The data are read from `shared/data/92imageData` beside the working folder or a parent (set
+# `RNNPROBE_DATA` to the folder holding `92imageData` to read it from elsewhere).
 
 # %%
 import os
@@ -37,21 +38,6 @@ from rnnprobe import Recording
 from rnnprobe.analysis.rsa import compare_rdms, noise_ceiling
 from rnnprobe.neural import load_kriegeskorte92
 
-
-def find_data() -> Path:
-    """The 92-image folder: $RNNPROBE_92IMAGES, or shared/data/92imageData beside a parent folder."""
-    if "RNNPROBE_92IMAGES" in os.environ:
-        return Path(os.environ["RNNPROBE_92IMAGES"])
-    start = Path(globals().get("__file__", Path.cwd())).resolve()
-    for folder in [start, *start.parents]:
-        candidate = folder / "shared" / "data" / "92imageData"
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("92imageData not found: set RNNPROBE_92IMAGES to its folder")
-
-
-DATA = find_data()
-
 # %% [markdown]
 # ## The stimuli and the brain RDMs
 #
@@ -60,7 +46,7 @@ DATA = find_data()
 # independent subjects. Monkey IT: one RDM (674 neurons).
 
 # %%
-data = load_kriegeskorte92(DATA)  # the RDM files as rnnprobe RDMs (rnnprobe.neural)
+data = load_kriegeskorte92()  # the RDM files as rnnprobe RDMs (rnnprobe.neural)
 images = data.images.astype(np.float32) / 255  # (92, 175, 175, 3)
 category = data.category
 animate = np.array(["inanimate" not in c for c in category])

@@ -17,8 +17,8 @@
 # tutorial reproduces both with rnnprobe, treating the neurons exactly like a model's units: a Recording
 # of (trial, time bin, neuron), with noise ceilings from the repetitions and RDMs per time bin.
 #
-# The rasters are read from `../shared/data/zhang_desimone2011_it_7objects` (set `RNNPROBE_ZHANG` to
-# point elsewhere).
+# The rasters are read from `shared/data/zhang_desimone2011_it_7objects` beside the working folder or a
+# parent (set `RNNPROBE_DATA` to the folder holding it to read it from elsewhere).
 
 # %%
 import os
@@ -36,19 +36,6 @@ from rnnprobe.analysis import compute_rdms, decode, fit_encoding, split_half_rel
 from rnnprobe.neural import load_zhang_desimone
 from rnnprobe.report import Report
 
-
-def find_data() -> Path:
-    """The data folder: $RNNPROBE_ZHANG, or shared/data/zhang_desimone2011_it_7objects beside a parent."""
-    if "RNNPROBE_ZHANG" in os.environ:
-        return Path(os.environ["RNNPROBE_ZHANG"])
-    start = Path(globals().get("__file__", Path.cwd())).resolve()
-    for folder in [start, *start.parents]:
-        candidate = folder / "shared" / "data" / "zhang_desimone2011_it_7objects"
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("zhang_desimone2011_it_7objects not found: set RNNPROBE_ZHANG to its folder")
-
-
 # %% [markdown]
 # ## A pseudo-population
 #
@@ -57,7 +44,7 @@ def find_data() -> Path:
 # neurons were not recorded together, so trial k of one neuron and trial k of another are independent.
 
 # %%
-it = load_zhang_desimone(find_data(), bin_ms=50, start_ms=-100, stop_ms=500, seed=0)
+it = load_zhang_desimone(bin_ms=50, start_ms=-100, stop_ms=500, seed=0)
 print(it)
 times = it.times["IT"]  # bin starts in ms from image onset
 
