@@ -107,6 +107,25 @@ def test_noise_ceiling_equals_rsatoolbox(rng, method):
     np.testing.assert_allclose(pooled, pool_rdm(rsatoolbox.rdm.RDMs(subjects), method=method).get_vectors()[0])
 
 
+@pytest.mark.parametrize("method", ["corr", "cosine", "spearman", "rho-a", "tau-a"])
+def test_noise_ceiling_skips_pairs_missing_everywhere_and_refuses_undefined_subjects(rng, method):
+    import warnings
+
+    subjects = rng.random((5, 21))
+    missing = subjects.copy()
+    missing[:, :4] = np.nan  # pairs no subject has: the same ceiling as without them, and no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        np.testing.assert_allclose(noise_ceiling(missing, comparison=method), noise_ceiling(subjects[:, 4:],
+                                   comparison=method), rtol=1e-12)  # fmt: skip
+    for row, why in ((np.full(21, 0.0 if method == "cosine" else 0.3), "only zeros|the same value"),
+                     (np.r_[0.5, np.full(20, np.nan)], "fewer than 2 dissimilarities")):  # fmt: skip
+        bad = subjects.copy()
+        bad[3] = row
+        with pytest.raises(ArgumentError, match=rf"subject_rdms: RDM 3 \(1 in all\) has ({why})"):
+            noise_ceiling(bad, comparison=method)
+
+
 @needs_data
 def test_92_image_noise_ceiling_and_models():
     subjects = load_rdms(DATA / "92_brainRDMs.mat")

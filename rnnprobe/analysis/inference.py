@@ -265,7 +265,10 @@ def _bootstrap_loop(
             distinct = sample.shape[0] if groups is None else np.unique(groups).size
             bounds = (np.nan, np.nan)
             if ceiling is not None and distinct >= 2:
-                bounds = noise_ceiling(sample, comparison=comparison, groups=groups)
+                try:
+                    bounds = noise_ceiling(sample, comparison=comparison, groups=groups)
+                except ArgumentError:  # a drawn subject RDM without a defined similarity: no ceiling, as its
+                    pass  # evaluations are NaN in such a sample (invalid samples are left out of every summary)
         if ceiling is not None:
             ceiling[:, b] = bounds
     return evaluations, ceiling

@@ -64,8 +64,9 @@ def participation_ratio(states: np.ndarray) -> np.ndarray:
     5.0
     """
     x = check_numeric(states, name="states").astype(np.float64)
-    if x.ndim != 3:
-        raise ShapeError(f"states: got {describe(x)}. Pass (stimulus, time, units).")
+    if x.ndim != 3 or x.shape[0] < 2:
+        raise ShapeError(f"states: got {describe(x)}. Pass (stimulus, time, units) with at least 2 stimuli (the "
+                         f"covariance across stimuli is undefined for fewer).")  # fmt: skip
     check_finite(x, name="states")
     x = x - x.mean(axis=0, keepdims=True)
     xt = np.moveaxis(x, 1, 0)  # (time, stimulus, units)

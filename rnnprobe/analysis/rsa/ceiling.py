@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -16,9 +17,16 @@ def pool_rdms(rdms: Any, *, comparison: str = "corr") -> np.ndarray:
     """The RDM (vector) with the best average similarity to ``rdms`` under ``comparison`` (rsatoolbox's ``pool_rdm``).
 
     Normalised means for "cosine"/"corr" (and their whitened variants), mean ranks for the rank methods.
+    Pairs that are NaN in every RDM stay NaN (comparisons skip NaN pairs).
     """
     check_option("comparison", comparison, COMPARISONS)
     v = as_vectors(rdms, "rdms")
+    with warnings.catch_warnings():  # "mean of empty slice" for the pairs NaN in every RDM: NaN is their answer
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _pooled(v, comparison)
+
+
+def _pooled(v: np.ndarray, comparison: str) -> np.ndarray:
     if comparison in ("cosine", "cosine_cov"):
         v = v / np.sqrt(np.nanmean(v**2, axis=1, keepdims=True))
         return np.nanmean(v, axis=0)
@@ -63,6 +71,7 @@ def noise_ceiling(
         raise ArgumentError(
             f"subject_rdms: got RDMs of {ids.size} subject; a noise ceiling needs at least 2 subjects/sessions."
         )
+    _check_defined(v, comparison)
     pooled_all = pool_rdms(v, comparison=comparison)
     lower, upper = [], []
     for subject in ids:
@@ -71,3 +80,27 @@ def noise_ceiling(
         lower.append(compare_rdms(others, mine, comparison=comparison)[0, 0])
         upper.append(compare_rdms(pooled_all, mine, comparison=comparison)[0, 0])
     return float(np.mean(lower)), float(np.mean(upper))
+
+
+def _check_defined(v: np.ndarray, comparison: str) -> None:
+    """Refuse subject RDMs whose similarity to any RDM is undefined (rather than a NaN ceiling and warnings):
+    fewer than 2 dissimilarities that are not NaN, all zero (cosine), or constant (the correlations).
+    """
+    check_option("comparison", comparison, COMPARISONS)
+    defined = (~np.isnan(v)).sum(axis=1)
+    with np.errstate(invalid="ignore"):
+        low = np.where(defined > 0, np.nanmin(np.where(np.isnan(v), np.inf, v), axis=1), np.nan)
+        high = np.where(defined > 0, np.nanmax(np.where(np.isnan(v), -np.inf, v), axis=1), np.nan)
+    cosine = comparison in ("cosine", "cosine_cov")
+    bad = (defined < 2) | ((low == 0) & (high == 0) if cosine else low == high)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        what = (
+            "fewer than 2 dissimilarities that are not NaN"
+            if defined[i] < 2
+            else ("only zeros" if cosine else f"the same value ({low[i]:g}) everywhere")
+        )
+        raise ArgumentError(
+            f"subject_rdms: RDM {i} ({int(bad.sum())} in all) has {what}, so its {comparison!r} similarity to any "
+            f"RDM is undefined and the noise ceiling would be NaN. Drop such RDMs (e.g. a subject without data)."
+        )
