@@ -50,3 +50,43 @@ def test_pairwise_results_do_not_depend_on_n_jobs():
     recs = {f"net{i}": Recording({"h": rng.normal(size=(40, 1, 6))}) for i in range(4)}
     one = pairwise_distances(recs, n_jobs=1).distances
     np.testing.assert_array_equal(pairwise_distances(recs, n_jobs=3).distances, one)
+
+
+def test_decoding_spends_the_libraries_threads_on_time_blocks_and_permutations_with_equal_results(monkeypatch):
+    """With torch allowed 2 threads, ridge decoding fits blocks of time steps (and permutation passes) on 2
+    workers of 1 thread each and BLAS stays on 1 thread (small_blas); the numbers equal the 1-thread run's, and
+    every setting is back afterwards."""
+    import rnnprobe.analysis.parallel as parallel
+    from rnnprobe import Recording
+    from rnnprobe.analysis import decode
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 90)
+    rec = Recording({"h": rng.normal(size=(90, 7, 12)) + 0.4 * y[:, None, None]}, metadata={"label": y})
+    pools = []
+    real_pool = parallel.worker_pool
+
+    def counting_pool(n_jobs):
+        pools.append(n_jobs)
+        return real_pool(n_jobs)
+
+    for module in ("rnnprobe.analysis.decoding", "rnnprobe.analysis._ridge"):
+        monkeypatch.setattr(f"{module}.worker_pool", counting_pool)
+    torch_before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = decode(rec, "h", "label", generalize=True, n_permutations=70, progress=False)
+        assert set(pools) == {1}
+        blas_before = _blas_threads()  # (the first call may load more BLAS libraries: scipy's)
+        pools.clear()
+        torch.set_num_threads(2)
+        two = decode(rec, "h", "label", generalize=True, n_permutations=70, progress=False)
+        assert 2 in pools  # two passes of 64 target sets on 2 workers (each fitting its time steps on 1)
+        assert torch.get_num_threads() == 2 and _blas_threads() == blas_before
+        pools.clear()
+        decode(rec, "h", "label", progress=False)  # one pass: its time steps in 2 blocks
+        assert pools == [1, 2]
+    finally:
+        torch.set_num_threads(torch_before)
+    np.testing.assert_allclose(two.scores, one.scores, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(two.p_values, one.p_values, rtol=0, atol=1e-12)

@@ -92,9 +92,11 @@ class TimeBlock:
         return FoldMoments(train, n_train, mean, inv, gram, stacked, root)
 
 
-def time_blocks(n_times: int, bytes_per_step: int, *, budget: int = 2**28) -> Iterator[slice]:
-    """Consecutive slices of time steps whose work arrays take about ``budget`` bytes."""
-    size = max(1, min(n_times, budget // max(1, bytes_per_step)))
+def time_blocks(n_times: int, bytes_per_step: int, *, budget: int = 2**28, parts: int = 1) -> Iterator[slice]:
+    """Consecutive slices of time steps whose work arrays take about ``budget`` bytes, at least ``parts``
+    of them (as many as there are time steps at most): work for as many threads.
+    """
+    size = max(1, min(n_times, budget // max(1, bytes_per_step), -(-n_times // max(1, parts))))
     for start in range(0, n_times, size):
         yield slice(start, min(n_times, start + size))
 

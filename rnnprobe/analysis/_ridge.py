@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ._linear import LinearFit, TimeBlock, as_device, matmul, solve, time_blocks, to_original_units
+from .parallel import library_threads, worker_pool
 
 
 def fit_ridge(
@@ -54,21 +55,31 @@ def fit_ridge(
     coef = np.empty((len(folds), n_times, p, n_out))
     intercept = np.empty((len(folds), n_times, n_out))
     y_all = torch.as_tensor(y, dtype=torch.float64, device=device)
-    for block in time_blocks(n_times, 8 * p * p * 3):
-        data = TimeBlock(x, block, device)
-        cross_all = matmul(data.x.mT, y_all)  # (tb, p, n_out)
-        for f, train in enumerate(folds):
-            fold = data.fold(train, scale=scale)
-            y_mean = y_all[torch.as_tensor(train, device=device)].mean(dim=0)
-            y_stacked = torch.cat([y_all[torch.as_tensor(~train, device=device)], fold.root * y_mean[None, :]])
-            cross = (cross_all - matmul(fold.stacked.mT, y_stacked)) * fold.inv[:, :, None]
-            gram = fold.gram
-            torch.diagonal(gram, dim1=1, dim2=2).add_(alpha)
-            # one batched LAPACK call: for decoding sizes this beats a Cholesky factorisation
-            # followed by per-matrix triangular solves
-            w = solve(gram, cross)
-            coef[f, block], intercept[f, block] = to_original_units(w, y_mean.expand(len(w), -1), fold, data.centre)
+    # time steps are independent: on the CPU, blocks of them on the libraries' threads, one thread each
+    jobs = min(library_threads(), n_times) if device.type == "cpu" else 1
+    blocks = list(time_blocks(n_times, 8 * p * p * 3, parts=jobs))
+    with worker_pool(jobs) as pmap:
+        list(pmap(lambda block: _fit_block(x, y_all, folds, block, coef, intercept, alpha=alpha, scale=scale,
+                                           device=device), blocks))  # fmt: skip
     return LinearFit(coef, intercept)
+
+
+def _fit_block(x: np.ndarray, y_all: torch.Tensor, folds: list[np.ndarray], block: slice, coef: np.ndarray,
+               intercept: np.ndarray, *, alpha: float, scale: bool, device: torch.device) -> None:  # fmt: skip
+    """Every fold's ridge at the time steps of ``block``, into ``coef`` and ``intercept`` (disjoint slices)."""
+    data = TimeBlock(x, block, device)
+    cross_all = matmul(data.x.mT, y_all)  # (tb, p, n_out)
+    for f, train in enumerate(folds):
+        fold = data.fold(train, scale=scale)
+        y_mean = y_all[torch.as_tensor(train, device=device)].mean(dim=0)
+        y_stacked = torch.cat([y_all[torch.as_tensor(~train, device=device)], fold.root * y_mean[None, :]])
+        cross = (cross_all - matmul(fold.stacked.mT, y_stacked)) * fold.inv[:, :, None]
+        gram = fold.gram
+        torch.diagonal(gram, dim1=1, dim2=2).add_(alpha)
+        # one batched LAPACK call: for decoding sizes this beats a Cholesky factorisation
+        # followed by per-matrix triangular solves
+        w = solve(gram, cross)
+        coef[f, block], intercept[f, block] = to_original_units(w, y_mean.expand(len(w), -1), fold, data.centre)
 
 
 def _fit_dual(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], *, alpha: float, scale: bool,

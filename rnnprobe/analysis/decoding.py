@@ -39,6 +39,7 @@ from . import _scores
 from ._clusters import Cluster, cluster_test
 from ._logistic import fit_logistic
 from ._ridge import fit_ridge
+from .parallel import library_threads, small_blas, worker_pool
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -779,13 +780,21 @@ def _fast_permutations(
     from tqdm.auto import tqdm
 
     orders = [np.arange(len(data.y)), *perms]  # the true targets, then permuted ones
-    result = []
+    starts = range(0, len(orders), 64)  # bounded memory: 64 target sets per pass
+
+    def scores(start: int) -> np.ndarray:
+        y_sets = np.stack([data.y[o] for o in orders[start : start + 64]], 1)
+        return _fast_scores(spec, data.x, y_sets, data.folds, data.x_test, data.y_test, scoring=scoring,
+                            n_classes=data.n_classes, generalize=generalize, device=device)  # fmt: skip
+
     show = check_progress(progress) and len(perms) > 0
-    with tqdm(total=len(perms), desc="permutations", disable=not show) as bar:
-        for start in range(0, len(orders), 64):  # bounded memory: 64 target sets per pass
-            y_sets = np.stack([data.y[o] for o in orders[start : start + 64]], 1)
-            result.append(_fast_scores(spec, data.x, y_sets, data.folds, data.x_test, data.y_test, scoring=scoring,
-                                       n_classes=data.n_classes, generalize=generalize, device=device))  # fmt: skip
+    # passes in parallel on the libraries' threads (one each) when there are several; else one pass at a
+    # time with torch's threads and BLAS on one thread (small_blas)
+    jobs = min(library_threads(), len(starts)) if device is None or str(device) == "cpu" else 1
+    with small_blas(), worker_pool(jobs) as pmap, tqdm(total=len(perms), desc="permutations", disable=not show) as bar:
+        result = []
+        for start, part in zip(starts, pmap(scores, starts), strict=True):
+            result.append(part)
             bar.update(min(len(orders), start + 64) - 1 - bar.n)
     all_scores = np.concatenate(result, axis=1)  # (folds, sets, ...)
     return all_scores[:, 0], all_scores[:, 1:].mean(axis=0)

@@ -1,4 +1,5 @@
-"""The one thread policy of rnnprobe's own worker pools (``n_jobs=`` of pairwise analyses).
+"""The one thread policy of rnnprobe's own worker pools (``n_jobs=`` of pairwise analyses), and of its
+batched solvers (:func:`small_blas`).
 
 A pool of ``n_jobs`` threads whose work calls BLAS (numpy, scipy) or torch would run ``n_jobs`` x
 (cores) threads with the libraries' default thread counts: more threads than cores, which contend for
@@ -49,3 +50,26 @@ def worker_pool(n_jobs: int) -> Iterator[Callable[..., Any]]:
         finally:
             if torch is not None:
                 torch.set_num_threads(previous)
+
+
+def library_threads() -> int:
+    """The threads the libraries may use now: torch's intra-op count when torch is loaded, else BLAS's."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return max(1, torch.get_num_threads())
+    from threadpoolctl import threadpool_info
+
+    return max([1, *(pool.get("num_threads", 1) for pool in threadpool_info() if pool.get("user_api") == "blas")])
+
+
+@contextlib.contextmanager
+def small_blas() -> Iterator[None]:
+    """BLAS limited to one thread while batched solvers run many small products (decoding's folds x time
+    steps of n x p matrices): OpenBLAS's threads cost more than they give there (600 x 30 x 128 decoding,
+    AMD EPYC: 0.26 s with 2 BLAS threads, 0.10 s with 1), while torch keeps its threads for the batched
+    solves. The previous limit comes back afterwards.
+    """
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
