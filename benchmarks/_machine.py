@@ -58,3 +58,44 @@ def median_time(fn, repeats: int, *, warmup: bool = False) -> tuple[float, objec
         out = fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times), out
+
+
+def machine_kind() -> str:
+    """A folder name for the kind of CPU: 'amd-epyc', 'intel-xeon', ... (model numbers dropped)."""
+    import re
+
+    words = re.sub(r"\(.*?\)|@.*|\bCPU\b|\bProcessor\b", " ", cpu_model()).split()
+    kept = [w.lower() for w in words if not any(ch.isdigit() for ch in w)][:2]
+    return "-".join(kept) or platform.machine()
+
+
+class Results:
+    """Speed ratios of one benchmark script, saved beside the others of the same kind of CPU.
+
+    ``add(case, anchor, anchor_s, ours_s, goal=None)`` records one case (results checked equal first, as
+    every script does before timing); ``save()`` writes ``benchmarks/results/<machine kind>/<script>.json``
+    with the machine's description, from which the docs build draws the benchmarks page's figures.
+    """
+
+    def __init__(self, script: str) -> None:
+        self.script = os.path.splitext(os.path.basename(script))[0]
+        self.rows: list[dict] = []
+
+    def add(self, case: str, anchor: str, anchor_s: float, ours_s: float, goal: float | None = None) -> None:
+        self.rows.append({"case": case, "anchor": anchor, "anchor_s": float(anchor_s), "ours_s": float(ours_s),
+                          "ratio": float(anchor_s) / float(ours_s), "goal": goal})  # fmt: skip
+
+    def save(self, folder: str | None = None) -> str:
+        import datetime
+        import json
+
+        folder = folder or os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", machine_kind())
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"{self.script}.json")
+        payload = {"script": self.script, "cpu": cpu_model(), "machine": describe_machine(),
+                   "date": datetime.date.today().isoformat(), "rows": self.rows}  # fmt: skip
+        with open(path + ".part", "w") as f:  # never a half-written results file
+            json.dump(payload, f, indent=1)
+        os.replace(path + ".part", path)
+        print(f"results: {path}")
+        return path

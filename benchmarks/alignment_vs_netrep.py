@@ -31,8 +31,9 @@ def timed(fn, repeats: int) -> tuple[float, object]:
     return median_time(fn, repeats, warmup=True)
 
 
-def row(label: str, ours: float, theirs: float) -> None:
+def row(label: str, ours: float, theirs: float, results, case: str) -> None:
     print(f"  {label:44s} netrep {theirs * 1e3:8.1f} ms   rnnprobe {ours * 1e3:8.1f} ms   {theirs / ours:6.1f}x")
+    results.add(case, "netrep", theirs, ours, goal=1)
 
 
 def main() -> None:
@@ -53,6 +54,9 @@ def main() -> None:
     from rnnprobe.analysis import compare_representations, pairwise_distances
 
     print_machine()
+    from _machine import Results
+
+    results = Results(__file__.replace(".py", f"_{args.threads}threads.py"))
     rng = np.random.default_rng(0)
     x = rng.normal(size=(5000, 500))
     y = x @ rng.normal(size=(500, 500)) / 20 + rng.normal(size=(5000, 500))
@@ -62,7 +66,7 @@ def main() -> None:
         theirs, expected = timed(lambda a=alpha: LinearMetric(alpha=a).fit_score(x, y), args.repeats)
         ours, result = timed(lambda a=alpha: compare_representations(x, y, alpha=a).value, args.repeats)
         assert abs(result - expected) < 1e-6, (result, expected)
-        row(f"{label}, distance {expected:.6f}", ours, theirs)
+        row(f"{label}, distance {expected:.6f}", ours, theirs, results, f"one pair, {label}, {args.threads} thread(s)")
         print(f"    ceiling: one float64 X'Y alone takes {floor * 1e3:.1f} ms = netrep / {theirs / floor:.1f}")
 
     nets = [rng.normal(size=(1000, 100)) @ rng.normal(size=(100, 100)) for _ in range(10)]
@@ -74,7 +78,8 @@ def main() -> None:
     named = {f"net{i}": net for i, net in enumerate(nets)}
     ours, result = timed(lambda: pairwise_distances(named, n_jobs=args.threads).distances, args.repeats)
     np.testing.assert_allclose(result, expected, atol=1e-6)
-    row("45 pairs", ours, theirs)
+    row("45 pairs", ours, theirs, results, f"45 pairs of 10 networks, {args.threads} thread(s)")
+    results.save()
 
 
 if __name__ == "__main__":

@@ -78,6 +78,11 @@ def main() -> None:
     pairwise_dynamics(named, metric="angular", **settings)
     mine = time.perf_counter() - t0
     print(f"  dsa-metric {theirs:.2f} s   rnnprobe {mine:.2f} s   {theirs / mine:.1f}x")
+    from _machine import Results
+
+    results = Results(__file__)
+    results.add(f"3 pairs, angular, from the data, {args.threads} thread(s)", "dsa-metric", theirs, mine, goal=10)
+    results.save()
 
 
 if __name__ == "__main__":

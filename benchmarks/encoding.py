@@ -32,8 +32,12 @@ def timed(fn):
     return time.perf_counter() - t0, out
 
 
+ROWS: list[tuple] = []  # (case, anchor, anchor seconds, rnnprobe seconds), saved by main for full-size runs
+
+
 def row(label: str, theirs: float, ours: float, extra: str) -> None:
     print(f"  {label:38s} {theirs:7.2f} s   rnnprobe {ours:6.2f} s   {theirs / ours:5.1f}x   {extra}")
+    ROWS.append((label.split(" (")[0], label.split()[0], theirs, ours))
 
 
 def pearson(a, b):
@@ -118,6 +122,13 @@ def main() -> None:
     rng = np.random.default_rng(0)
     ridge_case(rng, args.quick)
     pls_case(rng, args.quick)
+    if not args.quick:
+        from _machine import Results
+
+        results = Results(__file__.replace(".py", f"_{args.threads}threads.py"))
+        for case, anchor, theirs, ours in ROWS:
+            results.add(f"{case}, {args.threads} thread(s)", anchor, theirs, ours, goal=1)
+        results.save()
 
 
 if __name__ == "__main__":

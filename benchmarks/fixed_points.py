@@ -224,6 +224,9 @@ def main() -> None:
     from rnnprobe.models import shipped
 
     print(f"torch {torch.__version__}, 1 thread, {args.n_initial} initial states from flip-flop trajectories")
+    from _machine import Results
+
+    results = Results(__file__)
     for name in args.models.split(","):
         model = shipped.load(name)
         traj = trajectory_states(model)
@@ -246,6 +249,9 @@ def main() -> None:
                 f"({len(roots)} distinct; {stable} stable, {patterns} bit patterns)   spurious {spurious:5d}   {extra}"
             )
         print(f"  speed-up {t_theirs / t_ours:.1f}x")
+        results.add(f"{name} ({starts.shape[1]} units)", "Adam on mean q", t_theirs, t_ours,
+                    goal=5 if name == "flipflop-gru" else None)  # fmt: skip
+    results.save()
 
 
 if __name__ == "__main__":

@@ -26,14 +26,27 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # rsatoolbox's bootstrap progress ba
 import numpy as np
 import rsatoolbox
 import torch
-from _machine import median_time, print_machine
+from _machine import Results, median_time, print_machine
 
 from rnnprobe import Recording
 from rnnprobe.analysis.rsa import compare_rdms, compute_rdms
 
+RESULTS = Results(__file__)
+GOALS = {
+    "calc_rdm correlation": 20,
+    "calc_rdm_movie correlation": 10,
+    "crossnobis": 10,
+    "compare spearman": 5,
+    "compare rho-a": 5,
+    "time-resolved BLT, all layers": 20,
+}  # issue 20; every other case: not slower (1x)
 
-def row(label: str, ours: float, theirs: float, extra: str = "") -> None:
+
+def row(label: str, ours: float, theirs: float, extra: str = "", *, case: str | None = None) -> None:
     print(f"  {label:38s} rsatoolbox {theirs:8.3f} s   rnnprobe {ours:8.4f} s   {theirs / ours:7.1f}x  {extra}")
+    case = case or label
+    goal = next((g for key, g in GOALS.items() if case.startswith(key)), 1)
+    RESULTS.add(case, "rsatoolbox", theirs, ours, goal)
 
 
 def main() -> None:
@@ -62,7 +75,13 @@ def main() -> None:
         theirs, ref = median_time(lambda m=method: rsatoolbox.rdm.calc_rdm(ds, method=m), args.repeats)
         ours, res = median_time(lambda m=method: compute_rdms(rec, distance=m), args.repeats)
         np.testing.assert_allclose(res.dissimilarities, ref.get_vectors(), rtol=1e-6, atol=1e-9)
-        row(method, ours, theirs, f"{flops / ours / 1e9:.1f} GFLOP/s ({gemm / ours:.2f} of GEMM peak)")
+        row(
+            method,
+            ours,
+            theirs,
+            f"{flops / ours / 1e9:.1f} GFLOP/s ({gemm / ours:.2f} of GEMM peak)",
+            case=f"calc_rdm {method}",
+        )
 
     conds, chans, steps = 92, 512, 50
     movie = rng.normal(size=(conds, chans, steps))
@@ -74,7 +93,7 @@ def main() -> None:
         theirs, ref = median_time(lambda m=method: rsatoolbox.rdm.calc_rdm_movie(tds, method=m), args.repeats)
         ours, res = median_time(lambda m=method: compute_rdms(rec_movie, distance=m), args.repeats)
         np.testing.assert_allclose(res.dissimilarities, ref.get_vectors(), rtol=1e-6, atol=1e-9)
-        row(method, ours, theirs)
+        row(method, ours, theirs, case=f"calc_rdm_movie {method}")
     runs = 4
     movie_runs = rng.normal(size=(conds * runs, chans, steps))
     labels = {"conds": np.tile(np.arange(conds), runs), "runs": np.repeat(np.arange(runs), conds)}
@@ -86,7 +105,7 @@ def main() -> None:
     theirs, ref = median_time(lambda: rsatoolbox.rdm.calc_rdm_movie(tds_runs, method="crossnobis", **kw), args.repeats)
     ours, res = median_time(lambda: compute_rdms(rec_runs, distance="crossnobis", **kw), args.repeats)
     np.testing.assert_allclose(res.dissimilarities, ref.get_vectors(), rtol=1e-6, atol=1e-9)
-    row(f"crossnobis, {runs} runs", ours, theirs)
+    row(f"crossnobis, {runs} runs", ours, theirs, case="crossnobis")
 
     n_cond, n_rdms = 500 // scale, 1000 // scale
     pairs = n_cond * (n_cond - 1) // 2
@@ -97,10 +116,12 @@ def main() -> None:
         theirs, ref = median_time(lambda m=method: rsatoolbox.rdm.compare(r_one, r_many, method=m), args.repeats)
         ours, res = median_time(lambda m=method: compare_rdms(one, many, comparison=m), args.repeats)
         np.testing.assert_allclose(res, ref, rtol=1e-6, atol=1e-9)
-        row(method, ours, theirs)
+        row(method, ours, theirs, case=f"compare {method}")
 
     bootstrap_case(args.repeats, rng)
     blt_case(args.repeats, 1000 // scale)
+    if not args.quick:  # the figures on docs/benchmarks.md are drawn from the full sizes only
+        RESULTS.save()
 
 
 def bootstrap_case(repeats: int, rng: np.random.Generator) -> None:
@@ -129,7 +150,7 @@ def bootstrap_case(repeats: int, rng: np.random.Generator) -> None:
             lambda m=method, d=draws: bootstrap_conditions(models, data, comparison=m, indices=d), repeats
         )
         np.testing.assert_allclose(res.evaluations, ref.evaluations, rtol=1e-6, atol=1e-9)
-        row(method, ours, theirs)
+        row(method, ours, theirs, case=f"eval_bootstrap_pattern {method}")
 
 
 def blt_case(repeats: int, n_stimuli: int) -> None:
@@ -148,8 +169,8 @@ def blt_case(repeats: int, n_stimuli: int) -> None:
         np.testing.assert_allclose(res.dissimilarities, ref.get_vectors(), rtol=1e-6, atol=1e-8)
         total_ours, total_theirs = total_ours + ours, total_theirs + theirs
         units = int(np.prod(rec.unit_shape(layer)))
-        row(f"{layer} ({units} units x {rec.shapes[layer][1]} steps)", ours, theirs)
-    row("all layers", total_ours, total_theirs)
+        row(f"{layer} ({units} units x {rec.shapes[layer][1]} steps)", ours, theirs, case=f"time-resolved BLT, {layer}")
+    row("all layers", total_ours, total_theirs, case="time-resolved BLT, all layers")
 
 
 if __name__ == "__main__":

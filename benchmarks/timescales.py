@@ -73,6 +73,12 @@ def main() -> None:
     print(f"{u} units, {n} trials x {t} steps, lags 1..{max_lag}; autocorrelation {t_ac:.2f} s (shared)")
     print(f"  scipy curve_fit per unit {t_scipy:8.2f} s ({int((~ok).sum())} failed to converge)")
     print(f"  rnnprobe fit_exponential {t_ours:8.3f} s   {t_scipy / t_ours:7.1f}x")
+    from _machine import Results
+
+    results = Results(__file__)
+    results.add(f"{u} units, exponential fits", "scipy curve_fit", t_scipy, t_ours, goal=1)
+    if args.units == 10_000:  # the documented size only
+        results.save()
     print(f"  median |log(tau_rnnprobe / tau_scipy)| {agree:.2e}; rnnprobe's SSE <= scipy's for {100 * better:.1f}%")
     print(f"  median |log(tau / true tau)|: rnnprobe {ours_err:.3f}, scipy {scipy_err:.3f}")
 

@@ -18,6 +18,7 @@ Two paths:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -790,8 +791,10 @@ def _fast_permutations(
     show = check_progress(progress) and len(perms) > 0
     # passes in parallel on the libraries' threads (one each) when there are several; else one pass at a
     # time with torch's threads and BLAS on one thread (small_blas)
-    jobs = min(library_threads(), len(starts)) if device is None or str(device) == "cpu" else 1
-    with small_blas(), worker_pool(jobs) as pmap, tqdm(total=len(perms), desc="permutations", disable=not show) as bar:
+    threads = library_threads()
+    jobs = min(threads, len(starts)) if device is None or str(device) == "cpu" else 1
+    blas = small_blas() if threads > 1 else contextlib.nullcontext()  # (threadpoolctl's lookup costs 2 ms)
+    with blas, worker_pool(jobs) as pmap, tqdm(total=len(perms), desc="permutations", disable=not show) as bar:
         result = []
         for start, part in zip(starts, pmap(scores, starts), strict=True):
             result.append(part)
