@@ -37,7 +37,8 @@ ROWS: list[tuple] = []  # (case, anchor, anchor seconds, rnnprobe seconds), save
 
 def row(label: str, theirs: float, ours: float, extra: str) -> None:
     print(f"  {label:38s} {theirs:7.2f} s   rnnprobe {ours:6.2f} s   {theirs / ours:5.1f}x   {extra}")
-    ROWS.append((label.split(" (")[0], label.split()[0], theirs, ours))
+    anchor, _, case = label.partition(" ")  # "scikit-learn RidgeCV (...)": anchor, then the case
+    ROWS.append((case, anchor, theirs, ours))
 
 
 def pearson(a, b):

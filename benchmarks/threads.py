@@ -1,0 +1,98 @@
+"""The heavy analyses on 1 and on 2 cores: does a second core make them faster? (issue 20, goal 3)
+
+Run:  python benchmarks/threads.py [--repeats 3] [--quick]
+
+Threading is what this script measures, so it sets the thread counts itself: each case runs once with
+every library limited to 1 thread (threadpoolctl for BLAS/OpenMP, ``torch.set_num_threads``) and once
+with 2, alternating, median of ``--repeats`` after a warm-up. The results at 2 threads are checked equal
+to those at 1 (to 1e-9 relative) before any time is printed. Goal: at least 1.7x on 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+import torch
+from _machine import Results, print_machine
+from threadpoolctl import threadpool_limits
+
+
+def cases(quick: bool) -> dict:
+    """{name: a function returning an array of the analysis's numbers}."""
+    from rnnprobe import Recording
+    from rnnprobe.analysis import (
+        bootstrap_conditions,
+        compute_rdms,
+        decode,
+        find_fixed_points,
+        fit_encoding,
+        permutation_test,
+    )
+    from rnnprobe.models import shipped
+
+    rng = np.random.default_rng(0)
+    k = 4 if quick else 1
+    big = Recording({"x": rng.normal(size=(2000 // k, 1, 4096 // k))})
+    movie = Recording({"x": rng.normal(size=(92, 50, 512 // k))})
+    labels = rng.integers(0, 2, 600 // k)
+    states = rng.normal(size=(600 // k, 30, 128)) + 0.3 * labels[:, None, None]
+    decoding = Recording({"h": states}, metadata={"label": labels})
+    features, weights = rng.normal(size=(1000 // k, 512)), rng.normal(size=(512, 1000 // k))
+    responses = features @ weights / 20 + rng.normal(size=(1000 // k, 1000 // k))
+    models, data = rng.random((5, 92 * 91 // 2)), rng.random((10, 92 * 91 // 2))
+    flipflop = shipped.load("flipflop-gru")
+    starts = rng.normal(scale=0.5, size=(512 // k, 16))
+    return {
+        "RDM, correlation, 2000 x 4096": lambda: compute_rdms(big, "x", distance="correlation").dissimilarities,
+        "RDM movie, correlation, 92 x 50 x 512": lambda: compute_rdms(movie, "x").dissimilarities,
+        "decoding with generalization, 600 x 30 x 128": lambda: decode(decoding, "h", "label", generalize=True,
+                                                                      progress=False).scores,
+        "decoding, 200 permutations, 600 x 30 x 128": lambda: decode(decoding, "h", "label", n_permutations=200,
+                                                                    progress=False).p_values,
+        "encoding, ridge, 1000 x 512 -> 1000": lambda: fit_encoding(features, responses, cv=5, ceiling=False,
+                                                                    progress=False).scores["features"],
+        "RSA bootstrap, 1000 samples, 92 conditions": lambda: bootstrap_conditions(models, data, n_bootstrap=1000,
+                                                                                   progress=False).evaluations,
+        "RSA permutation test, 10000, 92 conditions": lambda: permutation_test(models, data[:1],
+                                                                               progress=False).null,
+        "fixed points, flip-flop GRU, 512 starts": lambda: np.sort(find_fixed_points(
+            flipflop, initial_states=starts, progress=False).states, axis=0),
+    }  # fmt: skip
+
+
+def run(fn, threads: int):
+    with threadpool_limits(limits=threads):
+        torch.set_num_threads(threads)
+        t0 = time.perf_counter()
+        out = fn()
+        return time.perf_counter() - t0, np.asarray(out, dtype=float)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    print_machine()
+    print("threads set per case: 1 (threadpoolctl + torch.set_num_threads), then 2; goal >= 1.7x")
+    results = Results(__file__)
+    for name, fn in cases(args.quick).items():
+        _, one = run(fn, 1)  # warm-up
+        _, two = run(fn, 2)
+        np.testing.assert_allclose(two, one, rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=name)
+        times = {1: [], 2: []}
+        for _ in range(args.repeats):
+            for threads in (1, 2):
+                times[threads].append(run(fn, threads)[0])
+        t1, t2 = statistics.median(times[1]), statistics.median(times[2])
+        print(f"  {name:48s} 1 thread {t1:7.3f} s   2 threads {t2:7.3f} s   {t1 / t2:5.2f}x", flush=True)
+        results.add(name + " (2 threads vs 1)", "1 thread", t1, t2, goal=1.7)
+    if not args.quick:
+        results.save()
+
+
+if __name__ == "__main__":
+    main()
