@@ -1,4 +1,5 @@
-"""rank_rows against scipy.stats.rankdata, on both paths (batched argsort and radix keys)."""
+"""rank_rows against scipy.stats.rankdata, on every path (batched argsort; long rows by radix keys or
+numpy's argsort, whichever this machine sorts faster)."""
 
 import numpy as np
 import pytest
@@ -21,20 +22,32 @@ def _hard_rows(rng, n):
     return np.stack([base, close, ties, mixed, tiny])
 
 
-@pytest.mark.parametrize("radix_min", [1, 10**9], ids=["radix", "argsort"])
-def test_rank_rows_equals_rankdata(rng, monkeypatch, radix_min):
+@pytest.mark.parametrize(("radix_min", "radix_faster"), [(1, True), (1, False), (10**9, True)],
+                         ids=["radix", "long rows by numpy", "batched argsort"])  # fmt: skip
+def test_rank_rows_equals_rankdata(rng, monkeypatch, radix_min, radix_faster):
     monkeypatch.setattr(_ranks, "_RADIX_MIN", radix_min)
+    monkeypatch.setattr(_ranks, "radix_is_faster", lambda: radix_faster)  # both sorts, whatever this CPU prefers
     x = _hard_rows(rng, 3000)
     np.testing.assert_array_equal(rank_rows(x), rankdata(x, axis=1))
 
 
-def test_radix_path_is_taken_for_long_rows(rng, monkeypatch):
+@pytest.mark.parametrize("radix_faster", [True, False])
+def test_long_rows_take_the_sort_measured_faster(rng, monkeypatch, radix_faster):
     x = _hard_rows(rng, _ranks._RADIX_MIN)
     calls = []
-    original = _ranks._radix_order
-    monkeypatch.setattr(_ranks, "_radix_order", lambda row: calls.append(1) or original(row))
+    name = "_radix_order" if radix_faster else "_numpy_order"
+    original = getattr(_ranks, name)
+    monkeypatch.setattr(_ranks, name, lambda row: calls.append(1) or original(row))
+    monkeypatch.setattr(_ranks, "radix_is_faster", lambda: radix_faster)
     np.testing.assert_array_equal(rank_rows(x), rankdata(x, axis=1))
     assert len(calls) == len(x)
+
+
+def test_the_measurement_is_made_once_and_names_a_sort():
+    _ranks.radix_is_faster.cache_clear()
+    first = _ranks.radix_is_faster()
+    assert isinstance(first, bool) and _ranks.radix_is_faster() is first
+    assert _ranks.radix_is_faster.cache_info().hits >= 1
 
 
 def test_order_keys_are_monotone(rng):

@@ -54,7 +54,8 @@ def participation_ratio(states: np.ndarray) -> np.ndarray:
     """PR(t) of ``states`` (stimulus, time, units): (sum of eigenvalues)^2 / sum of squared eigenvalues.
 
     Computed from the Gram matrix of the centred states at each step (tr C = ||X||_F^2 / (n-1),
-    tr C^2 = ||X X^T||_F^2 / (n-1)^2), without an eigendecomposition.
+    tr C^2 = ||X X^T||_F^2 / (n-1)^2), without an eigendecomposition. NaN at steps without variance
+    across stimuli (constant states, or fewer than 2 stimuli).
 
     Examples
     --------
@@ -64,10 +65,11 @@ def participation_ratio(states: np.ndarray) -> np.ndarray:
     5.0
     """
     x = check_numeric(states, name="states").astype(np.float64)
-    if x.ndim != 3 or x.shape[0] < 2:
-        raise ShapeError(f"states: got {describe(x)}. Pass (stimulus, time, units) with at least 2 stimuli (the "
-                         f"covariance across stimuli is undefined for fewer).")  # fmt: skip
+    if x.ndim != 3:
+        raise ShapeError(f"states: got {describe(x)}. Pass (stimulus, time, units).")
     check_finite(x, name="states")
+    if x.shape[0] < 2:  # no variance across fewer than 2 stimuli: undefined at every step, as for constant states
+        return np.full(x.shape[1], np.nan)
     x = x - x.mean(axis=0, keepdims=True)
     xt = np.moveaxis(x, 1, 0)  # (time, stimulus, units)
     trace = np.einsum("tsu,tsu->t", xt, xt)
