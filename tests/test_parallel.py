@@ -17,6 +17,7 @@ def _blas_threads() -> list[int]:
 def test_threads_per_worker_share_the_cores(monkeypatch):
     monkeypatch.setattr("os.cpu_count", lambda: 16)
     assert [threads_per_worker(n) for n in (1, 2, 3, 16, 64)] == [16, 8, 5, 1, 1]
+    assert [threads_per_worker(n, threads=4) for n in (1, 2, 4, 8)] == [4, 2, 1, 1]  # a budget the user set
 
 
 def test_a_pool_limits_blas_and_torch_threads_and_restores_them(monkeypatch):
@@ -66,9 +67,10 @@ def test_decoding_spends_the_libraries_threads_on_time_blocks_and_permutations_w
     pools = []
     real_pool = parallel.worker_pool
 
-    def counting_pool(n_jobs):
+    def counting_pool(n_jobs, **kwargs):
         pools.append(n_jobs)
-        return real_pool(n_jobs)
+        assert kwargs == {"threads": torch.get_num_threads()}  # workers share the libraries' budget
+        return real_pool(n_jobs, **kwargs)
 
     for module in ("rnnprobe.analysis.decoding", "rnnprobe.analysis._ridge"):
         monkeypatch.setattr(f"{module}.worker_pool", counting_pool)

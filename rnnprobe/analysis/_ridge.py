@@ -56,9 +56,10 @@ def fit_ridge(
     intercept = np.empty((len(folds), n_times, n_out))
     y_all = torch.as_tensor(y, dtype=torch.float64, device=device)
     # time steps are independent: on the CPU, blocks of them on the libraries' threads, one thread each
-    jobs = min(library_threads(), n_times) if device.type == "cpu" else 1
+    threads = library_threads()
+    jobs = min(threads, n_times) if device.type == "cpu" else 1
     blocks = list(time_blocks(n_times, 8 * p * p * 3, parts=jobs))
-    with worker_pool(jobs) as pmap:
+    with worker_pool(jobs, threads=threads) as pmap:
         list(pmap(lambda block: _fit_block(x, y_all, folds, block, coef, intercept, alpha=alpha, scale=scale,
                                            device=device), blocks))  # fmt: skip
     return LinearFit(coef, intercept)

@@ -794,7 +794,8 @@ def _fast_permutations(
     threads = library_threads()
     jobs = min(threads, len(starts)) if device is None or str(device) == "cpu" else 1
     blas = small_blas() if threads > 1 else contextlib.nullcontext()  # (threadpoolctl's lookup costs 2 ms)
-    with blas, worker_pool(jobs) as pmap, tqdm(total=len(perms), desc="permutations", disable=not show) as bar:
+    bar = tqdm(total=len(perms), desc="permutations", disable=not show)
+    with blas, worker_pool(jobs, threads=threads) as pmap, bar:
         result = []
         for start, part in zip(starts, pmap(scores, starts), strict=True):
             result.append(part)

@@ -7,10 +7,10 @@ constant inputs u, from many initial states at once, and minimises q(x) = 1/2 ||
    step fails takes shorter, more gradient-like steps (damping up), one that succeeds takes
    Gauss-Newton steps (damping down). There is no shared learning rate that decays for all
    candidates because some of them stall, the failure mode of Adam on the mean of q.
-2. Deflation (Farrell, Birkisson & Funke 2015): one more pass from every start on the residual
-   M(x) r(x), M = prod_i (s^2 / ||x - x_i||^2 + 1) over the points found at the same input. Each
-   known point becomes a pole, so searches that ended there go on to roots the first pass missed
-   (e.g. saddles between the basins of attraction of q's descent).
+2. Deflation (Farrell, Birkisson & Funke 2015): one more pass from up to 128 starts per input on the
+   residual M(x) r(x), M = prod_i (s^2 / ||x - x_i||^2 + 1) over the points found at the same input.
+   Each known point becomes a pole, so searches that would end there go on to roots the first pass
+   missed (e.g. saddles between the basins of attraction of q's descent).
 3. Newton polish of the candidates that reached a small residual, so that true fixed points end
    at float64 precision (||r|| about 1e-15 for states of order 1).
 

@@ -19,14 +19,16 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 
-def threads_per_worker(n_jobs: int) -> int:
-    """Library threads per worker so that n_jobs workers use the cores once."""
-    return max(1, (os.cpu_count() or 1) // max(1, n_jobs))
+def threads_per_worker(n_jobs: int, threads: int | None = None) -> int:
+    """Library threads per worker so that n_jobs workers use ``threads`` (default: the cores) once."""
+    return max(1, (threads or os.cpu_count() or 1) // max(1, n_jobs))
 
 
 @contextlib.contextmanager
-def worker_pool(n_jobs: int) -> Iterator[Callable[..., Any]]:
+def worker_pool(n_jobs: int, *, threads: int | None = None) -> Iterator[Callable[..., Any]]:
     """A ``map`` over ``n_jobs`` threads under the thread policy above (the built-in ``map`` for one job).
+    ``threads``: the budget the workers share (default the cores; the batched solvers pass
+    :func:`library_threads`, so that a limit the user set is kept).
 
     Examples
     --------
@@ -39,7 +41,7 @@ def worker_pool(n_jobs: int) -> Iterator[Callable[..., Any]]:
         return
     from threadpoolctl import threadpool_limits
 
-    per_worker = threads_per_worker(n_jobs)
+    per_worker = threads_per_worker(n_jobs, threads)
     torch = sys.modules.get("torch")
     previous = torch.get_num_threads() if torch is not None else None
     with threadpool_limits(limits=per_worker), ThreadPoolExecutor(max_workers=n_jobs) as pool:
