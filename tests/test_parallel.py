@@ -92,3 +92,45 @@ def test_decoding_spends_the_libraries_threads_on_time_blocks_and_permutations_w
         torch.set_num_threads(torch_before)
     np.testing.assert_allclose(two.scores, one.scores, rtol=0, atol=1e-12)
     np.testing.assert_allclose(two.p_values, one.p_values, rtol=0, atol=1e-12)
+
+
+def test_rdm_movies_and_permutation_tests_on_two_threads_equal_one():
+    """Blocks of time steps (compute_rdms) and chunks of permutations (permutation_test) run on the
+    libraries' threads; every number equals the one-thread run's."""
+    from rnnprobe import Recording
+    from rnnprobe.analysis import compute_rdms, permutation_test
+
+    rng = np.random.default_rng(1)
+    movie = Recording({"x": rng.normal(size=(12, 9, 30))})
+    models, data = rng.random((3, 66)), rng.random((4, 66))
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            rdms = compute_rdms(movie, "x").dissimilarities
+            null = permutation_test(models, data, n_permutations=600, progress=False).null
+            results.append((rdms, null))
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(results[1][0], results[0][0])
+    np.testing.assert_array_equal(results[1][1], results[0][1])
+
+
+def test_an_error_in_a_pool_drops_the_work_not_yet_started():
+    import threading
+    import time
+
+    ran, lock = [], threading.Lock()
+
+    def work(i):
+        if i == 1:
+            raise ValueError("stop")
+        time.sleep(0.01)
+        with lock:
+            ran.append(i)
+
+    torch_before = torch.get_num_threads()
+    with pytest.raises(ValueError, match="stop"), worker_pool(2) as pmap:
+        list(pmap(work, range(200)))
+    assert len(ran) < 20 and torch.get_num_threads() == torch_before  # not the 199 others

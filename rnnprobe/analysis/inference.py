@@ -19,6 +19,7 @@ from .._validation import MAX_RESAMPLES, check_int, check_option, check_probabil
 from ..errors import ArgumentError, ShapeError, describe
 from ._pattern_bootstrap import pattern_bootstrap
 from ._ranks import rank_rows
+from .parallel import library_threads, worker_pool
 from .rsa import COMPARISONS, RDMs, compare_rdms, n_conditions, noise_ceiling, paired_vectors, similarity_transform
 from .rsa.compare import DOT_METHODS
 from .rsa.rdms import check_whole
@@ -572,10 +573,17 @@ def permutation_test(
         f_models = similarity_transform(model_vectors, comparison)
         f_data_mean = similarity_transform(data_vectors, comparison).mean(axis=0)
         observed = f_models @ f_data_mean
-        for start in range(0, n_permutations, 256):  # chunks bound the memory of the gathered copies
+
+        def chunk(start: int) -> int:  # chunks bound the memory of the gathered copies
             pos = positions(perms[start : start + 256])
             null[start : start + len(pos)] = (f_models[:, pos] @ f_data_mean).T
-            bar.update(len(pos))
+            return len(pos)
+
+        starts = range(0, n_permutations, 256)
+        threads = library_threads()  # chunks on the libraries' threads, one each (disjoint rows of null)
+        with worker_pool(min(threads, len(starts)), threads=threads) as pmap:
+            for done in pmap(chunk, starts):
+                bar.update(done)
     else:
         observed = compare_rdms(model_vectors, data_vectors, comparison=comparison).mean(axis=1)
         for k, pos in enumerate(positions(perms)):

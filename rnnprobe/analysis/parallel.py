@@ -44,12 +44,17 @@ def worker_pool(n_jobs: int, *, threads: int | None = None) -> Iterator[Callable
     per_worker = threads_per_worker(n_jobs, threads)
     torch = sys.modules.get("torch")
     previous = torch.get_num_threads() if torch is not None else None
-    with threadpool_limits(limits=per_worker), ThreadPoolExecutor(max_workers=n_jobs) as pool:
+    with threadpool_limits(limits=per_worker):
+        pool = ThreadPoolExecutor(max_workers=n_jobs)
         try:
             if torch is not None:
                 torch.set_num_threads(per_worker)
             yield pool.map
+        except BaseException:  # an error or Ctrl-C: the work not yet started is dropped, not run
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
         finally:
+            pool.shutdown(wait=True)
             if torch is not None:
                 torch.set_num_threads(previous)
 

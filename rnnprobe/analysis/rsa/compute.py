@@ -39,6 +39,7 @@ from ...errors import (
     format_choices,
 )
 from ...recording import Recording
+from ..parallel import library_threads, worker_pool
 from .blockwise import DISTANCES as BLOCKWISE
 from .rdms import DISTANCES, RDMs
 
@@ -208,15 +209,23 @@ BLOCK_BYTES = 2**28  # the n x n work arrays of one block of time steps stay und
 def _blocked_dissimilarities(patterns: np.ndarray, distance: str, precision: Any, backend: _Backend) -> np.ndarray:
     """(condition, time, unit) patterns -> (time, n_pairs), in blocks of time steps whose n x n work arrays
     (Gram matrix, distances, their triangle) fit in ``BLOCK_BYTES``: memory stays bounded by the result
-    and one block, and an interrupt (Ctrl-C) is taken between blocks.
+    and one block per thread, and an interrupt (Ctrl-C) is taken between blocks. On the CPU with more
+    than one library thread, blocks run on that many workers of one thread each (the products per step
+    are too small for BLAS to split).
     """
     n, n_time = patterns.shape[:2]
-    step = max(1, BLOCK_BYTES // (3 * 8 * n * n))
+    threads = library_threads() if backend.numpy else 1
+    step = max(1, min(BLOCK_BYTES // (3 * 8 * n * n), -(-n_time // threads)))
     out = np.empty((n_time, n * (n - 1) // 2))
-    for start in range(0, n_time, step):
+
+    def one(start: int) -> None:
         # (time, condition, unit), contiguous (recordings hand out read-only, possibly strided views)
         block = backend.asarray(patterns[:, start : start + step].transpose(1, 0, 2))
         out[start : start + step] = _dissimilarities(block, distance, precision, backend)
+
+    starts = range(0, n_time, step)
+    with worker_pool(min(threads, len(starts)), threads=threads) as pmap:
+        list(pmap(one, starts))
     return out
 
 
