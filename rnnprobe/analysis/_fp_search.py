@@ -157,49 +157,57 @@ class MatrixFree:
         return self.gmres(-self.r, torch.full_like(self.r[:, 0], 1e-12))[0]
 
 
+EXACT = "donot_use_mm_for_euclid_dist"  # cdist's mm form loses sqrt(eps) ||x|| to cancellation
+
+
+def same_inputs(a: Tensor, b: Tensor) -> Tensor:
+    """(len(a), len(b)): whether row i of a equals row j of b (to 1e-12 of b's largest magnitude)."""
+    return torch.cdist(a, b, compute_mode=EXACT) <= 1e-12 * (1 + b.abs().max())
+
+
 class Deflated:
     """The deflated map of Farrell, Birkisson & Funke (2015), as a state map for the search: residual
     M(x) r(x) with M(x) = prod_i (s^2 / ||x - x_i||^2 + 1) over the known points x_i at the same input
-    (s: the scale of the states). Known points become poles, so a search that would converge to one is
+    (s: the poles' radius). Known points become poles, so a search that would converge to one is
     pushed on to another root; M >= 1, so a small deflated residual is a small residual of F. Serves
     both solvers: ``jacobians``, ``jvp`` and ``vjp`` return the deflated J + I, as the map's own do.
     """
 
     def __init__(self, sm: StateMap, roots: Tensor, root_inputs: Tensor, scale: float) -> None:
         self.sm, self.roots, self.root_inputs, self.scale = sm, roots, root_inputs, scale
+        self._at: tuple[Tensor, ...] = ()  # (x, u, M, grad M, r) of the last point linearised
 
     def _factor(self, x: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
         """M (N,) and its gradient (N, d)."""
-        exact = "donot_use_mm_for_euclid_dist"
-        same = torch.cdist(u, self.root_inputs, compute_mode=exact) <= 1e-12 * (1 + self.root_inputs.abs().max())
-        dist2 = torch.cdist(x, self.roots, compute_mode=exact) ** 2 / self.scale**2
-        pole = torch.where(same, 1 / dist2.clamp(min=1e-300), 0.0)
+        dist2 = torch.cdist(x, self.roots, compute_mode=EXACT) ** 2 / self.scale**2
+        pole = torch.where(same_inputs(u, self.root_inputs), 1 / dist2.clamp(min=1e-300), 0.0)
         m = (pole + 1).prod(dim=1)
         # d/dx log(s^2/||x - x_i||^2 + 1) = -2 pole_i / (pole_i + 1) (x - x_i) / ||x - x_i||^2
         w = -2 * pole / (pole + 1) / (dist2 * self.scale**2).clamp(min=1e-300)
         return m, m[:, None] * (w.sum(dim=1, keepdim=True) * x - w @ self.roots)
+
+    def _linear_parts(self, x: Tensor, u: Tensor) -> tuple[Tensor, ...]:
+        """M, grad M and r of F at x, once per point: GMRES asks for J v at the same x many times."""
+        if not self._at or self._at[0] is not x or self._at[1] is not u:
+            with torch.no_grad():
+                self._at = (x, u, *self._factor(x, u), self.sm.residual(x, u))
+        return self._at[2:]
 
     def residual(self, x: Tensor, u: Tensor) -> Tensor:
         return self._factor(x, u)[0][:, None] * self.sm.residual(x, u)
 
     def jacobians(self, x: Tensor, u: Tensor, *, dtype: torch.dtype | None = None) -> Tensor:
         eye = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
-        m, grad = self._factor(x, u)
-        with torch.no_grad():
-            r = self.sm.residual(x, u)
+        m, grad, r = self._linear_parts(x, u)
         jac = self.sm.jacobians(x, u, dtype=dtype)
         return m[:, None, None] * (jac - eye) + r[:, :, None] * grad[:, None, :] + eye
 
     def jvp(self, x: Tensor, u: Tensor, v: Tensor) -> Tensor:
-        m, grad = self._factor(x, u)
-        with torch.no_grad():
-            r = self.sm.residual(x, u)
+        m, grad, r = self._linear_parts(x, u)
         return m[:, None] * (self.sm.jvp(x, u, v) - v) + r * _dot(grad, v)[:, None] + v
 
     def vjp(self, x: Tensor, u: Tensor) -> Any:
-        m, grad = self._factor(x, u)
-        with torch.no_grad():
-            r = self.sm.residual(x, u)
+        m, grad, r = self._linear_parts(x, u)
         pullback = self.sm.vjp(x, u)
         return lambda w: m[:, None] * (pullback(w) - w) + grad * _dot(r, w)[:, None] + w
 

@@ -40,7 +40,7 @@ from torch import Tensor
 from .._validation import check_device, check_finite, check_int, check_number, check_option, check_progress, check_seed
 from ..errors import ArgumentError, ConvergenceError, ShapeError
 from ..recording import Recording
-from ._fp_search import SOLVERS, Deflated, levenberg_marquardt, newton_polish, small
+from ._fp_search import EXACT, SOLVERS, Deflated, levenberg_marquardt, newton_polish, same_inputs, small
 from ._state_map import StateMap, as_inputs, as_states
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -553,14 +553,12 @@ def _search_all(state_map: StateMap, x: Tensor, u: Tensor, plan: _Plan, progress
     known = known[_deduplicate(ends[known], u_ends[known], 0.5 * (r[known] ** 2).sum(dim=1), dedup_tol * plan.scale)]
     if not len(known):  # nothing to deflate: the same search again
         return ends, u_ends, r, stalled, iterations, origin
-    exact = "donot_use_mm_for_euclid_dist"
-    near_input = torch.cdist(u, u_ends[known], compute_mode=exact) <= 1e-12 * (1 + u.abs().max())
-    starts = _spread(grid[near_input.any(dim=1)], u, deflation)  # at inputs with a known point
+    starts = _spread(grid[same_inputs(u, u_ends[known]).any(dim=1)], u, deflation)  # inputs with a known point
     deflated = Deflated(state_map, ends[known], u_ends[known], _pole_radius(ends[known], u_ends[known], plan.scale))
     damping = torch.full((len(starts),), levels[0], dtype=x.dtype, device=x.device)
     more, _, _, more_iterations = _search(deflated, x[starts], u[starts], damping, plan, progress)
     with torch.no_grad():  # judged on F itself from here on (M >= 1: a deflated root is a root of F)
-        more_r = state_map.residual(more, u[starts]) if len(starts) else more
+        more_r = state_map.residual(more, u[starts])
     level = torch.full_like(starts, len(levels))
     return (torch.cat([ends, more]), torch.cat([u_ends, u[starts]]), torch.cat([r, more_r]),
             torch.cat([stalled, torch.zeros_like(starts, dtype=torch.bool)]),  # never slow points: q was deflated
@@ -568,23 +566,21 @@ def _search_all(state_map: StateMap, x: Tensor, u: Tensor, plan: _Plan, progress
 
 
 def _spread(rows: Tensor, u: Tensor, per_input: int) -> Tensor:
-    """At most ``per_input`` of ``rows`` at each input, evenly spaced in their order."""
+    """At most ``per_input`` of ``rows`` (not empty) at each input, evenly spaced in their order."""
     inputs = torch.unique(u[rows], dim=0, return_inverse=True)[1]
     chosen = []
-    for k in range(int(inputs.max()) + 1 if len(rows) else 0):
+    for k in range(int(inputs.max()) + 1):
         mine = rows[inputs == k]
         chosen.append(mine[torch.linspace(0, len(mine) - 1, min(per_input, len(mine))).round().long()])
-    return torch.cat(chosen) if chosen else rows
+    return torch.cat(chosen)
 
 
 def _pole_radius(roots: Tensor, inputs: Tensor, scale: float) -> float:
     """Half the median distance from each known point to its nearest at the same input (a quarter of the
     states' scale for a single point): poles that reach halfway to the neighbouring points.
     """
-    exact = "donot_use_mm_for_euclid_dist"
-    dist = torch.cdist(roots, roots, compute_mode=exact)
-    same = torch.cdist(inputs, inputs, compute_mode=exact) <= 1e-12 * (1 + inputs.abs().max())
-    dist = torch.where(same, dist, torch.inf).fill_diagonal_(torch.inf).amin(dim=1)
+    dist = torch.cdist(roots, roots, compute_mode=EXACT)
+    dist = torch.where(same_inputs(inputs, inputs), dist, torch.inf).fill_diagonal_(torch.inf).amin(dim=1)
     dist = dist[torch.isfinite(dist)]
     return 0.5 * float(dist.median()) if len(dist) else 0.25 * scale
 
@@ -605,9 +601,6 @@ def _search(state_map: Any, x: Tensor, u: Tensor, damping: Tensor, plan: _Plan, 
                                              centre=plan.centre, radius=plan.radius, settled=settled,
                                              solver=plan.solver, krylov_dim=plan.krylov_dim,
                                              initial_damping=damping[at], stop_q=plan.stop_q))  # fmt: skip
-    if not parts:
-        empty = x[:0]
-        return empty, empty, torch.zeros(0, dtype=torch.bool), torch.zeros(0, dtype=torch.int64)
     return tuple(torch.cat(part) for part in zip(*parts, strict=True))
 
 
@@ -669,9 +662,7 @@ def _deduplicate(x: Tensor, u: Tensor, q: Tensor, radius: float) -> Tensor:
     xs, us = x[order], u[order]
     taken = torch.zeros(len(x), dtype=torch.bool, device=x.device)
     keep = []
-    exact = "donot_use_mm_for_euclid_dist"  # the mm form loses sqrt(eps) ||x|| to cancellation
-    close = torch.cdist(xs, xs, compute_mode=exact) <= radius
-    close &= torch.cdist(us, us, compute_mode=exact) <= 1e-12 * (1 + us.abs().max())
+    close = (torch.cdist(xs, xs, compute_mode=EXACT) <= radius) & same_inputs(us, us)
     for i in range(len(x)):
         if taken[i]:
             continue
