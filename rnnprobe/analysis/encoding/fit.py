@@ -151,6 +151,12 @@ def fold_scores(predictions: list[np.ndarray], y: np.ndarray, folds: list) -> tu
     return np.mean(r, axis=0), np.mean(r2, axis=0)
 
 
+def _peak_position(median: np.ndarray) -> tuple[int, int]:
+    """(model time index, neural time index) of the highest median score."""
+    i, j = np.unravel_index(int(np.nanargmax(median)), median.shape)
+    return int(i), int(j)
+
+
 @dataclass
 class EncodingResult:
     """Held-out scores of encoding models from each layer and model time step to each target.
@@ -201,7 +207,7 @@ class EncodingResult:
         """The layer's (model time, neural time) of the highest median r, that median (and ceiled)."""
         layer = self._layer(layer)
         median = self.median(layer)
-        i, j = np.unravel_index(int(np.nanargmax(median)), median.shape)
+        i, j = _peak_position(median)
         out = {"layer": layer, "model_time": self.model_times[layer][i].item(),
                "neural_time": self.neural_times[j].item(), "median r": float(median[i, j])}  # fmt: skip
         if self.ceiling is not None:
@@ -290,7 +296,7 @@ class EncodingResult:
             right.set_ylabel(f"model time step ({layer})")
             fig.colorbar(image, ax=right, label="median held-out r")
         elif self.ceiling is not None:
-            j = self.neural_times.tolist().index(self.peak(layer)["neural_time"])
+            j = _peak_position(median)[1]
             right.scatter(self.ceiling.ceiling[j], self._at_peak(layer), s=8, alpha=0.6, color="black")
             right.axline((0, 0), slope=1, color="grey", ls="--", lw=1)
             right.set_xlabel("ceiling (sqrt of split-half reliability)")
@@ -300,10 +306,8 @@ class EncodingResult:
         return fig
 
     def _at_peak(self, layer: str) -> np.ndarray:
-        peak = self.peak(layer)
-        i = self.model_times[layer].tolist().index(peak["model_time"])
-        j = self.neural_times.tolist().index(peak["neural_time"])
-        return self.scores[layer][i, j]
+        """Every target's score at the layer's peak."""
+        return self.scores[layer][_peak_position(self.median(layer))]
 
     def _layer(self, layer: str | None) -> str:
         if layer is None:

@@ -87,10 +87,10 @@ def _check_defined(v: np.ndarray, comparison: str) -> None:
     fewer than 2 dissimilarities that are not NaN, all zero (cosine), or constant (the correlations).
     """
     check_option("comparison", comparison, COMPARISONS)
-    defined = (~np.isnan(v)).sum(axis=1)
-    with np.errstate(invalid="ignore"):
-        low = np.where(defined > 0, np.nanmin(np.where(np.isnan(v), np.inf, v), axis=1), np.nan)
-        high = np.where(defined > 0, np.nanmax(np.where(np.isnan(v), -np.inf, v), axis=1), np.nan)
+    missing = np.isnan(v)
+    defined = (~missing).sum(axis=1)
+    low = np.where(missing, np.inf, v).min(axis=1, initial=np.inf)  # +-inf for a row without values
+    high = np.where(missing, -np.inf, v).max(axis=1, initial=-np.inf)
     cosine = comparison in ("cosine", "cosine_cov")
     bad = (defined < 2) | ((low == 0) & (high == 0) if cosine else low == high)
     if bad.any():
