@@ -49,12 +49,6 @@ def dask_dissimilarities(
             f"recording: layer {layer!r} holds NaN or inf among the selected states; no RDM is computed from them. "
             f"Select finite stimuli and time steps, or check the model."
         )
-    n = gram.shape[1]
-    if distance in ("correlation", "cosine"):
-        full = 1 - gram
-    else:
-        diag = np.diagonal(gram, axis1=1, axis2=2)
-        full = diag[:, :, None] + diag[:, None, :] - 2 * gram
-        full = np.sqrt(np.clip(full, 0, None)) if distance == "euclidean_plain" else full / x.shape[2]
-    rows, cols = np.triu_indices(n, k=1)
-    return full[:, rows, cols]
+    from .compute import distances_from_gram  # (compute imports this module)
+
+    return distances_from_gram(gram, distance, x.shape[2])

@@ -195,8 +195,19 @@ def _dissimilarities(patterns: Any, distance: str, precision: Any, backend: _Bac
     if distance in ("correlation", "cosine"):
         with np.errstate(invalid="ignore", divide="ignore"):
             patterns = patterns / backend.norm(patterns)
-        return backend.to_numpy(1 - upper_triangles(backend.gram(patterns)))
+        return distances_from_gram(backend.gram(patterns), distance, n_units, backend)
     gram = backend.gram(patterns, patterns @ precision if distance == "mahalanobis" else None)
+    return distances_from_gram(gram, distance, n_units, backend)
+
+
+def distances_from_gram(gram: Any, distance: str, n_units: int, backend: _Backend | None = None) -> np.ndarray:
+    """(time, n_pairs) dissimilarities from (time, n, n) Gram matrices: of normalised patterns for
+    "correlation" and "cosine" (1 - G), else of the raw (or precision-weighted) patterns
+    (G_ii + G_jj - 2 G_ij, over ``n_units`` or its square root for "euclidean_plain").
+    """
+    backend = backend or _Backend(None, "float64")
+    if distance in ("correlation", "cosine"):
+        return backend.to_numpy(1 - upper_triangles(gram))
     diag = backend.diagonal(gram)
     full = diag[:, :, None] + diag[:, None, :] - 2 * gram
     full = backend.sqrt_clipped(full) if distance == "euclidean_plain" else full / n_units
