@@ -19,10 +19,11 @@ BLOCK_BYTES = 2**28  # states of one block (float64): 256 MiB
 
 def time_blocks(n_stimuli: int, n_units: int, positions: np.ndarray, budget: int | None = None) -> list[np.ndarray]:
     """The time positions split into blocks whose float64 states fit in ``budget`` bytes (default BLOCK_BYTES)."""
+    from ._linear import time_blocks as slices
+
+    per_step = n_stimuli * n_units * 8
     budget = BLOCK_BYTES if budget is None else budget
-    per_step = max(1, n_stimuli * n_units * 8)
-    size = max(1, budget // per_step)
-    return [positions[i : i + size] for i in range(0, len(positions), size)]
+    return [positions[block] for block in slices(len(positions), per_step, budget=budget)]
 
 
 def active_client() -> Any:
