@@ -349,3 +349,16 @@ def test_blocks_of_time_steps_give_the_same_rdms(rng, monkeypatch, distance):
     whole = compute_rdms(rec, distance=distance, **kwargs).dissimilarities
     monkeypatch.setattr(compute, "BLOCK_BYTES", 4 * 8 * 10 * 10 * 2)  # blocks of 1-2 steps
     np.testing.assert_array_equal(compute_rdms(rec, distance=distance, **kwargs).dissimilarities, whole)
+
+
+@pytest.mark.parametrize("n", [5, 127, 128, 300])
+def test_upper_triangles_equal_the_triu_index_gather_on_numpy_and_torch(n):
+    """Both numpy paths (take below 128 conditions, row slices from 128) and torch give rsatoolbox's order."""
+    import torch
+
+    from rnnprobe.analysis.rsa.compute import upper_triangles
+
+    full = np.random.default_rng(n).normal(size=(3, n, n))
+    rows, cols = np.triu_indices(n, k=1)
+    np.testing.assert_array_equal(upper_triangles(full), full[:, rows, cols])
+    np.testing.assert_array_equal(upper_triangles(torch.from_numpy(full)).numpy(), full[:, rows, cols])
