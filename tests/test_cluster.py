@@ -175,4 +175,70 @@ def test_decoding_a_dask_backed_recording_in_blocks_equals_the_whole(client, tmp
             np.testing.assert_allclose(got.p_values, expected.p_values, rtol=0, atol=1e-12)
             np.testing.assert_allclose(got.patterns, expected.patterns, rtol=0, atol=1e-8)
             assert [c.p_value for c in got.clusters] == pytest.approx([c.p_value for c in expected.clusters])
-    assert seen == [4, 2]  # 7 steps in blocks of 2, then 4 steps
+    # 7 steps in blocks of 2; then the whole recording's 20 permutations in 8 blocks with a client; 4 steps
+    assert seen == ([4, 8, 2] if with_client else [4, 2])
+
+
+@pytest.mark.parametrize("with_client", [True, False])
+def test_encoding_a_dask_backed_recording_in_blocks_equals_the_whole(client, tmp_path, monkeypatch, with_client):
+    from rnnprobe.analysis import blockwise, fit_encoding
+
+    rng = np.random.default_rng(5)
+    states = rng.normal(size=(40, 5, 12))
+    trials = states[:, None, 2:4, :6] @ rng.normal(size=(6, 3)) + rng.normal(0, 0.5, size=(40, 4, 2, 3))
+    Recording({"h": states, "g": states[:, :, :4]}).save(tmp_path / "rec.zarr")
+    whole = Recording.load(tmp_path / "rec.zarr")
+    chunked = Recording.load(tmp_path / "rec.zarr", chunks=10)
+    monkeypatch.setattr(blockwise, "BLOCK_BYTES", 2 * 40 * 12 * 8)  # "h" in blocks of 2 steps: 3 blocks
+    if not with_client:
+        monkeypatch.setattr(blockwise, "active_client", lambda: None)
+    seen = []
+    run_blocks = blockwise.run_blocks
+    monkeypatch.setattr(
+        blockwise, "run_blocks", lambda f, blocks, *a: seen.append(len(blocks)) or run_blocks(f, blocks, *a)
+    )
+    for settings in ({}, {"estimator": "pls", "n_components": 3, "time": [0, 2, 3], "ceiling": False}):
+        expected = fit_encoding(whole, trials, n_splits=20, **settings)
+        got = fit_encoding(chunked, trials, n_splits=20, **settings)
+        assert got.scores.keys() == expected.scores.keys() == {"h", "g"}
+        for layer in expected.scores:
+            np.testing.assert_allclose(got.scores[layer], expected.scores[layer], rtol=0, atol=1e-10)
+            np.testing.assert_allclose(got.r2[layer], expected.r2[layer], rtol=0, atol=1e-10)
+            np.testing.assert_array_equal(got.model_times[layer], expected.model_times[layer])
+        assert got.edge_share == pytest.approx(expected.edge_share, nan_ok=True)
+    assert seen == [3, 1, 2, 1]  # "h" (5 steps) in 3 blocks and "g" in 1; then 3 steps of "h", 2 of "g"
+
+
+def test_permutation_and_bootstrap_samples_as_tasks_equal_the_local_ones(client, monkeypatch):
+    from sklearn.linear_model import LogisticRegression
+
+    from rnnprobe.analysis import blockwise, bootstrap_conditions, bootstrap_subjects, decode, permutation_test
+
+    rng = np.random.default_rng(6)
+    truth = rng.random(66)  # 12 conditions
+    data = truth + rng.normal(0, 0.3, size=(5, 66))
+    models = np.stack([truth, rng.random(66)])
+    label = np.arange(60) % 3
+    rec = Recording({"h": rng.normal(size=(60, 4, 5)) + label[:, None, None] * 0.5}, metadata={"label": label})
+    calls = [
+        lambda: permutation_test(models, data, n_permutations=300, comparison="corr", seed=1),
+        lambda: permutation_test(models, data, n_permutations=40, comparison="spearman", seed=2),
+        lambda: bootstrap_conditions(models, data, n_bootstrap=60, comparison="corr", seed=3),
+        lambda: bootstrap_conditions(models, data, n_bootstrap=30, comparison="tau-a", seed=3),
+        lambda: bootstrap_subjects(models, data, n_bootstrap=50, comparison="spearman", seed=4),
+        lambda: decode(rec, "h", "label", n_permutations=30, progress=False),
+        lambda: decode(
+            rec, "h", "label", estimator=LogisticRegression(), n_permutations=9, time=[0, 3], cv=3, progress=False
+        ),  # fmt: skip
+    ]
+    blocks = []
+    sample_blocks = blockwise.sample_blocks
+    monkeypatch.setattr(blockwise, "sample_blocks", lambda n: blocks.append(sample_blocks(n)) or blocks[-1])
+    on_cluster = [call() for call in calls]
+    assert all(b is not None and len(b) == 8 for b in blocks)  # 2 workers x 1 thread x TASKS_PER_THREAD
+    monkeypatch.setattr(blockwise, "active_client", lambda: None)
+    for got, call in zip(on_cluster, calls, strict=True):
+        expected = call()
+        for name in ("null", "p_values", "evaluations", "noise_ceiling", "fold_scores"):
+            if hasattr(expected, name) and getattr(expected, name) is not None:
+                np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=0, atol=1e-12)

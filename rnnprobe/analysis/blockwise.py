@@ -1,20 +1,30 @@
-"""Analyses of dask-backed recordings in blocks of time steps, as tasks on the active dask client.
+"""Analyses as tasks on the active dask client: blocks of time steps of dask-backed recordings, and
+blocks of resamples.
 
 A recording opened with ``Recording.load(path, chunks=...)`` is never gathered whole: an analysis
-that is independent across time steps (decoding over time) runs on blocks of steps, each block read
-and analysed by one task (on a ``dask.distributed`` worker when a client is active, else here, one
-block after another), and the blocks' results are joined. Every block sees the same folds,
-permutations and seeds, so the joined result equals the one computed on the whole layer.
+that is independent across time steps (decoding and encoding over time) runs on blocks of steps,
+each block read and analysed by one task (on a ``dask.distributed`` worker when a client is active,
+else here, one block after another), and the blocks' results are joined. Every block sees the same
+folds, permutations and seeds, so the joined result equals the one computed on the whole layer.
+
+Permutation and bootstrap samples are independent too: with an active client, the drawn samples
+(drawn here, from the seed, as without one) are split into blocks evaluated as tasks
+(:func:`sample_blocks`), so the result is the same with and without a cluster.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 BLOCK_BYTES = 2**28  # states of one block (float64): 256 MiB
+SCATTER_BYTES = 2**20  # array arguments larger than this are sent to the workers once, not with every task
+TASKS_PER_THREAD = 4  # resampling blocks per worker thread: balance without many tiny tasks
 
 
 def time_blocks(n_stimuli: int, n_units: int, positions: np.ndarray, budget: int | None = None) -> list[np.ndarray]:
@@ -28,12 +38,16 @@ def time_blocks(n_stimuli: int, n_units: int, positions: np.ndarray, budget: int
 
 def active_client() -> Any:
     """The active ``dask.distributed`` client, or None (no cluster, or distributed not installed)."""
-    try:
-        from distributed import get_client
-    except ImportError:  # pragma: no cover - optional dependency
+    distributed = sys.modules.get("distributed")  # a client exists only once distributed was imported
+    if distributed is None:
         return None
     try:
-        return get_client()
+        distributed.get_worker()
+        return None  # inside a task: its work runs in it, never as tasks it would wait for
+    except ValueError:
+        pass
+    try:
+        return distributed.get_client()
     except ValueError:
         return None
 
@@ -43,5 +57,28 @@ def run_blocks(function: Callable[..., Any], blocks: list[Any], *args: Any) -> l
     client = active_client()
     if client is None:
         return [function(block, *args) for block in blocks]
-    futures = client.map(function, blocks, *[[arg] * len(blocks) for arg in args], pure=False)
+    shared = [_scattered(client, arg) for arg in args]
+    futures = client.map(function, blocks, *[[arg] * len(blocks) for arg in shared], pure=False)
     return client.gather(futures)
+
+
+def _scattered(client: Any, arg: Any) -> Any:
+    """A large array or a dataclass of arrays as a future held by the workers (sent once, not with every
+    task); anything else as it is.
+    """
+    large = isinstance(arg, np.ndarray) and arg.nbytes > SCATTER_BYTES
+    if large or (dataclasses.is_dataclass(arg) and not isinstance(arg, type)):
+        return client.scatter(arg, broadcast=True)
+    return arg
+
+
+def sample_blocks(n_samples: int) -> list[slice] | None:
+    """Blocks of ``n_samples`` resamples for the active client's workers (about TASKS_PER_THREAD per
+    worker thread), or None without a client (the caller evaluates them here).
+    """
+    client = active_client()
+    if client is None:
+        return None
+    threads = max(1, sum(client.nthreads().values()))
+    bounds = np.linspace(0, n_samples, min(n_samples, threads * TASKS_PER_THREAD) + 1).astype(int)
+    return [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]

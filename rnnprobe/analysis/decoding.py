@@ -588,12 +588,8 @@ def decode(
     rng = np.random.default_rng(seed)
     perms = [rng.permutation(len(y)) for _ in range(n_permutations)]
     run = dict(scoring=scoring, generalize=generalize, progress=progress)
-    if spec is not None:
-        fold_scores, null = _fast_permutations(spec, data, perms, device=device, **run)
-        label = spec.kind if isinstance(estimator, str) else type(estimator).__name__
-    else:
-        fold_scores, null = _generic_permutations(estimator, data, perms, **run)
-        label = type(estimator).__name__
+    fold_scores, null = _scores_and_null(perms, spec, estimator, data, device, run)
+    label = spec.kind if spec is not None and isinstance(estimator, str) else type(estimator).__name__
     scores = fold_scores.mean(axis=0)
     result = DecodingResult(
         scores=scores,
@@ -772,6 +768,31 @@ def _test_set(
     else:
         y_test = test_values.astype(np.float64)
     return x_test, y_test, np.asarray(test.times[test_layer])[test_positions]
+
+
+def _scores_and_null(
+    perms: list, spec: _FastSpec | None, estimator: Any, data: _Data, device: Any, run: dict
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fold scores of the true targets and each permutation's mean scores: here, or (on the CPU) the
+    permutations in blocks as tasks on the active dask client (:mod:`.blockwise`; the same numbers).
+    """
+    from .blockwise import run_blocks, sample_blocks
+
+    blocks = sample_blocks(len(perms)) if perms and (device is None or str(device) == "cpu") else None
+    if blocks is None:
+        return _permutation_block(perms, spec, estimator, data, device, run)
+    parts = run_blocks(_permutation_block, [perms[b] for b in blocks], spec, estimator, data, device,
+                       {**run, "progress": False})  # fmt: skip
+    return parts[0][0], np.concatenate([null for _, null in parts])
+
+
+def _permutation_block(
+    perms: list, spec: _FastSpec | None, estimator: Any, data: _Data, device: Any, run: dict
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fold scores and the null of ``perms``: by the fast path's batched solvers, or a cloned estimator."""
+    if spec is not None:
+        return _fast_permutations(spec, data, perms, device=device, **run)
+    return _generic_permutations(estimator, data, perms, **run)
 
 
 def _fast_permutations(

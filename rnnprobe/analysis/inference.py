@@ -275,6 +275,48 @@ def _bootstrap_loop(
     return evaluations, ceiling
 
 
+def _evaluate_samples(
+    model_vectors: np.ndarray,
+    data_vectors: np.ndarray,
+    condition_draws: np.ndarray | None,
+    subject_draws: np.ndarray | None,
+    comparison: str,
+    with_noise_ceiling: bool,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Evaluations (n_samples, n_models) and noise ceilings (2, n_samples) of the drawn samples: here, or in
+    blocks of samples as tasks on the active dask client (:mod:`.blockwise`; the same numbers).
+    """
+    from .blockwise import run_blocks, sample_blocks
+
+    fast = _dot_path(comparison, model_vectors, data_vectors)
+    settings = (comparison, fast, with_noise_ceiling)
+    blocks = sample_blocks(len(condition_draws if condition_draws is not None else subject_draws))
+    if blocks is None:
+        return _evaluate_block((condition_draws, subject_draws), model_vectors, data_vectors, *settings, progress)
+    draws = [tuple(None if d is None else d[b] for d in (condition_draws, subject_draws)) for b in blocks]
+    parts = run_blocks(_evaluate_block, draws, model_vectors, data_vectors, *settings)
+    ceilings = [c for _, c in parts if c is not None]
+    return np.concatenate([e for e, _ in parts]), np.concatenate(ceilings, axis=1) if ceilings else None
+
+
+def _evaluate_block(
+    draws: tuple[np.ndarray | None, np.ndarray | None],
+    model_vectors: np.ndarray,
+    data_vectors: np.ndarray,
+    comparison: str,
+    fast: bool,
+    with_noise_ceiling: bool,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Evaluations and noise ceilings of the samples ``draws`` = (condition draws, subject draws)."""
+    condition_draws, subject_draws = draws
+    if fast and subject_draws is None:  # every sample at once, as weighted statistics
+        return pattern_bootstrap(model_vectors, data_vectors, condition_draws, comparison, with_noise_ceiling)
+    return _bootstrap_loop(model_vectors, data_vectors, condition_draws, subject_draws, comparison, fast,
+                           with_noise_ceiling, progress)  # fmt: skip
+
+
 def _bootstrap(
     model_rdms: Any,
     data: Any,
@@ -302,13 +344,8 @@ def _bootstrap(
             f"indices: {len(condition_draws)} condition draws but {len(subject_draws)} subject draws; "
             f"pass the same number of samples for both."
         )
-    fast = _dot_path(comparison, model_vectors, data_vectors)
-    if fast and subject_draws is None:  # every sample at once, as weighted statistics
-        evaluations, ceiling = pattern_bootstrap(model_vectors, data_vectors, condition_draws, comparison,
-                                                 with_noise_ceiling)  # fmt: skip
-    else:
-        evaluations, ceiling = _bootstrap_loop(model_vectors, data_vectors, condition_draws, subject_draws, comparison,
-                                               fast, with_noise_ceiling, progress)  # fmt: skip
+    evaluations, ceiling = _evaluate_samples(model_vectors, data_vectors, condition_draws, subject_draws, comparison,
+                                             with_noise_ceiling, progress)  # fmt: skip
     if not np.isfinite(evaluations).any():
         raise ArgumentError(
             f"n_bootstrap: none of the {len(evaluations)} samples gives a defined similarity (a sample of conditions "
@@ -513,6 +550,60 @@ class PermutationResult:
         ax.legend(frameon=False)
 
 
+PERMUTATION_CHUNK = 256  # permutations per chunk: bounds the memory of the gathered copies
+
+
+def _null_distribution(
+    perms: np.ndarray, models: np.ndarray, data_side: np.ndarray, comparison: str, progress: Any
+) -> np.ndarray:
+    """(n_permutations, n_models) similarities of the permuted models: in blocks as tasks on the active
+    dask client (:mod:`.blockwise`), else in chunks on the libraries' threads (disjoint rows of the null).
+    """
+    from tqdm.auto import tqdm
+
+    from .blockwise import run_blocks, sample_blocks
+
+    blocks = sample_blocks(len(perms))
+    with tqdm(total=len(perms), desc="permutations", disable=not check_progress(progress)) as bar:
+        if blocks is not None:
+            parts = run_blocks(_permuted_similarities, [perms[b] for b in blocks], models, data_side, comparison)
+            bar.update(len(perms))
+            return np.concatenate(parts)
+        null = np.empty((len(perms), models.shape[0]))
+        starts = range(0, len(perms), PERMUTATION_CHUNK)
+
+        def chunk(start: int) -> int:
+            block = perms[start : start + PERMUTATION_CHUNK]
+            null[start : start + len(block)] = _permuted_similarities(block, models, data_side, comparison)
+            return len(block)
+
+        threads = library_threads() if comparison in DOT_METHODS else 1  # the others loop in Python
+        with worker_pool(min(threads, len(starts)), threads=threads) as pmap:
+            for done in pmap(chunk, starts):
+                bar.update(done)
+        return null
+
+
+def _permuted_similarities(perms: np.ndarray, models: np.ndarray, data_side: np.ndarray, comparison: str) -> np.ndarray:
+    """Similarities (len(perms), n_models) of the models with conditions permuted, M'[i, j] = M[p[i], p[j]].
+    Dot-product comparisons: ``models`` transformed, ``data_side`` the mean transformed data RDM;
+    others: ``models`` and ``data_side`` the RDM vectors.
+    """
+    n_cond = perms.shape[1]
+    rows, cols = np.triu_indices(n_cond, k=1)
+    null = np.empty((len(perms), models.shape[0]))
+    for start in range(0, len(perms), PERMUTATION_CHUNK):
+        chunk = perms[start : start + PERMUTATION_CHUNK]
+        a, b = chunk[:, rows], chunk[:, cols]
+        positions = _pair_index(np.minimum(a, b), np.maximum(a, b), n_cond)
+        if comparison in DOT_METHODS:
+            null[start : start + len(chunk)] = (models[:, positions] @ data_side).T
+            continue
+        for k, pos in enumerate(positions, start=start):
+            null[k] = compare_rdms(models[:, pos], data_side, comparison=comparison).mean(axis=1)
+    return null
+
+
 def _check_informative(vectors: np.ndarray, name: str, comparison: str) -> None:
     """Refuse RDMs whose similarity is undefined under ``comparison`` (all zeros; constant for the others),
     before a permutation test or a bootstrap.
@@ -558,37 +649,13 @@ def permutation_test(
     seed = check_seed(seed)
     n_cond = check_whole(model_vectors, "model_rdms", "a permutation of conditions")
     perms = np.argsort(np.random.default_rng(seed).random((n_permutations, n_cond)), axis=1)
-    rows, cols = np.triu_indices(n_cond, k=1)
-
-    def positions(chunk: np.ndarray) -> np.ndarray:
-        """Entry of the original RDM that each pair takes under each permutation: M'[i, j] = M[p[i], p[j]]."""
-        a, b = chunk[:, rows], chunk[:, cols]
-        return _pair_index(np.minimum(a, b), np.maximum(a, b), n_cond)
-
-    from tqdm.auto import tqdm
-
-    null = np.empty((n_permutations, model_vectors.shape[0]))
-    bar = tqdm(total=n_permutations, desc="permutations", disable=not check_progress(progress))
     if comparison in DOT_METHODS:
-        f_models = similarity_transform(model_vectors, comparison)
-        f_data_mean = similarity_transform(data_vectors, comparison).mean(axis=0)
-        observed = f_models @ f_data_mean
-
-        def chunk(start: int) -> int:  # chunks bound the memory of the gathered copies
-            pos = positions(perms[start : start + 256])
-            null[start : start + len(pos)] = (f_models[:, pos] @ f_data_mean).T
-            return len(pos)
-
-        starts = range(0, n_permutations, 256)
-        threads = library_threads()  # chunks on the libraries' threads, one each (disjoint rows of null)
-        with worker_pool(min(threads, len(starts)), threads=threads) as pmap:
-            for done in pmap(chunk, starts):
-                bar.update(done)
+        models = similarity_transform(model_vectors, comparison)
+        data_side = similarity_transform(data_vectors, comparison).mean(axis=0)
+        observed = models @ data_side
     else:
+        models, data_side = model_vectors, data_vectors
         observed = compare_rdms(model_vectors, data_vectors, comparison=comparison).mean(axis=1)
-        for k, pos in enumerate(positions(perms)):
-            null[k] = compare_rdms(model_vectors[:, pos], data_vectors, comparison=comparison).mean(axis=1)
-            bar.update()
-    bar.close()
+    null = _null_distribution(perms, models, data_side, comparison, progress)
     p_values = (1 + (null >= observed - 1e-12).sum(axis=0)) / (1 + n_permutations)
     return PermutationResult(observed, null, p_values, comparison, _model_names(model_rdms, model_vectors.shape[0]))

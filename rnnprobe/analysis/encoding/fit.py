@@ -441,21 +441,42 @@ def fit_encoding(
 
 def _fit_all(readers: list[Features], y: np.ndarray, folds: list, model: Estimator, shape: tuple, progress: Any
              ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:  # fmt: skip
+    """Scores of every (layer, model time step): step by step here, or, for a dask-backed recording, in
+    blocks of steps as tasks on the active dask client (:mod:`..blockwise`; the same folds, the same numbers).
+    """
     from tqdm.auto import tqdm
+
+    from ..blockwise import run_blocks
 
     scores, r2 = {}, {}
     with tqdm(total=sum(len(f.times) for f in readers), desc="encoding", unit="step",
               disable=not check_progress(progress)) as bar:  # fmt: skip
         for feature in readers:
-            r_steps, r2_steps = [], []
-            for step in range(len(feature.times)):
-                x = feature.read(step)
-                r, r_sq = fold_scores(fold_predictions(x, y, folds, model), y, folds)
-                r_steps.append(r.reshape(shape))
-                r2_steps.append(r_sq.reshape(shape))
-                bar.update(1)
-            scores[feature.label], r2[feature.label] = np.stack(r_steps), np.stack(r2_steps)
+            if feature.blocks is None:
+                parts = []
+                for step in range(len(feature.times)):
+                    parts.append(_score_steps([step], feature, y, folds, model))
+                    bar.update(1)
+            else:
+                parts = run_blocks(_score_steps, feature.blocks, feature, y, folds, model)
+                bar.update(len(feature.times))
+            steps = [step for part, _ in parts for step in part]
+            model.edge_hits.extend(hit for _, hits in parts for hit in hits)
+            scores[feature.label] = np.stack([r.reshape(shape) for r, _ in steps])
+            r2[feature.label] = np.stack([r_sq.reshape(shape) for _, r_sq in steps])
     return scores, r2
+
+
+def _score_steps(steps: Any, feature: Features, y: np.ndarray, folds: list, model: Estimator
+                 ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[float]]:  # fmt: skip
+    """(r, R^2) per target at each of ``steps`` (positions in ``feature.times``), and the grid-edge shares of
+    their ridge fits (the estimator is copied, so that a task on a dask worker returns them).
+    """
+    import dataclasses
+
+    fitted = dataclasses.replace(model, edge_hits=[])
+    out = [fold_scores(fold_predictions(feature.read(int(step)), y, folds, fitted), y, folds) for step in steps]
+    return out, fitted.edge_hits
 
 
 def _check_stimuli(features: Any, rows: list[np.ndarray] | None, n: int) -> None:

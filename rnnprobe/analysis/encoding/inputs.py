@@ -34,6 +34,7 @@ class Features:
     label: str
     times: np.ndarray
     read: Callable[[int], np.ndarray]
+    blocks: list[np.ndarray] | None = None  # a dask-backed layer's blocks of step positions (run as tasks)
 
 
 def read_responses(responses: Any, *, layer: str | None, time: Any, descriptor: str | None) -> Responses:
@@ -122,7 +123,12 @@ def _reader(features: Recording, layer: str, time: Any, groups: list[np.ndarray]
             states = np.stack([states[rows].mean(axis=0) for rows in groups])
         return states
 
-    return Features(layer, np.asarray(features.times[layer])[positions], read)
+    blocks = None
+    if features.is_dask:
+        from ..blockwise import time_blocks
+
+        blocks = time_blocks(features.n_stimuli, int(np.prod(features.unit_shape(layer))), np.arange(len(positions)))
+    return Features(layer, np.asarray(features.times[layer])[positions], read, blocks)
 
 
 def make_folds(
