@@ -9,7 +9,7 @@ worker processes (1 thread each). Then, on the store opened with ``Recording.loa
 RDMs of the 10 class means of every layer at every step (``compute_rdms``, one dask graph) and decoding
 of the class from layer 2 over time on the first 2000 stimuli (blocks of steps as tasks). Results are
 checked equal across the three ways first. Printed: the machine, the times and their ratios, and each
-worker's peak resident memory.
+worker's peak resident memory. The workers' allocator: see benchmarks/_dask.py (``--mmap-threshold``).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np
 import torch
+from _dask import add_allocator_argument, set_worker_allocator
 from _machine import print_machine
 from _models import ConvRecurrent
 
@@ -89,9 +90,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--gb", type=float, default=2.0, help="GB of states to record (the issue's goal: 20)")
     parser.add_argument("--dir", default=None, help="folder for the stores (needs about 0.55 x gb of disk)")
+    add_allocator_argument(parser)
     args = parser.parse_args()
     torch.set_num_threads(1)
     print_machine()
+    set_worker_allocator(args.mmap_threshold)
     torch.manual_seed(0)
     model = ConvRecurrent(maps=32, steps=4).eval()
     per_stimulus = 32 * 32 * 32 * 4 * 4 + 32 * 16 * 16 * 4 * 4

@@ -228,8 +228,16 @@ def test_permutation_and_bootstrap_samples_as_tasks_equal_the_local_ones(client,
         lambda: bootstrap_subjects(models, data, n_bootstrap=50, comparison="spearman", seed=4),
         lambda: decode(rec, "h", "label", n_permutations=30, progress=False),
         lambda: decode(
-            rec, "h", "label", estimator=LogisticRegression(), n_permutations=9, time=[0, 3], cv=3, progress=False
-        ),  # fmt: skip
+            rec,
+            "h",
+            "label",
+            estimator=LogisticRegression(),
+            fast=False,
+            n_permutations=9,
+            time=[0, 3],
+            cv=3,
+            progress=False,
+        ),
     ]
     blocks = []
     sample_blocks = blockwise.sample_blocks

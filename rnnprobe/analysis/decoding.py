@@ -586,7 +586,7 @@ def decode(
         folds = _folds(cv, y, _groups(recording, groups, len(y)), classify, seed)
     data = _Data(x, y, x_test, y_test, folds, classes.size if classify else None)
     rng = np.random.default_rng(seed)
-    perms = [rng.permutation(len(y)) for _ in range(n_permutations)]
+    perms = np.array([rng.permutation(len(y)) for _ in range(n_permutations)], dtype=np.intp).reshape(-1, len(y))
     run = dict(scoring=scoring, generalize=generalize, progress=progress)
     fold_scores, null = _scores_and_null(perms, spec, estimator, data, device, run)
     label = spec.kind if spec is not None and isinstance(estimator, str) else type(estimator).__name__
@@ -771,32 +771,32 @@ def _test_set(
 
 
 def _scores_and_null(
-    perms: list, spec: _FastSpec | None, estimator: Any, data: _Data, device: Any, run: dict
+    perms: np.ndarray, spec: _FastSpec | None, estimator: Any, data: _Data, device: Any, run: dict
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fold scores of the true targets and each permutation's mean scores: here, or (on the CPU) the
     permutations in blocks as tasks on the active dask client (:mod:`.blockwise`; the same numbers).
     """
     from .blockwise import run_blocks, sample_blocks
 
-    blocks = sample_blocks(len(perms)) if perms and (device is None or str(device) == "cpu") else None
+    blocks = sample_blocks(len(perms)) if len(perms) and (device is None or str(device) == "cpu") else None
     if blocks is None:
-        return _permutation_block(perms, spec, estimator, data, device, run)
-    parts = run_blocks(_permutation_block, [perms[b] for b in blocks], spec, estimator, data, device,
+        return _permutation_block(slice(None), perms, spec, estimator, data, device, run)
+    parts = run_blocks(_permutation_block, blocks, perms, spec, estimator, data, device,
                        {**run, "progress": False})  # fmt: skip
     return parts[0][0], np.concatenate([null for _, null in parts])
 
 
 def _permutation_block(
-    perms: list, spec: _FastSpec | None, estimator: Any, data: _Data, device: Any, run: dict
+    block: slice, perms: np.ndarray, spec: _FastSpec | None, estimator: Any, data: _Data, device: Any, run: dict
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fold scores and the null of ``perms``: by the fast path's batched solvers, or a cloned estimator."""
+    """Fold scores and the null of ``perms[block]``: by the fast path's batched solvers, or a cloned estimator."""
     if spec is not None:
-        return _fast_permutations(spec, data, perms, device=device, **run)
-    return _generic_permutations(estimator, data, perms, **run)
+        return _fast_permutations(spec, data, perms[block], device=device, **run)
+    return _generic_permutations(estimator, data, perms[block], **run)
 
 
 def _fast_permutations(
-    spec: _FastSpec, data: _Data, perms: list, *, scoring: str, generalize: bool, progress: Any, device: Any
+    spec: _FastSpec, data: _Data, perms: np.ndarray, *, scoring: str, generalize: bool, progress: Any, device: Any
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fold scores of the true targets and the mean null scores, all target sets on the fast path."""
     from tqdm.auto import tqdm
@@ -826,7 +826,7 @@ def _fast_permutations(
 
 
 def _generic_permutations(
-    estimator: Any, data: _Data, perms: list, *, scoring: str, generalize: bool, progress: Any
+    estimator: Any, data: _Data, perms: np.ndarray, *, scoring: str, generalize: bool, progress: Any
 ) -> tuple[np.ndarray, np.ndarray]:
     """The same with a scikit-learn estimator cloned per fold and time step."""
     from tqdm.auto import tqdm
@@ -836,7 +836,7 @@ def _generic_permutations(
                                generalize=generalize, progress=bar)  # fmt: skip
 
     fold_scores = scores(data.y, progress)
-    if not perms:
+    if not len(perms):
         return fold_scores, np.zeros((0, *fold_scores.shape[1:]))
     null = [scores(data.y[p], False).mean(axis=0) for p in tqdm(perms, desc="permutations",
                                                                   disable=not check_progress(progress))]  # fmt: skip

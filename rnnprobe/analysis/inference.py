@@ -292,16 +292,18 @@ def _evaluate_samples(
     fast = _dot_path(comparison, model_vectors, data_vectors)
     settings = (comparison, fast, with_noise_ceiling)
     blocks = sample_blocks(len(condition_draws if condition_draws is not None else subject_draws))
+    draws = (condition_draws, subject_draws, model_vectors, data_vectors)
     if blocks is None:
-        return _evaluate_block((condition_draws, subject_draws), model_vectors, data_vectors, *settings, progress)
-    draws = [tuple(None if d is None else d[b] for d in (condition_draws, subject_draws)) for b in blocks]
-    parts = run_blocks(_evaluate_block, draws, model_vectors, data_vectors, *settings)
+        return _evaluate_block(slice(None), *draws, *settings, progress)
+    parts = run_blocks(_evaluate_block, blocks, *draws, *settings)  # (large arrays travel to the workers once)
     ceilings = [c for _, c in parts if c is not None]
     return np.concatenate([e for e, _ in parts]), np.concatenate(ceilings, axis=1) if ceilings else None
 
 
 def _evaluate_block(
-    draws: tuple[np.ndarray | None, np.ndarray | None],
+    block: slice,
+    condition_draws: np.ndarray | None,
+    subject_draws: np.ndarray | None,
     model_vectors: np.ndarray,
     data_vectors: np.ndarray,
     comparison: str,
@@ -309,8 +311,8 @@ def _evaluate_block(
     with_noise_ceiling: bool,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Evaluations and noise ceilings of the samples ``draws`` = (condition draws, subject draws)."""
-    condition_draws, subject_draws = draws
+    """Evaluations and noise ceilings of the samples ``block`` of the draws (of conditions, of subjects)."""
+    condition_draws, subject_draws = (None if d is None else d[block] for d in (condition_draws, subject_draws))
     if fast and subject_draws is None:  # every sample at once, as weighted statistics
         return pattern_bootstrap(model_vectors, data_vectors, condition_draws, comparison, with_noise_ceiling)
     return _bootstrap_loop(model_vectors, data_vectors, condition_draws, subject_draws, comparison, fast,
@@ -565,17 +567,17 @@ def _null_distribution(
 
     blocks = sample_blocks(len(perms))
     with tqdm(total=len(perms), desc="permutations", disable=not check_progress(progress)) as bar:
-        if blocks is not None:
-            parts = run_blocks(_permuted_similarities, [perms[b] for b in blocks], models, data_side, comparison)
+        if blocks is not None:  # (perms travel to the workers once)
+            parts = run_blocks(_permuted_similarities, blocks, perms, models, data_side, comparison)
             bar.update(len(perms))
             return np.concatenate(parts)
         null = np.empty((len(perms), models.shape[0]))
         starts = range(0, len(perms), PERMUTATION_CHUNK)
 
         def chunk(start: int) -> int:
-            block = perms[start : start + PERMUTATION_CHUNK]
-            null[start : start + len(block)] = _permuted_similarities(block, models, data_side, comparison)
-            return len(block)
+            block = slice(start, min(start + PERMUTATION_CHUNK, len(perms)))
+            null[block] = _permuted_similarities(block, perms, models, data_side, comparison)
+            return block.stop - start
 
         threads = library_threads() if comparison in DOT_METHODS else 1  # the others loop in Python
         with worker_pool(min(threads, len(starts)), threads=threads) as pmap:
@@ -584,11 +586,15 @@ def _null_distribution(
         return null
 
 
-def _permuted_similarities(perms: np.ndarray, models: np.ndarray, data_side: np.ndarray, comparison: str) -> np.ndarray:
-    """Similarities (len(perms), n_models) of the models with conditions permuted, M'[i, j] = M[p[i], p[j]].
+def _permuted_similarities(
+    block: slice, perms: np.ndarray, models: np.ndarray, data_side: np.ndarray, comparison: str
+) -> np.ndarray:
+    """Similarities (n_block, n_models) of the models with conditions permuted by ``perms[block]``,
+    M'[i, j] = M[p[i], p[j]].
     Dot-product comparisons: ``models`` transformed, ``data_side`` the mean transformed data RDM;
     others: ``models`` and ``data_side`` the RDM vectors.
     """
+    perms = perms[block]
     n_cond = perms.shape[1]
     rows, cols = np.triu_indices(n_cond, k=1)
     null = np.empty((len(perms), models.shape[0]))
