@@ -302,6 +302,33 @@ def test_crossnobis_movie_equals_rsatoolbox(rng):
     np.testing.assert_allclose(ours.dissimilarities, ref.get_vectors(), rtol=1e-6, atol=1e-10)
 
 
+def _crossnobis_loop(states, image, run):
+    """Brute force: per fold, training means of the other folds' presentations, test means of the fold's;
+    d_k(i, j) = (a_i - a_j) . (b_i - b_j) / units, averaged over folds; (time, pairs)."""
+    conds, folds = np.unique(image), np.unique(run)
+    out = np.zeros((states.shape[1], conds.size * (conds.size - 1) // 2))
+    for fold in folds:
+        a = np.stack([states[(image == c) & (run != fold)].mean(axis=0) for c in conds])
+        b = np.stack([states[(image == c) & (run == fold)].mean(axis=0) for c in conds])
+        pairs = [(i, j) for i in range(conds.size) for j in range(i + 1, conds.size)]
+        out += np.stack([np.einsum("tu,tu->t", a[i] - a[j], b[i] - b[j]) for i, j in pairs], axis=1)
+    return out / folds.size / states.shape[2]
+
+
+@pytest.mark.parametrize("design", ["one per run", "twice in run 1", "unbalanced"])
+def test_crossnobis_equals_a_loop_over_folds(rng, design):
+    # one presentation per (run, condition): the balanced path; every condition twice in run 1 (the balanced
+    # path with unequal folds); one condition repeated in one run (the general path)
+    rec = _runs_recording(rng, n_cond=5, n_runs=3, t=4, units=6)
+    image, run, states = rec.column("image"), rec.column("run"), rec.get("h")
+    extra = {"one per run": [], "twice in run 1": np.flatnonzero(run == 1), "unbalanced": [0]}[design]
+    image, run = np.r_[image, image[extra]], np.r_[run, run[extra]]
+    states = np.concatenate([states, states[extra] + rng.normal(size=states[extra].shape)])
+    rec = Recording({"h": states}, metadata={"image": image, "run": run})
+    ours = compute_rdms(rec, distance="crossnobis", descriptor="image", cv_descriptor="run").dissimilarities
+    np.testing.assert_allclose(ours, _crossnobis_loop(states, image, run), rtol=1e-9, atol=1e-12)
+
+
 def test_crossnobis_is_unbiased_where_euclidean_is_not(rng):
     """Pure noise: cross-validated distances average to 0; plain squared distances are biased upwards."""
     image = np.tile(np.arange(5), 6)
@@ -347,8 +374,13 @@ def test_blocks_of_time_steps_give_the_same_rdms(rng, monkeypatch, distance):
     rec = _rec(rng, n=30, t=7, images=10)
     kwargs = {"descriptor": "image"} if distance == "crossnobis" else {}
     whole = compute_rdms(rec, distance=distance, **kwargs).dissimilarities
-    monkeypatch.setattr(compute, "BLOCK_BYTES", 4 * 8 * 10 * 10 * 2)  # blocks of 1-2 steps
+    monkeypatch.setattr(compute, "BLOCK_BYTES", 4 * 8 * 10 * 10 * 2)  # crossnobis: blocks of 2 steps
+    monkeypatch.setattr(compute, "CACHE_BYTES", 8 * 30 * 30 * 2)  # the others (30 stimuli): blocks of 2 steps
+    seen = []
+    dissimilarities = compute._dissimilarities
+    monkeypatch.setattr(compute, "_dissimilarities", lambda p, *a: seen.append(len(p)) or dissimilarities(p, *a))
     np.testing.assert_array_equal(compute_rdms(rec, distance=distance, **kwargs).dissimilarities, whole)
+    assert seen == ([] if distance == "crossnobis" else [2, 2, 2, 1])
 
 
 @pytest.mark.parametrize("n", [5, 127, 128, 300])
@@ -362,3 +394,14 @@ def test_upper_triangles_equal_the_triu_index_gather_on_numpy_and_torch(n):
     rows, cols = np.triu_indices(n, k=1)
     np.testing.assert_array_equal(upper_triangles(full), full[:, rows, cols])
     np.testing.assert_array_equal(upper_triangles(torch.from_numpy(full)).numpy(), full[:, rows, cols])
+
+
+@pytest.mark.parametrize("groups", [[0, 1, 2, 3], [2, 0, 3, 1], [1, 0, 1, 2]])
+def test_group_sums_equal_a_scatter_add(rng, groups):
+    from rnnprobe.analysis.rsa.compute import _group_sums
+
+    groups = np.array(groups)  # in order (a view), permuted (a gather), repeated (the indicator product)
+    states = rng.normal(size=(4, 3, 2))
+    expected = np.zeros((groups.max() + 1, 3, 2))
+    np.add.at(expected, groups, states)
+    np.testing.assert_allclose(_group_sums(states, groups, groups.max() + 1), expected, rtol=0, atol=1e-15)

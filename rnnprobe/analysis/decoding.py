@@ -814,7 +814,7 @@ def _fast_permutations(
     # time with torch's threads and BLAS on one thread (small_blas)
     threads = library_threads()
     jobs = min(threads, len(starts)) if device is None or str(device) == "cpu" else 1
-    blas = small_blas() if threads > 1 else contextlib.nullcontext()  # (threadpoolctl's lookup costs 2 ms)
+    blas = small_blas() if threads > 1 else contextlib.nullcontext()
     bar = tqdm(total=len(perms), desc="permutations", disable=not show)
     with blas, worker_pool(jobs, threads=threads) as pmap, bar:
         result = []

@@ -39,12 +39,10 @@ def worker_pool(n_jobs: int, *, threads: int | None = None) -> Iterator[Callable
     if n_jobs <= 1:
         yield map
         return
-    from threadpoolctl import threadpool_limits
-
     per_worker = threads_per_worker(n_jobs, threads)
     torch = sys.modules.get("torch")
     previous = torch.get_num_threads() if torch is not None else None
-    with threadpool_limits(limits=per_worker):
+    with thread_controller().limit(limits=per_worker):
         pool = ThreadPoolExecutor(max_workers=n_jobs)
         try:
             if torch is not None:
@@ -64,9 +62,25 @@ def library_threads() -> int:
     torch = sys.modules.get("torch")
     if torch is not None:
         return max(1, torch.get_num_threads())
-    from threadpoolctl import threadpool_info
+    pools = thread_controller().info()
+    return max([1, *(pool.get("num_threads", 1) for pool in pools if pool.get("user_api") == "blas")])
 
-    return max([1, *(pool.get("num_threads", 1) for pool in threadpool_info() if pool.get("user_api") == "blas")])
+
+_CONTROLLERS: dict[int, Any] = {}  # {number of imported modules: threadpoolctl's view of the loaded libraries}
+
+
+def thread_controller() -> Any:
+    """The ``threadpoolctl.ThreadpoolController`` of the native thread pools loaded now. Finding them reads the
+    process's loaded libraries (about 1.5 ms, as much as a small RDM movie's half on a second core), so it
+    is found again only when modules were imported since (new native libraries come with new modules).
+    """
+    from threadpoolctl import ThreadpoolController
+
+    key = len(sys.modules)
+    if key not in _CONTROLLERS:
+        _CONTROLLERS.clear()
+        _CONTROLLERS[key] = ThreadpoolController()
+    return _CONTROLLERS[key]
 
 
 @contextlib.contextmanager
@@ -76,7 +90,5 @@ def small_blas() -> Iterator[None]:
     AMD EPYC: 0.26 s with 2 BLAS threads, 0.10 s with 1), while torch keeps its threads for the batched
     solves. The previous limit comes back afterwards.
     """
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(limits=1, user_api="blas"):
+    with thread_controller().limit(limits=1, user_api="blas"):
         yield
