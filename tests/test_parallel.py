@@ -134,3 +134,26 @@ def test_an_error_in_a_pool_drops_the_work_not_yet_started():
     with pytest.raises(ValueError, match="stop"), worker_pool(2) as pmap:
         list(pmap(work, range(200)))
     assert len(ran) < 20 and torch.get_num_threads() == torch_before  # not the 199 others
+
+
+def test_the_library_lookup_is_found_again_when_modules_are_imported(monkeypatch, tmp_path):
+    import sys
+
+    from rnnprobe.analysis.parallel import thread_controller
+
+    first = thread_controller()
+    assert thread_controller() is first  # nothing imported since: the same lookup
+    (tmp_path / "freshly_imported_module.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import freshly_imported_module  # noqa: F401
+
+    try:
+        again = thread_controller()
+        assert again is not first and {lib.filepath for lib in again.lib_controllers} >= {
+            lib.filepath for lib in first.lib_controllers
+        }
+    finally:
+        sys.modules.pop("freshly_imported_module")
+    # a pool still limits the libraries it finds, through the cached lookup
+    with worker_pool(2, threads=2) as pmap:
+        assert list(pmap(lambda _: _blas_threads(), range(2))) == [[1] * len(_blas_threads())] * 2
