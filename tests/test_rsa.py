@@ -405,3 +405,15 @@ def test_group_sums_equal_a_scatter_add(rng, groups):
     expected = np.zeros((groups.max() + 1, 3, 2))
     np.add.at(expected, groups, states)
     np.testing.assert_allclose(_group_sums(states, groups, groups.max() + 1), expected, rtol=0, atol=1e-15)
+
+
+@pytest.mark.parametrize("units", [5, 19, 20, 100])  # normalised copies below n / 2 units, raw Gram from there
+@pytest.mark.parametrize("distance", ["correlation", "cosine"])
+@pytest.mark.parametrize("offset", [0.0, 3.0, 1e5])  # 1e5: the raw Gram path would cancel digits, and refuses
+def test_both_correlation_paths_equal_scipy_pdist(rng, units, distance, offset):
+    from scipy.spatial.distance import pdist
+
+    states = rng.normal(size=(40, 3, units)) + offset * rng.random(size=(40, 1, 1))
+    got = compute_rdms(Recording({"h": states}), distance=distance).dissimilarities
+    for t in range(3):
+        np.testing.assert_allclose(got[t], pdist(states[:, t], distance), rtol=1e-9, atol=1e-12)

@@ -159,36 +159,38 @@ def upper_triangles(full: Any) -> Any:
 def _normalised_distances(patterns: np.ndarray, distance: str) -> np.ndarray | None:
     """1 - cosine or 1 - Pearson r of every pair, (time, n_pairs), from raw Gram matrices and row
     means: no centred or normalised copies of the patterns (which cost as much as the products on
-    this machine), and elementwise work on the upper triangles only. cov_ij = G_ij - p m_i m_j
-    cancels digits when a pattern's mean is large against its spread; when mean^2 exceeds 1e6 times
-    the variance anywhere (relative error above ~1e-10), or a pattern is constant, returns None and
-    the caller centres explicitly.
+    this machine). The Gram matrices are corrected in place, cov = G - p m m' and r = D cov D with
+    D = diag(cov)^-1/2 (streaming passes over each matrix, faster than gathering each pair's means and
+    norms: 17.7 -> 14.1 ms for 50 steps of 92 conditions x 512 units, AMD EPYC). cov_ij = G_ij - p m_i m_j
+    cancels digits when a pattern's mean is large against its spread; when mean^2 exceeds 1e6 times the
+    variance anywhere (relative error above ~1e-10), or a pattern is constant, returns None and the
+    caller centres explicitly.
     """
     n_units = patterns.shape[2]
-    rows, cols = np.triu_indices(patterns.shape[1], k=1)
     gram = np.matmul(patterns, patterns.transpose(0, 2, 1))
-    square = np.diagonal(gram, axis1=1, axis2=2)
-    upper = upper_triangles(gram)
+    square = np.diagonal(gram, axis1=1, axis2=2).copy()
     if distance == "correlation":
         means = patterns.mean(axis=2)
         centred = square - n_units * means**2
         if not np.all(centred * (1 + 1e6) > square):
             return None
-        upper -= n_units * means[:, rows] * means[:, cols]
+        gram -= (n_units * means)[:, :, None] * means[:, None, :]
         square = centred
-    norms = np.sqrt(square)
     with np.errstate(invalid="ignore", divide="ignore"):
-        upper /= norms[:, rows] * norms[:, cols]
+        scale = 1 / np.sqrt(square)
+    gram *= scale[:, :, None]
+    gram *= scale[:, None, :]
+    upper = upper_triangles(gram)
     return np.subtract(1, upper, out=upper)
 
 
 def _dissimilarities(patterns: Any, distance: str, precision: Any, backend: _Backend) -> np.ndarray:
     """(time, n, units) patterns -> (time, n_pairs) upper triangles."""
     _, n, n_units = patterns.shape
-    # raw Gram matrices corrected pair by pair when units outnumber conditions (normalising the patterns
-    # would cost more than the products); normalised copies when conditions outnumber units (the pairs'
-    # corrections would cost more: 3.5x at 1000 conditions x 10 units)
-    if backend.numpy and distance in ("correlation", "cosine") and n_units >= 2 * n:
+    # raw Gram matrices corrected in place unless conditions outnumber units twice (normalised copies of
+    # the patterns cost more from there on; the n x n corrections cost more below: 1000 conditions x 1024
+    # units 33 -> 29 ms per step, x 256 equal, x 10 units 1.4 -> 2.6 ms, AMD EPYC)
+    if backend.numpy and distance in ("correlation", "cosine") and 2 * n_units >= n:
         upper = _normalised_distances(patterns, distance)
         if upper is not None:
             return upper
