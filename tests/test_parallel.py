@@ -72,8 +72,7 @@ def test_decoding_spends_the_libraries_threads_on_time_blocks_and_permutations_w
         assert kwargs == {"threads": torch.get_num_threads()}  # workers share the libraries' budget
         return real_pool(n_jobs, **kwargs)
 
-    for module in ("rnnprobe.analysis.decoding", "rnnprobe.analysis._ridge"):
-        monkeypatch.setattr(f"{module}.worker_pool", counting_pool)
+    monkeypatch.setattr(parallel, "worker_pool", counting_pool)  # (task_pool's pools)
     torch_before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
@@ -94,15 +93,19 @@ def test_decoding_spends_the_libraries_threads_on_time_blocks_and_permutations_w
     np.testing.assert_allclose(two.p_values, one.p_values, rtol=0, atol=1e-12)
 
 
-def test_rdm_movies_and_permutation_tests_on_two_threads_equal_one():
-    """Blocks of time steps (compute_rdms) and chunks of permutations (permutation_test) run on the
-    libraries' threads; every number equals the one-thread run's."""
+def test_rdm_movies_permutation_tests_and_bootstraps_on_two_threads_equal_one(monkeypatch):
+    """Blocks of time steps (compute_rdms), chunks of permutations (permutation_test) and blocks of bootstrap
+    samples (moments and ranks) run on the libraries' threads; every number equals the one-thread run's."""
+    import rnnprobe.analysis.parallel as parallel
     from rnnprobe import Recording
-    from rnnprobe.analysis import compute_rdms, permutation_test
+    from rnnprobe.analysis import bootstrap_conditions, compute_rdms, permutation_test
 
     rng = np.random.default_rng(1)
     movie = Recording({"x": rng.normal(size=(12, 9, 30))})
     models, data = rng.random((3, 66)), rng.random((4, 66))
+    pools = []
+    real_pool = parallel.worker_pool
+    monkeypatch.setattr(parallel, "worker_pool", lambda n, **kw: pools.append(n) or real_pool(n, **kw))
     before = torch.get_num_threads()
     try:
         results = []
@@ -110,11 +113,14 @@ def test_rdm_movies_and_permutation_tests_on_two_threads_equal_one():
             torch.set_num_threads(threads)
             rdms = compute_rdms(movie, "x").dissimilarities
             null = permutation_test(models, data, n_permutations=600, progress=False).null
-            results.append((rdms, null))
+            boot = [bootstrap_conditions(models, data, n_bootstrap=40, comparison=c) for c in ("corr", "spearman")]
+            results.append([rdms, null, *(b.evaluations for b in boot), *(b.noise_ceiling for b in boot)])
+            assert pools == [threads] * 4  # the RDM blocks, the permutation chunks, the two bootstraps
+            pools.clear()
     finally:
         torch.set_num_threads(before)
-    np.testing.assert_array_equal(results[1][0], results[0][0])
-    np.testing.assert_array_equal(results[1][1], results[0][1])
+    for two, one in zip(results[1], results[0], strict=True):
+        np.testing.assert_allclose(two, one, rtol=1e-13, atol=1e-15)
 
 
 def test_an_error_in_a_pool_drops_the_work_not_yet_started():

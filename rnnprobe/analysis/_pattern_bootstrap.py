@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._ranks import ranks_in_order
+from .parallel import library_threads, task_pool
 from .rsa import n_conditions
 
 _BLOCK_BYTES = 2**26  # samples are processed in blocks of about this many bytes of weights
@@ -157,20 +158,30 @@ def pattern_bootstrap(
     ceiling = np.full((2, n_samples), np.nan) if with_ceiling else None
     distinct = np.array([np.unique(d).size for d in draws])
     valid = np.flatnonzero(distinct >= 3)
+    threads = library_threads()  # blocks of samples on the libraries' threads, one each (disjoint rows)
     if comparison in ("spearman", "rho-a"):  # sample by sample, on the pairs each contains
         rows = np.vstack([models, data])
         orders = np.argsort(rows, axis=1)
-        for b in valid:
-            evaluations[b], bounds = _rank_sample(rows, orders, len(models), _pair_weights(draws[b : b + 1], n_cond)[0],
-                                                  comparison, with_ceiling)  # fmt: skip
+
+        def rank_block(samples: np.ndarray) -> None:
+            for b in samples:
+                weights = _pair_weights(draws[b : b + 1], n_cond)[0]
+                evaluations[b], bounds = _rank_sample(rows, orders, len(models), weights, comparison, with_ceiling)
+                if with_ceiling:
+                    ceiling[:, b] = bounds
+
+        blocks, work = np.array_split(valid, min(threads, max(1, valid.size))), rank_block
+    else:
+        size = max(1, min(_BLOCK_BYTES // (models.shape[1] * 8), -(-valid.size // threads)))
+        blocks = [valid[start : start + size] for start in range(0, valid.size, size)]
+
+        def moment_block(samples: np.ndarray) -> None:
+            evaluations[samples], bounds = _moment_block(models, data, _pair_weights(draws[samples], n_cond),
+                                                         comparison, with_ceiling)  # fmt: skip
             if with_ceiling:
-                ceiling[:, b] = bounds
-        return evaluations, ceiling
-    block = max(1, _BLOCK_BYTES // (models.shape[1] * 8))
-    for start in range(0, valid.size, block):
-        samples = valid[start : start + block]
-        evaluations[samples], bounds = _moment_block(models, data, _pair_weights(draws[samples], n_cond), comparison,
-                                                     with_ceiling)  # fmt: skip
-        if with_ceiling:
-            ceiling[:, samples] = bounds
+                ceiling[:, samples] = bounds
+
+        work = moment_block
+    with task_pool(len(blocks), threads=threads) as pmap:
+        list(pmap(work, blocks))
     return evaluations, ceiling

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ._linear import LinearFit, TimeBlock, as_device, matmul, solve, time_blocks, to_original_units
-from .parallel import library_threads, worker_pool
+from .parallel import library_threads, task_pool
 
 
 def fit_ridge(
@@ -56,10 +56,9 @@ def fit_ridge(
     intercept = np.empty((len(folds), n_times, n_out))
     y_all = torch.as_tensor(y, dtype=torch.float64, device=device)
     # time steps are independent: on the CPU, blocks of them on the libraries' threads, one thread each
-    threads = library_threads()
-    jobs = min(threads, n_times) if device.type == "cpu" else 1
-    blocks = list(time_blocks(n_times, 8 * p * p * 3, parts=jobs))
-    with worker_pool(jobs, threads=threads) as pmap:
+    cpu = device.type == "cpu"
+    blocks = list(time_blocks(n_times, 8 * p * p * 3, parts=min(library_threads(), n_times) if cpu else 1))
+    with task_pool(len(blocks) if cpu else 1) as pmap:
         list(pmap(lambda block: _fit_block(x, y_all, folds, block, coef, intercept, alpha=alpha, scale=scale,
                                            device=device), blocks))  # fmt: skip
     return LinearFit(coef, intercept)

@@ -40,7 +40,7 @@ from . import _scores
 from ._clusters import Cluster, cluster_test
 from ._logistic import fit_logistic
 from ._ridge import fit_ridge
-from .parallel import library_threads, small_blas, worker_pool
+from .parallel import library_threads, small_blas, task_pool
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -813,10 +813,10 @@ def _fast_permutations(
     # passes in parallel on the libraries' threads (one each) when there are several; else one pass at a
     # time with torch's threads and BLAS on one thread (small_blas)
     threads = library_threads()
-    jobs = min(threads, len(starts)) if device is None or str(device) == "cpu" else 1
+    tasks = len(starts) if device is None or str(device) == "cpu" else 1
     blas = small_blas() if threads > 1 else contextlib.nullcontext()
     bar = tqdm(total=len(perms), desc="permutations", disable=not show)
-    with blas, worker_pool(jobs, threads=threads) as pmap, bar:
+    with blas, task_pool(tasks, threads=threads) as pmap, bar:
         result = []
         for start, part in zip(starts, pmap(scores, starts), strict=True):
             result.append(part)

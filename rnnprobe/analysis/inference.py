@@ -19,7 +19,7 @@ from .._validation import MAX_RESAMPLES, check_int, check_option, check_probabil
 from ..errors import ArgumentError, ShapeError, describe
 from ._pattern_bootstrap import pattern_bootstrap
 from ._ranks import rank_rows
-from .parallel import library_threads, worker_pool
+from .parallel import task_pool
 from .rsa import COMPARISONS, RDMs, compare_rdms, n_conditions, noise_ceiling, paired_vectors, similarity_transform
 from .rsa.compare import DOT_METHODS
 from .rsa.rdms import check_whole
@@ -579,8 +579,7 @@ def _null_distribution(
             null[block] = _permuted_similarities(block, perms, models, data_side, comparison)
             return block.stop - start
 
-        threads = library_threads() if comparison in DOT_METHODS else 1  # the others loop in Python
-        with worker_pool(min(threads, len(starts)), threads=threads) as pmap:
+        with task_pool(len(starts) if comparison in DOT_METHODS else 1) as pmap:  # the others loop in Python
             for done in pmap(chunk, starts):
                 bar.update(done)
         return null

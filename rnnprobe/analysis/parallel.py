@@ -57,6 +57,23 @@ def worker_pool(n_jobs: int, *, threads: int | None = None) -> Iterator[Callable
                 torch.set_num_threads(previous)
 
 
+@contextlib.contextmanager
+def task_pool(n_tasks: int, *, threads: int | None = None) -> Iterator[Callable[..., Any]]:
+    """:func:`worker_pool` for ``n_tasks`` independent pieces of work on the libraries' current thread budget
+    (``threads``, default :func:`library_threads`): one worker of one thread per task, at most the budget;
+    the built-in ``map`` for one task or a budget of one thread.
+
+    Examples
+    --------
+    >>> with task_pool(3, threads=2) as pmap:
+    ...     list(pmap(abs, [-1, -2, 3]))
+    [1, 2, 3]
+    """
+    threads = library_threads() if threads is None else threads
+    with worker_pool(min(threads, n_tasks), threads=threads) as pmap:
+        yield pmap
+
+
 def library_threads() -> int:
     """The threads the libraries may use now: torch's intra-op count when torch is loaded, else BLAS's."""
     torch = sys.modules.get("torch")

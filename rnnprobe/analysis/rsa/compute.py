@@ -39,7 +39,7 @@ from ...errors import (
     format_choices,
 )
 from ...recording import Recording
-from ..parallel import library_threads, worker_pool
+from ..parallel import library_threads, task_pool
 from .blockwise import DISTANCES as BLOCKWISE
 from .rdms import DISTANCES, RDMs
 
@@ -242,7 +242,7 @@ def _blocked_dissimilarities(patterns: np.ndarray, distance: str, precision: Any
         out[start : start + step] = _dissimilarities(block, distance, precision, backend)
 
     starts = range(0, n_time, step)
-    with worker_pool(min(threads, len(starts)), threads=threads) as pmap:
+    with task_pool(len(starts), threads=threads) as pmap:
         list(pmap(one, starts))
     return out
 
