@@ -233,7 +233,9 @@ def _blocked_dissimilarities(patterns: np.ndarray, distance: str, precision: Any
     n, n_time = patterns.shape[:2]
     threads = library_threads() if backend.numpy else 1
     budget = CACHE_BYTES if backend.numpy else BLOCK_BYTES // 3  # a device: few large blocks
-    step = max(1, min(budget // (8 * n * n), -(-n_time // threads)))
+    most = max(1, budget // (8 * n * n))  # steps per block within the budget
+    n_blocks = threads * -(-n_time // (threads * most))  # a multiple of the threads: the workers get equal shares
+    step = -(-n_time // n_blocks)
     out = np.empty((n_time, n * (n - 1) // 2))
 
     def one(start: int) -> None:
