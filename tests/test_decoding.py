@@ -350,3 +350,15 @@ def test_bad_inputs_get_clear_errors(rng):
         decode(rec, "h", "value", estimator="logistic")
     with pytest.raises(ArgumentError, match="NaN"):
         decode(rec, "h", np.r_[np.nan, rec.column("value")[1:]])
+
+
+def test_one_permutation_gives_p_values_but_no_clusters_and_no_numpy_warning():
+    import warnings
+
+    rng = np.random.default_rng(3)
+    label = np.arange(40) % 2
+    rec = Recording({"h": rng.normal(size=(40, 4, 6)) + label[:, None, None]}, metadata={"label": label})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a null of one permutation has no spread: no cluster, no warning
+        result = decode(rec, "h", "label", n_permutations=1, progress=False)
+    assert result.clusters == [] and np.all(result.p_values == 0.5)  # (1 + at most 1) / (1 + 1)

@@ -44,7 +44,8 @@ def cluster_test(observed: np.ndarray, null: np.ndarray, *, threshold_p: float =
     """
     from scipy.stats import norm
 
-    mean, sd = null.mean(axis=0), null.std(axis=0, ddof=1)
+    mean = null.mean(axis=0)
+    sd = null.std(axis=0, ddof=1) if len(null) > 1 else np.zeros(null.shape[1:])  # (1 permutation: no spread)
     sd = np.where(sd > 0, sd, np.inf)  # a point without null spread never enters a cluster
     threshold = norm.ppf(1 - threshold_p)
     labels, masses = _clusters((observed - mean) / sd, threshold)
