@@ -6,7 +6,7 @@ Smoke test without a GPU:     OMP_NUM_THREADS=1 python scripts/gpu_check.py --de
 For each path the same call runs on the CPU (rnnprobe's default: numpy, or torch on the CPU for
 ``record``) and on ``--device``; the results are compared with the tolerance printed beside them, then
 both are timed (after one warm-up; the median of ``--repeats`` calls). Paths: record (a BLT-style convnet), compute_rdms
-(correlation and euclidean, float64 and float32), decode (ridge and logistic over time, with
+(correlation and euclidean, float64 and float32; crossnobis), decode (ridge and logistic over time, with
 generalization), fit_pca, find_fixed_points (the shipped 64-unit flip-flop GRU). Encoding models and
 alignment metrics have no device path. Exits with status 1 when a comparison fails.
 """
@@ -104,6 +104,16 @@ def main() -> int:
                 lambda d=distance, t=dtype: compute_rdms(rec, distance=d, dtype=t, device=device).dissimilarities,
                 device, lambda a, b, tol=tol: max_abs(a, b, tol), f"{tol:g}",
             ))  # fmt: skip
+
+    runs = Recording({"h": rng.normal(size=(4 * 92, 8, 512))},
+                     metadata={"image": np.tile(np.arange(92), 4), "run": np.repeat(np.arange(4), 92)})  # fmt: skip
+    results.append(check(
+        "compute_rdms crossnobis float64, 4 runs x 92 x 8 x 512",
+        lambda: compute_rdms(runs, distance="crossnobis", descriptor="image", cv_descriptor="run").dissimilarities,
+        lambda: compute_rdms(runs, distance="crossnobis", descriptor="image", cv_descriptor="run",
+                             device=device).dissimilarities,
+        device, lambda a, b: max_abs(a, b, 1e-10), "1e-10",
+    ))  # fmt: skip
 
     n_decode = min(n, 600)  # the CPU's logistic fits dominate the script's time
     label = rng.integers(0, 4, n_decode)

@@ -340,7 +340,7 @@ def _balanced_kernels(sums: np.ndarray, counts: np.ndarray, total_sums: np.ndarr
     kernel = total @ backend.transpose(backend.asarray(weighted.transpose(1, 0, 2)))
     for k in range(sums.shape[0]):
         fold = backend.asarray(sums[k].transpose(1, 0, 2))
-        kernel -= weights[k] * (fold @ backend.transpose(fold))
+        kernel -= float(weights[k]) * (fold @ backend.transpose(fold))  # (a Python float: also for device tensors)
     return kernel
 
 
