@@ -146,9 +146,24 @@ def test_a_worker_that_cannot_reach_the_store_says_so(tmp_path):
         _record_region(pickle.dumps(model), [x], 0, 4, str(tmp_path / "elsewhere"), ["layer0"], {})
 
 
+def _count_blocks(monkeypatch, block_bytes: int, with_client: bool) -> list[int]:
+    """Blocks of ``block_bytes`` (with or without the test's client); returns the list of each run's block count."""
+    from rnnprobe.analysis import blockwise
+
+    monkeypatch.setattr(blockwise, "BLOCK_BYTES", block_bytes)
+    if not with_client:
+        monkeypatch.setattr(blockwise, "active_client", lambda: None)
+    seen = []
+    run_blocks = blockwise.run_blocks
+    monkeypatch.setattr(
+        blockwise, "run_blocks", lambda f, blocks, *a: seen.append(len(blocks)) or run_blocks(f, blocks, *a)
+    )
+    return seen
+
+
 @pytest.mark.parametrize("with_client", [True, False])
 def test_decoding_a_dask_backed_recording_in_blocks_equals_the_whole(client, tmp_path, monkeypatch, with_client):
-    from rnnprobe.analysis import blockwise, decode
+    from rnnprobe.analysis import decode
 
     rng = np.random.default_rng(4)
     label = np.arange(60) % 3
@@ -157,14 +172,7 @@ def test_decoding_a_dask_backed_recording_in_blocks_equals_the_whole(client, tmp
     Recording({"h": states}, metadata={"label": label}).save(tmp_path / "rec.zarr")
     whole = Recording.load(tmp_path / "rec.zarr")
     chunked = Recording.load(tmp_path / "rec.zarr", chunks=20)
-    monkeypatch.setattr(blockwise, "BLOCK_BYTES", 2 * 60 * 5 * 8)  # blocks of 2 time steps: 4 blocks
-    if not with_client:
-        monkeypatch.setattr(blockwise, "active_client", lambda: None)
-    seen = []
-    run_blocks = blockwise.run_blocks
-    monkeypatch.setattr(
-        blockwise, "run_blocks", lambda f, blocks, *a: seen.append(len(blocks)) or run_blocks(f, blocks, *a)
-    )
+    seen = _count_blocks(monkeypatch, 2 * 60 * 5 * 8, with_client)  # blocks of 2 time steps: 4 blocks
     for settings in ({}, {"estimator": "logistic", "n_permutations": 20, "patterns": True, "time": [1, 2, 4, 6]}):
         expected = decode(whole, "h", "label", progress=False, **settings)
         got = decode(chunked, "h", "label", progress=False, **settings)
@@ -181,7 +189,7 @@ def test_decoding_a_dask_backed_recording_in_blocks_equals_the_whole(client, tmp
 
 @pytest.mark.parametrize("with_client", [True, False])
 def test_encoding_a_dask_backed_recording_in_blocks_equals_the_whole(client, tmp_path, monkeypatch, with_client):
-    from rnnprobe.analysis import blockwise, fit_encoding
+    from rnnprobe.analysis import fit_encoding
 
     rng = np.random.default_rng(5)
     states = rng.normal(size=(40, 5, 12))
@@ -189,14 +197,7 @@ def test_encoding_a_dask_backed_recording_in_blocks_equals_the_whole(client, tmp
     Recording({"h": states, "g": states[:, :, :4]}).save(tmp_path / "rec.zarr")
     whole = Recording.load(tmp_path / "rec.zarr")
     chunked = Recording.load(tmp_path / "rec.zarr", chunks=10)
-    monkeypatch.setattr(blockwise, "BLOCK_BYTES", 2 * 40 * 12 * 8)  # "h" in blocks of 2 steps: 3 blocks
-    if not with_client:
-        monkeypatch.setattr(blockwise, "active_client", lambda: None)
-    seen = []
-    run_blocks = blockwise.run_blocks
-    monkeypatch.setattr(
-        blockwise, "run_blocks", lambda f, blocks, *a: seen.append(len(blocks)) or run_blocks(f, blocks, *a)
-    )
+    seen = _count_blocks(monkeypatch, 2 * 40 * 12 * 8, with_client)  # "h" in blocks of 2 steps: 3 blocks
     for settings in ({}, {"estimator": "pls", "n_components": 3, "time": [0, 2, 3], "ceiling": False}):
         expected = fit_encoding(whole, trials, n_splits=20, **settings)
         got = fit_encoding(chunked, trials, n_splits=20, **settings)
@@ -243,7 +244,7 @@ def test_permutation_and_bootstrap_samples_as_tasks_equal_the_local_ones(client,
     sample_blocks = blockwise.sample_blocks
     monkeypatch.setattr(blockwise, "sample_blocks", lambda n: blocks.append(sample_blocks(n)) or blocks[-1])
     on_cluster = [call() for call in calls]
-    assert all(b is not None and len(b) == 8 for b in blocks)  # 2 workers x 1 thread x TASKS_PER_THREAD
+    assert len(blocks) == len(calls) and all(b is not None and len(b) == 8 for b in blocks)  # 2 workers x 4
     monkeypatch.setattr(blockwise, "active_client", lambda: None)
     for got, call in zip(on_cluster, calls, strict=True):
         expected = call()
