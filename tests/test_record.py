@@ -307,7 +307,7 @@ def test_seed_makes_stochastic_models_reproducible_without_touching_global_rng()
     assert not np.array_equal(a["noise"], c["noise"])
 
 
-def test_nonfinite_values_warn_with_layer_time_and_count():
+def test_nonfinite_values_warn_with_layer_time_and_count(tmp_path):
     class Blows(nn.Module):
         def __init__(self):
             super().__init__()
@@ -318,8 +318,9 @@ def test_nonfinite_values_warn_with_layer_time_and_count():
                 self.h(x / 0 if t == 2 else x)  # x / 0: inf, or nan where x == 0
 
     x = torch.tensor([[1.0, 0.0], [2.0, 3.0], [1.0, 1.0]])
-    with pytest.warns(NonFiniteWarning, match=r"layer 'h' has 6 NaN/inf values at 1 time step\(s\): t=2: 6"):
-        record(Blows(), x, batch_size=2, progress=False)
+    for store in (None, tmp_path / "blows.zarr"):  # counted beside the next batch in memory, at once for a store
+        with pytest.warns(NonFiniteWarning, match=r"layer 'h' has 6 NaN/inf values at 1 time step\(s\): t=2: 6"):
+            record(Blows(), x, batch_size=2, store=store, progress=False)
     with pytest.warns(NonFiniteWarning, match="t=0: 1"):  # float16 overflow is caught too
         record(nn.Sequential(nn.Identity()), torch.tensor([[1e6], [1.0]]), dtype="float16", progress=False)
 

@@ -19,7 +19,8 @@ class MemoryDestination:
 
     Writing states into fresh memory costs a page fault per page, which on some machines is
     slower than the copy itself. A helper thread touches the next batch's rows while the model
-    computes the current batch, so the faults overlap with the forward pass.
+    computes the current batch, so the faults overlap with the forward pass; it also counts the
+    finished batches' non-finite values.
     """
 
     def __init__(self, n_stimuli: int, metadata: Mapping[str, np.ndarray]) -> None:
@@ -28,6 +29,7 @@ class MemoryDestination:
         self.arrays: dict[str, np.ndarray] = {}
         self._pool: ThreadPoolExecutor | None = None
         self._prefaulted: Future | None = None
+        self._counting: list[Future] = []
 
     def open(self, blocks: Mapping[str, np.ndarray], provenance: dict[str, Any]) -> None:
         self.provenance = provenance
@@ -54,6 +56,15 @@ class MemoryDestination:
     def write(self, blocks: Mapping[str, np.ndarray]) -> None:
         """Nothing to do: the blocks are views of the arrays."""
 
+    def count_nonfinite(self, counter: Any, blocks: Mapping[str, np.ndarray]) -> None:
+        """``counter.update(blocks)`` on the helper thread, beside the next batch's forward pass (the rows are
+        final and never written again); :meth:`result` and :meth:`abort` wait for it.
+        """
+        if self._pool is None:
+            counter.update(blocks)
+        else:
+            self._counting.append(self._pool.submit(counter.update, blocks))
+
     def _shutdown(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True)
@@ -61,6 +72,8 @@ class MemoryDestination:
 
     def result(self) -> Recording:
         self._shutdown()
+        for counted in self._counting:  # an error while counting is raised here, not lost
+            counted.result()
         return Recording(self.arrays, metadata=self.metadata, provenance=self.provenance)
 
     def abort(self) -> None:
@@ -112,6 +125,10 @@ class StoreDestination:
 
     def write(self, blocks: Mapping[str, np.ndarray]) -> None:
         self.writer.append(blocks)
+
+    def count_nonfinite(self, counter: Any, blocks: Mapping[str, np.ndarray]) -> None:
+        """``counter.update(blocks)`` now: the staging buffers are reused by the next batch."""
+        counter.update(blocks)
 
     def result(self) -> Recording:
         self.writer.close()

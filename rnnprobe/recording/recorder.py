@@ -308,7 +308,7 @@ def record(
                     _warn_unmarked_sequences(targets, blocks, inputs)
                     destination.open(blocks, {**extra, **made})
                 destination.write(blocks)
-                nonfinite.update(blocks)
+                destination.count_nonfinite(nonfinite, blocks)
                 if bar is not None:
                     bar.update(stop - start)
             result = destination.result()
