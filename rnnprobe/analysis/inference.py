@@ -45,6 +45,21 @@ def resample_pairs(indices: np.ndarray, n_conditions: int) -> np.ndarray:
     return _pair_index(a, b, n_conditions)
 
 
+def _dot_parts(sample: np.ndarray, comparison: str) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of ``sample``: the part it adds to a pooled RDM (ranks, or the standardised RDM) and its
+    transformed RDM; rows are independent, so a resample's rows are these rows indexed.
+    """
+    if comparison in ("spearman", "rho-a"):
+        parts = rank_rows(sample)  # the pooled RDM is the mean rank (re-ranked when compared)
+        return parts, similarity_transform(parts, comparison, ranked=True)
+    if comparison == "corr":
+        centred = sample - sample.mean(axis=1, keepdims=True)
+        parts = centred / centred.std(axis=1, keepdims=True)
+    else:
+        parts = sample / np.sqrt((sample**2).mean(axis=1, keepdims=True))
+    return parts, similarity_transform(sample, comparison)
+
+
 def _dot_sample(
     models: np.ndarray,
     sample: np.ndarray,
@@ -52,28 +67,20 @@ def _dot_sample(
     with_ceiling: bool,
     groups: np.ndarray | None = None,
     f_models: np.ndarray | None = None,
+    parts: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, tuple[float, float]]:
     """Model evaluations and noise ceiling of one sample, for similarities that are dot products of
     transformed RDMs. The pooled RDMs of :func:`pool_rdms` enter only through shift- and scale-
     invariant transforms, so the leave-one-out pools are row sums minus one subject's rows
-    (``groups``: a subject id per row, copies left out together and counted once).
+    (``groups``: a subject id per row, copies left out together and counted once). ``parts``: the
+    sample's rows of :func:`_dot_parts`, when computed once for all subjects.
     """
-    ranks = comparison in ("spearman", "rho-a")
-    if ranks:
-        parts = rank_rows(sample)  # the pooled RDM is the mean rank (re-ranked when compared)
-        f_data = similarity_transform(parts, comparison, ranked=True)
-    else:
-        f_data = similarity_transform(sample, comparison)
+    parts, f_data = _dot_parts(sample, comparison) if parts is None else parts
     if f_models is None:
         f_models = similarity_transform(models, comparison)
     evaluations = (f_models @ f_data.T).mean(axis=1)
     if not with_ceiling:
         return evaluations, (np.nan, np.nan)
-    if comparison == "corr":
-        centred = sample - sample.mean(axis=1, keepdims=True)
-        parts = centred / centred.std(axis=1, keepdims=True)
-    elif comparison == "cosine":
-        parts = sample / np.sqrt((sample**2).mean(axis=1, keepdims=True))
     if groups is None:
         groups = np.arange(sample.shape[0])
     ids, first, counts = np.unique(groups, return_index=True, return_counts=True)
@@ -247,6 +254,7 @@ def _bootstrap_loop(
     evaluations = np.full((n_samples, model_vectors.shape[0]), np.nan)
     ceiling = np.full((2, n_samples), np.nan) if with_noise_ceiling else None
     f_models = similarity_transform(model_vectors, comparison) if fast and condition_draws is None else None
+    every = _dot_parts(data_vectors, comparison) if fast and condition_draws is None else None  # (rows resampled)
     from tqdm.auto import tqdm
 
     for b in tqdm(range(n_samples), desc="bootstrap", unit="sample", disable=not check_progress(progress)):
@@ -258,8 +266,9 @@ def _bootstrap_loop(
             pairs = resample_pairs(condition_draws[b], n_cond)
             sample, sample_models = sample[:, pairs], model_vectors[:, pairs]
         if fast:
+            rows = None if every is None else tuple(part if groups is None else part[groups] for part in every)
             evaluations[b], bounds = _dot_sample(
-                sample_models, sample, comparison, ceiling is not None, groups, f_models
+                sample_models, sample, comparison, ceiling is not None, groups, f_models, rows
             )
         else:
             evaluations[b] = compare_rdms(sample_models, sample, comparison=comparison).mean(axis=1)
