@@ -362,3 +362,19 @@ def test_one_permutation_gives_p_values_but_no_clusters_and_no_numpy_warning():
         warnings.simplefilter("error")  # a null of one permutation has no spread: no cluster, no warning
         result = decode(rec, "h", "label", n_permutations=1, progress=False)
     assert result.clusters == [] and np.all(result.p_values == 0.5)  # (1 + at most 1) / (1 + 1)
+
+
+def test_a_singular_ridge_problem_gets_the_least_squares_solution():
+    # constant features with a vanishing penalty: the normal equations are singular in floating point
+    import torch
+
+    from rnnprobe.analysis._linear import solve
+
+    states = np.zeros((6, 1, 2))
+    states[5] = 1.0
+    rec = Recording({"h": states}, metadata={"label": np.arange(6) % 2})
+    result = decode(rec, "h", "label", cv=2, alpha=7e-34, progress=False)
+    assert np.isfinite(result.scores).all()
+    a = torch.tensor([[[1.0, 1.0], [1.0, 1.0]], [[2.0, 0.0], [0.0, 4.0]]], dtype=torch.float64)
+    b = torch.tensor([[[2.0], [2.0]], [[2.0], [4.0]]], dtype=torch.float64)
+    np.testing.assert_allclose(solve(a, b).numpy(), [[[1.0], [1.0]], [[1.0], [1.0]]], atol=1e-12)  # min-norm
