@@ -417,3 +417,17 @@ def test_both_correlation_paths_equal_scipy_pdist(rng, units, distance, offset):
     got = compute_rdms(Recording({"h": states}), distance=distance).dissimilarities
     for t in range(3):
         np.testing.assert_allclose(got[t], pdist(states[:, t], distance), rtol=1e-9, atol=1e-12)
+
+
+def test_a_zero_pattern_gives_nan_cosine_distances_without_numpy_warnings():
+    import warnings
+
+    from rnnprobe.errors import RnnprobeWarning
+
+    states = np.random.default_rng(0).normal(size=(6, 2, 20))
+    states[2] = 0.0  # no direction: its cosine distances are undefined
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # (rnnprobe's own warning about the NaN stays)
+        warnings.simplefilter("ignore", RnnprobeWarning)
+        d = compute_rdms(Recording({"h": states}), distance="cosine").matrices()
+    assert np.isnan(d[:, 2, [0, 1, 3, 4, 5]]).all() and np.isfinite(d[:, 0, [1, 3, 4, 5]]).all()

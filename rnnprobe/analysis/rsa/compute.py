@@ -176,10 +176,10 @@ def _normalised_distances(patterns: np.ndarray, distance: str) -> np.ndarray | N
             return None
         gram -= (n_units * means)[:, :, None] * means[:, None, :]
         square = centred
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"):  # a zero pattern: NaN, as 1 - 0 / 0
         scale = 1 / np.sqrt(square)
-    gram *= scale[:, :, None]
-    gram *= scale[:, None, :]
+        gram *= scale[:, :, None]
+        gram *= scale[:, None, :]
     upper = upper_triangles(gram)
     return np.subtract(1, upper, out=upper)
 
