@@ -73,7 +73,7 @@ def _dot_sample(
     transformed RDMs. The pooled RDMs of :func:`pool_rdms` enter only through shift- and scale-
     invariant transforms, so the leave-one-out pools are row sums minus one subject's rows
     (``groups``: a subject id per row, copies left out together and counted once). ``parts``: the
-    sample's rows of :func:`_dot_parts`, when computed once for all subjects.
+    sample's rows of :func:`_dot_parts`, when computed once for all subjects (``sample`` is then unused).
     """
     parts, f_data = _dot_parts(sample, comparison) if parts is None else parts
     if f_models is None:
@@ -82,7 +82,7 @@ def _dot_sample(
     if not with_ceiling:
         return evaluations, (np.nan, np.nan)
     if groups is None:
-        groups = np.arange(sample.shape[0])
+        groups = np.arange(parts.shape[0])
     ids, first, counts = np.unique(groups, return_index=True, return_counts=True)
     if ids.size < 2:
         return evaluations, (np.nan, np.nan)
@@ -259,7 +259,9 @@ def _bootstrap_loop(
 
     for b in tqdm(range(n_samples), desc="bootstrap", unit="sample", disable=not check_progress(progress)):
         groups = None if subject_draws is None else subject_draws[b]
-        sample, sample_models = data_vectors if groups is None else data_vectors[groups], model_vectors
+        sample, sample_models = data_vectors, model_vectors
+        if groups is not None and every is None:  # (with `every`, the drawn rows of its parts are indexed instead)
+            sample = data_vectors[groups]
         if condition_draws is not None:
             if np.unique(condition_draws[b]).size < 3:
                 continue
