@@ -126,6 +126,23 @@ def test_a_single_step_float64_recording_is_left_untouched_and_decoded_right(rng
     assert result.scores[0] == pytest.approx(expected, abs=1e-12) and expected > 0.99
 
 
+@pytest.mark.parametrize("block", [slice(2, 3), slice(0, 4)])
+def test_time_major_blocks_are_contiguous_copies(rng, block):
+    """The batched solvers' time blocks: contiguous (a strided block made every product copy it again)
+    and a copy (they are centred in place), also for a single step of a one-step float64 layer."""
+    import torch
+
+    from rnnprobe.analysis._linear import time_major
+
+    for x in (rng.normal(size=(7, 5, 3)), rng.normal(size=(7, 1, 3))):
+        step = slice(0, 1) if x.shape[1] == 1 else block
+        xb = time_major(x, step, torch.device("cpu"))
+        assert xb.is_contiguous() and xb.dtype == torch.float64
+        np.testing.assert_array_equal(xb.numpy(), x[:, step].transpose(1, 0, 2))
+        xb += 1.0
+        assert not np.shares_memory(xb.numpy(), x)
+
+
 def test_any_sklearn_estimator_is_cloned_per_step(rng):
     rec, x, label = _recording(rng, steps=4)
     cv = StratifiedKFold(3, shuffle=True, random_state=1)

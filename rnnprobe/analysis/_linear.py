@@ -61,9 +61,7 @@ class TimeBlock:
     """
 
     def __init__(self, x: np.ndarray, block: slice, device: torch.device) -> None:
-        # a copy, always: it is centred in place below, and for a single time step the transposed slice
-        # of a float64 array is the caller's own memory (a Recording's states), which must not change
-        xb = torch.tensor(x[:, block].transpose(1, 0, 2), dtype=torch.float64, device=device)
+        xb = time_major(x, block, device)
         self.centre = xb.mean(dim=1)
         xb -= self.centre[:, None, :]
         self.x = xb
@@ -99,6 +97,18 @@ def time_blocks(n_times: int, bytes_per_step: int, *, budget: int = 2**28, parts
     size = max(1, min(n_times, budget // max(1, bytes_per_step), -(-n_times // max(1, parts))))
     for start in range(0, n_times, size):
         yield slice(start, min(n_times, start + size))
+
+
+def time_major(x: np.ndarray, block: slice, device: torch.device) -> torch.Tensor:
+    """The samples' features at the time steps of ``block`` as a contiguous (tb, n, p) float64 copy on
+    ``device``. A copy, always: callers centre it in place, and for a single time step the transposed
+    slice of a float64 array is the caller's own memory (a Recording's states). Contiguous, always:
+    ``torch.tensor`` of the transposed slice keeps numpy's strides, and every product and fold
+    gather on those strides copied the block again (600 x 30 x 128 decoding with generalization, AMD
+    EPYC, 1 thread: 88 -> 56 ms).
+    """
+    block_major = np.array(x[:, block].transpose(1, 0, 2), dtype=np.float64, order="C")  # (copy=True)
+    return torch.from_numpy(block_major).to(device)
 
 
 def to_original_units(

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._linear import LinearFit, TimeBlock, as_device, matmul, solve, time_blocks, to_original_units
+from ._linear import LinearFit, TimeBlock, as_device, matmul, solve, time_blocks, time_major, to_original_units
 from .parallel import library_threads, task_pool
 
 
@@ -93,7 +93,7 @@ def _fit_dual(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], *, alpha: f
     intercept = np.empty((len(folds), n_times, n_out))
     y_all = torch.as_tensor(y, dtype=torch.float64, device=device)
     for block in time_blocks(n_times, 8 * n * (p + n) * 2):
-        xb = torch.tensor(x[:, block].transpose(1, 0, 2), dtype=torch.float64, device=device)  # a copy
+        xb = time_major(x, block, device)
         for f, train in enumerate(folds):
             rows = torch.as_tensor(train, device=device)
             z = xb[:, rows]  # (tb, n_train, p)
