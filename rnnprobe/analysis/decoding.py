@@ -392,7 +392,8 @@ def _fast_scores(
             decision = flat.reshape(*xt.shape[:2], n_train_times, n_cols).transpose(2, 1, 0, 3)
             decision = decision + intercept[:, None, None, :]
         else:
-            decision = np.einsum("itp,tpc->tic", xt, coef) + intercept[:, None, :]  # (T, n, cols)
+            # (T, n, cols) by batched BLAS products (np.einsum's own loops: 5x slower at 120 x 30 x 128 x 201)
+            decision = np.matmul(xt.transpose(1, 0, 2), coef) + intercept[:, None, :]
         decision = decision.reshape(*decision.shape[:-1], n_sets, -1)
         out.append(np.stack([_scores.score(scoring, yt[:, s], decision[..., s, :], n_classes) for s in range(n_sets)]))
     return np.stack(out)
@@ -451,8 +452,8 @@ def _haufe_patterns(spec: _FastSpec, x: np.ndarray, y: np.ndarray, n_classes: in
     """
     coef = _fit(spec, x, y[:, None], [np.ones(len(x), dtype=bool)], n_classes, device).coef[0]  # (T, p, out)
     xc = x - x.mean(axis=0, keepdims=True)  # (n, T, p)
-    sources = np.einsum("ntp,tpo->tno", xc, coef)  # (T, n, out)
-    cov_xs = np.einsum("ntp,tno->tpo", xc, sources) / (len(x) - 1)
+    sources = np.matmul(xc.transpose(1, 0, 2), coef)  # (T, n, out)
+    cov_xs = np.matmul(xc.transpose(1, 2, 0), sources) / (len(x) - 1)
     cov_s = np.matmul(sources.transpose(0, 2, 1), sources) / (len(x) - 1)
     return np.matmul(cov_xs, np.linalg.pinv(cov_s))
 
