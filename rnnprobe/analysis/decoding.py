@@ -378,25 +378,32 @@ def _fast_scores(
         masks.append(mask)
     fit = _fit(spec, x, y_sets, masks, n_classes, device)
     n_sets = y_sets.shape[1]
-    out = []
-    for f, (_, test) in enumerate(folds):
+
+    def fold_scores(f: int) -> np.ndarray:
+        test = folds[f][1]
         if x_test is None:
             xt, yt = x[test], y_sets[test]
         else:
             xt, yt = x_test, np.repeat(y_test[:, None], n_sets, axis=1)
-        coef, intercept = fit.coef[f], fit.intercept[f]  # (T, p, cols), (T, cols)
-        if generalize:  # every training step's decoder on every test step: (T, T', n, cols)
-            n_train_times, n_units, n_cols = coef.shape
-            stacked = coef.transpose(1, 0, 2).reshape(n_units, -1)  # one GEMM reads the test data once
-            flat = xt.reshape(-1, n_units) @ stacked  # (n * T', T * cols)
-            decision = flat.reshape(*xt.shape[:2], n_train_times, n_cols).transpose(2, 1, 0, 3)
-            decision = decision + intercept[:, None, None, :]
-        else:
-            # (T, n, cols) by batched BLAS products (np.einsum's own loops: 5x slower at 120 x 30 x 128 x 201)
-            decision = np.matmul(xt.transpose(1, 0, 2), coef) + intercept[:, None, :]
+        decision = _decisions(xt, fit.coef[f], fit.intercept[f], generalize=generalize)
         decision = decision.reshape(*decision.shape[:-1], n_sets, -1)
-        out.append(np.stack([_scores.score(scoring, yt[:, s], decision[..., s, :], n_classes) for s in range(n_sets)]))
-    return np.stack(out)
+        return np.stack([_scores.score(scoring, yt[:, s], decision[..., s, :], n_classes) for s in range(n_sets)])
+
+    return np.stack([fold_scores(f) for f in range(len(folds))])
+
+
+def _decisions(xt: np.ndarray, coef: np.ndarray, intercept: np.ndarray, *, generalize: bool) -> np.ndarray:
+    """Decision values of one fold's decoders (coef (T, p, cols), intercept (T, cols)) on test samples
+    xt (n, T', p): (T, n, cols) at their own time steps, or (T, T', n, cols) with generalization.
+    """
+    if generalize:  # every training step's decoder on every test step
+        n_train_times, n_units, n_cols = coef.shape
+        stacked = coef.transpose(1, 0, 2).reshape(n_units, -1)  # one GEMM reads the test data once
+        flat = xt.reshape(-1, n_units) @ stacked  # (n * T', T * cols)
+        decision = flat.reshape(*xt.shape[:2], n_train_times, n_cols).transpose(2, 1, 0, 3)
+        return decision + intercept[:, None, None, :]
+    # batched BLAS products (np.einsum's own loops: 5x slower at 120 x 30 x 128 x 201)
+    return np.matmul(xt.transpose(1, 0, 2), coef) + intercept[:, None, :]
 
 
 def _fit(spec: _FastSpec, x: np.ndarray, y_sets: np.ndarray, masks: list, n_classes: int | None, device: Any):
