@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
-from sklearn.model_selection import KFold, StratifiedGroupKFold, StratifiedKFold, cross_val_score
+from sklearn.model_selection import KFold, ShuffleSplit, StratifiedGroupKFold, StratifiedKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -141,6 +141,41 @@ def test_time_major_blocks_are_contiguous_copies(rng, block):
         np.testing.assert_array_equal(xb.numpy(), x[:, step].transpose(1, 0, 2))
         xb += 1.0
         assert not np.shares_memory(xb.numpy(), x)
+
+
+@pytest.mark.parametrize("split", ["kfold", "shuffle"])
+def test_fold_moments_equal_each_training_set_of_a_partition_or_not(rng, split):
+    """TimeBlock's training Gram matrices: from the test sets' own when they partition the samples
+    (k-fold), else from one product per fold (shuffled, overlapping test sets); brute force per fold."""
+    import torch
+
+    from rnnprobe.analysis._linear import TimeBlock
+
+    x = rng.normal(size=(50, 3, 6)) + 2.0
+    splitter = (
+        KFold(5, shuffle=True, random_state=0) if split == "kfold" else ShuffleSplit(4, test_size=0.3, random_state=0)
+    )
+    folds = []
+    for train, _ in splitter.split(x[:, 0]):
+        mask = np.zeros(len(x), dtype=bool)
+        mask[train] = True
+        folds.append(mask)
+    block = TimeBlock(x, slice(0, 3), torch.device("cpu"), folds)
+    assert (block._test_grams is not None) == (split == "kfold")
+    for f, train in enumerate(folds):
+        moments = block.fold(f, scale=True)
+        xt = x[train].transpose(1, 0, 2)
+        z = (xt - xt.mean(axis=1, keepdims=True)) / xt.std(axis=1, keepdims=True)
+        np.testing.assert_allclose(moments.gram.numpy(), z.transpose(0, 2, 1) @ z, rtol=1e-10, atol=1e-10)
+
+
+def test_shuffled_splits_decode_as_sklearn(rng):
+    rec, x, label = _recording(rng, steps=3)
+    cv = ShuffleSplit(4, test_size=0.25, random_state=2)
+    pipe = make_pipeline(StandardScaler(), RidgeClassifier(alpha=2.0))
+    result = decode(rec, "h", "label", estimator=pipe, cv=cv, progress=False)
+    expected = [cross_val_score(pipe, x[:, t], label, cv=cv).mean() for t in range(3)]
+    np.testing.assert_allclose(result.scores, expected, atol=1e-12)
 
 
 def test_any_sklearn_estimator_is_cloned_per_step(rng):

@@ -6,7 +6,9 @@ matrix is the whole data's minus one product of the test samples (and the mean):
 
     X_tr'X_tr - n m m' = X'X - S'S,   S = [X_test; sqrt(n) m],
 
-half the products of forming each fold's Gram matrix from its training samples. The data are
+half the products of forming each fold's Gram matrix from its training samples; with k-fold splits
+(test sets that partition the samples) X'X is the sum of the test sets' X_test'X_test, which halves
+the products again. The data are
 centred once per time step over all samples, so the fold means are small and the subtraction
 loses no digits. With ``scale`` (a ``StandardScaler`` before the decoder) the features are
 divided by the training standard deviation (population, 1 where constant), as sklearn does.
@@ -55,32 +57,51 @@ class FoldMoments:
 
 
 class TimeBlock:
-    """The data of a block of time steps, centred over all samples, with its Gram matrix.
+    """The data of a block of time steps, centred over all samples, with its Gram matrix, and the
+    moments of the training samples of each fold (``folds``: boolean masks, True for training).
 
-    ``x`` is (tb, n, p) on the device, ``centre`` (tb, p) the mean that was subtracted.
+    ``x`` is (tb, n, p) on the device, ``centre`` (tb, p) the mean that was subtracted. When the folds'
+    test sets partition the samples (k-fold cross-validation: each sample tested once), the Gram matrix
+    of all samples is the sum of the test sets' own, which are kept: each fold's training Gram matrix is
+    then the total minus its test set's (and n m m'), and the products read the samples once instead of
+    twice (600 x 30 x 128, 5 folds: 1.19 -> 0.60 GFLOP). Other splits (shuffled, overlapping or
+    incomplete test sets) take one product of each test set per fold.
     """
 
-    def __init__(self, x: np.ndarray, block: slice, device: torch.device) -> None:
+    def __init__(self, x: np.ndarray, block: slice, device: torch.device, folds: list[np.ndarray]) -> None:
         xb = time_major(x, block, device)
         self.centre = xb.mean(dim=1)
         xb -= self.centre[:, None, :]
-        self.x = xb
-        self.gram_all = matmul(xb.mT, xb)
+        self.x, self.folds = xb, folds
         self.sums_all = xb.sum(dim=1)
-        # reused buffers: fresh (tb, p, p) arrays per fold cost more in page faults than in flops
-        self._product = torch.empty_like(self.gram_all)
+        self._test_grams: list[torch.Tensor] | None = None
+        tests = ~np.asarray(folds, dtype=bool)
+        if tests.sum(axis=0).tolist() == [1] * tests.shape[1]:  # a partition of the samples
+            self._test_grams = [self._gram(self.x[:, torch.as_tensor(test, device=xb.device)]) for test in tests]
+            self.gram_all = torch.stack(self._test_grams).sum(dim=0)
+        else:
+            self.gram_all = self._gram(xb)
+            self._product = torch.empty_like(self.gram_all)
+        # reused buffer: fresh (tb, p, p) arrays per fold cost more in page faults than in flops
         self._buffer = torch.empty_like(self.gram_all)
 
-    def fold(self, train: np.ndarray, *, scale: bool) -> FoldMoments:
-        """Moments of the training samples ``train`` (a boolean mask over the samples)."""
+    @staticmethod
+    def _gram(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        return matmul(x.mT, x, out=out)
+
+    def fold(self, f: int, *, scale: bool) -> FoldMoments:
+        """Moments of fold ``f``'s training samples."""
+        train = self.folds[f]
         n_train = int(train.sum())
-        test = torch.as_tensor(~train, device=self.x.device)
-        xt = self.x[:, test]
+        xt = self.x[:, torch.as_tensor(~train, device=self.x.device)]
         mean = (self.sums_all - xt.sum(dim=1)) / n_train
         root = float(np.sqrt(n_train))
         stacked = torch.cat([xt, root * mean[:, None, :]], dim=1)
-        matmul(stacked.mT, stacked, out=self._product)
-        gram = torch.sub(self.gram_all, self._product, out=self._buffer)
+        if self._test_grams is None:
+            gram = torch.sub(self.gram_all, self._gram(stacked, out=self._product), out=self._buffer)
+        else:  # X'X - X_test'X_test - n m m'
+            gram = torch.sub(self.gram_all, self._test_grams[f], out=self._buffer)
+            gram.baddbmm_(mean[:, :, None], mean[:, None, :], alpha=-float(n_train))
         inv = torch.ones_like(mean)
         if scale:  # StandardScaler: population std of the training samples, 1 where constant
             std = torch.sqrt(torch.clamp(torch.diagonal(gram, dim1=1, dim2=2) / n_train, min=0))
@@ -88,6 +109,13 @@ class TimeBlock:
             gram *= inv[:, :, None]
             gram *= inv[:, None, :]
         return FoldMoments(train, n_train, mean, inv, gram, stacked, root)
+
+
+def work_bytes(p: int, n_folds: int) -> int:
+    """Bytes per time step of a :class:`TimeBlock`'s p x p arrays (with a partition: every test set's Gram
+    matrix, the total and a buffer).
+    """
+    return 8 * p * p * (n_folds + 2)
 
 
 def time_blocks(n_times: int, bytes_per_step: int, *, budget: int = 2**28, parts: int = 1) -> Iterator[slice]:

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..errors import ConvergenceError
-from ._linear import LinearFit, TimeBlock, as_device, matmul, time_blocks, to_original_units
+from ._linear import LinearFit, TimeBlock, as_device, matmul, time_blocks, to_original_units, work_bytes
 
 
 def class_basis(n_classes: int) -> np.ndarray:
@@ -66,8 +66,8 @@ class _Problems:
         c = 0.25 if self.binary else 0.5
         self.moments = []
         means, invs, precond = [], [], []
-        for train in folds:
-            fold = data.fold(train, scale=scale)
+        for f in range(len(folds)):
+            fold = data.fold(f, scale=scale)
             self.moments.append(fold)
             gram = c * fold.gram
             torch.diagonal(gram, dim1=1, dim2=2).add_(penalty)
@@ -270,8 +270,9 @@ def fit_logistic(
     intercept = np.empty((len(folds), n_times, n_sets * n_out))
     y_t = torch.as_tensor(y, dtype=torch.int64, device=device)
     per_step = 8 * (len(folds) * p * p * 2 + 12 * n * len(folds) * n_sets * n_classes + n * p)
+    per_step += work_bytes(p, len(folds))
     for block in time_blocks(n_times, per_step):
-        data = TimeBlock(x, block, device)
+        data = TimeBlock(x, block, device, folds)
         problems = _Problems(data, folds, y_t, n_classes, penalty, scale)
         w, b = _newton(problems, tol=tol, max_iter=max_iter, max_cg=max_cg)
         tb = w.shape[0]

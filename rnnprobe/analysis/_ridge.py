@@ -24,7 +24,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._linear import LinearFit, TimeBlock, as_device, matmul, solve, time_blocks, time_major, to_original_units
+from ._linear import (
+    LinearFit,
+    TimeBlock,
+    as_device,
+    matmul,
+    solve,
+    time_blocks,
+    time_major,
+    to_original_units,
+    work_bytes,
+)
 from .parallel import library_threads, task_pool
 
 
@@ -57,7 +67,7 @@ def fit_ridge(
     y_all = torch.as_tensor(y, dtype=torch.float64, device=device)
     # time steps are independent: on the CPU, blocks of them on the libraries' threads, one thread each
     cpu = device.type == "cpu"
-    blocks = list(time_blocks(n_times, 8 * p * p * 3, parts=min(library_threads(), n_times) if cpu else 1))
+    blocks = list(time_blocks(n_times, work_bytes(p, len(folds)), parts=min(library_threads(), n_times) if cpu else 1))
     with task_pool(len(blocks) if cpu else 1) as pmap:
         list(pmap(lambda block: _fit_block(x, y_all, folds, block, coef, intercept, alpha=alpha, scale=scale,
                                            device=device), blocks))  # fmt: skip
@@ -67,10 +77,10 @@ def fit_ridge(
 def _fit_block(x: np.ndarray, y_all: torch.Tensor, folds: list[np.ndarray], block: slice, coef: np.ndarray,
                intercept: np.ndarray, *, alpha: float, scale: bool, device: torch.device) -> None:  # fmt: skip
     """Every fold's ridge at the time steps of ``block``, into ``coef`` and ``intercept`` (disjoint slices)."""
-    data = TimeBlock(x, block, device)
+    data = TimeBlock(x, block, device, folds)
     cross_all = matmul(data.x.mT, y_all)  # (tb, p, n_out)
     for f, train in enumerate(folds):
-        fold = data.fold(train, scale=scale)
+        fold = data.fold(f, scale=scale)
         y_mean = y_all[torch.as_tensor(train, device=device)].mean(dim=0)
         y_stacked = torch.cat([y_all[torch.as_tensor(~train, device=device)], fold.root * y_mean[None, :]])
         cross = (cross_all - matmul(fold.stacked.mT, y_stacked)) * fold.inv[:, :, None]
