@@ -210,6 +210,44 @@ def test_encoding_a_dask_backed_recording_in_blocks_equals_the_whole(client, tmp
     assert seen == [3, 1, 2, 1]  # "h" (5 steps) in 3 blocks and "g" in 1; then 3 steps of "h", 2 of "g"
 
 
+@pytest.mark.parametrize("with_client", [True, False])
+def test_pca_of_a_dask_backed_recording_equals_the_in_memory_one(client, tmp_path, monkeypatch, with_client):
+    """Blockwise PCA (dask's tall-and-skinny SVD, Gram matrices per step summed over chunks of stimuli)
+    against numpy's SVD of the whole layer; never reads the layer whole (layer_states would)."""
+    import dask
+
+    from rnnprobe.analysis import fit_pca, pca, pca_blockwise
+
+    rng = np.random.default_rng(6)
+    fields = ["components", "mean", "explained_variance", "explained_variance_ratio", "trajectories"]
+    for shape in ((40, 5, 6), (30, 4, 2, 25)):  # p x p Gram matrices per step; n x n (more units than stimuli)
+        states = rng.normal(size=shape) * np.linspace(3, 0.2, int(np.prod(shape[2:]))).reshape(shape[2:]) + 2.0
+        states[:, 0] = 0.0  # a constant step: no variance, NaN participation ratio
+        Recording({"h": states}).save(tmp_path / f"{len(shape)}.zarr")
+        whole = Recording.load(tmp_path / f"{len(shape)}.zarr")
+        chunked = Recording.load(tmp_path / f"{len(shape)}.zarr", chunks={"stimuli": 7, "time": 2})
+        for settings in ({}, {"time": slice(2, None), "stimuli": slice(3, 27), "n_components": 3}):
+            expected = fit_pca(whole, "h", **settings)
+            with monkeypatch.context() as patch, dask.config.set(scheduler=None if with_client else "threads"):
+                patch.setattr(pca, "layer_states", None)  # the in-memory path would call it
+                patch.setattr(pca_blockwise, "GRAM_BUDGET", 8 * 30**2 * 2)  # two steps per pass: 2 or 3 passes
+                got = fit_pca(chunked, "h", **settings)
+            for name in fields:
+                np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=1e-10, atol=1e-10)
+            np.testing.assert_allclose(got.participation_ratio, expected.participation_ratio, rtol=1e-10)
+            assert np.isnan(got.participation_ratio[0]) and got.fit_time.tolist() == expected.fit_time.tolist()
+
+
+def test_pca_of_a_dask_backed_recording_refuses_nan(client, tmp_path):
+    from rnnprobe.analysis import fit_pca
+
+    states = np.random.default_rng(0).normal(size=(20, 3, 5))
+    states[7, 2, 1] = np.inf
+    Recording({"h": states}).save(tmp_path / "nan.zarr")
+    with pytest.raises(rnnprobe.errors.NonFiniteError, match="layer 'h' holds NaN or inf"):
+        fit_pca(Recording.load(tmp_path / "nan.zarr", chunks=5), "h")
+
+
 def test_permutation_and_bootstrap_samples_as_tasks_equal_the_local_ones(client, monkeypatch):
     from sklearn.linear_model import LogisticRegression
 

@@ -231,6 +231,15 @@ class PCAResult:
         return fig
 
 
+def _n_axes(n_components: int | str | None, max_k: int) -> int:
+    """The number of axes to keep: all (None), 10 or fewer ("auto": never more than the states have), or an int."""
+    if n_components is None:
+        return max_k
+    if isinstance(n_components, str) and n_components == "auto":
+        return min(10, max_k)
+    return check_int("n_components", n_components, maximum=max_k)
+
+
 def fit_pca(
     recording: Recording,
     layer: str | None = None,
@@ -256,7 +265,9 @@ def fit_pca(
         Fit on these stimuli only (index, mask or list); trajectories cover all stimuli.
     device : str, optional
         Compute the SVD with torch on this device ("cpu", "cuda"; faster for large layers, same
-        results to rounding); by default numpy's LAPACK.
+        results to rounding); by default numpy's LAPACK, or, for a dask-backed recording
+        (``Recording.load(path, chunks=...)``), blockwise with dask without reading the layer whole
+        (:mod:`rnnprobe.analysis.pca_blockwise`; the same results to rounding).
 
     Returns
     -------
@@ -274,35 +285,36 @@ def fit_pca(
     """
     check_recording(recording)
     device = check_device(device)
-    layer, _, states = layer_states(recording, layer)
-    n_units = states.shape[2]
-
+    layer = recording.resolve_layer(layer)
     fit_time = recording.time_positions(layer, time)
     fit_stim = recording.stimulus_index(stimuli)
-    sample = states[fit_stim][:, fit_time].reshape(-1, n_units)
-    if sample.shape[0] < 2:
-        raise ArgumentError(f"time, stimuli: only {sample.shape[0]} state(s) selected for fitting. Select at least 2.")
-    max_k = min(sample.shape)
-    if n_components is None:
-        k = max_k
-    elif isinstance(n_components, str) and n_components == "auto":  # never more axes than the states have
-        k = min(10, max_k)
+    n_samples, n_units = len(fit_stim) * len(fit_time), int(np.prod(recording.shapes[layer][2:]))
+    if n_samples < 2:
+        raise ArgumentError(f"time, stimuli: only {n_samples} state(s) selected for fitting. Select at least 2.")
+    k = _n_axes(n_components, min(n_samples, n_units))
+    if recording.is_dask and device is None:  # blockwise, never the whole layer in memory
+        from .pca_blockwise import dask_pca, dask_trajectories
+
+        mean, singular, vt, step_means = dask_pca(recording, layer, fit_time, fit_stim)
+        components = _svd_flip(vt)[:k]
+        trajectories, ratio = dask_trajectories(recording, layer, mean, step_means, components)
     else:
-        k = check_int("n_components", n_components, maximum=max_k)
-    mean = sample.mean(axis=0)
-    singular, vt = _principal_axes(sample - mean, device)
-    vt = _svd_flip(vt)
-    variance = singular**2 / (sample.shape[0] - 1)
+        _, _, states = layer_states(recording, layer)
+        sample = states[fit_stim][:, fit_time].reshape(-1, n_units)
+        mean = sample.mean(axis=0)
+        singular, vt = _principal_axes(sample - mean, device)
+        components = _svd_flip(vt)[:k]
+        trajectories, ratio = (states - mean) @ components.T, participation_ratio(states)
+    variance = singular**2 / (n_samples - 1)
     total = variance.sum()
-    components = vt[:k]
     return PCAResult(
         layer=layer,
         components=components,
         mean=mean,
         explained_variance=variance[:k],
         explained_variance_ratio=variance[:k] / total if total > 0 else np.zeros(k),
-        trajectories=(states - mean) @ components.T,
-        participation_ratio=participation_ratio(states),
+        trajectories=trajectories,
+        participation_ratio=ratio,
         times=np.asarray(recording.times[layer]),
         fit_time=fit_time,
         metadata={c: np.asarray(recording.column(c)) for c in recording.columns},
