@@ -6,7 +6,9 @@ passes of dask graphs (on the active ``dask.distributed`` client when there is o
 1. the mean of the fitted states (stimuli x fitted steps, pooled), each step's mean state and whether the
    layer is finite;
 2. the singular values and right singular vectors of the centred fitted states by dask's tall-and-skinny
-   QR (``dask.array.linalg.svd``: a QR per chunk of stimuli, then one of the stacked p x p factors), the
+   QR (``dask.array.linalg.svd``: a QR per block of at least 2p rows, then of the stacked p x p factors,
+   recursively in groups: a task holds one block, 16 p^2 bytes or the recording's chunk if larger: 268 MB
+   for 4096 units), the
    same decomposition as in memory, so the axes and variances equal it to rounding (not the covariance
    matrix's eigenvectors, which would square its condition number);
 3. the trajectories (every stimulus and step projected on the axes) and, per step, the Gram matrix of the
@@ -44,9 +46,7 @@ def dask_pca(recording: Any, layer: str, fit_time: np.ndarray, fit_stim: np.ndar
 
     states = _units_flat(recording.to_dask(layer))
     fit = _units_flat(recording.select(layer, stimuli=fit_stim, time=fit_time).to_dask(layer))
-    rows = fit.rechunk({1: -1}).reshape(-1, fit.shape[2])
-    if rows.shape[0] < rows.shape[1] and rows.numblocks[0] > 1:  # short and wide: dask's SVD takes one block
-        rows = rows.rechunk({0: -1})
+    rows = _tall_blocks(fit.rechunk({1: -1}).reshape(-1, fit.shape[2]))
     mean, step_means, finite = dask.compute(rows.mean(axis=0), states.mean(axis=0), da.isfinite(states).all())
     if not finite:
         raise NonFiniteError(
@@ -56,6 +56,16 @@ def dask_pca(recording: Any, layer: str, fit_time: np.ndarray, fit_stim: np.ndar
     _, singular, vt = da.linalg.svd(rows - mean)
     singular, vt = dask.compute(singular, vt)
     return mean, singular, vt, step_means
+
+
+def _tall_blocks(rows: Any) -> Any:
+    """``rows`` (samples, p) in blocks of at least 2p rows, one block if there are fewer: dask's TSQR then
+    reduces the stacked R factors recursively in groups of a block's size (blocks of fewer rows than 2p
+    would make it stack every chunk's factor in one task), and a short, wide matrix is one block.
+    """
+    n_rows, p = rows.shape
+    size = max(max(rows.chunks[0]), 2 * p)
+    return rows.rechunk({0: -1 if n_rows <= size else size})
 
 
 def dask_trajectories(
