@@ -248,6 +248,38 @@ def test_pca_of_a_dask_backed_recording_refuses_nan(client, tmp_path):
         fit_pca(Recording.load(tmp_path / "nan.zarr", chunks=5), "h")
 
 
+@pytest.mark.parametrize("with_client", [True, False])
+def test_timescales_of_a_dask_backed_recording_equal_the_in_memory_ones(client, tmp_path, monkeypatch, with_client):
+    import dask
+
+    from rnnprobe.analysis import fit_timescales, timescales
+
+    rng = np.random.default_rng(7)
+    x = np.zeros((50, 30, 2, 2))
+    x[:, 0] = rng.normal(size=(50, 2, 2))
+    for t in range(29):  # AR(1) units with different time constants, and one constant unit
+        x[:, t + 1] = np.array([[0.9, 0.6], [0.3, 0.0]]) * x[:, t] + rng.normal(size=(50, 2, 2))
+    x[:, :, 1, 1] = 4.0
+    Recording({"h": x}).save(tmp_path / "ar.zarr")
+    whole = Recording.load(tmp_path / "ar.zarr")
+    chunked = Recording.load(tmp_path / "ar.zarr", chunks={"stimuli": 12, "time": 7})
+    for settings in ({}, {"max_lag": 6, "time": slice(4, 25)}):
+        expected = fit_timescales(whole, "h", **settings)
+        with monkeypatch.context() as patch, dask.config.set(scheduler=None if with_client else "threads"):
+            patch.setattr(timescales, "layer_states", None)  # the in-memory path would call it
+            got = fit_timescales(chunked, "h", **settings)
+        np.testing.assert_allclose(got.autocorrelation, expected.autocorrelation, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(got.tau, expected.tau, rtol=1e-9)
+        assert np.isnan(got.autocorrelation[3]).all() and got.valid.tolist() == expected.valid.tolist()
+    states = x.copy()
+    states[3, 5, 0, 1] = np.nan
+    Recording({"h": states}).save(tmp_path / "nan.zarr")
+    with pytest.raises(rnnprobe.errors.NonFiniteError, match="layer 'h' holds NaN or inf"):
+        fit_timescales(Recording.load(tmp_path / "nan.zarr", chunks=10), "h")
+    with pytest.raises(ArgumentError, match="max_lag"):
+        fit_timescales(chunked, "h", max_lag=30)
+
+
 def test_permutation_and_bootstrap_samples_as_tasks_equal_the_local_ones(client, monkeypatch):
     from sklearn.linear_model import LogisticRegression
 

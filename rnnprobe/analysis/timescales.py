@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._validation import check_int, check_number, check_recording, layer_states
-from ..errors import ArgumentError, ShapeError, describe
+from ..errors import ArgumentError, NonFiniteError, ShapeError, describe
 from ..recording import Recording
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -50,6 +50,17 @@ def autocorrelation(states: Any, max_lag: int) -> np.ndarray:
     if x.ndim != 3:
         raise ShapeError(f"states: got {describe(x)}. Pass (stimulus, time, units).")
     n, t, _ = x.shape
+    max_lag = _check_lags(n, t, max_lag)
+    z = x - x.mean(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z /= np.sqrt((z**2).mean(axis=0))  # (n, t, u), NaN where a unit is constant at a step
+    out = np.empty((x.shape[2], max_lag + 1))
+    for k in range(max_lag + 1):  # einsum sums the products without an (n, t, u) temporary
+        out[:, k] = np.einsum("ntu,ntu->u", z[:, : t - k], z[:, k:]) / (n * (t - k))
+    return out
+
+
+def _check_lags(n: int, t: int, max_lag: int) -> int:
     max_lag = check_int("max_lag", max_lag, minimum=1)
     if max_lag >= t:
         raise ArgumentError(
@@ -58,13 +69,32 @@ def autocorrelation(states: Any, max_lag: int) -> np.ndarray:
         )
     if n < 3:
         raise ArgumentError(f"states: {n} stimuli; correlations across stimuli need at least 3.")
-    z = x - x.mean(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z /= np.sqrt((z**2).mean(axis=0))  # (n, t, u), NaN where a unit is constant at a step
-    out = np.empty((x.shape[2], max_lag + 1))
-    for k in range(max_lag + 1):  # einsum sums the products without an (n, t, u) temporary
-        out[:, k] = np.einsum("ntu,ntu->u", z[:, : t - k], z[:, k:]) / (n * (t - k))
-    return out
+    return max_lag
+
+
+def dask_autocorrelation(states: Any, max_lag: int, layer: str) -> np.ndarray:
+    """:func:`autocorrelation` of a dask array (stimulus, time, units...), blockwise: each step's mean and
+    spread across stimuli, then the lagged products summed over chunks of stimuli (two passes on the
+    active ``dask.distributed`` client, else dask's threads); only (time, units) and (units, lags) arrays
+    come back. Equal to the in-memory function to rounding. NaN or inf states are refused.
+    """
+    import dask
+    import dask.array as da
+
+    x = states.reshape(states.shape[0], states.shape[1], -1).astype(np.float64).rechunk({1: -1})
+    n, t, _ = x.shape
+    max_lag = _check_lags(n, t, max_lag)
+    mean, finite = dask.compute(x.mean(axis=0), da.isfinite(x).all())
+    if not finite:
+        raise NonFiniteError(
+            f"recording: layer {layer!r} holds NaN or inf; rnnprobe computes no statistic from non-finite states. "
+            f"Drop those stimuli (recording.select(stimuli=...)) or time steps, or find where the model diverges."
+        )
+    (spread,) = dask.compute(np.sqrt(((x - mean) ** 2).mean(axis=0)))
+    with np.errstate(divide="ignore"):  # NaN (not inf: 0 x inf would warn in the tasks) where a unit is constant
+        z = (x - mean) * np.where(spread > 0, 1 / spread, np.nan)
+    lagged = [da.einsum("ntu,ntu->u", z[:, : t - k], z[:, k:]) / (n * (t - k)) for k in range(max_lag + 1)]
+    return np.stack(dask.compute(*lagged), axis=1)
 
 
 def fit_exponential(lags: np.ndarray, values: np.ndarray, grid: np.ndarray = TAU_GRID) -> dict[str, np.ndarray]:
@@ -224,11 +254,15 @@ def fit_timescales(
     """
     check_recording(recording)
     dt = check_number("dt", dt, minimum=0, inclusive=False)
-    layer, steps, states = layer_states(recording, layer, time=time)
+    layer = recording.resolve_layer(layer)
+    steps = recording.time_positions(layer, time)
     if len(steps) > 1 and not (np.diff(steps) == 1).all():
         raise ArgumentError("time: pass consecutive time steps (a slice): lags are counted in steps.")
-    max_lag = max(1, states.shape[1] // 2) if max_lag is None else max_lag
-    ac = autocorrelation(states, max_lag)
+    max_lag = max(1, len(steps) // 2) if max_lag is None else max_lag
+    if recording.is_dask:  # blockwise: the layer is never read whole
+        ac = dask_autocorrelation(recording.select(layer, time=steps).to_dask(layer), max_lag, layer)
+    else:
+        ac = autocorrelation(layer_states(recording, layer, time=steps)[2], max_lag)
     lags = np.arange(max_lag + 1)
     usable = np.isfinite(ac).all(axis=1)
     fit = fit_exponential(lags[1:], np.where(usable[:, None], ac[:, 1:], 0.0))
