@@ -250,6 +250,18 @@ def check_numeric(array: Any, *, name: str) -> np.ndarray:
     return out
 
 
+def check_finite_layer(finite: bool, layer: str) -> None:
+    """Refuse a dask-backed layer whose selected states hold NaN or inf (``finite``: the blockwise check's
+    answer; the positions are not gathered).
+    """
+    if not finite:
+        raise NonFiniteError(
+            f"recording: layer {layer!r} holds NaN or inf among the selected states; rnnprobe computes no statistic "
+            f"from non-finite states. Drop those stimuli (recording.select(stimuli=...)) or time steps, or find "
+            f"where the model diverges."
+        )
+
+
 def layer_states(
     recording: Recording,
     layer: str | None,

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import NonFiniteError
+from .._validation import check_finite_layer
 
 GRAM_BUDGET = 2**28  # bytes of per-step Gram matrices summed in one pass (256 MiB)
 
@@ -48,11 +48,7 @@ def dask_pca(recording: Any, layer: str, fit_time: np.ndarray, fit_stim: np.ndar
     fit = _units_flat(recording.select(layer, stimuli=fit_stim, time=fit_time).to_dask(layer))
     rows = _tall_blocks(fit.rechunk({1: -1}).reshape(-1, fit.shape[2]))
     mean, step_means, finite = dask.compute(rows.mean(axis=0), states.mean(axis=0), da.isfinite(states).all())
-    if not finite:
-        raise NonFiniteError(
-            f"recording: layer {layer!r} holds NaN or inf; rnnprobe computes no statistic from non-finite states. "
-            f"Drop those stimuli (recording.select(stimuli=...)) or time steps, or find where the model diverges."
-        )
+    check_finite_layer(finite, layer)
     _, singular, vt = da.linalg.svd(rows - mean)
     singular, vt = dask.compute(singular, vt)
     return mean, singular, vt, step_means

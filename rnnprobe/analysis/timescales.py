@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_int, check_number, check_recording, layer_states
-from ..errors import ArgumentError, NonFiniteError, ShapeError, describe
+from .._validation import check_finite_layer, check_int, check_number, check_recording, layer_states
+from ..errors import ArgumentError, ShapeError, describe
 from ..recording import Recording
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -85,11 +85,7 @@ def dask_autocorrelation(states: Any, max_lag: int, layer: str) -> np.ndarray:
     n, t, _ = x.shape
     max_lag = _check_lags(n, t, max_lag)
     mean, finite = dask.compute(x.mean(axis=0), da.isfinite(x).all())
-    if not finite:
-        raise NonFiniteError(
-            f"recording: layer {layer!r} holds NaN or inf; rnnprobe computes no statistic from non-finite states. "
-            f"Drop those stimuli (recording.select(stimuli=...)) or time steps, or find where the model diverges."
-        )
+    check_finite_layer(finite, layer)
     (spread,) = dask.compute(np.sqrt(((x - mean) ** 2).mean(axis=0)))
     with np.errstate(divide="ignore"):  # NaN (not inf: 0 x inf would warn in the tasks) where a unit is constant
         z = (x - mean) * np.where(spread > 0, 1 / spread, np.nan)

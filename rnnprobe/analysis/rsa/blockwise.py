@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import NonFiniteError
+from ..._validation import check_finite_layer
 
 DISTANCES = ("correlation", "cosine", "euclidean", "euclidean_plain")
 
@@ -44,11 +44,7 @@ def dask_dissimilarities(
         x = x / da.linalg.norm(x, axis=2, keepdims=True)
     gram = da.einsum("ctu,dtu->tcd", x, x)
     gram, finite = dask.compute(gram, finite)
-    if not finite:
-        raise NonFiniteError(
-            f"recording: layer {layer!r} holds NaN or inf among the selected states; no RDM is computed from them. "
-            f"Select finite stimuli and time steps, or check the model."
-        )
+    check_finite_layer(finite, layer)
     from .compute import distances_from_gram  # (compute imports this module)
 
     return distances_from_gram(gram, distance, x.shape[2])
