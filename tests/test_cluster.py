@@ -244,7 +244,7 @@ def test_pca_of_a_dask_backed_recording_refuses_nan(client, tmp_path):
     states = np.random.default_rng(0).normal(size=(20, 3, 5))
     states[7, 2, 1] = np.inf
     Recording({"h": states}).save(tmp_path / "nan.zarr")
-    with pytest.raises(rnnprobe.errors.NonFiniteError, match="layer .h. holds NaN or inf among the selected states"):
+    with pytest.raises(rnnprobe.errors.NonFiniteError, match="layer 'h' holds NaN or inf among the selected states"):
         fit_pca(Recording.load(tmp_path / "nan.zarr", chunks=5), "h")
 
 
@@ -274,7 +274,7 @@ def test_timescales_of_a_dask_backed_recording_equal_the_in_memory_ones(client, 
     states = x.copy()
     states[3, 5, 0, 1] = np.nan
     Recording({"h": states}).save(tmp_path / "nan.zarr")
-    with pytest.raises(rnnprobe.errors.NonFiniteError, match="layer .h. holds NaN or inf among the selected states"):
+    with pytest.raises(rnnprobe.errors.NonFiniteError, match="layer 'h' holds NaN or inf among the selected states"):
         fit_timescales(Recording.load(tmp_path / "nan.zarr", chunks=10), "h")
     with pytest.raises(ArgumentError, match="max_lag"):
         fit_timescales(chunked, "h", max_lag=30)

@@ -430,3 +430,25 @@ def test_a_singular_ridge_problem_gets_the_least_squares_solution():
     a = torch.tensor([[[1.0, 1.0], [1.0, 1.0]], [[2.0, 0.0], [0.0, 4.0]]], dtype=torch.float64)
     b = torch.tensor([[[2.0], [2.0]], [[2.0], [4.0]]], dtype=torch.float64)
     np.testing.assert_allclose(solve(a, b).numpy(), [[[1.0], [1.0]], [[1.0], [1.0]]], atol=1e-12)  # min-norm
+
+
+@pytest.mark.parametrize("n", [8, 40])  # numpy's batched LU below CHOLESKY_MIN, a Cholesky solve per matrix from it
+def test_ridge_solves_positive_definite_indefinite_and_singular_systems(rng, n):
+    import torch
+
+    from rnnprobe.analysis._linear import CHOLESKY_MIN, solve
+
+    assert (n >= CHOLESKY_MIN) == (n == 40)
+    x = rng.normal(size=(n + 5, n))
+    spd = x.T @ x + 0.5 * np.eye(n)
+    indefinite = spd - 3 * np.linalg.eigvalsh(spd).max() * np.outer(np.eye(n)[0], np.eye(n)[0])
+    singular = spd.copy()
+    singular[-1], singular[:, -1] = 0.0, 0.0  # no penalty on a constant feature: the minimum-norm solution
+    a = np.stack([spd, indefinite, singular])
+    b = rng.normal(size=(3, n, 2))
+    b[2, -1] = 0.0  # consistent
+    got = solve(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+    np.testing.assert_allclose(got[:2], np.linalg.solve(a[:2], b[:2]), rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(got[2], np.linalg.pinv(singular) @ b[2], rtol=1e-6, atol=1e-8)
+    shared = solve(torch.from_numpy(a[:1].repeat(2, 0)), torch.from_numpy(b[0]).expand(2, -1, -1)).numpy()
+    np.testing.assert_allclose(shared, np.linalg.solve(a[:1], b[:1]).repeat(2, 0), rtol=1e-8, atol=1e-10)
