@@ -159,9 +159,15 @@ def matmul(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None)
     """
     if a.device.type != "cpu":
         return torch.matmul(a, b, out=out)
-    left = a.numpy() if a.mT.is_contiguous() else a.contiguous().numpy()  # a transposed view is fine
-    result = np.matmul(left, b.contiguous().numpy(), out=None if out is None else out.numpy())
+    result = np.matmul(_blas_operand(a), _blas_operand(b), out=None if out is None else out.numpy())
     return out if out is not None else torch.from_numpy(result)
+
+
+def _blas_operand(t: torch.Tensor) -> np.ndarray:
+    """``t`` as numpy matrices that BLAS reads in place: contiguous or transposed views as they are (a copy
+    of the transposed kernel operand z' cost as much as the dual ridge's product z z'), others copied.
+    """
+    return t.numpy() if t.is_contiguous() or t.mT.is_contiguous() else t.contiguous().numpy()
 
 
 CHOLESKY_MIN = 32  # from this many unknowns a Cholesky solve per matrix beats numpy's batched LU (AMD EPYC:
