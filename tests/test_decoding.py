@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression, Ridge, RidgeClassifier
-from sklearn.model_selection import KFold, ShuffleSplit, StratifiedGroupKFold, StratifiedKFold, cross_val_score
+from sklearn.model_selection import (
+    KFold,
+    PredefinedSplit,
+    ShuffleSplit,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    cross_val_score,
+)
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -217,6 +224,46 @@ def test_batched_logistic_fits_equal_sklearn_at_its_optimum(rng, classes, scale)
             np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
 
 
+@pytest.mark.parametrize(("classes", "scale"), [(2, True), (3, False)])
+def test_wide_logistic_fits_equal_sklearn_at_its_optimum(rng, classes, scale):
+    """More units than samples: the conjugate gradients are preconditioned through Woodbury's identity
+    (n x n systems); the fits are sklearn's at a tight tolerance, and the preconditioner is the inverse
+    of c Y_f'Y_f + penalty I applied to a residual (Y: the samples centred and scaled over all of them,
+    rows outside the fold's training set zero)."""
+    import torch
+
+    from rnnprobe.analysis._linear import TimeBlock
+    from rnnprobe.analysis._logistic import _Problems, fit_logistic
+
+    n, steps, p = 45, 2, 70
+    label = np.arange(n) % classes
+    x = rng.normal(size=(n, steps, p)) + 1.0
+    x[:, :, :3] += 0.8 * label[:, None, None]
+    folds = [(np.arange(n) // 3) % 3 != k for k in range(3)]  # every class in every training set
+    fit = fit_logistic(x, label[:, None], folds, n_classes=classes, penalty=2.0, scale=scale, tol=1e-10)
+    for f, train in enumerate(folds):
+        for t in range(steps):
+            model = LogisticRegression(C=0.5, solver="newton-cholesky", tol=1e-12, max_iter=1000)
+            model = make_pipeline(StandardScaler(), model) if scale else model
+            model.fit(x[train, t], label[train])
+            expected = model.decision_function(x[~train, t]).reshape(int((~train).sum()), -1)
+            ours = x[~train, t] @ fit.coef[f, t] + fit.intercept[f, t]
+            if classes > 2:
+                expected = expected - expected.mean(axis=1, keepdims=True)
+            np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
+    block = TimeBlock(x, slice(0, steps), torch.device("cpu"), folds, grams=False)
+    problems = _Problems(block, folds, torch.as_tensor(label[:, None]), classes, 2.0, scale)
+    assert problems.wide
+    r = torch.as_tensor(rng.normal(size=problems.shape))
+    z, _ = problems.precondition(r, torch.zeros(problems.shape[:2] + problems.shape[3:], dtype=torch.float64))
+    y = problems.data[torch.float64]["y"].numpy()
+    for f, train in enumerate(folds):
+        for t in range(steps):
+            yf = y[t] * train[:, None]
+            dense = np.linalg.solve(problems.c * yf.T @ yf + 2.0 * np.eye(p), r[t, f].numpy().reshape(p, -1))
+            np.testing.assert_allclose(z[t, f].numpy().reshape(p, -1), dense, rtol=1e-4, atol=1e-5)
+
+
 def test_logistic_fast_path_scores_within_0_01_of_sklearn(rng):
     rec, x, label = _recording(rng, n=150, steps=5, units=20, strength=1.0)
     cv = StratifiedKFold(5, shuffle=True, random_state=0)
@@ -382,6 +429,10 @@ def test_bad_inputs_get_clear_errors(rng):
     one_class = Recording({"h": x}, metadata={"label": np.zeros(120, dtype=int)})
     with pytest.raises(ArgumentError, match="at least 2 classes"):
         decode(one_class, "h", "label")
+    by_class = PredefinedSplit(np.asarray(label) % 3)  # each fold tests one class: its training sets miss it
+    with pytest.raises(ArgumentError, match="fold 0 hold no sample of class 0 in the labels"):
+        decode(Recording({"h": x}, metadata={"label": np.asarray(label) % 3}), "h", "label", estimator="logistic",
+               cv=by_class)  # fmt: skip
     rare = label.copy()
     rare[:3] = 7  # a class with 3 members cannot fill 5 folds
     with pytest.raises(ArgumentError, match=r"smallest class has 3\. Use fewer folds"):

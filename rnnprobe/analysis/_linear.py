@@ -42,15 +42,15 @@ class FoldMoments:
 
     mean : (tb, p) training mean of the block-centred data; inv : (tb, p) 1 / training standard
     deviation, or ones without scaling; gram : (tb, p, p) centred (and scaled) training Gram
-    matrix, a view of a buffer the next fold overwrites; stacked : (tb, n_test + 1, p), the
-    rows S above; root = sqrt(n_train).
+    matrix, a view of a buffer the next fold overwrites (None for a block without ``grams``);
+    stacked : (tb, n_test + 1, p), the rows S above; root = sqrt(n_train).
     """
 
     train: np.ndarray
     n_train: int
     mean: torch.Tensor
     inv: torch.Tensor
-    gram: torch.Tensor
+    gram: torch.Tensor | None
     stacked: torch.Tensor
     root: float
 
@@ -64,18 +64,23 @@ class TimeBlock:
     of all samples is the sum of the test sets' own, which are kept: each fold's training Gram matrix is
     then the total minus its test set's (and n m m'), and the products read the samples once instead of
     twice (600 x 30 x 128, 5 folds: 1.19 -> 0.60 GFLOP). Other splits (shuffled, overlapping or
-    incomplete test sets) take one product of each test set per fold.
+    incomplete test sets) take one product of each test set per fold. With ``grams=False`` (a solver that
+    needs no p x p matrices: more units than samples) only the training variances are computed.
     """
 
-    def __init__(self, x: np.ndarray, block: slice, device: torch.device, folds: list[np.ndarray]) -> None:
+    def __init__(
+        self, x: np.ndarray, block: slice, device: torch.device, folds: list[np.ndarray], *, grams: bool = True
+    ) -> None:
         xb = time_major(x, block, device)
         self.centre = xb.mean(dim=1)
         xb -= self.centre[:, None, :]
-        self.x, self.folds = xb, folds
+        self.x, self.folds, self.grams = xb, folds, grams
         self.sums_all = xb.sum(dim=1)
         self._test_grams: list[torch.Tensor] | None = None
         tests = ~np.asarray(folds, dtype=bool)
-        if tests.sum(axis=0).tolist() == [1] * tests.shape[1]:  # a partition of the samples
+        if not grams:
+            self.squares_all = (xb * xb).sum(dim=1)
+        elif tests.sum(axis=0).tolist() == [1] * tests.shape[1]:  # a partition of the samples
             self._test_grams = [self._gram(self.x[:, torch.as_tensor(test, device=xb.device)]) for test in tests]
             self.gram_all = self._test_grams[0].clone()
             for gram in self._test_grams[1:]:
@@ -83,8 +88,8 @@ class TimeBlock:
         else:
             self.gram_all = self._gram(xb)
             self._product = torch.empty_like(self.gram_all)
-        # reused buffer: fresh (tb, p, p) arrays per fold cost more in page faults than in flops
-        self._buffer = torch.empty_like(self.gram_all)
+        if grams:  # a reused buffer: fresh (tb, p, p) arrays per fold cost more in page faults than in flops
+            self._buffer = torch.empty_like(self.gram_all)
 
     @staticmethod
     def _gram(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -98,17 +103,22 @@ class TimeBlock:
         mean = (self.sums_all - xt.sum(dim=1)) / n_train
         root = float(np.sqrt(n_train))
         stacked = torch.cat([xt, root * mean[:, None, :]], dim=1)
-        if self._test_grams is None:
+        gram = None
+        if not self.grams:  # the diagonal only: sum of squares of the training samples minus n m^2
+            squares = self.squares_all - (xt * xt).sum(dim=1) - n_train * mean * mean
+        elif self._test_grams is None:
             gram = torch.sub(self.gram_all, self._gram(stacked, out=self._product), out=self._buffer)
         else:  # X'X - X_test'X_test - n m m'
             gram = torch.sub(self.gram_all, self._test_grams[f], out=self._buffer)
             gram.baddbmm_(mean[:, :, None], mean[:, None, :], alpha=-float(n_train))
         inv = torch.ones_like(mean)
         if scale:  # StandardScaler: population std of the training samples, 1 where constant
-            std = torch.sqrt(torch.clamp(torch.diagonal(gram, dim1=1, dim2=2) / n_train, min=0))
+            squares = torch.diagonal(gram, dim1=1, dim2=2) if gram is not None else squares
+            std = torch.sqrt(torch.clamp(squares / n_train, min=0))
             inv = torch.where(std == 0, 1.0, 1 / std)
-            gram *= inv[:, :, None]
-            gram *= inv[:, None, :]
+            if gram is not None:
+                gram *= inv[:, :, None]
+                gram *= inv[:, None, :]
         return FoldMoments(train, n_train, mean, inv, gram, stacked, root)
 
 

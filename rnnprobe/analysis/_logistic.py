@@ -17,7 +17,12 @@ is one GEMM over all folds and target sets. The conjugate gradients are precondi
 Böhning's bound on the Hessian, c Z'Z + penalty I (c = 1/4 binary, 1/2 multinomial), which is
 the exact Hessian at the start (w = 0) and is built from the fold's Gram matrix that
 :class:`._linear.TimeBlock` shares with the ridge path. Centring on the fold's training mean
-makes the intercept's block of it diagonal (c n_train).
+makes the intercept's block of it diagonal (c n_train). With more units than samples (a
+convolutional layer) the p x p inverses are replaced by Woodbury's identity on n x n systems of the
+samples centred and scaled over all of them (any positive definite approximation preconditions; the
+fits are the same): 200 x 10 x 512, 5 folds, 0.92 -> 0.27 s; 300 x 4 x 4096 about 0.84 s, where the
+p x p inverses alone would take minutes (AMD EPYC, 1 thread). A fold whose training samples miss a
+class is refused (no finite optimum of its intercept).
 
 Gradients, losses and the line search are float64; the conjugate gradients' Hessian products
 and preconditioning, approximate by nature, run in float32 (their GEMMs dominate the cost). It
@@ -31,7 +36,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import ConvergenceError
+from ..errors import ArgumentError, ConvergenceError
 from ._linear import LinearFit, TimeBlock, as_device, matmul, time_blocks, to_original_units, work_bytes
 
 
@@ -63,27 +68,54 @@ class _Problems:
         onehot = torch.nn.functional.one_hot(y, n_classes).to(torch.float64)  # (n, S, K)
         self.target = (onehot[..., 1:] if self.binary else onehot)[:, None]  # (n, 1, S, 1 or K)
         self.weights = torch.as_tensor(np.stack(folds, axis=1), dtype=torch.float64, device=device)  # (n, F)
-        c = 0.25 if self.binary else 0.5
-        self.moments = []
-        means, invs, precond = [], [], []
-        for f in range(len(folds)):
-            fold = data.fold(f, scale=scale)
-            self.moments.append(fold)
-            gram = c * fold.gram
-            torch.diagonal(gram, dim1=1, dim2=2).add_(penalty)
-            precond.append(torch.cholesky_inverse(torch.linalg.cholesky(gram)))
-            means.append(fold.mean)
-            invs.append(fold.inv)
-        mean, inv = torch.stack(means, 1), torch.stack(invs, 1)  # (tb, F, p)
+        self.c = 0.25 if self.binary else 0.5
+        self.moments = [data.fold(f, scale=scale) for f in range(len(folds))]
+        mean = torch.stack([fold.mean for fold in self.moments], 1)  # (tb, F, p)
+        inv = torch.stack([fold.inv for fold in self.moments], 1)
         self.n_train = self.weights.sum(dim=0)[None, :, None]  # (1, F, 1)
-        self.precond_b = c * self.n_train[..., None]  # (1, F, 1, 1): the intercepts' block
+        self.precond_b = self.c * self.n_train[..., None]  # (1, F, 1, 1): the intercepts' block
         self.shape = (tb, len(folds), p, self.n_sets, self.m)
+        # more units than samples (the block has no p x p Gram matrices): the preconditioner by Woodbury's
+        # identity, from n x n systems
+        self.wide = not data.grams
+        y, precond = self._woodbury(data, scale) if self.wide else (None, self._dense())
         # the data in both precisions: gradients and losses in float64, the conjugate gradients'
         # Hessian products and preconditioning (approximate by nature) in float32, at a third of
         # the cost of the GEMMs that dominate the solver
         arrays = {"x": self.x, "xt": xt, "mean": mean, "inv": inv, "shift": mean * inv,
-                  "precond": torch.stack(precond, 1), "basis": self.basis, "weights": self.weights}  # fmt: skip
+                  "precond": precond, "basis": self.basis, "weights": self.weights}  # fmt: skip
+        if self.wide:
+            arrays["y"] = y
         self.data = {torch.float64: arrays, torch.float32: {k: v.float() for k, v in arrays.items()}}
+
+    def _dense(self) -> torch.Tensor:
+        """(c Z_f'Z_f + penalty I)^-1 of every fold, (tb, F, p, p), from the folds' Gram matrices."""
+        inverses = []
+        for fold in self.moments:
+            gram = self.c * fold.gram
+            torch.diagonal(gram, dim1=1, dim2=2).add_(self.penalty)
+            inverses.append(torch.cholesky_inverse(torch.linalg.cholesky(gram)))
+        return torch.stack(inverses, 1)
+
+    def _woodbury(self, data: TimeBlock, scale: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Y, K_f^-1 of every fold (tb, F, n, n)) for a preconditioner by Woodbury's identity: with Y the
+        samples centred and scaled over all samples (not per fold: any positive definite approximation of
+        the Hessian preconditions, and one product serves every fold) and the rows of Y_f outside fold
+        f's training set zero, K_f = (penalty / c) I + Y_f Y_f' and (c Y_f'Y_f + penalty I)^-1 r =
+        (r - Y_f' K_f^-1 Y_f r) / penalty: n x n systems instead of p x p ones (p > n).
+        """
+        y = data.x
+        if scale:  # the samples' population standard deviation, 1 where constant
+            std = torch.sqrt(data.squares_all / y.shape[1])
+            y = y * torch.where(std == 0, 1.0, 1 / std)[:, None, :]
+        kernel = matmul(y, y.mT)  # (tb, n, n)
+        inverses = []
+        for f in range(self.weights.shape[1]):
+            mask = self.weights[:, f]
+            k = kernel * mask[None, :, None] * mask[None, None, :]
+            torch.diagonal(k, dim1=1, dim2=2).add_(self.penalty / self.c)
+            inverses.append(torch.cholesky_inverse(torch.linalg.cholesky(k)))
+        return y, torch.stack(inverses, 1)
 
     def linear(self, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Z_f [w; b] for every problem: w (tb, F, p, S, m), b (tb, F, S, m) -> (tb, n, F, S, m)."""
@@ -149,9 +181,18 @@ class _Problems:
         return hw.double(), hb.double()
 
     def precondition(self, rw: torch.Tensor, rb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Bohning's bound's inverse applied to the residual (in float32): the intercepts' block is diagonal."""
         tb, f, p, s, m = rw.shape
-        zw = matmul(self.data[torch.float32]["precond"], rw.float().reshape(tb, f, p, s * m)).view(rw.shape)
-        return zw.double(), rb / self.precond_b
+        data = self.data[torch.float32]
+        r = rw.float()
+        if not self.wide:
+            return matmul(data["precond"], r.reshape(tb, f, p, s * m)).view(rw.shape).double(), rb / self.precond_b
+        mask = data["weights"].T[None, :, :, None]  # (1, F, n, 1)
+        zr = matmul(data["y"], r.permute(0, 2, 1, 3, 4).reshape(tb, p, -1)).view(tb, -1, f, s * m)  # Y r_f, all f
+        solved = matmul(data["precond"], zr.permute(0, 2, 1, 3) * mask) * mask  # K_f^-1 Y_f r_f (tb, F, n, S m)
+        back = matmul(data["y"].mT, solved.permute(0, 2, 1, 3).reshape(tb, -1, f * s * m))  # Y_f' (...)
+        back = back.view(tb, p, f, s, m).permute(0, 2, 1, 3, 4)
+        return ((r - back) / self.penalty).double(), rb / self.precond_b
 
 
 def _dot(aw: torch.Tensor, ab: torch.Tensor, bw: torch.Tensor, bb: torch.Tensor) -> torch.Tensor:
@@ -233,6 +274,22 @@ def _newton(problems: _Problems, *, tol: float, max_iter: int, max_cg: int) -> t
     )
 
 
+def _check_classes_in_training(y: np.ndarray, folds: list[np.ndarray], n_classes: int) -> None:
+    """Refuse a fold whose training samples miss a class: its unpenalised intercept has no finite optimum
+    (it would run to -inf and the fit to NaN), where scikit-learn fits the classes present instead.
+    """
+    for f, train in enumerate(folds):
+        counts = np.stack([np.bincount(y[train, s], minlength=n_classes) for s in range(y.shape[1])])
+        if (counts == 0).any():
+            s, k = (int(i[0]) for i in np.nonzero(counts == 0))
+            which = "the labels" if s == 0 else f"permuted label set {s}"
+            raise ArgumentError(
+                f"cv: the training samples of fold {f} hold no sample of class {k} in {which}; the fast logistic "
+                f"regression needs every class in every training set. Use stratified folds (the default), fewer "
+                f"folds, or estimator=LogisticRegression() with fast=False (scikit-learn fits the classes present)."
+            )
+
+
 def fit_logistic(
     x: np.ndarray,
     y: np.ndarray,
@@ -260,6 +317,7 @@ def fit_logistic(
     LinearFit with the decision values of each set as consecutive columns: 1 (class 1's logit)
     for 2 classes, else n_classes logits.
     """
+    _check_classes_in_training(y, folds, n_classes)
     device = as_device(device)
     n, n_times, p = x.shape
     n_sets = y.shape[1]
@@ -269,10 +327,11 @@ def fit_logistic(
     coef = np.empty((len(folds), n_times, p, n_sets * n_out))
     intercept = np.empty((len(folds), n_times, n_sets * n_out))
     y_t = torch.as_tensor(y, dtype=torch.int64, device=device)
-    per_step = 8 * (len(folds) * p * p * 2 + 12 * n * len(folds) * n_sets * n_classes + n * p)
-    per_step += work_bytes(p, len(folds))
+    wide = p > n  # Woodbury's preconditioner: n x n systems, no p x p Gram matrices
+    per_step = 8 * (len(folds) * min(p, n) ** 2 * 2 + 12 * n * len(folds) * n_sets * n_classes + n * p)
+    per_step += 8 * n * p * 2 if wide else work_bytes(p, len(folds))
     for block in time_blocks(n_times, per_step):
-        data = TimeBlock(x, block, device, folds)
+        data = TimeBlock(x, block, device, folds, grams=not wide)
         problems = _Problems(data, folds, y_t, n_classes, penalty, scale)
         w, b = _newton(problems, tol=tol, max_iter=max_iter, max_cg=max_cg)
         tb = w.shape[0]
