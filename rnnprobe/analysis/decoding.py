@@ -810,25 +810,29 @@ def _fast_permutations(
     from tqdm.auto import tqdm
 
     orders = [np.arange(len(data.y)), *perms]  # the true targets, then permuted ones
-    starts = range(0, len(orders), 64)  # bounded memory: 64 target sets per pass
+    threads = library_threads()
+    workers = threads if device is None or str(device) == "cpu" else 1  # a device: one pass at a time
+    # bounded memory: at most 64 target sets per pass; passes of equal size in a multiple of the workers
+    # (201 sets on 2 threads: 4 passes of 51, not 64 + 64 against 64 + 9)
+    size = -(-len(orders) // (workers * -(-len(orders) // (64 * workers))))
+    starts = range(0, len(orders), size)
 
     def scores(start: int) -> np.ndarray:
-        y_sets = np.stack([data.y[o] for o in orders[start : start + 64]], 1)
+        y_sets = np.stack([data.y[o] for o in orders[start : start + size]], 1)
         return _fast_scores(spec, data.x, y_sets, data.folds, data.x_test, data.y_test, scoring=scoring,
                             n_classes=data.n_classes, generalize=generalize, device=device)  # fmt: skip
 
     show = check_progress(progress) and len(perms) > 0
     # passes in parallel on the libraries' threads (one each) when there are several; else one pass at a
     # time with torch's threads and BLAS on one thread (small_blas)
-    threads = library_threads()
-    tasks = len(starts) if device is None or str(device) == "cpu" else 1
+    tasks = len(starts) if workers > 1 else 1
     blas = small_blas() if threads > 1 else contextlib.nullcontext()
     bar = tqdm(total=len(perms), desc="permutations", disable=not show)
     with blas, task_pool(tasks, threads=threads) as pmap, bar:
         result = []
         for start, part in zip(starts, pmap(scores, starts), strict=True):
             result.append(part)
-            bar.update(min(len(orders), start + 64) - 1 - bar.n)
+            bar.update(min(len(orders), start + size) - 1 - bar.n)
     all_scores = np.concatenate(result, axis=1)  # (folds, sets, ...)
     return all_scores[:, 0], all_scores[:, 1:].mean(axis=0)
 
