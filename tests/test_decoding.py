@@ -211,16 +211,22 @@ def test_batched_logistic_fits_equal_sklearn_at_its_optimum(rng, classes, scale)
     x[:, :, 5] *= 10
     folds = [np.arange(n) % 3 != k for k in range(3)]
     fit = fit_logistic(x, label[:, None], folds, n_classes=classes, penalty=0.5, scale=scale, tol=1e-10)
+    _assert_sklearn_optimum(fit, x, label, folds, penalty=0.5, scale=scale)
+
+
+def _assert_sklearn_optimum(fit, x, label, folds, *, penalty, scale):
+    """Each (fold, step) fit's decision values on its test samples against sklearn's Newton solver at a
+    tight tolerance (multinomial logits up to their common shift; ours sum to zero, as the optimum's)."""
     for f, train in enumerate(folds):
-        for t in range(steps):
-            model = LogisticRegression(C=2.0, solver="newton-cholesky", tol=1e-12, max_iter=1000)
+        for t in range(x.shape[1]):
+            model = LogisticRegression(C=1 / penalty, solver="newton-cholesky", tol=1e-12, max_iter=1000)
             model = make_pipeline(StandardScaler(), model) if scale else model
             model.fit(x[train, t], label[train])
             expected = model.decision_function(x[~train, t]).reshape(int((~train).sum()), -1)
             ours = x[~train, t] @ fit.coef[f, t] + fit.intercept[f, t]
-            if classes > 2:
+            if expected.shape[1] > 1:
                 expected = expected - expected.mean(axis=1, keepdims=True)
-                assert np.allclose(ours.sum(axis=1), 0, atol=1e-9)  # zero-sum logits, as the optimum's
+                assert np.allclose(ours.sum(axis=1), 0, atol=1e-9)
             np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
 
 
@@ -241,16 +247,7 @@ def test_wide_logistic_fits_equal_sklearn_at_its_optimum(rng, classes, scale):
     x[:, :, :3] += 0.8 * label[:, None, None]
     folds = [(np.arange(n) // 3) % 3 != k for k in range(3)]  # every class in every training set
     fit = fit_logistic(x, label[:, None], folds, n_classes=classes, penalty=2.0, scale=scale, tol=1e-10)
-    for f, train in enumerate(folds):
-        for t in range(steps):
-            model = LogisticRegression(C=0.5, solver="newton-cholesky", tol=1e-12, max_iter=1000)
-            model = make_pipeline(StandardScaler(), model) if scale else model
-            model.fit(x[train, t], label[train])
-            expected = model.decision_function(x[~train, t]).reshape(int((~train).sum()), -1)
-            ours = x[~train, t] @ fit.coef[f, t] + fit.intercept[f, t]
-            if classes > 2:
-                expected = expected - expected.mean(axis=1, keepdims=True)
-            np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
+    _assert_sklearn_optimum(fit, x, label, folds, penalty=2.0, scale=scale)
     block = TimeBlock(x, slice(0, steps), torch.device("cpu"), folds, grams=False)
     problems = _Problems(block, folds, torch.as_tensor(label[:, None]), classes, 2.0, scale)
     assert problems.wide
