@@ -9,8 +9,9 @@ matrix is the whole data's minus one product of the test samples (and the mean):
 half the products of forming each fold's Gram matrix from its training samples; with k-fold splits
 (test sets that partition the samples) X'X is the sum of the test sets' X_test'X_test, which halves
 the products again. The data are centred once per time step over all samples, so the fold means
-are small and the subtraction loses no digits. With ``scale`` (a ``StandardScaler`` before the decoder) the features are
-divided by the training standard deviation (population, 1 where constant), as sklearn does.
+are small and the subtraction loses no digits. With ``scale`` (a ``StandardScaler`` before the
+decoder) the features are divided by the training standard deviation (population, 1 where
+constant), as sklearn does.
 
 The arithmetic runs in torch (float64) on ``device``: the CPU by default, a GPU on request.
 """

@@ -7,10 +7,9 @@ passes of dask graphs (on the active ``dask.distributed`` client when there is o
    layer is finite;
 2. the singular values and right singular vectors of the centred fitted states by dask's tall-and-skinny
    QR (``dask.array.linalg.svd``: a QR per block of at least 2p rows, then of the stacked p x p factors,
-   recursively in groups: a task holds one block, 16 p^2 bytes or the recording's chunk if larger: 268 MB
-   for 4096 units), the
-   same decomposition as in memory, so the axes and variances equal it to rounding (not the covariance
-   matrix's eigenvectors, which would square its condition number);
+   recursively in groups; a task holds one block, 16 p^2 bytes or the recording's chunk if larger: 268 MB
+   for 4096 units), the same decomposition as in memory, so the axes and variances equal it to rounding
+   (not the covariance matrix's eigenvectors, which would square its condition number);
 3. the trajectories (every stimulus and step projected on the axes) and, per step, the Gram matrix of the
    states across stimuli (centred on the step's mean from pass 1), p x p or n x n whichever is smaller,
    summed over chunks of stimuli, for the participation ratio. Steps go in groups whose Gram matrices
