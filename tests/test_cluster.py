@@ -236,16 +236,25 @@ def test_pca_of_a_dask_backed_recording_equals_the_in_memory_one(client, tmp_pat
                 np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=1e-10, atol=1e-10)
             np.testing.assert_allclose(got.participation_ratio, expected.participation_ratio, rtol=1e-10)
             assert np.isnan(got.participation_ratio[0]) and got.fit_time.tolist() == expected.fit_time.tolist()
+            with monkeypatch.context() as patch:
+                patch.setattr(Recording, "get", None)  # projected blockwise, never read whole
+                projected = expected.transform(chunked)
+            np.testing.assert_allclose(projected, expected.trajectories, rtol=1e-10, atol=1e-10)
 
 
 def test_pca_of_a_dask_backed_recording_refuses_nan(client, tmp_path):
     from rnnprobe.analysis import fit_pca
 
     states = np.random.default_rng(0).normal(size=(20, 3, 5))
+    finite = fit_pca(Recording({"h": states.copy()}))
     states[7, 2, 1] = np.inf
     Recording({"h": states}).save(tmp_path / "nan.zarr")
     with pytest.raises(rnnprobe.errors.NonFiniteError, match="layer 'h' holds NaN or inf among the selected states"):
         fit_pca(Recording.load(tmp_path / "nan.zarr", chunks=5), "h")
+    with pytest.raises(rnnprobe.errors.NonFiniteError, match="layer 'h' holds NaN or inf among the selected states"):
+        finite.transform(Recording.load(tmp_path / "nan.zarr", chunks=5))
+    with pytest.raises(rnnprobe.errors.NonFiniteError, match="1 non-finite value"):
+        finite.transform(states)
 
 
 @pytest.mark.parametrize("with_client", [True, False])

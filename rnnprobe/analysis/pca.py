@@ -128,18 +128,31 @@ class PCAResult:
         return self.components.shape[0]
 
     def transform(self, recording: Recording | np.ndarray, layer: str | None = None) -> np.ndarray:
-        """Project another recording's states (same number of units) on these axes: (stimulus, time, k)."""
-        if isinstance(recording, Recording):
-            states = recording.get(layer if layer is not None else self.layer, flatten=True)
+        """Project another recording's states (same number of units) on these axes: (stimulus, time, k).
+
+        A dask-backed recording is projected blockwise (only the projections come back); NaN or inf
+        states are refused.
+        """
+        name = layer if layer is not None else self.layer
+        if isinstance(recording, Recording) and recording.is_dask:
+            states = recording.to_dask(recording.resolve_layer(name))
+        elif isinstance(recording, Recording):
+            states = recording.get(name, flatten=True)
         else:
-            states = np.asarray(recording)
-            states = states.reshape(*states.shape[:2], -1) if states.ndim > 3 else states
+            states = check_numeric(recording, name="recording")
+        states = states.reshape(*states.shape[:2], -1) if states.ndim > 3 else states
         if states.ndim != 3 or states.shape[-1] != self.components.shape[1]:
             raise ShapeError(
                 f"recording: states {describe(states)} do not have the {self.components.shape[1]} units the "
                 f"axes were fitted on ({self.layer!r}). Project a layer of the same size."
             )
-        return (states.astype(np.float64) - self.mean) @ self.components.T
+        projected = (states.astype(np.float64) - self.mean) @ self.components.T
+        if isinstance(states, np.ndarray):
+            check_finite(states, name="recording", layer=name)
+            return projected
+        from .pca_blockwise import dask_projection
+
+        return dask_projection(projected, states, name)
 
     def summary(self) -> dict[str, Any]:
         """Key numbers: variance explained by the first components, and dimensionality over time."""

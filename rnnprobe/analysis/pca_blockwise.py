@@ -117,3 +117,13 @@ def _participation(gram: np.ndarray, sums: np.ndarray, n: int, small: bool) -> n
     trace_sq = np.einsum("tij,tij->t", centred, centred)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(trace_sq > 0, trace**2 / trace_sq, np.nan)
+
+
+def dask_projection(projected: Any, states: Any, layer: str) -> np.ndarray:
+    """The lazy projections of dask-backed ``states`` computed with their finiteness check in one pass."""
+    import dask
+    import dask.array as da
+
+    result, finite = dask.compute(projected, da.isfinite(states).all())
+    check_finite_layer(finite, layer)
+    return np.asarray(result)
