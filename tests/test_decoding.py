@@ -234,8 +234,9 @@ def _assert_sklearn_optimum(fit, x, label, folds, *, penalty, scale):
 def test_wide_logistic_fits_equal_sklearn_at_its_optimum(rng, classes, scale):
     """More units than samples: the conjugate gradients are preconditioned through Woodbury's identity
     (n x n systems); the fits are sklearn's at a tight tolerance, and the preconditioner is the inverse
-    of c Y_f'Y_f + penalty I applied to a residual (Y: the samples centred and scaled over all of them,
-    rows outside the fold's training set zero)."""
+    of Y_f' W Y_f + penalty I applied to a residual (Y: the samples centred and scaled over all of them,
+    rows outside the fold's training set zero; W: Böhning's c, or for multinomial problems the current
+    curvature)."""
     import torch
 
     from rnnprobe.analysis._linear import TimeBlock
@@ -254,10 +255,17 @@ def test_wide_logistic_fits_equal_sklearn_at_its_optimum(rng, classes, scale):
     r = torch.as_tensor(rng.normal(size=problems.shape))
     z, _ = problems.precondition(r, torch.zeros(problems.shape[:2] + problems.shape[3:], dtype=torch.float64))
     y = problems.data[torch.float64]["y"].numpy()
+    weights = problems.c * np.ones((steps, len(folds), n))  # Böhning's bound
+    if classes > 2:  # multinomial: refreshed from the curvature, (1 - sum p^2) / m per sample
+        prob = torch.softmax(torch.as_tensor(rng.normal(size=(steps, n, len(folds), 1, classes))), dim=-1)
+        problems.refresh(prob)
+        z, _ = problems.precondition(r, torch.zeros(problems.shape[:2] + problems.shape[3:], dtype=torch.float64))
+        weights = np.moveaxis((1 - (prob.numpy() ** 2).sum(axis=-1))[..., 0] / (classes - 1), 1, 2)
     for f, train in enumerate(folds):
         for t in range(steps):
             yf = y[t] * train[:, None]
-            dense = np.linalg.solve(problems.c * yf.T @ yf + 2.0 * np.eye(p), r[t, f].numpy().reshape(p, -1))
+            hessian = yf.T @ (weights[t, f][:, None] * yf) + 2.0 * np.eye(p)
+            dense = np.linalg.solve(hessian, r[t, f].numpy().reshape(p, -1))
             np.testing.assert_allclose(z[t, f].numpy().reshape(p, -1), dense, rtol=1e-4, atol=1e-5)
 
 
