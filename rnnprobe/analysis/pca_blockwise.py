@@ -94,9 +94,9 @@ def _gram_pieces(x: Any, small: bool) -> tuple[Any, Any]:
     """Lazy (Gram matrices per step, sums over stimuli per step) of centred states x (stimulus, steps, units):
     n x n (chunk pairs of stimuli) when ``small``, else p x p.
     """
-    import dask.array as da
-
-    gram = da.einsum("itu,jtu->tij", x, x) if small else da.einsum("itu,itv->tuv", x, x)
+    # batched matmuls (BLAS per block; dask's einsum runs numpy's own loops: 8x slower at 2000 x 4 x 512)
+    steps_first = x.transpose(1, 0, 2)  # (steps, stimulus, units)
+    gram = steps_first @ steps_first.transpose(0, 2, 1) if small else steps_first.transpose(0, 2, 1) @ steps_first
     return gram, x.sum(axis=0)
 
 

@@ -42,7 +42,8 @@ def dask_dissimilarities(
         x = x - x.mean(axis=2, keepdims=True)
     if distance in ("correlation", "cosine"):
         x = x / da.linalg.norm(x, axis=2, keepdims=True)
-    gram = da.einsum("ctu,dtu->tcd", x, x)
+    steps_first = x.transpose(1, 0, 2)  # (time, condition, unit): batched matmuls, BLAS per block (dask's
+    gram = steps_first @ steps_first.transpose(0, 2, 1)  # einsum runs numpy's own loops: 3-8x slower)
     gram, finite = dask.compute(gram, finite)
     check_finite_layer(finite, layer)
     from .compute import distances_from_gram  # (compute imports this module)
