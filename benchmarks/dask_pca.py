@@ -26,19 +26,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np
-from _dask import add_allocator_argument, set_worker_allocator
+from _dask import add_allocator_argument, peak_rss, set_worker_allocator
 from _machine import Results, print_machine
 
 STEPS = 4
 FIELDS = ("components", "explained_variance", "trajectories", "participation_ratio")
-
-
-def peak_rss() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def make_store(path: Path, n: int, units: int) -> None:

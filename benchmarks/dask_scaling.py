@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np
 import torch
-from _dask import add_allocator_argument, set_worker_allocator
+from _dask import add_allocator_argument, peak_rss, set_worker_allocator
 from _machine import print_machine
 from _models import ConvRecurrent
 
@@ -44,14 +44,6 @@ def stimuli(n: int) -> tuple[torch.Tensor, np.ndarray]:
     templates = rng.normal(size=(10, 1, 32, 32)).astype(np.float32)
     x = rng.normal(size=(n, 1, 32, 32)).astype(np.float32) + 0.5 * templates[label]
     return torch.from_numpy(x), label
-
-
-def peak_rss() -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
 
 
 def analyses(path: Path) -> tuple[dict, np.ndarray, float]:
