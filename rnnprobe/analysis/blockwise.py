@@ -36,6 +36,14 @@ def time_blocks(n_stimuli: int, n_units: int, positions: np.ndarray, budget: int
     return [positions[block] for block in slices(len(positions), per_step, budget=budget)]
 
 
+def dask_states(recording: Any, layer: str, *, stimuli: Any = None, time: Any = None) -> Any:
+    """A dask-backed layer's selected states as a lazy (stimulus, time, units) float64 dask array, the units
+    flattened into one chunk: the input of the blockwise RDMs, PCA and timescales.
+    """
+    x = recording.select(layer, stimuli=stimuli, time=time).to_dask(layer)
+    return x.reshape(x.shape[0], x.shape[1], -1).astype(np.float64).rechunk({2: -1})
+
+
 def active_client() -> Any:
     """The active ``dask.distributed`` client, or None (no cluster, or distributed not installed)."""
     distributed = sys.modules.get("distributed")  # a client exists only once distributed was imported

@@ -25,14 +25,9 @@ from typing import Any
 import numpy as np
 
 from .._validation import check_finite_layer
+from .blockwise import dask_states
 
 GRAM_BUDGET = 2**28  # bytes of per-step Gram matrices summed in one pass (256 MiB)
-
-
-def _units_flat(x: Any) -> Any:
-    """(stimulus, time, units...) dask array -> (stimulus, time, units) float64, units in one chunk."""
-    x = x.reshape(x.shape[0], x.shape[1], -1).astype(np.float64)
-    return x.rechunk({2: -1})
 
 
 def dask_pca(recording: Any, layer: str, fit_time: np.ndarray, fit_stim: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -43,8 +38,8 @@ def dask_pca(recording: Any, layer: str, fit_time: np.ndarray, fit_stim: np.ndar
     import dask
     import dask.array as da
 
-    states = _units_flat(recording.to_dask(layer))
-    fit = _units_flat(recording.select(layer, stimuli=fit_stim, time=fit_time).to_dask(layer))
+    states = dask_states(recording, layer)
+    fit = dask_states(recording, layer, stimuli=fit_stim, time=fit_time)
     rows = _tall_blocks(fit.rechunk({1: -1}).reshape(-1, fit.shape[2]))
     mean, step_means, finite = dask.compute(rows.mean(axis=0), states.mean(axis=0), da.isfinite(states).all())
     check_finite_layer(finite, layer)
@@ -73,7 +68,7 @@ def dask_trajectories(
     """
     import dask
 
-    states = _units_flat(recording.to_dask(layer)) - step_means
+    states = dask_states(recording, layer) - step_means
     n, n_time, p = states.shape
     trajectories = states @ components.T
     small = n <= p

@@ -26,6 +26,7 @@ import numpy as np
 from .._validation import check_finite_layer, check_int, check_number, check_recording, layer_states
 from ..errors import ArgumentError, ShapeError, describe
 from ..recording import Recording
+from .blockwise import dask_states
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -73,15 +74,16 @@ def _check_lags(n: int, t: int, max_lag: int) -> int:
 
 
 def dask_autocorrelation(states: Any, max_lag: int, layer: str) -> np.ndarray:
-    """:func:`autocorrelation` of a dask array (stimulus, time, units...), blockwise: each step's mean and
-    spread across stimuli, then the lagged products summed over chunks of stimuli (two passes on the
-    active ``dask.distributed`` client, else dask's threads); only (time, units) and (units, lags) arrays
-    come back. Equal to the in-memory function to rounding. NaN or inf states are refused.
+    """:func:`autocorrelation` of a (stimulus, time, units) float64 dask array (``blockwise.dask_states``),
+    blockwise: each step's mean and spread across stimuli, then the lagged products summed over chunks of
+    stimuli (two passes on the active ``dask.distributed`` client, else dask's threads); only (time, units)
+    and (units, lags) arrays come back. Equal to the in-memory function to rounding. NaN or inf states are
+    refused.
     """
     import dask
     import dask.array as da
 
-    x = states.reshape(states.shape[0], states.shape[1], -1).astype(np.float64).rechunk({1: -1})
+    x = states.rechunk({1: -1})
     n, t, _ = x.shape
     max_lag = _check_lags(n, t, max_lag)
     mean, finite = dask.compute(x.mean(axis=0), da.isfinite(x).all())
@@ -256,7 +258,7 @@ def fit_timescales(
         raise ArgumentError("time: pass consecutive time steps (a slice): lags are counted in steps.")
     max_lag = max(1, len(steps) // 2) if max_lag is None else max_lag
     if recording.is_dask:  # blockwise: the layer is never read whole
-        ac = dask_autocorrelation(recording.select(layer, time=steps).to_dask(layer), max_lag, layer)
+        ac = dask_autocorrelation(dask_states(recording, layer, time=steps), max_lag, layer)
     else:
         ac = autocorrelation(layer_states(recording, layer, time=steps)[2], max_lag)
     lags = np.arange(max_lag + 1)

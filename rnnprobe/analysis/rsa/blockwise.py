@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..._validation import check_finite_layer
+from ..blockwise import dask_states
 
 DISTANCES = ("correlation", "cosine", "euclidean", "euclidean_plain")
 
@@ -29,8 +30,7 @@ def dask_dissimilarities(
     import dask
     import dask.array as da
 
-    x = recording.select(layer, stimuli=stimuli, time=time_index).to_dask(layer)
-    x = x.reshape(x.shape[0], x.shape[1], -1).astype(np.float64)
+    x = dask_states(recording, layer, stimuli=stimuli, time=time_index)
     finite = da.isfinite(x).all()
     if groups is not None:
         inverse, n_groups = groups
