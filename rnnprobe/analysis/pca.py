@@ -146,11 +146,12 @@ class PCAResult:
                 f"recording: states {describe(states)} do not have the {self.components.shape[1]} units the "
                 f"axes were fitted on ({self.layer!r}). Project a layer of the same size."
             )
+        if isinstance(states, np.ndarray):  # refused before any arithmetic on them
+            check_finite(states, name="recording", layer=name)
         projected = (states.astype(np.float64) - self.mean) @ self.components.T
         if isinstance(states, np.ndarray):
-            check_finite(states, name="recording", layer=name)
             return projected
-        from .pca_blockwise import dask_projection
+        from .pca_blockwise import dask_projection  # lazy: computed with its finiteness check in one pass
 
         return dask_projection(projected, states, name)
 
