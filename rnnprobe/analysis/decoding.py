@@ -378,18 +378,16 @@ def _fast_scores(
         masks.append(mask)
     fit = _fit(spec, x, y_sets, masks, n_classes, device)
     n_sets = y_sets.shape[1]
-
-    def fold_scores(f: int) -> np.ndarray:
-        test = folds[f][1]
+    out = []
+    for f, (_, test) in enumerate(folds):
         if x_test is None:
             xt, yt = x[test], y_sets[test]
         else:
             xt, yt = x_test, np.repeat(y_test[:, None], n_sets, axis=1)
         decision = _decisions(xt, fit.coef[f], fit.intercept[f], generalize=generalize)
         decision = decision.reshape(*decision.shape[:-1], n_sets, -1)
-        return np.stack([_scores.score(scoring, yt[:, s], decision[..., s, :], n_classes) for s in range(n_sets)])
-
-    return np.stack([fold_scores(f) for f in range(len(folds))])
+        out.append(np.stack([_scores.score(scoring, yt[:, s], decision[..., s, :], n_classes) for s in range(n_sets)]))
+    return np.stack(out)
 
 
 def _decisions(xt: np.ndarray, coef: np.ndarray, intercept: np.ndarray, *, generalize: bool) -> np.ndarray:
