@@ -24,12 +24,3 @@ def set_worker_allocator(mmap_threshold: int) -> None:
     if mmap_threshold:
         dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": str(mmap_threshold)})
     print(f"  workers' environment: {dask.config.get('distributed.nanny.pre-spawn-environ')}")
-
-
-def peak_rss() -> int:
-    """This process's peak resident memory in bytes (VmHWM), for the driver and, by ``client.run``, each worker."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 
 
 def cpu_model() -> str:
@@ -99,3 +100,12 @@ class Results:
         os.replace(path + ".part", path)
         print(f"results: {path}")
         return path
+
+
+def peak_rss() -> int:
+    """Peak resident memory of this process in bytes (VmHWM: unlike ru_maxrss, not inherited over exec)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

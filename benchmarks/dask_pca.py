@@ -26,8 +26,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np
-from _dask import add_allocator_argument, peak_rss, set_worker_allocator
-from _machine import Results, print_machine
+from _dask import add_allocator_argument, set_worker_allocator
+from _machine import Results, peak_rss, print_machine
 
 STEPS = 4
 FIELDS = ("components", "explained_variance", "trajectories", "participation_ratio")

@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np
 import torch
-from _dask import add_allocator_argument, peak_rss, set_worker_allocator
-from _machine import print_machine
+from _dask import add_allocator_argument, set_worker_allocator
+from _machine import peak_rss, print_machine
 from _models import ConvRecurrent
 
 import rnnprobe

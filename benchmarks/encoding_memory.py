@@ -42,8 +42,7 @@ def write_store(path: Path, n: int, units: int) -> None:
 
 def fit(path: Path) -> None:
     import numpy as np
-    from _machine import print_machine
-    from record_overhead import peak_rss
+    from _machine import peak_rss, print_machine
 
     from rnnprobe import Recording
     from rnnprobe.analysis import fit_encoding

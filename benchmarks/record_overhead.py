@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import torch
-from _machine import print_machine
+from _machine import peak_rss, print_machine
 from _models import ConvRecurrent, CORnetRT, SeqLSTM
 
 import rnnprobe
@@ -64,15 +63,6 @@ def plain_pass(model, stimuli, batch_size):
     with torch.no_grad():
         for start in range(0, stimuli.shape[0], batch_size):
             model(stimuli[start : start + batch_size])
-
-
-def peak_rss() -> int:
-    """Peak resident memory of this process in bytes (VmHWM: unlike ru_maxrss, not inherited over exec)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def timed(fn):

@@ -24,9 +24,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np
 import torch
-from _machine import print_machine
+from _machine import peak_rss, print_machine
 from _models import ConvRecurrent
-from record_overhead import peak_rss
 
 import rnnprobe
 
