@@ -250,7 +250,8 @@ def test_wide_logistic_fits_equal_sklearn_at_its_optimum(rng, classes, scale):
     fit = fit_logistic(x, label[:, None], folds, n_classes=classes, penalty=2.0, scale=scale, tol=1e-10)
     _assert_sklearn_optimum(fit, x, label, folds, penalty=2.0, scale=scale)
     block = TimeBlock(x, slice(0, steps), torch.device("cpu"), folds, grams=False)
-    problems = _Problems(block, folds, torch.as_tensor(label[:, None]), classes, 2.0, scale)
+    present = torch.ones(len(folds), 1, classes, dtype=torch.bool)
+    problems = _Problems(block, folds, torch.as_tensor(label[:, None]), present, 2.0, scale)
     assert problems.wide
     r = torch.as_tensor(rng.normal(size=problems.shape))
     z, _ = problems.precondition(r, torch.zeros(problems.shape[:2] + problems.shape[3:], dtype=torch.float64))
@@ -267,6 +268,87 @@ def test_wide_logistic_fits_equal_sklearn_at_its_optimum(rng, classes, scale):
             hessian = yf.T @ (weights[t, f][:, None] * yf) + 2.0 * np.eye(p)
             dense = np.linalg.solve(hessian, r[t, f].numpy().reshape(p, -1))
             np.testing.assert_allclose(z[t, f].numpy().reshape(p, -1), dense, rtol=1e-4, atol=1e-5)
+
+
+def _sets_missing_classes(n: int, classes: int) -> np.ndarray:
+    """Target sets (n, S) over 3 folds (fold k tests the samples i % 3 == k) whose training sets miss
+    classes: set 0 none; set 1 (multiclass) misses the last class in fold 0; set 2 holds only classes
+    0 and 1 in fold 1's training set; the last set holds only class 0 in fold 2's training set."""
+    i = np.arange(n)
+    full = (i // 3) % classes
+    sets = [full]
+    if classes > 2:
+        sets.append(np.where((full == classes - 1) & (i % 3 != 0), (i // 3) % (classes - 1), full))
+        sets.append(np.where(i % 3 == 1, full, (i // 3) % 2))
+    sets.append(np.where(i % 3 == 2, full, 0))
+    return np.stack(sets, axis=1)
+
+
+@pytest.mark.parametrize(("classes", "units"), [(4, 10), (4, 80), (2, 10)])
+def test_training_sets_missing_classes_are_fitted_on_the_classes_present(rng, classes, units):
+    """A training set that lacks classes (a rare class in a permuted label set) gets scikit-learn's fit on
+    the classes present: multinomial on 3, binary on 2 (probabilities equal to sklearn's Newton solver),
+    the absent classes never predicted; a training set of one class predicts it (sklearn refuses it).
+    Ridge: RidgeClassifier's decisions. Dense and wide (more units than samples) logistic paths."""
+    from scipy.special import expit, softmax
+
+    from rnnprobe.analysis._logistic import fit_logistic
+    from rnnprobe.analysis._ridge import fit_ridge
+    from rnnprobe.analysis.decoding import _code
+
+    n, steps = 72, 2
+    y = _sets_missing_classes(n, classes)
+    x = rng.normal(size=(n, steps, units)) + 1.0
+    x[:, :, :3] += 0.6 * y[:, None, :3] if classes > 2 else 0.6 * y[:, None, :1]
+    folds = [np.arange(n) % 3 != k for k in range(3)]
+    logistic = fit_logistic(x, y, folds, n_classes=classes, penalty=2.0, scale=True, tol=1e-10)
+    codes = np.hstack([_code(y[:, s], classes) for s in range(y.shape[1])])
+    ridge = fit_ridge(x, codes, folds, alpha=2.0, scale=True)  # an absent class's column: the constant -1
+    out = 1 if classes == 2 else classes
+    checked = 0
+    for f, train in enumerate(folds):
+        for s in range(y.shape[1]):
+            present = np.unique(y[train, s])
+            cols = slice(s * out, (s + 1) * out)
+            for t in range(steps):
+                xt = x[~train, t]
+                ours = xt @ logistic.coef[f, t, :, cols] + logistic.intercept[f, t, cols]
+                proba = np.hstack([1 - expit(ours), expit(ours)]) if classes == 2 else softmax(ours, axis=1)
+                ridge_ours = xt @ ridge.coef[f, t, :, cols] + ridge.intercept[f, t, cols]
+                ridge_pred = (ridge_ours[:, 0] > 0).astype(int) if classes == 2 else ridge_ours.argmax(axis=1)
+                if present.size == 1:  # sklearn refuses a training set of one class; it is predicted
+                    np.testing.assert_array_equal(proba.argmax(axis=1), present[0])
+                    np.testing.assert_array_equal(ridge_pred, present[0])
+                    checked += 1
+                    continue
+                model = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, solver="newton-cholesky",
+                                                                           tol=1e-12, max_iter=1000))  # fmt: skip
+                model.fit(x[train, t], y[train, s])
+                absent = np.setdiff1d(np.arange(classes), present)
+                assert np.all(proba[:, absent] == 0)
+                np.testing.assert_allclose(proba[:, present], model.predict_proba(xt), atol=1e-7)
+                ridge_model = make_pipeline(StandardScaler(), RidgeClassifier(alpha=2.0)).fit(x[train, t], y[train, s])
+                np.testing.assert_array_equal(ridge_pred, ridge_model.predict(xt))
+                checked += present.size < classes
+    assert checked == steps * (y.shape[1] - 1)  # every set but the first has one fold missing classes
+
+
+def test_a_rare_class_absent_from_a_training_fold_decodes_as_sklearn(rng):
+    """Folds by class (each training set misses a class) and permutations: the fast path's scores and null
+    equal scikit-learn's fits of the classes present."""
+    label = np.arange(90) % 3
+    x = rng.normal(size=(90, 2, 6))
+    x[:, :, 0] += label[:, None]
+    rec = Recording({"h": x}, metadata={"label": label})
+    cv = PredefinedSplit(np.where(label == 2, 0, (np.arange(90) // 3) % 3))  # class 2 only in fold 0's test set
+    sk = make_pipeline(StandardScaler(), LogisticRegression(solver="newton-cholesky", tol=1e-12, max_iter=1000))
+    for estimator in ("logistic", "ridge"):
+        fast = decode(rec, "h", "label", estimator=estimator, cv=cv, n_permutations=15, seed=1)
+        generic = sk if estimator == "logistic" else make_pipeline(StandardScaler(), RidgeClassifier())
+        reference = decode(rec, "h", "label", estimator=generic, cv=cv, n_permutations=15, seed=1, fast=False)
+        np.testing.assert_allclose(fast.fold_scores, reference.fold_scores, atol=1e-12)
+        np.testing.assert_allclose(fast.null, reference.null, atol=1e-12)
+        assert fast.fold_scores[0].max() < 0.7  # fold 0 tests class 2, which its decoders never predict
 
 
 def test_logistic_fast_path_scores_within_0_01_of_sklearn(rng):
@@ -434,10 +516,6 @@ def test_bad_inputs_get_clear_errors(rng):
     one_class = Recording({"h": x}, metadata={"label": np.zeros(120, dtype=int)})
     with pytest.raises(ArgumentError, match="at least 2 classes"):
         decode(one_class, "h", "label")
-    by_class = PredefinedSplit(np.asarray(label) % 3)  # each fold tests one class: its training sets miss it
-    with pytest.raises(ArgumentError, match="fold 0 hold no sample of class 0 in the labels"):
-        decode(Recording({"h": x}, metadata={"label": np.asarray(label) % 3}), "h", "label", estimator="logistic",
-               cv=by_class)  # fmt: skip
     rare = label.copy()
     rare[:3] = 7  # a class with 3 members cannot fill 5 folds
     with pytest.raises(ArgumentError, match=r"smallest class has 3\. Use fewer folds"):

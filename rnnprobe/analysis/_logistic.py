@@ -23,7 +23,8 @@ samples centred and scaled over all of them (any positive definite approximation
 fits are the same): 200 x 10 x 512, 5 folds, 0.92 -> 0.27 s; 300 x 4 x 4096 about 0.84 s, where the
 p x p inverses alone would take minutes (AMD EPYC, 1 thread). There, multinomial problems weight the
 samples by their current curvature at every Newton iteration (Böhning's bound is loose for them).
-A fold whose training samples miss a class is refused (no finite optimum of its intercept).
+A training set that misses a class (a rare class in a permuted label set, or folds by class) is fitted
+as scikit-learn does, on the classes present (see :meth:`_Problems._classes`).
 
 Gradients, losses and the line search are float64; the conjugate gradients' Hessian products
 and preconditioning, approximate by nature, run in float32 (their GEMMs dominate the cost). It
@@ -37,8 +38,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..errors import ArgumentError, ConvergenceError
-from ._linear import LinearFit, TimeBlock, as_device, matmul, time_blocks, to_original_units, work_bytes
+from ..errors import ConvergenceError
+from ._linear import (
+    LinearFit,
+    TimeBlock,
+    as_device,
+    matmul,
+    time_blocks,
+    to_original_units,
+    work_bytes,
+)
 
 
 def class_basis(n_classes: int) -> np.ndarray:
@@ -55,8 +64,10 @@ def class_basis(n_classes: int) -> np.ndarray:
 class _Problems:
     """The logistic problems of one time block: data (tb, n, p) shared by folds F and sets S."""
 
-    def __init__(self, data: TimeBlock, folds: list, y: torch.Tensor, n_classes: int, penalty: float, scale: bool):
+    def __init__(self, data: TimeBlock, folds: list, y: torch.Tensor, present: torch.Tensor, penalty: float,
+                 scale: bool):  # fmt: skip
         device = data.x.device
+        n_classes = present.shape[-1]
         self.x = data.x
         tb, n, p = data.x.shape
         # the adjoint's GEMM runs twice as fast on a contiguous copy; a row of ones adds the sums
@@ -65,7 +76,8 @@ class _Problems:
         self.basis = torch.as_tensor(class_basis(n_classes), dtype=torch.float64, device=device)  # (K, m)
         self.m = self.basis.shape[1]
         self.binary = n_classes == 2
-        self.penalty = penalty
+        self.penalty = penalty  # the preconditioners' (of every problem: any positive definite one serves)
+        penalties = self._classes(present, penalty)
         onehot = torch.nn.functional.one_hot(y, n_classes).to(torch.float64)  # (n, S, K)
         self.target = (onehot[..., 1:] if self.binary else onehot)[:, None]  # (n, 1, S, 1 or K)
         self.weights = torch.as_tensor(np.stack(folds, axis=1), dtype=torch.float64, device=device)  # (n, F)
@@ -85,10 +97,25 @@ class _Problems:
         # Hessian products and preconditioning (approximate by nature) in float32, at a third of
         # the cost of the GEMMs that dominate the solver
         arrays = {"x": self.x, "xt": xt, "mean": mean, "inv": inv, "shift": mean * inv,
-                  "precond": precond, "basis": self.basis, "weights": self.weights}  # fmt: skip
+                  "precond": precond, "basis": self.basis, "weights": self.weights, "penalties": penalties}  # fmt: skip
         if self.wide:
             arrays["y"] = y
         self.data = {torch.float64: arrays, torch.float32: {k: v.float() for k, v in arrays.items()}}
+
+    def _classes(self, present: torch.Tensor, penalty: float) -> torch.Tensor:
+        """What the classes each training set holds (``present`` (F, S, K)) change, as scikit-learn fits the
+        classes present: a class absent from a multiclass problem's training set gets no probability (its
+        logit -inf: ``offset``); where two classes remain, the problem is scikit-learn's binary one, whose
+        penalty on the one logit difference is half the multinomial's on two opposite class vectors, so
+        its penalty doubles; a training set of one class has no finite optimum and is not fitted (``free``
+        False; :func:`mask_absent_classes` makes it predict that class). Returns the penalties per problem
+        (1, F, 1, S, 1).
+        """
+        count = present.sum(dim=-1)  # (F, S)
+        self.free = count > 1
+        self.offset = torch.where(present, 0.0, -torch.inf).to(torch.float64)  # (F, S, K)
+        factor = torch.where((count == 2) & (present.shape[-1] > 2), 2.0, 1.0).to(torch.float64)
+        return (penalty * factor)[None, :, None, :, None]
 
     def _dense(self) -> torch.Tensor:
         """(c Z_f'Z_f + penalty I)^-1 of every fold, (tb, F, p, p), from the folds' Gram matrices."""
@@ -155,7 +182,7 @@ class _Problems:
         back, total = back[:, :, :-1], back[:, :, -1]  # the last row of xt is ones: the sums over samples
         gw = (back - data["mean"][..., None, None] * total[:, :, None]) * data["inv"][..., None, None]
         if w is not None:
-            gw = gw + self.penalty * w
+            gw = gw + data["penalties"] * w
         return gw, total
 
     def loss(self, eta: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -163,14 +190,14 @@ class _Problems:
         if self.binary:  # log(1 + e^eta) - y eta
             nll = (torch.nn.functional.softplus(eta) - eta * self.target).sum(dim=-1)
         else:
-            logits = eta @ self.basis.T
-            nll = torch.logsumexp(logits, dim=-1) - (logits * self.target).sum(dim=-1)  # (tb, n, F, S)
+            logits = eta @ self.basis.T  # an absent class's target is 0 on the training samples (weight 1)
+            nll = torch.logsumexp(logits + self.offset, dim=-1) - (logits * self.target).sum(dim=-1)  # (tb, n, F, S)
         data = torch.einsum("tnfs,nf->tfs", nll, self.weights)
-        return data + 0.5 * self.penalty * (w * w).sum(dim=(2, 4))
+        return data + 0.5 * self.data[torch.float64]["penalties"][:, :, 0, :, 0] * (w * w).sum(dim=(2, 4))
 
     def probabilities(self, eta: torch.Tensor) -> torch.Tensor:
         """Class 1's probability (binary) or all classes' (tb, n, F, S, m or K)."""
-        return torch.sigmoid(eta) if self.binary else torch.softmax(eta @ self.basis.T, dim=-1)
+        return torch.sigmoid(eta) if self.binary else torch.softmax(eta @ self.basis.T + self.offset, dim=-1)
 
     def gradient(self, prob: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         residual = prob - self.target
@@ -236,7 +263,7 @@ def _newton(problems: _Problems, *, tol: float, max_iter: int, max_cg: int) -> t
         size = torch.maximum(gw.abs().amax(dim=(2, 4)), gb.abs().amax(dim=-1)) / problems.n_train  # (tb, F, S)
         if first is None:
             first = torch.clamp(size, min=1e-300)
-        active = size > tol
+        active = (size > tol) & problems.free
         if not active.any():
             return w, b
         # inexact Newton: solve H s = -g to a relative residual of min(0.5, sqrt(|g| / |g0|))
@@ -296,20 +323,29 @@ def _newton(problems: _Problems, *, tol: float, max_iter: int, max_cg: int) -> t
     )
 
 
-def _check_classes_in_training(y: np.ndarray, folds: list[np.ndarray], n_classes: int) -> None:
-    """Refuse a fold whose training samples miss a class: its unpenalised intercept has no finite optimum
-    (it would run to -inf and the fit to NaN), where scikit-learn fits the classes present instead.
+def classes_present(y: np.ndarray, folds: list[np.ndarray], n_classes: int) -> np.ndarray:
+    """(F, S, K): whether fold f's training samples (``folds[f]``, a mask) hold class k in target set s
+    (``y`` (n, S) of class indices).
     """
-    for f, train in enumerate(folds):
-        counts = np.stack([np.bincount(y[train, s], minlength=n_classes) for s in range(y.shape[1])])
-        if (counts == 0).any():
-            s, k = (int(i[0]) for i in np.nonzero(counts == 0))
-            which = "the labels" if s == 0 else f"permuted label set {s}"
-            raise ArgumentError(
-                f"cv: the training samples of fold {f} hold no sample of class {k} in {which}; the fast logistic "
-                f"regression needs every class in every training set. Use stratified folds (the default), fewer "
-                f"folds, or estimator=LogisticRegression() with fast=False (scikit-learn fits the classes present)."
-            )
+    codes = np.eye(n_classes, dtype=bool)
+    return np.stack([codes[y[train]].any(axis=0) for train in folds])
+
+
+def mask_absent_classes(fit: LinearFit, present: np.ndarray) -> None:
+    """Decoders that never predict a class their training set lacked, as scikit-learn's classifiers
+    (fitted on the classes present): the class's column (K > 2 classes: one per class and target set)
+    gets weights 0 and intercept -inf; a binary problem trained on one class predicts it (decision
+    +inf or -inf). ``present`` (F, S, K) from :func:`classes_present`; ``fit`` changed in place.
+    """
+    n_classes = present.shape[-1]
+    if n_classes == 2:
+        fold, target_set = np.nonzero(present.sum(axis=-1) == 1)
+        columns, value = target_set, np.where(present[fold, target_set, 1], np.inf, -np.inf)
+    else:
+        fold, target_set, k = np.nonzero(~present)
+        columns, value = target_set * n_classes + k, -np.inf
+    fit.coef[fold, :, :, columns] = 0.0
+    fit.intercept[fold, :, columns] = np.reshape(value, (-1, 1))  # indexed shape (problems, T)
 
 
 def fit_logistic(
@@ -339,8 +375,8 @@ def fit_logistic(
     LinearFit with the decision values of each set as consecutive columns: 1 (class 1's logit)
     for 2 classes, else n_classes logits.
     """
-    _check_classes_in_training(y, folds, n_classes)
     device = as_device(device)
+    present = classes_present(y, folds, n_classes)
     n, n_times, p = x.shape
     n_sets = y.shape[1]
     basis = class_basis(n_classes)
@@ -354,11 +390,13 @@ def fit_logistic(
     per_step += 8 * n * p * 2 if wide else work_bytes(p, len(folds))
     for block in time_blocks(n_times, per_step):
         data = TimeBlock(x, block, device, folds, grams=not wide)
-        problems = _Problems(data, folds, y_t, n_classes, penalty, scale)
+        problems = _Problems(data, folds, y_t, torch.as_tensor(present, device=device), penalty, scale)
         w, b = _newton(problems, tol=tol, max_iter=max_iter, max_cg=max_cg)
         tb = w.shape[0]
         for f, fold in enumerate(problems.moments):
             wf = (w[:, f] @ to_logits.T).reshape(tb, p, -1)  # (tb, p, S * n_out)
             bf = (b[:, f] @ to_logits.T).reshape(tb, -1)
             coef[f, block], intercept[f, block] = to_original_units(wf, bf, fold, data.centre)
-    return LinearFit(coef, intercept)
+    fit = LinearFit(coef, intercept)
+    mask_absent_classes(fit, present)
+    return fit

@@ -412,6 +412,9 @@ def _fit(spec: _FastSpec, x: np.ndarray, y_sets: np.ndarray, masks: list, n_clas
         return fit_logistic(x, y_sets, masks, n_classes=n_classes, penalty=spec.penalty, scale=spec.scale,
                             device=device)  # fmt: skip
     codes = np.hstack([_code(y_sets[:, s], n_classes) for s in range(y_sets.shape[1])])
+    # a class absent from a training set: its column's fit is the constant -1, below the present classes'
+    # mean decision (2 - K') / K' (their codes sum to 2 - K'), so it is never predicted, as in
+    # scikit-learn's RidgeClassifier of the classes present (tested)
     return fit_ridge(x, codes, masks, alpha=spec.penalty, scale=spec.scale, device=device)
 
 
