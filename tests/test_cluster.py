@@ -187,6 +187,74 @@ def test_decoding_a_dask_backed_recording_in_blocks_equals_the_whole(client, tmp
     assert seen == ([4, 8, 2] if with_client else [4, 2])
 
 
+def _scheduler_name(block: int) -> str:
+    import dask
+
+    return getattr(dask.base.get_scheduler(), "__module__", "")
+
+
+def test_blockwise_tasks_compute_their_reads_themselves(client):
+    """A worker's default scheduler would submit a task's dask reads to the cluster and wait for them
+    (slower, and more memory); blockwise tasks compute them synchronously in the task."""
+    from rnnprobe.analysis import blockwise
+
+    assert blockwise.run_blocks(_scheduler_name, [0, 1]) == ["dask.local"] * 2
+    assert "distributed" in client.submit(_scheduler_name, 0, pure=False).result()  # what a plain task would use
+
+
+@pytest.mark.parametrize("with_client", [True, False])
+def test_generalizing_and_cross_decoding_dask_backed_recordings_equal_the_whole(
+    client, tmp_path, monkeypatch, with_client
+):
+    """The generalization matrix in two passes of tasks (decoders fitted on blocks of training steps, then
+    scored on blocks of test steps; target sets in groups whose weights fit a block), and cross-decoding
+    (test=) over time in blocks of steps: equal to the in-memory decode, and never reading a layer whole."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from rnnprobe.analysis import decode, decoding
+
+    rng = np.random.default_rng(6)
+    label, other_label = np.arange(60) % 3, np.arange(45) % 3
+    states = rng.normal(size=(60, 5, 4))
+    states[:, 2:] += label[:, None, None] * 0.8
+    other = rng.normal(size=(45, 5, 4)) + other_label[:, None, None] * 0.8
+    Recording({"h": states}, metadata={"label": label}).save(tmp_path / "a.zarr")
+    Recording({"h": other}, metadata={"label": other_label}).save(tmp_path / "b.zarr")
+    whole, test_whole = (Recording.load(tmp_path / name) for name in ("a.zarr", "b.zarr"))
+    chunked, test_chunked = (Recording.load(tmp_path / name, chunks=20) for name in ("a.zarr", "b.zarr"))
+    seen = _count_blocks(monkeypatch, 2 * 60 * 4 * 8, with_client)  # blocks of 2 steps
+    cases = [  # (training recording, settings); the expected result from the in-memory recordings
+        (chunked, {"generalize": True}),
+        (
+            chunked,
+            {"generalize": True, "estimator": "logistic", "n_permutations": 10, "patterns": True, "time": [0, 2, 3, 4]},
+        ),
+        (chunked, {"generalize": True, "estimator": KNeighborsClassifier(5), "n_permutations": 2}),
+        (chunked, {"generalize": True, "test": test_chunked, "n_permutations": 3}),
+        (whole, {"generalize": True, "test": test_chunked, "time": slice(1, None)}),
+        (chunked, {"test": test_chunked, "n_permutations": 5}),
+    ]
+    for recording, settings in cases:
+        in_memory = {**settings, "test": test_whole} if "test" in settings else settings
+        expected = decode(whole, "h", "label", progress=False, **in_memory)
+        seen.clear()
+        with monkeypatch.context() as patch:
+            if settings.get("generalize"):  # over time, each block is decoded in memory by decode() itself
+                patch.setattr(decoding, "layer_states", None)  # the in-memory path would read the layers whole
+            got = decode(recording, "h", "label", progress=False, **settings)
+        np.testing.assert_allclose(got.fold_scores, expected.fold_scores, rtol=0, atol=1e-10)
+        np.testing.assert_array_equal(got.test_times, expected.test_times)
+        for name in ("null", "p_values", "patterns"):
+            if getattr(expected, name) is not None:
+                np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=0, atol=1e-8)
+        assert [c.p_value for c in got.clusters] == pytest.approx([c.p_value for c in expected.clusters])
+        assert got.scores.shape == expected.scores.shape and got.generalize == expected.generalize
+        if settings == {"generalize": True}:
+            assert seen == [3, 3]  # 5 steps in blocks of 2: fitted in 3 tasks, then tested in 3
+        if "patterns" in settings:  # weights of 5 folds x 4 steps x 4 units x 3 classes: 2 of 11 sets per group
+            assert seen == [2, 2] * 6
+
+
 @pytest.mark.parametrize("with_client", [True, False])
 def test_encoding_a_dask_backed_recording_in_blocks_equals_the_whole(client, tmp_path, monkeypatch, with_client):
     from rnnprobe.analysis import fit_encoding

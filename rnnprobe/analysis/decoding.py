@@ -31,6 +31,7 @@ from .._validation import (
     check_number,
     check_probability,
     check_progress,
+    check_recording,
     check_seed,
     layer_states,
 )
@@ -46,6 +47,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 ESTIMATORS = ("ridge", "logistic")
+MAX_SETS_PER_PASS = 64  # target sets (true, permuted) the fast path fits and scores at once: bounded memory
 
 
 @dataclass
@@ -371,19 +373,35 @@ def _fast_scores(
     (the true targets, then permuted ones): ``y_sets`` (n, n_sets) holds their values or class
     indices. With ``x_test``, one fold trains on everything and tests on (x_test, y_test).
     """
+    fit = fast_fit(spec, x, y_sets, folds, n_classes, device)
+    return fast_test(fit, x if x_test is None else x_test, y_sets, folds, y_test, scoring=scoring,
+                     n_classes=n_classes, generalize=generalize)  # fmt: skip
+
+
+def fast_fit(spec: _FastSpec, x: np.ndarray, y_sets: np.ndarray, folds: list, n_classes: int | None, device: Any):
+    """The fast path's decoders (a LinearFit) of every fold's training set, time step and target set."""
     masks = []
     for train, _ in folds:
         mask = np.zeros(len(x), dtype=bool)
         mask[train] = True
         masks.append(mask)
-    fit = _fit(spec, x, y_sets, masks, n_classes, device)
+    return _fit(spec, x, y_sets, masks, n_classes, device)
+
+
+def fast_test(
+    fit: Any, x: np.ndarray, y_sets: np.ndarray, folds: list, y_test: np.ndarray | None, *, scoring: str,
+    n_classes: int | None, generalize: bool
+) -> np.ndarray:  # fmt: skip
+    """Scores (n_folds, n_sets, T[, T']) of fitted decoders on states ``x``: each fold's test samples
+    (cross-validation), or all of ``x`` against ``y_test`` (cross-decoding: ``x`` the test states).
+    """
     n_sets = y_sets.shape[1]
     out = []
     for f, (_, test) in enumerate(folds):
-        if x_test is None:
+        if y_test is None:
             xt, yt = x[test], y_sets[test]
         else:
-            xt, yt = x_test, np.repeat(y_test[:, None], n_sets, axis=1)
+            xt, yt = x, np.repeat(y_test[:, None], n_sets, axis=1)
         decision = _decisions(xt, fit.coef[f], fit.intercept[f], generalize=generalize)
         decision = decision.reshape(*decision.shape[:-1], n_sets, -1)
         out.append(np.stack([_scores.score(scoring, yt[:, s], decision[..., s, :], n_classes) for s in range(n_sets)]))
@@ -431,7 +449,6 @@ def _generic_scores(
     progress: bool,
 ) -> np.ndarray:
     """Scores (n_folds, T[, T']) of a scikit-learn estimator cloned per (fold, training time)."""
-    from sklearn.base import clone
     from sklearn.metrics import check_scoring
     from tqdm.auto import tqdm
 
@@ -443,15 +460,30 @@ def _generic_scores(
     bar = tqdm(total=len(folds) * n_times, desc="decoding", disable=not check_progress(progress))
     for f, (train, test) in enumerate(folds):
         xt, yt = (x[test], y[test]) if x_test is None else (x_test, y_test)
-        for t in range(n_times):
-            model = clone(estimator).fit(x[train, t], y[train])
-            if generalize:
-                out[f, t] = [scorer(model, xt[:, s], yt) for s in range(n_test_times)]
-            else:
-                out[f, t] = scorer(model, xt[:, t], yt)
-            bar.update()
+        out[f] = generic_test(generic_fit(estimator, x, y, train, bar), scorer, xt, yt, generalize=generalize)
     bar.close()
     return out
+
+
+def generic_fit(estimator: Any, x: np.ndarray, y: np.ndarray, train: np.ndarray, bar: Any = None) -> list:
+    """Clones of ``estimator`` fitted on the training samples at every time step of ``x``."""
+    from sklearn.base import clone
+
+    models = []
+    for t in range(x.shape[1]):
+        models.append(clone(estimator).fit(x[train, t], y[train]))
+        if bar is not None:
+            bar.update()
+    return models
+
+
+def generic_test(models: list, scorer: Any, xt: np.ndarray, yt: np.ndarray, *, generalize: bool) -> np.ndarray:
+    """Scores of each time step's model on the test states ``xt`` at its own step (T,), or at every step of
+    ``xt`` (T, T').
+    """
+    if generalize:
+        return np.array([[scorer(model, xt[:, s], yt) for s in range(xt.shape[1])] for model in models])
+    return np.array([scorer(model, xt[:, t], yt) for t, model in enumerate(models)])
 
 
 def _haufe_patterns(spec: _FastSpec, x: np.ndarray, y: np.ndarray, n_classes: int | None, device: Any) -> np.ndarray:
@@ -567,9 +599,78 @@ def decode(
     >>> result
     <DecodingResult: scores over time (6) of 'label' from 'h', accuracy, best 0.850, chance 0.500, 5 fold(s)>
     """
-    if recording.is_dask and not generalize and test is None:  # blocks of time steps, as dask tasks
-        return _decode_blockwise(recording, layer, target, time, _block_settings(locals()))
-    layer, positions, x = layer_states(recording, layer, time=time)
+    plan = _plan(recording, layer, target, estimator=estimator, cv=cv, scoring=scoring, time=time, groups=groups,
+                 test=test, generalize=generalize, alpha=alpha, fast=fast, n_permutations=n_permutations,
+                 patterns=patterns, seed=seed, device=device)  # fmt: skip
+    cluster_threshold = check_probability("cluster_threshold", cluster_threshold)
+    dask = recording.is_dask or (test is not None and test.is_dask)  # blockwise: the layers are never read whole
+    if dask and not generalize:  # blocks of time steps as tasks, each decoded in memory by decode()
+        from .decoding_blockwise import decode_blockwise
+
+        return decode_blockwise(recording, plan, target, _block_settings(locals()))
+    run = dict(scoring=plan.scoring, generalize=generalize, progress=progress)
+    if dask:  # the generalization matrix: decoders fitted on blocks of steps, then tested on blocks of steps
+        from .decoding_blockwise import generalize_blockwise
+
+        fold_scores, null, haufe = generalize_blockwise(recording, plan, run, patterns=patterns)
+    else:
+        fold_scores, null, haufe = _in_memory(recording, plan, run, patterns=patterns, generalize=generalize)
+    scores = fold_scores.mean(axis=0)
+    result = DecodingResult(
+        scores=scores,
+        fold_scores=fold_scores,
+        times=plan.times,
+        test_times=plan.test_times,
+        scoring=plan.scoring,
+        chance=_chance(plan.scoring, plan.y, plan.n_classes),
+        layer=plan.layer,
+        target=plan.target,
+        estimator=plan.label,
+        generalize=generalize,
+        classes=plan.classes,
+        periods=recording.periods,
+        patterns=haufe,
+    )
+    if len(plan.perms):
+        result.null = null
+        result.p_values = (1 + (null >= scores - 1e-12).sum(axis=0)) / (1 + len(plan.perms))
+        result.clusters = cluster_test(scores, null, threshold_p=cluster_threshold)
+    return result
+
+
+@dataclass
+class _Plan:
+    """What decode() settles before it reads any states: the layer, time steps, targets, decoder, folds
+    and permutations (the same for the in-memory and the blockwise paths).
+    """
+
+    layer: str
+    positions: np.ndarray
+    times: np.ndarray
+    target: str
+    label: str  # the estimator's name in the result
+    classes: np.ndarray | None
+    y: np.ndarray
+    n_classes: int | None
+    estimator: Any
+    spec: _FastSpec | None
+    scoring: str
+    folds: list
+    perms: np.ndarray
+    device: Any
+    test: Recording | None  # cross-decoding: tested on this recording at test_positions, targets y_test
+    test_positions: np.ndarray
+    test_times: np.ndarray
+    y_test: np.ndarray | None
+
+
+def _plan(recording: Recording, layer: Any, target: Any, *, estimator: Any, cv: Any, scoring: Any, time: Any,
+          groups: Any, test: Any, generalize: bool, alpha: Any, fast: Any, n_permutations: Any, patterns: bool,
+          seed: Any, device: Any) -> _Plan:  # fmt: skip
+    """decode()'s arguments checked and settled (:class:`_Plan`), no states read."""
+    check_recording(recording, "recording")
+    layer = recording.resolve_layer(layer)
+    positions = recording.time_positions(layer, time)
     values, target_name = _target(recording, target)
     _check_estimator(estimator)
     classify, classes, y = _labels(values, estimator)
@@ -580,47 +681,37 @@ def decode(
         raise ArgumentError(f"scoring: 'roc_auc' needs 2 classes, the target has {classes.size}. Use 'accuracy' or "
                             f"'balanced_accuracy'.")  # fmt: skip
     n_permutations = check_int("n_permutations", n_permutations, minimum=0, maximum=MAX_RESAMPLES)
-    cluster_threshold = check_probability("cluster_threshold", cluster_threshold)
     seed = check_seed(seed)
     if patterns and spec is None:
         raise ArgumentError("patterns: Haufe patterns are computed for the fast path's linear decoders; use "
                             "estimator='ridge' or 'logistic'.")  # fmt: skip
     times = np.asarray(recording.times[layer])[positions]
+    test_positions, test_times, y_test = positions, times, None
     if test is not None:
-        x_test, y_test, test_times = _test_set(test, layer, time, target, classes, x, generalize=generalize)
-        folds = [(np.arange(len(x)), np.zeros(0, dtype=np.int64))]
+        test_positions, test_times, y_test = _test_set(test, layer, time, target, classes, recording,
+                                                       generalize=generalize)  # fmt: skip
+        folds = [(np.arange(len(y)), np.zeros(0, dtype=np.int64))]
     else:
-        x_test = y_test = None
-        test_times = times
         folds = _folds(cv, y, _groups(recording, groups, len(y)), classify, seed)
-    data = _Data(x, y, x_test, y_test, folds, classes.size if classify else None)
     rng = np.random.default_rng(seed)
     perms = np.array([rng.permutation(len(y)) for _ in range(n_permutations)], dtype=np.intp).reshape(-1, len(y))
-    run = dict(scoring=scoring, generalize=generalize, progress=progress)
-    fold_scores, null = _scores_and_null(perms, spec, estimator, data, device, run)
     label = spec.kind if spec is not None and isinstance(estimator, str) else type(estimator).__name__
-    scores = fold_scores.mean(axis=0)
-    result = DecodingResult(
-        scores=scores,
-        fold_scores=fold_scores,
-        times=times,
-        test_times=test_times,
-        scoring=scoring,
-        chance=_chance(scoring, y, data.n_classes),
-        layer=layer,
-        target=target_name,
-        estimator=label,
-        generalize=generalize,
-        classes=classes,
-        periods=recording.periods,
-    )
-    if n_permutations:
-        result.null = null
-        result.p_values = (1 + (null >= scores - 1e-12).sum(axis=0)) / (1 + n_permutations)
-        result.clusters = cluster_test(scores, null, threshold_p=cluster_threshold)
-    if patterns:
-        result.patterns = _haufe_patterns(spec, x, y, data.n_classes, device)
-    return result
+    return _Plan(layer, positions, times, target_name, label, classes, y, classes.size if classify else None,
+                 estimator, spec, scoring, folds, perms, device, test, test_positions, test_times, y_test)  # fmt: skip
+
+
+def _in_memory(
+    recording: Recording, plan: _Plan, run: dict, *, patterns: bool, generalize: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Fold scores, null and Haufe patterns of the selected states read into memory."""
+    _, _, x = layer_states(recording, plan.layer, time=plan.positions)
+    x_test = None
+    if plan.test is not None:
+        _, _, x_test = layer_states(plan.test, plan.layer, time=plan.test_positions, name="test")
+    data = _Data(x, plan.y, x_test, plan.y_test, plan.folds, plan.n_classes)
+    fold_scores, null = _scores_and_null(plan.perms, plan.spec, plan.estimator, data, plan.device, run)
+    haufe = _haufe_patterns(plan.spec, x, plan.y, plan.n_classes, plan.device) if patterns else None
+    return fold_scores, null, haufe
 
 
 _BLOCK_SETTINGS = (
@@ -641,35 +732,6 @@ _BLOCK_SETTINGS = (
 def _block_settings(arguments: dict[str, Any]) -> dict[str, Any]:
     """The arguments of a decode() call that every block of time steps is decoded with."""
     return {key: arguments[key] for key in _BLOCK_SETTINGS}
-
-
-def _decode_block(block: np.ndarray, recording: Recording, layer: str, target: Any, settings: dict) -> DecodingResult:
-    """Decoding at one block of time steps, read into memory (on a dask worker, or here)."""
-    return decode(recording.select(layer, time=block).load_into_memory(), layer, target, progress=False, **settings)
-
-
-def _decode_blockwise(recording: Recording, layer: Any, target: Any, time: Any, settings: dict) -> DecodingResult:
-    """decode() of a dask-backed recording in blocks of time steps (:mod:`.blockwise`), joined."""
-    import dataclasses
-
-    from .blockwise import run_blocks, time_blocks
-
-    layer = recording.resolve_layer(layer)
-    positions = recording.time_positions(layer, time)
-    blocks = time_blocks(recording.n_stimuli, int(np.prod(recording.unit_shape(layer))), positions)
-    parts = run_blocks(_decode_block, blocks, recording, layer, target, settings)  # same folds, seeds, permutations
-    first = parts[0]
-    joined = dataclasses.replace(
-        first, scores=np.concatenate([p.scores for p in parts]), times=np.concatenate([p.times for p in parts]),
-        fold_scores=np.concatenate([p.fold_scores for p in parts], axis=1),
-        test_times=np.concatenate([p.test_times for p in parts]),
-        patterns=None if first.patterns is None else np.concatenate([p.patterns for p in parts]),
-    )  # fmt: skip
-    if first.null is not None:
-        joined.null = np.concatenate([p.null for p in parts], axis=1)
-        joined.p_values = np.concatenate([p.p_values for p in parts])
-        joined.clusters = cluster_test(joined.scores, joined.null, threshold_p=settings["cluster_threshold"])
-    return joined
 
 
 @dataclass
@@ -752,22 +814,23 @@ def _groups(recording: Recording, groups: Any, n: int) -> np.ndarray | None:
 
 
 def _test_set(
-    test: Any, layer: str, time: Any, target: Any, classes: np.ndarray | None, x: np.ndarray, *, generalize: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cross-decoding's test states, targets (coded as in training) and times."""
+    test: Any, layer: str, time: Any, target: Any, classes: np.ndarray | None, recording: Recording, *,
+    generalize: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Cross-decoding's test time positions, times and targets (coded as in training); no states read."""
     if not isinstance(test, Recording):
         raise ArgumentTypeError(f"test: got {describe(test)}. Pass a Recording to test on.")
-    test_layer, test_positions, x_test = layer_states(test, layer, time=time, name="test")
-    if x_test.shape[2] != x.shape[2]:
+    check_recording(test, "test")
+    test_layer = test.resolve_layer(layer)
+    test_positions = test.time_positions(test_layer, time)
+    units, test_units = (int(np.prod(r.unit_shape(name))) for r, name in ((recording, layer), (test, test_layer)))
+    if test_units != units:
         raise ShapeError(
-            f"test: layer {test_layer!r} has {x_test.shape[2]} units, the training layer {x.shape[2]}; "
+            f"test: layer {test_layer!r} has {test_units} units, the training layer {units}; "
             f"cross-decoding needs the same units."
         )
-    if not generalize and x_test.shape[1] != x.shape[1]:
-        raise ShapeError(
-            f"test: {x_test.shape[1]} time steps against {x.shape[1]} for training; use generalize=True "
-            f"or select the same steps."
-        )
+    if not generalize:
+        check_test_steps(len(test_positions), len(recording.time_positions(layer, time)))
     test_values, _ = _target(test, target if isinstance(target, str) else None)
     if classes is not None:
         unknown = np.setdiff1d(test_values, classes)
@@ -776,7 +839,15 @@ def _test_set(
         y_test = np.searchsorted(classes, test_values)
     else:
         y_test = test_values.astype(np.float64)
-    return x_test, y_test, np.asarray(test.times[test_layer])[test_positions]
+    return test_positions, np.asarray(test.times[test_layer])[test_positions], y_test
+
+
+def check_test_steps(n_test: int, n_train: int) -> None:
+    """Cross-decoding over time (not generalizing) tests each step's decoder at the same step."""
+    if n_test != n_train:
+        raise ShapeError(
+            f"test: {n_test} time steps against {n_train} for training; use generalize=True or select the same steps."
+        )
 
 
 def _scores_and_null(
@@ -813,9 +884,9 @@ def _fast_permutations(
     orders = [np.arange(len(data.y)), *perms]  # the true targets, then permuted ones
     threads = library_threads()
     workers = threads if device is None or str(device) == "cpu" else 1  # a device: one pass at a time
-    # bounded memory: at most 64 target sets per pass; passes of equal size in a multiple of the workers
-    # (201 sets on 2 threads: 4 passes of 51, not 64 + 64 against 64 + 9)
-    size = -(-len(orders) // (workers * -(-len(orders) // (64 * workers))))
+    # bounded memory: at most MAX_SETS_PER_PASS target sets per pass; passes of equal size in a multiple of
+    # the workers (201 sets on 2 threads: 4 passes of 51, not 64 + 64 against 64 + 9)
+    size = -(-len(orders) // (workers * -(-len(orders) // (MAX_SETS_PER_PASS * workers))))
     starts = range(0, len(orders), size)
 
     def scores(start: int) -> np.ndarray:
