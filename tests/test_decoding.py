@@ -466,6 +466,20 @@ def test_cross_decoding_trains_on_one_recording_and_tests_on_another(rng):
     assert result.fold_scores.shape == (1, 6, 6)
 
 
+def test_cross_decoding_bad_test_sets_get_clear_errors(rng):
+    rec, x, label = _recording(rng)
+    with pytest.raises(ArgumentTypeError, match=r"test: got .*Pass a Recording to test on"):
+        decode(rec, "h", "label", test=x)
+    with pytest.raises(ShapeError, match="test: layer 'h' has 6 units, the training layer 12"):
+        decode(rec, "h", "label", test=Recording({"h": x[:, :, :6]}, metadata={"label": label}))
+    shorter = Recording({"h": x[:, :4]}, metadata={"label": label})
+    with pytest.raises(ShapeError, match="test: 4 time steps against 6 for training; use generalize=True"):
+        decode(rec, "h", "label", test=shorter)
+    assert decode(rec, "h", "label", test=shorter, generalize=True).scores.shape == (6, 4)
+    with pytest.raises(ArgumentError, match=r"test: classes \[7\] were never seen in training"):
+        decode(rec, "h", "label", test=Recording({"h": x}, metadata={"label": np.where(label == 0, 7, label)}))
+
+
 def test_haufe_patterns_equal_the_closed_form(rng):
     rec, x, label = _recording(rng, classes=2)
     result = decode(rec, "h", "label", estimator=RidgeClassifier(alpha=2.0), patterns=True)

@@ -829,8 +829,12 @@ def _test_set(
             f"test: layer {test_layer!r} has {test_units} units, the training layer {units}; "
             f"cross-decoding needs the same units."
         )
-    if not generalize:
-        check_test_steps(len(test_positions), len(recording.time_positions(layer, time)))
+    n_steps = len(recording.time_positions(layer, time))
+    if not generalize and len(test_positions) != n_steps:
+        raise ShapeError(
+            f"test: {len(test_positions)} time steps against {n_steps} for training; use generalize=True or "
+            f"select the same steps."
+        )
     test_values, _ = _target(test, target if isinstance(target, str) else None)
     if classes is not None:
         unknown = np.setdiff1d(test_values, classes)
@@ -840,14 +844,6 @@ def _test_set(
     else:
         y_test = test_values.astype(np.float64)
     return test_positions, np.asarray(test.times[test_layer])[test_positions], y_test
-
-
-def check_test_steps(n_test: int, n_train: int) -> None:
-    """Cross-decoding over time (not generalizing) tests each step's decoder at the same step."""
-    if n_test != n_train:
-        raise ShapeError(
-            f"test: {n_test} time steps against {n_train} for training; use generalize=True or select the same steps."
-        )
 
 
 def _scores_and_null(
