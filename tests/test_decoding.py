@@ -230,44 +230,88 @@ def _assert_sklearn_optimum(fit, x, label, folds, *, penalty, scale):
             np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
 
 
-@pytest.mark.parametrize(("classes", "scale"), [(2, True), (3, False)])
+@pytest.mark.parametrize(("classes", "scale"), [(2, True), (2, False), (3, False), (3, True)])
 def test_wide_logistic_fits_equal_sklearn_at_its_optimum(rng, classes, scale):
-    """More units than samples: the conjugate gradients are preconditioned through Woodbury's identity
-    (n x n systems); the fits are sklearn's at a tight tolerance, and the preconditioner is the inverse
-    of Y_f' W Y_f + penalty I applied to a residual (Y: the samples centred and scaled over all of them,
-    rows outside the fold's training set zero; W: Böhning's c, or for multinomial problems the current
-    curvature)."""
-    import torch
-
-    from rnnprobe.analysis._linear import TimeBlock
-    from rnnprobe.analysis._logistic import _Problems, fit_logistic
+    """More units than samples: binary problems are solved by Newton's method in the samples' space (exact
+    (n + 1) x (n + 1) systems), multinomial ones by conjugate gradients preconditioned through Woodbury's
+    identity; the fits are sklearn's at a tight tolerance."""
+    from rnnprobe.analysis._logistic import fit_logistic
 
     n, steps, p = 45, 2, 70
     label = np.arange(n) % classes
     x = rng.normal(size=(n, steps, p)) + 1.0
     x[:, :, :3] += 0.8 * label[:, None, None]
+    x[:, :, 7] *= 5
     folds = [(np.arange(n) // 3) % 3 != k for k in range(3)]  # every class in every training set
     fit = fit_logistic(x, label[:, None], folds, n_classes=classes, penalty=2.0, scale=scale, tol=1e-10)
     _assert_sklearn_optimum(fit, x, label, folds, penalty=2.0, scale=scale)
+
+
+@pytest.mark.parametrize("separable", [False, True])
+def test_the_samples_space_newton_step_solves_the_primal_newton_system(rng, separable):
+    """The dual solver's step (da, db) maps to the primal Newton step: (Z'WZ + penalty I) Z'da + Z'W 1 db =
+    -(Z'r + penalty w) and 1'W Z Z'da + 1'W 1 db = -1'r, with w = Z'a (brute force in the units' space);
+    also where some probabilities saturate (the curvature floor)."""
+    import torch
+
+    from rnnprobe.analysis._linear import TimeBlock
+    from rnnprobe.analysis._logistic_dual import _Kernels, _newton_step
+
+    n, p, penalty = 30, 50, 0.7
+    x = rng.normal(size=(n, 1, p))
+    label = np.arange(n) % 2
+    folds = [np.arange(n) % 3 != 0]
+    k = _Kernels(TimeBlock(x, slice(0, 1), torch.device("cpu"), folds, grams=False), folds,
+                 torch.as_tensor(label[:, None]), scale=True)  # fmt: skip
+    n_train = int(folds[0].sum())
+    a = torch.as_tensor(rng.normal(size=(1, 1, n_train, 1))) * (40.0 if separable else 0.3)
+    prob = torch.sigmoid(k.kernel @ a + 0.2)
+    v = (prob - k.target) + penalty * a
+    da, db = _newton_step(k, prob, v, a, penalty)
+    z = (x[folds[0], 0] - x[folds[0], 0].mean(0)) / x[folds[0], 0].std(0)  # the scaled training samples
+    w_curv = np.clip((prob * (1 - prob)).numpy()[0, 0, :, 0], 1e-12, None)
+    r = (prob - k.target).numpy()[0, 0, :, 0]
+    w = z.T @ a.numpy()[0, 0, :, 0]
+    step_w = z.T @ da.numpy()[0, 0, :, 0]
+    hessian_w = z.T @ (w_curv[:, None] * z) + penalty * np.eye(p)
+    lhs = np.append(hessian_w @ step_w + z.T @ w_curv * float(db), w_curv @ z @ step_w + w_curv.sum() * float(db))
+    rhs = -np.append(z.T @ r + penalty * w, r.sum())
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-8, atol=1e-8 * np.abs(rhs).max())
+
+
+def test_wide_multinomial_preconditioner_is_the_inverse_of_the_weighted_hessian_bound(rng):
+    """Woodbury's identity: the preconditioner is the inverse of Y_f' W Y_f + penalty I applied to a
+    residual (Y: the samples centred and scaled over all of them, rows outside the fold's training set
+    zero; W: Böhning's c, then the current curvature)."""
+    import torch
+
+    from rnnprobe.analysis._linear import TimeBlock
+    from rnnprobe.analysis._logistic import _Problems
+
+    n, steps, p, classes = 45, 2, 70, 3
+    label = np.arange(n) % classes
+    x = rng.normal(size=(n, steps, p)) + 1.0
+    folds = [(np.arange(n) // 3) % 3 != k for k in range(3)]
     block = TimeBlock(x, slice(0, steps), torch.device("cpu"), folds, grams=False)
     present = torch.ones(len(folds), 1, classes, dtype=torch.bool)
-    problems = _Problems(block, folds, torch.as_tensor(label[:, None]), present, 2.0, scale)
+    problems = _Problems(block, folds, torch.as_tensor(label[:, None]), present, 2.0, True)
     assert problems.wide
     r = torch.as_tensor(rng.normal(size=problems.shape))
-    z, _ = problems.precondition(r, torch.zeros(problems.shape[:2] + problems.shape[3:], dtype=torch.float64))
+    no_b = torch.zeros(problems.shape[:2] + problems.shape[3:], dtype=torch.float64)
     y = problems.data[torch.float64]["y"].numpy()
-    weights = problems.c * np.ones((steps, len(folds), n))  # Böhning's bound
-    if classes > 2:  # multinomial: refreshed from the curvature, (1 - sum p^2) / m per sample
-        prob = torch.softmax(torch.as_tensor(rng.normal(size=(steps, n, len(folds), 1, classes))), dim=-1)
-        problems.refresh(prob)
-        z, _ = problems.precondition(r, torch.zeros(problems.shape[:2] + problems.shape[3:], dtype=torch.float64))
-        weights = np.moveaxis((1 - (prob.numpy() ** 2).sum(axis=-1))[..., 0] / (classes - 1), 1, 2)
-    for f, train in enumerate(folds):
-        for t in range(steps):
-            yf = y[t] * train[:, None]
-            hessian = yf.T @ (weights[t, f][:, None] * yf) + 2.0 * np.eye(p)
-            dense = np.linalg.solve(hessian, r[t, f].numpy().reshape(p, -1))
-            np.testing.assert_allclose(z[t, f].numpy().reshape(p, -1), dense, rtol=1e-4, atol=1e-5)
+    bound = problems.c * np.ones((steps, len(folds), n))  # Böhning's bound
+    z_bound, _ = problems.precondition(r, no_b)
+    prob = torch.softmax(torch.as_tensor(rng.normal(size=(steps, n, len(folds), 1, classes))), dim=-1)
+    problems.refresh(prob)  # multinomial: refreshed from the curvature, (1 - sum p^2) / m per sample
+    z_curv, _ = problems.precondition(r, no_b)
+    curvature = np.moveaxis((1 - (prob.numpy() ** 2).sum(axis=-1))[..., 0] / (classes - 1), 1, 2)
+    for z, weights in ((z_bound, bound), (z_curv, curvature)):
+        for f, train in enumerate(folds):
+            for t in range(steps):
+                yf = y[t] * train[:, None]
+                hessian = yf.T @ (weights[t, f][:, None] * yf) + 2.0 * np.eye(p)
+                dense = np.linalg.solve(hessian, r[t, f].numpy().reshape(p, -1))
+                np.testing.assert_allclose(z[t, f].numpy().reshape(p, -1), dense, rtol=1e-4, atol=1e-5)
 
 
 def _sets_missing_classes(n: int, classes: int) -> np.ndarray:
@@ -284,7 +328,7 @@ def _sets_missing_classes(n: int, classes: int) -> np.ndarray:
     return np.stack(sets, axis=1)
 
 
-@pytest.mark.parametrize(("classes", "units"), [(4, 10), (4, 80), (2, 10)])
+@pytest.mark.parametrize(("classes", "units"), [(4, 10), (4, 80), (2, 10), (2, 80)])
 def test_training_sets_missing_classes_are_fitted_on_the_classes_present(rng, classes, units):
     """A training set that lacks classes (a rare class in a permuted label set) gets scikit-learn's fit on
     the classes present: multinomial on 3, binary on 2 (probabilities equal to sklearn's Newton solver),

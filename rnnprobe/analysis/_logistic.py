@@ -18,11 +18,13 @@ Böhning's bound on the Hessian, c Z'Z + penalty I (c = 1/4 binary, 1/2 multinom
 the exact Hessian at the start (w = 0) and is built from the fold's Gram matrix that
 :class:`._linear.TimeBlock` shares with the ridge path. Centring on the fold's training mean
 makes the intercept's block of it diagonal (c n_train). With more units than samples (a
-convolutional layer) the p x p inverses are replaced by Woodbury's identity on n x n systems of the
-samples centred and scaled over all of them (any positive definite approximation preconditions; the
-fits are the same): 200 x 10 x 512, 5 folds, 0.92 -> 0.27 s; 300 x 4 x 4096 about 0.84 s, where the
-p x p inverses alone would take minutes (AMD EPYC, 1 thread). There, multinomial problems weight the
-samples by their current curvature at every Newton iteration (Böhning's bound is loose for them).
+convolutional layer), binary problems are solved by Newton's method in the samples' space instead
+(:mod:`._logistic_dual`: exact (n + 1) x (n + 1) systems, a few iterations); multinomial ones keep this
+solver with the p x p inverses replaced by Woodbury's identity on n x n systems of the samples centred
+and scaled over all of them (any positive definite approximation preconditions; the fits are the same),
+weighted by the samples' current curvature at every Newton iteration (Böhning's bound is loose for
+them): 200 x 10 x 512, 4 classes, 5 folds, 2.4 -> 0.9-1.2 s (AMD EPYC, 1 thread), where the p x p
+inverses would take minutes for a 4096-unit layer.
 A training set that misses a class (a rare class in a permuted label set, or folds by class) is fitted
 as scikit-learn does, on the classes present (see :meth:`_Problems._classes`).
 
@@ -34,6 +36,8 @@ to the optimum than sklearn's default fits (tested against sklearn's Newton solv
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -48,6 +52,7 @@ from ._linear import (
     to_original_units,
     work_bytes,
 )
+from ._logistic_dual import dual_newton
 
 
 def class_basis(n_classes: int) -> np.ndarray:
@@ -154,8 +159,9 @@ class _Problems:
         bound, which overestimates the softmax Hessian by K / 2 at the start and more as the fits sharpen
         (200 x 10 x 512, 4 classes: 227 -> 79 conjugate-gradient steps, 1.9 -> 0.9 s): each sample weighted
         by its Hessian block's mean eigenvalue, (1 - sum p^2) / m, averaged over the target sets, then
-        (Y' W Y + penalty I)^-1 by Woodbury's identity. Binary problems keep the bound (4-5 steps per
-        Newton iteration already: refreshing cost more than it saved).
+        (Y' W Y + penalty I)^-1 by Woodbury's identity. Binary problems keep the bound (wide binary problems
+        are solved in the samples' space, :mod:`._logistic_dual`; when they took this path, refreshing cost
+        more than it saved).
         """
         if not self.wide or self.binary:
             return
@@ -294,30 +300,45 @@ def _newton(problems: _Problems, *, tol: float, max_iter: int, max_cg: int) -> t
             rz = rz_new
         # Armijo backtracking on each problem's step
         direction = problems.linear(sw, sb)  # linear in (sw, sb): eta(w + a s) = eta(w) + a Z s
-        slope = _dot(gw, gb, sw, sb)
-        scale = torch.ones_like(loss)
-        accepted = ~active
-        new_loss = loss
-        for _ in range(40):
-            trial_w = w + scale[:, :, None, :, None] * sw
-            trial_eta = eta + scale[:, None, :, :, None] * direction
-            trial = problems.loss(trial_eta, trial_w)
-            # near the optimum the decrease a full Newton step makes is below the loss's rounding
-            # error: that step is taken when the loss rises no more than rounding (as sklearn's
-            # Newton solver does), rather than stalling forever
-            flat = (scale == 1) & (trial - loss <= 64 * torch.finfo(loss.dtype).eps * loss.abs())
-            ok = ((trial <= loss + 1e-4 * scale * slope) | flat) & ~accepted
-            new_loss = torch.where(ok, trial, new_loss)
-            accepted = accepted | ok
-            if accepted.all():
-                break
-            scale = torch.where(accepted, scale, scale / 2)
-        scale = torch.where(accepted & active, scale, 0.0)  # problems that found no decrease stay put
+
+        def trial(t: torch.Tensor) -> torch.Tensor:  # the objective at step sizes t (called at once, below)
+            return problems.loss(eta + t[:, None, :, :, None] * direction, w + t[:, :, None, :, None] * sw)  # noqa: B023
+
+        scale, loss = backtrack(trial, loss, _dot(gw, gb, sw, sb), active)
         w = w + scale[:, :, None, :, None] * sw
         b = b + scale[..., None] * sb
         eta = eta + scale[:, None, :, :, None] * direction
-        loss = torch.where(accepted & active, new_loss, loss)
-    raise ConvergenceError(
+    raise not_converged(active, max_iter)
+
+
+def backtrack(
+    trial_loss: Callable[[torch.Tensor], torch.Tensor], loss: torch.Tensor, slope: torch.Tensor, active: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Armijo backtracking of every problem's Newton step: (step sizes, new losses), 0 and the old loss for
+    problems not ``active`` or that found no decrease. ``trial_loss(step sizes)`` gives the objective there;
+    ``slope`` is the directional derivative along the step.
+    """
+    scale = torch.ones_like(loss)
+    accepted = ~active
+    new_loss = loss
+    for _ in range(40):
+        trial = trial_loss(scale)
+        # near the optimum the decrease a full Newton step makes is below the loss's rounding error: that
+        # step is taken when the loss rises no more than rounding (as sklearn's Newton solver does), rather
+        # than stalling forever
+        flat = (scale == 1) & (trial - loss <= 64 * torch.finfo(loss.dtype).eps * loss.abs())
+        ok = ((trial <= loss + 1e-4 * scale * slope) | flat) & ~accepted
+        new_loss = torch.where(ok, trial, new_loss)
+        accepted = accepted | ok
+        if accepted.all():
+            break
+        scale = torch.where(accepted, scale, scale / 2)
+    moved = accepted & active
+    return torch.where(moved, scale, 0.0), torch.where(moved, new_loss, loss)
+
+
+def not_converged(active: torch.Tensor, max_iter: int) -> ConvergenceError:
+    return ConvergenceError(
         f"logistic regression: {int(active.sum())} of {active.numel()} fits did not converge in {max_iter} Newton "
         f"iterations. Standardise the features (a StandardScaler) or raise the penalty."
     )
@@ -385,15 +406,24 @@ def fit_logistic(
     coef = np.empty((len(folds), n_times, p, n_sets * n_out))
     intercept = np.empty((len(folds), n_times, n_sets * n_out))
     y_t = torch.as_tensor(y, dtype=torch.int64, device=device)
-    wide = p > n  # Woodbury's preconditioner: n x n systems, no p x p Gram matrices
+    wide = p > n  # no p x p Gram matrices: binary problems in the samples' space, else Woodbury's preconditioner
+    dual = wide and n_classes == 2
     per_step = 8 * (len(folds) * min(p, n) ** 2 * 2 + 12 * n * len(folds) * n_sets * n_classes + n * p)
     per_step += 8 * n * p * 2 if wide else work_bytes(p, len(folds))
+    per_step += 8 * len(folds) * n * n * (1 + 2 * n_sets) if dual else 0  # kernels, systems and their factors
+    present_t = torch.as_tensor(present, device=device)
     for block in time_blocks(n_times, per_step):
         data = TimeBlock(x, block, device, folds, grams=not wide)
-        problems = _Problems(data, folds, y_t, torch.as_tensor(present, device=device), penalty, scale)
-        w, b = _newton(problems, tol=tol, max_iter=max_iter, max_cg=max_cg)
+        if dual:
+            w, b, moments = dual_newton(data, folds, y_t, present_t.all(dim=-1), penalty=penalty, scale=scale,
+                                        tol=tol, max_iter=max_iter)  # fmt: skip
+            w, b = w[..., None], b[..., None]  # one parameter per problem: m = 1
+        else:
+            problems = _Problems(data, folds, y_t, present_t, penalty, scale)
+            w, b = _newton(problems, tol=tol, max_iter=max_iter, max_cg=max_cg)
+            moments = problems.moments
         tb = w.shape[0]
-        for f, fold in enumerate(problems.moments):
+        for f, fold in enumerate(moments):
             wf = (w[:, f] @ to_logits.T).reshape(tb, p, -1)  # (tb, p, S * n_out)
             bf = (b[:, f] @ to_logits.T).reshape(tb, -1)
             coef[f, block], intercept[f, block] = to_original_units(wf, bf, fold, data.centre)
