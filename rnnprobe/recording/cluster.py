@@ -134,8 +134,10 @@ def record_on_cluster(
             per_task = min(-(-n // _n_workers(client)), max(1, TASK_BYTES // max(1, per_stimulus)))
         parts = regions(n, chunk, check_int("per_task", per_task))
         (writer.staging / MARKERS).mkdir()
-        shared = client.scatter(pickle.dumps(model), broadcast=True)
-        shards = client.scatter([[item[a:b] for item in inputs] for a, b in parts])  # data, not graph
+        # fresh keys (hash=False): the same model or stimuli scattered by an earlier call would share its key,
+        # and that call's release could drop the data these tasks need
+        shared = client.scatter(pickle.dumps(model), broadcast=True, hash=False)
+        shards = client.scatter([[item[a:b] for item in inputs] for a, b in parts], hash=False)  # data, not graph
         futures = [client.submit(_record_region, shared, shard, a, b, str(writer.staging), names, settings,
                                  key=f"rnnprobe-record-{a}-{b}-{uuid.uuid4().hex[:8]}", pure=False)
                    for shard, (a, b) in zip(shards, parts, strict=True)]  # fmt: skip
