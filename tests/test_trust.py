@@ -38,7 +38,7 @@ def test_one_nan_state_is_refused_not_decoded_at_chance(labelled):
     for estimator in ("ridge", "logistic"):
         with pytest.raises(NonFiniteError, match=r"layer 'h' holds 1 non-finite value\(s\) .* first at \(7, 3, 2\)"):
             decode(rec, "h", "label", estimator=estimator)
-    all_nan = Recording({"h": np.full((40, 3, 4), np.nan)}, metadata={"value": np.arange(40.0)})
+    all_nan = Recording({"h": np.full((40, 3, 4), np.nan)}, metadata={"value": np.linspace(0.05, 2.0, 40)})
     with pytest.raises(NonFiniteError, match="480 non-finite"):
         decode(all_nan, "h", "value", n_permutations=99)  # no NaN scores with p = 0.01
 
