@@ -15,7 +15,7 @@ from distributed import Client, LocalCluster
 import rnnprobe
 from rnnprobe import Recording
 from rnnprobe.analysis import compute_rdms
-from rnnprobe.errors import ArgumentError, ArgumentTypeError, RnnprobeError, StoreExistsError
+from rnnprobe.errors import ArgumentError, ArgumentTypeError, NonFiniteError, RnnprobeError, StoreExistsError
 from rnnprobe.models import BLT
 
 
@@ -185,6 +185,40 @@ def test_decoding_a_dask_backed_recording_in_blocks_equals_the_whole(client, tmp
             assert [c.p_value for c in got.clusters] == pytest.approx([c.p_value for c in expected.clusters])
     # 7 steps in blocks of 2; then the whole recording's 20 permutations in 8 blocks with a client; 4 steps
     assert seen == ([4, 8, 2] if with_client else [4, 2])
+
+
+@pytest.mark.parametrize("with_client", [True, False])
+def test_condition_averages_of_a_dask_backed_recording_are_blockwise(client, tmp_path, monkeypatch, with_client):
+    """Means and standard errors per condition from products with the condition indicator, summed over chunks
+    of trials (the deviations in a second pass): equal to the in-memory averages, never reading a layer
+    whole; NaN refused."""
+    import dask
+
+    from rnnprobe.analysis import condition_average, conditions
+
+    rng = np.random.default_rng(8)
+    ctx, coherence = rng.integers(0, 3, 50), rng.integers(0, 2, 50)
+    ctx[0] = 7  # a condition of one trial: NaN standard error
+    states = {"h": rng.normal(size=(50, 5, 3, 4)) * 3 + 10, "g": rng.normal(size=(50, 5, 2))}
+    Recording(states, metadata={"ctx": ctx, "coherence": coherence}).save(tmp_path / "rec.zarr")
+    whole = Recording.load(tmp_path / "rec.zarr")
+    chunked = Recording.load(tmp_path / "rec.zarr", chunks={"stimuli": 16, "time": 2})
+    expected = condition_average(whole, ["ctx", "coherence"], sem=True)
+    with monkeypatch.context() as patch, dask.config.set(scheduler=None if with_client else "threads"):
+        patch.setattr(conditions, "layer_states", None)  # the in-memory path would call it
+        got = condition_average(chunked, ["ctx", "coherence"], sem=True)
+        means_only = condition_average(chunked, "ctx", layers="g")
+    assert got.layers == expected.layers and means_only.layers == ["g"]
+    for layer in expected.layers:
+        np.testing.assert_allclose(got.get(layer), expected.get(layer), rtol=0, atol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(means_only.get("g"), condition_average(whole, "ctx", layers="g").get("g"), atol=1e-12)
+    np.testing.assert_array_equal(got.column("n_trials"), expected.column("n_trials"))
+    assert np.isnan(got.get("h:sem")[-1]).all() and not np.isnan(got.get("h:sem")[:-1]).any()
+    bad = states["g"].copy()
+    bad[3, 1, 0] = np.nan
+    Recording({"g": bad}, metadata={"ctx": ctx}).save(tmp_path / "bad.zarr")
+    with pytest.raises(NonFiniteError, match="layer 'g' holds NaN or inf"):
+        condition_average(Recording.load(tmp_path / "bad.zarr", chunks=16), "ctx")
 
 
 def _scheduler_name(block: int) -> str:

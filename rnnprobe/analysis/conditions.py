@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_int, check_recording, layer_states
+from .._validation import check_finite_layer, check_int, check_recording, layer_states
 from ..errors import ArgumentTypeError, ShapeError, describe
 from ..recording import Recording
+from .blockwise import dask_states
 
 
 def condition_average(
@@ -64,20 +65,68 @@ def condition_average(
     names = recording.layers if layers is None else [layers] if isinstance(layers, str) else list(layers)
     states: dict[str, np.ndarray] = {}
     for name in names:
-        layer, _, flat = layer_states(recording, name)
-        data = flat.reshape(recording.shapes[layer])
-        mean = np.stack([data[inverse == k].mean(axis=0) for k in range(len(keys))])
-        states[layer] = mean
+        layer = recording.resolve_layer(name)
+        average = _dask_average if recording.is_dask else _average  # blockwise: the layer is never gathered
+        mean, spread = average(recording, layer, inverse, counts, sem=sem)
+        shape = (len(keys), *recording.shapes[layer][1:])
+        states[layer] = mean.reshape(shape)
         if sem:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                spread = np.stack([data[inverse == k].std(axis=0, ddof=1) if counts[k] > 1
-                                   else np.full(data.shape[1:], np.nan) for k in range(len(keys))])  # fmt: skip
-            states[f"{layer}:sem"] = spread / np.sqrt(counts).reshape(-1, *([1] * (data.ndim - 1)))
+            states[f"{layer}:sem"] = (spread / np.sqrt(counts)[:, None, None]).reshape(shape)
     metadata = {name: np.array([key[i] for key in keys]) for i, name in enumerate(columns)}
     metadata["n_trials"] = counts
     times = {name: recording.times[name.split(":sem")[0]] for name in states}
     provenance = {**recording.provenance, "condition_average": {"by": columns, "n_trials": int(counts.sum())}}
     return Recording(states, metadata=metadata, times=times, provenance=provenance)
+
+
+def _average(
+    recording: Recording, layer: str, inverse: np.ndarray, counts: np.ndarray, *, sem: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each condition's mean (conditions, time, units) of the layer read into memory, and its trials'
+    standard deviation (ddof 1; NaN for a condition of one trial).
+    """
+    _, _, data = layer_states(recording, layer)
+    mean = np.stack([data[inverse == k].mean(axis=0) for k in range(len(counts))])
+    if not sem:
+        return mean, None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spread = np.stack([data[inverse == k].std(axis=0, ddof=1) if counts[k] > 1
+                           else np.full(data.shape[1:], np.nan) for k in range(len(counts))])  # fmt: skip
+    return mean, spread
+
+
+def _dask_average(
+    recording: Recording, layer: str, inverse: np.ndarray, counts: np.ndarray, *, sem: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`_average` of a dask-backed layer, blockwise: the means are the product of the condition
+    indicator (1 / trials per condition) with the states, summed over chunks of trials; the spread a second
+    pass summing each trial's squared deviation from its condition's mean (two passes, as numpy's std).
+    Only (conditions, time, units) arrays come back, on the active dask client if there is one.
+    """
+    import dask
+    import dask.array as da
+
+    x = dask_states(recording, layer)
+    indicator = np.zeros((len(counts), inverse.size))
+    indicator[inverse, np.arange(inverse.size)] = 1.0 / counts[inverse]
+    weights = da.from_array(indicator, chunks=(len(counts), x.chunks[0]))
+    mean, finite = dask.compute(da.tensordot(weights, x, axes=(1, 0)), da.isfinite(x).all())
+    check_finite_layer(finite, layer)
+    if not sem:
+        return mean, None
+    # each chunk of trials meets the means' block of its time steps (dask moves it as data, once per worker)
+    means = da.from_array(mean, chunks=(len(counts), *x.chunks[1:]))
+    rows = da.from_array(inverse, chunks=(x.chunks[0],))
+    deviation = da.blockwise(_squared_deviation, "ntu", x, "ntu", means, "ktu", rows, "n", dtype=x.dtype,
+                             concatenate=True)  # fmt: skip
+    squares = da.tensordot(weights, deviation, axes=(1, 0)).compute() * counts[:, None, None]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return mean, np.where(counts[:, None, None] > 1, np.sqrt(squares / (counts[:, None, None] - 1)), np.nan)
+
+
+def _squared_deviation(block: np.ndarray, means: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """(x - its condition's mean)^2 for a block of trials (``rows``: their conditions)."""
+    return (block - means[rows]) ** 2
 
 
 def _conditions(values: list[np.ndarray]) -> tuple[list[tuple], np.ndarray, np.ndarray]:
