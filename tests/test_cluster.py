@@ -221,6 +221,42 @@ def test_condition_averages_of_a_dask_backed_recording_are_blockwise(client, tmp
         condition_average(Recording.load(tmp_path / "bad.zarr", chunks=16), "ctx")
 
 
+@pytest.mark.parametrize("with_client", [True, False])
+def test_tdr_of_a_dask_backed_recording_is_blockwise(client, tmp_path, monkeypatch, with_client):
+    """Targeted dimensionality reduction of trials on disk: the z-scoring moments, the regression (normal
+    equations of the small design from products summed over chunks of trials), R^2 and the condition means
+    blockwise; equal to the in-memory fit, never reading the layer whole; NaN refused."""
+    import dask
+
+    from rnnprobe.analysis import conditions, fit_tdr, tdr
+
+    rng = np.random.default_rng(9)
+    choice, coherence = rng.choice([-1, 1], 120), rng.choice([-0.5, -0.1, 0.1, 0.5], 120)
+    axes = np.linalg.qr(rng.normal(size=(12, 2)))[0]
+    ramp = np.linspace(0, 1, 6)[None, :, None]
+    states = ramp * (choice[:, None, None] * axes[:, 0] + coherence[:, None, None] * axes[:, 1]) * 3 + 5
+    states = states + 0.3 * rng.normal(size=states.shape)
+    states[:, :, 4] = 2.0  # a constant unit
+    meta = {"choice": choice, "coherence": coherence}
+    Recording({"h": states.reshape(120, 6, 3, 4)}, metadata=meta).save(tmp_path / "rec.zarr")
+    whole = Recording.load(tmp_path / "rec.zarr")
+    chunked = Recording.load(tmp_path / "rec.zarr", chunks={"stimuli": 32, "time": 2})
+    for settings in ({}, {"time": slice(1, 5), "conditions": ["choice"], "n_components": 3}):
+        expected = fit_tdr(whole, variables=["choice", "coherence"], **settings)
+        with monkeypatch.context() as patch, dask.config.set(scheduler=None if with_client else "threads"):
+            patch.setattr(tdr, "layer_states", None)  # the in-memory paths would call it
+            patch.setattr(conditions, "layer_states", None)
+            got = fit_tdr(chunked, variables=["choice", "coherence"], **settings)
+        for name in ("axes", "coefficients", "denoised", "r2", "projections", "mean", "scale"):
+            np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=0, atol=1e-10, err_msg=name)
+        np.testing.assert_array_equal(got.peak_times, expected.peak_times)
+    bad = states.copy()
+    bad[5, 2, 1] = np.inf
+    Recording({"h": bad}, metadata=meta).save(tmp_path / "bad.zarr")
+    with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):
+        fit_tdr(Recording.load(tmp_path / "bad.zarr", chunks=32), variables=["choice"])
+
+
 def _scheduler_name(block: int) -> str:
     import dask
 

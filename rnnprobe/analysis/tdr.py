@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_int, check_recording, layer_states
+from .._validation import check_finite_layer, check_int, check_recording, layer_states
 from ..errors import ArgumentError, ArgumentTypeError, UnknownNameError, describe, format_choices
+from .blockwise import dask_states
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -180,6 +181,63 @@ def task_regressors(recording: Recording, variables: Sequence[str]) -> np.ndarra
     return np.stack(columns, axis=1)
 
 
+def _moments(
+    recording: Recording, layer: str, positions: np.ndarray, design: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(unit means, unit standard deviations (1 where constant), regression coefficients of the z-scored
+    states (regressors + constant, time, units), R^2 per time step) of the layer read into memory.
+    """
+    _, _, states = layer_states(recording, layer, time=positions)
+    n_trials, n_times, n_units = states.shape
+    flat = states.reshape(n_trials * n_times, n_units)
+    mean, scale = flat.mean(axis=0), flat.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)  # a constant unit stays 0 after centring
+    z = (states - mean) / scale
+    coef, _, _, _ = np.linalg.lstsq(design, z.reshape(n_trials, -1), rcond=None)
+    fitted = design @ coef
+    total = ((z - z.mean(axis=0)) ** 2).sum(axis=(0, 2))
+    residual = ((z.reshape(n_trials, -1) - fitted) ** 2).reshape(n_trials, n_times, n_units).sum(axis=(0, 2))
+    r2 = 1 - residual / np.where(total > 0, total, 1.0)
+    return mean, scale, coef.reshape(-1, n_times, n_units), r2
+
+
+def _dask_moments(
+    recording: Recording, layer: str, positions: np.ndarray, design: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`_moments` of a dask-backed layer, blockwise, in three passes of dask graphs over chunks of
+    trials (on the active client if there is one): the units' means; their spreads, the products D'(x - mean)
+    and each step's sums; each step's residual and total squares. Only (units), (regressors, time, units) and
+    (time, units) arrays come back; the coefficients solve the normal equations of the small design.
+    """
+    import dask
+    import dask.array as da
+
+    x = dask_states(recording, layer, time=positions)
+    n_trials, n_times, _ = x.shape
+    mean, finite = dask.compute(x.mean(axis=(0, 1)), da.isfinite(x).all())
+    check_finite_layer(finite, layer)
+    y = x - mean
+    rows = da.from_array(design, chunks=(x.chunks[0], -1))
+    squares, cross, step_sums = dask.compute((y * y).sum(axis=(0, 1)), da.tensordot(rows, y, axes=(0, 0)),
+                                             y.sum(axis=0))  # fmt: skip
+    scale = np.sqrt(squares / (n_trials * n_times))
+    scale = np.where(scale > 0, scale, 1.0)  # a constant unit stays 0 after centring
+    coef = np.linalg.solve(design.T @ design, (cross / scale).reshape(len(cross), -1)).reshape(cross.shape)
+    per_step = {"chunks": (-1, *x.chunks[1:])}
+    step_mean = da.from_array(step_sums[None] / n_trials / scale, **per_step)
+    fitted = da.from_array(coef, **per_step)
+    z = y / scale
+    residual = da.blockwise(_residual, "ntu", z, "ntu", rows, "nv", fitted, "vtu", dtype=z.dtype, concatenate=True)
+    deviation = da.blockwise(np.subtract, "ntu", z, "ntu", step_mean, "ktu", dtype=z.dtype, concatenate=True)
+    residual, total = dask.compute((residual**2).sum(axis=(0, 2)), (deviation**2).sum(axis=(0, 2)))
+    return mean, scale, coef, 1 - residual / np.where(total > 0, total, 1.0)
+
+
+def _residual(z: np.ndarray, rows: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    """The z-scored states of a block of trials minus the regression's fit (``rows``: their design rows)."""
+    return z - np.tensordot(rows, coef, axes=(1, 0))
+
+
 def fit_tdr(
     recording: Recording,
     layer: str | None = None,
@@ -232,29 +290,23 @@ def fit_tdr(
     regressors = task_regressors(recording, variables)
     variables = list(variables)
     columns = variables if conditions is None else list(conditions)
-    layer, positions, states = layer_states(recording, layer, time=time)
-    n_trials, n_times, n_units = states.shape
-    design = np.column_stack([regressors, np.ones(n_trials)])
-    if n_trials <= design.shape[1] or np.linalg.matrix_rank(design) < design.shape[1]:
+    layer = recording.resolve_layer(layer)
+    positions = recording.time_positions(layer, time)
+    design = np.column_stack([regressors, np.ones(len(regressors))])
+    if len(design) <= design.shape[1] or np.linalg.matrix_rank(design) < design.shape[1]:
         raise ArgumentError(
-            f"variables: the {len(variables)} variables and a constant are collinear over the {n_trials} trials "
+            f"variables: the {len(variables)} variables and a constant are collinear over the {len(design)} trials "
             f"(or trials are too few); pass variables that vary independently."
         )
-    flat = states.reshape(n_trials * n_times, n_units)
-    mean, scale = flat.mean(axis=0), flat.std(axis=0)
-    scale = np.where(scale > 0, scale, 1.0)  # a constant unit stays 0 after centring
-    z = (states - mean) / scale
-    coef, _, _, _ = np.linalg.lstsq(design, z.reshape(n_trials, -1), rcond=None)
-    fitted = design @ coef
-    total = ((z - z.mean(axis=0)) ** 2).sum(axis=(0, 2))
-    residual = ((z.reshape(n_trials, -1) - fitted) ** 2).reshape(n_trials, n_times, n_units).sum(axis=(0, 2))
-    r2 = 1 - residual / np.where(total > 0, total, 1.0)
-    coefficients = coef[:-1].reshape(len(variables), n_times, n_units)
-    from ..recording import Recording
     from .conditions import condition_average
 
-    averaged = condition_average(Recording({"z": z}, metadata={c: recording.column(c) for c in columns}), columns)
-    means = averaged.get("z")
+    # regression and condition averages: in memory, or blockwise for a dask-backed recording
+    moments = _dask_moments if recording.is_dask else _moments
+    mean, scale, coef, r2 = moments(recording, layer, positions, design)
+    coefficients = coef[:-1]  # (variables, time, units); the last row is the constant's
+    n_times, n_units = coefficients.shape[1:]
+    averaged = condition_average(recording.select(layer, time=positions), columns, layers=layer)
+    means = (averaged.get(layer).reshape(-1, n_times, n_units) - mean) / scale  # of the z-scored states
     available = min(means.shape[0] * n_times, n_units)
     n_components = min(12, available) if n_components is None else check_int("n_components", n_components)
     if n_components > available:
