@@ -436,6 +436,9 @@ def test_logistic_convergence_failure_is_an_error(rng):
     label = np.repeat([0, 1], 20)
     with pytest.raises(ConvergenceError, match="did not converge in 1 Newton"):
         fit_logistic(x, label[:, None], [np.ones(40, dtype=bool)], n_classes=2, penalty=1.0, scale=True, max_iter=1)
+    wide = rng.normal(size=(40, 2, 60))  # more units than samples: Newton's method in the samples' space
+    with pytest.raises(ConvergenceError, match="2 of 2 fits did not converge in 1 Newton"):
+        fit_logistic(wide, label[:, None], [np.ones(40, dtype=bool)], n_classes=2, penalty=1.0, scale=True, max_iter=1)
 
 
 def test_device_argument(rng):

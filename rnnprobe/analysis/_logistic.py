@@ -37,21 +37,11 @@ to the optimum than sklearn's default fits (tested against sklearn's Newton solv
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import torch
 
-from ..errors import ConvergenceError
-from ._linear import (
-    LinearFit,
-    TimeBlock,
-    as_device,
-    matmul,
-    time_blocks,
-    to_original_units,
-    work_bytes,
-)
+from ._line_search import backtrack, not_converged
+from ._linear import LinearFit, TimeBlock, as_device, matmul, time_blocks, to_original_units, work_bytes
 from ._logistic_dual import dual_newton
 
 
@@ -309,39 +299,6 @@ def _newton(problems: _Problems, *, tol: float, max_iter: int, max_cg: int) -> t
         b = b + scale[..., None] * sb
         eta = eta + scale[:, None, :, :, None] * direction
     raise not_converged(active, max_iter)
-
-
-def backtrack(
-    trial_loss: Callable[[torch.Tensor], torch.Tensor], loss: torch.Tensor, slope: torch.Tensor, active: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Armijo backtracking of every problem's Newton step: (step sizes, new losses), 0 and the old loss for
-    problems not ``active`` or that found no decrease. ``trial_loss(step sizes)`` gives the objective there;
-    ``slope`` is the directional derivative along the step.
-    """
-    scale = torch.ones_like(loss)
-    accepted = ~active
-    new_loss = loss
-    for _ in range(40):
-        trial = trial_loss(scale)
-        # near the optimum the decrease a full Newton step makes is below the loss's rounding error: that
-        # step is taken when the loss rises no more than rounding (as sklearn's Newton solver does), rather
-        # than stalling forever
-        flat = (scale == 1) & (trial - loss <= 64 * torch.finfo(loss.dtype).eps * loss.abs())
-        ok = ((trial <= loss + 1e-4 * scale * slope) | flat) & ~accepted
-        new_loss = torch.where(ok, trial, new_loss)
-        accepted = accepted | ok
-        if accepted.all():
-            break
-        scale = torch.where(accepted, scale, scale / 2)
-    moved = accepted & active
-    return torch.where(moved, scale, 0.0), torch.where(moved, new_loss, loss)
-
-
-def not_converged(active: torch.Tensor, max_iter: int) -> ConvergenceError:
-    return ConvergenceError(
-        f"logistic regression: {int(active.sum())} of {active.numel()} fits did not converge in {max_iter} Newton "
-        f"iterations. Standardise the features (a StandardScaler) or raise the penalty."
-    )
 
 
 def classes_present(y: np.ndarray, folds: list[np.ndarray], n_classes: int) -> np.ndarray:

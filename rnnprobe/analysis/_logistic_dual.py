@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ._line_search import backtrack, not_converged
 from ._linear import FoldMoments, TimeBlock, matmul
 
 MIN_CURVATURE = 1e-12
@@ -76,8 +77,6 @@ def dual_newton(
     """Weights w (tb, F, p, S) and intercepts b (tb, F, S) of the centred, scaled features, and the folds'
     moments. ``y`` (n, S) holds 0/1 targets; problems not ``free`` (F, S) stay at zero.
     """
-    from ._logistic import backtrack, not_converged
-
     k = _Kernels(data, folds, y, scale=scale)
     tb, n_folds, big, _ = k.kernel.shape
     a = torch.zeros(tb, n_folds, big, y.shape[1], dtype=torch.float64, device=data.x.device)
