@@ -183,7 +183,7 @@ def task_regressors(recording: Recording, variables: Sequence[str]) -> np.ndarra
 
 def _moments(
     recording: Recording, layer: str, positions: np.ndarray, design: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(unit means, unit standard deviations (1 where constant), regression coefficients of the z-scored
     states (regressors + constant, time, units), R^2 per time step) of the layer read into memory.
     """
