@@ -99,6 +99,7 @@ def generalize_blockwise(
 
 
 def _passes(n_sets: int) -> list[slice]:
+    """The target sets in passes of at most MAX_SETS_PER_PASS (the fast path's memory bound, as in memory)."""
     return [slice(a, a + MAX_SETS_PER_PASS) for a in range(0, n_sets, MAX_SETS_PER_PASS)]
 
 
