@@ -247,6 +247,28 @@ def test_wide_logistic_fits_equal_sklearn_at_its_optimum(rng, classes, scale):
     _assert_sklearn_optimum(fit, x, label, folds, penalty=2.0, scale=scale)
 
 
+def test_wide_binary_target_sets_solved_in_groups_equal_one_batch(rng, monkeypatch):
+    """The samples' space solver takes the target sets (true, permuted, one of a single class in a training
+    set) in groups whose Newton systems fit its budget: the same fits as all at once."""
+    from rnnprobe.analysis import _logistic_dual
+    from rnnprobe.analysis._logistic import fit_logistic
+
+    n, steps, p = 40, 2, 60
+    label = np.arange(n) % 2
+    x = rng.normal(size=(n, steps, p)) + 0.5 * label[:, None, None]
+    folds = [np.arange(n) % 4 != k for k in range(4)]
+    rare = np.where(np.arange(n) % 4 == 0, (np.arange(n) // 4) % 2, 0)  # class 1 only in fold 0's test set
+    sets = np.stack([label, rng.permutation(label), rare], axis=1)
+    together = fit_logistic(x, sets, folds, n_classes=2, penalty=1.0, scale=True, tol=1e-10)
+    monkeypatch.setattr(_logistic_dual, "SYSTEM_BYTES", 1)  # one set per group
+    grouped = fit_logistic(x, sets, folds, n_classes=2, penalty=1.0, scale=True, tol=1e-10)
+    np.testing.assert_allclose(grouped.coef, together.coef, rtol=0, atol=1e-9)
+    np.testing.assert_array_equal(np.isinf(grouped.intercept), np.isinf(together.intercept))
+    finite = np.isfinite(together.intercept)
+    assert (~finite).sum() == steps  # the last set's fold 0 trains on class 0 alone: decision -inf
+    np.testing.assert_allclose(grouped.intercept[finite], together.intercept[finite], rtol=0, atol=1e-9)
+
+
 @pytest.mark.parametrize("separable", [False, True])
 def test_the_samples_space_newton_step_solves_the_primal_newton_system(rng, separable):
     """The dual solver's step (da, db) maps to the primal Newton step: (Z'WZ + penalty I) Z'da + Z'W 1 db =

@@ -367,7 +367,7 @@ def fit_logistic(
     dual = wide and n_classes == 2
     per_step = 8 * (len(folds) * min(p, n) ** 2 * 2 + 12 * n * len(folds) * n_sets * n_classes + n * p)
     per_step += 8 * n * p * 2 if wide else work_bytes(p, len(folds))
-    per_step += 8 * len(folds) * n * n * (1 + 2 * n_sets) if dual else 0  # kernels, systems and their factors
+    per_step += 8 * len(folds) * n * n if dual else 0  # the kernels (their Newton systems: _logistic_dual's budget)
     present_t = torch.as_tensor(present, device=device)
     for block in time_blocks(n_times, per_step):
         data = TimeBlock(x, block, device, folds, grams=not wide)

@@ -29,6 +29,7 @@ from ._line_search import backtrack, not_converged
 from ._linear import FoldMoments, TimeBlock, matmul
 
 MIN_CURVATURE = 1e-12
+SYSTEM_BYTES = 2**28  # Newton systems and factors of one group of target sets: 256 MiB
 
 
 class _Kernels:
@@ -75,30 +76,44 @@ def dual_newton(
     tol: float, max_iter: int
 ) -> tuple[torch.Tensor, torch.Tensor, list[FoldMoments]]:  # fmt: skip
     """Weights w (tb, F, p, S) and intercepts b (tb, F, S) of the centred, scaled features, and the folds'
-    moments. ``y`` (n, S) holds 0/1 targets; problems not ``free`` (F, S) stay at zero.
+    moments. ``y`` (n, S) holds 0/1 targets; problems not ``free`` (F, S) stay at zero. The target sets are
+    solved in groups whose Newton systems (one N x N matrix per problem, with its factor) fit SYSTEM_BYTES.
     """
     k = _Kernels(data, folds, y, scale=scale)
     tb, n_folds, big, _ = k.kernel.shape
-    a = torch.zeros(tb, n_folds, big, y.shape[1], dtype=torch.float64, device=data.x.device)
-    b = torch.zeros(tb, n_folds, y.shape[1], dtype=torch.float64, device=data.x.device)
+    group = max(1, SYSTEM_BYTES // (3 * 8 * tb * n_folds * big * big))
+    parts = [_solve(k, slice(s, s + group), free[:, s : s + group], penalty=penalty, tol=tol, max_iter=max_iter)
+             for s in range(0, y.shape[1], group)]  # fmt: skip
+    a, b = torch.cat([a for a, _ in parts], dim=3), torch.cat([b for _, b in parts], dim=2)
+    return k.to_units(a), b, k.moments
+
+
+def _solve(
+    k: _Kernels, sets: slice, free: torch.Tensor, *, penalty: float, tol: float, max_iter: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Newton's method in the samples' space for the target sets ``sets``: a (tb, F, N, S') and b (tb, F, S')."""
+    target = k.target[..., sets]
+    tb, n_folds, big, _ = k.kernel.shape
+    a = torch.zeros(tb, n_folds, big, target.shape[-1], dtype=torch.float64, device=target.device)
+    b = torch.zeros(tb, n_folds, target.shape[-1], dtype=torch.float64, device=target.device)
     ka = torch.zeros_like(a)  # K a
 
     def objective(ka: torch.Tensor, b: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         eta = ka + b[:, :, None]
-        nll = (torch.nn.functional.softplus(eta) - k.target * eta) * k.valid
+        nll = (torch.nn.functional.softplus(eta) - target * eta) * k.valid
         return nll.sum(dim=2) + 0.5 * penalty * (a * ka).sum(dim=2)
 
     loss = objective(ka, b, a)
     for _ in range(max_iter):
         prob = torch.sigmoid(ka + b[:, :, None])
-        residual = (prob - k.target) * k.valid
+        residual = (prob - target) * k.valid
         v = residual + penalty * a  # the gradient in the units' space is Z'v
-        size = torch.maximum(k.to_units(v).abs().amax(dim=2), residual.sum(dim=2).abs()) / k.n_train  # (tb, F, S)
+        size = torch.maximum(k.to_units(v).abs().amax(dim=2), residual.sum(dim=2).abs()) / k.n_train  # (tb, F, S')
         active = (size > tol) & free
         if not active.any():
-            return k.to_units(a), b, k.moments
+            return a, b
         da, db = _newton_step(k, prob, v, a, penalty)
-        kd = k.kernel @ da  # (tb, F, N, S)
+        kd = k.kernel @ da  # (tb, F, N, S')
 
         def trial(t: torch.Tensor) -> torch.Tensor:  # the objective at step sizes t (called at once, below)
             return objective(ka + t[:, :, None] * kd, b + t * db, a + t[:, :, None] * da)  # noqa: B023
