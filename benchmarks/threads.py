@@ -38,9 +38,13 @@ def cases(quick: bool) -> dict:
     k = 4 if quick else 1
     big = Recording({"x": rng.normal(size=(2000 // k, 1, 4096 // k))})
     movie = Recording({"x": rng.normal(size=(92, 50, 512 // k))})
+    big_movie = Recording({"x": rng.normal(size=(500 // k, 50, 2048 // k))})  # a convolutional layer's movie
     labels = rng.integers(0, 2, 600 // k)
     states = rng.normal(size=(600 // k, 30, 128)) + 0.3 * labels[:, None, None]
     decoding = Recording({"h": states}, metadata={"label": labels})
+    big_labels = rng.integers(0, 2, 2000 // k)
+    big_states = rng.normal(size=(2000 // k, 30, 512 // k)) + 0.3 * big_labels[:, None, None]
+    big_decoding = Recording({"h": big_states}, metadata={"label": big_labels})
     features, weights = rng.normal(size=(1000 // k, 512)), rng.normal(size=(512, 1000 // k))
     responses = features @ weights / 20 + rng.normal(size=(1000 // k, 1000 // k))
     models, data = rng.random((5, 92 * 91 // 2)), rng.random((10, 92 * 91 // 2))
@@ -49,8 +53,11 @@ def cases(quick: bool) -> dict:
     return {
         "RDM, correlation, 2000 x 4096": lambda: compute_rdms(big, "x", distance="correlation").dissimilarities,
         "RDM movie, correlation, 92 x 50 x 512": lambda: compute_rdms(movie, "x").dissimilarities,
+        "RDM movie, correlation, 500 x 50 x 2048": lambda: compute_rdms(big_movie, "x").dissimilarities,
         "decoding with generalization, 600 x 30 x 128": lambda: decode(decoding, "h", "label", generalize=True,
                                                                       progress=False).scores,
+        "decoding with generalization, 2000 x 30 x 512": lambda: decode(big_decoding, "h", "label",
+                                                                       generalize=True, progress=False).scores,
         "decoding, 200 permutations, 600 x 30 x 128": lambda: decode(decoding, "h", "label", n_permutations=200,
                                                                     progress=False).p_values,
         "encoding, ridge, 1000 x 512 -> 1000": lambda: fit_encoding(features, responses, cv=5, ceiling=False,
