@@ -257,6 +257,55 @@ def test_tdr_of_a_dask_backed_recording_is_blockwise(client, tmp_path, monkeypat
         fit_tdr(Recording.load(tmp_path / "bad.zarr", chunks=32), variables=["choice"])
 
 
+@pytest.mark.parametrize("with_client", [True, False])
+def test_dpca_of_a_dask_backed_recording_is_blockwise(client, tmp_path, monkeypatch, with_client):
+    """dPCA of trials on disk: the conditions' trial sums blockwise (the condition indicator times chunks of
+    trials), and for regularizer="auto" only the held-out trials read; equal to the in-memory fit, the layer
+    never read whole; NaN refused."""
+    import dask
+
+    from rnnprobe.analysis import fit_dpca
+    from rnnprobe.analysis.dpca import fit as dpca_fit
+
+    rng = np.random.default_rng(10)
+    stimulus, decision = np.repeat([0, 1, 2], 24), np.tile([0, 1], 36)
+    t = np.linspace(0, 1, 8)
+    w = rng.normal(size=(3, 10))
+    states = t[None, :, None] * w[0] + ((stimulus - 1)[:, None] * t)[..., None] * w[1]
+    states = states + (decision[:, None, None] - 0.5) * t[None, :, None] ** 2 * w[2]
+    states = states[:-3] + 0.2 * rng.normal(size=(69, 8, 10))  # unbalanced conditions
+    meta = {"stimulus": stimulus[:-3], "decision": decision[:-3]}
+    Recording({"h": states}, metadata=meta).save(tmp_path / "rec.zarr")
+    whole = Recording.load(tmp_path / "rec.zarr")
+    chunked = Recording.load(tmp_path / "rec.zarr", chunks={"stimuli": 16, "time": 3})
+    for settings in ({"n_components": 2}, {"regularizer": "auto", "n_splits": 2, "time": slice(1, None)}):
+        expected = fit_dpca(whole, parameters=["stimulus", "decision"], **settings)
+        reads = []
+
+        def reading(*args, real=dpca_fit.layer_states, seen=reads, **kwargs):  # what the fit reads
+            seen.append(kwargs.get("stimuli"))
+            return real(*args, **kwargs)
+
+        with monkeypatch.context() as patch, dask.config.set(scheduler=None if with_client else "threads"):
+            patch.setattr(dpca_fit, "layer_states", reading)
+            got = fit_dpca(chunked, parameters=["stimulus", "decision"], **settings)
+        assert all(rows is not None and len(rows) == 6 for rows in reads)  # only held-out trials, one per condition
+        assert len(reads) == (2 if "n_splits" in settings else 0)
+        assert got.regularizer == expected.regularizer
+        for name in expected.decoders:
+            np.testing.assert_allclose(got.decoders[name], expected.decoders[name], rtol=0, atol=1e-10)
+            np.testing.assert_allclose(got.components[name], expected.components[name], rtol=0, atol=1e-10)
+            np.testing.assert_allclose(got.explained_variance[name], expected.explained_variance[name], atol=1e-12)
+        np.testing.assert_allclose(got.mean, expected.mean, rtol=0, atol=1e-12)
+        if expected.cv_scores is not None:
+            np.testing.assert_allclose(got.cv_scores, expected.cv_scores, rtol=1e-10)
+    bad = states.copy()
+    bad[2, 3, 4] = np.nan
+    Recording({"h": bad}, metadata=meta).save(tmp_path / "bad.zarr")
+    with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):
+        fit_dpca(Recording.load(tmp_path / "bad.zarr", chunks=16), parameters=["stimulus"])
+
+
 def _scheduler_name(block: int) -> str:
     import dask
 

@@ -179,3 +179,25 @@ def test_significance_refuses_non_finite_states():
     trials[2, 4, 1] = np.nan
     with pytest.raises(NonFiniteError):
         dpca_significance(_recording(stim, dec, trials), result, n_shuffles=2, n_splits=2)
+
+
+def test_held_out_splits_equal_brute_force_means_of_the_kept_trials():
+    """One random trial per condition held out: the training means (the sums less the held-out trial, over
+    one trial fewer) equal the means of the kept trials computed directly, and the held-out trials are the
+    drawn ones, in condition order."""
+    from rnnprobe.analysis.dpca.core import trial_design
+    from rnnprobe.analysis.dpca.fit import held_out_split
+
+    rng = np.random.default_rng(3)
+    stimulus, decision = np.repeat([0, 1, 2], 7)[:-2], np.tile([0, 1], 11)[:19]
+    trials = rng.normal(size=(19, 4, 5)) * 10 + 3
+    design = trial_design({"stimulus": stimulus, "decision": decision})
+    train, held = held_out_split(trials, design, np.random.default_rng(5))
+    draw = np.random.default_rng(5)
+    for cell in range(design.counts.size):
+        members = np.flatnonzero(design.cells == cell)
+        out = draw.choice(members)
+        s, d = np.unravel_index(cell, design.shape)
+        kept = trials[np.setdiff1d(members, [out])].mean(axis=0)  # (time, unit)
+        np.testing.assert_allclose(train[:, s, d, :], kept.T, rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(held[:, s, d, :], trials[out].T)

@@ -67,11 +67,19 @@ def condition_means(trials: np.ndarray, design: Design) -> np.ndarray:
     """(unit, *conditions, time) means of the trials (trial, time, unit) per condition (each condition weighs
     the same, whatever its number of trials).
     """
-    n_cells = int(np.prod(design.shape))
-    sums = np.zeros((n_cells, *trials.shape[1:]))
+    return by_condition(condition_sums(trials, design) / design.counts.reshape(-1, 1, 1), design)
+
+
+def condition_sums(trials: np.ndarray, design: Design) -> np.ndarray:
+    """(cell, time, unit) sums of the trials (trial, time, unit) of each condition cell."""
+    sums = np.zeros((int(np.prod(design.shape)), *trials.shape[1:]))
     np.add.at(sums, design.cells, trials)
-    means = sums / design.counts.reshape(-1, 1, 1)
-    return np.moveaxis(means.reshape(*design.shape, *trials.shape[1:]), -1, 0)
+    return sums
+
+
+def by_condition(per_cell: np.ndarray, design: Design) -> np.ndarray:
+    """(cell, time, unit) arrays as (unit, *conditions, time)."""
+    return np.moveaxis(per_cell.reshape(*design.shape, *per_cell.shape[1:]), -1, 0)
 
 
 def marginalization_names(parameters: list[str], join: Any) -> dict[str, list[tuple[str, ...]]]:
