@@ -21,7 +21,8 @@ def condition_average(
     Parameters
     ----------
     recording : Recording
-        Trials as rows, e.g. recorded task trials with their metadata.
+        Trials as rows, e.g. recorded task trials with their metadata. A dask-backed recording
+        (``Recording.load(path, chunks=...)``) is averaged blockwise, never read whole.
     by : str or list of str
         The metadata column(s) defining conditions (e.g. ``["context", "coherence"]``).
     layers : str or list of str, optional

@@ -527,6 +527,9 @@ def decode(
     Parameters
     ----------
     recording : Recording
+        A dask-backed recording (``Recording.load(path, chunks=...)``) is decoded blockwise, never read
+        whole: blocks of time steps as tasks, the generalization matrix in two passes of tasks
+        (:mod:`rnnprobe.analysis.decoding_blockwise`); the same results.
     layer : str, optional
         May be omitted when the recording has one layer; units are flattened.
     target : str or array-like

@@ -252,7 +252,8 @@ def fit_tdr(
     Parameters
     ----------
     recording : Recording
-        Trials as rows, with the task variables as metadata columns.
+        Trials as rows, with the task variables as metadata columns. A dask-backed recording
+        (``Recording.load(path, chunks=...)``) is fitted blockwise, never read whole.
     layer : str, optional
     variables : list of str
         Metadata columns regressed on, in the order of orthogonalisation (the paper: choice, motion,

@@ -202,7 +202,8 @@ def fit_dpca(
     Parameters
     ----------
     recording : Recording
-        Trials as rows; the parameters as metadata columns.
+        Trials as rows; the parameters as metadata columns. A dask-backed recording
+        (``Recording.load(path, chunks=...)``) is fitted blockwise, never read whole.
     layer : str, optional
     parameters : str or list of str
         Task parameters (e.g. ``["stimulus", "decision"]``); time is always one more.
