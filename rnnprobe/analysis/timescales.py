@@ -227,6 +227,7 @@ def fit_timescales(
     Parameters
     ----------
     recording : Recording
+        A dask-backed recording (``Recording.load(path, chunks=...)``) is fitted blockwise, never read whole.
     layer : str, optional
     max_lag : int, optional
         Largest lag fitted (default: half the steps, at least 1).

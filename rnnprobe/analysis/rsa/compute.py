@@ -362,6 +362,9 @@ def compute_rdms(
     Parameters
     ----------
     recording : Recording
+        A dask-backed recording (``Recording.load(path, chunks=...)``) is computed blockwise, never read
+        whole, for the correlation, cosine and Euclidean distances without ``noise`` or ``device``
+        (:mod:`rnnprobe.analysis.rsa.blockwise`).
     layer : str, optional
         May be omitted for a single-layer recording; units are flattened.
     distance : {"euclidean", "euclidean_plain", "correlation", "cosine", "mahalanobis"}
