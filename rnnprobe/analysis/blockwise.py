@@ -45,6 +45,19 @@ def dask_states(recording: Any, layer: str, *, stimuli: Any = None, time: Any = 
     return x.reshape(x.shape[0], x.shape[1], -1).astype(np.float64).rechunk({2: -1})
 
 
+def group_sums(x: Any, groups: np.ndarray, n_groups: int, *, mean: bool = False) -> Any:
+    """Lazy (group, ...) sums (or means, ``mean``) over the stimuli of a dask array x (stimulus, ...), stimulus
+    i in group ``groups[i]``: a product with the group indicator, chunked along stimuli as x, so each chunk
+    of stimuli adds its own part (the blockwise condition means of RDMs, averages, TDR and dPCA).
+    """
+    import dask.array as da
+
+    counts = np.bincount(groups, minlength=n_groups).astype(np.float64)
+    indicator = np.zeros((n_groups, groups.size))
+    indicator[groups, np.arange(groups.size)] = 1.0 / counts[groups] if mean else 1.0
+    return da.tensordot(da.from_array(indicator, chunks=(n_groups, x.chunks[0])), x, axes=(1, 0))
+
+
 def active_client() -> Any:
     """The active ``dask.distributed`` client, or None (no cluster, or distributed not installed)."""
     distributed = sys.modules.get("distributed")  # a client exists only once distributed was imported

@@ -10,7 +10,7 @@ import numpy as np
 from .._validation import check_finite_layer, check_int, check_recording, layer_states
 from ..errors import ArgumentTypeError, ShapeError, describe
 from ..recording import Recording
-from .blockwise import dask_states
+from .blockwise import dask_states, group_sums
 
 
 def condition_average(
@@ -100,7 +100,7 @@ def _dask_average(
     recording: Recording, layer: str, inverse: np.ndarray, counts: np.ndarray, *, sem: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """:func:`_average` of a dask-backed layer, blockwise: the means are the product of the condition
-    indicator (1 / trials per condition) with the states, summed over chunks of trials; the spread a second
+    indicator with the states, summed over chunks of trials (:func:`.blockwise.group_sums`); the spread a second
     pass summing each trial's squared deviation from its condition's mean (two passes, as numpy's std).
     Only (conditions, time, units) arrays come back, on the active dask client if there is one.
     """
@@ -108,10 +108,7 @@ def _dask_average(
     import dask.array as da
 
     x = dask_states(recording, layer)
-    indicator = np.zeros((len(counts), inverse.size))
-    indicator[inverse, np.arange(inverse.size)] = 1.0 / counts[inverse]
-    weights = da.from_array(indicator, chunks=(len(counts), x.chunks[0]))
-    mean, finite = dask.compute(da.tensordot(weights, x, axes=(1, 0)), da.isfinite(x).all())
+    mean, finite = dask.compute(group_sums(x, inverse, len(counts), mean=True), da.isfinite(x).all())
     check_finite_layer(finite, layer)
     if not sem:
         return mean, None
@@ -120,7 +117,7 @@ def _dask_average(
     rows = da.from_array(inverse, chunks=(x.chunks[0],))
     deviation = da.blockwise(_squared_deviation, "ntu", x, "ntu", means, "ktu", rows, "n", dtype=x.dtype,
                              concatenate=True)  # fmt: skip
-    squares = da.tensordot(weights, deviation, axes=(1, 0)).compute() * counts[:, None, None]
+    squares = group_sums(deviation, inverse, len(counts)).compute()
     with np.errstate(invalid="ignore", divide="ignore"):
         return mean, np.where(counts[:, None, None] > 1, np.sqrt(squares / (counts[:, None, None] - 1)), np.nan)
 

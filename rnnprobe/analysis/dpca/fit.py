@@ -10,7 +10,7 @@ import numpy as np
 
 from ..._validation import check_finite_layer, check_int, check_number, check_recording, check_seed, layer_states
 from ...errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
-from ..blockwise import dask_states
+from ..blockwise import dask_states, group_sums
 from .core import (
     TIME,
     Design,
@@ -311,10 +311,7 @@ def _trial_source(
     import dask.array as da
 
     x = dask_states(recording, layer, time=positions)
-    indicator = np.zeros((int(np.prod(design.shape)), len(design.cells)))
-    indicator[design.cells, np.arange(len(design.cells))] = 1.0
-    weights = da.from_array(indicator, chunks=(len(indicator), x.chunks[0]))
-    sums, finite = dask.compute(da.tensordot(weights, x, axes=(1, 0)), da.isfinite(x).all())
+    sums, finite = dask.compute(group_sums(x, design.cells, int(np.prod(design.shape))), da.isfinite(x).all())
     check_finite_layer(finite, layer)
 
     def read(rows: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..._validation import check_finite_layer
-from ..blockwise import dask_states
+from ..blockwise import dask_states, group_sums
 
 DISTANCES = ("correlation", "cosine", "euclidean", "euclidean_plain")
 
@@ -34,10 +34,7 @@ def dask_dissimilarities(
     finite = da.isfinite(x).all()
     if groups is not None:
         inverse, n_groups = groups
-        counts = np.bincount(inverse, minlength=n_groups).astype(np.float64)
-        indicator = np.zeros((n_groups, inverse.size))
-        indicator[inverse, np.arange(inverse.size)] = 1.0 / counts[inverse]
-        x = da.tensordot(da.from_array(indicator, chunks=(n_groups, x.chunks[0])), x, axes=(1, 0))
+        x = group_sums(x, inverse, n_groups, mean=True)
     if distance == "correlation":
         x = x - x.mean(axis=2, keepdims=True)
     if distance in ("correlation", "cosine"):
