@@ -183,9 +183,10 @@ def task_regressors(recording: Recording, variables: Sequence[str]) -> np.ndarra
 
 def _moments(
     recording: Recording, layer: str, positions: np.ndarray, design: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """(unit means, unit standard deviations (1 where constant), regression coefficients of the z-scored
-    states (regressors + constant, time, units), R^2 per time step) of the layer read into memory.
+    states (regressors + constant, time, units), R^2 per time step, the states read) of the layer read
+    into memory.
     """
     _, _, states = layer_states(recording, layer, time=positions)
     n_trials, n_times, n_units = states.shape
@@ -198,16 +199,17 @@ def _moments(
     total = ((z - z.mean(axis=0)) ** 2).sum(axis=(0, 2))
     residual = ((z.reshape(n_trials, -1) - fitted) ** 2).reshape(n_trials, n_times, n_units).sum(axis=(0, 2))
     r2 = 1 - residual / np.where(total > 0, total, 1.0)
-    return mean, scale, coef.reshape(-1, n_times, n_units), r2
+    return mean, scale, coef.reshape(-1, n_times, n_units), r2, states
 
 
 def _dask_moments(
     recording: Recording, layer: str, positions: np.ndarray, design: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """:func:`_moments` of a dask-backed layer, blockwise, in three passes of dask graphs over chunks of
     trials (on the active client if there is one): the units' means; their spreads, the products D'(x - mean)
     and each step's sums; each step's residual and total squares. Only (units), (regressors, time, units) and
-    (time, units) arrays come back; the coefficients solve the normal equations of the small design.
+    (time, units) arrays come back; the coefficients solve the normal equations of the small design. No
+    states are returned (None): the condition averages are blockwise too.
     """
     import dask
     import dask.array as da
@@ -230,7 +232,7 @@ def _dask_moments(
     residual = da.blockwise(_residual, "ntu", z, "ntu", rows, "nv", fitted, "vtu", dtype=z.dtype, concatenate=True)
     deviation = da.blockwise(np.subtract, "ntu", z, "ntu", step_mean, "ktu", dtype=z.dtype, concatenate=True)
     residual, total = dask.compute((residual**2).sum(axis=(0, 2)), (deviation**2).sum(axis=(0, 2)))
-    return mean, scale, coef, 1 - residual / np.where(total > 0, total, 1.0)
+    return mean, scale, coef, 1 - residual / np.where(total > 0, total, 1.0), None
 
 
 def _residual(z: np.ndarray, rows: np.ndarray, coef: np.ndarray) -> np.ndarray:
@@ -299,14 +301,18 @@ def fit_tdr(
             f"variables: the {len(variables)} variables and a constant are collinear over the {len(design)} trials "
             f"(or trials are too few); pass variables that vary independently."
         )
+    from ..recording import Recording
     from .conditions import condition_average
 
     # regression and condition averages: in memory, or blockwise for a dask-backed recording
     moments = _dask_moments if recording.is_dask else _moments
-    mean, scale, coef, r2 = moments(recording, layer, positions, design)
+    mean, scale, coef, r2, states = moments(recording, layer, positions, design)
     coefficients = coef[:-1]  # (variables, time, units); the last row is the constant's
     n_times, n_units = coefficients.shape[1:]
-    averaged = condition_average(recording.select(layer, time=positions), columns, layers=layer)
+    # the states read already, else the dask-backed layer (averaged blockwise): never read twice
+    trials = (recording.select(layer, time=positions) if states is None
+              else Recording({layer: states}, metadata={c: recording.column(c) for c in columns}))  # fmt: skip
+    averaged = condition_average(trials, columns, layers=layer)
     means = (averaged.get(layer).reshape(-1, n_times, n_units) - mean) / scale  # of the z-scored states
     available = min(means.shape[0] * n_times, n_units)
     n_components = min(12, available) if n_components is None else check_int("n_components", n_components)
