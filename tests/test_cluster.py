@@ -306,6 +306,24 @@ def test_dpca_of_a_dask_backed_recording_is_blockwise(client, tmp_path, monkeypa
         fit_dpca(Recording.load(tmp_path / "bad.zarr", chunks=16), parameters=["stimulus"])
 
 
+def test_group_sums_equal_a_loop_over_groups():
+    """The condition-indicator product behind the blockwise means: sums and means per group equal a loop
+    over the groups' members (chunks of stimuli that split groups; an empty group sums to 0)."""
+    import dask.array as da
+
+    from rnnprobe.analysis.blockwise import group_sums
+
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(23, 3, 4))
+    groups = rng.integers(0, 4, 23)  # groups 0..3, and group 4 empty
+    lazy = da.from_array(x, chunks=(5, 3, 4))
+    sums, means = group_sums(lazy, groups, 5).compute(), group_sums(lazy, groups, 4, mean=True).compute()
+    for g in range(5):
+        np.testing.assert_allclose(sums[g], x[groups == g].sum(axis=0), rtol=0, atol=1e-12)
+    for g in range(4):
+        np.testing.assert_allclose(means[g], x[groups == g].mean(axis=0), rtol=0, atol=1e-12)
+
+
 def _scheduler_name(block: int) -> str:
     import dask
 
