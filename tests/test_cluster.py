@@ -535,3 +535,58 @@ def test_permutation_and_bootstrap_samples_as_tasks_equal_the_local_ones(client,
         for name in ("null", "p_values", "evaluations", "noise_ceiling", "fold_scores"):
             if hasattr(expected, name) and getattr(expected, name) is not None:
                 np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=0, atol=1e-12)
+
+
+def _alignment_layers(tmp_path):
+    """A wide layer of rank 6 (more units than stimuli: it enters as its principal coordinates) and a narrow
+    one, offset from 0, saved and opened whole and in chunks."""
+    rng = np.random.default_rng(12)
+    latent = rng.normal(size=(40, 4, 6))
+    wide = np.einsum("ntk,kp->ntp", latent, rng.normal(size=(6, 60))) + 1e4  # far from 0: centred first
+    narrow = np.einsum("ntk,kp->ntp", latent[:, :3], rng.normal(size=(6, 10))) + rng.normal(size=(40, 3, 10)) - 4
+    Recording({"wide": wide.reshape(40, 4, 6, 10), "narrow": narrow}).save(tmp_path / "align.zarr")
+    return Recording.load(tmp_path / "align.zarr"), Recording.load(
+        tmp_path / "align.zarr", chunks={"stimuli": 16, "time": 2}
+    )
+
+
+@pytest.mark.parametrize("with_client", [True, False])
+def test_alignment_of_dask_backed_recordings_equals_the_in_memory_one(client, tmp_path, monkeypatch, with_client):
+    """Every metric, in sample and cross-validated, over time and pairwise: a wide layer from its stimuli's
+    Gram matrices summed over chunks (PWCCA's loadings read from its units), never read whole; equal to the
+    in-memory comparison; NaN refused."""
+    import dask
+
+    from rnnprobe.analysis import compare_representations, pairwise_distances
+    from rnnprobe.analysis.alignment import inputs
+
+    whole, chunked = _alignment_layers(tmp_path)
+    cases = [(m, None) for m in inputs.METRICS] + [(m, 3) for m in inputs.FITTED_METRICS]
+    if with_client:  # the same code on the cluster: the reads and PWCCA's loadings as its tasks
+        cases = [("pwcca", None), ("pwcca", 3), ("debiased_cka", None)]
+    with monkeypatch.context() as patch, dask.config.set(scheduler=None if with_client else "threads"):
+
+        def reading(recording, *args, real=inputs.layer_states, **kwargs):  # the in-memory path's read
+            assert not recording.is_dask, "a dask-backed layer read whole"
+            return real(recording, *args, **kwargs)
+
+        patch.setattr(inputs, "layer_states", reading)
+        got = {(m, cv, pair): compare_representations(chunked, chunked, layer=pair, metric=m, cv=cv,
+                                                      alpha=0.5 if m == "shape" else 1.0).values
+               for m, cv in cases for pair in [("wide", "narrow"), ("narrow", "wide"), ("wide", "wide")]}  # fmt: skip
+        distances = pairwise_distances({"w": chunked, "n": chunked, "array": np.arange(40.0)[:, None] ** [1, 2]},
+                                       layer={"w": "wide", "n": "narrow"}, metric="pwcca").distances  # fmt: skip
+    for (metric, cv, pair), values in got.items():
+        expected = compare_representations(whole, whole, layer=pair, metric=metric, cv=cv,
+                                           alpha=0.5 if metric == "shape" else 1.0).values  # fmt: skip
+        # a step against itself: the shape distance ~ 0, where arccos turns rounding of 1e-16 into 1e-8
+        tolerance = 1e-6 if metric == "shape" and pair[0] == pair[1] else 1e-10
+        np.testing.assert_allclose(values, expected, rtol=0, atol=tolerance, err_msg=f"{metric} cv={cv} {pair}")
+    expected = pairwise_distances({"w": whole, "n": whole, "array": np.arange(40.0)[:, None] ** [1, 2]},
+                                  layer={"w": "wide", "n": "narrow"}, metric="pwcca").distances  # fmt: skip
+    np.testing.assert_allclose(distances, expected, rtol=0, atol=1e-10)
+    bad = np.random.default_rng(0).normal(size=(40, 2, 50))
+    bad[7, 1, 3] = np.nan
+    Recording({"h": bad}).save(tmp_path / "bad.zarr")
+    with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):
+        compare_representations(Recording.load(tmp_path / "bad.zarr", chunks=16), bad[:, 0, :5] * 0 + 1)

@@ -68,10 +68,19 @@ def principal(xc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]
     if p <= n:
         lam, vectors = np.linalg.eigh(gram(xc))
         return xc, lam, vectors, True
-    lam, u = np.linalg.eigh(gram(xc.T))
+    b, lam, u = coordinates(gram(xc.T))
+    return b, lam, (xc.T @ u) / np.sqrt(lam), False
+
+
+def coordinates(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(b = U sqrt(lam), eigenvalues lam, eigenvectors U) of a centred Gram matrix Xc Xc' (n x n): the
+    principal coordinates of the stimuli, directions of lam ~ 0 dropped; b b' = Xc Xc', so b is Xc up to a
+    rotation of its units.
+    """
+    lam, u = np.linalg.eigh(kernel)
     keep = lam > RANK_RTOL * max(_largest(lam), TINY)
     lam, u = lam[keep], u[:, keep]
-    return u * np.sqrt(lam), lam, (xc.T @ u) / np.sqrt(lam), False
+    return u * np.sqrt(lam), lam, u
 
 
 def prepare(
@@ -200,8 +209,7 @@ def pair_value(a: Prepared, b: Prepared, metric: str) -> float:
         return angle(nuclear_norm(product), a.self_term, b.self_term)
     if metric == "pwcca":
         u, rho, _ = canonical(a, b)
-        weights = np.abs(pwcca_loadings(a, u)).sum(axis=0)
-        return float((weights * rho).sum() / weights.sum())
+        return weighted_mean(pwcca_weights(a, u), rho)
     k = min(int((a.d > 0).sum()), int((b.d > 0).sum()))
     return float(np.clip(singular_values(whitened_cross(a, b))[:k], 0, 1).mean())
 
@@ -242,6 +250,24 @@ def canonical(a: Prepared, b: Prepared) -> tuple[np.ndarray, np.ndarray, np.ndar
     return u[:, :k], np.clip(rho[:k], 0, 1), vh[:k].T
 
 
+def pwcca_weights(a: Prepared, u: np.ndarray) -> np.ndarray:
+    """The PWCCA weight sum_j |<h_i, x_j>| of each of a's canonical variates h_i (columns of u)."""
+    return np.abs(pwcca_loadings(a, u)).sum(axis=0)
+
+
+def weighted_mean(weights: np.ndarray, rho: np.ndarray) -> float:
+    """PWCCA: the canonical correlations' mean weighted by their variates' weights."""
+    return float((weights * rho).sum() / weights.sum())
+
+
+def variates(a: Prepared, u: np.ndarray) -> np.ndarray:
+    """The canonical variates h_i = whitened coordinates u_i of a's stimuli (n x k): where ``a`` holds
+    coordinates of a layer's units rather than the units (a dask-backed layer), its PWCCA weights are
+    sums over the units of Xc' h_i, read from the layer.
+    """
+    return a.b @ ((a.units @ (a.d[:, None] * u)) if a.rotate else a.d[:, None] * u)
+
+
 def pwcca_loadings(a: Prepared, u: np.ndarray) -> np.ndarray:
     """<h_i, x_j> of each canonical variate h_i of a with each of a's units x_j (p x k).
 
@@ -274,20 +300,23 @@ def fit_pair(a: Prepared, b: Prepared, metric: str) -> Fitted:
         u, v = u[:, :k], vh[:k].T
     else:
         u, _, v = canonical(a, b)
-    weights = np.abs(pwcca_loadings(a, u)).sum(axis=0) if metric == "pwcca" else None
+    weights = pwcca_weights(a, u) if metric == "pwcca" else None
     return Fitted(a.mean, b.mean, a.units * a.d, b.units * b.d, u, v, weights)
 
 
 def held_out_value(fitted: Fitted, x: np.ndarray, y: np.ndarray, metric: str) -> float:
     """The metric on held-out stimuli x, y (n_test x p, n_test x q) under a fitted alignment."""
-    xw = (x - fitted.mean_a) @ fitted.whiten_a
-    yw = (y - fitted.mean_b) @ fitted.whiten_b
-    zx, zy = xw @ fitted.u, yw @ fitted.v
     if metric == "shape":
-        return angle(float(np.vdot(zx, zy)), float(np.vdot(xw, xw)), float(np.vdot(yw, yw)))
+        xw, yw = (x - fitted.mean_a) @ fitted.whiten_a, (y - fitted.mean_b) @ fitted.whiten_b
+        return angle(float(np.vdot(xw @ fitted.u, yw @ fitted.v)), float(np.vdot(xw, xw)), float(np.vdot(yw, yw)))
+    rho = held_out_correlations(fitted, x, y)
+    return weighted_mean(fitted.weights, rho) if metric == "pwcca" else float(rho.mean())
+
+
+def held_out_correlations(fitted: Fitted, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The correlations of held-out stimuli x, y's matched canonical variates under a fitted alignment."""
+    zx = (x - fitted.mean_a) @ (fitted.whiten_a @ fitted.u)
+    zy = (y - fitted.mean_b) @ (fitted.whiten_b @ fitted.v)
     zx, zy = zx - zx.mean(axis=0), zy - zy.mean(axis=0)
     denominator = np.maximum(np.linalg.norm(zx, axis=0) * np.linalg.norm(zy, axis=0), TINY)
-    rho = np.einsum("ij,ij->j", zx, zy) / denominator
-    if metric == "pwcca":
-        return float((fitted.weights * rho).sum() / fitted.weights.sum())
-    return float(rho.mean())
+    return np.einsum("ij,ij->j", zx, zy) / denominator

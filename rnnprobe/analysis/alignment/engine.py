@@ -21,13 +21,17 @@ def pair_values(
     *,
     n_jobs: int = 1,
     progress: Callable[[int], Any] | None = None,
+    sources: Sequence[Sequence[Any]] | None = None,
 ) -> np.ndarray:
     """The metric for each (side_i, index_i, side_j, index_j) pair, averaged over folds.
 
     ``sides`` holds one list of (stimulus, unit) arrays per side (time steps, or models); every
-    array is prepared once per fold and reused by all its pairs.
+    array is prepared once per fold and reused by all its pairs. ``sources``: for each side, a list of
+    the lazy states (stimulus, unit) behind its arrays where those are coordinates of a dask-backed layer
+    (PWCCA reads its loadings from them), else None.
     """
     n = sides[0][0].shape[0]
+    sources = sources or [None] * len(sides)
     total = np.zeros(len(pairs))
     for train, test in folds(n, settings.cv, settings.seed):
         chosen = slice(None) if settings.cv is None else train
@@ -36,6 +40,11 @@ def pair_values(
             for t, representation in enumerate(side):
                 check_varies(representation.total, label, t, held_out=settings.cv is not None)
         held_out = None if settings.cv is None else [[x[test] for x in side] for side in sides]
+        if settings.metric == "pwcca" and any(units is not None for units in sources):
+            total += _pwcca_read(pairs, prepared, held_out, sources, chosen)
+            if progress is not None:
+                progress(len(pairs))
+            continue
         value = partial(_pair_value, prepared=prepared, held_out=held_out, metric=settings.metric)
         total += np.asarray(_map(value, pairs, n_jobs, progress))
     return total / (settings.cv or 1)
@@ -49,6 +58,29 @@ def _pair_value(pair: tuple[int, int, int, int], *, prepared: list, held_out: li
         return _core.pair_value(first, second, metric)
     fitted = _core.fit_pair(first, second, metric)
     return _core.held_out_value(fitted, held_out[i][a], held_out[j][b], metric)
+
+
+def _pwcca_read(pairs: Sequence[tuple[int, int, int, int]], prepared: list, held_out: list | None,
+                sources: Sequence[Any], rows: Any) -> np.ndarray:  # fmt: skip
+    """PWCCA where a side holds coordinates of a dask-backed layer's units: each pair's canonical variates and
+    correlations (held out where cross-validated), then the weights of the variates of such a side read from
+    its layer, every pair's in one pass (:func:`.blockwise.read_weights`).
+    """
+    from .blockwise import read_weights
+
+    correlations, requests = [], []
+    for i, a, j, b in pairs:
+        first, second = prepared[i][a], prepared[j][b]
+        if held_out is None:
+            u, rho, _ = _core.canonical(first, second)
+        else:
+            fitted = _core.fit_pair(first, second, "cca")  # the canonical directions, without weights
+            u, rho = fitted.u, _core.held_out_correlations(fitted, held_out[i][a], held_out[j][b])
+        correlations.append(rho)
+        units = None if sources[i] is None else sources[i][a]
+        requests.append(_core.pwcca_weights(first, u) if units is None else (units, _core.variates(first, u)))
+    weights = read_weights(requests, rows)
+    return np.array([_core.weighted_mean(w, rho) for w, rho in zip(weights, correlations, strict=True)])
 
 
 def _prepare(x: np.ndarray, settings: Settings) -> _core.Prepared:

@@ -7,7 +7,15 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import check_int, check_number, check_numeric, check_option, check_seed, layer_states
+from ..._validation import (
+    check_int,
+    check_number,
+    check_numeric,
+    check_option,
+    check_recording,
+    check_seed,
+    layer_states,
+)
 from ...errors import ArgumentError, ShapeError, describe
 from ...recording import Recording
 
@@ -23,6 +31,7 @@ class Representation:
     states: np.ndarray
     label: str
     times: np.ndarray
+    source: Any = None  # a dask-backed layer: its selected states (lazy), the units behind ``states``
 
 
 @dataclass
@@ -38,7 +47,16 @@ class Settings:
 
 
 def read_representation(value: Any, layer: str | None, time: Any, name: str) -> Representation:
-    """A Recording's layer (through the validation layer) or an array (stimulus, unit) / (stimulus, time, *units)."""
+    """A Recording's layer (through the validation layer) or an array (stimulus, unit) / (stimulus, time, *units);
+    a dask-backed layer as its coordinates (:func:`.blockwise.compressed_states`), never read whole.
+    """
+    if isinstance(value, Recording) and value.is_dask:
+        from .blockwise import compressed_states
+
+        label = check_recording(value, name).resolve_layer(layer)
+        positions = value.time_positions(label, time)
+        states, source = compressed_states(value, label, positions)
+        return Representation(states, label, np.asarray(value.times[label])[positions], source)
     if not isinstance(value, Recording):
         if layer is not None:
             raise ArgumentError(f"layer: {name} is an array, which has no layers. Pass layer=None for arrays.")

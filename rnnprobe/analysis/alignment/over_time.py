@@ -122,6 +122,11 @@ def _extent(times: np.ndarray) -> list[float]:
     return [t[0] - step / 2, t[-1] + step / 2]
 
 
+def _steps(source: Any) -> list[Any] | None:
+    """A dask-backed side's lazy states per time step, or None."""
+    return None if source is None else [source[:, t] for t in range(source.shape[1])]
+
+
 def compare_representations(
     a: Any,
     b: Any,
@@ -142,7 +147,9 @@ def compare_representations(
     ----------
     a, b : Recording or ndarray
         Recordings, or arrays (stimulus, unit) or (stimulus, time, *units), of the same stimuli in
-        the same order. Units may differ in number (shape metrics zero-pad, as netrep).
+        the same order. Units may differ in number (shape metrics zero-pad, as netrep). A dask-backed
+        Recording's layer wider than its stimuli is compared from its Gram matrices across stimuli,
+        summed over chunks, never read whole (docs/analysis/alignment.md).
     layer : str or (str, str), optional
         The layer of each Recording (one name for both, or a pair); default: each one's only layer.
     time : selection or (selection, selection), optional
@@ -204,8 +211,8 @@ def compare_representations(
 
     with tqdm(total=len(pairs) * (settings.cv or 1), desc="alignment", unit="pair",
               disable=not check_progress(progress)) as bar:  # fmt: skip
-        values = pair_values([steps_a, steps_b], [rep_a.label, rep_b.label], pairs, settings,
-                             progress=bar.update)  # fmt: skip
+        values = pair_values([steps_a, steps_b], [rep_a.label, rep_b.label], pairs, settings, progress=bar.update,
+                             sources=[_steps(rep_a.source), _steps(rep_b.source)])  # fmt: skip
     kind = "distance" if settings.metric in DISTANCE_METRICS else "similarity"
     values = values.reshape(len(steps_a), len(steps_b))
     periods = tuple(v.periods if isinstance(v, Recording) else {} for v in (a, b))

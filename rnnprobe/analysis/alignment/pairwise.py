@@ -147,7 +147,8 @@ def pairwise_distances(
     ----------
     representations : dict of str to Recording or ndarray
         Name -> a Recording or an array (stimulus, unit) / (stimulus, time, *units), e.g. one entry per
-        model and layer: ``{"BLT layer1": rec_blt, "B layer1": rec_b}``.
+        model and layer: ``{"BLT layer1": rec_blt, "B layer1": rec_b}``. Dask-backed Recordings are
+        compared blockwise, as in :func:`compare_representations`.
     layer : str or dict of str to str, optional
         The layer of each Recording (one name for all, or name -> layer).
     time : int, default -1
@@ -181,11 +182,12 @@ def pairwise_distances(
         )
     n_jobs = check_int("n_jobs", n_jobs, minimum=1, maximum=1024)
     names = [str(name) for name in representations]
-    steps = []
+    steps, sources = [], []
     for name, value in representations.items():
         chosen = layer.get(name) if isinstance(layer, Mapping) else layer
         rep = read_representation(value, chosen, _one_step(time), str(name))
         steps.append(rep.states[:, 0])
+        sources.append(None if rep.source is None else [rep.source[:, 0]])
     n = steps[0].shape[0]
     for x in steps[1:]:
         check_same_stimuli(n, x.shape[0])
@@ -195,8 +197,8 @@ def pairwise_distances(
 
     with tqdm(total=len(pairs) * (settings.cv or 1), desc="distances", unit="pair",
               disable=not check_progress(progress)) as bar:  # fmt: skip
-        values = pair_values([[x] for x in steps], names, pairs, settings, n_jobs=n_jobs,
-                             progress=bar.update)  # fmt: skip
+        values = pair_values([[x] for x in steps], names, pairs, settings, n_jobs=n_jobs, progress=bar.update,
+                             sources=sources)  # fmt: skip
     if settings.metric not in DISTANCE_METRICS:
         values = np.arccos(np.clip(values, -1.0, 1.0))
     distances = np.zeros((len(steps), len(steps)))

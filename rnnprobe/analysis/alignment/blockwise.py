@@ -1,0 +1,61 @@
+"""The alignment metrics of dask-backed recordings, without reading a wide layer whole.
+
+Every metric here depends on a representation's states X (n stimuli x p units) only through its centred
+states Xc, and is unchanged by rotating their units (Xc -> Xc Q, Q with orthonormal columns), in sample
+and held out (the folds split stimuli, not units). A layer wider than the stimuli (p > n) therefore
+enters as its principal coordinates Z = U sqrt(lam) (n x r, r <= n), the eigendecomposition of the
+stimuli's Gram matrix Xc Xc' (n x n), which dask sums over chunks of stimuli and time steps: Z Z' = Xc Xc',
+so Z = Xc Q. Two passes over the layer, as numpy's centring: the units' means (and the finite check),
+then the centred Gram matrices. A layer no wider than the stimuli (p <= n) enters as its centred states.
+
+PWCCA weights each canonical variate h by sum_j |<h, x_j>| over the layer's own units, which no rotation
+keeps: those loadings Xc' h are read from the layer, a product over chunks of stimuli per pair of time
+steps, all in one pass (:func:`read_weights`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..._validation import check_finite_layer
+from ..blockwise import dask_states
+from . import _core
+
+
+def compressed_states(recording: Any, layer: str, positions: np.ndarray) -> tuple[np.ndarray, Any]:
+    """(coordinates (stimulus, time, r), the selected states as a lazy (stimulus, time, unit) dask array).
+
+    The coordinates of each step: Z = U sqrt(lam) from its centred Gram matrix where the layer has more
+    units than stimuli (zero-padded to the steps' largest rank), else the centred states themselves.
+    """
+    import dask
+    import dask.array as da
+
+    x = dask_states(recording, layer, time=positions)
+    n, steps, p = x.shape
+    mean, finite = dask.compute(x.mean(axis=0), da.isfinite(x).all())
+    check_finite_layer(finite, layer)
+    centred = x - mean
+    if p <= n:
+        return centred.compute(), x
+    kernels = da.einsum("itp,jtp->tij", centred, centred).compute()
+    factors = [_core.coordinates((kernel + kernel.T) / 2)[0] for kernel in kernels]
+    z = np.zeros((n, steps, max(1, max(f.shape[1] for f in factors))))
+    for t, factor in enumerate(factors):
+        z[:, t, : factor.shape[1]] = factor
+    return z, x
+
+
+def read_weights(requests: list[Any], rows: Any) -> list[np.ndarray]:
+    """PWCCA's weights: an array as it is; for a (lazy step (stimulus, unit), variates h (rows x k)) request,
+    sum_j |<h_i, x_j>| over the step's units, on its ``rows`` (the stimuli the variates were fitted on). All
+    in one dask computation, which reads each step once; the variates are centred, so Xc' h = X' h.
+    """
+    import dask
+
+    pending = [r for r in requests if isinstance(r, tuple)]
+    products = [(step if isinstance(rows, slice) else step[rows]).T @ (h - h.mean(axis=0)) for step, h in pending]
+    computed = iter(dask.compute(*products))
+    return [np.abs(np.asarray(next(computed))).sum(axis=0) if isinstance(r, tuple) else r for r in requests]
