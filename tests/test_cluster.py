@@ -553,12 +553,13 @@ def _alignment_layers(tmp_path):
 @pytest.mark.parametrize("with_client", [True, False])
 def test_alignment_of_dask_backed_recordings_equals_the_in_memory_one(client, tmp_path, monkeypatch, with_client):
     """Every metric, in sample and cross-validated, over time and pairwise: a wide layer from its stimuli's
-    Gram matrices summed over chunks (PWCCA's loadings read from its units), never read whole; equal to the
-    in-memory comparison; NaN refused."""
+    Gram matrices summed over chunks (PWCCA's loadings read from its units), a narrow one as its moments
+    summed over chunks (cross products in blocks of pairs), never read whole; equal to the in-memory
+    comparison; NaN refused."""
     import dask
 
     from rnnprobe.analysis import compare_representations, pairwise_distances
-    from rnnprobe.analysis.alignment import inputs
+    from rnnprobe.analysis.alignment import inputs, moments
 
     whole, chunked = _alignment_layers(tmp_path)
     cases = [(m, None) for m in inputs.METRICS] + [(m, 3) for m in inputs.FITTED_METRICS]
@@ -571,22 +572,28 @@ def test_alignment_of_dask_backed_recordings_equals_the_in_memory_one(client, tm
             return real(recording, *args, **kwargs)
 
         patch.setattr(inputs, "layer_states", reading)
+        patch.setattr(moments, "BLOCK_BYTES", 3 * 3 * 10 * 10 * 8)  # 3 pairs of narrow steps, 3 folds
         got = {(m, cv, pair): compare_representations(chunked, chunked, layer=pair, metric=m, cv=cv,
                                                       alpha=0.5 if m == "shape" else 1.0).values
-               for m, cv in cases for pair in [("wide", "narrow"), ("narrow", "wide"), ("wide", "wide")]}  # fmt: skip
-        distances = pairwise_distances({"w": chunked, "n": chunked, "array": np.arange(40.0)[:, None] ** [1, 2]},
-                                       layer={"w": "wide", "n": "narrow"}, metric="pwcca").distances  # fmt: skip
+               for m, cv in cases for pair in [("wide", "narrow"), ("narrow", "wide"), ("wide", "wide"),
+                                                ("narrow", "narrow")]}  # fmt: skip
+        distances = [pairwise_distances({"w": chunked, "n": chunked, "array": np.arange(40.0)[:, None] ** [1, 2]},
+                                        layer={"w": "wide", "n": "narrow"}, metric=m, cv=cv).distances
+                     for m, cv in [("pwcca", None), ("shape", 3)]]  # fmt: skip
     for (metric, cv, pair), values in got.items():
         expected = compare_representations(whole, whole, layer=pair, metric=metric, cv=cv,
                                            alpha=0.5 if metric == "shape" else 1.0).values  # fmt: skip
         # a step against itself: the shape distance ~ 0, where arccos turns rounding of 1e-16 into 1e-8
         tolerance = 1e-6 if metric == "shape" and pair[0] == pair[1] else 1e-10
         np.testing.assert_allclose(values, expected, rtol=0, atol=tolerance, err_msg=f"{metric} cv={cv} {pair}")
-    expected = pairwise_distances({"w": whole, "n": whole, "array": np.arange(40.0)[:, None] ** [1, 2]},
-                                  layer={"w": "wide", "n": "narrow"}, metric="pwcca").distances  # fmt: skip
-    np.testing.assert_allclose(distances, expected, rtol=0, atol=1e-10)
+    for got_distances, (metric, cv) in zip(distances, [("pwcca", None), ("shape", 3)], strict=True):
+        expected = pairwise_distances({"w": whole, "n": whole, "array": np.arange(40.0)[:, None] ** [1, 2]},
+                                      layer={"w": "wide", "n": "narrow"}, metric=metric, cv=cv).distances  # fmt: skip
+        np.testing.assert_allclose(got_distances, expected, rtol=0, atol=1e-10)
     bad = np.random.default_rng(0).normal(size=(40, 2, 50))
     bad[7, 1, 3] = np.nan
-    Recording({"h": bad}).save(tmp_path / "bad.zarr")
-    with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):
-        compare_representations(Recording.load(tmp_path / "bad.zarr", chunks=16), bad[:, 0, :5] * 0 + 1)
+    Recording({"h": bad, "g": bad[:, :, :5]}).save(tmp_path / "bad.zarr")
+    for layer in ("h", "g"):  # wide: the Gram pass refuses it; narrow: the moments' first pass
+        with pytest.raises(NonFiniteError, match=f"layer '{layer}' holds NaN or inf"):
+            compare_representations(Recording.load(tmp_path / "bad.zarr", chunks=16), bad[:, 0, 5:9] + 1,
+                                    layer=(layer, None))  # fmt: skip

@@ -40,7 +40,7 @@ class Prepared:
     coordinates' Gram matrix, ``d`` the per-coordinate whitening factors.
     """
 
-    b: np.ndarray
+    b: np.ndarray | None  # None: held as moments (the cross products are passed to the pair functions)
     mean: np.ndarray
     units: np.ndarray | None
     rotate: bool
@@ -49,6 +49,7 @@ class Prepared:
     row_sq: np.ndarray | None = None  # squared row norms (debiased CKA)
     self_term: float = 0.0  # ||Xc'Xc||_F or its unbiased HSIC (CKA); ||Xw||^2 (shape)
     total: float = 0.0  # ||Xc||_F^2: 0 for a representation that is the same for every stimulus
+    n: int = 0  # stimuli
 
 
 def gram(x: np.ndarray) -> np.ndarray:
@@ -92,34 +93,75 @@ def prepare(
     mean = x.mean(axis=0)
     xc = x - mean
     total = float(np.vdot(xc, xc))
+    n, p = xc.shape
     if metric == "rbf_cka":
         kernel = centred_rbf_kernel(xc, sigma)
-        return Prepared(kernel, mean, None, False, None, None, self_term=float(np.linalg.norm(kernel)), total=total)
-    if metric in ("cka", "debiased_cka") or (metric == "shape" and alpha == 1.0 and not fit):
-        if xc.shape[1] > xc.shape[0]:  # compress to n columns: every quantity used is rotation-free
-            xc = principal(xc)[0]
-        prepared = Prepared(xc, mean, None, False, None, None, total=total)
-        if metric == "cka":
-            prepared.self_term = float(np.linalg.norm(gram(xc)))
-        elif metric == "debiased_cka":
-            prepared.row_sq = np.einsum("ij,ij->i", xc, xc)
-            prepared.self_term = float(debiased_hsic(gram(xc), prepared, prepared))
-        else:
-            prepared.self_term = total
+        return Prepared(kernel, mean, None, False, None, None, self_term=float(np.linalg.norm(kernel)), total=total,
+                        n=n)  # fmt: skip
+    if p > n and not whitened(metric, alpha, fit):  # compress to n columns: every quantity used is rotation-free
+        xc = principal(xc)[0]
+    elif p > n:
+        b, lam, units, rotate = principal(xc)
+        return spectral(Prepared(b, mean, units, rotate, None, None, total=total, n=n), lam, metric, alpha, variance)
+    row_sq = np.einsum("ij,ij->i", xc, xc) if metric == "debiased_cka" else None
+    return from_moments(gram(xc), mean, n, total, metric, b=xc, row_sq=row_sq, alpha=alpha, variance=variance,
+                        fit=fit)  # fmt: skip
+
+
+def whitened(metric: str, alpha: float, fit: bool) -> bool:
+    """Whether ``metric`` whitens (or rotates) the principal coordinates: all but CKA and, in sample,
+    the Procrustes shape distance.
+    """
+    return not (metric in ("cka", "debiased_cka") or (metric == "shape" and alpha == 1.0 and not fit))
+
+
+def from_moments(
+    product: np.ndarray,
+    mean: np.ndarray,
+    n: int,
+    total: float,
+    metric: str,
+    *,
+    b: np.ndarray | None = None,
+    row_sq: np.ndarray | None = None,
+    alpha: float = 1.0,
+    variance: float = 0.99,
+    fit: bool = False,
+) -> Prepared:
+    """Prepare one representation no wider than its stimuli from its centred Gram matrix Xc'Xc (p x p),
+    its mean and its n stimuli; ``b``: the centred states where held (else its cross products with the
+    other side's are passed to the pair functions); ``row_sq``: the stimuli's squared norms (debiased CKA).
+    """
+    prepared = Prepared(b, mean, None, False, None, None, total=total, n=n, row_sq=row_sq)
+    if metric == "cka":
+        prepared.self_term = float(np.linalg.norm(product))
+    elif metric == "debiased_cka":
+        prepared.self_term = float(debiased_hsic(product, prepared, prepared))
+    elif not whitened(metric, alpha, fit):
+        prepared.self_term = total
+    if not whitened(metric, alpha, fit):
         return prepared
+    prepared.rotate = True
     if metric == "cca" or (metric == "shape" and alpha == 0.0):
-        whitening = cholesky_whitening(xc)
-        if whitening is not None:  # full rank: whitened by L^-T, the same canonical correlations
-            ones = np.ones(xc.shape[1])
-            return Prepared(xc, mean, whitening, True, ones, ones, self_term=float(xc.shape[1]), total=total)
-    b, lam, units, rotate = principal(xc)
+        prepared.units = cholesky_whitening(product, n)
+        if prepared.units is not None:  # full rank: whitened by L^-T, the same canonical correlations
+            prepared.lam = prepared.d = np.ones(product.shape[0])
+            prepared.self_term = float(product.shape[0])
+            return prepared
+    lam, prepared.units = np.linalg.eigh(product)
+    return spectral(prepared, lam, metric, alpha, variance)
+
+
+def spectral(prepared: Prepared, lam: np.ndarray, metric: str, alpha: float, variance: float) -> Prepared:
+    """Set the principal coordinates' eigenvalues ``lam`` and the metric's whitening factors."""
     if metric == "shape":  # numerically null directions (rounding noise) are dropped, not amplified
         d = alpha + (1 - alpha) / np.sqrt(np.maximum(lam, EIGVAL_TOL))
         d = np.where(lam > RANK_RTOL * max(_largest(lam), TINY), d, 0.0)
     else:
         d = canonical_factors(lam, metric, variance)
-    lam = np.maximum(lam, 0)
-    return Prepared(b, mean, units, rotate, lam, d, self_term=float((lam * d * d).sum()), total=total)
+    prepared.lam, prepared.d = np.maximum(lam, 0), d
+    prepared.self_term = float((prepared.lam * d * d).sum())
+    return prepared
 
 
 def centred_rbf_kernel(xc: np.ndarray, sigma: float) -> np.ndarray:
@@ -136,16 +178,16 @@ def centred_rbf_kernel(xc: np.ndarray, sigma: float) -> np.ndarray:
     return kernel
 
 
-def cholesky_whitening(xc: np.ndarray) -> np.ndarray | None:
-    """L^-T with L L' = Xc'Xc where every eigenvalue provably exceeds the clipping tolerances, else None.
+def cholesky_whitening(product: np.ndarray, n: int) -> np.ndarray | None:
+    """L^-T with L L' = Xc'Xc (``product``, of n stimuli) where every eigenvalue provably exceeds the
+    clipping tolerances, else None.
 
     lambda_min >= 1 / ||L^-1||_F^2 and lambda_max <= trace: where the bound clears both netrep's
     absolute clipping and the relative rank tolerance, whitening by L^-T equals the eigen-whitening up
     to a rotation, which no metric here sees (canonical correlations, the CCA shape distance).
     """
-    if xc.shape[1] > xc.shape[0]:
+    if product.shape[0] > n:
         return None
-    product = gram(xc)
     try:
         factor = np.linalg.cholesky(product)
         inverse = np.linalg.inv(factor)
@@ -173,9 +215,14 @@ def canonical_factors(lam: np.ndarray, metric: str, variance: float) -> np.ndarr
     return np.where(keep, 1 / np.sqrt(np.maximum(lam, TINY)), 0.0)
 
 
-def cross(a: Prepared, b: Prepared) -> np.ndarray:
+def raw_cross(a: Prepared, b: Prepared, product: np.ndarray | None = None) -> np.ndarray:
+    """B_a' B_b of the coordinates held (``product`` where it was computed elsewhere: a side held as moments)."""
+    return a.b.T @ b.b if product is None else product
+
+
+def cross(a: Prepared, b: Prepared, product: np.ndarray | None = None) -> np.ndarray:
     """B_a' B_b in principal coordinates (rotated by each side's map where it is lazy)."""
-    product = a.b.T @ b.b
+    product = raw_cross(a, b, product)
     if a.rotate:
         product = a.units.T @ product
     if b.rotate:
@@ -183,35 +230,35 @@ def cross(a: Prepared, b: Prepared) -> np.ndarray:
     return product
 
 
-def whitened_cross(a: Prepared, b: Prepared) -> np.ndarray:
+def whitened_cross(a: Prepared, b: Prepared, product: np.ndarray | None = None) -> np.ndarray:
     """The cross product of both sides' whitened coordinates."""
-    return a.d[:, None] * cross(a, b) * b.d[None, :]
+    return a.d[:, None] * cross(a, b, product) * b.d[None, :]
 
 
 def debiased_hsic(xty: np.ndarray, a: Prepared, b: Prepared) -> float:
     """Unbiased HSIC of two centred linear kernels (times n (n - 3)), from X'Y, row norms and norms."""
-    n = a.b.shape[0]
+    n = a.n
     norms = a.row_sq.sum() * b.row_sq.sum()
     return float(np.vdot(xty, xty) - n / (n - 2) * (a.row_sq @ b.row_sq) + norms / ((n - 1) * (n - 2)))
 
 
-def pair_value(a: Prepared, b: Prepared, metric: str) -> float:
-    """The metric's value for one pair of prepared representations."""
+def pair_value(a: Prepared, b: Prepared, metric: str, product: np.ndarray | None = None) -> float:
+    """The metric's value for one pair of prepared representations (``product``: see :func:`raw_cross`)."""
     if metric == "cka":
-        product = a.b.T @ b.b
+        product = raw_cross(a, b, product)
         return float(np.vdot(product, product) / (a.self_term * b.self_term))
     if metric == "rbf_cka":  # b holds the centred kernel matrices
         return float(np.vdot(a.b, b.b) / (a.self_term * b.self_term))
     if metric == "debiased_cka":
-        return debiased_cka_value(debiased_hsic(a.b.T @ b.b, a, b), a.self_term, b.self_term)
+        return debiased_cka_value(debiased_hsic(raw_cross(a, b, product), a, b), a.self_term, b.self_term)
     if metric == "shape":
-        product = a.b.T @ b.b if a.d is None else whitened_cross(a, b)
+        product = raw_cross(a, b, product) if a.d is None else whitened_cross(a, b, product)
         return angle(nuclear_norm(product), a.self_term, b.self_term)
     if metric == "pwcca":
-        u, rho, _ = canonical(a, b)
+        u, rho, _ = canonical(a, b, product)
         return weighted_mean(pwcca_weights(a, u), rho)
     k = min(int((a.d > 0).sum()), int((b.d > 0).sum()))
-    return float(np.clip(singular_values(whitened_cross(a, b))[:k], 0, 1).mean())
+    return float(np.clip(singular_values(whitened_cross(a, b, product))[:k], 0, 1).mean())
 
 
 def debiased_cka_value(cross_term: float, self_a: float, self_b: float) -> float:
@@ -243,10 +290,10 @@ def nuclear_norm(m: np.ndarray) -> float:
     return float(singular_values(m).sum())
 
 
-def canonical(a: Prepared, b: Prepared) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def canonical(a: Prepared, b: Prepared, product: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(u r_a x k, canonical correlations k, v r_b x k), largest first, over k = min(r_a, r_b) directions."""
     k = min(int((a.d > 0).sum()), int((b.d > 0).sum()))
-    u, rho, vh = np.linalg.svd(whitened_cross(a, b), full_matrices=False)
+    u, rho, vh = np.linalg.svd(whitened_cross(a, b, product), full_matrices=False)
     return u[:, :k], np.clip(rho[:k], 0, 1), vh[:k].T
 
 
@@ -292,31 +339,69 @@ class Fitted:
     weights: np.ndarray | None
 
 
-def fit_pair(a: Prepared, b: Prepared, metric: str) -> Fitted:
+def fit_pair(a: Prepared, b: Prepared, metric: str, product: np.ndarray | None = None) -> Fitted:
     """Fit the alignment of two prepared training representations (prepared with units kept)."""
     if metric == "shape":
-        u, _, vh = np.linalg.svd(whitened_cross(a, b), full_matrices=False)
+        u, _, vh = np.linalg.svd(whitened_cross(a, b, product), full_matrices=False)
         k = min(u.shape[1], int((a.d > 0).sum()), int((b.d > 0).sum()))
         u, v = u[:, :k], vh[:k].T
     else:
-        u, _, v = canonical(a, b)
+        u, _, v = canonical(a, b, product)
     weights = pwcca_weights(a, u) if metric == "pwcca" else None
     return Fitted(a.mean, b.mean, a.units * a.d, b.units * b.d, u, v, weights)
 
 
+@dataclass
+class HeldOut:
+    """Held-out stimuli in a fitted alignment's whitened coordinates: their number, their means' offsets from
+    the training means, and their Gram matrices and cross product about their own means.
+    """
+
+    n: int
+    offset_a: np.ndarray
+    offset_b: np.ndarray
+    gram_a: np.ndarray
+    gram_b: np.ndarray
+    cross: np.ndarray
+
+
+def held_out(fitted: Fitted, x: np.ndarray, y: np.ndarray) -> HeldOut:
+    """Held-out stimuli x, y (n_test x p, n_test x q) in the fitted alignment's whitened coordinates."""
+    xw = (x - fitted.mean_a) @ fitted.whiten_a
+    yw = (y - fitted.mean_b) @ fitted.whiten_b
+    offset_a, offset_b = xw.mean(axis=0), yw.mean(axis=0)
+    xw, yw = xw - offset_a, yw - offset_b
+    return HeldOut(x.shape[0], offset_a, offset_b, gram(xw), gram(yw), xw.T @ yw)
+
+
+def project_held_out(fitted: Fitted, n: int, means: tuple, grams: tuple, product: np.ndarray) -> HeldOut:
+    """:func:`held_out` from the held-out stimuli's moments in the units (``means``, centred ``grams`` of
+    each side, their centred cross ``product``).
+    """
+    wa, wb = fitted.whiten_a, fitted.whiten_b
+    offsets = (means[0] - fitted.mean_a) @ wa, (means[1] - fitted.mean_b) @ wb
+    return HeldOut(n, *offsets, wa.T @ grams[0] @ wa, wb.T @ grams[1] @ wb, wa.T @ product @ wb)
+
+
 def held_out_value(fitted: Fitted, x: np.ndarray, y: np.ndarray, metric: str) -> float:
     """The metric on held-out stimuli x, y (n_test x p, n_test x q) under a fitted alignment."""
-    if metric == "shape":
-        xw, yw = (x - fitted.mean_a) @ fitted.whiten_a, (y - fitted.mean_b) @ fitted.whiten_b
-        return angle(float(np.vdot(xw @ fitted.u, yw @ fitted.v)), float(np.vdot(xw, xw)), float(np.vdot(yw, yw)))
-    rho = held_out_correlations(fitted, x, y)
+    return held_out_score(fitted, held_out(fitted, x, y), metric)
+
+
+def held_out_score(fitted: Fitted, h: HeldOut, metric: str) -> float:
+    """The metric on held-out stimuli (:class:`HeldOut`) under a fitted alignment."""
+    if metric == "shape":  # the sums over stimuli of <xw u, yw v>, |xw|^2, |yw|^2 about the training means
+        inner = float(np.vdot(fitted.u, (h.cross + h.n * np.outer(h.offset_a, h.offset_b)) @ fitted.v))
+        squared_a = float(np.trace(h.gram_a) + h.n * np.vdot(h.offset_a, h.offset_a))
+        return angle(inner, squared_a, float(np.trace(h.gram_b) + h.n * np.vdot(h.offset_b, h.offset_b)))
+    rho = held_out_correlations(fitted, h)
     return weighted_mean(fitted.weights, rho) if metric == "pwcca" else float(rho.mean())
 
 
-def held_out_correlations(fitted: Fitted, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """The correlations of held-out stimuli x, y's matched canonical variates under a fitted alignment."""
-    zx = (x - fitted.mean_a) @ (fitted.whiten_a @ fitted.u)
-    zy = (y - fitted.mean_b) @ (fitted.whiten_b @ fitted.v)
-    zx, zy = zx - zx.mean(axis=0), zy - zy.mean(axis=0)
-    denominator = np.maximum(np.linalg.norm(zx, axis=0) * np.linalg.norm(zy, axis=0), TINY)
-    return np.einsum("ij,ij->j", zx, zy) / denominator
+def held_out_correlations(fitted: Fitted, h: HeldOut) -> np.ndarray:
+    """The correlations of the held-out stimuli's matched canonical variates under a fitted alignment."""
+    u, v = fitted.u, fitted.v
+    covariance = np.einsum("ik,ij,jk->k", u, h.cross, v)
+    variance_a = np.maximum(np.einsum("ik,ij,jk->k", u, h.gram_a, u), 0)
+    variance_b = np.maximum(np.einsum("ik,ij,jk->k", v, h.gram_b, v), 0)
+    return covariance / np.maximum(np.sqrt(variance_a * variance_b), TINY)

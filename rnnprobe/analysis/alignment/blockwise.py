@@ -6,7 +6,8 @@ and held out (the folds split stimuli, not units). A layer wider than the stimul
 enters as its principal coordinates Z = U sqrt(lam) (n x r, r <= n), the eigendecomposition of the
 stimuli's Gram matrix Xc Xc' (n x n), which dask sums over chunks of stimuli and time steps: Z Z' = Xc Xc',
 so Z = Xc Q. Two passes over the layer, as numpy's centring: the units' means (and the finite check),
-then the centred Gram matrices. A layer no wider than the stimuli (p <= n) enters as its centred states.
+then the centred Gram matrices. A layer no wider than the stimuli (p <= n) enters as sums over its
+stimuli (:mod:`.moments`).
 
 PWCCA weights each canonical variate h by sum_j |<h, x_j>| over the layer's own units, which no rotation
 keeps: those loadings Xc' h are read from the layer, a product over chunks of stimuli per pair of time
@@ -24,22 +25,23 @@ from ..blockwise import dask_states
 from . import _core
 
 
-def compressed_states(recording: Any, layer: str, positions: np.ndarray) -> tuple[np.ndarray, Any]:
-    """(coordinates (stimulus, time, r), the selected states as a lazy (stimulus, time, unit) dask array).
-
-    The coordinates of each step: Z = U sqrt(lam) from its centred Gram matrix where the layer has more
-    units than stimuli (zero-padded to the steps' largest rank), else the centred states themselves.
+def compressed_states(recording: Any, layer: str, positions: np.ndarray, *, kernel: bool) -> tuple[Any, Any]:
+    """(states to compare, the units behind them or None): a layer with more units than stimuli (or any
+    layer, ``kernel``: for a metric of the stimuli's n x n kernel) as the coordinates (stimulus, time, r) of
+    each step, Z = U sqrt(lam) from its centred Gram matrix (zero-padded to the steps' largest rank), with
+    its selected states as a lazy (stimulus, time, unit) dask array; a narrower layer as those lazy states
+    (summed over chunks by :mod:`.moments`) and None.
     """
     import dask
     import dask.array as da
 
     x = dask_states(recording, layer, time=positions)
     n, steps, p = x.shape
+    if p <= n and not kernel:
+        return x, None
     mean, finite = dask.compute(x.mean(axis=0), da.isfinite(x).all())
     check_finite_layer(finite, layer)
     centred = x - mean
-    if p <= n:
-        return centred.compute(), x
     kernels = da.einsum("itp,jtp->tij", centred, centred).compute()
     factors = [_core.coordinates((kernel + kernel.T) / 2)[0] for kernel in kernels]
     z = np.zeros((n, steps, max(1, max(f.shape[1] for f in factors))))

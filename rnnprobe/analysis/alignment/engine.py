@@ -32,6 +32,10 @@ def pair_values(
     """
     n = sides[0][0].shape[0]
     sources = sources or [None] * len(sides)
+    if any(not isinstance(x, np.ndarray) for side in sides for x in side):  # a dask-backed layer, as sums
+        from .moments import moment_values
+
+        return moment_values(sides, labels, pairs, settings, sources=sources, progress=progress)
     total = np.zeros(len(pairs))
     for train, test in folds(n, settings.cv, settings.seed):
         chosen = slice(None) if settings.cv is None else train
@@ -41,7 +45,8 @@ def pair_values(
                 check_varies(representation.total, label, t, held_out=settings.cv is not None)
         held_out = None if settings.cv is None else [[x[test] for x in side] for side in sides]
         if settings.metric == "pwcca" and any(units is not None for units in sources):
-            total += _pwcca_read(pairs, prepared, held_out, sources, chosen)
+            canonical = partial(_canonical, prepared=prepared, held_out=held_out)
+            total += pwcca_read(pairs, prepared, sources, chosen, canonical)
             if progress is not None:
                 progress(len(pairs))
             continue
@@ -60,24 +65,31 @@ def _pair_value(pair: tuple[int, int, int, int], *, prepared: list, held_out: li
     return _core.held_out_value(fitted, held_out[i][a], held_out[j][b], metric)
 
 
-def _pwcca_read(pairs: Sequence[tuple[int, int, int, int]], prepared: list, held_out: list | None,
-                sources: Sequence[Any], rows: Any) -> np.ndarray:  # fmt: skip
-    """PWCCA where a side holds coordinates of a dask-backed layer's units: each pair's canonical variates and
-    correlations (held out where cross-validated), then the weights of the variates of such a side read from
-    its layer, every pair's in one pass (:func:`.blockwise.read_weights`).
+def _canonical(pair: tuple[int, int, int, int], *, prepared: list, held_out: list | None) -> tuple:
+    """(canonical directions of the pair's first side, their correlations: in sample, or held out)."""
+    i, a, j, b = pair
+    first, second = prepared[i][a], prepared[j][b]
+    if held_out is None:
+        return _core.canonical(first, second)[:2]
+    fitted = _core.fit_pair(first, second, "cca")  # the canonical directions, without weights
+    return fitted.u, _core.held_out_correlations(fitted, _core.held_out(fitted, held_out[i][a], held_out[j][b]))
+
+
+def pwcca_read(pairs: Sequence[tuple[int, int, int, int]], prepared: list, sources: Sequence[Any], rows: Any,
+               canonical: Callable[[tuple[int, int, int, int]], tuple]) -> np.ndarray:  # fmt: skip
+    """PWCCA where a side holds coordinates of a dask-backed layer's units: each pair's canonical directions
+    and correlations (``canonical``), then the weights of the variates of such a side read from its layer
+    (on its stimuli ``rows``), every pair's in one pass (:func:`.blockwise.read_weights`).
     """
     from .blockwise import read_weights
 
     correlations, requests = [], []
-    for i, a, j, b in pairs:
-        first, second = prepared[i][a], prepared[j][b]
-        if held_out is None:
-            u, rho, _ = _core.canonical(first, second)
-        else:
-            fitted = _core.fit_pair(first, second, "cca")  # the canonical directions, without weights
-            u, rho = fitted.u, _core.held_out_correlations(fitted, held_out[i][a], held_out[j][b])
+    for pair in pairs:
+        u, rho = canonical(pair)
+        i, a = pair[:2]
         correlations.append(rho)
         units = None if sources[i] is None else sources[i][a]
+        first = prepared[i][a]
         requests.append(_core.pwcca_weights(first, u) if units is None else (units, _core.variates(first, u)))
     weights = read_weights(requests, rows)
     return np.array([_core.weighted_mean(w, rho) for w, rho in zip(weights, correlations, strict=True)])

@@ -26,7 +26,9 @@ FITTED_METRICS = ("shape", "cca", "svcca", "pwcca")  # an alignment fitted on st
 
 @dataclass
 class Representation:
-    """States of one side: (stimulus, time, unit) float64, the layer's name and time coordinate."""
+    """States of one side: (stimulus, time, unit) float64 (lazy: a dask-backed layer no wider than its
+    stimuli), the layer's name and time coordinate.
+    """
 
     states: np.ndarray
     label: str
@@ -46,16 +48,17 @@ class Settings:
     sigma: float = 1.0
 
 
-def read_representation(value: Any, layer: str | None, time: Any, name: str) -> Representation:
+def read_representation(value: Any, layer: str | None, time: Any, name: str, *, kernel: bool = False) -> Representation:
     """A Recording's layer (through the validation layer) or an array (stimulus, unit) / (stimulus, time, *units);
-    a dask-backed layer as its coordinates (:func:`.blockwise.compressed_states`), never read whole.
+    a dask-backed layer as its coordinates or lazily (:func:`.blockwise.compressed_states`), never read whole
+    (``kernel``: the metric needs the stimuli's n x n kernel).
     """
     if isinstance(value, Recording) and value.is_dask:
         from .blockwise import compressed_states
 
         label = check_recording(value, name).resolve_layer(layer)
         positions = value.time_positions(label, time)
-        states, source = compressed_states(value, label, positions)
+        states, source = compressed_states(value, label, positions, kernel=kernel)
         return Representation(states, label, np.asarray(value.times[label])[positions], source)
     if not isinstance(value, Recording):
         if layer is not None:

@@ -7,12 +7,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..._validation import check_progress
+from ..._validation import check_option, check_progress
 from ...errors import ShapeError
 from ...recording import Recording
 from ..plotting import mark_periods
 from .engine import pair_values
-from .inputs import DISTANCE_METRICS, check_same_stimuli, check_settings, pair_argument, read_representation
+from .inputs import (
+    DISTANCE_METRICS,
+    METRICS,
+    check_same_stimuli,
+    check_settings,
+    pair_argument,
+    read_representation,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.axes import Axes
@@ -148,8 +155,8 @@ def compare_representations(
     a, b : Recording or ndarray
         Recordings, or arrays (stimulus, unit) or (stimulus, time, *units), of the same stimuli in
         the same order. Units may differ in number (shape metrics zero-pad, as netrep). A dask-backed
-        Recording's layer wider than its stimuli is compared from its Gram matrices across stimuli,
-        summed over chunks, never read whole (docs/analysis/alignment.md).
+        Recording's layer is compared from sums over chunks of stimuli, never read whole: its Gram
+        matrices across stimuli where it is wider than them, else its moments (docs/analysis/alignment.md).
     layer : str or (str, str), optional
         The layer of each Recording (one name for both, or a pair); default: each one's only layer.
     time : selection or (selection, selection), optional
@@ -200,8 +207,9 @@ def compare_representations(
     """
     layer_a, layer_b = pair_argument(layer, "layer")
     time_a, time_b = pair_argument(time, "time")
-    rep_a = read_representation(a, layer_a, time_a, "a")
-    rep_b = read_representation(b, layer_b, time_b, "b")
+    kernel = check_option("metric", metric, METRICS) == "rbf_cka"
+    rep_a = read_representation(a, layer_a, time_a, "a", kernel=kernel)
+    rep_b = read_representation(b, layer_b, time_b, "b", kernel=kernel)
     n = check_same_stimuli(rep_a.states.shape[0], rep_b.states.shape[0])
     settings = check_settings(metric, alpha, variance, cv, seed, n, sigma)
     steps_a = [rep_a.states[:, t] for t in range(rep_a.states.shape[1])]

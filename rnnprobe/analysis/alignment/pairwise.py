@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..._validation import check_finite, check_int, check_numeric, check_progress
+from ..._validation import check_finite, check_int, check_numeric, check_option, check_progress
 from ...errors import ArgumentError, ArgumentTypeError, ShapeError, describe
 from .engine import pair_values
-from .inputs import DISTANCE_METRICS, check_same_stimuli, check_settings, read_representation
+from .inputs import DISTANCE_METRICS, METRICS, check_same_stimuli, check_settings, read_representation
 from .over_time import METRIC_LABELS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -182,10 +182,11 @@ def pairwise_distances(
         )
     n_jobs = check_int("n_jobs", n_jobs, minimum=1, maximum=1024)
     names = [str(name) for name in representations]
+    kernel = check_option("metric", metric, METRICS) == "rbf_cka"
     steps, sources = [], []
     for name, value in representations.items():
         chosen = layer.get(name) if isinstance(layer, Mapping) else layer
-        rep = read_representation(value, chosen, _one_step(time), str(name))
+        rep = read_representation(value, chosen, _one_step(time), str(name), kernel=kernel)
         steps.append(rep.states[:, 0])
         sources.append(None if rep.source is None else [rep.source[:, 0]])
     n = steps[0].shape[0]
