@@ -104,7 +104,8 @@ def prepare(
         b, lam, units, rotate = principal(xc)
         return spectral(Prepared(b, mean, units, rotate, None, None, total=total, n=n), lam, metric, alpha, variance)
     row_sq = np.einsum("ij,ij->i", xc, xc) if metric == "debiased_cka" else None
-    return from_moments(gram(xc), mean, n, total, metric, b=xc, row_sq=row_sq, alpha=alpha, variance=variance,
+    product = gram(xc) if metric != "shape" or whitened(metric, alpha, fit) else None  # Procrustes: not needed
+    return from_moments(product, mean, n, total, metric, b=xc, row_sq=row_sq, alpha=alpha, variance=variance,
                         fit=fit)  # fmt: skip
 
 
@@ -116,7 +117,7 @@ def whitened(metric: str, alpha: float, fit: bool) -> bool:
 
 
 def from_moments(
-    product: np.ndarray,
+    product: np.ndarray | None,
     mean: np.ndarray,
     n: int,
     total: float,
@@ -128,8 +129,8 @@ def from_moments(
     variance: float = 0.99,
     fit: bool = False,
 ) -> Prepared:
-    """Prepare one representation no wider than its stimuli from its centred Gram matrix Xc'Xc (p x p),
-    its mean and its n stimuli; ``b``: the centred states where held (else its cross products with the
+    """Prepare one representation no wider than its stimuli from its centred Gram matrix Xc'Xc (p x p; None
+    for the in-sample Procrustes distance, which needs only the total), its mean and its n stimuli; ``b``: the centred states where held (else its cross products with the
     other side's are passed to the pair functions); ``row_sq``: the stimuli's squared norms (debiased CKA).
     """
     prepared = Prepared(b, mean, None, False, None, None, total=total, n=n, row_sq=row_sq)
