@@ -129,9 +129,10 @@ def from_moments(
     variance: float = 0.99,
     fit: bool = False,
 ) -> Prepared:
-    """Prepare one representation no wider than its stimuli from its centred Gram matrix Xc'Xc (p x p; None
-    for the in-sample Procrustes distance, which needs only the total), its mean and its n stimuli; ``b``: the centred states where held (else its cross products with the
-    other side's are passed to the pair functions); ``row_sq``: the stimuli's squared norms (debiased CKA).
+    """Prepare one representation from its centred Gram matrix Xc'Xc (p x p; None for the in-sample
+    Procrustes distance, which needs only the total), its mean and its n stimuli; ``b``: the centred
+    states where held (else its cross products with the other side's are passed to the pair functions);
+    ``row_sq``: the stimuli's squared norms (debiased CKA).
     """
     prepared = Prepared(b, mean, None, False, None, None, total=total, n=n, row_sq=row_sq)
     if metric == "cka":
@@ -354,55 +355,63 @@ def fit_pair(a: Prepared, b: Prepared, metric: str, product: np.ndarray | None =
 
 @dataclass
 class HeldOut:
-    """Held-out stimuli in a fitted alignment's whitened coordinates: their number, their means' offsets from
-    the training means, and their Gram matrices and cross product about their own means.
+    """Held-out stimuli under a fitted alignment, in its k matched directions: their number, their means
+    there (from the training means), the diagonals of their centred cross product and Gram matrices there
+    (k each), and their squared whitened norms about the training means (the shape metric's denominators).
     """
 
     n: int
     offset_a: np.ndarray
     offset_b: np.ndarray
-    gram_a: np.ndarray
-    gram_b: np.ndarray
-    cross: np.ndarray
+    covariance: np.ndarray
+    variance_a: np.ndarray
+    variance_b: np.ndarray
+    squared_a: float = 0.0
+    squared_b: float = 0.0
 
 
-def held_out(fitted: Fitted, x: np.ndarray, y: np.ndarray) -> HeldOut:
-    """Held-out stimuli x, y (n_test x p, n_test x q) in the fitted alignment's whitened coordinates."""
-    xw = (x - fitted.mean_a) @ fitted.whiten_a
-    yw = (y - fitted.mean_b) @ fitted.whiten_b
-    offset_a, offset_b = xw.mean(axis=0), yw.mean(axis=0)
-    xw, yw = xw - offset_a, yw - offset_b
-    return HeldOut(x.shape[0], offset_a, offset_b, gram(xw), gram(yw), xw.T @ yw)
+def held_out(fitted: Fitted, x: np.ndarray, y: np.ndarray, metric: str) -> HeldOut:
+    """Held-out stimuli x, y (n_test x p, n_test x q) under a fitted alignment."""
+    if metric == "shape":
+        xw, yw = (x - fitted.mean_a) @ fitted.whiten_a, (y - fitted.mean_b) @ fitted.whiten_b
+        zx, zy = xw @ fitted.u, yw @ fitted.v
+        squared = float(np.vdot(xw, xw)), float(np.vdot(yw, yw))
+    else:
+        zx = (x - fitted.mean_a) @ (fitted.whiten_a @ fitted.u)
+        zy = (y - fitted.mean_b) @ (fitted.whiten_b @ fitted.v)
+        squared = (0.0, 0.0)
+    offset_a, offset_b = zx.mean(axis=0), zy.mean(axis=0)
+    zx, zy = zx - offset_a, zy - offset_b
+    return HeldOut(x.shape[0], offset_a, offset_b, (zx * zy).sum(axis=0), (zx * zx).sum(axis=0),
+                   (zy * zy).sum(axis=0), *squared)  # fmt: skip
 
 
 def project_held_out(fitted: Fitted, n: int, means: tuple, grams: tuple, product: np.ndarray) -> HeldOut:
     """:func:`held_out` from the held-out stimuli's moments in the units (``means``, centred ``grams`` of
     each side, their centred cross ``product``).
     """
-    wa, wb = fitted.whiten_a, fitted.whiten_b
-    offsets = (means[0] - fitted.mean_a) @ wa, (means[1] - fitted.mean_b) @ wb
-    return HeldOut(n, *offsets, wa.T @ grams[0] @ wa, wb.T @ grams[1] @ wb, wa.T @ product @ wb)
+    a, b = fitted.whiten_a @ fitted.u, fitted.whiten_b @ fitted.v
+    shift_a, shift_b = means[0] - fitted.mean_a, means[1] - fitted.mean_b
+    sides = ((fitted.whiten_a, grams[0], shift_a), (fitted.whiten_b, grams[1], shift_b))
+    squared = [float(np.vdot(w, (gram + n * np.outer(shift, shift)) @ w)) for w, gram, shift in sides]
+    return HeldOut(n, shift_a @ a, shift_b @ b, (a * (product @ b)).sum(axis=0), (a * (grams[0] @ a)).sum(axis=0),
+                   (b * (grams[1] @ b)).sum(axis=0), *squared)  # fmt: skip
 
 
 def held_out_value(fitted: Fitted, x: np.ndarray, y: np.ndarray, metric: str) -> float:
     """The metric on held-out stimuli x, y (n_test x p, n_test x q) under a fitted alignment."""
-    return held_out_score(fitted, held_out(fitted, x, y), metric)
+    return held_out_score(fitted, held_out(fitted, x, y, metric), metric)
 
 
 def held_out_score(fitted: Fitted, h: HeldOut, metric: str) -> float:
     """The metric on held-out stimuli (:class:`HeldOut`) under a fitted alignment."""
-    if metric == "shape":  # the sums over stimuli of <xw u, yw v>, |xw|^2, |yw|^2 about the training means
-        inner = float(np.vdot(fitted.u, (h.cross + h.n * np.outer(h.offset_a, h.offset_b)) @ fitted.v))
-        squared_a = float(np.trace(h.gram_a) + h.n * np.vdot(h.offset_a, h.offset_a))
-        return angle(inner, squared_a, float(np.trace(h.gram_b) + h.n * np.vdot(h.offset_b, h.offset_b)))
-    rho = held_out_correlations(fitted, h)
+    if metric == "shape":  # sum over stimuli of <xw u, yw v> about the training means, over |xw| |yw|
+        return angle(float(h.covariance.sum() + h.n * np.vdot(h.offset_a, h.offset_b)), h.squared_a, h.squared_b)
+    rho = held_out_correlations(h)
     return weighted_mean(fitted.weights, rho) if metric == "pwcca" else float(rho.mean())
 
 
-def held_out_correlations(fitted: Fitted, h: HeldOut) -> np.ndarray:
-    """The correlations of the held-out stimuli's matched canonical variates under a fitted alignment."""
-    u, v = fitted.u, fitted.v
-    covariance = np.einsum("ik,ij,jk->k", u, h.cross, v)
-    variance_a = np.maximum(np.einsum("ik,ij,jk->k", u, h.gram_a, u), 0)
-    variance_b = np.maximum(np.einsum("ik,ij,jk->k", v, h.gram_b, v), 0)
-    return covariance / np.maximum(np.sqrt(variance_a * variance_b), TINY)
+def held_out_correlations(h: HeldOut) -> np.ndarray:
+    """The correlations of the held-out stimuli's matched canonical variates."""
+    denominator = np.sqrt(np.maximum(h.variance_a, 0) * np.maximum(h.variance_b, 0))
+    return h.covariance / np.maximum(denominator, TINY)

@@ -72,7 +72,7 @@ def _canonical(pair: tuple[int, int, int, int], *, prepared: list, held_out: lis
     if held_out is None:
         return _core.canonical(first, second)[:2]
     fitted = _core.fit_pair(first, second, "cca")  # the canonical directions, without weights
-    return fitted.u, _core.held_out_correlations(fitted, _core.held_out(fitted, held_out[i][a], held_out[j][b]))
+    return fitted.u, _core.held_out_correlations(_core.held_out(fitted, held_out[i][a], held_out[j][b], "cca"))
 
 
 def pwcca_read(pairs: Sequence[tuple[int, int, int, int]], prepared: list, sources: Sequence[Any], rows: Any,

@@ -214,7 +214,7 @@ def _fold_values(block: list, crosses: Sequence[np.ndarray], k: int, prepared: l
         if held_out is None:
             return _core.canonical(first, second, product)[:2]
         fitted = _core.fit_pair(first, second, "cca", product)
-        return fitted.u, _core.held_out_correlations(fitted, _core.project_held_out(fitted, *held_out))
+        return fitted.u, _core.held_out_correlations(_core.project_held_out(fitted, *held_out))
 
     if metric == "pwcca" and any(units is not None for units in sources):
         return pwcca_read(block, prepared, sources, fold.splits[k][0], canonical)
