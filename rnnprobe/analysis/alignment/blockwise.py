@@ -42,7 +42,8 @@ def compressed_states(recording: Any, layer: str, positions: np.ndarray, *, kern
     mean, finite = dask.compute(x.mean(axis=0), da.isfinite(x).all())
     check_finite_layer(finite, layer)
     centred = x - mean
-    kernels = da.einsum("itp,jtp->tij", centred, centred).compute()
+    steps_first = centred.transpose(1, 0, 2)  # each step's Gram matrix by BLAS, per pair of chunks of stimuli
+    kernels = da.matmul(steps_first, steps_first.transpose(0, 2, 1)).compute()
     factors = [_core.coordinates((kernel + kernel.T) / 2)[0] for kernel in kernels]
     z = np.zeros((n, steps, max(1, max(f.shape[1] for f in factors))))
     for t, factor in enumerate(factors):

@@ -14,36 +14,37 @@ from .inputs import Settings, check_varies, folds
 
 
 def pair_values(
-    sides: Sequence[Sequence[np.ndarray]],
+    sides: Sequence[Any],
     labels: Sequence[str],
     pairs: Sequence[tuple[int, int, int, int]],
     settings: Settings,
     *,
     n_jobs: int = 1,
     progress: Callable[[int], Any] | None = None,
-    sources: Sequence[Sequence[Any]] | None = None,
+    sources: Sequence[Any] | None = None,
 ) -> np.ndarray:
-    """The metric for each (side_i, index_i, side_j, index_j) pair, averaged over folds.
+    """The metric for each (side_i, step_i, side_j, step_j) pair, averaged over folds.
 
-    ``sides`` holds one list of (stimulus, unit) arrays per side (time steps, or models); every
-    array is prepared once per fold and reused by all its pairs. ``sources``: for each side, a list of
-    the lazy states (stimulus, unit) behind its arrays where those are coordinates of a dask-backed layer
+    ``sides`` holds one (stimulus, time, unit) array per side (a layer's time steps, or a model's one);
+    every step is prepared once per fold and reused by all its pairs; a dask array (a dask-backed layer no
+    wider than its stimuli) enters as sums over its stimuli (:mod:`.moments`). ``sources``: for each side,
+    the lazy states (stimulus, time, unit) behind it where it holds coordinates of a dask-backed layer
     (PWCCA reads its loadings from them), else None.
     """
-    n = sides[0][0].shape[0]
+    n = sides[0].shape[0]
     sources = sources or [None] * len(sides)
-    if any(not isinstance(x, np.ndarray) for side in sides for x in side):  # a dask-backed layer, as sums
+    if any(not isinstance(side, np.ndarray) for side in sides):
         from .moments import moment_values
 
         return moment_values(sides, labels, pairs, settings, sources=sources, progress=progress)
     total = np.zeros(len(pairs))
     for train, test in folds(n, settings.cv, settings.seed):
         chosen = slice(None) if settings.cv is None else train
-        prepared = [[_prepare(x[chosen], settings) for x in side] for side in sides]
+        prepared = [[_prepare(side[chosen, t], settings) for t in range(side.shape[1])] for side in sides]
         for side, label in zip(prepared, labels, strict=True):
             for t, representation in enumerate(side):
                 check_varies(representation.total, label, t, held_out=settings.cv is not None)
-        held_out = None if settings.cv is None else [[x[test] for x in side] for side in sides]
+        held_out = None if settings.cv is None else [side[test] for side in sides]
         if settings.metric == "pwcca" and any(units is not None for units in sources):
             canonical = partial(_canonical, prepared=prepared, held_out=held_out)
             total += pwcca_read(pairs, prepared, sources, chosen, canonical)
@@ -62,7 +63,7 @@ def _pair_value(pair: tuple[int, int, int, int], *, prepared: list, held_out: li
     if held_out is None:
         return _core.pair_value(first, second, metric)
     fitted = _core.fit_pair(first, second, metric)
-    return _core.held_out_value(fitted, held_out[i][a], held_out[j][b], metric)
+    return _core.held_out_value(fitted, held_out[i][:, a], held_out[j][:, b], metric)
 
 
 def _canonical(pair: tuple[int, int, int, int], *, prepared: list, held_out: list | None) -> tuple:
@@ -72,7 +73,7 @@ def _canonical(pair: tuple[int, int, int, int], *, prepared: list, held_out: lis
     if held_out is None:
         return _core.canonical(first, second)[:2]
     fitted = _core.fit_pair(first, second, "cca")  # the canonical directions, without weights
-    return fitted.u, _core.held_out_correlations(_core.held_out(fitted, held_out[i][a], held_out[j][b], "cca"))
+    return fitted.u, _core.held_out_correlations(_core.held_out(fitted, held_out[i][:, a], held_out[j][:, b], "cca"))
 
 
 def pwcca_read(pairs: Sequence[tuple[int, int, int, int]], prepared: list, sources: Sequence[Any], rows: Any,
@@ -88,7 +89,7 @@ def pwcca_read(pairs: Sequence[tuple[int, int, int, int]], prepared: list, sourc
         u, rho = canonical(pair)
         i, a = pair[:2]
         correlations.append(rho)
-        units = None if sources[i] is None else sources[i][a]
+        units = None if sources[i] is None else sources[i][:, a]
         first = prepared[i][a]
         requests.append(_core.pwcca_weights(first, u) if units is None else (units, _core.variates(first, u)))
     weights = read_weights(requests, rows)

@@ -3,9 +3,10 @@
 A layer with no more units than stimuli is as large as its centred states, but every metric needs of
 them only sums over stimuli: per fold of stimuli (one fold in sample), each time step's mean, its Gram
 matrix Xc'Xc and its cross products Xc'Yc with the other side's steps, each centred on its fold's means.
-Dask sums them over chunks of stimuli in passes over the layers: the means (and the finite check), then
-the centred Gram matrices (and, for debiased CKA, each stimulus's squared norm), then the cross products,
-in groups of pairs of steps whose products fit in BLOCK_BYTES. A training set's moments combine its
+Dask sums them over chunks of stimuli (every step of a side in one task, at most BLOCK_BYTES of states) in
+passes over the layers: the means (and the finite check), then the centred Gram matrices (and, for
+debiased CKA, each stimulus's squared norm), then the cross products, in blocks of pairs of steps whose
+products fit in BLOCK_BYTES. A training set's moments combine its
 folds' (Chan, Golub and LeVeque 1979: the products plus each fold's n_k (m_k - m)(m_k - m)'), and the
 held-out fold's own moments give the held-out value (:func:`._core.project_held_out`). Arrays and the
 principal coordinates of wider dask-backed layers (:mod:`.blockwise`) enter the same sums.
@@ -26,9 +27,10 @@ from .inputs import Settings, check_varies, folds
 
 
 @dataclass
-class _Step:
-    """One side's time step: its states (stimulus, unit) as a dask array and, per fold, the units' means
-    (fold, unit) and centred Gram matrices (fold, unit, unit); each stimulus's squared norm where needed.
+class _Side:
+    """One side's states (stimulus, time, unit) as a dask array chunked along stimuli only, and per fold its
+    steps' means (fold, time, unit) and centred Gram matrices (fold, time, unit, unit); in sample, for
+    debiased CKA, each stimulus's squared norm about the mean (stimulus, time).
     """
 
     x: Any
@@ -54,7 +56,7 @@ class _Folds:
 
 
 def moment_values(
-    sides: Sequence[Sequence[Any]],
+    sides: Sequence[Any],
     labels: Sequence[str],
     pairs: Sequence[tuple[int, int, int, int]],
     settings: Settings,
@@ -62,24 +64,24 @@ def moment_values(
     sources: Sequence[Any],
     progress: Callable[[int], Any] | None = None,
 ) -> np.ndarray:
-    """:func:`.engine.pair_values` where some steps are dask arrays (stimulus, unit) no wider than the stimuli."""
+    """:func:`.engine.pair_values` where some sides are dask arrays (stimulus, time, unit)."""
     import dask
 
-    fold = _folds(sides[0][0].shape[0], settings)
-    steps = _moments(sides, labels, fold, debiased=settings.metric == "debiased_cka")
-    prepared = [[[_prepare(step, fold, k, settings, label, t) for t, step in enumerate(side)]
-                 for side, label in zip(steps, labels, strict=True)] for k in range(len(fold.splits))]  # fmt: skip
+    fold = _folds(sides[0].shape[0], settings)
+    moments = _moments(_aligned(sides), labels, fold, debiased=settings.metric == "debiased_cka")
+    prepared = [[[_prepare(side, t, fold, k, settings, label) for t in range(side.x.shape[1])]
+                 for side, label in zip(moments, labels, strict=True)] for k in range(len(fold.splits))]  # fmt: skip
     if settings.metric == "pwcca":  # coordinates of a wider layer: PWCCA reads its variates' loadings from it
         for k, (train, _) in enumerate(fold.splits):
             for side, values, units in zip(prepared[k], sides, sources, strict=True):
                 for t, representation in enumerate(side if units is not None else []):
-                    representation.b = np.asarray(values[t])[train] - representation.mean
+                    representation.b = np.asarray(values[train, t]) - representation.mean
     total, start = np.zeros(len(pairs)), 0
-    for block in _pair_blocks(pairs, steps, len(fold.splits)):
-        crosses = dask.compute(*[_over_chunks([steps[i][a].x, steps[j][b].x], fold.groups, steps[i][a].means,
-                                              steps[j][b].means) for i, a, j, b in block])  # fmt: skip
+    for block in _pair_blocks(pairs, moments, len(fold.splits)):
+        (crosses,) = dask.compute(_over_chunks(_block_crosses, [side.x for side in moments], fold.groups,
+                                               [side.means for side in moments], block))  # fmt: skip
         for k in range(len(fold.splits)):
-            total[start : start + len(block)] += _fold_values(block, crosses, k, prepared[k], steps, fold, settings,
+            total[start : start + len(block)] += _fold_values(block, crosses, k, prepared[k], moments, fold, settings,
                                                               sources)  # fmt: skip
             if progress is not None:
                 progress(len(block))
@@ -97,40 +99,46 @@ def _folds(n: int, settings: Settings) -> _Folds:
     return _Folds(groups, np.bincount(groups, minlength=len(splits)), splits, True)
 
 
-def _moments(sides: Sequence[Sequence[Any]], labels: Sequence[str], fold: _Folds, *, debiased: bool) -> list:
-    """Every step's per-fold means (a first pass, with the finite check) and centred Gram matrices (and, in
+def _aligned(sides: Sequence[Any]) -> list[Any]:
+    """The sides as float64 dask arrays chunked alike along stimuli (a chunk of every side's steps within
+    BLOCK_BYTES, at most the first dask side's chunks), whole along time and units.
+    """
+    import dask.array as da
+
+    native = next(int(side.chunks[0][0]) for side in sides if not isinstance(side, np.ndarray))
+    widest = max(side.shape[1] * side.shape[2] for side in sides) * 8
+    rows = max(1, min(native, BLOCK_BYTES // widest))
+    return [da.asarray(side).astype(np.float64).rechunk((rows, -1, -1)) for side in sides]
+
+
+def _moments(arrays: list[Any], labels: Sequence[str], fold: _Folds, *, debiased: bool) -> list[_Side]:
+    """Every side's per-fold means (a first pass, with the finite check) and centred Gram matrices (and, in
     sample, its stimuli's squared norms about the mean).
     """
     import dask
-    import dask.array as da
 
-    chunks = next(x.chunks[0] for side in sides for x in side if not isinstance(x, np.ndarray))
-    steps = [[_Step(da.asarray(x).astype(np.float64).rechunk((chunks, -1))) for x in side] for side in sides]
-    flat = [step for side in steps for step in side]
-    sums = dask.compute(*[_over_chunks([step.x], fold.groups, len(fold.counts)) for step in flat])
-    finite = iter(ok for _, ok in sums)
-    for side, label in zip(steps, labels, strict=True):
-        check_finite_layer(all([next(finite) for _ in side]), label)
-    for step, (total, _) in zip(flat, sums, strict=True):
-        step.means = total / fold.counts[:, None]
-    grams = [_over_chunks([step.x, step.x], fold.groups, step.means, step.means) for step in flat]
-    norms = [((step.x - step.means[0]) ** 2).sum(axis=1) if debiased else None for step in flat]
-    for step, gram, row_sq in zip(flat, *dask.compute(grams, norms), strict=True):
-        step.grams, step.row_sq = gram, row_sq
-    return steps
+    sides = [_Side(x) for x in arrays]
+    ((sums, finite),) = dask.compute(_over_chunks(_block_sums, arrays, fold.groups, len(fold.counts)))
+    for side, label, total, ok in zip(sides, labels, sums, finite, strict=True):
+        check_finite_layer(ok, label)
+        side.means = total / fold.counts[:, None, None]
+    means = [side.means for side in sides]
+    norms = [((side.x - side.means[0]) ** 2).sum(axis=2) if debiased else None for side in sides]
+    grams, norms = dask.compute(_over_chunks(_block_grams, arrays, fold.groups, means), norms)
+    for side, gram, row_sq in zip(sides, grams, norms, strict=True):
+        side.grams, side.row_sq = gram, row_sq
+    return sides
 
 
-def _over_chunks(arrays: list[Any], groups: np.ndarray, *args: Any) -> Any:
-    """Over chunks of stimuli of dask arrays (stimulus, unit) chunked alike: the per-fold sums of one array
-    (and whether it is finite), or the per-fold products of two centred on their folds' means (``args``);
-    the chunks' results added in a tree, one delayed value: a pass over the arrays holding only sums.
+def _over_chunks(function: Callable[..., Any], arrays: list[Any], groups: np.ndarray, *args: Any) -> Any:
+    """``function(blocks, groups of their stimuli, *args)`` over the arrays' chunks of stimuli (one task
+    each), the results added in a tree (:func:`_add`): one delayed value, a pass holding only sums.
     """
     import dask
 
     bounds = np.cumsum((0, *arrays[0].chunks[0]))
-    function = _block_sums if len(arrays) == 1 else _block_products
     blocks = zip(*[x.to_delayed().ravel() for x in arrays], strict=True)
-    parts = [dask.delayed(function)(*chunk, groups[a:b], *args)
+    parts = [dask.delayed(function)(list(chunk), groups[a:b], *args)
              for chunk, a, b in zip(blocks, bounds[:-1], bounds[1:], strict=True)]  # fmt: skip
     while len(parts) > 1:
         pairs = [parts[i : i + 2] for i in range(0, len(parts), 2)]
@@ -139,26 +147,56 @@ def _over_chunks(arrays: list[Any], groups: np.ndarray, *args: Any) -> Any:
 
 
 def _add(first: Any, second: Any) -> Any:
-    """Two chunks' results together: arrays added, finite flags joined."""
-    if isinstance(first, tuple):
-        return first[0] + second[0], first[1] and second[1]
+    """Two chunks' results together: arrays added, finite flags joined, lists and tuples item by item."""
+    if isinstance(first, list | tuple):
+        return type(first)(_add(a, b) for a, b in zip(first, second, strict=True))
+    if isinstance(first, bool):
+        return first and second
     return first + second
 
 
-def _block_sums(block: np.ndarray, groups: np.ndarray, n_folds: int) -> tuple[np.ndarray, bool]:
-    """(per-fold sums (fold, unit), whether every value is finite) of a chunk of stimuli."""
-    sums = np.zeros((n_folds, block.shape[1]))
-    np.add.at(sums, groups, block)
-    return sums, bool(np.isfinite(block).all())
+def _block_sums(blocks: list[np.ndarray], groups: np.ndarray, n_folds: int) -> tuple[list, list]:
+    """(each side's per-fold sums (fold, time, unit), whether each is finite) of a chunk of stimuli."""
+    indicator = (groups[None, :] == np.arange(n_folds)[:, None]).astype(np.float64)
+    sums = [(indicator @ b.reshape(b.shape[0], -1)).reshape(n_folds, *b.shape[1:]) for b in blocks]
+    return sums, [bool(np.isfinite(b).all()) for b in blocks]
 
 
-def _block_products(x: np.ndarray, y: np.ndarray, groups: np.ndarray, means_x: np.ndarray, means_y: np.ndarray
-                    ) -> np.ndarray:  # fmt: skip
-    """Per fold, the chunk's x'y (fold, p, q), each stimulus centred on its fold's means."""
-    xc, yc = x - means_x[groups], y - means_y[groups]
-    if x is y:
-        return np.stack([_core.gram(xc[groups == k]) for k in range(means_x.shape[0])])
-    return np.stack([xc[groups == k].T @ yc[groups == k] for k in range(means_x.shape[0])])
+def _block_grams(blocks: list[np.ndarray], groups: np.ndarray, means: list) -> list[np.ndarray]:
+    """Each side's per-fold, per-step Gram matrices (fold, time, unit, unit) of a chunk of stimuli, each
+    stimulus centred on its fold's means.
+    """
+    out = []
+    for block, mean in zip(blocks, means, strict=True):
+        centred = block - mean[groups]
+        out.append(np.array([[_core.gram(part[:, t]) for t in range(block.shape[1])]
+                             for part in _by_fold(centred, groups, mean.shape[0])]))  # fmt: skip
+    return out
+
+
+def _by_fold(centred: np.ndarray, groups: np.ndarray, n_folds: int) -> list[np.ndarray]:
+    """A chunk's stimuli of each fold (the chunk itself for one fold)."""
+    return [centred] if n_folds == 1 else [centred[groups == k] for k in range(n_folds)]
+
+
+def _block_crosses(blocks: list[np.ndarray], groups: np.ndarray, means: list, pairs: list) -> list[np.ndarray]:
+    """Per pair (i, a, j, b), the per-fold products (fold, p, q) of side i's step a with side j's step b over
+    a chunk of stimuli, each stimulus centred on its fold's means: per pair of sides and fold, one matrix
+    product of the steps its pairs need.
+    """
+    out = {}
+    for i, j in dict.fromkeys((pair[0], pair[2]) for pair in pairs):
+        steps_a = sorted({pair[1] for pair in pairs if pair[0] == i and pair[2] == j})
+        steps_b = sorted({pair[3] for pair in pairs if pair[0] == i and pair[2] == j})
+        folds_a = _by_fold((blocks[i] - means[i][groups])[:, steps_a], groups, means[i].shape[0])
+        folds_b = _by_fold((blocks[j] - means[j][groups])[:, steps_b], groups, means[j].shape[0])
+        products = np.array(
+            [x.reshape(len(x), -1).T @ y.reshape(len(y), -1) for x, y in zip(folds_a, folds_b, strict=True)]
+        )
+        products = products.reshape(len(folds_a), len(steps_a), blocks[i].shape[2], len(steps_b), -1)
+        for a, b in ((pair[1], pair[3]) for pair in pairs if pair[0] == i and pair[2] == j):
+            out[i, a, j, b] = products[:, steps_a.index(a), :, steps_b.index(b)]
+    return [out[pair] for pair in pairs]
 
 
 def _combine(counts: np.ndarray, means_a: np.ndarray, means_b: np.ndarray, products: np.ndarray,
@@ -172,21 +210,22 @@ def _combine(counts: np.ndarray, means_a: np.ndarray, means_b: np.ndarray, produ
     return int(n.sum()), ma, mb, products[keep].sum(axis=0) + offsets
 
 
-def _prepare(step: _Step, fold: _Folds, k: int, settings: Settings, label: str, t: int) -> _core.Prepared:
-    """One step prepared from its training folds' moments (fold k's alignment)."""
-    n, mean, _, product = _combine(fold.counts, step.means, step.means, step.grams, fold.training(k))
-    prepared = _core.from_moments(product, mean, n, float(np.trace(product)), settings.metric, row_sq=step.row_sq,
+def _prepare(side: _Side, t: int, fold: _Folds, k: int, settings: Settings, label: str) -> _core.Prepared:
+    """Step t of a side prepared from its training folds' moments (fold k's alignment)."""
+    means, grams = side.means[:, t], side.grams[:, t]
+    n, mean, _, product = _combine(fold.counts, means, means, grams, fold.training(k))
+    row_sq = None if side.row_sq is None else side.row_sq[:, t]
+    prepared = _core.from_moments(product, mean, n, float(np.trace(product)), settings.metric, row_sq=row_sq,
                                   alpha=settings.alpha, variance=settings.variance, fit=fold.held_out)  # fmt: skip
     check_varies(prepared.total, label, t, held_out=fold.held_out)
     return prepared
 
 
-def _pair_blocks(pairs: Sequence[tuple[int, int, int, int]], steps: list, n_folds: int) -> list[list]:
+def _pair_blocks(pairs: Sequence[tuple[int, int, int, int]], sides: list[_Side], n_folds: int) -> list[list]:
     """The pairs in consecutive blocks whose per-fold cross products fit in BLOCK_BYTES together."""
     blocks, size = [[]], 0
     for pair in pairs:
-        i, a, j, b = pair
-        nbytes = n_folds * steps[i][a].x.shape[1] * steps[j][b].x.shape[1] * 8
+        nbytes = n_folds * sides[pair[0]].x.shape[2] * sides[pair[2]].x.shape[2] * 8
         if blocks[-1] and size + nbytes > BLOCK_BYTES:
             blocks.append([])
             size = 0
@@ -195,8 +234,8 @@ def _pair_blocks(pairs: Sequence[tuple[int, int, int, int]], steps: list, n_fold
     return blocks
 
 
-def _fold_values(block: list, crosses: Sequence[np.ndarray], k: int, prepared: list, steps: list, fold: _Folds,
-                 settings: Settings, sources: Sequence[Any]) -> np.ndarray:  # fmt: skip
+def _fold_values(block: list, crosses: Sequence[np.ndarray], k: int, prepared: list, sides: list[_Side],
+                 fold: _Folds, settings: Settings, sources: Sequence[Any]) -> np.ndarray:  # fmt: skip
     """The values of fold k (in sample: the only one) for a block of pairs and their per-fold cross products."""
     from .engine import pwcca_read
 
@@ -204,9 +243,9 @@ def _fold_values(block: list, crosses: Sequence[np.ndarray], k: int, prepared: l
     parts = {}
     for pair, cross in zip(block, crosses, strict=True):
         i, a, j, b = pair
-        first, second = steps[i][a], steps[j][b]
-        product = _combine(fold.counts, first.means, second.means, cross, keep)[3]
-        held_out = (fold.counts[k], (first.means[k], second.means[k]), (first.grams[k], second.grams[k]), cross[k])
+        means = sides[i].means[:, a], sides[j].means[:, b]
+        product = _combine(fold.counts, *means, cross, keep)[3]
+        held_out = (fold.counts[k], (means[0][k], means[1][k]), (sides[i].grams[k, a], sides[j].grams[k, b]), cross[k])
         parts[pair] = (prepared[i][a], prepared[j][b], product, held_out if fold.held_out else None)
 
     def canonical(pair: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:

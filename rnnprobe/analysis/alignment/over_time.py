@@ -129,11 +129,6 @@ def _extent(times: np.ndarray) -> list[float]:
     return [t[0] - step / 2, t[-1] + step / 2]
 
 
-def _steps(source: Any) -> list[Any] | None:
-    """A dask-backed side's lazy states per time step, or None."""
-    return None if source is None else [source[:, t] for t in range(source.shape[1])]
-
-
 def compare_representations(
     a: Any,
     b: Any,
@@ -209,20 +204,20 @@ def compare_representations(
     time_a, time_b = pair_argument(time, "time")
     kernel = check_option("metric", metric, METRICS) == "rbf_cka"
     rep_a = read_representation(a, layer_a, time_a, "a", kernel=kernel)
-    rep_b = read_representation(b, layer_b, time_b, "b", kernel=kernel)
+    same = b is a and layer_b == layer_a and time_b is time_a  # a layer against itself: read once
+    rep_b = rep_a if same else read_representation(b, layer_b, time_b, "b", kernel=kernel)
     n = check_same_stimuli(rep_a.states.shape[0], rep_b.states.shape[0])
     settings = check_settings(metric, alpha, variance, cv, seed, n, sigma)
-    steps_a = [rep_a.states[:, t] for t in range(rep_a.states.shape[1])]
-    steps_b = [rep_b.states[:, t] for t in range(rep_b.states.shape[1])]
-    pairs = [(0, i, 1, j) for i in range(len(steps_a)) for j in range(len(steps_b))]
+    steps_a, steps_b = rep_a.states.shape[1], rep_b.states.shape[1]
+    pairs = [(0, i, 1, j) for i in range(steps_a) for j in range(steps_b)]
     from tqdm.auto import tqdm
 
     with tqdm(total=len(pairs) * (settings.cv or 1), desc="alignment", unit="pair",
               disable=not check_progress(progress)) as bar:  # fmt: skip
-        values = pair_values([steps_a, steps_b], [rep_a.label, rep_b.label], pairs, settings, progress=bar.update,
-                             sources=[_steps(rep_a.source), _steps(rep_b.source)])  # fmt: skip
+        values = pair_values([rep_a.states, rep_b.states], [rep_a.label, rep_b.label], pairs, settings,
+                             progress=bar.update, sources=[rep_a.source, rep_b.source])  # fmt: skip
     kind = "distance" if settings.metric in DISTANCE_METRICS else "similarity"
-    values = values.reshape(len(steps_a), len(steps_b))
+    values = values.reshape(steps_a, steps_b)
     periods = tuple(v.periods if isinstance(v, Recording) else {} for v in (a, b))
     return AlignmentResult(values, settings.metric, kind, (rep_a.label, rep_b.label), (rep_a.times, rep_b.times),
                            settings.alpha, settings.cv, n, periods)  # fmt: skip

@@ -183,12 +183,12 @@ def pairwise_distances(
     n_jobs = check_int("n_jobs", n_jobs, minimum=1, maximum=1024)
     names = [str(name) for name in representations]
     kernel = check_option("metric", metric, METRICS) == "rbf_cka"
-    steps, sources = [], []
+    steps, sources = [], []  # each (stimulus, 1, unit)
     for name, value in representations.items():
         chosen = layer.get(name) if isinstance(layer, Mapping) else layer
         rep = read_representation(value, chosen, _one_step(time), str(name), kernel=kernel)
-        steps.append(rep.states[:, 0])
-        sources.append(None if rep.source is None else [rep.source[:, 0]])
+        steps.append(rep.states)
+        sources.append(rep.source)
     n = steps[0].shape[0]
     for x in steps[1:]:
         check_same_stimuli(n, x.shape[0])
@@ -198,7 +198,7 @@ def pairwise_distances(
 
     with tqdm(total=len(pairs) * (settings.cv or 1), desc="distances", unit="pair",
               disable=not check_progress(progress)) as bar:  # fmt: skip
-        values = pair_values([[x] for x in steps], names, pairs, settings, n_jobs=n_jobs, progress=bar.update,
+        values = pair_values(steps, names, pairs, settings, n_jobs=n_jobs, progress=bar.update,
                              sources=sources)  # fmt: skip
     if settings.metric not in DISTANCE_METRICS:
         values = np.arccos(np.clip(values, -1.0, 1.0))
