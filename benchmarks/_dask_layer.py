@@ -77,9 +77,11 @@ def _on_cluster(analyse: Callable, path: Path, workers: int) -> tuple[dict, floa
     return result, seconds, peaks
 
 
-def main(script: str, description: str, analyse: Callable, *, case: str, labelled: bool, gb: float,
-         units: int) -> None:  # fmt: skip
-    """The command line of a script: ``analyse(recording)`` returns the named arrays compared across the ways."""
+def main(script: str, description: str, analyse: Callable, *, case: str, labelled: bool, gb: float, units: int,
+         variant: Callable[[int, int], str] | None = None) -> None:  # fmt: skip
+    """The command line of a script: ``analyse(recording)`` returns the named arrays compared across the ways;
+    ``variant(stimuli, units)``: a name for the kind of layer, added to the case and the results file's name.
+    """
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gb", type=float, default=gb, help="GB of float32 states")
     parser.add_argument("--units", type=int, default=units)
@@ -117,6 +119,9 @@ def main(script: str, description: str, analyse: Callable, *, case: str, labelle
         print(f"  {who:36s} {seconds:7.1f} s   peak RSS per process (GiB): "
               f"{', '.join(f'{p / 2**30:.2f}' for p in peaks)}")  # fmt: skip
     results = Results(script)
+    if variant is not None:
+        case = f"{case}, {variant(n, args.units)}"
+        results.script += "_" + variant(n, args.units).split()[0].lower()
     whole_s = ways["in-process, read whole"][0]
     for workers in (1, 2):
         results.add(f"{case} blockwise, {workers} worker(s)", "read whole", whole_s,

@@ -4,9 +4,9 @@ Every metric here depends on a representation's states X (n stimuli x p units) o
 states Xc, and is unchanged by rotating their units (Xc -> Xc Q, Q with orthonormal columns), in sample
 and held out (the folds split stimuli, not units). A layer wider than the stimuli (p > n) therefore
 enters as its principal coordinates Z = U sqrt(lam) (n x r, r <= n), the eigendecomposition of the
-stimuli's Gram matrix Xc Xc' (n x n), which dask sums over chunks of stimuli and time steps: Z Z' = Xc Xc',
-so Z = Xc Q. Two passes over the layer, as numpy's centring: the units' means (and the finite check),
-then the centred Gram matrices. A layer no wider than the stimuli (p <= n) enters as sums over its
+stimuli's Gram matrix Xc Xc' (n x n per step), which dask computes from products of panels of stimuli:
+Z Z' = Xc Xc', so Z = Xc Q. Two passes over the layer, as numpy's centring: the units' means (and the
+finite check), then the centred Gram matrices. A layer no wider than the stimuli (p <= n) enters as sums over its
 stimuli (:mod:`.moments`).
 
 PWCCA weights each canonical variate h by sum_j |<h, x_j>| over the layer's own units, which no rotation
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..._validation import check_finite_layer
-from ..blockwise import dask_states
+from ..blockwise import BLOCK_BYTES, dask_states
 from . import _core
 
 
@@ -41,7 +41,9 @@ def compressed_states(recording: Any, layer: str, positions: np.ndarray, *, kern
         return x, None
     mean, finite = dask.compute(x.mean(axis=0), da.isfinite(x).all())
     check_finite_layer(finite, layer)
-    centred = x - mean
+    # panels of stimuli as large as BLOCK_BYTES allows: each pair of panels is one efficient matrix product
+    # (a store's small chunks of stimuli would make many products too thin for BLAS)
+    centred = (x - mean).rechunk((max(1, BLOCK_BYTES // (8 * steps * p)), -1, -1))
     steps_first = centred.transpose(1, 0, 2)  # each step's Gram matrix by BLAS, per pair of chunks of stimuli
     kernels = da.matmul(steps_first, steps_first.transpose(0, 2, 1)).compute()
     factors = [_core.coordinates((kernel + kernel.T) / 2)[0] for kernel in kernels]
