@@ -559,7 +559,7 @@ def test_alignment_of_dask_backed_recordings_equals_the_in_memory_one(client, tm
     import dask
 
     from rnnprobe.analysis import compare_representations, pairwise_distances
-    from rnnprobe.analysis.alignment import inputs, moments
+    from rnnprobe.analysis.alignment import blockwise, inputs, moments
 
     whole, chunked = _alignment_layers(tmp_path)
     cases = [(m, None) for m in inputs.METRICS] + [(m, 3) for m in inputs.FITTED_METRICS]
@@ -573,6 +573,15 @@ def test_alignment_of_dask_backed_recordings_equals_the_in_memory_one(client, tm
 
         patch.setattr(inputs, "layer_states", reading)
         patch.setattr(moments, "BLOCK_BYTES", 3 * 3 * 10 * 10 * 8)  # 3 pairs of narrow steps, 3 folds
+        patch.setattr(blockwise, "GRAM_BYTES", 3 * 40 * 60 * 8)  # the wide layer's Gram matrices: steps 3 + 1
+        passes = []  # the steps of each pass of the wide layer's Gram matrices
+
+        def gram_pass(centred, real=blockwise._gram_matrices):
+            if centred.shape[2] == 60:
+                passes.append(centred.shape[1])
+            return real(centred)
+
+        patch.setattr(blockwise, "_gram_matrices", gram_pass)
         got = {(m, cv, pair): compare_representations(chunked, chunked, layer=pair, metric=m, cv=cv,
                                                       alpha=0.5 if m == "shape" else 1.0).values
                for m, cv in cases for pair in [("wide", "narrow"), ("narrow", "wide"), ("wide", "wide"),
@@ -580,6 +589,7 @@ def test_alignment_of_dask_backed_recordings_equals_the_in_memory_one(client, tm
         distances = [pairwise_distances({"w": chunked, "n": chunked, "array": np.arange(40.0)[:, None] ** [1, 2]},
                                         layer={"w": "wide", "n": "narrow"}, metric=m, cv=cv).distances
                      for m, cv in [("pwcca", None), ("shape", 3)]]  # fmt: skip
+    assert set(passes) == {3, 1}  # 4 steps in passes of 3 and 1; one step (pairwise) in one
     for (metric, cv, pair), values in got.items():
         expected = compare_representations(whole, whole, layer=pair, metric=metric, cv=cv,
                                            alpha=0.5 if metric == "shape" else 1.0).values  # fmt: skip

@@ -5,9 +5,10 @@ states Xc, and is unchanged by rotating their units (Xc -> Xc Q, Q with orthonor
 and held out (the folds split stimuli, not units). A layer wider than the stimuli (p > n) therefore
 enters as its principal coordinates Z = U sqrt(lam) (n x r, r <= n), the eigendecomposition of the
 stimuli's Gram matrix Xc Xc' (n x n per step), which dask computes from products of panels of stimuli:
-Z Z' = Xc Xc', so Z = Xc Q. Two passes over the layer, as numpy's centring: the units' means (and the
-finite check), then the centred Gram matrices. A layer no wider than the stimuli (p <= n) enters as sums over its
-stimuli (:mod:`.moments`).
+Z Z' = Xc Xc', so Z = Xc Q. First a pass for the units' means (and the finite check), as numpy centres;
+then the centred Gram matrices, in passes over blocks of steps whose states fit in GRAM_BYTES (every pair
+of panels of stimuli is a product, so a pass holds its steps' panels). A layer no wider than the stimuli
+(p <= n) enters as sums over its stimuli (:mod:`.moments`).
 
 PWCCA weights each canonical variate h by sum_j |<h, x_j>| over the layer's own units, which no rotation
 keeps: those loadings Xc' h are read from the layer, a product over chunks of stimuli per pair of time
@@ -23,6 +24,8 @@ import numpy as np
 from ..._validation import check_finite_layer
 from ..blockwise import BLOCK_BYTES, dask_states
 from . import _core
+
+GRAM_BYTES = 2**30  # float64 states one pass of Gram matrices holds (dask keeps a panel while it is needed)
 
 
 def compressed_states(recording: Any, layer: str, positions: np.ndarray, *, kernel: bool) -> tuple[Any, Any]:
@@ -41,16 +44,27 @@ def compressed_states(recording: Any, layer: str, positions: np.ndarray, *, kern
         return x, None
     mean, finite = dask.compute(x.mean(axis=0), da.isfinite(x).all())
     check_finite_layer(finite, layer)
-    # panels of stimuli as large as BLOCK_BYTES allows: each pair of panels is one efficient matrix product
-    # (a store's small chunks of stimuli would make many products too thin for BLAS)
-    centred = (x - mean).rechunk((max(1, BLOCK_BYTES // (8 * steps * p)), -1, -1))
-    steps_first = centred.transpose(1, 0, 2)  # each step's Gram matrix by BLAS, per pair of chunks of stimuli
-    kernels = da.matmul(steps_first, steps_first.transpose(0, 2, 1)).compute()
+    group = max(1, GRAM_BYTES // (8 * n * p))  # steps per pass: a pass holds its steps' panels
+    kernels = np.concatenate(
+        [_gram_matrices(x[:, s : s + group] - mean[s : s + group]) for s in range(0, steps, group)]
+    )
     factors = [_core.coordinates((kernel + kernel.T) / 2)[0] for kernel in kernels]
     z = np.zeros((n, steps, max(1, max(f.shape[1] for f in factors))))
     for t, factor in enumerate(factors):
         z[:, t, : factor.shape[1]] = factor
     return z, x
+
+
+def _gram_matrices(centred: Any) -> np.ndarray:
+    """Each step's Gram matrix across stimuli (time, stimulus, stimulus) of centred lazy states, from panels
+    of stimuli as large as BLOCK_BYTES allows: each pair of panels is one matrix product by BLAS (a store's
+    small chunks of stimuli would make many products too thin for it).
+    """
+    import dask.array as da
+
+    _, steps, p = centred.shape
+    panels = centred.rechunk((max(1, BLOCK_BYTES // (8 * steps * p)), -1, -1)).transpose(1, 0, 2)
+    return da.matmul(panels, panels.transpose(0, 2, 1)).compute()
 
 
 def read_weights(requests: list[Any], rows: Any) -> list[np.ndarray]:
