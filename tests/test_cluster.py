@@ -607,3 +607,37 @@ def test_alignment_of_dask_backed_recordings_equals_the_in_memory_one(client, tm
         with pytest.raises(NonFiniteError, match=f"layer '{layer}' holds NaN or inf"):
             compare_representations(Recording.load(tmp_path / "bad.zarr", chunks=16), bad[:, 0, 5:9] + 1,
                                     layer=(layer, None))  # fmt: skip
+
+
+@pytest.mark.parametrize("with_client", [True, False])
+def test_hash_recording_of_a_dask_backed_recording_stays_lazy(client, tmp_path, monkeypatch, with_client):
+    """Fly-hash codes of a layer on disk: a lazy layer hashed chunk by chunk when read (a FlyHash and a
+    custom hasher), equal to the in-memory codes; the hashed layer's RDMs blockwise; NaN refused on read."""
+    import dask
+
+    from rnnprobe.analysis import flyhash, hash_recording, random_projection
+
+    rng = np.random.default_rng(13)
+    states = rng.normal(size=(30, 3, 2, 5))
+    Recording({"h": states}, metadata={"label": np.arange(30) % 3}).save(tmp_path / "rec.zarr")
+    whole, chunked = Recording.load(tmp_path / "rec.zarr"), Recording.load(tmp_path / "rec.zarr", chunks=8)
+    with monkeypatch.context() as patch, dask.config.set(scheduler=None if with_client else "threads"):
+        patch.setattr(flyhash, "layer_states", None)  # the in-memory path would call it
+        lazy = hash_recording(chunked, "h", expansion=20, k=6, seed=0)
+        projected = hash_recording(chunked, "h", random_projection(10, 4, seed=1), name="lsh")
+        assert lazy.is_dask and projected.is_dask and lazy.shapes == {"h:flyhash": (30, 3, 200)}
+        codes, lsh = lazy.get("h:flyhash"), projected.get("lsh")
+        rdms = compute_rdms(lazy, "h:flyhash", distance="euclidean", descriptor="label").dissimilarities
+    np.testing.assert_array_equal(codes, hash_recording(whole, "h", expansion=20, k=6, seed=0).get("h:flyhash"))
+    np.testing.assert_allclose(lsh, hash_recording(whole, "h", random_projection(10, 4, seed=1)).get("h:flyhash"),
+                               rtol=1e-6)  # fmt: skip
+    assert list(lazy.column("label")) == list(whole.column("label"))
+    expected = compute_rdms(hash_recording(whole, "h", expansion=20, k=6, seed=0), distance="euclidean",
+                            descriptor="label").dissimilarities  # fmt: skip
+    np.testing.assert_allclose(rdms, expected, rtol=0, atol=1e-10)
+    bad = states.copy()
+    bad[20, 1, 0, 0] = np.nan
+    Recording({"h": bad}).save(tmp_path / "bad.zarr")
+    hashed = hash_recording(Recording.load(tmp_path / "bad.zarr", chunks=8), "h", expansion=20, k=6)
+    with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):
+        hashed.get("h:flyhash")

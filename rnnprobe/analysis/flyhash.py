@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_finite, check_int, check_number, check_numeric, layer_states
+from .._validation import check_finite, check_finite_layer, check_int, check_number, check_numeric, layer_states
 from ..errors import ArgumentError, ShapeError, describe
 from ..recording import Recording
 
@@ -385,7 +385,8 @@ def compare_hashes(
 def hash_recording(recording: Recording, layer: str | None = None, hasher: Any = None, *, name: str | None = None,
                    **kwargs: Any) -> Recording:  # fmt: skip
     """A Recording with ``layer`` replaced by its fly-hash codes at every time step (units flattened),
-    so RSA, decoding and PCA run on the hashed representation.
+    so RSA, decoding and PCA run on the hashed representation. A dask-backed recording's codes stay lazy:
+    each chunk of stimuli is hashed when it is read, and the analyses of the hashed layer run blockwise.
 
     Parameters
     ----------
@@ -403,16 +404,44 @@ def hash_recording(recording: Recording, layer: str | None = None, hasher: Any =
     >>> hash_recording(rec, "h", expansion=10, k=4).shapes
     {'h:flyhash': (8, 3, 50)}
     """
-    layer, _, states = layer_states(recording, layer)
+    if recording.is_dask:
+        layer, codes = _lazy_codes(recording, layer, hasher, kwargs)
+    else:
+        layer, _, states = layer_states(recording, layer)
+        hasher = fly_hash(states.shape[2], **kwargs) if hasher is None else hasher
+        codes = _hash_block(states, hasher, layer)
+    return Recording(
+        {name or f"{layer}:flyhash": codes},
+        metadata=recording.metadata if recording.columns else None,
+        times={name or f"{layer}:flyhash": recording.times[layer]},
+    )
+
+
+def _hash_block(states: np.ndarray, hasher: Any, layer: str) -> np.ndarray:
+    """The float32 codes (stimulus, time, m) of states (stimulus, time, d); non-finite states refused (a
+    chunk's, when it is read).
+    """
     n, t, d = states.shape
-    hasher = fly_hash(d, **kwargs) if hasher is None else hasher
-    flat = states.reshape(n * t, d)
+    flat = np.asarray(states, dtype=np.float64).reshape(n * t, d)
+    check_finite_layer(bool(np.isfinite(flat).all()), layer)
     if isinstance(hasher, FlyHash):  # binary codes: exact in float32, built block by block
         codes = hasher.transform(flat, dtype=np.float32)
     else:
         codes = np.asarray(hasher(flat), dtype=np.float32)
-    return Recording(
-        {name or f"{layer}:flyhash": codes.reshape(n, t, -1)},
-        metadata=recording.metadata if recording.columns else None,
-        times={name or f"{layer}:flyhash": recording.times[layer]},
-    )
+    return codes.reshape(n, t, -1)
+
+
+def _lazy_codes(recording: Recording, layer: str | None, hasher: Any, kwargs: dict) -> tuple[str, Any]:
+    """A dask-backed layer's codes as a lazy layer: each chunk of stimuli hashed when it is read (on the
+    active client's workers when there is one), so the hashed layer (m = 40 d wide by default) is never held
+    whole; a custom ``hasher``'s width is found on one stimulus.
+    """
+    from ..recording.lazy import LazyArray
+
+    layer = recording.resolve_layer(layer)
+    x = recording.to_dask(layer)
+    x = x.reshape(*x.shape[:2], -1).rechunk({1: -1, 2: -1})
+    hasher = fly_hash(x.shape[2], **kwargs) if hasher is None else hasher
+    width = hasher.n_units if isinstance(hasher, FlyHash) else _hash_block(x[:1, :1].compute(), hasher, layer).shape[2]
+    codes = x.map_blocks(_hash_block, hasher, layer, dtype=np.float32, chunks=(x.chunks[0], x.chunks[1], (width,)))
+    return layer, LazyArray(codes, name=f"{layer}:flyhash")

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import StoreFormatError
+from ..errors import RnnprobeError, StoreFormatError
 from .indexing import as_slice_if_contiguous, compose, index_length
 
 
@@ -118,6 +118,8 @@ class LazyArray:
                 return np.asarray(self.dask().compute())
             data = self.base[stim, time] if isinstance(stim, slice) and isinstance(time, slice) else (
                 self.base.oindex[stim, time])  # fmt: skip
+        except RnnprobeError:
+            raise  # a derived lazy layer's own refusal (e.g. non-finite states), not a damaged store
         except (ValueError, RuntimeError, OSError) as exc:
             positions = np.arange(self.base.shape[0])[self._stimuli]
             span = f"{positions.min()}..{positions.max()}" if positions.size else "none"
