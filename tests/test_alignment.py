@@ -106,10 +106,31 @@ def test_cca_equals_principal_angles(rng):
         kept.append(u[:, :k] * s[:k])
     rho = np.cos(scipy.linalg.subspace_angles(*kept))
     assert _value(x, y, metric="svcca", variance=0.9) == pytest.approx(rho.mean(), abs=1e-10)
-    # in sample, a layer as wide as the stimuli has CCA exactly 1 whatever it holds; held out it does not
+    # in sample, a layer as wide as the stimuli has CCA exactly 1 whatever it holds
     wide, noise = rng.normal(size=(40, 45)), rng.normal(size=(40, 45))
     assert _value(wide, noise, metric="cca") == pytest.approx(1.0, abs=1e-9)
-    assert _value(wide, noise, metric="cca", cv=4) < 0.3
+
+
+def test_held_out_cca_refuses_arbitrary_directions(rng):
+    """In a training fold of n stimuli, ranks r_a + r_b - (n - 1) >= 2 force that many canonical correlations
+    of exactly 1: the directions among them are arbitrary, and so was the held-out value (equivalent inputs,
+    rotated or not, gave values 0.03-0.08 apart), so it is refused; a forced count of 1 (unique) is not."""
+    x = rng.normal(size=(40, 45))
+    for metric, kwargs in [("cca", {}), ("pwcca", {}), ("svcca", {"variance": 1.0}), ("shape", {"alpha": 0.0})]:
+        expected = "cv: a training fold of 30 stimuli holds representations of rank 29 and 29, so at least 29"
+        with pytest.raises(ArgumentError, match=expected):
+            _value(x, rng.normal(size=(40, 45)), metric=metric, cv=4, **kwargs)
+    _value(x, rng.normal(size=(40, 45)), metric="shape", alpha=0.5, cv=4)  # partial whitening: identifiable
+    _value(x, rng.normal(size=(40, 45)), metric="svcca", variance=0.5, cv=4)  # fewer dimensions
+    # ranks 20 + 10 in 30 training stimuli: 20 + 10 - 29 = 1 forced direction, unique: allowed
+    _value(x[:, :20], rng.normal(size=(40, 10)), metric="cca", cv=4)
+    with pytest.raises(ArgumentError, match="at least 2 canonical correlations"):  # 20 + 11 - 29 = 2
+        _value(x[:, :20], rng.normal(size=(40, 11)), metric="cca", cv=4)
+    # equivalent representations (a rotation of the units) give the same held-out value once identifiable
+    rotation = np.linalg.qr(rng.normal(size=(20, 20)))[0]
+    y = rng.normal(size=(40, 6))
+    assert _value(x[:, :20], y, metric="cca", cv=4) == pytest.approx(_value(x[:, :20] @ rotation, y, metric="cca",
+                                                                             cv=4), abs=1e-10)  # fmt: skip
 
 
 def test_pwcca_equals_the_weighting_of_morcos_et_al(rng):

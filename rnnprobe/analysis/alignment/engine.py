@@ -10,7 +10,7 @@ import numpy as np
 
 from ..parallel import worker_pool
 from . import _core
-from .inputs import Settings, check_varies, folds
+from .inputs import Settings, check_identifiable, check_varies, folds
 
 
 def pair_values(
@@ -51,19 +51,29 @@ def pair_values(
             if progress is not None:
                 progress(len(pairs))
             continue
-        value = partial(_pair_value, prepared=prepared, held_out=held_out, metric=settings.metric)
+        value = partial(_pair_value, prepared=prepared, held_out=held_out, metric=settings.metric,
+                        alpha=settings.alpha)  # fmt: skip
         total += np.asarray(_map(value, pairs, n_jobs, progress))
     return total / (settings.cv or 1)
 
 
-def _pair_value(pair: tuple[int, int, int, int], *, prepared: list, held_out: list | None, metric: str) -> float:
+def _pair_value(
+    pair: tuple[int, int, int, int], *, prepared: list, held_out: list | None, metric: str, alpha: float
+) -> float:
     """One pair's value: in sample, or fitted on the training fold and scored on the held-out one."""
     i, a, j, b = pair
     first, second = prepared[i][a], prepared[j][b]
     if held_out is None:
         return _core.pair_value(first, second, metric)
-    fitted = _core.fit_pair(first, second, metric)
+    fitted = fit(first, second, metric, alpha)
     return _core.held_out_value(fitted, held_out[i][:, a], held_out[j][:, b], metric)
+
+
+def fit(first: _core.Prepared, second: _core.Prepared, metric: str, alpha: float,
+        product: np.ndarray | None = None) -> _core.Fitted:  # fmt: skip
+    """:func:`._core.fit_pair` where its directions are identifiable (:func:`.inputs.check_identifiable`)."""
+    check_identifiable(first, second, metric, alpha)
+    return _core.fit_pair(first, second, metric, product)
 
 
 def _canonical(pair: tuple[int, int, int, int], *, prepared: list, held_out: list | None) -> tuple:
@@ -72,7 +82,7 @@ def _canonical(pair: tuple[int, int, int, int], *, prepared: list, held_out: lis
     first, second = prepared[i][a], prepared[j][b]
     if held_out is None:
         return _core.canonical(first, second)[:2]
-    fitted = _core.fit_pair(first, second, "cca")  # the canonical directions, without weights
+    fitted = fit(first, second, "cca", 1.0)  # the canonical directions, without weights
     return fitted.u, _core.held_out_correlations(_core.held_out(fitted, held_out[i][:, a], held_out[j][:, b], "cca"))
 
 

@@ -137,3 +137,23 @@ def check_varies(total_variance: float, label: str, time: Any, *, held_out: bool
             f"{label}: the states at time position {time} are the same for every stimulus{where}, so no alignment "
             f"is defined. Select time steps where the representation varies."
         )
+
+
+def check_identifiable(a: Any, b: Any, metric: str, alpha: float) -> None:
+    """Refuse a held-out fit of CCA-like metrics whose canonical directions are arbitrary.
+
+    In a training fold of n stimuli, centred representations of ranks r_a and r_b share at least
+    r_a + r_b - (n - 1) directions exactly (canonical correlations of 1); two or more such directions make
+    the fitted directions among them, and so the held-out value, arbitrary (they depend on rounding).
+    """
+    if metric not in ("cca", "svcca", "pwcca") and not (metric == "shape" and alpha == 0.0):
+        return
+    ranks = int((a.d > 0).sum()), int((b.d > 0).sum())
+    shared = ranks[0] + ranks[1] - (a.n - 1)
+    if shared >= 2:
+        raise ArgumentError(
+            f"cv: a training fold of {a.n} stimuli holds representations of rank {ranks[0]} and {ranks[1]}, so at "
+            f"least {shared} canonical correlations are exactly 1 on it and the fitted directions among them (and "
+            f"the held-out value) are arbitrary. Use more stimuli, fewer dimensions (metric='svcca' with a smaller "
+            f"variance, or PCA first), or cv=None."
+        )

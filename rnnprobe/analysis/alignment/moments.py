@@ -237,7 +237,7 @@ def _pair_blocks(pairs: Sequence[tuple[int, int, int, int]], sides: list[_Side],
 def _fold_values(block: list, crosses: Sequence[np.ndarray], k: int, prepared: list, sides: list[_Side],
                  fold: _Folds, settings: Settings, sources: Sequence[Any]) -> np.ndarray:  # fmt: skip
     """The values of fold k (in sample: the only one) for a block of pairs and their per-fold cross products."""
-    from .engine import pwcca_read
+    from .engine import fit, pwcca_read
 
     keep, metric = fold.training(k), settings.metric
     parts = {}
@@ -252,7 +252,7 @@ def _fold_values(block: list, crosses: Sequence[np.ndarray], k: int, prepared: l
         first, second, product, held_out = parts[pair]
         if held_out is None:
             return _core.canonical(first, second, product)[:2]
-        fitted = _core.fit_pair(first, second, "cca", product)
+        fitted = fit(first, second, "cca", 1.0, product)
         return fitted.u, _core.held_out_correlations(_core.project_held_out(fitted, *held_out))
 
     if metric == "pwcca" and any(units is not None for units in sources):
@@ -262,6 +262,6 @@ def _fold_values(block: list, crosses: Sequence[np.ndarray], k: int, prepared: l
         if held_out is None:
             out.append(_core.pair_value(first, second, metric, product))
         else:
-            fitted = _core.fit_pair(first, second, metric, product)
+            fitted = fit(first, second, metric, settings.alpha, product)
             out.append(_core.held_out_score(fitted, _core.project_held_out(fitted, *held_out), metric))
     return np.array(out)

@@ -178,7 +178,9 @@ def compare_representations(
     cv : int, optional
         Cross-validate: fit the alignment (rotation, canonical directions, weights) on ``cv - 1`` folds
         of shuffled stimuli and evaluate it on the held-out fold, averaged over folds. In sample, the
-        CCA of a layer with at least as many units as stimuli - 1 is exactly 1 whatever its content.
+        CCA of a layer with at least as many units as stimuli - 1 is exactly 1 whatever its content;
+        held out, CCA-like metrics refuse training folds of n stimuli where the two sides' ranks sum to
+        n + 1 or more (the fitted directions would be arbitrary; docs/analysis/alignment.md).
     seed : int, optional
         Shuffles the folds.
     progress : bool, optional
