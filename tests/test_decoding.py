@@ -336,6 +336,26 @@ def test_wide_multinomial_preconditioner_is_the_inverse_of_the_weighted_hessian_
                 np.testing.assert_allclose(z[t, f].numpy().reshape(p, -1), dense, rtol=1e-4, atol=1e-5)
 
 
+def test_wide_multinomial_preconditioner_falls_back_to_float64_where_float32_fails(rng):
+    """The preconditioner's factors are float32; where a tiny penalty leaves penalty I + S K S positive
+    definite only in float64 (a rank-deficient kernel), they are factored in float64: finite, and their
+    product is the system."""
+    import torch
+
+    from rnnprobe.analysis._logistic import _Problems
+
+    y = torch.as_tensor(rng.normal(size=(1, 30, 3)) * 100)  # 30 samples of rank 3
+    problems = _Problems.__new__(_Problems)
+    problems.kernel, problems.penalty = y @ y.mT, 1e-9
+    rows = torch.ones(1, 2, 30)
+    assert torch.linalg.cholesky_ex((problems.kernel.float() + 1e-9 * torch.eye(30)))[1].any()  # float32 fails
+    factor = problems._woodbury_factors(rows)
+    assert factor.dtype == torch.float32 and torch.isfinite(factor).all()
+    system = (y @ y.mT)[:, None] + 1e-9 * torch.eye(30, dtype=torch.float64)
+    product = factor.double() @ factor.double().mT
+    np.testing.assert_allclose(product.numpy(), system.expand(-1, 2, -1, -1).numpy(), rtol=0, atol=1e-5 * 1e6)
+
+
 def _sets_missing_classes(n: int, classes: int) -> np.ndarray:
     """Target sets (n, S) over 3 folds (fold k tests the samples i % 3 == k) whose training sets miss
     classes: set 0 none; set 1 (multiclass) misses the last class in fold 0; set 2 holds only classes
