@@ -348,7 +348,7 @@ def test_wide_multinomial_preconditioner_falls_back_to_float64_where_float32_fai
     problems = _Problems.__new__(_Problems)
     problems.kernel, problems.penalty = y @ y.mT, 1e-9
     rows = torch.ones(1, 2, 30)
-    assert torch.linalg.cholesky_ex((problems.kernel.float() + 1e-9 * torch.eye(30)))[1].any()  # float32 fails
+    assert torch.linalg.cholesky_ex(problems.kernel.float() + 1e-9 * torch.eye(30))[1].any()  # float32 fails
     factor = problems._woodbury_factors(rows)
     assert factor.dtype == torch.float32 and torch.isfinite(factor).all()
     system = (y @ y.mT)[:, None] + 1e-9 * torch.eye(30, dtype=torch.float64)
