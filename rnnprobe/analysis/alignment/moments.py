@@ -100,14 +100,14 @@ def _folds(n: int, settings: Settings) -> _Folds:
 
 
 def _aligned(sides: Sequence[Any]) -> list[Any]:
-    """The sides as float64 dask arrays chunked alike along stimuli (a chunk of every side's steps within
-    BLOCK_BYTES, at most the first dask side's chunks), whole along time and units.
+    """The sides as float64 dask arrays chunked alike along stimuli (a task's chunks of every side's steps
+    within BLOCK_BYTES together, at most the first dask side's chunks), whole along time and units.
     """
     import dask.array as da
 
     native = next(int(side.chunks[0][0]) for side in sides if not isinstance(side, np.ndarray))
-    widest = max(side.shape[1] * side.shape[2] for side in sides) * 8
-    rows = max(1, min(native, BLOCK_BYTES // widest))
+    per_stimulus = sum(side.shape[1] * side.shape[2] for side in sides) * 8
+    rows = max(1, min(native, BLOCK_BYTES // per_stimulus))
     return [da.asarray(side).astype(np.float64).rechunk((rows, -1, -1)) for side in sides]
 
 
