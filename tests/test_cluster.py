@@ -562,6 +562,7 @@ def test_alignment_of_dask_backed_recordings_equals_the_in_memory_one(client, tm
     from rnnprobe.analysis.alignment import blockwise, inputs, moments
 
     whole, chunked = _alignment_layers(tmp_path)
+    wide_array = np.random.default_rng(14).normal(size=(40, 3)) @ np.random.default_rng(15).normal(size=(3, 55))
     cases = [(m, None) for m in inputs.METRICS] + [(m, 3) for m in inputs.FITTED_METRICS]
     if with_client:  # the same code on the cluster: the reads and PWCCA's loadings as its tasks
         cases = [("pwcca", None), ("pwcca", 3), ("debiased_cka", None)]
@@ -582,14 +583,23 @@ def test_alignment_of_dask_backed_recordings_equals_the_in_memory_one(client, tm
             return real(centred)
 
         patch.setattr(blockwise, "_gram_matrices", gram_pass)
+        widths = []  # the sides summed over stimuli: every one no wider than the 40 stimuli
+
+        def summed(sides, *args, real=moments.moment_values, **kwargs):
+            widths.extend(side.shape[2] for side in sides)
+            return real(sides, *args, **kwargs)
+
+        patch.setattr(moments, "moment_values", summed)
         got = {(m, cv, pair): compare_representations(chunked, chunked, layer=pair, metric=m, cv=cv,
                                                       alpha=0.5 if m == "shape" else 1.0).values
                for m, cv in cases for pair in [("wide", "narrow"), ("narrow", "wide"), ("wide", "wide"),
                                                 ("narrow", "narrow")]}  # fmt: skip
-        distances = [pairwise_distances({"w": chunked, "n": chunked, "array": np.arange(40.0)[:, None] ** [1, 2]},
+        distances = [pairwise_distances({"w": chunked, "n": chunked, "array": np.arange(40.0)[:, None] ** [1, 2],
+                                         "wide array": wide_array},
                                         layer={"w": "wide", "n": "narrow"}, metric=m, cv=cv).distances
                      for m, cv in [("pwcca", None), ("shape", 3)]]  # fmt: skip
     assert set(passes) == {3, 1}  # 4 steps in passes of 3 and 1; one step (pairwise) in one
+    assert widths and max(widths) <= 40  # the wide array (55 units) entered as its principal coordinates
     for (metric, cv, pair), values in got.items():
         expected = compare_representations(whole, whole, layer=pair, metric=metric, cv=cv,
                                            alpha=0.5 if metric == "shape" else 1.0).values  # fmt: skip
@@ -597,7 +607,8 @@ def test_alignment_of_dask_backed_recordings_equals_the_in_memory_one(client, tm
         tolerance = 1e-6 if metric == "shape" and pair[0] == pair[1] else 1e-10
         np.testing.assert_allclose(values, expected, rtol=0, atol=tolerance, err_msg=f"{metric} cv={cv} {pair}")
     for got_distances, (metric, cv) in zip(distances, [("pwcca", None), ("shape", 3)], strict=True):
-        expected = pairwise_distances({"w": whole, "n": whole, "array": np.arange(40.0)[:, None] ** [1, 2]},
+        expected = pairwise_distances({"w": whole, "n": whole, "array": np.arange(40.0)[:, None] ** [1, 2],
+                                         "wide array": wide_array},
                                       layer={"w": "wide", "n": "narrow"}, metric=metric, cv=cv).distances  # fmt: skip
         np.testing.assert_allclose(got_distances, expected, rtol=0, atol=1e-10)
     bad = np.random.default_rng(0).normal(size=(40, 2, 50))

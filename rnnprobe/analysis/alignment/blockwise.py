@@ -48,11 +48,31 @@ def compressed_states(recording: Any, layer: str, positions: np.ndarray, *, kern
     kernels = np.concatenate(
         [_gram_matrices(x[:, s : s + group] - mean[s : s + group]) for s in range(0, steps, group)]
     )
+    return coordinates_over_time(kernels), x
+
+
+def coordinates_over_time(kernels: np.ndarray) -> np.ndarray:
+    """Each step's principal coordinates (stimulus, time, r) from its centred Gram matrix across stimuli
+    (time, stimulus, stimulus), zero-padded to the steps' largest rank.
+    """
     factors = [_core.coordinates((kernel + kernel.T) / 2)[0] for kernel in kernels]
-    z = np.zeros((n, steps, max(1, max(f.shape[1] for f in factors))))
+    z = np.zeros((kernels.shape[1], len(factors), max(1, max(f.shape[1] for f in factors))))
     for t, factor in enumerate(factors):
         z[:, t, : factor.shape[1]] = factor
-    return z, x
+    return z
+
+
+def compress_wide(sides: list[Any], sources: list[Any]) -> tuple[list[Any], list[Any]]:
+    """In-memory sides wider than their stimuli as their principal coordinates (with themselves as the units
+    behind them, for PWCCA), so that the sums over stimuli (:mod:`.moments`) hold n x n, not p x p, matrices.
+    """
+    sides, sources = list(sides), list(sources)
+    for i, side in enumerate(sides):
+        if isinstance(side, np.ndarray) and sources[i] is None and side.shape[2] > side.shape[0]:
+            centred = side - side.mean(axis=0)
+            steps_first = centred.transpose(1, 0, 2)
+            sides[i], sources[i] = coordinates_over_time(steps_first @ steps_first.transpose(0, 2, 1)), side
+    return sides, sources
 
 
 def _gram_matrices(centred: Any) -> np.ndarray:

@@ -33,9 +33,11 @@ def pair_values(
     """
     n = sides[0].shape[0]
     sources = sources or [None] * len(sides)
-    if any(not isinstance(side, np.ndarray) for side in sides):
+    if any(not isinstance(side, np.ndarray) for side in sides):  # a dask-backed layer no wider than its stimuli
+        from .blockwise import compress_wide
         from .moments import moment_values
 
+        sides, sources = compress_wide(sides, sources)
         return moment_values(sides, labels, pairs, settings, sources=sources, progress=progress)
     total = np.zeros(len(pairs))
     for train, test in folds(n, settings.cv, settings.seed):

@@ -8,8 +8,9 @@ passes over the layers: the means (and the finite check), then the centred Gram 
 debiased CKA, each stimulus's squared norm), then the cross products, in blocks of pairs of steps whose
 products fit in BLOCK_BYTES. A training set's moments combine its
 folds' (Chan, Golub and LeVeque 1979: the products plus each fold's n_k (m_k - m)(m_k - m)'), and the
-held-out fold's own moments give the held-out value (:func:`._core.project_held_out`). Arrays and the
-principal coordinates of wider dask-backed layers (:mod:`.blockwise`) enter the same sums.
+held-out fold's own moments give the held-out value (:func:`._core.project_held_out`). Arrays and wider
+dask-backed layers enter the same sums, as their principal coordinates where they have more units than
+stimuli (:mod:`.blockwise`), so no side's Gram matrix is larger than n x n.
 """
 
 from __future__ import annotations
