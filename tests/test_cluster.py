@@ -652,3 +652,45 @@ def test_hash_recording_of_a_dask_backed_recording_stays_lazy(client, tmp_path, 
     hashed = hash_recording(Recording.load(tmp_path / "bad.zarr", chunks=8), "h", expansion=20, k=6)
     with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):
         hashed.get("h:flyhash")
+
+
+@pytest.mark.parametrize("with_client", [True, False])
+def test_dmd_of_a_dask_backed_recording_is_blockwise(client, tmp_path, monkeypatch, with_client):
+    """HAVOK DMD of trials on disk: the delay embedding's Gram matrix and the leading coordinates' one-step
+    products (signs fixed by each coordinate's largest entry, found across chunks) summed over chunks of
+    trials, never reading the layer whole; equal to the in-memory fit; the SVD cases (no rank) read it;
+    DSA between a dask-backed and an in-memory system; NaN refused."""
+    import dask
+
+    import rnnprobe._validation as validation
+    from rnnprobe.analysis import compare_dynamics, fit_dmd
+    from rnnprobe.testing import make_dynamics
+
+    states = make_dynamics("cycle", n_trials=40, n_steps=30, n_units=6, noise=0.05, seed=3)
+    Recording({"h": states}).save(tmp_path / "rec.zarr")
+    whole, chunked = Recording.load(tmp_path / "rec.zarr"), Recording.load(tmp_path / "rec.zarr", chunks=7)
+    other = states[:, :, ::-1].copy()
+    settings = [{"n_delays": 3, "delay_interval": 2, "rank": 8, "ridge": 0.1}, {"n_delays": 2, "rank": 5,
+                "time": slice(2, 28)}]  # fmt: skip
+    with monkeypatch.context() as patch, dask.config.set(scheduler=None if with_client else "threads"):
+
+        def reading(recording, *args, real=validation.layer_states, **kwargs):  # the in-memory path's read
+            assert not recording.is_dask, "a dask-backed layer read whole"
+            return real(recording, *args, **kwargs)
+
+        patch.setattr(validation, "layer_states", reading)
+        got = [fit_dmd(chunked, **kw) for kw in settings]
+        distance = compare_dynamics(chunked, other, rank=6, n_delays=2).distance
+    full = fit_dmd(chunked, n_delays=2)  # no rank: the SVD of the embedding, read whole
+    for result, kw in zip(got, settings, strict=True):
+        expected = fit_dmd(whole, **kw)
+        for name in ("operator", "eigenvalues", "singular_values"):
+            np.testing.assert_allclose(getattr(result, name), getattr(expected, name), rtol=0, atol=1e-10, err_msg=name)
+        assert result.explained == pytest.approx(expected.explained, abs=1e-12) and result.rank == expected.rank
+    assert distance == pytest.approx(compare_dynamics(whole, other, rank=6, n_delays=2).distance, abs=1e-8)
+    np.testing.assert_allclose(full.operator, fit_dmd(whole, n_delays=2).operator, atol=1e-12)
+    bad = states.copy()
+    bad[33, 4, 2] = np.nan
+    Recording({"h": bad}).save(tmp_path / "bad.zarr")
+    with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):
+        fit_dmd(Recording.load(tmp_path / "bad.zarr", chunks=7), rank=4)

@@ -58,6 +58,40 @@ def group_sums(x: Any, groups: np.ndarray, n_groups: int, *, mean: bool = False)
     return da.tensordot(da.from_array(indicator, chunks=(n_groups, x.chunks[0])), x, axes=(1, 0))
 
 
+def chunk_reduce(
+    function: Callable[..., Any],
+    arrays: list[Any],
+    rows: list[np.ndarray],
+    *args: Any,
+    combine: Callable[[Any, Any], Any] | None = None,
+) -> Any:
+    """``function(blocks, *rows of the blocks' stimuli, *args)`` over chunks of stimuli of dask arrays chunked
+    alike along their first axis (one task per chunk, the blocks whole along the other axes), the results
+    combined in a tree (``combine``, default :func:`add_results`): one delayed value, a pass over the arrays
+    that holds only the combined results (the blockwise moments of the alignment metrics and the DMD).
+    """
+    import dask
+
+    combine = add_results if combine is None else combine
+    bounds = np.cumsum((0, *arrays[0].chunks[0]))
+    blocks = zip(*[x.to_delayed().ravel() for x in arrays], strict=True)
+    parts = [dask.delayed(function)(list(chunk), *[r[a:b] for r in rows], *args)
+             for chunk, a, b in zip(blocks, bounds[:-1], bounds[1:], strict=True)]  # fmt: skip
+    while len(parts) > 1:
+        pairs = [parts[i : i + 2] for i in range(0, len(parts), 2)]
+        parts = [dask.delayed(combine)(*pair) if len(pair) == 2 else pair[0] for pair in pairs]
+    return parts[0]
+
+
+def add_results(first: Any, second: Any) -> Any:
+    """Two chunks' results together: arrays added, finite flags joined, lists and tuples item by item."""
+    if isinstance(first, list | tuple):
+        return type(first)(add_results(a, b) for a, b in zip(first, second, strict=True))
+    if isinstance(first, bool):
+        return first and second
+    return first + second
+
+
 def active_client() -> Any:
     """The active ``dask.distributed`` client, or None (no cluster, or distributed not installed)."""
     distributed = sys.modules.get("distributed")  # a client exists only once distributed was imported

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..._validation import check_finite_layer
-from ..blockwise import BLOCK_BYTES
+from ..blockwise import BLOCK_BYTES, chunk_reduce
 from . import _core
 from .inputs import Settings, check_varies, folds
 
@@ -79,7 +79,7 @@ def moment_values(
                     representation.b = np.asarray(values[train, t]) - representation.mean
     total, start = np.zeros(len(pairs)), 0
     for block in _pair_blocks(pairs, moments, len(fold.splits)):
-        (crosses,) = dask.compute(_over_chunks(_block_crosses, [side.x for side in moments], fold.groups,
+        (crosses,) = dask.compute(chunk_reduce(_block_crosses, [side.x for side in moments], [fold.groups],
                                                [side.means for side in moments], block))  # fmt: skip
         for k in range(len(fold.splits)):
             total[start : start + len(block)] += _fold_values(block, crosses, k, prepared[k], moments, fold, settings,
@@ -119,41 +119,16 @@ def _moments(arrays: list[Any], labels: Sequence[str], fold: _Folds, *, debiased
     import dask
 
     sides = [_Side(x) for x in arrays]
-    ((sums, finite),) = dask.compute(_over_chunks(_block_sums, arrays, fold.groups, len(fold.counts)))
+    ((sums, finite),) = dask.compute(chunk_reduce(_block_sums, arrays, [fold.groups], len(fold.counts)))
     for side, label, total, ok in zip(sides, labels, sums, finite, strict=True):
         check_finite_layer(ok, label)
         side.means = total / fold.counts[:, None, None]
     means = [side.means for side in sides]
     norms = [((side.x - side.means[0]) ** 2).sum(axis=2) if debiased else None for side in sides]
-    grams, norms = dask.compute(_over_chunks(_block_grams, arrays, fold.groups, means), norms)
+    grams, norms = dask.compute(chunk_reduce(_block_grams, arrays, [fold.groups], means), norms)
     for side, gram, row_sq in zip(sides, grams, norms, strict=True):
         side.grams, side.row_sq = gram, row_sq
     return sides
-
-
-def _over_chunks(function: Callable[..., Any], arrays: list[Any], groups: np.ndarray, *args: Any) -> Any:
-    """``function(blocks, groups of their stimuli, *args)`` over the arrays' chunks of stimuli (one task
-    each), the results added in a tree (:func:`_add`): one delayed value, a pass holding only sums.
-    """
-    import dask
-
-    bounds = np.cumsum((0, *arrays[0].chunks[0]))
-    blocks = zip(*[x.to_delayed().ravel() for x in arrays], strict=True)
-    parts = [dask.delayed(function)(list(chunk), groups[a:b], *args)
-             for chunk, a, b in zip(blocks, bounds[:-1], bounds[1:], strict=True)]  # fmt: skip
-    while len(parts) > 1:
-        pairs = [parts[i : i + 2] for i in range(0, len(parts), 2)]
-        parts = [dask.delayed(_add)(*pair) if len(pair) == 2 else pair[0] for pair in pairs]
-    return parts[0]
-
-
-def _add(first: Any, second: Any) -> Any:
-    """Two chunks' results together: arrays added, finite flags joined, lists and tuples item by item."""
-    if isinstance(first, list | tuple):
-        return type(first)(_add(a, b) for a, b in zip(first, second, strict=True))
-    if isinstance(first, bool):
-        return first and second
-    return first + second
 
 
 def _block_sums(blocks: list[np.ndarray], groups: np.ndarray, n_folds: int) -> tuple[list, list]:

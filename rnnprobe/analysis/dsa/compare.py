@@ -113,6 +113,17 @@ def _system(value: Any, layer: Any, time: Any, name: str, settings: tuple) -> DM
     from ..._validation import layer_states
     from ...recording import Recording
 
+    n_delays, delay_interval, rank, ridge = settings
+    if isinstance(value, Recording) and value.is_dask:  # blockwise where the fit allows (dsa.blockwise)
+        from ..blockwise import dask_states
+        from .blockwise import fit_operator_blockwise
+
+        label = value.resolve_layer(layer)
+        result = fit_operator_blockwise(dask_states(value, label, time=value.time_positions(label, time)),
+                                        n_delays=n_delays, delay_interval=delay_interval, rank=rank, ridge=ridge,
+                                        label=label)  # fmt: skip
+        if result is not None:
+            return result
     if not isinstance(value, Recording):
         if layer is not None:
             raise ArgumentError(f"layer: {name} is an array, which has no layers. Pass layer=None for arrays.")
@@ -121,7 +132,6 @@ def _system(value: Any, layer: Any, time: Any, name: str, settings: tuple) -> DM
             raise ShapeError(f"{name}: got {describe(array)}. Pass states (time, unit) or (trial, time, unit).")
         value = Recording({name: array[None] if array.ndim == 2 else array})  # the same checks as a layer's
     label, _, states = layer_states(value, layer, time=time, name=name)
-    n_delays, delay_interval, rank, ridge = settings
     return fit_operator(states, n_delays=n_delays, delay_interval=delay_interval, rank=rank, ridge=ridge, label=label)
 
 

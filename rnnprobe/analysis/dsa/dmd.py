@@ -105,22 +105,42 @@ def delay_embedding(states: np.ndarray, n_delays: int, delay_interval: int) -> n
     return np.concatenate(blocks, axis=2)
 
 
+GRAM_CONDITION = 1e-8  # leading coordinates from H'H where the kept eigenvalues exceed this share of the largest
+
+
 def fit_operator(states: np.ndarray, *, n_delays: int, delay_interval: int, rank: int | None, ridge: float,
                  label: str) -> DMDResult:  # fmt: skip
     """The DMD of checked float64 states (trial, time, unit)."""
     n_trials, n_times = states.shape[:2]
+    steps = embedding_steps(n_times, n_delays, delay_interval, label)
+    embedding = delay_embedding(states, n_delays, delay_interval).reshape(n_trials * steps, -1)
+    v, s, rank = _leading_coordinates(embedding, rank, label, n_trials, steps)
+    v = v * np.sign(v[np.argmax(np.abs(v), axis=0), np.arange(rank)])  # fixed signs
+    v = v.reshape(n_trials, steps, rank)
+    before, after = v[:, :-1].reshape(-1, rank), v[:, 1:].reshape(-1, rank)
+    operator = one_step_operator(before.T @ before, before.T @ after, ridge)
+    return dmd_result(operator, s, rank, n_delays, delay_interval, ridge, label)
+
+
+def embedding_steps(n_times: int, n_delays: int, delay_interval: int, label: str) -> int:
+    """The embedded steps per trial, at least 3."""
     steps = n_times - (n_delays - 1) * delay_interval
     if steps < 3:
         raise ShapeError(
             f"n_delays: {n_delays} delays {delay_interval} step(s) apart need more than {n_times} time steps "
             f"({label}); pass fewer delays (at most {max((n_times - 3) // delay_interval + 1, 1)}) or longer trials."
         )
-    embedding = delay_embedding(states, n_delays, delay_interval).reshape(n_trials * steps, -1)
-    v, s, rank = _leading_coordinates(embedding, rank, label, n_trials, steps)
-    v = v * np.sign(v[np.argmax(np.abs(v), axis=0), np.arange(rank)])  # fixed signs
-    v = v.reshape(n_trials, steps, rank)
-    before, after = v[:, :-1].reshape(-1, rank), v[:, 1:].reshape(-1, rank)
-    operator = np.linalg.solve(before.T @ before + ridge * np.eye(rank), before.T @ after).T
+    return steps
+
+
+def one_step_operator(before_before: np.ndarray, before_after: np.ndarray, ridge: float) -> np.ndarray:
+    """A with v(t + 1) = A v(t) by ridge regression, from V-'V- and V-'V+."""
+    return np.linalg.solve(before_before + ridge * np.eye(before_before.shape[0]), before_after).T
+
+
+def dmd_result(operator: np.ndarray, s: np.ndarray, rank: int, n_delays: int, delay_interval: int, ridge: float,
+               label: str) -> DMDResult:  # fmt: skip
+    """The DMDResult of an operator: its eigenvalues (largest modulus first) and the rank's share of energy."""
     eigenvalues = np.linalg.eigvals(operator)
     eigenvalues = eigenvalues[np.lexsort((-eigenvalues.imag, -np.abs(eigenvalues)))]
     energy = s**2
@@ -139,7 +159,7 @@ def _leading_coordinates(embedding: np.ndarray, rank: int | None, label: str, n_
     if rank is not None and embedding.shape[0] > 2 * embedding.shape[1]:
         values, vectors = np.linalg.eigh(embedding.T @ embedding)
         values, vectors = values[::-1], vectors[:, ::-1]
-        if rank <= values.size and values[rank - 1] > 1e-8 * values[0] > 0:
+        if rank <= values.size and values[rank - 1] > GRAM_CONDITION * values[0] > 0:
             s = np.sqrt(np.maximum(values, 0))
             return embedding @ (vectors[:, :rank] / s[:rank]), s, rank
     v, s, _ = np.linalg.svd(embedding, full_matrices=False)

@@ -1,0 +1,80 @@
+"""The DMD of a dask-backed recording, from sums over chunks of trials: the layer is never read whole.
+
+:func:`.dmd.fit_operator` needs of the delay embedding H (samples x d units) only its Gram matrix H'H
+(whose eigendecomposition gives the leading coordinates V = H U_r / s_r where they are well conditioned)
+and, of V, the one-step products V-'V- and V-'V+ and each coordinate's largest entry (its sign). Both are
+sums over trials: a first pass over chunks of trials sums each chunk's embedding's Gram matrix (and checks
+the states are finite), a second projects each chunk's embedding on the leading directions and sums its
+one-step products, keeping each coordinate's entry of largest modulus (the first such, in sample order,
+as numpy's argmax). The signs are applied to the summed products (S P S), so the operator equals the
+in-memory fit. Where the in-memory fit would take an SVD instead (no ``rank``, an embedding not at least
+twice as tall as wide, or leading singular values too spread for the Gram matrix), None is returned and
+the caller reads the selection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..._validation import check_finite_layer
+from ..blockwise import chunk_reduce
+from .dmd import GRAM_CONDITION, DMDResult, delay_embedding, dmd_result, embedding_steps, one_step_operator
+
+
+def fit_operator_blockwise(x: Any, *, n_delays: int, delay_interval: int, rank: int | None, ridge: float,
+                           label: str) -> DMDResult | None:  # fmt: skip
+    """The DMD of lazy float64 states (trial, time, unit) chunked along trials, or None (see the module)."""
+    import dask
+
+    x = x.rechunk({1: -1, 2: -1})
+    n_trials, n_times, n_units = x.shape
+    steps = embedding_steps(n_times, n_delays, delay_interval, label)
+    if rank is None or n_trials * steps <= 2 * n_delays * n_units:
+        return None
+    (gram, finite) = dask.compute(chunk_reduce(_block_gram, [x], [], n_delays, delay_interval))[0]
+    check_finite_layer(finite, label)
+    values, vectors = np.linalg.eigh(gram)
+    values, vectors = values[::-1], vectors[:, ::-1]
+    if not (rank <= values.size and values[rank - 1] > GRAM_CONDITION * values[0] > 0):
+        return None
+    s = np.sqrt(np.maximum(values, 0))
+    projection = vectors[:, :rank] / s[:rank]
+    products = chunk_reduce(_block_steps, [x], [np.arange(n_trials)], projection, n_delays, delay_interval,
+                            combine=_combine)  # fmt: skip
+    (before, cross, (_, signed, _)) = dask.compute(products)[0]
+    signs = np.sign(signed)
+    operator = one_step_operator(signs[:, None] * before * signs, signs[:, None] * cross * signs, ridge)
+    return dmd_result(operator, s, rank, n_delays, delay_interval, ridge, label)
+
+
+def _block_gram(blocks: list[np.ndarray], n_delays: int, delay_interval: int) -> tuple[np.ndarray, bool]:
+    """(H'H of a chunk of trials' delay embedding, whether its states are finite)."""
+    (block,) = blocks
+    embedding = delay_embedding(block, n_delays, delay_interval).reshape(-1, n_delays * block.shape[2])
+    return embedding.T @ embedding, bool(np.isfinite(block).all())
+
+
+def _block_steps(blocks: list[np.ndarray], trials: np.ndarray, projection: np.ndarray, n_delays: int,
+                 delay_interval: int) -> tuple:  # fmt: skip
+    """A chunk of trials' (V-'V-, V-'V+, (each coordinate's largest |v|, that v, its sample index)) with
+    V = H U_r / s_r its leading coordinates, unsigned.
+    """
+    (block,) = blocks
+    embedding = delay_embedding(block, n_delays, delay_interval)  # (trial, step, d units)
+    v = embedding @ projection  # (trial, step, rank)
+    before, after = v[:, :-1].reshape(-1, v.shape[2]), v[:, 1:].reshape(-1, v.shape[2])
+    flat = v.reshape(-1, v.shape[2])
+    where = np.argmax(np.abs(flat), axis=0)
+    columns = np.arange(v.shape[2])
+    index = trials[where // v.shape[1]] * v.shape[1] + where % v.shape[1]  # in the whole embedding's order
+    return before.T @ before, before.T @ after, (np.abs(flat[where, columns]), flat[where, columns], index)
+
+
+def _combine(first: tuple, second: tuple) -> tuple:
+    """Two chunks' sums added; per coordinate, the entry of larger modulus kept (the earlier on a tie)."""
+    (size_a, value_a, index_a), (size_b, value_b, index_b) = first[2], second[2]
+    take_b = (size_b > size_a) | ((size_b == size_a) & (index_b < index_a))
+    peak = (np.where(take_b, size_b, size_a), np.where(take_b, value_b, value_a), np.where(take_b, index_b, index_a))
+    return first[0] + second[0], first[1] + second[1], peak
