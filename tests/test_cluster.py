@@ -689,6 +689,11 @@ def test_dmd_of_a_dask_backed_recording_is_blockwise(client, tmp_path, monkeypat
         assert result.explained == pytest.approx(expected.explained, abs=1e-12) and result.rank == expected.rank
     assert distance == pytest.approx(compare_dynamics(whole, other, rank=6, n_delays=2).distance, abs=1e-8)
     np.testing.assert_allclose(full.operator, fit_dmd(whole, n_delays=2).operator, atol=1e-12)
+    # a rank beyond the embedding's: the Gram matrix's eigenvalues do not allow it, so the selection is read
+    # and the in-memory fit's error raised
+    Recording({"h": np.concatenate([states, states], axis=2)}).save(tmp_path / "twice.zarr")
+    with pytest.raises(ArgumentError, match="rank: got 9, but the delay embedding of h"):
+        fit_dmd(Recording.load(tmp_path / "twice.zarr", chunks=7), rank=9)
     bad = states.copy()
     bad[33, 4, 2] = np.nan
     Recording({"h": bad}).save(tmp_path / "bad.zarr")
