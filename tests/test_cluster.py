@@ -699,3 +699,19 @@ def test_dmd_of_a_dask_backed_recording_is_blockwise(client, tmp_path, monkeypat
     Recording({"h": bad}).save(tmp_path / "bad.zarr")
     with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):
         fit_dmd(Recording.load(tmp_path / "bad.zarr", chunks=7), rank=4)
+
+
+def test_alignment_settings_are_checked_before_a_dask_backed_layer_is_read(tmp_path, monkeypatch):
+    """Bad settings and unequal stimuli fail before any blockwise read (the costly part), with the errors of
+    the in-memory path."""
+    from rnnprobe.analysis import compare_representations, pairwise_distances
+    from rnnprobe.analysis.alignment import blockwise
+
+    _, chunked = _alignment_layers(tmp_path)
+    monkeypatch.setattr(blockwise, "dask_states", None)  # a blockwise read would call it
+    with pytest.raises(ArgumentError, match=r"alpha: got 0\.5, but alpha"):
+        compare_representations(chunked, chunked, layer="wide", metric="cka", alpha=0.5)
+    with pytest.raises(ArgumentError, match="cv: got 3, but metric='cka' fits nothing"):
+        pairwise_distances({"a": chunked, "b": np.ones((40, 3))}, layer={"a": "wide"}, metric="cka", cv=3)
+    with pytest.raises(rnnprobe.errors.ShapeError, match="a, b: 40 and 39 stimuli"):
+        compare_representations(chunked, np.ones((39, 3)), layer=("narrow", None))

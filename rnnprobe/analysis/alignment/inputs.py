@@ -110,6 +110,21 @@ def check_settings(
     return Settings(metric, alpha, variance, cv, check_seed(seed), sigma)
 
 
+def check_before_reading(values: list[Any], metric: Any, alpha: Any, variance: Any, cv: Any, seed: Any,
+                         sigma: Any) -> None:  # fmt: skip
+    """Where a dask-backed recording is among ``values``, check the settings and the stimuli's counts (from
+    the shapes) before any of them is read blockwise, the costly part; otherwise they are checked after.
+    """
+    if not any(isinstance(value, Recording) and value.is_dask for value in values):
+        return
+    counts = [value.n_stimuli if isinstance(value, Recording) else np.shape(value)[0] if np.ndim(value) else None
+              for value in values]  # fmt: skip
+    known = [count for count in counts if count is not None]
+    for count in known[1:]:
+        check_same_stimuli(known[0], count)
+    check_settings(metric, alpha, variance, cv, seed, known[0], sigma)
+
+
 def check_same_stimuli(n_a: int, n_b: int) -> int:
     """The number of stimuli, the same on both sides."""
     if n_a != n_b:

@@ -15,6 +15,7 @@ from .engine import pair_values
 from .inputs import (
     DISTANCE_METRICS,
     METRICS,
+    check_before_reading,
     check_same_stimuli,
     check_settings,
     pair_argument,
@@ -205,6 +206,7 @@ def compare_representations(
     layer_a, layer_b = pair_argument(layer, "layer")
     time_a, time_b = pair_argument(time, "time")
     kernel = check_option("metric", metric, METRICS) == "rbf_cka"
+    check_before_reading([a, b], metric, alpha, variance, cv, seed, sigma)
     rep_a = read_representation(a, layer_a, time_a, "a", kernel=kernel)
     same = b is a and layer_b == layer_a and time_b is time_a  # a layer against itself: read once
     rep_b = rep_a if same else read_representation(b, layer_b, time_b, "b", kernel=kernel)

@@ -11,7 +11,14 @@ import numpy as np
 from ..._validation import check_finite, check_int, check_numeric, check_option, check_progress
 from ...errors import ArgumentError, ArgumentTypeError, ShapeError, describe
 from .engine import pair_values
-from .inputs import DISTANCE_METRICS, METRICS, check_same_stimuli, check_settings, read_representation
+from .inputs import (
+    DISTANCE_METRICS,
+    METRICS,
+    check_before_reading,
+    check_same_stimuli,
+    check_settings,
+    read_representation,
+)
 from .over_time import METRIC_LABELS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -183,6 +190,7 @@ def pairwise_distances(
     n_jobs = check_int("n_jobs", n_jobs, minimum=1, maximum=1024)
     names = [str(name) for name in representations]
     kernel = check_option("metric", metric, METRICS) == "rbf_cka"
+    check_before_reading(list(representations.values()), metric, alpha, variance, cv, seed, sigma)
     steps, sources = [], []  # each (stimulus, 1, unit)
     for name, value in representations.items():
         chosen = layer.get(name) if isinstance(layer, Mapping) else layer
