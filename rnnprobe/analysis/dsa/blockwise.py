@@ -20,7 +20,7 @@ import numpy as np
 
 from ..._validation import check_finite_layer
 from ..blockwise import chunk_reduce
-from .dmd import GRAM_CONDITION, DMDResult, delay_embedding, dmd_result, embedding_steps, one_step_operator
+from .dmd import DMDResult, delay_embedding, dmd_result, embedding_steps, gram_directions, one_step_operator
 
 
 def fit_operator_blockwise(x: Any, *, n_delays: int, delay_interval: int, rank: int | None, ridge: float,
@@ -35,12 +35,10 @@ def fit_operator_blockwise(x: Any, *, n_delays: int, delay_interval: int, rank: 
         return None
     (gram, finite) = dask.compute(chunk_reduce(_block_gram, [x], [], n_delays, delay_interval))[0]
     check_finite_layer(finite, label)
-    values, vectors = np.linalg.eigh(gram)
-    values, vectors = values[::-1], vectors[:, ::-1]
-    if not (rank <= values.size and values[rank - 1] > GRAM_CONDITION * values[0] > 0):
+    leading = gram_directions(gram, rank)
+    if leading is None:
         return None
-    s = np.sqrt(np.maximum(values, 0))
-    projection = vectors[:, :rank] / s[:rank]
+    projection, s = leading
     products = chunk_reduce(_block_steps, [x], [np.arange(n_trials)], projection, n_delays, delay_interval,
                             combine=_combine)  # fmt: skip
     (before, cross, (_, signed, _)) = dask.compute(products)[0]

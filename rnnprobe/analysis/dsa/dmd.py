@@ -148,6 +148,19 @@ def dmd_result(operator: np.ndarray, s: np.ndarray, rank: int, n_delays: int, de
                      delay_interval, ridge, label)  # fmt: skip
 
 
+def gram_directions(gram: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(U_r / s_r, all singular values) of an embedding H from its Gram matrix H'H, so that H U_r / s_r are
+    its leading ``rank`` coordinates; None where the kept eigenvalues are not all above GRAM_CONDITION of
+    the largest (the SVD is needed).
+    """
+    values, vectors = np.linalg.eigh(gram)
+    values, vectors = values[::-1], vectors[:, ::-1]
+    if not (rank <= values.size and values[rank - 1] > GRAM_CONDITION * values[0] > 0):
+        return None
+    s = np.sqrt(np.maximum(values, 0))
+    return vectors[:, :rank] / s[:rank], s
+
+
 def _leading_coordinates(embedding: np.ndarray, rank: int | None, label: str, n_trials: int, steps: int
                          ) -> tuple[np.ndarray, np.ndarray, int]:  # fmt: skip
     """(the leading ``rank`` left singular vectors, all singular values, rank) of the embedding.
@@ -157,11 +170,9 @@ def _leading_coordinates(embedding: np.ndarray, rank: int | None, label: str, n_
     faster than an SVD of a tall embedding); otherwise, and for rank=None, by an SVD.
     """
     if rank is not None and embedding.shape[0] > 2 * embedding.shape[1]:
-        values, vectors = np.linalg.eigh(embedding.T @ embedding)
-        values, vectors = values[::-1], vectors[:, ::-1]
-        if rank <= values.size and values[rank - 1] > GRAM_CONDITION * values[0] > 0:
-            s = np.sqrt(np.maximum(values, 0))
-            return embedding @ (vectors[:, :rank] / s[:rank]), s, rank
+        leading = gram_directions(embedding.T @ embedding, rank)
+        if leading is not None:
+            return embedding @ leading[0], leading[1], rank
     v, s, _ = np.linalg.svd(embedding, full_matrices=False)
     tolerance = s[0] * max(embedding.shape) * np.finfo(np.float64).eps if s.size else 0.0
     available = int(np.sum(s > tolerance))
