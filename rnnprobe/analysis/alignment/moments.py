@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..._validation import check_finite_layer
-from ..blockwise import BLOCK_BYTES, chunk_reduce
+from ..blockwise import BLOCK_BYTES, chunk_reduce, group_sums
 from . import _core
 from .inputs import Settings, check_varies, folds
 
@@ -117,25 +117,19 @@ def _moments(arrays: list[Any], labels: Sequence[str], fold: _Folds, *, debiased
     sample, its stimuli's squared norms about the mean).
     """
     import dask
+    import dask.array as da
 
     sides = [_Side(x) for x in arrays]
-    ((sums, finite),) = dask.compute(chunk_reduce(_block_sums, arrays, [fold.groups], len(fold.counts)))
-    for side, label, total, ok in zip(sides, labels, sums, finite, strict=True):
-        check_finite_layer(ok, label)
-        side.means = total / fold.counts[:, None, None]
-    means = [side.means for side in sides]
+    means, finite = dask.compute([group_sums(x, fold.groups, len(fold.counts), mean=True) for x in arrays],
+                                 [da.isfinite(x).all() for x in arrays])  # fmt: skip
+    for side, label, mean, ok in zip(sides, labels, means, finite, strict=True):
+        check_finite_layer(bool(ok), label)
+        side.means = mean
     norms = [((side.x - side.means[0]) ** 2).sum(axis=2) if debiased else None for side in sides]
     grams, norms = dask.compute(chunk_reduce(_block_grams, arrays, [fold.groups], means), norms)
     for side, gram, row_sq in zip(sides, grams, norms, strict=True):
         side.grams, side.row_sq = gram, row_sq
     return sides
-
-
-def _block_sums(blocks: list[np.ndarray], groups: np.ndarray, n_folds: int) -> tuple[list, list]:
-    """(each side's per-fold sums (fold, time, unit), whether each is finite) of a chunk of stimuli."""
-    indicator = (groups[None, :] == np.arange(n_folds)[:, None]).astype(np.float64)
-    sums = [(indicator @ b.reshape(b.shape[0], -1)).reshape(n_folds, *b.shape[1:]) for b in blocks]
-    return sums, [bool(np.isfinite(b).all()) for b in blocks]
 
 
 def _block_grams(blocks: list[np.ndarray], groups: np.ndarray, means: list) -> list[np.ndarray]:
