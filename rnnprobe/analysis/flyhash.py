@@ -409,7 +409,7 @@ def hash_recording(recording: Recording, layer: str | None = None, hasher: Any =
     else:
         layer, _, states = layer_states(recording, layer)
         hasher = fly_hash(states.shape[2], **kwargs) if hasher is None else hasher
-        codes = _hash_block(states, hasher, layer)
+        codes = _hash_block(states, hasher)  # layer_states refused non-finite states
     return Recording(
         {name or f"{layer}:flyhash": codes},
         metadata=recording.metadata if recording.columns else None,
@@ -417,13 +417,10 @@ def hash_recording(recording: Recording, layer: str | None = None, hasher: Any =
     )
 
 
-def _hash_block(states: np.ndarray, hasher: Any, layer: str) -> np.ndarray:
-    """The float32 codes (stimulus, time, m) of states (stimulus, time, d); non-finite states refused (a
-    chunk's, when it is read).
-    """
+def _hash_block(states: np.ndarray, hasher: Any) -> np.ndarray:
+    """The float32 codes (stimulus, time, m) of finite states (stimulus, time, d)."""
     n, t, d = states.shape
     flat = np.asarray(states, dtype=np.float64).reshape(n * t, d)
-    check_finite_layer(bool(np.isfinite(flat).all()), layer)
     if isinstance(hasher, FlyHash):  # binary codes: exact in float32, built block by block
         codes = hasher.transform(flat, dtype=np.float32)
     else:
@@ -442,6 +439,12 @@ def _lazy_codes(recording: Recording, layer: str | None, hasher: Any, kwargs: di
     x = recording.to_dask(layer)
     x = x.reshape(*x.shape[:2], -1).rechunk({1: -1, 2: -1})
     hasher = fly_hash(x.shape[2], **kwargs) if hasher is None else hasher
-    width = hasher.n_units if isinstance(hasher, FlyHash) else _hash_block(x[:1, :1].compute(), hasher, layer).shape[2]
-    codes = x.map_blocks(_hash_block, hasher, layer, dtype=np.float32, chunks=(x.chunks[0], x.chunks[1], (width,)))
+    width = hasher.n_units if isinstance(hasher, FlyHash) else _hash_chunk(x[:1, :1].compute(), hasher, layer).shape[2]
+    codes = x.map_blocks(_hash_chunk, hasher, layer, dtype=np.float32, chunks=(x.chunks[0], x.chunks[1], (width,)))
     return layer, LazyArray(codes, name=f"{layer}:flyhash")
+
+
+def _hash_chunk(states: np.ndarray, hasher: Any, layer: str) -> np.ndarray:
+    """:func:`_hash_block` of a chunk of a dask-backed layer, its non-finite states refused when it is read."""
+    check_finite_layer(bool(np.isfinite(states).all()), layer)
+    return _hash_block(states, hasher)
