@@ -48,8 +48,9 @@ def cases(quick: bool) -> dict:
     features, weights = rng.normal(size=(1000 // k, 512)), rng.normal(size=(512, 1000 // k))
     responses = features @ weights / 20 + rng.normal(size=(1000 // k, 1000 // k))
     models, data = rng.random((5, 92 * 91 // 2)), rng.random((10, 92 * 91 // 2))
-    flipflop = shipped.load("flipflop-gru")
+    flipflop, flipflop64 = shipped.load("flipflop-gru"), shipped.load("flipflop-gru64")
     starts = rng.normal(scale=0.5, size=(512 // k, 16))
+    starts64 = rng.normal(scale=0.5, size=(512 // k, 64))
     return {
         "RDM, correlation, 2000 x 4096": lambda: compute_rdms(big, "x", distance="correlation").dissimilarities,
         "RDM movie, correlation, 92 x 50 x 512": lambda: compute_rdms(movie, "x").dissimilarities,
@@ -68,6 +69,8 @@ def cases(quick: bool) -> dict:
                                                                                progress=False).null,
         "fixed points, flip-flop GRU, 512 starts": lambda: np.sort(find_fixed_points(
             flipflop, initial_states=starts, progress=False).states, axis=0),
+        "fixed points, flip-flop GRU-64, 512 starts": lambda: np.sort(find_fixed_points(
+            flipflop64, initial_states=starts64, progress=False).states, axis=0),
     }  # fmt: skip
 
 
@@ -83,11 +86,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", default="", help="run the cases whose name contains this (results not saved)")
     args = parser.parse_args()
     print_machine()
     print("threads set per case: 1 (threadpoolctl + torch.set_num_threads), then 2; goal >= 1.7x")
     results = Results(__file__)
     for name, fn in cases(args.quick).items():
+        if args.only not in name:
+            continue
         first, one = run(fn, 1)  # warm-up
         _, two = run(fn, 2)
         np.testing.assert_allclose(two, one, rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=name)
@@ -99,7 +105,7 @@ def main() -> None:
         t1, t2 = statistics.median(times[1]), statistics.median(times[2])
         print(f"  {name:48s} 1 thread {t1:7.3f} s   2 threads {t2:7.3f} s   {t1 / t2:5.2f}x", flush=True)
         results.add(name + " (2 threads vs 1)", "1 thread", t1, t2, goal=1.7)
-    if not args.quick:
+    if not args.quick and not args.only:
         results.save()
 
 

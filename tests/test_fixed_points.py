@@ -48,6 +48,33 @@ def _bistable(x, u):
     return torch.stack([x[:, 0] + 0.1 * (x[:, 0] - x[:, 0] ** 3) + u[:, 0], 0.9 * x[:, 1]], dim=1)
 
 
+@pytest.mark.parametrize(
+    ("name", "work"),  # one pass; blocks of rows and of directions; blocks of directions
+    [
+        ("flipflop-lstm", 2**20),
+        ("flipflop-lstm", 200),
+        ("retrieval-fastweights", 2**20),
+        ("retrieval-fastweights", 10**4),
+    ],
+)
+def test_state_map_jacobians_equal_autograd_row_by_row(name, work, rng, monkeypatch):
+    from rnnprobe.analysis import _state_map
+
+    monkeypatch.setattr(_state_map, "WORK", work)
+    sm = _state_map.StateMap(shipped.load(name), period=2)
+    x = torch.as_tensor(rng.normal(scale=0.5, size=(7, sm.state_size)))
+    u = torch.as_tensor(rng.normal(size=(7, sm.input_size)))
+    jac, jac_u = sm.jacobians(x, u, inputs=True)
+    assert torch.equal(sm.jacobians(x, u), jac)  # with and without dF/du: the same dF/dx
+    for i in range(len(x)):  # reverse mode, one candidate at a time
+        a, b = torch.autograd.functional.jacobian(lambda z, w: sm(z[None], w[None])[0], (x[i], u[i]))
+        torch.testing.assert_close(jac[i], a, rtol=0, atol=1e-12)
+        torch.testing.assert_close(jac_u[i], b, rtol=0, atol=1e-12)
+    low = sm.jacobians(x, u, dtype=torch.float32)  # a float32 copy of the model: float32's accuracy
+    assert low.dtype == torch.float64 and 1e-9 < (low - jac).abs().max() < 1e-4
+    assert sm.jacobians(x[:0], u[:0]).shape == (0, sm.state_size, sm.state_size)
+
+
 def test_two_dimensional_system_with_known_saddle_and_attractors(rng):
     fp = find_fixed_points(_bistable, inputs=[0.0], initial_states=rng.uniform(-2, 2, size=(200, 2)))
     order = np.argsort(fp.states[:, 0])

@@ -123,6 +123,47 @@ def test_rdm_movies_permutation_tests_and_bootstraps_on_two_threads_equal_one(mo
         np.testing.assert_allclose(two, one, rtol=1e-13, atol=1e-15)
 
 
+@pytest.mark.parametrize("solver", ["dense", "matrix-free"])
+def test_fixed_point_search_on_two_threads_equals_one(solver, monkeypatch):
+    """A dense search splits its candidates (both damping levels and the deflated pass) across the threads,
+    dealt out in turn; the matrix-free one cannot (forward mode's dual levels are global) and stays whole.
+    Points and counts equal the one-thread search's (not each point's iterations: which of its candidates
+    represents a point depends on q's last bits, and torch's reductions on 2 threads round differently)."""
+    import rnnprobe.analysis.fixed_points as fixed_points
+    import rnnprobe.analysis.parallel as parallel
+    from rnnprobe.analysis import find_fixed_points
+    from rnnprobe.analysis._state_map import StateMap
+    from rnnprobe.models import shipped
+
+    monkeypatch.setattr(fixed_points, "SPLIT", 1)  # split this small search too
+    pools = []
+    real_pool = parallel.worker_pool
+    monkeypatch.setattr(parallel, "worker_pool", lambda n, **kw: pools.append(n) or real_pool(n, **kw))
+    model = shipped.load("flipflop-gru")
+    starts = np.random.default_rng(0).normal(scale=0.5, size=(24, 16))
+    inputs = np.array([[0.0, 0.0, 0.0], [0.5, 0.0, -0.5]])  # the pieces must keep each end point's input
+    before = torch.get_num_threads()
+    try:
+        found = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            found.append(find_fixed_points(model, inputs=inputs, initial_states=starts, solver=solver))
+            assert pools == [threads if solver == "dense" else 1] * 2  # the ladder's search, the deflated one
+            pools.clear()
+    finally:
+        torch.set_num_threads(before)
+    one, two = found
+    assert len(one) >= 9 and one.n_deflated >= 1  # (the flip-flop GRU: 27 points from 512 starts)
+    order = [np.lexsort(np.hstack([fp.inputs, fp.states]).T) for fp in found]
+    np.testing.assert_allclose(two.states[order[1]], one.states[order[0]], rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(two.inputs[order[1]], one.inputs[order[0]])
+    with torch.no_grad():  # each a fixed point at its own input
+        step = StateMap(model)(torch.as_tensor(two.states), torch.as_tensor(two.inputs))
+    np.testing.assert_allclose(step.numpy(), two.states, rtol=0, atol=1e-9)
+    counts = ("n_candidates", "n_unconverged", "n_outliers", "n_duplicates", "n_deflated")
+    assert [getattr(two, c) for c in counts] == [getattr(one, c) for c in counts]
+
+
 def test_an_error_in_a_pool_drops_the_work_not_yet_started():
     import threading
     import time

@@ -16,6 +16,7 @@ J = dF/dx - I, for every candidate at once:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from functools import cached_property
 from typing import Any
@@ -175,7 +176,7 @@ class Deflated:
 
     def __init__(self, sm: StateMap, roots: Tensor, root_inputs: Tensor, scale: float) -> None:
         self.sm, self.roots, self.root_inputs, self.scale = sm, roots, root_inputs, scale
-        self._at: tuple[Tensor, ...] = ()  # (x, u, M, grad M, r) of the last point linearised
+        self._last = threading.local()  # .at: (x, u, M, grad M, r) of the last point this thread linearised
 
     def _factor(self, x: Tensor, u: Tensor) -> tuple[Tensor, Tensor]:
         """M (N,) and its gradient (N, d)."""
@@ -188,10 +189,11 @@ class Deflated:
 
     def _linear_parts(self, x: Tensor, u: Tensor) -> tuple[Tensor, ...]:
         """M, grad M and r of F at x, once per point: GMRES asks for J v at the same x many times."""
-        if not self._at or self._at[0] is not x or self._at[1] is not u:
+        at = getattr(self._last, "at", ())
+        if not at or at[0] is not x or at[1] is not u:
             with torch.no_grad():
-                self._at = (x, u, *self._factor(x, u), self.sm.residual(x, u))
-        return self._at[2:]
+                at = self._last.at = (x, u, *self._factor(x, u), self.sm.residual(x, u))
+        return at[2:]
 
     def residual(self, x: Tensor, u: Tensor) -> Tensor:
         return self._factor(x, u)[0][:, None] * self.sm.residual(x, u)

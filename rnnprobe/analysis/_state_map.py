@@ -4,13 +4,14 @@ Fixed-point analysis works on one vector per candidate state: a model's structur
 ``(h, c)``, fast weights ``(h, A)``, BLT per-layer maps) is packed with the model's own
 :meth:`~rnnprobe.models.base.RecurrentModel.pack_state`, so one code path serves every model.
 The model is copied to float64 (the caller's model is left as it is). Candidates are
-independent rows, so Jacobians of all candidates come from one batched forward-mode pass per
-chunk (``torch.func``).
+independent rows, so Jacobians of all candidates come from batched reverse-mode passes over the
+output directions (``torch.func``).
 """
 
 from __future__ import annotations
 
 import copy
+import threading
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,8 @@ from torch import Tensor, nn
 
 from .._validation import check_int, check_numeric
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError, describe
+
+WORK = 2**20  # elements of a Jacobian work array (the cotangents of a block of rows and of directions)
 
 
 class StateMap:
@@ -38,6 +41,7 @@ class StateMap:
             if getattr(self.model, "sigma_rec", 0):  # the noise-free dynamics (CTRNN's private noise off)
                 self.model.sigma_rec = 0.0
             self._copies = {torch.float64: self.model}  # the model in each dtype the map is evaluated in
+            self._lock = threading.Lock()
             self.template = self.model.init_state(1)
             self.state_size = int(self.model.pack_state(self.template).shape[1])
             self.input_size = int(self.model.input_size)
@@ -87,30 +91,43 @@ class StateMap:
 
     # --- derivatives -----------------------------------------------------------------------
 
-    def jacobians(
-        self, x: Tensor, u: Tensor, *, inputs: bool = False, chunk: int | None = None, dtype: torch.dtype | None = None
-    ) -> Any:
-        """dF/dx (N, d, d), and with ``inputs`` also dF/du (N, d, m), by forward mode, returned in
-        x's dtype. ``dtype=torch.float32`` evaluates them with a float32 copy of a model (about
-        twice as fast; callables always run in x's dtype).
+    def jacobians(self, x: Tensor, u: Tensor, *, inputs: bool = False, dtype: torch.dtype | None = None) -> Any:
+        """dF/dx (N, d, d), and with ``inputs`` also dF/du (N, d, m), returned in x's dtype.
+        ``dtype=torch.float32`` evaluates them with a float32 copy of a model (callables always run in
+        x's dtype).
+
+        Reverse mode: one forward pass per block of rows (the candidates stay the model's own batch),
+        then ``vmap`` of its pullback over the output directions e_i, a few at a time: work arrays of
+        about ``WORK`` elements. 1.4-4x faster than ``vmap(jacfwd)`` over the candidates, and safe
+        to run on several threads at once (forward mode's dual levels are global to the process).
         """
-        from torch.func import jacfwd, vmap
-
-        def single(xi: Tensor, ui: Tensor) -> Tensor:
-            return self(xi[None], ui[None])[0]
-
-        argnums = (0, 1) if inputs else 0
-        if chunk is None:  # 2M-element work arrays per chunk (measured fastest for d = 16 .. 64)
-            chunk = max(1, 2**21 // (x.shape[1] ** 2))
-        jac = vmap(jacfwd(single, argnums=argnums), chunk_size=chunk)
         low = dtype is not None and dtype != x.dtype and self.template is not None
-        if low and dtype not in self._copies:  # e.g. a float32 copy for the Jacobians far from any root
-            self._copies[dtype] = copy.deepcopy(self.model).to(dtype=dtype)
-        with torch.no_grad():
-            out = jac(x.to(dtype), u.to(dtype)) if low else jac(x, u)
-        if not low:
-            return out
-        return tuple(o.to(x.dtype) for o in out) if inputs else out.to(x.dtype)
+        xs, us = (x.to(dtype), u.to(dtype)) if low else (x, u)
+        if low:
+            with self._lock:  # a float32 copy for the Jacobians far from any root, made once
+                if dtype not in self._copies:
+                    self._copies[dtype] = copy.deepcopy(self.model).to(dtype=dtype)
+        rows = max(1, WORK // x.shape[1])
+        parts = [self._jacobian_rows(xs[s : s + rows], us[s : s + rows], inputs) for s in range(0, len(x), rows)]
+        d = x.shape[1]
+        if not parts:
+            empty = x.new_zeros(0, d, d)
+            return (empty, x.new_zeros(0, d, u.shape[1])) if inputs else empty
+        if inputs:
+            return tuple(torch.cat(p).to(x.dtype) for p in zip(*parts, strict=True))
+        return torch.cat(parts).to(x.dtype)
+
+    def _jacobian_rows(self, x: Tensor, u: Tensor, inputs: bool) -> Any:
+        """dF/dx (N, d, d), or (dF/dx, dF/du), of a block of rows."""
+        from torch.func import vjp, vmap
+
+        n, d = x.shape
+        with torch.enable_grad():
+            _, pullback = vjp(self, x, u) if inputs else vjp(lambda z: self(z, u), x)
+        basis = torch.eye(d, dtype=x.dtype, device=x.device)[:, None, :].expand(d, n, d)
+        rows = vmap(pullback, chunk_size=min(d, max(1, WORK // (n * d))))(basis)  # row i of J: J' e_i
+        rows = tuple(r.detach().transpose(0, 1) for r in rows)
+        return rows if inputs else rows[0]
 
     def jvp(self, x: Tensor, u: Tensor, v: Tensor) -> Tensor:
         """dF/dx v for every row at once (forward mode)."""

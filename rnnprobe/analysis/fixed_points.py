@@ -29,6 +29,7 @@ readout. ``period=k`` searches fixed points of the k-times composed map: period-
 
 from __future__ import annotations
 
+import threading
 import time as _time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,7 @@ from ..errors import ArgumentError, ConvergenceError, ShapeError
 from ..recording import Recording
 from ._fp_search import EXACT, SOLVERS, Deflated, levenberg_marquardt, newton_polish, same_inputs, small
 from ._state_map import StateMap, as_inputs, as_states
+from .parallel import library_threads, task_pool
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -179,7 +181,7 @@ class FixedPointResult:
         if self.jacobians is None:  # matrix-free search: this point's dense Jacobians, on demand
             sm = self._state_map
             x, u = (torch.as_tensor(v[i : i + 1], device=sm.device) for v in (self.states, self.inputs))
-            a, b = (j[0].cpu().numpy() for j in sm.jacobians(x, u, inputs=True, chunk=1))
+            a, b = (j[0].cpu().numpy() for j in sm.jacobians(x, u, inputs=True))
         else:
             a, b = self.jacobians[i], self.input_jacobians[i]
         if self.continuous_time:
@@ -585,23 +587,53 @@ def _pole_radius(roots: Tensor, inputs: Tensor, scale: float) -> float:
     return 0.5 * float(dist.median()) if len(dist) else 0.25 * scale
 
 
+SPLIT = 2**19  # candidates x d^2 from which a dense search splits (AMD EPYC, 2 threads: GRU-16 x 1024 candidates,
+# 2^18, ran 2x slower split, its small operations contending for the interpreter lock; GRU-64 x 128 faster)
+
+
+def _pieces(n: int, d: int, plan: _Plan, device: Any) -> list[Tensor]:
+    """Rows of chunks of at most ``plan.chunk`` candidates; for a dense search on the CPU big enough to keep
+    the threads busy, at least one per library thread (reverse-mode Jacobians and batched solves run on
+    threads at once; the matrix-free solver's forward mode cannot: its dual levels are global to the
+    process), dealt out in turn so that each holds as many of every damping level and region of starts.
+    """
+    count = -(-n // plan.chunk)
+    threads = library_threads()
+    if plan.solver == "dense" and threads > 1 and torch.device(device).type == "cpu" and n * d * d >= SPLIT:
+        count = max(count, min(threads, n))
+    rows = torch.arange(n, device=device)
+    return [rows[i::count] for i in range(count)] if count > 1 else [rows]
+
+
 def _search(state_map: Any, x: Tensor, u: Tensor, damping: Tensor, plan: _Plan, progress: Any) -> tuple[Tensor, ...]:
-    """Levenberg-Marquardt from every candidate, chunk by chunk: (end points, residuals, stalled, iterations)."""
+    """Levenberg-Marquardt from every candidate, piece by piece (pieces on threads where that pays):
+    (end points, residuals, stalled, iterations).
+    """
     from tqdm.auto import tqdm
 
-    parts = []
+    pieces = _pieces(len(x), x.shape[1], plan, x.device)
+    settled_counts = [0] * len(pieces)
+    lock = threading.Lock()
     with tqdm(total=len(x), desc="fixed points", unit="candidate", disable=not check_progress(progress)) as bar:
-        for s in range(0, len(x), plan.chunk):
 
-            def settled(k: int, s: int = s) -> None:
-                bar.update(s + k - bar.n)
+        def search(i: int) -> tuple[Tensor, ...]:
+            def settled(k: int) -> None:
+                with lock:
+                    settled_counts[i] = k
+                    bar.update(sum(settled_counts) - bar.n)
 
-            at = slice(s, s + plan.chunk)
-            parts.append(levenberg_marquardt(state_map, x[at], u[at], tol=plan.tol, max_iter=plan.max_iter,
-                                             centre=plan.centre, radius=plan.radius, settled=settled,
-                                             solver=plan.solver, krylov_dim=plan.krylov_dim,
-                                             initial_damping=damping[at], stop_q=plan.stop_q))  # fmt: skip
-    return tuple(torch.cat(part) for part in zip(*parts, strict=True))
+            at = pieces[i]
+            out = levenberg_marquardt(state_map, x[at], u[at], tol=plan.tol, max_iter=plan.max_iter,
+                                      centre=plan.centre, radius=plan.radius, settled=settled,
+                                      solver=plan.solver, krylov_dim=plan.krylov_dim, initial_damping=damping[at],
+                                      stop_q=plan.stop_q)  # fmt: skip
+            settled(len(out[0]))
+            return out
+
+        with task_pool(len(pieces)) as pmap:
+            parts = list(pmap(search, range(len(pieces))))
+    order = torch.argsort(torch.cat(pieces))  # back to the candidates' order
+    return tuple(torch.cat(part)[order] for part in zip(*parts, strict=True))
 
 
 def _in_range(x: Tensor, plan: _Plan) -> Tensor:
