@@ -1,6 +1,6 @@
 """The heavy analyses on 1 and on 2 cores: does a second core make them faster? (issue 20, goal 3)
 
-Run:  python benchmarks/threads.py [--repeats 3] [--quick]
+Run:  python benchmarks/threads.py [--repeats 3] [--quick] [--only "fixed points"]
 
 Threading is what this script measures, so it sets the thread counts itself: each case runs once with
 every library limited to 1 thread (threadpoolctl for BLAS/OpenMP, ``torch.set_num_threads``) and once

@@ -3,7 +3,7 @@
 One loop serves two ways of solving the damped Gauss-Newton systems (J'J + mu I) s = -J'r, with
 J = dF/dx - I, for every candidate at once:
 
-- :class:`Dense`: the Jacobians themselves (batched forward mode), normal equations by a batched
+- :class:`Dense`: the Jacobians themselves (batched reverse mode), normal equations by a batched
   Cholesky-free solve. Far from a root (||r|| > 1e-5 ||x||) the Jacobians are evaluated with a
   float32 copy of the model: the step needs no more, and it halves their cost. Near a root, and
   in the Newton polish, they are float64.

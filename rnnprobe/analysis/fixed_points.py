@@ -21,7 +21,7 @@ within ``dedup_tol`` (relative to the scale of the initial states) are merged, a
 from the initial states (``outlier_distance`` times their spread, or a tenth of their norm if that
 is larger) are dropped and counted.
 
-At each fixed point: Jacobians dF/dx and dF/du (batched forward mode, ``torch.func``), their
+At each fixed point: Jacobians dF/dx and dF/du (batched reverse mode, ``torch.func``), their
 eigendecomposition, stability (|lambda| < 1 for maps; Re(lambda) < 0 of (J - I) / dt for
 continuous-time models such as the zoo's CTRNN), the number of unstable modes and the model's
 readout. ``period=k`` searches fixed points of the k-times composed map: period-k orbits.
@@ -356,9 +356,10 @@ def find_fixed_points(
         polished on F like the rest. ``n_deflated`` counts the points only it found.
     solver : {"auto", "dense", "matrix-free"}
         How the Gauss-Newton systems are solved. "dense": full Jacobians of every candidate
-        (batched forward mode; float32 far from a root, float64 near it) and batched solves, and
-        the full eigendecomposition at each point. "matrix-free": Jacobian-vector products only:
-        the Newton step by batched GMRES (forward mode; an inexact Newton method whose
+        (batched reverse mode; float32 far from a root, float64 near it) and batched solves, and
+        the full eigendecomposition at each point; with more than one library thread
+        (``torch.set_num_threads``), a search big enough is split across them. "matrix-free":
+        Jacobian-vector products only: the Newton step by batched GMRES (forward mode; an inexact Newton method whose
         accuracy tightens as r shrinks), the damped step in the plane of the Newton step and the
         gradient J'r (reverse mode); memory O(krylov_dim * d) per candidate; the
         ``n_eigenvalues`` leading eigenvalues at each point by Arnoldi iteration (ARPACK). For
