@@ -658,7 +658,8 @@ def test_hash_recording_of_a_dask_backed_recording_stays_lazy(client, tmp_path, 
 def test_dmd_of_a_dask_backed_recording_is_blockwise(client, tmp_path, monkeypatch, with_client):
     """HAVOK DMD of trials on disk: the delay embedding's Gram matrix and the leading coordinates' one-step
     products (signs fixed by each coordinate's largest entry, found across chunks) summed over chunks of
-    trials, never reading the layer whole; equal to the in-memory fit; the SVD cases (no rank) read it;
+    trials, never reading the layer whole (also with no rank, every coordinate well conditioned); equal to the
+    in-memory fit; the SVD cases (rank-deficient states with no rank) read it;
     DSA between a dask-backed and an in-memory system; NaN refused."""
     import dask
 
@@ -681,17 +682,22 @@ def test_dmd_of_a_dask_backed_recording_is_blockwise(client, tmp_path, monkeypat
         patch.setattr(validation, "layer_states", reading)
         got = [fit_dmd(chunked, **kw) for kw in settings]
         distance = compare_dynamics(chunked, other, rank=6, n_delays=2).distance
-    full = fit_dmd(chunked, n_delays=2)  # no rank: the SVD of the embedding, read whole
+        full = fit_dmd(chunked, n_delays=2)  # no rank: every coordinate, all well conditioned
     for result, kw in zip(got, settings, strict=True):
         expected = fit_dmd(whole, **kw)
         for name in ("operator", "eigenvalues", "singular_values"):
             np.testing.assert_allclose(getattr(result, name), getattr(expected, name), rtol=0, atol=1e-10, err_msg=name)
         assert result.explained == pytest.approx(expected.explained, abs=1e-12) and result.rank == expected.rank
     assert distance == pytest.approx(compare_dynamics(whole, other, rank=6, n_delays=2).distance, abs=1e-8)
-    np.testing.assert_allclose(full.operator, fit_dmd(whole, n_delays=2).operator, atol=1e-12)
+    assert full.rank == 12
+    np.testing.assert_allclose(full.operator, fit_dmd(whole, n_delays=2).operator, rtol=0, atol=1e-10)
     # a rank beyond the embedding's: the Gram matrix's eigenvalues do not allow it, so the selection is read
-    # and the in-memory fit's error raised
+    # and the in-memory fit's error raised; without a rank, the SVD's numerical rank (read)
     Recording({"h": np.concatenate([states, states], axis=2)}).save(tmp_path / "twice.zarr")
+    twice = fit_dmd(Recording.load(tmp_path / "twice.zarr", chunks=7), n_delays=2)
+    assert twice.rank == 12
+    np.testing.assert_allclose(twice.operator, fit_dmd(Recording.load(tmp_path / "twice.zarr"), n_delays=2).operator,
+                               rtol=0, atol=1e-12)  # fmt: skip
     with pytest.raises(ArgumentError, match="rank: got 9, but the delay embedding of h"):
         fit_dmd(Recording.load(tmp_path / "twice.zarr", chunks=7), rank=9)
     bad = states.copy()

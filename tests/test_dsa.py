@@ -35,6 +35,23 @@ def test_dmd_equals_a_direct_least_squares_fit_in_delay_coordinates(rng):
     assert np.all(np.diff(np.abs(result.eigenvalues)) <= 1e-12)
 
 
+def test_dmd_without_rank_keeps_the_numerical_rank_as_an_svd_by_hand():
+    """Full-rank states: every coordinate, from the Gram matrix; rank-deficient ones (a unit copied): the SVD's
+    numerical rank. Both equal to an SVD of the hand-built embedding to 1e-10."""
+    x = make_dynamics("cycle", n_trials=4, n_steps=60, n_units=5, noise=0.05, seed=2)
+    for states, expected_rank in ((x, 10), (np.concatenate([x, x[:, :, :1]], axis=2), 10)):
+        result = fit_dmd(states, n_delays=2)
+        p = states.shape[2]
+        embedded = np.concatenate([states[:, 1:], states[:, :-1]], axis=2)  # block 1: one step back
+        u, s, _ = np.linalg.svd(embedded.reshape(-1, 2 * p), full_matrices=False)
+        u = u[:, :expected_rank]
+        v = (u * np.sign(u[np.argmax(np.abs(u), axis=0), np.arange(expected_rank)])).reshape(4, 59, expected_rank)
+        coef = np.linalg.lstsq(v[:, :-1].reshape(-1, expected_rank), v[:, 1:].reshape(-1, expected_rank), rcond=None)
+        assert result.rank == expected_rank
+        np.testing.assert_allclose(result.operator, coef[0].T, atol=1e-10)
+        np.testing.assert_allclose(result.singular_values[:expected_rank], s[:expected_rank], rtol=1e-10)
+
+
 def test_dmd_recovers_a_planted_rotation():
     theta, x = 0.3, np.empty((80, 2))
     x[0] = [1.0, 0.5]

@@ -7,9 +7,9 @@ sums over trials: a first pass over chunks of trials sums each chunk's embedding
 the states are finite), a second projects each chunk's embedding on the leading directions and sums its
 one-step products, keeping each coordinate's entry of largest modulus (the first such, in sample order,
 as numpy's argmax). The signs are applied to the summed products (S P S), so the operator equals the
-in-memory fit. Where the in-memory fit would take an SVD instead (no ``rank``, an embedding not at least
-twice as tall as wide, or leading singular values too spread for the Gram matrix), None is returned and
-the caller reads the selection.
+in-memory fit. Where the in-memory fit would take an SVD instead (an embedding not at least twice as
+tall as wide, or kept singular values too spread for the Gram matrix: with no ``rank``, all of them),
+None is returned and the caller reads the selection.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ def fit_operator_blockwise(x: Any, *, n_delays: int, delay_interval: int, rank: 
     x = x.rechunk({1: -1, 2: -1})
     n_trials, n_times, n_units = x.shape
     steps = embedding_steps(n_times, n_delays, delay_interval, label)
-    if rank is None or n_trials * steps <= 2 * n_delays * n_units:
+    if n_trials * steps <= 2 * n_delays * n_units:
         return None
     (gram, finite) = dask.compute(chunk_reduce(_block_gram, [x], [], n_delays, delay_interval))[0]
     check_finite_layer(finite, label)
+    rank = n_delays * n_units if rank is None else rank  # rank=None: every coordinate, where all are well conditioned
     leading = gram_directions(gram, rank)
     if leading is None:
         return None

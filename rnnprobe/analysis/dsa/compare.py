@@ -161,7 +161,7 @@ def fit_dmd(
     delay_interval : int
         Steps between delays.
     rank : int, optional
-        Leading delay coordinates kept (default all with nonzero singular value).
+        Leading delay coordinates kept (default all with nonzero singular value: the numerical rank).
     ridge : float
         Ridge penalty of the one-step regression.
 

@@ -167,12 +167,14 @@ def _leading_coordinates(embedding: np.ndarray, rank: int | None, label: str, n_
 
     From the eigendecomposition of the small Gram matrix H'H where the kept singular values are within
     a factor 1e4 of the largest (their vectors are then accurate to about 1e-8 of the largest; about 5x
-    faster than an SVD of a tall embedding); otherwise, and for rank=None, by an SVD.
+    faster than an SVD of a tall embedding); with rank=None, where every singular value is (the numerical
+    rank is then the embedding's width). Otherwise by an SVD, whose numerical rank rank=None keeps.
     """
-    if rank is not None and embedding.shape[0] > 2 * embedding.shape[1]:
-        leading = gram_directions(embedding.T @ embedding, rank)
+    if embedding.shape[0] > 2 * embedding.shape[1]:
+        kept = embedding.shape[1] if rank is None else rank
+        leading = gram_directions(embedding.T @ embedding, kept)
         if leading is not None:
-            return embedding @ leading[0], leading[1], rank
+            return embedding @ leading[0], leading[1], kept
     v, s, _ = np.linalg.svd(embedding, full_matrices=False)
     tolerance = s[0] * max(embedding.shape) * np.finfo(np.float64).eps if s.size else 0.0
     available = int(np.sum(s > tolerance))
