@@ -164,6 +164,45 @@ def test_fixed_point_search_on_two_threads_equals_one(solver, monkeypatch):
     assert [getattr(two, c) for c in counts] == [getattr(one, c) for c in counts]
 
 
+@pytest.mark.parametrize(("distance", "n_units"), [("correlation", 400), ("cosine", 400), ("euclidean", 40)])
+def test_one_large_rdm_splits_its_gram_matrix_across_threads(distance, n_units, monkeypatch):
+    """A single step of 600 conditions: its Gram matrix from products of pairs of row blocks on the threads
+    (the normalised path for wide patterns, the centred one otherwise); equal to scipy's pdist and to the
+    one-thread RDM."""
+    from scipy.spatial.distance import pdist
+
+    import rnnprobe.analysis.parallel as parallel
+    from rnnprobe import Recording
+    from rnnprobe.analysis import compute_rdms
+
+    x = np.random.default_rng(2).normal(size=(600, 1, n_units)) + 0.5
+    pools = []
+    real_pool = parallel.worker_pool
+    monkeypatch.setattr(parallel, "worker_pool", lambda n, **kw: pools.append(n) or real_pool(n, **kw))
+    before = torch.get_num_threads()
+    try:
+        rdms = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            rdms.append(compute_rdms(Recording({"x": x}), "x", distance=distance).dissimilarities[0])
+    finally:
+        torch.set_num_threads(before)
+    assert pools == [1, 1, 2]  # one thread: one block of steps; two: the block, then its 10 block pairs on 2
+    expected = pdist(x[:, 0], "sqeuclidean") / n_units if distance == "euclidean" else pdist(x[:, 0], distance)
+    np.testing.assert_allclose(rdms[0], expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(rdms[1], rdms[0], rtol=0, atol=1e-13)
+
+
+def test_symmetric_product_in_blocks_of_rows_equals_the_whole_product():
+    from rnnprobe.analysis.rsa.compute import symmetric_product
+
+    x = np.random.default_rng(3).normal(size=(601, 30))  # blocks of unequal size
+    for threads in (1, 2, 3):
+        out = np.full((601, 601), np.nan)
+        symmetric_product(x, out, threads)
+        np.testing.assert_allclose(out, x @ x.T, rtol=1e-13, atol=1e-13)  # both triangles
+
+
 def test_an_error_in_a_pool_drops_the_work_not_yet_started():
     import threading
     import time
