@@ -156,7 +156,8 @@ def pattern_bootstrap(
     n_samples = draws.shape[0]
     evaluations = np.full((n_samples, len(models)), np.nan)
     ceiling = np.full((2, n_samples), np.nan) if with_ceiling else None
-    distinct = np.array([np.unique(d).size for d in draws])
+    ordered = np.sort(draws, axis=1)  # distinct conditions per sample (1000 np.unique calls took 8 of 45 ms)
+    distinct = (ordered[:, 1:] != ordered[:, :-1]).sum(axis=1) + (draws.shape[1] > 0)
     valid = np.flatnonzero(distinct >= 3)
     threads = library_threads()  # blocks of samples on the libraries' threads, one each (disjoint rows)
     if comparison in ("spearman", "rho-a"):  # sample by sample, on the pairs each contains
