@@ -44,7 +44,7 @@ class FoldMoments:
     mean : (tb, p) training mean of the block-centred data; inv : (tb, p) 1 / training standard
     deviation, or ones without scaling; gram : (tb, p, p) centred (and scaled) training Gram
     matrix, a view of a buffer the next fold overwrites (None for a block without ``grams``);
-    stacked : (tb, n_test + 1, p), the rows S above; root = sqrt(n_train).
+    test : (tb, n_test, p), the block-centred samples outside the training set.
     """
 
     train: np.ndarray
@@ -52,8 +52,7 @@ class FoldMoments:
     mean: torch.Tensor
     inv: torch.Tensor
     gram: torch.Tensor | None
-    stacked: torch.Tensor
-    root: float
+    test: torch.Tensor
 
 
 class TimeBlock:
@@ -102,15 +101,12 @@ class TimeBlock:
         n_train = int(train.sum())
         xt = self.x[:, torch.as_tensor(~train, device=self.x.device)]
         mean = (self.sums_all - xt.sum(dim=1)) / n_train
-        root = float(np.sqrt(n_train))
-        stacked = torch.cat([xt, root * mean[:, None, :]], dim=1)
         gram = None
         if not self.grams:  # the diagonal only: sum of squares of the training samples minus n m^2
             squares = self.squares_all - (xt * xt).sum(dim=1) - n_train * mean * mean
-        elif self._test_grams is None:
-            gram = torch.sub(self.gram_all, self._gram(stacked, out=self._product), out=self._buffer)
         else:  # X'X - X_test'X_test - n m m'
-            gram = torch.sub(self.gram_all, self._test_grams[f], out=self._buffer)
+            test_gram = self._gram(xt, out=self._product) if self._test_grams is None else self._test_grams[f]
+            gram = torch.sub(self.gram_all, test_gram, out=self._buffer)
             gram.baddbmm_(mean[:, :, None], mean[:, None, :], alpha=-float(n_train))
         inv = torch.ones_like(mean)
         if scale:  # StandardScaler: population std of the training samples, 1 where constant
@@ -120,7 +116,7 @@ class TimeBlock:
             if gram is not None:
                 gram *= inv[:, :, None]
                 gram *= inv[:, None, :]
-        return FoldMoments(train, n_train, mean, inv, gram, stacked, root)
+        return FoldMoments(train, n_train, mean, inv, gram, xt)
 
 
 def work_bytes(p: int, n_folds: int) -> int:

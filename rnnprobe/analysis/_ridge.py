@@ -82,8 +82,10 @@ def _fit_block(x: np.ndarray, y_all: torch.Tensor, folds: list[np.ndarray], bloc
     for f, train in enumerate(folds):
         fold = data.fold(f, scale=scale)
         y_mean = y_all[torch.as_tensor(train, device=device)].mean(dim=0)
-        y_stacked = torch.cat([y_all[torch.as_tensor(~train, device=device)], fold.root * y_mean[None, :]])
-        cross = (cross_all - matmul(fold.stacked.mT, y_stacked)) * fold.inv[:, :, None]
+        # X_train' (Y_train - mean) = X'Y - X_test'Y_test - n m mean(Y)' (X centred over all samples)
+        cross = cross_all - matmul(fold.test.mT, y_all[torch.as_tensor(~train, device=device)])
+        cross.baddbmm_(fold.mean[:, :, None], y_mean.expand(len(cross), 1, -1), alpha=-float(fold.n_train))
+        cross *= fold.inv[:, :, None]
         gram = fold.gram
         torch.diagonal(gram, dim1=1, dim2=2).add_(alpha)
         # one batched LAPACK call: for decoding sizes this beats a Cholesky factorisation
