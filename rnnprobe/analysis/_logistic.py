@@ -78,7 +78,11 @@ class _Problems:
         self.target = (onehot[..., 1:] if self.binary else onehot)[:, None]  # (n, 1, S, 1 or K)
         self.weights = torch.as_tensor(np.stack(folds, axis=1), dtype=torch.float64, device=device)  # (n, F)
         self.c = 0.25 if self.binary else 0.5
-        self.moments = [data.fold(f, scale=scale) for f in range(len(folds))]
+        self.moments, inverses = [], []
+        for f in range(len(folds)):  # each fold's Gram matrix is a buffer the next fold overwrites: used at once
+            self.moments.append(data.fold(f, scale=scale))
+            if data.grams:
+                inverses.append(self._inverse(self.moments[-1].gram))
         mean = torch.stack([fold.mean for fold in self.moments], 1)  # (tb, F, p)
         inv = torch.stack([fold.inv for fold in self.moments], 1)
         self.n_train = self.weights.sum(dim=0)[None, :, None]  # (1, F, 1)
@@ -88,7 +92,7 @@ class _Problems:
         # identity, from n x n systems
         self.wide = not data.grams
         self.scale_rows = torch.sqrt(self.c * self.weights.T)[None].expand(tb, -1, -1)  # (tb, F, n): S below
-        y, precond = self._woodbury(data, scale) if self.wide else (None, self._dense())
+        y, precond = self._woodbury(data, scale) if self.wide else (None, torch.stack(inverses, 1))
         # the data in both precisions: gradients and losses in float64, the conjugate gradients'
         # Hessian products and preconditioning (approximate by nature) in float32, at a third of
         # the cost of the GEMMs that dominate the solver
@@ -113,14 +117,13 @@ class _Problems:
         factor = torch.where((count == 2) & (present.shape[-1] > 2), 2.0, 1.0).to(torch.float64)
         return (penalty * factor)[None, :, None, :, None]
 
-    def _dense(self) -> torch.Tensor:
-        """(c Z_f'Z_f + penalty I)^-1 of every fold, (tb, F, p, p), from the folds' Gram matrices."""
-        inverses = []
-        for fold in self.moments:
-            gram = self.c * fold.gram
-            torch.diagonal(gram, dim1=1, dim2=2).add_(self.penalty)
-            inverses.append(torch.cholesky_inverse(torch.linalg.cholesky(gram)))
-        return torch.stack(inverses, 1)
+    def _inverse(self, gram: torch.Tensor) -> torch.Tensor:
+        """(c Z_f'Z_f + penalty I)^-1 (tb, p, p) of a fold, from its Gram matrix Z_f'Z_f (before the next fold's
+        overwrites it: every fold's preconditioner was the last fold's until 0.2.0, correct but more CG steps).
+        """
+        gram = self.c * gram
+        torch.diagonal(gram, dim1=1, dim2=2).add_(self.penalty)
+        return torch.cholesky_inverse(torch.linalg.cholesky(gram))
 
     def _woodbury(self, data: TimeBlock, scale: bool) -> tuple[torch.Tensor, torch.Tensor]:
         """(Y, Cholesky factors of K_f (tb, F, n, n)) for a preconditioner by Woodbury's identity: with Y the
