@@ -679,6 +679,30 @@ def test_one_permutation_gives_p_values_but_no_clusters_and_no_numpy_warning():
     assert result.clusters == [] and np.all(result.p_values == 0.5)  # (1 + at most 1) / (1 + 1)
 
 
+def test_ridge_blocks_of_time_steps_count_the_copy_of_the_samples(rng, monkeypatch):
+    """Many samples of few units: a block's copy of x (not only its p x p arrays) is within the budget, and the
+    fits do not depend on the blocks (equal to sklearn's ridge per step)."""
+    import rnnprobe.analysis._ridge as ridge
+    from rnnprobe.analysis._linear import time_blocks
+
+    n, steps, p = 4000, 6, 8
+    x = rng.normal(size=(n, steps, p))
+    y = (x[:, :, 0].sum(axis=1) > 0).astype(float)[:, None]
+    folds = [np.arange(n) % 4 != k for k in range(4)]
+    sizes = []
+    monkeypatch.setattr(
+        ridge, "time_blocks", lambda *a, **k: [sizes.append(b.stop - b.start) or b for b in time_blocks(*a, **k)]
+    )
+    monkeypatch.setattr(ridge, "BLOCK_BYTES", 2**20)  # about 0.5 MB per step: 8 * 8^2 * 6 + 16 * 4000 * 8
+    fit = ridge.fit_ridge(x, y, folds, alpha=2.0, scale=False)
+    assert sizes == [2, 2, 2]
+    for f, train in enumerate(folds):
+        for t in range(steps):
+            model = Ridge(alpha=2.0).fit(x[train, t], y[train])
+            np.testing.assert_allclose(fit.coef[f, t], model.coef_.reshape(p, 1), rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(fit.intercept[f, t], np.ravel(model.intercept_), rtol=1e-10, atol=1e-12)
+
+
 def test_a_singular_ridge_problem_gets_the_least_squares_solution():
     # constant features with a vanishing penalty: the normal equations are singular in floating point
     import torch

@@ -37,6 +37,10 @@ from ._linear import (
 )
 from .parallel import library_threads, task_pool
 
+BLOCK_BYTES = 2**25  # a CPU block's arrays (its copy of x, the p x p work arrays): blocks this small, whose arrays
+# the allocator reuses from one block to the next, beat large fresh ones (2000 x 30 x 512 with generalization,
+# AMD EPYC, in one process: 1.06 -> 0.99 s on one thread, 0.86 -> 0.67 s on two; 600 x 30 x 128 unchanged)
+
 
 def fit_ridge(
     x: np.ndarray,
@@ -67,7 +71,9 @@ def fit_ridge(
     y_all = torch.as_tensor(y, dtype=torch.float64, device=device)
     # time steps are independent: on the CPU, blocks of them on the libraries' threads, one thread each
     cpu = device.type == "cpu"
-    blocks = list(time_blocks(n_times, work_bytes(p, len(folds)), parts=min(library_threads(), n_times) if cpu else 1))
+    per_step = work_bytes(p, len(folds)) + 16 * x.shape[0] * p  # and the block's copy of x, a fold's test rows
+    parts = min(library_threads(), n_times) if cpu else 1
+    blocks = list(time_blocks(n_times, per_step, budget=BLOCK_BYTES if cpu else 2**28, parts=parts))
     with task_pool(len(blocks) if cpu else 1) as pmap:
         list(pmap(lambda block: _fit_block(x, y_all, folds, block, coef, intercept, alpha=alpha, scale=scale,
                                            device=device), blocks))  # fmt: skip
