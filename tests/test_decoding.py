@@ -719,6 +719,33 @@ def test_a_singular_ridge_problem_gets_the_least_squares_solution():
     np.testing.assert_allclose(solve(a, b).numpy(), [[[1.0], [1.0]], [[1.0], [1.0]]], atol=1e-12)  # min-norm
 
 
+def test_cholesky_solve_without_the_lock_equals_scipys_wrapper(rng):
+    """LAPACK's dposv through scipy's C interface (ctypes, the lock released): the same numbers as scipy's
+    Python wrapper, the same info for a matrix that is not positive definite, and solves from 2 threads at
+    once equal to those from one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from scipy.linalg.lapack import dposv
+
+    from rnnprobe.analysis._lapack import _c_posv, posv
+
+    assert _c_posv() is not None  # scipy's C interface found (else the wrapper serves, with the lock)
+    systems = []
+    for n in (1, 7, 200):
+        x = rng.normal(size=(n + 3, n))
+        systems.append((x.T @ x + 0.1 * np.eye(n), rng.normal(size=(n, 3))))
+    for a, b in systems:
+        got, info = posv(a, b)
+        _, expected, expected_info = dposv(a, b)
+        assert info == expected_info == 0 and np.array_equal(got, expected)
+        assert np.array_equal(a, a.T)  # the caller's matrix is not overwritten
+    assert posv(-np.eye(3), np.ones((3, 1)))[1] == dposv(-np.eye(3), np.ones((3, 1)))[2] == 1
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lambda ab: posv(*ab)[0], systems * 4))
+    for got, (a, b) in zip(together, systems * 4, strict=True):
+        assert np.array_equal(got, dposv(a, b)[1])
+
+
 @pytest.mark.parametrize("n", [8, 40])  # numpy's batched LU below CHOLESKY_MIN, a Cholesky solve per matrix from it
 def test_ridge_solves_positive_definite_indefinite_and_singular_systems(rng, n):
     import torch

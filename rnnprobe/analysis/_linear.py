@@ -4,7 +4,7 @@ matrices, and the fitted weights in the features' original units.
 Every fold's training set is all samples minus the fold's test samples, so its centred Gram
 matrix is the whole data's minus one product of the test samples (and the mean):
 
-    X_tr'X_tr - n m m' = X'X - S'S,   S = [X_test; sqrt(n) m],
+    X_tr'X_tr - n m m' = X'X - X_test'X_test - n m m',
 
 half the products of forming each fold's Gram matrix from its training samples; with k-fold splits
 (test sets that partition the samples) X'X is the sum of the test sets' X_test'X_test, which halves
@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from ._lapack import posv
 
 
 @dataclass
@@ -183,10 +185,11 @@ CHOLESKY_MIN = 32  # from this many unknowns a Cholesky solve per matrix beats n
 
 def solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Batched ``a x = b`` for ridge's penalised Gram matrices (symmetric, positive definite for a positive
-    penalty); on the CPU through LAPACK: a Cholesky solve (``dposv``) per matrix from ``CHOLESKY_MIN``
-    unknowns, numpy's batched LU below. A system that is not positive definite in floating point (no
-    penalty, or 1e-33 on constant features) gets the minimum-norm least-squares solution, as
-    scikit-learn's ridge falls back to (below ``CHOLESKY_MIN``: when LU finds it singular).
+    penalty); on the CPU through LAPACK: a Cholesky solve (``dposv``, by :func:`._lapack.posv`, which
+    releases the interpreter lock) per matrix from ``CHOLESKY_MIN`` unknowns, numpy's batched LU below. A
+    system that is not positive definite in floating point (no penalty, or 1e-33 on constant features)
+    gets the minimum-norm least-squares solution, as scikit-learn's ridge falls back to (below
+    ``CHOLESKY_MIN``: when LU finds it singular).
     """
     if a.device.type != "cpu":
         try:
@@ -196,12 +199,10 @@ def solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     a_np, b_np = a.numpy(), b.numpy()
     if a_np.shape[-1] < CHOLESKY_MIN:
         return torch.from_numpy(_lu_solve(a_np, b_np))
-    from scipy.linalg.lapack import dposv
-
     rhs_all = np.broadcast_to(b_np, (len(a_np), *b_np.shape[-2:]))  # (the dual form's right-hand sides are shared)
     out = np.empty(rhs_all.shape)
     for i, (matrix, rhs) in enumerate(zip(a_np, rhs_all, strict=True)):
-        _, x, info = dposv(matrix.T, rhs)  # (the transpose of a symmetric matrix: Fortran order, no copy)
+        x, info = posv(matrix.T, rhs)  # (the transpose of a symmetric matrix: Fortran order; without the lock)
         out[i] = x if info == 0 else np.linalg.lstsq(matrix, rhs, rcond=None)[0]  # as scikit-learn's fallback
     return torch.from_numpy(out)
 
