@@ -54,9 +54,9 @@ def test_pairwise_results_do_not_depend_on_n_jobs():
 
 
 def test_decoding_spends_the_libraries_threads_on_time_blocks_and_permutations_with_equal_results(monkeypatch):
-    """With torch allowed 2 threads, ridge decoding fits blocks of time steps (and permutation passes) on 2
-    workers of 1 thread each and BLAS stays on 1 thread (small_blas); the numbers equal the 1-thread run's, and
-    every setting is back afterwards."""
+    """With torch allowed 2 threads, ridge decoding fits blocks of time steps (and permutation passes) and scores
+    its folds on 2 workers of 1 thread each and BLAS stays on 1 thread (small_blas); the numbers equal the
+    1-thread run's, and every setting is back afterwards."""
     import rnnprobe.analysis.parallel as parallel
     from rnnprobe import Recording
     from rnnprobe.analysis import decode
@@ -85,8 +85,8 @@ def test_decoding_spends_the_libraries_threads_on_time_blocks_and_permutations_w
         assert 2 in pools  # two passes of 64 target sets on 2 workers (each fitting its time steps on 1)
         assert torch.get_num_threads() == 2 and _blas_threads() == blas_before
         pools.clear()
-        decode(rec, "h", "label", progress=False)  # one pass: its time steps in 2 blocks
-        assert pools == [1, 2]
+        decode(rec, "h", "label", progress=False)  # one pass: its time steps in 2 blocks, its folds' tests on 2
+        assert pools == [1, 2, 2]
     finally:
         torch.set_num_threads(torch_before)
     np.testing.assert_allclose(two.scores, one.scores, rtol=0, atol=1e-12)

@@ -396,16 +396,19 @@ def fast_test(
     (cross-validation), or all of ``x`` against ``y_test`` (cross-decoding: ``x`` the test states).
     """
     n_sets = y_sets.shape[1]
-    out = []
-    for f, (_, test) in enumerate(folds):
+
+    def one(f: int) -> np.ndarray:
+        test = folds[f][1]
         if y_test is None:
             xt, yt = x[test], y_sets[test]
         else:
             xt, yt = x, np.repeat(y_test[:, None], n_sets, axis=1)
         decision = _decisions(xt, fit.coef[f], fit.intercept[f], generalize=generalize)
         decision = decision.reshape(*decision.shape[:-1], n_sets, -1)
-        out.append(np.stack([_scores.score(scoring, yt[:, s], decision[..., s, :], n_classes) for s in range(n_sets)]))
-    return np.stack(out)
+        return np.stack([_scores.score(scoring, yt[:, s], decision[..., s, :], n_classes) for s in range(n_sets)])
+
+    with task_pool(len(folds)) as pmap:  # folds on the libraries' threads, one each (1 inside a pass's worker)
+        return np.stack(list(pmap(one, range(len(folds)))))
 
 
 def _decisions(xt: np.ndarray, coef: np.ndarray, intercept: np.ndarray, *, generalize: bool) -> np.ndarray:
