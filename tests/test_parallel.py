@@ -14,6 +14,25 @@ def _blas_threads() -> list[int]:
     return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
 
 
+@pytest.fixture
+def pools(monkeypatch):
+    """The sizes of the worker pools opened (task_pool's among them), in order."""
+    import rnnprobe.analysis.parallel as parallel
+
+    opened = []
+    real_pool = parallel.worker_pool
+    monkeypatch.setattr(parallel, "worker_pool", lambda n, **kw: opened.append(n) or real_pool(n, **kw))
+    return opened
+
+
+@pytest.fixture
+def torch_threads():
+    """``torch.set_num_threads``; torch's setting before the test comes back after it."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
 def test_threads_per_worker_share_the_cores(monkeypatch):
     monkeypatch.setattr("os.cpu_count", lambda: 16)
     assert [threads_per_worker(n) for n in (1, 2, 3, 16, 64)] == [16, 8, 5, 1, 1]
@@ -93,65 +112,49 @@ def test_decoding_spends_the_libraries_threads_on_time_blocks_and_permutations_w
     np.testing.assert_allclose(two.p_values, one.p_values, rtol=0, atol=1e-12)
 
 
-def test_rdm_movies_permutation_tests_and_bootstraps_on_two_threads_equal_one(monkeypatch):
+def test_rdm_movies_permutation_tests_and_bootstraps_on_two_threads_equal_one(pools, torch_threads):
     """Blocks of time steps (compute_rdms), chunks of permutations (permutation_test) and blocks of bootstrap
     samples (moments and ranks) run on the libraries' threads; every number equals the one-thread run's."""
-    import rnnprobe.analysis.parallel as parallel
     from rnnprobe import Recording
     from rnnprobe.analysis import bootstrap_conditions, compute_rdms, permutation_test
 
     rng = np.random.default_rng(1)
     movie = Recording({"x": rng.normal(size=(12, 9, 30))})
     models, data = rng.random((3, 66)), rng.random((4, 66))
-    pools = []
-    real_pool = parallel.worker_pool
-    monkeypatch.setattr(parallel, "worker_pool", lambda n, **kw: pools.append(n) or real_pool(n, **kw))
-    before = torch.get_num_threads()
-    try:
-        results = []
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            rdms = compute_rdms(movie, "x").dissimilarities
-            null = permutation_test(models, data, n_permutations=600, progress=False).null
-            boot = [bootstrap_conditions(models, data, n_bootstrap=40, comparison=c) for c in ("corr", "spearman")]
-            results.append([rdms, null, *(b.evaluations for b in boot), *(b.noise_ceiling for b in boot)])
-            assert pools == [threads] * 4  # the RDM blocks, the permutation chunks, the two bootstraps
-            pools.clear()
-    finally:
-        torch.set_num_threads(before)
+    results = []
+    for threads in (1, 2):
+        torch_threads(threads)
+        rdms = compute_rdms(movie, "x").dissimilarities
+        null = permutation_test(models, data, n_permutations=600, progress=False).null
+        boot = [bootstrap_conditions(models, data, n_bootstrap=40, comparison=c) for c in ("corr", "spearman")]
+        results.append([rdms, null, *(b.evaluations for b in boot), *(b.noise_ceiling for b in boot)])
+        assert pools == [threads] * 4  # the RDM blocks, the permutation chunks, the two bootstraps
+        pools.clear()
     for two, one in zip(results[1], results[0], strict=True):
         np.testing.assert_allclose(two, one, rtol=1e-13, atol=1e-15)
 
 
 @pytest.mark.parametrize("solver", ["dense", "matrix-free"])
-def test_fixed_point_search_on_two_threads_equals_one(solver, monkeypatch):
+def test_fixed_point_search_on_two_threads_equals_one(solver, monkeypatch, pools, torch_threads):
     """A dense search splits its candidates (both damping levels and the deflated pass) across the threads,
     dealt out in turn; the matrix-free one cannot (forward mode's dual levels are global) and stays whole.
     Points and counts equal the one-thread search's (not each point's iterations: which of its candidates
     represents a point depends on q's last bits, and torch's reductions on 2 threads round differently)."""
     import rnnprobe.analysis.fixed_points as fixed_points
-    import rnnprobe.analysis.parallel as parallel
     from rnnprobe.analysis import find_fixed_points
     from rnnprobe.analysis._state_map import StateMap
     from rnnprobe.models import shipped
 
     monkeypatch.setattr(fixed_points, "SPLIT", 1)  # split this small search too
-    pools = []
-    real_pool = parallel.worker_pool
-    monkeypatch.setattr(parallel, "worker_pool", lambda n, **kw: pools.append(n) or real_pool(n, **kw))
     model = shipped.load("flipflop-gru")
     starts = np.random.default_rng(0).normal(scale=0.5, size=(24, 16))
     inputs = np.array([[0.0, 0.0, 0.0], [0.5, 0.0, -0.5]])  # the pieces must keep each end point's input
-    before = torch.get_num_threads()
-    try:
-        found = []
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            found.append(find_fixed_points(model, inputs=inputs, initial_states=starts, solver=solver))
-            assert pools == [threads if solver == "dense" else 1] * 2  # the ladder's search, the deflated one
-            pools.clear()
-    finally:
-        torch.set_num_threads(before)
+    found = []
+    for threads in (1, 2):
+        torch_threads(threads)
+        found.append(find_fixed_points(model, inputs=inputs, initial_states=starts, solver=solver))
+        assert pools == [threads if solver == "dense" else 1] * 2  # the ladder's search, the deflated one
+        pools.clear()
     one, two = found
     assert len(one) >= 9 and one.n_deflated >= 1  # (the flip-flop GRU: 27 points from 512 starts)
     order = [np.lexsort(np.hstack([fp.inputs, fp.states]).T) for fp in found]
@@ -165,28 +168,20 @@ def test_fixed_point_search_on_two_threads_equals_one(solver, monkeypatch):
 
 
 @pytest.mark.parametrize(("distance", "n_units"), [("correlation", 400), ("cosine", 400), ("euclidean", 40)])
-def test_one_large_rdm_splits_its_gram_matrix_across_threads(distance, n_units, monkeypatch):
+def test_one_large_rdm_splits_its_gram_matrix_across_threads(distance, n_units, pools, torch_threads):
     """A single step of 600 conditions: its Gram matrix from products of pairs of row blocks on the threads
     (the normalised path for wide patterns, the centred one otherwise); equal to scipy's pdist and to the
     one-thread RDM."""
     from scipy.spatial.distance import pdist
 
-    import rnnprobe.analysis.parallel as parallel
     from rnnprobe import Recording
     from rnnprobe.analysis import compute_rdms
 
     x = np.random.default_rng(2).normal(size=(600, 1, n_units)) + 0.5
-    pools = []
-    real_pool = parallel.worker_pool
-    monkeypatch.setattr(parallel, "worker_pool", lambda n, **kw: pools.append(n) or real_pool(n, **kw))
-    before = torch.get_num_threads()
-    try:
-        rdms = []
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            rdms.append(compute_rdms(Recording({"x": x}), "x", distance=distance).dissimilarities[0])
-    finally:
-        torch.set_num_threads(before)
+    rdms = []
+    for threads in (1, 2):
+        torch_threads(threads)
+        rdms.append(compute_rdms(Recording({"x": x}), "x", distance=distance).dissimilarities[0])
     assert pools == [1, 1, 2]  # one thread: one block of steps; two: the block, then its 10 block pairs on 2
     expected = pdist(x[:, 0], "sqeuclidean") / n_units if distance == "euclidean" else pdist(x[:, 0], distance)
     np.testing.assert_allclose(rdms[0], expected, rtol=1e-12, atol=1e-12)
