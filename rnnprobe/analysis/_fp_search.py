@@ -21,9 +21,11 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from ._linear import matmul
 from ._state_map import StateMap
 
 SOLVERS = ("auto", "dense", "matrix-free")
@@ -37,6 +39,15 @@ def small(r: Tensor, x: Tensor, tol: float) -> Tensor:
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:
     return (a * b).sum(dim=1)
+
+
+def solve(a: Tensor, b: Tensor) -> Tensor:
+    """Batched a x = b (a (N, d, d) nonsingular, b (N, d)); on the CPU by numpy's LAPACK, 2x faster than
+    torch's here (1024 systems of 64: 16 against 33 ms, AMD EPYC) and free of the interpreter lock.
+    """
+    if a.device.type != "cpu":
+        return torch.linalg.solve(a, b)
+    return torch.from_numpy(np.linalg.solve(a.numpy(), b.numpy()[..., None])[..., 0])
 
 
 class Dense:
@@ -55,12 +66,12 @@ class Dense:
     @cached_property
     def a(self) -> Tensor:
         """J'J (not formed for the Newton polish, which needs J only)."""
-        return self.jr.mT @ self.jr
+        return matmul(self.jr.mT, self.jr)
 
     @cached_property
     def g(self) -> Tensor:
         """J'r."""
-        return (self.jr.mT @ self.r[:, :, None])[..., 0]
+        return matmul(self.jr.mT, self.r[:, :, None])[..., 0]
 
     def curvature(self) -> Tensor:
         """The largest diagonal element of J'J per candidate."""
@@ -68,8 +79,8 @@ class Dense:
 
     def step(self, mu: Tensor) -> tuple[Tensor, Tensor]:
         """S solving (J'J + mu I) s = -J'r, and the decrease of q the linear model predicts."""
-        s = -torch.linalg.solve(self.a + mu[:, None, None] * self.eye, self.g)
-        return s, -_dot(self.g, s) - 0.5 * _dot(s, (self.a @ s[:, :, None])[..., 0])
+        s = -solve(self.a + mu[:, None, None] * self.eye, self.g)
+        return s, -_dot(self.g, s) - 0.5 * _dot(s, matmul(self.a, s[:, :, None])[..., 0])
 
     def newton(self) -> Tensor:
         """S solving J s = -r (raises RuntimeError for a singular J)."""
