@@ -273,6 +273,30 @@ def test_wide_logistic_fits_equal_sklearn_at_its_optimum(rng, classes, scale):
     _assert_sklearn_optimum(fit, x, label, folds, penalty=2.0, scale=scale)
 
 
+@pytest.mark.parametrize("scale", [True, False])
+def test_wide_multinomial_in_principal_coordinates_of_rank_deficient_steps(rng, scale, monkeypatch):
+    """Wide multinomial problems are solved on each fold's principal coordinates (rank r <= n_train - 1) and
+    mapped back: steps of different ranks (a step of rank 4, a constant unit), in blocks of one step; the
+    fits are sklearn's at a tight tolerance."""
+    import rnnprobe.analysis._logistic_coordinates as coordinates
+    from rnnprobe.analysis._logistic import fit_logistic
+
+    n, p, classes = 45, 70, 3
+    label = np.arange(n) % classes
+    x = rng.normal(size=(n, 2, p)) + 1.0
+    x[:, 1] = rng.normal(size=(n, 4)) @ rng.normal(size=(4, p))  # rank 4
+    x[:, :, :2] += 0.8 * label[:, None, None]
+    x[:, :, 9] = 3.0  # constant
+    folds = [(np.arange(n) // 3) % 3 != k for k in range(3)]
+    calls = []
+    real = coordinates._coordinates
+    monkeypatch.setattr(coordinates, "_coordinates", lambda z: calls.append(z.shape) or real(z))
+    monkeypatch.setattr(coordinates, "time_blocks", lambda n_times, _: [slice(t, t + 1) for t in range(n_times)])
+    fit = fit_logistic(x, label[:, None], folds, n_classes=classes, penalty=2.0, scale=scale, tol=1e-10)
+    assert calls == [(1, 30, p)] * 6  # every fold's 30 training samples, one step at a time
+    _assert_sklearn_optimum(fit, x, label, folds, penalty=2.0, scale=scale)
+
+
 def test_wide_binary_target_sets_solved_in_groups_equal_one_batch(rng, monkeypatch):
     """The samples' space solver takes the target sets (true, permuted, one of a single class in a training
     set) in groups whose Newton systems fit its budget: the same fits as all at once."""

@@ -19,8 +19,11 @@ the exact Hessian at the start (w = 0) and is built from the fold's Gram matrix 
 :class:`._linear.TimeBlock` shares with the ridge path. Centring on the fold's training mean
 makes the intercept's block of it diagonal (c n_train). With more units than samples (a
 convolutional layer), binary problems are solved by Newton's method in the samples' space instead
-(:mod:`._logistic_dual`: exact (n + 1) x (n + 1) systems, a few iterations); multinomial ones keep this
-solver with the p x p inverses replaced by Woodbury's identity on n x n systems of the samples centred
+(:mod:`._logistic_dual`: exact (n + 1) x (n + 1) systems, a few iterations); multinomial ones are, on
+the CPU, this solver's narrow problems on each fold's principal coordinates (:mod:`._logistic_coordinates`:
+the optimum lies in the training samples' span, so r <= n_train coordinates replace the p units, exactly:
+300 x 4 x 4096, 10 classes, 1.35 -> 0.34 s, against MNE with scikit-learn's lbfgs 0.71 s); on a device
+they keep this solver with the p x p inverses replaced by Woodbury's identity on n x n systems of the samples centred
 and scaled over all of them (any positive definite approximation preconditions; the fits are the same),
 weighted by the samples' current curvature at every Newton iteration (Böhning's bound is loose for
 them), factored in float32 (in float64 where a tiny penalty leaves them positive definite only there):
@@ -43,6 +46,7 @@ import torch
 
 from ._line_search import backtrack, not_converged
 from ._linear import LinearFit, TimeBlock, as_device, matmul, time_blocks, to_original_units, work_bytes
+from ._logistic_coordinates import fit_in_coordinates
 from ._logistic_dual import dual_newton
 
 
@@ -363,8 +367,15 @@ def fit_logistic(
     for 2 classes, else n_classes logits.
     """
     device = as_device(device)
-    present = classes_present(y, folds, n_classes)
     n, n_times, p = x.shape
+    if p > n and n_classes > 2 and device.type == "cpu":  # wide multinomial: the narrow problem of coordinates
+
+        def narrow(q: np.ndarray, y_train: np.ndarray) -> LinearFit:
+            return fit_logistic(q, y_train, [np.ones(len(q), dtype=bool)], n_classes=n_classes, penalty=penalty,
+                                scale=False, tol=tol, max_iter=max_iter, max_cg=max_cg, device=device)  # fmt: skip
+
+        return fit_in_coordinates(x, y, folds, scale=scale, narrow=narrow, n_out=n_classes)
+    present = classes_present(y, folds, n_classes)
     n_sets = y.shape[1]
     basis = class_basis(n_classes)
     to_logits = torch.as_tensor(basis if n_classes > 2 else basis[1:], dtype=torch.float64, device=device)
