@@ -359,9 +359,9 @@ def find_fixed_points(
         (batched reverse mode; float32 far from a root, float64 near it) and batched solves, and
         the full eigendecomposition at each point; with more than one library thread
         (``torch.set_num_threads``), a search big enough is split across them. "matrix-free":
-        Jacobian-vector products only: the Newton step by batched GMRES (forward mode; an inexact Newton method whose
-        accuracy tightens as r shrinks), the damped step in the plane of the Newton step and the
-        gradient J'r (reverse mode); memory O(krylov_dim * d) per candidate; the
+        Jacobian-vector products only: the Newton step by batched GMRES (forward mode; an inexact
+        Newton method whose accuracy tightens as r shrinks), the damped step in the plane of the
+        Newton step and the gradient J'r (reverse mode); memory O(krylov_dim * d) per candidate; the
         ``n_eigenvalues`` leading eigenvalues at each point by Arnoldi iteration (ARPACK). For
         states of thousands of units. "auto": dense up to 128 state units.
     krylov_dim : int
