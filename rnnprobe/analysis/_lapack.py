@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import re
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ import numpy as np
 _INT = ctypes.POINTER(ctypes.c_int)
 _DOUBLE = ctypes.POINTER(ctypes.c_double)
 _POSV = ctypes.CFUNCTYPE(None, ctypes.c_char_p, _INT, _INT, _DOUBLE, _INT, _DOUBLE, _INT, _INT)
+SIGNATURE = b"void (char *, int *, int *, double *, int *, double *, int *, int *)"  # the C declaration _POSV calls
 
 
 @functools.cache
@@ -33,9 +35,12 @@ def _c_posv() -> Any:
         name.restype, name.argtypes = ctypes.c_char_p, [ctypes.py_object]
         pointer = ctypes.pythonapi.PyCapsule_GetPointer
         pointer.restype, pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
-        address = pointer(capsule, name(capsule))
+        signature = name(capsule)
+        address = pointer(capsule, signature)
     except (ImportError, AttributeError, KeyError, ValueError):  # pragma: no cover - another scipy build
         return None
+    if re.sub(rb"__pyx_t_\w+_d\b", b"double", signature) != SIGNATURE:  # pragma: no cover - another ABI
+        return None  # (e.g. 64-bit integers): ctypes would pass the wrong types
     return _POSV(address) if address else None
 
 
