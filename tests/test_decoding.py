@@ -215,29 +215,32 @@ def test_batched_logistic_fits_equal_sklearn_at_its_optimum(rng, classes, scale)
 
 
 @pytest.mark.parametrize(("classes", "scale"), [(2, True), (3, False)])
-def test_each_folds_logistic_preconditioner_is_its_own(rng, classes, scale):
-    """(c Z_f'Z_f + penalty I)^-1 from fold f's own training samples (centred and scaled on them), not another
-    fold's: the folds' Gram matrices share a buffer (every fold had the last fold's before 0.2.0)."""
+def test_the_logistic_preconditioner_is_one_per_step_from_all_samples(rng, classes, scale):
+    """(c n_f / n D X'X D + penalty I)^-1 from every sample of the block, by hand (X centred over all samples,
+    D their inverse standard deviations, n_f the mean training count), shared by the folds. (Before 0.2.0
+    every fold's was the last fold's own, by accident: the folds' Gram matrices share a buffer.)"""
     import torch
 
     from rnnprobe.analysis._linear import TimeBlock
     from rnnprobe.analysis._logistic import _Problems, classes_present
 
-    n, steps, p = 60, 2, 5
+    n, steps, p = 61, 2, 5
     label = rng.integers(0, classes, n)
     x = rng.normal(size=(n, steps, p)) * np.array([1.0, 2.0, 5.0, 0.5, 1.0]) + 1.0
-    folds = [np.arange(n) % 3 != k for k in range(3)]
+    x[:, :, 3] = 4.0  # constant: scaled by 1
+    folds = [np.arange(n) % 3 != k for k in range(3)]  # 40, 41 and 41 training samples
     data = TimeBlock(x, slice(0, steps), torch.device("cpu"), folds)
     present = torch.as_tensor(classes_present(label[:, None], folds, classes))
     problems = _Problems(data, folds, torch.as_tensor(label[:, None]), present, 0.5, scale)
     c = 0.25 if classes == 2 else 0.5
-    for f, train in enumerate(folds):
-        for t in range(steps):
-            z = x[train, t] - x[train, t].mean(axis=0)
-            z = z / z.std(axis=0) if scale else z
-            expected = np.linalg.inv(c * z.T @ z + 0.5 * np.eye(p))
-            got = problems.data[torch.float64]["precond"][t, f].numpy()
-            np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    for t in range(steps):
+        z = x[:, t] - x[:, t].mean(axis=0)
+        if scale:
+            std = z.std(axis=0)
+            z = z / np.where(std == 0, 1.0, std)
+        expected = np.linalg.inv(c * (122 / 3) / n * z.T @ z + 0.5 * np.eye(p))
+        got = problems.data[torch.float64]["precond"][t].numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
 
 
 def _assert_sklearn_optimum(fit, x, label, folds, *, penalty, scale):

@@ -15,8 +15,9 @@ The solver is a truncated Newton method (Newton-CG with Armijo backtracking), ba
 problems of a block of time steps: they share the data matrix, so every Hessian-vector product
 is one GEMM over all folds and target sets. The conjugate gradients are preconditioned with
 Böhning's bound on the Hessian, c Z'Z + penalty I (c = 1/4 binary, 1/2 multinomial), which is
-the exact Hessian at the start (w = 0) and is built from the fold's Gram matrix that
-:class:`._linear.TimeBlock` shares with the ridge path. Centring on the fold's training mean
+the exact Hessian at the start (w = 0); one per time step serves every fold, built from the Gram
+matrix of all the block's samples that :class:`._linear.TimeBlock` shares with the ridge path
+(:meth:`_Problems._shared`). Centring on the fold's training mean
 makes the intercept's block of it diagonal (c n_train). With more units than samples (a
 convolutional layer), binary problems are solved by Newton's method in the samples' space instead
 (:mod:`._logistic_dual`: exact (n + 1) x (n + 1) systems, a few iterations); multinomial ones are, on
@@ -82,11 +83,7 @@ class _Problems:
         self.target = (onehot[..., 1:] if self.binary else onehot)[:, None]  # (n, 1, S, 1 or K)
         self.weights = torch.as_tensor(np.stack(folds, axis=1), dtype=torch.float64, device=device)  # (n, F)
         self.c = 0.25 if self.binary else 0.5
-        self.moments, inverses = [], []
-        for f in range(len(folds)):  # each fold's Gram matrix is a buffer the next fold overwrites: used at once
-            self.moments.append(data.fold(f, scale=scale))
-            if data.grams:
-                inverses.append(self._inverse(self.moments[-1].gram))
+        self.moments = [data.fold(f, scale=scale) for f in range(len(folds))]
         mean = torch.stack([fold.mean for fold in self.moments], 1)  # (tb, F, p)
         inv = torch.stack([fold.inv for fold in self.moments], 1)
         self.n_train = self.weights.sum(dim=0)[None, :, None]  # (1, F, 1)
@@ -96,7 +93,7 @@ class _Problems:
         # identity, from n x n systems
         self.wide = not data.grams
         self.scale_rows = torch.sqrt(self.c * self.weights.T)[None].expand(tb, -1, -1)  # (tb, F, n): S below
-        y, precond = self._woodbury(data, scale) if self.wide else (None, torch.stack(inverses, 1))
+        y, precond = self._woodbury(data, scale) if self.wide else (None, self._shared(data, scale))
         # the data in both precisions: gradients and losses in float64, the conjugate gradients'
         # Hessian products and preconditioning (approximate by nature) in float32, at a third of
         # the cost of the GEMMs that dominate the solver
@@ -121,11 +118,20 @@ class _Problems:
         factor = torch.where((count == 2) & (present.shape[-1] > 2), 2.0, 1.0).to(torch.float64)
         return (penalty * factor)[None, :, None, :, None]
 
-    def _inverse(self, gram: torch.Tensor) -> torch.Tensor:
-        """(c Z_f'Z_f + penalty I)^-1 (tb, p, p) of a fold, from its Gram matrix Z_f'Z_f (before the next fold's
-        overwrites it: every fold's preconditioner was the last fold's until 0.2.0, correct but more CG steps).
+    def _shared(self, data: TimeBlock, scale: bool) -> torch.Tensor:
+        """(c n_f / n D X'X D + penalty I)^-1 (tb, p, p), one per step for every fold: X the block's samples
+        centred over all of them, D their inverse standard deviations (1 without ``scale``, or where
+        constant), n_f the folds' mean training count. Any positive definite matrix preconditions to the
+        same fits; the folds' training sets share most samples, so this one is close to each fold's own
+        and, read once for all folds and target sets, cheaper to apply (per-fold matrices are read once per
+        fold: 600 x 10 x 400, 4 classes, 1.42 -> 0.79 s, with 84 Hessian products against 111).
         """
-        gram = self.c * gram
+        n = data.x.shape[1]
+        gram = data.gram_all * (self.c * float(self.n_train.mean()) / n)
+        if scale:
+            std = torch.sqrt(torch.clamp(torch.diagonal(data.gram_all, dim1=1, dim2=2) / n, min=0))
+            inv = torch.where(std == 0, 1.0, 1 / torch.where(std == 0, 1.0, std))
+            gram = gram * inv[:, :, None] * inv[:, None, :]
         torch.diagonal(gram, dim1=1, dim2=2).add_(self.penalty)
         return torch.cholesky_inverse(torch.linalg.cholesky(gram))
 
@@ -243,7 +249,8 @@ class _Problems:
         data = self.data[torch.float32]
         r = rw.float()
         if not self.wide:
-            return matmul(data["precond"], r.reshape(tb, f, p, s * m)).view(rw.shape).double(), rb / self.precond_b
+            z = matmul(data["precond"], r.permute(0, 2, 1, 3, 4).reshape(tb, p, f * s * m))
+            return z.view(tb, p, f, s, m).permute(0, 2, 1, 3, 4).double(), rb / self.precond_b
         rows = self.scale_rows.float()[..., None]  # (tb, F, n, 1): S, zero outside the fold's training set
         zr = matmul(data["y"], r.permute(0, 2, 1, 3, 4).reshape(tb, p, -1)).view(tb, -1, f, s * m)  # Y r_f, all f
         solved = torch.cholesky_solve(zr.permute(0, 2, 1, 3) * rows, data["precond"]) * rows  # S M^-1 S Y r_f
