@@ -291,12 +291,14 @@ def test_wide_multinomial_in_principal_coordinates_of_rank_deficient_steps(rng, 
     x[:, :, :2] += 0.8 * label[:, None, None]
     x[:, :, 9] = 3.0  # constant
     folds = [(np.arange(n) // 3) % 3 != k for k in range(3)]
+    import rnnprobe.analysis._logistic as logistic
+
     calls = []
     real = coordinates._coordinates
-    monkeypatch.setattr(coordinates, "_coordinates", lambda z: calls.append(z.shape) or real(z))
-    monkeypatch.setattr(coordinates, "time_blocks", lambda n_times, _: [slice(t, t + 1) for t in range(n_times)])
+    monkeypatch.setattr(coordinates, "_coordinates", lambda kernel: calls.append(kernel.shape) or real(kernel))
+    monkeypatch.setattr(logistic, "time_blocks", lambda n_times, _: [slice(t, t + 1) for t in range(n_times)])
     fit = fit_logistic(x, label[:, None], folds, n_classes=classes, penalty=2.0, scale=scale, tol=1e-10)
-    assert calls == [(1, 30, p)] * 6  # every fold's 30 training samples, one step at a time
+    assert calls == [(1, 30, 30)] * 6  # every fold's kernel of its 30 training samples, one step at a time
     _assert_sklearn_optimum(fit, x, label, folds, penalty=2.0, scale=scale)
 
 

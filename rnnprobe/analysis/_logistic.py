@@ -346,6 +346,27 @@ def mask_absent_classes(fit: LinearFit, present: np.ndarray) -> None:
     fit.intercept[fold, :, columns] = np.reshape(value, (-1, 1))  # indexed shape (problems, T)
 
 
+def _iterative_fits(data: TimeBlock, folds: list[np.ndarray], y: torch.Tensor, present: torch.Tensor, *,
+                   n_classes: int, penalty: float, scale: bool, tol: float, max_iter: int,
+                   max_cg: int) -> tuple[torch.Tensor, torch.Tensor, list]:  # fmt: skip
+    """Every fold's decoders of one block of steps by Newton's method, in the decision columns: (w (tb, F, p,
+    S * n_out), b (tb, F, S * n_out), the folds' moments); binary problems of wide blocks in the samples'
+    space (:mod:`._logistic_dual`), the others by the conjugate gradients above.
+    """
+    basis = class_basis(n_classes)
+    to_logits = torch.as_tensor(basis if n_classes > 2 else basis[1:], dtype=torch.float64, device=data.x.device)
+    if not data.grams and n_classes == 2:
+        w, b, moments = dual_newton(data, folds, y, present.all(dim=-1), penalty=penalty, scale=scale, tol=tol,
+                                    max_iter=max_iter)  # fmt: skip
+        w, b = w[..., None], b[..., None]  # one parameter per problem: m = 1
+    else:
+        problems = _Problems(data, folds, y, present, penalty, scale)
+        w, b = _newton(problems, tol=tol, max_iter=max_iter, max_cg=max_cg)
+        moments = problems.moments
+    tb, f_count, p = w.shape[:3]
+    return (w @ to_logits.T).reshape(tb, f_count, p, -1), (b @ to_logits.T).reshape(tb, f_count, -1), moments
+
+
 def fit_logistic(
     x: np.ndarray,
     y: np.ndarray,
@@ -374,43 +395,32 @@ def fit_logistic(
     for 2 classes, else n_classes logits.
     """
     device = as_device(device)
-    n, n_times, p = x.shape
-    if p > n and n_classes > 2 and device.type == "cpu":  # wide multinomial: the narrow problem of coordinates
-
-        def narrow(q: np.ndarray, y_train: np.ndarray) -> LinearFit:
-            return fit_logistic(q, y_train, [np.ones(len(q), dtype=bool)], n_classes=n_classes, penalty=penalty,
-                                scale=False, tol=tol, max_iter=max_iter, max_cg=max_cg, device=device)  # fmt: skip
-
-        return fit_in_coordinates(x, y, folds, scale=scale, narrow=narrow, n_out=n_classes)
     present = classes_present(y, folds, n_classes)
+    n, n_times, p = x.shape
     n_sets = y.shape[1]
-    basis = class_basis(n_classes)
-    to_logits = torch.as_tensor(basis if n_classes > 2 else basis[1:], dtype=torch.float64, device=device)
     n_out = 1 if n_classes == 2 else n_classes
     coef = np.empty((len(folds), n_times, p, n_sets * n_out))
     intercept = np.empty((len(folds), n_times, n_sets * n_out))
     y_t = torch.as_tensor(y, dtype=torch.int64, device=device)
     wide = p > n  # no p x p Gram matrices: binary problems in the samples' space, else Woodbury's preconditioner
-    dual = wide and n_classes == 2
+    kernels = wide and (n_classes == 2 or device.type == "cpu")  # the samples' kernels: dual, or coordinates
     per_step = 8 * (len(folds) * min(p, n) ** 2 * 2 + 12 * n * len(folds) * n_sets * n_classes + n * p)
     per_step += 8 * n * p * 2 if wide else work_bytes(p, len(folds))
-    per_step += 8 * len(folds) * n * n if dual else 0  # the kernels (their Newton systems: _logistic_dual's budget)
-    present_t = torch.as_tensor(present, device=device)
+    per_step += 8 * len(folds) * n * n if kernels else 0  # (their Newton systems: _logistic_dual's budget)
+    solver = dict(n_classes=n_classes, penalty=penalty, scale=scale, tol=tol, max_iter=max_iter, max_cg=max_cg)
     for block in time_blocks(n_times, per_step):
         data = TimeBlock(x, block, device, folds, grams=not wide)
-        if dual:
-            w, b, moments = dual_newton(data, folds, y_t, present_t.all(dim=-1), penalty=penalty, scale=scale,
-                                        tol=tol, max_iter=max_iter)  # fmt: skip
-            w, b = w[..., None], b[..., None]  # one parameter per problem: m = 1
+        if kernels and n_classes > 2:  # wide multinomial, CPU: the narrow problems of each fold's coordinates
+
+            def narrow(q: np.ndarray, y_train: np.ndarray) -> LinearFit:
+                return fit_logistic(q, y_train, [np.ones(len(q), dtype=bool)], device=device,
+                                    **{**solver, "scale": False})  # fmt: skip
+
+            w, b, moments = fit_in_coordinates(data, folds, y_t, scale=scale, narrow=narrow)
         else:
-            problems = _Problems(data, folds, y_t, present_t, penalty, scale)
-            w, b = _newton(problems, tol=tol, max_iter=max_iter, max_cg=max_cg)
-            moments = problems.moments
-        tb = w.shape[0]
+            w, b, moments = _iterative_fits(data, folds, y_t, torch.as_tensor(present, device=device), **solver)
         for f, fold in enumerate(moments):
-            wf = (w[:, f] @ to_logits.T).reshape(tb, p, -1)  # (tb, p, S * n_out)
-            bf = (b[:, f] @ to_logits.T).reshape(tb, -1)
-            coef[f, block], intercept[f, block] = to_original_units(wf, bf, fold, data.centre)
+            coef[f, block], intercept[f, block] = to_original_units(w[:, f], b[:, f], fold, data.centre)
     fit = LinearFit(coef, intercept)
     mask_absent_classes(fit, present)
     return fit

@@ -7,12 +7,13 @@ samples' principal coordinates, and ||w|| = ||beta||, so the wide problem is the
 
     minimise  loss(Q beta + b) + penalty / 2 ||beta||^2,   then  w = V beta = Z' U S^-1 beta.
 
-U and S come from the eigendecomposition of the n_train x n_train kernel Z Z' (one product per fold and
-step; directions whose eigenvalue is below 1e-12 of the largest are dropped: their coordinates are 0 to
-rounding). The narrow problem is :func:`._logistic.fit_logistic`'s own solver with r features instead of p
-(its preconditioner Q'Q + penalty I is diagonal here): 300 x 4 x 4096, 10 classes, 5 folds, 2.3 s with
-the conjugate gradients on p = 4096 unknowns per class and Woodbury's preconditioner, against scikit-learn's
-lbfgs 1.1 s (AMD EPYC, 1 thread; the figures in docs/analysis/decoding.md).
+U and S come from the eigendecomposition of each fold's n_train x n_train kernel Z Z' (the kernels of
+:class:`._logistic_dual._Kernels`, which also maps U S^-1 beta back to the units; directions whose
+eigenvalue is below 1e-12 of the largest are dropped: their coordinates are 0 to rounding). The narrow
+problem is :func:`._logistic.fit_logistic`'s own solver with r features instead of p: 300 x 4 x 4096, 10
+classes, 5 folds, 2.3 s with the conjugate gradients on p = 4096 unknowns per class and Woodbury's
+preconditioner, against scikit-learn's lbfgs 1.1 s (AMD EPYC, 1 thread; the figures in
+docs/analysis/decoding.md).
 """
 
 from __future__ import annotations
@@ -20,52 +21,40 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
-from ._linear import LinearFit, time_blocks
+from ._linear import TimeBlock
+from ._logistic_dual import _Kernels
 
 DROP = 1e-12  # eigenvalues of Z Z' below this share of the largest: directions dropped
 
 
-def fit_in_coordinates(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], *, scale: bool, narrow: Any,
-                       n_out: int) -> LinearFit:  # fmt: skip
-    """Every fold's fit (``narrow(q, y_train)``: the narrow solver on the coordinates q (n_train, T, r), one
-    fold of all its samples, returning a LinearFit with n_out columns per target set) mapped back to the
-    features' original units. Blocks of time steps keep each fold's copies within 256 MiB.
+def fit_in_coordinates(data: TimeBlock, folds: list[np.ndarray], y: torch.Tensor, *, scale: bool,
+                       narrow: Any) -> tuple[torch.Tensor, torch.Tensor, list]:  # fmt: skip
+    """Every fold's decoders of one block of steps (on the CPU), in the decision columns: (w (tb, F, p, cols),
+    b (tb, F, cols), the folds' moments), ``narrow(q, y_train)`` fitting the coordinates q (n_train, tb, r)
+    as one fold of all its samples and returning a LinearFit with the decision columns.
     """
-    n, n_times, p = x.shape
-    n_cols = y.shape[1] * n_out
-    coef, intercept = np.empty((len(folds), n_times, p, n_cols)), np.empty((len(folds), n_times, n_cols))
-    for block in time_blocks(n_times, 8 * n * (3 * p + n)):
-        for f, train in enumerate(folds):
-            z, mean, inv = _standardised(x[train, block], scale)  # (t, n_train, p)
-            u, s = _coordinates(z)
-            fit = narrow((u * s[:, None, :]).transpose(1, 0, 2), y[train])  # beta: fit.coef[0] (t, r, cols)
-            w = np.matmul(z.transpose(0, 2, 1), np.matmul(u, _inverse(s)[:, :, None] * fit.coef[0]))
-            coef[f, block] = w * inv[:, :, None]
-            intercept[f, block] = fit.intercept[0] - np.einsum("tp,tpc->tc", mean * inv, w)
-    return LinearFit(coef, intercept)
+    kernels = _Kernels(data, folds, y, scale=scale)
+    parts, intercepts = [], []
+    for f, rows in enumerate(kernels.rows):
+        n_f = len(rows)
+        u, s = _coordinates(kernels.kernel[:, f, :n_f, :n_f].numpy())
+        fit = narrow((u * s[:, None, :]).transpose(1, 0, 2), y[rows].numpy())  # beta: fit.coef[0] (tb, r, cols)
+        parts.append(np.matmul(u, _inverse(s)[:, :, None] * fit.coef[0]))  # U S^-1 beta (tb, n_f, cols)
+        intercepts.append(fit.intercept[0])
+    tb, big = kernels.kernel.shape[0], kernels.kernel.shape[2]
+    v = torch.zeros(tb, len(parts), big, parts[0].shape[2], dtype=torch.float64)
+    for f, part in enumerate(parts):
+        v[:, f, : part.shape[1]] = torch.from_numpy(part)
+    return kernels.to_units(v), torch.from_numpy(np.stack(intercepts, 1)), kernels.moments
 
 
-def _standardised(x: np.ndarray, scale: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(Z (t, n, p) centred on the samples' means (and divided by their standard deviations, 1 where
-    constant), the means (t, p), the inverse deviations (t, p), ones without ``scale``).
+def _coordinates(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(U (t, n, r), S (t, r)) of Z's thin SVD from the kernel Z Z' (t, n, n), largest first; r the largest
+    rank among the steps, a step's dropped directions with S = 0.
     """
-    z = np.ascontiguousarray(x.transpose(1, 0, 2), dtype=np.float64)
-    mean = z.mean(axis=1)
-    z -= mean[:, None, :]
-    inv = np.ones_like(mean)
-    if scale:  # StandardScaler: population standard deviation
-        std = np.sqrt((z * z).mean(axis=1))
-        inv = np.where(std == 0, 1.0, 1 / np.where(std == 0, 1.0, std))
-        z *= inv[:, None, :]
-    return z, mean, inv
-
-
-def _coordinates(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(U (t, n, r), S (t, r)) of Z's thin SVD from the kernel Z Z', largest first; r the largest rank among
-    the steps, a step's dropped directions with S = 0.
-    """
-    values, vectors = np.linalg.eigh(np.matmul(z, z.transpose(0, 2, 1)))
+    values, vectors = np.linalg.eigh(kernel)
     values, vectors = values[:, ::-1], vectors[:, :, ::-1]
     kept = values > DROP * values[:, :1]
     r = max(1, int(kept.sum(axis=1).max()))
