@@ -113,12 +113,24 @@ class TimeBlock:
         inv = torch.ones_like(mean)
         if scale:  # StandardScaler: population std of the training samples, 1 where constant
             squares = torch.diagonal(gram, dim1=1, dim2=2) if gram is not None else squares
-            std = torch.sqrt(torch.clamp(squares / n_train, min=0))
-            inv = torch.where(std == 0, 1.0, 1 / std)
+            inv = inverse_std(squares / n_train)
             if gram is not None:
                 gram *= inv[:, :, None]
                 gram *= inv[:, None, :]
         return FoldMoments(train, n_train, mean, inv, gram, xt)
+
+    def inverse_std(self) -> torch.Tensor:
+        """(tb, p): 1 / the standard deviation of every sample of the block, per feature (1 where constant)."""
+        squares = torch.diagonal(self.gram_all, dim1=1, dim2=2) if self.grams else self.squares_all
+        return inverse_std(squares / self.x.shape[1])
+
+
+def inverse_std(mean_squares: torch.Tensor) -> torch.Tensor:
+    """1 / StandardScaler's (population) standard deviation from centred samples' mean squares, 1 where it is
+    0 (a constant feature).
+    """
+    std = torch.sqrt(torch.clamp(mean_squares, min=0))
+    return torch.where(std == 0, 1.0, 1 / std)
 
 
 def work_bytes(p: int, n_folds: int) -> int:

@@ -129,8 +129,7 @@ class _Problems:
         n = data.x.shape[1]
         gram = data.gram_all * (self.c * float(self.n_train.mean()) / n)
         if scale:
-            std = torch.sqrt(torch.clamp(torch.diagonal(data.gram_all, dim1=1, dim2=2) / n, min=0))
-            inv = torch.where(std == 0, 1.0, 1 / torch.where(std == 0, 1.0, std))
+            inv = data.inverse_std()
             gram = gram * inv[:, :, None] * inv[:, None, :]
         torch.diagonal(gram, dim1=1, dim2=2).add_(self.penalty)
         return torch.cholesky_inverse(torch.linalg.cholesky(gram))
@@ -145,8 +144,7 @@ class _Problems:
         """
         y = data.x
         if scale:  # the samples' population standard deviation, 1 where constant
-            std = torch.sqrt(data.squares_all / y.shape[1])
-            y = y * torch.where(std == 0, 1.0, 1 / std)[:, None, :]
+            y = y * data.inverse_std()[:, None, :]
         self.kernel = matmul(y, y.mT)  # (tb, n, n)
         return y, self._woodbury_factors(self.scale_rows)
 

@@ -28,6 +28,7 @@ from ._linear import (
     LinearFit,
     TimeBlock,
     as_device,
+    inverse_std,
     matmul,
     solve,
     time_blocks,
@@ -119,8 +120,7 @@ def _fit_dual(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], *, alpha: f
             z -= mean[:, None, :]
             inv = torch.ones_like(mean)
             if scale:  # StandardScaler: population std of the training samples, 1 where constant
-                std = torch.sqrt((z * z).mean(dim=1))  # (3x faster than vector_norm's strided reduction)
-                inv = torch.where(std == 0, 1.0, 1 / std)
+                inv = inverse_std((z * z).mean(dim=1))  # (3x faster than vector_norm's strided reduction)
                 z *= inv[:, None, :]
             y_mean = y_all[rows].mean(dim=0)
             kernel = matmul(z, z.mT)
