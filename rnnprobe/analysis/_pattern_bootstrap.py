@@ -145,6 +145,15 @@ def _rank_sample(
     return evaluations, np.array([lower, upper])
 
 
+def distinct_conditions(draws: np.ndarray) -> np.ndarray:
+    """How many distinct conditions each bootstrap sample (a row of ``draws``) holds, from one sort (a
+    ``np.unique`` per sample: 8 of 45 ms for 1000 samples of 92 conditions). Samples of fewer than 3 have no
+    defined RDM comparison.
+    """
+    ordered = np.sort(draws, axis=1)
+    return (ordered[:, 1:] != ordered[:, :-1]).sum(axis=1) + (draws.shape[1] > 0)
+
+
 def pattern_bootstrap(
     models: np.ndarray, data: np.ndarray, draws: np.ndarray, comparison: str, with_ceiling: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -156,9 +165,7 @@ def pattern_bootstrap(
     n_samples = draws.shape[0]
     evaluations = np.full((n_samples, len(models)), np.nan)
     ceiling = np.full((2, n_samples), np.nan) if with_ceiling else None
-    ordered = np.sort(draws, axis=1)  # distinct conditions per sample (1000 np.unique calls took 8 of 45 ms)
-    distinct = (ordered[:, 1:] != ordered[:, :-1]).sum(axis=1) + (draws.shape[1] > 0)
-    valid = np.flatnonzero(distinct >= 3)
+    valid = np.flatnonzero(distinct_conditions(draws) >= 3)
     threads = library_threads()  # blocks of samples on the libraries' threads, one each (disjoint rows)
     if comparison in ("spearman", "rho-a"):  # sample by sample, on the pairs each contains
         rows = np.vstack([models, data])

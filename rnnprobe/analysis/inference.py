@@ -17,7 +17,7 @@ import numpy as np
 
 from .._validation import MAX_RESAMPLES, check_int, check_option, check_probability, check_progress, check_seed
 from ..errors import ArgumentError, ShapeError, describe
-from ._pattern_bootstrap import pattern_bootstrap
+from ._pattern_bootstrap import distinct_conditions, pattern_bootstrap
 from ._ranks import rank_rows
 from .parallel import task_pool
 from .rsa import COMPARISONS, RDMs, compare_rdms, n_conditions, noise_ceiling, paired_vectors, similarity_transform
@@ -255,6 +255,7 @@ def _bootstrap_loop(
     ceiling = np.full((2, n_samples), np.nan) if with_noise_ceiling else None
     f_models = similarity_transform(model_vectors, comparison) if fast and condition_draws is None else None
     every = _dot_parts(data_vectors, comparison) if fast and condition_draws is None else None  # (rows resampled)
+    held = None if condition_draws is None else distinct_conditions(condition_draws)  # conditions per sample
     from tqdm.auto import tqdm
 
     for b in tqdm(range(n_samples), desc="bootstrap", unit="sample", disable=not check_progress(progress)):
@@ -263,7 +264,7 @@ def _bootstrap_loop(
         if groups is not None and every is None:  # (with `every`, the drawn rows of its parts are indexed instead)
             sample = data_vectors[groups]
         if condition_draws is not None:
-            if np.unique(condition_draws[b]).size < 3:
+            if held[b] < 3:
                 continue
             pairs = resample_pairs(condition_draws[b], n_cond)
             sample, sample_models = sample[:, pairs], model_vectors[:, pairs]
