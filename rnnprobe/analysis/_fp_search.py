@@ -21,11 +21,10 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
-from ._linear import matmul
+from ._linear import lu_solve, matmul
 from ._state_map import StateMap
 
 SOLVERS = ("auto", "dense", "matrix-free")
@@ -47,7 +46,7 @@ def solve(a: Tensor, b: Tensor) -> Tensor:
     """
     if a.device.type != "cpu":
         return torch.linalg.solve(a, b)
-    return torch.from_numpy(np.linalg.solve(a.numpy(), b.numpy()[..., None])[..., 0])
+    return torch.from_numpy(lu_solve(a.numpy(), b.numpy()[..., None])[..., 0])
 
 
 class Dense:

@@ -140,7 +140,10 @@ def work_bytes(p: int, n_folds: int) -> int:
     return 8 * p * p * (n_folds + 2)
 
 
-def time_blocks(n_times: int, bytes_per_step: int, *, budget: int = 2**28, parts: int = 1) -> Iterator[slice]:
+BUDGET = 2**28  # bytes of a block's work arrays, by default
+
+
+def time_blocks(n_times: int, bytes_per_step: int, *, budget: int = BUDGET, parts: int = 1) -> Iterator[slice]:
     """Consecutive slices of time steps whose work arrays take about ``budget`` bytes, at least ``parts``
     of them (as many as there are time steps at most): work for as many threads.
     """
@@ -210,7 +213,7 @@ def solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
             return torch.linalg.pinv(a) @ b
     a_np, b_np = a.numpy(), b.numpy()
     if a_np.shape[-1] < CHOLESKY_MIN:
-        return torch.from_numpy(_lu_solve(a_np, b_np))
+        return torch.from_numpy(lu_solve(a_np, b_np))
     rhs_all = np.broadcast_to(b_np, (len(a_np), *b_np.shape[-2:]))  # (the dual form's right-hand sides are shared)
     out = np.empty(rhs_all.shape)
     for i, (matrix, rhs) in enumerate(zip(a_np, rhs_all, strict=True)):
@@ -219,7 +222,8 @@ def solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(out)
 
 
-def _lu_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def lu_solve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Batched a x = b by numpy's LU (LAPACK), the minimum-norm least-squares solution where a is singular."""
     try:
         return np.linalg.solve(a, b)
     except np.linalg.LinAlgError:

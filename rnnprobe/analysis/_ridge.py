@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ._linear import (
+    BUDGET,
     LinearFit,
     TimeBlock,
     as_device,
@@ -74,7 +75,7 @@ def fit_ridge(
     cpu = device.type == "cpu"
     per_step = work_bytes(p, len(folds)) + 16 * x.shape[0] * p  # and the block's copy of x, a fold's test rows
     parts = min(library_threads(), n_times) if cpu else 1
-    blocks = list(time_blocks(n_times, per_step, budget=BLOCK_BYTES if cpu else 2**28, parts=parts))
+    blocks = list(time_blocks(n_times, per_step, budget=BLOCK_BYTES if cpu else BUDGET, parts=parts))
     with task_pool(len(blocks) if cpu else 1) as pmap:
         list(pmap(lambda block: _fit_block(x, y_all, folds, block, coef, intercept, alpha=alpha, scale=scale,
                                            device=device), blocks))  # fmt: skip

@@ -592,7 +592,7 @@ SPLIT = 2**19  # candidates x d^2 from which a dense search splits (AMD EPYC, 2 
 # 2^18, ran 2x slower split, its small operations contending for the interpreter lock; GRU-64 x 128 faster)
 
 
-def _pieces(n: int, d: int, plan: _Plan, device: Any) -> list[Tensor]:
+def _pieces(n: int, d: int, plan: _Plan, device: torch.device) -> list[Tensor]:
     """Rows of chunks of at most ``plan.chunk`` candidates; for a dense search on the CPU big enough to keep
     the threads busy, at least one per library thread (reverse-mode Jacobians and batched solves run on
     threads at once; the matrix-free solver's forward mode cannot: its dual levels are global to the
@@ -600,7 +600,7 @@ def _pieces(n: int, d: int, plan: _Plan, device: Any) -> list[Tensor]:
     """
     count = -(-n // plan.chunk)
     threads = library_threads()
-    if plan.solver == "dense" and threads > 1 and torch.device(device).type == "cpu" and n * d * d >= SPLIT:
+    if plan.solver == "dense" and threads > 1 and device.type == "cpu" and n * d * d >= SPLIT:
         count = max(count, min(threads, n))
     rows = torch.arange(n, device=device)
     return [rows[i::count] for i in range(count)] if count > 1 else [rows]
