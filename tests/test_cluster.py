@@ -260,12 +260,13 @@ def test_tdr_of_a_dask_backed_recording_is_blockwise(client, tmp_path, monkeypat
 @pytest.mark.parametrize("with_client", [True, False])
 def test_dpca_of_a_dask_backed_recording_is_blockwise(client, tmp_path, monkeypatch, with_client):
     """dPCA of trials on disk: the conditions' trial sums blockwise (the condition indicator times chunks of
-    trials), and for regularizer="auto" only the held-out trials read; equal to the in-memory fit, the layer
-    never read whole; NaN refused."""
+    trials; here two designs' per pass, the budget of two splits), and for regularizer="auto" and
+    dpca_significance only the held-out trials read (two splits' at a time); equal to the in-memory fit and
+    significance, the layer never read whole; NaN refused."""
     import dask
 
-    from rnnprobe.analysis import fit_dpca
-    from rnnprobe.analysis.dpca import fit as dpca_fit
+    from rnnprobe.analysis import dpca_significance, fit_dpca
+    from rnnprobe.analysis.dpca import trials as dpca_trials
 
     rng = np.random.default_rng(10)
     stimulus, decision = np.repeat([0, 1, 2], 24), np.tile([0, 1], 36)
@@ -273,24 +274,28 @@ def test_dpca_of_a_dask_backed_recording_is_blockwise(client, tmp_path, monkeypa
     w = rng.normal(size=(3, 10))
     states = t[None, :, None] * w[0] + ((stimulus - 1)[:, None] * t)[..., None] * w[1]
     states = states + (decision[:, None, None] - 0.5) * t[None, :, None] ** 2 * w[2]
-    states = states[:-3] + 0.2 * rng.normal(size=(69, 8, 10))  # unbalanced conditions
+    states = states[:-3] + 0.6 * rng.normal(size=(69, 8, 10))  # unbalanced conditions
     meta = {"stimulus": stimulus[:-3], "decision": decision[:-3]}
     Recording({"h": states}, metadata=meta).save(tmp_path / "rec.zarr")
     whole = Recording.load(tmp_path / "rec.zarr")
     chunked = Recording.load(tmp_path / "rec.zarr", chunks={"stimuli": 16, "time": 3})
     for settings in ({"n_components": 2}, {"regularizer": "auto", "n_splits": 2, "time": slice(1, None)}):
         expected = fit_dpca(whole, parameters=["stimulus", "decision"], **settings)
+        significant = dpca_significance(whole, expected, n_shuffles=4, n_splits=3, seed=1).significance
         reads = []
 
-        def reading(*args, real=dpca_fit.layer_states, seen=reads, **kwargs):  # what the fit reads
+        def reading(*args, real=dpca_trials.layer_states, seen=reads, **kwargs):  # what the analyses read
             seen.append(kwargs.get("stimuli"))
             return real(*args, **kwargs)
 
         with monkeypatch.context() as patch, dask.config.set(scheduler=None if with_client else "threads"):
-            patch.setattr(dpca_fit, "layer_states", reading)
+            patch.setattr(dpca_trials, "layer_states", reading)
+            patch.setattr(dpca_trials, "BUDGET", 2 * 8 * 6 * len(expected.times) * 10)  # two splits' held-out trials
             got = fit_dpca(chunked, parameters=["stimulus", "decision"], **settings)
-        assert all(rows is not None and len(rows) == 6 for rows in reads)  # only held-out trials, one per condition
-        assert len(reads) == (2 if "n_splits" in settings else 0)
+            assert len(reads) == (1 if "n_splits" in settings else 0)
+            got_significant = dpca_significance(chunked, got, n_shuffles=4, n_splits=3, seed=1).significance
+        assert len(reads) == (1 if "n_splits" in settings else 0) + 5 * 2  # observed and 4 shuffles: splits 1-2, 3
+        assert all(rows is not None and 6 <= len(rows) <= 12 for rows in reads)  # one held-out trial per condition
         assert got.regularizer == expected.regularizer
         for name in expected.decoders:
             np.testing.assert_allclose(got.decoders[name], expected.decoders[name], rtol=0, atol=1e-10)
@@ -299,11 +304,17 @@ def test_dpca_of_a_dask_backed_recording_is_blockwise(client, tmp_path, monkeypa
         np.testing.assert_allclose(got.mean, expected.mean, rtol=0, atol=1e-12)
         if expected.cv_scores is not None:
             np.testing.assert_allclose(got.cv_scores, expected.cv_scores, rtol=1e-10)
+        assert set(got_significant) == set(significant)
+        assert any(flags.any() and not flags.all() for flags in significant.values())  # not trivially all or none
+        for name, flags in significant.items():
+            np.testing.assert_array_equal(got_significant[name], flags, err_msg=name)
     bad = states.copy()
     bad[2, 3, 4] = np.nan
     Recording({"h": bad}, metadata=meta).save(tmp_path / "bad.zarr")
     with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):
         fit_dpca(Recording.load(tmp_path / "bad.zarr", chunks=16), parameters=["stimulus"])
+    with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):
+        dpca_significance(Recording.load(tmp_path / "bad.zarr", chunks=16), expected, n_shuffles=1, n_splits=1)
 
 
 def test_group_sums_equal_a_loop_over_groups():

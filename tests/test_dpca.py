@@ -182,22 +182,29 @@ def test_significance_refuses_non_finite_states():
 
 
 def test_held_out_splits_equal_brute_force_means_of_the_kept_trials():
-    """One random trial per condition held out: the training means (the sums less the held-out trial, over
-    one trial fewer) equal the means of the kept trials computed directly, and the held-out trials are the
-    drawn ones, in condition order."""
+    """One random trial per condition held out in each split: the draws are the generator's choices split by
+    split, the training means (the sums less the held-out trial, over one trial fewer) equal the means of
+    the kept trials computed directly, and the held-out trials are the drawn ones, in condition order."""
     from rnnprobe.analysis.dpca.core import trial_design
-    from rnnprobe.analysis.dpca.fit import held_out_split
+    from rnnprobe.analysis.dpca.trials import Trials, draw_held, split_means
 
     rng = np.random.default_rng(3)
     stimulus, decision = np.repeat([0, 1, 2], 7)[:-2], np.tile([0, 1], 11)[:19]
     trials = rng.normal(size=(19, 4, 5)) * 10 + 3
     design = trial_design({"stimulus": stimulus, "decision": decision})
-    train, held = held_out_split(trials, design, np.random.default_rng(5))
-    draw = np.random.default_rng(5)
-    for cell in range(design.counts.size):
-        members = np.flatnonzero(design.cells == cell)
-        out = draw.choice(members)
-        s, d = np.unravel_index(cell, design.shape)
-        kept = trials[np.setdiff1d(members, [out])].mean(axis=0)  # (time, unit)
-        np.testing.assert_allclose(train[:, s, d, :], kept.T, rtol=1e-12, atol=1e-12)
-        np.testing.assert_array_equal(held[:, s, d, :], trials[out].T)
+    rec = Recording({"h": trials}, metadata={"stimulus": stimulus, "decision": decision})
+    source = Trials(rec, "h", np.arange(4))
+    (sums,) = source.sums([design])
+    drawn = draw_held(design, 3, np.random.default_rng(5))
+    draw = np.random.default_rng(5)  # split by split, a trial of each condition cell in turn
+    members = [np.flatnonzero(design.cells == cell) for cell in range(design.counts.size)]
+    np.testing.assert_array_equal(drawn, [[draw.choice(m) for m in members] for _ in range(3)])
+    splits = list(source.held_out(drawn))
+    assert len(splits) == 3
+    for split, held_trials in enumerate(splits):
+        train, held = split_means(sums, held_trials, design)
+        for cell, out in enumerate(drawn[split]):
+            s, d = np.unravel_index(cell, design.shape)
+            kept = trials[np.setdiff1d(members[cell], [out])].mean(axis=0)  # (time, unit)
+            np.testing.assert_allclose(train[:, s, d, :], kept.T, rtol=1e-12, atol=1e-12)
+            np.testing.assert_array_equal(held[:, s, d, :], trials[out].T)

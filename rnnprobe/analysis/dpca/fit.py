@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..._validation import check_finite_layer, check_int, check_number, check_recording, check_seed, layer_states
+from ..._validation import check_int, check_number, check_recording, check_seed
 from ...errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
-from ..blockwise import dask_states, group_sums
 from .core import (
     TIME,
     Design,
     by_condition,
-    condition_sums,
     fit_all,
     held_out_error,
     marginalization_names,
     marginalize,
     trial_design,
 )
+from .trials import Trials, draw_held, split_means
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -248,7 +247,8 @@ def fit_dpca(
     positions = recording.time_positions(layer, time)
     if len(positions) < 2:
         raise ShapeError(f"time: {len(positions)} time step selected; dPCA needs at least 2.")
-    sums, read = _trial_source(recording, layer, positions, design)  # blockwise for a dask-backed recording
+    trials = Trials(recording, layer, positions)  # blockwise for a dask-backed recording
+    (sums,) = trials.sums([design])
     groups = marginalization_names(design.parameters, join)
     components = _check_components(n_components, list(groups), sums.shape[2])
     axes = [*design.parameters, TIME]
@@ -262,7 +262,7 @@ def fit_dpca(
         if candidates.size == 0 or not np.all(np.isfinite(candidates)) or np.any(candidates < 0):
             raise ArgumentError(f"regularizers: got {describe(regularizers)}. Pass non-negative finite values.")
         n_splits = check_int("n_splits", n_splits, maximum=10_000)
-        scores = cross_validate(sums, read, design, axes, groups, components, candidates, n_splits, check_seed(seed))
+        scores = cross_validate(sums, trials, design, axes, groups, components, candidates, n_splits, check_seed(seed))
         regularizer = float(candidates[int(np.argmin(scores))])
     else:
         regularizer = check_number("regularizer", regularizer, minimum=0)
@@ -280,53 +280,11 @@ def fit_dpca(
                       layer, mean, scores, candidates, {}, groups, positions, recording.periods)  # fmt: skip
 
 
-def held_out_split(trials: np.ndarray, design: Design, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(training means, held-out trials) per condition: one random trial of each condition held out."""
-    return split_means(condition_sums(trials, design), lambda rows: trials[rows], design, rng)
-
-
-def split_means(
-    sums: np.ndarray, read: Callable[[np.ndarray], np.ndarray], design: Design, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`held_out_split` from the conditions' trial sums (cell, time, unit) and a reader of trials by
-    index: the training means are the sums less the held-out trial, over one trial fewer.
-    """
-    held = np.array([rng.choice(np.flatnonzero(design.cells == cell)) for cell in range(design.counts.size)])
-    held_trials = read(held)  # (cell, time, unit), in cell order
-    train = (sums - held_trials) / (design.counts.reshape(-1, 1, 1) - 1)
-    return by_condition(train, design), by_condition(held_trials, design)
-
-
-def _trial_source(
-    recording: Recording, layer: str, positions: np.ndarray, design: Design
-) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
-    """(the conditions' trial sums (cell, time, unit), a reader of trials by index). A dask-backed recording
-    is summed blockwise (the product of the condition indicator with chunks of trials; only the sums come
-    back) and only the requested trials are read; otherwise the layer is read into memory.
-    """
-    if not recording.is_dask:
-        _, _, trials = layer_states(recording, layer, time=positions)
-        return condition_sums(trials, design), lambda rows: trials[rows]
-    import dask
-    import dask.array as da
-
-    x = dask_states(recording, layer, time=positions)
-    sums, finite = dask.compute(group_sums(x, design.cells, int(np.prod(design.shape))), da.isfinite(x).all())
-    check_finite_layer(finite, layer)
-
-    def read(rows: np.ndarray) -> np.ndarray:
-        order = np.argsort(rows)  # read in the store's order, returned in the order asked
-        _, _, states = layer_states(recording, layer, time=positions, stimuli=rows[order])
-        return states[np.argsort(order)]
-
-    return sums, read
-
-
 def _centred(x: np.ndarray) -> np.ndarray:
     return x - x.reshape(x.shape[0], -1).mean(axis=1).reshape(-1, *([1] * (x.ndim - 1)))
 
 
-def cross_validate(sums: np.ndarray, read: Callable[[np.ndarray], np.ndarray], design: Design, axes: list[str],
+def cross_validate(sums: np.ndarray, trials: Trials, design: Design, axes: list[str],
                    groups: dict, components: dict[str, int], candidates: np.ndarray, n_splits: int,
                    seed: int | None) -> np.ndarray:  # fmt: skip
     """Mean over splits of the held-out reconstruction error summed over marginalisations, per candidate."""
@@ -335,10 +293,10 @@ def cross_validate(sums: np.ndarray, read: Callable[[np.ndarray], np.ndarray], d
             f"regularizer: 'auto' holds out one trial per condition, but a condition has {design.counts.min()} "
             f"trial; pass a fixed regularizer or conditions with 2 or more trials."
         )
-    rng = np.random.default_rng(seed)
+    held = draw_held(design, n_splits, np.random.default_rng(seed))
     scores = np.zeros((n_splits, candidates.size))
-    for split in range(n_splits):
-        train, validation = (_centred(x) for x in split_means(sums, read, design, rng))
+    for split, held_trials in enumerate(trials.held_out(held)):
+        train, validation = (_centred(x) for x in split_means(sums, held_trials, design))
         train_marginals, valid_marginals = marginalize(train, axes, groups), marginalize(validation, axes, groups)
         for k, value in enumerate(candidates):
             encoders, decoders = fit_all(train, train_marginals, float(value), components)

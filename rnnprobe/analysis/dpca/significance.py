@@ -6,11 +6,12 @@ import dataclasses
 
 import numpy as np
 
-from ..._validation import check_int, check_recording, check_seed, layer_states
+from ..._validation import check_int, check_recording, check_seed
 from ...errors import ArgumentTypeError, ShapeError, describe
 from ...recording import Recording
 from .core import TIME, Design, fit_all, marginalize, trial_design
-from .fit import DPCAResult, _centred, _parameters, held_out_split
+from .fit import DPCAResult, _centred, _parameters
+from .trials import Trials, draw_held, split_means
 
 
 def _class_traces(z: np.ndarray, sets: list[tuple[str, ...]], axes: list[str]) -> np.ndarray:
@@ -27,20 +28,36 @@ def nearest_mean_accuracy(train: np.ndarray, test: np.ndarray) -> np.ndarray:
     return (np.argmin(distance, axis=2) == np.arange(train.shape[1])[None, :, None]).mean(axis=1)
 
 
-def _split_scores(trials: np.ndarray, design: Design, result: DPCAResult, names: list[str], n_splits: int,
-                  rng: np.random.Generator) -> dict[str, np.ndarray]:  # fmt: skip
+def _split_scores(sums: np.ndarray, trials: Trials, design: Design, held: np.ndarray, result: DPCAResult,
+                  names: list[str]) -> dict[str, np.ndarray]:  # fmt: skip
+    """(component, time) nearest-mean accuracy of each marginalisation, averaged over the splits ``held``."""
     axes = [*design.parameters, TIME]
     components = {n: result.decoders[n].shape[1] for n in result.decoders}
     totals = {n: 0.0 for n in names}
-    for _ in range(n_splits):
-        train, validation = (_centred(x) for x in held_out_split(trials, design, rng))
+    for held_trials in trials.held_out(held):
+        train, validation = (_centred(x) for x in split_means(sums, held_trials, design))
         _, decoders = fit_all(train, marginalize(train, axes, result.marginalizations), result.regularizer, components)
         for n in names:
             sets = result.marginalizations[n]
             z_train = _class_traces(np.einsum("uk,u...->k...", decoders[n], train), sets, axes)
             z_valid = _class_traces(np.einsum("uk,u...->k...", decoders[n], validation), sets, axes)
             totals[n] = totals[n] + nearest_mean_accuracy(z_train, z_valid)
-    return {n: totals[n] / n_splits for n in names}
+    return {n: totals[n] / held.shape[0] for n in names}
+
+
+def _all_scores(trials: Trials, designs: list[Design], helds: list[np.ndarray], result: DPCAResult,
+                names: list[str]) -> list[dict[str, np.ndarray]]:  # fmt: skip
+    """:func:`_split_scores` of each design (the observed, then the shuffles), their condition sums taken
+    together in as few passes over the trials as the memory budget allows.
+    """
+    scores = []
+    for group in trials.groups(len(designs), designs[0].counts.size):
+        sums = trials.sums(designs[group])
+        scores += [
+            _split_scores(s, trials, d, h, result, names)
+            for s, d, h in zip(sums, designs[group], helds[group], strict=True)
+        ]
+    return scores
 
 
 def dpca_significance(
@@ -91,17 +108,20 @@ def dpca_significance(
     n_shuffles = check_int("n_shuffles", n_shuffles, maximum=100_000)
     n_splits = check_int("n_splits", n_splits, maximum=100_000)
     design = trial_design(_parameters(recording, result.parameters))
-    _, _, trials = layer_states(recording, result.layer, time=result.time_positions)
+    trials = Trials(recording, result.layer, result.time_positions)  # blockwise for a dask-backed recording
     if design.counts.shape != result.counts.shape or not np.array_equal(design.counts, result.counts):
         raise ShapeError("recording: its trials per condition differ from result's; pass the trials it was fitted on.")
     if design.counts.min() < 2:
         raise ShapeError(f"recording: a condition has {design.counts.min()} trial; held-out splits need 2 or more.")
     rng = np.random.default_rng(check_seed(seed))
     names = [n for n in result.marginalizations if n != TIME]
-    observed = _split_scores(trials, design, result, names, n_splits, rng)
+    designs, helds = [design], [draw_held(design, n_splits, rng)]
+    for _ in range(n_shuffles):  # the random draws first: they do not depend on the states
+        designs.append(dataclasses.replace(design, cells=rng.permutation(design.cells)))
+        helds.append(draw_held(designs[-1], n_splits, rng))
+    observed, *shuffles = _all_scores(trials, designs, helds, result, names)
     exceeded = {n: np.ones(observed[n].shape, dtype=bool) for n in names}
-    for _ in range(n_shuffles):
-        shuffled = dataclasses.replace(design, cells=rng.permutation(design.cells))
-        for n, score in _split_scores(trials, shuffled, result, names, n_splits, rng).items():
+    for scores in shuffles:
+        for n, score in scores.items():
             exceeded[n] &= observed[n] > score
     return dataclasses.replace(result, significance=exceeded)

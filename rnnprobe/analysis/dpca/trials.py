@@ -1,0 +1,85 @@
+"""A layer's trials as dPCA reads them: the conditions' trial sums under one or more designs, trials by
+index, and the held-out splits built from both (fit_dpca's regularizer search and dpca_significance).
+
+A dask-backed recording is never read whole: the sums are the product of each design's condition indicator
+with chunks of trials (one pass gives the sums of several designs: the label shuffles), and a split reads
+only its held-out trials, one per condition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..._validation import check_finite_layer, layer_states
+from ..blockwise import dask_states, group_sums
+from .core import Design, by_condition, condition_sums
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ...recording import Recording
+
+BUDGET = 2**28  # bytes of condition sums or held-out trials held at once (256 MiB)
+
+
+class Trials:
+    """The selected states (trial, time, unit) of one layer: read at once from an in-memory recording,
+    blockwise from a dask-backed one (its NaN or inf refused on the first pass).
+    """
+
+    def __init__(self, recording: Recording, layer: str, positions: np.ndarray) -> None:
+        self.recording, self.layer, self.positions = recording, layer, positions
+        self.states = None if recording.is_dask else layer_states(recording, layer, time=positions)[2]
+        self.checked = self.states is not None
+        self.shape = (len(positions), int(np.prod(recording.unit_shape(layer))))  # (time, unit)
+
+    def sums(self, designs: Sequence[Design]) -> list[np.ndarray]:
+        """Each design's (cell, time, unit) sums of the trials of each condition cell, in one pass."""
+        if self.states is not None:
+            return [condition_sums(self.states, design) for design in designs]
+        import dask
+        import dask.array as da
+
+        x = dask_states(self.recording, self.layer, time=self.positions)
+        lazy = [group_sums(x, design.cells, int(np.prod(design.shape))) for design in designs]
+        *sums, finite = dask.compute(*lazy, True if self.checked else da.isfinite(x).all())
+        check_finite_layer(bool(finite), self.layer)
+        self.checked = True
+        return sums
+
+    def read(self, rows: np.ndarray) -> np.ndarray:
+        """The trials ``rows`` (trial, time, unit), in the order asked (read in the store's order)."""
+        if self.states is not None:
+            return self.states[rows]
+        order = np.argsort(rows)
+        states = layer_states(self.recording, self.layer, time=self.positions, stimuli=rows[order])[2]
+        return states[np.argsort(order)]
+
+    def groups(self, count: int, per_item: int) -> Iterator[slice]:
+        """Consecutive groups of ``count`` items of ``per_item`` trials each, held at most BUDGET bytes at once."""
+        size = max(1, BUDGET // (8 * per_item * self.shape[0] * self.shape[1]))
+        return (slice(start, min(start + size, count)) for start in range(0, count, size))
+
+    def held_out(self, held: np.ndarray) -> Iterator[np.ndarray]:
+        """The held-out trials (cell, time, unit) of each split (row of ``held``: a trial index per cell),
+        reading each group of splits' trials together.
+        """
+        for group in self.groups(held.shape[0], held.shape[1]):
+            rows = np.unique(held[group])
+            block = self.read(rows)
+            yield from (block[np.searchsorted(rows, split)] for split in held[group])
+
+
+def draw_held(design: Design, n_splits: int, rng: np.random.Generator) -> np.ndarray:
+    """(split, cell) indices of one random trial per condition cell held out, for each split."""
+    members = [np.flatnonzero(design.cells == cell) for cell in range(design.counts.size)]
+    return np.array([[rng.choice(m) for m in members] for _ in range(n_splits)], dtype=np.intp).reshape(n_splits, -1)
+
+
+def split_means(sums: np.ndarray, held_trials: np.ndarray, design: Design) -> tuple[np.ndarray, np.ndarray]:
+    """(training means, held-out trials), both (unit, *conditions, time): the training means are the
+    conditions' sums less the held-out trial, over one trial fewer.
+    """
+    train = (sums - held_trials) / (design.counts.reshape(-1, 1, 1) - 1)
+    return by_condition(train, design), by_condition(held_trials, design)
