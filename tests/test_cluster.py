@@ -670,7 +670,8 @@ def test_dmd_of_a_dask_backed_recording_is_blockwise(client, tmp_path, monkeypat
     """HAVOK DMD of trials on disk: the delay embedding's Gram matrix and the leading coordinates' one-step
     products (signs fixed by each coordinate's largest entry, found across chunks) summed over chunks of
     trials, never reading the layer whole (also with no rank, every coordinate well conditioned); equal to the
-    in-memory fit; the SVD cases (rank-deficient states with no rank) read it;
+    in-memory fit; rank-deficient states with no rank from a tall-and-skinny QR, blockwise too, unless the kept
+    singular values are too spread (then read);
     DSA between a dask-backed and an in-memory system; NaN refused."""
     import dask
 
@@ -702,15 +703,27 @@ def test_dmd_of_a_dask_backed_recording_is_blockwise(client, tmp_path, monkeypat
     assert distance == pytest.approx(compare_dynamics(whole, other, rank=6, n_delays=2).distance, abs=1e-8)
     assert full.rank == 12
     np.testing.assert_allclose(full.operator, fit_dmd(whole, n_delays=2).operator, rtol=0, atol=1e-10)
-    # a rank beyond the embedding's: the Gram matrix's eigenvalues do not allow it, so the selection is read
-    # and the in-memory fit's error raised; without a rank, the SVD's numerical rank (read)
+    # rank-deficient states (every unit twice): without a rank, the numerical rank the in-memory SVD keeps, from
+    # the tall-and-skinny QR's triangular factor, blockwise; a rank beyond it is the in-memory fit's error.
+    # Kept singular values more than 1e4 apart (a unit scaled by 1e-6) need the in-memory SVD: read.
     Recording({"h": np.concatenate([states, states], axis=2)}).save(tmp_path / "twice.zarr")
-    twice = fit_dmd(Recording.load(tmp_path / "twice.zarr", chunks=7), n_delays=2)
+    spread = np.concatenate([states, 1e-6 * states[:, :, ::-1] ** 2], axis=2)
+    Recording({"h": spread}).save(tmp_path / "spread.zarr")
+    with monkeypatch.context() as patch, dask.config.set(scheduler=None if with_client else "threads"):
+        patch.setattr(validation, "layer_states", reading)
+        twice = fit_dmd(Recording.load(tmp_path / "twice.zarr", chunks=7), n_delays=2)
+        with pytest.raises(ArgumentError, match="rank: got 9, but the delay embedding of h"):
+            fit_dmd(Recording.load(tmp_path / "twice.zarr", chunks=7), rank=9)
+        with pytest.raises(AssertionError, match="a dask-backed layer read whole"):
+            fit_dmd(Recording.load(tmp_path / "spread.zarr", chunks=7), n_delays=2)
     assert twice.rank == 12
-    np.testing.assert_allclose(twice.operator, fit_dmd(Recording.load(tmp_path / "twice.zarr"), n_delays=2).operator,
-                               rtol=0, atol=1e-12)  # fmt: skip
-    with pytest.raises(ArgumentError, match="rank: got 9, but the delay embedding of h"):
-        fit_dmd(Recording.load(tmp_path / "twice.zarr", chunks=7), rank=9)
+    in_memory = fit_dmd(Recording.load(tmp_path / "twice.zarr"), n_delays=2)
+    for name in ("operator", "eigenvalues", "singular_values"):
+        np.testing.assert_allclose(getattr(twice, name), getattr(in_memory, name), rtol=0, atol=1e-10, err_msg=name)
+    spread_fit = fit_dmd(Recording.load(tmp_path / "spread.zarr", chunks=7), n_delays=2)
+    assert spread_fit.rank == 24
+    spread_expected = fit_dmd(Recording.load(tmp_path / "spread.zarr"), n_delays=2)
+    np.testing.assert_allclose(spread_fit.operator, spread_expected.operator, rtol=0, atol=1e-12)
     bad = states.copy()
     bad[33, 4, 2] = np.nan
     Recording({"h": bad}).save(tmp_path / "bad.zarr")

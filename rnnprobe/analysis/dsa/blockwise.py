@@ -7,8 +7,11 @@ sums over trials: a first pass over chunks of trials sums each chunk's embedding
 the states are finite), a second projects each chunk's embedding on the leading directions and sums its
 one-step products, keeping each coordinate's entry of largest modulus (the first such, in sample order,
 as numpy's argmax). The signs are applied to the summed products (S P S), so the operator equals the
-in-memory fit. Where the in-memory fit would take an SVD instead (an embedding not at least twice as
-tall as wide, or kept singular values too spread for the Gram matrix: with no ``rank``, all of them),
+in-memory fit. Where the in-memory fit takes an SVD instead (kept singular values too spread for the Gram
+matrix: with no ``rank``, all of them, so rank-deficient states), the embedding's triangular factor R
+(H = QR) comes from a tall-and-skinny QR over chunks; R's SVD gives H's singular values, its numerical
+rank and the leading directions W_r / s_r for the second pass, where the kept singular values are within
+SVD_SPREAD. Otherwise (an embedding not at least twice as tall as wide, or more spread singular values)
 None is returned and the caller reads the selection.
 """
 
@@ -20,7 +23,17 @@ import numpy as np
 
 from ..._validation import check_finite_layer
 from ..blockwise import chunk_reduce
-from .dmd import DMDResult, delay_embedding, dmd_result, embedding_steps, gram_directions, one_step_operator
+from .dmd import (
+    DMDResult,
+    delay_embedding,
+    dmd_result,
+    embedding_steps,
+    gram_directions,
+    one_step_operator,
+    svd_rank,
+)
+
+SVD_SPREAD = 1e4  # kept singular values within this factor of the largest: H W_r / s_r accurate to about 1e-12
 
 
 def fit_operator_blockwise(x: Any, *, n_delays: int, delay_interval: int, rank: int | None, ridge: float,
@@ -35,17 +48,48 @@ def fit_operator_blockwise(x: Any, *, n_delays: int, delay_interval: int, rank: 
         return None
     (gram, finite) = dask.compute(chunk_reduce(_block_gram, [x], [], n_delays, delay_interval))[0]
     check_finite_layer(finite, label)
-    rank = n_delays * n_units if rank is None else rank  # rank=None: every coordinate, where all are well conditioned
-    leading = gram_directions(gram, rank)
+    leading = gram_directions(gram, n_delays * n_units if rank is None else rank)  # None: all, if well conditioned
     if leading is None:
-        return None
+        leading = _svd_directions(x, rank, n_delays, delay_interval, label)
+        if leading is None:
+            return None
     projection, s = leading
+    rank = projection.shape[1]
     products = chunk_reduce(_block_steps, [x], [np.arange(n_trials)], projection, n_delays, delay_interval,
                             combine=_combine)  # fmt: skip
     (before, cross, (_, signed, _)) = dask.compute(products)[0]
     signs = np.sign(signed)
     operator = one_step_operator(signs[:, None] * before * signs, signs[:, None] * cross * signs, ridge)
     return dmd_result(operator, s, rank, n_delays, delay_interval, ridge, label)
+
+
+def _svd_directions(x: Any, rank: int | None, n_delays: int, delay_interval: int, label: str
+                    ) -> tuple[np.ndarray, np.ndarray] | None:  # fmt: skip
+    """(W_r / s_r, all singular values) of the embedding H = Q R = (Q U) S W' from the SVD of its triangular
+    factor R (a tall-and-skinny QR: each chunk's R, then the R of stacked pairs of them), with ``rank`` or
+    the numerical rank the in-memory SVD would keep; None where the kept singular values are more than
+    SVD_SPREAD apart (the projections H W_r / s_r would lose accuracy: the in-memory SVD is needed).
+    """
+    import dask
+
+    r = dask.compute(chunk_reduce(_block_r, [x], [], n_delays, delay_interval, combine=_stacked_r))[0]
+    _, s, wt = np.linalg.svd(r)
+    steps = embedding_steps(x.shape[1], n_delays, delay_interval, label)
+    rank = svd_rank(s, (x.shape[0] * steps, r.shape[1]), rank, label, x.shape[0], steps)
+    if s[rank - 1] * SVD_SPREAD < s[0]:
+        return None
+    return wt[:rank].T / s[:rank], s
+
+
+def _block_r(blocks: list[np.ndarray], n_delays: int, delay_interval: int) -> np.ndarray:
+    """The triangular factor R of a chunk of trials' delay embedding."""
+    (block,) = blocks
+    return np.linalg.qr(delay_embedding(block, n_delays, delay_interval).reshape(-1, n_delays * block.shape[2]), "r")
+
+
+def _stacked_r(first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """The triangular factor of two chunks' factors stacked (that of their embeddings stacked)."""
+    return np.linalg.qr(np.vstack([first, second]), "r")
 
 
 def _block_gram(blocks: list[np.ndarray], n_delays: int, delay_interval: int) -> tuple[np.ndarray, bool]:

@@ -176,13 +176,21 @@ def _leading_coordinates(embedding: np.ndarray, rank: int | None, label: str, n_
         if leading is not None:
             return embedding @ leading[0], leading[1], kept
     v, s, _ = np.linalg.svd(embedding, full_matrices=False)
-    tolerance = s[0] * max(embedding.shape) * np.finfo(np.float64).eps if s.size else 0.0
+    rank = svd_rank(s, embedding.shape, rank, label, n_trials, steps)
+    return v[:, :rank], s, rank
+
+
+def svd_rank(s: np.ndarray, shape: tuple[int, int], rank: int | None, label: str, n_trials: int, steps: int) -> int:
+    """The rank to keep of an embedding of ``shape`` with singular values ``s``: ``rank``, or with None its
+    numerical rank (as numpy's matrix_rank); an error where the embedding does not have it.
+    """
+    tolerance = s[0] * max(shape) * np.finfo(np.float64).eps if s.size else 0.0
     available = int(np.sum(s > tolerance))
     rank = available if rank is None else rank
     if available == 0 or rank > available or rank > n_trials * (steps - 1):
         raise ArgumentError(
             f"rank: got {rank}, but the delay embedding of {label} ({n_trials} trial(s) x {steps} steps x "
-            f"{embedding.shape[1]} delay coordinates) has rank {available}; pass rank <= "
+            f"{shape[1]} delay coordinates) has rank {available}; pass rank <= "
             f"{min(available, n_trials * (steps - 1))}."
         )
-    return v[:, :rank], s, rank
+    return rank
