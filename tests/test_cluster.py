@@ -258,6 +258,43 @@ def test_tdr_of_a_dask_backed_recording_is_blockwise(client, tmp_path, monkeypat
 
 
 @pytest.mark.parametrize("with_client", [True, False])
+def test_jpca_of_dask_backed_condition_averages_is_blockwise(client, tmp_path, monkeypatch, with_client):
+    """jPCA of condition averages on disk: the units' ranges and the cross-condition mean, the centred
+    states' axes by dask's tall-and-skinny QR, then the states on the axes; equal to the in-memory fit to
+    1e-10 (soft-normalised or not, a time selection, a constant unit), the layer never read whole; NaN
+    refused."""
+    import dask
+
+    from rnnprobe.analysis import fit_jpca
+    from rnnprobe.analysis import jpca as jpca_module
+
+    rng = np.random.default_rng(4)
+    t, phases = np.arange(40), rng.uniform(0, 2 * np.pi, size=(30, 1))
+    latent = np.stack([np.cos(0.1 * t + phases), np.sin(0.1 * t + phases), 0.5 * np.cos(0.04 * t + 2 * phases),
+                       0.5 * np.sin(0.04 * t + 2 * phases)], axis=-1)  # fmt: skip
+    states = 20 * latent @ rng.normal(size=(4, 12)) + rng.normal(size=(30, 40, 12))
+    states[:, :, 5] = 3.0  # a constant unit
+    Recording({"h": states}).save(tmp_path / "rec.zarr")
+    whole, chunked = Recording.load(tmp_path / "rec.zarr"), Recording.load(tmp_path / "rec.zarr", chunks=7)
+    settings = [{"n_components": 4}, {"n_components": 6, "soft_normalize": None, "time": slice(5, 35)}]
+    with monkeypatch.context() as patch, dask.config.set(scheduler=None if with_client else "threads"):
+        patch.setattr(jpca_module, "layer_states", None)  # the in-memory path would call it
+        got = [fit_jpca(chunked, **kw) for kw in settings]
+    for result, kw in zip(got, settings, strict=True):
+        expected = fit_jpca(whole, **kw)
+        for name in ("m", "m_skew", "frequencies", "planes", "projections", "components", "variance_captured"):
+            np.testing.assert_allclose(getattr(result, name), getattr(expected, name), rtol=0, atol=1e-10, err_msg=name)
+        for name in ("r2", "r2_skew", "skew_fraction"):
+            assert getattr(result, name) == pytest.approx(getattr(expected, name), abs=1e-12), name
+        np.testing.assert_array_equal(result.times, expected.times)
+    bad = states.copy()
+    bad[3, 4, 2] = np.inf
+    Recording({"h": bad}).save(tmp_path / "bad.zarr")
+    with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):
+        fit_jpca(Recording.load(tmp_path / "bad.zarr", chunks=7))
+
+
+@pytest.mark.parametrize("with_client", [True, False])
 def test_dpca_of_a_dask_backed_recording_is_blockwise(client, tmp_path, monkeypatch, with_client):
     """dPCA of trials on disk: the conditions' trial sums blockwise (the condition indicator times chunks of
     trials; here two designs' per pass, the budget of two splits), and for regularizer="auto" and

@@ -97,3 +97,37 @@ def test_states_without_rotation_get_planes_of_zero_frequency(rng):
     np.testing.assert_allclose(result.r2_skew / result.r2, 0.0, atol=1e-6)
     with pytest.raises(ShapeError, match="do not differ"):
         fit_jpca(Recording({"h": rng.normal(size=(1, 10, 4))}), n_components=2)
+
+
+def test_axes_and_planes_do_not_depend_on_the_decompositions_arbitrary_signs_and_phases(rng, monkeypatch):
+    """The principal axes' signs (each axis's largest entry positive) and the jPC planes (the eigenvector's
+    phase: its largest entry real and positive) are the same whatever sign or phase LAPACK returns: here
+    every singular vector negated and every eigenvector turned by a random phase."""
+    from rnnprobe.analysis.pca import fixed_signs, principal_axes
+
+    samples = rng.normal(size=(50, 6)) * np.arange(1, 7)
+    axes = principal_axes(samples, 4)
+    peaks = axes[np.arange(4), np.argmax(np.abs(axes), axis=1)]
+    assert np.all(peaks > 0)
+    np.testing.assert_allclose(np.abs(axes), np.abs(np.linalg.svd(samples - samples.mean(0))[2][:4]), atol=1e-12)
+    np.testing.assert_array_equal(fixed_signs(-axes), axes)
+    t, phases = np.arange(30), rng.uniform(0, 2 * np.pi, size=(10, 1))
+    slow = 0.05 * t + 3 * phases
+    latent = np.stack([np.cos(0.2 * t + phases), np.sin(0.2 * t + phases), np.cos(slow), np.sin(slow)], axis=-1)
+    rec = Recording({"h": latent @ rng.normal(size=(4, 8)) + 0.01 * rng.normal(size=(10, 30, 8))})
+    expected = fit_jpca(rec, n_components=4, soft_normalize=None)
+    real_svd, real_eig = np.linalg.svd, np.linalg.eig
+
+    def negated_svd(*args, **kwargs):
+        u, s, vt = real_svd(*args, **kwargs)
+        return -u, s, -vt
+
+    def turned_eig(matrix):
+        values, vectors = real_eig(matrix)
+        return values, vectors * np.exp(1j * rng.uniform(0, 2 * np.pi, size=vectors.shape[1]))
+
+    monkeypatch.setattr(np.linalg, "svd", negated_svd)
+    monkeypatch.setattr(np.linalg, "eig", turned_eig)
+    got = fit_jpca(rec, n_components=4, soft_normalize=None)
+    for name in ("components", "planes", "projections", "m"):
+        np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=0, atol=1e-10, err_msg=name)

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_int, check_number, layer_states
+from .._validation import check_finite_layer, check_int, check_number, check_recording, layer_states
 from ..errors import ShapeError
+from .blockwise import dask_states
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -133,6 +134,8 @@ def jpc_planes(m_skew: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     planes, omegas = [], []
     for i in order:
         v = vectors[:, i]
+        peak = v[np.argmax(np.abs(v))]
+        v = v * (abs(peak) / peak)  # the phase fixed: the largest entry real and positive (LAPACK leaves its sign)
         a, b = v.real, v.imag
         first = b / np.linalg.norm(b)  # the eigenvector's real and imaginary parts span the plane
         second = a - (a @ first) * first
@@ -195,45 +198,102 @@ def fit_jpca(
     n_components = check_int("n_components", n_components, minimum=2)
     if n_components % 2:
         raise ShapeError(f"n_components: got {n_components}. jPC planes come in pairs; pass an even number.")
-    layer, positions, x = layer_states(recording, layer, time=time)
+    check_recording(recording, "recording")
+    if recording.is_dask:  # condition averages on disk: blockwise (see _dask_projection)
+        layer = recording.resolve_layer(layer)
+        positions = recording.time_positions(layer, time)
+        shape = (recording.n_stimuli, len(positions), int(np.prod(recording.unit_shape(layer))))
+    else:
+        layer, positions, x = layer_states(recording, layer, time=time)
+        shape = x.shape
     times = np.asarray(recording.times[layer])[positions]
     if dt is None:
         steps = np.diff(times.astype(float))
         dt = float(steps[0]) if steps.size and np.allclose(steps, steps[0]) and steps[0] > 0 else 1.0
     dt = check_number("dt", dt, minimum=0, inclusive=False)
-    n_conditions, n_times, n_units = x.shape
+    n_conditions, n_times, n_units = shape
     if n_times < 3 or n_conditions * (n_times - 1) < n_components or n_units < n_components:
         raise ShapeError(
             f"recording: {n_conditions} conditions x {n_times} time steps x {n_units} units cannot support "
             f"{n_components} components; jPCA needs more steps, conditions and units than components."
         )
     if soft_normalize is not None:
-        scale = np.ptp(x.reshape(-1, n_units), axis=0) + check_number("soft_normalize", soft_normalize, minimum=0)
-        x = x / np.where(scale > 0, scale, 1.0)
-    x = x - x.mean(axis=0, keepdims=True)  # the cross-condition mean at each time
-    if n_conditions < 2 or not np.any(x):
-        raise ShapeError(
-            f"recording: {n_conditions} condition(s) whose states do not differ once the cross-condition mean is "
-            f"removed; jPCA needs conditions (rows) that differ, e.g. condition averages of several reach targets."
-        )
-    from .pca import principal_axes
-
-    components = principal_axes(x.reshape(-1, n_units), n_components)
-    z = x @ components.T
+        soft_normalize = check_number("soft_normalize", soft_normalize, minimum=0)
+    if n_conditions < 2:
+        raise _no_conditions(n_conditions)
+    if recording.is_dask:
+        components, z, total = _dask_projection(recording, layer, positions, soft_normalize, n_components)
+    else:
+        components, z, total = _projection(x, soft_normalize, n_components)
     before, change = z[:, :-1].reshape(-1, n_components), np.diff(z, axis=1).reshape(-1, n_components)
     m = np.linalg.lstsq(before, change, rcond=None)[0]
     m_skew = skew_least_squares(before, change)
-    total = float(np.vdot(change, change))
-    if total == 0:
+    changes = float(np.vdot(change, change))
+    if changes == 0:
         raise ShapeError("recording: the states do not change over the time steps selected; no dynamics to fit.")
     planes, omegas = jpc_planes(m_skew)
     planes = np.stack([_counterclockwise(plane, z) for plane in planes])
-    variance = np.array([float(np.sum((z @ plane.T) ** 2)) for plane in planes]) / float(np.sum(x**2))
+    variance = np.array([float(np.sum((z @ plane.T) ** 2)) for plane in planes]) / total
     return JPCAResult(
-        m=m, m_skew=m_skew, r2=1 - float(np.sum((change - before @ m) ** 2)) / total,
-        r2_skew=1 - float(np.sum((change - before @ m_skew) ** 2)) / total,
+        m=m, m_skew=m_skew, r2=1 - float(np.sum((change - before @ m) ** 2)) / changes,
+        r2_skew=1 - float(np.sum((change - before @ m_skew) ** 2)) / changes,
         skew_fraction=float(np.linalg.norm((m - m.T) / 2) / np.linalg.norm(m)),
         frequencies=omegas / (2 * np.pi * dt), planes=planes, projections=z @ planes[0].T,
         components=components, variance_captured=variance, times=times,
         layer=layer,
     )  # fmt: skip
+
+
+def _no_conditions(n_conditions: int) -> ShapeError:
+    return ShapeError(
+        f"recording: {n_conditions} condition(s) whose states do not differ once the cross-condition mean is "
+        f"removed; jPCA needs conditions (rows) that differ, e.g. condition averages of several reach targets."
+    )
+
+
+def _unit_scale(ranges: np.ndarray, soft_normalize: float) -> np.ndarray:
+    """Each unit's divisor: its range + ``soft_normalize``, 1 where that is 0 (a constant unit, no offset)."""
+    scale = ranges + soft_normalize
+    return np.where(scale > 0, scale, 1.0)
+
+
+def _projection(x: np.ndarray, soft_normalize: float | None, n_components: int) -> tuple[np.ndarray, np.ndarray, float]:
+    """(principal axes (k, unit), the states on them (condition, time, k), their total square) of the
+    soft-normalised states with the cross-condition mean removed at each time; an error if nothing is left.
+    """
+    if soft_normalize is not None:
+        x = x / _unit_scale(np.ptp(x.reshape(-1, x.shape[2]), axis=0), soft_normalize)
+    x = x - x.mean(axis=0, keepdims=True)  # the cross-condition mean at each time
+    total = float(np.sum(x**2))
+    if total == 0:
+        raise _no_conditions(x.shape[0])
+    from .pca import principal_axes
+
+    components = principal_axes(x.reshape(-1, x.shape[2]), n_components)
+    return components, x @ components.T, total
+
+
+def _dask_projection(recording: Recording, layer: str, positions: np.ndarray, soft_normalize: float | None,
+                     n_components: int) -> tuple[np.ndarray, np.ndarray, float]:  # fmt: skip
+    """:func:`_projection` of a dask-backed layer in three passes of dask graphs: each unit's range, the
+    cross-condition mean and whether the states are finite; the centred states' singular vectors by dask's
+    tall-and-skinny QR (as fit_pca's) and their total square; the states on the axes. Only (time, unit),
+    unit x unit and (condition, time, k) arrays come back.
+    """
+    import dask
+    import dask.array as da
+
+    from .pca import fixed_signs
+    from .pca_blockwise import _tall_blocks
+
+    x = dask_states(recording, layer, time=positions).rechunk({1: -1})
+    finite, low, high, mean = dask.compute(da.isfinite(x).all(), x.min(axis=(0, 1)), x.max(axis=(0, 1)), x.mean(axis=0))
+    check_finite_layer(bool(finite), layer)
+    scale = np.ones(x.shape[2]) if soft_normalize is None else _unit_scale(high - low, soft_normalize)
+    centred = x / scale - mean / scale
+    _, _, vt = da.linalg.svd(_tall_blocks(centred.reshape(-1, x.shape[2])))
+    vt, total = dask.compute(vt[:n_components], (centred**2).sum())
+    if total == 0:
+        raise _no_conditions(x.shape[0])
+    components = fixed_signs(vt)
+    return components, dask.compute(centred @ components.T)[0], float(total)

@@ -81,8 +81,16 @@ def participation_ratio(states: np.ndarray) -> np.ndarray:
 
 
 def principal_axes(samples: np.ndarray, n_components: int) -> np.ndarray:
-    """The ``n_components`` leading principal axes (rows, unit norm) of samples (n, units), centred first."""
-    return np.linalg.svd(samples - samples.mean(axis=0), full_matrices=False)[2][:n_components]
+    """The ``n_components`` leading principal axes (rows, unit norm) of samples (n, units), centred first;
+    signs fixed by :func:`fixed_signs`, so they do not depend on the LAPACK build or on how the SVD was taken.
+    """
+    return fixed_signs(np.linalg.svd(samples - samples.mean(axis=0), full_matrices=False)[2][:n_components])
+
+
+def fixed_signs(axes: np.ndarray) -> np.ndarray:
+    """``axes`` (rows) with each row's entry of largest modulus made positive (the first such, on a tie)."""
+    peaks = axes[np.arange(axes.shape[0]), np.argmax(np.abs(axes), axis=1)]
+    return axes * np.where(peaks < 0, -1.0, 1.0)[:, None]
 
 
 @dataclass
