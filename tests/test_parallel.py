@@ -238,3 +238,62 @@ def test_the_library_lookup_is_found_again_when_modules_are_imported(monkeypatch
     # a pool still limits the libraries it finds, through the cached lookup
     with worker_pool(2, threads=2) as pmap:
         assert list(pmap(lambda _: _blas_threads(), range(2))) == [[1] * len(_blas_threads())] * 2
+
+
+@pytest.mark.parametrize("last", ["first", "second"])
+def test_pools_opened_at_once_by_two_threads_restore_the_settings_whatever_order_they_end(last, torch_threads):
+    """Two threads each open a pool (as the tasks of a multi-threaded dask worker may): BLAS's thread count,
+    the process's, stays limited while either is open and comes back whichever ends last (before, the pool
+    that ended last restored what it had found: the other's limit, leaving BLAS on one thread); torch's,
+    each thread's own, comes back in each thread."""
+    import threading
+
+    from threadpoolctl import threadpool_limits
+
+    torch_threads(2)
+    entered, released = threading.Barrier(3, timeout=30), {name: threading.Event() for name in ("first", "second")}
+    seen = {}
+
+    def open_pool(name):
+        torch.set_num_threads(2)
+        with worker_pool(2, threads=2) as pmap:
+            inside = list(pmap(lambda _: (torch.get_num_threads(), set(_blas_threads())), range(2)))
+            entered.wait()
+            released[name].wait(timeout=30)
+        seen[name] = (inside, torch.get_num_threads())
+
+    first_to_end = "second" if last == "first" else "first"
+    with threadpool_limits(limits=2, user_api="blas"):
+        threads = {name: threading.Thread(target=open_pool, args=(name,), daemon=True) for name in released}
+        try:
+            for thread in threads.values():
+                thread.start()
+            entered.wait()  # both pools open
+            released[first_to_end].set()
+            threads[first_to_end].join(timeout=30)
+            still_limited = set(_blas_threads())
+        finally:
+            for event in released.values():
+                event.set()
+            for thread in threads.values():
+                thread.join(timeout=30)
+        assert still_limited == {1}  # the other pool is still open
+        assert set(_blas_threads()) == {2} and torch.get_num_threads() == 2
+    assert seen == {name: ([(1, {1})] * 2, 2) for name in released}
+
+
+def test_a_pool_inside_small_blas_gives_back_torch_and_keeps_blas_limited(torch_threads):
+    """Limits nested in one thread: after a pool inside small_blas ends, torch has its threads again and BLAS
+    stays on small_blas's one thread; after small_blas, BLAS has its threads again."""
+    from threadpoolctl import threadpool_limits
+
+    from rnnprobe.analysis.parallel import small_blas
+
+    torch_threads(2)
+    with threadpool_limits(limits=2, user_api="blas"):
+        with small_blas():
+            assert set(_blas_threads()) == {1} and torch.get_num_threads() == 2
+            with worker_pool(2, threads=2) as pmap:
+                assert list(pmap(lambda _: torch.get_num_threads(), range(2))) == [1, 1]
+            assert set(_blas_threads()) == {1} and torch.get_num_threads() == 2
+        assert set(_blas_threads()) == {2} and torch.get_num_threads() == 2

@@ -7,6 +7,12 @@ them. While a pool runs, each library is limited to
 ``max(1, cores // n_jobs)`` threads (threadpoolctl for BLAS/OpenMP, ``torch.set_num_threads`` when torch is
 loaded), and the previous settings come back afterwards, also on error. With ``n_jobs=1`` nothing is
 limited: the libraries use their own threads.
+
+Limits opened at once by several threads (a pool per task of a multi-threaded dask worker, or two
+analyses run from two threads) go through one record (:class:`LibraryLimits`): BLAS's thread count is the
+process's, so the settings before the first limit are kept and, when one ends, rebuilt from those and the
+limits still open, whatever the order in which they end; OpenMP's and torch's belong to each thread, which
+gives back its own.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -39,22 +46,15 @@ def worker_pool(n_jobs: int, *, threads: int | None = None) -> Iterator[Callable
     if n_jobs <= 1:
         yield map
         return
-    per_worker = threads_per_worker(n_jobs, threads)
-    torch = sys.modules.get("torch")
-    previous = torch.get_num_threads() if torch is not None else None
-    with thread_controller().limit(limits=per_worker):
+    with LIMITS.limited(threads_per_worker(n_jobs, threads)):
         pool = ThreadPoolExecutor(max_workers=n_jobs)
         try:
-            if torch is not None:
-                torch.set_num_threads(per_worker)
             yield pool.map
         except BaseException:  # an error or Ctrl-C: the work not yet started is dropped, not run
             pool.shutdown(wait=True, cancel_futures=True)
             raise
         finally:
             pool.shutdown(wait=True)
-            if torch is not None:
-                torch.set_num_threads(previous)
 
 
 @contextlib.contextmanager
@@ -107,5 +107,85 @@ def small_blas() -> Iterator[None]:
     AMD EPYC: 0.26 s with 2 BLAS threads, 0.10 s with 1), while torch keeps its threads for the batched
     solves. The previous limit comes back afterwards.
     """
-    with thread_controller().limit(limits=1, user_api="blas"):
+    with LIMITS.limited(1, user_api="blas"):
         yield
+
+
+class LibraryLimits:
+    """The process's record of the BLAS limits open now, and each thread's own OpenMP and torch limits (see
+    the module docstring).
+
+    BLAS's thread count (OpenBLAS, MKL) is the process's: the settings before the first limit are kept,
+    and when any limit ends they are rebuilt from those and the limits still open. OpenMP's count (and
+    torch's, which follows OpenMP's and seeds new threads' from the last one set) belongs to the thread
+    that sets it: each limit sets and gives back its own thread's, as the thread found them.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.open: list[int] = []  # the BLAS limits open, in entry order
+        self.blas: Any = None  # threadpoolctl's view of the BLAS libraries when the first limit opened
+        self.kept: Any = None  # its limiter of the first limit: it restores the settings before it
+
+    @contextlib.contextmanager
+    def limited(self, threads: int, *, user_api: str | None = None) -> Iterator[None]:
+        """BLAS (``user_api="blas"``) or every library (None: BLAS, OpenMP and torch) limited to ``threads``
+        while the context runs.
+        """
+        with self.blas_limited(threads):
+            if user_api == "blas":
+                yield
+                return
+            torch = sys.modules.get("torch")
+            previous = torch.get_num_threads() if torch is not None else None  # before OpenMP's limit moves it
+            openmp = thread_controller().limit(limits=threads, user_api="openmp")
+            try:
+                if torch is not None:
+                    torch.set_num_threads(threads)
+                yield
+            finally:
+                openmp.restore_original_limits()
+                if torch is not None:
+                    torch.set_num_threads(previous)
+
+    @contextlib.contextmanager
+    def blas_limited(self, threads: int) -> Iterator[None]:
+        """BLAS limited to ``threads`` through the process's record."""
+        with self.lock, _any_thread_sets_blas():
+            if self.open:
+                self.blas.limit(limits=threads)
+            else:
+                self.blas = thread_controller().select(user_api="blas")
+                self.kept = self.blas.limit(limits=threads)
+            self.open.append(threads)
+        try:
+            yield
+        finally:
+            with self.lock, _any_thread_sets_blas():
+                self.open.remove(threads)
+                self.kept.restore_original_limits()
+                for still_open in self.open:
+                    self.blas.limit(limits=still_open)
+                if not self.open:
+                    self.blas, self.kept = None, None
+
+
+@contextlib.contextmanager
+def _any_thread_sets_blas() -> Iterator[None]:
+    """Since threadpoolctl 3.8, only one thread, the first to set it, may set OpenBLAS's process-wide thread
+    count (the others' calls do nothing) until that thread's ``with threadpool_limits`` ends. The record's
+    changes, made under its lock from whichever thread, are released of that rule around them.
+    """
+    import threadpoolctl
+
+    release = getattr(getattr(threadpoolctl, "OpenBLASController", None), "clear_controlling_thread", None)
+    if release is not None:
+        release(force=True)
+    try:
+        yield
+    finally:
+        if release is not None:
+            release(force=True)
+
+
+LIMITS = LibraryLimits()
