@@ -257,6 +257,41 @@ def test_tdr_of_a_dask_backed_recording_is_blockwise(client, tmp_path, monkeypat
         fit_tdr(Recording.load(tmp_path / "bad.zarr", chunks=32), variables=["choice"])
 
 
+def test_fixed_points_from_a_dask_backed_recording_read_only_the_picked_stimuli(client, tmp_path, monkeypatch):
+    """Initial states drawn from a recording on disk: the same draw as in memory (so the same fixed points),
+    the layers checked finite blockwise, and only the stimuli of the picked states read; NaN refused."""
+    from rnnprobe import record
+    from rnnprobe.analysis import find_fixed_points
+    from rnnprobe.models import shipped
+    from rnnprobe.tasks import FlipFlop
+
+    model = shipped.load("flipflop-lstm")
+    rec = record(model, FlipFlop(3).sample(40, split="test").x, progress=False)
+    rec.save(tmp_path / "rec.zarr")
+    settings = {"layer": ["l0.h", "l0.c"], "n_initial": 12, "noise": 0.01, "seed": 3}
+    expected = find_fixed_points(model, initial_states=Recording.load(tmp_path / "rec.zarr"), **settings)
+    chunked = Recording.load(tmp_path / "rec.zarr", chunks=8)
+    reads, real_get = [], Recording.get
+
+    def reading(self, layer, *args, **kwargs):
+        if self.is_dask:
+            reads.append(kwargs.get("stimuli"))
+        return real_get(self, layer, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Recording, "get", reading)
+        got = find_fixed_points(model, initial_states=chunked, **settings)
+    assert len(reads) == 2 and all(rows is not None and 1 <= len(rows) <= 12 for rows in reads)
+    np.testing.assert_array_equal(got.states, expected.states)
+    np.testing.assert_array_equal(got.inputs, expected.inputs)
+    assert got.n_candidates == expected.n_candidates
+    states = rec.to_numpy("l0.c").copy()
+    states[30, 7, 2] = np.nan
+    Recording({"l0.h": rec.to_numpy("l0.h"), "l0.c": states}).save(tmp_path / "bad.zarr")
+    with pytest.raises(NonFiniteError, match=r"layer 'l0\.c' holds NaN or inf"):
+        find_fixed_points(model, initial_states=Recording.load(tmp_path / "bad.zarr", chunks=8), **settings)
+
+
 @pytest.mark.parametrize("with_client", [True, False])
 def test_jpca_of_dask_backed_condition_averages_is_blockwise(client, tmp_path, monkeypatch, with_client):
     """jPCA of condition averages on disk: the units' ranges and the cross-condition mean, the centred

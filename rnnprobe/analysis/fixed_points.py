@@ -38,7 +38,16 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .._validation import check_device, check_finite, check_int, check_number, check_option, check_progress, check_seed
+from .._validation import (
+    check_device,
+    check_finite,
+    check_finite_layer,
+    check_int,
+    check_number,
+    check_option,
+    check_progress,
+    check_seed,
+)
 from ..errors import ArgumentError, ConvergenceError, ShapeError
 from ..recording import Recording
 from ._fp_search import EXACT, SOLVERS, Deflated, levenberg_marquardt, newton_polish, same_inputs, small
@@ -833,12 +842,38 @@ def _initial_states(states: Any, sm: StateMap, layer: Any, n_initial: int, rng: 
             "(n, d), or a state of the model; fixed points are searched from there."
         )
     if isinstance(states, Recording):
-        pooled = recorded_states(states, layer)
-        if sm.state_size is not None and pooled.shape[1] != sm.state_size:
+        names = _names(states, layer)
+        n_units = sum(int(np.prod(states.unit_shape(name))) for name in names)
+        if sm.state_size is not None and n_units != sm.state_size:
             raise ShapeError(
-                f"layer: {_names(states, layer)} give {pooled.shape[1]} units per state, but the model's state packs "
+                f"layer: {names} give {n_units} units per state, but the model's state packs "
                 f"into {sm.state_size}. Name every part of the state in pack order (e.g. ['l0.h', 'l0.c'] for an LSTM)."
             )
-        pick = rng.choice(len(pooled), size=min(n_initial, len(pooled)), replace=False)
-        return as_states(pooled[np.sort(pick)], sm)
+        if not states.is_dask:
+            pooled = recorded_states(states, layer)
+            pick = rng.choice(len(pooled), size=min(n_initial, len(pooled)), replace=False)
+            return as_states(pooled[np.sort(pick)], sm)
+        return as_states(_picked_states(states, names, n_initial, rng), sm)
     return as_states(states, sm)
+
+
+def _picked_states(recording: Recording, names: list[str], n_initial: int, rng: np.random.Generator) -> np.ndarray:
+    """:func:`recorded_states` of a dask-backed recording at ``n_initial`` random rows (the same draw as the
+    in-memory path), reading only the stimuli they come from; the layers' NaN or inf are refused blockwise.
+    """
+    import dask
+    import dask.array as da
+
+    lazy = [recording.to_dask(name) for name in names]
+    finite = dask.compute(*(da.isfinite(x).all() for x in lazy))
+    for name, ok in zip(names, finite, strict=True):
+        check_finite_layer(bool(ok), name)
+    n_stimuli, n_times = lazy[0].shape[:2]
+    if any(x.shape[:2] != (n_stimuli, n_times) for x in lazy):
+        raise ShapeError(f"layer: {names} differ in their time steps; name parts of one state, recorded together.")
+    rows = np.sort(rng.choice(n_stimuli * n_times, size=min(n_initial, n_stimuli * n_times), replace=False))
+    stimuli, steps = np.divmod(rows, n_times)
+    read = np.unique(stimuli)
+    parts = [np.asarray(recording.get(name, stimuli=read, flatten=True), dtype=np.float64) for name in names]
+    where = np.searchsorted(read, stimuli)
+    return np.concatenate([part[where, steps] for part in parts], axis=1)
