@@ -254,8 +254,12 @@ def test_pools_opened_at_once_by_two_threads_restore_the_settings_whatever_order
     entered, released = threading.Barrier(3, timeout=30), {name: threading.Event() for name in ("first", "second")}
     seen = {}
 
+    ready = threading.Barrier(2, timeout=30)
+
     def open_pool(name):
         torch.set_num_threads(2)
+        assert torch.get_num_threads() == 2  # torch reads its setting for this thread lazily, on first use
+        ready.wait()  # before either thread limits
         with worker_pool(2, threads=2) as pmap:
             inside = list(pmap(lambda _: (torch.get_num_threads(), set(_blas_threads())), range(2)))
             entered.wait()
