@@ -296,7 +296,7 @@ def test_wide_multinomial_in_principal_coordinates_of_rank_deficient_steps(rng, 
     calls = []
     real = coordinates._coordinates
     monkeypatch.setattr(coordinates, "_coordinates", lambda kernel: calls.append(kernel.shape) or real(kernel))
-    monkeypatch.setattr(logistic, "time_blocks", lambda n_times, _: [slice(t, t + 1) for t in range(n_times)])
+    monkeypatch.setattr(logistic, "time_blocks", lambda n_times, *_, **__: [slice(t, t + 1) for t in range(n_times)])
     fit = fit_logistic(x, label[:, None], folds, n_classes=classes, penalty=2.0, scale=scale, tol=1e-10)
     assert calls == [(1, 30, 30)] * 6  # every fold's kernel of its 30 training samples, one step at a time
     _assert_sklearn_optimum(fit, x, label, folds, penalty=2.0, scale=scale)
@@ -712,6 +712,7 @@ def test_ridge_blocks_of_time_steps_count_the_copy_of_the_samples(rng, monkeypat
     """Many samples of few units: a block's copy of x (not only its p x p arrays) is within the budget, and the
     fits do not depend on the blocks (equal to sklearn's ridge per step)."""
     import rnnprobe.analysis._ridge as ridge
+    from rnnprobe.analysis import _linear as linear
     from rnnprobe.analysis._linear import time_blocks
 
     n, steps, p = 4000, 6, 8
@@ -722,7 +723,7 @@ def test_ridge_blocks_of_time_steps_count_the_copy_of_the_samples(rng, monkeypat
     monkeypatch.setattr(
         ridge, "time_blocks", lambda *a, **k: [sizes.append(b.stop - b.start) or b for b in time_blocks(*a, **k)]
     )
-    monkeypatch.setattr(ridge, "BLOCK_BYTES", 2**20)  # about 0.5 MB per step: 8 * 8^2 * 6 + 16 * 4000 * 8
+    monkeypatch.setattr(linear, "CPU_BUDGET", 2**20)  # about 0.5 MB per step: 8 * 8^2 * 6 + 16 * 4000 * 8
     fit = ridge.fit_ridge(x, y, folds, alpha=2.0, scale=False)
     assert sizes == [2, 2, 2]
     for f, train in enumerate(folds):

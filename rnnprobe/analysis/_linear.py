@@ -141,6 +141,15 @@ def work_bytes(p: int, n_folds: int) -> int:
 
 
 BUDGET = 2**28  # bytes of a block's work arrays, by default
+CPU_BUDGET = 2**25  # on the CPU, for the iterative and batched fits (ridge, logistic): blocks this small, whose
+# arrays the allocator reuses from one block to the next and the caches hold better, beat large fresh ones
+# (AMD EPYC, in one process: ridge 2000 x 30 x 512 with generalization 1.06 -> 0.99 s on one thread, 0.86 ->
+# 0.67 s on two, 600 x 30 x 128 unchanged; multinomial logistic 1000 x 10 x 512, 4 classes, 1.68 -> 1.35 s)
+
+
+def block_budget(device: torch.device) -> int:
+    """The bytes of a block's work arrays for the batched fits on ``device``."""
+    return CPU_BUDGET if device.type == "cpu" else BUDGET
 
 
 def time_blocks(n_times: int, bytes_per_step: int, *, budget: int = BUDGET, parts: int = 1) -> Iterator[slice]:

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 
 from ._linear import (
-    BUDGET,
     LinearFit,
     TimeBlock,
     as_device,
+    block_budget,
     inverse_std,
     matmul,
     solve,
@@ -38,10 +38,6 @@ from ._linear import (
     work_bytes,
 )
 from .parallel import library_threads, task_pool
-
-BLOCK_BYTES = 2**25  # a CPU block's arrays (its copy of x, the p x p work arrays): blocks this small, whose arrays
-# the allocator reuses from one block to the next, beat large fresh ones (2000 x 30 x 512 with generalization,
-# AMD EPYC, in one process: 1.06 -> 0.99 s on one thread, 0.86 -> 0.67 s on two; 600 x 30 x 128 unchanged)
 
 
 def fit_ridge(
@@ -75,7 +71,7 @@ def fit_ridge(
     cpu = device.type == "cpu"
     per_step = work_bytes(p, len(folds)) + 16 * x.shape[0] * p  # and the block's copy of x, a fold's test rows
     parts = min(library_threads(), n_times) if cpu else 1
-    blocks = list(time_blocks(n_times, per_step, budget=BLOCK_BYTES if cpu else BUDGET, parts=parts))
+    blocks = list(time_blocks(n_times, per_step, budget=block_budget(device), parts=parts))
     with task_pool(len(blocks) if cpu else 1) as pmap:
         list(pmap(lambda block: _fit_block(x, y_all, folds, block, coef, intercept, alpha=alpha, scale=scale,
                                            device=device), blocks))  # fmt: skip
