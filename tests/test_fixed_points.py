@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnnprobe import record
+from rnnprobe import Recording, record
 from rnnprobe.analysis.fixed_points import find_fixed_points, recorded_states
 from rnnprobe.errors import ArgumentError, ShapeError
 from rnnprobe.models import BLT, CTRNN, FastWeightsRNN, shipped
@@ -254,6 +254,9 @@ def test_initial_states_from_a_recording(rng):
     assert fp.n_candidates == 100 * 2 and fp.stable.sum() >= 1
     with pytest.raises(ShapeError, match=r"give 16 units per state, but the model's state packs into 32"):
         find_fixed_points(model, initial_states=rec, layer="l0.h")
+    h = rec.to_numpy("l0.h")
+    with pytest.raises(ShapeError, match=r"\(stimuli, time steps\) \[\(8, 100\), \(8, 1\)\], which differ"):
+        find_fixed_points(model, initial_states=Recording({"l0.h": h, "final": h[:, -1:]}), layer=["l0.h", "final"])
 
 
 def test_bad_inputs_get_clear_errors(rng):

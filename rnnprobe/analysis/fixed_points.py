@@ -843,6 +843,12 @@ def _initial_states(states: Any, sm: StateMap, layer: Any, n_initial: int, rng: 
         )
     if isinstance(states, Recording):
         names = _names(states, layer)
+        steps = {name: states.shapes[name][:2] for name in names}
+        if len(set(steps.values())) > 1:
+            raise ShapeError(
+                f"layer: {names} have (stimuli, time steps) {list(steps.values())}, which differ; name the parts "
+                f"of one state, recorded at the same time steps (e.g. ['l0.h', 'l0.c'])."
+            )
         n_units = sum(int(np.prod(states.unit_shape(name))) for name in names)
         if sm.state_size is not None and n_units != sm.state_size:
             raise ShapeError(
@@ -868,9 +874,7 @@ def _picked_states(recording: Recording, names: list[str], n_initial: int, rng: 
     finite = dask.compute(*(da.isfinite(x).all() for x in lazy))
     for name, ok in zip(names, finite, strict=True):
         check_finite_layer(bool(ok), name)
-    n_stimuli, n_times = lazy[0].shape[:2]
-    if any(x.shape[:2] != (n_stimuli, n_times) for x in lazy):
-        raise ShapeError(f"layer: {names} differ in their time steps; name parts of one state, recorded together.")
+    n_stimuli, n_times = lazy[0].shape[:2]  # alike in every layer (checked by the caller)
     rows = np.sort(rng.choice(n_stimuli * n_times, size=min(n_initial, n_stimuli * n_times), replace=False))
     stimuli, steps = np.divmod(rows, n_times)
     read = np.unique(stimuli)
