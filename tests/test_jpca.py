@@ -103,14 +103,14 @@ def test_axes_and_planes_do_not_depend_on_the_decompositions_arbitrary_signs_and
     """The principal axes' signs (each axis's largest entry positive) and the jPC planes (the eigenvector's
     phase: its largest entry real and positive) are the same whatever sign or phase LAPACK returns: here
     every singular vector negated and every eigenvector turned by a random phase."""
-    from rnnprobe.analysis.pca import fixed_signs, principal_axes
+    from rnnprobe.analysis.pca import principal_axes, svd_flip
 
     samples = rng.normal(size=(50, 6)) * np.arange(1, 7)
     axes = principal_axes(samples, 4)
     peaks = axes[np.arange(4), np.argmax(np.abs(axes), axis=1)]
     assert np.all(peaks > 0)
     np.testing.assert_allclose(np.abs(axes), np.abs(np.linalg.svd(samples - samples.mean(0))[2][:4]), atol=1e-12)
-    np.testing.assert_array_equal(fixed_signs(-axes), axes)
+    np.testing.assert_array_equal(svd_flip(-axes), axes)
     t, phases = np.arange(30), rng.uniform(0, 2 * np.pi, size=(10, 1))
     slow = 0.05 * t + 3 * phases
     latent = np.stack([np.cos(0.2 * t + phases), np.sin(0.2 * t + phases), np.cos(slow), np.sin(slow)], axis=-1)

@@ -283,7 +283,7 @@ def _dask_projection(recording: Recording, layer: str, positions: np.ndarray, so
     import dask
     import dask.array as da
 
-    from .pca import fixed_signs
+    from .pca import svd_flip
     from .pca_blockwise import _tall_blocks
 
     x = dask_states(recording, layer, time=positions).rechunk({1: -1})
@@ -295,5 +295,5 @@ def _dask_projection(recording: Recording, layer: str, positions: np.ndarray, so
     vt, total = dask.compute(vt[:n_components], (centred**2).sum())
     if total == 0:
         raise _no_conditions(x.shape[0])
-    components = fixed_signs(vt)
+    components = svd_flip(vt)
     return components, dask.compute(centred @ components.T)[0], float(total)

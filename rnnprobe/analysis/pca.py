@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 
-def _svd_flip(vt: np.ndarray) -> np.ndarray:
+def svd_flip(vt: np.ndarray) -> np.ndarray:
     """Signs so that the largest-magnitude entry of each row of ``vt`` is positive (sklearn's convention)."""
     rows = np.arange(vt.shape[0])
     signs = np.sign(vt[rows, np.argmax(np.abs(vt), axis=1)])
@@ -82,15 +82,9 @@ def participation_ratio(states: np.ndarray) -> np.ndarray:
 
 def principal_axes(samples: np.ndarray, n_components: int) -> np.ndarray:
     """The ``n_components`` leading principal axes (rows, unit norm) of samples (n, units), centred first;
-    signs fixed by :func:`fixed_signs`, so they do not depend on the LAPACK build or on how the SVD was taken.
+    signs fixed by :func:`svd_flip`, so they do not depend on the LAPACK build or on how the SVD was taken.
     """
-    return fixed_signs(np.linalg.svd(samples - samples.mean(axis=0), full_matrices=False)[2][:n_components])
-
-
-def fixed_signs(axes: np.ndarray) -> np.ndarray:
-    """``axes`` (rows) with each row's entry of largest modulus made positive (the first such, on a tie)."""
-    peaks = axes[np.arange(axes.shape[0]), np.argmax(np.abs(axes), axis=1)]
-    return axes * np.where(peaks < 0, -1.0, 1.0)[:, None]
+    return svd_flip(np.linalg.svd(samples - samples.mean(axis=0), full_matrices=False)[2][:n_components])
 
 
 @dataclass
@@ -318,14 +312,14 @@ def fit_pca(
         from .pca_blockwise import dask_pca, dask_trajectories
 
         mean, singular, vt, step_means = dask_pca(recording, layer, fit_time, fit_stim)
-        components = _svd_flip(vt)[:k]
+        components = svd_flip(vt)[:k]
         trajectories, ratio = dask_trajectories(recording, layer, mean, step_means, components)
     else:
         _, _, states = layer_states(recording, layer)
         sample = states[fit_stim][:, fit_time].reshape(-1, n_units)
         mean = sample.mean(axis=0)
         singular, vt = _principal_axes(sample - mean, device)
-        components = _svd_flip(vt)[:k]
+        components = svd_flip(vt)[:k]
         trajectories, ratio = (states - mean) @ components.T, participation_ratio(states)
     variance = singular**2 / (n_samples - 1)
     total = variance.sum()
