@@ -8,11 +8,11 @@ the states are finite), a second projects each chunk's embedding on the leading 
 one-step products, keeping each coordinate's entry of largest modulus (the first such, in sample order,
 as numpy's argmax). The signs are applied to the summed products (S P S), so the operator equals the
 in-memory fit. Where the in-memory fit takes an SVD instead (kept singular values too spread for the Gram
-matrix: with no ``rank``, all of them, so rank-deficient states), the embedding's triangular factor R
-(H = QR) comes from a tall-and-skinny QR over chunks; R's SVD gives H's singular values, its numerical
-rank and the leading directions W_r / s_r for the second pass, where the kept singular values are within
-SVD_SPREAD. Otherwise (an embedding not at least twice as tall as wide, or more spread singular values)
-None is returned and the caller reads the selection.
+matrix: with no ``rank``, all of them, so rank-deficient states), dask's tall-and-skinny QR of the
+embedding (built chunk by chunk) gives H's singular values, its numerical rank and the leading directions
+W_r / s_r for the second pass, where the kept singular values are within SVD_SPREAD. Otherwise (an
+embedding not at least twice as tall as wide, or more spread singular values) None is returned and the
+caller reads the selection.
 """
 
 from __future__ import annotations
@@ -65,31 +65,26 @@ def fit_operator_blockwise(x: Any, *, n_delays: int, delay_interval: int, rank: 
 
 def _svd_directions(x: Any, rank: int | None, n_delays: int, delay_interval: int, label: str
                     ) -> tuple[np.ndarray, np.ndarray] | None:  # fmt: skip
-    """(W_r / s_r, all singular values) of the embedding H = Q R = (Q U) S W' from the SVD of its triangular
-    factor R (a tall-and-skinny QR: each chunk's R, then the R of stacked pairs of them), with ``rank`` or
-    the numerical rank the in-memory SVD would keep; None where the kept singular values are more than
+    """(W_r / s_r, all singular values) of the embedding H = U S W' by dask's tall-and-skinny QR (as fit_pca's:
+    the R factors of chunks of trials' embeddings, then of the stacked factors), with ``rank`` or the
+    numerical rank the in-memory SVD would keep; None where the kept singular values are more than
     SVD_SPREAD apart (the projections H W_r / s_r would lose accuracy: the in-memory SVD is needed).
     """
     import dask
+    import dask.array as da
 
-    r = dask.compute(chunk_reduce(_block_r, [x], [], n_delays, delay_interval, combine=_stacked_r))[0]
-    _, s, wt = np.linalg.svd(r)
+    from ..pca_blockwise import _tall_blocks
+
     steps = embedding_steps(x.shape[1], n_delays, delay_interval, label)
-    rank = svd_rank(s, (x.shape[0] * steps, r.shape[1]), rank, label, x.shape[0], steps)
+    width = n_delays * x.shape[2]
+    rows = tuple(c * steps for c in x.chunks[0])  # each chunk of trials' embedding, built where it is read
+    embedding = x.map_blocks(lambda block: delay_embedding(block, n_delays, delay_interval).reshape(-1, width),
+                             drop_axis=1, chunks=(rows, (width,)), dtype=x.dtype)  # fmt: skip
+    _, s, wt = dask.compute(*da.linalg.svd(_tall_blocks(embedding)))
+    rank = svd_rank(s, embedding.shape, rank, label, x.shape[0], steps)
     if s[rank - 1] * SVD_SPREAD < s[0]:
         return None
     return wt[:rank].T / s[:rank], s
-
-
-def _block_r(blocks: list[np.ndarray], n_delays: int, delay_interval: int) -> np.ndarray:
-    """The triangular factor R of a chunk of trials' delay embedding."""
-    (block,) = blocks
-    return np.linalg.qr(delay_embedding(block, n_delays, delay_interval).reshape(-1, n_delays * block.shape[2]), "r")
-
-
-def _stacked_r(first: np.ndarray, second: np.ndarray) -> np.ndarray:
-    """The triangular factor of two chunks' factors stacked (that of their embeddings stacked)."""
-    return np.linalg.qr(np.vstack([first, second]), "r")
 
 
 def _block_gram(blocks: list[np.ndarray], n_delays: int, delay_interval: int) -> tuple[np.ndarray, bool]:
