@@ -284,14 +284,14 @@ def _dask_projection(recording: Recording, layer: str, positions: np.ndarray, so
     import dask.array as da
 
     from .pca import svd_flip
-    from .pca_blockwise import _tall_blocks
+    from .pca_blockwise import tall_blocks
 
     x = dask_states(recording, layer, time=positions).rechunk({1: -1})
     finite, low, high, mean = dask.compute(da.isfinite(x).all(), x.min(axis=(0, 1)), x.max(axis=(0, 1)), x.mean(axis=0))
     check_finite_layer(bool(finite), layer)
     scale = np.ones(x.shape[2]) if soft_normalize is None else _unit_scale(high - low, soft_normalize)
     centred = x / scale - mean / scale
-    _, _, vt = da.linalg.svd(_tall_blocks(centred.reshape(-1, x.shape[2])))
+    _, _, vt = da.linalg.svd(tall_blocks(centred.reshape(-1, x.shape[2])))
     vt, total = dask.compute(vt[:n_components], (centred**2).sum())
     if total == 0:
         raise _no_conditions(x.shape[0])

@@ -40,7 +40,7 @@ def dask_pca(recording: Any, layer: str, fit_time: np.ndarray, fit_stim: np.ndar
 
     states = dask_states(recording, layer)
     fit = dask_states(recording, layer, stimuli=fit_stim, time=fit_time)
-    rows = _tall_blocks(fit.rechunk({1: -1}).reshape(-1, fit.shape[2]))
+    rows = tall_blocks(fit.rechunk({1: -1}).reshape(-1, fit.shape[2]))
     mean, step_means, finite = dask.compute(rows.mean(axis=0), states.mean(axis=0), da.isfinite(states).all())
     check_finite_layer(finite, layer)
     _, singular, vt = da.linalg.svd(rows - mean)
@@ -48,7 +48,7 @@ def dask_pca(recording: Any, layer: str, fit_time: np.ndarray, fit_stim: np.ndar
     return mean, singular, vt, step_means
 
 
-def _tall_blocks(rows: Any) -> Any:
+def tall_blocks(rows: Any) -> Any:
     """``rows`` (samples, p) in blocks of at least 2p rows, one block if there are fewer: dask's TSQR then
     reduces the stacked R factors recursively in groups of a block's size (blocks of fewer rows than 2p
     would make it stack every chunk's factor in one task), and a short, wide matrix is one block.

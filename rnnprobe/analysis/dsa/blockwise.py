@@ -73,14 +73,14 @@ def _svd_directions(x: Any, rank: int | None, n_delays: int, delay_interval: int
     import dask
     import dask.array as da
 
-    from ..pca_blockwise import _tall_blocks
+    from ..pca_blockwise import tall_blocks
 
     steps = embedding_steps(x.shape[1], n_delays, delay_interval, label)
     width = n_delays * x.shape[2]
     rows = tuple(c * steps for c in x.chunks[0])  # each chunk of trials' embedding, built where it is read
     embedding = x.map_blocks(lambda block: delay_embedding(block, n_delays, delay_interval).reshape(-1, width),
                              drop_axis=1, chunks=(rows, (width,)), dtype=x.dtype)  # fmt: skip
-    _, s, wt = dask.compute(*da.linalg.svd(_tall_blocks(embedding)))
+    _, s, wt = dask.compute(*da.linalg.svd(tall_blocks(embedding)))
     rank = svd_rank(s, embedding.shape, rank, label, x.shape[0], steps)
     if s[rank - 1] * SVD_SPREAD < s[0]:
         return None
