@@ -499,6 +499,48 @@ def test_encoding_a_dask_backed_recording_in_blocks_equals_the_whole(client, tmp
 
 
 @pytest.mark.parametrize("with_client", [True, False])
+def test_encoding_dask_backed_responses_averages_and_splits_their_repetitions_blockwise(
+    client, tmp_path, monkeypatch, with_client
+):
+    """Neural trials on disk grouped by a descriptor (shuffled trial order, 6 repetitions): their mean and every
+    split's half means are indicator products with chunks of trials, two splits per pass here; the scores,
+    R² and noise ceiling equal the in-memory fit's, the trials never read whole; NaN refused."""
+    import dask
+
+    from rnnprobe.analysis import fit_encoding
+    from rnnprobe.analysis.encoding import blockwise, inputs
+
+    rng = np.random.default_rng(6)
+    n_stimuli, n_reps = 30, 6
+    x = rng.normal(size=(n_stimuli, 8))
+    signal = (x @ rng.normal(size=(8, 15))).reshape(n_stimuli, 3, 5)  # 3 time bins x 5 neurons
+    stimulus = rng.permutation(np.repeat(np.arange(n_stimuli) * 10, n_reps))  # descriptor values, trials shuffled
+    trials = signal[stimulus // 10] + rng.normal(0, 2.0, size=(stimulus.size, 3, 5))
+    Recording({"IT": trials}, metadata={"image": stimulus}).save(tmp_path / "neural.zarr")
+    features = Recording({"f": x[:, None]}, metadata={"image": np.arange(n_stimuli) * 10})
+    settings = {"descriptor": "image", "n_splits": 5, "cv": 3}
+    expected = fit_encoding(features, Recording.load(tmp_path / "neural.zarr"), **settings)
+    passes = []
+    real_sums = blockwise.group_sums
+    with monkeypatch.context() as patch, dask.config.set(scheduler=None if with_client else "threads"):
+        patch.setattr(inputs, "layer_states", None)  # the in-memory path would read the trials whole
+        patch.setattr(blockwise, "BUDGET", 2 * 2 * 8 * n_stimuli * 3 * 5)  # two splits' halves per pass
+        patch.setattr(blockwise, "group_sums", lambda *a, **k: passes.append(a[2]) or real_sums(*a, **k))
+        got = fit_encoding(features, Recording.load(tmp_path / "neural.zarr", chunks=32), **settings)
+    assert passes == [n_stimuli] + [n_stimuli + 1] * 10  # the mean, then 5 splits x 2 halves
+    np.testing.assert_allclose(got.scores["f"], expected.scores["f"], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(got.r2["f"], expected.r2["f"], rtol=0, atol=1e-10)
+    for name in ("reliability", "split_half"):
+        np.testing.assert_allclose(getattr(got.ceiling, name), getattr(expected.ceiling, name), rtol=0, atol=1e-12)
+    assert np.all(expected.ceiling.reliability > 0.5)  # a ceiling worth comparing
+    bad = trials.copy()
+    bad[7, 1, 2] = np.nan
+    Recording({"IT": bad}, metadata={"image": stimulus}).save(tmp_path / "bad.zarr")
+    with pytest.raises(NonFiniteError, match="layer 'IT' holds NaN or inf"):
+        fit_encoding(features, Recording.load(tmp_path / "bad.zarr", chunks=32), **settings)
+
+
+@pytest.mark.parametrize("with_client", [True, False])
 def test_pca_of_a_dask_backed_recording_equals_the_in_memory_one(client, tmp_path, monkeypatch, with_client):
     """Blockwise PCA (dask's tall-and-skinny SVD, Gram matrices per step summed over chunks of stimuli)
     against numpy's SVD of the whole layer; never reads the layer whole (layer_states would)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,7 +118,23 @@ def split_half_reliability(
     array = check_finite(check_numeric(trials, name="trials").astype(np.float64), name="trials")
     if array.ndim < 3:
         raise ShapeError(f"trials: got {describe(array)}. Pass (stimulus, repetition, target) or more target axes.")
-    n_stimuli, n_reps = array.shape[:2]
+
+    def halves(orders: list[np.ndarray], half: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return ((array[:, o[:half]].mean(axis=1), array[:, o[half : 2 * half]].mean(axis=1)) for o in orders)
+
+    return reliability_of_halves(halves, array.shape, n_splits=n_splits, n_repetitions=n_repetitions, seed=seed)
+
+
+HalfMeans = Callable[[list[np.ndarray], int], Iterator[tuple[np.ndarray, np.ndarray]]]
+
+
+def reliability_of_halves(halves: HalfMeans, shape: tuple[int, ...], *, n_splits: int, n_repetitions: int | None,
+                          seed: int | None) -> CeilingResult:  # fmt: skip
+    """:func:`split_half_reliability` of trials of ``shape`` (stimulus, repetition, *targets) given by
+    ``halves(orders, h)``: for each order of the repetitions, the two halves' means (stimulus, *targets) of
+    its first h and next h repetitions (from trials in memory, or blockwise from a recording on disk).
+    """
+    n_stimuli, n_reps = shape[:2]
     if n_reps < 2:
         raise ShapeError(
             f"trials: {n_reps} repetition per stimulus; a split-half ceiling needs at least 2 (pass responses "
@@ -129,10 +146,10 @@ def split_half_reliability(
     m = n_reps if n_repetitions is None else check_int("n_repetitions", n_repetitions)
     half = n_reps // 2
     rng = np.random.default_rng(check_seed(seed))
-    total, defined = np.zeros(array.shape[2:]), np.zeros(array.shape[2:])
-    for _ in range(n_splits):
-        order = rng.permutation(n_reps)
-        r = column_correlations(array[:, order[:half]].mean(axis=1), array[:, order[half : 2 * half]].mean(axis=1))
+    orders = [rng.permutation(n_reps) for _ in range(n_splits)]  # the same for every stimulus and target
+    total, defined = np.zeros(shape[2:]), np.zeros(shape[2:])
+    for first, second in halves(orders, half):
+        r = column_correlations(first, second)
         ok = np.isfinite(r)  # a half that is the same for every stimulus has no correlation: that split is left out
         total[ok] += r[ok]
         defined += ok

@@ -10,7 +10,7 @@ import numpy as np
 from ..._validation import check_int, check_progress, check_seed
 from ...errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
 from . import ridge as ridge_solver
-from .ceiling import CeilingResult, column_correlations, split_half_reliability
+from .ceiling import CeilingResult, column_correlations, reliability_of_halves
 from .inputs import Features, make_folds, read_features, read_responses, stimulus_labels
 from .pls import fit_pls, fit_pls_nipals, predict_pls
 
@@ -415,7 +415,7 @@ def fit_encoding(
     neural = read_responses(responses, layer=area, time=neural_time, descriptor=descriptor)
     readers, rows = read_features(features, layers=layers, time=time, descriptor=descriptor,
                                   conditions=neural.conditions)  # fmt: skip
-    n = neural.trials.shape[0]
+    n = neural.shape[0]
     _check_stimuli(features, rows, n)
     folds = make_folds(n, cv, seed=seed, stratify=stimulus_labels(stratify, "stratify", features, rows, n),
                        groups=stimulus_labels(groups, "groups", features, rows, n))  # fmt: skip
@@ -426,11 +426,11 @@ def fit_encoding(
             f"{smallest // 2} (each inner split needs 2 or more stimuli)."
         )
     y = neural.mean.reshape(n, -1)
-    _refuse_constant_targets(y, neural.trials.shape[2:])
+    _refuse_constant_targets(y, neural.shape[2:])
     noise = None
-    if ceiling and neural.trials.shape[1] >= 2:
-        noise = split_half_reliability(neural.trials, n_splits=n_splits, seed=seed)
-    scores, r2 = _fit_all(readers, y, folds, model, neural.trials.shape[2:], progress)
+    if ceiling and neural.shape[1] >= 2:
+        noise = reliability_of_halves(neural.halves, neural.shape, n_splits=n_splits, n_repetitions=None, seed=seed)
+    scores, r2 = _fit_all(readers, y, folds, model, neural.shape[2:], progress)
     edge = float(np.mean(model.edge_hits)) if model.edge_hits else float("nan")
     from ...recording import Recording
 

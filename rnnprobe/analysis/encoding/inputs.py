@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,20 +11,30 @@ import numpy as np
 from ..._validation import check_finite, check_int, check_numeric, check_recording, check_seed, layer_states
 from ...errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe
 from ...recording import Recording
+from .ceiling import HalfMeans
 
 
 @dataclass
 class Responses:
-    """Neural responses: trials (stimulus, repetition, time, target), their mean, the time coordinate."""
+    """Neural responses: their mean over repetitions (stimulus, time, target), the shape of their trials
+    (stimulus, repetition, time, target), the time coordinate, the stimuli's descriptor values, and
+    ``halves(orders, h)``, the means of each order's first and next h repetitions (split-half ceilings).
+    """
 
-    trials: np.ndarray
+    mean: np.ndarray
+    shape: tuple[int, ...]
     times: np.ndarray
     conditions: np.ndarray | None
+    halves: HalfMeans
 
-    @property
-    def mean(self) -> np.ndarray:
-        """The mean over repetitions, (stimulus, time, target)."""
-        return self.trials.mean(axis=1)
+    @classmethod
+    def of_trials(cls, trials: np.ndarray, times: np.ndarray, conditions: np.ndarray | None) -> Responses:
+        """Responses whose trials (stimulus, repetition, time, target) are in memory."""
+
+        def halves(orders: list[np.ndarray], half: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            return ((trials[:, o[:half]].mean(axis=1), trials[:, o[half : 2 * half]].mean(axis=1)) for o in orders)
+
+        return cls(trials.mean(axis=1), trials.shape, times, conditions, halves)
 
 
 @dataclass
@@ -41,13 +51,17 @@ def read_responses(responses: Any, *, layer: str | None, time: Any, descriptor: 
     """Trials (stimulus, repetition, time, target) from a Recording (trials grouped by ``descriptor``) or
     an array (stimulus, target), (stimulus, time, target) or (stimulus, repetition, time, target).
     """
+    if isinstance(responses, Recording) and responses.is_dask and descriptor is not None:
+        from .blockwise import dask_responses  # repetitions averaged blockwise
+
+        return dask_responses(responses, layer, time, descriptor)
     if isinstance(responses, Recording):
         label, positions, states = layer_states(responses, layer, time=time, name="responses")
         times = np.asarray(responses.times[label])[positions]
         if descriptor is None:
-            return Responses(states[:, None], times, None)
+            return Responses.of_trials(states[:, None], times, None)
         values, trials = _group_trials(states, responses.column(descriptor), descriptor)
-        return Responses(trials, times, values)
+        return Responses.of_trials(trials, times, values)
     if descriptor is not None:
         raise ArgumentError("descriptor: responses is an array, which has no columns. Pass descriptor=None.")
     array = check_numeric(responses, name="responses")
@@ -62,11 +76,19 @@ def read_responses(responses: Any, *, layer: str | None, time: Any, descriptor: 
     as_recording = Recording({"responses": np.moveaxis(trials, 1, 2)})
     _, positions, states = layer_states(as_recording, "responses", time=time, name="responses")
     trials = np.moveaxis(states.reshape(len(states), len(positions), *trials.shape[1:2], -1), 2, 1)
-    return Responses(trials, positions, None)
+    return Responses.of_trials(trials, positions, None)
 
 
 def _group_trials(states: np.ndarray, column: np.ndarray, descriptor: str) -> tuple[np.ndarray, np.ndarray]:
     """(sorted condition values, trials (condition, repetition, time, target)); equal repetitions required."""
+    values, order, n_reps = repetitions(column, descriptor)
+    return values, states[order].reshape(values.size, n_reps, *states.shape[1:])
+
+
+def repetitions(column: np.ndarray, descriptor: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """(sorted condition values, the trials in condition order (stable), repetitions per condition) of a
+    descriptor column; the same number of repetitions for every condition required.
+    """
     values, inverse, counts = np.unique(column, return_inverse=True, return_counts=True)
     if counts.min() != counts.max():
         raise ShapeError(
@@ -74,8 +96,7 @@ def _group_trials(states: np.ndarray, column: np.ndarray, descriptor: str) -> tu
             f"fair averages need the same number for each; keep that many per condition (e.g. load_zhang_desimone's "
             f"n_repetitions=)."
         )
-    order = np.argsort(inverse, kind="stable")
-    return values, states[order].reshape(values.size, counts[0], *states.shape[1:])
+    return values, np.argsort(inverse, kind="stable"), int(counts[0])
 
 
 def read_features(
