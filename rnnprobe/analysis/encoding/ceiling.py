@@ -118,14 +118,20 @@ def split_half_reliability(
     array = check_finite(check_numeric(trials, name="trials").astype(np.float64), name="trials")
     if array.ndim < 3:
         raise ShapeError(f"trials: got {describe(array)}. Pass (stimulus, repetition, target) or more target axes.")
-
-    def halves(orders: list[np.ndarray], half: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        return ((array[:, o[:half]].mean(axis=1), array[:, o[half : 2 * half]].mean(axis=1)) for o in orders)
-
-    return reliability_of_halves(halves, array.shape, n_splits=n_splits, n_repetitions=n_repetitions, seed=seed)
+    return reliability_of_halves(trial_halves(array), array.shape, n_splits=n_splits, n_repetitions=n_repetitions,
+                                 seed=seed)  # fmt: skip
 
 
 HalfMeans = Callable[[list[np.ndarray], int], Iterator[tuple[np.ndarray, np.ndarray]]]
+
+
+def trial_halves(trials: np.ndarray) -> HalfMeans:
+    """The :data:`HalfMeans` of trials (stimulus, repetition, ...) in memory."""
+
+    def halves(orders: list[np.ndarray], half: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return ((trials[:, o[:half]].mean(axis=1), trials[:, o[half : 2 * half]].mean(axis=1)) for o in orders)
+
+    return halves
 
 
 def reliability_of_halves(halves: HalfMeans, shape: tuple[int, ...], *, n_splits: int, n_repetitions: int | None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +11,7 @@ import numpy as np
 from ..._validation import check_finite, check_int, check_numeric, check_recording, check_seed, layer_states
 from ...errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe
 from ...recording import Recording
-from .ceiling import HalfMeans
+from .ceiling import HalfMeans, trial_halves
 
 
 @dataclass
@@ -30,11 +30,7 @@ class Responses:
     @classmethod
     def of_trials(cls, trials: np.ndarray, times: np.ndarray, conditions: np.ndarray | None) -> Responses:
         """Responses whose trials (stimulus, repetition, time, target) are in memory."""
-
-        def halves(orders: list[np.ndarray], half: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-            return ((trials[:, o[:half]].mean(axis=1), trials[:, o[half : 2 * half]].mean(axis=1)) for o in orders)
-
-        return cls(trials.mean(axis=1), trials.shape, times, conditions, halves)
+        return cls(trials.mean(axis=1), trials.shape, times, conditions, trial_halves(trials))
 
 
 @dataclass
