@@ -49,12 +49,10 @@ class Trials:
         return sums
 
     def read(self, rows: np.ndarray) -> np.ndarray:
-        """The trials ``rows`` (trial, time, unit), in the order asked (read in the store's order)."""
+        """The trials ``rows`` (sorted, distinct: read in the store's order) as (trial, time, unit)."""
         if self.states is not None:
             return self.states[rows]
-        order = np.argsort(rows)
-        states = layer_states(self.recording, self.layer, time=self.positions, stimuli=rows[order])[2]
-        return states[np.argsort(order)]
+        return layer_states(self.recording, self.layer, time=self.positions, stimuli=rows)[2]
 
     def groups(self, count: int, per_item: int) -> Iterator[slice]:
         """Consecutive groups of ``count`` items of ``per_item`` trials each, held at most BUDGET bytes at once."""
