@@ -50,4 +50,4 @@ def dask_responses(recording: Recording, layer: str | None, time: object, descri
             yield from ((sums[k] / half, sums[k + 1] / half) for k in range(0, len(sums), 2))
 
     times = np.asarray(recording.times[label])[positions]
-    return Responses(mean, (n_stimuli, n_reps, *mean.shape[1:]), times, values, halves)
+    return Responses(mean, n_reps, times, values, halves)

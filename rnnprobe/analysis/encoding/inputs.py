@@ -16,21 +16,26 @@ from .ceiling import HalfMeans, trial_halves
 
 @dataclass
 class Responses:
-    """Neural responses: their mean over repetitions (stimulus, time, target), the shape of their trials
-    (stimulus, repetition, time, target), the time coordinate, the stimuli's descriptor values, and
-    ``halves(orders, h)``, the means of each order's first and next h repetitions (split-half ceilings).
+    """Neural responses: their mean over repetitions (stimulus, time, target), the repetitions per stimulus,
+    the time coordinate, the stimuli's descriptor values, and ``halves(orders, h)``, the means of each
+    order's first and next h repetitions (split-half ceilings).
     """
 
     mean: np.ndarray
-    shape: tuple[int, ...]
+    n_repetitions: int
     times: np.ndarray
     conditions: np.ndarray | None
     halves: HalfMeans
 
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The trials' shape, (stimulus, repetition, time, target)."""
+        return (self.mean.shape[0], self.n_repetitions, *self.mean.shape[1:])
+
     @classmethod
     def of_trials(cls, trials: np.ndarray, times: np.ndarray, conditions: np.ndarray | None) -> Responses:
         """Responses whose trials (stimulus, repetition, time, target) are in memory."""
-        return cls(trials.mean(axis=1), trials.shape, times, conditions, trial_halves(trials))
+        return cls(trials.mean(axis=1), trials.shape[1], times, conditions, trial_halves(trials))
 
 
 @dataclass
