@@ -55,7 +55,7 @@ def _weighted_rank_similarity(a: np.ndarray, b: np.ndarray, weights: np.ndarray,
     n = weights.sum()
     a, b = a - (n + 1) / 2, b - (n + 1) / 2  # weighted ranks always have mean (n + 1) / 2
     weighted_a = a * weights
-    cross = weighted_a @ b.T
+    cross = np.dot(weighted_a, b.T)  # (numpy's @ keeps the interpreter lock for outputs under 500 entries)
     if comparison == "rho-a":
         return cross * 12 / (n**3 - n)
     norm_a = np.sqrt(np.einsum("kp,kp->k", weighted_a, a))

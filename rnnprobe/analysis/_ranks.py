@@ -85,27 +85,37 @@ def radix_is_faster() -> bool:
     return best(_radix_order) < best(_numpy_order)
 
 
-def ranks_in_order(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Average-tie ranks of ascending ``values`` whose entries stand for ``weights`` copies each.
+def ranks_in_order(values: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Average-tie ranks of ascending ``values`` whose entries stand for ``weights`` copies each (None: one).
 
     Both arrays (..., n) in ascending order of ``values`` along the last axis. A value standing for
-    w copies after L smaller copies ranks L + (w + 1) / 2; with unit weights these are the ranks
-    1..n with ties averaged (rank_rows), with copy counts the ranks of a bootstrap sample.
+    w copies after L smaller copies ranks L + (w + 1) / 2, and a run of tied values L + (W + 1) / 2
+    with W the run's copies; with unit weights these are the ranks 1..n with ties averaged
+    (rank_rows; without ties, a read-only view of 1..n), with copy counts the ranks of a bootstrap
+    sample. The running sums of the weights are torch's scan: numpy's ``cumsum`` along rows was 5x
+    slower here and kept the interpreter lock, so the bootstrap's threads took turns. The runs are
+    numbered through all rows at once (each row starts one).
     """
-    cum = np.cumsum(weights, axis=-1)
+    import torch
+
+    n = values.shape[-1]
+    if weights is not None:
+        weights = np.require(weights, np.float64, ["C", "W"])  # (torch takes writable arrays)
+        cum = torch.from_numpy(weights).cumsum(-1).numpy()
     new_run = np.ones(values.shape, dtype=bool)
     new_run[..., 1:] = values[..., 1:] != values[..., :-1]
     if new_run.all():  # no ties: L = cum - w, rank = L + (w + 1) / 2
-        return cum - (weights - 1) / 2
-    n = values.shape[-1]
-    positions = np.broadcast_to(np.arange(n), values.shape)
-    first = np.maximum.accumulate(np.where(new_run, positions, 0), axis=-1)
-    is_last = np.ones(values.shape, dtype=bool)
-    is_last[..., :-1] = new_run[..., 1:]
-    last = np.minimum.accumulate(np.where(is_last, positions, n)[..., ::-1], axis=-1)[..., ::-1]
-    before = np.take_along_axis(cum - weights, first, axis=-1)
-    in_run = np.take_along_axis(cum, last, axis=-1) - before
-    return before + (in_run + 1) / 2
+        return np.broadcast_to(np.arange(1.0, n + 1), values.shape) if weights is None else cum - (weights - 1) / 2
+    starts = np.flatnonzero(new_run)  # of every run, in the flattened rows
+    ends = np.append(starts[1:], new_run.size) - 1
+    if weights is None:  # L = the run's first position, W = its length
+        before = (starts % n).astype(np.float64)
+        in_run = ends % n + 1 - before
+    else:
+        before = cum.reshape(-1)[starts] - weights.reshape(-1)[starts]
+        in_run = cum.reshape(-1)[ends] - before
+    run = torch.from_numpy(new_run.reshape(-1)).cumsum(0).numpy() - 1  # each entry's run
+    return (before + (in_run + 1) / 2)[run].reshape(values.shape)
 
 
 def rank_rows(values: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarray:
@@ -125,15 +135,14 @@ def rank_rows(values: np.ndarray, *, out: np.ndarray | None = None) -> np.ndarra
     values = np.asarray(values, dtype=np.float64)
     n = values.shape[1]
     ranks = np.empty_like(values) if out is None else out
-    ones = np.ones(n)
     if n >= _RADIX_MIN:  # long rows one at a time (bounded memory), by the faster sort on this machine
         positions = np.arange(1, n + 1, dtype=np.float64)
         sort = _radix_order if radix_is_faster() else _numpy_order
         for row, target in zip(values, ranks, strict=True):
             order, may_tie = sort(row)
-            target[order] = ranks_in_order(row[order], ones) if may_tie else positions
+            target[order] = ranks_in_order(row[order]) if may_tie else positions
         return ranks
     order = np.argsort(values, axis=1)
-    averaged = ranks_in_order(np.take_along_axis(values, order, axis=1), np.broadcast_to(ones, values.shape))
+    averaged = ranks_in_order(np.take_along_axis(values, order, axis=1))
     np.put_along_axis(ranks, order, averaged, axis=1)
     return ranks

@@ -564,31 +564,33 @@ class PermutationResult:
         ax.legend(frameon=False)
 
 
-PERMUTATION_CHUNK = 256  # permutations per chunk: bounds the memory of the gathered copies
+PERMUTATION_CHUNK = 256  # permutations per task of the libraries' threads
+GATHER_ROWS = 16  # permutations gathered at once: their (16 x pairs) index and data stay in cache
 
 
 def _null_distribution(
-    perms: np.ndarray, models: np.ndarray, data_side: np.ndarray, comparison: str, progress: Any
+    keys: np.ndarray, models: np.ndarray, data_side: np.ndarray, comparison: str, progress: Any
 ) -> np.ndarray:
-    """(n_permutations, n_models) similarities of the permuted models: in blocks as tasks on the active
-    dask client (:mod:`.blockwise`), else in chunks on the libraries' threads (disjoint rows of the null).
+    """(n_permutations, n_models) similarities of the models permuted by ``argsort(keys)`` (row by row):
+    in blocks as tasks on the active dask client (:mod:`.blockwise`), else in chunks on the libraries'
+    threads (disjoint rows of the null). The keys are drawn by the caller and sorted in the tasks.
     """
     from tqdm.auto import tqdm
 
     from .blockwise import run_blocks, sample_blocks
 
-    blocks = sample_blocks(len(perms))
-    with tqdm(total=len(perms), desc="permutations", disable=not check_progress(progress)) as bar:
-        if blocks is not None:  # (perms travel to the workers once)
-            parts = run_blocks(_permuted_similarities, blocks, perms, models, data_side, comparison)
-            bar.update(len(perms))
+    blocks = sample_blocks(len(keys))
+    with tqdm(total=len(keys), desc="permutations", disable=not check_progress(progress)) as bar:
+        if blocks is not None:  # (the keys travel to the workers once)
+            parts = run_blocks(_permuted_similarities, blocks, keys, models, data_side, comparison)
+            bar.update(len(keys))
             return np.concatenate(parts)
-        null = np.empty((len(perms), models.shape[0]))
-        starts = range(0, len(perms), PERMUTATION_CHUNK)
+        null = np.empty((len(keys), models.shape[0]))
+        starts = range(0, len(keys), PERMUTATION_CHUNK)
 
         def chunk(start: int) -> int:
-            block = slice(start, min(start + PERMUTATION_CHUNK, len(perms)))
-            null[block] = _permuted_similarities(block, perms, models, data_side, comparison)
+            block = slice(start, min(start + PERMUTATION_CHUNK, len(keys)))
+            null[block] = _permuted_similarities(block, keys, models, data_side, comparison)
             return block.stop - start
 
         with task_pool(len(starts) if comparison in DOT_METHODS else 1) as pmap:  # the others loop in Python
@@ -598,32 +600,42 @@ def _null_distribution(
 
 
 def _permuted_similarities(
-    block: slice, perms: np.ndarray, models: np.ndarray, data_side: np.ndarray, comparison: str
+    block: slice, keys: np.ndarray, models: np.ndarray, data_side: np.ndarray, comparison: str
 ) -> np.ndarray:
-    """Similarities (n_block, n_models) of the models with conditions permuted by ``perms[block]``,
-    M'[i, j] = M[p[i], p[j]].
+    """Similarities (n_block, n_models) of the models with conditions permuted by p, each row of
+    ``argsort(keys[block])``: M'[i, j] = M[p[i], p[j]].
 
     Dot-product comparisons (``models`` transformed, ``data_side`` the mean transformed data RDM): the sum
     over pairs of M[p_i, p_j] d_ij equals the sum of M_kl d[q_k, q_l] with q the inverse permutation, so
-    the one data vector is gathered per permutation rather than every model (5 models: 2x faster). Others
-    (``models`` and ``data_side`` the RDM vectors): each permuted model is compared with the data.
+    the one data vector is gathered per permutation rather than every model (5 models: 2x faster), from
+    its square (each pair's entry at q_k n + q_l). Others (``models`` and ``data_side`` the RDM vectors):
+    each permuted model is compared with the data, its entries gathered through a square of positions.
+    Permutations go in groups of ``GATHER_ROWS`` whose index arrays stay in a core's cache; the products
+    are ``np.dot`` into the result, which releases the interpreter lock (numpy's ``@`` kept it for this
+    thin shape, so two threads took turns).
     """
-    perms = perms[block]
-    n_cond = perms.shape[1]
-    rows, cols = np.triu_indices(n_cond, k=1)
-    table = np.zeros((n_cond, n_cond), dtype=np.intp)  # the upper-triangle position of each pair, both ways
-    table[rows, cols] = table[cols, rows] = np.arange(rows.size)
+    perms = np.argsort(keys[block], axis=1)
+    n = perms.shape[1]
+    rows, cols = np.triu_indices(n, k=1)
     dot = comparison in DOT_METHODS
-    if dot:
-        perms = np.argsort(perms, axis=1)
+    square = np.zeros((n, n), dtype=data_side.dtype if dot else np.intp)
+    square[rows, cols] = square[cols, rows] = data_side if dot else np.arange(rows.size)
+    square = square.ravel()
+    if dot:  # the inverse permutations
+        inverse = np.empty_like(perms)
+        np.put_along_axis(inverse, perms, np.arange(n), axis=1)
+        perms = inverse
     null = np.empty((len(perms), models.shape[0]))
-    for start in range(0, len(perms), PERMUTATION_CHUNK):
-        chunk = perms[start : start + PERMUTATION_CHUNK]
-        positions = table[chunk[:, rows], chunk[:, cols]]
+    flat = np.empty((min(GATHER_ROWS, len(perms)), rows.size), dtype=np.intp)
+    for start in range(0, len(perms), GATHER_ROWS):
+        chunk = perms[start : start + GATHER_ROWS]
+        index = flat[: len(chunk)]
+        np.take(chunk * n, rows, axis=1, out=index)
+        index += np.take(chunk, cols, axis=1)
         if dot:
-            null[start : start + len(chunk)] = data_side[positions] @ models.T
+            np.dot(square[index], models.T, out=null[start : start + len(chunk)])
             continue
-        for k, pos in enumerate(positions, start=start):
+        for k, pos in enumerate(square[index], start=start):
             null[k] = compare_rdms(models[:, pos], data_side, comparison=comparison).mean(axis=1)
     return null
 
@@ -672,7 +684,7 @@ def permutation_test(
     n_permutations = check_int("n_permutations", n_permutations, maximum=MAX_RESAMPLES)
     seed = check_seed(seed)
     n_cond = check_whole(model_vectors, "model_rdms", "a permutation of conditions")
-    perms = np.argsort(np.random.default_rng(seed).random((n_permutations, n_cond)), axis=1)
+    keys = np.random.default_rng(seed).random((n_permutations, n_cond))  # each row's argsort a permutation
     if comparison in DOT_METHODS:
         models = similarity_transform(model_vectors, comparison)
         data_side = similarity_transform(data_vectors, comparison).mean(axis=0)
@@ -680,6 +692,6 @@ def permutation_test(
     else:
         models, data_side = model_vectors, data_vectors
         observed = compare_rdms(model_vectors, data_vectors, comparison=comparison).mean(axis=1)
-    null = _null_distribution(perms, models, data_side, comparison, progress)
+    null = _null_distribution(keys, models, data_side, comparison, progress)
     p_values = (1 + (null >= observed - 1e-12).sum(axis=0)) / (1 + n_permutations)
     return PermutationResult(observed, null, p_values, comparison, _model_names(model_rdms, model_vectors.shape[0]))
