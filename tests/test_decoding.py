@@ -653,6 +653,35 @@ def test_batched_scores_equal_sklearn_metrics(rng, name):
     np.testing.assert_allclose(_scores.score(name, y, decision, 2), expected, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", [*_scores.CLASSIFICATION, *_scores.REGRESSION])
+def test_batched_scores_with_each_sets_targets_equal_sklearn(rng, name):
+    # decoding's permutations score every target set at once: targets (sets, 1, n) against decisions
+    # (sets, time, n, cols); a class absent from one set's targets is left out of that set's balanced accuracy
+    import warnings
+
+    from sklearn.metrics import get_scorer
+
+    metric, sign = get_scorer(name)._score_func, get_scorer(name)._sign
+    n_classes = 2 if name == "roc_auc" or name in _scores.REGRESSION else 3
+    y = rng.normal(size=(4, 1, 30)) if name in _scores.REGRESSION else rng.integers(0, n_classes, (4, 1, 30))
+    if name not in _scores.REGRESSION:
+        y[1] = rng.integers(0, 2, 30)  # class 2 absent from set 1's targets
+    cols = n_classes if n_classes == 3 else 1
+    decision = np.round(rng.normal(size=(4, 3, 30, cols)), 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # sklearn: a predicted class not among y_true
+        expected = [[sign * metric(y[s, 0], _reference_prediction(name, decision[s, t])) for t in range(3)]
+                    for s in range(4)]  # fmt: skip
+    got = _scores.score(name, y, decision, n_classes if cols > 1 else 2)
+    np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+def _reference_prediction(name: str, decision: np.ndarray) -> np.ndarray:
+    if name in _scores.REGRESSION or name == "roc_auc":
+        return decision[:, 0]
+    return (decision[:, 0] > 0).astype(int) if decision.shape[1] == 1 else decision.argmax(axis=1)
+
+
 def test_plots(rng):
     import matplotlib
 

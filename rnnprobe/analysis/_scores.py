@@ -42,7 +42,8 @@ def score(name: str, y: np.ndarray, decision: np.ndarray, n_classes: int | None)
     correct = pred == y
     if name == "accuracy":
         return correct.mean(axis=-1)
-    # balanced accuracy: mean recall over the classes present in y (sklearn's default)
+    # balanced accuracy: mean recall over the classes present in y (sklearn's default), for each
+    # prediction's own targets (a class absent from them is left out: NaN in the mean over classes)
     y_b = np.broadcast_to(y, correct.shape)
     recalls = []
     for c in range(n_classes or int(y.max()) + 1):
@@ -50,8 +51,9 @@ def score(name: str, y: np.ndarray, decision: np.ndarray, n_classes: int | None)
         count = members.sum(axis=-1)
         if np.all(count == 0):
             continue
-        recalls.append((correct & members).sum(axis=-1) / np.where(count == 0, 1, count))
-    return np.mean(recalls, axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            recalls.append((correct & members).sum(axis=-1) / np.where(count == 0, np.nan, count))
+    return np.nanmean(recalls, axis=0)
 
 
 def _auc(y: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -404,8 +404,9 @@ def fast_test(
         else:
             xt, yt = x, np.repeat(y_test[:, None], n_sets, axis=1)
         decision = _decisions(xt, fit.coef[f], fit.intercept[f], generalize=generalize)
-        decision = decision.reshape(*decision.shape[:-1], n_sets, -1)
-        return np.stack([_scores.score(scoring, yt[:, s], decision[..., s, :], n_classes) for s in range(n_sets)])
+        decision = np.moveaxis(decision.reshape(*decision.shape[:-1], n_sets, -1), -2, 0)  # (sets, ..., n, cols)
+        targets = yt.T.reshape(n_sets, *[1] * (decision.ndim - 3), len(yt))  # (sets, 1, ..., n)
+        return _scores.score(scoring, targets, decision, n_classes)  # every set at once
 
     with task_pool(len(folds)) as pmap:  # folds on the libraries' threads, one each (1 inside a pass's worker)
         return np.stack(list(pmap(one, range(len(folds)))))
