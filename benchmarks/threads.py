@@ -65,6 +65,8 @@ def cases(quick: bool) -> dict:
                                                                     progress=False).scores["features"],
         "RSA bootstrap, 1000 samples, 92 conditions": lambda: bootstrap_conditions(models, data, n_bootstrap=1000,
                                                                                    progress=False).evaluations,
+        "RSA bootstrap, spearman, 300 samples, 92 conditions": lambda: bootstrap_conditions(
+            models, data, comparison="spearman", n_bootstrap=300 // k, progress=False).evaluations,
         "RSA permutation test, 10000, 92 conditions": lambda: permutation_test(models, data[:1],
                                                                                progress=False).null,
         "fixed points, flip-flop GRU, 512 starts": lambda: np.sort(find_fixed_points(
