@@ -877,7 +877,6 @@ def _picked_states(recording: Recording, names: list[str], n_initial: int, rng: 
     n_stimuli, n_times = lazy[0].shape[:2]  # alike in every layer (checked by the caller)
     rows = np.sort(rng.choice(n_stimuli * n_times, size=min(n_initial, n_stimuli * n_times), replace=False))
     stimuli, steps = np.divmod(rows, n_times)
-    read = np.unique(stimuli)
+    read, where = np.unique(stimuli, return_inverse=True)  # each distinct stimulus read once
     parts = [np.asarray(recording.get(name, stimuli=read, flatten=True), dtype=np.float64) for name in names]
-    where = np.searchsorted(read, stimuli)
     return np.concatenate([part[where, steps] for part in parts], axis=1)

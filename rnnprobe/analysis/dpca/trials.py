@@ -64,9 +64,9 @@ class Trials:
         reading each group of splits' trials together.
         """
         for group in self.groups(held.shape[0], held.shape[1]):
-            rows = np.unique(held[group])
+            rows, where = np.unique(held[group], return_inverse=True)  # each distinct trial read once
             block = self.read(rows)
-            yield from (block[np.searchsorted(rows, split)] for split in held[group])
+            yield from (block[split] for split in where.reshape(held[group].shape))
 
 
 def draw_held(design: Design, n_splits: int, rng: np.random.Generator) -> np.ndarray:
