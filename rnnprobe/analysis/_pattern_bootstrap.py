@@ -172,11 +172,13 @@ def pattern_bootstrap(
         orders = np.argsort(rows, axis=1)
 
         def rank_block(samples: np.ndarray) -> None:
-            for b in samples:
-                weights = _pair_weights(draws[b : b + 1], n_cond)[0]
-                evaluations[b], bounds = _rank_sample(rows, orders, len(models), weights, comparison, with_ceiling)
-                if with_ceiling:
-                    ceiling[:, b] = bounds
+            for start in range(0, samples.size, 16):  # the weights of 16 samples at a time
+                part = samples[start : start + 16]
+                for b, weights in zip(part, _pair_weights(draws[part], n_cond), strict=True):
+                    evaluations[b], bounds = _rank_sample(rows, orders, len(models), weights, comparison,
+                                                          with_ceiling)  # fmt: skip
+                    if with_ceiling:
+                        ceiling[:, b] = bounds
 
         blocks, work = np.array_split(valid, min(threads, max(1, valid.size))), rank_block
     else:
