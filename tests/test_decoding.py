@@ -525,6 +525,27 @@ def test_logistic_permutations_and_patterns(rng):
     np.testing.assert_allclose(result.patterns[t][:, 0], np.cov(xc.T) @ w / np.var(s, ddof=1), rtol=1e-6)
 
 
+@pytest.mark.parametrize("generalize", [False, True])
+def test_ridge_permutations_in_passes_of_one_set_equal_one_pass(rng, monkeypatch, generalize):
+    # ridge fits as many target sets per pass as PASS_BYTES holds (all 41 here); one set per pass (the memory
+    # bound of a wide layer with many permutations) gives the same numbers
+    import rnnprobe.analysis.decoding as decoding
+
+    y = rng.integers(0, 3, 60)
+    rec = Recording({"h": rng.normal(size=(60, 4, 6)) + 0.5 * y[:, None, None]}, metadata={"label": y})
+    passes = []
+    real = decoding._fast_scores
+    monkeypatch.setattr(decoding, "_fast_scores", lambda *a, **k: passes.append(a[2].shape[1]) or real(*a, **k))
+    one = decode(rec, "h", "label", n_permutations=40, generalize=generalize, progress=False)
+    assert passes == [41]
+    passes.clear()
+    monkeypatch.setattr(decoding, "PASS_BYTES", 1)
+    several = decode(rec, "h", "label", n_permutations=40, generalize=generalize, progress=False)
+    assert passes == [1] * 41
+    for name in ("scores", "fold_scores", "null", "p_values"):
+        np.testing.assert_array_equal(getattr(several, name), getattr(one, name))
+
+
 def test_logistic_convergence_failure_is_an_error(rng):
     from rnnprobe.analysis._logistic import fit_logistic
     from rnnprobe.errors import ConvergenceError

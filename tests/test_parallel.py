@@ -101,7 +101,9 @@ def test_decoding_spends_the_libraries_threads_on_time_blocks_and_permutations_w
         pools.clear()
         torch.set_num_threads(2)
         two = decode(rec, "h", "label", generalize=True, n_permutations=70, progress=False)
-        assert 2 in pools  # two passes of 64 target sets on 2 workers (each fitting its time steps on 1)
+        # ridge: one pass of the 71 target sets (they share the Gram matrices and their factors), its time
+        # steps in 2 blocks on 2 workers, its folds' tests on 2
+        assert pools == [1, 2, 2]
         assert torch.get_num_threads() == 2 and _blas_threads() == blas_before
         pools.clear()
         decode(rec, "h", "label", progress=False)  # one pass: its time steps in 2 blocks, its folds' tests on 2

@@ -29,7 +29,7 @@ from .._validation import layer_states
 from . import blockwise
 from ._clusters import cluster_test
 from ._linear import LinearFit
-from .decoding import MAX_SETS_PER_PASS, fast_fit, fast_test, generic_fit, generic_test
+from .decoding import MAX_SETS_PER_PASS, fast_fit, fast_test, generic_fit, generic_test, ridge_sets_per_pass
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..recording import Recording
@@ -98,9 +98,15 @@ def generalize_blockwise(
     return everything[:, 0], everything[:, 1:].mean(axis=0), haufe
 
 
-def _passes(n_sets: int) -> list[slice]:
-    """The target sets in passes of at most MAX_SETS_PER_PASS (the fast path's memory bound, as in memory)."""
-    return [slice(a, a + MAX_SETS_PER_PASS) for a in range(0, n_sets, MAX_SETS_PER_PASS)]
+def _passes(plan: _Plan, n_sets: int, n_times: int, n_units: int, decisions: int = 0) -> list[slice]:
+    """The target sets in passes, as in memory: of at most MAX_SETS_PER_PASS for logistic regression; for
+    ridge as many as fit in PASS_BYTES (``decisions``: the values per set and column a fold's scoring holds).
+    """
+    size = MAX_SETS_PER_PASS
+    if plan.spec.kind == "ridge":
+        columns = plan.n_classes if plan.n_classes is not None and plan.n_classes > 2 else 1
+        size = ridge_sets_per_pass(len(plan.folds), n_times, n_units, columns, decisions)
+    return [slice(a, a + size) for a in range(0, n_sets, size)]
 
 
 def _fit_block(
@@ -115,7 +121,8 @@ def _fit_block(
     haufe = _haufe_patterns(plan.spec, x, plan.y, plan.n_classes, plan.device) if patterns else None
     if plan.spec is None:
         return [[generic_fit(plan.estimator, x, y, train) for train, _ in plan.folds] for y in sets.T], haufe
-    fits = [fast_fit(plan.spec, x, sets[:, p], plan.folds, plan.n_classes, plan.device) for p in _passes(sets.shape[1])]
+    passes = _passes(plan, sets.shape[1], x.shape[1], x.shape[2])
+    fits = [fast_fit(plan.spec, x, sets[:, p], plan.folds, plan.n_classes, plan.device) for p in passes]
     return LinearFit(
         *(np.concatenate([getattr(f, name) for f in fits], axis=-1) for name in ("coef", "intercept"))
     ), haufe
@@ -140,7 +147,9 @@ def _test_block(
     if plan.spec is not None:
         columns = decoders.coef.shape[-1] // sets.shape[1]
         parts = []
-        for p in _passes(sets.shape[1]):
+        n_test = len(x) if plan.y_test is not None else max(len(test) for _, test in plan.folds)
+        n_train_times = decoders.coef.shape[1]
+        for p in _passes(plan, sets.shape[1], n_train_times, x.shape[2], n_train_times * x.shape[1] * n_test):
             cols = slice(p.start * columns, p.stop * columns)
             fit = LinearFit(decoders.coef[..., cols], decoders.intercept[..., cols])
             parts.append(fast_test(fit, x, sets[:, p], plan.folds, plan.y_test, scoring=scoring,
