@@ -114,6 +114,27 @@ def test_decoding_spends_the_libraries_threads_on_time_blocks_and_permutations_w
     np.testing.assert_allclose(two.p_values, one.p_values, rtol=0, atol=1e-12)
 
 
+def test_ridge_permutation_passes_run_side_by_side_where_one_pass_cannot_hold_them(monkeypatch, pools, torch_threads):
+    """Ridge puts every target set in one pass where PASS_BYTES holds them; where it cannot, the passes run
+    side by side on the threads (a multiple of them, of equal size); the numbers equal the 1-thread run's."""
+    import rnnprobe.analysis.decoding as decoding
+    from rnnprobe import Recording
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 60)
+    rec = Recording({"h": rng.normal(size=(60, 5, 8)) + 0.4 * y[:, None, None]}, metadata={"label": y})
+    monkeypatch.setattr(decoding, "PASS_BYTES", 30_000)  # a few target sets per pass at these sizes
+    results = []
+    for threads in (1, 2):
+        torch_threads(threads)
+        pools.clear()
+        results.append(decoding.decode(rec, "h", "label", generalize=True, n_permutations=30, progress=False))
+        passes = (len(pools) - 1) // 2  # each pass opens a pool to fit its time steps and one to test its folds
+        assert passes >= 10 and pools == [threads] + [1] * (2 * passes)  # passes side by side on the threads
+    np.testing.assert_allclose(results[1].null, results[0].null, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(results[1].p_values, results[0].p_values, rtol=0, atol=1e-12)
+
+
 def test_rdm_movies_permutation_tests_and_bootstraps_on_two_threads_equal_one(pools, torch_threads):
     """Blocks of time steps (compute_rdms), chunks of permutations (permutation_test) and blocks of bootstrap
     samples (moments and ranks) run on the libraries' threads; every number equals the one-thread run's."""

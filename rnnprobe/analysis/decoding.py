@@ -888,14 +888,7 @@ def _fast_permutations(
     orders = [np.arange(len(data.y)), *perms]  # the true targets, then permuted ones
     threads = library_threads()
     workers = threads if device is None or str(device) == "cpu" else 1  # a device: one pass at a time
-    if spec.kind == "ridge":  # the Gram matrices and their factors serve every set of a pass: few passes,
-        # one at a time, each on the threads (blocks of time steps, folds); 201 sets of 600 x 30 x 128:
-        # 4 passes 232 -> 1 pass 144 ms on one thread, 148 -> 92 ms on two (AMD EPYC)
-        n_passes, tasks = -(-len(orders) // _sets_per_pass(data, generalize, threads)), 1
-    else:  # logistic fits set by set: passes of at most MAX_SETS_PER_PASS side by side on the threads, of
-        # equal size in a multiple of the workers (201 sets on 2 threads: 4 passes of 51, not 64 + 64 + 64 + 9)
-        n_passes = workers * -(-len(orders) // (MAX_SETS_PER_PASS * workers))
-        tasks = n_passes if workers > 1 else 1
+    n_passes, tasks = _passes(spec, data, generalize, len(orders), workers)
     size = -(-len(orders) // n_passes)
     starts = range(0, len(orders), size)
 
@@ -927,6 +920,29 @@ def ridge_sets_per_pass(
     """
     per_set = 8 * columns * (n_folds * n_times * (n_units + 1) + 3 * min(threads, n_folds) * decisions)
     return max(1, PASS_BYTES // per_set)
+
+
+def _passes(spec: _FastSpec, data: _Data, generalize: bool, n_sets: int, workers: int) -> tuple[int, int]:
+    """(passes, passes run side by side) for ``n_sets`` target sets on ``workers`` threads.
+
+    Ridge: the Gram matrices and their factors serve every set of a pass, so the sets go in one pass where
+    PASS_BYTES holds them, its blocks of time steps and folds on the threads (201 sets of 600 x 30 x 128,
+    AMD EPYC: 4 passes 232 -> 1 pass 144 ms on one thread, 148 -> 92 ms on two); where they need several
+    passes anyway (the generalization matrices' decision values), those run side by side, one thread and
+    PASS_BYTES each (scoring the folds of one pass split less well: 0.54 against 0.68 s for 201
+    generalization matrices on two threads). Logistic regression fits set by set: passes of at most
+    MAX_SETS_PER_PASS side by side. Passes are of equal size in a multiple of the workers (201 sets on 2
+    threads: 4 passes of 51, not 64 + 64 + 64 + 9).
+    """
+    if spec.kind == "ridge":
+        whole = _sets_per_pass(data, generalize, workers)
+        if n_sets <= whole or workers == 1:
+            return -(-n_sets // whole), 1
+        per_pass = _sets_per_pass(data, generalize, 1)
+    else:
+        per_pass = MAX_SETS_PER_PASS
+    n_passes = workers * -(-n_sets // (per_pass * workers))
+    return n_passes, n_passes if workers > 1 else 1
 
 
 def _sets_per_pass(data: _Data, generalize: bool, threads: int) -> int:
