@@ -27,6 +27,7 @@ from .parallel import library_threads, task_pool
 from .rsa import n_conditions
 
 _BLOCK_BYTES = 2**26  # samples are processed in blocks of about this many bytes of weights
+WEIGHT_ROWS = 16  # rank path: samples whose pair weights one bincount gives
 
 
 def _pair_weights(draws: np.ndarray, n_cond: int) -> np.ndarray:
@@ -172,8 +173,8 @@ def pattern_bootstrap(
         orders = np.argsort(rows, axis=1)
 
         def rank_block(samples: np.ndarray) -> None:
-            for start in range(0, samples.size, 16):  # the weights of 16 samples at a time
-                part = samples[start : start + 16]
+            for start in range(0, samples.size, WEIGHT_ROWS):  # the pair weights of several samples at once
+                part = samples[start : start + WEIGHT_ROWS]
                 for b, weights in zip(part, _pair_weights(draws[part], n_cond), strict=True):
                     evaluations[b], bounds = _rank_sample(rows, orders, len(models), weights, comparison,
                                                           with_ceiling)  # fmt: skip

@@ -898,7 +898,7 @@ def _fast_permutations(
     orders = [np.arange(len(data.y)), *perms]  # the true targets, then permuted ones
     threads = library_threads()
     workers = threads if device is None or str(device) == "cpu" else 1  # a device: one pass at a time
-    n_passes, tasks = _passes(spec, data, generalize, len(orders), workers)
+    n_passes, tasks = _pass_plan(spec, data, generalize, len(orders), workers)
     size = -(-len(orders) // n_passes)
     starts = range(0, len(orders), size)
 
@@ -932,7 +932,7 @@ def ridge_sets_per_pass(
     return max(1, PASS_BYTES // per_set)
 
 
-def _passes(spec: _FastSpec, data: _Data, generalize: bool, n_sets: int, workers: int) -> tuple[int, int]:
+def _pass_plan(spec: _FastSpec, data: _Data, generalize: bool, n_sets: int, workers: int) -> tuple[int, int]:
     """(passes, passes run side by side) for ``n_sets`` target sets on ``workers`` threads.
 
     Ridge: the Gram matrices and their factors serve every set of a pass, so the sets go in one pass where
@@ -960,8 +960,7 @@ def _sets_per_pass(data: _Data, generalize: bool, threads: int) -> int:
     tested = data.x if data.x_test is None else data.x_test
     n_test = len(tested) if data.x_test is not None else max(len(test) for _, test in data.folds)
     decisions = n_times * (tested.shape[1] if generalize else 1) * n_test
-    columns = data.n_classes if data.n_classes is not None and data.n_classes > 2 else 1
-    return ridge_sets_per_pass(len(data.folds), n_times, n_units, columns, decisions, threads)
+    return ridge_sets_per_pass(len(data.folds), n_times, n_units, code_columns(data.n_classes), decisions, threads)
 
 
 def _generic_permutations(
@@ -980,6 +979,11 @@ def _generic_permutations(
     null = [scores(data.y[p], False).mean(axis=0) for p in tqdm(perms, desc="permutations",
                                                                   disable=not check_progress(progress))]  # fmt: skip
     return fold_scores, np.stack(null)
+
+
+def code_columns(n_classes: int | None) -> int:
+    """Columns of :func:`_code` per target set: one for regression and 2 classes, one per class otherwise."""
+    return n_classes if n_classes is not None and n_classes > 2 else 1
 
 
 def _code(y: np.ndarray, n_classes: int | None) -> np.ndarray:

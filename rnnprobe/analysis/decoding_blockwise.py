@@ -29,7 +29,15 @@ from .._validation import layer_states
 from . import blockwise
 from ._clusters import cluster_test
 from ._linear import LinearFit
-from .decoding import MAX_SETS_PER_PASS, fast_fit, fast_test, generic_fit, generic_test, ridge_sets_per_pass
+from .decoding import (
+    MAX_SETS_PER_PASS,
+    code_columns,
+    fast_fit,
+    fast_test,
+    generic_fit,
+    generic_test,
+    ridge_sets_per_pass,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..recording import Recording
@@ -82,7 +90,7 @@ def generalize_blockwise(
     train_blocks = blockwise.time_blocks(recording.n_stimuli, n_units, np.arange(len(plan.positions)))
     test_blocks = blockwise.time_blocks(tested_on.n_stimuli, n_units, np.arange(len(plan.test_positions)))
     sets = np.column_stack([plan.y, *plan.y[plan.perms]])  # (n, 1 + permutations): the true targets first
-    outputs = plan.n_classes if plan.n_classes is not None and plan.n_classes > 2 else 1
+    outputs = code_columns(plan.n_classes)
     weight_bytes = len(plan.folds) * len(plan.positions) * n_units * outputs * 8
     group = max(1, blockwise.BLOCK_BYTES // weight_bytes)  # target sets whose weights fit in one block
     scores, haufe = [], None
@@ -104,8 +112,7 @@ def _passes(plan: _Plan, n_sets: int, n_times: int, n_units: int, decisions: int
     """
     size = MAX_SETS_PER_PASS
     if plan.spec.kind == "ridge":
-        columns = plan.n_classes if plan.n_classes is not None and plan.n_classes > 2 else 1
-        size = ridge_sets_per_pass(len(plan.folds), n_times, n_units, columns, decisions)
+        size = ridge_sets_per_pass(len(plan.folds), n_times, n_units, code_columns(plan.n_classes), decisions)
     return [slice(a, a + size) for a in range(0, n_sets, size)]
 
 
