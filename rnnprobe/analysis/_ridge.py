@@ -69,7 +69,8 @@ def fit_ridge(
     y_all = torch.as_tensor(y, dtype=torch.float64, device=device)
     # time steps are independent: on the CPU, blocks of them on the libraries' threads, one thread each
     cpu = device.type == "cpu"
-    per_step = work_bytes(p, len(folds)) + 16 * x.shape[0] * p  # and the block's copy of x, a fold's test rows
+    # and the block's copy of x, a fold's test rows, X'Y of every sample and of a fold's training samples
+    per_step = work_bytes(p, len(folds)) + 16 * x.shape[0] * p + 16 * p * n_out
     parts = min(library_threads(), n_times) if cpu else 1
     blocks = list(time_blocks(n_times, per_step, budget=block_budget(device), parts=parts))
     with task_pool(len(blocks) if cpu else 1) as pmap:

@@ -922,13 +922,14 @@ def _fast_permutations(
 
 
 def ridge_sets_per_pass(
-    n_folds: int, n_times: int, n_units: int, columns: int, decisions: int = 0, threads: int = 1
+    n_folds: int, n_samples: int, n_times: int, n_units: int, columns: int, decisions: int = 0, threads: int = 1
 ) -> int:
-    """Target sets whose ridge decoders are fitted (and scored) in one pass: their coefficients (``columns``
-    per set, every fold and time step) and, when scored, the ``decisions`` values per column of the folds
-    scored at once (three arrays of that size while a fold is scored) within PASS_BYTES.
+    """Target sets whose ridge decoders are fitted (and scored) in one pass: their codes (``columns`` per set
+    and sample), coefficients (every fold and time step) and, when scored, the ``decisions`` values per
+    column of the folds scored at once (three arrays of that size while a fold is scored) within PASS_BYTES.
     """
-    per_set = 8 * columns * (n_folds * n_times * (n_units + 1) + 3 * min(threads, n_folds) * decisions)
+    per_fit = n_samples + n_folds * n_times * (n_units + 1)
+    per_set = 8 * columns * (per_fit + 3 * min(threads, n_folds) * decisions)
     return max(1, PASS_BYTES // per_set)
 
 
@@ -960,7 +961,8 @@ def _sets_per_pass(data: _Data, generalize: bool, threads: int) -> int:
     tested = data.x if data.x_test is None else data.x_test
     n_test = len(tested) if data.x_test is not None else max(len(test) for _, test in data.folds)
     decisions = n_times * (tested.shape[1] if generalize else 1) * n_test
-    return ridge_sets_per_pass(len(data.folds), n_times, n_units, code_columns(data.n_classes), decisions, threads)
+    columns = code_columns(data.n_classes)
+    return ridge_sets_per_pass(len(data.folds), len(data.x), n_times, n_units, columns, decisions, threads)
 
 
 def _generic_permutations(

@@ -106,13 +106,14 @@ def generalize_blockwise(
     return everything[:, 0], everything[:, 1:].mean(axis=0), haufe
 
 
-def _passes(plan: _Plan, n_sets: int, n_times: int, n_units: int, decisions: int = 0) -> list[slice]:
+def _passes(plan: _Plan, n_sets: int, n_samples: int, n_times: int, n_units: int, decisions: int = 0) -> list[slice]:
     """The target sets in passes, as in memory: of at most MAX_SETS_PER_PASS for logistic regression; for
     ridge as many as fit in PASS_BYTES (``decisions``: the values per set and column a fold's scoring holds).
     """
     size = MAX_SETS_PER_PASS
     if plan.spec.kind == "ridge":
-        size = ridge_sets_per_pass(len(plan.folds), n_times, n_units, code_columns(plan.n_classes), decisions)
+        columns = code_columns(plan.n_classes)
+        size = ridge_sets_per_pass(len(plan.folds), n_samples, n_times, n_units, columns, decisions)
     return [slice(a, a + size) for a in range(0, n_sets, size)]
 
 
@@ -128,7 +129,7 @@ def _fit_block(
     haufe = _haufe_patterns(plan.spec, x, plan.y, plan.n_classes, plan.device) if patterns else None
     if plan.spec is None:
         return [[generic_fit(plan.estimator, x, y, train) for train, _ in plan.folds] for y in sets.T], haufe
-    passes = _passes(plan, sets.shape[1], x.shape[1], x.shape[2])
+    passes = _passes(plan, sets.shape[1], *x.shape)
     fits = [fast_fit(plan.spec, x, sets[:, p], plan.folds, plan.n_classes, plan.device) for p in passes]
     return LinearFit(
         *(np.concatenate([getattr(f, name) for f in fits], axis=-1) for name in ("coef", "intercept"))
@@ -156,7 +157,8 @@ def _test_block(
         parts = []
         n_test = len(x) if plan.y_test is not None else max(len(test) for _, test in plan.folds)
         n_train_times = decoders.coef.shape[1]
-        for p in _passes(plan, sets.shape[1], n_train_times, x.shape[2], n_train_times * x.shape[1] * n_test):
+        decisions = n_train_times * x.shape[1] * n_test
+        for p in _passes(plan, sets.shape[1], len(plan.y), n_train_times, x.shape[2], decisions):
             cols = slice(p.start * columns, p.stop * columns)
             fit = LinearFit(decoders.coef[..., cols], decoders.intercept[..., cols])
             parts.append(fast_test(fit, x, sets[:, p], plan.folds, plan.y_test, scoring=scoring,
