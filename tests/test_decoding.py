@@ -443,7 +443,7 @@ def test_training_sets_missing_classes_are_fitted_on_the_classes_present(rng, cl
     x[:, :, :3] += 0.6 * y[:, None, :3] if classes > 2 else 0.6 * y[:, None, :1]
     folds = [np.arange(n) % 3 != k for k in range(3)]
     logistic = fit_logistic(x, y, folds, n_classes=classes, penalty=2.0, scale=True, tol=1e-10)
-    codes = np.hstack([_code(y[:, s], classes) for s in range(y.shape[1])])
+    codes = _code(y, classes)  # every set's codes, each set's columns together
     ridge = fit_ridge(x, codes, folds, alpha=2.0, scale=True)  # an absent class's column: the constant -1
     out = 1 if classes == 2 else classes
     checked = 0
@@ -781,6 +781,22 @@ def test_ridge_blocks_of_time_steps_count_the_copy_of_the_samples(rng, monkeypat
             model = Ridge(alpha=2.0).fit(x[train, t], y[train])
             np.testing.assert_allclose(fit.coef[f, t], model.coef_.reshape(p, 1), rtol=1e-10, atol=1e-12)
             np.testing.assert_allclose(fit.intercept[f, t], np.ravel(model.intercept_), rtol=1e-10, atol=1e-12)
+
+
+def test_time_blocks_for_threads_are_a_multiple_of_them_and_of_equal_size():
+    from rnnprobe.analysis._linear import time_blocks
+
+    def sizes(n_times, per_step, parts):
+        blocks = list(time_blocks(n_times, per_step, budget=13 * 100, parts=parts))
+        assert blocks[0].start == 0 and blocks[-1].stop == n_times
+        assert [b.start for b in blocks[1:]] == [b.stop for b in blocks[:-1]]  # consecutive, covering every step
+        return [b.stop - b.start for b in blocks]
+
+    assert sizes(30, 100, 1) == [13, 13, 4]  # one part: blocks of the budget
+    assert sizes(30, 100, 2) == [8, 8, 8, 6]  # two: 4 blocks of equal size, not 13 + 4 against 13
+    assert sizes(30, 1, 2) == [15, 15]
+    assert sizes(1, 100, 2) == [1]
+    assert sizes(7, 100, 3) == [3, 3, 1]
 
 
 def test_a_singular_ridge_problem_gets_the_least_squares_solution():

@@ -444,7 +444,7 @@ def _fit(spec: _FastSpec, x: np.ndarray, y_sets: np.ndarray, masks: list, n_clas
     if spec.kind == "logistic":
         return fit_logistic(x, y_sets, masks, n_classes=n_classes, penalty=spec.penalty, scale=spec.scale,
                             device=device)  # fmt: skip
-    codes = np.hstack([_code(y_sets[:, s], n_classes) for s in range(y_sets.shape[1])])
+    codes = _code(y_sets, n_classes)
     # a class absent from a training set: its column's fit is the constant -1, below the present classes'
     # mean decision (2 - K') / K' (their codes sum to 2 - K'), so it is never predicted, as in
     # scikit-learn's RidgeClassifier of the classes present (tested)
@@ -903,7 +903,7 @@ def _fast_permutations(
     starts = range(0, len(orders), size)
 
     def scores(start: int) -> np.ndarray:
-        y_sets = np.stack([data.y[o] for o in orders[start : start + size]], 1)
+        y_sets = np.ascontiguousarray(data.y[np.array(orders[start : start + size])].T)  # (n, sets)
         return _fast_scores(spec, data.x, y_sets, data.folds, data.x_test, data.y_test, scoring=scoring,
                             n_classes=data.n_classes, generalize=generalize, device=device)  # fmt: skip
 
@@ -988,14 +988,15 @@ def code_columns(n_classes: int | None) -> int:
     return n_classes if n_classes is not None and n_classes > 2 else 1
 
 
-def _code(y: np.ndarray, n_classes: int | None) -> np.ndarray:
-    """Regression targets as one column; classes as RidgeClassifier codes: one {-1, 1} column for
-    2 classes (1 = the second class), one per class otherwise.
+def _code(y_sets: np.ndarray, n_classes: int | None) -> np.ndarray:
+    """The target sets (n, sets) as ridge targets (n, sets x columns), each set's columns together:
+    regression targets as one column; classes as RidgeClassifier codes, one {-1, 1} column for 2
+    classes (1 = the second class), one per class otherwise.
     """
     if n_classes is None:
-        return y[:, None].astype(np.float64)
+        return y_sets.astype(np.float64)
     if n_classes == 2:
-        return np.where(y == 1, 1.0, -1.0)[:, None]
-    coded = -np.ones((len(y), n_classes))
-    coded[np.arange(len(y)), y] = 1.0
-    return coded
+        return np.where(y_sets == 1, 1.0, -1.0)
+    coded = -np.ones((*y_sets.shape, n_classes))
+    np.put_along_axis(coded, y_sets[..., None], 1.0, axis=-1)
+    return coded.reshape(len(y_sets), -1)
