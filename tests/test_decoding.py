@@ -746,6 +746,36 @@ def test_bad_inputs_get_clear_errors(rng):
         decode(rec, "h", np.r_[np.nan, rec.column("value")[1:]])
 
 
+@pytest.mark.parametrize("shape", [(40,), (12, 14)])
+def test_cluster_masses_and_p_values_equal_a_map_by_map_reference(rng, shape):
+    # Maris & Oostenveld: z against the null's mean and sd, clusters of z above the normal quantile (edges,
+    # not diagonals), mass = summed z, p = share of permutations whose largest cluster mass reaches it
+    from scipy import ndimage
+    from scipy.stats import norm
+
+    from rnnprobe.analysis._clusters import cluster_test
+
+    null = rng.normal(size=(300, *shape))
+    observed = rng.normal(size=shape)
+    observed[(slice(5, 15),) * len(shape)] += 3.0  # a planted cluster
+    mean, sd, threshold = null.mean(axis=0), null.std(axis=0, ddof=1), norm.ppf(0.95)
+
+    def masses(scores):
+        labels, n = ndimage.label((scores - mean) / sd > threshold)
+        return labels, [float(((scores - mean) / sd)[labels == k].sum()) for k in range(1, n + 1)]
+
+    largest = np.array([max(masses(perm)[1], default=0.0) for perm in null])
+    labels, expected = masses(observed)
+    clusters = cluster_test(observed, null)
+    assert len(clusters) == len(expected) >= 2
+    for cluster in clusters:
+        k = labels[cluster.mask][0]
+        assert np.all(labels[cluster.mask] == k) and cluster.mask.sum() == (labels == k).sum()
+        assert cluster.mass == pytest.approx(expected[k - 1], rel=1e-12)
+        assert cluster.p_value == (1 + (largest >= cluster.mass).sum()) / 301
+    assert min(c.p_value for c in clusters) == pytest.approx(1 / 301)
+
+
 def test_one_permutation_gives_p_values_but_no_clusters_and_no_numpy_warning():
     import warnings
 
