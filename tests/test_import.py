@@ -41,3 +41,15 @@ def test_importing_submodules_does_not_shadow_functions():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_rank_comparisons_of_short_rdms_import_no_torch():
+    # RSA-only work (spearman of RDMs with ties, ranked by numpy) pays no torch import; weighted bootstrap
+    # ranks and long rows (the radix sort) import it when they run
+    code = (
+        "import sys, numpy as np; from rnnprobe.analysis.rsa import compare_rdms; "
+        "a = np.array([[1.0, 2.0, 2.0, 3.0, 1.0, 0.0]]); compare_rdms(a, a[:, ::-1], comparison='spearman'); "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr

@@ -92,14 +92,14 @@ def ranks_in_order(values: np.ndarray, weights: np.ndarray | None = None) -> np.
     w copies after L smaller copies ranks L + (w + 1) / 2, and a run of tied values L + (W + 1) / 2
     with W the run's copies; with unit weights these are the ranks 1..n with ties averaged
     (rank_rows; without ties, a read-only view of 1..n), with copy counts the ranks of a bootstrap
-    sample. The running sums of the weights are torch's scan: numpy's ``cumsum`` along rows was 5x
-    slower here and kept the interpreter lock, so the bootstrap's threads took turns. The runs are
-    numbered through all rows at once (each row starts one).
+    sample. The running sums of weights are torch's scan: numpy's ``cumsum`` along rows was 5x slower
+    here and kept the interpreter lock, so the bootstrap's threads took turns (unit weights need none,
+    and import no torch). The runs are numbered through all rows at once (each row starts one).
     """
-    import torch
-
     n = values.shape[-1]
     if weights is not None:
+        import torch
+
         weights = np.require(weights, np.float64, ["C", "W"])  # (torch takes writable arrays)
         cum = torch.from_numpy(weights).cumsum(-1).numpy()
     new_run = np.ones(values.shape, dtype=bool)
@@ -114,7 +114,7 @@ def ranks_in_order(values: np.ndarray, weights: np.ndarray | None = None) -> np.
     else:
         before = cum.reshape(-1)[starts] - weights.reshape(-1)[starts]
         in_run = cum.reshape(-1)[ends] - before
-    run = torch.from_numpy(new_run.reshape(-1)).cumsum(0).numpy() - 1  # each entry's run
+    run = np.cumsum(new_run.reshape(-1)) - 1  # each entry's run (one scan of the flattened rows)
     return (before + (in_run + 1) / 2)[run].reshape(values.shape)
 
 
