@@ -855,17 +855,17 @@ def _initial_states(states: Any, sm: StateMap, layer: Any, n_initial: int, rng: 
                 f"layer: {names} give {n_units} units per state, but the model's state packs "
                 f"into {sm.state_size}. Name every part of the state in pack order (e.g. ['l0.h', 'l0.c'] for an LSTM)."
             )
+        n_rows = int(np.prod(steps[names[0]]))  # (stimulus, time step) rows, alike in every layer
+        rows = np.sort(rng.choice(n_rows, size=min(n_initial, n_rows), replace=False))
         if not states.is_dask:
-            pooled = recorded_states(states, layer)
-            pick = rng.choice(len(pooled), size=min(n_initial, len(pooled)), replace=False)
-            return as_states(pooled[np.sort(pick)], sm)
-        return as_states(_picked_states(states, names, n_initial, rng), sm)
+            return as_states(recorded_states(states, layer)[rows], sm)
+        return as_states(_picked_states(states, names, rows), sm)
     return as_states(states, sm)
 
 
-def _picked_states(recording: Recording, names: list[str], n_initial: int, rng: np.random.Generator) -> np.ndarray:
-    """:func:`recorded_states` of a dask-backed recording at ``n_initial`` random rows (the same draw as the
-    in-memory path), reading only the stimuli they come from; the layers' NaN or inf are refused blockwise.
+def _picked_states(recording: Recording, names: list[str], rows: np.ndarray) -> np.ndarray:
+    """:func:`recorded_states` of a dask-backed recording at ``rows`` (sorted), reading only the stimuli they
+    come from; the layers' NaN or inf are refused blockwise.
     """
     import dask
     import dask.array as da
@@ -874,9 +874,7 @@ def _picked_states(recording: Recording, names: list[str], n_initial: int, rng: 
     finite = dask.compute(*(da.isfinite(x).all() for x in lazy))
     for name, ok in zip(names, finite, strict=True):
         check_finite_layer(bool(ok), name)
-    n_stimuli, n_times = lazy[0].shape[:2]  # alike in every layer (checked by the caller)
-    rows = np.sort(rng.choice(n_stimuli * n_times, size=min(n_initial, n_stimuli * n_times), replace=False))
-    stimuli, steps = np.divmod(rows, n_times)
+    stimuli, steps = np.divmod(rows, lazy[0].shape[1])
     read, where = np.unique(stimuli, return_inverse=True)  # each distinct stimulus read once
     parts = [np.asarray(recording.get(name, stimuli=read, flatten=True), dtype=np.float64) for name in names]
     return np.concatenate([part[where, steps] for part in parts], axis=1)
