@@ -406,15 +406,16 @@ def fast_test(
 
     def one(task: tuple[int, slice]) -> np.ndarray:
         f, sets = task
+        width = sets.stop - sets.start
         test = folds[f][1]
         if y_test is None:
             xt, yt = x[test], y_sets[test, sets]
         else:
-            xt, yt = x, np.repeat(y_test[:, None], sets.stop - sets.start, axis=1)
+            xt, yt = x, np.repeat(y_test[:, None], width, axis=1)
         cols = slice(sets.start * columns, sets.stop * columns)
         decision = _decisions(xt, fit.coef[f][..., cols], fit.intercept[f][..., cols], generalize=generalize)
-        decision = np.moveaxis(decision.reshape(*decision.shape[:-1], len(yt.T), -1), -2, 0)  # (sets, ..., n, cols)
-        targets = yt.T.reshape(len(yt.T), *[1] * (decision.ndim - 3), len(yt))  # (sets, 1, ..., n)
+        decision = np.moveaxis(decision.reshape(*decision.shape[:-1], width, -1), -2, 0)  # (sets, ..., n, cols)
+        targets = yt.T.reshape(width, *[1] * (decision.ndim - 3), len(yt))  # (sets, 1, ..., n)
         return _scores.score(scoring, targets, decision, n_classes)  # every set of the group at once
 
     with task_pool(len(tasks)) as pmap:
@@ -956,11 +957,19 @@ def _pass_plan(spec: _FastSpec, data: _Data, generalize: bool, n_sets: int, work
     return n_passes, n_passes if workers > 1 else 1
 
 
+def scored_values(folds: list, n_tested: int | None, n_train_times: int, n_test_times: int) -> int:
+    """Decision values per target column that scoring one fold holds: each training step's decoder at
+    ``n_test_times`` test steps of the fold's test samples (all ``n_tested`` samples when cross-decoding).
+    """
+    n_test = n_tested if n_tested is not None else max(len(test) for _, test in folds)
+    return n_train_times * n_test_times * n_test
+
+
 def _sets_per_pass(data: _Data, generalize: bool, threads: int) -> int:
     n_times, n_units = data.x.shape[1:]
     tested = data.x if data.x_test is None else data.x_test
-    n_test = len(tested) if data.x_test is not None else max(len(test) for _, test in data.folds)
-    decisions = n_times * (tested.shape[1] if generalize else 1) * n_test
+    n_tested = None if data.x_test is None else len(tested)
+    decisions = scored_values(data.folds, n_tested, n_times, tested.shape[1] if generalize else 1)
     columns = code_columns(data.n_classes)
     return ridge_sets_per_pass(len(data.folds), len(data.x), n_times, n_units, columns, decisions, threads)
 

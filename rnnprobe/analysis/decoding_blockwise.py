@@ -37,6 +37,7 @@ from .decoding import (
     generic_fit,
     generic_test,
     ridge_sets_per_pass,
+    scored_values,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -155,9 +156,8 @@ def _test_block(
     if plan.spec is not None:
         columns = decoders.coef.shape[-1] // sets.shape[1]
         parts = []
-        n_test = len(x) if plan.y_test is not None else max(len(test) for _, test in plan.folds)
         n_train_times = decoders.coef.shape[1]
-        decisions = n_train_times * x.shape[1] * n_test
+        decisions = scored_values(plan.folds, None if plan.y_test is None else len(x), n_train_times, x.shape[1])
         for p in _passes(plan, sets.shape[1], len(plan.y), n_train_times, x.shape[2], decisions):
             cols = slice(p.start * columns, p.stop * columns)
             fit = LinearFit(decoders.coef[..., cols], decoders.intercept[..., cols])
