@@ -9,7 +9,7 @@ loaded), and the previous settings come back afterwards, also on error. With ``n
 limited: the libraries use their own threads.
 
 Limits opened at once by several threads (a pool per task of a multi-threaded dask worker, or two
-analyses run from two threads) go through one record (:class:`LibraryLimits`): BLAS's thread count is the
+analyses run from two threads) go through one record (``_LibraryLimits``): BLAS's thread count is the
 process's, so the settings before the first limit are kept and, when one ends, rebuilt from those and the
 limits still open, whatever the order in which they end; OpenMP's and torch's belong to each thread, which
 gives back its own.
@@ -46,7 +46,7 @@ def worker_pool(n_jobs: int, *, threads: int | None = None) -> Iterator[Callable
     if n_jobs <= 1:
         yield map
         return
-    with LIMITS.limited(threads_per_worker(n_jobs, threads)):
+    with _LIMITS.limited(threads_per_worker(n_jobs, threads)):
         pool = ThreadPoolExecutor(max_workers=n_jobs)
         try:
             yield pool.map
@@ -107,11 +107,11 @@ def small_blas() -> Iterator[None]:
     AMD EPYC: 0.26 s with 2 BLAS threads, 0.10 s with 1), while torch keeps its threads for the batched
     solves. The previous limit comes back afterwards.
     """
-    with LIMITS.limited(1, user_api="blas"):
+    with _LIMITS.limited(1, user_api="blas"):
         yield
 
 
-class LibraryLimits:
+class _LibraryLimits:
     """The process's record of the BLAS limits open now, and each thread's own OpenMP and torch limits (see
     the module docstring).
 
@@ -188,4 +188,4 @@ def _any_thread_sets_blas() -> Iterator[None]:
             release(force=True)
 
 
-LIMITS = LibraryLimits()
+_LIMITS = _LibraryLimits()  # the process's one record
