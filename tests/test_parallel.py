@@ -324,3 +324,70 @@ def test_a_pool_inside_small_blas_gives_back_torch_and_keeps_blas_limited(torch_
                 assert list(pmap(lambda _: torch.get_num_threads(), range(2))) == [1, 1]
             assert set(_blas_threads()) == {1} and torch.get_num_threads() == 2
         assert set(_blas_threads()) == {2} and torch.get_num_threads() == 2
+
+
+def test_pools_keep_their_threads_and_set_each_workers_torch_threads_per_pool(torch_threads):
+    """A pool's threads are kept for the next pool of that size (starting threads costs a tenth of a small
+    analysis); a kept worker takes the torch thread count of the pool it serves now, not the one it had."""
+    import threading
+
+    torch_threads(4)
+    both = threading.Barrier(2, timeout=30)  # every task waits for one on the other worker: both threads serve
+
+    def seen(_):
+        both.wait()
+        return threading.get_ident(), torch.get_num_threads()
+
+    with worker_pool(2, threads=4) as pmap:
+        first = list(pmap(seen, range(8)))
+    with worker_pool(2, threads=2) as pmap:
+        second = list(pmap(seen, range(8)))
+    assert {t for _, t in first} == {2} and {t for _, t in second} == {1}
+    assert len({i for i, _ in first}) == 2 and {i for i, _ in second} == {i for i, _ in first}  # the same threads
+    assert torch.get_num_threads() == 4
+
+
+def test_a_pool_opened_inside_a_pools_task_gets_its_own_threads():
+    """Nested pools of one size: the inner one cannot be lent the outer's busy workers (that would wait
+    forever); it gets threads of its own, and the results come back in order."""
+    import threading
+
+    def outer(i):
+        with worker_pool(2, threads=2) as pmap:
+            inner = list(pmap(lambda j: (threading.get_ident(), 10 * i + j), range(3)))
+        return threading.get_ident(), inner
+
+    with worker_pool(2, threads=2) as pmap:
+        list(pmap(abs, range(2)))  # a pool of 2 kept, to be lent to the outer pool
+    done = []
+
+    def run():
+        with worker_pool(2, threads=2) as pmap:
+            done.append(list(pmap(outer, range(4))))
+
+    runner = threading.Thread(target=run, daemon=True)
+    runner.start()
+    runner.join(timeout=30)
+    assert not runner.is_alive(), "a nested pool waited for its own workers"
+    (results,) = done
+    assert [[v for _, v in inner] for _, inner in results] == [[10 * i + j for j in range(3)] for i in range(4)]
+    outer_threads = {t for t, _ in results}
+    assert all(t not in outer_threads for _, inner in results for t, _ in inner)
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # Python >= 3.12
+def test_a_forked_child_opens_pools_of_its_own():
+    """A child forked after pools were kept has none of their threads: its pools start new ones."""
+    import multiprocessing
+
+    with worker_pool(2, threads=2) as pmap:
+        list(pmap(abs, range(4)))  # a pool of 2 kept in this process
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as child:
+        result = child.apply_async(_pool_sum, (list(range(10)),))
+        assert result.get(timeout=60) == 45
+
+
+def _pool_sum(values):
+    with worker_pool(2, threads=2) as pmap:
+        return sum(pmap(abs, values))
