@@ -93,6 +93,34 @@ def test_check_finite_names_the_layer_count_and_positions():
     assert _validation.check_finite(np.zeros(3), name="x") is not None
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("layout", ["C", "F", "strided"])
+def test_all_finite_agrees_with_isfinite_wherever_the_bad_value_is(dtype, layout):
+    """A NaN, +inf or -inf in a full row of dot products or in the tail, each alone and +inf with -inf;
+    overflowing squares of finite values; against ``np.isfinite(...).all()``."""
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(7, 5, 611)).astype(dtype)  # 21,385 values: two rows of 8192 and a tail
+    assert base.size > 2 * _validation.DOT_ROWS and base.size % _validation.DOT_ROWS
+    places = [(0, 0, 0), (3, 2, 100), (6, 4, 610)]  # first row, second row, tail (C order)
+
+    def arranged(a):
+        return {"C": a, "F": np.asfortranarray(a), "strided": a[:, ::2]}[layout]
+
+    assert _validation.all_finite(arranged(base))
+    cases = [{p: bad} for p in places for bad in (np.nan, np.inf, -np.inf)]
+    cases += [{places[0]: np.inf, places[1]: -np.inf}, {places[1]: np.finfo(dtype).max}]
+    for case in cases:
+        array = base.copy()
+        for place, value in case.items():
+            array[place] = value
+        array = arranged(array)
+        assert _validation.all_finite(array) is bool(np.isfinite(array).all()), case
+    huge = np.full((3, 8192), np.finfo(dtype).max / 2, dtype=dtype)  # squares overflow, values finite
+    assert _validation.all_finite(huge)
+    assert _validation.all_finite(np.arange(5)) and _validation.all_finite(np.zeros((0, 3)))
+    assert not _validation.all_finite(np.array([1 + 1j, complex(np.nan, 0)]))
+
+
 def test_layer_states_checks_and_reads():
     rec = make_recording(n_stimuli=6, n_time=4, n_units=3, seed=1)
     layer, positions, states = _validation.layer_states(rec, None, time=slice(1, 3))

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import check_device, check_option, check_recording, layer_states
+from ..._validation import all_finite, check_device, check_option, check_recording, layer_states
 from ...errors import (
     ArgumentError,
     RnnprobeWarning,
@@ -494,8 +494,8 @@ def compute_rdms(
 def _result(dissim: np.ndarray, distance: str, conditions: dict[str, np.ndarray], recording: Recording, layer: str,
             time_index: np.ndarray) -> RDMs:  # fmt: skip
     """The RDMs with their descriptors; NaN dissimilarities (constant or zero patterns) are warned about."""
-    bad = ~np.isfinite(dissim)
-    if bad.any():
+    if not all_finite(dissim):
+        bad = ~np.isfinite(dissim)
         warnings.warn(
             f"compute_rdms: {int(bad.sum())} dissimilarities are NaN at {int(bad.any(axis=1).sum())} time step(s): "
             f"some patterns are constant (correlation) or zero (cosine).",
