@@ -872,6 +872,30 @@ def test_cholesky_solve_without_the_lock_equals_scipys_wrapper(rng):
         assert np.array_equal(got, dposv(a, b)[1])
 
 
+def test_batched_cholesky_solves_equal_scipys_wrapper_system_by_system(rng):
+    """posv_batch: one copy of every system in LAPACK's column order, then a call per system; the same
+    numbers and info as scipy's dposv of each, a system that is not positive definite among them, right-hand
+    sides shared by broadcasting, and the callers' arrays left as they were."""
+    from scipy.linalg.lapack import dposv
+
+    from rnnprobe.analysis._lapack import posv_batch
+
+    x = rng.normal(size=(4, 9, 6))
+    a = x.transpose(0, 2, 1) @ x + 0.1 * np.eye(6)
+    a[2] = -np.eye(6)  # not positive definite
+    a[3, 0, 1] += 1e-3  # not symmetric: the upper triangle is read
+    b = rng.normal(size=(4, 6, 2))
+    a_before, b_before = a.copy(), b.copy()
+    for rhs in (b, np.broadcast_to(b[0], b.shape)):
+        got, info = posv_batch(a, rhs)
+        for i in range(4):
+            _, expected, expected_info = dposv(a[i], rhs[i])
+            assert info[i] == expected_info == (1 if i == 2 else 0)
+            if i != 2:
+                assert np.array_equal(got[i], expected)
+    assert np.array_equal(a, a_before) and np.array_equal(b, b_before)
+
+
 @pytest.mark.parametrize("n", [8, 40])  # numpy's batched LU below CHOLESKY_MIN, a Cholesky solve per matrix from it
 def test_ridge_solves_positive_definite_indefinite_and_singular_systems(rng, n):
     import torch

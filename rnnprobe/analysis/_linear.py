@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._lapack import posv
+from ._lapack import posv_batch
 
 
 @dataclass
@@ -213,7 +213,7 @@ CHOLESKY_MIN = 32  # from this many unknowns a Cholesky solve per matrix beats n
 
 def solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Batched ``a x = b`` for ridge's penalised Gram matrices (symmetric, positive definite for a positive
-    penalty); on the CPU through LAPACK: a Cholesky solve (``dposv``, by :func:`._lapack.posv`, which
+    penalty); on the CPU through LAPACK: a Cholesky solve (``dposv``, by :func:`._lapack.posv_batch`, which
     releases the interpreter lock) per matrix from ``CHOLESKY_MIN`` unknowns, numpy's batched LU below. A
     system that is not positive definite in floating point (no penalty, or 1e-33 on constant features)
     gets the minimum-norm least-squares solution, as scikit-learn's ridge falls back to (below
@@ -228,10 +228,10 @@ def solve(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     if a_np.shape[-1] < CHOLESKY_MIN:
         return torch.from_numpy(lu_solve(a_np, b_np))
     rhs_all = np.broadcast_to(b_np, (len(a_np), *b_np.shape[-2:]))  # (the dual form's right-hand sides are shared)
-    out = np.empty(rhs_all.shape)
-    for i, (matrix, rhs) in enumerate(zip(a_np, rhs_all, strict=True)):
-        x, info = posv(matrix.T, rhs)  # (the transpose of a symmetric matrix: Fortran order; without the lock)
-        out[i] = x if info == 0 else np.linalg.lstsq(matrix, rhs, rcond=None)[0]  # as scikit-learn's fallback
+    # the upper triangle of each matrix's transpose (in column order: the matrix's own memory), without the lock
+    out, info = posv_batch(a_np.transpose(0, 2, 1), rhs_all)
+    for i in np.flatnonzero(info):  # not positive definite: as scikit-learn's fallback
+        out[i] = np.linalg.lstsq(a_np[i], rhs_all[i], rcond=None)[0]
     return torch.from_numpy(out)
 
 
