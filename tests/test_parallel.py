@@ -114,6 +114,36 @@ def test_decoding_spends_the_libraries_threads_on_time_blocks_and_permutations_w
     np.testing.assert_allclose(two.p_values, one.p_values, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("generalize", [False, True])
+def test_one_target_sets_tests_split_their_test_steps_across_threads_with_equal_scores(
+    generalize, monkeypatch, torch_threads
+):
+    """Without permutations (one target set) the folds' tests on 2 threads are (fold, half of the test steps)
+    tasks: 5 folds make 10, not 5 (3 against 2); cross-validated, cross-decoded (``test=``) and regression
+    scores equal the 1-thread run's."""
+    import rnnprobe.analysis.decoding as decoding
+    from rnnprobe import Recording
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 80)
+    states = rng.normal(size=(80, 9, 10)) + 0.4 * y[:, None, None]
+    rec = Recording({"h": states}, metadata={"label": y, "value": states[:, 0, 0] + rng.normal(size=80)})
+    other = Recording({"h": rng.normal(size=(30, 9, 10))}, metadata={"label": rng.integers(0, 3, 30)})
+    tasks, real_decisions = [], decoding._decisions
+    monkeypatch.setattr(decoding, "_decisions", lambda *a, **kw: tasks.append(1) or real_decisions(*a, **kw))
+    runs = {}
+    for threads in (1, 2):
+        torch_threads(threads)
+        runs[threads] = []
+        for target, test in (("label", None), ("label", other), ("value", None)):
+            tasks.clear()
+            runs[threads].append(decoding.decode(rec, "h", target, generalize=generalize, test=test,
+                                                 progress=False).scores)  # fmt: skip
+            assert len(tasks) == (1 if test is not None else 5) * threads  # cross-decoding: one fold
+    for two, one in zip(runs[2], runs[1], strict=True):
+        np.testing.assert_allclose(two, one, rtol=0, atol=1e-12)
+
+
 def test_ridge_permutation_passes_run_side_by_side_where_one_pass_cannot_hold_them(monkeypatch, pools, torch_threads):
     """Ridge puts every target set in one pass where PASS_BYTES holds them; where it cannot, the passes run
     side by side on the threads (a multiple of them, of equal size); the numbers equal the 1-thread run's."""

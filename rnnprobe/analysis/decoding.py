@@ -397,31 +397,39 @@ def fast_test(
     """Scores (n_folds, n_sets, T[, T']) of fitted decoders on states ``x``: each fold's test samples
     (cross-validation), or all of ``x`` against ``y_test`` (cross-decoding: ``x`` the test states).
     """
-    n_sets = y_sets.shape[1]
+    n_sets, threads = y_sets.shape[1], library_threads()
     columns = fit.coef.shape[-1] // n_sets
-    # (fold, group of target sets) pairs on the libraries' threads, one each (1 inside a pass's worker): with
-    # the sets split in as many groups as threads, 5 folds on 2 threads are 10 even tasks, not 3 against 2
-    edges = np.linspace(0, n_sets, min(n_sets, library_threads()) + 1).astype(int)
-    tasks = [(f, slice(a, b)) for f in range(len(folds)) for a, b in itertools.pairwise(edges)]
+    # (fold, group of target sets, group of test steps) tasks on the libraries' threads, one each (1 inside a
+    # pass's worker): the sets split in as many groups as threads, and where there are fewer sets than threads
+    # the test steps too (each task reads only its steps), so that 5 folds on 2 threads are 10 even tasks, not
+    # 3 against 2
+    set_edges = np.linspace(0, n_sets, min(n_sets, threads) + 1).astype(int)
+    n_steps = x.shape[1]
+    step_edges = np.linspace(0, n_steps, min(n_steps, threads // (len(set_edges) - 1)) + 1).astype(int)
+    groups = list(itertools.product(itertools.pairwise(set_edges), itertools.pairwise(step_edges)))
+    tasks = [(f, slice(*sets), slice(*steps)) for f in range(len(folds)) for sets, steps in groups]
 
-    def one(task: tuple[int, slice]) -> np.ndarray:
-        f, sets = task
+    def one(task: tuple[int, slice, slice]) -> np.ndarray:
+        f, sets, steps = task
         width = sets.stop - sets.start
-        test = folds[f][1]
         if y_test is None:
-            xt, yt = x[test], y_sets[test, sets]
+            test = folds[f][1]
+            xt, yt = x[test, steps], y_sets[test, sets]
         else:
-            xt, yt = x, np.repeat(y_test[:, None], width, axis=1)
+            xt, yt = x[:, steps], np.repeat(y_test[:, None], width, axis=1)
         cols = slice(sets.start * columns, sets.stop * columns)
-        decision = _decisions(xt, fit.coef[f][..., cols], fit.intercept[f][..., cols], generalize=generalize)
+        trained = slice(None) if generalize else steps  # every training step's decoder, or those of the steps
+        coef, intercept = fit.coef[f, trained][..., cols], fit.intercept[f, trained][..., cols]
+        decision = _decisions(xt, coef, intercept, generalize=generalize)
         decision = np.moveaxis(decision.reshape(*decision.shape[:-1], width, -1), -2, 0)  # (sets, ..., n, cols)
         targets = yt.T.reshape(width, *[1] * (decision.ndim - 3), len(yt))  # (sets, 1, ..., n)
         return _scores.score(scoring, targets, decision, n_classes)  # every set of the group at once
 
     with task_pool(len(tasks)) as pmap:
         parts = list(pmap(one, tasks))
-    groups = len(edges) - 1
-    return np.stack([np.concatenate(parts[f * groups : (f + 1) * groups]) for f in range(len(folds))])
+    n_step_groups, n_set_groups = len(step_edges) - 1, len(set_edges) - 1  # test steps: the scores' last axis
+    rows = [np.concatenate(parts[i : i + n_step_groups], axis=-1) for i in range(0, len(parts), n_step_groups)]
+    return np.stack([np.concatenate(rows[f * n_set_groups : (f + 1) * n_set_groups]) for f in range(len(folds))])
 
 
 def _decisions(xt: np.ndarray, coef: np.ndarray, intercept: np.ndarray, *, generalize: bool) -> np.ndarray:
