@@ -2,11 +2,15 @@
 
 Run:  python benchmarks/threads.py [--repeats 3] [--quick] [--only "fixed points"]
 
-Threading is what this script measures, so it sets the thread counts itself: each case runs once with
-every library limited to 1 thread (threadpoolctl for BLAS/OpenMP, ``torch.set_num_threads``) and once
-with 2, alternating, median of ``--repeats`` after a warm-up (more for short cases: about 1 s of each).
-The results at 2 threads are checked equal to those at 1 (to 1e-9 relative) before any time is printed.
-Goal: at least 1.7x on 2 cores.
+Threading is what this script measures, so it sets the thread counts itself: each case runs with every
+library limited to 1 thread (threadpoolctl for BLAS/OpenMP, ``torch.set_num_threads``) and with 2,
+alternating, median after a warm-up. Cases under 0.1 s run in blocks of consecutive calls (about 0.2 s,
+the first call of each block not counted), alternating blocks, about 1 s of each thread count: on this VM a
+single call of a few ms made after the second core idled pays that core's wake-up (the RDM movie
+92 x 50 x 512 on 2 threads: 7.5 ms alternating single calls, 4.9 ms in a row), which a script that
+analyses many layers does not. Longer cases alternate single calls, ``--repeats`` of each. The results at
+2 threads are checked equal to those at 1 (to 1e-9 relative) before any time is printed. Goal: at least
+1.7x on 2 cores.
 """
 
 from __future__ import annotations
@@ -76,12 +80,16 @@ def cases(quick: bool) -> dict:
     }  # fmt: skip
 
 
-def run(fn, threads: int):
+def run(fn, threads: int, calls: int = 1) -> tuple[list[float], np.ndarray]:
+    """(the time of each of ``calls`` consecutive calls, the last result) with every library on ``threads``."""
     with threadpool_limits(limits=threads):
         torch.set_num_threads(threads)
-        t0 = time.perf_counter()
-        out = fn()
-        return time.perf_counter() - t0, np.asarray(out, dtype=float)
+        times = []
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            out = fn()
+            times.append(time.perf_counter() - t0)
+        return times, np.asarray(out, dtype=float)
 
 
 def main() -> None:
@@ -96,14 +104,16 @@ def main() -> None:
     for name, fn in cases(args.quick).items():
         if args.only not in name:
             continue
-        first, one = run(fn, 1)  # warm-up
+        (first,), one = run(fn, 1)  # warm-up
         _, two = run(fn, 2)
         np.testing.assert_allclose(two, one, rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=name)
         times = {1: [], 2: []}
-        repeats = max(args.repeats, min(200, int(1.0 / first)))  # short cases: about 1 s of pairs each
-        for _ in range(repeats):
+        calls = 1 if first > 0.1 else max(3, int(0.2 / first))  # short cases: blocks of consecutive calls
+        rounds = args.repeats if calls == 1 else max(args.repeats, round(1.0 / (calls * first)))
+        for _ in range(rounds):
             for threads in (1, 2):
-                times[threads].append(run(fn, threads)[0])
+                block = run(fn, threads, calls)[0]
+                times[threads] += block[1:] if calls > 1 else block  # (a block's first call: the cores wake)
         t1, t2 = statistics.median(times[1]), statistics.median(times[2])
         print(f"  {name:48s} 1 thread {t1:7.3f} s   2 threads {t2:7.3f} s   {t1 / t2:5.2f}x", flush=True)
         results.add(name + " (2 threads vs 1)", "1 thread", t1, t2, goal=1.7)
