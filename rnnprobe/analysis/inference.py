@@ -610,9 +610,9 @@ def _permuted_similarities(
     the one data vector is gathered per permutation rather than every model (5 models: 2x faster), from
     its square (each pair's entry at q_k n + q_l). Others (``models`` and ``data_side`` the RDM vectors):
     each permuted model is compared with the data, its entries gathered through a square of positions.
-    Permutations go in groups of ``GATHER_ROWS`` whose index arrays stay in a core's cache; the products
-    are ``np.dot`` into the result, which releases the interpreter lock (numpy's ``@`` kept it for this
-    thin shape, so two threads took turns).
+    Permutations go in groups of ``GATHER_ROWS`` whose index arrays stay in a core's cache; the gathers
+    are ``np.take`` and the products ``np.dot`` into the result, which release the interpreter lock (numpy's
+    fancy index ``square[index]`` and ``@`` kept it for these shapes, so two threads took turns).
     """
     perms = np.argsort(keys[block], axis=1)
     n = perms.shape[1]
@@ -626,16 +626,21 @@ def _permuted_similarities(
         np.put_along_axis(inverse, perms, np.arange(n), axis=1)
         perms = inverse
     null = np.empty((len(perms), models.shape[0]))
-    flat = np.empty((min(GATHER_ROWS, len(perms)), rows.size), dtype=np.intp)
+    # buffers reused by every group: fresh (16 x pairs) temporaries cost page faults (520 per 256
+    # permutations), which two threads take in turns
+    shape = (min(GATHER_ROWS, len(perms)), rows.size)
+    flat, second, values = np.empty(shape, np.intp), np.empty(shape, np.intp), np.empty(shape, square.dtype)
     for start in range(0, len(perms), GATHER_ROWS):
         chunk = perms[start : start + GATHER_ROWS]
-        index = flat[: len(chunk)]
-        np.take(chunk * n, rows, axis=1, out=index)
-        index += np.take(chunk, cols, axis=1)
+        index, gathered = flat[: len(chunk)], values[: len(chunk)]
+        # (mode="clip": the indices are in range by construction, and take buffers its output otherwise)
+        np.take(chunk * n, rows, axis=1, out=index, mode="clip")
+        index += np.take(chunk, cols, axis=1, out=second[: len(chunk)], mode="clip")
+        np.take(square, index, out=gathered, mode="clip")  # (1.5x faster than square[index]; without the lock)
         if dot:
-            np.dot(square[index], models.T, out=null[start : start + len(chunk)])
+            np.dot(gathered, models.T, out=null[start : start + len(chunk)])
             continue
-        for k, pos in enumerate(square[index], start=start):
+        for k, pos in enumerate(gathered, start=start):
             null[k] = compare_rdms(models[:, pos], data_side, comparison=comparison).mean(axis=1)
     return null
 
