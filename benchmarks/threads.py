@@ -115,7 +115,7 @@ def main() -> None:
                 block = run(fn, threads, calls)[0]
                 times[threads] += block[1:] if calls > 1 else block  # (a block's first call: the cores wake)
         t1, t2 = statistics.median(times[1]), statistics.median(times[2])
-        print(f"  {name:48s} 1 thread {t1:7.3f} s   2 threads {t2:7.3f} s   {t1 / t2:5.2f}x", flush=True)
+        print(f"  {name:52s} 1 thread {t1 * 1e3:8.1f} ms   2 threads {t2 * 1e3:8.1f} ms   {t1 / t2:5.2f}x", flush=True)
         results.add(name + " (2 threads vs 1)", "1 thread", t1, t2, goal=1.7)
     if not args.quick and not args.only:
         results.save()
