@@ -813,7 +813,7 @@ def test_ridge_blocks_of_time_steps_count_the_copy_of_the_samples(rng, monkeypat
             np.testing.assert_allclose(fit.intercept[f, t], np.ravel(model.intercept_), rtol=1e-10, atol=1e-12)
 
 
-def test_time_blocks_for_threads_are_a_multiple_of_them_and_of_equal_size():
+def test_time_blocks_for_threads_are_a_multiple_of_them_and_give_each_as_many_steps():
     from rnnprobe.analysis._linear import time_blocks
 
     def sizes(n_times, per_step, parts):
@@ -823,10 +823,13 @@ def test_time_blocks_for_threads_are_a_multiple_of_them_and_of_equal_size():
         return [b.stop - b.start for b in blocks]
 
     assert sizes(30, 100, 1) == [13, 13, 4]  # one part: blocks of the budget
-    assert sizes(30, 100, 2) == [8, 8, 8, 6]  # two: 4 blocks of equal size, not 13 + 4 against 13
+    # two: 4 blocks, the larger first, so that 2 workers taking them in turn get 15 steps each (not 13 + 4
+    # against 13, nor 8 + 8 against 8 + 6)
+    assert sizes(30, 100, 2) == [8, 8, 7, 7]
     assert sizes(30, 1, 2) == [15, 15]
     assert sizes(1, 100, 2) == [1]
-    assert sizes(7, 100, 3) == [3, 3, 1]
+    assert sizes(7, 100, 3) == [3, 2, 2]
+    assert sizes(6, 100, 4) == [2, 2, 1, 1]  # at most one block per step
 
 
 def test_a_singular_ridge_problem_gets_the_least_squares_solution():

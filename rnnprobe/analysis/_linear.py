@@ -154,15 +154,20 @@ def block_budget(device: torch.device) -> int:
 
 def time_blocks(n_times: int, bytes_per_step: int, *, budget: int = BUDGET, parts: int = 1) -> Iterator[slice]:
     """Consecutive slices of time steps whose work arrays take about ``budget`` bytes, at least ``parts``
-    of them (as many as there are time steps at most) and, with several parts, a multiple of them of equal
-    size: work for as many threads.
+    of them (as many as there are time steps at most) and, with several parts, a multiple of them whose
+    sizes differ by one at most, the larger first: ``parts`` workers taking them in turn get as many steps.
     """
     size = max(1, min(n_times, budget // max(1, bytes_per_step), -(-n_times // max(1, parts))))
-    if parts > 1:  # a multiple of ``parts`` blocks of equal size (30 steps of at most 13 on 2 threads: 8, 8, 8, 6)
-        n_blocks = -(-n_times // size)
-        size = max(1, -(-n_times // (-(-n_blocks // parts) * parts)))
-    for start in range(0, n_times, size):
-        yield slice(start, min(n_times, start + size))
+    if parts > 1:  # 30 steps of at most 13 on 2 threads: 8, 8, 7, 7 (15 steps a worker; 8, 8, 8, 6 gave 16 and 14)
+        n_blocks = min(n_times, -(-(-(-n_times // size)) // parts) * parts)
+        small, larger = divmod(n_times, n_blocks)
+        sizes = [small + 1] * larger + [small] * (n_blocks - larger)
+    else:
+        sizes = [size] * (n_times // size) + ([n_times % size] if n_times % size else [])
+    start = 0
+    for steps in sizes:
+        yield slice(start, start + steps)
+        start += steps
 
 
 def time_major(x: np.ndarray, block: slice, device: torch.device) -> torch.Tensor:
