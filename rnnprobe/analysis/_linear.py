@@ -159,7 +159,8 @@ def time_blocks(n_times: int, bytes_per_step: int, *, budget: int = BUDGET, part
     """
     size = max(1, min(n_times, budget // max(1, bytes_per_step), -(-n_times // max(1, parts))))
     if parts > 1:  # 30 steps of at most 13 on 2 threads: 8, 8, 7, 7 (15 steps a worker; 8, 8, 8, 6 gave 16 and 14)
-        n_blocks = min(n_times, -(-(-(-n_times // size)) // parts) * parts)
+        fewest = -(-n_times // size)  # blocks within the budget
+        n_blocks = min(n_times, -(-fewest // parts) * parts)
         small, larger = divmod(n_times, n_blocks)
         sizes = [small + 1] * larger + [small] * (n_blocks - larger)
     else:
