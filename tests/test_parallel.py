@@ -407,13 +407,18 @@ def test_a_pool_opened_inside_a_pools_task_gets_its_own_threads():
 
 @pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")  # Python >= 3.12
 def test_a_forked_child_opens_pools_of_its_own():
-    """A child forked after pools were kept has none of their threads: its pools start new ones."""
+    """A child forked after pools were kept has none of their threads: its pools start new ones, also when
+    the pools' lock was held at the fork (its holder does not exist in the child)."""
     import multiprocessing
+
+    import rnnprobe.analysis.parallel as parallel
 
     with worker_pool(2, threads=2) as pmap:
         list(pmap(abs, range(4)))  # a pool of 2 kept in this process
     context = multiprocessing.get_context("fork")
-    with context.Pool(1) as child:
+    with parallel._IDLE_LOCK:  # held while the child is forked
+        child = context.Pool(1)
+    with child:
         result = child.apply_async(_pool_sum, (list(range(10)),))
         assert result.get(timeout=60) == 45
 

@@ -153,8 +153,15 @@ def _borrowed_pool(n_workers: int) -> Iterator[ThreadPoolExecutor]:
             pool.shutdown(wait=False)
 
 
-if hasattr(os, "register_at_fork"):  # a forked child has none of the parent's threads: its pools are new
-    os.register_at_fork(after_in_child=_IDLE.clear)
+def _forget_pools() -> None:
+    """In a forked child, which has none of the parent's threads (nor its lock's holder): new pools, a new lock."""
+    global _IDLE_LOCK
+    _IDLE_LOCK = threading.Lock()
+    _IDLE.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools)
 
 
 class _LibraryLimits:
