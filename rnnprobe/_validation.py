@@ -253,17 +253,15 @@ def check_finite(array: np.ndarray, *, name: str, layer: str | None = None) -> n
     """
     if all_finite(array):
         return array
-    bad = ~np.isfinite(array)
-    if bad.any():
-        where = f"layer {layer!r} holds" if layer is not None else "holds"
-        first = ", ".join(str(tuple(int(i) for i in p)) for p in np.argwhere(bad)[:3])
-        axes = " (stimulus, time, unit)" if array.ndim == 3 else ""
-        raise NonFiniteError(
-            f"{name}: {where} {int(bad.sum())} non-finite value(s) (NaN or inf) of {array.size}, first at "
-            f"{first}{axes}. Drop those stimuli (recording.select(stimuli=...)) or time steps, or find where the "
-            f"model diverges; rnnprobe computes no statistic from non-finite states."
-        )
-    return array
+    bad = ~np.isfinite(array)  # (some value is not finite: all_finite said so)
+    where = f"layer {layer!r} holds" if layer is not None else "holds"
+    first = ", ".join(str(tuple(int(i) for i in p)) for p in np.argwhere(bad)[:3])
+    axes = " (stimulus, time, unit)" if array.ndim == 3 else ""
+    raise NonFiniteError(
+        f"{name}: {where} {int(bad.sum())} non-finite value(s) (NaN or inf) of {array.size}, first at "
+        f"{first}{axes}. Drop those stimuli (recording.select(stimuli=...)) or time steps, or find where the "
+        f"model diverges; rnnprobe computes no statistic from non-finite states."
+    )
 
 
 def check_numeric(array: Any, *, name: str) -> np.ndarray:
