@@ -44,17 +44,10 @@ def _c_posv() -> Any:
     return _POSV(address) if address else None
 
 
-def posv(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, int]:
-    """(x, info) of the symmetric positive definite system ``a x = b`` (a (n, n), b (n, k) float64) by LAPACK's
-    ``dposv`` on ``a``'s upper triangle, as ``scipy.linalg.lapack.dposv(a, b)``; info > 0: not positive
-    definite (x is then not a solution).
-    """
-    x, info = posv_batch(a[None], b[None])
-    return x[0], int(info[0])
-
-
 def posv_batch(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`posv` of every system ``a[i] x[i] = b[i]`` (a (m, n, n), b (m, n, k)): (x (m, n, k), info (m,)).
+    """(x (m, n, k), info (m,)) of the symmetric positive definite systems ``a[i] x[i] = b[i]`` (a (m, n, n),
+    b (m, n, k)) by LAPACK's ``dposv`` on each ``a[i]``'s upper triangle, as ``scipy.linalg.lapack.dposv(a[i],
+    b[i])``; info[i] > 0: not positive definite (x[i] is then not a solution).
 
     The matrices and right-hand sides are copied into LAPACK's column order once for all, and each call
     passes addresses into those copies: the interpreter's share of a call (its lock held) is then a ctypes
