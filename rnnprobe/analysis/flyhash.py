@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_finite, check_finite_layer, check_int, check_number, check_numeric, layer_states
+from .._validation import (
+    all_finite,
+    check_finite,
+    check_finite_layer,
+    check_int,
+    check_number,
+    check_numeric,
+    layer_states,
+)
 from ..errors import ArgumentError, ShapeError, describe
 from ..recording import Recording
 
@@ -446,5 +454,5 @@ def _lazy_codes(recording: Recording, layer: str | None, hasher: Any, kwargs: di
 
 def _hash_chunk(states: np.ndarray, hasher: Any, layer: str) -> np.ndarray:
     """:func:`_hash_block` of a chunk of a dask-backed layer, its non-finite states refused when it is read."""
-    check_finite_layer(bool(np.isfinite(states).all()), layer)
+    check_finite_layer(all_finite(states), layer)
     return _hash_block(states, hasher)

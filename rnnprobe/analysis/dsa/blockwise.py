@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import check_finite_layer
+from ..._validation import all_finite, check_finite_layer
 from ..blockwise import chunk_reduce
 from .dmd import (
     DMDResult,
@@ -91,7 +91,7 @@ def _block_gram(blocks: list[np.ndarray], n_delays: int, delay_interval: int) ->
     """(H'H of a chunk of trials' delay embedding, whether its states are finite)."""
     (block,) = blocks
     embedding = delay_embedding(block, n_delays, delay_interval).reshape(-1, n_delays * block.shape[2])
-    return embedding.T @ embedding, bool(np.isfinite(block).all())
+    return embedding.T @ embedding, all_finite(block)
 
 
 def _block_steps(blocks: list[np.ndarray], trials: np.ndarray, projection: np.ndarray, n_delays: int,
