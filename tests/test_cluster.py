@@ -80,6 +80,70 @@ def test_nan_states_are_refused_by_the_blockwise_rdms(client, tmp_path):
     assert compute_rdms(chunked, "h", time=[0]).dissimilarities.shape == (1, 190)  # step 0 is finite
 
 
+@pytest.mark.parametrize("with_client", [True, False])
+def test_crossnobis_and_mahalanobis_rdms_of_a_dask_backed_recording_are_blockwise(
+    client, tmp_path, monkeypatch, with_client
+):
+    """Crossnobis in blocks of steps as tasks (each reading its steps only), Mahalanobis as one graph of Gram
+    matrices: equal to the in-memory RDMs, the layer never read whole; fold errors before any read; NaN refused."""
+    import dask
+
+    from rnnprobe.analysis import blockwise as shared
+    from rnnprobe.analysis.rsa import blockwise, compute
+
+    rng = np.random.default_rng(9)
+    image, run = np.repeat(np.arange(6), 8), np.tile(np.arange(4), 12)
+    states = rng.normal(size=(48, 5, 2, 4)) + image[:, None, None, None] * 0.3
+    uneven = run.copy()
+    uneven[1] = 2  # image 0 three times in run 2, once in run 1: unbalanced folds (per-fold means)
+    metadata = {"image": image, "run": run, "uneven": uneven}
+    Recording({"h": states}, metadata=metadata).save(tmp_path / "rec.zarr")
+    whole = Recording.load(tmp_path / "rec.zarr")
+    chunked = Recording.load(tmp_path / "rec.zarr", chunks={"stimuli": 13, "time": 2})
+    noise = np.linalg.inv(np.cov(rng.normal(size=(8, 30))) + np.eye(8))
+    cases = [
+        {"distance": "crossnobis", "descriptor": "image"},
+        {
+            "distance": "crossnobis",
+            "descriptor": "image",
+            "cv_descriptor": "uneven",
+            "time": [0, 3, 4],
+            "stimuli": np.flatnonzero(image != 2),
+        },
+        {"distance": "crossnobis", "descriptor": "image", "cv_descriptor": "run", "noise": noise},
+        {"distance": "mahalanobis", "descriptor": "image", "noise": noise},
+        {"distance": "mahalanobis", "noise": noise, "stimuli": slice(2, 30)},
+    ]
+    expected = [compute_rdms(whole, "h", **case) for case in cases]
+    reads = []
+    real_read = blockwise.layer_states
+    with monkeypatch.context() as patch, dask.config.set(scheduler=None if with_client else "threads"):
+        patch.setattr(compute, "layer_states", None)  # the in-memory path would read the layer whole
+        patch.setattr(blockwise, "time_blocks", lambda n, p, positions: np.array_split(positions, 3))
+        if not with_client:  # (a worker's reads are not seen here)
+            patch.setattr(shared, "active_client", lambda: None)
+            patch.setattr(blockwise, "layer_states", lambda *a, **k: reads.append(k["time"].size) or real_read(*a, **k))
+        got = [compute_rdms(chunked, "h", **case) for case in cases]
+    for case, ours, reference in zip(cases, got, expected, strict=True):
+        np.testing.assert_allclose(ours.dissimilarities, reference.dissimilarities, rtol=0, atol=1e-10, err_msg=case)
+        np.testing.assert_array_equal(ours.rdm_descriptors["time"], reference.rdm_descriptors["time"])
+    assert reads == ([] if with_client else [2, 2, 1, 1, 1, 1, 2, 2, 1])  # 5, 3 and 5 steps in 3 blocks each
+    with monkeypatch.context() as patch:
+        patch.setattr(blockwise, "layer_states", None)
+        with pytest.raises(ArgumentError, match=r"fold 3 leaves conditions \[5\]"):
+            compute_rdms(chunked, "h", distance="crossnobis", descriptor="image", cv_descriptor="run",
+                         stimuli=np.flatnonzero((image != 5) | (run != 3)))  # fmt: skip
+        with pytest.raises(rnnprobe.errors.ShapeError, match="noise"):
+            compute_rdms(chunked, "h", distance="mahalanobis", noise=np.eye(3))
+    bad = states.copy()
+    bad[30, 2, 1, 0] = np.inf
+    Recording({"h": bad}, metadata=metadata).save(tmp_path / "bad.zarr")
+    for distance, noise_ in (("crossnobis", None), ("mahalanobis", noise)):
+        with pytest.raises(NonFiniteError):
+            compute_rdms(Recording.load(tmp_path / "bad.zarr", chunks=13), "h", distance=distance,
+                         descriptor="image", noise=noise_)  # fmt: skip
+
+
 class _FailsOn(torch.nn.Module):
     """Raises (or, with ``kill``, ends its worker process) on stimuli whose first value is 42."""
 

@@ -2,11 +2,13 @@
 
 For ``Recording.load(path, chunks=...)``: the condition means (a product with the condition indicator),
 the centring and normalisation of each pattern (within a chunk: units are never split) and the Gram
-matrices of every time step (products of chunk pairs along stimuli) are one dask graph, computed on the
-active ``dask.distributed`` client when there is one (else dask's threads). Only the Gram matrices
-(time x condition x condition) come back; the distances are formed from them as in memory. Results equal
-the in-memory path's to about 1e-12 (both accumulate in float64; the summation order differs).
-"""
+matrices of every time step (products of chunk pairs along stimuli; weighted by the noise precision for
+"mahalanobis") are one dask graph, computed on the active ``dask.distributed`` client when there is one
+(else dask's threads). Only the Gram matrices (time x condition x condition) come back; the distances are
+formed from them as in memory. Results equal the in-memory path's to about 1e-12 (both accumulate in
+float64; the summation order differs). "crossnobis" needs every (fold, condition)'s own sums, as large as
+the states with one presentation per fold: it runs in blocks of time steps as tasks instead, each
+computed as in memory (the same numbers)."""
 
 from __future__ import annotations
 
@@ -14,18 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import check_finite_layer
-from ..blockwise import dask_states, group_sums
-
-DISTANCES = ("correlation", "cosine", "euclidean", "euclidean_plain")
+from ..._validation import check_finite_layer, layer_states
+from ..blockwise import dask_states, group_sums, run_blocks, time_blocks
+from .crossnobis import FoldDesign
 
 
 def dask_dissimilarities(
     recording: Any, layer: str, time_index: np.ndarray, stimuli: np.ndarray, groups: tuple[np.ndarray, int] | None,
-    distance: str,
+    distance: str, precision: np.ndarray | None = None,
 ) -> np.ndarray:  # fmt: skip
     """(time, n_pairs) dissimilarities of the selected stimuli (or of their condition means, ``groups``:
-    (condition of each stimulus, number of conditions)) at the selected time steps.
+    (condition of each stimulus, number of conditions)) at the selected time steps; ``precision``: the noise
+    precision of "mahalanobis".
     """
     import dask
     import dask.array as da
@@ -40,9 +42,33 @@ def dask_dissimilarities(
     if distance in ("correlation", "cosine"):
         x = x / da.linalg.norm(x, axis=2, keepdims=True)
     steps_first = x.transpose(1, 0, 2)  # (time, condition, unit): batched matmuls, BLAS per block (dask's
-    gram = steps_first @ steps_first.transpose(0, 2, 1)  # einsum runs numpy's own loops: 3-8x slower)
+    weighted = steps_first @ precision if distance == "mahalanobis" else steps_first  # einsum runs numpy's own
+    gram = weighted @ steps_first.transpose(0, 2, 1)  # loops: 3-8x slower)
     gram, finite = dask.compute(gram, finite)
     check_finite_layer(finite, layer)
     from .compute import distances_from_gram  # (compute imports this module)
 
     return distances_from_gram(gram, distance, x.shape[2])
+
+
+def dask_crossnobis(
+    recording: Any, layer: str, time_index: np.ndarray, stimuli: np.ndarray, design: FoldDesign,
+    precision: np.ndarray | None,
+) -> np.ndarray:  # fmt: skip
+    """(time, n_pairs) crossnobis distances: blocks of steps (``BLOCK_BYTES`` of float64 states each) as tasks on
+    the active client, each reading its steps of the selected stimuli and computing them as in memory (the same
+    numbers). The folds' sums would be no smaller than the states: by default each fold holds one presentation
+    of each condition.
+    """
+    blocks = time_blocks(stimuli.size, int(np.prod(recording.unit_shape(layer))), time_index)
+    return np.concatenate(run_blocks(_crossnobis_block, blocks, recording, layer, stimuli, design, precision))
+
+
+def _crossnobis_block(
+    positions: np.ndarray, recording: Any, layer: str, stimuli: np.ndarray, design: FoldDesign,
+    precision: np.ndarray | None,
+) -> np.ndarray:  # fmt: skip
+    from .compute import crossnobis_dissimilarities  # (compute imports this module)
+
+    _, _, states = layer_states(recording, layer, time=positions, stimuli=stimuli, dtype=None)
+    return crossnobis_dissimilarities(states, design, precision)

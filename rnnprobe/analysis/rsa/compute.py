@@ -41,7 +41,7 @@ from ...errors import (
 )
 from ...recording import Recording
 from ..parallel import library_threads, task_pool
-from .blockwise import DISTANCES as BLOCKWISE
+from .crossnobis import FoldDesign, fold_design
 from .rdms import DISTANCES, RDMs
 
 
@@ -60,17 +60,16 @@ def _conditions(
     return {descriptor: unique}, (inverse, unique.size)
 
 
-def _condition_means(
-    states: np.ndarray, recording: Recording, descriptor: str | None, stimuli: np.ndarray
-) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Average (stimulus, time, units) states per value of ``descriptor`` (np.unique order, as rsatoolbox)."""
-    conditions, groups = _conditions(recording, descriptor, stimuli)
+def _group_means(states: np.ndarray, groups: tuple[np.ndarray, int] | None) -> np.ndarray:
+    """Average (stimulus, time, units) states per condition (``groups``: each stimulus's condition and their
+    number, from :func:`_conditions`; None: the states themselves).
+    """
     if groups is None:
-        return states, conditions
+        return states
     inverse, n_groups = groups
     sums = _group_sums(states, inverse, n_groups)
     counts = np.bincount(inverse, minlength=n_groups).astype(np.float64)
-    return sums / counts[:, None, None], conditions
+    return sums / counts[:, None, None]
 
 
 def _group_sums(states: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndarray:
@@ -285,99 +284,33 @@ def _blocked_dissimilarities(patterns: np.ndarray, distance: str, precision: Any
     return out
 
 
-def _crossnobis(
-    states: np.ndarray,
-    recording: Recording,
-    stim: np.ndarray,
-    descriptor: str,
-    cv_descriptor: str | None,
-    precision: Any,
-    backend: _Backend,
+def crossnobis_dissimilarities(
+    states: np.ndarray, design: FoldDesign, precision: Any, backend: _Backend | None = None
 ) -> np.ndarray:
-    """Cross-validated Mahalanobis distances, all time steps at once; (time, n_pairs)."""
-    conditions = np.asarray(recording.column(descriptor))[stim]
-    if cv_descriptor is None:  # k-th presentation of each condition = fold k
-        folds_of = np.zeros(len(stim), dtype=np.int64)
-        for value in np.unique(conditions):
-            members = np.flatnonzero(conditions == value)
-            folds_of[members] = np.arange(members.size)
-    else:
-        if cv_descriptor not in recording.columns:
-            raise UnknownNameError(
-                f"cv_descriptor: {cv_descriptor!r} is not a metadata column. Available: "
-                f"{format_choices(recording.columns)}."
-            )
-        folds_of = np.asarray(recording.column(cv_descriptor))[stim]
-    folds = np.unique(folds_of)
-    if folds.size < 2:
-        raise ArgumentError(
-            f"cv_descriptor: crossnobis needs at least 2 folds (runs), found {folds.size}. Give each condition "
-            f"several presentations in different folds."
-        )
-    all_conditions, condition_of = np.unique(conditions, return_inverse=True)
-    fold_of = np.searchsorted(folds, folds_of)
-    n_cond, n_units = all_conditions.size, states.shape[2]
-    # sums and counts of every (fold, condition) in one pass; each fold's training mean pools the
-    # observations of all other folds (as rsatoolbox), its test mean those of the fold
-    sums = _group_sums(states, fold_of * n_cond + condition_of, folds.size * n_cond)
-    sums = sums.reshape(folds.size, n_cond, *states.shape[1:])
-    counts = np.bincount(fold_of * n_cond + condition_of, minlength=folds.size * n_cond).reshape(folds.size, n_cond)
-    total_sums, total_counts = sums.sum(axis=0), counts.sum(axis=0)
-    for k, fold in enumerate(folds):
-        for side in (total_counts - counts[k], counts[k]):  # training, then test
-            if not side.all():
-                missing = all_conditions[side == 0][:5].tolist()
-                raise ArgumentError(
-                    f"cv_descriptor: fold {fold!r} leaves conditions {missing} without data on one side of the "
-                    f"split. Every condition needs presentations in every fold."
-                )
-    n_time = states.shape[1]
+    """Cross-validated Mahalanobis distances of (stimulus, time, unit) states, in blocks of steps; (time, n_pairs)
+    (numpy in float64 without a ``backend``; ``precision`` on the backend).
+    """
+    backend = backend or _Backend(None, "float64")
+    # sums of every (fold, condition) in one pass; each fold's training mean pools the observations of all
+    # other folds (as rsatoolbox), its test mean those of the fold
+    sums = _group_sums(states, design.groups, design.n_groups)
+    n_cond, n_time = design.conditions.size, states.shape[1]
     out = np.empty((n_time, n_cond * (n_cond - 1) // 2))
     step = max(1, BLOCK_BYTES // (4 * 8 * n_cond * n_cond))  # time steps per block (bounded n x n work)
-    kernels = _balanced_kernels if precision is None and (counts == counts[:, :1]).all() else _fold_kernels
     for start in range(0, n_time, step):
         block = slice(start, start + step)
-        kernel = kernels(sums[:, :, block], counts, total_sums[:, block], total_counts, precision, backend)
-        diag = backend.diagonal(kernel)  # the diagonal of the sum is the sum of the folds' diagonals
-        total = diag[:, :, None] + diag[:, None, :] - kernel - backend.transpose(kernel)
-        out[block] = backend.to_numpy(upper_triangles(total / folds.size / n_units))
+        kernel = design.kernels(sums[:, block], precision, backend)
+        out[block] = _crossnobis_distances(kernel, design.folds.size, states.shape[2], backend)
     return out
 
 
-def _fold_kernels(sums: np.ndarray, counts: np.ndarray, total_sums: np.ndarray, total_counts: np.ndarray,
-                  precision: Any, backend: _Backend) -> Any:  # fmt: skip
-    """Sum over folds k of (training means) P (test means)': (time, condition, condition). ``sums``: (fold,
-    condition, time, unit) of a block of steps; training means pool the other folds' observations.
+def _crossnobis_distances(kernel: Any, n_folds: int, n_units: int, backend: _Backend) -> np.ndarray:
+    """(time, n_pairs) crossnobis distances from the kernels K (time, condition, condition) summed over
+    ``n_folds`` folds: (K_ii + K_jj - K_ij - K_ji) / n_folds / n_units.
     """
-    total = None
-    for k in range(sums.shape[0]):
-        train = (total_sums - sums[k]) / (total_counts - counts[k])[:, None, None]
-        test = sums[k] / counts[k][:, None, None]
-        train, test = backend.asarray(train.transpose(1, 0, 2)), backend.asarray(test.transpose(1, 0, 2))
-        if precision is not None:
-            train = train @ precision
-        kernel = train @ backend.transpose(test)
-        total = kernel if total is None else total + kernel
-    return total
-
-
-def _balanced_kernels(sums: np.ndarray, counts: np.ndarray, total_sums: np.ndarray, total_counts: np.ndarray,
-                      precision: Any, backend: _Backend) -> Any:  # fmt: skip
-    """:func:`_fold_kernels` where each fold presents every condition equally often (c_k times) and the
-    precision is the identity. The means are then sums scaled by one number per fold, so with
-    w_k = 1 / ((N - c_k) c_k) and T the sums over all folds:
-    sum_k w_k (T - S_k) S_k' = T (sum_k w_k S_k)' - sum_k w_k S_k S_k', with no per-fold copies of the data.
-    """
-    weights = 1.0 / ((total_counts[0] - counts[:, 0]) * counts[:, 0])
-    weighted = weights[0] * sums[0]
-    for k in range(1, sums.shape[0]):
-        weighted += weights[k] * sums[k]
-    total = backend.asarray(total_sums.transpose(1, 0, 2))
-    kernel = total @ backend.transpose(backend.asarray(weighted.transpose(1, 0, 2)))
-    for k in range(sums.shape[0]):
-        fold = backend.asarray(sums[k].transpose(1, 0, 2))
-        kernel -= float(weights[k]) * (fold @ backend.transpose(fold))  # (a Python float: also for device tensors)
-    return kernel
+    diag = backend.diagonal(kernel)  # the diagonal of the sum is the sum of the folds' diagonals
+    total = diag[:, :, None] + diag[:, None, :] - kernel - backend.transpose(kernel)
+    return backend.to_numpy(upper_triangles(total / n_folds / n_units))
 
 
 def compute_rdms(
@@ -399,11 +332,10 @@ def compute_rdms(
     ----------
     recording : Recording
         A dask-backed recording (``Recording.load(path, chunks=...)``) is computed blockwise, never read
-        whole, for the correlation, cosine and Euclidean distances without ``noise`` or ``device``
-        (:mod:`rnnprobe.analysis.rsa.blockwise`).
+        whole, for every distance without ``device`` (in float64; :mod:`rnnprobe.analysis.rsa.blockwise`).
     layer : str, optional
         May be omitted for a single-layer recording; units are flattened.
-    distance : {"euclidean", "euclidean_plain", "correlation", "cosine", "mahalanobis"}
+    distance : {"euclidean", "euclidean_plain", "correlation", "cosine", "mahalanobis", "crossnobis"}
         See the module docstring; "euclidean" is rsatoolbox's (squared, divided by the number of units).
     time : int, slice or sequence of int, optional
         Time steps (default: all).
@@ -453,42 +385,57 @@ def compute_rdms(
     if cv_descriptor is not None and distance != "crossnobis":
         raise ArgumentError(f"cv_descriptor: only used by distance='crossnobis', got distance={distance!r}.")
     stim = recording.stimulus_index(stimuli)
-    if recording.is_dask and distance in BLOCKWISE and device is None and noise is None:
-        return _rdms_blockwise(recording, layer, time, stim, descriptor, distance)
-    layer, time_index, states = layer_states(recording, layer, time=time, stimuli=stim, dtype=None)
-    if distance == "crossnobis":  # each fold's means come later: no means of all the data
-        conditions, (_, n_patterns) = _conditions(recording, descriptor, stim)
-    else:
-        patterns, conditions = _condition_means(states.astype(np.float64, copy=False), recording, descriptor, stim)
-        n_patterns = patterns.shape[0]
+    precision = _precision(distance, noise, int(np.prod(recording.unit_shape(layer))), layer)
+    design = fold_design(recording, stim, descriptor, cv_descriptor) if distance == "crossnobis" else None
+    conditions, groups = _conditions(recording, descriptor, stim)
+    n_patterns = stim.size if groups is None else groups[1]
     if n_patterns < 2:
         raise ArgumentError(
             f"stimuli/descriptor: got {n_patterns} condition(s); an RDM needs at least 2 (3 or more to "
             f"compare RDMs). Select more stimuli or another descriptor."
         )
+    if recording.is_dask and device is None:  # blockwise: the layer is never read whole
+        from . import blockwise
+
+        time_index = recording.time_positions(layer, time)
+        if design is not None:
+            dissim = blockwise.dask_crossnobis(recording, layer, time_index, stim, design, precision)
+        else:
+            dissim = blockwise.dask_dissimilarities(recording, layer, time_index, stim, groups, distance, precision)
+        return _result(dissim, distance, conditions, recording, layer, time_index)
+    layer, time_index, states = layer_states(recording, layer, time=time, stimuli=stim, dtype=None)
     backend = _Backend(check_device(device), dtype)
-    n_units = states.shape[2]
-    precision = None
-    if distance in ("mahalanobis", "crossnobis") and not (distance == "crossnobis" and noise is None):
-        if noise is None:
-            raise ArgumentError(
-                "noise: distance='mahalanobis' needs the noise precision matrix (n_units x n_units), e.g. the "
-                "inverse of a shrinkage covariance estimate of the residuals."
-            )
-        precision = np.asarray(noise, dtype=np.float64)
-        if precision.shape != (n_units, n_units):
-            raise ShapeError(
-                f"noise: got {describe(precision)}, but layer {layer!r} has {n_units} units. Pass a "
-                f"({n_units}, {n_units}) precision matrix."
-            )
-        precision = backend.asarray(precision)
-    elif noise is not None:
-        raise ArgumentError(f"noise: only used by distance='mahalanobis' or 'crossnobis', got distance={distance!r}.")
-    if distance == "crossnobis":
-        dissim = _crossnobis(states, recording, stim, descriptor, cv_descriptor, precision, backend)
+    precision = None if precision is None else backend.asarray(precision)
+    if design is not None:  # each fold's means come later: no means of all the data
+        dissim = crossnobis_dissimilarities(states, design, precision, backend)
     else:
+        patterns = _group_means(states.astype(np.float64, copy=False), groups)
         dissim = _blocked_dissimilarities(patterns, distance, precision, backend)
     return _result(dissim, distance, conditions, recording, layer, time_index)
+
+
+def _precision(distance: str, noise: Any, n_units: int, layer: str) -> np.ndarray | None:
+    """The checked noise precision matrix (float64), or None (crossnobis without one: the identity)."""
+    if distance not in ("mahalanobis", "crossnobis"):
+        if noise is not None:
+            raise ArgumentError(
+                f"noise: only used by distance='mahalanobis' or 'crossnobis', got distance={distance!r}."
+            )
+        return None
+    if noise is None:
+        if distance == "crossnobis":
+            return None
+        raise ArgumentError(
+            "noise: distance='mahalanobis' needs the noise precision matrix (n_units x n_units), e.g. the "
+            "inverse of a shrinkage covariance estimate of the residuals."
+        )
+    precision = np.asarray(noise, dtype=np.float64)
+    if precision.shape != (n_units, n_units):
+        raise ShapeError(
+            f"noise: got {describe(precision)}, but layer {layer!r} has {n_units} units. Pass a "
+            f"({n_units}, {n_units}) precision matrix."
+        )
+    return precision
 
 
 def _result(dissim: np.ndarray, distance: str, conditions: dict[str, np.ndarray], recording: Recording, layer: str,
@@ -510,16 +457,3 @@ def _result(dissim: np.ndarray, distance: str, conditions: dict[str, np.ndarray]
         rdm_descriptors={"time": times, "time_index": time_index},
         descriptors={"layer": layer, **({"periods": recording.periods} if recording.periods else {})},
     )
-
-
-def _rdms_blockwise(recording: Recording, layer: str, time: Any, stim: np.ndarray, descriptor: str | None,
-                    distance: str) -> RDMs:  # fmt: skip
-    """compute_rdms of a dask-backed recording, without gathering the layer (:mod:`.blockwise`)."""
-    from .blockwise import dask_dissimilarities
-
-    time_index = recording.time_positions(layer, time)
-    conditions, groups = _conditions(recording, descriptor, stim)
-    if (stim.size if groups is None else groups[1]) < 2:
-        raise ArgumentError("stimuli/descriptor: fewer than 2 conditions; an RDM needs at least 2.")
-    dissim = dask_dissimilarities(recording, layer, time_index, stim, groups, distance)
-    return _result(dissim, distance, conditions, recording, layer, time_index)
