@@ -1,10 +1,11 @@
 """A float32 layer on disk analysed three ways: read whole in a fresh process, and blockwise on a
-LocalCluster of 1 and of 2 worker processes (1 thread each). Shared by dask_pca.py and dask_generalize.py.
+LocalCluster of 1 and of 2 worker processes (1 thread each). Shared by the dask_*.py scripts of layers on disk.
 
 The layer (stimuli x 4 steps x units: a low-rank signal plus noise; with ``labelled``, a class label per
-stimulus whose mean shifts the signal) is written by a separate process without being held whole. The
-scripts' results are checked equal across the three ways first (1e-8 relative to their scale); printed:
-the machine, each way's time and the peak resident memory of each process that held data.
+stimulus whose mean shifts the signal, and a run of 4 in turn) is written by a separate process without
+being held whole. The scripts' results are checked equal across the three ways first (1e-8 relative to
+their scale); printed: the machine, each way's time and the peak resident memory of each process that
+held data.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from _machine import Results, peak_rss, print_machine
 
 STEPS = 4
 CLASSES = 10
+RUNS = 4
 
 
 def make_store(path: Path, n: int, units: int, *, labelled: bool) -> None:
@@ -47,7 +49,8 @@ def make_store(path: Path, n: int, units: int, *, labelled: bool) -> None:
         parts.append(path.parent / f"part{start}.npy")
         np.save(parts[-1], latent @ basis + rng.normal(size=(m, STEPS, units)).astype(np.float32))
     states = np.concatenate([np.load(p, mmap_mode="r") for p in parts])  # one copy, then written
-    Recording({"h": states}, metadata={"label": label} if labelled else None).save(path)
+    metadata = {"label": label, "run": np.arange(n) % RUNS} if labelled else None  # runs: crossnobis's folds
+    Recording({"h": states}, metadata=metadata).save(path)
     for p in parts:
         p.unlink()
 

@@ -115,19 +115,26 @@ def test_crossnobis_and_mahalanobis_rdms_of_a_dask_backed_recording_are_blockwis
         {"distance": "mahalanobis", "noise": noise, "stimuli": slice(2, 30)},
     ]
     expected = [compute_rdms(whole, "h", **case) for case in cases]
-    reads = []
-    real_read = blockwise.layer_states
-    with monkeypatch.context() as patch, dask.config.set(scheduler=None if with_client else "threads"):
-        patch.setattr(compute, "layer_states", None)  # the in-memory path would read the layer whole
-        patch.setattr(blockwise, "time_blocks", lambda n, p, positions: np.array_split(positions, 3))
-        if not with_client:  # (a worker's reads are not seen here)
-            patch.setattr(shared, "active_client", lambda: None)
-            patch.setattr(blockwise, "layer_states", lambda *a, **k: reads.append(k["time"].size) or real_read(*a, **k))
-        got = [compute_rdms(chunked, "h", **case) for case in cases]
-    for case, ours, reference in zip(cases, got, expected, strict=True):
-        np.testing.assert_allclose(ours.dissimilarities, reference.dissimilarities, rtol=0, atol=1e-10, err_msg=case)
-        np.testing.assert_array_equal(ours.rdm_descriptors["time"], reference.rdm_descriptors["time"])
-    assert reads == ([] if with_client else [2, 2, 1, 1, 1, 1, 2, 2, 1])  # 5, 3 and 5 steps in 3 blocks each
+    real_read, reads = blockwise.layer_states, []
+    for sums_fit in (True, False):  # crossnobis: the folds' sums as one graph, or blocks of steps as tasks
+        reads.clear()
+        with monkeypatch.context() as patch, dask.config.set(scheduler=None if with_client else "threads"):
+            patch.setattr(compute, "layer_states", None)  # the in-memory path would read the layer whole
+            patch.setattr(blockwise, "time_blocks", lambda n, p, positions: np.array_split(positions, 3))
+            if not sums_fit:
+                patch.setattr(blockwise, "BLOCK_BYTES", 24 * 5 * 8 * 8 - 1)  # just short of the sums of 24 groups
+            if not with_client:  # (a worker's reads are not seen here)
+                patch.setattr(shared, "active_client", lambda: None)
+                patch.setattr(blockwise, "layer_states", lambda *a, **k: reads.append(k["time"].size) or
+                              real_read(*a, **k))  # fmt: skip
+            got = [compute_rdms(chunked, "h", **case) for case in cases]
+        for case, ours, reference in zip(cases, got, expected, strict=True):
+            np.testing.assert_allclose(ours.dissimilarities, reference.dissimilarities, rtol=0, atol=1e-10,
+                                       err_msg=case)  # fmt: skip
+            np.testing.assert_array_equal(ours.rdm_descriptors["time"], reference.rdm_descriptors["time"])
+        # the first and third cases' 5 steps in 3 blocks each (the second's 20 groups x 3 steps still fit)
+        blocks = [] if sums_fit else [2, 2, 1, 2, 2, 1]
+        assert reads == ([] if with_client else blocks)
     with monkeypatch.context() as patch:
         patch.setattr(blockwise, "layer_states", None)
         with pytest.raises(ArgumentError, match=r"fold 3 leaves conditions \[5\]"):

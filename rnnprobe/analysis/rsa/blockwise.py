@@ -6,9 +6,10 @@ matrices of every time step (products of chunk pairs along stimuli; weighted by 
 "mahalanobis") are one dask graph, computed on the active ``dask.distributed`` client when there is one
 (else dask's threads). Only the Gram matrices (time x condition x condition) come back; the distances are
 formed from them as in memory. Results equal the in-memory path's to about 1e-12 (both accumulate in
-float64; the summation order differs). "crossnobis" needs every (fold, condition)'s own sums, as large as
-the states with one presentation per fold: it runs in blocks of time steps as tasks instead, each
-computed as in memory (the same numbers)."""
+float64; the summation order differs). "crossnobis" needs the sums of every (fold, condition): one graph
+where they are small, else (with one presentation per fold and condition they are as large as the
+states) blocks of time steps as tasks, each computed as in memory (the same numbers).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..._validation import check_finite_layer, layer_states
-from ..blockwise import dask_states, group_sums, run_blocks, time_blocks
+from ..blockwise import BLOCK_BYTES, dask_states, group_sums, run_blocks, time_blocks
 from .crossnobis import FoldDesign
 
 
@@ -55,12 +56,25 @@ def dask_crossnobis(
     recording: Any, layer: str, time_index: np.ndarray, stimuli: np.ndarray, design: FoldDesign,
     precision: np.ndarray | None,
 ) -> np.ndarray:  # fmt: skip
-    """(time, n_pairs) crossnobis distances: blocks of steps (``BLOCK_BYTES`` of float64 states each) as tasks on
-    the active client, each reading its steps of the selected stimuli and computing them as in memory (the same
-    numbers). The folds' sums would be no smaller than the states: by default each fold holds one presentation
-    of each condition.
+    """(time, n_pairs) crossnobis distances. Where the sums of every (fold, condition) fit in ``BLOCK_BYTES``
+    (few folds and conditions against many trials), they are one dask graph, as the condition means of the
+    other distances (one read of each chunk). Else (by default each fold holds one presentation of each
+    condition, so the sums are as large as the states), blocks of steps (``BLOCK_BYTES`` of float64 states
+    each) run as tasks on the active client, each reading its steps of the selected stimuli and computing
+    them as in memory (the same numbers).
     """
-    blocks = time_blocks(stimuli.size, int(np.prod(recording.unit_shape(layer))), time_index)
+    import dask
+    import dask.array as da
+
+    from .compute import crossnobis_of_sums  # (compute imports this module)
+
+    n_units = int(np.prod(recording.unit_shape(layer)))
+    if design.n_groups * time_index.size * n_units * 8 <= BLOCK_BYTES:
+        x = dask_states(recording, layer, stimuli=stimuli, time=time_index)
+        sums, finite = dask.compute(group_sums(x, design.groups, design.n_groups), da.isfinite(x).all())
+        check_finite_layer(finite, layer)
+        return crossnobis_of_sums(sums, design, precision)
+    blocks = time_blocks(stimuli.size, n_units, time_index)
     return np.concatenate(run_blocks(_crossnobis_block, blocks, recording, layer, stimuli, design, precision))
 
 
@@ -68,7 +82,7 @@ def _crossnobis_block(
     positions: np.ndarray, recording: Any, layer: str, stimuli: np.ndarray, design: FoldDesign,
     precision: np.ndarray | None,
 ) -> np.ndarray:  # fmt: skip
-    from .compute import crossnobis_dissimilarities  # (compute imports this module)
+    from .compute import crossnobis_dissimilarities
 
     _, _, states = layer_states(recording, layer, time=positions, stimuli=stimuli, dtype=None)
     return crossnobis_dissimilarities(states, design, precision)

@@ -290,17 +290,22 @@ def crossnobis_dissimilarities(
     """Cross-validated Mahalanobis distances of (stimulus, time, unit) states, in blocks of steps; (time, n_pairs)
     (numpy in float64 without a ``backend``; ``precision`` on the backend).
     """
-    backend = backend or _Backend(None, "float64")
     # sums of every (fold, condition) in one pass; each fold's training mean pools the observations of all
     # other folds (as rsatoolbox), its test mean those of the fold
-    sums = _group_sums(states, design.groups, design.n_groups)
-    n_cond, n_time = design.conditions.size, states.shape[1]
+    return crossnobis_of_sums(_group_sums(states, design.groups, design.n_groups), design, precision, backend)
+
+
+def crossnobis_of_sums(sums: np.ndarray, design: FoldDesign, precision: Any, backend: _Backend | None = None
+                       ) -> np.ndarray:  # fmt: skip
+    """:func:`crossnobis_dissimilarities` from the sums (group, time, unit) of the design's groups."""
+    backend = backend or _Backend(None, "float64")
+    n_cond, n_time = design.conditions.size, sums.shape[1]
     out = np.empty((n_time, n_cond * (n_cond - 1) // 2))
     step = max(1, BLOCK_BYTES // (4 * 8 * n_cond * n_cond))  # time steps per block (bounded n x n work)
     for start in range(0, n_time, step):
         block = slice(start, start + step)
         kernel = design.kernels(sums[:, block], precision, backend)
-        out[block] = _crossnobis_distances(kernel, design.folds.size, states.shape[2], backend)
+        out[block] = _crossnobis_distances(kernel, design.folds.size, sums.shape[2], backend)
     return out
 
 
