@@ -58,6 +58,43 @@ def test_round_trip_is_exact(tmp_path):
     assert zarr.open_array(str(path / "states" / "0"), mode="r").chunks == (4, 4, 3)
 
 
+@pytest.mark.parametrize(
+    ("chunk_bytes", "n_steps", "expected"),
+    [(8 * 2**20, 4, 1), (8 * 2**20, 50, 7), (8 * 2**20, 8, 1), (8 * 2**20, 9, 2), (2**20, 5, 5), (1000, 3, 3)],
+)
+def test_chunks_split_their_steps_down_to_a_mebibyte(chunk_bytes, n_steps, expected):
+    from rnnprobe.recording.store import default_chunk_steps
+
+    assert default_chunk_steps(chunk_bytes, n_steps) == expected
+    # the fewest steps whose chunk holds at least 1 MiB (or every step): one step fewer would not
+    assert expected == n_steps or expected * chunk_bytes >= 2**20 * n_steps > (expected - 1) * chunk_bytes
+
+
+def test_a_layer_chunked_along_time_reads_only_its_steps_chunks(tmp_path, monkeypatch):
+    """Layers whose chunks of stimuli exceed MIN_CHUNK_BYTES are chunked along time too: a time selection
+    decompresses only its steps' chunks; the round trip is exact and a missing chunk is still refused."""
+    import zarr
+
+    from rnnprobe.recording import store
+
+    monkeypatch.setattr(store, "MIN_CHUNK_BYTES", 4 * 2 * 3 * 4)  # 2 steps of 4 stimuli x 3 float32 units
+    rec = _mixed_recording(12)
+    path = rec.save(tmp_path / "rec.zarr", chunk_stimuli=4)
+    assert zarr.open_array(str(path / "states" / "0"), mode="r").chunks == (4, 2, 3)  # h: 4 steps, in 2 chunks
+    assert zarr.open_array(str(path / "states" / "1"), mode="r").chunks == (4, 2, 2, 2)  # half: 2 steps, whole
+    loaded = Recording.load(path)
+    assert_recordings_equal(rec, loaded)
+    for chunk in (path / "states" / "0" / "c").rglob("*"):  # corrupt the chunks of steps 0 and 1
+        if chunk.is_file() and chunk.parent.name == "0":
+            chunk.write_bytes(b"broken")
+    np.testing.assert_array_equal(loaded.get("h", time=[2, 3]), rec["h"][:, 2:])  # steps 2, 3 only
+    with pytest.raises(StoreFormatError):
+        loaded.get("h", time=1)
+    next(p for p in (path / "states" / "0" / "c").rglob("*") if p.is_file()).unlink()
+    with pytest.raises(StoreFormatError, match="layer 'h' has 5 of its 6 chunk files"):
+        Recording.load(path)
+
+
 def test_lazy_selection_reads_nothing_until_asked(tmp_path, monkeypatch):
     rec = _mixed_recording(30)
     loaded = Recording.load(rec.save(tmp_path / "rec.zarr", chunk_stimuli=5))

@@ -3,7 +3,7 @@
 Layout of a store ``path``::
 
     path/                    zarr group; attrs["rnnprobe"] holds the header below
-      states/<i>             layer i, shape (stimulus, time, *units), chunks (c_i, time, *units)
+      states/<i>             layer i, shape (stimulus, time, *units), chunks (c_i, s_i, *units)
       times/<i>              time coordinate of layer i
       metadata/<j>           numeric/bool/datetime metadata column j (others are in the header)
 
@@ -58,6 +58,7 @@ FORMAT = "rnnprobe.recording"
 FORMAT_VERSION = 2  # 2: CRC32C per chunk, chunk counts in the header; 1 (no checksums) is still read
 READABLE_VERSIONS = (1, 2)
 TARGET_CHUNK_BYTES = 8 * 2**20
+MIN_CHUNK_BYTES = 2**20  # chunks of a layer's steps split along time down to this size
 PARTIAL = ".rnnprobe-partial-"
 OLD = ".rnnprobe-old-"
 
@@ -125,6 +126,16 @@ def check_store_path(path: str | Path, *, overwrite: bool) -> Path:
 def default_chunk_stimuli(bytes_per_stimulus: int, n_stimuli: int) -> int:
     """Stimuli per chunk so that one chunk holds about 8 MiB."""
     return int(min(max(1, TARGET_CHUNK_BYTES // max(1, bytes_per_stimulus)), max(1, n_stimuli)))
+
+
+def default_chunk_steps(chunk_bytes: int, n_steps: int) -> int:
+    """Steps per chunk: the fewest that keep a chunk of ``chunk_bytes`` (every step of a chunk of stimuli) at
+    ``MIN_CHUNK_BYTES`` or more. A block of steps then reads and decompresses little more than its steps:
+    the analyses that take time steps as tasks (decoding, encoding) and a time selection of a lazy recording
+    (61,035 stimuli x 4 steps x 1024 float32 units: one step in 0.14 s against 1.08 s with chunks of every
+    step, the whole layer in the same time).
+    """
+    return int(min(n_steps, max(1, -(-MIN_CHUNK_BYTES * n_steps // max(1, chunk_bytes)))))
 
 
 def _encode_metadata(metadata: Mapping[str, np.ndarray]) -> tuple[list[dict[str, Any]], dict[str, np.ndarray]]:
@@ -229,8 +240,9 @@ class StoreWriter:
             else:
                 chunk = default_chunk_stimuli(bytes_per, n_stimuli)
             chunk = max(1, min(chunk, max(1, n_stimuli)))
-            self._arrays[name] = _create(group, f"states/{i}", shape=(n_stimuli, *shape), chunks=(chunk, *shape),
-                                         dtype=dtype, fill_value=0)  # fmt: skip
+            steps = max(1, default_chunk_steps(chunk * bytes_per, shape[0]))  # (stimulus, time, *units) layers
+            self._arrays[name] = _create(group, f"states/{i}", shape=(n_stimuli, *shape), dtype=dtype, fill_value=0,
+                                         chunks=(chunk, steps, *shape[1:]))  # fmt: skip
             chunks[f"states/{i}"] = self._arrays[name].nchunks
             chunks[f"times/{i}"] = _create(group, f"times/{i}", data=np.asarray(times[name])).nchunks
             self._buffers[name] = np.empty((chunk, *shape), dtype=dtype)
