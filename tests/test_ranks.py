@@ -54,3 +54,19 @@ def test_order_keys_are_monotone(rng):
     v = np.sort(np.r_[rng.standard_normal(1000) * 10.0 ** rng.integers(-45, 45, 1000), 0.0])
     keys = _ranks._order_keys(v)
     assert np.all(np.diff(keys) >= 0)
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "strided"])
+def test_scatter_rows_equals_put_along_axis(layout):
+    """Row scatters: whole permutations, the top k of each row with a broadcast value, any target layout."""
+    from rnnprobe.analysis._ranks import scatter_rows
+
+    rng = np.random.default_rng(3)
+    order = np.argsort(rng.random((6, 9)), axis=1)
+    for index, values in ((order, rng.random((6, 9))), (order[:, :4], 1.0), (order[:, :2], np.arange(2.0))):
+        expected = np.full((6, 9), -1.0)
+        np.put_along_axis(expected, index, values, axis=1)
+        holder = np.full((6, 18), -1.0)
+        target = np.full((6, 9), -1.0) if layout == "contiguous" else holder[:, ::2]
+        assert scatter_rows(target, index, values) is target
+        np.testing.assert_array_equal(target, expected)

@@ -34,6 +34,7 @@ from .._validation import (
 )
 from ..errors import ArgumentError, ShapeError, describe
 from ..recording import Recording
+from ._ranks import scatter_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -53,9 +54,7 @@ def _rows(x: Any, name: str = "x") -> np.ndarray:
 def _winners(activations: np.ndarray, k: int) -> np.ndarray:
     """Binary codes with 1 at each row's k largest activations (ties: the lower index wins)."""
     top = np.argpartition(-activations, k - 1, axis=1)[:, :k]
-    codes = np.zeros(activations.shape, dtype=np.float64)
-    np.put_along_axis(codes, top, 1.0, axis=1)
-    return codes
+    return scatter_rows(np.zeros(activations.shape, dtype=np.float64), top, 1.0)
 
 
 @dataclass

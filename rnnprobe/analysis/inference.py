@@ -18,7 +18,7 @@ import numpy as np
 from .._validation import MAX_RESAMPLES, check_int, check_option, check_probability, check_progress, check_seed
 from ..errors import ArgumentError, ShapeError, describe
 from ._pattern_bootstrap import distinct_conditions, pattern_bootstrap
-from ._ranks import rank_rows
+from ._ranks import rank_rows, scatter_rows
 from .parallel import task_pool
 from .rsa import COMPARISONS, RDMs, compare_rdms, n_conditions, noise_ceiling, paired_vectors, similarity_transform
 from .rsa.compare import DOT_METHODS
@@ -622,9 +622,7 @@ def _permuted_similarities(
     square[rows, cols] = square[cols, rows] = data_side if dot else np.arange(rows.size)
     square = square.ravel()
     if dot:  # the inverse permutations
-        inverse = np.empty_like(perms)
-        np.put_along_axis(inverse, perms, np.arange(n), axis=1)
-        perms = inverse
+        perms = scatter_rows(np.empty_like(perms), perms, np.arange(n))
     null = np.empty((len(perms), models.shape[0]))
     # buffers reused by every group: fresh (16 x pairs) temporaries cost page faults (520 per 256
     # permutations), which two threads take in turns
