@@ -67,6 +67,6 @@ def test_scatter_rows_equals_put_along_axis(layout):
         expected = np.full((6, 9), -1.0)
         np.put_along_axis(expected, index, values, axis=1)
         holder = np.full((6, 18), -1.0)
-        target = np.full((6, 9), -1.0) if layout == "contiguous" else holder[:, ::2]
+        target = np.full((6, 9), -1.0) if layout == "contiguous" else holder[:, 3:12]  # (no flat view)
         assert scatter_rows(target, index, values) is target
         np.testing.assert_array_equal(target, expected)
