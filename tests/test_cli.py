@@ -212,6 +212,47 @@ def test_record_analyze_report_from_a_config(tmp_path):
     ]  # fmt: skip
 
 
+def _numbers(value):
+    """The floats of a JSON document, in order (strings and keys left out)."""
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _numbers(v)]
+    if isinstance(value, list):
+        return [x for v in value for x in _numbers(v)]
+    return [float(value)] if isinstance(value, int | float) and not isinstance(value, bool) else []
+
+
+def test_record_and_analyze_on_a_dask_scheduler(tmp_path):
+    """--scheduler: the models are recorded in shards on the scheduler's workers, which get the factory's module
+    (the model's class lives there), and analysed there blockwise: the stores and every number equal the local
+    run's. An unreachable scheduler is one line, exit 2, before any work."""
+    distributed = pytest.importorskip("distributed")
+    configs = {}
+    for where in ("local", "cluster"):
+        (tmp_path / where).mkdir()
+        configs[where] = config = _project(tmp_path / where, layers='["rnn:output", "rnn:l0.h"]')
+        config.write_text(config.read_text().replace("mymodels:build", "mymodels:wrapped"))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        for where, config in configs.items():
+            extra = ("--scheduler", cluster.scheduler_address) if where == "cluster" else ()
+            for command in ("record", "analyze"):
+                out = _run(command, str(config), "--no-progress", *extra)
+                assert out.returncode == 0, out.stderr
+        ran = set(cluster.scheduler.task_prefixes)  # the shards, the decoding blocks, the RDMs' Gram matrices
+        assert {"rnnprobe-record", "in_task", "getitem-matmul"} <= ran, sorted(ran)
+    stores = {where: tmp_path / where / "results" / "recordings" / "large.zarr" for where in configs}
+    local, sharded = Recording.load(stores["local"]), Recording.load(stores["cluster"])
+    assert "cluster" in sharded.provenance and "cluster" not in local.provenance
+    for layer in local.layers:
+        np.testing.assert_array_equal(sharded.get(layer), local.get(layer))
+    numbers = {where: json.loads((tmp_path / where / "results" / "analysis.json").read_text()) for where in configs}
+    expected, got = _numbers(numbers["local"]), _numbers(numbers["cluster"])
+    assert len(got) == len(expected) > 30
+    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+    out = _run("analyze", str(configs["cluster"]), "--no-progress", "--scheduler", "tcp://127.0.0.1:9")
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and "--scheduler: cannot reach a dask scheduler" in lines[0]
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [

@@ -13,6 +13,7 @@ from typing import Any
 
 from .._version import __version__
 from ..errors import RnnprobeError
+from .cluster import cluster_client
 
 CONFIG_HELP = (
     "TOML configuration: models, stimuli, layers, analyses, neural RDMs (see `rnnprobe.cli.config`). A config runs "
@@ -43,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         sub.add_argument("config", help=CONFIG_HELP)
         sub.add_argument("--no-progress", action="store_true", help="hide progress bars")
+        sub.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                         help="run on a running dask scheduler (tcp://host:8786, or its scheduler file): record "
+                         "shards the stimuli over its workers into the stores (a file system they share); "
+                         "analyze and report open the stores dask-backed and run the blockwise analyses there. "
+                         "A factory's module beside the config is sent to the workers")  # fmt: skip
         if name == "report":
             sub.add_argument("--export", action="append", default=[], choices=["png", "svg", "pdf"],
                              metavar="FORMAT", help="also write every figure as png, svg or pdf (repeatable: "
@@ -104,10 +110,11 @@ def _configured(args: argparse.Namespace) -> None:
     models = {spec.name: build_model(spec, base) for spec in config.models}
     check_layers(config, models)
     check_interventions(config, models)
-    if args.command == "record":
-        _record(config, models, progress)
-        return
-    comparison = _analyze(config, models, progress)
+    with cluster_client(args.scheduler, config) as client:
+        if args.command == "record":
+            _record(config, models, progress, client)
+            return
+        comparison = _analyze(config, models, progress, client)
     if args.command == "analyze":
         from ..report import Report
 
@@ -125,7 +132,7 @@ def _configured(args: argparse.Namespace) -> None:
         print(f"report written: {path.resolve()}")
 
 
-def _record(config: Any, models: dict[str, Any], progress: bool) -> None:
+def _record(config: Any, models: dict[str, Any], progress: bool, client: Any = None) -> None:
     """Record every model into a temporary folder, then move the stores into place: a model that
     fails to record (e.g. stimuli of the wrong shape) leaves nothing behind.
     """
@@ -155,7 +162,7 @@ def _record(config: Any, models: dict[str, Any], progress: bool) -> None:
             model_spec = next(m for m in config.models if m.name == getattr(spec, "model", spec.name))
             rec = record(models[model_spec.name], x, layers=model_spec.layers, metadata=metadata or None, store=path,
                          sequence=model_spec.sequence, provenance={"cli": fingerprint(config, spec)},
-                         interventions=getattr(spec, "change", None), progress=progress)  # fmt: skip
+                         interventions=getattr(spec, "change", None), progress=progress, client=client)  # fmt: skip
             done.append((spec.name, rec, path))
         for name, rec, path in done:
             final = config.recording_path(name)
@@ -166,7 +173,7 @@ def _record(config: Any, models: dict[str, Any], progress: bool) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _analyze(config: Any, models: dict[str, Any], progress: bool) -> Any:
+def _analyze(config: Any, models: dict[str, Any], progress: bool, client: Any = None) -> Any:
     from ..analysis import compare_models
     from ..errors import StoreNotFoundError
     from ..recording import Recording
@@ -179,7 +186,7 @@ def _analyze(config: Any, models: dict[str, Any], progress: bool) -> Any:
             raise StoreNotFoundError(
                 f"{spec.name}: no recording at {str(path)!r}. Run `rnnprobe record {config.path}` first."
             )
-        recordings[spec.name] = Recording.load(path)
+        recordings[spec.name] = Recording.load(path, chunks="auto" if client is not None else None)
         made_by = recordings[spec.name].provenance.get("cli")
         if made_by is not None and made_by != fingerprint(config, spec):
             raise ConfigError(
