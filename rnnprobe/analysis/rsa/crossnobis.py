@@ -4,9 +4,9 @@ For the conditions' summed states S_k (condition, time, unit) in each fold k, th
 conditions i and j is the mean over folds of (a_i - a_j)' P (b_i - b_j) / n_units, with b the test means
 S_k / c_k of fold k and a the training means of the other folds pooled (as rsatoolbox). Everything it
 needs is the kernel K = sum_k A_k P B_k' (time, condition, condition): the distances are
-K_ii + K_jj - K_ij - K_ji over folds and units. The kernels are written once for numpy, torch and dask
-arrays (the ``backend``'s ``asarray`` and ``transpose``), so the in-memory path and the blockwise one
-(:mod:`.blockwise`) share them.
+K_ii + K_jj - K_ij - K_ji over folds and units. The kernels are written once for numpy and torch arrays
+(the ``backend``'s ``asarray`` and ``transpose``) and serve the in-memory path and the blockwise one
+(:mod:`.blockwise`, whose sums come from a dask graph or from blocks of steps read as tasks).
 """
 
 from __future__ import annotations
