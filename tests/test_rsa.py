@@ -345,8 +345,12 @@ def test_crossnobis_bad_input(rng):
     with pytest.raises(ArgumentError, match="at least 2 folds"):
         compute_rdms(rec, distance="crossnobis", descriptor="image", stimuli=rec.column("run") == 0,
                      cv_descriptor="run")  # fmt: skip
-    with pytest.raises(ArgumentError, match="without data on one side"):
+    with pytest.raises(ArgumentError, match="fold 1 leaves conditions .2. without data on one side"):
         compute_rdms(rec, distance="crossnobis", descriptor="image", cv_descriptor="run",
+                     stimuli=~((rec.column("run") == 1) & (rec.column("image") == 2)))  # fmt: skip
+    named = rec.with_metadata(session=np.array([f"s{r}" for r in rec.column("run")], dtype=object))
+    with pytest.raises(ArgumentError, match="fold 's1' leaves"):  # the fold's value as written, any column dtype
+        compute_rdms(named, distance="crossnobis", descriptor="image", cv_descriptor="session",
                      stimuli=~((rec.column("run") == 1) & (rec.column("image") == 2)))  # fmt: skip
     with pytest.raises(ArgumentError, match="cv_descriptor: only used by distance='crossnobis'"):
         compute_rdms(rec, distance="euclidean", cv_descriptor="run")

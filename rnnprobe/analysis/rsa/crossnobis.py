@@ -77,8 +77,8 @@ def fold_design(recording: Recording, stimuli: np.ndarray, descriptor: str, cv_d
             if not side.all():
                 missing = all_conditions[side == 0][:5].tolist()
                 raise ArgumentError(
-                    f"cv_descriptor: fold {fold.item()!r} leaves conditions {missing} without data on one side of the "
-                    f"split. Every condition needs presentations in every fold."
+                    f"cv_descriptor: fold {np.asarray(fold).item()!r} leaves conditions {missing} without data on one "
+                    f"side of the split. Every condition needs presentations in every fold."
                 )
     return FoldDesign(groups, folds, all_conditions, counts)
 
