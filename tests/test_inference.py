@@ -263,3 +263,19 @@ def test_resampling_conditions_needs_whole_rdms():
     vectors = np.array([[0.0, 1.0], [1.0, 0.0]])
     with pytest.raises(ShapeError, match="not the upper triangle"):
         bootstrap_conditions(vectors, vectors, n_bootstrap=5, progress=False)
+
+
+def test_permutation_keys_drawn_by_block_are_the_whole_draw():
+    """Each block of the permutation test's keys, drawn where it is used (a PCG64 advanced past the rows before
+    it), equals those rows of one draw of every key: the same permutations on any number of threads or tasks."""
+    import pickle
+
+    from rnnprobe.analysis.inference import _Keys
+
+    whole = np.random.default_rng(11).random((1000, 37))
+    keys = pickle.loads(pickle.dumps(_Keys.draw(11, (1000, 37))))  # (as a dask task receives them)
+    assert len(keys) == 1000
+    for block in (slice(0, 256), slice(256, 512), slice(999, 1000), slice(500, 500), slice(700, 2000)):
+        np.testing.assert_array_equal(keys[block], whole[block])
+    fresh = _Keys.draw(None, (10, 5))
+    np.testing.assert_array_equal(np.concatenate([fresh[0:3], fresh[3:10]]), fresh[0:10])
