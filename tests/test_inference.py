@@ -277,5 +277,7 @@ def test_permutation_keys_drawn_by_block_are_the_whole_draw():
     assert len(keys) == 1000
     for block in (slice(0, 256), slice(256, 512), slice(999, 1000), slice(500, 500), slice(700, 2000)):
         np.testing.assert_array_equal(keys[block], whole[block])
+    with pytest.raises(IndexError, match="consecutive rows"):
+        keys[0:10:2]
     fresh = _Keys.draw(None, (10, 5))
     np.testing.assert_array_equal(np.concatenate([fresh[0:3], fresh[3:10]]), fresh[0:10])

@@ -565,6 +565,7 @@ class PermutationResult:
 
 
 PERMUTATION_CHUNK = 256  # permutations per task of the libraries' threads
+GATHER_ROWS = 16  # permutations gathered at once: their (16 x pairs) index and data stay in cache
 
 
 @dataclass(frozen=True)
@@ -587,14 +588,13 @@ class _Keys:
         return self.shape[0]
 
     def __getitem__(self, block: slice) -> np.ndarray:
-        start, stop, _ = block.indices(self.shape[0])
+        start, stop, step = block.indices(self.shape[0])
+        if step != 1:
+            raise IndexError(f"keys: blocks of consecutive rows only, got the slice {block}.")
         bits = np.random.PCG64()
         bits.state = self.state
         bits.advance(start * self.shape[1])
         return np.random.Generator(bits).random((max(0, stop - start), self.shape[1]))
-
-
-GATHER_ROWS = 16  # permutations gathered at once: their (16 x pairs) index and data stay in cache
 
 
 def _null_distribution(
