@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import numpy as np
@@ -120,7 +121,7 @@ def test_crossnobis_and_mahalanobis_rdms_of_a_dask_backed_recording_are_blockwis
         reads.clear()
         with monkeypatch.context() as patch, dask.config.set(scheduler=None if with_client else "threads"):
             patch.setattr(compute, "layer_states", None)  # the in-memory path would read the layer whole
-            patch.setattr(blockwise, "time_blocks", lambda n, p, positions: np.array_split(positions, 3))
+            patch.setattr(blockwise, "time_blocks", lambda n, p, positions, chunks=None: np.array_split(positions, 3))
             if not sums_fit:
                 patch.setattr(blockwise, "BLOCK_BYTES", 24 * 5 * 8 * 8 - 1)  # just short of the sums of 24 groups
             if not with_client:  # (a worker's reads are not seen here)
@@ -930,3 +931,89 @@ def test_alignment_settings_are_checked_before_a_dask_backed_layer_is_read(tmp_p
         pairwise_distances({"a": chunked, "b": np.ones((40, 3))}, layer={"a": "wide"}, metric="cka", cv=3)
     with pytest.raises(rnnprobe.errors.ShapeError, match="a, b: 40 and 39 stimuli"):
         compare_representations(chunked, np.ones((39, 3)), layer=("narrow", None))
+
+
+@pytest.mark.parametrize("seed", range(25))
+def test_time_blocks_cut_at_stored_chunks_and_read_each_chunk_the_fewest_times(seed):
+    """Blocks of at most ``most`` steps, in order; each block decompresses the chunks it touches, and a run of
+    s selected steps in one chunk must be read by ceil(s / most) blocks at least: the blocks reach that."""
+    from rnnprobe.analysis.blockwise import time_blocks
+
+    rng = np.random.default_rng(seed)
+    stored = np.repeat(np.arange(8), rng.integers(1, 9, 8))  # the chunk of each of the layer's steps
+    selected = np.sort(rng.choice(stored.size, int(rng.integers(1, stored.size + 1)), replace=False))
+    positions, chunks, most = selected * 3, stored[selected], int(rng.integers(1, 12))
+    blocks = time_blocks(1, 1, positions, budget=8 * most, chunks=chunks)
+    np.testing.assert_array_equal(np.concatenate(blocks), positions)
+    assert all(1 <= len(block) <= most for block in blocks)
+    chunk_of = dict(zip(positions, chunks, strict=True))
+    reads = sum(len({chunk_of[p] for p in block}) for block in blocks)
+    runs = np.split(chunks, np.flatnonzero(np.diff(chunks)) + 1)
+    assert reads == sum(-(-len(run) // most) for run in runs)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_chunk_cuts_read_the_fewest_chunks_then_make_the_fewest_blocks_as_a_brute_force_search(seed):
+    from rnnprobe.analysis.blockwise import chunk_cuts
+
+    rng = np.random.default_rng(seed)
+    chunks = np.sort(rng.integers(0, 4, int(rng.integers(1, 10))))
+    most = int(rng.integers(1, 5))
+    n = len(chunks)
+
+    def reads_and_blocks(cuts: list[int]) -> tuple[int, int]:
+        return sum(len(set(chunks[a:b])) for a, b in itertools.pairwise(cuts)), len(cuts) - 1
+
+    best = min(
+        reads_and_blocks([0, *inner, n])
+        for k in range(n)
+        for inner in itertools.combinations(range(1, n), k)
+        if all(b - a <= most for a, b in itertools.pairwise([0, *inner, n]))
+    )
+    cuts = chunk_cuts(chunks, most)
+    assert cuts[0] == 0 and cuts[-1] == n and all(0 < b - a <= most for a, b in itertools.pairwise(cuts))
+    assert reads_and_blocks(cuts) == best
+
+
+def test_time_blocks_of_50_steps_in_chunks_of_7():
+    from rnnprobe.analysis.blockwise import time_blocks
+
+    steps = np.arange(50)
+    aligned = time_blocks(1, 1, steps, budget=80, chunks=steps // 7)  # 10 steps a block
+    assert [(b[0], b[-1]) for b in aligned] == [(0, 6), (7, 13), (14, 20), (21, 27), (28, 34), (35, 41), (42, 49)]
+    plain = time_blocks(1, 1, steps, budget=80)
+    assert [len(b) for b in plain] == [10] * 5
+    sizes = np.bincount(steps // 7)  # the steps each chunk holds (the last: step 49 alone)
+
+    def decompressed(blocks: list) -> int:
+        return sum(int(sizes[np.unique(b // 7)].sum()) for b in blocks)
+
+    assert (decompressed(aligned), decompressed(plain)) == (50, 78)
+
+
+def test_blockwise_decoding_reads_whole_stored_chunks_of_steps(tmp_path, monkeypatch):
+    """A store chunked along time: the blocks of steps of decode (over time, and both passes of the
+    generalization matrix) are cut at the chunks' edges, and the results equal the in-memory ones."""
+    from rnnprobe.analysis import blockwise, decode
+    from rnnprobe.recording import store
+
+    rng = np.random.default_rng(5)
+    label = np.arange(24) % 2
+    states = rng.normal(size=(24, 6, 4))
+    states[:, 2:] += label[:, None, None]
+    monkeypatch.setattr(store, "MIN_CHUNK_BYTES", 8 * 2 * 4 * 8)  # chunks of 8 stimuli x 2 steps
+    Recording({"h": states}, metadata={"label": label}).save(tmp_path / "rec.zarr", chunk_stimuli=8)
+    chunked = Recording.load(tmp_path / "rec.zarr", chunks="auto")
+    np.testing.assert_array_equal(chunked.time_chunks("h"), [0, 0, 1, 1, 2, 2])
+    monkeypatch.setattr(blockwise, "BLOCK_BYTES", 3 * 24 * 4 * 8)  # 3 steps a block: [0 1 2] would read 2 chunks
+    monkeypatch.setattr(blockwise, "active_client", lambda: None)
+    seen, run_blocks = [], blockwise.run_blocks
+    monkeypatch.setattr(blockwise, "run_blocks", lambda f, blocks, *a: seen.append(blocks) or run_blocks(f, blocks, *a))
+    memory = Recording({"h": states}, metadata={"label": label})
+    for generalize in (False, True):
+        got = decode(chunked, "h", "label", generalize=generalize, progress=False)
+        expected = decode(memory, "h", "label", generalize=generalize, progress=False)
+        np.testing.assert_allclose(got.fold_scores, expected.fold_scores, rtol=0, atol=1e-10)
+    assert len(seen) == 3  # over time; the two passes of the generalization matrix
+    for blocks in seen:
+        assert [list(b) for b in blocks] == [[0, 1], [2, 3], [4, 5]]

@@ -309,3 +309,22 @@ def test_load_into_memory(tmp_path):
     for name in rec.layers:
         np.testing.assert_array_equal(loaded[name], expected[name])
     assert loaded.column("name").tolist() == ["s008", "s000", "s003"]
+
+
+def test_time_chunks_name_the_stored_chunk_of_each_step(tmp_path, monkeypatch):
+    """On disk, dask-backed whatever its dask chunks, and selected: each step's stored chunk along time."""
+    import dask.array as da
+
+    from rnnprobe.recording import store
+
+    monkeypatch.setattr(store, "MIN_CHUNK_BYTES", 4 * 2 * 3 * 4)  # h's chunks: 2 of its 4 steps
+    rec = _mixed_recording(12)
+    path = rec.save(tmp_path / "rec.zarr", chunk_stimuli=4)
+    assert rec.time_chunks("h") is None  # in memory
+    for chunks in (None, "auto", {"stimuli": 4, "time": 3}, {"time": 1}):
+        loaded = Recording.load(path, chunks=chunks)
+        np.testing.assert_array_equal(loaded.time_chunks("h"), [0, 0, 1, 1])
+        np.testing.assert_array_equal(loaded.select("h", time=[3, 0, 2]).time_chunks("h"), [1, 0, 1])
+        np.testing.assert_array_equal(loaded.time_chunks("half"), [0, 0])
+    # a dask array that is no store's (a derived layer): its own chunks along time
+    np.testing.assert_array_equal(LazyArray(da.zeros((4, 5, 2), chunks=(2, 2, 2))).time_chunk_ids(), [0, 0, 1, 1, 2])

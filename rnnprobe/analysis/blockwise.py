@@ -28,13 +28,52 @@ SCATTER_BYTES = 2**20  # array arguments larger than this are sent to the worker
 TASKS_PER_THREAD = 4  # resampling blocks per worker thread: balance without many tiny tasks
 
 
-def time_blocks(n_stimuli: int, n_units: int, positions: np.ndarray, budget: int | None = None) -> list[np.ndarray]:
-    """The time positions split into blocks whose float64 states fit in ``budget`` bytes (default BLOCK_BYTES)."""
+def time_blocks(
+    n_stimuli: int, n_units: int, positions: np.ndarray, budget: int | None = None, *, chunks: np.ndarray | None = None
+) -> list[np.ndarray]:
+    """The time positions split into consecutive blocks whose float64 states fit in ``budget`` bytes (default
+    BLOCK_BYTES). ``chunks``: the stored chunk of each position (``Recording.time_chunks``). A block's read
+    decompresses every chunk it touches, so the blocks then read the fewest chunks (:func:`chunk_cuts`): 50
+    steps in chunks of 7 with room for 10 steps a block give 7 blocks that decompress 50 steps, not 5 blocks
+    that decompress 78.
+    """
     from ._linear import time_blocks as slices
 
     per_step = n_stimuli * n_units * 8
     budget = BLOCK_BYTES if budget is None else budget
-    return [positions[block] for block in slices(len(positions), per_step, budget=budget)]
+    if chunks is None:
+        return [positions[block] for block in slices(len(positions), per_step, budget=budget)]
+    cuts = chunk_cuts(np.asarray(chunks), max(1, budget // max(1, per_step)))
+    return [positions[a:b] for a, b in itertools.pairwise(cuts)]
+
+
+def chunk_cuts(chunks: np.ndarray, most: int) -> list[int]:
+    """Where to cut a sequence of positions, ``chunks[i]`` the stored chunk of position i, into consecutive
+    blocks of at most ``most`` positions: the fewest chunk reads (each block reads every chunk it touches),
+    then the fewest blocks. A dynamic programme over the cut points: the reads of positions j..i-1 are the
+    runs of equal chunks among them.
+    """
+    n = len(chunks)
+    run = np.concatenate([[0], np.cumsum(np.diff(chunks) != 0)])  # the run of equal chunks of each position
+    cost = np.zeros(n + 1, dtype=np.int64)  # reads x (n + 1) + blocks of the best cuts of the first i positions
+    before = np.zeros(n + 1, dtype=np.int64)
+    for i in range(1, n + 1):
+        j = np.arange(max(0, i - most), i)
+        total = cost[j] + (run[i - 1] - run[j] + 1) * (n + 1) + 1
+        best = int(np.argmin(total))
+        cost[i], before[i] = total[best], j[best]
+    cuts = [n]
+    while cuts[-1] > 0:
+        cuts.append(int(before[cuts[-1]]))
+    return cuts[::-1]
+
+
+def stored_chunks(recording: Any, layer: str, positions: np.ndarray) -> np.ndarray | None:
+    """The stored chunk along time of each of ``layer``'s steps at ``positions`` (None in memory): the
+    ``chunks`` of :func:`time_blocks`.
+    """
+    chunks = recording.time_chunks(layer)
+    return None if chunks is None else chunks[positions]
 
 
 def dask_states(recording: Any, layer: str, *, stimuli: Any = None, time: Any = None) -> Any:

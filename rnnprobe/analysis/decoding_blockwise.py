@@ -49,7 +49,8 @@ def decode_blockwise(recording: Recording, plan: _Plan, target: Any, settings: d
     """decode() over time in blocks of time steps as tasks (:func:`.blockwise.run_blocks`), joined."""
     n_units = int(np.prod(recording.unit_shape(plan.layer)))
     n_stimuli = recording.n_stimuli + (0 if plan.test is None else plan.test.n_stimuli)
-    blocks = blockwise.time_blocks(n_stimuli, n_units, np.arange(len(plan.positions)))
+    chunks = blockwise.stored_chunks(recording, plan.layer, plan.positions)
+    blocks = blockwise.time_blocks(n_stimuli, n_units, np.arange(len(plan.positions)), chunks=chunks)
     parts = blockwise.run_blocks(_decode_block, blocks, recording, plan.positions, plan.test, plan.test_positions,
                                  plan.layer, target, settings)  # fmt: skip  # the same folds, seeds, permutations
     first = parts[0]
@@ -88,8 +89,12 @@ def generalize_blockwise(
     """
     tested_on = recording if plan.test is None else plan.test
     n_units = int(np.prod(recording.unit_shape(plan.layer)))
-    train_blocks = blockwise.time_blocks(recording.n_stimuli, n_units, np.arange(len(plan.positions)))
-    test_blocks = blockwise.time_blocks(tested_on.n_stimuli, n_units, np.arange(len(plan.test_positions)))
+    train_chunks = blockwise.stored_chunks(recording, plan.layer, plan.positions)
+    test_chunks = blockwise.stored_chunks(tested_on, plan.layer, plan.test_positions)
+    train_blocks = blockwise.time_blocks(recording.n_stimuli, n_units, np.arange(len(plan.positions)),
+                                         chunks=train_chunks)  # fmt: skip
+    test_blocks = blockwise.time_blocks(tested_on.n_stimuli, n_units, np.arange(len(plan.test_positions)),
+                                        chunks=test_chunks)  # fmt: skip
     sets = np.column_stack([plan.y, *plan.y[plan.perms]])  # (n, 1 + permutations): the true targets first
     outputs = code_columns(plan.n_classes)
     weight_bytes = len(plan.folds) * len(plan.positions) * n_units * outputs * 8

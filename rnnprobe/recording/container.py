@@ -635,6 +635,20 @@ class Recording:
         """Whether any layer is read through dask (``Recording.load(path, chunks=...)``)."""
         return any(isinstance(a, LazyArray) and a.is_dask for a in self._states.values())
 
+    def time_chunks(self, layer: str | None = None) -> np.ndarray | None:
+        """For each time step of ``layer``, the stored chunk along time that holds it; None in memory.
+
+        A read of some steps of an on-disk or dask-backed layer decompresses every stored chunk the steps
+        touch, so blockwise analyses cut their blocks of steps at these chunks' edges.
+
+        Examples
+        --------
+        >>> Recording({"h": np.zeros((2, 3, 4))}).time_chunks("h") is None
+        True
+        """
+        array = self._states[self.resolve_layer(layer)]
+        return array.time_chunk_ids() if isinstance(array, LazyArray) else None
+
     def to_dask(self, layer: str | None = None) -> Any:
         """One layer as a dask array ``(stimulus, time, *units)``, or a dict of every layer (dask needed).
 

@@ -29,6 +29,9 @@ class LazyArray:
         The layer, named in the error when a chunk fails its checksum.
     origin : Path, optional
         The store folder, for a ``base`` that does not know it (a dask array over the store's arrays).
+    stored_steps : int, optional
+        The time steps of the store's chunks, for a ``base`` that does not know them (a dask array over
+        the store's arrays); see :meth:`time_chunk_ids`.
 
     A ``base`` that is a dask array is read by computing the selection (on the active
     ``dask.distributed`` client when there is one); :meth:`dask` gives the selection as a dask array.
@@ -43,10 +46,12 @@ class LazyArray:
         *,
         name: str | None = None,
         origin: Path | None = None,
+        stored_steps: int | None = None,
     ) -> None:
         self.base = base
         self.name = name
         self.origin = origin
+        self.stored_steps = stored_steps
         n_stim, n_time = base.shape[:2]
         self._stimuli = slice(0, n_stim, 1) if stimuli is None else stimuli
         self._time = slice(0, n_time, 1) if time is None else time
@@ -88,10 +93,29 @@ class LazyArray:
         n_stim, n_time = self.base.shape[:2]
         new_stim = self._stimuli if stimuli is None else compose(self._stimuli, stimuli, n_stim)
         new_time = self._time if time is None else compose(self._time, time, n_time)
-        return LazyArray(self.base, new_stim, new_time, self._unit_shape, name=self.name, origin=self.origin)
+        return self._view(new_stim, new_time, self._unit_shape)
 
     def reshape_units(self, unit_shape: tuple[int, ...]) -> LazyArray:
-        return LazyArray(self.base, self._stimuli, self._time, unit_shape, name=self.name, origin=self.origin)
+        return self._view(self._stimuli, self._time, unit_shape)
+
+    def _view(self, stimuli: Any, time: Any, unit_shape: tuple[int, ...]) -> LazyArray:
+        return LazyArray(self.base, stimuli, time, unit_shape, name=self.name, origin=self.origin,
+                         stored_steps=self.stored_steps)  # fmt: skip
+
+    def time_chunk_ids(self) -> np.ndarray:
+        """For each selected time step, the index of the stored chunk along time that holds it: a read of some
+        steps decompresses every chunk they touch. The store's chunks (``stored_steps``, or a zarr base's
+        own), else a dask base's chunks along time.
+        """
+        n_time = self.base.shape[1]
+        steps = np.arange(n_time)[self._time]
+        size = self.stored_steps
+        if size is None and not self.is_dask:
+            size = int(self.base.chunks[1])
+        if size is not None:
+            return steps // size
+        edges = np.cumsum(self.base.chunks[1])  # a dask array's chunks: a tuple of sizes per axis
+        return np.searchsorted(edges, steps, side="right")
 
     @property
     def is_dask(self) -> bool:

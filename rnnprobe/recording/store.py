@@ -517,7 +517,9 @@ def load_recording(path: str | Path, chunks: Any = None) -> Recording:
             from .cluster import dask_states
 
             arrays = dask_states(group, names, chunks)
-            states = {name: LazyArray(arrays[name], name=name, origin=Path(path)) for name in names}
+            states = {name: LazyArray(arrays[name], name=name, origin=Path(path),
+                                      stored_steps=int(group[f"states/{i}"].chunks[1]))
+                      for i, name in enumerate(names)}  # fmt: skip
         times = {name: np.asarray(group[f"times/{i}"][:]) for i, name in enumerate(names)}
         metadata = _decode_metadata(group, header["metadata"])
     except RnnprobeError:  # a bad argument (chunks), not a damaged store

@@ -147,9 +147,11 @@ def _reader(features: Recording, layer: str, time: Any, groups: list[np.ndarray]
 
     blocks = None
     if features.is_dask:
-        from ..blockwise import time_blocks
+        from ..blockwise import stored_chunks, time_blocks
 
-        blocks = time_blocks(features.n_stimuli, int(np.prod(features.unit_shape(layer))), np.arange(len(positions)))
+        n_units = int(np.prod(features.unit_shape(layer)))
+        chunks = stored_chunks(features, layer, positions)
+        blocks = time_blocks(features.n_stimuli, n_units, np.arange(len(positions)), chunks=chunks)
     return Features(layer, np.asarray(features.times[layer])[positions], read, blocks)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..._validation import check_finite_layer, layer_states
-from ..blockwise import BLOCK_BYTES, dask_states, group_sums, run_blocks, time_blocks
+from ..blockwise import BLOCK_BYTES, dask_states, group_sums, run_blocks, stored_chunks, time_blocks
 from .crossnobis import FoldDesign
 
 
@@ -74,7 +74,7 @@ def dask_crossnobis(
         sums, finite = dask.compute(group_sums(x, design.groups, design.n_groups), da.isfinite(x).all())
         check_finite_layer(finite, layer)
         return crossnobis_of_sums(sums, design, precision)
-    blocks = time_blocks(stimuli.size, n_units, time_index)
+    blocks = time_blocks(stimuli.size, n_units, time_index, chunks=stored_chunks(recording, layer, time_index))
     return np.concatenate(run_blocks(_crossnobis_block, blocks, recording, layer, stimuli, design, precision))
 
 
