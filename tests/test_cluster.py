@@ -1017,3 +1017,51 @@ def test_blockwise_decoding_reads_whole_stored_chunks_of_steps(tmp_path, monkeyp
     assert len(seen) == 3  # over time; the two passes of the generalization matrix
     for blocks in seen:
         assert [list(b) for b in blocks] == [[0, 1], [2, 3], [4, 5]]
+
+
+@pytest.mark.parametrize("with_client", [True, False])
+def test_memory_decay_of_a_dask_backed_recording_fits_ridge_from_sums_and_equals_the_whole(
+    client, tmp_path, monkeypatch, with_client
+):
+    """Ridge decoders from per-fold sums over blocks of stimuli: the same scores, chance and scoring as the
+    in-memory pooled decoders (classes, 3 classes, regression; two scorings), the layer never read whole;
+    other decoders read it."""
+    from rnnprobe.analysis import blockwise, memory_decay, timescales
+
+    rng = np.random.default_rng(8)
+    n, t = 90, 8
+    memory_of = {"2 classes": rng.integers(0, 2, (n, t)), "3 classes": rng.integers(0, 3, (n, t)),
+                 "values": rng.normal(size=(n, t))}  # fmt: skip
+    monkeypatch.setattr(blockwise, "BLOCK_BYTES", 2**15)  # blocks of 20 stimuli (the chunks), lags in groups
+    if not with_client:
+        monkeypatch.setattr(blockwise, "active_client", lambda: None)
+    for kind, u in memory_of.items():
+        h = np.stack([u, np.roll(u, 1, axis=1), np.roll(u, 2, axis=1)], axis=-1).astype(float)
+        h = np.concatenate([h, rng.normal(size=(n, t, 3))], axis=-1) + 0.8 * rng.normal(size=(n, t, 6)) + 3.0
+        path = Recording({"h": h}).save(tmp_path / f"{kind}.zarr")
+        chunked = Recording.load(path, chunks=20)
+        other = "neg_mean_squared_error" if kind == "values" else "balanced_accuracy"
+        for settings in ({}, {"scoring": other, "cv": 3, "seed": 2, "estimator": "ridge"}):
+            expected = memory_decay(Recording({"h": h}), "h", u, lags=[0, 1, 2, 5], **settings)
+            with monkeypatch.context() as patch:
+                patch.setattr(timescales, "layer_states", None)  # the in-memory path would read the layer whole
+                got = memory_decay(chunked, "h", u, lags=[0, 1, 2, 5], **settings)
+            np.testing.assert_allclose(got.scores, expected.scores, rtol=0, atol=1e-10)
+            assert (got.chance, got.scoring, got.layer) == (expected.chance, expected.scoring, expected.layer)
+            if kind == "values" and not settings:  # R²: u(t), u(t-1), u(t-2) are held, u(t-5) is not
+                assert expected.scores[2] > 0.3 > 0.05 > expected.scores[3]
+    logistic = memory_decay(chunked, "h", memory_of["2 classes"], lags=[1], estimator="logistic")
+    np.testing.assert_allclose(
+        logistic.scores, memory_decay(Recording({"h": h}), "h", memory_of["2 classes"], lags=[1],
+                                      estimator="logistic").scores, rtol=0, atol=1e-10,
+    )  # fmt: skip
+
+
+def test_memory_decay_of_a_dask_backed_recording_refuses_nonfinite_states(tmp_path):
+    from rnnprobe.analysis import memory_decay
+
+    h = np.random.default_rng(0).normal(size=(30, 5, 2))
+    h[7, 3, 1] = np.inf
+    chunked = Recording.load(Recording({"h": h}).save(tmp_path / "rec.zarr"), chunks=10)
+    with pytest.raises(NonFiniteError):
+        memory_decay(chunked, "h", np.zeros((30, 5), dtype=int) + np.arange(5) % 2, lags=[0])

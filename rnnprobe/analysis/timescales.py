@@ -343,6 +343,9 @@ def memory_decay(
     Parameters
     ----------
     recording : Recording
+        A dask-backed recording (``Recording.load(path, chunks=...)``) with ridge decoders is never read
+        whole: each fold's decoder is solved from sums over blocks of stimuli
+        (:mod:`rnnprobe.analysis.memory_decay_blockwise`); the same scores. Other decoders read the layer.
     layer : str, optional
     inputs : array-like (stimulus, time)
         The input to remember at each step (class labels, or values for regression).
@@ -363,8 +366,8 @@ def memory_decay(
     from .decoding import decode
 
     check_recording(recording)
-    layer, _, states = layer_states(recording, layer, dtype=None)
-    n, t, _ = states.shape
+    layer = recording.resolve_layer(layer)
+    n, t = recording.shapes[layer][:2]
     u = np.asarray(inputs)
     if u.shape != (n, t):
         raise ShapeError(f"inputs: got {describe(u)}; pass one input per stimulus and step, shape ({n}, {t}).")
@@ -376,6 +379,14 @@ def memory_decay(
             f"lags: got {int(lags.max())}, but the recording has {t} time steps; a lag must leave at least one step "
             f"(<= {t - 1})."
         )
+    if recording.is_dask:  # ridge from sums over blocks of stimuli: the layer is never read whole
+        from .memory_decay_blockwise import memory_decay_blockwise
+
+        settings = dict(estimator=estimator, cv=cv, scoring=scoring, seed=seed)
+        found = memory_decay_blockwise(recording, layer, u, lags, settings)
+        if found is not None:
+            return MemoryDecayResult(lags, found[0], float(found[1]), found[2], layer)
+    _, _, states = layer_states(recording, layer, dtype=None)
     scores, chance, name = [], 0.0, ""
     for lag in lags:
         x = states[:, lag:].reshape(n * (t - lag), 1, -1)

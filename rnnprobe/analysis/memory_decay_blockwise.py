@@ -1,0 +1,236 @@
+"""memory_decay() of dask-backed recordings with ridge decoders: fitted from sums over chunks of stimuli.
+
+memory_decay pools every (stimulus, step) sample of a lag into one decoder, so no block of time steps
+holds a fit's samples. Ridge (with its StandardScaler) needs only sums over the samples, though: for each
+fold's test set, the count, the sums of the states and of the targets' codes, the states' Gram matrix and
+their products with the codes. The folds' test sets partition the samples (k-fold), so a training set's
+sums are the total minus its test set's. Three passes of tasks over blocks of stimuli (each reads its
+stimuli at every step; :func:`.blockwise.run_blocks`):
+
+1. the states' mean over every stimulus and step (the centre the sums are taken about, for precision),
+   and the finite check;
+2. each lag's sums per fold (lags in groups whose p x p sums fit in ``BLOCK_BYTES``); the decoders are
+   solved from them here, as the in-memory fit solves them;
+3. each lag's decision values of every sample under its own fold's decoder, scored per fold.
+
+The folds come from the same plan as the in-memory decode (``decoding._plan`` of the pooled targets), so
+the scores equal the in-memory ones (tested to 1e-10). Other decoders, and splits whose test sets do not
+partition the samples, read the layer into memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .._validation import layer_states
+from . import _scores, blockwise
+from .decoding import _chance, _code, _plan, code_columns
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..recording import Recording
+
+
+def memory_decay_blockwise(
+    recording: Recording, layer: str, inputs: np.ndarray, lags: np.ndarray, settings: dict[str, Any]
+) -> tuple[np.ndarray, float, str] | None:
+    """(scores per lag, chance, scoring) of memory_decay on a dask-backed recording, or None where its
+    decoders are not ridge or its folds do not partition the samples (the caller reads the layer).
+    """
+    n, t = inputs.shape
+    plans = [_lag_plan(recording, layer, inputs, int(lag), settings) for lag in lags]
+    if any(plan is None for plan in plans):
+        return None
+    p = int(np.prod(recording.unit_shape(layer)))
+    blocks = _stimulus_blocks(n, t * p, recording.to_dask(layer).chunks[0][0])
+    totals = blockwise.run_blocks(_sums_block, blocks, recording, layer)
+    centre = sum(total for total, _ in totals) / sum(count for _, count in totals)
+    scores = []
+    for lags_of_group in _lag_groups(plans, n, p):
+        group = _Group([plans[i] for i in lags_of_group])
+        parts = blockwise.run_blocks(_moments_block, blocks, recording, layer, centre, group)
+        decoders = [_solve(sum(part[k] for part in parts), plans[i], centre) for k, i in enumerate(lags_of_group)]
+        decided = blockwise.run_blocks(_decisions_block, blocks, recording, layer, group, decoders)
+        for k, i in enumerate(lags_of_group):
+            scores.append(_score(np.concatenate([part[k] for part in decided]), plans[i]))
+    last = plans[-1]
+    return np.array(scores), _chance(last.scoring, last.y, last.n_classes), last.scoring
+
+
+@dataclasses.dataclass
+class _LagPlan:
+    """One lag's pooled targets (class indices or values, in the pooled order: stimulus-major), folds (the
+    fold of each stimulus: its steps stay together) and decoder settings.
+    """
+
+    lag: int
+    n_steps: int  # the lag's samples per stimulus: steps lag .. t - 1
+    y: np.ndarray
+    n_classes: int | None
+    scoring: str
+    tests: list[np.ndarray]
+    stimulus_fold: np.ndarray
+    penalty: float
+    scale: bool
+
+    @property
+    def columns(self) -> int:
+        return code_columns(self.n_classes)
+
+
+@dataclasses.dataclass
+class _Group:
+    """The plans of a group of lags (a dataclass: the workers receive it once, not with every task)."""
+
+    plans: list[_LagPlan]
+
+
+def _lag_plan(recording: Recording, layer: str, inputs: np.ndarray, lag: int, settings: dict) -> _LagPlan | None:
+    """decode()'s plan of the lag's pooled samples (a placeholder layer: no states read), or None where
+    the decoder is not ridge or the test sets do not partition the samples.
+    """
+    from ..recording import Recording
+
+    n, t = inputs.shape
+    samples = n * (t - lag)
+    y = inputs[:, : t - lag].reshape(-1)
+    pooled = Recording({layer: np.broadcast_to(np.zeros(1), (samples, 1, 1))})  # no memory: one value
+    plan = _plan(pooled, layer, y, time=None, groups=np.repeat(np.arange(n), t - lag), test=None, generalize=False,
+                 alpha=1.0, fast=None, n_permutations=0, patterns=False, device=None, **settings)  # fmt: skip
+    if plan.spec is None or plan.spec.kind != "ridge":
+        return None
+    fold = np.full(samples, -1)
+    for f, (_, test) in enumerate(plan.folds):
+        if np.any(fold[test] >= 0):
+            return None
+        fold[test] = f
+    if np.any(fold < 0):
+        return None
+    tests = [test for _, test in plan.folds]
+    return _LagPlan(lag, t - lag, plan.y, plan.n_classes, plan.scoring, tests, fold[:: t - lag], plan.spec.penalty,
+                    plan.spec.scale)  # fmt: skip
+
+
+def _stimulus_blocks(n: int, values_per_stimulus: int, chunk: int) -> list[slice]:
+    """Consecutive blocks of stimuli whose float64 states (every step) fit in a quarter of BLOCK_BYTES (a task
+    holds them, their centred copy and a lag's samples), whole chunks of ``chunk`` stimuli where one fits.
+    """
+    size = max(1, blockwise.BLOCK_BYTES // (32 * values_per_stimulus))
+    size = size // chunk * chunk or size
+    return [slice(a, min(a + size, n)) for a in range(0, n, size)]
+
+
+def _lag_groups(plans: list[_LagPlan], n: int, p: int) -> list[list[int]]:
+    """The lags in groups whose sums (folds x p x p) and decision values fit in BLOCK_BYTES (one lag at least)."""
+    groups: list[list[int]] = [[]]
+    used = 0
+    for i, plan in enumerate(plans):
+        size = 8 * (len(plan.tests) * p * (p + plan.columns + 2) + n * plan.n_steps * plan.columns)
+        if groups[-1] and used + size > blockwise.BLOCK_BYTES:
+            groups.append([])
+            used = 0
+        groups[-1].append(i)
+        used += size
+    return groups
+
+
+def _read(recording: Recording, layer: str, block: slice) -> np.ndarray:
+    """The block's stimuli at every step, (stimuli, time, units) float64; non-finite states refused."""
+    return layer_states(recording, layer, stimuli=np.arange(block.start, block.stop))[2]
+
+
+def _sums_block(block: slice, recording: Recording, layer: str) -> tuple[np.ndarray, int]:
+    """Pass 1, one task: the sum of the block's states over stimuli and steps, and their count."""
+    x = _read(recording, layer, block)
+    return x.sum(axis=(0, 1)), x.shape[0] * x.shape[1]
+
+
+def _lag_samples(x: np.ndarray, block: slice, plan: _LagPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The block's samples of a lag in the pooled order: states (samples, p), codes, and each one's fold."""
+    rows = x[:, plan.lag :].reshape(-1, x.shape[-1])
+    y = plan.y[block.start * plan.n_steps : block.stop * plan.n_steps]
+    return rows, _code(y[:, None], plan.n_classes), np.repeat(plan.stimulus_fold[block], plan.n_steps)
+
+
+def _moments_block(block: slice, recording: Recording, layer: str, centre: np.ndarray, group: _Group) -> list:
+    """Pass 2, one task: per lag, per fold's test samples in the block, the sums of :class:`_Sums`."""
+    x = _read(recording, layer, block) - centre
+    out = []
+    for plan in group.plans:
+        rows, codes, fold = _lag_samples(x, block, plan)
+        sums = _Sums.zeros(len(plan.tests), rows.shape[1], codes.shape[1])
+        for f in np.unique(fold):
+            sums.add(f, rows[fold == f], codes[fold == f])
+        out.append(sums)
+    return out
+
+
+class _Sums:
+    """Per fold: sample count, sums of the (centred) states and codes, Gram matrix, states' products with codes."""
+
+    def __init__(self, count: np.ndarray, x: np.ndarray, y: np.ndarray, gram: np.ndarray, cross: np.ndarray) -> None:
+        self.count, self.x, self.y, self.gram, self.cross = count, x, y, gram, cross
+
+    @classmethod
+    def zeros(cls, folds: int, p: int, columns: int) -> _Sums:
+        return cls(np.zeros(folds), np.zeros((folds, p)), np.zeros((folds, columns)), np.zeros((folds, p, p)),
+                   np.zeros((folds, p, columns)))  # fmt: skip
+
+    def add(self, f: int, rows: np.ndarray, codes: np.ndarray) -> None:
+        self.count[f] += len(rows)
+        self.x[f] += rows.sum(axis=0)
+        self.y[f] += codes.sum(axis=0)
+        self.gram[f] += rows.T @ rows
+        self.cross[f] += rows.T @ codes
+
+    def __add__(self, other: _Sums | int) -> _Sums:
+        if isinstance(other, int):  # sum() starts from 0
+            return self
+        return _Sums(*(getattr(self, k) + getattr(other, k) for k in ("count", "x", "y", "gram", "cross")))
+
+    __radd__ = __add__
+
+
+def _solve(sums: _Sums, plan: _LagPlan, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every fold's ridge decoder (coef (folds, p, columns), intercept (folds, columns)) of the raw states,
+    from the training sums (all folds' minus the fold's own): the in-memory fit's equations.
+    """
+    total = sums
+    coefs, intercepts = [], []
+    for f in range(len(plan.tests)):
+        n = total.count.sum() - total.count[f]
+        mean = (total.x.sum(axis=0) - total.x[f]) / n
+        y_mean = (total.y.sum(axis=0) - total.y[f]) / n
+        gram = total.gram.sum(axis=0) - total.gram[f] - n * np.outer(mean, mean)
+        cross = total.cross.sum(axis=0) - total.cross[f] - n * np.outer(mean, y_mean)
+        inv = np.ones(len(mean))
+        if plan.scale:  # StandardScaler: the training samples' population standard deviation, 1 where constant
+            std = np.sqrt(np.clip(np.diagonal(gram) / n, 0, None))
+            inv = np.where(std == 0, 1.0, 1 / np.where(std == 0, 1.0, std))
+        scaled = gram * inv[:, None] * inv[None, :]
+        scaled[np.diag_indices_from(scaled)] += plan.penalty
+        coef = np.linalg.solve(scaled, cross * inv[:, None]) * inv[:, None]
+        coefs.append(coef)
+        intercepts.append(y_mean - (centre + mean) @ coef)
+    return np.stack(coefs), np.stack(intercepts)
+
+
+def _decisions_block(block: slice, recording: Recording, layer: str, group: _Group, decoders: list) -> list:
+    """Pass 3, one task: per lag, the decision values of the block's samples under their folds' decoders."""
+    x = _read(recording, layer, block)
+    out = []
+    for plan, (coef, intercept) in zip(group.plans, decoders, strict=True):
+        rows, _, fold = _lag_samples(x, block, plan)
+        decision = np.empty((len(rows), coef.shape[-1]))
+        for f in np.unique(fold):
+            decision[fold == f] = rows[fold == f] @ coef[f] + intercept[f]
+        out.append(decision)
+    return out
+
+
+def _score(decision: np.ndarray, plan: _LagPlan) -> float:
+    """The mean over folds of each fold's score on its test samples, as decode() averages them."""
+    folds = [_scores.score(plan.scoring, plan.y[test], decision[test], plan.n_classes) for test in plan.tests]
+    return float(np.mean(folds))
