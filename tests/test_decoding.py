@@ -923,3 +923,33 @@ def test_ridge_solves_positive_definite_indefinite_and_singular_systems(rng, n):
     np.testing.assert_allclose(got[2], np.linalg.pinv(singular) @ b[2], rtol=1e-6, atol=1e-8)
     shared = solve(torch.from_numpy(a[:1].repeat(2, 0)), torch.from_numpy(b[0]).expand(2, -1, -1)).numpy()
     np.testing.assert_allclose(shared, np.linalg.solve(a[:1], b[:1]).repeat(2, 0), rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_stratified_group_folds_equal_scikit_learns(seed):
+    """The same (train, test) pairs as StratifiedGroupKFold(shuffle=True): random designs, and designs whose
+    groups share one composition (evaluations tied: the fold with fewer samples wins, as in scikit-learn)."""
+    import warnings
+
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    from rnnprobe.analysis._group_folds import stratified_group_folds
+
+    rng = np.random.default_rng(seed)
+    n_groups, k, n_classes = int(rng.integers(6, 50)), int(rng.integers(2, 6)), int(rng.integers(2, 11))
+    tied = seed % 2 == 0
+    sizes = np.full(n_groups, n_classes) if tied else rng.integers(1, 8, n_groups)
+    groups = np.repeat(rng.permutation(n_groups), sizes)
+    y = np.tile(np.arange(n_classes), n_groups) if tied else rng.integers(0, n_classes, groups.size)
+    if seed % 5 == 1:
+        groups = np.array([f"g{g}" for g in groups])  # any labels
+    if np.bincount(y).min() < k:
+        y[: k * n_classes] = np.repeat(np.arange(n_classes), k)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = list(StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(np.zeros(y.size), y, groups))
+    got = stratified_group_folds(y, groups, k, seed)
+    assert len(got) == k
+    for (train, test), (want_train, want_test) in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(test, want_test)
+        np.testing.assert_array_equal(train, want_train)

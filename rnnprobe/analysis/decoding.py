@@ -40,6 +40,7 @@ from ..errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameEr
 from ..recording import Recording
 from . import _scores
 from ._clusters import Cluster, cluster_test
+from ._group_folds import stratified_group_folds
 from ._logistic import fit_logistic
 from ._ridge import fit_ridge
 from .parallel import library_threads, small_blas, task_pool
@@ -289,7 +290,7 @@ def _fast_spec(estimator: Any, alpha: float, classify: bool) -> _FastSpec | None
 
 def _folds(cv: Any, y: np.ndarray, groups: np.ndarray | None, classify: bool, seed: int | None) -> list:
     """(train, test) index pairs: stratified (grouped) k-fold for an int, else ``cv``'s splits."""
-    from sklearn.model_selection import GroupKFold, KFold, StratifiedGroupKFold, StratifiedKFold
+    from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
 
     if isinstance(cv, (int, np.integer)) and not isinstance(cv, bool):
         k = check_int("cv", cv, minimum=2)
@@ -304,7 +305,9 @@ def _folds(cv: Any, y: np.ndarray, groups: np.ndarray | None, classify: bool, se
             n_groups = np.unique(groups).size
             if n_groups < k:
                 raise ArgumentError(f"groups: {n_groups} distinct groups cannot make cv={k} folds; use cv<={n_groups}.")
-            splitter = StratifiedGroupKFold(k, shuffle=True, random_state=seed) if classify else GroupKFold(k)
+            if classify:  # scikit-learn's StratifiedGroupKFold(k, shuffle=True, random_state=seed), faster
+                return stratified_group_folds(y, groups, k, seed)
+            splitter = GroupKFold(k)
         else:
             kfold = StratifiedKFold if classify else KFold
             splitter = kfold(k, shuffle=True, random_state=seed)
