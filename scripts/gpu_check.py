@@ -1,6 +1,6 @@
 """Every ``device=`` path of rnnprobe on a GPU against the CPU results, with timings (issue 20, goal 5).
 
-Run on a machine with CUDA:   OMP_NUM_THREADS=1 python scripts/gpu_check.py            (about 2 minutes)
+Run on a machine with CUDA:   OMP_NUM_THREADS=1 python scripts/gpu_check.py       (2-3 minutes, mostly the CPU side)
 Smoke test without a GPU:     OMP_NUM_THREADS=1 python scripts/gpu_check.py --device cpu --small
 
 For each path the same call runs on the CPU (rnnprobe's default: numpy, or torch on the CPU for
