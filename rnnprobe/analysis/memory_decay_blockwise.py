@@ -197,14 +197,13 @@ def _solve(sums: _Sums, plan: _LagPlan, centre: np.ndarray) -> tuple[np.ndarray,
     """Every fold's ridge decoder (coef (folds, p, columns), intercept (folds, columns)) of the raw states,
     from the training sums (all folds' minus the fold's own): the in-memory fit's equations.
     """
-    total = sums
     coefs, intercepts = [], []
     for f in range(len(plan.tests)):
-        n = total.count.sum() - total.count[f]
-        mean = (total.x.sum(axis=0) - total.x[f]) / n
-        y_mean = (total.y.sum(axis=0) - total.y[f]) / n
-        gram = total.gram.sum(axis=0) - total.gram[f] - n * np.outer(mean, mean)
-        cross = total.cross.sum(axis=0) - total.cross[f] - n * np.outer(mean, y_mean)
+        n = sums.count.sum() - sums.count[f]
+        mean = (sums.x.sum(axis=0) - sums.x[f]) / n
+        y_mean = (sums.y.sum(axis=0) - sums.y[f]) / n
+        gram = sums.gram.sum(axis=0) - sums.gram[f] - n * np.outer(mean, mean)
+        cross = sums.cross.sum(axis=0) - sums.cross[f] - n * np.outer(mean, y_mean)
         inv = np.ones(len(mean))
         if plan.scale:  # StandardScaler: the training samples' population standard deviation, 1 where constant
             std = np.sqrt(np.clip(np.diagonal(gram) / n, 0, None))
