@@ -328,3 +328,15 @@ def test_time_chunks_name_the_stored_chunk_of_each_step(tmp_path, monkeypatch):
         np.testing.assert_array_equal(loaded.time_chunks("half"), [0, 0])
     # a dask array that is no store's (a derived layer): its own chunks along time
     np.testing.assert_array_equal(LazyArray(da.zeros((4, 5, 2), chunks=(2, 2, 2))).time_chunk_ids(), [0, 0, 1, 1, 2])
+
+
+def test_auto_dask_chunks_are_whole_store_chunks_of_about_the_auto_size(tmp_path, monkeypatch):
+    from rnnprobe.recording import cluster
+
+    rec = _mixed_recording(40)
+    path = rec.save(tmp_path / "rec.zarr", chunk_stimuli=4)  # h: 4 steps x 3 float32 units, 48 bytes a stimulus
+    for budget, expected in ((3 * 4 * 48, 12), (3 * 4 * 48 + 100, 12), (4 * 48 - 1, 4), (10**9, 40)):
+        monkeypatch.setattr(cluster, "AUTO_CHUNK_BYTES", budget)
+        chunks = Recording.load(path, chunks="auto").to_dask("h").chunks
+        assert chunks[0][0] == expected and sum(chunks[0]) == 40 and chunks[1:] == ((4,), (3,))
+    assert_recordings_equal(rec, Recording.load(path, chunks="auto").load_into_memory())

@@ -621,10 +621,11 @@ class Recording:
         The states stay on disk and are read lazily when selected. A store whose
         writing was interrupted is refused with `IncompleteStoreError`.
 
-        ``chunks`` opens the layers as dask arrays (dask needed): ``"auto"`` (the store's chunks
-        along stimuli, every time step), a number of stimuli per chunk, or ``{"stimuli": n, "time":
-        m}``. Selections then read through dask, on the active ``dask.distributed`` client when there
-        is one, and :meth:`to_dask` / :meth:`to_xarray` keep the chunking.
+        ``chunks`` opens the layers as dask arrays (dask needed): ``"auto"`` (whole store chunks
+        along stimuli, about 64 MiB of states per dask chunk, every time step), a number of stimuli
+        per chunk, or ``{"stimuli": n, "time": m}``. Selections then read through dask, on the
+        active ``dask.distributed`` client when there is one, and :meth:`to_dask` /
+        :meth:`to_xarray` keep the chunking.
         """
         from .store import load_recording
 
