@@ -217,8 +217,8 @@ def _chunks(chunks: Any, array: Any) -> tuple[int, ...]:
 
     "auto" groups the store's chunks (about 8 MiB each) because every dask chunk is a task of each graph
     that reads it, and a task's overhead on a ``dask.distributed`` worker is about a millisecond: the RDMs
-    of two layers of 6,000 stimuli on one worker took 25.0 s with a dask chunk per store chunk and
-    16.9 s with chunks of 12 of them (AMD EPYC).
+    and decoding of benchmarks/dask_scaling.py's 20 GB on one worker took 147.4 s with a dask chunk per
+    store chunk and 86.5 s with grouped ones (AMD EPYC).
     """
     t = array.shape[1]
     units = tuple(array.shape[2:])
