@@ -21,12 +21,16 @@ partition the samples, read the layer into memory.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import operator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from .._validation import layer_states
 from . import _scores, blockwise
+from ._linear import inverse_std
 from .decoding import _chance, _code, _plan, code_columns
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,7 +55,8 @@ def memory_decay_blockwise(
     for lags_of_group in _lag_groups(plans, n, p):
         group = _Group([plans[i] for i in lags_of_group])
         parts = blockwise.run_blocks(_moments_block, blocks, recording, layer, centre, group)
-        decoders = [_solve(sum(part[k] for part in parts), plans[i], centre) for k, i in enumerate(lags_of_group)]
+        decoders = [_solve(functools.reduce(operator.add, (part[k] for part in parts)), plans[i], centre)
+                    for k, i in enumerate(lags_of_group)]  # fmt: skip
         decided = blockwise.run_blocks(_decisions_block, blocks, recording, layer, group, decoders)
         for k, i in enumerate(lags_of_group):
             scores.append(_score(np.concatenate([part[k] for part in decided]), plans[i]))
@@ -147,11 +152,14 @@ def _sums_block(block: slice, recording: Recording, layer: str) -> tuple[np.ndar
     return x.sum(axis=(0, 1)), x.shape[0] * x.shape[1]
 
 
-def _lag_samples(x: np.ndarray, block: slice, plan: _LagPlan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The block's samples of a lag in the pooled order: states (samples, p), codes, and each one's fold."""
-    rows = x[:, plan.lag :].reshape(-1, x.shape[-1])
-    y = plan.y[block.start * plan.n_steps : block.stop * plan.n_steps]
-    return rows, _code(y[:, None], plan.n_classes), np.repeat(plan.stimulus_fold[block], plan.n_steps)
+def _lag_samples(x: np.ndarray, block: slice, plan: _LagPlan) -> tuple[np.ndarray, np.ndarray]:
+    """The block's samples of a lag in the pooled order: states (samples, p) and each one's fold."""
+    return x[:, plan.lag :].reshape(-1, x.shape[-1]), np.repeat(plan.stimulus_fold[block], plan.n_steps)
+
+
+def _lag_codes(block: slice, plan: _LagPlan) -> np.ndarray:
+    """The targets' codes of the block's samples of a lag (samples, columns), in the pooled order."""
+    return _code(plan.y[block.start * plan.n_steps : block.stop * plan.n_steps, None], plan.n_classes)
 
 
 def _moments_block(block: slice, recording: Recording, layer: str, centre: np.ndarray, group: _Group) -> list:
@@ -159,7 +167,7 @@ def _moments_block(block: slice, recording: Recording, layer: str, centre: np.nd
     x = _read(recording, layer, block) - centre
     out = []
     for plan in group.plans:
-        rows, codes, fold = _lag_samples(x, block, plan)
+        (rows, fold), codes = _lag_samples(x, block, plan), _lag_codes(block, plan)
         sums = _Sums.zeros(len(plan.tests), rows.shape[1], codes.shape[1])
         for f in np.unique(fold):
             sums.add(f, rows[fold == f], codes[fold == f])
@@ -185,12 +193,8 @@ class _Sums:
         self.gram[f] += rows.T @ rows
         self.cross[f] += rows.T @ codes
 
-    def __add__(self, other: _Sums | int) -> _Sums:
-        if isinstance(other, int):  # sum() starts from 0
-            return self
+    def __add__(self, other: _Sums) -> _Sums:
         return _Sums(*(getattr(self, k) + getattr(other, k) for k in ("count", "x", "y", "gram", "cross")))
-
-    __radd__ = __add__
 
 
 def _solve(sums: _Sums, plan: _LagPlan, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -206,8 +210,7 @@ def _solve(sums: _Sums, plan: _LagPlan, centre: np.ndarray) -> tuple[np.ndarray,
         cross = sums.cross.sum(axis=0) - sums.cross[f] - n * np.outer(mean, y_mean)
         inv = np.ones(len(mean))
         if plan.scale:  # StandardScaler: the training samples' population standard deviation, 1 where constant
-            std = np.sqrt(np.clip(np.diagonal(gram) / n, 0, None))
-            inv = np.where(std == 0, 1.0, 1 / np.where(std == 0, 1.0, std))
+            inv = inverse_std(torch.from_numpy(np.diagonal(gram) / n)).numpy()
         scaled = gram * inv[:, None] * inv[None, :]
         scaled[np.diag_indices_from(scaled)] += plan.penalty
         coef = np.linalg.solve(scaled, cross * inv[:, None]) * inv[:, None]
@@ -221,7 +224,7 @@ def _decisions_block(block: slice, recording: Recording, layer: str, group: _Gro
     x = _read(recording, layer, block)
     out = []
     for plan, (coef, intercept) in zip(group.plans, decoders, strict=True):
-        rows, _, fold = _lag_samples(x, block, plan)
+        rows, fold = _lag_samples(x, block, plan)
         decision = np.empty((len(rows), coef.shape[-1]))
         for f in np.unique(fold):
             decision[fold == f] = rows[fold == f] @ coef[f] + intercept[f]
