@@ -200,15 +200,14 @@ def _gather(client: Any, futures: list[Any]) -> list[Any]:
         ) from exc
 
 
-def dask_states(group: Any, names: list[str], chunks: Any) -> dict[str, Any]:
-    """The store's layers as dask arrays chunked along stimuli and time (``chunks``: see Recording.load)."""
+def dask_states(arrays: dict[str, Any], chunks: Any) -> dict[str, Any]:
+    """The store's layers (zarr arrays by name) as dask arrays chunked along stimuli and time (``chunks``: see
+    Recording.load).
+    """
     import dask.array as da
 
-    out = {}
-    for i, name in enumerate(names):
-        array = group[f"states/{i}"]
-        out[name] = da.from_zarr(array, chunks=_chunks(chunks, array), name=f"rnnprobe-{name}-{uuid.uuid4().hex[:8]}")
-    return out
+    return {name: da.from_zarr(array, chunks=_chunks(chunks, array), name=f"rnnprobe-{name}-{uuid.uuid4().hex[:8]}")
+            for name, array in arrays.items()}  # fmt: skip
 
 
 def _chunks(chunks: Any, array: Any) -> tuple[int, ...]:

@@ -511,15 +511,15 @@ def load_recording(path: str | Path, chunks: Any = None) -> Recording:
     _check_chunks(Path(path), group, header)
     names = header["layers"]
     try:
+        stored = {name: group[f"states/{i}"] for i, name in enumerate(names)}
         if chunks is None:
-            states = {name: LazyArray(group[f"states/{i}"], name=name) for i, name in enumerate(names)}
+            states = {name: LazyArray(array, name=name) for name, array in stored.items()}
         else:
             from .cluster import dask_states
 
-            arrays = dask_states(group, names, chunks)
-            states = {name: LazyArray(arrays[name], name=name, origin=Path(path),
-                                      stored_steps=int(group[f"states/{i}"].chunks[1]))
-                      for i, name in enumerate(names)}  # fmt: skip
+            arrays = dask_states(stored, chunks)
+            states = {name: LazyArray(arrays[name], name=name, origin=Path(path), stored_steps=int(array.chunks[1]))
+                      for name, array in stored.items()}  # fmt: skip
         times = {name: np.asarray(group[f"times/{i}"][:]) for i, name in enumerate(names)}
         metadata = _decode_metadata(group, header["metadata"])
     except RnnprobeError:  # a bad argument (chunks), not a damaged store
