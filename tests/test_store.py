@@ -12,6 +12,7 @@ from rnnprobe.errors import (
     StoreExistsError,
     StoreFormatError,
     StoreNotFoundError,
+    UnknownNameError,
 )
 from rnnprobe.recording.lazy import LazyArray
 from rnnprobe.recording.store import StoreWriter
@@ -328,6 +329,8 @@ def test_time_chunks_name_the_stored_chunk_of_each_step(tmp_path, monkeypatch):
         np.testing.assert_array_equal(loaded.time_chunks("half"), [0, 0])
     # a dask array that is no store's (a derived layer): its own chunks along time
     np.testing.assert_array_equal(LazyArray(da.zeros((4, 5, 2), chunks=(2, 2, 2))).time_chunk_ids(), [0, 0, 1, 1, 2])
+    with pytest.raises(UnknownNameError, match="nope"):
+        Recording.load(path).time_chunks("nope")
 
 
 def test_auto_dask_chunks_are_whole_store_chunks_of_about_the_auto_size(tmp_path, monkeypatch):
