@@ -400,17 +400,6 @@ def test_upper_triangles_equal_the_triu_index_gather_on_numpy_and_torch(n):
     np.testing.assert_array_equal(upper_triangles(torch.from_numpy(full)).numpy(), full[:, rows, cols])
 
 
-@pytest.mark.parametrize("groups", [[0, 1, 2, 3], [2, 0, 3, 1], [1, 0, 1, 2]])
-def test_group_sums_equal_a_scatter_add(rng, groups):
-    from rnnprobe.analysis.rsa.compute import _group_sums
-
-    groups = np.array(groups)  # in order (a view), permuted (a gather), repeated (the indicator product)
-    states = rng.normal(size=(4, 3, 2))
-    expected = np.zeros((groups.max() + 1, 3, 2))
-    np.add.at(expected, groups, states)
-    np.testing.assert_allclose(_group_sums(states, groups, groups.max() + 1), expected, rtol=0, atol=1e-15)
-
-
 @pytest.mark.parametrize("units", [5, 19, 20, 100])  # normalised copies below n / 2 units, raw Gram from there
 @pytest.mark.parametrize("distance", ["correlation", "cosine"])
 @pytest.mark.parametrize("offset", [0.0, 3.0, 1e5])  # 1e5: the raw Gram path would cancel digits, and refuses

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import ArgumentError, ShapeError, UnknownNameError, format_choices
+from ..conditions import sum_groups
 
 TIME = "time"
 
@@ -72,9 +73,7 @@ def condition_means(trials: np.ndarray, design: Design) -> np.ndarray:
 
 def condition_sums(trials: np.ndarray, design: Design) -> np.ndarray:
     """(cell, time, unit) sums of the trials (trial, time, unit) of each condition cell."""
-    sums = np.zeros((int(np.prod(design.shape)), *trials.shape[1:]))
-    np.add.at(sums, design.cells, trials)
-    return sums
+    return sum_groups(trials, design.cells, int(np.prod(design.shape)))
 
 
 def by_condition(per_cell: np.ndarray, design: Design) -> np.ndarray:

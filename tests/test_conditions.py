@@ -1,0 +1,30 @@
+"""The in-memory group sums behind condition means (RDMs of conditions, crossnobis, dPCA)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rnnprobe.analysis.conditions import sum_groups
+
+
+@pytest.mark.parametrize("groups", [[0, 1, 2, 3], [2, 0, 3, 1], [1, 0, 1, 2], [3, 0, 3, 0]])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_sum_groups_equal_a_scatter_add_bit_for_bit(groups, dtype):
+    """In order (a view), permuted (a gather), repeated (the indicator product), with empty groups (zeros);
+    each group's stimuli are added in their order, as ``np.add.at`` adds them, so the sums are the same bits.
+    """
+    groups = np.array(groups)
+    states = np.random.default_rng(groups.sum()).normal(size=(4, 3, 2)).astype(dtype) * 1e3
+    expected = np.zeros((groups.max() + 1, 3, 2))
+    np.add.at(expected, groups, states)
+    got = sum_groups(states, groups, groups.max() + 1)
+    assert got.dtype == np.float64
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_sum_groups_of_many_stimuli_equal_a_loop_over_groups():
+    rng = np.random.default_rng(0)
+    states, groups = rng.normal(size=(5000, 4, 7)), rng.integers(0, 12, 5000)
+    expected = np.stack([states[groups == k].sum(axis=0) for k in range(13)])  # group 12 is empty
+    np.testing.assert_allclose(sum_groups(states, groups, 13), expected, rtol=1e-12, atol=1e-12)
