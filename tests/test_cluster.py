@@ -440,6 +440,13 @@ def test_dpca_of_a_dask_backed_recording_is_blockwise(client, tmp_path, monkeypa
             got_significant = dpca_significance(chunked, got, n_shuffles=4, n_splits=3, seed=1).significance
         assert len(reads) == (1 if "n_splits" in settings else 0) + 5 * 2  # observed and 4 shuffles: splits 1-2, 3
         assert all(rows is not None and 6 <= len(rows) <= 12 for rows in reads)  # one held-out trial per condition
+        with monkeypatch.context() as patch:  # a budget that holds every design's held-out trials: one read
+            patch.setattr(dpca_trials, "layer_states", reading)
+            reads.clear()
+            together = dpca_significance(chunked, got, n_shuffles=4, n_splits=3, seed=1).significance
+            assert len(reads) == 1 and 6 < len(reads[0]) <= 5 * 3 * 6
+        for name in significant:
+            np.testing.assert_array_equal(together[name], significant[name])
         assert got.regularizer == expected.regularizer
         for name in expected.decoders:
             np.testing.assert_allclose(got.decoders[name], expected.decoders[name], rtol=0, atol=1e-10)

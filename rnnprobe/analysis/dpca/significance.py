@@ -47,15 +47,18 @@ def _split_scores(sums: np.ndarray, trials: Trials, design: Design, held: np.nda
 
 def _all_scores(trials: Trials, designs: list[Design], helds: list[np.ndarray], result: DPCAResult,
                 names: list[str]) -> list[dict[str, np.ndarray]]:  # fmt: skip
-    """:func:`_split_scores` of each design (the observed, then the shuffles), their condition sums taken
-    together in as few passes over the trials as the memory budget allows.
+    """:func:`_split_scores` of each design (the observed, then the shuffles), their condition sums and their
+    held-out trials taken together in as few passes over the trials as the memory budget allows (a read of a
+    few trials of a dask-backed layer decompresses every chunk they are in: with a read per design, 21 designs
+    of 122,070 trials on disk took 24.9 s on one dask worker, 9.3 s with one read, AMD EPYC).
     """
     scores = []
-    for group in trials.groups(len(designs), designs[0].counts.size):
+    for group in trials.groups(len(designs), designs[0].counts.size * (1 + helds[0].shape[0])):
         sums = trials.sums(designs[group])
+        held_trials, held = trials.gather(helds[group])
         scores += [
-            _split_scores(s, trials, d, h, result, names)
-            for s, d, h in zip(sums, designs[group], helds[group], strict=True)
+            _split_scores(s, held_trials, d, h, result, names)
+            for s, d, h in zip(sums, designs[group], held, strict=True)
         ]
     return scores
 

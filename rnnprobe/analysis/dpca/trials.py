@@ -2,12 +2,13 @@
 index, and the held-out splits built from both (fit_dpca's regularizer search and dpca_significance).
 
 A dask-backed recording is never read whole: the sums are the product of each design's condition indicator
-with chunks of trials (one pass gives the sums of several designs: the label shuffles), and a split reads
-only its held-out trials, one per condition.
+with chunks of trials (one pass gives the sums of several designs: the label shuffles), and the splits read
+only their held-out trials, one per condition, those of several designs in one read.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -53,6 +54,19 @@ class Trials:
         if self.states is not None:
             return self.states[rows]
         return layer_states(self.recording, self.layer, time=self.positions, stimuli=rows)[2]
+
+    def gather(self, helds: Sequence[np.ndarray]) -> tuple[Trials, list[np.ndarray]]:
+        """The held-out trials of several designs (``helds``: (split, cell) trial indices each) read at once
+        (one pass over a dask-backed layer) into an in-memory Trials, with each design's indices into it;
+        where they exceed BUDGET together, these trials and ``helds`` unchanged (each design's splits are then
+        read in groups, :meth:`held_out`). The gathered Trials serve :meth:`held_out` only.
+        """
+        rows = np.unique(np.concatenate([held.ravel() for held in helds]))
+        if 8 * rows.size * self.shape[0] * self.shape[1] > BUDGET:
+            return self, list(helds)
+        taken = copy.copy(self)
+        taken.states, taken.checked = self.read(rows), True
+        return taken, [np.searchsorted(rows, held) for held in helds]
 
     def groups(self, count: int, per_item: int) -> Iterator[slice]:
         """Consecutive groups of ``count`` items of ``per_item`` trials each, held at most BUDGET bytes at once."""
