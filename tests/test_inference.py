@@ -281,3 +281,13 @@ def test_permutation_keys_drawn_by_block_are_the_whole_draw():
         keys[0:10:2]
     fresh = _Keys.draw(None, (10, 5))
     np.testing.assert_array_equal(np.concatenate([fresh[0:3], fresh[3:10]]), fresh[0:10])
+
+
+def test_draw_counts_equal_a_scatter_add():
+    from rnnprobe.analysis._draws import draw_counts
+
+    draws = np.random.default_rng(3).integers(0, 7, size=(50, 9))
+    expected = np.zeros((50, 8))  # index 7 never drawn: a column of zeros
+    np.add.at(expected, (np.arange(50)[:, None], draws), 1.0)
+    np.testing.assert_array_equal(draw_counts(draws, 8), expected)
+    assert draw_counts(np.zeros((4, 0), dtype=int), 3).shape == (4, 3)

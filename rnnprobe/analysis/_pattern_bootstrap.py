@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._draws import draw_counts
 from ._ranks import ranks_in_order, scatter_rows
 from .parallel import library_threads, task_pool
 from .rsa import n_conditions
@@ -32,9 +33,7 @@ WEIGHT_ROWS = 16  # rank path: samples whose pair weights one bincount gives
 
 def _pair_weights(draws: np.ndarray, n_cond: int) -> np.ndarray:
     """(n_samples, n_pairs) weights c_i c_j of every upper-triangle pair (i < j)."""
-    n = draws.shape[0]
-    flat = (draws + n_cond * np.arange(n)[:, None]).ravel()
-    counts = np.bincount(flat, minlength=n * n_cond).reshape(n, n_cond).astype(np.float64)
+    counts = draw_counts(draws, n_cond)
     rows, cols = np.triu_indices(n_cond, k=1)
     return counts[:, rows] * counts[:, cols]
 

@@ -41,6 +41,7 @@ from ..errors import (
     describe,
     format_choices,
 )
+from ._draws import draw_counts
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -310,9 +311,7 @@ def _stimulus_weights(n: int, n_bootstrap: int, seed: int | None) -> np.ndarray:
     """(sample, stimulus) resampling weights that sum to 1 per sample."""
     rng = np.random.default_rng(check_seed(seed))
     draws = rng.integers(0, n, size=(check_int("n_bootstrap", n_bootstrap), n))
-    counts = np.zeros((draws.shape[0], n))
-    np.add.at(counts, (np.arange(draws.shape[0])[:, None], draws), 1.0)
-    return counts / n
+    return draw_counts(draws, n) / n
 
 
 def _best(accuracy: np.ndarray, flops: np.ndarray) -> list[tuple[float, float]]:

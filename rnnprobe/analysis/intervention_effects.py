@@ -24,6 +24,7 @@ import numpy as np
 
 from .._validation import check_int, check_probability, check_seed
 from ..errors import ArgumentError, NonFiniteError, ShapeError, UnknownNameError, describe
+from ._draws import draw_counts
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -96,11 +97,8 @@ def rdm_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def within_condition_weights(groups: list[np.ndarray], n: int, n_bootstrap: int, seed: int | None) -> np.ndarray:
     """(sample, stimulus) counts of a bootstrap that resamples stimuli within each condition."""
     rng = np.random.default_rng(check_seed(seed))
-    weights = np.zeros((n_bootstrap, n))
-    rows = np.arange(n_bootstrap)[:, None]
-    for g in groups:
-        np.add.at(weights, (rows, g[rng.integers(0, g.size, size=(n_bootstrap, g.size))]), 1.0)
-    return weights
+    draws = [g[rng.integers(0, g.size, size=(n_bootstrap, g.size))] for g in groups]  # the same draws, in order
+    return draw_counts(np.concatenate(draws, axis=1) if draws else np.zeros((n_bootstrap, 0), dtype=int), n)
 
 
 def empirical_p(effect: np.ndarray, controls: np.ndarray) -> np.ndarray:
