@@ -28,3 +28,22 @@ def test_sum_groups_of_many_stimuli_equal_a_loop_over_groups():
     states, groups = rng.normal(size=(5000, 4, 7)), rng.integers(0, 12, 5000)
     expected = np.stack([states[groups == k].sum(axis=0) for k in range(13)])  # group 12 is empty
     np.testing.assert_allclose(sum_groups(states, groups, 13), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_sum_groups_and_condition_average_in_blocks_of_rows_equal_a_loop(monkeypatch):
+    """float32 states converted a block of rows at a time, and the squared deviations behind ``sem`` formed
+    a block at a time (a budget of 7 rows here): the same sums, means and spreads as whole."""
+    from rnnprobe import Recording
+    from rnnprobe.analysis import condition_average, conditions
+
+    rng = np.random.default_rng(1)
+    states, groups = rng.normal(size=(40, 3, 5)).astype(np.float32), rng.integers(0, 4, 40)
+    monkeypatch.setattr(conditions, "ROW_BYTES", 8 * 15 * 7)
+    expected = np.stack([states[groups == k].astype(np.float64).sum(axis=0) for k in range(4)])
+    np.testing.assert_allclose(sum_groups(states, groups, 4), expected, rtol=1e-12, atol=1e-12)
+    means = condition_average(Recording({"h": states.astype(np.float64)}, metadata={"g": groups}), "g", sem=True)
+    for k in range(4):
+        trials = states[groups == k].astype(np.float64)
+        np.testing.assert_allclose(means.get("h")[k], trials.mean(axis=0), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(means.get("h:sem")[k], trials.std(axis=0, ddof=1) / np.sqrt(len(trials)),
+                                   rtol=1e-10)  # fmt: skip
