@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 
 import numpy as np
 
 from ..._validation import check_int, check_recording, check_seed
 from ...errors import ArgumentTypeError, ShapeError, describe
 from ...recording import Recording
+from ..blockwise import run_blocks, sample_blocks
+from ..parallel import task_pool
 from .core import TIME, Design, fit_all, marginalize, trial_design
 from .fit import DPCAResult, _centred, _parameters
 from .trials import Trials, draw_held, split_means
@@ -28,13 +31,15 @@ def nearest_mean_accuracy(train: np.ndarray, test: np.ndarray) -> np.ndarray:
     return (np.argmin(distance, axis=2) == np.arange(train.shape[1])[None, :, None]).mean(axis=1)
 
 
-def _split_scores(sums: np.ndarray, trials: Trials, design: Design, held: np.ndarray, result: DPCAResult,
-                  names: list[str]) -> dict[str, np.ndarray]:  # fmt: skip
-    """(component, time) nearest-mean accuracy of each marginalisation, averaged over the splits ``held``."""
+def _split_scores(sums: np.ndarray, held_out: Iterable[np.ndarray], n_splits: int, design: Design,
+                  result: DPCAResult, names: list[str]) -> dict[str, np.ndarray]:  # fmt: skip
+    """(component, time) nearest-mean accuracy of each marginalisation, averaged over the ``n_splits`` splits
+    whose held-out trials (cell, time, unit) ``held_out`` gives.
+    """
     axes = [*design.parameters, TIME]
     components = {n: result.decoders[n].shape[1] for n in result.decoders}
     totals = {n: 0.0 for n in names}
-    for held_trials in trials.held_out(held):
+    for held_trials in held_out:
         train, validation = (_centred(x) for x in split_means(sums, held_trials, design))
         _, decoders = fit_all(train, marginalize(train, axes, result.marginalizations), result.regularizer, components)
         for n in names:
@@ -42,7 +47,7 @@ def _split_scores(sums: np.ndarray, trials: Trials, design: Design, held: np.nda
             z_train = _class_traces(np.einsum("uk,u...->k...", decoders[n], train), sets, axes)
             z_valid = _class_traces(np.einsum("uk,u...->k...", decoders[n], validation), sets, axes)
             totals[n] = totals[n] + nearest_mean_accuracy(z_train, z_valid)
-    return {n: totals[n] / held.shape[0] for n in names}
+    return {n: totals[n] / n_splits for n in names}
 
 
 def _all_scores(trials: Trials, designs: list[Design], helds: list[np.ndarray], result: DPCAResult,
@@ -56,11 +61,32 @@ def _all_scores(trials: Trials, designs: list[Design], helds: list[np.ndarray], 
     for group in trials.groups(len(designs), designs[0].counts.size * (1 + helds[0].shape[0])):
         sums = trials.sums(designs[group])
         held_trials, held = trials.gather(helds[group])
-        scores += [
-            _split_scores(s, held_trials, d, h, result, names)
-            for s, d, h in zip(sums, designs[group], held, strict=True)
-        ]
+        jobs = list(zip(sums, designs[group], held, strict=True))
+        if held_trials is trials:  # too many held-out trials to hold at once: each design reads its splits'
+            scores += [_split_scores(s, trials.held_out(h), len(h), d, result, names) for s, d, h in jobs]
+        else:
+            scores += _scores_of_designs(jobs, held_trials.states, result, names)
     return scores
+
+
+def _scores_of_designs(jobs: list[tuple[np.ndarray, Design, np.ndarray]], states: np.ndarray, result: DPCAResult,
+                       names: list[str]) -> list[dict[str, np.ndarray]]:  # fmt: skip
+    """:func:`_split_scores` of each job (sums, design, held-out rows of ``states``, the held-out trials in
+    memory): the designs are independent, so they run as tasks on the active dask client (blocks of designs),
+    else on the libraries' threads (one design a worker).
+    """
+    blocks = sample_blocks(len(jobs))
+    if blocks is not None:
+        return [score for part in run_blocks(_scores_of_block, [jobs[b] for b in blocks], states, result, names)
+                for score in part]  # fmt: skip
+    with task_pool(len(jobs)) as pmap:
+        return list(pmap(lambda job: _scores_of_block([job], states, result, names)[0], jobs))
+
+
+def _scores_of_block(jobs: list[tuple[np.ndarray, Design, np.ndarray]], states: np.ndarray, result: DPCAResult,
+                     names: list[str]) -> list[dict[str, np.ndarray]]:  # fmt: skip
+    """:func:`_split_scores` of a block of jobs (a task)."""
+    return [_split_scores(s, (states[split] for split in h), len(h), d, result, names) for s, d, h in jobs]
 
 
 def dpca_significance(

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..._validation import check_finite_layer, layer_states
 from ..blockwise import dask_states, group_sums
+from ..parallel import task_pool
 from .core import Design, by_condition, condition_sums
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -37,8 +38,9 @@ class Trials:
 
     def sums(self, designs: Sequence[Design]) -> list[np.ndarray]:
         """Each design's (cell, time, unit) sums of the trials of each condition cell, in one pass."""
-        if self.states is not None:
-            return [condition_sums(self.states, design) for design in designs]
+        if self.states is not None:  # the designs on the libraries' threads, one each (their products free the lock)
+            with task_pool(len(designs)) as pmap:
+                return list(pmap(lambda design: condition_sums(self.states, design), designs))
         import dask
         import dask.array as da
 
