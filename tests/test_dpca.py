@@ -48,12 +48,13 @@ def test_explained_variance_equals_the_dpca_package_stored(regularizer):
 
 
 @pytest.mark.parametrize(("regularizer", "join"), [(0.0, None), (1e-3, None), (0.0, "time"), (1e-2, "time")])
-def test_decoders_and_encoders_equal_the_dpca_package_live(regularizer, join):
+@pytest.mark.parametrize("n_units", [9, 80])  # fewer units than the 72 condition x time samples, and more (thin fits)
+def test_decoders_and_encoders_equal_the_dpca_package_live(regularizer, join, n_units):
     pytest.importorskip("numba")
     pytest.importorskip("numexpr")
     dpca_module = pytest.importorskip("dPCA.dPCA")
-    stim, dec, trials = _task()
-    x = np.zeros((9, 3, 2, 12))  # the package's layout: (unit, stimulus, decision, time)
+    stim, dec, trials = _task(n_units=n_units)
+    x = np.zeros((n_units, 3, 2, 12))  # the package's layout: (unit, stimulus, decision, time)
     for s in range(3):
         for d in range(2):
             x[:, s, d] = trials[(stim == s) & (dec == d)].mean(0).T
@@ -73,6 +74,26 @@ def test_decoders_and_encoders_equal_the_dpca_package_live(regularizer, join):
         np.testing.assert_allclose(ours.decoders[name][:, defined], model.D[key][:, defined] * signs, atol=1e-9)
         np.testing.assert_allclose(ours.encoders[name][:, defined], model.P[key][:, defined] * signs, atol=1e-9)
         np.testing.assert_allclose(ours.explained_variance[name], model.explained_variance_ratio_[key], atol=1e-12)
+
+
+@pytest.mark.parametrize("mu", [0.0, 1e-2, 3.0])
+def test_thin_fit_equals_the_unit_by_unit_reduced_rank_regression(rng, mu):
+    """More units than samples: the samples-dimension solution equals the explicit unit x unit one (its
+    target C R C' with C = X_phi X' R^-1, or X_phi X^+ unregularised; R = X X' + mu I) on components whose
+    eigenvalues are distinct and nonzero."""
+    x = rng.normal(size=(60, 24))
+    x -= x.mean(axis=1, keepdims=True)  # centred, as dPCA's data: rank 23
+    marginal = x @ np.kron(np.eye(6), np.ones((4, 4)) / 4)  # averaged over blocks of 4 samples: rank 6
+    regularized = x @ x.T + mu * np.eye(60)
+    c = marginal @ x.T @ np.linalg.inv(regularized) if mu > 0 else marginal @ np.linalg.pinv(x)
+    values, vectors = np.linalg.eigh(c @ regularized @ c.T)
+    top = vectors[:, ::-1][:, :5]
+    assert np.all(np.diff(values[::-1][:6]) < -1e-6 * values.max())  # distinct, the 5th above zero
+    encoder, decoder = core.fit_marginal(x, marginal, mu, 5)
+    signs = np.sign(np.sum(encoder * top, axis=0))
+    np.testing.assert_allclose(encoder, top * signs, atol=1e-10)
+    np.testing.assert_allclose(decoder, c.T @ top * signs, atol=1e-10)
+    np.testing.assert_allclose(encoder.T @ encoder, np.eye(5), atol=1e-12)
 
 
 def test_marginalizations_sum_to_the_data_and_average_to_zero_over_their_own_parameters(rng):

@@ -131,26 +131,61 @@ def marginalize(x: np.ndarray, axes: list[str], groups: dict[str, list[tuple[str
     return out
 
 
-def fit_marginal(x: np.ndarray, marginal: np.ndarray, mu: float, q: int, gram: np.ndarray
+def fit_marginal(x: np.ndarray, marginal: np.ndarray, mu: float, q: int, gram: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """(encoder P, decoder D), unit x q, of one marginalisation (x, marginal: unit x samples; gram = X X')."""
+    """(encoder P, decoder D), unit x q, of one marginalisation (x, marginal: unit x samples; gram = X X',
+    computed here when needed). The reduced-rank regression's target C R C' (C = X_phi X' R^-1, or X_phi X^+
+    unregularised; R = X X' + mu I) is M K M' with K = A' R A (samples x samples) for C = M A': with fewer
+    samples than units, its leading eigenvectors are Q V from the QR factor Q of M and the eigenvectors V of
+    R_M K R_M' (:func:`_thin_fit`), equal to the unit x unit solution's where its eigenvalues are distinct.
+    """
+    n_units, n_samples = x.shape
+    if n_samples < n_units and q <= n_samples:
+        return _thin_fit(x, marginal, mu, q)
+    gram = x @ x.T if gram is None else gram
     regularized = gram + mu * np.eye(gram.shape[0])
     if mu > 0:
         c = np.linalg.solve(regularized, x @ marginal.T).T  # X_phi X' (X X' + mu I)^-1 (the inverse is symmetric)
     else:  # unregularised: X_phi X^+ (X X' may be singular: more units than samples)
         c = marginal @ np.linalg.pinv(x)
     target = c @ regularized @ c.T
-    vectors = np.linalg.eigh((target + target.T) / 2)[1]
-    encoder = vectors[:, ::-1][:, :q]
-    encoder = encoder * np.where(encoder[np.argmax(np.abs(encoder), axis=0), np.arange(q)] < 0, -1.0, 1.0)
+    encoder = _leading(np.linalg.eigh((target + target.T) / 2)[1], q)
     return encoder, c.T @ encoder
+
+
+def _thin_fit(x: np.ndarray, marginal: np.ndarray, mu: float, q: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fit_marginal` in the samples' dimension: C = M A' with A = R^-1 X = X (X'X + mu I)^-1 (the
+    push-through identity), or A = (X^+)' unregularised; K = A' R A = (X'A)'(X'A) + mu A'A. A 256-unit
+    layer of 40 samples: a 40 x 40 eigenproblem, no 256 x 256 products (``dpca_significance`` of 24,000 trials
+    x 4 steps x 256 units, 20 shuffles x 5 splits, one thread: 1.6-2.0 -> 0.7 s, AMD EPYC).
+    """
+    n_samples = x.shape[1]
+    if mu > 0:
+        a = np.linalg.solve(x.T @ x + mu * np.eye(n_samples), x.T).T  # (X'X + mu I) is symmetric
+    else:
+        a = np.linalg.pinv(x).T
+    xa = x.T @ a
+    k = xa.T @ xa + mu * (a.T @ a)
+    basis, r = np.linalg.qr(marginal)  # marginal = basis r (unit x samples, samples x samples)
+    small = r @ k @ r.T
+    encoder = _leading(basis @ np.linalg.eigh((small + small.T) / 2)[1], q)
+    return encoder, a @ (marginal.T @ encoder)
+
+
+def _leading(vectors: np.ndarray, q: int) -> np.ndarray:
+    """The last q columns of eigh's ascending eigenvectors, largest first, each signed so that its largest
+    entry is positive.
+    """
+    encoder = vectors[:, ::-1][:, :q]
+    return encoder * np.where(encoder[np.argmax(np.abs(encoder), axis=0), np.arange(q)] < 0, -1.0, 1.0)
 
 
 def fit_all(x: np.ndarray, marginals: dict[str, np.ndarray], regularizer: float, components: dict[str, int]
             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:  # fmt: skip
     """Encoders and decoders of every marginalisation, at one regularizer."""
     flat = x.reshape(x.shape[0], -1)
-    gram = flat @ flat.T
+    thin = flat.shape[1] < flat.shape[0] and max(components.values()) <= flat.shape[1]
+    gram = None if thin else flat @ flat.T  # (the thin fits need no unit x unit matrices)
     mu = (regularizer * float(np.vdot(flat, flat))) ** 2
     encoders, decoders = {}, {}
     for name, marginal in marginals.items():
