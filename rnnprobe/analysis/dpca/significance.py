@@ -52,41 +52,43 @@ def _split_scores(sums: np.ndarray, held_out: Iterable[np.ndarray], n_splits: in
 
 def _all_scores(trials: Trials, designs: list[Design], helds: list[np.ndarray], result: DPCAResult,
                 names: list[str]) -> list[dict[str, np.ndarray]]:  # fmt: skip
-    """:func:`_split_scores` of each design (the observed, then the shuffles), their condition sums and their
-    held-out trials taken together in as few passes over the trials as the memory budget allows (a read of a
-    few trials of a dask-backed layer decompresses every chunk they are in: with a read per design, 21 designs
-    of 122,070 trials on disk took 24.9 s on one dask worker, 9.3 s with one read, AMD EPYC).
+    """:func:`_split_scores` of each design (the observed, then the shuffles: one grid of conditions, the same
+    counts), their condition sums and their held-out trials taken together in as few passes over the trials as
+    the memory budget allows (a read of a few trials of a dask-backed layer decompresses every chunk they are
+    in: with a read per design, 21 designs of 122,070 trials on disk took 24.9 s on one dask worker, 9.3 s with
+    one read, AMD EPYC).
     """
+    grid = dataclasses.replace(designs[0], cells=designs[0].cells[:0])  # scoring needs no trial's cell
     scores = []
     for group in trials.groups(len(designs), designs[0].counts.size * (1 + helds[0].shape[0])):
         sums = trials.sums(designs[group])
         held_trials, held = trials.gather(helds[group])
-        jobs = list(zip(sums, designs[group], held, strict=True))
+        jobs = list(zip(sums, held, strict=True))
         if held_trials is trials:  # too many held-out trials to hold at once: each design reads its splits'
-            scores += [_split_scores(s, trials.held_out(h), len(h), d, result, names) for s, d, h in jobs]
+            scores += [_split_scores(s, trials.held_out(h), len(h), grid, result, names) for s, h in jobs]
         else:
-            scores += _scores_of_designs(jobs, held_trials.states, result, names)
+            scores += _scores_of_designs(jobs, held_trials.states, grid, result, names)
     return scores
 
 
-def _scores_of_designs(jobs: list[tuple[np.ndarray, Design, np.ndarray]], states: np.ndarray, result: DPCAResult,
-                       names: list[str]) -> list[dict[str, np.ndarray]]:  # fmt: skip
-    """:func:`_split_scores` of each job (sums, design, held-out rows of ``states``, the held-out trials in
-    memory): the designs are independent, so they run as tasks on the active dask client (blocks of designs),
-    else on the libraries' threads (one design a worker).
+def _scores_of_designs(jobs: list[tuple[np.ndarray, np.ndarray]], states: np.ndarray, grid: Design,
+                       result: DPCAResult, names: list[str]) -> list[dict[str, np.ndarray]]:  # fmt: skip
+    """:func:`_split_scores` of each design's job (its condition sums, and its splits' held-out rows of
+    ``states``, the held-out trials in memory): the designs are independent, so they run as tasks on the active
+    dask client (blocks of designs), else on the libraries' threads (one design a worker).
     """
     blocks = sample_blocks(len(jobs))
     if blocks is not None:
-        return [score for part in run_blocks(_scores_of_block, [jobs[b] for b in blocks], states, result, names)
-                for score in part]  # fmt: skip
+        parts = run_blocks(_scores_of_block, [jobs[b] for b in blocks], states, grid, result, names)
+        return [score for part in parts for score in part]
     with task_pool(len(jobs)) as pmap:
-        return list(pmap(lambda job: _scores_of_block([job], states, result, names)[0], jobs))
+        return list(pmap(lambda job: _scores_of_block([job], states, grid, result, names)[0], jobs))
 
 
-def _scores_of_block(jobs: list[tuple[np.ndarray, Design, np.ndarray]], states: np.ndarray, result: DPCAResult,
-                     names: list[str]) -> list[dict[str, np.ndarray]]:  # fmt: skip
+def _scores_of_block(jobs: list[tuple[np.ndarray, np.ndarray]], states: np.ndarray, grid: Design,
+                     result: DPCAResult, names: list[str]) -> list[dict[str, np.ndarray]]:  # fmt: skip
     """:func:`_split_scores` of a block of jobs (a task)."""
-    return [_split_scores(s, (states[split] for split in h), len(h), d, result, names) for s, d, h in jobs]
+    return [_split_scores(s, (states[split] for split in h), len(h), grid, result, names) for s, h in jobs]
 
 
 def dpca_significance(
