@@ -141,7 +141,7 @@ def fit_marginal(x: np.ndarray, marginal: np.ndarray, mu: float, q: int, gram: n
     """
     n_units, n_samples = x.shape
     if n_samples < n_units and q <= n_samples:
-        return _thin_fit(x, marginal, mu, q)
+        return _thin_fit(marginal, *_thin_parts(x, mu), q)
     gram = x @ x.T if gram is None else gram
     regularized = gram + mu * np.eye(gram.shape[0])
     if mu > 0:
@@ -153,11 +153,10 @@ def fit_marginal(x: np.ndarray, marginal: np.ndarray, mu: float, q: int, gram: n
     return encoder, c.T @ encoder
 
 
-def _thin_fit(x: np.ndarray, marginal: np.ndarray, mu: float, q: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`fit_marginal` in the samples' dimension: C = M A' with A = R^-1 X = X (X'X + mu I)^-1 (the
-    push-through identity), or A = (X^+)' unregularised; K = A' R A = (X'A)'(X'A) + mu A'A. A 256-unit
-    layer of 40 samples: a 40 x 40 eigenproblem, no 256 x 256 products (``dpca_significance`` of 24,000 trials
-    x 4 steps x 256 units, 20 shuffles x 5 splits, one thread: 1.6-2.0 -> 0.7 s, AMD EPYC).
+def _thin_parts(x: np.ndarray, mu: float) -> tuple[np.ndarray, np.ndarray]:
+    """(A, K) of :func:`fit_marginal`'s samples-dimension solution, shared by every marginalisation of x:
+    A = R^-1 X = X (X'X + mu I)^-1 (the push-through identity), or A = (X^+)' unregularised, and
+    K = A' R A = (X'A)'(X'A) + mu A'A (samples x samples).
     """
     n_samples = x.shape[1]
     if mu > 0:
@@ -165,7 +164,16 @@ def _thin_fit(x: np.ndarray, marginal: np.ndarray, mu: float, q: int) -> tuple[n
     else:
         a = np.linalg.pinv(x).T
     xa = x.T @ a
-    k = xa.T @ xa + mu * (a.T @ a)
+    return a, xa.T @ xa + mu * (a.T @ a)
+
+
+def _thin_fit(marginal: np.ndarray, a: np.ndarray, k: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray]:
+    """(encoder, decoder) of one marginalisation M from :func:`_thin_parts`: C = M A', the target C R C' =
+    M K M' = Q (r K r') Q' for M = Q r, so the encoder is Q V for the leading eigenvectors V of r K r' and the
+    decoder C' P = A M' P. A 256-unit layer of 40 samples: a 40 x 40 eigenproblem, no 256 x 256 products
+    (``dpca_significance``, one thread, AMD EPYC: 24,000 trials x 4 steps x 256 units, 20 shuffles x 5 splits,
+    1.6-2.0 -> 0.65-0.8 s; 240 trials x 15 steps x 400 units, 20 x 20, 33 -> 9.3 s).
+    """
     basis, r = np.linalg.qr(marginal)  # marginal = basis r (unit x samples, samples x samples)
     small = r @ k @ r.T
     encoder = _leading(basis @ np.linalg.eigh((small + small.T) / 2)[1], q)
@@ -184,10 +192,14 @@ def fit_all(x: np.ndarray, marginals: dict[str, np.ndarray], regularizer: float,
             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:  # fmt: skip
     """Encoders and decoders of every marginalisation, at one regularizer."""
     flat = x.reshape(x.shape[0], -1)
-    thin = flat.shape[1] < flat.shape[0] and max(components.values()) <= flat.shape[1]
-    gram = None if thin else flat @ flat.T  # (the thin fits need no unit x unit matrices)
     mu = (regularizer * float(np.vdot(flat, flat))) ** 2
     encoders, decoders = {}, {}
+    if flat.shape[1] < flat.shape[0] and max(components.values()) <= flat.shape[1]:  # the samples' dimension
+        parts = _thin_parts(flat, mu)  # (shared by the marginalisations; no unit x unit matrices)
+        for name, marginal in marginals.items():
+            encoders[name], decoders[name] = _thin_fit(marginal.reshape(flat.shape), *parts, components[name])
+        return encoders, decoders
+    gram = flat @ flat.T
     for name, marginal in marginals.items():
         encoders[name], decoders[name] = fit_marginal(flat, marginal.reshape(flat.shape), mu,
                                                       components[name], gram)  # fmt: skip
