@@ -14,6 +14,7 @@ The ridge mu is (regularizer x ||X||^2)^2, as the dPCA package scales it.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
@@ -141,7 +142,7 @@ def fit_marginal(x: np.ndarray, marginal: np.ndarray, mu: float, q: int, gram: n
     """
     n_units, n_samples = x.shape
     if n_samples < n_units and q <= n_samples:
-        return _thin_fit(marginal, *_thin_parts(x, mu), q)
+        return _thin_fit(marginal, np.linalg.qr(marginal), *_thin_parts(x, mu), q)
     gram = x @ x.T if gram is None else gram
     regularized = gram + mu * np.eye(gram.shape[0])
     if mu > 0:
@@ -167,14 +168,15 @@ def _thin_parts(x: np.ndarray, mu: float) -> tuple[np.ndarray, np.ndarray]:
     return a, xa.T @ xa + mu * (a.T @ a)
 
 
-def _thin_fit(marginal: np.ndarray, a: np.ndarray, k: np.ndarray, q: int) -> tuple[np.ndarray, np.ndarray]:
-    """(encoder, decoder) of one marginalisation M from :func:`_thin_parts`: C = M A', the target C R C' =
-    M K M' = Q (r K r') Q' for M = Q r, so the encoder is Q V for the leading eigenvectors V of r K r' and the
-    decoder C' P = A M' P. A 256-unit layer of 40 samples: a 40 x 40 eigenproblem, no 256 x 256 products
-    (``dpca_significance``, one thread, AMD EPYC: 24,000 trials x 4 steps x 256 units, 20 shuffles x 5 splits,
-    1.6-2.0 -> 0.65-0.8 s; 240 trials x 15 steps x 400 units, 20 x 20, 33 -> 9.3 s).
+def _thin_fit(marginal: np.ndarray, factors: tuple[np.ndarray, np.ndarray], a: np.ndarray, k: np.ndarray, q: int
+              ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """(encoder, decoder) of one marginalisation M, given its QR ``factors`` (Q, r) and :func:`_thin_parts`:
+    C = M A', the target C R C' = M K M' = Q (r K r') Q', so the encoder is Q V for the leading eigenvectors
+    V of r K r' and the decoder C' P = A M' P. A 256-unit layer of 40 samples: a 40 x 40 eigenproblem, no
+    256 x 256 products (``dpca_significance``, one thread, AMD EPYC: 24,000 trials x 4 steps x 256 units,
+    20 shuffles x 5 splits, 1.6-2.0 -> 0.65-0.8 s; 240 trials x 15 steps x 400 units, 20 x 20, 33 -> 9.3 s).
     """
-    basis, r = np.linalg.qr(marginal)  # marginal = basis r (unit x samples, samples x samples)
+    basis, r = factors  # marginal = basis r (unit x samples, samples x samples)
     small = r @ k @ r.T
     encoder = _leading(basis @ np.linalg.eigh((small + small.T) / 2)[1], q)
     return encoder, a @ (marginal.T @ encoder)
@@ -191,19 +193,30 @@ def _leading(vectors: np.ndarray, q: int) -> np.ndarray:
 def fit_all(x: np.ndarray, marginals: dict[str, np.ndarray], regularizer: float, components: dict[str, int]
             ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:  # fmt: skip
     """Encoders and decoders of every marginalisation, at one regularizer."""
+    return next(fit_path(x, marginals, [regularizer], components))
+
+
+def fit_path(x: np.ndarray, marginals: dict[str, np.ndarray], regularizers: Iterable[float],
+             components: dict[str, int]) -> Iterator[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:  # fmt: skip
+    """(encoders, decoders) of every marginalisation at each regularizer in turn (the cross-validation's
+    candidates); what no regularizer changes is computed once: the unit x unit Gram matrix, or, with fewer
+    samples than units (the samples' dimension, :func:`_thin_fit`), each marginalisation's QR factors (3.5 of
+    ``regularizer="auto"``'s 10 s when they were recomputed for each of its 45 candidates, 400 units).
+    """
     flat = x.reshape(x.shape[0], -1)
-    mu = (regularizer * float(np.vdot(flat, flat))) ** 2
-    encoders, decoders = {}, {}
-    if flat.shape[1] < flat.shape[0] and max(components.values()) <= flat.shape[1]:  # the samples' dimension
-        parts = _thin_parts(flat, mu)  # (shared by the marginalisations; no unit x unit matrices)
-        for name, marginal in marginals.items():
-            encoders[name], decoders[name] = _thin_fit(marginal.reshape(flat.shape), *parts, components[name])
-        return encoders, decoders
-    gram = flat @ flat.T
-    for name, marginal in marginals.items():
-        encoders[name], decoders[name] = fit_marginal(flat, marginal.reshape(flat.shape), mu,
-                                                      components[name], gram)  # fmt: skip
-    return encoders, decoders
+    norm = float(np.vdot(flat, flat))
+    shaped = {name: marginal.reshape(flat.shape) for name, marginal in marginals.items()}
+    thin = flat.shape[1] < flat.shape[0] and max(components.values()) <= flat.shape[1]
+    factors = {name: np.linalg.qr(m) for name, m in shaped.items()} if thin else None
+    gram = None if thin else flat @ flat.T
+    for regularizer in regularizers:
+        mu = (regularizer * norm) ** 2
+        if factors is not None:
+            parts = _thin_parts(flat, mu)  # (shared by the marginalisations; no unit x unit matrices)
+            fits = {name: _thin_fit(m, factors[name], *parts, components[name]) for name, m in shaped.items()}
+        else:
+            fits = {name: fit_marginal(flat, m, mu, components[name], gram) for name, m in shaped.items()}
+        yield {name: fit[0] for name, fit in fits.items()}, {name: fit[1] for name, fit in fits.items()}
 
 
 def held_out_error(x: np.ndarray, marginals: dict[str, np.ndarray], encoders: dict[str, np.ndarray],

@@ -15,6 +15,7 @@ from .core import (
     Design,
     by_condition,
     fit_all,
+    fit_path,
     held_out_error,
     marginalization_names,
     marginalize,
@@ -298,7 +299,6 @@ def cross_validate(sums: np.ndarray, trials: Trials, design: Design, axes: list[
     for split, held_trials in enumerate(trials.held_out(held)):
         train, validation = (_centred(x) for x in split_means(sums, held_trials, design))
         train_marginals, valid_marginals = marginalize(train, axes, groups), marginalize(validation, axes, groups)
-        for k, value in enumerate(candidates):
-            encoders, decoders = fit_all(train, train_marginals, float(value), components)
+        for k, (encoders, decoders) in enumerate(fit_path(train, train_marginals, candidates.tolist(), components)):
             scores[split, k] = sum(held_out_error(validation, valid_marginals, encoders, decoders).values())
     return scores.mean(axis=0)
