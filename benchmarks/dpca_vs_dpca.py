@@ -6,11 +6,13 @@ Cases: trials of 6 stimuli x 2 decisions (20 each) with stimulus, decision, inte
 (a) 100 units x 20 steps (fewer units than the 240 condition x time samples) and (b) 400 units x 15 steps
 (more units than the 180 samples: rnnprobe's fits in the samples' dimension). Marginalisations joined with
 their time interactions, 3 components, a fixed regularizer. Checked before timing: decoders and encoders
-equal the package's (n_iter=60, so its randomised SVD converges) to 1e-8 on every component with explained
-variance, up to sign. Timed: the fit, and the significance by 20 label shuffles x 20 held-out splits
-(``significance_analysis(axis=True)``; the package shuffles and splits with its own draws, and shuffles
-responses across units too, so only the work is the same, not the draws: its flags are not compared). The
-package's numba functions are compiled by a first untimed call.
+equal the package's (n_iter=60, its randomised SVD seeded; it converges to about 1e-8 here) to 1e-7 on
+every component with explained variance, up to sign. Timed: the fit; the fit with ``regularizer="auto"``
+(45 values x 20 splits, the package's ``n_trials``: its splits are its own, so the values chosen are printed,
+not compared); the significance by 20 label shuffles x 20 held-out splits (``significance_analysis(axis=
+True)``: the package draws its own shuffles and splits and shuffles responses across units too, so only the
+work is the same: its flags are not compared). The package's numba functions are compiled by a first
+untimed call.
 """
 
 from __future__ import annotations
@@ -69,12 +71,13 @@ def check_equal(ours, model) -> None:
         name = names[key]
         defined = ours.explained_variance[name] > 1e-12
         signs = np.sign(np.sum(model.D[key] * ours.decoders[name], axis=0))[defined]
-        np.testing.assert_allclose(ours.decoders[name][:, defined], model.D[key][:, defined] * signs, atol=1e-8)
-        np.testing.assert_allclose(ours.encoders[name][:, defined], model.P[key][:, defined] * signs, atol=1e-8)
+        np.testing.assert_allclose(ours.decoders[name][:, defined], model.D[key][:, defined] * signs, atol=1e-7)
+        np.testing.assert_allclose(ours.encoders[name][:, defined], model.P[key][:, defined] * signs, atol=1e-7)
 
 
 def run_case(n_units: int, n_times: int, n_shuffles: int, n_splits: int, repeats: int, results) -> None:
     """One case: the fits checked equal, then the fit and the significance timed."""
+    import numpy as np
     from dPCA.dPCA import dPCA
 
     from rnnprobe import Recording
@@ -87,6 +90,7 @@ def run_case(n_units: int, n_times: int, n_shuffles: int, n_splits: int, repeats
     case = f"{n_units} units x {n_times} steps, 6 x 2 conditions x 20 trials"
 
     def theirs_fit():
+        np.random.seed(0)  # noqa: NPY002 (the package's randomised SVD draws from numpy's global generator)
         model = dPCA(labels="sdt", join=joined, n_components=3, regularizer=1e-4, n_iter=60)
         model.protect = ["t"]  # (the package's significance reads it: time is never shuffled)
         model.fit_transform(x)
@@ -97,7 +101,7 @@ def run_case(n_units: int, n_times: int, n_shuffles: int, n_splits: int, repeats
 
     model, ours = theirs_fit(), ours_fit()
     check_equal(ours, model)
-    print(f"{case}: decoders and encoders equal the package's (1e-8)")
+    print(f"{case}: decoders and encoders equal the package's (1e-7)")
     with contextlib.redirect_stdout(io.StringIO()):
         model.significance_analysis(x, trial_x, n_shuffles=2, n_splits=2, axis=True)  # numba compiles here
     fit_s = (timed(theirs_fit, repeats), timed(ours_fit, repeats))
@@ -105,9 +109,31 @@ def run_case(n_units: int, n_times: int, n_shuffles: int, n_splits: int, repeats
         theirs_s = timed(lambda: model.significance_analysis(x, trial_x, n_shuffles=n_shuffles, n_splits=n_splits,
                                                              axis=True), 1)  # fmt: skip
     sig_s = (theirs_s, timed(lambda: dpca_significance(rec, ours, n_shuffles=n_shuffles, n_splits=n_splits), repeats))
-    for what, (a, b) in (("fit", fit_s), (f"significance, {n_shuffles} shuffles x {n_splits} splits", sig_s)):
+    auto_s, chosen = auto_times(x, trial_x, rec, joined, n_splits, repeats)
+    print(f"  regularizer='auto' chose: dPCA package {chosen[0]:.3g}, rnnprobe {chosen[1]:.3g} (different splits)")
+    cases = (("fit", fit_s), (f"significance, {n_shuffles} shuffles x {n_splits} splits", sig_s),
+             (f"regularizer='auto', {n_splits} splits x 45 values", auto_s))  # fmt: skip
+    for what, (a, b) in cases:
         print(f"  {what:45s} dPCA package {a:8.3f} s   rnnprobe {b:7.3f} s   {a / b:6.1f}x")
         results.add(f"{case}: {what}", "dPCA package", a, b)
+
+
+def auto_times(x, trial_x, rec, joined, n_splits: int, repeats: int) -> tuple[tuple[float, float], tuple]:
+    """Times of the fit with the regularizer chosen by cross-validation (the package's 45 values, ``n_splits``
+    splits each: its ``n_trials``), and the values each chose.
+    """
+    from dPCA.dPCA import dPCA
+
+    from rnnprobe.analysis import fit_dpca
+
+    with contextlib.redirect_stdout(io.StringIO()):  # (the package prints its progress, and advice on protect)
+        model = dPCA(labels="sdt", join=joined, n_components=3, regularizer="auto", n_iter=60)
+        model.protect, model.n_trials = ["t"], n_splits
+        theirs_s = timed(lambda: model.fit(x, trial_x), 1)
+    ours = []
+    settings = {"parameters": ["stimulus", "decision"], "n_components": 3, "join": "time", "n_splits": n_splits}
+    ours_s = timed(lambda: ours.append(fit_dpca(rec, regularizer="auto", **settings)), repeats)
+    return (theirs_s, ours_s), (model.regularizer, ours[-1].regularizer)
 
 
 def main() -> None:

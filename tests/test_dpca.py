@@ -78,7 +78,7 @@ def test_decoders_and_encoders_equal_the_dpca_package_live(regularizer, join, n_
 
 @pytest.mark.parametrize("mu", [0.0, 1e-2, 3.0])
 def test_thin_fit_equals_the_unit_by_unit_reduced_rank_regression(rng, mu):
-    """More units than samples: the samples-dimension solution equals the explicit unit x unit one (its
+    """More units than samples: fit_all's samples-dimension solution equals the explicit unit x unit one (its
     target C R C' with C = X_phi X' R^-1, or X_phi X^+ unregularised; R = X X' + mu I) on components whose
     eigenvalues are distinct and nonzero."""
     x = rng.normal(size=(60, 24))
@@ -89,7 +89,9 @@ def test_thin_fit_equals_the_unit_by_unit_reduced_rank_regression(rng, mu):
     values, vectors = np.linalg.eigh(c @ regularized @ c.T)
     top = vectors[:, ::-1][:, :5]
     assert np.all(np.diff(values[::-1][:6]) < -1e-6 * values.max())  # distinct, the 5th above zero
-    encoder, decoder = core.fit_marginal(x, marginal, mu, 5)
+    regularizer = np.sqrt(mu) / np.vdot(x, x)  # fit_all's mu = (regularizer ||X||^2)^2
+    encoders, decoders = core.fit_all(x, {"m": marginal}, regularizer, {"m": 5})
+    encoder, decoder = encoders["m"], decoders["m"]
     signs = np.sign(np.sum(encoder * top, axis=0))
     np.testing.assert_allclose(encoder, top * signs, atol=1e-10)
     np.testing.assert_allclose(decoder, c.T @ top * signs, atol=1e-10)

@@ -135,14 +135,10 @@ def marginalize(x: np.ndarray, axes: list[str], groups: dict[str, list[tuple[str
 def fit_marginal(x: np.ndarray, marginal: np.ndarray, mu: float, q: int, gram: np.ndarray | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """(encoder P, decoder D), unit x q, of one marginalisation (x, marginal: unit x samples; gram = X X',
-    computed here when needed). The reduced-rank regression's target C R C' (C = X_phi X' R^-1, or X_phi X^+
-    unregularised; R = X X' + mu I) is M K M' with K = A' R A (samples x samples) for C = M A': with fewer
-    samples than units, its leading eigenvectors are Q V from the QR factor Q of M and the eigenvectors V of
-    R_M K R_M' (:func:`_thin_fit`), equal to the unit x unit solution's where its eigenvalues are distinct.
+    computed here when not given): the reduced-rank regression's target C R C' (C = X_phi X' R^-1, or
+    X_phi X^+ unregularised; R = X X' + mu I) decomposed in the units' dimension. With fewer samples than
+    units, :func:`fit_path` solves the same in the samples' dimension (:func:`_thin_fit`).
     """
-    n_units, n_samples = x.shape
-    if n_samples < n_units and q <= n_samples:
-        return _thin_fit(marginal, np.linalg.qr(marginal), *_thin_parts(x, mu), q)
     gram = x @ x.T if gram is None else gram
     regularized = gram + mu * np.eye(gram.shape[0])
     if mu > 0:
