@@ -64,15 +64,13 @@ def timed(function, repeats: int) -> float:
 
 def check_equal(ours, model) -> None:
     """Decoders and encoders equal on components with explained variance, up to sign."""
-    import numpy as np
+    from rnnprobe.testing import assert_components_equal
 
     names = {"s": "stimulus", "d": "decision", "sd": "stimulus x decision", "t": "time"}
     for key in model.marginalizations:
         name = names[key]
-        defined = ours.explained_variance[name] > 1e-12
-        signs = np.sign(np.sum(model.D[key] * ours.decoders[name], axis=0))[defined]
-        np.testing.assert_allclose(ours.decoders[name][:, defined], model.D[key][:, defined] * signs, atol=1e-7)
-        np.testing.assert_allclose(ours.encoders[name][:, defined], model.P[key][:, defined] * signs, atol=1e-7)
+        assert_components_equal([ours.decoders[name], ours.encoders[name]], [model.D[key], model.P[key]],
+                                columns=ours.explained_variance[name] > 1e-12, atol=1e-7)  # fmt: skip
 
 
 def run_case(n_units: int, n_times: int, n_shuffles: int, n_splits: int, repeats: int, results) -> None:

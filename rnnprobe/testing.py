@@ -2,6 +2,8 @@
 
 - :func:`assert_recordings_equal`: two recordings hold the same layers, states (exactly, or to a
   tolerance), dtypes, time coordinates, metadata and provenance;
+- :func:`assert_components_equal`: components (columns) equal up to one sign each, e.g. a decomposition
+  against another package's;
 - :func:`make_recording`: a small labelled recording whose label becomes decodable at a chosen step;
 - :func:`make_dynamics`: noisy trials of a line attractor, a point attractor or a limit cycle.
 """
@@ -15,7 +17,7 @@ import numpy as np
 from ._validation import check_int, check_number
 from .recording.container import Recording
 
-__all__ = ["assert_recordings_equal", "make_dynamics", "make_recording"]
+__all__ = ["assert_components_equal", "assert_recordings_equal", "make_dynamics", "make_recording"]
 
 
 def assert_recordings_equal(
@@ -56,6 +58,28 @@ def assert_recordings_equal(
         assert a.tolist() == b.tolist(), f"metadata {column!r} differs"
     if check_provenance:
         assert actual.provenance == expected.provenance, "provenance differs"
+
+
+def assert_components_equal(
+    actual: list[np.ndarray], desired: list[np.ndarray], *, columns: Any = None, atol: float = 1e-9
+) -> None:
+    """Raise ``AssertionError`` unless components are equal up to one sign each.
+
+    ``actual`` and ``desired`` are lists of (feature, component) arrays of the same components (a
+    decomposition's decoders and encoders, say); component k's sign is the one that aligns
+    ``actual[0][:, k]`` with ``desired[0][:, k]``, applied to every array of the list. ``columns`` (a mask or
+    indices) restricts the check to the components that are defined (within the decomposition's rank).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> w = np.linalg.qr(np.random.default_rng(0).normal(size=(5, 2)))[0]
+    >>> assert_components_equal([w, 2 * w], [w * [1, -1], 2 * w * [1, -1]])
+    """
+    columns = slice(None) if columns is None else columns
+    signs = np.sign(np.sum(actual[0] * desired[0], axis=0))[columns]
+    for k, (a, d) in enumerate(zip(actual, desired, strict=True)):
+        np.testing.assert_allclose(a[:, columns], d[:, columns] * signs, atol=atol, err_msg=f"array {k}")
 
 
 def make_recording(

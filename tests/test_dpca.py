@@ -9,6 +9,7 @@ from rnnprobe import Recording
 from rnnprobe.analysis import dpca_significance, fit_dpca
 from rnnprobe.analysis.dpca import core
 from rnnprobe.errors import ArgumentError, NonFiniteError, ShapeError, UnknownNameError
+from rnnprobe.testing import assert_components_equal
 
 NAMES = {"t": "time", "s": "stimulus", "d": "decision", "sd": "stimulus x decision"}
 # dPCA package 1.0.5 (n_iter=50), on _task(), join = each set with its time interaction, 2 components
@@ -70,9 +71,8 @@ def test_decoders_and_encoders_equal_the_dpca_package_live(regularizer, join, n_
         # components are defined up to sign, and only within the marginalisation's rank (a stimulus-only
         # marginalisation of 3 stimuli has rank 2: a third component is any direction, explaining nothing)
         defined = ours.explained_variance[name] > 1e-12
-        signs = np.sign(np.sum(model.D[key] * ours.decoders[name], axis=0))[defined]
-        np.testing.assert_allclose(ours.decoders[name][:, defined], model.D[key][:, defined] * signs, atol=1e-9)
-        np.testing.assert_allclose(ours.encoders[name][:, defined], model.P[key][:, defined] * signs, atol=1e-9)
+        assert_components_equal([ours.decoders[name], ours.encoders[name]], [model.D[key], model.P[key]],
+                                columns=defined, atol=1e-9)  # fmt: skip
         np.testing.assert_allclose(ours.explained_variance[name], model.explained_variance_ratio_[key], atol=1e-12)
 
 
@@ -92,9 +92,7 @@ def test_thin_fit_equals_the_unit_by_unit_reduced_rank_regression(rng, mu):
     regularizer = np.sqrt(mu) / np.vdot(x, x)  # fit_all's mu = (regularizer ||X||^2)^2
     encoders, decoders = core.fit_all(x, {"m": marginal}, regularizer, {"m": 5})
     encoder, decoder = encoders["m"], decoders["m"]
-    signs = np.sign(np.sum(encoder * top, axis=0))
-    np.testing.assert_allclose(encoder, top * signs, atol=1e-10)
-    np.testing.assert_allclose(decoder, c.T @ top * signs, atol=1e-10)
+    assert_components_equal([encoder, decoder], [top, c.T @ top], atol=1e-10)
     np.testing.assert_allclose(encoder.T @ encoder, np.eye(5), atol=1e-12)
 
 
