@@ -445,8 +445,13 @@ def test_dpca_of_a_dask_backed_recording_is_blockwise(client, tmp_path, monkeypa
             reads.clear()
             together = dpca_significance(chunked, got, n_shuffles=4, n_splits=3, seed=1).significance
             assert len(reads) == 1 and 6 < len(reads[0]) <= 5 * 3 * 6
+            reads.clear()  # the held-out trials of two designs at a time (their sums all in one pass): 3 reads
+            patch.setattr(dpca_trials, "BUDGET", 8 * 2 * 3 * 6 * len(expected.times) * 10)
+            in_pairs = dpca_significance(chunked, got, n_shuffles=4, n_splits=3, seed=1).significance
+            assert len(reads) == 3 and all(len(rows) <= 2 * 3 * 6 for rows in reads)
         for name in significant:
             np.testing.assert_array_equal(together[name], significant[name])
+            np.testing.assert_array_equal(in_pairs[name], significant[name])
         assert got.regularizer == expected.regularizer
         for name in expected.decoders:
             np.testing.assert_allclose(got.decoders[name], expected.decoders[name], rtol=0, atol=1e-10)

@@ -60,14 +60,15 @@ def _all_scores(trials: Trials, designs: list[Design], helds: list[np.ndarray], 
     """
     grid = dataclasses.replace(designs[0], cells=designs[0].cells[:0])  # scoring needs no trial's cell
     scores = []
-    for group in trials.groups(len(designs), designs[0].counts.size * (1 + helds[0].shape[0])):
-        sums = trials.sums(designs[group])
-        held_trials, held = trials.gather(helds[group])
-        jobs = list(zip(sums, held, strict=True))
-        if held_trials is trials:  # too many held-out trials to hold at once: each design reads its splits'
-            scores += [_split_scores(s, trials.held_out(h), len(h), grid, result, names) for s, h in jobs]
-        else:
-            scores += _scores_of_designs(jobs, held_trials.states, grid, result, names)
+    for group in trials.groups(len(designs), designs[0].counts.size):  # designs whose sums fit the budget
+        sums, group_helds = trials.sums(designs[group]), helds[group]
+        for part in trials.groups(len(sums), helds[0].size):  # designs whose held-out trials fit it together
+            held_trials, held = trials.gather(group_helds[part])
+            jobs = list(zip(sums[part], held, strict=True))
+            if held_trials is trials:  # one design's held-out trials exceed it: its splits are read in groups
+                scores += [_split_scores(s, trials.held_out(h), len(h), grid, result, names) for s, h in jobs]
+            else:
+                scores += _scores_of_designs(jobs, held_trials.states, grid, result, names)
     return scores
 
 

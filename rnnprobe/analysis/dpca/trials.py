@@ -61,7 +61,8 @@ class Trials:
         """The held-out trials of several designs (``helds``: (split, cell) trial indices each) read at once
         (one pass over a dask-backed layer) into an in-memory Trials, with each design's indices into it;
         where they exceed BUDGET together, these trials and ``helds`` unchanged (each design's splits are then
-        read in groups, :meth:`held_out`). The gathered Trials serve :meth:`held_out` only.
+        read in groups, :meth:`held_out`). The gathered Trials's ``states`` are those trials, indexed as returned;
+        it serves held-out reads only (its sums are not the layer's).
         """
         rows = np.unique(np.concatenate([held.ravel() for held in helds]))
         if 8 * rows.size * self.shape[0] * self.shape[1] > BUDGET:
