@@ -32,7 +32,9 @@ def cases(quick: bool) -> dict:
         bootstrap_conditions,
         compute_rdms,
         decode,
+        dpca_significance,
         find_fixed_points,
+        fit_dpca,
         fit_encoding,
         permutation_test,
     )
@@ -52,6 +54,10 @@ def cases(quick: bool) -> dict:
     features, weights = rng.normal(size=(1000 // k, 512)), rng.normal(size=(512, 1000 // k))
     responses = features @ weights / 20 + rng.normal(size=(1000 // k, 1000 // k))
     models, data = rng.random((5, 92 * 91 // 2)), rng.random((10, 92 * 91 // 2))
+    dpca_labels = rng.integers(0, 10, 24000 // k)
+    dpca_trials = Recording({"h": rng.normal(size=(24000 // k, 4, 256)) + 0.2 * dpca_labels[:, None, None]},
+                            metadata={"label": dpca_labels})  # fmt: skip
+    dpca_fit = fit_dpca(dpca_trials, parameters="label", n_components=3)
     flipflop, flipflop64 = shipped.load("flipflop-gru"), shipped.load("flipflop-gru64")
     starts = rng.normal(scale=0.5, size=(512 // k, 16))
     starts64 = rng.normal(scale=0.5, size=(512 // k, 64))
@@ -73,6 +79,9 @@ def cases(quick: bool) -> dict:
             models, data, comparison="spearman", n_bootstrap=300 // k, progress=False).evaluations,
         "RSA permutation test, 10000, 92 conditions": lambda: permutation_test(models, data[:1],
                                                                                progress=False).null,
+        "dPCA significance, 20 shuffles x 5 splits, 24000 x 4 x 256": lambda: np.stack([
+            flags for flags in dpca_significance(dpca_trials, dpca_fit, n_shuffles=20, n_splits=5)
+            .significance.values()]).astype(float),
         "fixed points, flip-flop GRU, 512 starts": lambda: np.sort(find_fixed_points(
             flipflop, initial_states=starts, progress=False).states, axis=0),
         "fixed points, flip-flop GRU-64, 512 starts": lambda: np.sort(find_fixed_points(

@@ -489,6 +489,13 @@ def test_group_sums_equal_a_loop_over_groups():
         np.testing.assert_allclose(sums[g], x[groups == g].sum(axis=0), rtol=0, atol=1e-12)
     for g in range(4):
         np.testing.assert_allclose(means[g], x[groups == g].mean(axis=0), rtol=0, atol=1e-12)
+    sets = np.stack([groups, rng.permutation(groups), rng.integers(0, 5, 23)])  # several label sets at once
+    set_sums, set_means = group_sums(lazy, sets, 5).compute(), group_sums(lazy, sets, 5, mean=True).compute()
+    assert set_sums.shape == set_means.shape == (3, 5, 3, 4)
+    for k, labels in enumerate(sets):
+        for g in np.unique(labels):
+            np.testing.assert_allclose(set_sums[k, g], x[labels == g].sum(axis=0), rtol=0, atol=1e-12)
+            np.testing.assert_allclose(set_means[k, g], x[labels == g].mean(axis=0), rtol=0, atol=1e-12)
 
 
 def _scheduler_name(block: int) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnprobe.analysis.conditions import sum_groups
+from rnnprobe.analysis.conditions import sum_group_sets, sum_groups
 
 
 @pytest.mark.parametrize("groups", [[0, 1, 2, 3], [2, 0, 3, 1], [1, 0, 1, 2], [3, 0, 3, 0]])
@@ -47,3 +47,17 @@ def test_sum_groups_and_condition_average_in_blocks_of_rows_equal_a_loop(monkeyp
         np.testing.assert_allclose(means.get("h")[k], trials.mean(axis=0), rtol=1e-12, atol=1e-12)
         np.testing.assert_allclose(means.get("h:sem")[k], trials.std(axis=0, ddof=1) / np.sqrt(len(trials)),
                                    rtol=1e-10)  # fmt: skip
+
+
+@pytest.mark.parametrize("n_groups", [5, 30])  # the stacked dense indicator, and sparse products per set
+def test_sum_group_sets_equal_sums_per_set(monkeypatch, n_groups):
+    from rnnprobe.analysis import conditions
+
+    rng = np.random.default_rng(n_groups)
+    states = rng.normal(size=(50, 2, 3)).astype(np.float32)
+    sets = rng.integers(0, n_groups, size=(4, 50))
+    monkeypatch.setattr(conditions, "ROW_BYTES", 8 * 6 * 11)  # blocks of a few stimuli
+    expected = np.stack([sum_groups(states, labels, n_groups) for labels in sets])
+    got = sum_group_sets(states, sets, n_groups)
+    assert got.shape == (4, n_groups, 2, 3) and got.dtype == np.float64
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)

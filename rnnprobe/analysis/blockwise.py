@@ -87,26 +87,33 @@ def dask_states(recording: Any, layer: str, *, stimuli: Any = None, time: Any = 
 def group_sums(x: Any, groups: np.ndarray, n_groups: int, *, mean: bool = False) -> Any:
     """Lazy (group, ...) sums (or means, ``mean``) over the stimuli of a dask array x (stimulus, ...), stimulus
     i in group ``groups[i]``: a product with the group indicator, chunked along stimuli as x, so each chunk
-    of stimuli adds its own part (the blockwise condition means of RDMs, averages, TDR and dPCA).
+    of stimuli adds its own part (the blockwise condition means of RDMs, averages, TDR and dPCA). ``groups``
+    (set, stimulus), several sets of labels (dPCA's label shuffles): lazy (set, group, ...) sums from one
+    product per chunk, which reads the chunk once for every set.
     """
     import dask.array as da
 
-    counts = np.bincount(groups, minlength=n_groups).astype(np.float64)
-    weight = 1.0 / np.maximum(counts, 1) if mean else np.ones(n_groups)
+    sets = np.atleast_2d(groups)
+    counts = np.stack([np.bincount(labels, minlength=n_groups) for labels in sets]).astype(np.float64)
+    weight = 1.0 / np.maximum(counts, 1) if mean else np.ones_like(counts)
     # the graph holds the labels (compact integers), each task builds its chunk's indicator: a dense indicator
     # in the graph took 8 x groups bytes per stimulus (dpca_significance's 21 label sets of 12,000 trials in 10
     # conditions: a 20 MB graph)
-    labels = da.from_array(groups.astype(np.min_scalar_type(max(n_groups - 1, 0))), chunks=(x.chunks[0],))
-    indicator = labels.map_blocks(_indicator, n_groups, weight, new_axis=0, chunks=((n_groups,), x.chunks[0]),
+    labels = da.from_array(sets.astype(np.min_scalar_type(max(n_groups - 1, 0))), chunks=(len(sets), x.chunks[0]))
+    indicator = labels.map_blocks(group_indicator, n_groups, weight, chunks=((len(sets) * n_groups,), x.chunks[0]),
                                   dtype=np.float64)  # fmt: skip
-    return da.tensordot(indicator, x, axes=(1, 0))
+    sums = da.tensordot(indicator, x, axes=(1, 0))
+    return sums if np.ndim(groups) == 1 else sums.reshape(len(sets), n_groups, *x.shape[1:])
 
 
-def _indicator(labels: np.ndarray, n_groups: int, weight: np.ndarray) -> np.ndarray:
-    """(group, stimulus) indicator of a chunk's group labels, each entry its group's weight."""
-    indicator = np.zeros((n_groups, labels.size))
-    indicator[labels, np.arange(labels.size)] = weight[labels]
-    return indicator
+def group_indicator(labels: np.ndarray, n_groups: int, weight: np.ndarray) -> np.ndarray:
+    """(set x group, stimulus) indicator of stimuli's group ``labels`` (set, stimulus), each entry its set's
+    group's ``weight`` (set, group).
+    """
+    rows = np.arange(len(labels))[:, None]
+    indicator = np.zeros((len(labels), n_groups, labels.shape[1]))
+    indicator[rows, labels, np.arange(labels.shape[1])] = weight[rows, labels]
+    return indicator.reshape(-1, labels.shape[1])
 
 
 def chunk_reduce(

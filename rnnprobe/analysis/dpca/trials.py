@@ -16,8 +16,8 @@ import numpy as np
 
 from ..._validation import check_finite_layer, layer_states
 from ..blockwise import dask_states, group_sums
-from ..parallel import task_pool
-from .core import Design, by_condition, condition_sums
+from ..conditions import sum_group_sets
+from .core import Design, by_condition
 
 if TYPE_CHECKING:  # pragma: no cover
     from ...recording import Recording
@@ -37,19 +37,20 @@ class Trials:
         self.shape = (len(positions), int(np.prod(recording.unit_shape(layer))))  # (time, unit)
 
     def sums(self, designs: Sequence[Design]) -> list[np.ndarray]:
-        """Each design's (cell, time, unit) sums of the trials of each condition cell, in one pass."""
-        if self.states is not None:  # the designs on the libraries' threads, one each (their products free the lock)
-            with task_pool(len(designs)) as pmap:
-                return list(pmap(lambda design: condition_sums(self.states, design), designs))
+        """Each design's (cell, time, unit) sums of the trials of each condition cell, in one pass (one product
+        per block of trials with the designs' stacked indicators).
+        """
+        cells, n_cells = np.stack([design.cells for design in designs]), int(np.prod(designs[0].shape))
+        if self.states is not None:
+            return list(sum_group_sets(self.states, cells, n_cells))
         import dask
         import dask.array as da
 
         x = dask_states(self.recording, self.layer, time=self.positions)
-        lazy = [group_sums(x, design.cells, int(np.prod(design.shape))) for design in designs]
-        *sums, finite = dask.compute(*lazy, True if self.checked else da.isfinite(x).all())
+        sums, finite = dask.compute(group_sums(x, cells, n_cells), True if self.checked else da.isfinite(x).all())
         check_finite_layer(bool(finite), self.layer)
         self.checked = True
-        return sums
+        return list(sums)
 
     def read(self, rows: np.ndarray) -> np.ndarray:
         """The trials ``rows`` (sorted, distinct: read in the store's order) as (trial, time, unit)."""
