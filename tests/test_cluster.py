@@ -496,6 +496,10 @@ def test_group_sums_equal_a_loop_over_groups():
         for g in np.unique(labels):
             np.testing.assert_allclose(set_sums[k, g], x[labels == g].sum(axis=0), rtol=0, atol=1e-12)
             np.testing.assert_allclose(set_means[k, g], x[labels == g].mean(axis=0), rtol=0, atol=1e-12)
+    many = rng.integers(0, 30, 23)  # more groups than the dense indicator takes: sparse products per chunk
+    many_sums = group_sums(lazy, many, 30).compute()
+    for g in range(30):
+        np.testing.assert_allclose(many_sums[g], x[many == g].sum(axis=0), rtol=0, atol=1e-12)
 
 
 def _scheduler_name(block: int) -> str:
