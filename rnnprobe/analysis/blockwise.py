@@ -118,16 +118,6 @@ def _chunk_group_sums(block: np.ndarray, labels: np.ndarray, n_groups: int) -> n
     return sums.reshape(1, -1, *block.shape[1:])
 
 
-def group_indicator(labels: np.ndarray, n_groups: int, weight: np.ndarray) -> np.ndarray:
-    """(set x group, stimulus) indicator of stimuli's group ``labels`` (set, stimulus), each entry its set's
-    group's ``weight`` (set, group).
-    """
-    rows = np.arange(len(labels))[:, None]
-    indicator = np.zeros((len(labels), n_groups, labels.shape[1]))
-    indicator[rows, labels, np.arange(labels.shape[1])] = weight[rows, labels]
-    return indicator.reshape(-1, labels.shape[1])
-
-
 def chunk_reduce(
     function: Callable[..., Any],
     arrays: list[Any],

@@ -10,7 +10,7 @@ import numpy as np
 from .._validation import check_finite_layer, check_int, check_recording, layer_states
 from ..errors import ArgumentTypeError, ShapeError, describe
 from ..recording import Recording
-from .blockwise import dask_states, group_indicator, group_sums
+from .blockwise import dask_states, group_sums
 
 
 def condition_average(
@@ -178,12 +178,19 @@ def sum_group_sets(states: np.ndarray, sets: np.ndarray, n_groups: int) -> np.nd
         return np.stack([sum_groups(states, labels, n_groups) for labels in sets])
     flat = states.reshape(sets.shape[1], -1)
     sums = np.zeros((len(sets) * n_groups, flat.shape[1]))
-    ones = np.ones((len(sets), n_groups))
     step = max(1, ROW_BYTES // (8 * max(flat.shape[1], len(sets) * n_groups)))
     for start in range(0, sets.shape[1], step):
         rows = slice(start, start + step)
-        sums += group_indicator(sets[:, rows], n_groups, ones) @ flat[rows]
+        sums += _stacked_indicator(sets[:, rows], n_groups) @ flat[rows]
     return sums.reshape(len(sets), n_groups, *states.shape[1:])
+
+
+def _stacked_indicator(sets: np.ndarray, n_groups: int) -> np.ndarray:
+    """The dense (set x group, stimulus) indicator of the stimuli's group labels ``sets`` (set, stimulus)."""
+    rows = np.arange(len(sets))[:, None]
+    indicator = np.zeros((len(sets), n_groups, sets.shape[1]))
+    indicator[rows, sets, np.arange(sets.shape[1])] = 1.0
+    return indicator.reshape(-1, sets.shape[1])
 
 
 def _indicator(groups: np.ndarray, n_groups: int) -> Any:

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 
 from ...errors import ArgumentError, ShapeError, UnknownNameError, format_choices
-from ..conditions import sum_groups
 
 TIME = "time"
 
@@ -63,18 +62,6 @@ def trial_design(columns: dict[str, np.ndarray]) -> Design:
             f"combination of the parameters' values; select trials or parameters that cross fully."
         )
     return Design(parameters, levels, cells, counts)
-
-
-def condition_means(trials: np.ndarray, design: Design) -> np.ndarray:
-    """(unit, *conditions, time) means of the trials (trial, time, unit) per condition (each condition weighs
-    the same, whatever its number of trials).
-    """
-    return by_condition(condition_sums(trials, design) / design.counts.reshape(-1, 1, 1), design)
-
-
-def condition_sums(trials: np.ndarray, design: Design) -> np.ndarray:
-    """(cell, time, unit) sums of the trials (trial, time, unit) of each condition cell."""
-    return sum_groups(trials, design.cells, int(np.prod(design.shape)))
 
 
 def by_condition(per_cell: np.ndarray, design: Design) -> np.ndarray:
@@ -132,14 +119,13 @@ def marginalize(x: np.ndarray, axes: list[str], groups: dict[str, list[tuple[str
     return out
 
 
-def fit_marginal(x: np.ndarray, marginal: np.ndarray, mu: float, q: int, gram: np.ndarray | None = None
+def fit_marginal(x: np.ndarray, marginal: np.ndarray, mu: float, q: int, gram: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """(encoder P, decoder D), unit x q, of one marginalisation (x, marginal: unit x samples; gram = X X',
-    computed here when not given): the reduced-rank regression's target C R C' (C = X_phi X' R^-1, or
-    X_phi X^+ unregularised; R = X X' + mu I) decomposed in the units' dimension. With fewer samples than
-    units, :func:`fit_path` solves the same in the samples' dimension (:func:`_thin_fit`).
+    """(encoder P, decoder D), unit x q, of one marginalisation (x, marginal: unit x samples; gram = X X'):
+    the reduced-rank regression's target C R C' (C = X_phi X' R^-1, or X_phi X^+ unregularised;
+    R = X X' + mu I) decomposed in the units' dimension. With fewer samples than units, :func:`fit_path`
+    solves the same in the samples' dimension (:func:`_thin_fit`).
     """
-    gram = x @ x.T if gram is None else gram
     regularized = gram + mu * np.eye(gram.shape[0])
     if mu > 0:
         c = np.linalg.solve(regularized, x @ marginal.T).T  # X_phi X' (X X' + mu I)^-1 (the inverse is symmetric)
