@@ -98,9 +98,9 @@ def group_sums(x: Any, groups: np.ndarray, n_groups: int, *, mean: bool = False)
     # graph took 8 x groups bytes per stimulus (dpca_significance's 21 label sets of 12,000 trials in 10
     # conditions: a 20 MB graph), and a dense product per chunk grew with the groups (3,000 groups of 12,000 x
     # 1024 states: 1.6 s, against 13 ms for the sparse product in memory)
-    labels = da.from_array(sets.T.astype(np.min_scalar_type(max(n_groups - 1, 0))), chunks=(x.chunks[0], len(sets)))
+    labels = da.from_array(sets.astype(np.min_scalar_type(max(n_groups - 1, 0))), chunks=(len(sets), x.chunks[0]))
     other = "abcdefgh"[: x.ndim - 1]
-    parts = da.blockwise(_chunk_group_sums, "nk" + other, x, "n" + other, labels, "ns", n_groups=n_groups,
+    parts = da.blockwise(_chunk_group_sums, "nk" + other, x, "n" + other, labels, "sn", n_groups=n_groups,
                          new_axes={"k": len(sets) * n_groups}, adjust_chunks={"n": 1}, concatenate=True,
                          dtype=np.float64)  # fmt: skip
     sums = parts.sum(axis=0).reshape(len(sets), n_groups, *x.shape[1:])
@@ -111,11 +111,12 @@ def group_sums(x: Any, groups: np.ndarray, n_groups: int, *, mean: bool = False)
 
 
 def _chunk_group_sums(block: np.ndarray, labels: np.ndarray, n_groups: int) -> np.ndarray:
-    """A chunk's (1, set x group, ...) sums of its stimuli ``block`` under their ``labels`` (stimulus, set)."""
+    """A chunk's (1, set x group, ...) float64 sums of its stimuli ``block`` under their ``labels`` (set,
+    stimulus).
+    """
     from .conditions import sum_group_sets
 
-    sums = sum_group_sets(np.asarray(block, dtype=np.float64), np.ascontiguousarray(labels.T), n_groups)
-    return sums.reshape(1, -1, *block.shape[1:])
+    return sum_group_sets(block, labels, n_groups).reshape(1, -1, *block.shape[1:])
 
 
 def chunk_reduce(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -91,9 +91,7 @@ def _average(
     if not sem:
         return mean, None
     squares = np.zeros_like(mean)  # the trials' squared deviations from their means, a block of trials at a time
-    step = max(1, ROW_BYTES // (8 * max(1, mean[0].size)))
-    for start in range(0, len(data), step):
-        rows = slice(start, start + step)
+    for rows in _row_blocks(len(data), mean[0].size):
         squares += sum_groups((data[rows] - mean[inverse[rows]]) ** 2, inverse[rows], len(counts))
     return mean, _spread(squares, counts)
 
@@ -154,9 +152,7 @@ def sum_groups(states: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndar
     if flat.dtype == np.float64:
         return np.asarray(_indicator(groups, n_groups) @ flat).reshape(n_groups, *states.shape[1:])
     sums = np.zeros((n_groups, flat.shape[1]))
-    step = max(1, ROW_BYTES // (8 * max(1, flat.shape[1])))
-    for start in range(0, groups.size, step):
-        rows = slice(start, start + step)
+    for rows in _row_blocks(groups.size, flat.shape[1]):
         sums += _indicator(groups[rows], n_groups) @ flat[rows].astype(np.float64)
     return sums.reshape(n_groups, *states.shape[1:])
 
@@ -178,11 +174,15 @@ def sum_group_sets(states: np.ndarray, sets: np.ndarray, n_groups: int) -> np.nd
         return np.stack([sum_groups(states, labels, n_groups) for labels in sets])
     flat = states.reshape(sets.shape[1], -1)
     sums = np.zeros((len(sets) * n_groups, flat.shape[1]))
-    step = max(1, ROW_BYTES // (8 * max(flat.shape[1], len(sets) * n_groups)))
-    for start in range(0, sets.shape[1], step):
-        rows = slice(start, start + step)
+    for rows in _row_blocks(sets.shape[1], max(flat.shape[1], len(sets) * n_groups)):
         sums += _stacked_indicator(sets[:, rows], n_groups) @ flat[rows]
     return sums.reshape(len(sets), n_groups, *states.shape[1:])
+
+
+def _row_blocks(n_rows: int, values_per_row: int) -> Iterator[slice]:
+    """Consecutive slices of rows whose ``values_per_row`` float64 values each take about ``ROW_BYTES``."""
+    step = max(1, ROW_BYTES // (8 * max(1, values_per_row)))
+    return (slice(start, start + step) for start in range(0, n_rows, step))
 
 
 def _stacked_indicator(sets: np.ndarray, n_groups: int) -> np.ndarray:
