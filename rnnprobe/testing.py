@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ._validation import check_int, check_number
+from .errors import ShapeError
 from .recording.container import Recording
 
 __all__ = ["assert_components_equal", "assert_recordings_equal", "make_dynamics", "make_recording"]
@@ -68,7 +69,8 @@ def assert_components_equal(
     ``actual`` and ``desired`` are lists of (feature, component) arrays of the same components (a
     decomposition's decoders and encoders, say); component k's sign is the one that aligns
     ``actual[0][:, k]`` with ``desired[0][:, k]``, applied to every array of the list. ``columns`` (a mask or
-    indices) restricts the check to the components that are defined (within the decomposition's rank).
+    indices) restricts the check to the components that are defined (within the decomposition's rank). NaN
+    is never equal to anything, NaN included (a component that is NaN on both sides fails).
 
     Examples
     --------
@@ -76,10 +78,17 @@ def assert_components_equal(
     >>> w = np.linalg.qr(np.random.default_rng(0).normal(size=(5, 2)))[0]
     >>> assert_components_equal([w, 2 * w], [w * [1, -1], 2 * w * [1, -1]])
     """
+    shapes = [np.shape(a) for a in actual], [np.shape(d) for d in desired]
+    if not actual or shapes[0] != shapes[1] or any(len(shape) != 2 for shape in shapes[0]):
+        raise ShapeError(
+            f"actual, desired: got arrays of shapes {shapes[0]} and {shapes[1]}. Pass two non-empty lists of "
+            f"(feature, component) arrays, the same shapes in the same order."
+        )
     columns = slice(None) if columns is None else columns
     signs = np.sign(np.sum(actual[0] * desired[0], axis=0))[columns]
     for k, (a, d) in enumerate(zip(actual, desired, strict=True)):
-        np.testing.assert_allclose(a[:, columns], d[:, columns] * signs, atol=atol, err_msg=f"array {k}")
+        np.testing.assert_allclose(a[:, columns], d[:, columns] * signs, atol=atol, equal_nan=False,
+                                   err_msg=f"array {k}")  # fmt: skip
 
 
 def make_recording(
