@@ -229,3 +229,45 @@ def test_held_out_splits_equal_brute_force_means_of_the_kept_trials():
             kept = trials[np.setdiff1d(members[cell], [out])].mean(axis=0)  # (time, unit)
             np.testing.assert_allclose(train[:, s, d, :], kept.T, rtol=1e-12, atol=1e-12)
             np.testing.assert_array_equal(held[:, s, d, :], trials[out].T)
+
+
+@pytest.mark.parametrize("n_units", [5, 40])  # fewer units than the 24 samples (unit x unit fits), more (thin fits)
+@pytest.mark.parametrize("regularizer", [0.0, 1e-3])
+def test_batched_fits_and_scores_equal_one_split_at_a_time(n_units, regularizer):
+    """dpca_significance refits every split of every design as one batch of stacked solvers: the decoders equal
+    fit_all's one split at a time (a design of all-zero states among them: mu = 0 beside mu > 0), and the
+    accuracies equal a loop finding each held-out class's nearest training class mean."""
+    from rnnprobe.analysis.dpca import significance
+    from rnnprobe.analysis.dpca.fit import _centred
+    from rnnprobe.analysis.dpca.trials import split_means
+
+    rng = np.random.default_rng(4)
+    stim, dec = np.repeat([0, 1, 2], 4), np.tile([0, 1], 6)
+    design = core.trial_design({"stimulus": stim, "decision": dec})
+    result = fit_dpca(_recording(stim, dec, rng.normal(size=(12, 4, n_units))), parameters=["stimulus", "decision"],
+                      n_components=2, regularizer=regularizer)  # fmt: skip
+    sums, held = rng.normal(size=(3, 6, 4, n_units)) * 3, rng.normal(size=(3, 2, 6, 4, n_units))  # 3 designs, 2 splits
+    sums[1], held[1] = 0.0, 0.0
+    axes, groups = ["stimulus", "decision", "time"], result.marginalizations
+    components = {name: d.shape[1] for name, d in result.decoders.items()}
+    names = [name for name in groups if name != "time"]
+    batch = _centred(split_means(sums[:, None], held, design)[0], batch=2)
+    _, batched = core.fit_all(batch, core.marginalize(batch, axes, groups), regularizer, components, batch=2)
+    accuracies = significance._accuracies(sums, held, design, result, names)
+    for d in range(3):
+        for s in range(2):
+            train, valid = (_centred(x) for x in split_means(sums[d], held[d, s], design))
+            _, decoders = core.fit_all(train, core.marginalize(train, axes, groups), regularizer, components)
+            for name in names:
+                np.testing.assert_allclose(batched[name][d, s], decoders[name], rtol=1e-12, atol=1e-12)
+                keep = {p for sets in groups[name] for p in sets} - {"time"}
+                drop = tuple(1 + k for k, p in enumerate(axes[:2]) if p not in keep)
+                z_train, z_valid = (np.einsum("uk,u...->k...", decoders[name], x) for x in (train, valid))
+                z_train, z_valid = (z.mean(axis=drop).reshape(2, -1, 4) for z in (z_train, z_valid))
+                expected = np.zeros((2, 4))
+                for k in range(2):
+                    for t in range(4):
+                        for c in range(z_valid.shape[1]):
+                            nearest = np.argmin(np.abs(z_valid[k, c, t] - z_train[k, :, t]))
+                            expected[k, t] += (nearest == c) / z_valid.shape[1]
+                np.testing.assert_allclose(accuracies[name][d, s], expected, rtol=0, atol=1e-12)

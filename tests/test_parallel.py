@@ -187,6 +187,32 @@ def test_rdm_movies_permutation_tests_and_bootstraps_on_two_threads_equal_one(po
         np.testing.assert_allclose(two, one, rtol=1e-13, atol=1e-15)
 
 
+def test_dpca_significance_and_its_sums_on_two_threads_equal_one(pools, torch_threads):
+    """dpca_significance's shuffles' condition sums split their columns over the threads (the same bits as one
+    product) and its designs' fits go in blocks to the threads: the significance equals the one-thread run's."""
+    from rnnprobe import Recording
+    from rnnprobe.analysis import dpca_significance, fit_dpca
+    from rnnprobe.analysis.conditions import sum_group_sets
+
+    rng = np.random.default_rng(2)
+    labels = np.repeat([0, 1, 2], 20)
+    trials = Recording({"h": rng.normal(size=(60, 5, 40)) + 0.5 * labels[:, None, None]}, metadata={"label": labels})
+    states, sets = rng.normal(size=(300, 2, 100)), rng.integers(0, 4, (6, 300))
+    results = []
+    for threads in (1, 2):
+        torch_threads(threads)
+        fitted = fit_dpca(trials, parameters="label", n_components=2)
+        pools.clear()
+        significance = dpca_significance(trials, fitted, n_shuffles=6, n_splits=3, seed=1).significance
+        assert pools == [threads, threads]  # the sums' columns, the designs' blocks
+        results.append((sum_group_sets(states, sets, 4), significance))
+    np.testing.assert_array_equal(results[1][0], results[0][0])
+    assert results[1][1].keys() == results[0][1].keys()
+    for name, flags in results[0][1].items():
+        np.testing.assert_array_equal(results[1][1][name], flags)
+    assert any(flags.any() for flags in results[0][1].values())
+
+
 @pytest.mark.parametrize("solver", ["dense", "matrix-free"])
 def test_fixed_point_search_on_two_threads_equals_one(solver, monkeypatch, pools, torch_threads):
     """A dense search splits its candidates (both damping levels and the deflated pass) across the threads,

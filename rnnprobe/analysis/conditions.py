@@ -11,6 +11,7 @@ from .._validation import check_finite_layer, check_int, check_recording, layer_
 from ..errors import ArgumentTypeError, ShapeError, describe
 from ..recording import Recording
 from .blockwise import dask_states, group_sums
+from .parallel import library_threads, task_pool
 
 
 def condition_average(
@@ -166,16 +167,29 @@ def sum_group_sets(states: np.ndarray, sets: np.ndarray, n_groups: int) -> np.nd
     """The float64 sums (set, group, ...) of the in-memory (stimulus, ...) ``states`` under several sets of
     group labels ``sets`` (set, stimulus) (dPCA's label shuffles). Up to ``DENSE_GROUPS`` groups: one dense
     product with the sets' stacked indicator per block of ``ROW_BYTES`` of stimuli, so the states are read
-    once for every set, on BLAS's threads (21 sets of 10 groups, 24,000 x 1024 states: 0.47-0.6 s by
-    :func:`sum_groups` per set, which reads them once per set; 0.2 s on one thread, 0.11-0.13 s on two,
-    AMD EPYC). More groups: :func:`sum_groups` per set (the dense product's flops grow with the groups).
+    once for every set (21 sets of 10 groups, 24,000 x 1024 states: 0.47-0.6 s by :func:`sum_groups` per set,
+    which reads them once per set; 0.2 s on one thread, AMD EPYC). More groups: :func:`sum_groups` per set (the
+    dense product's flops grow with the groups).
+
+    The values (columns of the flattened states) are split over the libraries' threads, each product on one
+    BLAS thread (the same sums as one product). On BLAS's own threads the sums took 0.1 s on two, but
+    OpenBLAS's idle thread then spins for about 0.1 s on the second core, so the thread pool that followed
+    (dPCA's shuffles' fits) ran at one core's speed: 118 ms on one thread, 68 on two, 117-127 right after.
     """
     if n_groups > DENSE_GROUPS:
         return np.stack([sum_groups(states, labels, n_groups) for labels in sets])
     flat = states.reshape(sets.shape[1], -1)
     sums = np.zeros((len(sets) * n_groups, flat.shape[1]))
-    for rows in _row_blocks(sets.shape[1], max(flat.shape[1], len(sets) * n_groups)):
-        sums += _stacked_indicator(sets[:, rows], n_groups) @ flat[rows]
+    splits = np.array_split(np.arange(flat.shape[1]), min(library_threads(), max(1, flat.shape[1] // 64)))
+    columns = [slice(split[0], split[-1] + 1) for split in splits]
+    with task_pool(len(columns)) as pmap:
+        for rows in _row_blocks(sets.shape[1], max(flat.shape[1], len(sets) * n_groups)):
+            indicator = _stacked_indicator(sets[:, rows], n_groups)
+
+            def add(part: slice, indicator: np.ndarray = indicator, rows: slice = rows) -> None:
+                sums[:, part] += indicator @ flat[rows, part]
+
+            list(pmap(add, columns))
     return sums.reshape(len(sets), n_groups, *states.shape[1:])
 
 

@@ -65,8 +65,9 @@ def trial_design(columns: dict[str, np.ndarray]) -> Design:
 
 
 def by_condition(per_cell: np.ndarray, design: Design) -> np.ndarray:
-    """(cell, time, unit) arrays as (unit, *conditions, time)."""
-    return np.moveaxis(per_cell.reshape(*design.shape, *per_cell.shape[1:]), -1, 0)
+    """(..., cell, time, unit) arrays as (..., unit, *conditions, time) (leading axes: a batch)."""
+    lead = per_cell.shape[:-3]
+    return np.moveaxis(per_cell.reshape(*lead, *design.shape, *per_cell.shape[-2:]), -1, len(lead))
 
 
 def marginalization_names(parameters: list[str], join: Any) -> dict[str, list[tuple[str, ...]]]:
@@ -98,8 +99,10 @@ def marginalization_names(parameters: list[str], join: Any) -> dict[str, list[tu
 
 
 def marginalize(x: np.ndarray, axes: list[str], groups: dict[str, list[tuple[str, ...]]]) -> dict[str, np.ndarray]:
-    """Name -> X_phi (unit x conditions x time, summed over the joined sets) of centred x."""
-    dims = {name: k + 1 for k, name in enumerate(axes)}
+    """Name -> X_phi (unit x conditions x time, summed over the joined sets) of centred x (..., unit,
+    *conditions, time), leading axes a batch.
+    """
+    dims = {name: k - len(axes) for k, name in enumerate(axes)}  # (from the end: any leading batch axes)
     means: dict[tuple[str, ...], np.ndarray] = {}
 
     def mean_keeping(keep: tuple[str, ...]) -> np.ndarray:
@@ -119,35 +122,55 @@ def marginalize(x: np.ndarray, axes: list[str], groups: dict[str, list[tuple[str
     return out
 
 
-def fit_marginal(x: np.ndarray, marginal: np.ndarray, mu: float, q: int, gram: np.ndarray
+def _t(a: np.ndarray) -> np.ndarray:
+    """The last two axes swapped (the transpose of each matrix of a stack)."""
+    return a.swapaxes(-1, -2)
+
+
+def _ridge_or_pinv(mu: np.ndarray, ridge: Any, plain: Any) -> np.ndarray:
+    """``ridge(sel)`` where the ridge mu (the batch's shape) is positive, ``plain(sel)`` (the pseudo-inverse's
+    solution) where it is zero; ``sel`` selects those matrices of the batch (``...``: all of them).
+    """
+    positive = mu > 0
+    if positive.all() or not positive.any():
+        return ridge(...) if positive.all() else plain(...)
+    first = ridge(positive)
+    out = np.empty((*mu.shape, *first.shape[1:]))
+    out[positive], out[~positive] = first, plain(~positive)
+    return out
+
+
+def fit_marginal(x: np.ndarray, marginal: np.ndarray, mu: np.ndarray, q: int, gram: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """(encoder P, decoder D), unit x q, of one marginalisation (x, marginal: unit x samples; gram = X X'):
     the reduced-rank regression's target C R C' (C = X_phi X' R^-1, or X_phi X^+ unregularised;
     R = X X' + mu I) decomposed in the units' dimension. With fewer samples than units, :func:`fit_path`
-    solves the same in the samples' dimension (:func:`_thin_fit`).
+    solves the same in the samples' dimension (:func:`_thin_fit`). Leading axes (and ``mu``'s): a batch.
     """
-    regularized = gram + mu * np.eye(gram.shape[0])
-    if mu > 0:
-        c = np.linalg.solve(regularized, x @ marginal.T).T  # X_phi X' (X X' + mu I)^-1 (the inverse is symmetric)
-    else:  # unregularised: X_phi X^+ (X X' may be singular: more units than samples)
-        c = marginal @ np.linalg.pinv(x)
-    target = c @ regularized @ c.T
-    encoder = _leading(np.linalg.eigh((target + target.T) / 2)[1], q)
-    return encoder, c.T @ encoder
+    regularized = gram + mu[..., None, None] * np.eye(gram.shape[-1])
+    c = _ridge_or_pinv(  # X_phi X' (X X' + mu I)^-1 (the inverse is symmetric), or X_phi X^+ (X X' may be singular)
+        mu,
+        lambda sel: _t(np.linalg.solve(regularized[sel], x[sel] @ _t(marginal[sel]))),
+        lambda sel: marginal[sel] @ np.linalg.pinv(x[sel]),
+    )
+    target = c @ regularized @ _t(c)
+    encoder = _leading(np.linalg.eigh((target + _t(target)) / 2)[1], q)
+    return encoder, _t(c) @ encoder
 
 
-def _thin_parts(x: np.ndarray, mu: float) -> tuple[np.ndarray, np.ndarray]:
+def _thin_parts(x: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(A, K) of :func:`fit_marginal`'s samples-dimension solution, shared by every marginalisation of x:
     A = R^-1 X = X (X'X + mu I)^-1 (the push-through identity), or A = (X^+)' unregularised, and
-    K = A' R A = (X'A)'(X'A) + mu A'A (samples x samples).
+    K = A' R A = (X'A)'(X'A) + mu A'A (samples x samples). Leading axes (and ``mu``'s): a batch.
     """
-    n_samples = x.shape[1]
-    if mu > 0:
-        a = np.linalg.solve(x.T @ x + mu * np.eye(n_samples), x.T).T  # (X'X + mu I) is symmetric
-    else:
-        a = np.linalg.pinv(x).T
-    xa = x.T @ a
-    return a, xa.T @ xa + mu * (a.T @ a)
+    eye = np.eye(x.shape[-1])
+    a = _ridge_or_pinv(  # (X'X + mu I) is symmetric
+        mu,
+        lambda sel: _t(np.linalg.solve(_t(x[sel]) @ x[sel] + mu[sel][..., None, None] * eye, _t(x[sel]))),
+        lambda sel: _t(np.linalg.pinv(x[sel])),
+    )
+    xa = _t(x) @ a
+    return a, _t(xa) @ xa + mu[..., None, None] * (_t(a) @ a)
 
 
 def _thin_fit(marginal: np.ndarray, factors: tuple[np.ndarray, np.ndarray], a: np.ndarray, k: np.ndarray, q: int
@@ -159,38 +182,44 @@ def _thin_fit(marginal: np.ndarray, factors: tuple[np.ndarray, np.ndarray], a: n
     20 shuffles x 5 splits, 1.6-2.0 -> 0.65-0.8 s; 240 trials x 15 steps x 400 units, 20 x 20, 33 -> 9.3 s).
     """
     basis, r = factors  # marginal = basis r (unit x samples, samples x samples)
-    small = r @ k @ r.T
-    encoder = _leading(basis @ np.linalg.eigh((small + small.T) / 2)[1], q)
-    return encoder, a @ (marginal.T @ encoder)
+    small = r @ k @ _t(r)
+    encoder = _leading(basis @ np.linalg.eigh((small + _t(small)) / 2)[1], q)
+    return encoder, a @ (_t(marginal) @ encoder)
 
 
 def _leading(vectors: np.ndarray, q: int) -> np.ndarray:
-    """The last q columns of eigh's ascending eigenvectors, largest first, each signed so that its largest
-    entry is positive.
+    """The last q columns of eigh's ascending eigenvectors (of each matrix of a stack), largest first, each
+    signed so that its largest entry is positive.
     """
-    encoder = vectors[:, ::-1][:, :q]
-    return encoder * np.where(encoder[np.argmax(np.abs(encoder), axis=0), np.arange(q)] < 0, -1.0, 1.0)
+    encoder = vectors[..., ::-1][..., :q]
+    peak = np.take_along_axis(encoder, np.argmax(np.abs(encoder), axis=-2)[..., None, :], axis=-2)
+    return encoder * np.where(peak < 0, -1.0, 1.0)
 
 
-def fit_all(x: np.ndarray, marginals: dict[str, np.ndarray], regularizer: float, components: dict[str, int]
-            ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:  # fmt: skip
+def fit_all(x: np.ndarray, marginals: dict[str, np.ndarray], regularizer: float, components: dict[str, int],
+            *, batch: int = 0) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:  # fmt: skip
     """Encoders and decoders of every marginalisation, at one regularizer."""
-    return next(fit_path(x, marginals, [regularizer], components))
+    return next(fit_path(x, marginals, [regularizer], components, batch=batch))
 
 
 def fit_path(x: np.ndarray, marginals: dict[str, np.ndarray], regularizers: Iterable[float],
-             components: dict[str, int]) -> Iterator[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:  # fmt: skip
+             components: dict[str, int], *, batch: int = 0
+             ) -> Iterator[tuple[dict[str, np.ndarray], dict[str, np.ndarray]]]:  # fmt: skip
     """(encoders, decoders) of every marginalisation at each regularizer in turn (the cross-validation's
     candidates); what no regularizer changes is computed once: the unit x unit Gram matrix, or, with fewer
     samples than units (the samples' dimension, :func:`_thin_fit`), each marginalisation's QR factors (3.5 of
     ``regularizer="auto"``'s 10 s when they were recomputed for each of its 45 candidates, 400 units).
+
+    ``x`` and the marginals (unit, *conditions, time) may lead with ``batch`` axes of independent fits (the
+    significance's splits and shuffles), fitted by the stacked solvers at once: the encoders and decoders
+    lead with them too.
     """
-    flat = x.reshape(x.shape[0], -1)
-    norm = float(np.vdot(flat, flat))
+    flat = x.reshape(*x.shape[: batch + 1], -1)  # (..., unit, samples)
+    norm = np.einsum("...us,...us->...", flat, flat)
     shaped = {name: marginal.reshape(flat.shape) for name, marginal in marginals.items()}
-    thin = flat.shape[1] < flat.shape[0] and max(components.values()) <= flat.shape[1]
+    thin = flat.shape[-1] < flat.shape[-2] and max(components.values()) <= flat.shape[-1]
     factors = {name: np.linalg.qr(m) for name, m in shaped.items()} if thin else None
-    gram = None if thin else flat @ flat.T
+    gram = None if thin else flat @ _t(flat)
     for regularizer in regularizers:
         mu = (regularizer * norm) ** 2
         if factors is not None:

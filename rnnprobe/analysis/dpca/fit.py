@@ -281,8 +281,10 @@ def fit_dpca(
                       layer, mean, scores, candidates, {}, groups, positions, recording.periods)  # fmt: skip
 
 
-def _centred(x: np.ndarray) -> np.ndarray:
-    return x - x.reshape(x.shape[0], -1).mean(axis=1).reshape(-1, *([1] * (x.ndim - 1)))
+def _centred(x: np.ndarray, *, batch: int = 0) -> np.ndarray:
+    """The states (..., unit, *conditions, time) less each unit's mean, the ``batch`` leading axes apart."""
+    lead = x.shape[: batch + 1]
+    return x - x.reshape(*lead, -1).mean(axis=-1).reshape(*lead, *([1] * (x.ndim - batch - 1)))
 
 
 def cross_validate(sums: np.ndarray, trials: Trials, design: Design, axes: list[str],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
 
 import numpy as np
 
@@ -11,52 +10,81 @@ from ..._validation import check_int, check_recording, check_seed
 from ...errors import ArgumentTypeError, ShapeError, describe
 from ...recording import Recording
 from ..blockwise import run_blocks, sample_blocks
-from ..parallel import task_pool
+from ..parallel import library_threads, task_pool
 from .core import TIME, Design, fit_all, marginalize, trial_design
 from .fit import DPCAResult, _centred, _parameters
 from .trials import Trials, draw_held, split_means
 
+FIT_BYTES = 2**24  # the designs' splits fitted as one batch hold about this many bytes of training means
+
 
 def _class_traces(z: np.ndarray, sets: list[tuple[str, ...]], axes: list[str]) -> np.ndarray:
-    """(component, class, time): components averaged over the parameters outside the marginalisation."""
+    """(..., component, class, time): components (..., component, *conditions, time) averaged over the
+    parameters outside the marginalisation.
+    """
     keep = {name for s in sets for name in s} - {TIME}
-    drop = tuple(k + 1 for k, name in enumerate(axes[:-1]) if name not in keep)
+    drop = tuple(k - len(axes) for k, name in enumerate(axes[:-1]) if name not in keep)
     averaged = z.mean(axis=drop) if drop else z
-    return averaged.reshape(averaged.shape[0], -1, averaged.shape[-1])
+    return averaged.reshape(*averaged.shape[: averaged.ndim - len(axes) + len(drop)], -1, averaged.shape[-1])
 
 
 def nearest_mean_accuracy(train: np.ndarray, test: np.ndarray) -> np.ndarray:
-    """(component, time) share of held-out classes whose value is nearest their own class's training mean."""
-    distance = np.abs(test[:, :, None, :] - train[:, None, :, :])  # (component, test class, train class, time)
-    return (np.argmin(distance, axis=2) == np.arange(train.shape[1])[None, :, None]).mean(axis=1)
-
-
-def _split_scores(sums: np.ndarray, held_out: Iterable[np.ndarray], n_splits: int, design: Design,
-                  result: DPCAResult, names: list[str]) -> dict[str, np.ndarray]:  # fmt: skip
-    """(component, time) nearest-mean accuracy of each marginalisation, averaged over the ``n_splits`` splits
-    whose held-out trials (cell, time, unit) ``held_out`` gives.
+    """(..., component, time) share of held-out classes whose value is nearest their own class's training mean,
+    of (..., component, class, time) arrays.
     """
-    axes = [*design.parameters, TIME]
+    distance = np.abs(test[..., :, None, :] - train[..., None, :, :])  # (..., test class, train class, time)
+    return (np.argmin(distance, axis=-2) == np.arange(train.shape[-2])[:, None]).mean(axis=-2)
+
+
+def _project(decoders: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Components (..., component, *conditions, time) of states (..., unit, *conditions, time) by decoders
+    (..., unit, component), the leading axes a batch.
+    """
+    lead = decoders.shape[:-2]
+    flat = x.reshape(*lead, x.shape[len(lead)], -1)
+    return (decoders.swapaxes(-1, -2) @ flat).reshape(*lead, decoders.shape[-1], *x.shape[len(lead) + 1 :])
+
+
+def _accuracies(sums: np.ndarray, held: np.ndarray, grid: Design, result: DPCAResult,
+                names: list[str]) -> dict[str, np.ndarray]:  # fmt: skip
+    """(design, split, component, time) nearest-mean accuracy of each marginalisation, for designs' condition
+    sums (design, cell, time, unit) and their splits' held-out trials (design, split, cell, time, unit): every
+    split of every design refitted at once by the stacked solvers (one design's 5 splits a fit at a time took
+    0.15 s for 21 designs of 256 units, on one thread, and a second thread took turns with it).
+    """
+    axes = [*grid.parameters, TIME]
     components = {n: result.decoders[n].shape[1] for n in result.decoders}
-    totals = {n: 0.0 for n in names}
-    for held_trials in held_out:
-        train, validation = (_centred(x) for x in split_means(sums, held_trials, design))
-        _, decoders = fit_all(train, marginalize(train, axes, result.marginalizations), result.regularizer, components)
-        for n in names:
-            sets = result.marginalizations[n]
-            z_train = _class_traces(np.einsum("uk,u...->k...", decoders[n], train), sets, axes)
-            z_valid = _class_traces(np.einsum("uk,u...->k...", decoders[n], validation), sets, axes)
-            totals[n] = totals[n] + nearest_mean_accuracy(z_train, z_valid)
-    return {n: totals[n] / n_splits for n in names}
+    train, validation = (_centred(x, batch=2) for x in split_means(sums[:, None], held, grid))
+    _, decoders = fit_all(train, marginalize(train, axes, result.marginalizations), result.regularizer, components,
+                          batch=2)  # fmt: skip
+    return {
+        n: nearest_mean_accuracy(*(_class_traces(_project(decoders[n], x), result.marginalizations[n], axes)
+                                   for x in (train, validation)))
+        for n in names
+    }  # fmt: skip
+
+
+def _split_means(accuracies: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """Each design's accuracies averaged over its splits (added in split order)."""
+    out = []
+    for design in range(len(next(iter(accuracies.values())))):
+        scores = {}
+        for n, accuracy in accuracies.items():
+            total = accuracy[design, 0]
+            for split in accuracy[design, 1:]:
+                total = total + split
+            scores[n] = total / accuracy.shape[1]
+        out.append(scores)
+    return out
 
 
 def _all_scores(trials: Trials, designs: list[Design], helds: list[np.ndarray], result: DPCAResult,
                 names: list[str]) -> list[dict[str, np.ndarray]]:  # fmt: skip
-    """:func:`_split_scores` of each design (the observed, then the shuffles: one grid of conditions, the same
-    counts), their condition sums and their held-out trials taken together in as few passes over the trials as
-    the memory budget allows (a read of a few trials of a dask-backed layer decompresses every chunk they are
-    in: with a read per design, 21 designs of 122,070 trials on disk took 24.9 s on one dask worker, 9.3 s with
-    one read, AMD EPYC).
+    """Each design's accuracies averaged over its splits (the observed, then the shuffles: one grid of
+    conditions, the same counts), their condition sums and their held-out trials taken together in as few passes
+    over the trials as the memory budget allows (a read of a few trials of a dask-backed layer decompresses
+    every chunk they are in: with a read per design, 21 designs of 122,070 trials on disk took 24.9 s on one
+    dask worker, 9.3 s with one read, AMD EPYC).
     """
     grid = dataclasses.replace(designs[0], cells=designs[0].cells[:0])  # scoring needs no trial's cell
     scores = []
@@ -66,7 +94,9 @@ def _all_scores(trials: Trials, designs: list[Design], helds: list[np.ndarray], 
             held_trials, held = trials.gather(group_helds[part])
             jobs = list(zip(sums[part], held, strict=True))
             if held_trials is trials:  # one design's held-out trials exceed it: its splits are read in groups
-                scores += [_split_scores(s, trials.held_out(h), len(h), grid, result, names) for s, h in jobs]
+                for s, h in jobs:
+                    parts = [_accuracies(s[None], t[None, None], grid, result, names) for t in trials.held_out(h)]
+                    scores += _split_means({n: np.concatenate([p[n] for p in parts], axis=1) for n in names})
             else:
                 scores += _scores_of_designs(jobs, held_trials.states, grid, result, names)
     return scores
@@ -74,22 +104,35 @@ def _all_scores(trials: Trials, designs: list[Design], helds: list[np.ndarray], 
 
 def _scores_of_designs(jobs: list[tuple[np.ndarray, np.ndarray]], states: np.ndarray, grid: Design,
                        result: DPCAResult, names: list[str]) -> list[dict[str, np.ndarray]]:  # fmt: skip
-    """:func:`_split_scores` of each design's job (its condition sums, and its splits' held-out rows of
-    ``states``, the held-out trials in memory): the designs are independent, so they run as tasks on the active
-    dask client (blocks of designs), else on the libraries' threads (one design a worker).
+    """Each design's accuracies averaged over its splits, from its job (its condition sums, and its splits'
+    held-out rows of ``states``, the held-out trials in memory): the designs are independent, so they run as
+    tasks on the active dask client (blocks of designs), else on the libraries' threads (a block of designs a
+    worker).
     """
     blocks = sample_blocks(len(jobs))
-    if blocks is not None:
+    if blocks is None:
+        per_batch = max(1, FIT_BYTES // (8 * jobs[0][1].size * int(np.prod(states.shape[1:]))))
+        count = max(library_threads(), -(-len(jobs) // per_batch))
+        blocks = np.array_split(np.arange(len(jobs)), min(count, len(jobs)))
+        with task_pool(len(blocks)) as pmap:
+            parts = list(pmap(lambda b: _scores_of_block([jobs[i] for i in b], states, grid, result, names), blocks))
+    else:
         parts = run_blocks(_scores_of_block, [jobs[b] for b in blocks], states, grid, result, names)
-        return [score for part in parts for score in part]
-    with task_pool(len(jobs)) as pmap:
-        return list(pmap(lambda job: _scores_of_block([job], states, grid, result, names)[0], jobs))
+    return [score for part in parts for score in part]
 
 
 def _scores_of_block(jobs: list[tuple[np.ndarray, np.ndarray]], states: np.ndarray, grid: Design,
                      result: DPCAResult, names: list[str]) -> list[dict[str, np.ndarray]]:  # fmt: skip
-    """:func:`_split_scores` of a block of jobs (a task)."""
-    return [_split_scores(s, (states[split] for split in h), len(h), grid, result, names) for s, h in jobs]
+    """:func:`_scores_of_designs` of a block of jobs (a task): their splits fitted in batches of at most
+    FIT_BYTES of training means.
+    """
+    per_batch = max(1, FIT_BYTES // (8 * jobs[0][1].size * int(np.prod(states.shape[1:]))))
+    scores = []
+    for start in range(0, len(jobs), per_batch):
+        batch = jobs[start : start + per_batch]
+        sums, held = np.stack([s for s, _ in batch]), np.stack([states[h] for _, h in batch])
+        scores += _split_means(_accuracies(sums, held, grid, result, names))
+    return scores
 
 
 def dpca_significance(
