@@ -598,8 +598,8 @@ def test_encoding_dask_backed_responses_averages_and_splits_their_repetitions_bl
     client, tmp_path, monkeypatch, with_client
 ):
     """Neural trials on disk grouped by a descriptor (shuffled trial order, 6 repetitions): their mean and every
-    split's half means are indicator products with chunks of trials, two splits per pass here; the scores,
-    R² and noise ceiling equal the in-memory fit's, the trials never read whole; NaN refused."""
+    split's half means are weighted sums of each image's trials in chunks of whole images, two splits per pass
+    here; the scores, R² and noise ceiling equal the in-memory fit's, the trials never read whole; NaN refused."""
     import dask
 
     from rnnprobe.analysis import fit_encoding
@@ -616,13 +616,14 @@ def test_encoding_dask_backed_responses_averages_and_splits_their_repetitions_bl
     settings = {"descriptor": "image", "n_splits": 5, "cv": 3}
     expected = fit_encoding(features, Recording.load(tmp_path / "neural.zarr"), **settings)
     passes = []
-    real_sums = blockwise.group_sums
+    real_sums = blockwise.repetition_sums
     with monkeypatch.context() as patch, dask.config.set(scheduler=None if with_client else "threads"):
         patch.setattr(inputs, "layer_states", None)  # the in-memory path would read the trials whole
         patch.setattr(blockwise, "BUDGET", 2 * 2 * 8 * n_stimuli * 3 * 5)  # two splits' halves per pass
-        patch.setattr(blockwise, "group_sums", lambda *a, **k: passes.append(a[2]) or real_sums(*a, **k))
+        patch.setattr(blockwise, "repetition_sums", lambda *a: passes.append(a[3].sum(axis=1)) or real_sums(*a))
         got = fit_encoding(features, Recording.load(tmp_path / "neural.zarr", chunks=32), **settings)
-    assert passes == [n_stimuli] + [n_stimuli + 1] * 10  # the mean, then 5 splits x 2 halves
+    # the mean (all 6 repetitions), then 5 splits' halves of 3 repetitions, two splits' per pass
+    assert [weights.tolist() for weights in passes] == [[6.0], [3.0] * 4, [3.0] * 4, [3.0] * 2]
     np.testing.assert_allclose(got.scores["f"], expected.scores["f"], rtol=0, atol=1e-10)
     np.testing.assert_allclose(got.r2["f"], expected.r2["f"], rtol=0, atol=1e-10)
     for name in ("reliability", "split_half"):
