@@ -502,6 +502,34 @@ def test_group_sums_equal_a_loop_over_groups():
         np.testing.assert_allclose(many_sums[g], x[many == g].sum(axis=0), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("in_order", [False, True])
+def test_group_sums_of_more_groups_than_a_chunk_has_stimuli(in_order):
+    """Images shown a few times each: more groups than a chunk's stimuli. In group order, chunks of whole groups
+    each sum their own (several chunks of sums): the same bits as sum_groups in memory; out of order, each chunk
+    of stimuli sums into every group (one chunk of sums). With empty groups first, inside and last, a group
+    larger than a chunk, float32 states and chunks along time."""
+    import dask.array as da
+
+    from rnnprobe.analysis.blockwise import group_sums
+    from rnnprobe.analysis.conditions import sum_groups
+
+    rng = np.random.default_rng(12)
+    groups = np.concatenate([rng.integers(1, 40, 60), np.full(9, 7), np.arange(2, 40, 3)])  # 0, and 40-44 empty
+    groups = np.sort(groups) if in_order else rng.permutation(groups)
+    groups[groups == 20] = 21  # an empty group inside
+    x = rng.normal(size=(groups.size, 6, 5)).astype(np.float32)
+    lazy = da.from_array(x, chunks=(8, 4, 5))
+    sums, means = group_sums(lazy, groups, 45), group_sums(lazy, groups, 45, mean=True)
+    assert sum(sums.chunks[0]) == 45 and (len(sums.chunks[0]) > 3 if in_order else len(sums.chunks[0]) == 1)
+    expected = sum_groups(x, groups, 45)
+    got = sums.compute()
+    np.testing.assert_allclose(got, expected, rtol=0, atol=0 if in_order else 1e-12)
+    counts = np.bincount(groups, minlength=45)
+    np.testing.assert_allclose(means.compute(), expected / np.maximum(counts, 1)[:, None, None], rtol=0,
+                               atol=0 if in_order else 1e-12)  # fmt: skip
+    assert not expected[[0, 20, 40, 44]].any() and expected[7].any()
+
+
 def _scheduler_name(block: int) -> str:
     import dask
 

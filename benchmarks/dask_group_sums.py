@@ -1,0 +1,74 @@
+"""Blockwise condition sums of many groups, stimuli in group order: chunks of whole groups (issue 20, goal 4).
+
+Run:  OMP_NUM_THREADS=1 python benchmarks/dask_group_sums.py [--repeats 3]
+
+``blockwise.group_sums`` gives the blockwise condition means of RDMs, averages, TDR, dPCA and encoding. Each
+chunk of stimuli used to sum its own stimuli into every group: with more groups than a chunk has stimuli
+(images presented a few times each) those parts outgrow the chunks. Where the stimuli are in group order,
+chunks of whole groups now each sum their own. Cases (float64 states in memory as dask arrays, dask's
+threaded scheduler, 1 thread per library): the parts per chunk of stimuli (``_sums_by_stimulus_chunks``, the
+way before) against ``group_sums``; both checked equal to the sums in memory (1e-10) first; medians of
+``--repeats``, alternating.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from functools import partial
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).parent))
+
+import numpy as np
+from _machine import Results, print_machine
+
+CASES = [(400, 10, 2000, 100), (2000, 4, 4096, 400), (1000, 20, 1024, 100)]  # groups, members, values, chunk rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    print_machine()
+    import dask
+    import dask.array as da
+
+    from rnnprobe.analysis.blockwise import _sums_by_stimulus_chunks, group_sums
+    from rnnprobe.analysis.conditions import sum_groups
+
+    rng = np.random.default_rng(0)
+    out = Results(__file__)
+    for n_groups, members, values, rows in CASES:
+        states = rng.normal(size=(n_groups * members, values))
+        groups = np.repeat(np.arange(n_groups), members)  # in group order
+        x = da.from_array(states, chunks=(rows, values))
+        ways = {
+            "per chunk of stimuli": partial(_sums_by_stimulus_chunks, x, groups[None], n_groups),
+            "chunks of whole groups": partial(group_sums, x, groups, n_groups),
+        }
+        expected = sum_groups(states, groups, n_groups)
+        times: dict[str, list[float]] = {name: [] for name in ways}
+        with dask.config.set(scheduler="threads"):
+            for name, way in ways.items():
+                got = way().compute().reshape(expected.shape)
+                np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10, err_msg=name)
+            for _ in range(args.repeats):
+                for name, way in ways.items():
+                    t0 = time.perf_counter()
+                    way().compute()
+                    times[name].append(time.perf_counter() - t0)
+        before, now = (statistics.median(times[name]) for name in ways)
+        case = f"condition sums, {n_groups} groups x {members} in order, {values} values, {len(x.chunks[0])} chunks"
+        print(f"  {case}: per chunk of stimuli {before:.3f} s, chunks of whole groups {now:.3f} s, "
+              f"{before / now:.1f}x")  # fmt: skip
+        out.add(case, "per chunk of stimuli", before, now)
+    out.save()
+
+
+if __name__ == "__main__":
+    main()
