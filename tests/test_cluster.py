@@ -503,13 +503,15 @@ def test_group_sums_equal_a_loop_over_groups():
 
 
 @pytest.mark.parametrize("in_order", [False, True])
-def test_group_sums_of_more_groups_than_a_chunk_has_stimuli(in_order):
+def test_group_sums_of_more_groups_than_a_chunk_has_stimuli(in_order, monkeypatch):
     """Images shown a few times each: more groups than a chunk's stimuli. In group order, chunks of whole groups
     each sum their own (several chunks of sums): the same bits as sum_groups in memory; out of order, each chunk
     of stimuli sums into every group (one chunk of sums). With empty groups first, inside and last, a group
-    larger than a chunk, float32 states and chunks along time."""
+    larger than a chunk, float32 states and chunks along time. Sums per chunk wider than PART_BYTES split the
+    chunk's values."""
     import dask.array as da
 
+    from rnnprobe.analysis import blockwise
     from rnnprobe.analysis.blockwise import group_sums
     from rnnprobe.analysis.conditions import sum_groups
 
@@ -528,6 +530,11 @@ def test_group_sums_of_more_groups_than_a_chunk_has_stimuli(in_order):
     np.testing.assert_allclose(means.compute(), expected / np.maximum(counts, 1)[:, None, None], rtol=0,
                                atol=0 if in_order else 1e-12)  # fmt: skip
     assert not expected[[0, 20, 40, 44]].any() and expected[7].any()
+    if not in_order:  # a chunk's sums into every group at most 6 values wide: its values split (time steps apart)
+        monkeypatch.setattr(blockwise, "PART_BYTES", 8 * 45 * 6)
+        split = group_sums(lazy, groups, 45)
+        assert split.chunks[1:] == ((1,) * 6, (5,))
+        np.testing.assert_array_equal(split.compute(), got)
 
 
 def _scheduler_name(block: int) -> str:

@@ -117,12 +117,32 @@ def _sums_by_stimulus_chunks(x: Any, sets: np.ndarray, n_groups: int) -> Any:
     # graph took 8 x groups bytes per stimulus (dpca_significance's 21 label sets of 12,000 trials in 10
     # conditions: a 20 MB graph), and a dense product per chunk grew with the groups (3,000 groups of 12,000 x
     # 1024 states: 1.6 s, against 13 ms for the sparse product in memory)
+    x = _split_values(x, len(sets) * n_groups)
     labels = da.from_array(sets.astype(np.min_scalar_type(max(n_groups - 1, 0))), chunks=(len(sets), x.chunks[0]))
     other = "abcdefgh"[: x.ndim - 1]
     parts = da.blockwise(_chunk_group_sums, "nk" + other, x, "n" + other, labels, "sn", n_groups=n_groups,
                          new_axes={"k": len(sets) * n_groups}, adjust_chunks={"n": 1}, concatenate=True,
                          dtype=np.float64)  # fmt: skip
     return parts.sum(axis=0).reshape(len(sets), n_groups, *x.shape[1:])
+
+
+PART_BYTES = 2**25  # bytes of one chunk's sums into every group (its values split along the other axes beyond)
+
+
+def _split_values(x: Any, n_rows: int) -> Any:
+    """The dask array x rechunked along its axes after the stimuli so that ``n_rows`` float64 rows of a chunk's
+    values take at most ``PART_BYTES``: a chunk's sums into every group are as large whatever its stimuli (1000
+    conditions of 50 steps x 4096 units: 1.6 GB a task). The last axes are kept whole while they fit.
+    """
+    allowed = max(1, PART_BYTES // (8 * n_rows))
+    if int(np.prod([max(c) for c in x.chunks[1:]])) <= allowed:
+        return x
+    chunks = {}
+    for axis in range(x.ndim - 1, 0, -1):
+        size = max(x.chunks[axis])
+        chunks[axis] = min(size, allowed)
+        allowed = max(1, allowed // size)
+    return x.rechunk(chunks)
 
 
 def _chunk_group_sums(block: np.ndarray, labels: np.ndarray, n_groups: int) -> np.ndarray:
