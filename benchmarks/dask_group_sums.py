@@ -7,8 +7,10 @@ chunk of stimuli used to sum its own stimuli into every group: with more groups 
 (images presented a few times each) those parts outgrow the chunks. Where the stimuli are in group order,
 chunks of whole groups now each sum their own. Cases (float64 states in memory as dask arrays, dask's
 threaded scheduler, 1 thread per library): the parts per chunk of stimuli (``_sums_by_stimulus_chunks``, the
-way before) against ``group_sums``; both checked equal to the sums in memory (1e-10) first; medians of
-``--repeats``, alternating.
+way before) against ``group_sums``; then the same trials out of order: the parts per chunk, taking the trials
+into order by dask's shuffle first, and ``group_sums``, which shuffles first where ``SHUFFLE_VALUES`` says the
+shuffle's pieces cost less (rows saved for the cases it shuffles). All checked equal to the sums in memory
+(1e-10) first; medians of ``--repeats``, alternating.
 """
 
 from __future__ import annotations
@@ -35,10 +37,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     print_machine()
-    import dask
     import dask.array as da
 
-    from rnnprobe.analysis.blockwise import _sums_by_stimulus_chunks, group_sums
+    from rnnprobe.analysis.blockwise import SHUFFLE_VALUES, _sums_by_stimulus_chunks, group_sums
     from rnnprobe.analysis.conditions import sum_groups
 
     rng = np.random.default_rng(0)
@@ -47,27 +48,48 @@ def main() -> None:
         states = rng.normal(size=(n_groups * members, values))
         groups = np.repeat(np.arange(n_groups), members)  # in group order
         x = da.from_array(states, chunks=(rows, values))
+        order = rng.permutation(groups.size)  # the same trials out of order: shuffled into order first
+        shuffled, shuffled_groups = da.from_array(states[order], chunks=(rows, values)), groups[order]
+        back = np.argsort(shuffled_groups, kind="stable")
         ways = {
             "per chunk of stimuli": partial(_sums_by_stimulus_chunks, x, groups[None], n_groups),
-            "chunks of whole groups": partial(group_sums, x, groups, n_groups),
-        }
+            "group_sums": partial(group_sums, x, groups, n_groups),
+            "shuffled: per chunk of stimuli": partial(_sums_by_stimulus_chunks, shuffled, shuffled_groups[None],
+                                                      n_groups),
+            "shuffled: dask's shuffle, then chunks of whole groups": partial(
+                group_sums, shuffled[back], shuffled_groups[back], n_groups),
+            "shuffled: group_sums": partial(group_sums, shuffled, shuffled_groups, n_groups),
+        }  # fmt: skip
         expected = sum_groups(states, groups, n_groups)
-        times: dict[str, list[float]] = {name: [] for name in ways}
-        with dask.config.set(scheduler="threads"):
-            for name, way in ways.items():
-                got = way().compute().reshape(expected.shape)
-                np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10, err_msg=name)
-            for _ in range(args.repeats):
-                for name, way in ways.items():
-                    t0 = time.perf_counter()
-                    way().compute()
-                    times[name].append(time.perf_counter() - t0)
-        before, now = (statistics.median(times[name]) for name in ways)
-        case = f"condition sums, {n_groups} groups x {members} in order, {values} values, {len(x.chunks[0])} chunks"
-        print(f"  {case}: per chunk of stimuli {before:.3f} s, chunks of whole groups {now:.3f} s, "
-              f"{before / now:.1f}x")  # fmt: skip
-        out.add(case, "per chunk of stimuli", before, now)
+        times = _times(ways, expected, args.repeats)
+        before, now, kept, shuffle, chosen = times.values()
+        shuffles = len(x.chunks[0]) * SHUFFLE_VALUES < n_groups * values
+        case = f"condition sums, {n_groups} groups x {members}, {values} values, {len(x.chunks[0])} chunks"
+        choice = "shuffles" if shuffles else "per chunk"
+        print(f"  {case}\n    in order: per chunk of stimuli {before:.3f} s, group_sums {now:.3f} s, "
+              f"{before / now:.1f}x\n    out of order: per chunk of stimuli {kept:.3f} s, shuffled first "
+              f"{shuffle:.3f} s, group_sums {chosen:.3f} s ({choice}), {kept / chosen:.1f}x")  # fmt: skip
+        out.add(case + ", in order", "per chunk of stimuli", before, now)
+        if shuffles:
+            out.add(case + ", out of order", "per chunk of stimuli", kept, chosen)
     out.save()
+
+
+def _times(ways: dict, expected: np.ndarray, repeats: int) -> dict[str, float]:
+    """Each way's median time (dask's threaded scheduler), alternating, its sums checked equal first."""
+    import dask
+
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    with dask.config.set(scheduler="threads"):
+        for name, way in ways.items():
+            got = way().compute().reshape(expected.shape)
+            np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10, err_msg=name)
+        for _ in range(repeats):
+            for name, way in ways.items():
+                t0 = time.perf_counter()
+                way().compute()
+                times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 if __name__ == "__main__":

@@ -502,13 +502,14 @@ def test_group_sums_equal_a_loop_over_groups():
         np.testing.assert_allclose(many_sums[g], x[many == g].sum(axis=0), rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("in_order", [False, True])
-def test_group_sums_of_more_groups_than_a_chunk_has_stimuli(in_order, monkeypatch):
+@pytest.mark.parametrize("way", ["in order", "shuffled", "per chunk"])
+def test_group_sums_of_more_groups_than_a_chunk_has_stimuli(way, monkeypatch):
     """Images shown a few times each: more groups than a chunk's stimuli. In group order, chunks of whole groups
-    each sum their own (several chunks of sums): the same bits as sum_groups in memory; out of order, each chunk
-    of stimuli sums into every group (one chunk of sums). With empty groups first, inside and last, a group
-    larger than a chunk, float32 states and chunks along time. Sums per chunk wider than PART_BYTES split the
-    chunk's values."""
+    each sum their own (several chunks of sums): the same bits as sum_groups in memory; out of order, the
+    stimuli are shuffled into order first where SHUFFLE_VALUES says the shuffle costs less (the same bits), else
+    each chunk of stimuli sums into every group (one chunk of sums). With empty groups first, inside and last, a
+    group larger than a chunk, float32 states and chunks along time. Sums per chunk wider than PART_BYTES split
+    the chunk's values."""
     import dask.array as da
 
     from rnnprobe.analysis import blockwise
@@ -517,20 +518,23 @@ def test_group_sums_of_more_groups_than_a_chunk_has_stimuli(in_order, monkeypatc
 
     rng = np.random.default_rng(12)
     groups = np.concatenate([rng.integers(1, 40, 60), np.full(9, 7), np.arange(2, 40, 3)])  # 0, and 40-44 empty
-    groups = np.sort(groups) if in_order else rng.permutation(groups)
+    groups = np.sort(groups) if way == "in order" else rng.permutation(groups)
     groups[groups == 20] = 21  # an empty group inside
     x = rng.normal(size=(groups.size, 6, 5)).astype(np.float32)
     lazy = da.from_array(x, chunks=(8, 4, 5))
+    if way == "shuffled":  # (45 groups x 30 values against 11 chunks x SHUFFLE_VALUES)
+        monkeypatch.setattr(blockwise, "SHUFFLE_VALUES", 45 * 30 // 11 - 1)
     sums, means = group_sums(lazy, groups, 45), group_sums(lazy, groups, 45, mean=True)
-    assert sum(sums.chunks[0]) == 45 and (len(sums.chunks[0]) > 3 if in_order else len(sums.chunks[0]) == 1)
+    per_chunk = way == "per chunk"
+    assert sum(sums.chunks[0]) == 45 and (len(sums.chunks[0]) == 1 if per_chunk else len(sums.chunks[0]) > 3)
     expected = sum_groups(x, groups, 45)
     got = sums.compute()
-    np.testing.assert_allclose(got, expected, rtol=0, atol=0 if in_order else 1e-12)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12 if per_chunk else 0)
     counts = np.bincount(groups, minlength=45)
     np.testing.assert_allclose(means.compute(), expected / np.maximum(counts, 1)[:, None, None], rtol=0,
-                               atol=0 if in_order else 1e-12)  # fmt: skip
+                               atol=1e-12 if per_chunk else 0)  # fmt: skip
     assert not expected[[0, 20, 40, 44]].any() and expected[7].any()
-    if not in_order:  # a chunk's sums into every group at most 6 values wide: its values split (time steps apart)
+    if per_chunk:  # a chunk's sums into every group at most 6 values wide: its values split (time steps apart)
         monkeypatch.setattr(blockwise, "PART_BYTES", 8 * 45 * 6)
         split = group_sums(lazy, groups, 45)
         assert split.chunks[1:] == ((1,) * 6, (5,))

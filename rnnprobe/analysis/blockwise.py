@@ -84,6 +84,12 @@ def dask_states(recording: Any, layer: str, *, stimuli: Any = None, time: Any = 
     return x.reshape(x.shape[0], x.shape[1], -1).astype(np.float64).rechunk({2: -1})
 
 
+SHUFFLE_VALUES = 330_000  # group_sums shuffles stimuli into group order where chunks x this < groups x values
+# (a piece of dask's shuffle, of which there are chunks squared, cost 50-170 µs on the threaded scheduler against
+# 2.7-3.8 ns per value of a chunk's sums into every group, AMD EPYC, benchmarks/dask_group_sums.py: this takes
+# pieces ten times dearer, as on a dask.distributed cluster)
+
+
 def group_sums(x: Any, groups: np.ndarray, n_groups: int, *, mean: bool = False) -> Any:
     """Lazy (group, ...) sums (or means, ``mean``) over the stimuli of a dask array x (stimulus, ...), stimulus
     i in group ``groups[i]`` (the blockwise condition means of RDMs, averages, TDR, dPCA and encoding).
@@ -94,11 +100,19 @@ def group_sums(x: Any, groups: np.ndarray, n_groups: int, *, mean: bool = False)
     dense product with the indicator for few groups, a sparse one for many). A chunk's part covers every group,
     so with one label set of more groups than a chunk has stimuli (images presented a few times each) the
     parts outgrow the chunks; where the stimuli are in group order, chunks of whole groups each sum their own
-    instead (:func:`_sums_by_group_chunks`).
+    instead (:func:`_sums_by_group_chunks`). Stimuli out of order are first taken into order by dask's shuffle
+    where its pieces (the chunks squared) cost less than the parts would (``SHUFFLE_VALUES``).
     """
     sets = np.atleast_2d(groups)
-    if len(sets) == 1 and n_groups > max(x.chunks[0], default=0) and np.all(sets[0][1:] >= sets[0][:-1]):
-        sums = _sums_by_group_chunks(x, sets[0], n_groups)[None]
+    values = int(np.prod(x.shape[1:]))
+    if len(sets) == 1 and n_groups > max(x.chunks[0], default=0):
+        if np.all(sets[0][1:] >= sets[0][:-1]):
+            sums = _sums_by_group_chunks(x, sets[0], n_groups)[None]
+        elif len(x.chunks[0]) * SHUFFLE_VALUES < n_groups * values:  # dask's shuffle into group order first
+            order = np.argsort(sets[0], kind="stable")
+            sums = _sums_by_group_chunks(x[order], sets[0][order], n_groups)[None]
+        else:
+            sums = _sums_by_stimulus_chunks(x, sets, n_groups)
     else:
         sums = _sums_by_stimulus_chunks(x, sets, n_groups)
     if mean:
@@ -159,10 +173,10 @@ def _sums_by_group_chunks(x: Any, groups: np.ndarray, n_groups: int) -> Any:
     groups of about x's chunk size, each chunk summing its own groups (an empty group's zeros go with the
     chunk before it): each group's stimuli are added in their order, in one chunk, so the sums are
     :func:`.conditions.sum_groups`'s in memory. 2,000 images x 4 presentations of 4096 values in 20 chunks:
-    0.59 s by every chunk's parts over all groups, 0.037 s (AMD EPYC, ``benchmarks/dask_group_sums.py``).
-    Stimuli out of group order would need dask's shuffle first, whose pieces (chunks squared) cost more than
-    the parts they save where the chunks are many (1000 x 20 trials of 1024 values in 200 chunks: 2.4 s
-    against 0.7 s).
+    0.87 s by every chunk's parts over all groups, 0.031 s (AMD EPYC, ``benchmarks/dask_group_sums.py``).
+    Stimuli out of group order need dask's shuffle first, whose pieces (chunks squared) can cost more than
+    the parts they save (1000 x 20 trials of 1024 values in 200 chunks: 2.0 s against 0.55 s; 2000 x 4 of
+    4096 in 20 chunks: 0.10 against 0.62 s): see ``SHUFFLE_VALUES``.
     """
     import dask.array as da
 
