@@ -541,6 +541,31 @@ def test_group_sums_of_more_groups_than_a_chunk_has_stimuli(way, monkeypatch):
         np.testing.assert_array_equal(split.compute(), got)
 
 
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_repetition_sums_weigh_each_stimulus_repetitions_in_chunks_of_whole_stimuli(shuffled):
+    """fit_encoding's blockwise repetition sums: each stimulus's r-th trial (in trial order) weighted by column r
+    of each weight row, for trials stored stimulus by stimulus (no shuffle) or in shuffled order; the sums come
+    in chunks of whole stimuli."""
+    import dask.array as da
+
+    from rnnprobe.analysis.encoding.blockwise import repetition_sums
+    from rnnprobe.analysis.encoding.inputs import repetitions
+
+    rng = np.random.default_rng(13)
+    stimulus = np.repeat(np.arange(7), 3)
+    stimulus = rng.permutation(stimulus) if shuffled else stimulus
+    x = rng.normal(size=(21, 2, 4))
+    weights = rng.normal(size=(2, 3))
+    _, order, n_reps = repetitions(stimulus, "image")
+    sums = repetition_sums(da.from_array(x, chunks=(5, 2, 4)), order, n_reps, weights)
+    assert sums.chunks[1] == (1, 1, 1, 1, 1, 1, 1)  # 5 trials per chunk: one stimulus of 3 repetitions
+    expected = np.zeros((2, 7, 2, 4))
+    for k in range(7):
+        for r, trial in enumerate(np.flatnonzero(stimulus == k)):
+            expected[:, k] += weights[:, r, None, None] * x[trial]
+    np.testing.assert_allclose(sums.compute(), expected, rtol=0, atol=1e-12)
+
+
 def _scheduler_name(block: int) -> str:
     import dask
 
