@@ -58,6 +58,10 @@ def cases(quick: bool) -> dict:
     dpca_trials = Recording({"h": rng.normal(size=(24000 // k, 4, 256)) + 0.2 * dpca_labels[:, None, None]},
                             metadata={"label": dpca_labels})  # fmt: skip
     dpca_fit = fit_dpca(dpca_trials, parameters="label", n_components=3)
+    stimulus, decision = np.repeat(np.arange(6), 40 // k), np.tile([0, 1], 120 // k)
+    auto_trials = Recording({"h": rng.normal(size=(240 // k, 15, 400)) + 0.3 * stimulus[:, None, None]
+                             * rng.normal(size=400) + 0.2 * decision[:, None, None]},
+                            metadata={"stimulus": stimulus, "decision": decision})  # fmt: skip
     flipflop, flipflop64 = shipped.load("flipflop-gru"), shipped.load("flipflop-gru64")
     starts = rng.normal(scale=0.5, size=(512 // k, 16))
     starts64 = rng.normal(scale=0.5, size=(512 // k, 64))
@@ -82,6 +86,8 @@ def cases(quick: bool) -> dict:
         "dPCA significance, 20 shuffles x 5 splits, 24000 x 4 x 256": lambda: np.stack([
             flags for flags in dpca_significance(dpca_trials, dpca_fit, n_shuffles=20, n_splits=5)
             .significance.values()]).astype(float),
+        "dPCA regularizer='auto', 10 splits x 45, 240 x 15 x 400": lambda: fit_dpca(
+            auto_trials, parameters=["stimulus", "decision"], regularizer="auto", n_splits=10).cv_scores,
         "fixed points, flip-flop GRU, 512 starts": lambda: np.sort(find_fixed_points(
             flipflop, initial_states=starts, progress=False).states, axis=0),
         "fixed points, flip-flop GRU-64, 512 starts": lambda: np.sort(find_fixed_points(

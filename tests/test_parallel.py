@@ -189,7 +189,8 @@ def test_rdm_movies_permutation_tests_and_bootstraps_on_two_threads_equal_one(po
 
 def test_dpca_significance_and_its_sums_on_two_threads_equal_one(pools, torch_threads):
     """dpca_significance's shuffles' condition sums split their columns over the threads (the same bits as one
-    product) and its designs' fits go in blocks to the threads: the significance equals the one-thread run's."""
+    product), its designs' fits go in blocks to the threads, and regularizer="auto" cross-validates its splits
+    side by side: the significance and the cross-validation scores equal the one-thread run's."""
     from rnnprobe import Recording
     from rnnprobe.analysis import dpca_significance, fit_dpca
     from rnnprobe.analysis.conditions import sum_group_sets
@@ -201,11 +202,16 @@ def test_dpca_significance_and_its_sums_on_two_threads_equal_one(pools, torch_th
     results = []
     for threads in (1, 2):
         torch_threads(threads)
+        pools.clear()
+        auto = fit_dpca(trials, parameters="label", n_components=2, regularizer="auto", n_splits=5,
+                        regularizers=[1e-6, 1e-3, 1e-1])  # fmt: skip
+        assert pools == [threads, threads]  # the sums' columns, the cross-validation's splits
         fitted = fit_dpca(trials, parameters="label", n_components=2)
         pools.clear()
         significance = dpca_significance(trials, fitted, n_shuffles=6, n_splits=3, seed=1).significance
         assert pools == [threads, threads]  # the sums' columns, the designs' blocks
-        results.append((sum_group_sets(states, sets, 4), significance))
+        results.append((sum_group_sets(states, sets, 4), significance, auto.cv_scores))
+    np.testing.assert_array_equal(results[1][2], results[0][2])
     np.testing.assert_array_equal(results[1][0], results[0][0])
     assert results[1][1].keys() == results[0][1].keys()
     for name, flags in results[0][1].items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,7 @@ import numpy as np
 
 from ..._validation import check_int, check_number, check_recording, check_seed
 from ...errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
+from ..parallel import library_threads, task_pool
 from .core import (
     TIME,
     Design,
@@ -298,9 +300,26 @@ def cross_validate(sums: np.ndarray, trials: Trials, design: Design, axes: list[
         )
     held = draw_held(design, n_splits, np.random.default_rng(seed))
     scores = np.zeros((n_splits, candidates.size))
-    for split, held_trials in enumerate(trials.held_out(held)):
+
+    def score(split: int, held_trials: np.ndarray) -> None:
         train, validation = (_centred(x) for x in split_means(sums, held_trials, design))
         train_marginals, valid_marginals = marginalize(train, axes, groups), marginalize(validation, axes, groups)
         for k, (encoders, decoders) in enumerate(fit_path(train, train_marginals, candidates.tolist(), components)):
             scores[split, k] = sum(held_out_error(validation, valid_marginals, encoders, decoders).values())
+
+    # the splits are independent: each of as many workers as the libraries have threads takes the next split
+    # when it is free (their held-out trials read in groups, as before, one reader at a time)
+    splits, lock = enumerate(trials.held_out(held)), threading.Lock()
+
+    def work(_: int) -> None:
+        while True:
+            with lock:
+                item = next(splits, None)
+            if item is None:
+                return
+            score(*item)
+
+    workers = min(library_threads(), n_splits)
+    with task_pool(workers) as pmap:
+        list(pmap(work, range(workers)))
     return scores.mean(axis=0)
