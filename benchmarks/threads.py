@@ -30,6 +30,7 @@ def cases(quick: bool) -> dict:
     from rnnprobe import Recording
     from rnnprobe.analysis import (
         bootstrap_conditions,
+        bootstrap_subjects,
         compute_rdms,
         decode,
         dpca_significance,
@@ -54,6 +55,7 @@ def cases(quick: bool) -> dict:
     features, weights = rng.normal(size=(1000 // k, 512)), rng.normal(size=(512, 1000 // k))
     responses = features @ weights / 20 + rng.normal(size=(1000 // k, 1000 // k))
     models, data = rng.random((5, 92 * 91 // 2)), rng.random((10, 92 * 91 // 2))
+    subjects = models[0] + rng.normal(0, 1, (15, models.shape[1]))
     dpca_labels = rng.integers(0, 10, 24000 // k)
     dpca_trials = Recording({"h": rng.normal(size=(24000 // k, 4, 256)) + 0.2 * dpca_labels[:, None, None]},
                             metadata={"label": dpca_labels})  # fmt: skip
@@ -81,6 +83,8 @@ def cases(quick: bool) -> dict:
                                                                                    progress=False).evaluations,
         "RSA bootstrap, spearman, 300 samples, 92 conditions": lambda: bootstrap_conditions(
             models, data, comparison="spearman", n_bootstrap=300 // k, progress=False).evaluations,
+        "RSA bootstrap of subjects, spearman, 1000 samples, 15 subjects": lambda: bootstrap_subjects(
+            models, subjects, comparison="spearman", n_bootstrap=1000 // k, progress=False).evaluations,
         "RSA permutation test, 10000, 92 conditions": lambda: permutation_test(models, data[:1],
                                                                                progress=False).null,
         "dPCA significance, 20 shuffles x 5 splits, 24000 x 4 x 256": lambda: np.stack([

@@ -187,6 +187,35 @@ def test_rdm_movies_permutation_tests_and_bootstraps_on_two_threads_equal_one(po
         np.testing.assert_allclose(two, one, rtol=1e-13, atol=1e-15)
 
 
+def test_bootstraps_of_subjects_on_two_threads_equal_one(pools, torch_threads):
+    """Bootstraps whose samples are evaluated one by one (subjects under spearman, conditions and subjects, tau-a)
+    run blocks of samples on the threads, four a thread, in order; corr of subjects (a few dot products a sample)
+    stays on one. Every number equals the one-thread run's."""
+    from rnnprobe.analysis import bootstrap_conditions_and_subjects, bootstrap_subjects
+
+    rng = np.random.default_rng(3)
+    truth = rng.random(66)
+    models, data = truth + rng.normal(0, 1, (3, 66)), truth + rng.normal(0, 0.5, (5, 66))
+    calls = {
+        "subjects spearman": lambda: bootstrap_subjects(models, data, n_bootstrap=30, comparison="spearman"),
+        "both corr": lambda: bootstrap_conditions_and_subjects(models, data, n_bootstrap=30, comparison="corr"),
+        "subjects tau-a": lambda: bootstrap_subjects(models, data, n_bootstrap=9, comparison="tau-a"),
+        "subjects corr": lambda: bootstrap_subjects(models, data, n_bootstrap=30, comparison="corr"),
+    }
+    results = {}
+    for threads in (1, 2):
+        torch_threads(threads)
+        for name, call in calls.items():
+            pools.clear()
+            result = call()
+            results.setdefault(name, []).append((result.evaluations, result.noise_ceiling))
+            assert pools == ([] if threads == 1 or name == "subjects corr" else [2]), name
+    for name, (one, two) in results.items():
+        for a, b in zip(one, two, strict=True):
+            np.testing.assert_array_equal(b, a, err_msg=name)
+        assert np.isfinite(one[0]).all() and np.isfinite(one[1]).all(), name
+
+
 def test_dpca_significance_and_its_sums_on_two_threads_equal_one(pools, torch_threads):
     """dpca_significance's shuffles' condition sums split their columns over the threads (the same bits as one
     product), its designs' fits go in blocks to the threads, and regularizer="auto" cross-validates its splits

@@ -11,6 +11,7 @@ equal rsatoolbox's ``eval_bootstrap_pattern`` (tested).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from .._validation import MAX_RESAMPLES, check_int, check_option, check_probabil
 from ..errors import ArgumentError, ShapeError, describe
 from ._pattern_bootstrap import distinct_conditions, pattern_bootstrap
 from ._ranks import rank_rows, scatter_rows
-from .parallel import task_pool
+from .parallel import library_threads, task_pool
 from .rsa import COMPARISONS, RDMs, compare_rdms, n_conditions, noise_ceiling, paired_vectors, similarity_transform
 from .rsa.compare import DOT_METHODS
 from .rsa.rdms import check_whole
@@ -287,6 +288,9 @@ def _bootstrap_loop(
     return evaluations, ceiling
 
 
+SCALED = ("corr", "cosine")  # dot-product comparisons whose pooled RDMs are sums of the subjects' own parts
+
+
 def _evaluate_samples(
     model_vectors: np.ndarray,
     data_vectors: np.ndarray,
@@ -296,20 +300,47 @@ def _evaluate_samples(
     with_noise_ceiling: bool,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Evaluations (n_samples, n_models) and noise ceilings (2, n_samples) of the drawn samples: here, or in
-    blocks of samples as tasks on the active dask client (:mod:`.blockwise`; the same numbers).
+    """Evaluations (n_samples, n_models) and noise ceilings (2, n_samples) of the drawn samples: in blocks of
+    samples as tasks on the active dask client (:mod:`.blockwise`), else here, the samples evaluated one by one
+    in blocks on the libraries' threads (the same numbers; the pattern bootstrap of conditions splits its own).
     """
     from .blockwise import run_blocks, sample_blocks
 
     fast = _dot_path(comparison, model_vectors, data_vectors)
     settings = (comparison, fast, with_noise_ceiling)
-    blocks = sample_blocks(len(condition_draws if condition_draws is not None else subject_draws))
+    n_samples = len(condition_draws if condition_draws is not None else subject_draws)
+    blocks = sample_blocks(n_samples)
     draws = (condition_draws, subject_draws, model_vectors, data_vectors)
-    if blocks is None:
+    threads = library_threads()
+    if blocks is not None:
+        parts = run_blocks(_evaluate_block, blocks, *draws, *settings)  # (large arrays travel to the workers once)
+    elif threads == 1 or (fast and (subject_draws is None or (condition_draws is None and comparison in SCALED))):
+        # (the pattern bootstrap splits its own samples; a sample of subjects under corr or cosine is a few dot
+        # products, 0.19 ms, whose threads took turns: 0.19 s on one thread, 0.23 s on two for 1000 samples)
         return _evaluate_block(slice(None), *draws, *settings, progress)
-    parts = run_blocks(_evaluate_block, blocks, *draws, *settings)  # (large arrays travel to the workers once)
+    else:
+        parts = _blocks_on_threads(n_samples, threads, draws, settings, progress)
     ceilings = [c for _, c in parts if c is not None]
     return np.concatenate([e for e, _ in parts]), np.concatenate(ceilings, axis=1) if ceilings else None
+
+
+def _blocks_on_threads(n_samples: int, threads: int, draws: tuple, settings: tuple, progress: bool | None) -> list:
+    """:func:`_evaluate_block` of consecutive blocks of the samples on ``threads`` workers, four blocks a thread
+    (so that the progress bar moves and the threads end together), in order. bootstrap_subjects' 1000 samples of
+    15 subjects' RDMs of 92 conditions, spearman, with its noise ceiling, ran on one core: 2.36 s on one thread
+    and on two (AMD EPYC).
+    """
+    from tqdm.auto import tqdm
+
+    edges = np.linspace(0, n_samples, min(n_samples, 4 * threads) + 1).astype(int)
+    blocks = [slice(a, b) for a, b in pairwise(edges)]
+    parts = []
+    with tqdm(total=n_samples, desc="bootstrap", unit="sample", disable=not check_progress(progress)) as bar:
+        with task_pool(len(blocks), threads=threads) as pmap:
+            for block, part in zip(blocks, pmap(lambda b: _evaluate_block(b, *draws, *settings), blocks), strict=True):
+                parts.append(part)
+                bar.update(block.stop - block.start)
+    return parts
 
 
 def _evaluate_block(
