@@ -100,6 +100,24 @@ def test_bootstrap_subjects_equals_rsatoolbox_eval_bootstrap_rdm(rng, method):
     np.testing.assert_allclose(ours.noise_ceiling, ref.noise_ceiling, rtol=1e-6, atol=1e-9, equal_nan=True)
 
 
+@pytest.mark.parametrize("method", ["corr", "cosine"])
+def test_subject_samples_at_once_equal_sample_by_sample(rng, method):
+    """Samples of subjects under corr and cosine, all at once from the subjects' products, against the sample
+    loop (itself tested against rsatoolbox): a sample of one subject (no ceiling) and one of a subject drawn
+    five times among them."""
+    from rnnprobe.analysis.inference import _bootstrap_loop
+
+    truth = rng.random(36)
+    data, models = truth + rng.normal(0, 0.5, (6, 36)), truth + rng.normal(0, 1, (3, 36))
+    draws = rng.integers(0, 6, (40, 6))
+    draws[3], draws[4] = 2, [1, 1, 1, 1, 1, 4]
+    fast = bootstrap_subjects(models, data, comparison=method, indices=draws)
+    evaluations, ceiling = _bootstrap_loop(models, data, None, draws, method, True, True)
+    np.testing.assert_allclose(fast.evaluations, evaluations, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(fast.noise_ceiling, ceiling, rtol=1e-10, atol=1e-12, equal_nan=True)
+    assert np.isnan(fast.noise_ceiling[:, 3]).all() and np.isfinite(np.delete(fast.noise_ceiling, 3, axis=1)).all()
+
+
 def test_grouped_noise_ceiling_counts_copies_once(rng):
     data = rng.random((3, 15))
     with_copies = data[[0, 0, 1, 2]]
