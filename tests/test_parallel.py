@@ -187,6 +187,38 @@ def test_rdm_movies_permutation_tests_and_bootstraps_on_two_threads_equal_one(po
         np.testing.assert_allclose(two, one, rtol=1e-13, atol=1e-15)
 
 
+def test_an_error_in_a_dpca_split_stops_the_cross_validation(monkeypatch, torch_threads):
+    """regularizer="auto" on two threads: an error in one split is raised, and no worker takes a split after it
+    (here at most the one running beside it, of 12)."""
+    import threading
+    import time
+
+    from rnnprobe import Recording
+    from rnnprobe.analysis import fit_dpca
+    from rnnprobe.analysis.dpca import fit
+
+    rng = np.random.default_rng(4)
+    labels = np.repeat([0, 1, 2], 10)
+    trials = Recording({"h": rng.normal(size=(30, 4, 6))}, metadata={"label": labels})
+    started, first, lock = [], threading.Event(), threading.Lock()
+
+    def failing(*args):
+        with lock:
+            started.append(threading.current_thread().name)
+            is_first = len(started) == 1
+        if is_first:
+            first.set()
+            raise ValueError("split failed")
+        time.sleep(0.05)  # (the other splits take longer than the failure takes to reach its worker)
+        return {"m": 0.0}
+
+    monkeypatch.setattr(fit, "held_out_error", failing)
+    torch_threads(2)
+    with pytest.raises(ValueError, match="split failed"):
+        fit_dpca(trials, parameters="label", regularizer="auto", n_splits=12, regularizers=[1e-3])
+    assert first.is_set() and len(started) <= 3
+
+
 def test_bootstraps_of_subjects_on_two_threads_equal_one(pools, torch_threads):
     """Bootstraps whose samples are evaluated one by one (subjects under spearman, conditions and subjects, tau-a)
     run blocks of samples on the threads, four a thread, in order; corr of subjects (a few dot products a sample)

@@ -308,16 +308,21 @@ def cross_validate(sums: np.ndarray, trials: Trials, design: Design, axes: list[
             scores[split, k] = sum(held_out_error(validation, valid_marginals, encoders, decoders).values())
 
     # the splits are independent: each of as many workers as the libraries have threads takes the next split
-    # when it is free (their held-out trials read in groups, as before, one reader at a time)
-    splits, lock = enumerate(trials.held_out(held)), threading.Lock()
+    # when it is free (their held-out trials read in groups, as before, one reader at a time); after an error
+    # no worker takes another
+    splits, lock, failed = enumerate(trials.held_out(held)), threading.Lock(), threading.Event()
 
     def work(_: int) -> None:
-        while True:
+        while not failed.is_set():
             with lock:
                 item = next(splits, None)
             if item is None:
                 return
-            score(*item)
+            try:
+                score(*item)
+            except BaseException:
+                failed.set()
+                raise
 
     workers = min(library_threads(), n_splits)
     with task_pool(workers) as pmap:
