@@ -1,4 +1,4 @@
-"""Bootstrap of subjects vs rsatoolbox's eval_bootstrap_rdm, side by side in one run (1 thread).
+"""Bootstraps of subjects vs rsatoolbox's eval_bootstrap_rdm and eval_bootstrap, side by side (1 thread).
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/bootstrap_subjects.py [--repeats 3] [--samples 200]
 
@@ -7,7 +7,8 @@ subjects with the noise ceiling of every sample (as rsatoolbox computes it), com
 spearman. rsatoolbox draws the subjects from numpy's global generator: its draws are replayed and given to
 rnnprobe as ``indices``, and every evaluation and ceiling is checked equal (1e-6) before the times (medians of
 ``--repeats``). Under corr and cosine rnnprobe evaluates all samples at once from the subjects' products;
-under spearman sample by sample (the pooled RDMs are re-ranked).
+under spearman sample by sample (the pooled RDMs are re-ranked). Then rsatoolbox's eval_bootstrap (conditions
+and subjects drawn together) against ``bootstrap_conditions_and_subjects``, corr and cosine, the same way.
 """
 
 from __future__ import annotations
@@ -64,7 +65,44 @@ def main() -> None:
         np.testing.assert_allclose(res.noise_ceiling, ref.noise_ceiling, rtol=1e-6, atol=1e-9, err_msg=method)
         print(f"  {method:9s} rsatoolbox {theirs:8.3f} s   rnnprobe {ours:8.4f} s   {theirs / ours:8.1f}x")
         out.add(f"eval_bootstrap_rdm {method}, {n_subjects} subjects, {n_boot} samples", "rsatoolbox", theirs, ours)
+    joint_case(models, data, n_boot, args.repeats, out)
     out.save()
+
+
+def joint_case(models: np.ndarray, data: np.ndarray, n_boot: int, repeats: int, out) -> None:
+    """rsatoolbox's eval_bootstrap (subjects, then conditions, drawn per sample from numpy's global generator,
+    replayed) against bootstrap_conditions_and_subjects, corr and cosine."""
+    import rsatoolbox
+    from rsatoolbox.inference import eval_bootstrap
+    from rsatoolbox.model import ModelFixed
+
+    from rnnprobe.analysis import bootstrap_conditions_and_subjects
+
+    n_subjects, n_cond = data.shape[0], round((1 + np.sqrt(1 + 8 * data.shape[1])) / 2)
+    np.random.seed(12)  # noqa: NPY002
+    subjects, conditions = [], []
+    for _ in range(n_boot):
+        subjects.append(np.random.randint(0, n_subjects, size=n_subjects))  # noqa: NPY002
+        conditions.append(np.random.randint(0, n_cond, size=n_cond))  # noqa: NPY002
+    indices = (np.stack(conditions), np.stack(subjects))
+    rsa_models = [ModelFixed(f"m{i}", rsatoolbox.rdm.RDMs(m[None])) for i, m in enumerate(models)]
+    rsa_data = rsatoolbox.rdm.RDMs(data)
+    print(f"[eval_bootstrap (conditions and subjects): {n_boot} samples]")
+    for method in ("corr", "cosine"):
+
+        def theirs_run(m=method):
+            np.random.seed(12)  # noqa: NPY002
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return eval_bootstrap(rsa_models, rsa_data, method=m, N=n_boot)
+
+        theirs, ref = median_time(theirs_run, repeats)
+        ours, res = median_time(lambda m=method: bootstrap_conditions_and_subjects(
+            models, data, comparison=m, indices=indices, progress=False), repeats)  # fmt: skip
+        np.testing.assert_allclose(res.evaluations, ref.evaluations, rtol=1e-6, atol=1e-9, err_msg=method)
+        np.testing.assert_allclose(res.noise_ceiling, ref.noise_ceiling, rtol=1e-6, atol=1e-9, err_msg=method)
+        print(f"  {method:9s} rsatoolbox {theirs:8.3f} s   rnnprobe {ours:8.4f} s   {theirs / ours:8.1f}x")
+        out.add(f"eval_bootstrap {method}, {n_subjects} subjects, {n_boot} samples", "rsatoolbox", theirs, ours)
 
 
 if __name__ == "__main__":

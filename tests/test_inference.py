@@ -276,6 +276,31 @@ def test_all_samples_at_once_equals_sample_by_sample_with_ties(rng, method):
     np.testing.assert_allclose(fast.noise_ceiling, ceiling, rtol=1e-9, atol=1e-12, equal_nan=True)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("method", ["corr", "cosine"])
+def test_conditions_and_subjects_at_once_equal_sample_by_sample_with_ties(rng, method):
+    """Conditions and subjects drawn together under corr and cosine, all samples at once (the pattern bootstrap's
+    weighted moments, the subjects entering as counts), against the sample loop (itself tested against
+    rsatoolbox): tied values, a sample of 2 distinct conditions (NaN), one of 3 where some RDMs are constant
+    over its pairs, one of a single subject (no ceiling) and one of a subject drawn five times."""
+    from rnnprobe.analysis.inference import _bootstrap_loop
+
+    n_cond = 9
+    models = rng.integers(0, 4, size=(3, 36)).astype(float) + 1
+    data = rng.integers(0, 3, size=(6, 36)).astype(float) + models[0]
+    draws = rng.integers(0, n_cond, size=(30, n_cond))
+    draws[3] = [1, 1, 1, 2, 2, 2, 1, 2, 1]
+    draws[4] = [5, 5, 5, 5, 5, 5, 0, 0, 7]
+    subjects = rng.integers(0, 6, size=(30, 6))
+    subjects[5], subjects[6] = 2, [1, 1, 1, 1, 1, 4]
+    fast = bootstrap_conditions_and_subjects(models, data, comparison=method, indices=(draws, subjects))
+    evaluations, ceiling = _bootstrap_loop(models, data, draws, subjects, method, True, True)
+    assert np.isnan(fast.evaluations[3]).all() and np.isnan(fast.noise_ceiling[:, 5]).all()
+    np.testing.assert_allclose(fast.evaluations, evaluations, rtol=1e-9, atol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(fast.noise_ceiling, ceiling, rtol=1e-9, atol=1e-12, equal_nan=True)
+    assert np.isfinite(fast.noise_ceiling[:, 6]).all()
+
+
 def test_resampling_conditions_needs_whole_rdms():
     """Two dissimilarities are no RDM's upper triangle (1, 3, 6, ...): one clear error, not an IndexError."""
     vectors = np.array([[0.0, 1.0], [1.0, 0.0]])
