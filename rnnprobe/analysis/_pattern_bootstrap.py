@@ -62,23 +62,25 @@ def _weighted_rank_similarity(a: np.ndarray, b: np.ndarray, weights: np.ndarray,
         return cross / np.outer(norm_a, norm_b)
 
 
-def _ceiling_from_similarities(sim: np.ndarray, counts: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Noise ceiling (lower, upper) per sample from the (S, D, D) similarities of the subjects'
+def _ceiling_from_similarities(sim: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
+    """Noise ceiling (lower, upper) per sample, (2, S), from the (S, D, D) similarities of the subjects'
     RDMs, for "corr"/"cosine" whose pooled RDM is a sum of normalised RDMs: the similarity of
     sum_k c_k z_k with subject j is sum_k c_k R_kj / sqrt(sum_kl c_k c_l R_kl) (R with unit diagonal), ``counts``
     c (S, D) the subjects' copies in each sample (None: one each); the lower bound leaves subject j out with
-    its copies, and both average over the subjects present.
+    its copies, and both average over the subjects present. The similarities of subjects not drawn are left out
+    (they may be undefined there); a sample of fewer than 2 subjects has no ceiling (NaN).
     """
     counts = np.ones(sim.shape[:2]) if counts is None else counts
+    present = counts > 0
+    sim = np.where(present[:, :, None] & present[:, None, :], sim, 0)
     col = np.einsum("sk,skj->sj", counts, sim)
     total = np.einsum("sj,sj->s", col, counts)
     diag = np.einsum("sjj->sj", sim)
-    present = counts > 0
     with np.errstate(invalid="ignore", divide="ignore"):
         upper = np.where(present, col / np.sqrt(total)[:, None], 0).sum(axis=1) / present.sum(axis=1)
         left = total[:, None] - 2 * counts * col + counts**2 * diag
         lower = np.where(present, (col - counts * diag) / np.sqrt(left), 0).sum(axis=1) / present.sum(axis=1)
-    return lower, upper
+    return np.where(present.sum(axis=1) >= 2, np.stack([lower, upper]), np.nan)
 
 
 def _moment_block(
@@ -129,11 +131,7 @@ def _moment_block(
         if not with_ceiling:
             return evaluations, None
         data_sim = data_moments / np.sqrt(data_var[:, :, None] * data_var[:, None, :])
-    if counts is None:
-        return evaluations, np.stack(_ceiling_from_similarities(data_sim))
-    data_sim = np.where(present[:, :, None] & present[:, None, :], data_sim, 0)
-    bounds = np.stack(_ceiling_from_similarities(data_sim, counts))
-    return evaluations, np.where(present.sum(axis=1) >= 2, bounds, np.nan)
+    return evaluations, _ceiling_from_similarities(data_sim, counts)
 
 
 def _rank_sample(
