@@ -104,21 +104,26 @@ def group_sums(x: Any, groups: np.ndarray, n_groups: int, *, mean: bool = False)
     where its pieces (the chunks squared) cost less than the parts would (``SHUFFLE_VALUES``).
     """
     sets = np.atleast_2d(groups)
-    values = int(np.prod(x.shape[1:]))
-    if len(sets) == 1 and n_groups > max(x.chunks[0], default=0):
-        if np.all(sets[0][1:] >= sets[0][:-1]):
-            sums = _sums_by_group_chunks(x, sets[0], n_groups)[None]
-        elif len(x.chunks[0]) * SHUFFLE_VALUES < n_groups * values:  # dask's shuffle into group order first
-            order = np.argsort(sets[0], kind="stable")
-            sums = _sums_by_group_chunks(x[order], sets[0][order], n_groups)[None]
-        else:
-            sums = _sums_by_stimulus_chunks(x, sets, n_groups)
+    many = len(sets) == 1 and n_groups > max(x.chunks[0], default=0)  # more groups than a chunk has stimuli
+    order = np.argsort(sets[0], kind="stable") if many else None
+    if many and (in_order(order) or len(x.chunks[0]) * SHUFFLE_VALUES < n_groups * int(np.prod(x.shape[1:]))):
+        sums = _sums_by_group_chunks(take_in_order(x, order), sets[0][order], n_groups)[None]
     else:
         sums = _sums_by_stimulus_chunks(x, sets, n_groups)
     if mean:
         counts = np.stack([np.bincount(labels, minlength=n_groups) for labels in sets]).astype(np.float64)
         sums = sums / np.maximum(counts, 1).reshape(*counts.shape, *[1] * (x.ndim - 1))
     return sums if np.ndim(groups) == 2 else sums[0]
+
+
+def in_order(order: np.ndarray) -> bool:
+    """Whether ``order`` is 0, 1, ..., n - 1 (the stimuli already in that order)."""
+    return bool(np.array_equal(order, np.arange(order.size)))
+
+
+def take_in_order(x: Any, order: np.ndarray) -> Any:
+    """The dask array x's stimuli in ``order`` (dask's shuffle), x itself where they already are."""
+    return x if in_order(order) else x[order]
 
 
 def _sums_by_stimulus_chunks(x: Any, sets: np.ndarray, n_groups: int) -> Any:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..._validation import check_finite_layer, check_recording
-from ..blockwise import dask_states
+from ..blockwise import dask_states, take_in_order
 from .inputs import Responses, repetitions
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,8 +62,7 @@ def repetition_sums(x: Any, order: np.ndarray, n_reps: int, weights: np.ndarray)
     ``benchmarks/dask_ceiling.py``).
     """
     per_chunk = max(1, x.chunks[0][0] // n_reps)
-    in_order = bool((order == np.arange(order.size)).all())  # (trials stored stimulus by stimulus: no shuffle)
-    grouped = (x if in_order else x[order]).rechunk({0: per_chunk * n_reps})
+    grouped = take_in_order(x, order).rechunk({0: per_chunk * n_reps})  # (stored stimulus by stimulus: no shuffle)
     chunks = (len(weights), tuple(rows // n_reps for rows in grouped.chunks[0]), *grouped.chunks[1:])
     return grouped.map_blocks(_weighted_repetitions, weights, n_reps, chunks=chunks, new_axis=0, dtype=np.float64)
 
