@@ -132,8 +132,10 @@ def _ridge_or_pinv(mu: np.ndarray, ridge: Any, plain: Any) -> np.ndarray:
     solution) where it is zero; ``sel`` selects those matrices of the batch (``...``: all of them).
     """
     positive = mu > 0
-    if positive.all() or not positive.any():
-        return ridge(...) if positive.all() else plain(...)
+    if positive.all():
+        return ridge(...)
+    if not positive.any():
+        return plain(...)
     first = ridge(positive)
     out = np.empty((*mu.shape, *first.shape[1:]))
     out[positive], out[~positive] = first, plain(~positive)

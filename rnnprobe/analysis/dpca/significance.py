@@ -64,7 +64,7 @@ def _accuracies(sums: np.ndarray, held: np.ndarray, grid: Design, result: DPCARe
     }  # fmt: skip
 
 
-def _split_means(accuracies: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
+def _mean_over_splits(accuracies: dict[str, np.ndarray]) -> list[dict[str, np.ndarray]]:
     """Each design's accuracies averaged over its splits (added in split order)."""
     out = []
     for design in range(len(next(iter(accuracies.values())))):
@@ -96,7 +96,7 @@ def _all_scores(trials: Trials, designs: list[Design], helds: list[np.ndarray], 
             if held_trials is trials:  # one design's held-out trials exceed it: its splits are read in groups
                 for s, h in jobs:
                     parts = [_accuracies(s[None], t[None, None], grid, result, names) for t in trials.held_out(h)]
-                    scores += _split_means({n: np.concatenate([p[n] for p in parts], axis=1) for n in names})
+                    scores += _mean_over_splits({n: np.concatenate([p[n] for p in parts], axis=1) for n in names})
             else:
                 scores += _scores_of_designs(jobs, held_trials.states, grid, result, names)
     return scores
@@ -111,8 +111,7 @@ def _scores_of_designs(jobs: list[tuple[np.ndarray, np.ndarray]], states: np.nda
     """
     blocks = sample_blocks(len(jobs))
     if blocks is None:
-        per_batch = max(1, FIT_BYTES // (8 * jobs[0][1].size * int(np.prod(states.shape[1:]))))
-        count = max(library_threads(), -(-len(jobs) // per_batch))
+        count = max(library_threads(), -(-len(jobs) // _designs_per_batch(jobs, states)))
         blocks = np.array_split(np.arange(len(jobs)), min(count, len(jobs)))
         with task_pool(len(blocks)) as pmap:
             parts = list(pmap(lambda b: _scores_of_block([jobs[i] for i in b], states, grid, result, names), blocks))
@@ -121,17 +120,24 @@ def _scores_of_designs(jobs: list[tuple[np.ndarray, np.ndarray]], states: np.nda
     return [score for part in parts for score in part]
 
 
+def _designs_per_batch(jobs: list[tuple[np.ndarray, np.ndarray]], states: np.ndarray) -> int:
+    """How many designs' splits one batch of fits takes: about FIT_BYTES of training means (each the size of its
+    held-out trials).
+    """
+    return max(1, FIT_BYTES // (8 * jobs[0][1].size * int(np.prod(states.shape[1:]))))
+
+
 def _scores_of_block(jobs: list[tuple[np.ndarray, np.ndarray]], states: np.ndarray, grid: Design,
                      result: DPCAResult, names: list[str]) -> list[dict[str, np.ndarray]]:  # fmt: skip
     """:func:`_scores_of_designs` of a block of jobs (a task): their splits fitted in batches of at most
     FIT_BYTES of training means.
     """
-    per_batch = max(1, FIT_BYTES // (8 * jobs[0][1].size * int(np.prod(states.shape[1:]))))
+    per_batch = _designs_per_batch(jobs, states)
     scores = []
     for start in range(0, len(jobs), per_batch):
         batch = jobs[start : start + per_batch]
         sums, held = np.stack([s for s, _ in batch]), np.stack([states[h] for _, h in batch])
-        scores += _split_means(_accuracies(sums, held, grid, result, names))
+        scores += _mean_over_splits(_accuracies(sums, held, grid, result, names))
     return scores
 
 
