@@ -310,6 +310,13 @@ def _bootstrap_loop(
 SCALED = ("corr", "cosine")  # dot-product comparisons whose pooled RDMs are sums of the subjects' own parts
 
 
+def _all_at_once(fast: bool, subject_draws: np.ndarray | None, comparison: str) -> bool:
+    """Whether every sample is evaluated at once (:func:`.pattern_bootstrap` or :func:`_subject_samples`), not
+    one by one: dot-product comparisons of complete RDMs, subjects drawn only under corr or cosine.
+    """
+    return fast and (subject_draws is None or comparison in SCALED)
+
+
 def _evaluate_samples(
     model_vectors: np.ndarray,
     data_vectors: np.ndarray,
@@ -333,7 +340,7 @@ def _evaluate_samples(
     threads = library_threads()
     if blocks is not None:
         parts = run_blocks(_evaluate_block, blocks, *draws, *settings)  # (large arrays travel to the workers once)
-    elif threads == 1 or (fast and (subject_draws is None or comparison in SCALED)):
+    elif threads == 1 or _all_at_once(fast, subject_draws, comparison):
         # (the pattern bootstrap splits its own samples; samples of subjects under corr or cosine are a few
         # matrix products for all of them)
         return _evaluate_block(slice(None), *draws, *settings, progress)
@@ -375,14 +382,14 @@ def _evaluate_block(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Evaluations and noise ceilings of the samples ``block`` of the draws (of conditions, of subjects)."""
     condition_draws, subject_draws = (None if d is None else d[block] for d in (condition_draws, subject_draws))
-    if fast and condition_draws is not None and (subject_draws is None or comparison in SCALED):
-        # every sample at once, as weighted statistics (subjects drawn too: their counts weigh them)
-        return pattern_bootstrap(model_vectors, data_vectors, condition_draws, comparison, with_noise_ceiling,
-                                 subject_draws)  # fmt: skip
-    if fast and condition_draws is None and comparison in SCALED:  # every sample at once, from subjects' products
+    if not _all_at_once(fast, subject_draws, comparison):
+        return _bootstrap_loop(model_vectors, data_vectors, condition_draws, subject_draws, comparison, fast,
+                               with_noise_ceiling, progress)  # fmt: skip
+    if condition_draws is None:  # from the subjects' products
         return _subject_samples(model_vectors, data_vectors, subject_draws, comparison, with_noise_ceiling)
-    return _bootstrap_loop(model_vectors, data_vectors, condition_draws, subject_draws, comparison, fast,
-                           with_noise_ceiling, progress)  # fmt: skip
+    # as weighted statistics (subjects drawn too: their counts weigh them)
+    return pattern_bootstrap(model_vectors, data_vectors, condition_draws, comparison, with_noise_ceiling,
+                             subject_draws)  # fmt: skip
 
 
 def _bootstrap(
