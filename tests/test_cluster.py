@@ -582,6 +582,61 @@ def test_blockwise_tasks_compute_their_reads_themselves(client):
 
 
 @pytest.mark.parametrize("with_client", [True, False])
+def test_decoding_steps_larger_than_a_block_reads_them_in_blocks_of_units(client, tmp_path, monkeypatch, with_client):
+    """Ridge decoders of a step wider than a block, from kernels summed over blocks of units: equal to the
+    in-memory decoders (folds, permutations, patterns; scaled or not; classes and values); NaN refused."""
+    from sklearn.linear_model import Ridge, RidgeClassifier
+
+    from rnnprobe.analysis import decode, decoding_units
+
+    rng = np.random.default_rng(12)
+    n = 45
+    label, pair = np.arange(n) % 3, np.arange(n) % 2
+    states = rng.normal(size=(n, 4, 6, 10)) * rng.uniform(0.5, 3, size=(6, 10)) + rng.normal(size=(6, 10))
+    states[:, 2:, 0, :3] += label[:, None, None] * 0.7
+    value = states[:, 0, 1, 0] + rng.normal(size=n)
+    Recording({"h": states}, metadata={"label": label, "pair": pair, "value": value}).save(tmp_path / "rec.zarr")
+    whole, chunked = Recording.load(tmp_path / "rec.zarr"), Recording.load(tmp_path / "rec.zarr", chunks=20)
+    _count_blocks(monkeypatch, 8 * n * 30, with_client)  # half a step: kernels of one fold per pass, 6 unit blocks
+    reads = []
+    read = decoding_units._read
+    monkeypatch.setattr(decoding_units, "_read", lambda x, block, layer: reads.append(block) or read(x, block, layer))
+    cases = [
+        ("label", {"n_permutations": 7, "patterns": True}),  # StandardScaler + RidgeClassifier
+        ("label", {"estimator": RidgeClassifier(alpha=3.0), "n_permutations": 3, "scoring": "balanced_accuracy"}),
+        ("pair", {"scoring": "roc_auc", "patterns": True, "time": [0, 3]}),
+        ("value", {"estimator": Ridge(alpha=2.0), "patterns": True}),
+    ]
+    for target, settings in cases:
+        expected = decode(whole, "h", target, progress=False, **settings)
+        got = decode(chunked, "h", target, progress=False, **settings)
+        np.testing.assert_allclose(got.fold_scores, expected.fold_scores, rtol=0, atol=1e-10)
+        if expected.null is not None:
+            np.testing.assert_allclose(got.null, expected.null, rtol=0, atol=1e-10)
+            np.testing.assert_allclose(got.p_values, expected.p_values, rtol=0, atol=1e-12)
+        if expected.patterns is not None:
+            np.testing.assert_allclose(got.patterns, expected.patterns, rtol=0, atol=1e-10)
+        np.testing.assert_array_equal(got.times, expected.times)
+    if not with_client:  # 6 reads of 10 units each per pass over a step: 5 folds' kernels (+ patterns: 2 passes)
+        assert {(b.stop - b.start) for b in reads} == {1} and len(reads) == 6 * (4 * 7 + 4 * 5 + 2 * 7 + 4 * 7)
+    assert not decoding_units.by_units(chunked, _decode_plan(chunked, "logistic"), generalize=False)
+    assert not decoding_units.by_units(chunked, _decode_plan(chunked, "ridge"), generalize=True)
+    bad = states.copy()
+    bad[3, 1, 2, 4] = np.nan
+    Recording({"h": bad}, metadata={"label": label}).save(tmp_path / "nan.zarr")
+    with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):
+        decode(Recording.load(tmp_path / "nan.zarr", chunks=20), "h", "label", progress=False)
+
+
+def _decode_plan(recording: Recording, estimator: str):
+    from rnnprobe.analysis.decoding import _plan
+
+    return _plan(recording, "h", "label", estimator=estimator, cv=5, scoring=None, time=None, groups=None, test=None,
+                 generalize=False, alpha=1.0, fast=None, n_permutations=0, patterns=False, seed=0,
+                 device=None)  # fmt: skip
+
+
+@pytest.mark.parametrize("with_client", [True, False])
 def test_generalizing_and_cross_decoding_dask_backed_recordings_equal_the_whole(
     client, tmp_path, monkeypatch, with_client
 ):

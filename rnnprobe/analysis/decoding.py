@@ -556,7 +556,8 @@ def decode(
     recording : Recording
         A dask-backed recording (``Recording.load(path, chunks=...)``) is decoded blockwise, never read
         whole: blocks of time steps as tasks, the generalization matrix in two passes of tasks
-        (:mod:`rnnprobe.analysis.decoding_blockwise`); the same results.
+        (:mod:`rnnprobe.analysis.decoding_blockwise`); steps larger than a block decoded by ridge, in
+        blocks of units (:mod:`rnnprobe.analysis.decoding_units`); the same results.
     layer : str, optional
         May be omitted when the recording has one layer; units are flattened.
     target : str or array-like
@@ -634,12 +635,17 @@ def decode(
                  patterns=patterns, seed=seed, device=device)  # fmt: skip
     cluster_threshold = check_probability("cluster_threshold", cluster_threshold)
     dask = recording.is_dask or (test is not None and test.is_dask)  # blockwise: the layers are never read whole
-    if dask and not generalize:  # blocks of time steps as tasks, each decoded in memory by decode()
+    from .decoding_units import by_units, decode_by_units
+
+    units = dask and by_units(recording, plan, generalize=generalize)  # steps larger than a block: ridge kernels
+    if dask and not generalize and not units:  # blocks of time steps as tasks, each decoded in memory by decode()
         from .decoding_blockwise import decode_blockwise
 
         return decode_blockwise(recording, plan, target, _block_settings(locals()))
     run = dict(scoring=plan.scoring, generalize=generalize, progress=progress)
-    if dask:  # the generalization matrix: decoders fitted on blocks of steps, then tested on blocks of steps
+    if units:  # a task per step, reading it in blocks of units
+        fold_scores, null, haufe = decode_by_units(recording, plan, patterns=patterns)
+    elif dask:  # the generalization matrix: decoders fitted on blocks of steps, then tested on blocks of steps
         from .decoding_blockwise import generalize_blockwise
 
         fold_scores, null, haufe = generalize_blockwise(recording, plan, run, patterns=patterns)
