@@ -582,48 +582,62 @@ def test_blockwise_tasks_compute_their_reads_themselves(client):
 
 
 @pytest.mark.parametrize("with_client", [True, False])
-def test_decoding_steps_larger_than_a_block_reads_them_in_blocks_of_units(client, tmp_path, monkeypatch, with_client):
-    """Ridge decoders of a step wider than a block, from kernels summed over blocks of units: equal to the
-    in-memory decoders (folds, permutations, patterns; scaled or not; classes and values); NaN refused."""
+def test_decoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_path, monkeypatch, with_client):
+    """Ridge decoders of steps larger than a block, never read whole: from kernels summed over blocks of units
+    (fewer stimuli than units) or sums over blocks of stimuli (more). Equal to the in-memory decoders (folds,
+    permutations, patterns; scaled or not; classes and values); folds that are no partition read whole steps;
+    NaN refused."""
     from sklearn.linear_model import Ridge, RidgeClassifier
+    from sklearn.model_selection import ShuffleSplit
 
-    from rnnprobe.analysis import decode, decoding_units
+    from rnnprobe.analysis import decode, decoding_steps
 
     rng = np.random.default_rng(12)
-    n = 45
-    label, pair = np.arange(n) % 3, np.arange(n) % 2
-    states = rng.normal(size=(n, 4, 6, 10)) * rng.uniform(0.5, 3, size=(6, 10)) + rng.normal(size=(6, 10))
-    states[:, 2:, 0, :3] += label[:, None, None] * 0.7
-    value = states[:, 0, 1, 0] + rng.normal(size=n)
-    Recording({"h": states}, metadata={"label": label, "pair": pair, "value": value}).save(tmp_path / "rec.zarr")
-    whole, chunked = Recording.load(tmp_path / "rec.zarr"), Recording.load(tmp_path / "rec.zarr", chunks=20)
-    _count_blocks(monkeypatch, 8 * n * 30, with_client)  # half a step: kernels of one fold per pass, 6 unit blocks
+    _count_blocks(monkeypatch, 8 * 45 * 30, with_client)  # half a step of 45 x 60: one fold's kernel per pass
     reads = []
-    read = decoding_units._read
-    monkeypatch.setattr(decoding_units, "_read", lambda x, block, layer: reads.append(block) or read(x, block, layer))
+    read = decoding_steps._read
+    monkeypatch.setattr(decoding_steps, "_read", lambda x, index, layer: reads.append(index) or read(x, index, layer))
     cases = [
         ("label", {"n_permutations": 7, "patterns": True}),  # StandardScaler + RidgeClassifier
         ("label", {"estimator": RidgeClassifier(alpha=3.0), "n_permutations": 3, "scoring": "balanced_accuracy"}),
         ("pair", {"scoring": "roc_auc", "patterns": True, "time": [0, 3]}),
         ("value", {"estimator": Ridge(alpha=2.0), "patterns": True}),
     ]
-    for target, settings in cases:
-        expected = decode(whole, "h", target, progress=False, **settings)
-        got = decode(chunked, "h", target, progress=False, **settings)
-        np.testing.assert_allclose(got.fold_scores, expected.fold_scores, rtol=0, atol=1e-10)
-        if expected.null is not None:
-            np.testing.assert_allclose(got.null, expected.null, rtol=0, atol=1e-10)
-            np.testing.assert_allclose(got.p_values, expected.p_values, rtol=0, atol=1e-12)
-        if expected.patterns is not None:
-            np.testing.assert_allclose(got.patterns, expected.patterns, rtol=0, atol=1e-10)
-        np.testing.assert_array_equal(got.times, expected.times)
-    if not with_client:  # 6 reads of 10 units each per pass over a step: 5 folds' kernels (+ patterns: 2 passes)
-        assert {(b.stop - b.start) for b in reads} == {1} and len(reads) == 6 * (4 * 7 + 4 * 5 + 2 * 7 + 4 * 7)
-    assert not decoding_units.by_units(chunked, _decode_plan(chunked, "logistic"), generalize=False)
-    assert not decoding_units.by_units(chunked, _decode_plan(chunked, "ridge"), generalize=True)
-    bad = states.copy()
+    for n, unit_shape, how in [(45, (6, 10), "units"), (230, (2, 3), "stimuli")]:
+        label, pair = np.arange(n) % 3, np.arange(n) % 2
+        states = rng.normal(size=(n, 4, *unit_shape)) * rng.uniform(0.5, 3, size=unit_shape) + 5
+        states[:, 2:, 0, :3] += label[:, None, None] * 0.7
+        value = states[:, 0, 1, 0] + rng.normal(size=n)
+        meta = {"label": label, "pair": pair, "value": value}
+        Recording({"h": states}, metadata=meta).save(tmp_path / f"{how}.zarr")
+        whole, chunked = Recording.load(tmp_path / f"{how}.zarr"), Recording.load(tmp_path / f"{how}.zarr", chunks=20)
+        assert decoding_steps.large_steps(chunked, _decode_plan(chunked, "ridge"), generalize=False) == how
+        for target, settings in cases:
+            expected = decode(whole, "h", target, progress=False, **settings)
+            got = decode(chunked, "h", target, progress=False, **settings)
+            np.testing.assert_allclose(got.fold_scores, expected.fold_scores, rtol=0, atol=1e-10)
+            if expected.null is not None:
+                np.testing.assert_allclose(got.null, expected.null, rtol=0, atol=1e-10)
+                np.testing.assert_allclose(got.p_values, expected.p_values, rtol=0, atol=1e-12)
+            if expected.patterns is not None:
+                np.testing.assert_allclose(got.patterns, expected.patterns, rtol=0, atol=1e-10)
+            np.testing.assert_array_equal(got.times, expected.times)
+        assert not decoding_steps.large_steps(chunked, _decode_plan(chunked, "logistic"), generalize=False)
+        assert not decoding_steps.large_steps(chunked, _decode_plan(chunked, "ridge"), generalize=True)
+    if not with_client:  # per pass over a step, 6 blocks of 10 units: the 5 folds' kernels (+ patterns: 2 passes)
+        units = [index[1] for index in reads if len(index) == 2]
+        assert {b.stop - b.start for b in units} == {1} and len(units) == 6 * (4 * 7 + 4 * 5 + 2 * 7 + 4 * 7)
+        # blocks of 40 stimuli (2 chunks; 6 a step): the centre's, then 2 passes per group of target sets (1 set a
+        # group of 3 classes' codes in this budget, every set in one with one column)
+        stimuli = [index[0] for index in reads if len(index) == 1]
+        assert {b.stop - b.start for b in stimuli} == {40, 30}
+        assert len(stimuli) == 4 * (1 + 12 * 8) + 4 * (1 + 12 * 4) + 2 * (1 + 12) + 4 * (1 + 12)
+    shuffled = decode(chunked, "h", "label", cv=ShuffleSplit(3, test_size=0.3, random_state=0), progress=False)
+    reference = decode(whole, "h", "label", cv=ShuffleSplit(3, test_size=0.3, random_state=0), progress=False)
+    np.testing.assert_allclose(shuffled.fold_scores, reference.fold_scores, rtol=0, atol=1e-10)  # whole steps
+    bad = np.random.default_rng(0).normal(size=(45, 2, 6, 10))
     bad[3, 1, 2, 4] = np.nan
-    Recording({"h": bad}, metadata={"label": label}).save(tmp_path / "nan.zarr")
+    Recording({"h": bad}, metadata={"label": np.arange(45) % 3}).save(tmp_path / "nan.zarr")
     with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):
         decode(Recording.load(tmp_path / "nan.zarr", chunks=20), "h", "label", progress=False)
 

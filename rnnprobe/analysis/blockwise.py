@@ -47,6 +47,16 @@ def time_blocks(
     return [positions[a:b] for a, b in itertools.pairwise(cuts)]
 
 
+def stimulus_blocks(n: int, values_per_stimulus: int, chunk: int) -> list[slice]:
+    """Consecutive blocks of ``n`` stimuli whose float64 values (``values_per_stimulus`` each) fit in a quarter
+    of BLOCK_BYTES (a task holds them, a centred copy and what it computes from them), whole chunks of
+    ``chunk`` stimuli where one fits.
+    """
+    size = max(1, BLOCK_BYTES // (32 * values_per_stimulus))
+    size = size // chunk * chunk or size
+    return [slice(a, min(a + size, n)) for a in range(0, n, size)]
+
+
 def chunk_cuts(chunks: np.ndarray, most: int) -> list[int]:
     """Where to cut a sequence of positions, ``chunks[i]`` the stored chunk of position i, into consecutive
     blocks of at most ``most`` positions: the fewest chunk reads (each block reads every chunk it touches),

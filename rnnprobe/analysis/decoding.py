@@ -557,7 +557,7 @@ def decode(
         A dask-backed recording (``Recording.load(path, chunks=...)``) is decoded blockwise, never read
         whole: blocks of time steps as tasks, the generalization matrix in two passes of tasks
         (:mod:`rnnprobe.analysis.decoding_blockwise`); steps larger than a block decoded by ridge, in
-        blocks of units (:mod:`rnnprobe.analysis.decoding_units`); the same results.
+        blocks of units or of stimuli (:mod:`rnnprobe.analysis.decoding_steps`); the same results.
     layer : str, optional
         May be omitted when the recording has one layer; units are flattened.
     target : str or array-like
@@ -635,16 +635,16 @@ def decode(
                  patterns=patterns, seed=seed, device=device)  # fmt: skip
     cluster_threshold = check_probability("cluster_threshold", cluster_threshold)
     dask = recording.is_dask or (test is not None and test.is_dask)  # blockwise: the layers are never read whole
-    from .decoding_units import by_units, decode_by_units
+    from .decoding_steps import decode_large_steps, large_steps
 
-    units = dask and by_units(recording, plan, generalize=generalize)  # steps larger than a block: ridge kernels
-    if dask and not generalize and not units:  # blocks of time steps as tasks, each decoded in memory by decode()
+    large = large_steps(recording, plan, generalize=generalize) if dask else None  # steps larger than a block
+    if dask and not generalize and not large:  # blocks of time steps as tasks, each decoded in memory by decode()
         from .decoding_blockwise import decode_blockwise
 
         return decode_blockwise(recording, plan, target, _block_settings(locals()))
     run = dict(scoring=plan.scoring, generalize=generalize, progress=progress)
-    if units:  # a task per step, reading it in blocks of units
-        fold_scores, null, haufe = decode_by_units(recording, plan, patterns=patterns)
+    if large:  # a task per step, reading it in blocks of units or of stimuli
+        fold_scores, null, haufe = decode_large_steps(recording, plan, large, patterns=patterns)
     elif dask:  # the generalization matrix: decoders fitted on blocks of steps, then tested on blocks of steps
         from .decoding_blockwise import generalize_blockwise
 

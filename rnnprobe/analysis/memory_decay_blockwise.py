@@ -26,11 +26,10 @@ import operator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from .._validation import layer_states
 from . import _scores, blockwise
-from ._linear import inverse_std
+from ._ridge_sums import FoldSums, solve_folds
 from .decoding import _chance, _code, _plan, code_columns
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,14 +47,15 @@ def memory_decay_blockwise(
     if any(plan is None for plan in plans):
         return None
     p = int(np.prod(recording.unit_shape(layer)))
-    blocks = _stimulus_blocks(n, t * p, recording.to_dask(layer).chunks[0][0])
+    blocks = blockwise.stimulus_blocks(n, t * p, recording.to_dask(layer).chunks[0][0])
     totals = blockwise.run_blocks(_sums_block, blocks, recording, layer)
     centre = sum(total for total, _ in totals) / sum(count for _, count in totals)
     scores = []
     for lags_of_group in _lag_groups(plans, n, p):
         group = _Group([plans[i] for i in lags_of_group])
         parts = blockwise.run_blocks(_moments_block, blocks, recording, layer, centre, group)
-        decoders = [_solve(functools.reduce(operator.add, (part[k] for part in parts)), plans[i], centre)
+        sums = [functools.reduce(operator.add, (part[k] for part in parts)) for k in range(len(lags_of_group))]
+        decoders = [solve_folds(sums[k], centre, penalty=plans[i].penalty, scale=plans[i].scale)
                     for k, i in enumerate(lags_of_group)]  # fmt: skip
         decided = blockwise.run_blocks(_decisions_block, blocks, recording, layer, group, decoders)
         for k, i in enumerate(lags_of_group):
@@ -118,15 +118,6 @@ def _lag_plan(recording: Recording, layer: str, inputs: np.ndarray, lag: int, se
                     plan.spec.scale)  # fmt: skip
 
 
-def _stimulus_blocks(n: int, values_per_stimulus: int, chunk: int) -> list[slice]:
-    """Consecutive blocks of stimuli whose float64 states (every step) fit in a quarter of BLOCK_BYTES (a task
-    holds them, their centred copy and a lag's samples), whole chunks of ``chunk`` stimuli where one fits.
-    """
-    size = max(1, blockwise.BLOCK_BYTES // (32 * values_per_stimulus))
-    size = size // chunk * chunk or size
-    return [slice(a, min(a + size, n)) for a in range(0, n, size)]
-
-
 def _lag_groups(plans: list[_LagPlan], n: int, p: int) -> list[list[int]]:
     """The lags in groups whose sums (folds x p x p) and decision values fit in BLOCK_BYTES (one lag at least)."""
     groups: list[list[int]] = [[]]
@@ -163,60 +154,16 @@ def _lag_codes(block: slice, plan: _LagPlan) -> np.ndarray:
 
 
 def _moments_block(block: slice, recording: Recording, layer: str, centre: np.ndarray, group: _Group) -> list:
-    """Pass 2, one task: per lag, per fold's test samples in the block, the sums of :class:`_Sums`."""
+    """Pass 2, one task: per lag, per fold's test samples in the block, the sums of :class:`._ridge_sums.FoldSums`."""
     x = _read(recording, layer, block) - centre
     out = []
     for plan in group.plans:
         (rows, fold), codes = _lag_samples(x, block, plan), _lag_codes(block, plan)
-        sums = _Sums.zeros(len(plan.tests), rows.shape[1], codes.shape[1])
+        sums = FoldSums.zeros(len(plan.tests), rows.shape[1], codes.shape[1])
         for f in np.unique(fold):
             sums.add(f, rows[fold == f], codes[fold == f])
         out.append(sums)
     return out
-
-
-class _Sums:
-    """Per fold: sample count, sums of the (centred) states and codes, Gram matrix, states' products with codes."""
-
-    def __init__(self, count: np.ndarray, x: np.ndarray, y: np.ndarray, gram: np.ndarray, cross: np.ndarray) -> None:
-        self.count, self.x, self.y, self.gram, self.cross = count, x, y, gram, cross
-
-    @classmethod
-    def zeros(cls, folds: int, p: int, columns: int) -> _Sums:
-        return cls(np.zeros(folds), np.zeros((folds, p)), np.zeros((folds, columns)), np.zeros((folds, p, p)),
-                   np.zeros((folds, p, columns)))  # fmt: skip
-
-    def add(self, f: int, rows: np.ndarray, codes: np.ndarray) -> None:
-        self.count[f] += len(rows)
-        self.x[f] += rows.sum(axis=0)
-        self.y[f] += codes.sum(axis=0)
-        self.gram[f] += rows.T @ rows
-        self.cross[f] += rows.T @ codes
-
-    def __add__(self, other: _Sums) -> _Sums:
-        return _Sums(*(getattr(self, k) + getattr(other, k) for k in ("count", "x", "y", "gram", "cross")))
-
-
-def _solve(sums: _Sums, plan: _LagPlan, centre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every fold's ridge decoder (coef (folds, p, columns), intercept (folds, columns)) of the raw states,
-    from the training sums (all folds' minus the fold's own): the in-memory fit's equations.
-    """
-    coefs, intercepts = [], []
-    for f in range(len(plan.tests)):
-        n = sums.count.sum() - sums.count[f]
-        mean = (sums.x.sum(axis=0) - sums.x[f]) / n
-        y_mean = (sums.y.sum(axis=0) - sums.y[f]) / n
-        gram = sums.gram.sum(axis=0) - sums.gram[f] - n * np.outer(mean, mean)
-        cross = sums.cross.sum(axis=0) - sums.cross[f] - n * np.outer(mean, y_mean)
-        inv = np.ones(len(mean))
-        if plan.scale:  # StandardScaler: the training samples' population standard deviation, 1 where constant
-            inv = inverse_std(torch.from_numpy(np.diagonal(gram) / n)).numpy()
-        scaled = gram * inv[:, None] * inv[None, :]
-        scaled[np.diag_indices_from(scaled)] += plan.penalty
-        coef = np.linalg.solve(scaled, cross * inv[:, None]) * inv[:, None]
-        coefs.append(coef)
-        intercepts.append(y_mean - (centre + mean) @ coef)
-    return np.stack(coefs), np.stack(intercepts)
 
 
 def _decisions_block(block: slice, recording: Recording, layer: str, group: _Group, decoders: list) -> list:

@@ -1,0 +1,79 @@
+"""Ridge decoders from sums over samples, per fold: what a decoder needs when no task holds its samples.
+
+Ridge (with its StandardScaler) needs only sums over the training samples: their count, the sums of the
+states and of the targets' codes, the states' Gram matrix and their products with the codes. Where the
+folds' test sets partition the samples (k-fold), a training set's sums are the total minus its test set's,
+so sums per fold's test set are all there is to accumulate (:class:`FoldSums`, over blocks of samples that
+may be read anywhere) before :func:`solve_folds` solves every fold's decoder, as the in-memory fit solves
+it. Used by blockwise memory decay (samples: (stimulus, step) pairs of a lag) and by the blockwise decoding
+of steps larger than a block (samples: the stimuli at one step).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ._linear import inverse_std
+
+
+class FoldSums:
+    """Per fold's test samples: count, sums of the (centred) states and codes, Gram matrix, the states'
+    products with the codes. Sums of blocks add up (``+``).
+    """
+
+    def __init__(self, count: np.ndarray, x: np.ndarray, y: np.ndarray, gram: np.ndarray, cross: np.ndarray) -> None:
+        self.count, self.x, self.y, self.gram, self.cross = count, x, y, gram, cross
+
+    @classmethod
+    def zeros(cls, folds: int, p: int, columns: int) -> FoldSums:
+        return cls(np.zeros(folds), np.zeros((folds, p)), np.zeros((folds, columns)), np.zeros((folds, p, p)),
+                   np.zeros((folds, p, columns)))  # fmt: skip
+
+    def add(self, f: int, rows: np.ndarray, codes: np.ndarray) -> None:
+        """Add samples ``rows`` (centred states) with their ``codes`` to fold f's test sums."""
+        self.count[f] += len(rows)
+        self.x[f] += rows.sum(axis=0)
+        self.y[f] += codes.sum(axis=0)
+        self.gram[f] += rows.T @ rows
+        self.cross[f] += rows.T @ codes
+
+    def __add__(self, other: FoldSums) -> FoldSums:
+        return FoldSums(*(getattr(self, k) + getattr(other, k) for k in FIELDS))
+
+    def training(self, f: int | None) -> tuple[np.ndarray, ...]:
+        """(count, x, y, gram, cross) summed over fold f's training samples (every fold's test sums but its
+        own), or over every sample (``f`` None).
+        """
+        return tuple(getattr(self, k).sum(axis=0) - (0 if f is None else getattr(self, k)[f]) for k in FIELDS)
+
+
+FIELDS = ("count", "x", "y", "gram", "cross")
+
+
+def solve_folds(sums: FoldSums, centre: np.ndarray, *, penalty: float, scale: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Every fold's ridge decoder of the raw states (coef (folds, p, columns), intercept (folds, columns)) from
+    its training sums of states centred on ``centre`` (:func:`solve`).
+    """
+    fits = [solve(sums.training(f), centre, penalty=penalty, scale=scale) for f in range(len(sums.count))]
+    return np.stack([coef for coef, _, _ in fits]), np.stack([intercept for _, intercept, _ in fits])
+
+
+def solve(
+    training: tuple[np.ndarray, ...], centre: np.ndarray, *, penalty: float, scale: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(coef (p, columns), intercept (columns,), the states' covariance (p, p), over n - 1) of the ridge decoder
+    of samples whose sums (count, x, y, gram, cross; states centred on ``centre``) are ``training``: the
+    in-memory fit's equations.
+    """
+    n, x, y, gram, cross = training
+    mean, y_mean = x / n, y / n
+    gram = gram - n * np.outer(mean, mean)  # the centred states' Gram matrix
+    cross = cross - n * np.outer(mean, y_mean)
+    inv = np.ones(len(mean))
+    if scale:  # StandardScaler: the training samples' population standard deviation, 1 where constant
+        inv = inverse_std(torch.from_numpy(np.diagonal(gram) / n)).numpy()
+    scaled = gram * inv[:, None] * inv[None, :]
+    scaled[np.diag_indices_from(scaled)] += penalty
+    coef = np.linalg.solve(scaled, cross * inv[:, None]) * inv[:, None]
+    return coef, y_mean - (centre + mean) @ coef, gram / (n - 1)

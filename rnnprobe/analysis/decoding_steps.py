@@ -1,0 +1,262 @@
+"""decode() of dask-backed layers whose single time step is larger than a block, with ridge decoders: a task
+per step reads its step in blocks and never holds it whole.
+
+Blockwise decoding over time (:mod:`.decoding_blockwise`) reads blocks of whole time steps. A step of a
+wide layer on many stimuli (a convolutional layer of 32 maps of 32 x 32 on 2000 images: 0.5 GB in
+float64) can be more than a worker should hold. Where a step is larger than ``blockwise.BLOCK_BYTES`` and
+the decoder is ridge (``estimator="ridge"``, or scikit-learn's Ridge or RidgeClassifier, alone or after a
+StandardScaler), over time and without a ``test`` recording, each step is one task that reads the step in
+blocks, by whichever of two exact forms of ridge holds less:
+
+- **Fewer stimuli than units: kernels, over blocks of units.** With Z_f the states centred on fold f's
+  training mean (and scaled by its training standard deviation under a StandardScaler), K_f = Z_f Z_f'
+  (stimuli x stimuli) is a sum over blocks of units, and fold f's decision values on its test samples are
+  K_f[test, train] (K_f[train, train] + alpha I)^-1 (Y_train - mean Y_train) + mean Y_train, the in-memory
+  dual form's equations (``_ridge._fit_dual``: W = Z_f' A). Haufe patterns need the decoder of every
+  sample (its kernel is summed with the folds') and cov(x) W = X_c' s / (n - 1), s = K A: one more pass.
+  The step is read once per group of folds whose kernels fit in BLOCK_BYTES (one group for 5 folds of up
+  to 2896 stimuli), once more for the patterns.
+- **At least as many stimuli as units: sums, over blocks of stimuli.** Each fold's test samples' count,
+  sums, Gram matrix (units x units) and products with the targets' codes (:mod:`._ridge_sums`; the folds
+  must partition the stimuli, as k-fold's do) give every fold's decoder; a second pass scores each block's
+  stimuli under its fold's decoder. The patterns come from the sums. Target sets (true and permuted) whose
+  products with the states do not fit in BLOCK_BYTES together are taken in groups, two passes each.
+
+The true and the permuted targets are columns of the same solves. The folds and permutations are the
+plan's, so the results equal the in-memory ones (tested to 1e-10). The generalization matrix,
+cross-decoding (``test=``), other decoders and folds that do not partition the stimuli read whole steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from .._validation import all_finite, check_finite_layer
+from . import _scores, blockwise
+from ._linear import inverse_std
+from ._ridge_sums import FoldSums, solve, solve_folds
+from .decoding import _code, code_columns
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..recording import Recording
+    from .decoding import _Plan
+
+
+def large_steps(recording: Recording, plan: _Plan, *, generalize: bool) -> str | None:
+    """How decode() reads ``recording``'s steps, each larger than BLOCK_BYTES in float64, with a ridge decoder
+    over time (no generalization, no test recording): "units" (blocks of units, kernels) with fewer stimuli
+    than units, else "stimuli" (blocks of stimuli, sums) where the folds partition the stimuli; None: whole.
+    """
+    if generalize or plan.spec is None or plan.spec.kind != "ridge" or plan.test is not None:
+        return None
+    n, p = recording.n_stimuli, int(np.prod(recording.unit_shape(plan.layer)))
+    if 8 * n * p <= blockwise.BLOCK_BYTES:
+        return None
+    if n < p:
+        return "units"
+    return "stimuli" if _test_fold(plan.folds, n) is not None else None
+
+
+def _test_fold(folds: list, n: int) -> np.ndarray | None:
+    """The fold whose test set holds each stimulus, or None unless the test sets partition the stimuli and each
+    training set is the rest.
+    """
+    fold = np.full(n, -1)
+    for f, (train, test) in enumerate(folds):
+        if np.any(fold[test] >= 0) or len(train) + len(test) != n or np.intersect1d(train, test).size:
+            return None
+        fold[test] = f
+    return None if np.any(fold < 0) else fold
+
+
+def decode_large_steps(
+    recording: Recording, plan: _Plan, how: str, *, patterns: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Fold scores (folds, T), the null (permutations, T) and Haufe patterns (T, units, outputs) or None: one
+    task per step (:func:`.blockwise.run_blocks`), reading it in blocks of ``how`` (:func:`large_steps`).
+    """
+    job = _Job(plan.layer, plan.spec.penalty, plan.spec.scale, plan.scoring, plan.n_classes,
+               np.column_stack([plan.y, *plan.y[plan.perms]]), [train for train, _ in plan.folds],
+               [test for _, test in plan.folds], patterns)  # fmt: skip
+    step = _by_units if how == "units" else _by_stimuli
+    parts = blockwise.run_blocks(step, [int(p) for p in plan.positions], recording, job)
+    scores = np.stack([s for s, _ in parts], axis=1)  # (folds, T, sets)
+    haufe = np.stack([h for _, h in parts]) if patterns else None
+    return scores[..., 0], scores[..., 1:].mean(axis=0).T, haufe
+
+
+@dataclasses.dataclass
+class _Job:
+    """What every step's task needs (a dataclass: the workers receive it once, not with every task)."""
+
+    layer: str
+    penalty: float
+    scale: bool
+    scoring: str
+    n_classes: int | None
+    sets: np.ndarray  # (n, 1 + permutations): the true targets, then the permuted ones
+    trains: list[np.ndarray]
+    tests: list[np.ndarray]
+    patterns: bool
+
+    @property
+    def columns(self) -> int:
+        return code_columns(self.n_classes)
+
+    def score(self, test: np.ndarray, sets: slice, decision: np.ndarray) -> np.ndarray:
+        """Scores (sets,) of the decision values (test samples, sets x columns) of a group of target sets."""
+        targets = self.sets[test, sets].T
+        decision = np.moveaxis(decision.reshape(len(test), len(targets), self.columns), 1, 0)
+        return _scores.score(self.scoring, targets, decision, self.n_classes)
+
+
+def _step_states(recording: Recording, job: _Job, position: int) -> Any:
+    """One step of the layer, lazy: a (stimulus, *units) dask array."""
+    return recording.select(job.layer, time=[position]).to_dask(job.layer)[:, 0]
+
+
+def _read(x: Any, index: tuple, layer: str) -> np.ndarray:
+    """``x[index]`` as (stimuli, units) float64; non-finite states refused."""
+    values = np.asarray(x[index].compute(), dtype=np.float64)
+    values = values.reshape(len(values), -1)
+    check_finite_layer(all_finite(values), layer)
+    return values
+
+
+def _set_groups(n_sets: int, per_set: int) -> list[slice]:
+    """The target sets in groups whose arrays (``per_set`` float64 values each) fit in BLOCK_BYTES."""
+    size = max(1, blockwise.BLOCK_BYTES // (8 * per_set))
+    return [slice(a, min(a + size, n_sets)) for a in range(0, n_sets, size)]
+
+
+# --- fewer stimuli than units: kernels over blocks of units ------------------------------------------------
+
+
+def _by_units(position: int, recording: Recording, job: _Job) -> tuple[np.ndarray, np.ndarray | None]:
+    """One task: the scores (folds, sets) of every fold and target set at one step, and its Haufe patterns
+    (units, outputs) or None. The folds' kernels are summed over blocks of units, a group of folds per pass.
+    """
+    x = _step_states(recording, job, position)
+    n = x.shape[0]
+    trains = [np.asarray(t) for t in job.trains]
+    if job.patterns:
+        trains.append(np.arange(n))  # the decoder of every sample, for the patterns
+    per_pass = max(1, blockwise.BLOCK_BYTES // (8 * n * n))
+    kernels = []
+    for start in range(0, len(trains), per_pass):
+        kernels += _kernels(x, trains[start : start + per_pass], job)
+    folds = zip(kernels[: len(job.tests)], trains[: len(job.tests)], job.tests, strict=True)
+    scores = np.stack([_fold_scores(kernel, train, test, job) for kernel, train, test in folds])
+    return scores, _patterns(x, kernels[-1], job) if job.patterns else None
+
+
+def _unit_blocks(shape: tuple[int, ...], n: int) -> list[slice]:
+    """Blocks along the first unit axis whose float64 states of ``n`` stimuli take at most a quarter of
+    BLOCK_BYTES (a block, its centred copy and the kernels' products), one index at least.
+    """
+    inner = int(np.prod(shape[1:]))
+    size = max(1, blockwise.BLOCK_BYTES // (32 * n * inner))
+    return [slice(a, min(a + size, shape[0])) for a in range(0, shape[0], size)]
+
+
+def _centred(values: np.ndarray, train: np.ndarray, scale: bool) -> np.ndarray:
+    """Every sample centred on the training samples' mean, scaled by their standard deviation (StandardScaler)."""
+    z = values - values[train].mean(axis=0)
+    if scale:
+        z *= inverse_std(torch.from_numpy((z[train] ** 2).mean(axis=0))).numpy()
+    return z
+
+
+def _kernels(x: Any, trains: list[np.ndarray], job: _Job) -> list[np.ndarray]:
+    """K = Z Z' (n x n) of the states centred (and scaled) on each training set, summed over blocks of units."""
+    n = x.shape[0]
+    kernels = [np.zeros((n, n)) for _ in trains]
+    for block in _unit_blocks(x.shape[1:], n):
+        values = _read(x, (slice(None), block), job.layer)
+        for kernel, train in zip(kernels, trains, strict=True):
+            z = _centred(values, train, job.scale)
+            kernel += z @ z.T
+    return kernels
+
+
+def _dual(kernel: np.ndarray, train: np.ndarray, codes: np.ndarray, penalty: float) -> tuple[np.ndarray, np.ndarray]:
+    """(A, mean codes): A = (K[train, train] + penalty I)^-1 (codes - their mean) over the training samples."""
+    from scipy.linalg import cho_factor, cho_solve
+
+    mean = codes[train].mean(axis=0)
+    system = kernel[np.ix_(train, train)]
+    system[np.diag_indices_from(system)] += penalty
+    return cho_solve(cho_factor(system), codes[train] - mean), mean
+
+
+def _fold_scores(kernel: np.ndarray, train: np.ndarray, test: np.ndarray, job: _Job) -> np.ndarray:
+    """Scores (sets,) of one fold's decoders of every target set on its test samples, the sets in groups
+    whose codes and decision values fit in BLOCK_BYTES.
+    """
+    out = np.empty(job.sets.shape[1])
+    for sets in _set_groups(job.sets.shape[1], 4 * len(kernel) * job.columns):
+        dual, mean = _dual(kernel, train, _code(job.sets[:, sets], job.n_classes), job.penalty)
+        out[sets] = job.score(test, sets, kernel[np.ix_(test, train)] @ dual + mean)
+    return out
+
+
+def _patterns(x: Any, kernel: np.ndarray, job: _Job) -> np.ndarray:
+    """Haufe patterns cov(x) W cov(s)^-1 of the decoder of every sample (units, outputs): s = K A and
+    cov(x) W = X_c' s / (n - 1), X_c' s summed block by block of units.
+    """
+    n = len(kernel)
+    dual, _ = _dual(kernel, np.arange(n), _code(job.sets[:, :1], job.n_classes), job.penalty)
+    sources = kernel @ dual  # (n, outputs): the centred states times the decoder's weights
+    rows = []
+    for block in _unit_blocks(x.shape[1:], n):
+        values = _read(x, (slice(None), block), job.layer)
+        # (the sources sum to zero, the kernel's states being centred: centring here only keeps digits)
+        rows.append((values - values.mean(axis=0)).T @ sources / (n - 1))
+    return np.concatenate(rows) @ np.linalg.pinv(sources.T @ sources / (n - 1))
+
+
+# --- at least as many stimuli as units: sums over blocks of stimuli ----------------------------------------
+
+
+def _by_stimuli(position: int, recording: Recording, job: _Job) -> tuple[np.ndarray, np.ndarray | None]:
+    """One task: the scores (folds, sets) and Haufe patterns (or None) at one step, from each fold's sums over
+    blocks of stimuli (centred on the first block's mean, for precision), then each block's decision values;
+    two passes per group of target sets.
+    """
+    x = _step_states(recording, job, position)
+    n, p = x.shape[0], int(np.prod(x.shape[1:]))
+    fold = _test_fold(list(zip(job.trains, job.tests, strict=True)), n)
+    blocks = blockwise.stimulus_blocks(n, p, x.chunks[0][0])
+    centre = _read(x, (blocks[0],), job.layer).mean(axis=0)
+    scores, haufe = np.empty((len(job.tests), job.sets.shape[1])), None
+    for sets in _set_groups(job.sets.shape[1], job.columns * (3 * len(job.tests) * p + n)):
+        codes = _code(job.sets[:, sets], job.n_classes)
+        sums = FoldSums.zeros(len(job.tests), p, codes.shape[1])
+        for block in blocks:
+            values = _read(x, (block,), job.layer) - centre
+            for f in np.unique(fold[block]):
+                at = fold[block] == f
+                sums.add(f, values[at], codes[block][at])
+        coef, intercept = solve_folds(sums, centre, penalty=job.penalty, scale=job.scale)
+        decision = np.empty(codes.shape)
+        for block in blocks:
+            values, of = _read(x, (block,), job.layer), fold[block]
+            for f in np.unique(of):
+                decision[block][of == f] = values[of == f] @ coef[f] + intercept[f]
+        for f, test in enumerate(job.tests):
+            scores[f, sets] = job.score(test, sets, decision[test])
+        if job.patterns and sets.start == 0:
+            haufe = _patterns_from_sums(sums, centre, job)
+    return scores, haufe
+
+
+def _patterns_from_sums(sums: FoldSums, centre: np.ndarray, job: _Job) -> np.ndarray:
+    """Haufe patterns cov(x) W (W' cov(x) W)^-1 of the decoder of every sample (the true targets' columns)."""
+    coef, _, cov = solve(sums.training(None), centre, penalty=job.penalty, scale=job.scale)
+    w = coef[:, : job.columns]
+    cov_xs = cov @ w
+    return cov_xs @ np.linalg.pinv(w.T @ cov_xs)
