@@ -1,24 +1,26 @@
-"""Decoding a layer on disk whose single time step is larger than a block (issue 20, goal 4).
+"""Decoding and encoding from a layer on disk whose single time step is larger than a block (issue 20, goal 4).
 
-Run:  OMP_NUM_THREADS=1 python benchmarks/dask_large_steps.py [--only wide|tall] [--steps 2] [--dir /path]
+Run:  OMP_NUM_THREADS=1 python benchmarks/dask_large_steps.py [--only wide|tall|encoding] [--steps 2] [--dir /path]
 
-Two layers (float32, 10 classes) are saved to a store each and opened dask-backed; one step of either is
-more than a block (``blockwise.BLOCK_BYTES``, 256 MiB) in float64:
+Layers (float32, 10 classes) are saved to a store each and opened dask-backed; one step of each is more
+than a block (``blockwise.BLOCK_BYTES``, 256 MiB) as the analysis holds it:
 
-- wide: a convolutional layer of 32 maps of 32 x 32 (32,768 units) on 2000 stimuli (0.52 GB a step);
-- tall: 8 maps of 16 x 16 (2048 units) on 20,000 stimuli (0.33 GB a step).
+- wide: a convolutional layer of 32 maps of 32 x 32 (32,768 units) on 2000 stimuli (0.52 GB a step in
+  float64, as decode reads it);
+- tall: 8 maps of 16 x 16 (2048 units) on 20,000 stimuli (0.33 GB a step in float64);
+- encoding: the wide layer on 4000 stimuli (0.52 GB a step in float32, as fit_encoding reads it).
 
-``decode(..., n_permutations=)`` with the default ridge decoder runs on a LocalCluster of one worker process
-(1 thread) two ways:
+Each case runs on a LocalCluster of one worker process (1 thread) two ways, a fresh cluster per way:
 
-- whole steps (the way before the twenty-third session): a task per step reads the step and decodes it in
-  memory (``decoding_blockwise``);
-- in blocks (``decoding_steps``, what decode does now): a task per step sums the folds' kernels over blocks
-  of units (wide: each block's read decompresses the step's stored chunks), or the folds' sums over blocks
-  of stimuli (tall), then solves and scores.
+- whole steps (the way before the twenty-third session): a task per step reads the step whole;
+- in blocks (what rnnprobe does now): a task per step reads it in blocks of units or of stimuli.
 
-Both are checked equal (1e-10) first. Printed: the machine, each way's time and the worker's peak resident
-memory (a fresh cluster per way).
+Cases: ``decode(..., n_permutations=)`` with the default ridge decoder from both layers (in blocks:
+``decoding_steps``, the folds' kernels summed over blocks of units (wide: each block's read decompresses
+the step's stored chunks), or the folds' sums over blocks of stimuli (tall)); and ``fit_encoding`` of 100
+simulated neurons from the encoding layer (ridge in its dual form, ``ceiling=False``; in blocks: the Gram
+matrix across stimuli summed over blocks of units). Both ways are checked equal first (1e-10; encoding
+1e-8, see ``compare``). Printed: the machine, each way's time and the worker's peak resident memory.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np
 from _machine import Results, peak_rss, print_machine
 
-CASES = {"wide": (2000, (32, 32, 32)), "tall": (20_000, (8, 16, 16))}  # stimuli, units
+# stimuli, units: decode (wide, tall) and fit_encoding (whose whole steps stay float32: twice the stimuli)
+CASES = {"wide": (2000, (32, 32, 32)), "tall": (20_000, (8, 16, 16)), "encoding": (4000, (32, 32, 32))}
 
 
 def make(path: Path, n: int, steps: int, shape: tuple[int, ...]) -> None:
@@ -50,27 +53,52 @@ def make(path: Path, n: int, steps: int, shape: tuple[int, ...]) -> None:
     Recording({"conv": states}, metadata={"label": label}).save(path)
 
 
-def run(path: Path, way: str, permutations: int) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """(fold scores, null, seconds, the worker's peak RSS) of one way on a fresh 1-worker LocalCluster."""
+def run(path: Path, case: str, way: str, permutations: int) -> tuple[list[np.ndarray], float, float]:
+    """(results, seconds, the worker's peak RSS) of one case and way on a fresh 1-worker LocalCluster."""
     from distributed import Client, LocalCluster
 
     from rnnprobe import Recording
-    from rnnprobe.analysis import decode, decoding_steps
+    from rnnprobe.analysis import decode, decoding_steps, fit_encoding
 
     large_steps = decoding_steps.large_steps
-    if way == "whole steps":  # decided in this process: the tasks then read whole steps
+    if way == "whole steps":  # decode decides in this process: the tasks then read whole steps
         decoding_steps.large_steps = lambda *args, **kwargs: None
     try:
         with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0",
                           memory_limit="8GiB") as cluster, Client(cluster) as client:  # fmt: skip
+            if way == "whole steps":
+                client.run(_whole_encoding_steps)  # fit_encoding decides in its tasks
             rec = Recording.load(path, chunks="auto")
             t0 = time.perf_counter()
-            result = decode(rec, "conv", "label", n_permutations=permutations, progress=False)
+            if case == "encoding":
+                result = fit_encoding(rec, responses(path), ceiling=False, progress=False)
+                out = [result.scores["conv"], result.r2["conv"]]
+            else:
+                result = decode(rec, "conv", "label", n_permutations=permutations, progress=False)
+                out = [result.fold_scores, result.null]
             seconds = time.perf_counter() - t0
             peak = max(client.run(peak_rss).values())
     finally:
         decoding_steps.large_steps = large_steps
-    return result.fold_scores, result.null, seconds, peak
+    return out, seconds, peak
+
+
+def _whole_encoding_steps() -> None:
+    """On a worker: fit_encoding reads every step whole (the way before)."""
+    from rnnprobe.analysis.encoding import fit
+
+    fit._step_features = lambda feature, step, folds, model: feature.read(step)
+
+
+def responses(path: Path) -> np.ndarray:
+    """100 simulated neurons (stimulus, time, neuron): a random mixture of 64 of the layer's units at its first
+    step, plus noise.
+    """
+    from rnnprobe import Recording
+
+    rng = np.random.default_rng(1)
+    units = Recording.load(path).get("conv", time=0)[:, 0, :8, :8].reshape(-1, 64).astype(np.float64)
+    return (units @ rng.normal(size=(64, 100)) + rng.normal(0, 8.0, size=(len(units), 100)))[:, None]
 
 
 def main() -> None:
@@ -83,30 +111,34 @@ def main() -> None:
     print_machine()
     out = Results(__file__)
     for case in [args.only] if args.only else list(CASES):
-        compare(case, args, out)
+        n, shape = CASES[case]
+        folder = Path(tempfile.mkdtemp(prefix="rnnprobe-large-", dir=args.dir))
+        try:
+            make(folder / "layer.zarr", n, args.steps, shape)
+            compare(case, folder / "layer.zarr", n, shape, args, out)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
     out.save()
 
 
-def compare(case: str, args: argparse.Namespace, out: Results) -> None:
-    """Both ways on one case's store, checked equal first."""
-    n, shape = CASES[case]
-    folder = Path(tempfile.mkdtemp(prefix="rnnprobe-large-", dir=args.dir))
-    try:
-        make(folder / "layer.zarr", n, args.steps, shape)
-        ways = {way: run(folder / "layer.zarr", way, args.permutations) for way in ("whole steps", "in blocks")}
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    (scores, null, *_), (block_scores, block_null, *_) = ways.values()
-    assert np.allclose(block_scores, scores, rtol=0, atol=1e-10) and np.allclose(block_null, null, rtol=0, atol=1e-10)
+def compare(case: str, path: Path, n: int, shape: tuple, args: argparse.Namespace, out: Results) -> None:
+    """Both ways of one case, checked equal first."""
+    ways = {way: run(path, case, way, args.permutations) for way in ("whole steps", "in blocks")}
+    (expected, *_), (got, *_) = ways.values()
+    # encoding: the Gram matrix summed over other blocks of units moves the scores by up to 4e-9 here, as much as
+    # the in-memory fit moves with its own block size (fit.GRAM_BLOCK 4096 -> 2048: 3.6e-9): the fits' conditioning
+    tolerance = 1e-8 if case == "encoding" else 1e-10
+    differences = [float(np.abs(g - e).max()) for g, e in zip(got, expected, strict=True)]
+    assert max(differences) <= tolerance, differences
     units = int(np.prod(shape))
-    print(f"{case}: equal (fold scores and null to 1e-10); {n} stimuli x {args.steps} steps x {units} units, "
-          f"{args.permutations} permutations, 5 folds, 10 classes; mean score {scores.mean():.3f}")  # fmt: skip
-    for way, (*_, seconds, peak) in ways.items():
+    what = "fit_encoding of 100 neurons" if case == "encoding" else f"decode, {args.permutations} permutations"
+    print(f"{case}: equal (to {tolerance:g}; largest difference {max(differences):.1e}); {n} stimuli x "
+          f"{args.steps} steps x {units} units; {what}")  # fmt: skip
+    for way, (_, seconds, peak) in ways.items():
         print(f"  {way:12s} {seconds:7.1f} s   worker's peak RSS {peak / 2**30:.2f} GiB")
     whole, blocks = ways["whole steps"], ways["in blocks"]
-    print(f"  time whole / blocks {whole[2] / blocks[2]:.2f}x, peak memory whole / blocks {whole[3] / blocks[3]:.2f}x")
-    out.add(f"decode, {n} x {args.steps} x {units} on disk, {args.permutations} permutations (time)",
-            "whole steps", whole[2], blocks[2])  # fmt: skip
+    print(f"  time whole / blocks {whole[1] / blocks[1]:.2f}x, peak memory whole / blocks {whole[2] / blocks[2]:.2f}x")
+    out.add(f"{what}, {n} x {args.steps} x {units} on disk (time)", "whole steps", whole[1], blocks[1])
 
 
 if __name__ == "__main__":

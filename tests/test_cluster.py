@@ -590,13 +590,13 @@ def test_decoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
     from sklearn.linear_model import Ridge, RidgeClassifier
     from sklearn.model_selection import ShuffleSplit
 
-    from rnnprobe.analysis import decode, decoding_steps
+    from rnnprobe.analysis import blockwise, decode, decoding_steps
 
     rng = np.random.default_rng(12)
     _count_blocks(monkeypatch, 8 * 45 * 30, with_client)  # half a step of 45 x 60: one fold's kernel per pass
     reads = []
-    read = decoding_steps._read
-    monkeypatch.setattr(decoding_steps, "_read", lambda x, index, layer: reads.append(index) or read(x, index, layer))
+    read = blockwise.read_values
+    monkeypatch.setattr(blockwise, "read_values", lambda x, index, layer: reads.append(index) or read(x, index, layer))
     cases = [
         ("label", {"n_permutations": 7, "patterns": True}),  # StandardScaler + RidgeClassifier
         ("label", {"estimator": RidgeClassifier(alpha=3.0), "n_permutations": 3, "scoring": "balanced_accuracy"}),
@@ -724,6 +724,49 @@ def test_encoding_a_dask_backed_recording_in_blocks_equals_the_whole(client, tmp
             np.testing.assert_array_equal(got.model_times[layer], expected.model_times[layer])
         assert got.edge_share == pytest.approx(expected.edge_share, nan_ok=True)
     assert seen == [3, 1, 2, 1]  # "h" (5 steps) in 3 blocks and "g" in 1; then 3 steps of "h", 2 of "g"
+
+
+@pytest.mark.parametrize("with_client", [True, False])
+def test_encoding_steps_larger_than_a_block_reads_them_in_blocks_of_units(client, tmp_path, monkeypatch, with_client):
+    """A dask-backed feature step larger than a block, fitted by ridge in its dual form: its Gram matrix across
+    stimuli (or conditions' means) summed over blocks of units, the step never read whole; equal to the whole
+    step's fit. PLS, and ridge in its primal form (no more units than training stimuli), read whole steps."""
+    from rnnprobe.analysis import blockwise, fit_encoding
+
+    rng = np.random.default_rng(9)
+    n = 36
+    states = rng.normal(size=(n, 3, 6, 10)) + 4
+    trials = states[:, None, :2, 0, :4] @ rng.normal(size=(4, 3)) + rng.normal(0, 0.5, size=(n, 4, 2, 3))
+    image = np.arange(n) // 2  # two stimuli per image: features averaged per image
+    Recording({"h": states}, metadata={"image": image}).save(tmp_path / "rec.zarr")
+    neural = Recording({"IT": trials.reshape(n * 4, 2, 3)}, metadata={"image": np.repeat(image, 4)})
+    whole, chunked = Recording.load(tmp_path / "rec.zarr"), Recording.load(tmp_path / "rec.zarr", chunks=10)
+    _count_blocks(monkeypatch, 8 * n * 30, with_client)  # half a step: 6 blocks of 10 units
+    reads = []
+    read = blockwise.read_values
+    monkeypatch.setattr(blockwise, "read_values", lambda x, index, layer: reads.append(index) or read(x, index, layer))
+    cases = [
+        (trials, {}),
+        (trials, {"inner_cv": 3, "time": [0, 2]}),
+        (neural, {"descriptor": "image"}),
+        (trials, {"estimator": "pls", "n_components": 3}),
+        (trials, {"cv": 2, "alphas": [0.1, 10.0]}),
+    ]
+    for responses, settings in cases:
+        expected = fit_encoding(whole, responses, n_splits=10, **settings)
+        got = fit_encoding(chunked, responses, n_splits=10, **settings)
+        np.testing.assert_allclose(got.scores["h"], expected.scores["h"], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(got.r2["h"], expected.r2["h"], rtol=0, atol=1e-10)
+        assert got.edge_share == pytest.approx(expected.edge_share, nan_ok=True)
+    if not with_client:  # 6 reads of 10 units per step, never a step: 3 + 2 + 3 + 3 steps (PLS: whole steps)
+        assert {index[1].stop - index[1].start for index in reads} == {1} and len(reads) == 6 * (3 + 2 + 3 + 3)
+    Recording({"g": states[:, :, 0, :8]}).save(tmp_path / "narrow.zarr")  # 8 units: primal ridge, whole steps
+    monkeypatch.setattr(blockwise, "BLOCK_BYTES", 8 * n * 4)
+    reads.clear()
+    expected = fit_encoding(Recording.load(tmp_path / "narrow.zarr"), trials, n_splits=10)
+    got = fit_encoding(Recording.load(tmp_path / "narrow.zarr", chunks=10), trials, n_splits=10)
+    np.testing.assert_allclose(got.scores["g"], expected.scores["g"], rtol=0, atol=1e-10)
+    assert not reads
 
 
 @pytest.mark.parametrize("with_client", [True, False])

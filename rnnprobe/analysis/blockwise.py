@@ -57,6 +57,26 @@ def stimulus_blocks(n: int, values_per_stimulus: int, chunk: int) -> list[slice]
     return [slice(a, min(a + size, n)) for a in range(0, n, size)]
 
 
+def unit_blocks(shape: tuple[int, ...], n: int) -> list[slice]:
+    """Blocks along the first axis of a step's unit ``shape`` whose float64 states of ``n`` stimuli take at most a
+    quarter of BLOCK_BYTES (a block, a centred copy and what is computed from them), one index at least: the
+    reads of a step too large to hold.
+    """
+    inner = int(np.prod(shape[1:]))
+    size = max(1, BLOCK_BYTES // (32 * n * inner))
+    return [slice(a, min(a + size, shape[0])) for a in range(0, shape[0], size)]
+
+
+def read_values(x: Any, index: tuple, layer: str) -> np.ndarray:
+    """``x[index]`` of a lazy (stimulus, *units) step as (stimuli, units) float64; non-finite states refused."""
+    from .._validation import all_finite, check_finite_layer
+
+    values = np.asarray(x[index].compute(), dtype=np.float64)
+    values = values.reshape(len(values), -1)
+    check_finite_layer(all_finite(values), layer)
+    return values
+
+
 def chunk_cuts(chunks: np.ndarray, most: int) -> list[int]:
     """Where to cut a sequence of positions, ``chunks[i]`` the stored chunk of position i, into consecutive
     blocks of at most ``most`` positions: the fewest chunk reads (each block reads every chunk it touches),

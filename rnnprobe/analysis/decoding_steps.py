@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .._validation import all_finite, check_finite_layer
 from . import _scores, blockwise
 from ._linear import inverse_std
 from ._ridge_sums import FoldSums, solve, solve_folds
@@ -119,14 +118,6 @@ def _step_states(recording: Recording, job: _Job, position: int) -> Any:
     return recording.select(job.layer, time=[position]).to_dask(job.layer)[:, 0]
 
 
-def _read(x: Any, index: tuple, layer: str) -> np.ndarray:
-    """``x[index]`` as (stimuli, units) float64; non-finite states refused."""
-    values = np.asarray(x[index].compute(), dtype=np.float64)
-    values = values.reshape(len(values), -1)
-    check_finite_layer(all_finite(values), layer)
-    return values
-
-
 def _set_groups(n_sets: int, per_set: int) -> list[slice]:
     """The target sets in groups whose arrays (``per_set`` float64 values each) fit in BLOCK_BYTES."""
     size = max(1, blockwise.BLOCK_BYTES // (8 * per_set))
@@ -154,15 +145,6 @@ def _by_units(position: int, recording: Recording, job: _Job) -> tuple[np.ndarra
     return scores, _patterns(x, kernels[-1], job) if job.patterns else None
 
 
-def _unit_blocks(shape: tuple[int, ...], n: int) -> list[slice]:
-    """Blocks along the first unit axis whose float64 states of ``n`` stimuli take at most a quarter of
-    BLOCK_BYTES (a block, its centred copy and the kernels' products), one index at least.
-    """
-    inner = int(np.prod(shape[1:]))
-    size = max(1, blockwise.BLOCK_BYTES // (32 * n * inner))
-    return [slice(a, min(a + size, shape[0])) for a in range(0, shape[0], size)]
-
-
 def _centred(values: np.ndarray, train: np.ndarray, scale: bool) -> np.ndarray:
     """Every sample centred on the training samples' mean, scaled by their standard deviation (StandardScaler)."""
     z = values - values[train].mean(axis=0)
@@ -175,8 +157,8 @@ def _kernels(x: Any, trains: list[np.ndarray], job: _Job) -> list[np.ndarray]:
     """K = Z Z' (n x n) of the states centred (and scaled) on each training set, summed over blocks of units."""
     n = x.shape[0]
     kernels = [np.zeros((n, n)) for _ in trains]
-    for block in _unit_blocks(x.shape[1:], n):
-        values = _read(x, (slice(None), block), job.layer)
+    for block in blockwise.unit_blocks(x.shape[1:], n):
+        values = blockwise.read_values(x, (slice(None), block), job.layer)
         for kernel, train in zip(kernels, trains, strict=True):
             z = _centred(values, train, job.scale)
             kernel += z @ z.T
@@ -212,8 +194,8 @@ def _patterns(x: Any, kernel: np.ndarray, job: _Job) -> np.ndarray:
     dual, _ = _dual(kernel, np.arange(n), _code(job.sets[:, :1], job.n_classes), job.penalty)
     sources = kernel @ dual  # (n, outputs): the centred states times the decoder's weights
     rows = []
-    for block in _unit_blocks(x.shape[1:], n):
-        values = _read(x, (slice(None), block), job.layer)
+    for block in blockwise.unit_blocks(x.shape[1:], n):
+        values = blockwise.read_values(x, (slice(None), block), job.layer)
         # (the sources sum to zero, the kernel's states being centred: centring here only keeps digits)
         rows.append((values - values.mean(axis=0)).T @ sources / (n - 1))
     return np.concatenate(rows) @ np.linalg.pinv(sources.T @ sources / (n - 1))
@@ -231,20 +213,20 @@ def _by_stimuli(position: int, recording: Recording, job: _Job) -> tuple[np.ndar
     n, p = x.shape[0], int(np.prod(x.shape[1:]))
     fold = _test_fold(list(zip(job.trains, job.tests, strict=True)), n)
     blocks = blockwise.stimulus_blocks(n, p, x.chunks[0][0])
-    centre = _read(x, (blocks[0],), job.layer).mean(axis=0)
+    centre = blockwise.read_values(x, (blocks[0],), job.layer).mean(axis=0)
     scores, haufe = np.empty((len(job.tests), job.sets.shape[1])), None
     for sets in _set_groups(job.sets.shape[1], job.columns * (3 * len(job.tests) * p + n)):
         codes = _code(job.sets[:, sets], job.n_classes)
         sums = FoldSums.zeros(len(job.tests), p, codes.shape[1])
         for block in blocks:
-            values = _read(x, (block,), job.layer) - centre
+            values = blockwise.read_values(x, (block,), job.layer) - centre
             for f in np.unique(fold[block]):
                 at = fold[block] == f
                 sums.add(f, values[at], codes[block][at])
         coef, intercept = solve_folds(sums, centre, penalty=job.penalty, scale=job.scale)
         decision = np.empty(codes.shape)
         for block in blocks:
-            values, of = _read(x, (block,), job.layer), fold[block]
+            values, of = blockwise.read_values(x, (block,), job.layer), fold[block]
             for f in np.unique(of):
                 decision[block][of == f] = values[of == f] @ coef[f] + intercept[f]
         for f, test in enumerate(job.tests):

@@ -11,7 +11,7 @@ from ..._validation import check_int, check_progress, check_seed
 from ...errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
 from . import ridge as ridge_solver
 from .ceiling import CeilingResult, column_correlations, reliability_of_halves
-from .inputs import Features, make_folds, read_features, read_responses, stimulus_labels
+from .inputs import Features, StepBlocks, make_folds, read_features, read_responses, stimulus_labels
 from .pls import fit_pls, fit_pls_nipals, predict_pls
 
 ESTIMATORS = ("ridge", "pls", "pls_nipals")
@@ -58,11 +58,16 @@ def _no_inner_cv(inner_cv: Any) -> None:
         raise ArgumentError(f"inner_cv: got {inner_cv!r}, but it selects ridge penalties; pass estimator='ridge'.")
 
 
-def gram_matrix(x: np.ndarray) -> np.ndarray:
-    """X X' in float64, accumulated over blocks of units (float32 features are never copied whole)."""
+def gram_matrix(x: np.ndarray | StepBlocks) -> np.ndarray:
+    """X X' in float64, accumulated over blocks of units (float32 features are never copied whole; a
+    :class:`.inputs.StepBlocks` step is read block by block).
+    """
     out = np.zeros((x.shape[0], x.shape[0]))
-    for start in range(0, x.shape[1], GRAM_BLOCK):
-        block = np.asarray(x[:, start : start + GRAM_BLOCK], dtype=np.float64)
+    if isinstance(x, StepBlocks):
+        blocks = x.blocks()
+    else:
+        blocks = (np.asarray(x[:, a : a + GRAM_BLOCK], dtype=np.float64) for a in range(0, x.shape[1], GRAM_BLOCK))
+    for block in blocks:
         out += block @ block.T
     return out
 
@@ -89,7 +94,7 @@ def fold_predictions(x: np.ndarray, y: np.ndarray, folds: list, estimator: Estim
 def _ridge_predictions(x: np.ndarray, y: np.ndarray, folds: list, estimator: Estimator) -> list[np.ndarray]:
     """Ridge per fold, primal (units <= training stimuli) or dual from one Gram matrix of all stimuli."""
     alphas = estimator.alphas
-    dual = x.shape[1] > min(len(train) for train, _ in folds)
+    dual = _dual(x.shape[1], folds)
     kernel = gram_matrix(x) if dual else None
     out = []
     for train, test in folds:
@@ -475,8 +480,25 @@ def _score_steps(steps: Any, feature: Features, y: np.ndarray, folds: list, mode
     import dataclasses
 
     fitted = dataclasses.replace(model, edge_hits=[])
-    out = [fold_scores(fold_predictions(feature.read(int(step)), y, folds, fitted), y, folds) for step in steps]
+    out = [fold_scores(fold_predictions(_step_features(feature, int(step), folds, model), y, folds, fitted), y, folds)
+           for step in steps]  # fmt: skip
     return out, fitted.edge_hits
+
+
+def _step_features(feature: Features, step: int, folds: list, model: Estimator) -> np.ndarray | StepBlocks:
+    """One step's features: read by blocks of units where the step is larger than a block and ridge is fitted in
+    its dual form (more units than training stimuli: only the Gram matrix across stimuli is needed), else whole.
+    """
+    if feature.read_blocks is not None and model.name == "ridge":
+        blocks = feature.read_blocks(step)
+        if _dual(blocks.shape[1], folds):
+            return blocks
+    return feature.read(step)
+
+
+def _dual(n_units: int, folds: list) -> bool:
+    """Whether ridge is fitted in its dual form: more units than a fold's training stimuli."""
+    return n_units > min(len(train) for train, _ in folds)
 
 
 def _check_stimuli(features: Any, rows: list[np.ndarray] | None, n: int) -> None:

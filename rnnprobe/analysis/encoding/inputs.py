@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,12 +40,35 @@ class Responses:
 
 @dataclass
 class Features:
-    """One model layer: a reader of (stimulus, unit) states per model time step."""
+    """One model layer: a reader of (stimulus, unit) states per model time step; for a dask-backed layer whose
+    step is larger than a block, ``read_blocks``, a reader of a step by blocks of units (:class:`StepBlocks`).
+    """
 
     label: str
     times: np.ndarray
     read: Callable[[int], np.ndarray]
     blocks: list[np.ndarray] | None = None  # a dask-backed layer's blocks of step positions (run as tasks)
+    read_blocks: Callable[[int], StepBlocks] | None = None
+
+
+class StepBlocks:
+    """One model time step of a dask-backed layer, read in blocks of units when asked, never whole (averaged
+    per condition where ``groups`` is given): the features of a dual ridge fit, which needs only their Gram
+    matrix across stimuli. ``shape`` is that of the step's (stimulus, unit) states.
+    """
+
+    def __init__(self, features: Recording, layer: str, position: int, groups: list[np.ndarray] | None) -> None:
+        self.x = features.select(layer, time=[position]).to_dask(layer)[:, 0]  # (stimulus, *units), lazy
+        self.layer, self.groups = layer, groups
+        self.shape = (len(self.x) if groups is None else len(groups), int(np.prod(self.x.shape[1:])))
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """The step's (stimulus, unit) float64 states, block by block of units (:func:`..blockwise.unit_blocks`)."""
+        from ..blockwise import read_values, unit_blocks
+
+        for block in unit_blocks(self.x.shape[1:], len(self.x)):
+            values = read_values(self.x, (slice(None), block), self.layer)
+            yield values if self.groups is None else np.stack([values[rows].mean(axis=0) for rows in self.groups])
 
 
 def read_responses(responses: Any, *, layer: str | None, time: Any, descriptor: str | None) -> Responses:
@@ -145,14 +168,18 @@ def _reader(features: Recording, layer: str, time: Any, groups: list[np.ndarray]
             states = np.stack([states[rows].mean(axis=0) for rows in groups])
         return states
 
-    blocks = None
+    blocks, read_blocks = None, None
     if features.is_dask:
-        from ..blockwise import stored_chunks, time_blocks
+        from .. import blockwise
 
         n_units = int(np.prod(features.unit_shape(layer)))
-        chunks = stored_chunks(features, layer, positions)
-        blocks = time_blocks(features.n_stimuli, n_units, np.arange(len(positions)), chunks=chunks)
-    return Features(layer, np.asarray(features.times[layer])[positions], read, blocks)
+        chunks = blockwise.stored_chunks(features, layer, positions)
+        blocks = blockwise.time_blocks(features.n_stimuli, n_units, np.arange(len(positions)), chunks=chunks)
+        dtype = features.dtypes[layer]
+        itemsize = dtype.itemsize if dtype.kind in "fc" else 8  # what read() holds: floats as stored
+        if itemsize * features.n_stimuli * n_units > blockwise.BLOCK_BYTES:  # a step larger than a block
+            read_blocks = lambda step: StepBlocks(features, layer, int(positions[step]), groups)  # noqa: E731
+    return Features(layer, np.asarray(features.times[layer])[positions], read, blocks, read_blocks)
 
 
 def make_folds(
