@@ -632,6 +632,10 @@ def test_decoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
         stimuli = [index[0] for index in reads if len(index) == 1]
         assert {b.stop - b.start for b in stimuli} == {40, 30}
         assert len(stimuli) == 4 * (1 + 12 * 8) + 4 * (1 + 12 * 4) + 2 * (1 + 12) + 4 * (1 + 12)
+    monkeypatch.setattr(blockwise, "BLOCK_BYTES", 1000)  # the 5 folds' sums of 12 units: smaller than 61 stimuli
+    for n, expected_how in [(40, None), (60, None), (61, "stimuli")]:
+        small = Recording({"h": np.zeros((n, 1, 2, 6))}, metadata={"label": np.arange(n) % 3})
+        assert decoding_steps.large_steps(small, _decode_plan(small, "ridge"), generalize=False) == expected_how
     shuffled = decode(chunked, "h", "label", cv=ShuffleSplit(3, test_size=0.3, random_state=0), progress=False)
     reference = decode(whole, "h", "label", cv=ShuffleSplit(3, test_size=0.3, random_state=0), progress=False)
     np.testing.assert_allclose(shuffled.fold_scores, reference.fold_scores, rtol=0, atol=1e-10)  # whole steps
@@ -727,9 +731,9 @@ def test_encoding_a_dask_backed_recording_in_blocks_equals_the_whole(client, tmp
 
 
 @pytest.mark.parametrize("with_client", [True, False])
-def test_encoding_steps_larger_than_a_block_reads_them_in_blocks_of_units(client, tmp_path, monkeypatch, with_client):
+def test_encoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_path, monkeypatch, with_client):
     """A dask-backed feature step larger than a block, fitted by ridge in its dual form: its Gram matrix across
-    stimuli (or conditions' means) summed over blocks of units, the step never read whole; equal to the whole
+    stimuli (or conditions' means) from pairs of blocks of stimuli, the step never read whole; equal to the whole
     step's fit. PLS, and ridge in its primal form (no more units than training stimuli), read whole steps."""
     from rnnprobe.analysis import blockwise, fit_encoding
 
@@ -758,8 +762,11 @@ def test_encoding_steps_larger_than_a_block_reads_them_in_blocks_of_units(client
         np.testing.assert_allclose(got.scores["h"], expected.scores["h"], rtol=0, atol=1e-10)
         np.testing.assert_allclose(got.r2["h"], expected.r2["h"], rtol=0, atol=1e-10)
         assert got.edge_share == pytest.approx(expected.edge_share, nan_ok=True)
-    if not with_client:  # 6 reads of 10 units per step, never a step: 3 + 2 + 3 + 3 steps (PLS: whole steps)
-        assert {index[1].stop - index[1].start for index in reads} == {1} and len(reads) == 6 * (3 + 2 + 3 + 3)
+    if not with_client:  # groups of 10 stimuli (a chunk; 18 fit a block) held in turn, the stimuli after each read
+        # in blocks of 9 (half a block): 4 groups + 3 + 2 + 1 blocks = 10 reads per step, of 3 + 2 + 3 + 3 steps
+        sizes = [index[0].stop - index[0].start for index in reads[:10]]
+        assert sizes == [10, 9, 9, 8, 10, 9, 7, 10, 6, 6] and {len(index) for index in reads} == {1}
+        assert len(reads) == 10 * (3 + 2 + 3 + 3)
     Recording({"g": states[:, :, 0, :8]}).save(tmp_path / "narrow.zarr")  # 8 units: primal ridge, whole steps
     monkeypatch.setattr(blockwise, "BLOCK_BYTES", 8 * n * 4)
     reads.clear()

@@ -47,12 +47,12 @@ def time_blocks(
     return [positions[a:b] for a, b in itertools.pairwise(cuts)]
 
 
-def stimulus_blocks(n: int, values_per_stimulus: int, chunk: int) -> list[slice]:
-    """Consecutive blocks of ``n`` stimuli whose float64 values (``values_per_stimulus`` each) fit in a quarter
-    of BLOCK_BYTES (a task holds them, a centred copy and what it computes from them), whole chunks of
-    ``chunk`` stimuli where one fits.
+def stimulus_blocks(n: int, values_per_stimulus: int, chunk: int, *, share: int = 4) -> list[slice]:
+    """Consecutive blocks of ``n`` stimuli whose float64 values (``values_per_stimulus`` each) fit in 1 / ``share``
+    of BLOCK_BYTES (by default a quarter: a task holds them, a centred copy and what it computes from them),
+    whole chunks of ``chunk`` stimuli where one fits.
     """
-    size = max(1, BLOCK_BYTES // (32 * values_per_stimulus))
+    size = max(1, BLOCK_BYTES // (8 * share * values_per_stimulus))
     size = size // chunk * chunk or size
     return [slice(a, min(a + size, n)) for a in range(0, n, size)]
 

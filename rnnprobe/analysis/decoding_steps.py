@@ -16,7 +16,7 @@ blocks, by whichever of two exact forms of ridge holds less:
   sample (its kernel is summed with the folds') and cov(x) W = X_c' s / (n - 1), s = K A: one more pass.
   The step is read once per group of folds whose kernels fit in BLOCK_BYTES (one group for 5 folds of up
   to 2896 stimuli), once more for the patterns.
-- **At least as many stimuli as units: sums, over blocks of stimuli.** Each fold's test samples' count,
+- **More stimuli than folds x units: sums, over blocks of stimuli.** Each fold's test samples' count,
   sums, Gram matrix (units x units) and products with the targets' codes (:mod:`._ridge_sums`; the folds
   must partition the stimuli, as k-fold's do) give every fold's decoder; a second pass scores each block's
   stimuli under its fold's decoder. The patterns come from the sums. Target sets (true and permuted) whose
@@ -24,7 +24,8 @@ blocks, by whichever of two exact forms of ridge holds less:
 
 The true and the permuted targets are columns of the same solves. The folds and permutations are the
 plan's, so the results equal the in-memory ones (tested to 1e-10). The generalization matrix,
-cross-decoding (``test=``), other decoders and folds that do not partition the stimuli read whole steps.
+cross-decoding (``test=``), other decoders, folds that do not partition the stimuli and steps whose folds'
+Gram matrices would be larger than the step (stimuli between units and folds x units) read whole steps.
 """
 
 from __future__ import annotations
@@ -47,8 +48,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def large_steps(recording: Recording, plan: _Plan, *, generalize: bool) -> str | None:
     """How decode() reads ``recording``'s steps, each larger than BLOCK_BYTES in float64, with a ridge decoder
-    over time (no generalization, no test recording): "units" (blocks of units, kernels) with fewer stimuli
-    than units, else "stimuli" (blocks of stimuli, sums) where the folds partition the stimuli; None: whole.
+    over time (no generalization, no test recording): "units" (blocks of units; kernels, stimuli x stimuli) with
+    fewer stimuli than units; "stimuli" (blocks of stimuli; sums, a units x units Gram matrix per fold) where
+    the folds partition the stimuli and their sums are smaller than the step (folds x units < stimuli); None:
+    whole steps.
     """
     if generalize or plan.spec is None or plan.spec.kind != "ridge" or plan.test is not None:
         return None
@@ -57,7 +60,8 @@ def large_steps(recording: Recording, plan: _Plan, *, generalize: bool) -> str |
         return None
     if n < p:
         return "units"
-    return "stimuli" if _test_fold(plan.folds, n) is not None else None
+    small = len(plan.folds) * p < n
+    return "stimuli" if small and _test_fold(plan.folds, n) is not None else None
 
 
 def _test_fold(folds: list, n: int) -> np.ndarray | None:

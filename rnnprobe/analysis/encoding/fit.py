@@ -60,14 +60,13 @@ def _no_inner_cv(inner_cv: Any) -> None:
 
 def gram_matrix(x: np.ndarray | StepBlocks) -> np.ndarray:
     """X X' in float64, accumulated over blocks of units (float32 features are never copied whole; a
-    :class:`.inputs.StepBlocks` step is read block by block).
+    :class:`.inputs.StepBlocks` step's from its blocks of stimuli).
     """
-    out = np.zeros((x.shape[0], x.shape[0]))
     if isinstance(x, StepBlocks):
-        blocks = x.blocks()
-    else:
-        blocks = (np.asarray(x[:, a : a + GRAM_BLOCK], dtype=np.float64) for a in range(0, x.shape[1], GRAM_BLOCK))
-    for block in blocks:
+        return x.gram()
+    out = np.zeros((x.shape[0], x.shape[0]))
+    for start in range(0, x.shape[1], GRAM_BLOCK):
+        block = np.asarray(x[:, start : start + GRAM_BLOCK], dtype=np.float64)
         out += block @ block.T
     return out
 
@@ -486,8 +485,8 @@ def _score_steps(steps: Any, feature: Features, y: np.ndarray, folds: list, mode
 
 
 def _step_features(feature: Features, step: int, folds: list, model: Estimator) -> np.ndarray | StepBlocks:
-    """One step's features: read by blocks of units where the step is larger than a block and ridge is fitted in
-    its dual form (more units than training stimuli: only the Gram matrix across stimuli is needed), else whole.
+    """One step's features: a :class:`.inputs.StepBlocks` where the step is larger than a block and ridge is fitted
+    in its dual form (more units than training stimuli: only the Gram matrix across stimuli is needed), else whole.
     """
     if feature.read_blocks is not None and model.name == "ridge":
         blocks = feature.read_blocks(step)
