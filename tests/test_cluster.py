@@ -639,11 +639,12 @@ def test_decoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
     shuffled = decode(chunked, "h", "label", cv=ShuffleSplit(3, test_size=0.3, random_state=0), progress=False)
     reference = decode(whole, "h", "label", cv=ShuffleSplit(3, test_size=0.3, random_state=0), progress=False)
     np.testing.assert_allclose(shuffled.fold_scores, reference.fold_scores, rtol=0, atol=1e-10)  # whole steps
-    bad = np.random.default_rng(0).normal(size=(45, 2, 6, 10))
-    bad[3, 1, 2, 4] = np.nan
-    Recording({"h": bad}, metadata={"label": np.arange(45) % 3}).save(tmp_path / "nan.zarr")
-    with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):
-        decode(Recording.load(tmp_path / "nan.zarr", chunks=20), "h", "label", progress=False)
+    for n, unit_shape in [(45, (6, 10)), (230, (2, 3))]:  # NaN refused by either form
+        bad = np.random.default_rng(0).normal(size=(n, 2, *unit_shape))
+        bad[n - 3, 1, 1, 2] = np.nan
+        Recording({"h": bad}, metadata={"label": np.arange(n) % 3}).save(tmp_path / f"nan{n}.zarr")
+        with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):
+            decode(Recording.load(tmp_path / f"nan{n}.zarr", chunks=20), "h", "label", progress=False)
 
 
 def _decode_plan(recording: Recording, estimator: str):

@@ -22,8 +22,9 @@ blocks, by whichever of two exact forms of ridge holds less:
   stimuli under its fold's decoder. The patterns come from the sums. Target sets (true and permuted) whose
   products with the states do not fit in BLOCK_BYTES together are taken in groups, two passes each.
 
-The true and the permuted targets are columns of the same solves. The folds and permutations are the
-plan's, so the results equal the in-memory ones (tested to 1e-10). The generalization matrix,
+The true and the permuted targets are columns of the same solves, on the CPU (numpy; ``device`` is for the
+in-memory fits). The folds and permutations are the plan's, so the results equal the in-memory ones (tested
+to 1e-10). The generalization matrix,
 cross-decoding (``test=``), other decoders, folds that do not partition the stimuli and steps whose folds'
 Gram matrices would be larger than the step (stimuli between units and folds x units) read whole steps.
 """
