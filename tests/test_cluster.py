@@ -582,6 +582,37 @@ def test_blockwise_tasks_compute_their_reads_themselves(client):
 
 
 @pytest.mark.parametrize("with_client", [True, False])
+def test_sum_blocks_adds_every_blocks_result_in_block_order(client, monkeypatch, with_client):
+    """sum_blocks: the blocks' results added in block order (list concatenation keeps it), each task's future
+    released once added (none left on the client)."""
+    import operator
+    import time
+
+    from rnnprobe.analysis import blockwise
+
+    if not with_client:
+        monkeypatch.setattr(blockwise, "active_client", lambda: None)
+    assert blockwise.sum_blocks(operator.add, [[i] for i in range(7)], []) == list(range(7))
+    assert blockwise.sum_blocks(operator.mul, [np.arange(3.0)] * 4, 2.0).tolist() == [0, 8, 16]
+    assert blockwise.sum_blocks(operator.add, [(1,), (2,)], (), add=lambda a, b: b + a) == (2, 1)
+    if with_client:  # released as they are added (the client forgets them as its event loop gets to it)
+        held = []
+
+        def counted(a: list, b: list) -> list:
+            time.sleep(0.05)
+            held.append(len(client.futures))
+            return a + b
+
+        assert blockwise.sum_blocks(operator.add, [[i] for i in range(7)], [], add=counted) == list(range(7))
+        assert held[-1] <= 2, held
+        for _ in range(100):
+            if not client.futures:
+                break
+            time.sleep(0.02)
+        assert not client.futures
+
+
+@pytest.mark.parametrize("with_client", [True, False])
 def test_decoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_path, monkeypatch, with_client):
     """Ridge decoders of steps larger than a block, never read whole: from kernels summed over blocks of units
     (fewer stimuli than units) or sums over blocks of stimuli (more). Equal to the in-memory decoders (folds,

@@ -17,8 +17,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import operator
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -291,10 +292,39 @@ def run_blocks(function: Callable[..., Any], blocks: list[Any], *args: Any) -> l
     client = active_client()
     if client is None:
         return [function(block, *args) for block in blocks]
+    return client.gather(_submitted(client, function, blocks, args))
+
+
+def sum_blocks(
+    function: Callable[..., Any], blocks: list[Any], *args: Any, add: Callable[[Any, Any], Any] = operator.add
+) -> Any:
+    """The sum, in block order, of ``function(block, *args)`` over the blocks: as tasks on the active client, each
+    result fetched when its turn comes, added and released, so that this process holds the running sum and one
+    result, not every block's (partial sums of large Gram matrices); else here in turn.
+    """
+    client = active_client()
+    parts = (function(block, *args) for block in blocks) if client is None else _in_turn(client, function, blocks, args)
+    total = next(parts)
+    for part in parts:
+        total = add(total, part)
+    return total
+
+
+def _in_turn(client: Any, function: Callable[..., Any], blocks: list[Any], args: tuple) -> Iterator[Any]:
+    """The tasks' results one at a time, in block order, each future released once fetched."""
+    futures = _submitted(client, function, blocks, args)
+    for i, future in enumerate(futures):
+        result = future.result()
+        futures[i] = None
+        future.release()
+        yield result
+
+
+def _submitted(client: Any, function: Callable[..., Any], blocks: list[Any], args: tuple) -> list[Any]:
+    """``function(block, *args)`` of every block submitted as a task (large arguments sent once)."""
     shared = [_scattered(client, arg) for arg in args]
     task = functools.partial(_in_task, function)
-    futures = client.map(task, blocks, *[[arg] * len(blocks) for arg in shared], pure=False)
-    return client.gather(futures)
+    return client.map(task, blocks, *[[arg] * len(blocks) for arg in shared], pure=False)
 
 
 def _in_task(function: Callable[..., Any], *args: Any) -> Any:

@@ -21,8 +21,6 @@ partition the samples, read the layer into memory.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import operator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,8 +51,8 @@ def memory_decay_blockwise(
     scores = []
     for lags_of_group in _lag_groups(plans, n, p):
         group = _Group([plans[i] for i in lags_of_group])
-        parts = blockwise.run_blocks(_moments_block, blocks, recording, layer, centre, group)
-        sums = [functools.reduce(operator.add, (part[k] for part in parts)) for k in range(len(lags_of_group))]
+        # each block's sums are as large as the group's: added one block at a time, never all held
+        sums = blockwise.sum_blocks(_moments_block, blocks, recording, layer, centre, group, add=_each_added)
         decoders = [solve_folds(sums[k], centre, penalty=plans[i].penalty, scale=plans[i].scale)
                     for k, i in enumerate(lags_of_group)]  # fmt: skip
         decided = blockwise.run_blocks(_decisions_block, blocks, recording, layer, group, decoders)
@@ -164,6 +162,11 @@ def _moments_block(block: slice, recording: Recording, layer: str, centre: np.nd
             sums.add(f, rows[fold == f], codes[fold == f])
         out.append(sums)
     return out
+
+
+def _each_added(first: list, second: list) -> list:
+    """Two blocks' sums of the same lags, lag by lag."""
+    return [a + b for a, b in zip(first, second, strict=True)]
 
 
 def _decisions_block(block: slice, recording: Recording, layer: str, group: _Group, decoders: list) -> list:
