@@ -663,6 +663,15 @@ def test_decoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
         stimuli = [index[0] for index in reads if len(index) == 1]
         assert {b.stop - b.start for b in stimuli} == {40, 30}
         assert len(stimuli) == 4 * (1 + 12 * 8) + 4 * (1 + 12 * 4) + 2 * (1 + 12) + 4 * (1 + 12)
+    monkeypatch.setattr(blockwise, "BLOCK_BYTES", 34_000)  # 45 x 100 units: two kernels a pass (+ the patterns')
+    wide = rng.normal(size=(45, 2, 10, 10))
+    wide[:, 1, 0, :3] += (np.arange(45) % 3)[:, None]
+    Recording({"h": wide}, metadata={"label": np.arange(45) % 3}).save(tmp_path / "wide.zarr")
+    settings = {"n_permutations": 4, "patterns": True, "progress": False}
+    expected = decode(Recording.load(tmp_path / "wide.zarr"), "h", "label", **settings)
+    got = decode(Recording.load(tmp_path / "wide.zarr", chunks=20), "h", "label", **settings)
+    for name in ("fold_scores", "null", "patterns"):
+        np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=0, atol=1e-10)
     monkeypatch.setattr(blockwise, "BLOCK_BYTES", 1000)  # the 5 folds' sums of 12 units: smaller than 61 stimuli
     for n, expected_how in [(40, None), (60, None), (61, "stimuli")]:
         small = Recording({"h": np.zeros((n, 1, 2, 6))}, metadata={"label": np.arange(n) % 3})

@@ -134,7 +134,8 @@ def _set_groups(n_sets: int, per_set: int) -> list[slice]:
 
 def _by_units(position: int, recording: Recording, job: _Job) -> tuple[np.ndarray, np.ndarray | None]:
     """One task: the scores (folds, sets) of every fold and target set at one step, and its Haufe patterns
-    (units, outputs) or None. The folds' kernels are summed over blocks of units, a group of folds per pass.
+    (units, outputs) or None. The folds' kernels are summed over blocks of units, a group of folds whose kernels
+    fit in BLOCK_BYTES (one at least) per pass, each group scored before the next.
     """
     x = _step_states(recording, job, position)
     n = x.shape[0]
@@ -142,12 +143,15 @@ def _by_units(position: int, recording: Recording, job: _Job) -> tuple[np.ndarra
     if job.patterns:
         trains.append(np.arange(n))  # the decoder of every sample, for the patterns
     per_pass = max(1, blockwise.BLOCK_BYTES // (8 * n * n))
-    kernels = []
+    scores, haufe = [], None
     for start in range(0, len(trains), per_pass):
-        kernels += _kernels(x, trains[start : start + per_pass], job)
-    folds = zip(kernels[: len(job.tests)], trains[: len(job.tests)], job.tests, strict=True)
-    scores = np.stack([_fold_scores(kernel, train, test, job) for kernel, train, test in folds])
-    return scores, _patterns(x, kernels[-1], job) if job.patterns else None
+        group = trains[start : start + per_pass]
+        for f, kernel in enumerate(_kernels(x, group, job), start):
+            if f < len(job.tests):
+                scores.append(_fold_scores(kernel, trains[f], job.tests[f], job))
+            else:
+                haufe = _patterns(x, kernel, job)
+    return np.stack(scores), haufe
 
 
 def _centred(values: np.ndarray, train: np.ndarray, scale: bool) -> np.ndarray:
@@ -206,7 +210,7 @@ def _patterns(x: Any, kernel: np.ndarray, job: _Job) -> np.ndarray:
     return np.concatenate(rows) @ np.linalg.pinv(sources.T @ sources / (n - 1))
 
 
-# --- at least as many stimuli as units: sums over blocks of stimuli ----------------------------------------
+# --- more stimuli than folds x units: sums over blocks of stimuli ------------------------------------------
 
 
 def _by_stimuli(position: int, recording: Recording, job: _Job) -> tuple[np.ndarray, np.ndarray | None]:
