@@ -522,8 +522,8 @@ def test_group_sums_of_more_groups_than_a_chunk_has_stimuli(way, monkeypatch):
     groups[groups == 20] = 21  # an empty group inside
     x = rng.normal(size=(groups.size, 6, 5)).astype(np.float32)
     lazy = da.from_array(x, chunks=(8, 4, 5))
-    if way == "shuffled":  # (45 groups x 30 values against 11 chunks x SHUFFLE_VALUES)
-        monkeypatch.setattr(blockwise, "SHUFFLE_VALUES", 45 * 30 // 11 - 1)
+    if way == "shuffled":  # (45 groups x 30 values against 11 chunks x SHUFFLE_VALUES, whichever the scheduler)
+        monkeypatch.setattr(blockwise, "SHUFFLE_VALUES", dict.fromkeys(("threads", "distributed"), 45 * 30 // 11 - 1))
     sums, means = group_sums(lazy, groups, 45), group_sums(lazy, groups, 45, mean=True)
     per_chunk = way == "per chunk"
     assert sum(sums.chunks[0]) == 45 and (len(sums.chunks[0]) == 1 if per_chunk else len(sums.chunks[0]) > 3)
@@ -539,6 +539,21 @@ def test_group_sums_of_more_groups_than_a_chunk_has_stimuli(way, monkeypatch):
         split = group_sums(lazy, groups, 45)
         assert split.chunks[1:] == ((1,) * 6, (5,))
         np.testing.assert_array_equal(split.compute(), got)
+
+
+def test_group_sums_shuffle_by_the_constant_of_the_scheduler_that_will_run_them(monkeypatch):
+    """Whether group_sums shuffles stimuli into order depends on the active client: dask.distributed's shuffle
+    pieces cost more than the threaded scheduler's (its own SHUFFLE_VALUES)."""
+    import dask.array as da
+
+    from rnnprobe.analysis import blockwise
+
+    groups = np.random.default_rng(3).permutation(np.repeat(np.arange(45), 2))
+    lazy = da.from_array(np.ones((90, 30)), chunks=(10, 30))  # 9 chunks; 45 groups x 30 values = 1350
+    monkeypatch.setattr(blockwise, "SHUFFLE_VALUES", {"threads": 149, "distributed": 151})
+    for client, shuffles in [(None, True), (object(), False)]:
+        monkeypatch.setattr(blockwise, "active_client", lambda client=client: client)
+        assert (len(blockwise.group_sums(lazy, groups, 45).chunks[0]) > 1) == shuffles
 
 
 @pytest.mark.parametrize("shuffled", [False, True])

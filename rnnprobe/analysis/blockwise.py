@@ -115,10 +115,18 @@ def dask_states(recording: Any, layer: str, *, stimuli: Any = None, time: Any = 
     return x.reshape(x.shape[0], x.shape[1], -1).astype(np.float64).rechunk({2: -1})
 
 
-SHUFFLE_VALUES = 330_000  # group_sums shuffles stimuli into group order where chunks x this < groups x values
-# (a piece of dask's shuffle, of which there are chunks squared, cost 50-170 µs on the threaded scheduler against
-# 2.7-3.8 ns per value of a chunk's sums into every group, AMD EPYC, benchmarks/dask_group_sums.py: this takes
-# pieces ten times dearer, as on a dask.distributed cluster)
+# group_sums shuffles stimuli into group order where chunks x this < groups x values, by the scheduler that will run
+# it. Threads: a piece of dask's shuffle (chunks squared of them) cost 50-170 µs against 2.7-3.8 ns per value of a
+# chunk's sums into every group (AMD EPYC, benchmarks/dask_group_sums.py), and this takes pieces ten times dearer.
+# dask.distributed (a LocalCluster of 2 processes, the pieces and the sums crossing between them): 20 chunks of
+# 2000 groups x 4 of 4096 values, shuffled 0.81x the parts' speed; of 4000 x 2, 1.64x; 8000 x 1, 2.53x; 40 chunks
+# of 2000 x 4, 0.49x; 20 of 1000 x 8 of 8192 values, 1.04x: twice the threads' constant splits them.
+SHUFFLE_VALUES = {"threads": 330_000, "distributed": 660_000}
+
+
+def shuffle_values() -> int:
+    """SHUFFLE_VALUES for the scheduler a graph built now will run on: the active client's, else threads."""
+    return SHUFFLE_VALUES["threads" if active_client() is None else "distributed"]
 
 
 def group_sums(x: Any, groups: np.ndarray, n_groups: int, *, mean: bool = False) -> Any:
@@ -132,12 +140,12 @@ def group_sums(x: Any, groups: np.ndarray, n_groups: int, *, mean: bool = False)
     so with one label set of more groups than a chunk has stimuli (images presented a few times each) the
     parts outgrow the chunks; where the stimuli are in group order, chunks of whole groups each sum their own
     instead (:func:`_sums_by_group_chunks`). Stimuli out of order are first taken into order by dask's shuffle
-    where its pieces (the chunks squared) cost less than the parts would (``SHUFFLE_VALUES``).
+    where its pieces (the chunks squared) cost less than the parts would (:func:`shuffle_values`).
     """
     sets = np.atleast_2d(groups)
     many = len(sets) == 1 and n_groups > max(x.chunks[0], default=0)  # more groups than a chunk has stimuli
     order = np.argsort(sets[0], kind="stable") if many else None
-    if many and (in_order(order) or len(x.chunks[0]) * SHUFFLE_VALUES < n_groups * int(np.prod(x.shape[1:]))):
+    if many and (in_order(order) or len(x.chunks[0]) * shuffle_values() < n_groups * int(np.prod(x.shape[1:]))):
         sums = _sums_by_group_chunks(take_in_order(x, order), sets[0][order], n_groups)[None]
     else:
         sums = _sums_by_stimulus_chunks(x, sets, n_groups)
