@@ -125,8 +125,8 @@ def compare(case: str, path: Path, n: int, shape: tuple, args: argparse.Namespac
     """Both ways of one case, checked equal first."""
     ways = {way: run(path, case, way, args.permutations) for way in ("whole steps", "in blocks")}
     (expected, *_), (got, *_) = ways.values()
-    # encoding: the Gram matrix summed over other blocks of units moves the scores by up to 4e-9 here, as much as
-    # the in-memory fit moves with its own block size (fit.GRAM_BLOCK 4096 -> 2048: 3.6e-9): the fits' conditioning
+    # encoding: the Gram matrix computed from other blocks moves the scores by up to 4e-9 here, as much as the
+    # in-memory fit moves with its own block size (fit.GRAM_BLOCK 4096 -> 2048: 3.6e-9): the fits' conditioning
     tolerance = 1e-8 if case == "encoding" else 1e-10
     differences = [float(np.abs(g - e).max()) for g, e in zip(got, expected, strict=True)]
     assert max(differences) <= tolerance, differences
