@@ -678,6 +678,25 @@ def test_decoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
         stimuli = [index[0] for index in reads if len(index) == 1]
         assert {b.stop - b.start for b in stimuli} == {40, 30}
         assert len(stimuli) == 4 * (1 + 12 * 8) + 4 * (1 + 12 * 4) + 2 * (1 + 12) + 4 * (1 + 12)
+    for n, unit_shape in [(45, (6, 10)), (230, (2, 3))]:  # cross-decoding: trained on one recording, tested on another
+
+        def layer(count: int, seed: int, shape: tuple = unit_shape) -> tuple[np.ndarray, np.ndarray]:
+            labels, values = np.arange(count) % 3, np.random.default_rng(seed).normal(size=(count, 3, *shape)) + 2
+            values[:, 1:, 0, :2] += 3 * labels[:, None, None]
+            return values, labels
+
+        (train, labels), (held, held_labels) = layer(n, 1), layer(n - 7, 2)
+        Recording({"h": train}, metadata={"label": labels}).save(tmp_path / f"train{n}.zarr")
+        Recording({"h": held}, metadata={"label": held_labels}).save(tmp_path / f"held{n}.zarr")
+        settings = {"n_permutations": 5, "patterns": True, "time": [0, 2], "progress": False}
+        expected = decode(Recording.load(tmp_path / f"train{n}.zarr"), "h", "label",
+                          test=Recording.load(tmp_path / f"held{n}.zarr"), **settings)  # fmt: skip
+        held_path = tmp_path / f"held{n}.zarr"
+        for tested in (Recording.load(held_path, chunks=20), Recording.load(held_path)):  # dask-backed or not
+            got = decode(Recording.load(tmp_path / f"train{n}.zarr", chunks=20), "h", "label", test=tested, **settings)
+            for name in ("fold_scores", "null", "patterns", "test_times"):
+                np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=0, atol=1e-10)
+        assert expected.scores.max() > 0.45  # above chance (1 / 3) across the two recordings
     monkeypatch.setattr(blockwise, "BLOCK_BYTES", 34_000)  # 45 x 100 units: two kernels a pass (+ the patterns')
     wide = rng.normal(size=(45, 2, 10, 10))
     wide[:, 1, 0, :3] += (np.arange(45) % 3)[:, None]

@@ -5,8 +5,8 @@ Blockwise decoding over time (:mod:`.decoding_blockwise`) reads blocks of whole 
 wide layer on many stimuli (a convolutional layer of 32 maps of 32 x 32 on 2000 images: 0.5 GB in
 float64) can be more than a worker should hold. Where a step is larger than ``blockwise.BLOCK_BYTES`` and
 the decoder is ridge (``estimator="ridge"``, or scikit-learn's Ridge or RidgeClassifier, alone or after a
-StandardScaler), over time and without a ``test`` recording, each step is one task that reads the step in
-blocks, by whichever of two exact forms of ridge holds less:
+StandardScaler), over time, each step is one task that reads the step (and the test recording's,
+cross-decoding) in blocks, by whichever of two exact forms of ridge holds less:
 
 - **Fewer stimuli than units: kernels, over blocks of units.** With Z_f the states centred on fold f's
   training mean (and scaled by its training standard deviation under a StandardScaler), K_f = Z_f Z_f'
@@ -15,18 +15,21 @@ blocks, by whichever of two exact forms of ridge holds less:
   dual form's equations (``_ridge._fit_dual``: W = Z_f' A). Haufe patterns need the decoder of every
   sample (its kernel is summed with the folds') and cov(x) W = X_c' s / (n - 1), s = K A: one more pass.
   The step is read once per group of folds whose kernels fit in BLOCK_BYTES (one group for 5 folds of up
-  to 2896 stimuli), once more for the patterns.
+  to 2896 stimuli), once more for the patterns. Cross-decoding: one decoder of every training stimulus,
+  scored on the test recording's stimuli through the kernel across the two, Z_test Z' (the test states
+  centred and scaled by the training moments), summed over the same blocks of units.
 - **More stimuli than folds x units: sums, over blocks of stimuli.** Each fold's test samples' count,
   sums, Gram matrix (units x units) and products with the targets' codes (:mod:`._ridge_sums`; the folds
   must partition the stimuli, as k-fold's do) give every fold's decoder; a second pass scores each block's
-  stimuli under its fold's decoder. The patterns come from the sums. Target sets (true and permuted) whose
+  stimuli under its fold's decoder (cross-decoding: the test recording's stimuli under the decoder of every
+  training stimulus). The patterns come from the sums. Target sets (true and permuted) whose
   products with the states do not fit in BLOCK_BYTES together are taken in groups, two passes each.
 
 The true and the permuted targets are columns of the same solves, on the CPU (numpy; ``device`` is for the
 in-memory fits). The folds and permutations are the plan's, so the results equal the in-memory ones (tested
-to 1e-10). The generalization matrix,
-cross-decoding (``test=``), other decoders, folds that do not partition the stimuli and steps whose folds'
-Gram matrices would be larger than the step (stimuli between units and folds x units) read whole steps.
+to 1e-10). The generalization matrix, other decoders, folds that do not partition the stimuli and steps
+whose folds' Gram matrices would be larger than the step (stimuli between units and folds x units) read
+whole steps.
 """
 
 from __future__ import annotations
@@ -48,21 +51,23 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def large_steps(recording: Recording, plan: _Plan, *, generalize: bool) -> str | None:
-    """How decode() reads ``recording``'s steps, each larger than BLOCK_BYTES in float64, with a ridge decoder
-    over time (no generalization, no test recording): "units" (blocks of units; kernels, stimuli x stimuli) with
-    fewer stimuli than units; "stimuli" (blocks of stimuli; sums, a units x units Gram matrix per fold) where
-    the folds partition the stimuli and their sums are smaller than the step (folds x units < stimuli); None:
-    whole steps.
+    """How decode() reads ``recording``'s steps (and the test recording's, cross-decoding), one of them larger
+    than BLOCK_BYTES in float64, with a ridge decoder over time (no generalization): "units" (blocks of units;
+    kernels, stimuli x stimuli) with fewer stimuli than units; "stimuli" (blocks of stimuli; sums, a units x
+    units Gram matrix per fold) where the folds partition the stimuli (or one decoder is trained on every
+    stimulus, cross-decoding) and their sums are smaller than the step (folds x units < stimuli); None: whole
+    steps.
     """
-    if generalize or plan.spec is None or plan.spec.kind != "ridge" or plan.test is not None:
+    if generalize or plan.spec is None or plan.spec.kind != "ridge":
         return None
     n, p = recording.n_stimuli, int(np.prod(recording.unit_shape(plan.layer)))
-    if 8 * n * p <= blockwise.BLOCK_BYTES:
+    n_tested = 0 if plan.test is None else plan.test.n_stimuli
+    if 8 * max(n, n_tested) * p <= blockwise.BLOCK_BYTES:
         return None
     if n < p:
         return "units"
-    small = len(plan.folds) * p < n
-    return "stimuli" if small and _test_fold(plan.folds, n) is not None else None
+    partition = plan.test is not None or _test_fold(plan.folds, n) is not None
+    return "stimuli" if len(plan.folds) * p < n and partition else None
 
 
 def _test_fold(folds: list, n: int) -> np.ndarray | None:
@@ -81,13 +86,15 @@ def decode_large_steps(
     recording: Recording, plan: _Plan, how: str, *, patterns: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Fold scores (folds, T), the null (permutations, T) and Haufe patterns (T, units, outputs) or None: one
-    task per step (:func:`.blockwise.run_blocks`), reading it in blocks of ``how`` (:func:`large_steps`).
+    task per step (:func:`.blockwise.run_blocks`), reading it (and the test recording's step) in blocks of
+    ``how`` (:func:`large_steps`).
     """
     job = _Job(plan.layer, plan.spec.penalty, plan.spec.scale, plan.scoring, plan.n_classes,
                np.column_stack([plan.y, *plan.y[plan.perms]]), [train for train, _ in plan.folds],
-               [test for _, test in plan.folds], patterns)  # fmt: skip
+               [test for _, test in plan.folds], patterns, plan.y_test)  # fmt: skip
     step = _by_units if how == "units" else _by_stimuli
-    parts = blockwise.run_blocks(step, [int(p) for p in plan.positions], recording, job)
+    positions = [(int(p), int(q)) for p, q in zip(plan.positions, plan.test_positions, strict=True)]
+    parts = blockwise.run_blocks(step, positions, recording, plan.test, job)
     scores = np.stack([s for s, _ in parts], axis=1)  # (folds, T, sets)
     haufe = np.stack([h for _, h in parts]) if patterns else None
     return scores[..., 0], scores[..., 1:].mean(axis=0).T, haufe
@@ -106,15 +113,19 @@ class _Job:
     trains: list[np.ndarray]
     tests: list[np.ndarray]
     patterns: bool
+    y_test: np.ndarray | None  # cross-decoding: the test recording's targets (its every stimulus tested)
 
     @property
     def columns(self) -> int:
         return code_columns(self.n_classes)
 
-    def score(self, test: np.ndarray, sets: slice, decision: np.ndarray) -> np.ndarray:
-        """Scores (sets,) of the decision values (test samples, sets x columns) of a group of target sets."""
-        targets = self.sets[test, sets].T
-        decision = np.moveaxis(decision.reshape(len(test), len(targets), self.columns), 1, 0)
+    def score(self, test: np.ndarray | None, sets: slice, decision: np.ndarray) -> np.ndarray:
+        """Scores (sets,) of the decision values (test samples, sets x columns) of a group of target sets: on
+        the samples ``test``, or on the test recording's (``test`` None).
+        """
+        width = len(range(*sets.indices(self.sets.shape[1])))
+        targets = self.sets[test, sets].T if test is not None else np.repeat(self.y_test[None], width, axis=0)
+        decision = np.moveaxis(decision.reshape(len(decision), width, self.columns), 1, 0)
         return _scores.score(self.scoring, targets, decision, self.n_classes)
 
 
@@ -132,12 +143,16 @@ def _set_groups(n_sets: int, per_set: int) -> list[slice]:
 # --- fewer stimuli than units: kernels over blocks of units ------------------------------------------------
 
 
-def _by_units(position: int, recording: Recording, job: _Job) -> tuple[np.ndarray, np.ndarray | None]:
+def _by_units(
+    positions: tuple[int, int], recording: Recording, test: Recording | None, job: _Job
+) -> tuple[np.ndarray, np.ndarray | None]:
     """One task: the scores (folds, sets) of every fold and target set at one step, and its Haufe patterns
     (units, outputs) or None. The folds' kernels are summed over blocks of units, a group of folds whose kernels
     fit in BLOCK_BYTES (one at least) per pass, each group scored before the next.
     """
-    x = _step_states(recording, job, position)
+    x = _step_states(recording, job, positions[0])
+    if test is not None:
+        return _tested_by_units(x, _step_states(test, job, positions[1]), job)
     n = x.shape[0]
     trains = [np.asarray(t) for t in job.trains]
     if job.patterns:
@@ -154,12 +169,32 @@ def _by_units(position: int, recording: Recording, job: _Job) -> tuple[np.ndarra
     return np.stack(scores), haufe
 
 
-def _centred(values: np.ndarray, train: np.ndarray, scale: bool) -> np.ndarray:
-    """Every sample centred on the training samples' mean, scaled by their standard deviation (StandardScaler)."""
-    z = values - values[train].mean(axis=0)
-    if scale:
-        z *= inverse_std(torch.from_numpy((z[train] ** 2).mean(axis=0))).numpy()
-    return z
+def _tested_by_units(x: Any, tested: Any, job: _Job) -> tuple[np.ndarray, np.ndarray | None]:
+    """Cross-decoding at one step: the decoder of every training stimulus (from its kernel K, which the patterns
+    share) on the test recording's stimuli, through the kernel across them, Z_test Z' (test x training stimuli;
+    the test states centred and scaled by the training moments), both summed over blocks of units.
+    """
+    n, every = x.shape[0], np.arange(x.shape[0])
+    kernel, across = np.zeros((n, n)), np.zeros((tested.shape[0], n))
+    for block in blockwise.unit_blocks(x.shape[1:], n + tested.shape[0]):
+        values = blockwise.read_values(x, (slice(None), block), job.layer)
+        mean, inv = _moments(values, every, job.scale)
+        z = (values - mean) * inv
+        kernel += z @ z.T
+        across += ((blockwise.read_values(tested, (slice(None), block), job.layer) - mean) * inv) @ z.T
+    scores = np.empty(job.sets.shape[1])
+    for sets in _set_groups(job.sets.shape[1], 4 * (n + tested.shape[0]) * job.columns):
+        dual, mean = _dual(kernel, every, _code(job.sets[:, sets], job.n_classes), job.penalty)
+        scores[sets] = job.score(None, sets, across @ dual + mean)
+    return scores[None], _patterns(x, kernel, job) if job.patterns else None
+
+
+def _moments(values: np.ndarray, train: np.ndarray, scale: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, 1 / standard deviation) of the training samples' units (StandardScaler; 1 without ``scale``)."""
+    mean = values[train].mean(axis=0)
+    if not scale:
+        return mean, np.ones_like(mean)
+    return mean, inverse_std(torch.from_numpy(((values[train] - mean) ** 2).mean(axis=0))).numpy()
 
 
 def _kernels(x: Any, trains: list[np.ndarray], job: _Job) -> list[np.ndarray]:
@@ -169,7 +204,8 @@ def _kernels(x: Any, trains: list[np.ndarray], job: _Job) -> list[np.ndarray]:
     for block in blockwise.unit_blocks(x.shape[1:], n):
         values = blockwise.read_values(x, (slice(None), block), job.layer)
         for kernel, train in zip(kernels, trains, strict=True):
-            z = _centred(values, train, job.scale)
+            mean, inv = _moments(values, train, job.scale)
+            z = (values - mean) * inv
             kernel += z @ z.T
     return kernels
 
@@ -213,18 +249,24 @@ def _patterns(x: Any, kernel: np.ndarray, job: _Job) -> np.ndarray:
 # --- more stimuli than folds x units: sums over blocks of stimuli ------------------------------------------
 
 
-def _by_stimuli(position: int, recording: Recording, job: _Job) -> tuple[np.ndarray, np.ndarray | None]:
+def _by_stimuli(
+    positions: tuple[int, int], recording: Recording, test: Recording | None, job: _Job
+) -> tuple[np.ndarray, np.ndarray | None]:
     """One task: the scores (folds, sets) and Haufe patterns (or None) at one step, from each fold's sums over
-    blocks of stimuli (centred on the first block's mean, for precision), then each block's decision values;
-    two passes per group of target sets.
+    blocks of stimuli (centred on the first block's mean, for precision), then each block's decision values (of
+    the test recording's stimuli, cross-decoding, under the decoder of every stimulus); two passes per group of
+    target sets.
     """
-    x = _step_states(recording, job, position)
+    x = _step_states(recording, job, positions[0])
+    tested = None if test is None else _step_states(test, job, positions[1])
     n, p = x.shape[0], int(np.prod(x.shape[1:]))
-    fold = _test_fold(list(zip(job.trains, job.tests, strict=True)), n)
+    folds = list(zip(job.trains, job.tests, strict=True))
+    fold = np.zeros(n, dtype=np.intp) if test is not None else _test_fold(folds, n)  # each stimulus's test fold
     blocks = blockwise.stimulus_blocks(n, p, x.chunks[0][0])
     centre = blockwise.read_values(x, (blocks[0],), job.layer).mean(axis=0)
     scores, haufe = np.empty((len(job.tests), job.sets.shape[1])), None
-    for sets in _set_groups(job.sets.shape[1], job.columns * (3 * len(job.tests) * p + n)):
+    n_decided = n if tested is None else tested.shape[0]
+    for sets in _set_groups(job.sets.shape[1], job.columns * (3 * len(job.tests) * p + n + n_decided)):
         codes = _code(job.sets[:, sets], job.n_classes)
         sums = FoldSums.zeros(len(job.tests), p, codes.shape[1])
         for block in blocks:
@@ -232,17 +274,32 @@ def _by_stimuli(position: int, recording: Recording, job: _Job) -> tuple[np.ndar
             for f in np.unique(fold[block]):
                 at = fold[block] == f
                 sums.add(f, values[at], codes[block][at])
-        coef, intercept = solve_folds(sums, centre, penalty=job.penalty, scale=job.scale)
-        decision = np.empty(codes.shape)
-        for block in blocks:
-            values, of = blockwise.read_values(x, (block,), job.layer), fold[block]
-            for f in np.unique(of):
-                decision[block][of == f] = values[of == f] @ coef[f] + intercept[f]
-        for f, test in enumerate(job.tests):
-            scores[f, sets] = job.score(test, sets, decision[test])
+        if tested is None:
+            coef, intercept = solve_folds(sums, centre, penalty=job.penalty, scale=job.scale)
+            decision = _decisions(x, blocks, fold, coef, intercept, job.layer)
+            for f, test_rows in enumerate(job.tests):
+                scores[f, sets] = job.score(test_rows, sets, decision[test_rows])
+        else:  # the decoder of every stimulus: its test sums are all there is
+            coef, intercept, _ = solve(sums.training(None), centre, penalty=job.penalty, scale=job.scale)
+            tested_blocks = blockwise.stimulus_blocks(n_decided, p, tested.chunks[0][0])
+            decision = _decisions(tested, tested_blocks, np.zeros(n_decided, dtype=np.intp), coef[None],
+                                  intercept[None], job.layer)  # fmt: skip
+            scores[0, sets] = job.score(None, sets, decision)
         if job.patterns and sets.start == 0:
             haufe = _patterns_from_sums(sums, centre, job)
     return scores, haufe
+
+
+def _decisions(
+    x: Any, blocks: list[slice], fold: np.ndarray, coef: np.ndarray, intercept: np.ndarray, layer: str
+) -> np.ndarray:
+    """Every stimulus's decision values (stimuli, columns) under its fold's decoder, block by block of stimuli."""
+    decision = np.empty((x.shape[0], coef.shape[-1]))
+    for block in blocks:
+        values, of = blockwise.read_values(x, (block,), layer), fold[block]
+        for f in np.unique(of):
+            decision[block][of == f] = values[of == f] @ coef[f] + intercept[f]
+    return decision
 
 
 def _patterns_from_sums(sums: FoldSums, centre: np.ndarray, job: _Job) -> np.ndarray:
