@@ -68,6 +68,11 @@ def unit_blocks(shape: tuple[int, ...], n: int) -> list[slice]:
     return [slice(a, min(a + size, shape[0])) for a in range(0, shape[0], size)]
 
 
+def step_states(recording: Any, layer: str, position: int) -> Any:
+    """One time step (a position) of a layer as a lazy (stimulus, *units) dask array: read by :func:`read_values`."""
+    return recording.select(layer, time=[position]).to_dask(layer)[:, 0]
+
+
 def read_values(x: Any, index: tuple, layer: str) -> np.ndarray:
     """``x[index]`` of a lazy (stimulus, *units) step as (stimuli, units) float64; non-finite states refused."""
     from .._validation import all_finite, check_finite_layer

@@ -129,11 +129,6 @@ class _Job:
         return _scores.score(self.scoring, targets, decision, self.n_classes)
 
 
-def _step_states(recording: Recording, job: _Job, position: int) -> Any:
-    """One step of the layer, lazy: a (stimulus, *units) dask array."""
-    return recording.select(job.layer, time=[position]).to_dask(job.layer)[:, 0]
-
-
 def _set_groups(n_sets: int, per_set: int) -> list[slice]:
     """The target sets in groups whose arrays (``per_set`` float64 values each) fit in BLOCK_BYTES."""
     size = max(1, blockwise.BLOCK_BYTES // (8 * per_set))
@@ -150,9 +145,9 @@ def _by_units(
     (units, outputs) or None. The folds' kernels are summed over blocks of units, a group of folds whose kernels
     fit in BLOCK_BYTES (one at least) per pass, each group scored before the next.
     """
-    x = _step_states(recording, job, positions[0])
+    x = blockwise.step_states(recording, job.layer, positions[0])
     if test is not None:
-        return _tested_by_units(x, _step_states(test, job, positions[1]), job)
+        return _tested_by_units(x, blockwise.step_states(test, job.layer, positions[1]), job)
     n = x.shape[0]
     trains = [np.asarray(t) for t in job.trains]
     if job.patterns:
@@ -177,9 +172,7 @@ def _tested_by_units(x: Any, tested: Any, job: _Job) -> tuple[np.ndarray, np.nda
     n, every = x.shape[0], np.arange(x.shape[0])
     kernel, across = np.zeros((n, n)), np.zeros((tested.shape[0], n))
     for block in blockwise.unit_blocks(x.shape[1:], n + tested.shape[0]):
-        values = blockwise.read_values(x, (slice(None), block), job.layer)
-        mean, inv = _moments(values, every, job.scale)
-        z = (values - mean) * inv
+        z, mean, inv = _standardised(blockwise.read_values(x, (slice(None), block), job.layer), every, job.scale)
         kernel += z @ z.T
         across += ((blockwise.read_values(tested, (slice(None), block), job.layer) - mean) * inv) @ z.T
     scores = np.empty(job.sets.shape[1])
@@ -189,12 +182,15 @@ def _tested_by_units(x: Any, tested: Any, job: _Job) -> tuple[np.ndarray, np.nda
     return scores[None], _patterns(x, kernel, job) if job.patterns else None
 
 
-def _moments(values: np.ndarray, train: np.ndarray, scale: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, 1 / standard deviation) of the training samples' units (StandardScaler; 1 without ``scale``)."""
+def _standardised(values: np.ndarray, train: np.ndarray, scale: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(z, mean, inv): every sample centred on the training samples' mean of each unit and multiplied by inv, 1 /
+    their standard deviation (StandardScaler; 1 without ``scale``).
+    """
     mean = values[train].mean(axis=0)
-    if not scale:
-        return mean, np.ones_like(mean)
-    return mean, inverse_std(torch.from_numpy(((values[train] - mean) ** 2).mean(axis=0))).numpy()
+    z = values - mean
+    inv = inverse_std(torch.from_numpy((z[train] ** 2).mean(axis=0))).numpy() if scale else np.ones_like(mean)
+    z *= inv
+    return z, mean, inv
 
 
 def _kernels(x: Any, trains: list[np.ndarray], job: _Job) -> list[np.ndarray]:
@@ -204,8 +200,7 @@ def _kernels(x: Any, trains: list[np.ndarray], job: _Job) -> list[np.ndarray]:
     for block in blockwise.unit_blocks(x.shape[1:], n):
         values = blockwise.read_values(x, (slice(None), block), job.layer)
         for kernel, train in zip(kernels, trains, strict=True):
-            mean, inv = _moments(values, train, job.scale)
-            z = (values - mean) * inv
+            z = _standardised(values, train, job.scale)[0]
             kernel += z @ z.T
     return kernels
 
@@ -257,8 +252,8 @@ def _by_stimuli(
     the test recording's stimuli, cross-decoding, under the decoder of every stimulus); two passes per group of
     target sets.
     """
-    x = _step_states(recording, job, positions[0])
-    tested = None if test is None else _step_states(test, job, positions[1])
+    x = blockwise.step_states(recording, job.layer, positions[0])
+    tested = None if test is None else blockwise.step_states(test, job.layer, positions[1])
     n, p = x.shape[0], int(np.prod(x.shape[1:]))
     folds = list(zip(job.trains, job.tests, strict=True))
     fold = np.zeros(n, dtype=np.intp) if test is not None else _test_fold(folds, n)  # each stimulus's test fold

@@ -58,7 +58,9 @@ class StepBlocks:
     """
 
     def __init__(self, features: Recording, layer: str, position: int, groups: list[np.ndarray] | None) -> None:
-        self.x = features.select(layer, time=[position]).to_dask(layer)[:, 0]  # (stimulus, *units), lazy
+        from ..blockwise import step_states
+
+        self.x = step_states(features, layer, position)
         self.layer, self.groups = layer, groups
         self.shape = (len(self.x) if groups is None else len(groups), int(np.prod(self.x.shape[1:])))
 
