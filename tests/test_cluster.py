@@ -849,6 +849,13 @@ def test_encoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
     got = fit_encoding(Recording.load(tmp_path / "narrow.zarr", chunks=10), trials, n_splits=10)
     np.testing.assert_allclose(got.scores["g"], expected.scores["g"], rtol=0, atol=1e-10)
     assert not reads
+    bad = states.copy()
+    bad[20, 1, 3, 7] = np.nan
+    Recording({"h": bad}).save(tmp_path / "nan.zarr")
+    monkeypatch.setattr(blockwise, "BLOCK_BYTES", 8 * n * 30)
+    with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):  # refused from the blocks of stimuli
+        fit_encoding(Recording.load(tmp_path / "nan.zarr", chunks=10), trials, n_splits=10)
+    assert with_client or reads  # (read in blocks, not whole: counted here without a client)
 
 
 @pytest.mark.parametrize("with_client", [True, False])
