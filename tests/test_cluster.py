@@ -11,6 +11,7 @@ import torch
 
 pytest.importorskip("distributed")
 
+import dask
 from distributed import Client, LocalCluster
 
 import rnnprobe
@@ -223,8 +224,9 @@ def _count_blocks(monkeypatch, block_bytes: int, with_client: bool) -> list[int]
     from rnnprobe.analysis import blockwise
 
     monkeypatch.setattr(blockwise, "BLOCK_BYTES", block_bytes)
-    if not with_client:
+    if not with_client:  # nor the module's client for the reads (a round trip to the cluster each)
         monkeypatch.setattr(blockwise, "active_client", lambda: None)
+        monkeypatch.setitem(dask.config.config, "scheduler", "synchronous")
     seen = []
     run_blocks = blockwise.run_blocks
     monkeypatch.setattr(
@@ -657,7 +659,7 @@ def test_decoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
         meta = {"label": label, "pair": pair, "value": value}
         Recording({"h": states}, metadata=meta).save(tmp_path / f"{how}.zarr")
         whole, chunked = Recording.load(tmp_path / f"{how}.zarr"), Recording.load(tmp_path / f"{how}.zarr", chunks=20)
-        assert decoding_steps.large_steps(chunked, _decode_plan(chunked, "ridge"), generalize=False) == how
+        assert decoding_steps.large_steps(chunked, _decode_plan(chunked, "ridge")) == how
         for target, settings in cases:
             expected = decode(whole, "h", target, progress=False, **settings)
             got = decode(chunked, "h", target, progress=False, **settings)
@@ -668,8 +670,7 @@ def test_decoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
             if expected.patterns is not None:
                 np.testing.assert_allclose(got.patterns, expected.patterns, rtol=0, atol=1e-10)
             np.testing.assert_array_equal(got.times, expected.times)
-        assert not decoding_steps.large_steps(chunked, _decode_plan(chunked, "logistic"), generalize=False)
-        assert not decoding_steps.large_steps(chunked, _decode_plan(chunked, "ridge"), generalize=True)
+        assert not decoding_steps.large_steps(chunked, _decode_plan(chunked, "logistic"))
     if not with_client:  # per pass over a step, 6 blocks of 10 units: the 5 folds' kernels (+ patterns: 2 passes)
         units = [index[1] for index in reads if len(index) == 2]
         assert {b.stop - b.start for b in units} == {1} and len(units) == 6 * (4 * 7 + 4 * 5 + 2 * 7 + 4 * 7)
@@ -709,7 +710,7 @@ def test_decoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
     monkeypatch.setattr(blockwise, "BLOCK_BYTES", 1000)  # the 5 folds' sums of 12 units: smaller than 61 stimuli
     for n, expected_how in [(40, None), (60, None), (61, "stimuli")]:
         small = Recording({"h": np.zeros((n, 1, 2, 6))}, metadata={"label": np.arange(n) % 3})
-        assert decoding_steps.large_steps(small, _decode_plan(small, "ridge"), generalize=False) == expected_how
+        assert decoding_steps.large_steps(small, _decode_plan(small, "ridge")) == expected_how
     shuffled = decode(chunked, "h", "label", cv=ShuffleSplit(3, test_size=0.3, random_state=0), progress=False)
     reference = decode(whole, "h", "label", cv=ShuffleSplit(3, test_size=0.3, random_state=0), progress=False)
     np.testing.assert_allclose(shuffled.fold_scores, reference.fold_scores, rtol=0, atol=1e-10)  # whole steps
@@ -719,6 +720,84 @@ def test_decoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
         Recording({"h": bad}, metadata={"label": np.arange(n) % 3}).save(tmp_path / f"nan{n}.zarr")
         with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):
             decode(Recording.load(tmp_path / f"nan{n}.zarr", chunks=20), "h", "label", progress=False)
+
+
+@pytest.mark.parametrize("with_client", [True, False])
+def test_generalization_matrix_of_steps_larger_than_a_block_reads_them_in_blocks(
+    client, tmp_path, monkeypatch, with_client
+):
+    """The generalization matrix of ridge decoders on steps larger than a block: fitted from kernels over blocks of
+    units (then weights from the dual coefficients, one more pass) or from sums over blocks of stimuli, tested on
+    blocks of stimuli; target sets fitted in groups and tested in groups of sets or of training steps. Equal to the
+    in-memory matrix (folds, permutations, patterns, cross-decoding); every read a block; NaN refused."""
+    from sklearn.linear_model import Ridge, RidgeClassifier
+
+    from rnnprobe.analysis import blockwise, decode
+
+    rng = np.random.default_rng(21)
+    _count_blocks(monkeypatch, 8 * 45 * 30, with_client)  # half a step of 45 x 60: one set a fit, one step a test
+    reads = []
+    read = blockwise.read_values
+    monkeypatch.setattr(blockwise, "read_values", lambda x, index, layer: reads.append(index) or read(x, index, layer))
+    cases = [
+        ("label", {"n_permutations": 7, "patterns": True}),  # 8 fit groups of one set
+        ("label", {"estimator": RidgeClassifier(alpha=3.0), "n_permutations": 3, "time": [0, 2, 3]}),
+        (
+            "pair",
+            {"scoring": "roc_auc", "patterns": True, "n_permutations": 5},
+        ),  # stimuli: tests of 1-2 sets, every step
+        ("value", {"estimator": Ridge(alpha=2.0), "patterns": True}),
+    ]
+    for n, unit_shape, how in [(45, (6, 10), "units"), (230, (2, 3), "stimuli")]:
+        label, pair = np.arange(n) % 3, np.arange(n) % 2
+        states = rng.normal(size=(n, 4, *unit_shape)) * rng.uniform(0.5, 3, size=unit_shape) + 5
+        states[:, 1:, 0] += label[:, None, None] * 2.0
+        states[:, 1:, 1, :2] += pair[:, None, None] * 0.5
+        meta = {"label": label, "pair": pair, "value": states[:, 0, 1, 0] + rng.normal(size=n)}
+        Recording({"h": states}, metadata=meta).save(tmp_path / f"{how}.zarr")
+        whole, chunked = Recording.load(tmp_path / f"{how}.zarr"), Recording.load(tmp_path / f"{how}.zarr", chunks=20)
+        for target, settings in cases:
+            reads.clear()
+            expected = decode(whole, "h", target, generalize=True, progress=False, **settings)
+            got = decode(chunked, "h", target, generalize=True, progress=False, **settings)
+            for name in ("fold_scores", "null", "p_values", "patterns"):
+                if getattr(expected, name) is not None:
+                    np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=0, atol=1e-10)
+            assert got.scores.shape == expected.scores.shape == (len(got.times),) * 2
+            if not with_client:  # every read a block: a row of 10 units of every stimulus, or 5 (40) stimuli
+                assert {len(index) for index in reads} == ({1, 2} if how == "units" else {1})
+                sizes = {1 if len(index) == 2 else 5 if how == "units" else 40 for index in reads}
+                assert all(i[-1].stop - i[-1].start in sizes or i[-1].stop == n for i in reads)
+            if target == "label" and "time" not in settings:  # generalizes across the signal's steps
+                assert expected.scores[1:, 1:].mean() > expected.scores[0].mean() + 0.2
+            if not with_client and how == "units" and settings is cases[0][1]:  # 8 sets: per fit group, per training
+                # step, 5 kernel passes of 6 blocks (+ the patterns' kernel and their pass in the first); per set and
+                # training step its weights' pass; per set, per training step, the 4 test steps' 9 blocks of 5 stimuli
+                assert len(reads) == 4 * (7 * 6 + 7 * 5 * 6) + 8 * 4 * 6 + 8 * 4 * 4 * 9
+    for n, unit_shape in [(45, (6, 10)), (230, (2, 3))]:  # cross-decoding: trained on one recording, tested on another
+        labels, held_labels = np.arange(n) % 3, np.arange(n - 7) % 3
+        train = np.random.default_rng(1).normal(size=(n, 3, *unit_shape)) + 2
+        held = np.random.default_rng(2).normal(size=(n - 7, 3, *unit_shape)) + 2
+        train[:, 1:, 0] += 2 * labels[:, None, None]
+        held[:, 1:, 0] += 2 * held_labels[:, None, None]
+        Recording({"h": train}, metadata={"label": labels}).save(tmp_path / f"train{n}.zarr")
+        Recording({"h": held}, metadata={"label": held_labels}).save(tmp_path / f"held{n}.zarr")
+        settings = {"n_permutations": 3, "patterns": True, "generalize": True, "progress": False}
+        expected = decode(Recording.load(tmp_path / f"train{n}.zarr"), "h", "label",
+                          test=Recording.load(tmp_path / f"held{n}.zarr"), **settings)  # fmt: skip
+        for tested in (
+            Recording.load(tmp_path / f"held{n}.zarr", chunks=20),
+            Recording.load(tmp_path / f"held{n}.zarr"),
+        ):
+            got = decode(Recording.load(tmp_path / f"train{n}.zarr", chunks=20), "h", "label", test=tested, **settings)
+            for name in ("fold_scores", "null", "patterns", "test_times"):
+                np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=0, atol=1e-10)
+        assert expected.scores[1:, 1:].min() > 0.5  # above chance (1 / 3) across the two recordings
+        bad = train.copy()
+        bad[n - 3, 2, 1, 2] = np.nan  # a step's last block: read by the test pass only after the fits
+        Recording({"h": bad}, metadata={"label": labels}).save(tmp_path / f"nan{n}.zarr")
+        with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):
+            decode(Recording.load(tmp_path / f"nan{n}.zarr", chunks=20), "h", "label", generalize=True, progress=False)
 
 
 def _decode_plan(recording: Recording, estimator: str):

@@ -637,13 +637,17 @@ def decode(
     dask = recording.is_dask or (test is not None and test.is_dask)  # blockwise: the layers are never read whole
     from .decoding_steps import decode_large_steps, large_steps
 
-    large = large_steps(recording, plan, generalize=generalize) if dask else None  # steps larger than a block
+    large = large_steps(recording, plan) if dask else None  # steps larger than a block
     if dask and not generalize and not large:  # blocks of time steps as tasks, each decoded in memory by decode()
         from .decoding_blockwise import decode_blockwise
 
         return decode_blockwise(recording, plan, target, _block_settings(locals()))
     run = dict(scoring=plan.scoring, generalize=generalize, progress=progress)
-    if large:  # a task per step, reading it in blocks of units or of stimuli
+    if large and generalize:  # passes of tasks per step, reading it in blocks of units or of stimuli
+        from .decoding_steps_matrix import generalize_large_steps
+
+        fold_scores, null, haufe = generalize_large_steps(recording, plan, large, patterns=patterns)
+    elif large:  # a task per step, reading it in blocks of units or of stimuli
         fold_scores, null, haufe = decode_large_steps(recording, plan, large, patterns=patterns)
     elif dask:  # the generalization matrix: decoders fitted on blocks of steps, then tested on blocks of steps
         from .decoding_blockwise import generalize_blockwise

@@ -27,14 +27,15 @@ cross-decoding) in blocks, by whichever of two exact forms of ridge holds less:
 
 The true and the permuted targets are columns of the same solves, on the CPU (numpy; ``device`` is for the
 in-memory fits). The folds and permutations are the plan's, so the results equal the in-memory ones (tested
-to 1e-10). The generalization matrix, other decoders, folds that do not partition the stimuli and steps
-whose folds' Gram matrices would be larger than the step (stimuli between units and folds x units) read
-whole steps.
+to 1e-10). The generalization matrix of such steps is :mod:`.decoding_steps_matrix`'s, from the same two forms.
+Other decoders, folds that do not partition the stimuli (more stimuli than units) and steps whose folds' Gram
+matrices would be larger than the step (stimuli between units and folds x units) read whole steps.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -50,15 +51,15 @@ if TYPE_CHECKING:  # pragma: no cover
     from .decoding import _Plan
 
 
-def large_steps(recording: Recording, plan: _Plan, *, generalize: bool) -> str | None:
+def large_steps(recording: Recording, plan: _Plan) -> str | None:
     """How decode() reads ``recording``'s steps (and the test recording's, cross-decoding), one of them larger
-    than BLOCK_BYTES in float64, with a ridge decoder over time (no generalization): "units" (blocks of units;
-    kernels, stimuli x stimuli) with fewer stimuli than units; "stimuli" (blocks of stimuli; sums, a units x
+    than BLOCK_BYTES in float64, with a ridge decoder (over time, or the generalization matrix): "units" (blocks
+    of units; kernels, stimuli x stimuli) with fewer stimuli than units; "stimuli" (blocks of stimuli; sums, a units x
     units Gram matrix per fold) where the folds partition the stimuli (or one decoder is trained on every
     stimulus, cross-decoding) and their sums are smaller than the step (folds x units < stimuli); None: whole
     steps.
     """
-    if generalize or plan.spec is None or plan.spec.kind != "ridge":
+    if plan.spec is None or plan.spec.kind != "ridge":
         return None
     n, p = recording.n_stimuli, int(np.prod(recording.unit_shape(plan.layer)))
     n_tested = 0 if plan.test is None else plan.test.n_stimuli
@@ -89,15 +90,20 @@ def decode_large_steps(
     task per step (:func:`.blockwise.run_blocks`), reading it (and the test recording's step) in blocks of
     ``how`` (:func:`large_steps`).
     """
-    job = _Job(plan.layer, plan.spec.penalty, plan.spec.scale, plan.scoring, plan.n_classes,
-               np.column_stack([plan.y, *plan.y[plan.perms]]), [train for train, _ in plan.folds],
-               [test for _, test in plan.folds], patterns, plan.y_test)  # fmt: skip
+    job = job_of(plan, patterns=patterns)
     step = _by_units if how == "units" else _by_stimuli
     positions = [(int(p), int(q)) for p, q in zip(plan.positions, plan.test_positions, strict=True)]
     parts = blockwise.run_blocks(step, positions, recording, plan.test, job)
     scores = np.stack([s for s, _ in parts], axis=1)  # (folds, T, sets)
     haufe = np.stack([h for _, h in parts]) if patterns else None
     return scores[..., 0], scores[..., 1:].mean(axis=0).T, haufe
+
+
+def job_of(plan: _Plan, *, patterns: bool) -> _Job:
+    """What every step's task needs of the plan: the ridge decoder, the target sets, the folds."""
+    return _Job(plan.layer, plan.spec.penalty, plan.spec.scale, plan.scoring, plan.n_classes,
+                np.column_stack([plan.y, *plan.y[plan.perms]]), [train for train, _ in plan.folds],
+                [test for _, test in plan.folds], patterns, plan.y_test)  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -152,16 +158,22 @@ def _by_units(
     trains = [np.asarray(t) for t in job.trains]
     if job.patterns:
         trains.append(np.arange(n))  # the decoder of every sample, for the patterns
-    per_pass = max(1, blockwise.BLOCK_BYTES // (8 * n * n))
     scores, haufe = [], None
-    for start in range(0, len(trains), per_pass):
-        group = trains[start : start + per_pass]
-        for f, kernel in enumerate(_kernels(x, group, job), start):
-            if f < len(job.tests):
-                scores.append(_fold_scores(kernel, trains[f], job.tests[f], job))
-            else:
-                haufe = _patterns(x, kernel, job)
+    for f, kernel in fold_kernels(x, trains, job):
+        if f < len(job.tests):
+            scores.append(_fold_scores(kernel, trains[f], job.tests[f], job))
+        else:
+            haufe = patterns_of(x, kernel, job)
     return np.stack(scores), haufe
+
+
+def fold_kernels(x: Any, trains: list[np.ndarray], job: _Job) -> Iterator[tuple[int, np.ndarray]]:
+    """(i, K_i) of every training set i, K_i = Z_i Z_i' summed over blocks of units: a pass over the step per group of
+    training sets whose kernels fit in BLOCK_BYTES (one at least), each group's released before the next's.
+    """
+    per_pass = max(1, blockwise.BLOCK_BYTES // (8 * x.shape[0] ** 2))
+    for start in range(0, len(trains), per_pass):
+        yield from enumerate(_kernels(x, trains[start : start + per_pass], job), start)
 
 
 def _tested_by_units(x: Any, tested: Any, job: _Job) -> tuple[np.ndarray, np.ndarray | None]:
@@ -172,17 +184,17 @@ def _tested_by_units(x: Any, tested: Any, job: _Job) -> tuple[np.ndarray, np.nda
     n, every = x.shape[0], np.arange(x.shape[0])
     kernel, across = np.zeros((n, n)), np.zeros((tested.shape[0], n))
     for block in blockwise.unit_blocks(x.shape[1:], n + tested.shape[0]):
-        z, mean, inv = _standardised(blockwise.read_values(x, (slice(None), block), job.layer), every, job.scale)
+        z, mean, inv = standardised(blockwise.read_values(x, (slice(None), block), job.layer), every, job.scale)
         kernel += z @ z.T
         across += ((blockwise.read_values(tested, (slice(None), block), job.layer) - mean) * inv) @ z.T
     scores = np.empty(job.sets.shape[1])
     for sets in _set_groups(job.sets.shape[1], 4 * (n + tested.shape[0]) * job.columns):
-        dual, mean = _dual(kernel, every, _code(job.sets[:, sets], job.n_classes), job.penalty)
+        dual, mean = dual_of(kernel, every, _code(job.sets[:, sets], job.n_classes), job.penalty)
         scores[sets] = job.score(None, sets, across @ dual + mean)
-    return scores[None], _patterns(x, kernel, job) if job.patterns else None
+    return scores[None], patterns_of(x, kernel, job) if job.patterns else None
 
 
-def _standardised(values: np.ndarray, train: np.ndarray, scale: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def standardised(values: np.ndarray, train: np.ndarray, scale: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(z, mean, inv): every sample centred on the training samples' mean of each unit and multiplied by inv, 1 /
     their standard deviation (StandardScaler; 1 without ``scale``).
     """
@@ -200,12 +212,12 @@ def _kernels(x: Any, trains: list[np.ndarray], job: _Job) -> list[np.ndarray]:
     for block in blockwise.unit_blocks(x.shape[1:], n):
         values = blockwise.read_values(x, (slice(None), block), job.layer)
         for kernel, train in zip(kernels, trains, strict=True):
-            z = _standardised(values, train, job.scale)[0]
+            z = standardised(values, train, job.scale)[0]
             kernel += z @ z.T
     return kernels
 
 
-def _dual(kernel: np.ndarray, train: np.ndarray, codes: np.ndarray, penalty: float) -> tuple[np.ndarray, np.ndarray]:
+def dual_of(kernel: np.ndarray, train: np.ndarray, codes: np.ndarray, penalty: float) -> tuple[np.ndarray, np.ndarray]:
     """(A, mean codes): A = (K[train, train] + penalty I)^-1 (codes - their mean) over the training samples."""
     from scipy.linalg import cho_factor, cho_solve
 
@@ -221,17 +233,17 @@ def _fold_scores(kernel: np.ndarray, train: np.ndarray, test: np.ndarray, job: _
     """
     out = np.empty(job.sets.shape[1])
     for sets in _set_groups(job.sets.shape[1], 4 * len(kernel) * job.columns):
-        dual, mean = _dual(kernel, train, _code(job.sets[:, sets], job.n_classes), job.penalty)
+        dual, mean = dual_of(kernel, train, _code(job.sets[:, sets], job.n_classes), job.penalty)
         out[sets] = job.score(test, sets, kernel[np.ix_(test, train)] @ dual + mean)
     return out
 
 
-def _patterns(x: Any, kernel: np.ndarray, job: _Job) -> np.ndarray:
+def patterns_of(x: Any, kernel: np.ndarray, job: _Job) -> np.ndarray:
     """Haufe patterns cov(x) W cov(s)^-1 of the decoder of every sample (units, outputs): s = K A and
     cov(x) W = X_c' s / (n - 1), X_c' s summed block by block of units.
     """
     n = len(kernel)
-    dual, _ = _dual(kernel, np.arange(n), _code(job.sets[:, :1], job.n_classes), job.penalty)
+    dual, _ = dual_of(kernel, np.arange(n), _code(job.sets[:, :1], job.n_classes), job.penalty)
     sources = kernel @ dual  # (n, outputs): the centred states times the decoder's weights
     rows = []
     for block in blockwise.unit_blocks(x.shape[1:], n):
@@ -254,47 +266,74 @@ def _by_stimuli(
     """
     x = blockwise.step_states(recording, job.layer, positions[0])
     tested = None if test is None else blockwise.step_states(test, job.layer, positions[1])
-    n, p = x.shape[0], int(np.prod(x.shape[1:]))
-    folds = list(zip(job.trains, job.tests, strict=True))
-    fold = np.zeros(n, dtype=np.intp) if test is not None else _test_fold(folds, n)  # each stimulus's test fold
-    blocks = blockwise.stimulus_blocks(n, p, x.chunks[0][0])
-    centre = blockwise.read_values(x, (blocks[0],), job.layer).mean(axis=0)
+    n, p, cross = x.shape[0], int(np.prod(x.shape[1:])), tested is not None
+    blocks, fold, centre = stimulus_reads(x, job, cross=cross)
     scores, haufe = np.empty((len(job.tests), job.sets.shape[1])), None
     n_decided = n if tested is None else tested.shape[0]
     for sets in _set_groups(job.sets.shape[1], job.columns * (3 * len(job.tests) * p + n + n_decided)):
-        codes = _code(job.sets[:, sets], job.n_classes)
-        sums = FoldSums.zeros(len(job.tests), p, codes.shape[1])
-        for block in blocks:
-            values = blockwise.read_values(x, (block,), job.layer) - centre
-            for f in np.unique(fold[block]):
-                at = fold[block] == f
-                sums.add(f, values[at], codes[block][at])
+        sums = fold_sums(x, blocks, fold, centre, _code(job.sets[:, sets], job.n_classes), job)
+        coef, intercept = decoders_of(sums, centre, job, cross=cross)
         if tested is None:
-            coef, intercept = solve_folds(sums, centre, penalty=job.penalty, scale=job.scale)
-            decision = _decisions(x, blocks, fold, coef, intercept, job.layer)
-            for f, test_rows in enumerate(job.tests):
-                scores[f, sets] = job.score(test_rows, sets, decision[test_rows])
-        else:  # the decoder of every stimulus: its test sums are all there is
-            coef, intercept, _ = solve(sums.training(None), centre, penalty=job.penalty, scale=job.scale)
+            decisions = fold_decisions(x, blocks, job.tests, coef, intercept, job.layer)
+            for f, (test_rows, decision) in enumerate(zip(job.tests, decisions, strict=True)):
+                scores[f, sets] = job.score(test_rows, sets, decision)
+        else:  # the test recording's stimuli under the decoder of every training stimulus
             tested_blocks = blockwise.stimulus_blocks(n_decided, p, tested.chunks[0][0])
-            decision = _decisions(tested, tested_blocks, np.zeros(n_decided, dtype=np.intp), coef[None],
-                                  intercept[None], job.layer)  # fmt: skip
-            scores[0, sets] = job.score(None, sets, decision)
+            decisions = fold_decisions(tested, tested_blocks, [np.arange(n_decided)], coef, intercept, job.layer)
+            scores[0, sets] = job.score(None, sets, decisions[0])
         if job.patterns and sets.start == 0:
             haufe = _patterns_from_sums(sums, centre, job)
     return scores, haufe
 
 
-def _decisions(
-    x: Any, blocks: list[slice], fold: np.ndarray, coef: np.ndarray, intercept: np.ndarray, layer: str
-) -> np.ndarray:
-    """Every stimulus's decision values (stimuli, columns) under its fold's decoder, block by block of stimuli."""
-    decision = np.empty((x.shape[0], coef.shape[-1]))
+def stimulus_reads(x: Any, job: _Job, *, cross: bool) -> tuple[list[slice], np.ndarray, np.ndarray]:
+    """(blocks, fold, centre) of a step read in blocks of stimuli: the blocks, the fold whose test set holds each
+    stimulus (fold 0 for every one, ``cross``: the decoder of every training stimulus) and the first block's mean
+    (the sums' centre, for precision).
+    """
+    n, p = x.shape[0], int(np.prod(x.shape[1:]))
+    fold = np.zeros(n, dtype=np.intp) if cross else _test_fold(list(zip(job.trains, job.tests, strict=True)), n)
+    blocks = blockwise.stimulus_blocks(n, p, x.chunks[0][0])
+    return blocks, fold, blockwise.read_values(x, (blocks[0],), job.layer).mean(axis=0)
+
+
+def fold_sums(
+    x: Any, blocks: list[slice], fold: np.ndarray, centre: np.ndarray, codes: np.ndarray, job: _Job
+) -> FoldSums:
+    """Each fold's test sums (:class:`._ridge_sums.FoldSums`) of the states centred on ``centre`` and ``codes``."""
+    sums = FoldSums.zeros(len(job.tests), len(centre), codes.shape[1])
     for block in blocks:
-        values, of = blockwise.read_values(x, (block,), layer), fold[block]
-        for f in np.unique(of):
-            decision[block][of == f] = values[of == f] @ coef[f] + intercept[f]
-    return decision
+        values = blockwise.read_values(x, (block,), job.layer) - centre
+        for f in np.unique(fold[block]):
+            at = fold[block] == f
+            sums.add(f, values[at], codes[block][at])
+    return sums
+
+
+def decoders_of(sums: FoldSums, centre: np.ndarray, job: _Job, *, cross: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Every fold's decoder (coef (folds, p, columns), intercept (folds, columns)) from the sums; ``cross``: the
+    decoder of every stimulus (its test sums are all there is), as the one fold.
+    """
+    if not cross:
+        return solve_folds(sums, centre, penalty=job.penalty, scale=job.scale)
+    coef, intercept, _ = solve(sums.training(None), centre, penalty=job.penalty, scale=job.scale)
+    return coef[None], intercept[None]
+
+
+def fold_decisions(
+    x: Any, blocks: list[slice], tests: list[np.ndarray], coef: np.ndarray, intercept: np.ndarray, layer: str
+) -> list[np.ndarray]:
+    """Each fold's decision values (its test stimuli, columns) under its decoder (coef (folds, p, columns),
+    intercept (folds, columns)), block by block of stimuli.
+    """
+    out = [np.empty((len(test), coef.shape[-1])) for test in tests]
+    for block in blocks:
+        values = blockwise.read_values(x, (block,), layer)
+        for f, test in enumerate(tests):
+            at = np.flatnonzero((test >= block.start) & (test < block.stop))
+            if len(at):
+                out[f][at] = values[test[at] - block.start] @ coef[f] + intercept[f]
+    return out
 
 
 def _patterns_from_sums(sums: FoldSums, centre: np.ndarray, job: _Job) -> np.ndarray:
