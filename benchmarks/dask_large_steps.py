@@ -1,6 +1,7 @@
 """Decoding and encoding from a layer on disk whose single time step is larger than a block (issue 20, goal 4).
 
-Run:  OMP_NUM_THREADS=1 python benchmarks/dask_large_steps.py [--only wide|tall|encoding] [--steps 2] [--dir /path]
+Run:  OMP_NUM_THREADS=1 python benchmarks/dask_large_steps.py [--only wide|tall|encoding] [--generalize] [--steps 2]
+      [--dir /path]
 
 Layers (float32, 10 classes) are saved to a store each and opened dask-backed; one step of each is more
 than a block (``blockwise.BLOCK_BYTES``, 256 MiB) as the analysis holds it:
@@ -19,7 +20,9 @@ Cases: ``decode(..., n_permutations=)`` with the default ridge decoder from both
 ``decoding_steps``, the folds' kernels summed over blocks of units (wide: each block's read decompresses
 the step's stored chunks), or the folds' sums over blocks of stimuli (tall)); and ``fit_encoding`` of 100
 simulated neurons from the encoding layer (ridge in its dual form, ``ceiling=False``; in blocks: the Gram
-matrix across stimuli summed over blocks of units). Both ways are checked equal first (1e-10; encoding
+matrix across stimuli summed over blocks of units). ``--generalize``: the decode cases' generalization matrix
+(in blocks: ``decoding_steps_matrix``, the same fits, then each training step's weights and each test step's
+decision values from blocks). Both ways are checked equal first (1e-10; encoding
 1e-8, see ``compare``). Printed: the machine, each way's time and the worker's peak resident memory.
 """
 
@@ -53,7 +56,7 @@ def make(path: Path, n: int, steps: int, shape: tuple[int, ...]) -> None:
     Recording({"conv": states}, metadata={"label": label}).save(path)
 
 
-def run(path: Path, case: str, way: str, permutations: int) -> tuple[list[np.ndarray], float, float]:
+def run(path: Path, case: str, way: str, args: argparse.Namespace) -> tuple[list[np.ndarray], float, float]:
     """(results, seconds, the worker's peak RSS) of one case and way on a fresh 1-worker LocalCluster."""
     from distributed import Client, LocalCluster
 
@@ -74,7 +77,8 @@ def run(path: Path, case: str, way: str, permutations: int) -> tuple[list[np.nda
                 result = fit_encoding(rec, responses(path), ceiling=False, progress=False)
                 out = [result.scores["conv"], result.r2["conv"]]
             else:
-                result = decode(rec, "conv", "label", n_permutations=permutations, progress=False)
+                result = decode(rec, "conv", "label", n_permutations=args.permutations, generalize=args.generalize,
+                                progress=False)  # fmt: skip
                 out = [result.fold_scores, result.null]
             seconds = time.perf_counter() - t0
             peak = max(client.run(peak_rss).values())
@@ -106,6 +110,7 @@ def main() -> None:
     parser.add_argument("--only", choices=list(CASES), default=None)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--permutations", type=int, default=20)
+    parser.add_argument("--generalize", action="store_true", help="the decode cases' generalization matrix")
     parser.add_argument("--dir", default=None, help="folder for the stores (needs about 0.27 GB a step)")
     args = parser.parse_args()
     print_machine()
@@ -123,7 +128,7 @@ def main() -> None:
 
 def compare(case: str, path: Path, n: int, shape: tuple, args: argparse.Namespace, out: Results) -> None:
     """Both ways of one case, checked equal first."""
-    ways = {way: run(path, case, way, args.permutations) for way in ("whole steps", "in blocks")}
+    ways = {way: run(path, case, way, args) for way in ("whole steps", "in blocks")}
     (expected, *_), (got, *_) = ways.values()
     # encoding: the Gram matrix computed from other blocks moves the scores by up to 4e-9 here, as much as the
     # in-memory fit moves with its own block size (fit.GRAM_BLOCK 4096 -> 2048: 3.6e-9): the fits' conditioning
@@ -132,6 +137,7 @@ def compare(case: str, path: Path, n: int, shape: tuple, args: argparse.Namespac
     assert max(differences) <= tolerance, differences
     units = int(np.prod(shape))
     what = "fit_encoding of 100 neurons" if case == "encoding" else f"decode, {args.permutations} permutations"
+    what += ", generalization matrix" if args.generalize and case != "encoding" else ""
     print(f"{case}: equal (to {tolerance:g}; largest difference {max(differences):.1e}); {n} stimuli x "
           f"{args.steps} steps x {units} units; {what}")  # fmt: skip
     for way, (_, seconds, peak) in ways.items():

@@ -25,6 +25,7 @@ are the plan's, so the result equals the in-memory one (tested to 1e-10).
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -126,8 +127,8 @@ def _weights(
     """
     cols = slice((sets.start - fits.start) * job.columns, (sets.stop - fits.start) * job.columns)
     if how == "units":  # pass 2: the weights from the dual coefficients, a task per training step
-        duals = [[(a[:, cols], mean[cols]) for a, mean in step] for step, _ in fitted]
-        decoders = blockwise.run_blocks(_primal_step, list(zip(positions, duals, strict=True)), recording, job)
+        duals = _Duals([[(a[:, cols], mean[cols]) for a, mean in step] for step, _ in fitted])  # sent once
+        decoders = blockwise.run_blocks(_primal_step, list(enumerate(positions)), recording, job, duals)
     else:
         decoders = [(coef[..., cols], intercept[..., cols]) for (coef, intercept), _ in fitted]
     coef = np.stack([coef for coef, _ in decoders], axis=2)  # (folds, p, steps, columns)
@@ -135,12 +136,20 @@ def _weights(
     return coef.reshape(*coef.shape[:2], -1), intercept.reshape(len(intercept), -1)
 
 
-def _primal_step(block: tuple[int, list], recording: Recording, job: _Job) -> tuple[np.ndarray, np.ndarray]:
+@dataclasses.dataclass
+class _Duals:
+    """Each training step's list of every fold's (A, mean codes) (a dataclass: the workers receive it once)."""
+
+    steps: list
+
+
+def _primal_step(block: tuple[int, int], recording: Recording, job: _Job, duals: _Duals) -> tuple[np.ndarray, ...]:
     """Pass 2, one task: every fold's weights in the raw units (coef (folds, p, columns), intercept (folds,
-    columns)) from its dual coefficients A at one training step: W = inv * Z[train]' A, b = mean codes - mean W,
-    summed block by block of units.
+    columns)) from its dual coefficients A at one training step (``block``: its index among the steps of ``duals``
+    and its position): W = inv * Z[train]' A, b = mean codes - mean W, summed block by block of units.
     """
-    position, duals = block
+    step, position = block
+    duals = duals.steps[step]
     x = blockwise.step_states(recording, job.layer, position)
     p = int(np.prod(x.shape[1:]))
     coef, shift, at = np.empty((len(duals), p, duals[0][0].shape[1])), np.zeros((len(duals), duals[0][0].shape[1])), 0
