@@ -1,7 +1,7 @@
 """Decoding and encoding from a layer on disk whose single time step is larger than a block (issue 20, goal 4).
 
-Run:  OMP_NUM_THREADS=1 python benchmarks/dask_large_steps.py [--only wide|tall|encoding] [--generalize] [--steps 2]
-      [--dir /path]
+Run:  OMP_NUM_THREADS=1 python benchmarks/dask_large_steps.py [--only wide|tall|encoding|wide-matrix|tall-matrix]
+      [--steps 2] [--dir /path]
 
 Layers (float32, 10 classes) are saved to a store each and opened dask-backed; one step of each is more
 than a block (``blockwise.BLOCK_BYTES``, 256 MiB) as the analysis holds it:
@@ -20,9 +20,9 @@ Cases: ``decode(..., n_permutations=)`` with the default ridge decoder from both
 ``decoding_steps``, the folds' kernels summed over blocks of units (wide: each block's read decompresses
 the step's stored chunks), or the folds' sums over blocks of stimuli (tall)); and ``fit_encoding`` of 100
 simulated neurons from the encoding layer (ridge in its dual form, ``ceiling=False``; in blocks: the Gram
-matrix across stimuli summed over blocks of units). ``--generalize``: the decode cases' generalization matrix
-(in blocks: ``decoding_steps_matrix``, the same fits, then each training step's weights and each test step's
-decision values from blocks). Both ways are checked equal first (1e-10; encoding
+matrix across stimuli summed over blocks of units). ``wide-matrix`` and ``tall-matrix``: the decode cases'
+generalization matrix (in blocks: ``decoding_steps_matrix``, the same fits, then each training step's weights
+and each test step's decision values from blocks). Both ways are checked equal first (1e-10; encoding
 1e-8, see ``compare``). Printed: the machine, each way's time and the worker's peak resident memory.
 """
 
@@ -43,7 +43,13 @@ import numpy as np
 from _machine import Results, peak_rss, print_machine
 
 # stimuli, units: decode (wide, tall) and fit_encoding (whose whole steps stay float32: twice the stimuli)
-CASES = {"wide": (2000, (32, 32, 32)), "tall": (20_000, (8, 16, 16)), "encoding": (4000, (32, 32, 32))}
+CASES = {
+    "wide": (2000, (32, 32, 32)),
+    "tall": (20_000, (8, 16, 16)),
+    "encoding": (4000, (32, 32, 32)),
+    "wide-matrix": (2000, (32, 32, 32)),
+    "tall-matrix": (20_000, (8, 16, 16)),
+}  # -matrix: generalize=True
 
 
 def make(path: Path, n: int, steps: int, shape: tuple[int, ...]) -> None:
@@ -77,8 +83,8 @@ def run(path: Path, case: str, way: str, args: argparse.Namespace) -> tuple[list
                 result = fit_encoding(rec, responses(path), ceiling=False, progress=False)
                 out = [result.scores["conv"], result.r2["conv"]]
             else:
-                result = decode(rec, "conv", "label", n_permutations=args.permutations, generalize=args.generalize,
-                                progress=False)  # fmt: skip
+                result = decode(rec, "conv", "label", n_permutations=args.permutations,
+                                generalize=case.endswith("matrix"), progress=False)  # fmt: skip
                 out = [result.fold_scores, result.null]
             seconds = time.perf_counter() - t0
             peak = max(client.run(peak_rss).values())
@@ -110,7 +116,6 @@ def main() -> None:
     parser.add_argument("--only", choices=list(CASES), default=None)
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--permutations", type=int, default=20)
-    parser.add_argument("--generalize", action="store_true", help="the decode cases' generalization matrix")
     parser.add_argument("--dir", default=None, help="folder for the stores (needs about 0.27 GB a step)")
     args = parser.parse_args()
     print_machine()
@@ -137,7 +142,7 @@ def compare(case: str, path: Path, n: int, shape: tuple, args: argparse.Namespac
     assert max(differences) <= tolerance, differences
     units = int(np.prod(shape))
     what = "fit_encoding of 100 neurons" if case == "encoding" else f"decode, {args.permutations} permutations"
-    what += ", generalization matrix" if args.generalize and case != "encoding" else ""
+    what += ", generalization matrix" if case.endswith("matrix") else ""
     print(f"{case}: equal (to {tolerance:g}; largest difference {max(differences):.1e}); {n} stimuli x "
           f"{args.steps} steps x {units} units; {what}")  # fmt: skip
     for way, (_, seconds, peak) in ways.items():
