@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 
@@ -670,7 +671,8 @@ def test_decoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
             if expected.patterns is not None:
                 np.testing.assert_allclose(got.patterns, expected.patterns, rtol=0, atol=1e-10)
             np.testing.assert_array_equal(got.times, expected.times)
-        assert not decoding_steps.large_steps(chunked, _decode_plan(chunked, "logistic"))
+        logistic = decoding_steps.large_steps(chunked, _decode_plan(chunked, "logistic"))
+        assert logistic == ("units" if how == "units" else None)  # 3 classes: the kernels' coordinates, or whole
     if not with_client:  # per pass over a step, 6 blocks of 10 units: the 5 folds' kernels (+ patterns: 2 passes)
         units = [index[1] for index in reads if len(index) == 2]
         assert {b.stop - b.start for b in units} == {1} and len(units) == 6 * (4 * 7 + 4 * 5 + 2 * 7 + 4 * 7)
@@ -798,6 +800,66 @@ def test_generalization_matrix_of_steps_larger_than_a_block_reads_them_in_blocks
         Recording({"h": bad}, metadata={"label": labels}).save(tmp_path / f"nan{n}.zarr")
         with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):
             decode(Recording.load(tmp_path / f"nan{n}.zarr", chunks=20), "h", "label", generalize=True, progress=False)
+
+
+@pytest.mark.parametrize("with_client", [True, False])
+def test_logistic_decoding_of_steps_larger_than_a_block_reads_them_in_blocks(
+    client, tmp_path, monkeypatch, with_client
+):
+    """Logistic regression of more than 2 classes on steps larger than a block with fewer stimuli than units, as
+    in memory in the training samples' coordinates, from the folds' kernels summed over blocks of units: over time,
+    the generalization matrix and cross-decoding equal the in-memory decoding (scores and null to 1e-10, patterns
+    to 1e-6 relative, the solver's precision: its float32 conjugate gradients turn the kernels' rounding, summed
+    over other blocks of units, into up to 6e-8); 2 classes, more stimuli than units and other devices read whole
+    steps."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from rnnprobe.analysis import blockwise, decode, decoding_steps
+
+    _count_blocks(monkeypatch, 8 * 45 * 30, with_client)  # half a step of 45 x 60
+    reads = []
+    read = blockwise.read_values
+    monkeypatch.setattr(blockwise, "read_values", lambda x, index, layer: reads.append(index) or read(x, index, layer))
+    rng = np.random.default_rng(12)
+    label = np.arange(45) % 3
+    states = rng.normal(size=(45, 4, 6, 10)) * rng.uniform(0.5, 3, size=(6, 10)) + 5
+    states[:, 1:, 0] += label[:, None, None] * 1.5
+    held = rng.normal(size=(38, 4, 6, 10)) * 2 + 5
+    held[:, 1:, 0] += (np.arange(38) % 3)[:, None, None] * 1.5
+    Recording({"h": states}, metadata={"label": label}).save(tmp_path / "wide.zarr")
+    Recording({"h": held}, metadata={"label": np.arange(38) % 3}).save(tmp_path / "held.zarr")
+    whole, chunked = Recording.load(tmp_path / "wide.zarr"), Recording.load(tmp_path / "wide.zarr", chunks=20)
+    cases = [
+        {"estimator": "logistic", "n_permutations": 5, "patterns": True},
+        {"estimator": LogisticRegression(C=0.5), "n_permutations": 2, "scoring": "balanced_accuracy"},
+        {"estimator": make_pipeline(StandardScaler(), LogisticRegression(C=2.0)), "generalize": True, "patterns": True},
+        {"estimator": "logistic", "n_permutations": 3, "patterns": True, "test": "held"},
+    ]
+    results = []
+    for settings in cases:
+        test = settings.pop("test", None)
+        reads.clear()
+        tested = [test and Recording.load(tmp_path / "held.zarr", chunks=chunks) for chunks in (None, 20)]
+        expected = decode(whole, "h", "label", progress=False, test=tested[0], **settings)
+        results.append(expected)
+        got = decode(chunked, "h", "label", progress=False, test=tested[1], **settings)
+        for name in ("fold_scores", "null", "p_values", "patterns"):
+            if getattr(expected, name) is not None:
+                rtol, atol = (1e-6, 1e-9) if name == "patterns" else (0, 1e-10)
+                np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=rtol, atol=atol)
+        if not with_client and not settings.get("generalize"):  # blocks of 10 units of every stimulus only
+            assert reads and all(len(index) == 2 and index[1].stop - index[1].start == 1 for index in reads)
+    assert results[0].scores[1:].min() > 0.5 > results[0].scores[0]  # from the signal's first step (chance 1 / 3)
+    plan = _decode_plan(chunked, "logistic")
+    assert decoding_steps.large_steps(chunked, plan) == "units"
+    assert decoding_steps.large_steps(chunked, dataclasses.replace(plan, device=torch.device("meta"))) is None
+    assert decoding_steps.large_steps(chunked, dataclasses.replace(plan, n_classes=2)) is None
+    tall = Recording({"h": np.zeros((61, 1, 2, 6))}, metadata={"label": np.arange(61) % 3})
+    monkeypatch.setattr(blockwise, "BLOCK_BYTES", 1000)
+    assert decoding_steps.large_steps(tall, _decode_plan(tall, "logistic")) is None
+    assert decoding_steps.large_steps(tall, _decode_plan(tall, "ridge")) == "stimuli"
 
 
 def _decode_plan(recording: Recording, estimator: str):

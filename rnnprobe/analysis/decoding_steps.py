@@ -53,18 +53,22 @@ if TYPE_CHECKING:  # pragma: no cover
 
 def large_steps(recording: Recording, plan: _Plan) -> str | None:
     """How decode() reads ``recording``'s steps (and the test recording's, cross-decoding), one of them larger
-    than BLOCK_BYTES in float64, with a ridge decoder (over time, or the generalization matrix): "units" (blocks
-    of units; kernels, stimuli x stimuli) with fewer stimuli than units; "stimuli" (blocks of stimuli; sums, a units x
-    units Gram matrix per fold) where the folds partition the stimuli (or one decoder is trained on every
-    stimulus, cross-decoding) and their sums are smaller than the step (folds x units < stimuli); None: whole
-    steps.
+    than BLOCK_BYTES in float64 (over time, or the generalization matrix): "units" (blocks of units; kernels,
+    stimuli x stimuli) with fewer stimuli than units, for ridge, and for logistic regression of more than 2
+    classes on the CPU (whose in-memory fit then works in the kernels' coordinates too); "stimuli" (blocks of
+    stimuli; sums, a units x units Gram matrix per fold) for ridge where the folds partition the stimuli (or one
+    decoder is trained on every stimulus, cross-decoding) and their sums are smaller than the step (folds x
+    units < stimuli); None: whole steps.
     """
-    if plan.spec is None or plan.spec.kind != "ridge":
+    if plan.spec is None or plan.spec.kind not in ("ridge", "logistic"):
         return None
     n, p = recording.n_stimuli, int(np.prod(recording.unit_shape(plan.layer)))
     n_tested = 0 if plan.test is None else plan.test.n_stimuli
     if 8 * max(n, n_tested) * p <= blockwise.BLOCK_BYTES:
         return None
+    if plan.spec.kind == "logistic":  # as in memory: more than 2 classes in the training samples' coordinates
+        on_cpu = plan.device is None or plan.device.type == "cpu"
+        return "units" if n < p and plan.n_classes > 2 and on_cpu else None
     if n < p:
         return "units"
     partition = plan.test is not None or _test_fold(plan.folds, n) is not None
@@ -101,7 +105,7 @@ def decode_large_steps(
 
 def job_of(plan: _Plan, *, patterns: bool) -> _Job:
     """What every step's task needs of the plan: the ridge decoder, the target sets, the folds."""
-    return _Job(plan.layer, plan.spec.penalty, plan.spec.scale, plan.scoring, plan.n_classes,
+    return _Job(plan.spec.kind, plan.layer, plan.spec.penalty, plan.spec.scale, plan.scoring, plan.n_classes,
                 np.column_stack([plan.y, *plan.y[plan.perms]]), [train for train, _ in plan.folds],
                 [test for _, test in plan.folds], patterns, plan.y_test)  # fmt: skip
 
@@ -110,6 +114,7 @@ def job_of(plan: _Plan, *, patterns: bool) -> _Job:
 class _Job:
     """What every step's task needs (a dataclass: the workers receive it once, not with every task)."""
 
+    kind: str  # "ridge" or "logistic"
     layer: str
     penalty: float
     scale: bool
@@ -189,8 +194,8 @@ def _tested_by_units(x: Any, tested: Any, job: _Job) -> tuple[np.ndarray, np.nda
         across += ((blockwise.read_values(tested, (slice(None), block), job.layer) - mean) * inv) @ z.T
     scores = np.empty(job.sets.shape[1])
     for sets in _set_groups(job.sets.shape[1], 4 * (n + tested.shape[0]) * job.columns):
-        dual, mean = dual_of(kernel, every, _code(job.sets[:, sets], job.n_classes), job.penalty)
-        scores[sets] = job.score(None, sets, across @ dual + mean)
+        dual, offset = kernel_decoder(kernel, every, sets, job)
+        scores[sets] = job.score(None, sets, across @ dual + offset)
     return scores[None], patterns_of(x, kernel, job) if job.patterns else None
 
 
@@ -217,6 +222,32 @@ def _kernels(x: Any, trains: list[np.ndarray], job: _Job) -> list[np.ndarray]:
     return kernels
 
 
+def kernel_decoder(kernel: np.ndarray, train: np.ndarray, sets: slice, job: _Job) -> tuple[np.ndarray, np.ndarray]:
+    """(A (training samples, sets x columns), offset (sets x columns)) of the decoders of the target sets ``sets``
+    trained on the samples ``train``, from the kernel of the states centred (and scaled) on them: a sample z's
+    decision values are (z Z[train]') A + offset, i.e. K[test, train] A + offset. Ridge: its dual form; logistic
+    regression: :func:`_logistic_in_coordinates`.
+    """
+    if job.kind == "logistic":
+        return _logistic_in_coordinates(kernel[np.ix_(train, train)], job.sets[train, sets], job)
+    return dual_of(kernel, train, _code(job.sets[:, sets], job.n_classes), job.penalty)
+
+
+def _logistic_in_coordinates(kernel: np.ndarray, y: np.ndarray, job: _Job) -> tuple[np.ndarray, np.ndarray]:
+    """Multinomial logistic regression of every target set (``y`` (n, sets) classes) from the training samples'
+    kernel (n x n), as the in-memory fit of wide layers (:mod:`._logistic_coordinates`): the narrow problem on
+    the samples' principal coordinates Q = U S (the kernel's eigenvectors and square roots of eigenvalues) by
+    :func:`._logistic.fit_logistic`, then beta mapped back to A = U S^-1 beta (w = Z' A).
+    """
+    from ._logistic import fit_logistic
+    from ._logistic_coordinates import _coordinates, _inverse
+
+    u, s = _coordinates(kernel[None])  # (1, n, r), (1, r)
+    q = (u * s[:, None, :]).transpose(1, 0, 2)  # (n, 1 step, r)
+    fit = fit_logistic(q, y, [np.ones(len(y), dtype=bool)], n_classes=job.n_classes, penalty=job.penalty, scale=False)
+    return np.matmul(u, _inverse(s)[:, :, None] * fit.coef[0])[0], fit.intercept[0, 0]
+
+
 def dual_of(kernel: np.ndarray, train: np.ndarray, codes: np.ndarray, penalty: float) -> tuple[np.ndarray, np.ndarray]:
     """(A, mean codes): A = (K[train, train] + penalty I)^-1 (codes - their mean) over the training samples."""
     from scipy.linalg import cho_factor, cho_solve
@@ -233,8 +264,8 @@ def _fold_scores(kernel: np.ndarray, train: np.ndarray, test: np.ndarray, job: _
     """
     out = np.empty(job.sets.shape[1])
     for sets in _set_groups(job.sets.shape[1], 4 * len(kernel) * job.columns):
-        dual, mean = dual_of(kernel, train, _code(job.sets[:, sets], job.n_classes), job.penalty)
-        out[sets] = job.score(test, sets, kernel[np.ix_(test, train)] @ dual + mean)
+        dual, offset = kernel_decoder(kernel, train, sets, job)
+        out[sets] = job.score(test, sets, kernel[np.ix_(test, train)] @ dual + offset)
     return out
 
 
@@ -243,7 +274,7 @@ def patterns_of(x: Any, kernel: np.ndarray, job: _Job) -> np.ndarray:
     cov(x) W = X_c' s / (n - 1), X_c' s summed block by block of units.
     """
     n = len(kernel)
-    dual, _ = dual_of(kernel, np.arange(n), _code(job.sets[:, :1], job.n_classes), job.penalty)
+    dual, _ = kernel_decoder(kernel, np.arange(n), slice(0, 1), job)
     sources = kernel @ dual  # (n, outputs): the centred states times the decoder's weights
     rows = []
     for block in blockwise.unit_blocks(x.shape[1:], n):

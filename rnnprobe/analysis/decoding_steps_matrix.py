@@ -36,11 +36,11 @@ from .decoding_steps import (
     _Job,
     _patterns_from_sums,
     decoders_of,
-    dual_of,
     fold_decisions,
     fold_kernels,
     fold_sums,
     job_of,
+    kernel_decoder,
     patterns_of,
     standardised,
     stimulus_reads,
@@ -102,10 +102,9 @@ def _fit_step(position: int, recording: Recording, job: _Job, fits: slice, how: 
     """
     x = blockwise.step_states(recording, job.layer, position)
     cross, patterns = job.y_test is not None, job.patterns and fits.start == 0
-    codes = _code(job.sets[:, fits], job.n_classes)
     if how == "stimuli":
         blocks, fold, centre = stimulus_reads(x, job, cross=cross)
-        sums = fold_sums(x, blocks, fold, centre, codes, job)
+        sums = fold_sums(x, blocks, fold, centre, _code(job.sets[:, fits], job.n_classes), job)
         return decoders_of(sums, centre, job, cross=cross), _patterns_from_sums(sums, centre, job) if patterns else None
     trains = [np.asarray(train) for train in job.trains]
     if patterns and not cross:  # the decoder of every sample (cross-decoding: the one fold's)
@@ -113,7 +112,7 @@ def _fit_step(position: int, recording: Recording, job: _Job, fits: slice, how: 
     duals, haufe = [], None
     for f, kernel in fold_kernels(x, trains, job):
         if f < len(job.tests):
-            duals.append(dual_of(kernel, trains[f], codes, job.penalty))
+            duals.append(kernel_decoder(kernel, trains[f], fits, job))
         if patterns and f == len(trains) - 1:
             haufe = patterns_of(x, kernel, job)
     return duals, haufe
