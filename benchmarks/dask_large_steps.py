@@ -1,7 +1,7 @@
 """Decoding and encoding from a layer on disk whose single time step is larger than a block (issue 20, goal 4).
 
-Run:  OMP_NUM_THREADS=1 python benchmarks/dask_large_steps.py [--only wide|tall|encoding|wide-matrix|tall-matrix]
-      [--steps 2] [--dir /path]
+Run:  OMP_NUM_THREADS=1 python benchmarks/dask_large_steps.py [--steps 2] [--dir /path]
+      [--only wide|tall|encoding|wide-matrix|tall-matrix|wide-logistic]
 
 Layers (float32, 10 classes) are saved to a store each and opened dask-backed; one step of each is more
 than a block (``blockwise.BLOCK_BYTES``, 256 MiB) as the analysis holds it:
@@ -22,7 +22,9 @@ the step's stored chunks), or the folds' sums over blocks of stimuli (tall)); an
 simulated neurons from the encoding layer (ridge in its dual form, ``ceiling=False``; in blocks: the Gram
 matrix across stimuli summed over blocks of units). ``wide-matrix`` and ``tall-matrix``: the decode cases'
 generalization matrix (in blocks: ``decoding_steps_matrix``, the same fits, then each training step's weights
-and each test step's decision values from blocks). Both ways are checked equal first (1e-10; encoding
+and each test step's decision values from blocks). ``wide-logistic``: the wide case with ``estimator="logistic"``
+(in blocks: each fold's multinomial fit on the principal coordinates of its kernel, as in memory). Both ways are
+checked equal first (1e-10; encoding
 1e-8, see ``compare``). Printed: the machine, each way's time and the worker's peak resident memory.
 """
 
@@ -49,7 +51,8 @@ CASES = {
     "encoding": (4000, (32, 32, 32)),
     "wide-matrix": (2000, (32, 32, 32)),
     "tall-matrix": (20_000, (8, 16, 16)),
-}  # -matrix: generalize=True
+    "wide-logistic": (2000, (32, 32, 32)),
+}  # -matrix: generalize=True; -logistic: estimator="logistic"
 
 
 def make(path: Path, n: int, steps: int, shape: tuple[int, ...]) -> None:
@@ -83,8 +86,9 @@ def run(path: Path, case: str, way: str, args: argparse.Namespace) -> tuple[list
                 result = fit_encoding(rec, responses(path), ceiling=False, progress=False)
                 out = [result.scores["conv"], result.r2["conv"]]
             else:
-                result = decode(rec, "conv", "label", n_permutations=args.permutations,
-                                generalize=case.endswith("matrix"), progress=False)  # fmt: skip
+                result = decode(rec, "conv", "label", n_permutations=args.permutations, progress=False,
+                                estimator="logistic" if case.endswith("logistic") else "ridge",
+                                generalize=case.endswith("matrix"))  # fmt: skip
                 out = [result.fold_scores, result.null]
             seconds = time.perf_counter() - t0
             peak = max(client.run(peak_rss).values())
@@ -142,7 +146,7 @@ def compare(case: str, path: Path, n: int, shape: tuple, args: argparse.Namespac
     assert max(differences) <= tolerance, differences
     units = int(np.prod(shape))
     what = "fit_encoding of 100 neurons" if case == "encoding" else f"decode, {args.permutations} permutations"
-    what += ", generalization matrix" if case.endswith("matrix") else ""
+    what += ", generalization matrix" if case.endswith("matrix") else ", logistic" if case.endswith("logistic") else ""
     print(f"{case}: equal (to {tolerance:g}; largest difference {max(differences):.1e}); {n} stimuli x "
           f"{args.steps} steps x {units} units; {what}")  # fmt: skip
     for way, (_, seconds, peak) in ways.items():

@@ -1,5 +1,5 @@
-"""decode() of dask-backed layers whose single time step is larger than a block, with ridge decoders: a task
-per step reads its step in blocks and never holds it whole.
+"""decode() of dask-backed layers whose single time step is larger than a block, with ridge decoders (and
+multinomial logistic regression of wide steps): a task per step reads its step in blocks and never holds it whole.
 
 Blockwise decoding over time (:mod:`.decoding_blockwise`) reads blocks of whole time steps. A step of a
 wide layer on many stimuli (a convolutional layer of 32 maps of 32 x 32 on 2000 images: 0.5 GB in
@@ -17,7 +17,10 @@ cross-decoding) in blocks, by whichever of two exact forms of ridge holds less:
   The step is read once per group of folds whose kernels fit in BLOCK_BYTES (one group for 5 folds of up
   to 2896 stimuli), once more for the patterns. Cross-decoding: one decoder of every training stimulus,
   scored on the test recording's stimuli through the kernel across the two, Z_test Z' (the test states
-  centred and scaled by the training moments), summed over the same blocks of units.
+  centred and scaled by the training moments), summed over the same blocks of units. Logistic regression of
+  more than 2 classes takes this form too, as its in-memory fit of wide layers (:mod:`._logistic_coordinates`):
+  each fold's multinomial problem on the principal coordinates U S of K_f[train, train], whose solution beta
+  gives A = U S^-1 beta in place of ridge's (decisions K_f[test, train] A + b).
 - **More stimuli than folds x units: sums, over blocks of stimuli.** Each fold's test samples' count,
   sums, Gram matrix (units x units) and products with the targets' codes (:mod:`._ridge_sums`; the folds
   must partition the stimuli, as k-fold's do) give every fold's decoder; a second pass scores each block's
@@ -27,9 +30,11 @@ cross-decoding) in blocks, by whichever of two exact forms of ridge holds less:
 
 The true and the permuted targets are columns of the same solves, on the CPU (numpy; ``device`` is for the
 in-memory fits). The folds and permutations are the plan's, so the results equal the in-memory ones (tested
-to 1e-10). The generalization matrix of such steps is :mod:`.decoding_steps_matrix`'s, from the same two forms.
-Other decoders, folds that do not partition the stimuli (more stimuli than units) and steps whose folds' Gram
-matrices would be larger than the step (stimuli between units and folds x units) read whole steps.
+to 1e-10; logistic regression's patterns to its solver's precision, 1e-6 relative). The generalization matrix of such steps is :mod:`.decoding_steps_matrix`'s, from the same two forms.
+Other decoders (binary logistic regression among them: its in-memory Newton steps test the gradient in the
+units' space, a pass over the step per iteration), folds that do not partition the stimuli (more stimuli than
+units) and steps whose folds' Gram matrices would be larger than the step (stimuli between units and folds x
+units) read whole steps.
 """
 
 from __future__ import annotations
