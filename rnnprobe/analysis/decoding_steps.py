@@ -30,7 +30,8 @@ cross-decoding) in blocks, by whichever of two exact forms of ridge holds less:
 
 The true and the permuted targets are columns of the same solves, on the CPU (numpy; ``device`` is for the
 in-memory fits). The folds and permutations are the plan's, so the results equal the in-memory ones (tested
-to 1e-10; logistic regression's patterns to its solver's precision, 1e-6 relative). The generalization matrix of such steps is :mod:`.decoding_steps_matrix`'s, from the same two forms.
+to 1e-10; logistic regression's patterns to its solver's precision, 1e-6 relative). The generalization matrix
+of such steps is :mod:`.decoding_steps_matrix`'s, from the same two forms.
 Other decoders (binary logistic regression among them: its in-memory Newton steps test the gradient in the
 units' space, a pass over the step per iteration), folds that do not partition the stimuli (more stimuli than
 units) and steps whose folds' Gram matrices would be larger than the step (stimuli between units and folds x
