@@ -110,7 +110,7 @@ def decode_large_steps(
 
 
 def job_of(plan: _Plan, *, patterns: bool) -> _Job:
-    """What every step's task needs of the plan: the ridge decoder, the target sets, the folds."""
+    """What every step's task needs of the plan: the decoder (ridge or logistic), the target sets, the folds."""
     return _Job(plan.spec.kind, plan.layer, plan.spec.penalty, plan.spec.scale, plan.scoring, plan.n_classes,
                 np.column_stack([plan.y, *plan.y[plan.perms]]), [train for train, _ in plan.folds],
                 [test for _, test in plan.folds], patterns, plan.y_test)  # fmt: skip
