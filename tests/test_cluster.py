@@ -633,9 +633,9 @@ def test_sum_blocks_adds_every_blocks_result_in_block_order(client, monkeypatch,
 @pytest.mark.parametrize("with_client", [True, False])
 def test_decoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_path, monkeypatch, with_client):
     """Ridge decoders of steps larger than a block, never read whole: from kernels summed over blocks of units
-    (fewer stimuli than units) or sums over blocks of stimuli (more). Equal to the in-memory decoders (folds,
-    permutations, patterns; scaled or not; classes and values); folds that are no partition read whole steps;
-    NaN refused."""
+    (fewer stimuli than units) or sums over blocks of stimuli (more; each fold's test sums, or its training sums
+    where the folds are no partition). Equal to the in-memory decoders (folds, permutations, patterns; scaled or
+    not; classes and values); NaN refused."""
     from sklearn.linear_model import Ridge, RidgeClassifier
     from sklearn.model_selection import ShuffleSplit
 
@@ -713,9 +713,15 @@ def test_decoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
     for n, expected_how in [(40, None), (60, None), (61, "stimuli")]:
         small = Recording({"h": np.zeros((n, 1, 2, 6))}, metadata={"label": np.arange(n) % 3})
         assert decoding_steps.large_steps(small, _decode_plan(small, "ridge")) == expected_how
-    shuffled = decode(chunked, "h", "label", cv=ShuffleSplit(3, test_size=0.3, random_state=0), progress=False)
-    reference = decode(whole, "h", "label", cv=ShuffleSplit(3, test_size=0.3, random_state=0), progress=False)
-    np.testing.assert_allclose(shuffled.fold_scores, reference.fold_scores, rtol=0, atol=1e-10)  # whole steps
+    reads.clear()
+    for generalize in (False, True):  # folds that are no partition: each fold's training sums, and every stimulus's
+        settings = {"cv": ShuffleSplit(3, test_size=0.3, random_state=0), "n_permutations": 3, "patterns": True,
+                    "generalize": generalize, "progress": False}  # fmt: skip
+        shuffled, reference = decode(chunked, "h", "label", **settings), decode(whole, "h", "label", **settings)
+        for name in ("fold_scores", "null", "patterns"):
+            np.testing.assert_allclose(getattr(shuffled, name), getattr(reference, name), rtol=0, atol=1e-10)
+    if not with_client:  # in blocks of 5 stimuli (of 230)
+        assert reads and all(len(index) == 1 and index[0].stop - index[0].start <= 5 for index in reads)
     for n, unit_shape in [(45, (6, 10)), (230, (2, 3))]:  # NaN refused by either form
         bad = np.random.default_rng(0).normal(size=(n, 2, *unit_shape))
         bad[n - 3, 1, 1, 2] = np.nan

@@ -5,8 +5,9 @@ states and of the targets' codes, the states' Gram matrix and their products wit
 folds' test sets partition the samples (k-fold), a training set's sums are the total minus its test set's,
 so sums per fold's test set are all there is to accumulate (:class:`FoldSums`, over blocks of samples that
 may be read anywhere) before :func:`solve_folds` solves every fold's decoder, as the in-memory fit solves
-it. Used by blockwise memory decay (samples: (stimulus, step) pairs of a lag) and by the blockwise decoding
-of steps larger than a block (samples: the stimuli at one step).
+it. Folds that do not partition the samples accumulate each training set's sums instead
+(:class:`TrainingSums`). Used by blockwise memory decay (samples: (stimulus, step) pairs of a lag) and by the
+blockwise decoding of steps larger than a block (samples: the stimuli at one step).
 """
 
 from __future__ import annotations
@@ -39,7 +40,11 @@ class FoldSums:
         self.cross[f] += rows.T @ codes
 
     def __add__(self, other: FoldSums) -> FoldSums:
-        return FoldSums(*(getattr(self, k) + getattr(other, k) for k in FIELDS))
+        return type(self)(*(getattr(self, k) + getattr(other, k) for k in FIELDS))
+
+    @property
+    def n_folds(self) -> int:
+        return len(self.count)
 
     def training(self, f: int | None) -> tuple[np.ndarray, ...]:
         """(count, x, y, gram, cross) summed over fold f's training samples (every fold's test sums but its
@@ -51,11 +56,26 @@ class FoldSums:
 FIELDS = ("count", "x", "y", "gram", "cross")
 
 
+class TrainingSums(FoldSums):
+    """Each fold's training sums, then every sample's: for folds whose test sets do not partition the samples
+    (shuffled splits, repeated k-fold), where a training set's sums are no difference of test sums. A sample is
+    added to the sums of every training set that holds it, and to the last.
+    """
+
+    @property
+    def n_folds(self) -> int:
+        return len(self.count) - 1
+
+    def training(self, f: int | None) -> tuple[np.ndarray, ...]:
+        """(count, x, y, gram, cross) of fold f's training samples, or of every sample (``f`` None)."""
+        return tuple(getattr(self, k)[-1 if f is None else f] for k in FIELDS)
+
+
 def solve_folds(sums: FoldSums, centre: np.ndarray, *, penalty: float, scale: bool) -> tuple[np.ndarray, np.ndarray]:
     """Every fold's ridge decoder of the raw states (coef (folds, p, columns), intercept (folds, columns)) from
     its training sums of states centred on ``centre`` (:func:`solve`).
     """
-    fits = [solve(sums.training(f), centre, penalty=penalty, scale=scale) for f in range(len(sums.count))]
+    fits = [solve(sums.training(f), centre, penalty=penalty, scale=scale) for f in range(sums.n_folds)]
     return np.stack([coef for coef, _, _ in fits]), np.stack([intercept for _, intercept, _ in fits])
 
 

@@ -22,20 +22,22 @@ cross-decoding) in blocks, by whichever of two exact forms of ridge holds less:
   each fold's multinomial problem on the principal coordinates U S of K_f[train, train], whose solution beta
   gives A = U S^-1 beta in place of ridge's (decisions K_f[test, train] A + b).
 - **More stimuli than folds x units: sums, over blocks of stimuli.** Each fold's test samples' count,
-  sums, Gram matrix (units x units) and products with the targets' codes (:mod:`._ridge_sums`; the folds
-  must partition the stimuli, as k-fold's do) give every fold's decoder; a second pass scores each block's
-  stimuli under its fold's decoder (cross-decoding: the test recording's stimuli under the decoder of every
-  training stimulus). The patterns come from the sums. Target sets (true and permuted) whose
-  products with the states do not fit in BLOCK_BYTES together are taken in groups, two passes each.
+  sums, Gram matrix (units x units) and products with the targets' codes (:mod:`._ridge_sums`), where the
+  folds partition the stimuli as k-fold's do, give every fold's decoder (a training set's sums are the other
+  folds'); folds that do not (shuffled splits, repeated k-fold) sum each training set's samples instead, and
+  every stimulus's for the patterns (then more stimuli than (folds + 1) x units). A second pass scores each
+  block's stimuli under the decoders of the folds that test them (cross-decoding: the test recording's
+  stimuli under the decoder of every training stimulus). The patterns come from the sums. Target sets (true
+  and permuted) whose products with the states do not fit in BLOCK_BYTES together are taken in groups, two
+  passes each.
 
 The true and the permuted targets are columns of the same solves, on the CPU (numpy; ``device`` is for the
 in-memory fits). The folds and permutations are the plan's, so the results equal the in-memory ones (tested
 to 1e-10; logistic regression's patterns to its solver's precision, 1e-6 relative). The generalization matrix
 of such steps is :mod:`.decoding_steps_matrix`'s, from the same two forms.
 Other decoders (binary logistic regression among them: its in-memory Newton steps test the gradient in the
-units' space, a pass over the step per iteration), folds that do not partition the stimuli (more stimuli than
-units) and steps whose folds' Gram matrices would be larger than the step (stimuli between units and folds x
-units) read whole steps.
+units' space, a pass over the step per iteration) and steps whose folds' Gram matrices would be larger than the
+step (stimuli between units and folds x units) read whole steps.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ import torch
 
 from . import _scores, blockwise
 from ._linear import inverse_std
-from ._ridge_sums import FoldSums, solve, solve_folds
+from ._ridge_sums import FoldSums, TrainingSums, solve, solve_folds
 from .decoding import _code, code_columns
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -62,9 +64,9 @@ def large_steps(recording: Recording, plan: _Plan) -> str | None:
     than BLOCK_BYTES in float64 (over time, or the generalization matrix): "units" (blocks of units; kernels,
     stimuli x stimuli) with fewer stimuli than units, for ridge, and for logistic regression of more than 2
     classes on the CPU (whose in-memory fit then works in the kernels' coordinates too); "stimuli" (blocks of
-    stimuli; sums, a units x units Gram matrix per fold) for ridge where the folds partition the stimuli (or one
-    decoder is trained on every stimulus, cross-decoding) and their sums are smaller than the step (folds x
-    units < stimuli); None: whole steps.
+    stimuli; sums, a units x units Gram matrix per fold) for ridge where the sums are smaller than the step (folds
+    x units < stimuli; (folds + 1) x units where the folds do not partition the stimuli: their training sums and
+    every stimulus's); None: whole steps.
     """
     if plan.spec is None or plan.spec.kind not in ("ridge", "logistic"):
         return None
@@ -78,7 +80,8 @@ def large_steps(recording: Recording, plan: _Plan) -> str | None:
     if n < p:
         return "units"
     partition = plan.test is not None or _test_fold(plan.folds, n) is not None
-    return "stimuli" if len(plan.folds) * p < n and partition else None
+    slots = len(plan.folds) + (0 if partition else 1)  # training sums and every stimulus's, without a partition
+    return "stimuli" if slots * p < n else None
 
 
 def _test_fold(folds: list, n: int) -> np.ndarray | None:
@@ -307,7 +310,8 @@ def _by_stimuli(
     blocks, fold, centre = stimulus_reads(x, job, cross=cross)
     scores, haufe = np.empty((len(job.tests), job.sets.shape[1])), None
     n_decided = n if tested is None else tested.shape[0]
-    for sets in _set_groups(job.sets.shape[1], job.columns * (3 * len(job.tests) * p + n + n_decided)):
+    slots = len(job.tests) + (fold is None)  # the sums' folds (and every stimulus's, without a partition)
+    for sets in _set_groups(job.sets.shape[1], job.columns * (3 * slots * p + n + n_decided)):
         sums = fold_sums(x, blocks, fold, centre, _code(job.sets[:, sets], job.n_classes), job)
         coef, intercept = decoders_of(sums, centre, job, cross=cross)
         if tested is None:
@@ -325,8 +329,8 @@ def _by_stimuli(
 
 def stimulus_reads(x: Any, job: _Job, *, cross: bool) -> tuple[list[slice], np.ndarray, np.ndarray]:
     """(blocks, fold, centre) of a step read in blocks of stimuli: the blocks, the fold whose test set holds each
-    stimulus (fold 0 for every one, ``cross``: the decoder of every training stimulus) and the first block's mean
-    (the sums' centre, for precision).
+    stimulus (fold 0 for every one, ``cross``: the decoder of every training stimulus; None where the folds do not
+    partition the stimuli) and the first block's mean (the sums' centre, for precision).
     """
     n, p = x.shape[0], int(np.prod(x.shape[1:]))
     fold = np.zeros(n, dtype=np.intp) if cross else _test_fold(list(zip(job.trains, job.tests, strict=True)), n)
@@ -337,10 +341,21 @@ def stimulus_reads(x: Any, job: _Job, *, cross: bool) -> tuple[list[slice], np.n
 def fold_sums(
     x: Any, blocks: list[slice], fold: np.ndarray, centre: np.ndarray, codes: np.ndarray, job: _Job
 ) -> FoldSums:
-    """Each fold's test sums (:class:`._ridge_sums.FoldSums`) of the states centred on ``centre`` and ``codes``."""
-    sums = FoldSums.zeros(len(job.tests), len(centre), codes.shape[1])
+    """Each fold's test sums (:class:`._ridge_sums.FoldSums`) of the states centred on ``centre`` and ``codes``; or,
+    ``fold`` None (no partition), each fold's training sums and every stimulus's (:class:`._ridge_sums.TrainingSums`).
+    """
+    if fold is None:
+        members = [np.asarray(train) for train in job.trains] + [np.arange(x.shape[0])]
+        sums = TrainingSums.zeros(len(members), len(centre), codes.shape[1])
+    else:
+        sums = FoldSums.zeros(len(job.tests), len(centre), codes.shape[1])
     for block in blocks:
         values = blockwise.read_values(x, (block,), job.layer) - centre
+        if fold is None:
+            for f, rows in enumerate(members):
+                at = rows[(rows >= block.start) & (rows < block.stop)]
+                sums.add(f, values[at - block.start], codes[at])
+            continue
         for f in np.unique(fold[block]):
             at = fold[block] == f
             sums.add(f, values[at], codes[block][at])
