@@ -99,8 +99,8 @@ def _test_groups(fits: slice, n_times: int, per: int) -> list[tuple[slice, slice
 
 def _fit_step(position: int, recording: Recording, job: _Job, fits: slice, how: str) -> tuple[Any, np.ndarray | None]:
     """Pass 1, one task: the decoders of every fold and target set of ``fits`` at one training step (a list of
-    each fold's (A, mean codes), or (coef (folds, p, columns), intercept (folds, columns))) and its Haufe patterns
-    (units, outputs) in the group of the true targets, else None.
+    each fold's (A, offset), :func:`.decoding_steps.kernel_decoder`; or (coef (folds, p, columns), intercept
+    (folds, columns))) and its Haufe patterns (units, outputs) in the group of the true targets, else None.
     """
     x = blockwise.step_states(recording, job.layer, position)
     cross, patterns = job.y_test is not None, job.patterns and fits.start == 0
@@ -139,7 +139,7 @@ def _weights(
 
 @dataclasses.dataclass
 class _Duals:
-    """Each training step's list of every fold's (A, mean codes) (a dataclass: the workers receive it once)."""
+    """Each training step's list of every fold's (A, offset) (a dataclass: the workers receive it once)."""
 
     steps: list
 
@@ -147,7 +147,7 @@ class _Duals:
 def _primal_step(block: tuple[int, int], recording: Recording, job: _Job, duals: _Duals) -> tuple[np.ndarray, ...]:
     """Pass 2, one task: every fold's weights in the raw units (coef (folds, p, columns), intercept (folds,
     columns)) from its dual coefficients A at one training step (``block``: its index among the steps of ``duals``
-    and its position): W = inv * Z[train]' A, b = mean codes - mean W, summed block by block of units.
+    and its position): W = inv * Z[train]' A, b = offset - mean W, summed block by block of units.
     """
     step, position = block
     duals = duals.steps[step]
