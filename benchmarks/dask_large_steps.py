@@ -1,7 +1,7 @@
 """Decoding and encoding from a layer on disk whose single time step is larger than a block (issue 20, goal 4).
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/dask_large_steps.py [--steps 2] [--dir /path]
-      [--only wide|tall|encoding|wide-matrix|tall-matrix|wide-logistic]
+      [--only wide|tall|encoding|wide-matrix|tall-matrix|wide-logistic|tall-shuffled]
 
 Layers (float32, 10 classes) are saved to a store each and opened dask-backed; one step of each is more
 than a block (``blockwise.BLOCK_BYTES``, 256 MiB) as the analysis holds it:
@@ -23,8 +23,9 @@ simulated neurons from the encoding layer (ridge in its dual form, ``ceiling=Fal
 matrix across stimuli summed over blocks of units). ``wide-matrix`` and ``tall-matrix``: the decode cases'
 generalization matrix (in blocks: ``decoding_steps_matrix``, the same fits, then each training step's weights
 and each test step's decision values from blocks). ``wide-logistic``: the wide case with ``estimator="logistic"``
-(in blocks: each fold's multinomial fit on the principal coordinates of its kernel, as in memory). Both ways are
-checked equal first (1e-10; encoding
+(in blocks: each fold's multinomial fit on the principal coordinates of its kernel, as in memory).
+``tall-shuffled``: the tall case with 5 shuffled splits (``ShuffleSplit(5, test_size=0.2)``, no partition; in
+blocks: each split's training sums and every stimulus's). Both ways are checked equal first (1e-10; encoding
 1e-8, see ``compare``). Printed: the machine, each way's time and the worker's peak resident memory.
 """
 
@@ -37,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).parent))
@@ -52,7 +54,8 @@ CASES = {
     "wide-matrix": (2000, (32, 32, 32)),
     "tall-matrix": (20_000, (8, 16, 16)),
     "wide-logistic": (2000, (32, 32, 32)),
-}  # -matrix: generalize=True; -logistic: estimator="logistic"
+    "tall-shuffled": (20_000, (8, 16, 16)),
+}  # -matrix: generalize=True; -logistic: estimator="logistic"; -shuffled: ShuffleSplit folds
 
 
 def make(path: Path, n: int, steps: int, shape: tuple[int, ...]) -> None:
@@ -88,13 +91,20 @@ def run(path: Path, case: str, way: str, args: argparse.Namespace) -> tuple[list
             else:
                 result = decode(rec, "conv", "label", n_permutations=args.permutations, progress=False,
                                 estimator="logistic" if case.endswith("logistic") else "ridge",
-                                generalize=case.endswith("matrix"))  # fmt: skip
+                                generalize=case.endswith("matrix"), cv=folds(case))  # fmt: skip
                 out = [result.fold_scores, result.null]
             seconds = time.perf_counter() - t0
             peak = max(client.run(peak_rss).values())
     finally:
         decoding_steps.large_steps = large_steps
     return out, seconds, peak
+
+
+def folds(case: str) -> Any:
+    """decode()'s ``cv`` of a case: 5 shuffled splits (no partition of the stimuli) or the default k-fold."""
+    from sklearn.model_selection import ShuffleSplit
+
+    return ShuffleSplit(5, test_size=0.2, random_state=0) if case.endswith("shuffled") else 5
 
 
 def _whole_encoding_steps() -> None:
@@ -146,7 +156,9 @@ def compare(case: str, path: Path, n: int, shape: tuple, args: argparse.Namespac
     assert max(differences) <= tolerance, differences
     units = int(np.prod(shape))
     what = "fit_encoding of 100 neurons" if case == "encoding" else f"decode, {args.permutations} permutations"
-    what += ", generalization matrix" if case.endswith("matrix") else ", logistic" if case.endswith("logistic") else ""
+    what += {"matrix": ", generalization matrix", "logistic": ", logistic", "shuffled": ", 5 shuffled splits"}.get(
+        case.rpartition("-")[2], ""
+    )
     print(f"{case}: equal (to {tolerance:g}; largest difference {max(differences):.1e}); {n} stimuli x "
           f"{args.steps} steps x {units} units; {what}")  # fmt: skip
     for way, (_, seconds, peak) in ways.items():

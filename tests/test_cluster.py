@@ -714,9 +714,13 @@ def test_decoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
         small = Recording({"h": np.zeros((n, 1, 2, 6))}, metadata={"label": np.arange(n) % 3})
         assert decoding_steps.large_steps(small, _decode_plan(small, "ridge")) == expected_how
     reads.clear()
-    for generalize in (False, True):  # folds that are no partition: each fold's training sums, and every stimulus's
-        settings = {"cv": ShuffleSplit(3, test_size=0.3, random_state=0), "n_permutations": 3, "patterns": True,
-                    "generalize": generalize, "progress": False}  # fmt: skip
+    splits = [
+        ShuffleSplit(3, test_size=0.3, random_state=0),
+        ShuffleSplit(3, test_size=0.3, train_size=0.5, random_state=1),
+    ]
+    for cv, generalize in itertools.product(splits, (False, True)):  # folds that are no partition: each fold's
+        # test sums and every stimulus's, or (training sets that are not the rest) each fold's training sums
+        settings = {"cv": cv, "n_permutations": 3, "patterns": True, "generalize": generalize, "progress": False}
         shuffled, reference = decode(chunked, "h", "label", **settings), decode(whole, "h", "label", **settings)
         for name in ("fold_scores", "null", "patterns"):
             np.testing.assert_allclose(getattr(shuffled, name), getattr(reference, name), rtol=0, atol=1e-10)

@@ -5,9 +5,10 @@ states and of the targets' codes, the states' Gram matrix and their products wit
 folds' test sets partition the samples (k-fold), a training set's sums are the total minus its test set's,
 so sums per fold's test set are all there is to accumulate (:class:`FoldSums`, over blocks of samples that
 may be read anywhere) before :func:`solve_folds` solves every fold's decoder, as the in-memory fit solves
-it. Folds that do not partition the samples accumulate each training set's sums instead
-(:class:`TrainingSums`). Used by blockwise memory decay (samples: (stimulus, step) pairs of a lag) and by the
-blockwise decoding of steps larger than a block (samples: the stimuli at one step).
+it. Folds that do not partition the samples also accumulate every sample's sums (:class:`ComplementSums`),
+or each training set's where it is not the rest of the samples (:class:`TrainingSums`). Used by blockwise
+memory decay (samples: (stimulus, step) pairs of a lag) and by the blockwise decoding of steps larger than a
+block (samples: the stimuli at one step).
 """
 
 from __future__ import annotations
@@ -56,15 +57,26 @@ class FoldSums:
 FIELDS = ("count", "x", "y", "gram", "cross")
 
 
-class TrainingSums(FoldSums):
-    """Each fold's training sums, then every sample's: for folds whose test sets do not partition the samples
-    (shuffled splits, repeated k-fold), where a training set's sums are no difference of test sums. A sample is
-    added to the sums of every training set that holds it, and to the last.
+class ComplementSums(FoldSums):
+    """Each fold's test sums, then every sample's: for folds whose training sets are the rest of the samples but
+    whose test sets overlap (shuffled splits, repeated k-fold). A sample is added to the sums of every test set that
+    holds it, and to the last; a training set's sums are every sample's minus its test set's.
     """
 
     @property
     def n_folds(self) -> int:
         return len(self.count) - 1
+
+    def training(self, f: int | None) -> tuple[np.ndarray, ...]:
+        """(count, x, y, gram, cross) of fold f's training samples, or of every sample (``f`` None)."""
+        return tuple(getattr(self, k)[-1] - (0 if f is None else getattr(self, k)[f]) for k in FIELDS)
+
+
+class TrainingSums(ComplementSums):
+    """Each fold's training sums, then every sample's: for training sets that are not the rest of the samples (a
+    split that leaves samples out of both). A sample is added to the sums of every training set that holds it, and
+    to the last.
+    """
 
     def training(self, f: int | None) -> tuple[np.ndarray, ...]:
         """(count, x, y, gram, cross) of fold f's training samples, or of every sample (``f`` None)."""

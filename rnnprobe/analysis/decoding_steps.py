@@ -24,8 +24,9 @@ cross-decoding) in blocks, by whichever of two exact forms of ridge holds less:
 - **More stimuli than folds x units: sums, over blocks of stimuli.** Each fold's test samples' count,
   sums, Gram matrix (units x units) and products with the targets' codes (:mod:`._ridge_sums`), where the
   folds partition the stimuli as k-fold's do, give every fold's decoder (a training set's sums are the other
-  folds'); folds that do not (shuffled splits, repeated k-fold) sum each training set's samples instead, and
-  every stimulus's for the patterns (then more stimuli than (folds + 1) x units). A second pass scores each
+  folds'); folds that do not (shuffled splits, repeated k-fold) also sum every stimulus (a training set's sums
+  are then every stimulus's minus its test set's, or its own where it is not the rest; then more stimuli than
+  (folds + 1) x units). A second pass scores each
   block's stimuli under the decoders of the folds that test them (cross-decoding: the test recording's
   stimuli under the decoder of every training stimulus). The patterns come from the sums. Target sets (true
   and permuted) whose products with the states do not fit in BLOCK_BYTES together are taken in groups, two
@@ -51,7 +52,7 @@ import torch
 
 from . import _scores, blockwise
 from ._linear import inverse_std
-from ._ridge_sums import FoldSums, TrainingSums, solve, solve_folds
+from ._ridge_sums import ComplementSums, FoldSums, TrainingSums, solve, solve_folds
 from .decoding import _code, code_columns
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -89,11 +90,16 @@ def _test_fold(folds: list, n: int) -> np.ndarray | None:
     training set is the rest.
     """
     fold = np.full(n, -1)
-    for f, (train, test) in enumerate(folds):
-        if np.any(fold[test] >= 0) or len(train) + len(test) != n or np.intersect1d(train, test).size:
+    for f, (_, test) in enumerate(folds):
+        if np.any(fold[test] >= 0):
             return None
         fold[test] = f
-    return None if np.any(fold < 0) else fold
+    return None if np.any(fold < 0) or not _complements(folds, n) else fold
+
+
+def _complements(folds: list, n: int) -> bool:
+    """Whether each fold's training set is the rest of the ``n`` stimuli."""
+    return all(len(train) + len(test) == n and not np.intersect1d(train, test).size for train, test in folds)
 
 
 def decode_large_steps(
@@ -342,11 +348,13 @@ def fold_sums(
     x: Any, blocks: list[slice], fold: np.ndarray, centre: np.ndarray, codes: np.ndarray, job: _Job
 ) -> FoldSums:
     """Each fold's test sums (:class:`._ridge_sums.FoldSums`) of the states centred on ``centre`` and ``codes``; or,
-    ``fold`` None (no partition), each fold's training sums and every stimulus's (:class:`._ridge_sums.TrainingSums`).
+    ``fold`` None (no partition), each fold's test sums and every stimulus's (:class:`._ridge_sums.ComplementSums`;
+    each fold's training sums where a training set is not the rest, :class:`._ridge_sums.TrainingSums`).
     """
-    if fold is None:
-        members = [np.asarray(train) for train in job.trains] + [np.arange(x.shape[0])]
-        sums = TrainingSums.zeros(len(members), len(centre), codes.shape[1])
+    if fold is None:  # each fold's test (or training) sums, and every stimulus's
+        complements = _complements(list(zip(job.trains, job.tests, strict=True)), x.shape[0])
+        members = [np.asarray(rows) for rows in (job.tests if complements else job.trains)] + [np.arange(x.shape[0])]
+        sums = (ComplementSums if complements else TrainingSums).zeros(len(members), len(centre), codes.shape[1])
     else:
         sums = FoldSums.zeros(len(job.tests), len(centre), codes.shape[1])
     for block in blocks:
