@@ -57,22 +57,28 @@ class FoldSums:
 FIELDS = ("count", "x", "y", "gram", "cross")
 
 
-class ComplementSums(FoldSums):
-    """Each fold's test sums, then every sample's: for folds whose training sets are the rest of the samples but
-    whose test sets overlap (shuffled splits, repeated k-fold). A sample is added to the sums of every test set that
-    holds it, and to the last; a training set's sums are every sample's minus its test set's.
+class _WithEverySample(FoldSums):
+    """Sums per fold, then every sample's in the last slot (for folds whose test sets do not partition the
+    samples).
     """
 
     @property
     def n_folds(self) -> int:
         return len(self.count) - 1
 
+
+class ComplementSums(_WithEverySample):
+    """Each fold's test sums, then every sample's: for folds whose training sets are the rest of the samples but
+    whose test sets overlap (shuffled splits, repeated k-fold). A sample is added to the sums of every test set that
+    holds it, and to the last; a training set's sums are every sample's minus its test set's.
+    """
+
     def training(self, f: int | None) -> tuple[np.ndarray, ...]:
         """(count, x, y, gram, cross) of fold f's training samples, or of every sample (``f`` None)."""
         return tuple(getattr(self, k)[-1] - (0 if f is None else getattr(self, k)[f]) for k in FIELDS)
 
 
-class TrainingSums(ComplementSums):
+class TrainingSums(_WithEverySample):
     """Each fold's training sums, then every sample's: for training sets that are not the rest of the samples (a
     split that leaves samples out of both). A sample is added to the sums of every training set that holds it, and
     to the last.
