@@ -754,10 +754,7 @@ def test_generalization_matrix_of_steps_larger_than_a_block_reads_them_in_blocks
     cases = [
         ("label", {"n_permutations": 7, "patterns": True}),  # 8 fit groups of one set
         ("label", {"estimator": RidgeClassifier(alpha=3.0), "n_permutations": 3, "time": [0, 2, 3]}),
-        (
-            "pair",
-            {"scoring": "roc_auc", "patterns": True, "n_permutations": 5},
-        ),  # stimuli: tests of 1-2 sets, every step
+        ("pair", {"scoring": "roc_auc", "patterns": True, "n_permutations": 5}),  # stimuli: a set, every step, a test
         ("value", {"estimator": Ridge(alpha=2.0), "patterns": True}),
     ]
     for n, unit_shape, how in [(45, (6, 10), "units"), (230, (2, 3), "stimuli")]:
@@ -797,10 +794,8 @@ def test_generalization_matrix_of_steps_larger_than_a_block_reads_them_in_blocks
         settings = {"n_permutations": 3, "patterns": True, "generalize": True, "progress": False}
         expected = decode(Recording.load(tmp_path / f"train{n}.zarr"), "h", "label",
                           test=Recording.load(tmp_path / f"held{n}.zarr"), **settings)  # fmt: skip
-        for tested in (
-            Recording.load(tmp_path / f"held{n}.zarr", chunks=20),
-            Recording.load(tmp_path / f"held{n}.zarr"),
-        ):
+        held_path = tmp_path / f"held{n}.zarr"
+        for tested in (Recording.load(held_path, chunks=20), Recording.load(held_path)):  # dask-backed or not
             got = decode(Recording.load(tmp_path / f"train{n}.zarr", chunks=20), "h", "label", test=tested, **settings)
             for name in ("fold_scores", "null", "patterns", "test_times"):
                 np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=0, atol=1e-10)
