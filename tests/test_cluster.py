@@ -689,16 +689,8 @@ def test_decoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
             return values, labels
 
         (train, labels), (held, held_labels) = layer(n, 1), layer(n - 7, 2)
-        Recording({"h": train}, metadata={"label": labels}).save(tmp_path / f"train{n}.zarr")
-        Recording({"h": held}, metadata={"label": held_labels}).save(tmp_path / f"held{n}.zarr")
         settings = {"n_permutations": 5, "patterns": True, "time": [0, 2], "progress": False}
-        expected = decode(Recording.load(tmp_path / f"train{n}.zarr"), "h", "label",
-                          test=Recording.load(tmp_path / f"held{n}.zarr"), **settings)  # fmt: skip
-        held_path = tmp_path / f"held{n}.zarr"
-        for tested in (Recording.load(held_path, chunks=20), Recording.load(held_path)):  # dask-backed or not
-            got = decode(Recording.load(tmp_path / f"train{n}.zarr", chunks=20), "h", "label", test=tested, **settings)
-            for name in ("fold_scores", "null", "patterns", "test_times"):
-                np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=0, atol=1e-10)
+        expected = _cross_decoded(tmp_path, (train, labels), (held, held_labels), settings)
         assert expected.scores.max() > 0.45  # above chance (1 / 3) across the two recordings
     monkeypatch.setattr(blockwise, "BLOCK_BYTES", 34_000)  # 45 x 100 units: two kernels a pass (+ the patterns')
     wide = rng.normal(size=(45, 2, 10, 10))
@@ -789,16 +781,8 @@ def test_generalization_matrix_of_steps_larger_than_a_block_reads_them_in_blocks
         held = np.random.default_rng(2).normal(size=(n - 7, 3, *unit_shape)) + 2
         train[:, 1:, 0] += 2 * labels[:, None, None]
         held[:, 1:, 0] += 2 * held_labels[:, None, None]
-        Recording({"h": train}, metadata={"label": labels}).save(tmp_path / f"train{n}.zarr")
-        Recording({"h": held}, metadata={"label": held_labels}).save(tmp_path / f"held{n}.zarr")
         settings = {"n_permutations": 3, "patterns": True, "generalize": True, "progress": False}
-        expected = decode(Recording.load(tmp_path / f"train{n}.zarr"), "h", "label",
-                          test=Recording.load(tmp_path / f"held{n}.zarr"), **settings)  # fmt: skip
-        held_path = tmp_path / f"held{n}.zarr"
-        for tested in (Recording.load(held_path, chunks=20), Recording.load(held_path)):  # dask-backed or not
-            got = decode(Recording.load(tmp_path / f"train{n}.zarr", chunks=20), "h", "label", test=tested, **settings)
-            for name in ("fold_scores", "null", "patterns", "test_times"):
-                np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=0, atol=1e-10)
+        expected = _cross_decoded(tmp_path, (train, labels), (held, held_labels), settings)
         assert expected.scores[1:, 1:].min() > 0.5  # above chance (1 / 3) across the two recordings
         bad = train.copy()
         bad[n - 3, 2, 1, 2] = np.nan  # a step's last block: read by the test pass only after the fits
@@ -865,6 +849,23 @@ def test_logistic_decoding_of_steps_larger_than_a_block_reads_them_in_blocks(
     monkeypatch.setattr(blockwise, "BLOCK_BYTES", 1000)
     assert decoding_steps.large_steps(tall, _decode_plan(tall, "logistic")) is None
     assert decoding_steps.large_steps(tall, _decode_plan(tall, "ridge")) == "stimuli"
+
+
+def _cross_decoded(tmp_path, trained: tuple, held: tuple, settings: dict):
+    """decode() trained on the states and labels ``trained`` and tested on ``held``, both saved: the in-memory
+    result, once the training store dask-backed (the held-out one dask-backed or not) gave the same to 1e-10.
+    """
+    from rnnprobe.analysis import decode
+
+    paths = [tmp_path / f"train{len(trained[0])}.zarr", tmp_path / f"held{len(held[0])}.zarr"]
+    for path, (states, labels) in zip(paths, (trained, held), strict=True):
+        Recording({"h": states}, metadata={"label": labels}).save(path)
+    expected = decode(Recording.load(paths[0]), "h", "label", test=Recording.load(paths[1]), **settings)
+    for tested in (Recording.load(paths[1], chunks=20), Recording.load(paths[1])):  # dask-backed or not
+        got = decode(Recording.load(paths[0], chunks=20), "h", "label", test=tested, **settings)
+        for name in ("fold_scores", "null", "patterns", "test_times"):
+            np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=0, atol=1e-10)
+    return expected
 
 
 def _decode_plan(recording: Recording, estimator: str):
