@@ -609,7 +609,9 @@ def decode(
         Progress bar (on stderr) over the permutations, and over the fits of the per-estimator path.
         None (default): a bar only when stderr is a terminal.
     device : str, optional
-        Torch device of the fast path's arithmetic, e.g. "cuda"; default the CPU.
+        Torch device of the fast path's arithmetic, e.g. "cuda"; default the CPU. Ridge decoders of a
+        dask-backed step larger than a block (256 MiB) are fitted on the CPU from its blocks whatever the
+        device (logistic regression reads such steps whole on another device).
 
     Returns
     -------
