@@ -706,9 +706,11 @@ def test_decoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
         small = Recording({"h": np.zeros((n, 1, 2, 6))}, metadata={"label": np.arange(n) % 3})
         assert decoding_steps.large_steps(small, _decode_plan(small, "ridge")) == expected_how
     reads.clear()
+    partitioned = [(np.setdiff1d(np.arange(230), test)[10:], test) for test in np.array_split(np.arange(230), 5)]
     splits = [
         ShuffleSplit(3, test_size=0.3, random_state=0),
         ShuffleSplit(3, test_size=0.3, train_size=0.5, random_state=1),
+        partitioned,  # test sets that partition the stimuli, training sets that leave 10 out: no subtraction
     ]
     for cv, generalize in itertools.product(splits, (False, True)):  # folds that are no partition: each fold's
         # test sums and every stimulus's, or (training sets that are not the rest) each fold's training sums

@@ -80,21 +80,31 @@ def large_steps(recording: Recording, plan: _Plan) -> str | None:
         return "units" if n < p and plan.n_classes > 2 and on_cpu else None
     if n < p:
         return "units"
-    partition = plan.test is not None or _test_fold(plan.folds, n) is not None
-    slots = len(plan.folds) + (0 if partition else 1)  # training sums and every stimulus's, without a partition
-    return "stimuli" if slots * p < n else None
+    _, members = sum_slots([train for train, _ in plan.folds], [test for _, test in plan.folds], n,
+                           cross=plan.test is not None)  # fmt: skip
+    return "stimuli" if len(members) * p < n else None
 
 
-def _test_fold(folds: list, n: int) -> np.ndarray | None:
-    """The fold whose test set holds each stimulus, or None unless the test sets partition the stimuli and each
-    training set is the rest.
+def sum_slots(
+    trains: list[np.ndarray], tests: list[np.ndarray], n: int, *, cross: bool
+) -> tuple[type[FoldSums], list[np.ndarray]]:
+    """(the sums' class, the stimuli of each of its slots) of ridge's sums over blocks of ``n`` stimuli: every
+    stimulus in one slot, ``cross`` (the decoder of every training stimulus); each fold's test set where the test
+    sets partition the stimuli and each training set is the rest (:class:`._ridge_sums.FoldSums`); else the same,
+    or each fold's training set where one is not the rest, and every stimulus last (``ComplementSums``,
+    ``TrainingSums``).
     """
-    fold = np.full(n, -1)
-    for f, (_, test) in enumerate(folds):
-        if np.any(fold[test] >= 0):
-            return None
-        fold[test] = f
-    return None if np.any(fold < 0) or not _complements(folds, n) else fold
+    every = np.arange(n)
+    if cross:
+        return FoldSums, [every]
+    complements = _complements(list(zip(trains, tests, strict=True)), n)
+    held = np.zeros(n, dtype=np.intp)
+    for test in tests:
+        np.add.at(held, test, 1)
+    if complements and np.all(held == 1):
+        return FoldSums, [np.asarray(test) for test in tests]
+    members = [np.asarray(rows) for rows in (tests if complements else trains)]
+    return (ComplementSums if complements else TrainingSums), [*members, every]
 
 
 def _complements(folds: list, n: int) -> bool:
@@ -313,12 +323,11 @@ def _by_stimuli(
     x = blockwise.step_states(recording, job.layer, positions[0])
     tested = None if test is None else blockwise.step_states(test, job.layer, positions[1])
     n, p, cross = x.shape[0], int(np.prod(x.shape[1:])), tested is not None
-    blocks, fold, centre = stimulus_reads(x, job, cross=cross)
+    blocks, slots, centre = stimulus_reads(x, job, cross=cross)
     scores, haufe = np.empty((len(job.tests), job.sets.shape[1])), None
     n_decided = n if tested is None else tested.shape[0]
-    slots = len(job.tests) + (fold is None)  # the sums' folds (and every stimulus's, without a partition)
-    for sets in _set_groups(job.sets.shape[1], job.columns * (3 * slots * p + n + n_decided)):
-        sums = fold_sums(x, blocks, fold, centre, _code(job.sets[:, sets], job.n_classes), job)
+    for sets in _set_groups(job.sets.shape[1], job.columns * (3 * len(slots[1]) * p + n + n_decided)):
+        sums = fold_sums(x, blocks, slots, centre, _code(job.sets[:, sets], job.n_classes), job)
         coef, intercept = decoders_of(sums, centre, job, cross=cross)
         if tested is None:
             decisions = fold_decisions(x, blocks, job.tests, coef, intercept, job.layer)
@@ -333,40 +342,28 @@ def _by_stimuli(
     return scores, haufe
 
 
-def stimulus_reads(x: Any, job: _Job, *, cross: bool) -> tuple[list[slice], np.ndarray, np.ndarray]:
-    """(blocks, fold, centre) of a step read in blocks of stimuli: the blocks, the fold whose test set holds each
-    stimulus (fold 0 for every one, ``cross``: the decoder of every training stimulus; None where the folds do not
-    partition the stimuli) and the first block's mean (the sums' centre, for precision).
+def stimulus_reads(x: Any, job: _Job, *, cross: bool) -> tuple[list[slice], tuple, np.ndarray]:
+    """(blocks, slots, centre) of a step read in blocks of stimuli: the blocks, the sums' class and the stimuli of
+    each of its slots (:func:`sum_slots`) and the first block's mean (the sums' centre, for precision).
     """
     n, p = x.shape[0], int(np.prod(x.shape[1:]))
-    fold = np.zeros(n, dtype=np.intp) if cross else _test_fold(list(zip(job.trains, job.tests, strict=True)), n)
     blocks = blockwise.stimulus_blocks(n, p, x.chunks[0][0])
-    return blocks, fold, blockwise.read_values(x, (blocks[0],), job.layer).mean(axis=0)
+    slots = sum_slots(job.trains, job.tests, n, cross=cross)
+    return blocks, slots, blockwise.read_values(x, (blocks[0],), job.layer).mean(axis=0)
 
 
-def fold_sums(
-    x: Any, blocks: list[slice], fold: np.ndarray, centre: np.ndarray, codes: np.ndarray, job: _Job
-) -> FoldSums:
-    """Each fold's test sums (:class:`._ridge_sums.FoldSums`) of the states centred on ``centre`` and ``codes``; or,
-    ``fold`` None (no partition), each fold's test sums and every stimulus's (:class:`._ridge_sums.ComplementSums`;
-    each fold's training sums where a training set is not the rest, :class:`._ridge_sums.TrainingSums`).
+def fold_sums(x: Any, blocks: list[slice], slots: tuple, centre: np.ndarray, codes: np.ndarray, job: _Job) -> FoldSums:
+    """The sums (:mod:`._ridge_sums`) of the states centred on ``centre`` and of ``codes`` in each of the ``slots``
+    (:func:`sum_slots`: the sums' class, each slot's stimuli), block by block of stimuli.
     """
-    if fold is None:  # each fold's test (or training) sums, and every stimulus's
-        complements = _complements(list(zip(job.trains, job.tests, strict=True)), x.shape[0])
-        members = [np.asarray(rows) for rows in (job.tests if complements else job.trains)] + [np.arange(x.shape[0])]
-        sums = (ComplementSums if complements else TrainingSums).zeros(len(members), len(centre), codes.shape[1])
-    else:
-        sums = FoldSums.zeros(len(job.tests), len(centre), codes.shape[1])
+    kind, members = slots
+    sums = kind.zeros(len(members), len(centre), codes.shape[1])
     for block in blocks:
         values = blockwise.read_values(x, (block,), job.layer) - centre
-        if fold is None:
-            for f, rows in enumerate(members):
-                at = rows[(rows >= block.start) & (rows < block.stop)]
+        for f, rows in enumerate(members):
+            at = rows[(rows >= block.start) & (rows < block.stop)]
+            if len(at):
                 sums.add(f, values[at - block.start], codes[at])
-            continue
-        for f in np.unique(fold[block]):
-            at = fold[block] == f
-            sums.add(f, values[at], codes[block][at])
     return sums
 
 

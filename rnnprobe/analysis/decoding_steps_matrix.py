@@ -105,8 +105,8 @@ def _fit_step(position: int, recording: Recording, job: _Job, fits: slice, how: 
     x = blockwise.step_states(recording, job.layer, position)
     cross, patterns = job.y_test is not None, job.patterns and fits.start == 0
     if how == "stimuli":
-        blocks, fold, centre = stimulus_reads(x, job, cross=cross)
-        sums = fold_sums(x, blocks, fold, centre, _code(job.sets[:, fits], job.n_classes), job)
+        blocks, slots, centre = stimulus_reads(x, job, cross=cross)
+        sums = fold_sums(x, blocks, slots, centre, _code(job.sets[:, fits], job.n_classes), job)
         return decoders_of(sums, centre, job, cross=cross), _patterns_from_sums(sums, centre, job) if patterns else None
     trains = [np.asarray(train) for train in job.trains]
     if patterns and not cross:  # the decoder of every sample (cross-decoding: the one fold's)
