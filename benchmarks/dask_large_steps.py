@@ -1,7 +1,7 @@
 """Decoding and encoding from a layer on disk whose single time step is larger than a block (issue 20, goal 4).
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/dask_large_steps.py [--steps 2] [--dir /path]
-      [--only wide|tall|encoding|wide-matrix|tall-matrix|wide-logistic|tall-shuffled]
+      [--only wide|tall|encoding|wide-matrix|tall-matrix|wide-logistic|wide-binary|tall-shuffled]
 
 Layers (float32, 10 classes) are saved to a store each and opened dask-backed; one step of each is more
 than a block (``blockwise.BLOCK_BYTES``, 256 MiB) as the analysis holds it:
@@ -23,7 +23,9 @@ simulated neurons from the encoding layer (ridge in its dual form, ``ceiling=Fal
 matrix across stimuli summed over blocks of units). ``wide-matrix`` and ``tall-matrix``: the decode cases'
 generalization matrix (in blocks: ``decoding_steps_matrix``, the same fits, then each training step's weights
 and each test step's decision values from blocks). ``wide-logistic``: the wide case with ``estimator="logistic"``
-(in blocks: each fold's multinomial fit on the principal coordinates of its kernel, as in memory).
+(in blocks: each fold's multinomial fit on the principal coordinates of its kernel, as in memory);
+``wide-binary``: the same with 2 classes (the label's halves, 0-4 and 5-9; in blocks: Newton's method on each
+fold's kernel, as in memory).
 ``tall-shuffled``: the tall case with 5 shuffled splits (``ShuffleSplit(5, test_size=0.2)``, no partition; in
 blocks: each split's training sums and every stimulus's). Both ways are checked equal first (1e-10; encoding
 1e-8, see ``compare``). Printed: the machine, each way's time and the worker's peak resident memory.
@@ -54,8 +56,9 @@ CASES = {
     "wide-matrix": (2000, (32, 32, 32)),
     "tall-matrix": (20_000, (8, 16, 16)),
     "wide-logistic": (2000, (32, 32, 32)),
+    "wide-binary": (2000, (32, 32, 32)),
     "tall-shuffled": (20_000, (8, 16, 16)),
-}  # -matrix: generalize=True; -logistic: estimator="logistic"; -shuffled: ShuffleSplit folds
+}  # -matrix: generalize=True; -logistic, -binary: estimator="logistic"; -shuffled: ShuffleSplit folds
 
 
 def make(path: Path, n: int, steps: int, shape: tuple[int, ...]) -> None:
@@ -65,7 +68,7 @@ def make(path: Path, n: int, steps: int, shape: tuple[int, ...]) -> None:
     label = np.arange(n) % 10
     states = rng.normal(size=(n, steps, *shape)).astype(np.float32)
     states[:, :, 0, :4, :4] += (label[:, None, None, None] * 0.3).astype(np.float32)
-    Recording({"conv": states}, metadata={"label": label}).save(path)
+    Recording({"conv": states}, metadata={"label": label, "half": label // 5}).save(path)
 
 
 def run(path: Path, case: str, way: str, args: argparse.Namespace) -> tuple[list[np.ndarray], float, float]:
@@ -89,8 +92,9 @@ def run(path: Path, case: str, way: str, args: argparse.Namespace) -> tuple[list
                 result = fit_encoding(rec, responses(path), ceiling=False, progress=False)
                 out = [result.scores["conv"], result.r2["conv"]]
             else:
-                result = decode(rec, "conv", "label", n_permutations=args.permutations, progress=False,
-                                estimator="logistic" if case.endswith("logistic") else "ridge",
+                result = decode(rec, "conv", "half" if case.endswith("binary") else "label", progress=False,
+                                n_permutations=args.permutations,
+                                estimator="logistic" if case.endswith(("logistic", "binary")) else "ridge",
                                 generalize=case.endswith("matrix"), cv=folds(case))  # fmt: skip
                 out = [result.fold_scores, result.null]
             seconds = time.perf_counter() - t0
@@ -156,9 +160,9 @@ def compare(case: str, path: Path, n: int, shape: tuple, args: argparse.Namespac
     assert max(differences) <= tolerance, differences
     units = int(np.prod(shape))
     what = "fit_encoding of 100 neurons" if case == "encoding" else f"decode, {args.permutations} permutations"
-    what += {"matrix": ", generalization matrix", "logistic": ", logistic", "shuffled": ", 5 shuffled splits"}.get(
-        case.rpartition("-")[2], ""
-    )
+    kinds = {"matrix": "generalization matrix", "logistic": "logistic", "binary": "binary logistic",
+             "shuffled": "5 shuffled splits"}  # fmt: skip
+    what += f", {kinds[case.rpartition('-')[2]]}" if "-" in case else ""
     print(f"{case}: equal (to {tolerance:g}; largest difference {max(differences):.1e}); {n} stimuli x "
           f"{args.steps} steps x {units} units; {what}")  # fmt: skip
     for way, (_, seconds, peak) in ways.items():

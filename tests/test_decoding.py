@@ -324,6 +324,51 @@ def test_wide_binary_target_sets_solved_in_groups_equal_one_batch(rng, monkeypat
     np.testing.assert_allclose(grouped.intercept[finite], together.intercept[finite], rtol=0, atol=1e-9)
 
 
+@pytest.mark.parametrize("tol", [1e-2, 1e-4])
+def test_wide_binary_fits_stop_where_the_gradient_norm_is_below_tol(rng, tol):
+    """The samples' space solver stops on the gradient of the mean loss in the units' space, sqrt(v'Kv) / n_train,
+    from the kernel alone: at loose tolerances (where a Newton step does not overshoot far below them) the fit's
+    gradient, brute force in the standardised units (Z'(p - y) + penalty w) / n_train, has Euclidean norm below
+    ``tol``, and it is not the start's."""
+    from rnnprobe.analysis._logistic import fit_logistic
+
+    n, p, penalty = 40, 90, 0.5
+    label = np.arange(n) % 2
+    x = rng.normal(size=(n, 1, p)) * rng.uniform(0.5, 3, size=p) + 4 + 0.8 * label[:, None, None]
+    fit = fit_logistic(x, label[:, None], [np.ones(n, dtype=bool)], n_classes=2, penalty=penalty, scale=True, tol=tol)
+    mean, std = x[:, 0].mean(axis=0), x[:, 0].std(axis=0)
+    z = (x[:, 0] - mean) / std
+    w = fit.coef[0, 0, :, 0] * std  # the standardised units' weights
+    prob = 1 / (1 + np.exp(-(x[:, 0] @ fit.coef[0, 0, :, 0] + fit.intercept[0, 0, 0])))
+    gradient = np.append(z.T @ (prob - label) + penalty * w, (prob - label).sum()) / n
+    assert np.linalg.norm(gradient[:-1]) <= tol and abs(gradient[-1]) <= tol
+    assert np.linalg.norm(z.T @ (0.5 - label)) / n > 10 * tol  # the start's gradient
+
+
+def test_binary_logistic_from_the_training_samples_kernel_equals_the_wide_fit(rng):
+    """decode() of steps larger than a block fits binary logistic regression from the kernel of the standardised
+    training samples alone (Newton's method in the samples' space, its stopping test from the kernel): the decision
+    values K A + b on every sample equal those of fit_logistic on the states (1e-10), a set of one class included
+    (decisions -inf: it predicts class 0, as scikit-learn's classes present)."""
+    from rnnprobe.analysis._logistic import fit_logistic
+    from rnnprobe.analysis.decoding_steps import _Job, kernel_decoder
+
+    n, p = 40, 90
+    label = np.arange(n) % 2
+    x = rng.normal(size=(n, 1, p)) * rng.uniform(0.5, 3, size=p) + 4 + 0.8 * label[:, None, None]
+    sets = np.stack([label, rng.permutation(label), np.zeros(n, dtype=int)], axis=1)
+    train = np.flatnonzero(np.arange(n) % 5 != 0)
+    fit = fit_logistic(x, sets, [np.isin(np.arange(n), train)], n_classes=2, penalty=0.5, scale=True)
+    expected = x[:, 0] @ fit.coef[0, 0] + fit.intercept[0, 0]
+    z = (x[:, 0] - x[train, 0].mean(axis=0)) / x[train, 0].std(axis=0)
+    job = _Job("logistic", "h", 0.5, True, "accuracy", 2, sets, [train], [], False, None)
+    dual, offset = kernel_decoder(z @ z.T, train, slice(0, 3), job)
+    got = (z @ z[train].T) @ dual + offset
+    np.testing.assert_allclose(got[:, :2], expected[:, :2], rtol=0, atol=1e-10)
+    assert np.all(got[:, 2] == -np.inf) and np.all(expected[:, 2] == -np.inf)
+    assert np.abs(expected[:, :2]).max() > 1  # decisions away from 0: a fit, not the start
+
+
 @pytest.mark.parametrize("separable", [False, True])
 def test_the_samples_space_newton_step_solves_the_primal_newton_system(rng, separable):
     """The dual solver's step (da, db) maps to the primal Newton step: (Z'WZ + penalty I) Z'da + Z'W 1 db =

@@ -36,8 +36,9 @@ as scikit-learn does, on the classes present (see :meth:`_Problems._classes`).
 Gradients, losses and the line search are float64; the conjugate gradients' Hessian products
 and preconditioning, approximate by nature, run in float32 (their GEMMs dominate the cost). It
 stops when every problem's gradient of the *mean* loss (sklearn's scaling) is below ``tol`` in
-max norm: 1e-6 by default, where sklearn's lbfgs stops at 1e-4, so these solutions are closer
-to the optimum than sklearn's default fits (tested against sklearn's Newton solver at 1e-12).
+max norm (the samples' space solver: in Euclidean norm, which bounds it): 1e-6 by default, where
+sklearn's lbfgs stops at 1e-4, so these solutions are closer to the optimum than sklearn's default
+fits (tested against sklearn's Newton solver at 1e-12).
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ from ._linear import (
 )
 from ._logistic_coordinates import fit_in_coordinates
 from ._logistic_dual import dual_newton
+
+TOL, MAX_ITER = 1e-6, 100  # the solvers' defaults: the mean loss's gradient norm at which they stop; Newton iterations
 
 
 def class_basis(n_classes: int) -> np.ndarray:
@@ -383,8 +386,8 @@ def fit_logistic(
     n_classes: int,
     penalty: float,
     scale: bool,
-    tol: float = 1e-6,
-    max_iter: int = 100,
+    tol: float = TOL,
+    max_iter: int = MAX_ITER,
     max_cg: int = 200,
     device: str | torch.device | None = None,
 ) -> LinearFit:

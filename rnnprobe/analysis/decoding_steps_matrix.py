@@ -1,6 +1,6 @@
 """The generalization matrix of decode() (every training step's decoders tested at every test step) of dask-backed
-layers whose single time step is larger than a block, with ridge decoders (and multinomial logistic regression of
-wide steps): no task holds a step whole.
+layers whose single time step is larger than a block, with ridge decoders (and logistic regression of wide steps):
+no task holds a step whole.
 
 Where :func:`.decoding_steps.large_steps` finds a step larger than ``blockwise.BLOCK_BYTES`` (of either
 recording) and a ridge decoder, the matrix runs in passes of tasks, one task per step, each reading its step in
@@ -8,10 +8,10 @@ blocks:
 
 1. **Fit**, a task per training step, in the form of :mod:`.decoding_steps`: with fewer stimuli than units, the
    folds' kernels K_f = Z_f Z_f' summed over blocks of units and the dual coefficients A_f = (K_f[train, train]
-   + alpha I)^-1 (Y - mean Y) (logistic regression: U S^-1 beta) of every target set (stimuli x columns, kept
-   in place of the step's weights, which are larger); with more stimuli than folds x units, each fold's sums
-   over blocks of stimuli and its decoder's weights (units x columns). Haufe patterns as decode() over time
-   computes them.
+   + alpha I)^-1 (Y - mean Y) (logistic regression: Newton's a, or U S^-1 beta) of every target set (stimuli x
+   columns, kept in place of the step's weights, which are larger); with more stimuli than folds x units, each
+   fold's sums over blocks of stimuli and its decoder's weights (units x columns). Haufe patterns as decode() over
+   time computes them.
 2. **Weights** (fewer stimuli than units only), a task per training step: W_f = Z_f[train]' A_f, scaled back to
    the raw units, summed block by block of units: one more read of the step.
 3. **Test**, a task per test step: every training step's decision values x W_f + b_f on the step's test
