@@ -11,6 +11,10 @@ Cases (from issue 17; results checked first, then timed):
   PLS(25), 10 splits (90% train), 2000 stimuli x 512 features -> 200 targets: scikit-learn's
       PLSRegression(25, scale=False) per split as Brain-Score runs it, vs rnnprobe's exact PLS (scores
       equal within NIPALS's tolerance, printed).
+  PLS(25) of a wide layer, 5 folds, 1000 stimuli x 8192 features -> 100 targets: rnnprobe fits it from the
+      Gram matrix across stimuli (PLS's dual form, twenty-fifth session), against the same model from the
+      units (rnnprobe's fit_pls per fold, the form before; predictions checked equal to 1e-9 first) and
+      scikit-learn's PLSRegression(25, scale=False) per fold (scores within NIPALS's tolerance, printed).
 ``--threads`` pins BLAS threads for every tool (default 1).
 """
 
@@ -110,6 +114,45 @@ def pls_case(rng, quick: bool) -> None:
     )
 
 
+def wide_pls_case(rng, quick: bool) -> None:
+    import numpy as np
+    from sklearn.cross_decomposition import PLSRegression
+    from sklearn.model_selection import KFold
+
+    from rnnprobe.analysis import fit_encoding
+    from rnnprobe.analysis.encoding.pls import fit_pls, predict_pls
+
+    n, p, targets = (1000, 8192, 100) if not quick else (300, 2048, 30)
+    x = rng.normal(size=(n, p))
+    y = x[:, :20] @ rng.normal(size=(20, targets)) + rng.normal(size=(n, targets)) * 3
+    folds = list(KFold(5, shuffle=True, random_state=0).split(x))
+    print(f"PLS(25), wide: {n} stimuli x {p} features -> {targets} targets, 5 folds")
+
+    def units_form():
+        out = np.empty_like(y)
+        for tr, te in folds:
+            out[te] = predict_pls(fit_pls(x[tr], y[tr], 25), x[te])
+        return out
+
+    def sklearn_pls():
+        return np.mean([pearson(PLSRegression(25, scale=False).fit(x[tr], y[tr]).predict(x[te]), y[te])
+                        for tr, te in folds], axis=0)  # fmt: skip
+
+    units_s, by_units = timed(units_form)
+    ours_s, ours = timed(lambda: fit_encoding(x, y, estimator="pls", n_components=25, cv=folds, ceiling=False))
+    r_units = np.mean([pearson(by_units[te], y[te]) for _, te in folds], axis=0)
+    r_ours = ours.scores["features"][0, 0]
+    assert np.abs(r_ours - r_units).max() < 1e-9, np.abs(r_ours - r_units).max()
+    sk_s, r_sk = timed(sklearn_pls)
+    row("rnnprobe-units-form PLS(25) wide", units_s, ours_s, f"r equal ({np.abs(r_ours - r_units).max():.1e})")
+    row(
+        "scikit-learn PLSRegression (NIPALS) wide",
+        sk_s,
+        ours_s,
+        f"max |r difference| {np.abs(r_ours - r_sk).max():.1e}",
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=1)
@@ -123,6 +166,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     ridge_case(rng, args.quick)
     pls_case(rng, args.quick)
+    wide_pls_case(rng, args.quick)
     if not args.quick:
         from _machine import Results
 

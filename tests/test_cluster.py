@@ -957,9 +957,9 @@ def test_encoding_a_dask_backed_recording_in_blocks_equals_the_whole(client, tmp
 
 @pytest.mark.parametrize("with_client", [True, False])
 def test_encoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_path, monkeypatch, with_client):
-    """A dask-backed feature step larger than a block, fitted by ridge in its dual form: its Gram matrix across
-    stimuli (or conditions' means) from pairs of blocks of stimuli, the step never read whole; equal to the whole
-    step's fit. PLS, and ridge in its primal form (no more units than training stimuli), read whole steps."""
+    """A dask-backed feature step larger than a block, fitted by ridge or PLS in its dual form: its Gram matrix
+    across stimuli (or conditions' means) from pairs of blocks of stimuli, the step never read whole; equal to the
+    whole step's fit. Ridge in its primal form (no more units than training stimuli) reads whole steps."""
     from rnnprobe.analysis import blockwise, fit_encoding
 
     rng = np.random.default_rng(9)
@@ -988,10 +988,10 @@ def test_encoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
         np.testing.assert_allclose(got.r2["h"], expected.r2["h"], rtol=0, atol=1e-10)
         assert got.edge_share == pytest.approx(expected.edge_share, nan_ok=True)
     if not with_client:  # groups of 10 stimuli (a chunk; 18 fit a block) held in turn, the stimuli after each read
-        # in blocks of 9 (half a block): 4 groups + 3 + 2 + 1 blocks = 10 reads per step, of 3 + 2 + 3 + 3 steps
+        # in blocks of 9 (half a block): 4 groups + 3 + 2 + 1 blocks = 10 reads per step, of 3 + 2 + 3 + 3 + 3 steps
         sizes = [index[0].stop - index[0].start for index in reads[:10]]
         assert sizes == [10, 9, 9, 8, 10, 9, 7, 10, 6, 6] and {len(index) for index in reads} == {1}
-        assert len(reads) == 10 * (3 + 2 + 3 + 3)
+        assert len(reads) == 10 * (3 + 2 + 3 + 3 + 3)
     Recording({"g": states[:, :, 0, :8]}).save(tmp_path / "narrow.zarr")  # 8 units: primal ridge, whole steps
     monkeypatch.setattr(blockwise, "BLOCK_BYTES", 8 * n * 4)
     reads.clear()

@@ -61,6 +61,54 @@ def fit_pls(x: np.ndarray, y: np.ndarray, n_components: int) -> tuple[np.ndarray
     return rotations @ y_loadings.T, x_mean, y_mean
 
 
+def fit_pls_gram(kernel: np.ndarray, y: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:
+    """(dual coef A (n x q), y mean) of :func:`fit_pls`'s model from the centred training Gram matrix ``kernel``
+    (Xc Xc', n x n) alone, for more units than training stimuli: a test stimulus's prediction is k A + y mean, k
+    its centred products with the training stimuli.
+
+    Every vector in the units' space is Xc' times one in the stimuli's: with D the projection off the scores so
+    far (X_k = D Xc, K_k = D K D), the weight w = X_k'a / ||X_k'a|| where a = Y v, v the first eigenvector of
+    Y'K_kY (= (X_k'Y)'(X_k'Y), so w is X_k'Y's first left singular vector), ||X_k'a||^2 = a'K_k a; the scores
+    t = K_k a / ||X_k'a||, the loadings Xc't / t't. Y enters the weights only through YY': with more targets
+    than stimuli, Y is replaced by U S of its thin SVD. K_k Y is updated by rank-one terms (K_{k+1} = P K_k P,
+    P = I - tt'/t't), one product K t per component. The coefficients W (P'W)^+ Q' become
+    A_w (A_p' K A_w)^+ Q' with W = Xc'A_w, P = Xc'A_p.
+    """
+    y_mean = y.mean(axis=0)
+    yc = y - y_mean
+    n = len(kernel)
+    basis = yc if yc.shape[1] <= n else _left_factor(yc)
+    kb = kernel @ basis  # K_k Y, k = 0
+    dual_w, scores = np.zeros((n, n_components)), np.zeros((n, n_components))
+    tts, y_loadings = np.ones(n_components), np.zeros((yc.shape[1], n_components))
+    limit = 1e-30 * max(float(np.trace(kernel)), 1e-300)  # fit_pls's test: t't against ||Xc||^2
+
+    def deflate(v: np.ndarray, k: int) -> np.ndarray:  # D v
+        return v - scores[:, :k] @ ((scores[:, :k].T @ v) / tts[:k, None])
+
+    for k in range(n_components):
+        m = basis.T @ kb
+        v = np.linalg.eigh((m + m.T) / 2)[1][:, -1]
+        a, ka = basis @ v, kb @ v  # a and K_k a
+        norm = np.sqrt(max(float(a @ ka), 0.0))
+        t = ka / norm if norm > 0 else ka
+        tt = float(t @ t)
+        if tt <= limit:  # X is exhausted: the remaining components are zero
+            break
+        dual_w[:, k], scores[:, k], tts[k], y_loadings[:, k] = deflate(a[:, None], k)[:, 0] / norm, t, tt, (t @ yc) / tt
+        kt = deflate((kernel @ t)[:, None], k)[:, 0]  # K_k t
+        kb -= np.outer(kt, t @ basis) / tt
+        kb -= np.outer(t, t @ kb) / tt
+    dual_p = scores / tts
+    return dual_w @ np.linalg.pinv(dual_p.T @ kernel @ dual_w) @ y_loadings.T, y_mean
+
+
+def _left_factor(y: np.ndarray) -> np.ndarray:
+    """U S of y's thin SVD (n x n for n < columns): U S (U S)' = y y'."""
+    u, s, _ = np.linalg.svd(y, full_matrices=False)
+    return u * s
+
+
 def fit_pls_nipals(
     x: np.ndarray, y: np.ndarray, n_components: int, *, tol: float = 1e-6, max_iter: int = 500
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
