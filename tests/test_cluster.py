@@ -980,6 +980,7 @@ def test_encoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
         (neural, {"descriptor": "image"}),
         (trials, {"estimator": "pls", "n_components": 3}),
         (trials, {"cv": 2, "alphas": [0.1, 10.0]}),
+        (neural, {"descriptor": "image", "estimator": "pls_nipals", "n_components": 2, "time": [1]}),
     ]
     for responses, settings in cases:
         expected = fit_encoding(whole, responses, n_splits=10, **settings)
@@ -988,10 +989,11 @@ def test_encoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
         np.testing.assert_allclose(got.r2["h"], expected.r2["h"], rtol=0, atol=1e-10)
         assert got.edge_share == pytest.approx(expected.edge_share, nan_ok=True)
     if not with_client:  # groups of 10 stimuli (a chunk; 18 fit a block) held in turn, the stimuli after each read
-        # in blocks of 9 (half a block): 4 groups + 3 + 2 + 1 blocks = 10 reads per step, of 3 + 2 + 3 + 3 + 3 steps
+        # in blocks of 9 (half a block): 4 groups + 3 + 2 + 1 blocks = 10 reads per step, of 3 + 2 + 3 + 3 + 3 + 1
+        # steps
         sizes = [index[0].stop - index[0].start for index in reads[:10]]
         assert sizes == [10, 9, 9, 8, 10, 9, 7, 10, 6, 6] and {len(index) for index in reads} == {1}
-        assert len(reads) == 10 * (3 + 2 + 3 + 3 + 3)
+        assert len(reads) == 10 * (3 + 2 + 3 + 3 + 3 + 1)
     Recording({"g": states[:, :, 0, :8]}).save(tmp_path / "narrow.zarr")  # 8 units: primal ridge, whole steps
     monkeypatch.setattr(blockwise, "BLOCK_BYTES", 8 * n * 4)
     reads.clear()

@@ -55,24 +55,28 @@ def test_pls_equals_scikit_learn_pls_regression(rng):
     np.testing.assert_allclose(result.r2["features"][0, 0], r2, atol=1e-6)
 
 
-@pytest.mark.parametrize("n_targets", [6, 70])
-def test_pls_of_more_units_than_stimuli_from_the_gram_matrix_equals_scikit_learn(rng, n_targets):
-    """More units than training stimuli: PLS from the Gram matrix across stimuli alone (its dual form, which
-    a step larger than a block gives; more targets than stimuli through U S of their SVD) is scikit-learn's
-    converged PLSRegression, and the units' form of the same model (fit_pls) to 1e-9."""
-    from rnnprobe.analysis.encoding.fit import _pls_gram_predictions
-    from rnnprobe.analysis.encoding.pls import fit_pls, predict_pls
+@pytest.mark.parametrize(("estimator", "n_targets"), [("pls", 6), ("pls", 70), ("pls_nipals", 6), ("pls_nipals", 70)])
+def test_pls_of_more_units_than_stimuli_from_the_gram_matrix_equals_scikit_learn(rng, estimator, n_targets):
+    """More units than training stimuli: PLS from the Gram matrix across stimuli alone (its dual form, which a step
+    larger than a block gives; more targets than stimuli through U S of their SVD) is scikit-learn's PLSRegression,
+    converged ("pls", to 1e-6) or with its default iterations ("pls_nipals", to 1e-10), and the units' form of the
+    same model (fit_pls or fit_pls_nipals, to 1e-9)."""
+    from rnnprobe.analysis.encoding.fit import PLS_SOLVERS, Estimator, _pls_gram_predictions
+    from rnnprobe.analysis.encoding.pls import predict_pls
 
     x, y = _data(rng, 50, 120, n_targets)
     folds = list(KFold(5, shuffle=True, random_state=0).split(x))
-    result = fit_encoding(x, y, estimator="pls", n_components=6, cv=folds, ceiling=False)
-    r, r2 = _reference(x, y, folds, lambda: PLSRegression(6, scale=False, tol=1e-15, max_iter=100_000))
-    np.testing.assert_allclose(result.scores["features"][0, 0], r, atol=1e-6)
-    np.testing.assert_allclose(result.r2["features"][0, 0], r2, atol=1e-6)
+    result = fit_encoding(x, y, estimator=estimator, n_components=6, cv=folds, ceiling=False)
+    converged = {"tol": 1e-15, "max_iter": 100_000} if estimator == "pls" else {}
+    r, r2 = _reference(x, y, folds, lambda: PLSRegression(6, scale=False, **converged))
+    atol = 1e-6 if estimator == "pls" else 1e-10
+    np.testing.assert_allclose(result.scores["features"][0, 0], r, atol=atol)
+    np.testing.assert_allclose(result.r2["features"][0, 0], r2, atol=atol)
     assert np.median(r) > 0.3  # a fit that predicts
-    for (train, test), dual in zip(folds, _pls_gram_predictions(x, y, folds, 6), strict=True):
-        units = predict_pls(fit_pls(x[train], y[train], 6), x[test])
-        np.testing.assert_allclose(dual, units, rtol=0, atol=1e-9 * np.abs(units).max())
+    dual = _pls_gram_predictions(x, y, folds, Estimator(estimator, n_components=6))
+    for (train, test), predicted in zip(folds, dual, strict=True):
+        units = predict_pls(PLS_SOLVERS[estimator](x[train], y[train], 6), x[test])
+        np.testing.assert_allclose(predicted, units, rtol=0, atol=1e-9 * np.abs(units).max())
 
 
 def test_pls_nipals_equals_scikit_learn_defaults_where_the_exact_solution_does_not(rng):

@@ -12,10 +12,11 @@ from ...errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameE
 from . import ridge as ridge_solver
 from .ceiling import CeilingResult, column_correlations, reliability_of_halves
 from .inputs import Features, StepBlocks, make_folds, read_features, read_responses, stimulus_labels
-from .pls import fit_pls, fit_pls_gram, fit_pls_nipals, predict_pls
+from .pls import fit_pls, fit_pls_gram, fit_pls_nipals, fit_pls_nipals_gram, predict_pls
 
 ESTIMATORS = ("ridge", "pls", "pls_nipals")
 PLS_SOLVERS = {"pls": fit_pls, "pls_nipals": fit_pls_nipals}
+PLS_GRAM_SOLVERS = {"pls": fit_pls_gram, "pls_nipals": fit_pls_nipals_gram}  # the same models' dual forms
 DEFAULT_ALPHAS = np.logspace(-3, 9, 25)
 GRAM_BLOCK = 4096  # units per block of a Gram matrix accumulated from float32 features
 
@@ -75,8 +76,8 @@ def fold_predictions(x: np.ndarray, y: np.ndarray, folds: list, estimator: Estim
     """Held-out predictions of each fold for one (layer, model time step)."""
     if estimator.name == "ridge":
         return _ridge_predictions(x, y, folds, estimator)
-    if estimator.name == "pls" and _dual(x.shape[1], folds):
-        return _pls_gram_predictions(x, y, folds, estimator.n_components)
+    if estimator.name in PLS_SOLVERS and _dual(x.shape[1], folds):
+        return _pls_gram_predictions(x, y, folds, estimator)
     out = []
     for train, test in folds:
         x_train = np.asarray(x[train], dtype=np.float64)
@@ -111,15 +112,16 @@ def _ridge_predictions(x: np.ndarray, y: np.ndarray, folds: list, estimator: Est
     return out
 
 
-def _pls_gram_predictions(x: np.ndarray | StepBlocks, y: np.ndarray, folds: list, n_components: int) -> list:
-    """PLS per fold from one Gram matrix of all stimuli (more units than training stimuli): the same model as
-    :func:`.pls.fit_pls` on the features (:func:`.pls.fit_pls_gram`), which a step larger than a block gives.
+def _pls_gram_predictions(x: np.ndarray | StepBlocks, y: np.ndarray, folds: list, estimator: Estimator) -> list:
+    """PLS per fold from one Gram matrix of all stimuli (more units than training stimuli): the same models as
+    :data:`PLS_SOLVERS` fit on the features (:data:`PLS_GRAM_SOLVERS`), which a step larger than a block gives.
     """
     kernel = gram_matrix(x)
     out = []
     for train, test in folds:
         k_train, k_test = ridge_solver.centre_gram(kernel, train, test)
-        dual, y_mean = fit_pls_gram(k_train, y[train], min(n_components, len(train), x.shape[1]))
+        n_components = min(estimator.n_components, len(train), x.shape[1])
+        dual, y_mean = PLS_GRAM_SOLVERS[estimator.name](k_train, y[train], n_components)
         out.append(k_test @ dual + y_mean)
     return out
 
@@ -390,10 +392,10 @@ def fit_encoding(
         stimuli (scikit-learn's ``RidgeCV(alpha_per_target=True)``), in the dual form when units
         outnumber training stimuli. "pls": PLS regression with ``n_components`` (Brain-Score's default,
         25; scikit-learn's ``PLSRegression(scale=False)``) solved exactly: each component from an
-        eigendecomposition, the limit of scikit-learn's iterations (from the Gram matrix across stimuli where
-        units outnumber training stimuli, as ridge's dual form). "pls_nipals": the same model by
+        eigendecomposition, the limit of scikit-learn's iterations. "pls_nipals": the same model by
         NIPALS with scikit-learn's defaults (tol 1e-6, 500 iterations), to reproduce its (and
-        Brain-Score's) numbers to rounding. A regressor is cloned and fitted per fold.
+        Brain-Score's) numbers to rounding. Both are fitted from the Gram matrix across stimuli where
+        units outnumber training stimuli, as ridge's dual form is. A regressor is cloned and fitted per fold.
     alphas : array, optional
         Ridge penalties (default 25 values from 1e-3 to 1e9).
     inner_cv : int, optional
@@ -501,11 +503,11 @@ def _score_steps(steps: Any, feature: Features, y: np.ndarray, folds: list, mode
 
 
 def _step_features(feature: Features, step: int, folds: list, model: Estimator) -> np.ndarray | StepBlocks:
-    """One step's features: a :class:`.inputs.StepBlocks` where the step is larger than a block and ridge or PLS
-    (``"pls"``) is fitted in its dual form (more units than training stimuli: only the Gram matrix across stimuli is
-    needed), else whole.
+    """One step's features: a :class:`.inputs.StepBlocks` where the step is larger than a block and ridge or PLS is
+    fitted in its dual form (more units than training stimuli: only the Gram matrix across stimuli is needed), else
+    whole.
     """
-    if feature.read_blocks is not None and model.name in ("ridge", "pls"):
+    if feature.read_blocks is not None and model.name in ("ridge", *PLS_SOLVERS):
         blocks = feature.read_blocks(step)
         if _dual(blocks.shape[1], folds):
             return blocks

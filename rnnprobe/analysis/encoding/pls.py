@@ -79,14 +79,9 @@ def fit_pls_gram(kernel: np.ndarray, y: np.ndarray, n_components: int) -> tuple[
     n = len(kernel)
     basis = yc if yc.shape[1] <= n else _left_factor(yc)
     kb = kernel @ basis  # K_k Y, k = 0
-    dual_w, scores = np.zeros((n, n_components)), np.zeros((n, n_components))
-    tts, y_loadings = np.ones(n_components), np.zeros((yc.shape[1], n_components))
+    parts = _DualParts(n, yc.shape[1], n_components)
     limit = 1e-30 * max(float(np.trace(kernel)), 1e-300)  # fit_pls's test: t't against ||Xc||^2
-
-    def deflate(v: np.ndarray, k: int) -> np.ndarray:  # D v
-        return v - scores[:, :k] @ ((scores[:, :k].T @ v) / tts[:k, None])
-
-    for k in range(n_components):
+    for _ in range(n_components):
         m = basis.T @ kb
         v = np.linalg.eigh((m + m.T) / 2)[1][:, -1]
         a, ka = basis @ v, kb @ v  # a and K_k a
@@ -95,12 +90,38 @@ def fit_pls_gram(kernel: np.ndarray, y: np.ndarray, n_components: int) -> tuple[
         tt = float(t @ t)
         if tt <= limit:  # X is exhausted: the remaining components are zero
             break
-        dual_w[:, k], scores[:, k], tts[k], y_loadings[:, k] = deflate(a[:, None], k)[:, 0] / norm, t, tt, (t @ yc) / tt
-        kt = deflate((kernel @ t)[:, None], k)[:, 0]  # K_k t
+        kt = parts.deflate(kernel @ t)  # K_k t (before this component joins the scores)
+        parts.add(a / norm, t, (t @ yc) / tt)
         kb -= np.outer(kt, t @ basis) / tt
         kb -= np.outer(t, t @ kb) / tt
-    dual_p = scores / tts
-    return dual_w @ np.linalg.pinv(dual_p.T @ kernel @ dual_w) @ y_loadings.T, y_mean
+    return parts.coef(kernel), y_mean
+
+
+class _DualParts:
+    """The components of PLS's dual form: each weight's vector over the stimuli (w = Xc'D a, D the projection off
+    the earlier scores), the scores t, their t't and the y loadings; ``coef`` the dual coefficients
+    A_w (A_p' K A_w)^+ Q' (A_p = T / t't: the loadings Xc't / t't).
+    """
+
+    def __init__(self, n: int, q: int, n_components: int) -> None:
+        self.weights, self.scores = np.zeros((n, n_components)), np.zeros((n, n_components))
+        self.tts, self.y_loadings = np.ones(n_components), np.zeros((q, n_components))
+        self.k = 0
+
+    def deflate(self, v: np.ndarray) -> np.ndarray:
+        """D v: v off the scores so far."""
+        scores = self.scores[:, : self.k]
+        return v - scores @ ((scores.T @ v) / self.tts[: self.k])
+
+    def add(self, a: np.ndarray, t: np.ndarray, y_loading: np.ndarray) -> None:
+        """Component k: the weight X_k'a (a over the stimuli), its scores t and y loading."""
+        k = self.k
+        self.weights[:, k], self.scores[:, k], self.tts[k], self.y_loadings[:, k] = self.deflate(a), t, t @ t, y_loading
+        self.k += 1
+
+    def coef(self, kernel: np.ndarray) -> np.ndarray:
+        loadings = self.scores / self.tts
+        return self.weights @ np.linalg.pinv(loadings.T @ kernel @ self.weights) @ self.y_loadings.T
 
 
 def _left_factor(y: np.ndarray) -> np.ndarray:
@@ -120,7 +141,7 @@ def fit_pls_nipals(
     y_loadings = np.zeros((q, n_components))
     for k in range(n_components):
         yk[:, np.all(np.abs(yk) < 10 * EPS, axis=0)] = 0.0  # targets explained to rounding are exhausted
-        w = _nipals_weights(xk, yk, tol, max_iter)
+        w = _nipals_weights(_Units(xk), yk, tol, max_iter)
         if w is None:  # every target's residual is constant: the remaining components are zero
             break
         w *= np.sign(w[np.argmax(np.abs(w))])
@@ -134,19 +155,79 @@ def fit_pls_nipals(
     return rotations @ y_loadings.T, x_mean, y_mean
 
 
-def _nipals_weights(xk: np.ndarray, yk: np.ndarray, tol: float, max_iter: int) -> np.ndarray | None:
-    """NIPALS power iterations for the first left singular vector of X_k'Y_k (None: Y_k is exhausted)."""
+def fit_pls_nipals_gram(
+    kernel: np.ndarray, y: np.ndarray, n_components: int, *, tol: float = 1e-6, max_iter: int = 500
+) -> tuple[np.ndarray, np.ndarray]:
+    """(dual coef A (n x q), y mean) of :func:`fit_pls_nipals`'s model from the centred training Gram matrix
+    (Xc Xc') alone, as :func:`fit_pls_gram`: the same iterations on w = X_k'a (their inner products a'K_k b, the
+    scores K_k a), X deflated as K_{k+1} = P K_k P (P = I - tt'/t't), Y explicitly. NIPALS' sign convention on w,
+    its largest entry positive, changes no prediction: the weight, scores and loadings flip together.
+    """
+    y_mean = y.mean(axis=0)
+    yk, kk = y - y_mean, kernel.copy()
+    parts = _DualParts(len(kernel), y.shape[1], n_components)
+    for _ in range(n_components):
+        yk[:, np.all(np.abs(yk) < 10 * EPS, axis=0)] = 0.0  # targets explained to rounding are exhausted
+        a = _nipals_weights(_Stimuli(kk), yk, tol, max_iter)
+        if a is None:  # every target's residual is constant: the remaining components are zero
+            break
+        t = kk @ a
+        tt = float(t @ t)
+        y_load = (t @ yk) / tt
+        yk -= np.outer(t, y_load)
+        parts.add(a, t, y_load)
+        kt = kk @ t
+        kk += np.outer(t, t) * (float(t @ kt) / tt**2) - (np.outer(t, kt) + np.outer(kt, t)) / tt
+    return parts.coef(kernel), y_mean
+
+
+class _Units:
+    """NIPALS' weights w in the units' space of X_k (n x p)."""
+
+    def __init__(self, xk: np.ndarray) -> None:
+        self.xk = xk
+
+    def lift(self, u: np.ndarray) -> np.ndarray:
+        return self.xk.T @ u
+
+    def inner(self, a: np.ndarray, b: np.ndarray) -> float:
+        return float(a @ b)
+
+    def scores(self, w: np.ndarray) -> np.ndarray:
+        return self.xk @ w
+
+
+class _Stimuli:
+    """NIPALS' weights w = X_k'a held as a over the stimuli, from K_k = X_k X_k' (n x n)."""
+
+    def __init__(self, kk: np.ndarray) -> None:
+        self.kk = kk
+
+    def lift(self, u: np.ndarray) -> np.ndarray:
+        return u
+
+    def inner(self, a: np.ndarray, b: np.ndarray) -> float:
+        return float(a @ (self.kk @ b))
+
+    def scores(self, a: np.ndarray) -> np.ndarray:
+        return self.kk @ a
+
+
+def _nipals_weights(space: _Units | _Stimuli, yk: np.ndarray, tol: float, max_iter: int) -> np.ndarray | None:
+    """NIPALS power iterations for the first left singular vector of X_k'Y_k, in ``space`` (None: Y_k is
+    exhausted).
+    """
     columns = np.flatnonzero(np.any(np.abs(yk) > EPS, axis=0))
     if columns.size == 0:
         return None
     u, previous = yk[:, columns[0]], None
     for _ in range(max_iter):
-        w = (xk.T @ u) / (u @ u)
-        w /= np.sqrt(w @ w) + EPS
-        t = xk @ w
+        w = space.lift(u) / (u @ u)
+        w /= np.sqrt(space.inner(w, w)) + EPS
+        t = space.scores(w)
         c = (yk.T @ t) / (t @ t)
         u = (yk @ c) / (c @ c + EPS)
-        if yk.shape[1] == 1 or (previous is not None and float((w - previous) @ (w - previous)) < tol):
+        if yk.shape[1] == 1 or (previous is not None and space.inner(w - previous, w - previous) < tol):
             return w
         previous = w
     warnings.warn(
