@@ -13,8 +13,10 @@ temporal generalization (train time x test time):
 --large adds 5000 x 1024 x 50 (ridge), where MNE takes minutes (run once, no repeats).
 --wide adds 300 x 4096 x 4 (ridge and logistic), with 2 and with 10 classes: a convolutional layer (BLT
       layer0: 16 maps of 16 x 16), more units than training trials, where rnnprobe (like sklearn) solves
-      ridge in its dual form, binary logistic regression by Newton's method in the samples' space and
-      multinomial logistic regression in the training samples' principal coordinates.
+      ridge in its dual form and logistic regression in the training samples' principal coordinates (binary
+      problems by Newton's method in the samples' space before the twenty-fifth session; a device's solver);
+      and the binary case over time with 20 permutations, rnnprobe's principal coordinates against its
+      samples' space Newton (the solver it used before), scores and null within 0.01.
 Times are CPU seconds of this process (time.process_time) and wall seconds.
 """
 
@@ -103,6 +105,40 @@ def case(n: int, p: int, steps: int, repeats: int, *, logistic: bool, classes: i
             results.add(f"logistic, {name}, generalization", "MNE", cpu_l, cpu_o, goal=1)
 
 
+def permutations_case(repeats: int, results=None) -> None:
+    """Binary logistic regression of a wide layer with 20 permutations: rnnprobe's CPU solver (the training
+    samples' principal coordinates) against its samples' space Newton (a device's solver, run on the CPU).
+    """
+    from rnnprobe import Recording
+    from rnnprobe.analysis import _logistic
+    from rnnprobe.analysis.decoding import decode
+
+    n, p, steps = 300, 4096, 4
+    rng = np.random.default_rng(0)
+    label = np.repeat(np.arange(2), n // 2)
+    x = rng.normal(size=(n, steps, p))
+    x[:, steps // 3 :, :8] += 0.3 * (2 * label[:, None, None] - 1)
+    rec = Recording({"h": x}, metadata={"label": label})
+    print(f"\n[{n} trials x {p} features x {steps} time points, 2 classes, 5-fold, over time, 20 permutations]")
+
+    def ours():
+        return decode(rec, "h", "label", estimator="logistic", n_permutations=20, progress=False)
+
+    coordinates_on = _logistic._coordinates_on
+    _logistic._coordinates_on = lambda device: False
+    try:
+        cpu_n, _, newton = timed(ours, repeats)
+    finally:
+        _logistic._coordinates_on = coordinates_on
+    cpu_c, _, now = timed(ours, repeats)
+    gap = max(np.abs(now.fold_scores - newton.fold_scores).max(), np.abs(now.null - newton.null).max())
+    assert gap <= 0.01, gap
+    print(f"  samples' space Newton {cpu_n:6.2f} s CPU   principal coordinates {cpu_c:6.3f} s CPU   "
+          f"{cpu_n / cpu_c:5.1f}x   largest score difference {gap:.4f}")  # fmt: skip
+    if results is not None:
+        results.add(f"logistic, {n} x {p} x {steps}, 20 permutations", "samples' space Newton", cpu_n, cpu_c)
+
+
 def main() -> None:
     print_machine()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -129,6 +165,7 @@ def main() -> None:
     if args.wide:
         case(300, 4096, 4, args.repeats, logistic=True, results=results)
         case(300, 4096, 4, args.repeats, logistic=True, classes=10, results=results)  # multinomial
+        permutations_case(args.repeats, results=results)
     if args.large:
         case(5000, 1024, 50, 1, logistic=False, results=results)
     results.save()

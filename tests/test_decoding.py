@@ -259,12 +259,24 @@ def _assert_sklearn_optimum(fit, x, label, folds, *, penalty, scale):
             np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
 
 
+def _device_solvers(monkeypatch) -> None:
+    """fit_logistic's solvers of wide problems on a device, run on the CPU."""
+    from rnnprobe.analysis import _logistic
+
+    monkeypatch.setattr(_logistic, "_coordinates_on", lambda device: False)
+
+
+@pytest.mark.parametrize("on_device", [False, True])
 @pytest.mark.parametrize(("classes", "scale"), [(2, True), (2, False), (3, False), (3, True)])
-def test_wide_logistic_fits_equal_sklearn_at_its_optimum(rng, classes, scale):
-    """More units than samples: binary problems are solved by Newton's method in the samples' space (exact
-    (n + 1) x (n + 1) systems), multinomial ones by conjugate gradients preconditioned through Woodbury's
+def test_wide_logistic_fits_equal_sklearn_at_its_optimum(rng, classes, scale, on_device, monkeypatch):
+    """More units than samples: on the CPU every problem is solved on each fold's principal coordinates; a
+    device's solvers (run here on the CPU) take binary problems by Newton's method in the samples' space (exact
+    (n + 1) x (n + 1) systems) and multinomial ones by conjugate gradients preconditioned through Woodbury's
     identity; the fits are sklearn's at a tight tolerance."""
     from rnnprobe.analysis._logistic import fit_logistic
+
+    if on_device:
+        _device_solvers(monkeypatch)
 
     n, steps, p = 45, 2, 70
     label = np.arange(n) % classes
@@ -303,10 +315,12 @@ def test_wide_multinomial_in_principal_coordinates_of_rank_deficient_steps(rng, 
 
 
 def test_wide_binary_target_sets_solved_in_groups_equal_one_batch(rng, monkeypatch):
-    """The samples' space solver takes the target sets (true, permuted, one of a single class in a training
-    set) in groups whose Newton systems fit its budget: the same fits as all at once."""
+    """The samples' space solver (a device's, run on the CPU) takes the target sets (true, permuted, one of a
+    single class in a training set) in groups whose Newton systems fit its budget: the same fits as all at once."""
     from rnnprobe.analysis import _logistic_dual
     from rnnprobe.analysis._logistic import fit_logistic
+
+    _device_solvers(monkeypatch)
 
     n, steps, p = 40, 2, 60
     label = np.arange(n) % 2
@@ -325,12 +339,14 @@ def test_wide_binary_target_sets_solved_in_groups_equal_one_batch(rng, monkeypat
 
 
 @pytest.mark.parametrize("tol", [1e-2, 1e-4])
-def test_wide_binary_fits_stop_where_the_gradient_norm_is_below_tol(rng, tol):
-    """The samples' space solver stops on the gradient of the mean loss in the units' space, sqrt(v'Kv) / n_train,
-    from the kernel alone: at loose tolerances (where a Newton step does not overshoot far below them) the fit's
-    gradient, brute force in the standardised units (Z'(p - y) + penalty w) / n_train, has Euclidean norm below
-    ``tol``, and it is not the start's."""
+def test_wide_binary_fits_stop_where_the_gradient_norm_is_below_tol(rng, tol, monkeypatch):
+    """The samples' space solver (a device's, run on the CPU) stops on the gradient of the mean loss in the
+    units' space, sqrt(v'Kv) / n_train, from the kernel alone: at loose tolerances (where a Newton step does not
+    overshoot far below them) the fit's gradient, brute force in the standardised units (Z'(p - y) + penalty w)
+    / n_train, has Euclidean norm below ``tol``, and it is not the start's."""
     from rnnprobe.analysis._logistic import fit_logistic
+
+    _device_solvers(monkeypatch)
 
     n, p, penalty = 40, 90, 0.5
     label = np.arange(n) % 2
@@ -347,9 +363,10 @@ def test_wide_binary_fits_stop_where_the_gradient_norm_is_below_tol(rng, tol):
 
 def test_binary_logistic_from_the_training_samples_kernel_equals_the_wide_fit(rng):
     """decode() of steps larger than a block fits binary logistic regression from the kernel of the standardised
-    training samples alone (Newton's method in the samples' space, its stopping test from the kernel): the decision
-    values K A + b on every sample equal those of fit_logistic on the states (1e-10), a set of one class included
-    (decisions -inf: it predicts class 0, as scikit-learn's classes present)."""
+    training samples alone (on its principal coordinates, as the in-memory fit of wide layers on the CPU): the
+    decision values K A + b on every sample equal those of fit_logistic on the states (to the solver's precision,
+    1e-6 of their range), a set of one class included (decisions -inf: it predicts class 0, as scikit-learn's
+    classes present)."""
     from rnnprobe.analysis._logistic import fit_logistic
     from rnnprobe.analysis.decoding_steps import _Job, kernel_decoder
 
@@ -364,7 +381,7 @@ def test_binary_logistic_from_the_training_samples_kernel_equals_the_wide_fit(rn
     job = _Job("logistic", "h", 0.5, True, "accuracy", 2, sets, [train], [], False, None)
     dual, offset = kernel_decoder(z @ z.T, train, slice(0, 3), job)
     got = (z @ z[train].T) @ dual + offset
-    np.testing.assert_allclose(got[:, :2], expected[:, :2], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(got[:, :2], expected[:, :2], rtol=0, atol=1e-6 * np.abs(expected[:, :2]).max())
     assert np.all(got[:, 2] == -np.inf) and np.all(expected[:, 2] == -np.inf)
     assert np.abs(expected[:, :2]).max() > 1  # decisions away from 0: a fit, not the start
 

@@ -19,13 +19,16 @@ the exact Hessian at the start (w = 0); one per time step serves every fold, bui
 matrix of all the block's samples that :class:`._linear.TimeBlock` shares with the ridge path
 (:meth:`_Problems._shared`). Centring on the fold's training mean
 makes the intercept's block of it diagonal (c n_train). With more units than samples (a
-convolutional layer), binary problems are solved by Newton's method in the samples' space instead
-(:mod:`._logistic_dual`: exact (n + 1) x (n + 1) systems, a few iterations); multinomial ones are, on
-the CPU, this solver's narrow problems on each fold's principal coordinates (:mod:`._logistic_coordinates`:
-the optimum lies in the training samples' span, so r <= n_train coordinates replace the p units, exactly:
-300 x 4 x 4096, 10 classes, 1.35 -> 0.34 s, against MNE with scikit-learn's lbfgs 0.71 s); on a device
-they keep this solver with the p x p inverses replaced by Woodbury's identity on n x n systems of the samples centred
-and scaled over all of them (any positive definite approximation preconditions; the fits are the same),
+convolutional layer), problems on the CPU are this solver's narrow problems on each fold's principal
+coordinates (:mod:`._logistic_coordinates`: the optimum lies in the training samples' span, so r <= n_train
+coordinates replace the p units, exactly: 300 x 4 x 4096, 10 classes, 1.35 -> 0.34 s, against MNE with
+scikit-learn's lbfgs 0.71 s; 2 classes with 20 permuted label sets, 3.4 -> 0.47 s against Newton's method in
+the samples' space). On a device, binary problems are solved by Newton's method in the samples' space
+(:mod:`._logistic_dual`: exact (n + 1) x (n + 1) systems, a few iterations, each a batch of Cholesky
+factors, which the conjugate gradients' products with the coordinates outrun on the CPU once there are a few
+target sets); multinomial ones keep this solver with the p x p inverses replaced by Woodbury's identity
+on n x n systems of the samples centred and scaled over all of them (any positive definite approximation
+preconditions; the fits are the same),
 weighted by the samples' current curvature at every Newton iteration (Böhning's bound is loose for
 them), factored in float32 (in float64 where a tiny penalty leaves them positive definite only there):
 200 x 10 x 512, 4 classes, 5 folds, 2.4 -> 0.9-1.2 s, then 0.57 -> 0.44 s in float32 (AMD EPYC, 1
@@ -378,6 +381,11 @@ def _iterative_fits(data: TimeBlock, folds: list[np.ndarray], y: torch.Tensor, p
     return (w @ to_logits.T).reshape(tb, f_count, p, -1), (b @ to_logits.T).reshape(tb, f_count, -1), moments
 
 
+def _coordinates_on(device: torch.device) -> bool:
+    """Whether wide problems are fitted in the training samples' coordinates (the CPU), or by the device's solvers."""
+    return device.type == "cpu"
+
+
 def fit_logistic(
     x: np.ndarray,
     y: np.ndarray,
@@ -419,11 +427,11 @@ def fit_logistic(
     per_step += 8 * n * p * 2 if wide else work_bytes(p, len(folds))
     per_step += 8 * len(folds) * n * n if kernels else 0  # (their Newton systems: _logistic_dual's budget)
     solver = dict(n_classes=n_classes, penalty=penalty, scale=scale, tol=tol, max_iter=max_iter, max_cg=max_cg)
-    coordinates = kernels and n_classes > 2  # whose blocks of steps run faster large (300 x 4 x 4096, 10 classes,
-    # AMD EPYC: 0.36 s in blocks of 256 MiB, 0.39 s in 32 MiB; 200 x 10 x 512, 4 classes: 0.23 and 0.29 s)
+    coordinates = kernels and _coordinates_on(device)  # whose blocks of steps run faster large (300 x 4 x 4096,
+    # 10 classes, AMD EPYC: 0.36 s in blocks of 256 MiB, 0.39 s in 32 MiB; 200 x 10 x 512, 4 classes: 0.23 and 0.29 s)
     for block in time_blocks(n_times, per_step, budget=BUDGET if coordinates else block_budget(device)):
         data = TimeBlock(x, block, device, folds, grams=not wide)
-        if coordinates:  # wide multinomial, CPU: the narrow problems of each fold's coordinates
+        if coordinates:  # wide, CPU: the narrow problems of each fold's coordinates
 
             def narrow(q: np.ndarray, y_train: np.ndarray) -> LinearFit:
                 return fit_logistic(q, y_train, [np.ones(len(q), dtype=bool)], device=device,

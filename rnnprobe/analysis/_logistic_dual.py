@@ -1,5 +1,5 @@
 """Binary logistic regression of wide data (more units than training samples) by Newton's method in
-the samples' space, for every (time step, fold, target set) of a block at once.
+the samples' space, for every (time step, fold, target set) of a block at once (on a device).
 
 The problem of :mod:`._logistic` (sklearn's ``LogisticRegression``, optionally after a
 ``StandardScaler``), minimise sum_i loss(z_i w + b, y_i) + penalty / 2 ||w||^2 over the training
@@ -15,11 +15,12 @@ K + penalty W^-1 (one per problem; eliminating db). Newton's method then converg
 each of which costs O(n^3) per problem, instead of the primal solver's dozens of products with the data
 (300 x 4 x 4096, 5 folds, AMD EPYC, 1 thread: see docs/benchmarks.md). It stops where the gradient of the
 mean loss in the units' space, Z'v / n_train with v = r + penalty a, is below ``tol`` in Euclidean norm,
-sqrt(v'Kv) / n_train, which bounds the max norm that the primal solver tests and needs no pass over the data
-(so the kernels alone fit the decoders: decode() of steps larger than a block sums them over blocks of
-units, :mod:`.decoding_steps`). The kernels are the main cost: one n_train x n_train x p product per fold
-and step. W is floored at 1e-12 (a direction from a larger curvature is still a descent direction; the line
-search and the stopping test use the exact objective and gradient).
+sqrt(v'Kv) / n_train, which bounds the max norm that the primal solver tests and needs no product with the
+data per iteration. The kernels are the main cost: one n_train x n_train x p product per fold and step.
+W is floored at 1e-12 (a direction from a larger curvature is still a descent direction; the line search
+and the stopping test use the exact objective and gradient). This is the solver of a device; on the CPU, the
+conjugate gradients on each fold's principal coordinates (:mod:`._logistic_coordinates`) are faster once there
+are a few target sets.
 """
 
 from __future__ import annotations
@@ -34,22 +35,9 @@ MIN_CURVATURE = 1e-12
 SYSTEM_BYTES = 2**28  # Newton systems and factors of one group of target sets: 256 MiB
 
 
-class Systems:
-    """Binary problems in the samples' space: kernels K (tb, F, N, N) of the training samples (centred and scaled),
-    padded to the largest training set N, ``valid`` (F, N, 1) marking real rows and 0/1 ``target`` (F, N, S).
-    """
-
-    def __init__(self, kernel: torch.Tensor, valid: torch.Tensor, target: torch.Tensor) -> None:
-        self.kernel, self.valid, self.target = kernel, valid, target
-
-    @property
-    def n_train(self) -> torch.Tensor:
-        return self.valid.sum(dim=(1, 2))[None, :, None]  # (1, F, 1)
-
-
-class _Kernels(Systems):
-    """The training samples of every fold of a time block, in the samples' space (:class:`Systems`), and the map
-    back to the units.
+class _Kernels:
+    """The training samples of every fold of a time block, in the samples' space: K_f (tb, F, N, N) padded
+    to the largest training set N (``valid`` marks real rows), targets, and the map back to the units.
     """
 
     def __init__(self, data: TimeBlock, folds: list[np.ndarray], y: torch.Tensor, *, scale: bool) -> None:
@@ -57,9 +45,9 @@ class _Kernels(Systems):
         self.data, self.moments = data, [data.fold(f, scale=scale) for f in range(len(folds))]
         self.rows = [torch.as_tensor(np.flatnonzero(train), device=device) for train in folds]
         big = max(len(rows) for rows in self.rows)
-        super().__init__(torch.zeros(tb, len(folds), big, big, dtype=torch.float64, device=device),
-                         torch.zeros(len(folds), big, 1, dtype=torch.float64, device=device),
-                         torch.zeros(len(folds), big, y.shape[1], dtype=torch.float64, device=device))  # fmt: skip
+        self.kernel = torch.zeros(tb, len(folds), big, big, dtype=torch.float64, device=device)
+        self.valid = torch.zeros(len(folds), big, 1, dtype=torch.float64, device=device)  # (F, N, 1)
+        self.target = torch.zeros(len(folds), big, y.shape[1], dtype=torch.float64, device=device)  # (F, N, S)
         # one buffer for every fold's training samples, centred and scaled in place (fresh arrays per fold
         # cost as much as the kernels' products: 300 x 4 x 4096, 5 folds, 0.14 s)
         buffer = torch.empty(tb * big * data.x.shape[2], dtype=torch.float64, device=device)
@@ -71,6 +59,7 @@ class _Kernels(Systems):
             self.kernel[:, f, : len(rows), : len(rows)] = matmul(z, z.mT)  # (tb, n_f, n_f)
             self.valid[f, : len(rows)] = 1.0
             self.target[f, : len(rows)] = y[rows].to(torch.float64)
+        self.n_train = self.valid.sum(dim=(1, 2))[None, :, None]  # (1, F, 1)
 
     def to_units(self, v: torch.Tensor) -> torch.Tensor:
         """Z_f' v_f for v (tb, F, N, S): (tb, F, p, S), through one product with the (centred) data."""
@@ -94,26 +83,16 @@ def dual_newton(
     solved in groups whose Newton systems (one N x N matrix per problem, with its factor) fit SYSTEM_BYTES.
     """
     k = _Kernels(data, folds, y, scale=scale)
-    a, b = solve_systems(k, free, penalty=penalty, tol=tol, max_iter=max_iter)
-    return k.to_units(a), b, k.moments
-
-
-def solve_systems(
-    k: Systems, free: torch.Tensor, *, penalty: float, tol: float, max_iter: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The coefficients a (tb, F, N, S) and b (tb, F, S) of every problem (w = Z'a), the target sets in groups whose
-    Newton systems (one N x N matrix per problem, with its factor) fit SYSTEM_BYTES; problems not ``free`` (F, S)
-    stay at zero.
-    """
     tb, n_folds, big, _ = k.kernel.shape
     group = max(1, SYSTEM_BYTES // (3 * 8 * tb * n_folds * big * big))
     parts = [_solve(k, slice(s, s + group), free[:, s : s + group], penalty=penalty, tol=tol, max_iter=max_iter)
-             for s in range(0, k.target.shape[2], group)]  # fmt: skip
-    return torch.cat([a for a, _ in parts], dim=3), torch.cat([b for _, b in parts], dim=2)
+             for s in range(0, y.shape[1], group)]  # fmt: skip
+    a, b = torch.cat([a for a, _ in parts], dim=3), torch.cat([b for _, b in parts], dim=2)
+    return k.to_units(a), b, k.moments
 
 
 def _solve(
-    k: Systems, sets: slice, free: torch.Tensor, *, penalty: float, tol: float, max_iter: int
+    k: _Kernels, sets: slice, free: torch.Tensor, *, penalty: float, tol: float, max_iter: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Newton's method in the samples' space for the target sets ``sets``: a (tb, F, N, S') and b (tb, F, S')."""
     target = k.target[..., sets]
@@ -152,7 +131,7 @@ def _solve(
 
 
 def _newton_step(
-    k: Systems, prob: torch.Tensor, v: torch.Tensor, a: torch.Tensor, penalty: float
+    k: _Kernels, prob: torch.Tensor, v: torch.Tensor, a: torch.Tensor, penalty: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The exact Newton step (da (tb, F, N, S), db (tb, F, S)) of every problem, by eliminating db from the
     saddle-point system above: da = M^-1 (c - 1 db), 1'da = -1'a, M = K + penalty W^-1, c = -W^-1 v.

@@ -611,8 +611,7 @@ def decode(
     device : str, optional
         Torch device of the fast path's arithmetic, e.g. "cuda"; default the CPU. Ridge decoders of a
         dask-backed step larger than a block (256 MiB) are fitted on the CPU from its blocks whatever the
-        device, and so is binary logistic regression of such steps with fewer stimuli than units (logistic
-        regression of more classes reads them whole on another device).
+        device (logistic regression reads such steps whole on another device).
 
     Returns
     -------

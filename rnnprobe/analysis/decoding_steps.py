@@ -17,12 +17,10 @@ cross-decoding) in blocks, by whichever of two exact forms of ridge holds less:
   The step is read once per group of folds whose kernels fit in BLOCK_BYTES (one group for 5 folds of up
   to 2896 stimuli), once more for the patterns. Cross-decoding: one decoder of every training stimulus,
   scored on the test recording's stimuli through the kernel across the two, Z_test Z' (the test states
-  centred and scaled by the training moments), summed over the same blocks of units. Logistic regression
-  takes this form too, as its in-memory fit of wide layers: 2 classes by Newton's method in the samples' space
-  on K_f[train, train] (:mod:`._logistic_dual`, whose stopping test needs the kernel only), giving A and b;
-  more classes (on the CPU) by each fold's multinomial problem on the principal coordinates U S of
-  K_f[train, train] (:mod:`._logistic_coordinates`), whose solution beta gives A = U S^-1 beta in place of
-  ridge's (decisions K_f[test, train] A + b).
+  centred and scaled by the training moments), summed over the same blocks of units. Logistic regression on
+  the CPU takes this form too, as its in-memory fit of wide layers (:mod:`._logistic_coordinates`): each fold's
+  problem on the principal coordinates U S of K_f[train, train], whose solution beta gives A = U S^-1 beta in
+  place of ridge's (decisions K_f[test, train] A + b).
 - **More stimuli than folds x units: sums, over blocks of stimuli.** Each fold's test samples' count,
   sums, Gram matrix (units x units) and products with the targets' codes (:mod:`._ridge_sums`), where the
   folds partition the stimuli as k-fold's do, give every fold's decoder (a training set's sums are the other
@@ -39,8 +37,8 @@ in-memory fits). The folds and permutations are the plan's, so the results equal
 to 1e-10; logistic regression's patterns to its solver's precision, 1e-6 relative). The generalization matrix
 of such steps is :mod:`.decoding_steps_matrix`'s, from the same two forms.
 Other decoders, logistic regression of more stimuli than units (its in-memory fit iterates over the
-units' space, a pass over the step per iteration) and ridge of steps whose folds' Gram matrices would be larger
-than the step (stimuli between units and folds x units) read whole steps.
+units' space, a pass over the step per iteration) or on a device, and ridge of steps whose folds' Gram matrices
+would be larger than the step (stimuli between units and folds x units) read whole steps.
 """
 
 from __future__ import annotations
@@ -65,8 +63,8 @@ if TYPE_CHECKING:  # pragma: no cover
 def large_steps(recording: Recording, plan: _Plan) -> str | None:
     """How decode() reads ``recording``'s steps (and the test recording's, cross-decoding), one of them larger
     than BLOCK_BYTES in float64 (over time, or the generalization matrix): "units" (blocks of units; kernels,
-    stimuli x stimuli) with fewer stimuli than units, for ridge, binary logistic regression and logistic
-    regression of more classes on the CPU (whose in-memory fits then work in the kernels' space too); "stimuli"
+    stimuli x stimuli) with fewer stimuli than units, for ridge, and for logistic regression on the CPU (whose
+    in-memory fit then works in the kernels' coordinates too); "stimuli"
     (blocks of stimuli; sums, a units x units Gram matrix per fold) for ridge where the sums are smaller than the
     step (folds x units < stimuli; (folds + 1) x units where the folds do not partition the stimuli: their training
     sums and every stimulus's); None: whole steps.
@@ -77,9 +75,9 @@ def large_steps(recording: Recording, plan: _Plan) -> str | None:
     n_tested = 0 if plan.test is None else plan.test.n_stimuli
     if 8 * max(n, n_tested) * p <= blockwise.BLOCK_BYTES:
         return None
-    if plan.spec.kind == "logistic":  # as in memory (its wide fits): in the training samples' space
-        on_cpu = plan.device is None or plan.device.type == "cpu"  # (multinomial fits on a device: Woodbury's)
-        return "units" if n < p and (plan.n_classes == 2 or on_cpu) else None
+    if plan.spec.kind == "logistic":  # as in memory (its wide fits on the CPU): the training samples' coordinates
+        on_cpu = plan.device is None or plan.device.type == "cpu"
+        return "units" if n < p and on_cpu else None
     if n < p:
         return "units"
     _, members = sum_slots([train for train, _ in plan.folds], [test for _, test in plan.folds], n,
@@ -256,32 +254,12 @@ def kernel_decoder(kernel: np.ndarray, train: np.ndarray, sets: slice, job: _Job
     regression: :func:`_logistic_in_coordinates`.
     """
     if job.kind == "logistic":
-        fit = _binary_on_kernel if job.n_classes == 2 else _logistic_in_coordinates
-        return fit(kernel[np.ix_(train, train)], job.sets[train, sets], job)
+        return _logistic_in_coordinates(kernel[np.ix_(train, train)], job.sets[train, sets], job)
     return dual_of(kernel, train, _code(job.sets[:, sets], job.n_classes), job.penalty)
 
 
-def _binary_on_kernel(kernel: np.ndarray, y: np.ndarray, job: _Job) -> tuple[np.ndarray, np.ndarray]:
-    """Binary logistic regression of every target set (``y`` (n, sets) of 0/1) from the training samples' kernel
-    (n x n), as the in-memory fit of wide layers: Newton's method in the samples' space (:mod:`._logistic_dual`),
-    a (n, sets) and b (sets,); a set of one class predicts it (a = 0, b = +-inf; :func:`.mask_absent_classes`).
-    """
-    from ._linear import LinearFit
-    from ._logistic import MAX_ITER, TOL, classes_present, mask_absent_classes
-    from ._logistic_dual import Systems, solve_systems
-
-    present = classes_present(y, [np.ones(len(y), dtype=bool)], 2)  # (1 fold, sets, 2)
-    systems = Systems(torch.from_numpy(kernel)[None, None], torch.ones(1, len(y), 1, dtype=torch.float64),
-                      torch.from_numpy(y[None].astype(np.float64)))  # fmt: skip
-    a, b = solve_systems(systems, torch.from_numpy(present.all(axis=-1)), penalty=job.penalty, tol=TOL,
-                         max_iter=MAX_ITER)  # fmt: skip
-    fit = LinearFit(a.numpy().transpose(1, 0, 2, 3).copy(), b.numpy().transpose(1, 0, 2).copy())  # (1, 1, ...)
-    mask_absent_classes(fit, present)
-    return fit.coef[0, 0], fit.intercept[0, 0]
-
-
 def _logistic_in_coordinates(kernel: np.ndarray, y: np.ndarray, job: _Job) -> tuple[np.ndarray, np.ndarray]:
-    """Multinomial logistic regression of every target set (``y`` (n, sets) classes) from the training samples'
+    """Logistic regression of every target set (``y`` (n, sets) classes) from the training samples'
     kernel (n x n), as the in-memory fit of wide layers (:mod:`._logistic_coordinates`): the narrow problem on
     the samples' principal coordinates Q = U S (the kernel's eigenvectors and square roots of eigenvalues) by
     :func:`._logistic.fit_logistic`, then beta mapped back to A = U S^-1 beta (w = Z' A).

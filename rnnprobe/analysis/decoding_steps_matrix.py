@@ -8,7 +8,7 @@ blocks:
 
 1. **Fit**, a task per training step, in the form of :mod:`.decoding_steps`: with fewer stimuli than units, the
    folds' kernels K_f = Z_f Z_f' summed over blocks of units and the dual coefficients A_f = (K_f[train, train]
-   + alpha I)^-1 (Y - mean Y) (logistic regression: Newton's a, or U S^-1 beta) of every target set (stimuli x
+   + alpha I)^-1 (Y - mean Y) (logistic regression: U S^-1 beta) of every target set (stimuli x
    columns, kept in place of the step's weights, which are larger); with more stimuli than folds x units, each
    fold's sums over blocks of stimuli and its decoder's weights (units x columns). Haufe patterns as decode() over
    time computes them.
