@@ -1,7 +1,7 @@
 """Decoding and encoding from a layer on disk whose single time step is larger than a block (issue 20, goal 4).
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/dask_large_steps.py [--steps 2] [--dir /path]
-      [--only wide|tall|encoding|wide-matrix|tall-matrix|wide-logistic|wide-binary|tall-shuffled]
+      [--only wide|tall|encoding|wide-matrix|tall-matrix|wide-logistic|wide-binary|tall-shuffled|between]
 
 Layers (float32, 10 classes) are saved to a store each and opened dask-backed; one step of each is more
 than a block (``blockwise.BLOCK_BYTES``, 256 MiB) as the analysis holds it:
@@ -9,7 +9,9 @@ than a block (``blockwise.BLOCK_BYTES``, 256 MiB) as the analysis holds it:
 - wide: a convolutional layer of 32 maps of 32 x 32 (32,768 units) on 2000 stimuli (0.52 GB a step in
   float64, as decode reads it);
 - tall: 8 maps of 16 x 16 (2048 units) on 20,000 stimuli (0.33 GB a step in float64);
-- encoding: the wide layer on 4000 stimuli (0.52 GB a step in float32, as fit_encoding reads it).
+- encoding: the wide layer on 4000 stimuli (0.52 GB a step in float32, as fit_encoding reads it);
+- between: 16 maps of 16 x 16 (4096 units) on 10,000 stimuli (0.33 GB a step in float64): more stimuli than
+  twice the units but fewer than 5 folds x units, whose 5 Gram matrices (0.67 GB) do not fit in a block.
 
 Each case runs on a LocalCluster of one worker process (1 thread) two ways, a fresh cluster per way:
 
@@ -27,7 +29,9 @@ and each test step's decision values from blocks). ``wide-logistic``: the wide c
 ``wide-binary``: the same with 2 classes (the label's halves, 0-4 and 5-9; in blocks: Newton's method on each
 fold's kernel, as in memory).
 ``tall-shuffled``: the tall case with 5 shuffled splits (``ShuffleSplit(5, test_size=0.2)``, no partition; in
-blocks: each split's training sums and every stimulus's). Both ways are checked equal first (1e-10; encoding
+blocks: each split's training sums and every stimulus's). ``between``: ridge decoding of the between layer (in
+blocks: every stimulus's sums in a pass, held, then each fold's test sums a pass each, the decisions in a last;
+before the twenty-fifth session such steps were read whole). Both ways are checked equal first (1e-10; encoding
 1e-8, see ``compare``). Printed: the machine, each way's time and the worker's peak resident memory.
 """
 
@@ -58,6 +62,7 @@ CASES = {
     "wide-logistic": (2000, (32, 32, 32)),
     "wide-binary": (2000, (32, 32, 32)),
     "tall-shuffled": (20_000, (8, 16, 16)),
+    "between": (10_000, (16, 16, 16)),
 }  # -matrix: generalize=True; -logistic, -binary: estimator="logistic"; -shuffled: ShuffleSplit folds
 
 

@@ -701,13 +701,14 @@ def test_decoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
     got = decode(Recording.load(tmp_path / "wide.zarr", chunks=20), "h", "label", **settings)
     for name in ("fold_scores", "null", "patterns"):
         np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=0, atol=1e-10)
-    monkeypatch.setattr(blockwise, "BLOCK_BYTES", 1000)  # the 5 folds' sums of 12 units: smaller than 61 stimuli
-    for n, expected_how in [(40, None), (60, None), (61, "stimuli")]:
+    monkeypatch.setattr(blockwise, "BLOCK_BYTES", 1000)  # 12 units: a fold's sums and every stimulus's a pass
+    for n, expected_how in [(15, None), (24, None), (25, "stimuli"), (61, "stimuli")]:
         small = Recording({"h": np.zeros((n, 1, 2, 6))}, metadata={"label": np.arange(n) % 3})
         assert decoding_steps.large_steps(small, _decode_plan(small, "ridge")) == expected_how
     reads.clear()
     partitioned = [(np.setdiff1d(np.arange(230), test)[10:], test) for test in np.array_split(np.arange(230), 5)]
-    splits = [
+    splits = [  # 6 units: the sums of 3 slots a pass (1000 bytes), so the folds go in groups with every stimulus's
+        5,  # k-fold: each group's test sums and every stimulus's (a partition's sums, grouped)
         ShuffleSplit(3, test_size=0.3, random_state=0),
         ShuffleSplit(3, test_size=0.3, train_size=0.5, random_state=1),
         partitioned,  # test sets that partition the stimuli, training sets that leave 10 out: no subtraction
@@ -867,6 +868,37 @@ def _cross_decoded(tmp_path, trained: tuple, held: tuple, settings: dict):
         for name in ("fold_scores", "null", "patterns", "test_times"):
             np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=0, atol=1e-10)
     return expected
+
+
+def test_slot_groups_sum_every_stimulus_once_then_groups_of_folds_where_the_sums_do_not_fit(monkeypatch):
+    """Ridge's sums over blocks of stimuli in passes whose Gram matrices fit in a block: one pass where they all do;
+    else every stimulus's sums first (held), then groups of folds that fit beside them (a partition's test sets and
+    test sets of complementary training sets as ComplementGroup, other training sets as TrainingGroup), one fold a
+    group at least; cross-decoding's one slot unchanged."""
+    from rnnprobe.analysis import blockwise
+    from rnnprobe.analysis._ridge_sums import ComplementGroup, FoldSums, TrainingGroup
+    from rnnprobe.analysis.decoding_steps import held_slots, slot_groups
+
+    n, p = 50, 6
+    tests = np.array_split(np.arange(n), 5)
+    trains = [np.setdiff1d(np.arange(n), test) for test in tests]
+    groups = slot_groups(trains, tests, n, p, cross=False)  # 5 Gram matrices of 288 bytes: one pass
+    assert [kind for kind, _ in groups] == [FoldSums] and len(groups[0][1]) == 5 and held_slots(groups) == 5
+    monkeypatch.setattr(blockwise, "BLOCK_BYTES", 3 * 8 * p * p)  # 3 slots a pass: 2 folds beside every stimulus
+    groups = slot_groups(trains, tests, n, p, cross=False)
+    assert [kind for kind, _ in groups] == [FoldSums, ComplementGroup, ComplementGroup, ComplementGroup]
+    assert [[len(rows) for rows in members] for _, members in groups] == [[n], [10, 10], [10, 10], [10]]
+    np.testing.assert_array_equal(groups[2][1][0], tests[2])
+    assert held_slots(groups) == 3
+    short = [train[5:] for train in trains]  # training sets that are not the rest: their own sums
+    groups = slot_groups(short, tests, n, p, cross=False)
+    assert [kind for kind, _ in groups] == [FoldSums, TrainingGroup, TrainingGroup, TrainingGroup]
+    np.testing.assert_array_equal(groups[3][1][0], short[4])
+    monkeypatch.setattr(blockwise, "BLOCK_BYTES", 8 * p * p)  # one slot a pass: still a fold beside every stimulus
+    groups = slot_groups(trains, tests, n, p, cross=False)
+    assert [len(members) for _, members in groups] == [1] * 6 and held_slots(groups) == 2
+    [(kind, members)] = slot_groups(trains, tests, n, p, cross=True)
+    assert kind is FoldSums and len(members) == 1 and len(members[0]) == n
 
 
 def _decode_plan(recording: Recording, estimator: str):

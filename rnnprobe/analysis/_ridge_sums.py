@@ -6,7 +6,9 @@ folds' test sets partition the samples (k-fold), a training set's sums are the t
 so sums per fold's test set are all there is to accumulate (:class:`FoldSums`, over blocks of samples that
 may be read anywhere) before :func:`solve_folds` solves every fold's decoder, as the in-memory fit solves
 it. Folds that do not partition the samples also accumulate every sample's sums (:class:`ComplementSums`),
-or each training set's where it is not the rest of the samples (:class:`TrainingSums`). Used by blockwise
+or each training set's where it is not the rest of the samples (:class:`TrainingSums`). Where the folds' Gram
+matrices do not fit in memory together, folds are summed a group at a time beside every sample's sums, summed
+once (:class:`ComplementGroup`, :class:`TrainingGroup`). Used by blockwise
 memory decay (samples: (stimulus, step) pairs of a lag) and by the blockwise decoding of steps larger than a
 block (samples: the stimuli at one step).
 """
@@ -87,6 +89,34 @@ class TrainingSums(_WithEverySample):
     def training(self, f: int | None) -> tuple[np.ndarray, ...]:
         """(count, x, y, gram, cross) of fold f's training samples, or of every sample (``f`` None)."""
         return tuple(getattr(self, k)[-1 if f is None else f] for k in FIELDS)
+
+
+class _Group(FoldSums):
+    """A group of folds' sums, with every sample's sums (count, x, y, gram, cross) held apart in ``every``, summed
+    once for all the groups.
+    """
+
+    every: tuple[np.ndarray, ...] = ()
+
+
+class ComplementGroup(_Group):
+    """A group of folds' test sums (training sets: the rest of the samples): a training set's sums are every
+    sample's minus its test set's.
+    """
+
+    def training(self, f: int | None) -> tuple[np.ndarray, ...]:
+        """(count, x, y, gram, cross) of fold f's training samples, or of every sample (``f`` None)."""
+        if f is None:
+            return self.every
+        return tuple(every - getattr(self, k)[f] for every, k in zip(self.every, FIELDS, strict=True))
+
+
+class TrainingGroup(_Group):
+    """A group of folds' training sums (training sets that are not the rest of the samples)."""
+
+    def training(self, f: int | None) -> tuple[np.ndarray, ...]:
+        """(count, x, y, gram, cross) of fold f's training samples, or of every sample (``f`` None)."""
+        return self.every if f is None else tuple(getattr(self, k)[f] for k in FIELDS)
 
 
 def solve_folds(sums: FoldSums, centre: np.ndarray, *, penalty: float, scale: bool) -> tuple[np.ndarray, np.ndarray]:

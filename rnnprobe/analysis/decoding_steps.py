@@ -21,15 +21,18 @@ cross-decoding) in blocks, by whichever of two exact forms of ridge holds less:
   the CPU takes this form too, as its in-memory fit of wide layers (:mod:`._logistic_coordinates`): each fold's
   problem on the principal coordinates U S of K_f[train, train], whose solution beta gives A = U S^-1 beta in
   place of ridge's (decisions K_f[test, train] A + b).
-- **More stimuli than folds x units: sums, over blocks of stimuli.** Each fold's test samples' count,
+- **More stimuli than twice the units: sums, over blocks of stimuli.** Each fold's test samples' count,
   sums, Gram matrix (units x units) and products with the targets' codes (:mod:`._ridge_sums`), where the
   folds partition the stimuli as k-fold's do, give every fold's decoder (a training set's sums are the other
   folds'); folds that do not (shuffled splits, repeated k-fold) also sum every stimulus (a training set's sums
-  are then every stimulus's minus its test set's, or its own where it is not the rest; then more stimuli than
-  (folds + 1) x units). A second pass scores each
+  are then every stimulus's minus its test set's, or its own where it is not the rest). Where the folds' Gram
+  matrices do not fit in BLOCK_BYTES together (wide layers: 5 of 4096 units take 671 MB), every stimulus's
+  sums are summed first and held, then the folds in groups that fit beside them, a pass each
+  (:func:`slot_groups`; at least one fold a group, so more stimuli than 2 x units keep the sums smaller than
+  the step). A last pass scores each
   block's stimuli under the decoders of the folds that test them (cross-decoding: the test recording's
   stimuli under the decoder of every training stimulus). The patterns come from the sums. Target sets (true
-  and permuted) whose products with the states do not fit in BLOCK_BYTES together are taken in groups, two
+  and permuted) whose products with the states do not fit in BLOCK_BYTES together are taken in groups, their
   passes each.
 
 The true and the permuted targets are columns of the same solves, on the CPU (numpy; ``device`` is for the
@@ -37,8 +40,8 @@ in-memory fits). The folds and permutations are the plan's, so the results equal
 to 1e-10; logistic regression's patterns to its solver's precision, 1e-6 relative). The generalization matrix
 of such steps is :mod:`.decoding_steps_matrix`'s, from the same two forms.
 Other decoders, logistic regression of more stimuli than units (its in-memory fit iterates over the
-units' space, a pass over the step per iteration) or on a device, and ridge of steps whose folds' Gram matrices
-would be larger than the step (stimuli between units and folds x units) read whole steps.
+units' space, a pass over the step per iteration) or on a device, and ridge of steps whose sums would be
+larger than the step (stimuli between units and twice the units) read whole steps.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ import torch
 
 from . import _scores, blockwise
 from ._linear import inverse_std
-from ._ridge_sums import ComplementSums, FoldSums, TrainingSums, solve, solve_folds
+from ._ridge_sums import ComplementGroup, ComplementSums, FoldSums, TrainingGroup, TrainingSums, solve, solve_folds
 from .decoding import _code, code_columns
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -65,9 +68,10 @@ def large_steps(recording: Recording, plan: _Plan) -> str | None:
     than BLOCK_BYTES in float64 (over time, or the generalization matrix): "units" (blocks of units; kernels,
     stimuli x stimuli) with fewer stimuli than units, for ridge, and for logistic regression on the CPU (whose
     in-memory fit then works in the kernels' coordinates too); "stimuli"
-    (blocks of stimuli; sums, a units x units Gram matrix per fold) for ridge where the sums are smaller than the
-    step (folds x units < stimuli; (folds + 1) x units where the folds do not partition the stimuli: their training
-    sums and every stimulus's); None: whole steps.
+    (blocks of stimuli; sums, a units x units Gram matrix per fold) for ridge where the sums held at once
+    (:func:`slot_groups`) are smaller than the step: folds x units < stimuli ((folds + 1) x units where the folds do
+    not partition the stimuli), or, where the folds' Gram matrices do not fit in BLOCK_BYTES together, (group + 1) x
+    units < stimuli; None: whole steps.
     """
     if plan.spec is None or plan.spec.kind not in ("ridge", "logistic"):
         return None
@@ -80,9 +84,9 @@ def large_steps(recording: Recording, plan: _Plan) -> str | None:
         return "units" if n < p and on_cpu else None
     if n < p:
         return "units"
-    _, members = sum_slots([train for train, _ in plan.folds], [test for _, test in plan.folds], n,
-                           cross=plan.test is not None)  # fmt: skip
-    return "stimuli" if len(members) * p < n else None
+    groups = slot_groups([train for train, _ in plan.folds], [test for _, test in plan.folds], n, p,
+                         cross=plan.test is not None)  # fmt: skip
+    return "stimuli" if held_slots(groups) * p < n else None
 
 
 def sum_slots(
@@ -105,6 +109,30 @@ def sum_slots(
         return FoldSums, [np.asarray(test) for test in tests]
     members = [np.asarray(rows) for rows in (tests if complements else trains)]
     return (ComplementSums if complements else TrainingSums), [*members, every]
+
+
+def slot_groups(
+    trains: list[np.ndarray], tests: list[np.ndarray], n: int, p: int, *, cross: bool
+) -> list[tuple[type[FoldSums], list[np.ndarray]]]:
+    """The slots of :func:`sum_slots` in groups summed a pass each: one group where their Gram matrices (p x p a
+    slot) fit in BLOCK_BYTES together; else every stimulus's sums first, summed once and held, then groups of
+    folds whose Gram matrices fit beside them (one fold at least; memory: 2 p^2), their sums a training set's
+    complement (a partition's test sets, or test sets whose training sets are the rest: :class:`ComplementGroup`)
+    or its own (:class:`TrainingGroup`).
+    """
+    kind, members = sum_slots(trains, tests, n, cross=cross)
+    per_pass = blockwise.BLOCK_BYTES // (8 * p * p)
+    if cross or len(members) <= per_pass:
+        return [(kind, members)]
+    folds = members if kind is FoldSums else members[:-1]
+    size = max(1, per_pass - 1)
+    group = TrainingGroup if kind is TrainingSums else ComplementGroup
+    return [(FoldSums, [np.arange(n)]), *((group, folds[a : a + size]) for a in range(0, len(folds), size))]
+
+
+def held_slots(groups: list[tuple[type[FoldSums], list[np.ndarray]]]) -> int:
+    """The most slots of sums held at once in :func:`slot_groups`' passes (every stimulus's beside a group's)."""
+    return max(len(members) for _, members in groups) + (len(groups) > 1)
 
 
 def _complements(folds: list, n: int) -> bool:
@@ -323,12 +351,12 @@ def _by_stimuli(
     x = blockwise.step_states(recording, job.layer, positions[0])
     tested = None if test is None else blockwise.step_states(test, job.layer, positions[1])
     n, p, cross = x.shape[0], int(np.prod(x.shape[1:])), tested is not None
-    blocks, slots, centre = stimulus_reads(x, job, cross=cross)
+    blocks, groups, centre = stimulus_reads(x, job, cross=cross)
     scores, haufe = np.empty((len(job.tests), job.sets.shape[1])), None
     n_decided = n if tested is None else tested.shape[0]
-    for sets in _set_groups(job.sets.shape[1], job.columns * (3 * len(slots[1]) * p + n + n_decided)):
-        sums = fold_sums(x, blocks, slots, centre, _code(job.sets[:, sets], job.n_classes), job)
-        coef, intercept = decoders_of(sums, centre, job, cross=cross)
+    for sets in _set_groups(job.sets.shape[1], job.columns * (3 * held_slots(groups) * p + n + n_decided)):
+        coef, intercept, sums = stimulus_decoders(x, blocks, groups, centre, _code(job.sets[:, sets], job.n_classes),
+                                                  job, cross=cross)  # fmt: skip
         if tested is None:
             decisions = fold_decisions(x, blocks, job.tests, coef, intercept, job.layer)
             for f, (test_rows, decision) in enumerate(zip(job.tests, decisions, strict=True)):
@@ -342,14 +370,35 @@ def _by_stimuli(
     return scores, haufe
 
 
-def stimulus_reads(x: Any, job: _Job, *, cross: bool) -> tuple[list[slice], tuple, np.ndarray]:
-    """(blocks, slots, centre) of a step read in blocks of stimuli: the blocks, the sums' class and the stimuli of
-    each of its slots (:func:`sum_slots`) and the first block's mean (the sums' centre, for precision).
+def stimulus_reads(x: Any, job: _Job, *, cross: bool) -> tuple[list[slice], list[tuple], np.ndarray]:
+    """(blocks, groups, centre) of a step read in blocks of stimuli: the blocks, the groups of slots summed a pass
+    each (:func:`slot_groups`: the sums' class, the stimuli of each slot) and the first block's mean (the sums'
+    centre, for precision).
     """
     n, p = x.shape[0], int(np.prod(x.shape[1:]))
     blocks = blockwise.stimulus_blocks(n, p, x.chunks[0][0])
-    slots = sum_slots(job.trains, job.tests, n, cross=cross)
-    return blocks, slots, blockwise.read_values(x, (blocks[0],), job.layer).mean(axis=0)
+    groups = slot_groups(job.trains, job.tests, n, p, cross=cross)
+    return blocks, groups, blockwise.read_values(x, (blocks[0],), job.layer).mean(axis=0)
+
+
+def stimulus_decoders(
+    x: Any, blocks: list[slice], groups: list[tuple], centre: np.ndarray, codes: np.ndarray, job: _Job, *, cross: bool
+) -> tuple[np.ndarray, np.ndarray, FoldSums]:
+    """Every fold's decoder (coef (folds, p, columns), intercept (folds, columns); ``cross``: the decoder of every
+    stimulus, as the one fold) from the sums of each group of slots (:func:`slot_groups`, a pass each), and the last
+    group's sums (whose ``training(None)``, every stimulus's, the patterns use).
+    """
+    parts, every, sums = [], None, None
+    for kind, members in groups:
+        sums = None  # (the last group's sums released before the next group's are summed)
+        sums = fold_sums(x, blocks, (kind, members), centre, codes, job)
+        if len(groups) > 1 and every is None:  # every stimulus's sums, held for the groups of folds after them
+            every = sums.training(None)
+            continue
+        if every is not None:
+            sums.every = every
+        parts.append(decoders_of(sums, centre, job, cross=cross))
+    return np.concatenate([coef for coef, _ in parts]), np.concatenate([intercept for _, intercept in parts]), sums
 
 
 def fold_sums(x: Any, blocks: list[slice], slots: tuple, centre: np.ndarray, codes: np.ndarray, job: _Job) -> FoldSums:

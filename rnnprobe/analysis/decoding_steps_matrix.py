@@ -37,14 +37,13 @@ from .decoding import _code
 from .decoding_steps import (
     _Job,
     _patterns_from_sums,
-    decoders_of,
     fold_decisions,
     fold_kernels,
-    fold_sums,
     job_of,
     kernel_decoder,
     patterns_of,
     standardised,
+    stimulus_decoders,
     stimulus_reads,
 )
 
@@ -105,9 +104,10 @@ def _fit_step(position: int, recording: Recording, job: _Job, fits: slice, how: 
     x = blockwise.step_states(recording, job.layer, position)
     cross, patterns = job.y_test is not None, job.patterns and fits.start == 0
     if how == "stimuli":
-        blocks, slots, centre = stimulus_reads(x, job, cross=cross)
-        sums = fold_sums(x, blocks, slots, centre, _code(job.sets[:, fits], job.n_classes), job)
-        return decoders_of(sums, centre, job, cross=cross), _patterns_from_sums(sums, centre, job) if patterns else None
+        blocks, groups, centre = stimulus_reads(x, job, cross=cross)
+        coef, intercept, sums = stimulus_decoders(x, blocks, groups, centre, _code(job.sets[:, fits], job.n_classes),
+                                                  job, cross=cross)  # fmt: skip
+        return (coef, intercept), _patterns_from_sums(sums, centre, job) if patterns else None
     trains = [np.asarray(train) for train in job.trains]
     if patterns and not cross:  # the decoder of every sample (cross-decoding: the one fold's)
         trains.append(np.arange(x.shape[0]))
