@@ -705,22 +705,29 @@ def test_decoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
     for n, expected_how in [(15, None), (24, None), (25, "stimuli"), (61, "stimuli")]:
         small = Recording({"h": np.zeros((n, 1, 2, 6))}, metadata={"label": np.arange(n) % 3})
         assert decoding_steps.large_steps(small, _decode_plan(small, "ridge")) == expected_how
+    label = np.arange(230) % 3
+    grouped = rng.normal(size=(230, 2, 4, 10)) * rng.uniform(0.5, 3, size=(4, 10)) + 5
+    grouped[:, 1, 0, :3] += label[:, None] * 0.7
+    Recording({"h": grouped}, metadata={"label": label}).save(tmp_path / "grouped.zarr")
+    whole, chunked = Recording.load(tmp_path / "grouped.zarr"), Recording.load(tmp_path / "grouped.zarr", chunks=30)
+    monkeypatch.setattr(blockwise, "BLOCK_BYTES", 3 * 8 * 40 * 40)  # 40 units: the sums of 3 slots a pass
     reads.clear()
     partitioned = [(np.setdiff1d(np.arange(230), test)[10:], test) for test in np.array_split(np.arange(230), 5)]
-    splits = [  # 6 units: the sums of 3 slots a pass (1000 bytes), so the folds go in groups with every stimulus's
-        5,  # k-fold: each group's test sums and every stimulus's (a partition's sums, grouped)
-        ShuffleSplit(3, test_size=0.3, random_state=0),
-        ShuffleSplit(3, test_size=0.3, train_size=0.5, random_state=1),
+    splits = [  # the folds in groups beside every stimulus's sums, summed first (their Gram matrices do not fit)
+        5,  # k-fold: each group's test sums (a partition's, grouped: every stimulus's minus a test set's)
+        ShuffleSplit(3, test_size=0.3, random_state=0),  # test sets that overlap: the same
+        ShuffleSplit(3, test_size=0.3, train_size=0.5, random_state=1),  # each group's training sums
         partitioned,  # test sets that partition the stimuli, training sets that leave 10 out: no subtraction
     ]
-    for cv, generalize in itertools.product(splits, (False, True)):  # folds that are no partition: each fold's
-        # test sums and every stimulus's, or (training sets that are not the rest) each fold's training sums
+    for cv, generalize in itertools.product(splits, (False, True)):
         settings = {"cv": cv, "n_permutations": 3, "patterns": True, "generalize": generalize, "progress": False}
         shuffled, reference = decode(chunked, "h", "label", **settings), decode(whole, "h", "label", **settings)
         for name in ("fold_scores", "null", "patterns"):
             np.testing.assert_allclose(getattr(shuffled, name), getattr(reference, name), rtol=0, atol=1e-10)
-    if not with_client:  # in blocks of 5 stimuli (of 230)
-        assert reads and all(len(index) == 1 and index[0].stop - index[0].start <= 5 for index in reads)
+    assert reference.scores[1, 1] > 0.5  # the signal at the second step (chance 1 / 3)
+    if not with_client:  # in blocks of 30 stimuli (of 230): a chunk
+        assert reads and all(len(index) == 1 and index[0].stop - index[0].start <= 30 for index in reads)
+    monkeypatch.setattr(blockwise, "BLOCK_BYTES", 1000)
     for n, unit_shape in [(45, (6, 10)), (230, (2, 3))]:  # NaN refused by either form
         bad = np.random.default_rng(0).normal(size=(n, 2, *unit_shape))
         bad[n - 3, 1, 1, 2] = np.nan
