@@ -67,11 +67,10 @@ def large_steps(recording: Recording, plan: _Plan) -> str | None:
     """How decode() reads ``recording``'s steps (and the test recording's, cross-decoding), one of them larger
     than BLOCK_BYTES in float64 (over time, or the generalization matrix): "units" (blocks of units; kernels,
     stimuli x stimuli) with fewer stimuli than units, for ridge, and for logistic regression on the CPU (whose
-    in-memory fit then works in the kernels' coordinates too); "stimuli"
-    (blocks of stimuli; sums, a units x units Gram matrix per fold) for ridge where the sums held at once
-    (:func:`slot_groups`) are smaller than the step: folds x units < stimuli ((folds + 1) x units where the folds do
-    not partition the stimuli), or, where the folds' Gram matrices do not fit in BLOCK_BYTES together, (group + 1) x
-    units < stimuli; None: whole steps.
+    in-memory fit then works in the kernels' coordinates too); "stimuli" (blocks of stimuli; sums, a units x units
+    Gram matrix per fold) for ridge where the sums held at once (:func:`slot_groups`) are smaller than the step:
+    folds x units < stimuli ((folds + 1) x units where the folds do not partition the stimuli), or, where the
+    folds' Gram matrices do not fit in BLOCK_BYTES together, (group + 1) x units < stimuli; None: whole steps.
     """
     if plan.spec is None or plan.spec.kind not in ("ridge", "logistic"):
         return None
