@@ -1,7 +1,8 @@
 """Decoding and encoding from a layer on disk whose single time step is larger than a block (issue 20, goal 4).
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/dask_large_steps.py [--steps 2] [--dir /path]
-      [--only wide|tall|encoding|wide-matrix|tall-matrix|wide-logistic|wide-binary|tall-shuffled|between]
+      [--only wide|tall|encoding|encoding-pls|wide-matrix|tall-matrix|wide-logistic|wide-binary|tall-shuffled|
+             between]
 
 Layers (float32, 10 classes) are saved to a store each and opened dask-backed; one step of each is more
 than a block (``blockwise.BLOCK_BYTES``, 256 MiB) as the analysis holds it:
@@ -19,20 +20,21 @@ Each case runs on a LocalCluster of one worker process (1 thread) two ways, a fr
 - in blocks (what rnnprobe does now): a task per step reads it in blocks of units or of stimuli.
 
 Cases: ``decode(..., n_permutations=)`` with the default ridge decoder from both layers (in blocks:
-``decoding_steps``, the folds' kernels summed over blocks of units (wide: each block's read decompresses
-the step's stored chunks), or the folds' sums over blocks of stimuli (tall)); and ``fit_encoding`` of 100
-simulated neurons from the encoding layer (ridge in its dual form, ``ceiling=False``; in blocks: the Gram
-matrix across stimuli summed over blocks of units). ``wide-matrix`` and ``tall-matrix``: the decode cases'
-generalization matrix (in blocks: ``decoding_steps_matrix``, the same fits, then each training step's weights
-and each test step's decision values from blocks). ``wide-logistic``: the wide case with ``estimator="logistic"``
-(in blocks: each fold's multinomial fit on the principal coordinates of its kernel, as in memory);
-``wide-binary``: the same with 2 classes (the label's halves, 0-4 and 5-9; in blocks: Newton's method on each
-fold's kernel, as in memory).
-``tall-shuffled``: the tall case with 5 shuffled splits (``ShuffleSplit(5, test_size=0.2)``, no partition; in
-blocks: each split's training sums and every stimulus's). ``between``: ridge decoding of the between layer (in
-blocks: every stimulus's sums in a pass, held, then each fold's test sums a pass each, the decisions in a last;
-before the twenty-fifth session such steps were read whole). Both ways are checked equal first (1e-10; encoding
-1e-8, see ``compare``). Printed: the machine, each way's time and the worker's peak resident memory.
+``decoding_steps``, the folds' kernels summed over blocks of units (wide: each block's read decompresses the step's
+stored chunks), or the folds' sums over blocks of stimuli (tall)); and ``fit_encoding`` of 100 simulated neurons
+from the encoding layer (ridge in its dual form, ``ceiling=False``; in blocks: the Gram matrix across stimuli from
+blocks of stimuli); ``encoding-pls``: the same with PLS(25), in its dual form from that Gram matrix since the
+twenty-fifth session (the whole step's fit too). ``wide-matrix`` and ``tall-matrix``: the decode cases'
+generalization matrix (in blocks: ``decoding_steps_matrix``, the same fits, then each training step's weights and
+each test step's decision values from blocks). ``wide-logistic``: the wide case with ``estimator="logistic"`` (in
+blocks: each fold's multinomial fit on the principal coordinates of its kernel, as in memory); ``wide-binary``: the
+same with 2 classes (the label's halves, 0-4 and 5-9; in blocks as the multinomial case, which binary problems on
+the CPU take since the twenty-fifth session). ``tall-shuffled``: the tall case with 5 shuffled splits
+(``ShuffleSplit(5, test_size=0.2)``, no partition; in blocks: each split's training sums and every stimulus's).
+``between``: ridge decoding of the between layer (in blocks: every stimulus's sums in a pass, held, then each fold's
+test sums a pass each, the decisions in a last; before the twenty-fifth session such steps were read whole). Both
+ways are checked equal first (1e-10; encoding 1e-8, see ``compare``). Printed: the machine, each way's time and the
+worker's peak resident memory.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ CASES = {
     "wide": (2000, (32, 32, 32)),
     "tall": (20_000, (8, 16, 16)),
     "encoding": (4000, (32, 32, 32)),
+    "encoding-pls": (4000, (32, 32, 32)),
     "wide-matrix": (2000, (32, 32, 32)),
     "tall-matrix": (20_000, (8, 16, 16)),
     "wide-logistic": (2000, (32, 32, 32)),
@@ -93,8 +96,9 @@ def run(path: Path, case: str, way: str, args: argparse.Namespace) -> tuple[list
                 client.run(_whole_encoding_steps)  # fit_encoding decides in its tasks
             rec = Recording.load(path, chunks="auto")
             t0 = time.perf_counter()
-            if case == "encoding":
-                result = fit_encoding(rec, responses(path), ceiling=False, progress=False)
+            if case.startswith("encoding"):
+                pls = {"estimator": "pls", "n_components": 25} if case.endswith("pls") else {}
+                result = fit_encoding(rec, responses(path), ceiling=False, progress=False, **pls)
                 out = [result.scores["conv"], result.r2["conv"]]
             else:
                 result = decode(rec, "conv", "half" if case.endswith("binary") else "label", progress=False,
@@ -160,12 +164,12 @@ def compare(case: str, path: Path, n: int, shape: tuple, args: argparse.Namespac
     (expected, *_), (got, *_) = ways.values()
     # encoding: the Gram matrix computed from other blocks moves the scores by up to 4e-9 here, as much as the
     # in-memory fit moves with its own block size (fit.GRAM_BLOCK 4096 -> 2048: 3.6e-9): the fits' conditioning
-    tolerance = 1e-8 if case == "encoding" else 1e-10
+    tolerance = 1e-8 if case.startswith("encoding") else 1e-10
     differences = [float(np.abs(g - e).max()) for g, e in zip(got, expected, strict=True)]
     assert max(differences) <= tolerance, differences
     units = int(np.prod(shape))
-    what = "fit_encoding of 100 neurons" if case == "encoding" else f"decode, {args.permutations} permutations"
-    kinds = {"matrix": "generalization matrix", "logistic": "logistic", "binary": "binary logistic",
+    what = "fit_encoding of 100 neurons" if case.startswith("encoding") else f"decode, {args.permutations} permutations"
+    kinds = {"matrix": "generalization matrix", "logistic": "logistic", "binary": "binary logistic", "pls": "PLS(25)",
              "shuffled": "5 shuffled splits"}  # fmt: skip
     what += f", {kinds[case.rpartition('-')[2]]}" if "-" in case else ""
     print(f"{case}: equal (to {tolerance:g}; largest difference {max(differences):.1e}); {n} stimuli x "
