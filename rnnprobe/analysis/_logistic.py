@@ -421,8 +421,8 @@ def fit_logistic(
     coef = np.empty((len(folds), n_times, p, n_sets * n_out))
     intercept = np.empty((len(folds), n_times, n_sets * n_out))
     y_t = torch.as_tensor(y, dtype=torch.int64, device=device)
-    wide = p > n  # no p x p Gram matrices: binary problems in the samples' space, else Woodbury's preconditioner
-    kernels = wide and (n_classes == 2 or device.type == "cpu")  # the samples' kernels: dual, or coordinates
+    wide = p > n  # no p x p Gram matrices: the coordinates (CPU); a device's binary Newton or Woodbury's preconditioner
+    kernels = wide and (n_classes == 2 or _coordinates_on(device))  # the samples' kernels: coordinates, or dual
     per_step = 8 * (len(folds) * min(p, n) ** 2 * 2 + 12 * n * len(folds) * n_sets * n_classes + n * p)
     per_step += 8 * n * p * 2 if wide else work_bytes(p, len(folds))
     per_step += 8 * len(folds) * n * n if kernels else 0  # (their Newton systems: _logistic_dual's budget)
