@@ -45,6 +45,7 @@ QUESTIONS = {
     "13_context_dependent_decisions": "How does a network select the evidence the context says to use?",
     "14_motor_cortex_vs_rnn": "Does a network trained to produce motor-cortex activity have its dynamics?",
     "15_interventions_and_compute": "Is recurrence required, and is it worth its compute?",
+    "16_scale_with_dask": "How do I analyse a recording larger than memory on a dask cluster?",
 }
 
 
