@@ -68,6 +68,10 @@ class _WithEverySample(FoldSums):
     def n_folds(self) -> int:
         return len(self.count) - 1
 
+    def every(self) -> tuple[np.ndarray, ...]:
+        """(count, x, y, gram, cross) of every sample."""
+        return tuple(getattr(self, k)[-1] for k in FIELDS)
+
 
 class ComplementSums(_WithEverySample):
     """Each fold's test sums, then every sample's: for folds whose training sets are the rest of the samples but
@@ -77,7 +81,8 @@ class ComplementSums(_WithEverySample):
 
     def training(self, f: int | None) -> tuple[np.ndarray, ...]:
         """(count, x, y, gram, cross) of fold f's training samples, or of every sample (``f`` None)."""
-        return tuple(getattr(self, k)[-1] - (0 if f is None else getattr(self, k)[f]) for k in FIELDS)
+        every = self.every()
+        return every if f is None else tuple(e - getattr(self, k)[f] for e, k in zip(every, FIELDS, strict=True))
 
 
 class TrainingSums(_WithEverySample):
@@ -88,35 +93,33 @@ class TrainingSums(_WithEverySample):
 
     def training(self, f: int | None) -> tuple[np.ndarray, ...]:
         """(count, x, y, gram, cross) of fold f's training samples, or of every sample (``f`` None)."""
-        return tuple(getattr(self, k)[-1 if f is None else f] for k in FIELDS)
+        return self.every() if f is None else tuple(getattr(self, k)[f] for k in FIELDS)
 
 
-class _Group(FoldSums):
-    """A group of folds' sums, with every sample's sums (count, x, y, gram, cross) held apart in ``every``, summed
-    once for all the groups.
+class _HeldEvery:
+    """A group of folds' sums (a fold every slot), every sample's sums held apart in ``held`` (count, x, y, gram,
+    cross), summed once for all the groups.
     """
 
-    every: tuple[np.ndarray, ...] = ()
+    held: tuple[np.ndarray, ...] = ()
+    count: np.ndarray
+
+    @property
+    def n_folds(self) -> int:
+        return len(self.count)
+
+    def every(self) -> tuple[np.ndarray, ...]:
+        return self.held
 
 
-class ComplementGroup(_Group):
-    """A group of folds' test sums (training sets: the rest of the samples): a training set's sums are every
-    sample's minus its test set's.
+class ComplementGroup(_HeldEvery, ComplementSums):
+    """A group of folds' test sums (training sets: the rest of the samples), every sample's held apart."""
+
+
+class TrainingGroup(_HeldEvery, TrainingSums):
+    """A group of folds' training sums (training sets that are not the rest of the samples), every sample's held
+    apart.
     """
-
-    def training(self, f: int | None) -> tuple[np.ndarray, ...]:
-        """(count, x, y, gram, cross) of fold f's training samples, or of every sample (``f`` None)."""
-        if f is None:
-            return self.every
-        return tuple(every - getattr(self, k)[f] for every, k in zip(self.every, FIELDS, strict=True))
-
-
-class TrainingGroup(_Group):
-    """A group of folds' training sums (training sets that are not the rest of the samples)."""
-
-    def training(self, f: int | None) -> tuple[np.ndarray, ...]:
-        """(count, x, y, gram, cross) of fold f's training samples, or of every sample (``f`` None)."""
-        return self.every if f is None else tuple(getattr(self, k)[f] for k in FIELDS)
 
 
 def solve_folds(sums: FoldSums, centre: np.ndarray, *, penalty: float, scale: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -395,7 +395,7 @@ def stimulus_decoders(
             every = sums.training(None)
             continue
         if every is not None:
-            sums.every = every
+            sums.held = every
         parts.append(decoders_of(sums, centre, job, cross=cross))
     return np.concatenate([coef for coef, _ in parts]), np.concatenate([intercept for _, intercept in parts]), sums
 
