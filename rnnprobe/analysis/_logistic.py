@@ -422,13 +422,13 @@ def fit_logistic(
     intercept = np.empty((len(folds), n_times, n_sets * n_out))
     y_t = torch.as_tensor(y, dtype=torch.int64, device=device)
     wide = p > n  # no p x p Gram matrices: the coordinates (CPU); a device's binary Newton or Woodbury's preconditioner
-    kernels = wide and (n_classes == 2 or _coordinates_on(device))  # the samples' kernels: coordinates, or dual
+    coordinates = wide and _coordinates_on(device)  # whose blocks of steps run faster large (300 x 4 x 4096, 10
+    # classes, AMD EPYC: 0.36 s in blocks of 256 MiB, 0.39 s in 32 MiB; 200 x 10 x 512, 4 classes: 0.23 and 0.29 s)
+    kernels = coordinates or (wide and n_classes == 2)  # the samples' kernels: coordinates, or the binary Newton
     per_step = 8 * (len(folds) * min(p, n) ** 2 * 2 + 12 * n * len(folds) * n_sets * n_classes + n * p)
     per_step += 8 * n * p * 2 if wide else work_bytes(p, len(folds))
     per_step += 8 * len(folds) * n * n if kernels else 0  # (their Newton systems: _logistic_dual's budget)
     solver = dict(n_classes=n_classes, penalty=penalty, scale=scale, tol=tol, max_iter=max_iter, max_cg=max_cg)
-    coordinates = kernels and _coordinates_on(device)  # whose blocks of steps run faster large (300 x 4 x 4096,
-    # 10 classes, AMD EPYC: 0.36 s in blocks of 256 MiB, 0.39 s in 32 MiB; 200 x 10 x 512, 4 classes: 0.23 and 0.29 s)
     for block in time_blocks(n_times, per_step, budget=BUDGET if coordinates else block_budget(device)):
         data = TimeBlock(x, block, device, folds, grams=not wide)
         if coordinates:  # wide, CPU: the narrow problems of each fold's coordinates
