@@ -190,15 +190,20 @@ class _Units:
     def lift(self, u: np.ndarray) -> np.ndarray:
         return self.xk.T @ u
 
-    def inner(self, a: np.ndarray, b: np.ndarray) -> float:
-        return float(a @ b)
+    def unit(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(w normalised, its scores X_k w), in scikit-learn's order of operations."""
+        w = w / (np.sqrt(w @ w) + EPS)
+        return w, self.xk @ w
 
-    def scores(self, w: np.ndarray) -> np.ndarray:
-        return self.xk @ w
+    def change(self, w: np.ndarray, t: np.ndarray, previous: np.ndarray, previous_t: np.ndarray) -> float:
+        """||w - previous||^2."""
+        return float((w - previous) @ (w - previous))
 
 
 class _Stimuli:
-    """NIPALS' weights w = X_k'a held as a over the stimuli, from K_k = X_k X_k' (n x n)."""
+    """NIPALS' weights w = X_k'a held as a over the stimuli, from K_k = X_k X_k' (n x n): one product with K_k an
+    iteration (the scores K_k a give the norm a'K_k a, and the change's K_k (a - a_prev) = t - t_prev).
+    """
 
     def __init__(self, kk: np.ndarray) -> None:
         self.kk = kk
@@ -206,11 +211,15 @@ class _Stimuli:
     def lift(self, u: np.ndarray) -> np.ndarray:
         return u
 
-    def inner(self, a: np.ndarray, b: np.ndarray) -> float:
-        return float(a @ (self.kk @ b))
+    def unit(self, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(a scaled to ||X_k'a|| = 1, its scores K_k a)."""
+        t = self.kk @ a
+        scale = np.sqrt(max(float(a @ t), 0.0)) + EPS
+        return a / scale, t / scale
 
-    def scores(self, a: np.ndarray) -> np.ndarray:
-        return self.kk @ a
+    def change(self, a: np.ndarray, t: np.ndarray, previous: np.ndarray, previous_t: np.ndarray) -> float:
+        """||X_k'(a - previous)||^2 = (a - previous)'(t - previous_t)."""
+        return float((a - previous) @ (t - previous_t))
 
 
 def _nipals_weights(space: _Units | _Stimuli, yk: np.ndarray, tol: float, max_iter: int) -> np.ndarray | None:
@@ -220,16 +229,14 @@ def _nipals_weights(space: _Units | _Stimuli, yk: np.ndarray, tol: float, max_it
     columns = np.flatnonzero(np.any(np.abs(yk) > EPS, axis=0))
     if columns.size == 0:
         return None
-    u, previous = yk[:, columns[0]], None
+    u, previous, previous_t = yk[:, columns[0]], None, None
     for _ in range(max_iter):
-        w = space.lift(u) / (u @ u)
-        w /= np.sqrt(space.inner(w, w)) + EPS
-        t = space.scores(w)
+        w, t = space.unit(space.lift(u) / (u @ u))
         c = (yk.T @ t) / (t @ t)
         u = (yk @ c) / (c @ c + EPS)
-        if yk.shape[1] == 1 or (previous is not None and space.inner(w - previous, w - previous) < tol):
+        if yk.shape[1] == 1 or (previous is not None and space.change(w, t, previous, previous_t) < tol):
             return w
-        previous = w
+        previous, previous_t = w, t
     warnings.warn(
         f"estimator='pls_nipals': NIPALS stopped after {max_iter} iterations without reaching tol={tol} (as "
         f"scikit-learn, the last iterate is used); estimator='pls' gives the converged solution.",
