@@ -884,7 +884,7 @@ def test_slot_groups_sum_every_stimulus_once_then_groups_of_folds_where_the_sums
     group at least; cross-decoding's one slot unchanged."""
     from rnnprobe.analysis import blockwise
     from rnnprobe.analysis._ridge_sums import ComplementGroup, FoldSums, TrainingGroup
-    from rnnprobe.analysis.decoding_steps import held_slots, slot_groups
+    from rnnprobe.analysis._stimulus_sums import held_slots, slot_groups
 
     n, p = 50, 6
     tests = np.array_split(np.arange(n), 5)

@@ -28,12 +28,11 @@ cross-decoding) in blocks, by whichever of two exact forms of ridge holds less:
   are then every stimulus's minus its test set's, or its own where it is not the rest). Where the folds' Gram
   matrices do not fit in BLOCK_BYTES together (wide layers: 5 of 4096 units take 671 MB), every stimulus's
   sums are summed first and held, then the folds in groups that fit beside them, a pass each
-  (:func:`slot_groups`; at least one fold a group, so more stimuli than 2 x units keep the sums smaller than
-  the step). A last pass scores each
-  block's stimuli under the decoders of the folds that test them (cross-decoding: the test recording's
-  stimuli under the decoder of every training stimulus). The patterns come from the sums. Target sets (true
-  and permuted) whose products with the states do not fit in BLOCK_BYTES together are taken in groups, their
-  passes each.
+  (:func:`._stimulus_sums.slot_groups`; at least one fold a group, so more stimuli than 2 x units keep the sums
+  smaller than the step). A last pass scores each block's stimuli under the decoders of the folds that test
+  them (cross-decoding: the test recording's stimuli under the decoder of every training stimulus). The
+  patterns come from the sums. Target sets (true and permuted) whose products with the states do not fit in
+  BLOCK_BYTES together are taken in groups, their passes each.
 
 The true and the permuted targets are columns of the same solves, on the CPU (numpy; ``device`` is for the
 in-memory fits). The folds and permutations are the plan's, so the results equal the in-memory ones (tested
@@ -47,6 +46,7 @@ larger than the step (stimuli between units and twice the units) read whole step
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +55,8 @@ import torch
 
 from . import _scores, blockwise
 from ._linear import inverse_std
-from ._ridge_sums import ComplementGroup, ComplementSums, FoldSums, TrainingGroup, TrainingSums, solve, solve_folds
+from ._ridge_sums import FoldSums, solve, solve_folds
+from ._stimulus_sums import fold_decisions, held_slots, models_from_sums, slot_groups, stimulus_reads
 from .decoding import _code, code_columns
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,9 +69,9 @@ def large_steps(recording: Recording, plan: _Plan) -> str | None:
     than BLOCK_BYTES in float64 (over time, or the generalization matrix): "units" (blocks of units; kernels,
     stimuli x stimuli) with fewer stimuli than units, for ridge, and for logistic regression on the CPU (whose
     in-memory fit then works in the kernels' coordinates too); "stimuli" (blocks of stimuli; sums, a units x units
-    Gram matrix per fold) for ridge where the sums held at once (:func:`slot_groups`) are smaller than the step:
-    folds x units < stimuli ((folds + 1) x units where the folds do not partition the stimuli), or, where the
-    folds' Gram matrices do not fit in BLOCK_BYTES together, (group + 1) x units < stimuli; None: whole steps.
+    Gram matrix per fold) for ridge where the sums held at once (:func:`._stimulus_sums.slot_groups`) are smaller
+    than the step: folds x units < stimuli ((folds + 1) x units where the folds do not partition the stimuli), or,
+    where the folds' Gram matrices do not fit in BLOCK_BYTES together, (group + 1) x units < stimuli; None: whole steps.
     """
     if plan.spec is None or plan.spec.kind not in ("ridge", "logistic"):
         return None
@@ -86,57 +87,6 @@ def large_steps(recording: Recording, plan: _Plan) -> str | None:
     groups = slot_groups([train for train, _ in plan.folds], [test for _, test in plan.folds], n, p,
                          cross=plan.test is not None)  # fmt: skip
     return "stimuli" if held_slots(groups) * p < n else None
-
-
-def sum_slots(
-    trains: list[np.ndarray], tests: list[np.ndarray], n: int, *, cross: bool
-) -> tuple[type[FoldSums], list[np.ndarray]]:
-    """(the sums' class, the stimuli of each of its slots) of ridge's sums over blocks of ``n`` stimuli: every
-    stimulus in one slot, ``cross`` (the decoder of every training stimulus); each fold's test set where the test
-    sets partition the stimuli and each training set is the rest (:class:`._ridge_sums.FoldSums`); else the same,
-    or each fold's training set where one is not the rest, and every stimulus last (``ComplementSums``,
-    ``TrainingSums``).
-    """
-    every = np.arange(n)
-    if cross:
-        return FoldSums, [every]
-    complements = _complements(list(zip(trains, tests, strict=True)), n)
-    held = np.zeros(n, dtype=np.intp)
-    for test in tests:
-        np.add.at(held, test, 1)
-    if complements and np.all(held == 1):
-        return FoldSums, [np.asarray(test) for test in tests]
-    members = [np.asarray(rows) for rows in (tests if complements else trains)]
-    return (ComplementSums if complements else TrainingSums), [*members, every]
-
-
-def slot_groups(
-    trains: list[np.ndarray], tests: list[np.ndarray], n: int, p: int, *, cross: bool
-) -> list[tuple[type[FoldSums], list[np.ndarray]]]:
-    """The slots of :func:`sum_slots` in groups summed a pass each: one group where their Gram matrices (p x p a
-    slot) fit in BLOCK_BYTES together; else every stimulus's sums first, summed once and held, then groups of
-    folds whose Gram matrices fit beside them (one fold at least; memory: 2 p^2), their sums a training set's
-    complement (a partition's test sets, or test sets whose training sets are the rest: :class:`ComplementGroup`)
-    or its own (:class:`TrainingGroup`).
-    """
-    kind, members = sum_slots(trains, tests, n, cross=cross)
-    per_pass = blockwise.BLOCK_BYTES // (8 * p * p)
-    if cross or len(members) <= per_pass:
-        return [(kind, members)]
-    folds = members if kind is FoldSums else members[:-1]
-    size = max(1, per_pass - 1)
-    group = TrainingGroup if kind is TrainingSums else ComplementGroup
-    return [(FoldSums, [np.arange(n)]), *((group, folds[a : a + size]) for a in range(0, len(folds), size))]
-
-
-def held_slots(groups: list[tuple[type[FoldSums], list[np.ndarray]]]) -> int:
-    """The most slots of sums held at once in :func:`slot_groups`' passes (every stimulus's beside a group's)."""
-    return max(len(members) for _, members in groups) + (len(groups) > 1)
-
-
-def _complements(folds: list, n: int) -> bool:
-    """Whether each fold's training set is the rest of the ``n`` stimuli."""
-    return all(len(train) + len(test) == n and not np.intersect1d(train, test).size for train, test in folds)
 
 
 def decode_large_steps(
@@ -350,12 +300,13 @@ def _by_stimuli(
     x = blockwise.step_states(recording, job.layer, positions[0])
     tested = None if test is None else blockwise.step_states(test, job.layer, positions[1])
     n, p, cross = x.shape[0], int(np.prod(x.shape[1:])), tested is not None
-    blocks, groups, centre = stimulus_reads(x, job, cross=cross)
+    blocks, groups, centre = stimulus_reads(x, job.trains, job.tests, job.layer, cross=cross)
+    fit = functools.partial(decoders_of, centre=centre, job=job, cross=cross)
     scores, haufe = np.empty((len(job.tests), job.sets.shape[1])), None
     n_decided = n if tested is None else tested.shape[0]
     for sets in _set_groups(job.sets.shape[1], job.columns * (3 * held_slots(groups) * p + n + n_decided)):
-        coef, intercept, sums = stimulus_decoders(x, blocks, groups, centre, _code(job.sets[:, sets], job.n_classes),
-                                                  job, cross=cross)  # fmt: skip
+        coef, intercept, sums = models_from_sums(x, blocks, groups, centre, _code(job.sets[:, sets], job.n_classes),
+                                                 job.layer, fit)  # fmt: skip
         if tested is None:
             decisions = fold_decisions(x, blocks, job.tests, coef, intercept, job.layer)
             for f, (test_rows, decision) in enumerate(zip(job.tests, decisions, strict=True)):
@@ -369,52 +320,6 @@ def _by_stimuli(
     return scores, haufe
 
 
-def stimulus_reads(x: Any, job: _Job, *, cross: bool) -> tuple[list[slice], list[tuple], np.ndarray]:
-    """(blocks, groups, centre) of a step read in blocks of stimuli: the blocks, the groups of slots summed a pass
-    each (:func:`slot_groups`: the sums' class, the stimuli of each slot) and the first block's mean (the sums'
-    centre, for precision).
-    """
-    n, p = x.shape[0], int(np.prod(x.shape[1:]))
-    blocks = blockwise.stimulus_blocks(n, p, x.chunks[0][0])
-    groups = slot_groups(job.trains, job.tests, n, p, cross=cross)
-    return blocks, groups, blockwise.read_values(x, (blocks[0],), job.layer).mean(axis=0)
-
-
-def stimulus_decoders(
-    x: Any, blocks: list[slice], groups: list[tuple], centre: np.ndarray, codes: np.ndarray, job: _Job, *, cross: bool
-) -> tuple[np.ndarray, np.ndarray, FoldSums]:
-    """Every fold's decoder (coef (folds, p, columns), intercept (folds, columns); ``cross``: the decoder of every
-    stimulus, as the one fold) from the sums of each group of slots (:func:`slot_groups`, a pass each), and the last
-    group's sums (whose ``training(None)``, every stimulus's, the patterns use).
-    """
-    parts, every, sums = [], None, None
-    for kind, members in groups:
-        sums = None  # (the last group's sums released before the next group's are summed)
-        sums = fold_sums(x, blocks, (kind, members), centre, codes, job)
-        if len(groups) > 1 and every is None:  # every stimulus's sums, held for the groups of folds after them
-            every = sums.training(None)
-            continue
-        if every is not None:
-            sums.held = every
-        parts.append(decoders_of(sums, centre, job, cross=cross))
-    return np.concatenate([coef for coef, _ in parts]), np.concatenate([intercept for _, intercept in parts]), sums
-
-
-def fold_sums(x: Any, blocks: list[slice], slots: tuple, centre: np.ndarray, codes: np.ndarray, job: _Job) -> FoldSums:
-    """The sums (:mod:`._ridge_sums`) of the states centred on ``centre`` and of ``codes`` in each of the ``slots``
-    (:func:`sum_slots`: the sums' class, each slot's stimuli), block by block of stimuli.
-    """
-    kind, members = slots
-    sums = kind.zeros(len(members), len(centre), codes.shape[1])
-    for block in blocks:
-        values = blockwise.read_values(x, (block,), job.layer) - centre
-        for f, rows in enumerate(members):
-            at = rows[(rows >= block.start) & (rows < block.stop)]
-            if len(at):
-                sums.add(f, values[at - block.start], codes[at])
-    return sums
-
-
 def decoders_of(sums: FoldSums, centre: np.ndarray, job: _Job, *, cross: bool) -> tuple[np.ndarray, np.ndarray]:
     """Every fold's decoder (coef (folds, p, columns), intercept (folds, columns)) from the sums; ``cross``: the
     decoder of every stimulus (its test sums are all there is), as the one fold.
@@ -423,22 +328,6 @@ def decoders_of(sums: FoldSums, centre: np.ndarray, job: _Job, *, cross: bool) -
         return solve_folds(sums, centre, penalty=job.penalty, scale=job.scale)
     coef, intercept, _ = solve(sums.training(None), centre, penalty=job.penalty, scale=job.scale)
     return coef[None], intercept[None]
-
-
-def fold_decisions(
-    x: Any, blocks: list[slice], tests: list[np.ndarray], coef: np.ndarray, intercept: np.ndarray, layer: str
-) -> list[np.ndarray]:
-    """Each fold's decision values (its test stimuli, columns) under its decoder (coef (folds, p, columns),
-    intercept (folds, columns)), block by block of stimuli.
-    """
-    out = [np.empty((len(test), coef.shape[-1])) for test in tests]
-    for block in blocks:
-        values = blockwise.read_values(x, (block,), layer)
-        for f, test in enumerate(tests):
-            at = np.flatnonzero((test >= block.start) & (test < block.stop))
-            if len(at):
-                out[f][at] = values[test[at] - block.start] @ coef[f] + intercept[f]
-    return out
 
 
 def _patterns_from_sums(sums: FoldSums, centre: np.ndarray, job: _Job) -> np.ndarray:

@@ -28,23 +28,23 @@ are the plan's, so the result equals the in-memory one (tested to 1e-10).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import blockwise
+from ._stimulus_sums import fold_decisions, models_from_sums, stimulus_reads
 from .decoding import _code
 from .decoding_steps import (
     _Job,
     _patterns_from_sums,
-    fold_decisions,
+    decoders_of,
     fold_kernels,
     job_of,
     kernel_decoder,
     patterns_of,
     standardised,
-    stimulus_decoders,
-    stimulus_reads,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -104,9 +104,10 @@ def _fit_step(position: int, recording: Recording, job: _Job, fits: slice, how: 
     x = blockwise.step_states(recording, job.layer, position)
     cross, patterns = job.y_test is not None, job.patterns and fits.start == 0
     if how == "stimuli":
-        blocks, groups, centre = stimulus_reads(x, job, cross=cross)
-        coef, intercept, sums = stimulus_decoders(x, blocks, groups, centre, _code(job.sets[:, fits], job.n_classes),
-                                                  job, cross=cross)  # fmt: skip
+        blocks, groups, centre = stimulus_reads(x, job.trains, job.tests, job.layer, cross=cross)
+        fit = functools.partial(decoders_of, centre=centre, job=job, cross=cross)
+        coef, intercept, sums = models_from_sums(x, blocks, groups, centre, _code(job.sets[:, fits], job.n_classes),
+                                                 job.layer, fit)  # fmt: skip
         return (coef, intercept), _patterns_from_sums(sums, centre, job) if patterns else None
     trains = [np.asarray(train) for train in job.trains]
     if patterns and not cross:  # the decoder of every sample (cross-decoding: the one fold's)
