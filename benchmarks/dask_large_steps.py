@@ -2,7 +2,7 @@
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/dask_large_steps.py [--steps 2] [--dir /path]
       [--only wide|tall|encoding|encoding-pls|wide-matrix|tall-matrix|wide-logistic|wide-binary|tall-shuffled|
-             between]
+             between|encoding-tall|encoding-tall-pls]
 
 Layers (float32, 10 classes) are saved to a store each and opened dask-backed; one step of each is more
 than a block (``blockwise.BLOCK_BYTES``, 256 MiB) as the analysis holds it:
@@ -12,7 +12,8 @@ than a block (``blockwise.BLOCK_BYTES``, 256 MiB) as the analysis holds it:
 - tall: 8 maps of 16 x 16 (2048 units) on 20,000 stimuli (0.33 GB a step in float64);
 - encoding: the wide layer on 4000 stimuli (0.52 GB a step in float32, as fit_encoding reads it);
 - between: 16 maps of 16 x 16 (4096 units) on 10,000 stimuli (0.33 GB a step in float64): more stimuli than
-  twice the units but fewer than 5 folds x units, whose 5 Gram matrices (0.67 GB) do not fit in a block.
+  twice the units but fewer than 5 folds x units, whose 5 Gram matrices (0.67 GB) do not fit in a block;
+- encoding-tall: the tall layer on 40,000 stimuli (0.33 GB a step in float32, as fit_encoding reads it).
 
 Each case runs on a LocalCluster of one worker process (1 thread) two ways, a fresh cluster per way:
 
@@ -32,7 +33,10 @@ same with 2 classes (the label's halves, 0-4 and 5-9; in blocks as the multinomi
 the CPU take since the twenty-fifth session). ``tall-shuffled``: the tall case with 5 shuffled splits
 (``ShuffleSplit(5, test_size=0.2)``, no partition; in blocks: each split's training sums and every stimulus's).
 ``between``: ridge decoding of the between layer (in blocks: every stimulus's sums in a pass, held, then each fold's
-test sums a pass each, the decisions in a last; before the twenty-fifth session such steps were read whole). Both
+test sums a pass each, the decisions in a last; before the twenty-fifth session such steps were read whole).
+``encoding-tall`` and ``encoding-tall-pls``: fit_encoding (ridge; PLS(25)) of the encoding-tall layer, in its
+primal form (in blocks since the twenty-sixth session: ``encoding.tall``, each fold's sums over blocks of stimuli,
+ridge's leave-one-out errors in a second pass, the predictions in a last; PLS from the sums alone). Both
 ways are checked equal first (1e-10; encoding 1e-8, see ``compare``). Printed: the machine, each way's time and the
 worker's peak resident memory.
 """
@@ -66,6 +70,8 @@ CASES = {
     "wide-binary": (2000, (32, 32, 32)),
     "tall-shuffled": (20_000, (8, 16, 16)),
     "between": (10_000, (16, 16, 16)),
+    "encoding-tall": (40_000, (8, 16, 16)),
+    "encoding-tall-pls": (40_000, (8, 16, 16)),
 }  # -matrix: generalize=True; -logistic, -binary: estimator="logistic"; -shuffled: ShuffleSplit folds
 
 
@@ -170,7 +176,7 @@ def compare(case: str, path: Path, n: int, shape: tuple, args: argparse.Namespac
     units = int(np.prod(shape))
     what = "fit_encoding of 100 neurons" if case.startswith("encoding") else f"decode, {args.permutations} permutations"
     kinds = {"matrix": "generalization matrix", "logistic": "logistic", "binary": "binary logistic", "pls": "PLS(25)",
-             "shuffled": "5 shuffled splits"}  # fmt: skip
+             "shuffled": "5 shuffled splits", "tall": "ridge, more stimuli than units"}  # fmt: skip
     what += f", {kinds[case.rpartition('-')[2]]}" if "-" in case else ""
     print(f"{case}: equal (to {tolerance:g}; largest difference {max(differences):.1e}); {n} stimuli x "
           f"{args.steps} steps x {units} units; {what}")  # fmt: skip

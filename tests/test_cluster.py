@@ -996,7 +996,7 @@ def test_encoding_a_dask_backed_recording_in_blocks_equals_the_whole(client, tmp
 def test_encoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_path, monkeypatch, with_client):
     """A dask-backed feature step larger than a block, fitted by ridge or PLS in its dual form: its Gram matrix
     across stimuli (or conditions' means) from pairs of blocks of stimuli, the step never read whole; equal to the
-    whole step's fit. Ridge in its primal form (no more units than training stimuli) reads whole steps."""
+    whole step's fit."""
     from rnnprobe.analysis import blockwise, fit_encoding
 
     rng = np.random.default_rng(9)
@@ -1031,13 +1031,6 @@ def test_encoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
         sizes = [index[0].stop - index[0].start for index in reads[:10]]
         assert sizes == [10, 9, 9, 8, 10, 9, 7, 10, 6, 6] and {len(index) for index in reads} == {1}
         assert len(reads) == 10 * (3 + 2 + 3 + 3 + 3 + 1)
-    Recording({"g": states[:, :, 0, :8]}).save(tmp_path / "narrow.zarr")  # 8 units: primal ridge, whole steps
-    monkeypatch.setattr(blockwise, "BLOCK_BYTES", 8 * n * 4)
-    reads.clear()
-    expected = fit_encoding(Recording.load(tmp_path / "narrow.zarr"), trials, n_splits=10)
-    got = fit_encoding(Recording.load(tmp_path / "narrow.zarr", chunks=10), trials, n_splits=10)
-    np.testing.assert_allclose(got.scores["g"], expected.scores["g"], rtol=0, atol=1e-10)
-    assert not reads
     bad = states.copy()
     bad[20, 1, 3, 7] = np.nan
     Recording({"h": bad}).save(tmp_path / "nan.zarr")
@@ -1045,6 +1038,60 @@ def test_encoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
     with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):  # refused from the blocks of stimuli
         fit_encoding(Recording.load(tmp_path / "nan.zarr", chunks=10), trials, n_splits=10)
     assert with_client or reads  # (read in blocks, not whole: counted here without a client)
+
+
+@pytest.mark.parametrize("with_client", [True, False])
+def test_encoding_tall_steps_larger_than_a_block_are_fitted_from_sums_over_blocks_of_stimuli(
+    client, tmp_path, monkeypatch, with_client
+):
+    """A dask-backed step larger than a block with no more units than training stimuli, fitted by ridge (penalties
+    by leave-one-out) or PLS: from each fold's sums over blocks of stimuli (k-fold, shuffled splits, splits that leave
+    stimuli out; the folds' Gram matrices in groups), then the leave-one-out errors' and the predictions' passes; the
+    step never read whole, and equal to the whole step's fit. inner_cv and conditions' means read whole steps."""
+    from sklearn.model_selection import ShuffleSplit
+
+    from rnnprobe.analysis import blockwise, fit_encoding
+
+    rng = np.random.default_rng(12)
+    n = 60
+    states = rng.normal(size=(n, 3, 8)) * np.linspace(0.5, 2, 8) + 4
+    trials = states[:, None, :2, :4] @ rng.normal(size=(4, 3)) + rng.normal(0, 0.5, size=(n, 4, 2, 3))
+    image = np.arange(n) // 2
+    Recording({"h": states}, metadata={"image": image}).save(tmp_path / "rec.zarr")
+    neural = Recording({"IT": trials.reshape(n * 4, 2, 3)}, metadata={"image": np.repeat(image, 4)})
+    whole, chunked = Recording.load(tmp_path / "rec.zarr"), Recording.load(tmp_path / "rec.zarr", chunks=10)
+    _count_blocks(monkeypatch, 8 * n * 4, with_client)  # half a step; room for 3 Gram matrices
+    reads = []
+    read = blockwise.read_values
+    monkeypatch.setattr(blockwise, "read_values", lambda x, index, layer: reads.append(index) or read(x, index, layer))
+    shuffled = list(ShuffleSplit(4, test_size=0.3, random_state=0).split(np.arange(n)))
+    alphas = np.logspace(-2, 4, 13)  # (the default grid's largest penalties leave near-constant predictions)
+    cases = [  # (responses, settings, read in blocks)
+        (trials, {"alphas": alphas}, True),
+        (trials, {"alphas": alphas, "cv": shuffled}, True),  # test sets that overlap
+        (trials, {"alphas": alphas, "cv": [(train[:30], test) for train, test in shuffled]}, True),  # left out
+        (trials, {"estimator": "pls", "n_components": 3, "time": [0, 2]}, True),
+        (trials, {"estimator": "pls_nipals", "n_components": 2, "cv": shuffled}, True),
+        (trials, {"alphas": alphas, "inner_cv": 3, "time": [1]}, False),
+        (neural, {"descriptor": "image", "alphas": alphas, "time": [1]}, False),
+    ]
+    for responses, settings, in_blocks in cases:
+        expected = fit_encoding(whole, responses, **{"n_splits": 10, **settings})
+        reads.clear()
+        got = fit_encoding(chunked, responses, **{"n_splits": 10, **settings})
+        np.testing.assert_allclose(got.scores["h"], expected.scores["h"], rtol=0, atol=1e-10)
+        np.testing.assert_allclose(got.r2["h"], expected.r2["h"], rtol=0, atol=1e-10)
+        assert got.edge_share == pytest.approx(expected.edge_share, nan_ok=True)
+        assert with_client or bool(reads) == in_blocks  # (counted here without a client)
+        assert all(index[0].stop - index[0].start < n and len(index) == 1 for index in reads)
+    expected = fit_encoding(whole, trials, n_splits=10)  # the default grid: scores of near-constant predictions
+    got = fit_encoding(chunked, trials, n_splits=10)
+    np.testing.assert_allclose(got.scores["h"], expected.scores["h"], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(got.r2["h"], expected.r2["h"], rtol=0, atol=1e-10)
+    if not with_client:  # per step: the centre's block, then passes over 9 blocks of 7 stimuli: every stimulus's sums,
+        # then 5 folds' in 3 groups (room for 3 Gram matrices: 2 beside every stimulus's), each group's leave-one-out
+        # errors, the predictions
+        assert len(reads) == 3 * (1 + 9 * (1 + 3 + 3 + 1))
 
 
 @pytest.mark.parametrize("with_client", [True, False])

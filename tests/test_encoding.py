@@ -90,6 +90,43 @@ def test_pls_nipals_equals_scikit_learn_defaults_where_the_exact_solution_does_n
     assert np.abs(exact.r2["features"][0, 0] - r2).max() > 1e-6  # the limit differs from the iterations here
 
 
+@pytest.mark.parametrize("rank", [30, 4])  # full rank, and X exhausted after 4 of 8 components
+def test_pls_from_the_features_covariances_equals_scikit_learn(rank):
+    """PLS from Xc'Xc and Xc'Yc alone (and Yc'Yc for NIPALS; the form a tall step read in blocks of stimuli gives)
+    is scikit-learn's PLSRegression, converged ("pls", to 1e-6) or with its default iterations ("pls_nipals", on a
+    draw where they stop short of the limit, to 1e-9), and the data forms fit_pls and fit_pls_nipals (to 1e-9)."""
+    from rnnprobe.analysis.encoding.pls import (
+        fit_pls,
+        fit_pls_covariance,
+        fit_pls_nipals,
+        fit_pls_nipals_covariance,
+        predict_pls,
+    )
+
+    x, y = _data(np.random.default_rng(2), 100, 30, 9)
+    if rank < 30:  # training features of rank 4; the test stimuli also off their span, where no component reaches
+        x = x[:, :rank] @ np.random.default_rng(2).normal(size=(rank, 30)) + 3  # (t't 9e-18 ||Xc||^2 at the 5th)
+        x[80:] += np.random.default_rng(3).normal(0, 0.1, size=(20, 30))
+    train, test = np.arange(80), np.arange(80, 100)
+    xc, yc = x[train] - x[train].mean(0), y[train] - y[train].mean(0)
+    gram, cross = xc.T @ xc, xc.T @ yc
+    n_components = 6 if rank == 30 else 8
+    forms = [(fit_pls_covariance(gram, cross, n_components), fit_pls, {"tol": 1e-15, "max_iter": 100_000})]
+    if rank == 30:  # (NIPALS on an exhausted X iterates on rounding in either form)
+        forms.append((fit_pls_nipals_covariance(gram, cross, yc.T @ yc, n_components), fit_pls_nipals, {}))
+    for coef, data, reference in forms:
+        predicted = (x[test] - x[train].mean(0)) @ coef + y[train].mean(0)
+        scale = np.abs(predicted).max()
+        units = predict_pls(data(x[train], y[train], n_components), x[test])
+        np.testing.assert_allclose(predicted, units, rtol=0, atol=1e-9 * scale)
+        if rank == 30:  # (scikit-learn's deflation of an exhausted X divides rounding by rounding)
+            sklearn = PLSRegression(n_components, scale=False, **reference).fit(x[train], y[train]).predict(x[test])
+            np.testing.assert_allclose(predicted, sklearn, rtol=0, atol=(1e-6 if reference else 1e-9) * scale)
+    if rank == 30:  # NIPALS' iterations stop short of the limit on this draw: the two forms are told apart
+        exact, nipals = (x[test] @ form[0] for form in forms)
+        assert np.abs(exact - nipals).max() > 1e-4 * scale
+
+
 def test_any_regressor_on_the_same_folds(rng):
     x, y = _data(rng, 80, 10, 4)
     folds = list(KFold(4, shuffle=True, random_state=1).split(x))

@@ -83,13 +83,13 @@ def stimulus_reads(
 
 def models_from_sums(
     x: Any, blocks: list[slice], groups: list[tuple], centre: np.ndarray, codes: np.ndarray, layer: str,
-    fit: Callable[[FoldSums], tuple[np.ndarray, np.ndarray]],
+    fit: Callable[[FoldSums, range], tuple[np.ndarray, np.ndarray]],
 ) -> tuple[np.ndarray, np.ndarray, FoldSums]:  # fmt: skip
     """Every fold's linear model (coef (folds, p, columns), intercept (folds, columns) of the raw states), each
-    group of slots' (:func:`slot_groups`, a pass each) ``fit`` from its sums, and the last group's sums (whose
-    ``training(None)``, every stimulus's, the decoders' patterns use).
+    group of slots' (:func:`slot_groups`, a pass each) ``fit`` from its sums and the positions of its folds among
+    all, and the last group's sums (whose ``training(None)``, every stimulus's, the decoders' patterns use).
     """
-    parts, every, sums = [], None, None
+    parts, every, sums, start = [], None, None, 0
     for kind, members in groups:
         sums = None  # (the last group's sums released before the next group's are summed)
         sums = fold_sums(x, blocks, (kind, members), centre, codes, layer)
@@ -98,7 +98,8 @@ def models_from_sums(
             continue
         if every is not None:
             sums.held = every
-        parts.append(fit(sums))
+        parts.append(fit(sums, range(start, start + sums.n_folds)))
+        start += sums.n_folds
     return np.concatenate([coef for coef, _ in parts]), np.concatenate([intercept for _, intercept in parts]), sums
 
 

@@ -320,9 +320,11 @@ def _by_stimuli(
     return scores, haufe
 
 
-def decoders_of(sums: FoldSums, centre: np.ndarray, job: _Job, *, cross: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Every fold's decoder (coef (folds, p, columns), intercept (folds, columns)) from the sums; ``cross``: the
-    decoder of every stimulus (its test sums are all there is), as the one fold.
+def decoders_of(
+    sums: FoldSums, folds: range, *, centre: np.ndarray, job: _Job, cross: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every fold's decoder (coef (folds, p, columns), intercept (folds, columns)) from the sums (of the folds at
+    ``folds``); ``cross``: the decoder of every stimulus (its test sums are all there is), as the one fold.
     """
     if not cross:
         return solve_folds(sums, centre, penalty=job.penalty, scale=job.scale)

@@ -181,6 +181,92 @@ def fit_pls_nipals_gram(
     return parts.coef(kernel), y_mean
 
 
+COVARIANCE_EXHAUSTED = 1e-12  # the covariance forms' floor on t't (of ||Xc||^2) and on a target's residual variance
+
+
+def fit_pls_covariance(gram: np.ndarray, cross: np.ndarray, n_components: int) -> np.ndarray:
+    """The coefficients (p x q) of :func:`fit_pls`'s model from the centred training features' Gram matrix Xc'Xc
+    (``gram``, p x p) and their products with the centred targets Xc'Yc (``cross``, p x q) alone, for steps read in
+    blocks of stimuli (:mod:`.tall`): t't = w'G_k w, the loadings G_k w / t't, t'Y = w'(X_k'Y), and X deflated as
+    G_{k+1} = G_k - t't p p'. G_k's small eigenvalues are differences, exact to rounding of ||G||, so X counts as
+    exhausted where t't falls below COVARIANCE_EXHAUSTED (1e-12) of ||Xc||^2 (fit_pls: 1e-30, from the scores).
+    """
+    p, q = cross.shape
+    gk, cross = gram.copy(), cross.copy()
+    weights, loadings, y_loadings = (
+        np.zeros((p, n_components)),
+        np.zeros((p, n_components)),
+        np.zeros((q, n_components)),
+    )
+    limit = COVARIANCE_EXHAUSTED * max(float(np.trace(gram)), 1e-300)
+    for k in range(n_components):
+        w = first_left_singular_vector(cross)
+        gw = gk @ w
+        tt = float(w @ gw)
+        if tt <= limit:  # X is exhausted: the remaining components are zero
+            break
+        x_load, ty = gw / tt, w @ cross
+        cross -= np.outer(x_load, ty)
+        gk -= np.outer(x_load, gw)  # tt p p'
+        weights[:, k], loadings[:, k], y_loadings[:, k] = w, x_load, ty / tt
+    return weights @ np.linalg.pinv(loadings.T @ weights) @ y_loadings.T
+
+
+def fit_pls_nipals_covariance(
+    gram: np.ndarray, cross: np.ndarray, yy: np.ndarray, n_components: int, *, tol: float = 1e-6, max_iter: int = 500
+) -> np.ndarray:
+    """The coefficients (p x q) of :func:`fit_pls_nipals`'s model from Xc'Xc (``gram``), Xc'Yc (``cross``) and
+    Yc'Yc (``yy``, q x q) alone, as :func:`fit_pls_covariance`: NIPALS' iterate u = Y_k e held as e over the targets
+    (X_k'u = (X_k'Y_k) e, u'u = e'(Y_k'Y_k)e, Y_k't = (X_k'Y_k)'w, t't = w'G_k w), Y deflated as Y_k'Y_k -= t't q q'. A
+    target counts as exhausted where its residual sum of squares falls below COVARIANCE_EXHAUSTED of its own (the
+    data form: every residual below 10 eps), and the iterations start from the first target that is not.
+    """
+    p, q = cross.shape
+    gk, cross, yk = gram.copy(), cross.copy(), yy.copy()
+    weights, loadings, y_loadings = (
+        np.zeros((p, n_components)),
+        np.zeros((p, n_components)),
+        np.zeros((q, n_components)),
+    )
+    floor = COVARIANCE_EXHAUSTED * np.diagonal(yy)
+    for k in range(n_components):
+        spent = np.diagonal(yk) <= floor
+        cross[:, spent], yk[spent], yk[:, spent] = 0.0, 0.0, 0.0
+        w = _nipals_covariance_weights(gk, cross, yk, tol, max_iter)
+        if w is None:  # every target's residual is constant: the remaining components are zero
+            break
+        w *= np.sign(w[np.argmax(np.abs(w))])
+        gw = gk @ w
+        tt = float(w @ gw)
+        x_load, y_load = gw / tt, (w @ cross) / tt
+        cross -= tt * np.outer(x_load, y_load)
+        gk -= np.outer(x_load, gw)
+        yk -= tt * np.outer(y_load, y_load)
+        weights[:, k], loadings[:, k], y_loadings[:, k] = w, x_load, y_load
+    return weights @ np.linalg.pinv(loadings.T @ weights) @ y_loadings.T
+
+
+def _nipals_covariance_weights(
+    gk: np.ndarray, cross: np.ndarray, yk: np.ndarray, tol: float, max_iter: int
+) -> np.ndarray | None:
+    """:func:`_nipals_weights` from G_k = X_k'X_k, X_k'Y_k and Y_k'Y_k (None: Y_k is exhausted)."""
+    columns = np.flatnonzero(np.diagonal(yk) > 0)
+    if columns.size == 0:
+        return None
+    e, previous = np.zeros(len(yk)), None
+    e[columns[0]] = 1.0
+    for _ in range(max_iter):
+        w = (cross @ e) / float(e @ yk @ e)
+        w = w / (np.sqrt(w @ w) + EPS)
+        c = (w @ cross) / float(w @ gk @ w)
+        e = c / (c @ c + EPS)
+        if len(yk) == 1 or (previous is not None and float((w - previous) @ (w - previous)) < tol):
+            return w
+        previous = w
+    _warn_not_converged(max_iter, tol)
+    return w
+
+
 class _Units:
     """NIPALS' weights w in the units' space of X_k (n x p)."""
 
@@ -237,13 +323,17 @@ def _nipals_weights(space: _Units | _Stimuli, yk: np.ndarray, tol: float, max_it
         if yk.shape[1] == 1 or (previous is not None and space.change(w, t, previous, previous_t) < tol):
             return w
         previous, previous_t = w, t
+    _warn_not_converged(max_iter, tol)
+    return w
+
+
+def _warn_not_converged(max_iter: int, tol: float) -> None:
     warnings.warn(
         f"estimator='pls_nipals': NIPALS stopped after {max_iter} iterations without reaching tol={tol} (as "
         f"scikit-learn, the last iterate is used); estimator='pls' gives the converged solution.",
         RnnprobeWarning,
-        stacklevel=4,
+        stacklevel=5,
     )
-    return w
 
 
 def predict_pls(model: tuple[np.ndarray, np.ndarray, np.ndarray], x: np.ndarray) -> np.ndarray:

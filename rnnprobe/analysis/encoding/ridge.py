@@ -51,13 +51,19 @@ class RidgePath:
 
     def predict(self, z: np.ndarray, alphas: np.ndarray, chosen: np.ndarray) -> np.ndarray:
         """Predictions from test coordinates z = Xt_c V (n_test x r), each target with its alpha."""
-        out = np.empty((z.shape[0], self.c.shape[1]))
-        s = np.sqrt(self.s2)
-        for i in np.unique(chosen):
-            columns = np.flatnonzero(chosen == i)
-            g = s / (self.s2 + float(alphas[i]))
-            out[:, columns] = z @ (g[:, None] * self.c[:, columns])
-        return out + self.y_mean
+        return z @ penalised(self.s2, self.c, alphas, chosen) + self.y_mean
+
+
+def penalised(s2: np.ndarray, c: np.ndarray, alphas: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """diag(s / (s^2 + alpha)) C (r x targets), each target's column with its alpha ``alphas[chosen]``: the
+    weights of the coordinates V'x_c (primal: V times it is the coefficients).
+    """
+    out = np.empty_like(c)
+    s = np.sqrt(s2)
+    for i in np.unique(chosen):
+        columns = np.flatnonzero(chosen == i)
+        out[:, columns] = (s / (s2 + float(alphas[i])))[:, None] * c[:, columns]
+    return out
 
 
 def factorise(xc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:

@@ -1,0 +1,130 @@
+"""Ridge and PLS encoding models of a dask-backed step larger than a block with no more units than a fold's
+training stimuli (their primal forms), from passes over blocks of stimuli: the step is never held whole.
+
+Each fold's sums over its training stimuli (:mod:`.._stimulus_sums`: the count, the sums of the features and
+targets, the features' Gram matrix and their products with the targets, centred on the first block's mean
+for precision) give its centred Xc'Xc and Xc'Yc; a training set's sums are the other folds' where the folds
+partition the stimuli (so a pass sums every fold's Gram matrix from n p^2 products, where the in-memory fits
+take (k - 1) n p^2), and the folds are summed in groups whose Gram matrices fit in ``blockwise.BLOCK_BYTES``,
+a pass each.
+
+- **Ridge** (a penalty per target by efficient leave-one-out; :mod:`.ridge`): Xc'Xc = V S^2 V' gives each
+  training stimulus's coordinates u_i = S^-1 V'x_ic and C = U'Yc = S^-1 V'(Xc'Yc). The leave-one-out errors of
+  every penalty (leverage 1/n + sum_k u_ik^2 f_k, residual yc_i - u_i diag(f) C) are summed over a second pass
+  of each group's training stimuli; the chosen penalties' coefficients are V diag(s / (s^2 + alpha)) C.
+- **PLS** (``"pls"``, ``"pls_nipals"``): from Xc'Xc and Xc'Yc alone (:func:`.pls.fit_pls_covariance`; NIPALS
+  also takes Yc'Yc, from the targets in memory).
+
+A last pass predicts each block's stimuli under the models of the folds that test them. The results equal the
+in-memory fits' to rounding (tested to 1e-10); what still reads whole steps: ridge with ``inner_cv``, and
+features averaged over conditions (``descriptor=``) of tall steps.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .. import blockwise
+from .._ridge_sums import FoldSums
+from .._stimulus_sums import fold_decisions, models_from_sums, stimulus_reads
+from . import ridge as ridge_solver
+from .pls import fit_pls_covariance, fit_pls_nipals_covariance
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .fit import Estimator
+    from .inputs import StepBlocks
+
+
+def in_blocks(step: StepBlocks, estimator: Estimator) -> bool:
+    """Whether a tall step is fitted here: ridge by leave-one-out and PLS, of the stimuli's own features."""
+    return step.groups is None and estimator.inner_cv is None and estimator.name in ("ridge", "pls", "pls_nipals")
+
+
+def tall_predictions(step: StepBlocks, y: np.ndarray, folds: list, estimator: Estimator) -> list[np.ndarray]:
+    """Held-out predictions of each fold (its test stimuli, targets) of ridge or PLS on ``step``'s features,
+    read in blocks of stimuli: the sums' passes, ridge's leave-one-out pass, the predictions' pass.
+    """
+    x, layer = step.x, step.layer
+    trains, tests = [np.asarray(train) for train, _ in folds], [np.asarray(test) for _, test in folds]
+    blocks, groups, centre = stimulus_reads(x, trains, tests, layer, cross=False)
+    if estimator.name == "ridge":
+        fit = functools.partial(_ridge_models, reads=(x, blocks, layer), trains=trains, y=y, centre=centre,
+                                estimator=estimator)  # fmt: skip
+    else:
+        fit = functools.partial(_pls_models, trains=trains, y=y, centre=centre, estimator=estimator)
+    coef, intercept, _ = models_from_sums(x, blocks, groups, centre, y, layer, fit)
+    return fold_decisions(x, blocks, tests, coef, intercept, layer)
+
+
+def _centred(training: tuple[np.ndarray, ...]) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(n, mean of the centred features, mean of the targets, Xc'Xc, Xc'Yc) of a training set's sums."""
+    n, x, y, gram, cross = training
+    mean, y_mean = x / n, y / n
+    return int(n), mean, y_mean, gram - n * np.outer(mean, mean), cross - n * np.outer(mean, y_mean)
+
+
+def _pls_models(
+    sums: FoldSums, folds: range, *, trains: list, y: np.ndarray, centre: np.ndarray, estimator: Estimator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each fold's PLS model (coef (folds, p, q), intercept (folds, q) of the raw features) from its sums."""
+    coefs, intercepts = [], []
+    for f, fold in enumerate(folds):
+        n, mean, y_mean, gram, cross = _centred(sums.training(f))
+        n_components = min(estimator.n_components, n, len(mean))
+        if estimator.name == "pls":
+            coef = fit_pls_covariance(gram, cross, n_components)
+        else:
+            yc = y[trains[fold]] - y_mean
+            coef = fit_pls_nipals_covariance(gram, cross, yc.T @ yc, n_components)
+        coefs.append(coef)
+        intercepts.append(y_mean - (centre + mean) @ coef)
+    return np.stack(coefs), np.stack(intercepts)
+
+
+def _ridge_models(
+    sums: FoldSums, folds: range, *, reads: tuple, trains: list, y: np.ndarray, centre: np.ndarray, estimator: Estimator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each fold's ridge model (coef (folds, p, q), intercept (folds, q)), its penalties chosen by leave-one-out
+    (:func:`_loo_errors`, a pass over the group's training stimuli); the grid-edge shares join ``estimator``'s.
+    """
+    paths = [_primal_path(sums.training(f)) for f in range(len(folds))]
+    errors = _loo_errors(reads, centre, [trains[fold] for fold in folds], paths, y, estimator.alphas)
+    alphas, coefs, intercepts = estimator.alphas, [], []
+    for (v, s2, c, mean, y_mean, _), error in zip(paths, errors, strict=True):
+        chosen = np.argmin(error, axis=0)  # the first smallest, as RidgePath.best_alphas
+        estimator.edge_hits.append(float(np.mean((chosen == 0) | (chosen == alphas.size - 1))) if alphas.size > 1
+                                   else 0.0)  # fmt: skip
+        coef = v @ ridge_solver.penalised(s2, c, alphas, chosen)
+        coefs.append(coef)
+        intercepts.append(y_mean - (centre + mean) @ coef)
+    return np.stack(coefs), np.stack(intercepts)
+
+
+def _primal_path(training: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    """(V, s^2, C = S^-1 V'Xc'Yc, mean of the centred features, mean of the targets, n) of a training set."""
+    n, mean, y_mean, gram, cross = _centred(training)
+    v, s2 = ridge_solver.factorise_gram(gram)
+    return v, s2, (v.T @ cross) / np.sqrt(s2)[:, None], mean, y_mean, n
+
+
+def _loo_errors(
+    reads: tuple, centre: np.ndarray, trains: list, paths: list, y: np.ndarray, alphas: np.ndarray
+) -> list[np.ndarray]:
+    """Each fold's mean squared leave-one-out errors (alphas, targets), summed over its training stimuli block by
+    block: :meth:`.ridge.RidgePath.loo_errors` of the block's coordinates u_i = S^-1 V'x_ic with the fold's C.
+    """
+    x, blocks, layer = reads
+    errors = [np.zeros((alphas.size, y.shape[1])) for _ in paths]
+    for block in blocks:
+        values = blockwise.read_values(x, (block,), layer) - centre
+        for train, (v, s2, c, mean, y_mean, n), error in zip(trains, paths, errors, strict=True):
+            at = train[(train >= block.start) & (train < block.stop)]
+            if len(at):
+                u = ((values[at - block.start] - mean) @ v) / np.sqrt(s2)
+                path = ridge_solver.RidgePath(u, s2, c, y_mean, y[at] - y_mean, n)
+                for i, alpha in enumerate(alphas):
+                    error[i] += path.loo_errors(float(alpha))
+    return errors
