@@ -1040,14 +1040,42 @@ def test_encoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
     assert with_client or reads  # (read in blocks, not whole: counted here without a client)
 
 
+def test_step_rows_give_each_conditions_mean_once_in_the_block_of_its_last_stimulus(tmp_path, monkeypatch):
+    """StepRows of a dask-backed step: its stimuli block by block, or the conditions' means (consecutive, scattered,
+    a condition of one stimulus, stimuli of no condition), each once, equal to the means of the step in memory, the
+    sums of conditions that span blocks held until their last stimulus."""
+    from rnnprobe.analysis import blockwise
+    from rnnprobe.analysis._stimulus_sums import StepRows
+
+    rng = np.random.default_rng(3)
+    states = rng.normal(size=(23, 1, 4)) + 10
+    Recording({"h": states}).save(tmp_path / "rec.zarr")
+    x = blockwise.step_states(Recording.load(tmp_path / "rec.zarr", chunks=5), "h", 0)
+    monkeypatch.setattr(blockwise, "BLOCK_BYTES", 8 * 4 * 4 * 5)  # blocks of 5 stimuli
+    monkeypatch.setitem(dask.config.config, "scheduler", "synchronous")
+    groups = [np.array([0, 1, 2]), np.array([4, 5, 6, 7]), np.array([3, 20, 9]), np.array([12]), np.array([22, 8])]
+    for given in (None, groups):
+        rows = StepRows(x, "h", given)
+        seen, expected = [], states[:, 0] if given is None else np.stack([states[g, 0].mean(0) for g in given])
+        for b, (pos, values) in enumerate(rows):
+            at = np.flatnonzero(pos >= 0)
+            np.testing.assert_allclose(values[pos[at]], expected[at], rtol=1e-15)
+            seen.extend((int(i), b) for i in at)
+        assert sorted(i for i, _ in seen) == list(range(rows.n))  # each row once
+        if given is not None:  # in the block (of 5 stimuli) of its last stimulus
+            assert dict(seen) == {0: 0, 1: 1, 2: 4, 3: 2, 4: 4}
+    np.testing.assert_allclose(rows.first_mean(), states[:5, 0].mean(0), rtol=1e-15)
+
+
 @pytest.mark.parametrize("with_client", [True, False])
 def test_encoding_tall_steps_larger_than_a_block_are_fitted_from_sums_over_blocks_of_stimuli(
     client, tmp_path, monkeypatch, with_client
 ):
     """A dask-backed step larger than a block with no more units than training stimuli, fitted by ridge (penalties
     by leave-one-out) or PLS: from each fold's sums over blocks of stimuli (k-fold, shuffled splits, splits that leave
-    stimuli out; the folds' Gram matrices in groups), then the leave-one-out errors' and the predictions' passes; the
-    step never read whole, and equal to the whole step's fit. inner_cv and conditions' means read whole steps."""
+    stimuli out; the folds' Gram matrices in groups), then the leave-one-out errors' and the predictions' passes; of
+    the conditions' means (consecutive pairs of stimuli, or scattered ones), each formed in the block that reads its
+    last stimulus; the step never read whole, and equal to the whole step's fit. inner_cv reads whole steps."""
     from sklearn.model_selection import ShuffleSplit
 
     from rnnprobe.analysis import blockwise, fit_encoding
@@ -1056,9 +1084,10 @@ def test_encoding_tall_steps_larger_than_a_block_are_fitted_from_sums_over_block
     n = 60
     states = rng.normal(size=(n, 3, 8)) * np.linspace(0.5, 2, 8) + 4
     trials = states[:, None, :2, :4] @ rng.normal(size=(4, 3)) + rng.normal(0, 0.5, size=(n, 4, 2, 3))
-    image = np.arange(n) // 2
-    Recording({"h": states}, metadata={"image": image}).save(tmp_path / "rec.zarr")
-    neural = Recording({"IT": trials.reshape(n * 4, 2, 3)}, metadata={"image": np.repeat(image, 4)})
+    image, scattered = np.arange(n) // 2, np.arange(n) % 30  # pairs of stimuli: i and i + 1, or i and i + 30
+    Recording({"h": states}, metadata={"image": image, "scattered": scattered}).save(tmp_path / "rec.zarr")
+    trial_rows = {"image": np.repeat(image, 4), "scattered": np.repeat(scattered, 4)}
+    neural = Recording({"IT": trials.reshape(n * 4, 2, 3)}, metadata=trial_rows)
     whole, chunked = Recording.load(tmp_path / "rec.zarr"), Recording.load(tmp_path / "rec.zarr", chunks=10)
     _count_blocks(monkeypatch, 8 * n * 4, with_client)  # half a step; room for 3 Gram matrices
     reads = []
@@ -1073,7 +1102,9 @@ def test_encoding_tall_steps_larger_than_a_block_are_fitted_from_sums_over_block
         (trials, {"estimator": "pls", "n_components": 3, "time": [0, 2]}, True),
         (trials, {"estimator": "pls_nipals", "n_components": 2, "cv": shuffled}, True),
         (trials, {"alphas": alphas, "inner_cv": 3, "time": [1]}, False),
-        (neural, {"descriptor": "image", "alphas": alphas, "time": [1]}, False),
+        (neural, {"descriptor": "image", "alphas": alphas, "time": [1]}, True),
+        (neural, {"descriptor": "image", "estimator": "pls", "n_components": 2, "cv": 3, "time": [2]}, True),
+        (neural, {"descriptor": "scattered", "alphas": alphas, "cv": 3, "time": [0]}, True),
     ]
     for responses, settings, in_blocks in cases:
         expected = fit_encoding(whole, responses, **{"n_splits": 10, **settings})
@@ -1085,6 +1116,7 @@ def test_encoding_tall_steps_larger_than_a_block_are_fitted_from_sums_over_block
         assert with_client or bool(reads) == in_blocks  # (counted here without a client)
         assert all(index[0].stop - index[0].start < n and len(index) == 1 for index in reads)
     expected = fit_encoding(whole, trials, n_splits=10)  # the default grid: scores of near-constant predictions
+    reads.clear()
     got = fit_encoding(chunked, trials, n_splits=10)
     np.testing.assert_allclose(got.scores["h"], expected.scores["h"], rtol=0, atol=1e-8)
     np.testing.assert_allclose(got.r2["h"], expected.r2["h"], rtol=0, atol=1e-10)

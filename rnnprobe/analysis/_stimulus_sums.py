@@ -8,7 +8,7 @@ Gram matrices fit in ``blockwise.BLOCK_BYTES`` together and one for the predicti
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -68,32 +68,82 @@ def _complements(folds: list, n: int) -> bool:
     return all(len(train) + len(test) == n and not np.intersect1d(train, test).size for train, test in folds)
 
 
-def stimulus_reads(
-    x: Any, trains: list[np.ndarray], tests: list[np.ndarray], layer: str, *, cross: bool
-) -> tuple[list[slice], list[tuple], np.ndarray]:
-    """(blocks, groups, centre) of a step read in blocks of stimuli: the blocks, the groups of slots summed a pass
-    each (:func:`slot_groups`: the sums' class, the stimuli of each slot) and the first block's mean (the sums'
-    centre, for precision).
+class StepRows:
+    """One step's rows read block by block of stimuli, never whole: iterating gives (pos, values), each block's rows'
+    float64 values and the map of row index to position in them (``pos[i]``, -1 where row i is not in the block).
+    The rows are the stimuli, or with ``groups`` (each condition's stimuli, disjoint) the conditions' means, each
+    given in the block that reads its last stimulus; the sums of conditions whose stimuli span blocks are held until
+    then (at most one a block boundary where each condition's stimuli are consecutive, as repetitions stored in
+    order are; scattered conditions can hold up to every condition's sums).
     """
-    n, p = x.shape[0], int(np.prod(x.shape[1:]))
-    blocks = blockwise.stimulus_blocks(n, p, x.chunks[0][0])
-    groups = slot_groups(trains, tests, n, p, cross=cross)
-    return blocks, groups, blockwise.read_values(x, (blocks[0],), layer).mean(axis=0)
+
+    def __init__(self, x: Any, layer: str, groups: list[np.ndarray] | None = None) -> None:
+        self.x, self.layer, self.groups = x, layer, groups
+        self.p = int(np.prod(x.shape[1:]))
+        self.blocks = blockwise.stimulus_blocks(x.shape[0], self.p, x.chunks[0][0])
+        self.n = x.shape[0] if groups is None else len(groups)
+
+    def first_mean(self) -> np.ndarray:
+        """The mean of the first block's stimuli: a centre near the rows, for the precision of sums."""
+        return blockwise.read_values(self.x, (self.blocks[0],), self.layer).mean(axis=0)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        if self.groups is None:
+            for block in self.blocks:
+                pos = np.full(self.n, -1)
+                pos[block] = np.arange(block.stop - block.start)
+                yield pos, blockwise.read_values(self.x, (block,), self.layer)
+            return
+        yield from self._means()
+
+    def _means(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        label = np.full(self.x.shape[0], -1)
+        for c, rows in enumerate(self.groups):
+            label[rows] = c
+        counts = np.array([len(rows) for rows in self.groups])
+        ends = np.searchsorted([block.stop for block in self.blocks], [rows.max() for rows in self.groups], "right")
+        held: dict[int, np.ndarray] = {}  # the sums of conditions whose stimuli span blocks, until their last
+        for b, block in enumerate(self.blocks):
+            values = blockwise.read_values(self.x, (block,), self.layer)
+            labels = label[block]
+            order = np.argsort(labels, kind="stable")[np.count_nonzero(labels < 0) :]  # (stimuli of no condition)
+            conditions, starts = np.unique(labels[order], return_index=True)
+            sums = np.add.reduceat(values[order], starts, axis=0) if len(order) else values[:0]
+            for i, c in enumerate(conditions):
+                if c in held:
+                    sums[i] += held.pop(c)
+            done = ends[conditions] == b
+            held.update(zip(conditions[~done].tolist(), sums[~done], strict=True))
+            pos = np.full(self.n, -1)
+            pos[conditions[done]] = np.arange(np.count_nonzero(done))
+            yield pos, sums[done] / counts[conditions[done], None]
+
+
+def stimulus_reads(
+    x: Any, trains: list[np.ndarray], tests: list[np.ndarray], layer: str, *, cross: bool,
+    groups: list[np.ndarray] | None = None,
+) -> tuple[StepRows, list[tuple], np.ndarray]:  # fmt: skip
+    """(rows, slots, centre) of a step read in blocks of stimuli: its :class:`StepRows` (stimuli, or the means of
+    the conditions ``groups``), the groups of slots summed a pass each (:func:`slot_groups`: the sums' class, the
+    rows of each slot) and the first block's mean (the sums' centre, for precision).
+    """
+    rows = StepRows(x, layer, groups)
+    return rows, slot_groups(trains, tests, rows.n, rows.p, cross=cross), rows.first_mean()
 
 
 def models_from_sums(
-    x: Any, blocks: list[slice], groups: list[tuple], centre: np.ndarray, codes: np.ndarray, layer: str,
+    rows: StepRows, groups: list[tuple], centre: np.ndarray, codes: np.ndarray,
     fit: Callable[[FoldSums, range], tuple[np.ndarray, np.ndarray]],
 ) -> tuple[np.ndarray, np.ndarray, FoldSums]:  # fmt: skip
     """Every fold's linear model (coef (folds, p, columns), intercept (folds, columns) of the raw states), each
-    group of slots' (:func:`slot_groups`, a pass each) ``fit`` from its sums and the positions of its folds among
-    all, and the last group's sums (whose ``training(None)``, every stimulus's, the decoders' patterns use).
+    group of slots' (:func:`slot_groups`, a pass over ``rows`` each) ``fit`` from its sums and the positions of its
+    folds among all, and the last group's sums (whose ``training(None)``, every row's, the decoders' patterns use).
     """
     parts, every, sums, start = [], None, None, 0
     for kind, members in groups:
         sums = None  # (the last group's sums released before the next group's are summed)
-        sums = fold_sums(x, blocks, (kind, members), centre, codes, layer)
-        if len(groups) > 1 and every is None:  # every stimulus's sums, held for the groups of folds after them
+        sums = fold_sums(rows, (kind, members), centre, codes)
+        if len(groups) > 1 and every is None:  # every row's sums, held for the groups of folds after them
             every = sums.training(None)
             continue
         if every is not None:
@@ -103,32 +153,31 @@ def models_from_sums(
     return np.concatenate([coef for coef, _ in parts]), np.concatenate([intercept for _, intercept in parts]), sums
 
 
-def fold_sums(x: Any, blocks: list[slice], slots: tuple, centre: np.ndarray, codes: np.ndarray, layer: str) -> FoldSums:
-    """The sums (:mod:`._ridge_sums`) of the states centred on ``centre`` and of ``codes`` in each of the ``slots``
-    (:func:`sum_slots`: the sums' class, each slot's stimuli), block by block of stimuli.
+def fold_sums(rows: StepRows, slots: tuple, centre: np.ndarray, codes: np.ndarray) -> FoldSums:
+    """The sums (:mod:`._ridge_sums`) of the rows centred on ``centre`` and of ``codes`` in each of the ``slots``
+    (:func:`sum_slots`: the sums' class, each slot's rows), block by block.
     """
     kind, members = slots
     sums = kind.zeros(len(members), len(centre), codes.shape[1])
-    for block in blocks:
-        values = blockwise.read_values(x, (block,), layer) - centre
-        for f, rows in enumerate(members):
-            at = rows[(rows >= block.start) & (rows < block.stop)]
+    for pos, values in rows:
+        values = values - centre
+        for f, slot in enumerate(members):
+            at = slot[pos[slot] >= 0]
             if len(at):
-                sums.add(f, values[at - block.start], codes[at])
+                sums.add(f, values[pos[at]], codes[at])
     return sums
 
 
 def fold_decisions(
-    x: Any, blocks: list[slice], tests: list[np.ndarray], coef: np.ndarray, intercept: np.ndarray, layer: str
+    rows: StepRows, tests: list[np.ndarray], coef: np.ndarray, intercept: np.ndarray
 ) -> list[np.ndarray]:
-    """Each fold's decision values (its test stimuli, columns) under its decoder (coef (folds, p, columns),
-    intercept (folds, columns)), block by block of stimuli.
+    """Each fold's decision values (its test rows, columns) under its model (coef (folds, p, columns), intercept
+    (folds, columns)), block by block.
     """
     out = [np.empty((len(test), coef.shape[-1])) for test in tests]
-    for block in blocks:
-        values = blockwise.read_values(x, (block,), layer)
+    for pos, values in rows:
         for f, test in enumerate(tests):
-            at = np.flatnonzero((test >= block.start) & (test < block.stop))
+            at = np.flatnonzero(pos[test] >= 0)
             if len(at):
-                out[f][at] = values[test[at] - block.start] @ coef[f] + intercept[f]
+                out[f][at] = values[pos[test[at]]] @ coef[f] + intercept[f]
     return out

@@ -56,7 +56,7 @@ import torch
 from . import _scores, blockwise
 from ._linear import inverse_std
 from ._ridge_sums import FoldSums, solve, solve_folds
-from ._stimulus_sums import fold_decisions, held_slots, models_from_sums, slot_groups, stimulus_reads
+from ._stimulus_sums import StepRows, fold_decisions, held_slots, models_from_sums, slot_groups, stimulus_reads
 from .decoding import _code, code_columns
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -300,20 +300,18 @@ def _by_stimuli(
     x = blockwise.step_states(recording, job.layer, positions[0])
     tested = None if test is None else blockwise.step_states(test, job.layer, positions[1])
     n, p, cross = x.shape[0], int(np.prod(x.shape[1:])), tested is not None
-    blocks, groups, centre = stimulus_reads(x, job.trains, job.tests, job.layer, cross=cross)
+    rows, groups, centre = stimulus_reads(x, job.trains, job.tests, job.layer, cross=cross)
     fit = functools.partial(decoders_of, centre=centre, job=job, cross=cross)
     scores, haufe = np.empty((len(job.tests), job.sets.shape[1])), None
     n_decided = n if tested is None else tested.shape[0]
     for sets in _set_groups(job.sets.shape[1], job.columns * (3 * held_slots(groups) * p + n + n_decided)):
-        coef, intercept, sums = models_from_sums(x, blocks, groups, centre, _code(job.sets[:, sets], job.n_classes),
-                                                 job.layer, fit)  # fmt: skip
+        coef, intercept, sums = models_from_sums(rows, groups, centre, _code(job.sets[:, sets], job.n_classes), fit)
         if tested is None:
-            decisions = fold_decisions(x, blocks, job.tests, coef, intercept, job.layer)
+            decisions = fold_decisions(rows, job.tests, coef, intercept)
             for f, (test_rows, decision) in enumerate(zip(job.tests, decisions, strict=True)):
                 scores[f, sets] = job.score(test_rows, sets, decision)
         else:  # the test recording's stimuli under the decoder of every training stimulus
-            tested_blocks = blockwise.stimulus_blocks(n_decided, p, tested.chunks[0][0])
-            decisions = fold_decisions(tested, tested_blocks, [np.arange(n_decided)], coef, intercept, job.layer)
+            decisions = fold_decisions(StepRows(tested, job.layer), [np.arange(n_decided)], coef, intercept)
             scores[0, sets] = job.score(None, sets, decisions[0])
         if job.patterns and sets.start == 0:
             haufe = _patterns_from_sums(sums, centre, job)

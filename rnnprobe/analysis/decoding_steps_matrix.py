@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import blockwise
-from ._stimulus_sums import fold_decisions, models_from_sums, stimulus_reads
+from ._stimulus_sums import StepRows, fold_decisions, models_from_sums, stimulus_reads
 from .decoding import _code
 from .decoding_steps import (
     _Job,
@@ -104,10 +104,9 @@ def _fit_step(position: int, recording: Recording, job: _Job, fits: slice, how: 
     x = blockwise.step_states(recording, job.layer, position)
     cross, patterns = job.y_test is not None, job.patterns and fits.start == 0
     if how == "stimuli":
-        blocks, groups, centre = stimulus_reads(x, job.trains, job.tests, job.layer, cross=cross)
+        rows, groups, centre = stimulus_reads(x, job.trains, job.tests, job.layer, cross=cross)
         fit = functools.partial(decoders_of, centre=centre, job=job, cross=cross)
-        coef, intercept, sums = models_from_sums(x, blocks, groups, centre, _code(job.sets[:, fits], job.n_classes),
-                                                 job.layer, fit)  # fmt: skip
+        coef, intercept, sums = models_from_sums(rows, groups, centre, _code(job.sets[:, fits], job.n_classes), fit)
         return (coef, intercept), _patterns_from_sums(sums, centre, job) if patterns else None
     trains = [np.asarray(train) for train in job.trains]
     if patterns and not cross:  # the decoder of every sample (cross-decoding: the one fold's)
@@ -173,11 +172,10 @@ def _test_step(
     decision values from blocks of stimuli.
     """
     x = blockwise.step_states(recording, job.layer, position)
-    n, p = x.shape[0], int(np.prod(x.shape[1:]))
+    n = x.shape[0]
     cross = job.y_test is not None
     tests = [np.arange(n)] if cross else [np.asarray(test) for test in job.tests]
-    blocks = blockwise.stimulus_blocks(n, p, x.chunks[0][0])
-    decisions = fold_decisions(x, blocks, tests, coef, intercept, job.layer)
+    decisions = fold_decisions(StepRows(x, job.layer), tests, coef, intercept)
     width, n_steps = sets.stop - sets.start, coef.shape[-1] // (job.columns * (sets.stop - sets.start))
     out = np.empty((len(tests), width, n_steps))
     for f, decision in enumerate(decisions):

@@ -15,9 +15,10 @@ a pass each.
 - **PLS** (``"pls"``, ``"pls_nipals"``): from Xc'Xc and Xc'Yc alone (:func:`.pls.fit_pls_covariance`; NIPALS
   also takes Yc'Yc, from the targets in memory).
 
-A last pass predicts each block's stimuli under the models of the folds that test them. The results equal the
-in-memory fits' to rounding (tested to 1e-10); what still reads whole steps: ridge with ``inner_cv``, and
-features averaged over conditions (``descriptor=``) of tall steps.
+A last pass predicts each block's stimuli under the models of the folds that test them. Features averaged over
+conditions (``descriptor=``) are the conditions' means, each formed in the block that reads its last stimulus
+(:class:`.._stimulus_sums.StepRows`). The results equal the in-memory fits' to rounding (tested to 1e-10); ridge
+with ``inner_cv`` still reads whole steps.
 """
 
 from __future__ import annotations
@@ -27,9 +28,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import blockwise
 from .._ridge_sums import FoldSums
-from .._stimulus_sums import fold_decisions, models_from_sums, stimulus_reads
+from .._stimulus_sums import StepRows, fold_decisions, models_from_sums, stimulus_reads
 from . import ridge as ridge_solver
 from .pls import fit_pls_covariance, fit_pls_nipals_covariance
 
@@ -39,24 +39,23 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def in_blocks(step: StepBlocks, estimator: Estimator) -> bool:
-    """Whether a tall step is fitted here: ridge by leave-one-out and PLS, of the stimuli's own features."""
-    return step.groups is None and estimator.inner_cv is None and estimator.name in ("ridge", "pls", "pls_nipals")
+    """Whether a tall step is fitted here: ridge by leave-one-out, and PLS."""
+    return estimator.inner_cv is None and estimator.name in ("ridge", "pls", "pls_nipals")
 
 
 def tall_predictions(step: StepBlocks, y: np.ndarray, folds: list, estimator: Estimator) -> list[np.ndarray]:
     """Held-out predictions of each fold (its test stimuli, targets) of ridge or PLS on ``step``'s features,
     read in blocks of stimuli: the sums' passes, ridge's leave-one-out pass, the predictions' pass.
     """
-    x, layer = step.x, step.layer
     trains, tests = [np.asarray(train) for train, _ in folds], [np.asarray(test) for _, test in folds]
-    blocks, groups, centre = stimulus_reads(x, trains, tests, layer, cross=False)
+    rows, groups, centre = stimulus_reads(step.x, trains, tests, step.layer, cross=False, groups=step.groups)
     if estimator.name == "ridge":
-        fit = functools.partial(_ridge_models, reads=(x, blocks, layer), trains=trains, y=y, centre=centre,
+        fit = functools.partial(_ridge_models, rows=rows, trains=trains, y=y, centre=centre,
                                 estimator=estimator)  # fmt: skip
     else:
         fit = functools.partial(_pls_models, trains=trains, y=y, centre=centre, estimator=estimator)
-    coef, intercept, _ = models_from_sums(x, blocks, groups, centre, y, layer, fit)
-    return fold_decisions(x, blocks, tests, coef, intercept, layer)
+    coef, intercept, _ = models_from_sums(rows, groups, centre, y, fit)
+    return fold_decisions(rows, tests, coef, intercept)
 
 
 def _centred(training: tuple[np.ndarray, ...]) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -85,13 +84,20 @@ def _pls_models(
 
 
 def _ridge_models(
-    sums: FoldSums, folds: range, *, reads: tuple, trains: list, y: np.ndarray, centre: np.ndarray, estimator: Estimator
+    sums: FoldSums,
+    folds: range,
+    *,
+    rows: StepRows,
+    trains: list,
+    y: np.ndarray,
+    centre: np.ndarray,
+    estimator: Estimator,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each fold's ridge model (coef (folds, p, q), intercept (folds, q)), its penalties chosen by leave-one-out
-    (:func:`_loo_errors`, a pass over the group's training stimuli); the grid-edge shares join ``estimator``'s.
+    (:func:`_loo_errors`, a pass over the group's training rows); the grid-edge shares join ``estimator``'s.
     """
     paths = [_primal_path(sums.training(f)) for f in range(len(folds))]
-    errors = _loo_errors(reads, centre, [trains[fold] for fold in folds], paths, y, estimator.alphas)
+    errors = _loo_errors(rows, centre, [trains[fold] for fold in folds], paths, y, estimator.alphas)
     alphas, coefs, intercepts = estimator.alphas, [], []
     for (v, s2, c, mean, y_mean, _), error in zip(paths, errors, strict=True):
         chosen = np.argmin(error, axis=0)  # the first smallest, as RidgePath.best_alphas
@@ -111,19 +117,18 @@ def _primal_path(training: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
 
 
 def _loo_errors(
-    reads: tuple, centre: np.ndarray, trains: list, paths: list, y: np.ndarray, alphas: np.ndarray
+    rows: StepRows, centre: np.ndarray, trains: list, paths: list, y: np.ndarray, alphas: np.ndarray
 ) -> list[np.ndarray]:
-    """Each fold's mean squared leave-one-out errors (alphas, targets), summed over its training stimuli block by
+    """Each fold's mean squared leave-one-out errors (alphas, targets), summed over its training rows block by
     block: :meth:`.ridge.RidgePath.loo_errors` of the block's coordinates u_i = S^-1 V'x_ic with the fold's C.
     """
-    x, blocks, layer = reads
     errors = [np.zeros((alphas.size, y.shape[1])) for _ in paths]
-    for block in blocks:
-        values = blockwise.read_values(x, (block,), layer) - centre
+    for pos, values in rows:
+        values = values - centre
         for train, (v, s2, c, mean, y_mean, n), error in zip(trains, paths, errors, strict=True):
-            at = train[(train >= block.start) & (train < block.stop)]
+            at = train[pos[train] >= 0]
             if len(at):
-                u = ((values[at - block.start] - mean) @ v) / np.sqrt(s2)
+                u = ((values[pos[at]] - mean) @ v) / np.sqrt(s2)
                 path = ridge_solver.RidgePath(u, s2, c, y_mean, y[at] - y_mean, n)
                 for i, alpha in enumerate(alphas):
                     error[i] += path.loo_errors(float(alpha))
