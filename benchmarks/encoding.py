@@ -16,6 +16,12 @@ Cases (from issue 17; results checked first, then timed):
       units (rnnprobe's fit_pls per fold, the form before; held-out r checked equal to 1e-9 first) and
       scikit-learn's PLSRegression(25, scale=False) per fold, whose NIPALS iterations estimator="pls_nipals"
       runs (r checked equal to 1e-8).
+  Tall features (twenty-sixth session), 5 folds, 20,000 stimuli x 1024 features -> 100 targets: ridge (25
+      alphas by leave-one-out) and PLS(25), which rnnprobe now fits from each fold's sums (the features' Gram
+      matrix, a training set's the other folds' sums: ``encoding.tall``), against the same models fitted per
+      fold from the training features (the form before: ``fit._ridge_predictions``, ``fit_pls``,
+      ``fit_pls_nipals``; predictions checked equal to 1e-8 relative first) and scikit-learn's
+      RidgeCV(alpha_per_target=True) and PLSRegression(25, scale=False) per fold.
 ``--threads`` pins BLAS threads for every tool (default 1).
 """
 
@@ -148,6 +154,52 @@ def wide_pls_case(rng, quick: bool) -> None:
         f"max |r difference| {np.abs(r_exact - r_sk).max():.1e} (NIPALS stops at tol 1e-6)")  # fmt: skip
 
 
+def tall_case(rng, quick: bool) -> None:
+    import numpy as np
+    from sklearn.cross_decomposition import PLSRegression
+    from sklearn.linear_model import RidgeCV
+    from sklearn.model_selection import KFold
+
+    from rnnprobe.analysis.encoding.fit import Estimator, _ridge_predictions
+    from rnnprobe.analysis.encoding.pls import fit_pls, fit_pls_nipals, predict_pls
+    from rnnprobe.analysis.encoding.tall import tall_predictions
+
+    n, p, targets = (20_000, 1024, 100) if not quick else (4000, 256, 30)
+    alphas = np.logspace(-3, 9, 25)
+    x = rng.normal(size=(n, p)) * np.linspace(0.2, 2, p) + 1
+    y = x[:, :40] @ rng.normal(size=(40, targets)) + rng.normal(size=(n, targets)) * 5
+    folds = list(KFold(5, shuffle=True, random_state=0).split(x))
+    print(f"tall: {n} stimuli x {p} features -> {targets} targets, 5 folds")
+
+    def check(ours: list, theirs: list) -> float:
+        gap = max(np.abs(a - b).max() / np.abs(b).max() for a, b in zip(ours, theirs, strict=True))
+        assert gap < 1e-8, gap
+        return gap
+
+    def per_fold(make) -> list:
+        return [make(tr, te) for tr, te in folds]
+
+    ridge = Estimator("ridge", alphas=alphas)
+    for name, estimator, before in [
+        ("ridge", ridge, lambda: _ridge_predictions(x, y, folds, Estimator("ridge", alphas=alphas))),
+        ("pls", Estimator("pls", n_components=25),
+         lambda: per_fold(lambda tr, te: predict_pls(fit_pls(x[tr], y[tr], 25), x[te]))),
+        ("pls_nipals", Estimator("pls_nipals", n_components=25),
+         lambda: per_fold(lambda tr, te: predict_pls(fit_pls_nipals(x[tr], y[tr], 25), x[te]))),
+    ]:  # fmt: skip
+        before_s, theirs = timed(before)
+        ours_s, ours = timed(lambda estimator=estimator: tall_predictions(x, y, folds, estimator))
+        row(f"rnnprobe-per-fold {name}, tall", before_s, ours_s, f"predictions equal ({check(ours, theirs):.1e})")
+    sk_s, sk = timed(lambda: per_fold(lambda tr, te: RidgeCV(alphas=alphas, alpha_per_target=True)
+                                      .fit(x[tr], y[tr]).predict(x[te])))  # fmt: skip
+    ours_s, ours = timed(lambda: tall_predictions(x, y, folds, ridge))
+    row("scikit-learn RidgeCV (leave-one-out) tall", sk_s, ours_s, f"predictions equal ({check(ours, sk):.1e})")
+    sk_s, sk = timed(lambda: per_fold(lambda tr, te: PLSRegression(25, scale=False).fit(x[tr], y[tr]).predict(x[te])))
+    ours_s, ours = timed(lambda: tall_predictions(x, y, folds, Estimator("pls_nipals", n_components=25)))
+    row("scikit-learn PLSRegression (NIPALS) tall, pls_nipals", sk_s, ours_s,
+        f"predictions equal ({check(ours, sk):.1e})")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=1)
@@ -162,6 +214,7 @@ def main() -> None:
     ridge_case(rng, args.quick)
     pls_case(rng, args.quick)
     wide_pls_case(rng, args.quick)
+    tall_case(rng, args.quick)
     if not args.quick:
         from _machine import Results
 

@@ -34,8 +34,14 @@ def _data(rng, n, p, targets, noise=2.0):
     return x, y
 
 
-@pytest.mark.parametrize(("n", "p"), [(90, 20), (60, 150)])  # primal, and dual (units > training stimuli)
-def test_ridge_equals_scikit_learn_ridgecv_per_target(rng, n, p):
+@pytest.mark.parametrize(("n", "p", "rows"), [(90, 20, None), (90, 20, 7), (60, 150, None)])
+def test_ridge_equals_scikit_learn_ridgecv_per_target(rng, monkeypatch, n, p, rows):
+    """Primal (from each fold's sums over blocks of rows: one block, or blocks of 7) and dual (units > training
+    stimuli)."""
+    from rnnprobe.analysis import blockwise
+
+    if rows:
+        monkeypatch.setattr(blockwise, "BLOCK_BYTES", 32 * p * rows)
     x, y = _data(rng, n, p, 12)
     folds = list(KFold(4, shuffle=True, random_state=3).split(x))
     result = fit_encoding(x, y, alphas=ALPHAS, cv=folds, ceiling=False)

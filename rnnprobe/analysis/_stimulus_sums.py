@@ -90,9 +90,7 @@ class StepRows:
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         if self.groups is None:
             for block in self.blocks:
-                pos = np.full(self.n, -1)
-                pos[block] = np.arange(block.stop - block.start)
-                yield pos, blockwise.read_values(self.x, (block,), self.layer)
+                yield _positions(self.n, block), blockwise.read_values(self.x, (block,), self.layer)
             return
         yield from self._means()
 
@@ -119,15 +117,39 @@ class StepRows:
             yield pos, sums[done] / counts[conditions[done], None]
 
 
-def stimulus_reads(
-    x: Any, trains: list[np.ndarray], tests: list[np.ndarray], layer: str, *, cross: bool,
-    groups: list[np.ndarray] | None = None,
-) -> tuple[StepRows, list[tuple], np.ndarray]:  # fmt: skip
-    """(rows, slots, centre) of a step read in blocks of stimuli: its :class:`StepRows` (stimuli, or the means of
-    the conditions ``groups``), the groups of slots summed a pass each (:func:`slot_groups`: the sums' class, the
-    rows of each slot) and the first block's mean (the sums' centre, for precision).
+class ArrayRows:
+    """The rows of an in-memory (rows, units) array as :class:`StepRows` gives a step's: blocks of a quarter of
+    BLOCK_BYTES in float64 (the fits from sums hold no float64 copy of the whole array).
     """
-    rows = StepRows(x, layer, groups)
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.x, (self.n, self.p) = x, x.shape
+        size = max(1, blockwise.BLOCK_BYTES // (32 * self.p))
+        self.blocks = [slice(a, min(a + size, self.n)) for a in range(0, self.n, size)]
+
+    def first_mean(self) -> np.ndarray:
+        return np.asarray(self.x[self.blocks[0]], dtype=np.float64).mean(axis=0)
+
+    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for block in self.blocks:
+            yield _positions(self.n, block), np.asarray(self.x[block], dtype=np.float64)
+
+
+def _positions(n: int, block: slice) -> np.ndarray:
+    """The map of row index to position in a block of consecutive rows (-1 outside it)."""
+    pos = np.full(n, -1)
+    pos[block] = np.arange(block.stop - block.start)
+    return pos
+
+
+def stimulus_reads(
+    x: Any, trains: list[np.ndarray], tests: list[np.ndarray], layer: str, *, cross: bool
+) -> tuple[StepRows, list[tuple], np.ndarray]:
+    """(rows, slots, centre) of a step read in blocks of stimuli: its :class:`StepRows`, the groups of slots summed a
+    pass each (:func:`slot_groups`: the sums' class, the stimuli of each slot) and the first block's mean (the sums'
+    centre, for precision).
+    """
+    rows = StepRows(x, layer)
     return rows, slot_groups(trains, tests, rows.n, rows.p, cross=cross), rows.first_mean()
 
 

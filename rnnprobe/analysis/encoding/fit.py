@@ -74,9 +74,9 @@ def gram_matrix(x: np.ndarray | StepBlocks) -> np.ndarray:
 
 def fold_predictions(x: np.ndarray | StepBlocks, y: np.ndarray, folds: list, estimator: Estimator) -> list[np.ndarray]:
     """Held-out predictions of each fold for one (layer, model time step)."""
-    if isinstance(x, StepBlocks) and not _dual(x.shape[1], folds):
-        from .tall import tall_predictions  # no more units than training stimuli: sums over blocks of stimuli
+    from .tall import from_sums, tall_predictions
 
+    if not _dual(x.shape[1], folds) and from_sums(estimator):  # no more units than training stimuli
         return tall_predictions(x, y, folds, estimator)
     if estimator.name == "ridge":
         return _ridge_predictions(x, y, folds, estimator)
@@ -509,13 +509,13 @@ def _score_steps(steps: Any, feature: Features, y: np.ndarray, folds: list, mode
 def _step_features(feature: Features, step: int, folds: list, model: Estimator) -> np.ndarray | StepBlocks:
     """One step's features: a :class:`.inputs.StepBlocks` where the step is larger than a block and ridge or PLS is
     fitted in its dual form (more units than training stimuli: only the Gram matrix across stimuli is needed) or
-    from sums over blocks of stimuli (:mod:`.tall`), else whole.
+    from each fold's sums over blocks of stimuli (:mod:`.tall`), else whole.
     """
-    from .tall import in_blocks
+    from .tall import from_sums
 
     if feature.read_blocks is not None and model.name in ("ridge", *PLS_SOLVERS):
         blocks = feature.read_blocks(step)
-        if _dual(blocks.shape[1], folds) or in_blocks(blocks, model):
+        if _dual(blocks.shape[1], folds) or from_sums(model):
             return blocks
     return feature.read(step)
 

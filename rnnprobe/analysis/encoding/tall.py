@@ -1,24 +1,27 @@
-"""Ridge and PLS encoding models of a dask-backed step larger than a block with no more units than a fold's
-training stimuli (their primal forms), from passes over blocks of stimuli: the step is never held whole.
+"""Ridge and PLS encoding models of tall features, no more units than a fold's training stimuli (their primal
+forms), from each fold's sums over blocks of stimuli: in memory, and for a dask-backed step larger than a block,
+which is then never held whole.
 
 Each fold's sums over its training stimuli (:mod:`.._stimulus_sums`: the count, the sums of the features and
 targets, the features' Gram matrix and their products with the targets, centred on the first block's mean
 for precision) give its centred Xc'Xc and Xc'Yc; a training set's sums are the other folds' where the folds
-partition the stimuli (so a pass sums every fold's Gram matrix from n p^2 products, where the in-memory fits
-take (k - 1) n p^2), and the folds are summed in groups whose Gram matrices fit in ``blockwise.BLOCK_BYTES``,
-a pass each.
+partition the stimuli (so a pass sums every fold's Gram matrix from n p^2 products, where fits of each
+training set take (k - 1) n p^2), and the folds are summed in groups whose Gram matrices fit in
+``blockwise.BLOCK_BYTES``, a pass each.
 
 - **Ridge** (a penalty per target by efficient leave-one-out; :mod:`.ridge`): Xc'Xc = V S^2 V' gives each
   training stimulus's coordinates u_i = S^-1 V'x_ic and C = U'Yc = S^-1 V'(Xc'Yc). The leave-one-out errors of
   every penalty (leverage 1/n + sum_k u_ik^2 f_k, residual yc_i - u_i diag(f) C) are summed over a second pass
   of each group's training stimuli; the chosen penalties' coefficients are V diag(s / (s^2 + alpha)) C.
 - **PLS** (``"pls"``, ``"pls_nipals"``): from Xc'Xc and Xc'Yc alone (:func:`.pls.fit_pls_covariance`; NIPALS
-  also takes Yc'Yc, from the targets in memory).
+  also takes Yc'Yc, from the targets in memory), whose iterations then cost products with p x p and p x q
+  matrices, not passes over the stimuli.
 
-A last pass predicts each block's stimuli under the models of the folds that test them. Features averaged over
-conditions (``descriptor=``) are the conditions' means, each formed in the block that reads its last stimulus
-(:class:`.._stimulus_sums.StepRows`). The results equal the in-memory fits' to rounding (tested to 1e-10); ridge
-with ``inner_cv`` still reads whole steps.
+A last pass predicts each block's stimuli under the models of the folds that test them. A dask-backed step's
+features averaged over conditions (``descriptor=``) are the conditions' means, each formed in the block that
+reads its last stimulus (:class:`.._stimulus_sums.StepRows`). Equal to scikit-learn's RidgeCV and PLSRegression
+(``tests/test_encoding.py``) and, read in blocks, to the in-memory fits to 1e-10 (``tests/test_cluster.py``).
+Ridge with ``inner_cv`` is fitted per fold from its training features (:mod:`.fit`).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._ridge_sums import FoldSums
-from .._stimulus_sums import StepRows, fold_decisions, models_from_sums, stimulus_reads
+from .._stimulus_sums import ArrayRows, StepRows, fold_decisions, models_from_sums, slot_groups
 from . import ridge as ridge_solver
 from .pls import fit_pls_covariance, fit_pls_nipals_covariance
 
@@ -38,20 +41,22 @@ if TYPE_CHECKING:  # pragma: no cover
     from .inputs import StepBlocks
 
 
-def in_blocks(step: StepBlocks, estimator: Estimator) -> bool:
-    """Whether a tall step is fitted here: ridge by leave-one-out, and PLS."""
+def from_sums(estimator: Estimator) -> bool:
+    """Whether tall features are fitted here: ridge by leave-one-out, and PLS."""
     return estimator.inner_cv is None and estimator.name in ("ridge", "pls", "pls_nipals")
 
 
-def tall_predictions(step: StepBlocks, y: np.ndarray, folds: list, estimator: Estimator) -> list[np.ndarray]:
-    """Held-out predictions of each fold (its test stimuli, targets) of ridge or PLS on ``step``'s features,
-    read in blocks of stimuli: the sums' passes, ridge's leave-one-out pass, the predictions' pass.
+def tall_predictions(x: np.ndarray | StepBlocks, y: np.ndarray, folds: list, estimator: Estimator) -> list[np.ndarray]:
+    """Held-out predictions of each fold (its test stimuli, targets) of ridge or PLS on the features ``x`` (in
+    memory, or a step read in blocks of stimuli): the sums' passes, ridge's leave-one-out pass, the predictions'.
     """
+    from .inputs import StepBlocks
+
+    rows = StepRows(x.x, x.layer, x.groups) if isinstance(x, StepBlocks) else ArrayRows(x)
     trains, tests = [np.asarray(train) for train, _ in folds], [np.asarray(test) for _, test in folds]
-    rows, groups, centre = stimulus_reads(step.x, trains, tests, step.layer, cross=False, groups=step.groups)
+    groups, centre = slot_groups(trains, tests, rows.n, rows.p, cross=False), rows.first_mean()
     if estimator.name == "ridge":
-        fit = functools.partial(_ridge_models, rows=rows, trains=trains, y=y, centre=centre,
-                                estimator=estimator)  # fmt: skip
+        fit = functools.partial(_ridge_models, rows=rows, trains=trains, y=y, centre=centre, estimator=estimator)
     else:
         fit = functools.partial(_pls_models, trains=trains, y=y, centre=centre, estimator=estimator)
     coef, intercept, _ = models_from_sums(rows, groups, centre, y, fit)
@@ -117,7 +122,7 @@ def _primal_path(training: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
 
 
 def _loo_errors(
-    rows: StepRows, centre: np.ndarray, trains: list, paths: list, y: np.ndarray, alphas: np.ndarray
+    rows: StepRows | ArrayRows, centre: np.ndarray, trains: list, paths: list, y: np.ndarray, alphas: np.ndarray
 ) -> list[np.ndarray]:
     """Each fold's mean squared leave-one-out errors (alphas, targets), summed over its training rows block by
     block: :meth:`.ridge.RidgePath.loo_errors` of the block's coordinates u_i = S^-1 V'x_ic with the fold's C.
