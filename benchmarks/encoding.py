@@ -17,10 +17,10 @@ Cases (from issue 17; results checked first, then timed):
       scikit-learn's PLSRegression(25, scale=False) per fold, whose NIPALS iterations estimator="pls_nipals"
       runs (r checked equal to 1e-8).
   Tall features (twenty-sixth session), 5 folds, 20,000 stimuli x 1024 features -> 100 targets: ridge (25
-      alphas by leave-one-out) and PLS(25), which rnnprobe now fits from each fold's sums (the features' Gram
-      matrix, a training set's the other folds' sums: ``encoding.tall``), against the same models fitted per
-      fold from the training features (the form before: ``fit._ridge_predictions``, ``fit_pls``,
-      ``fit_pls_nipals``; predictions checked equal to 1e-8 relative first) and scikit-learn's
+      alphas by leave-one-out, or by 5 inner folds) and PLS(25), which rnnprobe now fits from each fold's sums
+      (the features' Gram matrix, a training set's the other folds' sums: ``encoding.tall``), against the same
+      models fitted per fold from the training features (the form before: ``fit._ridge_predictions``,
+      ``fit_pls``, ``fit_pls_nipals``; predictions checked equal to 1e-8 relative first) and scikit-learn's
       RidgeCV(alpha_per_target=True) and PLSRegression(25, scale=False) per fold; NIPALS on the first 5000
       stimuli (its iterations on the units take 40 s a fold of 16,000 stimuli).
 ``--threads`` pins BLAS threads for every tool (default 1).
@@ -183,9 +183,11 @@ def tall_case(rng, quick: bool) -> None:
     def per_fold(make) -> list:
         return [make(tr, te) for tr, te in folds]
 
-    ridge = Estimator("ridge", alphas=alphas)
+    ridge, inner = Estimator("ridge", alphas=alphas), {"alphas": alphas, "inner_cv": 5, "seed": 0}
     for name, estimator, before in [
         ("ridge", ridge, lambda: _ridge_predictions(x, y, folds, Estimator("ridge", alphas=alphas))),
+        ("ridge inner_cv=5", Estimator("ridge", **inner), lambda: _ridge_predictions(x, y, folds,
+                                                                                     Estimator("ridge", **inner))),
         ("pls", Estimator("pls", n_components=25),
          lambda: per_fold(lambda tr, te: predict_pls(fit_pls(x[tr], y[tr], 25), x[te]))),
     ]:  # fmt: skip

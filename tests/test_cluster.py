@@ -1075,7 +1075,7 @@ def test_encoding_tall_steps_larger_than_a_block_are_fitted_from_sums_over_block
     by leave-one-out) or PLS: from each fold's sums over blocks of stimuli (k-fold, shuffled splits, splits that leave
     stimuli out; the folds' Gram matrices in groups), then the leave-one-out errors' and the predictions' passes; of
     the conditions' means (consecutive pairs of stimuli, or scattered ones), each formed in the block that reads its
-    last stimulus; the step never read whole, and equal to the whole step's fit. inner_cv reads whole steps."""
+    last stimulus; penalties by inner k-fold; the step never read whole, and equal to the whole step's fit."""
     from sklearn.model_selection import ShuffleSplit
 
     from rnnprobe.analysis import blockwise, fit_encoding
@@ -1101,7 +1101,7 @@ def test_encoding_tall_steps_larger_than_a_block_are_fitted_from_sums_over_block
         (trials, {"alphas": alphas, "cv": [(train[:30], test) for train, test in shuffled]}, True),  # left out
         (trials, {"estimator": "pls", "n_components": 3, "time": [0, 2]}, True),
         (trials, {"estimator": "pls_nipals", "n_components": 2, "cv": shuffled}, True),
-        (trials, {"alphas": alphas, "inner_cv": 3, "time": [1]}, False),
+        (trials, {"alphas": alphas, "inner_cv": 3, "time": [1]}, True),
         (neural, {"descriptor": "image", "alphas": alphas, "time": [1]}, True),
         (neural, {"descriptor": "image", "estimator": "pls", "n_components": 2, "cv": 3, "time": [2]}, True),
         (neural, {"descriptor": "scattered", "alphas": alphas, "cv": 3, "time": [0]}, True),

@@ -236,10 +236,16 @@ def test_bad_input_is_one_clear_error(rng):
             call()
 
 
-@pytest.mark.parametrize(("n", "p"), [(80, 12), (50, 90)])  # primal, dual
-def test_inner_kfold_selection_equals_a_brute_force_loop_over_ridge(rng, n, p):
+@pytest.mark.parametrize(("n", "p", "rows"), [(80, 12, None), (80, 12, 5), (50, 90, None)])
+def test_inner_kfold_selection_equals_a_brute_force_loop_over_ridge(rng, monkeypatch, n, p, rows):
+    """Primal (from the inner folds' sums over blocks of rows: one block, or blocks of 5 with one fold's inner
+    Gram matrices a pass) and dual."""
     from sklearn.linear_model import Ridge
 
+    from rnnprobe.analysis import blockwise
+
+    if rows:
+        monkeypatch.setattr(blockwise, "BLOCK_BYTES", 32 * p * rows)
     x, y = _data(rng, n, p, 5)
     folds = list(KFold(3, shuffle=True, random_state=2).split(x))
     result = fit_encoding(x, y, alphas=ALPHAS, cv=folds, inner_cv=4, seed=7, ceiling=False)

@@ -49,6 +49,10 @@ class FoldSums:
     def n_folds(self) -> int:
         return len(self.count)
 
+    def select(self, slots: slice) -> FoldSums:
+        """The sums of ``slots`` alone (test sets that partition a set of their own: an outer fold's inner folds)."""
+        return FoldSums(*(getattr(self, k)[slots] for k in FIELDS))
+
     def training(self, f: int | None) -> tuple[np.ndarray, ...]:
         """(count, x, y, gram, cross) summed over fold f's training samples (every fold's test sums but its
         own), or over every sample (``f`` None).

@@ -21,7 +21,7 @@ A last pass predicts each block's stimuli under the models of the folds that tes
 features averaged over conditions (``descriptor=``) are the conditions' means, each formed in the block that
 reads its last stimulus (:class:`.._stimulus_sums.StepRows`). Equal to scikit-learn's RidgeCV and PLSRegression
 (``tests/test_encoding.py``) and, read in blocks, to the in-memory fits to 1e-10 (``tests/test_cluster.py``).
-Ridge with ``inner_cv`` is fitted per fold from its training features (:mod:`.fit`).
+Ridge with ``inner_cv`` chooses its penalties from the inner folds' sums (:func:`_inner_cv_models`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._ridge_sums import FoldSums
-from .._stimulus_sums import ArrayRows, StepRows, fold_decisions, models_from_sums, slot_groups
+from .._stimulus_sums import ArrayRows, StepRows, fold_decisions, fold_sums, models_from_sums, slot_groups
 from . import ridge as ridge_solver
 from .pls import fit_pls_covariance, fit_pls_nipals_covariance
 
@@ -42,8 +42,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def from_sums(estimator: Estimator) -> bool:
-    """Whether tall features are fitted here: ridge by leave-one-out, and PLS."""
-    return estimator.inner_cv is None and estimator.name in ("ridge", "pls", "pls_nipals")
+    """Whether tall features are fitted here: ridge and PLS."""
+    return estimator.name in ("ridge", "pls", "pls_nipals")
 
 
 def tall_predictions(x: np.ndarray | StepBlocks, y: np.ndarray, folds: list, estimator: Estimator) -> list[np.ndarray]:
@@ -55,6 +55,9 @@ def tall_predictions(x: np.ndarray | StepBlocks, y: np.ndarray, folds: list, est
     rows = StepRows(x.x, x.layer, x.groups) if isinstance(x, StepBlocks) else ArrayRows(x)
     trains, tests = [np.asarray(train) for train, _ in folds], [np.asarray(test) for _, test in folds]
     groups, centre = slot_groups(trains, tests, rows.n, rows.p, cross=False), rows.first_mean()
+    if estimator.inner_cv is not None:
+        coef, intercept = _inner_cv_models(rows, trains, y, centre, estimator)
+        return fold_decisions(rows, tests, coef, intercept)
     if estimator.name == "ridge":
         fit = functools.partial(_ridge_models, rows=rows, trains=trains, y=y, centre=centre, estimator=estimator)
     else:
@@ -137,4 +140,55 @@ def _loo_errors(
                 path = ridge_solver.RidgePath(u, s2, c, y_mean, y[at] - y_mean, n)
                 for i, alpha in enumerate(alphas):
                     error[i] += path.loo_errors(float(alpha))
+    return errors
+
+
+def _inner_cv_models(
+    rows: StepRows | ArrayRows, trains: list, y: np.ndarray, centre: np.ndarray, estimator: Estimator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each fold's ridge model (coef (folds, p, q), intercept (folds, q)), its penalties chosen by k-fold
+    cross-validation within its training stimuli (``inner_cv``; the splits of :func:`.fit._inner_alphas`). The inner
+    test sets partition a training set, so their sums give the inner training sets' (a training set's sums, which
+    are theirs together, minus each one's) and the training set's: a pass sums the inner test sets of a group of
+    folds whose Gram matrices fit in BLOCK_BYTES, a second sums each penalty's squared errors on them.
+    """
+    from sklearn.model_selection import KFold
+
+    from .. import blockwise
+
+    k, alphas = estimator.inner_cv, estimator.alphas
+    per_pass = max(1, blockwise.BLOCK_BYTES // (8 * rows.p**2 * k))
+    coefs, intercepts = [], []
+    for start in range(0, len(trains), per_pass):
+        group = trains[start : start + per_pass]
+        splits = [KFold(k, shuffle=True, random_state=estimator.seed).split(train) for train in group]
+        helds = [train[held] for train, split in zip(group, splits, strict=True) for _, held in split]
+        sums = fold_sums(rows, (FoldSums, helds), centre, y)
+        outer = [sums.select(slice(i * k, (i + 1) * k)) for i in range(len(group))]
+        paths = [_primal_path(inner.training(g)) for inner in outer for g in range(k)]
+        errors = _held_errors(rows, centre, helds, paths, y, alphas)
+        for i, inner in enumerate(outer):
+            chosen = np.argmin(sum(errors[i * k : (i + 1) * k]), axis=0)  # the first smallest, as in memory
+            estimator.edge_hits.append(float(np.mean((chosen == 0) | (chosen == alphas.size - 1))) if alphas.size > 1
+                                       else 0.0)  # fmt: skip
+            v, s2, c, mean, y_mean, _ = _primal_path(inner.training(None))
+            coefs.append(v @ ridge_solver.penalised(s2, c, alphas, chosen))
+            intercepts.append(y_mean - (centre + mean) @ coefs[-1])
+    return np.stack(coefs), np.stack(intercepts)
+
+
+def _held_errors(
+    rows: StepRows | ArrayRows, centre: np.ndarray, helds: list, paths: list, y: np.ndarray, alphas: np.ndarray
+) -> list[np.ndarray]:
+    """Each inner fit's squared errors (alphas, targets) on its test rows under each penalty, block by block."""
+    errors = [np.zeros((alphas.size, y.shape[1])) for _ in paths]
+    for pos, values in rows:
+        values = values - centre
+        for held, (v, s2, c, mean, y_mean, _), error in zip(helds, paths, errors, strict=True):
+            at = held[pos[held] >= 0]
+            if len(at):
+                z = (values[pos[at]] - mean) @ v
+                for i in range(alphas.size):
+                    residual = y[at] - (z @ ridge_solver.penalised(s2, c, alphas, np.full(y.shape[1], i)) + y_mean)
+                    error[i] += np.einsum("ij,ij->j", residual, residual)
     return errors
