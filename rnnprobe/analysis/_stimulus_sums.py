@@ -175,18 +175,29 @@ def models_from_sums(
     return np.concatenate([coef for coef, _ in parts]), np.concatenate([intercept for _, intercept in parts]), sums
 
 
-def fold_sums(rows: StepRows, slots: tuple, centre: np.ndarray, codes: np.ndarray) -> FoldSums:
+def member_rows(
+    rows: StepRows | ArrayRows, members: list[np.ndarray], centre: np.ndarray | None = None
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """(i, where, values) block by block: the positions ``where`` in ``members[i]`` of its rows in the block (the
+    rows members[i][where]) and their values, centred on ``centre`` where given.
+    """
+    for pos, values in rows:
+        if centre is not None:
+            values = values - centre
+        for i, member in enumerate(members):
+            where = np.flatnonzero(pos[member] >= 0)
+            if len(where):
+                yield i, where, values[pos[member[where]]]
+
+
+def fold_sums(rows: StepRows | ArrayRows, slots: tuple, centre: np.ndarray, codes: np.ndarray) -> FoldSums:
     """The sums (:mod:`._ridge_sums`) of the rows centred on ``centre`` and of ``codes`` in each of the ``slots``
     (:func:`sum_slots`: the sums' class, each slot's rows), block by block.
     """
     kind, members = slots
     sums = kind.zeros(len(members), len(centre), codes.shape[1])
-    for pos, values in rows:
-        values = values - centre
-        for f, slot in enumerate(members):
-            at = slot[pos[slot] >= 0]
-            if len(at):
-                sums.add(f, values[pos[at]], codes[at])
+    for f, where, values in member_rows(rows, members, centre):
+        sums.add(f, values, codes[members[f][where]])
     return sums
 
 
@@ -197,9 +208,6 @@ def fold_decisions(
     (folds, columns)), block by block.
     """
     out = [np.empty((len(test), coef.shape[-1])) for test in tests]
-    for pos, values in rows:
-        for f, test in enumerate(tests):
-            at = np.flatnonzero(pos[test] >= 0)
-            if len(at):
-                out[f][at] = values[pos[test[at]]] @ coef[f] + intercept[f]
+    for f, where, values in member_rows(rows, tests):
+        out[f][where] = values @ coef[f] + intercept[f]
     return out

@@ -33,6 +33,11 @@ class Estimator:
     seed: int | None = 0
     edge_hits: list[float] = field(default_factory=list)  # share of targets choosing a grid edge, per fit
 
+    def note_choice(self, chosen: np.ndarray) -> None:
+        """Record a ridge fit's penalties (indices into ``alphas``): the share that chose an end of the grid."""
+        ends = (chosen == 0) | (chosen == self.alphas.size - 1)
+        self.edge_hits.append(float(np.mean(ends)) if self.alphas.size > 1 else 0.0)
+
 
 def check_estimator(estimator: Any, alphas: Any, n_components: Any, inner_cv: Any = None, seed: Any = 0) -> Estimator:
     """The estimator setting, checked (a name, or an object with fit and predict)."""
@@ -110,8 +115,7 @@ def _ridge_predictions(x: np.ndarray, y: np.ndarray, folds: list, estimator: Est
             chosen = path.best_alphas(alphas)
         else:
             chosen = _inner_alphas(x, kernel, y, train, estimator)
-        estimator.edge_hits.append(float(np.mean((chosen == 0) | (chosen == alphas.size - 1))) if alphas.size > 1
-                                   else 0.0)  # fmt: skip
+        estimator.note_choice(chosen)
         out.append(path.predict(z, alphas, chosen))
     return out
 

@@ -32,7 +32,15 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .._ridge_sums import FoldSums
-from .._stimulus_sums import ArrayRows, StepRows, fold_decisions, fold_sums, models_from_sums, slot_groups
+from .._stimulus_sums import (
+    ArrayRows,
+    StepRows,
+    fold_decisions,
+    fold_sums,
+    member_rows,
+    models_from_sums,
+    slot_groups,
+)
 from . import ridge as ridge_solver
 from .pls import fit_pls_covariance, fit_pls_nipals_covariance
 
@@ -54,15 +62,14 @@ def tall_predictions(x: np.ndarray | StepBlocks, y: np.ndarray, folds: list, est
 
     rows = StepRows(x.x, x.layer, x.groups) if isinstance(x, StepBlocks) else ArrayRows(x)
     trains, tests = [np.asarray(train) for train, _ in folds], [np.asarray(test) for _, test in folds]
-    groups, centre = slot_groups(trains, tests, rows.n, rows.p, cross=False), rows.first_mean()
+    centre = rows.first_mean()
     if estimator.inner_cv is not None:
         coef, intercept = _inner_cv_models(rows, trains, y, centre, estimator)
-        return fold_decisions(rows, tests, coef, intercept)
-    if estimator.name == "ridge":
-        fit = functools.partial(_ridge_models, rows=rows, trains=trains, y=y, centre=centre, estimator=estimator)
     else:
-        fit = functools.partial(_pls_models, trains=trains, y=y, centre=centre, estimator=estimator)
-    coef, intercept, _ = models_from_sums(rows, groups, centre, y, fit)
+        model = _ridge_models if estimator.name == "ridge" else _pls_models
+        fit = functools.partial(model, rows=rows, trains=trains, y=y, centre=centre, estimator=estimator)
+        groups = slot_groups(trains, tests, rows.n, rows.p, cross=False)
+        coef, intercept, _ = models_from_sums(rows, groups, centre, y, fit)
     return fold_decisions(rows, tests, coef, intercept)
 
 
@@ -74,8 +81,9 @@ def _centred(training: tuple[np.ndarray, ...]) -> tuple[int, np.ndarray, np.ndar
 
 
 def _pls_models(
-    sums: FoldSums, folds: range, *, trains: list, y: np.ndarray, centre: np.ndarray, estimator: Estimator
-) -> tuple[np.ndarray, np.ndarray]:
+    sums: FoldSums, folds: range, *, rows: StepRows | ArrayRows, trains: list, y: np.ndarray, centre: np.ndarray,
+    estimator: Estimator,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Each fold's PLS model (coef (folds, p, q), intercept (folds, q) of the raw features) from its sums."""
     coefs, intercepts = [], []
     for f, fold in enumerate(folds):
@@ -92,29 +100,27 @@ def _pls_models(
 
 
 def _ridge_models(
-    sums: FoldSums,
-    folds: range,
-    *,
-    rows: StepRows,
-    trains: list,
-    y: np.ndarray,
-    centre: np.ndarray,
+    sums: FoldSums, folds: range, *, rows: StepRows, trains: list, y: np.ndarray, centre: np.ndarray,
     estimator: Estimator,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Each fold's ridge model (coef (folds, p, q), intercept (folds, q)), its penalties chosen by leave-one-out
     (:func:`_loo_errors`, a pass over the group's training rows); the grid-edge shares join ``estimator``'s.
     """
     paths = [_primal_path(sums.training(f)) for f in range(len(folds))]
     errors = _loo_errors(rows, centre, [trains[fold] for fold in folds], paths, y, estimator.alphas)
-    alphas, coefs, intercepts = estimator.alphas, [], []
-    for (v, s2, c, mean, y_mean, _), error in zip(paths, errors, strict=True):
-        chosen = np.argmin(error, axis=0)  # the first smallest, as RidgePath.best_alphas
-        estimator.edge_hits.append(float(np.mean((chosen == 0) | (chosen == alphas.size - 1))) if alphas.size > 1
-                                   else 0.0)  # fmt: skip
-        coef = v @ ridge_solver.penalised(s2, c, alphas, chosen)
-        coefs.append(coef)
-        intercepts.append(y_mean - (centre + mean) @ coef)
-    return np.stack(coefs), np.stack(intercepts)
+    models = [_ridge_model(path, np.argmin(error, axis=0), centre, estimator)
+              for path, error in zip(paths, errors, strict=True)]  # fmt: skip
+    return np.stack([coef for coef, _ in models]), np.stack([intercept for _, intercept in models])
+
+
+def _ridge_model(path: tuple, chosen: np.ndarray, centre: np.ndarray, estimator: Estimator) -> tuple:
+    """(coef, intercept) of the raw features under each target's chosen penalty (the first of the smallest errors,
+    as :meth:`.ridge.RidgePath.best_alphas`), recorded in ``estimator``'s grid-edge shares.
+    """
+    v, s2, c, mean, y_mean, _ = path
+    estimator.note_choice(chosen)
+    coef = v @ ridge_solver.penalised(s2, c, estimator.alphas, chosen)
+    return coef, y_mean - (centre + mean) @ coef
 
 
 def _primal_path(training: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
@@ -131,15 +137,12 @@ def _loo_errors(
     block: :meth:`.ridge.RidgePath.loo_errors` of the block's coordinates u_i = S^-1 V'x_ic with the fold's C.
     """
     errors = [np.zeros((alphas.size, y.shape[1])) for _ in paths]
-    for pos, values in rows:
-        values = values - centre
-        for train, (v, s2, c, mean, y_mean, n), error in zip(trains, paths, errors, strict=True):
-            at = train[pos[train] >= 0]
-            if len(at):
-                u = ((values[pos[at]] - mean) @ v) / np.sqrt(s2)
-                path = ridge_solver.RidgePath(u, s2, c, y_mean, y[at] - y_mean, n)
-                for i, alpha in enumerate(alphas):
-                    error[i] += path.loo_errors(float(alpha))
+    for f, where, values in member_rows(rows, trains, centre):
+        v, s2, c, mean, y_mean, n = paths[f]
+        u = ((values - mean) @ v) / np.sqrt(s2)
+        path = ridge_solver.RidgePath(u, s2, c, y_mean, y[trains[f][where]] - y_mean, n)
+        for i, alpha in enumerate(alphas):
+            errors[f][i] += path.loo_errors(float(alpha))
     return errors
 
 
@@ -156,25 +159,21 @@ def _inner_cv_models(
 
     from .. import blockwise
 
-    k, alphas = estimator.inner_cv, estimator.alphas
+    k = estimator.inner_cv
     per_pass = max(1, blockwise.BLOCK_BYTES // (8 * rows.p**2 * k))
-    coefs, intercepts = [], []
+    models = []
     for start in range(0, len(trains), per_pass):
         group = trains[start : start + per_pass]
         splits = [KFold(k, shuffle=True, random_state=estimator.seed).split(train) for train in group]
         helds = [train[held] for train, split in zip(group, splits, strict=True) for _, held in split]
         sums = fold_sums(rows, (FoldSums, helds), centre, y)
         outer = [sums.select(slice(i * k, (i + 1) * k)) for i in range(len(group))]
-        paths = [_primal_path(inner.training(g)) for inner in outer for g in range(k)]
-        errors = _held_errors(rows, centre, helds, paths, y, alphas)
-        for i, inner in enumerate(outer):
-            chosen = np.argmin(sum(errors[i * k : (i + 1) * k]), axis=0)  # the first smallest, as in memory
-            estimator.edge_hits.append(float(np.mean((chosen == 0) | (chosen == alphas.size - 1))) if alphas.size > 1
-                                       else 0.0)  # fmt: skip
-            v, s2, c, mean, y_mean, _ = _primal_path(inner.training(None))
-            coefs.append(v @ ridge_solver.penalised(s2, c, alphas, chosen))
-            intercepts.append(y_mean - (centre + mean) @ coefs[-1])
-    return np.stack(coefs), np.stack(intercepts)
+        errors = _held_errors(rows, centre, helds, [_primal_path(o.training(g)) for o in outer for g in range(k)], y,
+                              estimator.alphas)  # fmt: skip
+        for i, inner in enumerate(outer):  # the penalties of the smallest errors summed over the inner folds
+            chosen = np.argmin(sum(errors[i * k : (i + 1) * k]), axis=0)
+            models.append(_ridge_model(_primal_path(inner.training(None)), chosen, centre, estimator))
+    return np.stack([coef for coef, _ in models]), np.stack([intercept for _, intercept in models])
 
 
 def _held_errors(
@@ -182,13 +181,10 @@ def _held_errors(
 ) -> list[np.ndarray]:
     """Each inner fit's squared errors (alphas, targets) on its test rows under each penalty, block by block."""
     errors = [np.zeros((alphas.size, y.shape[1])) for _ in paths]
-    for pos, values in rows:
-        values = values - centre
-        for held, (v, s2, c, mean, y_mean, _), error in zip(helds, paths, errors, strict=True):
-            at = held[pos[held] >= 0]
-            if len(at):
-                z = (values[pos[at]] - mean) @ v
-                for i in range(alphas.size):
-                    residual = y[at] - (z @ ridge_solver.penalised(s2, c, alphas, np.full(y.shape[1], i)) + y_mean)
-                    error[i] += np.einsum("ij,ij->j", residual, residual)
+    for j, where, values in member_rows(rows, helds, centre):
+        v, s2, c, mean, y_mean, _ = paths[j]
+        z, observed = (values - mean) @ v, y[helds[j][where]]
+        for i in range(alphas.size):
+            residual = observed - (z @ ridge_solver.penalised(s2, c, alphas, np.full(y.shape[1], i)) + y_mean)
+            errors[j][i] += np.einsum("ij,ij->j", residual, residual)
     return errors
