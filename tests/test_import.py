@@ -53,3 +53,18 @@ def test_rank_comparisons_of_short_rdms_import_no_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_encoding_fits_import_no_torch():
+    # ridge (leave-one-out, inner_cv, primal from sums, dual) and PLS need numpy alone: torch would cost each dask
+    # worker that fits an encoding model 0.18 GiB (twenty-sixth session)
+    code = (
+        "import sys, numpy as np; from rnnprobe.analysis import fit_encoding; rng = np.random.default_rng(0); "
+        "x = rng.normal(size=(60, 8)); y = x[:, :3] @ rng.normal(size=(3, 4)) + rng.normal(size=(60, 4)); "
+        "fit_encoding(x, y, ceiling=False); fit_encoding(x, y, inner_cv=3, ceiling=False); "
+        "fit_encoding(x, y, estimator='pls', n_components=3, ceiling=False); "
+        "fit_encoding(rng.normal(size=(30, 50)), y[:30], estimator='pls_nipals', n_components=2, ceiling=False); "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr

@@ -16,9 +16,6 @@ block (samples: the stimuli at one step).
 from __future__ import annotations
 
 import numpy as np
-import torch
-
-from ._linear import inverse_std
 
 
 class FoldSums:
@@ -147,6 +144,10 @@ def solve(
     cross = cross - n * np.outer(mean, y_mean)
     inv = np.ones(len(mean))
     if scale:  # StandardScaler: the training samples' population standard deviation, 1 where constant
+        import torch  # (here: encoding's fits from sums need no torch, whose import takes a worker 0.18 GiB)
+
+        from ._linear import inverse_std
+
         inv = inverse_std(torch.from_numpy(np.diagonal(gram) / n)).numpy()
     scaled = gram * inv[:, None] * inv[None, :]
     scaled[np.diag_indices_from(scaled)] += penalty
