@@ -1075,7 +1075,9 @@ def test_encoding_tall_steps_larger_than_a_block_are_fitted_from_sums_over_block
     by leave-one-out) or PLS: from each fold's sums over blocks of stimuli (k-fold, shuffled splits, splits that leave
     stimuli out; the folds' Gram matrices in groups), then the leave-one-out errors' and the predictions' passes; of
     the conditions' means (consecutive pairs of stimuli, or scattered ones), each formed in the block that reads its
-    last stimulus; penalties by inner k-fold; the step never read whole, and equal to the whole step's fit."""
+    last stimulus; penalties by inner k-fold; the step never read whole, and equal to the whole step's fit. Other
+    regressors read whole steps."""
+    from sklearn.linear_model import Lasso
     from sklearn.model_selection import ShuffleSplit
 
     from rnnprobe.analysis import blockwise, fit_encoding
@@ -1095,26 +1097,31 @@ def test_encoding_tall_steps_larger_than_a_block_are_fitted_from_sums_over_block
     monkeypatch.setattr(blockwise, "read_values", lambda x, index, layer: reads.append(index) or read(x, index, layer))
     shuffled = list(ShuffleSplit(4, test_size=0.3, random_state=0).split(np.arange(n)))
     alphas = np.logspace(-2, 4, 13)  # (the default grid's largest penalties leave near-constant predictions)
-    cases = [  # (responses, settings, read in blocks)
-        (trials, {"alphas": alphas}, True),
-        (trials, {"alphas": alphas, "cv": shuffled}, True),  # test sets that overlap
-        (trials, {"alphas": alphas, "cv": [(train[:30], test) for train, test in shuffled]}, True),  # left out
-        (trials, {"estimator": "pls", "n_components": 3, "time": [0, 2]}, True),
-        (trials, {"estimator": "pls_nipals", "n_components": 2, "cv": shuffled}, True),
-        (trials, {"alphas": alphas, "inner_cv": 3, "time": [1]}, True),
-        (neural, {"descriptor": "image", "alphas": alphas, "time": [1]}, True),
-        (neural, {"descriptor": "image", "estimator": "pls", "n_components": 2, "cv": 3, "time": [2]}, True),
-        (neural, {"descriptor": "scattered", "alphas": alphas, "cv": 3, "time": [0]}, True),
+    cases = [  # (responses, settings)
+        (trials, {"alphas": alphas}),
+        (trials, {"alphas": alphas, "cv": shuffled}),  # test sets that overlap
+        (trials, {"alphas": alphas, "cv": [(train[:30], test) for train, test in shuffled]}),  # left out
+        (trials, {"estimator": "pls", "n_components": 3, "time": [0, 2]}),
+        (trials, {"estimator": "pls_nipals", "n_components": 2, "cv": shuffled}),
+        (trials, {"alphas": alphas, "inner_cv": 3, "time": [1]}),
+        (neural, {"descriptor": "image", "alphas": alphas, "time": [1]}),
+        (neural, {"descriptor": "image", "estimator": "pls", "n_components": 2, "cv": 3, "time": [2]}),
+        (neural, {"descriptor": "scattered", "alphas": alphas, "cv": 3, "time": [0]}),
     ]
-    for responses, settings, in_blocks in cases:
+    for responses, settings in cases:
         expected = fit_encoding(whole, responses, **{"n_splits": 10, **settings})
         reads.clear()
         got = fit_encoding(chunked, responses, **{"n_splits": 10, **settings})
         np.testing.assert_allclose(got.scores["h"], expected.scores["h"], rtol=0, atol=1e-10)
         np.testing.assert_allclose(got.r2["h"], expected.r2["h"], rtol=0, atol=1e-10)
         assert got.edge_share == pytest.approx(expected.edge_share, nan_ok=True)
-        assert with_client or bool(reads) == in_blocks  # (counted here without a client)
+        assert with_client or reads  # (counted here without a client)
         assert all(index[0].stop - index[0].start < n and len(index) == 1 for index in reads)
+    reads.clear()  # other regressors read whole steps
+    expected = fit_encoding(whole, trials, n_splits=10, estimator=Lasso(alpha=0.05), time=[0])
+    got = fit_encoding(chunked, trials, n_splits=10, estimator=Lasso(alpha=0.05), time=[0])
+    np.testing.assert_allclose(got.scores["h"], expected.scores["h"], rtol=0, atol=1e-10)
+    assert not reads
     expected = fit_encoding(whole, trials, n_splits=10)  # the default grid: scores of near-constant predictions
     reads.clear()
     got = fit_encoding(chunked, trials, n_splits=10)
