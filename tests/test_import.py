@@ -2,14 +2,20 @@ import subprocess
 import sys
 
 
+def _printed(code: str) -> str:
+    """What ``code`` prints in a fresh interpreter (which must exit cleanly)."""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
 def test_import_is_light():
     code = (
         "import sys, rnnprobe; "
         "heavy = [m for m in ('matplotlib', 'sklearn', 'rsatoolbox', 'torch', 'zarr', 'pandas', 'xarray') "
         "if m in sys.modules]; print(','.join(heavy))"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == ""
+    assert _printed(code) == ""
 
 
 def test_lazy_names_resolve_to_objects_not_modules():
@@ -19,8 +25,7 @@ def test_lazy_names_resolve_to_objects_not_modules():
         "assert isinstance(rnnprobe.Tap, type); assert callable(rnnprobe.train); "
         "assert rnnprobe.models.LSTM and rnnprobe.tasks.FlipFlop; print('ok')"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.stdout.strip() == "ok", out.stderr
+    assert _printed(code) == "ok"
 
 
 def test_unknown_attribute():
@@ -39,8 +44,7 @@ def test_importing_submodules_does_not_shadow_functions():
         "assert rec.shapes == {'0': (2, 1, 3)}; assert callable(rnnprobe.train); "
         "assert isinstance(rnnprobe.record, types.FunctionType); print('ok')"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.stdout.strip() == "ok", out.stderr
+    assert _printed(code) == "ok"
 
 
 def test_rank_comparisons_of_short_rdms_import_no_torch():
@@ -51,8 +55,7 @@ def test_rank_comparisons_of_short_rdms_import_no_torch():
         "a = np.array([[1.0, 2.0, 2.0, 3.0, 1.0, 0.0]]); compare_rdms(a, a[:, ::-1], comparison='spearman'); "
         "print('torch' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.stdout.strip() == "False", out.stderr
+    assert _printed(code) == "False"
 
 
 def test_encoding_fits_import_no_torch():
@@ -66,5 +69,4 @@ def test_encoding_fits_import_no_torch():
         "fit_encoding(rng.normal(size=(30, 50)), y[:30], estimator='pls_nipals', n_components=2, ceiling=False); "
         "print('torch' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert out.stdout.strip() == "False", out.stderr
+    assert _printed(code) == "False"
