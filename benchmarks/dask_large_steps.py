@@ -130,7 +130,7 @@ def _whole_encoding_steps() -> None:
     """On a worker: fit_encoding reads every step whole (the way before)."""
     from rnnprobe.analysis.encoding import fit
 
-    fit._step_features = lambda feature, step, folds, model: feature.read(step)
+    fit._step_features = lambda feature, step, *args: feature.read(step)
 
 
 def responses(path: Path) -> np.ndarray:

@@ -1076,7 +1076,7 @@ def test_encoding_tall_steps_larger_than_a_block_are_fitted_from_sums_over_block
     stimuli out; the folds' Gram matrices in groups), then the leave-one-out errors' and the predictions' passes; of
     the conditions' means (consecutive pairs of stimuli, or scattered ones), each formed in the block that reads its
     last stimulus; penalties by inner k-fold; the step never read whole, and equal to the whole step's fit. Other
-    regressors read whole steps."""
+    regressors, and targets whose sums would take more than 4 blocks, read whole steps."""
     from sklearn.linear_model import Lasso
     from sklearn.model_selection import ShuffleSplit
 
@@ -1117,11 +1117,13 @@ def test_encoding_tall_steps_larger_than_a_block_are_fitted_from_sums_over_block
         assert got.edge_share == pytest.approx(expected.edge_share, nan_ok=True)
         assert with_client or reads  # (counted here without a client)
         assert all(index[0].stop - index[0].start < n and len(index) == 1 for index in reads)
-    reads.clear()  # other regressors read whole steps
-    expected = fit_encoding(whole, trials, n_splits=10, estimator=Lasso(alpha=0.05), time=[0])
-    got = fit_encoding(chunked, trials, n_splits=10, estimator=Lasso(alpha=0.05), time=[0])
-    np.testing.assert_allclose(got.scores["h"], expected.scores["h"], rtol=0, atol=1e-10)
-    assert not reads
+    many = states[:, None, :2, :4] @ rng.normal(size=(4, 40)) + rng.normal(0, 0.5, size=(n, 4, 2, 40))
+    for responses, settings in [(trials, {"estimator": Lasso(alpha=0.05)}), (many, {"alphas": alphas})]:
+        reads.clear()  # other regressors, and 80 targets (sums larger than 4 blocks), read whole steps
+        expected = fit_encoding(whole, responses, n_splits=10, time=[0], **settings)
+        got = fit_encoding(chunked, responses, n_splits=10, time=[0], **settings)
+        np.testing.assert_allclose(got.scores["h"], expected.scores["h"], rtol=0, atol=1e-10)
+        assert not reads
     expected = fit_encoding(whole, trials, n_splits=10)  # the default grid: scores of near-constant predictions
     reads.clear()
     got = fit_encoding(chunked, trials, n_splits=10)

@@ -39,9 +39,11 @@ def test_ridge_equals_scikit_learn_ridgecv_per_target(rng, monkeypatch, n, p, ro
     """Primal (from each fold's sums over blocks of rows: one block, or blocks of 7) and dual (units > training
     stimuli)."""
     from rnnprobe.analysis import blockwise
+    from rnnprobe.analysis.encoding import tall
 
-    if rows:
+    if rows:  # (and room for the sums, which would be fitted per fold from 4 blocks)
         monkeypatch.setattr(blockwise, "BLOCK_BYTES", 32 * p * rows)
+        monkeypatch.setattr(tall, "SUMS_BLOCKS", 100)
     x, y = _data(rng, n, p, 12)
     folds = list(KFold(4, shuffle=True, random_state=3).split(x))
     result = fit_encoding(x, y, alphas=ALPHAS, cv=folds, ceiling=False)
@@ -243,9 +245,11 @@ def test_inner_kfold_selection_equals_a_brute_force_loop_over_ridge(rng, monkeyp
     from sklearn.linear_model import Ridge
 
     from rnnprobe.analysis import blockwise
+    from rnnprobe.analysis.encoding import tall
 
     if rows:
         monkeypatch.setattr(blockwise, "BLOCK_BYTES", 32 * p * rows)
+        monkeypatch.setattr(tall, "SUMS_BLOCKS", 100)
     x, y = _data(rng, n, p, 5)
     folds = list(KFold(3, shuffle=True, random_state=2).split(x))
     result = fit_encoding(x, y, alphas=ALPHAS, cv=folds, inner_cv=4, seed=7, ceiling=False)

@@ -81,7 +81,7 @@ def fold_predictions(x: np.ndarray | StepBlocks, y: np.ndarray, folds: list, est
     """Held-out predictions of each fold for one (layer, model time step)."""
     from .tall import from_sums, tall_predictions
 
-    if not _dual(x.shape[1], folds) and from_sums(estimator):  # no more units than training stimuli
+    if not _dual(x.shape[1], folds) and from_sums(estimator, x.shape[1], y.shape[1], len(folds)):  # tall
         return tall_predictions(x, y, folds, estimator)
     if estimator.name == "ridge":
         return _ridge_predictions(x, y, folds, estimator)
@@ -505,12 +505,13 @@ def _score_steps(steps: Any, feature: Features, y: np.ndarray, folds: list, mode
     import dataclasses
 
     fitted = dataclasses.replace(model, edge_hits=[])
-    out = [fold_scores(fold_predictions(_step_features(feature, int(step), folds, model), y, folds, fitted), y, folds)
+    out = [fold_scores(fold_predictions(_step_features(feature, int(step), folds, model, y.shape[1]), y, folds, fitted),
+                       y, folds)
            for step in steps]  # fmt: skip
     return out, fitted.edge_hits
 
 
-def _step_features(feature: Features, step: int, folds: list, model: Estimator) -> np.ndarray | StepBlocks:
+def _step_features(feature: Features, step: int, folds: list, model: Estimator, q: int) -> np.ndarray | StepBlocks:
     """One step's features: a :class:`.inputs.StepBlocks` where the step is larger than a block and ridge or PLS is
     fitted in its dual form (more units than training stimuli: only the Gram matrix across stimuli is needed) or
     from each fold's sums over blocks of stimuli (:mod:`.tall`), else whole.
@@ -519,7 +520,7 @@ def _step_features(feature: Features, step: int, folds: list, model: Estimator) 
 
     if feature.read_blocks is not None and model.name in ("ridge", *PLS_SOLVERS):
         blocks = feature.read_blocks(step)
-        if _dual(blocks.shape[1], folds) or from_sums(model):
+        if _dual(blocks.shape[1], folds) or from_sums(model, blocks.shape[1], q, len(folds)):
             return blocks
     return feature.read(step)
 

@@ -21,7 +21,10 @@ A last pass predicts each block's stimuli under the models of the folds that tes
 features averaged over conditions (``descriptor=``) are the conditions' means, each formed in the block that
 reads its last stimulus (:class:`.._stimulus_sums.StepRows`). Equal to scikit-learn's RidgeCV and PLSRegression
 (``tests/test_encoding.py``) and, read in blocks, to the in-memory fits to 1e-10 (``tests/test_cluster.py``).
-Ridge with ``inner_cv`` chooses its penalties from the inner folds' sums (:func:`_inner_cv_models`).
+Ridge with ``inner_cv`` chooses its penalties from the inner folds' sums (:func:`_inner_cv_models`). Every fold's
+products with the targets and coefficients are held (p x q each), so many targets (voxels) whose sums would take
+more than SUMS_BLOCKS blocks are fitted per fold from the training features instead (:func:`from_sums`; a
+dask-backed step is then read whole).
 """
 
 from __future__ import annotations
@@ -49,9 +52,20 @@ if TYPE_CHECKING:  # pragma: no cover
     from .inputs import StepBlocks
 
 
-def from_sums(estimator: Estimator) -> bool:
-    """Whether tall features are fitted here: ridge and PLS."""
-    return estimator.name in ("ridge", "pls", "pls_nipals")
+SUMS_BLOCKS = 4  # blocks (BLOCK_BYTES) that the fits from sums may hold: Gram matrices, target products, coefficients
+
+
+def from_sums(estimator: Estimator, p: int, q: int, n_folds: int) -> bool:
+    """Whether tall features of ``p`` units, fitted to ``q`` targets, are fitted here: by ridge and PLS, where
+    the sums and coefficients held, at most 8 p ((k + 1)(p + q) + k q) bytes for k folds (or inner folds), fit in
+    SUMS_BLOCKS blocks. Many targets (voxels) are fitted per fold from the training features instead, one fold's
+    coefficients at a time.
+    """
+    from .. import blockwise
+
+    k = max(n_folds, estimator.inner_cv or 0)
+    held = 8 * p * ((k + 1) * (p + q) + k * q)
+    return estimator.name in ("ridge", "pls", "pls_nipals") and held <= SUMS_BLOCKS * blockwise.BLOCK_BYTES
 
 
 def tall_predictions(x: np.ndarray | StepBlocks, y: np.ndarray, folds: list, estimator: Estimator) -> list[np.ndarray]:
@@ -160,7 +174,7 @@ def _inner_cv_models(
     from .. import blockwise
 
     k = estimator.inner_cv
-    per_pass = max(1, blockwise.BLOCK_BYTES // (8 * rows.p**2 * k))
+    per_pass = max(1, blockwise.BLOCK_BYTES // (8 * rows.p * (rows.p + y.shape[1]) * k))
     models = []
     for start in range(0, len(trains), per_pass):
         group = trains[start : start + per_pass]
