@@ -57,8 +57,12 @@ def fit_pls(x: np.ndarray, y: np.ndarray, n_components: int) -> tuple[np.ndarray
         ty = t @ yc
         cross -= np.outer(x_load, ty)
         weights[:, k], loadings[:, k], scores[:, k], y_loadings[:, k] = w, x_load, t, ty / tt
-    rotations = weights @ np.linalg.pinv(loadings.T @ weights)
-    return rotations @ y_loadings.T, x_mean, y_mean
+    return _coefficients(weights, loadings, y_loadings), x_mean, y_mean
+
+
+def _coefficients(weights: np.ndarray, loadings: np.ndarray, y_loadings: np.ndarray) -> np.ndarray:
+    """PLS's coefficients W (P'W)^+ Q' (units x targets) from its weights, loadings and y loadings."""
+    return weights @ np.linalg.pinv(loadings.T @ weights) @ y_loadings.T
 
 
 def fit_pls_gram(kernel: np.ndarray, y: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:
@@ -151,8 +155,7 @@ def fit_pls_nipals(
         xk -= np.outer(t, x_load)
         yk -= np.outer(t, y_load)
         weights[:, k], loadings[:, k], y_loadings[:, k] = w, x_load, y_load
-    rotations = weights @ np.linalg.pinv(loadings.T @ weights)
-    return rotations @ y_loadings.T, x_mean, y_mean
+    return _coefficients(weights, loadings, y_loadings), x_mean, y_mean
 
 
 def fit_pls_nipals_gram(
@@ -193,11 +196,8 @@ def fit_pls_covariance(gram: np.ndarray, cross: np.ndarray, n_components: int) -
     """
     p, q = cross.shape
     gk, cross = gram.copy(), cross.copy()
-    weights, loadings, y_loadings = (
-        np.zeros((p, n_components)),
-        np.zeros((p, n_components)),
-        np.zeros((q, n_components)),
-    )
+    weights, loadings = np.zeros((p, n_components)), np.zeros((p, n_components))
+    y_loadings = np.zeros((q, n_components))
     limit = COVARIANCE_EXHAUSTED * max(float(np.trace(gram)), 1e-300)
     for k in range(n_components):
         w = first_left_singular_vector(cross)
@@ -209,7 +209,7 @@ def fit_pls_covariance(gram: np.ndarray, cross: np.ndarray, n_components: int) -
         cross -= np.outer(x_load, ty)
         gk -= np.outer(x_load, gw)  # tt p p'
         weights[:, k], loadings[:, k], y_loadings[:, k] = w, x_load, ty / tt
-    return weights @ np.linalg.pinv(loadings.T @ weights) @ y_loadings.T
+    return _coefficients(weights, loadings, y_loadings)
 
 
 def fit_pls_nipals_covariance(
@@ -223,11 +223,8 @@ def fit_pls_nipals_covariance(
     """
     p, q = cross.shape
     gk, cross, yk = gram.copy(), cross.copy(), yy.copy()
-    weights, loadings, y_loadings = (
-        np.zeros((p, n_components)),
-        np.zeros((p, n_components)),
-        np.zeros((q, n_components)),
-    )
+    weights, loadings = np.zeros((p, n_components)), np.zeros((p, n_components))
+    y_loadings = np.zeros((q, n_components))
     floor = COVARIANCE_EXHAUSTED * np.diagonal(yy)
     for k in range(n_components):
         spent = np.diagonal(yk) <= floor
@@ -243,7 +240,7 @@ def fit_pls_nipals_covariance(
         gk -= np.outer(x_load, gw)
         yk -= tt * np.outer(y_load, y_load)
         weights[:, k], loadings[:, k], y_loadings[:, k] = w, x_load, y_load
-    return weights @ np.linalg.pinv(loadings.T @ weights) @ y_loadings.T
+    return _coefficients(weights, loadings, y_loadings)
 
 
 def _nipals_covariance_weights(
