@@ -77,20 +77,25 @@ class StepRows:
     order are; scattered conditions can hold up to every condition's sums).
     """
 
-    def __init__(self, x: Any, layer: str, groups: list[np.ndarray] | None = None) -> None:
+    def __init__(self, x: Any, layer: str, groups: list[np.ndarray] | None = None, *, chunk: int | None = None) -> None:
         self.x, self.layer, self.groups = x, layer, groups
         self.p = int(np.prod(x.shape[1:]))
-        self.blocks = blockwise.stimulus_blocks(x.shape[0], self.p, x.chunks[0][0])
+        self.blocks = blockwise.stimulus_blocks(x.shape[0], self.p, x.chunks[0][0] if chunk is None else chunk)
         self.n = x.shape[0] if groups is None else len(groups)
+
+    def _read(self, block: slice) -> np.ndarray:
+        return blockwise.read_values(self.x, (block,), self.layer)
 
     def first_mean(self) -> np.ndarray:
         """The mean of the first block's stimuli: a centre near the rows, for the precision of sums."""
-        return blockwise.read_values(self.x, (self.blocks[0],), self.layer).mean(axis=0)
+        return self._read(self.blocks[0]).mean(axis=0)
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         if self.groups is None:
             for block in self.blocks:
-                yield _positions(self.n, block), blockwise.read_values(self.x, (block,), self.layer)
+                pos = np.full(self.n, -1)
+                pos[block] = np.arange(block.stop - block.start)
+                yield pos, self._read(block)
             return
         yield from self._means()
 
@@ -102,7 +107,7 @@ class StepRows:
         ends = np.searchsorted([block.stop for block in self.blocks], [rows.max() for rows in self.groups], "right")
         held: dict[int, np.ndarray] = {}  # the sums of conditions whose stimuli span blocks, until their last
         for b, block in enumerate(self.blocks):
-            values = blockwise.read_values(self.x, (block,), self.layer)
+            values = self._read(block)
             labels = label[block]
             order = np.argsort(labels, kind="stable")[np.count_nonzero(labels < 0) :]  # (stimuli of no condition)
             conditions, starts = np.unique(labels[order], return_index=True)
@@ -117,29 +122,16 @@ class StepRows:
             yield pos, sums[done] / counts[conditions[done], None]
 
 
-class ArrayRows:
-    """The rows of an in-memory (rows, units) array as :class:`StepRows` gives a step's: blocks of a quarter of
-    BLOCK_BYTES in float64 (the fits from sums hold no float64 copy of the whole array).
+class ArrayRows(StepRows):
+    """The rows of an in-memory (rows, units) array as :class:`StepRows` gives a step's, in the same blocks (the fits
+    from sums hold no float64 copy of the whole array).
     """
 
     def __init__(self, x: np.ndarray) -> None:
-        self.x, (self.n, self.p) = x, x.shape
-        size = max(1, blockwise.BLOCK_BYTES // (32 * self.p))
-        self.blocks = [slice(a, min(a + size, self.n)) for a in range(0, self.n, size)]
+        super().__init__(x, "", chunk=1)
 
-    def first_mean(self) -> np.ndarray:
-        return np.asarray(self.x[self.blocks[0]], dtype=np.float64).mean(axis=0)
-
-    def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for block in self.blocks:
-            yield _positions(self.n, block), np.asarray(self.x[block], dtype=np.float64)
-
-
-def _positions(n: int, block: slice) -> np.ndarray:
-    """The map of row index to position in a block of consecutive rows (-1 outside it)."""
-    pos = np.full(n, -1)
-    pos[block] = np.arange(block.stop - block.start)
-    return pos
+    def _read(self, block: slice) -> np.ndarray:
+        return np.asarray(self.x[block], dtype=np.float64)
 
 
 def stimulus_reads(
@@ -176,7 +168,7 @@ def models_from_sums(
 
 
 def member_rows(
-    rows: StepRows | ArrayRows, members: list[np.ndarray], centre: np.ndarray | None = None
+    rows: StepRows, members: list[np.ndarray], centre: np.ndarray | None = None
 ) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
     """(i, where, values) block by block: the positions ``where`` in ``members[i]`` of its rows in the block (the
     rows members[i][where]) and their values, centred on ``centre`` where given.
@@ -190,7 +182,7 @@ def member_rows(
                 yield i, where, values[pos[member[where]]]
 
 
-def fold_sums(rows: StepRows | ArrayRows, slots: tuple, centre: np.ndarray, codes: np.ndarray) -> FoldSums:
+def fold_sums(rows: StepRows, slots: tuple, centre: np.ndarray, codes: np.ndarray) -> FoldSums:
     """The sums (:mod:`._ridge_sums`) of the rows centred on ``centre`` and of ``codes`` in each of the ``slots``
     (:func:`sum_slots`: the sums' class, each slot's rows), block by block.
     """

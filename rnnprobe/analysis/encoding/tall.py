@@ -80,8 +80,10 @@ def tall_predictions(x: np.ndarray | StepBlocks, y: np.ndarray, folds: list, est
     if estimator.inner_cv is not None:
         coef, intercept = _inner_cv_models(rows, trains, y, centre, estimator)
     else:
-        model = _ridge_models if estimator.name == "ridge" else _pls_models
-        fit = functools.partial(model, rows=rows, trains=trains, y=y, centre=centre, estimator=estimator)
+        if estimator.name == "ridge":
+            fit = functools.partial(_ridge_models, rows=rows, trains=trains, y=y, centre=centre, estimator=estimator)
+        else:
+            fit = functools.partial(_pls_models, trains=trains, y=y, centre=centre, estimator=estimator)
         groups = slot_groups(trains, tests, rows.n, rows.p, cross=False)
         coef, intercept, _ = models_from_sums(rows, groups, centre, y, fit)
     return fold_decisions(rows, tests, coef, intercept)
@@ -95,9 +97,8 @@ def _centred(training: tuple[np.ndarray, ...]) -> tuple[int, np.ndarray, np.ndar
 
 
 def _pls_models(
-    sums: FoldSums, folds: range, *, rows: StepRows | ArrayRows, trains: list, y: np.ndarray, centre: np.ndarray,
-    estimator: Estimator,
-) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    sums: FoldSums, folds: range, *, trains: list, y: np.ndarray, centre: np.ndarray, estimator: Estimator
+) -> tuple[np.ndarray, np.ndarray]:
     """Each fold's PLS model (coef (folds, p, q), intercept (folds, q) of the raw features) from its sums."""
     coefs, intercepts = [], []
     for f, fold in enumerate(folds):
@@ -145,7 +146,7 @@ def _primal_path(training: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
 
 
 def _loo_errors(
-    rows: StepRows | ArrayRows, centre: np.ndarray, trains: list, paths: list, y: np.ndarray, alphas: np.ndarray
+    rows: StepRows, centre: np.ndarray, trains: list, paths: list, y: np.ndarray, alphas: np.ndarray
 ) -> list[np.ndarray]:
     """Each fold's mean squared leave-one-out errors (alphas, targets), summed over its training rows block by
     block: :meth:`.ridge.RidgePath.loo_errors` of the block's coordinates u_i = S^-1 V'x_ic with the fold's C.
@@ -161,7 +162,7 @@ def _loo_errors(
 
 
 def _inner_cv_models(
-    rows: StepRows | ArrayRows, trains: list, y: np.ndarray, centre: np.ndarray, estimator: Estimator
+    rows: StepRows, trains: list, y: np.ndarray, centre: np.ndarray, estimator: Estimator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each fold's ridge model (coef (folds, p, q), intercept (folds, q)), its penalties chosen by k-fold
     cross-validation within its training stimuli (``inner_cv``; the splits of :func:`.fit._inner_alphas`). The inner
@@ -191,7 +192,7 @@ def _inner_cv_models(
 
 
 def _held_errors(
-    rows: StepRows | ArrayRows, centre: np.ndarray, helds: list, paths: list, y: np.ndarray, alphas: np.ndarray
+    rows: StepRows, centre: np.ndarray, helds: list, paths: list, y: np.ndarray, alphas: np.ndarray
 ) -> list[np.ndarray]:
     """Each inner fit's squared errors (alphas, targets) on its test rows under each penalty, block by block."""
     errors = [np.zeros((alphas.size, y.shape[1])) for _ in paths]
