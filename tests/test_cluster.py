@@ -1133,6 +1133,13 @@ def test_encoding_tall_steps_larger_than_a_block_are_fitted_from_sums_over_block
         # then 5 folds' in 3 groups (room for 3 Gram matrices: 2 beside every stimulus's), each group's leave-one-out
         # errors, the predictions
         assert len(reads) == 3 * (1 + 9 * (1 + 3 + 3 + 1))
+    bad = states.copy()
+    bad[33, 1, 5] = np.nan
+    Recording({"h": bad}).save(tmp_path / "nan.zarr")
+    reads.clear()
+    with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):  # refused from the blocks of stimuli
+        fit_encoding(Recording.load(tmp_path / "nan.zarr", chunks=10), trials, n_splits=10, alphas=alphas)
+    assert with_client or reads
 
 
 @pytest.mark.parametrize("with_client", [True, False])
