@@ -672,7 +672,7 @@ def test_decoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
                 np.testing.assert_allclose(got.patterns, expected.patterns, rtol=0, atol=1e-10)
             np.testing.assert_array_equal(got.times, expected.times)
         logistic = decoding_steps.large_steps(chunked, _decode_plan(chunked, "logistic"))
-        assert logistic == ("units" if how == "units" else None)  # 3 classes: the kernels' coordinates, or whole
+        assert logistic == how  # the kernels' coordinates, or passes over blocks of stimuli
     if not with_client:  # per pass over a step, 6 blocks of 10 units: the 5 folds' kernels (+ patterns: 2 passes)
         units = [index[1] for index in reads if len(index) == 2]
         assert {b.stop - b.start for b in units} == {1} and len(units) == 6 * (4 * 7 + 4 * 5 + 2 * 7 + 4 * 7)
@@ -856,8 +856,63 @@ def test_logistic_decoding_of_steps_larger_than_a_block_reads_them_in_blocks(
     assert decoding_steps.large_steps(chunked, dataclasses.replace(plan, device=torch.device("meta"))) is None
     tall = Recording({"h": np.zeros((61, 1, 2, 6))}, metadata={"label": np.arange(61) % 3})
     monkeypatch.setattr(blockwise, "BLOCK_BYTES", 1000)
-    assert decoding_steps.large_steps(tall, _decode_plan(tall, "logistic")) is None
+    assert decoding_steps.large_steps(tall, _decode_plan(tall, "logistic")) == "stimuli"
     assert decoding_steps.large_steps(tall, _decode_plan(tall, "ridge")) == "stimuli"
+
+
+@pytest.mark.parametrize("with_client", [True, False])
+def test_logistic_decoding_of_tall_steps_larger_than_a_block_reads_them_in_blocks_of_stimuli(
+    client, tmp_path, monkeypatch, with_client
+):
+    """Logistic regression (2 or 3 classes) on steps larger than a block with more stimuli than units: the in-memory
+    solver with its products summed over blocks of stimuli (a pass per conjugate-gradient step). Over time, with
+    shuffled splits, the generalization matrix and cross-decoding equal the in-memory decoding (scores and null to
+    1e-10, patterns to 1e-6 relative: the solver's float32 conjugate gradients, whose products are summed in other
+    orders); only blocks of stimuli are read; on another device, whole steps."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import ShuffleSplit
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from rnnprobe.analysis import blockwise, decode, decoding_steps
+
+    _count_blocks(monkeypatch, 8 * 10 * 45, with_client)  # 45 of the 90 stimuli x 10 units: blocks of 40 (2 chunks)
+    reads = []
+    read = blockwise.read_values
+    monkeypatch.setattr(blockwise, "read_values", lambda x, index, layer: reads.append(index) or read(x, index, layer))
+    cases = [
+        {"estimator": "logistic", "n_permutations": 2, "patterns": True},
+        {"estimator": LogisticRegression(C=0.5), "cv": ShuffleSplit(3, test_size=0.3, random_state=0)},
+        {"estimator": make_pipeline(StandardScaler(), LogisticRegression(C=2.0)), "generalize": True, "patterns": True},
+        {"estimator": "logistic", "n_permutations": 1, "patterns": True, "test": "held"},
+    ]
+    for classes in (2, 3):
+        rng = np.random.default_rng(classes)
+        layers = []
+        for name, n in (("tall", 90), ("held", 70)):
+            label = np.arange(n) % classes
+            states = rng.normal(size=(n, 2, 2, 5)) * rng.uniform(0.5, 3, size=(2, 5)) + 5
+            states[:, 1, 0, :2] += label[:, None] * 2.5
+            Recording({"h": states}, metadata={"label": label}).save(tmp_path / f"{name}{classes}.zarr")
+            layers.append([Recording.load(tmp_path / f"{name}{classes}.zarr", chunks=c) for c in (None, 20)])
+        (whole, chunked), held = layers
+        assert decoding_steps.large_steps(chunked, _decode_plan(chunked, "logistic")) == "stimuli"
+        for settings in cases:
+            settings = dict(settings)
+            tested = held if settings.pop("test", None) else (None, None)
+            reads.clear()
+            expected = decode(whole, "h", "label", progress=False, test=tested[0], **settings)
+            got = decode(chunked, "h", "label", progress=False, test=tested[1], **settings)
+            for name in ("fold_scores", "null", "p_values", "patterns"):
+                if getattr(expected, name) is not None:
+                    rtol, atol = (1e-6, 1e-9) if name == "patterns" else (0, 1e-10)
+                    np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=rtol, atol=atol)
+            if not with_client:  # blocks of at most 40 stimuli, every unit
+                assert reads and all(len(index) == 1 and index[0].stop - index[0].start <= 40 for index in reads)
+            if settings.get("n_permutations") == 2:
+                assert expected.scores[1] > 1 / classes + 0.2 > expected.scores[0]  # the signal at the second step
+    plan = dataclasses.replace(_decode_plan(chunked, "logistic"), device=torch.device("meta"))
+    assert decoding_steps.large_steps(chunked, plan) is None
 
 
 def _cross_decoded(tmp_path, trained: tuple, held: tuple, settings: dict):

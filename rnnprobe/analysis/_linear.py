@@ -93,6 +93,15 @@ class TimeBlock:
         if grams:  # a reused buffer: fresh (tb, p, p) arrays per fold cost more in page faults than in flops
             self._buffer = torch.empty_like(self.gram_all)
 
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(tb, n, p): the block's steps, samples and features."""
+        return tuple(self.x.shape)
+
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
+
     @staticmethod
     def _gram(x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         return matmul(x.mT, x, out=out)

@@ -83,12 +83,9 @@ class _Problems:
 
     def __init__(self, data: TimeBlock, folds: list, y: torch.Tensor, present: torch.Tensor, penalty: float,
                  scale: bool):  # fmt: skip
-        device = data.x.device
+        device = self.device = data.device
         n_classes = present.shape[-1]
-        self.x = data.x
-        tb, n, p = data.x.shape
-        # the adjoint's GEMM runs twice as fast on a contiguous copy; a row of ones adds the sums
-        xt = torch.cat([data.x.mT, torch.ones(tb, 1, n, dtype=data.x.dtype, device=device)], dim=1)
+        tb, _, p = data.shape
         self.n_sets = y.shape[1]
         self.basis = torch.as_tensor(class_basis(n_classes), dtype=torch.float64, device=device)  # (K, m)
         self.m = self.basis.shape[1]
@@ -113,11 +110,21 @@ class _Problems:
         # the data in both precisions: gradients and losses in float64, the conjugate gradients'
         # Hessian products and preconditioning (approximate by nature) in float32, at a third of
         # the cost of the GEMMs that dominate the solver
-        arrays = {"x": self.x, "xt": xt, "mean": mean, "inv": inv, "shift": mean * inv,
-                  "precond": precond, "basis": self.basis, "weights": self.weights, "penalties": penalties}  # fmt: skip
+        arrays = {**self._products(data), "mean": mean, "inv": inv, "shift": mean * inv, "precond": precond,
+                  "basis": self.basis, "weights": self.weights, "penalties": penalties}  # fmt: skip
         if self.wide:
             arrays["y"] = y
         self.data = {torch.float64: arrays, torch.float32: {k: v.float() for k, v in arrays.items()}}
+
+    @staticmethod
+    def _products(data: TimeBlock) -> dict[str, torch.Tensor]:
+        """The arrays the products with the data read: the block's samples (tb, n, p) and, for the adjoint, their
+        contiguous transpose with a row of ones (tb, p + 1, n; the GEMM runs twice as fast on it, and the ones add
+        the sums over samples).
+        """
+        tb, n, _ = data.shape
+        ones = torch.ones(tb, 1, n, dtype=data.x.dtype, device=data.device)
+        return {"x": data.x, "xt": torch.cat([data.x.mT, ones], dim=1)}
 
     def _classes(self, present: torch.Tensor, penalty: float) -> torch.Tensor:
         """What the classes each training set holds (``present`` (F, S, K)) change, as scikit-learn fits the
@@ -142,7 +149,7 @@ class _Problems:
         and, read once for all folds and target sets, cheaper to apply (per-fold matrices are read once per
         fold: 600 x 10 x 400, 4 classes, 1.42 -> 0.79 s, with 84 Hessian products against 111).
         """
-        n = data.x.shape[1]
+        n = data.shape[1]
         gram = data.gram_all * (self.c * float(self.n_train.mean()) / n)
         if scale:
             inv = data.inverse_std()
@@ -196,18 +203,33 @@ class _Problems:
 
     def linear(self, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Z_f [w; b] for every problem: w (tb, F, p, S, m), b (tb, F, S, m) -> (tb, n, F, S, m)."""
+        scaled, offset = self._scaled(w, b)
+        return self._forward(scaled).view(*offset.shape[:1], -1, *offset.shape[1:]) + offset[:, None]
+
+    def _scaled(self, w: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the weights of the centred data, (tb, p, F S m); the offsets, (tb, F, S, m)) that give Z_f [w; b]."""
         tb, f, p, s, m = w.shape
         data = self.data[w.dtype]
         scaled = (w * data["inv"][..., None, None]).permute(0, 2, 1, 3, 4).reshape(tb, p, f * s * m)
-        out = matmul(data["x"], scaled).view(tb, -1, f, s, m)
-        offset = b - torch.einsum("tfp,tfpsm->tfsm", data["shift"], w)
-        return out + offset[:, None]
+        return scaled, b - torch.einsum("tfp,tfpsm->tfsm", data["shift"], w)
+
+    def _forward(self, scaled: torch.Tensor) -> torch.Tensor:
+        """X scaled: the centred data times (tb, p, columns) -> (tb, n, columns)."""
+        return matmul(self.data[scaled.dtype]["x"], scaled)
+
+    def _backward(self, r: torch.Tensor) -> torch.Tensor:
+        """[X 1]' r: (tb, n, columns) -> (tb, p + 1, columns), the last row the sums over samples."""
+        return matmul(self.data[r.dtype]["xt"], r)
 
     def adjoint(self, r: torch.Tensor, w: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Z_f' r for r (tb, n, F, S, m), plus penalty * w."""
-        tb, n, f, s, m = r.shape
-        data = self.data[r.dtype]
-        back = matmul(data["xt"], r.reshape(tb, n, -1)).view(tb, -1, f, s, m).permute(0, 2, 1, 3, 4)
+        return self._gathered(self._backward(r.reshape(*r.shape[:2], -1)), w, r.dtype)
+
+    def _gathered(self, back: torch.Tensor, w: torch.Tensor | None, dtype: torch.dtype) -> tuple:
+        """(Z_f' r + penalty * w, the sums of r over samples) from [X 1]' r (tb, p + 1, F S m)."""
+        _, f, _, s, m = self.shape
+        data = self.data[dtype]
+        back = back.view(len(back), -1, f, s, m).permute(0, 2, 1, 3, 4)
         back, total = back[:, :, :-1], back[:, :, -1]  # the last row of xt is ones: the sums over samples
         gw = (back - data["mean"][..., None, None] * total[:, :, None]) * data["inv"][..., None, None]
         if w is not None:
@@ -246,16 +268,25 @@ class _Problems:
         """H [vw; vb] (in float32): the softmax Jacobian (diag(P) - P P') applied to Z_f v,
         mapped back.
         """
-        data = self.data[torch.float32]
-        u = self.linear(vw.float(), vb.float())
-        if self.binary:
-            ju = curvature * u
-        else:
-            pu = curvature * (u @ data["basis"].T)
-            ju = (pu - curvature * pu.sum(dim=-1, keepdim=True)) @ data["basis"]
-            ju = ju * data["weights"][None, :, :, None, None]
-        hw, hb = self.adjoint(ju, vw.float())
+        vw = vw.float()
+        scaled, offset = self._scaled(vw, vb.float())
+        hw, hb = self._gathered(self._through(scaled, offset, curvature), vw, torch.float32)
         return hw.double(), hb.double()
+
+    def _through(self, scaled: torch.Tensor, offset: torch.Tensor, curvature: torch.Tensor) -> torch.Tensor:
+        """[X 1]' J (X scaled + offset): the Hessian product's two products with the data, J the curvature's."""
+        tb = offset.shape[0]
+        u = self._forward(scaled).view(tb, -1, *offset.shape[1:]) + offset[:, None]
+        return self._backward(self.jacobian(curvature, u, slice(None)).reshape(tb, u.shape[1], -1))
+
+    def jacobian(self, curvature: torch.Tensor, u: torch.Tensor, rows: slice) -> torch.Tensor:
+        """The softmax Jacobian at the samples ``rows`` (their curvature's) applied to u (tb, rows, F, S, m)."""
+        if self.binary:
+            return curvature[:, rows] * u
+        basis = self.data[torch.float32]["basis"]
+        pu = curvature[:, rows] * (u @ basis.T)
+        ju = (pu - curvature[:, rows] * pu.sum(dim=-1, keepdim=True)) @ basis
+        return ju * self.data[torch.float32]["weights"][None, rows, :, None, None]
 
     def precondition(self, rw: torch.Tensor, rb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Bohning's bound's inverse applied to the residual (in float32): the intercepts' block is diagonal."""
@@ -280,7 +311,7 @@ def _dot(aw: torch.Tensor, ab: torch.Tensor, bw: torch.Tensor, bb: torch.Tensor)
 
 def _newton(problems: _Problems, *, tol: float, max_iter: int, max_cg: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Truncated Newton with preconditioned CG and Armijo backtracking, all problems at once."""
-    w = torch.zeros(problems.shape, dtype=torch.float64, device=problems.x.device)
+    w = torch.zeros(problems.shape, dtype=torch.float64, device=problems.device)
     b = torch.zeros(w.shape[:2] + w.shape[3:], dtype=torch.float64, device=w.device)
     eta = problems.linear(w, b)
     loss = problems.loss(eta, w)
@@ -367,8 +398,6 @@ def _iterative_fits(data: TimeBlock, folds: list[np.ndarray], y: torch.Tensor, p
     S * n_out), b (tb, F, S * n_out), the folds' moments); binary problems of wide blocks in the samples'
     space (:mod:`._logistic_dual`), the others by the conjugate gradients above.
     """
-    basis = class_basis(n_classes)
-    to_logits = torch.as_tensor(basis if n_classes > 2 else basis[1:], dtype=torch.float64, device=data.x.device)
     if not data.grams and n_classes == 2:
         w, b, moments = dual_newton(data, folds, y, present.all(dim=-1), penalty=penalty, scale=scale, tol=tol,
                                     max_iter=max_iter)  # fmt: skip
@@ -377,8 +406,17 @@ def _iterative_fits(data: TimeBlock, folds: list[np.ndarray], y: torch.Tensor, p
         problems = _Problems(data, folds, y, present, penalty, scale)
         w, b = _newton(problems, tol=tol, max_iter=max_iter, max_cg=max_cg)
         moments = problems.moments
+    return (*decision_columns(w, b, n_classes), moments)
+
+
+def decision_columns(w: torch.Tensor, b: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The solvers' parameters w (tb, F, p, S, m), b (tb, F, S, m) as decision columns: (tb, F, p, S n_out), (tb, F,
+    S n_out), class 1's logit (2 classes) or every class's.
+    """
+    basis = class_basis(n_classes)
+    to_logits = torch.as_tensor(basis if n_classes > 2 else basis[1:], dtype=torch.float64, device=w.device)
     tb, f_count, p = w.shape[:3]
-    return (w @ to_logits.T).reshape(tb, f_count, p, -1), (b @ to_logits.T).reshape(tb, f_count, -1), moments
+    return (w @ to_logits.T).reshape(tb, f_count, p, -1), (b @ to_logits.T).reshape(tb, f_count, -1)
 
 
 def _coordinates_on(device: torch.device) -> bool:

@@ -92,12 +92,17 @@ class StepRows:
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         if self.groups is None:
-            for block in self.blocks:
+            for block, values in self.slices():
                 pos = np.full(self.n, -1)
                 pos[block] = np.arange(block.stop - block.start)
-                yield pos, self._read(block)
+                yield pos, values
             return
         yield from self._means()
+
+    def slices(self) -> Iterator[tuple[slice, np.ndarray]]:
+        """(block, values): each block of stimuli (a slice of them) and its float64 values (without ``groups``)."""
+        for block in self.blocks:
+            yield block, self._read(block)
 
     def _means(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         label = np.full(self.x.shape[0], -1)

@@ -1,6 +1,6 @@
 """The generalization matrix of decode() (every training step's decoders tested at every test step) of dask-backed
-layers whose single time step is larger than a block, with ridge decoders (and logistic regression of wide steps):
-no task holds a step whole.
+layers whose single time step is larger than a block, with ridge decoders and logistic regression (on the CPU): no
+task holds a step whole.
 
 Where :func:`.decoding_steps.large_steps` finds a step larger than ``blockwise.BLOCK_BYTES`` (of either
 recording) and a ridge decoder, the matrix runs in passes of tasks, one task per step, each reading its step in
@@ -10,8 +10,9 @@ blocks:
    folds' kernels K_f = Z_f Z_f' summed over blocks of units and the dual coefficients A_f = (K_f[train, train]
    + alpha I)^-1 (Y - mean Y) (logistic regression: U S^-1 beta) of every target set (stimuli x
    columns, kept in place of the step's weights, which are larger); with more stimuli than folds x units, each
-   fold's sums over blocks of stimuli and its decoder's weights (units x columns). Haufe patterns as decode() over
-   time computes them.
+   fold's sums over blocks of stimuli and its decoder's weights (units x columns); logistic regression of as many
+   stimuli as units or more, by passes over blocks of stimuli (:mod:`._logistic_rows`). Haufe patterns as decode()
+   over time computes them.
 2. **Weights** (fewer stimuli than units only), a task per training step: W_f = Z_f[train]' A_f, scaled back to
    the raw units, summed block by block of units: one more read of the step.
 3. **Test**, a task per test step: every training step's decision values x W_f + b_f on the step's test
@@ -43,6 +44,7 @@ from .decoding_steps import (
     fold_kernels,
     job_of,
     kernel_decoder,
+    logistic_models,
     patterns_of,
     standardised,
 )
@@ -103,6 +105,10 @@ def _fit_step(position: int, recording: Recording, job: _Job, fits: slice, how: 
     """
     x = blockwise.step_states(recording, job.layer, position)
     cross, patterns = job.y_test is not None, job.patterns and fits.start == 0
+    if how == "stimuli" and job.kind == "logistic":  # by passes over the step's blocks, in groups of sets
+        parts = list(logistic_models(x, job, fits, cross=cross))
+        coef, intercept = (np.concatenate([part[i] for part in parts], axis=-1) for i in (2, 3))
+        return (coef, intercept), parts[0][4]
     if how == "stimuli":
         rows, groups, centre = stimulus_reads(x, job.trains, job.tests, job.layer, cross=cross)
         fit = functools.partial(decoders_of, centre=centre, job=job, cross=cross)
