@@ -2,7 +2,7 @@
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/dask_large_steps.py [--steps 2] [--dir /path]
       [--only wide|tall|encoding|encoding-pls|wide-matrix|tall-matrix|wide-logistic|wide-binary|tall-shuffled|
-             between|encoding-tall|encoding-tall-pls]
+             between|encoding-tall|encoding-tall-pls|tall-logistic]
 
 Layers (float32, 10 classes) are saved to a store each and opened dask-backed; one step of each is more
 than a block (``blockwise.BLOCK_BYTES``, 256 MiB) as the analysis holds it:
@@ -36,7 +36,10 @@ the CPU take since the twenty-fifth session). ``tall-shuffled``: the tall case w
 test sums a pass each, the decisions in a last; before the twenty-fifth session such steps were read whole).
 ``encoding-tall`` and ``encoding-tall-pls``: fit_encoding (ridge; PLS(25)) of the encoding-tall layer, in its
 primal form (in blocks since the twenty-sixth session: ``encoding.tall``, each fold's sums over blocks of stimuli,
-ridge's leave-one-out errors in a second pass, the predictions in a last; PLS from the sums alone). Both
+ridge's leave-one-out errors in a second pass, the predictions in a last; PLS from the sums alone).
+``tall-logistic``: the tall case with ``estimator="logistic"`` and no permutations (10 classes; in blocks since the
+twenty-seventh session: ``_logistic_rows``, the in-memory Newton solver with its products summed over blocks of
+stimuli, a pass per conjugate-gradient step; before, whole steps). Both
 ways are checked equal first (1e-10; encoding 1e-8, see ``compare``). Printed: the machine, each way's time and the
 worker's peak resident memory.
 """
@@ -72,7 +75,11 @@ CASES = {
     "between": (10_000, (16, 16, 16)),
     "encoding-tall": (40_000, (8, 16, 16)),
     "encoding-tall-pls": (40_000, (8, 16, 16)),
+    "tall-logistic": (20_000, (8, 16, 16)),
 }  # -matrix: generalize=True; -logistic, -binary: estimator="logistic"; -shuffled: ShuffleSplit folds
+
+
+PERMUTATIONS = {"tall-logistic": 0}  # (cases whose permutations would each take a fit of minutes: none)
 
 
 def make(path: Path, n: int, steps: int, shape: tuple[int, ...]) -> None:
@@ -108,7 +115,7 @@ def run(path: Path, case: str, way: str, args: argparse.Namespace) -> tuple[list
                 out = [result.scores["conv"], result.r2["conv"]]
             else:
                 result = decode(rec, "conv", "half" if case.endswith("binary") else "label", progress=False,
-                                n_permutations=args.permutations,
+                                n_permutations=PERMUTATIONS.get(case, args.permutations),
                                 estimator="logistic" if case.endswith(("logistic", "binary")) else "ridge",
                                 generalize=case.endswith("matrix"), cv=folds(case))  # fmt: skip
                 out = [result.fold_scores, result.null]
@@ -174,7 +181,8 @@ def compare(case: str, path: Path, n: int, shape: tuple, args: argparse.Namespac
     differences = [float(np.abs(g - e).max()) for g, e in zip(got, expected, strict=True)]
     assert max(differences) <= tolerance, differences
     units = int(np.prod(shape))
-    what = "fit_encoding of 100 neurons" if case.startswith("encoding") else f"decode, {args.permutations} permutations"
+    permutations = PERMUTATIONS.get(case, args.permutations)
+    what = "fit_encoding of 100 neurons" if case.startswith("encoding") else f"decode, {permutations} permutations"
     kinds = {"matrix": "generalization matrix", "logistic": "logistic", "binary": "binary logistic", "pls": "PLS(25)",
              "shuffled": "5 shuffled splits", "tall": "ridge, more stimuli than units"}  # fmt: skip
     what += f", {kinds[case.rpartition('-')[2]]}" if "-" in case else ""

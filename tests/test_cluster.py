@@ -876,7 +876,7 @@ def test_logistic_decoding_of_tall_steps_larger_than_a_block_reads_them_in_block
 
     from rnnprobe.analysis import blockwise, decode, decoding_steps
 
-    _count_blocks(monkeypatch, 8 * 10 * 45, with_client)  # 45 of the 90 stimuli x 10 units: blocks of 40 (2 chunks)
+    _count_blocks(monkeypatch, 8 * 10 * 80, with_client)  # 80 of the 90 stimuli x 10 units: blocks of 20 (a chunk)
     reads = []
     read = blockwise.read_values
     monkeypatch.setattr(blockwise, "read_values", lambda x, index, layer: reads.append(index) or read(x, index, layer))
@@ -907,12 +907,18 @@ def test_logistic_decoding_of_tall_steps_larger_than_a_block_reads_them_in_block
                 if getattr(expected, name) is not None:
                     rtol, atol = (1e-6, 1e-9) if name == "patterns" else (0, 1e-10)
                     np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=rtol, atol=atol)
-            if not with_client:  # blocks of at most 40 stimuli, every unit
-                assert reads and all(len(index) == 1 and index[0].stop - index[0].start <= 40 for index in reads)
+            if not with_client:  # blocks of 20 stimuli (10 the last), every unit
+                assert reads and {index[0].stop - index[0].start for index in reads if len(index) == 1} == {20, 10}
+                assert all(len(index) == 1 for index in reads)
             if settings.get("n_permutations") == 2:
                 assert expected.scores[1] > 1 / classes + 0.2 > expected.scores[0]  # the signal at the second step
     plan = dataclasses.replace(_decode_plan(chunked, "logistic"), device=torch.device("meta"))
     assert decoding_steps.large_steps(chunked, plan) is None
+    bad = np.random.default_rng(0).normal(size=(90, 2, 2, 5))
+    bad[87, 1, 1, 2] = np.inf  # in the last block
+    Recording({"h": bad}, metadata={"label": np.arange(90) % 3}).save(tmp_path / "inf.zarr")
+    with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):
+        decode(Recording.load(tmp_path / "inf.zarr", chunks=20), "h", "label", estimator="logistic", progress=False)
 
 
 def _cross_decoded(tmp_path, trained: tuple, held: tuple, settings: dict):

@@ -243,6 +243,35 @@ def test_the_logistic_preconditioner_is_one_per_step_from_all_samples(rng, class
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize(("classes", "scale"), [(2, True), (3, False), (4, True)])
+def test_logistic_read_in_blocks_of_stimuli_equals_sklearn_at_its_optimum(rng, classes, scale, monkeypatch):
+    """fit_logistic_rows, the Newton solver with its products summed over blocks of stimuli (7 blocks of 161 offset,
+    badly scaled stimuli): every fold's fit (k-fold masks and an overlapping random one) against sklearn's Newton
+    solver at a tight tolerance; the moments of its first pass (every stimulus's centred Gram matrix, each fold's
+    training mean and standard deviation) against numpy's, to 1e-10."""
+    from rnnprobe.analysis import blockwise
+    from rnnprobe.analysis._logistic_rows import fit_logistic_rows
+    from rnnprobe.analysis._stimulus_sums import ArrayRows
+
+    monkeypatch.setattr(blockwise, "BLOCK_BYTES", 4 * 8 * 10 * 25)  # blocks of 25 stimuli (a quarter of a block)
+    n = 161
+    label = rng.integers(0, classes, n)
+    x = rng.normal(size=(n, 10)) + 30.0  # (far from 0: the first block's mean is not the centre)
+    x[:, :2] += 0.7 * label[:, None]
+    x[:, 5] *= 10
+    folds = [np.arange(n) % 3 != k for k in range(3)] + [rng.random(n) < 0.7]
+    rows = ArrayRows(x)
+    assert len(rows.blocks) == 7
+    fit, data = fit_logistic_rows(rows, label[:, None], folds, n_classes=classes, penalty=0.5, scale=scale, tol=1e-10)
+    _assert_sklearn_optimum(fit, x[:, None], label, folds, penalty=0.5, scale=scale)
+    centred = x - x.mean(axis=0)
+    np.testing.assert_allclose(data.gram_all[0].numpy(), centred.T @ centred, rtol=1e-10)
+    for f, train in enumerate(folds):
+        moments = data.fold(f, scale=True)
+        np.testing.assert_allclose(moments.mean[0].numpy() + data.centre_values, x[train].mean(axis=0), rtol=1e-12)
+        np.testing.assert_allclose(1 / moments.inv[0].numpy(), x[train].std(axis=0), rtol=1e-10)
+
+
 def _assert_sklearn_optimum(fit, x, label, folds, *, penalty, scale):
     """Each (fold, step) fit's decision values on its test samples against sklearn's Newton solver at a
     tight tolerance (multinomial logits up to their common shift; ours sum to zero, as the optimum's)."""
