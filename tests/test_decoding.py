@@ -272,6 +272,46 @@ def test_logistic_read_in_blocks_of_stimuli_equals_sklearn_at_its_optimum(rng, c
         np.testing.assert_allclose(1 / moments.inv[0].numpy(), x[train].std(axis=0), rtol=1e-10)
 
 
+def test_logistic_read_in_blocks_spills_the_step_to_a_temporary_folder_with_the_same_fits(rng, tmp_path, monkeypatch):
+    """spill=True: the passes after the first read the blocks from files of a temporary folder, the same values
+    (the fits bit for bit the same as reading the rows every pass), the folder removed afterwards; where the disk
+    has less free space than twice the files, nothing is written and the rows are read every pass."""
+    import shutil
+    import tempfile
+
+    from rnnprobe.analysis import _spill, blockwise
+    from rnnprobe.analysis._logistic_rows import fit_logistic_rows
+    from rnnprobe.analysis._stimulus_sums import ArrayRows
+
+    monkeypatch.setattr(blockwise, "BLOCK_BYTES", 4 * 8 * 6 * 20)  # blocks of 20 stimuli
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    label = np.arange(90) % 3
+    x = rng.normal(size=(90, 6)) + label[:, None] * 0.5 + 7.0
+    folds = [np.arange(90) % 3 != k for k in range(3)]
+    reads = []
+    read = _spill.Spill.read
+
+    def files() -> dict:  # the files of the temporary folders, and their sizes
+        return {f"{p.parent.name[:15]}/{p.name}": p.stat().st_size for d in tmp_path.iterdir() for p in d.iterdir()}
+
+    monkeypatch.setattr(_spill.Spill, "read", lambda self, *a: reads.append(files()) or read(self, *a))
+    settings = {"n_classes": 3, "penalty": 1.0, "scale": True}
+    expected, _ = fit_logistic_rows(ArrayRows(x), label[:, None], folds, **settings)
+    assert not reads
+    got, _ = fit_logistic_rows(ArrayRows(x), label[:, None], folds, spill=True, **settings)
+    np.testing.assert_array_equal(got.coef, expected.coef)
+    np.testing.assert_array_equal(got.intercept, expected.intercept)
+    kept = {"rnnprobe-spill-/values.f8": 8 * 90 * 6, "rnnprobe-spill-/centred.f4": 4 * 90 * 6}
+    assert reads and all(seen == kept for seen in reads)  # while the passes read them
+    assert not list(tmp_path.iterdir())  # removed
+    reads.clear()
+    full = shutil.disk_usage(tmp_path)._replace(free=2 * 12 * 90 * 6 - 1)
+    monkeypatch.setattr(_spill.shutil, "disk_usage", lambda path: full)
+    spilled, _ = fit_logistic_rows(ArrayRows(x), label[:, None], folds, spill=True, **settings)
+    np.testing.assert_array_equal(spilled.coef, expected.coef)
+    assert not reads and not list(tmp_path.iterdir())
+
+
 def _assert_sklearn_optimum(fit, x, label, folds, *, penalty, scale):
     """Each (fold, step) fit's decision values on its test samples against sklearn's Newton solver at a
     tight tolerance (multinomial logits up to their common shift; ours sum to zero, as the optimum's)."""

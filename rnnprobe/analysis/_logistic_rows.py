@@ -23,6 +23,7 @@ folds, took 15 Newton iterations and 303 Hessian products in memory: about 335 p
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import numpy as np
@@ -30,6 +31,7 @@ import torch
 
 from ._linear import FoldMoments, LinearFit, inverse_std, matmul, to_original_units
 from ._logistic import MAX_ITER, TOL, _newton, _Problems, classes_present, decision_columns, mask_absent_classes
+from ._spill import Spill, spill_folder
 from ._stimulus_sums import StepRows
 
 PER_SAMPLE_ARRAYS = 12  # float64 arrays of (folds, classes) values per stimulus that the solver holds per target set
@@ -50,13 +52,15 @@ class RowData:
 
     grams = True  # the p x p Gram matrix of every stimulus: the preconditioner's
 
-    def __init__(self, rows: StepRows, folds: list[np.ndarray]) -> None:
+    def __init__(self, rows: StepRows, folds: list[np.ndarray], *, spill: Spill | None = None) -> None:
         n, p = rows.n, rows.p
         tests = (~np.asarray(folds, dtype=bool)).astype(np.float64)  # (F, n)
         shift = rows.first_mean()
         total, gram = np.zeros(p), np.zeros((p, p))
         test_sums, test_squares = np.zeros((len(folds), p)), np.zeros((len(folds), p))
         for block, values in rows.slices():
+            if spill is not None:
+                spill.keep(block, values)
             v = values - shift
             total += v.sum(axis=0)
             gram += v.T @ v
@@ -90,8 +94,8 @@ class RowData:
 class RowProblems(_Problems):
     """The problems of :class:`._logistic._Problems` whose products with the data are passes over ``rows``."""
 
-    def __init__(self, rows: StepRows, data: RowData, *args: object) -> None:
-        self.rows, self.centre_values = rows, data.centre_values
+    def __init__(self, rows: StepRows, data: RowData, *args: object, spill: Spill | None = None) -> None:
+        self.rows, self.centre_values, self.spill = rows, data.centre_values, spill
         super().__init__(data, *args)
 
     @staticmethod
@@ -99,7 +103,12 @@ class RowProblems(_Problems):
         return {}  # (the data stay in the store: read block by block)
 
     def _blocks(self, dtype: torch.dtype) -> Iterator[tuple[slice, torch.Tensor]]:
-        """(block, its stimuli centred, in ``dtype``) block by block of the step."""
+        """(block, its stimuli centred, in ``dtype``) block by block of the step: from the spill where there is one."""
+        if self.spill is not None:
+            kind = np.float32 if dtype == torch.float32 else np.float64
+            for block in self.rows.blocks:
+                yield block, torch.from_numpy(self.spill.read(block, kind))
+            return
         for block, values in self.rows.slices():
             yield block, torch.from_numpy(values - self.centre_values).to(dtype)
 
@@ -142,16 +151,24 @@ def fit_logistic_rows(
     tol: float = TOL,
     max_iter: int = MAX_ITER,
     max_cg: int = 200,
+    spill: bool = False,
 ) -> tuple[LinearFit, RowData]:
     """:func:`._logistic.fit_logistic` of one step read in blocks of stimuli (``rows``): (the fit, one step:
     coef (F, 1, p, S n_out), intercept (F, 1, S n_out); the step's :class:`RowData`, whose Gram matrix gives
-    its covariance). ``y`` (n, S) class indices, ``folds`` boolean masks of the training stimuli.
+    its covariance). ``y`` (n, S) class indices, ``folds`` boolean masks of the training stimuli. ``spill``: the
+    passes after the first read the step's blocks from files of a temporary folder (:mod:`._spill`; the same
+    values), where its disk has room.
     """
     present = classes_present(y, folds, n_classes)
-    data = RowData(rows, folds)
-    problems = RowProblems(rows, data, folds, torch.as_tensor(y, dtype=torch.int64), torch.as_tensor(present),
-                           penalty, scale)  # fmt: skip
-    w, b = decision_columns(*_newton(problems, tol=tol, max_iter=max_iter, max_cg=max_cg), n_classes)
+    with contextlib.ExitStack() as stack:
+        folder = stack.enter_context(spill_folder(12 * rows.n * rows.p)) if spill else None
+        kept = None if folder is None else Spill(folder, rows.p)
+        data = RowData(rows, folds, spill=kept)
+        if kept is not None:
+            kept.centred(data.centre_values, rows.blocks)
+        problems = RowProblems(rows, data, folds, torch.as_tensor(y, dtype=torch.int64), torch.as_tensor(present),
+                               penalty, scale, spill=kept)  # fmt: skip
+        w, b = decision_columns(*_newton(problems, tol=tol, max_iter=max_iter, max_cg=max_cg), n_classes)
     parts = [to_original_units(w[:, f], b[:, f], moments, data.centre) for f, moments in enumerate(problems.moments)]
     fit = LinearFit(np.stack([coef for coef, _ in parts]), np.stack([intercept for _, intercept in parts]))
     mask_absent_classes(fit, present)

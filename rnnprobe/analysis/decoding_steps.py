@@ -353,7 +353,7 @@ def logistic_models(x: Any, job: _Job, sets: slice, *, cross: bool) -> Iterator[
     n = rows.n
     trains = [np.arange(n)] if cross else [np.asarray(train) for train in job.trains]
     masks = [np.isin(np.arange(n), train) for train in trains]
-    settings = {"n_classes": job.n_classes, "penalty": job.penalty, "scale": job.scale}
+    settings = {"n_classes": job.n_classes, "penalty": job.penalty, "scale": job.scale, "spill": True}
     for group in _set_groups(sets, set_bytes(n, rows.p, len(masks), job.n_classes) // 8):
         fit, data = fit_logistic_rows(rows, job.sets[:, group], masks, **settings)
         haufe = None
