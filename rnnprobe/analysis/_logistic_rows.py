@@ -18,7 +18,9 @@ in-memory solver's and the fits equal its (to its precision: float32 conjugate g
 summed block by block). A first pass gives what :class:`._linear.TimeBlock` gives in memory: the mean of every
 stimulus (the centre), the Gram matrix of the centred stimuli and each fold's training mean and standard
 deviation (from the test stimuli's sums and sums of squares). A 10-class fit of 20,000 stimuli x 2048 units, 5
-folds, took 15 Newton iterations and 303 Hessian products in memory: about 335 passes over the step.
+folds, took 15 Newton iterations and 303 Hessian products in memory: about 335 passes over the step. With
+``spill``, the first pass also writes the blocks to files of a temporary folder (:mod:`._spill`) that the later
+passes read (a Hessian product's pass over those 20,000 x 2048 float32 units from a zarr store: 0.40 -> 0.11 s).
 """
 
 from __future__ import annotations
