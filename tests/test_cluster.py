@@ -1659,8 +1659,8 @@ def test_memory_decay_of_a_dask_backed_recording_fits_ridge_from_sums_and_equals
 ):
     """Ridge decoders from per-fold sums over blocks of stimuli: the same scores, chance and scoring as the
     in-memory pooled decoders (classes, 3 classes, regression; two scorings), the layer never read whole;
-    other decoders read it."""
-    from rnnprobe.analysis import blockwise, memory_decay, timescales
+    logistic regression (2 and 3 classes) a task per lag, by passes over blocks of stimuli: the same scores."""
+    from rnnprobe.analysis import blockwise, memory_decay, memory_decay_blockwise, timescales
 
     rng = np.random.default_rng(8)
     n, t = 90, 8
@@ -1684,11 +1684,28 @@ def test_memory_decay_of_a_dask_backed_recording_fits_ridge_from_sums_and_equals
             assert (got.chance, got.scoring, got.layer) == (expected.chance, expected.scoring, expected.layer)
             if kind == "values" and not settings:  # R²: u(t), u(t-1), u(t-2) are held, u(t-5) is not
                 assert expected.scores[2] > 0.3 > 0.05 > expected.scores[3]
-    logistic = memory_decay(chunked, "h", memory_of["2 classes"], lags=[1], estimator="logistic")
-    np.testing.assert_allclose(
-        logistic.scores, memory_decay(Recording({"h": h}), "h", memory_of["2 classes"], lags=[1],
-                                      estimator="logistic").scores, rtol=0, atol=1e-10,
-    )  # fmt: skip
+    reads = []
+    read = memory_decay_blockwise._read
+    for classes in (2, 3):  # logistic regression: a task per lag, its passes over blocks of stimuli
+        u = rng.integers(0, classes, (n, t))
+        h = np.stack([u, np.roll(u, 1, axis=1), np.roll(u, 2, axis=1)], axis=-1) + 0.8 * rng.normal(size=(n, t, 3))
+        path = Recording({"h": h}).save(tmp_path / f"logistic{classes}.zarr")
+        expected = memory_decay(Recording({"h": h}), "h", u, lags=[0, 2, 5], estimator="logistic")
+        with monkeypatch.context() as patch:
+            patch.setattr(timescales, "layer_states", None)
+            patch.setattr(memory_decay_blockwise, "_read", lambda *a: reads.append(a[2]) or read(*a))
+            got = memory_decay(Recording.load(path, chunks=20), "h", u, lags=[0, 2, 5], estimator="logistic")
+        np.testing.assert_allclose(got.scores, expected.scores, rtol=0, atol=1e-10)
+        assert expected.scores[1] > 1 / classes + 0.2 > expected.scores[2]  # u(t - 2) is held, u(t - 5) is not
+        if not with_client:  # blocks of 40 stimuli (2 chunks): per lag the centre's, the moments' pass (the later
+            # passes read the spill), the decision values' pass
+            assert {b.stop - b.start for b in reads} == {40, 10} and len(reads) == 3 * (1 + 3 + 3)
+        reads.clear()
+    wide = Recording({"h": rng.normal(size=(10, 3, 40))}).save(tmp_path / "wide.zarr")  # 30 samples, 40 units
+    settings = {"estimator": "logistic", "cv": 5, "scoring": None, "seed": 0}
+    u = np.arange(30).reshape(10, 3) % 2
+    wide = Recording.load(wide, chunks=5)
+    assert memory_decay_blockwise.memory_decay_blockwise(wide, "h", u, np.array([0]), settings) is None  # in memory
 
 
 def test_memory_decay_of_a_dask_backed_recording_refuses_nonfinite_states(tmp_path):

@@ -1,4 +1,5 @@
-"""memory_decay() of dask-backed recordings with ridge decoders: fitted from sums over chunks of stimuli.
+"""memory_decay() of dask-backed recordings with ridge decoders (fitted from sums over chunks of stimuli) and
+logistic regression (by passes over blocks of stimuli).
 
 memory_decay pools every (stimulus, step) sample of a lag into one decoder, so no block of time steps
 holds a fit's samples. Ridge (with its StandardScaler) needs only sums over the samples, though: for each
@@ -14,8 +15,14 @@ stimuli at every step; :func:`.blockwise.run_blocks`):
 3. each lag's decision values of every sample under its own fold's decoder, scored per fold.
 
 The folds come from the same plan as the in-memory decode (``decoding._plan`` of the pooled targets), so
-the scores equal the in-memory ones (tested to 1e-10). Other decoders, and splits whose test sets do not
-partition the samples, read the layer into memory.
+the scores equal the in-memory ones (tested to 1e-10).
+
+Logistic regression (``estimator="logistic"``, or LogisticRegression alone or after a StandardScaler) of at
+least as many pooled samples as units: a task per lag runs the in-memory Newton solver over the lag's samples
+read in blocks of stimuli (:func:`._logistic_rows.fit_logistic_rows`: the first pass keeps the blocks in a
+temporary folder that the later passes read), then each fold's test samples' decision values in a last pass;
+the same scores (tested to 1e-10). Other decoders, and logistic regression of fewer samples than units (fitted
+in memory on the samples' coordinates), read the layer into memory.
 """
 
 from __future__ import annotations
@@ -27,7 +34,9 @@ import numpy as np
 
 from .._validation import layer_states
 from . import _scores, blockwise
+from ._logistic_rows import fit_logistic_rows
 from ._ridge_sums import FoldSums, solve_folds
+from ._stimulus_sums import StepRows, fold_decisions
 from .decoding import _chance, _code, _plan, code_columns
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,10 +51,15 @@ def memory_decay_blockwise(
     """
     n, t = inputs.shape
     plans = [_lag_plan(recording, layer, inputs, int(lag), settings) for lag in lags]
-    if any(plan is None for plan in plans):
-        return None
     p = int(np.prod(recording.unit_shape(layer)))
+    if any(plan is None or (plan.kind == "logistic" and len(plan.y) < p) for plan in plans):
+        return None  # (logistic regression of fewer samples than units: in memory, on the samples' coordinates)
     blocks = blockwise.stimulus_blocks(n, t * p, recording.to_dask(layer).chunks[0][0])
+    last = plans[-1]
+    chance = _chance(last.scoring, last.y, last.n_classes)
+    if last.kind == "logistic":  # a task per lag, each a fit over blocks of its samples
+        scores = blockwise.run_blocks(_logistic_lag, list(range(len(plans))), recording, layer, _Group(plans), blocks)
+        return np.array(scores), chance, last.scoring
     totals = blockwise.run_blocks(_sums_block, blocks, recording, layer)
     centre = sum(total for total, _ in totals) / sum(count for _, count in totals)
     scores = []
@@ -58,8 +72,7 @@ def memory_decay_blockwise(
         decided = blockwise.run_blocks(_decisions_block, blocks, recording, layer, group, decoders)
         for k, i in enumerate(lags_of_group):
             scores.append(_score(np.concatenate([part[k] for part in decided]), plans[i]))
-    last = plans[-1]
-    return np.array(scores), _chance(last.scoring, last.y, last.n_classes), last.scoring
+    return np.array(scores), chance, last.scoring
 
 
 @dataclasses.dataclass
@@ -69,6 +82,7 @@ class _LagPlan:
     """
 
     lag: int
+    kind: str  # "ridge" or "logistic"
     n_steps: int  # the lag's samples per stimulus: steps lag .. t - 1
     y: np.ndarray
     n_classes: int | None
@@ -92,7 +106,7 @@ class _Group:
 
 def _lag_plan(recording: Recording, layer: str, inputs: np.ndarray, lag: int, settings: dict) -> _LagPlan | None:
     """decode()'s plan of the lag's pooled samples (a placeholder layer: no states read), or None where
-    the decoder is not ridge or the test sets do not partition the samples.
+    the decoder is neither ridge nor logistic regression or the test sets do not partition the samples.
     """
     from ..recording import Recording
 
@@ -102,7 +116,7 @@ def _lag_plan(recording: Recording, layer: str, inputs: np.ndarray, lag: int, se
     pooled = Recording({layer: np.broadcast_to(np.zeros(1), (samples, 1, 1))})  # no memory: one value
     plan = _plan(pooled, layer, y, time=None, groups=np.repeat(np.arange(n), t - lag), test=None, generalize=False,
                  alpha=1.0, fast=None, n_permutations=0, patterns=False, device=None, **settings)  # fmt: skip
-    if plan.spec is None or plan.spec.kind != "ridge":
+    if plan.spec is None:
         return None
     fold = np.full(samples, -1)
     for f, (_, test) in enumerate(plan.folds):
@@ -112,8 +126,8 @@ def _lag_plan(recording: Recording, layer: str, inputs: np.ndarray, lag: int, se
     if np.any(fold < 0):
         return None
     tests = [test for _, test in plan.folds]
-    return _LagPlan(lag, t - lag, plan.y, plan.n_classes, plan.scoring, tests, fold[:: t - lag], plan.spec.penalty,
-                    plan.spec.scale)  # fmt: skip
+    return _LagPlan(lag, plan.spec.kind, t - lag, plan.y, plan.n_classes, plan.scoring, tests, fold[:: t - lag],
+                    plan.spec.penalty, plan.spec.scale)  # fmt: skip
 
 
 def _lag_groups(plans: list[_LagPlan], n: int, p: int) -> list[list[int]]:
@@ -180,6 +194,39 @@ def _decisions_block(block: slice, recording: Recording, layer: str, group: _Gro
             decision[fold == f] = rows[fold == f] @ coef[f] + intercept[f]
         out.append(decision)
     return out
+
+
+class _LagRows(StepRows):
+    """A lag's pooled samples (each stimulus's steps lag .. t - 1, stimulus-major) as the rows of
+    :class:`._stimulus_sums.StepRows`, read in blocks of stimuli (``blocks``) at every step.
+    """
+
+    def __init__(self, recording: Recording, layer: str, plan: _LagPlan, blocks: list[slice]) -> None:
+        self.recording, self.layer, self.lag, self.steps, self.groups = recording, layer, plan.lag, plan.n_steps, None
+        self.blocks = [slice(block.start * self.steps, block.stop * self.steps) for block in blocks]
+        self.n, self.p = len(plan.y), int(np.prod(recording.unit_shape(layer)))
+
+    def _read(self, block: slice) -> np.ndarray:
+        stimuli = slice(block.start // self.steps, block.stop // self.steps)
+        return _read(self.recording, self.layer, stimuli)[:, self.lag :].reshape(-1, self.p)
+
+
+def _logistic_lag(i: int, recording: Recording, layer: str, group: _Group, blocks: list[slice]) -> float:
+    """One task: a lag's score by logistic regression of its pooled samples read in blocks of stimuli
+    (:func:`._logistic_rows.fit_logistic_rows`, its later passes from a temporary folder), then each fold's test
+    samples' decision values.
+    """
+    plan = group.plans[i]
+    rows = _LagRows(recording, layer, plan, blocks)
+    sample_fold = np.repeat(plan.stimulus_fold, plan.n_steps)
+    trains = [sample_fold != f for f in range(len(plan.tests))]
+    fit, _ = fit_logistic_rows(rows, plan.y[:, None], trains, n_classes=plan.n_classes, penalty=plan.penalty,
+                               scale=plan.scale, spill=True)  # fmt: skip
+    decision = np.empty((rows.n, fit.coef.shape[-1]))
+    for test, values in zip(plan.tests, fold_decisions(rows, plan.tests, fit.coef[:, 0], fit.intercept[:, 0]),
+                            strict=True):  # fmt: skip
+        decision[test] = values
+    return _score(decision, plan)
 
 
 def _score(decision: np.ndarray, plan: _LagPlan) -> float:

@@ -345,7 +345,9 @@ def memory_decay(
     recording : Recording
         A dask-backed recording (``Recording.load(path, chunks=...)``) with ridge decoders is never read
         whole: each fold's decoder is solved from sums over blocks of stimuli
-        (:mod:`rnnprobe.analysis.memory_decay_blockwise`); the same scores. Other decoders read the layer.
+        (:mod:`rnnprobe.analysis.memory_decay_blockwise`); logistic regression of at least as many samples as
+        units is fitted by passes over blocks of stimuli, a task per lag; the same scores. Other decoders read
+        the layer.
     layer : str, optional
     inputs : array-like (stimulus, time)
         The input to remember at each step (class labels, or values for regression).
