@@ -25,12 +25,12 @@ import numpy as np
 from _dask_layer import main
 
 
-def analyse(recording) -> dict:
+def analyse(recording, estimator: str = "ridge") -> dict:
     from rnnprobe.analysis import memory_decay
 
     label = recording.column("label")
     inputs = np.repeat(label[:, None], recording.shapes["h"][1], axis=1)
-    return {"scores": memory_decay(recording, "h", inputs, lags=[0, 1, 2]).scores}
+    return {"scores": memory_decay(recording, "h", inputs, lags=[0, 1, 2], estimator=estimator).scores}
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Memory decay by logistic regression of a layer on disk: read whole in one process vs passes over blocks of
 stimuli on a LocalCluster (issue 20, goal 4).
 
-Run:  OMP_NUM_THREADS=1 python benchmarks/dask_memory_decay_logistic.py [--gb 0.05] [--units 512] [--dir /path]
+Run:  OMP_NUM_THREADS=1 python benchmarks/dask_memory_decay_logistic.py [--gb 0.25] [--units 512] [--dir /path]
 
 As ``dask_memory_decay.py`` with ``estimator="logistic"`` (a StandardScaler and multinomial logistic regression of
 the 10 classes; 5 folds that keep each stimulus's steps together): in a fresh process that reads the layer whole
@@ -14,6 +14,7 @@ way's time and the peak resident memory of each process that held data.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from pathlib import Path
@@ -21,18 +22,9 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
-import numpy as np
 from _dask_layer import main
-
-
-def analyse(recording) -> dict:
-    from rnnprobe.analysis import memory_decay
-
-    label = recording.column("label")
-    inputs = np.repeat(label[:, None], recording.shapes["h"][1], axis=1)
-    return {"scores": memory_decay(recording, "h", inputs, lags=[0, 1, 2], estimator="logistic").scores}
-
+from dask_memory_decay import analyse
 
 if __name__ == "__main__":
-    main(__file__, __doc__, analyse, case="memory_decay(lags=[0, 1, 2], estimator='logistic')", labelled=True,
-         gb=0.05, units=512)  # fmt: skip
+    main(__file__, __doc__, functools.partial(analyse, estimator="logistic"),
+         case="memory_decay(lags=[0, 1, 2], estimator='logistic')", labelled=True, gb=0.25, units=512)  # fmt: skip
