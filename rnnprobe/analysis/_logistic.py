@@ -79,7 +79,10 @@ def class_basis(n_classes: int) -> np.ndarray:
 
 
 class _Problems:
-    """The logistic problems of one time block: data (tb, n, p) shared by folds F and sets S."""
+    """The logistic problems of one time block: data (tb, n, p) shared by folds F and sets S. The solver reaches
+    the data only through :meth:`_forward`, :meth:`_backward` and :meth:`_through` (the products X v, [X 1]' r and
+    a Hessian product's two), which :class:`._logistic_rows.RowProblems` takes over blocks of stimuli.
+    """
 
     def __init__(self, data: TimeBlock, folds: list, y: torch.Tensor, present: torch.Tensor, penalty: float,
                  scale: bool):  # fmt: skip
@@ -204,7 +207,7 @@ class _Problems:
     def linear(self, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Z_f [w; b] for every problem: w (tb, F, p, S, m), b (tb, F, S, m) -> (tb, n, F, S, m)."""
         scaled, offset = self._scaled(w, b)
-        return self._forward(scaled).view(*offset.shape[:1], -1, *offset.shape[1:]) + offset[:, None]
+        return self._forward(scaled).view(len(offset), -1, *offset.shape[1:]) + offset[:, None]
 
     def _scaled(self, w: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(the weights of the centred data, (tb, p, F S m); the offsets, (tb, F, S, m)) that give Z_f [w; b]."""

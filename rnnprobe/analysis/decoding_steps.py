@@ -345,8 +345,8 @@ def _ridge_models(x: Any, job: _Job, sets: slice, *, tested: Any) -> Iterator[tu
 
 
 def logistic_models(x: Any, job: _Job, sets: slice, *, cross: bool) -> Iterator[tuple]:
-    """As :func:`_ridge_models`, by logistic regression read in blocks of stimuli (:mod:`._logistic_rows`: a pass
-    over the step per Newton iteration and per conjugate-gradient step), each group of sets a fit; the patterns'
+    """As :func:`_ridge_models`, by logistic regression read in blocks of stimuli (:mod:`._logistic_rows`: two passes
+    over the step per Newton iteration, one per conjugate-gradient step), each group of sets a fit; the patterns'
     decoder of every stimulus, with the first group, a fit of its own as in memory (cross-decoding: the one fold's).
     """
     rows = StepRows(x, job.layer)
