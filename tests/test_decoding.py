@@ -272,6 +272,31 @@ def test_logistic_read_in_blocks_of_stimuli_equals_sklearn_at_its_optimum(rng, c
         np.testing.assert_allclose(1 / moments.inv[0].numpy(), x[train].std(axis=0), rtol=1e-10)
 
 
+def test_logistic_read_in_blocks_fits_the_classes_each_training_set_holds_as_in_memory(rng, monkeypatch):
+    """A class absent from one fold's training set (and a permuted target set): fit_logistic_rows fits the
+    classes present as the in-memory solver does (the absent class's decision -inf in the same places), equal to
+    1e-8."""
+    from rnnprobe.analysis import blockwise
+    from rnnprobe.analysis._logistic import fit_logistic
+    from rnnprobe.analysis._logistic_rows import fit_logistic_rows
+    from rnnprobe.analysis._stimulus_sums import ArrayRows
+
+    monkeypatch.setattr(blockwise, "BLOCK_BYTES", 4 * 8 * 8 * 25)  # blocks of 25 stimuli
+    n = 120
+    folds = [np.arange(n) % 3 != k for k in range(3)]
+    label = rng.integers(0, 2, n)
+    label[np.flatnonzero(~folds[0])[:5]] = 2  # class 2 only among fold 0's test stimuli
+    y = np.column_stack([label, rng.permutation(label)])
+    x = rng.normal(size=(n, 8)) + label[:, None] * 0.5
+    expected = fit_logistic(x[:, None], y, folds, n_classes=3, penalty=1.0, scale=True)
+    got, _ = fit_logistic_rows(ArrayRows(x), y, folds, n_classes=3, penalty=1.0, scale=True)
+    finite = np.isfinite(expected.intercept)
+    assert not finite.all()
+    np.testing.assert_array_equal(np.isfinite(got.intercept), finite)
+    np.testing.assert_allclose(got.coef, expected.coef, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(got.intercept[finite], expected.intercept[finite], rtol=0, atol=1e-8)
+
+
 def test_logistic_read_in_blocks_spills_the_step_to_a_temporary_folder_with_the_same_fits(rng, tmp_path, monkeypatch):
     """spill=True: the passes after the first read the blocks from files of a temporary folder, the same values
     (the fits bit for bit the same as reading the rows every pass), the folder removed afterwards; where the disk
