@@ -163,7 +163,7 @@ def fit_logistic_rows(
     """
     present = classes_present(y, folds, n_classes)
     with contextlib.ExitStack() as stack:
-        folder = stack.enter_context(spill_folder(12 * rows.n * rows.p)) if spill else None
+        folder = stack.enter_context(spill_folder(Spill.size(rows.n, rows.p))) if spill else None
         kept = None if folder is None else Spill(folder, rows.p)
         data = RowData(rows, folds, spill=kept)
         if kept is not None:

@@ -26,9 +26,16 @@ class Spill:
 
     def __init__(self, folder: Path, p: int) -> None:
         self.p, self.centre = p, None
-        self.paths = {np.float64: folder / "values.f8", np.float32: folder / "centred.f4"}
+        self.paths = dict(zip(self.DTYPES, (folder / "values.f8", folder / "centred.f4"), strict=True))
         for path in self.paths.values():
             path.touch()
+
+    DTYPES = (np.float64, np.float32)  # the values as read, and centred
+
+    @classmethod
+    def size(cls, n: int, p: int) -> int:
+        """The bytes of the files of ``n`` stimuli x ``p`` values."""
+        return n * p * sum(np.dtype(dtype).itemsize for dtype in cls.DTYPES)
 
     def keep(self, block: slice, values: np.ndarray) -> None:
         """Write the block's values (float64, as read) in their place."""
