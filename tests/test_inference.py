@@ -277,6 +277,62 @@ def test_all_samples_at_once_equals_sample_by_sample_with_ties(rng, method):
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("method", ["spearman", "rho-a"])
+@pytest.mark.parametrize("tied", [False, True])
+def test_rank_samples_in_blocks_give_the_same_bits_whatever_the_blocks(rng, method, tied):
+    """Samples ranked in blocks in integers (:mod:`._rank_bootstrap`): blocks of 1, 4 (the last of 3) or every
+    sample, and 64-bit integers in place of 32-bit ones, give the same bits, with and without the noise ceiling;
+    and equal the sample loop (itself tested against rsatoolbox), on continuous or tied RDMs (a model of two
+    values: most pairs tied) and a sample of 3 distinct conditions."""
+    from rnnprobe.analysis._pattern_bootstrap import distinct_conditions
+    from rnnprobe.analysis._rank_bootstrap import RankBootstrap
+    from rnnprobe.analysis.inference import _bootstrap_loop
+
+    models, data = rng.random((3, 45)), rng.random((4, 45))
+    if tied:
+        models, data = rng.integers(0, 4, (3, 45)).astype(float), rng.integers(0, 3, (4, 45)) + models[0]
+        models[1] = rng.integers(0, 2, 45)
+    draws = rng.integers(0, 10, (23, 10))
+    draws[5] = [2, 2, 2, 2, 7, 7, 7, 7, 7, 4]
+    assert (distinct_conditions(draws) >= 3).all() and len(draws) % 4 == 3
+
+    def evaluate(block, integers=None, ceiling=True):
+        plan = RankBootstrap(models, data, method, ceiling)
+        plan.block = block
+        if integers is not None:
+            plan.int = plan.key = integers
+        return plan.evaluate(draws)
+
+    evaluations, ceiling = evaluate(len(draws))
+    for other in (evaluate(1), evaluate(4), evaluate(4, np.int64)):
+        np.testing.assert_array_equal(other[0], evaluations)
+        np.testing.assert_array_equal(other[1], ceiling)
+    alone, none = evaluate(4, ceiling=False)
+    np.testing.assert_array_equal(alone, evaluations)
+    assert none is None
+    loop_evaluations, loop_ceiling = _bootstrap_loop(models, data, draws, None, method, True, True)
+    np.testing.assert_allclose(evaluations, loop_evaluations, rtol=1e-12, atol=1e-14, equal_nan=True)
+    np.testing.assert_allclose(ceiling, loop_ceiling, rtol=1e-12, atol=1e-14, equal_nan=True)
+
+
+def test_rank_bootstrap_integers_hold_every_value_they_may_take():
+    """The ranks' and the sort keys' integer types hold the largest values a sample can give (its copies n at
+    most n_cond (n_cond - 1) / 2, with every condition drawn once), 32-bit where these fit; beyond 64 bits, one
+    clear error."""
+    from rnnprobe.analysis._rank_bootstrap import integer_types
+
+    assert integer_types(92, 10) == (np.int32, np.int32)
+    for n_cond, n_data in [(3, 1), (92, 10), (300, 4), (1200, 2), (3000, 50), (46_341, 1), (12_000, 20)]:
+        pairs = n_cond * (n_cond - 1) // 2
+        ranks, keys = integer_types(n_cond, n_data)
+        assert np.iinfo(ranks).max >= 2 * pairs + 1
+        assert np.iinfo(keys).max >= ((2 * n_data * pairs + 1) << int(pairs - 1).bit_length()) + pairs - 1
+    assert integer_types(46_340, 1)[0] is np.int32 and integer_types(46_341, 1)[0] is np.int64
+    with pytest.raises(ArgumentError, match=r"got 100 RDMs of 20000 conditions.*overflow 64-bit"):
+        integer_types(20_000, 100)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("method", ["corr", "cosine"])
 def test_conditions_and_subjects_at_once_equal_sample_by_sample_with_ties(rng, method):
     """Conditions and subjects drawn together under corr and cosine, all samples at once (the pattern bootstrap's

@@ -12,7 +12,8 @@ dissimilarities weighted by w_ij = c_i c_j:
 - "spearman" and "rho-a" rank the resampled vectors; a value standing for w tied copies after L
   smaller copies has the average rank L + (w + 1) / 2, so each RDM is sorted once and ranked in
   every sample by a cumulative sum of weights in that fixed order. Only the pooled RDMs of the
-  noise ceiling, whose order changes from sample to sample, are sorted per sample.
+  noise ceiling, whose order changes from sample to sample, are sorted per sample
+  (:mod:`._rank_bootstrap`: blocks of samples at once, in integers).
 
 Equal to looping over the resampled RDMs (tested against rsatoolbox's ``eval_bootstrap_pattern``
 on the same draws).
@@ -23,12 +24,11 @@ from __future__ import annotations
 import numpy as np
 
 from ._draws import draw_counts
-from ._ranks import ranks_in_order, scatter_rows
+from ._rank_bootstrap import RankBootstrap
 from .parallel import library_threads, task_pool
 from .rsa import n_conditions
 
 _BLOCK_BYTES = 2**26  # samples are processed in blocks of about this many bytes of weights
-WEIGHT_ROWS = 16  # rank path: samples whose pair weights one bincount gives
 
 
 def _pair_weights(draws: np.ndarray, n_cond: int) -> np.ndarray:
@@ -36,30 +36,6 @@ def _pair_weights(draws: np.ndarray, n_cond: int) -> np.ndarray:
     counts = draw_counts(draws, n_cond)
     rows, cols = np.triu_indices(n_cond, k=1)
     return counts[:, rows] * counts[:, cols]
-
-
-def _sample_ranks(values: np.ndarray, weights: np.ndarray, order: np.ndarray | None = None) -> np.ndarray:
-    """Weighted average-tie ranks of each row of ``values`` (n_rows, m), whose entries stand for
-    ``weights`` (m,) copies; ``order``: the rows' ascending order when already known.
-    """
-    if order is None:
-        order = np.argsort(values, axis=1)
-    sorted_ranks = ranks_in_order(np.take_along_axis(values, order, 1), np.take(weights, order))
-    return scatter_rows(np.empty(sorted_ranks.shape), order, sorted_ranks)
-
-
-def _weighted_rank_similarity(a: np.ndarray, b: np.ndarray, weights: np.ndarray, comparison: str) -> np.ndarray:
-    """Weighted spearman / rho-a of ranks a (K, m) with ranks b (L, m): (K, L)."""
-    n = weights.sum()
-    a, b = a - (n + 1) / 2, b - (n + 1) / 2  # weighted ranks always have mean (n + 1) / 2
-    weighted_a = a * weights
-    cross = np.dot(weighted_a, b.T)  # (numpy's @ keeps the interpreter lock for outputs under 500 entries)
-    if comparison == "rho-a":
-        return cross * 12 / (n**3 - n)
-    norm_a = np.sqrt(np.einsum("kp,kp->k", weighted_a, a))
-    norm_b = np.sqrt(np.einsum("kp,p,kp->k", b, weights, b))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return cross / np.outer(norm_a, norm_b)
 
 
 def _ceiling_from_similarities(sim: np.ndarray, counts: np.ndarray | None = None) -> np.ndarray:
@@ -134,32 +110,6 @@ def _moment_block(
     return evaluations, _ceiling_from_similarities(data_sim, counts)
 
 
-def _rank_sample(
-    rows: np.ndarray, orders: np.ndarray, n_models: int, weights: np.ndarray, comparison: str, with_ceiling: bool
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """Spearman / rho-a for one sample, on the pairs it contains (weight > 0): ``rows`` stacks
-    the model and data RDMs, ``orders`` their ascending orders over all pairs.
-    """
-    keep = weights > 0
-    kept = np.flatnonzero(keep)
-    compact = np.full(keep.size, -1)
-    compact[kept] = np.arange(kept.size)
-    # the fixed order of the kept pairs (np.take and np.compress: numpy's 2-D fancy and boolean indexing were
-    # 1.5x slower here and kept the interpreter lock, so the bootstrap's threads took turns)
-    order = compact[np.compress(np.take(keep, orders).ravel(), orders).reshape(len(rows), kept.size)]
-    w = weights[kept]
-    ranks = _sample_ranks(rows[:, kept], w, order)
-    model_ranks, data_ranks = ranks[:n_models], ranks[n_models:]
-    evaluations = _weighted_rank_similarity(model_ranks, data_ranks, w, comparison).mean(axis=1)
-    if not with_ceiling:
-        return evaluations, None
-    total = data_ranks.sum(axis=0, keepdims=True)  # pooled RDM: mean rank (scale does not matter)
-    pool_ranks = _sample_ranks(np.vstack([total, total - data_ranks]), w)  # all, then leave-one-out
-    upper = _weighted_rank_similarity(pool_ranks[:1], data_ranks, w, comparison).mean()
-    lower = np.diag(_weighted_rank_similarity(pool_ranks[1:], data_ranks, w, comparison)).mean()
-    return evaluations, np.array([lower, upper])
-
-
 def distinct_conditions(draws: np.ndarray) -> np.ndarray:
     """How many distinct conditions each bootstrap sample (a row of ``draws``) holds, from one sort (a
     ``np.unique`` per sample: 8 of 45 ms for 1000 samples of 92 conditions). Samples of fewer than 3 have no
@@ -185,18 +135,13 @@ def pattern_bootstrap(
     ceiling = np.full((2, n_samples), np.nan) if with_ceiling else None
     valid = np.flatnonzero(distinct_conditions(draws) >= 3)
     threads = library_threads()  # blocks of samples on the libraries' threads, one each (disjoint rows)
-    if comparison in ("spearman", "rho-a"):  # sample by sample, on the pairs each contains
-        rows = np.vstack([models, data])
-        orders = np.argsort(rows, axis=1)
+    if comparison in ("spearman", "rho-a"):  # in blocks of samples, in integers (:mod:`._rank_bootstrap`)
+        plan = RankBootstrap(models, data, comparison, with_ceiling)
 
         def rank_block(samples: np.ndarray) -> None:
-            for start in range(0, samples.size, WEIGHT_ROWS):  # the pair weights of several samples at once
-                part = samples[start : start + WEIGHT_ROWS]
-                for b, weights in zip(part, _pair_weights(draws[part], n_cond), strict=True):
-                    evaluations[b], bounds = _rank_sample(rows, orders, len(models), weights, comparison,
-                                                          with_ceiling)  # fmt: skip
-                    if with_ceiling:
-                        ceiling[:, b] = bounds
+            evaluations[samples], bounds = plan.evaluate(draws[samples])
+            if with_ceiling:
+                ceiling[:, samples] = bounds
 
         blocks, work = np.array_split(valid, min(threads, max(1, valid.size))), rank_block
     else:

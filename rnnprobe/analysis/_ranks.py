@@ -85,35 +85,20 @@ def radix_is_faster() -> bool:
     return best(_radix_order) < best(_numpy_order)
 
 
-def ranks_in_order(values: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-    """Average-tie ranks of ascending ``values`` whose entries stand for ``weights`` copies each (None: one).
-
-    Both arrays (..., n) in ascending order of ``values`` along the last axis. A value standing for
-    w copies after L smaller copies ranks L + (w + 1) / 2, and a run of tied values L + (W + 1) / 2
-    with W the run's copies; with unit weights these are the ranks 1..n with ties averaged
-    (rank_rows; without ties, a read-only view of 1..n), with copy counts the ranks of a bootstrap
-    sample. The running sums of weights are torch's scan: numpy's ``cumsum`` along rows was 5x slower
-    here and kept the interpreter lock, so the bootstrap's threads took turns (unit weights need none,
-    and import no torch). The runs are numbered through all rows at once (each row starts one).
+def ranks_in_order(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of ascending ``values`` along the last axis, ties averaged: a run of W tied values after L
+    smaller ones ranks L + (W + 1) / 2 (without ties, a read-only view of 1..n). The runs are numbered through
+    all rows at once (each row starts one).
     """
     n = values.shape[-1]
-    if weights is not None:
-        import torch
-
-        weights = np.require(weights, np.float64, ["C", "W"])  # (torch takes writable arrays)
-        cum = torch.from_numpy(weights).cumsum(-1).numpy()
     new_run = np.ones(values.shape, dtype=bool)
     new_run[..., 1:] = values[..., 1:] != values[..., :-1]
-    if new_run.all():  # no ties: L = cum - w, rank = L + (w + 1) / 2
-        return np.broadcast_to(np.arange(1.0, n + 1), values.shape) if weights is None else cum - (weights - 1) / 2
+    if new_run.all():
+        return np.broadcast_to(np.arange(1.0, n + 1), values.shape)
     starts = np.flatnonzero(new_run)  # of every run, in the flattened rows
     ends = np.append(starts[1:], new_run.size) - 1
-    if weights is None:  # L = the run's first position, W = its length
-        before = (starts % n).astype(np.float64)
-        in_run = ends % n + 1 - before
-    else:
-        before = cum.reshape(-1)[starts] - weights.reshape(-1)[starts]
-        in_run = cum.reshape(-1)[ends] - before
+    before = (starts % n).astype(np.float64)  # L = the run's first position, W = its length
+    in_run = ends % n + 1 - before
     run = np.cumsum(new_run.reshape(-1)) - 1  # each entry's run (one scan of the flattened rows)
     return (before + (in_run + 1) / 2)[run].reshape(values.shape)
 

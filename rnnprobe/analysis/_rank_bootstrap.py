@@ -1,0 +1,289 @@
+"""Spearman and rho-a of bootstrap samples of conditions: blocks of samples at once, in integers.
+
+A sample's pair (i, j) stands for w = c_i c_j copies (:mod:`._pattern_bootstrap`), and a value standing for w
+tied copies after L smaller copies has the average rank L + (w + 1) / 2; a run of tied values L + (W + 1) / 2
+with W the run's copies. Twice a rank is an integer, and so is twice a rank less the mean rank:
+``2 rank - (n + 1)``, n the sample's copies, here called a centred rank. Every rank and every sum of ranks is
+therefore computed exactly in integers, and the similarities' sums of products (at most n^3) exactly in
+float64 while n < 2^17 (up to about 500 conditions): the numbers do not depend on how the samples are grouped.
+
+Each RDM is sorted once; a sample's ranks of it are the running sums of the weights in that fixed order, for
+a block of samples at once (their weights gathered in each RDM's order, one running sum per row). Pairs a
+sample does not contain weigh 0: they take part in these arrays but move no rank and add nothing to a sum, so
+the arrays have the same shape for every sample. The pooled RDMs of the noise ceiling (the sum of the data
+RDMs' ranks, and each leave-one-out sum) change order from sample to sample: they are sorted per sample, as one
+integer key per pair (value, then position; numpy's SIMD sort of plain integers, 3-6x faster than its
+argsort), the pairs a sample lacks keyed last, so that only the first pairs of each, as many as a sample of the
+block contains at most (about 40% of them in a sample of every condition drawn once on average), are ranked
+and compared.
+
+A block's arrays are allocated once per call of :meth:`RankBootstrap.evaluate` and reused: fresh arrays of a
+few MB at each block were mapped by the allocator at each use, and their page faults taken in turns by the
+threads (130,000 a run of 300 samples). The blocks of one call run in turn; the calls run on the threads of
+:func:`._pattern_bootstrap.pattern_bootstrap`, and what holds the interpreter lock is a few dozen numpy calls
+per block, not per sample: sample by sample, 300 samples of 92 conditions ran 1.27x faster on two threads than
+on one, in blocks of 4 samples 1.7x.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ArgumentError
+from ._draws import draw_counts
+from .rsa import n_conditions
+
+_BLOCK_BYTES = 2**22  # a block's samples: their float64 rows of centred ranks take about this many bytes
+
+
+class RankBootstrap:
+    """The evaluations (and noise ceilings) of bootstrap samples of conditions by "spearman" or "rho-a", for
+    complete model RDMs (M, pairs) and data RDMs (D, pairs): each RDM's order and ties found once.
+    """
+
+    def __init__(self, models: np.ndarray, data: np.ndarray, comparison: str, with_ceiling: bool) -> None:
+        rows = np.vstack([models, data])
+        self.n_models, self.n_data = len(models), len(data)
+        self.comparison, self.with_ceiling = comparison, with_ceiling
+        n_rows, n_pairs = rows.shape
+        self.n_cond = n_conditions(n_pairs)
+        self.first, self.second = np.triu_indices(self.n_cond, k=1)
+        order = np.argsort(rows, axis=1, kind="stable")
+        self.order = order.ravel()  # (row-major: each row's ascending order of its pairs)
+        self.back = (np.argsort(order, axis=1) + n_pairs * np.arange(n_rows)[:, None]).ravel()
+        ordered = np.take_along_axis(rows, order, axis=1)
+        self.starts = np.ones((n_rows, n_pairs), dtype=bool)  # where a run of equal values starts
+        self.starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+        self.n_max = self.n_cond**2 // 2 + 1  # more than any sample's copies n (at most n_cond (n_cond - 1) / 2)
+        self.absent = 2 * self.n_data * self.n_max + 1  # the pooled sums' key, from 0, of a pair a sample lacks
+        self.position_bits = int(n_pairs - 1).bit_length()
+        self.int, self.key = integer_types(self.n_cond, self.n_data)
+        self.block = max(1, _BLOCK_BYTES // (8 * n_rows * n_pairs))
+
+    def evaluate(self, draws: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The evaluations (S, M) and noise ceilings (2, S; None without) of the samples ``draws``
+        (S, n_conditions), each of at least 3 distinct conditions: blocks of :attr:`block` samples in turn, in
+        one set of arrays.
+        """
+        evaluations = np.empty((len(draws), self.n_models))
+        ceiling = np.empty((2, len(draws))) if self.with_ceiling else None
+        buffers = _Buffers(self, min(self.block, len(draws)))
+        for start in range(0, len(draws), self.block):
+            stop = min(start + self.block, len(draws))
+            work = buffers.first(stop - start)
+            n = self._weights(draws[start:stop], work)
+            self._fixed_ranks(work, n)
+            evaluations[start:stop], norms = self._evaluations(work, n)
+            if ceiling is not None:
+                ceiling[:, start:stop] = self._ceiling(work, buffers, n, norms)
+        return evaluations, ceiling
+
+    def _weights(self, draws: np.ndarray, work: dict) -> np.ndarray:
+        """Each pair's copies in each sample (into ``work["w"]``); returns the samples' copies n (B, 1, 1)."""
+        counts = draw_counts(draws, self.n_cond).astype(self.int)
+        np.multiply(np.take(counts, self.first, axis=1), np.take(counts, self.second, axis=1), out=work["w"])
+        return work["w"].sum(axis=1, dtype=np.int64).astype(self.int)[:, None, None]
+
+    def _fixed_ranks(self, work: dict, n: np.ndarray) -> None:
+        """Centred ranks of every model and data RDM in each sample, in pair order (``work["ranks"]``), and as
+        float64 (``work["rows"]``).
+        """
+        w, sorted_w, cum = work["w"], work["sorted_w"], work["cum"]
+        blocks = len(w)
+        np.take(w, self.order, axis=1, out=sorted_w.reshape(blocks, -1), mode="clip")
+        _running_sums(sorted_w, out=cum)
+        if self.starts.all():  # no ties: L = cum - w, 2 rank = 2 cum - w + 1
+            cum *= 2
+            cum -= sorted_w
+            cum += 1
+        else:
+            _tied_ranks(sorted_w, cum, work["starts"], work, out=cum)
+        cum -= n + 1
+        np.take(cum.reshape(blocks, -1), self.back, axis=1, out=work["ranks"].reshape(blocks, -1), mode="clip")
+        np.copyto(work["rows"], work["ranks"])
+
+    def _evaluations(self, work: dict, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The samples' evaluations (B, M) and every RDM's weighted sum of squared centred ranks (B, M + D)."""
+        import torch
+
+        rows, weighted, n_models = work["rows"], work["weighted"], self.n_models
+        np.multiply(rows, work["w"][:, None, :], out=weighted)
+        norms = np.einsum("brp,brp->br", weighted, rows)
+        # (torch's batched product: numpy's keeps the interpreter lock for outputs under 500 entries)
+        cross = torch.bmm(torch.from_numpy(weighted[:, :n_models]), torch.from_numpy(rows[:, n_models:]).mT)
+        return self._similarity(cross.numpy(), norms[:, :n_models, None], norms[:, None, n_models:], n).mean(
+            axis=2
+        ), norms
+
+    def _ceiling(self, work: dict, buffers: _Buffers, n: np.ndarray, norms: np.ndarray) -> np.ndarray:
+        """The samples' noise ceilings (2, B): the similarity of each data RDM with the pooled RDM of all (upper
+        bound) and of the others (lower), their mean over the data RDMs.
+        """
+        positions, ranks, weights = self._pooled_ranks(work, buffers, n)
+        blocks, width = len(positions), positions.shape[2]
+        n_models, n_rows, n_pairs = self.n_models, self.n_models + self.n_data, work["w"].shape[1]
+        pooled = buffers.sized("pooled_rows", positions.shape, np.float64)
+        np.copyto(pooled, ranks)
+        weighted = buffers.sized("pooled_weighted", positions.shape, np.float64)
+        np.multiply(pooled, weights, out=weighted)
+        pooled_norms = np.einsum("bkj,bkj->bk", weighted, pooled)
+        # each data RDM's centred ranks at the pooled RDMs' pairs, in their order: the pooled RDM of all for
+        # the upper bound, each leave-one-out one for the lower (positions hold each sample's offset b P)
+        data_rows = (np.arange(blocks)[:, None] * (n_rows - 1) + n_models + np.arange(self.n_data)) * n_pairs
+        index = buffers.sized("index", (2, blocks, self.n_data, width), np.intp)
+        np.add(positions[:, :1], data_rows[:, :, None], out=index[0])
+        np.add(positions[:, 1:], data_rows[:, :, None], out=index[1])
+        data = buffers.sized("data_at_pooled", index.shape, np.float64)
+        np.take(work["rows"], index, out=data, mode="clip")
+        upper = np.einsum("bj,bdj->bd", weighted[:, 0], data[0])
+        lower = np.einsum("bdj,bdj->bd", weighted[:, 1:], data[1])
+        data_norms, n = norms[:, n_models:], n[:, :, 0]
+        return np.stack([
+            self._similarity(lower, pooled_norms[:, 1:], data_norms, n).mean(axis=1),
+            self._similarity(upper, pooled_norms[:, :1], data_norms, n).mean(axis=1),
+        ])  # fmt: skip
+
+    def _pooled_ranks(self, work: dict, buffers: _Buffers, n: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The pooled data RDMs (their ranks' sum, then each leave-one-out sum) ranked in each sample: the
+        pairs' positions in ascending order of each (each offset by its sample's b P), their centred ranks and
+        weights (B, 1 + D, width): the first ``width`` pairs, the most any sample of the block contains (the
+        pairs a sample lacks are keyed last, and those within the width weigh 0).
+        """
+        data, w, keys = work["ranks"][:, self.n_models :], work["w"], work["keys"]
+        blocks, n_pooled, n_pairs = keys.shape
+        np.sum(data, axis=1, out=keys[:, 0])
+        np.subtract(keys[:, :1], data, out=keys[:, 1:])
+        keys += self.n_data * self.n_max  # (from 0: the same order)
+        absent = work["absent"]  # (B, P): the key of a pair the sample lacks, 0 for the others
+        np.equal(w, 0, out=absent)
+        absent *= self.absent
+        np.maximum(keys, absent[:, None, :], out=keys)  # (copyto's where= kept the interpreter lock)
+        keys <<= self.position_bits
+        keys |= np.arange(n_pairs, dtype=keys.dtype)  # value, then position: no two keys are equal
+        keys.sort(axis=-1)
+        width = n_pairs - int(np.count_nonzero(absent, axis=1).min())
+        shape = (blocks, n_pooled, width)
+        positions = buffers.sized("positions", shape, np.intp)
+        np.bitwise_and(keys[..., :width], (1 << self.position_bits) - 1, out=positions)
+        values = buffers.sized("values", shape, self.key)
+        np.right_shift(keys[..., :width], self.position_bits, out=values)  # ascending
+        positions += (n_pairs * np.arange(blocks))[:, None, None]
+        weights, cum = buffers.sized("pooled_w", shape, self.int), buffers.sized("pooled_cum", shape, self.int)
+        np.take(w, positions, out=weights, mode="clip")
+        _running_sums(weights, out=cum)
+        starts = buffers.sized("pooled_starts", shape, bool)
+        starts[..., 0] = True
+        np.not_equal(values[..., 1:], values[..., :-1], out=starts[..., 1:])
+        _tied_ranks(weights, cum, starts, work, out=cum)
+        cum -= n + 1
+        return positions, cum, weights
+
+    def _similarity(self, cross: np.ndarray, norms_a: np.ndarray, norms_b: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """Spearman (the correlation of the ranks) or rho-a (their products, 12 / (n^3 - n) of the sum) from the
+        weighted sums of products of centred ranks (twice the ranks less their mean: 4 times the products).
+        """
+        if self.comparison == "rho-a":
+            n = n.astype(np.float64)
+            return cross * 3 / (n**3 - n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return cross / np.sqrt(norms_a * norms_b)
+
+
+def integer_types(n_cond: int, n_data: int) -> tuple[type, type]:
+    """The integer types of the ranks and of the pooled RDMs' sort keys, for samples of ``n_cond`` conditions
+    and ``n_data`` data RDMs: int32 where every value fits, else int64. A sample's copies n are below
+    n_max = n_cond^2 / 2 + 1, its ranks' running sums below 2 n + 2; a pooled sum of centred ranks is within
+    [-D n, D n], keyed from 0 (up to 2 D n_max + 1 for the pairs a sample lacks) and shifted past the pairs'
+    positions.
+
+    Examples
+    --------
+    >>> integer_types(92, 10)
+    (<class 'numpy.int32'>, <class 'numpy.int32'>)
+    """
+    n_max = n_cond**2 // 2 + 1
+    key_bits = (2 * n_data * n_max + 1).bit_length() + int(n_cond * (n_cond - 1) // 2 - 1).bit_length()
+    if key_bits > 63:
+        raise ArgumentError(
+            f"data: got {n_data} RDMs of {n_cond} conditions, too many for a rank bootstrap of conditions: the "
+            "pooled RDMs' sort keys would overflow 64-bit integers. Compare fewer data RDMs at a time, or use "
+            "comparison='corr'."
+        )
+    return np.int32 if 2 * n_max + 2 < 2**31 else np.int64, np.int32 if key_bits <= 31 else np.int64
+
+
+class _Buffers:
+    """A block's arrays, allocated once for ``size`` samples: :meth:`first` gives views of the first samples' of
+    the fixed-shape ones, :meth:`sized` a view of a flat one in the shape a block needs.
+    """
+
+    def __init__(self, plan: RankBootstrap, size: int) -> None:
+        n_rows, n_pairs = plan.n_models + plan.n_data, len(plan.first)
+        pooled = 1 + plan.n_data if plan.with_ceiling else 0
+        fixed = (size, n_rows, n_pairs)
+        self.fixed = {
+            "w": np.empty((size, n_pairs), plan.int),
+            "absent": np.empty((size, n_pairs), plan.key),
+            "sorted_w": np.empty(fixed, plan.int),
+            "cum": np.empty(fixed, plan.int),
+            "ranks": np.empty(fixed, plan.int),
+            "rows": np.empty(fixed),
+            "weighted": np.empty(fixed),
+            "keys": np.empty((size, pooled, n_pairs), plan.key),
+        }
+        if not plan.starts.all():  # the RDMs' runs of ties, the same in every sample
+            self.fixed["starts"] = np.broadcast_to(plan.starts, fixed).copy()
+        self.flat: dict[str, np.ndarray] = {}
+        self.runs = 2 * size * max(n_rows, pooled) * n_pairs  # the most entries the runs' arrays hold
+        self.pooled = 2 * size * pooled * n_pairs  # the most entries a pooled array holds
+
+    def first(self, size: int) -> dict:
+        """Views of the fixed-shape arrays for the first ``size`` samples (the samples' axis is the first), and
+        the flat arrays of the runs of ties.
+        """
+        return {name: array[:size] for name, array in self.fixed.items()} | {
+            name: self.sized(name, (self.runs,), dtype) for name, dtype in (("run", np.intp), ("run_values", None))
+        }
+
+    def sized(self, name: str, shape: tuple, dtype: type | None) -> np.ndarray:
+        """A C-contiguous ``shape`` view of the flat array ``name`` (made at the first call; ``dtype`` None:
+        the block's integers).
+        """
+        dtype = self.fixed["w"].dtype if dtype is None else dtype
+        if name not in self.flat:  # (pages are touched only where used)
+            self.flat[name] = np.empty(self.runs if name.startswith("run") else self.pooled, dtype)
+        return self.flat[name][: int(np.prod(shape))].reshape(shape)
+
+
+def _tied_ranks(w: np.ndarray, cum: np.ndarray, starts: np.ndarray, work: dict, *, out: np.ndarray) -> None:
+    """Twice the average-tie ranks of rows of values in ascending order, entries standing for ``w`` copies
+    each, ``cum`` their running sums along each row, ``starts`` where a run of equal values starts (each row's
+    first entry among them): a run of W copies after L smaller ones ranks L + (W + 1) / 2, so twice its rank is
+    L + (L + W) + 1, the running sums before its first entry and at its last. Written into ``out`` (may be
+    ``cum``).
+    """
+    flat_starts = starts.reshape(-1)
+    size = flat_starts.size
+    run = _running_sums(flat_starts, out=work["run"][:size])  # each entry's run, from 1
+    n_runs = int(run[-1])
+    values, ends = work["run_values"][:n_runs], work["run_values"][n_runs : 2 * n_runs]
+    # L at each run's first entry, then L + W at its last: the entry before the next run's first (or the end)
+    np.compress(flat_starts, cum.reshape(-1), out=values)
+    values -= np.compress(flat_starts, w.reshape(-1), out=ends)  # (ends: a buffer here)
+    np.compress(flat_starts[1:], cum.reshape(-1)[:-1], out=ends[:-1])
+    ends[-1] = cum.reshape(-1)[-1]
+    values += ends
+    values += 1
+    run -= 1
+    np.take(values, run, out=out.reshape(-1), mode="clip")
+
+
+def _running_sums(values: np.ndarray, *, out: np.ndarray) -> np.ndarray:
+    """Running sums along the last axis into ``out`` (C-contiguous; its dtype), by torch: numpy's ``cumsum``
+    keeps the interpreter lock (two threads' running sums took turns), as does torch's without ``out=`` while
+    it allocates.
+    """
+    import torch
+
+    torch.cumsum(torch.from_numpy(values), -1, out=torch.from_numpy(out))
+    return out
