@@ -27,13 +27,15 @@ on one, in blocks of 4 samples 1.7x.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..errors import ArgumentError
 from ._draws import draw_counts
 from .rsa import n_conditions
 
-_BLOCK_BYTES = 2**22  # a block's samples: their float64 rows of centred ranks take about this many bytes
+_BLOCK_BYTES = 2**20  # a block's samples: their float64 rows of centred ranks take about this many bytes
 
 
 class RankBootstrap:
@@ -63,26 +65,29 @@ class RankBootstrap:
     def evaluate(self, draws: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """The evaluations (S, M) and noise ceilings (2, S; None without) of the samples ``draws``
         (S, n_conditions), each of at least 3 distinct conditions: blocks of :attr:`block` samples in turn, in
-        one set of arrays.
+        one set of arrays, each adding its samples' weighted sums of products of centred ranks to ``sums``.
         """
-        evaluations = np.empty((len(draws), self.n_models))
-        ceiling = np.empty((2, len(draws))) if self.with_ceiling else None
+        counts = draw_counts(draws, self.n_cond).astype(self.int)
+        wide = counts.astype(np.int64)
+        copies = (wide.sum(axis=1) ** 2 - (wide**2).sum(axis=1)) // 2  # n = sum over i < j of c_i c_j
+        n_rows, n_pooled = self.n_models + self.n_data, 1 + self.n_data if self.with_ceiling else 0
+        sums = {
+            name: np.empty((len(draws), *shape))
+            for name, shape in [("norms", (n_rows + n_pooled,)), ("cross", (self.n_models, self.n_data)),
+                                ("upper", (self.n_data,)), ("lower", (self.n_data,))]
+        }  # fmt: skip
         buffers = _Buffers(self, min(self.block, len(draws)))
         for start in range(0, len(draws), self.block):
-            stop = min(start + self.block, len(draws))
-            work = buffers.first(stop - start)
-            n = self._weights(draws[start:stop], work)
+            part = slice(start, min(start + self.block, len(draws)))
+            work = buffers.first(part.stop - start)
+            np.multiply(np.take(counts[part], self.first, axis=1), np.take(counts[part], self.second, axis=1),
+                        out=work["w"])  # fmt: skip
+            n = copies[part, None, None].astype(self.int)
             self._fixed_ranks(work, n)
-            evaluations[start:stop], norms = self._evaluations(work, n)
-            if ceiling is not None:
-                ceiling[:, start:stop] = self._ceiling(work, buffers, n, norms)
-        return evaluations, ceiling
-
-    def _weights(self, draws: np.ndarray, work: dict) -> np.ndarray:
-        """Each pair's copies in each sample (into ``work["w"]``); returns the samples' copies n (B, 1, 1)."""
-        counts = draw_counts(draws, self.n_cond).astype(self.int)
-        np.multiply(np.take(counts, self.first, axis=1), np.take(counts, self.second, axis=1), out=work["w"])
-        return work["w"].sum(axis=1, dtype=np.int64).astype(self.int)[:, None, None]
+            self._products(work, sums, part)
+            if self.with_ceiling:
+                self._pooled_products(work, buffers, n, sums, part)
+        return self._similarities(sums, copies.astype(np.float64))
 
     def _fixed_ranks(self, work: dict, n: np.ndarray) -> None:
         """Centred ranks of every model and data RDM in each sample, in pair order (``work["ranks"]``), and as
@@ -102,22 +107,20 @@ class RankBootstrap:
         np.take(cum.reshape(blocks, -1), self.back, axis=1, out=work["ranks"].reshape(blocks, -1), mode="clip")
         np.copyto(work["rows"], work["ranks"])
 
-    def _evaluations(self, work: dict, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The samples' evaluations (B, M) and every RDM's weighted sum of squared centred ranks (B, M + D)."""
+    def _products(self, work: dict, sums: dict, part: slice) -> None:
+        """Each RDM's weighted sum of squared centred ranks and each model's with each data RDM, into ``sums``."""
         import torch
 
-        rows, weighted, n_models = work["rows"], work["weighted"], self.n_models
+        rows, weighted, n_models, n_rows = work["rows"], work["weighted"], self.n_models, len(work["rows"][0])
         np.multiply(rows, work["w"][:, None, :], out=weighted)
-        norms = np.einsum("brp,brp->br", weighted, rows)
+        np.einsum("brp,brp->br", weighted, rows, out=sums["norms"][part, :n_rows])
         # (torch's batched product: numpy's keeps the interpreter lock for outputs under 500 entries)
-        cross = torch.bmm(torch.from_numpy(weighted[:, :n_models]), torch.from_numpy(rows[:, n_models:]).mT)
-        return self._similarity(cross.numpy(), norms[:, :n_models, None], norms[:, None, n_models:], n).mean(
-            axis=2
-        ), norms
+        torch.bmm(torch.from_numpy(weighted[:, :n_models]), torch.from_numpy(rows[:, n_models:]).mT,
+                  out=torch.from_numpy(sums["cross"][part]))  # fmt: skip
 
-    def _ceiling(self, work: dict, buffers: _Buffers, n: np.ndarray, norms: np.ndarray) -> np.ndarray:
-        """The samples' noise ceilings (2, B): the similarity of each data RDM with the pooled RDM of all (upper
-        bound) and of the others (lower), their mean over the data RDMs.
+    def _pooled_products(self, work: dict, buffers: _Buffers, n: np.ndarray, sums: dict, part: slice) -> None:
+        """The pooled RDMs' weighted sums of squared centred ranks, and each data RDM's with the pooled RDM of
+        all (for the upper bound) and of the others (the lower), into ``sums``.
         """
         positions, ranks, weights = self._pooled_ranks(work, buffers, n)
         blocks, width = len(positions), positions.shape[2]
@@ -126,7 +129,7 @@ class RankBootstrap:
         np.copyto(pooled, ranks)
         weighted = buffers.sized("pooled_weighted", positions.shape, np.float64)
         np.multiply(pooled, weights, out=weighted)
-        pooled_norms = np.einsum("bkj,bkj->bk", weighted, pooled)
+        np.einsum("bkj,bkj->bk", weighted, pooled, out=sums["norms"][part, n_rows:])
         # each data RDM's centred ranks at the pooled RDMs' pairs, in their order: the pooled RDM of all for
         # the upper bound, each leave-one-out one for the lower (positions hold each sample's offset b P)
         data_rows = (np.arange(blocks)[:, None] * (n_rows - 1) + n_models + np.arange(self.n_data)) * n_pairs
@@ -135,13 +138,22 @@ class RankBootstrap:
         np.add(positions[:, 1:], data_rows[:, :, None], out=index[1])
         data = buffers.sized("data_at_pooled", index.shape, np.float64)
         np.take(work["rows"], index, out=data, mode="clip")
-        upper = np.einsum("bj,bdj->bd", weighted[:, 0], data[0])
-        lower = np.einsum("bdj,bdj->bd", weighted[:, 1:], data[1])
-        data_norms, n = norms[:, n_models:], n[:, :, 0]
-        return np.stack([
-            self._similarity(lower, pooled_norms[:, 1:], data_norms, n).mean(axis=1),
-            self._similarity(upper, pooled_norms[:, :1], data_norms, n).mean(axis=1),
-        ])  # fmt: skip
+        np.einsum("bj,bdj->bd", weighted[:, 0], data[0], out=sums["upper"][part])
+        np.einsum("bdj,bdj->bd", weighted[:, 1:], data[1], out=sums["lower"][part])
+
+    def _similarities(self, sums: dict, n: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The evaluations (S, M) and noise ceilings (2, S) from the sums of products of every sample, whose
+        copies are ``n`` (S,).
+        """
+        n_models, n_rows = self.n_models, self.n_models + self.n_data
+        norms = sums["norms"]
+        data_norms = norms[:, n_models:n_rows]
+        evaluations = self._similarity(sums["cross"], norms[:, :n_models, None], data_norms[:, None], n[:, None, None])
+        if not self.with_ceiling:
+            return evaluations.mean(axis=2), None
+        pooled = {"lower": norms[:, n_rows + 1 :], "upper": norms[:, n_rows : n_rows + 1]}  # of the others, of all
+        bounds = [self._similarity(sums[name], pooled[name], data_norms, n[:, None]).mean(axis=1) for name in pooled]
+        return evaluations.mean(axis=2), np.stack(bounds)
 
     def _pooled_ranks(self, work: dict, buffers: _Buffers, n: np.ndarray) -> tuple[np.ndarray, ...]:
         """The pooled data RDMs (their ranks' sum, then each leave-one-out sum) ranked in each sample: the
@@ -183,7 +195,6 @@ class RankBootstrap:
         weighted sums of products of centred ranks (twice the ranks less their mean: 4 times the products).
         """
         if self.comparison == "rho-a":
-            n = n.astype(np.float64)
             return cross * 3 / (n**3 - n)
         with np.errstate(invalid="ignore", divide="ignore"):
             return cross / np.sqrt(norms_a * norms_b)
@@ -234,16 +245,19 @@ class _Buffers:
         if not plan.starts.all():  # the RDMs' runs of ties, the same in every sample
             self.fixed["starts"] = np.broadcast_to(plan.starts, fixed).copy()
         self.flat: dict[str, np.ndarray] = {}
+        self.views: dict[int, dict] = {}
         self.runs = 2 * size * max(n_rows, pooled) * n_pairs  # the most entries the runs' arrays hold
         self.pooled = 2 * size * pooled * n_pairs  # the most entries a pooled array holds
 
     def first(self, size: int) -> dict:
         """Views of the fixed-shape arrays for the first ``size`` samples (the samples' axis is the first), and
-        the flat arrays of the runs of ties.
+        the flat arrays of the runs of ties (made once per size).
         """
-        return {name: array[:size] for name, array in self.fixed.items()} | {
-            name: self.sized(name, (self.runs,), dtype) for name, dtype in (("run", np.intp), ("run_values", None))
-        }
+        if size not in self.views:
+            self.views[size] = {name: array[:size] for name, array in self.fixed.items()} | {
+                name: self.sized(name, (self.runs,), dtype) for name, dtype in (("run", np.intp), ("run_values", None))
+            }
+        return self.views[size]
 
     def sized(self, name: str, shape: tuple, dtype: type | None) -> np.ndarray:
         """A C-contiguous ``shape`` view of the flat array ``name`` (made at the first call; ``dtype`` None:
@@ -252,7 +266,7 @@ class _Buffers:
         dtype = self.fixed["w"].dtype if dtype is None else dtype
         if name not in self.flat:  # (pages are touched only where used)
             self.flat[name] = np.empty(self.runs if name.startswith("run") else self.pooled, dtype)
-        return self.flat[name][: int(np.prod(shape))].reshape(shape)
+        return self.flat[name][: math.prod(shape)].reshape(shape)
 
 
 def _tied_ranks(w: np.ndarray, cum: np.ndarray, starts: np.ndarray, work: dict, *, out: np.ndarray) -> None:
