@@ -100,7 +100,7 @@ def test_bootstrap_subjects_equals_rsatoolbox_eval_bootstrap_rdm(rng, method):
     np.testing.assert_allclose(ours.noise_ceiling, ref.noise_ceiling, rtol=1e-6, atol=1e-9, equal_nan=True)
 
 
-@pytest.mark.parametrize("method", ["corr", "cosine"])
+@pytest.mark.parametrize("method", ["corr", "cosine", "spearman", "rho-a"])
 def test_subject_samples_at_once_equal_sample_by_sample(rng, method):
     """Samples of subjects under corr and cosine, all at once from the subjects' products, against the sample
     loop (itself tested against rsatoolbox): a sample of one subject (no ceiling) and one of a subject drawn
@@ -112,7 +112,7 @@ def test_subject_samples_at_once_equal_sample_by_sample(rng, method):
     draws = rng.integers(0, 6, (40, 6))
     draws[3], draws[4] = 2, [1, 1, 1, 1, 1, 4]
     fast = bootstrap_subjects(models, data, comparison=method, indices=draws)
-    evaluations, ceiling = _bootstrap_loop(models, data, None, draws, method, True, True)
+    evaluations, ceiling = _bootstrap_loop(models, data, None, draws, method, True)
     np.testing.assert_allclose(fast.evaluations, evaluations, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(fast.noise_ceiling, ceiling, rtol=1e-10, atol=1e-12, equal_nan=True)
     assert np.isnan(fast.noise_ceiling[:, 3]).all() and np.isfinite(np.delete(fast.noise_ceiling, 3, axis=1)).all()
@@ -270,8 +270,19 @@ def test_all_samples_at_once_equals_sample_by_sample_with_ties(rng, method):
     draws[3] = [1, 1, 1, 2, 2, 2, 1, 2, 1]  # 2 distinct conditions: NaN
     draws[4] = [5, 5, 5, 5, 5, 5, 0, 0, 7]  # 3 distinct: some RDMs constant over its pairs
     fast = bootstrap_conditions(models, data, comparison=method, indices=draws)
-    ev, ceiling = _bootstrap_loop(models, data, draws, None, method, True, True)
+    ev, ceiling = _bootstrap_loop(models, data, draws, None, method, True)
     assert np.isnan(fast.evaluations[3]).all()
+    if method == "rho-a":  # a data RDM constant over sample 4's pairs has rho-a 0 with any RDM (as in rsatoolbox),
+        # where the loop's noise_ceiling refuses constant RDMs: the ceiling from pool_rdms and compare_rdms instead
+        from rnnprobe.analysis.rsa import compare_rdms, pool_rdms
+
+        sample = data[:, resample_pairs(draws[4], n_cond)]
+        assert np.ptp(sample, axis=1).min() == 0 and np.isnan(ceiling[:, 4]).all()
+        low = [compare_rdms(pool_rdms(np.delete(sample, j, 0), comparison=method), sample[j], comparison=method)
+               for j in range(4)]  # fmt: skip
+        high = compare_rdms(pool_rdms(sample, comparison=method), sample, comparison=method)
+        np.testing.assert_allclose(fast.noise_ceiling[:, 4], [np.mean(low), np.mean(high)], rtol=1e-12)
+        ceiling[:, 4] = fast.noise_ceiling[:, 4]
     np.testing.assert_allclose(fast.evaluations, ev, rtol=1e-9, atol=1e-12, equal_nan=True)
     np.testing.assert_allclose(fast.noise_ceiling, ceiling, rtol=1e-9, atol=1e-12, equal_nan=True)
 
@@ -279,40 +290,45 @@ def test_all_samples_at_once_equals_sample_by_sample_with_ties(rng, method):
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("method", ["spearman", "rho-a"])
 @pytest.mark.parametrize("tied", [False, True])
-def test_rank_samples_in_blocks_give_the_same_bits_whatever_the_blocks(rng, method, tied):
+@pytest.mark.parametrize("drawn", ["conditions", "subjects", "both"])
+def test_rank_samples_in_blocks_give_the_same_bits_whatever_the_blocks(rng, method, tied, drawn):
     """Samples ranked in blocks in integers (:mod:`._rank_bootstrap`): blocks of 1, 4 (the last of 3) or every
     sample, and 64-bit integers in place of 32-bit ones, give the same bits, with and without the noise ceiling;
     and equal the sample loop (itself tested against rsatoolbox), on continuous or tied RDMs (a model of two
-    values: most pairs tied) and a sample of 3 distinct conditions."""
-    from rnnprobe.analysis._pattern_bootstrap import distinct_conditions
+    values: most pairs tied), samples of conditions (one of 3 distinct conditions), of subjects (one of a single
+    subject: no ceiling; one of a subject drawn 4 times) or of both."""
+    from rnnprobe.analysis._draws import distinct_conditions, draw_counts
     from rnnprobe.analysis._rank_bootstrap import RankBootstrap
     from rnnprobe.analysis.inference import _bootstrap_loop
 
-    models, data = rng.random((3, 45)), rng.random((4, 45))
+    models, data = rng.random((3, 45)), rng.random((5, 45))
     if tied:
-        models, data = rng.integers(0, 4, (3, 45)).astype(float), rng.integers(0, 3, (4, 45)) + models[0]
+        models, data = rng.integers(0, 4, (3, 45)).astype(float), rng.integers(0, 3, (5, 45)) + models[0]
         models[1] = rng.integers(0, 2, 45)
-    draws = rng.integers(0, 10, (23, 10))
-    draws[5] = [2, 2, 2, 2, 7, 7, 7, 7, 7, 4]
+    draws, subjects = rng.integers(0, 10, (23, 10)), rng.integers(0, 5, (23, 5))
+    draws[5], subjects[6], subjects[7] = [2, 2, 2, 2, 7, 7, 7, 7, 7, 4], 3, [1, 1, 1, 1, 4]
     assert (distinct_conditions(draws) >= 3).all() and len(draws) % 4 == 3
+    draws, subjects = (None if drawn == "subjects" else draws), (None if drawn == "conditions" else subjects)
 
     def evaluate(block, integers=None, ceiling=True):
-        plan = RankBootstrap(models, data, method, ceiling)
+        plan = RankBootstrap(models, data, method, ceiling, subject_draws=0 if subjects is None else 5)
         plan.block = block
         if integers is not None:
             plan.int = plan.key = integers
-        return plan.evaluate(draws)
+        return plan.evaluate(draws, None if subjects is None else draw_counts(subjects, 5))
 
-    evaluations, ceiling = evaluate(len(draws))
+    evaluations, ceiling = evaluate(23)
     for other in (evaluate(1), evaluate(4), evaluate(4, np.int64)):
         np.testing.assert_array_equal(other[0], evaluations)
         np.testing.assert_array_equal(other[1], ceiling)
     alone, none = evaluate(4, ceiling=False)
     np.testing.assert_array_equal(alone, evaluations)
     assert none is None
-    loop_evaluations, loop_ceiling = _bootstrap_loop(models, data, draws, None, method, True, True)
+    loop_evaluations, loop_ceiling = _bootstrap_loop(models, data, draws, subjects, method, True)
     np.testing.assert_allclose(evaluations, loop_evaluations, rtol=1e-12, atol=1e-14, equal_nan=True)
     np.testing.assert_allclose(ceiling, loop_ceiling, rtol=1e-12, atol=1e-14, equal_nan=True)
+    if subjects is not None:
+        assert np.isnan(ceiling[:, 6]).all() and np.isfinite(np.delete(ceiling, 6, axis=1)).all()
 
 
 def test_rank_bootstrap_integers_hold_every_value_they_may_take():
@@ -333,7 +349,7 @@ def test_rank_bootstrap_integers_hold_every_value_they_may_take():
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
-@pytest.mark.parametrize("method", ["corr", "cosine"])
+@pytest.mark.parametrize("method", ["corr", "cosine", "spearman", "rho-a"])
 def test_conditions_and_subjects_at_once_equal_sample_by_sample_with_ties(rng, method):
     """Conditions and subjects drawn together under corr and cosine, all samples at once (the pattern bootstrap's
     weighted moments, the subjects entering as counts), against the sample loop (itself tested against
@@ -350,7 +366,7 @@ def test_conditions_and_subjects_at_once_equal_sample_by_sample_with_ties(rng, m
     subjects = rng.integers(0, 6, size=(30, 6))
     subjects[5], subjects[6] = 2, [1, 1, 1, 1, 1, 4]
     fast = bootstrap_conditions_and_subjects(models, data, comparison=method, indices=(draws, subjects))
-    evaluations, ceiling = _bootstrap_loop(models, data, draws, subjects, method, True, True)
+    evaluations, ceiling = _bootstrap_loop(models, data, draws, subjects, method, True)
     assert np.isnan(fast.evaluations[3]).all() and np.isnan(fast.noise_ceiling[:, 5]).all()
     np.testing.assert_allclose(fast.evaluations, evaluations, rtol=1e-9, atol=1e-12, equal_nan=True)
     np.testing.assert_allclose(fast.noise_ceiling, ceiling, rtol=1e-9, atol=1e-12, equal_nan=True)

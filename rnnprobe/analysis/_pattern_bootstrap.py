@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._draws import draw_counts
-from ._rank_bootstrap import RankBootstrap
+from ._draws import distinct_conditions, draw_counts
+from ._rank_bootstrap import RANKED, rank_bootstrap
 from .parallel import library_threads, task_pool
 from .rsa import n_conditions
 
@@ -110,54 +110,36 @@ def _moment_block(
     return evaluations, _ceiling_from_similarities(data_sim, counts)
 
 
-def distinct_conditions(draws: np.ndarray) -> np.ndarray:
-    """How many distinct conditions each bootstrap sample (a row of ``draws``) holds, from one sort (a
-    ``np.unique`` per sample: 8 of 45 ms for 1000 samples of 92 conditions). Samples of fewer than 3 have no
-    defined RDM comparison.
-    """
-    ordered = np.sort(draws, axis=1)
-    return (ordered[:, 1:] != ordered[:, :-1]).sum(axis=1) + (draws.shape[1] > 0)
-
-
 def pattern_bootstrap(
     models: np.ndarray, data: np.ndarray, draws: np.ndarray, comparison: str, with_ceiling: bool,
     subject_draws: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
     """Evaluations (n_samples, n_models) and noise ceiling (2, n_samples) of every bootstrap
     sample of conditions, for complete RDMs (no NaN) and comparison in corr/cosine/spearman/rho-a.
-    Samples with fewer than 3 distinct conditions are NaN. ``subject_draws`` (sample, subject), for corr and
-    cosine: the data RDMs drawn in each sample too (a bootstrap of conditions and subjects), entering as counts
-    (300 samples of 15 subjects' RDMs of 92 conditions: 0.54 s sample by sample, 25 ms).
+    Samples with fewer than 3 distinct conditions are NaN. ``subject_draws`` (sample, subject): the data RDMs
+    drawn in each sample too (a bootstrap of conditions and subjects), entering as counts (300 samples of 15
+    subjects' RDMs of 92 conditions, corr: 0.54 s sample by sample, 25 ms). Rank comparisons:
+    :func:`._rank_bootstrap.rank_bootstrap`.
     """
+    if comparison in RANKED:
+        return rank_bootstrap(models, data, draws, subject_draws, comparison, with_ceiling)
     n_cond = n_conditions(models.shape[1])
     n_samples = draws.shape[0]
     evaluations = np.full((n_samples, len(models)), np.nan)
     ceiling = np.full((2, n_samples), np.nan) if with_ceiling else None
     valid = np.flatnonzero(distinct_conditions(draws) >= 3)
     threads = library_threads()  # blocks of samples on the libraries' threads, one each (disjoint rows)
-    if comparison in ("spearman", "rho-a"):  # in blocks of samples, in integers (:mod:`._rank_bootstrap`)
-        plan = RankBootstrap(models, data, comparison, with_ceiling)
+    size = max(1, min(_BLOCK_BYTES // (models.shape[1] * 8), -(-valid.size // threads)))
+    blocks = [valid[start : start + size] for start in range(0, valid.size, size)]
+    counts = None if subject_draws is None else draw_counts(subject_draws, len(data))
 
-        def rank_block(samples: np.ndarray) -> None:
-            evaluations[samples], bounds = plan.evaluate(draws[samples])
-            if with_ceiling:
-                ceiling[:, samples] = bounds
+    def moment_block(samples: np.ndarray) -> None:
+        evaluations[samples], bounds = _moment_block(models, data, _pair_weights(draws[samples], n_cond),
+                                                     comparison, with_ceiling,
+                                                     None if counts is None else counts[samples])  # fmt: skip
+        if with_ceiling:
+            ceiling[:, samples] = bounds
 
-        blocks, work = np.array_split(valid, min(threads, max(1, valid.size))), rank_block
-    else:
-        size = max(1, min(_BLOCK_BYTES // (models.shape[1] * 8), -(-valid.size // threads)))
-        blocks = [valid[start : start + size] for start in range(0, valid.size, size)]
-
-        counts = None if subject_draws is None else draw_counts(subject_draws, len(data))
-
-        def moment_block(samples: np.ndarray) -> None:
-            evaluations[samples], bounds = _moment_block(models, data, _pair_weights(draws[samples], n_cond),
-                                                         comparison, with_ceiling,
-                                                         None if counts is None else counts[samples])  # fmt: skip
-            if with_ceiling:
-                ceiling[:, samples] = bounds
-
-        work = moment_block
     with task_pool(len(blocks), threads=threads) as pmap:
-        list(pmap(work, blocks))
+        list(pmap(moment_block, blocks))
     return evaluations, ceiling

@@ -32,18 +32,53 @@ import math
 import numpy as np
 
 from ..errors import ArgumentError
-from ._draws import draw_counts
+from ._draws import distinct_conditions, draw_counts
+from .parallel import library_threads, task_pool
 from .rsa import n_conditions
 
+RANKED = ("spearman", "rho-a")  # the rank comparisons with a dot-product form
 _BLOCK_BYTES = 2**20  # a block's samples: their float64 rows of centred ranks take about this many bytes
 
 
+def rank_bootstrap(
+    models: np.ndarray, data: np.ndarray, draws: np.ndarray | None, subject_draws: np.ndarray | None,
+    comparison: str, with_ceiling: bool,
+) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+    """Evaluations (n_samples, n_models) and noise ceiling (2, n_samples) of every bootstrap sample of conditions
+    (``draws``, (sample, condition)), of subjects (``subject_draws``, (sample, subject)), or of both, by
+    "spearman" or "rho-a", for complete RDMs (no NaN). Samples with fewer than 3 distinct conditions are NaN. The
+    samples are split in as many parts as the libraries have threads, each evaluated by
+    :meth:`RankBootstrap.evaluate` on a thread of its own.
+    """
+    n_samples = len(draws if draws is not None else subject_draws)
+    evaluations = np.full((n_samples, len(models)), np.nan)
+    ceiling = np.full((2, n_samples), np.nan) if with_ceiling else None
+    valid = np.arange(n_samples) if draws is None else np.flatnonzero(distinct_conditions(draws) >= 3)
+    subjects = None if subject_draws is None else draw_counts(subject_draws, len(data))
+    plan = RankBootstrap(models, data, comparison, with_ceiling,
+                         subject_draws=0 if subject_draws is None else subject_draws.shape[1])  # fmt: skip
+
+    def evaluate(samples: np.ndarray) -> None:
+        evaluations[samples], bounds = plan.evaluate(*(None if d is None else d[samples] for d in (draws, subjects)))
+        if with_ceiling:
+            ceiling[:, samples] = bounds
+
+    threads = library_threads()
+    parts = np.array_split(valid, min(threads, max(1, valid.size)))
+    with task_pool(len(parts), threads=threads) as pmap:
+        list(pmap(evaluate, parts))
+    return evaluations, ceiling
+
+
 class RankBootstrap:
-    """The evaluations (and noise ceilings) of bootstrap samples of conditions by "spearman" or "rho-a", for
-    complete model RDMs (M, pairs) and data RDMs (D, pairs): each RDM's order and ties found once.
+    """The evaluations (and noise ceilings) of bootstrap samples of conditions, of subjects, or of both, by
+    "spearman" or "rho-a", for complete model RDMs (M, pairs) and data RDMs (D, pairs; the subjects): each
+    RDM's order and ties found once. ``subject_draws``: how many subjects a sample draws, when they are drawn.
     """
 
-    def __init__(self, models: np.ndarray, data: np.ndarray, comparison: str, with_ceiling: bool) -> None:
+    def __init__(
+        self, models: np.ndarray, data: np.ndarray, comparison: str, with_ceiling: bool, *, subject_draws: int = 0
+    ) -> None:
         rows = np.vstack([models, data])
         self.n_models, self.n_data = len(models), len(data)
         self.comparison, self.with_ceiling = comparison, with_ceiling
@@ -57,37 +92,47 @@ class RankBootstrap:
         self.starts = np.ones((n_rows, n_pairs), dtype=bool)  # where a run of equal values starts
         self.starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
         self.n_max = self.n_cond**2 // 2 + 1  # more than any sample's copies n (at most n_cond (n_cond - 1) / 2)
-        self.absent = 2 * self.n_data * self.n_max + 1  # the pooled sums' key, from 0, of a pair a sample lacks
+        self.n_summed = max(self.n_data, subject_draws)  # the data RDMs a pooled RDM sums, copies included
+        self.absent = 2 * self.n_summed * self.n_max + 1  # the pooled sums' key, from 0, of a pair a sample lacks
         self.position_bits = int(n_pairs - 1).bit_length()
-        self.int, self.key = integer_types(self.n_cond, self.n_data)
+        self.int, self.key = integer_types(self.n_cond, self.n_summed)
         self.block = max(1, _BLOCK_BYTES // (8 * n_rows * n_pairs))
 
-    def evaluate(self, draws: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """The evaluations (S, M) and noise ceilings (2, S; None without) of the samples ``draws``
-        (S, n_conditions), each of at least 3 distinct conditions: blocks of :attr:`block` samples in turn, in
-        one set of arrays, each adding its samples' weighted sums of products of centred ranks to ``sums``.
+    def evaluate(
+        self, draws: np.ndarray | None, subjects: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The evaluations (S, M) and noise ceilings (2, S; None without) of the samples of conditions ``draws``
+        (S, n_conditions; None: every condition once), each of at least 3 distinct conditions, and of subjects
+        ``subjects`` (S, D: how often each data RDM is drawn; None: once each): blocks of :attr:`block` samples in
+        turn, in one set of arrays, each adding its samples' weighted sums of products of centred ranks to
+        ``sums``. Without ``draws``, every sample's RDMs are ranked once.
         """
-        counts = draw_counts(draws, self.n_cond).astype(self.int)
+        n_samples = len(draws if draws is not None else subjects)
+        counts = np.ones((1, self.n_cond), self.int) if draws is None else draw_counts(draws, self.n_cond)
         wide = counts.astype(np.int64)
         copies = (wide.sum(axis=1) ** 2 - (wide**2).sum(axis=1)) // 2  # n = sum over i < j of c_i c_j
+        copies = np.broadcast_to(copies, n_samples)
+        counts, subjects = counts.astype(self.int), None if subjects is None else subjects.astype(self.int)
         n_rows, n_pooled = self.n_models + self.n_data, 1 + self.n_data if self.with_ceiling else 0
         sums = {
-            name: np.empty((len(draws), *shape))
+            name: np.empty((n_samples, *shape))
             for name, shape in [("norms", (n_rows + n_pooled,)), ("cross", (self.n_models, self.n_data)),
                                 ("upper", (self.n_data,)), ("lower", (self.n_data,))]
         }  # fmt: skip
-        buffers = _Buffers(self, min(self.block, len(draws)))
-        for start in range(0, len(draws), self.block):
-            part = slice(start, min(start + self.block, len(draws)))
-            work = buffers.first(part.stop - start)
-            np.multiply(np.take(counts[part], self.first, axis=1), np.take(counts[part], self.second, axis=1),
-                        out=work["w"])  # fmt: skip
-            n = copies[part, None, None].astype(self.int)
-            self._fixed_ranks(work, n)
-            self._products(work, sums, part)
+        buffers = _Buffers(self, min(self.block, n_samples))
+        for start in range(0, n_samples, self.block):
+            part = slice(start, min(start + self.block, n_samples))
+            work, n = buffers.first(part.stop - start), copies[part, None, None].astype(self.int)
+            if draws is not None or start == 0:  # (without draws, the first block's ranks serve every block)
+                drawn = counts[part] if draws is not None else np.broadcast_to(counts, (len(n), self.n_cond))
+                np.multiply(np.take(drawn, self.first, axis=1), np.take(drawn, self.second, axis=1), out=work["w"])
+                self._fixed_ranks(work, n)
+                self._products(work, sums, part)
+            else:
+                sums["norms"][part, :n_rows], sums["cross"][part] = sums["norms"][0, :n_rows], sums["cross"][0]
             if self.with_ceiling:
-                self._pooled_products(work, buffers, n, sums, part)
-        return self._similarities(sums, copies.astype(np.float64))
+                self._pooled_products(work, buffers, n, sums, part, None if subjects is None else subjects[part])
+        return self._similarities(sums, copies.astype(np.float64), subjects)
 
     def _fixed_ranks(self, work: dict, n: np.ndarray) -> None:
         """Centred ranks of every model and data RDM in each sample, in pair order (``work["ranks"]``), and as
@@ -118,11 +163,13 @@ class RankBootstrap:
         torch.bmm(torch.from_numpy(weighted[:, :n_models]), torch.from_numpy(rows[:, n_models:]).mT,
                   out=torch.from_numpy(sums["cross"][part]))  # fmt: skip
 
-    def _pooled_products(self, work: dict, buffers: _Buffers, n: np.ndarray, sums: dict, part: slice) -> None:
+    def _pooled_products(
+        self, work: dict, buffers: _Buffers, n: np.ndarray, sums: dict, part: slice, subjects: np.ndarray | None
+    ) -> None:
         """The pooled RDMs' weighted sums of squared centred ranks, and each data RDM's with the pooled RDM of
         all (for the upper bound) and of the others (the lower), into ``sums``.
         """
-        positions, ranks, weights = self._pooled_ranks(work, buffers, n)
+        positions, ranks, weights = self._pooled_ranks(work, buffers, n, subjects)
         blocks, width = len(positions), positions.shape[2]
         n_models, n_rows, n_pairs = self.n_models, self.n_models + self.n_data, work["w"].shape[1]
         pooled = buffers.sized("pooled_rows", positions.shape, np.float64)
@@ -141,31 +188,52 @@ class RankBootstrap:
         np.einsum("bj,bdj->bd", weighted[:, 0], data[0], out=sums["upper"][part])
         np.einsum("bdj,bdj->bd", weighted[:, 1:], data[1], out=sums["lower"][part])
 
-    def _similarities(self, sums: dict, n: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def _similarities(
+        self, sums: dict, n: np.ndarray, subjects: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """The evaluations (S, M) and noise ceilings (2, S) from the sums of products of every sample, whose
-        copies are ``n`` (S,).
+        copies are ``n`` (S,), and its subjects' copies ``subjects`` (S, D; None: one each). A sample's
+        evaluations weigh each subject by its copies; its ceilings average over the subjects it holds (their
+        similarities only: a subject not drawn may have none), and need two of them at least.
         """
         n_models, n_rows = self.n_models, self.n_models + self.n_data
         norms = sums["norms"]
         data_norms = norms[:, n_models:n_rows]
-        evaluations = self._similarity(sums["cross"], norms[:, :n_models, None], data_norms[:, None], n[:, None, None])
+        subjects = np.ones((len(n), self.n_data)) if subjects is None else subjects.astype(np.float64)
+        held = subjects > 0
+        similarity = self._similarity(sums["cross"], norms[:, :n_models, None], data_norms[:, None], n[:, None, None])
+        evaluations = np.einsum("smd,sd->sm", np.where(held[:, None], similarity, 0), subjects) / subjects.sum(
+            axis=1, keepdims=True
+        )
         if not self.with_ceiling:
-            return evaluations.mean(axis=2), None
+            return evaluations, None
         pooled = {"lower": norms[:, n_rows + 1 :], "upper": norms[:, n_rows : n_rows + 1]}  # of the others, of all
-        bounds = [self._similarity(sums[name], pooled[name], data_norms, n[:, None]).mean(axis=1) for name in pooled]
-        return evaluations.mean(axis=2), np.stack(bounds)
+        bounds = [
+            np.where(held, self._similarity(sums[name], pooled[name], data_norms, n[:, None]), 0).sum(axis=1)
+            for name in pooled
+        ]
+        counted = held.sum(axis=1)
+        return evaluations, np.where(counted >= 2, np.stack(bounds) / counted, np.nan)
 
-    def _pooled_ranks(self, work: dict, buffers: _Buffers, n: np.ndarray) -> tuple[np.ndarray, ...]:
-        """The pooled data RDMs (their ranks' sum, then each leave-one-out sum) ranked in each sample: the
-        pairs' positions in ascending order of each (each offset by its sample's b P), their centred ranks and
-        weights (B, 1 + D, width): the first ``width`` pairs, the most any sample of the block contains (the
-        pairs a sample lacks are keyed last, and those within the width weigh 0).
+    def _pooled_ranks(
+        self, work: dict, buffers: _Buffers, n: np.ndarray, subjects: np.ndarray | None
+    ) -> tuple[np.ndarray, ...]:
+        """The pooled data RDMs (their ranks' sum, then each leave-one-out sum; ``subjects``: each data RDM's
+        copies, (B, D)) ranked in each sample: the pairs' positions in ascending order of each (each offset by its
+        sample's b P), their centred ranks and weights (B, 1 + D, width): the first ``width`` pairs, the most any
+        sample of the block contains (the pairs a sample lacks are keyed last, and those within the width weigh
+        0).
         """
         data, w, keys = work["ranks"][:, self.n_models :], work["w"], work["keys"]
         blocks, n_pooled, n_pairs = keys.shape
-        np.sum(data, axis=1, out=keys[:, 0])
-        np.subtract(keys[:, :1], data, out=keys[:, 1:])
-        keys += self.n_data * self.n_max  # (from 0: the same order)
+        if subjects is None:
+            np.sum(data, axis=1, out=keys[:, 0])
+            np.subtract(keys[:, :1], data, out=keys[:, 1:])
+        else:  # a subject's copies leave together
+            np.multiply(data, subjects[:, :, None], out=keys[:, 1:])
+            np.sum(keys[:, 1:], axis=1, out=keys[:, 0])
+            np.subtract(keys[:, :1], keys[:, 1:], out=keys[:, 1:])
+        keys += self.n_summed * self.n_max  # (from 0: the same order)
         absent = work["absent"]  # (B, P): the key of a pair the sample lacks, 0 for the others
         np.equal(w, 0, out=absent)
         absent *= self.absent

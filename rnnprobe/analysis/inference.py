@@ -18,9 +18,10 @@ import numpy as np
 
 from .._validation import MAX_RESAMPLES, check_int, check_option, check_probability, check_progress, check_seed
 from ..errors import ArgumentError, ShapeError, describe
-from ._draws import draw_counts
-from ._pattern_bootstrap import _ceiling_from_similarities, distinct_conditions, pattern_bootstrap
-from ._ranks import rank_rows, scatter_rows
+from ._draws import distinct_conditions, draw_counts
+from ._pattern_bootstrap import _ceiling_from_similarities, pattern_bootstrap
+from ._rank_bootstrap import RANKED, rank_bootstrap
+from ._ranks import scatter_rows
 from .parallel import library_threads, task_pool
 from .rsa import COMPARISONS, RDMs, compare_rdms, n_conditions, noise_ceiling, paired_vectors, similarity_transform
 from .rsa.compare import DOT_METHODS
@@ -47,62 +48,13 @@ def resample_pairs(indices: np.ndarray, n_conditions: int) -> np.ndarray:
     return _pair_index(a, b, n_conditions)
 
 
-def _dot_parts(sample: np.ndarray, comparison: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of ``sample``: the part it adds to a pooled RDM (ranks, or the standardised RDM) and its
-    transformed RDM; rows are independent, so a resample's rows are these rows indexed.
-    """
-    if comparison in ("spearman", "rho-a"):
-        parts = rank_rows(sample)  # the pooled RDM is the mean rank (re-ranked when compared)
-        return parts, similarity_transform(parts, comparison, ranked=True)
-    if comparison == "corr":
-        centred = sample - sample.mean(axis=1, keepdims=True)
-        parts = centred / centred.std(axis=1, keepdims=True)
-    else:
-        parts = sample / np.sqrt((sample**2).mean(axis=1, keepdims=True))
-    return parts, similarity_transform(sample, comparison)
-
-
-def _dot_sample(
-    models: np.ndarray,
-    sample: np.ndarray,
-    comparison: str,
-    with_ceiling: bool,
-    groups: np.ndarray | None = None,
-    f_models: np.ndarray | None = None,
-    parts: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[np.ndarray, tuple[float, float]]:
-    """Model evaluations and noise ceiling of one sample, for similarities that are dot products of
-    transformed RDMs. The pooled RDMs of :func:`pool_rdms` enter only through shift- and scale-
-    invariant transforms, so the leave-one-out pools are row sums minus one subject's rows
-    (``groups``: a subject id per row, copies left out together and counted once). ``parts``: the
-    sample's rows of :func:`_dot_parts`, when computed once for all subjects (``sample`` is then unused).
-    """
-    parts, f_data = _dot_parts(sample, comparison) if parts is None else parts
-    if f_models is None:
-        f_models = similarity_transform(models, comparison)
-    evaluations = (f_models @ f_data.T).mean(axis=1)
-    if not with_ceiling:
-        return evaluations, (np.nan, np.nan)
-    if groups is None:
-        groups = np.arange(parts.shape[0])
-    ids, first, counts = np.unique(groups, return_index=True, return_counts=True)
-    if ids.size < 2:
-        return evaluations, (np.nan, np.nan)
-    total = parts.sum(axis=0, keepdims=True)
-    f_subjects = f_data[first]  # one row per distinct subject
-    upper = (similarity_transform(total, comparison) @ f_subjects.T).mean()
-    others = total - counts[:, None] * parts[first]
-    lower = np.einsum("ij,ij->i", similarity_transform(others, comparison), f_subjects).mean()
-    return evaluations, (float(lower), float(upper))
-
-
 def _subject_samples(
     models: np.ndarray, data: np.ndarray, draws: np.ndarray, comparison: str, with_ceiling: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """:func:`_dot_sample` of every bootstrap sample of subjects (rows of ``draws``) at once, for corr and cosine:
-    a sample's evaluations are its subjects' similarities with the models weighted by their draw counts, and its
-    pooled RDM is the subjects' normalised RDMs so weighted, whose ceiling comes from the subjects' similarities
-    R = F F' and the counts (:func:`._pattern_bootstrap._ceiling_from_similarities`). 200 samples of 15 subjects,
+    """Every bootstrap sample of subjects (rows of ``draws``) at once, for corr and cosine: a sample's evaluations
+    are its subjects' similarities with the models weighted by their draw counts, and its pooled RDM is the
+    subjects' normalised RDMs so weighted, whose ceiling comes from the subjects' similarities R = F F' and the
+    counts (:func:`._pattern_bootstrap._ceiling_from_similarities`). 200 samples of 15 subjects,
     92 conditions, corr: 0.128 s sample by sample, 0.6 ms (``benchmarks/bootstrap_subjects.py``).
     """
     f_data = similarity_transform(data, comparison)
@@ -262,59 +214,40 @@ def _bootstrap_loop(
     condition_draws: np.ndarray | None,
     subject_draws: np.ndarray | None,
     comparison: str,
-    fast: bool,
     with_noise_ceiling: bool,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Evaluations and noise ceilings sample by sample (resampled subjects, or methods and RDMs
-    without a dot-product form).
+    """Evaluations and noise ceilings sample by sample, for comparisons or RDMs without a dot-product form
+    (tau-a, RDMs with NaN): each sample's RDMs compared by :func:`compare_rdms`, its ceiling by
+    :func:`noise_ceiling`.
     """
     n_cond = n_conditions(data_vectors.shape[1])
     n_samples = len(condition_draws if condition_draws is not None else subject_draws)
     evaluations = np.full((n_samples, model_vectors.shape[0]), np.nan)
     ceiling = np.full((2, n_samples), np.nan) if with_noise_ceiling else None
-    f_models = similarity_transform(model_vectors, comparison) if fast and condition_draws is None else None
-    every = _dot_parts(data_vectors, comparison) if fast and condition_draws is None else None  # (rows resampled)
     held = None if condition_draws is None else distinct_conditions(condition_draws)  # conditions per sample
     from tqdm.auto import tqdm
 
     for b in tqdm(range(n_samples), desc="bootstrap", unit="sample", disable=not check_progress(progress)):
         groups = None if subject_draws is None else subject_draws[b]
-        sample, sample_models = data_vectors, model_vectors
-        if groups is not None and every is None:  # (with `every`, the drawn rows of its parts are indexed instead)
-            sample = data_vectors[groups]
+        sample = data_vectors if groups is None else data_vectors[groups]
+        sample_models = model_vectors
         if condition_draws is not None:
             if held[b] < 3:
                 continue
             pairs = resample_pairs(condition_draws[b], n_cond)
             sample, sample_models = sample[:, pairs], model_vectors[:, pairs]
-        if fast:
-            rows = None if every is None else tuple(part if groups is None else part[groups] for part in every)
-            evaluations[b], bounds = _dot_sample(
-                sample_models, sample, comparison, ceiling is not None, groups, f_models, rows
-            )
-        else:
-            evaluations[b] = compare_rdms(sample_models, sample, comparison=comparison).mean(axis=1)
-            distinct = sample.shape[0] if groups is None else np.unique(groups).size
-            bounds = (np.nan, np.nan)
-            if ceiling is not None and distinct >= 2:
-                try:
-                    bounds = noise_ceiling(sample, comparison=comparison, groups=groups)
-                except ArgumentError:  # a drawn subject RDM without a defined similarity: no ceiling, as its
-                    pass  # evaluations are NaN in such a sample (invalid samples are left out of every summary)
+        evaluations[b] = compare_rdms(sample_models, sample, comparison=comparison).mean(axis=1)
+        distinct = sample.shape[0] if groups is None else np.unique(groups).size
+        bounds = (np.nan, np.nan)
+        if ceiling is not None and distinct >= 2:
+            try:
+                bounds = noise_ceiling(sample, comparison=comparison, groups=groups)
+            except ArgumentError:  # a drawn subject RDM without a defined similarity: no ceiling, as its
+                pass  # evaluations are NaN in such a sample (invalid samples are left out of every summary)
         if ceiling is not None:
             ceiling[:, b] = bounds
     return evaluations, ceiling
-
-
-SCALED = ("corr", "cosine")  # dot-product comparisons whose pooled RDMs are sums of the subjects' own parts
-
-
-def _all_at_once(fast: bool, subject_draws: np.ndarray | None, comparison: str) -> bool:
-    """Whether every sample is evaluated at once (:func:`.pattern_bootstrap` or :func:`_subject_samples`), not
-    one by one: dot-product comparisons of complete RDMs, subjects drawn only under corr or cosine.
-    """
-    return fast and (subject_draws is None or comparison in SCALED)
 
 
 def _evaluate_samples(
@@ -340,9 +273,8 @@ def _evaluate_samples(
     threads = library_threads()
     if blocks is not None:
         parts = run_blocks(_evaluate_block, blocks, *draws, *settings)  # (large arrays travel to the workers once)
-    elif threads == 1 or _all_at_once(fast, subject_draws, comparison):
-        # (the pattern bootstrap splits its own samples; samples of subjects under corr or cosine are a few
-        # matrix products for all of them)
+    elif threads == 1 or fast:
+        # (dot-product comparisons of complete RDMs: every sample at once, on the threads where it splits)
         return _evaluate_block(slice(None), *draws, *settings, progress)
     else:
         parts = _blocks_on_threads(n_samples, threads, draws, settings, progress)
@@ -382,9 +314,11 @@ def _evaluate_block(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Evaluations and noise ceilings of the samples ``block`` of the draws (of conditions, of subjects)."""
     condition_draws, subject_draws = (None if d is None else d[block] for d in (condition_draws, subject_draws))
-    if not _all_at_once(fast, subject_draws, comparison):
-        return _bootstrap_loop(model_vectors, data_vectors, condition_draws, subject_draws, comparison, fast,
+    if not fast:
+        return _bootstrap_loop(model_vectors, data_vectors, condition_draws, subject_draws, comparison,
                                with_noise_ceiling, progress)  # fmt: skip
+    if condition_draws is None and comparison in RANKED:  # ranked once each, the pooled RDMs per sample
+        return rank_bootstrap(model_vectors, data_vectors, None, subject_draws, comparison, with_noise_ceiling)
     if condition_draws is None:  # from the subjects' products
         return _subject_samples(model_vectors, data_vectors, subject_draws, comparison, with_noise_ceiling)
     # as weighted statistics (subjects drawn too: their counts weigh them)
