@@ -346,6 +346,12 @@ def test_rank_bootstrap_integers_hold_every_value_they_may_take():
     assert integer_types(46_340, 1)[0] is np.int32 and integer_types(46_341, 1)[0] is np.int64
     with pytest.raises(ArgumentError, match=r"got 100 RDMs of 20000 conditions.*overflow 64-bit"):
         integer_types(20_000, 100)
+    # a pooled RDM sums as many data RDMs as a sample draws (indices may draw more subjects than there are)
+    from rnnprobe.analysis._rank_bootstrap import RankBootstrap
+
+    rdms = np.random.default_rng(0).random((5, 45))
+    assert RankBootstrap(rdms[:2], rdms[2:], "spearman", True, subject_draws=3).key is np.int32
+    assert RankBootstrap(rdms[:2], rdms[2:], "spearman", True, subject_draws=400_000).key is np.int64
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
