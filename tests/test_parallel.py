@@ -220,9 +220,10 @@ def test_an_error_in_a_dpca_split_stops_the_cross_validation(monkeypatch, torch_
 
 
 def test_bootstraps_of_subjects_on_two_threads_equal_one(pools, torch_threads):
-    """Bootstraps whose samples are evaluated one by one (subjects under spearman and tau-a) run blocks of samples
-    on the threads, four a thread, in order; conditions and subjects under corr go in the pattern bootstrap's
-    blocks, subjects under corr all at once. Every number equals the one-thread run's (1e-13)."""
+    """Bootstraps whose samples are evaluated one by one (subjects under tau-a) run blocks of samples on the
+    threads, four a thread, in order; conditions and subjects under corr go in the pattern bootstrap's blocks,
+    subjects under spearman in the rank bootstrap's (a part a thread), subjects under corr all at once. Every
+    number equals the one-thread run's (1e-13)."""
     from rnnprobe.analysis import bootstrap_conditions_and_subjects, bootstrap_subjects
 
     rng = np.random.default_rng(3)
@@ -242,7 +243,8 @@ def test_bootstraps_of_subjects_on_two_threads_equal_one(pools, torch_threads):
             result = call()
             results.setdefault(name, []).append((result.evaluations, result.noise_ceiling))
             one_by_one = [] if threads == 1 else [2]  # blocks of samples; all at once: the pattern bootstrap's
-            assert pools == {"both corr": [threads], "subjects corr": []}.get(name, one_by_one), name  # blocks, none
+            expected = {"both corr": [threads], "subjects spearman": [threads], "subjects corr": []}  # blocks, none
+            assert pools == expected.get(name, one_by_one), name
     for name, (one, two) in results.items():  # (the pattern bootstrap's blocks of another size round differently)
         for a, b in zip(one, two, strict=True):
             np.testing.assert_allclose(b, a, rtol=1e-13, atol=1e-15, err_msg=name)
