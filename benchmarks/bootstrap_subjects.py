@@ -7,8 +7,9 @@ subjects with the noise ceiling of every sample (as rsatoolbox computes it), com
 spearman. rsatoolbox draws the subjects from numpy's global generator: its draws are replayed and given to
 rnnprobe as ``indices``, and every evaluation and ceiling is checked equal (1e-6) before the times (medians of
 ``--repeats``). Under corr and cosine rnnprobe evaluates all samples at once from the subjects' products;
-under spearman sample by sample (the pooled RDMs are re-ranked). Then rsatoolbox's eval_bootstrap (conditions
-and subjects drawn together) against ``bootstrap_conditions_and_subjects``, corr and cosine, the same way.
+under spearman in blocks of samples, ranking each RDM once and each sample's pooled RDMs. Then rsatoolbox's
+eval_bootstrap (conditions and subjects drawn together) against ``bootstrap_conditions_and_subjects``, corr,
+cosine and spearman, the same way.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def main() -> None:
 
 def joint_case(models: np.ndarray, data: np.ndarray, n_boot: int, repeats: int, out) -> None:
     """rsatoolbox's eval_bootstrap (subjects, then conditions, drawn per sample from numpy's global generator,
-    replayed) against bootstrap_conditions_and_subjects, corr and cosine."""
+    replayed) against bootstrap_conditions_and_subjects, corr, cosine and spearman."""
     import rsatoolbox
     from rsatoolbox.inference import eval_bootstrap
     from rsatoolbox.model import ModelFixed
@@ -88,7 +89,7 @@ def joint_case(models: np.ndarray, data: np.ndarray, n_boot: int, repeats: int, 
     rsa_models = [ModelFixed(f"m{i}", rsatoolbox.rdm.RDMs(m[None])) for i, m in enumerate(models)]
     rsa_data = rsatoolbox.rdm.RDMs(data)
     print(f"[eval_bootstrap (conditions and subjects): {n_boot} samples]")
-    for method in ("corr", "cosine"):
+    for method in ("corr", "cosine", "spearman"):
 
         def theirs_run(m=method):
             np.random.seed(12)  # noqa: NPY002
