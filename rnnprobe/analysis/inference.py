@@ -260,8 +260,9 @@ def _evaluate_samples(
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Evaluations (n_samples, n_models) and noise ceilings (2, n_samples) of the drawn samples: in blocks of
-    samples as tasks on the active dask client (:mod:`.blockwise`), else here, the samples evaluated one by one
-    in blocks on the libraries' threads (the same numbers; the pattern bootstrap of conditions splits its own).
+    samples as tasks on the active dask client (:mod:`.blockwise`), else here: dot-product comparisons of
+    complete RDMs all at once (the pattern and rank bootstraps split their own samples over the threads), the
+    others sample by sample in blocks on the libraries' threads (the same numbers).
     """
     from .blockwise import run_blocks, sample_blocks
 
@@ -405,8 +406,8 @@ def bootstrap_conditions(
     with_noise_ceiling : bool
         Also compute the noise ceiling of each sample (needs at least 2 data RDMs).
     progress : bool or None
-        Progress bar over the samples (on stderr) where they are evaluated one by one (the
-        pattern bootstrap of dot-product comparisons evaluates all samples at once).
+        Progress bar over the samples (on stderr) where they are evaluated one by one (tau-a, RDMs with
+        NaN; the dot-product comparisons of complete RDMs evaluate all samples at once).
         None (default): a bar only when stderr is a terminal.
 
     Examples
