@@ -85,9 +85,10 @@ class RankBootstrap:
         n_rows, n_pairs = rows.shape
         self.n_cond = n_conditions(n_pairs)
         self.first, self.second = np.triu_indices(self.n_cond, k=1)
-        order = np.argsort(rows, axis=1, kind="stable")
+        order = np.argsort(rows, axis=1)  # (tied values in any order: their ranks are averaged)
         self.order = order.ravel()  # (row-major: each row's ascending order of its pairs)
-        self.back = (np.argsort(order, axis=1) + n_pairs * np.arange(n_rows)[:, None]).ravel()
+        self.back = np.empty_like(self.order)  # where each pair comes in its row's order, offset by r P
+        self.back[(order + n_pairs * np.arange(n_rows)[:, None]).ravel()] = np.arange(order.size)
         ordered = np.take_along_axis(rows, order, axis=1)
         self.starts = np.ones((n_rows, n_pairs), dtype=bool)  # where a run of equal values starts
         self.starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
@@ -97,6 +98,7 @@ class RankBootstrap:
         self.position_bits = int(n_pairs - 1).bit_length()
         self.int, self.key = integer_types(self.n_cond, self.n_summed)
         self.block = max(1, _BLOCK_BYTES // (8 * n_rows * n_pairs))
+        self.run_ids = np.cumsum(self.starts, axis=1).ravel()  # each sorted entry's run of ties, per row
 
     def evaluate(
         self, draws: np.ndarray | None, subjects: np.ndarray | None = None
@@ -120,15 +122,19 @@ class RankBootstrap:
                                 ("upper", (self.n_data,)), ("lower", (self.n_data,))]
         }  # fmt: skip
         buffers = _Buffers(self, min(self.block, n_samples))
+        compact = self.block == 1 and draws is not None  # (large RDMs: each sample's pairs alone, about 40%)
         for start in range(0, n_samples, self.block):
             part = slice(start, min(start + self.block, n_samples))
-            work, n = buffers.first(part.stop - start), copies[part, None, None].astype(self.int)
+            size, n = part.stop - start, copies[part, None, None].astype(self.int)
             if draws is not None or start == 0:  # (without draws, the first block's ranks serve every block)
-                drawn = counts[part] if draws is not None else np.broadcast_to(counts, (len(n), self.n_cond))
-                np.multiply(np.take(drawn, self.first, axis=1), np.take(drawn, self.second, axis=1), out=work["w"])
+                drawn = counts[part] if draws is not None else np.broadcast_to(counts, (size, self.n_cond))
+                weights = buffers.sized("every_w", (size, len(self.first)), None)
+                np.multiply(np.take(drawn, self.first, axis=1), np.take(drawn, self.second, axis=1), out=weights)
+                work = self._layout(weights, buffers, compact)
                 self._fixed_ranks(work, n)
                 self._products(work, sums, part)
-            else:
+            else:  # (the first samples' arrays of the first block: the same ranks)
+                work = buffers.block(size, len(self.first)) | {"order": self.order, "back": self.back}
                 sums["norms"][part, :n_rows], sums["cross"][part] = sums["norms"][0, :n_rows], sums["cross"][0]
             if self.with_ceiling:
                 self._pooled_products(work, buffers, n, sums, part, None if subjects is None else subjects[part])
@@ -136,21 +142,53 @@ class RankBootstrap:
 
     def _fixed_ranks(self, work: dict, n: np.ndarray) -> None:
         """Centred ranks of every model and data RDM in each sample, in pair order (``work["ranks"]``), and as
-        float64 (``work["rows"]``).
+        float64 (``work["rows"]``), over the pairs ``work["w"]`` weighs, in the RDMs' orders ``work["order"]``
+        (back: ``work["back"]``; runs of ties: ``work["starts"]``, absent without ties).
         """
         w, sorted_w, cum = work["w"], work["sorted_w"], work["cum"]
         blocks = len(w)
-        np.take(w, self.order, axis=1, out=sorted_w.reshape(blocks, -1), mode="clip")
+        np.take(w, work["order"], axis=1, out=sorted_w.reshape(blocks, -1), mode="clip")
         _running_sums(sorted_w, out=cum)
-        if self.starts.all():  # no ties: L = cum - w, 2 rank = 2 cum - w + 1
+        if "starts" not in work:  # no ties: L = cum - w, 2 rank = 2 cum - w + 1
             cum *= 2
             cum -= sorted_w
             cum += 1
         else:
             _tied_ranks(sorted_w, cum, work["starts"], work, out=cum)
         cum -= n + 1
-        np.take(cum.reshape(blocks, -1), self.back, axis=1, out=work["ranks"].reshape(blocks, -1), mode="clip")
+        np.take(cum.reshape(blocks, -1), work["back"], axis=1, out=work["ranks"].reshape(blocks, -1), mode="clip")
         np.copyto(work["rows"], work["ranks"])
+
+    def _layout(self, weights: np.ndarray, buffers: _Buffers, compact: bool) -> dict:
+        """A block's arrays (:meth:`_Buffers.block`) with its pairs' weights (``w``), each RDM's order of them
+        and the way back (``order``, ``back``; positions among them, each row offset by r times their number),
+        and where the RDMs' runs of ties start among them (``starts``, absent without ties): every pair
+        (``compact`` False), or the one sample's own pairs, those it weighs (about 40% of them).
+        """
+        if not compact:
+            work = buffers.block(len(weights), weights.shape[1]) | {"order": self.order, "back": self.back}
+            np.copyto(work["w"], weights)
+            return work
+        keep = weights[0] > 0
+        kept = np.flatnonzero(keep)
+        width, n_rows = kept.size, self.n_models + self.n_data
+        work = buffers.block(1, width) | {"order": buffers.sized("order", (n_rows * width,), np.intp),
+                                          "back": buffers.sized("back", (n_rows * width,), np.intp)}  # fmt: skip
+        np.take(weights, kept, axis=1, out=work["w"], mode="clip")
+        among = buffers.sized("among", keep.shape, np.intp)  # each pair's position among the kept ones
+        among[kept] = np.arange(width)
+        in_order = np.take(keep, self.order)  # (R P): whether each RDM's next pair is kept
+        np.take(among, np.compress(in_order, self.order), out=work["order"], mode="clip")
+        rows = work["order"].reshape(n_rows, width) + width * np.arange(n_rows)[:, None]
+        work["back"][rows.reshape(-1)] = np.arange(n_rows * width)
+        if not self.starts.all():  # a run of ties starts where the run of the kept entry before differs
+            runs = buffers.sized("kept_runs", (n_rows, width), np.intp)
+            np.compress(in_order, self.run_ids, out=runs.reshape(-1))
+            starts = buffers.sized("kept_starts", (1, n_rows, width), bool)
+            starts[..., 0] = True
+            np.not_equal(runs[:, 1:], runs[:, :-1], out=starts[0, :, 1:])
+            work["starts"] = starts
+        return work
 
     def _products(self, work: dict, sums: dict, part: slice) -> None:
         """Each RDM's weighted sum of squared centred ranks and each model's with each data RDM, into ``sums``."""
@@ -169,24 +207,19 @@ class RankBootstrap:
         """The pooled RDMs' weighted sums of squared centred ranks, and each data RDM's with the pooled RDM of
         all (for the upper bound) and of the others (the lower), into ``sums``.
         """
-        positions, ranks, weights = self._pooled_ranks(work, buffers, n, subjects)
-        blocks, width = len(positions), positions.shape[2]
-        n_models, n_rows, n_pairs = self.n_models, self.n_models + self.n_data, work["w"].shape[1]
-        pooled = buffers.sized("pooled_rows", positions.shape, np.float64)
-        np.copyto(pooled, ranks)
-        weighted = buffers.sized("pooled_weighted", positions.shape, np.float64)
-        np.multiply(pooled, weights, out=weighted)
-        np.einsum("bkj,bkj->bk", weighted, pooled, out=sums["norms"][part, n_rows:])
-        # each data RDM's centred ranks at the pooled RDMs' pairs, in their order: the pooled RDM of all for
-        # the upper bound, each leave-one-out one for the lower (positions hold each sample's offset b P)
-        data_rows = (np.arange(blocks)[:, None] * (n_rows - 1) + n_models + np.arange(self.n_data)) * n_pairs
-        index = buffers.sized("index", (2, blocks, self.n_data, width), np.intp)
-        np.add(positions[:, :1], data_rows[:, :, None], out=index[0])
-        np.add(positions[:, 1:], data_rows[:, :, None], out=index[1])
-        data = buffers.sized("data_at_pooled", index.shape, np.float64)
-        np.take(work["rows"], index, out=data, mode="clip")
-        np.einsum("bj,bdj->bd", weighted[:, 0], data[0], out=sums["upper"][part])
-        np.einsum("bdj,bdj->bd", weighted[:, 1:], data[1], out=sums["lower"][part])
+        positions, ranks = self._pooled_ranks(work, buffers, n, subjects)
+        (blocks, n_pooled, _), n_pairs = positions.shape, work["w"].shape[1]
+        # back in pair order (positions hold each sample's offset b P): the pairs past the width weigh 0, and keep
+        # the (finite) values of an earlier block
+        pooled = buffers.sized("pooled_rows", (blocks, n_pooled, n_pairs), np.float64, zeroed=True)
+        positions += (n_pairs * (np.arange(blocks)[:, None] * (n_pooled - 1) + np.arange(n_pooled)))[:, :, None]
+        pooled.reshape(-1)[positions.reshape(-1)] = ranks.reshape(-1)
+        weighted = buffers.sized("pooled_weighted", pooled.shape, np.float64)
+        np.multiply(pooled, work["w"][:, None, :], out=weighted)
+        np.einsum("bkp,bkp->bk", weighted, pooled, out=sums["norms"][part, self.n_models + self.n_data :])
+        data = work["rows"][:, self.n_models :]
+        np.einsum("bp,bdp->bd", weighted[:, 0], data, out=sums["upper"][part])
+        np.einsum("bdp,bdp->bd", weighted[:, 1:], data, out=sums["lower"][part])
 
     def _similarities(
         self, sums: dict, n: np.ndarray, subjects: np.ndarray | None
@@ -217,12 +250,11 @@ class RankBootstrap:
 
     def _pooled_ranks(
         self, work: dict, buffers: _Buffers, n: np.ndarray, subjects: np.ndarray | None
-    ) -> tuple[np.ndarray, ...]:
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The pooled data RDMs (their ranks' sum, then each leave-one-out sum; ``subjects``: each data RDM's
         copies, (B, D)) ranked in each sample: the pairs' positions in ascending order of each (each offset by its
-        sample's b P), their centred ranks and weights (B, 1 + D, width): the first ``width`` pairs, the most any
-        sample of the block contains (the pairs a sample lacks are keyed last, and those within the width weigh
-        0).
+        sample's b P) and their centred ranks (B, 1 + D, width): the first ``width`` pairs, the most any sample of
+        the block contains (the pairs a sample lacks are keyed last, and those within the width weigh 0).
         """
         data, w, keys = work["ranks"][:, self.n_models :], work["w"], work["keys"]
         blocks, n_pooled, n_pairs = keys.shape
@@ -256,7 +288,7 @@ class RankBootstrap:
         np.not_equal(values[..., 1:], values[..., :-1], out=starts[..., 1:])
         _tied_ranks(weights, cum, starts, work, out=cum)
         cum -= n + 1
-        return positions, cum, weights
+        return positions, cum
 
     def _similarity(self, cross: np.ndarray, norms_a: np.ndarray, norms_b: np.ndarray, n: np.ndarray) -> np.ndarray:
         """Spearman (the correlation of the ranks) or rho-a (their products, 12 / (n^3 - n) of the sum) from the
@@ -292,49 +324,48 @@ def integer_types(n_cond: int, n_data: int) -> tuple[type, type]:
 
 
 class _Buffers:
-    """A block's arrays, allocated once for ``size`` samples: :meth:`first` gives views of the first samples' of
-    the fixed-shape ones, :meth:`sized` a view of a flat one in the shape a block needs.
+    """A block's arrays, allocated once for ``size`` samples (pages are touched only where used): :meth:`block`
+    gives the views a block of samples over a number of pairs needs, :meth:`sized` one array in a given shape.
     """
 
     def __init__(self, plan: RankBootstrap, size: int) -> None:
+        self.plan, self.size = plan, size
         n_rows, n_pairs = plan.n_models + plan.n_data, len(plan.first)
-        pooled = 1 + plan.n_data if plan.with_ceiling else 0
-        fixed = (size, n_rows, n_pairs)
-        self.fixed = {
-            "w": np.empty((size, n_pairs), plan.int),
-            "absent": np.empty((size, n_pairs), plan.key),
-            "sorted_w": np.empty(fixed, plan.int),
-            "cum": np.empty(fixed, plan.int),
-            "ranks": np.empty(fixed, plan.int),
-            "rows": np.empty(fixed),
-            "weighted": np.empty(fixed),
-            "keys": np.empty((size, pooled, n_pairs), plan.key),
-        }
-        if not plan.starts.all():  # the RDMs' runs of ties, the same in every sample
-            self.fixed["starts"] = np.broadcast_to(plan.starts, fixed).copy()
-        self.flat: dict[str, np.ndarray] = {}
-        self.views: dict[int, dict] = {}
-        self.runs = 2 * size * max(n_rows, pooled) * n_pairs  # the most entries the runs' arrays hold
-        self.pooled = 2 * size * pooled * n_pairs  # the most entries a pooled array holds
+        self.pooled = 1 + plan.n_data if plan.with_ceiling else 0
+        self.capacity = 2 * size * max(n_rows, self.pooled) * n_pairs  # the most entries an array holds
+        self.arrays: dict[str, np.ndarray] = {}
+        self.views: dict[tuple, dict] = {}
+        if not plan.starts.all():  # the RDMs' runs of ties over every pair, the same in every sample
+            self.arrays["starts"] = np.broadcast_to(plan.starts, (size, *plan.starts.shape)).copy()
 
-    def first(self, size: int) -> dict:
-        """Views of the fixed-shape arrays for the first ``size`` samples (the samples' axis is the first), and
-        the flat arrays of the runs of ties (made once per size).
+    def block(self, size: int, width: int) -> dict:
+        """Views for ``size`` samples over ``width`` pairs: the weights, each RDM's ranks (in order, their running
+        sums, in pair order, as float64, weighted), the pooled RDMs' keys, the runs of ties' flat arrays (and
+        over every pair, the RDMs' runs of ties). Kept for the next block over every pair.
         """
-        if size not in self.views:
-            self.views[size] = {name: array[:size] for name, array in self.fixed.items()} | {
-                name: self.sized(name, (self.runs,), dtype) for name, dtype in (("run", np.intp), ("run_values", None))
-            }
-        return self.views[size]
+        if (size, width) in self.views:
+            return self.views[(size, width)]
+        plan, n_rows = self.plan, self.plan.n_models + self.plan.n_data
+        shapes = {"w": (size, width), "absent": (size, width), "sorted_w": (size, n_rows, width),
+                  "cum": (size, n_rows, width), "ranks": (size, n_rows, width), "rows": (size, n_rows, width),
+                  "weighted": (size, n_rows, width), "keys": (size, self.pooled, width),
+                  "run": (self.capacity // 2,), "run_values": (self.capacity,)}  # fmt: skip
+        types = {"absent": plan.key, "keys": plan.key, "rows": np.float64, "weighted": np.float64, "run": np.intp}
+        views = {name: self.sized(name, shape, types.get(name)) for name, shape in shapes.items()}
+        if "starts" in self.arrays and width == len(plan.first):
+            views["starts"] = self.arrays["starts"][:size]
+            self.views[(size, width)] = views
+        return views
 
-    def sized(self, name: str, shape: tuple, dtype: type | None) -> np.ndarray:
-        """A C-contiguous ``shape`` view of the flat array ``name`` (made at the first call; ``dtype`` None:
-        the block's integers).
+    def sized(self, name: str, shape: tuple, dtype: type | None, *, zeroed: bool = False) -> np.ndarray:
+        """A C-contiguous ``shape`` view of the flat array ``name`` (made at the first call, of zeros if
+        ``zeroed``; ``dtype`` None: the ranks' integers).
         """
-        dtype = self.fixed["w"].dtype if dtype is None else dtype
-        if name not in self.flat:  # (pages are touched only where used)
-            self.flat[name] = np.empty(self.runs if name.startswith("run") else self.pooled, dtype)
-        return self.flat[name][: math.prod(shape)].reshape(shape)
+        if name not in self.arrays:
+            self.arrays[name] = (np.zeros if zeroed else np.empty)(
+                self.capacity, self.plan.int if dtype is None else dtype
+            )
+        return self.arrays[name][: math.prod(shape)].reshape(shape)
 
 
 def _tied_ranks(w: np.ndarray, cum: np.ndarray, starts: np.ndarray, work: dict, *, out: np.ndarray) -> None:
