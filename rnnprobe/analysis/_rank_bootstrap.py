@@ -205,9 +205,12 @@ class RankBootstrap:
         self, work: dict, buffers: _Buffers, n: np.ndarray, sums: dict, part: slice, subjects: np.ndarray | None
     ) -> None:
         """The pooled RDMs' weighted sums of squared centred ranks, and each data RDM's with the pooled RDM of
-        all (for the upper bound) and of the others (the lower), into ``sums``.
+        all (for the upper bound) and of the others (the lower), into ``sums``. With ``subjects`` (B, D copies),
+        only the subjects a sample holds are left out (each sample's first, as many rows as a sample holds at most).
         """
-        positions, ranks = self._pooled_ranks(work, buffers, n, subjects)
+        data = work["rows"][:, self.n_models :]
+        held = None if subjects is None else self._held_first(work, buffers, subjects)
+        positions, ranks = self._pooled_ranks(work, buffers, n, held)
         (blocks, n_pooled, _), n_pairs = positions.shape, work["w"].shape[1]
         # back in pair order (positions hold each sample's offset b P): the pairs past the width weigh 0, and keep
         # the (finite) values of an earlier block
@@ -216,10 +219,29 @@ class RankBootstrap:
         pooled.reshape(-1)[positions.reshape(-1)] = ranks.reshape(-1)
         weighted = buffers.sized("pooled_weighted", pooled.shape, np.float64)
         np.multiply(pooled, work["w"][:, None, :], out=weighted)
-        np.einsum("bkp,bkp->bk", weighted, pooled, out=sums["norms"][part, self.n_models + self.n_data :])
-        data = work["rows"][:, self.n_models :]
+        norms = np.einsum("bkp,bkp->bk", weighted, pooled)
         np.einsum("bp,bdp->bd", weighted[:, 0], data, out=sums["upper"][part])
-        np.einsum("bdp,bdp->bd", weighted[:, 1:], data, out=sums["lower"][part])
+        lower = np.einsum("bdp,bdp->bd", weighted[:, 1:], data if held is None else held["rows"])
+        if held is None:
+            sums["norms"][part, self.n_models + self.n_data :], sums["lower"][part] = norms, lower
+            return
+        sums["norms"][part, self.n_models + self.n_data] = norms[:, 0]  # (the subjects not held: 0, left out)
+        for name, values, offset in (("norms", norms[:, 1:], self.n_models + self.n_data + 1), ("lower", lower, 0)):
+            sums[name][part, offset : offset + self.n_data] = 0
+            np.put_along_axis(sums[name][part, offset : offset + self.n_data], held["order"], values, axis=1)
+
+    def _held_first(self, work: dict, buffers: _Buffers, subjects: np.ndarray) -> dict:
+        """Each sample's subjects in the order held first (``order``, (B, H): H the most any sample holds), their
+        copies (``counts``), integer ranks (``ranks``) and float64 ranks (``rows``), (B, H, P).
+        """
+        blocks, n_rows, n_pairs = work["ranks"].shape
+        order = np.argsort(subjects == 0, axis=1, kind="stable")[:, : int(np.count_nonzero(subjects, axis=1).max())]
+        rows = (np.arange(blocks)[:, None] * n_rows + self.n_models + order).reshape(-1)  # (rows of the RDMs)
+        held = {"order": order, "counts": np.take_along_axis(subjects, order, axis=1)}
+        for name, dtype in (("ranks", None), ("rows", np.float64)):
+            held[name] = buffers.sized("held_" + name, (*order.shape, n_pairs), dtype)
+            np.take(work[name].reshape(-1, n_pairs), rows, axis=0, out=held[name].reshape(-1, n_pairs))
+        return held
 
     def _similarities(
         self, sums: dict, n: np.ndarray, subjects: np.ndarray | None
@@ -249,22 +271,25 @@ class RankBootstrap:
         return evaluations, np.where(counted >= 2, np.stack(bounds) / counted, np.nan)
 
     def _pooled_ranks(
-        self, work: dict, buffers: _Buffers, n: np.ndarray, subjects: np.ndarray | None
+        self, work: dict, buffers: _Buffers, n: np.ndarray, held: dict | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The pooled data RDMs (their ranks' sum, then each leave-one-out sum; ``subjects``: each data RDM's
-        copies, (B, D)) ranked in each sample: the pairs' positions in ascending order of each (each offset by its
-        sample's b P) and their centred ranks (B, 1 + D, width): the first ``width`` pairs, the most any sample of
-        the block contains (the pairs a sample lacks are keyed last, and those within the width weigh 0).
+        """The pooled data RDMs (their ranks' sum, then each leave-one-out sum; ``held``: the subjects held, by
+        :meth:`_held_first`, None: every data RDM once) ranked in each sample: the pairs' positions in ascending
+        order of each (each offset by its sample's b P) and their centred ranks (B, 1 + D or 1 + H, width): the
+        first ``width`` pairs, the most any sample of the block contains (the pairs a sample lacks are keyed last,
+        and those within the width weigh 0).
         """
-        data, w, keys = work["ranks"][:, self.n_models :], work["w"], work["keys"]
-        blocks, n_pooled, n_pairs = keys.shape
-        if subjects is None:
+        w, (blocks, n_pairs) = work["w"], work["w"].shape
+        if held is None:
+            data, keys = work["ranks"][:, self.n_models :], work["keys"]
             np.sum(data, axis=1, out=keys[:, 0])
             np.subtract(keys[:, :1], data, out=keys[:, 1:])
-        else:  # a subject's copies leave together
-            np.multiply(data, subjects[:, :, None], out=keys[:, 1:])
+        else:  # a subject's copies leave together (and the subjects not held add nothing)
+            keys = buffers.sized("keys", (blocks, 1 + held["order"].shape[1], n_pairs), self.key)
+            np.multiply(held["ranks"], held["counts"][:, :, None], out=keys[:, 1:])
             np.sum(keys[:, 1:], axis=1, out=keys[:, 0])
             np.subtract(keys[:, :1], keys[:, 1:], out=keys[:, 1:])
+        n_pooled = keys.shape[1]
         keys += self.n_summed * self.n_max  # (from 0: the same order)
         absent = work["absent"]  # (B, P): the key of a pair the sample lacks, 0 for the others
         np.equal(w, 0, out=absent)
