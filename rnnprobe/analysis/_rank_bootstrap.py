@@ -226,9 +226,10 @@ class RankBootstrap:
             sums["norms"][part, self.n_models + self.n_data :], sums["lower"][part] = norms, lower
             return
         sums["norms"][part, self.n_models + self.n_data] = norms[:, 0]  # (the subjects not held: 0, left out)
+        samples = np.arange(part.start, part.stop)[:, None]
         for name, values, offset in (("norms", norms[:, 1:], self.n_models + self.n_data + 1), ("lower", lower, 0)):
             sums[name][part, offset : offset + self.n_data] = 0
-            np.put_along_axis(sums[name][part, offset : offset + self.n_data], held["order"], values, axis=1)
+            sums[name][samples, offset + held["order"]] = values
 
     def _held_first(self, work: dict, buffers: _Buffers, subjects: np.ndarray) -> dict:
         """Each sample's subjects in the order held first (``order``, (B, H): H the most any sample holds), their
@@ -359,6 +360,7 @@ class _Buffers:
         self.pooled = 1 + plan.n_data if plan.with_ceiling else 0
         self.capacity = 2 * size * max(n_rows, self.pooled) * n_pairs  # the most entries an array holds
         self.arrays: dict[str, np.ndarray] = {}
+        self.shaped: dict[tuple, np.ndarray] = {}
         self.views: dict[tuple, dict] = {}
         if not plan.starts.all():  # the RDMs' runs of ties over every pair, the same in every sample
             self.arrays["starts"] = np.broadcast_to(plan.starts, (size, *plan.starts.shape)).copy()
@@ -386,11 +388,13 @@ class _Buffers:
         """A C-contiguous ``shape`` view of the flat array ``name`` (made at the first call, of zeros if
         ``zeroed``; ``dtype`` None: the ranks' integers).
         """
-        if name not in self.arrays:
-            self.arrays[name] = (np.zeros if zeroed else np.empty)(
-                self.capacity, self.plan.int if dtype is None else dtype
-            )
-        return self.arrays[name][: math.prod(shape)].reshape(shape)
+        view = self.shaped.get((name, shape))
+        if view is None:  # (made once per shape: Python around each block's arrays holds the interpreter lock)
+            if name not in self.arrays:
+                make = np.zeros if zeroed else np.empty
+                self.arrays[name] = make(self.capacity, self.plan.int if dtype is None else dtype)
+            view = self.shaped[(name, shape)] = self.arrays[name][: math.prod(shape)].reshape(shape)
+        return view
 
 
 def _tied_ranks(w: np.ndarray, cum: np.ndarray, starts: np.ndarray, work: dict, *, out: np.ndarray) -> None:
