@@ -292,11 +292,11 @@ def test_all_samples_at_once_equals_sample_by_sample_with_ties(rng, method):
 @pytest.mark.parametrize("tied", [False, True])
 @pytest.mark.parametrize("drawn", ["conditions", "subjects", "both"])
 def test_rank_samples_in_blocks_give_the_same_bits_whatever_the_blocks(rng, method, tied, drawn):
-    """Samples ranked in blocks in integers (:mod:`._rank_bootstrap`): blocks of 1, 4 (the last of 3) or every
-    sample, and 64-bit integers in place of 32-bit ones, give the same bits, with and without the noise ceiling;
-    and equal the sample loop (itself tested against rsatoolbox), on continuous or tied RDMs (a model of two
-    values: most pairs tied), samples of conditions (one of 3 distinct conditions), of subjects (one of a single
-    subject: no ceiling; one of a subject drawn 4 times) or of both."""
+    """Samples ranked in blocks in integers (:mod:`._rank_bootstrap`): blocks of 1 (each sample's own pairs
+    alone), 4 (the last of 3) or every sample, and 64-bit integers in place of 32-bit ones, give the same bits,
+    with and without the noise ceiling; and equal the sample loop (itself tested against rsatoolbox), on
+    continuous or tied RDMs (a model of two values: most pairs tied), samples of conditions (one of 3 distinct
+    conditions), of subjects (one of a single subject: no ceiling; one of a subject drawn 4 times) or of both."""
     from rnnprobe.analysis._draws import distinct_conditions, draw_counts
     from rnnprobe.analysis._rank_bootstrap import RankBootstrap
     from rnnprobe.analysis.inference import _bootstrap_loop
@@ -312,7 +312,7 @@ def test_rank_samples_in_blocks_give_the_same_bits_whatever_the_blocks(rng, meth
 
     def evaluate(block, integers=None, ceiling=True):
         plan = RankBootstrap(models, data, method, ceiling, subject_draws=0 if subjects is None else 5)
-        plan.block = block
+        plan.block, plan.compact = block, block == 1  # (a sample a block: its own pairs alone, as large RDMs)
         if integers is not None:
             plan.int = plan.key = integers
         return plan.evaluate(draws, None if subjects is None else draw_counts(subjects, 5))

@@ -1,4 +1,4 @@
-"""Spearman and rho-a of bootstrap samples of conditions: blocks of samples at once, in integers.
+"""Spearman and rho-a of bootstrap samples of conditions, of subjects or of both: blocks of samples at once.
 
 A sample's pair (i, j) stands for w = c_i c_j copies (:mod:`._pattern_bootstrap`), and a value standing for w
 tied copies after L smaller copies has the average rank L + (w + 1) / 2; a run of tied values L + (W + 1) / 2
@@ -8,21 +8,22 @@ therefore computed exactly in integers, and the similarities' sums of products (
 float64 while n < 2^17 (up to about 500 conditions): the numbers do not depend on how the samples are grouped.
 
 Each RDM is sorted once; a sample's ranks of it are the running sums of the weights in that fixed order, for
-a block of samples at once (their weights gathered in each RDM's order, one running sum per row). Pairs a
-sample does not contain weigh 0: they take part in these arrays but move no rank and add nothing to a sum, so
-the arrays have the same shape for every sample. The pooled RDMs of the noise ceiling (the sum of the data
-RDMs' ranks, and each leave-one-out sum) change order from sample to sample: they are sorted per sample, as one
-integer key per pair (value, then position; numpy's SIMD sort of plain integers, 3-6x faster than its
-argsort), the pairs a sample lacks keyed last, so that only the first pairs of each, as many as a sample of the
-block contains at most (about 40% of them in a sample of every condition drawn once on average), are ranked
-and compared.
+a block of samples at once (their weights gathered in each RDM's order, one running sum per row). In blocks of
+several samples (small RDMs), pairs a sample does not contain weigh 0: they take part in these arrays but move
+no rank and add nothing to a sum, so the arrays have the same shape for every sample; a block of one sample
+(large RDMs) keeps only its own pairs (about 40% of them when every condition is drawn once on average). The
+pooled RDMs of the noise ceiling (the sum of the data RDMs' ranks, and each leave-one-out sum, for the subjects
+a sample holds) change order from sample to sample: they are sorted per sample, as one integer key per pair
+(value, then position; numpy's SIMD sort of plain integers, 3-6x faster than its argsort), the pairs a sample
+lacks keyed last, so that only the first pairs of each, as many as a sample of the block contains at most, are
+ranked, then put back in pair order for the products.
 
 A block's arrays are allocated once per call of :meth:`RankBootstrap.evaluate` and reused: fresh arrays of a
 few MB at each block were mapped by the allocator at each use, and their page faults taken in turns by the
-threads (130,000 a run of 300 samples). The blocks of one call run in turn; the calls run on the threads of
-:func:`._pattern_bootstrap.pattern_bootstrap`, and what holds the interpreter lock is a few dozen numpy calls
-per block, not per sample: sample by sample, 300 samples of 92 conditions ran 1.27x faster on two threads than
-on one, in blocks of 4 samples 1.7x.
+threads (130,000 a run of 300 samples). The blocks of one call run in turn; :func:`rank_bootstrap` runs a call
+per thread, and what holds the interpreter lock is a few dozen numpy calls per block, not per sample: sample by
+sample, 300 samples of 92 conditions ran 1.27x faster on two threads than on one, in blocks of 2 samples 1.5x
+(docs/scale.md).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from .rsa import n_conditions
 
 RANKED = ("spearman", "rho-a")  # the rank comparisons with a dot-product form
 _BLOCK_BYTES = 2**20  # a block's samples: their float64 rows of centred ranks take about this many bytes
+_COMPACT_PAIRS = 2**14  # RDMs of at least this many pairs (182 conditions) rank each sample's own pairs alone
 
 
 def rank_bootstrap(
@@ -97,7 +99,8 @@ class RankBootstrap:
         self.absent = 2 * self.n_summed * self.n_max + 1  # the pooled sums' key, from 0, of a pair a sample lacks
         self.position_bits = int(n_pairs - 1).bit_length()
         self.int, self.key = integer_types(self.n_cond, self.n_summed)
-        self.block = max(1, _BLOCK_BYTES // (8 * n_rows * n_pairs))
+        self.compact = n_pairs >= _COMPACT_PAIRS  # (then a sample a block)
+        self.block = 1 if self.compact else max(1, _BLOCK_BYTES // (8 * n_rows * n_pairs))
         self.run_ids = np.cumsum(self.starts, axis=1).ravel()  # each sorted entry's run of ties, per row
 
     def evaluate(
@@ -122,7 +125,7 @@ class RankBootstrap:
                                 ("upper", (self.n_data,)), ("lower", (self.n_data,))]
         }  # fmt: skip
         buffers = _Buffers(self, min(self.block, n_samples))
-        compact = self.block == 1 and draws is not None  # (large RDMs: each sample's pairs alone, about 40%)
+        compact = self.compact and draws is not None  # (large RDMs: each sample's pairs alone, about 40%)
         for start in range(0, n_samples, self.block):
             part = slice(start, min(start + self.block, n_samples))
             size, n = part.stop - start, copies[part, None, None].astype(self.int)
