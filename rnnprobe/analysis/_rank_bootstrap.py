@@ -382,8 +382,9 @@ class _Buffers:
                   "run": (self.capacity // 2,), "run_values": (self.capacity,)}  # fmt: skip
         types = {"absent": plan.key, "keys": plan.key, "rows": np.float64, "weighted": np.float64, "run": np.intp}
         views = {name: self.sized(name, shape, types.get(name)) for name, shape in shapes.items()}
-        if "starts" in self.arrays and width == len(plan.first):
-            views["starts"] = self.arrays["starts"][:size]
+        if width == len(plan.first):  # (every pair: the same views for every block of this size)
+            if "starts" in self.arrays:
+                views["starts"] = self.arrays["starts"][:size]
             self.views[(size, width)] = views
         return views
 
