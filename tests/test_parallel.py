@@ -522,3 +522,45 @@ def test_a_forked_child_opens_pools_of_its_own():
 def _pool_sum(values):
     with worker_pool(2, threads=2) as pmap:
         return sum(pmap(abs, values))
+
+
+def test_pools_run_while_another_thread_is_still_importing_torch(monkeypatch):
+    """A worker that imports torch for the first time (the rank bootstrap's running sums) leaves it half
+    initialised in ``sys.modules`` while it runs: the pools' torch thread settings skip such a module (they
+    failed with AttributeError). A bare module stands for torch half imported."""
+    import sys
+    import types
+
+    from threadpoolctl import threadpool_limits
+
+    from rnnprobe.analysis.parallel import library_threads, task_pool
+
+    monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert library_threads() == 2  # (BLAS's count, as without torch)
+        with task_pool(2, threads=2) as pmap:
+            assert list(pmap(abs, [-1, -2])) == [1, 2]
+
+
+def test_a_rank_bootstrap_in_a_process_without_torch_runs_on_two_threads():
+    """The rank bootstrap imports torch before its threads start: in a process without torch, a worker importing
+    it while the other started had the other fail (2 runs in 3). Three fresh processes, two BLAS threads."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from threadpoolctl import threadpool_limits\n"
+        "from rnnprobe.analysis import bootstrap_conditions\n"
+        "assert 'torch' not in sys.modules\n"
+        "rng = np.random.default_rng(0)\n"
+        "with threadpool_limits(limits=2, user_api='blas'):\n"
+        "    result = bootstrap_conditions(rng.random((2, 45)), rng.random((3, 45)), comparison='spearman',\n"
+        "                                  n_bootstrap=20, progress=False)\n"
+        "assert np.isfinite(result.evaluations).all()\n"
+    )
+    for _ in range(3):
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                             env=os.environ | {"OMP_NUM_THREADS": "1"})  # fmt: skip
+        assert run.returncode == 0, run.stderr[-2000:]

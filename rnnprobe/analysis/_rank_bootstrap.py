@@ -65,6 +65,8 @@ def rank_bootstrap(
         if with_ceiling:
             ceiling[:, samples] = bounds
 
+    import torch  # noqa: F401  (before the threads start, so that each sets its torch threads: see parallel)
+
     threads = library_threads()
     parts = np.array_split(valid, min(threads, max(1, valid.size)))
     with task_pool(len(parts), threads=threads) as pmap:

@@ -85,7 +85,7 @@ def task_pool(n_tasks: int, *, threads: int | None = None) -> Iterator[Callable[
 
 def library_threads() -> int:
     """The threads the libraries may use now: torch's intra-op count when torch is loaded, else BLAS's."""
-    torch = sys.modules.get("torch")
+    torch = _loaded_torch()
     if torch is not None:
         return max(1, torch.get_num_threads())
     pools = thread_controller().info()
@@ -124,10 +124,19 @@ def _call_limited(threads: int, fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)`` on a pool's worker, whose own torch (and OpenMP) thread count is set to ``threads`` first
     where it differs: a worker thread kept from an earlier pool keeps the count it was given then.
     """
-    torch = sys.modules.get("torch")
+    torch = _loaded_torch()
     if torch is not None and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return fn(*args)
+
+
+def _loaded_torch() -> Any:
+    """The torch module once imported; None before, and while another thread is still importing it: a module
+    being imported is in ``sys.modules`` half initialised, without the thread settings (a pool's worker that
+    imports torch for the first time left the others failing with AttributeError).
+    """
+    torch = sys.modules.get("torch")
+    return torch if hasattr(torch, "get_num_threads") and hasattr(torch, "set_num_threads") else None
 
 
 _IDLE: dict[int, ThreadPoolExecutor] = {}  # {workers: a pool no one is using}, kept for the next worker_pool
@@ -189,7 +198,7 @@ class _LibraryLimits:
             if user_api == "blas":
                 yield
                 return
-            torch = sys.modules.get("torch")
+            torch = _loaded_torch()
             previous = torch.get_num_threads() if torch is not None else None  # before OpenMP's limit moves it
             openmp = thread_controller().limit(limits=threads, user_api="openmp")
             try:
