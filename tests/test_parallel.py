@@ -536,10 +536,10 @@ def test_pools_run_while_another_thread_is_still_importing_torch(monkeypatch):
     from rnnprobe.analysis.parallel import library_threads, task_pool
 
     monkeypatch.setitem(sys.modules, "torch", types.ModuleType("torch"))
-    with threadpool_limits(limits=2, user_api="blas"):
-        assert library_threads() == 2  # (BLAS's count, as without torch)
-        with task_pool(2, threads=2) as pmap:
-            assert list(pmap(abs, [-1, -2])) == [1, 2]
+    with threadpool_limits(limits=1, user_api="blas"):
+        assert library_threads() == 1  # (BLAS's count, as without torch)
+    with task_pool(2, threads=2) as pmap:  # (the pool's limits and each worker's torch setting)
+        assert list(pmap(abs, [-1, -2])) == [1, 2]
 
 
 def test_a_rank_bootstrap_in_a_process_without_torch_runs_on_two_threads():
