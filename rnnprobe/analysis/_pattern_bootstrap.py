@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._draws import distinct_conditions, draw_counts
+from ._draws import distinct_conditions, draw_counts, evaluate_blocks
 from ._rank_bootstrap import RANKED, rank_bootstrap
-from .parallel import library_threads, task_pool
+from .parallel import library_threads
 from .rsa import n_conditions
 
 _BLOCK_BYTES = 2**26  # samples are processed in blocks of about this many bytes of weights
@@ -124,22 +124,14 @@ def pattern_bootstrap(
     if comparison in RANKED:
         return rank_bootstrap(models, data, draws, subject_draws, comparison, with_ceiling)
     n_cond = n_conditions(models.shape[1])
-    n_samples = draws.shape[0]
-    evaluations = np.full((n_samples, len(models)), np.nan)
-    ceiling = np.full((2, n_samples), np.nan) if with_ceiling else None
     valid = np.flatnonzero(distinct_conditions(draws) >= 3)
     threads = library_threads()  # blocks of samples on the libraries' threads, one each (disjoint rows)
     size = max(1, min(_BLOCK_BYTES // (models.shape[1] * 8), -(-valid.size // threads)))
     blocks = [valid[start : start + size] for start in range(0, valid.size, size)]
     counts = None if subject_draws is None else draw_counts(subject_draws, len(data))
 
-    def moment_block(samples: np.ndarray) -> None:
-        evaluations[samples], bounds = _moment_block(models, data, _pair_weights(draws[samples], n_cond),
-                                                     comparison, with_ceiling,
-                                                     None if counts is None else counts[samples])  # fmt: skip
-        if with_ceiling:
-            ceiling[:, samples] = bounds
+    def moment_block(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        return _moment_block(models, data, _pair_weights(draws[samples], n_cond), comparison, with_ceiling,
+                             None if counts is None else counts[samples])  # fmt: skip
 
-    with task_pool(len(blocks), threads=threads) as pmap:
-        list(pmap(moment_block, blocks))
-    return evaluations, ceiling
+    return evaluate_blocks(blocks, moment_block, len(draws), len(models), with_ceiling, threads=threads)

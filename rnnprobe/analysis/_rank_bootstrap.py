@@ -33,8 +33,8 @@ import math
 import numpy as np
 
 from ..errors import ArgumentError
-from ._draws import distinct_conditions, draw_counts
-from .parallel import library_threads, task_pool
+from ._draws import distinct_conditions, draw_counts, evaluate_blocks
+from .parallel import library_threads
 from .rsa import n_conditions
 
 RANKED = ("spearman", "rho-a")  # the rank comparisons with a dot-product form
@@ -53,25 +53,19 @@ def rank_bootstrap(
     :meth:`RankBootstrap.evaluate` on a thread of its own.
     """
     n_samples = len(draws if draws is not None else subject_draws)
-    evaluations = np.full((n_samples, len(models)), np.nan)
-    ceiling = np.full((2, n_samples), np.nan) if with_ceiling else None
     valid = np.arange(n_samples) if draws is None else np.flatnonzero(distinct_conditions(draws) >= 3)
     subjects = None if subject_draws is None else draw_counts(subject_draws, len(data))
     plan = RankBootstrap(models, data, comparison, with_ceiling,
                          subject_draws=0 if subject_draws is None else subject_draws.shape[1])  # fmt: skip
 
-    def evaluate(samples: np.ndarray) -> None:
-        evaluations[samples], bounds = plan.evaluate(*(None if d is None else d[samples] for d in (draws, subjects)))
-        if with_ceiling:
-            ceiling[:, samples] = bounds
+    def evaluate(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        return plan.evaluate(*(None if d is None else d[samples] for d in (draws, subjects)))
 
     import torch  # noqa: F401  (before the threads start, so that each sets its torch threads: see parallel)
 
     threads = library_threads()
     parts = np.array_split(valid, min(threads, max(1, valid.size)))
-    with task_pool(len(parts), threads=threads) as pmap:
-        list(pmap(evaluate, parts))
-    return evaluations, ceiling
+    return evaluate_blocks(parts, evaluate, n_samples, len(models), with_ceiling, threads=threads)
 
 
 class RankBootstrap:
