@@ -162,8 +162,7 @@ def fit_logistic_rows(
     values), where its disk has room.
     """
     present = classes_present(y, folds, n_classes)
-    with contextlib.ExitStack() as stack:
-        folder = stack.enter_context(spill_folder(Spill.size(rows.n, rows.p))) if spill else None
+    with spill_folder(Spill.size(rows.n, rows.p)) if spill else contextlib.nullcontext() as folder:
         kept = None if folder is None else Spill(folder, rows.p)
         data = RowData(rows, folds, spill=kept)
         if kept is not None:
