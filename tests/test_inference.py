@@ -272,17 +272,9 @@ def test_all_samples_at_once_equals_sample_by_sample_with_ties(rng, method):
     fast = bootstrap_conditions(models, data, comparison=method, indices=draws)
     ev, ceiling = _bootstrap_loop(models, data, draws, None, method, True)
     assert np.isnan(fast.evaluations[3]).all()
-    if method == "rho-a":  # a data RDM constant over sample 4's pairs has rho-a 0 with any RDM (as in rsatoolbox),
-        # where the loop's noise_ceiling refuses constant RDMs: the ceiling from pool_rdms and compare_rdms instead
-        from rnnprobe.analysis.rsa import compare_rdms, pool_rdms
-
-        sample = data[:, resample_pairs(draws[4], n_cond)]
-        assert np.ptp(sample, axis=1).min() == 0 and np.isnan(ceiling[:, 4]).all()
-        low = [compare_rdms(pool_rdms(np.delete(sample, j, 0), comparison=method), sample[j], comparison=method)
-               for j in range(4)]  # fmt: skip
-        high = compare_rdms(pool_rdms(sample, comparison=method), sample, comparison=method)
-        np.testing.assert_allclose(fast.noise_ceiling[:, 4], [np.mean(low), np.mean(high)], rtol=1e-12)
-        ceiling[:, 4] = fast.noise_ceiling[:, 4]
+    sample = data[:, resample_pairs(draws[4], n_cond)]
+    assert np.ptp(sample, axis=1).min() == 0  # a data RDM constant over sample 4's pairs: rho-a 0 with any RDM
+    assert np.isfinite(ceiling[:, 4]).all() == (method in ("cosine", "rho-a"))  # (undefined: the correlations)
     np.testing.assert_allclose(fast.evaluations, ev, rtol=1e-9, atol=1e-12, equal_nan=True)
     np.testing.assert_allclose(fast.noise_ceiling, ceiling, rtol=1e-9, atol=1e-12, equal_nan=True)
 

@@ -118,12 +118,38 @@ def test_noise_ceiling_skips_pairs_missing_everywhere_and_refuses_undefined_subj
         warnings.simplefilter("error")
         np.testing.assert_allclose(noise_ceiling(missing, comparison=method), noise_ceiling(subjects[:, 4:],
                                    comparison=method), rtol=1e-12)  # fmt: skip
-    for row, why in ((np.full(21, 0.0 if method == "cosine" else 0.3), "only zeros|the same value"),
-                     (np.r_[0.5, np.full(20, np.nan)], "fewer than 2 dissimilarities")):  # fmt: skip
+    constant = np.full(21, 0.0 if method == "cosine" else 0.3)
+    for row, why in ((constant, "only zeros|the same value"), (np.r_[0.5, np.full(20, np.nan)], "fewer than 2 "
+                     "dissimilarities")):  # fmt: skip
         bad = subjects.copy()
         bad[3] = row
+        if method in ("rho-a", "tau-a") and row is constant:
+            continue  # defined: see test_a_constant_subject_has_similarity_zero_under_rho_a_and_tau_a
         with pytest.raises(ArgumentError, match=rf"subject_rdms: RDM 3 \(1 in all\) has ({why})"):
             noise_ceiling(bad, comparison=method)
+
+
+@pytest.mark.parametrize("method", ["rho-a", "tau-a"])
+def test_a_constant_subject_has_similarity_zero_under_rho_a_and_tau_a(rng, method):
+    """All of a constant RDM's values tie: its rho-a and tau-a with any RDM are 0, so the noise ceiling is defined
+    (and equals rsatoolbox's, which warns that tau-a's pooled RDM averages ranks); the correlations refuse it."""
+    import warnings
+
+    import rsatoolbox
+    from rsatoolbox.inference import boot_noise_ceiling
+
+    subjects = rng.random((5, 21))
+    subjects[3] = 0.3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = noise_ceiling(subjects, comparison=method)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = boot_noise_ceiling(rsatoolbox.rdm.RDMs(subjects), method=method)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    others = noise_ceiling(np.delete(subjects, 3, axis=0), comparison=method)
+    assert got[0] < others[0] and got[1] < others[1]  # the constant subject adds a 0 to each mean
+    assert noise_ceiling(np.full((3, 21), 0.3), comparison=method) == (0.0, 0.0)
 
 
 @needs_data

@@ -84,7 +84,8 @@ def noise_ceiling(
 
 def _check_defined(v: np.ndarray, comparison: str) -> None:
     """Refuse subject RDMs whose similarity to any RDM is undefined (rather than a NaN ceiling and warnings):
-    fewer than 2 dissimilarities that are not NaN, all zero (cosine), or constant (the correlations).
+    fewer than 2 dissimilarities that are not NaN, all zero (cosine), or constant (the correlations). Under rho-a
+    and tau-a a constant RDM is defined: all its values tie, so its similarity to any RDM is 0 (as rsatoolbox).
     """
     check_option("comparison", comparison, COMPARISONS)
     missing = np.isnan(v)
@@ -92,7 +93,8 @@ def _check_defined(v: np.ndarray, comparison: str) -> None:
     low = np.where(missing, np.inf, v).min(axis=1, initial=np.inf)  # +-inf for a row without values
     high = np.where(missing, -np.inf, v).max(axis=1, initial=-np.inf)
     cosine = comparison in ("cosine", "cosine_cov")
-    bad = (defined < 2) | ((low == 0) & (high == 0) if cosine else low == high)
+    undefined = (low == 0) & (high == 0) if cosine else (low == high) & (comparison not in ("rho-a", "tau-a"))
+    bad = (defined < 2) | undefined
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         what = (
