@@ -353,6 +353,62 @@ def _assert_sklearn_optimum(fit, x, label, folds, *, penalty, scale):
             np.testing.assert_allclose(ours, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
 
 
+def test_standard_deviations_call_a_feature_constant_by_sklearns_rule(rng):
+    """inverse_std against StandardScaler's scale_: a constant value that no float64 mean equals (0.1, 1234.567)
+    leaves a variance of rounding after centring, and is constant (scale 1) as an exact one (3.0) is; a feature
+    of a small but real spread is not."""
+    import torch
+
+    from rnnprobe.analysis._linear import inverse_std
+
+    n = 37
+    x = rng.normal(size=(n, 6)) * np.array([1.0, 1.0, 1.0, 1e-6, 5.0, 1.0])
+    x[:, 0], x[:, 1], x[:, 2] = 0.1, 1234.567, 3.0
+    x[:, 3] += 1.0  # (spread 1e-6 about 1)
+    mean = x.mean(axis=0)
+    squares = ((x - mean) ** 2).mean(axis=0)
+    assert squares[0] > 0 and squares[1] > 0  # (what the rule is for)
+    got = inverse_std(torch.from_numpy(squares), torch.from_numpy(mean), n).numpy()
+    np.testing.assert_allclose(1 / got, StandardScaler().fit(x).scale_, rtol=1e-12)
+    np.testing.assert_array_equal(got[:3], 1.0)
+
+
+@pytest.mark.parametrize("estimator", ["ridge", "logistic"])
+@pytest.mark.parametrize("units", [8, 80])
+def test_a_unit_constant_at_a_training_step_gets_no_weight_as_in_sklearn(rng, estimator, units):
+    """A unit constant at 0.1 in every training set (its centred variance is rounding, about 1e-34): sklearn's
+    StandardScaler leaves it unscaled and its weight is 0, in the raw units, with more samples than units (primal
+    forms) or fewer (dual forms, principal coordinates). Divided by the root of that rounding it had weight 17 in
+    the ridge's dual form, which moved every decision at a step where the unit varies."""
+    from sklearn.base import clone
+    from sklearn.metrics import roc_auc_score
+
+    from rnnprobe.analysis._logistic import fit_logistic
+    from rnnprobe.analysis._ridge import fit_ridge
+
+    n, steps = 45, 2
+    label = np.arange(n) % 2
+    x = rng.normal(size=(n, steps, units)) + 1.0
+    x[:, :, :3] += 0.8 * label[:, None, None]
+    x[:, :, 5] = 0.1
+    folds = [(np.arange(n) // 3) % 3 != k for k in range(3)]
+    if estimator == "ridge":
+        fit = fit_ridge(x, np.where(label == 1, 1.0, -1.0)[:, None], folds, alpha=2.0, scale=True)
+    else:
+        fit = fit_logistic(x, label[:, None], folds, n_classes=2, penalty=2.0, scale=True, tol=1e-10)
+    assert np.abs(fit.coef[:, :, 5]).max() < 1e-12 < np.abs(fit.coef[:, :, 0]).min()
+    sk = RidgeClassifier(alpha=2.0) if estimator == "ridge" else LogisticRegression(C=0.5, tol=1e-12)
+    pipe = make_pipeline(StandardScaler(), sk)
+    held = rng.normal(size=(n, steps, units)) + 1.0  # cross-decoding: the unit varies in the test recording
+    result = decode(Recording({"h": x}, metadata={"label": label}), "h", "label", estimator=pipe, generalize=True,
+                    scoring="roc_auc", test=Recording({"h": held}, metadata={"label": label}))  # fmt: skip
+    expected = np.zeros((steps, steps))
+    for t in range(steps):
+        model = clone(pipe).fit(x[:, t], label)
+        expected[t] = [roc_auc_score(label, model.decision_function(held[:, s])) for s in range(steps)]
+    np.testing.assert_allclose(result.scores, expected, atol=1e-6 if estimator == "logistic" else 1e-12)
+
+
 def _device_solvers(monkeypatch) -> None:
     """fit_logistic's solvers of wide problems on a device, run on the CPU."""
     from rnnprobe.analysis import _logistic

@@ -85,12 +85,13 @@ class RowData:
         n_train = int(train.sum())
         mean = (self.sums_all - self.test_sums[f]) / n_train
         squares = np.diagonal(self.gram_all[0].numpy()) - self.test_squares[f] - n_train * mean * mean
-        inv = inverse_std(torch.from_numpy(squares / n_train))[None] if scale else torch.ones(1, len(mean))
+        moments = torch.from_numpy(squares / n_train), torch.from_numpy(self.centre_values + mean), n_train
+        inv = inverse_std(*moments)[None] if scale else torch.ones(1, len(mean))
         return FoldMoments(train, n_train, torch.from_numpy(mean)[None], inv.to(torch.float64), None, None)
 
     def inverse_std(self) -> torch.Tensor:
         """(1, p): 1 / the standard deviation of every stimulus, per unit (1 where constant)."""
-        return inverse_std(torch.diagonal(self.gram_all, dim1=1, dim2=2) / self.n)
+        return inverse_std(torch.diagonal(self.gram_all, dim1=1, dim2=2) / self.n, self.centre, self.n)
 
 
 class RowProblems(_Problems):

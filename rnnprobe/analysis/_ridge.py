@@ -118,7 +118,7 @@ def _fit_dual(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], *, alpha: f
             z -= mean[:, None, :]
             inv = torch.ones_like(mean)
             if scale:  # StandardScaler: population std of the training samples, 1 where constant
-                inv = inverse_std((z * z).mean(dim=1))  # (3x faster than vector_norm's strided reduction)
+                inv = inverse_std((z * z).mean(dim=1), mean, z.shape[1])  # ((z * z): 3x faster than vector_norm)
                 z *= inv[:, None, :]
             y_mean = y_all[rows].mean(dim=0)
             kernel = matmul(z, z.mT)

@@ -148,7 +148,7 @@ def solve(
 
         from ._linear import inverse_std
 
-        inv = inverse_std(torch.from_numpy(np.diagonal(gram) / n)).numpy()
+        inv = inverse_std(torch.from_numpy(np.diagonal(gram) / n), torch.from_numpy(centre + mean), n).numpy()
     scaled = gram * inv[:, None] * inv[None, :]
     scaled[np.diag_indices_from(scaled)] += penalty
     coef = np.linalg.solve(scaled, cross * inv[:, None]) * inv[:, None]

@@ -219,7 +219,8 @@ def standardised(values: np.ndarray, train: np.ndarray, scale: bool) -> tuple[np
     """
     mean = values[train].mean(axis=0)
     z = values - mean
-    inv = inverse_std(torch.from_numpy((z[train] ** 2).mean(axis=0))).numpy() if scale else np.ones_like(mean)
+    squares = torch.from_numpy((z[train] ** 2).mean(axis=0))
+    inv = inverse_std(squares, torch.from_numpy(mean), int(train.sum())).numpy() if scale else np.ones_like(mean)
     z *= inv
     return z, mean, inv
 
