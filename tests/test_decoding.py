@@ -409,6 +409,33 @@ def test_a_unit_constant_at_a_training_step_gets_no_weight_as_in_sklearn(rng, es
     np.testing.assert_allclose(result.scores, expected, atol=1e-6 if estimator == "logistic" else 1e-12)
 
 
+def test_blockwise_decoders_leave_a_constant_unit_unscaled_as_in_memory(rng):
+    """The forms of steps larger than a block: the kernel's standardised blocks of units and the ridge decoders
+    solved from sums over blocks of stimuli (about a point other than the mean) leave a unit constant at 0.1
+    unscaled (its weight 0, as sklearn's)."""
+    from rnnprobe.analysis._ridge_sums import FoldSums, solve_folds
+    from rnnprobe.analysis.decoding_steps import standardised
+
+    n, p = 61, 5
+    x = rng.normal(size=(n, p)) + 2.0
+    x[:, 3] = 0.1
+    train = np.arange(n) % 3 != 0
+    z, _, inv = standardised(x, train, True)
+    assert inv[3] == 1.0 and np.abs(z[:, 3]).max() < 1e-15
+    np.testing.assert_allclose(1 / inv, StandardScaler().fit(x[train]).scale_, rtol=1e-12)
+    codes = np.where(np.arange(n) % 2 == 1, 1.0, -1.0)[:, None] + 0.3 * x[:, :1]
+    folds = np.arange(n) % 3
+    centre = x.mean(axis=0) + 0.3  # sums about any point (a block's mean): their difference keeps n eps 0.3^2 more
+    sums = FoldSums.zeros(3, p, 1)
+    for f in range(3):
+        sums.add(f, x[folds == f] - centre, codes[folds == f])
+    coef, intercept = solve_folds(sums, centre, penalty=2.0, scale=True)
+    assert np.abs(coef[:, 3]).max() < 1e-12
+    for f in range(3):
+        model = make_pipeline(StandardScaler(), Ridge(alpha=2.0)).fit(x[folds != f], codes[folds != f])
+        np.testing.assert_allclose(x @ coef[f] + intercept[f], model.predict(x).reshape(n, 1), rtol=1e-9, atol=1e-9)
+
+
 def _device_solvers(monkeypatch) -> None:
     """fit_logistic's solvers of wide problems on a device, run on the CPU."""
     from rnnprobe.analysis import _logistic

@@ -122,7 +122,7 @@ class TimeBlock:
         inv = torch.ones_like(mean)
         if scale:  # StandardScaler: population std of the training samples, 1 where constant
             squares = torch.diagonal(gram, dim1=1, dim2=2) if gram is not None else squares
-            inv = inverse_std(squares / n_train, self.centre + mean, n_train)
+            inv = inverse_std(squares / n_train, self.centre + mean, n_train, shift=mean)
             if gram is not None:
                 gram *= inv[:, :, None]
                 gram *= inv[:, None, :]
@@ -131,19 +131,24 @@ class TimeBlock:
     def inverse_std(self) -> torch.Tensor:
         """(tb, p): 1 / the standard deviation of every sample of the block, per feature (1 where constant)."""
         squares = torch.diagonal(self.gram_all, dim1=1, dim2=2) if self.grams else self.squares_all
-        return inverse_std(squares / self.x.shape[1], self.centre, self.x.shape[1])
+        n = self.x.shape[1]
+        return inverse_std(squares / n, self.centre, n, shift=self.sums_all / n)
 
 
-def inverse_std(mean_squares: torch.Tensor, mean: torch.Tensor, n: int) -> torch.Tensor:
-    """1 / StandardScaler's (population) standard deviation from ``n`` centred samples' mean squares, 1 for a
-    constant feature: one whose variance is no more than the rounding of its ``mean`` (the samples' mean in the
-    features' original units) leaves, ``var <= n eps var + (n eps mean)^2`` (scikit-learn's rule). A constant
-    value such as 0.1, which no float64 mean of it equals exactly, leaves a variance of about 1e-34 after
-    centring: divided by its root, it would enter the decoder as a feature of spread 1.
+def inverse_std(
+    variance: torch.Tensor, mean: torch.Tensor, n: int, *, shift: torch.Tensor | float = 0.0
+) -> torch.Tensor:
+    """1 / StandardScaler's (population) standard deviation of ``n`` samples per feature, from their ``variance``,
+    1 for a constant feature: one whose variance is no more than rounding leaves. scikit-learn's rule, ``var <= n
+    eps var + (n eps mean)^2`` with ``mean`` the samples' mean in the features' original units, covers a variance
+    from values centred on their mean: a constant 0.1, which no float64 mean of it equals, leaves about 1e-34, and
+    divided by its root it would enter the decoder as a feature of spread 1. A variance from sums of squares about
+    another point, as the sums less ``n shift^2`` (``shift``: the samples' mean less that point), keeps rounding of
+    about ``n eps shift^2`` more, which the rule takes in.
     """
-    var = torch.clamp(mean_squares, min=0)
+    var = torch.clamp(variance, min=0)
     eps = torch.finfo(var.dtype).eps
-    constant = var <= n * eps * var + (n * eps * mean) ** 2
+    constant = var <= n * eps * (var + shift * shift) + (n * eps * mean) ** 2
     return torch.where(constant, 1.0, 1 / torch.sqrt(var))
 
 

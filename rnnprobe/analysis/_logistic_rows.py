@@ -86,12 +86,16 @@ class RowData:
         mean = (self.sums_all - self.test_sums[f]) / n_train
         squares = np.diagonal(self.gram_all[0].numpy()) - self.test_squares[f] - n_train * mean * mean
         moments = torch.from_numpy(squares / n_train), torch.from_numpy(self.centre_values + mean), n_train
-        inv = inverse_std(*moments)[None] if scale else torch.ones(1, len(mean))
+        inv = inverse_std(*moments, shift=torch.from_numpy(mean))[None] if scale else torch.ones(1, len(mean))
         return FoldMoments(train, n_train, torch.from_numpy(mean)[None], inv.to(torch.float64), None, None)
 
     def inverse_std(self) -> torch.Tensor:
         """(1, p): 1 / the standard deviation of every stimulus, per unit (1 where constant)."""
-        return inverse_std(torch.diagonal(self.gram_all, dim1=1, dim2=2) / self.n, self.centre, self.n)
+        squares, shift = (
+            torch.diagonal(self.gram_all, dim1=1, dim2=2) / self.n,
+            torch.from_numpy(self.sums_all / self.n),
+        )
+        return inverse_std(squares, self.centre, self.n, shift=shift)
 
 
 class RowProblems(_Problems):

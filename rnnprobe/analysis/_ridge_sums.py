@@ -148,7 +148,8 @@ def solve(
 
         from ._linear import inverse_std
 
-        inv = inverse_std(torch.from_numpy(np.diagonal(gram) / n), torch.from_numpy(centre + mean), n).numpy()
+        moments = torch.from_numpy(np.diagonal(gram) / n), torch.from_numpy(centre + mean), n
+        inv = inverse_std(*moments, shift=torch.from_numpy(mean)).numpy()
     scaled = gram * inv[:, None] * inv[None, :]
     scaled[np.diag_indices_from(scaled)] += penalty
     coef = np.linalg.solve(scaled, cross * inv[:, None]) * inv[:, None]
