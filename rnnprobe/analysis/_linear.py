@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ._constant import rounding_only
 from ._lapack import posv_batch
 
 
@@ -138,17 +139,12 @@ class TimeBlock:
 def inverse_std(
     variance: torch.Tensor, mean: torch.Tensor, n: int, *, shift: torch.Tensor | float = 0.0
 ) -> torch.Tensor:
-    """1 / StandardScaler's (population) standard deviation of ``n`` samples per feature, from their ``variance``,
-    1 for a constant feature: one whose variance is no more than rounding leaves. scikit-learn's rule, ``var <= n
-    eps var + (n eps mean)^2`` with ``mean`` the samples' mean in the features' original units, covers a variance
-    from values centred on their mean: a constant 0.1, which no float64 mean of it equals, leaves about 1e-34, and
-    divided by its root it would enter the decoder as a feature of spread 1. A variance from sums of squares about
-    another point, as the sums less ``n shift^2`` (``shift``: the samples' mean less that point), keeps rounding of
-    about ``n eps shift^2`` more, which the rule takes in.
+    """1 / StandardScaler's (population) standard deviation of ``n`` samples per feature from their ``variance``,
+    1 for a constant feature (:func:`._constant.rounding_only`; ``mean``: the samples' mean in the features'
+    original units, ``shift``: their mean less the point the squares were summed about).
     """
     var = torch.clamp(variance, min=0)
-    eps = torch.finfo(var.dtype).eps
-    constant = var <= n * eps * (var + shift * shift) + (n * eps * mean) ** 2
+    constant = rounding_only(var, mean, n, shift=shift, eps=torch.finfo(var.dtype).eps)
     return torch.where(constant, 1.0, 1 / torch.sqrt(var))
 
 

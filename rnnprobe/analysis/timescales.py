@@ -26,6 +26,7 @@ import numpy as np
 from .._validation import check_finite_layer, check_int, check_number, check_recording, layer_states
 from ..errors import ArgumentError, ShapeError, describe
 from ..recording import Recording
+from ._constant import rounding_only
 from .blockwise import dask_states
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -52,9 +53,9 @@ def autocorrelation(states: Any, max_lag: int) -> np.ndarray:
         raise ShapeError(f"states: got {describe(x)}. Pass (stimulus, time, units).")
     n, t, _ = x.shape
     max_lag = _check_lags(n, t, max_lag)
-    z = x - x.mean(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z /= np.sqrt((z**2).mean(axis=0))  # (n, t, u), NaN where a unit is constant at a step
+    mean = x.mean(axis=0)
+    z = x - mean
+    z *= _inverse_spread(np.sqrt((z**2).mean(axis=0)), mean, n)  # (n, t, u), NaN where a unit is constant at a step
     out = np.empty((x.shape[2], max_lag + 1))
     for k in range(max_lag + 1):  # einsum sums the products without an (n, t, u) temporary
         out[:, k] = np.einsum("ntu,ntu->u", z[:, : t - k], z[:, k:]) / (n * (t - k))
@@ -89,10 +90,19 @@ def dask_autocorrelation(states: Any, max_lag: int, layer: str) -> np.ndarray:
     mean, finite = dask.compute(x.mean(axis=0), da.isfinite(x).all())
     check_finite_layer(finite, layer)
     (spread,) = dask.compute(np.sqrt(((x - mean) ** 2).mean(axis=0)))
-    with np.errstate(divide="ignore"):  # NaN (not inf: 0 x inf would warn in the tasks) where a unit is constant
-        z = (x - mean) * np.where(spread > 0, 1 / spread, np.nan)
+    z = (x - mean) * _inverse_spread(spread, mean, n)  # (NaN, not inf: 0 x inf would warn in the tasks)
     lagged = [da.einsum("ntu,ntu->u", z[:, : t - k], z[:, k:]) / (n * (t - k)) for k in range(max_lag + 1)]
     return np.stack(dask.compute(*lagged), axis=1)
+
+
+def _inverse_spread(spread: np.ndarray, mean: np.ndarray, n: int) -> np.ndarray:
+    """1 / each (step, unit)'s spread across the ``n`` stimuli, NaN where the unit is constant at the step: its
+    spread no more than rounding leaves (a unit constant at 0.1 has a spread of about 1e-17 once centred, and
+    divided by it, a correlation of 1 with itself at every lag).
+    """
+    constant = rounding_only(spread**2, mean, n)
+    with np.errstate(divide="ignore"):
+        return np.where(constant, np.nan, 1 / np.where(constant, 1.0, spread))
 
 
 def fit_exponential(lags: np.ndarray, values: np.ndarray, grid: np.ndarray = TAU_GRID) -> dict[str, np.ndarray]:

@@ -1,0 +1,34 @@
+"""When a feature is constant: its variance is no more than the rounding of its values leaves.
+
+A value that no float64 mean of it equals (0.1, 1/3) leaves a variance of about (eps mean)^2 once centred on
+its computed mean, not 0: divided by its root, a constant unit would enter an analysis as a unit of spread 1
+(a decoder's weight, a perfect autocorrelation, a correlation of rounding). scikit-learn's rule for its
+``StandardScaler`` (``var <= n eps var + (n eps mean)^2``) tells the two apart; one form serves numpy, torch
+and dask arrays.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+EPS = float(np.finfo(np.float64).eps)
+
+
+def rounding_only(variance: Any, mean: Any, n: int, *, shift: Any = 0.0, eps: float = EPS) -> Any:
+    """Where ``variance`` (of ``n`` values whose mean is ``mean``, in their original units) is no more than
+    rounding leaves: scikit-learn's rule ``var <= n eps var + (n eps mean)^2`` for a variance of values centred
+    on their mean; a variance from sums of squares about another point, less ``n shift^2`` (``shift``: the mean
+    less that point), keeps rounding of about ``n eps shift^2`` more, which the rule takes in. ``eps``: the
+    arithmetic's (float32's on a device that computed in it).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.full(15, 0.1)
+    >>> variance = ((x - x.mean()) ** 2).mean()
+    >>> bool(variance > 0), bool(rounding_only(variance, x.mean(), 15))
+    (True, True)
+    """
+    return variance <= n * eps * (variance + shift * shift) + (n * eps * mean) ** 2
