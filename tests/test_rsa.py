@@ -117,6 +117,25 @@ def test_constant_patterns_give_documented_nan_and_a_warning():
         compute_rdms(Recording({"h": x}), distance="euclidean")
 
 
+@pytest.mark.parametrize("device", [None, "cpu"])
+@pytest.mark.parametrize("units", [12, 60])
+def test_a_pattern_constant_at_a_value_no_mean_equals_is_constant_too(device, units):
+    """A pattern of 0.1s keeps a spread of rounding once centred (no float64 mean of it is 0.1): NaN and the
+    warning as an exactly constant pattern, not a correlation of rounding with every other pattern (rsatoolbox:
+    a dissimilarity of 1). Numpy and torch, raw Gram matrices (units >= conditions / 2) or centred patterns."""
+    x = np.random.default_rng(0).normal(size=(8, 3, units))
+    x[2], x[5, 1] = 0.1, 1 / 3
+    centred = x[2] - x[2].mean(axis=-1, keepdims=True)
+    assert (centred**2).sum() > 0
+    with pytest.warns(RnnprobeWarning, match="NaN at 3 time step"):
+        rdms = compute_rdms(Recording({"h": x}), distance="correlation", device=device)
+    full = rdms.matrices()
+    for t, constant in enumerate([[2], [2, 5], [2]]):
+        varying = np.setdiff1d(np.arange(8), constant)
+        assert np.isnan(full[t][constant][:, varying]).all()
+        assert np.isfinite(full[t][np.ix_(varying, varying)]).all()
+
+
 def test_plot(rng):
     import matplotlib
 

@@ -38,10 +38,10 @@ def dask_dissimilarities(
     if groups is not None:
         inverse, n_groups = groups
         x = group_sums(x, inverse, n_groups, mean=True)
-    if distance == "correlation":
-        x = x - x.mean(axis=2, keepdims=True)
     if distance in ("correlation", "cosine"):
-        x = x / da.linalg.norm(x, axis=2, keepdims=True)
+        from .compute import unit_patterns  # (compute imports this module)
+
+        x = unit_patterns(x, distance, da.where)
     steps_first = x.transpose(1, 0, 2)  # (time, condition, unit): batched matmuls, BLAS per block (dask's
     weighted = steps_first @ precision if distance == "mahalanobis" else steps_first  # einsum runs numpy's own
     gram = weighted @ steps_first.transpose(0, 2, 1)  # loops: 3-8x slower)

@@ -40,6 +40,7 @@ from ...errors import (
     format_choices,
 )
 from ...recording import Recording
+from .._constant import EPS, rounding_only
 from ..conditions import sum_groups
 from ..parallel import library_threads, task_pool
 from .crossnobis import FoldDesign, fold_design
@@ -91,15 +92,12 @@ class _Backend:
     def to_numpy(self, array: Any) -> np.ndarray:
         return np.asarray(array if self.numpy else array.cpu().numpy(), dtype=np.float64)
 
-    def mean(self, x: Any) -> Any:
-        return x.mean(axis=2, keepdims=True) if self.numpy else x.mean(dim=2, keepdim=True)
-
-    def norm(self, x: Any) -> Any:
+    def where(self, condition: Any, a: Any, b: Any) -> Any:
         if self.numpy:
-            return np.linalg.norm(x, axis=2, keepdims=True)
+            return np.where(condition, a, b)
         import torch
 
-        return torch.linalg.vector_norm(x, dim=2, keepdim=True)
+        return torch.where(condition, a, b)
 
     def diagonal(self, g: Any) -> Any:
         return np.diagonal(g, axis1=1, axis2=2) if self.numpy else g.diagonal(dim1=1, dim2=2)
@@ -214,14 +212,32 @@ def _dissimilarities(patterns: Any, distance: str, precision: Any, backend: _Bac
         upper = _normalised_distances(patterns, distance, backend, threads)
         if upper is not None:
             return upper
-    if distance == "correlation":
-        patterns = patterns - backend.mean(patterns)
     if distance in ("correlation", "cosine"):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            patterns = patterns / backend.norm(patterns)
+        eps = float(np.finfo(backend.dtype).eps)
+        patterns = unit_patterns(patterns, distance, backend.where, eps=eps)
         return distances_from_gram(backend.gram(patterns, threads=threads), distance, n_units, backend)
     gram = backend.gram(patterns, patterns @ precision if distance == "mahalanobis" else None, threads=threads)
     return distances_from_gram(gram, distance, n_units, backend)
+
+
+def unit_patterns(x: Any, distance: str, where: Any, *, eps: float = EPS) -> Any:
+    """Each pattern (the last of 3 axes: units) scaled to length 1, centred first for "correlation", as numpy,
+    torch or dask arrays (``where``: their ``where``; ``eps``: the arithmetic's). A pattern that is zero
+    (cosine) or constant across units (correlation) becomes NaN: no correlation is defined. Constant includes
+    a spread no more than rounding leaves (:func:`.._constant.rounding_only`): a pattern of 0.1s, which no
+    float64 mean equals, keeps about 1e-17 per unit once centred, and scaled to length 1 it would correlate
+    by chance with every other pattern (rsatoolbox gives such a pattern a dissimilarity of 1, an exactly
+    constant one NaN).
+    """
+    n = x.shape[2]
+    if distance == "correlation":
+        mean = x.mean(axis=2, keepdims=True)
+        x = x - mean
+    squares = (x * x).sum(axis=2, keepdims=True)
+    if distance == "correlation":
+        squares = where(rounding_only(squares / n, mean, n, eps=eps), np.nan, squares)
+    with np.errstate(invalid="ignore", divide="ignore"):  # (0 / 0: NaN)
+        return x / squares**0.5
 
 
 def distances_from_gram(gram: Any, distance: str, n_units: int, backend: _Backend | None = None) -> np.ndarray:
