@@ -73,6 +73,19 @@ def test_dask_backed_rdms_equal_the_in_memory_ones(client, tmp_path):
     assert hasattr(array.data, "dask") and array.data.chunks[0] == (16, 16, 16, 12)
 
 
+def test_blockwise_correlation_rdms_give_constant_patterns_nan_as_in_memory(client, tmp_path):
+    """A pattern of 0.1s (a spread of rounding once centred): NaN in the blockwise RDMs as in memory."""
+    x = np.random.default_rng(3).normal(size=(30, 2, 60))
+    x[4] = 0.1
+    Recording({"h": x}).save(tmp_path / "c.zarr")
+    with pytest.warns(rnnprobe.errors.RnnprobeWarning, match="NaN at 2 time step"):
+        got = compute_rdms(Recording.load(tmp_path / "c.zarr", chunks={"stimuli": 8}), "h")
+    with pytest.warns(rnnprobe.errors.RnnprobeWarning, match="NaN at 2 time step"):
+        expected = compute_rdms(Recording({"h": x}), "h")
+    assert np.isnan(got.matrices()[:, 4, 5:]).all() and np.isnan(got.dissimilarities).sum() == 2 * 29
+    np.testing.assert_allclose(got.dissimilarities, expected.dissimilarities, rtol=0, atol=1e-10)
+
+
 def test_nan_states_are_refused_by_the_blockwise_rdms(client, tmp_path):
     states = np.random.default_rng(0).normal(size=(20, 3, 5))
     states[4, 1, 2] = np.nan
