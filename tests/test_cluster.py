@@ -324,7 +324,8 @@ def test_tdr_of_a_dask_backed_recording_is_blockwise(client, tmp_path, monkeypat
     ramp = np.linspace(0, 1, 6)[None, :, None]
     states = ramp * (choice[:, None, None] * axes[:, 0] + coherence[:, None, None] * axes[:, 1]) * 3 + 5
     states = states + 0.3 * rng.normal(size=states.shape)
-    states[:, :, 4] = 2.0  # a constant unit
+    states[:, :, 4] = 0.1  # a constant unit (no float64 mean of it is 0.1: rounding's spread)
+    states[:, 3, 7] = 1 / 3  # a unit constant across trials at one step
     meta = {"choice": choice, "coherence": coherence}
     Recording({"h": states.reshape(120, 6, 3, 4)}, metadata=meta).save(tmp_path / "rec.zarr")
     whole = Recording.load(tmp_path / "rec.zarr")

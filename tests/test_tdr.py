@@ -42,6 +42,36 @@ def test_coefficients_equal_scikit_learn_per_unit_and_time(rng):
         assert result.r2[t] == pytest.approx(r2, abs=1e-10)
 
 
+def test_units_and_steps_without_variance_across_trials_have_none_to_explain(rng):
+    """A unit constant at 0.1 (centred, a spread of rounding: no float64 mean of it is 0.1) keeps scale 1, as
+    StandardScaler's, and coefficients 0; a step where every trial is the same has R^2 NaN (its total square is 0,
+    not 1); the other steps' R^2 as LinearRegression gives; a layer the same on every trial is refused."""
+    from sklearn.preprocessing import StandardScaler
+
+    rec, _ = _task(rng, n_trials=100, n_times=4, n_units=6)
+    states = rec.get("h").copy()
+    states[:, :, 2] = 0.1
+    states[:, 0] = states[0, 0]  # every trial the same at step 0
+    flat = states.reshape(-1, 6)
+    assert ((flat[:, 2] - flat.mean(axis=0)[2]) ** 2).sum() > 0
+    result = fit_tdr(Recording({"h": states}, metadata=rec.metadata), variables=["choice", "motion"])
+    np.testing.assert_allclose(result.scale, StandardScaler().fit(flat).scale_, rtol=1e-12)
+    assert np.abs(result.coefficients[:, :, 2]).max() < 1e-12
+    z = (states - flat.mean(axis=0)) / result.scale
+    design = np.column_stack([rec.column("choice"), rec.column("motion")])
+    assert np.isnan(result.r2[0]) and np.isfinite(result.r2[1:]).all()
+    for t in range(1, 4):
+        fitted = LinearRegression().fit(design, z[:, t]).predict(design)
+        r2 = 1 - ((z[:, t] - fitted) ** 2).sum() / ((z[:, t] - z[:, t].mean(0)) ** 2).sum()
+        assert result.r2[t] == pytest.approx(r2, abs=1e-10)
+    assert result.summary()["max R2 over time"] == np.nanmax(result.r2)
+    for value in (0.1, 1.0):
+        with pytest.raises(ArgumentError, match="is the same on every trial at every selected time step"):
+            fit_tdr(Recording({"h": np.full((100, 4, 6), value)}, metadata=rec.metadata), variables=["choice"])
+    with pytest.raises(ArgumentError, match="is the same on every trial at every selected time step"):
+        fit_tdr(Recording({"h": states}, metadata=rec.metadata), variables=["choice"], time=[0])
+
+
 def test_planted_axes_are_recovered_and_orthonormal(rng):
     rec, planted = _task(rng)
     variables = ["choice", "motion", "colour", "context"]

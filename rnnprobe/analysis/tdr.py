@@ -23,6 +23,7 @@ import numpy as np
 
 from .._validation import check_finite_layer, check_int, check_recording, layer_states
 from ..errors import ArgumentError, ArgumentTypeError, UnknownNameError, describe, format_choices
+from ._constant import rounding_only
 from .blockwise import dask_states
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -88,7 +89,7 @@ class TDRResult:
         overlap = np.abs(unit @ unit.T)[np.triu_indices(len(self.variables), 1)]
         return {
             "layer": self.layer, "variables": ", ".join(self.variables), "components": self.n_components,
-            "conditions": int(self.projections.shape[0]), "max R2 over time": float(self.r2.max()),
+            "conditions": int(self.projections.shape[0]), "max R2 over time": float(np.nanmax(self.r2)),
             "largest |cos| between raw axes": float(overlap.max()) if overlap.size else 0.0,
             **{f"peak time ({v})": float(t) for v, t in zip(self.variables, self.peak_times, strict=True)},
         }  # fmt: skip
@@ -191,15 +192,15 @@ def _moments(
     _, _, states = layer_states(recording, layer, time=positions)
     n_trials, n_times, n_units = states.shape
     flat = states.reshape(n_trials * n_times, n_units)
-    mean, scale = flat.mean(axis=0), flat.std(axis=0)
-    scale = np.where(scale > 0, scale, 1.0)  # a constant unit stays 0 after centring
+    mean = flat.mean(axis=0)
+    scale = _unit_scale(((flat - mean) ** 2).mean(axis=0), mean, len(flat))
     z = (states - mean) / scale
     coef, _, _, _ = np.linalg.lstsq(design, z.reshape(n_trials, -1), rcond=None)
     fitted = design @ coef
-    total = ((z - z.mean(axis=0)) ** 2).sum(axis=(0, 2))
-    residual = ((z.reshape(n_trials, -1) - fitted) ** 2).reshape(n_trials, n_times, n_units).sum(axis=(0, 2))
-    r2 = 1 - residual / np.where(total > 0, total, 1.0)
-    return mean, scale, coef.reshape(-1, n_times, n_units), r2, states
+    step_mean = z.mean(axis=0)
+    total = ((z - step_mean) ** 2).sum(axis=0)
+    residual = ((z.reshape(n_trials, -1) - fitted) ** 2).reshape(n_trials, n_times, n_units).sum(axis=0)
+    return mean, scale, coef.reshape(-1, n_times, n_units), _r_squared(residual, total, step_mean, n_trials), states
 
 
 def _dask_moments(
@@ -222,8 +223,7 @@ def _dask_moments(
     rows = da.from_array(design, chunks=(x.chunks[0], -1))
     squares, cross, step_sums = dask.compute((y * y).sum(axis=(0, 1)), da.tensordot(rows, y, axes=(0, 0)),
                                              y.sum(axis=0))  # fmt: skip
-    scale = np.sqrt(squares / (n_trials * n_times))
-    scale = np.where(scale > 0, scale, 1.0)  # a constant unit stays 0 after centring
+    scale = _unit_scale(squares / (n_trials * n_times), mean, n_trials * n_times)
     coef = np.linalg.solve(design.T @ design, (cross / scale).reshape(len(cross), -1)).reshape(cross.shape)
     per_step = {"chunks": (-1, *x.chunks[1:])}
     step_mean = da.from_array(step_sums[None] / n_trials / scale, **per_step)
@@ -231,8 +231,26 @@ def _dask_moments(
     z = y / scale
     residual = da.blockwise(_residual, "ntu", z, "ntu", rows, "nv", fitted, "vtu", dtype=z.dtype, concatenate=True)
     deviation = da.blockwise(np.subtract, "ntu", z, "ntu", step_mean, "ktu", dtype=z.dtype, concatenate=True)
-    residual, total = dask.compute((residual**2).sum(axis=(0, 2)), (deviation**2).sum(axis=(0, 2)))
-    return mean, scale, coef, 1 - residual / np.where(total > 0, total, 1.0), None
+    residual, total = dask.compute((residual**2).sum(axis=0), (deviation**2).sum(axis=0))
+    return mean, scale, coef, _r_squared(residual, total, step_sums / n_trials / scale, n_trials), None
+
+
+def _unit_scale(variance: np.ndarray, mean: np.ndarray, n: int) -> np.ndarray:
+    """Each unit's standard deviation over trials and steps, 1 where it is constant (its spread no more than
+    rounding leaves, :func:`._constant.rounding_only`): a constant unit stays about 0 once centred.
+    """
+    return np.where(rounding_only(variance, mean, n), 1.0, np.sqrt(variance))
+
+
+def _r_squared(residual: np.ndarray, total: np.ndarray, step_mean: np.ndarray, n_trials: int) -> np.ndarray:
+    """R^2 per step from each (step, unit)'s residual and total squares over the trials, the z-scored states'
+    means ``step_mean``: a unit constant across the trials at a step (rounding's spread) adds to neither; NaN at
+    a step where every unit is (no variance to explain).
+    """
+    constant = rounding_only(total / n_trials, step_mean, n_trials)
+    residual, total = (np.where(constant, 0.0, a).sum(axis=1) for a in (residual, total))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, 1 - residual / total, np.nan)
 
 
 def _residual(z: np.ndarray, rows: np.ndarray, coef: np.ndarray) -> np.ndarray:
@@ -307,6 +325,11 @@ def fit_tdr(
     # regression and condition averages: in memory, or blockwise for a dask-backed recording
     moments = _dask_moments if recording.is_dask else _moments
     mean, scale, coef, r2, states = moments(recording, layer, positions, design)
+    if np.isnan(r2).all():
+        raise ArgumentError(
+            f"recording: layer {layer!r} is the same on every trial at every selected time step; there is no "
+            "variance for the task variables to explain. Select steps or a layer where the trials differ."
+        )
     coefficients = coef[:-1]  # (variables, time, units); the last row is the constant's
     n_times, n_units = coefficients.shape[1:]
     # the states read already, else the dask-backed layer (averaged blockwise): never read twice
