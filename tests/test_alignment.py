@@ -239,6 +239,19 @@ def test_results_follow_the_protocol(rng):
         r.plot()
 
 
+@pytest.mark.parametrize("units", [3, 30])
+@pytest.mark.parametrize(("metric", "cv"), [("shape", None), ("cka", None), ("cca", None), ("shape", 2)])
+def test_states_the_same_for_every_stimulus_at_a_value_no_mean_equals_are_refused(rng, units, metric, cv):
+    """States of 0.1 for every stimulus at a step (a learned initial state, say) keep about 1e-34 per unit once
+    centred (no float64 mean of them is 0.1): refused as exactly constant states are, not compared as rounding
+    (shape distance pi / 2, CKA 0). Narrow and wide layers (principal coordinates), in sample and held out."""
+    x = rng.normal(size=(24, 2, units))
+    x[:, 1] = 0.1
+    assert ((x[:, 1] - x[:, 1].mean(axis=0)) ** 2).sum() > 0
+    with pytest.raises(ArgumentError, match="time position 1 are the same for every stimulus"):
+        compare_representations(x, rng.normal(size=(24, 2, 3)), metric=metric, cv=cv)
+
+
 def test_bad_input_is_one_clear_error(rng):
     x = rng.normal(size=(20, 4))
     cases = [

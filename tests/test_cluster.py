@@ -1565,6 +1565,23 @@ def test_dmd_of_a_dask_backed_recording_is_blockwise(client, tmp_path, monkeypat
         fit_dmd(Recording.load(tmp_path / "bad.zarr", chunks=7), rank=4)
 
 
+@pytest.mark.parametrize("units", [3, 30])
+def test_dask_backed_states_the_same_for_every_stimulus_at_0_1_are_refused(tmp_path, units):
+    """Blockwise alignment (sums over stimuli for a narrow layer, principal coordinates for a wide one): a step
+    whose states are 0.1 for every stimulus (rounding's spread once centred) is refused as in memory."""
+    from rnnprobe.analysis import compare_representations
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(24, 2, units))
+    x[:, 1] = 0.1
+    Recording({"h": x}).save(tmp_path / "a.zarr")
+    chunked = Recording.load(tmp_path / "a.zarr", chunks={"stimuli": 8})
+    other = Recording({"h": rng.normal(size=(24, 2, 3))})
+    for metric, cv in (("cka", None), ("shape", 2)):
+        with pytest.raises(ArgumentError, match="time position 1 are the same for every stimulus"):
+            compare_representations(chunked, other, layer="h", metric=metric, cv=cv)
+
+
 def test_alignment_settings_are_checked_before_a_dask_backed_layer_is_read(tmp_path, monkeypatch):
     """Bad settings and unequal stimuli fail before any blockwise read (the costly part), with the errors of
     the in-memory path."""

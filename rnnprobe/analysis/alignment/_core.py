@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._constant import rounding_only
+
 EIGVAL_TOL = 1e-7  # netrep's clipping of the unnormalised covariance's eigenvalues
 RANK_RTOL = 1e-10  # directions with lam below this fraction of the largest are not canonical directions
 TINY = np.finfo(np.float64).tiny
@@ -92,8 +94,8 @@ def prepare(
     """
     mean = x.mean(axis=0)
     xc = x - mean
-    total = float(np.vdot(xc, xc))
     n, p = xc.shape
+    total = spread(float(np.vdot(xc, xc)), mean, n)
     if metric == "rbf_cka":
         kernel = centred_rbf_kernel(xc, sigma)
         return Prepared(kernel, mean, None, False, None, None, self_term=float(np.linalg.norm(kernel)), total=total,
@@ -107,6 +109,15 @@ def prepare(
     product = gram(xc) if metric != "shape" or whitened(metric, alpha, fit) else None  # Procrustes: not needed
     return from_moments(product, mean, n, total, metric, b=xc, row_sq=row_sq, alpha=alpha, variance=variance,
                         fit=fit)  # fmt: skip
+
+
+def spread(total: float, mean: np.ndarray, n: int) -> float:
+    """The centred states' total square ``total`` (of ``n`` stimuli whose mean is ``mean``), 0 where it is no more
+    than rounding leaves (:func:`.._constant.rounding_only`, over the units together): states the same for every
+    stimulus at a value no float64 mean equals (a learned initial state, 0.1) keep about 1e-34 per unit once
+    centred, and are the same for every stimulus all the same (:func:`.inputs.check_varies` refuses them).
+    """
+    return 0.0 if rounding_only(total / n, float(np.linalg.norm(mean)), n) else total
 
 
 def whitened(metric: str, alpha: float, fit: bool) -> bool:

@@ -48,14 +48,18 @@ def compressed_states(recording: Any, layer: str, positions: np.ndarray, *, kern
     kernels = np.concatenate(
         [_gram_matrices(x[:, s : s + group] - mean[s : s + group]) for s in range(0, steps, group)]
     )
-    return coordinates_over_time(kernels), x
+    return coordinates_over_time(kernels, mean), x
 
 
-def coordinates_over_time(kernels: np.ndarray) -> np.ndarray:
+def coordinates_over_time(kernels: np.ndarray, mean: np.ndarray) -> np.ndarray:
     """Each step's principal coordinates (stimulus, time, r) from its centred Gram matrix across stimuli
-    (time, stimulus, stimulus), zero-padded to the steps' largest rank.
+    (time, stimulus, stimulus), zero-padded to the steps' largest rank; zero at a step whose states are the same
+    for every stimulus (their total square, the trace, no more than rounding of their ``mean`` (time, unit)
+    leaves: :func:`._core.spread`).
     """
-    factors = [_core.coordinates((kernel + kernel.T) / 2)[0] for kernel in kernels]
+    n = kernels.shape[1]
+    factors = [_core.coordinates((kernel + kernel.T) / 2)[0] if _core.spread(float(np.trace(kernel)), m, n) > 0
+               else np.zeros((n, 0)) for kernel, m in zip(kernels, mean, strict=True)]  # fmt: skip
     z = np.zeros((kernels.shape[1], len(factors), max(1, max(f.shape[1] for f in factors))))
     for t, factor in enumerate(factors):
         z[:, t, : factor.shape[1]] = factor
@@ -69,9 +73,9 @@ def compress_wide(sides: list[Any], sources: list[Any]) -> tuple[list[Any], list
     sides, sources = list(sides), list(sources)
     for i, side in enumerate(sides):
         if isinstance(side, np.ndarray) and sources[i] is None and side.shape[2] > side.shape[0]:
-            centred = side - side.mean(axis=0)
-            steps_first = centred.transpose(1, 0, 2)
-            sides[i], sources[i] = coordinates_over_time(steps_first @ steps_first.transpose(0, 2, 1)), side
+            mean = side.mean(axis=0)
+            steps_first = (side - mean).transpose(1, 0, 2)
+            sides[i], sources[i] = coordinates_over_time(steps_first @ steps_first.transpose(0, 2, 1), mean), side
     return sides, sources
 
 

@@ -185,8 +185,9 @@ def _prepare(side: _Side, t: int, fold: _Folds, k: int, settings: Settings, labe
     means, grams = side.means[:, t], side.grams[:, t]
     n, mean, _, product = _combine(fold.counts, means, means, grams, fold.training(k))
     row_sq = None if side.row_sq is None else side.row_sq[:, t]
-    prepared = _core.from_moments(product, mean, n, float(np.trace(product)), settings.metric, row_sq=row_sq,
-                                  alpha=settings.alpha, variance=settings.variance, fit=fold.held_out)  # fmt: skip
+    total = _core.spread(float(np.trace(product)), mean, n)
+    prepared = _core.from_moments(product, mean, n, total, settings.metric, row_sq=row_sq, alpha=settings.alpha,
+                                  variance=settings.variance, fit=fold.held_out)  # fmt: skip
     check_varies(prepared.total, label, t, held_out=fold.held_out)
     return prepared
 
