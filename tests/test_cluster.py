@@ -1273,6 +1273,7 @@ def test_pca_of_a_dask_backed_recording_equals_the_in_memory_one(client, tmp_pat
     for shape in ((40, 5, 6), (30, 4, 2, 25)):  # p x p Gram matrices per step; n x n (more units than stimuli)
         states = rng.normal(size=shape) * np.linspace(3, 0.2, int(np.prod(shape[2:]))).reshape(shape[2:]) + 2.0
         states[:, 0] = 0.0  # a constant step: no variance, NaN participation ratio
+        states[:, 1] = 0.1  # one of rounding's spread once centred (no float64 mean of it is 0.1): NaN too
         Recording({"h": states}).save(tmp_path / f"{len(shape)}.zarr")
         whole = Recording.load(tmp_path / f"{len(shape)}.zarr")
         chunked = Recording.load(tmp_path / f"{len(shape)}.zarr", chunks={"stimuli": 7, "time": 2})
@@ -1285,7 +1286,8 @@ def test_pca_of_a_dask_backed_recording_equals_the_in_memory_one(client, tmp_pat
             for name in fields:
                 np.testing.assert_allclose(getattr(got, name), getattr(expected, name), rtol=1e-10, atol=1e-10)
             np.testing.assert_allclose(got.participation_ratio, expected.participation_ratio, rtol=1e-10)
-            assert np.isnan(got.participation_ratio[0]) and got.fit_time.tolist() == expected.fit_time.tolist()
+            assert np.isnan(got.participation_ratio[:2]).all() and not np.isnan(got.participation_ratio[2:]).any()
+            assert got.fit_time.tolist() == expected.fit_time.tolist()
             with monkeypatch.context() as patch:
                 patch.setattr(Recording, "get", None)  # projected blockwise, never read whole
                 projected = expected.transform(chunked)

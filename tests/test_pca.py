@@ -55,6 +55,14 @@ def test_participation_ratio_equals_eigenvalue_formula(rng):
             expected.append(eig.sum() ** 2 / (eig**2).sum())
         np.testing.assert_allclose(participation_ratio(states), expected, rtol=1e-9)
     assert np.isnan(participation_ratio(np.ones((5, 2, 3)))).all()  # no variance: undefined, not 0
+    # states of 0.1 for every stimulus keep a spread of rounding once centred (no float64 mean of them is 0.1
+    # here), whose ratio was 1: no variance either
+    for units in (10, 50):  # (p x p and n x n Gram matrices)
+        states = rng.normal(size=(24, 2, units))
+        states[:, 1] = 0.1
+        assert ((states[:, 1] - states[:, 1].mean(axis=0)) ** 2).sum() > 0
+        ratio = participation_ratio(states)
+        assert np.isfinite(ratio[0]) and np.isnan(ratio[1])
     import warnings
 
     with warnings.catch_warnings():  # fewer than 2 stimuli: no variance either, NaN without numpy warnings

@@ -24,6 +24,7 @@ import numpy as np
 from .._validation import check_device, check_finite, check_int, check_numeric, check_recording, layer_states
 from ..errors import ArgumentError, ShapeError, UnknownNameError, describe, format_choices
 from ..recording import Recording
+from ._constant import rounding_only
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -70,14 +71,24 @@ def participation_ratio(states: np.ndarray) -> np.ndarray:
     check_finite(x, name="states")
     if x.shape[0] < 2:  # no variance across fewer than 2 stimuli: undefined at every step, as for constant states
         return np.full(x.shape[1], np.nan)
-    x = x - x.mean(axis=0, keepdims=True)
-    xt = np.moveaxis(x, 1, 0)  # (time, stimulus, units)
+    mean = x.mean(axis=0, keepdims=True)
+    xt = np.moveaxis(x - mean, 1, 0)  # (time, stimulus, units)
     trace = np.einsum("tsu,tsu->t", xt, xt)
     small = xt.shape[1] <= xt.shape[2]
     gram = xt @ np.swapaxes(xt, 1, 2) if small else np.swapaxes(xt, 1, 2) @ xt  # same nonzero spectrum
-    trace_sq = np.einsum("tij,tij->t", gram, gram)
+    return ratio_of_traces(trace, np.einsum("tij,tij->t", gram, gram), np.linalg.norm(mean[0], axis=1), len(x))
+
+
+def ratio_of_traces(trace: np.ndarray, trace_sq: np.ndarray, mean: np.ndarray, n: int, shift: Any = 0.0) -> np.ndarray:
+    """PR per step, (tr C)^2 / ||C||_F^2, from tr(Xc'Xc) and ||Xc'Xc||_F^2 of the ``n`` centred states; NaN
+    at a step without variance across stimuli: its total square no more than rounding of the states' ``mean``
+    (each step's norm) leaves (:func:`._constant.rounding_only`; ``shift``: the norm of the mean less the
+    point the squares were summed about). States of 0.1 for every stimulus keep about 1e-34 per unit once
+    centred, whose ratio would be 1.
+    """
+    constant = rounding_only(trace / n, mean, n, shift=shift)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(trace_sq > 0, trace**2 / trace_sq, np.nan)
+        return np.where(constant | ~(trace_sq > 0), np.nan, trace**2 / trace_sq)
 
 
 def principal_axes(samples: np.ndarray, n_components: int) -> np.ndarray:

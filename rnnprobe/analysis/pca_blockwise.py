@@ -26,6 +26,7 @@ import numpy as np
 
 from .._validation import check_finite_layer
 from .blockwise import dask_states
+from .pca import ratio_of_traces
 
 GRAM_BUDGET = 2**28  # bytes of per-step Gram matrices summed in one pass (256 MiB)
 
@@ -81,7 +82,7 @@ def dask_trajectories(
             trajectories, *pieces = dask.compute(trajectories, *pieces)
         else:
             pieces = dask.compute(*pieces)
-        ratio[steps] = _participation(*pieces, n, small)
+        ratio[steps] = _participation(*pieces, n, small, np.linalg.norm(step_means[steps], axis=1))
     return np.asarray(trajectories) + (step_means - mean) @ components.T, ratio
 
 
@@ -95,10 +96,10 @@ def _gram_pieces(x: Any, small: bool) -> tuple[Any, Any]:
     return gram, x.sum(axis=0)
 
 
-def _participation(gram: np.ndarray, sums: np.ndarray, n: int, small: bool) -> np.ndarray:
+def _participation(gram: np.ndarray, sums: np.ndarray, n: int, small: bool, mean: np.ndarray) -> np.ndarray:
     """PR per step, (tr C)^2 / ||C||_F^2, from the Gram matrices of states centred on chunk-summed means
-    (the centring is made exact with the sums); NaN without variance across stimuli (as
-    :func:`~rnnprobe.analysis.participation_ratio`).
+    (the centring is made exact with the sums; ``mean``: the norms of those means); NaN without variance across
+    stimuli (as :func:`~rnnprobe.analysis.participation_ratio`).
     """
     if n < 2:
         return np.full(gram.shape[0], np.nan)
@@ -110,8 +111,7 @@ def _participation(gram: np.ndarray, sums: np.ndarray, n: int, small: bool) -> n
         centred = gram - sums[:, :, None] * sums[:, None, :] / n
     trace = np.trace(centred, axis1=1, axis2=2)
     trace_sq = np.einsum("tij,tij->t", centred, centred)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(trace_sq > 0, trace**2 / trace_sq, np.nan)
+    return ratio_of_traces(trace, trace_sq, mean, n, shift=np.linalg.norm(sums, axis=1) / n)
 
 
 def dask_projection(projected: Any, states: Any, layer: str) -> np.ndarray:
