@@ -107,6 +107,22 @@ def test_noise_ceiling_equals_rsatoolbox(rng, method):
     np.testing.assert_allclose(pooled, pool_rdm(rsatoolbox.rdm.RDMs(subjects), method=method).get_vectors()[0])
 
 
+def test_a_constant_rdm_adds_nothing_to_a_pooled_correlation_rdm(rng):
+    """Under corr, an RDM constant over its pairs has no normalised form (no correlation with any RDM): it adds
+    nothing, exactly constant (1.0) or at 0.1 (a spread of rounding once centred); the pooled RDM is
+    rsatoolbox's of the others (rsatoolbox's own pools NaN everywhere with it)."""
+    from rsatoolbox.util.inference_util import pool_rdm
+
+    rdms = rng.random((4, 36))
+    others = np.delete(rdms, 2, axis=0)
+    without = pool_rdms(others, comparison="corr")
+    np.testing.assert_allclose(without, pool_rdm(rsatoolbox.rdm.RDMs(others), method="corr").get_vectors()[0])
+    for value in (1.0, 0.1):
+        rdms[2] = value
+        np.testing.assert_allclose(pool_rdms(rdms, comparison="corr"), without, rtol=1e-12)
+    assert ((rdms[2] - rdms[2].mean()) ** 2).sum() > 0
+
+
 @pytest.mark.parametrize("method", ["corr", "cosine", "spearman", "rho-a", "tau-a"])
 def test_noise_ceiling_skips_pairs_missing_everywhere_and_refuses_undefined_subjects(rng, method):
     import warnings

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..._validation import check_option
 from ...errors import ArgumentError, ShapeError, describe
+from .._constant import rounding_only
 from .compare import COMPARISONS, _nan_ranks, compare_rdms
 from .rdms import as_vectors
 
@@ -17,7 +18,10 @@ def pool_rdms(rdms: Any, *, comparison: str = "corr") -> np.ndarray:
     """The RDM (vector) with the best average similarity to ``rdms`` under ``comparison`` (rsatoolbox's ``pool_rdm``).
 
     Normalised means for "cosine"/"corr" (and their whitened variants), mean ranks for the rank methods.
-    Pairs that are NaN in every RDM stay NaN (comparisons skip NaN pairs).
+    Pairs that are NaN in every RDM stay NaN (comparisons skip NaN pairs). An RDM with no normalised form (no
+    similarity to any RDM) adds nothing: all zero (cosine), or constant over its pairs (corr; also where its
+    spread is no more than rounding leaves, :func:`..._constant.rounding_only`: a constant 0.1, which no float64
+    mean equals). rsatoolbox's pooled RDM is NaN everywhere with such an RDM.
     """
     check_option("comparison", comparison, COMPARISONS)
     v = as_vectors(rdms, "rdms")
@@ -31,8 +35,10 @@ def _pooled(v: np.ndarray, comparison: str) -> np.ndarray:
         v = v / np.sqrt(np.nanmean(v**2, axis=1, keepdims=True))
         return np.nanmean(v, axis=0)
     if comparison in ("corr", "corr_cov"):
-        v = v - np.nanmean(v, axis=1, keepdims=True)
-        v = v / np.nanstd(v, axis=1, keepdims=True)
+        mean = np.nanmean(v, axis=1, keepdims=True)
+        v = v - mean
+        spread = np.nanstd(v, axis=1, keepdims=True)
+        v = v / np.where(rounding_only(spread**2, mean, (~np.isnan(v)).sum(axis=1, keepdims=True)), np.nan, spread)
         pooled = np.nanmean(v, axis=0)
         return pooled - np.nanmin(pooled)
     return np.nanmean(_nan_ranks(v), axis=0)  # spearman, rho-a, tau-a: averaged ranks (NaN-aware)
