@@ -221,6 +221,25 @@ def test_compare_with_nan_positions(rng, method):
     np.testing.assert_allclose(compare_rdms(a, b, comparison=method), ref, rtol=1e-6, atol=1e-9)
 
 
+def test_a_constant_rdm_has_no_correlation_and_a_large_mean_loses_no_digits(rng):
+    """A constant RDM (1.0; or 0.1, whose centred values keep rounding): NaN under corr and spearman in every
+    comparison path (it was -inf, or a correlation of rounding), 0 under rho-a; an RDM of 1 + 1e-5 noise
+    (correlation distances near 1) as numpy's corrcoef, where the raw products lose digits."""
+    from rnnprobe.analysis.rsa.compare import similarity_transform
+
+    b = rng.random((3, 45))
+    for value in (1.0, 0.1):
+        a = np.full((1, 45), value)
+        for method, expected in (("corr", np.nan), ("spearman", np.nan), ("rho-a", 0.0)):
+            np.testing.assert_array_equal(compare_rdms(a, b, comparison=method), np.full((1, 3), expected))
+            transformed = similarity_transform(a, method) @ similarity_transform(b, method).T
+            np.testing.assert_allclose(transformed, np.full((1, 3), expected), atol=1e-15)
+    assert ((np.full(45, 0.1) - np.full(45, 0.1).mean()) ** 2).sum() > 0
+    close = 1 + 1e-5 * rng.random((2, 45))
+    np.testing.assert_allclose(compare_rdms(close[0], close[1:], comparison="corr")[0, 0],
+                               np.corrcoef(close)[0, 1], rtol=1e-10)  # fmt: skip
+
+
 def test_compare_accepts_rdms_objects_and_is_a_matrix(rng):
     rec = _rec(rng, t=4)
     model = compute_rdms(rec, distance="correlation")

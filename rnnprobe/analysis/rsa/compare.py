@@ -8,6 +8,7 @@ import numpy as np
 
 from ..._validation import check_option
 from ...errors import ArgumentError, ShapeError, describe
+from .._constant import rounding_only
 from .._ranks import rank_rows
 from .rdms import check_whole, paired_vectors
 
@@ -34,26 +35,40 @@ def similarity_transform(vectors: np.ndarray, comparison: str, *, ranked: bool =
     v = np.asarray(vectors, dtype=np.float64)
     if comparison in ("spearman", "rho-a") and not ranked:
         v = rank_rows(v)
-    if comparison != "cosine":
-        v = v - v.mean(axis=1, keepdims=True)
     if comparison == "rho-a":
         n = v.shape[1]
-        return v * np.sqrt(12 / (n**3 - n))
+        return (v - v.mean(axis=1, keepdims=True)) * np.sqrt(12 / (n**3 - n))
+    if comparison != "cosine":
+        v = centred_rows(v)
     with np.errstate(invalid="ignore", divide="ignore"):
         return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
+def centred_rows(v: np.ndarray) -> np.ndarray:
+    """Rows less their means, NaN where a row is constant: its spread no more than rounding leaves
+    (:func:`.._constant.rounding_only`; a row of 0.1s keeps about 1e-17 per value once centred), so that no
+    correlation is computed from rounding.
+    """
+    mean = v.mean(axis=1, keepdims=True)
+    v = v - mean
+    return np.where(rounding_only((v * v).mean(axis=1, keepdims=True), mean, v.shape[1]), np.nan, v)
+
+
 def _correlation_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pearson correlation of every row of ``a`` with every row of ``b``, from raw dot products and
-    row sums (no centred copies of large stacks): cov = a.b - n mean_a mean_b.
+    row sums (no centred copies of large stacks): cov = a.b - n mean_a mean_b. Where a row's mean is so
+    large against its spread that the difference loses digits (mean^2 above 1e6 times the variance: a
+    relative error above about 1e-10), or a row is constant, from centred copies (:func:`centred_rows`:
+    NaN for a constant row, whose correlation is undefined).
     """
     n = a.shape[1]
     mean_a, mean_b = a.mean(axis=1), b.mean(axis=1)
-    centred_norm_a = np.sqrt(np.maximum(np.einsum("ij,ij->i", a, a) - n * mean_a**2, 0))
-    centred_norm_b = np.sqrt(np.maximum(np.einsum("ij,ij->i", b, b) - n * mean_b**2, 0))
+    raw_a, raw_b = np.einsum("ij,ij->i", a, a), np.einsum("ij,ij->i", b, b)
+    centred_a, centred_b = raw_a - n * mean_a**2, raw_b - n * mean_b**2
+    if not (np.all(centred_a * (1 + 1e6) > raw_a) and np.all(centred_b * (1 + 1e6) > raw_b)):
+        return _cosine_rows(centred_rows(a), centred_rows(b))
     cov = a @ b.T - n * np.outer(mean_a, mean_b)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return cov / np.outer(centred_norm_a, centred_norm_b)
+    return cov / np.outer(np.sqrt(centred_a), np.sqrt(centred_b))
 
 
 def _whitened(vectors: np.ndarray, n_cond: int, sigma_k: np.ndarray | None) -> np.ndarray:
