@@ -163,6 +163,28 @@ def test_ceiling_equals_a_brute_force_loop_and_the_analytic_value(rng):
     np.testing.assert_allclose(fewer.reliability, split, atol=1e-12)
 
 
+def test_a_neuron_constant_at_a_value_no_mean_equals_has_no_reliability(rng):
+    """A target of 0.1 on every trial (half-averages that keep about 1e-17 of spread once centred) had a
+    reliability of 1 from correlated rounding; refused as a constant target is. A target constant in some splits'
+    halves only leaves those splits out."""
+    trials = rng.normal(size=(30, 10, 3))
+    trials[..., 2] = 0.1
+    assert ((trials[:, :5, 2].mean(1) - trials[:, :5, 2].mean()) ** 2).sum() > 0
+    with pytest.raises(ArgumentError, match=r"first at \[\(2,\)\]\) have a half-average that is the same"):
+        split_half_reliability(trials)
+    trials[..., 2] = rng.normal(size=(30, 10))
+    trials[:, :8, 2] = 0.1  # a half of 5 of these 8 repetitions is constant (a split in 4.5)
+    expected = split_half_reliability(trials, n_splits=40, seed=1)
+    order_rng, total, count = np.random.default_rng(1), 0.0, 0
+    for _ in range(40):
+        order = order_rng.permutation(10)
+        halves = [trials[:, order[:5], 2].mean(1), trials[:, order[5:], 2].mean(1)]
+        if all(len(np.unique(h)) > 1 for h in halves):
+            total, count = total + np.corrcoef(*halves)[0, 1], count + 1
+    assert count < 40
+    np.testing.assert_allclose(expected.split_half[2], total / count, atol=1e-12)
+
+
 def test_a_planted_encoding_model_reaches_its_ceiling_and_noise_does_not(rng):
     n, reps, p, targets = 400, 6, 20, 30
     x = rng.normal(size=(n, p))

@@ -32,3 +32,19 @@ def rounding_only(variance: Any, mean: Any, n: int, *, shift: Any = 0.0, eps: fl
     (True, True)
     """
     return variance <= n * eps * (variance + shift * shift) + (n * eps * mean) ** 2
+
+
+def centred(x: np.ndarray, axis: int) -> np.ndarray:
+    """``x`` less its mean along ``axis``, NaN along it where constant (:func:`rounding_only`): so that no
+    correlation is computed from rounding.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.stack([np.full(15, 0.1), np.arange(15.0)], axis=1)
+    >>> bool(np.isnan(centred(x, 0)[:, 0]).all()), float(centred(x, 0)[0, 1])
+    (True, -7.0)
+    """
+    mean = x.mean(axis=axis, keepdims=True)
+    x = x - mean
+    return np.where(rounding_only((x * x).mean(axis=axis, keepdims=True), mean, x.shape[axis]), np.nan, x)

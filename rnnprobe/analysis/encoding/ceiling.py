@@ -10,6 +10,7 @@ import numpy as np
 
 from ..._validation import MAX_RESAMPLES, check_finite, check_int, check_numeric, check_seed
 from ...errors import ArgumentError, ShapeError, describe
+from .._constant import centred
 
 
 @dataclass
@@ -70,9 +71,11 @@ def spearman_brown(r: np.ndarray, factor: float) -> np.ndarray:
 
 
 def column_correlations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson r of each column of a with the same column of b (rows: stimuli); NaN where constant."""
-    a = a - a.mean(axis=0)
-    b = b - b.mean(axis=0)
+    """Pearson r of each column of a with the same column of b (rows: stimuli); NaN where either is constant
+    (:func:`.._constant.centred`: also a column of 0.1s, which keeps about 1e-17 of spread once centred and
+    would correlate by rounding, a neuron of reliability 1).
+    """
+    a, b = centred(a, 0), centred(b, 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.einsum("i...,i...->...", a, b) / np.sqrt(np.einsum("i...,i...->...", a, a)
                                                             * np.einsum("i...,i...->...", b, b))  # fmt: skip

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..._validation import check_option
 from ...errors import ArgumentError, ShapeError, describe
-from .._constant import rounding_only
+from .._constant import centred
 from .._ranks import rank_rows
 from .rdms import check_whole, paired_vectors
 
@@ -46,12 +46,9 @@ def similarity_transform(vectors: np.ndarray, comparison: str, *, ranked: bool =
 
 def centred_rows(v: np.ndarray) -> np.ndarray:
     """Rows less their means, NaN where a row is constant: its spread no more than rounding leaves
-    (:func:`.._constant.rounding_only`; a row of 0.1s keeps about 1e-17 per value once centred), so that no
-    correlation is computed from rounding.
+    (:func:`.._constant.centred`; a row of 0.1s keeps about 1e-17 per value once centred).
     """
-    mean = v.mean(axis=1, keepdims=True)
-    v = v - mean
-    return np.where(rounding_only((v * v).mean(axis=1, keepdims=True), mean, v.shape[1]), np.nan, v)
+    return centred(v, 1)
 
 
 def _correlation_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
