@@ -264,6 +264,26 @@ def check_finite(array: np.ndarray, *, name: str, layer: str | None = None) -> n
     )
 
 
+def check_grouping(values: Any, *, name: str) -> np.ndarray:
+    """A metadata column's values that group stimuli into conditions (or folds, levels), refused where any is
+    missing (NaN, or None in an object column): a missing value names no condition, and numpy's grouping would
+    make it one (or Python's, one per NaN).
+    """
+    values = np.asarray(values)
+    if values.dtype.kind == "f":
+        missing = int(np.isnan(values).sum())
+    elif values.dtype.kind == "O":
+        missing = sum(1 for v in values.ravel() if v is None or (isinstance(v, float) and v != v))
+    else:
+        missing = 0
+    if missing:
+        raise ArgumentError(
+            f"{name}: {missing} value(s) are missing (NaN or None); a missing value names no condition. Drop those "
+            f"stimuli first (recording.select(stimuli=...)) or give them a value."
+        )
+    return values
+
+
 def check_numeric(array: Any, *, name: str) -> np.ndarray:
     """An array of numbers (bool, int or float), as numpy, else `ArgumentTypeError`.
 

@@ -193,3 +193,35 @@ def test_bfloat16_models_record_as_float32_and_meta_models_are_refused():
         ghost = torch.nn.Sequential(torch.nn.Linear(3, 4), Tap())
     with pytest.raises(ArgumentError, match="meta device"):
         record(ghost, x, progress=False)
+
+
+def _with_missing(rng, missing):
+    """20 stimuli whose 'label' misses one value (NaN, or None in an object column), and complete columns."""
+    label = np.repeat([0.0, 1.0], 10) if missing is np.nan else np.array(["a", "b"] * 10, dtype=object)
+    label[3] = missing
+    meta = {"label": label, "ok": np.repeat([0, 1], 10), "run": np.tile([0, 1], 10)}
+    return Recording({"h": rng.normal(size=(20, 3, 6))}, metadata=meta)
+
+
+@pytest.mark.parametrize("missing", [np.nan, None])
+def test_a_missing_value_names_no_condition(rng, missing):
+    """Grouping by a column with a missing value: numpy made NaN a condition of its own (and Python's grouping one
+    condition per NaN); every analysis that groups stimuli by a column refuses it, naming the argument."""
+    from rnnprobe.analysis import condition_average, fit_dpca, fit_encoding, fit_tdr
+
+    rec = _with_missing(rng, missing)
+    neural = Recording({"n": rng.normal(size=(20, 1, 3))}, metadata={"label": rec.column("label")})
+    calls = {
+        "descriptor 'label'": [lambda: compute_rdms(rec, "h", descriptor="label"),
+                               lambda: compute_rdms(rec, "h", distance="crossnobis", descriptor="label",
+                                                    cv_descriptor="run"),
+                               lambda: fit_encoding(rec, neural, descriptor="label", progress=False)],
+        "cv_descriptor": [lambda: compute_rdms(rec, "h", distance="crossnobis", descriptor="ok", cv_descriptor="label")],
+        "by 'label'": [lambda: condition_average(rec, ["ok", "label"])],
+        "conditions 'label'": [lambda: fit_tdr(rec, "h", variables=["ok"], conditions=["label"])],
+        "parameters 'label'": [lambda: fit_dpca(rec, parameters=["ok", "label"], n_components=2)],
+    }  # fmt: skip
+    for name, functions in calls.items():
+        for call in functions:
+            with pytest.raises(ArgumentError, match=rf"{name}: 1 value\(s\) are missing \(NaN or None\)"):
+                call()

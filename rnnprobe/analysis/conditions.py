@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_finite_layer, check_int, check_recording, layer_states
+from .._validation import check_finite_layer, check_grouping, check_int, check_recording, layer_states
 from ..errors import ArgumentTypeError, ShapeError, describe
 from ..recording import Recording
 from .blockwise import dask_states, group_sums
@@ -56,7 +56,7 @@ def condition_average(
             f"by: got {describe(by)}. Name the metadata column(s) that define conditions: a str or a list of str."
         )
     min_trials = check_int("min_trials", min_trials, minimum=1)
-    values = [np.asarray(recording.column(name)) for name in columns]
+    values = [check_grouping(recording.column(name), name=f"by {name!r}") for name in columns]
     keys, inverse, counts = _conditions(values)
     if counts.min() < min_trials:
         worst = int(np.argmin(counts))

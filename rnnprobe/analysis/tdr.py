@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_finite_layer, check_int, check_recording, layer_states
+from .._validation import check_finite_layer, check_grouping, check_int, check_recording, layer_states
 from ..errors import ArgumentError, ArgumentTypeError, UnknownNameError, describe, format_choices
 from ._constant import rounding_only
 from .blockwise import dask_states
@@ -311,6 +311,8 @@ def fit_tdr(
     regressors = task_regressors(recording, variables)
     variables = list(variables)
     columns = variables if conditions is None else list(conditions)
+    for column in columns if conditions is not None else ():
+        check_grouping(recording.column(column), name=f"conditions {column!r}")
     layer = recording.resolve_layer(layer)
     positions = recording.time_positions(layer, time)
     design = np.column_stack([regressors, np.ones(len(regressors))])

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._validation import check_grouping
 from ...errors import ArgumentError, ShapeError, UnknownNameError, format_choices
 
 TIME = "time"
@@ -46,7 +47,7 @@ def trial_design(columns: dict[str, np.ndarray]) -> Design:
     parameters = list(columns)
     levels, codes = [], []
     for name in parameters:
-        values, code = np.unique(np.asarray(columns[name]), return_inverse=True)
+        values, code = np.unique(check_grouping(columns[name], name=f"parameters {name!r}"), return_inverse=True)
         if values.size < 2:
             raise ArgumentError(f"parameters: column {name!r} has one value ({values[0]!r}); a parameter needs two.")
         levels.append(values)

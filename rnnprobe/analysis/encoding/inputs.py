@@ -8,7 +8,15 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import check_finite, check_int, check_numeric, check_recording, check_seed, layer_states
+from ..._validation import (
+    check_finite,
+    check_grouping,
+    check_int,
+    check_numeric,
+    check_recording,
+    check_seed,
+    layer_states,
+)
 from ...errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe
 from ...recording import Recording
 from .ceiling import HalfMeans, trial_halves
@@ -134,7 +142,8 @@ def repetitions(column: np.ndarray, descriptor: str) -> tuple[np.ndarray, np.nda
     """(sorted condition values, the trials in condition order (stable), repetitions per condition) of a
     descriptor column; the same number of repetitions for every condition required.
     """
-    values, inverse, counts = np.unique(column, return_inverse=True, return_counts=True)
+    values, inverse, counts = np.unique(check_grouping(column, name=f"descriptor {descriptor!r}"), return_inverse=True,
+                                        return_counts=True)  # fmt: skip
     if counts.min() != counts.max():
         raise ShapeError(
             f"responses: the {descriptor!r} conditions have {counts.min()} to {counts.max()} trials. A ceiling and "

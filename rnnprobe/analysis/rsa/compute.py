@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import all_finite, check_device, check_option, check_recording, layer_states
+from ..._validation import all_finite, check_device, check_grouping, check_option, check_recording, layer_states
 from ...errors import (
     ArgumentError,
     RnnprobeWarning,
@@ -57,7 +57,7 @@ def _conditions(
         conditions = {"stimulus": stimuli}
         conditions.update({c: np.asarray(recording.column(c))[stimuli] for c in recording.columns})
         return conditions, None
-    values = np.asarray(recording.column(descriptor))[stimuli]
+    values = check_grouping(np.asarray(recording.column(descriptor))[stimuli], name=f"descriptor {descriptor!r}")
     unique, inverse = np.unique(values, return_inverse=True)
     return {descriptor: unique}, (inverse, unique.size)
 

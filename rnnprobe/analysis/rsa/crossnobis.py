@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..._validation import check_grouping
 from ...errors import ArgumentError, UnknownNameError, format_choices
 from ...recording import Recording
 
@@ -49,7 +50,7 @@ def fold_design(recording: Recording, stimuli: np.ndarray, descriptor: str, cv_d
     """The folds of the selected ``stimuli``: the values of ``cv_descriptor``, or by default the k-th presentation
     of each condition (a value of ``descriptor``) in fold k, as rsatoolbox.
     """
-    conditions = np.asarray(recording.column(descriptor))[stimuli]
+    conditions = check_grouping(np.asarray(recording.column(descriptor))[stimuli], name=f"descriptor {descriptor!r}")
     if cv_descriptor is None:  # k-th presentation of each condition = fold k
         folds_of = np.zeros(len(stimuli), dtype=np.int64)
         for value in np.unique(conditions):
@@ -61,7 +62,7 @@ def fold_design(recording: Recording, stimuli: np.ndarray, descriptor: str, cv_d
                 f"cv_descriptor: {cv_descriptor!r} is not a metadata column. Available: "
                 f"{format_choices(recording.columns)}."
             )
-        folds_of = np.asarray(recording.column(cv_descriptor))[stimuli]
+        folds_of = check_grouping(np.asarray(recording.column(cv_descriptor))[stimuli], name="cv_descriptor")
     folds = np.unique(folds_of)
     if folds.size < 2:
         raise ArgumentError(
