@@ -136,6 +136,25 @@ def test_a_pattern_constant_at_a_value_no_mean_equals_is_constant_too(device, un
         assert np.isfinite(full[t][np.ix_(varying, varying)]).all()
 
 
+@pytest.mark.parametrize("device", [None, "cpu"])
+@pytest.mark.parametrize("units", [6, 100])
+def test_correlation_and_cosine_dissimilarities_stay_within_0_and_2(rng, device, units):
+    """A pattern and its copy (r = 1) or its negation (r = -1, cosine): 1 - r past [0, 2] by rounding (-2.2e-16
+    here, as rsatoolbox gives) is clipped; a dissimilarity is never negative. Both the raw Gram path (units >=
+    conditions / 2) and centred patterns, numpy and torch."""
+    x = rng.normal(size=(40, 2, units)) + 3
+    x[1], x[5], x[7] = x[0], x[3], -x[6]
+    for distance in ("correlation", "cosine"):
+        rdms = compute_rdms(Recording({"h": x}), distance=distance, device=device)
+        assert rdms.dissimilarities.min() >= 0 and rdms.dissimilarities.max() <= 2
+        full = rdms.matrices()
+        np.testing.assert_allclose(full[:, [0, 3], [1, 5]], 0, atol=1e-14)
+        np.testing.assert_allclose(full[:, 6, 7], 2, atol=1e-14)
+    expected = rsatoolbox.rdm.calc_rdm(rsatoolbox.data.Dataset(x[:, 0]), method="correlation").get_vectors()[0]
+    rdms = compute_rdms(Recording({"h": x}), distance="correlation", device=device)
+    np.testing.assert_allclose(rdms.dissimilarities[0], expected, atol=1e-12)
+
+
 def test_plot(rng):
     import matplotlib
 

@@ -197,7 +197,8 @@ def _normalised_distances(patterns: np.ndarray, distance: str, backend: _Backend
         gram *= scale[:, :, None]
         gram *= scale[:, None, :]
     upper = upper_triangles(gram)
-    return np.subtract(1, upper, out=upper)
+    np.subtract(1, upper, out=upper)
+    return np.clip(upper, 0, 2, out=upper)  # (1 - r with |r| past 1 by rounding: a dissimilarity is never negative)
 
 
 def _dissimilarities(patterns: Any, distance: str, precision: Any, backend: _Backend, threads: int = 1) -> np.ndarray:
@@ -247,7 +248,7 @@ def distances_from_gram(gram: Any, distance: str, n_units: int, backend: _Backen
     """
     backend = backend or _Backend(None, "float64")
     if distance in ("correlation", "cosine"):
-        return backend.to_numpy(1 - upper_triangles(gram))
+        return np.clip(backend.to_numpy(1 - upper_triangles(gram)), 0, 2)  # (|r| past 1 by rounding)
     diag = backend.diagonal(gram)
     full = diag[:, :, None] + diag[:, None, :] - 2 * gram
     full = backend.sqrt_clipped(full) if distance == "euclidean_plain" else full / n_units
