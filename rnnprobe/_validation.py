@@ -278,8 +278,8 @@ def check_grouping(values: Any, *, name: str) -> np.ndarray:
         missing = 0
     if missing:
         raise ArgumentError(
-            f"{name}: {missing} value(s) are missing (NaN or None); a missing value names no condition. Drop those "
-            f"stimuli first (recording.select(stimuli=...)) or give them a value."
+            f"{name}: {missing} value(s) are missing (NaN or None); a missing value names no condition or group. Drop "
+            f"those stimuli first (recording.select(stimuli=...)) or give them a value."
         )
     return values
 

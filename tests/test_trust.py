@@ -206,7 +206,8 @@ def _with_missing(rng, missing):
 @pytest.mark.parametrize("missing", [np.nan, None])
 def test_a_missing_value_names_no_condition(rng, missing):
     """Grouping by a column with a missing value: numpy made NaN a condition of its own (and Python's grouping one
-    condition per NaN); every analysis that groups stimuli by a column refuses it, naming the argument."""
+    condition per NaN; scikit-learn's group splitters raised their own ValueError); every analysis that groups
+    stimuli by a column refuses it, naming the argument."""
     from rnnprobe.analysis import condition_average, fit_dpca, fit_encoding, fit_tdr
 
     rec = _with_missing(rng, missing)
@@ -221,6 +222,9 @@ def test_a_missing_value_names_no_condition(rng, missing):
         "by 'label'": [lambda: condition_average(rec, ["ok", "label"])],
         "conditions 'label'": [lambda: fit_tdr(rec, "h", variables=["ok"], conditions=["label"])],
         "parameters 'label'": [lambda: fit_dpca(rec, parameters=["ok", "label"], n_components=2)],
+        "groups": [lambda: decode(rec, "h", "ok", groups="label", cv=2, progress=False),
+                   lambda: fit_encoding(rec, rng.normal(size=(20, 3)), groups="label", cv=2, progress=False)],
+        "stratify": [lambda: fit_encoding(rec, rng.normal(size=(20, 3)), stratify="label", cv=2, progress=False)],
     }  # fmt: skip
     for name, functions in calls.items():
         for call in functions:

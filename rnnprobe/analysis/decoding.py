@@ -28,6 +28,7 @@ import numpy as np
 from .._validation import (
     MAX_RESAMPLES,
     check_device,
+    check_grouping,
     check_int,
     check_number,
     check_probability,
@@ -852,7 +853,7 @@ def _groups(recording: Recording, groups: Any, n: int) -> np.ndarray | None:
     values, _ = _target(recording, groups) if isinstance(groups, str) else (np.asarray(groups), "")
     if len(values) != n:
         raise ShapeError(f"groups: got {describe(values)}; pass one group per stimulus ({n}).")
-    return values
+    return check_grouping(values, name="groups")
 
 
 def _test_set(

@@ -281,4 +281,4 @@ def stimulus_labels(
         array = np.asarray(values)
     if array.ndim != 1 or array.size != n:
         raise ShapeError(f"{name}: got {describe(array)}; pass one value per stimulus ({n}).")
-    return array
+    return check_grouping(array, name=name)
