@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from sklearn.cross_decomposition import PLSRegression
 from sklearn.linear_model import Lasso, RidgeCV
-from sklearn.model_selection import KFold
+from sklearn.model_selection import GroupKFold, KFold
 
 from rnnprobe import Recording
 from rnnprobe.analysis import fit_encoding, split_half_reliability
@@ -254,6 +254,12 @@ def test_bad_input_is_one_clear_error(rng):
         (lambda: fit_encoding(x, y, cv=[(np.arange(30), np.arange(25, 40))]), ShapeError, "both its training"),
         (lambda: fit_encoding(x, y, inner_cv=40), ArgumentError, "inner_cv: got 40, but the smallest training fold"),
         (lambda: fit_encoding(x, y, neural_time=5), ArgumentError, "time: index 5 is out of range"),
+        (lambda: fit_encoding(x[:1], y[:1], cv=2), ArgumentError, r"cv: KFold\(.*\) cannot split these 1 stimuli"),
+        (
+            lambda: fit_encoding(x, y, cv=GroupKFold(3), groups=np.arange(len(x)) % 2),
+            ArgumentError,
+            "cannot split these .* stimuli: Cannot have number of splits",
+        ),
     ]
     for call, error, message in cases:
         with pytest.raises(error, match=message):

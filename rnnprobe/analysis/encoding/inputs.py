@@ -244,7 +244,10 @@ def _is_pair(value: Any) -> bool:
 
 def _given_splits(cv: Any, n: int, stratify: Any, groups: Any) -> list[tuple[np.ndarray, np.ndarray]]:
     if not isinstance(cv, str) and hasattr(cv, "split"):
-        splits = list(cv.split(np.zeros((n, 1)), stratify, groups))
+        try:
+            splits = list(cv.split(np.zeros((n, 1)), stratify, groups))
+        except ValueError as error:  # the splitter's own (too few stimuli, groups or members of a class)
+            raise ArgumentError(f"cv: {cv!r} cannot split these {n} stimuli: {error}") from error
     elif not isinstance(cv, str) and isinstance(cv, Sequence) and cv and all(_is_pair(pair) for pair in cv):
         splits = list(cv)
     else:
