@@ -956,6 +956,12 @@ def test_plots(rng):
 
 def test_bad_inputs_get_clear_errors(rng):
     rec, x, label = _recording(rng)
+    from sklearn.model_selection import GroupKFold
+
+    with pytest.raises(ArgumentError, match=r"cv: GroupKFold\(.*\) cannot split these 120 samples: Cannot have"):
+        decode(rec, "h", "label", cv=GroupKFold(3), groups=np.arange(120) % 2)
+    with pytest.raises(ArgumentError, match=r"cv: StratifiedKFold\(.*\) cannot split these 120 samples"):
+        decode(rec, "h", "label", cv=StratifiedKFold(100))
     with pytest.raises(ShapeError, match=r"target: got .*120 stimuli"):
         decode(rec, "h", label[:50])
     with pytest.raises(UnknownNameError, match="'nope' is not a metadata column"):

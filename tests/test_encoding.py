@@ -254,11 +254,11 @@ def test_bad_input_is_one_clear_error(rng):
         (lambda: fit_encoding(x, y, cv=[(np.arange(30), np.arange(25, 40))]), ShapeError, "both its training"),
         (lambda: fit_encoding(x, y, inner_cv=40), ArgumentError, "inner_cv: got 40, but the smallest training fold"),
         (lambda: fit_encoding(x, y, neural_time=5), ArgumentError, "time: index 5 is out of range"),
-        (lambda: fit_encoding(x[:1], y[:1], cv=2), ArgumentError, r"cv: KFold\(.*\) cannot split these 1 stimuli"),
+        (lambda: fit_encoding(x[:1], y[:1], cv=2), ArgumentError, r"cv: KFold\(.*\) cannot split these 1 samples"),
         (
             lambda: fit_encoding(x, y, cv=GroupKFold(3), groups=np.arange(len(x)) % 2),
             ArgumentError,
-            "cannot split these .* stimuli: Cannot have number of splits",
+            "cannot split these .* samples: Cannot have number of splits",
         ),
     ]
     for call, error, message in cases:

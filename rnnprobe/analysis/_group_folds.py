@@ -14,7 +14,11 @@ Equal to scikit-learn's folds (tested on random and tied designs).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+from ..errors import ArgumentError
 
 
 def stratified_group_folds(y: np.ndarray, groups: np.ndarray, k: int, seed: int | None) -> list:
@@ -76,3 +80,14 @@ def _mean_std(ratios: np.ndarray) -> np.ndarray:
     np.multiply(deviations, deviations, out=deviations)
     spread = np.sqrt(np.add.reduce(deviations, axis=1) / k)
     return np.add.reduce(spread, axis=1) / spread.shape[1]
+
+
+def splitter_folds(cv: Any, n: int, y: Any = None, groups: Any = None) -> list:
+    """The (train, test) index pairs of a scikit-learn splitter ``cv`` over ``n`` samples (targets ``y``,
+    ``groups``); a splitter that cannot split them (too few samples, groups or members of a class) raises one
+    :class:`~rnnprobe.errors.ArgumentError` naming ``cv`` and the splitter's reason, not its bare ValueError.
+    """
+    try:
+        return list(cv.split(np.zeros((n, 1)), y, groups))
+    except ValueError as error:
+        raise ArgumentError(f"cv: {cv!r} cannot split these {n} samples: {error}") from error

@@ -41,7 +41,7 @@ from ..errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameEr
 from ..recording import Recording
 from . import _scores
 from ._clusters import Cluster, cluster_test
-from ._group_folds import stratified_group_folds
+from ._group_folds import splitter_folds, stratified_group_folds
 from ._logistic import fit_logistic
 from ._ridge import fit_ridge
 from .parallel import library_threads, small_blas, task_pool
@@ -312,9 +312,9 @@ def _folds(cv: Any, y: np.ndarray, groups: np.ndarray | None, classify: bool, se
         else:
             kfold = StratifiedKFold if classify else KFold
             splitter = kfold(k, shuffle=True, random_state=seed)
-        return list(splitter.split(np.zeros(len(y)), y, groups))
+        return splitter_folds(splitter, len(y), y, groups)
     if hasattr(cv, "split"):
-        return list(cv.split(np.zeros(len(y)), y, groups))
+        return splitter_folds(cv, len(y), y, groups)
     try:
         return [(np.asarray(train), np.asarray(test)) for train, test in cv]
     except TypeError:

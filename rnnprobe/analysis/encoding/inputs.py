@@ -19,6 +19,7 @@ from ..._validation import (
 )
 from ...errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe
 from ...recording import Recording
+from .._group_folds import splitter_folds
 from .ceiling import HalfMeans, trial_halves
 
 
@@ -244,10 +245,7 @@ def _is_pair(value: Any) -> bool:
 
 def _given_splits(cv: Any, n: int, stratify: Any, groups: Any) -> list[tuple[np.ndarray, np.ndarray]]:
     if not isinstance(cv, str) and hasattr(cv, "split"):
-        try:
-            splits = list(cv.split(np.zeros((n, 1)), stratify, groups))
-        except ValueError as error:  # the splitter's own (too few stimuli, groups or members of a class)
-            raise ArgumentError(f"cv: {cv!r} cannot split these {n} stimuli: {error}") from error
+        splits = splitter_folds(cv, n, stratify, groups)
     elif not isinstance(cv, str) and isinstance(cv, Sequence) and cv and all(_is_pair(pair) for pair in cv):
         splits = list(cv)
     else:
