@@ -86,6 +86,17 @@ def test_blockwise_correlation_rdms_give_constant_patterns_nan_as_in_memory(clie
     np.testing.assert_allclose(got.dissimilarities, expected.dissimilarities, rtol=0, atol=1e-10)
 
 
+def test_blockwise_distances_of_patterns_far_from_the_origin_keep_their_digits(client, tmp_path):
+    """Patterns 1e4 from the origin that differ by 1e-3: the blockwise Gram matrices are taken again of the
+    patterns centred across conditions, as in memory; the distances of the differences to 1e-10."""
+    x = 1e4 + 1e-3 * np.random.default_rng(5).normal(size=(30, 2, 20))
+    Recording({"h": x}).save(tmp_path / "far.zarr")
+    got = compute_rdms(Recording.load(tmp_path / "far.zarr", chunks={"stimuli": 8}), "h", distance="euclidean")
+    i, j = np.triu_indices(30, 1)
+    expected = ((x[i] - x[j]) ** 2).mean(axis=2).T
+    np.testing.assert_allclose(got.dissimilarities, expected, rtol=1e-10)
+
+
 def test_nan_states_are_refused_by_the_blockwise_rdms(client, tmp_path):
     states = np.random.default_rng(0).normal(size=(20, 3, 5))
     states[4, 1, 2] = np.nan

@@ -42,14 +42,22 @@ def dask_dissimilarities(
         from .compute import unit_patterns  # (compute imports this module)
 
         x = unit_patterns(x, distance, da.where)
+    from .compute import distances_from_gram, offset_dominates  # (compute imports this module)
+
+    gram, finite = dask.compute(_gram_matrices(x, distance, precision), finite)
+    check_finite_layer(finite, layer)
+    if distance not in ("correlation", "cosine") and offset_dominates(gram):  # (see offset_dominates)
+        (gram,) = dask.compute(_gram_matrices(x - x.mean(axis=0), distance, precision))
+    return distances_from_gram(gram, distance, x.shape[2])
+
+
+def _gram_matrices(x: Any, distance: str, precision: np.ndarray | None) -> Any:
+    """The lazy Gram matrices (time, condition, condition) of (condition, time, unit) patterns, weighted by the
+    noise precision for "mahalanobis".
+    """
     steps_first = x.transpose(1, 0, 2)  # (time, condition, unit): batched matmuls, BLAS per block (dask's
     weighted = steps_first @ precision if distance == "mahalanobis" else steps_first  # einsum runs numpy's own
-    gram = weighted @ steps_first.transpose(0, 2, 1)  # loops: 3-8x slower)
-    gram, finite = dask.compute(gram, finite)
-    check_finite_layer(finite, layer)
-    from .compute import distances_from_gram  # (compute imports this module)
-
-    return distances_from_gram(gram, distance, x.shape[2])
+    return weighted @ steps_first.transpose(0, 2, 1)  # loops: 3-8x slower)
 
 
 def dask_crossnobis(
