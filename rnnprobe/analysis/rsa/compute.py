@@ -321,14 +321,20 @@ def crossnobis_dissimilarities(
 
 def crossnobis_of_sums(sums: np.ndarray, design: FoldDesign, precision: Any, backend: _Backend | None = None
                        ) -> np.ndarray:  # fmt: skip
-    """:func:`crossnobis_dissimilarities` from the sums (group, time, unit) of the design's groups."""
+    """:func:`crossnobis_dissimilarities` from the sums (group, time, unit) of the design's groups. Each block's
+    observations are taken less their grand mean (the group sums less their counts times it): distances do not
+    change when every pattern moves by the same vector, and the kernels' differences (K_ii + K_jj - K_ij - K_ji)
+    of patterns far from the origin lose no digits (patterns 1e4 from it that differ by 1e-3 were 5% off).
+    """
     backend = backend or _Backend(None, "float64")
     n_cond, n_time = design.conditions.size, sums.shape[1]
     out = np.empty((n_time, n_cond * (n_cond - 1) // 2))
     step = max(1, BLOCK_BYTES // (4 * 8 * n_cond * n_cond))  # time steps per block (bounded n x n work)
+    counts = design.counts.reshape(-1, 1, 1).astype(np.float64)
     for start in range(0, n_time, step):
         block = slice(start, start + step)
-        kernel = design.kernels(sums[:, block], precision, backend)
+        centred = sums[:, block] - counts * (sums[:, block].sum(axis=0) / counts.sum())
+        kernel = design.kernels(centred, precision, backend)
         out[block] = _crossnobis_distances(kernel, design.folds.size, sums.shape[2], backend)
     return out
 
