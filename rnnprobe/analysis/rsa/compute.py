@@ -321,10 +321,11 @@ def crossnobis_dissimilarities(
 
 def crossnobis_of_sums(sums: np.ndarray, design: FoldDesign, precision: Any, backend: _Backend | None = None
                        ) -> np.ndarray:  # fmt: skip
-    """:func:`crossnobis_dissimilarities` from the sums (group, time, unit) of the design's groups. Each block's
-    observations are taken less their grand mean (the group sums less their counts times it): distances do not
-    change when every pattern moves by the same vector, and the kernels' differences (K_ii + K_jj - K_ij - K_ji)
-    of patterns far from the origin lose no digits (patterns 1e4 from it that differ by 1e-3 were 5% off).
+    """:func:`crossnobis_dissimilarities` from the sums (group, time, unit) of the design's groups. Where a
+    block's kernels are so large against its distances (K_ii + K_jj - K_ij - K_ji) that the differences lose
+    digits (patterns far from the origin against their spread: 1e4 from it, differing by 1e-3, were 5% off), its
+    observations are taken less their grand mean first (the group sums less their counts times it): distances do
+    not change when every pattern moves by the same vector.
     """
     backend = backend or _Backend(None, "float64")
     n_cond, n_time = design.conditions.size, sums.shape[1]
@@ -333,19 +334,24 @@ def crossnobis_of_sums(sums: np.ndarray, design: FoldDesign, precision: Any, bac
     counts = design.counts.reshape(-1, 1, 1).astype(np.float64)
     for start in range(0, n_time, step):
         block = slice(start, start + step)
-        centred = sums[:, block] - counts * (sums[:, block].sum(axis=0) / counts.sum())
-        kernel = design.kernels(centred, precision, backend)
-        out[block] = _crossnobis_distances(kernel, design.folds.size, sums.shape[2], backend)
+        kernel = design.kernels(sums[:, block], precision, backend)
+        total = _kernel_differences(kernel, backend)
+        if float(abs(kernel).max()) > DIGITS_RATIO * float(abs(total).max()):
+            centred = sums[:, block] - counts * (sums[:, block].sum(axis=0) / counts.sum())
+            total = _kernel_differences(design.kernels(centred, precision, backend), backend)
+        out[block] = backend.to_numpy(upper_triangles(total / design.folds.size / sums.shape[2]))
     return out
 
 
-def _crossnobis_distances(kernel: Any, n_folds: int, n_units: int, backend: _Backend) -> np.ndarray:
-    """(time, n_pairs) crossnobis distances from the kernels K (time, condition, condition) summed over
-    ``n_folds`` folds: (K_ii + K_jj - K_ij - K_ji) / n_folds / n_units.
+DIGITS_RATIO = 1e5  # kernel entries against distances beyond which the differences keep fewer than ~10 digits
+
+
+def _kernel_differences(kernel: Any, backend: _Backend) -> Any:
+    """K_ii + K_jj - K_ij - K_ji (time, condition, condition) of the kernels K summed over the folds: the
+    crossnobis distances times the folds and the units.
     """
     diag = backend.diagonal(kernel)  # the diagonal of the sum is the sum of the folds' diagonals
-    total = diag[:, :, None] + diag[:, None, :] - kernel - backend.transpose(kernel)
-    return backend.to_numpy(upper_triangles(total / n_folds / n_units))
+    return diag[:, :, None] + diag[:, None, :] - kernel - backend.transpose(kernel)
 
 
 def compute_rdms(
