@@ -53,6 +53,24 @@ def test_mean_average_precision_equals_sklearn_average_precision_per_query(rng):
     assert set(neighbours[0]) == set(np.argsort(d)[:10])
 
 
+def test_mean_average_precision_does_not_depend_on_the_codes_scale_or_offset(rng):
+    """Rankings by distance do not change when codes are scaled or moved: codes at a scale of 1e-6 had every
+    distance rounded to a tie (their ranking random: 0.04 for codes equal to the input); samples 1e5 from the
+    origin that differ by 1e-3 keep their true neighbours (brute force by differences)."""
+    x = rng.normal(size=(200, 5))
+    codes = random_projection(5, 4, seed=1)(x)
+    expected = mean_average_precision(x, codes, n_queries=50)
+    for scaled in (codes * 1e-6, codes * 1e6, codes + 1e6):
+        assert mean_average_precision(x, scaled, n_queries=50) == pytest.approx(expected, abs=1e-12)
+    assert mean_average_precision(x, x * 1e-6, n_queries=50) == 1.0
+    far = 1e5 + 1e-3 * x
+    queries = np.arange(20)
+    d = ((far[queries, None] - far[None]) ** 2).sum(axis=2)
+    d[queries, queries] = np.inf
+    np.testing.assert_array_equal(np.sort(true_neighbours(far, queries, 4), axis=1),
+                                  np.sort(np.argsort(d, axis=1)[:, :4], axis=1))  # fmt: skip
+
+
 def test_fly_beats_lsh_at_short_hash_lengths_on_digits():
     from sklearn.datasets import load_digits
 

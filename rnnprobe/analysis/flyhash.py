@@ -230,10 +230,17 @@ def random_projection(n_inputs: int, n_outputs: int, *, center: bool = True, see
 
 def true_neighbours(x: Any, queries: np.ndarray, n_neighbours: int) -> np.ndarray:
     """Each query's ``n_neighbours`` nearest samples in Euclidean distance (itself excluded)."""
-    x = _rows(x)
-    d2 = (x[queries] ** 2).sum(1)[:, None] - 2 * x[queries] @ x.T + (x**2).sum(1)[None]
+    d2 = _squared_distances(_rows(x), queries)
     d2[np.arange(len(queries)), queries] = np.inf
     return np.argsort(d2, axis=1, kind="stable")[:, :n_neighbours]
+
+
+def _squared_distances(x: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Squared Euclidean distances (query, sample) from products, of the samples centred first: distances do not
+    change, and samples far from the origin against their spread keep their digits.
+    """
+    x = x - x.mean(axis=0)
+    return (x[queries] ** 2).sum(1)[:, None] - 2 * x[queries] @ x.T + (x**2).sum(1)[None]
 
 
 def mean_average_precision(
@@ -264,8 +271,10 @@ def mean_average_precision(
     queries = rng.choice(n, size=min(check_int("n_queries", n_queries), n), replace=False)
     relevant = np.zeros((len(queries), n), dtype=bool)
     relevant[np.arange(len(queries))[:, None], true_neighbours(x, queries, n_nn)] = True
-    dist = (codes[queries] ** 2).sum(1)[:, None] - 2 * codes[queries] @ codes.T + (codes**2).sum(1)[None]
-    dist = np.round(dist, 9)  # equal distances are ties, whatever the rounding of the products
+    dist = _squared_distances(codes, queries)
+    # equal distances are ties, whatever the rounding of the products: 12 digits of the largest (not 9 decimals,
+    # which made every distance of codes at a scale of 1e-6 a tie, and their ranking random)
+    dist = np.round(dist / max(float(np.abs(dist).max()), np.finfo(float).tiny), 12)
     dist[np.arange(len(queries)), queries] = np.inf
     tie_break = rng.random(dist.shape)
     order = np.lexsort((tie_break, dist), axis=1)[:, : n - 1]  # the query itself (inf) is last
