@@ -271,6 +271,9 @@ def test_a_constant_rdm_has_no_correlation_and_a_large_mean_loses_no_digits(rng)
             np.testing.assert_array_equal(compare_rdms(a, b, comparison=method), np.full((1, 3), expected))
             transformed = similarity_transform(a, method) @ similarity_transform(b, method).T
             np.testing.assert_allclose(transformed, np.full((1, 3), expected), atol=1e-15)
+        m = rng.normal(size=(10, 10))
+        for sigma_k in (None, np.ones(10), m @ m.T + 10 * np.eye(10)):  # (whitened; full covariance: no error)
+            np.testing.assert_array_equal(compare_rdms(a, b, comparison="corr_cov", sigma_k=sigma_k), np.nan)
     assert ((np.full(45, 0.1) - np.full(45, 0.1).mean()) ** 2).sum() > 0
     close = 1 + 1e-5 * rng.random((2, 45))
     np.testing.assert_allclose(compare_rdms(close[0], close[1:], comparison="corr")[0, 0],

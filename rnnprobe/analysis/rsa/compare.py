@@ -86,11 +86,14 @@ def _whitened(vectors: np.ndarray, n_cond: int, sigma_k: np.ndarray | None) -> n
 
 def _cosine_full_covariance(a: np.ndarray, b: np.ndarray, n_cond: int, sigma_k: np.ndarray) -> np.ndarray:
     """Cos = a^T V^-1 b / sqrt(a^T V^-1 a b^T V^-1 b), V = (C S C^T) o (C S C^T), C the pairwise contrasts
-    (the dissimilarities' covariance under pattern noise S; rsatoolbox's definition for a full sigma_k).
+    (the dissimilarities' covariance under pattern noise S; rsatoolbox's definition for a full sigma_k). NaN for
+    rows that are NaN (constant RDMs under corr_cov) or zero.
     """
     import scipy.linalg
     import scipy.sparse.linalg
 
+    missing_a, missing_b = np.isnan(a).any(axis=1), np.isnan(b).any(axis=1)
+    a, b = np.where(missing_a[:, None], 0.0, a), np.where(missing_b[:, None], 0.0, b)
     rows, cols = np.triu_indices(n_cond, k=1)
     xi = sigma_k[rows][:, rows] - sigma_k[rows][:, cols] - sigma_k[cols][:, rows] + sigma_k[cols][:, cols]
     v = xi * xi
@@ -102,7 +105,10 @@ def _cosine_full_covariance(a: np.ndarray, b: np.ndarray, n_cond: int, sigma_k: 
         b_m = np.array([scipy.sparse.linalg.cg(v, x, atol=0)[0] for x in b])
     norm_a = np.sqrt(np.einsum("ij,ij->i", a, a_m))
     norm_b = np.sqrt(np.einsum("ij,ij->i", b, b_m))
-    return (a @ b_m.T) / np.outer(norm_a, norm_b)
+    with np.errstate(invalid="ignore", divide="ignore"):  # (a zero row: 0 / 0)
+        out = (a @ b_m.T) / np.outer(norm_a, norm_b)
+    out[missing_a], out[:, missing_b] = np.nan, np.nan
+    return out
 
 
 def _tau_a(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -175,8 +181,8 @@ def compare_rdms(a: Any, b: Any, *, comparison: str = "corr", sigma_k: np.ndarra
             sigma_k = np.asarray(sigma_k, dtype=np.float64)
             if sigma_k.shape not in ((n_cond,), (n_cond, n_cond)):
                 raise ShapeError(f"sigma_k: got {describe(sigma_k)}. Pass ({n_cond},) or ({n_cond}, {n_cond}).")
-        if comparison == "corr_cov":
-            va, vb = va - va.mean(axis=1, keepdims=True), vb - vb.mean(axis=1, keepdims=True)
+        if comparison == "corr_cov":  # (a constant RDM: NaN, no correlation)
+            va, vb = centred_rows(va), centred_rows(vb)
         if sigma_k is not None and sigma_k.ndim == 2:
             return _cosine_full_covariance(va, vb, n_cond, sigma_k)
         return _cosine_rows(_whitened(va, n_cond, sigma_k), _whitened(vb, n_cond, sigma_k))
