@@ -4,7 +4,7 @@ the analytic value of a planted data set, and bad input."""
 import numpy as np
 import pytest
 from sklearn.cross_decomposition import PLSRegression
-from sklearn.linear_model import Lasso, RidgeCV
+from sklearn.linear_model import Lasso, Ridge, RidgeCV
 from sklearn.model_selection import GroupKFold, KFold
 
 from rnnprobe import Recording
@@ -183,6 +183,22 @@ def test_a_neuron_constant_at_a_value_no_mean_equals_has_no_reliability(rng):
             total, count = total + np.corrcoef(*halves)[0, 1], count + 1
     assert count < 40
     np.testing.assert_allclose(expected.split_half[2], total / count, atol=1e-12)
+
+
+def test_a_target_constant_on_a_held_out_fold_has_no_score(rng):
+    """A target of 0.1 on every stimulus of one held-out fold: no correlation and no R^2 there (NaN; its R^2 was
+    -inf for an exact constant, a number of rounding for 0.1), so its mean over folds is NaN; the other targets'
+    scores as scikit-learn's Ridge gives, fold by fold."""
+    x = rng.normal(size=(60, 8))
+    y = x[:, :3] @ rng.normal(size=(3, 3)) + rng.normal(size=(60, 3))
+    folds = list(KFold(3).split(x))
+    for value in (0.1, 1.0):
+        y[folds[0][1], 1] = value
+        result = fit_encoding(x, y, cv=folds, alphas=[2.0], ceiling=False, progress=False)
+        assert np.isnan(result.scores["features"][0, 0, 1]) and np.isnan(result.r2["features"][0, 0, 1])
+        expected_r, expected_r2 = _reference(x, y, folds, lambda: Ridge(alpha=2.0))
+        np.testing.assert_allclose(result.scores["features"][0, 0, [0, 2]], expected_r[[0, 2]], rtol=1e-9)
+        np.testing.assert_allclose(result.r2["features"][0, 0, [0, 2]], expected_r2[[0, 2]], rtol=1e-9)
 
 
 def test_a_planted_encoding_model_reaches_its_ceiling_and_noise_does_not(rng):

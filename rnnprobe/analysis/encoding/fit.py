@@ -9,6 +9,7 @@ import numpy as np
 
 from ..._validation import check_int, check_progress, check_seed
 from ...errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
+from .._constant import centred
 from . import ridge as ridge_solver
 from .ceiling import CeilingResult, column_correlations, reliability_of_halves
 from .inputs import Features, StepBlocks, make_folds, read_features, read_responses, stimulus_labels
@@ -174,9 +175,8 @@ def fold_scores(predictions: list[np.ndarray], y: np.ndarray, folds: list) -> tu
         actual = y[test]
         r.append(column_correlations(prediction, actual))
         residual = ((actual - prediction) ** 2).sum(axis=0)
-        spread = ((actual - actual.mean(axis=0)) ** 2).sum(axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            r2.append(1 - residual / spread)
+        spread = (centred(actual, 0) ** 2).sum(axis=0)  # NaN for a target constant on the fold (no R^2, not -inf)
+        r2.append(1 - residual / spread)
     return np.mean(r, axis=0), np.mean(r2, axis=0)
 
 
