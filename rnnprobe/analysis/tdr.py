@@ -311,7 +311,7 @@ def fit_tdr(
     regressors = task_regressors(recording, variables)
     variables = list(variables)
     columns = variables if conditions is None else list(conditions)
-    for column in columns if conditions is not None else ():
+    for column in [] if conditions is None else columns:  # (the variables are checked as regressors)
         check_grouping(recording.column(column), name=f"conditions {column!r}")
     layer = recording.resolve_layer(layer)
     positions = recording.time_positions(layer, time)
