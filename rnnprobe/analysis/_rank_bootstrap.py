@@ -122,6 +122,7 @@ class RankBootstrap:
         }  # fmt: skip
         buffers = _Buffers(self, min(self.block, n_samples))
         compact = self.compact and draws is not None  # (large RDMs: each sample's pairs alone, about 40%)
+        held = None if subjects is None else held_subjects(subjects)
         for start in range(0, n_samples, self.block):
             part = slice(start, min(start + self.block, n_samples))
             size, n = part.stop - start, copies[part, None, None].astype(self.int)
@@ -136,7 +137,7 @@ class RankBootstrap:
                 work = buffers.block(size, len(self.first)) | {"order": self.order, "back": self.back}
                 sums["norms"][part, :n_rows], sums["cross"][part] = sums["norms"][0, :n_rows], sums["cross"][0]
             if self.with_ceiling:
-                self._pooled_products(work, buffers, n, sums, part, None if subjects is None else subjects[part])
+                self._pooled_products(work, buffers, n, sums, part, None if held is None else [a[part] for a in held])
         return self._similarities(sums, copies.astype(np.float64), subjects)
 
     def _fixed_ranks(self, work: dict, n: np.ndarray) -> None:
@@ -203,14 +204,15 @@ class RankBootstrap:
                   out=torch.from_numpy(sums["cross"][part]))  # fmt: skip
 
     def _pooled_products(
-        self, work: dict, buffers: _Buffers, n: np.ndarray, sums: dict, part: slice, subjects: np.ndarray | None
+        self, work: dict, buffers: _Buffers, n: np.ndarray, sums: dict, part: slice, subjects: list | None
     ) -> None:
         """The pooled RDMs' weighted sums of squared centred ranks, and each data RDM's with the pooled RDM of
-        all (for the upper bound) and of the others (the lower), into ``sums``. With ``subjects`` (B, D copies),
-        only the subjects a sample holds are left out (each sample's first, as many rows as a sample holds at most).
+        all (for the upper bound) and of the others (the lower), into ``sums``. With ``subjects`` (the block's
+        :func:`held_subjects`), only the subjects a sample holds are left out (each sample's first, as many rows as
+        a sample holds at most).
         """
         data = work["rows"][:, self.n_models :]
-        held = None if subjects is None else self._held_first(work, buffers, subjects)
+        held = None if subjects is None else self._held_first(work, buffers, *subjects)
         positions, ranks = self._pooled_ranks(work, buffers, n, held)
         (blocks, n_pooled, _), n_pairs = positions.shape, work["w"].shape[1]
         # back in pair order (positions hold each sample's offset b P): the pairs past the width weigh 0, and keep
@@ -232,14 +234,18 @@ class RankBootstrap:
             sums[name][part, offset : offset + self.n_data] = 0
             sums[name][samples, offset + held["order"]] = values
 
-    def _held_first(self, work: dict, buffers: _Buffers, subjects: np.ndarray) -> dict:
+    def _held_first(
+        self, work: dict, buffers: _Buffers, order: np.ndarray, counts: np.ndarray, n_held: np.ndarray
+    ) -> dict:
         """Each sample's subjects in the order held first (``order``, (B, H): H the most any sample holds), their
-        copies (``counts``), integer ranks (``ranks``) and float64 ranks (``rows``), (B, H, P).
+        copies (``counts``), integer ranks (``ranks``) and float64 ranks (``rows``), (B, H, P), from the block's
+        :func:`held_subjects`.
         """
         blocks, n_rows, n_pairs = work["ranks"].shape
-        order = np.argsort(subjects == 0, axis=1, kind="stable")[:, : int(np.count_nonzero(subjects, axis=1).max())]
+        most = int(n_held.max())
+        order, counts = order[:, :most], counts[:, :most]
         rows = (np.arange(blocks)[:, None] * n_rows + self.n_models + order).reshape(-1)  # (rows of the RDMs)
-        held = {"order": order, "counts": np.take_along_axis(subjects, order, axis=1)}
+        held = {"order": order, "counts": counts}
         for name, dtype in (("ranks", None), ("rows", np.float64)):
             held[name] = buffers.sized("held_" + name, (*order.shape, n_pairs), dtype)
             np.take(work[name].reshape(-1, n_pairs), rows, axis=0, out=held[name].reshape(-1, n_pairs))
@@ -325,6 +331,15 @@ class RankBootstrap:
             return cross * 3 / (n**3 - n)
         with np.errstate(invalid="ignore", divide="ignore"):
             return cross / np.sqrt(norms_a * norms_b)
+
+
+def held_subjects(subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each sample's data RDMs, those it holds first (S, D), their copies in that order (S, D), and how many it
+    holds (S,), from the copies ``subjects`` (S, D): for every sample at once (per block of one sample, these small
+    calls held the interpreter lock about a tenth of the time on two threads).
+    """
+    order = np.argsort(subjects == 0, axis=1, kind="stable")
+    return order, np.take_along_axis(subjects, order, axis=1), np.count_nonzero(subjects, axis=1)
 
 
 def integer_types(n_cond: int, n_data: int) -> tuple[type, type]:
