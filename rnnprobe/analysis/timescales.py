@@ -10,7 +10,9 @@ and tau (in time steps) is the unit's timescale. The fit of all units is vectori
 fine logarithmic grid, A and A B follow in closed form by linear least squares (the basis exp(-k / tau)
 is shared by every unit), the best grid point is refined by parabolic interpolation of the residual in
 log tau, and A, B are solved again at the refined tau. Units without variance, or whose
-autocorrelation does not decay (tau at the grid's edge), are marked invalid.
+autocorrelation does not decay (tau at the grid's edge, or R(1..max_lag) flat to 1e-10 of its mean: a unit
+that holds each stimulus's value at every step has R = 1 at every lag, and a fit of its rounding gave any tau),
+are marked invalid.
 
 Memory decay (:func:`memory_decay`): how well the input at step t - lag can be decoded from the state
 at step t, for increasing lags (cross-validated over stimuli, with :func:`~rnnprobe.analysis.decoding.decode`).
@@ -33,6 +35,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 TAU_GRID = np.geomspace(0.05, 1e4, 400)
+FLAT = 1e-10  # an autocorrelation that changes over the lags by no more than this share of its mean does not decay
 
 
 def autocorrelation(states: Any, max_lag: int) -> np.ndarray:
@@ -165,7 +168,8 @@ class TimescaleResult:
     r2 : ndarray, (units,)
         Variance of R(1..max_lag) explained by the fit.
     valid : ndarray of bool, (units,)
-        Units with variance, a decaying fit (A > 0) and tau inside the grid.
+        Units with variance, an autocorrelation that changes over the lags (by more than 1e-10 of its mean), a
+        decaying fit (A > 0) and tau inside the grid.
     dt : float
         Time per step (tau * dt is the timescale in time units).
     """
@@ -275,10 +279,13 @@ def fit_timescales(
     lags = np.arange(max_lag + 1)
     usable = np.isfinite(ac).all(axis=1)
     fit = fit_exponential(lags[1:], np.where(usable[:, None], ac[:, 1:], 0.0))
-    total = ((ac[:, 1:] - ac[:, 1:].mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+    mean = ac[:, 1:].mean(axis=1)
+    total = ((ac[:, 1:] - mean[:, None]) ** 2).sum(axis=1)
+    # no decay to fit where R(1..max_lag) is flat but for rounding (a few eps of the sums over stimuli and steps)
+    flat = total <= max_lag * (FLAT * mean) ** 2
     with np.errstate(invalid="ignore", divide="ignore"):
-        r2 = np.where(total > 0, 1 - fit["sse"] / total, np.nan)
-    valid = usable & (fit["amplitude"] > 0) & ~fit["at_edge"]
+        r2 = np.where(flat, np.nan, 1 - fit["sse"] / total)
+    valid = usable & ~flat & (fit["amplitude"] > 0) & ~fit["at_edge"]
     return TimescaleResult(
         layer=layer, lags=lags, autocorrelation=ac, tau=np.where(valid, fit["tau"], np.nan),
         amplitude=fit["amplitude"], offset=fit["offset"], r2=np.where(usable, r2, np.nan), valid=valid, dt=float(dt),
