@@ -93,6 +93,28 @@ def test_bootstrap_weights_resample_within_conditions_and_rdm_correlation_is_pea
     np.testing.assert_allclose(empirical_p(np.array([0.0]), np.array([[1.0], [2.0], [-1.0]])), [1.0])
 
 
+def test_an_undefined_statistic_gets_no_p_value_and_constants_no_correlation():
+    """An effect that is NaN (an RDM correlation of a constant RDM) got p = 2 / (controls + 1), as if more extreme
+    than every control: now NaN; controls NaN at a step are left out of its null (a brute-force count over the
+    others). A constant RDM (also at 0.3 off the diagonal) has no correlation; condition means constant over
+    units at 0.1 (a layer clamped there; rounding's spread once centred) are refused as exactly constant ones."""
+    rng = np.random.default_rng(2)
+    controls = rng.normal(size=(40, 3))
+    controls[[3, 7], 1] = np.nan
+    effect = np.array([np.nan, 0.4, 2.5])
+    got = empirical_p(effect, controls)
+    assert np.isnan(got[0])
+    for t in (1, 2):
+        null = controls[~np.isnan(controls[:, t]), t]
+        low, high = (np.sum(null <= effect[t]) + 1) / (null.size + 1), (np.sum(null >= effect[t]) + 1) / (null.size + 1)
+        assert got[t] == pytest.approx(min(1.0, 2 * min(low, high)), abs=1e-15)
+    flat = np.full((6, 6), 0.3) - 0.3 * np.eye(6)
+    other = rng.random((6, 6))
+    assert np.isnan(rdm_correlation(flat, other + other.T))
+    with pytest.raises(ArgumentError, match="constant over units"):
+        condition_rdms(np.full((6, 2, 15), 0.1), [np.arange(3), np.arange(3, 6)])
+
+
 def test_decoding_intact_and_changed_equal_decode_on_the_recordings(setup):
     from rnnprobe import record
 

@@ -24,6 +24,7 @@ import numpy as np
 
 from .._validation import check_int, check_probability, check_seed
 from ..errors import ArgumentError, NonFiniteError, ShapeError, UnknownNameError, describe
+from ._constant import centred as centred_values
 from ._draws import draw_counts
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,9 +75,9 @@ def condition_rdms(states: np.ndarray, groups: list[np.ndarray], weights: np.nda
         weights = np.ones((1, states.shape[0]))
     sums = [np.tensordot(weights[:, g], states[g], axes=(1, 0)) / weights[:, g].sum(1)[:, None, None] for g in groups]
     means = np.stack(sums, axis=2)  # (sample, time, condition, units)
-    centred = means - means.mean(axis=-1, keepdims=True)
+    centred = centred_values(means, -1)  # (NaN where constant over units, to rounding: a layer clamped at 0.1)
     norms = np.linalg.norm(centred, axis=-1, keepdims=True)
-    if np.any(norms == 0):
+    if not np.all(norms > 0):
         raise ArgumentError(
             "layers: a condition mean is constant over units, so its correlation distance is undefined."
         )
@@ -87,9 +88,7 @@ def condition_rdms(states: np.ndarray, groups: list[np.ndarray], weights: np.nda
 def rdm_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pearson correlation of the upper triangles of RDMs (..., c, c), per leading index."""
     i, j = np.triu_indices(a.shape[-1], 1)
-    x, y = a[..., i, j], b[..., i, j]
-    x = x - x.mean(axis=-1, keepdims=True)
-    y = y - y.mean(axis=-1, keepdims=True)
+    x, y = centred_values(a[..., i, j], -1), centred_values(b[..., i, j], -1)  # (NaN for a constant RDM)
     with np.errstate(invalid="ignore", divide="ignore"):
         return (x * y).sum(-1) / np.sqrt((x * x).sum(-1) * (y * y).sum(-1))
 
@@ -102,10 +101,15 @@ def within_condition_weights(groups: list[np.ndarray], n: int, n_bootstrap: int,
 
 
 def empirical_p(effect: np.ndarray, controls: np.ndarray) -> np.ndarray:
-    """Two-sided p-value of ``effect`` (time,) among ``controls`` (control, time)."""
-    low = (np.sum(controls <= effect, axis=0) + 1) / (controls.shape[0] + 1)
-    high = (np.sum(controls >= effect, axis=0) + 1) / (controls.shape[0] + 1)
-    return np.minimum(1.0, 2 * np.minimum(low, high))
+    """Two-sided p-value of ``effect`` (time,) among ``controls`` (control, time): NaN where the effect is NaN
+    (an undefined statistic gets no p-value; it got 2 / (controls + 1), as if more extreme than every control),
+    and controls that are NaN at a step left out of its null.
+    """
+    defined = ~np.isnan(controls)
+    n = defined.sum(axis=0)
+    low = (np.sum(defined & (controls <= effect), axis=0) + 1) / (n + 1)
+    high = (np.sum(defined & (controls >= effect), axis=0) + 1) / (n + 1)
+    return np.where(np.isnan(effect) | (n == 0), np.nan, np.minimum(1.0, 2 * np.minimum(low, high)))
 
 
 @dataclass
