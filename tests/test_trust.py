@@ -230,3 +230,22 @@ def test_a_missing_value_names_no_condition(rng, missing):
         for call in functions:
             with pytest.raises(ArgumentError, match=rf"{name}: 1 value\(s\) are missing \(NaN or None\)"):
                 call()
+
+
+def test_a_map_that_is_not_finite_at_the_starts_is_refused(rng):
+    """A model with a NaN weight: every candidate ended unconverged and the result said 'no fixed points', as if
+    the map had none; a map that overflows at one start (exp of a large state) is refused too, naming the count."""
+    model = GRU(3, 8, 2)
+    with torch.no_grad():
+        next(model.parameters())[0, 0] = float("nan")
+    with pytest.raises(NonFiniteError, match="model: its step gives NaN or inf at 4 of the 4 starts"):
+        find_fixed_points(model, initial_states=rng.normal(size=(4, 8)), progress=False)
+
+    def overflowing(x, u):
+        return torch.exp(x) * 0.1
+
+    starts = rng.normal(size=(5, 2))
+    starts[3] = 800.0
+    with pytest.raises(NonFiniteError, match=r"at 1 of the 5 starts \(first at start 3\)"):
+        find_fixed_points(overflowing, inputs=[0.0], initial_states=starts, progress=False)
+    assert find_fixed_points(overflowing, inputs=[0.0], initial_states=np.delete(starts, 3, 0), progress=False)

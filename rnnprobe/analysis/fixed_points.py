@@ -48,7 +48,7 @@ from .._validation import (
     check_progress,
     check_seed,
 )
-from ..errors import ArgumentError, ConvergenceError, ShapeError
+from ..errors import ArgumentError, ConvergenceError, NonFiniteError, ShapeError
 from ..recording import Recording
 from ._fp_search import EXACT, SOLVERS, Deflated, levenberg_marquardt, newton_polish, same_inputs, small
 from ._state_map import StateMap, as_inputs, as_states
@@ -424,6 +424,7 @@ def find_fixed_points(
     plan = _plan(state_map, x0, x, u, tol=tol, max_iter=max_iter, solver=solver, krylov_dim=krylov_dim,
                  memory=memory, outlier_distance=outlier_distance, initial_damping=initial_damping,
                  stop_q=stop_q)  # fmt: skip
+    _check_finite_map(state_map, x, u, plan.chunk)
     searched_inputs, n_candidates = u[:: max(1, len(x0))].cpu().numpy(), len(x) * len(plan.levels)
     x, u, r, stalled, iterations, origin = _search_all(state_map, x, u, plan, progress, deflation=deflation,
                                                        dedup_tol=dedup_tol)  # fmt: skip
@@ -575,6 +576,26 @@ def _search_all(state_map: StateMap, x: Tensor, u: Tensor, plan: _Plan, progress
     return (torch.cat([ends, more]), torch.cat([u_ends, u[starts]]), torch.cat([r, more_r]),
             torch.cat([stalled, torch.zeros_like(starts, dtype=torch.bool)]),  # never slow points: q was deflated
             torch.cat([iterations, more_iterations]), torch.cat([origin, torch.stack([level, starts], 1)]))  # fmt: skip
+
+
+def _check_finite_map(state_map: StateMap, x: Tensor, u: Tensor, chunk: int) -> None:
+    """Refuse a map that is not finite at the starts (``chunk`` at a time): a model with NaN or inf among its
+    parameters, or starts where it overflows. Its search ended with no point and every candidate unconverged, as if
+    the map had no fixed point.
+    """
+    bad = []
+    with torch.no_grad():
+        for start in range(0, len(x), chunk):
+            part = slice(start, start + chunk)
+            bad.append(~torch.isfinite(state_map(x[part], u[part])).all(dim=1))
+    bad = torch.cat(bad)
+    if bad.any():
+        first = int(torch.nonzero(bad)[0])
+        raise NonFiniteError(
+            f"model: its step gives NaN or inf at {int(bad.sum())} of the {len(x)} starts (first at start {first}), "
+            f"so no fixed point can be searched there. Check the model's parameters for NaN or inf, or pass starts "
+            f"(initial_states) where the model stays finite."
+        )
 
 
 def _spread(rows: Tensor, u: Tensor, per_input: int) -> Tensor:
