@@ -284,6 +284,22 @@ def check_grouping(values: Any, *, name: str) -> np.ndarray:
     return values
 
 
+def symmetric_with_zero_diagonal(matrix: np.ndarray) -> bool:
+    """Whether a square matrix is symmetric (NaN where its transpose is; values to 1e-9 of its largest) with a zero
+    diagonal (to 1e-12 of its largest, NaN ignored): tolerances relative to its scale, not absolute (numpy's
+    default atol of 1e-8 took any matrix of values below it for a symmetric one).
+    """
+    missing = np.isnan(matrix)
+    if not np.array_equal(missing, missing.T):
+        return False
+    values = np.where(missing, 0.0, matrix)
+    scale = float(np.abs(values).max(initial=0.0))
+    diagonal = np.abs(np.diag(values))
+    return bool(
+        np.abs(values - values.T).max(initial=0.0) <= 1e-9 * scale and diagonal.max(initial=0.0) <= 1e-12 * scale
+    )
+
+
 def check_numeric(array: Any, *, name: str) -> np.ndarray:
     """An array of numbers (bool, int or float), as numpy, else `ArgumentTypeError`.
 

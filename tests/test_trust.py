@@ -249,3 +249,28 @@ def test_a_map_that_is_not_finite_at_the_starts_is_refused(rng):
     with pytest.raises(NonFiniteError, match=r"at 1 of the 5 starts \(first at start 3\)"):
         find_fixed_points(overflowing, inputs=[0.0], initial_states=starts, progress=False)
     assert find_fixed_points(overflowing, inputs=[0.0], initial_states=np.delete(starts, 3, 0), progress=False)
+
+
+def test_whether_an_array_is_a_square_rdm_does_not_depend_on_its_scale(rng, tmp_path):
+    """Symmetry and a zero diagonal are judged relative to the values' scale: 6 RDM vectors of 4 conditions at
+    1e-10, the k-th one's k-th pair 0, passed numpy's absolute atol as one symmetric 6 x 6 RDM and were read as a
+    single RDM of 6 conditions; a square RDM at 1e6 whose diagonal holds rounding (1e-9) was refused."""
+    from rnnprobe.analysis.alignment.pairwise import classical_mds
+    from rnnprobe.errors import ShapeError
+    from rnnprobe.neural import load_rdms
+
+    stack = rng.random((6, 6)) * 1e-10
+    np.fill_diagonal(stack, 0.0)
+    np.save(tmp_path / "stack.npy", stack)
+    with pytest.raises(ShapeError, match="could be 6 RDMs of 6 pairs"):
+        load_rdms(tmp_path / "stack.npy")
+    np.testing.assert_array_equal(load_rdms(tmp_path / "stack.npy", layout="vectors").dissimilarities, stack)
+    square = rng.random((5, 5)) * 1e6
+    square = square + square.T
+    np.fill_diagonal(square, 1e-9)
+    np.save(tmp_path / "square.npy", square)
+    i, j = np.triu_indices(5, 1)
+    np.testing.assert_array_equal(load_rdms(tmp_path / "square.npy").dissimilarities[0], square[i, j])
+    with pytest.raises(ShapeError, match="symmetric"):
+        classical_mds(stack[:4, :4])
+    assert classical_mds(square).shape == (5, 2)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_numeric
+from .._validation import check_numeric, symmetric_with_zero_diagonal
 from ..analysis.rsa import RDMs, compute_rdms
 from ..errors import (
     ArgumentError,
@@ -203,7 +203,7 @@ def _square_vector(array: np.ndarray, layout: str) -> np.ndarray:
 
 
 def _is_square_rdm(array: np.ndarray) -> bool:
-    return bool(np.allclose(array, array.T, equal_nan=True) and np.nanmax(np.abs(np.diag(array))) <= 1e-12)
+    return symmetric_with_zero_diagonal(array)
 
 
 def rdms_from_responses(

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..._validation import check_finite, check_int, check_numeric, check_option, check_progress
+from ..._validation import (
+    check_finite,
+    check_int,
+    check_numeric,
+    check_option,
+    check_progress,
+    symmetric_with_zero_diagonal,
+)
 from ...errors import ArgumentError, ArgumentTypeError, ShapeError, describe
 from .engine import pair_values
 from .inputs import (
@@ -113,7 +120,7 @@ def classical_mds(distances: np.ndarray, n_components: int = 2) -> np.ndarray:
         distances.ndim != 2
         or distances.shape[0] != distances.shape[1]
         or distances.shape[0] < 2
-        or not (np.allclose(distances, distances.T) and np.abs(np.diagonal(distances)).max() <= 1e-12)
+        or not symmetric_with_zero_diagonal(distances)
     ):
         raise ShapeError(
             f"distances: got {describe(distances)}. Pass a symmetric (n, n) distance matrix with a zero diagonal, "
