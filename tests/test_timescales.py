@@ -82,6 +82,15 @@ def test_a_unit_that_holds_each_stimulus_has_no_decay_to_fit(rng):
     assert not result.valid[2] and np.isnan(result.tau[2]) and np.isnan(result.r2[2])
     np.testing.assert_array_equal(result.tau[:2], alone.tau)
     assert result.summary()["units fitted"] == 2
+    import warnings
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    with warnings.catch_warnings():  # no unit fitted at all: the panel says so (no matplotlib legend warning)
+        warnings.simplefilter("error")
+        figure = fit_timescales(Recording({"x": held}), max_lag=10).plot()
+    assert [text.get_text() for text in figure.axes[1].texts] == ["no unit fitted"]
 
 
 def test_memory_decay_equals_sklearn_with_the_same_grouped_folds(rng):

@@ -228,7 +228,10 @@ class TimescaleResult:
         ax2.set_xscale("log")
         ax2.set_xlabel("timescale tau (time steps)")
         ax2.set_ylabel("units")
-        ax2.legend(frameon=False, fontsize=8)
+        if ax2.get_legend_handles_labels()[0]:
+            ax2.legend(frameon=False, fontsize=8)
+        else:  # (no unit's fit is valid: say so, rather than an empty panel and matplotlib's legend warning)
+            ax2.text(0.5, 0.5, "no unit fitted", ha="center", va="center", transform=ax2.transAxes)
         ax2.set_title("intrinsic timescales")
         return fig
 
