@@ -34,7 +34,7 @@ def _as_vector(rdm: Any, where: str) -> np.ndarray:
     if array.ndim == 1:
         return array
     if array.ndim == 2 and array.shape[0] == array.shape[1]:
-        if not _is_square_rdm(array):
+        if not symmetric_with_zero_diagonal(array):
             raise ShapeError(
                 f"{where}: a square RDM must be symmetric with a zero diagonal. Pass dissimilarities, not "
                 f"similarities (e.g. 1 - r)."
@@ -193,17 +193,13 @@ def _square_vector(array: np.ndarray, layout: str) -> np.ndarray:
     """One (k, k) array as a square RDM; where "auto" meets a non-RDM (k, k) that could be a stack, say so."""
     k = array.shape[0]
     n = (1 + np.sqrt(1 + 8 * k)) / 2
-    if layout == "auto" and n == round(n) and not _is_square_rdm(array):
+    if layout == "auto" and n == round(n) and not symmetric_with_zero_diagonal(array):
         raise ShapeError(
             f"rdms: got {describe(array)}, which is not a square RDM (not symmetric with a zero diagonal) but "
             f"could be {k} RDMs of {k} pairs ({round(n)} conditions) each. Pass layout='vectors' to read it as "
             f"a stack of upper-triangle vectors, or layout='square' after fixing the matrix."
         )
     return _as_vector(array, "rdms")
-
-
-def _is_square_rdm(array: np.ndarray) -> bool:
-    return symmetric_with_zero_diagonal(array)
 
 
 def rdms_from_responses(
