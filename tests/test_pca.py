@@ -71,6 +71,18 @@ def test_participation_ratio_equals_eigenvalue_formula(rng):
             assert np.isnan(participation_ratio(too_few)).all() and participation_ratio(too_few).shape == (2,)
 
 
+@pytest.mark.parametrize("value", [1.0, 0.1])
+def test_states_that_do_not_vary_explain_no_variance(value):
+    """A layer the same on every stimulus and step: nothing to explain (variances and ratios 0, participation ratio
+    NaN), whether its values are exact (1.0) or keep rounding once centred (0.1, 1/3, ...: PC1 'explained' 100% of
+    that rounding)."""
+    states = np.broadcast_to(value * np.array([1.0, 2.0, 3.0, 7.0, 10 / 3, 20 / 3]), (45, 3, 6)).copy()
+    result = fit_pca(Recording({"h": states}), "h")
+    np.testing.assert_array_equal(result.explained_variance, 0.0)
+    np.testing.assert_array_equal(result.explained_variance_ratio, 0.0)
+    assert np.isnan(result.participation_ratio).all() and result.summary()["variance PC1"] == 0.0
+
+
 def test_plot(rng):
     import matplotlib
 

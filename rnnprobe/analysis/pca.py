@@ -333,6 +333,8 @@ def fit_pca(
         components = svd_flip(vt)[:k]
         trajectories, ratio = (states - mean) @ components.T, participation_ratio(states)
     variance = singular**2 / (n_samples - 1)
+    if rounding_only(float(singular @ singular) / n_samples, float(np.linalg.norm(mean)), n_samples):
+        variance = np.zeros_like(variance)  # states that do not vary but for rounding: as exactly constant ones
     total = variance.sum()
     return PCAResult(
         layer=layer,
