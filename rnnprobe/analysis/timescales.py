@@ -58,7 +58,7 @@ def autocorrelation(states: Any, max_lag: int) -> np.ndarray:
     max_lag = _check_lags(n, t, max_lag)
     mean = x.mean(axis=0)
     z = x - mean
-    z *= _inverse_spread(np.sqrt((z**2).mean(axis=0)), mean, n)  # (n, t, u), NaN where a unit is constant at a step
+    z *= _inverse_spread((z**2).mean(axis=0), mean, n)  # (n, t, u), NaN where a unit is constant at a step
     out = np.empty((x.shape[2], max_lag + 1))
     for k in range(max_lag + 1):  # einsum sums the products without an (n, t, u) temporary
         out[:, k] = np.einsum("ntu,ntu->u", z[:, : t - k], z[:, k:]) / (n * (t - k))
@@ -92,20 +92,19 @@ def dask_autocorrelation(states: Any, max_lag: int, layer: str) -> np.ndarray:
     max_lag = _check_lags(n, t, max_lag)
     mean, finite = dask.compute(x.mean(axis=0), da.isfinite(x).all())
     check_finite_layer(finite, layer)
-    (spread,) = dask.compute(np.sqrt(((x - mean) ** 2).mean(axis=0)))
-    z = (x - mean) * _inverse_spread(spread, mean, n)  # (NaN, not inf: 0 x inf would warn in the tasks)
+    (variance,) = dask.compute(((x - mean) ** 2).mean(axis=0))
+    z = (x - mean) * _inverse_spread(variance, mean, n)  # (NaN, not inf: 0 x inf would warn in the tasks)
     lagged = [da.einsum("ntu,ntu->u", z[:, : t - k], z[:, k:]) / (n * (t - k)) for k in range(max_lag + 1)]
     return np.stack(dask.compute(*lagged), axis=1)
 
 
-def _inverse_spread(spread: np.ndarray, mean: np.ndarray, n: int) -> np.ndarray:
-    """1 / each (step, unit)'s spread across the ``n`` stimuli, NaN where the unit is constant at the step: its
-    spread no more than rounding leaves (a unit constant at 0.1 has a spread of about 1e-17 once centred, and
-    divided by it, a correlation of 1 with itself at every lag).
+def _inverse_spread(variance: np.ndarray, mean: np.ndarray, n: int) -> np.ndarray:
+    """1 / each (step, unit)'s spread across the ``n`` stimuli (the root of its ``variance``), NaN where the unit is
+    constant at the step: its variance no more than rounding leaves (a unit constant at 0.1 has a spread of about
+    1e-17 once centred, and divided by it, a correlation of 1 with itself at every lag).
     """
-    constant = rounding_only(spread**2, mean, n)
-    with np.errstate(divide="ignore"):
-        return np.where(constant, np.nan, 1 / np.where(constant, 1.0, spread))
+    constant = rounding_only(variance, mean, n)  # (a variance of 0 among them: no division by 0 below)
+    return np.where(constant, np.nan, 1 / np.sqrt(np.where(constant, 1.0, variance)))
 
 
 def fit_exponential(lags: np.ndarray, values: np.ndarray, grid: np.ndarray = TAU_GRID) -> dict[str, np.ndarray]:

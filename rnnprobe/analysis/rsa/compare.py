@@ -39,23 +39,16 @@ def similarity_transform(vectors: np.ndarray, comparison: str, *, ranked: bool =
         n = v.shape[1]
         return (v - v.mean(axis=1, keepdims=True)) * np.sqrt(12 / (n**3 - n))
     if comparison != "cosine":
-        v = centred_rows(v)
+        v = centred(v, 1)  # (NaN for a constant row: a row of 0.1s keeps about 1e-17 per value once centred)
     with np.errstate(invalid="ignore", divide="ignore"):
         return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-
-def centred_rows(v: np.ndarray) -> np.ndarray:
-    """Rows less their means, NaN where a row is constant: its spread no more than rounding leaves
-    (:func:`.._constant.centred`; a row of 0.1s keeps about 1e-17 per value once centred).
-    """
-    return centred(v, 1)
 
 
 def _correlation_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pearson correlation of every row of ``a`` with every row of ``b``, from raw dot products and
     row sums (no centred copies of large stacks): cov = a.b - n mean_a mean_b. Where a row's mean is so
     large against its spread that the difference loses digits (mean^2 above 1e6 times the variance: a
-    relative error above about 1e-10), or a row is constant, from centred copies (:func:`centred_rows`:
+    relative error above about 1e-10), or a row is constant, from centred copies (:func:`.._constant.centred`:
     NaN for a constant row, whose correlation is undefined).
     """
     n = a.shape[1]
@@ -63,7 +56,7 @@ def _correlation_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     raw_a, raw_b = np.einsum("ij,ij->i", a, a), np.einsum("ij,ij->i", b, b)
     centred_a, centred_b = raw_a - n * mean_a**2, raw_b - n * mean_b**2
     if not (np.all(centred_a * (1 + 1e6) > raw_a) and np.all(centred_b * (1 + 1e6) > raw_b)):
-        return _cosine_rows(centred_rows(a), centred_rows(b))
+        return _cosine_rows(centred(a, 1), centred(b, 1))
     cov = a @ b.T - n * np.outer(mean_a, mean_b)
     return cov / np.outer(np.sqrt(centred_a), np.sqrt(centred_b))
 
@@ -182,7 +175,7 @@ def compare_rdms(a: Any, b: Any, *, comparison: str = "corr", sigma_k: np.ndarra
             if sigma_k.shape not in ((n_cond,), (n_cond, n_cond)):
                 raise ShapeError(f"sigma_k: got {describe(sigma_k)}. Pass ({n_cond},) or ({n_cond}, {n_cond}).")
         if comparison == "corr_cov":  # (a constant RDM: NaN, no correlation)
-            va, vb = centred_rows(va), centred_rows(vb)
+            va, vb = centred(va, 1), centred(vb, 1)
         if sigma_k is not None and sigma_k.ndim == 2:
             return _cosine_full_covariance(va, vb, n_cond, sigma_k)
         return _cosine_rows(_whitened(va, n_cond, sigma_k), _whitened(vb, n_cond, sigma_k))

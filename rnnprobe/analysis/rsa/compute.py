@@ -217,10 +217,13 @@ def _dissimilarities(patterns: Any, distance: str, precision: Any, backend: _Bac
         eps = float(np.finfo(backend.dtype).eps)
         patterns = unit_patterns(patterns, distance, backend.where, eps=eps)
         return distances_from_gram(backend.gram(patterns, threads=threads), distance, n_units, backend)
-    gram = backend.gram(patterns, patterns @ precision if distance == "mahalanobis" else None, threads=threads)
+
+    def weighted_gram(x: Any) -> Any:
+        return backend.gram(x, x @ precision if distance == "mahalanobis" else None, threads=threads)
+
+    gram = weighted_gram(patterns)
     if offset_dominates(gram):  # distances from patterns far from the origin: centred across conditions first
-        patterns = patterns - patterns.mean(axis=1, keepdims=True)
-        gram = backend.gram(patterns, patterns @ precision if distance == "mahalanobis" else None, threads=threads)
+        gram = weighted_gram(patterns - patterns.mean(axis=1, keepdims=True))
     return distances_from_gram(gram, distance, n_units, backend)
 
 
