@@ -18,7 +18,14 @@ from distributed import Client, LocalCluster
 import rnnprobe
 from rnnprobe import Recording
 from rnnprobe.analysis import compute_rdms
-from rnnprobe.errors import ArgumentError, ArgumentTypeError, NonFiniteError, RnnprobeError, StoreExistsError
+from rnnprobe.errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    NonFiniteError,
+    RnnprobeError,
+    ShapeError,
+    StoreExistsError,
+)
 from rnnprobe.models import BLT
 
 
@@ -409,6 +416,7 @@ def test_jpca_of_dask_backed_condition_averages_is_blockwise(client, tmp_path, m
                        0.5 * np.sin(0.04 * t + 2 * phases)], axis=-1)  # fmt: skip
     states = 20 * latent @ rng.normal(size=(4, 12)) + rng.normal(size=(30, 40, 12))
     states[:, :, 5] = 3.0  # a constant unit
+    states[:, :, 7] = 0.1 + np.sin(t)  # a unit that agrees across conditions
     Recording({"h": states}).save(tmp_path / "rec.zarr")
     whole, chunked = Recording.load(tmp_path / "rec.zarr"), Recording.load(tmp_path / "rec.zarr", chunks=7)
     settings = [{"n_components": 4}, {"n_components": 6, "soft_normalize": None, "time": slice(5, 35)}]
@@ -427,6 +435,10 @@ def test_jpca_of_dask_backed_condition_averages_is_blockwise(client, tmp_path, m
     Recording({"h": bad}).save(tmp_path / "bad.zarr")
     with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):
         fit_jpca(Recording.load(tmp_path / "bad.zarr", chunks=7))
+    same = np.broadcast_to(0.1 + states[:1], states.shape)  # conditions that agree but for rounding
+    Recording({"h": same}).save(tmp_path / "same.zarr")
+    with pytest.raises(ShapeError, match="do not differ"):
+        fit_jpca(Recording.load(tmp_path / "same.zarr", chunks=7), soft_normalize=None)
 
 
 @pytest.mark.parametrize("with_client", [True, False])

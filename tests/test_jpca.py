@@ -99,6 +99,26 @@ def test_states_without_rotation_get_planes_of_zero_frequency(rng):
         fit_jpca(Recording({"h": rng.normal(size=(1, 10, 4))}), n_components=2)
 
 
+@pytest.mark.parametrize("soft_normalize", [None, 0.0, 5.0])
+def test_conditions_that_agree_but_for_rounding_do_not_differ(rng, soft_normalize):
+    """Conditions identical at every time step at values no float64 mean equals (0.1 + a trajectory) keep
+    about 1e-17 each once their mean is removed: refused as exactly identical ones (they were fitted: r2 0.5,
+    a plane of rounding); a unit that agrees across conditions while the others differ adds nothing, as a
+    unit of zeros."""
+    t = np.linspace(0, 3, 30)
+    same = np.sin(t)[None, :, None] * np.ones((8, 1, 6)) + 0.1 * np.arange(1, 7)
+    with pytest.raises(ShapeError, match="do not differ"):
+        fit_jpca(Recording({"h": same}), n_components=2, soft_normalize=soft_normalize)
+    phases = rng.uniform(0, 2 * np.pi, size=(8, 1))
+    rotating = np.stack([np.cos(2 * t + phases), np.sin(2 * t + phases)], axis=-1) @ rng.normal(size=(2, 5))
+    agreeing = np.concatenate([rotating, 0.1 + np.broadcast_to(np.sin(t)[None, :, None], (8, 30, 1))], axis=2)
+    zeros = np.concatenate([rotating, np.zeros((8, 30, 1))], axis=2)
+    got = fit_jpca(Recording({"h": agreeing}), n_components=2, soft_normalize=soft_normalize)
+    expected = fit_jpca(Recording({"h": zeros}), n_components=2, soft_normalize=soft_normalize)
+    np.testing.assert_array_equal(got.components[:, -1], 0.0)
+    np.testing.assert_allclose(got.m, expected.m, rtol=1e-12, atol=1e-12)
+
+
 def test_axes_and_planes_do_not_depend_on_the_decompositions_arbitrary_signs_and_phases(rng, monkeypatch):
     """The principal axes' signs (each axis's largest entry positive) and the jPC planes (the eigenvector's
     phase: its largest entry real and positive) are the same whatever sign or phase LAPACK returns: here

@@ -34,9 +34,10 @@ def rounding_only(variance: Any, mean: Any, n: int, *, shift: Any = 0.0, eps: fl
     return variance <= n * eps * (variance + shift * shift) + (n * eps * mean) ** 2
 
 
-def centred(x: np.ndarray, axis: int) -> np.ndarray:
-    """``x`` less its mean along ``axis``, NaN along it where constant (:func:`rounding_only`): so that no
-    correlation is computed from rounding.
+def centred(x: np.ndarray, axis: int, *, constant: float = np.nan) -> np.ndarray:
+    """``x`` less its mean along ``axis``, ``constant`` along it where constant (:func:`rounding_only`): NaN
+    (the default), so that no correlation is computed from rounding, or 0, so that what does not vary adds
+    nothing, as if exactly constant.
 
     Examples
     --------
@@ -47,4 +48,4 @@ def centred(x: np.ndarray, axis: int) -> np.ndarray:
     """
     mean = x.mean(axis=axis, keepdims=True)
     x = x - mean
-    return np.where(rounding_only((x * x).mean(axis=axis, keepdims=True), mean, x.shape[axis]), np.nan, x)
+    return np.where(rounding_only((x * x).mean(axis=axis, keepdims=True), mean, x.shape[axis]), constant, x)

@@ -17,6 +17,7 @@ import numpy as np
 
 from .._validation import check_finite_layer, check_int, check_number, check_recording, layer_states
 from ..errors import ShapeError
+from ._constant import centred, rounding_only
 from .blockwise import dask_states
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -263,7 +264,7 @@ def _projection(x: np.ndarray, soft_normalize: float | None, n_components: int) 
     """
     if soft_normalize is not None:
         x = x / _unit_scale(np.ptp(x.reshape(-1, x.shape[2]), axis=0), soft_normalize)
-    x = x - x.mean(axis=0, keepdims=True)  # the cross-condition mean at each time
+    x = centred(x, 0, constant=0.0)  # less the cross-condition mean at each time; 0 where the conditions agree
     total = float(np.sum(x**2))
     if total == 0:
         raise _no_conditions(x.shape[0])
@@ -276,7 +277,7 @@ def _projection(x: np.ndarray, soft_normalize: float | None, n_components: int) 
 def _dask_projection(recording: Recording, layer: str, positions: np.ndarray, soft_normalize: float | None,
                      n_components: int) -> tuple[np.ndarray, np.ndarray, float]:  # fmt: skip
     """:func:`_projection` of a dask-backed layer in three passes of dask graphs: each unit's range, the
-    cross-condition mean and whether the states are finite; the centred states' singular vectors by dask's
+    cross-condition mean and variance and whether the states are finite; the centred states' singular vectors by dask's
     tall-and-skinny QR (as fit_pca's) and their total square; the states on the axes. Only (time, unit),
     unit x unit and (condition, time, k) arrays come back.
     """
@@ -287,13 +288,15 @@ def _dask_projection(recording: Recording, layer: str, positions: np.ndarray, so
     from .pca_blockwise import tall_blocks
 
     x = dask_states(recording, layer, time=positions).rechunk({1: -1})
-    finite, low, high, mean = dask.compute(da.isfinite(x).all(), x.min(axis=(0, 1)), x.max(axis=(0, 1)), x.mean(axis=0))
+    finite, low, high, mean, variance = dask.compute(
+        da.isfinite(x).all(), x.min(axis=(0, 1)), x.max(axis=(0, 1)), x.mean(axis=0), x.var(axis=0)
+    )
     check_finite_layer(bool(finite), layer)
     scale = np.ones(x.shape[2]) if soft_normalize is None else _unit_scale(high - low, soft_normalize)
-    centred = x / scale - mean / scale
-    _, _, vt = da.linalg.svd(tall_blocks(centred.reshape(-1, x.shape[2])))
-    vt, total = dask.compute(vt[:n_components], (centred**2).sum())
+    states = da.where(rounding_only(variance, mean, x.shape[0]), 0.0, x / scale - mean / scale)
+    _, _, vt = da.linalg.svd(tall_blocks(states.reshape(-1, x.shape[2])))
+    vt, total = dask.compute(vt[:n_components], (states**2).sum())
     if total == 0:
         raise _no_conditions(x.shape[0])
     components = svd_flip(vt)
-    return components, dask.compute(centred @ components.T)[0], float(total)
+    return components, dask.compute(states @ components.T)[0], float(total)
