@@ -32,6 +32,21 @@ def test_projection_is_sparse_binary_and_the_winners_are_the_top_activations(rng
     assert fly_hash(30, expansion=10, seed=3).k == 15
 
 
+def test_every_sample_that_does_not_vary_hashes_as_the_zero_input(rng):
+    """A sample at 0.1 (or 1/3) keeps about 1e-17 per feature once centred; its winners were picked from that
+    rounding, a different code for each value. Centring is offset-free: it hashes and projects as zeros, and a
+    varying sample's code does not change."""
+    h, lsh = fly_hash(50, expansion=20, seed=1), random_projection(50, 8, seed=1)
+    flat = np.array([0.0, 0.1, 1 / 3, -7.3, 1e6 / 3])[:, None] * np.ones((1, 50))
+    codes, projected = h.transform(flat), lsh(flat)
+    np.testing.assert_array_equal(codes, np.broadcast_to(codes[0], codes.shape))
+    np.testing.assert_array_equal(h.activations(flat), 0.0)
+    np.testing.assert_array_equal(projected, 0.0)
+    x = rng.normal(size=(30, 50))
+    np.testing.assert_array_equal(h.transform(x), h.transform(x - x.mean(axis=1, keepdims=True)))
+    np.testing.assert_allclose(lsh(x + 5.0), lsh(x), rtol=0, atol=1e-12)
+
+
 def test_mean_average_precision_equals_sklearn_average_precision_per_query(rng):
     from sklearn.metrics import average_precision_score
 

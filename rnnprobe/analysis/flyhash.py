@@ -34,6 +34,7 @@ from .._validation import (
 )
 from ..errors import ArgumentError, ShapeError, describe
 from ..recording import Recording
+from ._constant import centred
 from ._ranks import scatter_rows
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,7 +69,8 @@ class FlyHash:
     k : int
         Winners kept (the hash length).
     center : bool
-        Subtract each sample's mean over its features before projecting.
+        Subtract each sample's mean over its features before projecting (a sample that does not vary, but for
+        rounding, projects to 0).
     """
 
     projection: Any
@@ -90,9 +92,7 @@ class FlyHash:
         x = _rows(x)
         if x.shape[1] != self.n_inputs:
             raise ShapeError(f"x: got {x.shape[1]} features per sample; this hash takes {self.n_inputs}.")
-        if self.center:
-            x = x - x.mean(axis=1, keepdims=True)
-        return np.asarray((self.projection @ x.T).T)
+        return np.asarray((self.projection @ _centred(x, self.center).T).T)
 
     def transform(self, x: Any, *, dtype: Any = np.float64) -> np.ndarray:
         """Binary hash codes, (samples, m) with k ones per row, as ``dtype``.
@@ -146,7 +146,8 @@ def fly_hash(
     projection : array-like or sparse (m, d), optional
         Use this binary projection (0/1 entries) instead of drawing one.
     center : bool
-        Mean-centre each input over its features first.
+        Mean-centre each input over its features first: every input that does not vary (but for rounding, as
+        a sample at 0.1) hashes as the zero input.
     seed : int, optional
 
     Examples
@@ -221,11 +222,17 @@ def random_projection(n_inputs: int, n_outputs: int, *, center: bool = True, see
         x = _rows(x)
         if x.shape[1] != d:
             raise ShapeError(f"x: got {x.shape[1]} features per sample; this projection takes {d}.")
-        if center:
-            x = x - x.mean(axis=1, keepdims=True)
-        return x @ weights.T
+        return _centred(x, center) @ weights.T
 
     return project
+
+
+def _centred(x: np.ndarray, center: bool) -> np.ndarray:
+    """Each sample less its mean over its features where ``center``; 0 for a sample that does not vary but for
+    rounding (a sample at 0.1 keeps about 1e-17 per feature once centred): every sample that does not vary
+    hashes as the zero input, whatever its value.
+    """
+    return centred(x, 1, constant=0.0) if center else x
 
 
 def true_neighbours(x: Any, queries: np.ndarray, n_neighbours: int) -> np.ndarray:
