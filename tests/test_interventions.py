@@ -150,6 +150,20 @@ def test_projecting_out_a_subspace_leaves_states_orthogonal_to_it():
     assert np.abs(states @ basis.T).max() < 1e-4 * np.abs(intact @ basis.T).max()
 
 
+def test_a_subspace_does_not_depend_on_the_scale_of_its_basis_rows():
+    """Rows of 1e-12, or of 1e6 beside 1e-6 (a decoder's weights, components scaled by their variances), span
+    what unit rows span: the rows below 1e-10 of the largest were dropped and their directions left in."""
+    model, x = _blt(), _images()
+    basis = np.random.default_rng(0).normal(size=(2, 4 * 4 * 4))
+    unit = record(model, x, progress=False, layers=["layer1"],
+                  interventions=Intervention.project_out("layer1", basis)).get("layer1")  # fmt: skip
+    for scales in ([1e-12, 1e-12], [1e6, 1e-6], [1e200, 1e-200]):
+        scaled = np.vstack([basis * np.array(scales)[:, None], np.zeros((1, basis.shape[1]))])  # and a zero row
+        change = Intervention.project_out("layer1", scaled)
+        got = record(model, x, progress=False, layers=["layer1"], interventions=change).get("layer1")
+        np.testing.assert_allclose(got, unit, rtol=0, atol=1e-6, err_msg=str(scales))
+
+
 def test_noise_is_seeded_and_has_the_asked_sd():
     model, x = _blt(), _images(30)
     intact = record(model, x, progress=False, layers=["layer0"]).get("layer0")

@@ -115,7 +115,10 @@ class Intervention:
 
     @classmethod
     def project_out(cls, layer: str, basis: Any, *, units: Any = None, steps: Any = None) -> Intervention:
-        """Remove the output's projection on the span of ``basis`` (k, flattened units): top PCs, a decoding axis."""
+        """Remove the output's projection on the span of ``basis`` (k, flattened units): top PCs, a decoding axis.
+
+        Each row is a direction, whatever its scale; zero rows span nothing.
+        """
         return cls(layer, "project_out", units=units, steps=steps, value=basis)
 
     def describe(self) -> dict[str, Any]:

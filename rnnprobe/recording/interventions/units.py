@@ -188,6 +188,16 @@ def _reference_mean(item: _Hooked, shape: tuple[int, ...], t: int) -> torch.Tens
     return means[t]
 
 
+def _orthonormal_span(basis: np.ndarray) -> np.ndarray:
+    """An orthonormal basis (units, k') of the span of the rows of ``basis``, whatever their scales: each row is a
+    direction (zero rows span nothing); a row within 1e-10 radians of the span of the rows before it adds none.
+    """
+    peaks = np.abs(basis).max(axis=1, initial=0.0)
+    rows = basis[peaks > 0] / peaks[peaks > 0, None]  # no square overflows or underflows
+    q, r = np.linalg.qr((rows / np.linalg.norm(rows, axis=1, keepdims=True)).T)
+    return q[:, np.abs(np.diag(r)) > 1e-10]
+
+
 def _basis(item: _Hooked, n: int) -> torch.Tensor:
     if "basis" not in item.cache:
         basis = item.change.value
@@ -196,7 +206,5 @@ def _basis(item: _Hooked, n: int) -> torch.Tensor:
                 f"basis: got shape {basis.shape} for {item.change.layer!r}, which has {n} (flattened) units. "
                 f"Pass a (k, {n}) array."
             )
-        q, r = np.linalg.qr(basis.T)
-        keep = np.abs(np.diag(r)) > 1e-10 * max(1.0, np.abs(r).max())
-        item.cache["basis"] = torch.from_numpy(q[:, keep])
+        item.cache["basis"] = torch.from_numpy(_orthonormal_span(basis))
     return item.cache["basis"]
