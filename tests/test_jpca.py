@@ -119,6 +119,17 @@ def test_conditions_that_agree_but_for_rounding_do_not_differ(rng, soft_normaliz
     np.testing.assert_allclose(got.m, expected.m, rtol=1e-12, atol=1e-12)
 
 
+def test_conditions_that_differ_but_do_not_change_over_time_have_no_dynamics(rng):
+    """Conditions at fixed points apart, with a drift common to all of them (removed with the cross-condition
+    mean, leaving rounding that changes over time): refused as states that do not change, not fitted (r2 of
+    5e-5 from rounding)."""
+    for n_conditions, n_times, n_units in [(8, 30, 6), (13, 37, 50)]:
+        states = np.repeat(rng.normal(size=(n_conditions, 1, n_units)), n_times, axis=1)
+        states[:, :, 0] += 0.1 * np.arange(n_times)
+        with pytest.raises(ShapeError, match="do not change over the time steps"):
+            fit_jpca(Recording({"h": states}), n_components=2, soft_normalize=None)
+
+
 def test_axes_and_planes_do_not_depend_on_the_decompositions_arbitrary_signs_and_phases(rng, monkeypatch):
     """The principal axes' signs (each axis's largest entry positive) and the jPC planes (the eigenvector's
     phase: its largest entry real and positive) are the same whatever sign or phase LAPACK returns: here

@@ -226,6 +226,7 @@ def fit_jpca(
         components, z, total = _dask_projection(recording, layer, positions, soft_normalize, n_components)
     else:
         components, z, total = _projection(x, soft_normalize, n_components)
+    z = _held_where_constant(z)
     before, change = z[:, :-1].reshape(-1, n_components), np.diff(z, axis=1).reshape(-1, n_components)
     m = np.linalg.lstsq(before, change, rcond=None)[0]
     m_skew = skew_least_squares(before, change)
@@ -243,6 +244,16 @@ def fit_jpca(
         components=components, variance_captured=variance, times=times,
         layer=layer,
     )  # fmt: skip
+
+
+def _held_where_constant(z: np.ndarray) -> np.ndarray:
+    """``z`` (condition, time, k) with each condition's coordinate that does not change over time but for
+    rounding set to its mean: states that differ by condition but not over time (a drift common to every
+    condition removed with the cross-condition mean leaves rounding) have no dynamics to fit, not a fit of that
+    rounding.
+    """
+    mean = z.mean(axis=1, keepdims=True)
+    return np.where(rounding_only(((z - mean) ** 2).mean(axis=1, keepdims=True), mean, z.shape[1]), mean, z)
 
 
 def _no_conditions(n_conditions: int) -> ShapeError:
