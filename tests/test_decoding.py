@@ -1021,6 +1021,27 @@ def test_cluster_masses_and_p_values_equal_a_map_by_map_reference(rng, shape):
     assert min(c.p_value for c in clusters) == pytest.approx(1 / 301)
 
 
+def test_a_point_whose_null_does_not_vary_never_enters_a_cluster(rng):
+    """Every permutation's score the same at a point (a discrete accuracy, 8 / 15, keeps about 1e-16 of spread
+    about its computed mean): the point stays out of clusters, as where the null is exactly constant (0.5); it
+    had a z of 1e14 and formed a cluster of that mass."""
+    from rnnprobe.analysis._clusters import cluster_test
+
+    null = rng.normal(size=(200, 30))
+    observed = rng.normal(size=30)
+    observed[10:16] += 4.0  # a planted cluster
+
+    def clusters(value):
+        flat, high = null.copy(), observed.copy()
+        flat[:, 20:24], high[20:24] = value, value + 0.1  # above a null that does not vary
+        return [(c.mask.tolist(), round(c.mass, 9), c.p_value) for c in cluster_test(high, flat)]
+
+    expected = clusters(0.5)
+    assert expected and not any(mask[20] for mask, _, _ in expected)
+    for value in (8 / 15, 0.7, 0.1):
+        assert clusters(value) == expected, value
+
+
 def test_one_permutation_gives_p_values_but_no_clusters_and_no_numpy_warning():
     import warnings
 

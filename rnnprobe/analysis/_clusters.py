@@ -6,7 +6,9 @@ normal quantile of 1 - ``threshold_p``) form clusters of adjacent points (edges,
 in 2-D); a cluster's mass is the sum of its z. The same is done to every permutation's map, and a
 cluster's p-value is the share of permutations whose largest cluster mass reaches it:
 (1 + #{max null mass >= mass}) / (1 + n_permutations). This controls the family-wise error of
-claiming *any* cluster, not the extent of each one.
+claiming *any* cluster, not the extent of each one. A point whose null does not vary (every permutation's
+score the same, but for rounding: a discrete score at 0.5333 keeps about 1e-16 of spread) never enters a
+cluster.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from ._constant import rounding_only
 
 
 @dataclass
@@ -64,7 +68,8 @@ def cluster_test(observed: np.ndarray, null: np.ndarray, *, threshold_p: float =
 
     mean = null.mean(axis=0)
     sd = null.std(axis=0, ddof=1) if len(null) > 1 else np.zeros(null.shape[1:])  # (1 permutation: no spread)
-    sd = np.where(sd > 0, sd, np.inf)  # a point without null spread never enters a cluster
+    flat = rounding_only(sd**2 * ((len(null) - 1) / len(null)), mean, len(null))  # (a null all at 0.1: 1e-16)
+    sd = np.where(flat, np.inf, sd)  # a point without null spread never enters a cluster
     threshold = norm.ppf(1 - threshold_p)
     labels, masses = _clusters((observed - mean) / sd, threshold)
     null_max = _largest_masses((null - mean) / sd, threshold)
