@@ -1042,6 +1042,29 @@ def test_a_point_whose_null_does_not_vary_never_enters_a_cluster(rng):
         assert clusters(value) == expected, value
 
 
+def test_p_values_do_not_depend_on_the_scale_of_the_scores(rng):
+    """A regression target at 1e-7 gives mean squared errors of 1e-14: an absolute tie tolerance of 1e-12 let
+    every null score reach the observed one (p = 1 everywhere). The p-values are those of the same target at
+    scale 1, and equal a brute-force count."""
+    label = rng.normal(size=60)
+    rec = Recording({"h": rng.normal(size=(60, 5, 8)) + label[:, None, None] * np.r_[0, 0, 1, 1, 0][None, :, None]})
+    results = [
+        decode(rec, "h", scale * label, estimator="ridge", scoring="neg_mean_squared_error", n_permutations=40,
+               progress=False)
+        for scale in (1.0, 1e-7, 1e7)
+    ]  # fmt: skip
+    for result in results:
+        expected = (1 + (result.null >= result.scores).sum(axis=0)) / 41
+        np.testing.assert_array_equal(result.p_values, expected)
+        np.testing.assert_array_equal(result.p_values, results[0].p_values)
+    assert results[0].p_values.min() == 1 / 41 and results[0].p_values.max() > 0.2
+    # an undefined score gets no p-value; an undefined null score is left out of the count and of n
+    from rnnprobe.analysis._scores import permutation_p_values
+
+    got = permutation_p_values(np.array([np.nan, 1.0]), np.array([[0.0, np.nan], [2.0, 0.5], [1.0, 3.0]]))
+    np.testing.assert_array_equal(got, [np.nan, 2 / 3])
+
+
 def test_one_permutation_gives_p_values_but_no_clusters_and_no_numpy_warning():
     import warnings
 

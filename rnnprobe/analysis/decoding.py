@@ -73,7 +73,8 @@ class DecodingResult:
     null : ndarray or None, (n_permutations, ...)
         Scores with permuted targets (same folds).
     p_values : ndarray or None
-        Per point: (1 + #{null >= score}) / (1 + n_permutations), one-sided.
+        Per point: (1 + #{null >= score}) / (1 + n_permutations), one-sided (a null score within 1e-12
+        of the larger magnitude counts as reaching it, whatever the scores' scale).
     clusters : list of Cluster
         Cluster-based permutation correction over time (or the generalization matrix).
     patterns : ndarray or None, (n_times, n_units, n_outputs)
@@ -676,7 +677,7 @@ def decode(
     )
     if len(plan.perms):
         result.null = null
-        result.p_values = (1 + (null >= scores - 1e-12).sum(axis=0)) / (1 + len(plan.perms))
+        result.p_values = _scores.permutation_p_values(scores, null)
         result.clusters = cluster_test(scores, null, threshold_p=cluster_threshold)
     return result
 

@@ -22,6 +22,7 @@ from ._draws import distinct_conditions, draw_counts
 from ._pattern_bootstrap import _ceiling_from_similarities, pattern_bootstrap
 from ._rank_bootstrap import RANKED, rank_bootstrap
 from ._ranks import scatter_rows
+from ._scores import permutation_p_values
 from .parallel import library_threads, task_pool
 from .rsa import COMPARISONS, RDMs, compare_rdms, n_conditions, noise_ceiling, paired_vectors, similarity_transform
 from .rsa.compare import DOT_METHODS
@@ -520,7 +521,8 @@ class PermutationResult:
     null : ndarray, (n_permutations, n_models)
         The same with the model's condition labels permuted.
     p_values : ndarray, (n_models,)
-        One-sided (model more similar than chance): (1 + #{null >= observed}) / (1 + n_permutations).
+        One-sided (model more similar than chance): (1 + #{null >= observed}) / (1 + n_permutations) (a null
+        value within 1e-12 of the larger magnitude counts as reaching it); NaN where ``observed`` is NaN.
     comparison : str
     model_names : list of str
     """
@@ -721,5 +723,5 @@ def permutation_test(
         models, data_side = model_vectors, data_vectors
         observed = compare_rdms(model_vectors, data_vectors, comparison=comparison).mean(axis=1)
     null = _null_distribution(keys, models, data_side, comparison, progress)
-    p_values = (1 + (null >= observed - 1e-12).sum(axis=0)) / (1 + n_permutations)
+    p_values = permutation_p_values(observed, null)
     return PermutationResult(observed, null, p_values, comparison, _model_names(model_rdms, model_vectors.shape[0]))
