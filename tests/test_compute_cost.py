@@ -117,6 +117,34 @@ def test_the_solution_time_correlation_is_spearmans_rho_with_unsolved_ranked_las
     assert got["unsolved"] == int(np.isinf(result.solution_times).sum())
 
 
+def test_an_undefined_solution_time_correlation_has_no_interval_and_undefined_draws_are_counted(rng):
+    """Every stimulus solved at step 0: rho and its interval are NaN, without scipy's or numpy's warnings (an
+    all-NaN percentile). One stimulus solved later: the samples that do not draw it have no rho; the interval
+    is the percentile of the others (a loop), and their count is returned."""
+    import warnings
+
+    labels = rng.integers(0, 3, 30)
+    logits = np.zeros((30, 4, 3))
+    logits[np.arange(30), :, labels] = 10.0  # every stimulus solved at step 0
+    covariate = rng.normal(size=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = speed_accuracy_curve(logits, labels, np.ones(4)).solution_time_correlation(covariate, n_bootstrap=50)
+    assert np.isnan([got["rho"], got["ci_low"], got["ci_high"]]).all() and got["undefined_draws"] == 50
+    logits[0, :2, labels[0]] = -10.0  # stimulus 0 solved at step 2
+    result = speed_accuracy_curve(logits, labels, np.ones(4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = result.solution_time_correlation(covariate, n_bootstrap=200, seed=3)
+    draw = np.random.default_rng(3)
+    samples = [draw.integers(0, 30, 30) for _ in range(200)]
+    times = result.solution_times
+    defined = [spearmanr(times[i], covariate[i]).statistic for i in samples if (i == 0).any()]
+    assert got["undefined_draws"] == 200 - len(defined) > 50
+    assert got["rho"] == pytest.approx(spearmanr(times, covariate).statistic, abs=1e-12)
+    np.testing.assert_allclose([got["ci_low"], got["ci_high"]], np.percentile(defined, [2.5, 97.5]), rtol=1e-12)
+
+
 def _brute_matched(results):
     best = []
     for r in results:

@@ -243,20 +243,27 @@ class SpeedAccuracyResult:
     ) -> dict[str, float]:
         """Spearman correlation of solution times with a per-stimulus covariate (e.g. occlusion), with a
         percentile bootstrap interval over stimuli. Unsolved stimuli rank last (tied).
-        """
-        from scipy.stats import spearmanr
 
+        Where the solution times or the covariate are the same for every stimulus, rho is undefined (NaN) and
+        so is the interval. A bootstrap sample in which either is the same for every stimulus drawn has no rho
+        either: the interval is taken over the other samples (as RSA's bootstraps take the valid samples),
+        and ``undefined_draws`` says how many were left out (many: rho rests on a few stimuli).
+        """
         values = _covariate(covariate, self.correct.shape[0])
         times = np.where(np.isfinite(self.solution_times), self.solution_times, self.correct.shape[1])
-        rho = float(spearmanr(times, values).statistic)
         rng = np.random.default_rng(check_seed(seed))
         n = times.size
         samples = (rng.integers(0, n, n) for _ in range(check_int("n_bootstrap", n_bootstrap)))
-        draws = np.array([spearmanr(times[i], values[i]).statistic for i in samples])
         tail = (1 - check_probability("level", level)) / 2
-        low, high = np.nanpercentile(draws, [100 * tail, 100 * (1 - tail)])
+        rho = _spearman(times, values)
+        draws = np.array([_spearman(times[i], values[i]) for i in samples])
+        defined = draws[~np.isnan(draws)]
+        low, high = [np.nan] * 2
+        if defined.size and not np.isnan(rho):
+            low, high = np.percentile(defined, [100 * tail, 100 * (1 - tail)])
         unsolved = int(np.isinf(self.solution_times).sum())
-        return {"rho": rho, "ci_low": float(low), "ci_high": float(high), "unsolved": unsolved}
+        return {"rho": rho, "ci_low": float(low), "ci_high": float(high), "unsolved": unsolved,
+                "undefined_draws": int(draws.size - defined.size)}  # fmt: skip
 
     def summary(self) -> dict[str, Any]:
         """Best accuracy and its cost, accuracy and cost at the last step, median solution time."""
@@ -296,6 +303,15 @@ class SpeedAccuracyResult:
         right.set_xlabel(f"solution time (step; p(correct) > {self.solution_threshold:g} from then on)")
         right.set_ylabel("stimuli")
         return fig
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rho of a and b; NaN where either is the same everywhere (no ranks to correlate), without
+    scipy's warning.
+    """
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b).statistic) if np.ptp(a) > 0 and np.ptp(b) > 0 else np.nan
 
 
 def _covariate(values: Any, n: int) -> np.ndarray:
