@@ -145,6 +145,29 @@ def test_an_undefined_solution_time_correlation_has_no_interval_and_undefined_dr
     np.testing.assert_allclose([got["ci_low"], got["ci_high"]], np.percentile(defined, [2.5, 97.5]), rtol=1e-12)
 
 
+def test_a_difference_that_is_undefined_has_no_interval_and_undefined_draws_are_counted():
+    """b is unsure of stimulus 3 at step 0 (its cheapest operating point costs 1.25 mean FLOPs): it cannot run at
+    a's compute (1.0), a NaN difference, which had the interval [0, 0] of the resamples without stimulus 3.
+    Those resamples are the ones in which b's difference is defined: counted as the draws say."""
+    import warnings
+
+    labels = np.zeros(4, int)
+    a = np.zeros((4, 2, 2))
+    a[:, :, 0] = 3.0
+    b = a.copy()
+    b[3, 0, :] = 0.0  # stimulus 3: uniform at step 0
+    curves = [speed_accuracy_curve(x, labels, [1.0, 1.0], name=n) for x, n in ((a, "a"), (b, "b"))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = compute_matched(curves, n_bootstrap=200, seed=5)
+    assert np.isnan(result.difference[1, 0]) and np.isnan([result.ci_low[1, 0], result.ci_high[1, 0]]).all()
+    draws = np.random.default_rng(5).integers(0, 4, size=(200, 4))  # the resamples' draws (same seed)
+    np.testing.assert_array_equal(result.undefined_draws, [[0, 0], [(draws == 3).any(axis=1).sum(), 0]])
+    table = result.table()
+    assert table["undefined_draws"].tolist() == result.undefined_draws.ravel().tolist()
+    assert result.summary()["b_minus_a_undefined_draws"] == result.undefined_draws[1, 0] > 100
+
+
 def _brute_matched(results):
     best = []
     for r in results:

@@ -24,7 +24,6 @@ bootstrap intervals over stimuli.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -475,9 +474,11 @@ class ComputeMatchedResult:
     best_accuracy: np.ndarray  # (model,)
     accuracy: np.ndarray  # (model i, reference j): i's best accuracy with mean FLOPs <= reference_flops[j]
     difference: np.ndarray  # accuracy[i, j] - best_accuracy[j]
-    ci_low: np.ndarray  # of the difference
+    ci_low: np.ndarray  # of the difference (NaN where it is NaN)
     ci_high: np.ndarray
     level: float
+    undefined_draws: np.ndarray | None = None  # (model i, reference j): bootstrap samples in which i cannot run
+    # at j's cost in that sample, left out of the interval (many: the difference rests on a few stimuli)
 
     def table(self) -> Any:
         """A pandas DataFrame: one row per (model, reference) pair."""
@@ -489,7 +490,7 @@ class ComputeMatchedResult:
                 rows.append({"model": a, "at_compute_of": b, "reference_flops": self.reference_flops[j],
                              "accuracy": self.accuracy[i, j], "reference_accuracy": self.best_accuracy[j],
                              "difference": self.difference[i, j], "ci_low": self.ci_low[i, j],
-                             "ci_high": self.ci_high[i, j]})  # fmt: skip
+                             "ci_high": self.ci_high[i, j], "undefined_draws": self._undefined(i, j)})  # fmt: skip
         return pd.DataFrame(rows)
 
     def summary(self) -> dict[str, Any]:
@@ -502,7 +503,11 @@ class ComputeMatchedResult:
                 if i != j:
                     out[f"{a}_minus_{b}_at_{b}_compute"] = float(self.difference[i, j])
                     out[f"{a}_minus_{b}_ci"] = [float(self.ci_low[i, j]), float(self.ci_high[i, j])]
+                    out[f"{a}_minus_{b}_undefined_draws"] = self._undefined(i, j)
         return out
+
+    def _undefined(self, i: int, j: int) -> int:
+        return 0 if self.undefined_draws is None else int(self.undefined_draws[i, j])
 
     def draw(self, ax: Any) -> Any:
         """The difference table as a heat map (rows: model; columns: at the compute of)."""
@@ -551,8 +556,10 @@ def compute_matched(
     than that (NaN where it cannot run that cheaply). The difference to j's best accuracy gets a
     percentile interval from resampling the stimuli, the whole procedure (operating points and
     costs) repeated on each resample, with the same resample for every model (the comparison is
-    paired). Operating points are chosen on the stimuli they are scored on, as in Spoerer et al.
-    (2020); use stimuli held out from the models' training.
+    paired). A resample in which i cannot run at j's cost (in that resample) has no difference: the
+    interval is taken over the others and their count kept (``undefined_draws``); where the difference
+    itself is NaN, so is its interval. Operating points are chosen on the stimuli they are scored on,
+    as in Spoerer et al. (2020); use stimuli held out from the models' training.
 
     Examples
     --------
@@ -588,8 +595,11 @@ def compute_matched(
     boot_best = boot[:, :, 0]
     diffs = boot_matched - boot_best[:, None, :]
     tail = (1 - check_probability("level", level)) / 2
-    with warnings.catch_warnings():  # a pair with no operating point under the budget stays NaN
-        warnings.simplefilter("ignore", RuntimeWarning)
-        low, high = np.nanpercentile(diffs, [100 * tail, 100 * (1 - tail)], axis=0)
     difference = matched - best_accuracy[None, :]
-    return ComputeMatchedResult(names, reference, best_accuracy, matched, difference, low, high, level)
+    undefined = np.isnan(diffs).sum(axis=0)
+    # an interval where the difference is defined, over the samples where it is too (all NaN: none)
+    keep = ~np.isnan(difference) & (undefined < len(diffs))
+    low, high = np.full((2, *difference.shape), np.nan)
+    if keep.any():
+        low[keep], high[keep] = np.nanpercentile(diffs[:, keep], [100 * tail, 100 * (1 - tail)], axis=0)
+    return ComputeMatchedResult(names, reference, best_accuracy, matched, difference, low, high, level, undefined)
