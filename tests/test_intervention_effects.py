@@ -115,6 +115,35 @@ def test_an_undefined_statistic_gets_no_p_value_and_constants_no_correlation():
         condition_rdms(np.full((6, 2, 15), 0.1), [np.arange(3), np.arange(3, 6)])
 
 
+def test_an_undefined_rdm_correlation_has_no_interval():
+    """A step where the changed model's RDM is constant (conditions equidistant) has no RDM correlation; its
+    interval was the percentile of the bootstrap samples in which one happened to be defined. A step where no
+    sample is defined has none either, without numpy's all-NaN warning; elsewhere the percentile of the defined
+    samples (a loop)."""
+    import types
+    import warnings
+
+    from rnnprobe.analysis.intervention_effects import _add_rdms
+
+    rng = np.random.default_rng(4)
+    intact, changed = rng.random((2, 3, 6, 6))
+    intact, changed = intact + intact.transpose(0, 2, 1), changed + changed.transpose(0, 2, 1)
+    changed[0] = 1 - np.eye(6)  # equidistant conditions at step 0
+    samples = rng.random((2, 50, 3, 6, 6))
+    samples = samples + samples.transpose(0, 1, 2, 4, 3)
+    samples[1, :, 2] = 1 - np.eye(6)  # no sample defined at step 2
+    samples[1, :5, 1] = 1 - np.eye(6)  # five samples undefined at step 1
+    runs = {"intact": (None, None, {"l": [intact]}, {"l": samples[0]}),
+            "changed": (None, None, {"l": [changed]}, {"l": samples[1]})}  # fmt: skip
+    result = types.SimpleNamespace(rdm_similarity={}, rdm_ci={})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _add_rdms(result, runs, {}, 0.9)
+    assert np.isnan(result.rdm_similarity["l"][0]) and np.isnan(result.rdm_ci["l"][:, [0, 2]]).all()
+    defined = [rdm_correlation(b, a) for a, b in zip(samples[0, 5:, 1], samples[1, 5:, 1], strict=True)]
+    np.testing.assert_allclose(result.rdm_ci["l"][:, 1], np.percentile(defined, [5, 95]), rtol=1e-12)
+
+
 def test_decoding_intact_and_changed_equal_decode_on_the_recordings(setup):
     from rnnprobe import record
 

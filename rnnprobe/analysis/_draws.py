@@ -48,3 +48,24 @@ def evaluate_blocks(
     with task_pool(len(blocks), threads=threads) as pmap:
         list(pmap(run, blocks))
     return evaluations, ceiling
+
+
+def percentile_interval(samples: np.ndarray, estimate: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """(low, high): the percentile interval at ``level`` of bootstrap ``samples`` (sample, ...) of ``estimate``
+    (...), over the samples where the statistic is defined (not NaN); NaN where ``estimate`` is NaN (an undefined
+    statistic gets no interval, not one from the samples in which it happened to be defined) or no sample is
+    defined. No warnings.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> samples = np.array([[0.1, np.nan], [0.3, 0.2], [np.nan, 0.4]])
+    >>> percentile_interval(samples, np.array([0.2, np.nan]), 0.5)
+    (array([0.15,  nan]), array([0.25,  nan]))
+    """
+    tail = (1 - level) / 2
+    keep = ~np.isnan(estimate) & ~np.isnan(samples).all(axis=0)
+    low, high = np.full((2, *np.shape(estimate)), np.nan)
+    if keep.any():
+        low[keep], high[keep] = np.nanpercentile(samples[:, keep], [100 * tail, 100 * (1 - tail)], axis=0)
+    return low, high

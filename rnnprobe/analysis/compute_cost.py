@@ -40,7 +40,7 @@ from ..errors import (
     describe,
     format_choices,
 )
-from ._draws import draw_counts
+from ._draws import draw_counts, percentile_interval
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -594,12 +594,7 @@ def compute_matched(
     boot_matched = _accuracy_at(boot_acc[:, :, None, :], boot_flops[:, :, None, :], budgets)
     boot_best = boot[:, :, 0]
     diffs = boot_matched - boot_best[:, None, :]
-    tail = (1 - check_probability("level", level)) / 2
     difference = matched - best_accuracy[None, :]
+    low, high = percentile_interval(diffs, difference, check_probability("level", level))
     undefined = np.isnan(diffs).sum(axis=0)
-    # an interval where the difference is defined, over the samples where it is too (all NaN: none)
-    keep = ~np.isnan(difference) & (undefined < len(diffs))
-    low, high = np.full((2, *difference.shape), np.nan)
-    if keep.any():
-        low[keep], high[keep] = np.nanpercentile(diffs[:, keep], [100 * tail, 100 * (1 - tail)], axis=0)
     return ComputeMatchedResult(names, reference, best_accuracy, matched, difference, low, high, level, undefined)

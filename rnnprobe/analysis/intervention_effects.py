@@ -25,7 +25,7 @@ import numpy as np
 from .._validation import check_int, check_probability, check_seed
 from ..errors import ArgumentError, NonFiniteError, ShapeError, UnknownNameError, describe
 from ._constant import centred as centred_values
-from ._draws import draw_counts
+from ._draws import draw_counts, percentile_interval
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -126,7 +126,7 @@ class InterventionEffect:
     control_effects: np.ndarray  # (control, time)
     p_values: np.ndarray | None  # (time,), None without controls
     rdm_similarity: dict[str, np.ndarray] = field(default_factory=dict)  # layer -> (time,)
-    rdm_ci: dict[str, np.ndarray] = field(default_factory=dict)  # layer -> (2, time)
+    rdm_ci: dict[str, np.ndarray] = field(default_factory=dict)  # layer -> (2, time); NaN where r is NaN
     control_rdm_similarity: dict[str, np.ndarray] = field(default_factory=dict)  # layer -> (control, time)
     rdm_p_values: dict[str, np.ndarray] = field(default_factory=dict)
     decoding: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)  # layer -> {"intact", "changed"}
@@ -368,12 +368,11 @@ def _controls(model, stimuli, controls, layers, groups, runs, fn, labels, x, bat
 
 
 def _add_rdms(result: InterventionEffect, runs: dict[str, Any], control_r: dict[str, np.ndarray], level: float) -> None:
-    tail = (1 - level) / 2
     for layer in runs["intact"][2]:
         r = rdm_correlation(runs["changed"][2][layer][0], runs["intact"][2][layer][0])
         samples = rdm_correlation(runs["changed"][3][layer], runs["intact"][3][layer])  # (sample, time)
         result.rdm_similarity[layer] = r
-        result.rdm_ci[layer] = np.nanpercentile(samples, [100 * tail, 100 * (1 - tail)], axis=0)
+        result.rdm_ci[layer] = np.stack(percentile_interval(samples, r, level))
         if layer in control_r:
             result.control_rdm_similarity[layer] = control_r[layer]
             result.rdm_p_values[layer] = empirical_p(r, control_r[layer])
