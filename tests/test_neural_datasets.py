@@ -114,6 +114,36 @@ def test_zhang_desimone_pseudo_population_matches_the_rasters():
         load_zhang_desimone(DATA / "zhang_desimone2011_it_7objects", bin_ms=30, start_ms=0, stop_ms=100)
 
 
+def test_rasters_that_do_not_line_up_are_refused(tmp_path):
+    """Synthetic NeuroDecodeR rasters (no shared data needed): three neurons that line up load as a
+    pseudo-population whose rates are the rasters' counts; a neuron aligned elsewhere, missing a condition or too
+    short for the window is one clear error (its spikes were binned against the first neuron's onset)."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "raster_mat"
+    folder.mkdir()
+
+    def write(name, *, onset=501, conditions=("a_up", "b_up"), length=1000):
+        labels = np.repeat(np.array(conditions, dtype=object), 3)
+        raster = (rng.random((len(labels), length)) < 0.05).astype(np.uint8)
+        scipy.io.savemat(folder / f"{name}_raster_data.mat", {
+            "raster_data": raster, "raster_labels": {"combined_ID_position": labels},
+            "raster_site_info": {"alignment_event_time": onset}})  # fmt: skip
+        return raster, labels
+
+    rasters = [write(f"n{i}") for i in range(3)]
+    rec = load_zhang_desimone(tmp_path, bin_ms=100, start_ms=-100, stop_ms=300, seed=1)
+    assert rec.shapes["IT"] == (6, 4, 3)
+    for j, (raster, labels) in enumerate(rasters):  # each pseudo-trial is one of the neuron's own trials
+        counts = raster[:, 400:800].reshape(-1, 4, 100).sum(axis=2) * 10.0
+        for row, condition in zip(rec.get("IT")[:, :, j], rec.column("condition"), strict=True):
+            assert (counts[labels == condition] == row).all(axis=1).any()
+    for bad in ({"onset": 401}, {"conditions": ("a_up", "c_up")}, {"length": 700}):
+        (folder / "n3_raster_data.mat").unlink(missing_ok=True)
+        write("n3", **bad)
+        with pytest.raises(ShapeError, match=r"n3_raster_data\.mat does not line up"):
+            load_zhang_desimone(tmp_path, bin_ms=100, start_ms=-100, stop_ms=300)
+
+
 @needs_data
 def test_churchland_tensor_and_its_rotational_structure():
     rec = load_churchland(DATA / "churchland2012_m1_tme_tensor")

@@ -116,11 +116,10 @@ def load_zhang_desimone(
     if not files:
         raise StoreNotFoundError(f"folder: no *_raster_data.mat files in {str(path)!r}.")
     neurons = [_loadmat(f) for f in files]
-    conditions = np.unique(neurons[0]["raster_labels"]["combined_ID_position"])
+    conditions, onset = _matched_rasters(neurons, files, start_ms, stop_ms)
     counts = [min(int(np.sum(n["raster_labels"]["combined_ID_position"] == c)) for c in conditions) for n in neurons]
     available = min(counts)
     reps = available if n_repetitions is None else check_int("n_repetitions", n_repetitions, maximum=available)
-    onset = int(neurons[0]["raster_site_info"]["alignment_event_time"]) - 1  # 0-based index of the onset ms
     window = slice(onset + start_ms, onset + stop_ms)
     n_bins = (stop_ms - start_ms) // bin_ms
     rates = np.empty((len(conditions) * reps, n_bins, len(neurons)), dtype=np.float32)
@@ -144,6 +143,32 @@ def load_zhang_desimone(
     }  # fmt: skip
     return from_responses(rates, layer="IT", metadata=metadata, times=np.arange(start_ms, stop_ms, bin_ms),
                           provenance=provenance)  # fmt: skip
+
+
+def _matched_rasters(neurons: list[dict], files: list[Path], start_ms: int, stop_ms: int) -> tuple[np.ndarray, int]:
+    """(the conditions, the 0-based index of the onset ms) that every neuron's raster shares: the same
+    conditions, each with a trial, the same alignment, and the window inside every raster; else one error naming
+    the first neuron that differs (a pseudo-population of rasters that do not line up would be misaligned or
+    mismatched without a sign).
+    """
+    first = neurons[0]
+    conditions = np.unique(first["raster_labels"]["combined_ID_position"])
+    onset = int(first["raster_site_info"]["alignment_event_time"]) - 1
+    for neuron, file in zip(neurons, files, strict=True):
+        own = np.unique(neuron["raster_labels"]["combined_ID_position"])
+        aligned = int(neuron["raster_site_info"]["alignment_event_time"]) - 1
+        length = np.shape(neuron["raster_data"])[-1]
+        if (
+            not np.array_equal(own, conditions)
+            or aligned != onset
+            or not 0 <= onset + start_ms < onset + stop_ms <= length
+        ):
+            raise ShapeError(
+                f"folder: {file.name} does not line up with {files[0].name}: conditions {own.tolist()[:5]} against "
+                f"{conditions.tolist()[:5]}, onset at ms {aligned + 1} against {onset + 1}, {length} ms of raster "
+                f"for the window {start_ms}..{stop_ms} ms. Pass a folder of rasters of one experiment."
+            )
+    return conditions, onset
 
 
 def load_churchland(folder: str | Path | None = None) -> Any:
