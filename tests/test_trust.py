@@ -208,7 +208,7 @@ def test_a_missing_value_names_no_condition(rng, missing):
     """Grouping by a column with a missing value: numpy made NaN a condition of its own (and Python's grouping one
     condition per NaN; scikit-learn's group splitters raised their own ValueError); every analysis that groups
     stimuli by a column refuses it, naming the argument."""
-    from rnnprobe.analysis import condition_average, fit_dpca, fit_encoding, fit_tdr
+    from rnnprobe.analysis import condition_average, fit_dpca, fit_encoding, fit_tdr, intervention_effect, noise_ceiling
 
     rec = _with_missing(rng, missing)
     neural = Recording({"n": rng.normal(size=(20, 1, 3))}, metadata={"label": rec.column("label")})
@@ -223,7 +223,10 @@ def test_a_missing_value_names_no_condition(rng, missing):
         "conditions 'label'": [lambda: fit_tdr(rec, "h", variables=["ok"], conditions=["label"])],
         "parameters 'label'": [lambda: fit_dpca(rec, parameters=["ok", "label"], n_components=2)],
         "groups": [lambda: decode(rec, "h", "ok", groups="label", cv=2, progress=False),
-                   lambda: fit_encoding(rec, rng.normal(size=(20, 3)), groups="label", cv=2, progress=False)],
+                   lambda: fit_encoding(rec, rng.normal(size=(20, 3)), groups="label", cv=2, progress=False),
+                   lambda: noise_ceiling(rng.random((20, 15)), groups=rec.column("label"))],
+        "conditions": [lambda: intervention_effect(GRU(3, 8, 2), rng.normal(size=(20, 5, 3)), [], layers=["l0.h"],
+                                                   score="mean_abs_output", conditions=rec.column("label"))],
         "stratify": [lambda: fit_encoding(rec, rng.normal(size=(20, 3)), stratify="label", cv=2, progress=False)],
     }  # fmt: skip
     for name, functions in calls.items():

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_int, check_probability, check_seed
+from .._validation import check_grouping, check_int, check_probability, check_seed
 from ..errors import ArgumentError, NonFiniteError, ShapeError, UnknownNameError, describe
 from ._constant import centred as centred_values
 from ._draws import draw_counts, percentile_interval
@@ -223,7 +223,7 @@ def _groups(conditions: Any, labels: Any, n: int) -> list[np.ndarray]:
     values = conditions if conditions is not None else labels
     if values is None:
         raise ArgumentError("conditions: RDMs over layers need conditions (or labels). Pass conditions=...")
-    values = np.asarray(values)
+    values = check_grouping(values, name="conditions" if conditions is not None else "labels")
     if values.shape != (n,):
         raise ShapeError(f"conditions: got {describe(values)}. Pass one condition per stimulus ({n}).")
     groups = [np.flatnonzero(values == v) for v in np.unique(values)]

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import check_option
+from ..._validation import check_grouping, check_option
 from ...errors import ArgumentError, ShapeError, describe
 from .._constant import rounding_only
 from .compare import COMPARISONS, _nan_ranks, compare_rdms
@@ -69,7 +69,7 @@ def noise_ceiling(
     True
     """
     v = as_vectors(subject_rdms, "subject_rdms")
-    groups = np.arange(v.shape[0]) if groups is None else np.asarray(groups)
+    groups = np.arange(v.shape[0]) if groups is None else check_grouping(groups, name="groups")
     if groups.shape != (v.shape[0],):
         raise ShapeError(f"groups: got {describe(groups)}. Pass one subject id per RDM ({v.shape[0]}).")
     ids = np.unique(groups)
