@@ -920,7 +920,7 @@ def _population_row(c: ComparisonResult, name: str) -> dict[str, Any]:
     row: dict[str, Any] = {}
     if name in c.jpca:
         j = c.jpca[name]
-        row["jpca: rotation explains"] = None if isinstance(j, str) else (j.r2_skew / j.r2 if j.r2 > 0 else 0.0)
+        row["jpca: rotation explains"] = None if isinstance(j, str) else j.rotation_explains
         row["jpca: plane 1 frequency"] = None if isinstance(j, str) else float(j.frequencies[0])
     if name in c.tdr:
         row["tdr: max R2"] = None if isinstance(c.tdr[name], str) else float(c.tdr[name].r2.max())

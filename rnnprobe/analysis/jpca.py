@@ -65,11 +65,16 @@ class JPCAResult:
     times: np.ndarray
     layer: str
 
+    @property
+    def rotation_explains(self) -> float:
+        """``r2_skew / r2``: how much of the linear dynamics rotation explains (NaN where they explain nothing)."""
+        return self.r2_skew / self.r2 if self.r2 > 0 else float("nan")
+
     def summary(self) -> dict[str, Any]:
         """Key numbers: the fits' R^2, the skew fraction, plane 1's frequency and variance."""
         return {
             "layer": self.layer, "components": int(self.m.shape[0]), "R2 (unconstrained)": self.r2,
-            "R2 (skew-symmetric)": self.r2_skew, "rotation explains": self.r2_skew / self.r2 if self.r2 > 0 else 0.0,
+            "R2 (skew-symmetric)": self.r2_skew, "rotation explains": self.rotation_explains,
             "skew-symmetric fraction of M": self.skew_fraction, "plane 1 frequency": float(self.frequencies[0]),
             "plane 1 variance": float(self.variance_captured[0]),
         }  # fmt: skip
