@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import rnnprobe
-from rnnprobe.errors import ArgumentError, ShapeError, UnknownNameError
+from rnnprobe.errors import ArgumentError, NonFiniteError, ShapeError, UnknownNameError
 from rnnprobe.models import BLT, CTRNN, EnergyEfficientRNN, FastWeightsRNN, error_units, prediction_units
 
 
@@ -168,6 +168,15 @@ def test_prediction_and_error_units_on_planted_data(rng):
     np.testing.assert_array_equal(error_units(a, labels), [0, 1, 3, 4, 5, 6, 8, 9])
     with pytest.raises(ShapeError, match="one label per stimulus"):
         prediction_units(a, labels[:-1])
+    # a NaN preactivation made its unit's median (or every class's centre) NaN: no unit found, all error units
+    bad = a.copy()
+    bad[5, 2] = np.nan
+    with pytest.raises(NonFiniteError, match="preactivations"):
+        error_units(bad, labels)
+    with pytest.raises(ArgumentError, match="labels: 1 value"):
+        prediction_units(a, np.where(np.arange(150) == 4, np.nan, labels))
+    with pytest.raises(ArgumentError, match="threshold"):
+        prediction_units(a, labels, threshold=-1.0)
 
 
 def test_energy_efficient_rnn_learns_to_cancel_predictable_input():

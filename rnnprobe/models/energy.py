@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .._validation import check_int
+from .._validation import check_finite, check_grouping, check_int, check_number
 from ..errors import ArgumentError, NonFiniteError, ShapeError, describe
 from ..recording.tap import Tap
 from .base import RecurrentModel
@@ -86,7 +86,8 @@ def prediction_units(
     more than ``threshold`` robust standard deviations from the median of
     ``m[c, :]`` over units, the robust SD being the median absolute deviation
     scaled by 1.4826 (consistent with the SD for normal data), so that 2.576 is
-    the two-sided 1% level (after Ali et al. 2022).
+    the two-sided 1% level (after Ali et al. 2022). A class for which half the units or more share one
+    median has no spread to judge by (a MAD of 0): it gets no prediction units.
 
     Parameters
     ----------
@@ -109,8 +110,9 @@ def prediction_units(
     >>> prediction_units(a, labels)[0]
     array([2])
     """
-    a = np.asarray(preactivations, dtype=float)
-    labels = np.asarray(labels)
+    a = check_finite(np.asarray(preactivations, dtype=float), name="preactivations")
+    labels = check_grouping(labels, name="labels")
+    threshold = check_number("threshold", threshold, minimum=0, inclusive=False)
     if a.ndim != 2 or labels.shape != (a.shape[0],):
         raise ShapeError(
             f"preactivations, labels: got {describe(a)} and {describe(labels)}. Pass preactivations of shape "
