@@ -302,15 +302,18 @@ def test_rank_samples_in_blocks_give_the_same_bits_whatever_the_blocks(rng, meth
     assert (distinct_conditions(draws) >= 3).all() and len(draws) % 4 == 3
     draws, subjects = (None if drawn == "subjects" else draws), (None if drawn == "conditions" else subjects)
 
-    def evaluate(block, integers=None, ceiling=True):
+    def evaluate(block, integers=None, ceiling=True, conditions=draws):
         plan = RankBootstrap(models, data, method, ceiling, subject_draws=0 if subjects is None else 5)
         plan.block, plan.compact = block, block == 1  # (a sample a block: its own pairs alone, as large RDMs)
         if integers is not None:
             plan.int = plan.key = integers
-        return plan.evaluate(draws, None if subjects is None else draw_counts(subjects, 5))
+        return plan.evaluate(conditions, None if subjects is None else draw_counts(subjects, 5))
 
     evaluations, ceiling = evaluate(23)
-    for other in (evaluate(1), evaluate(4), evaluate(4, np.int64)):
+    others = [evaluate(1), evaluate(4), evaluate(4, np.int64)]
+    if draws is None:  # subjects alone (every pair weighs 1, ranked as such) as samples that draw each condition once
+        others += [evaluate(block, conditions=np.tile(np.arange(10), (23, 1))) for block in (1, 4)]
+    for other in others:
         np.testing.assert_array_equal(other[0], evaluations)
         np.testing.assert_array_equal(other[1], ceiling)
     alone, none = evaluate(4, ceiling=False)

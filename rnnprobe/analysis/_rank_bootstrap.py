@@ -136,6 +136,7 @@ class RankBootstrap:
             else:  # (the first samples' arrays of the first block: the same ranks)
                 work = buffers.block(size, len(self.first)) | {"order": self.order, "back": self.back}
                 sums["norms"][part, :n_rows], sums["cross"][part] = sums["norms"][0, :n_rows], sums["cross"][0]
+            work["unit"] = draws is None  # (every pair weighs 1: see _pooled_ranks)
             if self.with_ceiling:
                 self._pooled_products(work, buffers, n, sums, part, None if held is None else [a[part] for a in held])
         return self._similarities(sums, copies.astype(np.float64), subjects)
@@ -220,8 +221,10 @@ class RankBootstrap:
         pooled = buffers.sized("pooled_rows", (blocks, n_pooled, n_pairs), np.float64, zeroed=True)
         positions += (n_pairs * (np.arange(blocks)[:, None] * (n_pooled - 1) + np.arange(n_pooled)))[:, :, None]
         pooled.reshape(-1)[positions.reshape(-1)] = ranks.reshape(-1)
-        weighted = buffers.sized("pooled_weighted", pooled.shape, np.float64)
-        np.multiply(pooled, work["w"][:, None, :], out=weighted)
+        weighted = pooled  # (every pair weighing 1: the ranks themselves)
+        if not work["unit"]:
+            weighted = buffers.sized("pooled_weighted", pooled.shape, np.float64)
+            np.multiply(pooled, work["w"][:, None, :], out=weighted)
         norms = np.einsum("bkp,bkp->bk", weighted, pooled)
         np.einsum("bp,bdp->bd", weighted[:, 0], data, out=sums["upper"][part])
         lower = np.einsum("bdp,bdp->bd", weighted[:, 1:], data if held is None else held["rows"])
@@ -299,14 +302,16 @@ class RankBootstrap:
             np.subtract(keys[:, :1], keys[:, 1:], out=keys[:, 1:])
         n_pooled = keys.shape[1]
         keys += self.n_summed * self.n_max  # (from 0: the same order)
-        absent = work["absent"]  # (B, P): the key of a pair the sample lacks, 0 for the others
-        np.equal(w, 0, out=absent)
-        absent *= self.absent
-        np.maximum(keys, absent[:, None, :], out=keys)  # (copyto's where= kept the interpreter lock)
+        width = n_pairs
+        if not work["unit"]:  # (samples of subjects alone hold every pair)
+            absent = work["absent"]  # (B, P): the key of a pair the sample lacks, 0 for the others
+            np.equal(w, 0, out=absent)
+            absent *= self.absent
+            np.maximum(keys, absent[:, None, :], out=keys)  # (copyto's where= kept the interpreter lock)
+            width -= int(np.count_nonzero(absent, axis=1).min())
         keys <<= self.position_bits
         keys |= np.arange(n_pairs, dtype=keys.dtype)  # value, then position: no two keys are equal
         keys.sort(axis=-1)
-        width = n_pairs - int(np.count_nonzero(absent, axis=1).min())
         shape = (blocks, n_pooled, width)
         positions = buffers.sized("positions", shape, np.intp)
         np.bitwise_and(keys[..., :width], (1 << self.position_bits) - 1, out=positions)
@@ -314,8 +319,12 @@ class RankBootstrap:
         np.right_shift(keys[..., :width], self.position_bits, out=values)  # ascending
         positions += (n_pairs * np.arange(blocks))[:, None, None]
         weights, cum = buffers.sized("pooled_w", shape, self.int), buffers.sized("pooled_cum", shape, self.int)
-        np.take(w, positions, out=weights, mode="wrap")
-        _running_sums(weights, out=cum)
+        if work["unit"]:  # every weight 1: the running sums are 1, 2, ..., width in every row
+            weights.fill(1)
+            np.copyto(cum, np.arange(1, width + 1, dtype=cum.dtype))
+        else:
+            np.take(w, positions, out=weights, mode="wrap")
+            _running_sums(weights, out=cum)
         starts = buffers.sized("pooled_starts", shape, bool)
         starts[..., 0] = True
         np.not_equal(values[..., 1:], values[..., :-1], out=starts[..., 1:])
