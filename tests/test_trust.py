@@ -277,3 +277,33 @@ def test_whether_an_array_is_a_square_rdm_does_not_depend_on_its_scale(rng, tmp_
     with pytest.raises(ShapeError, match="symmetric"):
         classical_mds(stack[:4, :4])
     assert classical_mds(square).shape == (5, 2)
+
+
+def test_seeded_runs_leave_every_random_generator_as_it_was(monkeypatch):
+    """record(seed=), train(seed=) and a recipe's build(seed) seed torch's CPU generator inside a fork of it.
+    They called torch.manual_seed, which also seeds every CUDA device, and where CUDA is not initialised yet
+    queues that seeding for when it is: a later CUDA program of the user's started from the recording's seed.
+    The same numbers on the CPU as before (seeded runs repeat; the CPU state comes back)."""
+    import copy
+
+    from rnnprobe import record
+    from rnnprobe.models.recipes import RECIPES
+    from rnnprobe.recording import Intervention
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a CUDA generator was seeded")
+
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", refuse)
+    monkeypatch.setattr(torch.cuda, "manual_seed", refuse)
+    model, x = GRU(2, 8, 2), torch.randn(4, 5, 2)
+    before = torch.get_rng_state()
+    noisy = Intervention.noise("l0.h", 0.5)
+    runs = [record(model, x, seed=3, interventions=noisy, progress=False)["l0.h"] for _ in range(2)]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    losses = [train(copy.deepcopy(model), FlipFlop(2, n_steps=10), steps=2, seed=5, progress=False).loss
+              for _ in range(2)]  # fmt: skip
+    assert losses[0] == losses[1]
+    built = [next(iter(RECIPES.values())).build(7)[0] for _ in range(2)]
+    for a, b in zip(built[0].parameters(), built[1].parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(torch.get_rng_state(), before)

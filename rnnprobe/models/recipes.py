@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._random import seeded
 from ..tasks import AssociativeRetrieval, DigitSequences, FlipFlop, OccludedDigits, Task
 from .blt import BLT
 from .energy import EnergyEfficientRNN
@@ -36,8 +37,7 @@ class Recipe:
 
     def build(self, seed: int) -> tuple[nn.Module, Task]:
         """The model initialised with ``seed`` (torch's global RNG untouched) and the task."""
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             model = self.make_model()
         return model, self.make_task()
 

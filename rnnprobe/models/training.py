@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._random import seeded
 from .._validation import check_int, check_number, check_progress
 from ..errors import ArgumentTypeError, describe
 from ..tasks.base import Task
@@ -126,8 +127,7 @@ def train(
     start = time.perf_counter()
     model.train()
     try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             for step in range(steps):
                 data = task.sample(batch_size, split="train", index=step)
                 loss = loss_fn(model(data.x), data)

@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .._random import seeded
 from .._validation import check_device, check_int, check_progress, check_seed
 from .._version import __version__
 from ..errors import (
@@ -293,12 +294,10 @@ def record(
     run_device, model_dtype = _run_device(model, device)
     sink = Sink(storage_dtype)
     nonfinite = NonFiniteCounter()
-    rng = torch.random.fork_rng(devices=[]) if seed is not None else contextlib.nullcontext()
+    rng = seeded(seed, run_device)
     bar = _progress_bar(progress, n_stimuli, model)
     try:
         with _attached(model, targets, sink, run_device), intervene(model, changes), rng, torch.no_grad():
-            if seed is not None:
-                torch.manual_seed(seed)
             for b, start in enumerate(range(0, n_stimuli, batch_size)):
                 stop = min(n_stimuli, start + batch_size)
                 sink.start(stop - start, b, destination.views(start, stop) if b else None)
