@@ -201,6 +201,31 @@ class _FailsOn(torch.nn.Module):
         return self.linear(x)
 
 
+class _Noisy(torch.nn.Module):
+    """Adds standard normal noise to its input, recorded by a tap."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.noise = rnnprobe.recording.Tap()
+
+    def forward(self, x):
+        return self.noise(x + torch.randn_like(x))
+
+
+def test_a_seeded_sharded_recording_gives_every_piece_its_own_noise(client, tmp_path):
+    """Every piece (5 stimuli here) recorded with ``seed`` itself drew the same noise: stimuli 5 apart had
+    identical noise. Each piece now has a stream of its own from (seed, its first stimulus): no two stimuli's
+    noise is the same, and the recording repeats whichever worker records which piece."""
+    x = torch.zeros(30, 4)
+    runs = [rnnprobe.record(_Noisy(), x, store=tmp_path / f"rec{i}.zarr", client=client, chunk_stimuli=5,
+                            batch_size=5, seed=1, progress=False).get("noise") for i in range(2)]  # fmt: skip
+    np.testing.assert_array_equal(runs[0], runs[1])
+    flat = runs[0].reshape(30, -1)
+    assert len(np.unique(flat, axis=0)) == 30
+    alone = rnnprobe.record(_Noisy(), x[5:10], seed=rnnprobe.recording.cluster.piece_seed(1, 5), progress=False)
+    np.testing.assert_array_equal(runs[0][5:10], alone.get("noise"))
+
+
 def test_a_failing_shard_leaves_no_store(client, tmp_path):
     x = torch.zeros(40, 2, 3)
     x[33, 0, 0] = 42

@@ -90,6 +90,8 @@ def _write_piece(model: Any, inputs: list[Any], a: int, b: int, names: list[str]
     """Record stimuli [a, b) in memory and write them into the store's arrays; count NaN/inf per step."""
     from .recorder import record
 
+    if settings.get("seed") is not None:  # each piece its own stream, from (seed, its first stimulus)
+        settings = {**settings, "seed": piece_seed(settings["seed"], a)}
     rec = record(model, inputs[0] if len(inputs) == 1 else tuple(inputs), progress=False, **settings)
     for name, target in zip(names, targets, strict=True):
         data = rec.get(name)
@@ -102,6 +104,19 @@ def _write_piece(model: Any, inputs: list[Any], a: int, b: int, names: list[str]
         if data.dtype.kind == "f" and not np.isfinite(data.sum(dtype=data.dtype)):
             counts = (~np.isfinite(data)).reshape(data.shape[0], data.shape[1], -1).sum(axis=(0, 2))
             bad[name] = bad.get(name, 0) + counts
+
+
+def piece_seed(seed: int, start: int) -> int:
+    """The seed of the piece of a sharded recording whose first stimulus is ``start``: one stream per piece,
+    reproducible whichever worker records it. With ``seed`` itself in every piece, every piece drew the same
+    noise: stimuli ``start`` apart were given identical noise.
+
+    Examples
+    --------
+    >>> piece_seed(1, 0) == piece_seed(1, 0) != piece_seed(1, 64)
+    True
+    """
+    return int(np.random.SeedSequence([seed, start]).generate_state(1, np.uint64)[0] >> 1)
 
 
 def record_on_cluster(

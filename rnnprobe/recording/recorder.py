@@ -245,8 +245,10 @@ def record(
     client : dask.distributed.Client, optional
         Record on a dask cluster: shards of whole chunks of stimuli are recorded by the workers
         into ``store`` (needed; on a file system every worker shares), which is marked complete
-        only when every shard is written (:mod:`rnnprobe.recording.cluster`). With ``seed``,
-        every shard starts its generator from ``seed`` (stochastic models differ from an unsharded run).
+        only when every shard is written (:mod:`rnnprobe.recording.cluster`). With ``seed``, each
+        piece of stimuli a worker records (whole chunks, about a batch) draws from its own stream, seeded
+        by ``seed`` and its first stimulus: reproducible whichever worker records it, independent across
+        pieces, but not the numbers of an unsharded run of a stochastic model.
     progress : bool or None
         Show a progress bar.
         None (default): a bar only when stderr is a terminal.
