@@ -224,6 +224,13 @@ def test_a_seeded_sharded_recording_gives_every_piece_its_own_noise(client, tmp_
     assert len(np.unique(flat, axis=0)) == 30
     alone = rnnprobe.record(_Noisy(), x[5:10], seed=rnnprobe.recording.cluster.piece_seed(1, 5), progress=False)
     np.testing.assert_array_equal(runs[0][5:10], alone.get("noise"))
+    # a noise intervention's own seed likewise (its generator is made anew by every piece's record)
+    noisy = rnnprobe.recording.Intervention.noise("noise", 1.0, seed=4)
+    changed = rnnprobe.record(_Noisy(), x, store=tmp_path / "changed.zarr", client=client, chunk_stimuli=5,
+                              batch_size=5, seed=1, interventions=noisy, progress=False).get("noise")  # fmt: skip
+    added = changed - runs[0]
+    assert len(np.unique(added.reshape(30, -1).round(6), axis=0)) == 30
+    assert changed.shape == runs[0].shape
 
 
 def test_a_failing_shard_leaves_no_store(client, tmp_path):

@@ -90,9 +90,9 @@ def _write_piece(model: Any, inputs: list[Any], a: int, b: int, names: list[str]
     """Record stimuli [a, b) in memory and write them into the store's arrays; count NaN/inf per step."""
     from .recorder import record
 
-    if settings.get("seed") is not None:  # each piece its own stream, from (seed, its first stimulus)
-        settings = {**settings, "seed": piece_seed(settings["seed"], a)}
-    rec = record(model, inputs[0] if len(inputs) == 1 else tuple(inputs), progress=False, **settings)
+    rec = record(
+        model, inputs[0] if len(inputs) == 1 else tuple(inputs), progress=False, **_piece_settings(settings, a)
+    )
     for name, target in zip(names, targets, strict=True):
         data = rec.get(name)
         if tuple(data.shape[1:]) != tuple(target.shape[1:]):
@@ -106,10 +106,30 @@ def _write_piece(model: Any, inputs: list[Any], a: int, b: int, names: list[str]
             bad[name] = bad.get(name, 0) + counts
 
 
+def _piece_settings(settings: dict[str, Any], start: int) -> dict[str, Any]:
+    """``record``'s settings for the piece whose first stimulus is ``start``: ``seed`` and every noise
+    intervention's seed replaced by the piece's own (:func:`piece_seed`), so that each piece draws its own noise.
+    """
+    import dataclasses
+
+    from .interventions import Intervention, as_changes
+
+    out = dict(settings)
+    if out.get("seed") is not None:
+        out["seed"] = piece_seed(out["seed"], start)
+    if out.get("interventions"):
+        out["interventions"] = [
+            dataclasses.replace(c, seed=piece_seed(c.seed or 0, start))
+            if isinstance(c, Intervention) and c.kind == "noise" else c
+            for c in as_changes(out["interventions"])
+        ]  # fmt: skip
+    return out
+
+
 def piece_seed(seed: int, start: int) -> int:
-    """The seed of the piece of a sharded recording whose first stimulus is ``start``: one stream per piece,
-    reproducible whichever worker records it. With ``seed`` itself in every piece, every piece drew the same
-    noise: stimuli ``start`` apart were given identical noise.
+    """The seed of the piece of a sharded recording whose first stimulus is ``start`` (for ``record``'s ``seed``
+    and for each noise intervention's): one stream per piece, reproducible whichever worker records it. With
+    ``seed`` itself in every piece, every piece drew the same noise: stimuli a piece apart had identical noise.
 
     Examples
     --------
