@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._random import seeded
+from .._validation import seeded
 from ..tasks import AssociativeRetrieval, DigitSequences, FlipFlop, OccludedDigits, Task
 from .blt import BLT
 from .energy import EnergyEfficientRNN

@@ -9,8 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._random import seeded
-from .._validation import check_int, check_number, check_progress
+from .._validation import check_int, check_number, check_progress, seeded
 from ..errors import ArgumentTypeError, describe
 from ..tasks.base import Task
 

@@ -33,8 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._random import seeded
-from .._validation import check_device, check_int, check_progress, check_seed
+from .._validation import check_device, check_int, check_progress, check_seed, seeded
 from .._version import __version__
 from ..errors import (
     ArgumentError,
