@@ -43,6 +43,31 @@ def test_linear_map_fixed_point_and_eigenvalues_equal_the_closed_form(rng):
     assert sorted(map(tuple, fp.inputs)) == sorted(map(tuple, u))  # each point keeps its input
 
 
+def test_a_line_attractor_is_stable_whatever_the_rounding_of_its_unit_eigenvalue(rng):
+    """Points of a line attractor have an eigenvalue of exactly 1, which computes as 1 +- 1e-15 depending on the
+    basis: every point was unstable in some bases (8.9e-16 past 1) and stable in others. Within ``tol`` of the unit
+    circle an eigenvalue is marginal, not unstable, in every basis and for both solvers; 1 + 1e-6 is unstable."""
+    from rnnprobe.analysis.fixed_points import unstable_modes
+
+    past = 0
+    for seed in range(8):
+        v = np.random.default_rng(seed).normal(size=(6, 6))
+        spectrum = [1.0, 0.8, 0.6, 0.4, -0.3, 0.2]
+        a = torch.as_tensor(v @ np.diag(spectrum) @ np.linalg.inv(v))
+        past += np.abs(np.linalg.eigvals(a.numpy())).max() > 1
+        for solver in ("dense", "matrix-free"):
+            fp = find_fixed_points(lambda x, u, a=a: x @ a.T, inputs=[0.0], initial_states=rng.normal(size=(6, 6)),
+                                   solver=solver, n_eigenvalues=3, deflation=0, progress=False)  # fmt: skip
+            assert len(fp) and fp.stable.all() and (fp.n_unstable == 0).all(), (seed, solver)
+        unstable = torch.as_tensor(v @ np.diag([1 + 1e-6, *spectrum[1:]]) @ np.linalg.inv(v))
+        fp = find_fixed_points(lambda x, u, a=unstable: x @ a.T, inputs=[0.0], initial_states=np.zeros((1, 6)),
+                               deflation=0, progress=False)  # fmt: skip
+        assert len(fp) == 1 and not fp.stable[0] and fp.n_unstable[0] == 1
+    assert past >= 2  # (the rounding did put the unit eigenvalue outside the circle in some bases)
+    flows = np.array([[1e-12 + 1j, 2e-9, -0.5]])  # a flow's eigenvalues (dt 10): margin 1e-10 / dt in real part
+    assert unstable_modes(flows, True, 10.0, 1e-10).tolist() == [[False, True, False]]
+
+
 def _bistable(x, u):
     """(x, y) -> (x + 0.1 (x - x^3) + u, 0.9 y): attractors (+-1, 0), a saddle at (0, 0) for u = 0."""
     return torch.stack([x[:, 0] + 0.1 * (x[:, 0] - x[:, 0] ** 3) + u[:, 0], 0.9 * x[:, 1]], dim=1)

@@ -96,10 +96,13 @@ class FixedPointResult:
     eigenvectors : ndarray (K, d, k) complex
         Column j belongs to eigenvalue j.
     stable : ndarray (K,) bool
-        No eigenvalue outside the unit circle (discrete) or in the right half-plane (continuous).
-        With the leading eigenvalues only, this is exact: the most unstable ones are among them.
+        No eigenvalue outside the unit circle (discrete) or in the right half-plane (continuous) by more
+        than ``tol`` (``tol / dt`` in real part for continuous time): an eigenvalue within it is marginal, as a
+        line attractor's 1, which computes as 1 +- 1e-15 and would otherwise be judged by rounding. With the
+        leading eigenvalues only, this is exact: the most unstable ones are among them.
     n_unstable : ndarray (K,) int
-        Unstable eigenvalues (among the ones computed: a lower bound when all k are unstable).
+        Unstable eigenvalues, by the same margin (among the ones computed: a lower bound when all k are
+        unstable).
     outputs : ndarray (K, n_out) or None
         The model's readout at each point (its step's output), e.g. the bits a flip-flop stores.
     minimal_period : ndarray (K,) int
@@ -279,8 +282,8 @@ class FixedPointResult:
         ax.set_title("Jacobian eigenvalues")
 
     def _unstable_directions(self, i: int) -> np.ndarray:
-        ev = self.eigenvalues[i]
-        unstable = ev.real > 0 if self.continuous_time else np.abs(ev) > 1
+        dt = 1.0 if self._state_map is None else self._state_map.dt
+        unstable = unstable_modes(self.eigenvalues[i], self.continuous_time, dt, self.tol)
         return self.eigenvectors[i][:, unstable].T
 
 
@@ -740,8 +743,8 @@ def _linearise(sm: StateMap, x: Tensor, u: Tensor, plan: _Plan, n_eigenvalues: i
     """
     if plan.solver == "dense":
         jac, jac_u = _jacobians(sm, x, u, plan.chunk)
-        return jac, jac_u, _spectra(jac, sm, n_eigenvalues)
-    return None, None, _leading_spectra(sm, x, u, n_eigenvalues or 10)
+        return jac, jac_u, _spectra(jac, sm, n_eigenvalues, plan.tol)
+    return None, None, _leading_spectra(sm, x, u, n_eigenvalues or 10, plan.tol)
 
 
 def _jacobians(sm: StateMap, x: Tensor, u: Tensor, chunk: int) -> tuple[np.ndarray, np.ndarray]:
@@ -754,25 +757,43 @@ def _jacobians(sm: StateMap, x: Tensor, u: Tensor, chunk: int) -> tuple[np.ndarr
     return jac, jac_u
 
 
-def _spectra(jac: np.ndarray, sm: StateMap, n_eigenvalues: int | None = None) -> tuple[np.ndarray, ...]:
-    """Eigenvalues (sorted from the most unstable), eigenvectors, stability and unstable counts."""
+def _spectra(jac: np.ndarray, sm: StateMap, n_eigenvalues: int | None, margin: float) -> tuple[np.ndarray, ...]:
+    """Eigenvalues (sorted from the most unstable), eigenvectors, stability and unstable counts (``margin``:
+    :func:`unstable_modes`).
+    """
     k, d, _ = jac.shape
     matrix = (jac - np.eye(d)) / sm.dt if sm.continuous_time else jac
     values, vectors = np.linalg.eig(matrix) if k else (np.zeros((0, d), complex), np.zeros((0, d, d), complex))
-    return _sorted_spectra(values, vectors, sm, n_eigenvalues)
+    return _sorted_spectra(values, vectors, sm, n_eigenvalues, margin)
 
 
-def _sorted_spectra(values: np.ndarray, vectors: np.ndarray, sm: StateMap, n: int | None) -> tuple[np.ndarray, ...]:
+def _sorted_spectra(values: np.ndarray, vectors: np.ndarray, sm: StateMap, n: int | None, margin: float
+                    ) -> tuple[np.ndarray, ...]:  # fmt: skip
     key = values.real if sm.continuous_time else np.abs(values)
     order = np.argsort(-key, axis=1, kind="stable")[:, :n]
     values = np.take_along_axis(values, order, axis=1)
     vectors = np.take_along_axis(vectors, order[:, None, :], axis=2)
-    unstable = values.real > 0 if sm.continuous_time else np.abs(values) > 1
-    n_unstable = unstable.sum(axis=1)
+    n_unstable = unstable_modes(values, sm.continuous_time, sm.dt, margin).sum(axis=1)
     return values, vectors, n_unstable == 0, n_unstable
 
 
-def _leading_spectra(sm: StateMap, x: Tensor, u: Tensor, n: int) -> tuple[np.ndarray, ...]:
+def unstable_modes(values: np.ndarray, continuous_time: bool, dt: float, margin: float) -> np.ndarray:
+    """Which eigenvalues are unstable: outside the unit circle (a map's), or in the right half-plane (a flow's
+    (dF/dx - I) / dt), by more than ``margin`` (the search's ``tol``; for a flow, ``margin / dt``). An eigenvalue
+    within it is marginal: a line attractor's 1 computes as 1 +- 1e-15, which decided its stability by rounding.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> unstable_modes(np.array([1 + 1e-15, 1.01, 0.5j]), False, 1.0, 1e-10).tolist()
+    [False, True, False]
+    """
+    if continuous_time:
+        return values.real > margin / dt
+    return np.abs(values) > 1 + margin
+
+
+def _leading_spectra(sm: StateMap, x: Tensor, u: Tensor, n: int, margin: float) -> tuple[np.ndarray, ...]:
     """The ``n`` most unstable eigenvalues and eigenvectors at each point by ARPACK on J v products
     (largest modulus for maps, largest real part for continuous time).
     """
@@ -802,7 +823,7 @@ def _leading_spectra(sm: StateMap, x: Tensor, u: Tensor, n: int) -> tuple[np.nda
                 f"({len(error.eigenvalues)} converged). Ask for fewer (n_eigenvalues), or use solver='dense' if the "
                 f"d x d Jacobians fit in memory."
             ) from None
-    return _sorted_spectra(values, vectors, sm, None)
+    return _sorted_spectra(values, vectors, sm, None, margin)
 
 
 def _minimal_period(sm: StateMap, x: Tensor, u: Tensor, tol: float) -> np.ndarray:
