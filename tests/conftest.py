@@ -8,7 +8,12 @@ import pytest
 
 @pytest.fixture(autouse=True, scope="session")
 def _one_thread():
-    """Thread oversubscription on shared machines makes torch 10-100x slower."""
+    """Thread oversubscription on shared machines makes torch 10-100x slower. BLAS is pinned too: numpy (and its
+    BLAS) may be loaded by a plugin before this file sets OMP_NUM_THREADS, and then ran on every core in a plain
+    ``python -m pytest`` (tests that compare one thread with two, such as test_parallel's, assume one)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")  # (for the session: its restore is never called)
     try:
         import torch
     except ImportError:  # pragma: no cover
