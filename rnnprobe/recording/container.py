@@ -376,7 +376,8 @@ class Recording:
         stimuli : int, slice, bool mask or sequence of int, optional
             Positional selection.
         where : dict, optional
-            Column -> value, or column -> list of values (membership).
+            Column -> value, or column -> list of values (membership). A value no stimulus has in that column is
+            refused (a typo, or ``"3"`` for the number 3, would select nothing).
         query : str, optional
             A pandas query over the metadata columns, e.g. ``"label == 3 and level > 0.2"``.
 
@@ -394,11 +395,7 @@ class Recording:
                         f"where: got {describe(where)}. Pass a dict of column -> value or list of values."
                     )
                 for col, wanted in where.items():
-                    values = self.column(col)
-                    if isinstance(wanted, (list, tuple, set, np.ndarray)):
-                        mask &= np.isin(values, list(wanted))
-                    else:
-                        mask &= values == wanted
+                    mask &= _matching(self.column(col), col, wanted)
             if query is not None:
                 mask &= self._query_mask(query)
             positions = positions[mask[positions]]
@@ -742,3 +739,20 @@ def concat(recordings: Iterable[Recording]) -> Recording:
     else:  # recordings of different models or settings: keep every one's provenance
         provenance = {"concatenated_from": len(recs), "parts": provenances}
     return Recording(states, metadata=metadata, times=first._times, provenance=provenance)
+
+
+def _matching(values: np.ndarray, column: str, wanted: Any) -> np.ndarray:
+    """Which stimuli have one of the ``wanted`` values (a value, or a list of them) in ``column``; a wanted value no
+    stimulus has is refused: a typo, or a value of another type (``"3"`` for the number 3), matched nothing and
+    gave an empty selection without a sign.
+    """
+    listed = list(wanted) if isinstance(wanted, (list, tuple, set, np.ndarray)) else [wanted]
+    mask = np.isin(values, listed)
+    absent = [w for w in listed if not np.any(values == w)]
+    if absent:
+        present = format_choices(list(dict.fromkeys(values.tolist()))[:10])
+        raise UnknownNameError(
+            f"where: {absent[:5]!r} matches no stimulus in column {column!r} (its values include {present}). Pass "
+            f"values of the column, of its type (3 and '3' differ)."
+        )
+    return mask
