@@ -329,3 +329,22 @@ def test_plot_of_one_time_step_shows_every_target_and_its_ceiling(rng):
     points = right.collections[0].get_offsets()
     np.testing.assert_allclose(points[:, 0], result.ceiling.ceiling[0])
     np.testing.assert_allclose(points[:, 1], result.scores["a"][0, 0])  # "a" predicts better than noise "b"
+
+
+def test_a_layer_without_any_score_is_reported_as_such_not_a_crash():
+    """Features at 1e-12 (every penalty of the grid far too large: every prediction the mean, every score NaN):
+    summary() raised numpy's 'All-NaN slice' ValueError after its warning, and the plot indexed the scores with
+    None. The peak is now NaN at no time, without warnings, and the figure is drawn; the edge share says why."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    neural = Recording({"n": rng.normal(size=(60, 2, 5))})
+    for steps in (8, 1):
+        result = fit_encoding(Recording({"h": 1e-12 * rng.normal(size=(60, steps, 12))}), neural, progress=False)
+        assert np.isnan(result.scores["h"]).all()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            summary = result.summary()
+            result.plot()
+        assert summary["h: at model time"] is None and np.isnan(summary["h: best median r"])
+        assert summary["penalties at the grid's edge"] == 1.0

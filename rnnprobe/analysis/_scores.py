@@ -85,3 +85,21 @@ def permutation_p_values(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
     scale = np.maximum(np.abs(observed), np.abs(np.where(defined, null, 0.0)).max(axis=0, initial=0.0))
     reached = (defined & (null >= observed - 1e-12 * scale)).sum(axis=0)
     return np.where(np.isnan(observed), np.nan, (1 + reached) / (1 + defined.sum(axis=0)))
+
+
+def nan_median(values: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``np.nanmedian`` along ``axis``, NaN where every value is NaN without numpy's all-NaN warning (a target or
+    a layer without a defined score is reported as such, not warned about).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> nan_median(np.array([[1.0, np.nan, 3.0], [np.nan, np.nan, np.nan]]))
+    array([ 2., nan])
+    """
+    values = np.asarray(values, dtype=float)
+    empty = np.isnan(values).all(axis=axis)
+    if not empty.any():
+        return np.nanmedian(values, axis=axis)
+    filled = np.where(np.expand_dims(empty, axis), 0.0, values)
+    return np.where(empty, np.nan, np.nanmedian(filled, axis=axis))

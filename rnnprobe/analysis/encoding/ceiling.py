@@ -11,6 +11,7 @@ import numpy as np
 from ..._validation import MAX_RESAMPLES, check_finite, check_int, check_numeric, check_seed
 from ...errors import ArgumentError, ShapeError, describe
 from .._constant import centred
+from .._scores import nan_median
 
 
 @dataclass
@@ -42,8 +43,8 @@ class CeilingResult:
         """Key numbers: the median reliability and ceiling, and how many targets are unreliable."""
         return {
             "targets": int(self.reliability.size), "repetitions": self.n_repetitions, "splits": self.n_splits,
-            "median reliability": float(np.nanmedian(self.reliability)),
-            "median ceiling (r)": float(np.nanmedian(self.ceiling)),
+            "median reliability": float(nan_median(self.reliability.ravel(), axis=0)),
+            "median ceiling (r)": float(nan_median(self.ceiling.ravel(), axis=0)),
             "targets with reliability <= 0": int(np.sum(~(self.reliability > 0))),
         }  # fmt: skip
 

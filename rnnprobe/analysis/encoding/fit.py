@@ -10,6 +10,7 @@ import numpy as np
 from ..._validation import check_int, check_progress, check_seed
 from ...errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
 from .._constant import centred
+from .._scores import nan_median
 from . import ridge as ridge_solver
 from .ceiling import CeilingResult, column_correlations, reliability_of_halves
 from .inputs import Features, StepBlocks, make_folds, read_features, read_responses, stimulus_labels
@@ -180,8 +181,10 @@ def fold_scores(predictions: list[np.ndarray], y: np.ndarray, folds: list) -> tu
     return np.mean(r, axis=0), np.mean(r2, axis=0)
 
 
-def _peak_position(median: np.ndarray) -> tuple[int, int]:
-    """(model time index, neural time index) of the highest median score."""
+def _peak_position(median: np.ndarray) -> tuple[int, int] | None:
+    """(model time index, neural time index) of the highest median score; None where no median is defined."""
+    if np.isnan(median).all():
+        return None
     i, j = np.unravel_index(int(np.nanargmax(median)), median.shape)
     return int(i), int(j)
 
@@ -230,13 +233,18 @@ class EncodingResult:
         """The median over targets (as Brain-Score reports), (n_model_times, n_neural_times)."""
         layer = self._layer(layer)
         values = self.ceiled(layer) if ceiled else self.scores[layer]
-        return np.nanmedian(values, axis=-1)
+        return nan_median(values)
 
     def peak(self, layer: str | None = None) -> dict[str, Any]:
         """The layer's (model time, neural time) of the highest median r, that median (and ceiled)."""
         layer = self._layer(layer)
         median = self.median(layer)
-        i, j = _peak_position(median)
+        peak = _peak_position(median)
+        if peak is None:  # no target has a score at any step (e.g. every prediction the mean): no peak
+            return {"layer": layer, "model_time": None, "neural_time": None, "median r": float("nan")} | (
+                {} if self.ceiling is None else {"ceiled median r": float("nan")}
+            )
+        i, j = peak
         out = {"layer": layer, "model_time": self.model_times[layer][i].item(),
                "neural_time": self.neural_times[j].item(), "median r": float(median[i, j])}  # fmt: skip
         if self.ceiling is not None:
@@ -267,7 +275,7 @@ class EncodingResult:
             if "ceiled median r" in peak:
                 out[f"{layer}: ceiled median r"] = peak["ceiled median r"]
         if self.ceiling is not None:
-            out["median ceiling (r)"] = float(np.nanmedian(self.ceiling.ceiling))
+            out["median ceiling (r)"] = float(nan_median(self.ceiling.ceiling.ravel(), axis=0))
         if np.isfinite(self.edge_share):
             out["penalties at the grid's edge"] = self.edge_share
         return out
@@ -278,7 +286,7 @@ class EncodingResult:
 
         for layer, color in zip(self.scores, OKABE_ITO * 4, strict=False):
             median = self.median(layer)
-            j = int(np.nanargmax(np.nanmax(median, axis=0)))
+            j = int(np.argmax(np.nan_to_num(median, nan=-np.inf).max(axis=0)))  # (no score at all: the first)
             ax.plot(self.model_times[layer], median[:, j], marker="o", ms=3, color=color,
                     label=f"{layer} (neural time {self.neural_times[j]})")  # fmt: skip
         ax.set_xlabel("model time step")
@@ -299,9 +307,11 @@ class EncodingResult:
         for k, (layer, color) in enumerate(zip(self.scores, OKABE_ITO * 4, strict=False)):
             values = self._at_peak(layer)
             ax.scatter(k + jitter.uniform(-0.15, 0.15, len(values)), values, s=8, alpha=0.6, color=color)
-            ax.hlines(np.nanmedian(values), k - 0.3, k + 0.3, color="black", lw=2)
+            ax.hlines(nan_median(values, axis=0), k - 0.3, k + 0.3, color="black", lw=2)
         if self.ceiling is not None:
-            ax.axhline(np.nanmedian(self.ceiling.ceiling), color="grey", ls="--", lw=1, label="median ceiling")
+            ax.axhline(
+                nan_median(self.ceiling.ceiling.ravel(), axis=0), color="grey", ls="--", lw=1, label="median ceiling"
+            )
             ax.legend(frameon=False, fontsize=7)
         ax.set_xticks(range(len(self.scores)), list(self.scores), rotation=20)
         ax.set_ylabel("held-out r per target (at the peak)")
@@ -317,16 +327,16 @@ class EncodingResult:
         fig, (left, right) = pyplot().subplots(1, 2, figsize=(10, 3.8), layout="constrained")
         over_time = max(len(times) for times in self.model_times.values()) > 1
         self.draw(left) if over_time else self.draw_targets(left)
-        layer = max(self.scores, key=lambda name: np.nanmax(self.median(name)))
+        layer = max(self.scores, key=lambda name: np.max(np.nan_to_num(self.median(name), nan=-np.inf)))
         median = self.median(layer)
+        peak = _peak_position(median)
         if min(median.shape) > 1:
             image = right.imshow(median, origin="lower", aspect="auto", cmap="viridis")
             right.set_xlabel("neural time bin")
             right.set_ylabel(f"model time step ({layer})")
             fig.colorbar(image, ax=right, label="median held-out r")
-        elif self.ceiling is not None:
-            j = _peak_position(median)[1]
-            right.scatter(self.ceiling.ceiling[j], self._at_peak(layer), s=8, alpha=0.6, color="black")
+        elif self.ceiling is not None and peak is not None:
+            right.scatter(self.ceiling.ceiling[peak[1]], self._at_peak(layer), s=8, alpha=0.6, color="black")
             right.axline((0, 0), slope=1, color="grey", ls="--", lw=1)
             right.set_xlabel("ceiling (sqrt of split-half reliability)")
             right.set_ylabel(f"held-out r ({layer})")
@@ -335,8 +345,9 @@ class EncodingResult:
         return fig
 
     def _at_peak(self, layer: str) -> np.ndarray:
-        """Every target's score at the layer's peak."""
-        return self.scores[layer][_peak_position(self.median(layer))]
+        """Every target's score at the layer's peak (NaN where the layer has none)."""
+        peak = _peak_position(self.median(layer))
+        return np.full(self.scores[layer].shape[-1], np.nan) if peak is None else self.scores[layer][peak]
 
     def _layer(self, layer: str | None) -> str:
         if layer is None:
