@@ -1242,3 +1242,19 @@ def test_stratified_group_folds_equal_scikit_learns(seed):
     for (train, test), (want_train, want_test) in zip(got, expected, strict=True):
         np.testing.assert_array_equal(test, want_test)
         np.testing.assert_array_equal(train, want_train)
+
+
+def test_roc_auc_on_test_sets_of_one_class_is_refused(rng):
+    """Groups that each hold one class make test folds of one class, where ROC AUC is undefined: every score was NaN
+    without a word (and summary() then raised numpy's All-NaN ValueError). Refused, naming the folds; cross-decoding
+    onto stimuli of one class likewise. Stratified folds of the same stimuli score."""
+    from sklearn.model_selection import GroupKFold
+
+    y, groups = np.repeat([0, 1], 20), np.repeat(np.arange(4), 10)
+    rec = Recording({"h": rng.normal(size=(40, 3, 5)) + y[:, None, None]}, metadata={"y": y, "g": groups})
+    with pytest.raises(ArgumentError, match=r"cv: test folds \[0, 1, 2, 3\] hold one class"):
+        decode(rec, "h", "y", scoring="roc_auc", cv=GroupKFold(4), groups="g", progress=False)
+    held = Recording({"h": rng.normal(size=(10, 3, 5))}, metadata={"y": np.zeros(10, int)})
+    with pytest.raises(ArgumentError, match="test: its stimuli hold one class"):
+        decode(rec, "h", "y", scoring="roc_auc", test=held, progress=False)
+    assert np.isfinite(decode(rec, "h", "y", scoring="roc_auc", progress=False).scores).all()

@@ -290,6 +290,18 @@ def _fast_spec(estimator: Any, alpha: float, classify: bool) -> _FastSpec | None
     return None
 
 
+def _check_both_classes(folds: list, y: np.ndarray, cross: bool) -> None:
+    """Refuse ROC AUC where a test set holds one class, where it is undefined (every score was NaN, silently)."""
+    tests = [np.arange(len(y))] if cross else [test for _, test in folds]
+    single = [k for k, test in enumerate(tests) if np.unique(y[test]).size < 2]
+    if single:
+        where = "test: its stimuli hold" if cross else f"cv: test folds {single[:10]} hold"
+        raise ArgumentError(
+            f"{where} one class, where ROC AUC is undefined. Use folds whose test sets hold both classes (an int cv "
+            f"stratifies them; with groups, groups of both classes), or scoring='accuracy'."
+        )
+
+
 def _folds(cv: Any, y: np.ndarray, groups: np.ndarray | None, classify: bool, seed: int | None) -> list:
     """(train, test) index pairs: stratified (grouped) k-fold for an int, else ``cv``'s splits."""
     from sklearn.model_selection import GroupKFold, KFold, StratifiedKFold
@@ -737,6 +749,8 @@ def _plan(recording: Recording, layer: Any, target: Any, *, estimator: Any, cv: 
         folds = [(np.arange(len(y)), np.zeros(0, dtype=np.int64))]
     else:
         folds = _folds(cv, y, _groups(recording, groups, len(y)), classify, seed)
+    if scoring == "roc_auc":
+        _check_both_classes(folds, y if y_test is None else y_test, test is not None)
     rng = np.random.default_rng(seed)
     perms = np.array([rng.permutation(len(y)) for _ in range(n_permutations)], dtype=np.intp).reshape(-1, len(y))
     label = spec.kind if spec is not None and isinstance(estimator, str) else type(estimator).__name__
