@@ -1258,3 +1258,27 @@ def test_roc_auc_on_test_sets_of_one_class_is_refused(rng):
     with pytest.raises(ArgumentError, match="test: its stimuli hold one class"):
         decode(rec, "h", "y", scoring="roc_auc", test=held, progress=False)
     assert np.isfinite(decode(rec, "h", "y", scoring="roc_auc", progress=False).scores).all()
+
+
+@pytest.mark.parametrize("constant", [2.0, 0.1])
+def test_r2_on_a_test_fold_whose_target_does_not_vary_is_sklearns(rng, constant):
+    """A test fold whose targets are one value: the fast path's R^2 was -inf (exact, 2.0) or about -1e30 (0.1,
+    whose mean keeps 1e-33 of spread), where scikit-learn's r2_score gives 0 (1 for exact predictions), and the
+    mean over folds was swamped. Now 0, as the generic path's; the other folds equal cross_val_score's."""
+    from sklearn.model_selection import GroupKFold, cross_val_score
+
+    groups = np.repeat(np.arange(4), 10)
+    y = rng.normal(size=40)
+    y[groups == 2] = constant
+    x = rng.normal(size=(40, 2, 6)) + y[:, None, None]
+    rec = Recording({"h": x}, metadata={"y": y, "g": groups})
+    cv = GroupKFold(4)
+    fast = decode(rec, "h", "y", estimator=Ridge(alpha=1.0), scoring="r2", cv=cv, groups="g")
+    flat = [k for k, (_, test) in enumerate(cv.split(x[:, 0], y, groups)) if (groups[test] == 2).all()]
+    for t in range(2):
+        folds = cross_val_score(Ridge(alpha=1.0), x[:, t], y, cv=cv, groups=groups, scoring="r2")
+        assert fast.fold_scores[flat[0], t] == 0.0
+        np.testing.assert_allclose(np.delete(fast.fold_scores[:, t], flat), np.delete(folds, flat), atol=1e-10)
+    if constant == 2.0:  # (exactly constant: scikit-learn's 0 too, in the generic path)
+        slow = decode(rec, "h", "y", estimator=Ridge(alpha=1.0), scoring="r2", cv=cv, groups="g", fast=False)
+        np.testing.assert_allclose(fast.fold_scores, slow.fold_scores, atol=1e-10)

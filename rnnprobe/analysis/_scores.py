@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._constant import rounding_only
+
 CLASSIFICATION = ("accuracy", "balanced_accuracy", "roc_auc")
 REGRESSION = ("r2", "neg_mean_squared_error", "neg_mean_absolute_error")
 
@@ -32,10 +34,7 @@ def score(name: str, y: np.ndarray, decision: np.ndarray, n_classes: int | None)
             return -((pred - y) ** 2).mean(axis=-1)
         if name == "neg_mean_absolute_error":
             return -np.abs(pred - y).mean(axis=-1)
-        total = ((y - y.mean(axis=-1, keepdims=True)) ** 2).sum(axis=-1)
-        residual = ((y - pred) ** 2).sum(axis=-1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return 1 - residual / total
+        return _r2(y, pred)
     if name == "roc_auc":
         return _auc(y, decision[..., 0] if decision.shape[-1] == 1 else decision[..., 1] - decision[..., 0])
     pred = predicted_classes(decision)
@@ -54,6 +53,19 @@ def score(name: str, y: np.ndarray, decision: np.ndarray, n_classes: int | None)
         with np.errstate(invalid="ignore", divide="ignore"):
             recalls.append((correct & members).sum(axis=-1) / np.where(count == 0, np.nan, count))
     return np.nanmean(recalls, axis=0)
+
+
+def _r2(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """R^2 of predictions (..., n) of targets (n,) or (..., n), as scikit-learn's ``r2_score``: where the targets do
+    not vary (also but for rounding: 0.1 on every stimulus keeps 1e-33 of spread), 1 for exact predictions and 0
+    otherwise, not -inf (or -1e30 from rounding).
+    """
+    mean = y.mean(axis=-1, keepdims=True)
+    total = ((y - mean) ** 2).sum(axis=-1)
+    residual = ((y - pred) ** 2).sum(axis=-1)
+    flat = rounding_only(total / y.shape[-1], mean[..., 0], y.shape[-1])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(flat, np.where(residual == 0, 1.0, 0.0), 1 - residual / total)
 
 
 def _auc(y: np.ndarray, values: np.ndarray) -> np.ndarray:
