@@ -1065,6 +1065,30 @@ def test_p_values_do_not_depend_on_the_scale_of_the_scores(rng):
     np.testing.assert_array_equal(got, [np.nan, 2 / 3])
 
 
+def test_a_permutation_without_a_score_at_a_point_leaves_the_others_to_judge_it(rng):
+    """NaN null scores (ROC AUC of a small test fold that a permutation left with one class) made the point's
+    null mean NaN, its z NaN, and cut it out of every cluster. The moments now come from the permutations with a
+    score there (against a loop), and a planted cluster through such points keeps its extent and mass."""
+    import warnings
+
+    from rnnprobe.analysis._clusters import cluster_test
+
+    null = rng.normal(size=(200, 30))
+    observed = rng.normal(size=30)
+    observed[10:16] += 5.0
+    expected = cluster_test(observed, null)
+    holed = null.copy()
+    holed[rng.random(holed.shape) < 0.1] = np.nan  # about 20 permutations without a score at each point
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = cluster_test(observed, holed)
+    biggest = max(got, key=lambda c: c.mass)
+    assert biggest.mask.tolist() == max(expected, key=lambda c: c.mass).mask.tolist()
+    z = [(observed[k] - np.mean(v)) / np.std(v, ddof=1) for k, v in ((k, holed[~np.isnan(holed[:, k]), k])
+                                                                     for k in range(30))]  # fmt: skip
+    assert biggest.mass == pytest.approx(sum(z[k] for k in np.flatnonzero(biggest.mask)), rel=1e-12)
+
+
 def test_one_permutation_gives_p_values_but_no_clusters_and_no_numpy_warning():
     import warnings
 

@@ -60,16 +60,30 @@ def _largest_masses(z: np.ndarray, threshold: float) -> np.ndarray:
     return np.where(np.isinf(largest), 0.0, largest)
 
 
+def _null_moments(null: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each point's mean and standard deviation (ddof 1) over the permutations whose score there is defined (a NaN
+    score, such as ROC AUC of a small test fold a permutation left with one class, is left out; it made the point's
+    z NaN and kept it out of every cluster). The standard deviation is inf, so that the point never enters a
+    cluster, where fewer than 2 scores are defined or they do not vary (also but for rounding: a null all at 8/15
+    keeps 1e-16 of spread).
+    """
+    defined = ~np.isnan(null)
+    count = defined.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(defined, null, 0.0).sum(axis=0) / count
+        squares = (np.where(defined, null - mean, 0.0) ** 2).sum(axis=0)
+        sd = np.sqrt(squares / (count - 1))
+    flat = (count < 2) | rounding_only(squares / np.maximum(count, 1), mean, np.maximum(count, 1))
+    return np.where(count > 0, mean, 0.0), np.where(flat, np.inf, sd)
+
+
 def cluster_test(observed: np.ndarray, null: np.ndarray, *, threshold_p: float = 0.05) -> list[Cluster]:
     """Clusters of ``observed`` (1-D or 2-D scores) against ``null`` (n_permutations, *shape);
     sorted by p-value.
     """
     from scipy.stats import norm
 
-    mean = null.mean(axis=0)
-    sd = null.std(axis=0, ddof=1) if len(null) > 1 else np.zeros(null.shape[1:])  # (1 permutation: no spread)
-    flat = rounding_only(sd**2 * ((len(null) - 1) / len(null)), mean, len(null))  # (a null all at 0.1: 1e-16)
-    sd = np.where(flat, np.inf, sd)  # a point without null spread never enters a cluster
+    mean, sd = _null_moments(null)
     threshold = norm.ppf(1 - threshold_p)
     labels, masses = _clusters((observed - mean) / sd, threshold)
     null_max = _largest_masses((null - mean) / sd, threshold)
