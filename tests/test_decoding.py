@@ -1306,3 +1306,26 @@ def test_r2_on_a_test_fold_whose_target_does_not_vary_is_sklearns(rng, constant)
     if constant == 2.0:  # (exactly constant: scikit-learn's 0 too, in the generic path)
         slow = decode(rec, "h", "y", estimator=Ridge(alpha=1.0), scoring="r2", cv=cv, groups="g", fast=False)
         np.testing.assert_allclose(fast.fold_scores, slow.fold_scores, atol=1e-10)
+
+
+@pytest.mark.parametrize("generalize", [False, True])
+def test_a_result_without_any_score_summarises_without_a_crash(rng, generalize):
+    """Scores NaN everywhere (an estimator of the user's that scored nothing): summary() raised numpy's All-NaN
+    ValueError and repr warned. Now the peak is NaN at no time, without warnings."""
+    import dataclasses
+    import warnings
+
+    label = np.repeat([0, 1], 20)
+    rec = Recording({"h": rng.normal(size=(40, 3, 4)) + label[:, None, None]}, metadata={"label": label})
+    result = decode(rec, "h", "label", generalize=generalize, progress=False)
+    empty = dataclasses.replace(result, scores=np.full_like(result.scores, np.nan))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        summary, text = empty.summary(), repr(empty)
+    assert np.isnan(summary["peak score"]) and "best nan" in text
+    assert (
+        (summary["peak train time"], summary["peak test time"]) == (None, None)
+        if generalize
+        else (summary["peak time"] is None)
+    )
+    assert result.summary()["peak score"] == np.nanmax(result.scores)

@@ -102,7 +102,7 @@ class DecodingResult:
     def __repr__(self) -> str:
         shape = "x".join(str(s) for s in self.scores.shape)
         kind = "generalization matrix" if self.generalize else "scores over time"
-        best = float(np.nanmax(self.scores))
+        best = _defined_max(self.scores)
         return (
             f"<DecodingResult: {kind} ({shape}) of {self.target!r} from {self.layer!r}, {self.scoring}, "
             f"best {best:.3f}, chance {self.chance:.3f}, {len(self.fold_scores)} fold(s)>"
@@ -122,16 +122,21 @@ class DecodingResult:
 
     def summary(self, p_threshold: float = 0.05) -> dict[str, Any]:
         """Key numbers: the peak score and when, chance, folds, and significant clusters (if tested)."""
-        i = np.unravel_index(np.nanargmax(self.scores), self.scores.shape)
         out: dict[str, Any] = {
             "layer": self.layer, "target": self.target, "scoring": self.scoring, "chance": float(self.chance),
-            "peak score": float(self.scores[i]),
+            "peak score": float("nan"),
         }  # fmt: skip
+        defined = not np.isnan(self.scores).all()  # (no score anywhere: no peak, rather than numpy's ValueError)
+        i = np.unravel_index(np.nanargmax(self.scores), self.scores.shape) if defined else None
+        if i is not None:
+            out["peak score"] = float(self.scores[i])
         if self.generalize:
-            out["peak train time"], out["peak test time"] = self.times[i[0]].item(), self.test_times[i[1]].item()
-            out["peak diagonal score"] = float(np.nanmax(self.diagonal()))
+            out["peak train time"], out["peak test time"] = (
+                (self.times[i[0]].item(), self.test_times[i[1]].item()) if i is not None else (None, None)
+            )
+            out["peak diagonal score"] = _defined_max(self.diagonal())
         else:
-            out["peak time"] = self.times[i[0]].item()
+            out["peak time"] = self.times[i[0]].item() if i is not None else None
         out["folds"] = len(self.fold_scores)
         if self.null is not None:
             out[f"clusters p < {p_threshold}"] = sum(c.p_value < p_threshold for c in self.clusters)
@@ -288,6 +293,11 @@ def _fast_spec(estimator: Any, alpha: float, classify: bool) -> _FastSpec | None
     if not params.get("positive") and params["solver"] in ("auto", "cholesky") and np.ndim(params["alpha"]) == 0:
         return _FastSpec("ridge", float(params["alpha"]), scale)
     return None
+
+
+def _defined_max(values: np.ndarray) -> float:
+    """The largest score, NaN where none is defined (numpy's ``nanmax`` warns there)."""
+    return float(np.nanmax(values)) if not np.isnan(values).all() else float("nan")
 
 
 def _check_both_classes(folds: list, y: np.ndarray, cross: bool) -> None:
