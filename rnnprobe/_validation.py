@@ -325,11 +325,11 @@ def symmetric_with_zero_diagonal(matrix: np.ndarray) -> bool:
     if not np.array_equal(missing, missing.T):
         return False
     values = np.where(missing, 0.0, matrix)
-    scale = float(np.abs(values).max(initial=0.0))
+    scale = float(np.abs(values[np.isfinite(values)]).max(initial=0.0))  # (infinities, equal or not, apart)
+    with np.errstate(invalid="ignore"):  # (inf - inf where both are inf: equal, so no difference)
+        asymmetry = np.where(values == values.T, 0.0, np.abs(values - values.T))
     diagonal = np.abs(np.diag(values))
-    return bool(
-        np.abs(values - values.T).max(initial=0.0) <= 1e-9 * scale and diagonal.max(initial=0.0) <= 1e-12 * scale
-    )
+    return bool(asymmetry.max(initial=0.0) <= 1e-9 * scale and diagonal.max(initial=0.0) <= 1e-12 * scale)
 
 
 def check_numeric(array: Any, *, name: str) -> np.ndarray:

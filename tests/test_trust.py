@@ -2,6 +2,8 @@
 NaN states, NaN statistics with p-values, unchecked settings, merged or changed inputs, duplicate fixed
 points."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -277,6 +279,18 @@ def test_whether_an_array_is_a_square_rdm_does_not_depend_on_its_scale(rng, tmp_
     with pytest.raises(ShapeError, match="symmetric"):
         classical_mds(stack[:4, :4])
     assert classical_mds(square).shape == (5, 2)
+    # infinities: equal ones are symmetric (no 'invalid value' warning from inf - inf; the scale from the finite
+    # values), unequal ones are not
+    from rnnprobe._validation import symmetric_with_zero_diagonal
+
+    infinite = square.copy()
+    np.fill_diagonal(infinite, 0.0)
+    infinite[0, 1] = infinite[1, 0] = np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert symmetric_with_zero_diagonal(infinite)
+        infinite[1, 0] = 3.0
+        assert not symmetric_with_zero_diagonal(infinite)
 
 
 def test_seeded_runs_leave_every_random_generator_as_it_was(monkeypatch):
