@@ -196,6 +196,11 @@ def test_model_time_by_data_time_and_plots(rng):
     best = result.best()
     assert best["similarity"] == pytest.approx(result.similarity.max())
     assert len(result.plot().axes) == 2  # matrix + colour bar
+    # no defined similarity anywhere: no best time, not numpy's All-NaN ValueError
+    import dataclasses
+
+    empty = dataclasses.replace(result, similarity=np.full_like(result.similarity, np.nan))
+    assert empty.best()["model_time"] is None and np.isnan(empty.summary()["best similarity"])
     single = compare_model_to_data(model, None, subjects=rng.random((4, 28)))
     assert single.plot().axes[0].get_xlabel() == "model time step"
     with pytest.raises(ArgumentError, match="without subjects"):

@@ -42,7 +42,11 @@ class RSAResult:
     periods: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def best(self) -> dict[str, Any]:
-        """The best-matching (model time, data time) and its similarity."""
+        """The best-matching (model time, data time) and its similarity (None, None and NaN where no similarity is
+        defined, rather than numpy's All-NaN ValueError).
+        """
+        if np.isnan(self.similarity).all():
+            return {"model_time": None, "data_time": None, "similarity": float("nan")}
         i, j = np.unravel_index(np.nanargmax(self.similarity), self.similarity.shape)
         return {
             "model_time": self.model_times[i].item(),
