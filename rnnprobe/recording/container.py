@@ -748,7 +748,9 @@ def _matching(values: np.ndarray, column: str, wanted: Any) -> np.ndarray:
     """
     listed = list(wanted) if isinstance(wanted, (list, tuple, set, np.ndarray)) else [wanted]
     mask = np.isin(values, listed)
-    absent = [w for w in listed if not np.any(values == w)]
+    wanted_values = np.empty(len(listed), dtype=object)  # (object: a list mixing 3 and "3" stays as given)
+    wanted_values[:] = listed
+    absent = [w for w, found in zip(listed, np.isin(wanted_values, values), strict=True) if not found]
     if absent:
         present = format_choices(list(dict.fromkeys(values.tolist()))[:10])
         raise UnknownNameError(
