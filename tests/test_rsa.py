@@ -467,6 +467,46 @@ def test_torch_backend_equals_numpy_backend(rng, method):
     np.testing.assert_allclose(torch_path.dissimilarities, numpy_path.dissimilarities, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("source", ["float32", "float64"])
+def test_arrays_cast_on_the_device_equal_a_cast_on_the_host(rng, dtype, source):
+    """On a GPU, states are sent in their own dtype and cast there, results cast to float64 there before
+    they come back; the same steps run here on the CPU (forced) must give the host's cast: the same values
+    and dtypes, and a read-only array (as recordings hand out) taken without torch's non-writable warning."""
+    import torch
+
+    from rnnprobe.analysis.rsa.compute import _Backend
+
+    host, device = _Backend(torch.device("cpu"), dtype), _Backend(torch.device("cpu"), dtype)
+    assert not host.cast_on_device
+    device.cast_on_device = True
+    x = rng.normal(size=(4, 6, 5)).astype(source)
+    x.flags.writeable = False
+    for array in (x, x.transpose(1, 0, 2)):  # contiguous (read-only) and a view that needs a copy
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            sent = device.asarray(array)
+        expected = host.asarray(array)
+        assert sent.dtype == expected.dtype == getattr(torch, dtype)
+        assert torch.equal(sent, expected)
+        back = device.to_numpy(sent * 3)
+        assert back.dtype == np.float64
+        np.testing.assert_array_equal(back, host.to_numpy(expected * 3))
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU (none on CI)")
+@pytest.mark.parametrize("method", ["correlation", "euclidean", "crossnobis"])
+def test_rdms_on_cuda_equal_the_numpy_path(rng, method):
+    """compute_rdms on a GPU, float64 and float32 (cast there), against the numpy path on the CPU."""
+    rec = _runs_recording(rng, t=3) if method == "crossnobis" else _rec(rng, n=40, t=3, units=64)
+    kwargs = {"descriptor": "image", "cv_descriptor": "run"} if method == "crossnobis" else {}
+    expected = compute_rdms(rec, distance=method, **kwargs).dissimilarities
+    for dtype, rtol in (("float64", 1e-10), ("float32", 1e-4)):
+        got = compute_rdms(rec, distance=method, device="cuda", dtype=dtype, **kwargs).dissimilarities
+        assert got.dtype == np.float64
+        np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol)
+
+
 @pytest.mark.parametrize("distance", ["correlation", "euclidean", "cosine", "crossnobis"])
 def test_blocks_of_time_steps_give_the_same_rdms(rng, monkeypatch, distance):
     """compute_rdms works through time steps in blocks under a memory budget; the blocks change nothing."""

@@ -77,9 +77,12 @@ def _group_means(states: np.ndarray, groups: tuple[np.ndarray, int] | None) -> n
 class _Backend:
     """The few array operations that differ between numpy (CPU) and torch (e.g. on a GPU)."""
 
-    def __init__(self, device: str | None, dtype: str) -> None:
+    def __init__(self, device: Any, dtype: str) -> None:  # a torch.device (check_device) or None
         self.device, self.dtype = device, dtype
         self.numpy = device is None  # any named device (also "cpu") uses torch
+        # another device than the CPU: arrays are sent as they are and cast there (a cast on the host is
+        # one more pass over the states on one core)
+        self.cast_on_device = device is not None and device.type != "cpu"
 
     def asarray(self, array: np.ndarray) -> Any:
         if self.numpy:  # BLAS takes time-major views of stimulus-major stacks without a copy if units
@@ -87,10 +90,20 @@ class _Backend:
             return array if array.strides[-1] == array.itemsize else np.ascontiguousarray(array)
         import torch
 
-        return torch.tensor(np.ascontiguousarray(array), dtype=getattr(torch, self.dtype), device=self.device)
+        dtype = getattr(torch, self.dtype)
+        if not self.cast_on_device or np.asarray(array).dtype.kind != "f":
+            return torch.tensor(np.ascontiguousarray(array), dtype=dtype, device=self.device)
+        host = np.ascontiguousarray(array)  # a read-only array is copied: torch refuses to view one
+        host = host if host.flags.writeable else host.copy()
+        return torch.from_numpy(host).to(self.device).to(dtype)
 
     def to_numpy(self, array: Any) -> np.ndarray:
-        return np.asarray(array if self.numpy else array.cpu().numpy(), dtype=np.float64)
+        """Results back as float64 (cast on the device before the transfer)."""
+        if self.numpy:
+            return np.asarray(array, dtype=np.float64)
+        import torch
+
+        return array.to(torch.float64).cpu().numpy()
 
     def where(self, condition: Any, a: Any, b: Any) -> Any:
         if self.numpy:
