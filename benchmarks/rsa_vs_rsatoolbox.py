@@ -1,6 +1,6 @@
 """rnnprobe's RDMs and RDM comparisons vs rsatoolbox, side by side in one run (1 thread).
 
-Run:  OMP_NUM_THREADS=1 python benchmarks/rsa_vs_rsatoolbox.py [--repeats 3] [--quick]
+Run:  OMP_NUM_THREADS=1 python benchmarks/rsa_vs_rsatoolbox.py [--repeats 3] [--quick] [--only movie ...]
 
 Cases (from issue 4; float64 inputs; medians of --repeats; results checked equal first):
   calc_rdm correlation and euclidean, 2000 conditions x 4096 channels (+ achieved GFLOP/s vs this
@@ -49,31 +49,49 @@ def row(label: str, ours: float, theirs: float, extra: str = "", *, case: str | 
     RESULTS.add(case, "rsatoolbox", theirs, ours, goal)
 
 
+SECTIONS = ("calc_rdm", "movie", "compare", "bootstrap", "blt")
+
+
 def main() -> None:
     print_machine()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run, not the issue's)")
+    parser.add_argument(
+        "--only", choices=SECTIONS, action="append", help="only these sections (default: all; results not saved)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
-    rng = np.random.default_rng(0)
     scale = 4 if args.quick else 1
     from importlib.metadata import version
 
     print(f"rsatoolbox {version('rsatoolbox')}, torch {torch.__version__}, 1 thread, median of {args.repeats}")
+    cases = {
+        "calc_rdm": lambda rng: calc_rdm_case(args.repeats, rng, 2000 // scale, 4096 // scale),
+        "movie": lambda rng: movie_case(args.repeats, rng),
+        "compare": lambda rng: compare_case(args.repeats, rng, 500 // scale, 1000 // scale),
+        "bootstrap": lambda rng: bootstrap_case(args.repeats, rng),
+        "blt": lambda rng: blt_case(args.repeats, 1000 // scale),
+    }
+    for i, name in enumerate(SECTIONS):
+        if not args.only or name in args.only:
+            cases[name](np.random.default_rng(i))  # each section its own data, whichever run
+    if not args.quick and not args.only:  # the figures on docs/benchmarks.md are drawn from full runs only
+        RESULTS.save()
 
-    n, p = 2000 // scale, 4096 // scale
+
+def calc_rdm_case(repeats: int, rng: np.random.Generator, n: int, p: int) -> None:
     x = rng.normal(size=(n, p))
     rec = Recording({"x": x[:, None, :]})
     ds = rsatoolbox.data.Dataset(x)
     a = rng.normal(size=(n, p))
-    gemm, _ = median_time(lambda: a @ a.T, args.repeats)
+    gemm, _ = median_time(lambda: a @ a.T, repeats)
     flops = 2.0 * n * n * p  # one Gram matrix
     print(f"\n[calc_rdm, {n} conditions x {p} channels]  float64 GEMM peak here: {flops / gemm / 1e9:.1f} GFLOP/s")
     for method in ("correlation", "euclidean"):
-        theirs, ref = median_time(lambda m=method: rsatoolbox.rdm.calc_rdm(ds, method=m), args.repeats)
-        ours, res = median_time(lambda m=method: compute_rdms(rec, distance=m), args.repeats)
+        theirs, ref = median_time(lambda m=method: rsatoolbox.rdm.calc_rdm(ds, method=m), repeats)
+        ours, res = median_time(lambda m=method: compute_rdms(rec, distance=m), repeats)
         np.testing.assert_allclose(res.dissimilarities, ref.get_vectors(), rtol=1e-6, atol=1e-9)
         row(
             method,
@@ -83,6 +101,8 @@ def main() -> None:
             case=f"calc_rdm {method}",
         )
 
+
+def movie_case(repeats: int, rng: np.random.Generator) -> None:
     conds, chans, steps = 92, 512, 50
     movie = rng.normal(size=(conds, chans, steps))
     tds = rsatoolbox.data.TemporalDataset(movie, time_descriptors={"time": np.arange(steps)})
@@ -90,8 +110,8 @@ def main() -> None:
     rec_movie = Recording({"x": np.ascontiguousarray(np.moveaxis(movie, 2, 1))})
     print(f"\n[calc_rdm_movie, {conds} conditions x {chans} channels x {steps} time points]")
     for method in ("euclidean", "correlation"):
-        theirs, ref = median_time(lambda m=method: rsatoolbox.rdm.calc_rdm_movie(tds, method=m), args.repeats)
-        ours, res = median_time(lambda m=method: compute_rdms(rec_movie, distance=m), args.repeats)
+        theirs, ref = median_time(lambda m=method: rsatoolbox.rdm.calc_rdm_movie(tds, method=m), repeats)
+        ours, res = median_time(lambda m=method: compute_rdms(rec_movie, distance=m), repeats)
         np.testing.assert_allclose(res.dissimilarities, ref.get_vectors(), rtol=1e-6, atol=1e-9)
         row(method, ours, theirs, case=f"calc_rdm_movie {method}")
     runs = 4
@@ -102,26 +122,22 @@ def main() -> None:
     )
     rec_runs = Recording({"x": np.ascontiguousarray(np.moveaxis(movie_runs, 2, 1))}, metadata=labels)
     kw = {"descriptor": "conds", "cv_descriptor": "runs"}
-    theirs, ref = median_time(lambda: rsatoolbox.rdm.calc_rdm_movie(tds_runs, method="crossnobis", **kw), args.repeats)
-    ours, res = median_time(lambda: compute_rdms(rec_runs, distance="crossnobis", **kw), args.repeats)
+    theirs, ref = median_time(lambda: rsatoolbox.rdm.calc_rdm_movie(tds_runs, method="crossnobis", **kw), repeats)
+    ours, res = median_time(lambda: compute_rdms(rec_runs, distance="crossnobis", **kw), repeats)
     np.testing.assert_allclose(res.dissimilarities, ref.get_vectors(), rtol=1e-6, atol=1e-9)
     row(f"crossnobis, {runs} runs", ours, theirs, case="crossnobis")
 
-    n_cond, n_rdms = 500 // scale, 1000 // scale
+
+def compare_case(repeats: int, rng: np.random.Generator, n_cond: int, n_rdms: int) -> None:
     pairs = n_cond * (n_cond - 1) // 2
     one, many = rng.random((1, pairs)), rng.random((n_rdms, pairs))
     r_one, r_many = rsatoolbox.rdm.RDMs(one), rsatoolbox.rdm.RDMs(many)
     print(f"\n[compare 1 vs {n_rdms} RDMs of {n_cond} conditions]")
     for method in ("corr", "spearman", "rho-a"):
-        theirs, ref = median_time(lambda m=method: rsatoolbox.rdm.compare(r_one, r_many, method=m), args.repeats)
-        ours, res = median_time(lambda m=method: compare_rdms(one, many, comparison=m), args.repeats)
+        theirs, ref = median_time(lambda m=method: rsatoolbox.rdm.compare(r_one, r_many, method=m), repeats)
+        ours, res = median_time(lambda m=method: compare_rdms(one, many, comparison=m), repeats)
         np.testing.assert_allclose(res, ref, rtol=1e-6, atol=1e-9)
         row(method, ours, theirs, case=f"compare {method}")
-
-    bootstrap_case(args.repeats, rng)
-    blt_case(args.repeats, 1000 // scale)
-    if not args.quick:  # the figures on docs/benchmarks.md are drawn from the full sizes only
-        RESULTS.save()
 
 
 def bootstrap_case(repeats: int, rng: np.random.Generator) -> None:
