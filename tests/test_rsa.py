@@ -494,6 +494,37 @@ def test_arrays_cast_on_the_device_equal_a_cast_on_the_host(rng, dtype, source):
         np.testing.assert_array_equal(back, host.to_numpy(expected * 3))
 
 
+@pytest.mark.parametrize("method", ["correlation", "cosine", "euclidean", "mahalanobis"])
+def test_patterns_sent_to_the_device_once_give_the_numpy_paths_rdms(rng, monkeypatch, method):
+    """Where a GPU holds a layer with room to spare, it is sent once and blocks of steps are taken there; the
+    same steps run here on the CPU (forced), in several blocks, must give the numpy path's RDMs, float64 and
+    float32, and leave the recording's read-only states as they were."""
+    import rnnprobe.analysis.rsa.compute as compute
+
+    init, sent = compute._Backend.__init__, []
+
+    def on_device(self, device, dtype):
+        init(self, device, dtype)
+        self.cast_on_device = device is not None  # device="cpu" here, a GPU where it runs for real
+
+    monkeypatch.setattr(compute._Backend, "__init__", on_device)
+    monkeypatch.setattr(compute._Backend, "free_bytes", lambda self: 2**40)
+    monkeypatch.setattr(compute._Backend, "send", lambda self, a, send=compute._Backend.send: sent.append(a.shape)
+                        or send(self, a))  # fmt: skip
+    monkeypatch.setattr(compute, "BLOCK_BYTES", 3 * 8 * 30 * 30 * 2)  # 30 stimuli: blocks of 2 steps on a device
+    rec = _rec(rng, n=30, t=5, units=20)
+    before = rec["h"].copy()
+    kwargs = {"noise": np.diag(rng.uniform(0.5, 2, 20))} if method == "mahalanobis" else {}
+    expected = compute_rdms(rec, distance=method, **kwargs).dissimilarities
+    for dtype, rtol in (("float64", 1e-10), ("float32", 1e-4)):
+        got = compute_rdms(rec, distance=method, device="cpu", dtype=dtype, **kwargs).dissimilarities
+        np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol)
+    assert (30, 5, 20) in sent  # the whole layer, once per call (the precision matrix is sent as well)
+    assert sent.count((30, 5, 20)) == 2
+    np.testing.assert_array_equal(rec["h"], before)
+    assert not rec["h"].flags.writeable
+
+
 @pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU (none on CI)")
 @pytest.mark.parametrize("method", ["correlation", "euclidean", "crossnobis"])
 def test_rdms_on_cuda_equal_the_numpy_path(rng, method):
