@@ -437,10 +437,12 @@ def compute_rdms(
         For "crossnobis": the metadata column giving each stimulus' fold (run, session). Default: the
         k-th presentation of each condition is fold k (as rsatoolbox).
     dtype : {"float64", "float32"}
-        Accumulation precision (float32 is faster, also on a GPU).
+        Accumulation precision (float32 is faster on the CPU; on a GPU the host's work dominates and both
+        take about as long). Results are float64 either way.
     device : str, optional
         Compute with torch on this device, e.g. "cuda" (or "cpu" for torch on the CPU); by default
-        numpy on the CPU (BLAS).
+        numpy on the CPU (BLAS). States go to a GPU in their own dtype and are cast there; a layer that
+        takes under a quarter of the GPU's free memory is sent once, a larger one in blocks of time steps.
 
     Returns
     -------
