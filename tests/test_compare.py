@@ -276,3 +276,36 @@ def test_interventions_need_their_model_and_the_stimuli():
         compare_models({"a": rec}, interventions={"x": ("a", Lesion.cool("lateral"))}, progress=False)
     with pytest.raises(ArgumentError, match="speed_accuracy"):
         compare_models({"a": rec}, analyses=["speed_accuracy"], progress=False)
+
+
+def test_the_best_layer_is_the_best_defined_score_never_a_nan():
+    """A layer without a defined score (NaN) came first and stayed 'best' (NaN > x is False), and a decoding layer
+    without any score raised numpy's All-NaN ValueError. The best is now the highest defined score, whichever
+    layer comes first; where no layer has one, the layer is None with a NaN score."""
+    from types import SimpleNamespace
+
+    def rsa(similarity):
+        return SimpleNamespace(best=lambda: {"model_time": None if np.isnan(similarity) else 3,
+                                             "data_time": None, "similarity": similarity})  # fmt: skip
+
+    def decoding(scores):
+        return SimpleNamespace(scores=np.asarray(scores), times=np.arange(len(scores)), chance=0.5, scoring="accuracy")
+
+    def encoding(medians):
+        peaks = {layer: {"layer": layer, "model_time": 0, "neural_time": 0, "median r": r}
+                 for layer, r in medians.items()}  # fmt: skip
+        return SimpleNamespace(scores=dict.fromkeys(medians), peak=peaks.__getitem__)
+
+    nan = np.nan
+    result = ComparisonResult(["m"], {"m": ["a", "b", "c"]}, {}, ("rsa", "decoding", "encoding"), "label")
+    for values, expected in (((nan, 0.2, 0.4), "c"), ((0.3, nan, 0.1), "a"), ((nan, nan, 0.1), "c"),
+                             ((0.5, 0.5, nan), "a"), ((nan, nan, nan), None)):  # fmt: skip
+        result.rsa = {"it": {"m": dict(zip("abc", map(rsa, values), strict=True))}}
+        result.decoding = {"m": {layer: decoding([nan, v, nan]) for layer, v in zip("abc", values, strict=True)}}
+        result.encoding = {"n": {"m": encoding(dict(zip("abc", values, strict=True)))}}
+        best = (result.best_rsa("it", "m"), result.best_decoding("m"), result.best_encoding("n", "m"))
+        assert [b["layer"] for b in best] == [expected] * 3
+        defined = [v for v in values if not np.isnan(v)]
+        top = max(defined) if defined else nan
+        np.testing.assert_equal([best[0]["similarity"], best[1]["score"], best[2]["median r"]], [top] * 3)
+        assert best[1]["time"] == (1 if defined else None)

@@ -348,3 +348,29 @@ def test_a_layer_without_any_score_is_reported_as_such_not_a_crash():
             result.plot()
         assert summary["h: at model time"] is None and np.isnan(summary["h: best median r"])
         assert summary["penalties at the grid's edge"] == 1.0
+
+
+def test_best_per_target_is_the_highest_defined_score_of_any_layer(rng):
+    """EncodingResult.best(): a layer without a score for a target (NaN) made that target's best score NaN
+    (the maximum over layers propagated it) while naming another layer; a target without any score was given
+    a layer. Against a loop over layers and steps; a target no layer scores has no layer, no time, NaN."""
+    import dataclasses
+
+    n = 90
+    h = rng.normal(size=(n, 3, 6))
+    neural = Recording({"n": np.stack([h[:, 1] @ rng.normal(size=(6, 4)) + rng.normal(size=(n, 4))] * 2, axis=1)})
+    result = fit_encoding(Recording({"a": h, "b": rng.normal(size=(n, 3, 6)) + h}), neural, cv=3, progress=False)
+    scores = {layer: result.scores[layer].copy() for layer in ("a", "b")}  # (model time, neural time, target)
+    scores["a"][:, :, 0] = np.nan  # target 0: only b scores it
+    scores["b"][1:, 1, 2] = np.nan  # target 2 at neural time 1: b at step 0 only
+    scores["a"][:, :, 3] = scores["b"][:, :, 3] = np.nan  # target 3: no layer scores it
+    best = dataclasses.replace(result, scores=scores).best()
+    for j, k in np.ndindex(2, 4):
+        found = [(scores[layer][t, j, k], layer, t) for layer in ("a", "b") for t in range(3)]
+        found = [entry for entry in found if not np.isnan(entry[0])]
+        if not found:
+            assert np.isnan(best["score"][j, k]) and best["layer"][j, k] is None and best["model_time"][j, k] is None
+            continue
+        score, layer, t = max(found, key=lambda entry: entry[0])
+        assert best["score"][j, k] == score and best["layer"][j, k] == layer
+        assert best["model_time"][j, k] == result.model_times[layer][t]

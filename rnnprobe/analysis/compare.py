@@ -128,28 +128,31 @@ class ComparisonResult:
     # --- numbers ---------------------------------------------------------------------------
 
     def best_rsa(self, neural: str, model: str) -> dict[str, Any]:
-        """The best-matching layer and model time for a neural RDM (at its best data time)."""
-        best: dict[str, Any] = {}
-        for layer, comparison in self.rsa[neural][model].items():
-            found = comparison.best()
-            if not best or found["similarity"] > best["similarity"]:
-                best = {"layer": layer, **found}
-        return best
+        """The best-matching layer and model time for a neural RDM (at its best data time); the layer None
+        where no layer has a defined similarity.
+        """
+        found = [{"layer": layer, **comparison.best()} for layer, comparison in self.rsa[neural][model].items()]
+        return _highest(found, "similarity")
 
     def best_decoding(self, model: str) -> dict[str, Any]:
-        """The layer and time step with the highest decoding score (and the score, chance)."""
-        best: dict[str, Any] = {}
+        """The layer and time step with the highest decoding score (and the score, chance); the layer None
+        where no layer has a score.
+        """
+        found = []
         for layer, result in self.decoding[model].items():
-            i = int(np.nanargmax(result.scores))
-            if not best or result.scores[i] > best["score"]:
-                best = {"layer": layer, "time": result.times[i].item(), "score": float(result.scores[i]),
-                        "chance": float(result.chance), "scoring": result.scoring}  # fmt: skip
-        return best
+            defined = not np.isnan(result.scores).all()
+            i = int(np.nanargmax(result.scores)) if defined else None
+            found.append({"layer": layer, "time": None if i is None else result.times[i].item(),
+                          "score": float(result.scores[i]) if defined else float("nan"),
+                          "chance": float(result.chance), "scoring": result.scoring})  # fmt: skip
+        return _highest(found, "score")
 
     def best_encoding(self, responses: str, model: str) -> dict[str, Any]:
-        """The layer, model time and neural time with the highest median held-out r for ``responses``."""
+        """The layer, model time and neural time with the highest median held-out r for ``responses``; the
+        layer None where no layer has a score.
+        """
         result = self.encoding[responses][model]
-        return max((result.peak(layer) for layer in result.scores), key=lambda peak: peak["median r"])
+        return _highest([result.peak(layer) for layer in result.scores], "median r")
 
     def table(self) -> dict[str, list[Any]]:
         """The summary table, one row per model: best-matching layer and time per neural RDM,
@@ -414,6 +417,15 @@ def _fp_layers(model: Any, rec: Recording, chosen: Any, name: str) -> list[str] 
         f"{', '.join(f'{k} ({v})' for k, v in units.items())}); pass fixed_point_layers={{{name!r}: [...]}} "
         f"naming the state's parts in pack order, or record them."
     )
+
+
+def _highest(found: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The entry of the highest defined ``key`` (the first of equals); where none is defined (NaN), the first
+    entry with its layer None: an undefined score is not a best layer (a NaN compared as the largest, or
+    numpy's All-NaN error, before).
+    """
+    defined = [entry for entry in found if not np.isnan(entry[key])]
+    return max(defined, key=lambda entry: entry[key]) if defined else {**found[0], "layer": None}
 
 
 def compare_models(
@@ -752,12 +764,12 @@ class _Runner:
         self.representations(name, rec, layers)
         if "encoding" in run:
             self.encode(name, rec, layers)
+        focus = None  # the best layer, else (also where no layer has a score) the last
         if "decoding" in run:
-            result.focus[name] = result.best_decoding(name)["layer"]
+            focus = result.best_decoding(name)["layer"]
         elif "rsa" in run:
-            result.focus[name] = result.best_rsa(next(iter(self.neural)), name)["layer"]
-        else:
-            result.focus[name] = layers[-1]
+            focus = result.best_rsa(next(iter(self.neural)), name)["layer"]
+        result.focus[name] = layers[-1] if focus is None else focus
         focus = result.focus[name]
         if "pca" in run:
             with self.timed("pca", name):

@@ -252,16 +252,22 @@ class EncodingResult:
         return out
 
     def best(self) -> dict[str, np.ndarray]:
-        """Per (neural time, target): the best layer and model time step and its score."""
+        """Per (neural time, target): the best layer and model time step and its score; where no layer has a
+        score for a target, its layer and model time are None and its score NaN.
+        """
         layers = list(self.scores)
         stacked = [self.scores[name] for name in layers]
-        best_step = [np.nanargmax(np.where(np.isnan(s), -np.inf, s), axis=0) for s in stacked]
+        best_step = [np.argmax(np.where(np.isnan(s), -np.inf, s), axis=0) for s in stacked]
         best_value = np.stack([np.take_along_axis(s, b[None], 0)[0] for s, b in zip(stacked, best_step, strict=True)])
         which = np.argmax(np.where(np.isnan(best_value), -np.inf, best_value), axis=0)
+        score = np.take_along_axis(best_value, which[None], 0)[0]  # (a NaN of another layer is no maximum)
         steps = np.choose(which, best_step)
-        times = np.array([[self.model_times[layers[w]][t] for w, t in zip(wr, tr, strict=True)]
-                          for wr, tr in zip(which, steps, strict=True)])  # fmt: skip
-        return {"layer": np.asarray(layers)[which], "model_time": times, "score": best_value.max(axis=0)}
+        undefined = np.isnan(score)
+        times = np.array([[None if u else self.model_times[layers[w]][t] for w, t, u in zip(wr, tr, ur, strict=True)]
+                          for wr, tr, ur in zip(which, steps, undefined, strict=True)], dtype=object)  # fmt: skip
+        layer = np.asarray(layers, dtype=object)[which]
+        layer[undefined] = None
+        return {"layer": layer, "model_time": times, "score": score}
 
     def summary(self) -> dict[str, Any]:
         """Key numbers: each layer's best median score (and ceiled), where it is, and the ceiling."""
