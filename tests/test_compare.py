@@ -309,3 +309,17 @@ def test_the_best_layer_is_the_best_defined_score_never_a_nan():
         top = max(defined) if defined else nan
         np.testing.assert_equal([best[0]["similarity"], best[1]["score"], best[2]["median r"]], [top] * 3)
         assert best[1]["time"] == (1 if defined else None)
+
+
+def test_a_neural_rdm_no_layer_matches_has_no_best_layer_and_still_reports(rng, tmp_path):
+    """A constant neural RDM (no similarity defined with any layer): no best layer or time, a NaN similarity,
+    the focus the last layer, and the report (its RSA figure and numbers) written."""
+    recs, _ = _models(rng)
+    flat = np.ones(48 * 47 // 2)
+    result = compare_models(recs, target="label", neural={"flat": flat}, analyses=["rsa"], progress=False)
+    table = result.table()
+    assert table["flat: best layer"] == [None, None] and table["flat: best time"] == [None, None]
+    assert np.isnan(table["flat: similarity"]).all()
+    assert result.focus == {"early": "b", "late": "b"}
+    path = result.save(tmp_path / "compare.html", data=True)
+    assert path.exists() and "rsa-flat" in result.to_report().names()

@@ -142,8 +142,9 @@ def rsa(c: ComparisonResult, neural: str) -> Figure:
         axes[0, 0].set_ylabel(f"similarity to {neural} ({c.settings['comparison']})")
         return fig
     fig, axes = _panels(len(c.names))
-    best = {name: c.best_rsa(neural, name)["layer"] for name in c.names}
-    limit = max(float(np.nanmax(np.abs(per_model[n][best[n]].similarity))) for n in c.names)
+    best = {name: _shown_rsa_layer(c, neural, name) for name in c.names}
+    magnitudes = np.concatenate([np.abs(per_model[n][best[n]].similarity).ravel() for n in c.names])
+    limit = float(np.nanmax(magnitudes)) if not np.isnan(magnitudes).all() else 1.0
     image = None
     for ax, name in zip(axes[0], c.names, strict=False):
         comp = per_model[name][best[name]]
@@ -153,6 +154,11 @@ def rsa(c: ComparisonResult, neural: str) -> Figure:
         ax.set_title(f"{name}: {best[name]}", fontsize=9)
     fig.colorbar(image, ax=axes, shrink=0.8, label=f"RDM similarity ({c.settings['comparison']})")
     return fig
+
+
+def _shown_rsa_layer(c: ComparisonResult, neural: str, name: str) -> str:
+    """The model's best-matching layer for ``neural``, or its first where no layer has a defined similarity."""
+    return c.best_rsa(neural, name)["layer"] or next(iter(c.rsa[neural][name]))
 
 
 def decoding(c: ComparisonResult) -> Figure:
@@ -368,7 +374,7 @@ def numbers(c: ComparisonResult, key: str) -> dict[str, list[Any]] | None:
         return c.interventions[key[13:]].table()
     elif key.startswith("rsa-"):
         neural = key[4:]
-        results = {name: c.rsa[neural][name][c.best_rsa(neural, name)["layer"]] for name in c.names}
+        results = {name: c.rsa[neural][name][_shown_rsa_layer(c, neural, name)] for name in c.names}
     else:
         return None
     rows = [{"model": name, **result.summary()} for name, result in results.items()]
