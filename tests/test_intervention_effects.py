@@ -9,12 +9,8 @@ from scipy.spatial.distance import squareform
 
 from rnnprobe import Recording
 from rnnprobe.analysis import compute_rdms, condition_average, decode, intervention_effect
-from rnnprobe.analysis.intervention_effects import (
-    condition_rdms,
-    empirical_p,
-    rdm_correlation,
-    within_condition_weights,
-)
+from rnnprobe.analysis._scores import permutation_p_values
+from rnnprobe.analysis.intervention_effects import condition_rdms, rdm_correlation, within_condition_weights
 from rnnprobe.errors import ArgumentError, NonFiniteError, ShapeError, UnknownNameError
 from rnnprobe.recording import Intervention, Lesion, intervene, random_like
 
@@ -90,7 +86,9 @@ def test_bootstrap_weights_resample_within_conditions_and_rdm_correlation_is_pea
     a, b = a + a.T, b + b.T
     i, j = np.triu_indices(6, 1)
     assert rdm_correlation(a, b) == pytest.approx(np.corrcoef(a[i, j], b[i, j])[0, 1], abs=1e-12)
-    np.testing.assert_allclose(empirical_p(np.array([0.0]), np.array([[1.0], [2.0], [-1.0]])), [1.0])
+    np.testing.assert_allclose(
+        permutation_p_values(np.array([0.0]), np.array([[1.0], [2.0], [-1.0]]), alternative="two-sided"), [1.0]
+    )
 
 
 def test_an_undefined_statistic_gets_no_p_value_and_constants_no_correlation():
@@ -102,7 +100,7 @@ def test_an_undefined_statistic_gets_no_p_value_and_constants_no_correlation():
     controls = rng.normal(size=(40, 3))
     controls[[3, 7], 1] = np.nan
     effect = np.array([np.nan, 0.4, 2.5])
-    got = empirical_p(effect, controls)
+    got = permutation_p_values(effect, controls, alternative="two-sided")
     assert np.isnan(got[0])
     for t in (1, 2):
         null = controls[~np.isnan(controls[:, t]), t]
@@ -188,3 +186,18 @@ def test_bad_input_is_refused(setup):
         intervention_effect(model, x, change, labels=labels, layers=["layer0"], conditions=labels % 2)
     with pytest.raises(ArgumentError, match="decode"):
         intervention_effect(model, x, change, labels=labels, decode=True)
+
+
+def test_control_p_values_count_rounding_ties_and_need_a_control():
+    """The controls' two-sided p-values (one function with decode's and permutation_test's): a control equal to
+    the effect but for rounding (0.1 + 0.2 against 0.3) reaches it on both sides, whatever the scale of the
+    scores (exact comparison gave 0.3 a p-value of 2/5 below and 1 above for these controls); a step without
+    any defined control has no p-value (it had 2 / 1 clipped to 1, a test of nothing)."""
+    for scale in (1.0, 1e-9, 1e9):
+        effect = np.array([0.3, 0.3, 5.0]) * scale
+        controls = np.array([[0.1 + 0.2, np.nan, 1.0], [1.0, np.nan, 2.0], [-1.0, np.nan, 3.0], [0.5, np.nan, 4.0]])
+        got = permutation_p_values(effect, controls * scale, alternative="two-sided")
+        # 0.3 among (0.3, 1, -1, 0.5): below or equal 2, above or equal 3 -> 2 * (2 + 1) / 5
+        np.testing.assert_allclose(got, [min(1.0, 2 * 3 / 5), np.nan, 2 * 1 / 5], rtol=1e-15)
+        one_sided = permutation_p_values(effect, controls * scale)
+        np.testing.assert_allclose(one_sided, [4 / 5, np.nan, 1 / 5], rtol=1e-15)

@@ -80,23 +80,35 @@ def _auc(y: np.ndarray, values: np.ndarray) -> np.ndarray:
         return ((ranks * y_b).sum(axis=-1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
-def permutation_p_values(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
-    """One-sided permutation p-values (1 + #{null >= observed}) / (1 + n) of ``observed`` (...) against ``null``
-    (n, ...). A null value equal to the observed but for rounding (within 1e-12 of the larger magnitude at that
-    point) counts as reaching it: relative, so that a score at 1e-14 (a mean squared error of a target at 1e-7)
-    is not reached by every null value (p = 1), nor one at 1e12 by none. NaN where the observed value is NaN (no
-    p-value for an undefined statistic); null values that are NaN are left out of the count and of n.
+def permutation_p_values(observed: np.ndarray, null: np.ndarray, *, alternative: str = "greater") -> np.ndarray:
+    """Permutation (or control) p-values of ``observed`` (...) against ``null`` (n, ...): one-sided,
+    (1 + #{null >= observed}) / (1 + n), or with ``alternative="two-sided"`` twice the smaller tail,
+    min(1, 2 min((1 + #{null <= observed}) / (1 + n), (1 + #{null >= observed}) / (1 + n))).
+
+    A null value equal to the observed but for rounding (within 1e-12 of the larger magnitude at that point)
+    counts as reaching it: relative, so that a score at 1e-14 (a mean squared error of a target at 1e-7) is
+    not reached by every null value (p = 1), nor one at 1e12 by none. NaN where the observed value is NaN (no
+    p-value for an undefined statistic) and where no null value is defined; null values that are NaN are left
+    out of the count and of n.
 
     Examples
     --------
     >>> import numpy as np
     >>> permutation_p_values(np.array([2.0, 0.0]), np.array([[1.0, 1.0], [0.5, -1.0], [3.0, 0.0]]))
     array([0.5 , 0.75])
+    >>> permutation_p_values(np.array([2.0, 0.0]), np.array([[1.0, 1.0], [0.5, -1.0], [3.0, 0.0]]),
+    ...                      alternative="two-sided")
+    array([1., 1.])
     """
     defined = ~np.isnan(null)
+    n = defined.sum(axis=0)
     scale = np.maximum(np.abs(observed), np.abs(np.where(defined, null, 0.0)).max(axis=0, initial=0.0))
-    reached = (defined & (null >= observed - 1e-12 * scale)).sum(axis=0)
-    return np.where(np.isnan(observed), np.nan, (1 + reached) / (1 + defined.sum(axis=0)))
+    tolerance = 1e-12 * scale
+    p = (1 + (defined & (null >= observed - tolerance)).sum(axis=0)) / (1 + n)
+    if alternative == "two-sided":
+        low = (1 + (defined & (null <= observed + tolerance)).sum(axis=0)) / (1 + n)
+        p = np.minimum(1.0, 2 * np.minimum(low, p))
+    return np.where(np.isnan(observed) | (n == 0), np.nan, p)
 
 
 def nan_median(values: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -26,6 +26,7 @@ from .._validation import check_grouping, check_int, check_probability, check_se
 from ..errors import ArgumentError, NonFiniteError, ShapeError, UnknownNameError, describe
 from ._constant import centred as centred_values
 from ._draws import draw_counts, percentile_interval
+from ._scores import permutation_p_values
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -98,18 +99,6 @@ def within_condition_weights(groups: list[np.ndarray], n: int, n_bootstrap: int,
     rng = np.random.default_rng(check_seed(seed))
     draws = [g[rng.integers(0, g.size, size=(n_bootstrap, g.size))] for g in groups]  # the same draws, in order
     return draw_counts(np.concatenate(draws, axis=1) if draws else np.zeros((n_bootstrap, 0), dtype=int), n)
-
-
-def empirical_p(effect: np.ndarray, controls: np.ndarray) -> np.ndarray:
-    """Two-sided p-value of ``effect`` (time,) among ``controls`` (control, time): NaN where the effect is NaN
-    (an undefined statistic gets no p-value; it got 2 / (controls + 1), as if more extreme than every control),
-    and controls that are NaN at a step left out of its null.
-    """
-    defined = ~np.isnan(controls)
-    n = defined.sum(axis=0)
-    low = (np.sum(defined & (controls <= effect), axis=0) + 1) / (n + 1)
-    high = (np.sum(defined & (controls >= effect), axis=0) + 1) / (n + 1)
-    return np.where(np.isnan(effect) | (n == 0), np.nan, np.minimum(1.0, 2 * np.minimum(low, high)))
 
 
 @dataclass
@@ -340,7 +329,8 @@ def intervention_effect(
     result = InterventionEffect(
         changes=_describe(interventions), score_name=name, intact=runs["intact"][0], changed=runs["changed"][0],
         effect=effect, ci_low=low, ci_high=high, control_effects=control_effects,
-        p_values=empirical_p(effect, control_effects) if controls else None, level=level,
+        p_values=permutation_p_values(effect, control_effects, alternative="two-sided") if controls else None,
+        level=level,
     )  # fmt: skip
     _add_rdms(result, runs, control_r, level)
     if decode:
@@ -375,7 +365,7 @@ def _add_rdms(result: InterventionEffect, runs: dict[str, Any], control_r: dict[
         result.rdm_ci[layer] = np.stack(percentile_interval(samples, r, level))
         if layer in control_r:
             result.control_rdm_similarity[layer] = control_r[layer]
-            result.rdm_p_values[layer] = empirical_p(r, control_r[layer])
+            result.rdm_p_values[layer] = permutation_p_values(r, control_r[layer], alternative="two-sided")
 
 
 def _decoding(runs: dict[str, Any], layers: list[str], labels: np.ndarray, seed: Any) -> dict[str, Any]:
