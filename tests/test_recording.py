@@ -73,8 +73,16 @@ def test_concat(rec):
     assert both.provenance["concatenated_from"] == 2
     with pytest.raises(ArgumentError, match="has layers"):
         concat([rec, rec.select("a")])
-    with pytest.raises(ShapeError, match="Only the stimulus axis may differ"):
+    with pytest.raises(ShapeError, match=r"layer 'a' has times \[0\.  , 0\.25, 0\.5 \], but recordings\[0\] has"):
         concat([rec, rec.select(time=slice(0, 3))])
+    meta = {"label": rec.column("label"), "cond": rec.column("cond")}
+    shifted = Recording({"a": rec["a"], "b": rec["b"]}, metadata=meta,
+                        times={"a": rec.times["a"], "b": rec.times["b"] + 0.5})  # fmt: skip
+    with pytest.raises(ShapeError, match=r"layer 'b' has times \[0\.5, 1\.5, .*select the common ones"):
+        concat([rec, shifted])
+    wider = Recording({"a": rec["a"], "b": np.zeros((6, 4, 8))}, metadata=meta, times={"a": rec.times["a"]})
+    with pytest.raises(ShapeError, match=r"layer 'b' has units of shape \(8,\), but recordings\[0\] has \(7,\)"):
+        concat([rec, wider])
     with pytest.raises(ArgumentTypeError):
         concat([])
 

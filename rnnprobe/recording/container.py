@@ -692,6 +692,11 @@ class Recording:
         return dict(self._metadata)
 
 
+def _shown(values: np.ndarray) -> str:
+    """A short text of an array's values for an error message (the first and last few of a long one)."""
+    return np.array2string(np.asarray(values), threshold=8, edgeitems=3, separator=", ")
+
+
 def concat(recordings: Iterable[Recording]) -> Recording:
     """Concatenate recordings of the same layers along the stimulus axis (in memory).
 
@@ -718,13 +723,16 @@ def concat(recordings: Iterable[Recording]) -> Recording:
                 f"Select the same layers (Recording.select) before concatenating."
             )
         for name in first.layers:
-            if rec.unit_shape(name) != first.unit_shape(name) or not np.array_equal(
-                rec._times[name], first._times[name]
-            ):
+            if rec.unit_shape(name) != first.unit_shape(name):
                 raise ShapeError(
-                    f"recordings[{i}]: layer {name!r} has shape {rec.shapes[name]} and time "
-                    f"{describe(rec._times[name])}, but recordings[0] has {first.shapes[name]} and "
-                    f"{describe(first._times[name])}. Only the stimulus axis may differ."
+                    f"recordings[{i}]: layer {name!r} has units of shape {rec.unit_shape(name)}, but recordings[0] "
+                    f"has {first.unit_shape(name)}. Only the stimulus axis may differ."
+                )
+            if not np.array_equal(rec._times[name], first._times[name]):
+                raise ShapeError(
+                    f"recordings[{i}]: layer {name!r} has times {_shown(rec._times[name])}, but recordings[0] has "
+                    f"{_shown(first._times[name])}. Only the stimulus axis may differ: record the same steps, or "
+                    f"select the common ones (Recording.select(time=...))."
                 )
         if set(rec.columns) != set(first.columns):
             raise ArgumentError(
