@@ -592,3 +592,22 @@ def test_a_zero_pattern_gives_nan_cosine_distances_without_numpy_warnings():
         warnings.simplefilter("ignore", RnnprobeWarning)
         d = compute_rdms(Recording({"h": states}), distance="cosine").matrices()
     assert np.isnan(d[:, 2, [0, 1, 3, 4, 5]]).all() and np.isfinite(d[:, 0, [1, 3, 4, 5]]).all()
+
+
+def test_a_float32_layer_is_cast_block_by_block_never_whole(rng):
+    """compute_rdms cast a float32 layer to float64 whole before its blocks of steps (a copy twice the layer's
+    size): now each block is cast as it is used. The same bits as the float64 layer's RDMs; the peak of
+    memory allocated stays under the float64 copy's size."""
+    import tracemalloc
+
+    x = rng.normal(size=(400, 16, 512)).astype(np.float32)  # 13 MB; a float64 copy: 26 MB
+    rec = Recording({"h": x})
+    expected = compute_rdms(Recording({"h": x.astype(np.float64)})).dissimilarities
+    tracemalloc.start()
+    try:
+        got = compute_rdms(rec).dissimilarities
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    np.testing.assert_array_equal(got, expected)
+    assert peak < x.nbytes * 2, peak  # the result (10 MB) and a block, not a float64 copy of the layer

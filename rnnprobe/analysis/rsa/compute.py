@@ -498,7 +498,7 @@ def compute_rdms(
     if design is not None:  # each fold's means come later: no means of all the data
         dissim = crossnobis_dissimilarities(states, design, precision, backend)
     else:
-        patterns = _group_means(states.astype(np.float64, copy=False), groups)
+        patterns = _group_means(states, groups)  # float64 sums; states alone stay as they are (cast per block)
         dissim = _blocked_dissimilarities(patterns, distance, precision, backend)
     return _result(dissim, distance, conditions, recording, layer, time_index)
 
