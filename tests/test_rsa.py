@@ -494,6 +494,15 @@ def test_arrays_cast_on_the_device_equal_a_cast_on_the_host(rng, dtype, source):
         np.testing.assert_array_equal(back, host.to_numpy(expected * 3))
 
 
+def test_the_torch_path_takes_layers_of_dtypes_torch_does_not_hold(rng):
+    """A longdouble (or integer) layer: cast by numpy before torch sees it (torch.tensor refused longdouble)."""
+    x = rng.normal(size=(9, 2, 5))
+    for dtype in (np.longdouble, np.int64):
+        rec = Recording({"h": (x * 10).astype(dtype)})
+        expected = compute_rdms(rec).dissimilarities
+        np.testing.assert_allclose(compute_rdms(rec, device="cpu").dissimilarities, expected, rtol=1e-12)
+
+
 @pytest.mark.parametrize("method", ["correlation", "cosine", "euclidean", "mahalanobis"])
 def test_patterns_sent_to_the_device_once_give_the_numpy_paths_rdms(rng, monkeypatch, method):
     """Where a GPU holds a layer with room to spare, it is sent once and blocks of steps are taken there; the

@@ -91,9 +91,13 @@ class _Backend:
         import torch
 
         dtype = getattr(torch, self.dtype)
-        if not self.cast_on_device or np.asarray(array).dtype.kind != "f":
-            return torch.tensor(np.ascontiguousarray(array), dtype=dtype, device=self.device)
+        if not self.sendable(array):  # (cast by numpy: also dtypes torch does not hold, such as longdouble)
+            return torch.tensor(np.ascontiguousarray(array, dtype=self.dtype), device=self.device)
         return self.send(array).to(dtype)
+
+    def sendable(self, array: np.ndarray) -> bool:
+        """Whether ``array`` goes to the device as it is, to be cast there: floats torch holds, not the CPU."""
+        return self.cast_on_device and np.asarray(array).dtype in (np.float16, np.float32, np.float64)
 
     def send(self, array: np.ndarray) -> Any:
         """``array`` on the device in its own dtype: one transfer from its memory where it is contiguous."""
@@ -114,7 +118,7 @@ class _Backend:
         (a quarter of its free memory), the patterns are sent once and blocks taken there: no gather of each
         block on the host (26 ms for a block of 131 MB, more than its transfer, Intel Xeon with an H100).
         """
-        if self.cast_on_device and 4 * patterns.nbytes < self.free_bytes():
+        if self.sendable(patterns) and 4 * patterns.nbytes < self.free_bytes():
             import torch
 
             whole, dtype = self.send(patterns), getattr(torch, self.dtype)
