@@ -114,3 +114,24 @@ def test_analysis_import_does_not_load_matplotlib():
     code = "import sys, rnnprobe.analysis.pca; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_participation_ratio_makes_one_float64_copy_of_its_states(rng):
+    """participation_ratio cast its states to float64 and then centred them (two copies of the layer; fit_pca
+    calls it on the whole layer): now the centred float64 states are the one copy, the numbers unchanged."""
+    import tracemalloc
+
+    x = rng.normal(size=(200, 8, 600))
+    expected = participation_ratio(x.copy())
+    for states in (x, x.astype(np.float32)):
+        reference = participation_ratio(states.astype(np.float64))
+        tracemalloc.start()
+        try:
+            got = participation_ratio(states)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        np.testing.assert_array_equal(got, reference)
+        gram = 8 * 200 * 200 * 8  # the steps' Gram matrices
+        assert peak < x.nbytes * 1.5 + gram, peak  # one float64 copy (7.7 MB), not two
+    np.testing.assert_allclose(expected, participation_ratio(x), rtol=1e-15)

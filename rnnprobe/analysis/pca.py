@@ -65,14 +65,14 @@ def participation_ratio(states: np.ndarray) -> np.ndarray:
     >>> round(float(participation_ratio(x)[0]), 1)
     5.0
     """
-    x = check_numeric(states, name="states").astype(np.float64)
+    x = check_numeric(states, name="states")
     if x.ndim != 3:
         raise ShapeError(f"states: got {describe(x)}. Pass (stimulus, time, units).")
     check_finite(x, name="states")
     if x.shape[0] < 2:  # no variance across fewer than 2 stimuli: undefined at every step, as for constant states
         return np.full(x.shape[1], np.nan)
-    mean = x.mean(axis=0, keepdims=True)
-    xt = np.moveaxis(x - mean, 1, 0)  # (time, stimulus, units)
+    mean = x.mean(axis=0, keepdims=True, dtype=np.float64)
+    xt = np.moveaxis(x - mean, 1, 0)  # (time, stimulus, units), float64: the one copy (no cast of x first)
     trace = np.einsum("tsu,tsu->t", xt, xt)
     small = xt.shape[1] <= xt.shape[2]
     gram = xt @ np.swapaxes(xt, 1, 2) if small else np.swapaxes(xt, 1, 2) @ xt  # same nonzero spectrum
