@@ -128,3 +128,24 @@ def test_errors(rng):
         memory_decay(rec, "h", np.zeros((10, 7)))
     with pytest.raises(ArgumentError, match="time: pass consecutive time steps"):
         fit_timescales(rec, time=[0, 2, 4])
+
+
+def test_a_lag_at_which_the_input_does_not_vary_has_no_score(rng, tmp_path):
+    """An input that does not vary over the steps a lag decodes gave R^2 (or accuracy) 0 there, read as 'no
+    memory'; the score of a constant target is undefined. Such lags are NaN (in memory and blockwise), the
+    others unchanged; inputs that vary at no lag are refused."""
+    n, t = 40, 6
+    u = np.zeros((n, t))
+    u[:, -1] = rng.normal(size=n)  # only the last step varies: lag 0 reads it, lags 1 and 2 do not
+    h = np.stack([u, rng.normal(size=(n, t))], axis=-1) + 0.1 * rng.normal(size=(n, t, 2))
+    result = memory_decay(Recording({"h": h}), "h", u, lags=[0, 1, 2])
+    expected = memory_decay(Recording({"h": h}), "h", u, lags=[0]).scores[0]
+    assert result.scores[0] == expected > 0.5 and np.isnan(result.scores[1:]).all()
+    assert result.memory_span() == 0 and np.isnan(result.summary()["lag 2"])
+    chunked = Recording.load(Recording({"h": h}).save(tmp_path / "h.zarr"), chunks=20)
+    np.testing.assert_allclose(memory_decay(chunked, "h", u, lags=[0, 1, 2]).scores, result.scores, atol=1e-10)
+    for constant in (np.full((n, t), 0.1), np.ones((n, t), dtype=int)):
+        with pytest.raises(ArgumentError, match=r"inputs: the same value \((0\.1|1)\) .* nothing varies"):
+            memory_decay(Recording({"h": h}), "h", constant)
+    with pytest.raises(ArgumentError, match="nothing varies"):
+        memory_decay(Recording({"h": h}), "h", u, lags=[1, 2])

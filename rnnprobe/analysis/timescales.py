@@ -346,6 +346,21 @@ class MemoryDecayResult:
         return fig
 
 
+def _varying_lags(inputs: np.ndarray, lags: np.ndarray) -> np.ndarray:
+    """Whether the input varies over the stimuli and steps each lag decodes (steps 0 .. t - lag - 1); refused
+    where it varies at no lag (a score of a constant target, R^2 or accuracy, is undefined: it was 0, read as no
+    memory at all).
+    """
+    t = inputs.shape[1]
+    varies = np.array([np.unique(inputs[:, : t - lag]).size > 1 for lag in lags])
+    if not varies.any():
+        raise ArgumentError(
+            f"inputs: the same value ({inputs.flat[0]!r}) for every stimulus at every step the lags read; nothing "
+            f"varies to be remembered. Pass inputs that differ across stimuli or steps."
+        )
+    return varies
+
+
 def memory_decay(
     recording: Recording,
     layer: str | None = None,
@@ -375,6 +390,9 @@ def memory_decay(
     estimator, cv, scoring, seed
         As :func:`~rnnprobe.analysis.decoding.decode`; folds keep each stimulus's steps together.
 
+    A lag at which the input does not vary (one value for every stimulus at every step it decodes) has no
+    score (NaN); inputs that vary at no lag are refused.
+
     Examples
     --------
     >>> import numpy as np
@@ -400,16 +418,22 @@ def memory_decay(
             f"lags: got {int(lags.max())}, but the recording has {t} time steps; a lag must leave at least one step "
             f"(<= {t - 1})."
         )
+    varies = _varying_lags(u, lags)
     if recording.is_dask:  # ridge from sums over blocks of stimuli: the layer is never read whole
         from .memory_decay_blockwise import memory_decay_blockwise
 
         settings = dict(estimator=estimator, cv=cv, scoring=scoring, seed=seed)
-        found = memory_decay_blockwise(recording, layer, u, lags, settings)
+        found = memory_decay_blockwise(recording, layer, u, lags[varies], settings)
         if found is not None:
-            return MemoryDecayResult(lags, found[0], float(found[1]), found[2], layer)
+            scores = np.full(lags.size, np.nan)
+            scores[varies] = found[0]
+            return MemoryDecayResult(lags, scores, float(found[1]), found[2], layer)
     _, _, states = layer_states(recording, layer, dtype=None)
     scores, chance, name = [], 0.0, ""
-    for lag in lags:
+    for lag, defined in zip(lags, varies, strict=True):
+        if not defined:  # the input does not vary over the steps this lag reads: no score of it is defined
+            scores.append(np.nan)
+            continue
         x = states[:, lag:].reshape(n * (t - lag), 1, -1)
         y = u[:, : t - lag].reshape(-1)
         groups = np.repeat(np.arange(n), t - lag)
