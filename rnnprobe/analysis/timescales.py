@@ -354,9 +354,10 @@ def _varying_lags(inputs: np.ndarray, lags: np.ndarray) -> np.ndarray:
     t = inputs.shape[1]
     varies = np.array([np.unique(inputs[:, : t - lag]).size > 1 for lag in lags])
     if not varies.any():
+        value = inputs.ravel()[:1].tolist()[0]  # (as Python prints it: 0.1, not np.float64(0.1))
         raise ArgumentError(
-            f"inputs: the same value ({inputs.flat[0]!r}) for every stimulus at every step the lags read; nothing "
-            f"varies to be remembered. Pass inputs that differ across stimuli or steps."
+            f"inputs: the same value ({value!r}) for every stimulus at every step the lags read; nothing varies to "
+            f"be remembered. Pass inputs that differ across stimuli or steps."
         )
     return varies
 
