@@ -969,6 +969,9 @@ def test_bad_inputs_get_clear_errors(rng):
     one_class = Recording({"h": x}, metadata={"label": np.zeros(120, dtype=int)})
     with pytest.raises(ArgumentError, match="at least 2 classes"):
         decode(one_class, "h", "label")
+    for estimator in ("ridge", Ridge()):  # a constant regression target: R^2 undefined (every score was 0)
+        with pytest.raises(ArgumentError, match=r"target: every stimulus has the same value \(0\.1\); a regression"):
+            decode(rec, "h", np.full(120, 0.1), estimator=estimator)
     rare = label.copy()
     rare[:3] = 7  # a class with 3 members cannot fill 5 folds
     with pytest.raises(ArgumentError, match=r"smallest class has 3\. Use fewer folds"):

@@ -842,7 +842,12 @@ def _labels(values: np.ndarray, estimator: Any) -> tuple[bool, np.ndarray | None
             f"estimator='ridge' for regression, or bin the target."
         )
     if not classify:
-        return False, None, values.astype(np.float64)
+        y = values.astype(np.float64)
+        if y.size and (y == y[0]).all():  # R^2 of a constant is undefined (every score was 0: "no information")
+            raise ArgumentError(
+                f"target: every stimulus has the same value ({y[0].item()!r}); a regression needs a target that varies."
+            )
+        return False, None, y
     classes, y = np.unique(values, return_inverse=True)
     if classes.size < 2:
         raise ArgumentError(
