@@ -375,6 +375,9 @@ def memory_decay(
 ) -> MemoryDecayResult:
     """Decode the input ``lag`` steps back from the current state, for each lag.
 
+    A lag at which the input does not vary (one value for every stimulus at every step it decodes) has no
+    score (NaN); inputs that vary at no lag are refused.
+
     Parameters
     ----------
     recording : Recording
@@ -390,9 +393,6 @@ def memory_decay(
         Default 0 .. n_steps // 2.
     estimator, cv, scoring, seed
         As :func:`~rnnprobe.analysis.decoding.decode`; folds keep each stimulus's steps together.
-
-    A lag at which the input does not vary (one value for every stimulus at every step it decodes) has no
-    score (NaN); inputs that vary at no lag are refused.
 
     Examples
     --------
