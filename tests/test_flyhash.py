@@ -140,3 +140,16 @@ def test_projection_drawn_in_blocks_equals_one_draw(monkeypatch):
     reference = np.zeros((m, d))
     np.put_along_axis(reference, np.argsort(rng.random((m, d)), axis=1)[:, :s], 1.0, axis=1)
     np.testing.assert_array_equal(fly_hash(d, n_units=m, seed=3).projection.toarray(), reference)
+
+
+def test_mean_average_precision_refuses_samples_that_are_all_the_same(rng):
+    """x the same for every sample (0.1, whose centring leaves rounding; or exactly 0): every sample is as near
+    to a query as any other, so its true neighbours were picked by index or by rounding and a MAP returned.
+    Refused; samples that differ in one feature are taken."""
+    codes = rng.random((200, 16)) > 0.5
+    for x in (np.full((200, 5), 0.1), np.zeros((200, 5))):
+        with pytest.raises(ArgumentError, match="x: every sample is the same"):
+            mean_average_precision(x, codes)
+    x = np.full((200, 5), 0.1)
+    x[:, 2] = rng.normal(size=200)
+    assert 0 <= mean_average_precision(x, codes) <= 1

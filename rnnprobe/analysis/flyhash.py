@@ -274,6 +274,11 @@ def mean_average_precision(
     n_nn = round(n_neighbours * n) if n_neighbours < 1 else check_int("n_neighbours", n_neighbours)
     if not 1 <= n_nn < n - 1:
         raise ArgumentError(f"n_neighbours: gives {n_nn} of {n} samples. Pass a fraction or count below n - 1.")
+    if not centred(x, 0, constant=0.0).any():  # (the MAP of neighbours chosen by index or rounding was returned)
+        raise ArgumentError(
+            "x: every sample is the same (to rounding), so no sample is nearer to a query than another and its "
+            "true neighbours are undefined. Pass samples that differ."
+        )
     rng = np.random.default_rng(seed)
     queries = rng.choice(n, size=min(check_int("n_queries", n_queries), n), replace=False)
     relevant = np.zeros((len(queries), n), dtype=bool)
