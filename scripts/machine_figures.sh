@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The figures that depend on the machine, in one run, for a machine you have for a short time (issue 20):
-# the RSA goals, the recording overheads, 1 vs 2 threads and, where CUDA is, the GPU path. Each step has its
+# the RSA goals (and where the RDM movie's time goes), the recording overheads, 1 vs 2 threads and, where CUDA is, the GPU path. Each step has its
 # own time limit, so a slow one leaves the rest their time; logs and this machine's results files go to DIR
 # (results files under their machine kind's name, so that runs of two kinds never overwrite each other).
 #
@@ -23,6 +23,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, its output to t
 }
 
 OMP_NUM_THREADS=1 step rsa 240 python benchmarks/rsa_vs_rsatoolbox.py --repeats 1 $quick
+OMP_NUM_THREADS=1 step movie_paths 90 python benchmarks/movie_paths.py  # where the RDM movie's time goes
 OMP_NUM_THREADS=1 step record_overhead 300 python benchmarks/record_overhead.py $quick
 step threads 240 python benchmarks/threads.py --repeats 3 $quick  # sets its own thread counts
 if python -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
