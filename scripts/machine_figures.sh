@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The figures that depend on the machine, in one run, for a machine you have for a short time (issue 20):
-# the RSA goals (and where the RDM movie's time goes), the recording overheads, 1 vs 2 threads and, where CUDA is, the GPU path. Each step has its
-# own time limit, so a slow one leaves the rest their time; logs and this machine's results files go to DIR
-# (results files under their machine kind's name, so that runs of two kinds never overwrite each other).
+# the RSA goals (and where the RDM movie's time goes), the recording overheads, 1 vs 2 threads and, where
+# CUDA is, the GPU path. Each step has its own time limit, so a slow one leaves the rest their time; logs and
+# this run's results files go to DIR (results files under their machine kind's name, so that runs of two
+# kinds never overwrite each other).
 #
 #   bash scripts/machine_figures.sh DIR            # about 8 minutes on an Intel Xeon with an H100
 #   bash scripts/machine_figures.sh DIR --quick    # smaller sizes: a smoke run (its results are not saved)
