@@ -111,6 +111,21 @@ def permutation_p_values(observed: np.ndarray, null: np.ndarray, *, alternative:
     return np.where(np.isnan(observed) | (n == 0), np.nan, p)
 
 
+def peak_position(values: np.ndarray) -> tuple[int, ...] | None:
+    """The index (one int per axis) of the largest defined value of ``values``; None where every value is NaN
+    (no peak, rather than numpy's All-NaN ValueError). The first of equal values, as ``np.nanargmax``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> peak_position(np.array([[0.1, np.nan], [0.7, 0.2]])), peak_position(np.array([np.nan, np.nan]))
+    ((1, 0), None)
+    """
+    if np.isnan(values).all():
+        return None
+    return tuple(int(i) for i in np.unravel_index(int(np.nanargmax(values)), np.shape(values)))
+
+
 def nan_median(values: np.ndarray, axis: int = -1) -> np.ndarray:
     """``np.nanmedian`` along ``axis``, NaN where every value is NaN without numpy's all-NaN warning (a target or
     a layer without a defined score is reported as such, not warned about).

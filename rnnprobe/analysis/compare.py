@@ -19,6 +19,7 @@ import numpy as np
 from .._validation import check_int, check_option, check_progress
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
 from ..recording import Recording
+from ._scores import peak_position
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -140,10 +141,9 @@ class ComparisonResult:
         """
         found = []
         for layer, result in self.decoding[model].items():
-            defined = not np.isnan(result.scores).all()
-            i = int(np.nanargmax(result.scores)) if defined else None
-            found.append({"layer": layer, "time": None if i is None else result.times[i].item(),
-                          "score": float(result.scores[i]) if defined else float("nan"),
+            i = peak_position(result.scores)
+            found.append({"layer": layer, "time": None if i is None else result.times[i[0]].item(),
+                          "score": float("nan") if i is None else float(result.scores[i]),
                           "chance": float(result.chance), "scoring": result.scoring})  # fmt: skip
         return _highest(found, "score")
 

@@ -126,8 +126,7 @@ class DecodingResult:
             "layer": self.layer, "target": self.target, "scoring": self.scoring, "chance": float(self.chance),
             "peak score": float("nan"),
         }  # fmt: skip
-        defined = not np.isnan(self.scores).all()  # (no score anywhere: no peak, rather than numpy's ValueError)
-        i = np.unravel_index(np.nanargmax(self.scores), self.scores.shape) if defined else None
+        i = _scores.peak_position(self.scores)  # (None where no score is defined: no peak)
         if i is not None:
             out["peak score"] = float(self.scores[i])
         if self.generalize:

@@ -25,6 +25,7 @@ from .._validation import check_device, check_finite, check_int, check_numeric, 
 from ..errors import ArgumentError, ShapeError, UnknownNameError, describe, format_choices
 from ..recording import Recording
 from ._constant import rounding_only
+from ._scores import peak_position
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -173,6 +174,7 @@ class PCAResult:
         ratio = self.explained_variance_ratio
         pr = self.participation_ratio
         defined = np.isfinite(pr)  # undefined (NaN) at steps where the states do not vary across stimuli
+        peak = peak_position(pr)
         out = {
             "layer": self.layer,
             "components": self.n_components,
@@ -181,7 +183,7 @@ class PCAResult:
             f"variance PC1-{self.n_components}": float(ratio.sum()),
             "participation ratio (mean over time)": float(pr[defined].mean()) if defined.any() else None,
             "participation ratio (max)": float(pr[defined].max()) if defined.any() else None,
-            "time of max participation ratio": self.times[int(np.nanargmax(pr))].item() if defined.any() else None,
+            "time of max participation ratio": None if peak is None else self.times[peak[0]].item(),
         }
         if not defined.all():
             out["steps without variance"] = int((~defined).sum())

@@ -10,7 +10,7 @@ import numpy as np
 from ..._validation import check_int, check_progress, check_seed
 from ...errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
 from .._constant import centred
-from .._scores import nan_median
+from .._scores import nan_median, peak_position
 from . import ridge as ridge_solver
 from .ceiling import CeilingResult, column_correlations, reliability_of_halves
 from .inputs import Features, StepBlocks, make_folds, read_features, read_responses, stimulus_labels
@@ -181,14 +181,6 @@ def fold_scores(predictions: list[np.ndarray], y: np.ndarray, folds: list) -> tu
     return np.mean(r, axis=0), np.mean(r2, axis=0)
 
 
-def _peak_position(median: np.ndarray) -> tuple[int, int] | None:
-    """(model time index, neural time index) of the highest median score; None where no median is defined."""
-    if np.isnan(median).all():
-        return None
-    i, j = np.unravel_index(int(np.nanargmax(median)), median.shape)
-    return int(i), int(j)
-
-
 @dataclass
 class EncodingResult:
     """Held-out scores of encoding models from each layer and model time step to each target.
@@ -239,7 +231,7 @@ class EncodingResult:
         """The layer's (model time, neural time) of the highest median r, that median (and ceiled)."""
         layer = self._layer(layer)
         median = self.median(layer)
-        peak = _peak_position(median)
+        peak = peak_position(median)
         if peak is None:  # no target has a score at any step (e.g. every prediction the mean): no peak
             return {"layer": layer, "model_time": None, "neural_time": None, "median r": float("nan")} | (
                 {} if self.ceiling is None else {"ceiled median r": float("nan")}
@@ -335,7 +327,7 @@ class EncodingResult:
         self.draw(left) if over_time else self.draw_targets(left)
         layer = max(self.scores, key=lambda name: np.max(np.nan_to_num(self.median(name), nan=-np.inf)))
         median = self.median(layer)
-        peak = _peak_position(median)
+        peak = peak_position(median)
         if min(median.shape) > 1:
             image = right.imshow(median, origin="lower", aspect="auto", cmap="viridis")
             right.set_xlabel("neural time bin")
@@ -352,7 +344,7 @@ class EncodingResult:
 
     def _at_peak(self, layer: str) -> np.ndarray:
         """Every target's score at the layer's peak (NaN where the layer has none)."""
-        peak = _peak_position(self.median(layer))
+        peak = peak_position(self.median(layer))
         return np.full(self.scores[layer].shape[-1], np.nan) if peak is None else self.scores[layer][peak]
 
     def _layer(self, layer: str | None) -> str:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...errors import ArgumentError
+from .._scores import peak_position
 from .ceiling import noise_ceiling, pool_rdms
 from .compare import compare_rdms
 from .rdms import RDMs, as_vectors
@@ -45,9 +46,10 @@ class RSAResult:
         """The best-matching (model time, data time) and its similarity (None, None and NaN where no similarity is
         defined, rather than numpy's All-NaN ValueError).
         """
-        if np.isnan(self.similarity).all():
+        peak = peak_position(self.similarity)
+        if peak is None:
             return {"model_time": None, "data_time": None, "similarity": float("nan")}
-        i, j = np.unravel_index(np.nanargmax(self.similarity), self.similarity.shape)
+        i, j = peak
         return {
             "model_time": self.model_times[i].item(),
             "data_time": self.data_times[j].item(),
