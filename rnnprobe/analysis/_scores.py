@@ -126,6 +126,20 @@ def peak_position(values: np.ndarray) -> tuple[int, ...] | None:
     return tuple(int(i) for i in np.unravel_index(int(np.nanargmax(values)), np.shape(values)))
 
 
+def nan_argmax(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """The index of the largest defined value along ``axis``: NaN is no maximum, and where every value is NaN the
+    index is 0 (check the value taken there). ``np.nanargmax`` raises on an all-NaN slice instead.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> nan_argmax(np.array([[0.1, np.nan], [0.7, np.nan]]))
+    array([1, 0])
+    """
+    values = np.asarray(values, dtype=float)
+    return np.argmax(np.where(np.isnan(values), -np.inf, values), axis=axis)
+
+
 def nan_median(values: np.ndarray, axis: int = -1) -> np.ndarray:
     """``np.nanmedian`` along ``axis``, NaN where every value is NaN without numpy's all-NaN warning (a target or
     a layer without a defined score is reported as such, not warned about).

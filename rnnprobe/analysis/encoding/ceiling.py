@@ -44,9 +44,13 @@ class CeilingResult:
         return {
             "targets": int(self.reliability.size), "repetitions": self.n_repetitions, "splits": self.n_splits,
             "median reliability": float(nan_median(self.reliability.ravel(), axis=0)),
-            "median ceiling (r)": float(nan_median(self.ceiling.ravel(), axis=0)),
+            "median ceiling (r)": self.median_ceiling(),
             "targets with reliability <= 0": int(np.sum(~(self.reliability > 0))),
         }  # fmt: skip
+
+    def median_ceiling(self) -> float:
+        """The median of the targets' ceilings on r (NaN where no target has one)."""
+        return float(nan_median(self.ceiling.ravel(), axis=0))
 
     def draw(self, ax: Any) -> Any:
         """The distribution of the ceilings on r."""

@@ -10,7 +10,7 @@ import numpy as np
 from ..._validation import check_int, check_progress, check_seed
 from ...errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
 from .._constant import centred
-from .._scores import nan_median, peak_position
+from .._scores import nan_argmax, nan_median, peak_position
 from . import ridge as ridge_solver
 from .ceiling import CeilingResult, column_correlations, reliability_of_halves
 from .inputs import Features, StepBlocks, make_folds, read_features, read_responses, stimulus_labels
@@ -249,9 +249,9 @@ class EncodingResult:
         """
         layers = list(self.scores)
         stacked = [self.scores[name] for name in layers]
-        best_step = [np.argmax(np.where(np.isnan(s), -np.inf, s), axis=0) for s in stacked]
+        best_step = [nan_argmax(s) for s in stacked]
         best_value = np.stack([np.take_along_axis(s, b[None], 0)[0] for s, b in zip(stacked, best_step, strict=True)])
-        which = np.argmax(np.where(np.isnan(best_value), -np.inf, best_value), axis=0)
+        which = nan_argmax(best_value)
         score = np.take_along_axis(best_value, which[None], 0)[0]  # (a NaN of another layer is no maximum)
         steps = np.choose(which, best_step)
         undefined = np.isnan(score)
@@ -273,7 +273,7 @@ class EncodingResult:
             if "ceiled median r" in peak:
                 out[f"{layer}: ceiled median r"] = peak["ceiled median r"]
         if self.ceiling is not None:
-            out["median ceiling (r)"] = float(nan_median(self.ceiling.ceiling.ravel(), axis=0))
+            out["median ceiling (r)"] = self.ceiling.median_ceiling()
         if np.isfinite(self.edge_share):
             out["penalties at the grid's edge"] = self.edge_share
         return out
@@ -284,7 +284,8 @@ class EncodingResult:
 
         for layer, color in zip(self.scores, OKABE_ITO * 4, strict=False):
             median = self.median(layer)
-            j = int(np.argmax(np.nan_to_num(median, nan=-np.inf).max(axis=0)))  # (no score at all: the first)
+            peak = peak_position(median)
+            j = 0 if peak is None else peak[1]  # (no score at all: the first)
             ax.plot(self.model_times[layer], median[:, j], marker="o", ms=3, color=color,
                     label=f"{layer} (neural time {self.neural_times[j]})")  # fmt: skip
         ax.set_xlabel("model time step")
@@ -307,9 +308,7 @@ class EncodingResult:
             ax.scatter(k + jitter.uniform(-0.15, 0.15, len(values)), values, s=8, alpha=0.6, color=color)
             ax.hlines(nan_median(values, axis=0), k - 0.3, k + 0.3, color="black", lw=2)
         if self.ceiling is not None:
-            ax.axhline(
-                nan_median(self.ceiling.ceiling.ravel(), axis=0), color="grey", ls="--", lw=1, label="median ceiling"
-            )
+            ax.axhline(self.ceiling.median_ceiling(), color="grey", ls="--", lw=1, label="median ceiling")
             ax.legend(frameon=False, fontsize=7)
         ax.set_xticks(range(len(self.scores)), list(self.scores), rotation=20)
         ax.set_ylabel("held-out r per target (at the peak)")
