@@ -25,6 +25,7 @@ from rnnprobe.errors import (
     RnnprobeError,
     ShapeError,
     StoreExistsError,
+    StoreFormatError,
 )
 from rnnprobe.models import BLT
 
@@ -281,6 +282,46 @@ def test_a_worker_that_cannot_reach_the_store_says_so(tmp_path):
     model, x, _ = _model_and_stimuli(4)
     with pytest.raises(ArgumentError, match="cannot reach"):
         _record_region(pickle.dumps(model), [x], 0, 4, str(tmp_path / "elsewhere"), ["layer0"], {})
+
+
+@pytest.mark.parametrize("where", ["synchronous", "client"])
+def test_a_store_opened_by_a_relative_path_reads_the_same_in_a_process_in_another_folder(
+    client, tmp_path, monkeypatch, where
+):
+    """Workers started in folders of their own (``dask worker`` on other machines) read a store opened by a
+    relative path at the caller's: the layers are read from its absolute path, never as zarr's zeros for
+    chunks it could not find (the command line's analyses on such workers gave NaN and chance before)."""
+    states = np.random.default_rng(0).normal(size=(12, 3, 5))
+    monkeypatch.chdir(tmp_path)
+    Recording({"h": states}).save("rec.zarr", chunk_stimuli=4)
+    layer = Recording.load("rec.zarr", chunks=4).to_dask("h")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # this process now stands where a worker would
+    if where == "synchronous":
+        np.testing.assert_array_equal(layer.compute(scheduler="synchronous"), states)
+    else:
+        np.testing.assert_array_equal(client.compute(layer).result(), states)
+
+
+@pytest.mark.parametrize("damage", ["moved", "chunk deleted"])
+def test_a_store_that_a_read_cannot_find_is_an_error_not_zeros(tmp_path, damage):
+    """A worker that cannot see the store's folder (not mounted there), or a chunk file gone after the store
+    was opened, is one clear error at the read, not the fill value zarr reads for a chunk it lacks."""
+    states = np.random.default_rng(0).normal(size=(12, 3, 5)) + 5.0
+    Recording({"h": states}).save(tmp_path / "rec.zarr", chunk_stimuli=4)
+    recording = Recording.load(tmp_path / "rec.zarr", chunks=4)
+    lazy = Recording.load(tmp_path / "rec.zarr").to_dask("h")  # a lazy (zarr) layer made a dask array
+    if damage == "moved":
+        (tmp_path / "rec.zarr").rename(tmp_path / "other.zarr")
+        error, message = ArgumentError, "cannot reach .*rec.zarr"
+    else:
+        (tmp_path / "rec.zarr" / "states" / "0" / "c" / "1" / "0" / "0").unlink()
+        error, message = StoreFormatError, r"1 chunk file\(s\) of states/0 .* not there \(first: c/1/0/0\)"
+    for array in (recording.to_dask("h"), lazy):
+        with pytest.raises(error, match=message):
+            array.compute(scheduler="synchronous")
+        if damage != "moved":  # the chunks that are there still read
+            np.testing.assert_array_equal(array[:4].compute(scheduler="synchronous"), states[:4])
 
 
 def _count_blocks(monkeypatch, block_bytes: int, with_client: bool) -> list[int]:

@@ -15,7 +15,6 @@ block by block by whatever computes on them: the active ``dask.distributed`` cli
 
 from __future__ import annotations
 
-import os
 import pickle
 import uuid
 from collections.abc import Callable, Mapping
@@ -26,6 +25,7 @@ import numpy as np
 
 from .._validation import check_int
 from ..errors import ArgumentError, ArgumentTypeError, RnnprobeError, ShapeError, describe
+from .chunk_reader import dask_layer, unreachable
 
 MARKERS = ".rnnprobe-regions"
 TASK_BYTES = 2**28  # states of one task's region (256 MiB), recorded and written piece by piece
@@ -66,10 +66,7 @@ def _record_region(
     model = pickle.loads(model)  # this process's own pickle of the caller's model (dask's torch serializer
     # rebuilds modules with plain dicts as hook tables, which torch's hooks cannot use)
     if not Path(staging).is_dir():
-        raise ArgumentError(
-            f"store: the worker on {os.uname().nodename} cannot reach {staging!r}. Put the store on a file system "
-            f"every worker shares."
-        )
+        raise unreachable(staging)
     group = zarr.open_group(staging, mode="r+")
     targets = [group[f"states/{i}"] for i in range(len(names))]
     chunk = targets[0].chunks[0]
@@ -174,7 +171,8 @@ def record_on_cluster(
         # and that call's release could drop the data these tasks need
         shared = client.scatter(pickle.dumps(model), broadcast=True, hash=False)
         shards = client.scatter([[item[a:b] for item in inputs] for a, b in parts], hash=False)  # data, not graph
-        futures = [client.submit(_record_region, shared, shard, a, b, str(writer.staging), names, settings,
+        staging = str(writer.staging.absolute())  # a worker's working folder is not the caller's
+        futures = [client.submit(_record_region, shared, shard, a, b, staging, names, settings,
                                  key=f"rnnprobe-record-{a}-{b}-{uuid.uuid4().hex[:8]}", pure=False)
                    for shard, (a, b) in zip(shards, parts, strict=True)]  # fmt: skip
         results = _gather(client, futures)
@@ -239,9 +237,7 @@ def dask_states(arrays: dict[str, Any], chunks: Any) -> dict[str, Any]:
     """The store's layers (zarr arrays by name) as dask arrays chunked along stimuli and time (``chunks``: see
     Recording.load).
     """
-    import dask.array as da
-
-    return {name: da.from_zarr(array, chunks=_chunks(chunks, array), name=f"rnnprobe-{name}-{uuid.uuid4().hex[:8]}")
+    return {name: dask_layer(array, chunks=_chunks(chunks, array), name=f"rnnprobe-{name}-{uuid.uuid4().hex[:8]}")
             for name, array in arrays.items()}  # fmt: skip
 
 

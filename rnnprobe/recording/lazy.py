@@ -124,9 +124,9 @@ class LazyArray:
 
     def dask(self) -> Any:
         """The selection as a dask array (from the store's chunks when the base is a zarr array)."""
-        import dask.array as da
+        from .chunk_reader import dask_layer
 
-        base = self.base if self.is_dask else da.from_zarr(self.base)
+        base = self.base if self.is_dask else dask_layer(self.base)
         stim = as_slice_if_contiguous(self._stimuli)
         time = as_slice_if_contiguous(self._time)
         out = base[stim] if isinstance(stim, slice) else base[np.asarray(stim)]

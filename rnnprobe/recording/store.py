@@ -459,7 +459,7 @@ def read_header(path: str | Path) -> tuple[Any, dict[str, Any]]:
     if not (path / "zarr.json").is_file():
         raise StoreFormatError(f"path: {str(path)!r} is not a zarr store written by rnnprobe (no zarr.json).")
     try:
-        group = zarr.open_group(str(path), mode="r")
+        group = zarr.open_group(str(path.absolute()), mode="r")  # (its arrays read elsewhere: dask's workers)
         header = group.attrs.get("rnnprobe")
     except Exception as exc:  # a truncated or hand-edited zarr.json
         raise StoreFormatError(
