@@ -309,19 +309,24 @@ def test_a_store_that_a_read_cannot_find_is_an_error_not_zeros(tmp_path, damage)
     was opened, is one clear error at the read, not the fill value zarr reads for a chunk it lacks."""
     states = np.random.default_rng(0).normal(size=(12, 3, 5)) + 5.0
     Recording({"h": states}).save(tmp_path / "rec.zarr", chunk_stimuli=4)
-    recording = Recording.load(tmp_path / "rec.zarr", chunks=4)
-    lazy = Recording.load(tmp_path / "rec.zarr").to_dask("h")  # a lazy (zarr) layer made a dask array
+    recording, lazy = Recording.load(tmp_path / "rec.zarr", chunks=4), Recording.load(tmp_path / "rec.zarr")
     if damage == "moved":
         (tmp_path / "rec.zarr").rename(tmp_path / "other.zarr")
         error, message = ArgumentError, "cannot reach .*rec.zarr"
     else:
         (tmp_path / "rec.zarr" / "states" / "0" / "c" / "1" / "0" / "0").unlink()
         error, message = StoreFormatError, r"1 chunk file\(s\) of states/0 .* not there \(first: c/1/0/0\)"
-    for array in (recording.to_dask("h"), lazy):
+    reads = {  # read on dask's workers (here: this process), or by a lazy layer in this process
+        "dask-backed": lambda rows: recording.to_dask("h")[rows].compute(scheduler="synchronous"),
+        "lazy as dask": lambda rows: lazy.to_dask("h")[rows].compute(scheduler="synchronous"),
+        "lazy": lambda rows: lazy.select(stimuli=np.arange(12)[rows]).get("h"),
+        "lazy, positions": lambda rows: lazy.select(stimuli=np.arange(12)[rows][::-1]).get("h")[::-1],
+    }
+    for how, read in reads.items():
         with pytest.raises(error, match=message):
-            array.compute(scheduler="synchronous")
+            read(slice(None))
         if damage != "moved":  # the chunks that are there still read
-            np.testing.assert_array_equal(array[:4].compute(scheduler="synchronous"), states[:4])
+            np.testing.assert_array_equal(read(slice(0, 4)), states[:4], err_msg=how)
 
 
 def _count_blocks(monkeypatch, block_bytes: int, with_client: bool) -> list[int]:

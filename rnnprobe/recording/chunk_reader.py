@@ -47,34 +47,57 @@ class StoredLayer:
         return {**self.__dict__, "_array": None}
 
     def __getitem__(self, selection: Any) -> np.ndarray:
-        if not (self.root / self.key / "zarr.json").is_file():
-            raise unreachable(self.root)
-        missing = self._missing_chunks(selection)
-        if missing:
-            raise StoreFormatError(
-                f"store {str(self.root)!r}: {len(missing)} chunk file(s) of {self.key} that a read needs are not "
-                f"there (first: {missing[0]}). The data there cannot be recovered from this store; record or save "
-                f"it again."
-            )
+        selection = selection if isinstance(selection, tuple) else (selection,)
+        parts = [selection[axis] if axis < len(selection) else slice(None) for axis in range(self.ndim)]
+        check_chunk_files(self.root, self.key, self.metadata, parts)
         if self._array is None:
             import zarr
 
             self._array = zarr.open_array(str(self.root / self.key), mode="r")
         return np.asarray(self._array[selection])
 
-    def _missing_chunks(self, selection: Any) -> list[str]:
-        """The chunk files (relative to the array's folder) that ``selection`` (slices, one per axis at most)
-        touches and the store lacks.
-        """
-        selection = selection if isinstance(selection, tuple) else (selection,)
-        ranges = []
-        for axis, (size, chunk) in enumerate(zip(self.shape, self.chunks, strict=True)):
-            part = selection[axis] if axis < len(selection) else slice(None)
-            start, stop, _ = part.indices(size) if isinstance(part, slice) else (int(part), int(part) + 1, 1)
-            ranges.append(range(start // chunk, -(-stop // chunk)) if stop > start else range(0))
-        folder = self.root / self.key
-        keys = (self.metadata.encode_chunk_key(coords) for coords in itertools.product(*ranges))
-        return [key for key in keys if not (folder / key).is_file()]
+
+def check_chunk_files(root: Path, key: str, metadata: Any, parts: list[Any]) -> None:
+    """Refuse a read of array ``key`` of the store at ``root`` at ``parts`` (one slice, integer or integer
+    positions per axis) whose chunks are not all there: the store's folder (`ArgumentError`, as a worker that
+    cannot reach it) or a chunk file (`StoreFormatError`). ``metadata``: the array's zarr metadata (its shape,
+    chunks and chunk key encoding).
+    """
+    folder = root / key
+    if not (folder / "zarr.json").is_file():
+        raise unreachable(root)
+    shape, chunks = metadata.shape, metadata.chunk_grid.chunk_shape
+    chunk_ids = [_chunk_ids(part, size, chunk) for part, size, chunk in zip(parts, shape, chunks, strict=True)]
+    keys = (metadata.encode_chunk_key(coords) for coords in itertools.product(*chunk_ids))
+    missing = [name for name in keys if not (folder / name).is_file()]
+    if missing:
+        raise StoreFormatError(
+            f"store {str(root)!r}: {len(missing)} chunk file(s) of {key} that a read needs are not there (first: "
+            f"{missing[0]}). The data there cannot be recovered from this store; record or save it again."
+        )
+
+
+def check_zarr_read(array: Any, stimuli: Any, time: Any) -> None:
+    """:func:`check_chunk_files` for a read of ``array`` (a zarr array of a local store, shape (stimulus, time,
+    *units)) at ``stimuli`` and ``time`` (slices or integer positions); other stores are not checked.
+    """
+    root = getattr(getattr(array, "store", None), "root", None)
+    if root is None:
+        return
+    parts = [stimuli, time] + [slice(None)] * (len(array.shape) - 2)
+    check_chunk_files(Path(root).absolute(), str(array.path), array.metadata, parts)
+
+
+def _chunk_ids(part: Any, size: int, chunk: int) -> Any:
+    """The indices of the chunks (of ``chunk`` elements along an axis of ``size``) that ``part`` reads: a slice,
+    an integer or integer positions.
+    """
+    if isinstance(part, slice):
+        start, stop, step = part.indices(size)
+        if step == 1:
+            return range(start // chunk, -(-stop // chunk)) if stop > start else range(0)
+        part = np.arange(start, stop, step)
+    return np.unique(np.asarray(part, dtype=np.int64).reshape(-1) % size // chunk).tolist()
 
 
 def dask_layer(array: Any, *, chunks: Any = None, name: str | None = None) -> Any:

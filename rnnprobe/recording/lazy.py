@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RnnprobeError, StoreFormatError
+from .chunk_reader import check_zarr_read
 from .indexing import as_slice_if_contiguous, compose, index_length
 
 
@@ -140,6 +141,7 @@ class LazyArray:
         try:
             if self.is_dask:
                 return np.asarray(self.dask().compute())
+            check_zarr_read(self.base, stim, time)  # (zarr reads a chunk it cannot find as zeros)
             data = self.base[stim, time] if isinstance(stim, slice) and isinstance(time, slice) else (
                 self.base.oindex[stim, time])  # fmt: skip
         except RnnprobeError:
