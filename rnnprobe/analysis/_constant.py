@@ -16,12 +16,18 @@ import numpy as np
 EPS = float(np.finfo(np.float64).eps)
 
 
-def rounding_only(variance: Any, mean: Any, n: int, *, shift: Any = 0.0, eps: float = EPS) -> Any:
+def rounding_only(
+    variance: Any, mean: Any, n: int, *, shift: Any = 0.0, cancelled: Any = 0.0, eps: float = EPS
+) -> Any:
     """Where ``variance`` (of ``n`` values whose mean is ``mean``, in their original units) is no more than
     rounding leaves: scikit-learn's rule ``var <= n eps var + (n eps mean)^2`` for a variance of values centred
     on their mean; a variance from sums of squares about another point, less ``n shift^2`` (``shift``: the mean
-    less that point), keeps rounding of about ``n eps shift^2`` more, which the rule takes in. ``eps``: the
-    arithmetic's (float32's on a device that computed in it).
+    less that point), keeps rounding of about ``n eps shift^2`` more, which the rule takes in. A variance whose
+    sums of squares are the difference of two larger sums (a training set's: every sample's less a test set's)
+    keeps their rounding, about ``eps`` times both: ``cancelled`` is both sums over ``n`` (a unit at 0 on every
+    training sample but not on some test samples has a variance of 0 that the difference leaves at about
+    1e-16 times the test samples' squares, not 0). ``eps``: the arithmetic's (float32's on a device that computed
+    in it).
 
     Examples
     --------
@@ -31,7 +37,7 @@ def rounding_only(variance: Any, mean: Any, n: int, *, shift: Any = 0.0, eps: fl
     >>> bool(variance > 0), bool(rounding_only(variance, x.mean(), 15))
     (True, True)
     """
-    return variance <= n * eps * (variance + shift * shift) + (n * eps * mean) ** 2
+    return variance <= n * eps * (variance + shift * shift + cancelled) + (n * eps * mean) ** 2
 
 
 def centred(x: np.ndarray, axis: int, *, constant: float = np.nan) -> np.ndarray:

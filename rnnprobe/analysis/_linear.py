@@ -115,15 +115,18 @@ class TimeBlock:
         mean = (self.sums_all - xt.sum(dim=1)) / n_train
         gram = None
         if not self.grams:  # the diagonal only: sum of squares of the training samples minus n m^2
-            squares = self.squares_all - (xt * xt).sum(dim=1) - n_train * mean * mean
+            test_squares = (xt * xt).sum(dim=1)
+            squares = self.squares_all - test_squares - n_train * mean * mean
+            cancelled = self.squares_all + test_squares
         else:  # X'X - X_test'X_test - n m m'
             test_gram = self._gram(xt, out=self._product) if self._test_grams is None else self._test_grams[f]
+            cancelled = torch.diagonal(self.gram_all, dim1=1, dim2=2) + torch.diagonal(test_gram, dim1=1, dim2=2)
             gram = torch.sub(self.gram_all, test_gram, out=self._buffer)
             gram.baddbmm_(mean[:, :, None], mean[:, None, :], alpha=-float(n_train))
         inv = torch.ones_like(mean)
         if scale:  # StandardScaler: population std of the training samples, 1 where constant
             squares = torch.diagonal(gram, dim1=1, dim2=2) if gram is not None else squares
-            inv = inverse_std(squares / n_train, self.centre + mean, n_train, shift=mean)
+            inv = inverse_std(squares / n_train, self.centre + mean, n_train, shift=mean, cancelled=cancelled / n_train)
             if gram is not None:
                 gram *= inv[:, :, None]
                 gram *= inv[:, None, :]
@@ -137,14 +140,20 @@ class TimeBlock:
 
 
 def inverse_std(
-    variance: torch.Tensor, mean: torch.Tensor, n: int, *, shift: torch.Tensor | float = 0.0
+    variance: torch.Tensor,
+    mean: torch.Tensor,
+    n: int,
+    *,
+    shift: torch.Tensor | float = 0.0,
+    cancelled: torch.Tensor | float = 0.0,
 ) -> torch.Tensor:
     """1 / StandardScaler's (population) standard deviation of ``n`` samples per feature from their ``variance``,
     1 for a constant feature (:func:`._constant.rounding_only`; ``mean``: the samples' mean in the features'
-    original units, ``shift``: their mean less the point the squares were summed about).
+    original units, ``shift``: their mean less the point the squares were summed about, ``cancelled``: the
+    mean square of the sums the squares are a difference of).
     """
     var = torch.clamp(variance, min=0)
-    constant = rounding_only(var, mean, n, shift=shift, eps=torch.finfo(var.dtype).eps)
+    constant = rounding_only(var, mean, n, shift=shift, cancelled=cancelled, eps=torch.finfo(var.dtype).eps)
     return torch.where(constant, 1.0, 1 / torch.sqrt(var))
 
 
