@@ -1084,6 +1084,42 @@ def test_slot_groups_sum_every_stimulus_once_then_groups_of_folds_where_the_sums
     assert kind is FoldSums and len(members) == 1 and len(members[0]) == n
 
 
+@pytest.mark.parametrize("split", ["k-fold", "shuffled"])
+def test_blockwise_decoders_take_units_silent_on_a_training_set_for_constant(tmp_path, monkeypatch, split):
+    """Steps decoded from sums over blocks of stimuli (a training set's: the other folds' test sums, or every
+    stimulus's less its test set's), with units at 0 on every training stimulus of a fold but large on two of
+    its test stimuli: ridge's scores equal scikit-learn's pipeline (a StandardScaler: the unit constant there),
+    and logistic regression's the in-memory fit's (tests/test_decoding.py ties that to scikit-learn's)."""
+    from sklearn.linear_model import Ridge
+    from sklearn.model_selection import KFold, ShuffleSplit, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from rnnprobe.analysis import decode, decoding_steps
+
+    _count_blocks(monkeypatch, 8 * 60 * 24, with_client=False)  # a block: a quarter of a step
+    n, rng = 240, np.random.default_rng(3)
+    cv = KFold(3) if split == "k-fold" else ShuffleSplit(3, test_size=0.3, random_state=0)
+    label = np.arange(n) % 3
+    states = rng.normal(size=(n, 2, 24)) + 0.8 * label[:, None, None]
+    for k in range(12, 24):  # silent on every training stimulus of fold k % 3, driven on two of its test stimuli
+        driven = rng.choice(list(cv.split(states))[k % 3][1], size=2, replace=False)
+        states[:, :, k] = 0.0
+        states[driven, :, k] = rng.uniform(7, 70, size=2)[:, None] * ([[1], [1]] if k % 2 else [[1], [-0.99]])
+    value = states[:, 0, 0] + rng.normal(size=n)
+    meta = {"label": label, "first": label == 0, "value": value}
+    Recording({"h": states}, metadata=meta).save(tmp_path / "rec.zarr", chunk_stimuli=20)
+    whole, chunked = Recording.load(tmp_path / "rec.zarr"), Recording.load(tmp_path / "rec.zarr", chunks=20)
+    assert decoding_steps.large_steps(chunked, _decode_plan(chunked, "ridge")) == "stimuli"
+    pipeline = make_pipeline(StandardScaler(), Ridge(alpha=2.0))
+    got = decode(chunked, "h", "value", estimator=pipeline, cv=cv, scoring="r2", progress=False)
+    expected = [cross_val_score(pipeline, states[:, t], value, cv=cv, scoring="r2") for t in range(2)]
+    np.testing.assert_allclose(got.fold_scores, np.transpose(expected), rtol=0, atol=1e-9)
+    in_memory = decode(whole, "h", "first", estimator="logistic", cv=cv, scoring="roc_auc", progress=False)
+    blockwise = decode(chunked, "h", "first", estimator="logistic", cv=cv, scoring="roc_auc", progress=False)
+    np.testing.assert_allclose(blockwise.fold_scores, in_memory.fold_scores, rtol=0, atol=1e-6)
+
+
 def _decode_plan(recording: Recording, estimator: str):
     from rnnprobe.analysis.decoding import _plan
 

@@ -16,9 +16,7 @@ import numpy as np
 EPS = float(np.finfo(np.float64).eps)
 
 
-def rounding_only(
-    variance: Any, mean: Any, n: int, *, shift: Any = 0.0, cancelled: Any = 0.0, eps: float = EPS
-) -> Any:
+def rounding_only(variance: Any, mean: Any, n: int, *, shift: Any = 0.0, cancelled: Any = 0.0, eps: float = EPS) -> Any:
     """Where ``variance`` (of ``n`` values whose mean is ``mean``, in their original units) is no more than
     rounding leaves: scikit-learn's rule ``var <= n eps var + (n eps mean)^2`` for a variance of values centred
     on their mean; a variance from sums of squares about another point, less ``n shift^2`` (``shift``: the mean

@@ -84,9 +84,12 @@ class RowData:
         train = np.asarray(self.folds[f], dtype=bool)
         n_train = int(train.sum())
         mean = (self.sums_all - self.test_sums[f]) / n_train
-        squares = np.diagonal(self.gram_all[0].numpy()) - self.test_squares[f] - n_train * mean * mean
+        every = np.diagonal(self.gram_all[0].numpy())
+        squares = every - self.test_squares[f] - n_train * mean * mean
         moments = torch.from_numpy(squares / n_train), torch.from_numpy(self.centre_values + mean), n_train
-        inv = inverse_std(*moments, shift=torch.from_numpy(mean))[None] if scale else torch.ones(1, len(mean))
+        cancelled = torch.from_numpy((every + self.test_squares[f]) / n_train)  # (its sums: a difference)
+        inv = inverse_std(*moments, shift=torch.from_numpy(mean), cancelled=cancelled)[None] if scale else (
+            torch.ones(1, len(mean)))  # fmt: skip
         return FoldMoments(train, n_train, torch.from_numpy(mean)[None], inv.to(torch.float64), None, None)
 
     def inverse_std(self) -> torch.Tensor:

@@ -52,9 +52,17 @@ class FoldSums:
 
     def training(self, f: int | None) -> tuple[np.ndarray, ...]:
         """(count, x, y, gram, cross) summed over fold f's training samples (every fold's test sums but its
-        own), or over every sample (``f`` None).
+        own: added, not the total less fold f's, whose difference would keep rounding of fold f's squares), or
+        over every sample (``f`` None).
         """
-        return tuple(getattr(self, k).sum(axis=0) - (0 if f is None else getattr(self, k)[f]) for k in FIELDS)
+        others = slice(None) if f is None else np.arange(self.n_folds) != f
+        return tuple(getattr(self, k)[others].sum(axis=0) for k in FIELDS)
+
+    def cancelled(self, f: int | None) -> np.ndarray | float:
+        """The sums of squares per unit that fold f's training sums of squares are a difference of (see
+        :func:`._constant.rounding_only`): none here.
+        """
+        return 0.0
 
 
 FIELDS = ("count", "x", "y", "gram", "cross")
@@ -85,6 +93,12 @@ class ComplementSums(_WithEverySample):
         every = self.every()
         return every if f is None else tuple(e - getattr(self, k)[f] for e, k in zip(every, FIELDS, strict=True))
 
+    def cancelled(self, f: int | None) -> np.ndarray | float:
+        """Every sample's sums of squares per unit and fold f's test samples', which its training sums of squares
+        are the difference of.
+        """
+        return 0.0 if f is None else np.diagonal(self.every()[3]) + np.diagonal(self.gram[f])
+
 
 class TrainingSums(_WithEverySample):
     """Each fold's training sums, then every sample's: for training sets that are not the rest of the samples (a
@@ -95,6 +109,10 @@ class TrainingSums(_WithEverySample):
     def training(self, f: int | None) -> tuple[np.ndarray, ...]:
         """(count, x, y, gram, cross) of fold f's training samples, or of every sample (``f`` None)."""
         return self.every() if f is None else tuple(getattr(self, k)[f] for k in FIELDS)
+
+    def cancelled(self, f: int | None) -> np.ndarray | float:
+        """None of the training sums is a difference."""
+        return 0.0
 
 
 class _HeldEvery:
@@ -127,16 +145,23 @@ def solve_folds(sums: FoldSums, centre: np.ndarray, *, penalty: float, scale: bo
     """Every fold's ridge decoder of the raw states (coef (folds, p, columns), intercept (folds, columns)) from
     its training sums of states centred on ``centre`` (:func:`solve`).
     """
-    fits = [solve(sums.training(f), centre, penalty=penalty, scale=scale) for f in range(sums.n_folds)]
+    fits = [solve(sums.training(f), centre, penalty=penalty, scale=scale, cancelled=sums.cancelled(f))
+            for f in range(sums.n_folds)]  # fmt: skip
     return np.stack([coef for coef, _, _ in fits]), np.stack([intercept for _, intercept, _ in fits])
 
 
 def solve(
-    training: tuple[np.ndarray, ...], centre: np.ndarray, *, penalty: float, scale: bool
+    training: tuple[np.ndarray, ...],
+    centre: np.ndarray,
+    *,
+    penalty: float,
+    scale: bool,
+    cancelled: np.ndarray | float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(coef (p, columns), intercept (columns,), the states' covariance (p, p), over n - 1) of the ridge decoder
     of samples whose sums (count, x, y, gram, cross; states centred on ``centre``) are ``training``: the
-    in-memory fit's equations.
+    in-memory fit's equations. ``cancelled``: the sums of squares per unit that the training sums of squares
+    are a difference of, if they are one (:func:`._constant.rounding_only`).
     """
     n, x, y, gram, cross = training
     mean, y_mean = x / n, y / n
@@ -149,7 +174,7 @@ def solve(
         from ._linear import inverse_std
 
         moments = torch.from_numpy(np.diagonal(gram) / n), torch.from_numpy(centre + mean), n
-        inv = inverse_std(*moments, shift=torch.from_numpy(mean)).numpy()
+        inv = inverse_std(*moments, shift=torch.from_numpy(mean), cancelled=torch.as_tensor(cancelled) / n).numpy()
     scaled = gram * inv[:, None] * inv[None, :]
     scaled[np.diag_indices_from(scaled)] += penalty
     coef = np.linalg.solve(scaled, cross * inv[:, None]) * inv[:, None]
