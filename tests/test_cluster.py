@@ -1097,13 +1097,15 @@ def test_blockwise_decoders_take_units_silent_on_a_training_set_for_constant(tmp
 
     from rnnprobe.analysis import decode, decoding_steps
 
-    _count_blocks(monkeypatch, 8 * 60 * 24, with_client=False)  # a block: a quarter of a step
+    _count_blocks(monkeypatch, 8 * 60 * 60, with_client=False)  # a block: a quarter of a step
     n, rng = 240, np.random.default_rng(3)
     cv = KFold(3) if split == "k-fold" else ShuffleSplit(3, test_size=0.3, random_state=0)
     label = np.arange(n) % 3
-    states = rng.normal(size=(n, 2, 24)) + 0.8 * label[:, None, None]
-    for k in range(12, 24):  # silent on every training stimulus of fold k % 3, driven on two of its test stimuli
-        driven = rng.choice(list(cv.split(states))[k % 3][1], size=2, replace=False)
+    states = rng.normal(size=(n, 2, 60)) + 0.8 * label[:, None, None]
+    for k in range(12, 60):  # silent on every training stimulus of fold k % 3, driven on two of its test stimuli
+        test = list(cv.split(states))[k % 3][1]
+        first = test[test < 20]  # (in the first block, whose mean the sums are taken about, where it can be)
+        driven = rng.choice(first if len(first) >= 2 else test, size=2, replace=False)
         states[:, :, k] = 0.0
         states[driven, :, k] = rng.uniform(7, 70, size=2)[:, None] * ([[1], [1]] if k % 2 else [[1], [-0.99]])
     value = states[:, 0, 0] + rng.normal(size=n)
@@ -1118,6 +1120,23 @@ def test_blockwise_decoders_take_units_silent_on_a_training_set_for_constant(tmp
     in_memory = decode(whole, "h", "first", estimator="logistic", cv=cv, scoring="roc_auc", progress=False)
     blockwise = decode(chunked, "h", "first", estimator="logistic", cv=cv, scoring="roc_auc", progress=False)
     np.testing.assert_allclose(blockwise.fold_scores, in_memory.fold_scores, rtol=0, atol=1e-6)
+
+
+def test_a_training_sets_sums_are_the_other_folds_sums_added():
+    """k-fold: fold f's training sums are the other folds' test sums added (as by hand, to the bit), not the total
+    less fold f's, which keeps rounding of fold f's sums ((0.1 + 0.2 + 0.3) - 0.1 is not 0.2 + 0.3 in floating
+    point): a unit silent on the training samples keeps a variance of exactly 0 there."""
+    from rnnprobe.analysis._ridge_sums import FIELDS, FoldSums
+
+    values = np.array([0.1, 0.2, 0.3])
+    sums = FoldSums(np.array([3.0, 4.0, 5.0]), values[:, None], values[:, None], values[:, None, None],
+                    values[:, None, None])  # fmt: skip
+    for f in range(3):
+        others = [k for k in range(3) if k != f]
+        for field, got in zip(FIELDS, sums.training(f), strict=True):
+            by_hand = getattr(sums, field)[others[0]] + getattr(sums, field)[others[1]]
+            np.testing.assert_array_equal(got, by_hand, err_msg=f"{field}, fold {f}")
+    assert sums.training(None)[0] == 12.0 and sums.cancelled(0) == 0.0
 
 
 def _decode_plan(recording: Recording, estimator: str):
