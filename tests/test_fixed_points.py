@@ -49,12 +49,19 @@ def test_a_line_attractor_is_stable_whatever_the_rounding_of_its_unit_eigenvalue
     circle an eigenvalue is marginal, not unstable, in every basis and for both solvers; 1 + 1e-6 is unstable."""
     from rnnprobe.analysis.fixed_points import unstable_modes
 
-    past = 0
-    for seed in range(8):
+    spectrum = [1.0, 0.8, 0.6, 0.4, -0.3, 0.2]
+
+    def basis(seed: int) -> tuple[np.ndarray, torch.Tensor]:
         v = np.random.default_rng(seed).normal(size=(6, 6))
-        spectrum = [1.0, 0.8, 0.6, 0.4, -0.3, 0.2]
-        a = torch.as_tensor(v @ np.diag(spectrum) @ np.linalg.inv(v))
-        past += np.abs(np.linalg.eigvals(a.numpy())).max() > 1
+        return v, torch.as_tensor(v @ np.diag(spectrum) @ np.linalg.inv(v))
+
+    # bases in which the rounding puts the unit eigenvalue past 1 (which ones depends on the BLAS kernel: 2 of the
+    # first 8 with OpenBLAS's Haswell kernel, 1 with its SkylakeX one), and 4 others
+    past = [seed for seed in range(64) if np.abs(np.linalg.eigvals(basis(seed)[1].numpy())).max() > 1][:3]
+    others = [seed for seed in range(8) if seed not in past][:4]
+    assert len(past) >= 2, past
+    for seed in past + others:
+        v, a = basis(seed)
         for solver in ("dense", "matrix-free"):
             fp = find_fixed_points(lambda x, u, a=a: x @ a.T, inputs=[0.0], initial_states=rng.normal(size=(6, 6)),
                                    solver=solver, n_eigenvalues=3, deflation=0, progress=False)  # fmt: skip
@@ -63,7 +70,6 @@ def test_a_line_attractor_is_stable_whatever_the_rounding_of_its_unit_eigenvalue
         fp = find_fixed_points(lambda x, u, a=unstable: x @ a.T, inputs=[0.0], initial_states=np.zeros((1, 6)),
                                deflation=0, progress=False)  # fmt: skip
         assert len(fp) == 1 and not fp.stable[0] and fp.n_unstable[0] == 1
-    assert past >= 2  # (the rounding did put the unit eigenvalue outside the circle in some bases)
     flows = np.array([[1e-12 + 1j, 2e-9, -0.5]])  # a flow's eigenvalues (dt 10): margin 1e-10 / dt in real part
     assert unstable_modes(flows, True, 10.0, 1e-10).tolist() == [[False, True, False]]
 
