@@ -172,7 +172,9 @@ def sum_group_sets(states: np.ndarray, sets: np.ndarray, n_groups: int) -> np.nd
     dense product's flops grow with the groups).
 
     The values (columns of the flattened states) are split over the libraries' threads, each product on one
-    BLAS thread (the same sums as one product). On BLAS's own threads the sums took 0.1 s on two, but
+    BLAS thread (the same sums as one product: to the bit with OpenBLAS's Haswell kernel, to about 1e-14 relative
+    with its SkylakeX one, whose order of additions depends on the product's width). On BLAS's own threads the
+    sums took 0.1 s on two, but
     OpenBLAS's idle thread then spins for about 0.1 s on the second core, so the thread pool that followed
     (dPCA's shuffles' fits) ran at one core's speed: 118 ms on one thread, 68 on two, 117-127 right after.
     """
