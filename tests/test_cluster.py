@@ -274,6 +274,60 @@ def test_bad_cluster_arguments(client, tmp_path):
             Recording.load(tmp_path / "rec.zarr", chunks=chunks)
 
 
+def test_a_model_defined_in_the_calling_script_is_recorded_on_the_workers(client, tmp_path):
+    """A model whose class is defined in the user's script or notebook (``__main__``): a plain pickle named the
+    class, which the workers (their ``__main__`` is dask's) could not find; it is sent as it is. The sharded
+    recording equals the in-memory one (to float32 rounding)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = tmp_path / "user_script.py"
+    script.write_text(
+        textwrap.dedent(f"""
+        import numpy as np, torch
+        from distributed import Client
+        import rnnprobe
+
+        class MyRNN(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.rnn = torch.nn.GRU(3, 8, batch_first=True)
+
+            def forward(self, x):
+                return self.rnn(x)[0]
+
+        if __name__ == "__main__":
+            torch.manual_seed(0)
+            model, x = MyRNN(), torch.randn(30, 5, 3)
+            with Client({client.scheduler.address!r}) as client:
+                sharded = rnnprobe.record(model, x, store={str(tmp_path / "rec.zarr")!r}, client=client,
+                                          chunk_stimuli=7, progress=False)
+            memory = rnnprobe.record(model, x, progress=False)
+            for layer in memory.layers:  # (float32 products of a GRU depend on the batch's size: shards of 14, 2)
+                np.testing.assert_allclose(sharded.get(layer), memory.get(layer), rtol=1e-5, atol=1e-6)
+            print("equal", sorted(memory.layers))
+    """)
+    )
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "equal ['rnn:h_n', 'rnn:output']"
+
+
+def test_a_model_whose_class_the_workers_cannot_import_says_so(client, tmp_path, monkeypatch):
+    """A model whose class lives in a module only the caller can import (a file beside the caller's script): one
+    error naming the fix, no store."""
+    (tmp_path / "local_models.py").write_text("import torch\n\nclass Local(torch.nn.GRU):\n    pass\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import local_models
+
+    model = local_models.Local(3, 4, batch_first=True)
+    message = r"cannot import the model's class .*No module named 'local_models'.*upload_file"
+    with pytest.raises(ArgumentError, match=message):
+        rnnprobe.record(model, torch.randn(10, 4, 3), store=tmp_path / "rec.zarr", client=client, progress=False)
+    assert not (tmp_path / "rec.zarr").exists()
+
+
 def test_a_worker_that_cannot_reach_the_store_says_so(tmp_path):
     import pickle
 
