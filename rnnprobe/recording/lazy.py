@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RnnprobeError, StoreFormatError
-from .chunk_reader import check_zarr_read
+from .chunk_reader import check_zarr_read, dask_layer
 from .indexing import as_slice_if_contiguous, compose, index_length
 
 
@@ -125,8 +125,6 @@ class LazyArray:
 
     def dask(self) -> Any:
         """The selection as a dask array (from the store's chunks when the base is a zarr array)."""
-        from .chunk_reader import dask_layer
-
         base = self.base if self.is_dask else dask_layer(self.base)
         stim = as_slice_if_contiguous(self._stimuli)
         time = as_slice_if_contiguous(self._time)
