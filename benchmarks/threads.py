@@ -111,12 +111,18 @@ def run(fn, threads: int, calls: int = 1) -> tuple[list[float], np.ndarray]:
         return times, np.asarray(out, dtype=float)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def arguments(description: str) -> argparse.Namespace:
+    """--repeats, --quick and --only (the cases whose name contains it), as this script and threads_ceiling.py
+    take them."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--only", default="", help="run the cases whose name contains this (results not saved)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments(__doc__)
     print_machine()
     print("threads set per case: 1 (threadpoolctl + torch.set_num_threads), then 2; goal >= 1.7x")
     results = Results(__file__)

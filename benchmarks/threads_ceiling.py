@@ -15,13 +15,12 @@ caches and memory bandwidth, not the interpreter lock or a serial part of rnnpro
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing as mp
 import statistics
 
 import numpy as np
 from _machine import print_machine
-from threads import cases, run
+from threads import arguments, cases, run
 
 
 def _worker(rank: int, quick: bool, commands, results, barrier) -> None:
@@ -70,11 +69,7 @@ def _case(name: str, fn, commands: list, results, repeats: int) -> tuple[float, 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--only", default="", help="run the cases whose name contains this")
-    args = parser.parse_args()
+    args = arguments(__doc__)
     print_machine()
     print("1 / 2 threads in this process (threadpoolctl + torch.set_num_threads); then one thread in one process "
           "alone / in each of two processes at once; ceiling = 2 x alone / at once; goal >= 1.7x")  # fmt: skip
