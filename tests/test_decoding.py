@@ -375,7 +375,9 @@ def test_units_silent_on_a_training_set_are_constant_there_as_in_sklearn(rng, sp
     them), not 0, and the batched fits took it for a unit of spread 1e-8 and scaled it by 1e8 (the shipped
     BLT-style layer's decoding of 2000 images with OpenBLAS's Haswell kernel: weights 200 off, a score 0.0005).
     Ridge's and logistic regression's decision values on the test samples equal scikit-learn's pipelines with
-    a StandardScaler, for folds that partition the samples and for folds that do not."""
+    a StandardScaler, for folds that partition the samples and for folds that do not, and without one; the unit's
+    weight is 0 there, as scikit-learn's, whatever the penalty (it was rounding over the penalty: 3e-6 in the
+    decision values at alpha 1e-6)."""
     from rnnprobe.analysis._logistic import fit_logistic
     from rnnprobe.analysis._ridge import fit_ridge
 
@@ -386,14 +388,20 @@ def test_units_silent_on_a_training_set_are_constant_there_as_in_sklearn(rng, sp
         folds = [~np.isin(np.arange(n), test) for _, test in ShuffleSplit(3, test_size=0.3, random_state=0).split(
             np.zeros(n))]  # fmt: skip
     x, label, value = _silent_on_training_sets(rng, n, folds)
-    ridge = fit_ridge(x, value[:, None], folds, alpha=2.0, scale=True)
-    for f, train in enumerate(folds):
-        for t in range(2):
-            model = make_pipeline(StandardScaler(), Ridge(alpha=2.0)).fit(x[train, t], value[train])
-            np.testing.assert_allclose(x[~train, t] @ ridge.coef[f, t, :, 0] + ridge.intercept[f, t, 0],
-                                       model.predict(x[~train, t]), rtol=1e-9, atol=1e-9)  # fmt: skip
-    logistic = fit_logistic(x, label[:, None], folds, n_classes=3, penalty=0.5, scale=True, tol=1e-10)
-    _assert_sklearn_optimum(logistic, x, label, folds, penalty=0.5, scale=True)
+    for alpha, scale in [(2.0, True), (1e-3, True), (1e-3, False)]:  # (a weight of rounding over a small penalty)
+        ridge = fit_ridge(x, value[:, None], folds, alpha=alpha, scale=scale)
+        for f, train in enumerate(folds):
+            for t in range(2):
+                model = make_pipeline(StandardScaler(), Ridge(alpha=alpha)) if scale else Ridge(alpha=alpha)
+                model.fit(x[train, t], value[train])
+                tolerance = 1e-9 if alpha > 1 else 1e-7  # (units driven on 2 training samples: ill-conditioned)
+                np.testing.assert_allclose(x[~train, t] @ ridge.coef[f, t, :, 0] + ridge.intercept[f, t, 0],
+                                           model.predict(x[~train, t]), rtol=tolerance, atol=tolerance)  # fmt: skip
+                silent = 8 + np.flatnonzero(np.arange(x.shape[2] - 8) % len(folds) == f)  # (silent on fold f)
+                assert not ridge.coef[f, t, silent].any()  # a weight of 0, as scikit-learn's
+    for scale in (True, False):
+        logistic = fit_logistic(x, label[:, None], folds, n_classes=3, penalty=0.5, scale=scale, tol=1e-10)
+        _assert_sklearn_optimum(logistic, x, label, folds, penalty=0.5, scale=scale)
 
 
 def test_standard_deviations_call_a_feature_constant_by_sklearns_rule(rng):

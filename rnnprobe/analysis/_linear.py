@@ -45,8 +45,11 @@ class FoldMoments:
     """One fold's training moments at each time step of a block (torch tensors on the device).
 
     mean : (tb, p) training mean of the block-centred data; inv : (tb, p) 1 / training standard
-    deviation, or ones without scaling; gram : (tb, p, p) centred (and scaled) training Gram
-    matrix, a view of a buffer the next fold overwrites (None for a block without ``grams``);
+    deviation, or ones without scaling, and 0 for a feature constant on the training samples (its weight is
+    then 0, as scikit-learn's for a centred constant feature, whatever the penalty: rounding left in its row of
+    the Gram matrix would otherwise weigh it by about rounding / penalty); gram : (tb, p, p) centred (and
+    scaled) training Gram matrix, a view of a buffer the next fold overwrites (None for a block without
+    ``grams``);
     test : (tb, n_test, p), the block-centred samples outside the training set.
     """
 
@@ -123,13 +126,12 @@ class TimeBlock:
             cancelled = torch.diagonal(self.gram_all, dim1=1, dim2=2) + torch.diagonal(test_gram, dim1=1, dim2=2)
             gram = torch.sub(self.gram_all, test_gram, out=self._buffer)
             gram.baddbmm_(mean[:, :, None], mean[:, None, :], alpha=-float(n_train))
-        inv = torch.ones_like(mean)
-        if scale:  # StandardScaler: population std of the training samples, 1 where constant
-            squares = torch.diagonal(gram, dim1=1, dim2=2) if gram is not None else squares
-            inv = inverse_std(squares / n_train, self.centre + mean, n_train, shift=mean, cancelled=cancelled / n_train)
-            if gram is not None:
-                gram *= inv[:, :, None]
-                gram *= inv[:, None, :]
+        squares = torch.diagonal(gram, dim1=1, dim2=2) if gram is not None else squares
+        inv = training_multipliers(squares / n_train, self.centre + mean, n_train, shift=mean,
+                                   cancelled=cancelled / n_train, scale=scale)  # fmt: skip
+        if gram is not None and (scale or not bool(inv.all())):  # (scaled; a constant feature's row and column: 0)
+            gram *= inv[:, :, None]
+            gram *= inv[:, None, :]
         return FoldMoments(train, n_train, mean, inv, gram, xt)
 
     def inverse_std(self) -> torch.Tensor:
@@ -137,6 +139,24 @@ class TimeBlock:
         squares = torch.diagonal(self.gram_all, dim1=1, dim2=2) if self.grams else self.squares_all
         n = self.x.shape[1]
         return inverse_std(squares / n, self.centre, n, shift=self.sums_all / n)
+
+
+def training_multipliers(
+    variance: torch.Tensor,
+    mean: torch.Tensor,
+    n: int,
+    *,
+    shift: torch.Tensor | float = 0.0,
+    cancelled: torch.Tensor | float = 0.0,
+    scale: bool,
+) -> torch.Tensor:
+    """A fold's multipliers of its features (``FoldMoments.inv``): 1 / StandardScaler's standard deviation with
+    ``scale``, else 1, and 0 where the feature is constant on the training samples (:func:`inverse_std`'s rule
+    and arguments).
+    """
+    var = torch.clamp(variance, min=0)
+    constant = rounding_only(var, mean, n, shift=shift, cancelled=cancelled, eps=torch.finfo(var.dtype).eps)
+    return torch.where(constant, 0.0, 1 / torch.sqrt(var) if scale else torch.ones_like(var))
 
 
 def inverse_std(

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
-from ._linear import FoldMoments, LinearFit, inverse_std, matmul, to_original_units
+from ._linear import FoldMoments, LinearFit, inverse_std, matmul, to_original_units, training_multipliers
 from ._logistic import MAX_ITER, TOL, _newton, _Problems, classes_present, decision_columns, mask_absent_classes
 from ._spill import Spill, spill_folder
 from ._stimulus_sums import StepRows
@@ -88,8 +88,7 @@ class RowData:
         squares = every - self.test_squares[f] - n_train * mean * mean
         moments = torch.from_numpy(squares / n_train), torch.from_numpy(self.centre_values + mean), n_train
         cancelled = torch.from_numpy((every + self.test_squares[f]) / n_train)  # (its sums: a difference)
-        inv = inverse_std(*moments, shift=torch.from_numpy(mean), cancelled=cancelled)[None] if scale else (
-            torch.ones(1, len(mean)))  # fmt: skip
+        inv = training_multipliers(*moments, shift=torch.from_numpy(mean), cancelled=cancelled, scale=scale)[None]
         return FoldMoments(train, n_train, torch.from_numpy(mean)[None], inv.to(torch.float64), None, None)
 
     def inverse_std(self) -> torch.Tensor:
