@@ -1176,6 +1176,28 @@ def test_blockwise_decoders_take_units_silent_on_a_training_set_for_constant(tmp
     np.testing.assert_allclose(blockwise.fold_scores, in_memory.fold_scores, rtol=0, atol=1e-6)
 
 
+@pytest.mark.parametrize("scale", [True, False])
+def test_ridge_from_sums_gives_a_unit_constant_on_its_samples_a_weight_of_0(scale):
+    """Ridge from sums over samples (taken about a centre of other samples, as blocks are): a unit at 0 on every
+    sample keeps rounding in its centred sums, and gets a weight of exactly 0, as scikit-learn's, whatever the
+    penalty; the other weights are scikit-learn's."""
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from rnnprobe.analysis._ridge_sums import solve
+
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(size=(40, 5)) + 1.0, rng.normal(size=(40, 1))
+    x[:, 2] = 0.0
+    centre = np.array([0.9, 1.1, 1 / 3, 1.2, 0.8])  # (a block's mean: the unit is not 0 about it)
+    z = x - centre
+    coef, intercept, _ = solve((40, z.sum(axis=0), y.sum(axis=0), z.T @ z, z.T @ y), centre, penalty=1e-3, scale=scale)
+    assert coef[2, 0] == 0.0
+    model = make_pipeline(StandardScaler(), Ridge(alpha=1e-3)) if scale else Ridge(alpha=1e-3)
+    np.testing.assert_allclose(x @ coef[:, 0] + intercept[0], model.fit(x, y[:, 0]).predict(x), rtol=1e-9, atol=1e-9)
+
+
 def test_a_training_sets_sums_are_the_other_folds_sums_added():
     """k-fold: fold f's training sums are the other folds' test sums added (as by hand, to the bit), not the total
     less fold f's, which keeps rounding of fold f's sums ((0.1 + 0.2 + 0.3) - 0.1 is not 0.2 + 0.3 in floating
