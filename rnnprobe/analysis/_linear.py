@@ -149,32 +149,26 @@ def training_multipliers(
     shift: torch.Tensor | float = 0.0,
     cancelled: torch.Tensor | float = 0.0,
     scale: bool,
+    if_constant: float = 0.0,
 ) -> torch.Tensor:
-    """A fold's multipliers of its features (``FoldMoments.inv``): 1 / StandardScaler's standard deviation with
-    ``scale``, else 1, and 0 where the feature is constant on the training samples (:func:`inverse_std`'s rule
-    and arguments).
+    """A fold's multipliers of its features (``FoldMoments.inv``): 1 / StandardScaler's (population) standard
+    deviation of ``n`` samples per feature from their ``variance`` with ``scale``, else 1, and ``if_constant``
+    (0) where the feature is constant on them (:func:`._constant.rounding_only`; ``mean``: the samples' mean in
+    the features' original units, ``shift``: their mean less the point the squares were summed about,
+    ``cancelled``: the mean square of the sums the squares are a difference of).
     """
     var = torch.clamp(variance, min=0)
     constant = rounding_only(var, mean, n, shift=shift, cancelled=cancelled, eps=torch.finfo(var.dtype).eps)
-    return torch.where(constant, 0.0, 1 / torch.sqrt(var) if scale else torch.ones_like(var))
+    return torch.where(constant, if_constant, 1 / torch.sqrt(var) if scale else torch.ones_like(var))
 
 
 def inverse_std(
-    variance: torch.Tensor,
-    mean: torch.Tensor,
-    n: int,
-    *,
-    shift: torch.Tensor | float = 0.0,
-    cancelled: torch.Tensor | float = 0.0,
+    variance: torch.Tensor, mean: torch.Tensor, n: int, *, shift: torch.Tensor | float = 0.0
 ) -> torch.Tensor:
-    """1 / StandardScaler's (population) standard deviation of ``n`` samples per feature from their ``variance``,
-    1 for a constant feature (:func:`._constant.rounding_only`; ``mean``: the samples' mean in the features'
-    original units, ``shift``: their mean less the point the squares were summed about, ``cancelled``: the
-    mean square of the sums the squares are a difference of).
+    """1 / StandardScaler's standard deviation, 1 for a constant feature, as StandardScaler's ``scale_``
+    (:func:`training_multipliers`' arguments).
     """
-    var = torch.clamp(variance, min=0)
-    constant = rounding_only(var, mean, n, shift=shift, cancelled=cancelled, eps=torch.finfo(var.dtype).eps)
-    return torch.where(constant, 1.0, 1 / torch.sqrt(var))
+    return training_multipliers(variance, mean, n, shift=shift, scale=True, if_constant=1.0)
 
 
 def work_bytes(p: int, n_folds: int) -> int:
