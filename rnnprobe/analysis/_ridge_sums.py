@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._constant import rounding_only
-
 
 class FoldSums:
     """Per fold's test samples: count, sums of the (centred) states and codes, Gram matrix, the states'
@@ -169,12 +167,13 @@ def solve(
     mean, y_mean = x / n, y / n
     gram = gram - n * np.outer(mean, mean)  # the centred states' Gram matrix
     cross = cross - n * np.outer(mean, y_mean)
-    # StandardScaler's 1 / standard deviation with ``scale``, else 1; 0 where constant on the training samples
-    # (FoldMoments.inv: its weight is 0, as scikit-learn's, whatever the penalty)
-    variance = np.clip(np.diagonal(gram) / n, 0, None)
-    constant = rounding_only(variance, centre + mean, n, shift=mean, cancelled=np.asarray(cancelled) / n)
-    with np.errstate(divide="ignore"):
-        inv = np.where(constant, 0.0, 1 / np.sqrt(variance) if scale else 1.0)
+    import torch  # (here: encoding's fits from sums need no torch, whose import takes a worker 0.18 GiB)
+
+    from ._linear import training_multipliers
+
+    moments = torch.from_numpy(np.diagonal(gram) / n), torch.from_numpy(centre + mean), n
+    cancelled = torch.as_tensor(np.asarray(cancelled, dtype=np.float64) / n)
+    inv = training_multipliers(*moments, shift=torch.from_numpy(mean), cancelled=cancelled, scale=scale).numpy()
     scaled = gram * inv[:, None] * inv[None, :]
     scaled[np.diag_indices_from(scaled)] += penalty
     coef = np.linalg.solve(scaled, cross * inv[:, None]) * inv[:, None]
