@@ -222,8 +222,8 @@ def _numbers(value):
 
 
 def test_record_and_analyze_on_a_dask_scheduler(tmp_path):
-    """--scheduler: the models are recorded in shards on the scheduler's workers, which get the factory's module
-    (the model's class lives there), and analysed there blockwise: the stores and every number equal the local
+    """--scheduler: the models are recorded in shards on the scheduler's workers, which get the model's classes
+    from the project's own modules (the factory's, and a module it imports), and analysed there blockwise: the stores and every number equal the local
     run's. An unreachable scheduler is one line, exit 2, before any work."""
     distributed = pytest.importorskip("distributed")
     configs = {}
@@ -231,6 +231,9 @@ def test_record_and_analyze_on_a_dask_scheduler(tmp_path):
         (tmp_path / where).mkdir()
         configs[where] = config = _project(tmp_path / where, layers='["rnn:output", "rnn:l0.h"]')
         config.write_text(config.read_text().replace("mymodels:build", "mymodels:wrapped"))
+        models = tmp_path / where / "mymodels.py"  # the readout's class in a module of its own beside it
+        models.write_text("import readout\n" + models.read_text().replace("torch.nn.Linear(", "readout.Readout("))
+        (tmp_path / where / "readout.py").write_text("import torch\n\n\nclass Readout(torch.nn.Linear):\n    pass\n")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
         for where, config in configs.items():
             extra = ("--scheduler", cluster.scheduler_address) if where == "cluster" else ()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import importlib.metadata
 import itertools
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -314,18 +317,93 @@ def test_a_model_defined_in_the_calling_script_is_recorded_on_the_workers(client
     assert out.stdout.strip() == "equal ['rnn:h_n', 'rnn:output']"
 
 
-def test_a_model_whose_class_the_workers_cannot_import_says_so(client, tmp_path, monkeypatch):
-    """A model whose class lives in a module only the caller can import (a file beside the caller's script): one
-    error naming the fix, no store."""
-    (tmp_path / "local_models.py").write_text("import torch\n\nclass Local(torch.nn.GRU):\n    pass\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+def _callers_modules(folder, monkeypatch):
+    """A model whose classes live in the caller's own files (``from local_models import Local``, which imports a
+    module of its own), which the workers cannot import: the files are gone once imported here."""
+    (folder / "local_blocks.py").write_text("import torch\n\n\nclass Block(torch.nn.Linear):\n    pass\n")
+    (folder / "local_models.py").write_text(
+        "import torch\nfrom local_blocks import Block\n\n\nclass Local(torch.nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.rnn, self.out = torch.nn.GRU(3, 4, batch_first=True), Block(4, 2)\n\n"
+        "    def forward(self, x):\n        return self.out(self.rnn(x)[0][:, -1])\n"
+    )
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.delitem(sys.modules, "local_models", raising=False)
+    monkeypatch.delitem(sys.modules, "local_blocks", raising=False)
     import local_models
 
-    model = local_models.Local(3, 4, batch_first=True)
-    message = r"cannot import the model's class .*No module named 'local_models'.*upload_file"
+    (folder / "local_models.py").unlink()
+    (folder / "local_blocks.py").unlink()
+    torch.manual_seed(0)
+    return local_models.Local(), torch.randn(10, 4, 3)
+
+
+def test_a_model_from_the_callers_own_modules_is_recorded_on_the_workers(client, tmp_path, monkeypatch):
+    """The classes of the caller's own modules travel with the model (the command line's project modules too); a
+    plain pickle named them, and the workers could not import them. Equal to the in-memory recording."""
+    model, x = _callers_modules(tmp_path, monkeypatch)
+    sharded = rnnprobe.record(model, x, store=tmp_path / "rec.zarr", client=client, chunk_stimuli=4, progress=False)
+    memory = rnnprobe.record(model, x, progress=False)
+    assert sorted(sharded.layers) == sorted(memory.layers) == ["out", "rnn:h_n", "rnn:output"]
+    for layer in memory.layers:  # (float32 products of a GRU depend on the batch's size)
+        np.testing.assert_allclose(sharded.get(layer), memory.get(layer), rtol=1e-5, atol=1e-6)
+
+
+def test_a_model_whose_class_the_workers_cannot_import_says_so(client, tmp_path, monkeypatch):
+    """A class of a module sent by name (an installed package) that the workers lack: one error naming the fix,
+    no store."""
+    from rnnprobe.recording import model_pickle
+
+    model, x = _callers_modules(tmp_path, monkeypatch)
+    monkeypatch.setattr(model_pickle, "own_modules", lambda: [])  # as if installed here and not on the workers
+    message = r"cannot import the model's class .*No module named 'local_models'.*Install the package"
     with pytest.raises(ArgumentError, match=message):
-        rnnprobe.record(model, torch.randn(10, 4, 3), store=tmp_path / "rec.zarr", client=client, progress=False)
+        rnnprobe.record(model, x, store=tmp_path / "rec.zarr", client=client, progress=False)
     assert not (tmp_path / "rec.zarr").exists()
+
+
+def _import_fresh(folder, monkeypatch, name, text):
+    """Module ``name`` with ``text``, imported from a file in ``folder`` (gone from sys.modules after the test)."""
+    (folder / f"{name}.py").write_text(text)
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+    return importlib.import_module(name)
+
+
+def test_the_callers_own_modules_are_files_outside_the_installed_packages(tmp_path, monkeypatch):
+    from rnnprobe.recording import model_pickle
+
+    _import_fresh(tmp_path, monkeypatch, "mine", "X = 1\n")
+    own = {module.__name__ for module in model_pickle.own_modules()}
+    assert "mine" in own
+    installed = ("numpy", "torch", "json", "pytest", "rnnprobe", "__main__")  # site-packages, stdlib, rnnprobe's
+    assert not [name for name in own if name.partition(".")[0] in installed]
+    # a module of an installed distribution outside site-packages (an editable install) goes by name
+    monkeypatch.setattr(importlib.metadata, "packages_distributions", lambda: {"mine": ["mine"]})
+    assert "mine" not in {module.__name__ for module in model_pickle.own_modules()}
+
+
+def test_a_pickled_model_holds_the_callers_classes_and_leaves_registrations_as_they_were(tmp_path, monkeypatch):
+    """The model's class goes by value (it loads where its module cannot be imported); a module the caller
+    registered with cloudpickle stays registered, the ones registered for the pickle do not."""
+    import cloudpickle
+
+    from rnnprobe.recording import model_pickle
+
+    mine = _import_fresh(tmp_path, monkeypatch, "mine", "import torch\n\n\nclass Mine(torch.nn.Linear):\n    pass\n")
+    yours = _import_fresh(tmp_path, monkeypatch, "yours", "Y = 2\n")
+    cloudpickle.register_pickle_by_value(yours)
+    try:
+        data = model_pickle.pickled_model(mine.Mine(3, 2))
+        assert model_pickle._registered(yours) and not model_pickle._registered(mine)
+    finally:
+        cloudpickle.unregister_pickle_by_value(yours)
+    (tmp_path / "mine.py").unlink()
+    monkeypatch.delitem(sys.modules, "mine")
+    model = model_pickle.unpickled_model(data)
+    assert type(model).__name__ == "Mine" and model.weight.shape == (2, 3)
+    with pytest.raises(ImportError):
+        importlib.import_module("mine")
 
 
 def test_a_worker_that_cannot_reach_the_store_says_so(tmp_path):

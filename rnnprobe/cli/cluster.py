@@ -3,8 +3,8 @@
 ``rnnprobe record config.toml --scheduler tcp://host:8786`` records every model in shards of stimuli on the
 scheduler's workers (``record(..., client=...)``); ``analyze`` and ``report`` open the stores dask-backed
 (``Recording.load(path, chunks="auto")``) so that the blockwise analyses run on the workers (see
-docs/scale.md). A factory's module beside the config (``factory = "mymodels:build"`` with ``mymodels.py``)
-is sent to the workers, which unpickle the model's class from it.
+docs/scale.md). The project's own modules (a factory's ``mymodels.py`` beside the config, and the modules it
+imports from there) travel with the model, by value (:mod:`rnnprobe.recording.model_pickle`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ CONNECT_TIMEOUT = "10s"
 
 
 @contextlib.contextmanager
-def cluster_client(address: str | None, config: Any) -> Iterator[Any]:
+def cluster_client(address: str | None) -> Iterator[Any]:
     """A ``distributed.Client`` of the scheduler at ``address`` (a URL, or a scheduler file written by ``dask
     scheduler --scheduler-file``), closed on exit; None without an address.
     """
@@ -43,15 +43,4 @@ def cluster_client(address: str | None, config: Any) -> Iterator[Any]:
             f"(`dask scheduler`, or a dask-jobqueue cluster) and pass its address (tcp://host:8786) or scheduler file."
         ) from None
     with client:
-        for module in factory_modules(config):
-            client.upload_file(str(module))
         yield client
-
-
-def factory_modules(config: Any) -> list[Path]:
-    """The single-file modules beside the config that its factories import (``mymodels.py`` for "mymodels:build";
-    a package's modules must be importable on the workers already).
-    """
-    base = config.path.parent
-    names = {spec.factory.split(":")[0] for spec in config.models if spec.factory is not None}
-    return sorted(path for name in names if "." not in name and (path := base / f"{name}.py").is_file())

@@ -110,7 +110,7 @@ def _configured(args: argparse.Namespace) -> None:
     models = {spec.name: build_model(spec, base) for spec in config.models}
     check_layers(config, models)
     check_interventions(config, models)
-    with cluster_client(args.scheduler, config) as client:
+    with cluster_client(args.scheduler) as client:
         if args.command == "record":
             _record(config, models, progress, client)
             return

@@ -15,8 +15,6 @@ block by block by whatever computes on them: the active ``dask.distributed`` cli
 
 from __future__ import annotations
 
-import os
-import pickle
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,6 +25,7 @@ import numpy as np
 from .._validation import check_int
 from ..errors import ArgumentError, ArgumentTypeError, RnnprobeError, ShapeError, describe
 from .chunk_reader import dask_layer, unreachable
+from .model_pickle import pickled_model, unpickled_model
 
 MARKERS = ".rnnprobe-regions"
 TASK_BYTES = 2**28  # states of one task's region (256 MiB), recorded and written piece by piece
@@ -56,30 +55,6 @@ def regions(n_stimuli: int, chunk: int, per_task: int) -> list[tuple[int, int]]:
     return [(start, min(n_stimuli, start + size)) for start in range(0, n_stimuli, size)]
 
 
-def pickled_model(model: Any) -> bytes:
-    """The caller's model as bytes for the workers: cloudpickle's (dask's own), which sends classes defined in
-    the calling script or notebook (``__main__``) as they are, where a plain pickle names them and a worker, whose
-    ``__main__`` is dask's, cannot find them; classes of importable modules go by name, as in a plain pickle.
-    The model is not handed to dask as it is: dask's torch serializer rebuilds modules with plain dicts as hook
-    tables, which torch's hooks cannot use.
-    """
-    import cloudpickle
-
-    return cloudpickle.dumps(model)
-
-
-def _unpickled_model(model: bytes) -> Any:
-    """On a worker: the model from :func:`pickled_model`'s bytes; a class the worker cannot import is one error."""
-    try:
-        return pickle.loads(model)
-    except (ImportError, AttributeError) as exc:
-        raise ArgumentError(
-            f"model: the worker on {os.uname().nodename} cannot import the model's class ({type(exc).__name__}: "
-            f"{exc}). Make its module importable on every worker (install it there, or client.upload_file with "
-            f"its file); a class defined in the calling script or notebook is sent as it is."
-        ) from None
-
-
 def _record_region(
     model: bytes, inputs: list[Any], start: int, stop: int, staging: str, names: list[str], settings: dict[str, Any]
 ) -> tuple[int, int, dict[str, np.ndarray]]:
@@ -88,7 +63,7 @@ def _record_region(
     """
     import zarr
 
-    model = _unpickled_model(model)
+    model = unpickled_model(model)
     if not Path(staging).is_dir():
         raise unreachable(staging)
     group = zarr.open_group(staging, mode="r+")
