@@ -9,7 +9,8 @@ its own, reached through a scheduler file or address: nothing of the client's pr
 writes its address to a file, and ``--workers`` workers of one thread, each started in a folder of its own with
 an environment holding only PATH, HOME (that folder), one thread for every library and this environment's
 OpenBLAS settings (a forced kernel: the same BLAS on both sides). It writes a project (a
-BLT-style recurrent convnet defined in the project's own module, images with labels, a configuration), runs
+BLT-style recurrent convnet whose class is in a module of the project that the factory's module imports,
+images with labels, a configuration), runs
 ``rnnprobe record`` and ``rnnprobe analyze`` in this process's way (no scheduler) and with ``--scheduler FILE``,
 checks that the stores are equal and every number of the analyses equal to 1e-9, and prints the times. The
 machine is one: the workers share its disk and cores, so the times say what the cluster's overheads cost,
@@ -34,11 +35,19 @@ from _machine import print_machine
 
 MODULE = """
 import torch
-from rnnprobe.models import BLT
+from blocks import ProjectBLT
 
 def blt(maps=16, image_size=16, steps=4):
     torch.manual_seed(0)
-    return BLT("BLT", image_size=image_size, maps=maps, steps=steps)
+    return ProjectBLT("BLT", image_size=image_size, maps=maps, steps=steps)
+"""
+
+BLOCKS = """
+from rnnprobe.models import BLT
+
+class ProjectBLT(BLT):
+    # the project's own convnet, in a module that the factory's module imports
+    pass
 """
 
 CONFIG = """
@@ -64,6 +73,7 @@ def write_project(folder: Path, n_stimuli: int) -> Path:
     """A project of its own module, images and configuration in ``folder``; returns the configuration's path."""
     folder.mkdir(parents=True)
     (folder / "mymodels.py").write_text(textwrap.dedent(MODULE))
+    (folder / "blocks.py").write_text(textwrap.dedent(BLOCKS))
     rng = np.random.default_rng(0)
     label = rng.integers(0, 10, n_stimuli)
     x = rng.random((n_stimuli, 1, 16, 16), dtype=np.float32)
