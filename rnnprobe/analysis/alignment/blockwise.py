@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from ..._validation import check_finite_layer
-from ..blockwise import BLOCK_BYTES, dask_states
+from ..blockwise import BLOCK_BYTES, dask_states, symmetric_gram
 from . import _core
 
 GRAM_BYTES = 2**30  # float64 states one pass of Gram matrices holds (dask keeps a panel while it is needed)
@@ -82,13 +82,11 @@ def compress_wide(sides: list[Any], sources: list[Any]) -> tuple[list[Any], list
 def _gram_matrices(centred: Any) -> np.ndarray:
     """Each step's Gram matrix across stimuli (time, stimulus, stimulus) of centred lazy states, from panels
     of stimuli as large as BLOCK_BYTES allows: each pair of panels is one matrix product by BLAS (a store's
-    small chunks of stimuli would make many products too thin for it).
+    small chunks of stimuli would make many products too thin for it; :func:`symmetric_gram`).
     """
-    import dask.array as da
-
     _, steps, p = centred.shape
     panels = centred.rechunk((max(1, BLOCK_BYTES // (8 * steps * p)), -1, -1)).transpose(1, 0, 2)
-    return da.matmul(panels, panels.transpose(0, 2, 1)).compute()
+    return symmetric_gram(panels)[0]
 
 
 def read_weights(requests: list[Any], rows: Any) -> list[np.ndarray]:

@@ -2,13 +2,14 @@
 
 For ``Recording.load(path, chunks=...)``: the condition means (a product with the condition indicator),
 the centring and normalisation of each pattern (within a chunk: units are never split) and the Gram
-matrices of every time step (products of chunk pairs along stimuli; weighted by the noise precision for
-"mahalanobis") are one dask graph, computed on the active ``dask.distributed`` client when there is one
-(else dask's threads). Only the Gram matrices (time x condition x condition) come back; the distances are
-formed from them as in memory. Results equal the in-memory path's to about 1e-12 (both accumulate in
-float64; the summation order differs). "crossnobis" needs the sums of every (fold, condition): one graph
-where they are small, else (with one presentation per fold and condition they are as large as the
-states) blocks of time steps as tasks, each computed as in memory (the same numbers).
+matrices of every time step (products of the pairs of chunks i <= j along stimuli, the rest mirrored;
+weighted by the noise precision for "mahalanobis") are one dask graph, computed on the active
+``dask.distributed`` client when there is one (else dask's threads). Only the Gram matrices (time x
+condition x condition) come back; the distances are formed from them as in memory. Results equal the
+in-memory path's to about 1e-12 (both accumulate in float64; the summation order differs). "crossnobis"
+needs the sums of every (fold, condition): one graph where they are small, else (with one presentation per
+fold and condition they are as large as the states) blocks of time steps as tasks, each computed as in
+memory (the same numbers).
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from typing import Any
 import numpy as np
 
 from ..._validation import check_finite_layer, layer_states
-from ..blockwise import BLOCK_BYTES, dask_states, group_sums, run_blocks, stored_chunks, time_blocks
+from ..blockwise import (
+    BLOCK_BYTES,
+    dask_states,
+    group_sums,
+    run_blocks,
+    stored_chunks,
+    symmetric_gram,
+    time_blocks,
+)
 from .crossnobis import FoldDesign
 
 
@@ -30,7 +39,6 @@ def dask_dissimilarities(
     (condition of each stimulus, number of conditions)) at the selected time steps; ``precision``: the noise
     precision of "mahalanobis".
     """
-    import dask
     import dask.array as da
 
     x = dask_states(recording, layer, stimuli=stimuli, time=time_index)
@@ -44,20 +52,20 @@ def dask_dissimilarities(
         x = unit_patterns(x, distance, da.where)
     from .compute import distances_from_gram, offset_dominates  # (compute imports this module)
 
-    gram, finite = dask.compute(_gram_matrices(x, distance, precision), finite)
+    gram, finite = _gram_matrices(x, distance, precision, finite)
     check_finite_layer(finite, layer)
     if distance not in ("correlation", "cosine") and offset_dominates(gram):  # (see offset_dominates)
-        (gram,) = dask.compute(_gram_matrices(x - x.mean(axis=0), distance, precision))
+        (gram,) = _gram_matrices(x - x.mean(axis=0), distance, precision)
     return distances_from_gram(gram, distance, x.shape[2])
 
 
-def _gram_matrices(x: Any, distance: str, precision: np.ndarray | None) -> Any:
-    """The lazy Gram matrices (time, condition, condition) of (condition, time, unit) patterns, weighted by the
-    noise precision for "mahalanobis".
+def _gram_matrices(x: Any, distance: str, precision: np.ndarray | None, *also: Any) -> tuple[np.ndarray, ...]:
+    """The Gram matrices (time, condition, condition) of (condition, time, unit) dask patterns, weighted by the
+    (symmetric) noise precision for "mahalanobis", computed with the lazy ``also`` (:func:`symmetric_gram`).
     """
     steps_first = x.transpose(1, 0, 2)  # (time, condition, unit): batched matmuls, BLAS per block (dask's
-    weighted = steps_first @ precision if distance == "mahalanobis" else steps_first  # einsum runs numpy's own
-    return weighted @ steps_first.transpose(0, 2, 1)  # loops: 3-8x slower)
+    weighted = steps_first @ precision if distance == "mahalanobis" else None  # einsum: numpy's loops, 3-8x slower)
+    return symmetric_gram(steps_first, *also, weighted=weighted)
 
 
 def dask_crossnobis(
