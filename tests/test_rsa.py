@@ -9,7 +9,14 @@ from hypothesis import strategies as st
 from rnnprobe import Recording
 from rnnprobe.analysis.rsa import DISTANCES as METHODS
 from rnnprobe.analysis.rsa import RDMs, compute_rdms
-from rnnprobe.errors import ArgumentError, ArgumentTypeError, RnnprobeWarning, ShapeError, UnknownNameError
+from rnnprobe.errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    NonFiniteError,
+    RnnprobeWarning,
+    ShapeError,
+    UnknownNameError,
+)
 
 RSATOOLBOX_METHOD = {"euclidean": "euclidean", "correlation": "correlation", "mahalanobis": "mahalanobis"}
 
@@ -191,6 +198,18 @@ def test_bad_input(rng):
         compute_rdms(rec, distance="mahalanobis", noise=np.eye(3))
     with pytest.raises(ArgumentError, match="only used by distance='mahalanobis'"):
         compute_rdms(rec, distance="euclidean", noise=np.eye(7))
+    asymmetric = np.eye(7) + np.triu(np.full((7, 7), 0.1), 1)  # (d_ij from it is not (x_i - x_j)' P (x_i - x_j))
+    for distance, extra in (("mahalanobis", {}), ("crossnobis", {"descriptor": "image"})):
+        with pytest.raises(ArgumentError, match=r"noise: the precision matrix is not symmetric \(largest .* is 0.1\)"):
+            compute_rdms(_rec(rng, images=4), distance=distance, noise=asymmetric, **extra)
+    not_finite = np.eye(7)
+    not_finite[2, 2] = np.nan
+    with pytest.raises(
+        NonFiniteError, match=r"noise: holds 1 non-finite value\(s\) \(NaN or inf\) of 49, first at \(2, 2\)"
+    ):
+        compute_rdms(rec, distance="mahalanobis", noise=not_finite)
+    with pytest.raises(ArgumentTypeError, match="noise: got"):
+        compute_rdms(rec, distance="mahalanobis", noise=np.full((7, 7), "a"))
     with pytest.raises(ArgumentError, match="got 1 condition"):
         compute_rdms(rec, stimuli=[0])
     with pytest.raises(UnknownNameError, match="descriptor: 'img' is not a metadata column"):

@@ -30,7 +30,16 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import all_finite, check_device, check_grouping, check_option, check_recording, layer_states
+from ..._validation import (
+    all_finite,
+    check_device,
+    check_finite,
+    check_grouping,
+    check_numeric,
+    check_option,
+    check_recording,
+    layer_states,
+)
 from ...errors import (
     ArgumentError,
     RnnprobeWarning,
@@ -436,7 +445,9 @@ def compute_rdms(
     stimuli : optional
         Use only these stimuli (index, mask or list).
     noise : ndarray, (n_units, n_units), optional
-        Noise precision matrix for "mahalanobis" (required) and "crossnobis" (default: identity).
+        Noise precision matrix for "mahalanobis" (required) and "crossnobis" (default: identity): finite and
+        symmetric (to 1e-8 of its largest value; an asymmetric one is refused, as its distances would not be
+        Mahalanobis distances).
     cv_descriptor : str, optional
         For "crossnobis": the metadata column giving each stimulus' fold (run, session). Default: the
         k-th presentation of each condition is fold k (as rsatoolbox).
@@ -522,13 +533,24 @@ def _precision(distance: str, noise: Any, n_units: int, layer: str) -> np.ndarra
             "noise: distance='mahalanobis' needs the noise precision matrix (n_units x n_units), e.g. the "
             "inverse of a shrinkage covariance estimate of the residuals."
         )
-    precision = np.asarray(noise, dtype=np.float64)
+    precision = check_finite(check_numeric(noise, name="noise").astype(np.float64), name="noise")
     if precision.shape != (n_units, n_units):
         raise ShapeError(
             f"noise: got {describe(precision)}, but layer {layer!r} has {n_units} units. Pass a "
             f"({n_units}, {n_units}) precision matrix."
         )
-    return precision
+    asymmetry = float(np.abs(precision - precision.T).max())
+    if asymmetry > PRECISION_SYMMETRY * float(np.abs(precision).max()):
+        raise ArgumentError(
+            f"noise: the precision matrix is not symmetric (largest |P - P'| is {asymmetry:.3g}). A noise precision "
+            f"(the inverse of a covariance) is symmetric, and distances from an asymmetric one are not the "
+            f"Mahalanobis distances (x_i - x_j)' P (x_i - x_j). Pass (P + P.T) / 2 if that is what you meant."
+        )
+    return (precision + precision.T) / 2  # (symmetric to rounding: the Gram matrices are, and blocks mirror)
+
+
+PRECISION_SYMMETRY = 1e-8  # |P - P'| beyond this times P's largest value: not a precision matrix (inverses of
+# covariances computed in float64 are symmetric to about 1e-16 relative, times their condition number)
 
 
 def _result(dissim: np.ndarray, distance: str, conditions: dict[str, np.ndarray], recording: Recording, layer: str,
