@@ -2059,3 +2059,24 @@ def test_memory_decay_of_a_dask_backed_recording_refuses_nonfinite_states(tmp_pa
     chunked = Recording.load(Recording({"h": h}).save(tmp_path / "rec.zarr"), chunks=10)
     with pytest.raises(NonFiniteError):
         memory_decay(chunked, "h", np.zeros((30, 5), dtype=int) + np.arange(5) % 2, lags=[0])
+
+
+@pytest.mark.parametrize("unit_chunks", [7, 3])
+def test_symmetric_gram_equals_the_whole_product(unit_chunks):
+    """The Gram matrices from the pairs of chunks i <= j (uneven chunks of rows and of time; units in one chunk:
+    each diagonal block's own symmetric product, or in several: dask's product), weighted or not, equal numpy's
+    product of the whole arrays, above and below the diagonal."""
+    import dask.array as da
+
+    from rnnprobe.analysis.blockwise import symmetric_gram
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(3, 11, 7))
+    a = rng.normal(size=(7, 7))
+    precision = a @ a.T
+    lazy = da.from_array(x, chunks=((2, 1), (3, 5, 2, 1), unit_chunks))
+    gram, total = symmetric_gram(lazy, lazy.sum())
+    np.testing.assert_allclose(gram, x @ x.transpose(0, 2, 1), rtol=1e-12, atol=1e-12)
+    assert total == pytest.approx(x.sum())
+    (weighted,) = symmetric_gram(lazy, weighted=lazy @ precision)
+    np.testing.assert_allclose(weighted, x @ precision @ x.transpose(0, 2, 1), rtol=1e-12, atol=1e-11)
