@@ -223,8 +223,9 @@ def _numbers(value):
 
 def test_record_and_analyze_on_a_dask_scheduler(tmp_path):
     """--scheduler: the models are recorded in shards on the scheduler's workers, which get the model's classes
-    from the project's own modules (the factory's, and a module it imports), and analysed there blockwise: the stores and every number equal the local
-    run's. An unreachable scheduler is one line, exit 2, before any work."""
+    from the project's own modules (the factory's, and a module it imports), and analysed there blockwise: the
+    stores and every number equal the local run's. An unreachable scheduler is one line, exit 2, before any
+    work."""
     distributed = pytest.importorskip("distributed")
     configs = {}
     for where in ("local", "cluster"):
