@@ -349,6 +349,19 @@ def test_a_model_from_the_callers_own_modules_is_recorded_on_the_workers(client,
         np.testing.assert_allclose(sharded.get(layer), memory.get(layer), rtol=1e-5, atol=1e-6)
 
 
+def test_a_forward_function_from_the_callers_own_modules_runs_on_the_workers(client, tmp_path, monkeypatch):
+    """``forward=`` of a file beside the caller's script travels with the model as its classes do (dask's own
+    pickling of the task's arguments named it, and the workers could not import it)."""
+    model, x = _callers_modules(tmp_path, monkeypatch)
+    helpers = _import_fresh(tmp_path, monkeypatch, "local_forward", "def twice(model, x):\n    return model(2 * x)\n")
+    (tmp_path / "local_forward.py").unlink()
+    sharded = rnnprobe.record(model, x, store=tmp_path / "rec.zarr", client=client, chunk_stimuli=4,
+                              forward=helpers.twice, progress=False)  # fmt: skip
+    memory = rnnprobe.record(model, x, forward=helpers.twice, progress=False)
+    assert not np.allclose(memory.get("out"), rnnprobe.record(model, x, progress=False).get("out"))
+    np.testing.assert_allclose(sharded.get("out"), memory.get("out"), rtol=1e-5, atol=1e-6)
+
+
 def test_a_model_whose_class_the_workers_cannot_import_says_so(client, tmp_path, monkeypatch):
     """A class of a module sent by name (an installed package) that the workers lack: one error naming the fix,
     no store."""
@@ -356,7 +369,7 @@ def test_a_model_whose_class_the_workers_cannot_import_says_so(client, tmp_path,
 
     model, x = _callers_modules(tmp_path, monkeypatch)
     monkeypatch.setattr(model_pickle, "own_modules", lambda: [])  # as if installed here and not on the workers
-    message = r"cannot import the model's class .*No module named 'local_models'.*Install the package"
+    message = r"cannot import the model's class or forward function .*No module named 'local_models'.*Install the"
     with pytest.raises(ArgumentError, match=message):
         rnnprobe.record(model, x, store=tmp_path / "rec.zarr", client=client, progress=False)
     assert not (tmp_path / "rec.zarr").exists()
@@ -413,7 +426,7 @@ def test_a_worker_that_cannot_reach_the_store_says_so(tmp_path):
 
     model, x, _ = _model_and_stimuli(4)
     with pytest.raises(ArgumentError, match="cannot reach"):
-        _record_region(pickle.dumps(model), [x], 0, 4, str(tmp_path / "elsewhere"), ["layer0"], {})
+        _record_region(pickle.dumps((model, {})), [x], 0, 4, str(tmp_path / "elsewhere"), ["layer0"])
 
 
 @pytest.mark.parametrize("where", ["synchronous", "client"])

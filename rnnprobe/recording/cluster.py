@@ -56,14 +56,14 @@ def regions(n_stimuli: int, chunk: int, per_task: int) -> list[tuple[int, int]]:
 
 
 def _record_region(
-    model: bytes, inputs: list[Any], start: int, stop: int, staging: str, names: list[str], settings: dict[str, Any]
+    shared: bytes, inputs: list[Any], start: int, stop: int, staging: str, names: list[str]
 ) -> tuple[int, int, dict[str, np.ndarray]]:
     """On a worker: record stimuli [start, stop) piece by piece (whole chunks, about one batch each: memory
     stays bounded by one piece), write each into the store, then mark the region done.
     """
     import zarr
 
-    model = unpickled_model(model)
+    model, settings = unpickled_model(shared)  # (with the settings: a ``forward`` of the caller's own code)
     if not Path(staging).is_dir():
         raise unreachable(staging)
     group = zarr.open_group(staging, mode="r+")
@@ -168,10 +168,10 @@ def record_on_cluster(
         (writer.staging / MARKERS).mkdir()
         # fresh keys (hash=False): the same model or stimuli scattered by an earlier call would share its key,
         # and that call's release could drop the data these tasks need
-        shared = client.scatter(pickled_model(model), broadcast=True, hash=False)
+        shared = client.scatter(pickled_model((model, settings)), broadcast=True, hash=False)
         shards = client.scatter([[item[a:b] for item in inputs] for a, b in parts], hash=False)  # data, not graph
         staging = str(writer.staging.absolute())  # a worker's working folder is not the caller's
-        futures = [client.submit(_record_region, shared, shard, a, b, staging, names, settings,
+        futures = [client.submit(_record_region, shared, shard, a, b, staging, names,
                                  key=f"rnnprobe-record-{a}-{b}-{uuid.uuid4().hex[:8]}", pure=False)
                    for shard, (a, b) in zip(shards, parts, strict=True)]  # fmt: skip
         results = _gather(client, futures)

@@ -33,8 +33,9 @@ ALWAYS_BY_NAME = ("rnnprobe", "__main__")  # the workers run rnnprobe's own code
 
 
 def pickled_model(model: Any) -> bytes:
-    """``model`` pickled by cloudpickle with the caller's own modules (:func:`own_modules`) sent by value; a
-    module the caller registered by value itself stays registered. The model is not handed to dask as it is:
+    """``model`` (or the model with record's settings, whose ``forward`` may be the caller's code) pickled by
+    cloudpickle with the caller's own modules (:func:`own_modules`) sent by value; a module the caller registered
+    by value itself stays registered. The model is not handed to dask as it is:
     dask's torch serializer rebuilds modules with plain dicts as hook tables, which torch's hooks cannot use.
     """
     import cloudpickle
@@ -56,10 +57,10 @@ def unpickled_model(model: bytes) -> Any:
         return pickle.loads(model)
     except (ImportError, AttributeError) as exc:
         raise ArgumentError(
-            f"model: the worker on {os.uname().nodename} cannot import the model's class ({type(exc).__name__}: "
-            f"{exc}). Install the package that defines it on every worker (the same version as here); classes of "
-            f"the calling script and of modules loaded from files outside the installed packages are sent as "
-            f"they are."
+            f"model: the worker on {os.uname().nodename} cannot import the model's class or forward function "
+            f"({type(exc).__name__}: {exc}). Install the package that defines it on every worker (the same version "
+            f"as here); the code of the calling script and of modules loaded from files outside the installed "
+            f"packages is sent as it is."
         ) from None
 
 
