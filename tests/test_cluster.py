@@ -1387,7 +1387,9 @@ def test_encoding_a_dask_backed_recording_in_blocks_equals_the_whole(client, tmp
             np.testing.assert_allclose(got.r2[layer], expected.r2[layer], rtol=0, atol=1e-10)
             np.testing.assert_array_equal(got.model_times[layer], expected.model_times[layer])
         assert got.edge_share == pytest.approx(expected.edge_share, nan_ok=True)
-    assert seen == [3, 1, 2, 1]  # "h" (5 steps) in 3 blocks and "g" in 1; then 3 steps of "h", 2 of "g"
+    # "h" (5 steps) in 3 blocks and "g" in 1; then 3 steps of "h", 2 of "g"; on the client's 2 worker threads, at
+    # least 2 blocks where there are 2 steps (a block is a task)
+    assert seen == ([3, 2, 2, 2] if with_client else [3, 1, 2, 1])
 
 
 @pytest.mark.parametrize("with_client", [True, False])
@@ -1965,9 +1967,11 @@ def test_chunk_cuts_read_the_fewest_chunks_then_make_the_fewest_blocks_as_a_brut
     assert reads_and_blocks(cuts) == best
 
 
-def test_time_blocks_of_50_steps_in_chunks_of_7():
+def test_time_blocks_of_50_steps_in_chunks_of_7(monkeypatch):
+    from rnnprobe.analysis import blockwise
     from rnnprobe.analysis.blockwise import time_blocks
 
+    monkeypatch.setattr(blockwise, "active_client", lambda: None)  # (not the module's client: blocks run here)
     steps = np.arange(50)
     aligned = time_blocks(1, 1, steps, budget=80, chunks=steps // 7)  # 10 steps a block
     assert [(b[0], b[-1]) for b in aligned] == [(0, 6), (7, 13), (14, 20), (21, 27), (28, 34), (35, 41), (42, 49)]
@@ -2093,3 +2097,23 @@ def test_symmetric_gram_equals_the_whole_product(unit_chunks):
     assert total == pytest.approx(x.sum())
     (weighted,) = symmetric_gram(lazy, weighted=lazy @ precision)
     np.testing.assert_allclose(weighted, x @ precision @ x.transpose(0, 2, 1), rtol=1e-12, atol=1e-11)
+
+
+@pytest.mark.parametrize("stored", [True, False])
+def test_time_blocks_are_shared_by_the_clients_worker_threads(monkeypatch, stored):
+    """Each block of steps is a task: with 2 worker threads, 4 steps with room for 3 a block are 2 blocks of 2 (one
+    thread waited for the other with 3 and 1), 5 steps 3 and 2; steps stored as chunks of their own are read once
+    either way."""
+    from rnnprobe.analysis import blockwise
+
+    class Client:  # the active client, as far as time_blocks asks
+        def nthreads(self) -> dict:
+            return {"tcp://a": 1, "tcp://b": 1}
+
+    def sizes(n: int, client: bool) -> list[int]:
+        monkeypatch.setattr(blockwise, "active_client", (lambda: Client()) if client else (lambda: None))
+        steps = np.arange(n)
+        return [len(b) for b in blockwise.time_blocks(1, 1, steps, budget=24, chunks=steps if stored else None)]
+
+    assert (sizes(4, False), sizes(4, True)) == ([1, 3] if stored else [3, 1], [2, 2])
+    assert sorted(sizes(5, False)) == sorted(sizes(5, True)) == [2, 3]

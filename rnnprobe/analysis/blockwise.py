@@ -33,7 +33,9 @@ def time_blocks(
     n_stimuli: int, n_units: int, positions: np.ndarray, budget: int | None = None, *, chunks: np.ndarray | None = None
 ) -> list[np.ndarray]:
     """The time positions split into consecutive blocks whose float64 states fit in ``budget`` bytes (default
-    BLOCK_BYTES). ``chunks``: the stored chunk of each position (``Recording.time_chunks``). A block's read
+    BLOCK_BYTES) and of no more than an equal share of the active client's worker threads (rounded up: each block
+    is a task; 4 steps of 65 MB in blocks of 3 and 1 kept one of 2 workers waiting for the other for half the
+    time). ``chunks``: the stored chunk of each position (``Recording.time_chunks``). A block's read
     decompresses every chunk it touches, so the blocks then read the fewest chunks (:func:`chunk_cuts`): 50
     steps in chunks of 7 with room for 10 steps a block give 7 blocks that decompress 50 steps, not 5 blocks
     that decompress 78.
@@ -42,9 +44,12 @@ def time_blocks(
 
     per_step = n_stimuli * n_units * 8
     budget = BLOCK_BYTES if budget is None else budget
+    client = active_client()
+    threads = 1 if client is None else max(1, sum(client.nthreads().values()))
     if chunks is None:
-        return [positions[block] for block in slices(len(positions), per_step, budget=budget)]
-    cuts = chunk_cuts(np.asarray(chunks), max(1, budget // max(1, per_step)))
+        return [positions[block] for block in slices(len(positions), per_step, budget=budget, parts=threads)]
+    most = min(max(1, budget // max(1, per_step)), -(-len(positions) // threads))
+    cuts = chunk_cuts(np.asarray(chunks), max(1, most))
     return [positions[a:b] for a, b in itertools.pairwise(cuts)]
 
 
