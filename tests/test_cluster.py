@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import importlib.metadata
 import itertools
 import os
 import sys
@@ -362,6 +361,34 @@ def test_a_forward_function_from_the_callers_own_modules_runs_on_the_workers(cli
     np.testing.assert_allclose(sharded.get("out"), memory.get("out"), rtol=1e-5, atol=1e-6)
 
 
+def test_an_estimator_from_the_callers_own_modules_decodes_on_the_workers(client, tmp_path, monkeypatch):
+    """An estimator whose class lives in a file beside the caller's script reaches the tasks of a blockwise
+    decoding with its code (dask's plain pickle named the class); equal to decoding in memory. One that the
+    workers cannot import (sent by name) is one error."""
+    from rnnprobe.analysis import decode
+    from rnnprobe.recording import model_pickle
+
+    estimators = _import_fresh(
+        tmp_path, monkeypatch, "local_estimators",
+        "from sklearn.neighbors import KNeighborsClassifier\n\n\nclass Nearest(KNeighborsClassifier):\n    pass\n",
+    )  # fmt: skip
+    (tmp_path / "local_estimators.py").unlink()
+    rng = np.random.default_rng(2)
+    label = np.arange(40) % 2
+    Recording({"h": rng.normal(size=(40, 4, 5)) + label[:, None, None]}, metadata={"label": label}).save(
+        tmp_path / "rec.zarr"
+    )
+    chunked = Recording.load(tmp_path / "rec.zarr", chunks=10)
+    expected = decode(
+        Recording.load(tmp_path / "rec.zarr"), "h", "label", estimator=estimators.Nearest(3), progress=False
+    )
+    got = decode(chunked, "h", "label", estimator=estimators.Nearest(3), progress=False)
+    np.testing.assert_allclose(got.fold_scores, expected.fold_scores, rtol=0, atol=1e-12)
+    monkeypatch.setattr(model_pickle, "own_modules", lambda: [])  # as if installed here and not on the workers
+    with pytest.raises(ArgumentError, match=r"estimator: the worker on .* cannot import a class or function"):
+        decode(chunked, "h", "label", estimator=estimators.Nearest(3), progress=False)
+
+
 def test_a_model_whose_class_the_workers_cannot_import_says_so(client, tmp_path, monkeypatch):
     """A class of a module sent by name (an installed package) that the workers lack: one error naming the fix,
     no store."""
@@ -392,8 +419,12 @@ def test_the_callers_own_modules_are_files_outside_the_installed_packages(tmp_pa
     installed = ("numpy", "torch", "json", "pytest", "rnnprobe", "__main__")  # site-packages, stdlib, rnnprobe's
     assert not [name for name in own if name.partition(".")[0] in installed]
     # a module of an installed distribution outside site-packages (an editable install) goes by name
-    monkeypatch.setattr(importlib.metadata, "packages_distributions", lambda: {"mine": ["mine"]})
-    assert "mine" not in {module.__name__ for module in model_pickle.own_modules()}
+    monkeypatch.setattr(model_pickle, "_distributed", lambda: frozenset({"mine"}))
+    model_pickle._own_file.cache_clear()
+    try:
+        assert "mine" not in {module.__name__ for module in model_pickle.own_modules()}
+    finally:
+        model_pickle._own_file.cache_clear()
 
 
 def test_a_pickled_model_holds_the_callers_classes_and_leaves_registrations_as_they_were(tmp_path, monkeypatch):
@@ -407,13 +438,13 @@ def test_a_pickled_model_holds_the_callers_classes_and_leaves_registrations_as_t
     yours = _import_fresh(tmp_path, monkeypatch, "yours", "Y = 2\n")
     cloudpickle.register_pickle_by_value(yours)
     try:
-        data = model_pickle.pickled_model(mine.Mine(3, 2))
+        data = model_pickle.pickled(mine.Mine(3, 2))
         assert model_pickle._registered(yours) and not model_pickle._registered(mine)
     finally:
         cloudpickle.unregister_pickle_by_value(yours)
     (tmp_path / "mine.py").unlink()
     monkeypatch.delitem(sys.modules, "mine")
-    model = model_pickle.unpickled_model(data)
+    model = model_pickle.unpickled(data)
     assert type(model).__name__ == "Mine" and model.weight.shape == (2, 3)
     with pytest.raises(ImportError):
         importlib.import_module("mine")

@@ -380,21 +380,43 @@ def _in_turn(client: Any, function: Callable[..., Any], blocks: list[Any], args:
 
 
 def _submitted(client: Any, function: Callable[..., Any], blocks: list[Any], args: tuple) -> list[Any]:
-    """``function(block, *args)`` of every block submitted as a task (large arguments sent once)."""
+    """``function(block, *args)`` of every block submitted as a task (large arrays sent once). The other
+    arguments (estimators, settings, functions) go in one pickle with the caller's own code inside
+    (:func:`rnnprobe.recording.model_pickle.pickled`): dask's plain pickle named the class of an estimator defined
+    in the user's files, which workers started elsewhere cannot import.
+    """
+    from ..recording.model_pickle import pickled
+
     shared = [_scattered(client, arg) for arg in args]
-    task = functools.partial(_in_task, function)
-    return client.map(task, blocks, *[[arg] * len(blocks) for arg in shared], pure=False)
+    code = [i for i, arg in enumerate(args) if shared[i] is arg and not isinstance(arg, np.ndarray)]
+    packed: Any = pickled([args[i] for i in code])
+    if len(packed) > SCATTER_BYTES:
+        packed = client.scatter(packed, broadcast=True, hash=False)
+    for i in code:
+        shared[i] = None
+    task = functools.partial(_in_task, function, code)
+    n = len(blocks)
+    return client.map(task, [packed] * n, blocks, *[[arg] * n for arg in shared], pure=False)
 
 
-def _in_task(function: Callable[..., Any], *args: Any) -> Any:
-    """``function(*args)`` on a worker, its dask reads computed in the task itself (the synchronous
-    scheduler): a worker's default would submit them to the cluster as tasks of their own and wait
-    (AMD EPYC, one 500 MB step of a zarr layer read in a task of a 1-thread worker: 3.1-4.5 s, 2.6 s so).
+def _in_task(function: Callable[..., Any], code: list[int], packed: bytes, block: Any, *args: Any) -> Any:
+    """``function(block, *args)`` on a worker, the arguments at positions ``code`` unpickled from ``packed``, its
+    dask reads computed in the task itself (the synchronous scheduler): a worker's default would submit them to
+    the cluster as tasks of their own and wait (AMD EPYC, one 500 MB step of a zarr layer read in a task of a
+    1-thread worker: 3.1-4.5 s, 2.6 s so).
     """
     import dask
 
+    from ..recording.model_pickle import unpickled
+
+    arguments = list(args)
+    for i, value in zip(code, unpickled(packed, what=UNPICKLED), strict=True):
+        arguments[i] = value
     with dask.config.set(scheduler="synchronous"):
-        return function(*args)
+        return function(block, *arguments)
+
+
+UNPICKLED = "estimator: a class or function of the analysis's arguments (an estimator, say)"
 
 
 def _scattered(client: Any, arg: Any) -> Any:

@@ -25,7 +25,7 @@ import numpy as np
 from .._validation import check_int
 from ..errors import ArgumentError, ArgumentTypeError, RnnprobeError, ShapeError, describe
 from .chunk_reader import dask_layer, unreachable
-from .model_pickle import pickled_model, unpickled_model
+from .model_pickle import pickled, unpickled
 
 MARKERS = ".rnnprobe-regions"
 TASK_BYTES = 2**28  # states of one task's region (256 MiB), recorded and written piece by piece
@@ -63,7 +63,7 @@ def _record_region(
     """
     import zarr
 
-    model, settings = unpickled_model(shared)  # (with the settings: a ``forward`` of the caller's own code)
+    model, settings = unpickled(shared)  # (with the settings: a ``forward`` of the caller's own code)
     if not Path(staging).is_dir():
         raise unreachable(staging)
     group = zarr.open_group(staging, mode="r+")
@@ -168,7 +168,7 @@ def record_on_cluster(
         (writer.staging / MARKERS).mkdir()
         # fresh keys (hash=False): the same model or stimuli scattered by an earlier call would share its key,
         # and that call's release could drop the data these tasks need
-        shared = client.scatter(pickled_model((model, settings)), broadcast=True, hash=False)
+        shared = client.scatter(pickled((model, settings)), broadcast=True, hash=False)
         shards = client.scatter([[item[a:b] for item in inputs] for a, b in parts], hash=False)  # data, not graph
         staging = str(writer.staging.absolute())  # a worker's working folder is not the caller's
         futures = [client.submit(_record_region, shared, shard, a, b, staging, names,

@@ -1,18 +1,20 @@
-"""The caller's model as bytes for dask's workers, with the code of the caller's own modules inside.
+"""The caller's objects as bytes for dask's workers, with the code of the caller's own modules inside.
 
-A worker rebuilds the model from its pickle. A plain pickle names each class by its module, so a worker could
-only rebuild classes of modules it can import: a class defined in the calling script or notebook (``__main__``),
-in a file beside it (``from mynet import Net``), or in a module that such a file imports, failed on workers
-started elsewhere (``dask worker`` on other machines, in folders of their own). Here the modules that are the
-caller's own code go by value (cloudpickle, dask's own): every module loaded from a ``.py`` file outside the
-standard library and the installed packages (site-packages, or a distribution such as an editable install).
-Installed packages (torch, rnnprobe, a model zoo) go by name, as in a plain pickle: the workers need them
-installed, and a class a worker cannot import is one error naming the fix. Sending code by value also keeps a
-long-lived cluster from running an older copy of a module the user has since edited.
+A worker rebuilds a model (or a ``forward`` function, or an analysis's estimator) from its pickle. A plain
+pickle names each class and function by its module, so a worker could only rebuild those of modules it can
+import: a class defined in the calling script or notebook (``__main__``), in a file beside it (``from mynet
+import Net``), or in a module that such a file imports, failed on workers started elsewhere (``dask worker`` on
+other machines, in folders of their own). Here the modules that are the caller's own code go by value
+(cloudpickle, dask's own): every module loaded from a ``.py`` file outside the standard library and the
+installed packages (site-packages, or a distribution such as an editable install). Installed packages (torch,
+scikit-learn, rnnprobe, a model zoo) go by name, as in a plain pickle: the workers need them installed, and a
+class a worker cannot import is one error naming the fix. Sending code by value also keeps a long-lived cluster
+from running an older copy of a module the user has since edited.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import pickle
@@ -32,10 +34,10 @@ _REGISTRATION = threading.Lock()
 ALWAYS_BY_NAME = ("rnnprobe", "__main__")  # the workers run rnnprobe's own code; cloudpickle sends __main__'s
 
 
-def pickled_model(model: Any) -> bytes:
-    """``model`` (or the model with record's settings, whose ``forward`` may be the caller's code) pickled by
-    cloudpickle with the caller's own modules (:func:`own_modules`) sent by value; a module the caller registered
-    by value itself stays registered. The model is not handed to dask as it is:
+def pickled(value: Any) -> bytes:
+    """``value`` (a model with record's settings, whose ``forward`` may be the caller's code; an analysis's
+    arguments) pickled by cloudpickle with the caller's own modules (:func:`own_modules`) sent by value; a
+    module the caller registered by value itself stays registered. A model is not handed to dask as it is:
     dask's torch serializer rebuilds modules with plain dicts as hook tables, which torch's hooks cannot use.
     """
     import cloudpickle
@@ -45,22 +47,24 @@ def pickled_model(model: Any) -> bytes:
         for module in added:
             cloudpickle.register_pickle_by_value(module)
         try:
-            return cloudpickle.dumps(model)
+            return cloudpickle.dumps(value)
         finally:
             for module in added:
                 cloudpickle.unregister_pickle_by_value(module)
 
 
-def unpickled_model(model: bytes) -> Any:
-    """On a worker: the model from :func:`pickled_model`'s bytes; a class the worker cannot import is one error."""
+def unpickled(data: bytes, *, what: str = "model: the model's class or forward function") -> Any:
+    """On a worker: the value of :func:`pickled`'s bytes; a class or function the worker cannot import is one
+    error (``what``: "argument: what of it", for the message).
+    """
     try:
-        return pickle.loads(model)
+        return pickle.loads(data)
     except (ImportError, AttributeError) as exc:
+        argument, _, thing = what.partition(": ")
         raise ArgumentError(
-            f"model: the worker on {os.uname().nodename} cannot import the model's class or forward function "
-            f"({type(exc).__name__}: {exc}). Install the package that defines it on every worker (the same version "
-            f"as here); the code of the calling script and of modules loaded from files outside the installed "
-            f"packages is sent as it is."
+            f"{argument}: the worker on {os.uname().nodename} cannot import {thing} ({type(exc).__name__}: {exc}). "
+            f"Install the package that defines it on every worker (the same version as here); the code of the "
+            f"calling script and of modules loaded from files outside the installed packages is sent as it is."
         ) from None
 
 
@@ -69,36 +73,41 @@ def own_modules() -> list[ModuleType]:
     standard library and the site-packages folders, and not part of an installed distribution; rnnprobe's and
     ``__main__`` (which cloudpickle sends by value already) are never among them.
     """
-    installed = _installed_folders()
-    candidates = [
+    return [
         module
         for name, module in list(sys.modules.items())
-        if name.partition(".")[0] not in ALWAYS_BY_NAME
-        and name.partition(".")[0] not in sys.stdlib_module_names
-        and (path := _source_file(module)) is not None
-        and not any(path.is_relative_to(folder) for folder in installed)
+        if isinstance(module, ModuleType)
+        and name.partition(".")[0] not in (*ALWAYS_BY_NAME, *sys.stdlib_module_names)
+        and isinstance(file := getattr(module, "__file__", None), str)
+        and file.endswith(".py")
+        and _own_file(name.partition(".")[0], file)
     ]
-    if not candidates:
-        return []
-    distributed = set(importlib.metadata.packages_distributions())  # (0.3 s: only when there are candidates)
-    return [module for module in candidates if module.__name__.partition(".")[0] not in distributed]
 
 
-def _source_file(module: Any) -> Path | None:
-    """The resolved ``.py`` file a module was loaded from, or None (built-in, compiled, namespace, not a module)."""
-    file = getattr(module, "__file__", None) if isinstance(module, ModuleType) else None
-    if not isinstance(file, str) or not file.endswith(".py"):
-        return None
-    return Path(file).resolve()
+@functools.lru_cache(maxsize=4096)
+def _own_file(package: str, file: str) -> bool:
+    """Whether a module of top-level ``package`` loaded from ``file`` is the caller's own code. Cached: a loaded
+    module's file and the installed packages stay as they are while the process runs, and each resolved path
+    costs system calls (a few thousand modules are loaded with torch and dask).
+    """
+    path = Path(file).resolve()
+    return not any(path.is_relative_to(folder) for folder in _installed_folders()) and package not in _distributed()
 
 
-def _installed_folders() -> list[Path]:
+@functools.lru_cache(maxsize=1)
+def _distributed() -> frozenset[str]:
+    """The top-level names of the installed distributions (an editable install's too; 0.3 s, once)."""
+    return frozenset(importlib.metadata.packages_distributions())
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_folders() -> tuple[Path, ...]:
     """The standard library's and the installed packages' folders of this interpreter."""
     paths = sysconfig.get_paths()
     folders = [paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib") if key in paths]
     folders += site.getsitepackages() if hasattr(site, "getsitepackages") else []
     folders.append(site.getusersitepackages())
-    return [Path(folder).resolve() for folder in dict.fromkeys(folders)]
+    return tuple(Path(folder).resolve() for folder in dict.fromkeys(folders))
 
 
 def _registered(module: ModuleType) -> bool:
