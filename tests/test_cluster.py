@@ -890,6 +890,29 @@ def test_blockwise_tasks_compute_their_reads_themselves(client):
     assert "distributed" in client.submit(_scheduler_name, 0, pure=False).result()  # what a plain task would use
 
 
+def _fails_on_two(block: int) -> int:
+    if block == 2:
+        raise ValueError("block 2 failed")
+    return block
+
+
+@pytest.mark.parametrize("run", ["run_blocks", "sum_blocks"])
+def test_a_failed_block_leaves_no_task_held_on_the_client(client, run):
+    """A task that fails: the error reaches the caller, and no task of the call stays on the client (the error's
+    traceback, kept by a notebook or here by pytest, held every future and its result on the workers)."""
+    import time
+
+    from rnnprobe.analysis import blockwise
+
+    with pytest.raises(ValueError, match="block 2 failed") as caught:
+        getattr(blockwise, run)(_fails_on_two, list(range(6)))
+    for _ in range(100):
+        if not client.futures:
+            break
+        time.sleep(0.02)
+    assert not client.futures, (caught, client.futures)
+
+
 @pytest.mark.parametrize("with_client", [True, False])
 def test_sum_blocks_adds_every_blocks_result_in_block_order(client, monkeypatch, with_client):
     """sum_blocks: the blocks' results added in block order (list concatenation keeps it), each task's future

@@ -351,7 +351,11 @@ def run_blocks(function: Callable[..., Any], blocks: list[Any], *args: Any) -> l
     client = active_client()
     if client is None:
         return [function(block, *args) for block in blocks]
-    return client.gather(_submitted(client, function, blocks, args))
+    futures = _submitted(client, function, blocks, args)
+    try:
+        return client.gather(futures)
+    finally:  # (a task that failed leaves the others released too, not held by the error's traceback)
+        _release(futures)
 
 
 def sum_blocks(
@@ -372,11 +376,24 @@ def sum_blocks(
 def _in_turn(client: Any, function: Callable[..., Any], blocks: list[Any], args: tuple) -> Iterator[Any]:
     """The tasks' results one at a time, in block order, each future released once fetched."""
     futures = _submitted(client, function, blocks, args)
-    for i, future in enumerate(futures):
-        result = future.result()
-        futures[i] = None
+    try:
+        for i, future in enumerate(futures):
+            result = future.result()
+            futures[i] = None
+            future.release()
+            yield result
+    finally:  # a failed task, or a caller that stops early: the rest released
+        _release([future for future in futures if future is not None])
+
+
+def _release(futures: list[Any]) -> None:
+    """Release tasks' futures (and cancel those still running): the client holds them, and their results on the
+    workers, while any reference to them lives (an error's traceback in a notebook, say).
+    """
+    for future in futures:
+        if not future.done():
+            future.cancel()
         future.release()
-        yield result
 
 
 def _submitted(client: Any, function: Callable[..., Any], blocks: list[Any], args: tuple) -> list[Any]:
