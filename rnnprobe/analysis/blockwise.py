@@ -433,7 +433,7 @@ def _in_task(function: Callable[..., Any], code: list[int], packed: bytes, block
         return function(block, *arguments)
 
 
-UNPICKLED = "estimator: a class or function of the analysis's arguments (an estimator, say)"
+UNPICKLED = "estimator: a class or function among the analysis's arguments, such as its estimator's class"
 
 
 def _scattered(client: Any, arg: Any) -> Any:
