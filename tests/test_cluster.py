@@ -2171,3 +2171,24 @@ def test_time_blocks_are_shared_by_the_clients_worker_threads(monkeypatch, store
 
     assert (sizes(4, False), sizes(4, True)) == ([1, 3] if stored else [3, 1], [2, 2])
     assert sorted(sizes(5, False)) == sorted(sizes(5, True)) == [2, 3]
+
+
+def test_a_gram_matrix_of_few_chunks_is_cut_for_the_clients_threads(client, monkeypatch):
+    """Rows in 1 chunk on 2 worker threads: 4 chunks, 10 blocks (i <= j) shared by the workers, the Gram
+    matrices equal numpy's; below SHARED_ROWS rows, or without a client, the chunks stay as they are."""
+    import dask.array as da
+
+    from rnnprobe.analysis import blockwise
+
+    products = []
+    block_product = blockwise._block_product
+    monkeypatch.setattr(blockwise, "_block_product", lambda *a: products.append(a[1:3]) or block_product(*a))
+    x = np.random.default_rng(4).normal(size=(2, 600, 9))
+    (gram,) = blockwise.symmetric_gram(da.from_array(x, chunks=(1, 600, 9)))
+    np.testing.assert_allclose(gram, x @ x.transpose(0, 2, 1), rtol=1e-12, atol=1e-12)
+    assert len(products) == 10
+    products.clear()
+    blockwise.symmetric_gram(da.from_array(x[:, :500], chunks=(1, 500, 9)))
+    monkeypatch.setattr(blockwise, "active_client", lambda: None)
+    blockwise.symmetric_gram(da.from_array(x, chunks=(1, 300, 9)))
+    assert products == [(0, 0), (0, 0), (0, 1), (1, 1)]

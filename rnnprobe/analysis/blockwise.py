@@ -264,6 +264,7 @@ def symmetric_gram(x: Any, *also: Any, weighted: Any = None) -> tuple[np.ndarray
     """
     import dask
 
+    x, weighted = _rows_for_threads(x, weighted)
     n_chunks = len(x.chunks[1])
     pairs = [(i, j) for i in range(n_chunks) for j in range(i, n_chunks)]
     lazy = [_block_product(x, i, j, weighted) for i, j in pairs]
@@ -275,6 +276,25 @@ def symmetric_gram(x: Any, *also: Any, weighted: Any = None) -> tuple[np.ndarray
         if i != j:
             gram[:, edges[j] : edges[j + 1], edges[i] : edges[i + 1]] = block.transpose(0, 2, 1)
     return gram, *rest
+
+
+SHARED_ROWS = 512  # rows from which a Gram matrix's blocks are cut for the client's threads
+
+
+def _rows_for_threads(x: Any, weighted: Any) -> tuple[Any, Any]:
+    """``x`` (and ``weighted``) with at least SHARED_ROWS rows in fewer than two chunks per worker thread of the
+    active client cut into that many (equal) chunks: with k chunks, the k diagonal blocks cost half an
+    off-diagonal one, and 2 chunks on 2 workers left one with a diagonal block and the other with the rest
+    (3 times the work); 2 x threads chunks share it evenly.
+    """
+    client = active_client()
+    if client is None or x.shape[1] < SHARED_ROWS:
+        return x, weighted
+    parts = 2 * max(1, sum(client.nthreads().values()))
+    if len(x.chunks[1]) >= parts:
+        return x, weighted
+    size = -(-x.shape[1] // parts)
+    return x.rechunk({1: size}), None if weighted is None else weighted.rechunk({1: size})
 
 
 def _block_product(x: Any, i: int, j: int, weighted: Any) -> Any:
