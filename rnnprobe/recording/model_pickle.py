@@ -32,6 +32,7 @@ from ..errors import ArgumentError
 # undone after it, one pickle at a time (two threads recording at once would otherwise undo each other's)
 _REGISTRATION = threading.Lock()
 ALWAYS_BY_NAME = ("rnnprobe", "__main__")  # the workers run rnnprobe's own code; cloudpickle sends __main__'s
+_BY_NAME = frozenset(ALWAYS_BY_NAME) | sys.stdlib_module_names  # top-level names never sent by value
 
 
 def pickled(value: Any) -> bytes:
@@ -77,7 +78,7 @@ def own_modules() -> list[ModuleType]:
         module
         for name, module in list(sys.modules.items())
         if isinstance(module, ModuleType)
-        and name.partition(".")[0] not in (*ALWAYS_BY_NAME, *sys.stdlib_module_names)
+        and name.partition(".")[0] not in _BY_NAME
         and isinstance(file := getattr(module, "__file__", None), str)
         and file.endswith(".py")
         and _own_file(name.partition(".")[0], file)
