@@ -45,7 +45,7 @@ def time_blocks(
     per_step = n_stimuli * n_units * 8
     budget = BLOCK_BYTES if budget is None else budget
     client = active_client()
-    threads = 1 if client is None else max(1, sum(client.nthreads().values()))
+    threads = 1 if client is None else worker_threads(client)
     if chunks is None:
         return [positions[block] for block in slices(len(positions), per_step, budget=budget, parts=threads)]
     most = min(max(1, budget // max(1, per_step)), -(-len(positions) // threads))
@@ -290,7 +290,7 @@ def _rows_for_threads(x: Any, weighted: Any) -> tuple[Any, Any]:
     client = active_client()
     if client is None or x.shape[1] < SHARED_ROWS:
         return x, weighted
-    parts = 2 * max(1, sum(client.nthreads().values()))
+    parts = 2 * worker_threads(client)
     if len(x.chunks[1]) >= parts:
         return x, weighted
     size = -(-x.shape[1] // parts)
@@ -364,6 +364,11 @@ def active_client() -> Any:
         return distributed.get_client()
     except ValueError:
         return None
+
+
+def worker_threads(client: Any) -> int:
+    """The threads of the client's workers together (at least 1)."""
+    return max(1, sum(client.nthreads().values()))
 
 
 def run_blocks(function: Callable[..., Any], blocks: list[Any], *args: Any) -> list[Any]:
@@ -473,6 +478,5 @@ def sample_blocks(n_samples: int) -> list[slice] | None:
     client = active_client()
     if client is None:
         return None
-    threads = max(1, sum(client.nthreads().values()))
-    bounds = np.linspace(0, n_samples, min(n_samples, threads * TASKS_PER_THREAD) + 1).astype(int)
+    bounds = np.linspace(0, n_samples, min(n_samples, worker_threads(client) * TASKS_PER_THREAD) + 1).astype(int)
     return [slice(int(a), int(b)) for a, b in itertools.pairwise(bounds)]
