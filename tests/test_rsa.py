@@ -594,6 +594,10 @@ def test_upper_triangles_equal_the_triu_index_gather_on_numpy_and_torch(n):
     rows, cols = np.triu_indices(n, k=1)
     np.testing.assert_array_equal(upper_triangles(full), full[:, rows, cols])
     np.testing.assert_array_equal(upper_triangles(torch.from_numpy(full)).numpy(), full[:, rows, cols])
+    into = np.full((5, rows.size), np.nan)  # into rows of a larger result, as the blocks of time steps write
+    assert upper_triangles(full, into[1:4]).base is into
+    np.testing.assert_array_equal(into[1:4], full[:, rows, cols])
+    assert np.isnan(into[[0, 4]]).all()
 
 
 @pytest.mark.parametrize("units", [5, 19, 20, 100])  # normalised copies below n / 2 units, raw Gram from there
