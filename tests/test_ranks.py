@@ -51,9 +51,19 @@ def test_the_measurement_is_made_once_and_names_a_sort():
 
 
 def test_order_keys_are_monotone(rng):
-    v = np.sort(np.r_[rng.standard_normal(1000) * 10.0 ** rng.integers(-45, 45, 1000), 0.0])
+    w = np.sort(rng.standard_normal(1000) * 10.0 ** rng.integers(-45, 45, 1000))
+    v = np.concatenate([w[w < 0], [-0.0, 0.0], w[w > 0]])  # (numpy's sort may write both zeros as -0.0)
     keys = _ranks._order_keys(v)
     assert np.all(np.diff(keys) >= 0)
+    assert np.signbit(v[v == 0]).sum() == 1 and np.unique(keys[v == 0]).size == 1  # -0.0 and +0.0: one key
+
+
+def test_a_negative_and_a_positive_zero_tie_on_the_radix_path(monkeypatch):
+    """The only tie of a long row is -0.0 with +0.0 (every other value distinct in float32, so no keys collide)."""
+    monkeypatch.setattr(_ranks, "radix_is_faster", lambda: True)
+    row = np.arange(1.0, _ranks._RADIX_MIN + 1)[None, ::-1].copy()  # (no other zero)
+    row[0, [3, 17]] = [-0.0, 0.0]
+    np.testing.assert_array_equal(rank_rows(row), rankdata(row, axis=1))
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "strided"])

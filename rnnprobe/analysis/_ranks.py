@@ -5,7 +5,7 @@ float64 values (one RDM of 500 conditions) cost about 8 ms on this project's mac
 2026 (2.2 ms with numpy 2.4.6 on the same kind of CPU in December), scipy's ``rankdata`` 12-18 ms.
 Long rows can go through a radix sort instead: each float64 is rounded to float32 and mapped to an
 order-preserving 32-bit integer key, torch's stable integer sort (a radix sort on 1-D tensors, about
-2-3 ms for 124,750 keys) orders the keys, and the few runs whose keys collide although their
+1.1 ms for 124,750 int32 keys) orders the keys, and the few runs whose keys collide although their
 float64 values differ (rounding to float32 merges values closer than one float32 ulp) are put in
 float64 order afterwards. Rounding is monotone, so equal keys are always contiguous and this fix-up
 makes the order exact. Where numpy's own argsort is faster (it is SIMD-dispatched on AVX-512 Intel
@@ -24,13 +24,15 @@ _RADIX_MIN = 20_000  # below this many values per row, numpy's batched argsort i
 
 
 def _order_keys(row: np.ndarray) -> np.ndarray:
-    """Order-preserving uint32 keys of ``row`` rounded to float32, as int64 (torch sorts int64)."""
+    """Order-preserving int32 keys of ``row`` rounded to float32 (-0.0 as +0.0, so that equal values have equal
+    keys): a float32's bits as an int32 order the non-negative values; a negative one's magnitude bits are
+    flipped, so that the more negative orders lower. torch sorts int32 keys in 1.1 ms where int64 ones (the
+    uint32 keys widened) took 1.8 ms (124,750 keys, AMD EPYC).
+    """
     with np.errstate(over="ignore"):  # beyond float32's range: +-inf, still in order
-        bits = row.astype(np.float32).view(np.uint32)
-    # negative floats: flip every bit; non-negative: flip the sign bit
-    flip = (bits >> np.uint32(31)) * np.uint32(0x7FFFFFFF) | np.uint32(0x80000000)
-    bits ^= flip
-    return bits.astype(np.int64)
+        bits = np.add(row, 0.0, dtype=np.float32).view(np.int32)  # (+ 0.0: -0.0 becomes +0.0)
+    bits ^= (bits >> 31) & np.int32(0x7FFFFFFF)  # (>> on int32 keeps the sign: -1 for the negative values)
+    return bits
 
 
 def _radix_order(row: np.ndarray) -> tuple[np.ndarray, bool]:
