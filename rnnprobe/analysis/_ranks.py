@@ -36,25 +36,28 @@ def _order_keys(row: np.ndarray) -> np.ndarray:
 
 
 def _radix_order(row: np.ndarray) -> tuple[np.ndarray, bool]:
-    """The ascending order of one float64 row (exact) and whether it may hold ties."""
+    """The ascending order of one float64 row (exact) and whether it holds ties (equal values)."""
     import torch
 
     keys = _order_keys(row)
-    order = torch.sort(torch.from_numpy(keys), stable=True).indices.numpy()
-    sorted_keys = keys[order]
+    ordered_keys = torch.sort(torch.from_numpy(keys), stable=True)
+    order, sorted_keys = ordered_keys.indices.numpy(), ordered_keys.values.numpy()
     collide = sorted_keys[1:] == sorted_keys[:-1]
-    if collide.any():  # rare: values closer than a float32 ulp, or exact ties
-        in_run = np.zeros(row.size, dtype=bool)
-        in_run[1:] |= collide
-        in_run[:-1] |= collide
-        positions = np.flatnonzero(in_run)
-        # run id: a new run starts where a position does not continue the previous key
-        starts = np.r_[True, sorted_keys[positions[1:]] != sorted_keys[positions[:-1]]]
-        run = np.cumsum(starts)
-        members = order[positions]
-        within = np.lexsort((row[members], run))
-        order[positions] = members[within]
-    return order, bool(collide.any())  # equal values have equal keys: no collision, no tie
+    if not collide.any():  # equal values have equal keys: no collision, no tie
+        return order, False
+    # values closer than a float32 ulp (a few in most long rows of random values), or exact ties
+    in_run = np.zeros(row.size, dtype=bool)
+    in_run[1:] |= collide
+    in_run[:-1] |= collide
+    positions = np.flatnonzero(in_run)
+    # run id: a new run starts where a position does not continue the previous key
+    starts = np.r_[True, sorted_keys[positions[1:]] != sorted_keys[positions[:-1]]]
+    run = np.cumsum(starts)
+    members = order[positions]
+    within = np.lexsort((row[members], run))
+    order[positions] = members[within]
+    ordered = row[order[positions]]  # ties lie within runs (other runs' keys, so values, differ)
+    return order, bool((ordered[1:] == ordered[:-1]).any())
 
 
 def _numpy_order(row: np.ndarray) -> tuple[np.ndarray, bool]:
