@@ -450,6 +450,36 @@ def test_a_pickled_model_holds_the_callers_classes_and_leaves_registrations_as_t
         importlib.import_module("mine")
 
 
+def test_a_module_of_the_callers_holding_what_does_not_pickle_goes_by_name(tmp_path, monkeypatch):
+    """A model whose code uses a lock held in a global of the caller's own module: by value the module's
+    globals would travel and the lock does not pickle, so the modules go by name (the workers import them)."""
+    from rnnprobe.recording import model_pickle
+
+    text = (
+        "import threading\n\nimport torch\n\nLOCK = threading.Lock()\n\n\n"
+        "class Guarded(torch.nn.Linear):\n    def forward(self, x):\n        with LOCK:\n"
+        "            return super().forward(x)\n"
+    )
+    guarded = _import_fresh(tmp_path, monkeypatch, "guarded", text)
+    model = guarded.Guarded(3, 2)
+    data = model_pickle.pickled(model)
+    assert b"guarded" in data and not model_pickle._registered(guarded)
+    x = torch.ones(1, 3)
+    torch.testing.assert_close(model_pickle.unpickled(data)(x), model(x))  # rebuilt by importing guarded
+
+
+def test_a_model_that_does_not_pickle_is_one_error_and_leaves_no_store(client, tmp_path):
+    import threading
+
+    model, x, _ = _model_and_stimuli(8)
+    model.lock = threading.Lock()  # (an attribute no pickle takes)
+    with pytest.raises(
+        ArgumentError, match=r"model: cannot be sent to the dask workers: it does not pickle \(TypeError"
+    ):
+        rnnprobe.record(model, x, store=tmp_path / "rec.zarr", client=client, progress=False)
+    assert not (tmp_path / "rec.zarr").exists() and list(tmp_path.iterdir()) == []
+
+
 def test_a_worker_that_cannot_reach_the_store_says_so(tmp_path):
     import pickle
 

@@ -431,7 +431,7 @@ def _submitted(client: Any, function: Callable[..., Any], blocks: list[Any], arg
 
     shared = [_scattered(client, arg) for arg in args]
     code = [i for i, arg in enumerate(args) if shared[i] is arg and not isinstance(arg, np.ndarray)]
-    packed: Any = pickled([args[i] for i in code])
+    packed: Any = pickled([args[i] for i in code], what="estimator (or another argument of the analysis)")
     if len(packed) > SCATTER_BYTES:
         packed = client.scatter(packed, broadcast=True, hash=False)
     for i in code:

@@ -156,6 +156,7 @@ def record_on_cluster(
     per_stimulus = max(int(np.prod(first.shapes[name][1:])) * first.dtypes[name].itemsize for name in names)
     chunk = check_int("chunk_stimuli", chunk_stimuli) if chunk_stimuli else default_chunk_stimuli(per_stimulus, n)
     chunk = min(chunk, n)
+    payload = pickled((model, settings), what="model")  # (before the store is made: a model that does not pickle)
     writer.create(
         n_stimuli=n, layers={name: (first.shapes[name][1:], first.dtypes[name]) for name in names},
         times=first.times, metadata=metadata, chunk_stimuli=chunk,
@@ -168,7 +169,7 @@ def record_on_cluster(
         (writer.staging / MARKERS).mkdir()
         # fresh keys (hash=False): the same model or stimuli scattered by an earlier call would share its key,
         # and that call's release could drop the data these tasks need
-        shared = client.scatter(pickled((model, settings)), broadcast=True, hash=False)
+        shared = client.scatter(payload, broadcast=True, hash=False)
         shards = client.scatter([[item[a:b] for item in inputs] for a, b in parts], hash=False)  # data, not graph
         staging = str(writer.staging.absolute())  # a worker's working folder is not the caller's
         futures = [client.submit(_record_region, shared, shard, a, b, staging, names,

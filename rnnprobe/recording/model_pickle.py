@@ -35,11 +35,16 @@ ALWAYS_BY_NAME = ("rnnprobe", "__main__")  # the workers run rnnprobe's own code
 _BY_NAME = frozenset(ALWAYS_BY_NAME) | sys.stdlib_module_names  # top-level names never sent by value
 
 
-def pickled(value: Any) -> bytes:
+def pickled(value: Any, *, what: str = "model") -> bytes:
     """``value`` (a model with record's settings, whose ``forward`` may be the caller's code; an analysis's
     arguments) pickled by cloudpickle with the caller's own modules (:func:`own_modules`) sent by value; a
     module the caller registered by value itself stays registered. A model is not handed to dask as it is:
     dask's torch serializer rebuilds modules with plain dicts as hook tables, which torch's hooks cannot use.
+
+    Where a module of the caller's own holds what no pickle takes (an open file or lock in a global that the
+    value's code uses), its code cannot go by value: the modules go by name then, as in a plain pickle (the
+    workers import them, from an installed project, say). A value that cannot be pickled either way is one
+    error (``what``: the argument, for the message).
     """
     import cloudpickle
 
@@ -49,9 +54,19 @@ def pickled(value: Any) -> bytes:
             cloudpickle.register_pickle_by_value(module)
         try:
             return cloudpickle.dumps(value)
+        except (pickle.PicklingError, TypeError):
+            pass  # (by name below, outside the lock and with the registrations undone)
         finally:
             for module in added:
                 cloudpickle.unregister_pickle_by_value(module)
+    try:
+        return cloudpickle.dumps(value)
+    except (pickle.PicklingError, TypeError) as exc:
+        raise ArgumentError(
+            f"{what}: cannot be sent to the dask workers: it does not pickle ({type(exc).__name__}: {exc}). "
+            f"Everything it holds must pickle (no open files, locks or connections among its attributes); "
+            f"open such resources on first use instead."
+        ) from None
 
 
 def unpickled(data: bytes, *, what: str = "model: the model's class or forward function") -> Any:
