@@ -73,7 +73,8 @@ def radix_is_faster() -> bool:
     per process (best of 3 on 50,000 random values, a few ms). numpy's sorts are SIMD-dispatched where the
     CPU allows (AVX-512 on Intel Xeon; AVX2 with numpy 2.x): on the AMD EPYC of 2026-12-03 with numpy 2.4.6
     its argsort took 2.2 ms for 124,750 values against 3.0 ms for the radix path, on the same CPU with an
-    older numpy 8 ms against 2 ms. Ranks are exact either way; only the time differs.
+    older numpy 8 ms against 2 ms; on a Zen 4 EPYC (whose AVX-512 numpy's sorts do not use) 6.8 ms against 1.4 ms
+    for the radix path with int32 keys. Ranks are exact either way; only the time differs.
     """
     import time
 
