@@ -54,19 +54,21 @@ def pickled(value: Any, *, what: str = "model") -> bytes:
             cloudpickle.register_pickle_by_value(module)
         try:
             return cloudpickle.dumps(value)
-        except (pickle.PicklingError, TypeError):
-            pass  # (by name below, outside the lock and with the registrations undone)
+        except (pickle.PicklingError, TypeError) as exc:
+            failure = exc
         finally:
             for module in added:
                 cloudpickle.unregister_pickle_by_value(module)
-    try:
-        return cloudpickle.dumps(value)
-    except (pickle.PicklingError, TypeError) as exc:
-        raise ArgumentError(
-            f"{what}: cannot be sent to the dask workers: it does not pickle ({type(exc).__name__}: {exc}). "
-            f"Everything it holds must pickle (no open files, locks or connections among its attributes); "
-            f"open such resources on first use instead."
-        ) from None
+    if added:  # by name (outside the lock, the registrations undone); with none added, the same pickle again
+        try:
+            return cloudpickle.dumps(value)
+        except (pickle.PicklingError, TypeError) as exc:
+            failure = exc
+    raise ArgumentError(
+        f"{what}: cannot be sent to the dask workers: it does not pickle ({type(failure).__name__}: {failure}). "
+        f"Everything it holds must pickle (no open files, locks or connections among its attributes); "
+        f"open such resources on first use instead."
+    ) from None
 
 
 def unpickled(data: bytes, *, what: str = "model: the model's class or forward function") -> Any:
