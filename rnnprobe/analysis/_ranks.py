@@ -54,9 +54,9 @@ def _radix_order(row: np.ndarray) -> tuple[np.ndarray, bool]:
     starts = np.r_[True, sorted_keys[positions[1:]] != sorted_keys[positions[:-1]]]
     run = np.cumsum(starts)
     members = order[positions]
-    within = np.lexsort((row[members], run))
-    order[positions] = members[within]
-    ordered = row[order[positions]]  # ties lie within runs (other runs' keys, so values, differ)
+    members = members[np.lexsort((row[members], run))]
+    order[positions] = members
+    ordered = row[members]  # ties lie within runs (other runs' keys, so values, differ)
     return order, bool((ordered[1:] == ordered[:-1]).any())
 
 

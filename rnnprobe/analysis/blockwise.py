@@ -48,8 +48,8 @@ def time_blocks(
     threads = 1 if client is None else worker_threads(client)
     if chunks is None:
         return [positions[block] for block in slices(len(positions), per_step, budget=budget, parts=threads)]
-    most = min(max(1, budget // max(1, per_step)), -(-len(positions) // threads))
-    cuts = chunk_cuts(np.asarray(chunks), max(1, most))
+    most = max(1, min(budget // max(1, per_step), -(-len(positions) // threads)))
+    cuts = chunk_cuts(np.asarray(chunks), most)
     return [positions[a:b] for a, b in itertools.pairwise(cuts)]
 
 
