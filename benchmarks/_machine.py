@@ -12,34 +12,16 @@ import resource
 
 
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    from rnnprobe.machine import cpu_model as model
+
+    return model()
 
 
 def describe_machine() -> str:
-    import numpy as np
-    from threadpoolctl import threadpool_info
+    """The CPU, the BLAS libraries and kernels, the thread counts, and the thread and kernel variables set."""
+    from rnnprobe.machine import describe_machine as describe
 
-    lines = [f"machine: {cpu_model()}, {os.cpu_count()} logical cores, Python {platform.python_version()}, "
-             f"numpy {np.__version__}"]  # fmt: skip
-    for pool in threadpool_info():
-        lines.append(f"  {pool.get('user_api')}: {pool.get('internal_api')} {pool.get('version')}, kernel "
-                     f"{pool.get('architecture', '?')}, {pool.get('num_threads')} thread(s)")  # fmt: skip
-    try:
-        import torch
-
-        lines.append(f"  torch {torch.__version__}: {torch.get_num_threads()} intra-op thread(s)")
-    except ImportError:  # pragma: no cover
-        pass
-    env = {k: os.environ[k] for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS") if k in os.environ}
-    lines.append(f"  environment: {env or 'no thread variables set'}")
-    return "\n".join(lines)
+    return describe(torch=True).summary()
 
 
 def print_machine() -> None:

@@ -30,6 +30,7 @@ __all__ = [
     "compare_models",
     "concat",
     "errors",
+    "machine",
     "models",
     "neural",
     "record",
@@ -49,7 +50,7 @@ _LAZY = {
     "Report": ".report.report",
     "compare_models": ".analysis.compare",
 }
-_SUBPACKAGES = ("analysis", "cli", "models", "neural", "recording", "report", "tasks")
+_SUBPACKAGES = ("analysis", "cli", "machine", "models", "neural", "recording", "report", "tasks")
 
 
 def __getattr__(name: str) -> Any:

@@ -21,6 +21,7 @@ __all__ = [
     "ArgumentTypeError",
     "ConvergenceError",
     "IncompleteStoreError",
+    "MeasurementError",
     "ModelCallError",
     "NonFiniteError",
     "NonFiniteWarning",
@@ -82,6 +83,10 @@ class ModelCallError(RnnprobeError, RuntimeError):
 
 class ConvergenceError(RnnprobeError, RuntimeError):
     """An iterative solver did not reach its tolerance; no partial result is returned."""
+
+
+class MeasurementError(RnnprobeError, RuntimeError):
+    """A timing run in a fresh interpreter (:func:`rnnprobe.machine.compare_blas_kernels`) failed."""
 
 
 class RnnprobeWarning(UserWarning):

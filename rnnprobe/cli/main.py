@@ -1,4 +1,4 @@
-"""The ``rnnprobe`` command: ``demo``, ``models``, and ``record`` / ``analyze`` / ``report`` from a
+"""The ``rnnprobe`` command: ``demo``, ``models``, ``machine``, and ``record`` / ``analyze`` / ``report`` from a
 TOML configuration (see :mod:`rnnprobe.cli.config`). Errors are one line on stderr and exit status 2;
 a command that fails writes nothing.
 """
@@ -36,6 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--quick", action="store_true", help="fewer models and stimuli (under a minute)")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
     commands.add_parser("models", help="list the shipped trained models", description="List the shipped models.")
+    about = ("Print this machine's CPU, numpy's BLAS library and kernel, and the thread settings; with --kernels, "
+             "time rnnprobe's products under each OpenBLAS kernel this CPU runs and say which to set.")  # fmt: skip
+    machine = commands.add_parser("machine", help="the CPU, BLAS kernel and threads; the fastest BLAS kernel",
+                                  description=about)  # fmt: skip
+    machine.add_argument("--kernels", action="store_true", help="time each OpenBLAS kernel (a fresh Python each)")
+    machine.add_argument("--seconds", type=float, default=0.5, help="time per product and kernel (default 0.5)")
     for name, text in (
         ("record", "record every configured model's states into <output>/recordings/<model>.zarr"),
         ("analyze", "run the configured analyses on the recordings; print the summary, write analysis.json"),
@@ -70,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_demo(out=args.out, quick=args.quick, progress=False if args.no_progress else None)
         elif args.command == "models":
             _models()
+        elif args.command == "machine":
+            _machine(args.kernels, args.seconds)
         else:
             _configured(args)
     except RnnprobeError as exc:
@@ -97,6 +105,14 @@ def _models() -> None:
     for row in [header, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4])
     print("\nload one with rnnprobe.models.load(name); its task with rnnprobe.models.task_from_checkpoint(model)")
+
+
+def _machine(kernels: bool, seconds: float) -> None:
+    from ..machine import compare_blas_kernels, describe_machine
+
+    print(describe_machine(torch=True).summary(), flush=True)
+    if kernels:
+        print(compare_blas_kernels(seconds=seconds).summary())
 
 
 def _configured(args: argparse.Namespace) -> None:

@@ -1,0 +1,328 @@
+"""What this machine computes rnnprobe's numbers with, and which of OpenBLAS's kernels is fastest on it.
+
+rnnprobe's heavy analyses are matrix products in numpy's BLAS (OpenBLAS in numpy's wheels). OpenBLAS
+carries one kernel per family of x86-64 CPUs and picks one when it loads, by the CPU's features; the
+environment variable ``OPENBLAS_CORETYPE`` overrides the choice. The kernel it picks is not always the
+fastest: on an AMD EPYC Zen 4 (AVX-512 run on 256-bit units) its SkylakeX kernel takes a block of an RDM
+movie's products (13 steps of 92 conditions x 512 units) in 2.0 ms where its Haswell kernel takes 1.5 ms;
+on a Zen 5 the SkylakeX kernel is the faster. The kernel is chosen when the library loads, so it cannot be
+switched inside a running Python: :func:`compare_blas_kernels` times each kernel this CPU can run in a
+fresh interpreter and says which to set.
+
+``rnnprobe machine`` prints :func:`describe_machine`; ``rnnprobe machine --kernels`` also runs
+:func:`compare_blas_kernels`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ArgumentError, MeasurementError, UnknownNameError, format_choices
+
+__all__ = ["KernelComparison", "Machine", "compare_blas_kernels", "describe_machine"]
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE")
+
+# OpenBLAS's x86-64 kernels in numpy's and scipy's wheels (their DYNAMIC_LIST), oldest first, with the CPU
+# features (/proc/cpuinfo flags) each needs
+KERNEL_FLAGS = {
+    "SandyBridge": frozenset({"avx"}),
+    "Haswell": frozenset({"avx2", "fma"}),
+    "SkylakeX": frozenset({"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}),
+}
+
+# the products timed (steps, rows, units: ``steps`` Gram matrices x x' of rows x units): what rnnprobe's
+# RDMs spend their time on, small (a block of an RDM movie, 92 conditions) and large (one RDM of 1000)
+WORKLOADS = {
+    "RDM movie block (13 x 92 x 512)": (13, 92, 512),
+    "one large RDM (1000 x 2048)": (1, 1000, 2048),
+}
+
+FASTER = 1.05  # a kernel is recommended where it is at least this much faster on every product timed
+TOLERANCE = 1e-10  # largest relative deviation of a kernel's products from a loop's (no BLAS) accepted
+
+
+@dataclass(frozen=True)
+class Machine:
+    """The CPU, numpy's BLAS and the thread settings of this process (:func:`describe_machine`)."""
+
+    cpu: str
+    cores: int
+    python: str
+    numpy: str
+    libraries: tuple[dict[str, Any], ...]  # threadpoolctl's description of each native thread pool
+    torch: str | None  # torch's version (None: torch not imported)
+    torch_threads: int | None  # its intra-op threads
+    environment: dict[str, str] = field(default_factory=dict)  # the thread and kernel variables set
+
+    def summary(self) -> str:
+        """The description printed by every benchmark and by ``rnnprobe machine``."""
+        lines = [f"machine: {self.cpu}, {self.cores} logical cores, Python {self.python}, numpy {self.numpy}"]
+        for pool in self.libraries:
+            lines.append(f"  {pool.get('user_api')}: {pool.get('internal_api')} {pool.get('version')}, kernel "
+                         f"{pool.get('architecture', '?')}, {pool.get('num_threads')} thread(s)")  # fmt: skip
+        if self.torch is not None:
+            lines.append(f"  torch {self.torch}: {self.torch_threads} intra-op thread(s)")
+        lines.append(f"  environment: {self.environment or 'no thread or kernel variables set'}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        blas = _blas(self.libraries)
+        return f"<Machine: {self.cpu}, {self.cores} cores, BLAS {blas.get('internal_api')} {blas.get('architecture')}>"
+
+
+def describe_machine(*, torch: bool = False) -> Machine:
+    """Describe the CPU, numpy's BLAS library and kernel, and the thread settings of this process.
+
+    Parameters
+    ----------
+    torch : bool
+        Import torch to report its version and threads (its own OpenMP and BLAS then appear among the
+        libraries); without it, torch is reported only where it is already imported.
+
+    Returns
+    -------
+    Machine
+        ``summary()`` gives the lines every benchmark prints beside its figures.
+
+    Examples
+    --------
+    >>> machine = describe_machine()
+    >>> machine.cores >= 1 and machine.summary().startswith("machine: ")
+    True
+    """
+    import numpy as np
+    from threadpoolctl import threadpool_info
+
+    if torch:
+        import torch as _  # noqa: F401
+    module = sys.modules.get("torch")
+    whole = module is not None and hasattr(module, "get_num_threads")  # (not while its import runs)
+    return Machine(
+        cpu=cpu_model(),
+        cores=os.cpu_count() or 1,
+        python=platform.python_version(),
+        numpy=np.__version__,
+        libraries=tuple(threadpool_info()),
+        torch=module.__version__ if whole else None,
+        torch_threads=module.get_num_threads() if whole else None,
+        environment={k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ},
+    )
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo; the platform's processor name elsewhere)."""
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags (/proc/cpuinfo; empty where it cannot be read)."""
+    return frozenset((_cpuinfo_field("flags") or "").split())
+
+
+def _cpuinfo_field(name: str) -> str | None:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.split(":", 1)[0].strip() == name:
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def runnable_kernels(flags: frozenset[str]) -> list[str]:
+    """OpenBLAS's kernels (of :data:`KERNEL_FLAGS`) that a CPU with these feature flags runs, oldest first.
+
+    Examples
+    --------
+    >>> runnable_kernels(frozenset({"avx", "avx2", "fma"}))
+    ['SandyBridge', 'Haswell']
+    """
+    return [kernel for kernel, needs in KERNEL_FLAGS.items() if needs <= flags]
+
+
+def _blas(libraries: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+    """The description (threadpoolctl's) of the first BLAS loaded (numpy's, unless another was loaded first)."""
+    return next((p for p in libraries if p.get("user_api") == "blas"), {})
+
+
+# run in a fresh interpreter per kernel (the kernel is chosen when OpenBLAS loads): times each workload's
+# products on one thread and checks them against a loop's (einsum without BLAS) on a few rows
+_CHILD = r"""
+import json, sys, time
+import numpy as np
+from threadpoolctl import threadpool_info
+
+spec = json.loads(sys.argv[1])
+blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+out = {"library": blas[0].get("internal_api") if blas else None,
+       "version": blas[0].get("version") if blas else None,
+       "kernel": blas[0].get("architecture") if blas else None, "seconds": {}, "deviation": {}}
+rng = np.random.default_rng(0)
+for name, (steps, rows, units) in spec["workloads"].items():
+    x = rng.standard_normal((steps, rows, units))
+    xt = x.transpose(0, 2, 1)
+    gram = np.empty((steps, rows, rows))
+    np.matmul(x, xt, out=gram)
+    some = min(rows, 8)
+    loop = np.einsum("tik,tjk->tij", x[:, :some], x, optimize=False)
+    out["deviation"][name] = float(np.abs(gram[:, :some] - loop).max() / np.abs(loop).max())
+    times, start = [], time.perf_counter()
+    while len(times) < 3 or (time.perf_counter() - start < spec["seconds"] and len(times) < 10000):
+        t0 = time.perf_counter()
+        np.matmul(x, xt, out=gram)
+        times.append(time.perf_counter() - t0)
+    out["seconds"][name] = sorted(times)[len(times) // 2]
+print(json.dumps(out))
+"""
+
+
+@dataclass(frozen=True)
+class KernelComparison:
+    """Each OpenBLAS kernel's time for rnnprobe's products on this CPU (:func:`compare_blas_kernels`)."""
+
+    library: str | None  # numpy's BLAS (threadpoolctl's internal_api): "openblas", "mkl", ...
+    default: str | None  # the kernel OpenBLAS picks on this CPU (no OPENBLAS_CORETYPE)
+    current: str | None  # the kernel of this process
+    seconds: dict[str, dict[str, float]]  # {kernel: {workload: median seconds of one call}}
+    deviation: dict[str, float]  # {kernel: largest relative deviation of its products from a loop's}
+    unavailable: tuple[str, ...]  # kernels asked for that this numpy's OpenBLAS does not hold
+    workloads: dict[str, tuple[int, int, int]]
+
+    def speedups(self) -> dict[str, dict[str, float]]:
+        """{kernel: {workload: the default kernel's time / this kernel's}} (empty for another BLAS)."""
+        if self.default is None:
+            return {}
+        base = self.seconds[self.default]
+        return {k: {w: base[w] / s for w, s in times.items()} for k, times in self.seconds.items()}
+
+    @property
+    def recommended(self) -> str | None:
+        """The kernel to set: at least 5% faster than the default on every product timed, its products equal
+        to a loop's to 1e-10; None where no kernel is (keep OpenBLAS's choice, or choose by the sizes).
+        """
+        best, best_gain = None, 1.0
+        for kernel, gains in self.speedups().items():
+            gain = min(gains.values())
+            if kernel != self.default and self.deviation[kernel] <= TOLERANCE and gain >= FASTER and gain > best_gain:
+                best, best_gain = kernel, gain
+        return best
+
+    def summary(self) -> str:
+        """A table of the kernels' times and the advice."""
+        if self.library != "openblas":
+            return (f"numpy's BLAS is {self.library or 'not found'}, not OpenBLAS: OPENBLAS_CORETYPE does not "
+                    f"apply.")  # fmt: skip
+        lines = [
+            f"numpy's BLAS: OpenBLAS, kernel {self.current} in this process, {self.default} by OpenBLAS's choice "
+            f"for this CPU; one thread, median time of one call (speed-up against {self.default}):"
+        ]
+        width = max(len(k) for k in self.seconds)
+        lines.append("  " + " " * width + "".join(f"  {w:>34}" for w in self.workloads))
+        for kernel, gains in self.speedups().items():
+            cells = "".join(f"  {self.seconds[kernel][w] * 1e3:>23.3f} ms ({gains[w]:4.2f}x)" for w in self.workloads)
+            flag = "" if self.deviation[kernel] <= TOLERANCE else f"  products off by {self.deviation[kernel]:.1e}"
+            lines.append(f"  {kernel:<{width}}{cells}{flag}")
+        if self.unavailable:
+            lines.append(f"  not in this OpenBLAS: {', '.join(self.unavailable)}")
+        lines.append(self._advice())
+        return "\n".join(lines)
+
+    def _advice(self) -> str:
+        if self.recommended is not None:
+            gains = self.speedups()[self.recommended]
+            return (f"{self.recommended} is faster on every product ({min(gains.values()):.2f}-"
+                    f"{max(gains.values()):.2f}x): set OPENBLAS_CORETYPE={self.recommended} in the environment "
+                    f"before Python starts (numpy's and scipy's OpenBLAS read it when they load; processes "
+                    f"started from that environment, dask workers included, inherit it).")  # fmt: skip
+        others = [k for k in self.seconds if k != self.default and max(self.speedups()[k].values()) >= FASTER]
+        if others:
+            return (f"{', '.join(others)} faster on some products and not on others: OpenBLAS's choice "
+                    f"({self.default}) is kept; set OPENBLAS_CORETYPE to the kernel faster at your sizes.")  # fmt: skip
+        return f"No kernel is faster than OpenBLAS's choice ({self.default}) here: nothing to set."
+
+
+def compare_blas_kernels(
+    kernels: list[str] | None = None, *, seconds: float = 0.5, timeout: float = 300.0
+) -> KernelComparison:
+    """Time rnnprobe's products under each OpenBLAS kernel this CPU runs, each in a fresh Python.
+
+    OpenBLAS picks its kernel when it loads (``OPENBLAS_CORETYPE`` overrides the pick), so each kernel runs
+    in an interpreter of its own: numpy's batched Gram products of :data:`WORKLOADS` (a block of an RDM
+    movie's steps; one large RDM) on one thread, each checked against a loop's products (einsum without
+    BLAS) on a few rows.
+
+    Parameters
+    ----------
+    kernels : list of str, optional
+        Kernels to time besides OpenBLAS's own choice (names of :data:`KERNEL_FLAGS`); default: every one
+        this CPU's features allow.
+    seconds : float
+        Time spent repeating each product per kernel (at least 3 calls; the median is kept).
+    timeout : float
+        Seconds each interpreter may take.
+
+    Returns
+    -------
+    KernelComparison
+        ``summary()``: the table and the advice; ``recommended``: the kernel to set, or None.
+
+    Examples
+    --------
+    >>> comparison = compare_blas_kernels([], seconds=0.01)  # OpenBLAS's own kernel only
+    >>> list(comparison.seconds) == ([comparison.default] if comparison.library == "openblas" else [])
+    True
+    """
+    if kernels is not None:
+        for kernel in kernels:
+            if kernel not in KERNEL_FLAGS:
+                raise UnknownNameError(
+                    f"kernels: {kernel!r} is not one of OpenBLAS's kernels in numpy's wheels. Available: "
+                    f"{format_choices(list(KERNEL_FLAGS))}."
+                )
+    if not (isinstance(seconds, (int, float)) and 0 < seconds <= 60):
+        raise ArgumentError(f"seconds: got {seconds!r}; pass the time per product and kernel, in (0, 60] seconds.")
+    if not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise ArgumentError(f"timeout: got {timeout!r}; pass a positive number of seconds.")
+    machine = describe_machine()  # (this process's kernel: OPENBLAS_CORETYPE may differ from the default)
+    own = _run_child(None, seconds, timeout)
+    if own["library"] != "openblas":
+        return KernelComparison(own["library"], None, None, {}, {}, (), dict(WORKLOADS))
+    default = own["kernel"]
+    times, deviation, unavailable = {default: own["seconds"]}, {default: max(own["deviation"].values())}, []
+    for kernel in runnable_kernels(cpu_flags()) if kernels is None else kernels:
+        if kernel.lower() == default.lower():
+            continue
+        run = _run_child(kernel, seconds, timeout)
+        if (run["kernel"] or "").lower() != kernel.lower():  # not in this build: OpenBLAS fell back
+            unavailable.append(kernel)
+            continue
+        times[run["kernel"]], deviation[run["kernel"]] = run["seconds"], max(run["deviation"].values())
+    current = _blas(machine.libraries).get("architecture")
+    return KernelComparison("openblas", default, current, times, deviation, tuple(unavailable), dict(WORKLOADS))
+
+
+def _run_child(kernel: str | None, seconds: float, timeout: float) -> dict[str, Any]:
+    """The timings of :data:`_CHILD` in a fresh interpreter under ``kernel`` (None: OpenBLAS's own choice)."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if kernel is not None:
+        env["OPENBLAS_CORETYPE"] = kernel
+    spec = json.dumps({"workloads": WORKLOADS, "seconds": seconds})
+    what = f"the timing run with OPENBLAS_CORETYPE={kernel}" if kernel else "the timing run with OpenBLAS's kernel"
+    try:
+        done = subprocess.run([sys.executable, "-c", _CHILD, spec], env=env, capture_output=True, text=True,
+                              timeout=timeout, check=False)  # fmt: skip
+    except subprocess.TimeoutExpired as exc:
+        raise MeasurementError(f"timeout: {what} took more than {timeout:g} s; pass a larger timeout.") from exc
+    if done.returncode != 0:
+        tail = " ".join(done.stderr.strip().splitlines()[-3:])
+        raise MeasurementError(f"{what} failed (exit status {done.returncode}): {tail}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

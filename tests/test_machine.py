@@ -1,0 +1,143 @@
+"""rnnprobe.machine: this machine's description, and the OpenBLAS kernels timed in fresh interpreters."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from threadpoolctl import threadpool_info
+
+from rnnprobe import machine
+from rnnprobe.cli import main
+from rnnprobe.errors import ArgumentError, MeasurementError, UnknownNameError
+
+WORKLOADS = dict(machine.WORKLOADS)
+SMALL, LARGE = list(WORKLOADS)
+
+
+def _kernel_in_a_fresh_python(coretype: str | None) -> dict:
+    """numpy's BLAS as threadpoolctl describes it in a new interpreter with OPENBLAS_CORETYPE set (or not)."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    if coretype is not None:
+        env["OPENBLAS_CORETYPE"] = coretype
+    code = ("import json, numpy; from threadpoolctl import threadpool_info; "
+            "print(json.dumps([p for p in threadpool_info() if p['user_api'] == 'blas'][0]))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)
+
+
+def _numpy_blas() -> dict:
+    return _kernel_in_a_fresh_python(os.environ.get("OPENBLAS_CORETYPE"))
+
+
+def _comparison(seconds: dict, deviation: dict | None = None, default: str = "SkylakeX") -> machine.KernelComparison:
+    deviation = deviation or dict.fromkeys(seconds, 1e-15)
+    return machine.KernelComparison("openblas", default, default, seconds, deviation, (), WORKLOADS)
+
+
+def test_describe_machine_reports_the_thread_pools_as_threadpoolctl_does(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    described = machine.describe_machine()
+    assert list(described.libraries) == threadpool_info()
+    assert described.environment["OMP_NUM_THREADS"] == "1" and "MKL_NUM_THREADS" not in described.environment
+    assert described.cores == os.cpu_count()
+    blas = [p for p in threadpool_info() if p["user_api"] == "blas"][0]
+    assert f"kernel {blas.get('architecture', '?')}" in described.summary()
+    assert "'OMP_NUM_THREADS': '1'" in described.summary()
+
+
+def test_runnable_kernels_follow_the_cpu_flags():
+    avx512 = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
+    assert machine.runnable_kernels(frozenset()) == []
+    assert machine.runnable_kernels(frozenset({"avx", "avx2"})) == ["SandyBridge"]  # no fma: no Haswell
+    assert machine.runnable_kernels(frozenset({"avx", "avx2", "fma"} | avx512)) == ["SandyBridge", "Haswell", "SkylakeX"]
+    assert machine.runnable_kernels(frozenset({"avx", "avx2", "fma"} | avx512 - {"avx512vl"})) == [
+        "SandyBridge", "Haswell"]  # fmt: skip
+
+
+def test_a_kernel_faster_on_every_product_is_recommended():
+    faster = _comparison({"SkylakeX": {SMALL: 2.0, LARGE: 40.0}, "Haswell": {SMALL: 1.5, LARGE: 36.0}})
+    assert faster.recommended == "Haswell"
+    assert faster.speedups()["Haswell"] == {SMALL: pytest.approx(2.0 / 1.5), LARGE: pytest.approx(40.0 / 36.0)}
+    assert "set OPENBLAS_CORETYPE=Haswell" in faster.summary()
+    # faster by less than 5% on one product: not recommended; the summary says which is faster where
+    mixed = _comparison({"SkylakeX": {SMALL: 2.0, LARGE: 40.0}, "Haswell": {SMALL: 1.5, LARGE: 39.0}})
+    assert mixed.recommended is None
+    assert "Haswell faster on some products" in mixed.summary()
+    slower = _comparison({"SkylakeX": {SMALL: 2.0, LARGE: 40.0}, "Haswell": {SMALL: 2.0, LARGE: 44.0}})
+    assert slower.recommended is None and "nothing to set" in slower.summary()
+
+
+def test_a_kernel_whose_products_differ_from_a_loops_is_never_recommended():
+    seconds = {"SkylakeX": {SMALL: 2.0, LARGE: 40.0}, "Haswell": {SMALL: 1.0, LARGE: 20.0}}
+    wrong = _comparison(seconds, {"SkylakeX": 1e-16, "Haswell": 1e-6})
+    assert wrong.recommended is None
+    assert "products off by 1.0e-06" in wrong.summary()
+    # the faster of two that pass is the one recommended
+    seconds["SandyBridge"] = {SMALL: 1.8, LARGE: 38.0}
+    assert _comparison(seconds, {"SkylakeX": 1e-16, "Haswell": 1e-6, "SandyBridge": 1e-16}).recommended == "SandyBridge"
+
+
+def test_another_blas_than_openblas_has_no_kernels_to_set():
+    mkl = machine.KernelComparison("mkl", None, None, {}, {}, (), WORKLOADS)
+    assert mkl.recommended is None
+    assert mkl.summary() == "numpy's BLAS is mkl, not OpenBLAS: OPENBLAS_CORETYPE does not apply."
+
+
+@pytest.mark.skipif("avx2" not in machine.cpu_flags() or "fma" not in machine.cpu_flags(), reason="no AVX2 CPU")
+def test_each_kernel_runs_in_its_own_interpreter_and_its_products_equal_a_loops():
+    numpy_blas = _numpy_blas()
+    if numpy_blas.get("internal_api") != "openblas":
+        pytest.skip("numpy's BLAS is not OpenBLAS")
+    comparison = machine.compare_blas_kernels(["Haswell", "SandyBridge"], seconds=0.01)
+    default = _kernel_in_a_fresh_python(None)["architecture"]
+    assert comparison.default == default
+    assert comparison.current == [p for p in threadpool_info() if p["user_api"] == "blas"][0]["architecture"]
+    ran = {_kernel_in_a_fresh_python(k)["architecture"] for k in ("Haswell", "SandyBridge")} | {default}
+    assert set(comparison.seconds) == ran  # each timed under the kernel it names
+    for kernel, times in comparison.seconds.items():
+        assert set(times) == set(WORKLOADS) and all(0 < t < 10 for t in times.values())
+        assert comparison.deviation[kernel] < 1e-12
+    assert not comparison.unavailable
+
+
+def test_a_kernel_numpys_openblas_lacks_is_reported_unavailable(monkeypatch):
+    if _numpy_blas().get("internal_api") != "openblas":
+        pytest.skip("numpy's BLAS is not OpenBLAS")
+    monkeypatch.setitem(machine.KERNEL_FLAGS, "Zen", frozenset())  # not in numpy's wheels: OpenBLAS falls back
+    comparison = machine.compare_blas_kernels(["Zen"], seconds=0.01)
+    assert comparison.unavailable == ("Zen",)
+    assert list(comparison.seconds) == [comparison.default]
+    assert "not in this OpenBLAS: Zen" in comparison.summary()
+
+
+def test_bad_arguments_are_one_clear_error_each():
+    with pytest.raises(UnknownNameError, match=r"kernels: 'Zen3' is not one of OpenBLAS's kernels.*'Haswell'"):
+        machine.compare_blas_kernels(["Zen3"])
+    with pytest.raises(ArgumentError, match=r"seconds: got 0"):
+        machine.compare_blas_kernels(seconds=0)
+    with pytest.raises(ArgumentError, match=r"timeout: got -1"):
+        machine.compare_blas_kernels(timeout=-1)
+
+
+def test_a_timing_run_that_fails_or_hangs_is_one_error(monkeypatch):
+    monkeypatch.setattr(machine, "_CHILD", "import sys; sys.exit('no numpy here')")
+    with pytest.raises(MeasurementError, match=r"failed \(exit status 1\): no numpy here"):
+        machine.compare_blas_kernels([], seconds=0.01)
+    monkeypatch.setattr(machine, "_CHILD", "import time; time.sleep(30)")
+    with pytest.raises(MeasurementError, match=r"timeout: .* took more than 0.5 s"):
+        machine.compare_blas_kernels([], seconds=0.01, timeout=0.5)
+
+
+def test_the_machine_command_prints_the_description_and_the_kernels(capsys):
+    assert main(["machine"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("machine: ") and "blas:" in printed and "RDM movie block" not in printed
+    if _numpy_blas().get("internal_api") == "openblas":
+        assert main(["machine", "--kernels", "--seconds", "0.01"]) == 0
+        printed = capsys.readouterr().out
+        assert "RDM movie block (13 x 92 x 512)" in printed and "median time of one call" in printed
