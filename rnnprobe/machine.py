@@ -222,7 +222,7 @@ class KernelComparison:
                     f"apply.")  # fmt: skip
         lines = [
             f"numpy's BLAS: OpenBLAS, kernel {self.current} in this process, {self.default} by OpenBLAS's choice "
-            f"for this CPU; one thread, median time of one call (speed-up against {self.default}):"
+            f"for this CPU;\none thread, median time of one call (speed-up against {self.default}):"
         ]
         width = max(len(k) for k in self.seconds)
         lines.append("  " + " " * width + "".join(f"  {w:>34}" for w in self.workloads))

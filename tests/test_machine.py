@@ -45,7 +45,7 @@ def test_describe_machine_reports_the_thread_pools_as_threadpoolctl_does(monkeyp
     assert list(described.libraries) == threadpool_info()
     assert described.environment["OMP_NUM_THREADS"] == "1" and "MKL_NUM_THREADS" not in described.environment
     assert described.cores == os.cpu_count()
-    blas = [p for p in threadpool_info() if p["user_api"] == "blas"][0]
+    blas = next(p for p in threadpool_info() if p["user_api"] == "blas")
     assert f"kernel {blas.get('architecture', '?')}" in described.summary()
     assert "'OMP_NUM_THREADS': '1'" in described.summary()
 
@@ -54,7 +54,8 @@ def test_runnable_kernels_follow_the_cpu_flags():
     avx512 = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
     assert machine.runnable_kernels(frozenset()) == []
     assert machine.runnable_kernels(frozenset({"avx", "avx2"})) == ["SandyBridge"]  # no fma: no Haswell
-    assert machine.runnable_kernels(frozenset({"avx", "avx2", "fma"} | avx512)) == ["SandyBridge", "Haswell", "SkylakeX"]
+    every = ["SandyBridge", "Haswell", "SkylakeX"]
+    assert machine.runnable_kernels(frozenset({"avx", "avx2", "fma"} | avx512)) == every
     assert machine.runnable_kernels(frozenset({"avx", "avx2", "fma"} | avx512 - {"avx512vl"})) == [
         "SandyBridge", "Haswell"]  # fmt: skip
 
@@ -96,7 +97,7 @@ def test_each_kernel_runs_in_its_own_interpreter_and_its_products_equal_a_loops(
     comparison = machine.compare_blas_kernels(["Haswell", "SandyBridge"], seconds=0.01)
     default = _kernel_in_a_fresh_python(None)["architecture"]
     assert comparison.default == default
-    assert comparison.current == [p for p in threadpool_info() if p["user_api"] == "blas"][0]["architecture"]
+    assert comparison.current == next(p for p in threadpool_info() if p["user_api"] == "blas")["architecture"]
     ran = {_kernel_in_a_fresh_python(k)["architecture"] for k in ("Haswell", "SandyBridge")} | {default}
     assert set(comparison.seconds) == ran  # each timed under the kernel it names
     for kernel, times in comparison.seconds.items():
