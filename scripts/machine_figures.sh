@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The figures that depend on the machine, in one run, for a machine you have for a short time (issue 20):
-# the RSA goals (and where the RDM movie's time goes), the recording overheads, 1 vs 2 threads and, where
-# CUDA is, the GPU path. Each step has its own time limit, so a slow one leaves the rest their time; logs and
-# this run's results files go to DIR (results files under their machine kind's name, so that runs of two
+# OpenBLAS's kernels, the RSA goals (and where the RDM movie's time goes), the recording overheads, 1 vs 2
+# threads and, where CUDA is, the GPU path. Each step has its own time limit, so a slow one leaves the rest
+# their time; logs and this run's results files go to DIR (results files under their machine kind's name, so that runs of two
 # kinds never overwrite each other).
 #
 #   bash scripts/machine_figures.sh DIR            # about 8 minutes on an Intel Xeon with an H100
@@ -23,6 +23,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, its output to t
     timeout "$limit" "$@" 2>&1 | tee "$out/$name.log"
 }
 
+step machine 60 rnnprobe machine --kernels  # OpenBLAS's kernels timed: is its pick the fastest here?
 OMP_NUM_THREADS=1 step rsa 240 python benchmarks/rsa_vs_rsatoolbox.py --repeats 1 $quick
 OMP_NUM_THREADS=1 step movie_paths 90 python benchmarks/movie_paths.py  # where the RDM movie's time goes
 OMP_NUM_THREADS=1 step record_overhead 300 python benchmarks/record_overhead.py $quick
