@@ -12,16 +12,16 @@ import resource
 
 
 def cpu_model() -> str:
-    from rnnprobe.machine import cpu_model as model
+    from rnnprobe.analysis.machine import cpu_model as model
 
     return model()
 
 
 def describe_machine() -> str:
     """The CPU, the BLAS libraries and kernels, the thread counts, and the thread and kernel variables set."""
-    from rnnprobe.machine import describe_machine as describe
+    from rnnprobe.analysis.machine import describe_machine as describe
 
-    return describe(torch=True).summary()
+    return str(describe(torch=True))
 
 
 def print_machine() -> None:

@@ -30,7 +30,6 @@ __all__ = [
     "compare_models",
     "concat",
     "errors",
-    "machine",
     "models",
     "neural",
     "record",
@@ -50,7 +49,7 @@ _LAZY = {
     "Report": ".report.report",
     "compare_models": ".analysis.compare",
 }
-_SUBPACKAGES = ("analysis", "cli", "machine", "models", "neural", "recording", "report", "tasks")
+_SUBPACKAGES = ("analysis", "cli", "models", "neural", "recording", "report", "tasks")
 
 
 def __getattr__(name: str) -> Any:

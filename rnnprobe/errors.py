@@ -86,7 +86,7 @@ class ConvergenceError(RnnprobeError, RuntimeError):
 
 
 class MeasurementError(RnnprobeError, RuntimeError):
-    """A timing run in a fresh interpreter (:func:`rnnprobe.machine.compare_blas_kernels`) failed."""
+    """A timing run in a fresh interpreter (:func:`rnnprobe.analysis.machine.compare_blas_kernels`) failed."""
 
 
 class RnnprobeWarning(UserWarning):

@@ -1,4 +1,4 @@
-"""rnnprobe.machine: this machine's description, and the OpenBLAS kernels timed in fresh interpreters."""
+"""rnnprobe.analysis.machine: this machine's description, and the OpenBLAS kernels timed in fresh interpreters."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import pytest
 from threadpoolctl import threadpool_info
 
-from rnnprobe import machine
+from rnnprobe.analysis import machine
 from rnnprobe.cli import main
 from rnnprobe.errors import ArgumentError, MeasurementError, UnknownNameError
 
@@ -46,8 +46,8 @@ def test_describe_machine_reports_the_thread_pools_as_threadpoolctl_does(monkeyp
     assert described.environment["OMP_NUM_THREADS"] == "1" and "MKL_NUM_THREADS" not in described.environment
     assert described.cores == os.cpu_count()
     blas = next(p for p in threadpool_info() if p["user_api"] == "blas")
-    assert f"kernel {blas.get('architecture', '?')}" in described.summary()
-    assert "'OMP_NUM_THREADS': '1'" in described.summary()
+    assert f"kernel {blas.get('architecture', '?')}" in str(described)
+    assert "'OMP_NUM_THREADS': '1'" in str(described)
 
 
 def test_runnable_kernels_follow_the_cpu_flags():
@@ -64,20 +64,20 @@ def test_a_kernel_faster_on_every_product_is_recommended():
     faster = _comparison({"SkylakeX": {SMALL: 2.0, LARGE: 40.0}, "Haswell": {SMALL: 1.5, LARGE: 36.0}})
     assert faster.recommended == "Haswell"
     assert faster.speedups()["Haswell"] == {SMALL: pytest.approx(2.0 / 1.5), LARGE: pytest.approx(40.0 / 36.0)}
-    assert "set OPENBLAS_CORETYPE=Haswell" in faster.summary()
+    assert "set OPENBLAS_CORETYPE=Haswell" in str(faster)
     # faster by less than 5% on one product: not recommended; the summary says which is faster where
     mixed = _comparison({"SkylakeX": {SMALL: 2.0, LARGE: 40.0}, "Haswell": {SMALL: 1.5, LARGE: 39.0}})
     assert mixed.recommended is None
-    assert "Haswell faster on some products" in mixed.summary()
+    assert "Haswell faster on some products" in str(mixed)
     slower = _comparison({"SkylakeX": {SMALL: 2.0, LARGE: 40.0}, "Haswell": {SMALL: 2.0, LARGE: 44.0}})
-    assert slower.recommended is None and "nothing to set" in slower.summary()
+    assert slower.recommended is None and "nothing to set" in str(slower)
 
 
 def test_a_kernel_whose_products_differ_from_a_loops_is_never_recommended():
     seconds = {"SkylakeX": {SMALL: 2.0, LARGE: 40.0}, "Haswell": {SMALL: 1.0, LARGE: 20.0}}
     wrong = _comparison(seconds, {"SkylakeX": 1e-16, "Haswell": 1e-6})
     assert wrong.recommended is None
-    assert "products off by 1.0e-06" in wrong.summary()
+    assert "products off by 1.0e-06" in str(wrong) and "nothing to set" in str(wrong)
     # the faster of two that pass is the one recommended
     seconds["SandyBridge"] = {SMALL: 1.8, LARGE: 38.0}
     assert _comparison(seconds, {"SkylakeX": 1e-16, "Haswell": 1e-6, "SandyBridge": 1e-16}).recommended == "SandyBridge"
@@ -86,7 +86,7 @@ def test_a_kernel_whose_products_differ_from_a_loops_is_never_recommended():
 def test_another_blas_than_openblas_has_no_kernels_to_set():
     mkl = machine.KernelComparison("mkl", None, None, {}, {}, (), WORKLOADS)
     assert mkl.recommended is None
-    assert mkl.summary() == "numpy's BLAS is mkl, not OpenBLAS: OPENBLAS_CORETYPE does not apply."
+    assert str(mkl) == "numpy's BLAS is mkl, not OpenBLAS: OPENBLAS_CORETYPE does not apply."
 
 
 @pytest.mark.skipif("avx2" not in machine.cpu_flags() or "fma" not in machine.cpu_flags(), reason="no AVX2 CPU")
@@ -113,7 +113,7 @@ def test_a_kernel_numpys_openblas_lacks_is_reported_unavailable(monkeypatch):
     comparison = machine.compare_blas_kernels(["Zen"], seconds=0.01)
     assert comparison.unavailable == ("Zen",)
     assert list(comparison.seconds) == [comparison.default]
-    assert "not in this OpenBLAS: Zen" in comparison.summary()
+    assert "not in this OpenBLAS: Zen" in str(comparison)
 
 
 def test_bad_arguments_are_one_clear_error_each():

@@ -108,11 +108,11 @@ def _models() -> None:
 
 
 def _machine(kernels: bool, seconds: float) -> None:
-    from ..machine import compare_blas_kernels, describe_machine
+    from ..analysis.machine import compare_blas_kernels, describe_machine
 
-    print(describe_machine(torch=True).summary(), flush=True)
+    print(describe_machine(torch=True), flush=True)
     if kernels:
-        print(compare_blas_kernels(seconds=seconds).summary())
+        print(compare_blas_kernels(seconds=seconds))
 
 
 def _configured(args: argparse.Namespace) -> None:

@@ -10,7 +10,8 @@ switched inside a running Python: :func:`compare_blas_kernels` times each kernel
 fresh interpreter and says which to set.
 
 ``rnnprobe machine`` prints :func:`describe_machine`; ``rnnprobe machine --kernels`` also runs
-:func:`compare_blas_kernels`.
+:func:`compare_blas_kernels`. (Beside :mod:`rnnprobe.analysis.parallel`, the one thread policy: where the
+analyses compute.)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ArgumentError, MeasurementError, UnknownNameError, format_choices
+from ..errors import ArgumentError, MeasurementError, UnknownNameError, format_choices
 
 __all__ = ["KernelComparison", "Machine", "compare_blas_kernels", "describe_machine"]
 
@@ -61,7 +62,7 @@ class Machine:
     torch_threads: int | None  # its intra-op threads
     environment: dict[str, str] = field(default_factory=dict)  # the thread and kernel variables set
 
-    def summary(self) -> str:
+    def __str__(self) -> str:
         """The description printed by every benchmark and by ``rnnprobe machine``."""
         lines = [f"machine: {self.cpu}, {self.cores} logical cores, Python {self.python}, numpy {self.numpy}"]
         for pool in self.libraries:
@@ -89,12 +90,12 @@ def describe_machine(*, torch: bool = False) -> Machine:
     Returns
     -------
     Machine
-        ``summary()`` gives the lines every benchmark prints beside its figures.
+        Printed (``str``), the lines every benchmark prints beside its figures.
 
     Examples
     --------
     >>> machine = describe_machine()
-    >>> machine.cores >= 1 and machine.summary().startswith("machine: ")
+    >>> machine.cores >= 1 and str(machine).startswith("machine: ")
     True
     """
     import numpy as np
@@ -163,7 +164,6 @@ from threadpoolctl import threadpool_info
 spec = json.loads(sys.argv[1])
 blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
 out = {"library": blas[0].get("internal_api") if blas else None,
-       "version": blas[0].get("version") if blas else None,
        "kernel": blas[0].get("architecture") if blas else None, "seconds": {}, "deviation": {}}
 rng = np.random.default_rng(0)
 for name, (steps, rows, units) in spec["workloads"].items():
@@ -215,7 +215,7 @@ class KernelComparison:
                 best, best_gain = kernel, gain
         return best
 
-    def summary(self) -> str:
+    def __str__(self) -> str:
         """A table of the kernels' times and the advice."""
         if self.library != "openblas":
             return (f"numpy's BLAS is {self.library or 'not found'}, not OpenBLAS: OPENBLAS_CORETYPE does not "
@@ -242,7 +242,10 @@ class KernelComparison:
                     f"{max(gains.values()):.2f}x): set OPENBLAS_CORETYPE={self.recommended} in the environment "
                     f"before Python starts (numpy's and scipy's OpenBLAS read it when they load; processes "
                     f"started from that environment, dask workers included, inherit it).")  # fmt: skip
-        others = [k for k in self.seconds if k != self.default and max(self.speedups()[k].values()) >= FASTER]
+        others = [
+            k for k, gains in self.speedups().items()
+            if k != self.default and self.deviation[k] <= TOLERANCE and max(gains.values()) >= FASTER
+        ]  # fmt: skip
         if others:
             return (f"{', '.join(others)} faster on some products and not on others: OpenBLAS's choice "
                     f"({self.default}) is kept; set OPENBLAS_CORETYPE to the kernel faster at your sizes.")  # fmt: skip
@@ -272,7 +275,7 @@ def compare_blas_kernels(
     Returns
     -------
     KernelComparison
-        ``summary()``: the table and the advice; ``recommended``: the kernel to set, or None.
+        Printed (``str``): the table and the advice; ``recommended``: the kernel to set, or None.
 
     Examples
     --------
