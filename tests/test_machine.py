@@ -94,14 +94,16 @@ def test_each_kernel_runs_in_its_own_interpreter_and_its_products_equal_a_loops(
     numpy_blas = _numpy_blas()
     if numpy_blas.get("internal_api") != "openblas":
         pytest.skip("numpy's BLAS is not OpenBLAS")
-    comparison = machine.compare_blas_kernels(["Haswell", "SandyBridge"], seconds=0.01)
+    comparison = machine.compare_blas_kernels(["Haswell", "SandyBridge"], sizes=[(3, 40, 64), [1, 300, 128]],
+                                              seconds=0.01)  # fmt: skip
+    assert comparison.workloads == {"3 x 40 x 64": (3, 40, 64), "1 x 300 x 128": (1, 300, 128)}
     default = _kernel_in_a_fresh_python(None)["architecture"]
     assert comparison.default == default
     assert comparison.current == next(p for p in threadpool_info() if p["user_api"] == "blas")["architecture"]
     ran = {_kernel_in_a_fresh_python(k)["architecture"] for k in ("Haswell", "SandyBridge")} | {default}
     assert set(comparison.seconds) == ran  # each timed under the kernel it names
     for kernel, times in comparison.seconds.items():
-        assert set(times) == set(WORKLOADS) and all(0 < t < 10 for t in times.values())
+        assert set(times) == set(comparison.workloads) and all(0 < t < 10 for t in times.values())
         assert comparison.deviation[kernel] < 1e-12
     assert not comparison.unavailable
 
@@ -123,6 +125,13 @@ def test_bad_arguments_are_one_clear_error_each():
         machine.compare_blas_kernels(seconds=0)
     with pytest.raises(ArgumentError, match=r"timeout: got -1"):
         machine.compare_blas_kernels(timeout=-1)
+    for sizes in ([(1, 2)], [(0, 92, 512)], [(1.5, 92, 512)], [(True, 92, 512)], [92]):
+        with pytest.raises(ArgumentError, match=r"sizes: got .*; pass \(steps, rows, units\) as three positive"):
+            machine.compare_blas_kernels(sizes=sizes)
+    with pytest.raises(ArgumentError, match=r"sizes: \(1, 20000, 20000\) takes more than 2 GiB"):
+        machine.compare_blas_kernels(sizes=[(1, 20000, 20000)])
+    with pytest.raises(ArgumentError, match=r"sizes: got no sizes"):
+        machine.compare_blas_kernels(sizes=[])
 
 
 def test_a_timing_run_that_fails_or_hangs_is_one_error(monkeypatch):
@@ -142,3 +151,8 @@ def test_the_machine_command_prints_the_description_and_the_kernels(capsys):
         assert main(["machine", "--kernels", "--seconds", "0.01"]) == 0
         printed = capsys.readouterr().out
         assert "RDM movie block (13 x 92 x 512)" in printed and "median time of one call" in printed
+        assert main(["machine", "--kernels", "--seconds", "0.01", "--size", "2,10,20", "--size", "1,30,8"]) == 0
+        printed = capsys.readouterr().out
+        assert "2 x 10 x 20" in printed and "1 x 30 x 8" in printed and "RDM movie block" not in printed
+    assert main(["machine", "--kernels", "--size", "5,x,3"]) == 2
+    assert "--size: got ['5,x,3']; pass STEPS,ROWS,UNITS as integers" in capsys.readouterr().err

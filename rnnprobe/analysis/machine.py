@@ -21,6 +21,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -225,9 +226,11 @@ class KernelComparison:
             f"for this CPU;\none thread, median time of one call (speed-up against {self.default}):"
         ]
         width = max(len(k) for k in self.seconds)
-        lines.append("  " + " " * width + "".join(f"  {w:>34}" for w in self.workloads))
+        columns = {w: max(len(w), 20) for w in self.workloads}
+        lines.append("  " + " " * width + "".join(f"  {w:>{columns[w]}}" for w in self.workloads))
         for kernel, gains in self.speedups().items():
-            cells = "".join(f"  {self.seconds[kernel][w] * 1e3:>23.3f} ms ({gains[w]:4.2f}x)" for w in self.workloads)
+            cells = "".join(f"  {f'{self.seconds[kernel][w] * 1e3:.3f} ms ({gains[w]:.2f}x)':>{columns[w]}}"
+                            for w in self.workloads)  # fmt: skip
             flag = "" if self.deviation[kernel] <= TOLERANCE else f"  products off by {self.deviation[kernel]:.1e}"
             lines.append(f"  {kernel:<{width}}{cells}{flag}")
         if self.unavailable:
@@ -253,20 +256,28 @@ class KernelComparison:
 
 
 def compare_blas_kernels(
-    kernels: list[str] | None = None, *, seconds: float = 0.5, timeout: float = 300.0
+    kernels: list[str] | None = None,
+    *,
+    sizes: Sequence[tuple[int, int, int]] | None = None,
+    seconds: float = 0.5,
+    timeout: float = 300.0,
 ) -> KernelComparison:
     """Time rnnprobe's products under each OpenBLAS kernel this CPU runs, each in a fresh Python.
 
     OpenBLAS picks its kernel when it loads (``OPENBLAS_CORETYPE`` overrides the pick), so each kernel runs
-    in an interpreter of its own: numpy's batched Gram products of :data:`WORKLOADS` (a block of an RDM
-    movie's steps; one large RDM) on one thread, each checked against a loop's products (einsum without
-    BLAS) on a few rows.
+    in an interpreter of its own: numpy's batched Gram products (by default those of :data:`WORKLOADS`: a
+    block of an RDM movie's steps, one large RDM) on one thread, each checked against a loop's products
+    (einsum without BLAS) on a few rows.
 
     Parameters
     ----------
     kernels : list of str, optional
         Kernels to time besides OpenBLAS's own choice (names of :data:`KERNEL_FLAGS`); default: every one
         this CPU's features allow.
+    sizes : list of (steps, rows, units), optional
+        Products to time instead of :data:`WORKLOADS`: ``steps`` Gram matrices x x' of ``rows`` x ``units``
+        (an RDM movie of 92 conditions x 512 units over 50 steps: (50, 92, 512); one RDM of 2000 conditions:
+        (1, 2000, 4096)). At most 2 GiB of arrays each.
     seconds : float
         Time spent repeating each product per kernel (at least 3 calls; the median is kept).
     timeout : float
@@ -283,6 +294,7 @@ def compare_blas_kernels(
     >>> list(comparison.seconds) == ([comparison.default] if comparison.library == "openblas" else [])
     True
     """
+    workloads = _workloads(sizes)
     if kernels is not None:
         for kernel in kernels:
             if kernel not in KERNEL_FLAGS:
@@ -295,30 +307,51 @@ def compare_blas_kernels(
     if not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ArgumentError(f"timeout: got {timeout!r}; pass a positive number of seconds.")
     machine = describe_machine()  # (this process's kernel: OPENBLAS_CORETYPE may differ from the default)
-    own = _run_child(None, seconds, timeout)
+    own = _run_child(None, workloads, seconds, timeout)
     if own["library"] != "openblas":
-        return KernelComparison(own["library"], None, None, {}, {}, (), dict(WORKLOADS))
+        return KernelComparison(own["library"], None, None, {}, {}, (), workloads)
     default = own["kernel"]
     times, deviation, unavailable = {default: own["seconds"]}, {default: max(own["deviation"].values())}, []
     for kernel in runnable_kernels(cpu_flags()) if kernels is None else kernels:
         if kernel.lower() == default.lower():
             continue
-        run = _run_child(kernel, seconds, timeout)
+        run = _run_child(kernel, workloads, seconds, timeout)
         if (run["kernel"] or "").lower() != kernel.lower():  # not in this build: OpenBLAS fell back
             unavailable.append(kernel)
             continue
         times[run["kernel"]], deviation[run["kernel"]] = run["seconds"], max(run["deviation"].values())
     current = _blas(machine.libraries).get("architecture")
-    return KernelComparison("openblas", default, current, times, deviation, tuple(unavailable), dict(WORKLOADS))
+    return KernelComparison("openblas", default, current, times, deviation, tuple(unavailable), workloads)
 
 
-def _run_child(kernel: str | None, seconds: float, timeout: float) -> dict[str, Any]:
+def _workloads(sizes: Sequence[tuple[int, int, int]] | None) -> dict[str, tuple[int, int, int]]:
+    """{name: (steps, rows, units)} of the products to time, checked (:data:`WORKLOADS` by default)."""
+    if sizes is None:
+        return dict(WORKLOADS)
+    workloads = {}
+    for size in sizes:
+        ints = isinstance(size, (tuple, list)) and all(isinstance(v, int) and not isinstance(v, bool) for v in size)
+        if not ints or len(size) != 3 or min(size) < 1:
+            raise ArgumentError(
+                f"sizes: got {size!r}; pass (steps, rows, units) as three positive integers, e.g. (50, 92, 512) for "
+                f"an RDM movie of 92 conditions x 512 units over 50 steps."
+            )
+        steps, rows, units = size
+        if 8 * steps * rows * (units + rows) > 2**31:
+            raise ArgumentError(f"sizes: {tuple(size)} takes more than 2 GiB of arrays; time fewer steps.")
+        workloads[f"{steps} x {rows} x {units}"] = (steps, rows, units)
+    if not workloads:
+        raise ArgumentError("sizes: got no sizes; pass at least one (steps, rows, units), or None for the default.")
+    return workloads
+
+
+def _run_child(kernel: str | None, workloads: dict, seconds: float, timeout: float) -> dict[str, Any]:
     """The timings of :data:`_CHILD` in a fresh interpreter under ``kernel`` (None: OpenBLAS's own choice)."""
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
     env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
     if kernel is not None:
         env["OPENBLAS_CORETYPE"] = kernel
-    spec = json.dumps({"workloads": WORKLOADS, "seconds": seconds})
+    spec = json.dumps({"workloads": workloads, "seconds": seconds})
     what = f"the timing run with OPENBLAS_CORETYPE={kernel}" if kernel else "the timing run with OpenBLAS's kernel"
     try:
         done = subprocess.run([sys.executable, "-c", _CHILD, spec], env=env, capture_output=True, text=True,

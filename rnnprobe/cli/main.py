@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     machine = commands.add_parser("machine", help="the CPU, BLAS kernel and threads; the fastest BLAS kernel",
                                   description=about)  # fmt: skip
     machine.add_argument("--kernels", action="store_true", help="time each OpenBLAS kernel (a fresh Python each)")
+    machine.add_argument("--size", action="append", default=None, metavar="STEPS,ROWS,UNITS",
+                         help="with --kernels: time STEPS Gram products of ROWS x UNITS instead of the default two "
+                         "(repeatable: --size 50,92,512 --size 1,2000,4096)")  # fmt: skip
     machine.add_argument("--seconds", type=float, default=0.5, help="time per product and kernel (default 0.5)")
     for name, text in (
         ("record", "record every configured model's states into <output>/recordings/<model>.zarr"),
@@ -77,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "models":
             _models()
         elif args.command == "machine":
-            _machine(args.kernels, args.seconds)
+            _machine(args.kernels, args.size, args.seconds)
         else:
             _configured(args)
     except RnnprobeError as exc:
@@ -107,12 +110,19 @@ def _models() -> None:
     print("\nload one with rnnprobe.models.load(name); its task with rnnprobe.models.task_from_checkpoint(model)")
 
 
-def _machine(kernels: bool, seconds: float) -> None:
+def _machine(kernels: bool, sizes: list[str] | None, seconds: float) -> None:
     from ..analysis.machine import compare_blas_kernels, describe_machine
+    from ..errors import ArgumentError
 
+    parsed = None
+    if sizes is not None:
+        try:
+            parsed = [tuple(int(v) for v in size.split(",")) for size in sizes]
+        except ValueError:
+            raise ArgumentError(f"--size: got {sizes!r}; pass STEPS,ROWS,UNITS as integers, e.g. 50,92,512.") from None
     print(describe_machine(torch=True), flush=True)
     if kernels:
-        print(compare_blas_kernels(seconds=seconds))
+        print(compare_blas_kernels(sizes=parsed, seconds=seconds))
 
 
 def _configured(args: argparse.Namespace) -> None:
