@@ -97,6 +97,9 @@ def test_each_kernel_runs_in_its_own_interpreter_and_its_products_equal_a_loops(
     comparison = machine.compare_blas_kernels(["Haswell", "SandyBridge"], sizes=[(3, 40, 64), [1, 300, 128]],
                                               seconds=0.01)  # fmt: skip
     assert comparison.workloads == {"3 x 40 x 64": (3, 40, 64), "1 x 300 x 128": (1, 300, 128)}
+    assert comparison.threads == 1
+    if (os.cpu_count() or 1) >= 2:
+        assert machine.compare_blas_kernels([], sizes=[(1, 8, 8)], threads=2, seconds=0.01).threads == 2
     default = _kernel_in_a_fresh_python(None)["architecture"]
     assert comparison.default == default
     assert comparison.current == next(p for p in threadpool_info() if p["user_api"] == "blas")["architecture"]
@@ -123,6 +126,9 @@ def test_bad_arguments_are_one_clear_error_each():
         machine.compare_blas_kernels(["Zen3"])
     with pytest.raises(ArgumentError, match=r"seconds: got 0"):
         machine.compare_blas_kernels(seconds=0)
+    for threads in (0, 1.5, True):
+        with pytest.raises(ArgumentError, match=r"threads: got .*; pass a positive number of BLAS threads"):
+            machine.compare_blas_kernels(threads=threads)
     with pytest.raises(ArgumentError, match=r"timeout: got -1"):
         machine.compare_blas_kernels(timeout=-1)
     for sizes in ([(1, 2)], [(0, 92, 512)], [(1.5, 92, 512)], [(True, 92, 512)], [92]):
@@ -154,5 +160,8 @@ def test_the_machine_command_prints_the_description_and_the_kernels(capsys):
         assert main(["machine", "--kernels", "--seconds", "0.01", "--size", "2,10,20", "--size", "1,30,8"]) == 0
         printed = capsys.readouterr().out
         assert "2 x 10 x 20" in printed and "1 x 30 x 8" in printed and "RDM movie block" not in printed
+        assert "\n1 thread(s), median time" in printed
+        assert main(["machine", "--kernels", "--seconds", "0.01", "--size", "2,10,20", "--threads", "2"]) == 0
+        assert "\n2 thread(s), median time" in capsys.readouterr().out
     assert main(["machine", "--kernels", "--size", "5,x,3"]) == 2
     assert "--size: got ['5,x,3']; pass STEPS,ROWS,UNITS as integers" in capsys.readouterr().err

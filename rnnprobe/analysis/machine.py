@@ -156,7 +156,7 @@ def _blas(libraries: tuple[dict[str, Any], ...]) -> dict[str, Any]:
 
 
 # run in a fresh interpreter per kernel (the kernel is chosen when OpenBLAS loads): times each workload's
-# products on one thread and checks them against a loop's (einsum without BLAS) on a few rows
+# products on the threads given and checks them against a loop's (einsum without BLAS) on a few rows
 _CHILD = r"""
 import json, sys, time
 import numpy as np
@@ -165,7 +165,8 @@ from threadpoolctl import threadpool_info
 spec = json.loads(sys.argv[1])
 blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
 out = {"library": blas[0].get("internal_api") if blas else None,
-       "kernel": blas[0].get("architecture") if blas else None, "seconds": {}, "deviation": {}}
+       "kernel": blas[0].get("architecture") if blas else None,
+       "threads": blas[0].get("num_threads") if blas else None, "seconds": {}, "deviation": {}}
 rng = np.random.default_rng(0)
 for name, (steps, rows, units) in spec["workloads"].items():
     x = rng.standard_normal((steps, rows, units))
@@ -196,6 +197,7 @@ class KernelComparison:
     deviation: dict[str, float]  # {kernel: largest relative deviation of its products from a loop's}
     unavailable: tuple[str, ...]  # kernels asked for that this numpy's OpenBLAS does not hold
     workloads: dict[str, tuple[int, int, int]]
+    threads: int = 1  # OpenBLAS's threads in each timing run (as it reports them: it caps them at the cores)
 
     def speedups(self) -> dict[str, dict[str, float]]:
         """{kernel: {workload: the default kernel's time / this kernel's}} (empty for another BLAS)."""
@@ -223,7 +225,7 @@ class KernelComparison:
                     f"apply.")  # fmt: skip
         lines = [
             f"numpy's BLAS: OpenBLAS, kernel {self.current} in this process, {self.default} by OpenBLAS's choice "
-            f"for this CPU;\none thread, median time of one call (speed-up against {self.default}):"
+            f"for this CPU;\n{self.threads} thread(s), median time of one call (speed-up against {self.default}):"
         ]
         width = max(len(k) for k in self.seconds)
         columns = {w: max(len(w), 20) for w in self.workloads}
@@ -259,6 +261,7 @@ def compare_blas_kernels(
     kernels: list[str] | None = None,
     *,
     sizes: Sequence[tuple[int, int, int]] | None = None,
+    threads: int = 1,
     seconds: float = 0.5,
     timeout: float = 300.0,
 ) -> KernelComparison:
@@ -266,7 +269,7 @@ def compare_blas_kernels(
 
     OpenBLAS picks its kernel when it loads (``OPENBLAS_CORETYPE`` overrides the pick), so each kernel runs
     in an interpreter of its own: numpy's batched Gram products (by default those of :data:`WORKLOADS`: a
-    block of an RDM movie's steps, one large RDM) on one thread, each checked against a loop's products
+    block of an RDM movie's steps, one large RDM) on ``threads`` threads, each checked against a loop's products
     (einsum without BLAS) on a few rows.
 
     Parameters
@@ -278,6 +281,9 @@ def compare_blas_kernels(
         Products to time instead of :data:`WORKLOADS`: ``steps`` Gram matrices x x' of ``rows`` x ``units``
         (an RDM movie of 92 conditions x 512 units over 50 steps: (50, 92, 512); one RDM of 2000 conditions:
         (1, 2000, 4096)). At most 2 GiB of arrays each.
+    threads : int
+        OpenBLAS's threads in each timing run (1: the products of rnnprobe's workers, one thread each; the
+        cores: a large RDM computed alone).
     seconds : float
         Time spent repeating each product per kernel (at least 3 calls; the median is kept).
     timeout : float
@@ -304,24 +310,28 @@ def compare_blas_kernels(
                 )
     if not (isinstance(seconds, (int, float)) and 0 < seconds <= 60):
         raise ArgumentError(f"seconds: got {seconds!r}; pass the time per product and kernel, in (0, 60] seconds.")
+    if not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
+        raise ArgumentError(f"threads: got {threads!r}; pass a positive number of BLAS threads (1 by default).")
     if not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ArgumentError(f"timeout: got {timeout!r}; pass a positive number of seconds.")
     machine = describe_machine()  # (this process's kernel: OPENBLAS_CORETYPE may differ from the default)
-    own = _run_child(None, workloads, seconds, timeout)
+    spec = {"workloads": workloads, "seconds": seconds, "threads": threads}
+    own = _run_child(None, spec, timeout)
     if own["library"] != "openblas":
-        return KernelComparison(own["library"], None, None, {}, {}, (), workloads)
+        return KernelComparison(own["library"], None, None, {}, {}, (), workloads, own["threads"] or threads)
     default = own["kernel"]
     times, deviation, unavailable = {default: own["seconds"]}, {default: max(own["deviation"].values())}, []
     for kernel in runnable_kernels(cpu_flags()) if kernels is None else kernels:
         if kernel.lower() == default.lower():
             continue
-        run = _run_child(kernel, workloads, seconds, timeout)
+        run = _run_child(kernel, spec, timeout)
         if (run["kernel"] or "").lower() != kernel.lower():  # not in this build: OpenBLAS fell back
             unavailable.append(kernel)
             continue
         times[run["kernel"]], deviation[run["kernel"]] = run["seconds"], max(run["deviation"].values())
     current = _blas(machine.libraries).get("architecture")
-    return KernelComparison("openblas", default, current, times, deviation, tuple(unavailable), workloads)
+    ran = own["threads"] or threads
+    return KernelComparison("openblas", default, current, times, deviation, tuple(unavailable), workloads, ran)
 
 
 def _workloads(sizes: Sequence[tuple[int, int, int]] | None) -> dict[str, tuple[int, int, int]]:
@@ -345,16 +355,16 @@ def _workloads(sizes: Sequence[tuple[int, int, int]] | None) -> dict[str, tuple[
     return workloads
 
 
-def _run_child(kernel: str | None, workloads: dict, seconds: float, timeout: float) -> dict[str, Any]:
+def _run_child(kernel: str | None, spec: dict[str, Any], timeout: float) -> dict[str, Any]:
     """The timings of :data:`_CHILD` in a fresh interpreter under ``kernel`` (None: OpenBLAS's own choice)."""
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
-    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    threads = str(spec["threads"])
+    env.update(OMP_NUM_THREADS=threads, OPENBLAS_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
     if kernel is not None:
         env["OPENBLAS_CORETYPE"] = kernel
-    spec = json.dumps({"workloads": workloads, "seconds": seconds})
     what = f"the timing run with OPENBLAS_CORETYPE={kernel}" if kernel else "the timing run with OpenBLAS's kernel"
     try:
-        done = subprocess.run([sys.executable, "-c", _CHILD, spec], env=env, capture_output=True, text=True,
+        done = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(spec)], env=env, capture_output=True, text=True,
                               timeout=timeout, check=False)  # fmt: skip
     except subprocess.TimeoutExpired as exc:
         raise MeasurementError(f"timeout: {what} took more than {timeout:g} s; pass a larger timeout.") from exc

@@ -44,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     machine.add_argument("--size", action="append", default=None, metavar="STEPS,ROWS,UNITS",
                          help="with --kernels: time STEPS Gram products of ROWS x UNITS instead of the default two "
                          "(repeatable: --size 50,92,512 --size 1,2000,4096)")  # fmt: skip
+    machine.add_argument("--threads", type=int, default=1, help="with --kernels: BLAS threads per run (default 1)")
     machine.add_argument("--seconds", type=float, default=0.5, help="time per product and kernel (default 0.5)")
     for name, text in (
         ("record", "record every configured model's states into <output>/recordings/<model>.zarr"),
@@ -80,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "models":
             _models()
         elif args.command == "machine":
-            _machine(args.kernels, args.size, args.seconds)
+            _machine(args)
         else:
             _configured(args)
     except RnnprobeError as exc:
@@ -110,19 +111,20 @@ def _models() -> None:
     print("\nload one with rnnprobe.models.load(name); its task with rnnprobe.models.task_from_checkpoint(model)")
 
 
-def _machine(kernels: bool, sizes: list[str] | None, seconds: float) -> None:
+def _machine(args: argparse.Namespace) -> None:
     from ..analysis.machine import compare_blas_kernels, describe_machine
     from ..errors import ArgumentError
 
-    parsed = None
-    if sizes is not None:
+    sizes = None
+    if args.size is not None:
         try:
-            parsed = [tuple(int(v) for v in size.split(",")) for size in sizes]
+            sizes = [tuple(int(v) for v in size.split(",")) for size in args.size]
         except ValueError:
-            raise ArgumentError(f"--size: got {sizes!r}; pass STEPS,ROWS,UNITS as integers, e.g. 50,92,512.") from None
+            message = f"--size: got {args.size!r}; pass STEPS,ROWS,UNITS as integers, e.g. 50,92,512."
+            raise ArgumentError(message) from None
     print(describe_machine(torch=True), flush=True)
-    if kernels:
-        print(compare_blas_kernels(sizes=parsed, seconds=seconds))
+    if args.kernels:
+        print(compare_blas_kernels(sizes=sizes, threads=args.threads, seconds=args.seconds))
 
 
 def _configured(args: argparse.Namespace) -> None:
