@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from threadpoolctl import threadpool_info
 
 from rnnprobe.analysis import machine
@@ -48,6 +49,14 @@ def test_describe_machine_reports_the_thread_pools_as_threadpoolctl_does(monkeyp
     blas = next(p for p in threadpool_info() if p["user_api"] == "blas")
     assert f"kernel {blas.get('architecture', '?')}" in str(described)
     assert "'OMP_NUM_THREADS': '1'" in str(described)
+    before = torch.get_num_threads()
+    try:  # torch is loaded: its count is the analyses' budget (rnnprobe.analysis.parallel.library_threads)
+        for threads in (1, 3):
+            torch.set_num_threads(threads)
+            assert machine.describe_machine().workers == threads
+            assert f"analyses split their work over {threads} thread(s)" in str(machine.describe_machine())
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_runnable_kernels_follow_the_cpu_flags():
@@ -111,6 +120,14 @@ def test_each_kernel_runs_in_its_own_interpreter_and_its_products_equal_a_loops(
     assert not comparison.unavailable
 
 
+def test_a_kernel_this_cpu_cannot_run_is_refused_before_any_run(monkeypatch):
+    monkeypatch.setattr(machine, "cpu_flags", lambda: frozenset({"avx", "avx2", "fma"}))
+    monkeypatch.setattr(machine, "_run_child", lambda *args: pytest.fail("a timing run started"))
+    with pytest.raises(ArgumentError, match=r"cannot run OpenBLAS's SkylakeX kernel \(it lacks avx512bw, avx512cd, "
+                       r"avx512dq, avx512f, avx512vl\)\. It runs 'SandyBridge', 'Haswell'"):  # fmt: skip
+        machine.compare_blas_kernels(["Haswell", "SkylakeX"])
+
+
 def test_a_kernel_numpys_openblas_lacks_is_reported_unavailable(monkeypatch):
     if _numpy_blas().get("internal_api") != "openblas":
         pytest.skip("numpy's BLAS is not OpenBLAS")
@@ -126,6 +143,9 @@ def test_bad_arguments_are_one_clear_error_each():
         machine.compare_blas_kernels(["Zen3"])
     with pytest.raises(ArgumentError, match=r"seconds: got 0"):
         machine.compare_blas_kernels(seconds=0)
+    if machine.cpu_flags() and "avx512f" not in machine.cpu_flags():
+        with pytest.raises(ArgumentError, match=r"kernels: this CPU cannot run OpenBLAS's SkylakeX kernel \(it lacks "):
+            machine.compare_blas_kernels(["SkylakeX"])
     for threads in (0, 1.5, True):
         with pytest.raises(ArgumentError, match=r"threads: got .*; pass a positive number of BLAS threads"):
             machine.compare_blas_kernels(threads=threads)

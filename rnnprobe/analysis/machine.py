@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ArgumentError, MeasurementError, UnknownNameError, format_choices
+from .parallel import library_threads
 
 __all__ = ["KernelComparison", "Machine", "compare_blas_kernels", "describe_machine"]
 
@@ -62,6 +63,7 @@ class Machine:
     torch: str | None  # torch's version (None: torch not imported)
     torch_threads: int | None  # its intra-op threads
     environment: dict[str, str] = field(default_factory=dict)  # the thread and kernel variables set
+    workers: int = 1  # the threads rnnprobe's analyses split their work over (parallel.library_threads)
 
     def __str__(self) -> str:
         """The description printed by every benchmark and by ``rnnprobe machine``."""
@@ -72,6 +74,7 @@ class Machine:
         if self.torch is not None:
             lines.append(f"  torch {self.torch}: {self.torch_threads} intra-op thread(s)")
         lines.append(f"  environment: {self.environment or 'no thread or kernel variables set'}")
+        lines.append(f"  rnnprobe: analyses split their work over {self.workers} thread(s) (torch's, else BLAS's)")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -115,6 +118,7 @@ def describe_machine(*, torch: bool = False) -> Machine:
         torch=module.__version__ if whole else None,
         torch_threads=module.get_num_threads() if whole else None,
         environment={k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ},
+        workers=library_threads(),
     )
 
 
@@ -301,13 +305,19 @@ def compare_blas_kernels(
     True
     """
     workloads = _workloads(sizes)
-    if kernels is not None:
-        for kernel in kernels:
-            if kernel not in KERNEL_FLAGS:
-                raise UnknownNameError(
-                    f"kernels: {kernel!r} is not one of OpenBLAS's kernels in numpy's wheels. Available: "
-                    f"{format_choices(list(KERNEL_FLAGS))}."
-                )
+    flags = cpu_flags()
+    for kernel in kernels or ():
+        if kernel not in KERNEL_FLAGS:
+            raise UnknownNameError(
+                f"kernels: {kernel!r} is not one of OpenBLAS's kernels in numpy's wheels. Available: "
+                f"{format_choices(list(KERNEL_FLAGS))}."
+            )
+        missing = sorted(KERNEL_FLAGS[kernel] - flags)
+        if flags and missing:  # (flags unknown off Linux: OpenBLAS itself refuses or falls back)
+            raise ArgumentError(
+                f"kernels: this CPU cannot run OpenBLAS's {kernel} kernel (it lacks {', '.join(missing)}). It runs "
+                f"{format_choices(runnable_kernels(flags))}."
+            )
     if not (isinstance(seconds, (int, float)) and 0 < seconds <= 60):
         raise ArgumentError(f"seconds: got {seconds!r}; pass the time per product and kernel, in (0, 60] seconds.")
     if not (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1):
@@ -321,7 +331,7 @@ def compare_blas_kernels(
         return KernelComparison(own["library"], None, None, {}, {}, (), workloads, own["threads"] or threads)
     default = own["kernel"]
     times, deviation, unavailable = {default: own["seconds"]}, {default: max(own["deviation"].values())}, []
-    for kernel in runnable_kernels(cpu_flags()) if kernels is None else kernels:
+    for kernel in runnable_kernels(flags) if kernels is None else kernels:
         if kernel.lower() == default.lower():
             continue
         run = _run_child(kernel, spec, timeout)
