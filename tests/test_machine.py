@@ -96,6 +96,20 @@ def test_another_blas_than_openblas_has_no_kernels_to_set():
     mkl = machine.KernelComparison("mkl", None, None, {}, {}, (), WORKLOADS)
     assert mkl.recommended is None
     assert str(mkl) == "numpy's BLAS is mkl, not OpenBLAS: OPENBLAS_CORETYPE does not apply."
+    single = machine.KernelComparison("openblas", None, None, {}, {}, (), WORKLOADS)  # no DYNAMIC_ARCH: no kernel
+    assert single.recommended is None and "names no kernel" in str(single)
+
+
+def test_an_openblas_that_names_no_kernel_is_compared_with_nothing(monkeypatch):
+    ran = []
+
+    def child(kernel, spec, timeout):
+        ran.append(kernel)
+        return {"library": "openblas", "kernel": None, "threads": 1, "seconds": {}, "deviation": {}}
+
+    monkeypatch.setattr(machine, "_run_child", child)
+    comparison = machine.compare_blas_kernels(machine.runnable_kernels(machine.cpu_flags()))
+    assert ran == [None] and comparison.default is None and "names no kernel" in str(comparison)
 
 
 @pytest.mark.skipif("avx2" not in machine.cpu_flags() or "fma" not in machine.cpu_flags(), reason="no AVX2 CPU")

@@ -195,7 +195,8 @@ class KernelComparison:
     """Each OpenBLAS kernel's time for rnnprobe's products on this CPU (:func:`compare_blas_kernels`)."""
 
     library: str | None  # numpy's BLAS (threadpoolctl's internal_api): "openblas", "mkl", ...
-    default: str | None  # the kernel OpenBLAS picks on this CPU (no OPENBLAS_CORETYPE)
+    default: str | None  # the kernel OpenBLAS picks on this CPU (no OPENBLAS_CORETYPE; None: not OpenBLAS, or one
+    # built for a single CPU)
     current: str | None  # the kernel of this process
     seconds: dict[str, dict[str, float]]  # {kernel: {workload: median seconds of one call}}
     deviation: dict[str, float]  # {kernel: largest relative deviation of its products from a loop's}
@@ -227,6 +228,8 @@ class KernelComparison:
         if self.library != "openblas":
             return (f"numpy's BLAS is {self.library or 'not found'}, not OpenBLAS: OPENBLAS_CORETYPE does not "
                     f"apply.")  # fmt: skip
+        if self.default is None:
+            return "numpy's OpenBLAS names no kernel (built for one CPU): it has no other kernel to choose."
         lines = [
             f"numpy's BLAS: OpenBLAS, kernel {self.current} in this process, {self.default} by OpenBLAS's choice "
             f"for this CPU;\n{self.threads} thread(s), median time of one call (speed-up against {self.default}):"
@@ -327,7 +330,7 @@ def compare_blas_kernels(
     machine = describe_machine()  # (this process's kernel: OPENBLAS_CORETYPE may differ from the default)
     spec = {"workloads": workloads, "seconds": seconds, "threads": threads}
     own = _run_child(None, spec, timeout)
-    if own["library"] != "openblas":
+    if own["library"] != "openblas" or not own["kernel"]:  # (an OpenBLAS built for one CPU names no kernel)
         return KernelComparison(own["library"], None, None, {}, {}, (), workloads, own["threads"] or threads)
     default = own["kernel"]
     times, deviation, unavailable = {default: own["seconds"]}, {default: max(own["deviation"].values())}, []
