@@ -178,6 +178,10 @@ def test_a_timing_run_that_fails_or_hangs_is_one_error(monkeypatch):
     monkeypatch.setattr(machine, "_CHILD", "import sys; sys.exit('no numpy here')")
     with pytest.raises(MeasurementError, match=r"failed \(exit status 1\): no numpy here"):
         machine.compare_blas_kernels([], seconds=0.01)
+    monkeypatch.setattr(machine.sys, "executable", "/nonexistent/python")
+    with pytest.raises(MeasurementError, match=r"could not start '/nonexistent/python'"):
+        machine.compare_blas_kernels([], seconds=0.01)
+    monkeypatch.undo()
     monkeypatch.setattr(machine, "_CHILD", "import time; time.sleep(30)")
     with pytest.raises(MeasurementError, match=r"timeout: .* took more than 0.5 s"):
         machine.compare_blas_kernels([], seconds=0.01, timeout=0.5)

@@ -381,6 +381,9 @@ def _run_child(kernel: str | None, spec: dict[str, Any], timeout: float) -> dict
                               timeout=timeout, check=False)  # fmt: skip
     except subprocess.TimeoutExpired as exc:
         raise MeasurementError(f"timeout: {what} took more than {timeout:g} s; pass a larger timeout.") from exc
+    except OSError as exc:  # (an embedded Python whose sys.executable is no interpreter)
+        raise MeasurementError(f"{what} could not start {sys.executable!r} ({exc}): a Python interpreter is "
+                               f"needed to time each kernel in a process of its own.") from exc  # fmt: skip
     if done.returncode != 0:
         tail = " ".join(done.stderr.strip().splitlines()[-3:])
         raise MeasurementError(f"{what} failed (exit status {done.returncode}): {tail}")
