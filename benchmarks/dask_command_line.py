@@ -1,6 +1,6 @@
 """The command line on a dask cluster started as it is on many machines (issue 20, goal 4).
 
-Run:  python benchmarks/dask_command_line.py [--stimuli 2000] [--workers 2]
+Run:  python benchmarks/dask_command_line.py [--stimuli 2000] [--workers 2] [--hosts]
 
 A cluster on other machines is a scheduler and workers started by dask's own commands (``dask scheduler``,
 ``dask worker``, or dask-jobqueue's batch jobs running them), each worker in a folder and an environment of
@@ -15,11 +15,19 @@ images with labels, a configuration), runs
 checks that the stores are equal and every number of the analyses equal to 1e-9, and prints the times. The
 machine is one: the workers share its disk and cores, so the times say what the cluster's overheads cost,
 not what more machines give (``benchmarks/dask_scaling.py`` measures 1 against 2 workers).
+
+``--hosts`` (root, Linux: ``ip`` and ``unshare``) starts each worker as on a machine of its own: in a network
+namespace of its own (its own address on a bridge, 10.77.0.2, .3, ...; the scheduler and this process at
+10.77.0.1: every message over TCP between two addresses), with a hostname of its own and a /tmp of its own (a
+private tmpfs), so that only the folder the run lives in (under /var/tmp: the "shared file system") is common
+to all. It also records a project kept in this process's /tmp, which the workers cannot see, and checks that
+the command fails with the error that names the worker's host and the folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -28,6 +36,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -83,15 +92,56 @@ def write_project(folder: Path, n_stimuli: int) -> Path:
     return folder / "config.toml"
 
 
-def start_cluster(root: Path, n_workers: int) -> tuple[Path, list[subprocess.Popen]]:
-    """A scheduler writing its address to a file, and workers each in a folder and environment of its own."""
+BRIDGE, SUBNET = "rnnp-br", "10.77.0"  # --hosts: the bridge between the hosts' namespaces, their addresses
+
+
+@contextlib.contextmanager
+def hosts(n_hosts: int) -> Iterator[list[str]]:
+    """``n_hosts`` network namespaces on one bridge (this process's side at SUBNET.1): yields their names."""
+    names = [f"rnnp-node{k}" for k in range(n_hosts)]
+    steps = [f"ip link add {BRIDGE} type bridge", f"ip addr add {SUBNET}.1/24 dev {BRIDGE}", f"ip link set {BRIDGE} up"]
+    for k, name in enumerate(names):
+        steps += [f"ip netns add {name}", f"ip link add rnnp-v{k} type veth peer name rnnp-p{k}",
+                  f"ip link set rnnp-v{k} master {BRIDGE}", f"ip link set rnnp-v{k} up",
+                  f"ip link set rnnp-p{k} netns {name}", f"ip netns exec {name} ip addr add {SUBNET}.{k + 2}/24 dev "
+                  f"rnnp-p{k}", f"ip netns exec {name} ip link set rnnp-p{k} up",
+                  f"ip netns exec {name} ip link set lo up"]  # fmt: skip
+    try:
+        for step in steps:
+            subprocess.run(step.split(), check=True, capture_output=True)
+        yield names
+    finally:
+        for name in names:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+        subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True)
+
+
+def on_host(k: int, name: str, command: list) -> list:
+    """``command`` run as on host ``k``: in its namespace, with hostname node<k> and a /tmp of its own."""
+    inner = f'hostname node{k} && mount -t tmpfs tmpfs /tmp && exec "$@"'
+    return ["ip", "netns", "exec", name, "unshare", "--uts", "--mount", "--propagation", "private", "sh", "-c", inner,
+            "sh", *map(str, command)]  # fmt: skip
+
+
+def start_cluster(root: Path, n_workers: int, names: list[str] | None = None) -> tuple[Path, list[subprocess.Popen]]:
+    """A scheduler writing its address to a file, and workers each in a folder and environment of its own (and,
+    with the hosts' namespace ``names``, each on a host of its own)."""
     root.mkdir()
     bin_dir = Path(sys.executable).parent
     path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
     scheduler_file = root / "scheduler.json"
     processes = [
         subprocess.Popen(
-            [bin_dir / "dask", "scheduler", "--scheduler-file", scheduler_file, "--port", "0", "--no-dashboard"],
+            [
+                bin_dir / "dask",
+                "scheduler",
+                "--scheduler-file",
+                scheduler_file,
+                "--port",
+                "0",
+                "--no-dashboard",
+                *(["--host", f"{SUBNET}.1"] if names else []),
+            ],
             cwd=root,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -104,10 +154,12 @@ def start_cluster(root: Path, n_workers: int) -> tuple[Path, list[subprocess.Pop
         home.mkdir()
         env = {"PATH": path, "HOME": str(home), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                "MKL_NUM_THREADS": "1", **blas_settings()}  # fmt: skip
-        processes.append(subprocess.Popen(
-            [bin_dir / "dask", "worker", "--scheduler-file", scheduler_file, "--nworkers", "1", "--nthreads", "1",
-             "--local-directory", home, "--no-dashboard"], cwd=home, env=env, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL))  # fmt: skip
+        command = [bin_dir / "dask", "worker", "--scheduler-file", scheduler_file, "--nworkers", "1", "--nthreads",
+                   "1", "--local-directory", home, "--no-dashboard"]  # fmt: skip
+        if names:
+            command = on_host(k, names[k], [*command, "--host", f"{SUBNET}.{k + 2}"])
+        processes.append(subprocess.Popen(command, cwd=home, env=env, stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL))  # fmt: skip
     from distributed import Client
 
     with Client(scheduler_file=str(scheduler_file)) as client:
@@ -190,38 +242,79 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stimuli", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--hosts", action="store_true", help="each worker on a host of its own (network namespaces)")
     args = parser.parse_args()
     print_machine()
-    root = Path(tempfile.mkdtemp(prefix="rnnprobe-cluster-"))  # this run's own folder, removed at the end
-    processes: list[subprocess.Popen] = []
-    try:
+    if args.hosts and (os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("unshare")):
+        raise SystemExit("--hosts needs root and the ip and unshare commands (Linux network namespaces)")
+    # this run's own folder, removed at the end; with --hosts under /var/tmp, which the hosts share (not their /tmp)
+    root = Path(tempfile.mkdtemp(prefix="rnnprobe-cluster-", dir="/var/tmp" if args.hosts else None))
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, root)
+        names = stack.enter_context(hosts(args.workers)) if args.hosts else None
         configs = {where: write_project(root / where, args.stimuli) for where in ("local", "cluster")}
-        scheduler_file, processes = start_cluster(root / "machines", args.workers)
-        times = {}
-        for where, config in configs.items():
-            extra = ("--scheduler", str(scheduler_file)) if where == "cluster" else ()
-            threads = 1 if where == "cluster" else args.workers  # in this process: as many cores as the workers
-            times[where] = [rnnprobe_command(name, config, *extra, threads=threads) for name in ("record", "analyze")]
-        check_stores(root / "local", root / "cluster")
-        count = check_summaries(root / "local", root / "cluster")
-        store = root / "cluster" / "results" / "recordings" / "blt.zarr"
-        api = {"local": analyses(store, None, args.workers), "cluster": analyses(store, scheduler_file, 1)}
-        for ours, theirs in zip(api["cluster"][1], api["local"][1], strict=True):
-            np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
-        print(f"{args.stimuli} images, BLT-style convnet (16 maps, 16 x 16, 4 steps), 2 layers: stores equal, the "
-              f"{count} numbers of analysis.json equal to 1e-9, every RDM and decoding score to 1e-10")  # fmt: skip
-        rows = [(f"rnnprobe {command}", times["local"][k], times["cluster"][k]) for k, command in
-                enumerate(("record", "analyze"))]  # fmt: skip
-        rows.append(("compute_rdms + decode, every layer", api["local"][0], api["cluster"][0]))
-        for name, local, cluster in rows:
-            print(f"  {name:36s} in this process ({args.workers} threads) {local:7.1f} s   on {args.workers} workers "
-                  f"started by 'dask worker' {cluster:7.1f} s   ({local / cluster:.2f}x)")  # fmt: skip
+        scheduler_file, processes = start_cluster(root / "machines", args.workers, names)
+        stack.callback(stop, processes)
+        if names:
+            print(f"workers: {worker_hosts(scheduler_file)}")
+            unreachable(scheduler_file)
+        run_and_compare(args, root, configs, scheduler_file)
+
+
+def stop(processes: list[subprocess.Popen]) -> None:
+    for process in reversed(processes):
+        process.terminate()
+    for process in processes:
+        process.wait(timeout=30)
+
+
+def worker_hosts(scheduler_file: Path) -> dict[str, str]:
+    """{worker address: its hostname}."""
+    import socket
+
+    from distributed import Client
+
+    with Client(scheduler_file=str(scheduler_file)) as client:
+        return client.run(socket.gethostname)
+
+
+def unreachable(scheduler_file: Path) -> None:
+    """A project in this process's /tmp, which no worker sees: ``rnnprobe record --scheduler`` fails with the
+    error that names the worker's host and the folder, and leaves no store."""
+    private = Path(tempfile.mkdtemp(prefix="rnnprobe-private-", dir="/tmp"))
+    try:
+        config = write_project(private / "project", 50)
+        out = subprocess.run([Path(sys.executable).parent / "rnnprobe", "record", str(config), "--no-progress",
+                              "--scheduler", str(scheduler_file)], capture_output=True, text=True)  # fmt: skip
+        assert out.returncode == 2 and "cannot reach" in out.stderr and "on node" in out.stderr, out.stderr
+        assert not (private / "project" / "results" / "recordings" / "blt.zarr").exists()
+        print(f"a project in this process's /tmp: {' '.join(out.stderr.split())[:300]}")
     finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
-        shutil.rmtree(root)
+        shutil.rmtree(private)
+
+
+def run_and_compare(args: argparse.Namespace, root: Path, configs: dict[str, Path], scheduler_file: Path) -> None:
+    """The command line and the API in this process and on the cluster: equal numbers; the times printed."""
+    times = {}
+    for where, config in configs.items():
+        extra = ("--scheduler", str(scheduler_file)) if where == "cluster" else ()
+        threads = 1 if where == "cluster" else args.workers  # in this process: as many cores as the workers
+        times[where] = [rnnprobe_command(name, config, *extra, threads=threads) for name in ("record", "analyze")]
+    check_stores(root / "local", root / "cluster")
+    count = check_summaries(root / "local", root / "cluster")
+    store = root / "cluster" / "results" / "recordings" / "blt.zarr"
+    api = {"local": analyses(store, None, args.workers), "cluster": analyses(store, scheduler_file, 1)}
+    for ours, theirs in zip(api["cluster"][1], api["local"][1], strict=True):
+        np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+    print(f"{args.stimuli} images, BLT-style convnet (16 maps, 16 x 16, 4 steps), 2 layers: stores equal, the "
+          f"{count} numbers of analysis.json equal to 1e-9, every RDM and decoding score to 1e-10")  # fmt: skip
+    rows = [(f"rnnprobe {command}", times["local"][k], times["cluster"][k]) for k, command in
+            enumerate(("record", "analyze"))]  # fmt: skip
+    rows.append(("compute_rdms + decode, every layer", api["local"][0], api["cluster"][0]))
+    where = "hosts of their own" if args.hosts else "started by 'dask worker'"
+    for name, local, cluster in rows:
+        print(f"  {name:36s} in this process ({args.workers} threads) {local:7.1f} s   on {args.workers} workers "
+              f"{where} {cluster:7.1f} s   ({local / cluster:.2f}x)")  # fmt: skip
 
 
 if __name__ == "__main__":
