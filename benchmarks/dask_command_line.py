@@ -16,6 +16,9 @@ checks that the stores are equal and every number of the analyses equal to 1e-9,
 machine is one: the workers share its disk and cores, so the times say what the cluster's overheads cost,
 not what more machines give (``benchmarks/dask_scaling.py`` measures 1 against 2 workers).
 
+``--kernels Haswell,SkylakeX`` gives the workers OpenBLAS's kernels in turn (``OPENBLAS_CORETYPE``), as machines
+of a cluster whose CPUs differ; the numbers must still equal this process's.
+
 ``--hosts`` (root, Linux: ``ip`` and ``unshare``) starts each worker as on a machine of its own: in a network
 namespace of its own (its own address on a bridge, 10.77.0.2, .3, ...; the scheduler and this process at
 10.77.0.1: every message over TCP between two addresses), with a hostname of its own and a /tmp of its own (a
@@ -123,9 +126,11 @@ def on_host(k: int, name: str, command: list) -> list:
             "sh", *map(str, command)]  # fmt: skip
 
 
-def start_cluster(root: Path, n_workers: int, names: list[str] | None = None) -> tuple[Path, list[subprocess.Popen]]:
+def start_cluster(root: Path, n_workers: int, names: list[str] | None = None, kernels: list[str] | None = None
+                  ) -> tuple[Path, list[subprocess.Popen]]:  # fmt: skip
     """A scheduler writing its address to a file, and workers each in a folder and environment of its own (and,
-    with the hosts' namespace ``names``, each on a host of its own)."""
+    with the hosts' namespace ``names``, each on a host of its own; with ``kernels``, worker k runs OpenBLAS's
+    kernel k modulo their number)."""
     root.mkdir()
     bin_dir = Path(sys.executable).parent
     path = f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
@@ -154,6 +159,8 @@ def start_cluster(root: Path, n_workers: int, names: list[str] | None = None) ->
         home.mkdir()
         env = {"PATH": path, "HOME": str(home), "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
                "MKL_NUM_THREADS": "1", **blas_settings()}  # fmt: skip
+        if kernels:
+            env["OPENBLAS_CORETYPE"] = kernels[k % len(kernels)]
         command = [bin_dir / "dask", "worker", "--scheduler-file", scheduler_file, "--nworkers", "1", "--nthreads",
                    "1", "--local-directory", home, "--no-dashboard"]  # fmt: skip
         if names:
@@ -243,6 +250,8 @@ def main() -> None:
     parser.add_argument("--stimuli", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--hosts", action="store_true", help="each worker on a host of its own (network namespaces)")
+    parser.add_argument("--kernels", default=None, help="OpenBLAS kernels of the workers in turn, e.g. "
+                        "Haswell,SkylakeX (machines that differ); this process keeps its own")  # fmt: skip
     args = parser.parse_args()
     print_machine()
     if args.hosts and (os.geteuid() != 0 or not shutil.which("ip") or not shutil.which("unshare")):
@@ -253,9 +262,10 @@ def main() -> None:
         stack.callback(shutil.rmtree, root)
         names = stack.enter_context(hosts(args.workers)) if args.hosts else None
         configs = {where: write_project(root / where, args.stimuli) for where in ("local", "cluster")}
-        scheduler_file, processes = start_cluster(root / "machines", args.workers, names)
+        kernels = args.kernels.split(",") if args.kernels else None
+        scheduler_file, processes = start_cluster(root / "machines", args.workers, names, kernels)
         stack.callback(stop, processes)
-        if names:
+        if names or kernels:
             print(f"workers: {worker_hosts(scheduler_file)}")
             unreachable(scheduler_file)
         run_and_compare(args, root, configs, scheduler_file)
@@ -269,13 +279,20 @@ def stop(processes: list[subprocess.Popen]) -> None:
 
 
 def worker_hosts(scheduler_file: Path) -> dict[str, str]:
-    """{worker address: its hostname}."""
-    import socket
-
+    """{worker address: its hostname and OpenBLAS kernel}."""
     from distributed import Client
 
+    def where() -> str:
+        import socket
+
+        import numpy  # noqa: F401  (its OpenBLAS loaded)
+        from threadpoolctl import threadpool_info
+
+        kernel = next((p.get("architecture") for p in threadpool_info() if p["user_api"] == "blas"), None)
+        return f"{socket.gethostname()}, OpenBLAS {kernel}"
+
     with Client(scheduler_file=str(scheduler_file)) as client:
-        return client.run(socket.gethostname)
+        return client.run(where)
 
 
 def unreachable(scheduler_file: Path) -> None:
