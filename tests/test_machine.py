@@ -203,3 +203,6 @@ def test_the_machine_command_prints_the_description_and_the_kernels(capsys):
         assert "\n2 thread(s), median time" in capsys.readouterr().out
     assert main(["machine", "--kernels", "--size", "5,x,3"]) == 2
     assert "--size: got ['5,x,3']; pass STEPS,ROWS,UNITS as integers" in capsys.readouterr().err
+    for extra in (["--size", "2,10,20"], ["--threads", "2"]):
+        assert main(["machine", *extra]) == 2
+        assert "--size/--threads: they set what --kernels times; add --kernels." in capsys.readouterr().err

@@ -115,6 +115,8 @@ def _machine(args: argparse.Namespace) -> None:
     from ..analysis.machine import compare_blas_kernels, describe_machine
     from ..errors import ArgumentError
 
+    if not args.kernels and (args.size is not None or args.threads != 1):
+        raise ArgumentError("--size/--threads: they set what --kernels times; add --kernels.")
     sizes = None
     if args.size is not None:
         try:
