@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ArgumentError, MeasurementError, UnknownNameError, format_choices
-from .parallel import library_threads
+from .parallel import _loaded_torch, library_threads
 
 __all__ = ["KernelComparison", "Machine", "compare_blas_kernels", "describe_machine"]
 
@@ -107,16 +107,15 @@ def describe_machine(*, torch: bool = False) -> Machine:
 
     if torch:
         import torch as _  # noqa: F401
-    module = sys.modules.get("torch")
-    whole = module is not None and hasattr(module, "get_num_threads")  # (not while its import runs)
+    module = _loaded_torch()  # (None while another thread still imports it)
     return Machine(
         cpu=cpu_model(),
         cores=os.cpu_count() or 1,
         python=platform.python_version(),
         numpy=np.__version__,
         libraries=tuple(threadpool_info()),
-        torch=module.__version__ if whole else None,
-        torch_threads=module.get_num_threads() if whole else None,
+        torch=module.__version__ if module is not None else None,
+        torch_threads=module.get_num_threads() if module is not None else None,
         environment={k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ},
         workers=library_threads(),
     )
@@ -167,10 +166,9 @@ import numpy as np
 from threadpoolctl import threadpool_info
 
 spec = json.loads(sys.argv[1])
-blas = [p for p in threadpool_info() if p.get("user_api") == "blas"]
-out = {"library": blas[0].get("internal_api") if blas else None,
-       "kernel": blas[0].get("architecture") if blas else None,
-       "threads": blas[0].get("num_threads") if blas else None, "seconds": {}, "deviation": {}}
+blas = next((p for p in threadpool_info() if p.get("user_api") == "blas"), {})
+out = {"library": blas.get("internal_api"), "kernel": blas.get("architecture"), "threads": blas.get("num_threads"),
+       "seconds": {}, "deviation": {}}
 rng = np.random.default_rng(0)
 for name, (steps, rows, units) in spec["workloads"].items():
     x = rng.standard_normal((steps, rows, units))
@@ -248,10 +246,11 @@ class KernelComparison:
         return "\n".join(lines)
 
     def _advice(self) -> str:
-        if self.recommended is not None:
-            gains = self.speedups()[self.recommended]
-            return (f"{self.recommended} is faster on every product ({min(gains.values()):.2f}-"
-                    f"{max(gains.values()):.2f}x): set OPENBLAS_CORETYPE={self.recommended} in the environment "
+        best = self.recommended
+        if best is not None:
+            gains = self.speedups()[best]
+            return (f"{best} is faster on every product ({min(gains.values()):.2f}-"
+                    f"{max(gains.values()):.2f}x): set OPENBLAS_CORETYPE={best} in the environment "
                     f"before Python starts (numpy's and scipy's OpenBLAS read it when they load; processes "
                     f"started from that environment, dask workers included, inherit it).")  # fmt: skip
         others = [
@@ -307,6 +306,8 @@ def compare_blas_kernels(
     >>> list(comparison.seconds) == ([comparison.default] if comparison.library == "openblas" else [])
     True
     """
+    from threadpoolctl import threadpool_info
+
     workloads = _workloads(sizes)
     flags = cpu_flags()
     for kernel in kernels or ():
@@ -327,11 +328,11 @@ def compare_blas_kernels(
         raise ArgumentError(f"threads: got {threads!r}; pass a positive number of BLAS threads (1 by default).")
     if not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ArgumentError(f"timeout: got {timeout!r}; pass a positive number of seconds.")
-    machine = describe_machine()  # (this process's kernel: OPENBLAS_CORETYPE may differ from the default)
     spec = {"workloads": workloads, "seconds": seconds, "threads": threads}
     own = _run_child(None, spec, timeout)
+    ran = own["threads"] or threads
     if own["library"] != "openblas" or not own["kernel"]:  # (an OpenBLAS built for one CPU names no kernel)
-        return KernelComparison(own["library"], None, None, {}, {}, (), workloads, own["threads"] or threads)
+        return KernelComparison(own["library"], None, None, {}, {}, (), workloads, ran)
     default = own["kernel"]
     times, deviation, unavailable = {default: own["seconds"]}, {default: max(own["deviation"].values())}, []
     for kernel in runnable_kernels(flags) if kernels is None else kernels:
@@ -342,8 +343,7 @@ def compare_blas_kernels(
             unavailable.append(kernel)
             continue
         times[run["kernel"]], deviation[run["kernel"]] = run["seconds"], max(run["deviation"].values())
-    current = _blas(machine.libraries).get("architecture")
-    ran = own["threads"] or threads
+    current = _blas(tuple(threadpool_info())).get("architecture")  # (OPENBLAS_CORETYPE may set another here)
     return KernelComparison("openblas", default, current, times, deviation, tuple(unavailable), workloads, ran)
 
 
