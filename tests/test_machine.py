@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -19,6 +20,7 @@ WORKLOADS = dict(machine.WORKLOADS)
 SMALL, LARGE = list(WORKLOADS)
 
 
+@functools.cache  # (an interpreter per kernel, once for all the tests)
 def _kernel_in_a_fresh_python(coretype: str | None) -> dict:
     """numpy's BLAS as threadpoolctl describes it in a new interpreter with OPENBLAS_CORETYPE set (or not)."""
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
