@@ -167,6 +167,13 @@ def test_bad_arguments_are_one_clear_error_each():
             machine.compare_blas_kernels(threads=threads)
     with pytest.raises(ArgumentError, match=r"timeout: got -1"):
         machine.compare_blas_kernels(timeout=-1)
+    nan = float("nan")  # NaN settings: refused, never a timing run of NaN seconds
+    with pytest.raises(ArgumentError, match=r"seconds: got nan"):
+        machine.compare_blas_kernels(seconds=nan)
+    with pytest.raises(ArgumentError, match=r"timeout: got nan"):
+        machine.compare_blas_kernels(timeout=nan)
+    with pytest.raises(ArgumentError, match=r"sizes: got \(nan, 92, 512\)"):
+        machine.compare_blas_kernels(sizes=[(nan, 92, 512)])
     for sizes in ([(1, 2)], [(0, 92, 512)], [(1.5, 92, 512)], [(True, 92, 512)], [92]):
         with pytest.raises(ArgumentError, match=r"sizes: got .*; pass \(steps, rows, units\) as three positive"):
             machine.compare_blas_kernels(sizes=sizes)
