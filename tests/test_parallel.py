@@ -319,9 +319,9 @@ def test_fixed_point_search_on_two_threads_equals_one(solver, monkeypatch, pools
 
 @pytest.mark.parametrize(("distance", "n_units"), [("correlation", 400), ("cosine", 400), ("euclidean", 40)])
 def test_one_large_rdm_splits_its_gram_matrix_across_threads(distance, n_units, pools, torch_threads):
-    """A single step of 600 conditions: its Gram matrix from products of pairs of row blocks on the threads
-    (the normalised path for wide patterns, the centred one otherwise); equal to scipy's pdist and to the
-    one-thread RDM."""
+    """A single step of 600 conditions: its Gram matrix from products of pairs of row blocks on the threads,
+    then its dissimilarities from two shares of its rows (the normalised path for wide patterns, the centred
+    one otherwise); equal to scipy's pdist and to the one-thread RDM."""
     from scipy.spatial.distance import pdist
 
     from rnnprobe import Recording
@@ -332,10 +332,66 @@ def test_one_large_rdm_splits_its_gram_matrix_across_threads(distance, n_units, 
     for threads in (1, 2):
         torch_threads(threads)
         rdms.append(compute_rdms(Recording({"x": x}), "x", distance=distance).dissimilarities[0])
-    assert pools == [1, 1, 2]  # one thread: one block of steps; two: the block, then its 10 block pairs on 2
+    # one thread: one block of steps, its rows in one share; two: the block, its 10 block pairs on 2, its rows on 2
+    assert pools == [1, 1, 1, 2, 2]
     expected = pdist(x[:, 0], "sqeuclidean") / n_units if distance == "euclidean" else pdist(x[:, 0], distance)
     np.testing.assert_allclose(rdms[0], expected, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(rdms[1], rdms[0], rtol=0, atol=1e-13)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # scipy's 0 / 0 of the zero and constant patterns
+@pytest.mark.filterwarnings("ignore::rnnprobe.errors.RnnprobeWarning")  # (rnnprobe's note about their NaN)
+@pytest.mark.parametrize("n_units", [100, 30])  # wide: raw Gram matrices corrected; narrow: unit patterns
+@pytest.mark.parametrize("distance", ["correlation", "cosine", "euclidean", "euclidean_plain", "mahalanobis"])
+def test_rdms_of_many_conditions_by_blocks_of_rows_equal_scipy(distance, n_units, monkeypatch, torch_threads):
+    """150 conditions, from ROWS_FROM on taken by blocks of rows (7 rows a block here, so that blocks end inside
+    each thread's share), a zero and a constant pattern among them: equal to scipy's pdist on 1 and 3 threads,
+    NaN where it is."""
+    from scipy.spatial.distance import pdist
+
+    import rnnprobe.analysis.rsa.triangles as triangles
+    from rnnprobe import Recording
+    from rnnprobe.analysis import compute_rdms
+
+    monkeypatch.setattr(triangles, "BLOCK_BYTES", 7 * 8 * 150)
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(150, 2, n_units)) + 0.5
+    x[7], x[90] = 0.0, 2.0
+    precision = np.diag(rng.uniform(0.5, 2, n_units))
+    kwargs = {"noise": precision} if distance == "mahalanobis" else {}
+    metric = {"euclidean": "sqeuclidean", "euclidean_plain": "euclidean"}.get(distance, distance)
+    scale = n_units if distance in ("euclidean", "mahalanobis") else 1
+    power = 2 if distance == "mahalanobis" else 1
+    expected = [pdist(x[:, t], metric, **({"VI": precision} if kwargs else {})) ** power / scale for t in (0, 1)]
+    assert np.isnan(expected[0]).any() == (distance in ("correlation", "cosine"))
+    for threads in (1, 3):
+        torch_threads(threads)
+        got = compute_rdms(Recording({"x": x}), "x", distance=distance, **kwargs).dissimilarities
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("n", [2, 3, 131])
+def test_upper_triangle_rows_equal_the_triu_gather_and_compute_each_row_once(n, threads, monkeypatch):
+    import rnnprobe.analysis.rsa.triangles as triangles
+
+    monkeypatch.setattr(triangles, "BLOCK_BYTES", 5 * 8 * n)  # 5 rows a block
+    full = np.random.default_rng(0).normal(size=(2, n, n))
+    seen = []
+
+    def rows(t, part):
+        seen.append((t, part))
+        return full[t, part] * 3 - 1
+
+    out = np.full((3, n * (n - 1) // 2), np.nan)
+    assert triangles.upper_triangle_rows(full, rows, out[1:], threads=threads).base is out
+    i, j = np.triu_indices(n, 1)
+    np.testing.assert_array_equal(out[1:], (full * 3 - 1)[:, i, j])
+    assert np.isnan(out[0]).all()
+    for t in (0, 1):  # every row that has pairs, once, in blocks of at most 5
+        computed = [r for step, part in seen if step == t for r in range(part.start, part.stop)]
+        assert sorted(computed) == list(range(n - 1))
+    assert max(part.stop - part.start for _, part in seen) <= 5
 
 
 def test_symmetric_product_in_blocks_of_rows_equals_the_whole_product():

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,7 @@ from ..conditions import sum_groups
 from ..parallel import library_threads, task_pool
 from .crossnobis import FoldDesign, fold_design
 from .rdms import DISTANCES, RDMs
+from .triangles import ROWS_FROM, upper_triangle_rows
 
 
 def _conditions(
@@ -254,14 +256,37 @@ def _normalised_distances(
         square = centred
     with np.errstate(invalid="ignore", divide="ignore"):  # a zero pattern: NaN, as 1 - 0 / 0
         scale = 1 / np.sqrt(square)
+        shifted = np.sqrt(n_units) * means * scale if distance == "correlation" else None
+    if gram.shape[1] >= ROWS_FROM:
+        return upper_triangle_rows(gram, _normalised_rows(gram, scale, shifted), out, threads=threads)
+    with np.errstate(invalid="ignore"):
         outer = np.einsum("ti,tj->tij", scale, scale)  # (einsum: 1.4x faster than a broadcast product here)
         gram *= outer
-        if distance == "correlation":
-            shifted = np.sqrt(n_units) * means * scale
+        if shifted is not None:
             gram -= np.einsum("ti,tj->tij", shifted, shifted, out=outer)
-    upper = upper_triangles(gram, out)
-    np.subtract(1, upper, out=upper)
-    return np.clip(upper, 0, 2, out=upper)  # (1 - r with |r| past 1 by rounding: a dissimilarity is never negative)
+    return one_minus_clipped(upper_triangles(gram, out))
+
+
+def _normalised_rows(gram: np.ndarray, scale: np.ndarray, shifted: np.ndarray | None) -> Callable[..., np.ndarray]:
+    """:func:`upper_triangle_rows`'s rows of 1 - r from raw Gram matrices, r = s_i s_j G_ij - a_i a_j (cosine:
+    ``shifted`` a is None), as :func:`_normalised_distances` takes them on whole matrices (the same numbers).
+    """
+
+    def rows(t: int, part: slice) -> np.ndarray:
+        block = gram[t, part]
+        with np.errstate(invalid="ignore"):  # (NaN of a zero pattern)
+            block *= np.multiply.outer(scale[t, part], scale[t])
+            if shifted is not None:
+                block -= np.multiply.outer(shifted[t, part], shifted[t])
+        return one_minus_clipped(block)
+
+    return rows
+
+
+def one_minus_clipped(similarities: np.ndarray) -> np.ndarray:
+    """1 - r in place, clipped to [0, 2]: |r| past 1 by rounding never makes a dissimilarity negative."""
+    np.subtract(1, similarities, out=similarities)
+    return np.clip(similarities, 0, 2, out=similarities)
 
 
 def _dissimilarities(
@@ -272,19 +297,20 @@ def _dissimilarities(
     """
     _, n, n_units = patterns.shape
     upper = None
+    into = out if out is not None and out.dtype == np.dtype(backend.dtype) else None
     # raw Gram matrices corrected in place unless conditions outnumber units twice (normalised copies of
     # the patterns cost more from there on; the n x n corrections cost more below: 1000 conditions x 1024
     # units 33 -> 29 ms per step, x 256 equal, x 10 units 1.4 -> 2.6 ms, AMD EPYC)
     if backend.numpy and distance in ("correlation", "cosine") and 2 * n_units >= n:
-        into = out if out is not None and out.dtype == np.dtype(backend.dtype) else None
         upper = _normalised_distances(patterns, distance, backend, threads, into)
-    if upper is None and distance in ("correlation", "cosine"):
-        eps = float(np.finfo(backend.dtype).eps)
-        patterns = unit_patterns(patterns, distance, backend.where, eps=eps)
-        upper = distances_from_gram(backend.gram(patterns, threads=threads), distance, n_units, backend)
-    elif upper is None:
-        upper = distances_from_gram(_plain_gram(patterns, distance, precision, backend, threads), distance, n_units,
-                                    backend)  # fmt: skip
+    if upper is None:
+        if distance in ("correlation", "cosine"):
+            eps = float(np.finfo(backend.dtype).eps)
+            patterns = unit_patterns(patterns, distance, backend.where, eps=eps)
+            gram = backend.gram(patterns, threads=threads)
+        else:
+            gram = _plain_gram(patterns, distance, precision, backend, threads)
+        upper = distances_from_gram(gram, distance, n_units, backend, out=into, threads=threads)
     if out is None or upper is out:
         return upper
     out[...] = upper
@@ -341,14 +367,22 @@ def unit_patterns(x: Any, distance: str, where: Any, *, eps: float = EPS) -> Any
         return x / squares**0.5
 
 
-def distances_from_gram(gram: Any, distance: str, n_units: int, backend: _Backend | None = None) -> np.ndarray:
+def distances_from_gram(
+    gram: Any, distance: str, n_units: int, backend: _Backend | None = None, *, out: np.ndarray | None = None,
+    threads: int = 1,
+) -> np.ndarray:  # fmt: skip
     """(time, n_pairs) dissimilarities from (time, n, n) Gram matrices: of normalised patterns for
     "correlation" and "cosine" (1 - G), else of the raw (or precision-weighted) patterns
-    (G_ii + G_jj - 2 G_ij, over ``n_units`` or its square root for "euclidean_plain"). ``gram`` is overwritten:
-    one n x n temporary instead of four (2000 conditions: 14.7 -> 12.8 ms, 500: 0.52 -> 0.47 ms, AMD EPYC), with
-    the same numbers to the bit (doubling in place is exact; the scaling is taken on the upper triangles).
+    (G_ii + G_jj - 2 G_ij, over ``n_units`` or its square root for "euclidean_plain"). ``gram`` is overwritten.
+    With numpy and at least ``ROWS_FROM`` conditions, by blocks of rows (:func:`upper_triangle_rows`, into ``out``
+    where given, on ``threads`` workers); else on whole matrices, with one n x n temporary instead of four
+    (2000 conditions: 14.7 -> 12.8 ms, 500: 0.52 -> 0.47 ms, AMD EPYC): the same numbers to the bit (doubling in
+    place is exact; the scaling is taken on the upper triangles).
     """
     backend = backend or _Backend(None, "float64")
+    if backend.numpy and gram.shape[-1] >= ROWS_FROM:
+        return backend.to_numpy(upper_triangle_rows(gram, _distance_rows(gram, distance, n_units), out,
+                                                    threads=threads))  # fmt: skip
     if distance in ("correlation", "cosine"):
         return np.clip(backend.to_numpy(1 - upper_triangles(gram)), 0, 2)  # (|r| past 1 by rounding)
     diag = backend.diagonal(gram)
@@ -357,6 +391,25 @@ def distances_from_gram(gram: Any, distance: str, n_units: int, backend: _Backen
     full -= gram
     upper = upper_triangles(full)
     return backend.to_numpy(backend.sqrt_clipped(upper) if distance == "euclidean_plain" else upper / n_units)
+
+
+def _distance_rows(gram: np.ndarray, distance: str, n_units: int) -> Callable[..., np.ndarray]:
+    """:func:`upper_triangle_rows`'s rows of :func:`distances_from_gram`'s dissimilarities (the same numbers)."""
+    if distance in ("correlation", "cosine"):  # Gram matrices of unit patterns
+        return lambda t, part: one_minus_clipped(gram[t, part])
+    diag = np.diagonal(gram, axis1=1, axis2=2).copy()  # (each row is overwritten in turn)
+
+    def rows(t: int, part: slice) -> np.ndarray:
+        block = gram[t, part]
+        full = np.add.outer(diag[t, part], diag[t])
+        block *= 2
+        full -= block
+        if distance == "euclidean_plain":
+            return np.sqrt(np.clip(full, 0, None, out=full), out=full)
+        full /= n_units
+        return full
+
+    return rows
 
 
 BLOCK_BYTES = 2**28  # the n x n work arrays of one block of time steps stay under 256 MiB

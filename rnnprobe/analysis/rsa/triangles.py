@@ -1,0 +1,63 @@
+"""Dissimilarities from large Gram matrices, block of rows by block of rows.
+
+An RDM of n conditions comes from each step's n x n Gram matrix by a few elementwise steps (the
+correlation's scaling and shift, the Euclidean distance's diagonal sums) and the gather of its strict upper
+triangle. Taken one whole matrix at a time, each step is a pass over memory (32 MB a matrix of 2000
+conditions); here a block of rows at a time is corrected in place, while it sits in a core's cache, and its
+triangle's part copied into the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..parallel import task_pool
+
+ROWS_FROM = 128  # conditions from which RDMs are taken by rows (fewer: one gather of flat indices is faster)
+BLOCK_BYTES = 2**19  # a block of rows corrected at once: half of a core's L2 cache on current x86 CPUs
+
+
+def upper_triangle_rows(
+    gram: np.ndarray,
+    rows: Callable[[int, slice], np.ndarray],
+    out: np.ndarray | None = None,
+    *,
+    threads: int = 1,
+) -> np.ndarray:
+    """(time, n, n) -> (time, n (n - 1) / 2): the strict upper triangles, row by row (rsatoolbox's order), of
+    the matrices whose rows ``rows(t, part)`` computes (step t's rows ``part``, n wide, from ``gram``, which
+    it may overwrite) into ``out`` where given. The rows go in blocks of ``BLOCK_BYTES``; with ``threads`` > 1
+    each step's rows are split into that many contiguous shares, one worker each.
+
+    One pass over each matrix, where the whole-matrix form of the same arithmetic took five or six (2000
+    conditions, correlation: the corrections and triangle 20 -> 11 ms; Euclidean 44 -> 15 ms, AMD EPYC Zen 4).
+    ``rows`` sees each row of ``gram`` once, a block's rows after the blocks above them.
+
+    Examples
+    --------
+    >>> gram = np.arange(16.0).reshape(1, 4, 4)
+    >>> upper_triangle_rows(gram, lambda t, part: gram[t, part])
+    array([[ 1.,  2.,  3.,  6.,  7., 11.]])
+    """
+    n_time, n = gram.shape[:2]
+    if out is None:
+        out = np.empty((n_time, n * (n - 1) // 2), dtype=gram.dtype)
+    starts = np.concatenate(([0], np.cumsum(np.arange(n - 1, 0, -1)))).tolist()  # each row's first pair
+    size = max(1, BLOCK_BYTES // (gram.itemsize * n))
+    edges = np.linspace(0, n - 1, threads + 1).astype(int).tolist()  # (the last row has no pair)
+
+    def share(task: tuple[int, int]) -> None:
+        t, k = task
+        into = out[t]
+        for first in range(edges[k], edges[k + 1], size):
+            last = min(first + size, edges[k + 1])
+            block = rows(t, slice(first, last))
+            for i in range(first, last):
+                into[starts[i] : starts[i + 1]] = block[i - first, i + 1 :]
+
+    tasks = [(t, k) for t in range(n_time) for k in range(threads)]
+    with task_pool(len(tasks), threads=threads) as pmap:
+        list(pmap(share, tasks))
+    return out
