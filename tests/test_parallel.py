@@ -319,9 +319,9 @@ def test_fixed_point_search_on_two_threads_equals_one(solver, monkeypatch, pools
 
 @pytest.mark.parametrize(("distance", "n_units"), [("correlation", 400), ("cosine", 400), ("euclidean", 40)])
 def test_one_large_rdm_splits_its_gram_matrix_across_threads(distance, n_units, pools, torch_threads):
-    """A single step of 600 conditions: its Gram matrix from products of pairs of row blocks on the threads,
-    then its dissimilarities from two shares of its rows (the normalised path for wide patterns, the centred
-    one otherwise); equal to scipy's pdist and to the one-thread RDM."""
+    """A single step of 600 conditions: its Gram matrix from products of pairs of row blocks on the threads
+    (the normalised path for wide patterns, the centred one otherwise); equal to scipy's pdist and to the
+    one-thread RDM."""
     from scipy.spatial.distance import pdist
 
     from rnnprobe import Recording
@@ -332,8 +332,7 @@ def test_one_large_rdm_splits_its_gram_matrix_across_threads(distance, n_units, 
     for threads in (1, 2):
         torch_threads(threads)
         rdms.append(compute_rdms(Recording({"x": x}), "x", distance=distance).dissimilarities[0])
-    # one thread: one block of steps, its rows in one share; two: the block, its 10 block pairs on 2, its rows on 2
-    assert pools == [1, 1, 1, 2, 2]
+    assert pools == [1, 1, 2]  # one thread: one block of steps; two: the block, then its 10 block pairs on 2
     expected = pdist(x[:, 0], "sqeuclidean") / n_units if distance == "euclidean" else pdist(x[:, 0], distance)
     np.testing.assert_allclose(rdms[0], expected, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(rdms[1], rdms[0], rtol=0, atol=1e-13)
@@ -344,7 +343,7 @@ def test_one_large_rdm_splits_its_gram_matrix_across_threads(distance, n_units, 
 @pytest.mark.parametrize("n_units", [100, 30])  # wide: raw Gram matrices corrected; narrow: unit patterns
 @pytest.mark.parametrize("distance", ["correlation", "cosine", "euclidean", "euclidean_plain", "mahalanobis"])
 def test_rdms_of_many_conditions_by_blocks_of_rows_equal_scipy(distance, n_units, monkeypatch, torch_threads):
-    """150 conditions, from ROWS_FROM on taken by blocks of rows (7 rows a block here, so that blocks end inside
+    """150 conditions taken by blocks of rows (as larger RDMs are; 7 rows a block, so that blocks end inside
     each thread's share), a zero and a constant pattern among them: equal to scipy's pdist on 1 and 3 threads,
     NaN where it is."""
     from scipy.spatial.distance import pdist
@@ -354,6 +353,7 @@ def test_rdms_of_many_conditions_by_blocks_of_rows_equal_scipy(distance, n_units
     from rnnprobe.analysis import compute_rdms
 
     monkeypatch.setattr(triangles, "BLOCK_BYTES", 7 * 8 * 150)
+    monkeypatch.setattr(triangles, "ROWS_BYTES", 150**2 * 8)
     rng = np.random.default_rng(5)
     x = rng.normal(size=(150, 2, n_units)) + 0.5
     x[7], x[90] = 0.0, 2.0

@@ -55,7 +55,7 @@ from ..conditions import sum_groups
 from ..parallel import library_threads, task_pool
 from .crossnobis import FoldDesign, fold_design
 from .rdms import DISTANCES, RDMs
-from .triangles import ROWS_FROM, upper_triangle_rows
+from .triangles import by_rows, upper_triangle_rows
 
 
 def _conditions(
@@ -257,7 +257,7 @@ def _normalised_distances(
     with np.errstate(invalid="ignore", divide="ignore"):  # a zero pattern: NaN, as 1 - 0 / 0
         scale = 1 / np.sqrt(square)
         shifted = np.sqrt(n_units) * means * scale if distance == "correlation" else None
-    if gram.shape[1] >= ROWS_FROM:
+    if by_rows(gram):
         return upper_triangle_rows(gram, _normalised_rows(gram, scale, shifted), out, threads=threads)
     with np.errstate(invalid="ignore"):
         outer = np.einsum("ti,tj->tij", scale, scale)  # (einsum: 1.4x faster than a broadcast product here)
@@ -374,13 +374,13 @@ def distances_from_gram(
     """(time, n_pairs) dissimilarities from (time, n, n) Gram matrices: of normalised patterns for
     "correlation" and "cosine" (1 - G), else of the raw (or precision-weighted) patterns
     (G_ii + G_jj - 2 G_ij, over ``n_units`` or its square root for "euclidean_plain"). ``gram`` is overwritten.
-    With numpy and at least ``ROWS_FROM`` conditions, by blocks of rows (:func:`upper_triangle_rows`, into ``out``
-    where given, on ``threads`` workers); else on whole matrices, with one n x n temporary instead of four
+    Large ones by blocks of rows (:func:`by_rows`, :func:`upper_triangle_rows`: into ``out`` where given, on
+    ``threads`` workers); else on whole matrices, with one n x n temporary instead of four
     (2000 conditions: 14.7 -> 12.8 ms, 500: 0.52 -> 0.47 ms, AMD EPYC): the same numbers to the bit (doubling in
     place is exact; the scaling is taken on the upper triangles).
     """
     backend = backend or _Backend(None, "float64")
-    if backend.numpy and gram.shape[-1] >= ROWS_FROM:
+    if by_rows(gram):
         return backend.to_numpy(upper_triangle_rows(gram, _distance_rows(gram, distance, n_units), out,
                                                     threads=threads))  # fmt: skip
     if distance in ("correlation", "cosine"):

@@ -15,8 +15,17 @@ import numpy as np
 
 from ..parallel import task_pool
 
-ROWS_FROM = 128  # conditions from which RDMs are taken by rows (fewer: one gather of flat indices is faster)
+ROWS_BYTES = 2**23  # from this size of a step's Gram matrix (1024 conditions in float64), RDMs come by rows
 BLOCK_BYTES = 2**19  # a block of rows corrected at once: half of a core's L2 cache on current x86 CPUs
+
+
+def by_rows(gram: object) -> bool:
+    """Whether the RDMs of these (time, n, n) Gram matrices are taken by :func:`upper_triangle_rows`: numpy's,
+    of at least ``ROWS_BYTES`` a step. Smaller ones stay in the shared cache, where passes over whole matrices
+    (a few numpy calls for a block of steps) cost less than a block of rows' calls and copies (256 conditions x
+    20 steps: 0.93-0.98x by rows; 1000 x 4: 0.95-1.05x; 2000 x 1: 1.02-1.12x, AMD EPYC Zen 4, 32 MiB of L3).
+    """
+    return isinstance(gram, np.ndarray) and gram.shape[-1] ** 2 * gram.itemsize >= ROWS_BYTES
 
 
 def upper_triangle_rows(
@@ -31,8 +40,9 @@ def upper_triangle_rows(
     it may overwrite) into ``out`` where given. The rows go in blocks of ``BLOCK_BYTES``; with ``threads`` > 1
     each step's rows are split into that many contiguous shares, one worker each.
 
-    One pass over each matrix, where the whole-matrix form of the same arithmetic took five or six (2000
-    conditions, correlation: the corrections and triangle 20 -> 11 ms; Euclidean 44 -> 15 ms, AMD EPYC Zen 4).
+    One pass over each matrix, where the whole-matrix form of the same arithmetic took five or six, and no
+    n x n temporary beside the Gram matrix (2000 conditions, correlation: the corrections and triangle 20 -> 11
+    ms; Euclidean 44 -> 15 ms, AMD EPYC Zen 4).
     ``rows`` sees each row of ``gram`` once, a block's rows after the blocks above them.
 
     Examples
