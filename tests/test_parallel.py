@@ -348,10 +348,12 @@ def test_rdms_of_many_conditions_by_blocks_of_rows_equal_scipy(distance, n_units
     NaN where it is."""
     from scipy.spatial.distance import pdist
 
+    import rnnprobe.analysis.rsa.compute as compute
     import rnnprobe.analysis.rsa.triangles as triangles
     from rnnprobe import Recording
     from rnnprobe.analysis import compute_rdms
 
+    rows = compute.upper_triangle_rows
     monkeypatch.setattr(triangles, "BLOCK_BYTES", 7 * 8 * 150)
     monkeypatch.setattr(triangles, "ROWS_BYTES", 150**2 * 8)
     rng = np.random.default_rng(5)
@@ -364,10 +366,21 @@ def test_rdms_of_many_conditions_by_blocks_of_rows_equal_scipy(distance, n_units
     power = 2 if distance == "mahalanobis" else 1
     expected = [pdist(x[:, t], metric, **({"VI": precision} if kwargs else {})) ** power / scale for t in (0, 1)]
     assert np.isnan(expected[0]).any() == (distance in ("correlation", "cosine"))
+    taken = []  # (the rows' function of each call: this path is taken)
+    monkeypatch.setattr(compute, "upper_triangle_rows", lambda *a, **k: taken.append(a[1]) or rows(*a, **k))
     for threads in (1, 3):
         torch_threads(threads)
         got = compute_rdms(Recording({"x": x}), "x", distance=distance, **kwargs).dissimilarities
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    assert len(taken) == 3  # one thread: both steps in one block; three: a block a step
+
+
+def test_rdms_by_rows_from_gram_matrices_of_8_mib():
+    from rnnprobe.analysis.rsa.triangles import by_rows
+
+    assert by_rows(np.empty((1, 1024, 1024))) and not by_rows(np.empty((3, 1023, 1023)))
+    assert by_rows(np.empty((1, 1449, 1449), np.float32)) and not by_rows(np.empty((1, 1448, 1448), np.float32))
+    assert not by_rows(torch.empty(1, 2000, 2000, dtype=torch.float64))  # (torch's, on a device: whole matrices)
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
