@@ -33,6 +33,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 from _machine import print_machine
 
+ISSUE_5_CASE = (600, 128, 30, 2)  # trials, features, time points, classes: ridge's generalization >= 10x MNE's
+
 
 def timed(fn, repeats: int) -> tuple[float, float, object]:
     cpu, wall, out = [], [], None
@@ -82,7 +84,8 @@ def case(n: int, p: int, steps: int, repeats: int, *, logistic: bool, classes: i
         f"({wall_r:6.3f} s wall)   {cpu_m / cpu_r:6.1f}x CPU, {wall_m / wall_r:6.1f}x wall   scores equal"
     )
     if results is not None:  # CPU seconds: the machine is shared, CPU time is what each side used
-        results.add(f"ridge, {name}, generalization", "MNE", cpu_m, cpu_r, goal=10)
+        goal = 10 if (n, p, steps, classes) == ISSUE_5_CASE else 1  # (the other sizes: not slower)
+        results.add(f"ridge, {name}, generalization", "MNE", cpu_m, cpu_r, goal=goal)
     if logistic:
         log_pipe = make_pipeline(StandardScaler(), LogisticRegression())
 
