@@ -96,6 +96,34 @@ def test_blockwise_correlation_rdms_give_constant_patterns_nan_as_in_memory(clie
     np.testing.assert_allclose(got.dissimilarities, expected.dissimilarities, rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("distance", ["correlation", "euclidean"])
+def test_blockwise_rdms_of_many_conditions_by_rows_on_two_threads_equal_the_in_memory_ones(
+    client, tmp_path, monkeypatch, distance
+):
+    """The client forms the distances of many conditions from the Gram matrices by blocks of rows (as from 8
+    MiB a step; here from 150 conditions), split across its threads: equal to the in-memory RDMs."""
+    import torch
+
+    import rnnprobe.analysis.rsa.triangles as triangles
+
+    monkeypatch.setattr(triangles, "ROWS_BYTES", 150**2 * 8)
+    taken = []
+    rows = triangles.upper_triangle_rows
+    monkeypatch.setattr(triangles, "upper_triangle_rows", lambda *a, **k: taken.append(k["threads"]) or rows(*a, **k))
+    monkeypatch.setattr("rnnprobe.analysis.rsa.compute.upper_triangle_rows", triangles.upper_triangle_rows)
+    x = np.random.default_rng(4).normal(size=(150, 2, 40))
+    Recording({"h": x}).save(tmp_path / "m.zarr")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        got = compute_rdms(Recording.load(tmp_path / "m.zarr", chunks={"stimuli": 64}), "h", distance=distance)
+    finally:
+        torch.set_num_threads(before)
+    expected = compute_rdms(Recording({"h": x}), "h", distance=distance)
+    assert taken[0] == 2  # (the blockwise call; then the in-memory one's)
+    np.testing.assert_allclose(got.dissimilarities, expected.dissimilarities, rtol=1e-10, atol=1e-12)
+
+
 def test_blockwise_distances_of_patterns_far_from_the_origin_keep_their_digits(client, tmp_path):
     """Patterns 1e4 from the origin that differ by 1e-3: the blockwise Gram matrices are taken again of the
     patterns centred across conditions, as in memory; the distances of the differences to 1e-10."""

@@ -28,6 +28,7 @@ from ..blockwise import (
     symmetric_gram,
     time_blocks,
 )
+from ..parallel import library_threads
 from .crossnobis import FoldDesign
 
 
@@ -56,7 +57,7 @@ def dask_dissimilarities(
     check_finite_layer(finite, layer)
     if distance not in ("correlation", "cosine") and offset_dominates(gram):  # (see offset_dominates)
         (gram,) = _gram_matrices(x - x.mean(axis=0), distance, precision)
-    return distances_from_gram(gram, distance, x.shape[2])
+    return distances_from_gram(gram, distance, x.shape[2], threads=library_threads())  # (here, on the client)
 
 
 def _gram_matrices(x: Any, distance: str, precision: np.ndarray | None, *also: Any) -> tuple[np.ndarray, ...]:
