@@ -16,7 +16,7 @@ import numpy as np
 from ..parallel import task_pool
 
 ROWS_BYTES = 2**23  # from this size of a step's Gram matrix (1024 conditions in float64), RDMs come by rows
-BLOCK_BYTES = 2**19  # a block of rows corrected at once: half of a core's L2 cache on current x86 CPUs
+BLOCK_BYTES = 2**19  # a block of rows corrected at once: half of a core's L2 cache (1 MiB on the AMD EPYCs measured)
 
 
 def by_rows(gram: object) -> bool:
@@ -44,7 +44,8 @@ def upper_triangle_rows(
     n x n temporary beside the Gram matrix (2000 conditions, all after the product: correlation 20 -> 14 ms,
     Euclidean 20 -> 8 ms, AMD EPYC Zen 4; the whole RDM of 5000 conditions x 256 units, Euclidean, where the
     temporaries were fresh memory: 1047 -> 235 ms).
-    ``rows`` sees each row of ``gram`` once, a block's rows after the blocks above them.
+    ``rows`` is called once for each row (with threads, shares of rows at the same time): it may overwrite the
+    rows it is given, and what it needs of other rows (a diagonal) it takes before the first call.
 
     Examples
     --------
