@@ -544,6 +544,14 @@ def compute_rdms(
     RDMs
         ``rdm_descriptors``: ``time`` and ``time_index``; ``descriptors``: ``layer``.
 
+    Notes
+    -----
+    Memory on the CPU, besides the states: the RDMs (time x n (n - 1) / 2 float64) and, on each thread, the
+    Gram matrices of a block of steps (n x n each; a step at a time from 363 conditions on: 128 MiB at 4096),
+    with normalised copies of the block's patterns where conditions outnumber units twice. From 1024
+    conditions (8 MiB a step) the distances are formed from each Gram matrix by blocks of rows that stay in
+    cache, with no other n x n array (``rnnprobe.analysis.rsa.triangles``; a single step's rows on the threads).
+
     Examples
     --------
     >>> import numpy as np
