@@ -61,6 +61,44 @@ def test_describe_machine_reports_the_thread_pools_as_threadpoolctl_does(monkeyp
         torch.set_num_threads(before)
 
 
+def _lscpu_caches() -> dict[str, int] | None:
+    """{"L1d": bytes, ...}: one core's caches as ``lscpu -C`` lists them (None where it cannot)."""
+    try:
+        listed = subprocess.run(["lscpu", "--caches=NAME,ONE-SIZE,TYPE", "--bytes"], capture_output=True, text=True,
+                                check=True).stdout.split("\n")[1:]  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    rows = [line.split() for line in listed if line.strip()]
+    return {name: int(size) for name, size, kind in rows if kind != "Instruction"} or None
+
+
+def test_the_caches_are_the_ones_lscpu_lists():
+    expected = _lscpu_caches()
+    if expected is None:
+        pytest.skip("lscpu -C lists no caches here")
+    assert machine.cpu_caches() == expected
+    assert machine.describe_machine().caches == expected
+    assert "caches of the first core: L1d " in str(machine.describe_machine())
+
+
+def test_the_caches_are_read_from_sysfs_as_linux_writes_them(tmp_path):
+    """Sizes in K, M or bytes; instruction caches left out; an entry that cannot be read left out; no folder:
+    nothing (and no cache line in the description)."""
+    entries = [(1, "Data", "48K"), (1, "Instruction", "32K"), (2, "Unified", "2048K"), (3, "Unified", "105M"),
+               (4, "Unified", "")]  # fmt: skip
+    for index, (level, kind, size) in enumerate(entries):
+        folder = tmp_path / f"index{index}"
+        folder.mkdir()
+        for name, value in (("level", level), ("type", kind), ("size", size)):
+            (folder / name).write_text(f"{value}\n")
+    (tmp_path / "index9").mkdir()  # (no files in it)
+    assert machine.cpu_caches(str(tmp_path)) == {"L1d": 48 * 2**10, "L2": 2 * 2**20, "L3": 105 * 2**20}
+    assert machine.cpu_caches(str(tmp_path / "absent")) == {}
+    described = machine.Machine("cpu", 1, "3.11", "2.4", (), None, None, caches={"L1d": 48 * 2**10, "L2": 2**20})
+    assert "caches of the first core: L1d 48 KiB, L2 1 MiB" in str(described)
+    assert "caches" not in str(machine.Machine("cpu", 1, "3.11", "2.4", (), None, None))
+
+
 def test_runnable_kernels_follow_the_cpu_flags():
     avx512 = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
     assert machine.runnable_kernels(frozenset()) == []

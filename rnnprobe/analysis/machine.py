@@ -64,6 +64,7 @@ class Machine:
     torch_threads: int | None  # its intra-op threads
     environment: dict[str, str] = field(default_factory=dict)  # the thread and kernel variables set
     workers: int = 1  # the threads rnnprobe's analyses split their work over (parallel.library_threads)
+    caches: dict[str, int] = field(default_factory=dict)  # the first core's data caches in bytes (cpu_caches)
 
     def __str__(self) -> str:
         """The description printed by every benchmark and by ``rnnprobe machine``."""
@@ -73,6 +74,8 @@ class Machine:
                          f"{pool.get('architecture', '?')}, {pool.get('num_threads')} thread(s)")  # fmt: skip
         if self.torch is not None:
             lines.append(f"  torch {self.torch}: {self.torch_threads} intra-op thread(s)")
+        if self.caches:
+            lines.append("  caches of the first core: " + ", ".join(f"{k} {_size(v)}" for k, v in self.caches.items()))
         lines.append(f"  environment: {self.environment or 'no thread or kernel variables set'}")
         lines.append(f"  rnnprobe: analyses split their work over {self.workers} thread(s) (torch's, else BLAS's)")
         return "\n".join(lines)
@@ -118,12 +121,58 @@ def describe_machine(*, torch: bool = False) -> Machine:
         torch_threads=module.get_num_threads() if module is not None else None,
         environment={k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ},
         workers=library_threads(),
+        caches=cpu_caches(),
     )
 
 
 def cpu_model() -> str:
     """The CPU's model name (/proc/cpuinfo; the platform's processor name elsewhere)."""
     return _cpuinfo_field("model name") or platform.processor() or platform.machine()
+
+
+def cpu_caches(root: str = "/sys/devices/system/cpu/cpu0/cache") -> dict[str, int]:
+    """The first core's data and unified caches in bytes by level, {"L1d": ..., "L2": ..., "L3": ...}, as Linux
+    reports them (sysfs; empty where it cannot be read). A level shared by several cores (L3 mostly) is the
+    whole cache, not a core's share. rnnprobe's blocked analyses size their blocks for caches of these sizes
+    (an RDM's rows in blocks of 512 KiB: half of the 1 MiB L2 of the AMD EPYCs measured).
+
+    Examples
+    --------
+    >>> set(cpu_caches()) <= {"L1d", "L2", "L3", "L4"}
+    True
+    """
+    caches = {}
+    try:
+        entries = sorted(e for e in os.listdir(root) if e.startswith("index"))
+    except OSError:
+        return caches
+    for entry in entries:
+        try:
+            level, kind, size = (_read(os.path.join(root, entry, name)) for name in ("level", "type", "size"))
+            if kind != "Instruction":
+                caches[f"L{int(level)}{'d' if kind == 'Data' else ''}"] = _bytes(size)
+        except (OSError, ValueError):  # (an entry the kernel leaves unreadable or empty: left out)
+            continue
+    return caches
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
+
+
+def _bytes(size: str) -> int:
+    """A size as sysfs writes it ("32K", "1024K", "32M", or a plain number) in bytes."""
+    scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(size[-1:].upper(), 1)
+    return int(size.rstrip("KkMmGg")) * scale
+
+
+def _size(n: int) -> str:
+    """1048576 -> "1 MiB"; 49152 -> "48 KiB"."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale} {unit}"
+    return f"{n} B"
 
 
 def cpu_flags() -> frozenset[str]:
