@@ -285,11 +285,9 @@ def worker_hosts(scheduler_file: Path) -> dict[str, str]:
     def where() -> str:
         import socket
 
-        import numpy  # noqa: F401  (its OpenBLAS loaded)
-        from threadpoolctl import threadpool_info
+        from rnnprobe.analysis.machine import describe_machine
 
-        kernel = next((p.get("architecture") for p in threadpool_info() if p["user_api"] == "blas"), None)
-        return f"{socket.gethostname()}, OpenBLAS {kernel}"
+        return f"{socket.gethostname()}, OpenBLAS {describe_machine().blas.get('architecture')}"
 
     with Client(scheduler_file=str(scheduler_file)) as client:
         return client.run(where)

@@ -49,6 +49,7 @@ def test_describe_machine_reports_the_thread_pools_as_threadpoolctl_does(monkeyp
     assert described.environment["OMP_NUM_THREADS"] == "1" and "MKL_NUM_THREADS" not in described.environment
     assert described.cores == os.cpu_count()
     blas = next(p for p in threadpool_info() if p["user_api"] == "blas")
+    assert described.blas == blas
     assert f"kernel {blas.get('architecture', '?')}" in str(described)
     assert "'OMP_NUM_THREADS': '1'" in str(described)
     before = torch.get_num_threads()

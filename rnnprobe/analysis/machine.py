@@ -81,8 +81,13 @@ class Machine:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        blas = _blas(self.libraries)
+        blas = self.blas
         return f"<Machine: {self.cpu}, {self.cores} cores, BLAS {blas.get('internal_api')} {blas.get('architecture')}>"
+
+    @property
+    def blas(self) -> dict[str, Any]:
+        """The description of numpy's BLAS by threadpoolctl (the first BLAS loaded; ``architecture``: its kernel)."""
+        return _blas(self.libraries)
 
 
 def describe_machine(*, torch: bool = False) -> Machine:
