@@ -435,14 +435,104 @@ def _crossnobis_loop(states, image, run):
 def test_crossnobis_equals_a_loop_over_folds(rng, design):
     # one presentation per (run, condition): the balanced path; every condition twice in run 1 (the balanced
     # path with unequal folds); one condition repeated in one run (the general path)
-    rec = _runs_recording(rng, n_cond=5, n_runs=3, t=4, units=6)
-    image, run, states = rec.column("image"), rec.column("run"), rec.get("h")
-    extra = {"one per run": [], "twice in run 1": np.flatnonzero(run == 1), "unbalanced": [0]}[design]
-    image, run = np.r_[image, image[extra]], np.r_[run, run[extra]]
-    states = np.concatenate([states, states[extra] + rng.normal(size=states[extra].shape)])
-    rec = Recording({"h": states}, metadata={"image": image, "run": run})
+    rec, states, image, run = _designs(rng, design, n_cond=5, n_runs=3, t=4, units=6)
     ours = compute_rdms(rec, distance="crossnobis", descriptor="image", cv_descriptor="run").dissimilarities
     np.testing.assert_allclose(ours, _crossnobis_loop(states, image, run), rtol=1e-9, atol=1e-12)
+
+
+def _designs(rng, design, **kwargs):
+    """A runs recording of one of the designs below, and its states, images and runs."""
+    rec = _runs_recording(rng, **kwargs)
+    image, run, states = rec.column("image"), rec.column("run"), rec.get("h")
+    extra = {"one per run": [], "twice in run 1": np.flatnonzero(run == 1), "unbalanced": [0], "noise": []}[design]
+    image, run = np.r_[image, image[extra]], np.r_[run, run[extra]]
+    states = np.concatenate([states, states[extra] + rng.normal(size=states[extra].shape)])
+    return Recording({"h": states}, metadata={"image": image, "run": run}), states, image, run
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("design", ["one per run", "twice in run 1", "unbalanced", "noise"])
+def test_crossnobis_by_blocks_of_steps_and_of_rows_on_threads_equals_a_loop(rng, design, threads, monkeypatch):
+    """40 conditions taken by blocks of rows (as 1024 and more are; 3 rows a block) and 5 steps in blocks of 2
+    (the last block's arrays are the first ones' first step), on 1 and 3 threads, every design (folds of one
+    size, of two sizes, unbalanced, a noise precision): equal to the loop over folds; a single step on 3 threads
+    splits its rows, and the kernels are not overwritten while other shares read their columns."""
+    import torch
+
+    import rnnprobe.analysis.rsa.compute as compute
+    import rnnprobe.analysis.rsa.triangles as triangles
+
+    monkeypatch.setattr(triangles, "ROWS_BYTES", 40**2 * 8)
+    monkeypatch.setattr(triangles, "BLOCK_BYTES", 3 * 8 * 40)
+    monkeypatch.setattr(compute, "CACHE_BYTES", 2 * 8 * 40**2)
+    rows, taken = compute.upper_triangle_rows, []
+    monkeypatch.setattr(compute, "upper_triangle_rows", lambda *a, **k: taken.append(k["threads"]) or rows(*a, **k))
+    rec, states, image, run = _designs(rng, design, n_cond=40, n_runs=3, t=5, units=12)
+    precision = np.diag(rng.uniform(0.5, 2, 12)) if design == "noise" else None
+    scaled = states * np.sqrt(np.diag(precision)) if design == "noise" else states  # (a - b)' P (c - d), P diagonal
+    expected = _crossnobis_loop(scaled, image, run)
+    settings = {"distance": "crossnobis", "descriptor": "image", "cv_descriptor": "run", "noise": precision}
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        whole = compute_rdms(rec, **settings).dissimilarities
+        single = compute_rdms(rec, time=[3], **settings).dissimilarities
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_allclose(whole, expected, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(single, expected[[3]], rtol=1e-9, atol=1e-12)
+    assert taken == [1, 1, 1, threads]  # blocks of 2, 2 and 1 steps, then the single step on every thread
+
+
+def test_crossnobis_work_arrays_are_made_once_per_worker_and_reused(rng, monkeypatch):
+    """A worker's arrays are allocated at the most steps asked and handed out as views (fresh arrays of a few MB
+    per block were page-faulted in at each use); a numpy backend's results in its dtype, a device's none."""
+    import rnnprobe.analysis.rsa.compute as compute
+    from rnnprobe.analysis.rsa.crossnobis import Work
+
+    work = Work(True, "float32")
+    first = work.host("total", (4, 3, 5))
+    assert first.dtype == np.float64 and work.host("total", (4, 2, 5)).ctypes.data == first.ctypes.data
+    assert work.host("total", (4, 2, 5)).shape == (4, 2, 5)
+    assert not np.shares_memory(work.host("total", (4, 6, 5)), first)
+    kernel = work.out("kernel", (3, 4, 4))
+    assert kernel.dtype == np.float32 and np.shares_memory(work.out("kernel", (1, 4, 4)), kernel)
+    assert work.out("kernel", (1, 4, 4)).flags.c_contiguous and Work(False).out("kernel", (3, 4, 4)) is None
+
+    made = []
+
+    class Counted(Work):
+        def _steps(self, name, shape, axis, dtype):
+            before = self.arrays.get((name, shape[:axis] + shape[axis + 1 :], dtype))
+            out = super()._steps(name, shape, axis, dtype)
+            made.append((name, self.arrays[(name, shape[:axis] + shape[axis + 1 :], dtype)] is not before))
+            return out
+
+    monkeypatch.setattr(compute, "Work", Counted)
+    monkeypatch.setattr(compute, "CACHE_BYTES", 2 * 8 * 6**2)
+    rec = _runs_recording(rng, t=5)  # blocks of 2, 2 and 1 steps on one thread
+    compute_rdms(rec, distance="crossnobis", descriptor="image", cv_descriptor="run")
+    names = [name for name, _ in made]
+    # 7 arrays asked a block (the total, the kernel, 4 folds' products, the differences), each made once, for the first
+    assert len(made) == 3 * 7 and [name for name, new in made if new] == list(dict.fromkeys(names))
+    assert not any(new for _, new in made[7:])
+
+
+def test_largest_magnitude_of_numpy_and_torch_arrays():
+    import torch
+
+    from rnnprobe.analysis.rsa.compute import largest
+
+    for values in ([-3.0, 1.0, 2.0], [3.0, -1.0], [-0.5, -3.0]):
+        assert largest(np.array(values)) == 3.0 == largest(torch.tensor(values))
+
+
+def test_crossnobis_in_float32_is_close_to_float64(rng):
+    for design in ("one per run", "twice in run 1", "unbalanced"):
+        rec = _designs(rng, design)[0]
+        settings = {"distance": "crossnobis", "descriptor": "image", "cv_descriptor": "run"}
+        low = compute_rdms(rec, dtype="float32", **settings).dissimilarities
+        np.testing.assert_allclose(low, compute_rdms(rec, **settings).dissimilarities, rtol=1e-4, atol=1e-5)
 
 
 def test_crossnobis_is_unbiased_where_euclidean_is_not(rng):

@@ -25,6 +25,7 @@ rsatoolbox does). Patterns with zero variance (correlation) or zero norm
 from __future__ import annotations
 
 import itertools
+import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -53,7 +54,7 @@ from ...recording import Recording
 from .._constant import EPS, rounding_only
 from ..conditions import sum_groups
 from ..parallel import library_threads, task_pool
-from .crossnobis import FoldDesign, fold_design
+from .crossnobis import FoldDesign, Work, fold_design
 from .rdms import DISTANCES, RDMs
 from .triangles import by_rows, upper_triangle_rows
 
@@ -166,18 +167,22 @@ class _Backend:
     def transpose(self, x: Any) -> Any:
         return x.transpose(0, 2, 1) if self.numpy else x.transpose(1, 2)
 
-    def gram(self, x: Any, weighted: Any = None, *, threads: int = 1) -> Any:
-        """Batched Gram matrices w x^T (w = x by default). With numpy and w = x, ``step @ step.T`` uses the
-        symmetric rank-k product (half the flops) for large steps, one batched product for small ones;
-        ``threads`` > 1: each large step's product in blocks of rows on that many workers
-        (:func:`symmetric_product`).
+    def gram(self, x: Any, weighted: Any = None, *, threads: int = 1, out: np.ndarray | None = None) -> Any:
+        """Batched Gram matrices w x^T (w = x by default), into ``out`` where given (numpy). With numpy and
+        w = x, ``step @ step.T`` uses the symmetric rank-k product (half the flops) for large steps, one batched
+        product for small ones; ``threads`` > 1: each large step's product in blocks of rows on that many
+        workers (:func:`symmetric_product`).
         """
         if weighted is None and self.numpy and x.shape[1] >= 128:
-            out = np.empty((x.shape[0], x.shape[1], x.shape[1]), dtype=x.dtype)
+            out = np.empty((x.shape[0], x.shape[1], x.shape[1]), dtype=x.dtype) if out is None else out
             for step, into in zip(x, out, strict=True):
                 symmetric_product(step, into, threads)
             return out
-        return (x if weighted is None else weighted) @ self.transpose(x)
+        return self.product(x if weighted is None else weighted, self.transpose(x), out=out)
+
+    def product(self, a: Any, b: Any, *, out: np.ndarray | None = None) -> Any:
+        """``a @ b``, into ``out`` where given (numpy's only: a device's arrays come from its own allocator)."""
+        return np.matmul(a, b, out=out) if self.numpy else a @ b
 
 
 SPLIT_ROWS = 512  # rows from which one step's Gram matrix is split across threads
@@ -419,28 +424,38 @@ CACHE_BYTES = 2**20  # Gram matrices per block of steps: small blocks stay in ca
 
 
 def _blocked_dissimilarities(patterns: np.ndarray, distance: str, precision: Any, backend: _Backend) -> np.ndarray:
-    """(condition, time, unit) patterns -> (time, n_pairs), in blocks of time steps whose Gram matrices fit
-    in ``CACHE_BYTES`` on the CPU (a third of ``BLOCK_BYTES`` on a device; one step at least): memory stays
-    bounded by the result and one block per thread, and an interrupt (Ctrl-C) is taken between blocks. On
-    the CPU with more than one library thread, blocks run on that many workers of one thread each (the
-    products per step are too small for BLAS to split); with fewer blocks than threads (one large RDM),
-    each step's Gram matrix is split in blocks of rows instead.
+    """(condition, time, unit) patterns -> (time, n_pairs), in :func:`_by_blocks_of_steps`."""
+    block = backend.time_blocks(patterns)  # (recordings hand out read-only, possibly strided views)
+
+    def one(steps: slice, threads: int, out: np.ndarray) -> None:
+        _dissimilarities(block(steps), distance, precision, backend, threads, out)
+
+    return _by_blocks_of_steps(patterns.shape[0], patterns.shape[1], backend, one)
+
+
+def _by_blocks_of_steps(
+    n: int, n_time: int, backend: _Backend, block: Callable[[slice, int, np.ndarray], None], *, arrays: int = 3
+) -> np.ndarray:
+    """The (time, n_pairs) RDMs of ``n`` conditions that ``block(steps, threads, out)`` writes into ``out`` for
+    each block of time steps: blocks whose n x n matrices fit in ``CACHE_BYTES`` on the CPU (``arrays`` of them
+    in ``BLOCK_BYTES`` on a device; one step at least). Memory stays bounded by the result and one block per
+    thread, and an interrupt (Ctrl-C) is taken between blocks. On the CPU with more than one library thread,
+    blocks run on that many workers of one thread each (the products per step are too small for BLAS to split;
+    ``threads`` 1); with fewer blocks than threads (one large RDM), a block gets every thread, for its steps'
+    products and rows.
     """
-    n, n_time = patterns.shape[:2]
     threads = library_threads() if backend.numpy else 1
-    budget = CACHE_BYTES if backend.numpy else BLOCK_BYTES // 3  # a device: few large blocks
+    budget = CACHE_BYTES if backend.numpy else BLOCK_BYTES // arrays  # a device: few large blocks
     most = max(1, budget // (8 * n * n))  # steps per block within the budget
     n_blocks = threads * -(-n_time // (threads * most))  # a multiple of the threads: the workers get equal shares
     step = -(-n_time // n_blocks)
     out = np.empty((n_time, n * (n - 1) // 2))
-
     starts = range(0, n_time, step)
     inner = threads if len(starts) < threads else 1
-    block = backend.time_blocks(patterns)  # (recordings hand out read-only, possibly strided views)
 
     def one(start: int) -> None:
         steps = slice(start, start + step)
-        _dissimilarities(block(steps), distance, precision, backend, inner, out[steps])
+        block(steps, inner, out[steps])
 
     with task_pool(len(starts), threads=threads) as pmap:
         list(pmap(one, starts))
@@ -460,37 +475,91 @@ def crossnobis_dissimilarities(
 
 def crossnobis_of_sums(sums: np.ndarray, design: FoldDesign, precision: Any, backend: _Backend | None = None
                        ) -> np.ndarray:  # fmt: skip
-    """:func:`crossnobis_dissimilarities` from the sums (group, time, unit) of the design's groups. Where a
-    block's kernels are so large against its distances (K_ii + K_jj - K_ij - K_ji) that the differences lose
-    digits (patterns far from the origin against their spread: 1e4 from it, differing by 1e-3, were 5% off), its
-    observations are taken less their grand mean first (the group sums less their counts times it): distances do
-    not change when every pattern moves by the same vector.
+    """:func:`crossnobis_dissimilarities` from the sums (group, time, unit) of the design's groups, in blocks of
+    steps (:func:`_by_blocks_of_steps`: on the CPU, kernels of a block within ``CACHE_BYTES``, the blocks on the
+    library threads; 92 conditions x 4 runs x 50 steps x 512 units had taken every step at once, on one core).
     """
     backend = backend or _Backend(None, "float64")
-    n_cond, n_time = design.conditions.size, sums.shape[1]
-    out = np.empty((n_time, n_cond * (n_cond - 1) // 2))
-    step = max(1, BLOCK_BYTES // (4 * 8 * n_cond * n_cond))  # time steps per block (bounded n x n work)
-    counts = design.counts.reshape(-1, 1, 1).astype(np.float64)
-    for start in range(0, n_time, step):
-        block = slice(start, start + step)
-        kernel = design.kernels(sums[:, block], precision, backend)
-        total = _kernel_differences(kernel, backend)
-        if float(abs(kernel).max()) > DIGITS_RATIO * float(abs(total).max()):
-            centred = sums[:, block] - counts * (sums[:, block].sum(axis=0) / counts.sum())
-            total = _kernel_differences(design.kernels(centred, precision, backend), backend)
-        out[block] = backend.to_numpy(upper_triangles(total / design.folds.size / sums.shape[2]))
-    return out
+    works: dict[int, Work] = {}  # each worker's arrays
+
+    def block(steps: slice, threads: int, out: np.ndarray) -> None:
+        work = works.setdefault(threading.get_ident(), Work(backend.numpy, backend.dtype))
+        _crossnobis_block(sums[:, steps], design, precision, backend, threads, out, work)
+
+    return _by_blocks_of_steps(design.conditions.size, sums.shape[1], backend, block, arrays=4)
+
+
+def _crossnobis_block(
+    sums: np.ndarray, design: FoldDesign, precision: Any, backend: _Backend, threads: int, out: np.ndarray,
+    work: Work,
+) -> None:  # fmt: skip
+    """``out[:]`` = the crossnobis distances of a block of steps. Where its kernels are so large against its
+    distances (K_ii + K_jj - K_ij - K_ji) that the differences lose digits (patterns far from the origin against
+    their spread: 1e4 from it, differing by 1e-3, were 5% off), its observations are taken less their grand mean
+    first (the group sums less their counts times it): distances do not change when every pattern moves by the
+    same vector.
+    """
+    folds, units = design.folds.size, sums.shape[2]
+    kernel = design.kernels(sums, precision, backend, threads=threads, work=work)
+    _kernel_distances(kernel, folds, units, backend, out, threads, work)
+    if largest(kernel) > DIGITS_RATIO * folds * units * largest(out):
+        counts = design.counts.reshape(-1, 1, 1).astype(np.float64)
+        centred = sums - counts * (sums.sum(axis=0) / counts.sum())
+        kernel = design.kernels(centred, precision, backend, threads=threads, work=work)
+        _kernel_distances(kernel, folds, units, backend, out, threads, work)
 
 
 DIGITS_RATIO = 1e5  # kernel entries against distances beyond which the differences keep fewer than ~10 digits
 
 
-def _kernel_differences(kernel: Any, backend: _Backend) -> Any:
-    """K_ii + K_jj - K_ij - K_ji (time, condition, condition) of the kernels K summed over the folds: the
-    crossnobis distances times the folds and the units.
+def largest(x: Any) -> float:
+    """The largest magnitude in a numpy array (from its maximum and minimum: no temporary) or a torch tensor."""
+    if isinstance(x, np.ndarray):
+        return max(float(x.max()), -float(x.min()))
+    return float(x.abs().max())
+
+
+def _kernel_distances(
+    kernel: Any, folds: int, units: int, backend: _Backend, out: np.ndarray, threads: int, work: Work
+) -> None:
+    """``out[:]`` = the upper triangles of (K_ii + K_jj - K_ij - K_ji) / folds / units (time, condition,
+    condition) of the kernels K summed over the folds: the crossnobis distances. Large ones by blocks of rows
+    (:func:`by_rows`; ``threads`` workers), with no n x n array beside the kernels; else whole, in place (in
+    ``work``'s arrays).
     """
+    if by_rows(kernel):
+        upper_triangle_rows(kernel, _difference_rows(kernel, folds, units), out, threads=threads)
+        return
     diag = backend.diagonal(kernel)  # the diagonal of the sum is the sum of the folds' diagonals
-    return diag[:, :, None] + diag[:, None, :] - kernel - backend.transpose(kernel)
+    if backend.numpy:
+        total = np.add(diag[:, :, None], diag[:, None, :], out=work.out("differences", kernel.shape))
+    else:
+        total = diag[:, :, None] + diag[:, None, :]
+    total -= kernel
+    total -= backend.transpose(kernel)
+    total /= folds
+    total /= units
+    if backend.numpy and total.dtype == out.dtype:
+        upper_triangles(total, out)
+    else:  # (float32 kernels: the triangles cast)
+        out[...] = backend.to_numpy(upper_triangles(total))
+
+
+def _difference_rows(kernel: np.ndarray, folds: int, units: int) -> Callable[..., np.ndarray]:
+    """:func:`upper_triangle_rows`'s rows of :func:`_kernel_distances` (the same numbers). The kernels are read,
+    not overwritten: a block of rows needs the same columns of every row.
+    """
+    diag = np.diagonal(kernel, axis1=1, axis2=2)
+
+    def rows(t: int, part: slice) -> np.ndarray:
+        block = np.add.outer(diag[t, part], diag[t])
+        block -= kernel[t, part]
+        block -= kernel[t, :, part].T
+        block /= folds
+        block /= units
+        return block
+
+    return rows
 
 
 def compute_rdms(
