@@ -46,6 +46,9 @@ def cases(quick: bool) -> dict:
     big = Recording({"x": rng.normal(size=(2000 // k, 1, 4096 // k))})
     movie = Recording({"x": rng.normal(size=(92, 50, 512 // k))})
     big_movie = Recording({"x": rng.normal(size=(500 // k, 50, 2048 // k))})  # a convolutional layer's movie
+    runs = {"image": np.tile(np.arange(92), 4), "run": np.repeat(np.arange(4), 92)}  # each image once in each run
+    runs_movie = Recording({"x": rng.normal(size=(4 * 92, 50, 512 // k))}, metadata=runs)
+    cross = {"distance": "crossnobis", "descriptor": "image", "cv_descriptor": "run"}
     labels = rng.integers(0, 2, 600 // k)
     states = rng.normal(size=(600 // k, 30, 128)) + 0.3 * labels[:, None, None]
     decoding = Recording({"h": states}, metadata={"label": labels})
@@ -71,6 +74,7 @@ def cases(quick: bool) -> dict:
         "RDM, correlation, 2000 x 4096": lambda: compute_rdms(big, "x", distance="correlation").dissimilarities,
         "RDM movie, correlation, 92 x 50 x 512": lambda: compute_rdms(movie, "x").dissimilarities,
         "RDM movie, correlation, 500 x 50 x 2048": lambda: compute_rdms(big_movie, "x").dissimilarities,
+        "RDM movie, crossnobis, 92 x 4 runs x 50 x 512": lambda: compute_rdms(runs_movie, "x", **cross).dissimilarities,
         "decoding with generalization, 600 x 30 x 128": lambda: decode(decoding, "h", "label", generalize=True,
                                                                       progress=False).scores,
         "decoding with generalization, 2000 x 30 x 512": lambda: decode(big_decoding, "h", "label",
@@ -111,6 +115,23 @@ def run(fn, threads: int, calls: int = 1) -> tuple[list[float], np.ndarray]:
         return times, np.asarray(out, dtype=float)
 
 
+def thread_times(fn, repeats: int) -> tuple[float, float, np.ndarray, np.ndarray]:
+    """Median seconds of ``fn`` on 1 and on 2 threads, and its results on each (the module's docstring: a
+    warm-up, then alternating single calls, ``repeats`` of each, or for cases under 0.1 s alternating blocks
+    of consecutive calls whose first call is not counted).
+    """
+    (first,), one = run(fn, 1)  # warm-up
+    _, two = run(fn, 2)
+    times = {1: [], 2: []}
+    calls = 1 if first > 0.1 else max(3, int(0.2 / first))  # short cases: blocks of consecutive calls
+    rounds = repeats if calls == 1 else max(repeats, round(1.0 / (calls * first)))
+    for _ in range(rounds):
+        for threads in (1, 2):
+            block = run(fn, threads, calls)[0]
+            times[threads] += block[1:] if calls > 1 else block  # (a block's first call: the cores wake)
+    return statistics.median(times[1]), statistics.median(times[2]), one, two
+
+
 def arguments(description: str) -> argparse.Namespace:
     """--repeats, --quick and --only (the cases whose name contains it), as this script and threads_ceiling.py
     take them."""
@@ -129,17 +150,8 @@ def main() -> None:
     for name, fn in cases(args.quick).items():
         if args.only not in name:
             continue
-        (first,), one = run(fn, 1)  # warm-up
-        _, two = run(fn, 2)
+        t1, t2, one, two = thread_times(fn, args.repeats)
         np.testing.assert_allclose(two, one, rtol=1e-9, atol=1e-12, equal_nan=True, err_msg=name)
-        times = {1: [], 2: []}
-        calls = 1 if first > 0.1 else max(3, int(0.2 / first))  # short cases: blocks of consecutive calls
-        rounds = args.repeats if calls == 1 else max(args.repeats, round(1.0 / (calls * first)))
-        for _ in range(rounds):
-            for threads in (1, 2):
-                block = run(fn, threads, calls)[0]
-                times[threads] += block[1:] if calls > 1 else block  # (a block's first call: the cores wake)
-        t1, t2 = statistics.median(times[1]), statistics.median(times[2])
         print(f"  {name:52s} 1 thread {t1 * 1e3:8.1f} ms   2 threads {t2 * 1e3:8.1f} ms   {t1 / t2:5.2f}x", flush=True)
         results.add(name + " (2 threads vs 1)", "1 thread", t1, t2, goal=1.7)
     if not args.quick and not args.only:

@@ -1,0 +1,112 @@
+"""Crossnobis RDMs against rsatoolbox, on 1 and 2 threads, with their peak memory (issue 20, goals 1 and 3).
+
+Run:  python benchmarks/crossnobis.py [--repeats 3] [--quick]
+
+Cases: the RDM movie of ``rsa_vs_rsatoolbox.py`` (92 conditions x 512 channels x 50 steps, 4 runs, each
+condition once per run), a movie of folds of two sizes (run 1 twice: the weighted path), and single RDMs of
+600, 1200 and 2000 conditions in 2 runs (from 1024 conditions the distances come by blocks of rows).
+rsatoolbox's ``calc_rdm_movie`` / ``calc_rdm`` runs where its pairs' differences (pairs x channels float64 per
+fold pair) take at most 1 GiB, on one thread (threadpoolctl); rnnprobe on 1 and 2 threads as ``threads.py``
+times them (alternating; cases under 0.1 s in blocks of consecutive calls); every result checked equal to
+rsatoolbox's (1e-6 relative) and the 2-thread one to the 1-thread one (1e-12) before any time is printed. Peak memory:
+tracemalloc's peak over one call on 1 thread (the states, made before, are not counted). Goals: the movie
+>= 10x rsatoolbox (goal 1), 2 threads >= 1.7x 1 thread (goal 3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import tracemalloc
+
+import numpy as np
+import torch
+from _machine import Results, print_machine
+from threadpoolctl import threadpool_limits
+from threads import run, thread_times
+
+RSATOOLBOX_BYTES = 2**30  # rsatoolbox's pairs x channels differences per pair of folds, at most
+
+
+def cases(quick: bool) -> list[tuple[str, int, int, int, int, bool]]:
+    """(name, conditions, runs, steps, units, folds of two sizes)."""
+    k = 4 if quick else 1
+    return [
+        (f"movie, {92} x 4 runs x {50 // k} x 512", 92, 4, 50 // k, 512, False),
+        (f"movie, {92} x 4 runs (run 1 twice) x {50 // k} x 512", 92, 4, 50 // k, 512, True),
+        (f"RDM, {600 // k} conditions x 2 runs x 512", 600 // k, 2, 1, 512, False),
+        (f"RDM, {1200 // k} conditions x 2 runs x 2 steps x 256", 1200 // k, 2, 2, 256, False),
+        (f"RDM, {2000 // k} conditions x 2 runs x 512", 2000 // k, 2, 1, 512, False),
+    ]
+
+
+def recording(rng, conditions: int, runs: int, steps: int, units: int, twice: bool):
+    from rnnprobe import Recording
+
+    image, run = np.tile(np.arange(conditions), runs), np.repeat(np.arange(runs), conditions)
+    if twice:
+        image, run = np.r_[image, image[run == 1]], np.r_[run, run[run == 1]]
+    signal = rng.normal(size=(conditions, steps, units))
+    states = signal[image] + rng.normal(size=(image.size, steps, units))
+    return Recording({"x": states}, metadata={"image": image, "run": run})
+
+
+def peak_bytes(fn) -> int:
+    with threadpool_limits(limits=1):
+        torch.set_num_threads(1)
+        tracemalloc.start()
+        fn()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def rsatoolbox_rdms(rec, steps: int) -> tuple[float, np.ndarray] | None:
+    import rsatoolbox
+
+    n_cond, units = np.unique(rec.column("image")).size, rec.get("x").shape[2]
+    if n_cond * (n_cond - 1) // 2 * units * 8 > RSATOOLBOX_BYTES:
+        return None
+    kw = {"method": "crossnobis", "descriptor": "image", "cv_descriptor": "run"}
+    if steps > 1:
+        data = rec.to_rsatoolbox("x")
+        fn = lambda: rsatoolbox.rdm.calc_rdm_movie(data, **kw).get_vectors()  # noqa: E731
+    else:
+        data = rec.to_rsatoolbox("x", time=0)
+        fn = lambda: rsatoolbox.rdm.calc_rdm(data, **kw).get_vectors()  # noqa: E731
+    times, out = run(fn, 1)
+    return times[0], out
+
+
+def main() -> None:
+    from rnnprobe.analysis import compute_rdms
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    print_machine()
+    print("rnnprobe on 1 and 2 threads (threadpoolctl + torch.set_num_threads); rsatoolbox on 1; medians")
+    results, rng = Results(__file__), np.random.default_rng(0)
+    for name, conditions, runs, steps, units, twice in cases(args.quick):
+        rec = recording(rng, conditions, runs, steps, units, twice)
+        fn = lambda rec=rec: compute_rdms(rec, distance="crossnobis", descriptor="image",  # noqa: E731
+                                          cv_descriptor="run").dissimilarities  # fmt: skip
+        t1, t2, one, two = thread_times(fn, args.repeats)
+        np.testing.assert_allclose(two, one, rtol=1e-12, atol=1e-14, err_msg=name)
+        theirs = rsatoolbox_rdms(rec, steps)
+        if theirs is not None:
+            np.testing.assert_allclose(one, theirs[1], rtol=1e-6, atol=1e-9, err_msg=name)
+        extra = peak_bytes(fn) / 2**20
+        line = f"  {name:50s} 1 thread {t1 * 1e3:8.1f} ms  2 threads {t2 * 1e3:8.1f} ms ({t1 / t2:4.2f}x)"
+        line += f"  peak {extra:7.1f} MiB"
+        if theirs is not None:
+            line += f"  rsatoolbox {theirs[0]:7.3f} s ({theirs[0] / t1:5.1f}x)"
+            results.add(f"crossnobis {name}", "rsatoolbox", theirs[0], t1, goal=10)
+        print(line, flush=True)
+        results.add(f"crossnobis {name} (2 threads vs 1)", "1 thread", t1, t2, goal=1.7)
+    if not args.quick:
+        results.save()
+
+
+if __name__ == "__main__":
+    main()
