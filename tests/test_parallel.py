@@ -356,6 +356,7 @@ def test_rdms_of_many_conditions_by_blocks_of_rows_equal_scipy(distance, n_units
     rows = compute.upper_triangle_rows
     monkeypatch.setattr(triangles, "BLOCK_BYTES", 7 * 8 * 150)
     monkeypatch.setattr(triangles, "ROWS_BYTES", 150**2 * 8)
+    monkeypatch.setattr(compute, "SPLIT_ROWS", 64)  # (3 threads, one step a block: products by rows on them)
     rng = np.random.default_rng(5)
     x = rng.normal(size=(150, 2, n_units)) + 0.5
     x[7], x[90] = 0.0, 2.0
@@ -373,6 +374,23 @@ def test_rdms_of_many_conditions_by_blocks_of_rows_equal_scipy(distance, n_units
         got = compute_rdms(Recording({"x": x}), "x", distance=distance, **kwargs).dissimilarities
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
     assert len(taken) == 3  # one thread: both steps in one block; three: a block a step
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_products_by_blocks_of_rows_on_threads_equal_numpy(threads, monkeypatch):
+    import rnnprobe.analysis.rsa.compute as compute
+
+    monkeypatch.setattr(compute, "SPLIT_ROWS", 8)
+    rng = np.random.default_rng(3)
+    backend = compute._Backend(None, "float64")
+    a, weights, b = rng.normal(size=(3, 20, 7)), rng.normal(size=(7, 7)), rng.normal(size=(3, 7, 11))
+    np.testing.assert_allclose(backend.product(a, weights, threads=threads), a @ weights, rtol=1e-14)
+    into = np.full((3, 20, 11), np.nan)
+    assert backend.product(a, b, out=into, threads=threads) is into
+    np.testing.assert_allclose(into, a @ b, rtol=1e-14)
+    np.testing.assert_allclose(backend.product(a[:, :7], b, threads=threads), a[:, :7] @ b, rtol=1e-14)  # (whole)
+    np.testing.assert_allclose(backend.gram(a, a @ weights, threads=threads), a @ weights @ a.transpose(0, 2, 1),
+                               rtol=1e-13)  # fmt: skip
 
 
 def test_rdms_by_rows_from_gram_matrices_of_8_mib():

@@ -456,7 +456,7 @@ def test_crossnobis_by_blocks_of_steps_and_of_rows_on_threads_equals_a_loop(rng,
     """40 conditions taken by blocks of rows (as 1024 and more are; 3 rows a block) and 5 steps in blocks of 2
     (the last block's arrays are the first ones' first step), on 1 and 3 threads, every design (folds of one
     size, of two sizes, unbalanced, a noise precision): equal to the loop over folds; a single step on 3 threads
-    splits its rows, and the kernels are not overwritten while other shares read their columns."""
+    splits its products and its rows, and the kernels are not overwritten while other shares read their columns."""
     import torch
 
     import rnnprobe.analysis.rsa.compute as compute
@@ -465,6 +465,7 @@ def test_crossnobis_by_blocks_of_steps_and_of_rows_on_threads_equals_a_loop(rng,
     monkeypatch.setattr(triangles, "ROWS_BYTES", 40**2 * 8)
     monkeypatch.setattr(triangles, "BLOCK_BYTES", 3 * 8 * 40)
     monkeypatch.setattr(compute, "CACHE_BYTES", 2 * 8 * 40**2)
+    monkeypatch.setattr(compute, "SPLIT_ROWS", 16)  # the single step's products in blocks of rows on the threads
     rows, taken = compute.upper_triangle_rows, []
     monkeypatch.setattr(compute, "upper_triangle_rows", lambda *a, **k: taken.append(k["threads"]) or rows(*a, **k))
     rec, states, image, run = _designs(rng, design, n_cond=40, n_runs=3, t=5, units=12)

@@ -24,6 +24,7 @@ rsatoolbox does). Patterns with zero variance (correlation) or zero norm
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 import warnings
@@ -53,7 +54,7 @@ from ...errors import (
 from ...recording import Recording
 from .._constant import EPS, rounding_only
 from ..conditions import sum_groups
-from ..parallel import library_threads, task_pool
+from ..parallel import library_threads, small_blas, task_pool
 from .crossnobis import FoldDesign, Work, fold_design
 from .rdms import DISTANCES, RDMs
 from .triangles import by_rows, upper_triangle_rows
@@ -178,11 +179,31 @@ class _Backend:
             for step, into in zip(x, out, strict=True):
                 symmetric_product(step, into, threads)
             return out
-        return self.product(x if weighted is None else weighted, self.transpose(x), out=out)
+        return self.product(x if weighted is None else weighted, self.transpose(x), out=out, threads=threads)
 
-    def product(self, a: Any, b: Any, *, out: np.ndarray | None = None) -> Any:
-        """``a @ b``, into ``out`` where given (numpy's only: a device's arrays come from its own allocator)."""
-        return np.matmul(a, b, out=out) if self.numpy else a @ b
+    def product(self, a: Any, b: Any, *, out: np.ndarray | None = None, threads: int = 1) -> Any:
+        """``a @ b`` of (time, n, k) ``a`` and (k, m) or (time, k, m) ``b``, into ``out`` where given (numpy's
+        only: a device's arrays come from its own allocator). With numpy, ``threads`` > 1 and at least
+        ``SPLIT_ROWS`` rows, each step's rows in ``threads`` blocks on that many workers of one BLAS thread:
+        OpenBLAS's own threads, once they split a product, spin for a while and take a core from the workers
+        of the products after it (:func:`symmetric_product`).
+        """
+        if not self.numpy:
+            return a @ b
+        if threads <= 1 or a.shape[1] < SPLIT_ROWS:
+            return np.matmul(a, b, out=out)
+        if out is None:
+            out = np.empty((len(a), a.shape[1], b.shape[-1]), dtype=np.result_type(a, b))
+        edges = np.linspace(0, a.shape[1], threads + 1).astype(int)
+        tasks = [(t, slice(*rows)) for t in range(len(a)) for rows in itertools.pairwise(edges)]
+
+        def one(task: tuple[int, slice]) -> None:
+            t, rows = task
+            np.matmul(a[t, rows], b if b.ndim == 2 else b[t], out=out[t, rows])
+
+        with task_pool(len(tasks), threads=threads) as pmap:
+            list(pmap(one, tasks))
+        return out
 
 
 SPLIT_ROWS = 512  # rows from which one step's Gram matrix is split across threads
@@ -249,13 +270,16 @@ def _normalised_distances(
     units, AMD EPYC; large matrices block of rows by block of rows, :func:`by_rows`). cov_ij = G_ij - p m_i m_j
     cancels digits when a pattern's mean is large against its spread; when mean^2 exceeds 1e6 times the variance
     anywhere (relative error above ~1e-10), or a pattern is constant, returns None and the caller centres
-    explicitly.
+    explicitly. The means' product runs on one BLAS thread where the Gram matrix is split over ``threads``
+    workers: OpenBLAS's threads, once they split a product, spin for a while and took a core from those workers
+    (800 conditions x 1024 units on two threads: 20.4 ms, 0.88x one thread's time).
     """
     n_units = patterns.shape[2]
     gram = backend.gram(patterns, threads=threads)
     square = np.diagonal(gram, axis1=1, axis2=2).copy()
     if distance == "correlation":
-        means = patterns @ np.full(n_units, 1 / n_units)  # BLAS's product: 2.8x faster than .mean here
+        with small_blas() if threads > 1 else contextlib.nullcontext():  # (see below)
+            means = patterns @ np.full(n_units, 1 / n_units)  # BLAS's product: 2.8x faster than .mean here
         centred = square - n_units * means**2
         if not np.all(centred * (1 + 1e6) > square):
             return None
@@ -329,7 +353,8 @@ def _plain_gram(patterns: Any, distance: str, precision: Any, backend: _Backend,
     """
 
     def weighted_gram(x: Any) -> Any:
-        return backend.gram(x, x @ precision if distance == "mahalanobis" else None, threads=threads)
+        weighted = backend.product(x, precision, threads=threads) if distance == "mahalanobis" else None
+        return backend.gram(x, weighted, threads=threads)
 
     gram = weighted_gram(patterns)
     if offset_dominates(gram):  # distances from patterns far from the origin: centred across conditions first

@@ -41,8 +41,8 @@ class FoldDesign:
     def kernels(self, sums: np.ndarray, precision: Any, backend: Any, *, threads: int = 1, work: Work | None = None
                 ) -> Any:  # fmt: skip
         """K (time, condition, condition) from the groups' sums (group, time, unit) of a block of steps, on the
-        ``backend`` (``threads``: workers for each step's symmetric products, ``backend.gram``; ``work``: the
-        worker's arrays, reused from block to block).
+        ``backend`` (``threads``: workers for each step's products, ``backend.gram`` and ``backend.product``;
+        ``work``: the worker's arrays, reused from block to block).
         """
         work = work or Work(backend.numpy, backend.dtype)
         sums = sums.reshape(*self.counts.shape, *sums.shape[1:])  # (fold, condition, time, unit)
@@ -123,7 +123,7 @@ def _fold_kernels(sums: np.ndarray, counts: np.ndarray, total: np.ndarray, preci
                   work: Work) -> Any:  # fmt: skip
     """Sum over folds k of (training means) P (test means)': (time, condition, condition). ``sums``: (fold,
     condition, time, unit) of a block of steps, ``total`` their sum over folds; training means pool the other
-    folds' observations; ``threads`` is unused (its products are not symmetric).
+    folds' observations; each step's products in blocks of rows on ``threads`` workers (``backend.product``).
     """
     total_counts, result = counts.sum(axis=0), None
     shape = (total.shape[1], total.shape[0], total.shape[0])
@@ -133,9 +133,9 @@ def _fold_kernels(sums: np.ndarray, counts: np.ndarray, total: np.ndarray, preci
         test = np.divide(sums[k], counts[k][:, None, None], out=work.host("test", total.shape))
         train, test = backend.asarray(train.transpose(1, 0, 2)), backend.asarray(test.transpose(1, 0, 2))
         if precision is not None:
-            train = backend.product(train, precision, out=work.out("weighted", tuple(train.shape)))
+            train = backend.product(train, precision, out=work.out("weighted", tuple(train.shape)), threads=threads)
         into = work.out("kernel" if result is None else "product", shape)
-        kernel = backend.product(train, backend.transpose(test), out=into)
+        kernel = backend.product(train, backend.transpose(test), out=into, threads=threads)
         if result is None:
             result = kernel
         else:
@@ -164,7 +164,7 @@ def _balanced_kernels(sums: np.ndarray, counts: np.ndarray, total: np.ndarray, p
         for k in range(1, len(sums)):
             weighted += np.multiply(sums[k], weights[k], out=work.host("scaled", total.shape))
         second = backend.transpose(backend.asarray(weighted.transpose(1, 0, 2)))
-        kernel = backend.product(first, second, out=work.out("kernel", shape))
+        kernel = backend.product(first, second, out=work.out("kernel", shape), threads=threads)
     for k in range(len(sums)):
         fold = backend.asarray(sums[k].transpose(1, 0, 2))
         product = backend.gram(fold, threads=threads, out=work.out("product", shape))
