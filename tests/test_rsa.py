@@ -456,7 +456,8 @@ def test_crossnobis_by_blocks_of_steps_and_of_rows_on_threads_equals_a_loop(rng,
     """40 conditions taken by blocks of rows (as 1024 and more are; 3 rows a block) and 5 steps in blocks of 2
     (the last block's arrays are the first ones' first step), on 1 and 3 threads, every design (folds of one
     size, of two sizes, unbalanced, a noise precision): equal to the loop over folds; a single step on 3 threads
-    splits its products and its rows, and the kernels are not overwritten while other shares read their columns."""
+    splits its products and its rows, and the kernels are not overwritten while other shares read their columns;
+    torch's path (``device``) in blocks of steps too."""
     import torch
 
     import rnnprobe.analysis.rsa.compute as compute
@@ -483,6 +484,9 @@ def test_crossnobis_by_blocks_of_steps_and_of_rows_on_threads_equals_a_loop(rng,
     np.testing.assert_allclose(whole, expected, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(single, expected[[3]], rtol=1e-9, atol=1e-12)
     assert taken == [1, 1, 1, threads]  # blocks of 2, 2 and 1 steps, then the single step on every thread
+    monkeypatch.setattr(compute, "BLOCK_BYTES", 4 * 2 * 8 * 40**2)  # torch's blocks (a device's): 2, 2 and 1 steps
+    on_torch = compute_rdms(rec, device="cpu", **settings).dissimilarities
+    np.testing.assert_allclose(on_torch, expected, rtol=1e-9, atol=1e-12)
 
 
 def test_crossnobis_work_arrays_are_made_once_per_worker_and_reused(rng, monkeypatch):
