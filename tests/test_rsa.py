@@ -508,9 +508,10 @@ def test_crossnobis_work_arrays_are_made_once_per_worker_and_reused(rng, monkeyp
 
     class Counted(Work):
         def _steps(self, name, shape, axis, dtype):
-            before = self.arrays.get((name, shape[:axis] + shape[axis + 1 :], dtype))
+            key = (name, axis, shape[:axis] + shape[axis + 1 :], dtype)
+            before = self.arrays.get(key)
             out = super()._steps(name, shape, axis, dtype)
-            made.append((name, self.arrays[(name, shape[:axis] + shape[axis + 1 :], dtype)] is not before))
+            made.append((name, self.arrays[key] is not before))
             return out
 
     monkeypatch.setattr(compute, "Work", Counted)

@@ -75,7 +75,7 @@ class Work:
 
     def _steps(self, name: str, shape: tuple[int, ...], axis: int, dtype: str) -> np.ndarray:
         """The first ``shape[axis]`` steps (along ``axis``) of the worker's array ``name``."""
-        key = (name, shape[:axis] + shape[axis + 1 :], dtype)
+        key = (name, axis, shape[:axis] + shape[axis + 1 :], dtype)
         if key not in self.arrays or self.arrays[key].shape[axis] < shape[axis]:
             self.arrays[key] = np.empty(shape, dtype=dtype)
         return self.arrays[key][(slice(None),) * axis + (slice(shape[axis]),)]
@@ -133,7 +133,8 @@ def _fold_kernels(sums: np.ndarray, counts: np.ndarray, total: np.ndarray, preci
         test = np.divide(sums[k], counts[k][:, None, None], out=work.host("test", total.shape))
         train, test = backend.asarray(train.transpose(1, 0, 2)), backend.asarray(test.transpose(1, 0, 2))
         if precision is not None:
-            train = backend.product(train, precision, out=work.out("weighted", tuple(train.shape)), threads=threads)
+            train = backend.product(train, precision, out=work.out("weighted train", tuple(train.shape)),
+                                    threads=threads)  # fmt: skip
         into = work.out("kernel" if result is None else "product", shape)
         kernel = backend.product(train, backend.transpose(test), out=into, threads=threads)
         if result is None:
