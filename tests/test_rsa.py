@@ -507,10 +507,10 @@ def test_crossnobis_work_arrays_are_made_once_per_worker_and_reused(rng, monkeyp
     made = []
 
     class Counted(Work):
-        def _steps(self, name, shape, axis, dtype):
+        def _block_array(self, name, shape, axis, dtype):
             key = (name, axis, shape[:axis] + shape[axis + 1 :], dtype)
             before = self.arrays.get(key)
-            out = super()._steps(name, shape, axis, dtype)
+            out = super()._block_array(name, shape, axis, dtype)
             made.append((name, self.arrays[key] is not before))
             return out
 

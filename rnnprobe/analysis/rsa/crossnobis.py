@@ -67,13 +67,13 @@ class Work:
 
     def host(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         """A float64 array of ``shape`` (condition, time, unit)."""
-        return self._steps(name, tuple(shape), 1, "float64")
+        return self._block_array(name, tuple(shape), 1, "float64")
 
     def out(self, name: str, shape: tuple[int, ...]) -> np.ndarray | None:
         """An array of ``shape`` (time, ...) in the backend's dtype for a numpy backend, else None."""
-        return self._steps(name, tuple(shape), 0, self.dtype) if self.numpy else None
+        return self._block_array(name, tuple(shape), 0, self.dtype) if self.numpy else None
 
-    def _steps(self, name: str, shape: tuple[int, ...], axis: int, dtype: str) -> np.ndarray:
+    def _block_array(self, name: str, shape: tuple[int, ...], axis: int, dtype: str) -> np.ndarray:
         """The first ``shape[axis]`` steps (along ``axis``) of the worker's array ``name``."""
         key = (name, axis, shape[:axis] + shape[axis + 1 :], dtype)
         if key not in self.arrays or self.arrays[key].shape[axis] < shape[axis]:
