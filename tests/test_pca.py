@@ -135,3 +135,38 @@ def test_participation_ratio_makes_one_float64_copy_of_its_states(rng):
         gram = 8 * 200 * 200 * 8  # the steps' Gram matrices
         assert peak < x.nbytes * 1.5 + gram, peak  # one float64 copy (7.7 MB), not two
     np.testing.assert_allclose(expected, participation_ratio(x), rtol=1e-15)
+
+
+def test_right_singular_of_tall_states_by_their_gram_matrix_equals_the_svd(rng, monkeypatch):
+    """More samples than features and kept axes of enough variance: the eigendecomposition of x'x (no SVD taken)
+    gives numpy's singular values and axes; a kept axis of too little variance (the k-th eigenvalue under 1e-8 of
+    the first), a wide matrix, or no variance at all take the SVD itself."""
+    from rnnprobe.analysis.pca import right_singular, svd_flip
+
+    svd, calls = np.linalg.svd, []
+    monkeypatch.setattr(np.linalg, "svd", lambda *a, **k: calls.append(a[0].shape) or svd(*a, **k))
+    x = rng.normal(size=(500, 12)) @ np.diag(np.geomspace(3, 0.01, 12))
+    x -= x.mean(axis=0)
+    s, vt = right_singular(x, 12)
+    assert not calls
+    _, s_ref, vt_ref = svd(x, full_matrices=False)
+    np.testing.assert_allclose(s, s_ref, rtol=1e-9)
+    np.testing.assert_allclose(svd_flip(vt), svd_flip(vt_ref), atol=1e-9)
+    steep = rng.normal(size=(500, 12)) @ np.diag(np.geomspace(1, 1e-7, 12))  # variances 1 to 1e-14
+    s, _ = right_singular(steep, 10)  # the 10th's variance is 1e-12 of the first: the SVD
+    assert calls == [(500, 12)]
+    np.testing.assert_allclose(s, svd(steep, compute_uv=False), rtol=1e-12)
+    assert right_singular(steep, 3)[0].shape == (12,) and calls == [(500, 12)]  # 3 kept: the Gram matrix
+    for other in (rng.normal(size=(5, 12)), np.zeros((30, 4))):  # wide; no variance
+        right_singular(other, 2)
+    assert calls[1:] == [(5, 12), (30, 4)]
+
+
+def test_pca_of_a_steep_spectrum_keeps_the_small_variances(rng):
+    """Kept axes with variances 1e-12 of the first (states scaled over six orders of magnitude): equal to
+    scikit-learn's full SVD to 1e-6, which the eigendecomposition of x'x would not give (its eigenvalues' error
+    is about eps x features x the first one)."""
+    states = rng.normal(size=(200, 3, 12)) @ np.diag(np.geomspace(1, 1e-7, 12))
+    res = fit_pca(Recording({"h": states}), "h", n_components=10)
+    ref = PCA(n_components=10, svd_solver="full").fit(states.reshape(-1, 12))
+    np.testing.assert_allclose(res.explained_variance, ref.explained_variance_, rtol=1e-6)
