@@ -44,6 +44,10 @@ def test_fit_window_subset_and_shared_basis(rng):
     )
     with pytest.raises(ShapeError, match="do not have the 12 units"):
         res.transform(np.zeros((2, 3, 5)))
+    states = rec.get("h", flatten=True)
+    for selection, fitted in (({"time": [1, 3]}, states[:, [1, 3]]), ({"stimuli": slice(5, 30)}, states[5:30])):
+        ref = PCA(n_components=3, svd_solver="full").fit(fitted.reshape(-1, 12))  # (one of the two selected)
+        np.testing.assert_allclose(fit_pca(rec, n_components=3, **selection).components, ref.components_, atol=1e-6)
 
 
 def test_participation_ratio_equals_eigenvalue_formula(rng):
