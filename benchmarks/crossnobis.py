@@ -1,6 +1,6 @@
 """Crossnobis RDMs against rsatoolbox, on 1 and 2 threads, with their peak memory (issue 20, goals 1 and 3).
 
-Run:  python benchmarks/crossnobis.py [--repeats 3] [--quick]
+Run:  python benchmarks/crossnobis.py [--repeats 3] [--quick] [--only TEXT]
 
 Cases: the RDM movie of ``rsa_vs_rsatoolbox.py`` (92 conditions x 512 channels x 50 steps, 4 runs, each
 condition once per run), a movie of folds of two sizes (run 1 twice: the weighted path), and single RDMs of
@@ -15,14 +15,13 @@ tracemalloc's peak over one call on 1 thread (the states, made before, are not c
 
 from __future__ import annotations
 
-import argparse
 import tracemalloc
 
 import numpy as np
 import torch
 from _machine import Results, print_machine
 from threadpoolctl import threadpool_limits
-from threads import run, thread_times
+from threads import arguments, run, thread_times
 
 RSATOOLBOX_BYTES = 2**30  # rsatoolbox's pairs x channels differences per pair of folds, at most
 
@@ -80,14 +79,13 @@ def rsatoolbox_rdms(rec, steps: int) -> tuple[float, np.ndarray] | None:
 def main() -> None:
     from rnnprobe.analysis import compute_rdms
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
+    args = arguments(__doc__)  # --repeats, --quick, --only (as threads.py)
     print_machine()
     print("rnnprobe on 1 and 2 threads (threadpoolctl + torch.set_num_threads); rsatoolbox on 1; medians")
     results, rng = Results(__file__), np.random.default_rng(0)
     for name, conditions, runs, steps, units, twice in cases(args.quick):
+        if args.only not in name:
+            continue
         rec = recording(rng, conditions, runs, steps, units, twice)
         fn = lambda rec=rec: compute_rdms(rec, distance="crossnobis", descriptor="image",  # noqa: E731
                                           cv_descriptor="run").dissimilarities  # fmt: skip
@@ -104,7 +102,7 @@ def main() -> None:
             results.add(f"crossnobis {name}", "rsatoolbox", theirs[0], t1, goal=10)
         print(line, flush=True)
         results.add(f"crossnobis {name} (2 threads vs 1)", "1 thread", t1, t2, goal=1.7)
-    if not args.quick:
+    if not args.quick and not args.only:
         results.save()
 
 

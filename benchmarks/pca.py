@@ -1,6 +1,6 @@
 """fit_pca against scikit-learn's PCA, on 1 and 2 threads (issue 20: every core, every CPU).
 
-Run:  python benchmarks/pca.py [--repeats 3] [--quick]
+Run:  python benchmarks/pca.py [--repeats 3] [--quick] [--only TEXT]
 
 Layers (stimulus x step x unit) pooled over stimuli and steps, 10 axes kept: tall ones (more samples than
 units, where fit_pca takes the eigendecomposition of the states' Gram matrix across units, as scikit-learn's
@@ -15,13 +15,11 @@ is printed, rnnprobe's axes, variances and trajectories are checked equal to the
 
 from __future__ import annotations
 
-import argparse
-
 import numpy as np
 from _machine import Results, median_time, print_machine
 from sklearn.decomposition import PCA
 from threadpoolctl import threadpool_limits
-from threads import thread_times
+from threads import arguments, thread_times
 
 
 def cases(quick: bool) -> list[tuple[str, tuple[int, int, int], float]]:
@@ -46,14 +44,13 @@ def main() -> None:
     from rnnprobe import Recording
     from rnnprobe.analysis import fit_pca
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
+    args = arguments(__doc__)  # --repeats, --quick, --only (as threads.py)
     print_machine()
     print("scikit-learn on 1 thread; rnnprobe on 1 and 2 threads (threadpoolctl + torch.set_num_threads); medians")
     results, rng = Results(__file__), np.random.default_rng(0)
     for name, shape, spread in cases(args.quick):
+        if args.only not in name:
+            continue
         states = layer(rng, shape, spread)
         rec, flat = Recording({"h": states}), states.reshape(-1, shape[2])
         t1, t2, one, two = thread_times(lambda rec=rec: fit_pca(rec, "h", n_components=10).trajectories, args.repeats)
@@ -72,7 +69,7 @@ def main() -> None:
         results.add(f"fit_pca {name} vs PCA(svd_solver='full')", "scikit-learn", full, t1)
         results.add(f"fit_pca {name} vs PCA() (auto)", "scikit-learn", auto, t1)
         results.add(f"fit_pca {name} (2 threads vs 1)", "1 thread", t1, t2, goal=1.7)
-    if not args.quick:
+    if not args.quick and not args.only:
         results.save()
 
 
