@@ -28,6 +28,29 @@ def test_autocorrelation_equals_brute_force_pearson(rng):
             assert ours[u, k] == pytest.approx(expected, abs=1e-12)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_autocorrelation_with_its_units_split_across_threads_is_the_same(rng, threads, monkeypatch):
+    """Shares of the units on the library threads (each unit's numbers its own): equal to one share to 1e-12
+    (einsum's order of summation follows a share's strides), a unit constant across stimuli still NaN; fewer
+    units than threads leave no empty share."""
+    import torch
+
+    import rnnprobe.analysis.timescales as timescales
+
+    x = _ar1(rng, [0.5, 0.9, 0.3, 0.7, 0.1], n=30, t=10)
+    x[:, :, 3] = 2.0
+    whole = autocorrelation(x, 4)
+    monkeypatch.setattr(timescales, "SPLIT_BYTES", 0)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        np.testing.assert_allclose(autocorrelation(x, 4), whole, rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(autocorrelation(x[:, :, :2], 4), whole[:2], rtol=1e-12, atol=1e-14)
+    finally:
+        torch.set_num_threads(before)
+    assert np.isnan(whole[3]).all() and not np.isnan(np.delete(whole, 3, axis=0)).any()
+
+
 def test_vectorised_fit_equals_scipy_curve_fit(rng):
     from scipy.optimize import curve_fit
 

@@ -20,6 +20,7 @@ at step t, for increasing lags (cross-validated over stimuli, with :func:`~rnnpr
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ from ..errors import ArgumentError, ShapeError, describe
 from ..recording import Recording
 from ._constant import rounding_only
 from .blockwise import dask_states
+from .parallel import library_threads, task_pool
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -54,15 +56,31 @@ def autocorrelation(states: Any, max_lag: int) -> np.ndarray:
     x = np.asarray(states, dtype=np.float64)
     if x.ndim != 3:
         raise ShapeError(f"states: got {describe(x)}. Pass (stimulus, time, units).")
-    n, t, _ = x.shape
+    n, t, units = x.shape
     max_lag = _check_lags(n, t, max_lag)
+    out = np.empty((units, max_lag + 1))
+    threads = library_threads() if x.nbytes >= SPLIT_BYTES else 1
+    edges = np.linspace(0, units, min(threads, units) + 1).astype(int)
+    parts = [slice(*pair) for pair in itertools.pairwise(edges)]
+    with task_pool(len(parts), threads=threads) as pmap:
+        list(pmap(lambda part: _lagged_correlations(x[:, :, part], out[part]), parts))
+    return out
+
+
+SPLIT_BYTES = 2**23  # states from which the units are split across the library threads (each unit's own numbers)
+
+
+def _lagged_correlations(x: np.ndarray, out: np.ndarray) -> None:
+    """``out`` (units, lags) = :func:`autocorrelation` of (stimulus, time, units) ``x``: one share of the units,
+    on one worker (numpy's passes over the states run on one core: 2000 x 20 x 512 took 186 ms on one thread
+    and on two, AMD EPYC).
+    """
+    n, t, _ = x.shape
     mean = x.mean(axis=0)
     z = x - mean
     z *= _inverse_spread((z**2).mean(axis=0), mean, n)  # (n, t, u), NaN where a unit is constant at a step
-    out = np.empty((x.shape[2], max_lag + 1))
-    for k in range(max_lag + 1):  # einsum sums the products without an (n, t, u) temporary
+    for k in range(out.shape[1]):  # einsum sums the products without an (n, t, u) temporary
         out[:, k] = np.einsum("ntu,ntu->u", z[:, : t - k], z[:, k:]) / (n * (t - k))
-    return out
 
 
 def _check_lags(n: int, t: int, max_lag: int) -> int:
