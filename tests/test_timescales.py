@@ -31,8 +31,8 @@ def test_autocorrelation_equals_brute_force_pearson(rng):
 @pytest.mark.parametrize("threads", [1, 2, 3])
 def test_autocorrelation_with_its_units_split_across_threads_is_the_same(rng, threads, monkeypatch):
     """Shares of the units on the library threads (each unit's numbers its own): equal to one share to 1e-12
-    (einsum's order of summation follows a share's strides), a unit constant across stimuli still NaN; fewer
-    units than threads leave no empty share."""
+    (einsum's order of summation follows a share's strides), a unit constant across stimuli still NaN, fewer
+    units than threads (empty shares) too."""
     import torch
 
     import rnnprobe.analysis.timescales as timescales

@@ -60,7 +60,7 @@ def autocorrelation(states: Any, max_lag: int) -> np.ndarray:
     max_lag = _check_lags(n, t, max_lag)
     out = np.empty((units, max_lag + 1))
     threads = library_threads() if x.nbytes >= SPLIT_BYTES else 1
-    edges = np.linspace(0, units, min(threads, units) + 1).astype(int)
+    edges = np.linspace(0, units, threads + 1).astype(int)  # (a share may be empty: fewer units than threads)
     parts = [slice(*pair) for pair in itertools.pairwise(edges)]
     with task_pool(len(parts), threads=threads) as pmap:
         list(pmap(lambda part: _lagged_correlations(x[:, :, part], out[part]), parts))
