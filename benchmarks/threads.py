@@ -37,6 +37,8 @@ def cases(quick: bool) -> dict:
         find_fixed_points,
         fit_dpca,
         fit_encoding,
+        fit_pca,
+        fit_timescales,
         permutation_test,
     )
     from rnnprobe.models import shipped
@@ -49,6 +51,7 @@ def cases(quick: bool) -> dict:
     runs = {"image": np.tile(np.arange(92), 4), "run": np.repeat(np.arange(4), 92)}  # each image once in each run
     runs_movie = Recording({"x": rng.normal(size=(4 * 92, 50, 512 // k))}, metadata=runs)
     cross = {"distance": "crossnobis", "descriptor": "image", "cv_descriptor": "run"}
+    layer = Recording({"h": rng.normal(size=(2000 // k, 20, 512)) @ np.diag(np.geomspace(1, 0.01, 512))})
     labels = rng.integers(0, 2, 600 // k)
     states = rng.normal(size=(600 // k, 30, 128)) + 0.3 * labels[:, None, None]
     decoding = Recording({"h": states}, metadata={"label": labels})
@@ -96,6 +99,8 @@ def cases(quick: bool) -> dict:
             .significance.values()]).astype(float),
         "dPCA regularizer='auto', 10 splits x 45, 240 x 15 x 400": lambda: fit_dpca(
             auto_trials, parameters=["stimulus", "decision"], regularizer="auto", n_splits=10).cv_scores,
+        "PCA, 2000 x 20 x 512": lambda: fit_pca(layer, "h").trajectories,
+        "timescales, 2000 x 20 x 512": lambda: fit_timescales(layer, "h").autocorrelation,
         "fixed points, flip-flop GRU, 512 starts": lambda: np.sort(find_fixed_points(
             flipflop, initial_states=starts, progress=False).states, axis=0),
         "fixed points, flip-flop GRU-64, 512 starts": lambda: np.sort(find_fixed_points(
