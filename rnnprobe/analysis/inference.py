@@ -11,7 +11,6 @@ equal rsatoolbox's ``eval_bootstrap_pattern`` (tested).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,7 +22,7 @@ from ._pattern_bootstrap import _ceiling_from_similarities, pattern_bootstrap
 from ._rank_bootstrap import RANKED, rank_bootstrap
 from ._ranks import scatter_rows
 from ._scores import permutation_p_values
-from .parallel import library_threads, task_pool
+from .parallel import equal_shares, library_threads, task_pool
 from .rsa import COMPARISONS, RDMs, compare_rdms, n_conditions, noise_ceiling, paired_vectors, similarity_transform
 from .rsa.compare import DOT_METHODS
 from .rsa.rdms import check_whole
@@ -292,8 +291,7 @@ def _blocks_on_threads(n_samples: int, threads: int, draws: tuple, settings: tup
     """
     from tqdm.auto import tqdm
 
-    edges = np.linspace(0, n_samples, min(n_samples, 4 * threads) + 1).astype(int)
-    blocks = [slice(a, b) for a, b in pairwise(edges)]
+    blocks = equal_shares(n_samples, min(n_samples, 4 * threads))
     parts = []
     with tqdm(total=n_samples, desc="bootstrap", unit="sample", disable=not check_progress(progress)) as bar:
         with task_pool(len(blocks), threads=threads) as pmap:

@@ -19,6 +19,7 @@ gives back its own.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sys
 import threading
@@ -81,6 +82,21 @@ def task_pool(n_tasks: int, *, threads: int | None = None) -> Iterator[Callable[
     threads = library_threads() if threads is None else threads
     with worker_pool(min(threads, n_tasks), threads=threads) as pmap:
         yield pmap
+
+
+def equal_shares(n: int, parts: int) -> list[slice]:
+    """``parts`` contiguous slices of ``range(n)``, as equal as can be (empty ones where ``parts`` > ``n``): the
+    shares of rows, units or samples that workers take.
+
+    Examples
+    --------
+    >>> equal_shares(5, 2)
+    [slice(0, 2, None), slice(2, 5, None)]
+    """
+    import numpy as np
+
+    edges = np.linspace(0, n, parts + 1).astype(int).tolist()
+    return [slice(a, b) for a, b in itertools.pairwise(edges)]
 
 
 def library_threads() -> int:

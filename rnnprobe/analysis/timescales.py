@@ -20,7 +20,6 @@ at step t, for increasing lags (cross-validated over stimuli, with :func:`~rnnpr
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +30,7 @@ from ..errors import ArgumentError, ShapeError, describe
 from ..recording import Recording
 from ._constant import rounding_only
 from .blockwise import dask_states
-from .parallel import library_threads, task_pool
+from .parallel import equal_shares, library_threads, task_pool
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -60,8 +59,7 @@ def autocorrelation(states: Any, max_lag: int) -> np.ndarray:
     max_lag = _check_lags(n, t, max_lag)
     out = np.empty((units, max_lag + 1))
     threads = library_threads() if x.nbytes >= SPLIT_BYTES else 1
-    edges = np.linspace(0, units, threads + 1).astype(int)  # (a share may be empty: fewer units than threads)
-    parts = [slice(*pair) for pair in itertools.pairwise(edges)]
+    parts = equal_shares(units, threads)  # (a share may be empty: fewer units than threads)
     with task_pool(len(parts), threads=threads) as pmap:
         list(pmap(lambda part: _lagged_correlations(x[:, :, part], out[part]), parts))
     return out

@@ -25,7 +25,6 @@ rsatoolbox does). Patterns with zero variance (correlation) or zero norm
 from __future__ import annotations
 
 import contextlib
-import itertools
 import threading
 import warnings
 from collections.abc import Callable
@@ -54,7 +53,7 @@ from ...errors import (
 from ...recording import Recording
 from .._constant import EPS, rounding_only
 from ..conditions import sum_groups
-from ..parallel import library_threads, small_blas, task_pool
+from ..parallel import equal_shares, library_threads, small_blas, task_pool
 from .crossnobis import FoldDesign, Work, fold_design
 from .rdms import DISTANCES, RDMs
 from .triangles import by_rows, upper_triangle_rows
@@ -194,8 +193,7 @@ class _Backend:
             return np.matmul(a, b, out=out)
         if out is None:
             out = np.empty((len(a), a.shape[1], b.shape[-1]), dtype=np.result_type(a, b))
-        edges = np.linspace(0, a.shape[1], threads + 1).astype(int)
-        tasks = [(t, slice(*rows)) for t in range(len(a)) for rows in itertools.pairwise(edges)]
+        tasks = [(t, rows) for t in range(len(a)) for rows in equal_shares(a.shape[1], threads)]
 
         def one(task: tuple[int, slice]) -> None:
             t, rows = task
@@ -219,8 +217,7 @@ def symmetric_product(x: np.ndarray, out: np.ndarray, threads: int) -> None:
     if threads <= 1 or n < SPLIT_ROWS:
         np.matmul(x, x.T, out=out)
         return
-    edges = np.linspace(0, n, 2 * threads + 1).astype(int)
-    blocks = [slice(a, b) for a, b in itertools.pairwise(edges)]
+    blocks = equal_shares(n, 2 * threads)
     pairs = [(i, j) for i in range(len(blocks)) for j in range(i + 1, len(blocks))]
     pairs += [(i, i) for i in range(len(blocks))]  # the off-diagonal blocks cost twice the diagonal ones
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..parallel import task_pool
+from ..parallel import equal_shares, task_pool
 
 ROWS_BYTES = 2**23  # from this size of a step's Gram matrix (1024 conditions in float64), RDMs come by rows
 BLOCK_BYTES = 2**19  # a block of rows corrected at once: half of a core's L2 cache (1 MiB on the AMD EPYCs measured)
@@ -58,18 +58,18 @@ def upper_triangle_rows(
         out = np.empty((n_time, n * (n - 1) // 2), dtype=gram.dtype)
     starts = np.concatenate(([0], np.cumsum(np.arange(n - 1, 0, -1)))).tolist()  # each row's first pair
     size = max(1, BLOCK_BYTES // (gram.itemsize * n))
-    edges = np.linspace(0, n - 1, threads + 1).astype(int).tolist()  # (the last row has no pair)
+    shares = equal_shares(n - 1, threads)  # (the last row has no pair)
 
-    def share(task: tuple[int, int]) -> None:
-        t, k = task
+    def share(task: tuple[int, slice]) -> None:
+        t, mine = task
         into = out[t]
-        for first in range(edges[k], edges[k + 1], size):
-            last = min(first + size, edges[k + 1])
+        for first in range(mine.start, mine.stop, size):
+            last = min(first + size, mine.stop)
             block = rows(t, slice(first, last))
             for i in range(first, last):
                 into[starts[i] : starts[i + 1]] = block[i - first, i + 1 :]
 
-    tasks = [(t, k) for t in range(n_time) for k in range(threads)]
+    tasks = [(t, mine) for t in range(n_time) for mine in shares]
     with task_pool(len(tasks), threads=threads) as pmap:
         list(pmap(share, tasks))
     return out
