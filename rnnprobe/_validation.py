@@ -369,16 +369,20 @@ def layer_states(
     stimuli: Any = None,
     dtype: Any = np.float64,
     name: str = "recording",
+    finite_checked_later: bool = False,
 ) -> tuple[str, np.ndarray, np.ndarray]:
     """Check and read one layer: (layer name, time positions, finite states (stimulus, time, units)).
 
     The states are flattened over units and cast to ``dtype``; a layer with NaN or inf among the
-    selected states is refused (:func:`check_finite`).
+    selected states is refused (:func:`check_finite`), unless ``finite_checked_later``: the caller refuses them
+    itself, from numbers it computes anyway (``compute_rdms``: its Gram matrices' diagonals), and calls
+    :func:`check_finite` on these states for the error's count and positions.
     """
     check_recording(recording, name)
     layer = recording.resolve_layer(layer)
     positions = recording.time_positions(layer, time)
     states = recording.get(layer, stimuli=stimuli, time=positions, flatten=True)
     states = np.asarray(states, dtype=dtype)
-    check_finite(states, name=name, layer=layer)
+    if not finite_checked_later:
+        check_finite(states, name=name, layer=layer)
     return layer, positions, states

@@ -113,6 +113,73 @@ def test_rsatoolbox_round_trip_and_matrices(rng):
     np.testing.assert_array_equal(converted.get_matrices(), mats)
 
 
+PATHS = [  # (conditions, distance, device, checked first): 6 units
+    (10, "correlation", None, False),  # raw Gram matrices, from their diagonals
+    (10, "cosine", None, False),
+    (10, "euclidean", None, False),
+    (10, "euclidean_plain", None, False),
+    (30, "correlation", None, True),  # normalised patterns: 15 or 30 conditions against 2 x 6 units
+    (10, "mahalanobis", None, True),
+    (10, "correlation", "cpu", True),  # a device
+]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize(("n", "distance", "device", "first"), PATHS)
+def test_non_finite_states_are_refused_by_every_distance_path_with_their_positions(
+    rng, n, distance, device, first, bad, threads, monkeypatch
+):
+    """Correlation and cosine from raw Gram matrices and the Euclidean distances refuse non-finite states from
+    the Gram matrices' diagonals, with no check of the layer beforehand; correlation from normalised patterns,
+    mahalanobis and a device check the layer first. Every path names the value's position, alone or averaged
+    over a descriptor, on 1 and 2 threads, and no numpy warning comes first."""
+    import torch
+
+    import rnnprobe._validation as validation
+    import rnnprobe.analysis.rsa.compute as compute
+
+    checked = []
+    for module, when in ((validation, "first"), (compute, "after")):  # (layer_states's check; compute_rdms's)
+        check = module.check_finite
+        monkeypatch.setattr(module, "check_finite", lambda a, w=when, c=check, **k: checked.append((w, a)) or c(a, **k))
+    noise = np.linalg.inv(np.cov(rng.normal(size=(40, 6)), rowvar=False)) if distance == "mahalanobis" else None
+    states = rng.normal(size=(n, 4, 6))
+    states[5, 2, 3] = bad
+    rec = Recording({"h": states}, metadata={"image": np.arange(n) // 2})
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for descriptor in (None, "image"):
+            checked.clear()
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                with pytest.raises(NonFiniteError, match=r"'h' holds 1 non-finite value\(s\) .* first at \(5, 2, 3\)"):
+                    compute_rdms(rec, distance=distance, descriptor=descriptor, noise=noise, device=device)
+            layers = [when for when, a in checked if a.shape == states.shape]  # (not the noise precision's)
+            assert layers == ["first" if first else "after"], (descriptor, layers)
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("distance", ["correlation", "cosine", "euclidean", "euclidean_plain"])
+def test_states_whose_squares_overflow_are_refused_not_turned_into_nan_rdms(rng, distance):
+    """Finite states whose squared norms overflow (float64 from about 1e154; float32, the dtype cast included, from
+    about 1e19) have no finite Gram matrix: refused with the largest value and what to do, where before their
+    RDMs came out NaN or wrong."""
+    states = rng.normal(size=(8, 3, 5))
+    with pytest.raises(
+        NonFiniteError, match=r"finite states \(up to \d\.\d+e\+160\) whose squared norms overflow float64"
+    ):
+        compute_rdms(Recording({"h": states * 1e160}), distance=distance)
+    with pytest.raises(NonFiniteError, match=r"overflow float32.*dtype='float64'"):
+        compute_rdms(Recording({"h": states * 1e20}), distance=distance, dtype="float32")
+    scaled = compute_rdms(Recording({"h": states * 1e150}), distance=distance).dissimilarities
+    plain = compute_rdms(Recording({"h": states}), distance=distance).dissimilarities
+    power = {"euclidean": 300, "euclidean_plain": 150}.get(distance, 0)
+    np.testing.assert_allclose(scaled, plain * 10.0**power, rtol=1e-9)
+
+
 def test_constant_patterns_give_documented_nan_and_a_warning():
     x = np.random.default_rng(0).normal(size=(4, 2, 5))
     x[1, 1] = 3.0  # constant pattern at step 1

@@ -44,6 +44,7 @@ from ..._validation import (
 )
 from ...errors import (
     ArgumentError,
+    NonFiniteError,
     RnnprobeWarning,
     ShapeError,
     UnknownNameError,
@@ -272,8 +273,10 @@ def _normalised_distances(
     (800 conditions x 1024 units on two threads: 20.4 ms, 0.88x one thread's time).
     """
     n_units = patterns.shape[2]
-    gram = backend.gram(patterns, threads=threads)
+    with np.errstate(over="ignore", invalid="ignore"):  # non-finite patterns: refused just below
+        gram = backend.gram(patterns, threads=threads)
     square = np.diagonal(gram, axis1=1, axis2=2).copy()
+    require_finite_norms(square)
     if distance == "correlation":
         with small_blas() if threads > 1 else contextlib.nullcontext():  # (see below)
             means = patterns @ np.full(n_units, 1 / n_units)  # BLAS's product: 2.8x faster than .mean here
@@ -325,10 +328,7 @@ def _dissimilarities(
     _, n, n_units = patterns.shape
     upper = None
     into = out if out is not None and out.dtype == np.dtype(backend.dtype) else None
-    # raw Gram matrices corrected in place unless conditions outnumber units twice (normalised copies of
-    # the patterns cost more from there on; the n x n corrections cost more below: 1000 conditions x 1024
-    # units 33 -> 29 ms per step, x 256 equal, x 10 units 1.4 -> 2.6 ms, AMD EPYC)
-    if backend.numpy and distance in ("correlation", "cosine") and 2 * n_units >= n:
+    if _normalised_from_raw_gram(backend, distance, n, n_units):
         upper = _normalised_distances(patterns, distance, backend, threads, into)
     if upper is None:
         if distance in ("correlation", "cosine"):
@@ -344,16 +344,58 @@ def _dissimilarities(
     return out
 
 
+def _normalised_from_raw_gram(backend: _Backend, distance: str, n: int, n_units: int) -> bool:
+    """Whether correlation or cosine distances come from raw Gram matrices corrected in place
+    (:func:`_normalised_distances`): with numpy, unless conditions outnumber units twice (normalised copies of
+    the patterns cost more from there on; the n x n corrections cost more below: 1000 conditions x 1024 units
+    33 -> 29 ms per step, x 256 equal, x 10 units 1.4 -> 2.6 ms, AMD EPYC).
+    """
+    return backend.numpy and distance in ("correlation", "cosine") and 2 * n_units >= n
+
+
+def refuses_non_finite_itself(backend: _Backend, distance: str, n: int, n_units: int) -> bool:
+    """Whether :func:`_dissimilarities` refuses non-finite patterns itself, from the squared norms on the
+    diagonals of the raw Gram matrices it computes anyway (:func:`require_finite_norms`): with numpy, for the
+    Euclidean distances and for correlation and cosine from raw Gram matrices. The states then need no pass of
+    their own (one read of the layer: 0.6 of 10 ms for the RDM movie of 92 x 50 x 512, AMD EPYC). Not for
+    mahalanobis (a weighted Gram matrix: a BLAS that skips zero weights could miss a NaN), normalised patterns
+    (NaN by design where a pattern is constant) or a device.
+    """
+    euclidean = backend.numpy and distance in ("euclidean", "euclidean_plain")
+    return euclidean or _normalised_from_raw_gram(backend, distance, n, n_units)
+
+
+class NonFinitePatterns(Exception):
+    """A pattern's squared norm is NaN or inf (:func:`require_finite_norms`); ``compute_rdms`` turns it into
+    :class:`~rnnprobe.errors.NonFiniteError`, naming the states' non-finite values or the overflow.
+    """
+
+
+def require_finite_norms(squares: np.ndarray) -> None:
+    """Raise :class:`NonFinitePatterns` unless every squared norm (a Gram matrix's diagonal) is finite. NaN or
+    inf among a pattern's values makes its sum of squares NaN or inf whatever the order of the additions (a
+    square is never negative: no inf - inf; BLAS multiplies a NaN by itself there, never skipped as a zero);
+    finite values give a finite sum unless their squares overflow (above about 1e154 in float64).
+    """
+    if not np.isfinite(squares).all():
+        raise NonFinitePatterns
+
+
 def _plain_gram(patterns: Any, distance: str, precision: Any, backend: _Backend, threads: int) -> Any:
     """The Gram matrices of the patterns (weighted by the precision for "mahalanobis"), of the patterns
     centred across conditions where their offset from the origin would cost digits (:func:`offset_dominates`).
+    Unweighted ones with numpy: their squared norms checked (:func:`refuses_non_finite_itself`).
     """
 
     def weighted_gram(x: Any) -> Any:
         weighted = backend.product(x, precision, threads=threads) if distance == "mahalanobis" else None
         return backend.gram(x, weighted, threads=threads)
 
-    gram = weighted_gram(patterns)
+    checked = backend.numpy and precision is None
+    with np.errstate(over="ignore", invalid="ignore") if checked else contextlib.nullcontext():  # (refused below)
+        gram = weighted_gram(patterns)
+    if checked:
+        require_finite_norms(np.diagonal(gram, axis1=1, axis2=2))
     if offset_dominates(gram):  # distances from patterns far from the origin: centred across conditions first
         gram = weighted_gram(patterns - patterns.mean(axis=1, keepdims=True))
     return gram
@@ -674,7 +716,8 @@ def compute_rdms(
     if cv_descriptor is not None and distance != "crossnobis":
         raise ArgumentError(f"cv_descriptor: only used by distance='crossnobis', got distance={distance!r}.")
     stim = recording.stimulus_index(stimuli)
-    precision = _precision(distance, noise, int(np.prod(recording.unit_shape(layer))), layer)
+    n_units = int(np.prod(recording.unit_shape(layer)))
+    precision = _precision(distance, noise, n_units, layer)
     design = fold_design(recording, stim, descriptor, cv_descriptor) if distance == "crossnobis" else None
     conditions, groups = _conditions(recording, descriptor, stim)
     n_patterns = stim.size if groups is None else groups[1]
@@ -692,15 +735,31 @@ def compute_rdms(
         else:
             dissim = blockwise.dask_dissimilarities(recording, layer, time_index, stim, groups, distance, precision)
         return _result(dissim, distance, conditions, recording, layer, time_index)
-    layer, time_index, states = layer_states(recording, layer, time=time, stimuli=stim, dtype=None)
     backend = _Backend(check_device(device), dtype)
+    later = design is None and refuses_non_finite_itself(backend, distance, n_patterns, n_units)
+    layer, time_index, states = layer_states(recording, layer, time=time, stimuli=stim, dtype=None,
+                                             finite_checked_later=later)  # fmt: skip
     precision = None if precision is None else backend.asarray(precision)
     if design is not None:  # each fold's means come later: no means of all the data
         dissim = crossnobis_dissimilarities(states, design, precision, backend)
     else:
         patterns = _group_means(states, groups)  # float64 sums; states alone stay as they are (cast per block)
-        dissim = _blocked_dissimilarities(patterns, distance, precision, backend)
+        try:
+            dissim = _blocked_dissimilarities(patterns, distance, precision, backend)
+        except NonFinitePatterns:
+            check_finite(states, name="recording", layer=layer)  # NaN or inf: named with their positions
+            raise _overflow(layer, states, dtype) from None
     return _result(dissim, distance, conditions, recording, layer, time_index)
+
+
+def _overflow(layer: str, states: np.ndarray, dtype: str) -> NonFiniteError:
+    """The error for finite states whose squared norms (or means over a descriptor's stimuli) overflow ``dtype``."""
+    return NonFiniteError(
+        f"recording: layer {layer!r} holds finite states (up to {float(np.abs(states).max()):.3g}) whose squared "
+        f"norms overflow {dtype}, so no Gram matrix, and no RDM from it, is finite. Divide the states by a constant "
+        f"(correlation is unchanged; Euclidean distances scale by its square)"
+        + (", or use dtype='float64'." if dtype == "float32" else ".")
+    )
 
 
 def _precision(distance: str, noise: Any, n_units: int, layer: str) -> np.ndarray | None:
