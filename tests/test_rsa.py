@@ -162,21 +162,24 @@ def test_non_finite_states_are_refused_by_every_distance_path_with_their_positio
         torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("distance", ["correlation", "cosine", "euclidean", "euclidean_plain"])
+@pytest.mark.parametrize("distance", ["correlation", "cosine", "euclidean", "euclidean_plain", "mahalanobis"])
 def test_states_whose_squares_overflow_are_refused_not_turned_into_nan_rdms(rng, distance):
     """Finite states whose squared norms overflow (float64 from about 1e154; float32, the dtype cast included, from
-    about 1e19) have no finite Gram matrix: refused with the largest value and what to do, where before their
-    RDMs came out NaN or wrong."""
+    about 1e19) have no finite Gram matrix: refused with the largest value and what to do (and no numpy warning
+    first), where before their RDMs came out NaN or wrong; just below, the RDMs scale as they should."""
     states = rng.normal(size=(8, 3, 5))
-    with pytest.raises(
-        NonFiniteError, match=r"finite states \(up to \d\.\d+e\+160\) whose squared norms overflow float64"
-    ):
-        compute_rdms(Recording({"h": states * 1e160}), distance=distance)
-    with pytest.raises(NonFiniteError, match=r"overflow float32.*dtype='float64'"):
-        compute_rdms(Recording({"h": states * 1e20}), distance=distance, dtype="float32")
-    scaled = compute_rdms(Recording({"h": states * 1e150}), distance=distance).dissimilarities
-    plain = compute_rdms(Recording({"h": states}), distance=distance).dissimilarities
-    power = {"euclidean": 300, "euclidean_plain": 150}.get(distance, 0)
+    noise = np.diag(rng.uniform(0.5, 2.0, 5)) if distance == "mahalanobis" else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(
+            NonFiniteError, match=r"finite states \(up to \d\.\d+e\+160\) whose squared norms overflow float64"
+        ):
+            compute_rdms(Recording({"h": states * 1e160}), distance=distance, noise=noise)
+        with pytest.raises(NonFiniteError, match=r"overflow float32.*dtype='float64'"):
+            compute_rdms(Recording({"h": states * 1e20}), distance=distance, noise=noise, dtype="float32")
+    scaled = compute_rdms(Recording({"h": states * 1e150}), distance=distance, noise=noise).dissimilarities
+    plain = compute_rdms(Recording({"h": states}), distance=distance, noise=noise).dissimilarities
+    power = {"euclidean": 300, "mahalanobis": 300, "euclidean_plain": 150}.get(distance, 0)
     np.testing.assert_allclose(scaled, plain * 10.0**power, rtol=1e-9)
 
 

@@ -384,17 +384,17 @@ def require_finite_norms(squares: np.ndarray) -> None:
 def _plain_gram(patterns: Any, distance: str, precision: Any, backend: _Backend, threads: int) -> Any:
     """The Gram matrices of the patterns (weighted by the precision for "mahalanobis"), of the patterns
     centred across conditions where their offset from the origin would cost digits (:func:`offset_dominates`).
-    Unweighted ones with numpy: their squared norms checked (:func:`refuses_non_finite_itself`).
+    With numpy, their (weighted) squared norms are checked: states that are not finite are refused there
+    (:func:`refuses_non_finite_itself`; mahalanobis's were checked before, and overflow is refused here).
     """
 
     def weighted_gram(x: Any) -> Any:
         weighted = backend.product(x, precision, threads=threads) if distance == "mahalanobis" else None
         return backend.gram(x, weighted, threads=threads)
 
-    checked = backend.numpy and precision is None
-    with np.errstate(over="ignore", invalid="ignore") if checked else contextlib.nullcontext():  # (refused below)
+    with np.errstate(over="ignore", invalid="ignore") if backend.numpy else contextlib.nullcontext():  # (below)
         gram = weighted_gram(patterns)
-    if checked:
+    if backend.numpy:
         require_finite_norms(np.diagonal(gram, axis1=1, axis2=2))
     if offset_dominates(gram):  # distances from patterns far from the origin: centred across conditions first
         gram = weighted_gram(patterns - patterns.mean(axis=1, keepdims=True))
