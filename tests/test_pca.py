@@ -174,3 +174,42 @@ def test_pca_of_a_steep_spectrum_keeps_the_small_variances(rng):
     res = fit_pca(Recording({"h": states}), "h", n_components=10)
     ref = PCA(n_components=10, svd_solver="full").fit(states.reshape(-1, 12))
     np.testing.assert_allclose(res.explained_variance, ref.explained_variance_, rtol=1e-6)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_pca_from_the_steps_gram_matrices_equals_the_pooled_states(rng, threads, monkeypatch):
+    """Every stimulus fitted (no more units than stimuli): the scatter matrix of the fitted states comes from each
+    step's Gram matrix of its centred states (which the participation ratio needs) and the spread of the steps'
+    means, a step taken twice counted twice, steps on 1 and 3 threads; the axes, variances and trajectories equal
+    scikit-learn's PCA of the pooled states (far from the origin, steps with means of their own), with no product
+    or SVD of the pooled states. A subset of stimuli, or an ill-conditioned scatter, takes the pooled states."""
+    import torch
+
+    import rnnprobe.analysis.pca as pca
+
+    states = rng.normal(size=(300, 5, 12)) @ np.diag(np.geomspace(2, 0.1, 12)) + rng.normal(size=(5, 12)) + 1e3
+    rec = Recording({"h": states})
+    fitted = states[:, [0, 2, 2, 4]].reshape(-1, 12)
+    axes, calls = pca._principal_axes, []
+    monkeypatch.setattr(pca, "_principal_axes", lambda x, *a: calls.append(x.shape) or axes(x, *a))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        moments = pca.StepMoments.of(states, np.bincount([0, 2, 2, 4], minlength=5))
+        res = fit_pca(rec, n_components=6, time=[0, 2, 2, 4])
+    finally:
+        torch.set_num_threads(before)
+    exact = fitted.astype(np.longdouble) - fitted.astype(np.longdouble).mean(axis=0)  # (80 bits on x86-64)
+    exact = (exact.T @ exact).astype(np.float64)
+    np.testing.assert_allclose(moments.scatter, exact, rtol=0, atol=1e-13 * np.abs(exact).max())
+    np.testing.assert_allclose(moments.participation_ratio(), participation_ratio(states.copy()), rtol=1e-12)
+    assert calls == []  # (nor the SVD: right_singular is called only there)
+    ref = PCA(n_components=6, svd_solver="full").fit(fitted)
+    np.testing.assert_allclose(res.components, ref.components_, atol=1e-9)
+    np.testing.assert_allclose(res.explained_variance, ref.explained_variance_, rtol=1e-9)
+    np.testing.assert_allclose(res.trajectories.reshape(-1, 6), ref.transform(states.reshape(-1, 12)), atol=1e-8)
+    assert res.trajectories.flags.c_contiguous
+    fit_pca(rec, n_components=2, stimuli=slice(0, 200))
+    steep = Recording({"h": rng.normal(size=(300, 5, 12)) @ np.diag(np.geomspace(1, 1e-7, 12))})
+    fit_pca(steep, n_components=10)
+    assert calls == [(1000, 12), (1500, 12)]

@@ -27,6 +27,7 @@ from ..recording import Recording
 from ..recording.indexing import as_slice_if_contiguous
 from ._constant import rounding_only
 from ._scores import peak_position
+from .parallel import equal_shares, library_threads, task_pool
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -66,12 +67,22 @@ def right_singular(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     Else (wide, or a kept axis of so little variance) numpy's SVD of ``x``.
     """
     if x.shape[0] >= x.shape[1] and k >= 1:
-        values, vectors = np.linalg.eigh(x.T @ x)
-        values, vectors = values[::-1], vectors[:, ::-1]
-        if values[k - 1] >= GRAM_CONDITION * values[0] > 0:
-            return np.sqrt(np.clip(values, 0, None)), np.ascontiguousarray(vectors.T)
+        found = gram_axes(x.T @ x, k)
+        if found is not None:
+            return found
     _, s, vt = np.linalg.svd(x, full_matrices=False)
     return s, vt
+
+
+def gram_axes(gram: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(singular values, Vt) of a matrix x, descending, from its Gram matrix x'x (features x features), where the
+    k-th eigenvalue is at least ``GRAM_CONDITION`` of the first (:func:`right_singular`); else None.
+    """
+    values, vectors = np.linalg.eigh(gram)
+    values, vectors = values[::-1], vectors[:, ::-1]
+    if values[k - 1] >= GRAM_CONDITION * values[0] > 0:
+        return np.sqrt(np.clip(values, 0, None)), np.ascontiguousarray(vectors.T)
+    return None
 
 
 def participation_ratio(states: np.ndarray) -> np.ndarray:
@@ -94,20 +105,80 @@ def participation_ratio(states: np.ndarray) -> np.ndarray:
     check_finite(x, name="states")
     if x.shape[0] < 2:  # no variance across fewer than 2 stimuli: undefined at every step, as for constant states
         return np.full(x.shape[1], np.nan)
-    mean = x.mean(axis=0, keepdims=True, dtype=np.float64)
-    xt = np.moveaxis(x - mean, 1, 0)  # (time, stimulus, units), float64: the one copy (no cast of x first)
-    trace = np.einsum("tsu,tsu->t", xt, xt)
-    trace_sq = np.array([_squared_gram_norm(step) for step in xt])
-    return ratio_of_traces(trace, trace_sq, np.linalg.norm(mean[0], axis=1), len(x))
+    return StepMoments.of(x).participation_ratio()
 
 
-def _squared_gram_norm(x: np.ndarray) -> float:
-    """||x x'||_F^2 = ||x'x||_F^2 of a (samples, units) matrix, from the smaller Gram matrix, one step at a time
-    (the stacked product of every step held all their Gram matrices: 42 MB for 20 steps of 512 units; 2000
-    stimuli x 20 steps x 512 units, one thread, AMD EPYC: 278 -> 241 ms).
+@dataclass(frozen=True)
+class StepMoments:
+    """One pass over the steps of states x (stimulus, time, units), each step's states centred on their mean
+    across stimuli (X_t, one float64 copy of the layer, kept in ``centred``): tr S_t and ||S_t||_F^2 of their
+    Gram matrix S_t (the participation ratio's), and, given the steps a PCA pools (``pooled``: how many times
+    each step is taken) and no more units than stimuli, the scatter matrix of those states about their pooled
+    mean (:func:`_pooled_scatter`) from the S_t = X_t'X_t already formed: PCA's Gram matrix without a second
+    product over every sample (2000 stimuli x 20 steps x 512 units, one thread, AMD EPYC: fit_pca 645 -> 349 ms).
+    S_t is the smaller Gram matrix where there are fewer stimuli (the same nonzero spectrum), and one step at
+    a time (a stack of every step's: 42 MB for 20 steps of 512 units); the steps (their means, centring and
+    Gram matrices) go in equal shares on the library threads, one BLAS thread each.
     """
-    gram = x @ x.T if x.shape[0] <= x.shape[1] else x.T @ x  # (the same nonzero spectrum)
-    return float(np.einsum("ij,ij->", gram, gram))
+
+    centred: np.ndarray  # (stimulus, time, units)
+    means: np.ndarray  # (time, units)
+    trace: np.ndarray  # (time,)
+    trace_sq: np.ndarray  # (time,)
+    scatter: np.ndarray | None = None  # (units, units), about ``pooled_mean``
+    pooled_mean: np.ndarray | None = None  # (units,)
+
+    @classmethod
+    def of(cls, x: np.ndarray, pooled: np.ndarray | None = None) -> StepMoments:
+        """The moments of ``x`` (stimulus, time, units), with the scatter of the steps ``pooled`` counts."""
+        n, n_time, p = x.shape
+        mean, centred = np.empty((n_time, p)), np.empty(x.shape)  # (float64: the one copy, no cast of x first)
+        xt, sums = np.moveaxis(centred, 1, 0), np.empty((n_time, p))
+        units_side = pooled is not None and n >= p
+        trace, trace_sq = np.empty(n_time), np.empty(n_time)
+
+        def share(steps: slice) -> np.ndarray | None:
+            x[:, steps].mean(axis=0, dtype=np.float64, out=mean[steps])
+            np.subtract(x[:, steps], mean[steps], out=centred[:, steps])
+            partial = np.zeros((p, p)) if units_side else None
+            for t in range(steps.start, steps.stop):
+                gram = xt[t].T @ xt[t] if n >= p else xt[t] @ xt[t].T
+                trace[t], trace_sq[t] = np.trace(gram), np.einsum("ij,ij->", gram, gram)
+                if units_side and pooled[t]:
+                    partial += pooled[t] * gram if pooled[t] > 1 else gram
+                    sums[t] = np.ones(n) @ xt[t]
+            return partial
+
+        threads = min(library_threads(), n_time)
+        with task_pool(threads, threads=threads) as pmap:
+            partials = list(pmap(share, equal_shares(n_time, threads)))
+        if not units_side:
+            return cls(centred, mean, trace, trace_sq)
+        used = pooled > 0
+        return cls(
+            centred, mean, trace, trace_sq, *_pooled_scatter(sum(partials), mean[used], sums[used], pooled[used], n)
+        )
+
+    def participation_ratio(self) -> np.ndarray:
+        """PR per step (:func:`participation_ratio`)."""
+        n = self.centred.shape[0]
+        return ratio_of_traces(self.trace, self.trace_sq, np.linalg.norm(self.means, axis=1), n)
+
+
+def _pooled_scatter(
+    grams: np.ndarray, means: np.ndarray, sums: np.ndarray, weights: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(scatter matrix about the pooled mean c, c) of the states of steps taken ``weights`` times each, from
+    ``grams`` = sum_t w_t X_t'X_t of each step's states centred on its mean m_t as computed (``means``), and the
+    sums r_t of those centred states (zero but for rounding): x - c = (x - m_t) + d_t with d_t = m_t - c, so
+    sum_t w_t (X_t'X_t + r_t d_t' + d_t r_t' + n d_t d_t'). The r_t terms take out the rounding of the steps' means
+    (1e-12 of states near 1e3), which d_t alone would carry into the scatter linearly (4e-13 of its largest entry
+    against 4e-16 for the pooled states centred directly).
+    """
+    centre = weights @ (means + sums / n) / weights.sum()
+    spread = means - centre
+    cross = (spread.T * weights) @ sums
+    return grams + cross + cross.T + n * (spread.T * weights) @ spread, centre
 
 
 def ratio_of_traces(trace: np.ndarray, trace_sq: np.ndarray, mean: np.ndarray, n: int, shift: Any = 0.0) -> np.ndarray:
@@ -291,6 +362,28 @@ class PCAResult:
         return fig
 
 
+def _fit_in_memory(
+    states: np.ndarray, fit_stim: np.ndarray, fit_time: np.ndarray, device: Any, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, StepMoments]:
+    """(mean of the fitted states, singular values, Vt, :class:`StepMoments` of every step). Fitted on every
+    stimulus, in numpy, with no more units than stimuli: from the scatter matrix the step moments pool (where
+    :func:`gram_axes` takes it); else from the fitted states themselves (:func:`_principal_axes`).
+    """
+    n_stimuli, n_time = states.shape[:2]
+    every_stimulus = np.array_equal(fit_stim, np.arange(n_stimuli))
+    pooled = np.bincount(fit_time, minlength=n_time) if every_stimulus and device is None else None
+    moments = StepMoments.of(states, pooled)
+    if moments.scatter is not None:
+        mean = moments.pooled_mean
+        found = gram_axes(moments.scatter, k)
+        if found is not None:
+            return mean, *found, moments
+    rows, steps = as_slice_if_contiguous(fit_stim), as_slice_if_contiguous(fit_time)  # (views where they run on)
+    sample = states[rows][:, steps].reshape(-1, states.shape[2])
+    mean = sample.mean(axis=0)
+    return mean, *_principal_axes(sample - mean, device, k), moments
+
+
 def _n_axes(n_components: int | str | None, max_k: int) -> int:
     """The number of axes to keep: all (None), 10 or fewer ("auto": never more than the states have), or an int."""
     if n_components is None:
@@ -361,12 +454,11 @@ def fit_pca(
         trajectories, ratio = dask_trajectories(recording, layer, mean, step_means, components)
     else:
         _, _, states = layer_states(recording, layer)
-        rows, steps = as_slice_if_contiguous(fit_stim), as_slice_if_contiguous(fit_time)  # (views where they run on)
-        sample = states[rows][:, steps].reshape(-1, n_units)
-        mean = sample.mean(axis=0)
-        singular, vt = _principal_axes(sample - mean, device, k)
+        mean, singular, vt, moments = _fit_in_memory(states, fit_stim, fit_time, device, k)
         components = svd_flip(vt)[:k]
-        trajectories, ratio = (states - mean) @ components.T, participation_ratio(states)
+        # (x - m) C' = X_t C' + (m_t - m) C', X_t each step's centred states (held for the participation ratio)
+        trajectories = moments.centred @ components.T + (moments.means - mean) @ components.T
+        ratio = moments.participation_ratio()
     variance = singular**2 / (n_samples - 1)
     if rounding_only(float(singular @ singular) / n_samples, float(np.linalg.norm(mean)), n_samples):
         variance = np.zeros_like(variance)  # states that do not vary but for rounding: as exactly constant ones
