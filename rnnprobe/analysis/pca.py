@@ -133,7 +133,7 @@ class StepMoments:
         """The moments of ``x`` (stimulus, time, units), with the scatter of the steps ``pooled`` counts."""
         n, n_time, p = x.shape
         mean, centred = np.empty((n_time, p)), np.empty(x.shape)  # (float64: the one copy, no cast of x first)
-        xt, sums = np.moveaxis(centred, 1, 0), np.empty((n_time, p))
+        xt, sums = np.moveaxis(centred, 1, 0), np.full((n_time, p), np.nan)  # (sums of the pooled steps only)
         units_side = pooled is not None and n >= p
         trace, trace_sq = np.empty(n_time), np.empty(n_time)
 
@@ -171,11 +171,12 @@ def _pooled_scatter(
     """(scatter matrix about the pooled mean c, c) of the states of steps taken ``weights`` times each, from
     ``grams`` = sum_t w_t X_t'X_t of each step's states centred on its mean m_t as computed (``means``), and the
     sums r_t of those centred states (zero but for rounding): x - c = (x - m_t) + d_t with d_t = m_t - c, so
-    sum_t w_t (X_t'X_t + r_t d_t' + d_t r_t' + n d_t d_t'). The r_t terms take out the rounding of the steps' means
-    (1e-12 of states near 1e3), which d_t alone would carry into the scatter linearly (4e-13 of its largest entry
-    against 4e-16 for the pooled states centred directly).
+    sum_t w_t (X_t'X_t + r_t d_t' + d_t r_t' + n d_t d_t'), for any c (here the weighted mean of the m_t). The r_t
+    terms take out the rounding of the steps' means (1e-12 of states near 1e3), which d_t alone would carry into
+    the scatter linearly (4e-13 of its largest entry against 1e-16 with them, as for the pooled states centred
+    directly).
     """
-    centre = weights @ (means + sums / n) / weights.sum()
+    centre = weights @ means / weights.sum()
     spread = means - centre
     cross = (spread.T * weights) @ sums
     return grams + cross + cross.T + n * (spread.T * weights) @ spread, centre
