@@ -141,10 +141,10 @@ def test_participation_ratio_makes_one_float64_copy_of_its_states(rng):
     np.testing.assert_allclose(expected, participation_ratio(x), rtol=1e-15)
 
 
-def test_right_singular_of_tall_states_by_their_gram_matrix_equals_the_svd(rng, monkeypatch):
-    """More samples than features and kept axes of enough variance: the eigendecomposition of x'x (no SVD taken)
-    gives numpy's singular values and axes; a kept axis of too little variance (the k-th eigenvalue under 1e-8 of
-    the first), a wide matrix, or no variance at all take the SVD itself."""
+def test_right_singular_by_the_smaller_gram_matrix_equals_the_svd(rng, monkeypatch):
+    """Kept axes of enough variance: the eigendecomposition of x'x (more samples than features) or of x x' (fewer;
+    the axes x'u / s) gives numpy's singular values and axes (no SVD taken); a kept axis of too little variance
+    (the k-th eigenvalue under 1e-8 of the first) or no variance at all take the SVD itself."""
     from rnnprobe.analysis.pca import right_singular, svd_flip
 
     svd, calls = np.linalg.svd, []
@@ -161,8 +161,16 @@ def test_right_singular_of_tall_states_by_their_gram_matrix_equals_the_svd(rng, 
     assert calls == [(500, 12)]
     np.testing.assert_allclose(s, svd(steep, compute_uv=False), rtol=1e-12)
     assert right_singular(steep, 3)[0].shape == (12,) and calls == [(500, 12)]  # 3 kept: the Gram matrix
-    for other in (rng.normal(size=(5, 12)), np.zeros((30, 4))):  # wide; no variance
-        right_singular(other, 2)
+    for spread in (1.0, 1e-3):  # wide: from x x' (axes of variances down to 1e-6 of the first)
+        wide = rng.normal(size=(40, 300)) * np.geomspace(1, spread, 300) @ rng.normal(size=(300, 300)) / 20
+        wide -= wide.mean(axis=0)
+        s, vt = right_singular(wide, 20)
+        _, s_ref, vt_ref = svd(wide, full_matrices=False)
+        np.testing.assert_allclose(s, s_ref, rtol=1e-9, atol=1e-12 * s_ref[0])  # (the 40th: zero, once centred)
+        np.testing.assert_allclose(svd_flip(vt[:20]), svd_flip(vt_ref[:20]), atol=1e-8)
+    assert calls == [(500, 12)]  # (the references' SVDs are numpy's own, not counted)
+    right_singular(np.geomspace(1, 1e-7, 5)[:, None] * rng.normal(size=(5, 12)), 5)  # wide, the 5th: 1e-14
+    right_singular(np.zeros((30, 4)), 2)  # no variance
     assert calls[1:] == [(5, 12), (30, 4)]
 
 

@@ -57,26 +57,31 @@ GRAM_CONDITION = 1e-8  # the k-th eigenvalue of x'x against the first, from whic
 
 
 def right_singular(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(singular values, Vt) of ``x`` (samples, features), descending, of which the first ``k`` are used. With at
-    least as many samples as features, from the eigendecomposition of x'x (one symmetric product, then a
-    features x features problem, as scikit-learn's ``covariance_eigh`` solver: 40,000 x 512, one thread, AMD
-    EPYC: 2.9 s by numpy's SVD, which forms the samples' singular vectors too, 0.26 s; the product splits over
-    BLAS's threads), where its k-th eigenvalue is at least ``GRAM_CONDITION`` of its first: an eigenvalue's
-    error is about eps x features x the first one, so the kept ones keep 1e-5 of their value at worst (1e-14 of
-    well-spread spectra), their axes as many digits less the log of the first eigenvalue against their gaps.
-    Else (wide, or a kept axis of so little variance) numpy's SVD of ``x``.
+    """(every singular value, Vt: at least the first ``k`` rows) of ``x`` (samples, features), descending. From
+    the eigendecomposition of the smaller Gram matrix where its k-th eigenvalue is at least ``GRAM_CONDITION`` of
+    its first (one symmetric product, then a problem of the smaller side, as scikit-learn's ``covariance_eigh``
+    solver; numpy's SVD forms the singular vectors of both sides): x'x with at least as many samples as features
+    (40,000 x 512, one thread, AMD EPYC: 2.9 s by the SVD, 0.26 s), else x x', whose eigenvectors u_i give
+    v_i = x'u_i / s_i for the first ``k`` (500 x 4096: 0.32 s by the SVD, s). An eigenvalue's error is about eps
+    x size x the first one, so the kept ones keep 1e-5 of their value at worst (1e-14 of well-spread spectra),
+    their axes as many digits less the log of the first eigenvalue against their gaps (through x x' too: its
+    computed eigenvectors are exact for a Gram matrix within eps of it, and v_i's error along a larger axis j,
+    eps s_j / s_i, stays under 1e-12). Else (a kept axis of so little variance, none at all) numpy's SVD of ``x``.
     """
-    if x.shape[0] >= x.shape[1] and k >= 1:
-        found = gram_axes(x.T @ x, k)
+    if k >= 1:
+        tall = x.shape[0] >= x.shape[1]
+        found = gram_axes(x.T @ x if tall else x @ x.T, k)
         if found is not None:
-            return found
+            s, vectors = found
+            return (s, vectors) if tall else (s, (vectors[:k] @ x) / s[:k, None])
     _, s, vt = np.linalg.svd(x, full_matrices=False)
     return s, vt
 
 
 def gram_axes(gram: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
     """(singular values, Vt) of a matrix x, descending, from its Gram matrix x'x (features x features), where the
-    k-th eigenvalue is at least ``GRAM_CONDITION`` of the first (:func:`right_singular`); else None.
+    k-th eigenvalue is at least ``GRAM_CONDITION`` of the first (:func:`right_singular`); else None. Of x x':
+    the same singular values, and U' in place of Vt.
     """
     values, vectors = np.linalg.eigh(gram)
     values, vectors = values[::-1], vectors[:, ::-1]
