@@ -217,6 +217,12 @@ def test_pca_from_the_steps_gram_matrices_equals_the_pooled_states(rng, threads,
     np.testing.assert_allclose(res.explained_variance, ref.explained_variance_, rtol=1e-9)
     np.testing.assert_allclose(res.trajectories.reshape(-1, 6), ref.transform(states.reshape(-1, 12)), atol=1e-8)
     assert res.trajectories.flags.c_contiguous
+    wide = rng.normal(size=(30, 10, 40)) + rng.normal(size=(10, 40))  # fewer stimuli than units, 300 fitted
+    moments = pca.StepMoments.of(wide, np.ones(10, dtype=int))
+    centred = wide.reshape(-1, 40) - wide.reshape(-1, 40).mean(axis=0)
+    np.testing.assert_allclose(moments.scatter, centred.T @ centred, rtol=0, atol=1e-13 * np.abs(moments.scatter).max())
+    np.testing.assert_allclose(moments.participation_ratio(), participation_ratio(wide), rtol=1e-12)
+    assert pca.StepMoments.of(wide, np.eye(10, dtype=int)[0]).scatter is None  # (one step fitted: x x' is cheaper)
     fit_pca(rec, n_components=2, stimuli=slice(0, 200))
     steep = Recording({"h": rng.normal(size=(300, 5, 12)) @ np.diag(np.geomspace(1, 1e-7, 12))})
     fit_pca(steep, n_components=10)

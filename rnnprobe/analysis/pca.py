@@ -139,7 +139,7 @@ class StepMoments:
         n, n_time, p = x.shape
         mean, centred = np.empty((n_time, p)), np.empty(x.shape)  # (float64: the one copy, no cast of x first)
         xt, sums = np.moveaxis(centred, 1, 0), np.full((n_time, p), np.nan)  # (sums of the pooled steps only)
-        units_side = pooled is not None and n >= p
+        units_side = _units_side(n, p, n_time, pooled)
         trace, trace_sq = np.empty(n_time), np.empty(n_time)
 
         def share(steps: slice) -> np.ndarray | None:
@@ -147,7 +147,7 @@ class StepMoments:
             np.subtract(x[:, steps], mean[steps], out=centred[:, steps])
             partial = np.zeros((p, p)) if units_side else None
             for t in range(steps.start, steps.stop):
-                gram = xt[t].T @ xt[t] if n >= p else xt[t] @ xt[t].T
+                gram = xt[t].T @ xt[t] if units_side or n >= p else xt[t] @ xt[t].T
                 trace[t], trace_sq[t] = np.trace(gram), np.einsum("ij,ij->", gram, gram)
                 if units_side and pooled[t]:
                     partial += pooled[t] * gram if pooled[t] > 1 else gram
@@ -168,6 +168,19 @@ class StepMoments:
         """PR per step (:func:`participation_ratio`)."""
         n = self.centred.shape[0]
         return ratio_of_traces(self.trace, self.trace_sq, np.linalg.norm(self.means, axis=1), n)
+
+
+def _units_side(n: int, p: int, n_time: int, pooled: np.ndarray | None) -> bool:
+    """Whether :class:`StepMoments` takes each step's Gram matrix across units (p x p), to pool them into PCA's
+    scatter matrix: given ``pooled``, where that costs no more multiplications than the smaller Gram matrices of
+    the participation ratio and PCA's own product of the fitted states (the smaller of x'x and x x'). With as
+    many stimuli as units always; with fewer, where the fitted states are many (n = 1000, p = 1024, 20 steps:
+    one product of 20 n p^2 against 20 n^2 p + 20 n p^2).
+    """
+    if pooled is None:
+        return False
+    fitted = n * int(pooled.sum())
+    return n >= p or n_time * n * p * p <= n_time * n * n * p + fitted * p * min(fitted, p)
 
 
 def _pooled_scatter(
