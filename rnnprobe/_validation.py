@@ -296,6 +296,17 @@ def check_finite(array: np.ndarray, *, name: str, layer: str | None = None) -> n
     )
 
 
+def squares_overflow(states: np.ndarray, *, name: str, layer: str | None, what: str, remedy: str) -> NonFiniteError:
+    """The error for finite states whose squares (squared norms, Gram matrices) overflow, so that ``what`` computed
+    from them is not finite; ``remedy``: what dividing the states by a constant changes (or not).
+    """
+    where = f"layer {layer!r} holds finite states" if layer is not None else "holds finite values"
+    return NonFiniteError(
+        f"{name}: {where} (up to {float(np.abs(states).max()):.3g}) whose squares overflow, so no {what} from them "
+        f"is finite. Divide the states by a constant ({remedy})."
+    )
+
+
 def check_grouping(values: Any, *, name: str) -> np.ndarray:
     """A metadata column's values that group stimuli into conditions (or folds, levels), refused where any is
     missing (NaN, or None in an object column): a missing value names no condition, and numpy's grouping would

@@ -7,7 +7,7 @@ from sklearn.decomposition import PCA
 
 from rnnprobe import Recording
 from rnnprobe.analysis.pca import fit_pca, participation_ratio
-from rnnprobe.errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError
+from rnnprobe.errors import ArgumentError, ArgumentTypeError, NonFiniteError, ShapeError, UnknownNameError
 
 
 def _recording(rng, n=40, t=6, units=(3, 4)):
@@ -227,3 +227,47 @@ def test_pca_from_the_steps_gram_matrices_equals_the_pooled_states(rng, threads,
     steep = Recording({"h": rng.normal(size=(300, 5, 12)) @ np.diag(np.geomspace(1, 1e-7, 12))})
     fit_pca(steep, n_components=10)
     assert calls == [(1000, 12), (1500, 12)]
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_fit_pca_refuses_non_finite_states_from_the_step_moments(rng, bad, threads, monkeypatch):
+    """fit_pca checks no state before its one pass over the steps: a NaN or inf makes that step's trace NaN, and
+    only then are the states searched, for the error's count and position (no numpy warning first); finite states
+    whose squares overflow are refused too (by participation_ratio as well), not turned into NaN or 0."""
+    import warnings
+
+    import torch
+
+    import rnnprobe._validation as validation
+    import rnnprobe.analysis.pca as pca
+
+    searched = []
+    for module in (validation, pca):
+        check = module.check_finite
+        monkeypatch.setattr(module, "check_finite", lambda a, c=check, **k: searched.append(a.shape) or c(a, **k))
+    states = rng.normal(size=(40, 6, 5))
+    states[7, 4, 2] = bad
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(
+                NonFiniteError, match=r"layer 'h' holds 1 non-finite value\(s\) .* first at \(7, 4, 2\)"
+            ):
+                fit_pca(Recording({"h": states}), "h")
+            assert searched == [(40, 6, 5)]
+            huge = Recording({"h": rng.normal(size=(40, 6, 5)) * 1e160})
+            with pytest.raises(
+                NonFiniteError, match=r"\(up to \d\.\d+e\+160\) whose squares overflow, so no covariance"
+            ):
+                fit_pca(huge, "h")
+            with pytest.raises(NonFiniteError, match=r"states: holds finite values .* whose squares overflow"):
+                participation_ratio(huge.get("h"))
+    finally:
+        torch.set_num_threads(before)
+    finite = np.nan_to_num(states, nan=0.0, posinf=0.0, neginf=0.0)
+    scaled, plain = fit_pca(Recording({"h": finite * 1e60}), "h", n_components=3), fit_pca(Recording({"h": finite}))
+    np.testing.assert_allclose(scaled.explained_variance, plain.explained_variance[:3] * 1e120, rtol=1e-9)
+    np.testing.assert_allclose(scaled.participation_ratio, plain.participation_ratio, rtol=1e-9)

@@ -41,10 +41,10 @@ from ..._validation import (
     check_option,
     check_recording,
     layer_states,
+    squares_overflow,
 )
 from ...errors import (
     ArgumentError,
-    NonFiniteError,
     RnnprobeWarning,
     ShapeError,
     UnknownNameError,
@@ -748,18 +748,17 @@ def compute_rdms(
             dissim = _blocked_dissimilarities(patterns, distance, precision, backend)
         except NonFinitePatterns:
             check_finite(states, name="recording", layer=layer)  # NaN or inf: named with their positions
-            raise _overflow(layer, states, dtype) from None
+            raise squares_overflow(
+                states,
+                name="recording",
+                layer=layer,
+                what=f"Gram matrix in {dtype}, and no RDM",
+                remedy=_REMEDY + (", or use dtype='float64'" if dtype == "float32" else ""),
+            ) from None
     return _result(dissim, distance, conditions, recording, layer, time_index)
 
 
-def _overflow(layer: str, states: np.ndarray, dtype: str) -> NonFiniteError:
-    """The error for finite states whose squared norms (or means over a descriptor's stimuli) overflow ``dtype``."""
-    return NonFiniteError(
-        f"recording: layer {layer!r} holds finite states (up to {float(np.abs(states).max()):.3g}) whose squared "
-        f"norms overflow {dtype}, so no Gram matrix, and no RDM from it, is finite. Divide the states by a constant "
-        f"(correlation is unchanged; Euclidean distances scale by its square)"
-        + (", or use dtype='float64'." if dtype == "float32" else ".")
-    )
+_REMEDY = "correlation is unchanged; Euclidean distances scale by its square"
 
 
 def _precision(distance: str, noise: Any, n_units: int, layer: str) -> np.ndarray | None:
