@@ -247,6 +247,8 @@ def test_fit_pca_refuses_non_finite_states_from_the_step_moments(rng, bad, threa
         check = module.check_finite
         monkeypatch.setattr(module, "check_finite", lambda a, c=check, **k: searched.append(a.shape) or c(a, **k))
     states = rng.normal(size=(40, 6, 5))
+    fit_pca(Recording({"h": states}), "h")
+    assert searched == []  # finite states: never searched
     states[7, 4, 2] = bad
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
