@@ -26,9 +26,19 @@ def _task(rng, n_trials=240, n_times=12, n_units=30, noise=0.3):
     return Recording({"h": states}, metadata=metadata), axes
 
 
-def test_coefficients_equal_scikit_learn_per_unit_and_time(rng):
+@pytest.mark.parametrize("threads", [1, 3])
+def test_coefficients_equal_scikit_learn_per_unit_and_time(rng, threads):
+    """The units' means and spreads, each step's coefficients (by the design's QR) and R^2, the steps in shares
+    on 1 and 3 threads: equal to scikit-learn's regression of each unit at each step."""
+    import torch
+
     rec, _ = _task(rng, n_trials=100, n_times=4, n_units=6)
-    result = fit_tdr(rec, variables=["choice", "motion", "colour", "context"], n_components=4)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        result = fit_tdr(rec, variables=["choice", "motion", "colour", "context"], n_components=4)
+    finally:
+        torch.set_num_threads(before)
     states = rec.get("h")
     z = (states - states.reshape(-1, 6).mean(0)) / states.reshape(-1, 6).std(0)
     design = np.column_stack([rec.column("choice"), rec.column("motion"), rec.column("colour"),
