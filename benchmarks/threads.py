@@ -38,6 +38,7 @@ def cases(quick: bool) -> dict:
         fit_dpca,
         fit_encoding,
         fit_pca,
+        fit_tdr,
         fit_timescales,
         permutation_test,
     )
@@ -70,6 +71,12 @@ def cases(quick: bool) -> dict:
     auto_trials = Recording({"h": rng.normal(size=(240 // k, 15, 400)) + 0.3 * stimulus[:, None, None]
                              * rng.normal(size=400) + 0.2 * decision[:, None, None]},
                             metadata={"stimulus": stimulus, "decision": decision})  # fmt: skip
+    task = {
+        name: rng.integers(0, levels, 2400 // k).astype(float)
+        for name, levels in (("stimulus", 6), ("decision", 2), ("context", 2))
+    }
+    tdr_trials = Recording({"h": rng.normal(size=(2400 // k, 20, 256)) + task["stimulus"][:, None, None]
+                            * rng.normal(size=256) * 0.3}, metadata=task)  # fmt: skip
     flipflop, flipflop64 = shipped.load("flipflop-gru"), shipped.load("flipflop-gru64")
     starts = rng.normal(scale=0.5, size=(512 // k, 16))
     starts64 = rng.normal(scale=0.5, size=(512 // k, 64))
@@ -101,6 +108,7 @@ def cases(quick: bool) -> dict:
             auto_trials, parameters=["stimulus", "decision"], regularizer="auto", n_splits=10).cv_scores,
         "PCA, 2000 x 20 x 512": lambda: fit_pca(layer, "h").trajectories,
         "timescales, 2000 x 20 x 512": lambda: fit_timescales(layer, "h").autocorrelation,
+        "TDR, 3 variables, 2400 x 20 x 256": lambda: fit_tdr(tdr_trials, "h", variables=list(task)).coefficients,
         "fixed points, flip-flop GRU, 512 starts": lambda: np.sort(find_fixed_points(
             flipflop, initial_states=starts, progress=False).states, axis=0),
         "fixed points, flip-flop GRU-64, 512 starts": lambda: np.sort(find_fixed_points(
