@@ -240,9 +240,10 @@ class FixedPointResult:
             flat = traj.reshape(-1, d)
         else:
             flat = self.states
+        from .pca import principal_axes
+
         centre = flat.mean(axis=0)
-        _, _, vt = np.linalg.svd(flat - centre, full_matrices=False)
-        axes = vt[:2].T if vt.shape[0] >= 2 else np.eye(d)[:, :2]
+        axes = principal_axes(flat, 2).T if min(flat.shape) >= 2 else np.eye(d)[:, :2]
         if trajectories is not None:
             for path in (traj.reshape(-1, traj.shape[-2], d) if traj.ndim >= 3 else traj[None])[:50]:
                 pc = (path - centre) @ axes

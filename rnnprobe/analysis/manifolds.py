@@ -139,12 +139,13 @@ class SlowManifoldResult:
         """Points of every input in the plane of the trajectories' (or the points') two principal
         components, coloured by input, with each input's line and selection vector.
         """
+        from .pca import principal_axes
         from .plotting import OKABE_ITO
 
         states = self.linearization.states
         flat = states if trajectories is None else np.asarray(trajectories, dtype=float).reshape(-1, states.shape[1])
         mean = flat.mean(axis=0)
-        basis = np.linalg.svd(flat - mean, full_matrices=False)[2][:2].T
+        basis = principal_axes(flat, 2).T
         if trajectories is not None:
             paths = np.asarray(trajectories, dtype=float).reshape(-1, np.shape(trajectories)[-2], states.shape[1])
             for path in paths[:50]:
