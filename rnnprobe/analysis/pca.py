@@ -70,7 +70,7 @@ def right_singular(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     its first (one symmetric product, then a problem of the smaller side, as scikit-learn's ``covariance_eigh``
     solver; numpy's SVD forms the singular vectors of both sides): x'x with at least as many samples as features
     (40,000 x 512, one thread, AMD EPYC: 2.9 s by the SVD, 0.26 s), else x x', whose eigenvectors u_i give
-    v_i = x'u_i / s_i for the first ``k`` (500 x 4096: 0.32 s by the SVD, s). An eigenvalue's error is about eps
+    v_i = x'u_i / s_i for the first ``k`` (fit_pca of 500 x 4096: 381 -> 80 ms). An eigenvalue's error is about eps
     x size x the first one, so the kept ones keep 1e-5 of their value at worst (1e-14 of well-spread spectra),
     their axes as many digits less the log of the first eigenvalue against their gaps (through x x' too: its
     computed eigenvectors are exact for a Gram matrix within eps of it, and v_i's error along a larger axis j,
@@ -126,12 +126,12 @@ class StepMoments:
     """One pass over the steps of states x (stimulus, time, units), each step's states centred on their mean
     across stimuli (X_t, one float64 copy of the layer, kept in ``centred``): tr S_t and ||S_t||_F^2 of their
     Gram matrix S_t (the participation ratio's), and, given the steps a PCA pools (``pooled``: how many times
-    each step is taken) and no more units than stimuli, the scatter matrix of those states about their pooled
-    mean (:func:`_pooled_scatter`) from the S_t = X_t'X_t already formed: PCA's Gram matrix without a second
-    product over every sample (2000 stimuli x 20 steps x 512 units, one thread, AMD EPYC: fit_pca 645 -> 349 ms).
-    S_t is the smaller Gram matrix where there are fewer stimuli (the same nonzero spectrum), and one step at
-    a time (a stack of every step's: 42 MB for 20 steps of 512 units); the steps (their means, centring and
-    Gram matrices) go in equal shares on the library threads, one BLAS thread each.
+    each step is taken), the scatter matrix of those states about their pooled mean (:func:`_pooled_scatter`)
+    from the S_t = X_t'X_t already formed, where that pays (:func:`_units_side`): PCA's Gram matrix without a
+    second product over every sample (2000 stimuli x 20 steps x 512 units, one thread, AMD EPYC: fit_pca 620 ->
+    363 ms). Else S_t is the smaller Gram matrix (the same nonzero spectrum). One step at a time (a stack of every
+    step's: 42 MB for 20 steps of 512 units); the steps (their means, centring and Gram matrices) go in equal
+    shares on the library threads, one BLAS thread each.
     """
 
     centred: np.ndarray  # (stimulus, time, units)
