@@ -6,7 +6,7 @@ import pytest
 
 from rnnprobe import Recording
 from rnnprobe.analysis.timescales import autocorrelation, fit_exponential, fit_timescales, memory_decay
-from rnnprobe.errors import ArgumentError, ShapeError
+from rnnprobe.errors import ArgumentError, NonFiniteError, ShapeError
 
 
 def _ar1(rng, phis, n=300, t=60):
@@ -49,6 +49,47 @@ def test_autocorrelation_with_its_units_split_across_threads_is_the_same(rng, th
     finally:
         torch.set_num_threads(before)
     assert np.isnan(whole[3]).all() and not np.isnan(np.delete(whole, 3, axis=0)).any()
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_states_are_refused_from_the_spreads(rng, bad, threads, monkeypatch):
+    """autocorrelation and fit_timescales pass over no state before their own passes: a NaN or inf makes its
+    step's spread across stimuli NaN (the centring takes inf - inf to NaN), and only then are the states searched
+    for the error's count and position, on 1 and 2 threads, with no numpy warning first; finite states whose
+    squares overflow are refused too, where their autocorrelation had come out 0 (a spread of inf)."""
+    import warnings
+
+    import torch
+
+    import rnnprobe._validation as validation
+    import rnnprobe.analysis.timescales as timescales
+
+    searched = []
+    for module in (validation, timescales):
+        check = module.check_finite
+        monkeypatch.setattr(module, "check_finite", lambda a, c=check, **k: searched.append(a.shape) or c(a, **k))
+    monkeypatch.setattr(timescales, "SPLIT_BYTES", 0)  # (the units in shares on the threads)
+    x = _ar1(rng, [0.5, 0.9, 0.3], n=30, t=10)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            plain = fit_timescales(Recording({"h": x}), "h", max_lag=4).autocorrelation
+            assert searched == []  # finite states: never searched
+            np.testing.assert_allclose(autocorrelation(x * 1e100, 4), plain, rtol=1e-12, atol=1e-14)
+            y = x.copy()
+            y[4, 7, 2] = bad
+            with pytest.raises(NonFiniteError, match=r"states: holds 1 non-finite value\(s\) .* first at \(4, 7, 2\)"):
+                autocorrelation(y, 4)
+            with pytest.raises(NonFiniteError, match=r"'h' holds 1 non-finite value\(s\) .* first at \(4, 7, 2\)"):
+                fit_timescales(Recording({"h": y}), "h", max_lag=4)
+            assert searched == [y.shape, y.shape]
+            with pytest.raises(NonFiniteError, match=r"\(up to \d\.\d+e\+160\) whose squares overflow"):
+                fit_timescales(Recording({"h": x * 1e160}), "h", max_lag=4)
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_vectorised_fit_equals_scipy_curve_fit(rng):

@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_finite_layer, check_int, check_number, check_recording, layer_states
+from .._validation import (
+    check_finite,
+    check_finite_layer,
+    check_int,
+    check_number,
+    check_recording,
+    layer_states,
+    squares_overflow,
+)
 from ..errors import ArgumentError, ShapeError, describe
 from ..recording import Recording
 from ._constant import rounding_only
@@ -42,7 +50,9 @@ FLAT = 1e-10  # an autocorrelation that changes over the lags by no more than th
 def autocorrelation(states: Any, max_lag: int) -> np.ndarray:
     """Autocorrelation across stimuli per unit and lag, (units, max_lag + 1), from (stimulus, time, units).
 
-    R_u(k) = mean over t of corr_n(x[n, t, u], x[n, t + k, u]); NaN for units constant across stimuli.
+    R_u(k) = mean over t of corr_n(x[n, t, u], x[n, t + k, u]); NaN for units constant across stimuli. States
+    that are not finite, or whose squares overflow, are refused (from each step's spread across stimuli, which
+    they make NaN or inf: no pass of their own).
 
     Examples
     --------
@@ -55,30 +65,47 @@ def autocorrelation(states: Any, max_lag: int) -> np.ndarray:
     x = np.asarray(states, dtype=np.float64)
     if x.ndim != 3:
         raise ShapeError(f"states: got {describe(x)}. Pass (stimulus, time, units).")
+    return _autocorrelation(x, max_lag, name="states", layer=None)
+
+
+def _autocorrelation(x: np.ndarray, max_lag: int, *, name: str, layer: str | None) -> np.ndarray:
+    """:func:`autocorrelation` of float64 (stimulus, time, units) ``x``, whose non-finite values are refused as
+    ``name``'s (and ``layer``'s), from the spreads the shares compute.
+    """
     n, t, units = x.shape
     max_lag = _check_lags(n, t, max_lag)
     out = np.empty((units, max_lag + 1))
     threads = library_threads() if x.nbytes >= SPLIT_BYTES else 1
     parts = equal_shares(units, threads)  # (a share may be empty: fewer units than threads)
     with task_pool(len(parts), threads=threads) as pmap:
-        list(pmap(lambda part: _lagged_correlations(x[:, :, part], out[part]), parts))
+        finite = all(list(pmap(lambda part: _lagged_correlations(x[:, :, part], out[part]), parts)))
+    if not finite:  # NaN or inf among the states makes a spread NaN (named here), squares that overflow inf
+        check_finite(x, name=name, layer=layer)
+        raise squares_overflow(x, name=name, layer=layer, what="spread across stimuli",
+                               remedy="the autocorrelation is unchanged")  # fmt: skip
     return out
 
 
 SPLIT_BYTES = 2**23  # states from which the units are split across the library threads (each unit's own numbers)
 
 
-def _lagged_correlations(x: np.ndarray, out: np.ndarray) -> None:
+@np.errstate(invalid="ignore", over="ignore")  # (states that are not finite: refused by the caller)
+def _lagged_correlations(x: np.ndarray, out: np.ndarray) -> bool:
     """``out`` (units, lags) = :func:`autocorrelation` of (stimulus, time, units) ``x``: one share of the units,
     on one worker (numpy's passes over the states run on one core: 2000 x 20 x 512 took 186 ms on one thread
-    and on two, AMD EPYC).
+    and on two, AMD EPYC); whether every step's spread across stimuli is finite (False where a value is NaN or
+    inf, or squares overflow).
     """
     n, t, _ = x.shape
     mean = x.mean(axis=0)
     z = x - mean
-    z *= _inverse_spread((z**2).mean(axis=0), mean, n)  # (n, t, u), NaN where a unit is constant at a step
-    for k in range(out.shape[1]):  # einsum sums the products without an (n, t, u) temporary
+    variance = np.einsum("ntu,ntu->tu", z, z) / n  # (einsum sums the products without an (n, t, u) temporary)
+    if not np.isfinite(variance).all():
+        return False
+    z *= _inverse_spread(variance, mean, n)  # (n, t, u), NaN where a unit is constant at a step
+    for k in range(out.shape[1]):
         out[:, k] = np.einsum("ntu,ntu->u", z[:, : t - k], z[:, k:]) / (n * (t - k))
+    return True
 
 
 def _check_lags(n: int, t: int, max_lag: int) -> int:
@@ -293,7 +320,8 @@ def fit_timescales(
     if recording.is_dask:  # blockwise: the layer is never read whole
         ac = dask_autocorrelation(dask_states(recording, layer, time=steps), max_lag, layer)
     else:
-        ac = autocorrelation(layer_states(recording, layer, time=steps)[2], max_lag)
+        states = layer_states(recording, layer, time=steps, finite_checked_later=True)[2]  # (by the spreads)
+        ac = _autocorrelation(states, max_lag, name="recording", layer=layer)
     lags = np.arange(max_lag + 1)
     usable = np.isfinite(ac).all(axis=1)
     fit = fit_exponential(lags[1:], np.where(usable[:, None], ac[:, 1:], 0.0))
