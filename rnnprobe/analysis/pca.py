@@ -131,7 +131,7 @@ class StepMoments:
     second product over every sample (2000 stimuli x 20 steps x 512 units, one thread, AMD EPYC: fit_pca 620 ->
     363 ms). Else S_t is the smaller Gram matrix (the same nonzero spectrum). One step at a time (a stack of every
     step's: 42 MB for 20 steps of 512 units); the steps (their means, centring and Gram matrices) go in equal
-    shares on the library threads, one BLAS thread each.
+    shares on the library threads, one BLAS thread each, from ``SPLIT_BYTES`` of states.
     """
 
     centred: np.ndarray  # (stimulus, time, units)
@@ -164,7 +164,7 @@ class StepMoments:
                     sums[t] = np.ones(n) @ xt[t]
             return partial
 
-        threads = min(library_threads(), n_time)
+        threads = min(library_threads(), n_time) if x.nbytes >= SPLIT_BYTES else 1
         with task_pool(threads, threads=threads) as pmap:
             partials = list(pmap(share, equal_shares(n_time, threads)))
         if not units_side:
@@ -190,6 +190,10 @@ class StepMoments:
         """PR per step (:func:`participation_ratio`)."""
         n = self.centred.shape[0]
         return ratio_of_traces(self.trace, self.trace_sq, np.linalg.norm(self.means, axis=1), n)
+
+
+SPLIT_BYTES = 2**23  # states from which the steps go in shares on the library threads (108 x 40 x 200 float64,
+# 6.9 MB, jPCA's condition averages: 14.5 / 20.4 ms on one / two threads, AMD EPYC)
 
 
 def _units_side(n: int, p: int, n_time: int, pooled: np.ndarray | None) -> bool:
