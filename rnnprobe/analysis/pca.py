@@ -103,7 +103,8 @@ def participation_ratio(states: np.ndarray) -> np.ndarray:
 
     Computed from the Gram matrix of the centred states at each step (tr C = ||X||_F^2 / (n-1),
     tr C^2 = ||X X^T||_F^2 / (n-1)^2), without an eigendecomposition. NaN at steps without variance
-    across stimuli (constant states, or fewer than 2 stimuli).
+    across stimuli (constant states, or fewer than 2 stimuli). NaN or inf among the states, and states whose
+    squares overflow, are refused (from each step's sum of squares: no pass of their own).
 
     Examples
     --------
@@ -115,10 +116,10 @@ def participation_ratio(states: np.ndarray) -> np.ndarray:
     x = check_numeric(states, name="states")
     if x.ndim != 3:
         raise ShapeError(f"states: got {describe(x)}. Pass (stimulus, time, units).")
-    check_finite(x, name="states")
     if x.shape[0] < 2:  # no variance across fewer than 2 stimuli: undefined at every step, as for constant states
+        check_finite(x, name="states")
         return np.full(x.shape[1], np.nan)
-    return StepMoments.of(x).require_finite(x, name="states", layer=None).participation_ratio()
+    return StepMoments.of(x).require_finite(x, name="states", layer=None).participation_ratio()  # (NaN, inf)
 
 
 @dataclass(frozen=True)
