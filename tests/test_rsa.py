@@ -162,6 +162,52 @@ def test_non_finite_states_are_refused_by_every_distance_path_with_their_positio
         torch.set_num_threads(before)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_crossnobis_refuses_non_finite_states_from_its_kernels_where_they_hold_squared_norms(
+    rng, bad, threads, monkeypatch
+):
+    """Folds that present every condition equally often, without a noise precision: the kernels are symmetric
+    products whose diagonals hold each (fold, condition) pattern's squared norm, so the states are checked only
+    after them (for the error's position); an unbalanced design or a noise precision checks them first. Each
+    names the value, on 1 and 2 threads, with no numpy warning first; finite states are never searched."""
+    import torch
+
+    import rnnprobe._validation as validation
+    import rnnprobe.analysis.rsa.compute as compute
+
+    checked = []
+    for module, when in ((validation, "first"), (compute, "after")):
+        check = module.check_finite
+        monkeypatch.setattr(module, "check_finite", lambda a, w=when, c=check, **k: checked.append((w, a)) or c(a, **k))
+    image, run = np.tile(np.arange(8), 3), np.repeat(np.arange(3), 8)
+    designs = {"balanced": (image, run), "unbalanced": (np.append(image, 0), np.append(run, 1))}  # image 0 twice
+    noise = np.diag(rng.uniform(0.5, 2.0, 6))
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for design, precision, first in (
+            ("balanced", None, False),
+            ("unbalanced", None, True),
+            ("balanced", noise, True),
+        ):
+            images, runs = designs[design]
+            states = rng.normal(size=(len(images), 5, 6))
+            settings = {"distance": "crossnobis", "descriptor": "image", "cv_descriptor": "run", "noise": precision}
+            checked.clear()
+            compute_rdms(Recording({"h": states}, metadata={"image": images, "run": runs}), **settings)
+            assert [w for w, a in checked if a.shape == states.shape] == (["first"] if first else [])
+            states[13, 2, 4] = bad
+            checked.clear()
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                with pytest.raises(NonFiniteError, match=r"'h' holds 1 non-finite value\(s\) .* first at \(13, 2, 4\)"):
+                    compute_rdms(Recording({"h": states}, metadata={"image": images, "run": runs}), **settings)
+            assert [w for w, a in checked if a.shape == states.shape] == ["first" if first else "after"]
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("distance", ["correlation", "cosine", "euclidean", "euclidean_plain", "mahalanobis"])
 def test_states_whose_squares_overflow_are_refused_not_turned_into_nan_rdms(rng, distance):
     """Finite states whose squared norms overflow (float64 from about 1e154; float32, the dtype cast included, from

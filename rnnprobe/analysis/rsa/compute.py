@@ -567,7 +567,11 @@ def _crossnobis_block(
     same vector.
     """
     folds, units = design.folds.size, sums.shape[2]
-    kernel = design.kernels(sums, precision, backend, threads=threads, work=work)
+    checked = backend.numpy and design.balanced(precision)  # (non-finite sums refused from the kernels' diagonals)
+    with np.errstate(invalid="ignore", over="ignore") if checked else contextlib.nullcontext():
+        kernel = design.kernels(sums, precision, backend, threads=threads, work=work)
+    if checked:
+        require_finite_norms(np.diagonal(kernel, axis1=1, axis2=2))
     _kernel_distances(kernel, folds, units, backend, out, threads, work)
     if largest(kernel) > DIGITS_RATIO * folds * units * largest(out):
         counts = design.counts.reshape(-1, 1, 1).astype(np.float64)
@@ -736,25 +740,28 @@ def compute_rdms(
             dissim = blockwise.dask_dissimilarities(recording, layer, time_index, stim, groups, distance, precision)
         return _result(dissim, distance, conditions, recording, layer, time_index)
     backend = _Backend(check_device(device), dtype)
-    later = design is None and refuses_non_finite_itself(backend, distance, n_patterns, n_units)
+    if design is not None:  # crossnobis: from its kernels' diagonals where they hold squared norms
+        later = backend.numpy and design.balanced(precision)
+    else:
+        later = refuses_non_finite_itself(backend, distance, n_patterns, n_units)
     layer, time_index, states = layer_states(recording, layer, time=time, stimuli=stim, dtype=None,
                                              finite_checked_later=later)  # fmt: skip
     precision = None if precision is None else backend.asarray(precision)
-    if design is not None:  # each fold's means come later: no means of all the data
-        dissim = crossnobis_dissimilarities(states, design, precision, backend)
-    else:
-        patterns = _group_means(states, groups)  # float64 sums; states alone stay as they are (cast per block)
-        try:
+    try:
+        if design is not None:  # each fold's means come later: no means of all the data
+            dissim = crossnobis_dissimilarities(states, design, precision, backend)
+        else:
+            patterns = _group_means(states, groups)  # float64 sums; states alone stay as they are (cast per block)
             dissim = _blocked_dissimilarities(patterns, distance, precision, backend)
-        except NonFinitePatterns:
-            check_finite(states, name="recording", layer=layer)  # NaN or inf: named with their positions
-            raise squares_overflow(
-                states,
-                name="recording",
-                layer=layer,
-                what=f"Gram matrix in {dtype}, and no RDM",
-                remedy=_REMEDY + (", or use dtype='float64'" if dtype == "float32" else ""),
-            ) from None
+    except NonFinitePatterns:
+        check_finite(states, name="recording", layer=layer)  # NaN or inf: named with their positions
+        raise squares_overflow(
+            states,
+            name="recording",
+            layer=layer,
+            what=f"Gram matrix in {dtype}, and no RDM",
+            remedy=_REMEDY + (", or use dtype='float64'" if dtype == "float32" else ""),
+        ) from None
     return _result(dissim, distance, conditions, recording, layer, time_index)
 
 

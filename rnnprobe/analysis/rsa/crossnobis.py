@@ -38,6 +38,13 @@ class FoldDesign:
         """The number of (fold, condition) groups."""
         return self.counts.size
 
+    def balanced(self, precision: Any) -> bool:
+        """Whether each fold presents every condition equally often, with no precision (the identity): the
+        kernels then come from symmetric products (:func:`_balanced_kernels`), whose diagonals hold every
+        (fold, condition) pattern's squared norm, so that a NaN or inf among the states makes them non-finite.
+        """
+        return precision is None and bool((self.counts == self.counts[:, :1]).all())
+
     def kernels(self, sums: np.ndarray, precision: Any, backend: Any, *, threads: int = 1, work: Work | None = None
                 ) -> Any:  # fmt: skip
         """K (time, condition, condition) from the groups' sums (group, time, unit) of a block of steps, on the
@@ -47,8 +54,7 @@ class FoldDesign:
         work = work or Work(backend.numpy, backend.dtype)
         sums = sums.reshape(*self.counts.shape, *sums.shape[1:])  # (fold, condition, time, unit)
         total = np.sum(sums, axis=0, out=work.host("total", sums.shape[1:]))
-        balanced = precision is None and bool((self.counts == self.counts[:, :1]).all())
-        kernels = _balanced_kernels if balanced else _fold_kernels
+        kernels = _balanced_kernels if self.balanced(precision) else _fold_kernels
         return kernels(sums, self.counts, total, precision, backend, threads, work)
 
 
