@@ -181,13 +181,15 @@ def test_crossnobis_refuses_non_finite_states_from_its_kernels_where_they_hold_s
         check = module.check_finite
         monkeypatch.setattr(module, "check_finite", lambda a, w=when, c=check, **k: checked.append((w, a)) or c(a, **k))
     image, run = np.tile(np.arange(8), 3), np.repeat(np.arange(3), 8)
-    designs = {"balanced": (image, run), "unbalanced": (np.append(image, 0), np.append(run, 1))}  # image 0 twice
+    designs = {"balanced": (image, run), "unbalanced": (np.append(image, 0), np.append(run, 1)),  # image 0 twice
+               "two sizes": (np.tile(np.arange(8), 4), np.repeat([0, 1, 1, 2], 8))}  # fmt: skip
     noise = np.diag(rng.uniform(0.5, 2.0, 6))
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         for design, precision, first in (
             ("balanced", None, False),
+            ("two sizes", None, False),  # (run 1 presents every image twice: folds of two sizes, balanced)
             ("unbalanced", None, True),
             ("balanced", noise, True),
         ):
