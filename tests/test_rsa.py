@@ -222,8 +222,14 @@ def test_states_whose_squares_overflow_are_refused_not_turned_into_nan_rdms(rng,
         with pytest.raises(
             NonFiniteError,
             match=r"finite states \(up to \d\.\d+e\+160\) whose squares overflow, so no Gram matrix in float64",
-        ):
+        ) as caught:
             compute_rdms(Recording({"h": states * 1e160}), distance=distance, noise=noise)
+        effect = {
+            "correlation": "correlations are unchanged",
+            "cosine": "cosines are unchanged",
+            "euclidean_plain": "the distances scale by it)",
+        }.get(distance, "the dissimilarities scale by its square")
+        assert f"Divide the states by a constant ({effect}" in str(caught.value)  # fmt: skip
         with pytest.raises(NonFiniteError, match=r"Gram matrix in float32.*dtype='float64'"):
             compute_rdms(Recording({"h": states * 1e20}), distance=distance, noise=noise, dtype="float32")
     scaled = compute_rdms(Recording({"h": states * 1e150}), distance=distance, noise=noise).dissimilarities

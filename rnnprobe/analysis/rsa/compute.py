@@ -760,12 +760,19 @@ def compute_rdms(
             name="recording",
             layer=layer,
             what=f"Gram matrix in {dtype}, and no RDM",
-            remedy=_REMEDY + (", or use dtype='float64'" if dtype == "float32" else ""),
+            remedy=_remedy(distance, dtype),
         ) from None
     return _result(dissim, distance, conditions, recording, layer, time_index)
 
 
-_REMEDY = "correlation is unchanged; Euclidean distances scale by its square"
+def _remedy(distance: str, dtype: str) -> str:
+    """What dividing the states by a constant does to ``distance``'s dissimilarities (the overflow's advice)."""
+    effect = {
+        "correlation": "correlations are unchanged",
+        "cosine": "cosines are unchanged",
+        "euclidean_plain": "the distances scale by it",
+    }.get(distance, "the dissimilarities scale by its square")
+    return effect + (", or use dtype='float64'" if dtype == "float32" else "")  # fmt: skip
 
 
 def _precision(distance: str, noise: Any, n_units: int, layer: str) -> np.ndarray | None:
