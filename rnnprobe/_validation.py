@@ -11,7 +11,7 @@ import contextlib
 import math
 import sys
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 
@@ -296,12 +296,15 @@ def check_finite(array: np.ndarray, *, name: str, layer: str | None = None) -> n
     )
 
 
-def squares_overflow(states: np.ndarray, *, name: str, layer: str | None, what: str, remedy: str) -> NonFiniteError:
-    """The error for finite states whose squares (squared norms, Gram matrices) overflow, so that ``what`` computed
-    from them is not finite; ``remedy``: what dividing the states by a constant changes (or not).
+def refuse_non_finite_squares(states: np.ndarray, *, name: str, layer: str | None, what: str, remedy: str) -> NoReturn:
+    """Raise for ``states`` whose sums of squares, computed by an analysis anyway, came out NaN or inf, so that
+    ``what`` computed from them is not finite: NaN or inf among the states (named with their count and positions
+    by :func:`check_finite`, searched only now), else finite states whose squares overflow (above about 1e154;
+    ``remedy``: what dividing the states by a constant changes, or not).
     """
+    check_finite(states, name=name, layer=layer)
     where = f"layer {layer!r} holds finite states" if layer is not None else "holds finite values"
-    return NonFiniteError(
+    raise NonFiniteError(
         f"{name}: {where} (up to {float(np.abs(states).max()):.3g}) whose squares overflow, so no {what} from them "
         f"is finite. Divide the states by a constant ({remedy})."
     )

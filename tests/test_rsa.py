@@ -124,6 +124,24 @@ PATHS = [  # (conditions, distance, device, checked first): 6 units
 ]
 
 
+FIRST, AFTER = ["searched"], ["after", "searched"]  # the states searched before any work; after a sum of squares
+
+
+def _spy_on_the_checks(monkeypatch):
+    """A list that records, with the array, each search of the states for NaN and inf ("searched") and each
+    refusal that compute_rdms makes after a non-finite sum of squares ("after", which then searches them)."""
+    import rnnprobe._validation as validation
+    import rnnprobe.analysis.rsa.compute as compute
+
+    checked = []
+    search, refuse = validation.check_finite, compute.refuse_non_finite_squares
+    monkeypatch.setattr(validation, "check_finite", lambda a, **k: checked.append(("searched", a)) or search(a, **k))
+    monkeypatch.setattr(
+        compute, "refuse_non_finite_squares", lambda a, **k: checked.append(("after", a)) or refuse(a, **k)
+    )
+    return checked
+
+
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize(("n", "distance", "device", "first"), PATHS)
@@ -136,13 +154,7 @@ def test_non_finite_states_are_refused_by_every_distance_path_with_their_positio
     over a descriptor, on 1 and 2 threads, and no numpy warning comes first."""
     import torch
 
-    import rnnprobe._validation as validation
-    import rnnprobe.analysis.rsa.compute as compute
-
-    checked = []
-    for module, when in ((validation, "first"), (compute, "after")):  # (layer_states's check; compute_rdms's)
-        check = module.check_finite
-        monkeypatch.setattr(module, "check_finite", lambda a, w=when, c=check, **k: checked.append((w, a)) or c(a, **k))
+    checked = _spy_on_the_checks(monkeypatch)
     noise = np.linalg.inv(np.cov(rng.normal(size=(40, 6)), rowvar=False)) if distance == "mahalanobis" else None
     states = rng.normal(size=(n, 4, 6))
     states[5, 2, 3] = bad
@@ -157,7 +169,7 @@ def test_non_finite_states_are_refused_by_every_distance_path_with_their_positio
                 with pytest.raises(NonFiniteError, match=r"'h' holds 1 non-finite value\(s\) .* first at \(5, 2, 3\)"):
                     compute_rdms(rec, distance=distance, descriptor=descriptor, noise=noise, device=device)
             layers = [when for when, a in checked if a.shape == states.shape]  # (not the noise precision's)
-            assert layers == ["first" if first else "after"], (descriptor, layers)
+            assert layers == (FIRST if first else AFTER), (descriptor, layers)
     finally:
         torch.set_num_threads(before)
 
@@ -173,13 +185,7 @@ def test_crossnobis_refuses_non_finite_states_from_its_kernels_where_they_hold_s
     names the value, on 1 and 2 threads, with no numpy warning first; finite states are never searched."""
     import torch
 
-    import rnnprobe._validation as validation
-    import rnnprobe.analysis.rsa.compute as compute
-
-    checked = []
-    for module, when in ((validation, "first"), (compute, "after")):
-        check = module.check_finite
-        monkeypatch.setattr(module, "check_finite", lambda a, w=when, c=check, **k: checked.append((w, a)) or c(a, **k))
+    checked = _spy_on_the_checks(monkeypatch)
     image, run = np.tile(np.arange(8), 3), np.repeat(np.arange(3), 8)
     designs = {"balanced": (image, run), "unbalanced": (np.append(image, 0), np.append(run, 1)),  # image 0 twice
                "two sizes": (np.tile(np.arange(8), 4), np.repeat([0, 1, 1, 2], 8))}  # fmt: skip
@@ -198,14 +204,14 @@ def test_crossnobis_refuses_non_finite_states_from_its_kernels_where_they_hold_s
             settings = {"distance": "crossnobis", "descriptor": "image", "cv_descriptor": "run", "noise": precision}
             checked.clear()
             compute_rdms(Recording({"h": states}, metadata={"image": images, "run": runs}), **settings)
-            assert [w for w, a in checked if a.shape == states.shape] == (["first"] if first else [])
+            assert [w for w, a in checked if a.shape == states.shape] == (FIRST if first else [])
             states[13, 2, 4] = bad
             checked.clear()
             with warnings.catch_warnings():
                 warnings.simplefilter("error")
                 with pytest.raises(NonFiniteError, match=r"'h' holds 1 non-finite value\(s\) .* first at \(13, 2, 4\)"):
                     compute_rdms(Recording({"h": states}, metadata={"image": images, "run": runs}), **settings)
-            assert [w for w, a in checked if a.shape == states.shape] == ["first" if first else "after"]
+            assert [w for w, a in checked if a.shape == states.shape] == (FIRST if first else AFTER)
     finally:
         torch.set_num_threads(before)
 
@@ -230,6 +236,7 @@ def test_states_whose_squares_overflow_are_refused_not_turned_into_nan_rdms(rng,
             "euclidean_plain": "the distances scale by it)",
         }.get(distance, "the dissimilarities scale by its square")
         assert f"Divide the states by a constant ({effect}" in str(caught.value)  # fmt: skip
+        assert caught.value.__cause__ is None and caught.value.__context__ is None  # (one error, no chained one)
         with pytest.raises(NonFiniteError, match=r"Gram matrix in float32.*dtype='float64'"):
             compute_rdms(Recording({"h": states * 1e20}), distance=distance, noise=noise, dtype="float32")
     scaled = compute_rdms(Recording({"h": states * 1e150}), distance=distance, noise=noise).dissimilarities

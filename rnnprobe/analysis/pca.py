@@ -28,7 +28,7 @@ from .._validation import (
     check_numeric,
     check_recording,
     layer_states,
-    squares_overflow,
+    refuse_non_finite_squares,
 )
 from ..errors import ArgumentError, ShapeError, UnknownNameError, describe, format_choices
 from ..recording import Recording
@@ -183,9 +183,8 @@ class StepMoments:
         """
         if np.isfinite(self.trace).all():
             return self
-        check_finite(states, name=name, layer=layer)
-        raise squares_overflow(states, name=name, layer=layer, what="covariance",
-                               remedy="the axes are unchanged; variances scale by its square")  # fmt: skip
+        refuse_non_finite_squares(states, name=name, layer=layer, what="covariance",
+                                  remedy="the axes are unchanged; variances scale by its square")  # fmt: skip
 
     def participation_ratio(self) -> np.ndarray:
         """PR per step (:func:`participation_ratio`)."""

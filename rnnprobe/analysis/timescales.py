@@ -26,13 +26,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._validation import (
-    check_finite,
     check_finite_layer,
     check_int,
     check_number,
     check_recording,
     layer_states,
-    squares_overflow,
+    refuse_non_finite_squares,
 )
 from ..errors import ArgumentError, ShapeError, describe
 from ..recording import Recording
@@ -80,9 +79,8 @@ def _autocorrelation(x: np.ndarray, max_lag: int, *, name: str, layer: str | Non
     with task_pool(len(parts), threads=threads) as pmap:
         finite = all(list(pmap(lambda part: _lagged_correlations(x[:, :, part], out[part]), parts)))
     if not finite:  # NaN or inf among the states makes a spread NaN (named here), squares that overflow inf
-        check_finite(x, name=name, layer=layer)
-        raise squares_overflow(x, name=name, layer=layer, what="spread across stimuli",
-                               remedy="the autocorrelation is unchanged")  # fmt: skip
+        refuse_non_finite_squares(x, name=name, layer=layer, what="spread across stimuli",
+                                  remedy="the autocorrelation is unchanged")  # fmt: skip
     return out
 
 

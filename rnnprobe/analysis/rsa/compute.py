@@ -41,7 +41,7 @@ from ..._validation import (
     check_option,
     check_recording,
     layer_states,
-    squares_overflow,
+    refuse_non_finite_squares,
 )
 from ...errors import (
     ArgumentError,
@@ -753,15 +753,13 @@ def compute_rdms(
         else:
             patterns = _group_means(states, groups)  # float64 sums; states alone stay as they are (cast per block)
             dissim = _blocked_dissimilarities(patterns, distance, precision, backend)
-    except NonFinitePatterns:
-        check_finite(states, name="recording", layer=layer)  # NaN or inf: named with their positions
-        raise squares_overflow(
-            states,
-            name="recording",
-            layer=layer,
-            what=f"Gram matrix in {dtype}, and no RDM",
+    except NonFinitePatterns:  # (refused outside the handler: the error comes with no chained context)
+        dissim = None
+    if dissim is None:
+        refuse_non_finite_squares(
+            states, name="recording", layer=layer, what=f"Gram matrix in {dtype}, and no RDM",
             remedy=_remedy(distance, dtype),
-        ) from None
+        )  # fmt: skip
     return _result(dissim, distance, conditions, recording, layer, time_index)
 
 
