@@ -139,11 +139,27 @@ from rnnprobe.analysis.rsa import compare_rdms  # noqa: E402
 
 
 @pytest.mark.parametrize("method", ["corr", "spearman", "rho-a", "cosine", "tau-a"])
-def test_permutation_null_equals_brute_force(rng, method):
-    n_cond = 7
+@pytest.mark.parametrize("chunks", ["one", "many"])
+def test_permutation_null_equals_brute_force(rng, method, chunks, monkeypatch):
+    """Every permutation's similarities equal the permuted model's compared directly: in one chunk, and in chunks
+    of 7 (groups of 3) on two threads, whose buffers each thread reuses from chunk to chunk (the last chunk
+    shorter), and in a dask task's block of several chunks."""
+    import torch
+
+    import rnnprobe.analysis.inference as inference
+
+    n_cond, n_permutations = 7, 20 if chunks == "one" else 47
+    if chunks == "many":
+        monkeypatch.setattr(inference, "PERMUTATION_CHUNK", 7)
+        monkeypatch.setattr(inference, "GATHER_ROWS", 3)
     model, data = rng.random((2, 21)), rng.random((3, 21))
-    result = permutation_test(model, data, comparison=method, n_permutations=20, seed=4)
-    perms = np.argsort(np.random.default_rng(4).random((20, n_cond)), axis=1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        result = permutation_test(model, data, comparison=method, n_permutations=n_permutations, seed=4)
+    finally:
+        torch.set_num_threads(before)
+    perms = np.argsort(np.random.default_rng(4).random((n_permutations, n_cond)), axis=1)
     full = RDMs(model, "x").matrices()
     rows, cols = np.triu_indices(n_cond, 1)
     for k, perm in enumerate(perms):
@@ -151,6 +167,17 @@ def test_permutation_null_equals_brute_force(rng, method):
         np.testing.assert_allclose(result.null[k], compare_rdms(permuted, data, comparison=method).mean(axis=1),
                                    rtol=1e-9, atol=1e-12)  # fmt: skip
     np.testing.assert_allclose(result.observed, compare_rdms(model, data, comparison=method).mean(axis=1), rtol=1e-9)
+    if chunks == "many":  # a task's block, as dask runs it: rows 3 to 40 (chunks of 7 from row 3)
+        from rnnprobe.analysis.rsa import similarity_transform
+        from rnnprobe.analysis.rsa.compare import DOT_METHODS
+
+        models, data_side = model, data  # (the others' arguments)
+        if method in DOT_METHODS:
+            models = similarity_transform(model, method)
+            data_side = similarity_transform(data, method).mean(axis=0)
+        keys = inference._Keys.draw(4, (n_permutations, n_cond))
+        block = inference._permuted_similarities(slice(3, 40), keys, models, data_side, method)
+        np.testing.assert_allclose(block, result.null[3:40], rtol=1e-12, atol=1e-15)
 
 
 def test_permutation_p_values_are_uniform_under_the_null_and_small_for_a_planted_model():
