@@ -67,43 +67,52 @@ def autocorrelation(states: Any, max_lag: int) -> np.ndarray:
     return _autocorrelation(x, max_lag, name="states", layer=None)
 
 
+@np.errstate(invalid="ignore", over="ignore")  # (states that are not finite: refused below, from the spreads)
 def _autocorrelation(x: np.ndarray, max_lag: int, *, name: str, layer: str | None) -> np.ndarray:
     """:func:`autocorrelation` of float64 (stimulus, time, units) ``x``, whose non-finite values are refused as
-    ``name``'s (and ``layer``'s), from the spreads the shares compute.
+    ``name``'s (and ``layer``'s), from the spreads across stimuli that the lagged sums hold (lag 0). Shares of
+    the stimuli on the library threads from ``SPLIT_BYTES`` of states: each share's sums, then their sum.
     """
     n, t, units = x.shape
     max_lag = _check_lags(n, t, max_lag)
-    out = np.empty((units, max_lag + 1))
     threads = library_threads() if x.nbytes >= SPLIT_BYTES else 1
-    parts = equal_shares(units, threads)  # (a share may be empty: fewer units than threads)
-    with task_pool(len(parts), threads=threads) as pmap:
-        finite = all(list(pmap(lambda part: _lagged_correlations(x[:, :, part], out[part]), parts)))
-    if not finite:  # NaN or inf among the states makes a spread NaN (named here), squares that overflow inf
+    shares = [share for share in equal_shares(n, threads) if share.stop > share.start]
+    with task_pool(len(shares), threads=threads) as pmap:
+        mean = sum(pmap(lambda share: x[share].sum(axis=0), shares)) / n
+        lagged = sum(pmap(lambda share: _lagged_sums(x[share], mean, max_lag), shares))
+    variance = lagged[0] / n
+    if not np.isfinite(variance).all():  # NaN or inf among the states makes a spread NaN, squares that overflow inf
         refuse_non_finite_squares(x, name=name, layer=layer, what="spread across stimuli",
                                   remedy="the autocorrelation is unchanged")  # fmt: skip
+    scale = _inverse_spread(variance, mean, n)  # (t, u), NaN where a unit is constant at a step
+    out = np.empty((units, max_lag + 1))
+    for k in range(max_lag + 1):
+        out[:, k] = np.einsum("tu,tu,tu->u", lagged[k, : t - k], scale[: t - k], scale[k:]) / (n * (t - k))
     return out
 
 
-SPLIT_BYTES = 2**23  # states from which the units are split across the library threads (each unit's own numbers)
+SPLIT_BYTES = 2**23  # states from which the stimuli are split across the library threads
+BLOCK_BYTES = 2**21  # the centred states of a block of stimuli, whose lagged products are summed in cache
 
 
 @np.errstate(invalid="ignore", over="ignore")  # (states that are not finite: refused by the caller)
-def _lagged_correlations(x: np.ndarray, out: np.ndarray) -> bool:
-    """``out`` (units, lags) = :func:`autocorrelation` of (stimulus, time, units) ``x``: one share of the units,
-    on one worker (numpy's passes over the states run on one core: 2000 x 20 x 512 took 186 ms on one thread
-    and on two, AMD EPYC); whether every step's spread across stimuli is finite (False where a value is NaN or
-    inf, or squares overflow).
+def _lagged_sums(x: np.ndarray, mean: np.ndarray, max_lag: int) -> np.ndarray:
+    """(lags, time, units): at lag k and step t, the sum over the stimuli of ``x`` (stimulus, time, units) of the
+    products of their states at steps t and t + k, each less its step's ``mean``; blocks of stimuli of
+    ``BLOCK_BYTES`` centred in one buffer, which every lag's products read while it is in cache (the layer
+    centred whole and read twice per lag from memory: 160 ms for 2000 x 20 x 512 and 10 lags on one thread,
+    in blocks 75 ms, AMD EPYC).
     """
-    n, t, _ = x.shape
-    mean = x.mean(axis=0)
-    z = x - mean
-    variance = np.einsum("ntu,ntu->tu", z, z) / n  # (einsum sums the products without an (n, t, u) temporary)
-    if not np.isfinite(variance).all():
-        return False
-    z *= _inverse_spread(variance, mean, n)  # (n, t, u), NaN where a unit is constant at a step
-    for k in range(out.shape[1]):
-        out[:, k] = np.einsum("ntu,ntu->u", z[:, : t - k], z[:, k:]) / (n * (t - k))
-    return True
+    n, t, units = x.shape
+    size = max(1, min(n, BLOCK_BYTES // (8 * t * units)))
+    centred, products = np.empty((size, t, units)), np.empty((t, units))
+    sums = np.zeros((max_lag + 1, t, units))
+    for start in range(0, n, size):
+        block = np.subtract(x[start : start + size], mean, out=centred[: min(size, n - start)])
+        for k in range(max_lag + 1):
+            np.einsum("ntu,ntu->tu", block[:, : t - k], block[:, k:], out=products[: t - k])
+            sums[k, : t - k] += products[: t - k]
+    return sums
 
 
 def _check_lags(n: int, t: int, max_lag: int) -> int:
