@@ -37,7 +37,7 @@ from ..errors import ArgumentError, ShapeError, describe
 from ..recording import Recording
 from ._constant import rounding_only
 from .blockwise import dask_states
-from .parallel import equal_shares, library_threads, task_pool
+from .parallel import equal_shares, library_threads, small_blas, task_pool
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -171,7 +171,8 @@ def fit_exponential(lags: np.ndarray, values: np.ndarray, grid: np.ndarray = TAU
     e = np.exp(-lags[None, :] / grid[:, None])  # (G, L): the basis at every grid tau
     ec = e - e.mean(axis=1, keepdims=True)
     ee = (ec**2).sum(axis=1)
-    cross = yc @ ec.T  # (U, G)
+    with small_blas():  # (a small product: OpenBLAS's threads, once woken, spin on the cores the next call needs)
+        cross = yc @ ec.T  # (U, G)
     sse_grid = (yc**2).sum(axis=1, keepdims=True) - cross**2 / np.where(ee > 0, ee, np.inf)[None]
     best = np.argmin(sse_grid, axis=1)
     log_tau = np.log(grid)[best]
