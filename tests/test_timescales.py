@@ -28,27 +28,41 @@ def test_autocorrelation_equals_brute_force_pearson(rng):
             assert ours[u, k] == pytest.approx(expected, abs=1e-12)
 
 
+def _pearson_by_steps(x: np.ndarray, max_lag: int) -> np.ndarray:
+    """The autocorrelation by its definition: each pair of steps' Pearson correlation across stimuli (np.corrcoef),
+    averaged over the pairs at each lag; NaN for a unit constant at a step."""
+    _, t, units = x.shape
+    out = np.empty((units, max_lag + 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for u in range(units):
+            for k in range(max_lag + 1):
+                out[u, k] = np.mean([np.corrcoef(x[:, s, u], x[:, s + k, u])[0, 1] for s in range(t - k)])
+    return out
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3])
-def test_autocorrelation_with_its_units_split_across_threads_is_the_same(rng, threads, monkeypatch):
-    """Shares of the units on the library threads (each unit's numbers its own): equal to one share to 1e-12
-    (einsum's order of summation follows a share's strides), a unit constant across stimuli still NaN, fewer
-    units than threads (empty shares) too."""
+@pytest.mark.parametrize("block", [1, 7, 1000])
+def test_autocorrelation_in_shares_and_blocks_of_stimuli_equals_the_definition(rng, threads, block, monkeypatch):
+    """Shares of the stimuli on the library threads, each in blocks of 1, 7 (the last shorter) or all of its
+    stimuli, whose lagged sums add up: equal to the definition to 1e-12, a unit constant across stimuli NaN, fewer
+    stimuli than threads (3) too."""
     import torch
 
     import rnnprobe.analysis.timescales as timescales
 
     x = _ar1(rng, [0.5, 0.9, 0.3, 0.7, 0.1], n=30, t=10)
     x[:, :, 3] = 2.0
-    whole = autocorrelation(x, 4)
     monkeypatch.setattr(timescales, "SPLIT_BYTES", 0)
+    monkeypatch.setattr(timescales, "BLOCK_BYTES", 8 * 10 * 5 * block)  # (block stimuli of 10 steps x 5 units)
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(threads)
-        np.testing.assert_allclose(autocorrelation(x, 4), whole, rtol=1e-12, atol=1e-14)
-        np.testing.assert_allclose(autocorrelation(x[:, :, :2], 4), whole[:2], rtol=1e-12, atol=1e-14)
+        expected = _pearson_by_steps(x, 4)
+        np.testing.assert_allclose(autocorrelation(x, 4), expected, rtol=1e-12, atol=1e-13)
+        assert np.isnan(expected[3]).all() and not np.isnan(np.delete(expected, 3, axis=0)).any()
+        np.testing.assert_allclose(autocorrelation(x[:3], 2), _pearson_by_steps(x[:3], 2), rtol=1e-12, atol=1e-13)
     finally:
         torch.set_num_threads(before)
-    assert np.isnan(whole[3]).all() and not np.isnan(np.delete(whole, 3, axis=0)).any()
 
 
 @pytest.mark.parametrize("threads", [1, 2])
