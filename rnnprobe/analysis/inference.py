@@ -652,8 +652,9 @@ def _permuted_similarities(
 class _PermutedGather:
     """Similarities (n_block, n_models) of the models with conditions permuted by p, each row of
     ``argsort(keys[block])``: M'[i, j] = M[p[i], p[j]], for chunks of at most ``PERMUTATION_CHUNK``
-    permutations, in buffers that every chunk reuses (fresh ones cost about 12,000 page faults in 10,000
-    permutations of 92 conditions: 10% of the test on one thread, and two threads take page faults in turns).
+    permutations, in buffers that every chunk reuses (fresh ones for every chunk cost 20,000 page faults per
+    10,000 permutations of 92 conditions, these 590: 157 -> 121 ms on one thread, AMD EPYC; and two threads take
+    page faults in turns).
 
     Dot-product comparisons (``models`` transformed, ``data_side`` the mean transformed data RDM): the sum
     over pairs of M[p_i, p_j] d_ij equals the sum of M_kl d[q_k, q_l] with q the inverse permutation, so
