@@ -103,6 +103,8 @@ def cases(quick: bool) -> dict:
             models, subjects, comparison="spearman", n_bootstrap=1000 // k, progress=False).evaluations,
         "RSA permutation test, 10000, 92 conditions": lambda: permutation_test(models, data[:1],
                                                                                progress=False).null,
+        "RSA permutation test, tau-a, 512, 92 conditions": lambda: permutation_test(
+            models, data[:1], comparison="tau-a", n_permutations=512 // k, progress=False).null,
         "dPCA significance, 20 shuffles x 5 splits, 24000 x 4 x 256": lambda: np.stack([
             flags for flags in dpca_significance(dpca_trials, dpca_fit, n_shuffles=20, n_splits=5)
             .significance.values()]).astype(float),

@@ -631,7 +631,9 @@ def _null_distribution(
             idle.put(gather)
             return block.stop - start
 
-        with task_pool(len(starts) if comparison in DOT_METHODS else 1) as pmap:  # the others loop in Python
+        # (tau-a too: its loop over permutations is Python, but scipy's kendalltau, most of each, runs without the
+        # interpreter lock: 512 permutations of 92 conditions x 5 models, 3.07 s on one thread, 1.60 s on two)
+        with task_pool(len(starts)) as pmap:
             for done in pmap(chunk, starts):
                 bar.update(done)
         return null
