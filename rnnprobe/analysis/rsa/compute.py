@@ -365,6 +365,15 @@ def refuses_non_finite_itself(backend: _Backend, distance: str, n: int, n_units:
     return euclidean or _normalised_from_raw_gram(backend, distance, n, n_units)
 
 
+def crossnobis_refuses_non_finite_itself(backend: _Backend, design: FoldDesign, precision: Any) -> bool:
+    """Whether :func:`_crossnobis_block` refuses non-finite states itself, from its kernels' diagonals: with numpy,
+    where the folds present every condition equally often and no precision weighs the units
+    (:meth:`FoldDesign.balanced`: the kernels are then symmetric products, whose diagonals hold every (fold,
+    condition) pattern's squared norm). ``compute_rdms`` checks the states first otherwise.
+    """
+    return backend.numpy and design.balanced(precision)
+
+
 class NonFinitePatterns(Exception):
     """A pattern's squared norm is NaN or inf (:func:`require_finite_norms`); ``compute_rdms`` turns it into
     :class:`~rnnprobe.errors.NonFiniteError`, naming the states' non-finite values or the overflow.
@@ -567,7 +576,7 @@ def _crossnobis_block(
     same vector.
     """
     folds, units = design.folds.size, sums.shape[2]
-    checked = backend.numpy and design.balanced(precision)  # (non-finite sums refused from the kernels' diagonals)
+    checked = crossnobis_refuses_non_finite_itself(backend, design, precision)
     with np.errstate(invalid="ignore", over="ignore") if checked else contextlib.nullcontext():
         kernel = design.kernels(sums, precision, backend, threads=threads, work=work)
     if checked:
@@ -741,7 +750,7 @@ def compute_rdms(
         return _result(dissim, distance, conditions, recording, layer, time_index)
     backend = _Backend(check_device(device), dtype)
     if design is not None:  # crossnobis: from its kernels' diagonals where they hold squared norms
-        later = backend.numpy and design.balanced(precision)
+        later = crossnobis_refuses_non_finite_itself(backend, design, precision)
     else:
         later = refuses_non_finite_itself(backend, distance, n_patterns, n_units)
     layer, time_index, states = layer_states(recording, layer, time=time, stimuli=stim, dtype=None,
