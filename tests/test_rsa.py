@@ -636,6 +636,21 @@ def test_crossnobis_work_arrays_are_made_once_per_worker_and_reused(rng, monkeyp
     assert kernel.dtype == np.float32 and np.shares_memory(work.out("kernel", (1, 4, 4)), kernel)
     assert work.out("kernel", (1, 4, 4)).flags.c_contiguous and Work(False).out("kernel", (3, 4, 4)) is None
 
+    made = _count_work_arrays(monkeypatch)
+    monkeypatch.setattr(compute, "CACHE_BYTES", 2 * 8 * 6**2)
+    rec = _runs_recording(rng, t=5)  # blocks of 2, 2 and 1 steps on one thread
+    compute_rdms(rec, distance="crossnobis", descriptor="image", cv_descriptor="run")
+    names = [name for name, _ in made]
+    # 7 arrays asked a block (the total, the kernel, 4 folds' products, the differences), each made once, for the first
+    assert len(made) == 3 * 7 and [name for name, new in made if new] == list(dict.fromkeys(names))
+    assert not any(new for _, new in made[7:])
+
+
+def _count_work_arrays(monkeypatch) -> list:
+    """[(name, whether made anew)] of every work array ``compute_rdms``'s blocks ask for, from now on."""
+    import rnnprobe.analysis.rsa.compute as compute
+    from rnnprobe.analysis.rsa.crossnobis import Work
+
     made = []
 
     class Counted(Work):
@@ -647,13 +662,30 @@ def test_crossnobis_work_arrays_are_made_once_per_worker_and_reused(rng, monkeyp
             return out
 
     monkeypatch.setattr(compute, "Work", Counted)
-    monkeypatch.setattr(compute, "CACHE_BYTES", 2 * 8 * 6**2)
-    rec = _runs_recording(rng, t=5)  # blocks of 2, 2 and 1 steps on one thread
-    compute_rdms(rec, distance="crossnobis", descriptor="image", cv_descriptor="run")
-    names = [name for name, _ in made]
-    # 7 arrays asked a block (the total, the kernel, 4 folds' products, the differences), each made once, for the first
-    assert len(made) == 3 * 7 and [name for name, new in made if new] == list(dict.fromkeys(names))
-    assert not any(new for _, new in made[7:])
+    return made
+
+
+@pytest.mark.parametrize(
+    ("distance", "units", "names"),
+    [
+        ("correlation", 20, ["gram", "outer"]),  # raw Gram matrices corrected in place
+        ("cosine", 20, ["gram", "outer"]),
+        ("correlation", 7, ["gram"]),  # more than twice as many conditions as units: normalised patterns
+        ("euclidean", 7, ["gram", "sums"]),
+        ("euclidean_plain", 7, ["gram", "sums"]),
+    ],
+)
+def test_rdm_work_arrays_are_made_once_per_worker_and_reused(rng, monkeypatch, distance, units, names):
+    """The n x n arrays of a block of steps (its Gram matrices, and the correlation's outer products or the
+    Euclidean distances' sums) come from the worker's arrays, made in its first block (fresh arrays at each
+    block were mapped and page-faulted in: a first RDM movie of 92 x 50 x 512, 2027 -> 924 faults)."""
+    import rnnprobe.analysis.rsa.compute as compute
+
+    made = _count_work_arrays(monkeypatch)
+    monkeypatch.setattr(compute, "CACHE_BYTES", 8 * 30 * 30 * 2)  # blocks of 2, 2, 2 and 1 steps on one thread
+    compute_rdms(_rec(rng, n=30, t=7, units=units), distance=distance)
+    assert [name for name, _ in made] == names * 4
+    assert [name for name, new in made if new] == names
 
 
 def test_largest_magnitude_of_numpy_and_torch_arrays():
@@ -794,12 +826,14 @@ def test_rdms_on_cuda_equal_the_numpy_path(rng, method):
         np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol)
 
 
-@pytest.mark.parametrize("distance", ["correlation", "euclidean", "cosine", "crossnobis"])
-def test_blocks_of_time_steps_give_the_same_rdms(rng, monkeypatch, distance):
-    """compute_rdms works through time steps in blocks under a memory budget; the blocks change nothing."""
+@pytest.mark.parametrize("units", [7, 20])  # (correlation and cosine: from normalised patterns, from raw Gram matrices)
+@pytest.mark.parametrize("distance", ["correlation", "euclidean", "euclidean_plain", "cosine", "crossnobis"])
+def test_blocks_of_time_steps_give_the_same_rdms(rng, monkeypatch, distance, units):
+    """compute_rdms works through time steps in blocks under a memory budget (their arrays reused from block to
+    block, the last one shorter); the blocks change nothing."""
     import rnnprobe.analysis.rsa.compute as compute
 
-    rec = _rec(rng, n=30, t=7, images=10)
+    rec = _rec(rng, n=30, t=7, units=units, images=10)
     kwargs = {"descriptor": "image"} if distance == "crossnobis" else {}
     whole = compute_rdms(rec, distance=distance, **kwargs).dissimilarities
     monkeypatch.setattr(compute, "BLOCK_BYTES", 4 * 8 * 10 * 10 * 2)  # crossnobis: blocks of 2 steps

@@ -258,7 +258,7 @@ def upper_triangles(full: Any, out: np.ndarray | None = None) -> Any:
 
 
 def _normalised_distances(
-    patterns: np.ndarray, distance: str, backend: _Backend, threads: int, out: np.ndarray | None = None
+    patterns: np.ndarray, distance: str, backend: _Backend, threads: int, out: np.ndarray | None, work: Work
 ) -> np.ndarray | None:
     """1 - cosine or 1 - Pearson r of every pair, (time, n_pairs) (into ``out`` where given), from raw Gram
     matrices and row means: no centred or normalised copies of the patterns (which cost as much as the
@@ -272,9 +272,9 @@ def _normalised_distances(
     workers: OpenBLAS's threads, once they split a product, spin for a while and took a core from those workers
     (800 conditions x 1024 units on two threads: 20.4 ms, 0.88x one thread's time).
     """
-    n_units = patterns.shape[2]
+    _, n, n_units = patterns.shape
     with np.errstate(over="ignore", invalid="ignore"):  # non-finite patterns: refused just below
-        gram = backend.gram(patterns, threads=threads)
+        gram = backend.gram(patterns, threads=threads, out=work.out("gram", (len(patterns), n, n)))
     square = np.diagonal(gram, axis1=1, axis2=2).copy()
     require_finite_norms(square)
     if distance == "correlation":
@@ -289,8 +289,8 @@ def _normalised_distances(
         shifted = np.sqrt(n_units) * means * scale if distance == "correlation" else None
     if by_rows(gram):
         return upper_triangle_rows(gram, _normalised_rows(gram, scale, shifted), out, threads=threads)
-    with np.errstate(invalid="ignore"):
-        outer = np.einsum("ti,tj->tij", scale, scale)  # (einsum: 1.4x faster than a broadcast product here)
+    with np.errstate(invalid="ignore"):  # (einsum: 1.4x faster than a broadcast product here)
+        outer = np.einsum("ti,tj->tij", scale, scale, out=work.out("outer", gram.shape, scale.dtype))
         gram *= outer
         if shifted is not None:
             gram -= np.einsum("ti,tj->tij", shifted, shifted, out=outer)
@@ -320,24 +320,26 @@ def one_minus_clipped(similarities: np.ndarray) -> np.ndarray:
 
 
 def _dissimilarities(
-    patterns: Any, distance: str, precision: Any, backend: _Backend, threads: int = 1, out: np.ndarray | None = None
-) -> np.ndarray:
+    patterns: Any, distance: str, precision: Any, backend: _Backend, threads: int = 1, out: np.ndarray | None = None,
+    work: Work | None = None,
+) -> np.ndarray:  # fmt: skip
     """(time, n, units) patterns -> (time, n_pairs) upper triangles (``threads``: workers for each step's
-    Gram matrix, :func:`symmetric_product`); into ``out`` where given.
+    Gram matrix, :func:`symmetric_product`); into ``out`` where given; n x n work arrays from ``work``.
     """
     _, n, n_units = patterns.shape
     upper = None
     into = out if out is not None and out.dtype == np.dtype(backend.dtype) else None
+    work = work or Work(backend.numpy, backend.dtype)
     if _normalised_from_raw_gram(backend, distance, n, n_units):
-        upper = _normalised_distances(patterns, distance, backend, threads, into)
+        upper = _normalised_distances(patterns, distance, backend, threads, into, work)
     if upper is None:
         if distance in ("correlation", "cosine"):
             eps = float(np.finfo(backend.dtype).eps)
             patterns = unit_patterns(patterns, distance, backend.where, eps=eps)
-            gram = backend.gram(patterns, threads=threads)
+            gram = backend.gram(patterns, threads=threads, out=work.out("gram", (len(patterns), n, n)))
         else:
-            gram = _plain_gram(patterns, distance, precision, backend, threads)
-        upper = distances_from_gram(gram, distance, n_units, backend, out=into, threads=threads)
+            gram = _plain_gram(patterns, distance, precision, backend, threads, work)
+        upper = distances_from_gram(gram, distance, n_units, backend, out=into, threads=threads, work=work)
     if out is None or upper is out:
         return upper
     out[...] = upper
@@ -390,16 +392,18 @@ def require_finite_norms(squares: np.ndarray) -> None:
         raise NonFinitePatterns
 
 
-def _plain_gram(patterns: Any, distance: str, precision: Any, backend: _Backend, threads: int) -> Any:
+def _plain_gram(patterns: Any, distance: str, precision: Any, backend: _Backend, threads: int, work: Work) -> Any:
     """The Gram matrices of the patterns (weighted by the precision for "mahalanobis"), of the patterns
-    centred across conditions where their offset from the origin would cost digits (:func:`offset_dominates`).
-    With numpy, their (weighted) squared norms are checked: states that are not finite are refused there
-    (:func:`refuses_non_finite_itself`; mahalanobis's were checked before, and overflow is refused here).
+    centred across conditions where their offset from the origin would cost digits (:func:`offset_dominates`),
+    in ``work``'s array. With numpy, their (weighted) squared norms are checked: states that are not finite are
+    refused there (:func:`refuses_non_finite_itself`; mahalanobis's were checked before, and overflow is refused
+    here).
     """
+    n = patterns.shape[1]
 
     def weighted_gram(x: Any) -> Any:
         weighted = backend.product(x, precision, threads=threads) if distance == "mahalanobis" else None
-        return backend.gram(x, weighted, threads=threads)
+        return backend.gram(x, weighted, threads=threads, out=work.out("gram", (len(x), n, n)))
 
     with np.errstate(over="ignore", invalid="ignore") if backend.numpy else contextlib.nullcontext():  # (below)
         gram = weighted_gram(patterns)
@@ -448,15 +452,15 @@ def unit_patterns(x: Any, distance: str, where: Any, *, eps: float = EPS) -> Any
 
 def distances_from_gram(
     gram: Any, distance: str, n_units: int, backend: _Backend | None = None, *, out: np.ndarray | None = None,
-    threads: int = 1,
+    threads: int = 1, work: Work | None = None,
 ) -> np.ndarray:  # fmt: skip
     """(time, n_pairs) dissimilarities from (time, n, n) Gram matrices: of normalised patterns for
     "correlation" and "cosine" (1 - G), else of the raw (or precision-weighted) patterns
     (G_ii + G_jj - 2 G_ij, over ``n_units`` or its square root for "euclidean_plain"). ``gram`` is overwritten.
     Large ones by blocks of rows (:func:`by_rows`, :func:`upper_triangle_rows`: into ``out`` where given, on
-    ``threads`` workers); else on whole matrices, with one n x n temporary instead of four
-    (2000 conditions: 14.7 -> 12.8 ms, 500: 0.52 -> 0.47 ms, AMD EPYC): the same numbers to the bit (doubling in
-    place is exact; the scaling is taken on the upper triangles).
+    ``threads`` workers); else on whole matrices, with one n x n temporary (``work``'s array where given)
+    instead of four (2000 conditions: 14.7 -> 12.8 ms, 500: 0.52 -> 0.47 ms, AMD EPYC): the same numbers to the
+    bit (doubling in place is exact; the scaling is taken on the upper triangles).
     """
     backend = backend or _Backend(None, "float64")
     if by_rows(gram):
@@ -465,11 +469,20 @@ def distances_from_gram(
     if distance in ("correlation", "cosine"):
         return np.clip(backend.to_numpy(1 - upper_triangles(gram)), 0, 2)  # (|r| past 1 by rounding)
     diag = backend.diagonal(gram)
-    full = diag[:, :, None] + diag[:, None, :]  # (G_ii + G_jj) - 2 G_ij
+    if backend.numpy:  # (G_ii + G_jj) - 2 G_ij
+        full = np.add(diag[:, :, None], diag[:, None, :], out=None if work is None else work.out("sums", gram.shape))
+    else:
+        full = diag[:, :, None] + diag[:, None, :]
     gram *= 2
     full -= gram
-    upper = upper_triangles(full)
-    return backend.to_numpy(backend.sqrt_clipped(upper) if distance == "euclidean_plain" else upper / n_units)
+    if not backend.numpy:
+        upper = upper_triangles(full)
+        return backend.to_numpy(backend.sqrt_clipped(upper) if distance == "euclidean_plain" else upper / n_units)
+    upper = upper_triangles(full, out)  # (in place from here: the same numbers)
+    if distance == "euclidean_plain":
+        return backend.to_numpy(np.sqrt(np.clip(upper, 0, None, out=upper), out=upper))
+    upper /= n_units
+    return backend.to_numpy(upper)
 
 
 def _distance_rows(gram: np.ndarray, distance: str, n_units: int) -> Callable[..., np.ndarray]:
@@ -500,22 +513,23 @@ def _blocked_dissimilarities(patterns: np.ndarray, distance: str, precision: Any
     """(condition, time, unit) patterns -> (time, n_pairs), in :func:`_by_blocks_of_steps`."""
     block = backend.time_blocks(patterns)  # (recordings hand out read-only, possibly strided views)
 
-    def one(steps: slice, threads: int, out: np.ndarray) -> None:
-        _dissimilarities(block(steps), distance, precision, backend, threads, out)
+    def one(steps: slice, threads: int, out: np.ndarray, work: Work) -> None:
+        _dissimilarities(block(steps), distance, precision, backend, threads, out, work)
 
     return _by_blocks_of_steps(patterns.shape[0], patterns.shape[1], backend, one)
 
 
 def _by_blocks_of_steps(
-    n: int, n_time: int, backend: _Backend, block: Callable[[slice, int, np.ndarray], None], *, arrays: int = 3
-) -> np.ndarray:
-    """The (time, n_pairs) RDMs of ``n`` conditions that ``block(steps, threads, out)`` writes into ``out`` for
-    each block of time steps: blocks whose n x n matrices fit in ``CACHE_BYTES`` on the CPU (``arrays`` of them
-    in ``BLOCK_BYTES`` on a device; one step at least). Memory stays bounded by the result and one block per
-    thread, and an interrupt (Ctrl-C) is taken between blocks. On the CPU with more than one library thread,
+    n: int, n_time: int, backend: _Backend, block: Callable[[slice, int, np.ndarray, Work], None], *,
+    arrays: int = 3,
+) -> np.ndarray:  # fmt: skip
+    """The (time, n_pairs) RDMs of ``n`` conditions that ``block(steps, threads, out, work)`` writes into ``out``
+    for each block of time steps: blocks whose n x n matrices fit in ``CACHE_BYTES`` on the CPU (``arrays`` of
+    them in ``BLOCK_BYTES`` on a device; one step at least). Memory stays bounded by the result and one block
+    per thread, and an interrupt (Ctrl-C) is taken between blocks. On the CPU with more than one library thread,
     blocks run on that many workers of one thread each (the products per step are too small for BLAS to split;
     ``threads`` 1); with fewer blocks than threads (one large RDM), a block gets every thread, for its steps'
-    products and rows.
+    products and rows. ``work``: the worker's arrays (:class:`Work`), reused from block to block.
     """
     threads = library_threads() if backend.numpy else 1
     budget = CACHE_BYTES if backend.numpy else BLOCK_BYTES // arrays  # a device: few large blocks
@@ -525,10 +539,11 @@ def _by_blocks_of_steps(
     out = np.empty((n_time, n * (n - 1) // 2))
     starts = range(0, n_time, step)
     inner = threads if len(starts) < threads else 1
+    works: dict[int, Work] = {}  # each worker's arrays
 
     def one(start: int) -> None:
         steps = slice(start, start + step)
-        block(steps, inner, out[steps])
+        block(steps, inner, out[steps], works.setdefault(threading.get_ident(), Work(backend.numpy, backend.dtype)))
 
     with task_pool(len(starts), threads=threads) as pmap:
         list(pmap(one, starts))
@@ -556,10 +571,8 @@ def crossnobis_of_sums(sums: np.ndarray, design: FoldDesign, precision: Any, bac
     threads; 92 conditions x 4 runs x 50 steps x 512 units had taken every step at once, on one core).
     """
     backend = backend or _Backend(None, "float64")
-    works: dict[int, Work] = {}  # each worker's arrays
 
-    def block(steps: slice, threads: int, out: np.ndarray) -> None:
-        work = works.setdefault(threading.get_ident(), Work(backend.numpy, backend.dtype))
+    def block(steps: slice, threads: int, out: np.ndarray, work: Work) -> None:
         _crossnobis_block(sums[:, steps], design, precision, backend, threads, out, work)
 
     return _by_blocks_of_steps(design.conditions.size, sums.shape[1], backend, block, arrays=4)

@@ -75,9 +75,11 @@ class Work:
         """A float64 array of ``shape`` (condition, time, unit)."""
         return self._block_array(name, tuple(shape), 1, "float64")
 
-    def out(self, name: str, shape: tuple[int, ...]) -> np.ndarray | None:
-        """An array of ``shape`` (time, ...) in the backend's dtype for a numpy backend, else None."""
-        return self._block_array(name, tuple(shape), 0, self.dtype) if self.numpy else None
+    def out(self, name: str, shape: tuple[int, ...], dtype: Any = None) -> np.ndarray | None:
+        """An array of ``shape`` (time, ...) in ``dtype`` (by default the backend's) for a numpy backend, else
+        None.
+        """
+        return self._block_array(name, tuple(shape), 0, np.dtype(dtype or self.dtype).name) if self.numpy else None
 
     def _block_array(self, name: str, shape: tuple[int, ...], axis: int, dtype: str) -> np.ndarray:
         """The first ``shape[axis]`` steps (along ``axis``) of the worker's array ``name``."""
