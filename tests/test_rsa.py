@@ -625,7 +625,7 @@ def test_crossnobis_work_arrays_are_made_once_per_worker_and_reused(rng, monkeyp
     """A worker's arrays are allocated at the most steps asked and handed out as views (fresh arrays of a few MB
     per block were page-faulted in at each use); a numpy backend's results in its dtype, a device's none."""
     import rnnprobe.analysis.rsa.compute as compute
-    from rnnprobe.analysis.rsa.crossnobis import Work
+    from rnnprobe.analysis.rsa.work import Work
 
     work = Work(True, "float32")
     first = work.host("total", (4, 3, 5))
@@ -649,7 +649,7 @@ def test_crossnobis_work_arrays_are_made_once_per_worker_and_reused(rng, monkeyp
 def _count_work_arrays(monkeypatch) -> list:
     """[(name, whether made anew)] of every work array ``compute_rdms``'s blocks ask for, from now on."""
     import rnnprobe.analysis.rsa.compute as compute
-    from rnnprobe.analysis.rsa.crossnobis import Work
+    from rnnprobe.analysis.rsa.work import Work
 
     made = []
 

@@ -55,9 +55,10 @@ from ...recording import Recording
 from .._constant import EPS, rounding_only
 from ..conditions import sum_groups
 from ..parallel import equal_shares, library_threads, small_blas, task_pool
-from .crossnobis import FoldDesign, Work, fold_design
+from .crossnobis import FoldDesign, fold_design
 from .rdms import DISTANCES, RDMs
 from .triangles import by_rows, upper_triangle_rows
+from .work import Work
 
 
 def _conditions(

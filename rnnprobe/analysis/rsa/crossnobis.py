@@ -19,6 +19,7 @@ import numpy as np
 from ..._validation import check_grouping
 from ...errors import ArgumentError, UnknownNameError, format_choices
 from ...recording import Recording
+from .work import Work
 
 
 @dataclass(frozen=True)
@@ -56,37 +57,6 @@ class FoldDesign:
         total = np.sum(sums, axis=0, out=work.host("total", sums.shape[1:]))
         kernels = _balanced_kernels if self.balanced(precision) else _fold_kernels
         return kernels(sums, self.counts, total, precision, backend, threads, work)
-
-
-class Work:
-    """A worker's arrays for its blocks of steps, each allocated once (at the most steps asked) and reused:
-    fresh arrays of a few MB per block were mapped by the allocator at each use and their pages faulted in
-    (92 conditions x 4 runs x 50 steps x 512 units in blocks of 13 steps: 7,500 page faults, 17 of 72 ms per
-    call, AMD EPYC). ``host``: float64 (condition, time, unit) arrays, in the order of the sums they are made
-    from; ``out``: (time, ...) arrays of a numpy backend's results (in its ``dtype``), or None for another
-    backend (a device's arrays come from its own allocator).
-    """
-
-    def __init__(self, numpy: bool, dtype: str = "float64") -> None:
-        self.numpy, self.dtype = numpy, dtype
-        self.arrays: dict[tuple, np.ndarray] = {}
-
-    def host(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
-        """A float64 array of ``shape`` (condition, time, unit)."""
-        return self._block_array(name, tuple(shape), 1, "float64")
-
-    def out(self, name: str, shape: tuple[int, ...], dtype: Any = None) -> np.ndarray | None:
-        """An array of ``shape`` (time, ...) in ``dtype`` (by default the backend's) for a numpy backend, else
-        None.
-        """
-        return self._block_array(name, tuple(shape), 0, np.dtype(dtype or self.dtype).name) if self.numpy else None
-
-    def _block_array(self, name: str, shape: tuple[int, ...], axis: int, dtype: str) -> np.ndarray:
-        """The first ``shape[axis]`` steps (along ``axis``) of the worker's array ``name``."""
-        key = (name, axis, shape[:axis] + shape[axis + 1 :], dtype)
-        if key not in self.arrays or self.arrays[key].shape[axis] < shape[axis]:
-            self.arrays[key] = np.empty(shape, dtype=dtype)
-        return self.arrays[key][(slice(None),) * axis + (slice(shape[axis]),)]
 
 
 def fold_design(recording: Recording, stimuli: np.ndarray, descriptor: str, cv_descriptor: str | None) -> FoldDesign:
