@@ -827,14 +827,18 @@ def test_rdms_on_cuda_equal_the_numpy_path(rng, method):
 
 
 @pytest.mark.parametrize("units", [7, 20])  # (correlation and cosine: from normalised patterns, from raw Gram matrices)
-@pytest.mark.parametrize("distance", ["correlation", "euclidean", "euclidean_plain", "cosine", "crossnobis"])
+@pytest.mark.parametrize(
+    "distance", ["correlation", "euclidean", "euclidean_plain", "cosine", "mahalanobis", "crossnobis"]
+)
 def test_blocks_of_time_steps_give_the_same_rdms(rng, monkeypatch, distance, units):
     """compute_rdms works through time steps in blocks under a memory budget (their arrays reused from block to
     block, the last one shorter); the blocks change nothing."""
     import rnnprobe.analysis.rsa.compute as compute
 
     rec = _rec(rng, n=30, t=7, units=units, images=10)
-    kwargs = {"descriptor": "image"} if distance == "crossnobis" else {}
+    noise = rng.normal(size=(units, units))
+    kwargs = {"crossnobis": {"descriptor": "image"}, "mahalanobis": {"noise": noise @ noise.T + np.eye(units)}}
+    kwargs = kwargs.get(distance, {})
     whole = compute_rdms(rec, distance=distance, **kwargs).dissimilarities
     monkeypatch.setattr(compute, "BLOCK_BYTES", 4 * 8 * 10 * 10 * 2)  # crossnobis: blocks of 2 steps
     monkeypatch.setattr(compute, "CACHE_BYTES", 8 * 30 * 30 * 2)  # the others (30 stimuli): blocks of 2 steps
