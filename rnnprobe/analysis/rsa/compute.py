@@ -261,12 +261,13 @@ def upper_triangles(full: Any, out: np.ndarray | None = None) -> Any:
 def _normalised_distances(
     patterns: np.ndarray, distance: str, backend: _Backend, threads: int, out: np.ndarray | None, work: Work
 ) -> np.ndarray | None:
-    """1 - cosine or 1 - Pearson r of every pair, (time, n_pairs) (into ``out`` where given), from raw Gram
-    matrices and row means: no centred or normalised copies of the patterns (which cost as much as the
-    products on this machine). With D = diag(cov)^-1/2 and a = sqrt(p) D m, r = D G D - a a' (cov = G - p m m'),
-    taken in place on each Gram matrix by two outer products of vectors (streaming passes over each matrix,
-    faster than gathering each pair's means and norms: 17.7 -> 14.1 ms for 50 steps of 92 conditions x 512
-    units, AMD EPYC; large matrices block of rows by block of rows, :func:`by_rows`). cov_ij = G_ij - p m_i m_j
+    """1 - cosine or 1 - Pearson r of every pair, (time, n_pairs) (into ``out`` where given; the n x n arrays
+    from ``work``), from raw Gram matrices and row means: no centred or normalised copies of the patterns (which
+    cost as much as the products on this machine). With D = diag(cov)^-1/2 and a = sqrt(p) D m,
+    r = D G D - a a' (cov = G - p m m'), taken in place on each Gram matrix by two outer products of vectors
+    (streaming passes over each matrix, faster than gathering each pair's means and norms: 17.7 -> 14.1 ms for 50
+    steps of 92 conditions x 512 units, AMD EPYC; large matrices block of rows by block of rows,
+    :func:`by_rows`). cov_ij = G_ij - p m_i m_j
     cancels digits when a pattern's mean is large against its spread; when mean^2 exceeds 1e6 times the variance
     anywhere (relative error above ~1e-10), or a pattern is constant, returns None and the caller centres
     explicitly. The means' product runs on one BLAS thread where the Gram matrix is split over ``threads``
