@@ -480,11 +480,17 @@ def distances_from_gram(
     if not backend.numpy:
         upper = upper_triangles(full)
         return backend.to_numpy(backend.sqrt_clipped(upper) if distance == "euclidean_plain" else upper / n_units)
-    upper = upper_triangles(full, out)  # (in place from here: the same numbers)
+    return backend.to_numpy(_from_squared(upper_triangles(full, out), distance, n_units))
+
+
+def _from_squared(squared: np.ndarray, distance: str, n_units: int) -> np.ndarray:
+    """Squared Euclidean distances (a numpy array) made ``distance``'s dissimilarities in place: their square roots
+    for "euclidean_plain" (rounding below 0 clipped), else divided by ``n_units``.
+    """
     if distance == "euclidean_plain":
-        return backend.to_numpy(np.sqrt(np.clip(upper, 0, None, out=upper), out=upper))
-    upper /= n_units
-    return backend.to_numpy(upper)
+        return np.sqrt(np.clip(squared, 0, None, out=squared), out=squared)
+    squared /= n_units
+    return squared
 
 
 def _distance_rows(gram: np.ndarray, distance: str, n_units: int) -> Callable[..., np.ndarray]:
@@ -498,10 +504,7 @@ def _distance_rows(gram: np.ndarray, distance: str, n_units: int) -> Callable[..
         full = np.add.outer(diag[t, part], diag[t])
         block *= 2
         full -= block
-        if distance == "euclidean_plain":
-            return np.sqrt(np.clip(full, 0, None, out=full), out=full)
-        full /= n_units
-        return full
+        return _from_squared(full, distance, n_units)
 
     return rows
 
