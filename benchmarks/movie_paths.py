@@ -31,6 +31,7 @@ from scipy.linalg.blas import dsyrk
 import rnnprobe.analysis.rsa.compute as core
 from rnnprobe import Recording
 from rnnprobe.analysis import compute_rdms
+from rnnprobe.analysis.rsa.work import Work
 
 CONDITIONS, STEPS, UNITS = 92, 50, 512
 
@@ -96,10 +97,11 @@ def main() -> None:
         seconds, _ = median_time(fn, args.repeats, warmup=True)
         print(f"  {name:45s} {seconds * 1e3:7.2f} ms  {flops / seconds / 1e9:6.1f} GFLOP/s  "
               f"rsatoolbox / (this alone) {theirs / seconds:5.1f}x")  # fmt: skip
-    print("\n[the blocked core by block size (steps per block)]")
+    print("\n[the blocked core by block size (steps per block), its work arrays reused as compute_rdms does]")
     for steps in (5, 13, 25, 50):
-        block = x[:steps]
-        whole, _ = median_time(lambda b=block: core._normalised_distances(b, "correlation", backend, 1),
+        block, work = x[:steps], Work(numpy=True)
+        whole, _ = median_time(lambda b=block, w=work: core._normalised_distances(b, "correlation", backend, 1,
+                                                                                  None, w),
                                args.repeats, warmup=True)  # fmt: skip
         gram, _ = median_time(lambda b=block: backend.gram(b), args.repeats, warmup=True)
         print(f"  {steps:2d} steps: {whole * 1e3:6.3f} ms, its products {gram * 1e3:6.3f} ms "
