@@ -25,6 +25,7 @@ rsatoolbox does). Patterns with zero variance (correlation) or zero norm
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import warnings
 from collections.abc import Callable
@@ -248,14 +249,23 @@ def upper_triangles(full: Any, out: np.ndarray | None = None) -> Any:
         return full[:, rows, columns]
     if out is None:
         out = np.empty((full.shape[0], n * (n - 1) // 2), dtype=full.dtype)
-    if n < 128:
-        flat = np.flatnonzero(~np.tri(n, dtype=bool))  # ("wrap": in range; "raise" would buffer the output)
-        return np.take(full.reshape(full.shape[0], -1), flat, axis=1, out=out, mode="wrap")
+    if n < 128:  # ("wrap": in range; "raise" would buffer the output)
+        return np.take(full.reshape(full.shape[0], -1), _upper_flat(n), axis=1, out=out, mode="wrap")
     start = 0
     for i in range(n - 1):
         out[:, start : start + n - 1 - i] = full[:, i, i + 1 :]
         start += n - 1 - i
     return out
+
+
+@functools.lru_cache(maxsize=16)
+def _upper_flat(n: int) -> np.ndarray:
+    """The flat indices of an n x n matrix's strict upper triangle, row by row (read-only; made once per n: a
+    block of 13 steps of 92 conditions, 73 -> 60 us, AMD EPYC).
+    """
+    flat = np.flatnonzero(~np.tri(n, dtype=bool))
+    flat.flags.writeable = False
+    return flat
 
 
 def _normalised_distances(
