@@ -168,16 +168,37 @@ def test_permutation_null_equals_brute_force(rng, method, chunks, monkeypatch):
                                    rtol=1e-9, atol=1e-12)  # fmt: skip
     np.testing.assert_allclose(result.observed, compare_rdms(model, data, comparison=method).mean(axis=1), rtol=1e-9)
     if chunks == "many":  # a task's block, as dask runs it: rows 3 to 40 (chunks of 7 from row 3)
-        from rnnprobe.analysis.rsa import similarity_transform
-        from rnnprobe.analysis.rsa.compare import DOT_METHODS
-
-        models, data_side = model, data  # (the others' arguments)
-        if method in DOT_METHODS:
-            models = similarity_transform(model, method)
-            data_side = similarity_transform(data, method).mean(axis=0)
+        models, data_side, similarity, (scale, shift) = inference.permutation_sides(model, data, method)
         keys = inference._Keys.draw(4, (n_permutations, n_cond))
-        block = inference._permuted_similarities(slice(3, 40), keys, models, data_side, method)
-        np.testing.assert_allclose(block, result.null[3:40], rtol=1e-12, atol=1e-15)
+        block = inference._permuted_similarities(slice(3, 40), keys, models, data_side, similarity)
+        np.testing.assert_allclose(block * scale + shift, result.null[3:40], rtol=1e-12, atol=1e-15)
+
+
+def test_tau_a_permutations_of_categorical_models_are_dot_products_of_midranks(rng):
+    """Two-valued (categorical) models under tau-a: every permutation's similarities, gathered as dot products
+    of the models' 0/1 indicators with the data's mean midranks, equal scipy's tau-a of the permuted model
+    (pair by pair) to 1e-14, and the observed values compare_rdms's; a continuous model among them keeps the
+    pair-by-pair path for all."""
+    import rnnprobe.analysis.inference as inference
+    from rnnprobe.analysis.rsa.kendall import _scipy_tau
+
+    n_cond, n_permutations = 9, 30
+    truth = rng.random(36)
+    models = np.stack([truth > 0.5, rng.random(36) > 0.3]).astype(float) * 2 + 1
+    data = truth + rng.normal(0, 0.3, (3, 36))
+    data[0, :6] = data[0, 6]  # ties in the data
+    assert inference.permutation_sides(models, data, "tau-a")[2] is None
+    assert inference.permutation_sides(np.vstack([models, truth]), data, "tau-a")[2] == "tau-a"
+    result = permutation_test(models, data, comparison="tau-a", n_permutations=n_permutations, seed=2)
+    perms = np.argsort(np.random.default_rng(2).random((n_permutations, n_cond)), axis=1)
+    full = RDMs(models, "x").matrices()
+    rows, cols = np.triu_indices(n_cond, 1)
+    for k, perm in enumerate(perms):
+        permuted = np.stack([m[np.ix_(perm, perm)][rows, cols] for m in full])
+        np.testing.assert_allclose(result.null[k], _scipy_tau(permuted, data).mean(axis=1), rtol=0, atol=1e-14)
+    np.testing.assert_allclose(result.observed, compare_rdms(models, data, comparison="tau-a").mean(axis=1),
+                               rtol=0, atol=1e-15)  # fmt: skip
+    assert result.p_values[0] < result.p_values[1]
 
 
 def test_permutation_p_values_are_uniform_under_the_null_and_small_for_a_planted_model():

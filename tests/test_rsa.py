@@ -400,6 +400,38 @@ def test_compare_cov_weighted_with_sigma_k(rng, method):
     np.testing.assert_allclose(ours, approximate, rtol=1e-4, atol=1e-6)
 
 
+def _brute_tau_a(x, y):
+    """Kendall's tau-a by every pair of entries: (concordant - discordant) / (n (n - 1) / 2)."""
+    i, j = np.triu_indices(len(x), 1)
+    return float((np.sign(x[i] - x[j]) * np.sign(y[i] - y[j])).sum() / len(i))
+
+
+def test_tau_a_of_two_valued_rdms_is_exact_and_equals_rsatoolbox(rng, monkeypatch):
+    """Tau-a where a pair's RDM takes two values (categorical models, a constant one among them) comes from the
+    other's midranks by one product: equal to the pair-by-pair count to 1e-15, and to rsatoolbox, for two-valued
+    rows in either argument, with ties on both sides; pairs of neither kind (many-valued, continuous) go through
+    scipy. scipy is not called for any pair with a two-valued row."""
+    import rnnprobe.analysis.rsa.kendall as kendall
+
+    n = 66  # (12 conditions)
+    categorical = rng.integers(0, 2, (3, n)) * 0.7 + 0.2
+    categorical[0] = 0.5  # a constant model: tau-a 0
+    tied, continuous = rng.integers(0, 4, (2, n)).astype(float), rng.random((2, n))
+    others = np.vstack([tied, continuous, categorical[1:]])
+    scipy_pairs = []
+    scipy_tau = kendall._scipy_tau
+    monkeypatch.setattr(kendall, "_scipy_tau", lambda a, b: scipy_pairs.append(a.shape[0] * b.shape[0])
+                        or scipy_tau(a, b))  # fmt: skip
+    for a, b, pairs in ((categorical, others, 0), (others, categorical, 0), (others, others, 16)):
+        scipy_pairs.clear()
+        ours = compare_rdms(a, b, comparison="tau-a")
+        assert sum(scipy_pairs) == pairs
+        np.testing.assert_allclose(ours, [[_brute_tau_a(x, y) for y in b] for x in a], rtol=0, atol=1e-15)
+        np.testing.assert_allclose(ours, rsatoolbox.rdm.compare(_rsa_rdms(a), _rsa_rdms(b), method="tau-a"),
+                                   rtol=1e-12, atol=1e-15)  # fmt: skip
+    assert (compare_rdms(categorical[0], others, comparison="tau-a") == 0).all()
+
+
 @pytest.mark.parametrize("method", ["cosine", "corr", "spearman", "rho-a", "tau-a"])
 def test_compare_with_nan_positions(rng, method):
     a, b = rng.random((2, 28)), rng.random((2, 28))

@@ -20,10 +20,12 @@ from ..errors import ArgumentError, ShapeError, describe
 from ._draws import distinct_conditions, draw_counts
 from ._pattern_bootstrap import _ceiling_from_similarities, pattern_bootstrap
 from ._rank_bootstrap import RANKED, rank_bootstrap
+from ._ranks import rank_rows
 from ._scores import permutation_p_values
 from .parallel import equal_shares, library_threads, task_pool
 from .rsa import COMPARISONS, RDMs, compare_rdms, n_conditions, noise_ceiling, paired_vectors, similarity_transform
 from .rsa.compare import DOT_METHODS
+from .rsa.kendall import affine, indicators, two_valued
 from .rsa.rdms import check_whole
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -598,10 +600,35 @@ class _Keys:
         return np.random.Generator(bits).random(out.shape, out=out)
 
 
+def permutation_sides(
+    models: np.ndarray, data: np.ndarray, comparison: str
+) -> tuple[np.ndarray, np.ndarray, str | None, tuple[Any, Any]]:
+    """What a permutation test gathers: (models' side, data's side, the comparison, (scale, shift)).
+
+    Where the similarity is an affine map of a dot product (scale * f(model) . g(data) + shift, scale and shift
+    per model), the sides are f(models) and the mean of g over the data RDMs and the comparison is None: the
+    dot-product comparisons (:func:`.rsa.similarity_transform`, scale 1, shift 0), and tau-a where every model
+    takes two values (a categorical model: 0/1 indicators and the data's midranks, :mod:`.rsa.kendall`). Otherwise
+    the RDM vectors themselves, compared by ``comparison``.
+    """
+    if comparison in DOT_METHODS:
+        return (
+            similarity_transform(models, comparison),
+            similarity_transform(data, comparison).mean(axis=0),
+            None,
+            (1.0, 0.0),
+        )
+    if comparison == "tau-a" and two_valued(models).all():
+        upper = indicators(models)
+        return upper, rank_rows(data).mean(axis=0), None, affine(upper)
+    return models, data, comparison, (1.0, 0.0)
+
+
 def _null_distribution(
-    keys: _Keys, models: np.ndarray, data_side: np.ndarray, comparison: str, progress: Any
+    keys: _Keys, models: np.ndarray, data_side: np.ndarray, comparison: str | None, progress: Any
 ) -> np.ndarray:
-    """(n_permutations, n_models) similarities of the models permuted by ``argsort(keys)`` (row by row):
+    """(n_permutations, n_models) similarities of the models permuted by ``argsort(keys)`` (row by row; dot
+    products of the sides where ``comparison`` is None, :func:`permutation_sides`):
     in blocks as tasks on the active dask client (:mod:`.blockwise`), else in chunks on the libraries'
     threads (disjoint rows of the null), each thread reusing one :class:`_PermutedGather`'s buffers.
     """
@@ -640,7 +667,7 @@ def _null_distribution(
 
 
 def _permuted_similarities(
-    block: slice, keys: _Keys, models: np.ndarray, data_side: np.ndarray, comparison: str
+    block: slice, keys: _Keys, models: np.ndarray, data_side: np.ndarray, comparison: str | None
 ) -> np.ndarray:
     """The null's rows of ``block`` (a dask task's): :meth:`_PermutedGather.similarities` of its chunks."""
     gather = _PermutedGather(models, data_side, comparison)
@@ -658,7 +685,7 @@ class _PermutedGather:
     10,000 permutations of 92 conditions, these 590: 157 -> 121 ms on one thread, AMD EPYC; and two threads take
     page faults in turns).
 
-    Dot-product comparisons (``models`` transformed, ``data_side`` the mean transformed data RDM): the sum
+    Dot products (``comparison`` None: ``models`` and ``data_side`` of :func:`permutation_sides`): the sum
     over pairs of M[p_i, p_j] d_ij equals the sum of M_kl d[q_k, q_l] with q the inverse permutation, so
     the one data vector is gathered per permutation rather than every model (5 models: 2x faster), from
     its square (each pair's entry at q_k n + q_l). Others (``models`` and ``data_side`` the RDM vectors):
@@ -668,9 +695,9 @@ class _PermutedGather:
     fancy index ``square[index]`` and ``@`` kept it for these shapes, so two threads took turns).
     """
 
-    def __init__(self, models: np.ndarray, data_side: np.ndarray, comparison: str) -> None:
+    def __init__(self, models: np.ndarray, data_side: np.ndarray, comparison: str | None) -> None:
         self.models, self.data_side, self.comparison = models, data_side, comparison
-        self.dot = comparison in DOT_METHODS
+        self.dot = comparison is None
         n = n_conditions(models.shape[1])
         self.rows, self.cols = np.triu_indices(n, k=1)
         square = np.zeros((n, n), dtype=data_side.dtype if self.dot else np.intp)
@@ -755,13 +782,13 @@ def permutation_test(
     seed = check_seed(seed)
     n_cond = check_whole(model_vectors, "model_rdms", "a permutation of conditions")
     keys = _Keys.draw(seed, (n_permutations, n_cond))
-    if comparison in DOT_METHODS:
-        models = similarity_transform(model_vectors, comparison)
-        data_side = similarity_transform(data_vectors, comparison).mean(axis=0)
-        observed = models @ data_side
+    models, data_side, similarity, (scale, shift) = permutation_sides(model_vectors, data_vectors, comparison)
+    if similarity is None:  # an affine map of dot products: the same for the observed value and the null
+        observed = scale * (models @ data_side) + shift
     else:
-        models, data_side = model_vectors, data_vectors
         observed = compare_rdms(model_vectors, data_vectors, comparison=comparison).mean(axis=1)
-    null = _null_distribution(keys, models, data_side, comparison, progress)
+    null = _null_distribution(keys, models, data_side, similarity, progress)
+    if similarity is None:
+        null = null * scale + shift
     p_values = permutation_p_values(observed, null)
     return PermutationResult(observed, null, p_values, comparison, _model_names(model_rdms, model_vectors.shape[0]))

@@ -10,6 +10,7 @@ from ..._validation import check_option
 from ...errors import ArgumentError, ShapeError, describe
 from .._constant import centred
 from .._ranks import rank_rows
+from .kendall import tau_a
 from .rdms import check_whole, paired_vectors
 
 COMPARISONS = ("cosine", "corr", "spearman", "rho-a", "tau-a", "corr_cov", "cosine_cov")
@@ -104,25 +105,6 @@ def _cosine_full_covariance(a: np.ndarray, b: np.ndarray, n_cond: int, sigma_k: 
     return out
 
 
-def _tau_a(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Kendall's tau-a from scipy's tau-b: tau_a = tau_b sqrt((n0 - t_a)(n0 - t_b)) / n0."""
-    from scipy.stats import kendalltau
-
-    n0 = a.shape[1] * (a.shape[1] - 1) / 2
-
-    def ties(v: np.ndarray) -> float:
-        _, counts = np.unique(v, return_counts=True)
-        return float((counts * (counts - 1) / 2).sum())
-
-    ties_a, ties_b = [ties(v) for v in a], [ties(v) for v in b]
-    out = np.empty((a.shape[0], b.shape[0]))
-    for i, (va, ta) in enumerate(zip(a, ties_a, strict=True)):
-        for j, (vb, tb) in enumerate(zip(b, ties_b, strict=True)):
-            tau_b = kendalltau(va, vb).statistic
-            out[i, j] = 0.0 if np.isnan(tau_b) else tau_b * np.sqrt((n0 - ta) * (n0 - tb)) / n0
-    return np.clip(out, -1, 1)
-
-
 def compare_rdms(a: Any, b: Any, *, comparison: str = "corr", sigma_k: np.ndarray | None = None) -> np.ndarray:
     """Similarity of every RDM in ``a`` with every RDM in ``b``: an (n_a, n_b) matrix.
 
@@ -184,7 +166,7 @@ def compare_rdms(a: Any, b: Any, *, comparison: str = "corr", sigma_k: np.ndarra
     if comparison == "corr":  # from dot products and sums: no centred copies of large stacks
         return _correlation_rows(va, vb)
     if comparison == "tau-a":
-        return _tau_a(va, vb)
+        return tau_a(va, vb)
     if comparison == "cosine":
         return similarity_transform(va, comparison) @ similarity_transform(vb, comparison).T
     return _rank_similarity(va, vb, comparison)
