@@ -8,7 +8,8 @@ Cases (from issue 4; float64 inputs; medians of --repeats; results checked equal
       stimuli, a narrow layer: the RDM's 12.5 million pairs cost more than the product)
   calc_rdm_movie, 92 conditions x 512 channels x 50 time points, euclidean and correlation, and
       crossnobis with 4 runs (leave-one-run-out)
-  compare 1 vs 1000 RDMs of 500 conditions: corr, spearman, rho-a
+  compare 1 vs 1000 RDMs of 500 conditions: corr, spearman, rho-a; tau-a of 2 categorical (two-valued) models
+      vs 200 RDMs of 92 conditions
   eval_bootstrap_pattern: 5 fixed models, 10 data RDMs, 92 conditions, 100 bootstraps: corr, rho-a
       (with the noise ceiling of every sample, as rsatoolbox computes it)
   a time-resolved case from a real recording: the shipped BLT on 1000 occluded digits, RDMs of every
@@ -145,6 +146,22 @@ def compare_case(repeats: int, rng: np.random.Generator, n_cond: int, n_rdms: in
         ours, res = median_time(lambda m=method: compare_rdms(one, many, comparison=m), repeats)
         np.testing.assert_allclose(res, ref, rtol=1e-6, atol=1e-9)
         row(method, ours, theirs, case=f"compare {method}")
+    categorical_case(repeats, rng)
+
+
+def categorical_case(repeats: int, rng: np.random.Generator, n_cond: int = 92, n_rdms: int = 200) -> None:
+    """Tau-a of two categorical (two-valued) model RDMs with continuous data RDMs: an animate / inanimate split
+    (0 within a category, 1 between) and a random partition into four groups."""
+    rows, cols = np.triu_indices(n_cond, 1)
+    halves, groups = np.arange(n_cond) < n_cond // 2, rng.integers(0, 4, n_cond)
+    models = np.stack([halves[rows] != halves[cols], groups[rows] != groups[cols]]).astype(float)
+    data = models[0] + rng.normal(0, 2, (n_rdms, rows.size))
+    r_models, r_data = rsatoolbox.rdm.RDMs(models), rsatoolbox.rdm.RDMs(data)
+    print(f"\n[compare tau-a: 2 categorical models vs {n_rdms} RDMs of {n_cond} conditions]")
+    theirs, ref = median_time(lambda: rsatoolbox.rdm.compare(r_models, r_data, method="tau-a"), repeats)
+    ours, res = median_time(lambda: compare_rdms(models, data, comparison="tau-a"), repeats)
+    np.testing.assert_allclose(res, ref, rtol=1e-12, atol=1e-15)
+    row("tau-a, categorical models", ours, theirs, case="compare tau-a, categorical models")
 
 
 def bootstrap_case(repeats: int, rng: np.random.Generator) -> None:
