@@ -64,6 +64,8 @@ def cases(quick: bool) -> dict:
     features, weights = rng.normal(size=(1000 // k, 512)), rng.normal(size=(512, 1000 // k))
     responses = features @ weights / 20 + rng.normal(size=(1000 // k, 1000 // k))
     models, data = rng.random((5, 92 * 91 // 2)), rng.random((10, 92 * 91 // 2))
+    rows, cols = np.triu_indices(92, 1)  # categorical models: random partitions into four groups (0 within, 1 between)
+    categorical = np.stack([g[rows] != g[cols] for g in rng.integers(0, 4, (5, 92))]).astype(float)
     subjects = models[0] + rng.normal(0, 1, (15, models.shape[1]))
     dpca_labels = rng.integers(0, 10, 24000 // k)
     dpca_trials = Recording({"h": rng.normal(size=(24000 // k, 4, 256)) + 0.2 * dpca_labels[:, None, None]},
@@ -103,6 +105,8 @@ def cases(quick: bool) -> dict:
             models, subjects, comparison="spearman", n_bootstrap=1000 // k, progress=False).evaluations,
         "RSA permutation test, 10000, 92 conditions": lambda: permutation_test(models, data[:1],
                                                                                progress=False).null,
+        "RSA permutation test, tau-a, categorical models, 10000, 92 conditions": lambda: permutation_test(
+            categorical, data[:1], comparison="tau-a", progress=False).null,
         "RSA permutation test, tau-a, 512, 92 conditions": lambda: permutation_test(
             models, data[:1], comparison="tau-a", n_permutations=512 // k, progress=False).null,
         "dPCA significance, 20 shuffles x 5 splits, 24000 x 4 x 256": lambda: np.stack([
