@@ -93,7 +93,8 @@ def test_responses_to_rdms_equal_the_recording_path(rng):
 from rnnprobe.analysis.rsa import compare_model_to_data, noise_ceiling, pool_rdms  # noqa: E402
 
 
-@pytest.mark.parametrize("method", ["corr", "cosine", "spearman", "rho-a"])
+@pytest.mark.filterwarnings("ignore:Noise ceiling for tau based on averaged ranks:UserWarning")  # (rsatoolbox's)
+@pytest.mark.parametrize("method", ["corr", "cosine", "spearman", "rho-a", "tau-a"])
 def test_noise_ceiling_equals_rsatoolbox(rng, method):
     from rsatoolbox.inference import boot_noise_ceiling
 
@@ -105,6 +106,25 @@ def test_noise_ceiling_equals_rsatoolbox(rng, method):
     from rsatoolbox.util.inference_util import pool_rdm
 
     np.testing.assert_allclose(pooled, pool_rdm(rsatoolbox.rdm.RDMs(subjects), method=method).get_vectors()[0])
+
+
+def test_ranks_ignoring_nan_equal_scipy_row_by_row(rng):
+    """The pooled RDMs' ranks (the noise ceiling ranks each subject once) equal scipy's rankdata of each row's
+    values that are not NaN: rows without NaN, rows NaN at the same pairs (a bootstrap sample's), rows NaN at
+    different pairs; ties among the values."""
+    from scipy.stats import rankdata
+
+    from rnnprobe.analysis.rsa.compare import _nan_ranks
+
+    v = rng.integers(0, 5, (4, 30)).astype(float)
+    same, different = v.copy(), v.copy()
+    same[:, [2, 7, 8]] = np.nan
+    different[0, 1], different[2, [5, 9]] = np.nan, np.nan
+    for rows in (v, same, different):
+        expected = np.full(rows.shape, np.nan)
+        for i, row in enumerate(rows):
+            expected[i, ~np.isnan(row)] = rankdata(row[~np.isnan(row)])
+        np.testing.assert_array_equal(_nan_ranks(rows), expected)
 
 
 def test_a_constant_rdm_adds_nothing_to_a_pooled_correlation_rdm(rng):

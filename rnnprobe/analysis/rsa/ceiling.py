@@ -41,7 +41,10 @@ def _pooled(v: np.ndarray, comparison: str) -> np.ndarray:
         v = v / np.where(rounding_only(spread**2, mean, (~np.isnan(v)).sum(axis=1, keepdims=True)), np.nan, spread)
         pooled = np.nanmean(v, axis=0)
         return pooled - np.nanmin(pooled)
-    return np.nanmean(_nan_ranks(v), axis=0)  # spearman, rho-a, tau-a: averaged ranks (NaN-aware)
+    return np.nanmean(_nan_ranks(v), axis=0)  # RANK_COMPARISONS: averaged ranks (NaN-aware)
+
+
+RANK_COMPARISONS = ("spearman", "rho-a", "tau-a")  # pooled as their RDMs' mean ranks
 
 
 def noise_ceiling(
@@ -78,11 +81,20 @@ def noise_ceiling(
             f"subject_rdms: got RDMs of {ids.size} subject; a noise ceiling needs at least 2 subjects/sessions."
         )
     _check_defined(v, comparison)
-    pooled_all = pool_rdms(v, comparison=comparison)
+    ranks = _nan_ranks(v) if comparison in RANK_COMPARISONS else None  # each RDM ranked once, not in every pool
+
+    def pooled(rows: Any) -> np.ndarray:
+        if ranks is None:
+            return pool_rdms(v[rows], comparison=comparison)
+        with warnings.catch_warnings():  # (as pool_rdms: pairs NaN in every RDM stay NaN)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(ranks[rows], axis=0)
+
+    pooled_all = pooled(slice(None))
     lower, upper = [], []
     for subject in ids:
         mine = v[groups == subject][:1]  # copies of one subject are identical
-        others = pool_rdms(v[groups != subject], comparison=comparison)
+        others = pooled(groups != subject)
         lower.append(compare_rdms(others, mine, comparison=comparison)[0, 0])
         upper.append(compare_rdms(pooled_all, mine, comparison=comparison)[0, 0])
     return float(np.mean(lower)), float(np.mean(upper))

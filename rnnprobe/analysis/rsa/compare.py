@@ -196,11 +196,18 @@ def _rank_similarity(a: np.ndarray, b: np.ndarray, comparison: str, *, block_byt
 
 
 def _nan_ranks(vectors: np.ndarray) -> np.ndarray:
-    """Average-tie ranks of each row, ignoring NaN (which stays NaN), as rsatoolbox's _nan_rank_data."""
-    from scipy.stats import rankdata
-
+    """Average-tie ranks of each row, ignoring NaN (which stays NaN), as rsatoolbox's _nan_rank_data: by
+    :func:`.._ranks.rank_rows` (scipy's ``rankdata`` exactly), all rows at once where they are NaN at the same
+    pairs (a bootstrap sample's RDMs: the pairs of a condition drawn twice), else row by row.
+    """
+    missing = np.isnan(vectors)
+    if not missing.any():
+        return rank_rows(vectors)
     out = np.full(vectors.shape, np.nan)
+    if (missing == missing[0]).all():
+        out[:, ~missing[0]] = rank_rows(vectors[:, ~missing[0]])
+        return out
     for i, row in enumerate(vectors):
-        valid = ~np.isnan(row)
-        out[i, valid] = rankdata(row[valid])
+        valid = ~missing[i]
+        out[i, valid] = rank_rows(row[None, valid])[0]
     return out
