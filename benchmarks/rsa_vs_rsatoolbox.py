@@ -11,7 +11,8 @@ Cases (from issue 4; float64 inputs; medians of --repeats; results checked equal
   compare 1 vs 1000 RDMs of 500 conditions: corr, spearman, rho-a; tau-a of 2 categorical (two-valued) models
       vs 200 RDMs of 92 conditions
   eval_bootstrap_pattern: 5 fixed models, 10 data RDMs, 92 conditions, 100 bootstraps: corr, rho-a
-      (with the noise ceiling of every sample, as rsatoolbox computes it)
+      (with the noise ceiling of every sample, as rsatoolbox computes it); 20 bootstraps of tau-a with 5
+      categorical (two-valued) models
   a time-resolved case from a real recording: the shipped BLT on 1000 occluded digits, RDMs of every
       layer at every step (correlation distance)
 """
@@ -191,6 +192,35 @@ def bootstrap_case(repeats: int, rng: np.random.Generator) -> None:
         )
         np.testing.assert_allclose(res.evaluations, ref.evaluations, rtol=1e-6, atol=1e-9)
         row(method, ours, theirs, case=f"eval_bootstrap_pattern {method}")
+    categorical_bootstrap_case(repeats, rng, n_cond)
+
+
+def categorical_bootstrap_case(repeats: int, rng: np.random.Generator, n_cond: int, n_boot: int = 20) -> None:
+    """eval_bootstrap_pattern under tau-a of 5 categorical models (random partitions into four groups)."""
+    from rsatoolbox.inference import eval_bootstrap_pattern
+    from rsatoolbox.model import ModelFixed
+
+    from rnnprobe.analysis.inference import bootstrap_conditions
+
+    rows, cols = np.triu_indices(n_cond, 1)
+    models = np.stack([g[rows] != g[cols] for g in rng.integers(0, 4, (5, n_cond))]).astype(float)
+    data = models[0] + rng.normal(0, 2, (10, rows.size))
+    rsa_models = [ModelFixed(f"m{i}", rsatoolbox.rdm.RDMs(m[None])) for i, m in enumerate(models)]
+    rsa_data = rsatoolbox.rdm.RDMs(data)
+    state = np.random.RandomState(11)
+    draws = np.stack([state.randint(0, n_cond, size=n_cond) for _ in range(n_boot)])
+
+    def theirs_run():
+        np.random.seed(11)  # noqa: NPY002
+        return eval_bootstrap_pattern(rsa_models, rsa_data, method="tau-a", N=n_boot)
+
+    print(f"\n[eval_bootstrap_pattern, tau-a: 5 categorical models, 10 data RDMs, {n_cond} conditions, {n_boot} "
+          f"bootstraps]")  # fmt: skip
+    theirs, ref = median_time(theirs_run, repeats)
+    ours, res = median_time(lambda: bootstrap_conditions(models, data, comparison="tau-a", indices=draws), repeats)
+    np.testing.assert_allclose(res.evaluations, ref.evaluations, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(res.noise_ceiling, ref.noise_ceiling, rtol=1e-12, atol=1e-15)
+    row("tau-a, categorical models", ours, theirs, case="eval_bootstrap_pattern tau-a, categorical models")
 
 
 def blt_case(repeats: int, n_stimuli: int) -> None:
