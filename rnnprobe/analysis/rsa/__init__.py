@@ -3,6 +3,7 @@
 - :mod:`.rdms`: the `RDMs` container;
 - :mod:`.compute`: `compute_rdms`, every time step of a layer in one batched product;
 - :mod:`.compare`: `compare_rdms` (cosine, corr, spearman, rho-a, tau-a, whitened variants);
+- :mod:`.kendall`: tau-a, exact from midranks where an RDM takes two values (categorical models);
 - :mod:`.ceiling`: `pool_rdms` and `noise_ceiling`;
 - :mod:`.model_data`: `compare_model_to_data` and its result.
 """

@@ -6,8 +6,10 @@ them) needs no pairwise count: with the other RDM's midranks r and the n1 entrie
 Mann-Whitney statistic U = sum(r over those entries) - n1 (n1 + 1) / 2 counts the cross pairs that the other RDM
 orders the same way (ties a half), so concordant - discordant = 2 U - n0 n1. Every two-valued row against every
 other row is then one matrix product of 0/1 indicators with midranks, exact in float64 (half-integers, sums far
-below 2^53) and 50-100x faster than scipy's merge sort per pair. Pairs where neither row takes two values go
-through scipy's ``kendalltau`` (tau-b, rescaled to tau-a by the ties), as rsatoolbox does.
+below 2^53): ranking the other rows is most of the cost (2 categorical models against 200 RDMs of 92 conditions,
+6x faster than rsatoolbox, AMD EPYC), and a permutation test, whose data are ranked once, gathers it as a dot
+product (512 permutations of 5 models: 2.34 s -> 10.5 ms). Pairs where neither row takes two values go through
+scipy's ``kendalltau`` (tau-b, rescaled to tau-a by the ties), as rsatoolbox does.
 """
 
 from __future__ import annotations
