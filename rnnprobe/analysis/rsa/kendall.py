@@ -30,24 +30,31 @@ def indicators(vectors: np.ndarray) -> np.ndarray:
     return (vectors == vectors.max(axis=1, keepdims=True)).astype(np.float64)
 
 
-def affine(upper: np.ndarray) -> tuple[float, np.ndarray]:
-    """(scale, shift) with tau-a = scale * (upper . midranks) + shift, for rows of :func:`indicators` ``upper``
-    over n entries: concordant - discordant = 2 U - n0 n1 with U = upper . r - n1 (n1 + 1) / 2 (a constant row,
-    n1 = n: 0).
+def _counts(upper: np.ndarray) -> tuple[np.ndarray, float]:
+    """(offset, pairs) with concordant - discordant = 2 upper . r - offset for rows of :func:`indicators` ``upper``
+    over n entries and another RDM's midranks r (2 U - n0 n1, U = upper . r - n1 (n1 + 1) / 2; a constant row,
+    n1 = n: 0), and the n (n - 1) / 2 pairs that divide it.
     """
     n = upper.shape[1]
     n1 = upper.sum(axis=1)
-    pairs = n * (n - 1) / 2
-    return 2 / pairs, -(n1 * (n1 + 1) + (n - n1) * n1) / pairs
+    return n1 * (n1 + 1) + (n - n1) * n1, n * (n - 1) / 2
+
+
+def affine(upper: np.ndarray) -> tuple[float, np.ndarray]:
+    """(scale, shift) with tau-a = scale * (upper . midranks) + shift (a permutation test's observed values and
+    null, from the data's mean midranks).
+    """
+    offset, pairs = _counts(upper)
+    return 2 / pairs, -offset / pairs
 
 
 def _two_valued_tau(levels: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """Tau-a (len(levels), len(others)) of two-valued rows ``levels`` with any rows ``others``, exactly: the
-    counts are whole numbers and half-integers, divided once.
+    """Tau-a (len(levels), len(others)) of two-valued rows ``levels`` with any rows ``others``, to the rounding of
+    one division: the counts are whole numbers and half-integers, below 2^53.
     """
     upper = indicators(levels)
-    scale, shift = affine(upper)
-    return scale * (upper @ rank_rows(others).T) + shift[:, None]
+    offset, pairs = _counts(upper)
+    return (2 * (upper @ rank_rows(others).T) - offset[:, None]) / pairs
 
 
 def _scipy_tau(a: np.ndarray, b: np.ndarray) -> np.ndarray:
