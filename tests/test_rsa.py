@@ -409,9 +409,8 @@ def _brute_tau_a(x, y):
 def test_tau_a_of_two_valued_rdms_is_exact_and_equals_rsatoolbox(rng, monkeypatch):
     """Tau-a where a pair's RDM takes two values (categorical models, a constant one among them) comes from the
     other's midranks by one product: equal to the count over every pair of entries (to the bit), and to
-    rsatoolbox, for two-valued
-    rows in either argument, with ties on both sides; pairs of neither kind (many-valued, continuous) go through
-    scipy. scipy is not called for any pair with a two-valued row."""
+    rsatoolbox, for two-valued rows in either argument, with ties on both sides; pairs of neither kind
+    (many-valued, continuous) go through scipy, which is not called for any pair with a two-valued row."""
     import rnnprobe.analysis.rsa.kendall as kendall
 
     n = 66  # (12 conditions)
