@@ -408,9 +408,9 @@ def _brute_tau_a(x, y):
 
 def test_tau_a_of_two_valued_rdms_is_exact_and_equals_rsatoolbox(rng, monkeypatch):
     """Tau-a where a pair's RDM takes two values (categorical models, a constant one among them) comes from the
-    other's midranks by one product: equal to the count over every pair of entries (to the bit), and to
-    rsatoolbox, for two-valued rows in either argument, with ties on both sides; pairs of neither kind
-    (many-valued, continuous) go through scipy, which is not called for any pair with a two-valued row."""
+    other's midranks by one product, where it takes a few (four here) level by level: equal to the count over
+    every pair of entries (to the bit), and to rsatoolbox, for such rows in either argument, with ties on both
+    sides; only pairs of continuous RDMs go through scipy."""
     import rnnprobe.analysis.rsa.kendall as kendall
 
     n = 66  # (12 conditions)
@@ -422,17 +422,42 @@ def test_tau_a_of_two_valued_rdms_is_exact_and_equals_rsatoolbox(rng, monkeypatc
     scipy_tau = kendall._scipy_tau
     monkeypatch.setattr(kendall, "_scipy_tau", lambda a, b: scipy_pairs.append(a.shape[0] * b.shape[0])
                         or scipy_tau(a, b))  # fmt: skip
-    for a, b, pairs in ((categorical, others, 0), (others, categorical, 0), (others, others, 16)):
+    for a, b, pairs in ((categorical, others, 0), (others, categorical, 0), (others, others, 4)):
         scipy_pairs.clear()
         ours = compare_rdms(a, b, comparison="tau-a")
         assert sum(scipy_pairs) == pairs
         brute = [[_brute_tau_a(x, y) for y in b] for x in a]
         if pairs == 0:  # whole numbers divided once, as the count over every pair: the same bits
             np.testing.assert_array_equal(ours, brute)
+        else:
+            np.testing.assert_array_equal(ours[:2], np.asarray(brute)[:2])  # (the rows of four values)
         np.testing.assert_allclose(ours, brute, rtol=0, atol=1e-15)
         np.testing.assert_allclose(ours, rsatoolbox.rdm.compare(_rsa_rdms(a), _rsa_rdms(b), method="tau-a"),
                                    rtol=1e-12, atol=1e-15)  # fmt: skip
     assert (compare_rdms(categorical[0], others, comparison="tau-a") == 0).all()
+
+
+def test_tau_a_level_by_level_in_blocks_of_rows_and_its_bound(rng, monkeypatch):
+    """The level-by-level count over the other rows in blocks (three rows a block here), against the count over
+    every pair of entries, to the bit; rows of more values than ``FEW_LEVELS`` (set to 4) against each other go
+    through scipy."""
+    import rnnprobe.analysis.rsa.kendall as kendall
+
+    n = 45
+    monkeypatch.setattr(kendall, "WORK", 3 * n)
+    monkeypatch.setattr(kendall, "FEW_LEVELS", 4)
+    a = np.stack([rng.integers(0, levels, n) for levels in (3, 4, 6, 6)]).astype(float)
+    b = np.vstack([rng.integers(0, 4, (4, n)), rng.random((3, n))])
+    scipy_pairs = []
+    scipy_tau = kendall._scipy_tau
+    monkeypatch.setattr(kendall, "_scipy_tau", lambda x, y: scipy_pairs.append(x.shape[0] * y.shape[0])
+                        or scipy_tau(x, y))  # fmt: skip
+    ours = kendall.tau_a(a, b)
+    assert (kendall._dense_levels(a)[1] == [3, 4, 6, 6]).all() and scipy_pairs == [6]
+    brute = np.array([[_brute_tau_a(x, y) for y in b] for x in a])
+    np.testing.assert_array_equal(ours[:, :4], brute[:, :4])
+    np.testing.assert_array_equal(ours[:2], brute[:2])
+    np.testing.assert_allclose(ours, brute, rtol=0, atol=1e-15)
 
 
 @pytest.mark.parametrize("method", ["cosine", "corr", "spearman", "rho-a", "tau-a"])

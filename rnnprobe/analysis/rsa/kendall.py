@@ -57,6 +57,53 @@ def _two_valued_tau(levels: np.ndarray, others: np.ndarray) -> np.ndarray:
     return (2 * (upper @ rank_rows(others).T) - offset[:, None]) / pairs
 
 
+FEW_LEVELS = 16  # rows of at most this many values are counted level by level; beyond, scipy's merge sort per pair
+WORK = 2**20  # elements of the level-by-level count's work arrays (other rows x entries)
+
+
+def _dense_levels(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's values as their order among its distinct values (int32 codes 0..G-1), and G per row."""
+    order = np.argsort(rows, axis=1, kind="stable")
+    ordered = np.take_along_axis(rows, order, axis=1)
+    new = np.ones(rows.shape, dtype=bool)
+    np.not_equal(ordered[:, 1:], ordered[:, :-1], out=new[:, 1:])
+    dense = np.cumsum(new, axis=1, dtype=np.int32) - 1
+    codes = np.empty_like(dense)
+    np.put_along_axis(codes, order, dense, axis=1)
+    return codes, dense[:, -1] + 1
+
+
+def _tie_runs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's stable order, and at each place of it the place where its run of equal values starts."""
+    order = np.argsort(rows, axis=1, kind="stable")
+    ordered = np.take_along_axis(rows, order, axis=1)
+    new = np.ones(rows.shape, dtype=bool)
+    np.not_equal(ordered[:, 1:], ordered[:, :-1], out=new[:, 1:])
+    return order, np.maximum.accumulate(np.where(new, np.arange(rows.shape[1]), 0), axis=1)
+
+
+def _few_level_tau(levels: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Tau-a (len(levels), len(others)) of rows of at most ``FEW_LEVELS`` values with any rows, exactly: in each
+    other row's order, an entry b at level h counts the entries before its run of ties (smaller there) at
+    levels below h less those above (sign(h - level), summed), G passes over the entries per pair.
+    """
+    codes, counts = _dense_levels(levels)
+    n = levels.shape[1]
+    out = np.empty((len(levels), len(others)))
+    step = max(1, WORK // n)
+    for start in range(0, len(others), step):
+        order, starts = _tie_runs(others[start : start + step])
+        running = np.zeros((len(order), n + 1), dtype=np.int32)
+        for i, (row, count) in enumerate(zip(codes, counts, strict=True)):
+            placed = row[order]  # the levels in each other row's order
+            total = np.zeros(len(order), dtype=np.int64)
+            for h in range(count):
+                np.cumsum(np.sign(h - placed), axis=1, out=running[:, 1:])
+                total += np.where(placed == h, np.take_along_axis(running, starts, axis=1), 0).sum(axis=1)
+            out[i, start : start + step] = total / (n * (n - 1) / 2)
+    return out
+
+
 def _scipy_tau(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Tau-a from scipy's tau-b, pair by pair: tau_a = tau_b sqrt((n0 - t_a)(n0 - t_b)) / n0 (0 for a constant row)."""
     from scipy.stats import kendalltau
@@ -76,17 +123,28 @@ def _scipy_tau(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.clip(out, -1, 1)
 
 
+def _few_levels(rows: np.ndarray) -> np.ndarray:
+    """Whether each row takes at most ``FEW_LEVELS`` distinct values."""
+    return (np.diff(np.sort(rows, axis=1), axis=1) != 0).sum(axis=1) < FEW_LEVELS
+
+
 def tau_a(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Kendall's tau-a (len(a), len(b)) of every row of ``a`` with every row of ``b`` (rows free of NaN): from
-    midranks where either row of a pair takes two values, by scipy otherwise.
+    midranks where either row of a pair takes two values, level by level where either takes at most
+    ``FEW_LEVELS``, by scipy otherwise.
     """
     out = np.empty((len(a), len(b)))
-    levels_a, levels_b = two_valued(a), two_valued(b)
-    if levels_a.any():
-        out[levels_a] = _two_valued_tau(a[levels_a], b)
-    rest = ~levels_a
-    if rest.any() and levels_b.any():
-        out[np.ix_(rest, levels_b)] = _two_valued_tau(b[levels_b], a[rest]).T
-    if rest.any() and not levels_b.all():
-        out[np.ix_(rest, ~levels_b)] = _scipy_tau(a[rest], b[~levels_b])
+    rows_a, rows_b = np.arange(len(a)), np.arange(len(b))  # the rows whose pairs are still to count
+    for kind, tau in ((two_valued, _two_valued_tau), (_few_levels, _few_level_tau)):
+        if not (len(rows_a) and len(rows_b)):
+            return out
+        in_a, in_b = kind(a[rows_a]), kind(b[rows_b])
+        if in_a.any():
+            out[np.ix_(rows_a[in_a], rows_b)] = tau(a[rows_a[in_a]], b[rows_b])
+        rows_a = rows_a[~in_a]
+        if len(rows_a) and in_b.any():
+            out[np.ix_(rows_a, rows_b[in_b])] = tau(b[rows_b[in_b]], a[rows_a]).T
+        rows_b = rows_b[~in_b]
+    if len(rows_a) and len(rows_b):
+        out[np.ix_(rows_a, rows_b)] = _scipy_tau(a[rows_a], b[rows_b])
     return out
