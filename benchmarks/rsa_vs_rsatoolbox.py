@@ -8,8 +8,8 @@ Cases (from issue 4; float64 inputs; medians of --repeats; results checked equal
       stimuli, a narrow layer: the RDM's 12.5 million pairs cost more than the product)
   calc_rdm_movie, 92 conditions x 512 channels x 50 time points, euclidean and correlation, and
       crossnobis with 4 runs (leave-one-run-out)
-  compare 1 vs 1000 RDMs of 500 conditions: corr, spearman, rho-a; tau-a of 2 categorical (two-valued) models
-      vs 200 RDMs of 92 conditions
+  compare 1 vs 1000 RDMs of 500 conditions: corr, spearman, rho-a; tau-a of 2 categorical (two-valued) models,
+      and of a model of three values, vs 200 RDMs of 92 conditions
   eval_bootstrap_pattern: 5 fixed models, 10 data RDMs, 92 conditions, 100 bootstraps: corr, rho-a
       (with the noise ceiling of every sample, as rsatoolbox computes it); 20 bootstraps of tau-a with 5
       categorical (two-valued) models
@@ -152,7 +152,7 @@ def compare_case(repeats: int, rng: np.random.Generator, n_cond: int, n_rdms: in
 
 def categorical_case(repeats: int, rng: np.random.Generator, n_cond: int = 92, n_rdms: int = 200) -> None:
     """Tau-a of two categorical (two-valued) model RDMs with continuous data RDMs: an animate / inanimate split
-    (0 within a category, 1 between) and a random partition into four groups."""
+    (0 within a category, 1 between) and a random partition into four groups; then of their sum (three values)."""
     rows, cols = np.triu_indices(n_cond, 1)
     halves, groups = np.arange(n_cond) < n_cond // 2, rng.integers(0, 4, n_cond)
     models = np.stack([halves[rows] != halves[cols], groups[rows] != groups[cols]]).astype(float)
@@ -163,6 +163,12 @@ def categorical_case(repeats: int, rng: np.random.Generator, n_cond: int = 92, n
     ours, res = median_time(lambda: compare_rdms(models, data, comparison="tau-a"), repeats)
     np.testing.assert_allclose(res, ref, rtol=1e-12, atol=1e-15)
     row("tau-a, categorical models", ours, theirs, case="compare tau-a, categorical models")
+    nested = (halves[rows] != halves[cols]).astype(float) + (groups[rows] != groups[cols])  # 3 values: 0, 1, 2
+    r_nested = rsatoolbox.rdm.RDMs(nested[None])
+    theirs, ref = median_time(lambda: rsatoolbox.rdm.compare(r_nested, r_data, method="tau-a"), repeats)
+    ours, res = median_time(lambda: compare_rdms(nested, data, comparison="tau-a"), repeats)
+    np.testing.assert_allclose(res, ref, rtol=1e-12, atol=1e-15)
+    row("tau-a, a model of three values", ours, theirs, case="compare tau-a, a model of three values")
 
 
 def bootstrap_case(repeats: int, rng: np.random.Generator) -> None:
