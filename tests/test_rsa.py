@@ -439,8 +439,8 @@ def test_tau_a_of_two_valued_rdms_is_exact_and_equals_rsatoolbox(rng, monkeypatc
 
 def test_tau_a_level_by_level_in_blocks_of_rows_and_its_bound(rng, monkeypatch):
     """The level-by-level count over the other rows in blocks (three rows a block here), against the count over
-    every pair of entries, to the bit; rows of more values than ``FEW_LEVELS`` (set to 4: five and six) against each other go
-    through scipy."""
+    every pair of entries, to the bit; rows of more values than ``FEW_LEVELS`` (set to 4: five and six) against
+    each other go through scipy."""
     import rnnprobe.analysis.rsa.kendall as kendall
 
     n = 45
