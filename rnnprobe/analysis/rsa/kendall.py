@@ -8,8 +8,10 @@ orders the same way (ties a half), so concordant - discordant = 2 U - n0 n1. Eve
 other row is then one matrix product of 0/1 indicators with midranks, exact in float64 (half-integers, sums far
 below 2^53): ranking the other rows is most of the cost (2 categorical models against 200 RDMs of 92 conditions,
 6x faster than rsatoolbox, AMD EPYC), and a permutation test, whose data are ranked once, gathers it as a dot
-product (512 permutations of 5 models: 2.34 s -> 10.5 ms). Pairs where neither row takes two values go through
-scipy's ``kendalltau`` (tau-b, rescaled to tau-a by the ties), as rsatoolbox does.
+product (512 permutations of 5 models: 2.34 s -> 10.5 ms). A row of a few values (up to ``FEW_LEVELS``: nested
+categories) is counted level by level in each other row's order (one sort of that row, then a cumulative sum per
+level: 2.7-3.5x faster than scipy for 3 such models against 20 RDMs of 92 conditions). Pairs of rows of many
+values go through scipy's ``kendalltau`` (tau-b, rescaled to tau-a by the ties), as rsatoolbox does.
 """
 
 from __future__ import annotations
