@@ -63,12 +63,20 @@ FEW_LEVELS = 16  # rows of at most this many values are counted level by level; 
 WORK = 2**20  # elements of the level-by-level count's work arrays (other rows x entries)
 
 
-def _dense_levels(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's values as their order among its distinct values (int32 codes 0..G-1), and G per row."""
-    order = np.argsort(rows, axis=1)  # (ties in any order: stable sorts of floats took twice as long)
+def _sorted_runs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's order (ties in any order: stable sorts of floats took twice as long), and at each place of it
+    whether a new value starts there.
+    """
+    order = np.argsort(rows, axis=1)
     ordered = np.take_along_axis(rows, order, axis=1)
     new = np.ones(rows.shape, dtype=bool)
     np.not_equal(ordered[:, 1:], ordered[:, :-1], out=new[:, 1:])
+    return order, new
+
+
+def _dense_levels(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's values as their order among its distinct values (int32 codes 0..G-1), and G per row."""
+    order, new = _sorted_runs(rows)
     dense = np.cumsum(new, axis=1, dtype=np.int32) - 1
     codes = np.empty_like(dense)
     np.put_along_axis(codes, order, dense, axis=1)
@@ -79,10 +87,7 @@ def _tie_runs(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each row's order (ties in any order), and at each place of it the place where its run of equal values
     starts.
     """
-    order = np.argsort(rows, axis=1)  # (ties in any order: stable sorts of floats took twice as long)
-    ordered = np.take_along_axis(rows, order, axis=1)
-    new = np.ones(rows.shape, dtype=bool)
-    np.not_equal(ordered[:, 1:], ordered[:, :-1], out=new[:, 1:])
+    order, new = _sorted_runs(rows)
     return order, np.maximum.accumulate(np.where(new, np.arange(rows.shape[1]), 0), axis=1)
 
 
