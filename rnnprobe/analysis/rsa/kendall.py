@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._ranks import rank_rows
+from ..parallel import equal_shares, library_threads, task_pool
 
 
 def two_valued(vectors: np.ndarray) -> np.ndarray:
@@ -115,7 +116,9 @@ def _few_level_tau(levels: np.ndarray, others: np.ndarray) -> np.ndarray:
 
 
 def _scipy_tau(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Tau-a from scipy's tau-b, pair by pair: tau_a = tau_b sqrt((n0 - t_a)(n0 - t_b)) / n0 (0 for a constant row)."""
+    """Tau-a from scipy's tau-b, pair by pair: tau_a = tau_b sqrt((n0 - t_a)(n0 - t_b)) / n0 (0 for a constant row).
+    The pairs in equal shares on the library threads (``kendalltau`` runs mostly without the interpreter lock).
+    """
     from scipy.stats import kendalltau
 
     n0 = a.shape[1] * (a.shape[1] - 1) / 2
@@ -126,10 +129,16 @@ def _scipy_tau(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     ties_a, ties_b = [ties(v) for v in a], [ties(v) for v in b]
     out = np.empty((a.shape[0], b.shape[0]))
-    for i, (va, ta) in enumerate(zip(a, ties_a, strict=True)):
-        for j, (vb, tb) in enumerate(zip(b, ties_b, strict=True)):
-            tau_b = kendalltau(va, vb).statistic
-            out[i, j] = 0.0 if np.isnan(tau_b) else tau_b * np.sqrt((n0 - ta) * (n0 - tb)) / n0
+    pairs = [(i, j) for i in range(len(a)) for j in range(len(b))]
+
+    def share(part: slice) -> None:
+        for i, j in pairs[part]:
+            tau_b = kendalltau(a[i], b[j]).statistic
+            out[i, j] = 0.0 if np.isnan(tau_b) else tau_b * np.sqrt((n0 - ties_a[i]) * (n0 - ties_b[j])) / n0
+
+    shares = [part for part in equal_shares(len(pairs), library_threads()) if part.stop > part.start]
+    with task_pool(len(shares)) as pmap:
+        list(pmap(share, shares))
     return np.clip(out, -1, 1)
 
 
