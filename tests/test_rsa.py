@@ -460,6 +460,24 @@ def test_tau_a_level_by_level_in_blocks_of_rows_and_its_bound(rng, monkeypatch):
     np.testing.assert_allclose(ours, brute, rtol=0, atol=1e-15)
 
 
+def test_tau_a_pairs_by_scipy_on_two_threads_equal_one_thread(rng):
+    """Pairs of continuous RDMs (scipy, pair by pair) in shares on two threads: the same bits as on one, each pair
+    equal to the count over every pair of entries."""
+    import torch
+
+    a, b = rng.random((3, 40)), rng.random((5, 40))
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for threads in (2, 1):
+            torch.set_num_threads(threads)
+            results.append(compare_rdms(a, b, comparison="tau-a"))
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_allclose(results[0], [[_brute_tau_a(x, y) for y in b] for x in a], rtol=0, atol=1e-15)
+
+
 @pytest.mark.parametrize("method", ["cosine", "corr", "spearman", "rho-a", "tau-a"])
 def test_compare_with_nan_positions(rng, method):
     a, b = rng.random((2, 28)), rng.random((2, 28))
