@@ -137,8 +137,11 @@ def _scipy_tau(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             out[i, j] = 0.0 if np.isnan(tau_b) else tau_b * np.sqrt((n0 - ties_a[i]) * (n0 - ties_b[j])) / n0
 
     shares = [part for part in equal_shares(len(pairs), library_threads()) if part.stop > part.start]
-    with task_pool(len(shares)) as pmap:
-        list(pmap(share, shares))
+    if len(shares) == 1:  # (one thread, as in another pool's worker: no pool of our own)
+        share(shares[0])
+    else:
+        with task_pool(len(shares)) as pmap:
+            list(pmap(share, shares))
     return np.clip(out, -1, 1)
 
 
