@@ -30,6 +30,7 @@ import numpy as np
 import rsatoolbox
 import torch
 from _machine import Results, median_time, print_machine
+from _rdms import categorical_rdms
 
 from rnnprobe import Recording
 from rnnprobe.analysis.rsa import compare_rdms, compute_rdms
@@ -153,17 +154,16 @@ def compare_case(repeats: int, rng: np.random.Generator, n_cond: int, n_rdms: in
 def categorical_case(repeats: int, rng: np.random.Generator, n_cond: int = 92, n_rdms: int = 200) -> None:
     """Tau-a of two categorical (two-valued) model RDMs with continuous data RDMs: an animate / inanimate split
     (0 within a category, 1 between) and a random partition into four groups; then of their sum (three values)."""
-    rows, cols = np.triu_indices(n_cond, 1)
     halves, groups = np.arange(n_cond) < n_cond // 2, rng.integers(0, 4, n_cond)
-    models = np.stack([halves[rows] != halves[cols], groups[rows] != groups[cols]]).astype(float)
-    data = models[0] + rng.normal(0, 2, (n_rdms, rows.size))
+    models = categorical_rdms(np.stack([halves, groups]))
+    data = models[0] + rng.normal(0, 2, (n_rdms, models.shape[1]))
     r_models, r_data = rsatoolbox.rdm.RDMs(models), rsatoolbox.rdm.RDMs(data)
     print(f"\n[compare tau-a: 2 categorical models vs {n_rdms} RDMs of {n_cond} conditions]")
     theirs, ref = median_time(lambda: rsatoolbox.rdm.compare(r_models, r_data, method="tau-a"), repeats)
     ours, res = median_time(lambda: compare_rdms(models, data, comparison="tau-a"), repeats)
     np.testing.assert_allclose(res, ref, rtol=1e-12, atol=1e-15)
     row("tau-a, categorical models", ours, theirs, case="compare tau-a, categorical models")
-    nested = (halves[rows] != halves[cols]).astype(float) + (groups[rows] != groups[cols])  # 3 values: 0, 1, 2
+    nested = models.sum(axis=0)  # 3 values: 0, 1, 2
     r_nested = rsatoolbox.rdm.RDMs(nested[None])
     theirs, ref = median_time(lambda: rsatoolbox.rdm.compare(r_nested, r_data, method="tau-a"), repeats)
     ours, res = median_time(lambda: compare_rdms(nested, data, comparison="tau-a"), repeats)
@@ -208,9 +208,8 @@ def categorical_bootstrap_case(repeats: int, rng: np.random.Generator, n_cond: i
 
     from rnnprobe.analysis.inference import bootstrap_conditions
 
-    rows, cols = np.triu_indices(n_cond, 1)
-    models = np.stack([g[rows] != g[cols] for g in rng.integers(0, 4, (5, n_cond))]).astype(float)
-    data = models[0] + rng.normal(0, 2, (10, rows.size))
+    models = categorical_rdms(rng.integers(0, 4, (5, n_cond)))
+    data = models[0] + rng.normal(0, 2, (10, models.shape[1]))
     rsa_models = [ModelFixed(f"m{i}", rsatoolbox.rdm.RDMs(m[None])) for i, m in enumerate(models)]
     rsa_data = rsatoolbox.rdm.RDMs(data)
     state = np.random.RandomState(11)

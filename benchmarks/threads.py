@@ -24,6 +24,7 @@ import time
 import numpy as np
 import torch
 from _machine import Results, print_machine
+from _rdms import categorical_rdms
 from threadpoolctl import threadpool_limits
 
 
@@ -64,8 +65,7 @@ def cases(quick: bool) -> dict:
     features, weights = rng.normal(size=(1000 // k, 512)), rng.normal(size=(512, 1000 // k))
     responses = features @ weights / 20 + rng.normal(size=(1000 // k, 1000 // k))
     models, data = rng.random((5, 92 * 91 // 2)), rng.random((10, 92 * 91 // 2))
-    rows, cols = np.triu_indices(92, 1)  # categorical models: random partitions into four groups (0 within, 1 between)
-    categorical = np.stack([g[rows] != g[cols] for g in rng.integers(0, 4, (5, 92))]).astype(float)
+    categorical = categorical_rdms(rng.integers(0, 4, (5, 92)))  # random partitions into four groups
     subjects = models[0] + rng.normal(0, 1, (15, models.shape[1]))
     dpca_labels = rng.integers(0, 10, 24000 // k)
     dpca_trials = Recording({"h": rng.normal(size=(24000 // k, 4, 256)) + 0.2 * dpca_labels[:, None, None]},
