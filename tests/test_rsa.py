@@ -766,6 +766,45 @@ def test_rdm_work_arrays_are_made_once_per_worker_and_reused(rng, monkeypatch, d
     assert [name for name, new in made if new] == names
 
 
+def test_work_arrays_are_kept_for_the_next_call_and_never_a_result(rng, monkeypatch):
+    """A call's workers' arrays are kept idle for the next call (430 page faults a call of a 92 x 50 x 512
+    correlation movie), within KEEP_BYTES; a later call never changes an earlier result, and two calls at once
+    (nested here) get arrays of their own."""
+    import rnnprobe.analysis.rsa.compute as compute
+    import rnnprobe.analysis.rsa.work as work
+
+    made = _count_work_arrays(monkeypatch)
+    first_rec, second_rec = _rec(rng, n=30, t=7, units=20), _rec(rng, n=30, t=7, units=20)
+    first = compute_rdms(first_rec, distance="correlation")
+    kept = first.dissimilarities.copy()
+    assert [name for name, new in made if new] == ["gram", "outer"]
+    del made[:]
+    second = compute_rdms(second_rec, distance="correlation")
+    assert made and not any(new for _, new in made)  # the first call's arrays, reused
+    np.testing.assert_array_equal(first.dissimilarities, kept)  # (not a view of a kept array)
+    expected = rsatoolbox.rdm.calc_rdm(
+        rsatoolbox.data.Dataset(second_rec["h"][:, 3]), method="correlation"
+    ).get_vectors()[0]
+    np.testing.assert_allclose(second.dissimilarities[3], expected, rtol=1e-10, atol=1e-12)
+
+    monkeypatch.setattr(work, "KEEP_BYTES", 0)  # nothing kept: every call makes its arrays anew
+    work._IDLE.clear()
+    del made[:]
+    compute_rdms(first_rec, distance="correlation")
+    compute_rdms(first_rec, distance="correlation")
+    assert [name for name, new in made if new] == ["gram", "outer"] * 2 and not work._IDLE
+
+    monkeypatch.setattr(work, "KEEP_BYTES", 2**23)
+    with work.kept_works(compute.Work, True, "float64") as outer_mine:
+        with work.kept_works(compute.Work, True, "float64") as inner_mine:
+            assert inner_mine() is not outer_mine() and inner_mine() is inner_mine()
+    assert len(work._IDLE) == 2
+    with work.kept_works(compute.Work, True, "float32") as mine:  # another dtype: a new one
+        assert mine().dtype == "float32" and len(work._IDLE) == 2
+    work._forget_works()  # (a forked child's)
+    assert not work._IDLE
+
+
 def test_largest_magnitude_of_numpy_and_torch_arrays():
     import torch
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -59,7 +58,7 @@ from ..parallel import equal_shares, library_threads, small_blas, task_pool
 from .crossnobis import FoldDesign, fold_design
 from .rdms import DISTANCES, RDMs
 from .triangles import by_rows, upper_triangle_rows
-from .work import Work
+from .work import Work, kept_works
 
 
 def _conditions(
@@ -544,7 +543,8 @@ def _by_blocks_of_steps(
     per thread, and an interrupt (Ctrl-C) is taken between blocks. On the CPU with more than one library thread,
     blocks run on that many workers of one thread each (the products per step are too small for BLAS to split;
     ``threads`` 1); with fewer blocks than threads (one large RDM), a block gets every thread, for its steps'
-    products and rows. ``work``: the worker's arrays (:class:`Work`), reused from block to block.
+    products and rows. ``work``: the worker's arrays (:class:`Work`), reused from block to block and kept for the
+    next call (:func:`.work.kept_works`).
     """
     threads = library_threads() if backend.numpy else 1
     budget = CACHE_BYTES if backend.numpy else BLOCK_BYTES // arrays  # a device: few large blocks
@@ -554,13 +554,13 @@ def _by_blocks_of_steps(
     out = np.empty((n_time, n * (n - 1) // 2))
     starts = range(0, n_time, step)
     inner = threads if len(starts) < threads else 1
-    works: dict[int, Work] = {}  # each worker's arrays
 
-    def one(start: int) -> None:
-        steps = slice(start, start + step)
-        block(steps, inner, out[steps], works.setdefault(threading.get_ident(), Work(backend.numpy, backend.dtype)))
+    with kept_works(Work, backend.numpy, backend.dtype) as mine, task_pool(len(starts), threads=threads) as pmap:
 
-    with task_pool(len(starts), threads=threads) as pmap:
+        def one(start: int) -> None:
+            steps = slice(start, start + step)
+            block(steps, inner, out[steps], mine())
+
         list(pmap(one, starts))
     return out
 
