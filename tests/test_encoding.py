@@ -374,3 +374,15 @@ def test_best_per_target_is_the_highest_defined_score_of_any_layer(rng):
         score, layer, t = max(found, key=lambda entry: entry[0])
         assert best["score"][j, k] == score and best["layer"][j, k] == layer
         assert best["model_time"][j, k] == result.model_times[layer][t]
+
+
+def test_best_penalties_are_the_first_of_the_smallest_errors_never_a_nan_one(rng, monkeypatch):
+    """Each target's penalty: the first of its smallest leave-one-out errors over the grid, NaN errors never
+    chosen, the first penalty where every error is NaN (as a loop keeping strictly smaller errors)."""
+    from rnnprobe.analysis.encoding import ridge
+
+    table = np.array([[3.0, np.nan, 1.0, np.nan], [2.0, 5.0, 1.0, np.nan], [2.0, np.nan, 0.5, np.nan]])
+    alphas = np.array([0.1, 1.0, 10.0])
+    monkeypatch.setattr(ridge.RidgePath, "loo_errors", lambda self, alpha, **_: table[list(alphas).index(alpha)])
+    path = ridge.ridge_path(rng.normal(size=(6, 2)), np.ones(2), rng.normal(size=(6, 4)))
+    assert path.best_alphas(alphas).tolist() == [1, 1, 2, 0]

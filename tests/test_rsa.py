@@ -773,6 +773,7 @@ def test_work_arrays_are_kept_for_the_next_call_and_never_a_result(rng, monkeypa
     import rnnprobe.analysis.rsa.compute as compute
     import rnnprobe.analysis.rsa.work as work
 
+    monkeypatch.setattr(work, "_IDLE", [])
     made = _count_work_arrays(monkeypatch)
     first_rec, second_rec = _rec(rng, n=30, t=7, units=20), _rec(rng, n=30, t=7, units=20)
     first = compute_rdms(first_rec, distance="correlation")
@@ -801,6 +802,15 @@ def test_work_arrays_are_kept_for_the_next_call_and_never_a_result(rng, monkeypa
     assert len(work._IDLE) == 2
     with work.kept_works(compute.Work, True, "float32") as mine:  # another dtype: a new one
         assert mine().dtype == "float32" and len(work._IDLE) == 2
+    assert [w.dtype for w in work._IDLE] == ["float64", "float64", "float32"]
+    monkeypatch.setattr(work, "KEEP_WORKS", 2)  # those given back longest ago go first
+    with work.kept_works(compute.Work, True, "float16") as mine:
+        mine().out("gram", (1, 2, 2))
+    assert [w.dtype for w in work._IDLE] == ["float32", "float16"]
+    big = work.Work(True)
+    big.out("gram", (1, 2**10, 2**10 + 1))  # alone more than KEEP_BYTES: not kept, and drops none
+    work._give_back(big)
+    assert big not in work._IDLE and len(work._IDLE) == 2
     work._forget_works()  # (a forked child's)
     assert not work._IDLE
 

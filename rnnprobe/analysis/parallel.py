@@ -99,6 +99,27 @@ def equal_shares(n: int, parts: int) -> list[slice]:
     return [slice(a, b) for a, b in itertools.pairwise(edges)]
 
 
+def in_shares(fn: Callable[[slice], Any], n: int, *, threads: int | None = None) -> None:
+    """``fn(share)`` for each of :func:`equal_shares` of ``range(n)``, one share per thread of the libraries'
+    budget (``threads``, default :func:`library_threads`) on :func:`task_pool`'s workers; a single share runs on
+    the calling thread, with no pool of its own (one thread, as inside another pool's worker).
+
+    Examples
+    --------
+    >>> seen = []
+    >>> in_shares(lambda part: seen.append((part.start, part.stop)), 5, threads=2)
+    >>> sorted(seen)
+    [(0, 2), (2, 5)]
+    """
+    threads = library_threads() if threads is None else threads
+    shares = [part for part in equal_shares(n, threads) if part.stop > part.start]
+    if len(shares) == 1:
+        fn(shares[0])
+        return
+    with task_pool(len(shares), threads=threads) as pmap:
+        list(pmap(fn, shares))
+
+
 def library_threads() -> int:
     """The threads the libraries may use now: torch's intra-op count when torch is loaded, else BLAS's."""
     torch = _loaded_torch()

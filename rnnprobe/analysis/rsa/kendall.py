@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._ranks import rank_rows
-from ..parallel import equal_shares, library_threads, task_pool
+from ..parallel import in_shares
 
 
 def two_valued(vectors: np.ndarray) -> np.ndarray:
@@ -136,12 +136,7 @@ def _scipy_tau(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             tau_b = kendalltau(a[i], b[j]).statistic
             out[i, j] = 0.0 if np.isnan(tau_b) else tau_b * np.sqrt((n0 - ties_a[i]) * (n0 - ties_b[j])) / n0
 
-    shares = [part for part in equal_shares(len(pairs), library_threads()) if part.stop > part.start]
-    if len(shares) == 1:  # (one thread, as in another pool's worker: no pool of our own)
-        share(shares[0])
-    else:
-        with task_pool(len(shares)) as pmap:
-            list(pmap(share, shares))
+    in_shares(share, len(pairs))
     return np.clip(out, -1, 1)
 
 

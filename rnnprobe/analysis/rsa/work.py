@@ -61,11 +61,11 @@ _IDLE_LOCK = threading.Lock()
 @contextlib.contextmanager
 def kept_works(kind: type[Work], numpy: bool, dtype: str) -> Iterator[Callable[[], Work]]:
     """A function giving the calling thread its ``kind(numpy, dtype)`` (a :class:`Work`) for this call: one kept idle
-    from an earlier call where there is one, else a new one; afterwards each is kept for the next call while the
-    idle ones hold at most ``KEEP_BYTES`` (``KEEP_WORKS`` of them). A correlation RDM movie of 92 conditions x 50
-    steps x 512 units mapped and faulted in 1.76 MB of new Gram matrices and outer products per call (430 page
-    faults, about 0.8 of 11.3 ms on one thread, AMD EPYC). A kept array is lent to one call at a time, never to two
-    threads at once, and its values are never a result (:class:`Work`).
+    from an earlier call where there is one, else a new one; afterwards each is kept for the next call, the idle
+    ones holding at most ``KEEP_BYTES`` (``KEEP_WORKS`` of them; those given back longest ago go first). A
+    correlation RDM movie of 92 conditions x 50 steps x 512 units mapped and faulted in 1.76 MB of new Gram matrices
+    and outer products per call (430 page faults, about 0.8 of 11.3 ms on one thread, AMD EPYC). A kept array is
+    lent to one call at a time, never to two threads at once, and its values are never a result (:class:`Work`).
     """
     works: dict[int, Work] = {}
 
@@ -92,10 +92,15 @@ def _take(kind: type[Work], numpy: bool, dtype: str) -> Work:
 
 
 def _give_back(work: Work) -> None:
-    """Keep ``work`` idle for the next call where the idle ones stay within KEEP_BYTES and KEEP_WORKS."""
+    """Keep ``work`` idle for the next call (unless it alone holds more than KEEP_BYTES), dropping the idle ones
+    given back longest ago until they hold at most KEEP_BYTES and number at most KEEP_WORKS.
+    """
+    if work.nbytes > KEEP_BYTES:
+        return
     with _IDLE_LOCK:
-        if len(_IDLE) < KEEP_WORKS and work.nbytes + sum(idle.nbytes for idle in _IDLE) <= KEEP_BYTES:
-            _IDLE.append(work)
+        _IDLE.append(work)
+        while len(_IDLE) > KEEP_WORKS or sum(idle.nbytes for idle in _IDLE) > KEEP_BYTES:
+            _IDLE.pop(0)
 
 
 def _forget_works() -> None:
