@@ -652,24 +652,3 @@ def test_a_rank_bootstrap_in_a_process_without_torch_runs_on_two_threads():
         run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                              env=os.environ | {"OMP_NUM_THREADS": "1"})  # fmt: skip
         assert run.returncode == 0, run.stderr[-2000:]
-
-
-def test_ridge_encoding_folds_and_penalties_on_two_threads_equal_one(pools, torch_threads):
-    """Ridge's folds' factorisations and each fold's penalties (their leave-one-out errors) go in shares on the
-    library threads, a pool each on two threads and none on one; the scores, penalties and coefficients equal the
-    one-thread fit's."""
-    from rnnprobe.analysis import fit_encoding
-
-    rng = np.random.default_rng(4)
-    features = rng.normal(size=(90, 12))
-    responses = features @ rng.normal(size=(12, 7)) + rng.normal(size=(90, 7))
-    fits, opened = [], []
-    for threads in (1, 2):
-        torch_threads(threads)
-        pools.clear()
-        fits.append(fit_encoding(features, responses, cv=3, ceiling=False, progress=False))
-        opened.append(list(pools))
-    assert opened[0] == [] and opened[1] == [2] * 4  # the factorisations, then the penalties of each of 3 folds
-    np.testing.assert_allclose(fits[1].scores["features"], fits[0].scores["features"], rtol=0, atol=1e-12)
-    np.testing.assert_allclose(fits[1].r2["features"], fits[0].r2["features"], rtol=0, atol=1e-12)
-    assert fits[1].edge_share == fits[0].edge_share  # (the chosen penalties' share at the grid's edges)

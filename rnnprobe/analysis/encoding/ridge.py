@@ -15,8 +15,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..parallel import in_shares
-
 RANK_RTOL = 1e-12
 
 
@@ -49,18 +47,14 @@ class RidgePath:
         return (1 / (1 - leverage) ** 2) @ residual / self.n
 
     def add_loo_errors(self, alphas: np.ndarray, errors: np.ndarray) -> None:
-        """``errors[i] +=`` :meth:`loo_errors` under ``alphas[i]``: the penalties in shares on the library threads
-        (:func:`..parallel.in_shares`), each share with buffers of its own, allocated once (fresh ones at each
-        penalty were page-faulted in on both threads at once: 1000 x 512 -> 1000 targets, 5 folds, 2 threads
-        on AMD EPYC, 1.46x one thread's speed; see docs/scale.md).
+        """``errors[i] +=`` :meth:`loo_errors` under ``alphas[i]``, through one pair of buffers.
+
+        The penalties in shares on two workers of one BLAS thread each ran slower than one after another on BLAS's
+        two threads (1000 x 512 -> 1000 targets, 5 folds, AMD EPYC: 1.77-1.90 s against 1.51-1.57 s).
         """
-
-        def share(part: slice) -> None:
-            out, weighted = np.empty_like(self.yc), np.empty_like(self.c)
-            for i in range(part.start, part.stop):
-                errors[i] += self.loo_errors(float(alphas[i]), out=out, weighted=weighted)
-
-        in_shares(share, len(alphas))
+        out, weighted = np.empty_like(self.yc), np.empty_like(self.c)
+        for i, alpha in enumerate(alphas):
+            errors[i] += self.loo_errors(float(alpha), out=out, weighted=weighted)
 
     def best_alphas(self, alphas: np.ndarray) -> np.ndarray:
         """Index into ``alphas`` of each target's smallest leave-one-out error (the first on ties; NaN errors

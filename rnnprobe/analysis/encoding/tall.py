@@ -44,7 +44,6 @@ from .._stimulus_sums import (
     models_from_sums,
     slot_groups,
 )
-from ..parallel import in_shares
 from . import ridge as ridge_solver
 from .pls import fit_pls_covariance, fit_pls_nipals_covariance
 
@@ -120,17 +119,9 @@ def _ridge_models(
     estimator: Estimator,
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """Each fold's ridge model (coef (folds, p, q), intercept (folds, q)), its penalties chosen by leave-one-out
-    (:func:`_loo_errors`, a pass over the group's training rows); the grid-edge shares join ``estimator``'s. The
-    folds' factorisations in shares on the library threads (LAPACK's eigh of a 512 x 512 Gram matrix, 36 ms,
-    took as long on OpenBLAS's two threads as on one, AMD EPYC).
+    (:func:`_loo_errors`, a pass over the group's training rows); the grid-edge shares join ``estimator``'s.
     """
-    paths: list = [None] * len(folds)
-
-    def share(part: slice) -> None:
-        for f in range(part.start, part.stop):
-            paths[f] = _primal_path(sums.training(f))
-
-    in_shares(share, len(folds))
+    paths = [_primal_path(sums.training(f)) for f in range(len(folds))]
     errors = _loo_errors(rows, centre, [trains[fold] for fold in folds], paths, y, estimator.alphas)
     models = [_ridge_model(path, np.argmin(error, axis=0), centre, estimator)
               for path, error in zip(paths, errors, strict=True)]  # fmt: skip
