@@ -28,15 +28,18 @@ def print_machine() -> None:
     print(describe_machine(), flush=True)
 
 
-def median_time(fn, repeats: int, *, warmup: bool = False) -> tuple[float, object]:
-    """(median seconds over ``repeats`` calls, the last result); ``warmup``: one untimed call first."""
+def median_time(fn, repeats: int, *, warmup: bool = False, at_least: float = 0.0) -> tuple[float, object]:
+    """(median seconds over ``repeats`` calls, the last result); ``warmup``: one untimed call first;
+    ``at_least``: more calls (up to 1000) until the timed ones take that many seconds in all (a call of 10 ms,
+    timed three times, moved by 30% from run to run on this VM).
+    """
     import statistics
     import time
 
     if warmup:
         fn()
     times, out = [], None
-    for _ in range(repeats):
+    while len(times) < repeats or (sum(times) < at_least and len(times) < 1000):
         t0 = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - t0)
