@@ -439,14 +439,16 @@ def test_tau_a_of_two_valued_rdms_is_exact_and_equals_rsatoolbox(rng, monkeypatc
 
 def test_tau_a_level_by_level_in_blocks_of_rows_and_its_bound(rng, monkeypatch):
     """The level-by-level count over the other rows in blocks (three rows a block here), against the count over
-    every pair of entries, to the bit; rows of more values than ``FEW_LEVELS`` (set to 4: five and six) against
-    each other go through scipy."""
+    every pair of entries, to the bit; rows of more values than ``FEW_LEVELS`` (set to 4: five and six, one of them
+    with its first ``HEAD`` entries (set to 10) of three values only) against each other go through scipy."""
     import rnnprobe.analysis.rsa.kendall as kendall
 
     n = 45
     monkeypatch.setattr(kendall, "WORK", 3 * n)
     monkeypatch.setattr(kendall, "FEW_LEVELS", 4)
+    monkeypatch.setattr(kendall, "HEAD", 10)
     a = np.stack([rng.integers(0, levels, n) for levels in (3, 4, 5, 6)]).astype(float)
+    a[2, :10] = np.arange(10) % 3  # (a few values first, five in all)
     b = np.vstack([rng.integers(0, 4, (4, n)), rng.random((3, n))])
     scipy_pairs = []
     scipy_tau = kendall._scipy_tau
