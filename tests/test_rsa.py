@@ -462,6 +462,26 @@ def test_tau_a_level_by_level_in_blocks_of_rows_and_its_bound(rng, monkeypatch):
     np.testing.assert_allclose(ours, brute, rtol=0, atol=1e-15)
 
 
+def test_tau_a_sorts_each_row_once_and_never_rows_that_only_scipy_compares(rng, monkeypatch):
+    """Rows are argsorted only where the level-by-level count needs their order, each once: data first or model
+    first, a model of three values sorts it and the data once; continuous RDMs against each other (a noise
+    ceiling's) are ruled out by their first entries and never argsorted."""
+    import rnnprobe.analysis.rsa.kendall as kendall
+
+    sorted_rows = []
+    runs = kendall._sorted_runs
+    monkeypatch.setattr(kendall, "_sorted_runs", lambda rows: sorted_rows.extend(map(tuple, rows)) or runs(rows))
+    data, nested = rng.random((5, 300)), rng.integers(0, 3, (1, 300)).astype(float)
+    for a, b in ((data, nested), (nested, data)):
+        sorted_rows.clear()
+        ours = kendall.tau_a(a, b)
+        assert sorted(sorted_rows) == sorted(map(tuple, np.vstack([nested, data])))  # each row once
+        np.testing.assert_allclose(ours, [[_brute_tau_a(x, y) for y in b] for x in a], rtol=0, atol=1e-15)
+    sorted_rows.clear()
+    kendall.tau_a(data[:2], data[2:])
+    assert sorted_rows == []
+
+
 def test_tau_a_pairs_by_scipy_on_two_threads_equal_one_thread(rng):
     """Pairs of continuous RDMs (scipy, pair by pair) in shares on two threads: the same bits as on one, each pair
     equal to the count over every pair of entries."""
