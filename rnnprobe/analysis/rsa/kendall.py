@@ -175,9 +175,9 @@ class _Rows:
         return maybe[self.runs(maybe)[1].sum(axis=1) <= FEW_LEVELS] if len(maybe) else maybe
 
 
-def _stage(name: str, mine: _Rows, theirs: _Rows) -> tuple[np.ndarray, np.ndarray]:
-    """(rows of ``mine`` that the stage counts, their tau-a with the rows of ``theirs`` left): "two" where they
-    take at most two values, "few" at most ``FEW_LEVELS``.
+def _stage(name: str, mine: _Rows, theirs: _Rows) -> tuple[np.ndarray, np.ndarray | None]:
+    """(rows of ``mine`` that the stage counts, their tau-a with the rows of ``theirs`` left, None where it counts
+    none): "two" where they take at most two values, "few" at most ``FEW_LEVELS``.
     """
     if name == "two":
         found = mine.left[two_valued(mine.values[mine.left])]
