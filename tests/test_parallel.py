@@ -600,7 +600,7 @@ def test_a_forked_child_opens_pools_of_its_own():
     with worker_pool(2, threads=2) as pmap:
         list(pmap(abs, range(4)))  # a pool of 2 kept in this process
     context = multiprocessing.get_context("fork")
-    with parallel._IDLE_LOCK:  # held while the child is forked
+    with parallel._POOLS.lock:  # held while the child is forked
         child = context.Pool(1)
     with child:
         result = child.apply_async(_pool_sum, (list(range(10)),))

@@ -795,7 +795,7 @@ def test_work_arrays_are_kept_for_the_next_call_and_never_a_result(rng, monkeypa
     import rnnprobe.analysis.rsa.compute as compute
     import rnnprobe.analysis.rsa.work as work
 
-    monkeypatch.setattr(work, "_IDLE", [])
+    monkeypatch.setattr(work._SHELF, "idle", [])
     made = _count_work_arrays(monkeypatch)
     first_rec, second_rec = _rec(rng, n=30, t=7, units=20), _rec(rng, n=30, t=7, units=20)
     first = compute_rdms(first_rec, distance="correlation")
@@ -811,30 +811,30 @@ def test_work_arrays_are_kept_for_the_next_call_and_never_a_result(rng, monkeypa
     np.testing.assert_allclose(second.dissimilarities[3], expected, rtol=1e-10, atol=1e-12)
 
     monkeypatch.setattr(work, "KEEP_BYTES", 0)  # nothing kept: every call makes its arrays anew
-    work._IDLE.clear()
+    work._SHELF.idle.clear()
     del made[:]
     compute_rdms(first_rec, distance="correlation")
     compute_rdms(first_rec, distance="correlation")
-    assert [name for name, new in made if new] == ["gram", "outer"] * 2 and not work._IDLE
+    assert [name for name, new in made if new] == ["gram", "outer"] * 2 and not work._SHELF.idle
 
     monkeypatch.setattr(work, "KEEP_BYTES", 2**23)
     with work.kept_works(compute.Work, True, "float64") as outer_mine:
         with work.kept_works(compute.Work, True, "float64") as inner_mine:
             assert inner_mine() is not outer_mine() and inner_mine() is inner_mine()
-    assert len(work._IDLE) == 2
+    assert len(work._SHELF.idle) == 2
     with work.kept_works(compute.Work, True, "float32") as mine:  # another dtype: a new one
-        assert mine().dtype == "float32" and len(work._IDLE) == 2
-    assert [w.dtype for w in work._IDLE] == ["float64", "float64", "float32"]
+        assert mine().dtype == "float32" and len(work._SHELF.idle) == 2
+    assert [w.dtype for w in work._SHELF.idle] == ["float64", "float64", "float32"]
     monkeypatch.setattr(work, "KEEP_WORKS", 2)  # those given back longest ago go first
     with work.kept_works(compute.Work, True, "float16") as mine:
         mine().out("gram", (1, 2, 2))
-    assert [w.dtype for w in work._IDLE] == ["float32", "float16"]
+    assert [w.dtype for w in work._SHELF.idle] == ["float32", "float16"]
     big = work.Work(True)
     big.out("gram", (1, 2**10, 2**10 + 1))  # alone more than KEEP_BYTES: not kept, and drops none
     work._give_back(big)
-    assert big not in work._IDLE and len(work._IDLE) == 2
-    work._forget_works()  # (a forked child's)
-    assert not work._IDLE
+    assert big not in work._SHELF.idle and len(work._SHELF.idle) == 2
+    work._SHELF.forget()  # (a forked child's)
+    assert not work._SHELF.idle
 
 
 def test_largest_magnitude_of_numpy_and_torch_arrays():

@@ -5,12 +5,13 @@ from call to call (:func:`kept_works`).
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
+
+from ..parallel import Shelf
 
 
 class Work:
@@ -54,8 +55,7 @@ class Work:
 KEEP_BYTES = 2**23  # the idle workers' arrays kept for the next call: at most 8 MiB in all
 KEEP_WORKS = 8  # and at most this many workers' arrays
 
-_IDLE: list[Work] = []  # workers' arrays no call is using, kept for the next
-_IDLE_LOCK = threading.Lock()
+_SHELF = Shelf([])  # workers' arrays no call is using, kept for the next
 
 
 @contextlib.contextmanager
@@ -84,10 +84,10 @@ def kept_works(kind: type[Work], numpy: bool, dtype: str) -> Iterator[Callable[[
 
 def _take(kind: type[Work], numpy: bool, dtype: str) -> Work:
     """An idle ``kind(numpy, dtype)``, taken off the shelf, else a new one."""
-    with _IDLE_LOCK:
-        for i, work in enumerate(_IDLE):
+    with _SHELF.lock:
+        for i, work in enumerate(_SHELF.idle):
             if type(work) is kind and (work.numpy, work.dtype) == (numpy, dtype):
-                return _IDLE.pop(i)
+                return _SHELF.idle.pop(i)
     return kind(numpy, dtype)
 
 
@@ -97,18 +97,8 @@ def _give_back(work: Work) -> None:
     """
     if work.nbytes > KEEP_BYTES:
         return
-    with _IDLE_LOCK:
-        _IDLE.append(work)
-        while len(_IDLE) > KEEP_WORKS or sum(idle.nbytes for idle in _IDLE) > KEEP_BYTES:
-            _IDLE.pop(0)
-
-
-def _forget_works() -> None:
-    """In a forked child: a new lock (its holder may be a thread the child does not have), no idle arrays."""
-    global _IDLE_LOCK
-    _IDLE_LOCK = threading.Lock()
-    _IDLE.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_works)
+    with _SHELF.lock:
+        idle = _SHELF.idle
+        idle.append(work)
+        while len(idle) > KEEP_WORKS or sum(kept.nbytes for kept in idle) > KEEP_BYTES:
+            idle.pop(0)
