@@ -176,8 +176,24 @@ def _loaded_torch() -> Any:
     return torch if hasattr(torch, "get_num_threads") and hasattr(torch, "set_num_threads") else None
 
 
-_IDLE: dict[int, ThreadPoolExecutor] = {}  # {workers: a pool no one is using}, kept for the next worker_pool
-_IDLE_LOCK = threading.Lock()
+class Shelf:
+    """What callers keep idle for the next one (``idle``: a dict or a list), behind one ``lock``. A forked child,
+    which has none of the parent's threads (nor, perhaps, the lock's holder), starts with a new lock and nothing
+    idle (:meth:`forget`).
+    """
+
+    def __init__(self, idle: Any) -> None:
+        self.idle, self.lock = idle, threading.Lock()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self.forget)
+
+    def forget(self) -> None:
+        """A new lock, nothing idle."""
+        self.lock = threading.Lock()
+        self.idle.clear()
+
+
+_POOLS = Shelf({})  # {workers: a pool no one is using}, kept for the next worker_pool
 
 
 @contextlib.contextmanager
@@ -187,27 +203,16 @@ def _borrowed_pool(n_workers: int) -> Iterator[ThreadPoolExecutor]:
     pool on this VM (AMD EPYC), a tenth of a small RDM movie's time on two threads. A pool in use is never
     lent twice, so a pool opened inside a worker's task, or by another thread, gets its own threads.
     """
-    with _IDLE_LOCK:
-        pool = _IDLE.pop(n_workers, None)
+    with _POOLS.lock:
+        pool = _POOLS.idle.pop(n_workers, None)
     pool = pool or ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="rnnprobe-worker")
     try:
         yield pool
     finally:
-        with _IDLE_LOCK:
-            kept = _IDLE.setdefault(n_workers, pool)
+        with _POOLS.lock:
+            kept = _POOLS.idle.setdefault(n_workers, pool)
         if kept is not pool:  # another of that size is idle already: this one's threads end
             pool.shutdown(wait=False)
-
-
-def _forget_pools() -> None:
-    """In a forked child, which has none of the parent's threads (nor its lock's holder): new pools, a new lock."""
-    global _IDLE_LOCK
-    _IDLE_LOCK = threading.Lock()
-    _IDLE.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pools)
 
 
 class _LibraryLimits:
