@@ -41,7 +41,14 @@ def _pooled(v: np.ndarray, comparison: str) -> np.ndarray:
         v = v / np.where(rounding_only(spread**2, mean, (~np.isnan(v)).sum(axis=1, keepdims=True)), np.nan, spread)
         pooled = np.nanmean(v, axis=0)
         return pooled - np.nanmin(pooled)
-    return np.nanmean(_nan_ranks(v), axis=0)  # RANK_COMPARISONS: averaged ranks (NaN-aware)
+    return _mean_ranks(_nan_ranks(v))  # RANK_COMPARISONS
+
+
+def _mean_ranks(ranks: np.ndarray) -> np.ndarray:
+    """The RDMs' mean ranks, NaN-aware: pairs NaN in every RDM stay NaN, without "mean of empty slice"."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(ranks, axis=0)
 
 
 RANK_COMPARISONS = ("spearman", "rho-a", "tau-a")  # pooled as their RDMs' mean ranks
@@ -84,11 +91,7 @@ def noise_ceiling(
     ranks = _nan_ranks(v) if comparison in RANK_COMPARISONS else None  # each RDM ranked once, not in every pool
 
     def pooled(rows: Any) -> np.ndarray:
-        if ranks is None:
-            return pool_rdms(v[rows], comparison=comparison)
-        with warnings.catch_warnings():  # (as pool_rdms: pairs NaN in every RDM stay NaN)
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.nanmean(ranks[rows], axis=0)
+        return pool_rdms(v[rows], comparison=comparison) if ranks is None else _mean_ranks(ranks[rows])
 
     pooled_all = pooled(slice(None))
     lower, upper = [], []
