@@ -26,6 +26,16 @@ def rng():
     return np.random.default_rng(0)
 
 
+@pytest.fixture
+def torch_threads():
+    """``torch.set_num_threads``; torch's setting before the test comes back after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(autouse=True)
 def _close_figures():
     """Figures made by a test are closed after it (pyplot keeps them open otherwise)."""

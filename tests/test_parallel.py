@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -23,14 +25,6 @@ def pools(monkeypatch):
     real_pool = parallel.worker_pool
     monkeypatch.setattr(parallel, "worker_pool", lambda n, **kw: opened.append(n) or real_pool(n, **kw))
     return opened
-
-
-@pytest.fixture
-def torch_threads():
-    """``torch.set_num_threads``; torch's setting before the test comes back after it."""
-    before = torch.get_num_threads()
-    yield torch.set_num_threads
-    torch.set_num_threads(before)
 
 
 def test_threads_per_worker_share_the_cores(monkeypatch):
@@ -406,23 +400,40 @@ def test_rdms_by_rows_from_gram_matrices_of_8_mib():
 def test_upper_triangle_rows_equal_the_triu_gather_and_compute_each_row_once(n, threads, monkeypatch):
     import rnnprobe.analysis.rsa.triangles as triangles
 
-    monkeypatch.setattr(triangles, "BLOCK_BYTES", 5 * 8 * n)  # 5 rows a block
+    monkeypatch.setattr(triangles, "BLOCK_BYTES", 5 * 8 * n)  # 5 rows of n a block, more of the shorter rows
     full = np.random.default_rng(0).normal(size=(2, n, n))
     seen = []
 
     def rows(t, part):
         seen.append((t, part))
-        return full[t, part] * 3 - 1
+        return full[t, part, part.start :] * 3 - 1
 
     out = np.full((3, n * (n - 1) // 2), np.nan)
-    assert triangles.upper_triangle_rows(full, rows, out[1:], threads=threads).base is out
+    assert triangles.upper_triangle_rows((2, n), rows, out[1:], threads=threads).base is out
     i, j = np.triu_indices(n, 1)
     np.testing.assert_array_equal(out[1:], (full * 3 - 1)[:, i, j])
     assert np.isnan(out[0]).all()
-    for t in (0, 1):  # every row that has pairs, once, in blocks of at most 5
+    for t in (0, 1):  # every row that has pairs, once, in blocks of at most 5 x n entries (one row at least)
         computed = [r for step, part in seen if step == t for r in range(part.start, part.stop)]
         assert sorted(computed) == list(range(n - 1))
-    assert max(part.stop - part.start for _, part in seen) <= 5
+    assert all((part.stop - part.start) * (n - part.start) <= 5 * n for _, part in seen)
+    if n == 131:  # the rows shorten, the blocks grow
+        assert max(part.stop - part.start for _, part in seen) > 5 * threads
+    made = triangles.upper_triangle_rows((1, n), lambda t, part: full[t, part, part.start :], dtype=np.float32)
+    assert made.dtype == np.float32 and made.shape == (1, n * (n - 1) // 2)
+
+
+@pytest.mark.parametrize("parts", [1, 2, 3, 7])
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 2001])
+def test_shares_of_rows_hold_about_equal_pair_counts(n, parts):
+    from rnnprobe.analysis.rsa.triangles import _pair_shares
+
+    starts = np.concatenate(([0], np.cumsum(np.arange(n - 1, 0, -1))))
+    shares = _pair_shares(starts, parts)
+    assert len(shares) == parts and shares[0].start == 0 and shares[-1].stop == n - 1
+    assert all(a.stop == b.start for a, b in itertools.pairwise(shares))  # contiguous, in order
+    counts = [starts[share.stop] - starts[share.start] for share in shares]
+    assert max(counts) - min(counts) <= 2 * n  # (each edge at most a row's pairs from the equal split)
 
 
 def test_symmetric_product_in_blocks_of_rows_equals_the_whole_product():

@@ -294,12 +294,31 @@ def test_correlation_and_cosine_dissimilarities_stay_within_0_and_2(rng, device,
     np.testing.assert_allclose(rdms.dissimilarities[0], expected, atol=1e-12)
 
 
-@pytest.mark.parametrize("device", [None, "cpu"])
+def _products_by_rows(monkeypatch, n, rows):
+    """Every numpy RDM from products by blocks of ``rows`` rows of ``n`` (more of the shorter rows), as large RDMs
+    of few units are; a Gram matrix made is a failure."""
+    import rnnprobe.analysis.rsa.compute as compute
+    import rnnprobe.analysis.rsa.triangles as triangles
+
+    def no_gram(*args, **kwargs):
+        raise AssertionError("a Gram matrix was made")
+
+    monkeypatch.setattr(triangles, "ROWS_BYTES", 8)
+    monkeypatch.setattr(compute, "ROW_PRODUCTS", 0)
+    monkeypatch.setattr(compute, "PRODUCT_BYTES", rows * n * 8)
+    monkeypatch.setattr(compute._Backend, "gram", no_gram)
+
+
+@pytest.mark.parametrize("path", [None, "cpu", "products by rows"])
 @pytest.mark.parametrize("distance", ["euclidean", "euclidean_plain", "mahalanobis"])
-def test_distances_of_patterns_far_from_the_origin_keep_their_digits(rng, device, distance):
+def test_distances_of_patterns_far_from_the_origin_keep_their_digits(rng, path, distance, monkeypatch):
     """Patterns 1e4 from the origin that differ by 1e-3: distances from the Gram matrix (G_ii + G_jj - 2 G_ij)
     were 12% off (rsatoolbox's 9%); centred across conditions first (distances do not change), they equal the
-    distances of the differences to 1e-10. Patterns near the origin, one step of many, as before."""
+    distances of the differences to 1e-10, on the device's path and from products by blocks of rows too.
+    Patterns near the origin, one step of many, as before."""
+    device = "cpu" if path == "cpu" else None
+    if path == "products by rows":
+        _products_by_rows(monkeypatch, n=20, rows=3)
     x = 1e-3 * rng.normal(size=(20, 3, 30))
     x[:, 1] += 1e4
     precision = np.diag(rng.uniform(0.5, 2, 30))
@@ -310,6 +329,69 @@ def test_distances_of_patterns_far_from_the_origin_keep_their_digits(rng, device
     squares = np.einsum("ptu,uv,ptv->tp", diff, precision if distance == "mahalanobis" else np.eye(30), diff)
     expected = np.sqrt(squares) if distance == "euclidean_plain" else squares / 30
     np.testing.assert_allclose(got, expected, rtol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # scipy's 0 / 0 of the zero and constant patterns
+@pytest.mark.filterwarnings("ignore::rnnprobe.errors.RnnprobeWarning")  # (rnnprobe's note about their NaN)
+@pytest.mark.parametrize("distance", ["correlation", "cosine", "euclidean", "euclidean_plain", "mahalanobis"])
+def test_rdms_from_products_by_blocks_of_rows_equal_scipy(distance, monkeypatch, torch_threads):
+    """150 conditions of 20 units from products by blocks of rows, never a Gram matrix (7 rows of 150 a block:
+    blocks end inside each thread's share), a zero and a constant pattern among them: equal to scipy's pdist on
+    1 and 3 threads, NaN where it is; non-finite states refused."""
+    from scipy.spatial.distance import pdist
+
+    from rnnprobe.errors import NonFiniteError
+
+    _products_by_rows(monkeypatch, n=150, rows=7)
+    rng = np.random.default_rng(8)
+    x = rng.normal(size=(150, 2, 20)) + 0.5
+    x[7], x[90] = 0.0, 2.0
+    precision = rng.normal(size=(20, 20)) / 5
+    precision = precision @ precision.T + np.eye(20)  # (not diagonal: the weighted products in full)
+    kwargs = {"noise": precision} if distance == "mahalanobis" else {}
+    metric = {"euclidean": "sqeuclidean", "euclidean_plain": "euclidean"}.get(distance, distance)
+    scale = 20 if distance in ("euclidean", "mahalanobis") else 1
+    power = 2 if distance == "mahalanobis" else 1
+    expected = [pdist(x[:, t], metric, **({"VI": precision} if kwargs else {})) ** power / scale for t in (0, 1)]
+    for threads in (1, 3):
+        torch_threads(threads)
+        got = compute_rdms(Recording({"x": x}), "x", distance=distance, **kwargs).dissimilarities
+        np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    x[3, 1, 4] = np.nan
+    with pytest.raises(NonFiniteError):
+        compute_rdms(Recording({"x": x}), "x", distance=distance, **kwargs)
+
+
+def test_large_rdms_of_few_units_never_hold_a_gram_matrix(rng):
+    """3000 conditions x 64 units (the real thresholds): the Euclidean RDM from products by blocks of rows, its
+    peak allocation below the 72 MB Gram matrix (the result: 36 MB); equal to scipy's pdist."""
+    import tracemalloc
+
+    from scipy.spatial.distance import pdist
+
+    import rnnprobe.analysis.rsa.compute as compute
+
+    x = rng.normal(size=(3000, 1, 64))
+    assert compute.row_products(compute._Backend(None, "float64"), 3000, 64)
+    tracemalloc.start()
+    try:
+        got = compute_rdms(Recording({"x": x}), distance="euclidean").dissimilarities
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 3000**2 * 8 * 0.75, peak
+    np.testing.assert_allclose(got[0], pdist(x[:, 0], "sqeuclidean") / 64, rtol=1e-10)
+
+
+def test_products_by_rows_from_1024_conditions_of_at_most_a_quarter_as_many_units():
+    import rnnprobe.analysis.rsa.compute as compute
+
+    numpy, single, device = (compute._Backend(None, dtype) for dtype in ("float64", "float32", "float64"))
+    device.numpy = False
+    assert compute.row_products(numpy, 1024, 256) and not compute.row_products(numpy, 1024, 257)
+    assert compute.row_products(numpy, 5000, 1250) and not compute.row_products(numpy, 1023, 10)  # (a Gram of 8 MiB)
+    assert compute.row_products(single, 1449, 10) and not compute.row_products(single, 1448, 10)
+    assert not compute.row_products(device, 5000, 10)
 
 
 def test_plot(rng):
@@ -771,13 +853,13 @@ def _count_work_arrays(monkeypatch) -> list:
         ("correlation", 20, ["gram", "outer"]),  # raw Gram matrices corrected in place
         ("cosine", 20, ["gram", "outer"]),
         ("correlation", 7, ["gram"]),  # more than twice as many conditions as units: normalised patterns
-        ("euclidean", 7, ["gram", "sums"]),
-        ("euclidean_plain", 7, ["gram", "sums"]),
+        ("euclidean", 7, ["gram"]),  # the distances in place of the Gram matrices
+        ("euclidean_plain", 7, ["gram"]),
     ],
 )
 def test_rdm_work_arrays_are_made_once_per_worker_and_reused(rng, monkeypatch, distance, units, names):
-    """The n x n arrays of a block of steps (its Gram matrices, and the correlation's outer products or the
-    Euclidean distances' sums) come from the worker's arrays, made in its first block (fresh arrays at each
+    """The n x n arrays of a block of steps (its Gram matrices, and the correlation's outer products) come from
+    the worker's arrays, made in its first block (fresh arrays at each
     block were mapped and page-faulted in: a first RDM movie of 92 x 50 x 512, 2027 -> 924 faults)."""
     import rnnprobe.analysis.rsa.compute as compute
 

@@ -55,6 +55,7 @@ from ...recording import Recording
 from .._constant import EPS, rounding_only
 from ..conditions import sum_groups
 from ..parallel import equal_shares, library_threads, small_blas, task_pool
+from . import triangles
 from .crossnobis import FoldDesign, fold_design
 from .rdms import DISTANCES, RDMs
 from .triangles import by_rows, upper_triangle_rows
@@ -299,7 +300,8 @@ def _normalised_distances(
         scale = 1 / np.sqrt(square)
         shifted = np.sqrt(n_units) * means * scale if distance == "correlation" else None
     if by_rows(gram):
-        return upper_triangle_rows(gram, _normalised_rows(gram, scale, shifted), out, threads=threads)
+        rows = _normalised_rows(gram_rows(gram), scale, shifted)
+        return upper_triangle_rows(gram.shape[:2], rows, out, dtype=gram.dtype, threads=threads)
     with np.errstate(invalid="ignore"):  # (einsum: 1.4x faster than a broadcast product here)
         outer = np.einsum("ti,tj->tij", scale, scale, out=work.out("outer", gram.shape, scale.dtype))
         gram *= outer
@@ -308,17 +310,27 @@ def _normalised_distances(
     return one_minus_clipped(upper_triangles(gram, out))
 
 
-def _normalised_rows(gram: np.ndarray, scale: np.ndarray, shifted: np.ndarray | None) -> Callable[..., np.ndarray]:
-    """:func:`upper_triangle_rows`'s rows of 1 - r from raw Gram matrices, r = s_i s_j G_ij - a_i a_j (cosine:
-    ``shifted`` a is None), as :func:`_normalised_distances` takes them on whole matrices (the same numbers).
+def gram_rows(gram: np.ndarray) -> Callable[[int, slice], np.ndarray]:
+    """:func:`upper_triangle_rows`'s raw rows of (time, n, n) matrices: step t's rows ``part`` from column
+    ``part.start`` on, a view.
+    """
+    return lambda t, part: gram[t, part, part.start :]
+
+
+def _normalised_rows(
+    products: Callable[[int, slice], np.ndarray], scale: np.ndarray, shifted: np.ndarray | None
+) -> Callable[..., np.ndarray]:
+    """:func:`upper_triangle_rows`'s rows of 1 - r from the rows of raw Gram matrices that ``products`` gives,
+    r = s_i s_j G_ij - a_i a_j (cosine: ``shifted`` a is None), as :func:`_normalised_distances` takes them on
+    whole matrices (the same numbers).
     """
 
     def rows(t: int, part: slice) -> np.ndarray:
-        block = gram[t, part]
+        block, columns = products(t, part), slice(part.start, None)
         with np.errstate(invalid="ignore"):  # (NaN of a zero pattern)
-            block *= np.multiply.outer(scale[t, part], scale[t])
+            block *= np.multiply.outer(scale[t, part], scale[t, columns])
             if shifted is not None:
-                block -= np.multiply.outer(shifted[t, part], shifted[t])
+                block -= np.multiply.outer(shifted[t, part], shifted[t, columns])
         return one_minus_clipped(block)
 
     return rows
@@ -341,7 +353,9 @@ def _dissimilarities(
     upper = None
     into = out if out is not None and out.dtype == np.dtype(backend.dtype) else None
     work = work or Work(backend.numpy, backend.dtype)
-    if _normalised_from_raw_gram(backend, distance, n, n_units):
+    if row_products(backend, n, n_units):
+        upper = _row_product_dissimilarities(patterns, distance, precision, backend, threads, into)
+    elif _normalised_from_raw_gram(backend, distance, n, n_units):
         upper = _normalised_distances(patterns, distance, backend, threads, into, work)
     if upper is None:
         if distance in ("correlation", "cosine"):
@@ -350,11 +364,80 @@ def _dissimilarities(
             gram = backend.gram(patterns, threads=threads, out=work.out("gram", (len(patterns), n, n)))
         else:
             gram = _plain_gram(patterns, distance, precision, backend, threads, work)
-        upper = distances_from_gram(gram, distance, n_units, backend, out=into, threads=threads, work=work)
+        upper = distances_from_gram(gram, distance, n_units, backend, out=into, threads=threads)
     if out is None or upper is out:
         return upper
     out[...] = upper
     return out
+
+
+ROW_PRODUCTS = 4  # conditions per unit from which large RDMs come from products by blocks of rows
+PRODUCT_BYTES = 2**22  # a block of rows' products: 4 MiB (over 100 rows of 5000 conditions: GEMM's pace)
+
+
+def row_products(backend: _Backend, n: int, n_units: int) -> bool:
+    """Whether RDMs of ``n`` conditions come from products by blocks of rows, never an n x n matrix
+    (:func:`_row_product_dissimilarities`): with numpy, for RDMs taken by rows (:func:`by_rows`) of at least
+    ``ROW_PRODUCTS`` conditions per unit. Few units make the symmetric product slow against GEMM on blocks of
+    rows (5000 x 256: 157 ms against 134 ms on the upper triangle, AMD EPYC Zen 4) and the Gram matrix's
+    passes over memory the larger part of the rest; many units keep the symmetric product (2000 x 4096:
+    321 ms against 368 ms).
+    """
+    size = n * n * np.dtype(backend.dtype).itemsize
+    return backend.numpy and size >= triangles.ROWS_BYTES and n >= ROW_PRODUCTS * n_units
+
+
+def _row_product_dissimilarities(
+    patterns: np.ndarray, distance: str, precision: Any, backend: _Backend, threads: int, out: np.ndarray | None
+) -> np.ndarray:
+    """(time, n_pairs) dissimilarities of (time, n, units) numpy patterns from the products of blocks of rows
+    with the patterns from their first row on (the upper triangle's part: half a Gram matrix's products, in
+    ``PRODUCT_BYTES`` at a time), corrected as :func:`distances_from_gram` corrects a Gram matrix's rows; on
+    ``threads`` workers (shares of rows). Normalised patterns (:func:`unit_patterns`) for "correlation" and
+    "cosine"; else the squared norms are checked (:func:`require_finite_norms`) and patterns far from the
+    origin centred first (:func:`offset_dominates`).
+    """
+    n_time, n, n_units = patterns.shape
+    if distance in ("correlation", "cosine"):
+        x = weighted = unit_patterns(patterns, distance, np.where, eps=float(np.finfo(patterns.dtype).eps))
+        squares = None
+    else:
+        x, weighted, squares = _weighted_squares(patterns, distance, precision, backend, threads)
+    size = max(PRODUCT_BYTES // patterns.itemsize, n)  # (a block holds one row at least)
+    with kept_works(Work, True, patterns.dtype.name) as mine:
+
+        def products(t: int, part: slice) -> np.ndarray:  # into the worker's kept array: fresh ones of 4 MiB
+            shape = (part.stop - part.start, n - part.start)  # a block cost 36 of 216 ms at 5000 x 256
+            into = mine().out("products", (size,))[: shape[0] * shape[1]].reshape(shape)
+            return np.matmul(weighted[t, part], x[t, part.start :].T, out=into)
+
+        rows = _distance_rows(products, squares, distance, n_units)
+        return upper_triangle_rows((n_time, n), rows, out, dtype=patterns.dtype, threads=threads,
+                                   block_bytes=PRODUCT_BYTES)  # fmt: skip
+
+
+def _weighted_squares(
+    patterns: np.ndarray, distance: str, precision: Any, backend: _Backend, threads: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, w, squares) for :func:`_row_product_dissimilarities`: the patterns x (centred across conditions where
+    their offset from the origin would cost digits), w = x P ("mahalanobis") or x, and the squared norms
+    w_i . x_i, the Gram matrix's diagonal (checked: non-finite patterns and overflow are refused). The offset
+    from sums of patterns: the Gram matrix's sum is (sum_i w_i) . (sum_j x_j).
+    """
+    n = patterns.shape[1]
+
+    def weighed(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        w = backend.product(x, precision, threads=threads) if distance == "mahalanobis" else x
+        return w, np.einsum("tij,tij->ti", w, x)
+
+    with np.errstate(over="ignore", invalid="ignore"):  # (refused just below)
+        weighted, squares = weighed(patterns)
+    require_finite_norms(squares)
+    total = np.einsum("tk,tk->t", weighted.sum(axis=1), patterns.sum(axis=1))
+    if _far_from_origin(total / n**2, squares.sum(axis=1) / n):
+        patterns = patterns - patterns.mean(axis=1, keepdims=True)
+        weighted, squares = weighed(patterns)
+    return patterns, weighted, squares
 
 
 def _normalised_from_raw_gram(backend: _Backend, distance: str, n: int, n_units: int) -> bool:
@@ -436,9 +519,14 @@ def offset_dominates(gram: Any) -> bool:
     digits. From G alone (numpy or torch; (time, n, n)): ||m||^2 = sum(G) / n^2, the spread trace(G) / n - ||m||^2.
     """
     n = gram.shape[1]
-    mean_square = gram.sum(axis=(1, 2)) / n**2
-    spread = gram.diagonal(0, 1, 2).sum(axis=1) / n - mean_square
-    return bool((mean_square > OFFSET_RATIO * spread).any())
+    return _far_from_origin(gram.sum(axis=(1, 2)) / n**2, gram.diagonal(0, 1, 2).sum(axis=1) / n)
+
+
+def _far_from_origin(mean_square: Any, mean_norm: Any) -> bool:
+    """:func:`offset_dominates` from each step's ||m||^2 and mean squared norm (the spread about m: their
+    difference).
+    """
+    return bool((mean_square > OFFSET_RATIO * (mean_norm - mean_square)).any())
 
 
 def unit_patterns(x: Any, distance: str, where: Any, *, eps: float = EPS) -> Any:
@@ -463,33 +551,41 @@ def unit_patterns(x: Any, distance: str, where: Any, *, eps: float = EPS) -> Any
 
 def distances_from_gram(
     gram: Any, distance: str, n_units: int, backend: _Backend | None = None, *, out: np.ndarray | None = None,
-    threads: int = 1, work: Work | None = None,
+    threads: int = 1,
 ) -> np.ndarray:  # fmt: skip
     """(time, n_pairs) dissimilarities from (time, n, n) Gram matrices: of normalised patterns for
     "correlation" and "cosine" (1 - G), else of the raw (or precision-weighted) patterns
-    (G_ii + G_jj - 2 G_ij, over ``n_units`` or its square root for "euclidean_plain"). ``gram`` is overwritten.
-    Large ones by blocks of rows (:func:`by_rows`, :func:`upper_triangle_rows`: into ``out`` where given, on
-    ``threads`` workers); else on whole matrices, with one n x n temporary (``work``'s array where given)
-    instead of four (2000 conditions: 14.7 -> 12.8 ms, 500: 0.52 -> 0.47 ms, AMD EPYC): the same numbers to the
-    bit (doubling in place is exact; the scaling is taken on the upper triangles).
+    (-2 G_ij + G_ii + G_jj, over ``n_units`` or its square root for "euclidean_plain"). ``gram`` is
+    overwritten. Large ones by blocks of rows (:func:`by_rows`, :func:`upper_triangle_rows`: into ``out`` where
+    given, on ``threads`` workers); else on whole matrices, in place: no n x n temporary (the sums of the
+    diagonals in a temporary of their own cost a pass more; fresh ones of 4 MiB per block of rows, 60 of 220 ms
+    for the RDM of 5000 conditions x 256 units, AMD EPYC Zen 4). The same numbers to the bit either way.
     """
     backend = backend or _Backend(None, "float64")
     if by_rows(gram):
-        return backend.to_numpy(upper_triangle_rows(gram, _distance_rows(gram, distance, n_units), out,
-                                                    threads=threads))  # fmt: skip
+        squares = None if distance in ("correlation", "cosine") else np.diagonal(gram, axis1=1, axis2=2).copy()
+        rows = _distance_rows(gram_rows(gram), squares, distance, n_units)  # (the diagonal taken before the rows)
+        return upper_triangle_rows(gram.shape[:2], rows, out, dtype=gram.dtype, threads=threads)
     if distance in ("correlation", "cosine"):
         return np.clip(backend.to_numpy(1 - upper_triangles(gram)), 0, 2)  # (|r| past 1 by rounding)
     diag = backend.diagonal(gram)
-    if backend.numpy:  # (G_ii + G_jj) - 2 G_ij
-        full = np.add(diag[:, :, None], diag[:, None, :], out=None if work is None else work.out("sums", gram.shape))
-    else:
-        full = diag[:, :, None] + diag[:, None, :]
-    gram *= 2
-    full -= gram
+    diag = diag.copy() if backend.numpy else diag.clone()  # (taken before the diagonal changes)
+    _squared_from_gram(gram, diag, diag)
     if not backend.numpy:
-        upper = upper_triangles(full)
+        upper = upper_triangles(gram)
         return backend.to_numpy(backend.sqrt_clipped(upper) if distance == "euclidean_plain" else upper / n_units)
-    return backend.to_numpy(_from_squared(upper_triangles(full, out), distance, n_units))
+    return backend.to_numpy(_from_squared(upper_triangles(gram, out), distance, n_units))
+
+
+def _squared_from_gram(block: Any, rows: Any, columns: Any) -> Any:
+    """Squared distances -2 G_ij + G_ii + G_jj in place of (..., rows, columns) Gram entries ``block`` (numpy
+    or torch), from the squared norms of its ``rows`` and ``columns`` (..., rows) and (..., columns): the
+    one order of operations of whole matrices and blocks of rows.
+    """
+    block *= -2
+    block += rows[..., :, None]
+    block += columns[..., None, :]
+    return block
 
 
 def _from_squared(squared: np.ndarray, distance: str, n_units: int) -> np.ndarray:
@@ -502,18 +598,19 @@ def _from_squared(squared: np.ndarray, distance: str, n_units: int) -> np.ndarra
     return squared
 
 
-def _distance_rows(gram: np.ndarray, distance: str, n_units: int) -> Callable[..., np.ndarray]:
-    """:func:`upper_triangle_rows`'s rows of :func:`distances_from_gram`'s dissimilarities (the same numbers)."""
-    if distance in ("correlation", "cosine"):  # Gram matrices of unit patterns
-        return lambda t, part: one_minus_clipped(gram[t, part])
-    diag = np.diagonal(gram, axis1=1, axis2=2).copy()  # (each row is overwritten in turn)
+def _distance_rows(
+    products: Callable[[int, slice], np.ndarray], squares: np.ndarray | None, distance: str, n_units: int
+) -> Callable[..., np.ndarray]:
+    """:func:`upper_triangle_rows`'s rows of :func:`distances_from_gram`'s dissimilarities (the same numbers) from
+    the rows of Gram matrices that ``products`` gives: of normalised patterns for "correlation" and "cosine",
+    else of raw (or weighted) ones, whose squared norms (the diagonals) are ``squares``, (time, n).
+    """
+    if distance in ("correlation", "cosine"):
+        return lambda t, part: one_minus_clipped(products(t, part))
 
     def rows(t: int, part: slice) -> np.ndarray:
-        block = gram[t, part]
-        full = np.add.outer(diag[t, part], diag[t])
-        block *= 2
-        full -= block
-        return _from_squared(full, distance, n_units)
+        block = _squared_from_gram(products(t, part), squares[t, part], squares[t, part.start :])
+        return _from_squared(block, distance, n_units)
 
     return rows
 
@@ -636,7 +733,7 @@ def _kernel_distances(
     ``work``'s arrays).
     """
     if by_rows(kernel):
-        upper_triangle_rows(kernel, _difference_rows(kernel, folds, units), out, threads=threads)
+        upper_triangle_rows(kernel.shape[:2], _difference_rows(kernel, folds, units), out, threads=threads)
         return
     diag = backend.diagonal(kernel)  # the diagonal of the sum is the sum of the folds' diagonals
     if backend.numpy:
@@ -660,9 +757,10 @@ def _difference_rows(kernel: np.ndarray, folds: int, units: int) -> Callable[...
     diag = np.diagonal(kernel, axis1=1, axis2=2)
 
     def rows(t: int, part: slice) -> np.ndarray:
-        block = np.add.outer(diag[t, part], diag[t])
-        block -= kernel[t, part]
-        block -= kernel[t, :, part].T
+        columns = slice(part.start, None)
+        block = np.add.outer(diag[t, part], diag[t, columns])
+        block -= kernel[t, part, columns]
+        block -= kernel[t, columns, part].T
         block /= folds
         block /= units
         return block

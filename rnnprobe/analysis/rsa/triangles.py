@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..parallel import equal_shares, task_pool
+from ..parallel import task_pool
 
 ROWS_BYTES = 2**23  # from this size of a step's Gram matrix (1024 conditions in float64), RDMs come by rows
 BLOCK_BYTES = 2**19  # a block of rows corrected at once: half of a core's L2 cache (1 MiB on the AMD EPYCs measured)
@@ -29,47 +29,64 @@ def by_rows(gram: object) -> bool:
 
 
 def upper_triangle_rows(
-    gram: np.ndarray,
+    shape: tuple[int, int],
     rows: Callable[[int, slice], np.ndarray],
     out: np.ndarray | None = None,
     *,
+    dtype: object = np.float64,
     threads: int = 1,
+    block_bytes: int | None = None,
 ) -> np.ndarray:
-    """(time, n, n) -> (time, n (n - 1) / 2): the strict upper triangles, row by row (rsatoolbox's order), of
-    the matrices whose rows ``rows(t, part)`` computes (step t's rows ``part``, n wide, from ``gram``, which
-    it may overwrite) into ``out`` where given. The rows go in blocks of ``BLOCK_BYTES``; with ``threads`` > 1
-    each step's rows are split into that many contiguous shares, one worker each.
+    """(time, n (n - 1) / 2): the strict upper triangles, row by row (rsatoolbox's order), of the ``shape`` =
+    (time, n) n x n matrices whose rows ``rows(t, part)`` computes: step t's rows ``part`` from column
+    ``part.start`` on, (rows, n - part.start) (a view of a Gram matrix, which it may overwrite, or products
+    made block by block), into ``out`` where given (else a new array of ``dtype``). The rows go in blocks of
+    at most ``block_bytes`` (default ``BLOCK_BYTES``; one row at least), which grow as the rows shorten; with
+    ``threads`` > 1 each step's rows are split into that many contiguous shares of equal pair counts, one
+    worker each.
 
-    One pass over each matrix, where the whole-matrix form of the same arithmetic took five or six, and no
-    n x n temporary beside the Gram matrix (2000 conditions, all after the product: correlation 20 -> 14 ms,
-    Euclidean 20 -> 8 ms, AMD EPYC Zen 4; the whole RDM of 5000 conditions x 256 units, Euclidean, where the
-    temporaries were fresh memory: 1047 -> 235 ms).
+    One pass over each matrix's upper triangle, where the whole-matrix form of the same arithmetic took five
+    or six passes over all of it, and no n x n temporary beside the Gram matrix (2000 conditions, all after
+    the product: correlation 20 -> 14 ms, Euclidean 20 -> 8 ms, AMD EPYC Zen 4; the whole RDM of 5000
+    conditions x 256 units, Euclidean, where the temporaries were fresh memory: 1047 -> 235 ms).
     ``rows`` is called once for each row (with threads, shares of rows at the same time): it may overwrite the
     rows it is given, and what it needs of other rows (a diagonal) it takes before the first call.
 
     Examples
     --------
     >>> gram = np.arange(16.0).reshape(1, 4, 4)
-    >>> upper_triangle_rows(gram, lambda t, part: gram[t, part])
+    >>> upper_triangle_rows((1, 4), lambda t, part: gram[t, part, part.start :])
     array([[ 1.,  2.,  3.,  6.,  7., 11.]])
     """
-    n_time, n = gram.shape[:2]
+    n_time, n = shape
     if out is None:
-        out = np.empty((n_time, n * (n - 1) // 2), dtype=gram.dtype)
-    starts = np.concatenate(([0], np.cumsum(np.arange(n - 1, 0, -1)))).tolist()  # each row's first pair
-    size = max(1, BLOCK_BYTES // (gram.itemsize * n))
-    shares = equal_shares(n - 1, threads)  # (the last row has no pair)
+        out = np.empty((n_time, n * (n - 1) // 2), dtype=dtype)
+    starts = np.concatenate(([0], np.cumsum(np.arange(n - 1, 0, -1))))  # each row's first pair
+    budget = (BLOCK_BYTES if block_bytes is None else block_bytes) // out.itemsize
+    shares = _pair_shares(starts, threads)
+    starts = starts.tolist()
 
     def share(task: tuple[int, slice]) -> None:
         t, mine = task
         into = out[t]
-        for first in range(mine.start, mine.stop, size):
-            last = min(first + size, mine.stop)
+        first = mine.start
+        while first < mine.stop:
+            last = min(first + max(1, budget // (n - first)), mine.stop)
             block = rows(t, slice(first, last))
             for i in range(first, last):
-                into[starts[i] : starts[i + 1]] = block[i - first, i + 1 :]
+                into[starts[i] : starts[i + 1]] = block[i - first, i - first + 1 :]
+            first = last
 
-    tasks = [(t, mine) for t in range(n_time) for mine in shares]
+    tasks = [(t, mine) for t in range(n_time) for mine in shares if mine.stop > mine.start]
     with task_pool(len(tasks), threads=threads) as pmap:
         list(pmap(share, tasks))
     return out
+
+
+def _pair_shares(starts: np.ndarray, parts: int) -> list[slice]:
+    """``parts`` contiguous shares of the rows that have pairs (``starts``: each row's first pair, and the total
+    last) with about equal numbers of pairs: the first rows are the longest.
+    """
+    n_rows = len(starts) - 1
+    edges = np.searchsorted(starts, np.linspace(0, starts[-1], parts + 1)[1:-1]).tolist()
+    return [slice(a, b) for a, b in zip([0, *edges], [*edges, n_rows], strict=True)]
