@@ -353,10 +353,13 @@ def test_rdms_from_products_by_blocks_of_rows_equal_scipy(distance, monkeypatch,
     scale = 20 if distance in ("euclidean", "mahalanobis") else 1
     power = 2 if distance == "mahalanobis" else 1
     expected = [pdist(x[:, t], metric, **({"VI": precision} if kwargs else {})) ** power / scale for t in (0, 1)]
+    made = _count_work_arrays(monkeypatch)
     for threads in (1, 3):
         torch_threads(threads)
         got = compute_rdms(Recording({"x": x}), "x", distance=distance, **kwargs).dissimilarities
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+    products = [new for name, new in made if name == "products"]  # a block's products: a worker's kept array
+    assert len(products) > 20 and sum(products) <= 3
     x[3, 1, 4] = np.nan
     with pytest.raises(NonFiniteError):
         compute_rdms(Recording({"x": x}), "x", distance=distance, **kwargs)
