@@ -99,25 +99,23 @@ def equal_shares(n: int, parts: int) -> list[slice]:
     return [slice(a, b) for a, b in itertools.pairwise(edges)]
 
 
-def in_shares(fn: Callable[[slice], Any], n: int, *, threads: int | None = None) -> None:
-    """``fn(share)`` for each of :func:`equal_shares` of ``range(n)``, one share per thread of the libraries'
-    budget (``threads``, default :func:`library_threads`) on :func:`task_pool`'s workers; a single share runs on
-    the calling thread, with no pool of its own (one thread, as inside another pool's worker).
+def in_shares(fn: Callable[[slice], Any], n: int, *, threads: int | None = None) -> list[Any]:
+    """``[fn(share)]`` for each of :func:`equal_shares` of ``range(n)`` that is not empty, in order, one share
+    per thread of the libraries' budget (``threads``, default :func:`library_threads`) on :func:`task_pool`'s
+    workers; a single share runs on the calling thread, with no pool of its own (one thread, as inside another
+    pool's worker).
 
     Examples
     --------
-    >>> seen = []
-    >>> in_shares(lambda part: seen.append((part.start, part.stop)), 5, threads=2)
-    >>> sorted(seen)
+    >>> in_shares(lambda part: (part.start, part.stop), 5, threads=2)
     [(0, 2), (2, 5)]
     """
     threads = library_threads() if threads is None else threads
     shares = [part for part in equal_shares(n, threads) if part.stop > part.start]
     if len(shares) == 1:
-        fn(shares[0])
-        return
+        return [fn(shares[0])]
     with task_pool(len(shares), threads=threads) as pmap:
-        list(pmap(fn, shares))
+        return list(pmap(fn, shares))
 
 
 def library_threads() -> int:

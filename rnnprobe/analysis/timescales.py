@@ -37,7 +37,7 @@ from ..errors import ArgumentError, ShapeError, describe
 from ..recording import Recording
 from ._constant import rounding_only
 from .blockwise import dask_states
-from .parallel import equal_shares, library_threads, small_blas, task_pool
+from .parallel import in_shares, library_threads, small_blas
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -76,10 +76,8 @@ def _autocorrelation(x: np.ndarray, max_lag: int, *, name: str, layer: str | Non
     n, t, units = x.shape
     max_lag = _check_lags(n, t, max_lag)
     threads = library_threads() if x.nbytes >= SPLIT_BYTES else 1
-    shares = [share for share in equal_shares(n, threads) if share.stop > share.start]
-    with task_pool(len(shares), threads=threads) as pmap:
-        mean = sum(pmap(lambda share: x[share].sum(axis=0), shares)) / n
-        lagged = sum(pmap(lambda share: _lagged_sums(x[share], mean, max_lag), shares))
+    mean = sum(in_shares(lambda share: x[share].sum(axis=0), n, threads=threads)) / n
+    lagged = sum(in_shares(lambda share: _lagged_sums(x[share], mean, max_lag), n, threads=threads))
     variance = lagged[0] / n
     if not np.isfinite(variance).all():  # NaN or inf among the states makes a spread NaN, squares that overflow inf
         refuse_non_finite_squares(x, name=name, layer=layer, what="spread across stimuli",
