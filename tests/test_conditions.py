@@ -23,6 +23,30 @@ def test_sum_groups_equal_a_scatter_add_bit_for_bit(groups, dtype):
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_sum_groups_in_shares_of_groups_on_threads_equal_a_scatter_add_bit_for_bit(threads, monkeypatch, torch_threads):
+    """States from SPLIT_BYTES on: the groups in shares on the library threads (5 groups on 3: shares of 1 and 2),
+    each group's stimuli still added in their order: the same bits as ``np.add.at``, an empty group zeros."""
+    from rnnprobe.analysis import conditions
+
+    rng = np.random.default_rng(2)
+    states, groups = rng.normal(size=(300, 4, 6)) * 1e3, rng.integers(0, 5, 300)
+    groups[groups == 3] = 4  # (group 3 empty)
+    monkeypatch.setattr(conditions, "SPLIT_BYTES", states.nbytes)
+    shares = []
+    in_shares = conditions.in_shares
+    monkeypatch.setattr(conditions, "in_shares", lambda fn, n, **kw: shares.append(n) or in_shares(fn, n, **kw))
+    torch_threads(threads)
+    expected = np.zeros((5, 4, 6))
+    np.add.at(expected, groups, states)
+    np.testing.assert_array_equal(sum_groups(states, groups, 5), expected)
+    assert shares == [5]
+    fewer = np.zeros((5, 4, 6))
+    np.add.at(fewer, groups[:-1], states[:-1])
+    np.testing.assert_array_equal(sum_groups(states[:-1], groups[:-1], 5), fewer)
+    assert shares == [5]  # (below SPLIT_BYTES: one product)
+
+
 def test_sum_groups_of_many_stimuli_equal_a_loop_over_groups():
     rng = np.random.default_rng(0)
     states, groups = rng.normal(size=(5000, 4, 7)), rng.integers(0, 12, 5000)

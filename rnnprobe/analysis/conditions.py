@@ -11,7 +11,7 @@ from .._validation import check_finite_layer, check_grouping, check_int, check_r
 from ..errors import ArgumentTypeError, ShapeError, describe
 from ..recording import Recording
 from .blockwise import dask_states, group_sums
-from .parallel import library_threads, task_pool
+from .parallel import in_shares, library_threads, task_pool
 
 
 def condition_average(
@@ -151,11 +151,32 @@ def sum_groups(states: np.ndarray, groups: np.ndarray, n_groups: int) -> np.ndar
         ordered = flat if (groups == np.arange(n_groups)).all() else flat[np.argsort(groups)]
         return np.asarray(ordered, dtype=np.float64).reshape(n_groups, *states.shape[1:])
     if flat.dtype == np.float64:
-        return np.asarray(_indicator(groups, n_groups) @ flat).reshape(n_groups, *states.shape[1:])
+        return _split_sums(_indicator(groups, n_groups), flat).reshape(n_groups, *states.shape[1:])
     sums = np.zeros((n_groups, flat.shape[1]))
     for rows in _row_blocks(groups.size, flat.shape[1]):
         sums += _indicator(groups[rows], n_groups) @ flat[rows].astype(np.float64)
     return sums.reshape(n_groups, *states.shape[1:])
+
+
+SPLIT_BYTES = 2**22  # float64 states from which sum_groups's groups are shared out to the library threads
+
+
+def _split_sums(indicator: Any, flat: np.ndarray) -> np.ndarray:
+    """``indicator @ flat`` (a sparse (group, stimulus) indicator, float64 (stimulus, values) states) as a dense
+    array; from ``SPLIT_BYTES`` of states, its groups in equal shares on the library threads (:func:`in_shares`):
+    each group's sums come from its own stimuli in their order, so the same bits as one product (2400 trials x
+    5120 values in 24 groups, AMD EPYC: 9.0-9.3 ms, 4.8-5.6 ms on two threads).
+    """
+    n_groups = indicator.shape[0]
+    if flat.nbytes < SPLIT_BYTES:
+        return np.asarray(indicator @ flat)
+    sums = np.empty((n_groups, flat.shape[1]))
+
+    def share(groups: slice) -> None:
+        sums[groups] = indicator[groups] @ flat
+
+    in_shares(share, n_groups)
+    return sums
 
 
 DENSE_GROUPS = 24  # up to this many groups, the sets' stacked dense indicator (24,000 x 1024 states, one thread,
