@@ -185,7 +185,7 @@ def test_crossnobis_and_mahalanobis_rdms_of_a_dask_backed_recording_are_blockwis
         reads.clear()
         with monkeypatch.context() as patch, dask.config.set(scheduler=None if with_client else "threads"):
             patch.setattr(compute, "layer_states", None)  # the in-memory path would read the layer whole
-            patch.setattr(blockwise, "time_blocks", lambda n, p, positions, chunks=None: np.array_split(positions, 3))
+            patch.setattr(blockwise, "time_blocks", lambda n, p, positions, **kw: np.array_split(positions, 3))
             if not sums_fit:
                 patch.setattr(blockwise, "BLOCK_BYTES", 24 * 5 * 8 * 8 - 1)  # just short of the sums of 24 groups
             if not with_client:  # (a worker's reads are not seen here)
@@ -214,6 +214,48 @@ def test_crossnobis_and_mahalanobis_rdms_of_a_dask_backed_recording_are_blockwis
         with pytest.raises(NonFiniteError):
             compute_rdms(Recording.load(tmp_path / "bad.zarr", chunks=13), "h", distance=distance,
                          descriptor="image", noise=noise_)  # fmt: skip
+
+
+@pytest.mark.parametrize("with_client", [True, False])
+def test_blockwise_rdms_of_conditions_outnumbering_units_come_from_blocks_of_steps(
+    client, tmp_path, monkeypatch, with_client
+):
+    """Conditions outnumbering units fourfold (from 1024 conditions: the thresholds lowered here, on the client):
+    blocks of steps as tasks, each reading its steps and computing their RDMs as in memory; no graph of Gram
+    matrices; equal to the in-memory RDMs for every distance, with condition means and selections; NaN refused."""
+    import dask
+
+    from rnnprobe.analysis import blockwise as shared
+    from rnnprobe.analysis.rsa import blockwise, compute, triangles
+
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(60, 5, 3)) + 0.2
+    Recording({"h": x}, metadata={"label": np.arange(60) % 20}).save(tmp_path / "few.zarr")
+    whole = Recording.load(tmp_path / "few.zarr")
+    chunked = Recording.load(tmp_path / "few.zarr", chunks={"stimuli": 16, "time": 2})
+    noise = np.linalg.inv(np.cov(rng.normal(size=(3, 30))) + np.eye(3))
+    cases = [{"distance": distance} for distance in ("correlation", "cosine", "euclidean", "euclidean_plain")]
+    cases += [{"distance": "mahalanobis", "noise": noise, "stimuli": slice(2, 50)},
+              {"distance": "euclidean", "descriptor": "label", "time": [0, 3, 4]}]  # fmt: skip
+    expected = [compute_rdms(whole, "h", **case) for case in cases]
+    real_read, reads = compute.layer_states, []
+    with monkeypatch.context() as patch, dask.config.set(scheduler=None if with_client else "threads"):
+        patch.setattr(triangles, "ROWS_BYTES", 8)
+        patch.setattr(blockwise, "symmetric_gram", None)  # (the graph of Gram matrices)
+        patch.setattr(blockwise, "time_blocks", lambda n, u, positions, **kw: np.array_split(positions, 2))
+        if not with_client:  # (a worker's reads are not seen here)
+            patch.setattr(shared, "active_client", lambda: None)
+            patch.setattr(compute, "layer_states", lambda *a, **k: reads.append(len(k["time"])) or real_read(*a, **k))
+        got = [compute_rdms(chunked, "h", **case) for case in cases]
+        bad = x.copy()
+        bad[7, 3, 1] = np.nan
+        Recording({"h": bad}).save(tmp_path / "bad.zarr")
+        with pytest.raises(NonFiniteError, match="NaN"):
+            compute_rdms(Recording.load(tmp_path / "bad.zarr", chunks=16), "h", distance="euclidean")
+    for case, ours, reference in zip(cases, got, expected, strict=True):
+        np.testing.assert_allclose(ours.dissimilarities, reference.dissimilarities, rtol=0, atol=1e-10, err_msg=case)
+        np.testing.assert_array_equal(ours.rdm_descriptors["time"], reference.rdm_descriptors["time"])
+    assert reads == ([] if with_client else [3, 2] * 5 + [2, 1] + [3, 2])  # (the NaN: in the second block)
 
 
 class _FailsOn(torch.nn.Module):
@@ -2090,6 +2132,7 @@ def test_time_blocks_of_50_steps_in_chunks_of_7(monkeypatch):
     assert [(b[0], b[-1]) for b in aligned] == [(0, 6), (7, 13), (14, 20), (21, 27), (28, 34), (35, 41), (42, 49)]
     plain = time_blocks(1, 1, steps, budget=80)
     assert [len(b) for b in plain] == [10] * 5
+    assert [len(b) for b in time_blocks(1, 1, steps, budget=80, result_bytes=8)] == [5] * 10  # (states and results)
     sizes = np.bincount(steps // 7)  # the steps each chunk holds (the last: step 49 alone)
 
     def decompressed(blocks: list) -> int:

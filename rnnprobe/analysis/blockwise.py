@@ -30,10 +30,12 @@ TASKS_PER_THREAD = 4  # resampling blocks per worker thread: balance without man
 
 
 def time_blocks(
-    n_stimuli: int, n_units: int, positions: np.ndarray, budget: int | None = None, *, chunks: np.ndarray | None = None
-) -> list[np.ndarray]:
-    """The time positions split into consecutive blocks whose float64 states fit in ``budget`` bytes (default
-    BLOCK_BYTES) and of no more than an equal share of the active client's worker threads (rounded up: each block
+    n_stimuli: int, n_units: int, positions: np.ndarray, budget: int | None = None, *, chunks: np.ndarray | None = None,
+    result_bytes: int = 0,
+) -> list[np.ndarray]:  # fmt: skip
+    """The time positions split into consecutive blocks whose float64 states (and ``result_bytes`` a step of the
+    block's results) fit in ``budget`` bytes (default BLOCK_BYTES) and of no more than an equal share of the active
+    client's worker threads (rounded up: each block
     is a task; 4 steps of 65 MB in blocks of 3 and 1 kept one of 2 workers waiting for the other for half the
     time). ``chunks``: the stored chunk of each position (``Recording.time_chunks``). A block's read
     decompresses every chunk it touches, so the blocks then read the fewest chunks (:func:`chunk_cuts`): 50
@@ -42,7 +44,7 @@ def time_blocks(
     """
     from ._linear import time_blocks as slices
 
-    per_step = n_stimuli * n_units * 8
+    per_step = n_stimuli * n_units * 8 + result_bytes
     budget = BLOCK_BYTES if budget is None else budget
     client = active_client()
     threads = 1 if client is None else worker_threads(client)

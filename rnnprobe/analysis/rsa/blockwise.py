@@ -42,6 +42,11 @@ def dask_dissimilarities(
     """
     import dask.array as da
 
+    from .compute import _Backend, row_products  # (compute imports this module)
+
+    n_units = int(np.prod(recording.unit_shape(layer)))
+    if row_products(_Backend(None, "float64"), stimuli.size if groups is None else groups[1], n_units):
+        return _rdms_by_blocks_of_steps(recording, layer, time_index, stimuli, groups, distance, precision, n_units)
     x = dask_states(recording, layer, stimuli=stimuli, time=time_index)
     finite = da.isfinite(x).all()
     if groups is not None:
@@ -58,6 +63,33 @@ def dask_dissimilarities(
     if distance not in ("correlation", "cosine") and offset_dominates(gram):  # (see offset_dominates)
         (gram,) = _gram_matrices(x - x.mean(axis=0), distance, precision)
     return distances_from_gram(gram, distance, x.shape[2], threads=library_threads())  # (here, on the client)
+
+
+def _rdms_by_blocks_of_steps(
+    recording: Any, layer: str, time_index: np.ndarray, stimuli: np.ndarray, groups: tuple[np.ndarray, int] | None,
+    distance: str, precision: np.ndarray | None, n_units: int,
+) -> np.ndarray:  # fmt: skip
+    """:func:`dask_dissimilarities` where conditions outnumber units fourfold (from 1024 conditions:
+    :func:`.compute.row_products`), whose states are smaller than their Gram matrices: blocks of steps as tasks on
+    the active client (else here, in turn), each reading its steps of the selected stimuli and computing their
+    RDMs as in memory (the same numbers), its states and RDMs within ``BLOCK_BYTES``; only the RDMs come back
+    (5000 conditions x 256 units: 100 MB a step, where the Gram matrices were 200 MB, and the distances formed on
+    the workers, not here).
+    """
+    n = stimuli.size if groups is None else groups[1]
+    blocks = time_blocks(stimuli.size, n_units, time_index, chunks=stored_chunks(recording, layer, time_index),
+                         result_bytes=n * (n - 1) // 2 * 8)  # fmt: skip
+    return np.concatenate(run_blocks(_rdm_block, blocks, recording, layer, stimuli, groups, distance, precision))
+
+
+def _rdm_block(
+    positions: np.ndarray, recording: Any, layer: str, stimuli: np.ndarray, groups: tuple[np.ndarray, int] | None,
+    distance: str, precision: np.ndarray | None,
+) -> np.ndarray:  # fmt: skip
+    from .compute import _Backend, rdms_of_layer
+
+    return rdms_of_layer(recording, layer, positions, stimuli, groups, None, distance, precision,
+                         _Backend(None, "float64"))  # fmt: skip
 
 
 def _gram_matrices(x: Any, distance: str, precision: np.ndarray | None, *also: Any) -> tuple[np.ndarray, ...]:
@@ -91,7 +123,9 @@ def dask_crossnobis(
         sums, finite = dask.compute(group_sums(x, design.groups, design.n_groups), da.isfinite(x).all())
         check_finite_layer(finite, layer)
         return crossnobis_of_sums(sums, design, precision)
-    blocks = time_blocks(stimuli.size, n_units, time_index, chunks=stored_chunks(recording, layer, time_index))
+    n = len(design.conditions)
+    blocks = time_blocks(stimuli.size, n_units, time_index, chunks=stored_chunks(recording, layer, time_index),
+                         result_bytes=n * (n - 1) // 2 * 8)  # fmt: skip
     return np.concatenate(run_blocks(_crossnobis_block, blocks, recording, layer, stimuli, design, precision))
 
 

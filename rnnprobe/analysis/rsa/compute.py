@@ -877,27 +877,39 @@ def compute_rdms(
             dissim = blockwise.dask_dissimilarities(recording, layer, time_index, stim, groups, distance, precision)
         return _result(dissim, distance, conditions, recording, layer, time_index)
     backend = _Backend(check_device(device), dtype)
+    dissim = rdms_of_layer(recording, layer, time, stim, groups, design, distance, precision, backend)
+    return _result(dissim, distance, conditions, recording, layer, recording.time_positions(layer, time))
+
+
+def rdms_of_layer(
+    recording: Recording, layer: str, time: Any, stimuli: np.ndarray, groups: tuple[np.ndarray, int] | None,
+    design: FoldDesign | None, distance: str, precision: Any, backend: _Backend,
+) -> np.ndarray:  # fmt: skip
+    """(time, n_pairs) dissimilarities of ``layer``'s ``stimuli`` at the steps ``time`` selects, read into memory
+    (or a block of steps of a dask-backed layer: :mod:`.blockwise`): crossnobis of ``design``'s folds, else of
+    the ``groups``' condition means (or of the stimuli, None). Non-finite states are refused, by a pass of their
+    own or from the squared norms the RDMs compute anyway (:func:`refuses_non_finite_itself`).
+    """
+    n_patterns = stimuli.size if groups is None else groups[1]
+    n_units = int(np.prod(recording.unit_shape(layer)))
     if design is not None:  # crossnobis: from its kernels' diagonals where they hold squared norms
         later = crossnobis_refuses_non_finite_itself(backend, design, precision)
     else:
         later = refuses_non_finite_itself(backend, distance, n_patterns, n_units)
-    layer, time_index, states = layer_states(recording, layer, time=time, stimuli=stim, dtype=None,
-                                             finite_checked_later=later)  # fmt: skip
+    _, _, states = layer_states(recording, layer, time=time, stimuli=stimuli, dtype=None,
+                                finite_checked_later=later)  # fmt: skip
     precision = None if precision is None else backend.asarray(precision)
     try:
         if design is not None:  # each fold's means come later: no means of all the data
-            dissim = crossnobis_dissimilarities(states, design, precision, backend)
-        else:
-            patterns = _group_means(states, groups)  # float64 sums; states alone stay as they are (cast per block)
-            dissim = _blocked_dissimilarities(patterns, distance, precision, backend)
+            return crossnobis_dissimilarities(states, design, precision, backend)
+        patterns = _group_means(states, groups)  # float64 sums; states alone stay as they are (cast per block)
+        return _blocked_dissimilarities(patterns, distance, precision, backend)
     except NonFinitePatterns:  # (refused outside the handler: the error comes with no chained context)
-        dissim = None
-    if dissim is None:
-        refuse_non_finite_squares(
-            states, name="recording", layer=layer, what=f"Gram matrix in {dtype}, and no RDM",
-            remedy=_remedy(distance, dtype),
-        )  # fmt: skip
-    return _result(dissim, distance, conditions, recording, layer, time_index)
+        pass
+    refuse_non_finite_squares(
+        states, name="recording", layer=layer, what=f"Gram matrix in {backend.dtype}, and no RDM",
+        remedy=_remedy(distance, backend.dtype),
+    )  # fmt: skip
 
 
 def _remedy(distance: str, dtype: str) -> str:
