@@ -996,7 +996,35 @@ def _fails_on_two(block: int) -> int:
     return block
 
 
-@pytest.mark.parametrize("run", ["run_blocks", "sum_blocks"])
+def _row_or_fails_on_two(block: int) -> list:
+    return [_fails_on_two(block)]
+
+
+def _rows(block: np.ndarray, scale: float) -> np.ndarray:
+    return np.outer(block, [scale, -scale])
+
+
+@pytest.mark.parametrize("with_client", [True, False])
+def test_blocks_into_fills_the_rows_in_block_order_and_refuses_a_partial_fill(client, monkeypatch, with_client):
+    """blocks_into: each block's result as the next rows of ``out``, in block order; results that leave rows
+    unfilled or run past the end are an error, not a result; a failed block's error reaches the caller."""
+    from rnnprobe.analysis import blockwise
+
+    if not with_client:
+        monkeypatch.setattr(blockwise, "active_client", lambda: None)
+    blocks = np.array_split(np.arange(10.0), 4)
+    out = np.full((10, 2), np.nan)
+    assert blockwise.blocks_into(out, _rows, blocks, 2.0) is out
+    np.testing.assert_array_equal(out, np.outer(np.arange(10.0), [2, -2]))
+    with pytest.raises(RuntimeError, match="filled 8 of the 10 rows"):
+        blockwise.blocks_into(out, _rows, blocks[:3], 2.0)
+    with pytest.raises(RuntimeError, match="more than the 9 rows"):
+        blockwise.blocks_into(out[:9], _rows, blocks, 2.0)
+    with pytest.raises(ValueError, match="block 2 failed"):
+        blockwise.blocks_into(np.empty(6), _row_or_fails_on_two, list(range(6)))
+
+
+@pytest.mark.parametrize("run", ["run_blocks", "sum_blocks", "blocks_into"])
 def test_a_failed_block_leaves_no_task_held_on_the_client(client, run):
     """A task that fails: the error reaches the caller, and no task of the call stays on the client (the error's
     traceback, kept by a notebook or here by pytest, held every future and its result on the workers)."""
@@ -1004,8 +1032,9 @@ def test_a_failed_block_leaves_no_task_held_on_the_client(client, run):
 
     from rnnprobe.analysis import blockwise
 
+    into, function = ((np.empty(6),), _row_or_fails_on_two) if run == "blocks_into" else ((), _fails_on_two)
     with pytest.raises(ValueError, match="block 2 failed") as caught:
-        getattr(blockwise, run)(_fails_on_two, list(range(6)))
+        getattr(blockwise, run)(*into, function, list(range(6)))
     for _ in range(100):
         if not client.futures:
             break

@@ -392,12 +392,37 @@ def sum_blocks(
     result fetched when its turn comes, added and released, so that this process holds the running sum and one
     result, not every block's (partial sums of large Gram matrices); else here in turn.
     """
-    client = active_client()
-    parts = (function(block, *args) for block in blocks) if client is None else _in_turn(client, function, blocks, args)
+    parts = _results_in_turn(function, blocks, args)
     total = next(parts)
     for part in parts:
         total = add(total, part)
     return total
+
+
+def blocks_into(out: np.ndarray, function: Callable[..., Any], blocks: list[Any], *args: Any) -> np.ndarray:
+    """``out`` filled along its first axis, in block order, by ``function(block, *args)`` of every block (each
+    result holding the next rows): as tasks on the active client, each result fetched when its turn comes, copied
+    and released, so that this process holds ``out`` and one result, not every block's and their concatenation
+    (Euclidean RDMs of 5000 conditions at 4 steps: 381 MiB, their concatenation a peak of 763 MiB); else here in
+    turn. Rows the results leave unfilled, or results beyond ``out``, are an error: never a result half-written.
+    """
+    start = 0
+    for part in _results_in_turn(function, blocks, args):
+        if start + len(part) > len(out):
+            raise RuntimeError(f"blocks_into: the blocks' results hold more than the {len(out)} rows of out")
+        out[start : start + len(part)] = part
+        start += len(part)
+    if start != len(out):
+        raise RuntimeError(f"blocks_into: the blocks' results filled {start} of the {len(out)} rows of out")
+    return out
+
+
+def _results_in_turn(function: Callable[..., Any], blocks: list[Any], args: tuple) -> Iterator[Any]:
+    """``function(block, *args)`` of each block in block order: on the active client (:func:`_in_turn`), else
+    here, one at a time.
+    """
+    client = active_client()
+    return (function(block, *args) for block in blocks) if client is None else _in_turn(client, function, blocks, args)
 
 
 def _in_turn(client: Any, function: Callable[..., Any], blocks: list[Any], args: tuple) -> Iterator[Any]:

@@ -21,9 +21,9 @@ import numpy as np
 from ..._validation import check_finite_layer, layer_states
 from ..blockwise import (
     BLOCK_BYTES,
+    blocks_into,
     dask_states,
     group_sums,
-    run_blocks,
     stored_chunks,
     symmetric_gram,
     time_blocks,
@@ -79,7 +79,8 @@ def _rdms_by_blocks_of_steps(
     n = stimuli.size if groups is None else groups[1]
     blocks = time_blocks(stimuli.size, n_units, time_index, chunks=stored_chunks(recording, layer, time_index),
                          result_bytes=n * (n - 1) // 2 * 8)  # fmt: skip
-    return np.concatenate(run_blocks(_rdm_block, blocks, recording, layer, stimuli, groups, distance, precision))
+    out = np.empty((len(time_index), n * (n - 1) // 2))
+    return blocks_into(out, _rdm_block, blocks, recording, layer, stimuli, groups, distance, precision)
 
 
 def _rdm_block(
@@ -126,7 +127,8 @@ def dask_crossnobis(
     n = len(design.conditions)
     blocks = time_blocks(stimuli.size, n_units, time_index, chunks=stored_chunks(recording, layer, time_index),
                          result_bytes=n * (n - 1) // 2 * 8)  # fmt: skip
-    return np.concatenate(run_blocks(_crossnobis_block, blocks, recording, layer, stimuli, design, precision))
+    out = np.empty((len(time_index), n * (n - 1) // 2))
+    return blocks_into(out, _crossnobis_block, blocks, recording, layer, stimuli, design, precision)
 
 
 def _crossnobis_block(
