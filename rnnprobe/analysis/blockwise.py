@@ -412,6 +412,7 @@ def blocks_into(out: np.ndarray, function: Callable[..., Any], blocks: list[Any]
             raise RuntimeError(f"blocks_into: the blocks' results hold more than the {len(out)} rows of out")
         out[start : start + len(part)] = part
         start += len(part)
+        del part  # (not held while the next is fetched)
     if start != len(out):
         raise RuntimeError(f"blocks_into: the blocks' results filled {start} of the {len(out)} rows of out")
     return out
@@ -434,6 +435,7 @@ def _in_turn(client: Any, function: Callable[..., Any], blocks: list[Any], args:
             futures[i] = None
             future.release()
             yield result
+            del result  # (not held while the next is fetched)
     finally:  # a failed task, or a caller that stops early: the rest released
         _release([future for future in futures if future is not None])
 
