@@ -6,7 +6,9 @@ matrices of every time step (products of the pairs of chunks i <= j along stimul
 weighted by the noise precision for "mahalanobis") are one dask graph, computed on the active
 ``dask.distributed`` client when there is one (else dask's threads). Only the Gram matrices (time x
 condition x condition) come back; the distances are formed from them as in memory. Results equal the
-in-memory path's to about 1e-12 (both accumulate in float64; the summation order differs). "crossnobis"
+in-memory path's to about 1e-12 (both accumulate in float64; the summation order differs). Where conditions
+outnumber units fourfold (from 1024 conditions), whose states are smaller than their Gram matrices, blocks of
+time steps run as tasks instead, each computing its RDMs as in memory (the same numbers). "crossnobis"
 needs the sums of every (fold, condition): one graph where they are small, else (with one presentation per
 fold and condition they are as large as the states) blocks of time steps as tasks, each computed as in
 memory (the same numbers).
