@@ -220,7 +220,7 @@ def test_crossnobis_and_mahalanobis_rdms_of_a_dask_backed_recording_are_blockwis
 def test_blockwise_rdms_of_conditions_outnumbering_units_come_from_blocks_of_steps(
     client, tmp_path, monkeypatch, with_client
 ):
-    """Conditions outnumbering units fourfold (from 1024 conditions: the thresholds lowered here, on the client):
+    """Conditions outnumbering units sixfold (from 1024 conditions: the thresholds lowered here, on the client):
     blocks of steps as tasks, each reading its steps and computing their RDMs as in memory; no graph of Gram
     matrices; equal to the in-memory RDMs for every distance, with condition means and selections; NaN refused."""
     import dask

@@ -395,30 +395,35 @@ def test_rdms_by_rows_from_gram_matrices_of_8_mib():
     assert not by_rows(torch.empty(1, 2000, 2000, dtype=torch.float64))  # (torch's, on a device: whole matrices)
 
 
+@pytest.mark.parametrize("whole_rows", [False, True])
 @pytest.mark.parametrize("threads", [1, 2, 3])
 @pytest.mark.parametrize("n", [2, 3, 131])
-def test_upper_triangle_rows_equal_the_triu_gather_and_compute_each_row_once(n, threads, monkeypatch):
+def test_upper_triangle_rows_equal_the_triu_gather_and_compute_each_row_once(n, threads, whole_rows, monkeypatch):
+    """Rows from the diagonal on (blocks of at most 5 x n values, growing as the rows shorten) or whole rows (5 a
+    block): the triangles as numpy's gather, each row computed once."""
     import rnnprobe.analysis.rsa.triangles as triangles
 
-    monkeypatch.setattr(triangles, "BLOCK_BYTES", 5 * 8 * n)  # 5 rows of n a block, more of the shorter rows
+    monkeypatch.setattr(triangles, "BLOCK_BYTES", 5 * 8 * n)
     full = np.random.default_rng(0).normal(size=(2, n, n))
     seen = []
 
     def rows(t, part):
         seen.append((t, part))
-        return full[t, part, part.start :] * 3 - 1
+        return full[t, part, 0 if whole_rows else part.start :] * 3 - 1
 
     out = np.full((3, n * (n - 1) // 2), np.nan)
-    assert triangles.upper_triangle_rows((2, n), rows, out[1:], threads=threads).base is out
+    got = triangles.upper_triangle_rows((2, n), rows, out[1:], threads=threads, whole_rows=whole_rows)
+    assert got.base is out
     i, j = np.triu_indices(n, 1)
     np.testing.assert_array_equal(out[1:], (full * 3 - 1)[:, i, j])
     assert np.isnan(out[0]).all()
-    for t in (0, 1):  # every row that has pairs, once, in blocks of at most 5 x n entries (one row at least)
+    for t in (0, 1):  # every row that has pairs, once
         computed = [r for step, part in seen if step == t for r in range(part.start, part.stop)]
         assert sorted(computed) == list(range(n - 1))
-    assert all((part.stop - part.start) * (n - part.start) <= 5 * n for _, part in seen)
-    if n == 131:  # the rows shorten, the blocks grow
-        assert max(part.stop - part.start for _, part in seen) > 5 * threads
+    width = (lambda part: n) if whole_rows else (lambda part: n - part.start)
+    assert all((part.stop - part.start) * width(part) <= 5 * n or part.stop - part.start == 1 for _, part in seen)
+    if n == 131:  # from the diagonal on, the rows shorten and the blocks grow
+        assert (max(part.stop - part.start for _, part in seen) > 5) != whole_rows
     made = triangles.upper_triangle_rows((1, n), lambda t, part: full[t, part, part.start :], dtype=np.float32)
     assert made.dtype == np.float32 and made.shape == (1, n * (n - 1) // 2)
 

@@ -386,13 +386,14 @@ def test_large_rdms_of_few_units_never_hold_a_gram_matrix(rng):
     np.testing.assert_allclose(got[0], pdist(x[:, 0], "sqeuclidean") / 64, rtol=1e-10)
 
 
-def test_products_by_rows_from_1024_conditions_of_at_most_a_quarter_as_many_units():
+def test_products_by_rows_from_1024_conditions_of_at_most_a_sixth_as_many_units():
     import rnnprobe.analysis.rsa.compute as compute
 
     numpy, single, device = (compute._Backend(None, dtype) for dtype in ("float64", "float32", "float64"))
     device.numpy = False
-    assert compute.row_products(numpy, 1024, 256) and not compute.row_products(numpy, 1024, 257)
-    assert compute.row_products(numpy, 5000, 1250) and not compute.row_products(numpy, 1023, 10)  # (a Gram of 8 MiB)
+    assert compute.row_products(numpy, 1536, 256) and not compute.row_products(numpy, 1535, 256)
+    assert compute.row_products(numpy, 5000, 833) and not compute.row_products(numpy, 5000, 834)
+    assert compute.row_products(numpy, 1024, 10) and not compute.row_products(numpy, 1023, 10)  # (a Gram of 8 MiB)
     assert compute.row_products(single, 1449, 10) and not compute.row_products(single, 1448, 10)
     assert not compute.row_products(device, 5000, 10)
 

@@ -7,7 +7,7 @@ weighted by the noise precision for "mahalanobis") are one dask graph, computed 
 ``dask.distributed`` client when there is one (else dask's threads). Only the Gram matrices (time x
 condition x condition) come back; the distances are formed from them as in memory. Results equal the
 in-memory path's to about 1e-12 (both accumulate in float64; the summation order differs). Where conditions
-outnumber units fourfold (from 1024 conditions), whose states are smaller than their Gram matrices, blocks of
+outnumber units sixfold (from 1024 conditions), whose states are smaller than their Gram matrices, blocks of
 time steps run as tasks instead, each computing its RDMs as in memory (the same numbers). "crossnobis"
 needs the sums of every (fold, condition): one graph where they are small, else (with one presentation per
 fold and condition they are as large as the states) blocks of time steps as tasks, each computed as in
@@ -71,7 +71,7 @@ def _rdms_by_blocks_of_steps(
     recording: Any, layer: str, time_index: np.ndarray, stimuli: np.ndarray, groups: tuple[np.ndarray, int] | None,
     distance: str, precision: np.ndarray | None, n_units: int,
 ) -> np.ndarray:  # fmt: skip
-    """:func:`dask_dissimilarities` where conditions outnumber units fourfold (from 1024 conditions:
+    """:func:`dask_dissimilarities` where conditions outnumber units sixfold (from 1024 conditions:
     :func:`.compute.row_products`), whose states are smaller than their Gram matrices: blocks of steps as tasks on
     the active client (else here, in turn), each reading its steps of the selected stimuli and computing their
     RDMs as in memory (the same numbers), its states and RDMs within ``BLOCK_BYTES``; only the RDMs come back

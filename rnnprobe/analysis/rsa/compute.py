@@ -301,7 +301,7 @@ def _normalised_distances(
         shifted = np.sqrt(n_units) * means * scale if distance == "correlation" else None
     if by_rows(gram):
         rows = _normalised_rows(gram_rows(gram), scale, shifted)
-        return upper_triangle_rows(gram.shape[:2], rows, out, dtype=gram.dtype, threads=threads)
+        return upper_triangle_rows(gram.shape[:2], rows, out, dtype=gram.dtype, threads=threads, whole_rows=True)
     with np.errstate(invalid="ignore"):  # (einsum: 1.4x faster than a broadcast product here)
         outer = np.einsum("ti,tj->tij", scale, scale, out=work.out("outer", gram.shape, scale.dtype))
         gram *= outer
@@ -311,10 +311,8 @@ def _normalised_distances(
 
 
 def gram_rows(gram: np.ndarray) -> Callable[[int, slice], np.ndarray]:
-    """:func:`upper_triangle_rows`'s raw rows of (time, n, n) matrices: step t's rows ``part`` from column
-    ``part.start`` on, a view.
-    """
-    return lambda t, part: gram[t, part, part.start :]
+    """:func:`upper_triangle_rows`'s whole raw rows of (time, n, n) matrices: step t's rows ``part``, a view."""
+    return lambda t, part: gram[t, part]
 
 
 def _normalised_rows(
@@ -326,7 +324,8 @@ def _normalised_rows(
     """
 
     def rows(t: int, part: slice) -> np.ndarray:
-        block, columns = products(t, part), slice(part.start, None)
+        block = products(t, part)
+        columns = slice(scale.shape[1] - block.shape[1], None)  # (whole rows, or from the diagonal on)
         with np.errstate(invalid="ignore"):  # (NaN of a zero pattern)
             block *= np.multiply.outer(scale[t, part], scale[t, columns])
             if shifted is not None:
@@ -371,7 +370,7 @@ def _dissimilarities(
     return out
 
 
-ROW_PRODUCTS = 4  # conditions per unit from which large RDMs come from products by blocks of rows
+ROW_PRODUCTS = 6  # conditions per unit from which large RDMs come from products by blocks of rows
 PRODUCT_BYTES = 2**22  # a block of rows' products: 4 MiB (over 100 rows of 5000 conditions: GEMM's pace)
 
 
@@ -379,9 +378,10 @@ def row_products(backend: _Backend, n: int, n_units: int) -> bool:
     """Whether RDMs of ``n`` conditions come from products by blocks of rows, never an n x n matrix
     (:func:`_row_product_dissimilarities`): with numpy, for RDMs taken by rows (:func:`by_rows`) of at least
     ``ROW_PRODUCTS`` conditions per unit. Few units make the symmetric product slow against GEMM on blocks of
-    rows (5000 x 256: 157 ms against 134 ms on the upper triangle, AMD EPYC Zen 4) and the Gram matrix's
-    passes over memory the larger part of the rest; many units keep the symmetric product (2000 x 4096:
-    321 ms against 368 ms).
+    rows (5000 x 256: 157 ms against 134 ms on the upper triangle) and the Gram matrix's passes over memory the
+    larger part of the rest. Euclidean RDMs, one thread, AMD EPYC Zen 4, Gram matrix / blocks of rows: 5000 x 32,
+    128, 256, 512 units 2.19x, 1.43x, 1.23x, 1.04x the time; 2000 x 128, 256 1.33x, 1.12x; 1200 x 64, 128, 256
+    1.25x, 1.11x, 0.90x; 3000 x 512 1.01x (correlation alike, 0.98x at 1200 x 128; two threads 0.90-1.62x).
     """
     size = n * n * np.dtype(backend.dtype).itemsize
     return backend.numpy and size >= triangles.ROWS_BYTES and n >= ROW_PRODUCTS * n_units
@@ -565,7 +565,7 @@ def distances_from_gram(
     if by_rows(gram):
         squares = None if distance in ("correlation", "cosine") else np.diagonal(gram, axis1=1, axis2=2).copy()
         rows = _distance_rows(gram_rows(gram), squares, distance, n_units)  # (the diagonal taken before the rows)
-        return upper_triangle_rows(gram.shape[:2], rows, out, dtype=gram.dtype, threads=threads)
+        return upper_triangle_rows(gram.shape[:2], rows, out, dtype=gram.dtype, threads=threads, whole_rows=True)
     if distance in ("correlation", "cosine"):
         return np.clip(backend.to_numpy(1 - upper_triangles(gram)), 0, 2)  # (|r| past 1 by rounding)
     diag = backend.diagonal(gram)
@@ -609,8 +609,9 @@ def _distance_rows(
         return lambda t, part: one_minus_clipped(products(t, part))
 
     def rows(t: int, part: slice) -> np.ndarray:
-        block = _squared_from_gram(products(t, part), squares[t, part], squares[t, part.start :])
-        return _from_squared(block, distance, n_units)
+        block = products(t, part)
+        columns = squares[t, squares.shape[1] - block.shape[1] :]  # (whole rows, or from the diagonal on)
+        return _from_squared(_squared_from_gram(block, squares[t, part], columns), distance, n_units)
 
     return rows
 

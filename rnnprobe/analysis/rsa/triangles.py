@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..parallel import task_pool
+from ..parallel import equal_shares, task_pool
 
 ROWS_BYTES = 2**23  # from this size of a step's Gram matrix (1024 conditions in float64), RDMs come by rows
 BLOCK_BYTES = 2**19  # a block of rows corrected at once: half of a core's L2 cache (1 MiB on the AMD EPYCs measured)
@@ -36,19 +36,22 @@ def upper_triangle_rows(
     dtype: object = np.float64,
     threads: int = 1,
     block_bytes: int | None = None,
+    whole_rows: bool = False,
 ) -> np.ndarray:
     """(time, n (n - 1) / 2): the strict upper triangles, row by row (rsatoolbox's order), of the ``shape`` =
-    (time, n) n x n matrices whose rows ``rows(t, part)`` computes: step t's rows ``part`` from column
-    ``part.start`` on, (rows, n - part.start) (a view of a Gram matrix, which it may overwrite, or products
-    made block by block), into ``out`` where given (else a new array of ``dtype``). The rows go in blocks of
-    at most ``block_bytes`` (default ``BLOCK_BYTES``; one row at least), which grow as the rows shorten; with
-    ``threads`` > 1 each step's rows are split into that many contiguous shares of equal pair counts, one
-    worker each.
+    (time, n) n x n matrices whose rows ``rows(t, part)`` computes: step t's rows ``part``, their last columns
+    (rows, m) for some m >= n - part.start: from column ``part.start`` on (products made block by block), or
+    ``whole_rows`` (rows, n), contiguous rows of a Gram matrix, which it may overwrite; into ``out`` where given
+    (else a new array of ``dtype``). The rows go in blocks of at most ``block_bytes`` (default ``BLOCK_BYTES``; one
+    row at least), which grow as the rows shorten unless ``whole_rows``; with ``threads`` > 1 each step's rows are
+    split into that many contiguous shares of equal pair counts (of equal rows, ``whole_rows``), one worker each.
+    Whole rows, for the arithmetic on views of a Gram matrix: numpy's ufuncs took 2-3x as long a value on the
+    strided views of their upper parts (50 x 1100 of 1200 columns: 38 against 11 us for 50 x 1200 contiguous).
 
-    One pass over each matrix's upper triangle, where the whole-matrix form of the same arithmetic took five
-    or six passes over all of it, and no n x n temporary beside the Gram matrix (2000 conditions, all after
-    the product: correlation 20 -> 14 ms, Euclidean 20 -> 8 ms, AMD EPYC Zen 4; the whole RDM of 5000
-    conditions x 256 units, Euclidean, where the temporaries were fresh memory: 1047 -> 235 ms).
+    One pass over each matrix, where the whole-matrix form of the same arithmetic took five or six, and no
+    n x n temporary beside the Gram matrix (2000 conditions, all after the product: correlation 20 -> 14 ms,
+    Euclidean 20 -> 8 ms, AMD EPYC Zen 4; the whole RDM of 5000 conditions x 256 units, Euclidean, where the
+    temporaries were fresh memory: 1047 -> 235 ms).
     ``rows`` is called once for each row (with threads, shares of rows at the same time): it may overwrite the
     rows it is given, and what it needs of other rows (a diagonal) it takes before the first call.
 
@@ -63,7 +66,7 @@ def upper_triangle_rows(
         out = np.empty((n_time, n * (n - 1) // 2), dtype=dtype)
     starts = np.concatenate(([0], np.cumsum(np.arange(n - 1, 0, -1))))  # each row's first pair
     budget = (BLOCK_BYTES if block_bytes is None else block_bytes) // out.itemsize
-    shares = _pair_shares(starts, threads)
+    shares = equal_shares(n - 1, threads) if whole_rows else _pair_shares(starts, threads)
     starts = starts.tolist()
 
     def share(task: tuple[int, slice]) -> None:
@@ -71,10 +74,11 @@ def upper_triangle_rows(
         into = out[t]
         first = mine.start
         while first < mine.stop:
-            last = min(first + max(1, budget // (n - first)), mine.stop)
+            last = min(first + max(1, budget // (n if whole_rows else n - first)), mine.stop)
             block = rows(t, slice(first, last))
+            skip = 1 - n + block.shape[1]  # (row i's pairs: from column i + 1, at i + skip in the block)
             for i in range(first, last):
-                into[starts[i] : starts[i + 1]] = block[i - first, i - first + 1 :]
+                into[starts[i] : starts[i + 1]] = block[i - first, i + skip :]
             first = last
 
     tasks = [(t, mine) for t in range(n_time) for mine in shares if mine.stop > mine.start]
