@@ -50,6 +50,7 @@ def cases(quick: bool) -> dict:
     rng = np.random.default_rng(0)
     k = 4 if quick else 1
     big = Recording({"x": rng.normal(size=(2000 // k, 1, 4096 // k))})
+    narrow = Recording({"x": rng.normal(size=(5000 // k, 1, 256 // k))})  # many stimuli, a narrow layer
     movie = Recording({"x": rng.normal(size=(92, 50, 512 // k))})
     big_movie = Recording({"x": rng.normal(size=(500 // k, 50, 2048 // k))})  # a convolutional layer's movie
     runs = {"image": np.tile(np.arange(92), 4), "run": np.repeat(np.arange(4), 92)}  # each image once in each run
@@ -86,6 +87,7 @@ def cases(quick: bool) -> dict:
     starts64 = rng.normal(scale=0.5, size=(512 // k, 64))
     return {
         "RDM, correlation, 2000 x 4096": lambda: compute_rdms(big, "x", distance="correlation").dissimilarities,
+        "RDM, euclidean, 5000 x 256": lambda: compute_rdms(narrow, "x", distance="euclidean").dissimilarities,
         "RDM movie, correlation, 92 x 50 x 512": lambda: compute_rdms(movie, "x").dissimilarities,
         "RDM movie, correlation, 500 x 50 x 2048": lambda: compute_rdms(big_movie, "x").dissimilarities,
         "RDM movie, crossnobis, 92 x 4 runs x 50 x 512": lambda: compute_rdms(runs_movie, "x", **cross).dissimilarities,
