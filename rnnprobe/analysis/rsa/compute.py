@@ -734,7 +734,8 @@ def _kernel_distances(
     ``work``'s arrays).
     """
     if by_rows(kernel):
-        upper_triangle_rows(kernel.shape[:2], _difference_rows(kernel, folds, units), out, threads=threads)
+        upper_triangle_rows(kernel.shape[:2], _difference_rows(kernel, folds, units), out, threads=threads,
+                            whole_rows=True)  # fmt: skip
         return
     diag = backend.diagonal(kernel)  # the diagonal of the sum is the sum of the folds' diagonals
     if backend.numpy:
@@ -758,10 +759,9 @@ def _difference_rows(kernel: np.ndarray, folds: int, units: int) -> Callable[...
     diag = np.diagonal(kernel, axis1=1, axis2=2)
 
     def rows(t: int, part: slice) -> np.ndarray:
-        columns = slice(part.start, None)
-        block = np.add.outer(diag[t, part], diag[t, columns])
-        block -= kernel[t, part, columns]
-        block -= kernel[t, columns, part].T
+        block = np.add.outer(diag[t, part], diag[t])
+        block -= kernel[t, part]
+        block -= kernel[t, :, part].T
         block /= folds
         block /= units
         return block
