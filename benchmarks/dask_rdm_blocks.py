@@ -2,6 +2,7 @@
 against blocks of steps as tasks (issue 20, goals 1 and 4).
 
 Run:  OMP_NUM_THREADS=1 python benchmarks/dask_rdm_blocks.py [--stimuli 5000] [--units 256] [--repeats 3]
+      [--mmap-threshold BYTES]
 
 A float64 layer (stimuli x 4 steps x units, stored in chunks of 1000 stimuli) opened dask-backed, and its
 Euclidean RDMs computed on a LocalCluster of 2 worker processes (1 thread each) two ways: the graph of each
@@ -27,6 +28,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np
+from _dask import add_allocator_argument, set_worker_allocator
 from _machine import median_time, print_machine
 
 
@@ -35,6 +37,7 @@ def main() -> None:
     parser.add_argument("--stimuli", type=int, default=5000)
     parser.add_argument("--units", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=3)
+    add_allocator_argument(parser)
     args = parser.parse_args()
     from distributed import Client, LocalCluster
 
@@ -42,6 +45,7 @@ def main() -> None:
     from rnnprobe.analysis import compute_rdms
 
     print_machine()
+    set_worker_allocator(args.mmap_threshold)
     states = np.random.default_rng(0).normal(size=(args.stimuli, 4, args.units))
     with tempfile.TemporaryDirectory() as folder:
         Recording({"h": states}).save(Path(folder) / "layer.zarr")
