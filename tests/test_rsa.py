@@ -360,6 +360,9 @@ def test_rdms_from_products_by_blocks_of_rows_equal_scipy(distance, monkeypatch,
         np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
     products = [new for name, new in made if name == "products"]  # a block's products: a worker's kept array
     assert len(products) > 40 and sum(products) <= 1 + 2 * 3  # (3 threads: the 2 steps at once, 3 workers each)
+    single = compute_rdms(Recording({"x": x}), "x", distance=distance, dtype="float32", **kwargs).dissimilarities
+    np.testing.assert_allclose(single, expected, rtol=2e-5, atol=2e-5)  # (float32 products: a block's kept array)
+    assert ("products", True) in made[-60:]
     x[3, 1, 4] = np.nan
     with pytest.raises(NonFiniteError):
         compute_rdms(Recording({"x": x}), "x", distance=distance, **kwargs)
