@@ -145,9 +145,17 @@ def test_bad_input_is_one_clear_error(rng, kwargs, error, match):
         fit_tdr(rec, **kwargs)
 
 
-def test_non_finite_states_are_refused(rng):
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e200])
+def test_non_finite_states_are_refused(rng, bad):
+    """From the units' spreads (no pass of their own): NaN or inf named with its count, finite states whose squares
+    overflow as such; no numpy warning first."""
+    import warnings
+
     rec, _ = _task(rng, n_trials=40, n_times=3, n_units=4)
     states = rec.get("h").copy()
-    states[3, 1, 2] = np.inf
-    with pytest.raises(NonFiniteError):
-        fit_tdr(Recording({"h": states}, metadata=rec.metadata), variables=["choice"], n_components=2)
+    states[3, 1, 2] = bad
+    match = "overflow" if np.isfinite(bad) else r"1 non-finite value\(s\) .* first at \(3, 1, 2\)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(NonFiniteError, match=match):
+            fit_tdr(Recording({"h": states}, metadata=rec.metadata), variables=["choice"], n_components=2)

@@ -21,7 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_finite_layer, check_grouping, check_int, check_recording, layer_states
+from .._validation import (
+    check_finite_layer,
+    check_grouping,
+    check_int,
+    check_recording,
+    layer_states,
+    refuse_non_finite_squares,
+)
 from ..errors import ArgumentError, ArgumentTypeError, UnknownNameError, describe, format_choices
 from ._constant import rounding_only
 from .blockwise import dask_states
@@ -188,16 +195,18 @@ def _moments(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """(unit means, unit standard deviations (1 where constant), regression coefficients of the z-scored
     states (regressors + constant, time, units), R^2 per time step, the states read) of the layer read
-    into memory: the units' means, then their spreads, then each step's z-scored states, their coefficients
+    into memory: the units' means, then their spreads (non-finite states refused from them, with no pass of their
+    own: :func:`.._validation.refuse_non_finite_squares`), then each step's z-scored states, their coefficients
     (:func:`_least_squares`), residual and total squares, a step at a time (temporaries of a step, not of the
     layer), the steps in equal shares on the library threads, one BLAS thread each.
     """
-    _, _, states = layer_states(recording, layer, time=positions)
+    _, _, states = layer_states(recording, layer, time=positions, finite_checked_later=True)  # (from the spreads)
     n_trials, n_times, n_units = states.shape
     solve = _least_squares(design)
     coef, step_mean = np.empty((design.shape[1], n_times, n_units)), np.empty((n_times, n_units))
     total, residual = np.empty((n_times, n_units)), np.empty((n_times, n_units))
 
+    @np.errstate(invalid="ignore", over="ignore")  # (states that are not finite: refused below)
     def summed(steps: slice, each: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         return sum(each(states[:, t]).sum(axis=0) for t in range(steps.start, steps.stop))
 
@@ -213,7 +222,11 @@ def _moments(
     shares, n = equal_shares(n_times, threads), n_trials * n_times
     with task_pool(threads, threads=threads) as pmap:
         mean = sum(pmap(lambda steps: summed(steps, lambda x: x), shares)) / n
-        scale = _unit_scale(sum(pmap(lambda steps: summed(steps, lambda x: (x - mean) ** 2), shares)) / n, mean, n)
+        variance = sum(pmap(lambda steps: summed(steps, lambda x: (x - mean) ** 2), shares)) / n
+        if not np.isfinite(variance).all():  # NaN or inf among the states makes a spread NaN, squares that overflow inf
+            refuse_non_finite_squares(states, name="recording", layer=layer, what="spread across trials",
+                                      remedy="the coefficients of the z-scored states are unchanged")  # fmt: skip
+        scale = _unit_scale(variance, mean, n)
         list(pmap(fit, shares))
     return mean, scale, coef, _r_squared(residual, total, step_mean, n_trials), states
 
