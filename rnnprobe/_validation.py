@@ -390,9 +390,8 @@ def layer_states(
     The states are flattened over units and cast to ``dtype``; a layer with NaN or inf among the
     selected states is refused (:func:`check_finite`), unless ``finite_checked_later``: the caller refuses them
     itself, from numbers it computes anyway (``compute_rdms``: its Gram matrices' diagonals; ``fit_pca``: its
-    steps' sums of squares; ``fit_timescales`` and ``fit_tdr``: their spreads), by :func:`refuse_non_finite_squares`,
-    which searches
-    these states for the error's count and positions.
+    steps' sums of squares; ``fit_timescales`` and ``fit_tdr``: their spreads), by
+    :func:`refuse_non_finite_squares`, which searches these states for the error's count and positions.
     """
     check_recording(recording, name)
     layer = recording.resolve_layer(layer)

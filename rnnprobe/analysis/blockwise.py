@@ -34,13 +34,12 @@ def time_blocks(
     result_bytes: int = 0,
 ) -> list[np.ndarray]:  # fmt: skip
     """The time positions split into consecutive blocks whose float64 states (and ``result_bytes`` a step of the
-    block's results) fit in ``budget`` bytes (default BLOCK_BYTES) and of no more than an equal share of the active
-    client's worker threads (rounded up: each block
-    is a task; 4 steps of 65 MB in blocks of 3 and 1 kept one of 2 workers waiting for the other for half the
-    time). ``chunks``: the stored chunk of each position (``Recording.time_chunks``). A block's read
-    decompresses every chunk it touches, so the blocks then read the fewest chunks (:func:`chunk_cuts`): 50
-    steps in chunks of 7 with room for 10 steps a block give 7 blocks that decompress 50 steps, not 5 blocks
-    that decompress 78.
+    block's results) fit in ``budget`` bytes (default BLOCK_BYTES) and of no more than an equal share of the
+    active client's worker threads (rounded up: each block is a task; 4 steps of 65 MB in blocks of 3 and 1 kept
+    one of 2 workers waiting for the other for half the time). ``chunks``: the stored chunk of each position
+    (``Recording.time_chunks``). A block's read decompresses every chunk it touches, so the blocks then read the
+    fewest chunks (:func:`chunk_cuts`): 50 steps in chunks of 7 with room for 10 steps a block give 7 blocks that
+    decompress 50 steps, not 5 blocks that decompress 78.
     """
     from ._linear import time_blocks as slices
 
