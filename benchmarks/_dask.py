@@ -24,3 +24,15 @@ def set_worker_allocator(mmap_threshold: int) -> None:
     if mmap_threshold:
         dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": str(mmap_threshold)})
     print(f"  workers' environment: {dask.config.get('distributed.nanny.pre-spawn-environ')}")
+
+
+def layer_arguments(description: str, *, stimuli: int, units: int, allocator: bool = True) -> argparse.Namespace:
+    """--stimuli, --units and --repeats of a script's layer on disk (and ``--mmap-threshold`` with ``allocator``),
+    parsed."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stimuli", type=int, default=stimuli)
+    parser.add_argument("--units", type=int, default=units)
+    parser.add_argument("--repeats", type=int, default=3)
+    if allocator:
+        add_allocator_argument(parser)
+    return parser.parse_args()

@@ -46,6 +46,17 @@ def median_time(fn, repeats: int, *, warmup: bool = False, at_least: float = 0.0
     return statistics.median(times), out
 
 
+def against_first(ways: dict, repeats: int):
+    """(name, way, median seconds after a warm-up, the first way's seconds over these) of each of ``ways``
+    ({name: function}) in turn: the ratios a script prints beside its ways.
+    """
+    first = None
+    for name, way in ways.items():
+        seconds, _ = median_time(way, repeats, warmup=True)
+        first = seconds if first is None else first
+        yield name, way, seconds, first / seconds
+
+
 def machine_kind() -> str:
     """A folder name for the kind of CPU: 'amd-epyc', 'intel-xeon', ... (model numbers dropped)."""
     import re

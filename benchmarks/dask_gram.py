@@ -16,7 +16,6 @@ product in this process on one thread (numpy, the states in memory) for scale.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -26,15 +25,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np
-from _machine import median_time, print_machine
+from _dask import layer_arguments
+from _machine import against_first, median_time, print_machine
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stimuli", type=int, default=2000)
-    parser.add_argument("--units", type=int, default=4096)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    args = layer_arguments(__doc__, stimuli=2000, units=4096, allocator=False)
     from distributed import Client, LocalCluster
 
     from rnnprobe import Recording
@@ -75,11 +71,8 @@ def _report(ways: dict, x, states: np.ndarray, repeats: int) -> None:
         reference = got if reference is None else reference
         np.testing.assert_allclose(got, reference, rtol=1e-12, atol=1e-9)
     print("  results equal (1e-12)")
-    first = None
-    for name, way in ways.items():
-        seconds, _ = median_time(way, repeats, warmup=True)
-        first = seconds if first is None else first
-        print(f"  {name:40s} {seconds:7.2f} s  ({first / seconds:.2f}x)")
+    for name, _, seconds, ratio in against_first(ways, repeats):
+        print(f"  {name:40s} {seconds:7.2f} s  ({ratio:.2f}x)")
     steps_first = np.ascontiguousarray(states.transpose(1, 0, 2), dtype=np.float64)
     seconds, _ = median_time(lambda: steps_first @ steps_first.transpose(0, 2, 1), repeats, warmup=True)
     print(f"  {'numpy in this process, 1 thread':40s} {seconds:7.2f} s  (the states in memory)")

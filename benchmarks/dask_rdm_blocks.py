@@ -17,7 +17,6 @@ in-memory RDMs in this process on one thread for scale.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import tempfile
@@ -28,17 +27,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np
-from _dask import add_allocator_argument, set_worker_allocator
-from _machine import median_time, print_machine
+from _dask import layer_arguments, set_worker_allocator
+from _machine import against_first, median_time, print_machine
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stimuli", type=int, default=5000)
-    parser.add_argument("--units", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=3)
-    add_allocator_argument(parser)
-    args = parser.parse_args()
+    args = layer_arguments(__doc__, stimuli=5000, units=256)
     from distributed import Client, LocalCluster
 
     from rnnprobe import Recording
@@ -91,11 +85,8 @@ def _report(ways: dict, memory, states: np.ndarray, repeats: int) -> None:
     for way in ways.values():
         np.testing.assert_allclose(way().dissimilarities, reference, rtol=0, atol=1e-10)
     print("  results equal to the in-memory RDMs (1e-10)")
-    first = None
-    for name, way in ways.items():
-        seconds, _ = median_time(way, repeats, warmup=True)
-        first = seconds if first is None else first
-        print(f"  {name:28s} {seconds:7.2f} s  ({first / seconds:.2f}x)   peak here {_peak_mib(way):6.0f} MiB")
+    for name, way, seconds, ratio in against_first(ways, repeats):
+        print(f"  {name:28s} {seconds:7.2f} s  ({ratio:.2f}x)   peak here {_peak_mib(way):6.0f} MiB")
     seconds, _ = median_time(memory, repeats, warmup=True)
     print(f"  {'in memory, this process':28s} {seconds:7.2f} s            peak here {_peak_mib(memory):6.0f} MiB")
 
