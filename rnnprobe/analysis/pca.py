@@ -35,7 +35,7 @@ from ..recording import Recording
 from ..recording.indexing import as_slice_if_contiguous
 from ._constant import rounding_only
 from ._scores import peak_position
-from .parallel import equal_shares, library_threads, task_pool
+from .parallel import in_shares, library_threads
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -166,8 +166,7 @@ class StepMoments:
             return partial
 
         threads = min(library_threads(), n_time) if x.nbytes >= SPLIT_BYTES else 1
-        with task_pool(threads, threads=threads) as pmap:
-            partials = list(pmap(share, equal_shares(n_time, threads)))
+        partials = in_shares(share, n_time, threads=threads)
         if not units_side:
             return cls(centred, mean, trace, trace_sq)
         used = pooled > 0

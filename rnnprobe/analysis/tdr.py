@@ -32,7 +32,7 @@ from .._validation import (
 from ..errors import ArgumentError, ArgumentTypeError, UnknownNameError, describe, format_choices
 from ._constant import rounding_only
 from .blockwise import dask_states
-from .parallel import equal_shares, library_threads, small_blas, task_pool
+from .parallel import in_shares, library_threads, small_blas
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -218,16 +218,14 @@ def _moments(
             total[t] = ((z - step_mean[t]) ** 2).sum(axis=0)
             residual[t] = (_residual(z, design, coef[:, t]) ** 2).sum(axis=0)
 
-    threads = min(library_threads(), n_times)
-    shares, n = equal_shares(n_times, threads), n_trials * n_times
-    with task_pool(threads, threads=threads) as pmap:
-        mean = sum(pmap(lambda steps: summed(steps, lambda x: x), shares)) / n
-        variance = sum(pmap(lambda steps: summed(steps, lambda x: (x - mean) ** 2), shares)) / n
-        if not np.isfinite(variance).all():  # NaN or inf among the states makes a spread NaN, squares that overflow inf
-            refuse_non_finite_squares(states, name="recording", layer=layer, what="spread across trials",
-                                      remedy="the coefficients of the z-scored states are unchanged")  # fmt: skip
-        scale = _unit_scale(variance, mean, n)
-        list(pmap(fit, shares))
+    threads, n = min(library_threads(), n_times), n_trials * n_times
+    mean = sum(in_shares(lambda steps: summed(steps, lambda x: x), n_times, threads=threads)) / n
+    variance = sum(in_shares(lambda steps: summed(steps, lambda x: (x - mean) ** 2), n_times, threads=threads)) / n
+    if not np.isfinite(variance).all():  # NaN or inf among the states makes a spread NaN, squares that overflow inf
+        refuse_non_finite_squares(states, name="recording", layer=layer, what="spread across trials",
+                                  remedy="the coefficients of the z-scored states are unchanged")  # fmt: skip
+    scale = _unit_scale(variance, mean, n)
+    in_shares(fit, n_times, threads=threads)
     return mean, scale, coef, _r_squared(residual, total, step_mean, n_trials), states
 
 
