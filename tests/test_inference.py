@@ -201,6 +201,43 @@ def test_tau_a_permutations_of_categorical_models_are_dot_products_of_midranks(r
     assert result.p_values[0] < result.p_values[1]
 
 
+@pytest.mark.parametrize("models", ["continuous", "mixed"])
+def test_tau_a_permutations_of_continuous_models_count_every_pair(rng, monkeypatch, models):
+    """Continuous models under tau-a (all at once through each data RDM's order) and a continuous model beside one
+    of three values (one permutation at a time), in chunks of 5 on two threads: every permutation's similarities
+    equal the count over every pair of entries of the permuted model and the data (ties in one data RDM), to the
+    bit for one data RDM, to 1e-15 for the mean of two."""
+    import torch
+
+    import rnnprobe.analysis.inference as inference
+
+    monkeypatch.setattr(inference, "PERMUTATION_CHUNK", 5)
+    n_cond, n_permutations = 10, 13
+    pairs = n_cond * (n_cond - 1) // 2
+    model = rng.random((2, pairs))
+    if models == "mixed":
+        model[1] = rng.integers(0, 3, pairs)
+    data = rng.random((2, pairs))
+    data[1, :9] = data[1, 9]
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        results = [permutation_test(model, d, comparison="tau-a", n_permutations=n_permutations, seed=5)
+                   for d in (data[:1], data)]  # fmt: skip
+    finally:
+        torch.set_num_threads(before)
+    perms = np.argsort(np.random.default_rng(5).random((n_permutations, n_cond)), axis=1)
+    full = RDMs(model, "x").matrices()
+    rows, cols = np.triu_indices(n_cond, 1)
+    i, j = np.triu_indices(pairs, 1)
+    for k, perm in enumerate(perms):
+        permuted = np.stack([m[np.ix_(perm, perm)][rows, cols] for m in full])
+        brute = np.sign(permuted[:, None, i] - permuted[:, None, j]) * np.sign(data[None, :, i] - data[None, :, j])
+        brute = brute.sum(axis=2) / len(i)
+        np.testing.assert_array_equal(results[0].null[k], brute[:, 0])
+        np.testing.assert_allclose(results[1].null[k], brute.mean(axis=1), rtol=0, atol=1e-15)
+
+
 def test_permutation_p_values_are_uniform_under_the_null_and_small_for_a_planted_model():
     from scipy.stats import kstest
 

@@ -499,7 +499,7 @@ def test_tau_a_of_two_valued_rdms_is_exact_and_equals_rsatoolbox(rng, monkeypatc
     """Tau-a where a pair's RDM takes two values (categorical models, a constant one among them) comes from the
     other's midranks by one product, where it takes a few (four here) level by level: equal to the count over
     every pair of entries (to the bit), and to rsatoolbox, for such rows in either argument, with ties on both
-    sides; only pairs of continuous RDMs go through scipy."""
+    sides; only pairs of continuous RDMs are counted pair by pair."""
     import rnnprobe.analysis.rsa.kendall as kendall
 
     n = 66  # (12 conditions)
@@ -507,14 +507,14 @@ def test_tau_a_of_two_valued_rdms_is_exact_and_equals_rsatoolbox(rng, monkeypatc
     categorical[0] = 0.5  # a constant model: tau-a 0
     tied, continuous = rng.integers(0, 4, (2, n)).astype(float), rng.random((2, n))
     others = np.vstack([tied, continuous, categorical[1:]])
-    scipy_pairs = []
-    scipy_tau = kendall._scipy_tau
-    monkeypatch.setattr(kendall, "_scipy_tau", lambda a, b: scipy_pairs.append(a.shape[0] * b.shape[0])
-                        or scipy_tau(a, b))  # fmt: skip
+    pair_counts = []
+    many_valued_tau = kendall._many_valued_tau
+    monkeypatch.setattr(kendall, "_many_valued_tau", lambda x, y: pair_counts.append(len(x.left) * len(y.left))
+                        or many_valued_tau(x, y))  # fmt: skip
     for a, b, pairs in ((categorical, others, 0), (others, categorical, 0), (others, others, 4)):
-        scipy_pairs.clear()
+        pair_counts.clear()
         ours = compare_rdms(a, b, comparison="tau-a")
-        assert sum(scipy_pairs) == pairs
+        assert sum(pair_counts) == pairs
         brute = [[_brute_tau_a(x, y) for y in b] for x in a]
         if pairs == 0:  # whole numbers divided once, as the count over every pair: the same bits
             np.testing.assert_array_equal(ours, brute)
@@ -529,7 +529,7 @@ def test_tau_a_of_two_valued_rdms_is_exact_and_equals_rsatoolbox(rng, monkeypatc
 def test_tau_a_level_by_level_in_blocks_of_rows_and_its_bound(rng, monkeypatch):
     """The level-by-level count over the other rows in blocks (three rows a block here), against the count over
     every pair of entries, to the bit; rows of more values than ``FEW_LEVELS`` (set to 4: five and six, one of them
-    with its first ``HEAD`` entries (set to 10) of three values only) against each other go through scipy."""
+    with its first ``HEAD`` entries (set to 10) of three values only) against each other are counted pair by pair."""
     import rnnprobe.analysis.rsa.kendall as kendall
 
     n = 45
@@ -539,22 +539,22 @@ def test_tau_a_level_by_level_in_blocks_of_rows_and_its_bound(rng, monkeypatch):
     a = np.stack([rng.integers(0, levels, n) for levels in (3, 4, 5, 6)]).astype(float)
     a[2, :10] = np.arange(10) % 3  # (a few values first, five in all)
     b = np.vstack([rng.integers(0, 4, (4, n)), rng.random((3, n))])
-    scipy_pairs = []
-    scipy_tau = kendall._scipy_tau
-    monkeypatch.setattr(kendall, "_scipy_tau", lambda x, y: scipy_pairs.append(x.shape[0] * y.shape[0])
-                        or scipy_tau(x, y))  # fmt: skip
+    pair_counts = []
+    many_valued_tau = kendall._many_valued_tau
+    monkeypatch.setattr(kendall, "_many_valued_tau", lambda x, y: pair_counts.append(len(x.left) * len(y.left))
+                        or many_valued_tau(x, y))  # fmt: skip
     ours = kendall.tau_a(a, b)
-    assert (kendall._dense_levels(*kendall._sorted_runs(a))[1] == [3, 4, 5, 6]).all() and scipy_pairs == [6]
+    assert (kendall._dense_levels(*kendall._sorted_runs(a))[1] == [3, 4, 5, 6]).all() and pair_counts == [6]
     brute = np.array([[_brute_tau_a(x, y) for y in b] for x in a])
     np.testing.assert_array_equal(ours[:, :4], brute[:, :4])
     np.testing.assert_array_equal(ours[:2], brute[:2])
     np.testing.assert_allclose(ours, brute, rtol=0, atol=1e-15)
 
 
-def test_tau_a_sorts_each_row_once_and_never_rows_that_only_scipy_compares(rng, monkeypatch):
-    """Rows are argsorted only where the level-by-level count needs their order, each once: data first or model
-    first, a model of three values sorts it and the data once; continuous RDMs against each other (a noise
-    ceiling's) are ruled out by their first entries and never argsorted."""
+def test_tau_a_sorts_each_row_once(rng, monkeypatch):
+    """Rows are argsorted each once: data first or model first, a model of three values sorts it and the data
+    once, and continuous RDMs against each other (a noise ceiling's) each once, not once per pair as scipy's
+    ``kendalltau`` would."""
     import rnnprobe.analysis.rsa.kendall as kendall
 
     sorted_rows = []
@@ -567,12 +567,91 @@ def test_tau_a_sorts_each_row_once_and_never_rows_that_only_scipy_compares(rng, 
         assert sorted(sorted_rows) == sorted(map(tuple, np.vstack([nested, data])))  # each row once
         np.testing.assert_allclose(ours, [[_brute_tau_a(x, y) for y in b] for x in a], rtol=0, atol=1e-15)
     sorted_rows.clear()
-    kendall.tau_a(data[:2], data[2:])
-    assert sorted_rows == []
+    ours = kendall.tau_a(data[:2], data[2:])
+    assert sorted(sorted_rows) == sorted(map(tuple, data))
+    np.testing.assert_array_equal(ours, [[_brute_tau_a(x, y) for y in data[2:]] for x in data[:2]])
 
 
-def test_tau_a_pairs_by_scipy_on_two_threads_equal_one_thread(rng):
-    """Pairs of continuous RDMs (scipy, pair by pair) in shares on two threads: the same bits as on one, each pair
+def _tied_rows(rng, n):
+    """Rows of many values with ties: continuous, tied in a few places, on a grid of 40 values, constant."""
+    continuous, patched, grid = rng.random(n), rng.random(n), rng.integers(0, 40, n).astype(float)
+    patched[: n // 3] = patched[n // 3]
+    return np.stack([continuous, patched, grid, np.full(n, 0.3)])
+
+
+@pytest.mark.parametrize("counter", ["scipy's", "fallback"])
+def test_tau_a_of_many_valued_rows_counts_every_pair(rng, monkeypatch, counter):
+    """Pairs of rows of many values, continuous or tied in x, in y or in both (a grid of 40 values against
+    itself: many pairs tied in both), a constant row: tau-a from the discordant count and the ties equals the count
+    over every pair of entries to the bit, and scipy's ``kendalltau`` rescaled (where the count is missing) to
+    1e-15."""
+    import rnnprobe.analysis.rsa.kendall as kendall
+
+    if counter == "fallback":
+        monkeypatch.setattr(kendall, "discordant_counter", lambda: None)
+    else:
+        assert kendall.discordant_counter() is not None  # (present in every scipy rnnprobe supports)
+    a, b = _tied_rows(rng, 300), _tied_rows(rng, 300)
+    b[2] = a[2][::-1]  # (pairs tied in both, ordered the other way)
+    brute = np.array([[_brute_tau_a(x, y) for y in np.vstack([a, b])] for x in a])
+    ours = kendall.tau_a(a, np.vstack([a, b]))
+    if counter == "fallback":
+        np.testing.assert_allclose(ours, brute, rtol=0, atol=1e-15)
+    else:
+        np.testing.assert_array_equal(ours, brute)
+
+
+def test_discordant_counter_is_checked_before_use(monkeypatch):
+    """Scipy's private count is used only if it counts a case with ties as it should: a count that also counted
+    the pair tied in x, or one that takes other arguments, leaves it to ``kendalltau``."""
+    import scipy.stats._stats as scipy_stats
+
+    import rnnprobe.analysis.rsa.kendall as kendall
+
+    right = scipy_stats._kendall_dis
+    try:
+        for wrong in (lambda x, y: right(x, y) + 1, lambda x: 0):
+            monkeypatch.setattr(scipy_stats, "_kendall_dis", wrong)
+            kendall.discordant_counter.cache_clear()
+            assert kendall.discordant_counter() is None
+        monkeypatch.setattr(scipy_stats, "_kendall_dis", right)
+        kendall.discordant_counter.cache_clear()
+        assert kendall.discordant_counter() is right
+    finally:
+        kendall.discordant_counter.cache_clear()
+
+
+def test_permuted_rows_are_never_sorted_and_equal_the_gathered_rows(rng, monkeypatch):
+    """Rows of a permutation of the entries (a permutation test's models) take their order and codes from the rows
+    they permute: tau-a equals that of the gathered rows (every kind of row, each side), to the bit, with no sort
+    after the first rows' own; all at once (``permuted_tau``) where every row holds many values, None otherwise."""
+    import rnnprobe.analysis.rsa.kendall as kendall
+
+    sorts = []
+    runs = kendall._sorted_runs
+    monkeypatch.setattr(kendall, "_sorted_runs", lambda rows: sorts.append(len(rows)) or runs(rows))
+    n = 120
+    models = np.vstack([_tied_rows(rng, n), rng.integers(0, 2, n), rng.integers(0, 5, n)]).astype(float)
+    data = np.vstack([rng.random((2, n)), rng.integers(0, 3, n)])
+    rows, theirs = kendall.Rows(models), kendall.Rows(data)
+    index = np.stack([rng.permutation(n) for _ in range(4)])
+    for permutation in index:
+        before = len(sorts)
+        ours = kendall.tau_a(rows.permuted(permutation), theirs)
+        assert len(sorts) == before or before == 0
+        np.testing.assert_array_equal(ours, kendall.tau_a(models[:, permutation], data))
+    many, continuous = kendall.Rows(models[:3]), kendall.Rows(data[:2])
+    together = kendall.permuted_tau(many, continuous, index)
+    assert together.shape == (4, 3, 2)
+    for p, permutation in enumerate(index):
+        brute = [[_brute_tau_a(x, y) for y in data[:2]] for x in models[:3, permutation]]
+        np.testing.assert_array_equal(together[p], brute)
+    assert kendall.permuted_tau(rows, continuous, index) is None
+    assert kendall.permuted_tau(many, theirs, index) is None
+
+
+def test_tau_a_pairs_of_continuous_rdms_on_two_threads_equal_one_thread(rng):
+    """Pairs of continuous RDMs (counted pair by pair) in shares on two threads: the same bits as on one, each pair
     equal to the count over every pair of entries."""
     import torch
 

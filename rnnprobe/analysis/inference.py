@@ -25,7 +25,7 @@ from ._scores import permutation_p_values
 from .parallel import equal_shares, library_threads, task_pool
 from .rsa import COMPARISONS, RDMs, compare_rdms, n_conditions, noise_ceiling, paired_vectors, similarity_transform
 from .rsa.compare import DOT_METHODS
-from .rsa.kendall import affine, indicators, two_valued
+from .rsa.kendall import Rows, affine, indicators, permuted_tau, tau_a, two_valued
 from .rsa.rdms import check_whole
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -698,6 +698,7 @@ class _PermutedGather:
     def __init__(self, models: np.ndarray, data_side: np.ndarray, comparison: str | None) -> None:
         self.models, self.data_side, self.comparison = models, data_side, comparison
         self.dot = comparison is None
+        self.ranked: tuple[Rows, Rows] | None = None  # (tau-a) the models and the data, each row sorted once
         n = n_conditions(models.shape[1])
         self.rows, self.cols = np.triu_indices(n, k=1)
         square = np.zeros((n, n), dtype=data_side.dtype if self.dot else np.intp)
@@ -732,9 +733,27 @@ class _PermutedGather:
             if self.dot:
                 np.dot(gathered, self.models.T, out=out[start : start + len(chunk)])
                 continue
+            if self.comparison == "tau-a" and self._permuted_tau(gathered, out=out[start : start + len(chunk)]):
+                continue
             for k, pos in enumerate(gathered, start=start):
                 out[k] = compare_rdms(self.models[:, pos], self.data_side, comparison=self.comparison).mean(axis=1)
         return out
+
+    def _permuted_tau(self, gathered: np.ndarray, *, out: np.ndarray) -> bool:
+        """``out`` filled with tau-a of the models with their entries gathered by each row of ``gathered`` and the
+        data, from the rows as first sorted (:class:`.rsa.kendall.Rows`, kept: neither side sorted again): all at
+        once where every row holds many values (:func:`.rsa.kendall.permuted_tau`), else one permutation at a time.
+        """
+        if self.ranked is None:
+            self.ranked = Rows(self.models), Rows(self.data_side)
+        models, data = self.ranked
+        tau = permuted_tau(models, data, gathered)
+        if tau is not None:
+            np.mean(tau, axis=2, out=out)
+            return True
+        for k, pos in enumerate(gathered):
+            out[k] = tau_a(models.permuted(pos), data).mean(axis=1)
+        return True
 
 
 def _check_informative(vectors: np.ndarray, name: str, comparison: str) -> None:

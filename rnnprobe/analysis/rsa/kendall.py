@@ -16,6 +16,9 @@ values go through scipy's ``kendalltau`` (tau-b, rescaled to tau-a by the ties),
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
 import numpy as np
 
 from .._ranks import rank_rows
@@ -116,8 +119,8 @@ def _few_level_tau(levels: tuple[np.ndarray, np.ndarray], others: tuple[np.ndarr
 
 
 def _scipy_tau(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Tau-a from scipy's tau-b, pair by pair: tau_a = tau_b sqrt((n0 - t_a)(n0 - t_b)) / n0 (0 for a constant row).
-    The pairs in equal shares on the library threads (``kendalltau`` runs mostly without the interpreter lock).
+    """Tau-a from scipy's tau-b, pair by pair: tau_a = tau_b sqrt((n0 - t_a)(n0 - t_b)) / n0 (0 for a constant row),
+    where scipy lacks the count :func:`discordant_counter` uses. The pairs in equal shares on the library threads.
     """
     from scipy.stats import kendalltau
 
@@ -140,68 +143,224 @@ def _scipy_tau(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.clip(out, -1, 1)
 
 
+@functools.cache
+def discordant_counter() -> Callable[[np.ndarray, np.ndarray], int] | None:
+    """Scipy's count of discordant pairs (``scipy.stats._stats._kendall_dis``, the Fenwick tree that ``kendalltau``
+    runs, without the interpreter lock): ``count(x, y)`` for x non-decreasing whole numbers from 1 and y whole
+    numbers from 1 (0 would never end), the pairs i < k with x_i < x_k and y_i > y_k. It is private to scipy, so
+    it is checked on a case with ties first; None where it is missing or counts otherwise (then
+    :func:`_scipy_tau`).
+    """
+    try:
+        from scipy.stats._stats import _kendall_dis
+    except ImportError:
+        return None
+    try:  # pairs (0, 3) and (2, 3) discordant; (0, 1), tied in x, not counted
+        works = int(_kendall_dis(np.array([1, 1, 2, 3], np.intp), np.array([2, 1, 3, 1], np.intp))) == 2
+    except (TypeError, ValueError):
+        works = False
+    return _kendall_dis if works else None
+
+
+def _tied_pairs(new: np.ndarray) -> np.ndarray:
+    """The pairs of tied entries of each row (int64), from where new values start in its sorted order
+    (:func:`_sorted_runs`; every row starts one).
+    """
+    starts = np.flatnonzero(new)
+    lengths = np.diff(np.append(starts, new.size))
+    return np.bincount(starts // new.shape[1], lengths * (lengths - 1) // 2, minlength=len(new)).astype(np.int64)
+
+
+def _joint_ties(ranks: np.ndarray, codes: np.ndarray) -> int:
+    """The pairs tied in both rows, from one row's ranks in its order (non-decreasing) and the other's codes there."""
+    keys = np.sort(ranks * (int(codes.max()) + 1) + codes)
+    return int(_tied_pairs(np.r_[True, keys[1:] != keys[:-1]][None])[0])
+
+
 HEAD = 64  # a row's first entries that decide, where they hold more than FEW_LEVELS values, that it holds many
 
 
-class _Rows:
-    """One argument of :func:`tau_a`: its rows, those whose pairs are still to count (``left``), and the
-    :func:`_sorted_runs` of those a stage needs, each row sorted once (200 data RDMs of 92 conditions: 25 ms).
+UNKNOWN, NOT_TWO, TWO, FEW, MANY = range(5)  # what a row of :class:`Rows` is known to hold: two, few or many values
+
+
+class Rows:
+    """One argument of :func:`tau_a`: its rows (``values``), those whose pairs are still to count (``left``), what
+    each is known to hold (``kinds``), the :func:`_sorted_runs` of those a stage needs and their codes
+    (:meth:`ranked`), each row sorted once (200 data RDMs of 92 conditions: 25 ms) and kept for later calls. The
+    rows of a permutation of the entries (:meth:`permuted`) take their values, order and codes from these rows,
+    each only where a stage asks for it, and share their kinds.
     """
 
-    def __init__(self, values: np.ndarray) -> None:
-        self.values, self.left = values, np.arange(len(values))
+    def __init__(self, values: np.ndarray | None, *, source: tuple[Rows, np.ndarray] | None = None) -> None:
+        self._values, self._source = values, source
+        n = len(values) if source is None else len(source[0].kinds)
+        self.left = np.arange(n)
+        self.kinds = np.full(n, UNKNOWN, np.int8) if source is None else source[0].kinds
         self._order = np.empty((0, 0), dtype=np.intp)
         self._new = np.empty((0, 0), dtype=bool)
-        self._sorted = np.zeros(len(values), dtype=bool)
+        self._sorted = np.zeros(n, dtype=bool)
+        self._ranked: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    @property
+    def values(self) -> np.ndarray:
+        """The rows (a permutation's: gathered when first asked for)."""
+        if self._values is None:
+            rows, index = self._source
+            self._values = np.take(rows.values, index, axis=1)
+        return self._values
 
     def runs(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """The sorted runs of ``rows`` (default: those left), sorting those not sorted yet."""
+        """The sorted runs of ``rows`` (default: those left), sorting those not sorted yet (a permutation's rows:
+        the order of the rows they permute through the inverse permutation, all at once).
+        """
         rows = self.left if rows is None else rows
         missing = rows[~self._sorted[rows]]
-        if len(missing):
+        if len(missing) and self._source is not None:
+            source, index = self._source
+            order, self._new = source.runs(np.arange(len(self.kinds)))
+            inverse = np.empty_like(index)
+            inverse[index] = np.arange(len(index))
+            self._order, self._sorted[:] = inverse[order], True
+        elif len(missing):
             if not self._order.size:
                 self._order, self._new = np.empty(self.values.shape, np.intp), np.empty(self.values.shape, bool)
             self._order[missing], self._new[missing] = _sorted_runs(self.values[missing])
             self._sorted[missing] = True
         return self._order[rows], self._new[rows]
 
-    def few(self) -> np.ndarray:
-        """The rows left that take at most ``FEW_LEVELS`` values: sorted whole only where their first ``HEAD``
-        entries take so few (a continuous RDM's first entries rule it out: no argsort of many-valued rows, which
-        a bootstrap's noise ceilings compare with each other by scipy).
+    def ranked(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every row's codes (its values as their ranks 1, 2, ... among the row's distinct values, intp), those codes
+        in the row's order (non-decreasing) and its pairs of tied entries, from its sorted runs; made once (a
+        permutation's: the codes gathered).
         """
-        head = np.sort(self.values[self.left, :HEAD], axis=1)
-        maybe = self.left[(head[:, 1:] != head[:, :-1]).sum(axis=1) < FEW_LEVELS]
-        return maybe[self.runs(maybe)[1].sum(axis=1) <= FEW_LEVELS] if len(maybe) else maybe
+        if self._ranked is None and self._source is not None:
+            source, index = self._source
+            codes, ranks, ties = source.ranked()
+            self._ranked = np.take(codes, index, axis=1), ranks, ties
+        elif self._ranked is None:
+            order, new = self.runs(np.arange(len(self.kinds)))
+            ranks = np.cumsum(new, axis=1, dtype=np.intp)
+            codes = np.empty_like(ranks)
+            np.put_along_axis(codes, order, ranks, axis=1)
+            self._ranked = codes, ranks, _tied_pairs(new)
+        return self._ranked
+
+    def permuted(self, index: np.ndarray) -> Rows:
+        """The rows with their entries gathered by ``index``, a permutation of them (a permutation test's models with
+        their conditions permuted), never sorted: their kinds are these rows' and their order and codes come
+        from these rows' (see the class).
+        """
+        return Rows(None, source=(self, index))
+
+    def all_many(self) -> bool:
+        """Whether every row holds more than ``FEW_LEVELS`` values (deciding it where not known yet)."""
+        self.left = np.arange(len(self.kinds))
+        return not self.of_kind(TWO).any() and not self.of_kind(FEW).any()
+
+    def of_kind(self, kind: int) -> np.ndarray:
+        """Whether each row left holds two values (``TWO``) or at most ``FEW_LEVELS`` (``FEW``, asked after
+        ``TWO``), deciding it for the rows not known yet. A row is sorted whole for ``FEW`` only where its first
+        ``HEAD`` entries take so few values (a continuous RDM's first entries rule it out).
+        """
+        kinds = self.kinds[self.left]
+        unknown = self.left[kinds == (UNKNOWN if kind == TWO else NOT_TWO)]
+        if len(unknown) and kind == TWO:
+            self.kinds[unknown] = np.where(two_valued(self.values[unknown]), TWO, NOT_TWO)
+        elif len(unknown):
+            head = np.sort(self.values[unknown, :HEAD], axis=1)
+            self.kinds[unknown] = MANY
+            maybe = unknown[(head[:, 1:] != head[:, :-1]).sum(axis=1) < FEW_LEVELS]
+            if len(maybe):
+                self.kinds[maybe] = np.where(self.runs(maybe)[1].sum(axis=1) <= FEW_LEVELS, FEW, MANY)
+        return self.kinds[self.left] == kind
 
 
-def _stage(name: str, mine: _Rows, theirs: _Rows) -> tuple[np.ndarray, np.ndarray | None]:
-    """(rows of ``mine`` that the stage counts, their tau-a with the rows of ``theirs`` left, None where it counts
-    none): "two" where they take at most two values, "few" at most ``FEW_LEVELS``.
+def _gathered_tau(gathered: np.ndarray, ranks: np.ndarray, ties: list[int], tie: int, count: Callable) -> np.ndarray:
+    """Tau-a of rows x, given as their codes in the order of one row y (``gathered``, (k, n)), with y (``ranks``: its
+    codes in its order, from 1): :func:`discordant_counter`'s count D per row, then (n0 - t_x - t_y + t_xy - 2 D) / n0
+    with the pairs tied in x (``ties``), in y (``tie``) and in both (Knight's algorithm, as in scipy's
+    ``kendalltau``, which sorts both rows again for every pair).
     """
-    if name == "two":
-        found = mine.left[two_valued(mine.values[mine.left])]
-        return found, _two_valued_tau(mine.values[found], theirs.values[theirs.left]) if len(found) else None
-    found = mine.few()
-    return found, _few_level_tau(mine.runs(found), theirs.runs()) if len(found) else None
+    n0 = ranks.size * (ranks.size - 1) // 2
+    out = np.empty(len(gathered))
+    for i, theirs in enumerate(gathered):
+        joint = _joint_ties(ranks, theirs) if ties[i] and tie else 0
+        out[i] = (n0 - ties[i] - tie + joint - 2 * int(count(ranks, theirs))) / n0
+    return out
 
 
-def tau_a(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _many_valued_tau(x: Rows, y: Rows) -> np.ndarray:
+    """Tau-a of the rows of ``x`` and ``y`` left, exactly, each row sorted once (:meth:`Rows.ranked`): x's codes in
+    each row of y's order, then :func:`_gathered_tau`. The pairs in equal shares on the library threads.
+    """
+    count = discordant_counter()
+    if count is None:
+        return _scipy_tau(x.values[x.left], y.values[y.left])
+    (codes, _, ties_x), (_, ranks, ties_y) = x.ranked(), y.ranked()
+    codes, ties_x, order_y = codes[x.left], ties_x[x.left].tolist(), y.runs()[0]
+    out = np.empty((len(x.left), len(y.left)))
+    pairs = [(i, j) for j in range(len(y.left)) for i in range(len(x.left))]
+
+    def share(part: slice) -> None:
+        for i, j in pairs[part]:
+            row = y.left[j]
+            out[i, j] = _gathered_tau(codes[i : i + 1].take(order_y[j], axis=1), ranks[row], ties_x[i : i + 1],
+                                      int(ties_y[row]), count)[0]  # fmt: skip
+
+    in_shares(share, len(pairs))
+    return out
+
+
+def permuted_tau(x: Rows, y: Rows, index: np.ndarray) -> np.ndarray | None:
+    """Tau-a (len(index), len(x), len(y)) of the rows of ``x`` with their entries gathered by each row of ``index``
+    (permutations: a permutation test's models, their conditions permuted) and the rows of ``y``, where every row of
+    both holds many values: x's codes gathered once into each of y's orders through all the permutations, then
+    :func:`_gathered_tau` (no array op per pair but the count, which runs without the interpreter lock: chunks of
+    permutations on two threads share the cores). None where a row holds few values or scipy lacks the count.
+    """
+    count = discordant_counter()
+    if count is None or not (x.all_many() and y.all_many()):
+        return None
+    (codes, _, ties_x), (_, ranks, ties_y) = x.ranked(), y.ranked()
+    out = np.empty((len(index), len(x.kinds), len(y.kinds)))
+    ties = ties_x.tolist()
+    for j, order in enumerate(y.runs(np.arange(len(y.kinds)))[0]):
+        through = np.take(index, order, axis=1)  # y's order, through each permutation
+        for p, permuted in enumerate(through):
+            out[p, :, j] = _gathered_tau(np.take(codes, permuted, axis=1), ranks[j], ties, int(ties_y[j]), count)
+    return out
+
+
+def _stage(kind: int, mine: Rows, theirs: Rows) -> tuple[np.ndarray, np.ndarray | None]:
+    """(whether each row of ``mine`` left is of ``kind`` (:meth:`Rows.of_kind`), the tau-a of those with the rows of
+    ``theirs`` left, None where there are none): from midranks for ``TWO``, level by level for ``FEW``.
+    """
+    found = mine.of_kind(kind)
+    if not found.any():
+        return found, None
+    rows = mine.left[found]
+    if kind == TWO:
+        return found, _two_valued_tau(mine.values[rows], theirs.values[theirs.left])
+    return found, _few_level_tau(mine.runs(rows), theirs.runs())
+
+
+def tau_a(a: np.ndarray | Rows, b: np.ndarray | Rows) -> np.ndarray:
     """Kendall's tau-a (len(a), len(b)) of every row of ``a`` with every row of ``b`` (rows free of NaN): from
     midranks where either row of a pair takes two values, level by level where either takes at most
-    ``FEW_LEVELS``, by scipy otherwise. A side's rows are checked only while the other's has rows left.
+    ``FEW_LEVELS``, by :func:`_many_valued_tau` otherwise. A side's rows are checked only while the other's has
+    rows left. Either side may be :class:`Rows` kept from an earlier call, whose rows are not sorted again.
     """
-    out = np.empty((len(a), len(b)))
-    x, y = _Rows(a), _Rows(b)
-    for name in ("two", "few"):
+    x, y = (side if isinstance(side, Rows) else Rows(side) for side in (a, b))
+    x.left, y.left = np.arange(len(x.kinds)), np.arange(len(y.kinds))
+    out = np.empty((len(x.kinds), len(y.kinds)))
+    for kind in (TWO, FEW):
         for mine, theirs in ((x, y), (y, x)):
-            found, tau = _stage(name, mine, theirs)
+            found, tau = _stage(kind, mine, theirs)
             if tau is not None:
-                out[np.ix_(found, theirs.left) if mine is x else np.ix_(theirs.left, found)] = (
-                    tau if mine is x else tau.T
-                )
-            mine.left = np.setdiff1d(mine.left, found)
+                rows = mine.left[found]
+                out[np.ix_(rows, theirs.left) if mine is x else np.ix_(theirs.left, rows)] = tau if mine is x else tau.T
+            mine.left = mine.left[~found]
             if not len(mine.left):
                 return out
-    out[np.ix_(x.left, y.left)] = _scipy_tau(a[x.left], b[y.left])
+    out[np.ix_(x.left, y.left)] = _many_valued_tau(x, y)
     return out
