@@ -9,7 +9,7 @@ Cases (from issue 4; float64 inputs; medians of --repeats; results checked equal
   calc_rdm_movie, 92 conditions x 512 channels x 50 time points, euclidean and correlation, and
       crossnobis with 4 runs (leave-one-run-out)
   compare 1 vs 1000 RDMs of 500 conditions: corr, spearman, rho-a; tau-a of 2 categorical (two-valued) models,
-      and of a model of three values, vs 200 RDMs of 92 conditions
+      and of a model of three values, vs 200 RDMs of 92 conditions; of 5 continuous models vs 20 such RDMs
   eval_bootstrap_pattern: 5 fixed models, 10 data RDMs, 92 conditions, 100 bootstraps: corr, rho-a
       (with the noise ceiling of every sample, as rsatoolbox computes it); 20 bootstraps of tau-a with 5
       categorical (two-valued) models
@@ -173,6 +173,21 @@ def categorical_case(repeats: int, rng: np.random.Generator, n_cond: int = 92, n
     ours, res = median_time(lambda: compare_rdms(nested, data, comparison="tau-a"), repeats)
     np.testing.assert_allclose(res, ref, rtol=1e-12, atol=1e-15)
     row("tau-a, a model of three values", ours, theirs, case="compare tau-a, a model of three values")
+    continuous_tau_case(repeats, rng, n_cond)
+
+
+def continuous_tau_case(repeats: int, rng: np.random.Generator, n_cond: int, n_rdms: int = 20) -> None:
+    """Tau-a of 5 continuous model RDMs with continuous data RDMs (every pair counted; rsatoolbox: scipy's
+    ``kendalltau`` pair by pair)."""
+    truth = rng.random(n_cond * (n_cond - 1) // 2)
+    models = np.stack([truth + rng.normal(0, s, truth.size) for s in (0.2, 0.5, 1, 2, 4)])
+    data = truth + rng.normal(0, 0.5, (n_rdms, truth.size))
+    r_models, r_data = rsatoolbox.rdm.RDMs(models), rsatoolbox.rdm.RDMs(data)
+    print(f"\n[compare tau-a: 5 continuous models vs {n_rdms} RDMs of {n_cond} conditions]")
+    theirs, ref = median_time(lambda: rsatoolbox.rdm.compare(r_models, r_data, method="tau-a"), repeats)
+    ours, res = median_time(lambda: compare_rdms(models, data, comparison="tau-a"), repeats)
+    np.testing.assert_allclose(res, ref, rtol=1e-12, atol=1e-15)
+    row("tau-a, continuous models", ours, theirs, case="compare tau-a, continuous models")
 
 
 def bootstrap_case(repeats: int, rng: np.random.Generator) -> None:

@@ -11,7 +11,11 @@ below 2^53): ranking the other rows is most of the cost (2 categorical models ag
 product (512 permutations of 5 models: 2.34 s -> 10.5 ms). A row of a few values (up to ``FEW_LEVELS``: nested
 categories) is counted level by level in each other row's order (one sort of that row, then a cumulative sum per
 level: 2.7-3.5x faster than scipy for 3 such models against 20 RDMs of 92 conditions). Pairs of rows of many
-values go through scipy's ``kendalltau`` (tau-b, rescaled to tau-a by the ties), as rsatoolbox does.
+values are counted by Knight's algorithm, as scipy's ``kendalltau`` (which rsatoolbox runs) counts them, but with
+each row sorted once rather than both rows of every pair again: one row's codes in the other's order, scipy's
+count of the discordant pairs in them (a Fenwick tree, without the interpreter lock), and the ties (5 continuous
+models against 20 RDMs of 92 conditions 4.7x faster than rsatoolbox). A permutation test's permuted models are
+never sorted (:meth:`Rows.permuted`): 512 permutations of 5 continuous models, 2.7 -> 0.35-0.4 s on one thread.
 """
 
 from __future__ import annotations
