@@ -118,6 +118,48 @@ def test_subject_samples_at_once_equal_sample_by_sample(rng, method):
     assert np.isnan(fast.noise_ceiling[:, 3]).all() and np.isfinite(np.delete(fast.noise_ceiling, 3, axis=1)).all()
 
 
+def test_tau_a_samples_of_subjects_compare_every_pair_once(rng, monkeypatch):
+    """Samples of subjects under tau-a, complete RDMs: every model against every subject once (one comparison
+    for all samples) and each ceiling's RDMs sorted once (the pooled RDM of all subjects against every subject
+    at once), equal to the bit to the same RDMs with a NaN pair (compared sample by sample and pair by pair, the
+    NaN pair left out), with a subject drawn five times and a sample of one subject (no ceiling)."""
+    import rnnprobe.analysis.inference as inference
+
+    truth = rng.random(36)
+    data, models = truth + rng.normal(0, 0.5, (6, 36)), truth + rng.normal(0, 1, (3, 36))
+    data[0, :4] = data[0, 4]  # (ties in one subject)
+    draws = rng.integers(0, 6, (20, 6))
+    draws[3], draws[4] = 2, [1, 1, 1, 1, 1, 4]
+    calls = []
+    compare = inference.compare_rdms
+    monkeypatch.setattr(inference, "compare_rdms", lambda a, b, **kw: calls.append(a.shape) or compare(a, b, **kw))
+    fast = bootstrap_subjects(models, data, comparison="tau-a", indices=draws)
+    assert calls == [models.shape]
+    gap = np.full((len(models) + len(data), 1), np.nan)
+    slow = bootstrap_subjects(*np.split(np.hstack([gap, np.vstack([models, data])]), [len(models)]),
+                              comparison="tau-a", indices=draws)  # fmt: skip
+    assert len(calls) == 1 + len(draws)
+    np.testing.assert_array_equal(fast.evaluations, slow.evaluations)
+    np.testing.assert_array_equal(fast.noise_ceiling, slow.noise_ceiling)
+    assert np.isnan(fast.noise_ceiling[:, 3]).all() and np.isfinite(np.delete(fast.noise_ceiling, 3, axis=1)).all()
+
+
+def test_rows_taken_keep_their_sorts(rng, monkeypatch):
+    """Rows taken from sorted rows (a noise ceiling's subjects) are not sorted again, and give the same tau-a."""
+    import rnnprobe.analysis.rsa.kendall as kendall
+
+    sorts = []
+    runs = kendall._sorted_runs
+    monkeypatch.setattr(kendall, "_sorted_runs", lambda rows: sorts.append(len(rows)) or runs(rows))
+    rows, other = rng.random((4, 50)), rng.random((1, 50))
+    kept = kendall.Rows(rows)
+    whole = kendall.tau_a(other, kept)
+    assert sorts == [1, 4]
+    for k in range(4):
+        assert kendall.tau_a(other, kept.take([k]))[0, 0] == whole[0, k]
+    assert sorts == [1, 4, 1, 1, 1, 1]  # (the other row, given as an array, each time)
+
+
 def test_grouped_noise_ceiling_counts_copies_once(rng):
     data = rng.random((3, 15))
     with_copies = data[[0, 0, 1, 2]]

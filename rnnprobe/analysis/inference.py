@@ -227,6 +227,11 @@ def _bootstrap_loop(
     evaluations = np.full((n_samples, model_vectors.shape[0]), np.nan)
     ceiling = np.full((2, n_samples), np.nan) if with_noise_ceiling else None
     held = None if condition_draws is None else distinct_conditions(condition_draws)  # conditions per sample
+    # samples of subjects alone, complete RDMs (tau-a): every model against every subject once, each sample's
+    # evaluations the mean of its subjects' columns (the same numbers: each pair's comparison is its own)
+    every = None
+    if condition_draws is None and subject_draws is not None and not np.isnan(data_vectors).any():
+        every = compare_rdms(model_vectors, data_vectors, comparison=comparison)
     from tqdm.auto import tqdm
 
     for b in tqdm(range(n_samples), desc="bootstrap", unit="sample", disable=not check_progress(progress)):
@@ -238,7 +243,9 @@ def _bootstrap_loop(
                 continue
             pairs = resample_pairs(condition_draws[b], n_cond)
             sample, sample_models = sample[:, pairs], model_vectors[:, pairs]
-        evaluations[b] = compare_rdms(sample_models, sample, comparison=comparison).mean(axis=1)
+        evaluations[b] = (
+            every[:, groups] if every is not None else compare_rdms(sample_models, sample, comparison=comparison)
+        ).mean(axis=1)
         distinct = sample.shape[0] if groups is None else np.unique(groups).size
         bounds = (np.nan, np.nan)
         if ceiling is not None and distinct >= 2:

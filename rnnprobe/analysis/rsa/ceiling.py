@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,7 @@ from ..._validation import check_grouping, check_option
 from ...errors import ArgumentError, ShapeError, describe
 from .._constant import rounding_only
 from .compare import COMPARISONS, _nan_ranks, compare_rdms
+from .kendall import Rows, tau_a
 from .rdms import as_vectors
 
 
@@ -93,6 +95,8 @@ def noise_ceiling(
     def pooled(rows: Any) -> np.ndarray:
         return pool_rdms(v[rows], comparison=comparison) if ranks is None else _mean_ranks(ranks[rows])
 
+    if comparison == "tau-a" and not np.isnan(v).any():
+        return _tau_bounds(v, groups, ids, pooled)
     pooled_all = pooled(slice(None))
     lower, upper = [], []
     for subject in ids:
@@ -100,6 +104,20 @@ def noise_ceiling(
         others = pooled(groups != subject)
         lower.append(compare_rdms(others, mine, comparison=comparison)[0, 0])
         upper.append(compare_rdms(pooled_all, mine, comparison=comparison)[0, 0])
+    return float(np.mean(lower)), float(np.mean(upper))
+
+
+def _tau_bounds(
+    v: np.ndarray, groups: np.ndarray, ids: np.ndarray, pooled: Callable[[Any], np.ndarray]
+) -> tuple[float, float]:
+    """:func:`noise_ceiling`'s bounds under tau-a for complete RDMs, each RDM sorted once (:class:`.kendall.Rows`):
+    the pooled RDM of all subjects against every subject at once, then each subject's leave-one-out pool against
+    it (the same numbers as pair by pair: each tau-a is an exact count; a bootstrap's samples sorted the pooled RDM
+    of all subjects once per subject, and each subject twice).
+    """
+    mine = Rows(v[[int(np.flatnonzero(groups == subject)[0]) for subject in ids]])  # (copies are identical)
+    upper = tau_a(pooled(slice(None))[None], mine)[0]
+    lower = [tau_a(pooled(groups != subject)[None], mine.take([k]))[0, 0] for k, subject in enumerate(ids)]
     return float(np.mean(lower)), float(np.mean(upper))
 
 

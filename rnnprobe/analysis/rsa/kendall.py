@@ -170,9 +170,13 @@ def _tied_pairs(new: np.ndarray) -> np.ndarray:
     """The pairs of tied entries of each row (int64), from where new values start in its sorted order
     (:func:`_sorted_runs`; every row starts one).
     """
-    starts = np.flatnonzero(new)
-    lengths = np.diff(np.append(starts, new.size))
-    return np.bincount(starts // new.shape[1], lengths * (lengths - 1) // 2, minlength=len(new)).astype(np.int64)
+    pairs = np.zeros(len(new), np.int64)
+    tied = np.flatnonzero(~new.all(axis=1))  # (rows without ties: none to count)
+    if len(tied):
+        starts = np.flatnonzero(new[tied])
+        lengths = np.diff(np.append(starts, len(tied) * new.shape[1]))
+        pairs[tied] = np.bincount(starts // new.shape[1], lengths * (lengths - 1) // 2, minlength=len(tied))
+    return pairs
 
 
 def _joint_ties(ranks: np.ndarray, codes: np.ndarray) -> int:
@@ -248,6 +252,16 @@ class Rows:
             np.put_along_axis(codes, order, ranks, axis=1)
             self._ranked = codes, ranks, _tied_pairs(new)
         return self._ranked
+
+    def take(self, rows: np.ndarray) -> Rows:
+        """These rows alone (indices), with what is known of them: kinds, order and codes (rows not sorted again)."""
+        taken = Rows(self.values[rows])
+        taken.kinds[:] = self.kinds[rows]
+        if self._order.size:
+            taken._order, taken._new, taken._sorted = self._order[rows], self._new[rows], self._sorted[rows]
+        if self._ranked is not None:
+            taken._ranked = tuple(part[rows] for part in self._ranked)
+        return taken
 
     def permuted(self, index: np.ndarray) -> Rows:
         """The rows with their entries gathered by ``index``, a permutation of them (a permutation test's models with
