@@ -158,6 +158,7 @@ def test_rows_taken_keep_their_sorts(rng, monkeypatch):
     for k in range(4):
         assert kendall.tau_a(other, kept.take([k]))[0, 0] == whole[0, k]
     assert sorts == [1, 4, 1, 1, 1, 1]  # (the other row, given as an array, each time)
+    assert (kept.kinds == kendall.MANY).all() and (kept.take([1, 2]).kinds == kendall.MANY).all()
 
 
 def test_grouped_noise_ceiling_counts_copies_once(rng):
