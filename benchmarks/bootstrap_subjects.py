@@ -3,11 +3,12 @@
 Run:  OMP_NUM_THREADS=1 python benchmarks/bootstrap_subjects.py [--repeats 3] [--samples 200]
 
 4 fixed model RDMs against 15 subjects' RDMs of 92 conditions, ``--samples`` bootstrap samples of the
-subjects with the noise ceiling of every sample (as rsatoolbox computes it), comparisons corr, cosine and
-spearman. rsatoolbox draws the subjects from numpy's global generator: its draws are replayed and given to
+subjects with the noise ceiling of every sample (as rsatoolbox computes it), comparisons corr, cosine,
+spearman and tau-a. rsatoolbox draws the subjects from numpy's global generator: its draws are replayed and given to
 rnnprobe as ``indices``, and every evaluation and ceiling is checked equal (1e-6) before the times (medians of
 ``--repeats``). Under corr and cosine rnnprobe evaluates all samples at once from the subjects' products;
-under spearman in blocks of samples, ranking each RDM once and each sample's pooled RDMs. Then rsatoolbox's
+under spearman in blocks of samples, ranking each RDM once and each sample's pooled RDMs; under tau-a every model
+against every subject once, and each sample's ceiling from RDMs sorted once. Then rsatoolbox's
 eval_bootstrap (conditions and subjects drawn together) against ``bootstrap_conditions_and_subjects``, corr,
 cosine and spearman, the same way.
 """
@@ -51,7 +52,7 @@ def main() -> None:
     draws = np.stack([state.randint(0, n_subjects, size=n_subjects) for _ in range(n_boot)])
     print(f"[eval_bootstrap_rdm: 4 fixed models, {n_subjects} subjects' RDMs, {n_cond} conditions, {n_boot} samples]")
     out = Results(__file__)
-    for method in ("corr", "cosine", "spearman"):
+    for method in ("corr", "cosine", "spearman", "tau-a"):
 
         def theirs_run(m=method):
             np.random.seed(11)  # noqa: NPY002
