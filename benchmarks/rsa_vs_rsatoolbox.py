@@ -155,24 +155,26 @@ def compare_case(repeats: int, rng: np.random.Generator, n_cond: int, n_rdms: in
     categorical_case(repeats, rng)
 
 
+def tau_row(label: str, models: np.ndarray, data: np.ndarray, r_data, repeats: int) -> None:
+    """Time tau-a of ``models`` with ``data`` both ways (rsatoolbox's ``r_data``: the same RDMs), check them equal
+    (1e-12) and print the row."""
+    r_models = rsatoolbox.rdm.RDMs(np.atleast_2d(models))
+    theirs, ref = median_time(lambda: rsatoolbox.rdm.compare(r_models, r_data, method="tau-a"), repeats)
+    ours, res = median_time(lambda: compare_rdms(models, data, comparison="tau-a"), repeats)
+    np.testing.assert_allclose(res, ref, rtol=1e-12, atol=1e-15)
+    row(label, ours, theirs, case=f"compare {label}")
+
+
 def categorical_case(repeats: int, rng: np.random.Generator, n_cond: int = 92, n_rdms: int = 200) -> None:
     """Tau-a of two categorical (two-valued) model RDMs with continuous data RDMs: an animate / inanimate split
     (0 within a category, 1 between) and a random partition into four groups; then of their sum (three values)."""
     halves, groups = np.arange(n_cond) < n_cond // 2, rng.integers(0, 4, n_cond)
     models = categorical_rdms(np.stack([halves, groups]))
     data = models[0] + rng.normal(0, 2, (n_rdms, models.shape[1]))
-    r_models, r_data = rsatoolbox.rdm.RDMs(models), rsatoolbox.rdm.RDMs(data)
+    r_data = rsatoolbox.rdm.RDMs(data)
     print(f"\n[compare tau-a: 2 categorical models vs {n_rdms} RDMs of {n_cond} conditions]")
-    theirs, ref = median_time(lambda: rsatoolbox.rdm.compare(r_models, r_data, method="tau-a"), repeats)
-    ours, res = median_time(lambda: compare_rdms(models, data, comparison="tau-a"), repeats)
-    np.testing.assert_allclose(res, ref, rtol=1e-12, atol=1e-15)
-    row("tau-a, categorical models", ours, theirs, case="compare tau-a, categorical models")
-    nested = models.sum(axis=0)  # 3 values: 0, 1, 2
-    r_nested = rsatoolbox.rdm.RDMs(nested[None])
-    theirs, ref = median_time(lambda: rsatoolbox.rdm.compare(r_nested, r_data, method="tau-a"), repeats)
-    ours, res = median_time(lambda: compare_rdms(nested, data, comparison="tau-a"), repeats)
-    np.testing.assert_allclose(res, ref, rtol=1e-12, atol=1e-15)
-    row("tau-a, a model of three values", ours, theirs, case="compare tau-a, a model of three values")
+    tau_row("tau-a, categorical models", models, data, r_data, repeats)
+    tau_row("tau-a, a model of three values", models.sum(axis=0), data, r_data, repeats)  # 3 values: 0, 1, 2
     continuous_tau_case(repeats, rng, n_cond)
 
 
@@ -182,12 +184,8 @@ def continuous_tau_case(repeats: int, rng: np.random.Generator, n_cond: int, n_r
     truth = rng.random(n_cond * (n_cond - 1) // 2)
     models = np.stack([truth + rng.normal(0, s, truth.size) for s in (0.2, 0.5, 1, 2, 4)])
     data = truth + rng.normal(0, 0.5, (n_rdms, truth.size))
-    r_models, r_data = rsatoolbox.rdm.RDMs(models), rsatoolbox.rdm.RDMs(data)
     print(f"\n[compare tau-a: 5 continuous models vs {n_rdms} RDMs of {n_cond} conditions]")
-    theirs, ref = median_time(lambda: rsatoolbox.rdm.compare(r_models, r_data, method="tau-a"), repeats)
-    ours, res = median_time(lambda: compare_rdms(models, data, comparison="tau-a"), repeats)
-    np.testing.assert_allclose(res, ref, rtol=1e-12, atol=1e-15)
-    row("tau-a, continuous models", ours, theirs, case="compare tau-a, continuous models")
+    tau_row("tau-a, continuous models", models, data, rsatoolbox.rdm.RDMs(data), repeats)
 
 
 def bootstrap_case(repeats: int, rng: np.random.Generator) -> None:
