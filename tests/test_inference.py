@@ -118,6 +118,33 @@ def test_subject_samples_at_once_equal_sample_by_sample(rng, method):
     assert np.isnan(fast.noise_ceiling[:, 3]).all() and np.isfinite(np.delete(fast.noise_ceiling, 3, axis=1)).all()
 
 
+def test_rank_bootstrap_blocks_grow_where_the_samples_share_threads(rng, monkeypatch):
+    """Blocks of 1 MiB of centred ranks on one thread, 4 MiB where the samples are split over threads (a quarter of
+    the calls that take the interpreter lock); the same numbers either way."""
+    import torch
+
+    import rnnprobe.analysis._rank_bootstrap as rank_bootstrap
+
+    blocks = []
+
+    class Recorded(rank_bootstrap.RankBootstrap):
+        def evaluate(self, *args, **kwargs):
+            blocks.append(self.block)
+            return super().evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(rank_bootstrap, "RankBootstrap", Recorded)
+    models, data = rng.random((3, 45)), rng.random((5, 45))
+    before, results = torch.get_num_threads(), []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            results.append(bootstrap_subjects(models, data, comparison="spearman", n_bootstrap=8).evaluations)
+    finally:
+        torch.set_num_threads(before)
+    assert blocks == [2**20 // (8 * 8 * 45)] + [2**22 // (8 * 8 * 45)] * 2
+    np.testing.assert_array_equal(results[0], results[1])
+
+
 def test_tau_a_samples_of_subjects_compare_every_pair_once(rng, monkeypatch):
     """Samples of subjects under tau-a, complete RDMs: every model against every subject once (one comparison
     for all samples) and each ceiling's RDMs sorted once (the pooled RDM of all subjects against every subject
