@@ -56,14 +56,14 @@ def rank_bootstrap(
     n_samples = len(draws if draws is not None else subject_draws)
     valid = np.arange(n_samples) if draws is None else np.flatnonzero(distinct_conditions(draws) >= 3)
     subjects = None if subject_draws is None else draw_counts(subject_draws, len(data))
+    import torch  # noqa: F401  (before the threads are counted and start, so that each sets its torch threads)
+
     threads = library_threads()
     plan = RankBootstrap(models, data, comparison, with_ceiling, block_bytes=block_bytes(threads),
                          subject_draws=0 if subject_draws is None else subject_draws.shape[1])  # fmt: skip
 
     def evaluate(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         return plan.evaluate(*(None if d is None else d[samples] for d in (draws, subjects)))
-
-    import torch  # noqa: F401  (before the threads start, so that each sets its torch threads: see parallel)
 
     parts = np.array_split(valid, min(threads, max(1, valid.size)))
     return evaluate_blocks(parts, evaluate, n_samples, len(models), with_ceiling, threads=threads)

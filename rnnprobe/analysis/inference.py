@@ -740,13 +740,14 @@ class _PermutedGather:
             if self.dot:
                 np.dot(gathered, self.models.T, out=out[start : start + len(chunk)])
                 continue
-            if self.comparison == "tau-a" and self._permuted_tau(gathered, out=out[start : start + len(chunk)]):
+            if self.comparison == "tau-a":
+                self._permuted_tau(gathered, out=out[start : start + len(chunk)])
                 continue
             for k, pos in enumerate(gathered, start=start):
                 out[k] = compare_rdms(self.models[:, pos], self.data_side, comparison=self.comparison).mean(axis=1)
         return out
 
-    def _permuted_tau(self, gathered: np.ndarray, *, out: np.ndarray) -> bool:
+    def _permuted_tau(self, gathered: np.ndarray, *, out: np.ndarray) -> None:
         """``out`` filled with tau-a of the models with their entries gathered by each row of ``gathered`` and the
         data, from the rows as first sorted (:class:`.rsa.kendall.Rows`, kept: neither side sorted again): all at
         once where every row holds many values (:func:`.rsa.kendall.permuted_tau`), else one permutation at a time.
@@ -757,10 +758,9 @@ class _PermutedGather:
         tau = permuted_tau(models, data, gathered)
         if tau is not None:
             np.mean(tau, axis=2, out=out)
-            return True
+            return
         for k, pos in enumerate(gathered):
             out[k] = tau_a(models.permuted(pos), data).mean(axis=1)
-        return True
 
 
 def _check_informative(vectors: np.ndarray, name: str, comparison: str) -> None:
