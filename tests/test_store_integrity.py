@@ -161,14 +161,14 @@ def test_sigkill_during_an_overwrite_keeps_the_previous_store(tmp_path):
     before.save(path)
     script = tmp_path / "slow.py"
     script.write_text(SLOW_RECORDING)
-    proc = subprocess.Popen([sys.executable, str(script), str(path)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "started"
-    deadline = time.time() + 60
-    while not [p for p in tmp_path.iterdir() if ".rnnprobe-partial-" in p.name] and time.time() < deadline:
-        time.sleep(0.1)
-    time.sleep(1.0)  # some chunks written
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    with subprocess.Popen([sys.executable, str(script), str(path)], stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout.readline().strip() == "started"
+        deadline = time.time() + 60
+        while not [p for p in tmp_path.iterdir() if ".rnnprobe-partial-" in p.name] and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # some chunks written
+        proc.send_signal(signal.SIGKILL)
+    # (leaving the block waits for the process and closes its pipe)
     assert_recordings_equal(Recording.load(path), before)  # the previous store survived
     (partial,) = [p for p in tmp_path.iterdir() if ".rnnprobe-partial-" in p.name]
     with pytest.raises(IncompleteStoreError):
