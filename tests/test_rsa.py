@@ -582,9 +582,9 @@ def _tied_rows(rng, n):
 @pytest.mark.parametrize("counter", ["scipy's", "fallback"])
 def test_tau_a_of_many_valued_rows_counts_every_pair(rng, monkeypatch, counter):
     """Pairs of rows of many values, continuous or tied in x, in y or in both (a grid of 40 values against
-    itself: many pairs tied in both), a constant row: tau-a from the discordant count and the ties equals the count
-    over every pair of entries to the bit, and scipy's ``kendalltau`` rescaled (where the count is missing) to
-    1e-15."""
+    itself: many pairs tied in both), beside a constant row (counted from midranks): tau-a from the discordant count
+    and the ties equals the count over every pair of entries to the bit, and scipy's ``kendalltau`` rescaled (where
+    the count is missing) to 1e-15."""
     import rnnprobe.analysis.rsa.kendall as kendall
 
     if counter == "fallback":
