@@ -100,6 +100,20 @@ def test_the_caches_are_read_from_sysfs_as_linux_writes_them(tmp_path):
     assert "caches" not in str(machine.Machine("cpu", 1, "3.11", "2.4", (), None, None))
 
 
+def test_the_cpu_generation_tells_apart_cpus_of_one_model_name():
+    """Family, model and the widest vector extension from /proc/cpuinfo's fields, in the description's first line;
+    nothing where the fields are missing."""
+    zen4 = {"cpu family": "25", "model": "17", "flags": "avx avx2 fma avx512f avx512bw"}
+    assert machine.cpu_generation(zen4) == "family 25, model 17, AVX-512"
+    sandy_bridge = {"cpu family": "6", "model": "42", "flags": "sse4_2 avx"}
+    assert machine.cpu_generation(sandy_bridge) == "family 6, model 42, AVX"
+    assert machine.cpu_generation({"flags": "neon"}) == ""
+    assert machine.cpu_generation({}) == ""
+    described = machine.Machine("AMD EPYC", 2, "3.11", "2.4", (), None, None, generation="family 25, model 1, AVX2")
+    assert str(described).splitlines()[0].startswith("machine: AMD EPYC (family 25, model 1, AVX2), 2 logical cores")
+    assert str(machine.Machine("cpu", 1, "3.11", "2.4", (), None, None)).startswith("machine: cpu, 1 logical")
+
+
 def test_runnable_kernels_follow_the_cpu_flags():
     avx512 = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"}
     assert machine.runnable_kernels(frozenset()) == []

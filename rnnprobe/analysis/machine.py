@@ -65,10 +65,12 @@ class Machine:
     environment: dict[str, str] = field(default_factory=dict)  # the thread and kernel variables set
     workers: int = 1  # the threads rnnprobe's analyses split their work over (parallel.library_threads)
     caches: dict[str, int] = field(default_factory=dict)  # the first core's data caches in bytes (cpu_caches)
+    generation: str = ""  # the CPU's family, model and widest vector extension (cpu_generation)
 
     def __str__(self) -> str:
         """The description printed by every benchmark and by ``rnnprobe machine``."""
-        lines = [f"machine: {self.cpu}, {self.cores} logical cores, Python {self.python}, numpy {self.numpy}"]
+        cpu = f"{self.cpu} ({self.generation})" if self.generation else self.cpu
+        lines = [f"machine: {cpu}, {self.cores} logical cores, Python {self.python}, numpy {self.numpy}"]
         for pool in self.libraries:
             lines.append(f"  {pool.get('user_api')}: {pool.get('internal_api')} {pool.get('version')}, kernel "
                          f"{pool.get('architecture', '?')}, {pool.get('num_threads')} thread(s)")  # fmt: skip
@@ -127,12 +129,34 @@ def describe_machine(*, torch: bool = False) -> Machine:
         environment={k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ},
         workers=library_threads(),
         caches=cpu_caches(),
+        generation=cpu_generation(),
     )
 
 
 def cpu_model() -> str:
     """The CPU's model name (/proc/cpuinfo; the platform's processor name elsewhere)."""
     return _cpuinfo_field("model name") or platform.processor() or platform.machine()
+
+
+def cpu_generation(fields: dict[str, str] | None = None) -> str:
+    """The CPU's family and model numbers and its widest vector extension, which tell apart CPUs of one model name
+    (a VM's "AMD EPYC" is a Zen 3, 4 or 5: family 25 model 1, family 25 model 17, family 26), and on which the
+    BLAS kernels and numpy's SIMD sorts depend; empty where /proc/cpuinfo cannot be read. ``fields``: the
+    /proc/cpuinfo fields to read them from (default: this machine's).
+
+    Examples
+    --------
+    >>> cpu_generation({"cpu family": "25", "model": "1", "flags": "fpu sse2 avx avx2 fma"})
+    'family 25, model 1, AVX2'
+    """
+    if fields is None:
+        fields = {name: _cpuinfo_field(name) or "" for name in ("cpu family", "model", "flags")}
+    flags = set(fields.get("flags", "").split())
+    widest = next((name for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX")) if flag in flags),
+                  None)  # fmt: skip
+    parts = [f"family {fields['cpu family']}" if fields.get("cpu family") else "",
+             f"model {fields['model']}" if fields.get("model") else "", widest or ""]  # fmt: skip
+    return ", ".join(part for part in parts if part)
 
 
 def cpu_caches(root: str = "/sys/devices/system/cpu/cpu0/cache") -> dict[str, int]:
