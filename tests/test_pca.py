@@ -151,27 +151,63 @@ def test_right_singular_by_the_smaller_gram_matrix_equals_the_svd(rng, monkeypat
     monkeypatch.setattr(np.linalg, "svd", lambda *a, **k: calls.append(a[0].shape) or svd(*a, **k))
     x = rng.normal(size=(500, 12)) @ np.diag(np.geomspace(3, 0.01, 12))
     x -= x.mean(axis=0)
-    s, vt = right_singular(x, 12)
+    s, vt, total = right_singular(x, 12)
     assert not calls
     _, s_ref, vt_ref = svd(x, full_matrices=False)
     np.testing.assert_allclose(s, s_ref, rtol=1e-9)
     np.testing.assert_allclose(svd_flip(vt), svd_flip(vt_ref), atol=1e-9)
+    assert total == pytest.approx(np.sum(x * x), rel=1e-12)
     steep = rng.normal(size=(500, 12)) @ np.diag(np.geomspace(1, 1e-7, 12))  # variances 1 to 1e-14
-    s, _ = right_singular(steep, 10)  # the 10th's variance is 1e-12 of the first: the SVD
+    s, _, _ = right_singular(steep, 10)  # the 10th's variance is 1e-12 of the first: the SVD
     assert calls == [(500, 12)]
     np.testing.assert_allclose(s, svd(steep, compute_uv=False), rtol=1e-12)
     assert right_singular(steep, 3)[0].shape == (12,) and calls == [(500, 12)]  # 3 kept: the Gram matrix
     for spread in (1.0, 1e-3):  # wide: from x x' (axes of variances down to 1e-6 of the first)
         wide = rng.normal(size=(40, 300)) * np.geomspace(1, spread, 300) @ rng.normal(size=(300, 300)) / 20
         wide -= wide.mean(axis=0)
-        s, vt = right_singular(wide, 20)
+        s, vt, total = right_singular(wide, 20)
         _, s_ref, vt_ref = svd(wide, full_matrices=False)
         np.testing.assert_allclose(s, s_ref, rtol=1e-9, atol=1e-12 * s_ref[0])  # (the 40th: zero, once centred)
+        assert total == pytest.approx(np.sum(wide * wide), rel=1e-12)
         np.testing.assert_allclose(svd_flip(vt[:20]), svd_flip(vt_ref[:20]), atol=1e-8)
     assert calls == [(500, 12)]  # (the references' SVDs are numpy's own, not counted)
     right_singular(np.geomspace(1, 1e-7, 5)[:, None] * rng.normal(size=(5, 12)), 5)  # wide, the 5th: 1e-14
     right_singular(np.zeros((30, 4)), 2)  # no variance
     assert calls[1:] == [(5, 12), (30, 4)]
+
+
+def test_the_leading_axes_alone_equal_every_axis_and_the_total_is_the_squared_norm(rng, monkeypatch):
+    """Few axes kept of many features (10 of 256): LAPACK's MRRR finds those alone (scipy's subset, counted),
+    equal to numpy's full eigendecomposition's first 10 (values to 1e-12 relative, axes to 1e-9), through x'x and
+    x x' alike; more kept (a quarter) or fewer features (64) take the full one. The total is x's squared norm to
+    1e-12 either way; fit_pca's variances and their ratios equal scikit-learn's."""
+    import scipy.linalg
+
+    from rnnprobe.analysis import pca
+
+    eigh, subsets = scipy.linalg.eigh, []
+    monkeypatch.setattr(scipy.linalg, "eigh", lambda *a, **k: subsets.append(k["subset_by_index"]) or eigh(*a, **k))
+    for shape in ((1000, 256), (120, 256)):  # tall (x'x) and wide (x x': 120 x 120, under 128, the full one)
+        x = rng.normal(size=shape) @ np.diag(np.geomspace(5, 0.1, 256)) @ np.linalg.qr(rng.normal(size=(256, 256)))[0]
+        x -= x.mean(axis=0)
+        _, s_ref, vt_ref = np.linalg.svd(x, full_matrices=False)
+        for k in (10, 64):
+            subsets.clear()
+            s, vt, total = pca.right_singular(x, k)
+            assert subsets == ([[246, 255]] if shape[0] > 256 and k == 10 else [])
+            assert len(s) == (k if subsets else min(shape))
+            np.testing.assert_allclose(s[:k], s_ref[:k], rtol=1e-12)
+            np.testing.assert_allclose(pca.svd_flip(vt[:k]), pca.svd_flip(vt_ref[:k]), atol=1e-9)
+            assert total == pytest.approx(np.sum(x * x), rel=1e-12)
+    subsets.clear()
+    assert len(pca.right_singular(rng.normal(size=(500, 64)), 3).singular) == 64 and subsets == []  # (64 features)
+    states = rng.normal(size=(300, 4, 256)) @ np.diag(np.geomspace(3, 0.05, 256)) + 1.0
+    res = fit_pca(Recording({"h": states}), "h", n_components=10)
+    assert subsets == [[246, 255]]
+    ref = PCA(n_components=10, svd_solver="full").fit(states.reshape(-1, 256))
+    np.testing.assert_allclose(res.components, ref.components_, atol=1e-9)
+    np.testing.assert_allclose(res.explained_variance, ref.explained_variance_, rtol=1e-10)
+    np.testing.assert_allclose(res.explained_variance_ratio, ref.explained_variance_ratio_, rtol=1e-10)
 
 
 def test_pca_of_a_steep_spectrum_keeps_the_small_variances(rng):
@@ -218,6 +254,9 @@ def test_pca_from_the_steps_gram_matrices_equals_the_pooled_states(rng, threads,
     np.testing.assert_allclose(res.explained_variance, ref.explained_variance_, rtol=1e-9)
     np.testing.assert_allclose(res.trajectories.reshape(-1, 6), ref.transform(states.reshape(-1, 12)), atol=1e-8)
     assert res.trajectories.flags.c_contiguous
+    # (in shares of the stimuli on the threads: the same products as the whole layer's, the same bits)
+    whole = moments.centred @ res.components.T + (moments.means - res.mean) @ res.components.T
+    np.testing.assert_array_equal(res.trajectories, whole)
     wide = rng.normal(size=(30, 10, 40)) + rng.normal(size=(10, 40))  # fewer stimuli than units, 300 fitted
     moments = pca.StepMoments.of(wide, np.ones(10, dtype=int))
     centred = wide.reshape(-1, 40) - wide.reshape(-1, 40).mean(axis=0)

@@ -17,7 +17,7 @@ the states across stimuli at that step (Gao et al. 2017; Recanatesi et al. 2019)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -49,53 +49,75 @@ def svd_flip(vt: np.ndarray) -> np.ndarray:
     return vt * signs[:, None]
 
 
-def _principal_axes(x: np.ndarray, device: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(singular values, Vt) of the centred matrix ``x`` (samples, features): :func:`right_singular`, or
-    torch's SVD in float64 on ``device``.
+class Axes(NamedTuple):
+    """Principal axes of a centred matrix x (samples, features), from :func:`right_singular` or :func:`gram_axes`."""
+
+    singular: np.ndarray  # singular values, descending: the first k at least (every one where all were found)
+    vt: np.ndarray  # the right singular vectors as rows, in the same order: the first k at least
+    total: float  # the sum of every squared singular value (x's squared Frobenius norm)
+
+
+def _principal_axes(x: np.ndarray, device: Any, k: int) -> Axes:
+    """:class:`Axes` of the centred matrix ``x`` (samples, features): :func:`right_singular`, or torch's SVD in
+    float64 on ``device``.
     """
     if device is not None:
         import torch
 
         _, s, vt = torch.linalg.svd(torch.from_numpy(x).to(device), full_matrices=False)
-        return s.cpu().numpy(), vt.cpu().numpy()
+        s = s.cpu().numpy()
+        return Axes(s, vt.cpu().numpy(), float(s @ s))
     return right_singular(x, k)
 
 
 GRAM_CONDITION = 1e-8  # the k-th eigenvalue of x'x against the first, from which its eigendecomposition is used
 
 
-def right_singular(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(every singular value, Vt: at least the first ``k`` rows) of ``x`` (samples, features), descending. From
-    the eigendecomposition of the smaller Gram matrix where its k-th eigenvalue is at least ``GRAM_CONDITION`` of
-    its first (one symmetric product, then a problem of the smaller side, as scikit-learn's ``covariance_eigh``
-    solver; numpy's SVD forms the singular vectors of both sides): x'x with at least as many samples as features
-    (40,000 x 512, one thread, AMD EPYC: 2.9 s by the SVD, 0.26 s), else x x', whose eigenvectors u_i give
-    v_i = x'u_i / s_i for the first ``k`` (fit_pca of 500 x 4096: 381 -> 80 ms). An eigenvalue's error is about eps
-    x size x the first one, so the kept ones keep 1e-5 of their value at worst (1e-14 of well-spread spectra),
-    their axes as many digits less the log of the first eigenvalue against their gaps (through x x' too: its
-    computed eigenvectors are exact for a Gram matrix within eps of it, and v_i's error along a larger axis j,
-    eps s_j / s_i, stays under 1e-12). Else (a kept axis of so little variance, none at all) numpy's SVD of ``x``.
+def right_singular(x: np.ndarray, k: int) -> Axes:
+    """:class:`Axes` of ``x`` (samples, features): the first ``k`` at least. From the eigendecomposition of the
+    smaller Gram matrix where its k-th eigenvalue is at least ``GRAM_CONDITION`` of its first (one symmetric
+    product, then a problem of the smaller side, as scikit-learn's ``covariance_eigh`` solver; numpy's SVD forms
+    the singular vectors of both sides): x'x with at least as many samples as features (40,000 x 512, one thread,
+    AMD EPYC: 2.9 s by the SVD, 0.26 s), else x x', whose eigenvectors u_i give v_i = x'u_i / s_i for the first
+    ``k`` (fit_pca of 500 x 4096: 381 -> 80 ms). An eigenvalue's error is about eps x size x the first one, so
+    the kept ones keep 1e-5 of their value at worst (1e-14 of well-spread spectra), their axes as many digits
+    less the log of the first eigenvalue against their gaps (through x x' too: its computed eigenvectors are
+    exact for a Gram matrix within eps of it, and v_i's error along a larger axis j, eps s_j / s_i, stays under
+    1e-12). Else (a kept axis of so little variance, none at all) numpy's SVD of ``x``.
     """
     if k >= 1:
         tall = x.shape[0] >= x.shape[1]
         found = gram_axes(x.T @ x if tall else x @ x.T, k)
         if found is not None:
-            s, vectors = found
-            return (s, vectors) if tall else (s, (vectors[:k] @ x) / s[:k, None])
+            return found if tall else found._replace(vt=(found.vt[:k] @ x) / found.singular[:k, None])
     _, s, vt = np.linalg.svd(x, full_matrices=False)
-    return s, vt
+    return Axes(s, vt, float(s @ s))
 
 
-def gram_axes(gram: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """(singular values, Vt) of a matrix x, descending, from its Gram matrix x'x (features x features), where the
-    k-th eigenvalue is at least ``GRAM_CONDITION`` of the first (:func:`right_singular`); else None. Of x x':
-    the same singular values, and U' in place of Vt.
+def gram_axes(gram: np.ndarray, k: int) -> Axes | None:
+    """:class:`Axes` of a matrix x from its Gram matrix x'x (features x features), where the k-th eigenvalue is
+    at least ``GRAM_CONDITION`` of the first (:func:`right_singular`); else None. Of x x': the same singular
+    values, and U' in place of Vt. Every eigenpair by numpy's ``eigh`` (LAPACK's divide and conquer), or where
+    ``k`` is at most ``SUBSET_SHARE`` of the features (from ``SUBSET_MIN`` on), the first k alone by LAPACK's
+    MRRR (scipy's ``eigh(subset_by_index=...)``, scikit-learn's solver): the back-transformation of k vectors,
+    not of all (10 of 512: 46 -> 14-20 ms on one thread, AMD EPYC Zen 3). The total is the Gram matrix's trace.
     """
-    values, vectors = np.linalg.eigh(gram)
+    p = len(gram)
+    if p >= SUBSET_MIN and k <= p * SUBSET_SHARE:
+        from scipy.linalg import eigh
+
+        values, vectors = eigh(gram, subset_by_index=[p - k, p - 1], driver="evr")
+    else:
+        values, vectors = np.linalg.eigh(gram)
     values, vectors = values[::-1], vectors[:, ::-1]
     if values[k - 1] >= GRAM_CONDITION * values[0] > 0:
-        return np.sqrt(np.clip(values, 0, None)), np.ascontiguousarray(vectors.T)
+        singular = np.sqrt(np.clip(values, 0, None))
+        return Axes(singular, np.ascontiguousarray(vectors.T), float(np.trace(gram)))
     return None
+
+
+SUBSET_MIN = 128  # features from which the leading eigenpairs alone may be found (below, the full one is as fast)
+SUBSET_SHARE = 1 / 8  # the largest share of the features kept for which they are (256 of 512 took 1.7x the full)
 
 
 def participation_ratio(states: np.ndarray) -> np.ndarray:
@@ -242,7 +264,7 @@ def principal_axes(samples: np.ndarray, n_components: int) -> np.ndarray:
     (:func:`right_singular`); signs fixed by :func:`svd_flip`, so they do not depend on the LAPACK build or on
     how the axes were found.
     """
-    return svd_flip(right_singular(samples - samples.mean(axis=0), n_components)[1][:n_components])
+    return svd_flip(right_singular(samples - samples.mean(axis=0), n_components).vt[:n_components])
 
 
 @dataclass
@@ -408,8 +430,8 @@ class PCAResult:
 
 def _fit_in_memory(
     states: np.ndarray, layer: str, fit_stim: np.ndarray, fit_time: np.ndarray, device: Any, k: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, StepMoments]:
-    """(mean of the fitted states, singular values, Vt, :class:`StepMoments` of every step, which refuse
+) -> tuple[np.ndarray, Axes, StepMoments]:
+    """(mean of the fitted states, their :class:`Axes`, :class:`StepMoments` of every step, which refuse
     non-finite ``states``). Fitted on every stimulus, in numpy: from the scatter matrix the step moments pool
     where they do (:func:`_units_side`) and :func:`gram_axes` takes it; else from the fitted states themselves
     (:func:`_principal_axes`).
@@ -422,11 +444,28 @@ def _fit_in_memory(
         mean = moments.pooled_mean
         found = gram_axes(moments.scatter, k)
         if found is not None:
-            return mean, *found, moments
+            return mean, found, moments
     rows, steps = as_slice_if_contiguous(fit_stim), as_slice_if_contiguous(fit_time)  # (views where they run on)
     sample = states[rows][:, steps].reshape(-1, states.shape[2])
     mean = sample.mean(axis=0)
-    return mean, *_principal_axes(sample - mean, device, k), moments
+    return mean, _principal_axes(sample - mean, device, k), moments
+
+
+def _trajectories(centred: np.ndarray, components: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    """(x - m) C' = X_t C' + (m_t - m) C' of every stimulus and step: ``centred`` each step's centred states X_t
+    (stimulus, time, units; held for the participation ratio), ``offset`` each step's mean less the fitted one.
+    Shares of the stimuli on the library threads from ``SPLIT_BYTES`` of states: the product reads the states
+    from memory, and numpy multiplies step by step (2000 x 20 x 512 on two threads: 24-26 -> 13-15 ms, AMD EPYC
+    Zen 3); the same products, the same bits.
+    """
+    out, shift = np.empty((*centred.shape[:2], len(components))), offset @ components.T
+
+    def share(rows: slice) -> None:
+        np.matmul(centred[rows], components.T, out=out[rows])
+        out[rows] += shift
+
+    in_shares(share, len(centred), threads=library_threads() if centred.nbytes >= SPLIT_BYTES else 1)
+    return out
 
 
 def _n_axes(n_components: int | str | None, max_k: int) -> int:
@@ -495,25 +534,24 @@ def fit_pca(
         from .pca_blockwise import dask_pca, dask_trajectories
 
         mean, singular, vt, step_means = dask_pca(recording, layer, fit_time, fit_stim)
+        axes = Axes(singular, vt, float(singular @ singular))
         components = svd_flip(vt)[:k]
         trajectories, ratio = dask_trajectories(recording, layer, mean, step_means, components)
     else:
         _, _, states = layer_states(recording, layer, finite_checked_later=True)  # (by the step moments)
-        mean, singular, vt, moments = _fit_in_memory(states, layer, fit_stim, fit_time, device, k)
-        components = svd_flip(vt)[:k]
-        # (x - m) C' = X_t C' + (m_t - m) C', X_t each step's centred states (held for the participation ratio)
-        trajectories = moments.centred @ components.T + (moments.means - mean) @ components.T
+        mean, axes, moments = _fit_in_memory(states, layer, fit_stim, fit_time, device, k)
+        components = svd_flip(axes.vt)[:k]
+        trajectories = _trajectories(moments.centred, components, moments.means - mean)
         ratio = moments.participation_ratio()
-    variance = singular**2 / (n_samples - 1)
-    if rounding_only(float(singular @ singular) / n_samples, float(np.linalg.norm(mean)), n_samples):
-        variance = np.zeros_like(variance)  # states that do not vary but for rounding: as exactly constant ones
-    total = variance.sum()
+    variance, total = axes.singular[:k] ** 2 / (n_samples - 1), axes.total / (n_samples - 1)
+    if rounding_only(axes.total / n_samples, float(np.linalg.norm(mean)), n_samples):
+        variance, total = np.zeros(k), 0.0  # states that do not vary but for rounding: as exactly constant ones
     return PCAResult(
         layer=layer,
         components=components,
         mean=mean,
-        explained_variance=variance[:k],
-        explained_variance_ratio=variance[:k] / total if total > 0 else np.zeros(k),
+        explained_variance=variance,
+        explained_variance_ratio=variance / total if total > 0 else np.zeros(k),
         trajectories=trajectories,
         participation_ratio=ratio,
         times=np.asarray(recording.times[layer]),
