@@ -158,8 +158,8 @@ def test_right_singular_by_the_smaller_gram_matrix_equals_the_svd(rng, monkeypat
     np.testing.assert_allclose(svd_flip(vt), svd_flip(vt_ref), atol=1e-9)
     assert total == pytest.approx(np.sum(x * x), rel=1e-12)
     steep = rng.normal(size=(500, 12)) @ np.diag(np.geomspace(1, 1e-7, 12))  # variances 1 to 1e-14
-    s, _, _ = right_singular(steep, 10)  # the 10th's variance is 1e-12 of the first: the SVD
-    assert calls == [(500, 12)]
+    s, _, total = right_singular(steep, 10)  # the 10th's variance is 1e-12 of the first: the SVD
+    assert calls == [(500, 12)] and total == pytest.approx(np.sum(steep * steep), rel=1e-12)
     np.testing.assert_allclose(s, svd(steep, compute_uv=False), rtol=1e-12)
     assert right_singular(steep, 3)[0].shape == (12,) and calls == [(500, 12)]  # 3 kept: the Gram matrix
     for spread in (1.0, 1e-3):  # wide: from x x' (axes of variances down to 1e-6 of the first)
