@@ -296,17 +296,19 @@ def check_finite(array: np.ndarray, *, name: str, layer: str | None = None) -> n
     )
 
 
-def refuse_non_finite_squares(states: np.ndarray, *, name: str, layer: str | None, what: str, remedy: str) -> NoReturn:
-    """Raise for ``states`` whose sums of squares, computed by an analysis anyway, came out NaN or inf, so that
-    ``what`` computed from them is not finite: NaN or inf among the states (named with their count and positions
-    by :func:`check_finite`, searched only now), else finite states whose squares overflow (above about 1e154;
-    ``remedy``: what dividing the states by a constant changes, or not).
+def refuse_non_finite_squares(
+    states: np.ndarray, *, name: str, layer: str | None, what: str, remedy: str, overflowing: str = "squares"
+) -> NoReturn:
+    """Raise for ``states`` whose sums of squares (or other sums: ``overflowing``), computed by an analysis anyway,
+    came out NaN or inf, so that ``what`` computed from them is not finite: NaN or inf among the states (named with
+    their count and positions by :func:`check_finite`, searched only now), else finite states whose squares (sums)
+    overflow (squares above about 1e154; ``remedy``: what dividing the states by a constant changes, or not).
     """
     check_finite(states, name=name, layer=layer)
     where = f"layer {layer!r} holds finite states" if layer is not None else "holds finite values"
     raise NonFiniteError(
-        f"{name}: {where} (up to {float(np.abs(states).max()):.3g}) whose squares overflow, so no {what} from them "
-        f"is finite. Divide the states by a constant ({remedy})."
+        f"{name}: {where} (up to {float(np.abs(states).max()):.3g}) whose {overflowing} overflow, so no {what} from "
+        f"them is finite. Divide the states by a constant ({remedy})."
     )
 
 
@@ -390,7 +392,7 @@ def layer_states(
     The states are flattened over units and cast to ``dtype``; a layer with NaN or inf among the
     selected states is refused (:func:`check_finite`), unless ``finite_checked_later``: the caller refuses them
     itself, from numbers it computes anyway (``compute_rdms``: its Gram matrices' diagonals; ``fit_pca``: its
-    steps' sums of squares; ``fit_timescales`` and ``fit_tdr``: their spreads), by
+    steps' sums of squares; ``fit_timescales`` and ``fit_tdr``: their spreads; ``condition_average``: its means), by
     :func:`refuse_non_finite_squares`, which searches these states for the error's count and positions.
     """
     check_recording(recording, name)

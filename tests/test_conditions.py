@@ -85,3 +85,26 @@ def test_sum_group_sets_equal_sums_per_set(monkeypatch, n_groups):
     got = sum_group_sets(states, sets, n_groups)
     assert got.shape == (4, n_groups, 2, 3) and got.dtype == np.float64
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("sem", [False, True])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_condition_average_refuses_non_finite_states_from_its_means(bad, sem):
+    """NaN or inf in one trial (of a condition of several, or of one, in order or not: the one-trial groups come
+    back as the states themselves) is refused with its count and position, from the means, as a check of every
+    state would; finite states whose sums overflow are refused as such. Finite states average as before."""
+    from rnnprobe import Recording
+    from rnnprobe.analysis import condition_average
+    from rnnprobe.errors import NonFiniteError
+
+    for groups in (np.array([0, 1, 0, 2, 1, 0]), np.array([2, 0, 1, 3, 5, 4])):
+        states = np.random.default_rng(0).normal(size=(6, 3, 2))
+        states[4, 2, 1] = bad
+        rec = Recording({"h": states}, metadata={"g": groups})
+        with pytest.raises(NonFiniteError, match=r"layer 'h' holds 1 non-finite value\(s\) .* first at \(4, 2, 1\)"):
+            condition_average(rec, "g", sem=sem)
+    huge = np.full((4, 1, 1), 1e308)  # each finite, two of a condition sum to inf
+    with pytest.raises(NonFiniteError, match=r"layer 'h' holds finite states \(up to 1e\+308\) whose sums overflow"):
+        condition_average(Recording({"h": huge}, metadata={"g": [0, 0, 1, 2]}), "g", sem=sem)
+    means = condition_average(Recording({"h": huge / 2}, metadata={"g": [0, 0, 1, 2]}), "g", sem=sem)
+    np.testing.assert_array_equal(means.get("h"), np.full((3, 1, 1), 5e307))

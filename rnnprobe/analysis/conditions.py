@@ -7,7 +7,14 @@ from typing import Any
 
 import numpy as np
 
-from .._validation import check_finite_layer, check_grouping, check_int, check_recording, layer_states
+from .._validation import (
+    check_finite_layer,
+    check_grouping,
+    check_int,
+    check_recording,
+    layer_states,
+    refuse_non_finite_squares,
+)
 from ..errors import ArgumentTypeError, ShapeError, describe
 from ..recording import Recording
 from .blockwise import dask_states, group_sums
@@ -85,10 +92,15 @@ def _average(
     recording: Recording, layer: str, inverse: np.ndarray, counts: np.ndarray, *, sem: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Each condition's mean (conditions, time, units) of the layer read into memory, and its trials'
-    standard deviation (ddof 1; NaN for a condition of one trial).
+    standard deviation (ddof 1; NaN for a condition of one trial). Non-finite states are refused from the means
+    (NaN or inf in a trial makes its condition's mean so), with no pass of their own over the trials (2400 x 20 x
+    256: 5.4 ms of fit_tdr's serial time, AMD EPYC Zen 3).
     """
-    _, _, data = layer_states(recording, layer)
+    _, _, data = layer_states(recording, layer, finite_checked_later=True)  # (from the means, below)
     mean = sum_groups(data, inverse, len(counts)) / counts[:, None, None]
+    if not np.isfinite(mean).all():
+        refuse_non_finite_squares(data, name="recording", layer=layer, what="condition mean", overflowing="sums",
+                                  remedy="the means scale by it")  # fmt: skip
     if not sem:
         return mean, None
     squares = np.zeros_like(mean)  # the trials' squared deviations from their means, a block of trials at a time
