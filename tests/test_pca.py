@@ -177,16 +177,14 @@ def test_right_singular_by_the_smaller_gram_matrix_equals_the_svd(rng, monkeypat
 
 
 def test_the_leading_axes_alone_equal_every_axis_and_the_total_is_the_squared_norm(rng, monkeypatch):
-    """Few axes kept of many features (10 of 256): LAPACK's MRRR finds those alone (scipy's subset, counted),
+    """Few axes kept of many features (10 of 256): LAPACK's MRRR finds those alone (the subset, counted),
     equal to numpy's full eigendecomposition's first 10 (values to 1e-12 relative, axes to 1e-9), through x'x and
     x x' alike; more kept (a quarter) or fewer features (64) take the full one. The total is x's squared norm to
     1e-12 either way; fit_pca's variances and their ratios equal scikit-learn's."""
-    import scipy.linalg
+    from rnnprobe.analysis import _lapack, pca
 
-    from rnnprobe.analysis import pca
-
-    eigh, subsets = scipy.linalg.eigh, []
-    monkeypatch.setattr(scipy.linalg, "eigh", lambda *a, **k: subsets.append(k["subset_by_index"]) or eigh(*a, **k))
+    leading, subsets = _lapack.leading_eigh, []
+    monkeypatch.setattr(_lapack, "leading_eigh", lambda a, k: subsets.append([len(a) - k, len(a) - 1]) or leading(a, k))
     for shape in ((1000, 256), (120, 256)):  # tall (x'x) and wide (x x': 120 x 120, under 128, the full one)
         x = rng.normal(size=shape) @ np.diag(np.geomspace(5, 0.1, 256)) @ np.linalg.qr(rng.normal(size=(256, 256)))[0]
         x -= x.mean(axis=0)
@@ -310,3 +308,40 @@ def test_fit_pca_refuses_non_finite_states_from_the_step_moments(rng, bad, threa
     scaled, plain = fit_pca(Recording({"h": finite * 1e60}), "h", n_components=3), fit_pca(Recording({"h": finite}))
     np.testing.assert_allclose(scaled.explained_variance, plain.explained_variance[:3] * 1e120, rtol=1e-9)
     np.testing.assert_allclose(scaled.participation_ratio, plain.participation_ratio, rtol=1e-9)
+
+
+def test_the_largest_eigenpairs_through_lapacks_c_interface_equal_scipys_wrapper(rng, monkeypatch):
+    """leading_eigh: LAPACK's dsyevr through scipy's C interface (without the interpreter lock), the same numbers
+    as scipy's eigh(subset_by_index=..., driver="evr") to the bit (the lower triangle read, the caller's matrix
+    left as it was), from 2 threads at once too, and through scipy's wrapper where the C routine is missing;
+    largest_eigh takes numpy's eigh of small matrices, many kept pairs and stacks."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from scipy.linalg import eigh
+
+    from rnnprobe.analysis import _lapack
+
+    matrices = []
+    for n in (1, 7, 200):
+        x = rng.normal(size=(n + 3, n))
+        a = x.T @ x
+        a[0, -1] += 1.0  # not symmetric: the lower triangle is read
+        matrices += [(a, k) for k in {1, max(1, n // 2), n}]
+    expected = [eigh(a, subset_by_index=[len(a) - k, len(a) - 1], driver="evr") for a, k in matrices]
+    before = [a.copy() for a, _ in matrices]
+    for (a, k), (values, vectors), kept in zip(matrices, expected, before, strict=True):
+        got = _lapack.leading_eigh(a, k)
+        assert got[0].shape == (k,) and got[1].shape == (len(a), k)
+        assert np.array_equal(got[0], values) and np.array_equal(got[1], vectors) and np.array_equal(a, kept)
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lambda ak: _lapack.leading_eigh(*ak), matrices * 4))
+    for got, (values, vectors) in zip(together, expected * 4, strict=True):
+        assert np.array_equal(got[0], values) and np.array_equal(got[1], vectors)
+    a = matrices[-2][0]
+    np.testing.assert_array_equal(_lapack.largest_eigh(a, 25)[1], _lapack.leading_eigh(a, 25)[1])  # 25 of 200
+    for small in (a[:100, :100], a[None], a):  # fewer than 128 rows, a stack, 26 of 200: every pair
+        np.testing.assert_array_equal(_lapack.largest_eigh(small, 26 if small is a else 1)[1], np.linalg.eigh(small)[1])
+    monkeypatch.setattr(_lapack, "_c_routine", lambda *args: None)
+    got = _lapack.leading_eigh(a, 25)
+    reference = eigh(a, subset_by_index=[175, 199], driver="evr")
+    assert np.array_equal(got[0], reference[0]) and np.array_equal(got[1], reference[1])

@@ -34,6 +34,7 @@ from ..errors import ArgumentError, ShapeError, UnknownNameError, describe, form
 from ..recording import Recording
 from ..recording.indexing import as_slice_if_contiguous
 from ._constant import rounding_only
+from ._lapack import largest_eigh
 from ._scores import peak_position
 from .parallel import in_shares, library_threads
 
@@ -97,27 +98,16 @@ def right_singular(x: np.ndarray, k: int) -> Axes:
 def gram_axes(gram: np.ndarray, k: int) -> Axes | None:
     """:class:`Axes` of a matrix x from its Gram matrix x'x (features x features), where the k-th eigenvalue is
     at least ``GRAM_CONDITION`` of the first (:func:`right_singular`); else None. Of x x': the same singular
-    values, and U' in place of Vt. Every eigenpair by numpy's ``eigh`` (LAPACK's divide and conquer), or where
-    ``k`` is at most ``SUBSET_SHARE`` of the features (from ``SUBSET_MIN`` on), the first k alone by LAPACK's
-    MRRR (scipy's ``eigh(subset_by_index=...)``, scikit-learn's solver): the back-transformation of k vectors,
-    not of all (10 of 512: 46 -> 14-20 ms on one thread, AMD EPYC Zen 3). The total is the Gram matrix's trace.
+    values, and U' in place of Vt. Few axes kept of many features: the first k alone
+    (:func:`._lapack.largest_eigh`, LAPACK's MRRR as scikit-learn's solver: the back-transformation of k vectors,
+    not of all; 10 of 512: 46 -> 14-20 ms on one thread, AMD EPYC Zen 3). The total is the Gram matrix's trace.
     """
-    p = len(gram)
-    if p >= SUBSET_MIN and k <= p * SUBSET_SHARE:
-        from scipy.linalg import eigh
-
-        values, vectors = eigh(gram, subset_by_index=[p - k, p - 1], driver="evr")
-    else:
-        values, vectors = np.linalg.eigh(gram)
+    values, vectors = largest_eigh(gram, k)
     values, vectors = values[::-1], vectors[:, ::-1]
     if values[k - 1] >= GRAM_CONDITION * values[0] > 0:
         singular = np.sqrt(np.clip(values, 0, None))
         return Axes(singular, np.ascontiguousarray(vectors.T), float(np.trace(gram)))
     return None
-
-
-SUBSET_MIN = 128  # features from which the leading eigenpairs alone may be found (below, the full one is as fast)
-SUBSET_SHARE = 1 / 8  # the largest share of the features kept for which they are (256 of 512 took 1.7x the full)
 
 
 def participation_ratio(states: np.ndarray) -> np.ndarray:

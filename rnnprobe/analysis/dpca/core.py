@@ -23,6 +23,7 @@ import numpy as np
 
 from ..._validation import check_grouping
 from ...errors import ArgumentError, ShapeError, UnknownNameError, format_choices
+from .._lapack import largest_eigh
 
 TIME = "time"
 
@@ -186,7 +187,7 @@ def _thin_fit(marginal: np.ndarray, factors: tuple[np.ndarray, np.ndarray], a: n
     """
     basis, r = factors  # marginal = basis r (unit x samples, samples x samples)
     small = r @ k @ _t(r)
-    encoder = _leading(basis @ np.linalg.eigh((small + _t(small)) / 2)[1], q)
+    encoder = _leading(basis @ largest_eigh((small + _t(small)) / 2, q)[1], q)
     return encoder, a @ (_t(marginal) @ encoder)
 
 
