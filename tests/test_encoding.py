@@ -87,6 +87,29 @@ def test_pls_of_more_units_than_stimuli_from_the_gram_matrix_equals_scikit_learn
         np.testing.assert_allclose(predicted, units, rtol=0, atol=1e-9 * np.abs(units).max())
 
 
+def test_pls_weights_of_large_cross_products_from_the_first_eigenvector_alone(rng, monkeypatch):
+    """PLS whose X'Y (or dual Y'KY) has both sides from 128 on: each weight from the first eigenvector alone
+    (counted), the same predictions (to 1e-10 of their scale) as from every eigenvector by numpy's eigh; the
+    units' form and the dual form agree."""
+    from rnnprobe.analysis import _lapack
+    from rnnprobe.analysis.encoding import pls
+
+    x, y = _data(rng, 160, 200, 140, noise=0.5)
+    train, test = np.arange(130), np.arange(130, 160)
+    leading, calls = _lapack.leading_eigh, []
+    monkeypatch.setattr(_lapack, "leading_eigh", lambda a, k: calls.append((len(a), k)) or leading(a, k))
+    units = pls.predict_pls(pls.fit_pls(x[train], y[train], 5), x[test])
+    assert calls == [(140, 1)] * 5  # X'Y: 200 x 140, its Gram matrix of the targets
+    xc = x - x[train].mean(axis=0)
+    kernel = xc[train] @ xc[train].T
+    dual, y_mean = pls.fit_pls_gram(kernel, y[train], 5)
+    assert calls[5:] == [(130, 1)] * 5  # Y'K Y of the stimuli's basis (140 targets > 130 stimuli: U S)
+    np.testing.assert_allclose(xc[test] @ xc[train].T @ dual + y_mean, units, rtol=0, atol=1e-9 * np.abs(units).max())
+    monkeypatch.setattr(_lapack, "leading_eigh", lambda a, k: np.linalg.eigh(a))  # every eigenvector
+    every = pls.predict_pls(pls.fit_pls(x[train], y[train], 5), x[test])
+    np.testing.assert_allclose(units, every, rtol=0, atol=1e-10 * np.abs(units).max())
+
+
 def test_pls_nipals_equals_scikit_learn_defaults_where_the_exact_solution_does_not(rng):
     x, y = _data(np.random.default_rng(2), 100, 30, 9)  # a draw where NIPALS' early stop moves predictions by 0.5%
     folds = list(KFold(5, shuffle=True, random_state=0).split(x))

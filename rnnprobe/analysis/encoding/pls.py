@@ -21,6 +21,7 @@ import warnings
 import numpy as np
 
 from ...errors import RnnprobeWarning
+from .._lapack import largest_eigh
 
 EPS = np.finfo(np.float64).eps
 
@@ -28,10 +29,17 @@ EPS = np.finfo(np.float64).eps
 def first_left_singular_vector(m: np.ndarray) -> np.ndarray:
     """The unit first left singular vector of m (p x q), from the smaller Gram matrix."""
     if m.shape[0] <= m.shape[1]:
-        return np.linalg.eigh(m @ m.T)[1][:, -1]
-    v = np.linalg.eigh(m.T @ m)[1][:, -1]
+        return first_eigenvector(m @ m.T)
+    v = first_eigenvector(m.T @ m)
     w = m @ v
     return w / np.linalg.norm(w)
+
+
+def first_eigenvector(m: np.ndarray) -> np.ndarray:
+    """The eigenvector of the symmetric ``m``'s largest eigenvalue (any sign: PLS's predictions do not depend on
+    it), alone where ``m`` is large (:func:`.._lapack.largest_eigh`: of 512 x 512, 46 -> 12 ms).
+    """
+    return largest_eigh(m, 1)[1][:, -1]
 
 
 def fit_pls(x: np.ndarray, y: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -87,7 +95,7 @@ def fit_pls_gram(kernel: np.ndarray, y: np.ndarray, n_components: int) -> tuple[
     limit = 1e-30 * max(float(np.trace(kernel)), 1e-300)  # fit_pls's test: t't against ||Xc||^2
     for _ in range(n_components):
         m = basis.T @ kb
-        v = np.linalg.eigh((m + m.T) / 2)[1][:, -1]
+        v = first_eigenvector((m + m.T) / 2)
         a, ka = basis @ v, kb @ v  # a and K_k a
         norm = np.sqrt(max(float(a @ ka), 0.0))
         t = ka / norm if norm > 0 else ka
