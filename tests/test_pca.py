@@ -313,8 +313,9 @@ def test_fit_pca_refuses_non_finite_states_from_the_step_moments(rng, bad, threa
 def test_the_largest_eigenpairs_through_lapacks_c_interface_equal_scipys_wrapper(rng, monkeypatch):
     """leading_eigh: LAPACK's dsyevr through scipy's C interface (without the interpreter lock), the same numbers
     as scipy's eigh(subset_by_index=..., driver="evr") to the bit (the lower triangle read, the caller's matrix
-    left as it was), from 2 threads at once too, and through scipy's wrapper where the C routine is missing;
-    largest_eigh takes numpy's eigh of small matrices, many kept pairs and stacks."""
+    left as it was), from 2 threads at once too, on one BLAS thread where the libraries have two, and through
+    scipy's wrapper where the C routine is missing; largest_eigh takes numpy's eigh of small matrices, many kept
+    pairs and stacks."""
     from concurrent.futures import ThreadPoolExecutor
 
     from scipy.linalg import eigh
@@ -341,6 +342,19 @@ def test_the_largest_eigenpairs_through_lapacks_c_interface_equal_scipys_wrapper
     np.testing.assert_array_equal(_lapack.largest_eigh(a, 25)[1], _lapack.leading_eigh(a, 25)[1])  # 25 of 200
     for small in (a[:100, :100], a[None], a):  # fewer than 128 rows, a stack, 26 of 200: every pair
         np.testing.assert_array_equal(_lapack.largest_eigh(small, 26 if small is a else 1)[1], np.linalg.eigh(small)[1])
+    import contextlib
+
+    import torch
+
+    limits, before = [], torch.get_num_threads()  # scipy's OpenBLAS on one thread where the libraries have more
+    monkeypatch.setattr(_lapack, "small_blas", lambda: limits.append(1) or contextlib.nullcontext())
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            assert np.array_equal(_lapack.leading_eigh(a, 25)[1], _lapack.leading_eigh(a, 25)[1])
+            assert len(limits) == 2 * (threads - 1)
+    finally:
+        torch.set_num_threads(before)
     monkeypatch.setattr(_lapack, "_c_routine", lambda *args: None)
     got = _lapack.leading_eigh(a, 25)
     reference = eigh(a, subset_by_index=[175, 199], driver="evr")
