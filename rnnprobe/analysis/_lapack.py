@@ -141,6 +141,6 @@ def largest_eigh(a: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     matrices too). The last k columns are the leading vectors either way.
     """
     n = a.shape[-1]
-    if a.ndim == 2 and SUBSET_MIN <= n and k <= n * SUBSET_SHARE:
+    if a.ndim == 2 and SUBSET_MIN <= n and 0 < k <= n * SUBSET_SHARE:
         return leading_eigh(a, k)
     return np.linalg.eigh(a)
