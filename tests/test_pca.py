@@ -314,8 +314,8 @@ def test_the_largest_eigenpairs_through_lapacks_c_interface_equal_scipys_wrapper
     """leading_eigh: LAPACK's dsyevr through scipy's C interface (without the interpreter lock), the same numbers
     as scipy's eigh(subset_by_index=..., driver="evr") to the bit (the lower triangle read, the caller's matrix
     left as it was), from 2 threads at once too, on one BLAS thread where the libraries have two, and through
-    scipy's wrapper where the C routine is missing; largest_eigh takes numpy's eigh of small matrices, many kept
-    pairs and stacks."""
+    scipy's wrapper where the C routine is missing; largest_eigh takes a stack matrix by matrix, and numpy's eigh
+    of small matrices and of many kept pairs."""
     from concurrent.futures import ThreadPoolExecutor
 
     from scipy.linalg import eigh
@@ -340,8 +340,15 @@ def test_the_largest_eigenpairs_through_lapacks_c_interface_equal_scipys_wrapper
         assert np.array_equal(got[0], values) and np.array_equal(got[1], vectors)
     a = matrices[-2][0]
     np.testing.assert_array_equal(_lapack.largest_eigh(a, 25)[1], _lapack.leading_eigh(a, 25)[1])  # 25 of 200
-    for small in (a[:100, :100], a[None], a):  # fewer than 128 rows, a stack, 26 of 200: every pair
+    for small in (a[:100, :100], a):  # fewer than 128 rows, 26 of 200: every pair
         np.testing.assert_array_equal(_lapack.largest_eigh(small, 26 if small is a else 1)[1], np.linalg.eigh(small)[1])
+    stack = np.stack([np.stack([a, a.T @ a / 1e3, a + 1e3 * np.eye(200)])] * 2)  # (2, 3, 200, 200): matrix by matrix
+    values, vectors = _lapack.largest_eigh(stack, 5)
+    assert values.shape == (2, 3, 5) and vectors.shape == (2, 3, 200, 5)
+    for index in np.ndindex(2, 3):
+        one = _lapack.leading_eigh(stack[index], 5)
+        assert np.array_equal(values[index], one[0]) and np.array_equal(vectors[index], one[1])
+    np.testing.assert_array_equal(_lapack.largest_eigh(stack, 26)[1], np.linalg.eigh(stack)[1])
     import contextlib
 
     import torch

@@ -135,12 +135,17 @@ SUBSET_SHARE = 1 / 8  # the largest share of the rows for which they are (256 of
 
 
 def largest_eigh(a: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(values, vectors), ascending as numpy's ``eigh``, of the symmetric ``a`` (n, n; its lower triangle): the
-    ``k`` largest alone by :func:`leading_eigh` where ``k`` is at most ``SUBSET_SHARE`` of the rows, from
-    ``SUBSET_MIN`` rows on; else every eigenpair by numpy's ``eigh`` (LAPACK's divide and conquer; a stack of
-    matrices too). The last k columns are the leading vectors either way.
+    """(values, vectors), ascending as numpy's ``eigh``, of the symmetric ``a`` (..., n, n: a stack of matrices
+    too; their lower triangles): the ``k`` largest alone by :func:`leading_eigh` (matrix by matrix) where ``k`` is
+    at most ``SUBSET_SHARE`` of the rows, from ``SUBSET_MIN`` rows on; else every eigenpair by numpy's ``eigh``
+    (LAPACK's divide and conquer). The last k columns are the leading vectors either way.
     """
     n = a.shape[-1]
-    if a.ndim == 2 and SUBSET_MIN <= n and 0 < k <= n * SUBSET_SHARE:
+    if not SUBSET_MIN <= n or not 0 < k <= n * SUBSET_SHARE:
+        return np.linalg.eigh(a)
+    if a.ndim == 2:
         return leading_eigh(a, k)
-    return np.linalg.eigh(a)
+    values, vectors = np.empty((*a.shape[:-2], k)), np.empty((*a.shape[:-1], k))
+    for index in np.ndindex(*a.shape[:-2]):  # (dPCA's significance: 15 of 180 x 180, 32 -> 17 ms)
+        values[index], vectors[index] = leading_eigh(a[index], k)
+    return values, vectors

@@ -158,7 +158,7 @@ def fit_marginal(x: np.ndarray, marginal: np.ndarray, mu: np.ndarray, q: int, gr
         lambda sel: marginal[sel] @ np.linalg.pinv(x[sel]),
     )
     target = c @ regularized @ _t(c)
-    encoder = _leading(np.linalg.eigh((target + _t(target)) / 2)[1], q)
+    encoder = _leading(largest_eigh((target + _t(target)) / 2, q)[1], q)
     return encoder, _t(c) @ encoder
 
 
