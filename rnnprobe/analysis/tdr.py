@@ -199,8 +199,9 @@ def _moments(
     own: :func:`.._validation.refuse_non_finite_squares`), then each step's z-scored states, their coefficients
     (:func:`_least_squares`), residual and total squares, a step at a time, the steps in equal shares on the
     library threads, one BLAS thread each. Each share's temporaries are two arrays of a step's size, reused step
-    after step: fresh ones (four a step) cost page faults, which two threads take in turns (the fits of 2400 x
-    20 x 256 on two threads: 59 -> 43 ms, AMD EPYC Zen 3); the same arithmetic, the same bits.
+    after step: fresh ones (four a step) cost page faults, which two threads take in turns (fit_tdr of 2400 x 20
+    x 256 on two threads: 3,049 faults and 8.2 ms of system time a call -> 2 and 1.5 ms; 95-133 -> 80-82 ms, AMD
+    EPYC Zen 3); the same arithmetic, the same bits.
     """
     _, _, states = layer_states(recording, layer, time=positions, finite_checked_later=True)  # (from the spreads)
     n_trials, n_times, n_units = states.shape
