@@ -316,8 +316,10 @@ def test_the_largest_eigenpairs_through_lapacks_c_interface_equal_scipys_wrapper
     left as it was), from 2 threads at once too, on one BLAS thread where the libraries have two, and through
     scipy's wrapper where the C routine is missing; largest_eigh takes a stack matrix by matrix, and numpy's eigh
     of small matrices and of many kept pairs."""
+    import contextlib
     from concurrent.futures import ThreadPoolExecutor
 
+    import torch
     from scipy.linalg import eigh
 
     from rnnprobe.analysis import _lapack
@@ -349,11 +351,7 @@ def test_the_largest_eigenpairs_through_lapacks_c_interface_equal_scipys_wrapper
         one = _lapack.leading_eigh(stack[index], 5)
         assert np.array_equal(values[index], one[0]) and np.array_equal(vectors[index], one[1])
     np.testing.assert_array_equal(_lapack.largest_eigh(stack, 26)[1], np.linalg.eigh(stack)[1])
-    import contextlib
-
-    import torch
-
-    limits, before = [], torch.get_num_threads()  # scipy's OpenBLAS on one thread where the libraries have more
+    limits, torch_threads = [], torch.get_num_threads()  # scipy's OpenBLAS on one thread where libraries have more
     monkeypatch.setattr(_lapack, "small_blas", lambda: limits.append(1) or contextlib.nullcontext())
     try:
         for threads in (1, 2):
@@ -361,7 +359,7 @@ def test_the_largest_eigenpairs_through_lapacks_c_interface_equal_scipys_wrapper
             assert np.array_equal(_lapack.leading_eigh(a, 25)[1], _lapack.leading_eigh(a, 25)[1])
             assert len(limits) == 2 * (threads - 1)
     finally:
-        torch.set_num_threads(before)
+        torch.set_num_threads(torch_threads)
     monkeypatch.setattr(_lapack, "_c_routine", lambda *args: None)
     got = _lapack.leading_eigh(a, 25)
     reference = eigh(a, subset_by_index=[175, 199], driver="evr")
