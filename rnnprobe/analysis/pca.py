@@ -57,6 +57,11 @@ class Axes(NamedTuple):
     vt: np.ndarray  # the right singular vectors as rows, in the same order: the first k at least
     total: float  # the sum of every squared singular value (x's squared Frobenius norm)
 
+    @classmethod
+    def of_every(cls, singular: np.ndarray, vt: np.ndarray) -> Axes:
+        """The axes of an SVD that found every singular value: the total is their squares' sum."""
+        return cls(singular, vt, float(singular @ singular))
+
 
 def _principal_axes(x: np.ndarray, device: Any, k: int) -> Axes:
     """:class:`Axes` of the centred matrix ``x`` (samples, features): :func:`right_singular`, or torch's SVD in
@@ -66,8 +71,7 @@ def _principal_axes(x: np.ndarray, device: Any, k: int) -> Axes:
         import torch
 
         _, s, vt = torch.linalg.svd(torch.from_numpy(x).to(device), full_matrices=False)
-        s = s.cpu().numpy()
-        return Axes(s, vt.cpu().numpy(), float(s @ s))
+        return Axes.of_every(s.cpu().numpy(), vt.cpu().numpy())
     return right_singular(x, k)
 
 
@@ -92,7 +96,7 @@ def right_singular(x: np.ndarray, k: int) -> Axes:
         if found is not None:
             return found if tall else found._replace(vt=(found.vt[:k] @ x) / found.singular[:k, None])
     _, s, vt = np.linalg.svd(x, full_matrices=False)
-    return Axes(s, vt, float(s @ s))
+    return Axes.of_every(s, vt)
 
 
 def gram_axes(gram: np.ndarray, k: int) -> Axes | None:
@@ -524,7 +528,7 @@ def fit_pca(
         from .pca_blockwise import dask_pca, dask_trajectories
 
         mean, singular, vt, step_means = dask_pca(recording, layer, fit_time, fit_stim)
-        axes = Axes(singular, vt, float(singular @ singular))
+        axes = Axes.of_every(singular, vt)
         components = svd_flip(vt)[:k]
         trajectories, ratio = dask_trajectories(recording, layer, mean, step_means, components)
     else:
