@@ -360,6 +360,11 @@ def test_the_largest_eigenpairs_through_lapacks_c_interface_equal_scipys_wrapper
             assert len(limits) == 2 * (threads - 1)
     finally:
         torch.set_num_threads(torch_threads)
+    nan = a.copy()
+    nan[3, 5] = nan[5, 3] = np.nan  # refused, not eigenpairs of NaN (numpy's eigh gives NaN; callers refuse first)
+    for bad, k in ((nan, 3), (a, 201)):  # and more pairs than rows
+        with pytest.raises(np.linalg.LinAlgError, match="dsyevr"):
+            _lapack.leading_eigh(bad, k)
     monkeypatch.setattr(_lapack, "_c_routine", lambda *args: None)
     got = _lapack.leading_eigh(a, 25)
     reference = eigh(a, subset_by_index=[175, 199], driver="evr")
