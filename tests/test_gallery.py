@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import gallery_hook  # noqa: E402
 from gallery_runner import cells  # noqa: E402
+from test_report_browser import CHECK, CHROMIUM, _chromium  # noqa: E402  (the report's browser test's probe)
 
 SCRIPT = """# ---
 # jupyter:
@@ -67,10 +67,6 @@ def test_every_tutorial_has_a_question():
     assert set(gallery_hook.QUESTIONS) == {p.stem for p in (ROOT / "tutorials").glob("*.py")}
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-from test_report_browser import CHECK  # noqa: E402  (the images-decode probe the report's browser test uses)
-
-
 def _gallery_config(folder: Path) -> Path:
     """mkdocs.yml as it is (theme, nav, markdown extensions, the gallery hook) without the API reference's
     renderer: the site's pages and the gallery as the docs build makes them, in seconds, where mkdocstrings
@@ -104,13 +100,11 @@ def test_the_built_gallery_pages_show_every_figure_in_chromium(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     pages = sorted((site / "gallery").glob("*/index.html"))
     assert len(pages) == len(gallery_hook.QUESTIONS)
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
     total = 0
     for page in [site / "gallery" / "index.html", *pages]:
         probe = page.with_name("probe.html")
         probe.write_text(page.read_text().replace("</body>", CHECK + "</body>"))
-        out = subprocess.run([CHROMIUM, *flags, "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
-                             capture_output=True, text=True, timeout=120)  # fmt: skip
+        out = _chromium("--virtual-time-budget=10000", "--dump-dom", probe.as_uri())
         found = re.search(r'<pre id="browser-check">(.*?)</pre>', out.stdout)
         assert found, f"{page}: did not load"
         check = json.loads(found.group(1).replace("&quot;", '"'))
