@@ -1197,9 +1197,9 @@ def test_generalization_matrix_of_steps_larger_than_a_block_reads_them_in_blocks
     read = blockwise.read_values
     monkeypatch.setattr(blockwise, "read_values", lambda x, index, layer: reads.append(index) or read(x, index, layer))
     cases = [
-        ("label", {"n_permutations": 7, "patterns": True}),  # 8 fit groups of one set
+        ("label", {"n_permutations": 3, "patterns": True}),  # 4 fit groups of one set
         ("label", {"estimator": RidgeClassifier(alpha=3.0), "n_permutations": 3, "time": [0, 2, 3]}),
-        ("pair", {"scoring": "roc_auc", "patterns": True, "n_permutations": 5}),  # stimuli: a set, every step, a test
+        ("pair", {"scoring": "roc_auc", "patterns": True, "n_permutations": 2}),  # stimuli: a set, every step, a test
         ("value", {"estimator": Ridge(alpha=2.0), "patterns": True}),
     ]
     for n, unit_shape, how in [(45, (6, 10), "units"), (230, (2, 3), "stimuli")]:
@@ -1224,10 +1224,10 @@ def test_generalization_matrix_of_steps_larger_than_a_block_reads_them_in_blocks
                 assert all(i[-1].stop - i[-1].start in sizes or i[-1].stop == n for i in reads)
             if target == "label" and "time" not in settings:  # generalizes across the signal's steps
                 assert expected.scores[1:, 1:].mean() > expected.scores[0].mean() + 0.2
-            if not with_client and how == "units" and settings is cases[0][1]:  # 8 sets: per fit group, per training
+            if not with_client and how == "units" and settings is cases[0][1]:  # 4 sets: per fit group, per training
                 # step, 5 kernel passes of 6 blocks (+ the patterns' kernel and their pass in the first); per set and
                 # training step its weights' pass; per set, per training step, the 4 test steps' 9 blocks of 5 stimuli
-                assert len(reads) == 4 * (7 * 6 + 7 * 5 * 6) + 8 * 4 * 6 + 8 * 4 * 4 * 9
+                assert len(reads) == 4 * (4 * 5 * 6 + 2 * 6) + 4 * 4 * 6 + 4 * 4 * 4 * 9
     # cross-decoding: trained on one recording, tested on another (on the cluster: the first size)
     for n, unit_shape in [(45, (6, 10)), (230, (2, 3))][: 1 if with_client else 2]:
         labels, held_labels = np.arange(n) % 3, np.arange(n - 7) % 3
