@@ -1090,7 +1090,7 @@ def test_decoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
     read = blockwise.read_values
     monkeypatch.setattr(blockwise, "read_values", lambda x, index, layer: reads.append(index) or read(x, index, layer))
     cases = [
-        ("label", {"n_permutations": 7, "patterns": True}),  # StandardScaler + RidgeClassifier
+        ("label", {"n_permutations": 3, "patterns": True}),  # StandardScaler + RidgeClassifier
         ("label", {"estimator": RidgeClassifier(alpha=3.0), "n_permutations": 3, "scoring": "balanced_accuracy"}),
         ("pair", {"scoring": "roc_auc", "patterns": True, "time": [0, 3]}),
         ("value", {"estimator": Ridge(alpha=2.0), "patterns": True}),
@@ -1123,7 +1123,7 @@ def test_decoding_steps_larger_than_a_block_reads_them_in_blocks(client, tmp_pat
         # group of 3 classes' codes in this budget, every set in one with one column)
         stimuli = [index[0] for index in reads if len(index) == 1]
         assert {b.stop - b.start for b in stimuli} == {40, 30}
-        assert len(stimuli) == 4 * (1 + 12 * 8) + 4 * (1 + 12 * 4) + 2 * (1 + 12) + 4 * (1 + 12)
+        assert len(stimuli) == 4 * (1 + 12 * 4) + 4 * (1 + 12 * 4) + 2 * (1 + 12) + 4 * (1 + 12)
     for n, unit_shape in [(45, (6, 10)), (230, (2, 3))]:  # cross-decoding: trained on one recording, tested on another
 
         def layer(count: int, seed: int, shape: tuple = unit_shape) -> tuple[np.ndarray, np.ndarray]:
