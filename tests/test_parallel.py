@@ -556,6 +556,68 @@ def test_a_pool_inside_small_blas_gives_back_torch_and_keeps_blas_limited(torch_
         assert set(_blas_threads()) == {2} and torch.get_num_threads() == 2
 
 
+def test_one_blas_thread_limits_blas_only_where_a_library_has_more(monkeypatch):
+    """one_blas_thread: BLAS on one thread inside where a library had two, its threads back after; no limit entered
+    (65 us) where every library has one."""
+    from threadpoolctl import threadpool_limits
+
+    import rnnprobe.analysis.parallel as parallel
+
+    entered, real = [], parallel.small_blas
+    monkeypatch.setattr(parallel, "small_blas", lambda: entered.append(1) or real())
+    with threadpool_limits(limits=2, user_api="blas"):
+        assert parallel.blas_threads() == 2
+        with parallel.one_blas_thread():
+            assert set(_blas_threads()) == {1} and parallel.blas_threads() == 1
+        assert set(_blas_threads()) == {2}
+    with threadpool_limits(limits=1, user_api="blas"), parallel.one_blas_thread():
+        assert set(_blas_threads()) == {1}
+    assert entered == [1]
+
+
+def test_scipys_lapack_runs_on_one_blas_thread_with_the_same_numbers():
+    """The solves and eigenpairs rnnprobe asks of scipy's LAPACK, which calls scipy's own OpenBLAS, run with BLAS
+    on one thread where the libraries have two: each library's woken threads spin, and by turns they had three or
+    four busy threads on two cores (a ridge of one time step: 4.6-7.3 ms on one thread, 120-156 ms on two). The
+    numbers are those of one thread."""
+    import scipy.linalg
+    from threadpoolctl import threadpool_limits
+
+    from rnnprobe.analysis import _lapack, decoding_steps, tdr
+    from rnnprobe.analysis.parallel import blas_threads
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(60, 40))
+    kernel, codes = x @ x.T, rng.normal(size=(60, 2))
+    systems = np.stack([x[i : i + 50].T @ x[i : i + 50] + np.eye(40) for i in range(3)])
+    design, rhs = np.column_stack([rng.normal(size=(60, 3)), np.ones(60)]), rng.normal(size=(3, 40, 2))
+    calls = {
+        "posv_batch": lambda: _lapack.posv_batch(systems, rhs)[0],
+        "leading_eigh": lambda: _lapack.leading_eigh(kernel, 5)[1],
+        "dual_of": lambda: decoding_steps.dual_of(kernel, np.arange(10, 60), codes, 2.0)[0],
+        "tdr's least squares": lambda: tdr._least_squares(design)(x),
+    }
+    seen, results = [], {}
+    real = {name: getattr(scipy.linalg, name) for name in ("cho_factor", "solve_triangular")}
+    real_routine = _lapack._c_routine
+
+    def recorded(name, fn):
+        return lambda *args, **kwargs: seen.append((name, blas_threads())) or fn(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        for name, fn in real.items():
+            patch.setattr(scipy.linalg, name, recorded(name, fn))
+        patch.setattr(_lapack, "_c_routine", lambda name, *rest: recorded(name, real_routine(name, *rest)))
+        for threads in (1, 2):
+            with threadpool_limits(limits=threads, user_api="blas"):
+                assert blas_threads() == threads
+                results[threads] = {name: call() for name, call in calls.items()}
+    assert {name for name, _ in seen} == {"dposv", "dsyevr", "cho_factor", "solve_triangular"}
+    assert {threads for _, threads in seen} == {1}, seen
+    for name in calls:
+        assert np.array_equal(results[1][name], results[2][name]), name
+
+
 def test_pools_keep_their_threads_and_set_each_workers_torch_threads_per_pool(torch_threads):
     """A pool's threads are kept for the next pool of that size (starting threads costs a tenth of a small
     analysis); a kept worker takes the torch thread count of the pool it serves now, not the one it had."""

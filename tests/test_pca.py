@@ -316,10 +316,8 @@ def test_the_largest_eigenpairs_through_lapacks_c_interface_equal_scipys_wrapper
     left as it was), from 2 threads at once too, on one BLAS thread where the libraries have two, and through
     scipy's wrapper where the C routine is missing; largest_eigh takes a stack matrix by matrix, and numpy's eigh
     of small matrices and of many kept pairs."""
-    import contextlib
     from concurrent.futures import ThreadPoolExecutor
 
-    import torch
     from scipy.linalg import eigh
 
     from rnnprobe.analysis import _lapack
@@ -351,15 +349,7 @@ def test_the_largest_eigenpairs_through_lapacks_c_interface_equal_scipys_wrapper
         one = _lapack.leading_eigh(stack[index], 5)
         assert np.array_equal(values[index], one[0]) and np.array_equal(vectors[index], one[1])
     np.testing.assert_array_equal(_lapack.largest_eigh(stack, 26)[1], np.linalg.eigh(stack)[1])
-    limits, torch_threads = [], torch.get_num_threads()  # scipy's OpenBLAS on one thread where libraries have more
-    monkeypatch.setattr(_lapack, "small_blas", lambda: limits.append(1) or contextlib.nullcontext())
-    try:
-        for threads in (1, 2):
-            torch.set_num_threads(threads)
-            assert np.array_equal(_lapack.leading_eigh(a, 25)[1], _lapack.leading_eigh(a, 25)[1])
-            assert len(limits) == 2 * (threads - 1)
-    finally:
-        torch.set_num_threads(torch_threads)
+    # (on one BLAS thread where the libraries have more: test_parallel's test of scipy's LAPACK calls)
     nan = a.copy()
     nan[3, 5] = nan[5, 3] = np.nan  # refused, not eigenpairs of NaN (numpy's eigh gives NaN; callers refuse first)
     for bad, k in ((nan, 3), (a, 201)):  # and more pairs than rows

@@ -11,7 +11,6 @@ Where the C routine cannot be had (another scipy build), scipy's wrapper serves.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import re
@@ -19,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .parallel import library_threads, small_blas
+from .parallel import one_blas_thread
 
 _INT = ctypes.POINTER(ctypes.c_int)
 _DOUBLE = ctypes.POINTER(ctypes.c_double)
@@ -77,18 +76,20 @@ def posv_batch(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     x = np.array(b.transpose(0, 2, 1), dtype=np.float64, order="C")  # column order; overwritten by solutions
     info = np.zeros(m, dtype=np.int64)
     routine = _c_posv()
-    if routine is None:  # pragma: no cover - another scipy build
-        from scipy.linalg.lapack import dposv
+    with one_blas_thread():  # (scipy's OpenBLAS: its threads would spin beside numpy's)
+        if routine is None:  # pragma: no cover - another scipy build
+            from scipy.linalg.lapack import dposv
 
+            for i in range(m):
+                _, solution, info[i] = dposv(a[i], b[i])
+                x[i] = solution.T
+            return x.transpose(0, 2, 1), info
+        size, columns, status = ctypes.c_int(n), ctypes.c_int(k), ctypes.c_int(0)
+        size_ref, columns_ref, status_ref = ctypes.byref(size), ctypes.byref(columns), ctypes.byref(status)
         for i in range(m):
-            _, solution, info[i] = dposv(a[i], b[i])
-            x[i] = solution.T
-        return x.transpose(0, 2, 1), info
-    size, columns, status = ctypes.c_int(n), ctypes.c_int(k), ctypes.c_int(0)
-    size_ref, columns_ref, status_ref = ctypes.byref(size), ctypes.byref(columns), ctypes.byref(status)
-    for i in range(m):
-        routine(b"U", size_ref, columns_ref, factors[i].ctypes.data, size_ref, x[i].ctypes.data, size_ref, status_ref)
-        info[i] = status.value
+            routine(b"U", size_ref, columns_ref, factors[i].ctypes.data, size_ref, x[i].ctypes.data, size_ref,
+                    status_ref)  # fmt: skip
+            info[i] = status.value
     return x.transpose(0, 2, 1), info
 
 
@@ -104,7 +105,8 @@ def leading_eigh(a: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if routine is None:  # pragma: no cover - another scipy build
         from scipy.linalg import eigh
 
-        return eigh(a, subset_by_index=[n - k, n - 1], driver="evr")
+        with one_blas_thread():
+            return eigh(a, subset_by_index=[n - k, n - 1], driver="evr")
     matrix = np.array(a, dtype=np.float64, order="F")  # (overwritten)
     values, vectors = np.empty(n), np.empty((k, n))  # (the vectors in LAPACK's column order: rows here)
     support, found, status = np.empty(2 * max(1, k), dtype=np.intc), ctypes.c_int(0), ctypes.c_int(0)
@@ -118,12 +120,12 @@ def leading_eigh(a: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
                 support.ctypes.data, work.ctypes.data, ctypes.byref(ctypes.c_int(lwork)), iwork.ctypes.data,
                 ctypes.byref(ctypes.c_int(liwork)), ctypes.byref(status))  # fmt: skip
 
-    work, iwork = np.empty(1), np.empty(1, dtype=np.intc)
-    call(work, -1, iwork, -1)  # the workspace query
-    lwork, liwork = int(work[0]), int(iwork[0])
     # (on one BLAS thread: scipy's LAPACK calls its own OpenBLAS, whose threads, once woken, spin for a while on
     # the cores that numpy's next products need: a 200 x 200 problem then a product on two threads, 15 -> 7 ms)
-    with small_blas() if library_threads() > 1 else contextlib.nullcontext():
+    with one_blas_thread():
+        work, iwork = np.empty(1), np.empty(1, dtype=np.intc)
+        call(work, -1, iwork, -1)  # the workspace query
+        lwork, liwork = int(work[0]), int(iwork[0])
         call(np.empty(lwork), lwork, np.empty(liwork, dtype=np.intc), liwork)
     if status.value != 0 or found.value != k:
         raise np.linalg.LinAlgError(f"dsyevr: info {status.value}, {found.value} of {k} eigenpairs found")

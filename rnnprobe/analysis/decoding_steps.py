@@ -65,6 +65,7 @@ from ._logistic_rows import fit_logistic_rows, set_bytes
 from ._ridge_sums import FoldSums, solve, solve_folds
 from ._stimulus_sums import StepRows, fold_decisions, held_slots, models_from_sums, slot_groups, stimulus_reads
 from .decoding import _code, code_columns
+from .parallel import one_blas_thread
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..recording import Recording
@@ -270,7 +271,8 @@ def dual_of(kernel: np.ndarray, train: np.ndarray, codes: np.ndarray, penalty: f
     mean = codes[train].mean(axis=0)
     system = kernel[np.ix_(train, train)]
     system[np.diag_indices_from(system)] += penalty
-    return cho_solve(cho_factor(system), codes[train] - mean), mean
+    with one_blas_thread():  # (scipy's LAPACK on scipy's OpenBLAS, between numpy's products)
+        return cho_solve(cho_factor(system), codes[train] - mean), mean
 
 
 def _fold_scores(kernel: np.ndarray, train: np.ndarray, test: np.ndarray, job: _Job) -> np.ndarray:

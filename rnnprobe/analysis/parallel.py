@@ -155,6 +155,26 @@ def small_blas() -> Iterator[None]:
         yield
 
 
+def blas_threads() -> int:
+    """The most threads any loaded BLAS library (numpy's, scipy's own) may use now; 1 with none loaded."""
+    libraries = thread_controller().select(user_api="blas").lib_controllers
+    return max([1, *(library.num_threads for library in libraries)])
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[None]:
+    """:func:`small_blas` where a BLAS library may use more than one thread now, else nothing (the check takes
+    about 7 us, the limit 65 us): around calls into scipy's LAPACK, which runs on scipy's own OpenBLAS beside
+    numpy's. Each library's threads, once woken, spin for a while; a solve of scipy's between products of
+    numpy's, each on two threads, has three or four busy threads on two cores (ridge of one time step, 600 x 128
+    and 5 folds: 4.6-7.3 ms on one thread, 120-156 ms on two; a product after each small triangular solve 1.3 ->
+    9.4 ms; AMD EPYC Zen 3). Problems large enough for BLAS threads to pay (a Cholesky factor of thousands of
+    rows) call scipy without it.
+    """
+    with small_blas() if blas_threads() > 1 else contextlib.nullcontext():
+        yield
+
+
 def _call_limited(threads: int, fn: Callable[..., Any], *args: Any) -> Any:
     """``fn(*args)`` on a pool's worker, whose own torch (and OpenMP) thread count is set to ``threads`` first
     where it differs: a worker thread kept from an earlier pool keeps the count it was given then.

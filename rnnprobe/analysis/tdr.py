@@ -32,7 +32,7 @@ from .._validation import (
 from ..errors import ArgumentError, ArgumentTypeError, UnknownNameError, describe, format_choices
 from ._constant import rounding_only
 from .blockwise import dask_states
-from .parallel import in_shares, library_threads, small_blas
+from .parallel import in_shares, library_threads, one_blas_thread, small_blas
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -283,7 +283,13 @@ def _least_squares(design: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
 
     with small_blas():  # (a thin QR: woken BLAS threads would spin into the shares of steps that follow)
         q, r = np.linalg.qr(design)
-    return lambda targets: solve_triangular(r, q.T @ targets)
+
+    def solve(targets: np.ndarray) -> np.ndarray:
+        projected = q.T @ targets
+        with one_blas_thread():  # (scipy's triangular solve on scipy's OpenBLAS, between numpy's products)
+            return solve_triangular(r, projected)
+
+    return solve
 
 
 def _unit_scale(variance: np.ndarray, mean: np.ndarray, n: int) -> np.ndarray:
