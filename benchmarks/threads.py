@@ -119,6 +119,8 @@ def cases(quick: bool) -> dict:
         "PCA, 2000 x 20 x 512": lambda: fit_pca(layer, "h").trajectories,
         "timescales, 2000 x 20 x 512": lambda: fit_timescales(layer, "h").autocorrelation,
         "TDR, 3 variables, 2400 x 20 x 256": lambda: fit_tdr(tdr_trials, "h", variables=list(task)).coefficients,
+        "TDR at one step, 3 variables, 2400 x 256": lambda: fit_tdr(tdr_trials, "h", variables=list(task),
+                                                                    time=[10]).coefficients,
         "fixed points, flip-flop GRU, 512 starts": lambda: np.sort(find_fixed_points(
             flipflop, initial_states=starts, progress=False).states, axis=0),
         "fixed points, flip-flop GRU-64, 512 starts": lambda: np.sort(find_fixed_points(
