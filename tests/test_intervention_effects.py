@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -74,6 +76,31 @@ def test_condition_rdms_equal_compute_rdms_of_condition_averages():
     for t in range(2):
         expected = compute_rdms(means, "h", distance="correlation", time=[t]).dissimilarities
         np.testing.assert_allclose(condition_rdms(states, groups)[0, t], squareform(expected[0]), atol=1e-12)
+
+
+def test_condition_rdms_of_bootstrap_samples_equal_a_loop_over_the_samples_and_keep_their_digits_far_from_0():
+    """Each bootstrap sample's RDMs (from the stimuli's Gram matrices) equal 1 - corrcoef of its condition means,
+    the stimuli repeated by their counts (a loop, 1e-12); states offset by 1e3 keep the RDMs to 1e-14 of an
+    extended-precision reference (condition means centred over units after averaging lost them to 3e-13)."""
+    rng = np.random.default_rng(3)
+    conditions = np.arange(48) % 4
+    groups = [np.flatnonzero(conditions == c) for c in range(4)]
+    weights = within_condition_weights(groups, 48, 20, 1)
+    states = rng.normal(size=(48, 3, 9)) * rng.uniform(0.5, 2, size=9)
+    got = condition_rdms(states, groups, weights)
+    assert got.shape == (20, 3, 4, 4)
+    for s, t in itertools.product(range(20), range(3)):
+        repeated = np.repeat(states[:, t], weights[s].astype(int), axis=0)
+        means = [repeated[np.repeat(conditions, weights[s].astype(int)) == c].mean(0) for c in range(4)]
+        np.testing.assert_allclose(got[s, t], 1 - np.corrcoef(means), rtol=0, atol=1e-12)
+    far = states + 1e3
+    extended = far.astype(np.longdouble)
+    means = np.stack([np.tensordot(weights[:, g].astype(np.longdouble), extended[g], axes=(1, 0))
+                      / weights[:, g].sum(1)[:, None, None] for g in groups], axis=2)  # fmt: skip
+    centred = means - means.mean(-1, keepdims=True)
+    unit = centred / np.sqrt((centred * centred).sum(-1, keepdims=True))
+    expected = 1 - np.einsum("stcu,stdu->stcd", unit, unit)
+    assert float(np.abs(condition_rdms(far, groups, weights) - expected).max()) < 1e-14
 
 
 def test_bootstrap_weights_resample_within_conditions_and_rdm_correlation_is_pearson():

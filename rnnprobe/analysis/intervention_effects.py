@@ -16,6 +16,7 @@ and under control changes (the same change on random units or weights,
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ import numpy as np
 from .._validation import check_grouping, check_int, check_probability, check_seed
 from ..errors import ArgumentError, NonFiniteError, ShapeError, UnknownNameError, describe
 from ._constant import centred as centred_values
+from ._constant import rounding_only
 from ._draws import draw_counts, percentile_interval
 from ._scores import permutation_p_values
 
@@ -71,19 +73,32 @@ def _run(model: nn.Module, stimuli: Any, changes: Any, layers: list[str], batch_
 def condition_rdms(states: np.ndarray, groups: list[np.ndarray], weights: np.ndarray | None = None) -> np.ndarray:
     """Correlation-distance RDMs of condition means; states (stimulus, time, units); with ``weights``
     (sample, stimulus) resampling weights within conditions, one RDM per sample: (sample, time, c, c).
+
+    From the Gram matrix of each step's states centred over units (a mean over units is linear in the states, so
+    a condition mean of them is the centred condition mean): a sample's Gram matrix of its condition means is
+    s_a' K[a, b] s_b, s_a the sample's weights of condition a's stimuli over their sum, never the (sample, time,
+    condition, units) means themselves (1000 samples x 4 steps x 10 conditions x 1024 units: 328 MB an array and
+    4.2 s a call, now 0.3 MB).
     """
     if weights is None:
         weights = np.ones((1, states.shape[0]))
-    sums = [np.tensordot(weights[:, g], states[g], axes=(1, 0)) / weights[:, g].sum(1)[:, None, None] for g in groups]
-    means = np.stack(sums, axis=2)  # (sample, time, condition, units)
-    centred = centred_values(means, -1)  # (NaN where constant over units, to rounding: a layer clamped at 0.1)
-    norms = np.linalg.norm(centred, axis=-1, keepdims=True)
-    if not np.all(norms > 0):
+    n_units = states.shape[-1]
+    unit_means = states.mean(axis=-1)  # (stimulus, time)
+    x = (states - unit_means[..., None]).transpose(1, 0, 2)  # (time, stimulus, units)
+    kernel = x @ x.transpose(0, 2, 1)  # (time, stimulus, stimulus)
+    shares = [weights[:, g] / weights[:, g].sum(1)[:, None] for g in groups]  # (sample, members of the condition)
+    gram = np.empty((len(weights), x.shape[0], len(groups), len(groups)))
+    for a, b in itertools.combinations_with_replacement(range(len(groups)), 2):
+        block = kernel[:, groups[a][:, None], groups[b]]  # (time, members of a, members of b)
+        gram[:, :, a, b] = gram[:, :, b, a] = ((shares[a] @ block) * shares[b]).sum(-1).T
+    squares = np.diagonal(gram, axis1=-2, axis2=-1)  # (sample, time, condition): n_units x each mean's variance
+    mean = np.stack([share @ unit_means[g] for share, g in zip(shares, groups, strict=True)], axis=-1)
+    if np.any(rounding_only(squares / n_units, mean, n_units)) or not np.all(squares > 0):
         raise ArgumentError(
             "layers: a condition mean is constant over units, so its correlation distance is undefined."
         )
-    unit = centred / norms
-    return 1 - unit @ np.swapaxes(unit, -1, -2)
+    norms = np.sqrt(squares)
+    return 1 - gram / norms[..., :, None] / norms[..., None, :]
 
 
 def rdm_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
