@@ -78,18 +78,29 @@ def test_condition_rdms_equal_compute_rdms_of_condition_averages():
         np.testing.assert_allclose(condition_rdms(states, groups)[0, t], squareform(expected[0]), atol=1e-12)
 
 
-def test_condition_rdms_of_bootstrap_samples_equal_a_loop_over_the_samples_and_keep_their_digits_far_from_0():
-    """Each bootstrap sample's RDMs (from the stimuli's Gram matrices) equal 1 - corrcoef of its condition means,
-    the stimuli repeated by their counts (a loop, 1e-12); states offset by 1e3 keep the RDMs to 1e-14 of an
-    extended-precision reference (condition means centred over units after averaging lost them to 3e-13)."""
+@pytest.mark.parametrize(("n_samples", "n_units", "path"), [(20, 9, "means"), (200, 64, "kernels")])
+def test_condition_rdms_of_bootstrap_samples_equal_a_loop_over_the_samples_and_keep_their_digits_far_from_0(
+    n_samples, n_units, path, monkeypatch
+):
+    """Each bootstrap sample's RDMs equal 1 - corrcoef of its condition means, the stimuli repeated by their counts
+    (a loop, 1e-12), by either path (the means' products in blocks of 3 samples, or the stimuli's Gram matrices);
+    states offset by 1e3 keep the RDMs to 1e-14 of an extended-precision reference (condition means centred over
+    units after averaging lost them to 3e-13)."""
+    from rnnprobe.analysis import intervention_effects
+
+    taken = []
+    for name in ("_gram_of_means", "_gram_of_kernels"):
+        real = getattr(intervention_effects, name)
+        monkeypatch.setattr(intervention_effects, name, lambda *a, real=real, name=name: taken.append(name) or real(*a))
+    monkeypatch.setattr(intervention_effects, "MEANS_BYTES", 8 * 3 * 4 * n_units * 3)
     rng = np.random.default_rng(3)
     conditions = np.arange(48) % 4
     groups = [np.flatnonzero(conditions == c) for c in range(4)]
-    weights = within_condition_weights(groups, 48, 20, 1)
-    states = rng.normal(size=(48, 3, 9)) * rng.uniform(0.5, 2, size=9)
+    weights = within_condition_weights(groups, 48, n_samples, 1)
+    states = rng.normal(size=(48, 3, n_units)) * rng.uniform(0.5, 2, size=n_units)
     got = condition_rdms(states, groups, weights)
-    assert got.shape == (20, 3, 4, 4)
-    for s, t in itertools.product(range(20), range(3)):
+    assert got.shape == (n_samples, 3, 4, 4) and taken == [f"_gram_of_{path}"]
+    for s, t in itertools.product(range(n_samples), range(3)):
         repeated = np.repeat(states[:, t], weights[s].astype(int), axis=0)
         means = [repeated[np.repeat(conditions, weights[s].astype(int)) == c].mean(0) for c in range(4)]
         np.testing.assert_allclose(got[s, t], 1 - np.corrcoef(means), rtol=0, atol=1e-12)
