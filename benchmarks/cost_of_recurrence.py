@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import sys
 import time
 from pathlib import Path
@@ -63,8 +64,11 @@ def cooling(blt: torch.nn.Module, n: int, n_controls: int, n_bootstrap: int) -> 
     for connection in ("lateral", "top-down"):
         change = Lesion.cool(connection, from_step=1)
         controls = random_like(change, blt, data.x[:1], n_draws=n_controls, seed=0)
+        began = time.perf_counter()
         r = intervention_effect(blt, data.x, change, labels=data.y, controls=controls, layers=["layer0", "layer1"],
                                 n_bootstrap=n_bootstrap, seed=0)  # fmt: skip
+        took, peak = time.perf_counter() - began, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"  {connection}: intervention_effect {took:.1f} s (the process's peak memory so far {peak:.0f} MiB)")
         print(f"  {connection}: accuracy intact {np.round(r.intact.mean(0), 3)}, change {np.round(r.effect, 3)}")
         print(f"    95% CI low {np.round(r.ci_low, 3)} high {np.round(r.ci_high, 3)}")
         print(f"    random controls' change {np.round(r.control_effects.mean(0), 3)}, p {np.round(r.p_values, 3)}")
