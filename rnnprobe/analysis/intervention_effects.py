@@ -74,23 +74,19 @@ def condition_rdms(states: np.ndarray, groups: list[np.ndarray], weights: np.nda
     """Correlation-distance RDMs of condition means; states (stimulus, time, units); with ``weights``
     (sample, stimulus) resampling weights within conditions, one RDM per sample: (sample, time, c, c).
 
-    The states are centred over units first (a mean over units is linear in the states, so a condition mean of
-    them is the centred condition mean: no cancellation far from 0). Each RDM comes from the Gram matrix of its
-    condition means: the means' products (:func:`_gram_of_means`, in blocks of samples), or, for many samples of
-    few stimuli, s_a' K[a, b] s_b from each step's Gram matrix K of the stimuli (:func:`_gram_of_kernels`), by
-    the fewer multiplications (n / samples + n / (conditions x units) < 1). A bootstrap's means were whole
+    Each RDM comes from the Gram matrix of its condition means, centred over units: the means' products
+    (:func:`_gram_of_means`, in blocks of samples), or, for many samples of few stimuli, s_a' K[a, b] s_b from
+    each step's Gram matrix K of the stimuli centred over units (:func:`_gram_of_kernels`), by the fewer
+    multiplications (n / samples + n / (conditions x units) < 1). A bootstrap's means were whole
     (sample, time, condition, units) arrays: 1000 samples x 4 steps x 10 conditions x 4096 units, 1.3 GB each.
     """
     if weights is None:
         weights = np.ones((1, states.shape[0]))
     (n, _, n_units), n_samples = states.shape, len(weights)
-    unit_means = states.mean(axis=-1)  # (stimulus, time)
-    x = states - unit_means[..., None]
     shares = [weights[:, g] / weights[:, g].sum(1)[:, None] for g in groups]  # (sample, members of the condition)
     by_kernels = n / n_samples + n / (len(groups) * n_units) < 1
-    gram = (_gram_of_kernels if by_kernels else _gram_of_means)(x, groups, shares)  # (sample, time, c, c)
+    gram, mean = (_gram_of_kernels if by_kernels else _gram_of_means)(states, groups, shares)
     squares = np.diagonal(gram, axis1=-2, axis2=-1)  # (sample, time, condition): n_units x each mean's variance
-    mean = np.stack([share @ unit_means[g] for share, g in zip(shares, groups, strict=True)], axis=-1)
     if np.any(rounding_only(squares / n_units, mean, n_units)) or not np.all(squares > 0):
         raise ArgumentError(
             "layers: a condition mean is constant over units, so its correlation distance is undefined."
@@ -102,33 +98,43 @@ def condition_rdms(states: np.ndarray, groups: list[np.ndarray], weights: np.nda
 MEANS_BYTES = 2**25  # condition means of a block of samples (32 MiB)
 
 
-def _gram_of_means(x: np.ndarray, groups: list[np.ndarray], shares: list[np.ndarray]) -> np.ndarray:
-    """(sample, time, c, c) products of the condition means of states ``x`` (stimulus, time, units), the samples'
-    means in blocks of ``MEANS_BYTES``.
+def _gram_of_means(states: np.ndarray, groups: list[np.ndarray], shares: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """((sample, time, c, c) products of the condition means of ``states`` (stimulus, time, units) centred over
+    units, (sample, time, c) the means' means over units), the samples' means in blocks of ``MEANS_BYTES``, each
+    centred once averaged: one pass over each condition's states (a copy of the layer's centred states first
+    took the plain RDMs of 1000 x 4 x 4096 from 11-15 to 30-31 ms). Far from 0 the averages keep the rounding of
+    the states' size (3e-13 of RDMs at 1e3), as :func:`_gram_of_kernels` does not.
     """
-    n_samples, (_, n_times, n_units) = len(shares[0]), x.shape
+    n_samples, (_, n_times, n_units) = len(shares[0]), states.shape
     block = max(1, MEANS_BYTES // (8 * n_times * len(groups) * n_units))
-    gram = np.empty((n_samples, n_times, len(groups), len(groups)))
+    kept = [np.take(states, g, axis=0) for g in groups] if n_samples > block else None  # (copied once, not a block)
+    gram, mean = np.empty((n_samples, n_times, len(groups), len(groups))), np.empty((n_samples, n_times, len(groups)))
     for start in range(0, n_samples, block):
         part = slice(start, start + block)
-        pairs = zip(shares, groups, strict=True)
-        means = np.stack([np.tensordot(share[part], x[g], axes=(1, 0)) for share, g in pairs], axis=2)
+        means = np.stack([np.tensordot(share[part], states[g] if kept is None else kept[i], axes=(1, 0))
+                          for i, (share, g) in enumerate(zip(shares, groups, strict=True))], axis=2)  # fmt: skip
+        mean[part] = means.mean(axis=-1)
+        means -= mean[part][..., None]
         gram[part] = means @ np.swapaxes(means, -1, -2)
-    return gram
+    return gram, mean
 
 
-def _gram_of_kernels(x: np.ndarray, groups: list[np.ndarray], shares: list[np.ndarray]) -> np.ndarray:
-    """:func:`_gram_of_means` as s_a' K[a, b] s_b, K each step's Gram matrix of the stimuli: for many samples of
-    few stimuli (1000 samples of 120 stimuli x 4 steps x 1024 units: 4.2 s as means, 32-39 ms).
+def _gram_of_kernels(states: np.ndarray, groups: list[np.ndarray], shares: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """:func:`_gram_of_means` as s_a' K[a, b] s_b, K each step's Gram matrix of the centred stimuli: for many
+    samples of few stimuli (1000 samples of 120 stimuli x 4 steps x 1024 units: 4.2 s as whole means, 32-39 ms).
     """
-    n_samples, n_times = len(shares[0]), x.shape[1]
-    gram = np.empty((n_samples, n_times, len(groups), len(groups)))
+    n_samples, n_times = len(shares[0]), states.shape[1]
+    gram, mean = np.empty((n_samples, n_times, len(groups), len(groups))), np.empty((n_samples, n_times, len(groups)))
     for t in range(n_times):
-        kernel = x[:, t] @ x[:, t].T
+        unit_means = states[:, t].mean(axis=-1)
+        x = states[:, t] - unit_means[:, None]
+        kernel = x @ x.T
+        for i, (share, g) in enumerate(zip(shares, groups, strict=True)):
+            mean[:, t, i] = share @ unit_means[g]
         for a, b in itertools.combinations_with_replacement(range(len(groups)), 2):
             block = kernel[np.ix_(groups[a], groups[b])]
             gram[:, t, a, b] = gram[:, t, b, a] = ((shares[a] @ block) * shares[b]).sum(-1)
-    return gram
+    return gram, mean
 
 
 def rdm_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
