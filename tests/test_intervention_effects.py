@@ -149,8 +149,10 @@ def test_an_undefined_statistic_gets_no_p_value_and_constants_no_correlation():
     flat = np.full((6, 6), 0.3) - 0.3 * np.eye(6)
     other = rng.random((6, 6))
     assert np.isnan(rdm_correlation(flat, other + other.T))
-    with pytest.raises(ArgumentError, match="constant over units"):
-        condition_rdms(np.full((6, 2, 15), 0.1), [np.arange(3), np.arange(3, 6)])
+    groups = [np.arange(3), np.arange(3, 6)]
+    for weights in (None, within_condition_weights(groups, 6, 200, 0)):  # the means' path; the Gram matrices'
+        with pytest.raises(ArgumentError, match="constant over units"):
+            condition_rdms(np.full((6, 2, 15), 0.1), groups, weights)
 
 
 def test_an_undefined_rdm_correlation_has_no_interval():
