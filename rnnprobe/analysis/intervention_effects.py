@@ -101,9 +101,10 @@ MEANS_BYTES = 2**25  # condition means of a block of samples (32 MiB)
 def _gram_of_means(states: np.ndarray, groups: list[np.ndarray], shares: list[np.ndarray]) -> tuple[np.ndarray, ...]:
     """((sample, time, c, c) products of the condition means of ``states`` (stimulus, time, units) centred over
     units, (sample, time, c) the means' means over units), the samples' means in blocks of ``MEANS_BYTES``, each
-    centred once averaged: one pass over each condition's states (a copy of the layer's centred states first
-    took the plain RDMs of 1000 x 4 x 4096 from 11-15 to 30-31 ms). Far from 0 the averages keep the rounding of
-    the states' size (3e-13 of RDMs at 1e3), as :func:`_gram_of_kernels` does not.
+    centred once averaged: one pass over each condition's states (centring the states first, two passes more,
+    took the plain RDMs of 1000 x 4 x 4096 from 10-15 to 30-31 ms). Far from 0 the averages keep the rounding of
+    the states' size (3e-13 of RDMs at 1e3), as :func:`_gram_of_kernels`, which centres the stimuli first, does
+    not (4e-16).
     """
     n_samples, (_, n_times, n_units) = len(shares[0]), states.shape
     block = max(1, MEANS_BYTES // (8 * n_times * len(groups) * n_units))
