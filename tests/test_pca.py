@@ -313,9 +313,9 @@ def test_fit_pca_refuses_non_finite_states_from_the_step_moments(rng, bad, threa
 def test_the_largest_eigenpairs_through_lapacks_c_interface_equal_scipys_wrapper(rng, monkeypatch):
     """leading_eigh: LAPACK's dsyevr through scipy's C interface (without the interpreter lock), the same numbers
     as scipy's eigh(subset_by_index=..., driver="evr") to the bit (the lower triangle read, the caller's matrix
-    left as it was), from 2 threads at once too, on one BLAS thread where the libraries have two, and through
-    scipy's wrapper where the C routine is missing; largest_eigh takes a stack matrix by matrix, and numpy's eigh
-    of small matrices and of many kept pairs."""
+    left as it was), from 2 threads at once too, and through scipy's wrapper where the C routine is missing (on
+    one BLAS thread where the libraries have two: test_parallel); largest_eigh takes a stack matrix by matrix, and
+    numpy's eigh of small matrices and of many kept pairs."""
     from concurrent.futures import ThreadPoolExecutor
 
     from scipy.linalg import eigh
@@ -349,7 +349,6 @@ def test_the_largest_eigenpairs_through_lapacks_c_interface_equal_scipys_wrapper
         one = _lapack.leading_eigh(stack[index], 5)
         assert np.array_equal(values[index], one[0]) and np.array_equal(vectors[index], one[1])
     np.testing.assert_array_equal(_lapack.largest_eigh(stack, 26)[1], np.linalg.eigh(stack)[1])
-    # (on one BLAS thread where the libraries have more: test_parallel's test of scipy's LAPACK calls)
     nan = a.copy()
     nan[3, 5] = nan[5, 3] = np.nan  # refused, not eigenpairs of NaN (numpy's eigh gives NaN; callers refuse first)
     for bad, k in ((nan, 3), (a, 201)):  # and more pairs than rows
