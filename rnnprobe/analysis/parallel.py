@@ -156,7 +156,15 @@ def small_blas() -> Iterator[None]:
 
 
 def blas_threads() -> int:
-    """The most threads any loaded BLAS library (numpy's, scipy's own) may use now; 1 with none loaded."""
+    """The most threads any loaded BLAS library (numpy's, scipy's own) may use now; 1 with none loaded.
+
+    Examples
+    --------
+    >>> from threadpoolctl import threadpool_limits
+    >>> with threadpool_limits(limits=1, user_api="blas"):
+    ...     blas_threads()
+    1
+    """
     libraries = thread_controller().select(user_api="blas").lib_controllers
     return max([1, *(library.num_threads for library in libraries)])
 
@@ -170,6 +178,13 @@ def one_blas_thread() -> Iterator[None]:
     and 5 folds: 4.6-7.3 ms on one thread, 120-156 ms on two; a product after each small triangular solve 1.3 ->
     9.4 ms; AMD EPYC Zen 3). Problems large enough for BLAS threads to pay (a Cholesky factor of thousands of
     rows) call scipy without it.
+
+    Examples
+    --------
+    >>> from threadpoolctl import threadpool_limits
+    >>> with threadpool_limits(limits=2, user_api="blas"), one_blas_thread():
+    ...     blas_threads()
+    1
     """
     with small_blas() if blas_threads() > 1 else contextlib.nullcontext():
         yield
