@@ -309,8 +309,6 @@ def test_bad_input_is_one_clear_error(rng):
 def test_inner_kfold_selection_equals_a_brute_force_loop_over_ridge(rng, monkeypatch, n, p, rows):
     """Primal (from the inner folds' sums over blocks of rows: one block, or blocks of 5 with one fold's inner
     Gram matrices a pass) and dual."""
-    from sklearn.linear_model import Ridge
-
     from rnnprobe.analysis import blockwise
     from rnnprobe.analysis.encoding import tall
 
@@ -320,10 +318,19 @@ def test_inner_kfold_selection_equals_a_brute_force_loop_over_ridge(rng, monkeyp
     x, y = _data(rng, n, p, 5)
     folds = list(KFold(3, shuffle=True, random_state=2).split(x))
     result = fit_encoding(x, y, alphas=ALPHAS, cv=folds, inner_cv=4, seed=7, ceiling=False)
+    np.testing.assert_allclose(result.scores["features"][0, 0], _inner_kfold_reference(x, y, folds), atol=1e-8)
+    with pytest.raises(ArgumentError, match="inner_cv: got 4, but it selects ridge penalties"):
+        fit_encoding(x, y, estimator="pls", inner_cv=4)
+
+
+def _inner_kfold_reference(x, y, folds, *, inner=4, seed=7):
+    """Mean held-out Pearson r per target of ridge with each target's penalty chosen by a brute-force loop of
+    scikit-learn's Ridge over ``inner`` shuffled inner folds of each training set.
+    """
     r = []
     for train, test in folds:
         errors = np.zeros((ALPHAS.size, y.shape[1]))
-        for inner_train, inner_test in KFold(4, shuffle=True, random_state=7).split(train):
+        for inner_train, inner_test in KFold(inner, shuffle=True, random_state=seed).split(train):
             fit_on, held = train[inner_train], train[inner_test]
             for i, alpha in enumerate(ALPHAS):
                 errors[i] += ((y[held] - Ridge(alpha=alpha).fit(x[fit_on], y[fit_on]).predict(x[held])) ** 2).sum(0)
@@ -331,9 +338,64 @@ def test_inner_kfold_selection_equals_a_brute_force_loop_over_ridge(rng, monkeyp
         prediction = np.column_stack([Ridge(alpha=a).fit(x[train], y[train, j]).predict(x[test])
                                       for j, a in enumerate(chosen)])  # fmt: skip
         r.append(_pearson(prediction, y[test]))
-    np.testing.assert_allclose(result.scores["features"][0, 0], np.mean(r, axis=0), atol=1e-8)
-    with pytest.raises(ArgumentError, match="inner_cv: got 4, but it selects ridge penalties"):
-        fit_encoding(x, y, estimator="pls", inner_cv=4)
+    return np.mean(r, axis=0)
+
+
+CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not __import__("torch").cuda.is_available(),
+                                                      reason="needs a CUDA GPU (none on CI)"))  # fmt: skip
+
+
+@pytest.mark.parametrize("device", ["cpu", CUDA])
+@pytest.mark.parametrize(("n", "p"), [(90, 20), (60, 150)])
+def test_ridge_on_a_torch_device_equals_scikit_learn(rng, monkeypatch, device, n, p):
+    """Primal and dual, penalties by leave-one-out (RidgeCV) and by inner k-fold (a loop of Ridge), on the
+    device's path (counted), and the same numbers as numpy's path; a layer on disk read whole for it.
+    """
+    from rnnprobe.analysis.encoding import fit as encoding_fit
+
+    calls = []
+    real = encoding_fit._device_ridge_predictions
+    monkeypatch.setattr(encoding_fit, "_device_ridge_predictions", lambda *args: calls.append(1) or real(*args))
+    x, y = _data(rng, n, p, 6)
+    folds = list(KFold(3, shuffle=True, random_state=2).split(x))
+    result = fit_encoding(x, y, alphas=ALPHAS, cv=folds, ceiling=False, device=device)
+    r, r2 = _reference(x, y, folds, lambda: RidgeCV(alphas=ALPHAS, alpha_per_target=True))
+    np.testing.assert_allclose(result.scores["features"][0, 0], r, atol=1e-8)
+    np.testing.assert_allclose(result.r2["features"][0, 0], r2, atol=1e-8)
+    inner = fit_encoding(x, y, alphas=ALPHAS, cv=folds, inner_cv=4, seed=7, ceiling=False, device=device)
+    np.testing.assert_allclose(inner.scores["features"][0, 0], _inner_kfold_reference(x, y, folds), atol=1e-8)
+    on_cpu = fit_encoding(x, y, alphas=ALPHAS, cv=folds, ceiling=False)
+    np.testing.assert_allclose(result.scores["features"], on_cpu.scores["features"], atol=1e-10)
+    assert result.edge_share == on_cpu.edge_share
+    assert len(calls) == 2
+
+
+def test_ridge_on_a_device_reads_each_step_of_a_layer_on_disk_whole(rng, tmp_path, monkeypatch):
+    """Also a step larger than a block (which the CPU's dual form reads in blocks of stimuli)."""
+    pytest.importorskip("dask")
+    from rnnprobe.analysis import blockwise
+
+    monkeypatch.setattr(blockwise, "BLOCK_BYTES", 8 * 150 * 10)  # (a step: 60 stimuli x 150 units)
+    x, y = _data(rng, 60, 150, 4)
+    states = np.stack([x, x[:, ::-1]], axis=1)  # (stimulus, time, unit)
+    Recording({"h": states}).save(tmp_path / "f.zarr")
+    on_disk = Recording.load(tmp_path / "f.zarr", chunks={"stimuli": 16})
+    assert on_disk.is_dask
+    result = fit_encoding(on_disk, y, alphas=ALPHAS, ceiling=False, device="cpu")
+    np.testing.assert_allclose(result.scores["h"], fit_encoding(states, y, alphas=ALPHAS, ceiling=False).scores[
+        "features"], atol=1e-10)  # fmt: skip
+
+
+def test_ridge_on_a_device_refuses_other_estimators_and_non_finite_features(rng):
+    x, y = _data(rng, 40, 8, 3)
+    for estimator in ("pls", Ridge(alpha=1.0)):
+        with pytest.raises(ArgumentError, match=r"device: got 'cpu' with estimator .*only ridge runs on a torch"):
+            fit_encoding(x, y, estimator=estimator, device="cpu", ceiling=False)
+    with pytest.raises(ArgumentError, match=r"device: got 'nonsense'\. Pass a torch device"):
+        fit_encoding(x, y, device="nonsense", ceiling=False)
+    x[3, 2] = np.nan
+    with pytest.raises(NonFiniteError, match="NaN"):
+        fit_encoding(x, y, device="cpu", ceiling=False)
 
 
 def test_plot_of_one_time_step_shows_every_target_and_its_ceiling(rng):

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..._validation import check_int, check_progress, check_seed
+from ..._validation import check_device, check_int, check_progress, check_seed
 from ...errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
 from .._constant import centred
 from .._scores import nan_argmax, nan_median, peak_position
@@ -33,6 +33,7 @@ class Estimator:
     regressor: Any = None
     inner_cv: int | None = None  # ridge: k-fold selection of the penalties (None: leave-one-out)
     seed: int | None = 0
+    device: Any = None  # ridge: a torch device (None: numpy on the CPU)
     edge_hits: list[float] = field(default_factory=list)  # share of targets choosing a grid edge, per fit
 
     def note_choice(self, chosen: np.ndarray) -> None:
@@ -41,8 +42,14 @@ class Estimator:
         self.edge_hits.append(float(np.mean(ends)) if self.alphas.size > 1 else 0.0)
 
 
-def check_estimator(estimator: Any, alphas: Any, n_components: Any, inner_cv: Any = None, seed: Any = 0) -> Estimator:
-    """The estimator setting, checked (a name, or an object with fit and predict)."""
+def check_estimator(
+    estimator: Any, alphas: Any, n_components: Any, inner_cv: Any = None, seed: Any = 0, device: Any = None
+) -> Estimator:
+    """The estimator setting, checked (a name, or an object with fit and predict; ``device`` for ridge only)."""
+    device = check_device(device)
+    if device is not None and not (isinstance(estimator, str) and estimator == "ridge"):
+        raise ArgumentError(f"device: got {str(device)!r} with estimator {describe(estimator)}, but only ridge runs on "
+                            f"a torch device. Pass estimator='ridge', or leave device out.")  # fmt: skip
     if isinstance(estimator, str):
         if estimator not in ESTIMATORS:
             raise UnknownNameError(f"estimator: got {estimator!r}. Available: {format_choices(ESTIMATORS)}, or a "
@@ -54,7 +61,7 @@ def check_estimator(estimator: Any, alphas: Any, n_components: Any, inner_cv: An
         if grid.size == 0 or not np.isfinite(grid).all() or (grid <= 0).any():
             raise ArgumentError(f"alphas: got {describe(alphas)}. Pass positive finite ridge penalties.")
         inner = None if inner_cv is None else check_int("inner_cv", inner_cv, minimum=2, maximum=10_000)
-        return Estimator("ridge", alphas=grid, inner_cv=inner, seed=check_seed(seed))
+        return Estimator("ridge", alphas=grid, inner_cv=inner, seed=check_seed(seed), device=device)
     _no_inner_cv(inner_cv)
     if hasattr(estimator, "fit") and hasattr(estimator, "predict"):
         return Estimator(type(estimator).__name__, regressor=estimator)
@@ -72,6 +79,8 @@ def gram_matrix(x: np.ndarray | StepBlocks) -> np.ndarray:
     """
     if isinstance(x, StepBlocks):
         return x.gram()
+    if ridge_solver.namespace(x) is not np:  # (a device's float64 tensor)
+        return x @ x.T
     out = np.zeros((x.shape[0], x.shape[0]))
     for start in range(0, x.shape[1], GRAM_BLOCK):
         block = np.asarray(x[:, start : start + GRAM_BLOCK], dtype=np.float64)
@@ -82,6 +91,9 @@ def gram_matrix(x: np.ndarray | StepBlocks) -> np.ndarray:
 def fold_predictions(x: np.ndarray | StepBlocks, y: np.ndarray, folds: list, estimator: Estimator) -> list[np.ndarray]:
     """Held-out predictions of each fold for one (layer, model time step)."""
     from .tall import from_sums, tall_predictions
+
+    if estimator.device is not None:
+        return _device_ridge_predictions(x, y, folds, estimator)
 
     if not _dual(x.shape[1], folds) and from_sums(estimator, x.shape[1], y.shape[1], len(folds)):  # tall
         return tall_predictions(x, y, folds, estimator)
@@ -122,6 +134,16 @@ def _ridge_predictions(x: np.ndarray, y: np.ndarray, folds: list, estimator: Est
     return out
 
 
+def _device_ridge_predictions(x: np.ndarray, y: np.ndarray, folds: list, estimator: Estimator) -> list[np.ndarray]:
+    """:func:`_ridge_predictions` in float64 on ``estimator.device`` (the features and targets sent once)."""
+    import torch
+
+    def send(a: np.ndarray) -> Any:  # (a copy: recordings hand out read-only views, which torch will not wrap)
+        return torch.from_numpy(np.array(a, dtype=np.float64)).to(estimator.device)
+
+    return [ridge_solver.to_numpy(p) for p in _ridge_predictions(send(x), send(y), folds, estimator)]
+
+
 def _pls_gram_predictions(x: np.ndarray | StepBlocks, y: np.ndarray, folds: list, estimator: Estimator) -> list:
     """PLS per fold from one Gram matrix of all stimuli (more units than training stimuli): the same models as
     :data:`PLS_SOLVERS` fit on the features (:data:`PLS_GRAM_SOLVERS`), which a step larger than a block gives.
@@ -140,14 +162,15 @@ def _coordinates(
     x: np.ndarray, kernel: np.ndarray | None, train: np.ndarray, test: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(u, s^2, z) of a training set and its test stimuli: from the features, or from the Gram matrix."""
+    xp = ridge_solver.namespace(x)
     if kernel is not None:
         k_train, k_test = ridge_solver.centre_gram(kernel, train, test)
         u, s2 = ridge_solver.factorise_gram(k_train)
-        return u, s2, (k_test @ u) / np.sqrt(s2)
-    x_train = np.asarray(x[train], dtype=np.float64)
+        return u, s2, (k_test @ u) / xp.sqrt(s2)
+    x_train = xp.asarray(x[train], dtype=xp.float64)
     mean = x_train.mean(axis=0)
     u, s2, v = ridge_solver.factorise(x_train - mean)
-    return u, s2, (np.asarray(x[test], dtype=np.float64) - mean) @ v
+    return u, s2, (xp.asarray(x[test], dtype=xp.float64) - mean) @ v
 
 
 def _inner_alphas(x: np.ndarray, kernel: np.ndarray | None, y: np.ndarray, train: np.ndarray,
@@ -158,15 +181,15 @@ def _inner_alphas(x: np.ndarray, kernel: np.ndarray | None, y: np.ndarray, train
     from sklearn.model_selection import KFold
 
     alphas = estimator.alphas
-    errors = np.zeros((alphas.size, y.shape[1]))
+    errors = ridge_solver.zeros(y, (alphas.size, y.shape[1]))
     for inner_train, inner_test in KFold(estimator.inner_cv, shuffle=True, random_state=estimator.seed).split(train):
         fit_on, held = train[inner_train], train[inner_test]
         u, s2, z = _coordinates(x, kernel, fit_on, held)
         path = ridge_solver.ridge_path(u, s2, y[fit_on])
         for i in range(alphas.size):
             residual = y[held] - path.predict(z, alphas, np.full(y.shape[1], i))
-            errors[i] += np.einsum("ij,ij->j", residual, residual)
-    return np.argmin(errors, axis=0)
+            errors[i] += (residual * residual).sum(axis=0)
+    return ridge_solver.to_numpy(errors.argmin(0))
 
 
 def fold_scores(predictions: list[np.ndarray], y: np.ndarray, folds: list) -> tuple[np.ndarray, np.ndarray]:
@@ -377,6 +400,7 @@ def fit_encoding(
     n_splits: int = 100,
     seed: int | None = 0,
     progress: bool | None = None,
+    device: str | None = None,
 ) -> EncodingResult:
     r"""Encoding models: predict every neuron (voxel) at every neural time from each layer at each model time.
 
@@ -431,6 +455,11 @@ def fit_encoding(
         Seeds the folds and the ceiling's splits.
     progress : bool, optional
         A progress bar over (layer, model time step).
+    device : str, optional
+        Torch device of ridge's arithmetic (e.g. "cuda"; ``estimator="ridge"`` only), in float64: each step's
+        features and the targets are sent once, the folds' factorisations, penalties and predictions computed
+        there (the same numbers as on the CPU, to rounding). Steps are read whole and fitted one after another,
+        also those of a dask-backed recording. Default: numpy on the CPU.
 
     Returns
     -------
@@ -447,7 +476,7 @@ def fit_encoding(
     >>> bool(result.median(ceiled=True)[0, 0] > 0.9)
     True
     """
-    model = check_estimator(estimator, alphas, n_components, inner_cv, seed)
+    model = check_estimator(estimator, alphas, n_components, inner_cv, seed, device)
     if not isinstance(ceiling, bool):
         raise ArgumentTypeError(f"ceiling: got {describe(ceiling)}. Pass True or False.")
     neural = read_responses(responses, layer=area, time=neural_time, descriptor=descriptor)
@@ -479,7 +508,7 @@ def fit_encoding(
 
 def _fit_all(readers: list[Features], y: np.ndarray, folds: list, model: Estimator, shape: tuple, progress: Any
              ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:  # fmt: skip
-    """Scores of every (layer, model time step): step by step here, or, for a dask-backed recording, in
+    """Scores of every (layer, model time step): step by step here, or, for a dask-backed recording on the CPU, in
     blocks of steps as tasks on the active dask client (:mod:`..blockwise`; the same folds, the same numbers).
     """
     from tqdm.auto import tqdm
@@ -490,7 +519,7 @@ def _fit_all(readers: list[Features], y: np.ndarray, folds: list, model: Estimat
     with tqdm(total=sum(len(f.times) for f in readers), desc="encoding", unit="step",
               disable=not check_progress(progress)) as bar:  # fmt: skip
         for feature in readers:
-            if feature.blocks is None:
+            if feature.blocks is None or model.device is not None:
                 parts = []
                 for step in range(len(feature.times)):
                     parts.append(_score_steps([step], feature, y, folds, model))
@@ -522,11 +551,11 @@ def _score_steps(steps: Any, feature: Features, y: np.ndarray, folds: list, mode
 def _step_features(feature: Features, step: int, folds: list, model: Estimator, q: int) -> np.ndarray | StepBlocks:
     """One step's features: a :class:`.inputs.StepBlocks` where the step is larger than a block and ridge or PLS is
     fitted in its dual form (more units than training stimuli: only the Gram matrix across stimuli is needed) or
-    from each fold's sums over blocks of stimuli (:mod:`.tall`), else whole.
+    from each fold's sums over blocks of stimuli (:mod:`.tall`), else whole (always whole for a device).
     """
     from .tall import from_sums
 
-    if feature.read_blocks is not None and model.name in ("ridge", *PLS_SOLVERS):
+    if feature.read_blocks is not None and model.name in ("ridge", *PLS_SOLVERS) and model.device is None:
         blocks = feature.read_blocks(step)
         if _dual(blocks.shape[1], folds) or from_sums(model, blocks.shape[1], q, len(folds)):
             return blocks
