@@ -7,8 +7,8 @@ For each path the same call runs on the CPU (rnnprobe's default: numpy, or torch
 ``record``) and on ``--device``; the results are compared with the tolerance printed beside them, then
 both are timed (after one warm-up; the median of ``--repeats`` calls). Paths: record (a BLT-style convnet), compute_rdms
 (correlation and euclidean, float64 and float32; crossnobis), decode (ridge and logistic over time, with
-generalization), fit_pca, find_fixed_points (the shipped 64-unit flip-flop GRU). Encoding models and
-alignment metrics have no device path. Exits with status 1 when a comparison fails.
+generalization), fit_pca, fit_encoding (ridge, dual and primal), find_fixed_points (the shipped 64-unit flip-flop
+GRU). Alignment metrics have no device path. Exits with status 1 when a comparison fails.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from _machine import print_machine
 
 import rnnprobe
 from rnnprobe import Recording
-from rnnprobe.analysis import compute_rdms, decode, find_fixed_points, fit_pca
+from rnnprobe.analysis import compute_rdms, decode, find_fixed_points, fit_encoding, fit_pca
 
 REPEATS = [1]  # timed calls after the warm-up (--repeats)
 ONLY = [""]  # run only the paths whose name contains this (--only)
@@ -159,6 +159,18 @@ def main() -> int:
         lambda: np.abs(fit_pca(pca, n_components=10, device=device).explained_variance_ratio),
         device, lambda a, b: max_abs(a, b, 1e-8), "1e-8",
     ))  # fmt: skip
+
+    n_targets = 200 if args.small else 1000
+    for units in (2048, 256):  # more units than training stimuli (dual form), then fewer (primal)
+        features = rng.normal(size=(n, 3, units))
+        targets = features[:, 1, :64] @ rng.normal(size=(64, n_targets)) + rng.normal(size=(n, n_targets))
+        results.append(check(
+            f"fit_encoding ridge, {n} x 3 x {units} -> {n_targets} targets",
+            lambda f=features, t=targets: fit_encoding(f, t, ceiling=False).r2["features"],
+            lambda f=features, t=targets: fit_encoding(f, t, ceiling=False, device=device).r2["features"],
+            device, lambda a, b: max_abs(a, b, 1e-6), "1e-6 of R^2 (a target's penalties whose leave-one-out errors "
+            "tie to rounding, all far below the kernel's eigenvalues, may be chosen differently: 1e-8 here)",
+        ))  # fmt: skip
 
     gru = rnnprobe.models.load("flipflop-gru64")
     n_initial = 256 if args.small else 1024
