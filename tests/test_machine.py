@@ -62,6 +62,21 @@ def test_describe_machine_reports_the_thread_pools_as_threadpoolctl_does(monkeyp
         torch.set_num_threads(before)
 
 
+def test_the_cuda_devices_torch_sees_are_listed_with_their_memory(monkeypatch):
+    """As torch reports them (faked here: two devices; none where torch sees none, as on CI)."""
+    fake = type("Properties", (), {"total_memory": 80 * 2**30 + 2**29})
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: f"Fake GPU {i}")
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda i: fake)
+    described = machine.describe_machine()
+    assert described.gpus == ("cuda:0 Fake GPU 0 (80.5 GiB)", "cuda:1 Fake GPU 1 (80.5 GiB)")
+    assert "CUDA devices: cuda:0 Fake GPU 0 (80.5 GiB); cuda:1 Fake GPU 1 (80.5 GiB)" in str(described)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert machine.describe_machine().gpus == ()
+    assert "intra-op thread(s); CUDA devices: none" in str(machine.describe_machine())
+
+
 def _lscpu_caches() -> dict[str, int] | None:
     """{"L1d": bytes, ...}: one core's caches as ``lscpu -C`` lists them (None where it cannot)."""
     try:

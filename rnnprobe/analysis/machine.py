@@ -66,6 +66,7 @@ class Machine:
     workers: int = 1  # the threads rnnprobe's analyses split their work over (parallel.library_threads)
     caches: dict[str, int] = field(default_factory=dict)  # the first core's data caches in bytes (cpu_caches)
     generation: str = ""  # the CPU's family, model and widest vector extension (cpu_generation)
+    gpus: tuple[str, ...] = ()  # the CUDA devices torch sees, with their memory (cuda_devices; torch imported)
 
     def __str__(self) -> str:
         """The description printed by every benchmark and by ``rnnprobe machine``."""
@@ -75,7 +76,8 @@ class Machine:
             lines.append(f"  {pool.get('user_api')}: {pool.get('internal_api')} {pool.get('version')}, kernel "
                          f"{pool.get('architecture', '?')}, {pool.get('num_threads')} thread(s)")  # fmt: skip
         if self.torch is not None:
-            lines.append(f"  torch {self.torch}: {self.torch_threads} intra-op thread(s)")
+            gpus = "; ".join(self.gpus) or "none"
+            lines.append(f"  torch {self.torch}: {self.torch_threads} intra-op thread(s); CUDA devices: {gpus}")
         if self.caches:
             lines.append("  caches of the first core: " + ", ".join(f"{k} {_size(v)}" for k, v in self.caches.items()))
         lines.append(f"  environment: {self.environment or 'no thread or kernel variables set'}")
@@ -130,7 +132,24 @@ def describe_machine(*, torch: bool = False) -> Machine:
         workers=library_threads(),
         caches=cpu_caches(),
         generation=cpu_generation(),
+        gpus=cuda_devices(module) if module is not None else (),
     )
+
+
+def cuda_devices(torch: Any) -> tuple[str, ...]:
+    """The CUDA devices ``torch`` (the module) sees, each as ``cuda:i name (memory)``: where ``device="cuda"`` runs.
+
+    Examples
+    --------
+    >>> import torch
+    >>> cuda_devices(torch) == () or cuda_devices(torch)[0].startswith("cuda:0 ")
+    True
+    """
+    if not torch.cuda.is_available():
+        return ()
+    return tuple(f"cuda:{i} {torch.cuda.get_device_name(i)} "
+                 f"({torch.cuda.get_device_properties(i).total_memory / 2**30:.1f} GiB)"
+                 for i in range(torch.cuda.device_count()))  # fmt: skip
 
 
 def cpu_model() -> str:
