@@ -93,10 +93,11 @@ def test_ridge_regression_equals_sklearn_and_generic_path(rng, scoring):
 @pytest.mark.parametrize("scale", [False, True])
 def test_wide_layers_solve_ridge_in_the_dual_with_sklearns_coefficients(rng, scale):
     """More units than training samples (a conv layer): the dual form gives sklearn's Ridge
-    coefficients and intercepts for every fold and step (one unit constant, as StandardScaler sees)."""
+    coefficients and intercepts for every fold and step (one unit constant, as StandardScaler sees; training sets
+    of 20 and 21 samples, in work arrays kept for the largest)."""
     from rnnprobe.analysis._ridge import fit_ridge
 
-    n, steps, p = 30, 2, 80
+    n, steps, p = 31, 2, 80
     x = rng.normal(size=(n, steps, p)) * rng.uniform(0.5, 5, size=p) + 2.0
     x[:, :, 7] = 3.0
     y = rng.normal(size=(n, 2))

@@ -66,17 +66,19 @@ def test_pairwise_results_do_not_depend_on_n_jobs():
     np.testing.assert_array_equal(pairwise_distances(recs, n_jobs=3).distances, one)
 
 
-def test_decoding_spends_the_libraries_threads_on_time_blocks_and_permutations_with_equal_results(monkeypatch):
+@pytest.mark.parametrize("units", [12, 150])
+def test_decoding_spends_the_libraries_threads_on_time_blocks_and_permutations_with_equal_results(monkeypatch, units):
     """With torch allowed 2 threads, ridge decoding fits blocks of time steps (and permutation passes) and scores
     its folds on 2 workers of 1 thread each and BLAS stays on 1 thread (small_blas); the numbers equal the
-    1-thread run's, and every setting is back afterwards."""
+    1-thread run's, and every setting is back afterwards. Narrow (the primal form) and wide (more units than
+    training samples: the dual form, whose steps were one block on one thread)."""
     import rnnprobe.analysis.parallel as parallel
     from rnnprobe import Recording
     from rnnprobe.analysis import decode
 
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 90)
-    rec = Recording({"h": rng.normal(size=(90, 7, 12)) + 0.4 * y[:, None, None]}, metadata={"label": y})
+    rec = Recording({"h": rng.normal(size=(90, 7, units)) + 0.4 * y[:, None, None]}, metadata={"label": y})
     pools = []
     real_pool = parallel.worker_pool
 
