@@ -63,6 +63,10 @@ def cases(quick: bool) -> dict:
     big_labels = rng.integers(0, 2, 2000 // k)
     big_states = rng.normal(size=(2000 // k, 30, 512 // k)) + 0.3 * big_labels[:, None, None]
     big_decoding = Recording({"h": big_states}, metadata={"label": big_labels})
+    wide_labels = rng.integers(0, 10, 500 // k)  # a convolutional layer (BLT's layer0): more units than trials
+    wide_states = rng.normal(size=(500 // k, 4, 4096 // k)) + 0.2 * wide_labels[:, None, None] * rng.normal(
+        size=4096 // k)  # fmt: skip
+    wide_decoding = Recording({"h": np.maximum(wide_states, 0)}, metadata={"label": wide_labels})
     features, weights = rng.normal(size=(1000 // k, 512)), rng.normal(size=(512, 1000 // k))
     responses = features @ weights / 20 + rng.normal(size=(1000 // k, 1000 // k))
     models, data = rng.random((5, 92 * 91 // 2)), rng.random((10, 92 * 91 // 2))
@@ -95,6 +99,8 @@ def cases(quick: bool) -> dict:
                                                                       progress=False).scores,
         "decoding with generalization, 2000 x 30 x 512": lambda: decode(big_decoding, "h", "label",
                                                                        generalize=True, progress=False).scores,
+        "decoding, wide layer (dual form), 500 x 4 x 4096, 10 classes": lambda: decode(wide_decoding, "h", "label",
+                                                                                        progress=False).scores,
         "decoding, 200 permutations, 600 x 30 x 128": lambda: decode(decoding, "h", "label", n_permutations=200,
                                                                     progress=False).p_values,
         "encoding, ridge, 1000 x 512 -> 1000": lambda: fit_encoding(features, responses, cv=5, ceiling=False,
