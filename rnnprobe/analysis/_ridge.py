@@ -150,8 +150,12 @@ def _fit_dual(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], *, alpha: f
             kernel = matmul(z, z.mT)
             torch.diagonal(kernel, dim1=1, dim2=2).add_(alpha)
             dual = solve(kernel, (y_all[rows] - y_mean).expand(len(z), -1, -1))
-            w = matmul(z.mT, dual) * inv[:, :, None]  # (tb, p, n_out) in the raw features' units
-            coef[f, block] = w.cpu().numpy()
+            # (tb, p, n_out) in the raw features' units: on the CPU into the result (no array of its size beside
+            # it: with many permuted target sets it holds a block's weights for every set)
+            w = matmul(z.mT, dual, out=torch.from_numpy(coef[f, block]) if cpu else None)
+            w *= inv[:, :, None]
+            if not cpu:
+                coef[f, block] = w.cpu().numpy()
             intercept[f, block] = (y_mean - torch.einsum("tp,tpk->tk", mean, w)).cpu().numpy()
 
     with task_pool(len(blocks) if cpu else 1) as pmap:
