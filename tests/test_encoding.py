@@ -349,7 +349,7 @@ CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not __import__("torch").cud
 @pytest.mark.parametrize(("n", "p"), [(90, 20), (60, 150)])
 def test_ridge_on_a_torch_device_equals_scikit_learn(rng, monkeypatch, device, n, p):
     """Primal and dual, penalties by leave-one-out (RidgeCV) and by inner k-fold (a loop of Ridge), on the
-    device's path (counted), and the same numbers as numpy's path; a layer on disk read whole for it.
+    device's path (counted), and the same numbers as numpy's path.
     """
     from rnnprobe.analysis.encoding import fit as encoding_fit
 
