@@ -391,3 +391,21 @@ def test_deflation_finds_the_saddle_the_damping_ladder_misses(solver):
     assert all(np.linalg.norm(residual(p)) < 1e-10 * max(1, np.linalg.norm(p)) for p in fp.states)
     assert not _missed(ladder.states, fp.states)  # nothing the ladder found is lost
     assert fp.n_candidates == ladder.n_candidates and fp.n_duplicates == ladder.n_duplicates
+
+
+def test_the_newton_polish_solves_large_systems_right_on_two_threads(rng, torch_threads):
+    """torch 2.13's batched LU on more than one thread raised or returned wrong solutions from about 200 unknowns
+    (two systems of 300 on two threads: a residual of 28), which stopped the Newton polish of a dense search's
+    candidates (or would have offered it wrong steps): the step comes from numpy's LAPACK on the CPU. A singular
+    Jacobian still raises the RuntimeError the polish stops at."""
+    from rnnprobe.analysis._fp_search import Dense
+
+    torch_threads(2)
+    system = Dense.__new__(Dense)  # (the step needs only J - I and the residual)
+    system.jr = torch.from_numpy(rng.normal(size=(3, 300, 300)) + 5 * np.eye(300))
+    system.r = torch.from_numpy(rng.normal(size=(3, 300)))
+    step = system.newton()
+    np.testing.assert_allclose((system.jr @ step[..., None])[..., 0], -system.r, atol=1e-9)
+    system.jr[1] = 0.0
+    with pytest.raises(RuntimeError, match="singular"):
+        system.newton()

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -82,8 +83,17 @@ class Dense:
         return s, -_dot(self.g, s) - 0.5 * _dot(s, matmul(self.a, s[:, :, None])[..., 0])
 
     def newton(self) -> Tensor:
-        """S solving J s = -r (raises RuntimeError for a singular J)."""
-        return -torch.linalg.solve(self.jr, self.r[:, :, None])[..., 0]
+        """S solving J s = -r (raises RuntimeError for a singular J); on the CPU by numpy's LAPACK: torch 2.13's
+        batched LU on more than one thread failed or returned wrong solutions from about 200 unknowns (two
+        systems of 300 on two threads: a residual of 28; tested).
+        """
+        if self.jr.device.type != "cpu":
+            return -torch.linalg.solve(self.jr, self.r[:, :, None])[..., 0]
+        try:
+            steps = np.linalg.solve(self.jr.detach().numpy(), self.r.detach().numpy()[..., None])[..., 0]
+        except np.linalg.LinAlgError as error:  # (torch's solve raises a RuntimeError: the caller's contract)
+            raise RuntimeError(f"singular Jacobian: {error}") from None
+        return -torch.from_numpy(steps)
 
 
 class MatrixFree:
