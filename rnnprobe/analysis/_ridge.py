@@ -21,10 +21,13 @@ about 40x faster).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
 from ._linear import (
+    BUDGET,
     LinearFit,
     TimeBlock,
     as_device,
@@ -67,16 +70,28 @@ def fit_ridge(
     coef = np.empty((len(folds), n_times, p, n_out))
     intercept = np.empty((len(folds), n_times, n_out))
     y_all = torch.as_tensor(y, dtype=torch.float64, device=device)
-    # time steps are independent: on the CPU, blocks of them on the libraries' threads, one thread each
-    cpu = device.type == "cpu"
-    # and the block's copy of x, a fold's test rows, X'Y of every sample and of a fold's training samples
+    # a step's work arrays and the block's copy of x, a fold's test rows, X'Y of every sample and of a fold's training
+    # samples
     per_step = work_bytes(p, len(folds)) + 16 * x.shape[0] * p + 16 * p * n_out
-    parts = min(library_threads(), n_times) if cpu else 1
-    blocks = list(time_blocks(n_times, per_step, budget=block_budget(device), parts=parts))
-    with task_pool(len(blocks) if cpu else 1) as pmap:
-        list(pmap(lambda block: _fit_block(x, y_all, folds, block, coef, intercept, alpha=alpha, scale=scale,
-                                           device=device), blocks))  # fmt: skip
+
+    def fit(block: slice) -> None:
+        _fit_block(x, y_all, folds, block, coef, intercept, alpha=alpha, scale=scale, device=device)
+
+    _on_blocks_of_steps(fit, n_times, per_step, device, budget=block_budget(device))
     return LinearFit(coef, intercept)
+
+
+def _on_blocks_of_steps(fit: Callable[[slice], None], n_times: int, per_step: int, device: torch.device, *,
+                        budget: int) -> None:  # fmt: skip
+    """``fit(block)`` for blocks of time steps whose work arrays take ``per_step`` bytes a step within ``budget``:
+    the steps are independent, so on the CPU the blocks run on the libraries' threads, one thread each (on a
+    device, one block after another).
+    """
+    cpu = device.type == "cpu"
+    parts = min(library_threads(), n_times) if cpu else 1
+    blocks = list(time_blocks(n_times, per_step, budget=budget, parts=parts))
+    with task_pool(len(blocks) if cpu else 1) as pmap:
+        list(pmap(fit, blocks))
 
 
 def _fit_block(x: np.ndarray, y_all: torch.Tensor, folds: list[np.ndarray], block: slice, coef: np.ndarray,
@@ -131,8 +146,6 @@ def _fit_dual(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], *, alpha: f
     y_all = torch.as_tensor(y, dtype=torch.float64, device=device)
     training = [torch.as_tensor(np.flatnonzero(train), device=device) for train in folds]  # (the masks' rows)
     cpu = device.type == "cpu"
-    parts = min(library_threads(), n_times) if cpu else 1
-    blocks = list(time_blocks(n_times, 8 * n * (p + n) * 3, parts=parts))  # (x's copy, a fold's z and squares)
 
     def fit(block: slice) -> None:
         xb = time_major(x, block, device)
@@ -158,6 +171,6 @@ def _fit_dual(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], *, alpha: f
                 coef[f, block] = w.cpu().numpy()
             intercept[f, block] = (y_mean - torch.einsum("tp,tpk->tk", mean, w)).cpu().numpy()
 
-    with task_pool(len(blocks) if cpu else 1) as pmap:
-        list(pmap(fit, blocks))
+    per_step = 8 * n * (p + n) * 3  # (x's copy, a fold's z and squares)
+    _on_blocks_of_steps(fit, n_times, per_step, device, budget=BUDGET)
     return LinearFit(coef, intercept)
