@@ -31,20 +31,32 @@ def _stored_pair():
     return x, x[:, :6] @ rng.normal(size=(6, 6)) + rng.normal(size=(50, 6))
 
 
+CUDA = pytest.param("cuda", marks=pytest.mark.skipif(not __import__("torch").cuda.is_available(),
+                                                      reason="needs a CUDA GPU (none on CI)"))  # fmt: skip
+DEVICES = [None, "cpu", CUDA]  # numpy; the same arithmetic on torch tensors (compare_representations(device=))
+
+
 def _value(x, y, metric="shape", **kwargs):
     return compare_representations(x, y, metric=metric, **kwargs).value
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("alpha", sorted(NETREP_IN_SAMPLE))
-def test_shape_metric_equals_netreps_stored_values(alpha):
+def test_shape_metric_equals_netreps_stored_values(alpha, device):
     x, y = _stored_pair()  # different widths: netrep zero-pads y
-    assert _value(x, y, alpha=alpha) == pytest.approx(NETREP_IN_SAMPLE[alpha], abs=1e-10)
+    assert _value(x, y, alpha=alpha, device=device) == pytest.approx(NETREP_IN_SAMPLE[alpha], abs=1e-10)
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("alpha", sorted(NETREP_HELD_OUT))
-def test_held_out_shape_metric_equals_netreps_stored_values(alpha):
+def test_held_out_shape_metric_equals_netreps_stored_values(alpha, device):
     x, y = _stored_pair()
-    train = [_core.prepare(np.ascontiguousarray(v[:35]), "shape", alpha=alpha, fit=True) for v in (x, y)]
+    if device is not None:  # the same functions on tensors
+        import torch
+
+        x, y = (torch.from_numpy(v).to(device) for v in (x, y))
+    train = [_core.prepare(v[:35].contiguous() if device else np.ascontiguousarray(v[:35]), "shape", alpha=alpha,
+                           fit=True) for v in (x, y)]  # fmt: skip
     fitted = _core.fit_pair(*train, "shape")
     assert _core.held_out_value(fitted, x[35:], y[35:], "shape") == pytest.approx(NETREP_HELD_OUT[alpha],
                                                                                            abs=1e-10)  # fmt: skip
@@ -93,11 +105,12 @@ def test_shape_metric_is_a_metric(rng):
             assert ab == pytest.approx(_value(b, a, alpha=alpha), abs=1e-12)
 
 
-def test_cca_equals_principal_angles(rng):
+@pytest.mark.parametrize("device", DEVICES)
+def test_cca_equals_principal_angles(rng, device):
     x = rng.normal(size=(100, 12))
     y = x[:, :5] @ rng.normal(size=(5, 9)) + rng.normal(size=(100, 9))
     rho = np.cos(scipy.linalg.subspace_angles(x - x.mean(0), y - y.mean(0)))
-    assert _value(x, y, metric="cca") == pytest.approx(rho.mean(), abs=1e-10)
+    assert _value(x, y, metric="cca", device=device) == pytest.approx(rho.mean(), abs=1e-10)
     # svcca: principal components explaining 99% of each side's variance, then CCA
     kept = []
     for v in (x, y):
@@ -105,10 +118,10 @@ def test_cca_equals_principal_angles(rng):
         k = int(np.searchsorted(np.cumsum(s**2) / np.sum(s**2), 0.9)) + 1
         kept.append(u[:, :k] * s[:k])
     rho = np.cos(scipy.linalg.subspace_angles(*kept))
-    assert _value(x, y, metric="svcca", variance=0.9) == pytest.approx(rho.mean(), abs=1e-10)
+    assert _value(x, y, metric="svcca", variance=0.9, device=device) == pytest.approx(rho.mean(), abs=1e-10)
     # in sample, a layer as wide as the stimuli has CCA exactly 1 whatever it holds
     wide, noise = rng.normal(size=(40, 45)), rng.normal(size=(40, 45))
-    assert _value(wide, noise, metric="cca") == pytest.approx(1.0, abs=1e-9)
+    assert _value(wide, noise, metric="cca", device=device) == pytest.approx(1.0, abs=1e-9)
 
 
 def test_held_out_cca_refuses_arbitrary_directions(rng):
@@ -133,7 +146,8 @@ def test_held_out_cca_refuses_arbitrary_directions(rng):
                                                                              cv=4), abs=1e-10)  # fmt: skip
 
 
-def test_pwcca_equals_the_weighting_of_morcos_et_al(rng):
+@pytest.mark.parametrize("device", DEVICES)
+def test_pwcca_equals_the_weighting_of_morcos_et_al(rng, device):
     x = rng.normal(size=(90, 7))
     y = x[:, :4] @ rng.normal(size=(4, 6)) + 0.5 * rng.normal(size=(90, 6))
     xc, yc = x - x.mean(0), y - y.mean(0)
@@ -142,7 +156,7 @@ def test_pwcca_equals_the_weighting_of_morcos_et_al(rng):
     u, rho, _ = np.linalg.svd(qx.T @ qy)
     h = qx @ u[:, :6]  # canonical variates of x, unit norm
     alpha = np.abs(h.T @ xc).sum(axis=1)  # sum over x's units of |<h_i, x_j>|
-    assert _value(x, y, metric="pwcca") == pytest.approx((alpha * rho).sum() / alpha.sum(), abs=1e-10)
+    assert _value(x, y, metric="pwcca", device=device) == pytest.approx((alpha * rho).sum() / alpha.sum(), abs=1e-10)
 
 
 def _hsic_unbiased(k, g):
@@ -152,18 +166,21 @@ def _hsic_unbiased(k, g):
             - 2 / (n - 2) * one @ k @ g @ one) / (n * (n - 3))  # fmt: skip
 
 
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(("n", "p", "q"), [(60, 10, 7), (20, 50, 30)])
-def test_cka_equals_the_kernel_formulas(rng, n, p, q):
+def test_cka_equals_the_kernel_formulas(rng, n, p, q, device):
     x = rng.normal(size=(n, p))
     y = np.tanh(x[:, :q] + 0.5 * rng.normal(size=(n, q))) + 2
     xc, yc = x - x.mean(0), y - y.mean(0)
     k, g = xc @ xc.T, yc @ yc.T
-    assert _value(x, y, metric="cka") == pytest.approx((k * g).sum() / np.linalg.norm(k) / np.linalg.norm(g), abs=1e-12)
+    cka = (k * g).sum() / np.linalg.norm(k) / np.linalg.norm(g)
+    assert _value(x, y, metric="cka", device=device) == pytest.approx(cka, abs=1e-12)
     debiased = _hsic_unbiased(k, g) / np.sqrt(_hsic_unbiased(k, k) * _hsic_unbiased(g, g))
-    assert _value(x, y, metric="debiased_cka") == pytest.approx(debiased, abs=1e-10)
+    assert _value(x, y, metric="debiased_cka", device=device) == pytest.approx(debiased, abs=1e-10)
 
 
-def test_rbf_cka_equals_kornblith_et_al_formulas(rng):
+@pytest.mark.parametrize("device", DEVICES)
+def test_rbf_cka_equals_kornblith_et_al_formulas(rng, device):
     x = rng.normal(size=(40, 6))
     y = np.tanh(x @ rng.normal(size=(6, 4))) + 0.1 * rng.normal(size=(40, 4))
 
@@ -176,7 +193,7 @@ def test_rbf_cka_equals_kornblith_et_al_formulas(rng):
     for sigma in (0.5, 1.0, 2.0):
         k, g = gram_rbf(x, sigma), gram_rbf(y, sigma)
         expected = (k * g).sum() / np.linalg.norm(k) / np.linalg.norm(g)
-        assert _value(x, y, metric="rbf_cka", sigma=sigma) == pytest.approx(expected, abs=1e-12)
+        assert _value(x, y, metric="rbf_cka", sigma=sigma, device=device) == pytest.approx(expected, abs=1e-12)
     assert _value(x, x @ np.linalg.qr(rng.normal(size=(6, 6)))[0] * 3 + 1, metric="rbf_cka") == pytest.approx(1.0)
     with pytest.raises(ArgumentError, match="applies to metric='rbf_cka'"):
         _value(x, y, sigma=2.0)
@@ -226,6 +243,61 @@ def test_pairwise_distances_equal_the_pairs_and_the_map_recovers_points(rng):
     distances = np.linalg.norm(points[:, None] - points[None], axis=-1)
     embedding = classical_mds(distances)
     np.testing.assert_allclose(np.linalg.norm(embedding[:, None] - embedding[None], axis=-1), distances, atol=1e-10)
+
+
+@pytest.mark.parametrize("device", ["cpu", CUDA])
+def test_alignment_on_a_device_equals_numpy_over_time_held_out_and_pairwise(rng, device, monkeypatch):
+    x = rng.normal(size=(90, 3, 12))
+    y = x[:, ::-1, :8] @ rng.normal(size=(8, 10)) + rng.normal(size=(90, 3, 10))
+    wide = np.tanh(x[:, :2] @ rng.normal(size=(12, 120))) + 0.1 * rng.normal(size=(90, 2, 120))  # p > n
+    kinds, prepare = [], _core.prepare
+
+    def counted(states, *args, **kwargs):  # the kind of array every preparation receives
+        kinds.append(type(states).__module__.split(".")[0])
+        return prepare(states, *args, **kwargs)
+
+    monkeypatch.setattr(_core, "prepare", counted)
+    cases = [
+        (m, cv, other, alpha)
+        for m in ("shape", "cca", "svcca", "pwcca")
+        for cv in (None, 3)
+        for other in (y, wide)
+        for alpha in ((0.0, 0.5, 1.0) if m == "shape" else (1.0,))
+        if not (cv and other is wide and (m != "shape" or alpha == 0.0))
+    ]  # (wide held out: unidentifiable)
+    cases += [(m, None, other, 1.0) for m in ("cka", "debiased_cka", "rbf_cka") for other in (y, wide)]
+    for metric, cv, other, alpha in cases:
+        kinds.clear()
+        expected = compare_representations(x, other, metric=metric, cv=cv, alpha=alpha).values
+        assert set(kinds) == {"numpy"}
+        kinds.clear()
+        got = compare_representations(x, other, metric=metric, cv=cv, alpha=alpha, device=device).values
+        assert set(kinds) == {"torch"}, (metric, cv)  # every preparation on the device
+        assert got.shape == expected.shape == (3, other.shape[1])
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10, err_msg=f"{metric} cv={cv} alpha={alpha}")
+    nets = {"x": x, "y": y, "z": x + 0.5 * rng.normal(size=x.shape)}
+    for metric, cv in [("svcca", None), ("shape", 3), ("debiased_cka", None)]:
+        expected = pairwise_distances(nets, metric=metric, cv=cv).distances
+        for n_jobs in (1, 2):
+            got = pairwise_distances(nets, metric=metric, cv=cv, device=device, n_jobs=n_jobs).distances
+            np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
+
+
+def test_a_device_is_refused_for_dask_backed_recordings_and_bad_names(rng, tmp_path):
+    pytest.importorskip("dask")
+    x = rng.normal(size=(30, 2, 5))
+    Recording({"h": x}).save(tmp_path / "r.zarr")
+    chunked = Recording.load(tmp_path / "r.zarr", chunks=10)
+    with pytest.raises(ArgumentError, match="device: got 'cpu' with a dask-backed recording"):
+        compare_representations(chunked, x, layer=("h", None), device="cpu")
+    with pytest.raises(ArgumentError, match="device: got 'cpu' with a dask-backed recording"):
+        pairwise_distances({"chunked": chunked, "x": x}, device="cpu")
+    with pytest.raises(ArgumentError, match="device: got 'nonsense'"):
+        compare_representations(x, x, device="nonsense")
+    bad = x.copy()
+    bad[3, 1, 2] = np.nan
+    with pytest.raises(NonFiniteError, match="non-finite"):
+        compare_representations(x, bad, device="cpu")
 
 
 def test_results_follow_the_protocol(rng):

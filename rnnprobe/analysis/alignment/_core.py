@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._arrays import flip, linalg_errors, namespace, ones, svdvals, to_numpy, vdot
 from .._constant import rounding_only
 
 EIGVAL_TOL = 1e-7  # netrep's clipping of the unnormalised covariance's eigenvalues
@@ -68,11 +69,12 @@ def principal(xc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]
     or Xc Xc' (p > n: ``b`` = U sqrt(lam), units Xc' U / sqrt(lam), directions of lam ~ 0 dropped).
     """
     n, p = xc.shape
+    xp = namespace(xc)
     if p <= n:
-        lam, vectors = np.linalg.eigh(gram(xc))
+        lam, vectors = xp.linalg.eigh(gram(xc))
         return xc, lam, vectors, True
     b, lam, u = coordinates(gram(xc.T))
-    return b, lam, (xc.T @ u) / np.sqrt(lam), False
+    return b, lam, (xc.T @ u) / xp.sqrt(lam), False
 
 
 def coordinates(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -80,10 +82,11 @@ def coordinates(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     principal coordinates of the stimuli, directions of lam ~ 0 dropped; b b' = Xc Xc', so b is Xc up to a
     rotation of its units.
     """
-    lam, u = np.linalg.eigh(kernel)
+    xp = namespace(kernel)
+    lam, u = xp.linalg.eigh(kernel)
     keep = lam > RANK_RTOL * max(_largest(lam), TINY)
     lam, u = lam[keep], u[:, keep]
-    return u * np.sqrt(lam), lam, u
+    return u * xp.sqrt(lam), lam, u
 
 
 def prepare(
@@ -95,17 +98,17 @@ def prepare(
     mean = x.mean(axis=0)
     xc = x - mean
     n, p = xc.shape
-    total = spread(float(np.vdot(xc, xc)), mean, n)
+    total = spread(vdot(xc, xc), mean, n)
     if metric == "rbf_cka":
         kernel = centred_rbf_kernel(xc, sigma)
-        return Prepared(kernel, mean, None, False, None, None, self_term=float(np.linalg.norm(kernel)), total=total,
+        return Prepared(kernel, mean, None, False, None, None, self_term=frobenius(kernel), total=total,
                         n=n)  # fmt: skip
     if p > n and not whitened(metric, alpha, fit):  # compress to n columns: every quantity used is rotation-free
         xc = principal(xc)[0]
     elif p > n:
         b, lam, units, rotate = principal(xc)
         return spectral(Prepared(b, mean, units, rotate, None, None, total=total, n=n), lam, metric, alpha, variance)
-    row_sq = np.einsum("ij,ij->i", xc, xc) if metric == "debiased_cka" else None
+    row_sq = namespace(xc).einsum("ij,ij->i", xc, xc) if metric == "debiased_cka" else None
     product = gram(xc) if metric != "shape" or whitened(metric, alpha, fit) else None  # Procrustes: not needed
     return from_moments(product, mean, n, total, metric, b=xc, row_sq=row_sq, alpha=alpha, variance=variance,
                         fit=fit)  # fmt: skip
@@ -117,7 +120,12 @@ def spread(total: float, mean: np.ndarray, n: int) -> float:
     stimulus at a value no float64 mean equals (a learned initial state, 0.1) keep about 1e-34 per unit once
     centred, and are the same for every stimulus all the same (:func:`.inputs.check_varies` refuses them).
     """
-    return 0.0 if rounding_only(total / n, float(np.linalg.norm(mean)), n) else total
+    return 0.0 if rounding_only(total / n, frobenius(mean), n) else total
+
+
+def frobenius(array: np.ndarray) -> float:
+    """The square root of the sum of squares of ``array``'s elements."""
+    return float(namespace(array).linalg.norm(array))
 
 
 def whitened(metric: str, alpha: float, fit: bool) -> bool:
@@ -147,7 +155,7 @@ def from_moments(
     """
     prepared = Prepared(b, mean, None, False, None, None, total=total, n=n, row_sq=row_sq)
     if metric == "cka":
-        prepared.self_term = float(np.linalg.norm(product))
+        prepared.self_term = frobenius(product)
     elif metric == "debiased_cka":
         prepared.self_term = float(debiased_hsic(product, prepared, prepared))
     elif not whitened(metric, alpha, fit):
@@ -158,34 +166,36 @@ def from_moments(
     if metric == "cca" or (metric == "shape" and alpha == 0.0):
         prepared.units = cholesky_whitening(product, n)
         if prepared.units is not None:  # full rank: whitened by L^-T, the same canonical correlations
-            prepared.lam = prepared.d = np.ones(product.shape[0])
+            prepared.lam = prepared.d = ones(product, product.shape[0])
             prepared.self_term = float(product.shape[0])
             return prepared
-    lam, prepared.units = np.linalg.eigh(product)
+    lam, prepared.units = namespace(product).linalg.eigh(product)
     return spectral(prepared, lam, metric, alpha, variance)
 
 
 def spectral(prepared: Prepared, lam: np.ndarray, metric: str, alpha: float, variance: float) -> Prepared:
     """Set the principal coordinates' eigenvalues ``lam`` and the metric's whitening factors."""
     if metric == "shape":  # numerically null directions (rounding noise) are dropped, not amplified
-        d = alpha + (1 - alpha) / np.sqrt(np.maximum(lam, EIGVAL_TOL))
-        d = np.where(lam > RANK_RTOL * max(_largest(lam), TINY), d, 0.0)
+        xp = namespace(lam)
+        d = alpha + (1 - alpha) / xp.sqrt(lam.clip(EIGVAL_TOL, None))
+        d = xp.where(lam > RANK_RTOL * max(_largest(lam), TINY), d, 0.0)
     else:
         d = canonical_factors(lam, metric, variance)
-    prepared.lam, prepared.d = np.maximum(lam, 0), d
+    prepared.lam, prepared.d = lam.clip(0, None), d
     prepared.self_term = float((prepared.lam * d * d).sum())
     return prepared
 
 
 def centred_rbf_kernel(xc: np.ndarray, sigma: float) -> np.ndarray:
     """H K H with K = exp(-d^2 / (2 sigma^2 median(d^2))), d the distances between stimuli (the median over
-    all n^2 pairs, the diagonal's zeros included, as Kornblith et al.'s code).
+    all n^2 pairs, the diagonal's zeros included, as Kornblith et al.'s code; of a device's matrix, on the host).
     """
+    xp = namespace(xc)
     gram_n = xc @ xc.T
-    norms = np.diagonal(gram_n)
-    squared = np.maximum(norms[:, None] + norms[None, :] - 2 * gram_n, 0)
-    median = float(np.median(squared))
-    kernel = np.exp(-squared / (2 * sigma**2 * median)) if median > 0 else np.ones_like(squared)
+    norms = gram_n.diagonal()
+    squared = (norms[:, None] + norms[None, :] - 2 * gram_n).clip(0, None)
+    median = float(np.median(to_numpy(squared)))
+    kernel = xp.exp(-squared / (2 * sigma**2 * median)) if median > 0 else xp.ones_like(squared)
     kernel -= kernel.mean(axis=0)
     kernel -= kernel.mean(axis=1, keepdims=True)
     return kernel
@@ -201,31 +211,33 @@ def cholesky_whitening(product: np.ndarray, n: int) -> np.ndarray | None:
     """
     if product.shape[0] > n:
         return None
+    xp = namespace(product)
     try:
-        factor = np.linalg.cholesky(product)
-        inverse = np.linalg.inv(factor)
-    except np.linalg.LinAlgError:
+        factor = xp.linalg.cholesky(product)
+        inverse = xp.linalg.inv(factor)
+    except linalg_errors(product):
         return None
-    bound = 1 / float(np.vdot(inverse, inverse))
-    if not bound > max(EIGVAL_TOL, RANK_RTOL * float(np.trace(product))):
+    bound = 1 / vdot(inverse, inverse)
+    if not bound > max(EIGVAL_TOL, RANK_RTOL * float(product.trace())):
         return None
     return inverse.T
 
 
 def _largest(lam: np.ndarray) -> float:
     """The largest eigenvalue (ascending order), 0 for none (a representation the same for every stimulus)."""
-    return float(lam[-1]) if lam.size else 0.0
+    return float(lam[-1]) if lam.shape[0] else 0.0
 
 
 def canonical_factors(lam: np.ndarray, metric: str, variance: float) -> np.ndarray:
     """Whitening factors 1 / sqrt(lam) of the canonical directions kept, 0 for the others."""
+    xp = namespace(lam)
     keep = lam > RANK_RTOL * max(_largest(lam), TINY)
     if metric == "svcca":  # the top directions explaining `variance` of the total (Raghu et al. 2017)
-        positive = np.maximum(lam[::-1], 0)
-        share = np.cumsum(positive) / max(positive.sum(), TINY)
-        n_keep = int(np.searchsorted(share, variance)) + 1
-        keep &= np.arange(lam.size) >= lam.size - n_keep
-    return np.where(keep, 1 / np.sqrt(np.maximum(lam, TINY)), 0.0)
+        positive = flip(lam).clip(0, None)
+        share = xp.cumsum(positive, 0) / max(float(positive.sum()), TINY)
+        n_keep = int(xp.searchsorted(share, variance)) + 1
+        keep[: max(lam.shape[0] - n_keep, 0)] = False
+    return xp.where(keep, 1 / xp.sqrt(lam.clip(TINY, None)), 0.0)
 
 
 def raw_cross(a: Prepared, b: Prepared, product: np.ndarray | None = None) -> np.ndarray:
@@ -251,17 +263,17 @@ def whitened_cross(a: Prepared, b: Prepared, product: np.ndarray | None = None) 
 def debiased_hsic(xty: np.ndarray, a: Prepared, b: Prepared) -> float:
     """Unbiased HSIC of two centred linear kernels (times n (n - 3)), from X'Y, row norms and norms."""
     n = a.n
-    norms = a.row_sq.sum() * b.row_sq.sum()
-    return float(np.vdot(xty, xty) - n / (n - 2) * (a.row_sq @ b.row_sq) + norms / ((n - 1) * (n - 2)))
+    norms = float(a.row_sq.sum()) * float(b.row_sq.sum())
+    return vdot(xty, xty) - n / (n - 2) * float(a.row_sq @ b.row_sq) + norms / ((n - 1) * (n - 2))
 
 
 def pair_value(a: Prepared, b: Prepared, metric: str, product: np.ndarray | None = None) -> float:
     """The metric's value for one pair of prepared representations (``product``: see :func:`raw_cross`)."""
     if metric == "cka":
         product = raw_cross(a, b, product)
-        return float(np.vdot(product, product) / (a.self_term * b.self_term))
+        return vdot(product, product) / (a.self_term * b.self_term)
     if metric == "rbf_cka":  # b holds the centred kernel matrices
-        return float(np.vdot(a.b, b.b) / (a.self_term * b.self_term))
+        return vdot(a.b, b.b) / (a.self_term * b.self_term)
     if metric == "debiased_cka":
         return debiased_cka_value(debiased_hsic(raw_cross(a, b, product), a, b), a.self_term, b.self_term)
     if metric == "shape":
@@ -271,7 +283,7 @@ def pair_value(a: Prepared, b: Prepared, metric: str, product: np.ndarray | None
         u, rho, _ = canonical(a, b, product)
         return weighted_mean(pwcca_weights(a, u), rho)
     k = min(int((a.d > 0).sum()), int((b.d > 0).sum()))
-    return float(np.clip(singular_values(whitened_cross(a, b, product))[:k], 0, 1).mean())
+    return float(singular_values(whitened_cross(a, b, product))[:k].clip(0, 1).mean())
 
 
 def debiased_cka_value(cross_term: float, self_a: float, self_b: float) -> float:
@@ -293,9 +305,10 @@ def singular_values(m: np.ndarray) -> np.ndarray:
     matrix (about 2x faster than an SVD; absolute error about 1e-8 of the largest, for the smallest).
     """
     if min(m.shape) <= 64:
-        return np.linalg.svd(m, compute_uv=False)
+        return svdvals(m)
+    xp = namespace(m)
     product = gram(m) if m.shape[1] <= m.shape[0] else gram(m.T)
-    return np.sqrt(np.maximum(np.linalg.eigvalsh(product), 0))[::-1]
+    return flip(xp.sqrt(xp.linalg.eigvalsh(product).clip(0, None)))
 
 
 def nuclear_norm(m: np.ndarray) -> float:
@@ -306,13 +319,14 @@ def nuclear_norm(m: np.ndarray) -> float:
 def canonical(a: Prepared, b: Prepared, product: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(u r_a x k, canonical correlations k, v r_b x k), largest first, over k = min(r_a, r_b) directions."""
     k = min(int((a.d > 0).sum()), int((b.d > 0).sum()))
-    u, rho, vh = np.linalg.svd(whitened_cross(a, b, product), full_matrices=False)
-    return u[:, :k], np.clip(rho[:k], 0, 1), vh[:k].T
+    m = whitened_cross(a, b, product)
+    u, rho, vh = namespace(m).linalg.svd(m, full_matrices=False)
+    return u[:, :k], rho[:k].clip(0, 1), vh[:k].T
 
 
 def pwcca_weights(a: Prepared, u: np.ndarray) -> np.ndarray:
     """The PWCCA weight sum_j |<h_i, x_j>| of each of a's canonical variates h_i (columns of u)."""
-    return np.abs(pwcca_loadings(a, u)).sum(axis=0)
+    return abs(pwcca_loadings(a, u)).sum(axis=0)
 
 
 def weighted_mean(weights: np.ndarray, rho: np.ndarray) -> float:
@@ -355,7 +369,8 @@ class Fitted:
 def fit_pair(a: Prepared, b: Prepared, metric: str, product: np.ndarray | None = None) -> Fitted:
     """Fit the alignment of two prepared training representations (prepared with units kept)."""
     if metric == "shape":
-        u, _, vh = np.linalg.svd(whitened_cross(a, b, product), full_matrices=False)
+        m = whitened_cross(a, b, product)
+        u, _, vh = namespace(m).linalg.svd(m, full_matrices=False)
         k = min(u.shape[1], int((a.d > 0).sum()), int((b.d > 0).sum()))
         u, v = u[:, :k], vh[:k].T
     else:
@@ -386,7 +401,7 @@ def held_out(fitted: Fitted, x: np.ndarray, y: np.ndarray, metric: str) -> HeldO
     if metric == "shape":
         xw, yw = (x - fitted.mean_a) @ fitted.whiten_a, (y - fitted.mean_b) @ fitted.whiten_b
         zx, zy = xw @ fitted.u, yw @ fitted.v
-        squared = float(np.vdot(xw, xw)), float(np.vdot(yw, yw))
+        squared = vdot(xw, xw), vdot(yw, yw)
     else:
         zx = (x - fitted.mean_a) @ (fitted.whiten_a @ fitted.u)
         zy = (y - fitted.mean_b) @ (fitted.whiten_b @ fitted.v)
@@ -417,12 +432,12 @@ def held_out_value(fitted: Fitted, x: np.ndarray, y: np.ndarray, metric: str) ->
 def held_out_score(fitted: Fitted, h: HeldOut, metric: str) -> float:
     """The metric on held-out stimuli (:class:`HeldOut`) under a fitted alignment."""
     if metric == "shape":  # sum over stimuli of <xw u, yw v> about the training means, over |xw| |yw|
-        return angle(float(h.covariance.sum() + h.n * np.vdot(h.offset_a, h.offset_b)), h.squared_a, h.squared_b)
+        return angle(float(h.covariance.sum()) + h.n * vdot(h.offset_a, h.offset_b), h.squared_a, h.squared_b)
     rho = held_out_correlations(h)
     return weighted_mean(fitted.weights, rho) if metric == "pwcca" else float(rho.mean())
 
 
 def held_out_correlations(h: HeldOut) -> np.ndarray:
     """The correlations of the held-out stimuli's matched canonical variates."""
-    denominator = np.sqrt(np.maximum(h.variance_a, 0) * np.maximum(h.variance_b, 0))
-    return h.covariance / np.maximum(denominator, TINY)
+    denominator = namespace(h.covariance).sqrt(h.variance_a.clip(0, None) * h.variance_b.clip(0, None))
+    return h.covariance / denominator.clip(TINY, None)

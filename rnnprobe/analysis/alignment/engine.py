@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .._arrays import namespace
 from ..parallel import worker_pool
 from . import _core
 from .inputs import Settings, check_identifiable, check_varies, folds
@@ -22,6 +23,7 @@ def pair_values(
     n_jobs: int = 1,
     progress: Callable[[int], Any] | None = None,
     sources: Sequence[Any] | None = None,
+    device: Any = None,
 ) -> np.ndarray:
     """The metric for each (side_i, step_i, side_j, step_j) pair, averaged over folds.
 
@@ -29,7 +31,8 @@ def pair_values(
     every step is prepared once per fold and reused by all its pairs; a dask array (a dask-backed layer no
     wider than its stimuli) enters as sums over its stimuli (:mod:`.moments`). ``sources``: for each side,
     the lazy states (stimulus, time, unit) behind it where it holds coordinates of a dask-backed layer
-    (PWCCA reads its loadings from them), else None.
+    (PWCCA reads its loadings from them), else None. ``device``: a torch device (checked) on which every
+    side is held and every preparation and pair computed, in float64 (sides in memory only).
     """
     n = sides[0].shape[0]
     sources = sources or [None] * len(sides)
@@ -39,6 +42,8 @@ def pair_values(
 
         sides, sources = compress_wide(sides, sources)
         return moment_values(sides, labels, pairs, settings, sources=sources, progress=progress)
+    if device is not None:
+        sides = [_send(side, device) for side in sides]
     total = np.zeros(len(pairs))
     for train, test in folds(n, settings.cv, settings.seed):
         chosen = slice(None) if settings.cv is None else train
@@ -108,8 +113,16 @@ def pwcca_read(pairs: Sequence[tuple[int, int, int, int]], prepared: list, sourc
     return np.array([_core.weighted_mean(w, rho) for w, rho in zip(weights, correlations, strict=True)])
 
 
-def _prepare(x: np.ndarray, settings: Settings) -> _core.Prepared:
-    return _core.prepare(np.ascontiguousarray(x), settings.metric, alpha=settings.alpha, variance=settings.variance,
+def _send(side: np.ndarray, device: Any) -> Any:
+    """A side as a float64 tensor on ``device`` (copied on the host only where read-only or not float64)."""
+    import torch
+
+    return torch.from_numpy(np.require(side, dtype=np.float64, requirements=["C", "W"])).to(device)
+
+
+def _prepare(x: Any, settings: Settings) -> _core.Prepared:
+    x = np.ascontiguousarray(x) if namespace(x) is np else x.contiguous()
+    return _core.prepare(x, settings.metric, alpha=settings.alpha, variance=settings.variance,
                          sigma=settings.sigma, fit=settings.cv is not None)  # fmt: skip
 
 

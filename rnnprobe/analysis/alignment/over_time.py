@@ -16,6 +16,7 @@ from .inputs import (
     DISTANCE_METRICS,
     METRICS,
     check_before_reading,
+    check_device_inputs,
     check_same_stimuli,
     check_settings,
     pair_argument,
@@ -142,6 +143,7 @@ def compare_representations(
     sigma: float = 1.0,
     cv: int | None = None,
     seed: int | None = 0,
+    device: str | None = None,
     progress: bool | None = None,
 ) -> AlignmentResult:
     r"""Compare two representations of the same stimuli with an alignment metric, at every pair of time steps.
@@ -184,6 +186,11 @@ def compare_representations(
         n + 1 or more (the fitted directions would be arbitrary; docs/analysis/alignment.md).
     seed : int, optional
         Shuffles the folds.
+    device : str, optional
+        A torch device (e.g. "cuda") that holds both sides and computes every preparation (Gram
+        matrices, eigendecompositions) and pair (cross products, singular values) in float64; the values
+        equal the CPU's to rounding. Arrays and Recordings in memory (a dask-backed one is refused: it is
+        compared from sums over its chunks on the CPU).
     progress : bool, optional
         A progress bar over the pairs of time steps (None: only on a terminal).
 
@@ -207,6 +214,7 @@ def compare_representations(
     time_a, time_b = pair_argument(time, "time")
     kernel = check_option("metric", metric, METRICS) == "rbf_cka"
     check_before_reading([a, b], metric, alpha, variance, cv, seed, sigma)
+    device = check_device_inputs([a, b], device)
     rep_a = read_representation(a, layer_a, time_a, "a", kernel=kernel)
     same = b is a and layer_b == layer_a and time_b is time_a  # a layer against itself: read once
     rep_b = rep_a if same else read_representation(b, layer_b, time_b, "b", kernel=kernel)
@@ -219,7 +227,7 @@ def compare_representations(
     with tqdm(total=len(pairs) * (settings.cv or 1), desc="alignment", unit="pair",
               disable=not check_progress(progress)) as bar:  # fmt: skip
         values = pair_values([rep_a.states, rep_b.states], [rep_a.label, rep_b.label], pairs, settings,
-                             progress=bar.update, sources=[rep_a.source, rep_b.source])  # fmt: skip
+                             progress=bar.update, sources=[rep_a.source, rep_b.source], device=device)  # fmt: skip
     kind = "distance" if settings.metric in DISTANCE_METRICS else "similarity"
     values = values.reshape(steps_a, steps_b)
     periods = tuple(v.periods if isinstance(v, Recording) else {} for v in (a, b))

@@ -22,6 +22,7 @@ from .inputs import (
     DISTANCE_METRICS,
     METRICS,
     check_before_reading,
+    check_device_inputs,
     check_same_stimuli,
     check_settings,
     read_representation,
@@ -150,6 +151,7 @@ def pairwise_distances(
     cv: int | None = None,
     seed: int | None = 0,
     n_jobs: int = 1,
+    device: str | None = None,
     progress: bool | None = None,
 ) -> DistanceMatrixResult:
     """The distance between every pair of representations of the same stimuli, and their map.
@@ -172,6 +174,9 @@ def pairwise_distances(
     n_jobs : int
         Pairs computed in parallel threads (BLAS and LAPACK release the GIL); 1: one by one, each
         using the BLAS library's own threads.
+    device : str, optional
+        A torch device (e.g. "cuda") that holds the representations and computes their preparations
+        and pairs in float64, as :func:`compare_representations`.
     progress : bool, optional
         A progress bar over pairs.
 
@@ -198,6 +203,7 @@ def pairwise_distances(
     names = [str(name) for name in representations]
     kernel = check_option("metric", metric, METRICS) == "rbf_cka"
     check_before_reading(list(representations.values()), metric, alpha, variance, cv, seed, sigma)
+    device = check_device_inputs(list(representations.values()), device)
     steps, sources = [], []  # each (stimulus, 1, unit)
     for name, value in representations.items():
         chosen = layer.get(name) if isinstance(layer, Mapping) else layer
@@ -214,7 +220,7 @@ def pairwise_distances(
     with tqdm(total=len(pairs) * (settings.cv or 1), desc="distances", unit="pair",
               disable=not check_progress(progress)) as bar:  # fmt: skip
         values = pair_values(steps, names, pairs, settings, n_jobs=n_jobs, progress=bar.update,
-                             sources=sources)  # fmt: skip
+                             sources=sources, device=device)  # fmt: skip
     if settings.metric not in DISTANCE_METRICS:
         values = np.arccos(np.clip(values, -1.0, 1.0))
     distances = np.zeros((len(steps), len(steps)))

@@ -15,33 +15,13 @@ torch device, :func:`namespace`), and returns the same kind.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 
+from .._arrays import namespace, to_numpy, zeros
+
 RANK_RTOL = 1e-12
-
-
-def namespace(array: Any) -> ModuleType:
-    """numpy, or torch for a torch tensor: the functions both name alike (``matmul``, ``sqrt``, ``linalg.eigh``,
-    ``empty_like``, ... with ``out=``), so that one piece of arithmetic serves both.
-    """
-    if type(array).__module__.startswith("torch"):
-        import torch
-
-        return torch
-    return np
-
-
-def zeros(like: Any, shape: tuple[int, ...]) -> Any:
-    """Zeros of ``shape`` in ``like``'s kind, dtype and device."""
-    return like.new_zeros(shape) if namespace(like) is not np else np.zeros(shape, dtype=like.dtype)
-
-
-def to_numpy(array: Any) -> np.ndarray:
-    """A numpy array of ``array`` (a tensor copied to the host)."""
-    return array.cpu().numpy() if namespace(array) is not np else np.asarray(array)
 
 
 @dataclass
