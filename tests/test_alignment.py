@@ -159,6 +159,30 @@ def test_pwcca_equals_the_weighting_of_morcos_et_al(rng, device):
     assert _value(x, y, metric="pwcca", device=device) == pytest.approx((alpha * rho).sum() / alpha.sum(), abs=1e-10)
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_held_out_cca_and_pwcca_equal_canonical_directions_fitted_by_qr(rng, device):
+    """Each training fold's canonical directions by QR and SVD (Bjorck & Golub 1973), the held-out stimuli
+    projected on them: the correlations of their variates (about the held-out means), averaged; PWCCA
+    weights them by the training variates' sums of |<h_i, x_j>| (Morcos et al. 2018).
+    """
+    x = rng.normal(size=(60, 5))
+    y = x[:, :3] @ rng.normal(size=(3, 4)) + 0.7 * rng.normal(size=(60, 4)) + 2
+    cca, pwcca = [], []
+    for train, test in folds(60, 3, 0):
+        mx, my = x[train].mean(0), y[train].mean(0)
+        qx, rx = np.linalg.qr(x[train] - mx)
+        qy, ry = np.linalg.qr(y[train] - my)
+        u, _, vh = np.linalg.svd(qx.T @ qy)
+        zx = (x[test] - mx) @ np.linalg.solve(rx, u[:, :4])
+        zy = (y[test] - my) @ np.linalg.solve(ry, vh.T[:, :4])
+        rho = np.array([np.corrcoef(zx[:, i], zy[:, i])[0, 1] for i in range(4)])
+        weights = np.abs((qx @ u[:, :4]).T @ (x[train] - mx)).sum(axis=1)
+        cca.append(rho.mean())
+        pwcca.append((weights * rho).sum() / weights.sum())
+    assert _value(x, y, metric="cca", cv=3, device=device) == pytest.approx(np.mean(cca), abs=1e-10)
+    assert _value(x, y, metric="pwcca", cv=3, device=device) == pytest.approx(np.mean(pwcca), abs=1e-10)
+
+
 def _hsic_unbiased(k, g):
     n = k.shape[0]
     k, g, one = k - np.diag(np.diag(k)), g - np.diag(np.diag(g)), np.ones(k.shape[0])
