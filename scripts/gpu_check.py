@@ -7,8 +7,9 @@ For each path the same call runs on the CPU (rnnprobe's default: numpy, or torch
 ``record``) and on ``--device``; the results are compared with the tolerance printed beside them, then
 both are timed (after one warm-up; the median of ``--repeats`` calls). Paths: record (a BLT-style convnet), compute_rdms
 (correlation and euclidean, float64 and float32; crossnobis), decode (ridge and logistic over time, with
-generalization), fit_pca, fit_encoding (ridge, dual and primal), find_fixed_points (the shipped 64-unit flip-flop
-GRU). Alignment metrics have no device path. Exits with status 1 when a comparison fails.
+generalization), fit_pca, fit_encoding (ridge, dual and primal), compare_representations and pairwise_distances
+(alignment metrics: in sample and held out, layers narrower and wider than the stimuli), find_fixed_points (the
+shipped 64-unit flip-flop GRU). Exits with status 1 when a comparison fails.
 """
 
 from __future__ import annotations
@@ -29,7 +30,15 @@ from _machine import print_machine
 
 import rnnprobe
 from rnnprobe import Recording
-from rnnprobe.analysis import compute_rdms, decode, find_fixed_points, fit_encoding, fit_pca
+from rnnprobe.analysis import (
+    compare_representations,
+    compute_rdms,
+    decode,
+    find_fixed_points,
+    fit_encoding,
+    fit_pca,
+    pairwise_distances,
+)
 
 REPEATS = [1]  # timed calls after the warm-up (--repeats)
 ONLY = [""]  # run only the paths whose name contains this (--only)
@@ -172,6 +181,8 @@ def main() -> int:
             "tie to rounding, all far below the kernel's eigenvalues, may be chosen differently: 1e-8 here)",
         ))  # fmt: skip
 
+    alignment_checks(rng, n, device, results)
+
     gru = rnnprobe.models.load("flipflop-gru64")
     n_initial = 256 if args.small else 1024
     trials = rnnprobe.models.task_from_checkpoint(gru).sample(100, split="test", index=0)
@@ -190,6 +201,34 @@ def main() -> int:
     results = [ok for ok in results if ok is not None]
     print(f"{sum(results)} of {len(results)} paths equal")
     return 0 if all(results) else 1
+
+
+def alignment_checks(rng: np.random.Generator, n: int, device: str, results: list) -> None:
+    """compare_representations over time (a narrow layer in sample, a wide one held out) and pairwise_distances."""
+    narrow = rng.normal(size=(n, 6, 256))
+    other = np.tanh(narrow[:, ::-1, :128] @ rng.normal(size=(128, 200))) + rng.normal(size=(n, 6, 200))
+    m = min(n, 1000)  # held out, a wide layer's folds are eigendecomposed at each step: m x m on the CPU
+    wide = np.maximum(narrow[:m, :4] @ rng.normal(size=(256, 2048)), 0)
+    cases = [
+        (f"compare_representations cca, {n} x 6 x 256 vs {n} x 6 x 200", narrow, other, dict(metric="cca")),
+        (f"compare_representations shape alpha=0.5 cv=3, {m} x 4 x 256 vs {m} x 4 x 2048", narrow[:m, :4], wide,
+         dict(metric="shape", alpha=0.5, cv=3)),
+        (f"compare_representations debiased_cka, {m} x 4 x 2048 vs itself", wide, wide, dict(metric="debiased_cka")),
+    ]  # fmt: skip
+    for name, a, b, kwargs in cases:
+        results.append(check(
+            name,
+            lambda a=a, b=b, k=kwargs: compare_representations(a, b, **k).values,
+            lambda a=a, b=b, k=kwargs: compare_representations(a, b, device=device, **k).values,
+            device, lambda x, y: max_abs(x, y, 1e-8), "1e-8 (eigen- and singular value solvers differ)",
+        ))  # fmt: skip
+    nets = {f"net {i}": narrow[:, i] for i in range(6)}
+    results.append(check(
+        f"pairwise_distances svcca, 6 representations of {n} x 256",
+        lambda: pairwise_distances(nets, metric="svcca").distances,
+        lambda: pairwise_distances(nets, metric="svcca", device=device).distances,
+        device, lambda x, y: max_abs(x, y, 1e-8), "1e-8",
+    ))  # fmt: skip
 
 
 if __name__ == "__main__":
