@@ -307,21 +307,35 @@ def test_alignment_on_a_device_equals_numpy_over_time_held_out_and_pairwise(rng,
             np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
 
 
-def test_a_device_is_refused_for_dask_backed_recordings_and_bad_names(rng, tmp_path):
+def test_a_device_reads_a_dask_backed_layer_whole_and_refuses_bad_names(rng, tmp_path, monkeypatch):
     pytest.importorskip("dask")
+    from rnnprobe.analysis.alignment import blockwise
+
     x = rng.normal(size=(30, 2, 5))
-    Recording({"h": x}).save(tmp_path / "r.zarr")
+    wide = np.tanh(x @ rng.normal(size=(5, 40)))  # wider than the stimuli: the CPU's path takes its Gram matrices
+    Recording({"h": x, "w": wide}).save(tmp_path / "r.zarr")
     chunked = Recording.load(tmp_path / "r.zarr", chunks=10)
-    with pytest.raises(ArgumentError, match="device: got 'cpu' with a dask-backed recording"):
-        compare_representations(chunked, x, layer=("h", None), device="cpu")
-    with pytest.raises(ArgumentError, match="device: got 'cpu' with a dask-backed recording"):
-        pairwise_distances({"chunked": chunked, "x": x}, device="cpu")
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a device's comparison read the layer blockwise")
+
+    monkeypatch.setattr(blockwise, "compressed_states", refused)  # read whole instead (the device holds it)
+    for metric, cv in [("shape", None), ("cka", None), ("pwcca", None), ("shape", 3)]:
+        expected = compare_representations(x, wide, metric=metric, cv=cv).values
+        got = compare_representations(chunked, chunked, layer=("h", "w"), metric=metric, cv=cv, device="cpu").values
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
+    expected = pairwise_distances({"h": x[:, -1], "w": wide[:, -1]}).distances
+    got = pairwise_distances({"h": chunked, "w": chunked}, layer={"h": "h", "w": "w"}, device="cpu").distances
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10)
     with pytest.raises(ArgumentError, match="device: got 'nonsense'"):
         compare_representations(x, x, device="nonsense")
     bad = x.copy()
     bad[3, 1, 2] = np.nan
     with pytest.raises(NonFiniteError, match="non-finite"):
         compare_representations(x, bad, device="cpu")
+    Recording({"h": bad}).save(tmp_path / "bad.zarr")
+    with pytest.raises(NonFiniteError, match="layer 'h' holds NaN or inf"):
+        compare_representations(Recording.load(tmp_path / "bad.zarr", chunks=10), x, layer=("h", None), device="cpu")
 
 
 def test_results_follow_the_protocol(rng):

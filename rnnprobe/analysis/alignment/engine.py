@@ -32,7 +32,7 @@ def pair_values(
     wider than its stimuli) enters as sums over its stimuli (:mod:`.moments`). ``sources``: for each side,
     the lazy states (stimulus, time, unit) behind it where it holds coordinates of a dask-backed layer
     (PWCCA reads its loadings from them), else None. ``device``: a torch device (checked) on which every
-    side is held and every preparation and pair computed, in float64 (sides in memory only).
+    side is held and every preparation and pair computed, in float64 (sides read whole: numpy arrays).
     """
     n = sides[0].shape[0]
     sources = sources or [None] * len(sides)

@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 from ..._validation import (
-    check_device,
     check_int,
     check_number,
     check_numeric,
@@ -49,12 +48,13 @@ class Settings:
     sigma: float = 1.0
 
 
-def read_representation(value: Any, layer: str | None, time: Any, name: str, *, kernel: bool = False) -> Representation:
+def read_representation(value: Any, layer: str | None, time: Any, name: str, *, kernel: bool = False,
+                        whole: bool = False) -> Representation:  # fmt: skip
     """A Recording's layer (through the validation layer) or an array (stimulus, unit) / (stimulus, time, *units);
     a dask-backed layer as its coordinates or lazily (:func:`.blockwise.compressed_states`), never read whole
-    (``kernel``: the metric needs the stimuli's n x n kernel).
+    (``kernel``: the metric needs the stimuli's n x n kernel), unless ``whole`` (for a device, which holds it).
     """
-    if isinstance(value, Recording) and value.is_dask:
+    if isinstance(value, Recording) and value.is_dask and not whole:
         from .blockwise import compressed_states
 
         label = check_recording(value, name).resolve_layer(layer)
@@ -124,20 +124,6 @@ def check_before_reading(values: list[Any], metric: Any, alpha: Any, variance: A
     for count in known[1:]:
         check_same_stimuli(known[0], count)
     check_settings(metric, alpha, variance, cv, seed, known[0], sigma)
-
-
-def check_device_inputs(values: list[Any], device: Any) -> Any:
-    """The torch device (checked; None: numpy on the CPU), refused with a dask-backed recording among
-    ``values``: such a layer is compared from sums over its chunks on the CPU, never read whole.
-    """
-    device = check_device(device)
-    if device is not None and any(isinstance(value, Recording) and value.is_dask for value in values):
-        raise ArgumentError(
-            f"device: got {str(device)!r} with a dask-backed recording, which is compared from sums over its "
-            f"chunks on the CPU and never read whole. Leave device out, or load the recording without chunks= "
-            f"(Recording.load) to compare it on {str(device)!r}."
-        )
-    return device
 
 
 def check_same_stimuli(n_a: int, n_b: int) -> int:

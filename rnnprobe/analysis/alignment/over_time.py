@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..._validation import check_option, check_progress
+from ..._validation import check_device, check_option, check_progress
 from ...errors import ShapeError
 from ...recording import Recording
 from ..plotting import mark_periods
@@ -16,7 +16,6 @@ from .inputs import (
     DISTANCE_METRICS,
     METRICS,
     check_before_reading,
-    check_device_inputs,
     check_same_stimuli,
     check_settings,
     pair_argument,
@@ -189,8 +188,7 @@ def compare_representations(
     device : str, optional
         A torch device (e.g. "cuda") that holds both sides and computes every preparation (Gram
         matrices, eigendecompositions) and pair (cross products, singular values) in float64; the values
-        equal the CPU's to rounding. Arrays and Recordings in memory (a dask-backed one is refused: it is
-        compared from sums over its chunks on the CPU).
+        equal the CPU's to rounding. A dask-backed Recording's layer is read whole onto the device.
     progress : bool, optional
         A progress bar over the pairs of time steps (None: only on a terminal).
 
@@ -214,10 +212,10 @@ def compare_representations(
     time_a, time_b = pair_argument(time, "time")
     kernel = check_option("metric", metric, METRICS) == "rbf_cka"
     check_before_reading([a, b], metric, alpha, variance, cv, seed, sigma)
-    device = check_device_inputs([a, b], device)
-    rep_a = read_representation(a, layer_a, time_a, "a", kernel=kernel)
+    device = check_device(device)
+    rep_a = read_representation(a, layer_a, time_a, "a", kernel=kernel, whole=device is not None)
     same = b is a and layer_b == layer_a and time_b is time_a  # a layer against itself: read once
-    rep_b = rep_a if same else read_representation(b, layer_b, time_b, "b", kernel=kernel)
+    rep_b = rep_a if same else read_representation(b, layer_b, time_b, "b", kernel=kernel, whole=device is not None)
     n = check_same_stimuli(rep_a.states.shape[0], rep_b.states.shape[0])
     settings = check_settings(metric, alpha, variance, cv, seed, n, sigma)
     steps_a, steps_b = rep_a.states.shape[1], rep_b.states.shape[1]

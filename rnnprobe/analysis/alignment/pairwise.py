@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..._validation import (
+    check_device,
     check_finite,
     check_int,
     check_numeric,
@@ -22,7 +23,6 @@ from .inputs import (
     DISTANCE_METRICS,
     METRICS,
     check_before_reading,
-    check_device_inputs,
     check_same_stimuli,
     check_settings,
     read_representation,
@@ -203,11 +203,11 @@ def pairwise_distances(
     names = [str(name) for name in representations]
     kernel = check_option("metric", metric, METRICS) == "rbf_cka"
     check_before_reading(list(representations.values()), metric, alpha, variance, cv, seed, sigma)
-    device = check_device_inputs(list(representations.values()), device)
+    device = check_device(device)
     steps, sources = [], []  # each (stimulus, 1, unit)
     for name, value in representations.items():
         chosen = layer.get(name) if isinstance(layer, Mapping) else layer
-        rep = read_representation(value, chosen, _one_step(time), str(name), kernel=kernel)
+        rep = read_representation(value, chosen, _one_step(time), str(name), kernel=kernel, whole=device is not None)
         steps.append(rep.states)
         sources.append(rep.source)
     n = steps[0].shape[0]
