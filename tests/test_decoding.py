@@ -1034,6 +1034,9 @@ def test_bad_inputs_get_clear_errors(rng):
         decode(rec, "h", "label", scoring="f1_macro")
     with pytest.raises(ArgumentError, match="no fast path"):
         decode(rec, "h", "label", estimator=KNeighborsClassifier(), fast=True)
+    for kwargs in ({"estimator": KNeighborsClassifier()}, {"estimator": LogisticRegression(), "fast": False}):
+        with pytest.raises(ArgumentError, match=r"device: got 'cpu' with (KNeighbors|Log).* fits on the CPU"):
+            decode(rec, "h", "label", device="cpu", **kwargs)  # (was run on the CPU, the device ignored)
     with pytest.raises(ArgumentTypeError, match="estimator: got"):
         decode(rec, "h", "label", estimator=42)
     with pytest.raises(UnknownNameError, match="estimator: unknown name 'lasso'"):

@@ -634,7 +634,8 @@ def decode(
     device : str, optional
         Torch device of the fast path's arithmetic, e.g. "cuda"; default the CPU. Ridge decoders of a
         dask-backed step larger than a block (256 MiB) are fitted on the CPU from its blocks whatever the
-        device (logistic regression reads such steps whole on another device).
+        device (logistic regression reads such steps whole on another device). An estimator without a fast
+        path (scikit-learn fits it on the CPU) with a device is refused.
 
     Returns
     -------
@@ -741,6 +742,11 @@ def _plan(recording: Recording, layer: Any, target: Any, *, estimator: Any, cv: 
     classify, classes, y = _labels(values, estimator)
     spec = _fast_path(estimator, check_number("alpha", alpha, minimum=0, inclusive=False), classify, fast)
     device = check_device(device)
+    if device is not None and spec is None:
+        raise ArgumentError(f"device: got {str(device)!r} with {describe(estimator)}, which scikit-learn fits on the "
+                            f"CPU; only the fast path (Ridge, RidgeClassifier and l2 LogisticRegression, alone or "
+                            f"after StandardScaler, or estimator='ridge' / 'logistic') runs on a torch device. Leave "
+                            f"device out.")  # fmt: skip
     scoring = _check_scoring(scoring, classify, spec is not None)
     if spec is not None and scoring == "roc_auc" and classes.size != 2:
         raise ArgumentError(f"scoring: 'roc_auc' needs 2 classes, the target has {classes.size}. Use 'accuracy' or "
