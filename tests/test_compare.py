@@ -192,6 +192,61 @@ def test_encoding_and_alignment_sections_equal_the_direct_analyses(rng):
         compare_models(recs, analyses=["encoding"], progress=False)
 
 
+def test_a_device_reaches_every_analysis_with_a_device_path_and_changes_no_result(rng, monkeypatch):
+    from rnnprobe.analysis import alignment, encoding, fixed_points, pca, rsa
+    from rnnprobe.analysis import decoding as decoding_module
+
+    recs, label = _models(rng)
+    trials = recs["late"].get("a", time=4)[:, None, None, :4] + rng.normal(0, 0.5, size=(len(label), 4, 1, 4))
+    neural = {"ref": compute_rdms(recs["late"], "a", time=4).dissimilarities}
+    reached = []  # (function, device) of every call
+
+    def spy(module, name):
+        real = getattr(module, name)
+
+        def called(*args, **kwargs):
+            reached.append((name, kwargs.get("device")))
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, called)
+
+    for module, name in [
+        (rsa, "compute_rdms"),
+        (decoding_module, "decode"),
+        (encoding, "fit_encoding"),
+        (pca, "fit_pca"),
+        (alignment, "pairwise_distances"),
+        (fixed_points, "find_fixed_points"),
+    ]:
+        spy(module, name)  # fmt: skip
+    settings = dict(target="label", neural=neural, responses={"IT": trials}, cv=4, progress=False)
+    expected = compare_models(recs, **settings)
+    assert {device for _, device in reached} == {None}
+    reached.clear()
+    got = compare_models(recs, device="cpu", **settings)
+    names = {"compute_rdms", "decode", "fit_encoding", "fit_pca", "pairwise_distances"}
+    assert {name for name, _ in reached} == names and {str(device) for _, device in reached} == {"cpu"}
+    assert got.analyses == expected.analyses == ("pca", "rdms", "rsa", "encoding", "decoding", "generalization",
+                                                  "alignment")  # fmt: skip
+    assert got.table().keys() == expected.table().keys()
+    for column, values in expected.table().items():
+        if isinstance(values[0], float):
+            np.testing.assert_allclose(got.table()[column], values, rtol=0, atol=1e-10, err_msg=column)
+        else:
+            assert got.table()[column] == values, column
+    np.testing.assert_allclose(got.alignment.distances, expected.alignment.distances, rtol=0, atol=1e-10)
+    assert "Computed on 'cpu'" in got.to_report().to_json() and "Computed on" not in expected.to_report().to_json()
+    model = rnnprobe.models.load("flipflop-gru")  # fixed points: the search on the device
+    rec = rnnprobe.record(model, rnnprobe.models.task_from_checkpoint(model).sample(16, split="test").x, progress=False)
+    reached.clear()
+    result = compare_models({"gru": rec}, models={"gru": model}, analyses=["fixed_points"], n_initial=256,
+                            device="cpu", progress=False)  # fmt: skip
+    assert [(name, str(device)) for name, device in reached] == [("find_fixed_points", "cpu")]
+    assert int(result.fixed_points["gru"].stable.sum()) == 8
+    with pytest.raises(ArgumentError, match="device: got 'nonsense'"):
+        compare_models(recs, device="nonsense", progress=False)
+
+
 def test_dsa_between_models_on_request():
     from rnnprobe.analysis import pairwise_dynamics
     from rnnprobe.testing import make_dynamics

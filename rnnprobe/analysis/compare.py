@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .._validation import check_int, check_option, check_progress
+from .._validation import check_device, check_int, check_option, check_progress
 from ..errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
 from ..recording import Recording
 from ._scores import peak_position
@@ -457,6 +457,7 @@ def compare_models(
     cv: int = 5,
     n_permutations: int = 0,
     seed: int = 0,
+    device: str | None = None,
     progress: bool | None = None,
 ) -> ComparisonResult:
     """Run the same analyses on several models' recordings and compare them side by side.
@@ -528,6 +529,11 @@ def compare_models(
         Decoding settings (:func:`~rnnprobe.analysis.decoding.decode`), the same for every model.
     seed : int
         Seeds the folds, permutations and fixed-point initial states.
+    device : str, optional
+        A torch device (e.g. "cuda") for every analysis that has a ``device=`` path: RDMs, decoding and
+        generalization, encoding models, PCA, alignment and fixed points (each as its own function with
+        ``device=``; an estimator without a fast path is refused). TDR, dPCA, jPCA, DSA, the RSA
+        comparisons, speed-accuracy and interventions run on the CPU (the last two where the model is).
     progress : bool or None
         Show a progress bar over models and analyses (on stderr).
         None (default): a bar only when stderr is a terminal.
@@ -561,6 +567,7 @@ def compare_models(
     neural, subjects = _neural(neural, subjects)
     check_option("distance", distance, DISTANCES), check_option("comparison", comparison, COMPARISONS)
     n_initial = check_int("n_initial", n_initial, minimum=1)
+    device = check_device(device)
     models = _check_models(models, names)
     _check_columns(recordings, target=target, descriptor=descriptor)
     responses = _responses(responses)
@@ -576,16 +583,16 @@ def compare_models(
     result.settings = _settings(distance=distance, comparison=comparison, descriptor=descriptor, metric=metric,
                                 dsa_delays=dsa_delays, dsa_rank=dsa_rank, variables=variables, parameters=parameters,
                                 estimator=estimator, cv=cv, n_permutations=n_permutations, seed=seed,
-                                n_initial=n_initial)  # fmt: skip
+                                n_initial=n_initial, device=None if device is None else str(device))  # fmt: skip
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(_steps(run, names, models, changes)), desc="compare models", unit="analysis",
                disable=not check_progress(progress))  # fmt: skip
     runner = _Runner(result, bar, neural=neural, subjects=subjects, models=models, fp_layers=fp_layers,
                      fixed_point_inputs=fixed_point_inputs, responses=responses,
-                     decoding=dict(estimator=estimator, cv=cv, seed=seed, progress=False),
+                     decoding=dict(estimator=estimator, cv=cv, seed=seed, device=device, progress=False),
                      extra=dict(stimuli=stimuli, interventions=changes, fp_models=fp_models,
-                                n_controls=check_int("n_controls", n_controls, minimum=0)))  # fmt: skip
+                                n_controls=check_int("n_controls", n_controls, minimum=0)), device=device)  # fmt: skip
     try:
         for name in names:
             runner.run(name, recordings[name], chosen_layers[name])
@@ -742,6 +749,7 @@ class _Runner:
     decoding: dict[str, Any]
     responses: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # stimuli, interventions, n_controls, fixed_point_modules
+    device: Any = None  # a checked torch device, or None (numpy on the CPU)
 
     @contextmanager
     def timed(self, analysis: str, name: str) -> Iterator[None]:
@@ -773,7 +781,7 @@ class _Runner:
         focus = result.focus[name]
         if "pca" in run:
             with self.timed("pca", name):
-                result.pca[name] = fit_pca(rec, focus, n_components=min(10, _rank(rec, focus)))
+                result.pca[name] = fit_pca(rec, focus, n_components=min(10, _rank(rec, focus)), device=self.device)
         if "generalization" in run:
             with self.timed("generalization", name):
                 result.generalization[name] = decode(rec, focus, result.target, generalize=True, **self.decoding)
@@ -792,7 +800,7 @@ class _Runner:
         if "rdms" in run or "rsa" in run:
             with self.timed("rdms", name):
                 result.rdms[name] = {layer: compute_rdms(rec, layer, distance=settings["distance"],
-                                                         descriptor=settings["descriptor"])
+                                                         descriptor=settings["descriptor"], device=self.device)
                                      for layer in layers}  # fmt: skip
         if "rsa" not in run:
             return
@@ -815,7 +823,7 @@ class _Runner:
             for key, data in self.responses.items():
                 self.result.encoding.setdefault(key, {})[name] = fit_encoding(
                     rec, data, layers=layers, descriptor=settings["descriptor"], cv=settings["cv"],
-                    seed=settings["seed"], progress=False,
+                    seed=settings["seed"], device=self.device, progress=False,
                 )  # fmt: skip
 
     def align(self) -> None:
@@ -828,6 +836,7 @@ class _Runner:
             result.alignment = pairwise_distances(
                 {key: result._recordings[name] for key, (name, _) in entries.items()},
                 layer={key: layer for key, (_, layer) in entries.items()}, metric=result.settings["metric"],
+                device=self.device,
             )  # fmt: skip
 
     def compare_dynamics(self) -> None:
@@ -855,7 +864,7 @@ class _Runner:
             self.result.fixed_points[name] = find_fixed_points(
                 self.extra["fp_models"][name], inputs=self.fixed_point_inputs, initial_states=rec,
                 layer=chosen if len(chosen) > 1 else chosen[0], n_initial=self.result.settings["n_initial"],
-                seed=self.result.settings["seed"], progress=False,
+                seed=self.result.settings["seed"], device=self.device, progress=False,
             )  # fmt: skip
 
     def costs_and_interventions(self) -> None:

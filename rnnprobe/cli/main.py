@@ -59,6 +59,10 @@ def _parser() -> argparse.ArgumentParser:
                          "shards the stimuli over its workers into the stores (a file system they share); "
                          "analyze and report open the stores dask-backed and run the blockwise analyses there. "
                          "A factory's module beside the config is sent to the workers")  # fmt: skip
+        sub.add_argument("--device", default=None, metavar="DEVICE",
+                         help="a torch device, e.g. cuda: record runs the models there; analyze and report run "
+                         "every analysis that has a device path there (RDMs, decoding, encoding, PCA, alignment, "
+                         "fixed points)")  # fmt: skip
         if name == "report":
             sub.add_argument("--export", action="append", default=[], choices=["png", "svg", "pdf"],
                              metavar="FORMAT", help="also write every figure as png, svg or pdf (repeatable: "
@@ -131,10 +135,12 @@ def _machine(args: argparse.Namespace) -> None:
 
 def _configured(args: argparse.Namespace) -> None:
     """Record / analyze / report: read and check the whole configuration, then run."""
+    from .._validation import check_device
     from ..report import write_atomic
     from .config import build_model, check_interventions, check_layers, load_config
 
     config = load_config(args.config)
+    device = check_device(args.device)  # before any work
     progress = False if args.no_progress else None  # bars only on a terminal
     base = config.path.parent
     models = {spec.name: build_model(spec, base) for spec in config.models}
@@ -142,9 +148,9 @@ def _configured(args: argparse.Namespace) -> None:
     check_interventions(config, models)
     with cluster_client(args.scheduler) as client:
         if args.command == "record":
-            _record(config, models, progress, client)
+            _record(config, models, progress, client, device)
             return
-        comparison = _analyze(config, models, progress, client)
+        comparison = _analyze(config, models, progress, client, device)
     if args.command == "analyze":
         from ..report import Report
 
@@ -162,7 +168,7 @@ def _configured(args: argparse.Namespace) -> None:
         print(f"report written: {path.resolve()}")
 
 
-def _record(config: Any, models: dict[str, Any], progress: bool, client: Any = None) -> None:
+def _record(config: Any, models: dict[str, Any], progress: bool, client: Any = None, device: Any = None) -> None:
     """Record every model into a temporary folder, then move the stores into place: a model that
     fails to record (e.g. stimuli of the wrong shape) leaves nothing behind.
     """
@@ -192,7 +198,8 @@ def _record(config: Any, models: dict[str, Any], progress: bool, client: Any = N
             model_spec = next(m for m in config.models if m.name == getattr(spec, "model", spec.name))
             rec = record(models[model_spec.name], x, layers=model_spec.layers, metadata=metadata or None, store=path,
                          sequence=model_spec.sequence, provenance={"cli": fingerprint(config, spec)},
-                         interventions=getattr(spec, "change", None), progress=progress, client=client)  # fmt: skip
+                         interventions=getattr(spec, "change", None), progress=progress, client=client,
+                         device=device)  # fmt: skip
             done.append((spec.name, rec, path))
         for name, rec, path in done:
             final = config.recording_path(name)
@@ -203,7 +210,7 @@ def _record(config: Any, models: dict[str, Any], progress: bool, client: Any = N
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _analyze(config: Any, models: dict[str, Any], progress: bool, client: Any = None) -> Any:
+def _analyze(config: Any, models: dict[str, Any], progress: bool, client: Any = None, device: Any = None) -> Any:
     from ..analysis import compare_models
     from ..errors import StoreNotFoundError
     from ..recording import Recording
@@ -236,7 +243,7 @@ def _analyze(config: Any, models: dict[str, Any], progress: bool, client: Any = 
         models=models if wanted else None, fixed_point_layers=fp_layers or None, stimuli=stimuli,
         fixed_point_modules=_fixed_point_modules(config, models) if "fixed_points" in wanted else None,
         interventions={i.name: (i.model, i.change) for i in config.interventions} or None, progress=progress,
-        **settings,
+        device=device, **settings,
     )  # fmt: skip
 
 

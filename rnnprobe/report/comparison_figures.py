@@ -282,6 +282,9 @@ def overview(c: ComparisonResult, *, timings: bool = False) -> str:
                      f"focus layer in time.")  # fmt: skip
     if c.target is not None:
         parts.append(f"Decoded variable: {c.target!r} ({c.settings['estimator']}, {c.settings['cv']}-fold).")
+    if c.settings.get("device") is not None:
+        parts.append(f"Computed on {c.settings['device']!r} where an analysis has a device path (RDMs, decoding, "
+                     f"encoding, PCA, alignment, fixed points).")  # fmt: skip
     for neural, (low, high) in c.noise_ceilings().items():
         parts.append(f"Noise ceiling of {neural} ({c.settings['comparison']}): {low:.3f} to {high:.3f}.")
     if timings:  # off by default: the same analyses give the same report, byte for byte
