@@ -243,8 +243,10 @@ def test_a_device_reaches_every_analysis_with_a_device_path_and_changes_no_resul
                             device="cpu", progress=False)  # fmt: skip
     assert [(name, str(device)) for name, device in reached] == [("find_fixed_points", "cpu")]
     assert int(result.fixed_points["gru"].stable.sum()) == 8
+    reached.clear()
     with pytest.raises(ArgumentError, match="device: got 'nonsense'"):
         compare_models(recs, device="nonsense", progress=False)
+    assert reached == []  # refused before any analysis ran
 
 
 def test_dsa_between_models_on_request():
