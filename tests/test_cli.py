@@ -204,12 +204,38 @@ def test_record_analyze_report_from_a_config(tmp_path):
     assert numbers["sections"][0]["items"][1]["columns"]["model"] == ["small", "large"]
     overview = numbers["sections"][0]["items"][0]["text"]  # the config's distance and comparison were used
     assert "RDMs: euclidean distance, compared with the neural RDMs by spearman." in overview
+    # --device: the analyses with a device path run there (torch on the CPU here), the same numbers
+    out = _run("analyze", str(config), "--no-progress", "--device", "cpu")
+    assert out.returncode == 0, out.stderr
+    on_device = json.loads((tmp_path / "results" / "analysis.json").read_text())
+    assert "Computed on 'cpu'" in on_device["sections"][0]["items"][0]["text"]
+    np.testing.assert_allclose(_numbers(on_device), _numbers(numbers), rtol=0, atol=1e-10)
+    out = _run("analyze", str(config), "--no-progress", "--device", "nonsense")
+    assert out.returncode == 2 and out.stderr.strip() == (
+        "rnnprobe analyze: error: device: got 'nonsense'. Pass a torch device such as 'cpu' or 'cuda'."
+    )
     out = _run("report", str(config), "--no-progress", "--export", "png")
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "results" / "report.html").is_file()
     assert sorted(p.name for p in (tmp_path / "results" / "report_figures").iterdir()) == [
         "decoding.png", "pca.png", "rdms.png", "rsa-brain.png"
     ]  # fmt: skip
+
+
+def test_record_runs_the_models_on_the_given_device(tmp_path, monkeypatch):
+    import rnnprobe.recording
+
+    config, devices, real = _project(tmp_path), [], rnnprobe.recording.record
+
+    def spied(*args, **kwargs):
+        devices.append(kwargs.get("device"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(rnnprobe.recording, "record", spied)
+    monkeypatch.syspath_prepend(str(tmp_path))  # the config's factory module (the command adds its folder)
+    assert main(["record", str(config), "--no-progress", "--device", "cpu"]) == 0
+    assert [str(device) for device in devices] == ["cpu", "cpu"]  # both models
+    assert Recording.load(tmp_path / "results" / "recordings" / "small.zarr").provenance["device"] == "cpu"
 
 
 def _numbers(value):
