@@ -9,6 +9,7 @@ import pytest
 import torch
 from threadpoolctl import threadpool_info
 
+from rnnprobe.analysis import compare_representations, pairwise_distances  # (imported before any pool is counted)
 from rnnprobe.analysis.parallel import threads_per_worker, worker_pool
 
 
@@ -64,6 +65,39 @@ def test_pairwise_results_do_not_depend_on_n_jobs():
     recs = {f"net{i}": Recording({"h": rng.normal(size=(40, 1, 6))}) for i in range(4)}
     one = pairwise_distances(recs, n_jobs=1).distances
     np.testing.assert_array_equal(pairwise_distances(recs, n_jobs=3).distances, one)
+
+
+@pytest.mark.parametrize(("metric", "cv"), [("cca", None), ("shape", 3), ("debiased_cka", None)])
+def test_alignment_spends_the_libraries_threads_on_steps_and_pairs_with_equal_results(pools, metric, cv):
+    """With torch allowed 2 threads, compare_representations prepares the time steps and computes the pairs
+    on 2 workers of 1 thread each (they were one by one: a shape metric held out, dominated by the pairs'
+    SVDs, ran 1.05x faster on 2 threads than on 1), pairwise_distances too by default; n_jobs=1 keeps one by
+    one. The values equal the 1-thread run's, and every setting is back afterwards."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(60, 4, 10))
+    b = np.tanh(a @ rng.normal(size=(10, 8))) + rng.normal(size=(60, 4, 8))
+    nets = {f"net{i}": a[:, i] for i in range(4)}
+    torch_before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = compare_representations(a, b, metric=metric, cv=cv).values
+        one_pairwise = pairwise_distances(nets, metric=metric, cv=cv).distances
+        assert set(pools) == {1}
+        blas_before = _blas_threads()
+        pools.clear()
+        torch.set_num_threads(2)
+        two = compare_representations(a, b, metric=metric, cv=cv).values
+        assert pools == [2]  # one pool for the steps and pairs of every fold
+        pools.clear()
+        two_pairwise = pairwise_distances(nets, metric=metric, cv=cv).distances
+        serial = pairwise_distances(nets, metric=metric, cv=cv, n_jobs=1).distances
+        assert pools == [2]  # (n_jobs=1: one by one, no pool)
+        assert torch.get_num_threads() == 2 and _blas_threads() == blas_before
+    finally:
+        torch.set_num_threads(torch_before)
+    np.testing.assert_allclose(two, one, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(two_pairwise, one_pairwise, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(serial, one_pairwise, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("units", [12, 150])

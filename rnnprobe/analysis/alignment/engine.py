@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from functools import partial
 from typing import Any
 
 import numpy as np
 
 from .._arrays import namespace
-from ..parallel import worker_pool
+from ..parallel import task_pool, worker_pool
 from . import _core
 from .inputs import Settings, check_identifiable, check_varies, folds
 
@@ -20,7 +21,7 @@ def pair_values(
     pairs: Sequence[tuple[int, int, int, int]],
     settings: Settings,
     *,
-    n_jobs: int = 1,
+    n_jobs: int | None = None,
     progress: Callable[[int], Any] | None = None,
     sources: Sequence[Any] | None = None,
     device: Any = None,
@@ -33,8 +34,10 @@ def pair_values(
     the lazy states (stimulus, time, unit) behind it where it holds coordinates of a dask-backed layer
     (PWCCA reads its loadings from them), else None. ``device``: a torch device (checked) on which every
     side is held and every preparation and pair computed, in float64 (sides read whole: numpy arrays).
+    ``n_jobs``: the steps' preparations and the pairs in that many threads (1: one by one, on the BLAS
+    library's own threads); None: on the libraries' threads, one each (:func:`..parallel.task_pool`; one
+    by one on a device other than the CPU).
     """
-    n = sides[0].shape[0]
     sources = sources or [None] * len(sides)
     if any(not isinstance(side, np.ndarray) for side in sides):  # a dask-backed layer no wider than its stimuli
         from .blockwise import compress_wide
@@ -44,10 +47,20 @@ def pair_values(
         return moment_values(sides, labels, pairs, settings, sources=sources, progress=progress)
     if device is not None:
         sides = [_send(side, device) for side in sides]
+    with _pool(len(pairs), n_jobs, device) as pmap:
+        return _fold_values(sides, labels, pairs, settings, pmap, progress, sources)
+
+
+def _fold_values(sides: Sequence[Any], labels: Sequence[str], pairs: Sequence[tuple[int, int, int, int]],
+                 settings: Settings, pmap: Callable[..., Any], progress: Any,
+                 sources: Sequence[Any]) -> np.ndarray:  # fmt: skip
+    """:func:`pair_values` of sides in memory, the preparations and pairs mapped by ``pmap``."""
     total = np.zeros(len(pairs))
-    for train, test in folds(n, settings.cv, settings.seed):
+    for train, test in folds(sides[0].shape[0], settings.cv, settings.seed):
         chosen = slice(None) if settings.cv is None else train
-        prepared = [[_prepare(side[chosen, t], settings) for t in range(side.shape[1])] for side in sides]
+        steps = [(side, t) for side in sides for t in range(side.shape[1])]
+        flat = iter(pmap(partial(_prepare_step, rows=chosen, settings=settings), steps))
+        prepared = [[next(flat) for _ in range(side.shape[1])] for side in sides]
         for side, label in zip(prepared, labels, strict=True):
             for t, representation in enumerate(side):
                 check_varies(representation.total, label, t, held_out=settings.cv is not None)
@@ -60,7 +73,7 @@ def pair_values(
             continue
         value = partial(_pair_value, prepared=prepared, held_out=held_out, metric=settings.metric,
                         alpha=settings.alpha)  # fmt: skip
-        total += np.asarray(_map(value, pairs, n_jobs, progress))
+        total += np.asarray(_counted(pmap(value, pairs), progress))
     return total / (settings.cv or 1)
 
 
@@ -120,20 +133,33 @@ def _send(side: np.ndarray, device: Any) -> Any:
     return torch.from_numpy(np.require(side, dtype=np.float64, requirements=["C", "W"])).to(device)
 
 
+def _prepare_step(step: tuple[Any, int], *, rows: Any, settings: Settings) -> _core.Prepared:
+    """One step (side, time position) of a side prepared on its stimuli ``rows``."""
+    side, t = step
+    return _prepare(side[rows, t], settings)
+
+
 def _prepare(x: Any, settings: Settings) -> _core.Prepared:
     x = np.ascontiguousarray(x) if namespace(x) is np else x.contiguous()
     return _core.prepare(x, settings.metric, alpha=settings.alpha, variance=settings.variance,
                          sigma=settings.sigma, fit=settings.cv is not None)  # fmt: skip
 
 
-def _map(function: Callable[[Any], float], items: Sequence[Any], n_jobs: int, progress: Any) -> list[float]:
-    """``function`` over ``items``, in threads where ``n_jobs`` > 1 (BLAS and LAPACK release the GIL), under
-    the one thread policy (:mod:`rnnprobe.analysis.parallel`).
+def _pool(n_pairs: int, n_jobs: int | None, device: Any) -> Any:
+    """A ``map`` in threads (BLAS and LAPACK release the GIL) under the one thread policy
+    (:mod:`rnnprobe.analysis.parallel`): ``n_jobs`` of them, or (None) the libraries' threads, one each,
+    for ``n_pairs`` pairs; the built-in ``map`` on a device other than the CPU.
     """
-    with worker_pool(n_jobs) as pmap:
-        out = []
-        for result in pmap(function, items):
-            out.append(result)
-            if progress is not None:
-                progress(1)
-        return out
+    if device is not None and device.type != "cpu":
+        return nullcontext(map)
+    return task_pool(n_pairs) if n_jobs is None else worker_pool(n_jobs)
+
+
+def _counted(results: Iterable[float], progress: Any) -> list[float]:
+    """The results, each counted by ``progress`` as it comes."""
+    out = []
+    for result in results:
+        out.append(result)
+        if progress is not None:
+            progress(1)
+    return out

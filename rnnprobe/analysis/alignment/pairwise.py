@@ -150,7 +150,7 @@ def pairwise_distances(
     sigma: float = 1.0,
     cv: int | None = None,
     seed: int | None = 0,
-    n_jobs: int = 1,
+    n_jobs: int | None = None,
     device: str | None = None,
     progress: bool | None = None,
 ) -> DistanceMatrixResult:
@@ -171,9 +171,10 @@ def pairwise_distances(
         The time step (position) compared where a representation has several; -1: the last one.
     metric, alpha, variance, sigma, cv, seed
         As :func:`compare_representations`; similarities become distances by arccos.
-    n_jobs : int
-        Pairs computed in parallel threads (BLAS and LAPACK release the GIL); 1: one by one, each
-        using the BLAS library's own threads.
+    n_jobs : int, optional
+        Pairs (and the representations' preparations) computed in this many threads (BLAS and LAPACK
+        release the GIL); 1: one by one, each using the BLAS library's own threads. Default: the
+        libraries' threads (torch's, else BLAS's), one thread each (the thread policy, docs/scale.md).
     device : str, optional
         A torch device (e.g. "cuda") that holds the representations and computes their preparations
         and pairs in float64, as :func:`compare_representations`.
@@ -199,7 +200,7 @@ def pairwise_distances(
             f"representations: got {describe(representations)}. Pass a dict of at least 2 names to Recordings "
             f"or arrays."
         )
-    n_jobs = check_int("n_jobs", n_jobs, minimum=1, maximum=1024)
+    n_jobs = None if n_jobs is None else check_int("n_jobs", n_jobs, minimum=1, maximum=1024)
     names = [str(name) for name in representations]
     kernel = check_option("metric", metric, METRICS) == "rbf_cka"
     check_before_reading(list(representations.values()), metric, alpha, variance, cv, seed, sigma)
