@@ -34,6 +34,7 @@ def cases(quick: bool) -> dict:
     from rnnprobe.analysis import (
         bootstrap_conditions,
         bootstrap_subjects,
+        compare_representations,
         compute_rdms,
         decode,
         dpca_significance,
@@ -86,6 +87,8 @@ def cases(quick: bool) -> dict:
     }
     tdr_trials = Recording({"h": rng.normal(size=(2400 // k, 20, 256)) + task["stimulus"][:, None, None]
                             * rng.normal(size=256) * 0.3}, metadata=task)  # fmt: skip
+    align_a = rng.normal(size=(1000 // k, 10, 256))  # two layers over time, compared at every pair of steps
+    align_b = np.tanh(align_a @ rng.normal(size=(256, 256)) / 16) + rng.normal(size=align_a.shape)
     flipflop, flipflop64 = shipped.load("flipflop-gru"), shipped.load("flipflop-gru64")
     starts = rng.normal(scale=0.5, size=(512 // k, 16))
     starts64 = rng.normal(scale=0.5, size=(512 // k, 64))
@@ -122,6 +125,10 @@ def cases(quick: bool) -> dict:
             .significance.values()]).astype(float),
         "dPCA regularizer='auto', 10 splits x 45, 240 x 15 x 400": lambda: fit_dpca(
             auto_trials, parameters=["stimulus", "decision"], regularizer="auto", n_splits=10).cv_scores,
+        "alignment over time, CCA, 1000 x 10 x 256 vs 1000 x 10 x 256": lambda: compare_representations(
+            align_a, align_b, metric="cca").values,
+        "alignment over time, shape held out (cv=3), 1000 x 10 x 256 vs 1000 x 10 x 256": lambda:
+            compare_representations(align_a, align_b, metric="shape", cv=3).values,
         "PCA, 2000 x 20 x 512": lambda: fit_pca(layer, "h").trajectories,
         "timescales, 2000 x 20 x 512": lambda: fit_timescales(layer, "h").autocorrelation,
         "TDR, 3 variables, 2400 x 20 x 256": lambda: fit_tdr(tdr_trials, "h", variables=list(task)).coefficients,
