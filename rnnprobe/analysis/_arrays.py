@@ -62,3 +62,33 @@ def linalg_errors(array: Any) -> tuple[type[Exception], ...]:
     if namespace(array) is np:
         return (np.linalg.LinAlgError,)
     return (namespace(array).linalg.LinAlgError,)
+
+
+def send(array: Any, device: Any) -> Any:
+    """``array`` as a float64 tensor on the torch ``device``: on the CPU a copy (never the caller's memory); to
+    another device as it is, its floats cast there (one transfer from its memory where it is contiguous, half
+    the bytes of a float32 layer's float64 copy).
+    """
+    import torch
+
+    if device.type == "cpu":
+        return torch.tensor(np.asarray(array, dtype=np.float64))
+    host = np.ascontiguousarray(array)
+    if host.dtype not in (np.float16, np.float32, np.float64):  # (integers, longdouble: cast on the host)
+        host = host.astype(np.float64)
+    return torch.from_numpy(writable_view(host)).to(device).to(torch.float64)
+
+
+def writable_view(host: np.ndarray) -> np.ndarray:
+    """``host`` where it is writable, else a writable view of it (recordings hand out read-only views, which
+    torch refuses to wrap; it only reads this one, to copy it to a device), or a copy where the memory itself is
+    read-only (a memory map).
+    """
+    if host.flags.writeable:
+        return host
+    try:
+        view = host.view()
+        view.flags.writeable = True
+        return view
+    except ValueError:
+        return host.copy()

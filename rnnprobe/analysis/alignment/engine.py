@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from .._arrays import namespace
+from .._arrays import namespace, send
 from ..parallel import task_pool, worker_pool
 from . import _core
 from .inputs import Settings, check_identifiable, check_varies, folds
@@ -46,7 +46,7 @@ def pair_values(
         sides, sources = compress_wide(sides, sources)
         return moment_values(sides, labels, pairs, settings, sources=sources, progress=progress)
     if device is not None:
-        sides = [_send(side, device) for side in sides]
+        sides = [send(side, device) for side in sides]
     with _pool(len(pairs), n_jobs, device) as pmap:
         return _fold_values(sides, labels, pairs, settings, pmap, progress, sources)
 
@@ -124,13 +124,6 @@ def pwcca_read(pairs: Sequence[tuple[int, int, int, int]], prepared: list, sourc
         requests.append(_core.pwcca_weights(first, u) if units is None else (units, _core.variates(first, u)))
     weights = read_weights(requests, rows)
     return np.array([_core.weighted_mean(w, rho) for w, rho in zip(weights, correlations, strict=True)])
-
-
-def _send(side: np.ndarray, device: Any) -> Any:
-    """A side as a float64 tensor on ``device`` (copied on the host only where read-only or not float64)."""
-    import torch
-
-    return torch.from_numpy(np.require(side, dtype=np.float64, requirements=["C", "W"])).to(device)
 
 
 def _prepare_step(step: tuple[Any, int], *, rows: Any, settings: Settings) -> _core.Prepared:

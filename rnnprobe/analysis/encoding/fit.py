@@ -9,6 +9,7 @@ import numpy as np
 
 from ..._validation import check_device, check_int, check_progress, check_seed
 from ...errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
+from .._arrays import send
 from .._constant import centred
 from .._scores import nan_argmax, nan_median, peak_position
 from . import ridge as ridge_solver
@@ -136,12 +137,8 @@ def _ridge_predictions(x: np.ndarray, y: np.ndarray, folds: list, estimator: Est
 
 def _device_ridge_predictions(x: np.ndarray, y: np.ndarray, folds: list, estimator: Estimator) -> list[np.ndarray]:
     """:func:`_ridge_predictions` in float64 on ``estimator.device`` (the features and targets sent once)."""
-    import torch
-
-    def send(a: np.ndarray) -> Any:  # (a copy: recordings hand out read-only views, which torch will not wrap)
-        return torch.from_numpy(np.array(a, dtype=np.float64)).to(estimator.device)
-
-    return [ridge_solver.to_numpy(p) for p in _ridge_predictions(send(x), send(y), folds, estimator)]
+    x, y = send(x, estimator.device), send(y, estimator.device)
+    return [ridge_solver.to_numpy(p) for p in _ridge_predictions(x, y, folds, estimator)]
 
 
 def _pls_gram_predictions(x: np.ndarray | StepBlocks, y: np.ndarray, folds: list, estimator: Estimator) -> list:

@@ -52,6 +52,7 @@ from ...errors import (
     format_choices,
 )
 from ...recording import Recording
+from .._arrays import writable_view
 from .._constant import EPS, rounding_only
 from ..conditions import sum_groups
 from ..parallel import equal_shares, library_threads, small_blas, task_pool
@@ -118,14 +119,7 @@ class _Backend:
         """``array`` on the device in its own dtype: one transfer from its memory where it is contiguous."""
         import torch
 
-        host = np.ascontiguousarray(array)
-        if not host.flags.writeable:  # recordings hand out read-only views; torch only reads this one (it is
-            try:  # copied to the device), but refuses to view read-only memory
-                host = host.view()
-                host.flags.writeable = True
-            except ValueError:  # memory that is read-only itself (a memory map)
-                host = host.copy()
-        return torch.from_numpy(host).to(self.device)
+        return torch.from_numpy(writable_view(np.ascontiguousarray(array))).to(self.device)
 
     def time_blocks(self, patterns: np.ndarray) -> Any:
         """A function of a slice of time steps giving that block of (condition, time, unit) ``patterns``:
