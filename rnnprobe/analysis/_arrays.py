@@ -74,7 +74,7 @@ def send(array: Any, device: Any) -> Any:
     if device.type == "cpu":
         return torch.tensor(np.asarray(array, dtype=np.float64))
     host = np.ascontiguousarray(array)
-    if host.dtype not in (np.float16, np.float32, np.float64):  # (integers, longdouble: cast on the host)
+    if host.dtype not in (np.float16, np.float32, np.float64):  # (longdouble, which torch does not hold, integers)
         host = host.astype(np.float64)
     return torch.from_numpy(writable_view(host)).to(device).to(torch.float64)
 
