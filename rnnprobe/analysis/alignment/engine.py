@@ -129,10 +129,7 @@ def pwcca_read(pairs: Sequence[tuple[int, int, int, int]], prepared: list, sourc
 def _prepare_step(step: tuple[Any, int], *, rows: Any, settings: Settings) -> _core.Prepared:
     """One step (side, time position) of a side prepared on its stimuli ``rows``."""
     side, t = step
-    return _prepare(side[rows, t], settings)
-
-
-def _prepare(x: Any, settings: Settings) -> _core.Prepared:
+    x = side[rows, t]
     x = np.ascontiguousarray(x) if namespace(x) is np else x.contiguous()
     return _core.prepare(x, settings.metric, alpha=settings.alpha, variance=settings.variance,
                          sigma=settings.sigma, fit=settings.cv is not None)  # fmt: skip

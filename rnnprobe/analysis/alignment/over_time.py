@@ -213,9 +213,10 @@ def compare_representations(
     kernel = check_option("metric", metric, METRICS) == "rbf_cka"
     check_before_reading([a, b], metric, alpha, variance, cv, seed, sigma)
     device = check_device(device)
-    rep_a = read_representation(a, layer_a, time_a, "a", kernel=kernel, whole=device is not None)
+    whole = device is not None  # (a device holds the layer: a dask-backed one is read whole)
+    rep_a = read_representation(a, layer_a, time_a, "a", kernel=kernel, whole=whole)
     same = b is a and layer_b == layer_a and time_b is time_a  # a layer against itself: read once
-    rep_b = rep_a if same else read_representation(b, layer_b, time_b, "b", kernel=kernel, whole=device is not None)
+    rep_b = rep_a if same else read_representation(b, layer_b, time_b, "b", kernel=kernel, whole=whole)
     n = check_same_stimuli(rep_a.states.shape[0], rep_b.states.shape[0])
     settings = check_settings(metric, alpha, variance, cv, seed, n, sigma)
     steps_a, steps_b = rep_a.states.shape[1], rep_b.states.shape[1]
