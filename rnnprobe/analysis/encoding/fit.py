@@ -9,7 +9,7 @@ import numpy as np
 
 from ..._validation import check_device, check_int, check_progress, check_seed
 from ...errors import ArgumentError, ArgumentTypeError, ShapeError, UnknownNameError, describe, format_choices
-from .._arrays import send
+from .._arrays import namespace, send, to_numpy, zeros
 from .._constant import centred
 from .._scores import nan_argmax, nan_median, peak_position
 from . import ridge as ridge_solver
@@ -80,7 +80,7 @@ def gram_matrix(x: np.ndarray | StepBlocks) -> np.ndarray:
     """
     if isinstance(x, StepBlocks):
         return x.gram()
-    if ridge_solver.namespace(x) is not np:  # (a device's float64 tensor)
+    if namespace(x) is not np:  # (a device's float64 tensor)
         return x @ x.T
     out = np.zeros((x.shape[0], x.shape[0]))
     for start in range(0, x.shape[1], GRAM_BLOCK):
@@ -138,7 +138,7 @@ def _ridge_predictions(x: np.ndarray, y: np.ndarray, folds: list, estimator: Est
 def _device_ridge_predictions(x: np.ndarray, y: np.ndarray, folds: list, estimator: Estimator) -> list[np.ndarray]:
     """:func:`_ridge_predictions` in float64 on ``estimator.device`` (the features and targets sent once)."""
     x, y = send(x, estimator.device), send(y, estimator.device)
-    return [ridge_solver.to_numpy(p) for p in _ridge_predictions(x, y, folds, estimator)]
+    return [to_numpy(p) for p in _ridge_predictions(x, y, folds, estimator)]
 
 
 def _pls_gram_predictions(x: np.ndarray | StepBlocks, y: np.ndarray, folds: list, estimator: Estimator) -> list:
@@ -159,7 +159,7 @@ def _coordinates(
     x: np.ndarray, kernel: np.ndarray | None, train: np.ndarray, test: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(u, s^2, z) of a training set and its test stimuli: from the features, or from the Gram matrix."""
-    xp = ridge_solver.namespace(x)
+    xp = namespace(x)
     if kernel is not None:
         k_train, k_test = ridge_solver.centre_gram(kernel, train, test)
         u, s2 = ridge_solver.factorise_gram(k_train)
@@ -178,7 +178,7 @@ def _inner_alphas(x: np.ndarray, kernel: np.ndarray | None, y: np.ndarray, train
     from sklearn.model_selection import KFold
 
     alphas = estimator.alphas
-    errors = ridge_solver.zeros(y, (alphas.size, y.shape[1]))
+    errors = zeros(y, (alphas.size, y.shape[1]))
     for inner_train, inner_test in KFold(estimator.inner_cv, shuffle=True, random_state=estimator.seed).split(train):
         fit_on, held = train[inner_train], train[inner_test]
         u, s2, z = _coordinates(x, kernel, fit_on, held)
@@ -186,7 +186,7 @@ def _inner_alphas(x: np.ndarray, kernel: np.ndarray | None, y: np.ndarray, train
         for i in range(alphas.size):
             residual = y[held] - path.predict(z, alphas, np.full(y.shape[1], i))
             errors[i] += (residual * residual).sum(axis=0)
-    return ridge_solver.to_numpy(errors.argmin(0))
+    return to_numpy(errors.argmin(0))
 
 
 def fold_scores(predictions: list[np.ndarray], y: np.ndarray, folds: list) -> tuple[np.ndarray, np.ndarray]:
