@@ -76,7 +76,14 @@ def send(array: Any, device: Any) -> Any:
     host = np.ascontiguousarray(array)
     if host.dtype not in (np.float16, np.float32, np.float64):  # (longdouble, which torch does not hold, integers)
         host = host.astype(np.float64)
-    return torch.from_numpy(writable_view(host)).to(device).to(torch.float64)
+    return to_device(host, device).to(torch.float64)
+
+
+def to_device(array: np.ndarray, device: Any) -> Any:
+    """``array`` on the torch ``device`` in its own dtype: one transfer from its memory where it is contiguous."""
+    import torch
+
+    return torch.from_numpy(writable_view(np.ascontiguousarray(array))).to(device)
 
 
 def writable_view(host: np.ndarray) -> np.ndarray:

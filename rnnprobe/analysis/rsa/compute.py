@@ -52,7 +52,7 @@ from ...errors import (
     format_choices,
 )
 from ...recording import Recording
-from .._arrays import writable_view
+from .._arrays import to_device
 from .._constant import EPS, rounding_only
 from ..conditions import sum_groups
 from ..parallel import equal_shares, library_threads, small_blas, task_pool
@@ -116,10 +116,8 @@ class _Backend:
         return self.cast_on_device and np.asarray(array).dtype in (np.float16, np.float32, np.float64)
 
     def send(self, array: np.ndarray) -> Any:
-        """``array`` on the device in its own dtype: one transfer from its memory where it is contiguous."""
-        import torch
-
-        return torch.from_numpy(writable_view(np.ascontiguousarray(array))).to(self.device)
+        """``array`` on the device in its own dtype (:func:`.._arrays.to_device`)."""
+        return to_device(array, self.device)
 
     def time_blocks(self, patterns: np.ndarray) -> Any:
         """A function of a slice of time steps giving that block of (condition, time, unit) ``patterns``:
