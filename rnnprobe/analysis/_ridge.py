@@ -114,6 +114,24 @@ def _fit_block(x: np.ndarray, y_all: torch.Tensor, folds: list[np.ndarray], bloc
         coef[f, block], intercept[f, block] = to_original_units(w, y_mean.expand(len(w), -1), fold, data.centre)
 
 
+def dual_training(
+    xb: torch.Tensor, rows: torch.Tensor, work: FoldBuffers, *, scale: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(z, mean, inv) of a fold's training samples ``rows`` of a block ``xb`` (tb, n, p): z (tb, n_train, p) the
+    samples centred on their mean (tb, p) and, with ``scale``, multiplied by inv, 1 / their (population) standard
+    deviation, 1 where constant (StandardScaler's; ones without ``scale``), in ``work``'s kept array.
+    """
+    z = torch.index_select(xb, 1, rows, out=work.view("z", len(rows)))
+    mean = z.mean(dim=1)
+    z -= mean[:, None, :]
+    inv = torch.ones_like(mean)
+    if scale:
+        squares = torch.mul(z, z, out=work.view("squares", len(rows)))  # (3x faster than vector_norm)
+        inv = inverse_std(squares.mean(dim=1), mean, z.shape[1])
+        z *= inv[:, None, :]
+    return z, mean, inv
+
+
 class FoldBuffers:
     """A block's (tb, rows, p) work arrays for every fold's training samples, allocated once for the block (for the
     fold with the most rows) and viewed at each fold's size: fresh arrays of a block's size at every fold were
@@ -151,14 +169,7 @@ def _fit_dual(x: np.ndarray, y: np.ndarray, folds: list[np.ndarray], *, alpha: f
         xb = time_major(x, block, device)
         work = FoldBuffers(len(xb), max(len(rows) for rows in training), p, device, squares=scale)
         for f, rows in enumerate(training):
-            z = torch.index_select(xb, 1, rows, out=work.view("z", len(rows)))  # (tb, n_train, p): centred and
-            mean = z.mean(dim=1)  # scaled in place
-            z -= mean[:, None, :]
-            inv = torch.ones_like(mean)
-            if scale:  # StandardScaler: population std of the training samples, 1 where constant
-                squares = torch.mul(z, z, out=work.view("squares", len(rows)))  # (3x faster than vector_norm)
-                inv = inverse_std(squares.mean(dim=1), mean, z.shape[1])
-                z *= inv[:, None, :]
+            z, mean, inv = dual_training(xb, rows, work, scale=scale)
             y_mean = y_all[rows].mean(dim=0)
             kernel = matmul(z, z.mT)
             torch.diagonal(kernel, dim1=1, dim2=2).add_(alpha)

@@ -55,6 +55,15 @@ def score(name: str, y: np.ndarray, decision: np.ndarray, n_classes: int | None)
     return np.nanmean(recalls, axis=0)
 
 
+def score_sets(name: str, decision: np.ndarray, y: np.ndarray, n_classes: int | None) -> np.ndarray:
+    """:func:`score` of several target sets' decision values, ``decision`` (..., n, sets x k), each set's k columns
+    together, against their targets ``y`` (n, sets): (sets, ...).
+    """
+    n, n_sets = y.shape
+    by_set = np.moveaxis(decision.reshape(*decision.shape[:-1], n_sets, -1), -2, 0)  # (sets, ..., n, k)
+    return score(name, y.T.reshape(n_sets, *[1] * (by_set.ndim - 3), n), by_set, n_classes)
+
+
 def _r2(y: np.ndarray, pred: np.ndarray) -> np.ndarray:
     """R^2 of predictions (..., n) of targets (n,) or (..., n), as scikit-learn's ``r2_score``: where the targets do
     not vary (also but for rounding: 0.1 on every stimulus keeps 1e-33 of spread), 1 for exact predictions and 0

@@ -42,6 +42,7 @@ from ..recording import Recording
 from . import _scores
 from ._clusters import Cluster, cluster_test
 from ._group_folds import splitter_folds, stratified_group_folds
+from ._kernel_decoding import kernel_route_pays, kernel_scores
 from ._logistic import fit_logistic
 from ._ridge import fit_ridge
 from .parallel import library_threads, small_blas, task_pool
@@ -447,9 +448,7 @@ def fast_test(
         trained = slice(None) if generalize else steps  # every training step's decoder, or those of the steps
         coef, intercept = fit.coef[f, trained][..., cols], fit.intercept[f, trained][..., cols]
         decision = _decisions(xt, coef, intercept, generalize=generalize)
-        decision = np.moveaxis(decision.reshape(*decision.shape[:-1], width, -1), -2, 0)  # (sets, ..., n, cols)
-        targets = yt.T.reshape(width, *[1] * (decision.ndim - 3), len(yt))  # (sets, 1, ..., n)
-        return _scores.score(scoring, targets, decision, n_classes)  # every set of the group at once
+        return _scores.score_sets(scoring, decision, yt, n_classes)  # every set of the group at once
 
     with task_pool(len(tasks)) as pmap:
         parts = list(pmap(one, tasks))
@@ -956,6 +955,9 @@ def _fast_permutations(
     from tqdm.auto import tqdm
 
     orders = [np.arange(len(data.y)), *perms]  # the true targets, then permuted ones
+    if _kernel_route(spec, data, generalize, len(orders)):
+        return _kernel_permutations(spec, data, orders, scoring=scoring, generalize=generalize, progress=progress,
+                                    device=device)  # fmt: skip
     threads = library_threads()
     workers = threads if device is None or str(device) == "cpu" else 1  # a device: one pass at a time
     n_passes, tasks = _pass_plan(spec, data, generalize, len(orders), workers)
@@ -978,6 +980,41 @@ def _fast_permutations(
             result.append(part)
             bar.update(min(len(orders), start + size) - 1 - bar.n)
     all_scores = np.concatenate(result, axis=1)  # (folds, sets, ...)
+    return all_scores[:, 0], all_scores[:, 1:].mean(axis=0)
+
+
+def _kernel_route(spec: _FastSpec, data: _Data, generalize: bool, n_sets: int) -> bool:
+    """Whether ridge's target sets are scored through the kernel matrices (:mod:`._kernel_decoding`)."""
+    if spec.kind != "ridge":
+        return False
+    n_train = max(len(train) for train, _ in data.folds)
+    tested = data.x if data.x_test is None else data.x_test
+    n_test = len(tested) if data.x_test is not None else max(len(test) for _, test in data.folds)
+    test_steps = tested.shape[1] if generalize else 1
+    columns = n_sets * code_columns(data.n_classes)
+    return kernel_route_pays(n_train, n_test, data.x.shape[2], test_steps, columns)
+
+
+def _kernel_permutations(
+    spec: _FastSpec, data: _Data, orders: list, *, scoring: str, generalize: bool, progress: Any, device: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_fast_permutations` through the kernel matrices: every target set at once."""
+    from tqdm.auto import tqdm
+
+    y_sets = np.ascontiguousarray(data.y[np.array(orders)].T)  # (n, sets)
+    show = check_progress(progress) and len(orders) > 1
+    bar = tqdm(total=len(orders) - 1, desc="permutations", disable=not show)
+    finished = [0.0]  # the share of the work done
+
+    def done(share: float) -> None:
+        finished[0] += share
+        bar.update(round(finished[0] * bar.total) - bar.n)
+
+    with small_blas() if library_threads() > 1 else contextlib.nullcontext(), bar:
+        all_scores = kernel_scores(data.x, _code(y_sets, data.n_classes), y_sets, data.folds, data.x_test,
+                                   data.y_test, alpha=spec.penalty, scale=spec.scale, scoring=scoring,
+                                   n_classes=data.n_classes, generalize=generalize, device=device,
+                                   done=done)  # fmt: skip
     return all_scores[:, 0], all_scores[:, 1:].mean(axis=0)
 
 
