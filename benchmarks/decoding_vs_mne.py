@@ -142,6 +142,65 @@ def permutations_case(repeats: int, results=None) -> None:
         results.add(f"logistic, {n} x {p} x {steps}, 20 permutations", "samples' space Newton", cpu_n, cpu_c)
 
 
+def ridge_permutations_case(repeats: int, results=None, *, n_permutations: int = 100, anchored: int = 20) -> None:
+    """Ridge decoding of a wide layer (BLT's layer0: 4096 units), 10 classes, over time with permutations: the
+    kernel matrices' route against MNE's SlidingEstimator fitted to each of ``anchored`` permutations (the same
+    folds and permutations: scores checked equal) and against rnnprobe's weights route (the route before the
+    forty-ninth session) with ``n_permutations``.
+    """
+    import mne
+    from mne.decoding import SlidingEstimator, cross_val_multiscore
+    from sklearn.linear_model import RidgeClassifier
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from rnnprobe import Recording
+    from rnnprobe.analysis import decoding
+    from rnnprobe.analysis.decoding import decode
+
+    mne.set_log_level("ERROR")
+    n, p, steps, classes = 500, 4096, 4, 10
+    rng = np.random.default_rng(0)
+    label = rng.integers(0, classes, n)
+    x = np.maximum(rng.normal(size=(n, steps, p)) + 0.2 * label[:, None, None] * rng.normal(size=p), 0)
+    rec = Recording({"h": x}, metadata={"label": label})
+    folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(x[:, 0], label))
+    print(f"\n[{n} trials x {p} features x {steps} time points, {classes} classes, 5-fold, over time, permutations]")
+
+    def ours(k):
+        return decode(rec, "h", "label", cv=folds, n_permutations=k, seed=0, progress=False)
+
+    def theirs():  # the true labels, then each permutation decode draws (its generator, its seed)
+        draws = np.random.default_rng(0)
+        orders = [np.arange(n)] + [draws.permutation(n) for _ in range(anchored)]
+        sliding = SlidingEstimator(make_pipeline(StandardScaler(), RidgeClassifier()), scoring="accuracy")
+        epochs = np.ascontiguousarray(x.transpose(0, 2, 1))
+        return [cross_val_multiscore(sliding, epochs, label[order], cv=folds) for order in orders]
+
+    cpu_m, _, ref = timed(theirs, 1)
+    cpu_a, _, res = timed(lambda: ours(anchored), repeats)
+    np.testing.assert_allclose(res.fold_scores, ref[0], atol=1e-12)
+    np.testing.assert_allclose(res.null, np.mean(ref[1:], axis=1), atol=1e-12)
+    print(f"  {anchored} permutations: MNE {cpu_m:7.2f} s CPU   rnnprobe {cpu_a:6.3f} s CPU   {cpu_m / cpu_a:6.1f}x   "
+          f"scores and null equal")  # fmt: skip
+    cpu_k, _, kernel = timed(lambda: ours(n_permutations), repeats)
+    pays = decoding.kernel_route_pays
+    decoding.kernel_route_pays = lambda *args: False
+    try:
+        cpu_w, _, weights = timed(lambda: ours(n_permutations), repeats)
+    finally:
+        decoding.kernel_route_pays = pays
+    gap = max(np.abs(kernel.fold_scores - weights.fold_scores).max(), np.abs(kernel.null - weights.null).max())
+    assert gap <= 1e-12, gap
+    print(f"  {n_permutations} permutations: weights route {cpu_w:6.2f} s CPU   kernel matrices {cpu_k:6.3f} s CPU   "
+          f"{cpu_w / cpu_k:5.1f}x   equal ({gap:.1e})")  # fmt: skip
+    if results is not None:
+        name = f"ridge, {n} x {p} x {steps}, {classes} classes"
+        results.add(f"{name}, {anchored} permutations", "MNE", cpu_m, cpu_a, goal=1)
+        results.add(f"{name}, {n_permutations} permutations", "weights route", cpu_w, cpu_k)
+
+
 def main() -> None:
     print_machine()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -149,6 +208,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
     parser.add_argument("--large", action="store_true", help="also 5000 x 1024 x 50 (MNE takes minutes)")
     parser.add_argument("--wide", action="store_true", help="also 300 x 4096 x 4 (more units than trials)")
+    parser.add_argument("--only-permutations", action="store_true", help="the wide ridge permutations case alone")
     args = parser.parse_args()
     import torch
 
@@ -161,6 +221,9 @@ def main() -> None:
     if args.quick:
         case(200, 32, 10, 1, logistic=False)
         return
+    if args.only_permutations:
+        ridge_permutations_case(args.repeats)
+        return
     from _machine import Results
 
     results = Results(__file__)
@@ -169,6 +232,7 @@ def main() -> None:
         case(300, 4096, 4, args.repeats, logistic=True, results=results)
         case(300, 4096, 4, args.repeats, logistic=True, classes=10, results=results)  # multinomial
         permutations_case(args.repeats, results=results)
+        ridge_permutations_case(args.repeats, results=results)
     if args.large:
         case(5000, 1024, 50, 1, logistic=False, results=results)
     results.save()

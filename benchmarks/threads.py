@@ -104,6 +104,8 @@ def cases(quick: bool) -> dict:
                                                                        generalize=True, progress=False).scores,
         "decoding, wide layer (dual form), 500 x 4 x 4096, 10 classes": lambda: decode(wide_decoding, "h", "label",
                                                                                         progress=False).scores,
+        "decoding, wide layer, 100 permutations, 500 x 4 x 4096, 10 classes": lambda: decode(
+            wide_decoding, "h", "label", n_permutations=100 // k, progress=False).null,
         "decoding, 200 permutations, 600 x 30 x 128": lambda: decode(decoding, "h", "label", n_permutations=200,
                                                                     progress=False).p_values,
         "encoding, ridge, 1000 x 512 -> 1000": lambda: fit_encoding(features, responses, cv=5, ceiling=False,
