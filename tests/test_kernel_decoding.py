@@ -43,6 +43,18 @@ def test_the_route_is_chosen_by_counting_products():
     assert kernel_route_pays(400, 100, 4096, 30, int(crossover) + 1)
 
 
+def test_decode_counts_the_products_of_its_own_sizes(rng, monkeypatch):
+    # (n_train, n_test, units, test steps, columns): 5 folds of 60 (48 / 12), 3 classes' codes for the true and
+    # 10 permuted sets; a generalization matrix's 3 test steps; cross-decoding's 40 test samples and 1 fold of 60
+    asked = []
+    monkeypatch.setattr(decoding, "kernel_route_pays", lambda *args: asked.append(args) or True)
+    rec, other = _wide(rng), _wide(rng, n=40, steps=2)
+    decode(rec, "h", "label", n_permutations=10, progress=False)
+    decode(rec, "h", "value", generalize=True, n_permutations=10, progress=False)
+    decode(rec, "h", "label", test=other, generalize=True, n_permutations=10, progress=False)
+    assert asked == [(48, 12, 150, 1, 33), (48, 12, 150, 3, 11), (60, 40, 150, 2, 33)]
+
+
 @pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")  # (scikit-learn's, of the reference)
 @pytest.mark.parametrize(
     ("classes", "estimator", "scoring"),
