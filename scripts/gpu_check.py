@@ -5,11 +5,12 @@ Smoke test without a GPU:     OMP_NUM_THREADS=1 python scripts/gpu_check.py --de
 
 For each path the same call runs on the CPU (rnnprobe's default: numpy, or torch on the CPU for
 ``record``) and on ``--device``; the results are compared with the tolerance printed beside them, then
-both are timed (after one warm-up; the median of ``--repeats`` calls). Paths: record (a BLT-style convnet), compute_rdms
-(correlation and euclidean, float64 and float32; crossnobis), decode (ridge and logistic over time, with
-generalization), fit_pca, fit_encoding (ridge, dual and primal), compare_representations and pairwise_distances
-(alignment metrics: in sample and held out, layers narrower and wider than the stimuli), find_fixed_points (the
-shipped 64-unit flip-flop GRU). Exits with status 1 when a comparison fails.
+both are timed (after one warm-up; the median of ``--repeats`` calls). Paths: record (a BLT-style convnet),
+compute_rdms (correlation and euclidean, float64 and float32; crossnobis), decode (ridge and logistic over time,
+with generalization; ridge with 100 permutations of a wide layer), fit_pca, fit_encoding (ridge, dual and primal),
+compare_representations and pairwise_distances (alignment metrics: in sample and held out, layers narrower and wider
+than the stimuli), find_fixed_points (the shipped 64-unit flip-flop GRU). Exits with status 1 when a comparison
+fails.
 """
 
 from __future__ import annotations
@@ -159,6 +160,16 @@ def main() -> int:
                 device, lambda a, b: max_abs(a, b, 0.01),
                 "0.01 accuracy" + (" (iterative fits)" if estimator == "logistic" else ""),
             ))  # fmt: skip
+
+    wide_label = rng.integers(0, 10, 300)  # more units than training stimuli: the kernel matrices' route
+    wide = Recording({"h": rng.normal(size=(300, 4, 2048)) + 0.2 * wide_label[:, None, None] * rng.normal(size=2048)},
+                     metadata={"label": wide_label})  # fmt: skip
+    results.append(check(
+        "decode ridge, 100 permutations, 300 x 4 x 2048, 10 classes",
+        lambda: decode(wide, "h", "label", n_permutations=100, progress=False).null,
+        lambda: decode(wide, "h", "label", n_permutations=100, device=device, progress=False).null,
+        device, lambda a, b: max_abs(a, b, 0.01), "0.01 accuracy",
+    ))  # fmt: skip
 
     # a full SVD of (stimuli x steps) x units: 4096 units would take a minute per call on one CPU core
     pca = Recording({"h": rec["h"][..., :1024]})
