@@ -131,3 +131,14 @@ def test_every_task_reports_its_share(rng):
     assert scores.shape == (2, 2, 4) and np.isfinite(scores).all()
     assert len(shares) == 2 * len(list(kernel.time_blocks(4, 1, parts=kernel.library_threads())))
     assert sum(shares) == pytest.approx(1.0)
+
+
+@pytest.mark.skipif("not __import__('torch').cuda.is_available()")
+@pytest.mark.parametrize("generalize", [False, True])
+def test_the_kernel_route_on_cuda_equals_the_cpu(rng, spy, generalize):
+    rec = _wide(rng, units=400)
+    kwargs = {"generalize": generalize, "n_permutations": 40, "progress": False}
+    cpu, gpu = decode(rec, "h", "value", **kwargs), decode(rec, "h", "value", device="cuda", **kwargs)
+    assert len(spy) == 2
+    np.testing.assert_allclose(gpu.fold_scores, cpu.fold_scores, rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(gpu.null, cpu.null, rtol=1e-9, atol=1e-10)
