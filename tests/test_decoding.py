@@ -682,6 +682,66 @@ def test_wide_multinomial_preconditioner_is_the_inverse_of_the_weighted_hessian_
                 np.testing.assert_allclose(z[t, f].numpy().reshape(p, -1), dense, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("classes", [2, 3])
+def test_orthogonal_features_precondition_by_the_curvatures_hessian_diagonal(rng, classes):
+    """Problems on orthogonal features (principal coordinates): the preconditioner divides by the diagonal of
+    Z_f' W Z_f + penalty I (Z_f centred on the fold's training mean and scaled, W the samples' curvature on its
+    training rows: p (1 - p), or (1 - sum p^2) / m), and the intercept's residual by W's sum; a brute-force
+    loop over folds, steps and units."""
+    import torch
+
+    from rnnprobe.analysis._linear import TimeBlock
+    from rnnprobe.analysis._logistic import _Problems
+
+    n, steps, p = 40, 2, 6
+    label = np.arange(n) % classes
+    x = rng.normal(size=(n, steps, p)) * rng.uniform(0.5, 3, p) + 2.0
+    folds = [(np.arange(n) // 2) % 4 != k for k in range(4)]
+    block = TimeBlock(x, slice(0, steps), torch.device("cpu"), folds)
+    present = torch.ones(len(folds), 2, classes, dtype=torch.bool)
+    y = torch.as_tensor(np.stack([label, rng.permutation(label)], axis=1))
+    problems = _Problems(block, folds, y, present, 2.0, True, orthogonal=True)
+    assert "precond" not in problems.data[torch.float64]  # (no p x p preconditioner formed)
+    m = problems.m
+    eta = torch.as_tensor(rng.normal(size=(steps, n, len(folds), 2, m)))
+    prob = problems.probabilities(eta)
+    problems.refresh(prob)
+    r = torch.as_tensor(rng.normal(size=problems.shape))
+    rb = torch.as_tensor(rng.normal(size=problems.shape[:2] + problems.shape[3:]))
+    zw, zb = problems.precondition(r, rb)
+    q = prob.numpy()
+    curvature = q[..., 0] * (1 - q[..., 0]) if classes == 2 else (1 - (q**2).sum(axis=-1)) / m
+    for f, train in enumerate(folds):
+        for t in range(steps):
+            weight = curvature[t, :, f].mean(axis=-1) * train  # (n,): the sets' mean, training rows
+            z = x[:, t] - x[train, t].mean(axis=0)
+            z /= x[train, t].std(axis=0)
+            diagonal = (weight[:, None] * z**2).sum(axis=0) + 2.0
+            np.testing.assert_allclose(zw[t, f].numpy(), r[t, f].numpy() / diagonal[:, None, None], rtol=1e-5)
+            np.testing.assert_allclose(zb[t, f].numpy(), rb[t, f].numpy() / weight.sum(), rtol=1e-12)
+
+
+def test_wide_layers_on_the_cpu_fit_their_coordinates_as_orthogonal_features(rng, monkeypatch):
+    import rnnprobe.analysis._logistic as logistic
+
+    made = []
+    real = logistic._Problems.__init__
+
+    def spy(self, *args, **kwargs):
+        made.append(kwargs.get("orthogonal", False))
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(logistic._Problems, "__init__", spy)
+    label = np.arange(60) % 3
+    wide = Recording({"h": rng.normal(size=(60, 2, 90)) + label[:, None, None]}, metadata={"label": label})
+    decode(wide, "h", "label", estimator="logistic", progress=False)
+    assert made and all(made)  # each fold's coordinates
+    made.clear()
+    narrow = Recording({"h": rng.normal(size=(60, 2, 8)) + label[:, None, None]}, metadata={"label": label})
+    decode(narrow, "h", "label", estimator="logistic", progress=False)
+    assert made == [False]
+
+
 def test_wide_multinomial_preconditioner_falls_back_to_float64_where_float32_fails(rng):
     """The preconditioner's factors are float32; where a tiny penalty leaves penalty I + S K S positive
     definite only in float64 (a rank-deficient kernel), they are factored in float64: finite, and their

@@ -260,7 +260,8 @@ def _logistic_in_coordinates(kernel: np.ndarray, y: np.ndarray, job: _Job) -> tu
 
     u, s = _coordinates(kernel[None])  # (1, n, r), (1, r)
     q = (u * s[:, None, :]).transpose(1, 0, 2)  # (n, 1 step, r)
-    fit = fit_logistic(q, y, [np.ones(len(y), dtype=bool)], n_classes=job.n_classes, penalty=job.penalty, scale=False)
+    fit = fit_logistic(q, y, [np.ones(len(y), dtype=bool)], n_classes=job.n_classes, penalty=job.penalty, scale=False,
+                       orthogonal=True)  # fmt: skip
     return np.matmul(u, _inverse(s)[:, :, None] * fit.coef[0])[0], fit.intercept[0, 0]
 
 
