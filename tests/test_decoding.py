@@ -684,10 +684,10 @@ def test_wide_multinomial_preconditioner_is_the_inverse_of_the_weighted_hessian_
 
 @pytest.mark.parametrize("classes", [2, 3])
 def test_orthogonal_features_precondition_by_the_curvatures_hessian_diagonal(rng, classes):
-    """Problems on orthogonal features (principal coordinates): the preconditioner divides by the diagonal of
-    Z_f' W Z_f + penalty I (Z_f centred on the fold's training mean and scaled, W the samples' curvature on its
-    training rows: p (1 - p), or (1 - sum p^2) / m), and the intercept's residual by W's sum; a brute-force
-    loop over folds, steps and units."""
+    """Multinomial problems on orthogonal features (principal coordinates): the preconditioner divides by the
+    diagonal of Z_f' W Z_f + penalty I (Z_f centred on the fold's training mean and scaled, W the samples'
+    curvature on its training rows, (1 - sum p^2) / m), and the intercept's residual by W's sum; a brute-force
+    loop over folds, steps and units. Binary problems keep Böhning's bound."""
     import torch
 
     from rnnprobe.analysis._linear import TimeBlock
@@ -701,6 +701,14 @@ def test_orthogonal_features_precondition_by_the_curvatures_hessian_diagonal(rng
     present = torch.ones(len(folds), 2, classes, dtype=torch.bool)
     y = torch.as_tensor(np.stack([label, rng.permutation(label)], axis=1))
     problems = _Problems(block, folds, y, present, 2.0, True, orthogonal=True)
+    if classes == 2:
+        bound = _Problems(block, folds, y, present, 2.0, True)
+        r = torch.as_tensor(rng.normal(size=problems.shape))
+        rb = torch.as_tensor(rng.normal(size=problems.shape[:2] + problems.shape[3:]))
+        problems.refresh(torch.full((steps, n, len(folds), 2, 1), 0.3, dtype=torch.float64))
+        for got, expected in zip(problems.precondition(r, rb), bound.precondition(r, rb), strict=True):
+            np.testing.assert_array_equal(got.numpy(), expected.numpy())
+        return
     assert "precond" not in problems.data[torch.float64]  # (no p x p preconditioner formed)
     m = problems.m
     eta = torch.as_tensor(rng.normal(size=(steps, n, len(folds), 2, m)))
@@ -710,7 +718,7 @@ def test_orthogonal_features_precondition_by_the_curvatures_hessian_diagonal(rng
     rb = torch.as_tensor(rng.normal(size=problems.shape[:2] + problems.shape[3:]))
     zw, zb = problems.precondition(r, rb)
     q = prob.numpy()
-    curvature = q[..., 0] * (1 - q[..., 0]) if classes == 2 else (1 - (q**2).sum(axis=-1)) / m
+    curvature = (1 - (q**2).sum(axis=-1)) / m
     for f, train in enumerate(folds):
         for t in range(steps):
             weight = curvature[t, :, f].mean(axis=-1) * train  # (n,): the sets' mean, training rows
