@@ -951,13 +951,27 @@ def _permutation_block(
 def _fast_permutations(
     spec: _FastSpec, data: _Data, perms: np.ndarray, *, scoring: str, generalize: bool, progress: Any, device: Any
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fold scores of the true targets and the mean null scores, all target sets on the fast path."""
+    """Fold scores of the true targets and the mean null scores, all target sets on the fast path: through the
+    kernel matrices where they take fewer products (ridge, wide layers: :mod:`._kernel_decoding`), else in passes.
+    """
     from tqdm.auto import tqdm
 
     orders = [np.arange(len(data.y)), *perms]  # the true targets, then permuted ones
-    if _kernel_route(spec, data, generalize, len(orders)):
-        return _kernel_permutations(spec, data, orders, scoring=scoring, generalize=generalize, progress=progress,
-                                    device=device)  # fmt: skip
+    show = check_progress(progress) and len(perms) > 0
+    # the passes or tasks on the libraries' threads, one each, BLAS on one thread (small_blas)
+    blas = small_blas() if library_threads() > 1 else contextlib.nullcontext()
+    with blas, tqdm(total=len(perms), desc="permutations", disable=not show) as bar:
+        route = _kernel_route_scores if _kernel_route(spec, data, generalize, len(orders)) else _pass_scores
+        all_scores = route(spec, data, orders, bar, scoring=scoring, generalize=generalize, device=device)
+    return all_scores[:, 0], all_scores[:, 1:].mean(axis=0)  # (folds, sets, ...)
+
+
+def _pass_scores(
+    spec: _FastSpec, data: _Data, orders: list, bar: Any, *, scoring: str, generalize: bool, device: Any
+) -> np.ndarray:
+    """Scores (folds, sets, ...) of the target sets ``orders`` in passes (:func:`_pass_plan`): logistic passes
+    side by side on the libraries' threads, ridge's one at a time with its blocks and folds on the threads.
+    """
     threads = library_threads()
     workers = threads if device is None or str(device) == "cpu" else 1  # a device: one pass at a time
     n_passes, tasks = _pass_plan(spec, data, generalize, len(orders), workers)
@@ -969,18 +983,12 @@ def _fast_permutations(
         return _fast_scores(spec, data.x, y_sets, data.folds, data.x_test, data.y_test, scoring=scoring,
                             n_classes=data.n_classes, generalize=generalize, device=device)  # fmt: skip
 
-    show = check_progress(progress) and len(perms) > 0
-    # logistic passes in parallel on the libraries' threads (one each); ridge's one at a time, with BLAS on one
-    # thread (small_blas) while its blocks and folds run on the threads
-    blas = small_blas() if threads > 1 else contextlib.nullcontext()
-    bar = tqdm(total=len(perms), desc="permutations", disable=not show)
-    with blas, task_pool(tasks, threads=threads) as pmap, bar:
+    with task_pool(tasks, threads=threads) as pmap:
         result = []
         for start, part in zip(starts, pmap(scores, starts), strict=True):
             result.append(part)
             bar.update(min(len(orders), start + size) - 1 - bar.n)
-    all_scores = np.concatenate(result, axis=1)  # (folds, sets, ...)
-    return all_scores[:, 0], all_scores[:, 1:].mean(axis=0)
+    return np.concatenate(result, axis=1)
 
 
 def _kernel_route(spec: _FastSpec, data: _Data, generalize: bool, n_sets: int) -> bool:
@@ -995,27 +1003,22 @@ def _kernel_route(spec: _FastSpec, data: _Data, generalize: bool, n_sets: int) -
     return kernel_route_pays(n_train, n_test, data.x.shape[2], test_steps, columns)
 
 
-def _kernel_permutations(
-    spec: _FastSpec, data: _Data, orders: list, *, scoring: str, generalize: bool, progress: Any, device: Any
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_fast_permutations` through the kernel matrices: every target set at once."""
-    from tqdm.auto import tqdm
-
+def _kernel_route_scores(
+    spec: _FastSpec, data: _Data, orders: list, bar: Any, *, scoring: str, generalize: bool, device: Any
+) -> np.ndarray:
+    """:func:`_pass_scores` through the kernel matrices: every target set at once, the bar moved by each task's
+    share of the work.
+    """
     y_sets = np.ascontiguousarray(data.y[np.array(orders)].T)  # (n, sets)
-    show = check_progress(progress) and len(orders) > 1
-    bar = tqdm(total=len(orders) - 1, desc="permutations", disable=not show)
-    finished = [0.0]  # the share of the work done
+    finished = [0.0]
 
     def done(share: float) -> None:
         finished[0] += share
         bar.update(round(finished[0] * bar.total) - bar.n)
 
-    with small_blas() if library_threads() > 1 else contextlib.nullcontext(), bar:
-        all_scores = kernel_scores(data.x, _code(y_sets, data.n_classes), y_sets, data.folds, data.x_test,
-                                   data.y_test, alpha=spec.penalty, scale=spec.scale, scoring=scoring,
-                                   n_classes=data.n_classes, generalize=generalize, device=device,
-                                   done=done)  # fmt: skip
-    return all_scores[:, 0], all_scores[:, 1:].mean(axis=0)
+    return kernel_scores(data.x, _code(y_sets, data.n_classes), y_sets, data.folds, data.x_test, data.y_test,
+                         alpha=spec.penalty, scale=spec.scale, scoring=scoring, n_classes=data.n_classes,
+                         generalize=generalize, device=device, done=done)  # fmt: skip
 
 
 def ridge_sets_per_pass(
