@@ -25,7 +25,7 @@ def _wide(rng, n=60, steps=3, units=150, classes=3, offset=0.0):
 
 @pytest.fixture
 def spy(monkeypatch):
-    """The number of kernel_scores calls; also checks the route was taken when expected."""
+    """The codes' shape (samples, columns) of each kernel_scores call: the route taken, every set at once."""
     calls = []
     real = decoding.kernel_scores
     monkeypatch.setattr(decoding, "kernel_scores", lambda *a, **k: calls.append(a[1].shape) or real(*a, **k))
