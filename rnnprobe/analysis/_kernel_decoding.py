@@ -73,8 +73,8 @@ def kernel_scores(
     device = as_device(device)
     cpu = device.type == "cpu"
     n, n_times, p = x.shape
-    tested = x if x_test is None else x_test
-    shape = (len(folds), y_sets.shape[1], n_times) + ((tested.shape[1],) if generalize else ())
+    test_steps = (x if x_test is None else x_test).shape[1]
+    shape = (len(folds), y_sets.shape[1], n_times) + ((test_steps,) if generalize else ())
     out = np.empty(shape)
     n_train = max(len(train) for train, _ in folds)
     per_step = 8 * (n * p + 2 * n_train * p + n_train * n_train)  # a block's copy, z, its squares, the kernel
@@ -150,8 +150,9 @@ class _DualFold:
         self.z, self.mean, self.inv = dual_training(xb, rows, work, scale=scale)  # (z: a view of work's array)
         self.kernel = matmul(self.z, self.z.mT)
         torch.diagonal(self.kernel, dim1=1, dim2=2).add_(alpha)
-        self.y_mean = codes[rows].mean(dim=0)
-        self.yc = codes[rows] - self.y_mean
+        self.yc = codes[rows]  # (a copy: centred in place)
+        self.y_mean = self.yc.mean(dim=0)
+        self.yc -= self.y_mean
 
     def dual(self, columns: slice) -> tuple[torch.Tensor, torch.Tensor]:
         """The dual coefficients (tb, n_train, columns) of the code columns ``columns`` at every step, and the
