@@ -88,7 +88,7 @@ class _Problems:
                  scale: bool, *, orthogonal: bool = False):  # fmt: skip
         device = self.device = data.device
         n_classes = present.shape[-1]
-        self.orthogonal = orthogonal and n_classes > 2  # (the features' columns orthogonal: see _refresh_diagonal)
+        self.orthogonal = orthogonal and n_classes > 2  # (the features' columns orthogonal: see _diagonal)
         self.diagonal: torch.Tensor | None = None
         tb, _, p = data.shape
         self.n_sets = y.shape[1]
@@ -199,40 +199,36 @@ class _Problems:
         bound, which overestimates the softmax Hessian by K / 2 at the start and more as the fits sharpen
         (200 x 10 x 512, 4 classes: 227 -> 79 conjugate-gradient steps, 1.9 -> 0.9 s): each sample weighted
         by its Hessian block's mean eigenvalue, (1 - sum p^2) / m, averaged over the target sets, then
-        (Y' W Y + penalty I)^-1 by Woodbury's identity. Binary problems keep the bound (wide binary problems
-        are solved in the samples' space, :mod:`._logistic_dual`; when they took this path, refreshing cost
-        more than it saved).
+        (Y' W Y + penalty I)^-1 by Woodbury's identity; on orthogonal features, the diagonal of Z' W Z +
+        penalty I (:meth:`_diagonal`). Binary problems keep the bound (wide binary problems are solved in the
+        samples' space, :mod:`._logistic_dual`; when they took this path, refreshing cost more than it saved).
         """
-        if self.orthogonal:
-            self._refresh_diagonal(prob)
-            return
-        if not self.wide or self.binary:
+        if self.binary or not (self.wide or self.orthogonal):
             return
         curvature = (1 - (prob * prob).sum(dim=-1)) / self.m  # (tb, n, F, S)
         weight = curvature.mean(dim=3).permute(0, 2, 1) * self.weights.T[None]  # (tb, F, n)
-        self.scale_rows = torch.sqrt(weight)
         self.precond_b = torch.clamp(weight.sum(dim=2), min=1e-12 * self.weights.shape[0])[..., None, None]
+        if self.orthogonal:
+            self.diagonal = self._diagonal(weight)
+            return
+        self.scale_rows = torch.sqrt(weight)
         self.data[torch.float32]["precond"] = self._woodbury_factors(self.scale_rows)
 
-    def _refresh_diagonal(self, prob: torch.Tensor) -> None:
+    def _diagonal(self, weight: torch.Tensor) -> torch.Tensor:
         """Multinomial problems on orthogonal features (a wide layer's principal coordinates, whose Gram matrix is
-        diagonal, :mod:`._logistic_coordinates`): the preconditioner is the Hessian's diagonal at the current
-        curvature, each sample weighted as in :meth:`refresh`, where Bohning's bound is that diagonal at a fixed,
-        loose weight (500 x 4 x 4096 after a ReLU, 10 classes, 5 folds: 3198 -> 2195 Hessian products, 4.5 ->
-        3.1 s, AMD EPYC, 1 thread). Any positive definite preconditioner gives the same fits to the tolerance.
-        Binary problems keep the bound: weighted by p (1 - p), they ran 1.04-1.09x faster, but their stopping
-        points lay further from the optimum (300 x 4 x 4096, 20 permutations: 3 of 105 scores off a fit at 1e-11,
-        the bound's 1, up to 5 test samples).
+        diagonal, :mod:`._logistic_coordinates`): the inverse of the Hessian's diagonal at the samples' current
+        curvature ``weight`` (tb, F, n), in float32, where Bohning's bound is that diagonal at a fixed, loose
+        weight (500 x 4 x 4096 after a ReLU, 10 classes, 5 folds: 3198 -> 2195 Hessian products, 4.5 -> 3.1 s,
+        AMD EPYC, 1 thread). Any positive definite preconditioner gives the same fits to the tolerance. Binary
+        problems keep the bound: weighted by p (1 - p), they ran 1.04-1.09x faster, but their stopping points
+        lay further from the optimum (300 x 4 x 4096, 20 permutations: 3 of 105 scores off a fit at 1e-11, the
+        bound's 1, up to 5 test samples).
         """
-        curvature = (1 - (prob * prob).sum(dim=-1)) / self.m  # (tb, n, F, S)
-        weight = curvature.mean(dim=3).permute(0, 2, 1) * self.weights.T[None]  # (tb, F, n)
         data = self.data[torch.float64]
         x, mean = data["x"], data["mean"]  # (tb, n, p), (tb, F, p)
-        total = weight.sum(dim=2)  # (tb, F)
         # diag(Z_f' W Z_f), Z_f = (x - mean_f) inv_f: inv^2 (W x^2 - 2 mean W x + mean^2 sum W)
-        spread = matmul(weight, x * x) - 2 * mean * matmul(weight, x) + mean * mean * total[..., None]
-        self.diagonal = (1 / (spread.clamp(min=0) * data["inv"] ** 2 + self.penalty)).float()
-        self.precond_b = torch.clamp(total, min=1e-12 * self.weights.shape[0])[..., None, None]
+        spread = matmul(weight, x * x) - 2 * mean * matmul(weight, x) + mean * mean * weight.sum(dim=2)[..., None]
+        return (1 / (spread.clamp(min=0) * data["inv"] ** 2 + self.penalty)).float()
 
     def linear(self, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Z_f [w; b] for every problem: w (tb, F, p, S, m), b (tb, F, S, m) -> (tb, n, F, S, m)."""
