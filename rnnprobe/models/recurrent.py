@@ -141,6 +141,43 @@ class TorchRNNStep(RecurrentModel):
             found["readout"] = [readout]
         return found
 
+    def fusable(self) -> bool:
+        """Whether :meth:`fused_forward` computes what ``forward`` does: this class's own step, unpatched (no
+        step counter of :func:`~rnnprobe.models.base.watch_steps`), no hook on any part (a recording's taps, an
+        intervention, the user's own), a linear (or no) input embedding and readout, and no dropout between
+        layers in training (torch's module would draw its masks in another order). An LSTM with projections
+        (``proj_size``) steps: torch's CPU kernels do not fuse it (and warn at every call).
+        """
+        if type(self).step is not TorchRNNStep.step or "step" in self.__dict__ or _global_hooks():
+            return False
+        if getattr(self.rnn, "proj_size", 0):
+            return False
+        if any(type(m) not in (nn.Identity, nn.Linear) for m in (self.embed, self.readout)):
+            return False
+        if self.training and self.rnn.dropout > 0 and self.num_layers > 1:
+            return False
+        return not any(_hooked(m) for m in self.modules() if m is not self)
+
+    def fused_forward(self, x: Tensor, state: State | None = None) -> Tensor:
+        """``forward(x, state)`` in one call of the torch module (its fused kernels), not step by step: the same
+        arithmetic to float rounding (float32: 1e-6, tested), 1.8-3x faster to train (64 units, 40 steps, a batch
+        of 64, AMD EPYC, 1 thread). :func:`rnnprobe.train` runs it where :meth:`fusable`; ``model(x)`` always
+        steps, so that taps and interventions see every step and results never mix the two roundings.
+
+        Examples
+        --------
+        >>> import torch
+        >>> model = GRU(3, 16, 2)
+        >>> x = torch.randn(5, 10, 3)
+        >>> bool(torch.allclose(model.fused_forward(x), model(x), atol=1e-6))
+        True
+        """
+        self.check_input(x)
+        hx = None if state is None else self.torch_state(state)
+        first = self.rnn.batch_first
+        out, _ = self.rnn(self.embed(x) if first else self.embed(x).transpose(0, 1), hx)
+        return self.readout(out if first else out.transpose(0, 1))
+
     def torch_state(self, state: State) -> Tensor | tuple[Tensor, Tensor]:
         """A batch-first state in the (layers, batch, size) layout torch modules take as ``hx``."""
         if self.kind == "LSTM":
@@ -256,3 +293,17 @@ class VanillaRNN(_ZooRNN):
             raise ArgumentError(f"nonlinearity: got {describe(nonlinearity)}. Pass 'tanh' or 'relu'.")
         super().__init__(input_size, hidden_size, output_size, num_layers=num_layers, record_gates=record_gates,
                          embedding_size=embedding_size, nonlinearity=nonlinearity)  # fmt: skip
+
+
+def _hooked(module: nn.Module) -> bool:
+    """Whether ``module`` has a forward or backward hook (before or after) of its own."""
+    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
+                or module._backward_pre_hooks)  # fmt: skip
+
+
+def _global_hooks() -> bool:
+    """Whether a hook is registered for every module (``torch.nn.modules.module.register_module_forward_hook``...)."""
+    from torch.nn.modules import module
+
+    return bool(module._global_forward_hooks or module._global_forward_pre_hooks or module._global_backward_hooks
+                or module._global_backward_pre_hooks)  # fmt: skip
