@@ -54,9 +54,12 @@ def test_fusable_only_where_nothing_watches_the_steps():
         handle = part.register_forward_hook(lambda *_: None)
         assert not model.fusable()
         handle.remove()
-    handle = model.taps[1]["h"].register_forward_pre_hook(lambda *_: None)
-    assert not model.fusable()
-    handle.remove()
+    tap = model.taps[1]["h"]
+    for register in (tap.register_forward_pre_hook, tap.register_full_backward_hook,
+                     tap.register_full_backward_pre_hook):  # fmt: skip
+        handle = register(lambda *_: None)
+        assert not model.fusable()
+        handle.remove()
     handle = nn.modules.module.register_module_forward_hook(lambda *_: None)  # every module's
     assert not model.fusable()
     handle.remove()
