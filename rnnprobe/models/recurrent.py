@@ -160,7 +160,7 @@ class TorchRNNStep(RecurrentModel):
 
     def fused_forward(self, x: Tensor, state: State | None = None) -> Tensor:
         """``forward(x, state)`` in one call of the torch module (its fused kernels), not step by step: the same
-        arithmetic to float rounding (float32: 1e-6, tested), 1.8-3x faster to train (64 units, 40 steps, a batch
+        arithmetic to float rounding (float32: 1e-5, tested), 2.0-2.6x faster to train (64 units, 40 steps, a batch
         of 64, AMD EPYC, 1 thread). :func:`rnnprobe.train` runs it where :meth:`fusable`; ``model(x)`` always
         steps, so that taps and interventions see every step and results never mix the two roundings.
 

@@ -77,7 +77,7 @@ def train(
     :func:`~rnnprobe.models.from_module` models) run torch's fused recurrent module
     while training, where nothing watches their steps
     (:meth:`~rnnprobe.models.recurrent.TorchRNNStep.fused_forward`: the same
-    arithmetic to float rounding, 1.8-3x faster); every other model, and these with
+    arithmetic to float rounding, 2.0-2.6x faster); every other model, and these with
     a hook on a part, run ``model(x)`` step by step.
 
     Parameters
