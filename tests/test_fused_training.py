@@ -75,7 +75,16 @@ def test_fusable_refuses_other_steps_readouts_and_projections():
         def step(self, x_t, state):
             return super().step(x_t, state)
 
-    assert not Own(3, 8, 2).fusable()
+    class LearnedStart(GRU):  # a learned initial state, which fused_forward would skip
+        def init_state(self, batch_size):
+            return super().init_state(batch_size) + 0.5
+
+    class Noisy(GRU):  # noise added to the inputs in forward
+        def forward(self, x, state=None, *, return_state=False):
+            return super().forward(x + 0.1 * torch.randn_like(x), state, return_state=return_state)
+
+    for cls in (Own, LearnedStart, Noisy):
+        assert not cls(3, 8, 2).fusable(), cls.__name__
     assert not from_module(nn.GRU(3, 8, batch_first=True), readout=nn.Sequential(nn.Linear(8, 2))).fusable()
     assert not from_module(nn.LSTM(3, 8, batch_first=True, proj_size=4)).fusable()
     assert from_module(nn.LSTM(3, 8, batch_first=True)).fusable()

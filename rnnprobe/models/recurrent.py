@@ -142,13 +142,18 @@ class TorchRNNStep(RecurrentModel):
         return found
 
     def fusable(self) -> bool:
-        """Whether :meth:`fused_forward` computes what ``forward`` does: this class's own step, unpatched (no
-        step counter of :func:`~rnnprobe.models.base.watch_steps`), no hook on any part (a recording's taps, an
+        """Whether :meth:`fused_forward` computes what ``forward`` does: this class's own ``forward``, ``step`` and
+        ``init_state`` (a subclass's own, such as a learned initial state or noise added in ``forward``, would be
+        skipped), the step unpatched (no step counter of :func:`~rnnprobe.models.base.watch_steps`), no hook on any
+        part (a recording's taps, an
         intervention, the user's own), a linear (or no) input embedding and readout, and no dropout between
         layers in training (torch's module would draw its masks in another order). An LSTM with projections
         (``proj_size``) steps: torch's CPU kernels do not fuse it (and warn at every call).
         """
-        if type(self).step is not TorchRNNStep.step or "step" in self.__dict__ or _global_hooks():
+        own = (type(self).step, type(self).init_state, type(self).forward)
+        if own != (TorchRNNStep.step, TorchRNNStep.init_state, RecurrentModel.forward):
+            return False
+        if "step" in self.__dict__ or _global_hooks():
             return False
         if getattr(self.rnn, "proj_size", 0):
             return False
