@@ -81,15 +81,17 @@ def kernel_scores(
     parts = min(library_threads(), n_times) if cpu else 1
     blocks = list(time_blocks(n_times, per_step, budget=block_budget(device), parts=parts))
     all_codes = torch.as_tensor(codes, dtype=torch.float64, device=device)
+    width = codes.shape[1] // y_sets.shape[1]  # code columns a set
+    # each fold's test states, its test rows of them (None: every row) and their targets, for every block
+    tested = ([(x, test, y_sets[test]) for _, test in folds] if x_test is None
+              else [(x_test, None, _repeated(y_test, y_sets))] * len(folds))  # fmt: skip
 
     def task(block: slice) -> None:  # every fold at the block's steps, in one set of work arrays
         xb = time_major(x, block, device)
         work = FoldBuffers(len(xb), n_train, p, device, squares=scale)
-        for f, (train, test) in enumerate(folds):
+        for f, (train, _) in enumerate(folds):
             fold = _DualFold(xb, block, train, all_codes, work, alpha=alpha, scale=scale)
-            tested = (x, test, y_sets[test]) if x_test is None else (x_test, None, _repeated(y_test, y_sets))
-            _fold_scores(fold, out[f], tested, codes.shape[1] // y_sets.shape[1], scoring=scoring,
-                         n_classes=n_classes, generalize=generalize)  # fmt: skip
+            _fold_scores(fold, out[f], tested[f], width, scoring=scoring, n_classes=n_classes, generalize=generalize)
 
     with task_pool(len(blocks) if cpu else 1) as pmap:
         for _ in pmap(task, blocks):
