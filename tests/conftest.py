@@ -98,9 +98,6 @@ def tutorial_runs(request, tmp_path_factory):
     selected = [item.callspec.params["path"] for item in request.session.items
                 if getattr(item, "originalname", None) == "test_tutorial_runs"]  # fmt: skip
     todo = [path for path in selected if not _ran_in_the_docs_build(path)]
-    if not todo:
-        yield {}
-        return
     pool = ThreadPoolExecutor(max_workers=max(1, min(2, (os.cpu_count() or 1) - 1)))
     try:
         yield {path: pool.submit(_run_tutorial, path, tmp_path_factory.mktemp(path.stem)) for path in todo}

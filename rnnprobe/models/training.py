@@ -12,6 +12,7 @@ from torch import nn
 from .._validation import check_int, check_number, check_progress, seeded
 from ..errors import ArgumentTypeError, describe
 from ..tasks.base import Task
+from .recurrent import TorchRNNStep
 
 
 @dataclass
@@ -165,6 +166,4 @@ def _training_forward(model: nn.Module) -> Any:
     """What :func:`train` calls on a batch's inputs: a torch-backed recurrent model's fused forward where it
     computes what the model's own does (:meth:`~rnnprobe.models.recurrent.TorchRNNStep.fusable`), else the model.
     """
-    from .recurrent import TorchRNNStep
-
     return model.fused_forward if isinstance(model, TorchRNNStep) and model.fusable() else model
