@@ -9,8 +9,8 @@ both are timed (after one warm-up; the median of ``--repeats`` calls). Paths: re
 compute_rdms (correlation and euclidean, float64 and float32; crossnobis), decode (ridge and logistic over time,
 with generalization; ridge with 100 permutations of a wide layer), fit_pca, fit_encoding (ridge, dual and primal),
 compare_representations and pairwise_distances (alignment metrics: in sample and held out, layers narrower and wider
-than the stimuli), find_fixed_points (the shipped 64-unit flip-flop GRU). Exits with status 1 when a comparison
-fails.
+than the stimuli), find_fixed_points (the shipped 64-unit flip-flop GRU), train (a GRU moved to the device). Exits
+with status 1 when a comparison fails.
 """
 
 from __future__ import annotations
@@ -209,9 +209,37 @@ def main() -> int:
         lambda: count(find_fixed_points(gru, device=device, **search)),
         device, lambda a, b: (a == b, f"(fixed points, stable) cpu {a}, {device} {b}"), "the same counts",
     ))  # fmt: skip
+    training_check(device, results, small=args.small)
     results = [ok for ok in results if ok is not None]
     print(f"{sum(results)} of {len(results)} paths equal")
     return 0 if all(results) else 1
+
+
+def training_check(device: str, results: list, *, small: bool) -> None:
+    """`train` of a model moved to the device (torch's fused GRU: cuDNN there), against the same start on the CPU:
+    the weights after the steps, float32 throughout (cuDNN's TF32 off for the comparison).
+    """
+    steps = 20 if small else 50
+    torch.manual_seed(0)
+    start = rnnprobe.models.GRU(3, 64, 3).state_dict()
+    task = rnnprobe.tasks.FlipFlop(3, n_steps=100)
+
+    def trained(where: str) -> np.ndarray:
+        model = rnnprobe.models.GRU(3, 64, 3).to(where)
+        model.load_state_dict(start)
+        rnnprobe.train(model, task, steps=steps, batch_size=64, eval_size=64, progress=False)
+        return torch.cat([p.detach().flatten().cpu() for p in model.parameters()]).numpy()
+
+    allow_tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        results.append(check(
+            f"train GRU-64, flip-flop, {steps} steps of 64 x 100",
+            lambda: trained("cpu"), lambda: trained(device),
+            device, lambda a, b: max_abs(a, b, 1e-5), "1e-5 of the weights (float32 vs float64: 2e-7 here)",
+        ))  # fmt: skip
+    finally:
+        torch.backends.cudnn.allow_tf32 = allow_tf32
 
 
 def alignment_checks(rng: np.random.Generator, n: int, device: str, results: list) -> None:

@@ -12,6 +12,7 @@ from torch import nn
 from .._validation import check_int, check_number, check_progress, seeded
 from ..errors import ArgumentTypeError, describe
 from ..tasks.base import Task
+from ._placement import batch_for, check_computes, model_device_dtype
 from .recurrent import TorchRNNStep
 
 
@@ -43,12 +44,14 @@ class History:
 
 
 def evaluate(model: nn.Module, task: Task, *, n: int = 512, split: str = "test", index: int = 0) -> float:
-    """The task's metric on ``n`` held-out trials (eval mode, no gradients; the mode is restored)."""
+    """The task's metric on ``n`` held-out trials (eval mode, no gradients; the mode is restored), the trials
+    on the model's device and in its floating-point dtype (as in :func:`train`).
+    """
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            data = task.sample(n, split=split, index=index)
+            data = batch_for(model, task.sample(n, split=split, index=index))
             return task.metric(model(data.x), data)
     finally:
         model.train(was_training)
@@ -79,7 +82,10 @@ def train(
     while training, where nothing watches their steps
     (:meth:`~rnnprobe.models.recurrent.TorchRNNStep.fused_forward`: the same
     arithmetic to float rounding, 2.0-2.6x faster); every other model, and these with
-    a hook on a part, run ``model(x)`` step by step.
+    a hook on a part, run ``model(x)`` step by step. Each batch goes to the device of
+    the model's parameters, its floating-point inputs and targets in their dtype (as
+    :func:`rnnprobe.record` does with stimuli): a model moved to a GPU with
+    ``model.to("cuda")``, or to float64 with ``model.double()``, trains as it is.
 
     Parameters
     ----------
@@ -121,6 +127,8 @@ def train(
     lr = check_number("lr", lr, minimum=0, inclusive=False)
     if clip_grad is not None:
         clip_grad = check_number("clip_grad", clip_grad, minimum=0, inclusive=False)
+    device, _ = model_device_dtype(model)
+    check_computes(model, device)
     history = History(metric_name=task.metric_name)
     loss_fn = getattr(model, "training_loss", None) or task.loss
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -133,9 +141,9 @@ def train(
     model.train()
     forward = _training_forward(model)  # (in training mode: dropout decides)
     try:
-        with seeded(seed):
+        with seeded(seed, device):  # (a CUDA model's dropout draws from the device's generator)
             for step in range(steps):
-                data = task.sample(batch_size, split="train", index=step)
+                data = batch_for(model, task.sample(batch_size, split="train", index=step))
                 loss = loss_fn(forward(data.x), data)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

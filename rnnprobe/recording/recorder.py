@@ -44,6 +44,7 @@ from ..errors import (
     ShapeError,
     describe,
 )
+from ..models._placement import check_computes, model_device_dtype, to_model
 from .container import Recording, normalize_metadata
 from .destinations import MemoryDestination, StoreDestination
 from .interventions import as_changes, describe_changes, intervene
@@ -94,20 +95,12 @@ def _as_inputs(stimuli: Any) -> list[Any]:
     return items
 
 
-def _model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
-    for tensor in list(model.parameters()) + list(model.buffers()):
-        if tensor.is_floating_point():
-            return tensor.device, tensor.dtype
-    return torch.device("cpu"), torch.get_default_dtype()
-
-
 def _batch(inputs: list[Any], start: int, stop: int, device: torch.device, dtype: torch.dtype) -> list[torch.Tensor]:
     out = []
     for item in inputs:
         part = item[start:stop]
         tensor = torch.from_numpy(np.ascontiguousarray(part)) if isinstance(part, np.ndarray) else part
-        tensor = tensor.to(device, dtype) if tensor.is_floating_point() else tensor.to(device)
-        out.append(tensor)
+        out.append(to_model(tensor, device, dtype))
     return out
 
 
@@ -131,7 +124,7 @@ def _attached(model: nn.Module, targets: Mapping[str, Target], sink: Sink, devic
     """Hooks (and unrolled forwards) on the targets, the model in eval mode on ``device``;
     everything restored on exit, also on error.
     """
-    model_device, _ = _model_device_dtype(model)
+    model_device, _ = model_device_dtype(model)
     modes = {m: m.training for m in model.modules()}
     handles = []
     patched: list[Target] = []
@@ -351,13 +344,9 @@ def _on_cluster(model: nn.Module, inputs: list[Any], meta: Any, *, client: Any, 
 
 def _run_device(model: nn.Module, device: Any) -> tuple[torch.device, torch.dtype]:
     """Where the model runs and the dtype its floating-point inputs take."""
-    model_device, model_dtype = _model_device_dtype(model)
+    model_device, model_dtype = model_device_dtype(model)
     run_device = check_device(device) or model_device
-    if run_device.type == "meta":
-        raise ArgumentError(
-            f"model: {type(model).__name__}'s parameters are on the meta device (shapes without data), so it "
-            f"computes nothing. Materialise it first (model.to_empty(device='cpu'), then load_state_dict)."
-        )
+    check_computes(model, run_device)
     return run_device, model_dtype
 
 
