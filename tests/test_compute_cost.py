@@ -299,3 +299,39 @@ def test_readout_over_time_equals_the_models_own_outputs_and_restores_its_mode()
     np.testing.assert_allclose(readout_over_time(model, x, interventions=Lesion.cool("lateral")), cooled, atol=1e-6)
     with pytest.raises(ShapeError, match="readout over time"):
         readout_over_time(torch.nn.Linear(64, 3), x.reshape(7, 64))
+
+
+def test_stimuli_go_where_the_model_computes():
+    """numpy float64 stimuli into a float32 model, float32 stimuli into a float64 one: each runs in the model's
+    dtype (it failed with torch's dtype mismatch before), as its own forward on stimuli cast by hand.
+    """
+    from rnnprobe.analysis import readout_over_time
+
+    torch.manual_seed(0)
+    model = BLT("BL", image_size=8, maps=4, steps=3)
+    x = np.random.default_rng(0).random((5, 1, 8, 8))
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(x).float()).double().numpy()
+    np.testing.assert_array_equal(readout_over_time(model, x), expected)
+    double = BLT("BL", image_size=8, maps=4, steps=3).double()
+    double.load_state_dict(model.state_dict())
+    x32 = torch.from_numpy(x).float()
+    with torch.no_grad():
+        expected = double.eval()(x32.double()).numpy()
+    np.testing.assert_array_equal(readout_over_time(double, x32), expected)
+    assert not np.array_equal(expected, readout_over_time(model, x))  # (the two dtypes do differ)
+    np.testing.assert_array_equal(step_flops(double, x[:1]), step_flops(model, torch.from_numpy(x[:1]).float()))
+    with pytest.raises(ArgumentError, match="meta device"):
+        readout_over_time(BLT("BL", image_size=8, maps=4, steps=3).to("meta"), x)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on CI)")
+def test_a_cuda_model_runs_its_readouts_on_the_gpu():
+    from rnnprobe.analysis import readout_over_time
+
+    torch.manual_seed(0)
+    model = BLT("BL", image_size=8, maps=4, steps=3)
+    x = torch.rand(5, 1, 8, 8)
+    expected = readout_over_time(model, x)
+    np.testing.assert_allclose(readout_over_time(model.to("cuda"), x), expected, atol=1e-5)
+    np.testing.assert_array_equal(step_flops(model, x[:1]), step_flops(model.cpu(), x[:1]))

@@ -86,12 +86,22 @@ def step_flops(model: nn.Module, stimulus: Any, *, step_module: str | None = Non
         raise ShapeError(f"stimulus: got {describe(stimulus)}. Pass a batch of at least one stimulus.")
     totals: list[int] = []
     counter = FlopCounterMode(display=False)
+    place = _placer(model)
     with _step_marks(model, step_module, lambda: totals.append(counter.get_total_flops())), counter, torch.no_grad():
-        model(x.to(next(iter(model.parameters())).dtype) if x.is_floating_point() else x)
+        model(place(x))
     if not totals:
         raise ArgumentError(f"model: {type(model).__name__} ran no step on the stimulus; nothing to count.")
     totals[-1] = counter.get_total_flops()
     return np.diff(np.asarray([0, *totals], dtype=float)) / x.shape[0]
+
+
+def _placer(model: nn.Module) -> Callable[[Any], Any]:
+    """Stimuli to the model's device, floating ones in its dtype (the meta device refused)."""
+    from ..models._placement import check_computes, model_device_dtype, to_model
+
+    device, dtype = model_device_dtype(model)
+    check_computes(model, device)
+    return lambda tensor: to_model(tensor, device, dtype)
 
 
 def _step_marks(model: nn.Module, step_module: str | None, mark: Callable[[], None]) -> Any:
@@ -141,13 +151,14 @@ def readout_over_time(
 
     x = torch.as_tensor(stimuli)
     batch_size = check_int("batch_size", batch_size)
+    place = _placer(model)
     outputs = []
     was_training = model.training
     model.eval()
     try:
         with intervene(model, [] if interventions is None else interventions), torch.no_grad():
             for start in range(0, x.shape[0], batch_size):
-                outputs.append(model(x[start : start + batch_size]).double().numpy())
+                outputs.append(model(place(x[start : start + batch_size])).double().cpu().numpy())
     finally:
         model.train(was_training)
     out = np.concatenate(outputs)
