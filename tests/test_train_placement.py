@@ -7,7 +7,7 @@ from torch import nn
 
 import rnnprobe.models as zoo
 from rnnprobe.errors import ArgumentError
-from rnnprobe.models._placement import batch_for
+from rnnprobe.models.placement import batch_for
 from rnnprobe.models.training import evaluate, train
 from rnnprobe.tasks import ContextDependentDecision, FlipFlop
 

@@ -12,7 +12,7 @@ from torch import nn
 from .._validation import check_int, check_number, check_progress, seeded
 from ..errors import ArgumentTypeError, describe
 from ..tasks.base import Task
-from ._placement import batch_for, check_computes, model_device_dtype
+from .placement import batch_for, check_computes, model_device_dtype
 from .recurrent import TorchRNNStep
 
 

@@ -44,7 +44,7 @@ from ..errors import (
     ShapeError,
     describe,
 )
-from ..models._placement import check_computes, model_device_dtype, to_model
+from ..models.placement import check_computes, model_device_dtype, to_model
 from .container import Recording, normalize_metadata
 from .destinations import MemoryDestination, StoreDestination
 from .interventions import as_changes, describe_changes, intervene
