@@ -94,3 +94,23 @@ def test_a_cuda_model_trains_where_it_is(make, monkeypatch):
         scale = float(p.abs().max())
         np.testing.assert_allclose(q.detach().cpu().numpy(), p.detach().numpy(), atol=1e-4 * scale)
     np.testing.assert_allclose(history_gpu.loss, history_cpu.loss, rtol=1e-4)
+
+
+@CUDA
+def test_a_cuda_models_dropout_draws_from_the_seeded_device_generator():
+    """Dropout on the GPU draws from the CUDA generator, which `train` seeds: two runs from the same weights end
+    equal however far the generator had advanced (unseeded, the masks would differ)."""
+    from torch import nn
+
+    torch.manual_seed(0)
+    start = zoo.from_module(nn.GRU(2, 16, num_layers=2, dropout=0.5, batch_first=True), readout=nn.Linear(16, 2))
+    runs = []
+    for advance in (0, 5):
+        model = zoo.from_module(nn.GRU(2, 16, num_layers=2, dropout=0.5, batch_first=True), readout=nn.Linear(16, 2))
+        model.load_state_dict(start.state_dict())
+        model.to("cuda")
+        torch.rand(advance + 1, device="cuda")  # the device's generator moved on between the runs
+        train(model, FlipFlop(2, n_steps=20), steps=3, seed=5, progress=False)
+        runs.append(model)
+    for p, q in zip(runs[0].parameters(), runs[1].parameters(), strict=True):
+        assert torch.equal(p, q)
