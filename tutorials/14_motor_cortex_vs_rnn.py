@@ -52,10 +52,12 @@ print(data.shape, f"{ms[0]}..{ms[-1]} ms")
 # Input: a condition-specific one-hot pulse for 10 preparatory steps, then nothing; the network must
 # generate the 41 steps of the reach epoch autonomously. Output: the 50 neurons' rates through a linear
 # readout, fitted by mean squared error (Sussillo et al. (2015) also added a little noise to the hidden
-# state during training, for a robust solution; this short run does without). The fit is fragile: from
-# another seed, or with the same seed through `rnn.fused_forward` (torch's fused module: the same
-# arithmetic to float rounding, 2.5x faster), these 2000 Adam steps can stay on a plateau (MSE 0.008,
-# R^2 about 0.2); this seed, stepping through the model, leaves it.
+# state during training, for a robust solution; this short run does without). The recurrent weights start
+# orthogonal (every eigenvalue on the unit circle), so that the preparatory state persists through the
+# reach epoch: from torch's default initialisation (eigenvalues within about 0.6) it decays, and 2000 Adam
+# steps often stay on the plateau of the condition-averaged activity (R^2 about 0.2). With it, 8 seeds
+# reached R^2 0.92-0.95. Training runs through `rnn.fused_forward` (torch's fused module: the model's
+# arithmetic to float rounding, 2.5x faster than stepping through it).
 
 # %%
 prep, steps = 10, data.shape[1]
@@ -64,10 +66,11 @@ inputs[torch.arange(10), :prep, torch.arange(10)] = 1.0
 target = torch.as_tensor(data, dtype=torch.float32)
 torch.manual_seed(0)
 rnn = VanillaRNN(10, 64, 50)
-optimizer = torch.optim.Adam(rnn.parameters(), lr=3e-3)
+torch.nn.init.orthogonal_(rnn.rnn.weight_hh_l0)
+optimizer = torch.optim.Adam(rnn.parameters(), lr=1e-3)
 for _ in range(2000):
     optimizer.zero_grad()
-    output = rnn(inputs)[:, prep:]
+    output = rnn.fused_forward(inputs)[:, prep:]
     loss = torch.mean((output - target) ** 2)
     loss.backward()
     optimizer.step()
@@ -75,7 +78,7 @@ with torch.no_grad():
     fitted = rnn(inputs)[:, prep:].numpy()
 r2 = 1 - np.sum((fitted - data) ** 2) / np.sum((data - data.mean(axis=(0, 1))) ** 2)
 print(f"final MSE {loss.item():.5f}; R^2 of the generated population activity {r2:.3f}")
-assert r2 > 0.7
+assert r2 > 0.85
 
 # %% [markdown]
 # ## Hidden states, and an untrained network as a control
@@ -89,7 +92,8 @@ def hidden_states(model: VanillaRNN) -> np.ndarray:
 
 
 torch.manual_seed(1)
-untrained = VanillaRNN(10, 64, 50)
+untrained = VanillaRNN(10, 64, 50)  # the network before training: initialised as the trained one was
+torch.nn.init.orthogonal_(untrained.rnn.weight_hh_l0)
 states = {"trained RNN": hidden_states(rnn), "untrained RNN": hidden_states(untrained)}
 
 # %% [markdown]
@@ -125,13 +129,16 @@ print("distance to M1:", {k: round(float(v), 3) for k, v in to_m1.items() if k !
 #
 # - The trained network generates the population activity (R^2 above) from a preparatory state.
 # - jPCA: its hidden states are rotational like motor cortex's (the skew fraction and the share of the
-#   linear fit rotation explains, printed above), and the untrained network's are not to the same degree.
+#   linear fit rotation explains, printed above), and the untrained network's are not to the same degree
+#   (an orthogonal matrix rotates, so they are partly: the control starts where training started).
 # - DSA: the trained network's dynamics are closer to motor cortex's than the untrained network's and
 #   than the time-scrambled data's.
 
 # %%
 closest = min((k for k in to_m1 if k != "M1"), key=to_m1.get)
 print("closest to M1 by DSA:", closest)
+assert closest == "trained RNN"
+assert jpca["trained RNN"].skew_fraction > jpca["untrained RNN"].skew_fraction
 report = Report("Motor cortex and a trained RNN: jPCA and DSA")
 for name, result in jpca.items():
     report.add_result(result, section=f"jPCA: {name}")
