@@ -9,13 +9,15 @@ both are timed (after one warm-up; the median of ``--repeats`` calls). Paths: re
 compute_rdms (correlation and euclidean, float64 and float32; crossnobis), decode (ridge and logistic over time,
 with generalization; ridge with 100 permutations of a wide layer), fit_pca, fit_encoding (ridge, dual and primal),
 compare_representations and pairwise_distances (alignment metrics: in sample and held out, layers narrower and wider
-than the stimuli), find_fixed_points (the shipped 64-unit flip-flop GRU), train (a GRU moved to the device). Exits
-with status 1 when a comparison fails.
+than the stimuli), find_fixed_points (the shipped 64-unit flip-flop GRU), train (a GRU moved to the device),
+readout_over_time (speed_accuracy's readouts of a BLT moved to the device). Exits with status 1 when a comparison
+fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import sys
@@ -39,6 +41,7 @@ from rnnprobe.analysis import (
     fit_encoding,
     fit_pca,
     pairwise_distances,
+    readout_over_time,
 )
 
 REPEATS = [1]  # timed calls after the warm-up (--repeats)
@@ -112,6 +115,12 @@ def main() -> int:
         f"record BLT (32 maps, 32 x 32, 4 steps), {n} images",
         lambda: rnnprobe.record(model, images, batch_size=100, progress=False).get("layer1"),
         lambda: rnnprobe.record(model, images, batch_size=100, device=device, progress=False).get("layer1"),
+        device, lambda a, b: max_abs(a, b, 1e-4), "1e-4 (float32 convolutions)",
+    ))  # fmt: skip
+    on_device = copy.deepcopy(model).to(device)  # speed_accuracy runs the model where it is
+    results.append(check(
+        f"readout_over_time BLT (speed_accuracy's readouts), {n} images",
+        lambda: readout_over_time(model, images), lambda: readout_over_time(on_device, images),
         device, lambda a, b: max_abs(a, b, 1e-4), "1e-4 (float32 convolutions)",
     ))  # fmt: skip
     if device.startswith("cuda") and ONLY[0] in "record BLT":
