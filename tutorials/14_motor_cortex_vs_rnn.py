@@ -56,7 +56,7 @@ print(data.shape, f"{ms[0]}..{ms[-1]} ms")
 # orthogonal (every eigenvalue on the unit circle), so that the preparatory state persists through the
 # reach epoch: from torch's default initialisation (eigenvalues within about 0.6) it decays, and 2000 Adam
 # steps often stay on the plateau of the condition-averaged activity (R^2 about 0.2). With it, 8 seeds
-# reached R^2 0.92-0.95. Training runs through `rnn.fused_forward` (torch's fused module: the model's
+# reached R^2 0.91-0.95. Training runs through `rnn.fused_forward` (torch's fused module: the model's
 # arithmetic to float rounding, 2.5x faster than stepping through it).
 
 # %%
