@@ -7,7 +7,7 @@ from torch import nn
 
 import rnnprobe.models as zoo
 from rnnprobe.errors import ArgumentError
-from rnnprobe.models.placement import batch_for
+from rnnprobe.models.placement import batch_for, model_placement
 from rnnprobe.models.training import evaluate, train
 from rnnprobe.tasks import ContextDependentDecision, FlipFlop
 
@@ -57,14 +57,14 @@ def test_a_float64_model_trains_on_float64_batches(make, task, path):
 def test_batch_for_casts_floating_tensors_only():
     model = zoo.GRU(3, 4, 2).double()
     data = ContextDependentDecision().sample(5)
-    moved = batch_for(model, data)
+    moved = batch_for(data, *model_placement(model))
     assert moved.x.dtype == torch.float64 and torch.equal(moved.x, data.x.double())
     assert moved.y.dtype == data.y.dtype == torch.int64 and torch.equal(moved.y, data.y)  # labels keep theirs
     assert moved.mask.dtype == torch.bool and torch.equal(moved.mask, data.mask)
     assert moved.metadata is data.metadata
-    targets = batch_for(model, FlipFlop(2).sample(3))
+    targets = batch_for(FlipFlop(2).sample(3), *model_placement(model))
     assert targets.y.dtype == torch.float64  # floating targets take the model's dtype
-    assert batch_for(zoo.GRU(3, 4, 2), data).x is data.x  # nothing to do: the same tensor
+    assert batch_for(data, *model_placement(zoo.GRU(3, 4, 2))).x is data.x  # nothing to do: the same tensor
 
 
 def test_a_model_on_the_meta_device_is_refused():

@@ -97,10 +97,9 @@ def step_flops(model: nn.Module, stimulus: Any, *, step_module: str | None = Non
 
 def _placer(model: nn.Module) -> Callable[[Any], Any]:
     """Stimuli to the model's device, floating ones in its dtype (the meta device refused)."""
-    from ..models.placement import check_computes, model_device_dtype, to_model
+    from ..models.placement import model_placement, to_model
 
-    device, dtype = model_device_dtype(model)
-    check_computes(model, device)
+    device, dtype = model_placement(model)
     return lambda tensor: to_model(tensor, device, dtype)
 
 

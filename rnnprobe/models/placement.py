@@ -38,12 +38,17 @@ def to_model(tensor: torch.Tensor, device: torch.device, dtype: torch.dtype) -> 
     return tensor.to(device, dtype) if tensor.is_floating_point() else tensor.to(device)
 
 
-def batch_for(model: nn.Module, data: TaskData) -> TaskData:
-    """A task's batch on the model's device, its floating-point inputs and targets in the model's dtype
-    (integer labels and boolean masks keep theirs); the per-trial metadata stay numpy.
-    """
+def model_placement(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Where the model computes (:func:`model_device_dtype`), the meta device refused (:func:`check_computes`)."""
     device, dtype = model_device_dtype(model)
     check_computes(model, device)
+    return device, dtype
+
+
+def batch_for(data: TaskData, device: torch.device, dtype: torch.dtype) -> TaskData:
+    """A task's batch on the model's ``device``, its floating-point inputs and targets in the model's ``dtype``
+    (integer labels and boolean masks keep theirs); the per-trial metadata stay numpy.
+    """
     moved = {name: None if value is None else to_model(value, device, dtype) for name, value in
              (("x", data.x), ("y", data.y), ("mask", data.mask))}  # fmt: skip
     return dataclasses.replace(data, **moved)

@@ -12,7 +12,7 @@ from torch import nn
 from .._validation import check_int, check_number, check_progress, seeded
 from ..errors import ArgumentTypeError, describe
 from ..tasks.base import Task
-from .placement import batch_for, check_computes, model_device_dtype
+from .placement import batch_for, model_placement
 from .recurrent import TorchRNNStep
 
 
@@ -51,7 +51,7 @@ def evaluate(model: nn.Module, task: Task, *, n: int = 512, split: str = "test",
     model.eval()
     try:
         with torch.no_grad():
-            data = batch_for(model, task.sample(n, split=split, index=index))
+            data = batch_for(task.sample(n, split=split, index=index), *model_placement(model))
             return task.metric(model(data.x), data)
     finally:
         model.train(was_training)
@@ -127,8 +127,7 @@ def train(
     lr = check_number("lr", lr, minimum=0, inclusive=False)
     if clip_grad is not None:
         clip_grad = check_number("clip_grad", clip_grad, minimum=0, inclusive=False)
-    device, _ = model_device_dtype(model)
-    check_computes(model, device)
+    device, dtype = model_placement(model)
     history = History(metric_name=task.metric_name)
     loss_fn = getattr(model, "training_loss", None) or task.loss
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
@@ -143,7 +142,7 @@ def train(
     try:
         with seeded(seed, device):  # (a CUDA model's dropout draws from the device's generator)
             for step in range(steps):
-                data = batch_for(model, task.sample(batch_size, split="train", index=step))
+                data = batch_for(task.sample(batch_size, split="train", index=step), device, dtype)
                 loss = loss_fn(forward(data.x), data)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
