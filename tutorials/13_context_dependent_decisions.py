@@ -21,7 +21,7 @@
 # This tutorial trains a vanilla RNN (the paper's architecture), a GRU and an LSTM on rnnprobe's version
 # of the task (`ContextDependentDecision`), then repeats the paper's analyses: psychometric accuracy,
 # targeted dimensionality reduction (TDR), dPCA, slow points and selection vectors per context, and
-# compares the three networks' dynamics with DSA. It runs in about a minute on one CPU core (set
+# compares the three networks' dynamics with DSA. It runs in under a minute on one CPU core (set
 # `RNNPROBE_FULL=1` for longer training); the numbers it prints say what is reproduced and what is not.
 
 # %%
@@ -52,17 +52,20 @@ print(task)
 # ## Train three networks
 #
 # 64 units each, 4 inputs (motion and colour evidence, two context cues), 2 choice outputs scored on the
-# last 5 steps. Training is deterministic given the seed (on one machine and torch version).
+# last 5 steps. Training is deterministic given the seed (on one machine and torch version). The vanilla
+# RNN learns at Adam's learning rate of 1e-3: at 3e-3 its accuracy ranged 0.67-0.78 over seeds 0-2, at
+# 1e-3 0.78-0.81 over seeds 0-7 (the gated networks: 0.79-0.81 at 3e-3).
 
 # %%
 steps = {"RNN": 1200, "GRU": 600, "LSTM": 600}
+lr = {"RNN": 1e-3, "GRU": 3e-3, "LSTM": 3e-3}
 if FULL:
     steps = {name: 3 * n for name, n in steps.items()}
 models = {}
 for name, cls in (("RNN", VanillaRNN), ("GRU", GRU), ("LSTM", LSTM)):
     torch.manual_seed(0)
     models[name] = cls(task.input_size, 64, task.output_size)
-    history = rnnprobe.train(models[name], task, steps=steps[name], lr=3e-3, batch_size=64, progress=False)
+    history = rnnprobe.train(models[name], task, steps=steps[name], lr=lr[name], batch_size=64, progress=False)
     print(f"{name}: {steps[name]} steps, {history.seconds:.1f} s")
 
 # %% [markdown]
@@ -83,7 +86,7 @@ for name, model in models.items():
     by_level = {c: round(float(correct[strength == c].mean()), 3) for c in task.coherences}
     by_context = {c: round(float(correct[test.metadata["context"] == c].mean()), 3) for c in ("motion", "colour")}
     print(f"{name}: accuracy {correct.mean():.3f}; by coherence {by_level}; by context {by_context}")
-    assert correct.mean() > 0.65, f"{name} did not learn the task"  # chance 0.5, ideal observer 0.81
+    assert correct.mean() > 0.75, f"{name} did not learn the task"  # chance 0.5, ideal observer 0.81
 
 # %% [markdown]
 # ## Recordings with the networks' own choices
@@ -181,7 +184,7 @@ lines["RNN"].plot(rec.get("l0.h")[:40].astype(float))
 # %%
 torch.manual_seed(1)
 second = VanillaRNN(task.input_size, 64, task.output_size)
-rnnprobe.train(second, task, steps=steps["RNN"], lr=3e-3, batch_size=64, progress=False)
+rnnprobe.train(second, task, steps=steps["RNN"], lr=lr["RNN"], batch_size=64, progress=False)
 systems = {name: recordings[name].get("l0.h")[:200].astype(float) for name in models}
 systems["RNN (seed 1)"] = rnnprobe.record(second, test.x[:200], progress=False).get("l0.h").astype(float)
 dsa = pairwise_dynamics(systems, n_delays=5, rank=10)
