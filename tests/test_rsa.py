@@ -188,7 +188,8 @@ def test_crossnobis_refuses_non_finite_states_from_its_kernels_where_they_hold_s
     checked = _spy_on_the_checks(monkeypatch)
     image, run = np.tile(np.arange(8), 3), np.repeat(np.arange(3), 8)
     designs = {"balanced": (image, run), "unbalanced": (np.append(image, 0), np.append(run, 1)),  # image 0 twice
-               "two sizes": (np.tile(np.arange(8), 4), np.repeat([0, 1, 1, 2], 8))}  # fmt: skip
+               "two sizes": (np.tile(np.arange(8), 4), np.repeat([0, 1, 1, 2], 8)),
+               "two runs": (np.tile(np.arange(8), 2), np.repeat(np.arange(2), 8))}  # fmt: skip
     noise = np.diag(rng.uniform(0.5, 2.0, 6))
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -196,6 +197,7 @@ def test_crossnobis_refuses_non_finite_states_from_its_kernels_where_they_hold_s
         for design, precision, first in (
             ("balanced", None, False),
             ("two sizes", None, False),  # (run 1 presents every image twice: folds of two sizes, balanced)
+            ("two runs", None, False),  # (split halves: from the squares of the sums and of the differences)
             ("unbalanced", None, True),
             ("balanced", noise, True),
         ):
@@ -776,8 +778,9 @@ def _runs_recording(rng, n_cond=6, n_runs=4, t=3, units=8):
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("with_noise", [False, True])
 @pytest.mark.parametrize("cv", ["run", None])
-def test_crossnobis_equals_rsatoolbox(rng, with_noise, cv):
-    rec = _runs_recording(rng)
+@pytest.mark.parametrize("n_runs", [2, 4])
+def test_crossnobis_equals_rsatoolbox(rng, with_noise, cv, n_runs):
+    rec = _runs_recording(rng, n_runs=n_runs)
     noise = None
     if with_noise:
         a = rng.normal(size=(8, 8))
@@ -792,11 +795,12 @@ def test_crossnobis_equals_rsatoolbox(rng, with_noise, cv):
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # (rsatoolbox's crossnobis casts a NaN fill value)
 @pytest.mark.parametrize("device", [None, "cpu"])
 @pytest.mark.parametrize("cv", ["run", None])
-def test_crossnobis_of_patterns_far_from_the_origin_keeps_its_digits(rng, device, cv):
+@pytest.mark.parametrize("n_runs", [2, 4])
+def test_crossnobis_of_patterns_far_from_the_origin_keeps_its_digits(rng, device, cv, n_runs):
     """Patterns 1e4 from the origin that differ by about 1e-3: the kernels' differences lost digits (5% off, as
     rsatoolbox 3.5%); the observations less their grand mean give the distances of the states centred first (the
     same distances: a common translation moves none) to 1e-9, balanced folds and not."""
-    rec = _runs_recording(rng)
+    rec = _runs_recording(rng, n_runs=n_runs)
     states = 1e-3 * rec.get("h")
     far = Recording({"h": states + 1e4}, metadata=rec.metadata)
     centred = Recording({"h": (states + 1e4) - (states + 1e4).mean(axis=0)}, metadata=rec.metadata)
@@ -831,27 +835,43 @@ def _crossnobis_loop(states, image, run):
     return out / folds.size / states.shape[2]
 
 
-@pytest.mark.parametrize("design", ["one per run", "twice in run 1", "unbalanced"])
+@pytest.mark.parametrize("design", ["one per run", "two runs", "twice in run 1", "unbalanced"])
 def test_crossnobis_equals_a_loop_over_folds(rng, design):
-    # one presentation per (run, condition): the balanced path; every condition twice in run 1 (the balanced
-    # path with unequal folds); one condition repeated in one run (the general path)
+    # one presentation per (run, condition): the balanced path (two runs: split halves, its own products);
+    # every condition twice in run 1 (the balanced path with unequal folds); one condition repeated in one run
+    # (the general path)
     rec, states, image, run = _designs(rng, design, n_cond=5, n_runs=3, t=4, units=6)
     ours = compute_rdms(rec, distance="crossnobis", descriptor="image", cv_descriptor="run").dissimilarities
     np.testing.assert_allclose(ours, _crossnobis_loop(states, image, run), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize(("n_runs", "products"), [(2, 2), (3, 4), (4, 5)])
+def test_crossnobis_of_folds_of_one_size_counts_its_symmetric_products(rng, monkeypatch, n_runs, products):
+    """Folds of one size, 128 conditions (numpy's symmetric product): w (T T' - sum_k S_k S_k'), the sums' product
+    and one per fold; two folds (split halves) w (T T' - U U') / 2, two products. Equal to the loop over folds."""
+    import rnnprobe.analysis.rsa.compute as compute
+
+    taken, product = [], compute.symmetric_product
+    monkeypatch.setattr(compute, "symmetric_product", lambda *a: taken.append(a[0].shape) or product(*a))
+    rec, states, image, run = _designs(rng, "one per run", n_cond=128, n_runs=n_runs, t=1, units=9)
+    ours = compute_rdms(rec, distance="crossnobis", descriptor="image", cv_descriptor="run").dissimilarities
+    np.testing.assert_allclose(ours, _crossnobis_loop(states, image, run), rtol=1e-9, atol=1e-12)
+    assert taken == [(128, 9)] * products
+
+
 def _designs(rng, design, **kwargs):
     """A runs recording of one of the designs below, and its states, images and runs."""
-    rec = _runs_recording(rng, **kwargs)
+    rec = _runs_recording(rng, **{**kwargs, "n_runs": 2} if design == "two runs" else kwargs)
     image, run, states = rec.column("image"), rec.column("run"), rec.get("h")
-    extra = {"one per run": [], "twice in run 1": np.flatnonzero(run == 1), "unbalanced": [0], "noise": []}[design]
+    extra = {"one per run": [], "two runs": [], "twice in run 1": np.flatnonzero(run == 1), "unbalanced": [0],
+             "noise": []}[design]  # fmt: skip
     image, run = np.r_[image, image[extra]], np.r_[run, run[extra]]
     states = np.concatenate([states, states[extra] + rng.normal(size=states[extra].shape)])
     return Recording({"h": states}, metadata={"image": image, "run": run}), states, image, run
 
 
 @pytest.mark.parametrize("threads", [1, 3])
-@pytest.mark.parametrize("design", ["one per run", "twice in run 1", "unbalanced", "noise"])
+@pytest.mark.parametrize("design", ["one per run", "two runs", "twice in run 1", "unbalanced", "noise"])
 def test_crossnobis_by_blocks_of_steps_and_of_rows_on_threads_equals_a_loop(rng, design, threads, monkeypatch):
     """40 conditions taken by blocks of rows (as 1024 and more are; 3 rows a block) and 5 steps in blocks of 2
     (the last block's arrays are the first ones' first step), on 1 and 3 threads, every design (folds of one
@@ -1003,6 +1023,24 @@ def test_work_arrays_are_kept_for_the_next_call_and_never_a_result(rng, monkeypa
     assert big not in work._SHELF.idle and len(work._SHELF.idle) == 2
     work._SHELF.forget()  # (a forked child's)
     assert not work._SHELF.idle
+
+
+def test_the_arrays_of_a_single_rdm_of_600_conditions_are_kept_for_the_next_call(rng, monkeypatch):
+    """A crossnobis RDM of 600 conditions in 2 runs works in three 600 x 600 arrays (8.6 MB, more than the 8 MiB
+    kept until the fifty-second session: 3278 pages faulted in at each call, 17.3 against 11.0 ms kept): kept at
+    the default bound, and the next call takes them."""
+    import rnnprobe.analysis.rsa.work as work
+
+    monkeypatch.setattr(work._SHELF, "idle", [])
+    made = _count_work_arrays(monkeypatch)
+    image, run = np.tile(np.arange(600), 2), np.repeat(np.arange(2), 600)
+    rec = Recording({"h": rng.normal(size=(1200, 1, 6))}, metadata={"image": image, "run": run})
+    settings = {"distance": "crossnobis", "descriptor": "image", "cv_descriptor": "run"}
+    first = compute_rdms(rec, **settings).dissimilarities
+    assert [w.nbytes > 2**23 for w in work._SHELF.idle] == [True]
+    del made[:]
+    np.testing.assert_array_equal(compute_rdms(rec, **settings).dissimilarities, first)
+    assert made and not any(new for _, new in made)
 
 
 def test_largest_magnitude_of_numpy_and_torch_arrays():

@@ -821,7 +821,7 @@ def compute_rdms(
     cache, with no other n x n array (``rnnprobe.analysis.rsa.triangles``; a single step's rows on the threads);
     with at least 6 conditions per unit there, no Gram matrix at all: each block of rows's products (4 MiB) made,
     turned into dissimilarities and copied into the RDMs in turn (5000 x 256: 287 -> 100 MiB at the peak, the
-    RDM 95 MiB). A call's n x n work arrays are kept idle for the next call, at most 8 MiB of them in the process
+    RDM 95 MiB). A call's n x n work arrays are kept idle for the next call, at most 64 MiB of them in the process
     (``rnnprobe.analysis.rsa.work.kept_works``): fresh ones were page-faulted in at each call.
     Crossnobis: the sums of each (run, condition) over the layer where a run presents a condition more than once
     (else the states themselves), and on each thread up to three (condition, step, unit) arrays of a block of
