@@ -822,16 +822,17 @@ def test_crossnobis_movie_equals_rsatoolbox(rng):
     np.testing.assert_allclose(ours.dissimilarities, ref.get_vectors(), rtol=1e-6, atol=1e-10)
 
 
-def _crossnobis_loop(states, image, run):
+def _crossnobis_loop(states, image, run, precision=None):
     """Brute force: per fold, training means of the other folds' presentations, test means of the fold's;
-    d_k(i, j) = (a_i - a_j) . (b_i - b_j) / units, averaged over folds; (time, pairs)."""
+    d_k(i, j) = (a_i - a_j) P (b_i - b_j)' / units (P the identity by default), averaged over folds; (time, pairs)."""
+    precision = np.eye(states.shape[2]) if precision is None else precision
     conds, folds = np.unique(image), np.unique(run)
     out = np.zeros((states.shape[1], conds.size * (conds.size - 1) // 2))
     for fold in folds:
         a = np.stack([states[(image == c) & (run != fold)].mean(axis=0) for c in conds])
         b = np.stack([states[(image == c) & (run == fold)].mean(axis=0) for c in conds])
         pairs = [(i, j) for i in range(conds.size) for j in range(i + 1, conds.size)]
-        out += np.stack([np.einsum("tu,tu->t", a[i] - a[j], b[i] - b[j]) for i, j in pairs], axis=1)
+        out += np.stack([np.einsum("tu,uv,tv->t", a[i] - a[j], precision, b[i] - b[j]) for i, j in pairs], axis=1)
     return out / folds.size / states.shape[2]
 
 
@@ -857,6 +858,34 @@ def test_crossnobis_of_folds_of_one_size_counts_its_symmetric_products(rng, monk
     ours = compute_rdms(rec, distance="crossnobis", descriptor="image", cv_descriptor="run").dissimilarities
     np.testing.assert_allclose(ours, _crossnobis_loop(states, image, run), rtol=1e-9, atol=1e-12)
     assert taken == [(128, 9)] * products
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # (rsatoolbox's crossnobis casts a NaN fill value)
+@pytest.mark.parametrize("n_runs", [2, 3])
+def test_crossnobis_whitens_the_sums_by_a_positive_definite_precision_and_takes_others_as_they_are(
+    rng, monkeypatch, n_runs
+):
+    """A positive definite noise precision P = L L' (its Cholesky factor): the folds' sums times L, then the
+    identity's kernels (symmetric products: 2 for 2 runs, 4 for 3) instead of products with P and of each fold's
+    means. A symmetric precision that is not positive definite (rsatoolbox takes any) keeps the products with P.
+    Both equal the loop over folds with P (1e-9); the whitened one rsatoolbox's too."""
+    import rnnprobe.analysis.rsa.compute as compute
+
+    taken, product = [], compute.symmetric_product
+    monkeypatch.setattr(compute, "symmetric_product", lambda *a: taken.append(a[0].shape) or product(*a))
+    rec, states, image, run = _designs(rng, "one per run", n_cond=128, n_runs=n_runs, t=2, units=9)
+    a = rng.normal(size=(9, 9))
+    definite, indefinite = np.linalg.inv(a @ a.T + 9 * np.eye(9)), a + a.T  # (a + a': eigenvalues of both signs)
+    settings = {"distance": "crossnobis", "descriptor": "image", "cv_descriptor": "run"}
+    for precision, products in ((definite, [(128, 9)] * (n_runs + 1 if n_runs > 2 else 2) * 2), (indefinite, [])):
+        del taken[:]
+        ours = compute_rdms(rec, noise=precision, **settings).dissimilarities
+        np.testing.assert_allclose(ours, _crossnobis_loop(states, image, run, precision), rtol=1e-9, atol=1e-12)
+        assert taken == products  # (2 steps)
+    reference = rsatoolbox.rdm.calc_rdm(rec.to_rsatoolbox("h", time=1), method="crossnobis", descriptor="image",
+                                        cv_descriptor="run", noise=definite)  # fmt: skip
+    np.testing.assert_allclose(compute_rdms(rec, noise=definite, **settings).dissimilarities[1],
+                               reference.get_vectors()[0], rtol=1e-6)  # fmt: skip
 
 
 def _designs(rng, design, **kwargs):
@@ -1053,9 +1082,10 @@ def test_largest_magnitude_of_numpy_and_torch_arrays():
 
 
 def test_crossnobis_in_float32_is_close_to_float64(rng):
-    for design in ("one per run", "twice in run 1", "unbalanced"):
+    a = rng.normal(size=(8, 8))
+    for design, noise in [(d, p) for d in ("one per run", "twice in run 1", "unbalanced") for p in (None, a @ a.T + 1)]:
         rec = _designs(rng, design)[0]
-        settings = {"distance": "crossnobis", "descriptor": "image", "cv_descriptor": "run"}
+        settings = {"distance": "crossnobis", "descriptor": "image", "cv_descriptor": "run", "noise": noise}
         low = compute_rdms(rec, dtype="float32", **settings).dissimilarities
         np.testing.assert_allclose(low, compute_rdms(rec, **settings).dissimilarities, rtol=1e-4, atol=1e-5)
 

@@ -57,7 +57,7 @@ from .._constant import EPS, rounding_only
 from ..conditions import sum_groups
 from ..parallel import equal_shares, library_threads, small_blas, task_pool
 from . import triangles
-from .crossnobis import FoldDesign, fold_design
+from .crossnobis import FoldDesign, Whitened, fold_design
 from .rdms import DISTANCES, RDMs
 from .triangles import by_rows, upper_triangle_rows
 from .work import Work, kept_works
@@ -676,6 +676,7 @@ def crossnobis_of_sums(sums: np.ndarray, design: FoldDesign, precision: Any, bac
     threads; 92 conditions x 4 runs x 50 steps x 512 units had taken every step at once, on one core).
     """
     backend = backend or _Backend(None, "float64")
+    precision = Whitened.where_possible(precision, backend)  # (factored once for every block)
 
     def block(steps: slice, threads: int, out: np.ndarray, work: Work) -> None:
         _crossnobis_block(sums[:, steps], design, precision, backend, threads, out, work)
@@ -824,8 +825,9 @@ def compute_rdms(
     RDM 95 MiB). A call's n x n work arrays are kept idle for the next call, at most 64 MiB of them in the process
     (``rnnprobe.analysis.rsa.work.kept_works``): fresh ones were page-faulted in at each call.
     Crossnobis: the sums of each (run, condition) over the layer where a run presents a condition more than once
-    (else the states themselves), and on each thread up to three (condition, step, unit) arrays of a block of
-    steps and three n x n arrays a step, reused from block to block.
+    (else the states themselves), and on each thread up to four (condition, step, unit) arrays of a block of
+    steps (one of them the sums whitened by the Cholesky factor of a positive definite noise precision) and three
+    n x n arrays a step, reused from block to block.
 
     Examples
     --------

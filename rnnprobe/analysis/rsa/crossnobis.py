@@ -19,6 +19,7 @@ import numpy as np
 from ..._validation import check_grouping
 from ...errors import ArgumentError, UnknownNameError, format_choices
 from ...recording import Recording
+from ..parallel import one_blas_thread
 from .work import Work
 
 
@@ -50,13 +51,43 @@ class FoldDesign:
                 ) -> Any:  # fmt: skip
         """K (time, condition, condition) from the groups' sums (group, time, unit) of a block of steps, on the
         ``backend`` (``threads``: workers for each step's products, ``backend.gram`` and ``backend.product``;
-        ``work``: the worker's arrays, reused from block to block).
+        ``work``: the worker's arrays, reused from block to block). A :class:`Whitened` precision whitens the
+        sums, whose kernels are then the identity's.
         """
         work = work or Work(backend.numpy, backend.dtype)
+        if isinstance(precision, Whitened):  # (each step's sums times L: one product a step, rows on the threads)
+            whitened = work.host("whitened", sums.shape)
+            backend.product(sums.transpose(1, 0, 2), precision.factor, out=whitened.transpose(1, 0, 2), threads=threads)
+            sums, precision = whitened, None
         sums = sums.reshape(*self.counts.shape, *sums.shape[1:])  # (fold, condition, time, unit)
         total = np.sum(sums, axis=0, out=work.host("total", sums.shape[1:]))
         kernels = _balanced_kernels if self.balanced(precision) else _fold_kernels
         return kernels(sums, self.counts, total, precision, backend, threads, work)
+
+
+@dataclass(frozen=True)
+class Whitened:
+    """A noise precision P as its Cholesky factor L (P = L L'): a P b' = (a L)(b L)', so the folds' sums are
+    whitened once (one product of theirs with L) and their kernels are those of the identity, from symmetric
+    products where the folds are balanced (:func:`_balanced_kernels`) instead of a product with P and one of the
+    training and test means per fold: 600 conditions x 2 runs x 512 units, 683 -> 499 million multiplications.
+    """
+
+    factor: np.ndarray  # (unit, unit), lower triangular
+
+    @classmethod
+    def where_possible(cls, precision: Any, backend: Any) -> Any:
+        """``precision`` as :class:`Whitened` where it is positive definite and a numpy backend's (whose sums are
+        float64 on the host), else ``precision`` itself (None, a device's array, or one that is not definite:
+        the products with P).
+        """
+        if precision is None or not backend.numpy:
+            return precision
+        try:
+            with one_blas_thread():  # (woken BLAS threads would spin into the blocks of steps that follow)
+                return cls(np.linalg.cholesky(precision))
+        except np.linalg.LinAlgError:
+            return precision
 
 
 def fold_design(recording: Recording, stimuli: np.ndarray, descriptor: str, cv_descriptor: str | None) -> FoldDesign:
