@@ -860,6 +860,28 @@ def test_crossnobis_of_folds_of_one_size_counts_its_symmetric_products(rng, monk
     assert taken == [(128, 9)] * products
 
 
+@pytest.mark.parametrize("path", ["gram", "products by rows"])
+def test_mahalanobis_whitens_by_a_positive_definite_precision_and_takes_others_as_they_are(rng, monkeypatch, path):
+    """A positive definite precision P = L L': the patterns times L, then symmetric products (the Gram matrix's
+    path, one a step) or products of whitened blocks of rows; a symmetric precision that is not definite keeps the
+    products with P (no symmetric product). Both equal (x_i - x_j) P (x_i - x_j)' / units (1e-9)."""
+    import rnnprobe.analysis.rsa.compute as compute
+
+    if path == "products by rows":
+        _products_by_rows(monkeypatch, n=130, rows=9)
+    taken, product = [], compute.symmetric_product
+    monkeypatch.setattr(compute, "symmetric_product", lambda *a: taken.append(a[0].shape) or product(*a))
+    x = rng.normal(size=(130, 2, 9)) + 0.5
+    a = rng.normal(size=(9, 9))
+    i, j = np.triu_indices(130, 1)
+    for precision, products in ((np.linalg.inv(a @ a.T + np.eye(9)), [(130, 9)] * 2), (a + a.T, [])):
+        del taken[:]
+        got = compute_rdms(Recording({"x": x}), "x", distance="mahalanobis", noise=precision).dissimilarities
+        expected = np.einsum("ptu,uv,ptv->tp", x[i] - x[j], precision, x[i] - x[j]) / 9
+        np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
+        assert taken == (products if path == "gram" else [])
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # (rsatoolbox's crossnobis casts a NaN fill value)
 @pytest.mark.parametrize("n_runs", [2, 3])
 def test_crossnobis_whitens_the_sums_by_a_positive_definite_precision_and_takes_others_as_they_are(

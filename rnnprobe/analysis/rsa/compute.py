@@ -418,18 +418,24 @@ def _weighted_squares(
     """
     n = patterns.shape[1]
 
-    def weighed(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        w = backend.product(x, precision, threads=threads) if distance == "mahalanobis" else x
-        return w, np.einsum("tij,tij->ti", w, x)
+    def weighed(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if isinstance(precision, Whitened):  # x P x' = (x L)(x L)'
+            x = backend.product(x, precision.factor, threads=threads)
+        w = backend.product(x, precision, threads=threads) if _weighs(distance, precision) else x
+        return x, w, np.einsum("tij,tij->ti", w, x)
 
     with np.errstate(over="ignore", invalid="ignore"):  # (refused just below)
-        weighted, squares = weighed(patterns)
+        x, weighted, squares = weighed(patterns)
     require_finite_norms(squares)
-    total = np.einsum("tk,tk->t", weighted.sum(axis=1), patterns.sum(axis=1))
+    total = np.einsum("tk,tk->t", weighted.sum(axis=1), x.sum(axis=1))
     if _far_from_origin(total / n**2, squares.sum(axis=1) / n):
-        patterns = patterns - patterns.mean(axis=1, keepdims=True)
-        weighted, squares = weighed(patterns)
-    return patterns, weighted, squares
+        x, weighted, squares = weighed(patterns - patterns.mean(axis=1, keepdims=True))
+    return x, weighted, squares
+
+
+def _weighs(distance: str, precision: Any) -> bool:
+    """Whether the patterns are weighted by the precision's product (mahalanobis, a precision not whitened)."""
+    return distance == "mahalanobis" and not isinstance(precision, Whitened)
 
 
 def _normalised_from_raw_gram(backend: _Backend, distance: str, n: int, n_units: int) -> bool:
@@ -488,7 +494,9 @@ def _plain_gram(patterns: Any, distance: str, precision: Any, backend: _Backend,
     n = patterns.shape[1]
 
     def weighted_gram(x: Any) -> Any:
-        weighted = backend.product(x, precision, threads=threads) if distance == "mahalanobis" else None
+        if isinstance(precision, Whitened):  # x P x' = (x L)(x L)': a symmetric product
+            x = backend.product(x, precision.factor, threads=threads)
+        weighted = backend.product(x, precision, threads=threads) if _weighs(distance, precision) else None
         return backend.gram(x, weighted, threads=threads, out=work.out("gram", (len(x), n, n)))
 
     with np.errstate(over="ignore", invalid="ignore") if backend.numpy else contextlib.nullcontext():  # (below)
@@ -614,8 +622,11 @@ CACHE_BYTES = 2**20  # Gram matrices per block of steps: small blocks stay in ca
 
 
 def _blocked_dissimilarities(patterns: np.ndarray, distance: str, precision: Any, backend: _Backend) -> np.ndarray:
-    """(condition, time, unit) patterns -> (time, n_pairs), in :func:`_by_blocks_of_steps`."""
+    """(condition, time, unit) patterns -> (time, n_pairs), in :func:`_by_blocks_of_steps`; a positive definite
+    precision as its Cholesky factor (:class:`Whitened`: the patterns whitened, then symmetric products).
+    """
     block = backend.time_blocks(patterns)  # (recordings hand out read-only, possibly strided views)
+    precision = Whitened.where_possible(precision, backend) if distance == "mahalanobis" else precision
 
     def one(steps: slice, threads: int, out: np.ndarray, work: Work) -> None:
         _dissimilarities(block(steps), distance, precision, backend, threads, out, work)
