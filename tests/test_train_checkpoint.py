@@ -1,5 +1,6 @@
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -113,8 +114,13 @@ def test_every_recipe_builds_trains_and_evaluates(name):
     for p, q in zip(model.parameters(), again.parameters(), strict=True):
         assert torch.equal(p, q)  # seeded initialisation
     train(model, task, steps=2, lr=recipe.lr, batch_size=4, progress=False)
+    model.train()
     metrics = evaluate_recipe(name, model, task, n=24)
     assert metrics and all(isinstance(v, (int, float)) for v in metrics.values())
+    assert model.training  # (the caller's mode, restored)
+    doubled = evaluate_recipe(name, model.double(), task, n=24)  # float64 trials for a float64 model: the same
+    assert doubled.keys() == metrics.keys()  # metrics (the float32 run's outputs to rounding; 24 trials, no tie)
+    np.testing.assert_allclose(list(doubled.values()), list(metrics.values()), rtol=1e-5)
 
 
 SHIPPED_GOALS = {  # name -> (metric key, check); the acceptance figures

@@ -97,6 +97,20 @@ def test_a_cuda_model_trains_where_it_is(make, monkeypatch):
 
 
 @CUDA
+@pytest.mark.parametrize("name", ["flipflop-gru", "occluded-bl"])
+def test_a_recipes_cuda_model_is_evaluated_where_it_is(name, monkeypatch):
+    """evaluate_recipe of a recipe's model moved to the GPU: its trials moved to it, the CPU's metrics (TF32 off)."""
+    from rnnprobe.models.recipes import RECIPES, evaluate_recipe
+
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    model, task = RECIPES[name].build(seed=0)
+    on_cpu = evaluate_recipe(name, model, task, n=64)
+    on_gpu = evaluate_recipe(name, model.to("cuda"), task, n=64)
+    np.testing.assert_allclose(list(on_gpu.values()), list(on_cpu.values()), rtol=1e-4)
+
+
+@CUDA
 def test_a_cuda_models_dropout_draws_from_the_seeded_device_generator():
     """Dropout on the GPU draws from the CUDA generator, which `train` seeds: two runs from the same weights end
     equal however far the generator had advanced (unseeded, the masks would differ)."""

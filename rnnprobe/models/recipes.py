@@ -20,6 +20,7 @@ from ..tasks import AssociativeRetrieval, DigitSequences, FlipFlop, OccludedDigi
 from .blt import BLT
 from .energy import EnergyEfficientRNN
 from .fast_weights import FastWeightsRNN
+from .placement import batch_for, model_placement
 from .recurrent import GRU, LSTM, VanillaRNN
 
 
@@ -80,26 +81,36 @@ RECIPES: dict[str, Recipe] = {
 
 
 def evaluate_recipe(name: str, model: nn.Module, task: Task, *, n: int = 2000) -> dict[str, Any]:
-    """Held-out metrics of a trained recipe model (test split, ``n`` trials, index 0)."""
+    """Held-out metrics of a trained recipe model (test split, ``n`` trials, index 0; eval mode, restored after),
+    the trials on the model's device and in its floating-point dtype (as :func:`~rnnprobe.models.training.evaluate`).
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            data = batch_for(task.sample(n, split="test", index=0), *model_placement(model))
+            return _recipe_metrics(name, task, model(data.x), data)
+    finally:
+        model.train(was_training)
+
+
+def _recipe_metrics(name: str, task: Task, out: torch.Tensor, data: Any) -> dict[str, Any]:
+    """:func:`evaluate_recipe`'s metrics of the outputs ``out`` of the trials ``data`` (on the model's device)."""
     from .energy import prediction_units
 
-    model.eval()
-    with torch.no_grad():
-        data = task.sample(n, split="test", index=0)
-        out = model(data.x)
     if isinstance(task, FlipFlop):
         return {"test_sign_accuracy": task.metric(out, data)}
     if isinstance(task, AssociativeRetrieval):
         accuracy = task.metric(out, data)
         return {"test_accuracy": accuracy, "test_error": 1 - accuracy}
     if isinstance(task, OccludedDigits):
-        correct = (out[:, -1].argmax(-1) == data.y).numpy()
+        correct = (out[:, -1].argmax(-1) == data.y).cpu().numpy()
         level = data.metadata["occlusion"]
         metrics = {"test_accuracy": float(correct.mean())}
         metrics.update({f"test_accuracy_occlusion_{k}": float(correct[level == k].mean()) for k in task.levels})
         return metrics
     if isinstance(task, DigitSequences):
-        units = prediction_units(out[:, -1].numpy(), data.metadata["last"])
+        units = prediction_units(out[:, -1].cpu().numpy(), data.metadata["last"])
         return {
             "mean_abs_preactivation_after_first_step": float(out[:, 1:].abs().mean()),
             "input_only_baseline": float(data.x[:, 1:].abs().mean()),  # what |a_t| would be with W = 0
