@@ -31,7 +31,7 @@ from ..blockwise import (
     time_blocks,
 )
 from ..parallel import library_threads
-from .crossnobis import FoldDesign
+from .crossnobis import FoldDesign, Whitened
 
 
 def dask_dissimilarities(
@@ -97,10 +97,20 @@ def _rdm_block(
 
 def _gram_matrices(x: Any, distance: str, precision: np.ndarray | None, *also: Any) -> tuple[np.ndarray, ...]:
     """The Gram matrices (time, condition, condition) of (condition, time, unit) dask patterns, weighted by the
-    (symmetric) noise precision for "mahalanobis", computed with the lazy ``also`` (:func:`symmetric_gram`).
+    (symmetric) noise precision for "mahalanobis", computed with the lazy ``also`` (:func:`symmetric_gram`): a
+    positive definite one as its Cholesky factor L (:class:`.crossnobis.Whitened`), the patterns times L, whose
+    diagonal blocks are then symmetric products, as in memory.
     """
+    from .compute import _Backend  # (compute imports this module)
+
     steps_first = x.transpose(1, 0, 2)  # (time, condition, unit): batched matmuls, BLAS per block (dask's
-    weighted = steps_first @ precision if distance == "mahalanobis" else None  # einsum: numpy's loops, 3-8x slower)
+    weighted = None  # einsum: numpy's loops, 3-8x slower)
+    if distance == "mahalanobis":
+        whitened = Whitened.where_possible(precision, _Backend(None, "float64"))
+        if isinstance(whitened, Whitened):  # x P x' = (x L)(x L)'
+            steps_first = steps_first @ whitened.factor
+        else:
+            weighted = steps_first @ precision
     return symmetric_gram(steps_first, *also, weighted=weighted)
 
 
