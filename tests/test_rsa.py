@@ -425,6 +425,12 @@ def test_bad_input(rng):
     for distance, extra in (("mahalanobis", {}), ("crossnobis", {"descriptor": "image"})):
         with pytest.raises(ArgumentError, match=r"noise: the precision matrix is not symmetric \(largest .* is 0.1\)"):
             compute_rdms(_rec(rng, images=4), distance=distance, noise=asymmetric, **extra)
+    nearly = np.eye(7) * 2 + np.triu(np.full((7, 7), 1.5e-8), 1)  # |P - P'| 1.5e-8: 0.75e-8 of P's largest, taken
+    taken = compute_rdms(rec, distance="mahalanobis", noise=nearly).dissimilarities
+    np.testing.assert_array_equal(taken, compute_rdms(rec, distance="mahalanobis", noise=(nearly + nearly.T) / 2)
+                                  .dissimilarities)  # fmt: skip
+    with pytest.raises(ArgumentError, match=r"not symmetric \(largest \|P - P'\| is 2.5e-08\)"):  # 1.25e-8 of it
+        compute_rdms(rec, distance="mahalanobis", noise=np.eye(7) * 2 + np.triu(np.full((7, 7), 2.5e-8), 1))
     not_finite = np.eye(7)
     not_finite[2, 2] = np.nan
     with pytest.raises(
@@ -880,6 +886,36 @@ def test_mahalanobis_whitens_by_a_positive_definite_precision_and_takes_others_a
         expected = np.einsum("ptu,uv,ptv->tp", x[i] - x[j], precision, x[i] - x[j]) / 9
         np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-12)
         assert taken == (products if path == "gram" else [])
+
+
+def test_whitening_is_taken_where_it_saves_three_times_the_factorisation(rng, monkeypatch):
+    """The Cholesky factorisation (p^3 / 3) costs more than the products it saves for few conditions of many units:
+    whitened only where the saved multiplications are p^3 or more (Mahalanobis: n^2 p / 2 a step; crossnobis of
+    balanced folds of one size: (R - 1) / 2 n^2 p a step, n^2 p for two, none for unbalanced folds). Equal either
+    way."""
+    import rnnprobe.analysis.rsa.crossnobis as crossnobis
+
+    factored, cholesky = [], np.linalg.cholesky
+    monkeypatch.setattr(np.linalg, "cholesky", lambda p: factored.append(p.shape) or cholesky(p))
+    a = rng.normal(size=(16, 16))
+    precision = np.linalg.inv(a @ a.T + 16 * np.eye(16))
+    i, j = np.triu_indices(20, 1)
+    for n_steps, whitened in ((1, False), (26, True)):  # 20^2 x 16 / 2 x steps against 16^3: 3200 or 83200 / 4096
+        x = rng.normal(size=(20, n_steps, 16))
+        del factored[:]
+        got = compute_rdms(Recording({"x": x}), distance="mahalanobis", noise=precision).dissimilarities
+        np.testing.assert_allclose(got, np.einsum("ptu,uv,ptv->tp", x[i] - x[j], precision, x[i] - x[j]) / 16,
+                                   rtol=1e-9, atol=1e-12)  # fmt: skip
+        assert factored == ([(16, 16)] if whitened else [])
+
+    def saves(counts, steps):  # (n = 2 conditions, p = 5 units)
+        counts = np.array(counts)
+        return crossnobis.FoldDesign(None, np.arange(len(counts)), np.arange(2), counts).whitening_saves(steps, 5)
+
+    assert saves([[1, 1], [1, 1]], 3) == 1 * 4 * 5 * 3  # two folds: 2 general products -> 2 symmetric ones
+    assert saves([[1, 1]] * 4, 1) == 1.5 * 4 * 5  # four: 4 general -> 5 symmetric
+    assert saves([[2, 2], [1, 1], [1, 1]], 1) == 0.5 * 4 * 5  # of two sizes: 3 general -> 1 general, 3 symmetric
+    assert saves([[1, 1], [2, 1]], 1) == 0  # unbalanced: R general products either way
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # (rsatoolbox's crossnobis casts a NaN fill value)

@@ -106,7 +106,8 @@ def _gram_matrices(x: Any, distance: str, precision: np.ndarray | None, *also: A
     steps_first = x.transpose(1, 0, 2)  # (time, condition, unit): batched matmuls, BLAS per block (dask's
     weighted = None  # einsum: numpy's loops, 3-8x slower)
     if distance == "mahalanobis":
-        whitened = Whitened.where_possible(precision, _Backend(None, "float64"))
+        saved = x.shape[0] ** 2 * x.shape[1] * x.shape[2] / 2  # (symmetric diagonal blocks: at most this)
+        whitened = Whitened.where_possible(precision, _Backend(None, "float64"), saved=saved)
         if isinstance(whitened, Whitened):  # x P x' = (x L)(x L)'
             steps_first = steps_first @ whitened.factor
         else:

@@ -629,7 +629,9 @@ def _blocked_dissimilarities(patterns: np.ndarray, distance: str, precision: Any
     precision as its Cholesky factor (:class:`Whitened`: the patterns whitened, then symmetric products).
     """
     block = backend.time_blocks(patterns)  # (recordings hand out read-only, possibly strided views)
-    precision = Whitened.where_possible(precision, backend) if distance == "mahalanobis" else precision
+    if distance == "mahalanobis":  # (a symmetric product instead of a general one: n^2 p / 2 a step saved)
+        saved = patterns.shape[0] ** 2 * patterns.shape[1] * patterns.shape[2] / 2
+        precision = Whitened.where_possible(precision, backend, saved=saved)
 
     def one(steps: slice, threads: int, out: np.ndarray, work: Work) -> None:
         _dissimilarities(block(steps), distance, precision, backend, threads, out, work)
@@ -690,7 +692,8 @@ def crossnobis_of_sums(sums: np.ndarray, design: FoldDesign, precision: Any, bac
     threads; 92 conditions x 4 runs x 50 steps x 512 units had taken every step at once, on one core).
     """
     backend = backend or _Backend(None, "float64")
-    precision = Whitened.where_possible(precision, backend)  # (factored once for every block)
+    saved = design.whitening_saves(sums.shape[1], sums.shape[2])
+    precision = Whitened.where_possible(precision, backend, saved=saved)  # (factored once for every block)
 
     def block(steps: slice, threads: int, out: np.ndarray, work: Work) -> None:
         _crossnobis_block(sums[:, steps], design, precision, backend, threads, out, work)
@@ -948,20 +951,24 @@ def _precision(distance: str, noise: Any, n_units: int, layer: str) -> np.ndarra
             "noise: distance='mahalanobis' needs the noise precision matrix (n_units x n_units), e.g. the "
             "inverse of a shrinkage covariance estimate of the residuals."
         )
-    precision = check_finite(check_numeric(noise, name="noise").astype(np.float64), name="noise")
+    precision = check_finite(check_numeric(noise, name="noise").astype(np.float64, copy=False), name="noise")
     if precision.shape != (n_units, n_units):
         raise ShapeError(
             f"noise: got {describe(precision)}, but layer {layer!r} has {n_units} units. Pass a "
             f"({n_units}, {n_units}) precision matrix."
         )
-    asymmetry = float(np.abs(precision - precision.T).max())
-    if asymmetry > PRECISION_SYMMETRY * float(np.abs(precision).max()):
+    symmetric = precision + precision.T  # (one pass over the transpose, 0.8 ms at 512 units: 2.0 -> 1.1 ms here)
+    deviation = np.multiply(precision, 2.0)
+    deviation -= symmetric  # P - P' (to rounding)
+    asymmetry = max(float(deviation.max()), -float(deviation.min()))
+    if asymmetry > PRECISION_SYMMETRY * max(float(precision.max()), -float(precision.min())):
         raise ArgumentError(
             f"noise: the precision matrix is not symmetric (largest |P - P'| is {asymmetry:.3g}). A noise precision "
             f"(the inverse of a covariance) is symmetric, and distances from an asymmetric one are not the "
             f"Mahalanobis distances (x_i - x_j)' P (x_i - x_j). Pass (P + P.T) / 2 if that is what you meant."
         )
-    return (precision + precision.T) / 2  # (symmetric to rounding: the Gram matrices are, and blocks mirror)
+    symmetric *= 0.5  # (P + P') / 2, symmetric to the bit: the Gram matrices are, and blocks mirror
+    return symmetric
 
 
 PRECISION_SYMMETRY = 1e-8  # |P - P'| beyond this times P's largest value: not a precision matrix (inverses of
