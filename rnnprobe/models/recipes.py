@@ -22,6 +22,7 @@ from .energy import EnergyEfficientRNN
 from .fast_weights import FastWeightsRNN
 from .placement import batch_for, model_placement
 from .recurrent import GRU, LSTM, VanillaRNN
+from .training import evaluating
 
 
 @dataclass(frozen=True)
@@ -84,14 +85,9 @@ def evaluate_recipe(name: str, model: nn.Module, task: Task, *, n: int = 2000) -
     """Held-out metrics of a trained recipe model (test split, ``n`` trials, index 0; eval mode, restored after),
     the trials on the model's device and in its floating-point dtype (as :func:`~rnnprobe.models.training.evaluate`).
     """
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            data = batch_for(task.sample(n, split="test", index=0), *model_placement(model))
-            return _recipe_metrics(name, task, model(data.x), data)
-    finally:
-        model.train(was_training)
+    with evaluating(model):
+        data = batch_for(task.sample(n, split="test", index=0), *model_placement(model))
+        return _recipe_metrics(name, task, model(data.x), data)
 
 
 def _recipe_metrics(name: str, task: Task, out: torch.Tensor, data: Any) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -47,12 +49,21 @@ def evaluate(model: nn.Module, task: Task, *, n: int = 512, split: str = "test",
     """The task's metric on ``n`` held-out trials (eval mode, no gradients; the mode is restored), the trials
     on the model's device and in its floating-point dtype (as in :func:`train`).
     """
+    with evaluating(model):
+        data = batch_for(task.sample(n, split=split, index=index), *model_placement(model))
+        return task.metric(model(data.x), data)
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """Eval mode and no gradients; the model's mode restored afterwards (:func:`evaluate`,
+    :func:`~rnnprobe.models.recipes.evaluate_recipe`).
+    """
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            data = batch_for(task.sample(n, split=split, index=index), *model_placement(model))
-            return task.metric(model(data.x), data)
+            yield
     finally:
         model.train(was_training)
 

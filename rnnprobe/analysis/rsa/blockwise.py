@@ -106,8 +106,7 @@ def _gram_matrices(x: Any, distance: str, precision: np.ndarray | None, *also: A
     steps_first = x.transpose(1, 0, 2)  # (time, condition, unit): batched matmuls, BLAS per block (dask's
     weighted = None  # einsum: numpy's loops, 3-8x slower)
     if distance == "mahalanobis":
-        saved = x.shape[0] ** 2 * x.shape[1] * x.shape[2] / 2  # (symmetric diagonal blocks: at most this)
-        whitened = Whitened.where_possible(precision, _Backend(None, "float64"), saved=saved)
+        whitened = Whitened.for_mahalanobis(precision, _Backend(None, "float64"), x.shape)
         if isinstance(whitened, Whitened):  # x P x' = (x L)(x L)'
             steps_first = steps_first @ whitened.factor
         else:

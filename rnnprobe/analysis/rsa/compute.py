@@ -629,9 +629,8 @@ def _blocked_dissimilarities(patterns: np.ndarray, distance: str, precision: Any
     precision as its Cholesky factor (:class:`Whitened`: the patterns whitened, then symmetric products).
     """
     block = backend.time_blocks(patterns)  # (recordings hand out read-only, possibly strided views)
-    if distance == "mahalanobis":  # (a symmetric product instead of a general one: n^2 p / 2 a step saved)
-        saved = patterns.shape[0] ** 2 * patterns.shape[1] * patterns.shape[2] / 2
-        precision = Whitened.where_possible(precision, backend, saved=saved)
+    if distance == "mahalanobis":
+        precision = Whitened.for_mahalanobis(precision, backend, patterns.shape)
 
     def one(steps: slice, threads: int, out: np.ndarray, work: Work) -> None:
         _dissimilarities(block(steps), distance, precision, backend, threads, out, work)

@@ -89,6 +89,14 @@ class Whitened:
     factor: np.ndarray  # (unit, unit), lower triangular
 
     @classmethod
+    def for_mahalanobis(cls, precision: Any, backend: Any, shape: tuple[int, ...]) -> Any:
+        """:meth:`where_possible` for Mahalanobis RDMs of (condition, time, unit) patterns of ``shape``: whitened, a
+        step's general product becomes a symmetric one (n^2 p / 2 multiplications saved a step).
+        """
+        n, n_time, n_units = shape
+        return cls.where_possible(precision, backend, saved=n * n * n_time * n_units / 2)
+
+    @classmethod
     def where_possible(cls, precision: Any, backend: Any, *, saved: float) -> Any:
         """``precision`` as :class:`Whitened` where it is positive definite, a numpy backend's (whose sums are
         float64 on the host) and the multiplications whitening saves (``saved``) are at least p^3, three times the
